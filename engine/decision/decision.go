@@ -1,0 +1,86 @@
+// Package decision holds the public contract of a geoscope decision: the
+// actions a meeting server must carry out, the demands that were refused,
+// and the actions the guard removed. Every other stage produces or consumes
+// these types, so they live apart from all of them.
+package decision
+
+import "time"
+
+// Action types. Participant-level actions are the product's purpose;
+// meeting-wide and account-level actions are only ever granted when every
+// affected user is inside the jurisdiction (see package guard).
+const (
+	DenyJoin          = "deny_join"
+	RemoveParticipant = "remove_participant"
+	EndMeeting        = "end_meeting"
+	SuspendAccount    = "suspend_account"
+)
+
+// KnownActionType reports whether t is one of the four action types.
+func KnownActionType(t string) bool {
+	switch t {
+	case DenyJoin, RemoveParticipant, EndMeeting, SuspendAccount:
+		return true
+	}
+	return false
+}
+
+// Action is one enforcement step, always citing the order that demanded it.
+type Action struct {
+	Type          string   `json:"type"`
+	MeetingID     string   `json:"meeting_id,omitempty"`
+	ParticipantID string   `json:"participant_id,omitempty"`
+	AccountID     string   `json:"account_id,omitempty"`
+	Host          bool     `json:"host,omitempty"` // the participant is the meeting's host connection
+	OrderID       string   `json:"order_id"`
+	Jurisdiction  []string `json:"jurisdiction"`
+	Country       string   `json:"country,omitempty"`
+	Reason        string   `json:"reason"`
+}
+
+// Refusal is a demand that was not carried out as asked.
+type Refusal struct {
+	OrderID         string `json:"order_id"`
+	Demand          string `json:"demand"`
+	Code            string `json:"code"`
+	Reason          string `json:"reason"`
+	AffectedOutside int    `json:"affected_outside"`
+}
+
+// Refusal codes, stable for reports and for policy authors.
+const (
+	RefusedUnknownAuthority = "unknown_authority"
+	RefusedNoLegalBasis     = "no_legal_basis"
+	RefusedUnknownDemand    = "unknown_demand"
+	RefusedNotTargeted      = "not_targeted"
+	RefusedNoParticipants   = "no_participants"
+	RefusedAffectsOutside   = "affects_outside"
+)
+
+// Blocked is an action the policy returned and the guard dropped.
+type Blocked struct {
+	Action Action `json:"action"`
+	Code   string `json:"code"`
+	Reason string `json:"reason"`
+}
+
+// Geo names the GeoIP database a decision was made with.
+type Geo struct {
+	Database string    `json:"database"`
+	Build    time.Time `json:"build"`
+}
+
+// Decision is the engine's answer. AllowJoin is set only when the request
+// asked an admission question.
+type Decision struct {
+	DecisionID   string            `json:"decision_id"`
+	Time         time.Time         `json:"time"`
+	MeetingID    string            `json:"meeting_id"`
+	AllowJoin    *bool             `json:"allow_join,omitempty"`
+	Actions      []Action          `json:"actions"`
+	Refused      []Refusal         `json:"refused"`
+	GuardBlocked []Blocked         `json:"guard_blocked"`
+	OrderIDs     []string          `json:"order_ids"`
+	Geo          Geo               `json:"geo"`
+	Bundles      map[string]string `json:"bundles"`
+}

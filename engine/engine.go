@@ -1,0 +1,234 @@
+// Package engine is geoscope's decision pipeline:
+//
+//	decode → locate → evaluate → guard → record
+//
+// Decide reads top to bottom in that order. Each stage lives in its own
+// package (input, geo, policy, guard, and the recorder given to New); this
+// file only wires them together.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/geo"
+	"github.com/geoscope/geoscope/engine/guard"
+	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/policy"
+	"github.com/geoscope/geoscope/engine/registry"
+)
+
+// ErrNotReady is returned while no policy snapshot or GeoIP database has
+// been activated. It is never answered with a decision.
+var ErrNotReady = errors.New("not ready")
+
+// Recorder persists a decision before it is answered (see package ledger).
+// A Recorder error fails the request: an action nobody recorded must not be
+// carried out.
+type Recorder interface {
+	Record(ctx context.Context, r *Record) error
+}
+
+// Record is everything the audit trail needs about one decision. It holds
+// no raw IP address: Networks carries coarse prefixes only.
+type Record struct {
+	Decision    *decision.Decision
+	Orders      map[string]registry.Order
+	Authorities map[string]registry.Authority
+	// Networks holds, for each of Decision.Actions, the coarse network
+	// prefix (/24 or /48) of the affected participant's address.
+	Networks []netip.Prefix
+	// Admission marks a join-time question.
+	Admission bool
+}
+
+// Engine answers decision requests. It is safe for concurrent use; the
+// policy snapshot and the GeoIP database can be swapped at any time and
+// each decision uses the pair current when it started.
+type Engine struct {
+	snapshot atomic.Pointer[policy.Snapshot]
+	geodb    atomic.Pointer[geo.DB]
+	recorder Recorder
+	now      func() time.Time
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithRecorder records every decision before it is returned.
+func WithRecorder(r Recorder) Option { return func(e *Engine) { e.recorder = r } }
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
+
+// New returns an engine with no policy and no GeoIP database: it answers
+// ErrNotReady until both are set.
+func New(opts ...Option) *Engine {
+	e := &Engine{now: time.Now}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
+}
+
+// SetPolicy activates a snapshot for all decisions that start afterwards.
+func (e *Engine) SetPolicy(s *policy.Snapshot) { e.snapshot.Store(s) }
+
+// Policy returns the active snapshot, or nil.
+func (e *Engine) Policy() *policy.Snapshot { return e.snapshot.Load() }
+
+// SetGeo activates a GeoIP database and returns the previous one. The
+// previous database may still be in use by decisions in flight.
+func (e *Engine) SetGeo(db *geo.DB) *geo.DB { return e.geodb.Swap(db) }
+
+// Geo returns the active GeoIP database, or nil.
+func (e *Engine) Geo() *geo.DB { return e.geodb.Load() }
+
+// Decide runs the pipeline for a request that has been decoded and
+// validated by package input.
+func (e *Engine) Decide(ctx context.Context, req *input.Request) (*decision.Decision, error) {
+	snap, db := e.snapshot.Load(), e.geodb.Load()
+	if snap == nil || db == nil {
+		return nil, ErrNotReady
+	}
+
+	// Locate: every address becomes a located country, or unknown.
+	facts := locate(db, req)
+	facts.Orders = ordersUnderEvaluation(snap.Registry(), req)
+	facts.Authorities = snap.Registry().Authorities
+
+	// Evaluate. With no order under evaluation the guard would drop
+	// whatever a policy returned, so the policy is not consulted; this keeps
+	// the join-time path for meetings nobody targets free of evaluation.
+	out := &policy.Output{}
+	if len(facts.Orders) > 0 {
+		var err error
+		if out, err = snap.Eval(ctx, policyInput(req, facts)); err != nil {
+			return nil, err
+		}
+	}
+
+	// Guard: the policy's actions are re-checked against the facts.
+	actions, blocked := guard.Check(facts, out.Actions)
+	refused := guard.Refusals(facts, out.Refused)
+
+	info := db.Info()
+	d := &decision.Decision{
+		DecisionID:   uuid.Must(uuid.NewV7()).String(),
+		Time:         e.now().UTC(),
+		MeetingID:    req.Meeting.ID,
+		Actions:      nonNil(actions),
+		Refused:      nonNil(refused),
+		GuardBlocked: nonNil(blocked),
+		OrderIDs:     sortedKeys(facts.Orders),
+		Geo:          decision.Geo{Database: info.Database, Build: info.Build},
+		Bundles:      snap.Revisions(),
+	}
+	if req.Joining != nil {
+		allow := !slices.ContainsFunc(actions, func(a decision.Action) bool {
+			return a.Type == decision.DenyJoin && a.ParticipantID == req.Joining.ID
+		})
+		d.AllowJoin = &allow
+	}
+
+	// Record before answering.
+	if e.recorder != nil {
+		rec := &Record{
+			Decision:    d,
+			Orders:      facts.Orders,
+			Authorities: facts.Authorities,
+			Networks:    networks(req, actions),
+			Admission:   req.Joining != nil && req.Order == nil && len(req.Meeting.Participants) == 0,
+		}
+		if err := e.recorder.Record(ctx, rec); err != nil {
+			return nil, fmt.Errorf("recording decision %s: %w", d.DecisionID, err)
+		}
+	}
+	return d, nil
+}
+
+func locate(db *geo.DB, req *input.Request) *guard.Facts {
+	m := &req.Meeting
+	f := &guard.Facts{
+		MeetingID:      m.ID,
+		AccountID:      m.Host.AccountID,
+		AccountCountry: m.Host.AccountCountry,
+		Participants:   make(map[string]string, len(m.Participants)),
+	}
+	if m.Host.Connected() {
+		f.Host = &guard.Person{ID: m.Host.AccountID, Country: db.Locate(m.Host.Addr).Country}
+	}
+	for _, p := range m.Participants {
+		f.Participants[p.ID] = db.Locate(p.Addr).Country
+	}
+	if req.Joining != nil {
+		f.Joining = &guard.Person{ID: req.Joining.ID, Country: db.Locate(req.Joining.Addr).Country}
+	}
+	return f
+}
+
+// ordersUnderEvaluation is the preview order when one was submitted, and
+// otherwise the registry's standing orders for the meeting or its account.
+func ordersUnderEvaluation(reg *registry.Registry, req *input.Request) map[string]registry.Order {
+	if req.Order != nil {
+		return map[string]registry.Order{req.Order.ID: req.Order.Registry()}
+	}
+	ids := reg.Standing(req.Meeting.ID, req.Meeting.Host.AccountID)
+	orders := make(map[string]registry.Order, len(ids))
+	for _, id := range ids {
+		orders[id] = reg.Orders[id]
+	}
+	return orders
+}
+
+// networks gives, for each action, the coarse network prefix of the address
+// of the participant it names (zero for meeting and account actions).
+func networks(req *input.Request, actions []decision.Action) []netip.Prefix {
+	var index map[string]netip.Addr // built only when a participant action exists
+	out := make([]netip.Prefix, len(actions))
+	for i, a := range actions {
+		var addr netip.Addr
+		switch {
+		case a.Type == decision.DenyJoin:
+			addr = req.Joining.Addr
+		case a.Host:
+			addr = req.Meeting.Host.Addr
+		case a.Type == decision.RemoveParticipant:
+			if index == nil {
+				index = make(map[string]netip.Addr, len(req.Meeting.Participants))
+				for _, p := range req.Meeting.Participants {
+					index[p.ID] = p.Addr
+				}
+			}
+			addr = index[a.ParticipantID]
+		default:
+			continue
+		}
+		out[i] = geo.Coarse(addr)
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,245 @@
+// Package guard is the last line of defence between a policy and
+// enforcement. It re-checks, in Go and independently of any Rego, every
+// action a policy returns against the located countries and the registry's
+// jurisdiction for the order the action cites. No policy can switch it off.
+//
+// The guard only ever removes actions. A removed action is reported with a
+// code and a reason, so a faulty or malicious policy is visible in the
+// decision and in the ledger rather than silently corrected.
+package guard
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/registry"
+)
+
+// Block codes.
+const (
+	CodeUnknownType         = "unknown_type"
+	CodeUnknownOrder        = "unknown_order"
+	CodeUnknownAuthority    = "unknown_authority"
+	CodeNoLegalBasis        = "no_legal_basis"
+	CodeNotTargeted         = "not_targeted"
+	CodeNotDemanded         = "not_demanded"
+	CodeWrongMeeting        = "wrong_meeting"
+	CodeWrongAccount        = "wrong_account"
+	CodeUnknownParticipant  = "unknown_participant"
+	CodeOutsideJurisdiction = "outside_jurisdiction"
+	CodeMisstatedFacts      = "misstated_facts"
+	CodeAffectsOutside      = "affects_outside"
+)
+
+// Person is someone connected or joining, with the located country ("" when
+// the location is unknown).
+type Person struct {
+	ID      string
+	Country string
+}
+
+// Facts are what the guard checks actions against. They come from the
+// request, the GeoIP stage, and the registry snapshot the policy was
+// evaluated with, never from the policy.
+type Facts struct {
+	MeetingID      string
+	AccountID      string
+	AccountCountry string
+	// Host is the host's connection, nil when not connected.
+	Host *Person
+	// Participants maps participant id to located country.
+	Participants map[string]string
+	// Joining is the participant asking to join, nil when none.
+	Joining *Person
+	// Orders are the orders under evaluation, by id: the preview order or
+	// the applicable standing orders.
+	Orders      map[string]registry.Order
+	Authorities map[string]registry.Authority
+}
+
+// Check returns the actions that pass, in their original order with
+// duplicates removed, and the ones blocked. Kept actions carry the
+// registry's jurisdiction and the located country.
+func Check(f *Facts, actions []decision.Action) (kept []decision.Action, blocked []decision.Blocked) {
+	g := checker{facts: f, outside: map[string]int{}}
+	seen := map[actionKey]bool{}
+	for _, a := range actions {
+		checked, code, reason := g.check(a)
+		if code != "" {
+			blocked = append(blocked, decision.Blocked{Action: a, Code: code, Reason: reason})
+			continue
+		}
+		k := actionKey{checked.Type, checked.ParticipantID, checked.AccountID, checked.Host, checked.OrderID}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		kept = append(kept, checked)
+	}
+	return kept, blocked
+}
+
+type actionKey struct {
+	typ, participant, account string
+	host                      bool
+	order                     string
+}
+
+type checker struct {
+	facts   *Facts
+	outside map[string]int // order id → users connected and not located in its jurisdiction
+}
+
+func (g *checker) check(a decision.Action) (decision.Action, string, string) {
+	f := g.facts
+	if !decision.KnownActionType(a.Type) {
+		return a, CodeUnknownType, fmt.Sprintf("%q is not an action type", a.Type)
+	}
+	order, ok := f.Orders[a.OrderID]
+	if !ok {
+		return a, CodeUnknownOrder, fmt.Sprintf("order %q is not under evaluation for this meeting", a.OrderID)
+	}
+	auth, ok := f.Authorities[order.Authority]
+	if !ok {
+		return a, CodeUnknownAuthority, fmt.Sprintf("authority %q of order %q is not in the registry", order.Authority, a.OrderID)
+	}
+	if !order.HasLegalBasis() {
+		return a, CodeNoLegalBasis, fmt.Sprintf("order %q states no legal basis", a.OrderID)
+	}
+	if !order.TargetsMeeting(f.MeetingID, f.AccountID) {
+		return a, CodeNotTargeted, fmt.Sprintf("order %q targets neither this meeting nor its account", a.OrderID)
+	}
+	if a.MeetingID != "" && a.MeetingID != f.MeetingID {
+		return a, CodeWrongMeeting, fmt.Sprintf("action names meeting %q, the request is about %q", a.MeetingID, f.MeetingID)
+	}
+	if len(a.Jurisdiction) > 0 && !sameSet(a.Jurisdiction, auth.Jurisdiction) {
+		return a, CodeMisstatedFacts, fmt.Sprintf("action claims jurisdiction %s; the registry gives %s for %q",
+			strings.Join(a.Jurisdiction, ","), strings.Join(auth.Jurisdiction, ","), order.Authority)
+	}
+	a.MeetingID = f.MeetingID
+	a.Jurisdiction = slices.Clone(auth.Jurisdiction)
+
+	switch a.Type {
+	case decision.RemoveParticipant, decision.DenyJoin:
+		country, known := g.participant(a)
+		if !known {
+			return a, CodeUnknownParticipant, fmt.Sprintf("%s names %q, who is not %s", a.Type, a.ParticipantID, who(a))
+		}
+		if a.Country != "" && a.Country != country {
+			return a, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %q; located in %q", a.ParticipantID, a.Country, orUnknown(country))
+		}
+		if !auth.Covers(country) {
+			return a, CodeOutsideJurisdiction, fmt.Sprintf("%q is located in %s, outside %s", a.ParticipantID, orUnknown(country), strings.Join(auth.Jurisdiction, ","))
+		}
+		a.Country = country
+	case decision.EndMeeting:
+		if !order.Demanded(registry.DemandEndMeeting) {
+			return a, CodeNotDemanded, fmt.Sprintf("order %q does not demand end_meeting", a.OrderID)
+		}
+		if len(f.Participants) == 0 {
+			return a, CodeAffectsOutside, "the meeting has no participants, so ending it cannot be shown to affect only users inside"
+		}
+		if n := g.outsideCount(a.OrderID, auth); n > 0 {
+			return a, CodeAffectsOutside, fmt.Sprintf("ending the meeting would affect %d users not located in %s", n, strings.Join(auth.Jurisdiction, ","))
+		}
+		a.ParticipantID, a.AccountID, a.Host, a.Country = "", "", false, ""
+	case decision.SuspendAccount:
+		if !order.Demanded(registry.DemandSuspendAccount) {
+			return a, CodeNotDemanded, fmt.Sprintf("order %q does not demand suspend_account", a.OrderID)
+		}
+		if a.AccountID != f.AccountID {
+			return a, CodeWrongAccount, fmt.Sprintf("action names account %q, the meeting's host account is %q", a.AccountID, f.AccountID)
+		}
+		if !auth.Covers(f.AccountCountry) {
+			return a, CodeAffectsOutside, fmt.Sprintf("the account is registered in %s, outside %s", orUnknown(f.AccountCountry), strings.Join(auth.Jurisdiction, ","))
+		}
+		if n := g.outsideCount(a.OrderID, auth); n > 0 {
+			return a, CodeAffectsOutside, fmt.Sprintf("suspending the account would affect %d connected users not located in %s", n, strings.Join(auth.Jurisdiction, ","))
+		}
+		a.ParticipantID, a.Host, a.Country = "", false, f.AccountCountry
+	}
+	return a, "", ""
+}
+
+// participant resolves the person an action names.
+func (g *checker) participant(a decision.Action) (country string, known bool) {
+	f := g.facts
+	switch {
+	case a.Type == decision.DenyJoin:
+		if f.Joining != nil && !a.Host && f.Joining.ID == a.ParticipantID {
+			return f.Joining.Country, true
+		}
+	case a.Host:
+		if f.Host != nil && f.Host.ID == a.ParticipantID {
+			return f.Host.Country, true
+		}
+	default:
+		country, known = f.Participants[a.ParticipantID]
+	}
+	return country, known
+}
+
+func (g *checker) outsideCount(orderID string, auth registry.Authority) int {
+	if n, ok := g.outside[orderID]; ok {
+		return n
+	}
+	n := 0
+	for _, c := range g.facts.Participants {
+		if !auth.Covers(c) {
+			n++
+		}
+	}
+	if h := g.facts.Host; h != nil && !auth.Covers(h.Country) {
+		n++
+	}
+	g.outside[orderID] = n
+	return n
+}
+
+func who(a decision.Action) string {
+	switch {
+	case a.Type == decision.DenyJoin:
+		return "the participant asking to join"
+	case a.Host:
+		return "the connected host"
+	}
+	return "connected to the meeting"
+}
+
+func orUnknown(country string) string {
+	if country == "" {
+		return "an unknown location"
+	}
+	return country
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// Refusals keeps the refusals that cite an order under evaluation and one of
+// its demands; anything else is noise a report must not count.
+func Refusals(f *Facts, refused []decision.Refusal) []decision.Refusal {
+	var out []decision.Refusal
+	for _, r := range refused {
+		if o, ok := f.Orders[r.OrderID]; ok && slices.Contains(o.Demands, r.Demand) {
+			out = append(out, r)
+		}
+	}
+	return out
+}

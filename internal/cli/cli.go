@@ -1,0 +1,76 @@
+// Package cli implements the geoscope command line. It parses flags and
+// wires the engine's stages together; all decisions are made in package
+// engine.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/geoscope/geoscope/engine/geo"
+	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/policy"
+)
+
+// Exit codes.
+const (
+	ExitOK       = 0
+	ExitFailure  = 1 // the decision could not be made (policy error, ...)
+	ExitBadInput = 2 // bad input, or unreadable bundles or GeoIP database
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=...".
+var Version = "dev"
+
+// usageError marks flag and argument mistakes.
+type usageError struct{ error }
+
+// Main runs the CLI and returns the process exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := &cobra.Command{
+		Use:           "geoscope",
+		Short:         "Scoped enforcement of government demands against meetings",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(decideCommand(), geoipCommand())
+
+	err := root.Execute()
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(stderr, "geoscope:", err)
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case errors.As(err, &ue),
+		errors.Is(err, input.ErrInvalid), errors.Is(err, input.ErrTooLarge),
+		errors.Is(err, policy.ErrBundle), errors.Is(err, policy.ErrRegistry),
+		errors.Is(err, geo.ErrUnreadable), errors.Is(err, geo.ErrWrongType),
+		errors.Is(err, errReadInput):
+		return ExitBadInput
+	}
+	return ExitFailure
+}
+
+var errReadInput = errors.New("cannot read input")
+
+// openGeo opens the database at path, or the embedded one when path is "".
+func openGeo(path string) (*geo.DB, error) {
+	if path == "" {
+		return geo.Embedded()
+	}
+	return geo.Open(path)
+}
