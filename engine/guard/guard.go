@@ -89,7 +89,7 @@ type actionKey struct {
 
 type checker struct {
 	facts   *Facts
-	outside map[string]int // order id → users connected and not located in its jurisdiction
+	outside map[string]int // order id → users connected or joining and not located in its jurisdiction
 }
 
 func (g *checker) check(a decision.Action) (decision.Action, string, string) {
@@ -110,6 +110,9 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 	}
 	if !order.TargetsMeeting(f.MeetingID, f.AccountID) {
 		return a, CodeNotTargeted, fmt.Sprintf("order %q targets neither this meeting nor its account", a.OrderID)
+	}
+	if !slices.ContainsFunc(order.Demands, registry.KnownDemand) {
+		return a, CodeNotDemanded, fmt.Sprintf("order %q makes no demand geoscope knows", a.OrderID)
 	}
 	if a.MeetingID != "" && a.MeetingID != f.MeetingID {
 		return a, CodeWrongMeeting, fmt.Sprintf("action names meeting %q, the request is about %q", a.MeetingID, f.MeetingID)
@@ -156,7 +159,7 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 			return a, CodeAffectsOutside, fmt.Sprintf("the account is registered in %s, outside %s", orUnknown(f.AccountCountry), strings.Join(auth.Jurisdiction, ","))
 		}
 		if n := g.outsideCount(a.OrderID, auth); n > 0 {
-			return a, CodeAffectsOutside, fmt.Sprintf("suspending the account would affect %d connected users not located in %s", n, strings.Join(auth.Jurisdiction, ","))
+			return a, CodeAffectsOutside, fmt.Sprintf("suspending the account would affect %d users connected or joining and not located in %s", n, strings.Join(auth.Jurisdiction, ","))
 		}
 		a.ParticipantID, a.Host, a.Country = "", false, f.AccountCountry
 	}
@@ -192,6 +195,11 @@ func (g *checker) outsideCount(orderID string, auth registry.Authority) int {
 		}
 	}
 	if h := g.facts.Host; h != nil && !auth.Covers(h.Country) {
+		n++
+	}
+	// Ending the meeting or suspending its account would also shut out the
+	// participant asking to join.
+	if j := g.facts.Joining; j != nil && !auth.Covers(j.Country) {
 		n++
 	}
 	g.outside[orderID] = n

@@ -42,8 +42,25 @@ orders[id] := data.orders[id] if {
 # jurisdiction. The jurisdiction comes from the registry, never the order.
 actionable[id] := data.authorities[o.authority].jurisdiction if {
 	some id, o in orders
+	admissible(o)
+	makes_known_demand(o)
+}
+
+# An order is admissible when its authority is registered with a
+# jurisdiction, it states a legal basis, and it targets this meeting.
+admissible(o) if {
+	registered(o)
 	has_legal_basis(o)
 	targets_meeting(o)
+}
+
+# An authority without a jurisdiction cannot scope anything, so it is
+# treated like an unknown one.
+registered(o) if count(data.authorities[o.authority].jurisdiction) > 0
+
+makes_known_demand(o) if {
+	some d in o.demands
+	d in demands
 }
 
 has_legal_basis(o) if trim_space(o.legal_basis) != ""
@@ -52,11 +69,22 @@ has_legal_basis(o) if trim_space(o.legal_basis) != ""
 # covers every meeting of the account, including future ones).
 targets_meeting(o) if input.meeting.id in o.targets.meetings
 
-targets_meeting(o) if input.meeting.host.account_id in o.targets.accounts
+targets_meeting(o) if {
+	input.meeting.host.account_id != ""
+	input.meeting.host.account_id in o.targets.accounts
+}
 
 # Everyone connected to the meeting: the participants and, when its address
 # was given, the host.
 connected := array.concat(input.meeting.participants, host_connection)
+
+# Everyone a meeting-wide or account action would reach right now: those
+# connected and the participant asking to join.
+affected := array.concat(connected, joining)
+
+joining := [input.joining] if input.joining
+
+else := []
 
 host_connection := [object.union(input.meeting.host, {"id": input.meeting.host.account_id, "host": true})] if {
 	input.meeting.host.connected
@@ -66,12 +94,12 @@ host_connection := [object.union(input.meeting.host, {"id": input.meeting.host.a
 # "country" and so is never inside.
 inside(person, jurisdiction) if person.country in jurisdiction
 
-outside_count[id] := count([p | some p in connected; not inside(p, j)]) if {
+outside_count[id] := count([p | some p in affected; not inside(p, j)]) if {
 	some id, j in actionable
 }
 
 everyone_inside(j) if {
-	every p in connected {
+	every p in affected {
 		inside(p, j)
 	}
 }
@@ -82,7 +110,7 @@ scope_reason[id] := sprintf("order %s: located in %s, inside the jurisdiction of
 	some id, j in actionable
 }
 
-authority_name(id) := data.authorities[orders[id].authority].name
+authority_name(id) := object.get(data.authorities[orders[id].authority], "name", orders[id].authority)
 
 # Rule 3: every demand against a targeted meeting reaches the participants
 # located inside the jurisdiction, and nobody else.
@@ -169,21 +197,25 @@ refusal(id, demand, code, reason, affected) := {
 # Rule 2: an unknown authority or a missing legal basis refuses everything.
 refused contains refusal(id, d, "unknown_authority", reason, 0) if {
 	some id, o in orders
-	not data.authorities[o.authority]
+	not registered(o)
 	some d in o.demands
-	reason := sprintf("authority %q is not in the registry", [o.authority])
+	reason := unregistered_reason(object.get(o, "authority", ""))
 }
+
+unregistered_reason(name) := sprintf("authority %q is not in the registry", [name]) if {
+	not data.authorities[name]
+} else := sprintf("authority %q has no jurisdiction in the registry", [name])
 
 refused contains refusal(id, d, "no_legal_basis", "the order states no legal basis", 0) if {
 	some id, o in orders
-	data.authorities[o.authority]
+	registered(o)
 	not has_legal_basis(o)
 	some d in o.demands
 }
 
 refused contains refusal(id, d, "not_targeted", reason, 0) if {
 	some id, o in orders
-	data.authorities[o.authority]
+	registered(o)
 	has_legal_basis(o)
 	not targets_meeting(o)
 	some d in o.demands
@@ -191,8 +223,9 @@ refused contains refusal(id, d, "not_targeted", reason, 0) if {
 }
 
 refused contains refusal(id, d, "unknown_demand", reason, 0) if {
-	some id, _ in actionable
-	some d in orders[id].demands
+	some id, o in orders
+	admissible(o)
+	some d in o.demands
 	not d in demands
 	reason := sprintf("%q is not a demand geoscope knows", [d])
 }
@@ -217,13 +250,21 @@ refused contains refusal(id, "suspend_account", "affects_outside", reason, n) if
 	some id, j in actionable
 	"suspend_account" in orders[id].demands
 	not suspend_account_granted(j)
-	n := outside_count[id] + account_outside(j)
+	n := outside_count[id] + account_holder_outside_uncounted(j)
 	reason := sprintf("suspending the account would affect users outside %s (%s); narrowed to participants located there, in every meeting of the account", [concat(", ", j), suspend_obstacle(j, outside_count[id])])
 }
 
-account_outside(j) := 0 if account_inside(j)
+# The account holder is one person: counted once, whether as a connected
+# host outside or as an account registered outside.
+account_holder_outside_uncounted(j) := 1 if {
+	not account_inside(j)
+	not host_connected_outside(j)
+} else := 0
 
-else := 1
+host_connected_outside(j) if {
+	some p in host_connection
+	not inside(p, j)
+}
 
 suspend_obstacle(j, _) := sprintf("the account is registered in %s", [input.meeting.host.account_country]) if {
 	input.meeting.host.account_country
@@ -235,6 +276,6 @@ suspend_obstacle(j, _) := "the account's country is unknown" if {
 	not account_inside(j)
 }
 
-suspend_obstacle(j, n) := sprintf("%d connected users are not located there", [n]) if {
+suspend_obstacle(j, n) := sprintf("%d users connected or joining are not located there", [n]) if {
 	account_inside(j)
 }
