@@ -18,6 +18,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -78,6 +79,7 @@ func Build(ctx context.Context, sources ...Source) (*Snapshot, error) {
 		Store:    store,
 		Txn:      txn,
 		Compiler: compiler,
+		Metrics:  metrics.New(),
 		Bundles:  bundles,
 	})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/geoscope/geoscope/engine/geo"
 	"github.com/geoscope/geoscope/engine/input"
 )
 
@@ -34,17 +33,18 @@ func geoipCommand() *cobra.Command {
 			info := db.Info()
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			for i, addr := range addrs {
-				loc := db.Locate(addr)
+				d := db.Explain(addr)
 				out := lookupResult{
-					IP:       args[i],
-					Country:  loc.Country,
-					Known:    loc.Known,
-					Reason:   loc.Reason,
-					Database: info.Database,
-					Build:    info.Build.Format("2006-01-02T15:04:05Z"),
+					IP:         args[i],
+					Country:    d.Country,
+					Known:      d.Known,
+					Reason:     d.Reason,
+					Registered: d.Registered,
+					Database:   info.Database,
+					Build:      info.Build.Format("2006-01-02T15:04:05Z"),
 				}
-				if loc.Network.IsValid() {
-					out.Network = loc.Network.String()
+				if d.Network.IsValid() {
+					out.Network = d.Network.String()
 				}
 				if err := enc.Encode(out); err != nil {
 					return err
@@ -59,11 +59,13 @@ func geoipCommand() *cobra.Command {
 }
 
 type lookupResult struct {
-	IP       string `json:"ip"`
-	Country  string `json:"country,omitempty"`
-	Known    bool   `json:"known"`
-	Reason   string `json:"reason,omitempty"`
-	Network  string `json:"network,omitempty"`
-	Database string `json:"database"`
-	Build    string `json:"build"`
+	IP      string `json:"ip"`
+	Country string `json:"country,omitempty"`
+	Known   bool   `json:"known"`
+	Reason  string `json:"reason,omitempty"`
+	Network string `json:"network,omitempty"`
+	// Registered is shown for context only; decisions never use it.
+	Registered string `json:"registered_country,omitempty"`
+	Database   string `json:"database"`
+	Build      string `json:"build"`
 }
