@@ -124,10 +124,10 @@ func TestDecodeAdmission(t *testing.T) {
 		t.Errorf("request = %+v", r)
 	}
 	for body, want := range map[string]string{
-		`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "participant": {"id": "p", "ip": "x"}}`:                         `participant.ip: "x" is not an IP address`,
+		`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "participant": {"id": "p", "ip": "x"}}`:                           `participant.ip: "x" is not an IP address`,
 		`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}, "participant": {"id": "p", "ip": "1.1.1.1"}}`: "meeting.participants: unknown field",
 		`{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "1.1.1.1"}}, "participant": {"id": "p", "ip": "1.1.1.1"}}`:    "meeting.host.ip: unknown field",
-		`{"meeting": {"id": "m", "host": {"account_id": "a"}}}`: "participant.id: is required",
+		`{"meeting": {"id": "m", "host": {"account_id": "a"}}}`:                                                                  "participant.id: is required",
 	} {
 		if _, err := DecodeAdmission([]byte(body)); err == nil || err.Error() != want {
 			t.Errorf("DecodeAdmission(%s) error = %v, want %q", body, err, want)
