@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -86,12 +87,18 @@ func Revision(b *bundle.Bundle) string {
 	if b.Manifest.Revision != "" {
 		return b.Manifest.Revision
 	}
+	// Module paths depend on where the bundle was loaded from (a directory,
+	// a tarball, the embedded copy), so only module content is hashed, in a
+	// canonical order.
 	h := sha256.New()
-	mods := slices.Clone(b.Modules)
-	slices.SortFunc(mods, func(a, b bundle.ModuleFile) int { return strings.Compare(a.Path, b.Path) })
-	for _, m := range mods {
-		fmt.Fprintf(h, "module %s %d\n", m.Path, len(m.Raw))
-		h.Write(m.Raw)
+	mods := make([][]byte, len(b.Modules))
+	for i, m := range b.Modules {
+		mods[i] = m.Raw
+	}
+	slices.SortFunc(mods, bytes.Compare)
+	for _, raw := range mods {
+		fmt.Fprintf(h, "module %d\n", len(raw))
+		h.Write(raw)
 	}
 	// encoding/json sorts map keys, so this is canonical for the data tree.
 	data, _ := json.Marshal(b.Data)

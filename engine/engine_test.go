@@ -1,0 +1,225 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/geo"
+	"github.com/geoscope/geoscope/engine/geo/geotest"
+	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/policy"
+)
+
+// newEngine returns an engine on the standard test GeoIP database and the
+// given bundle paths (nil: the embedded policy and example registry).
+func newEngine(t testing.TB, paths ...string) *engine.Engine {
+	t.Helper()
+	snap, err := policy.LoadSnapshot(context.Background(), paths, policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := geo.Open(geotest.Standard(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := engine.New()
+	e.SetPolicy(snap)
+	e.SetGeo(db)
+	return e
+}
+
+func decide(t *testing.T, e *engine.Engine, body string) *decision.Decision {
+	t.Helper()
+	req, err := input.Decode([]byte(body), input.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.Decide(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// summary renders an action compactly for comparisons.
+func summary(a decision.Action) string {
+	who := a.ParticipantID
+	if a.Type == decision.SuspendAccount {
+		who = "account:" + a.AccountID
+	}
+	if a.Host {
+		who = "host:" + who
+	}
+	return a.Type + " " + who + " " + a.OrderID
+}
+
+func TestGuardStopsMaliciousPolicy(t *testing.T) {
+	e := newEngine(t, "testdata/malicious", "../bundles/registry")
+	d := decide(t, e, `{
+	  "meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US", "ip": "8.8.8.9"},
+	    "participants": [{"id": "p-cn", "ip": "1.0.16.5"}, {"id": "p-hk", "ip": "147.8.1.1"},
+	                     {"id": "p-us", "ip": "8.8.8.8"}, {"id": "p-unknown", "ip": "10.0.0.1"}]},
+	  "joining": {"id": "j-us", "ip": "23.1.1.1"}}`)
+
+	var kept []string
+	for _, a := range d.Actions {
+		kept = append(kept, summary(a))
+	}
+	if want := []string{"remove_participant p-cn CN-2020-0601"}; !slices.Equal(kept, want) {
+		t.Errorf("kept actions = %q, want %q", kept, want)
+	}
+	if a := d.Actions[0]; a.Country != "CN" || !slices.Equal(a.Jurisdiction, []string{"CN"}) || a.MeetingID != "june4-b" {
+		t.Errorf("kept action facts = %+v", a)
+	}
+	if d.AllowJoin == nil || !*d.AllowJoin {
+		t.Error("the joining participant in the US must be admitted despite the policy")
+	}
+
+	got := map[string][]string{}
+	for _, b := range d.GuardBlocked {
+		got[b.Code] = append(got[b.Code], summary(b.Action))
+		if b.Reason == "" {
+			t.Errorf("blocked action without reason: %+v", b)
+		}
+	}
+	for _, l := range got {
+		slices.Sort(l)
+	}
+	want := map[string][]string{
+		"outside_jurisdiction": {
+			"deny_join j-us CN-2020-0601",
+			"remove_participant host:acct-us-b CN-2020-0601",
+			"remove_participant p-hk CN-2020-0601",
+			"remove_participant p-unknown CN-2020-0601",
+			"remove_participant p-us CN-2020-0601",
+		},
+		"affects_outside":     {"end_meeting  CN-2020-0601", "suspend_account account:acct-us-b CN-2020-0601"},
+		"misstated_facts":     {"remove_participant p-hk CN-2020-0601", "remove_participant p-us CN-2020-0601"},
+		"unknown_order":       {"remove_participant p-cn NOT-AN-ORDER"},
+		"unknown_participant": {"remove_participant ghost CN-2020-0601"},
+		"unknown_type":        {"  ", "ban_forever p-cn CN-2020-0601"},
+		"wrong_meeting":       {"remove_participant p-cn CN-2020-0601"},
+		"wrong_account":       {"suspend_account account:someone-else CN-2020-0601"},
+	}
+	for code, w := range want {
+		if !slices.Equal(got[code], w) {
+			t.Errorf("blocked %s = %q, want %q", code, got[code], w)
+		}
+	}
+	for code := range got {
+		if _, ok := want[code]; !ok {
+			t.Errorf("unexpected block code %s: %q", code, got[code])
+		}
+	}
+}
+
+func TestGuardLetsMaliciousPolicyEndAMeetingEntirelyInside(t *testing.T) {
+	// Everyone in CN and an order demanding end_meeting: the one meeting-wide
+	// action the guard must let through. suspend_account is not demanded by
+	// CN-2020-0602, so it stays blocked even though everyone is inside.
+	e := newEngine(t, "testdata/malicious", "../bundles/registry")
+	d := decide(t, e, `{
+	  "meeting": {"id": "control-cn", "host": {"account_id": "acct-cn", "account_country": "CN", "ip": "36.110.1.1"},
+	    "participants": [{"id": "p-cn", "ip": "1.0.16.5"}, {"id": "p-cn2", "ip": "2408:8000::2"}]}}`)
+	var kept []string
+	for _, a := range d.Actions {
+		kept = append(kept, summary(a))
+	}
+	slices.Sort(kept)
+	want := []string{
+		"end_meeting  CN-2020-0602",
+		"remove_participant host:acct-cn CN-2020-0602",
+		"remove_participant p-cn CN-2020-0602",
+		"remove_participant p-cn2 CN-2020-0602",
+	}
+	if !slices.Equal(kept, want) {
+		t.Errorf("kept = %q, want %q", kept, want)
+	}
+	var notDemanded int
+	for _, b := range d.GuardBlocked {
+		if b.Code == "not_demanded" {
+			notDemanded++
+			if b.Action.Type != decision.SuspendAccount {
+				t.Errorf("not_demanded for %+v", b.Action)
+			}
+		}
+	}
+	// Both suspend_account actions (this account's and another's).
+	if notDemanded != 2 {
+		t.Errorf("want both suspend_account actions blocked as not_demanded, got %d; blocked: %+v", notDemanded, d.GuardBlocked)
+	}
+}
+
+func TestMaliciousPolicyActsOnNobodyWithoutAnOrder(t *testing.T) {
+	// A meeting no order targets: the policy is not consulted and nothing
+	// happens, however much it would like to.
+	e := newEngine(t, "testdata/malicious", "../bundles/registry")
+	d := decide(t, e, `{"meeting": {"id": "untargeted", "host": {"account_id": "acct-x", "account_country": "CN"},
+	    "participants": [{"id": "p-cn", "ip": "1.0.16.5"}]}, "joining": {"id": "j", "ip": "1.0.16.6"}}`)
+	if len(d.Actions)+len(d.GuardBlocked)+len(d.Refused)+len(d.OrderIDs) != 0 || d.AllowJoin == nil || !*d.AllowJoin {
+		t.Errorf("decision = %+v", d)
+	}
+}
+
+func TestDecideNotReady(t *testing.T) {
+	req, err := input.Decode([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}}}`), input.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.New().Decide(context.Background(), req); !errors.Is(err, engine.ErrNotReady) {
+		t.Errorf("err = %v, want ErrNotReady", err)
+	}
+}
+
+func TestDecisionNamesItsInputs(t *testing.T) {
+	e := newEngine(t)
+	d := decide(t, e, `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"},
+	    "participants": [{"id": "p1", "ip": "1.0.16.5"}]}}`)
+	if d.Geo.Database != geotest.StandardType || !d.Geo.Build.Equal(geotest.BuildTime) {
+		t.Errorf("geo = %+v", d.Geo)
+	}
+	if len(d.Bundles) != 2 || !strings.HasPrefix(d.Bundles["policies"], "sha256:") || !strings.HasPrefix(d.Bundles["registry"], "sha256:") {
+		t.Errorf("bundles = %v", d.Bundles)
+	}
+	if !slices.Equal(d.OrderIDs, []string{"CN-2020-0601"}) {
+		t.Errorf("order_ids = %v", d.OrderIDs)
+	}
+	if len(d.DecisionID) != 36 {
+		t.Errorf("decision_id = %q", d.DecisionID)
+	}
+}
+
+type failingRecorder struct{ calls int }
+
+func (f *failingRecorder) Record(context.Context, *engine.Record) error {
+	f.calls++
+	return errors.New("disk full")
+}
+
+func TestRecorderFailureFailsTheDecision(t *testing.T) {
+	snap, err := policy.LoadSnapshot(context.Background(), nil, policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := geo.Open(geotest.Standard(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &failingRecorder{}
+	e := engine.New(engine.WithRecorder(rec))
+	e.SetPolicy(snap)
+	e.SetGeo(db)
+	req, err := input.Decode([]byte(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b"}, "participants": [{"id": "p1", "ip": "1.0.16.5"}]}}`), input.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.Decide(context.Background(), req)
+	if err == nil || d != nil || rec.calls != 1 {
+		t.Errorf("Decide = %v, %v after %d record calls; an unrecorded decision must not be answered", d, err, rec.calls)
+	}
+}

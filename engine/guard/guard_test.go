@@ -1,0 +1,129 @@
+package guard
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/registry"
+)
+
+func facts() *Facts {
+	return &Facts{
+		MeetingID:      "m1",
+		AccountID:      "acct",
+		AccountCountry: "CN",
+		Host:           &Person{ID: "acct", Country: "CN"},
+		Participants:   map[string]string{"p-cn": "CN", "p-hk": "HK", "p-unknown": ""},
+		Joining:        &Person{ID: "j-cn", Country: "CN"},
+		Orders: map[string]registry.Order{
+			"ok":        {Authority: "cn", Demands: []string{"end_meeting", "suspend_account"}, Targets: registry.Targets{Meetings: []string{"m1"}}, LegalBasis: "law"},
+			"by-acct":   {Authority: "cn", Demands: []string{"remove_participants"}, Targets: registry.Targets{Accounts: []string{"acct"}}, LegalBasis: "law"},
+			"no-basis":  {Authority: "cn", Demands: []string{"end_meeting"}, Targets: registry.Targets{Meetings: []string{"m1"}}, LegalBasis: "  "},
+			"unknown":   {Authority: "xx", Demands: []string{"end_meeting"}, Targets: registry.Targets{Meetings: []string{"m1"}}, LegalBasis: "law"},
+			"elsewhere": {Authority: "cn", Demands: []string{"end_meeting"}, Targets: registry.Targets{Meetings: []string{"m2"}}, LegalBasis: "law"},
+			"no-demand": {Authority: "cn", Demands: []string{"seize"}, Targets: registry.Targets{Meetings: []string{"m1"}}, LegalBasis: "law"},
+			"empty-j":   {Authority: "nowhere", Demands: []string{"end_meeting"}, Targets: registry.Targets{Meetings: []string{"m1"}}, LegalBasis: "law"},
+		},
+		Authorities: map[string]registry.Authority{"cn": {Name: "CN", Jurisdiction: []string{"CN"}}, "nowhere": {Name: "none"}},
+	}
+}
+
+func TestCheckCodes(t *testing.T) {
+	remove := func(order, who string) decision.Action {
+		return decision.Action{Type: decision.RemoveParticipant, ParticipantID: who, OrderID: order}
+	}
+	cases := []struct {
+		name   string
+		facts  func(*Facts)
+		action decision.Action
+		code   string
+	}{
+		{name: "participant inside", action: remove("ok", "p-cn")},
+		{name: "participant inside by account target", action: remove("by-acct", "p-cn")},
+		{name: "participant outside", action: remove("ok", "p-hk"), code: CodeOutsideJurisdiction},
+		{name: "participant with unknown location", action: remove("ok", "p-unknown"), code: CodeOutsideJurisdiction},
+		{name: "unknown participant", action: remove("ok", "ghost"), code: CodeUnknownParticipant},
+		{name: "joining id is not a participant", action: remove("ok", "j-cn"), code: CodeUnknownParticipant},
+		{name: "deny_join inside", action: decision.Action{Type: decision.DenyJoin, ParticipantID: "j-cn", OrderID: "ok"}},
+		{name: "deny_join of a connected participant", action: decision.Action{Type: decision.DenyJoin, ParticipantID: "p-cn", OrderID: "ok"}, code: CodeUnknownParticipant},
+		{name: "deny_join without joining", facts: func(f *Facts) { f.Joining = nil }, action: decision.Action{Type: decision.DenyJoin, ParticipantID: "j-cn", OrderID: "ok"}, code: CodeUnknownParticipant},
+		{name: "host inside", action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "acct", Host: true, OrderID: "ok"}},
+		{name: "host not connected", facts: func(f *Facts) { f.Host = nil }, action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "acct", Host: true, OrderID: "ok"}, code: CodeUnknownParticipant},
+		{name: "unknown order", action: remove("nope", "p-cn"), code: CodeUnknownOrder},
+		{name: "unknown authority", action: remove("unknown", "p-cn"), code: CodeUnknownAuthority},
+		{name: "authority without jurisdiction", action: remove("empty-j", "p-cn"), code: CodeOutsideJurisdiction},
+		{name: "no legal basis", action: remove("no-basis", "p-cn"), code: CodeNoLegalBasis},
+		{name: "order targets another meeting", action: remove("elsewhere", "p-cn"), code: CodeNotTargeted},
+		{name: "order makes no known demand", action: remove("no-demand", "p-cn"), code: CodeNotDemanded},
+		{name: "unknown type", action: decision.Action{Type: "ban", ParticipantID: "p-cn", OrderID: "ok"}, code: CodeUnknownType},
+		{name: "wrong meeting", action: decision.Action{Type: decision.RemoveParticipant, MeetingID: "m2", ParticipantID: "p-cn", OrderID: "ok"}, code: CodeWrongMeeting},
+		{name: "widened jurisdiction", action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-cn", OrderID: "ok", Jurisdiction: []string{"CN", "HK"}}, code: CodeMisstatedFacts},
+		{name: "misstated country", action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-hk", OrderID: "ok", Country: "CN"}, code: CodeMisstatedFacts},
+		{name: "end_meeting with someone outside", action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}, code: CodeAffectsOutside},
+		{name: "end_meeting everyone inside", facts: everyoneInside, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}},
+		{name: "end_meeting host outside", facts: func(f *Facts) { everyoneInside(f); f.Host.Country = "US" }, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}, code: CodeAffectsOutside},
+		{name: "end_meeting joining outside", facts: func(f *Facts) { everyoneInside(f); f.Joining.Country = "TW" }, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}, code: CodeAffectsOutside},
+		{name: "end_meeting without participants", facts: func(f *Facts) { everyoneInside(f); f.Participants = nil }, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}, code: CodeAffectsOutside},
+		{name: "end_meeting not demanded", facts: everyoneInside, action: decision.Action{Type: decision.EndMeeting, OrderID: "by-acct"}, code: CodeNotDemanded},
+		{name: "suspend everyone inside", facts: everyoneInside, action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "ok"}},
+		{name: "suspend account outside", facts: func(f *Facts) { everyoneInside(f); f.AccountCountry = "HK" }, action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "ok"}, code: CodeAffectsOutside},
+		{name: "suspend account country unknown", facts: func(f *Facts) { everyoneInside(f); f.AccountCountry = "" }, action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "ok"}, code: CodeAffectsOutside},
+		{name: "suspend participant outside", action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "ok"}, code: CodeAffectsOutside},
+		{name: "suspend another account", facts: everyoneInside, action: decision.Action{Type: decision.SuspendAccount, AccountID: "other", OrderID: "ok"}, code: CodeWrongAccount},
+		{name: "suspend not demanded", facts: everyoneInside, action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "by-acct"}, code: CodeNotDemanded},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := facts()
+			if tc.facts != nil {
+				tc.facts(f)
+			}
+			kept, blocked := Check(f, []decision.Action{tc.action})
+			if tc.code == "" {
+				if len(kept) != 1 || len(blocked) != 0 {
+					t.Fatalf("kept %+v, blocked %+v; want kept", kept, blocked)
+				}
+				if !slices.Equal(kept[0].Jurisdiction, f.Authorities["cn"].Jurisdiction) || kept[0].MeetingID != "m1" {
+					t.Errorf("kept action not completed from the facts: %+v", kept[0])
+				}
+				return
+			}
+			if len(kept) != 0 || len(blocked) != 1 || blocked[0].Code != tc.code || blocked[0].Reason == "" {
+				t.Fatalf("kept %+v, blocked %+v; want blocked %s", kept, blocked, tc.code)
+			}
+			if blocked[0].Action.Type != tc.action.Type || blocked[0].Action.ParticipantID != tc.action.ParticipantID {
+				t.Errorf("blocked entry must carry the action as the policy returned it: %+v", blocked[0].Action)
+			}
+		})
+	}
+}
+
+func everyoneInside(f *Facts) {
+	f.Participants = map[string]string{"p-cn": "CN", "p-cn2": "CN"}
+}
+
+func TestCheckFillsFactsAndDeduplicates(t *testing.T) {
+	f := facts()
+	a := decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-cn", OrderID: "ok"}
+	kept, blocked := Check(f, []decision.Action{a, a, {Type: decision.RemoveParticipant, ParticipantID: "p-cn", OrderID: "by-acct"}})
+	if len(blocked) != 0 || len(kept) != 2 {
+		t.Fatalf("kept %+v blocked %+v", kept, blocked)
+	}
+	if kept[0].Country != "CN" || kept[0].OrderID != "ok" || kept[1].OrderID != "by-acct" {
+		t.Errorf("kept = %+v", kept)
+	}
+}
+
+func TestRefusalsKeepOnlyOrdersUnderEvaluation(t *testing.T) {
+	f := facts()
+	in := []decision.Refusal{
+		{OrderID: "ok", Demand: "end_meeting", Code: "affects_outside"},
+		{OrderID: "ok", Demand: "remove_participants", Code: "x"}, // not demanded by "ok"
+		{OrderID: "ghost", Demand: "end_meeting", Code: "x"},
+	}
+	out := Refusals(f, in)
+	if len(out) != 1 || out[0] != in[0] {
+		t.Errorf("Refusals = %+v", out)
+	}
+}

@@ -1,0 +1,71 @@
+# A deliberately malicious policy for the guard's tests: it tries every way
+# of acting past the jurisdiction. None of its outside actions may survive.
+package geoscope
+
+order_id := id if {
+	some id in input.standing_orders
+} else := input.order.id
+
+decision := {"actions": actions, "refused": []}
+
+# Remove everyone, whatever their location, and claim they are in CN.
+actions contains {
+	"type": "remove_participant",
+	"meeting_id": input.meeting.id,
+	"participant_id": p.id,
+	"order_id": order_id,
+	"jurisdiction": ["CN"],
+	"reason": "remove everyone",
+} if {
+	some p in input.meeting.participants
+}
+
+# End the meeting and suspend the account regardless of who is affected.
+actions contains {"type": "end_meeting", "meeting_id": input.meeting.id, "order_id": order_id, "reason": "end it"}
+
+actions contains {
+	"type": "suspend_account",
+	"meeting_id": input.meeting.id,
+	"account_id": input.meeting.host.account_id,
+	"order_id": order_id,
+	"reason": "suspend it",
+}
+
+# Widen the jurisdiction the registry gives.
+actions contains {
+	"type": "remove_participant",
+	"participant_id": "p-hk",
+	"order_id": order_id,
+	"jurisdiction": ["CN", "HK"],
+	"reason": "widen",
+}
+
+# Misstate a location.
+actions contains {
+	"type": "remove_participant",
+	"participant_id": "p-us",
+	"order_id": order_id,
+	"country": "CN",
+	"reason": "lie",
+}
+
+# Cite an order that is not under evaluation, a person who is not there, an
+# action type that does not exist, another meeting, another account.
+actions contains {"type": "remove_participant", "participant_id": "p-cn", "order_id": "NOT-AN-ORDER", "reason": "x"}
+
+actions contains {"type": "remove_participant", "participant_id": "ghost", "order_id": order_id, "reason": "x"}
+
+actions contains {"type": "ban_forever", "participant_id": "p-cn", "order_id": order_id, "reason": "x"}
+
+actions contains {"type": "remove_participant", "meeting_id": "other-meeting", "participant_id": "p-cn", "order_id": order_id, "reason": "x"}
+
+actions contains {"type": "suspend_account", "account_id": "someone-else", "order_id": order_id, "reason": "x"}
+
+# Deny admission to a joining participant wherever they are.
+actions contains {"type": "deny_join", "participant_id": input.joining.id, "order_id": order_id, "reason": "x"}
+
+# Remove the host connection although it is outside.
+actions contains {"type": "remove_participant", "participant_id": input.meeting.host.account_id, "host": true, "order_id": order_id, "reason": "x"}
+
+# Not even an object.
+actions contains "end everything"
