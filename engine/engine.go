@@ -95,6 +95,21 @@ func (e *Engine) Geo() *geo.DB { return e.geodb.Load() }
 // Decide runs the pipeline for a request that has been decoded and
 // validated by package input.
 func (e *Engine) Decide(ctx context.Context, req *input.Request) (*decision.Decision, error) {
+	return e.decide(ctx, req, false)
+}
+
+// Admit answers the join-time question for a request from
+// input.DecodeAdmission: it evaluates only the policy's admission entry
+// point, so meeting-wide demands are neither granted nor refused here; they
+// are decided when the roster is.
+func (e *Engine) Admit(ctx context.Context, req *input.Request) (*decision.Decision, error) {
+	if req.Joining == nil || len(req.Meeting.Participants) > 0 || req.Order != nil {
+		return nil, fmt.Errorf("%w: an admission names a joining participant and nothing else", input.ErrInvalid)
+	}
+	return e.decide(ctx, req, true)
+}
+
+func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool) (*decision.Decision, error) {
 	snap, db := e.snapshot.Load(), e.geodb.Load()
 	if snap == nil || db == nil {
 		return nil, ErrNotReady
@@ -110,8 +125,12 @@ func (e *Engine) Decide(ctx context.Context, req *input.Request) (*decision.Deci
 	// the join-time path for meetings nobody targets free of evaluation.
 	out := &policy.Output{}
 	if len(facts.Orders) > 0 {
+		eval := snap.Eval
+		if admission {
+			eval = snap.EvalAdmission
+		}
 		var err error
-		if out, err = snap.Eval(ctx, policyInput(req, facts)); err != nil {
+		if out, err = eval(ctx, policyInput(req, facts)); err != nil {
 			return nil, err
 		}
 	}
@@ -146,7 +165,7 @@ func (e *Engine) Decide(ctx context.Context, req *input.Request) (*decision.Deci
 			Orders:      facts.Orders,
 			Authorities: facts.Authorities,
 			Networks:    networks(req, actions),
-			Admission:   req.Joining != nil && req.Order == nil && len(req.Meeting.Participants) == 0,
+			Admission:   admission,
 		}
 		if err := e.recorder.Record(ctx, rec); err != nil {
 			return nil, fmt.Errorf("recording decision %s: %w", d.DecisionID, err)

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -221,5 +222,60 @@ func TestRecorderFailureFailsTheDecision(t *testing.T) {
 	d, err := e.Decide(context.Background(), req)
 	if err == nil || d != nil || rec.calls != 1 {
 		t.Errorf("Decide = %v, %v after %d record calls; an unrecorded decision must not be answered", d, err, rec.calls)
+	}
+}
+
+func admit(t *testing.T, e *engine.Engine, body string) *decision.Decision {
+	t.Helper()
+	req, err := input.DecodeAdmission([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.Admit(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestAdmitUsesTheAdmissionEntryPoint(t *testing.T) {
+	e := newEngine(t)
+	body := `{"meeting": {"id": "june4-d", "host": {"account_id": "acct-us-d", "account_country": "US"}}, "participant": {"id": "j", "ip": %q}}`
+	d := admit(t, e, fmt.Sprintf(body, "2408:8000::7"))
+	if *d.AllowJoin || len(d.Actions) != 1 || summary(d.Actions[0]) != "deny_join j CN-2020-0601" || d.Actions[0].Country != "CN" {
+		t.Errorf("CN joiner: %+v", d)
+	}
+	// The roster-level demands (end_meeting, suspend_account) are not
+	// decided at join time.
+	if len(d.Refused) != 0 {
+		t.Errorf("admission refused %+v", d.Refused)
+	}
+	for _, ip := range []string{"147.8.9.9", "168.95.1.1", "60.246.1.1", "8.8.8.8", "10.1.1.1"} {
+		if d := admit(t, e, fmt.Sprintf(body, ip)); !*d.AllowJoin || len(d.Actions) != 0 {
+			t.Errorf("joiner from %s: %+v", ip, d)
+		}
+	}
+}
+
+func TestAdmitFallsBackToDecisionWithoutAdmissionEntryPoint(t *testing.T) {
+	// The malicious policy defines no admission rule: its decision is
+	// evaluated and only deny_join actions are kept, then guarded.
+	e := newEngine(t, "testdata/malicious", "../bundles/registry")
+	d := admit(t, e, `{"meeting": {"id": "june4-d", "host": {"account_id": "acct-us-d", "account_country": "US"}}, "participant": {"id": "j", "ip": "8.8.8.8"}}`)
+	if !*d.AllowJoin || len(d.Actions) != 0 || len(d.Refused) != 0 {
+		t.Fatalf("decision = %+v", d)
+	}
+	if len(d.GuardBlocked) != 1 || d.GuardBlocked[0].Action.Type != decision.DenyJoin || d.GuardBlocked[0].Code != "outside_jurisdiction" {
+		t.Errorf("guard_blocked = %+v", d.GuardBlocked)
+	}
+}
+
+func TestAdmitRejectsRoster(t *testing.T) {
+	req, err := input.Decode([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "p", "ip": "8.8.8.8"}]}, "joining": {"id": "j", "ip": "8.8.8.8"}}`), input.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newEngine(t).Admit(context.Background(), req); !errors.Is(err, input.ErrInvalid) {
+		t.Errorf("err = %v", err)
 	}
 }

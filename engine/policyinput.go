@@ -13,7 +13,8 @@ import (
 // the policy sees located countries only, never an IP address.
 //
 //	{"meeting": {"id", "host": {"account_id", "account_country"?, "connected", "country"?},
-//	             "participants": [{"id", "country"?}]},
+//	             "participants": [{"id", "country"?}],
+//	             "by_country": {"CN": [ids], ...}},    // participant ids by located country
 //	 "joining": {"id", "country"?}?,
 //	 "order": {...}?,            // the preview order, as submitted
 //	 "standing_orders": [ids]}   // when no preview order: registry orders targeting the meeting or its account
@@ -34,17 +35,28 @@ func policyInput(req *input.Request, f *guard.Facts) ast.Value {
 	}
 
 	participants := make([]*ast.Term, len(m.Participants))
+	groups := map[string][]*ast.Term{}
 	for i, p := range m.Participants {
-		participants[i] = ast.NewTerm(person(p.ID, f.Participants[p.ID]))
+		country := f.Participants[p.ID]
+		id := ast.StringTerm(p.ID)
+		participants[i] = ast.NewTerm(person(id, country))
+		if country != "" {
+			groups[country] = append(groups[country], id)
+		}
+	}
+	byCountry := ast.NewObject()
+	for country, ids := range groups {
+		byCountry.Insert(ast.StringTerm(country), ast.ArrayTerm(ids...))
 	}
 
 	root := ast.NewObject(ast.Item(ast.InternedTerm("meeting"), ast.ObjectTerm(
 		ast.Item(ast.InternedTerm("id"), ast.StringTerm(m.ID)),
 		ast.Item(ast.InternedTerm("host"), ast.NewTerm(host)),
 		ast.Item(ast.InternedTerm("participants"), ast.ArrayTerm(participants...)),
+		ast.Item(ast.InternedTerm("by_country"), ast.NewTerm(byCountry)),
 	)))
 	if f.Joining != nil {
-		root.Insert(ast.InternedTerm("joining"), ast.NewTerm(person(f.Joining.ID, f.Joining.Country)))
+		root.Insert(ast.InternedTerm("joining"), ast.NewTerm(person(ast.StringTerm(f.Joining.ID), f.Joining.Country)))
 	}
 	if o := req.Order; o != nil {
 		root.Insert(ast.InternedTerm("order"), ast.ObjectTerm(
@@ -64,8 +76,8 @@ func policyInput(req *input.Request, f *guard.Facts) ast.Value {
 	return root
 }
 
-func person(id, country string) ast.Object {
-	o := ast.NewObject(ast.Item(ast.InternedTerm("id"), ast.StringTerm(id)))
+func person(id *ast.Term, country string) ast.Object {
+	o := ast.NewObject(ast.Item(ast.InternedTerm("id"), id))
 	if country != "" {
 		o.Insert(ast.InternedTerm("country"), ast.StringTerm(country))
 	}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -28,14 +29,24 @@ import (
 	"github.com/geoscope/geoscope/engine/registry"
 )
 
-// Query is the policy's entry point.
-const Query = "data.geoscope.decision"
+// Entry points of the policy.
+const (
+	// Query decides demands against a meeting.
+	Query = "data.geoscope.decision"
+	// AdmissionQuery answers the join-time question alone.
+	AdmissionQuery = "data.geoscope.admission"
+)
 
-var queryRef = ast.MustParseRef(Query)
+var (
+	queryRef          = ast.MustParseRef(Query)
+	admissionQueryRef = ast.MustParseRef(AdmissionQuery)
+)
 
 // Snapshot is an immutable, ready-to-evaluate set of bundles.
 type Snapshot struct {
-	query     rego.PreparedEvalQuery
+	query rego.PreparedEvalQuery
+	// admission is nil when the policy defines no admission entry point.
+	admission *rego.PreparedEvalQuery
 	registry  *registry.Registry
 	revisions map[string]string
 	activated time.Time
@@ -94,19 +105,33 @@ func Build(ctx context.Context, sources ...Source) (*Snapshot, error) {
 	if err := store.Commit(ctx, txn); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
 	}
-	if len(compiler.GetRulesForVirtualDocument(queryRef)) == 0 {
-		return nil, fmt.Errorf("%w: no bundle defines %s", ErrBundle, Query)
+	snap := &Snapshot{registry: reg, revisions: revisions, activated: time.Now().UTC()}
+	prepare := func(ref ast.Ref) (*rego.PreparedEvalQuery, error) {
+		if len(compiler.GetRulesForVirtualDocument(ref)) == 0 {
+			return nil, nil
+		}
+		pq, err := rego.New(
+			rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
+			rego.Compiler(compiler),
+			rego.Store(store),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: preparing %s: %v", ErrBundle, ref, err)
+		}
+		return &pq, nil
 	}
-
-	pq, err := rego.New(
-		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(queryRef)))),
-		rego.Compiler(compiler),
-		rego.Store(store),
-	).PrepareForEval(ctx)
+	query, err := prepare(queryRef)
+	if err == nil && query == nil {
+		err = fmt.Errorf("%w: no bundle defines %s", ErrBundle, Query)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: preparing %s: %v", ErrBundle, Query, err)
+		return nil, err
 	}
-	return &Snapshot{query: pq, registry: reg, revisions: revisions, activated: time.Now().UTC()}, nil
+	snap.query = *query
+	if snap.admission, err = prepare(admissionQueryRef); err != nil {
+		return nil, err
+	}
+	return snap, nil
 }
 
 // readRegistry decodes data.authorities and data.orders from the store
@@ -147,7 +172,33 @@ type Output struct {
 // an ast.Value directly (converting from map[string]any would dominate the
 // cost for large rosters).
 func (s *Snapshot) Eval(ctx context.Context, input ast.Value) (*Output, error) {
-	rs, err := s.query.Eval(ctx, rego.EvalParsedInput(input))
+	return eval(ctx, &s.query, Query, input)
+}
+
+// EvalAdmission evaluates the admission entry point: deny_join actions for
+// input.joining, nothing about the meeting as a whole. The entry point is an
+// optional fast path; a policy without one has its decision evaluated and
+// everything but the deny_join actions dropped.
+func (s *Snapshot) EvalAdmission(ctx context.Context, input ast.Value) (*Output, error) {
+	if s.admission != nil {
+		return eval(ctx, s.admission, AdmissionQuery, input)
+	}
+	out, err := eval(ctx, &s.query, Query, input)
+	if err != nil {
+		return nil, err
+	}
+	out.Actions = slices.DeleteFunc(out.Actions, func(a decision.Action) bool { return a.Type != decision.DenyJoin })
+	out.Refused = nil
+	return out, nil
+}
+
+// keepTerm hands the result back as the *ast.Term itself. The default
+// conversion to map[string]any (with sets sorted) would cost as much as the
+// evaluation for a decision with thousands of actions.
+func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
+func eval(ctx context.Context, pq *rego.PreparedEvalQuery, query string, input ast.Value) (*Output, error) {
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalGenerateJSON(keepTerm))
 	if err != nil {
 		var te *topdown.Error
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(ctx.Err(), context.Canceled) ||
@@ -157,85 +208,129 @@ func (s *Snapshot) Eval(ctx context.Context, input ast.Value) (*Output, error) {
 		return nil, fmt.Errorf("%w: %v", ErrEvaluation, err)
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return nil, fmt.Errorf("%w: %s is undefined", ErrEvaluation, Query)
+		return nil, fmt.Errorf("%w: %s is undefined", ErrEvaluation, query)
 	}
-	obj, ok := rs[0].Expressions[0].Value.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s is not an object", ErrEvaluation, Query)
+	var obj ast.Object
+	if t, ok := rs[0].Expressions[0].Value.(*ast.Term); ok {
+		obj, _ = t.Value.(ast.Object)
 	}
-	return decodeOutput(obj)
+	if obj == nil {
+		return nil, fmt.Errorf("%w: %s is not an object", ErrEvaluation, query)
+	}
+	return decodeOutput(obj, query)
 }
 
 // decodeOutput reads the policy's answer leniently: the guard, not the
 // decoder, is what stands between a policy and enforcement, so a malformed
 // action is kept (with whatever fields could be read) for the guard to
 // block and report rather than silently lost.
-func decodeOutput(obj map[string]any) (*Output, error) {
+func decodeOutput(obj ast.Object, query string) (*Output, error) {
 	var out Output
-	acts, err := list(obj, "actions")
-	if err != nil {
-		return nil, err
-	}
-	for _, a := range acts {
-		m, _ := a.(map[string]any)
-		out.Actions = append(out.Actions, decision.Action{
+	err := each(obj, "actions", query, func(v ast.Value) error {
+		m, _ := v.(ast.Object)
+		a := decision.Action{
 			Type:          str(m, "type"),
 			MeetingID:     str(m, "meeting_id"),
 			ParticipantID: str(m, "participant_id"),
 			AccountID:     str(m, "account_id"),
-			Host:          m["host"] == true,
+			Host:          field(m, "host") == ast.Boolean(true),
 			OrderID:       str(m, "order_id"),
 			Jurisdiction:  strs(m, "jurisdiction"),
 			Country:       str(m, "country"),
 			Reason:        str(m, "reason"),
+		}
+		// A batch ("participant_ids") stands for one action per id; the
+		// guard then checks every one of them on its own.
+		batch, isBatch := field(m, "participant_ids").(*ast.Array)
+		if !isBatch {
+			out.Actions = append(out.Actions, a)
+			return nil
+		}
+		batch.Foreach(func(t *ast.Term) {
+			one := a
+			one.ParticipantID = ""
+			if id, ok := t.Value.(ast.String); ok {
+				one.ParticipantID = string(id)
+			}
+			out.Actions = append(out.Actions, one)
 		})
-	}
-	refs, err := list(obj, "refused")
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range refs {
-		m, ok := r.(map[string]any)
+	err = each(obj, "refused", query, func(v ast.Value) error {
+		m, ok := v.(ast.Object)
 		if !ok {
-			return nil, fmt.Errorf("%w: refused entries must be objects", ErrEvaluation)
+			return fmt.Errorf("%w: %s.refused entries must be objects", ErrEvaluation, query)
 		}
-		n, _ := m["affected_outside"].(json.Number)
-		affected, _ := n.Int64()
+		n, _ := field(m, "affected_outside").(ast.Number)
+		affected, _ := n.Int()
 		out.Refused = append(out.Refused, decision.Refusal{
 			OrderID:         str(m, "order_id"),
 			Demand:          str(m, "demand"),
 			Code:            str(m, "code"),
 			Reason:          str(m, "reason"),
-			AffectedOutside: int(affected),
+			AffectedOutside: affected,
 		})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &out, nil
 }
 
-func list(obj map[string]any, key string) ([]any, error) {
-	v, ok := obj[key]
-	if !ok {
-		return nil, nil
+// each calls fn for every element of the set or array obj[key]; an absent
+// key is an empty collection.
+func each(obj ast.Object, key, query string, fn func(ast.Value) error) error {
+	var err error
+	switch c := field(obj, key).(type) {
+	case nil:
+	case ast.Set:
+		c.Foreach(func(t *ast.Term) {
+			if err == nil {
+				err = fn(t.Value)
+			}
+		})
+	case *ast.Array:
+		c.Foreach(func(t *ast.Term) {
+			if err == nil {
+				err = fn(t.Value)
+			}
+		})
+	default:
+		err = fmt.Errorf("%w: %s.%s must be a set or an array", ErrEvaluation, query, key)
 	}
-	l, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s.%s must be a set or an array", ErrEvaluation, Query, key)
-	}
-	return l, nil
+	return err
 }
 
-func str(m map[string]any, key string) string {
-	s, _ := m[key].(string)
-	return s
+func field(m ast.Object, key string) ast.Value {
+	if m == nil {
+		return nil
+	}
+	t := m.Get(ast.InternedTerm(key))
+	if t == nil {
+		return nil
+	}
+	return t.Value
 }
 
-func strs(m map[string]any, key string) []string {
-	l, _ := m[key].([]any)
-	out := make([]string, 0, len(l))
-	for _, v := range l {
-		if s, ok := v.(string); ok {
-			out = append(out, s)
+func str(m ast.Object, key string) string {
+	s, _ := field(m, key).(ast.String)
+	return string(s)
+}
+
+func strs(m ast.Object, key string) []string {
+	a, _ := field(m, key).(*ast.Array)
+	if a == nil {
+		return nil
+	}
+	out := make([]string, 0, a.Len())
+	a.Foreach(func(t *ast.Term) {
+		if s, ok := t.Value.(ast.String); ok {
+			out = append(out, string(s))
 		}
-	}
+	})
 	return out
 }

@@ -6,10 +6,15 @@
 #   authority's jurisdiction; meeting-wide and account-level demands are
 #   granted only when nobody outside the jurisdiction would be affected.
 #
-#   The engine prepares the input: every IP address is replaced by the
-#   located country ("country", absent when the location is unknown), and
-#   "standing_orders" lists the registry orders that target the meeting or
-#   its host account. See docs/policy.md for the full input contract.
+#   The engine prepares the input (docs/policy.md has the full contract):
+#   every IP address is replaced by the located country ("country", absent
+#   when the location is unknown); "by_country" groups participant ids by
+#   located country; "standing_orders" lists the registry orders that target
+#   the meeting or its host account.
+#
+#   Rules work on countries, not people: participants are removed in one
+#   action per order and country ("participant_ids"), which the engine
+#   expands, so evaluation cost does not grow with the size of the meeting.
 #
 #   The Go guard re-checks every action this policy returns, so a mistake
 #   here can withhold enforcement but can never extend it past the
@@ -25,7 +30,16 @@ demands := {"remove_participants", "end_meeting", "suspend_account"}
 # entrypoint: true
 decision := {"actions": actions, "refused": refused}
 
-actions := participant_actions | meeting_actions
+# METADATA
+# title: Admission
+# description: |
+#   The join-time question alone: may input.joining join? Only deny_join
+#   actions are computed; the meeting-wide demands are decided when the
+#   roster is evaluated.
+# entrypoint: true
+admission := {"actions": denials, "refused": set()}
+
+actions := (removals | denials) | meeting_actions
 
 # Orders under evaluation, by id: the order submitted for preview, or else
 # the standing orders the engine selected from the registry.
@@ -40,9 +54,12 @@ orders[id] := data.orders[id] if {
 
 # Orders that may lead to enforcement, mapped to their authority's
 # jurisdiction. The jurisdiction comes from the registry, never the order.
-actionable[id] := data.authorities[o.authority].jurisdiction if {
+actionable[id] := j if {
 	some id, o in orders
-	admissible(o)
+	j := data.authorities[o.authority].jurisdiction
+	count(j) > 0
+	has_legal_basis(o)
+	targets_meeting(o)
 	makes_known_demand(o)
 }
 
@@ -58,12 +75,12 @@ admissible(o) if {
 # treated like an unknown one.
 registered(o) if count(data.authorities[o.authority].jurisdiction) > 0
 
+has_legal_basis(o) if trim_space(o.legal_basis) != ""
+
 makes_known_demand(o) if {
 	some d in o.demands
 	d in demands
 }
-
-has_legal_basis(o) if trim_space(o.legal_basis) != ""
 
 # A meeting is targeted by naming it, or by naming its host account (which
 # covers every meeting of the account, including future ones).
@@ -74,63 +91,70 @@ targets_meeting(o) if {
 	input.meeting.host.account_id in o.targets.accounts
 }
 
-# Everyone connected to the meeting: the participants and, when its address
-# was given, the host.
-connected := array.concat(input.meeting.participants, host_connection)
-
-# Everyone a meeting-wide or account action would reach right now: those
-# connected and the participant asking to join.
-affected := array.concat(connected, joining)
-
-joining := [input.joining] if input.joining
-
-else := []
-
-host_connection := [object.union(input.meeting.host, {"id": input.meeting.host.account_id, "host": true})] if {
-	input.meeting.host.connected
-} else := []
-
 # A person is inside only when located inside. An unknown location has no
 # "country" and so is never inside.
 inside(person, jurisdiction) if person.country in jurisdiction
 
-outside_count[id] := count([p | some p in affected; not inside(p, j)]) if {
+# Users a meeting-wide or account action would reach right now and who are
+# not located inside: participants, the connected host, and the participant
+# asking to join.
+outside_count[id] := ((count(input.meeting.participants) - located_inside(j)) + host_outside(j)) + joining_outside(j) if {
 	some id, j in actionable
 }
 
-everyone_inside(j) if {
-	every p in affected {
-		inside(p, j)
-	}
-}
+located_inside(j) := sum([count(input.meeting.by_country[c]) | some c in j])
+
+host_outside(j) := 1 if {
+	input.meeting.host.connected
+	not inside(input.meeting.host, j)
+} else := 0
+
+joining_outside(j) := 1 if {
+	input.joining
+	not inside(input.joining, j)
+} else := 0
 
 account_inside(j) if input.meeting.host.account_country in j
 
-scope_reason[id] := sprintf("order %s: located in %s, inside the jurisdiction of %s", [id, concat(", ", j), authority_name(id)]) if {
-	some id, j in actionable
-}
-
-authority_name(id) := object.get(data.authorities[orders[id].authority], "name", orders[id].authority)
+# Participant actions carry the order, its jurisdiction and the located
+# country, so one fixed reason says the rest.
+inside_reason := "located inside the jurisdiction of the authority that issued the order"
 
 # Rule 3: every demand against a targeted meeting reaches the participants
 # located inside the jurisdiction, and nobody else.
-participant_actions contains action if {
+removals contains action if {
 	some id, j in actionable
-	some p in connected
-	inside(p, j)
+	some country in j
+	ids := input.meeting.by_country[country]
 	action := {
 		"type": "remove_participant",
 		"meeting_id": input.meeting.id,
-		"participant_id": p.id,
-		"host": object.get(p, "host", false),
+		"participant_ids": ids,
 		"order_id": id,
 		"jurisdiction": j,
-		"country": p.country,
-		"reason": scope_reason[id],
+		"country": country,
+		"reason": inside_reason,
 	}
 }
 
-participant_actions contains action if {
+# The host is treated like any participant when connected.
+removals contains action if {
+	some id, j in actionable
+	input.meeting.host.connected
+	inside(input.meeting.host, j)
+	action := {
+		"type": "remove_participant",
+		"meeting_id": input.meeting.id,
+		"participant_id": input.meeting.host.account_id,
+		"host": true,
+		"order_id": id,
+		"jurisdiction": j,
+		"country": input.meeting.host.country,
+		"reason": inside_reason,
+	}
+}
+
+denials contains action if {
 	some id, j in actionable
 	inside(input.joining, j)
 	action := {
@@ -140,21 +164,21 @@ participant_actions contains action if {
 		"order_id": id,
 		"jurisdiction": j,
 		"country": input.joining.country,
-		"reason": scope_reason[id],
+		"reason": inside_reason,
 	}
 }
 
-# Rule 4: a meeting may be ended only when it has participants and everyone
-# connected is inside.
-end_meeting_granted(j) if {
+# Rule 4: a meeting may be ended only when it has participants and nobody
+# it would reach is outside.
+end_meeting_granted(id) if {
 	count(input.meeting.participants) > 0
-	everyone_inside(j)
+	outside_count[id] == 0
 }
 
 meeting_actions contains action if {
 	some id, j in actionable
 	"end_meeting" in orders[id].demands
-	end_meeting_granted(j)
+	end_meeting_granted(id)
 	action := {
 		"type": "end_meeting",
 		"meeting_id": input.meeting.id,
@@ -165,16 +189,16 @@ meeting_actions contains action if {
 }
 
 # Rule 5: an account may be suspended only when it is registered inside and
-# everyone connected (host included) is inside.
-suspend_account_granted(j) if {
-	account_inside(j)
-	everyone_inside(j)
+# nobody it would reach is outside.
+suspend_account_granted(id) if {
+	account_inside(actionable[id])
+	outside_count[id] == 0
 }
 
 meeting_actions contains action if {
 	some id, j in actionable
 	"suspend_account" in orders[id].demands
-	suspend_account_granted(j)
+	suspend_account_granted(id)
 	action := {
 		"type": "suspend_account",
 		"meeting_id": input.meeting.id,
@@ -241,15 +265,15 @@ refused contains refusal(id, "end_meeting", "affects_outside", reason, n) if {
 	some id, j in actionable
 	"end_meeting" in orders[id].demands
 	count(input.meeting.participants) > 0
-	not everyone_inside(j)
 	n := outside_count[id]
+	n > 0
 	reason := sprintf("ending the meeting would affect %d users not located in %s; narrowed to the participants located there", [n, concat(", ", j)])
 }
 
 refused contains refusal(id, "suspend_account", "affects_outside", reason, n) if {
 	some id, j in actionable
 	"suspend_account" in orders[id].demands
-	not suspend_account_granted(j)
+	not suspend_account_granted(id)
 	n := outside_count[id] + account_holder_outside_uncounted(j)
 	reason := sprintf("suspending the account would affect users outside %s (%s); narrowed to participants located there, in every meeting of the account", [concat(", ", j), suspend_obstacle(j, outside_count[id])])
 }
@@ -258,13 +282,8 @@ refused contains refusal(id, "suspend_account", "affects_outside", reason, n) if
 # host outside or as an account registered outside.
 account_holder_outside_uncounted(j) := 1 if {
 	not account_inside(j)
-	not host_connected_outside(j)
+	host_outside(j) == 0
 } else := 0
-
-host_connected_outside(j) if {
-	some p in host_connection
-	not inside(p, j)
-}
 
 suspend_obstacle(j, _) := sprintf("the account is registered in %s", [input.meeting.host.account_country]) if {
 	input.meeting.host.account_country

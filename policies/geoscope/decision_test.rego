@@ -6,6 +6,21 @@ package geoscope.decision_test
 
 import data.geoscope
 
+# The policy removes participants in batches (participant_ids per order and
+# country); tests compare the per-participant actions the engine makes of
+# them.
+expand(actions) := {a | some a in actions; not a.participant_ids} | {x |
+	some a in actions
+	some pid in a.participant_ids
+	x := object.union(object.remove(a, ["participant_ids"]), {"participant_id": pid})
+}
+
+expanded_decision := {"actions": expand(geoscope.actions), "refused": geoscope.refused}
+
+expanded_actions := expand(geoscope.actions)
+
+expanded_removals := expand(geoscope.removals)
+
 # ---------------------------------------------------------------------------
 # Fixtures
 # ---------------------------------------------------------------------------
@@ -49,7 +64,11 @@ online_host(account, account_country, located) := {
 	"country": located,
 }
 
-meeting(h, ps) := {"id": "m1", "host": h, "participants": ps}
+# The engine groups participant ids by located country; tests derive the
+# grouping from the participant list the same way.
+meeting(h, ps) := {"id": "m1", "host": h, "participants": ps, "by_country": by_country(ps)}
+
+by_country(ps) := {c: [p.id | some p in ps; p.country == c] | some q in ps; c := q.country}
 
 preview(o, m) := {"meeting": m, "order": o}
 
@@ -59,14 +78,13 @@ us_host := offline_host("acct-us", "US")
 
 cn_host := offline_host("acct-cn", "CN")
 
-reason_cn(oid) := sprintf("order %s: located in CN, inside the jurisdiction of %s", [oid, cac])
+reason_cn(_) := "located inside the jurisdiction of the authority that issued the order"
 
 # remove_participant of a (non-host) participant by a CN order.
 removed(oid, pid, country) := {
 	"type": "remove_participant",
 	"meeting_id": "m1",
 	"participant_id": pid,
-	"host": false,
 	"order_id": oid,
 	"jurisdiction": ["CN"],
 	"country": country,
@@ -132,21 +150,21 @@ suspend_granted(oid, account) := {
 # ---------------------------------------------------------------------------
 
 test_decision_is_empty_without_any_order if {
-	d := geoscope.decision with input as {"meeting": meeting(us_host, [person("p1", "CN")])}
+	d := expanded_decision with input as {"meeting": meeting(us_host, [person("p1", "CN")])}
 		with data.authorities as authorities
 		with data.orders as {}
 	d == {"actions": set(), "refused": set()}
 }
 
 test_decision_is_empty_with_empty_standing_orders if {
-	d := geoscope.decision with input as standing([], meeting(us_host, [person("p1", "CN")]))
+	d := expanded_decision with input as standing([], meeting(us_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 		with data.orders as {"o-cn": cn_order(all_demands)}
 	d == {"actions": set(), "refused": set()}
 }
 
 test_decision_has_exactly_actions_and_refused if {
-	d := geoscope.decision with input as preview(cn_order(["end_meeting"]), meeting(us_host, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["end_meeting"]), meeting(us_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 	object.keys(d) == {"actions", "refused"}
 	is_set(d.actions)
@@ -165,7 +183,7 @@ test_preview_order_is_evaluated_under_its_id if {
 }
 
 test_preview_order_need_not_be_in_the_registry if {
-	d := geoscope.decision with input as preview(cn_order(["remove_participants"]), meeting(us_host, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["remove_participants"]), meeting(us_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 		with data.orders as {}
 	d == {"actions": {removed("o-cn", "p1", "CN")}, "refused": set()}
@@ -180,7 +198,7 @@ test_standing_orders_are_read_from_the_registry if {
 
 test_standing_order_acts_under_its_registry_id if {
 	o := object.remove(cn_order(["remove_participants"]), ["id"])
-	d := geoscope.decision with input as standing(["CN-1"], meeting(us_host, [person("p1", "CN"), person("p2", "US")]))
+	d := expanded_decision with input as standing(["CN-1"], meeting(us_host, [person("p1", "CN"), person("p2", "US")]))
 		with data.authorities as authorities
 		with data.orders as {"CN-1": o}
 	d == {"actions": {removed("CN-1", "p1", "CN")}, "refused": set()}
@@ -193,7 +211,7 @@ test_preview_order_takes_precedence_over_standing_orders if {
 	orders := geoscope.orders with input as inp
 		with data.orders as {"CN-1": registry_order}
 	orders == {"preview": preview_order}
-	d := geoscope.decision with input as inp
+	d := expanded_decision with input as inp
 		with data.authorities as authorities
 		with data.orders as {"CN-1": registry_order}
 	d == {"actions": set(), "refused": {end_refused("preview", 1)}}
@@ -203,7 +221,7 @@ test_standing_order_id_absent_from_registry_is_ignored if {
 	orders := geoscope.orders with input as standing(["gone"], meeting(us_host, [person("p1", "CN")]))
 		with data.orders as {}
 	orders == {}
-	d := geoscope.decision with input as standing(["gone"], meeting(us_host, [person("p1", "CN")]))
+	d := expanded_decision with input as standing(["gone"], meeting(us_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 		with data.orders as {}
 	d == {"actions": set(), "refused": set()}
@@ -211,7 +229,7 @@ test_standing_order_id_absent_from_registry_is_ignored if {
 
 test_standing_order_absent_from_registry_does_not_hide_present_one if {
 	o := object.remove(cn_order(["remove_participants"]), ["id"])
-	d := geoscope.decision with input as standing(["gone", "CN-1"], meeting(us_host, [person("p1", "CN")]))
+	d := expanded_decision with input as standing(["gone", "CN-1"], meeting(us_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 		with data.orders as {"CN-1": o}
 	d == {"actions": {removed("CN-1", "p1", "CN")}, "refused": set()}
@@ -223,7 +241,7 @@ test_standing_order_absent_from_registry_does_not_hide_present_one if {
 
 test_unknown_authority_refuses_every_demand_and_acts_on_nobody if {
 	o := new_order("o-x", "xx.unknown", all_demands, ["m1"], ["acct-cn"])
-	d := geoscope.decision with input as preview(o, meeting(cn_host, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(o, meeting(cn_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 	reason := "authority \"xx.unknown\" is not in the registry"
 	d.actions == set()
@@ -235,7 +253,7 @@ test_unknown_authority_refuses_every_demand_and_acts_on_nobody if {
 }
 
 test_unknown_authority_with_empty_registry if {
-	d := geoscope.decision with input as preview(cn_order(["end_meeting"]), meeting(cn_host, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["end_meeting"]), meeting(cn_host, [person("p1", "CN")]))
 		with data.authorities as {}
 	d == {"actions": set(), "refused": {{
 		"order_id": "o-cn",
@@ -249,7 +267,7 @@ test_unknown_authority_with_empty_registry if {
 test_unknown_authority_joining_participant_in_cn_is_admitted if {
 	o := new_order("o-x", "xx.unknown", ["remove_participants"], ["m1"], [])
 	inp := object.union(preview(o, meeting(us_host, [])), {"joining": person("j1", "CN")})
-	actions := geoscope.actions with input as inp with data.authorities as authorities
+	actions := expanded_actions with input as inp with data.authorities as authorities
 	actions == set()
 }
 
@@ -263,7 +281,7 @@ no_basis(oid, demand) := {
 
 test_missing_legal_basis_refuses_every_demand if {
 	o := object.remove(cn_order(all_demands), ["legal_basis"])
-	d := geoscope.decision with input as preview(o, meeting(cn_host, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(o, meeting(cn_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d == {"actions": set(), "refused": {
 		no_basis("o-cn", "remove_participants"),
@@ -274,7 +292,7 @@ test_missing_legal_basis_refuses_every_demand if {
 
 test_empty_legal_basis_refuses_every_demand if {
 	o := object.union(cn_order(["end_meeting", "suspend_account"]), {"legal_basis": ""})
-	d := geoscope.decision with input as preview(o, meeting(cn_host, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(o, meeting(cn_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d == {"actions": set(), "refused": {no_basis("o-cn", "end_meeting"), no_basis("o-cn", "suspend_account")}}
 }
@@ -282,7 +300,7 @@ test_empty_legal_basis_refuses_every_demand if {
 test_whitespace_legal_basis_refuses_every_demand if {
 	o := object.union(cn_order(["remove_participants"]), {"legal_basis": " \t\n\r "})
 	inp := object.union(preview(o, meeting(cn_host, [person("p1", "CN")])), {"joining": person("j1", "CN")})
-	d := geoscope.decision with input as inp with data.authorities as authorities
+	d := expanded_decision with input as inp with data.authorities as authorities
 	d == {"actions": set(), "refused": {no_basis("o-cn", "remove_participants")}}
 }
 
@@ -305,7 +323,7 @@ not_targeted(oid, demand) := {
 test_order_targeting_neither_meeting_nor_account_is_refused_not_targeted if {
 	o := new_order("o-cn", "cn.cac", all_demands, ["other-meeting"], ["other-account"])
 	inp := object.union(preview(o, meeting(cn_host, [person("p1", "CN")])), {"joining": person("j1", "CN")})
-	d := geoscope.decision with input as inp with data.authorities as authorities
+	d := expanded_decision with input as inp with data.authorities as authorities
 	d == {"actions": set(), "refused": {
 		not_targeted("o-cn", "remove_participants"),
 		not_targeted("o-cn", "end_meeting"),
@@ -315,7 +333,7 @@ test_order_targeting_neither_meeting_nor_account_is_refused_not_targeted if {
 
 test_registry_order_without_target_lists_is_not_targeted if {
 	o := {"authority": "cn.cac", "demands": ["end_meeting"], "targets": {}, "legal_basis": basis}
-	d := geoscope.decision with input as standing(["CN-9"], meeting(cn_host, [person("p1", "CN")]))
+	d := expanded_decision with input as standing(["CN-9"], meeting(cn_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 		with data.orders as {"CN-9": o}
 	d == {"actions": set(), "refused": {not_targeted("CN-9", "end_meeting")}}
@@ -323,7 +341,7 @@ test_registry_order_without_target_lists_is_not_targeted if {
 
 test_registry_order_with_only_meeting_targets_targets_by_meeting if {
 	o := {"authority": "cn.cac", "demands": ["remove_participants"], "targets": {"meetings": ["m1"]}, "legal_basis": basis}
-	d := geoscope.decision with input as standing(["CN-9"], meeting(cn_host, [person("p1", "CN")]))
+	d := expanded_decision with input as standing(["CN-9"], meeting(cn_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 		with data.orders as {"CN-9": o}
 	d == {"actions": {removed("CN-9", "p1", "CN")}, "refused": set()}
@@ -341,7 +359,7 @@ test_targets_meeting_by_host_account if {
 
 test_order_targeting_host_account_reaches_the_meeting if {
 	o := new_order("o-cn", "cn.cac", ["remove_participants"], [], ["acct-us"])
-	d := geoscope.decision with input as preview(o, meeting(us_host, [person("p1", "CN"), person("p2", "US")]))
+	d := expanded_decision with input as preview(o, meeting(us_host, [person("p1", "CN"), person("p2", "US")]))
 		with data.authorities as authorities
 	d == {"actions": {removed("o-cn", "p1", "CN")}, "refused": set()}
 }
@@ -363,14 +381,14 @@ test_actionable_maps_order_to_registry_jurisdiction if {
 
 test_jurisdiction_comes_from_the_registry_never_the_order if {
 	o := object.union(cn_order(["remove_participants", "end_meeting"]), {"jurisdiction": ["US", "CN"]})
-	d := geoscope.decision with input as preview(o, meeting(us_host, [person("p1", "CN"), person("p2", "US")]))
+	d := expanded_decision with input as preview(o, meeting(us_host, [person("p1", "CN"), person("p2", "US")]))
 		with data.authorities as authorities
 	d == {"actions": {removed("o-cn", "p1", "CN")}, "refused": {end_refused("o-cn", 1)}}
 }
 
 test_unknown_demand_is_refused_for_a_targeted_order if {
 	o := cn_order(["remove_participants", "seize_recordings"])
-	d := geoscope.decision with input as preview(o, meeting(us_host, [person("p1", "CN"), person("p2", "US")]))
+	d := expanded_decision with input as preview(o, meeting(us_host, [person("p1", "CN"), person("p2", "US")]))
 		with data.authorities as authorities
 	d == {
 		"actions": {removed("o-cn", "p1", "CN")},
@@ -404,7 +422,7 @@ test_unknown_demand_of_unknown_authority_is_only_refused_unknown_authority if {
 
 test_remove_participants_demand_is_never_refused if {
 	o := cn_order(["remove_participants"])
-	d := geoscope.decision with input as preview(o, meeting(us_host, [person("p1", "US"), unlocated("p2")]))
+	d := expanded_decision with input as preview(o, meeting(us_host, [person("p1", "US"), unlocated("p2")]))
 		with data.authorities as authorities
 	d == {"actions": set(), "refused": set()}
 }
@@ -424,32 +442,32 @@ test_inside_only_when_located_in_jurisdiction if {
 	not geoscope.inside(person("p", "CN"), [])
 }
 
-test_remove_participant_exact_action_object if {
-	d := geoscope.decision with input as preview(cn_order(["remove_participants"]), meeting(us_host, [person("p1", "CN")]))
+test_remove_participant_exact_action_object_is_one_batch_per_country if {
+	ps := [person("p1", "CN"), person("p2", "US"), person("p3", "CN")]
+	d := geoscope.decision with input as preview(cn_order(["remove_participants"]), meeting(us_host, ps))
 		with data.authorities as authorities
 	d.refused == set()
 	d.actions == {{
 		"type": "remove_participant",
 		"meeting_id": "m1",
-		"participant_id": "p1",
-		"host": false,
+		"participant_ids": ["p1", "p3"],
 		"order_id": "o-cn",
 		"jurisdiction": ["CN"],
 		"country": "CN",
-		"reason": "order o-cn: located in CN, inside the jurisdiction of Cyberspace Administration of China",
+		"reason": "located inside the jurisdiction of the authority that issued the order",
 	}}
 }
 
 test_only_participants_in_jurisdiction_are_removed if {
 	ps := [person("p1", "CN"), person("p2", "US"), person("p3", "CN"), person("p4", "GB"), unlocated("p5")]
-	actions := geoscope.actions with input as preview(cn_order(["remove_participants"]), meeting(us_host, ps))
+	actions := expanded_actions with input as preview(cn_order(["remove_participants"]), meeting(us_host, ps))
 		with data.authorities as authorities
 	actions == {removed("o-cn", "p1", "CN"), removed("o-cn", "p3", "CN")}
 }
 
 test_hk_mo_tw_participants_are_not_cn if {
 	ps := [person("hk", "HK"), person("mo", "MO"), person("tw", "TW")]
-	d := geoscope.decision with input as preview(cn_order(["remove_participants", "end_meeting", "suspend_account"]), meeting(cn_host, ps))
+	d := expanded_decision with input as preview(cn_order(["remove_participants", "end_meeting", "suspend_account"]), meeting(cn_host, ps))
 		with data.authorities as authorities
 	d == {"actions": set(), "refused": {
 		end_refused("o-cn", 3),
@@ -460,7 +478,7 @@ test_hk_mo_tw_participants_are_not_cn if {
 test_hk_mo_tw_joining_participants_are_admitted if {
 	every c in ["HK", "MO", "TW"] {
 		inp := object.union(preview(cn_order(["remove_participants"]), meeting(us_host, [])), {"joining": person("j1", c)})
-		actions := geoscope.actions with input as inp with data.authorities as authorities
+		actions := expanded_actions with input as inp with data.authorities as authorities
 		actions == set()
 	}
 }
@@ -468,7 +486,7 @@ test_hk_mo_tw_joining_participants_are_admitted if {
 test_unknown_location_is_never_acted_on if {
 	ps := [unlocated("p1"), unlocated("p2")]
 	inp := object.union(preview(cn_order(all_demands), meeting(cn_host, ps)), {"joining": unlocated("j1")})
-	d := geoscope.decision with input as inp with data.authorities as authorities
+	d := expanded_decision with input as inp with data.authorities as authorities
 
 	# The joining participant would be affected too: 3 users outside.
 	d == {"actions": set(), "refused": {
@@ -479,7 +497,7 @@ test_unknown_location_is_never_acted_on if {
 
 test_participant_action_for_every_known_demand if {
 	every demand in all_demands {
-		actions := geoscope.participant_actions with input as preview(cn_order([demand]), meeting(us_host, [person("p1", "CN"), person("p2", "HK")]))
+		actions := expanded_removals with input as preview(cn_order([demand]), meeting(us_host, [person("p1", "CN"), person("p2", "HK")]))
 			with data.authorities as authorities
 		actions == {removed("o-cn", "p1", "CN")}
 	}
@@ -487,7 +505,7 @@ test_participant_action_for_every_known_demand if {
 
 test_connected_host_in_jurisdiction_is_removed_as_host if {
 	h := online_host("acct-us", "US", "CN")
-	actions := geoscope.actions with input as preview(cn_order(["remove_participants"]), meeting(h, [person("p1", "US")]))
+	actions := expanded_actions with input as preview(cn_order(["remove_participants"]), meeting(h, [person("p1", "US")]))
 		with data.authorities as authorities
 	actions == {{
 		"type": "remove_participant",
@@ -503,14 +521,14 @@ test_connected_host_in_jurisdiction_is_removed_as_host if {
 
 test_connected_host_outside_jurisdiction_is_untouched if {
 	h := online_host("acct-cn", "CN", "US")
-	actions := geoscope.actions with input as preview(cn_order(all_demands), meeting(h, [person("p1", "CN")]))
+	actions := expanded_actions with input as preview(cn_order(all_demands), meeting(h, [person("p1", "CN")]))
 		with data.authorities as authorities
 	actions == {removed("o-cn", "p1", "CN")}
 }
 
 test_connected_host_with_unknown_location_is_untouched_and_counts_outside if {
 	h := object.remove(online_host("acct-cn", "CN", "CN"), ["country"])
-	d := geoscope.decision with input as preview(cn_order(all_demands), meeting(h, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(all_demands), meeting(h, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d == {
 		"actions": {removed("o-cn", "p1", "CN")},
@@ -522,45 +540,35 @@ test_connected_host_with_unknown_location_is_untouched_and_counts_outside if {
 }
 
 test_host_not_connected_is_never_acted_on if {
-	d := geoscope.decision with input as preview(cn_order(["remove_participants", "end_meeting"]), meeting(cn_host, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["remove_participants", "end_meeting"]), meeting(cn_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d == {"actions": {removed("o-cn", "p1", "CN"), end_granted("o-cn")}, "refused": set()}
 }
 
-test_host_connection_when_connected if {
-	h := online_host("acct-us", "US", "CN")
-	hc := geoscope.host_connection with input as {"meeting": meeting(h, [])}
-	hc == [{
-		"account_id": "acct-us",
-		"account_country": "US",
-		"connected": true,
-		"country": "CN",
-		"id": "acct-us",
-		"host": true,
-	}]
+test_host_outside_counts_connected_host_not_inside if {
+	geoscope.host_outside(["CN"]) == 1 with input as {"meeting": meeting(online_host("acct-us", "US", "GB"), [])}
+	geoscope.host_outside(["CN"]) == 1 with input as {"meeting": meeting(object.remove(online_host("acct-us", "US", "GB"), ["country"]), [])}
+	geoscope.host_outside(["CN"]) == 0 with input as {"meeting": meeting(online_host("acct-us", "US", "CN"), [])}
+	geoscope.host_outside(["CN"]) == 0 with input as {"meeting": meeting(us_host, [])}
 }
 
-test_host_connection_is_empty_when_not_connected if {
-	hc := geoscope.host_connection with input as {"meeting": meeting(cn_host, [person("p1", "CN")])}
-	hc == []
+test_joining_outside_counts_joining_participant_not_inside if {
+	geoscope.joining_outside(["CN"]) == 1 with input as {"meeting": meeting(us_host, []), "joining": person("j", "HK")}
+	geoscope.joining_outside(["CN"]) == 1 with input as {"meeting": meeting(us_host, []), "joining": unlocated("j")}
+	geoscope.joining_outside(["CN"]) == 0 with input as {"meeting": meeting(us_host, []), "joining": person("j", "CN")}
+	geoscope.joining_outside(["CN"]) == 0 with input as {"meeting": meeting(us_host, [])}
 }
 
-test_connected_is_participants_then_connected_host if {
-	h := online_host("acct-us", "US", "GB")
-	c := geoscope.connected with input as {"meeting": meeting(h, [person("p1", "CN"), unlocated("p2")])}
-	count(c) == 3
-	c[0] == person("p1", "CN")
-	c[1] == unlocated("p2")
-	c[2].id == "acct-us"
-	c[2].host == true
-	c[2].country == "GB"
-	offline := geoscope.connected with input as {"meeting": meeting(us_host, [person("p1", "CN")])}
-	offline == [person("p1", "CN")]
+test_located_inside_sums_the_jurisdiction_countries if {
+	inp := {"meeting": meeting(us_host, [person("p1", "CN"), person("p2", "DE"), person("p3", "FR"), unlocated("p4"), person("p5", "FR")])}
+	geoscope.located_inside(["CN"]) == 1 with input as inp
+	geoscope.located_inside(["DE", "FR"]) == 3 with input as inp
+	geoscope.located_inside(["TW"]) == 0 with input as inp
 }
 
 test_joining_participant_in_jurisdiction_is_denied if {
 	inp := object.union(preview(cn_order(["remove_participants"]), meeting(us_host, [person("p1", "US")])), {"joining": person("j1", "CN")})
-	d := geoscope.decision with input as inp with data.authorities as authorities
+	d := expanded_decision with input as inp with data.authorities as authorities
 	d.refused == set()
 	d.actions == {{
 		"type": "deny_join",
@@ -569,52 +577,33 @@ test_joining_participant_in_jurisdiction_is_denied if {
 		"order_id": "o-cn",
 		"jurisdiction": ["CN"],
 		"country": "CN",
-		"reason": "order o-cn: located in CN, inside the jurisdiction of Cyberspace Administration of China",
+		"reason": "located inside the jurisdiction of the authority that issued the order",
 	}}
 }
 
 test_joining_participant_outside_jurisdiction_is_admitted if {
 	inp := object.union(preview(cn_order(["remove_participants"]), meeting(us_host, [person("p1", "CN")])), {"joining": person("j1", "US")})
-	actions := geoscope.actions with input as inp with data.authorities as authorities
+	actions := expanded_actions with input as inp with data.authorities as authorities
 	actions == {removed("o-cn", "p1", "CN")}
 }
 
 test_joining_participant_with_unknown_location_is_admitted if {
 	inp := object.union(preview(cn_order(["remove_participants"]), meeting(us_host, [])), {"joining": unlocated("j1")})
-	d := geoscope.decision with input as inp with data.authorities as authorities
+	d := expanded_decision with input as inp with data.authorities as authorities
 	d == {"actions": set(), "refused": set()}
 }
 
 test_joining_participant_outside_blocks_end_meeting if {
 	# Ending the meeting would shut out the participant joining from the US.
 	inp := object.union(preview(cn_order(["end_meeting"]), meeting(cn_host, [person("p1", "CN")])), {"joining": person("j1", "US")})
-	d := geoscope.decision with input as inp with data.authorities as authorities
+	d := expanded_decision with input as inp with data.authorities as authorities
 	d == {"actions": {removed("o-cn", "p1", "CN")}, "refused": {end_refused("o-cn", 1)}}
 }
 
 test_joining_participant_inside_allows_end_meeting if {
 	inp := object.union(preview(cn_order(["end_meeting"]), meeting(cn_host, [person("p1", "CN")])), {"joining": person("j1", "CN")})
-	d := geoscope.decision with input as inp with data.authorities as authorities
+	d := expanded_decision with input as inp with data.authorities as authorities
 	d == {"actions": {removed("o-cn", "p1", "CN"), denied("o-cn", "j1"), end_granted("o-cn")}, "refused": set()}
-}
-
-test_scope_reason_names_jurisdiction_and_authority if {
-	inp := {"meeting": meeting(us_host, []), "standing_orders": ["a", "b"]}
-	orders := {
-		"a": new_order("a", "cn.cac", ["end_meeting"], ["m1"], []),
-		"b": new_order("b", "eu.eda", ["end_meeting"], ["m1"], []),
-	}
-	r := geoscope.scope_reason with input as inp with data.authorities as authorities with data.orders as orders
-	r == {
-		"a": "order a: located in CN, inside the jurisdiction of Cyberspace Administration of China",
-		"b": "order b: located in DE, FR, inside the jurisdiction of Example Union Data Authority",
-	}
-}
-
-test_authority_name_is_read_from_the_registry if {
-	n := geoscope.authority_name("o-cn") with input as preview(cn_order(["end_meeting"]), meeting(us_host, []))
-		with data.authorities as authorities
-	n == cac
 }
 
 test_outside_count_per_actionable_order if {
@@ -633,14 +622,6 @@ test_outside_count_per_actionable_order if {
 	n == {"a": 4, "b": 3}
 }
 
-test_everyone_inside if {
-	geoscope.everyone_inside(["CN"]) with input as {"meeting": meeting(us_host, [person("p1", "CN"), person("p2", "CN")])}
-	geoscope.everyone_inside(["CN"]) with input as {"meeting": meeting(us_host, [])}
-	not geoscope.everyone_inside(["CN"]) with input as {"meeting": meeting(us_host, [person("p1", "CN"), unlocated("p2")])}
-	not geoscope.everyone_inside(["CN"]) with input as {"meeting": meeting(online_host("acct-cn", "CN", "HK"), [person("p1", "CN")])}
-	geoscope.everyone_inside(["CN"]) with input as {"meeting": meeting(online_host("acct-us", "US", "CN"), [person("p1", "CN")])}
-}
-
 test_account_inside if {
 	geoscope.account_inside(["CN"]) with input as {"meeting": meeting(cn_host, [])}
 	geoscope.account_inside(["DE", "FR"]) with input as {"meeting": meeting(offline_host("acct-fr", "FR"), [])}
@@ -653,7 +634,7 @@ test_account_inside if {
 # ---------------------------------------------------------------------------
 
 test_end_meeting_granted_when_every_participant_in_jurisdiction if {
-	d := geoscope.decision with input as preview(cn_order(["end_meeting"]), meeting(cn_host, [person("p1", "CN"), person("p2", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["end_meeting"]), meeting(cn_host, [person("p1", "CN"), person("p2", "CN")]))
 		with data.authorities as authorities
 	d.refused == set()
 	d.actions == {
@@ -670,7 +651,7 @@ test_end_meeting_granted_when_every_participant_in_jurisdiction if {
 }
 
 test_end_meeting_refused_when_one_participant_in_hk if {
-	d := geoscope.decision with input as preview(cn_order(["end_meeting"]), meeting(cn_host, [person("p1", "CN"), person("p2", "HK")]))
+	d := expanded_decision with input as preview(cn_order(["end_meeting"]), meeting(cn_host, [person("p1", "CN"), person("p2", "HK")]))
 		with data.authorities as authorities
 	d.actions == {removed("o-cn", "p1", "CN")}
 	d.refused == {{
@@ -683,14 +664,14 @@ test_end_meeting_refused_when_one_participant_in_hk if {
 }
 
 test_end_meeting_refused_when_one_participant_unlocated if {
-	d := geoscope.decision with input as preview(cn_order(["end_meeting"]), meeting(cn_host, [person("p1", "CN"), unlocated("p2")]))
+	d := expanded_decision with input as preview(cn_order(["end_meeting"]), meeting(cn_host, [person("p1", "CN"), unlocated("p2")]))
 		with data.authorities as authorities
 	d == {"actions": {removed("o-cn", "p1", "CN")}, "refused": {end_refused("o-cn", 1)}}
 }
 
 test_end_meeting_refused_when_connected_host_outside if {
 	h := online_host("acct-cn", "CN", "TW")
-	d := geoscope.decision with input as preview(cn_order(["end_meeting"]), meeting(h, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["end_meeting"]), meeting(h, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d == {"actions": {removed("o-cn", "p1", "CN")}, "refused": {end_refused("o-cn", 1)}}
 }
@@ -704,7 +685,7 @@ test_end_meeting_affected_outside_counts_participants_and_host if {
 }
 
 test_end_meeting_refused_no_participants_in_empty_meeting if {
-	d := geoscope.decision with input as preview(cn_order(["end_meeting"]), meeting(cn_host, []))
+	d := expanded_decision with input as preview(cn_order(["end_meeting"]), meeting(cn_host, []))
 		with data.authorities as authorities
 	d.actions == set()
 	d.refused == {{
@@ -718,34 +699,50 @@ test_end_meeting_refused_no_participants_in_empty_meeting if {
 
 test_end_meeting_refused_no_participants_when_only_host_connected_in_jurisdiction if {
 	h := online_host("acct-cn", "CN", "CN")
-	d := geoscope.decision with input as preview(cn_order(["end_meeting"]), meeting(h, []))
+	d := expanded_decision with input as preview(cn_order(["end_meeting"]), meeting(h, []))
 		with data.authorities as authorities
 	d == {"actions": {removed_host("o-cn", "acct-cn", "CN")}, "refused": {end_no_participants("o-cn", 0)}}
 }
 
 test_end_meeting_no_participants_counts_connected_host_outside if {
 	h := online_host("acct-us", "US", "US")
-	d := geoscope.decision with input as preview(cn_order(["end_meeting"]), meeting(h, []))
+	d := expanded_decision with input as preview(cn_order(["end_meeting"]), meeting(h, []))
 		with data.authorities as authorities
 	d == {"actions": set(), "refused": {end_no_participants("o-cn", 1)}}
 }
 
 test_end_meeting_not_considered_when_not_demanded if {
-	d := geoscope.decision with input as preview(cn_order(["remove_participants"]), meeting(cn_host, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["remove_participants"]), meeting(cn_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d == {"actions": {removed("o-cn", "p1", "CN")}, "refused": set()}
-	d2 := geoscope.decision with input as preview(cn_order(["suspend_account"]), meeting(us_host, []))
+	d2 := expanded_decision with input as preview(cn_order(["suspend_account"]), meeting(us_host, []))
 		with data.authorities as authorities
 	every r in d2.refused {
 		r.demand == "suspend_account"
 	}
 }
 
+granted_predicate(name, h, ps) if {
+	orders := {"o": object.remove(new_order("o", "cn.cac", all_demands, ["m1"], []), ["id"])}
+	name == "end_meeting"
+	geoscope.end_meeting_granted("o") with input as standing(["o"], meeting(h, ps))
+		with data.authorities as authorities
+		with data.orders as orders
+}
+
+granted_predicate(name, h, ps) if {
+	orders := {"o": object.remove(new_order("o", "cn.cac", all_demands, ["m1"], []), ["id"])}
+	name == "suspend_account"
+	geoscope.suspend_account_granted("o") with input as standing(["o"], meeting(h, ps))
+		with data.authorities as authorities
+		with data.orders as orders
+}
+
 test_end_meeting_granted_predicate if {
-	geoscope.end_meeting_granted(["CN"]) with input as {"meeting": meeting(us_host, [person("p1", "CN")])}
-	not geoscope.end_meeting_granted(["CN"]) with input as {"meeting": meeting(us_host, [])}
-	not geoscope.end_meeting_granted(["CN"]) with input as {"meeting": meeting(online_host("acct-cn", "CN", "CN"), [])}
-	not geoscope.end_meeting_granted(["CN"]) with input as {"meeting": meeting(us_host, [person("p1", "CN"), person("p2", "MO")])}
+	granted_predicate("end_meeting", us_host, [person("p1", "CN")])
+	not granted_predicate("end_meeting", us_host, [])
+	not granted_predicate("end_meeting", online_host("acct-cn", "CN", "CN"), [])
+	not granted_predicate("end_meeting", us_host, [person("p1", "CN"), person("p2", "MO")])
 }
 
 # ---------------------------------------------------------------------------
@@ -754,7 +751,7 @@ test_end_meeting_granted_predicate if {
 
 test_suspend_account_granted_when_account_and_everyone_connected_in_jurisdiction if {
 	h := online_host("acct-cn", "CN", "CN")
-	d := geoscope.decision with input as preview(cn_order(["suspend_account"]), meeting(h, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["suspend_account"]), meeting(h, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d.refused == set()
 	d.actions == {
@@ -773,13 +770,13 @@ test_suspend_account_granted_when_account_and_everyone_connected_in_jurisdiction
 }
 
 test_suspend_account_granted_for_account_in_jurisdiction_with_nobody_connected if {
-	d := geoscope.decision with input as preview(cn_order(["suspend_account"]), meeting(cn_host, []))
+	d := expanded_decision with input as preview(cn_order(["suspend_account"]), meeting(cn_host, []))
 		with data.authorities as authorities
 	d == {"actions": {suspend_granted("o-cn", "acct-cn")}, "refused": set()}
 }
 
 test_suspend_account_refused_when_account_registered_outside if {
-	d := geoscope.decision with input as preview(cn_order(["suspend_account"]), meeting(us_host, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["suspend_account"]), meeting(us_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d.actions == {removed("o-cn", "p1", "CN")}
 	d.refused == {{
@@ -793,7 +790,7 @@ test_suspend_account_refused_when_account_registered_outside if {
 
 test_suspend_account_refused_when_account_registered_in_hk if {
 	h := online_host("acct-hk", "HK", "CN")
-	d := geoscope.decision with input as preview(cn_order(["suspend_account"]), meeting(h, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["suspend_account"]), meeting(h, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d == {
 		"actions": {removed("o-cn", "p1", "CN"), removed_host("o-cn", "acct-hk", "CN")},
@@ -803,7 +800,7 @@ test_suspend_account_refused_when_account_registered_in_hk if {
 
 test_suspend_account_refused_when_account_country_unknown if {
 	h := {"account_id": "acct-x", "connected": false}
-	d := geoscope.decision with input as preview(cn_order(["suspend_account"]), meeting(h, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["suspend_account"]), meeting(h, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d.actions == {removed("o-cn", "p1", "CN")}
 	d.refused == {{
@@ -817,7 +814,7 @@ test_suspend_account_refused_when_account_country_unknown if {
 
 test_suspend_account_refused_when_participants_outside_and_account_inside if {
 	ps := [person("p1", "CN"), person("p2", "US"), unlocated("p3")]
-	d := geoscope.decision with input as preview(cn_order(["suspend_account"]), meeting(cn_host, ps))
+	d := expanded_decision with input as preview(cn_order(["suspend_account"]), meeting(cn_host, ps))
 		with data.authorities as authorities
 	d.actions == {removed("o-cn", "p1", "CN")}
 	d.refused == {{
@@ -831,7 +828,7 @@ test_suspend_account_refused_when_participants_outside_and_account_inside if {
 
 test_suspend_account_refused_when_connected_host_outside_and_account_inside if {
 	h := online_host("acct-cn", "CN", "US")
-	d := geoscope.decision with input as preview(cn_order(["suspend_account"]), meeting(h, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["suspend_account"]), meeting(h, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d == {
 		"actions": {removed("o-cn", "p1", "CN")},
@@ -858,10 +855,10 @@ test_suspend_account_affected_outside_for_unknown_account_and_outside_users if {
 }
 
 test_suspend_account_granted_predicate if {
-	geoscope.suspend_account_granted(["CN"]) with input as {"meeting": meeting(cn_host, [person("p1", "CN")])}
-	not geoscope.suspend_account_granted(["CN"]) with input as {"meeting": meeting(us_host, [person("p1", "CN")])}
-	not geoscope.suspend_account_granted(["CN"]) with input as {"meeting": meeting(cn_host, [person("p1", "HK")])}
-	not geoscope.suspend_account_granted(["CN"]) with input as {"meeting": meeting(online_host("acct-cn", "CN", "MO"), [])}
+	granted_predicate("suspend_account", cn_host, [person("p1", "CN")])
+	not granted_predicate("suspend_account", us_host, [person("p1", "CN")])
+	not granted_predicate("suspend_account", cn_host, [person("p1", "HK")])
+	not granted_predicate("suspend_account", online_host("acct-cn", "CN", "MO"), [])
 }
 
 test_account_holder_not_counted_when_account_inside if {
@@ -905,13 +902,12 @@ test_suspend_obstacle_connected_users_outside if {
 # Several orders, several jurisdictions
 # ---------------------------------------------------------------------------
 
-eu_reason(oid) := sprintf("order %s: located in DE, FR, inside the jurisdiction of %s", [oid, eu_name])
+eu_reason(_) := "located inside the jurisdiction of the authority that issued the order"
 
 eu_removed(oid, pid, country) := {
 	"type": "remove_participant",
 	"meeting_id": "m1",
 	"participant_id": pid,
-	"host": false,
 	"order_id": oid,
 	"jurisdiction": ["DE", "FR"],
 	"country": country,
@@ -921,14 +917,14 @@ eu_removed(oid, pid, country) := {
 test_multi_country_jurisdiction_removes_participants_in_any_of_its_countries if {
 	o := new_order("o-eu", "eu.eda", ["remove_participants"], ["m1"], [])
 	ps := [person("p1", "DE"), person("p2", "FR"), person("p3", "CN"), person("p4", "AT")]
-	d := geoscope.decision with input as preview(o, meeting(us_host, ps)) with data.authorities as authorities
+	d := expanded_decision with input as preview(o, meeting(us_host, ps)) with data.authorities as authorities
 	d == {"actions": {eu_removed("o-eu", "p1", "DE"), eu_removed("o-eu", "p2", "FR")}, "refused": set()}
 }
 
 test_multi_country_jurisdiction_end_meeting_and_suspend_granted if {
 	o := new_order("o-eu", "eu.eda", ["end_meeting", "suspend_account"], ["m1"], [])
 	h := online_host("acct-fr", "FR", "DE")
-	d := geoscope.decision with input as preview(o, meeting(h, [person("p1", "DE"), person("p2", "FR")]))
+	d := expanded_decision with input as preview(o, meeting(h, [person("p1", "DE"), person("p2", "FR")]))
 		with data.authorities as authorities
 	d.refused == set()
 	d.actions == {
@@ -985,7 +981,7 @@ test_orders_with_different_jurisdictions_each_act_inside_their_own if {
 		"CN-1": object.remove(new_order("x", "cn.cac", ["end_meeting"], ["m1"], []), ["id"]),
 		"EU-1": object.remove(new_order("x", "eu.eda", ["end_meeting", "suspend_account"], [], ["acct-us"]), ["id"]),
 	}
-	d := geoscope.decision with input as inp with data.authorities as authorities with data.orders as orders
+	d := expanded_decision with input as inp with data.authorities as authorities with data.orders as orders
 	d.actions == {
 		removed("CN-1", "p1", "CN"),
 		eu_removed("EU-1", "p2", "DE"),
@@ -1024,7 +1020,7 @@ test_two_orders_of_the_same_authority_each_cite_their_own_order if {
 		"CN-1": object.remove(cn_order(["remove_participants"]), ["id"]),
 		"CN-2": object.remove(new_order("x", "cn.cac", ["end_meeting"], [], ["acct-us"]), ["id"]),
 	}
-	d := geoscope.decision with input as standing(["CN-1", "CN-2"], meeting(us_host, [person("p1", "CN")]))
+	d := expanded_decision with input as standing(["CN-1", "CN-2"], meeting(us_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 		with data.orders as orders
 	d == {
@@ -1040,7 +1036,7 @@ test_each_order_is_refused_for_its_own_reason if {
 		"C": {"authority": "cn.cac", "demands": ["end_meeting"], "targets": {"meetings": ["m9"]}, "legal_basis": basis},
 		"D": {"authority": "cn.cac", "demands": ["end_meeting"], "targets": {"accounts": ["acct-cn"]}, "legal_basis": basis},
 	}
-	d := geoscope.decision with input as standing(["A", "B", "C", "D"], meeting(cn_host, [person("p1", "CN"), person("p2", "US")]))
+	d := expanded_decision with input as standing(["A", "B", "C", "D"], meeting(cn_host, [person("p1", "CN"), person("p2", "US")]))
 		with data.authorities as authorities
 		with data.orders as orders
 	d.actions == {removed("D", "p1", "CN")}
@@ -1088,7 +1084,7 @@ test_founding_a_no_participant_in_cn_nothing_is_done if {
 	]
 	count(ps) == 60
 	h := online_host("acct-us-a", "US", "US")
-	d := geoscope.decision with input as standing([oid_2020], meeting(h, ps))
+	d := expanded_decision with input as standing([oid_2020], meeting(h, ps))
 		with data.authorities as founding_authorities
 		with data.orders as founding_orders
 	d.actions == set()
@@ -1106,7 +1102,7 @@ test_founding_b_only_cn_participants_are_removed if {
 		person("b-hk-1", "HK"),
 		person("b-cn-1", "CN"), person("b-cn-2", "CN"), person("b-cn-3", "CN"),
 	]
-	d := geoscope.decision with input as standing([oid_2020], meeting(offline_host("acct-us-b", "US"), ps))
+	d := expanded_decision with input as standing([oid_2020], meeting(offline_host("acct-us-b", "US"), ps))
 		with data.authorities as founding_authorities
 		with data.orders as founding_orders
 	d.actions == {
@@ -1125,7 +1121,7 @@ test_founding_b_only_cn_participants_are_removed if {
 test_founding_c_hk_host_is_untouched if {
 	h := online_host("acct-hk-c", "HK", "HK")
 	ps := [person("c-hk-1", "HK"), person("c-hk-2", "HK"), person("c-cn-1", "CN"), person("c-cn-2", "CN")]
-	d := geoscope.decision with input as standing([oid_2020], meeting(h, ps))
+	d := expanded_decision with input as standing([oid_2020], meeting(h, ps))
 		with data.authorities as founding_authorities
 		with data.orders as founding_orders
 	d.actions == {removed(oid_2020, "c-cn-1", "CN"), removed(oid_2020, "c-cn-2", "CN")}
@@ -1134,7 +1130,7 @@ test_founding_c_hk_host_is_untouched if {
 		suspend_refused(oid_2020, "the account is registered in HK", 3),
 	}
 	every a in d.actions {
-		a.host == false
+		not a.host
 		a.participant_id != "acct-hk-c"
 	}
 }
@@ -1161,7 +1157,7 @@ founding_d_refused(joining_outside) := {
 }
 
 test_founding_d_joining_participant_in_cn_is_denied if {
-	d := geoscope.decision with input as founding_d_input(person("d-cn", "CN"))
+	d := expanded_decision with input as founding_d_input(person("d-cn", "CN"))
 		with data.authorities as founding_authorities
 		with data.orders as founding_orders
 	d.actions == {{
@@ -1177,7 +1173,7 @@ test_founding_d_joining_participant_in_cn_is_denied if {
 }
 
 test_founding_d_joining_participant_in_us_is_admitted if {
-	d := geoscope.decision with input as founding_d_input(person("d-us", "US"))
+	d := expanded_decision with input as founding_d_input(person("d-us", "US"))
 		with data.authorities as founding_authorities
 		with data.orders as founding_orders
 	d == {"actions": set(), "refused": founding_d_refused(1)}
@@ -1194,7 +1190,7 @@ test_founding_e_all_cn_meeting_is_ended if {
 	}}
 	h := online_host("acct-cn", "CN", "CN")
 	ps := [person("e-1", "CN"), person("e-2", "CN"), person("e-3", "CN")]
-	d := geoscope.decision with input as standing(["CN-2020-0602"], meeting(h, ps))
+	d := expanded_decision with input as standing(["CN-2020-0602"], meeting(h, ps))
 		with data.authorities as founding_authorities
 		with data.orders as orders
 	d.refused == set()
@@ -1212,7 +1208,7 @@ test_founding_f_unlocated_participant_blocks_end_and_suspend if {
 	orders := {"CN-F": object.union(founding_order, {"targets": {"meetings": ["m1"]}})}
 	h := online_host("acct-cn", "CN", "CN")
 	ps := [person("f-1", "CN"), person("f-2", "CN"), unlocated("f-unknown")]
-	d := geoscope.decision with input as standing(["CN-F"], meeting(h, ps))
+	d := expanded_decision with input as standing(["CN-F"], meeting(h, ps))
 		with data.authorities as founding_authorities
 		with data.orders as orders
 	d.actions == {
@@ -1235,7 +1231,7 @@ test_joining_participant_is_denied_once_per_order if {
 		"CN-2": object.remove(new_order("x", "cn.cac", ["suspend_account"], [], ["acct-us"]), ["id"]),
 	}
 	inp := object.union(standing(["CN-1", "CN-2"], meeting(us_host, [])), {"joining": person("j1", "CN")})
-	actions := geoscope.actions with input as inp with data.authorities as authorities with data.orders as orders
+	actions := expanded_actions with input as inp with data.authorities as authorities with data.orders as orders
 	actions == {denied("CN-1", "j1"), denied("CN-2", "j1")}
 }
 
@@ -1243,14 +1239,14 @@ test_joining_participant_is_denied_once_per_order if {
 # Malformed registry entries withhold enforcement, never extend it
 # ---------------------------------------------------------------------------
 
-test_authority_without_name_is_cited_by_its_id if {
-	d := geoscope.decision with input as preview(cn_order(["remove_participants"]), meeting(us_host, [person("p1", "CN")]))
+test_authority_without_name_still_scopes_by_jurisdiction if {
+	d := expanded_decision with input as preview(cn_order(["remove_participants"]), meeting(us_host, [person("p1", "CN")]))
 		with data.authorities as {"cn.cac": {"jurisdiction": ["CN"]}}
-	d.actions == {object.union(removed("o-cn", "p1", "CN"), {"reason": "order o-cn: located in CN, inside the jurisdiction of cn.cac"})}
+	d.actions == {removed("o-cn", "p1", "CN")}
 }
 
 test_authority_without_jurisdiction_is_refused_as_unknown if {
-	d := geoscope.decision with input as preview(cn_order(["end_meeting"]), meeting(us_host, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["end_meeting"]), meeting(us_host, [person("p1", "CN")]))
 		with data.authorities as {"cn.cac": {"name": cac}}
 	d == {"actions": set(), "refused": {{
 		"order_id": "o-cn",
@@ -1262,7 +1258,7 @@ test_authority_without_jurisdiction_is_refused_as_unknown if {
 }
 
 test_authority_with_empty_jurisdiction_is_refused_as_unknown if {
-	d := geoscope.decision with input as preview(cn_order(["end_meeting"]), meeting(us_host, [person("p1", "CN")]))
+	d := expanded_decision with input as preview(cn_order(["end_meeting"]), meeting(us_host, [person("p1", "CN")]))
 		with data.authorities as {"cn.cac": {"name": cac, "jurisdiction": []}}
 	d.actions == set()
 	[r.code | some r in d.refused] == ["unknown_authority"]
@@ -1270,7 +1266,7 @@ test_authority_with_empty_jurisdiction_is_refused_as_unknown if {
 
 test_registry_order_without_authority_is_refused if {
 	orders := {"X": {"demands": ["end_meeting"], "targets": {"meetings": ["m1"]}, "legal_basis": basis}}
-	d := geoscope.decision with input as standing(["X"], meeting(us_host, [person("p1", "CN")]))
+	d := expanded_decision with input as standing(["X"], meeting(us_host, [person("p1", "CN")]))
 		with data.authorities as authorities
 		with data.orders as orders
 	d == {"actions": set(), "refused": {{
@@ -1285,20 +1281,38 @@ test_registry_order_without_authority_is_refused if {
 test_empty_account_id_is_never_targeted if {
 	o := new_order("o-cn", "cn.cac", ["remove_participants"], [], [""])
 	h := offline_host("", "US")
-	d := geoscope.decision with input as preview(o, meeting(h, [person("p1", "CN")])) with data.authorities as authorities
+	d := expanded_decision with input as preview(o, meeting(h, [person("p1", "CN")])) with data.authorities as authorities
 	d.actions == set()
 	[r.code | some r in d.refused] == ["not_targeted"]
 }
 
 test_order_with_only_unknown_demands_acts_on_nobody if {
 	o := cn_order(["seize_recordings"])
-	d := geoscope.decision with input as preview(o, meeting(us_host, [person("p1", "CN")])) with data.authorities as authorities
+	d := expanded_decision with input as preview(o, meeting(us_host, [person("p1", "CN")])) with data.authorities as authorities
 	d.actions == set()
 	[r.code | some r in d.refused] == ["unknown_demand"]
 }
 
 test_order_without_demands_acts_on_nobody if {
 	o := cn_order([])
-	d := geoscope.decision with input as preview(o, meeting(us_host, [person("p1", "CN")])) with data.authorities as authorities
+	d := expanded_decision with input as preview(o, meeting(us_host, [person("p1", "CN")])) with data.authorities as authorities
 	d == {"actions": set(), "refused": set()}
+}
+
+# ---------------------------------------------------------------------------
+# Admission entry point
+# ---------------------------------------------------------------------------
+
+test_admission_denies_joining_participant_inside_and_refuses_nothing if {
+	inp := object.union(preview(cn_order(all_demands), meeting(us_host, [])), {"joining": person("j1", "CN")})
+	a := geoscope.admission with input as inp with data.authorities as authorities
+	a == {"actions": {denied("o-cn", "j1")}, "refused": set()}
+}
+
+test_admission_admits_joining_participant_outside if {
+	every c in ["HK", "MO", "TW", "US"] {
+		inp := object.union(preview(cn_order(all_demands), meeting(us_host, [])), {"joining": person("j1", c)})
+		a := geoscope.admission with input as inp with data.authorities as authorities
+		a == {"actions": set(), "refused": set()}
+	}
 }

@@ -1,0 +1,131 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/registry"
+)
+
+// registryBundle writes a registry bundle with n standing orders, each
+// targeting its own meeting and account, and returns its directory.
+func registryBundle(b *testing.B, n int) string {
+	b.Helper()
+	dir := b.TempDir()
+	orders := make(map[string]registry.Order, n)
+	for i := range n {
+		orders[fmt.Sprintf("ORD-%d", i)] = registry.Order{
+			Authority:  "cn.cac",
+			Demands:    []string{registry.DemandEndMeeting, registry.DemandSuspendAccount},
+			Targets:    registry.Targets{Meetings: []string{fmt.Sprintf("m-%d", i)}, Accounts: []string{fmt.Sprintf("acct-%d", i)}},
+			LegalBasis: "benchmark",
+		}
+	}
+	write := func(name string, v any) {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, raw, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	write(".manifest", map[string]any{"roots": []string{"authorities", "orders"}})
+	write("authorities/data.json", map[string]registry.Authority{"cn.cac": {Name: "CAC", Jurisdiction: []string{"CN"}}})
+	write("orders/data.json", orders)
+	return dir
+}
+
+// BenchmarkAdmission is the join-time hot path: one participant asking to
+// join, against registries of growing size. "targeted" meetings have a
+// standing order and evaluate the policy; "untargeted" ones do not.
+func BenchmarkAdmission(b *testing.B) {
+	for _, n := range []int{10, 10_000, 100_000} {
+		e := newEngine(b, "../policies", registryBundle(b, n))
+		for _, tc := range []struct{ name, meeting, ip string }{
+			{"targeted/deny", "m-7", "1.0.16.9"},
+			{"targeted/allow", "m-7", "147.8.1.1"},
+			{"untargeted", "m-none", "1.0.16.9"},
+		} {
+			body := fmt.Sprintf(`{"meeting": {"id": %q, "host": {"account_id": "acct-x", "account_country": "US"}}, "participant": {"id": "p", "ip": %q}}`, tc.meeting, tc.ip)
+			req, err := input.DecodeAdmission([]byte(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(fmt.Sprintf("orders=%d/%s", n, tc.name), func(b *testing.B) {
+				ctx := context.Background()
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := e.Admit(ctx, req); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// rosterRequest is a targeted meeting of n participants, a third of them in
+// CN and the rest spread over the US, HK, TW and DE.
+func rosterRequest(n int) []byte {
+	ips := []string{"1.0.16.%d", "8.8.8.%d", "147.8.2.%d", "1.0.17.%d", "168.95.3.%d", "85.214.4.%d"}
+	ps := make([]input.Participant, n)
+	for i := range ps {
+		ps[i] = input.Participant{ID: fmt.Sprintf("p-%d", i), IP: fmt.Sprintf(ips[i%len(ips)], i%250+1)}
+	}
+	raw, _ := json.Marshal(map[string]any{"meeting": map[string]any{
+		"id": "m-7", "host": map[string]any{"account_id": "acct-7", "account_country": "US"}, "participants": ps,
+	}})
+	return raw
+}
+
+// BenchmarkRoster decides a demand against a live meeting of growing size.
+// "decide" is the pipeline after decoding; "decode+decide" adds JSON
+// decoding and validation, as the HTTP server does.
+func BenchmarkRoster(b *testing.B) {
+	e := newEngine(b, "../policies", registryBundle(b, 10))
+	for _, n := range []int{10, 1_000, 10_000} {
+		raw := rosterRequest(n)
+		req, err := input.Decode(raw, input.Limits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		b.Run(fmt.Sprintf("participants=%d/decide", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				benchDecide(b, e, ctx, req, n)
+			}
+		})
+		b.Run(fmt.Sprintf("participants=%d/decode+decide", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				req, err := input.Decode(raw, input.Limits{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				benchDecide(b, e, ctx, req, n)
+			}
+		})
+	}
+}
+
+func benchDecide(b *testing.B, e *engine.Engine, ctx context.Context, req *input.Request, n int) {
+	d, err := e.Decide(ctx, req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if want := (n + 2) / 3; len(d.Actions) != want {
+		b.Fatalf("%d actions, want %d", len(d.Actions), want)
+	}
+}
