@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -28,6 +29,16 @@ var Version = "dev"
 // usageError marks flag and argument mistakes.
 type usageError struct{ error }
 
+// usageArgs makes a cobra argument check report a usage error (exit 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
 // Main runs the CLI and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := &cobra.Command{
@@ -47,6 +58,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := root.Execute()
 	if err == nil {
 		return ExitOK
+	}
+	// cobra reports an unknown subcommand with a plain error.
+	if strings.HasPrefix(err.Error(), "unknown command ") {
+		err = usageError{err}
 	}
 	fmt.Fprintln(stderr, "geoscope:", err)
 	return exitCode(err)

@@ -31,7 +31,7 @@ the embedded DB-IP Country Lite database is used.
 
 Exit status: 0 with a decision, 2 on bad input or unreadable bundles or
 database (the message on stderr names the field), 1 on other failures.`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			raw, err := readInput(cmd.InOrStdin(), inputPath)
 			if err != nil {

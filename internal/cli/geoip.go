@@ -16,7 +16,7 @@ func geoipCommand() *cobra.Command {
 	lookup := &cobra.Command{
 		Use:   "lookup [--geoip-db FILE] IP...",
 		Short: "Print the located country of each address, one JSON object per line",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			addrs := make([]netip.Addr, len(args))
 			for i, a := range args {

@@ -1,0 +1,288 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/geo/geotest"
+)
+
+// validRequest is a well-formed decision request against the example
+// registry: meeting june4-b is targeted by standing order CN-2020-0601.
+const validRequest = `{
+  "meeting": {
+    "id": "june4-b",
+    "host": {"account_id": "acct-us-b", "account_country": "US", "ip": "8.8.8.8"},
+    "participants": [
+      {"id": "p0", "ip": "1.0.16.1"},
+      {"id": "p1", "ip": "147.8.1.1"},
+      {"id": "p2", "ip": "8.8.8.9"}
+    ]
+  }
+}`
+
+// requestWith returns a request whose participants are the given JSON
+// objects, with optional extra top-level members.
+func requestWith(participants string, extra string) string {
+	s := `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [` + participants + `]}`
+	if extra != "" {
+		s += ", " + extra
+	}
+	return s + "}"
+}
+
+// wantBadInput checks the CLI's failure contract: exit status 2, nothing on
+// stdout, and one line on stderr that names the problem.
+func wantBadInput(t *testing.T, res cliResult, field string, contains ...string) {
+	t.Helper()
+	if res.code != 2 {
+		t.Errorf("exit status %d, want 2", res.code)
+	}
+	if res.stdout != "" {
+		t.Errorf("stdout is not empty: %q", res.stdout)
+	}
+	line := strings.TrimSuffix(res.stderr, "\n")
+	if line == "" || strings.Contains(line, "\n") {
+		t.Errorf("stderr is not exactly one line: %q", res.stderr)
+	}
+	if !strings.HasPrefix(line, "geoscope: ") {
+		t.Errorf("stderr %q does not start with %q", line, "geoscope: ")
+	}
+	if field != "" && !strings.HasPrefix(line, "geoscope: "+field+": ") {
+		t.Errorf("stderr %q does not name the field %s", line, field)
+	}
+	for _, c := range contains {
+		if !strings.Contains(line, c) {
+			t.Errorf("stderr %q does not mention %q", line, c)
+		}
+	}
+	if t.Failed() {
+		t.Logf("result:\n%v", res)
+	}
+}
+
+func TestDecideBadRequest(t *testing.T) {
+	db := geotest.Standard(t)
+	cases := []struct {
+		name     string
+		request  string
+		field    string
+		contains []string
+	}{
+		{"empty body", "", "", []string{"request body is empty"}},
+		{"whitespace body", " \n\t", "", []string{"request body is empty"}},
+		{"truncated JSON", `{"meeting": {"id": "m",`, "", []string{"malformed JSON"}},
+		{"JSON syntax error", `{"meeting": {"id": 'm'}}`, "", []string{"malformed JSON at byte"}},
+		{"trailing data", validRequest + ` {}`, "", []string{"unexpected data after the JSON object"}},
+		{"not an object", `[1, 2]`, "", []string{"expected an object, got an array"}},
+		{"unknown top-level field", requestWith(`{"id": "p0", "ip": "1.0.16.1"}`, `"extra": 1`), "extra", []string{"unknown field"}},
+		{"unknown participant field", requestWith(`{"id": "p0", "ip": "1.0.16.1"}, {"id": "p1", "ip": "8.8.8.8"}, {"id": "p2", "ip": "8.8.8.9", "country": "US"}`, ""),
+			"meeting.participants[2].country", []string{"unknown field"}},
+		{"unknown host field", `{"meeting": {"id": "m", "host": {"account_id": "a", "country": "CN"}}}`, "meeting.host.country", []string{"unknown field"}},
+		{"wrong type", requestWith(`{"id": "p0", "ip": 16}`, ""), "meeting.participants[0].ip", []string{"expected a string, got a number"}},
+		{"participant IP missing", requestWith(`{"id": "p0"}`, ""), "meeting.participants[0].ip", []string{"is required"}},
+		{"zoned IP", requestWith(`{"id": "p0", "ip": "fe80::1%eth0"}`, ""), "meeting.participants[0].ip", []string{`"fe80::1%eth0" is not an IP address`}},
+		{"bad host IP", `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "256.1.1.1"}}}`, "meeting.host.ip", []string{`"256.1.1.1" is not an IP address`}},
+		{"bad joining IP", requestWith(`{"id": "p0", "ip": "1.0.16.1"}`, `"joining": {"id": "j", "ip": "1.0.16"}`), "joining.ip", []string{`"1.0.16" is not an IP address`}},
+		{"duplicate participant id", requestWith(`{"id": "p0", "ip": "1.0.16.1"}, {"id": "p0", "ip": "1.0.16.2"}`, ""),
+			"meeting.participants[1].id", []string{`"p0" duplicates meeting.participants[0].id`}},
+		{"joining participant already connected", requestWith(`{"id": "p0", "ip": "1.0.16.1"}`, `"joining": {"id": "p0", "ip": "1.0.16.2"}`),
+			"joining.id", []string{"already connected"}},
+		{"missing participant id", requestWith(`{"id": "p0", "ip": "1.0.16.1"}, {"ip": "1.0.16.2"}`, ""), "meeting.participants[1].id", []string{"is required"}},
+		{"missing meeting id", `{"meeting": {"host": {"account_id": "a"}, "participants": []}}`, "meeting.id", []string{"is required"}},
+		{"missing host account id", `{"meeting": {"id": "m", "host": {}}}`, "meeting.host.account_id", []string{"is required"}},
+		{"bad account country", `{"meeting": {"id": "m", "host": {"account_id": "a", "account_country": "usa"}}}`, "meeting.host.account_country", []string{`"usa"`}},
+		{"order without demands", requestWith(`{"id": "p0", "ip": "1.0.16.1"}`, `"order": {"id": "o", "authority": "cn.cac", "demands": [], "targets": {}}`),
+			"order.demands", []string{"at least one demand"}},
+		{"order with unknown demand", requestWith(`{"id": "p0", "ip": "1.0.16.1"}`, `"order": {"id": "o", "authority": "cn.cac", "demands": ["end_meeting", "shutdown"], "targets": {}}`),
+			"order.demands[1]", []string{`"shutdown" is not a known demand`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			// Through --input and through stdin: same contract.
+			file := writeTemp(t, "request.json", []byte(tc.request))
+			wantBadInput(t, runCLI(t, nil, "decide", "--geoip-db", db, "--input", file), tc.field, tc.contains...)
+			wantBadInput(t, runCLI(t, []byte(tc.request), "decide", "--geoip-db", db), tc.field, tc.contains...)
+		})
+	}
+}
+
+// TestDecideBadIPExactMessage pins the message an operator sees for a bad
+// address in a large roster: the field path with the index, and the value.
+func TestDecideBadIPExactMessage(t *testing.T) {
+	req := requestWith(`{"id": "p0", "ip": "1.0.16.1"}, {"id": "p1", "ip": "8.8.8.8"}, {"id": "p2", "ip": "147.8.1.1"}, {"id": "p3", "ip": "1.2.3"}`, "")
+	res := runCLI(t, []byte(req), "decide", "--geoip-db", geotest.Standard(t))
+	wantBadInput(t, res, "meeting.participants[3].ip")
+	const want = `geoscope: meeting.participants[3].ip: "1.2.3" is not an IP address` + "\n"
+	if res.stderr != want {
+		t.Errorf("stderr = %q, want %q", res.stderr, want)
+	}
+}
+
+func TestDecideUnusableBundlesAndDatabases(t *testing.T) {
+	db := geotest.Standard(t)
+	tmp := t.TempDir()
+	missing := filepath.Join(tmp, "no-such-bundle")
+	corrupt := writeTemp(t, "corrupt.tar.gz", []byte("this is not a gzip file"))
+	empty := t.TempDir()
+	missingDB := filepath.Join(tmp, "no-such.mmdb")
+	notMMDB := writeTemp(t, "GeoIP2-Country.mmdb", []byte("not a MaxMind DB, just text\n"))
+	asn := geotest.WriteFile(t, "GeoLite2-ASN", geotest.StandardEntries)
+	missingInput := filepath.Join(tmp, "no-such-request.json")
+
+	cases := []struct {
+		name     string
+		args     []string
+		contains []string
+	}{
+		{"unreadable bundle path", []string{"--geoip-db", db, "--bundle", missing}, []string{"bundle", missing}},
+		{"corrupt bundle archive", []string{"--geoip-db", db, "--bundle", corrupt}, []string{"bundle", corrupt}},
+		{"registry bundle without the policy", []string{"--geoip-db", db, "--bundle", "../bundles/registry"}, []string{"data.geoscope.decision"}},
+		{"empty bundle directory", []string{"--geoip-db", db, "--bundle", empty}, []string{"data.geoscope.decision"}},
+		{"two bundles with one name", []string{"--geoip-db", db, "--bundle", "../policies", "--bundle", "../policies"}, []string{`"policies"`}},
+		{"missing GeoIP database", []string{"--geoip-db", missingDB}, []string{missingDB, "not a readable MaxMind DB"}},
+		{"directory as GeoIP database", []string{"--geoip-db", tmp}, []string{tmp, "not a readable MaxMind DB"}},
+		{"non-mmdb GeoIP database", []string{"--geoip-db", notMMDB}, []string{notMMDB, "not a readable MaxMind DB"}},
+		{"ASN database", []string{"--geoip-db", asn}, []string{asn, "not a Country or City database", `"GeoLite2-ASN"`}},
+		{"missing input file", []string{"--geoip-db", db, "--input", missingInput}, []string{"cannot read input", missingInput}},
+		{"unknown flag", []string{"--geoip-db", db, "--bogus"}, []string{"unknown flag", "--bogus"}},
+		{"stray argument", []string{"--geoip-db", db, "extra-arg"}, []string{`"extra-arg"`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"decide"}, tc.args...)
+			wantBadInput(t, runCLI(t, []byte(validRequest), args...), "", tc.contains...)
+		})
+	}
+}
+
+// TestDecideInputSources: --input FILE, --input - and stdin give the same
+// decision, each printed as exactly one JSON object with nothing on stderr.
+func TestDecideInputSources(t *testing.T) {
+	db := geotest.Standard(t)
+	file := writeTemp(t, "request.json", []byte(validRequest))
+	runs := map[string]cliResult{
+		"--input FILE": runCLI(t, nil, "decide", "--geoip-db", db, "--input", file),
+		"--input -":    runCLI(t, []byte(validRequest), "decide", "--geoip-db", db, "--input", "-"),
+		"stdin":        runCLI(t, []byte(validRequest), "decide", "--geoip-db", db),
+		"bundle dirs":  runCLI(t, []byte(validRequest), "decide", "--geoip-db", db, "--bundle", "../policies", "--bundle", "../bundles/registry"),
+	}
+	ids := map[string]string{}
+	var first []byte
+	for name, res := range runs {
+		if res.code != 0 || res.stderr != "" {
+			t.Errorf("%s: want exit 0 and empty stderr, got %v", name, res)
+			continue
+		}
+		d, _ := decodeCLIDecision(t, res.stdout)
+		if prev, dup := ids[d.DecisionID]; dup {
+			t.Errorf("%s and %s share decision_id %s", name, prev, d.DecisionID)
+		}
+		ids[d.DecisionID] = name
+		if len(d.Actions) != 1 || d.Actions[0].Type != decision.RemoveParticipant || d.Actions[0].ParticipantID != "p0" {
+			t.Errorf("%s: actions = %+v, want only remove_participant p0", name, d.Actions)
+		}
+		// Everything but the id, the time and the revisions must agree.
+		d.DecisionID, d.Time, d.Bundles = "", time.Time{}, nil
+		b, _ := json.Marshal(d)
+		if first == nil {
+			first = b
+		} else if !bytes.Equal(first, b) {
+			t.Errorf("%s: decision differs from the other input sources:\n%s\nvs\n%s", name, b, first)
+		}
+	}
+}
+
+// lookupLine is one line of `geoscope geoip lookup` output.
+type lookupLine struct {
+	IP         string `json:"ip"`
+	Country    string `json:"country,omitempty"`
+	Known      bool   `json:"known"`
+	Reason     string `json:"reason,omitempty"`
+	Network    string `json:"network,omitempty"`
+	Registered string `json:"registered_country,omitempty"`
+	Database   string `json:"database"`
+	Build      string `json:"build"`
+}
+
+func TestGeoipLookup(t *testing.T) {
+	db := geotest.Standard(t)
+
+	t.Run("bad argument", func(t *testing.T) {
+		res := runCLI(t, nil, "geoip", "lookup", "--geoip-db", db, "1.0.16.1", "147.8.1.1", "10.0.0.1", "not-an-ip")
+		wantBadInput(t, res, "args[3]", `"not-an-ip" is not an IP address`)
+	})
+
+	t.Run("unusable database", func(t *testing.T) {
+		asn := geotest.WriteFile(t, "GeoLite2-ASN", geotest.StandardEntries)
+		wantBadInput(t, runCLI(t, nil, "geoip", "lookup", "--geoip-db", asn, "1.0.16.1"), "", "not a Country or City database")
+		notMMDB := writeTemp(t, "x.mmdb", []byte("text"))
+		wantBadInput(t, runCLI(t, nil, "geoip", "lookup", "--geoip-db", notMMDB, "1.0.16.1"), "", "not a readable MaxMind DB")
+	})
+
+	t.Run("addresses", func(t *testing.T) {
+		const build = "2026-01-02T03:04:05Z"
+		if got := geotest.BuildTime.Format("2006-01-02T15:04:05Z"); got != build {
+			t.Fatalf("geotest.BuildTime changed: %s", got)
+		}
+		want := []lookupLine{
+			{IP: "1.0.16.1", Country: "CN", Known: true, Network: "1.0.16.0/20"},
+			{IP: "147.8.1.1", Country: "HK", Known: true, Network: "147.8.0.0/16"},
+			{IP: "10.0.0.1", Reason: "private"},
+			{IP: "192.168.1.1", Reason: "private"},
+			{IP: "9.9.9.9", Reason: "not_listed"},
+			{IP: "101.32.1.1", Country: "HK", Known: true, Network: "101.32.0.0/14", Registered: "CN"},
+			{IP: "45.112.0.1", Reason: "no_country", Network: "45.112.0.0/16", Registered: "CN"},
+			{IP: "104.16.0.1", Reason: "anycast", Network: "104.16.0.0/13"},
+			{IP: "60.246.1.1", Country: "MO", Known: true, Network: "60.246.0.0/16"},
+			{IP: "168.95.1.1", Country: "TW", Known: true, Network: "168.95.0.0/16"},
+			{IP: "::ffff:1.0.16.1", Country: "CN", Known: true, Network: "1.0.16.0/20"},
+			{IP: "2408:8000::1", Country: "CN", Known: true, Network: "2408:8000::/20"},
+		}
+		args := []string{"geoip", "lookup", "--geoip-db", db}
+		for i := range want {
+			args = append(args, want[i].IP)
+			want[i].Database, want[i].Build = geotest.StandardType, build
+		}
+		res := runCLI(t, nil, args...)
+		if res.code != 0 || res.stderr != "" {
+			t.Fatalf("want exit 0 and empty stderr, got %v", res)
+		}
+		sc := bufio.NewScanner(strings.NewReader(res.stdout))
+		i := 0
+		for ; sc.Scan(); i++ {
+			dec := json.NewDecoder(strings.NewReader(sc.Text()))
+			dec.DisallowUnknownFields()
+			var got lookupLine
+			if err := dec.Decode(&got); err != nil {
+				t.Errorf("line %d is not a lookup result: %v: %s", i+1, err, sc.Text())
+				continue
+			}
+			if i >= len(want) {
+				t.Errorf("unexpected line %d: %s", i+1, sc.Text())
+				continue
+			}
+			if got != want[i] {
+				t.Errorf("line %d:\n got %+v\nwant %+v", i+1, got, want[i])
+			}
+		}
+		if i != len(want) {
+			t.Errorf("%d lines, want one per address (%d):\n%s", i, len(want), res.stdout)
+		}
+	})
+}
+
+// TestUsageMistakesExitTwo: wrong subcommands and arguments are bad input.
+func TestUsageMistakesExitTwo(t *testing.T) {
+	for _, args := range [][]string{{"no-such-command"}, {"geoip", "lookup"}, {"geoip", "lookup", "--nope", "8.8.8.8"}} {
+		wantBadInput(t, runCLI(t, nil, args...), "")
+	}
+}
