@@ -14,6 +14,7 @@ import (
 	"github.com/geoscope/geoscope/engine/geo"
 	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/policy"
+	"github.com/geoscope/geoscope/engine/server"
 )
 
 // Exit codes.
@@ -53,7 +54,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(decideCommand(), geoipCommand())
+	root.AddCommand(decideCommand(), geoipCommand(), serveCommand())
 
 	err := root.Execute()
 	if err == nil {
@@ -74,7 +75,7 @@ func exitCode(err error) int {
 		errors.Is(err, input.ErrInvalid), errors.Is(err, input.ErrTooLarge),
 		errors.Is(err, policy.ErrBundle), errors.Is(err, policy.ErrRegistry),
 		errors.Is(err, geo.ErrUnreadable), errors.Is(err, geo.ErrWrongType),
-		errors.Is(err, errReadInput):
+		errors.Is(err, errReadInput), errors.Is(err, server.ErrConfig):
 		return ExitBadInput
 	}
 	return ExitFailure

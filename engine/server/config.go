@@ -1,0 +1,101 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Config configures the HTTP server. Zero values take the defaults below.
+type Config struct {
+	// Addr is HOST:PORT to listen on.
+	Addr string
+	// MaxBody bounds request bodies in bytes.
+	MaxBody int64
+	// MaxParticipants bounds the roster of one request.
+	MaxParticipants int
+	// EvalTimeout bounds each evaluation.
+	EvalTimeout time.Duration
+	// ShutdownTimeout bounds how long in-flight requests may take to finish
+	// after a shutdown signal.
+	ShutdownTimeout time.Duration
+	// TokensFile holds bearer tokens ("SCOPE SHA256-HEX" per line).
+	TokensFile string
+	// InsecureNoAuth allows a non-loopback listener without tokens.
+	InsecureNoAuth bool
+	// PublicMetrics opens /metrics and /v1/status without a token.
+	PublicMetrics bool
+	// TLSCert and TLSKey enable TLS; both or neither.
+	TLSCert, TLSKey string
+	// Version is reported by /v1/status.
+	Version string
+}
+
+// Defaults.
+const (
+	DefaultAddr            = "127.0.0.1:8181"
+	DefaultMaxBody         = 4 << 20
+	DefaultMaxParticipants = 100_000
+	DefaultEvalTimeout     = time.Second
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// ErrConfig is matched by configuration errors.
+var ErrConfig = errors.New("invalid server configuration")
+
+// withDefaults fills zero values.
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.MaxParticipants == 0 {
+		c.MaxParticipants = DefaultMaxParticipants
+	}
+	if c.EvalTimeout == 0 {
+		c.EvalTimeout = DefaultEvalTimeout
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	return c
+}
+
+// validate checks the configuration after defaults are applied.
+func (c Config) validate() error {
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("%w: --addr %q: %v", ErrConfig, c.Addr, err)
+	}
+	switch {
+	case c.MaxBody < 0:
+		return fmt.Errorf("%w: --max-body must be positive", ErrConfig)
+	case c.MaxParticipants < 0:
+		return fmt.Errorf("%w: --max-participants must be positive", ErrConfig)
+	case c.EvalTimeout < 0:
+		return fmt.Errorf("%w: --eval-timeout must be positive", ErrConfig)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("%w: --shutdown-timeout must be positive", ErrConfig)
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return fmt.Errorf("%w: --tls-cert and --tls-key go together", ErrConfig)
+	case c.TokensFile == "" && !c.InsecureNoAuth && !isLoopback(host):
+		return fmt.Errorf("%w: refusing to listen on %s without authentication: give --tokens-file, "+
+			"or listen on a loopback address, or pass --insecure-no-auth to accept unauthenticated requests from the network",
+			ErrConfig, c.Addr)
+	}
+	return nil
+}
+
+// isLoopback reports whether host names only loopback addresses. An empty
+// host means every interface.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}

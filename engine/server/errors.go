@@ -1,0 +1,71 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/policy"
+)
+
+// Error codes in responses. A meeting server treats any error as "no
+// enforcement" (see the README's client contract).
+const (
+	CodeInvalidInput         = "invalid_input"
+	CodeTooLarge             = "too_large"
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	CodeUnauthorized         = "unauthorized"
+	CodeForbidden            = "forbidden"
+	CodeNotFound             = "not_found"
+	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeNotReady             = "not_ready"
+	CodeEvalTimeout          = "eval_timeout"
+	CodePolicyError          = "policy_error"
+	CodeInternal             = "internal"
+)
+
+// apiError is the body of every error response.
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+	ErrorID string `json:"error_id,omitempty"`
+}
+
+func abort(c *gin.Context, status int, e apiError) {
+	c.Set(ctxErrorCode, e.Code)
+	c.AbortWithStatusJSON(status, e)
+}
+
+// abortWith maps a pipeline error to its response. Only faults of the
+// server itself are 5xx; client mistakes are 4xx and name the field.
+func abortWith(c *gin.Context, err error) {
+	var fe *input.FieldError
+	switch {
+	case errors.Is(err, input.ErrTooLarge):
+		errors.As(err, &fe)
+		abort(c, http.StatusRequestEntityTooLarge, apiError{Code: CodeTooLarge, Message: err.Error(), Field: fieldOf(fe)})
+	case errors.Is(err, input.ErrInvalid):
+		errors.As(err, &fe)
+		abort(c, http.StatusBadRequest, apiError{Code: CodeInvalidInput, Message: err.Error(), Field: fieldOf(fe)})
+	case errors.Is(err, engine.ErrNotReady):
+		abort(c, http.StatusServiceUnavailable, apiError{Code: CodeNotReady, Message: "no decision can be made yet: the policy, registry or GeoIP database is not loaded"})
+	case errors.Is(err, policy.ErrTimeout):
+		abort(c, http.StatusServiceUnavailable, apiError{Code: CodeEvalTimeout, Message: "the policy did not decide within the evaluation deadline"})
+	case errors.Is(err, policy.ErrEvaluation):
+		abort(c, http.StatusInternalServerError, apiError{Code: CodePolicyError, Message: err.Error()})
+	default:
+		id := internalError(c, err)
+		abort(c, http.StatusInternalServerError, apiError{Code: CodeInternal, Message: "internal error", ErrorID: id})
+	}
+}
+
+func fieldOf(fe *input.FieldError) string {
+	if fe == nil {
+		return ""
+	}
+	return fe.Field
+}

@@ -1,0 +1,143 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/sources"
+)
+
+func (s *Server) health(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func (s *Server) ready(c *gin.Context) {
+	if ok, why := s.src.Ready(); !ok {
+		abort(c, http.StatusServiceUnavailable, apiError{Code: CodeNotReady, Message: why})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// statusResponse is GET /v1/status.
+type statusResponse struct {
+	Version       string  `json:"version"`
+	Ready         bool    `json:"ready"`
+	NotReady      string  `json:"not_ready,omitempty"`
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	sources.Status
+}
+
+func (s *Server) status(c *gin.Context) {
+	ready, why := s.src.Ready()
+	c.JSON(http.StatusOK, statusResponse{
+		Version:       s.cfg.Version,
+		Ready:         ready,
+		NotReady:      why,
+		UptimeSeconds: time.Since(s.started).Seconds(),
+		Status:        s.src.Status(),
+	})
+}
+
+func (s *Server) decisions(c *gin.Context) {
+	raw, ok := s.body(c)
+	if !ok {
+		return
+	}
+	req, err := input.Decode(raw, input.Limits{MaxParticipants: s.cfg.MaxParticipants})
+	if err != nil {
+		abortWith(c, err)
+		return
+	}
+	d, ok := s.run(c, "/v1/decisions", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Decide(ctx, req) })
+	if ok {
+		c.JSON(http.StatusOK, d)
+	}
+}
+
+// admissionResponse is the join-time answer.
+type admissionResponse struct {
+	DecisionID string            `json:"decision_id"`
+	Allow      bool              `json:"allow"`
+	Actions    []decision.Action `json:"actions"`
+	OrderIDs   []string          `json:"order_ids"`
+}
+
+func (s *Server) admission(c *gin.Context) {
+	raw, ok := s.body(c)
+	if !ok {
+		return
+	}
+	req, err := input.DecodeAdmission(raw)
+	if err != nil {
+		abortWith(c, err)
+		return
+	}
+	d, ok := s.run(c, "/v1/admission", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Admit(ctx, req) })
+	if ok {
+		c.JSON(http.StatusOK, admissionResponse{DecisionID: d.DecisionID, Allow: *d.AllowJoin, Actions: d.Actions, OrderIDs: d.OrderIDs})
+	}
+}
+
+// run decides under the evaluation deadline and records metrics.
+func (s *Server) run(c *gin.Context, endpoint string, decide func(context.Context) (*decision.Decision, error)) (*decision.Decision, bool) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.EvalTimeout)
+	defer cancel()
+	start := time.Now()
+	d, err := decide(ctx)
+	s.metrics.latency.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+	if err != nil {
+		abortWith(c, err)
+		return nil, false
+	}
+	c.Set(ctxDecisionID, d.DecisionID)
+	s.metrics.observe(d)
+	return d, true
+}
+
+// body reads a JSON request body within MaxBody. An oversized body is
+// refused from its Content-Length when declared, and otherwise as soon as
+// the limit is crossed, without reading the rest.
+func (s *Server) body(c *gin.Context) ([]byte, bool) {
+	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil || mt != "application/json" {
+		abort(c, http.StatusUnsupportedMediaType, apiError{Code: CodeUnsupportedMediaType, Message: "the body must be JSON (Content-Type: application/json)", Field: "Content-Type"})
+		return nil, false
+	}
+	tooLarge := apiError{Code: CodeTooLarge, Message: "the body exceeds the limit of " + bytesText(s.cfg.MaxBody), Field: "body"}
+	if c.Request.ContentLength > s.cfg.MaxBody {
+		c.Header("Connection", "close")
+		abort(c, http.StatusRequestEntityTooLarge, tooLarge)
+		return nil, false
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		abort(c, http.StatusRequestEntityTooLarge, tooLarge)
+		return nil, false
+	case err != nil:
+		abort(c, http.StatusBadRequest, apiError{Code: CodeInvalidInput, Message: "the body could not be read: " + err.Error(), Field: "body"})
+		return nil, false
+	}
+	return raw, true
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}

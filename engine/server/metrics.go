@@ -1,0 +1,107 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/sources"
+)
+
+// metrics are registered on a registry of the server's own, so several
+// servers (tests) never share or collide.
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	actions  *prometheus.CounterVec
+	refusals *prometheus.CounterVec
+	blocks   *prometheus.CounterVec
+}
+
+func newMetrics(src *sources.Sources) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geoscope_http_requests_total",
+			Help: "HTTP requests by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "geoscope_decision_duration_seconds",
+			Help: "Time to decide, from decoded request to answer (locate, evaluate, guard, record).",
+			// 25µs .. ~3.3s: admissions sit at the low end, 100k rosters at the high end.
+			Buckets: prometheus.ExponentialBuckets(25e-6, 2.5, 14),
+		}, []string{"endpoint"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geoscope_actions_total",
+			Help: "Actions answered, by type.",
+		}, []string{"type"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geoscope_refusals_total",
+			Help: "Demands refused, by demand.",
+		}, []string{"demand"}),
+		blocks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geoscope_guard_blocks_total",
+			Help: "Policy actions dropped by the guard, by code.",
+		}, []string{"code"}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.actions, m.refusals, m.blocks,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&sourcesCollector{src: src})
+	return m
+}
+
+func (m *metrics) observe(d *decision.Decision) {
+	for _, a := range d.Actions {
+		m.actions.WithLabelValues(a.Type).Inc()
+	}
+	for _, r := range d.Refused {
+		m.refusals.WithLabelValues(r.Demand).Inc()
+	}
+	for _, b := range d.GuardBlocked {
+		m.blocks.WithLabelValues(b.Code).Inc()
+	}
+}
+
+// sourcesCollector reports the active bundles and GeoIP database at scrape
+// time, so the numbers can never drift from what is actually active.
+type sourcesCollector struct{ src *sources.Sources }
+
+var (
+	bundleInfoDesc = prometheus.NewDesc("geoscope_bundle_info",
+		"Active bundles (value 1), labelled with their revision.", []string{"name", "revision"}, nil)
+	bundleActivatedDesc = prometheus.NewDesc("geoscope_bundle_activation_timestamp_seconds",
+		"When the active bundles were activated.", []string{"name"}, nil)
+	bundleFailureDesc = prometheus.NewDesc("geoscope_bundle_last_failure_timestamp_seconds",
+		"When a bundle version was last rejected (absent if never).", nil, nil)
+	geoBuildDesc = prometheus.NewDesc("geoscope_geoip_build_timestamp_seconds",
+		"Build time of the active GeoIP database.", []string{"database"}, nil)
+	geoFailureDesc = prometheus.NewDesc("geoscope_geoip_last_failure_timestamp_seconds",
+		"When a GeoIP database was last rejected (absent if never).", nil, nil)
+	reloadsDesc = prometheus.NewDesc("geoscope_bundle_activations_total",
+		"Bundle activations since start.", nil, nil)
+)
+
+func (c *sourcesCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{bundleInfoDesc, bundleActivatedDesc, bundleFailureDesc, geoBuildDesc, geoFailureDesc, reloadsDesc} {
+		ch <- d
+	}
+}
+
+func (c *sourcesCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.src.Status()
+	for _, b := range st.Bundles {
+		ch <- prometheus.MustNewConstMetric(bundleInfoDesc, prometheus.GaugeValue, 1, b.Name, b.Revision)
+		ch <- prometheus.MustNewConstMetric(bundleActivatedDesc, prometheus.GaugeValue, float64(b.ActivatedAt.Unix()), b.Name)
+	}
+	if st.BundleError != nil {
+		ch <- prometheus.MustNewConstMetric(bundleFailureDesc, prometheus.GaugeValue, float64(st.BundleError.At.Unix()))
+	}
+	if st.GeoIP != nil {
+		ch <- prometheus.MustNewConstMetric(geoBuildDesc, prometheus.GaugeValue, float64(st.GeoIP.Build.Unix()), st.GeoIP.Database)
+	}
+	if st.GeoIPError != nil {
+		ch <- prometheus.MustNewConstMetric(geoFailureDesc, prometheus.GaugeValue, float64(st.GeoIPError.At.Unix()))
+	}
+	ch <- prometheus.MustNewConstMetric(reloadsDesc, prometheus.CounterValue, float64(st.Reloads))
+}

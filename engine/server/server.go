@@ -1,0 +1,272 @@
+// Package server answers decision requests over HTTP (gin). It adds
+// transport concerns only (authentication, limits, deadlines, metrics,
+// logs) around package engine; every decision is the engine's.
+package server
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/sources"
+)
+
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// Server is the HTTP decision server.
+type Server struct {
+	cfg     Config
+	eng     *engine.Engine
+	src     *sources.Sources
+	log     *slog.Logger
+	tokens  *tokens // nil: no authentication (loopback or --insecure-no-auth)
+	metrics *metrics
+	router  *gin.Engine
+	started time.Time
+}
+
+// New validates cfg and builds the server. It does not listen.
+func New(cfg Config, eng *engine.Engine, src *sources.Sources, log *slog.Logger) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, eng: eng, src: src, log: log, metrics: newMetrics(src), started: time.Now()}
+	if cfg.TokensFile != "" {
+		t, err := loadTokens(cfg.TokensFile)
+		if err != nil {
+			return nil, err
+		}
+		s.tokens = t
+	}
+	s.router = s.routes()
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Run listens on the configured address and serves until ctx is done, then
+// shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is done. Then it stops accepting
+// connections, lets in-flight requests finish within ShutdownTimeout, and
+// returns nil if they did.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Bodies are bounded by MaxBody; a client trickling one in is cut
+		// off rather than holding a connection open.
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 30*time.Second + s.cfg.EvalTimeout,
+		IdleTimeout:  120 * time.Second,
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if s.tokens == nil {
+		host, _, _ := net.SplitHostPort(s.cfg.Addr)
+		if !isLoopback(host) {
+			s.log.Warn("serving WITHOUT authentication on a non-loopback address (--insecure-no-auth): anyone who can reach it can query decisions and read status", "addr", ln.Addr().String())
+		} else {
+			s.log.Info("no --tokens-file: every endpoint is open to local clients", "addr", ln.Addr().String())
+		}
+	}
+	errc := make(chan error, 1)
+	go func() {
+		s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.cfg.TLSCert != "")
+		if s.cfg.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: no new connections; waiting for requests in flight", "timeout", s.cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.Use(s.requestID, s.accessLog, s.recoverPanic)
+	r.NoRoute(func(c *gin.Context) {
+		abort(c, http.StatusNotFound, apiError{Code: CodeNotFound, Message: "no such endpoint: " + c.Request.URL.Path})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		abort(c, http.StatusMethodNotAllowed, apiError{Code: CodeMethodNotAllowed, Message: c.Request.Method + " is not allowed on " + c.Request.URL.Path})
+	})
+
+	r.GET("/health", s.health)
+	r.GET("/ready", s.ready)
+	r.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openAPIDocument) })
+
+	observe := s.requireScope(ScopeAdmin, s.cfg.PublicMetrics)
+	r.GET("/metrics", observe, gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
+	r.GET("/v1/status", observe, s.status)
+
+	decide := s.requireScope(ScopeDecide, false)
+	r.POST("/v1/decisions", decide, s.decisions)
+	r.POST("/v1/admission", decide, s.admission)
+	return r
+}
+
+// Context keys.
+const (
+	ctxRequestID  = "geoscope.request_id"
+	ctxDecisionID = "geoscope.decision_id"
+	ctxErrorCode  = "geoscope.error_code"
+	ctxLogger     = "geoscope.logger"
+)
+
+// requestID takes a sane X-Request-Id from the client or makes one.
+func (s *Server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if !printableID(id) {
+		id = uuid.NewString()
+	}
+	c.Set(ctxRequestID, id)
+	c.Set(ctxLogger, s.log)
+	c.Header("X-Request-Id", id)
+	c.Next()
+}
+
+func printableID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x21 || r > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// accessLog logs one line per request. It never logs the client address
+// (an IP is personal data, and the decision is what matters) nor any
+// header that could carry a token.
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	endpoint := c.FullPath()
+	if endpoint == "" {
+		endpoint = "unmatched"
+	}
+	status := c.Writer.Status()
+	s.metrics.requests.WithLabelValues(endpoint, fmt.Sprint(status)).Inc()
+	attrs := []any{
+		"request_id", c.GetString(ctxRequestID),
+		"method", c.Request.Method,
+		"endpoint", endpoint,
+		"status", status,
+		"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+	}
+	if id := c.GetString(ctxDecisionID); id != "" {
+		attrs = append(attrs, "decision_id", id)
+	}
+	if code := c.GetString(ctxErrorCode); code != "" {
+		attrs = append(attrs, "error_code", code)
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	if endpoint == "/health" || endpoint == "/ready" || endpoint == "/metrics" {
+		level = slog.LevelDebug
+	}
+	s.log.Log(c.Request.Context(), level, "request", attrs...)
+}
+
+// recoverPanic answers 500 with an error id instead of taking the process
+// down; the id ties the response to the logged stack.
+func (s *Server) recoverPanic(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			id := internalError(c, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
+			abort(c, http.StatusInternalServerError, apiError{Code: CodeInternal, Message: "internal error", ErrorID: id})
+		}
+	}()
+	c.Next()
+}
+
+// internalError logs err under a fresh error id and returns the id.
+func internalError(c *gin.Context, err error) string {
+	id := uuid.NewString()
+	log, _ := c.Get(ctxLogger)
+	errorLog, _ := log.(*slog.Logger)
+	if errorLog == nil {
+		errorLog = slog.Default()
+	}
+	errorLog.Error("internal error", "error_id", id, "request_id", c.GetString(ctxRequestID), "error", err.Error())
+	return id
+}
+
+// requireScope admits requests with a token holding scope. Without a tokens
+// file every request is admitted: the server then only listens on loopback
+// unless the operator explicitly chose otherwise.
+func (s *Server) requireScope(scope string, open bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if s.tokens == nil || open {
+			c.Next()
+			return
+		}
+		token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			c.Header("WWW-Authenticate", `Bearer realm="geoscope"`)
+			abort(c, http.StatusUnauthorized, apiError{Code: CodeUnauthorized, Message: "a bearer token is required"})
+			return
+		}
+		decide, admin := s.tokens.scopes(token)
+		switch {
+		case !decide && !admin:
+			c.Header("WWW-Authenticate", `Bearer realm="geoscope", error="invalid_token"`)
+			abort(c, http.StatusUnauthorized, apiError{Code: CodeUnauthorized, Message: "the bearer token is not valid"})
+		case scope == ScopeAdmin && !admin:
+			abort(c, http.StatusForbidden, apiError{Code: CodeForbidden, Message: "this endpoint needs a token with the admin scope"})
+		default:
+			c.Next()
+		}
+	}
+}

@@ -1,0 +1,193 @@
+// Package sources owns what a running engine decides with: the policy and
+// registry bundles and the GeoIP database. It loads them, watches them,
+// and activates new versions into the engine. A version that fails to load
+// is rejected and reported; the engine keeps deciding with the last good
+// one. Until a first version of both has loaded, the engine is not ready.
+package sources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/geo"
+	"github.com/geoscope/geoscope/engine/policy"
+	"github.com/geoscope/geoscope/internal/watch"
+)
+
+// Config names the sources. Empty values select the embedded defaults.
+type Config struct {
+	// Bundles are bundle directories or .tar.gz files; none means the
+	// embedded policy and example registry.
+	Bundles []string
+	// GeoIPDB is an mmdb file; empty means the embedded DB-IP database.
+	GeoIPDB string
+	// Load controls bundle reading (signature verification).
+	Load policy.LoadOptions
+	// Debounce is how long file changes must be quiet before a reload.
+	Debounce time.Duration
+	Logger   *slog.Logger
+}
+
+// Status reports what is active and the last failures.
+type Status struct {
+	Bundles     []Bundle  `json:"bundles"`
+	BundleError *Failure  `json:"bundle_error,omitempty"`
+	GeoIP       *GeoIP    `json:"geoip,omitempty"`
+	GeoIPError  *Failure  `json:"geoip_error,omitempty"`
+	Reloads     int       `json:"reloads"`
+	StartedAt   time.Time `json:"started_at"`
+}
+
+// Bundle is an active bundle.
+type Bundle struct {
+	Name        string    `json:"name"`
+	Revision    string    `json:"revision"`
+	ActivatedAt time.Time `json:"activated_at"`
+}
+
+// GeoIP is the active database.
+type GeoIP struct {
+	Source   string    `json:"source"`
+	Database string    `json:"database"`
+	Build    time.Time `json:"build"`
+	LoadedAt time.Time `json:"loaded_at"`
+}
+
+// Failure is a rejected version.
+type Failure struct {
+	At    time.Time `json:"at"`
+	Error string    `json:"error"`
+}
+
+// Sources loads and reloads an engine's inputs.
+type Sources struct {
+	cfg Config
+	eng *engine.Engine
+	log *slog.Logger
+
+	mu     sync.Mutex // serialises loads and guards status
+	status Status
+}
+
+// New returns Sources for eng. Nothing is loaded until Load.
+func New(cfg Config, eng *engine.Engine) *Sources {
+	if cfg.Debounce == 0 {
+		cfg.Debounce = 250 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Sources{cfg: cfg, eng: eng, log: cfg.Logger, status: Status{StartedAt: time.Now().UTC()}}
+}
+
+// Load loads the bundles and the GeoIP database. It returns the first
+// failure, but tries both: a server may start, report not ready, and become
+// ready when a watched source is fixed.
+func (s *Sources) Load(ctx context.Context) error {
+	return errors.Join(s.ReloadBundles(ctx), s.ReloadGeo())
+}
+
+// ReloadBundles builds a snapshot from the configured bundles and activates
+// it, or keeps the active one and records the failure.
+func (s *Sources) ReloadBundles(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap, err := policy.LoadSnapshot(ctx, s.cfg.Bundles, s.cfg.Load)
+	now := time.Now().UTC()
+	if err != nil {
+		s.status.BundleError = &Failure{At: now, Error: err.Error()}
+		s.log.Error("bundles rejected; keeping the active ones", "error", err.Error(), "active", s.eng.Policy() != nil)
+		return err
+	}
+	s.eng.SetPolicy(snap)
+	s.status.BundleError = nil
+	s.status.Reloads++
+	s.status.Bundles = s.status.Bundles[:0]
+	for name, rev := range snap.Revisions() {
+		s.status.Bundles = append(s.status.Bundles, Bundle{Name: name, Revision: rev, ActivatedAt: snap.Activated()})
+	}
+	sort.Slice(s.status.Bundles, func(i, j int) bool { return s.status.Bundles[i].Name < s.status.Bundles[j].Name })
+	s.log.Info("bundles activated", "revisions", snap.Revisions())
+	return nil
+}
+
+// ReloadGeo opens the configured GeoIP database and swaps it in, or keeps
+// the active one and records the failure (a corrupt or wrong-type file).
+func (s *Sources) ReloadGeo() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var (
+		db  *geo.DB
+		err error
+	)
+	source := s.cfg.GeoIPDB
+	if source == "" {
+		source = "embedded"
+		db, err = geo.Embedded()
+	} else {
+		db, err = geo.Open(source)
+	}
+	now := time.Now().UTC()
+	if err != nil {
+		s.status.GeoIPError = &Failure{At: now, Error: err.Error()}
+		s.log.Error("GeoIP database rejected; keeping the active one", "error", err.Error(), "active", s.eng.Geo() != nil)
+		return err
+	}
+	// The previous database is not closed: decisions in flight may still
+	// use it, and it is released when they are done with it.
+	s.eng.SetGeo(db)
+	info := db.Info()
+	s.status.GeoIP = &GeoIP{Source: source, Database: info.Database, Build: info.Build, LoadedAt: now}
+	s.status.GeoIPError = nil
+	s.log.Info("GeoIP database activated", "database", info.Database, "build", info.Build)
+	return nil
+}
+
+// Watch reloads file-based sources when they change, until ctx is done.
+func (s *Sources) Watch(ctx context.Context) error {
+	if len(s.cfg.Bundles) > 0 {
+		err := watch.Watch(ctx, s.cfg.Bundles, s.cfg.Debounce, func() { _ = s.ReloadBundles(ctx) })
+		if err != nil {
+			return fmt.Errorf("watching bundles: %w", err)
+		}
+	}
+	if s.cfg.GeoIPDB != "" {
+		err := watch.Watch(ctx, []string{s.cfg.GeoIPDB}, s.cfg.Debounce, func() { _ = s.ReloadGeo() })
+		if err != nil {
+			return fmt.Errorf("watching GeoIP database: %w", err)
+		}
+	}
+	return nil
+}
+
+// Ready reports whether decisions can be made, and why not.
+func (s *Sources) Ready() (bool, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.eng.Policy() == nil && s.status.BundleError != nil:
+		return false, "no policy and registry bundles are active: " + s.status.BundleError.Error
+	case s.eng.Policy() == nil:
+		return false, "no policy and registry bundles are active yet"
+	case s.eng.Geo() == nil && s.status.GeoIPError != nil:
+		return false, "no GeoIP database is loaded: " + s.status.GeoIPError.Error
+	case s.eng.Geo() == nil:
+		return false, "no GeoIP database is loaded yet"
+	}
+	return true, ""
+}
+
+// Status returns a copy of the current status.
+func (s *Sources) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status
+	st.Bundles = append([]Bundle(nil), s.status.Bundles...)
+	return st
+}
