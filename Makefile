@@ -5,7 +5,7 @@ OPA      := $(GO) tool opa
 PKGS     := ./...
 REGO     := policies
 
-.PHONY: all build test vet gofmt rego-fmt rego-check rego-test gotest bench load run
+.PHONY: all build test vet gofmt rego-fmt rego-check rego-test gotest bench load bundles run
 
 all: build
 
@@ -40,6 +40,19 @@ bench:
 ## load: bounded loopback load runs against the real server binary.
 load:
 	$(GO) test -count=1 -run '^TestLoad$$' ./tests -load -v
+
+## bundles: build the policy and registry bundles with `opa build`, signed.
+##   make bundles SIGNING_KEY=bundles/keys/dev-es256.pem [SIGNING_ALG=ES256] [REVISION=...]
+SIGNING_ALG ?= ES256
+REVISION    ?= $(shell git describe --always --dirty 2>/dev/null || date -u +%Y%m%dT%H%M%SZ)
+DIST        ?= dist
+bundles:
+	@test -n "$(SIGNING_KEY)" || { echo "usage: make bundles SIGNING_KEY=key.pem [SIGNING_ALG=ES256] [REVISION=rev]" >&2; exit 2; }
+	mkdir -p $(DIST)
+	$(OPA) build -b policies --ignore '*_test.rego' --revision "$(REVISION)" \
+		--signing-key $(SIGNING_KEY) --signing-alg $(SIGNING_ALG) -o $(DIST)/policies.tar.gz
+	$(OPA) build -b bundles/registry --revision "$(REVISION)" \
+		--signing-key $(SIGNING_KEY) --signing-alg $(SIGNING_ALG) -o $(DIST)/registry.tar.gz
 
 ## run: the server on embedded defaults (README's run command).
 run:

@@ -57,6 +57,7 @@ type Engine struct {
 	snapshot atomic.Pointer[policy.Snapshot]
 	geodb    atomic.Pointer[geo.DB]
 	recorder Recorder
+	logs     func(context.Context, *Record)
 	now      func() time.Time
 }
 
@@ -65,6 +66,12 @@ type Option func(*Engine)
 
 // WithRecorder records every decision before it is returned.
 func WithRecorder(r Recorder) Option { return func(e *Engine) { e.recorder = r } }
+
+// WithDecisionLog hands every answered decision to fn after it was
+// recorded (OPA's best-effort decision logs, for example).
+func WithDecisionLog(fn func(context.Context, *Record)) Option {
+	return func(e *Engine) { e.logs = fn }
+}
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
@@ -159,17 +166,23 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	}
 
 	// Record before answering.
+	if e.recorder == nil && e.logs == nil {
+		return d, nil
+	}
+	rec := &Record{
+		Decision:    d,
+		Orders:      facts.Orders,
+		Authorities: facts.Authorities,
+		Networks:    networks(req, actions),
+		Admission:   admission,
+	}
 	if e.recorder != nil {
-		rec := &Record{
-			Decision:    d,
-			Orders:      facts.Orders,
-			Authorities: facts.Authorities,
-			Networks:    networks(req, actions),
-			Admission:   admission,
-		}
 		if err := e.recorder.Record(ctx, rec); err != nil {
 			return nil, fmt.Errorf("recording decision %s: %w", d.DecisionID, err)
 		}
+	}
+	if e.logs != nil {
+		e.logs(ctx, rec)
 	}
 	return d, nil
 }

@@ -7,5 +7,5 @@ import "embed"
 
 // Bundle is the policy bundle tree.
 //
-//go:embed .manifest geoscope/*.rego
+//go:embed .manifest geoscope
 var Bundle embed.FS

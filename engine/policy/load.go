@@ -36,6 +36,9 @@ type Source struct {
 func LoadPath(path string, opts LoadOptions) (Source, error) {
 	b, err := newLoader(opts).AsBundle(path)
 	if err != nil {
+		if strings.Contains(err.Error(), path) {
+			return Source{}, fmt.Errorf("%w: %v", ErrBundle, err)
+		}
 		return Source{}, fmt.Errorf("%w: bundle %s: %v", ErrBundle, path, err)
 	}
 	return Source{Name: NameFromPath(path), Bundle: b}, nil
@@ -50,12 +53,16 @@ func LoadFS(fsys fs.FS, name string, opts LoadOptions) (Source, error) {
 	return Source{Name: name, Bundle: b}, nil
 }
 
+// newLoader returns a bundle loader. With a verification config every
+// bundle must carry a valid signature by one of its keys (a missing
+// .signatures.json is an error); without one, signatures are not checked,
+// since there is nothing to check them against.
 func newLoader(opts LoadOptions) loader.FileLoader {
 	l := loader.NewFileLoader().WithFilter(skipNonBundleFiles)
 	if opts.Verification != nil {
-		l = l.WithBundleVerificationConfig(opts.Verification)
+		return l.WithBundleVerificationConfig(opts.Verification)
 	}
-	return l
+	return l.WithSkipBundleVerification(true)
 }
 
 // skipNonBundleFiles keeps tests and Go sources (the bundle directories hold

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -97,15 +98,29 @@ func Build(ctx context.Context, sources ...Source) (*Snapshot, error) {
 		store.Abort(ctx, txn)
 		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
 	}
-	reg, err := readRegistry(ctx, store, txn)
-	if err != nil {
-		store.Abort(ctx, txn)
-		return nil, err
-	}
 	if err := store.Commit(ctx, txn); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
 	}
-	snap := &Snapshot{registry: reg, revisions: revisions, activated: time.Now().UTC()}
+	return finish(ctx, compiler, store, revisions)
+}
+
+// FromStore builds a snapshot from bundles some other loader activated (OPA's
+// bundle plugin, for remote bundles): the compiled policy and a copy of the
+// data tree. The copy goes into a private store, so the snapshot stays
+// consistent however the source store changes afterwards.
+func FromStore(ctx context.Context, compiler *ast.Compiler, data map[string]any, revisions map[string]string) (*Snapshot, error) {
+	if compiler == nil {
+		return nil, fmt.Errorf("%w: no policy is compiled", ErrBundle)
+	}
+	return finish(ctx, compiler, inmem.NewFromObject(data), maps.Clone(revisions))
+}
+
+// finish reads and validates the registry, then prepares the entry points.
+func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, revisions map[string]string) (*Snapshot, error) {
+	reg, err := readRegistry(ctx, store)
+	if err != nil {
+		return nil, err
+	}
 	prepare := func(ref ast.Ref) (*rego.PreparedEvalQuery, error) {
 		if len(compiler.GetRulesForVirtualDocument(ref)) == 0 {
 			return nil, nil
@@ -120,6 +135,10 @@ func Build(ctx context.Context, sources ...Source) (*Snapshot, error) {
 		}
 		return &pq, nil
 	}
+	if err := validateRegistry(ctx, prepare); err != nil {
+		return nil, err
+	}
+	snap := &Snapshot{registry: reg, revisions: revisions, activated: time.Now().UTC()}
 	query, err := prepare(queryRef)
 	if err == nil && query == nil {
 		err = fmt.Errorf("%w: no bundle defines %s", ErrBundle, Query)
@@ -134,10 +153,54 @@ func Build(ctx context.Context, sources ...Source) (*Snapshot, error) {
 	return snap, nil
 }
 
+// ValidationQuery lists registry violations; a policy bundle that defines it
+// has every registry checked before activation.
+const ValidationQuery = "data.geoscope.registry.violations"
+
+var validationRef = ast.MustParseRef(ValidationQuery)
+
+// validateRegistry rejects a registry the policy's own validation rules
+// find violations in, naming the first few.
+func validateRegistry(ctx context.Context, prepare func(ast.Ref) (*rego.PreparedEvalQuery, error)) error {
+	pq, err := prepare(validationRef)
+	if err != nil || pq == nil {
+		return err
+	}
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(ast.NewObject()))
+	if err != nil {
+		return fmt.Errorf("%w: evaluating %s: %v", ErrRegistry, ValidationQuery, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil
+	}
+	violations, _ := rs[0].Expressions[0].Value.([]any)
+	if len(violations) == 0 {
+		return nil
+	}
+	msgs := make([]string, 0, 5)
+	for _, v := range violations[:min(len(violations), 5)] {
+		if m, ok := v.(map[string]any); ok {
+			msgs = append(msgs, fmt.Sprintf("%v: %v", m["path"], m["message"]))
+		} else {
+			msgs = append(msgs, fmt.Sprint(v))
+		}
+	}
+	more := ""
+	if len(violations) > len(msgs) {
+		more = fmt.Sprintf(" (and %d more)", len(violations)-len(msgs))
+	}
+	return fmt.Errorf("%w: %d violations: %s%s", ErrRegistry, len(violations), strings.Join(msgs, "; "), more)
+}
+
 // readRegistry decodes data.authorities and data.orders from the store
 // into typed form. Absent roots mean an empty registry (every order is then
 // refused as coming from an unknown authority).
-func readRegistry(ctx context.Context, store storage.Store, txn storage.Transaction) (*registry.Registry, error) {
+func readRegistry(ctx context.Context, store storage.Store) (*registry.Registry, error) {
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRegistry, err)
+	}
+	defer store.Abort(ctx, txn)
 	var authorities map[string]registry.Authority
 	var orders map[string]registry.Order
 	for _, root := range []struct {

@@ -48,6 +48,27 @@ func (s *Server) status(c *gin.Context) {
 	})
 }
 
+// reload re-reads every source now. A rejected version leaves the active
+// one in place; the answer says what happened either way.
+func (s *Server) reload(c *gin.Context) {
+	err := s.src.Reload(c.Request.Context())
+	ready, why := s.src.Ready()
+	resp := reloadResponse{Reloaded: err == nil, Ready: ready, NotReady: why, Status: s.src.Status()}
+	if err != nil {
+		resp.Error = err.Error()
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+// reloadResponse is POST /v1/admin/reload.
+type reloadResponse struct {
+	Reloaded bool   `json:"reloaded"`
+	Error    string `json:"error,omitempty"`
+	Ready    bool   `json:"ready"`
+	NotReady string `json:"not_ready,omitempty"`
+	sources.Status
+}
+
 func (s *Server) decisions(c *gin.Context) {
 	raw, ok := s.body(c)
 	if !ok {
@@ -70,6 +91,7 @@ type admissionResponse struct {
 	Allow      bool              `json:"allow"`
 	Actions    []decision.Action `json:"actions"`
 	OrderIDs   []string          `json:"order_ids"`
+	Bundles    map[string]string `json:"bundles"`
 }
 
 func (s *Server) admission(c *gin.Context) {
@@ -84,7 +106,7 @@ func (s *Server) admission(c *gin.Context) {
 	}
 	d, ok := s.run(c, "/v1/admission", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Admit(ctx, req) })
 	if ok {
-		c.JSON(http.StatusOK, admissionResponse{DecisionID: d.DecisionID, Allow: *d.AllowJoin, Actions: d.Actions, OrderIDs: d.OrderIDs})
+		c.JSON(http.StatusOK, admissionResponse{DecisionID: d.DecisionID, Allow: *d.AllowJoin, Actions: d.Actions, OrderIDs: d.OrderIDs, Bundles: d.Bundles})
 	}
 }
 

@@ -143,6 +143,8 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/metrics", observe, gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
 	r.GET("/v1/status", observe, s.status)
 
+	r.POST("/v1/admin/reload", s.requireScope(ScopeAdmin, false), s.reload)
+
 	decide := s.requireScope(ScopeDecide, false)
 	r.POST("/v1/decisions", decide, s.decisions)
 	r.POST("/v1/admission", decide, s.admission)

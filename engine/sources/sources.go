@@ -14,6 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/plugins"
+	bundleplugin "github.com/open-policy-agent/opa/v1/plugins/bundle"
+
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/geo"
 	"github.com/geoscope/geoscope/engine/policy"
@@ -29,6 +32,15 @@ type Config struct {
 	GeoIPDB string
 	// Load controls bundle reading (signature verification).
 	Load policy.LoadOptions
+	// OPAConfig is an OPA configuration file (services, bundles, keys,
+	// decision_logs). Bundles then come from OPA's bundle plugin; it
+	// excludes Bundles.
+	OPAConfig string
+	// VerificationKeyPEM, when set, is required of every bundle the OPA
+	// configuration names (see requireSignatures).
+	VerificationKeyPEM []byte
+	VerificationKeyID  string
+	VerificationAlg    string
 	// Debounce is how long file changes must be quiet before a reload.
 	Debounce time.Duration
 	Logger   *slog.Logger
@@ -73,6 +85,8 @@ type Sources struct {
 
 	mu     sync.Mutex // serialises loads and guards status
 	status Status
+
+	manager *plugins.Manager // OPA's plugin manager, with an OPA configuration
 }
 
 // New returns Sources for eng. Nothing is loaded until Load.
@@ -90,7 +104,31 @@ func New(cfg Config, eng *engine.Engine) *Sources {
 // failure, but tries both: a server may start, report not ready, and become
 // ready when a watched source is fixed.
 func (s *Sources) Load(ctx context.Context) error {
+	if s.cfg.OPAConfig != "" {
+		if len(s.cfg.Bundles) > 0 {
+			return fmt.Errorf("%w: --config and --bundle exclude each other: name every bundle in the OPA configuration", ErrConfig)
+		}
+		// A configuration error is fatal; bundles arrive asynchronously.
+		if err := s.startRemote(ctx); err != nil {
+			return err
+		}
+		return s.ReloadGeo()
+	}
 	return errors.Join(s.ReloadBundles(ctx), s.ReloadGeo())
+}
+
+// Reload reloads every source now: local bundles and the GeoIP file are
+// read again; remote bundles are downloaded again.
+func (s *Sources) Reload(ctx context.Context) error {
+	var bundles error
+	if s.manager != nil {
+		if bp := bundleplugin.Lookup(s.manager); bp != nil {
+			bundles = bp.Trigger(ctx)
+		}
+	} else {
+		bundles = s.ReloadBundles(ctx)
+	}
+	return errors.Join(bundles, s.ReloadGeo())
 }
 
 // ReloadBundles builds a snapshot from the configured bundles and activates
@@ -99,10 +137,15 @@ func (s *Sources) ReloadBundles(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap, err := policy.LoadSnapshot(ctx, s.cfg.Bundles, s.cfg.Load)
-	now := time.Now().UTC()
+	return s.activate(snap, err)
+}
+
+// activate makes snap the engine's policy, or records why it was rejected.
+// The caller holds s.mu.
+func (s *Sources) activate(snap *policy.Snapshot, err error) error {
 	if err != nil {
-		s.status.BundleError = &Failure{At: now, Error: err.Error()}
-		s.log.Error("bundles rejected; keeping the active ones", "error", err.Error(), "active", s.eng.Policy() != nil)
+		s.status.BundleError = &Failure{At: time.Now().UTC(), Error: err.Error()}
+		s.log.Error("bundles rejected; keeping the active snapshot", "error", err.Error(), "active", s.eng.Policy() != nil)
 		return err
 	}
 	s.eng.SetPolicy(snap)
@@ -114,6 +157,9 @@ func (s *Sources) ReloadBundles(ctx context.Context) error {
 	}
 	sort.Slice(s.status.Bundles, func(i, j int) bool { return s.status.Bundles[i].Name < s.status.Bundles[j].Name })
 	s.log.Info("bundles activated", "revisions", snap.Revisions())
+	if len(snap.Registry().Authorities) == 0 {
+		s.log.Warn("the active bundles hold no authorities (data.authorities): every order will be refused; is the registry bundle missing?")
+	}
 	return nil
 }
 

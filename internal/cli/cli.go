@@ -15,6 +15,7 @@ import (
 	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/engine/server"
+	"github.com/geoscope/geoscope/engine/sources"
 )
 
 // Exit codes.
@@ -75,7 +76,7 @@ func exitCode(err error) int {
 		errors.Is(err, input.ErrInvalid), errors.Is(err, input.ErrTooLarge),
 		errors.Is(err, policy.ErrBundle), errors.Is(err, policy.ErrRegistry),
 		errors.Is(err, geo.ErrUnreadable), errors.Is(err, geo.ErrWrongType),
-		errors.Is(err, errReadInput), errors.Is(err, server.ErrConfig):
+		errors.Is(err, errReadInput), errors.Is(err, server.ErrConfig), errors.Is(err, sources.ErrConfig):
 		return ExitBadInput
 	}
 	return ExitFailure

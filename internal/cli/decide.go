@@ -18,6 +18,7 @@ func decideCommand() *cobra.Command {
 		inputPath string
 		geoPath   string
 		bundles   []string
+		keys      verificationFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "decide [--input FILE] [--geoip-db FILE] [--bundle PATH]...",
@@ -41,7 +42,11 @@ database (the message on stderr names the field), 1 on other failures.`,
 			if err != nil {
 				return err
 			}
-			snap, err := policy.LoadSnapshot(cmd.Context(), bundles, policy.LoadOptions{})
+			opts, err := keys.loadOptions()
+			if err != nil {
+				return err
+			}
+			snap, err := policy.LoadSnapshot(cmd.Context(), bundles, opts)
 			if err != nil {
 				return err
 			}
@@ -65,6 +70,7 @@ database (the message on stderr names the field), 1 on other failures.`,
 	f.StringVar(&inputPath, "input", "", "read the request from `FILE` (default: stdin)")
 	f.StringVar(&geoPath, "geoip-db", "", "GeoIP2/GeoLite2 Country or City database `FILE` (default: embedded DB-IP Country Lite)")
 	f.StringArrayVar(&bundles, "bundle", nil, "load the bundle at `PATH` (directory or .tar.gz); repeatable")
+	keys.register(f)
 	return cmd
 }
 

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -15,10 +17,12 @@ import (
 
 func serveCommand() *cobra.Command {
 	var (
-		cfg      server.Config
-		bundles  []string
-		geoPath  string
-		logLevel string
+		cfg       server.Config
+		bundles   []string
+		geoPath   string
+		logLevel  string
+		opaConfig string
+		keys      verificationFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -40,8 +44,13 @@ good version keeps answering (see GET /v1/status).`,
 				return err
 			}
 			cfg.Version = Version
-			eng := engine.New()
-			src := sources.New(sources.Config{Bundles: bundles, GeoIPDB: geoPath, Logger: log}, eng)
+			scfg := sources.Config{Bundles: bundles, GeoIPDB: geoPath, OPAConfig: opaConfig, Logger: log}
+			if err := keys.apply(&scfg); err != nil {
+				return err
+			}
+			var src *sources.Sources
+			eng := engine.New(engine.WithDecisionLog(func(ctx context.Context, r *engine.Record) { src.LogDecision(ctx, r) }))
+			src = sources.New(scfg, eng)
 			srv, err := server.New(cfg, eng, src, log)
 			if err != nil {
 				return err
@@ -49,8 +58,11 @@ good version keeps answering (see GET /v1/status).`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			// A failed first load leaves the server up but not ready (503),
-			// so a fixed file is picked up without a restart.
-			_ = src.Load(ctx)
+			// so a fixed file is picked up without a restart. A broken OPA
+			// configuration is fatal.
+			if err := src.Load(ctx); errors.Is(err, sources.ErrConfig) {
+				return err
+			}
 			if err := src.Watch(ctx); err != nil {
 				return err
 			}
@@ -71,6 +83,8 @@ good version keeps answering (see GET /v1/status).`,
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve TLS with this certificate `FILE` (PEM)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key `FILE` for --tls-cert (PEM)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&opaConfig, "config", "", "OPA configuration `FILE` (services, bundles, keys, decision_logs); excludes --bundle")
+	keys.register(f)
 	return cmd
 }
 
@@ -82,4 +96,3 @@ func newLogger(cmd *cobra.Command, level string) (*slog.Logger, error) {
 	}
 	return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: l})), nil
 }
-

@@ -1,0 +1,92 @@
+package policy
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/open-policy-agent/opa/v1/bundle"
+)
+
+// DefaultKeyID is the key id used when none is given.
+const DefaultKeyID = "default"
+
+// signingAlgorithms are the asymmetric algorithms accepted for bundle
+// signatures. Shared-secret (HS*) algorithms are left out on purpose: a
+// verifying replica would then hold the signing secret.
+var signingAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+
+// VerificationKey reads a PEM public key (or certificate) and returns a
+// verification config that requires every bundle to be signed with it. The
+// algorithm is taken from alg when given, else inferred from the key: RSA →
+// RS256, ECDSA P-256/P-384/P-521 → ES256/ES384/ES512.
+func VerificationKey(path, keyID, alg string) (*bundle.VerificationConfig, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --verification-key: %v", ErrBundle, err)
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		return nil, fmt.Errorf("%w: --verification-key %s: not a PEM file", ErrBundle, path)
+	}
+	var pub any
+	switch block.Type {
+	case "CERTIFICATE":
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --verification-key %s: %v", ErrBundle, path, err)
+		}
+		pub = cert.PublicKey
+	case "PUBLIC KEY":
+		if pub, err = x509.ParsePKIXPublicKey(block.Bytes); err != nil {
+			return nil, fmt.Errorf("%w: --verification-key %s: %v", ErrBundle, path, err)
+		}
+	case "RSA PUBLIC KEY":
+		if pub, err = x509.ParsePKCS1PublicKey(block.Bytes); err != nil {
+			return nil, fmt.Errorf("%w: --verification-key %s: %v", ErrBundle, path, err)
+		}
+	default:
+		return nil, fmt.Errorf("%w: --verification-key %s: a %q block is not a public key (a private key does not belong on a verifying server)", ErrBundle, path, block.Type)
+	}
+	inferred, err := algorithmFor(pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --verification-key %s: %v", ErrBundle, path, err)
+	}
+	if alg == "" {
+		alg = inferred
+	}
+	if !slices.Contains(signingAlgorithms, alg) {
+		return nil, fmt.Errorf("%w: --signing-alg %q is not one of %v", ErrBundle, alg, signingAlgorithms)
+	}
+	if alg[:2] == "ES" && inferred[:2] != "ES" || alg[:2] != "ES" && inferred[:2] == "ES" {
+		return nil, fmt.Errorf("%w: --signing-alg %s does not fit the key in %s (%s)", ErrBundle, alg, path, inferred)
+	}
+	if keyID == "" {
+		keyID = DefaultKeyID
+	}
+	keys := map[string]*bundle.KeyConfig{keyID: {Key: string(raw), Algorithm: alg}}
+	return bundle.NewVerificationConfig(keys, keyID, "", nil), nil
+}
+
+func algorithmFor(pub any) (string, error) {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return "RS256", nil
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return "ES256", nil
+		case elliptic.P384():
+			return "ES384", nil
+		case elliptic.P521():
+			return "ES512", nil
+		}
+		return "", fmt.Errorf("unsupported ECDSA curve %s", k.Curve.Params().Name)
+	}
+	return "", fmt.Errorf("unsupported key type %T", pub)
+}

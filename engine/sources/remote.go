@@ -1,0 +1,264 @@
+package sources
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/logging"
+	"github.com/open-policy-agent/opa/v1/plugins"
+	bundleplugin "github.com/open-policy-agent/opa/v1/plugins/bundle"
+	"github.com/open-policy-agent/opa/v1/plugins/discovery"
+	"github.com/open-policy-agent/opa/v1/plugins/logs"
+	"github.com/open-policy-agent/opa/v1/server"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/policy"
+)
+
+// ErrConfig is matched by errors in an OPA configuration file.
+var ErrConfig = errors.New("invalid OPA configuration")
+
+// startRemote runs OPA's own plugin manager on the OPA configuration file:
+// services, bundles (downloading, polling, signature verification), keys,
+// decision_logs and status work exactly as they do for OPA. geoscope only
+// listens: each time the bundle plugin activates a bundle, the compiled
+// policy and a copy of the data become a new snapshot (see activateRemote).
+func (s *Sources) startRemote(ctx context.Context) error {
+	raw, err := os.ReadFile(s.cfg.OPAConfig)
+	if err != nil {
+		return fmt.Errorf("%w: --config: %v", ErrConfig, err)
+	}
+	raw, err = requireSignatures(raw, s.cfg.VerificationKeyPEM, s.cfg.VerificationKeyID, s.cfg.VerificationAlg)
+	if err != nil {
+		return err
+	}
+	m, err := plugins.New(raw, "geoscope", inmem.New(),
+		plugins.Logger(opaLogger{log: s.log}),
+		plugins.ConsoleLogger(opaLogger{log: s.log}),
+		plugins.EnablePrintStatements(false))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	var boot map[string]any
+	if err := util.Unmarshal(raw, &boot); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	// Without a discovery service, discovery starts the plugins the boot
+	// configuration names (bundle, decision_logs, status), as OPA does.
+	d, err := discovery.New(m, discovery.BootConfig(boot))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	m.Register(discovery.Name, d)
+	m.RegisterCompilerTrigger(func(txn storage.Transaction) { s.activateRemote(ctx, m, txn) })
+	if err := m.Init(ctx); err != nil {
+		return fmt.Errorf("starting OPA plugins: %w", err)
+	}
+	bp := bundleplugin.Lookup(m)
+	if bp == nil {
+		return fmt.Errorf("%w: --config configures no bundles", ErrConfig)
+	}
+	bp.Register("geoscope", s.onBundleStatus)
+	s.manager = m
+	if err := m.Start(ctx); err != nil {
+		return fmt.Errorf("starting OPA plugins: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		stop, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m.Stop(stop)
+	}()
+	return nil
+}
+
+// activateRemote runs inside the bundle plugin's commit, so the data read
+// here is exactly what was just activated. The snapshot gets its own copy;
+// if it fails to build (no policy yet, a registry that fails validation),
+// the engine keeps its last good snapshot.
+func (s *Sources) activateRemote(ctx context.Context, m *plugins.Manager, txn storage.Transaction) {
+	// Until every configured bundle has arrived there is nothing complete to
+	// activate: a policy without its registry (or the reverse) must never
+	// answer.
+	names, err := bundle.ReadBundleNamesFromStore(ctx, m.Store, txn)
+	if err != nil && !storage.IsNotFound(err) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		_ = s.activate(nil, err)
+		return
+	}
+	if bp := bundleplugin.Lookup(m); bp != nil {
+		for name := range bp.Config().Bundles {
+			if !slices.Contains(names, name) {
+				s.log.Info("waiting for every configured bundle before activating", "missing", name)
+				return
+			}
+		}
+	}
+	snap, err := func() (*policy.Snapshot, error) {
+		revisions := make(map[string]string, len(names))
+		for _, name := range names {
+			if revisions[name], err = bundle.ReadBundleRevisionFromStore(ctx, m.Store, txn, name); err != nil {
+				return nil, err
+			}
+		}
+		v, err := m.Store.Read(ctx, txn, storage.RootPath)
+		if err != nil {
+			return nil, err
+		}
+		data, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("data root is %T", v)
+		}
+		return policy.FromStore(ctx, m.GetCompiler(), data, revisions)
+	}()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.activate(snap, err)
+}
+
+// onBundleStatus records download, verification and activation failures
+// the bundle plugin reports.
+func (s *Sources) onBundleStatus(st bundleplugin.Status) {
+	if st.Code == "" && st.Message == "" && len(st.Errors) == 0 {
+		return
+	}
+	msg := st.Message
+	for _, e := range st.Errors {
+		msg += "; " + e.Error()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.BundleError = &Failure{At: time.Now().UTC(), Error: fmt.Sprintf("bundle %q: %s", st.Name, strings.TrimPrefix(msg, "; "))}
+	s.log.Error("bundle rejected; keeping the active snapshot", "bundle", st.Name, "code", st.Code, "error", s.status.BundleError.Error)
+}
+
+// LogDecision hands a decision to OPA's decision log plugin when the OPA
+// configuration enables one. Those logs are best effort (buffered, dropped
+// under pressure); the ledger is the durable record.
+func (s *Sources) LogDecision(ctx context.Context, r *engine.Record) {
+	if s.manager == nil {
+		return
+	}
+	p := logs.Lookup(s.manager)
+	if p == nil {
+		return
+	}
+	bundles := make(map[string]server.BundleInfo, len(r.Decision.Bundles))
+	for name, rev := range r.Decision.Bundles {
+		bundles[name] = server.BundleInfo{Revision: rev}
+	}
+	var result any = r.Decision
+	info := &server.Info{
+		DecisionID: r.Decision.DecisionID,
+		Path:       strings.TrimPrefix(strings.ReplaceAll(policy.Query, ".", "/"), "data/"),
+		Timestamp:  r.Decision.Time,
+		Bundles:    bundles,
+		Results:    &result,
+	}
+	if r.Admission {
+		info.Path = strings.TrimPrefix(strings.ReplaceAll(policy.AdmissionQuery, ".", "/"), "data/")
+	}
+	if err := p.Log(ctx, info); err != nil {
+		s.log.Warn("decision log plugin refused a decision", "decision_id", r.Decision.DecisionID, "error", err.Error())
+	}
+}
+
+// requireSignatures closes OPA's optional-signature trap. In an OPA
+// configuration, top-level "keys" without a "signing" block on a bundle
+// make signatures optional for that bundle: an unsigned bundle is
+// accepted. geoscope requires them: when keys are configured (in the file
+// or with --verification-key), every bundle without a "signing" block gets
+// one naming the key, and with several keys and no way to choose, the
+// configuration is refused.
+func requireSignatures(raw []byte, keyPEM []byte, keyID, alg string) ([]byte, error) {
+	var cfg map[string]any
+	if err := util.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	keys, _ := cfg["keys"].(map[string]any)
+	if keyPEM != nil {
+		if keys == nil {
+			keys = map[string]any{}
+		}
+		if keyID == "" {
+			keyID = policy.DefaultKeyID
+		}
+		keys[keyID] = map[string]any{"key": string(keyPEM), "algorithm": alg}
+		cfg["keys"] = keys
+	}
+	if len(keys) == 0 {
+		return raw, nil
+	}
+	bundles, _ := cfg["bundles"].(map[string]any)
+	ids := slices.Sorted(maps.Keys(keys))
+	for _, name := range slices.Sorted(maps.Keys(bundles)) {
+		b, ok := bundles[name].(map[string]any)
+		if !ok {
+			continue
+		}
+		if signing, ok := b["signing"].(map[string]any); ok && len(signing) > 0 {
+			continue
+		}
+		switch {
+		case keyPEM != nil:
+			b["signing"] = map[string]any{"keyid": keyID}
+		case len(ids) == 1:
+			b["signing"] = map[string]any{"keyid": ids[0]}
+		default:
+			return nil, fmt.Errorf("%w: bundle %q has no \"signing\" block and several keys are configured (%s); "+
+				"name one with bundles.%s.signing.keyid, or OPA would accept the bundle unsigned", ErrConfig, name, strings.Join(ids, ", "), name)
+		}
+	}
+	out, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return out, nil
+}
+
+// opaLogger writes OPA's plugin logs through slog.
+type opaLogger struct {
+	log    *slog.Logger
+	fields []any
+}
+
+func (l opaLogger) Debug(f string, a ...any) { l.log.Debug(fmt.Sprintf(f, a...), l.fields...) }
+func (l opaLogger) Info(f string, a ...any)  { l.log.Info(fmt.Sprintf(f, a...), l.fields...) }
+func (l opaLogger) Warn(f string, a ...any)  { l.log.Warn(fmt.Sprintf(f, a...), l.fields...) }
+func (l opaLogger) Error(f string, a ...any) { l.log.Error(fmt.Sprintf(f, a...), l.fields...) }
+
+func (l opaLogger) WithFields(fields map[string]any) logging.Logger {
+	out := opaLogger{log: l.log, fields: slices.Clone(l.fields)}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		out.fields = append(out.fields, "opa_"+k, fields[k])
+	}
+	return out
+}
+
+func (l opaLogger) GetLevel() logging.Level {
+	ctx := context.Background()
+	switch {
+	case l.log.Enabled(ctx, slog.LevelDebug):
+		return logging.Debug
+	case l.log.Enabled(ctx, slog.LevelInfo):
+		return logging.Info
+	case l.log.Enabled(ctx, slog.LevelWarn):
+		return logging.Warn
+	}
+	return logging.Error
+}
+
+func (l opaLogger) SetLevel(logging.Level) {}

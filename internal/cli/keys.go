@@ -1,0 +1,52 @@
+package cli
+
+import (
+	"os"
+
+	"github.com/spf13/pflag"
+
+	"github.com/geoscope/geoscope/engine/policy"
+	"github.com/geoscope/geoscope/engine/sources"
+)
+
+// verificationFlags are the bundle signature flags of serve and decide.
+type verificationFlags struct {
+	key, keyID, alg string
+}
+
+func (v *verificationFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&v.key, "verification-key", "", "require every bundle to be signed with the key in this PEM `FILE` (public key or certificate)")
+	f.StringVar(&v.keyID, "verification-key-id", policy.DefaultKeyID, "key id of --verification-key")
+	f.StringVar(&v.alg, "signing-alg", "", "signature algorithm (default: from the key: RSA → RS256, ECDSA → ES256/384/512)")
+}
+
+// loadOptions returns the bundle load options the flags ask for.
+func (v *verificationFlags) loadOptions() (policy.LoadOptions, error) {
+	if v.key == "" {
+		return policy.LoadOptions{}, nil
+	}
+	vc, err := policy.VerificationKey(v.key, v.keyID, v.alg)
+	if err != nil {
+		return policy.LoadOptions{}, err
+	}
+	return policy.LoadOptions{Verification: vc}, nil
+}
+
+// apply configures local verification and, for an OPA configuration, the
+// key every configured bundle must be signed with.
+func (v *verificationFlags) apply(cfg *sources.Config) error {
+	opts, err := v.loadOptions()
+	if err != nil {
+		return err
+	}
+	cfg.Load = opts
+	if opts.Verification != nil {
+		pem, err := os.ReadFile(v.key)
+		if err != nil {
+			return err
+		}
+		key := opts.Verification.PublicKeys[opts.Verification.KeyID]
+		cfg.VerificationKeyPEM, cfg.VerificationKeyID, cfg.VerificationAlg = pem, opts.Verification.KeyID, key.Algorithm
+	}
+	return nil
+}
