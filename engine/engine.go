@@ -40,7 +40,9 @@ type Recorder interface {
 // Record is everything the audit trail needs about one decision. It holds
 // no raw IP address: Networks carries coarse prefixes only.
 type Record struct {
-	Decision    *decision.Decision
+	Decision *decision.Decision
+	// AccountID is the meeting's host account.
+	AccountID   string
 	Orders      map[string]registry.Order
 	Authorities map[string]registry.Authority
 	// Networks holds, for each of Decision.Actions, the coarse network
@@ -171,6 +173,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	}
 	rec := &Record{
 		Decision:    d,
+		AccountID:   req.Meeting.Host.AccountID,
 		Orders:      facts.Orders,
 		Authorities: facts.Authorities,
 		Networks:    networks(req, actions),

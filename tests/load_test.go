@@ -146,7 +146,7 @@ func startServer(t *testing.T, args ...string) string {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(geoscopeBin, append([]string{"serve", "--addr", addr, "--log-level", "warn"}, args...)...)
+	cmd := exec.Command(geoscopeBin, append([]string{"serve", "--addr", addr, "--log-level", "warn", "--data-dir", t.TempDir()}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

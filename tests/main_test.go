@@ -34,6 +34,10 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 
+	// Every geoscope the tests start records into a scratch ledger, never
+	// into the checkout.
+	os.Setenv("GEOSCOPE_DATA_DIR", filepath.Join(dir, "data"))
+
 	geoscopeBin = filepath.Join(dir, "geoscope")
 	build := exec.Command("go", "build", "-o", geoscopeBin, "./cmd/geoscope")
 	build.Dir = root

@@ -8,6 +8,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/policy"
 )
 
@@ -24,6 +25,7 @@ const (
 	CodeNotReady             = "not_ready"
 	CodeEvalTimeout          = "eval_timeout"
 	CodePolicyError          = "policy_error"
+	CodeLedgerUnavailable    = "ledger_unavailable"
 	CodeInternal             = "internal"
 )
 
@@ -53,6 +55,8 @@ func abortWith(c *gin.Context, err error) {
 		abort(c, http.StatusBadRequest, apiError{Code: CodeInvalidInput, Message: err.Error(), Field: fieldOf(fe)})
 	case errors.Is(err, engine.ErrNotReady):
 		abort(c, http.StatusServiceUnavailable, apiError{Code: CodeNotReady, Message: "no decision can be made yet: the policy, registry or GeoIP database is not loaded"})
+	case errors.Is(err, ledger.ErrUnavailable):
+		abort(c, http.StatusServiceUnavailable, apiError{Code: CodeLedgerUnavailable, Message: "the decision could not be recorded, so it is not answered; apply no enforcement"})
 	case errors.Is(err, policy.ErrTimeout):
 		abort(c, http.StatusServiceUnavailable, apiError{Code: CodeEvalTimeout, Message: "the policy did not decide within the evaluation deadline"})
 	case errors.Is(err, policy.ErrEvaluation):

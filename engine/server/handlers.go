@@ -13,6 +13,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/sources"
 )
 
@@ -30,22 +31,28 @@ func (s *Server) ready(c *gin.Context) {
 
 // statusResponse is GET /v1/status.
 type statusResponse struct {
-	Version       string  `json:"version"`
-	Ready         bool    `json:"ready"`
-	NotReady      string  `json:"not_ready,omitempty"`
-	UptimeSeconds float64 `json:"uptime_seconds"`
+	Version       string         `json:"version"`
+	Ready         bool           `json:"ready"`
+	NotReady      string         `json:"not_ready,omitempty"`
+	UptimeSeconds float64        `json:"uptime_seconds"`
+	Ledger        *ledger.Health `json:"ledger,omitempty"`
 	sources.Status
 }
 
 func (s *Server) status(c *gin.Context) {
 	ready, why := s.src.Ready()
-	c.JSON(http.StatusOK, statusResponse{
+	resp := statusResponse{
 		Version:       s.cfg.Version,
 		Ready:         ready,
 		NotReady:      why,
 		UptimeSeconds: time.Since(s.started).Seconds(),
 		Status:        s.src.Status(),
-	})
+	}
+	if s.ledger != nil {
+		h := s.ledger.Health()
+		resp.Ledger = &h
+	}
+	c.JSON(http.StatusOK, resp)
 }
 
 // reload re-reads every source now. A rejected version leaves the active

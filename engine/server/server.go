@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/sources"
 )
 
@@ -33,6 +34,7 @@ type Server struct {
 	src     *sources.Sources
 	log     *slog.Logger
 	tokens  *tokens // nil: no authentication (loopback or --insecure-no-auth)
+	ledger  *ledger.Ledger
 	metrics *metrics
 	router  *gin.Engine
 	started time.Time
@@ -58,6 +60,10 @@ func New(cfg Config, eng *engine.Engine, src *sources.Sources, log *slog.Logger)
 	s.router = s.routes()
 	return s, nil
 }
+
+// UseLedger serves the ledger's entries under /v1/ledger. Call it before
+// serving.
+func (s *Server) UseLedger(l *ledger.Ledger) { s.ledger = l }
 
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.router }
@@ -143,7 +149,10 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/metrics", observe, gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
 	r.GET("/v1/status", observe, s.status)
 
-	r.POST("/v1/admin/reload", s.requireScope(ScopeAdmin, false), s.reload)
+	admin := s.requireScope(ScopeAdmin, false)
+	r.POST("/v1/admin/reload", admin, s.reload)
+	r.GET("/v1/ledger", admin, s.ledgerList)
+	r.GET("/v1/ledger/:decision_id", admin, s.ledgerGet)
 
 	decide := s.requireScope(ScopeDecide, false)
 	r.POST("/v1/decisions", decide, s.decisions)

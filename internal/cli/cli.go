@@ -13,6 +13,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine/geo"
 	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/engine/server"
 	"github.com/geoscope/geoscope/engine/sources"
@@ -55,7 +56,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(decideCommand(), geoipCommand(), serveCommand())
+	root.AddCommand(decideCommand(), geoipCommand(), serveCommand(), ledgerCommand())
 
 	err := root.Execute()
 	if err == nil {
@@ -76,7 +77,8 @@ func exitCode(err error) int {
 		errors.Is(err, input.ErrInvalid), errors.Is(err, input.ErrTooLarge),
 		errors.Is(err, policy.ErrBundle), errors.Is(err, policy.ErrRegistry),
 		errors.Is(err, geo.ErrUnreadable), errors.Is(err, geo.ErrWrongType),
-		errors.Is(err, errReadInput), errors.Is(err, server.ErrConfig), errors.Is(err, sources.ErrConfig):
+		errors.Is(err, errReadInput), errors.Is(err, server.ErrConfig), errors.Is(err, sources.ErrConfig),
+		errors.Is(err, ledger.ErrConfig):
 		return ExitBadInput
 	}
 	return ExitFailure

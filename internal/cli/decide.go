@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ func decideCommand() *cobra.Command {
 		geoPath   string
 		bundles   []string
 		keys      verificationFlags
+		ledgers   ledgerFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "decide [--input FILE] [--geoip-db FILE] [--bundle PATH]...",
@@ -54,7 +56,16 @@ database (the message on stderr names the field), 1 on other failures.`,
 			if err != nil {
 				return err
 			}
-			eng := engine.New()
+			led, err := ledgers.open(cmd.Context(), slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelError})))
+			if err != nil {
+				return err
+			}
+			var engineOpts []engine.Option
+			if led != nil {
+				defer led.Close()
+				engineOpts = append(engineOpts, engine.WithRecorder(led))
+			}
+			eng := engine.New(engineOpts...)
 			eng.SetPolicy(snap)
 			eng.SetGeo(db)
 			d, err := eng.Decide(cmd.Context(), req)
@@ -71,6 +82,7 @@ database (the message on stderr names the field), 1 on other failures.`,
 	f.StringVar(&geoPath, "geoip-db", "", "GeoIP2/GeoLite2 Country or City database `FILE` (default: embedded DB-IP Country Lite)")
 	f.StringArrayVar(&bundles, "bundle", nil, "load the bundle at `PATH` (directory or .tar.gz); repeatable")
 	keys.register(f)
+	ledgers.register(f)
 	return cmd
 }
 

@@ -23,6 +23,7 @@ func serveCommand() *cobra.Command {
 		logLevel  string
 		opaConfig string
 		keys      verificationFlags
+		ledgers   ledgerFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -45,15 +46,27 @@ good version keeps answering (see GET /v1/status).`,
 			}
 			cfg.Version = Version
 			scfg := sources.Config{Bundles: bundles, GeoIPDB: geoPath, OPAConfig: opaConfig, Logger: log}
+			var src *sources.Sources
 			if err := keys.apply(&scfg); err != nil {
 				return err
 			}
-			var src *sources.Sources
-			eng := engine.New(engine.WithDecisionLog(func(ctx context.Context, r *engine.Record) { src.LogDecision(ctx, r) }))
+			led, err := ledgers.open(cmd.Context(), log)
+			if err != nil {
+				return err
+			}
+			opts := []engine.Option{engine.WithDecisionLog(func(ctx context.Context, r *engine.Record) { src.LogDecision(ctx, r) })}
+			if led != nil {
+				defer led.Close()
+				opts = append(opts, engine.WithRecorder(led))
+			}
+			eng := engine.New(opts...)
 			src = sources.New(scfg, eng)
 			srv, err := server.New(cfg, eng, src, log)
 			if err != nil {
 				return err
+			}
+			if led != nil {
+				srv.UseLedger(led)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -85,6 +98,7 @@ good version keeps answering (see GET /v1/status).`,
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&opaConfig, "config", "", "OPA configuration `FILE` (services, bundles, keys, decision_logs); excludes --bundle")
 	keys.register(f)
+	ledgers.register(f)
 	return cmd
 }
 

@@ -1,0 +1,321 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// backend is one SQL database holding the ledger: SQLite (embedded, the
+// default) or PostgreSQL (many replicas, one ledger). Both get the same
+// schema and the same statements; only placeholders and locking differ.
+type backend interface {
+	name() string
+	insert(ctx context.Context, entries []*Entry, raws [][]byte) error
+	addCounts(ctx context.Context, counts map[countKey]int64) error
+	query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	close() error
+}
+
+type sqlBackend struct {
+	dialect string // "sqlite" or "postgres"
+	dsn     string
+
+	mu       sync.Mutex
+	db       *sql.DB // nil until (re)opened
+	migrated bool
+}
+
+func openBackend(ctx context.Context, cfg Config) (backend, error) {
+	b := &sqlBackend{}
+	switch u := cfg.URL; {
+	case u == "" || u == "sqlite":
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("%w: data directory: %v", ErrUnavailable, err)
+		}
+		path, err := filepath.Abs(filepath.Join(cfg.DataDir, "ledger.db"))
+		if err != nil {
+			return nil, err
+		}
+		// Created owner-only; SQLite gives its -wal and -shm files the
+		// database file's permissions.
+		if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+			f.Close()
+		}
+		// WAL with synchronous=FULL: a commit returns once the WAL is
+		// fsynced. busy_timeout covers a reader holding the lock briefly.
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", "immediate")
+		b.dialect, b.dsn = "sqlite", "file:"+path+"?"+q.Encode()
+	case strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://"):
+		b.dialect, b.dsn = "postgres", u
+	default:
+		return nil, fmt.Errorf("%w: --ledger %q: want \"sqlite\" or a postgres:// URL", ErrConfig, redact(u))
+	}
+	// A database that is down at start is retried at the first record.
+	if _, err := b.conn(ctx); err != nil {
+		cfg.Logger.Error("ledger not reachable yet; decisions are refused until it is", "backend", b.dialect, "error", err.Error())
+	}
+	return b, nil
+}
+
+func (b *sqlBackend) name() string { return b.dialect }
+
+// conn returns the open, migrated database, opening it if needed. After a
+// failed write the SQLite handle is dropped and reopened here, so a data
+// directory that was read-only or full recovers without a restart.
+func (b *sqlBackend) conn(ctx context.Context) (*sql.DB, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.db == nil {
+		driver := "sqlite"
+		if b.dialect == "postgres" {
+			driver = "pgx"
+		}
+		db, err := sql.Open(driver, b.dsn)
+		if err != nil {
+			return nil, err
+		}
+		if b.dialect == "sqlite" {
+			// One writer at a time is what SQLite does anyway; readers use
+			// the other connections (WAL lets them run beside the writer).
+			db.SetMaxOpenConns(4)
+		} else {
+			db.SetMaxOpenConns(16)
+			db.SetConnMaxIdleTime(5 * time.Minute)
+		}
+		b.db = db
+	}
+	if !b.migrated {
+		if err := migrate(ctx, b.db, b.dialect); err != nil {
+			if b.dialect == "sqlite" {
+				b.db.Close()
+				b.db = nil
+			}
+			return nil, err
+		}
+		b.migrated = true
+	}
+	return b.db, nil
+}
+
+func (b *sqlBackend) reset() {
+	if b.dialect != "sqlite" {
+		return // the pgx pool replaces broken connections itself
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.db != nil {
+		b.db.Close()
+		b.db, b.migrated = nil, false
+	}
+}
+
+func (b *sqlBackend) rebind(q string) string {
+	if b.dialect != "postgres" {
+		return q
+	}
+	var sb strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			sb.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}
+
+func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte) (err error) {
+	db, err := b.conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			b.reset()
+		}
+	}()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	insDecision, err := tx.PrepareContext(ctx, b.rebind(`INSERT INTO ledger_decisions
+		(decision_id, decided_at, kind, meeting_id, allow_join, entry) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (decision_id) DO NOTHING`))
+	if err != nil {
+		return err
+	}
+	insOrder, err := tx.PrepareContext(ctx, b.rebind(`INSERT INTO ledger_decision_orders
+		(decision_id, order_id, authority, decided_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (decision_id, order_id) DO NOTHING`))
+	if err != nil {
+		return err
+	}
+	for i, e := range entries {
+		var allow any
+		if e.AllowJoin != nil {
+			allow = boolInt(*e.AllowJoin)
+		}
+		at := e.Time.UnixNano()
+		if _, err := insDecision.ExecContext(ctx, e.DecisionID, at, e.Kind, e.MeetingID, allow, string(raws[i])); err != nil {
+			return err
+		}
+		for _, o := range e.Orders {
+			if _, err := insOrder.ExecContext(ctx, e.DecisionID, o.OrderID, o.Authority, at); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Commit()
+}
+
+func (b *sqlBackend) addCounts(ctx context.Context, counts map[countKey]int64) error {
+	db, err := b.conn(ctx)
+	if err != nil {
+		return err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	stmt, err := tx.PrepareContext(ctx, b.rebind(`INSERT INTO ledger_quiet_counts (day, kind, meeting_id, order_ids, n)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (day, kind, meeting_id, order_ids) DO UPDATE SET n = ledger_quiet_counts.n + excluded.n`))
+	if err != nil {
+		return err
+	}
+	for k, n := range counts {
+		if _, err := stmt.ExecContext(ctx, k.day, k.kind, k.meeting, k.orders, n); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.reset()
+		return err
+	}
+	return nil
+}
+
+func (b *sqlBackend) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	db, err := b.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return db.QueryContext(ctx, b.rebind(q), args...)
+}
+
+func (b *sqlBackend) close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.db == nil {
+		return nil
+	}
+	err := b.db.Close()
+	b.db = nil
+	return err
+}
+
+// migrations are applied in order, each once, recorded in
+// ledger_migrations. Never edit an applied migration; add a new one.
+var migrations = []string{
+	// 1: decisions, the orders they cite, aggregate counts.
+	`CREATE TABLE ledger_decisions (
+		decision_id TEXT PRIMARY KEY,
+		decided_at  BIGINT NOT NULL,
+		kind        TEXT NOT NULL,
+		meeting_id  TEXT NOT NULL,
+		allow_join  INTEGER,
+		entry       TEXT NOT NULL
+	);
+	CREATE INDEX ledger_decisions_time ON ledger_decisions (decided_at, decision_id);
+	CREATE TABLE ledger_decision_orders (
+		decision_id TEXT NOT NULL,
+		order_id    TEXT NOT NULL,
+		authority   TEXT NOT NULL,
+		decided_at  BIGINT NOT NULL,
+		PRIMARY KEY (decision_id, order_id)
+	);
+	CREATE INDEX ledger_decision_orders_order ON ledger_decision_orders (order_id, decided_at);
+	CREATE INDEX ledger_decision_orders_authority ON ledger_decision_orders (authority, decided_at);
+	CREATE TABLE ledger_quiet_counts (
+		day        TEXT NOT NULL,
+		kind       TEXT NOT NULL,
+		meeting_id TEXT NOT NULL,
+		order_ids  TEXT NOT NULL,
+		n          BIGINT NOT NULL,
+		PRIMARY KEY (day, kind, meeting_id, order_ids)
+	);`,
+}
+
+func migrate(ctx context.Context, db *sql.DB, dialect string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	if dialect == "postgres" {
+		// Replicas starting together must not migrate twice.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7363656f70)`); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS ledger_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return err
+	}
+	var current int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM ledger_migrations`).Scan(&current); err != nil {
+		return err
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("%w: the ledger schema is at version %d, newer than this geoscope (%d)", ErrConfig, current, len(migrations))
+	}
+	for v := current + 1; v <= len(migrations); v++ {
+		for _, stmt := range strings.Split(migrations[v-1], ";") {
+			if strings.TrimSpace(stmt) == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+		}
+		q := `INSERT INTO ledger_migrations (version, applied_at) VALUES (?, ?)`
+		if dialect == "postgres" {
+			q = `INSERT INTO ledger_migrations (version, applied_at) VALUES ($1, $2)`
+		}
+		if _, err := tx.ExecContext(ctx, q, v, time.Now().UnixNano()); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// redact hides a password in a database URL.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,204 @@
+package ledger
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/decision"
+)
+
+// Entry is one recorded decision. It identifies nobody on its own:
+// participant and account ids are keyed pseudonyms (see Pseudonymizer),
+// and addresses appear only as coarse network prefixes.
+type Entry struct {
+	DecisionID    string            `json:"decision_id"`
+	Time          time.Time         `json:"time"`
+	Kind          string            `json:"kind"` // KindDecision or KindAdmission
+	MeetingID     string            `json:"meeting_id"`
+	Account       string            `json:"account"` // pseudonym of the host account
+	AllowJoin     *bool             `json:"allow_join,omitempty"`
+	Orders        []Order           `json:"orders"`
+	Actions       []Action          `json:"actions"`
+	Refused       []Refusal         `json:"refused"`
+	GuardBlocked  []Blocked         `json:"guard_blocked"`
+	Bundles       map[string]string `json:"bundles"`
+	Geo           decision.Geo      `json:"geo"`
+	EngineVersion string            `json:"engine_version"`
+}
+
+// Kinds of entries.
+const (
+	KindDecision  = "decision"
+	KindAdmission = "admission"
+)
+
+// Order is an order under evaluation, as the registry stated it then.
+type Order struct {
+	OrderID       string   `json:"order_id"`
+	Authority     string   `json:"authority"`
+	AuthorityName string   `json:"authority_name,omitempty"`
+	Jurisdiction  []string `json:"jurisdiction"`
+	Demands       []string `json:"demands"`
+	LegalBasis    string   `json:"legal_basis"`
+	Received      string   `json:"received,omitempty"`
+}
+
+// Action is an action carried out.
+type Action struct {
+	Type         string   `json:"type"`
+	OrderID      string   `json:"order_id"`
+	Subject      string   `json:"subject,omitempty"` // pseudonym of the participant or account acted on
+	Host         bool     `json:"host,omitempty"`
+	Country      string   `json:"country,omitempty"` // located country (account country for suspend_account)
+	Network      string   `json:"network,omitempty"` // /24 or /48 of the participant's address
+	Jurisdiction []string `json:"jurisdiction"`
+	Reason       string   `json:"reason"`
+}
+
+// Refusal is a demand not carried out as asked.
+type Refusal struct {
+	OrderID         string `json:"order_id"`
+	Demand          string `json:"demand"`
+	Code            string `json:"code"`
+	Reason          string `json:"reason"`
+	AffectedOutside int    `json:"affected_outside"`
+}
+
+// Blocked is an action the guard dropped.
+type Blocked struct {
+	Code    string `json:"code"`
+	Reason  string `json:"reason"`
+	Type    string `json:"type"`
+	OrderID string `json:"order_id"`
+	Subject string `json:"subject,omitempty"`
+	Country string `json:"country,omitempty"` // as the policy claimed it
+}
+
+// Pseudonymizer turns ids into keyed pseudonyms: HMAC-SHA256 under the
+// ledger key, truncated to 128 bits. The operator, who holds the key, can
+// compute the pseudonym of an id in its own records and find it here; the
+// ledger alone identifies nobody.
+type Pseudonymizer struct{ key []byte }
+
+// NewPseudonymizer returns a Pseudonymizer with key.
+func NewPseudonymizer(key []byte) *Pseudonymizer { return &Pseudonymizer{key: key} }
+
+// Participant returns the pseudonym of a participant id.
+func (p *Pseudonymizer) Participant(id string) string { return p.of("participant", id) }
+
+// Account returns the pseudonym of an account id.
+func (p *Pseudonymizer) Account(id string) string { return p.of("account", id) }
+
+func (p *Pseudonymizer) of(kind, id string) string {
+	if id == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, p.key)
+	m.Write([]byte(kind))
+	m.Write([]byte{0})
+	m.Write([]byte(id))
+	return "ps:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// newEntry builds the entry for a record. Free text (reasons written by the
+// guard or the policy) may quote ids; those quotes are replaced with the
+// pseudonyms too.
+func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion string) *Entry {
+	d := r.Decision
+	scrub := newScrubber()
+	account := p.Account(r.AccountID)
+	scrub.add(r.AccountID, account)
+	e := &Entry{
+		DecisionID:    d.DecisionID,
+		Time:          d.Time,
+		Kind:          KindDecision,
+		MeetingID:     d.MeetingID,
+		Account:       account,
+		AllowJoin:     d.AllowJoin,
+		Orders:        make([]Order, 0, len(d.OrderIDs)),
+		Actions:       make([]Action, 0, len(d.Actions)),
+		Refused:       make([]Refusal, 0, len(d.Refused)),
+		GuardBlocked:  make([]Blocked, 0, len(d.GuardBlocked)),
+		Bundles:       d.Bundles,
+		Geo:           d.Geo,
+		EngineVersion: engineVersion,
+	}
+	if r.Admission {
+		e.Kind = KindAdmission
+	}
+	for _, id := range d.OrderIDs {
+		o := r.Orders[id]
+		auth := r.Authorities[o.Authority]
+		e.Orders = append(e.Orders, Order{
+			OrderID: id, Authority: o.Authority, AuthorityName: auth.Name, Jurisdiction: auth.Jurisdiction,
+			Demands: o.Demands, LegalBasis: o.LegalBasis, Received: o.Received,
+		})
+	}
+	subject := func(a decision.Action) string {
+		switch {
+		case a.Type == decision.SuspendAccount:
+			s := p.Account(a.AccountID)
+			scrub.add(a.AccountID, s)
+			return s
+		case a.Host:
+			return account
+		case a.ParticipantID != "":
+			s := p.Participant(a.ParticipantID)
+			scrub.add(a.ParticipantID, s)
+			return s
+		}
+		return ""
+	}
+	for i, a := range d.Actions {
+		act := Action{Type: a.Type, OrderID: a.OrderID, Subject: subject(a), Host: a.Host, Country: a.Country, Jurisdiction: a.Jurisdiction}
+		if i < len(r.Networks) && r.Networks[i].IsValid() {
+			act.Network = r.Networks[i].String()
+		}
+		e.Actions = append(e.Actions, act)
+	}
+	for _, b := range d.GuardBlocked {
+		e.GuardBlocked = append(e.GuardBlocked, Blocked{Code: b.Code, Type: b.Action.Type, OrderID: b.Action.OrderID, Subject: subject(b.Action), Country: b.Action.Country})
+	}
+	// Reasons last, once every id is known to the scrubber.
+	for i, a := range d.Actions {
+		e.Actions[i].Reason = scrub.apply(a.Reason)
+	}
+	for i, b := range d.GuardBlocked {
+		e.GuardBlocked[i].Reason = scrub.apply(b.Reason)
+	}
+	for _, rf := range d.Refused {
+		e.Refused = append(e.Refused, Refusal{OrderID: rf.OrderID, Demand: rf.Demand, Code: rf.Code, Reason: scrub.apply(rf.Reason), AffectedOutside: rf.AffectedOutside})
+	}
+	return e
+}
+
+// scrubber replaces quoted ids in free text with their pseudonyms.
+type scrubber struct{ pairs []string }
+
+func newScrubber() *scrubber { return &scrubber{} }
+
+func (s *scrubber) add(id, pseudonym string) {
+	if id != "" {
+		s.pairs = append(s.pairs, strconv.Quote(id), strconv.Quote(pseudonym))
+	}
+}
+
+func (s *scrubber) apply(text string) string {
+	if len(s.pairs) == 0 || text == "" {
+		return text
+	}
+	return strings.NewReplacer(s.pairs...).Replace(text)
+}
+
+// durable reports whether a record must be stored one by one: it returns
+// an action, a refusal or a guard block, or denies an admission. The rest
+// (plain allowed admissions, decisions with nothing to do) are counted.
+func durable(d *decision.Decision) bool {
+	return len(d.Actions) > 0 || len(d.Refused) > 0 || len(d.GuardBlocked) > 0 ||
+		(d.AllowJoin != nil && !*d.AllowJoin)
+}

@@ -1,0 +1,214 @@
+package ledger
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Query selects entries. Zero values select everything.
+type Query struct {
+	Since, Until time.Time // [Since, Until)
+	Order        string    // entries citing this order
+	Authority    string    // entries citing an order of this authority
+	Limit        int       // page size for List (default 50, at most 1000)
+	Cursor       string    // from a previous Page
+}
+
+// Page is one page of entries, newest first.
+type Page struct {
+	Entries    []*Entry `json:"entries"`
+	NextCursor string   `json:"next_cursor,omitempty"`
+}
+
+// ErrBadCursor is matched by errors for a cursor this ledger did not make.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// MaxLimit bounds a page.
+const MaxLimit = 1000
+
+// List returns a page of entries, newest first.
+func (l *Ledger) List(ctx context.Context, q Query) (*Page, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, MaxLimit)
+	where, args := filters(q)
+	if q.Cursor != "" {
+		at, id, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		where = append(where, "(d.decided_at < ? OR (d.decided_at = ? AND d.decision_id < ?))")
+		args = append(args, at, at, id)
+	}
+	args = append(args, limit+1)
+	rows, err := l.backend.query(ctx, `SELECT d.decided_at, d.decision_id, d.entry FROM ledger_decisions d`+
+		whereClause(where)+` ORDER BY d.decided_at DESC, d.decision_id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer rows.Close()
+	page := &Page{Entries: []*Entry{}}
+	var lastAt int64
+	var lastID string
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&lastAt, &lastID, &raw); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if len(page.Entries) == limit {
+			page.NextCursor = encodeCursor(page.Entries[limit-1].Time.UnixNano(), page.Entries[limit-1].DecisionID)
+			break
+		}
+		e, err := decodeEntry(raw)
+		if err != nil {
+			return nil, err
+		}
+		page.Entries = append(page.Entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return page, nil
+}
+
+// Scan calls fn for every entry matching q, oldest first (q.Limit and
+// q.Cursor are ignored). It streams: memory does not grow with the ledger.
+func (l *Ledger) Scan(ctx context.Context, q Query, fn func(*Entry) error) error {
+	where, args := filters(q)
+	rows, err := l.backend.query(ctx, `SELECT d.entry FROM ledger_decisions d`+whereClause(where)+
+		` ORDER BY d.decided_at, d.decision_id`, args...)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		e, err := decodeEntry(raw)
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Get returns one entry.
+func (l *Ledger) Get(ctx context.Context, decisionID string) (*Entry, error) {
+	rows, err := l.backend.query(ctx, `SELECT entry FROM ledger_decisions WHERE decision_id = ?`, decisionID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, decisionID)
+	}
+	var raw string
+	if err := rows.Scan(&raw); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return decodeEntry(raw)
+}
+
+// CountRow is an aggregate of decisions not stored one by one.
+type CountRow struct {
+	Day       string `json:"day"`
+	Kind      string `json:"kind"`
+	MeetingID string `json:"meeting_id"`
+	OrderIDs  string `json:"order_ids"`
+	N         int64  `json:"n"`
+}
+
+// Counts returns the aggregate rows for days in [since, until).
+func (l *Ledger) Counts(ctx context.Context, since, until time.Time) ([]CountRow, error) {
+	var where []string
+	var args []any
+	if !since.IsZero() {
+		where, args = append(where, "day >= ?"), append(args, since.UTC().Format(time.DateOnly))
+	}
+	if !until.IsZero() {
+		where, args = append(where, "day < ?"), append(args, until.UTC().Format(time.DateOnly))
+	}
+	rows, err := l.backend.query(ctx, `SELECT day, kind, meeting_id, order_ids, n FROM ledger_quiet_counts`+whereClause(where)+` ORDER BY day, kind, meeting_id, order_ids`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer rows.Close()
+	var out []CountRow
+	for rows.Next() {
+		var c CountRow
+		if err := rows.Scan(&c.Day, &c.Kind, &c.MeetingID, &c.OrderIDs, &c.N); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func filters(q Query) (where []string, args []any) {
+	if !q.Since.IsZero() {
+		where, args = append(where, "d.decided_at >= ?"), append(args, q.Since.UnixNano())
+	}
+	if !q.Until.IsZero() {
+		where, args = append(where, "d.decided_at < ?"), append(args, q.Until.UnixNano())
+	}
+	if q.Order != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id AND o.order_id = ?)")
+		args = append(args, q.Order)
+	}
+	if q.Authority != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id AND o.authority = ?)")
+		args = append(args, q.Authority)
+	}
+	return where, args
+}
+
+func whereClause(where []string) string {
+	if len(where) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(where, " AND ")
+}
+
+func decodeEntry(raw string) (*Entry, error) {
+	var e Entry
+	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+		return nil, fmt.Errorf("%w: a stored entry is not readable: %v", ErrUnavailable, err)
+	}
+	return &e, nil
+}
+
+func encodeCursor(at int64, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at, 10) + ":" + id))
+}
+
+func decodeCursor(c string) (int64, string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, "", ErrBadCursor
+	}
+	at, id, ok := strings.Cut(string(raw), ":")
+	n, err := strconv.ParseInt(at, 10, 64)
+	if !ok || err != nil || id == "" {
+		return 0, "", ErrBadCursor
+	}
+	return n, id, nil
+}

@@ -1,0 +1,93 @@
+package ledger
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Statement is a statement of reasons for one action, in the spirit of
+// art. 17 of the EU Digital Services Act: what was restricted and where,
+// on which legal ground, on which facts, and whether it was automated.
+type Statement struct {
+	Action           Action `json:"action"`
+	Restriction      string `json:"restriction"`
+	TerritorialScope string `json:"territorial_scope"`
+	LegalGround      string `json:"legal_ground"`
+	Order            string `json:"order"`
+	Facts            string `json:"facts"`
+	Automated        bool   `json:"automated"`
+	AutomatedNote    string `json:"automated_note"`
+	Redress          string `json:"redress"`
+}
+
+var restrictions = map[string]string{
+	"deny_join":          "the participant was not admitted to the meeting",
+	"remove_participant": "the participant was removed from the meeting",
+	"end_meeting":        "the meeting was ended",
+	"suspend_account":    "the account was suspended",
+}
+
+// Statements returns a statement of reasons for each action of e.
+func (e *Entry) Statements() []Statement {
+	orders := make(map[string]Order, len(e.Orders))
+	for _, o := range e.Orders {
+		orders[o.OrderID] = o
+	}
+	out := make([]Statement, 0, len(e.Actions))
+	for _, a := range e.Actions {
+		o := orders[a.OrderID]
+		authority := o.Authority
+		if o.AuthorityName != "" {
+			authority = o.AuthorityName + " (" + o.Authority + ")"
+		}
+		scope := strings.Join(a.Jurisdiction, ", ")
+		facts := e.facts(a)
+		out = append(out, Statement{
+			Action:           a,
+			Restriction:      restrictions[a.Type],
+			TerritorialScope: fmt.Sprintf("limited to %s, the jurisdiction of %s; nobody located elsewhere was affected", scope, authority),
+			LegalGround:      o.LegalBasis,
+			Order:            fmt.Sprintf("order %s of %s, received %s, demanding %s", a.OrderID, authority, orDash(o.Received), strings.Join(o.Demands, ", ")),
+			Facts:            facts,
+			Automated:        true,
+			AutomatedNote:    "decided automatically by geoscope from the order, the operator's policy (bundles " + bundleList(e.Bundles) + ") and the IP geolocation; no person reviewed this individual decision",
+			Redress:          "the affected user may contact the service operator citing decision " + e.DecisionID + " to contest it",
+		})
+	}
+	return out
+}
+
+func (e *Entry) facts(a Action) string {
+	db := fmt.Sprintf("%s built %s", e.Geo.Database, e.Geo.Build.Format("2006-01-02"))
+	switch a.Type {
+	case "end_meeting":
+		return fmt.Sprintf("every user connected to meeting %s was located in %s according to %s", e.MeetingID, strings.Join(a.Jurisdiction, ", "), db)
+	case "suspend_account":
+		return fmt.Sprintf("the account is registered in %s and every connected user was located in %s according to %s", a.Country, strings.Join(a.Jurisdiction, ", "), db)
+	}
+	where := ""
+	if a.Network != "" {
+		where = " (network " + a.Network + ")"
+	}
+	return fmt.Sprintf("the participant's address%s was located in %s according to %s", where, a.Country, db)
+}
+
+func bundleList(b map[string]string) string {
+	parts := make([]string, 0, len(b))
+	for name, rev := range b {
+		parts = append(parts, name+"@"+rev)
+	}
+	if len(parts) == 0 {
+		return "unknown"
+	}
+	slices.Sort(parts) // map order is random; the text must be stable
+	return strings.Join(parts, ", ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

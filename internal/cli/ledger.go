@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/engine/server"
+)
+
+// ledgerFlags select the ledger of serve, decide and ledger export.
+type ledgerFlags struct {
+	url, dataDir, keyFile string
+}
+
+// ledgerOff disables the ledger (benchmarks, throwaway runs).
+const ledgerOff = "off"
+
+func (l *ledgerFlags) register(f *pflag.FlagSet) {
+	dataDir := os.Getenv("GEOSCOPE_DATA_DIR")
+	if dataDir == "" {
+		dataDir = ledger.DefaultDataDir
+	}
+	f.StringVar(&l.url, "ledger", "sqlite", "ledger backend: sqlite (in --data-dir), a postgres:// URL, or off (no durable record: for benchmarks only)")
+	f.StringVar(&l.dataDir, "data-dir", dataDir, "`DIR` for the SQLite ledger and the generated ledger key (env GEOSCOPE_DATA_DIR)")
+	f.StringVar(&l.keyFile, "ledger-key-file", "", "pseudonymization key `FILE` (32+ bytes, raw or hex; default: generated into --data-dir)")
+}
+
+// open opens the ledger, or returns nil when it is off.
+func (l *ledgerFlags) open(ctx context.Context, log *slog.Logger) (*ledger.Ledger, error) {
+	if l.url == ledgerOff {
+		log.Warn("the ledger is off: decisions are answered without a durable record")
+		return nil, nil
+	}
+	return ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, EngineVersion: Version, Logger: log})
+}
+
+func ledgerCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "ledger", Short: "Read the enforcement ledger"}
+	var (
+		flags        ledgerFlags
+		since, until string
+		format       string
+		order, auth  string
+	)
+	export := &cobra.Command{
+		Use:   "export [--since T] [--until T] [--order ID] [--authority ID] --format jsonl",
+		Short: "Write ledger entries, oldest first, one JSON object per line (for auditors)",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "jsonl" {
+				return usageError{fmt.Errorf("--format %q: only jsonl is supported", format)}
+			}
+			var q ledger.Query
+			for _, p := range []struct {
+				flag, v string
+				dst     *time.Time
+			}{{"--since", since, &q.Since}, {"--until", until, &q.Until}} {
+				if p.v == "" {
+					continue
+				}
+				t, err := server.ParseTime(p.v)
+				if err != nil {
+					return usageError{fmt.Errorf("%s: %w", p.flag, err)}
+				}
+				*p.dst = t
+			}
+			q.Order, q.Authority = order, auth
+			if flags.url == ledgerOff {
+				return usageError{fmt.Errorf("--ledger off: there is nothing to export")}
+			}
+			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			l, err := flags.open(cmd.Context(), log)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			return l.Scan(cmd.Context(), q, func(e *ledger.Entry) error { return enc.Encode(e) })
+		},
+	}
+	f := export.Flags()
+	flags.register(f)
+	f.StringVar(&since, "since", "", "entries at or after `T` (RFC 3339 or YYYY-MM-DD)")
+	f.StringVar(&until, "until", "", "entries before `T` (RFC 3339 or YYYY-MM-DD)")
+	f.StringVar(&order, "order", "", "only entries citing this order id")
+	f.StringVar(&auth, "authority", "", "only entries citing an order of this authority")
+	f.StringVar(&format, "format", "jsonl", "output format: jsonl")
+	cmd.AddCommand(export)
+	return cmd
+}
