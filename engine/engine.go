@@ -50,7 +50,17 @@ type Record struct {
 	Networks []netip.Prefix
 	// Admission marks a join-time question.
 	Admission bool
+	// Reached counts, by located country (UnknownCountry when unknown),
+	// everyone a meeting-wide or account action reaches: the participants,
+	// the connected host and the participant asking to join. It is set only
+	// when such an action was granted, so the audit trail can show that
+	// nobody outside was affected.
+	Reached map[string]int
 }
+
+// UnknownCountry is the Record.Reached key for people whose location is
+// unknown.
+const UnknownCountry = "unknown"
 
 // Engine answers decision requests. It is safe for concurrent use; the
 // policy snapshot and the GeoIP database can be swapped at any time and
@@ -179,6 +189,11 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		Networks:    networks(req, actions),
 		Admission:   admission,
 	}
+	if slices.ContainsFunc(actions, func(a decision.Action) bool {
+		return a.Type == decision.EndMeeting || a.Type == decision.SuspendAccount
+	}) {
+		rec.Reached = reached(facts)
+	}
 	if e.recorder != nil {
 		if err := e.recorder.Record(ctx, rec); err != nil {
 			return nil, fmt.Errorf("recording decision %s: %w", d.DecisionID, err)
@@ -248,6 +263,26 @@ func networks(req *input.Request, actions []decision.Action) []netip.Prefix {
 			continue
 		}
 		out[i] = geo.Coarse(addr)
+	}
+	return out
+}
+
+func reached(f *guard.Facts) map[string]int {
+	out := map[string]int{}
+	add := func(country string) {
+		if country == "" {
+			country = UnknownCountry
+		}
+		out[country]++
+	}
+	for _, c := range f.Participants {
+		add(c)
+	}
+	if f.Host != nil {
+		add(f.Host.Country)
+	}
+	if f.Joining != nil {
+		add(f.Joining.Country)
 	}
 	return out
 }

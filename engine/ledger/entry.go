@@ -58,6 +58,10 @@ type Action struct {
 	Network      string   `json:"network,omitempty"` // /24 or /48 of the participant's address
 	Jurisdiction []string `json:"jurisdiction"`
 	Reason       string   `json:"reason"`
+	// Reached counts everyone a meeting-wide or account action reached, by
+	// located country ("unknown" when unknown): the evidence that nobody
+	// outside the jurisdiction was affected.
+	Reached map[string]int `json:"reached,omitempty"`
 }
 
 // Refusal is a demand not carried out as asked.
@@ -156,6 +160,9 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion string) *Entry {
 	}
 	for i, a := range d.Actions {
 		act := Action{Type: a.Type, OrderID: a.OrderID, Subject: subject(a), Host: a.Host, Country: a.Country, Jurisdiction: a.Jurisdiction}
+		if a.Type == decision.EndMeeting || a.Type == decision.SuspendAccount {
+			act.Reached = r.Reached
+		}
 		if i < len(r.Networks) && r.Networks[i].IsValid() {
 			act.Network = r.Networks[i].String()
 		}
