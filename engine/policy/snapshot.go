@@ -80,7 +80,9 @@ func Build(ctx context.Context, sources ...Source) (*Snapshot, error) {
 		revisions[src.Name] = Revision(src.Bundle)
 	}
 
-	store := inmem.New()
+	// Data is converted to AST once, at activation, instead of on every
+	// read during evaluation.
+	store := inmem.NewWithOpts(inmem.OptReturnASTValuesOnRead(true))
 	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
 	txn, err := store.NewTransaction(ctx, storage.WriteParams)
 	if err != nil {
@@ -112,7 +114,7 @@ func FromStore(ctx context.Context, compiler *ast.Compiler, data map[string]any,
 	if compiler == nil {
 		return nil, fmt.Errorf("%w: no policy is compiled", ErrBundle)
 	}
-	return finish(ctx, compiler, inmem.NewFromObject(data), maps.Clone(revisions))
+	return finish(ctx, compiler, inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true)), maps.Clone(revisions))
 }
 
 // finish reads and validates the registry, then prepares the entry points.
@@ -213,6 +215,12 @@ func readRegistry(ctx context.Context, store storage.Store) (*registry.Registry,
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: reading %s: %v", ErrRegistry, root.path, err)
+		}
+		// The store returns AST values (see OptReturnASTValuesOnRead).
+		if av, ok := v.(ast.Value); ok {
+			if v, err = ast.JSON(av); err != nil {
+				return nil, fmt.Errorf("%w: data%s: %v", ErrRegistry, root.path, err)
+			}
 		}
 		raw, err := json.Marshal(v)
 		if err == nil {
