@@ -30,9 +30,14 @@ func VerificationKey(path, keyID, alg string) (*bundle.VerificationConfig, error
 	if err != nil {
 		return nil, fmt.Errorf("%w: --verification-key: %v", ErrBundle, err)
 	}
-	block, _ := pem.Decode(raw)
+	block, rest := pem.Decode(raw)
 	if block == nil {
 		return nil, fmt.Errorf("%w: --verification-key %s: not a PEM file", ErrBundle, path)
+	}
+	// Exactly one block: a second one could be a private key riding along
+	// (and OPA would be handed the whole file).
+	if next, _ := pem.Decode(rest); next != nil {
+		return nil, fmt.Errorf("%w: --verification-key %s: holds more than one PEM block (%s after %s); give exactly one public key", ErrBundle, path, next.Type, block.Type)
 	}
 	var pub any
 	switch block.Type {
@@ -63,7 +68,8 @@ func VerificationKey(path, keyID, alg string) (*bundle.VerificationConfig, error
 	if !slices.Contains(signingAlgorithms, alg) {
 		return nil, fmt.Errorf("%w: --signing-alg %q is not one of %v", ErrBundle, alg, signingAlgorithms)
 	}
-	if alg[:2] == "ES" && inferred[:2] != "ES" || alg[:2] != "ES" && inferred[:2] == "ES" {
+	// ECDSA fixes the algorithm by the curve; RSA keys serve RS* and PS*.
+	if (alg[:2] == "ES") != (inferred[:2] == "ES") || (alg[:2] == "ES" && alg != inferred) {
 		return nil, fmt.Errorf("%w: --signing-alg %s does not fit the key in %s (%s)", ErrBundle, alg, path, inferred)
 	}
 	if keyID == "" {

@@ -74,6 +74,10 @@ var (
 		"When the active bundles were activated.", []string{"name"}, nil)
 	bundleFailureDesc = prometheus.NewDesc("geoscope_bundle_last_failure_timestamp_seconds",
 		"When a bundle version was last rejected (absent if never).", nil, nil)
+	bundleRejectionsDesc = prometheus.NewDesc("geoscope_bundle_rejections_total",
+		"Bundle versions rejected since start (parse, compile, signature or registry validation failures).", nil, nil)
+	geoRejectionsDesc = prometheus.NewDesc("geoscope_geoip_rejections_total",
+		"GeoIP databases rejected since start.", nil, nil)
 	geoBuildDesc = prometheus.NewDesc("geoscope_geoip_build_timestamp_seconds",
 		"Build time of the active GeoIP database.", []string{"database"}, nil)
 	geoFailureDesc = prometheus.NewDesc("geoscope_geoip_last_failure_timestamp_seconds",
@@ -83,7 +87,7 @@ var (
 )
 
 func (c *sourcesCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{bundleInfoDesc, bundleActivatedDesc, bundleFailureDesc, geoBuildDesc, geoFailureDesc, reloadsDesc} {
+	for _, d := range []*prometheus.Desc{bundleInfoDesc, bundleActivatedDesc, bundleFailureDesc, bundleRejectionsDesc, geoBuildDesc, geoFailureDesc, geoRejectionsDesc, reloadsDesc} {
 		ch <- d
 	}
 }
@@ -94,14 +98,16 @@ func (c *sourcesCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(bundleInfoDesc, prometheus.GaugeValue, 1, b.Name, b.Revision)
 		ch <- prometheus.MustNewConstMetric(bundleActivatedDesc, prometheus.GaugeValue, float64(b.ActivatedAt.Unix()), b.Name)
 	}
-	if st.BundleError != nil {
-		ch <- prometheus.MustNewConstMetric(bundleFailureDesc, prometheus.GaugeValue, float64(st.BundleError.At.Unix()))
+	if st.LastBundleFailure != nil {
+		ch <- prometheus.MustNewConstMetric(bundleFailureDesc, prometheus.GaugeValue, float64(st.LastBundleFailure.At.Unix()))
 	}
+	ch <- prometheus.MustNewConstMetric(bundleRejectionsDesc, prometheus.CounterValue, float64(st.BundleRejections))
+	ch <- prometheus.MustNewConstMetric(geoRejectionsDesc, prometheus.CounterValue, float64(st.GeoIPRejections))
 	if st.GeoIP != nil {
 		ch <- prometheus.MustNewConstMetric(geoBuildDesc, prometheus.GaugeValue, float64(st.GeoIP.Build.Unix()), st.GeoIP.Database)
 	}
-	if st.GeoIPError != nil {
-		ch <- prometheus.MustNewConstMetric(geoFailureDesc, prometheus.GaugeValue, float64(st.GeoIPError.At.Unix()))
+	if st.LastGeoIPFailure != nil {
+		ch <- prometheus.MustNewConstMetric(geoFailureDesc, prometheus.GaugeValue, float64(st.LastGeoIPFailure.At.Unix()))
 	}
 	ch <- prometheus.MustNewConstMetric(reloadsDesc, prometheus.CounterValue, float64(st.Reloads))
 }

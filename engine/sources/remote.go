@@ -141,7 +141,7 @@ func (s *Sources) onBundleStatus(st bundleplugin.Status) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.status.BundleError = &Failure{At: time.Now().UTC(), Error: fmt.Sprintf("bundle %q: %s", st.Name, strings.TrimPrefix(msg, "; "))}
+	s.bundleFailed(&Failure{At: time.Now().UTC(), Error: fmt.Sprintf("bundle %q: %s", st.Name, strings.TrimPrefix(msg, "; "))})
 	s.log.Error("bundle rejected; keeping the active snapshot", "bundle", st.Name, "code", st.Code, "error", s.status.BundleError.Error)
 }
 

@@ -48,12 +48,18 @@ type Config struct {
 
 // Status reports what is active and the last failures.
 type Status struct {
-	Bundles     []Bundle  `json:"bundles"`
-	BundleError *Failure  `json:"bundle_error,omitempty"`
-	GeoIP       *GeoIP    `json:"geoip,omitempty"`
-	GeoIPError  *Failure  `json:"geoip_error,omitempty"`
-	Reloads     int       `json:"reloads"`
-	StartedAt   time.Time `json:"started_at"`
+	Bundles []Bundle `json:"bundles"`
+	// BundleError is the failure of the latest bundle version, cleared by
+	// the next activation; LastBundleFailure is never cleared.
+	BundleError       *Failure  `json:"bundle_error,omitempty"`
+	LastBundleFailure *Failure  `json:"last_bundle_failure,omitempty"`
+	BundleRejections  int       `json:"bundle_rejections"`
+	GeoIP             *GeoIP    `json:"geoip,omitempty"`
+	GeoIPError        *Failure  `json:"geoip_error,omitempty"`
+	LastGeoIPFailure  *Failure  `json:"last_geoip_failure,omitempty"`
+	GeoIPRejections   int       `json:"geoip_rejections"`
+	Reloads           int       `json:"reloads"`
+	StartedAt         time.Time `json:"started_at"`
 }
 
 // Bundle is an active bundle.
@@ -123,7 +129,14 @@ func (s *Sources) Reload(ctx context.Context) error {
 	var bundles error
 	if s.manager != nil {
 		if bp := bundleplugin.Lookup(s.manager); bp != nil {
+			// The bundle plugin reports a rejected download through its
+			// status listener, not as Trigger's error (except in manual
+			// trigger mode), so the rejection count tells.
+			before := s.Status().BundleRejections
 			bundles = bp.Trigger(ctx)
+			if st := s.Status(); bundles == nil && st.BundleRejections > before && st.BundleError != nil {
+				bundles = errors.New(st.BundleError.Error)
+			}
 		}
 	} else {
 		bundles = s.ReloadBundles(ctx)
@@ -144,7 +157,7 @@ func (s *Sources) ReloadBundles(ctx context.Context) error {
 // The caller holds s.mu.
 func (s *Sources) activate(snap *policy.Snapshot, err error) error {
 	if err != nil {
-		s.status.BundleError = &Failure{At: time.Now().UTC(), Error: err.Error()}
+		s.bundleFailed(&Failure{At: time.Now().UTC(), Error: err.Error()})
 		s.log.Error("bundles rejected; keeping the active snapshot", "error", err.Error(), "active", s.eng.Policy() != nil)
 		return err
 	}
@@ -182,6 +195,8 @@ func (s *Sources) ReloadGeo() error {
 	now := time.Now().UTC()
 	if err != nil {
 		s.status.GeoIPError = &Failure{At: now, Error: err.Error()}
+		s.status.LastGeoIPFailure = s.status.GeoIPError
+		s.status.GeoIPRejections++
 		s.log.Error("GeoIP database rejected; keeping the active one", "error", err.Error(), "active", s.eng.Geo() != nil)
 		return err
 	}
@@ -193,6 +208,13 @@ func (s *Sources) ReloadGeo() error {
 	s.status.GeoIPError = nil
 	s.log.Info("GeoIP database activated", "database", info.Database, "build", info.Build)
 	return nil
+}
+
+// bundleFailed records a rejected bundle version. The caller holds s.mu.
+func (s *Sources) bundleFailed(f *Failure) {
+	s.status.BundleError = f
+	s.status.LastBundleFailure = f
+	s.status.BundleRejections++
 }
 
 // Watch reloads file-based sources when they change, until ctx is done.
