@@ -69,8 +69,12 @@ type Engine struct {
 	snapshot atomic.Pointer[policy.Snapshot]
 	geodb    atomic.Pointer[geo.DB]
 	recorder Recorder
-	logs     func(context.Context, *Record)
-	now      func() time.Time
+	// recordTimeout bounds a commit. It is separate from the evaluation
+	// deadline: a slow fsync must not be reported as a slow policy, and a
+	// caller that gives up after the commit started does not undo it.
+	recordTimeout time.Duration
+	logs          func(context.Context, *Record)
+	now           func() time.Time
 }
 
 // Option configures an Engine.
@@ -78,6 +82,10 @@ type Option func(*Engine)
 
 // WithRecorder records every decision before it is returned.
 func WithRecorder(r Recorder) Option { return func(e *Engine) { e.recorder = r } }
+
+// WithRecordTimeout bounds how long a decision may wait for its record to
+// commit (default 5s).
+func WithRecordTimeout(d time.Duration) Option { return func(e *Engine) { e.recordTimeout = d } }
 
 // WithDecisionLog hands every answered decision to fn after it was
 // recorded (OPA's best-effort decision logs, for example).
@@ -91,7 +99,7 @@ func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = n
 // New returns an engine with no policy and no GeoIP database: it answers
 // ErrNotReady until both are set.
 func New(opts ...Option) *Engine {
-	e := &Engine{now: time.Now}
+	e := &Engine{now: time.Now, recordTimeout: 5 * time.Second}
 	for _, o := range opts {
 		o(e)
 	}
@@ -169,6 +177,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		OrderIDs:     sortedKeys(facts.Orders),
 		Geo:          decision.Geo{Database: info.Database, Build: info.Build},
 		Bundles:      snap.Revisions(),
+		Preview:      req.Order != nil,
 	}
 	if req.Joining != nil {
 		allow := !slices.ContainsFunc(actions, func(a decision.Action) bool {
@@ -195,7 +204,10 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		rec.Reached = reached(facts)
 	}
 	if e.recorder != nil {
-		if err := e.recorder.Record(ctx, rec); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.recordTimeout)
+		err := e.recorder.Record(rctx, rec)
+		cancel()
+		if err != nil {
 			return nil, fmt.Errorf("recording decision %s: %w", d.DecisionID, err)
 		}
 	}

@@ -73,14 +73,17 @@ type Geo struct {
 // Decision is the engine's answer. AllowJoin is set only when the request
 // asked an admission question.
 type Decision struct {
-	DecisionID   string            `json:"decision_id"`
-	Time         time.Time         `json:"time"`
-	MeetingID    string            `json:"meeting_id"`
-	AllowJoin    *bool             `json:"allow_join,omitempty"`
-	Actions      []Action          `json:"actions"`
-	Refused      []Refusal         `json:"refused"`
-	GuardBlocked []Blocked         `json:"guard_blocked"`
-	OrderIDs     []string          `json:"order_ids"`
-	Geo          Geo               `json:"geo"`
-	Bundles      map[string]string `json:"bundles"`
+	DecisionID   string    `json:"decision_id"`
+	Time         time.Time `json:"time"`
+	MeetingID    string    `json:"meeting_id"`
+	AllowJoin    *bool     `json:"allow_join,omitempty"`
+	Actions      []Action  `json:"actions"`
+	Refused      []Refusal `json:"refused"`
+	GuardBlocked []Blocked `json:"guard_blocked"`
+	OrderIDs     []string  `json:"order_ids"`
+	// Preview marks a decision about an order submitted with the request
+	// rather than one from the registry: for review, not enforcement.
+	Preview bool              `json:"preview,omitempty"`
+	Geo     Geo               `json:"geo"`
+	Bundles map[string]string `json:"bundles"`
 }

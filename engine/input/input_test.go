@@ -153,3 +153,25 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeRejectsDuplicateAndCaseVariantKeys(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "p", "ip": "8.8.8.8", "ip": "1.0.16.1"}]}}`:                                                      "meeting.participants[0].ip: appears twice in one object",
+		`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "p", "ip": "8.8.8.8"}, {"id": "q", "IP": "1.0.16.1"}]}}`:                                         "meeting.participants[1].IP: unknown field (field names are case-sensitive)",
+		`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "meeting": {"id": "n", "host": {"account_id": "a"}}}`:                                                                   "meeting: appears twice in one object",
+		`{"Meeting": {"id": "m", "host": {"account_id": "a"}}}`:                                                                                                                        "Meeting: unknown field (field names are case-sensitive)",
+		`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "order": {"id": "o", "authority": "x", "demands": ["end_meeting"], "targets": {"meetings": ["m"], "Meetings": ["n"]}}}`: "order.targets.Meetings: unknown field (field names are case-sensitive)",
+	} {
+		if _, err := Decode([]byte(body), Limits{}); err == nil || err.Error() != want || !errors.Is(err, ErrInvalid) {
+			t.Errorf("Decode(%s)\n error %v\n want  %s", body, err, want)
+		}
+	}
+	// Escaped keys and strings that look like keys are read correctly.
+	ok := `{"meeting": {"id": "a\"b,{\"x\":1}", "host": {"account_\u0069d": "a"}, "participants": [{"id": "p", "ip": "8.8.8.8"}]}}`
+	if _, err := Decode([]byte(ok), Limits{}); err != nil {
+		t.Errorf("Decode(%s) = %v", ok, err)
+	}
+	if _, err := DecodeAdmission([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "participant": {"id": "p", "ip": "8.8.8.8", "IP": "1.0.16.1"}}`)); err == nil {
+		t.Error("DecodeAdmission accepted a case-variant key")
+	}
+}

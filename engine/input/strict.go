@@ -28,7 +28,7 @@ func DecodeStrict(data []byte, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return invalid("", "unexpected data after the JSON object")
 	}
-	return nil
+	return checkKeys(data, jsonNames(reflect.TypeOf(v)))
 }
 
 // describe turns a decoding error into a FieldError. Syntax errors carry a

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -26,7 +27,14 @@ const (
 	CodeEvalTimeout          = "eval_timeout"
 	CodePolicyError          = "policy_error"
 	CodeLedgerUnavailable    = "ledger_unavailable"
-	CodeInternal             = "internal"
+	CodeClientClosed         = "client_closed_request"
+)
+
+// StatusClientClosedRequest is logged (never received) for requests the
+// client abandoned, following the common 499 convention.
+const (
+	StatusClientClosedRequest = 499
+	CodeInternal              = "internal"
 )
 
 // apiError is the body of every error response.
@@ -53,7 +61,12 @@ func abortWith(c *gin.Context, err error) {
 	case errors.Is(err, input.ErrInvalid):
 		errors.As(err, &fe)
 		abort(c, http.StatusBadRequest, apiError{Code: CodeInvalidInput, Message: err.Error(), Field: fieldOf(fe)})
+	case errors.Is(c.Request.Context().Err(), context.Canceled):
+		// The client went away; nobody reads this answer, but logs and
+		// metrics must not count it as a server failure.
+		abort(c, StatusClientClosedRequest, apiError{Code: CodeClientClosed, Message: "the client closed the request before it was answered"})
 	case errors.Is(err, engine.ErrNotReady):
+		c.Header("Retry-After", "1")
 		abort(c, http.StatusServiceUnavailable, apiError{Code: CodeNotReady, Message: "no decision can be made yet: the policy, registry or GeoIP database is not loaded"})
 	case errors.Is(err, ledger.ErrUnavailable):
 		abort(c, http.StatusServiceUnavailable, apiError{Code: CodeLedgerUnavailable, Message: "the decision could not be recorded, so it is not answered; apply no enforcement"})

@@ -23,6 +23,7 @@ func (s *Server) health(c *gin.Context) {
 
 func (s *Server) ready(c *gin.Context) {
 	if ok, why := s.src.Ready(); !ok {
+		c.Header("Retry-After", "1")
 		abort(c, http.StatusServiceUnavailable, apiError{Code: CodeNotReady, Message: why})
 		return
 	}

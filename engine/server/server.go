@@ -154,6 +154,10 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/v1/ledger", admin, s.ledgerList)
 	r.GET("/v1/ledger/:decision_id", admin, s.ledgerGet)
 
+	reportAuth := s.requireScope(ScopeAdmin, s.cfg.PublicReport)
+	r.GET("/report", reportAuth, s.reportHTML)
+	r.GET("/v1/report", reportAuth, s.reportJSON)
+
 	decide := s.requireScope(ScopeDecide, false)
 	r.POST("/v1/decisions", decide, s.decisions)
 	r.POST("/v1/admission", decide, s.admission)
@@ -263,8 +267,9 @@ func (s *Server) requireScope(scope string, open bool) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-		if !ok || token == "" {
+		// The scheme is case-insensitive (RFC 7235); the token is not.
+		scheme, token, _ := strings.Cut(c.GetHeader("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || token == "" {
 			c.Header("WWW-Authenticate", `Bearer realm="geoscope"`)
 			abort(c, http.StatusUnauthorized, apiError{Code: CodeUnauthorized, Message: "a bearer token is required"})
 			return
