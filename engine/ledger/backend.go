@@ -270,7 +270,7 @@ func migrate(ctx context.Context, db *sql.DB, dialect string) error {
 	defer tx.Rollback() //nolint:errcheck
 	if dialect == "postgres" {
 		// Replicas starting together must not migrate twice.
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7363656f70)`); err != nil {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(736365)`); err != nil {
 			return err
 		}
 	}

@@ -27,6 +27,8 @@ type Config struct {
 	InsecureNoAuth bool
 	// PublicMetrics opens /metrics and /v1/status without a token.
 	PublicMetrics bool
+	// PublicReport opens /report and /v1/report without a token.
+	PublicReport bool
 	// TLSCert and TLSKey enable TLS; both or neither.
 	TLSCert, TLSKey string
 	// Version is reported by /v1/status.
@@ -44,6 +46,10 @@ const (
 
 // ErrConfig is matched by configuration errors.
 var ErrConfig = errors.New("invalid server configuration")
+
+// Validate checks the configuration (with defaults applied) without any
+// side effect, so a command can refuse a bad one before it opens anything.
+func (c Config) Validate() error { return c.withDefaults().validate() }
 
 // withDefaults fills zero values.
 func (c Config) withDefaults() Config {

@@ -8,9 +8,11 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -90,7 +92,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadTimeout:  30 * time.Second,
 		WriteTimeout: 30*time.Second + s.cfg.EvalTimeout,
 		IdleTimeout:  120 * time.Second,
-		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:     log.New(redactingWriter{s.log}, "", 0),
 	}
 	if s.tokens == nil {
 		host, _, _ := net.SplitHostPort(s.cfg.Addr)
@@ -162,6 +164,20 @@ func (s *Server) routes() *gin.Engine {
 	r.POST("/v1/decisions", decide, s.decisions)
 	r.POST("/v1/admission", decide, s.admission)
 	return r
+}
+
+// redactingWriter carries net/http's own error log (TLS handshake
+// failures, bad requests) into the structured log with client addresses
+// removed: they are personal data, and the log promises none.
+type redactingWriter struct{ log *slog.Logger }
+
+// clientAddr matches "IPv4:port" and "[IPv6]:port" in net/http's messages.
+var clientAddr = regexp.MustCompile(`\[[0-9A-Fa-f:.%a-zA-Z]+\]:\d+|\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b`)
+
+func (w redactingWriter) Write(p []byte) (int, error) {
+	msg := clientAddr.ReplaceAllString(strings.TrimSpace(string(p)), "<client>")
+	w.log.Warn(msg, "source", "net/http")
+	return len(p), nil
 }
 
 // Context keys.

@@ -46,6 +46,14 @@ type Config struct {
 	Logger   *slog.Logger
 }
 
+// Validate checks the configuration without any side effect.
+func (c Config) Validate() error {
+	if c.OPAConfig != "" && len(c.Bundles) > 0 {
+		return fmt.Errorf("%w: --config and --bundle exclude each other: name every bundle in the OPA configuration", ErrConfig)
+	}
+	return nil
+}
+
 // Status reports what is active and the last failures.
 type Status struct {
 	Bundles []Bundle `json:"bundles"`
@@ -111,8 +119,8 @@ func New(cfg Config, eng *engine.Engine) *Sources {
 // ready when a watched source is fixed.
 func (s *Sources) Load(ctx context.Context) error {
 	if s.cfg.OPAConfig != "" {
-		if len(s.cfg.Bundles) > 0 {
-			return fmt.Errorf("%w: --config and --bundle exclude each other: name every bundle in the OPA configuration", ErrConfig)
+		if err := s.cfg.Validate(); err != nil {
+			return err
 		}
 		// A configuration error is fatal; bundles arrive asynchronously.
 		if err := s.startRemote(ctx); err != nil {

@@ -50,6 +50,11 @@ good version keeps answering (see GET /v1/status).`,
 			if err := keys.apply(&scfg); err != nil {
 				return err
 			}
+			// Refuse a bad configuration before anything is opened or
+			// created on disk.
+			if err := errors.Join(cfg.Validate(), scfg.Validate()); err != nil {
+				return err
+			}
 			led, err := ledgers.open(cmd.Context(), log)
 			if err != nil {
 				return err
@@ -93,6 +98,7 @@ good version keeps answering (see GET /v1/status).`,
 	f.StringVar(&cfg.TokensFile, "tokens-file", "", "bearer tokens, one \"SCOPE SHA256-HEX\" per line (scopes: decide, admin)")
 	f.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "allow listening on a non-loopback address without --tokens-file")
 	f.BoolVar(&cfg.PublicMetrics, "public-metrics", false, "serve /metrics and /v1/status without a token")
+	f.BoolVar(&cfg.PublicReport, "public-report", false, "serve the transparency report (/report, /v1/report) without a token")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve TLS with this certificate `FILE` (PEM)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key `FILE` for --tls-cert (PEM)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")

@@ -1,0 +1,311 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/input"
+)
+
+// Endpoint paths, relative to the base URL.
+const (
+	PathDecisions = "/v1/decisions"
+	PathAdmission = "/v1/admission"
+	PathHealth    = "/health"
+	PathReady     = "/ready"
+	PathStatus    = "/v1/status"
+)
+
+// AdmissionRequest is the join-time question: may this participant join
+// this meeting? It is the server's own request type:
+//
+//	client.AdmissionRequest{
+//		Meeting: input.AdmissionMeeting{ID: "m-1", Host: input.AdmissionHost{AccountID: "acct-1", AccountCountry: "US"}},
+//		Participant: input.Participant{ID: "user-7", IP: "203.0.113.9"},
+//	}
+type AdmissionRequest = input.Admission
+
+// Admission is the join-time answer.
+type Admission struct {
+	// DecisionID identifies the recorded decision; cite it when carrying
+	// out an action.
+	DecisionID string `json:"decision_id"`
+	// Allow is false only when Actions holds a deny_join for the
+	// participant.
+	Allow bool `json:"allow"`
+	// Actions are deny_join actions for the participant, each citing the
+	// order that demanded it.
+	Actions []decision.Action `json:"actions"`
+	// OrderIDs are the orders that were evaluated.
+	OrderIDs []string `json:"order_ids"`
+	// Bundles are the revisions of the policy and registry bundles the
+	// decision was made with, by bundle name.
+	Bundles map[string]string `json:"bundles,omitempty"`
+}
+
+// Decide asks for a decision about a meeting and its roster (and, when
+// req.Joining is set, a joining participant). The returned actions are
+// what the meeting server must carry out; on error it must carry out none
+// (see ActionsOrNone).
+func (c *Client) Decide(ctx context.Context, req *input.Request) (*decision.Decision, error) {
+	if req == nil {
+		return nil, fmt.Errorf("%w: nil *input.Request", ErrInvalidInput)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding the request: %v", ErrInvalidInput, err)
+	}
+	raw, err := c.do(ctx, call{method: http.MethodPost, path: PathDecisions, body: body, retryNotReady: true})
+	if err != nil {
+		return nil, err
+	}
+	var d decision.Decision
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return nil, badResponse(http.MethodPost, PathDecisions, "%v", err)
+	}
+	if err := checkDecision(req, &d); err != nil {
+		return nil, badResponse(http.MethodPost, PathDecisions, "%s", err)
+	}
+	return &d, nil
+}
+
+// Admit asks whether a participant may join a meeting. On error the
+// participant must be admitted (see AdmitOrAllow).
+func (c *Client) Admit(ctx context.Context, req AdmissionRequest) (*Admission, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding the request: %v", ErrInvalidInput, err)
+	}
+	raw, err := c.do(ctx, call{method: http.MethodPost, path: PathAdmission, body: body, retryNotReady: true})
+	if err != nil {
+		return nil, err
+	}
+	// Allow is decoded through a pointer: a body without "allow" must not
+	// read as a denial.
+	var wire struct {
+		DecisionID string            `json:"decision_id"`
+		Allow      *bool             `json:"allow"`
+		Actions    []decision.Action `json:"actions"`
+		OrderIDs   []string          `json:"order_ids"`
+		Bundles    map[string]string `json:"bundles"`
+	}
+	if err := json.Unmarshal(raw, &wire); err != nil {
+		return nil, badResponse(http.MethodPost, PathAdmission, "%v", err)
+	}
+	if wire.Allow == nil {
+		return nil, badResponse(http.MethodPost, PathAdmission, "no allow flag")
+	}
+	a := &Admission{DecisionID: wire.DecisionID, Allow: *wire.Allow, Actions: wire.Actions, OrderIDs: wire.OrderIDs, Bundles: wire.Bundles}
+	if err := checkAdmission(&req, a); err != nil {
+		return nil, badResponse(http.MethodPost, PathAdmission, "%s", err)
+	}
+	return a, nil
+}
+
+// AdmitOrAllow is Admit under the client contract: on any error the
+// participant is admitted (allow is true, a is nil) and the error is
+// returned only to be logged or counted. A decision point outage must not
+// silence speech, and a denial without a recorded, scoped decision is what
+// geoscope exists to prevent.
+//
+//	allow, a, err := gs.AdmitOrAllow(ctx, req)
+//	if err != nil {
+//		log.Warn("geoscope unavailable; admitting", "error", err)
+//	}
+//	if !allow {
+//		deny(a.Actions[0]) // cites a.DecisionID and the order
+//	}
+func (c *Client) AdmitOrAllow(ctx context.Context, req AdmissionRequest) (allow bool, a *Admission, err error) {
+	a, err = c.Admit(ctx, req)
+	if err != nil {
+		return true, nil, err
+	}
+	return a.Allow, a, nil
+}
+
+// ActionsOrNone is Decide under the client contract: on any error there
+// are no actions (nil) and nobody is removed; the error is returned only to
+// be logged or counted.
+//
+// A request carrying a preview order (req.Order) is refused without a
+// call, with an error matching ErrInvalidInput: a preview evaluates a demand
+// nobody entered in the registry, so its actions are for review (Decide),
+// never for enforcement.
+func (c *Client) ActionsOrNone(ctx context.Context, req *input.Request) ([]decision.Action, error) {
+	if req != nil && req.Order != nil {
+		return nil, fmt.Errorf("%w: a preview order (order %q) is not enforceable; use Decide to review it", ErrInvalidInput, req.Order.ID)
+	}
+	d, err := c.Decide(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return d.Actions, nil
+}
+
+// Health reports whether the decision point process is up (GET /health).
+// It says nothing about whether it can decide; see Ready.
+func (c *Client) Health(ctx context.Context) error {
+	_, err := c.do(ctx, call{method: http.MethodGet, path: PathHealth})
+	return err
+}
+
+// Ready reports whether the decision point can decide (GET /ready): nil,
+// or an error matching ErrNotReady whose message says what is missing. A
+// not_ready answer is not retried here: it is the answer.
+func (c *Client) Ready(ctx context.Context) error {
+	_, err := c.do(ctx, call{method: http.MethodGet, path: PathReady})
+	return err
+}
+
+// Status is GET /v1/status: what the decision point is deciding with.
+type Status struct {
+	Version       string         `json:"version"`
+	Ready         bool           `json:"ready"`
+	NotReady      string         `json:"not_ready,omitempty"`
+	UptimeSeconds float64        `json:"uptime_seconds"`
+	Bundles       []StatusBundle `json:"bundles"`
+	BundleError   *StatusFailure `json:"bundle_error,omitempty"`
+	GeoIP         *StatusGeoIP   `json:"geoip,omitempty"`
+	GeoIPError    *StatusFailure `json:"geoip_error,omitempty"`
+	Reloads       int            `json:"reloads"`
+	StartedAt     time.Time      `json:"started_at"`
+
+	// Raw is the whole response, for fields this client does not know.
+	Raw json.RawMessage `json:"-"`
+}
+
+// StatusBundle is an active policy or registry bundle.
+type StatusBundle struct {
+	Name        string    `json:"name"`
+	Revision    string    `json:"revision"`
+	ActivatedAt time.Time `json:"activated_at"`
+}
+
+// StatusGeoIP is the active GeoIP database.
+type StatusGeoIP struct {
+	Source   string    `json:"source"`
+	Database string    `json:"database"`
+	Build    time.Time `json:"build"`
+	LoadedAt time.Time `json:"loaded_at"`
+}
+
+// StatusFailure is a rejected version of a source.
+type StatusFailure struct {
+	At    time.Time `json:"at"`
+	Error string    `json:"error"`
+}
+
+// Status returns the decision point's status. Unless the server serves it
+// publicly, it needs a token with the admin scope (ErrForbidden otherwise).
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	raw, err := c.do(ctx, call{method: http.MethodGet, path: PathStatus, retryNotReady: true})
+	if err != nil {
+		return nil, err
+	}
+	var s Status
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, badResponse(http.MethodGet, PathStatus, "%v", err)
+	}
+	s.Raw = raw
+	return &s, nil
+}
+
+// checkDecision refuses a decision that is not recorded and scoped to the
+// request: enforcement must always cite a decision and an order, and only
+// ever touch the meeting, people and account the request named. The
+// server's guard already ensures this; the check keeps a proxy, a version
+// mismatch or a bug from turning into enforcement.
+func checkDecision(req *input.Request, d *decision.Decision) error {
+	if d.DecisionID == "" {
+		return fmt.Errorf("no decision_id")
+	}
+	if d.MeetingID != req.Meeting.ID {
+		return fmt.Errorf("the decision is about meeting %q, the request about %q", d.MeetingID, req.Meeting.ID)
+	}
+	var people map[string]bool
+	if len(d.Actions) > 0 {
+		people = make(map[string]bool, len(req.Meeting.Participants)+1)
+		for _, p := range req.Meeting.Participants {
+			people[p.ID] = true
+		}
+	}
+	for i, a := range d.Actions {
+		if err := checkAction(a, req.Meeting.ID, d.OrderIDs); err != nil {
+			return fmt.Errorf("actions[%d]: %w", i, err)
+		}
+		switch {
+		case a.Type == decision.DenyJoin:
+			if req.Joining == nil || a.ParticipantID != req.Joining.ID {
+				return fmt.Errorf("actions[%d]: deny_join for %q, who is not joining", i, a.ParticipantID)
+			}
+		case a.Type == decision.RemoveParticipant && a.Host:
+			if req.Meeting.Host.IP == "" || a.ParticipantID != req.Meeting.Host.AccountID {
+				return fmt.Errorf("actions[%d]: remove_participant for host %q, who is not the meeting's connected host", i, a.ParticipantID)
+			}
+		case a.Type == decision.RemoveParticipant:
+			if !people[a.ParticipantID] {
+				return fmt.Errorf("actions[%d]: remove_participant for %q, who is not in the roster", i, a.ParticipantID)
+			}
+		case a.Type == decision.SuspendAccount:
+			if a.AccountID != req.Meeting.Host.AccountID {
+				return fmt.Errorf("actions[%d]: suspend_account for %q, not the meeting's host account", i, a.AccountID)
+			}
+		}
+	}
+	if req.Joining != nil {
+		if d.AllowJoin == nil {
+			return fmt.Errorf("no allow_join for the joining participant")
+		}
+		if *d.AllowJoin == denies(d.Actions, req.Joining.ID) {
+			return fmt.Errorf("allow_join %v contradicts the actions", *d.AllowJoin)
+		}
+	}
+	return nil
+}
+
+// checkAdmission refuses an admission answer that is not a recorded,
+// scoped decision about this participant.
+func checkAdmission(req *AdmissionRequest, a *Admission) error {
+	if a.DecisionID == "" {
+		return fmt.Errorf("no decision_id")
+	}
+	for i, act := range a.Actions {
+		if err := checkAction(act, req.Meeting.ID, a.OrderIDs); err != nil {
+			return fmt.Errorf("actions[%d]: %w", i, err)
+		}
+		if act.Type != decision.DenyJoin || act.ParticipantID != req.Participant.ID {
+			return fmt.Errorf("actions[%d]: %s for %q; an admission only denies the joining participant", i, act.Type, act.ParticipantID)
+		}
+	}
+	if a.Allow == denies(a.Actions, req.Participant.ID) {
+		return fmt.Errorf("allow %v contradicts the actions", a.Allow)
+	}
+	return nil
+}
+
+func checkAction(a decision.Action, meetingID string, orderIDs []string) error {
+	switch {
+	case !decision.KnownActionType(a.Type):
+		return fmt.Errorf("unknown action type %q", a.Type)
+	case a.OrderID == "":
+		return fmt.Errorf("%s cites no order", a.Type)
+	case !slices.Contains(orderIDs, a.OrderID):
+		return fmt.Errorf("%s cites order %q, which was not evaluated", a.Type, a.OrderID)
+	case a.MeetingID != "" && a.MeetingID != meetingID:
+		return fmt.Errorf("%s names meeting %q, the request is about %q", a.Type, a.MeetingID, meetingID)
+	case (a.Type == decision.DenyJoin || a.Type == decision.RemoveParticipant) && a.ParticipantID == "":
+		return fmt.Errorf("%s names no participant", a.Type)
+	}
+	return nil
+}
+
+func denies(actions []decision.Action, participantID string) bool {
+	return slices.ContainsFunc(actions, func(a decision.Action) bool {
+		return a.Type == decision.DenyJoin && a.ParticipantID == participantID
+	})
+}

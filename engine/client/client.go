@@ -1,0 +1,254 @@
+// Package client is the Go client that meeting servers embed to ask a
+// geoscope decision point what to enforce.
+//
+// # Client contract: an error means no enforcement
+//
+// Every call either returns a decision the server recorded, or an error.
+// An error — whatever its cause: the decision point is down, not ready,
+// slow, misconfigured, or answered something this client cannot trust —
+// means the meeting server enforces nothing: the joining participant is
+// admitted and nobody is removed. A decision point outage must not silence
+// speech, and enforcement without a recorded, scoped decision is exactly
+// what geoscope exists to prevent. [Client.AdmitOrAllow] and
+// [Client.ActionsOrNone] encode that contract; prefer them to hand-written
+// error handling on the enforcement path, and log or count the error they
+// still return.
+//
+// For the same reason the client refuses a successful response that does not
+// look like a recorded, scoped decision (no decision id, an action citing no
+// order, an action for another meeting, an admission whose allow flag
+// contradicts its actions): such a response yields an error matching
+// [ErrBadResponse], and therefore no enforcement.
+//
+// # Errors
+//
+// An error status from the server is an [*APIError] carrying the server's
+// {code, message, field, error_id} body. Errors are classified with
+// errors.Is against the sentinels ([ErrInvalidInput], [ErrUnauthorized],
+// [ErrNotReady], [ErrUnavailable], [ErrTimeout], ...); failures that got no
+// answer at all wrap the underlying network or context error, so
+// errors.Is(err, context.DeadlineExceeded) works too.
+//
+// # Deadlines and retries
+//
+// The caller's context bounds the whole call, retries and backoff included;
+// the client never sleeps past it. Calls whose context has no earlier
+// deadline are bounded by [WithTimeout] (default [DefaultTimeout]).
+// Retries (DefaultRetries, with jittered exponential backoff) happen only
+// when the failed attempt certainly had no effect on the server, or the
+// request is idempotent:
+//
+//   - a dial error (nothing was sent), for every call;
+//   - 503 not_ready (the engine refused before deciding anything), for
+//     every call but Ready;
+//   - for GET only, any other network failure and 502, 503, 504.
+//
+// Never a 4xx, never eval_timeout or a 500, and never a POST once its
+// request may have reached the server (a timeout or reset while waiting for
+// the response, a proxy's 502 or 504): the server records every decision
+// before answering it, so a repeated POST could record a second decision
+// for one question. Each attempt re-sends the same body bytes under the
+// same X-Request-Id.
+package client
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults.
+const (
+	// DefaultRetries is how many times a failed attempt is retried, when
+	// the failure allows it.
+	DefaultRetries = 2
+	// DefaultBackoff is the base of the exponential backoff between
+	// attempts; each wait is jittered within [d/2, d].
+	DefaultBackoff = 100 * time.Millisecond
+	// MaxBackoff caps one wait (unless the configured base is larger, in
+	// which case the base is the cap).
+	MaxBackoff = 2 * time.Second
+	// DefaultTimeout bounds a call (all attempts) whose context carries
+	// no earlier deadline. The admission path is latency-critical: a
+	// decision point that hangs must turn into "no enforcement" quickly,
+	// not into joins that hang.
+	DefaultTimeout = 5 * time.Second
+	// DefaultUserAgent is sent unless WithUserAgent says otherwise.
+	DefaultUserAgent = "geoscope-go-client/1"
+)
+
+// Size limits of response bodies read by the client. A decision for a
+// very large roster can be tens of megabytes; anything beyond the limit is
+// refused as a bad response rather than buffered without bound.
+const (
+	maxResponseBytes = 64 << 20
+	maxErrorBytes    = 64 << 10
+)
+
+// Client calls one geoscope decision point. It is safe for concurrent use.
+type Client struct {
+	base      string // scheme://host[:port][/prefix], no trailing slash
+	token     string
+	hc        *http.Client
+	retries   int
+	backoff   time.Duration
+	timeout   time.Duration
+	userAgent string
+
+	err error // first option error, reported by New
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithToken sends token as a bearer token (Authorization: Bearer TOKEN) on
+// every call. The server needs a token with the decide scope for decisions
+// and admissions, and one with the admin scope for Status unless it serves
+// status publicly. Over plain http the token crosses the network in clear:
+// use https beyond loopback.
+func WithToken(token string) Option {
+	return func(c *Client) {
+		if token == "" || !printableASCII(token) {
+			c.fail(errors.New("WithToken: the token must be non-empty printable ASCII without spaces"))
+			return
+		}
+		c.token = token
+	}
+}
+
+// WithHTTPClient makes calls through hc instead of the default client
+// (which uses http.DefaultTransport and does not follow redirects). The
+// client's own redirect policy and timeout then apply; a per-request
+// timeout on hc is not needed, the context bounds every call.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) {
+		if hc == nil {
+			c.fail(errors.New("WithHTTPClient: nil *http.Client"))
+			return
+		}
+		c.hc = hc
+	}
+}
+
+// WithRetries sets how many times a retryable failure is retried (n = 0
+// disables retries) and the base of the jittered exponential backoff
+// between attempts (0 retries immediately). Defaults: DefaultRetries,
+// DefaultBackoff. Waits are capped at MaxBackoff, or at backoff if larger.
+func WithRetries(n int, backoff time.Duration) Option {
+	return func(c *Client) {
+		if n < 0 || backoff < 0 {
+			c.fail(fmt.Errorf("WithRetries(%d, %v): retries and backoff must not be negative", n, backoff))
+			return
+		}
+		c.retries, c.backoff = n, backoff
+	}
+}
+
+// WithTimeout bounds each call, all attempts included, when the caller's
+// context has no earlier deadline. Default DefaultTimeout; 0 leaves calls
+// bounded by the context alone.
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d < 0 {
+			c.fail(fmt.Errorf("WithTimeout(%v): must not be negative", d))
+			return
+		}
+		c.timeout = d
+	}
+}
+
+// WithUserAgent replaces the User-Agent header, e.g. to name the meeting
+// server and its version in the decision point's logs.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) {
+		if ua == "" || strings.ContainsAny(ua, "\r\n\x00") {
+			c.fail(errors.New("WithUserAgent: the user agent must be non-empty and on one line"))
+			return
+		}
+		c.userAgent = ua
+	}
+}
+
+func (c *Client) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// New returns a client for the decision point at baseURL, e.g.
+// "https://geoscope.internal:8181". baseURL must be an absolute http or
+// https URL without query, fragment or user information; a path is kept
+// as a prefix for every endpoint (for a decision point behind a reverse
+// proxy at https://gw.example/geoscope).
+func New(baseURL string, opts ...Option) (*Client, error) {
+	base, err := parseBase(baseURL)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		base: base,
+		hc: &http.Client{
+			Transport: http.DefaultTransport,
+			// A redirect would turn a POST into a GET (301, 302, 303) or
+			// send the decision request somewhere nobody configured; the
+			// server never redirects, so a redirect is answered as an
+			// error status instead.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		retries:   DefaultRetries,
+		backoff:   DefaultBackoff,
+		timeout:   DefaultTimeout,
+		userAgent: DefaultUserAgent,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
+	if c.err != nil {
+		return nil, fmt.Errorf("geoscope client: %w", c.err)
+	}
+	return c, nil
+}
+
+func parseBase(raw string) (string, error) {
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("geoscope client: base URL %q: %s", raw, why)
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return bad(err.Error())
+	case u.Scheme != "http" && u.Scheme != "https":
+		return bad("the scheme must be http or https")
+	case u.Opaque != "" || u.Host == "":
+		return bad("a host is required (scheme://host[:port])")
+	case u.User != nil:
+		return bad("user information is not allowed; use WithToken")
+	case u.RawQuery != "" || u.ForceQuery:
+		return bad("a query is not allowed")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return bad("a fragment is not allowed")
+	case u.Hostname() == "":
+		return bad("a host is required (scheme://host[:port])")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return bad("the port must be 1-65535")
+		}
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

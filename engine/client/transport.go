@@ -1,0 +1,252 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// call is one logical request, made in one or more attempts.
+type call struct {
+	method, path string
+	body         []byte // JSON; nil for GET. Re-sent from this slice on every attempt.
+	// retryNotReady retries 503 not_ready. False for GET /ready, whose
+	// not_ready answer is the answer rather than a failure.
+	retryNotReady bool
+}
+
+// do makes the call and, on a 2xx status, returns the body. It retries
+// what retryable allows, within the caller's context and c.timeout.
+func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
+	if c == nil {
+		return nil, errors.New("geoscope: nil *client.Client")
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout) // keeps an earlier caller deadline
+		defer cancel()
+	}
+	requestID := newRequestID()
+	var prev error // the previous attempt's failure
+	for attempt := 1; ; attempt++ {
+		body, err := c.attempt(ctx, cl, requestID, attempt)
+		if err == nil {
+			return body, nil
+		}
+		if ctx.Err() != nil {
+			// The context ended this attempt; an earlier attempt's
+			// failure says why there was one.
+			if prev != nil {
+				return nil, &abortedError{err: err, prev: prev}
+			}
+			return nil, err
+		}
+		if attempt > c.retries || !retryable(cl, err) {
+			return nil, err
+		}
+		wait := c.backoffFor(attempt)
+		// Never sleep past the deadline: if the next attempt could not
+		// start before it, give up now rather than when it passes.
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+			stop := fmt.Errorf("geoscope: %s %s: %w before the next attempt was due", cl.method, cl.path, context.DeadlineExceeded)
+			return nil, &abortedError{err: stop, prev: err}
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				stop := fmt.Errorf("geoscope: %s %s: %w while waiting to retry", cl.method, cl.path, ctx.Err())
+				return nil, &abortedError{err: stop, prev: err}
+			case <-t.C:
+			}
+		}
+		prev = err
+	}
+}
+
+// retryable decides whether a failed attempt may be repeated. The rule is
+// that a retry must never be able to produce a second decision the server
+// records (every answered POST is recorded in the audit trail before it is
+// answered, and an admission or roster decision the meeting server never
+// saw must not be followed by a different one), and must never turn a
+// client's mistake into load. So:
+//
+//   - Dial errors (connection refused, DNS failure, dial timeout, no route,
+//     failure to reach a configured proxy) are retried for every method: no
+//     byte of the request left this process, so the server cannot have
+//     acted on it. (Once a connection exists, net/http itself re-sends a
+//     request that failed on a reused idle connection before anything was
+//     written; the body is replayed from the same byte slice.)
+//   - 503 not_ready is retried for every method: the engine refuses before
+//     it locates, evaluates or records anything (engine.ErrNotReady), so no
+//     decision exists; the decision point is usually just starting.
+//   - For GET (ready, health, status), which decides and records nothing,
+//     any other transport failure and 502, 503 and 504 (typically from a
+//     proxy or load balancer in front) are retried: repeating it is
+//     harmless.
+//   - Nothing else is retried. Never a 4xx: the same request gets the same
+//     answer, and 401/403 need an operator. Never a POST after its request
+//     was (possibly) sent: a timeout or reset while waiting for or reading
+//     the response, or a 502/504 from a proxy that may have forwarded it,
+//     may hide a decision the server already recorded. Never
+//     ledger_unavailable: the server says the entry may still commit, so a
+//     decision may be on record already. Never eval_timeout or a 500: the
+//     server is overloaded or the policy is broken, and repeating the
+//     evaluation adds load on the admission hot path while the caller
+//     waits; an error here already means no enforcement.
+//   - Never once the caller's context is done (checked by do).
+func retryable(cl call, err error) bool {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		if ae.StatusCode == http.StatusServiceUnavailable && ae.Code == CodeNotReady {
+			return cl.retryNotReady
+		}
+		if cl.method == http.MethodGet {
+			switch ae.StatusCode {
+			case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+				return true
+			}
+		}
+		return false
+	}
+	var te *transportError
+	if errors.As(err, &te) {
+		return cl.method == http.MethodGet || isDialError(te.err)
+	}
+	return false // a bad response: the server answered, and would again
+}
+
+// isDialError reports whether err happened while establishing the
+// connection, before any part of the request was written.
+func isDialError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && (oe.Op == "dial" || oe.Op == "proxyconnect")
+}
+
+// backoffFor is the wait before attempt n+1: exponential in n from
+// c.backoff, capped, with "equal jitter" in [d/2, d] so that meeting
+// servers restarted together do not retry in lockstep.
+func (c *Client) backoffFor(n int) time.Duration {
+	if c.backoff <= 0 {
+		return 0
+	}
+	limit := max(MaxBackoff, c.backoff)
+	d := c.backoff
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	d = min(d, limit)
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// attempt makes one HTTP request.
+func (c *Client) attempt(ctx context.Context, cl call, requestID string, n int) ([]byte, error) {
+	var body io.Reader
+	if cl.body != nil {
+		// bytes.Reader also gives the request a GetBody, which net/http
+		// uses to replay the body on its own internal retries.
+		body = bytes.NewReader(cl.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, c.base+cl.path, body)
+	if err != nil {
+		return nil, &transportError{method: cl.method, path: cl.path, attempts: n, err: err}
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	req.Header.Set("X-Request-Id", requestID)
+	if cl.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, &transportError{method: cl.method, path: cl.path, attempts: n, err: err}
+	}
+	defer func() {
+		// Drain a little so the connection can be reused, then close.
+		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+		resp.Body.Close()
+	}()
+
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+		if err != nil {
+			return nil, &transportError{method: cl.method, path: cl.path, attempts: n, err: err}
+		}
+		if len(raw) > maxResponseBytes {
+			return nil, badResponse(cl.method, cl.path, "the body exceeds %d bytes", maxResponseBytes)
+		}
+		return raw, nil
+	}
+
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+	if err != nil && ctx.Err() != nil {
+		// The context ended while the error body was read.
+		return nil, &transportError{method: cl.method, path: cl.path, attempts: n, err: err}
+	}
+	ae := &APIError{
+		StatusCode: resp.StatusCode,
+		RequestID:  resp.Header.Get("X-Request-Id"),
+		Method:     cl.method,
+		Path:       cl.path,
+		Attempts:   n,
+	}
+	if ae.RequestID == "" {
+		ae.RequestID = requestID
+	}
+	var wire struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field"`
+		ErrorID string `json:"error_id"`
+	}
+	if json.Unmarshal(raw, &wire) == nil && wire.Code != "" {
+		ae.Code, ae.Message, ae.Field, ae.ErrorID = wire.Code, wire.Message, wire.Field, wire.ErrorID
+	} else {
+		ae.Message = snippet(raw, resp.StatusCode)
+	}
+	return nil, ae
+}
+
+// snippet describes a body that is not a geoscope error body.
+func snippet(raw []byte, status int) string {
+	s := strings.TrimSpace(strings.ToValidUTF8(string(raw), "?"))
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 200 {
+		s = strings.ToValidUTF8(s[:200], "") + "..."
+	}
+	if s == "" {
+		return http.StatusText(status)
+	}
+	return s
+}
+
+// newRequestID names one logical call; every attempt carries it, so the
+// server's logs show retries of one call as such.
+func newRequestID() string {
+	var b [12]byte
+	_, _ = crand.Read(b[:])
+	return "gsc-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,1190 @@
+package ledger_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/engine/registry"
+	"github.com/geoscope/geoscope/internal/pgtest"
+)
+
+// skipBug skips a test blocked by a known bug (the message says which),
+// unless GEOSCOPE_RUN_BUG_TESTS=1: then it runs, to show the bug or its fix.
+func skipBug(tb testing.TB, msg string) {
+	tb.Helper()
+	if os.Getenv("GEOSCOPE_RUN_BUG_TESTS") != "1" {
+		tb.Skip(msg)
+	}
+}
+
+// pgLockBug blocks every PostgreSQL test: no migration can run.
+const pgLockBug = "BUG: the PostgreSQL backend cannot migrate, so it records nothing: migrate() runs " +
+	"`SELECT pg_advisory_xact_lock(7363656f70)` and PostgreSQL rejects the literal " +
+	"(ERROR: trailing junk after numeric literal at or near \"7363656f70\", SQLSTATE 42601); every Record, List, Get " +
+	"and Counts fails with ErrUnavailable. Expected: a valid bigint key (e.g. x'7363656f70'::bigint); with that one-line " +
+	"change every test here passes on PostgreSQL except the other BUG skips"
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
+}
+
+// ---------------------------------------------------------------------------
+// Backends: every test runs against SQLite in t.TempDir() and against a
+// fresh schema of a private PostgreSQL server (internal/pgtest).
+
+type backend struct {
+	name string
+	url  string // "" for SQLite
+	dir  string // DataDir: the SQLite database and the generated key
+}
+
+func forEachBackend(t *testing.T, fn func(t *testing.T, b *backend)) {
+	t.Helper()
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) { fn(t, newBackend(t, name)) })
+	}
+}
+
+func newBackend(tb testing.TB, name string) *backend {
+	tb.Helper()
+	b := &backend{name: name, dir: filepath.Join(tb.TempDir(), "data")}
+	if name == "postgres" {
+		skipBug(tb, pgLockBug)
+		b.url = pgtest.Shared(tb).NewSchema(tb)
+	}
+	return b
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func (b *backend) config() ledger.Config {
+	return ledger.Config{URL: b.url, DataDir: b.dir, EngineVersion: "test-1.2.3", FlushInterval: 20 * time.Millisecond, Logger: quietLogger()}
+}
+
+// open opens the ledger with the backend's config, edited by mods; it is
+// closed when the test ends.
+func (b *backend) open(tb testing.TB, mods ...func(*ledger.Config)) *ledger.Ledger {
+	tb.Helper()
+	cfg := b.config()
+	for _, m := range mods {
+		m(&cfg)
+	}
+	l, err := ledger.Open(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	return l
+}
+
+// raw is a direct connection to the backend's database, beside the ledger.
+func (b *backend) raw(tb testing.TB) *sql.DB {
+	tb.Helper()
+	driver, dsn := "pgx", b.url
+	if b.url == "" {
+		// Escaped: a path is not URI syntax (see TestSQLiteDataDirWithURICharacters).
+		driver, dsn = "sqlite", "file:"+(&url.URL{Path: filepath.Join(b.dir, "ledger.db")}).EscapedPath()+"?_pragma=busy_timeout(10000)"
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func (b *backend) count(tb testing.TB, q string) int {
+	tb.Helper()
+	var n int
+	if err := b.raw(tb).QueryRow(q).Scan(&n); err != nil {
+		tb.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// ---------------------------------------------------------------------------
+// Records.
+
+var (
+	baseTime = time.Date(2026, 6, 4, 12, 0, 0, 123456789, time.UTC)
+	geoInfo  = decision.Geo{Database: "DBIP-Country-Lite", Build: time.Date(2026, 6, 1, 20, 32, 58, 0, time.UTC)}
+	bundles  = map[string]string{"policies": "sha256:aaaa", "registry": "sha256:bbbb"}
+
+	authorities = map[string]registry.Authority{
+		"cn.cac":    {Name: "Cyberspace Administration of China", Jurisdiction: []string{"CN"}},
+		"hk.police": {Name: "Hong Kong Police Force", Jurisdiction: []string{"HK"}},
+	}
+	orders = map[string]registry.Order{
+		"CN-1": {Authority: "cn.cac", Demands: []string{"remove_participants", "end_meeting", "suspend_account"}, LegalBasis: "Art. 1 of the Example Law (CN)", Received: "2026-06-01", Targets: registry.Targets{Meetings: []string{"m-1"}}},
+		"HK-1": {Authority: "hk.police", Demands: []string{"remove_participants"}, LegalBasis: "Ordinance 2 (HK)", Received: "2026-06-02", Targets: registry.Targets{Meetings: []string{"m-1"}}},
+	}
+)
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// removal is a decision removing participant pid (located in CN) under
+// the given orders (the first one cites the action).
+func removal(id string, at time.Time, pid string, orderIDs ...string) *engine.Record {
+	if len(orderIDs) == 0 {
+		orderIDs = []string{"CN-1"}
+	}
+	cited := map[string]registry.Order{}
+	for _, o := range orderIDs {
+		cited[o] = orders[o]
+	}
+	j := authorities[orders[orderIDs[0]].Authority].Jurisdiction
+	return &engine.Record{
+		Decision: &decision.Decision{
+			DecisionID: id, Time: at, MeetingID: "m-1",
+			Actions: []decision.Action{{Type: decision.RemoveParticipant, MeetingID: "m-1", ParticipantID: pid, OrderID: orderIDs[0], Jurisdiction: j, Country: j[0],
+				Reason: "located inside the jurisdiction of the authority that issued the order"}},
+			Refused: []decision.Refusal{}, GuardBlocked: []decision.Blocked{},
+			OrderIDs: slices.Sorted(func(yield func(string) bool) {
+				for _, o := range orderIDs {
+					if !yield(o) {
+						return
+					}
+				}
+			}),
+			Geo: geoInfo, Bundles: bundles,
+		},
+		AccountID:   "acct-host-1",
+		Orders:      cited,
+		Authorities: authorities,
+		Networks:    []netip.Prefix{netip.MustParsePrefix("202.96.128.0/24")},
+	}
+}
+
+// plainAdmission is an allowed admission with nothing to do: counted, not
+// stored one by one.
+func plainAdmission(id, meeting string) *engine.Record {
+	allow := true
+	return &engine.Record{
+		Decision: &decision.Decision{DecisionID: id, Time: baseTime, MeetingID: meeting, AllowJoin: &allow,
+			Actions: []decision.Action{}, Refused: []decision.Refusal{}, GuardBlocked: []decision.Blocked{},
+			OrderIDs: []string{"CN-1"}, Geo: geoInfo, Bundles: bundles},
+		AccountID: "acct-host-1", Orders: map[string]registry.Order{"CN-1": orders["CN-1"]}, Authorities: authorities, Admission: true,
+	}
+}
+
+func record(tb testing.TB, l *ledger.Ledger, r *engine.Record) {
+	tb.Helper()
+	if err := l.Record(context.Background(), r); err != nil {
+		tb.Fatalf("Record(%s): %v", r.Decision.DecisionID, err)
+	}
+}
+
+func ids(entries []*ledger.Entry) []string {
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.DecisionID
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+
+func TestRecordGetListRoundTrip(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		ctx := context.Background()
+		id := newID()
+		r := removal(id, baseTime, "p-cn-1", "CN-1", "HK-1")
+		r.Decision.Refused = []decision.Refusal{{OrderID: "CN-1", Demand: "end_meeting", Code: "affects_outside", Reason: "ending the meeting would affect 2 users not located in CN", AffectedOutside: 2}}
+		r.Decision.GuardBlocked = []decision.Blocked{{Action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-hk-1", OrderID: "CN-1", Country: "CN"}, Code: "misstated_facts", Reason: `action claims "p-hk-1" is located in "CN"; located in "HK"`}}
+		record(t, l, r)
+
+		if h := l.Health(); !h.OK || h.Backend != b.name || h.LastCommit.IsZero() {
+			t.Errorf("Health() = %+v", h)
+		}
+		e, err := l.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		ps := l.Pseudonymizer()
+		if e.DecisionID != id || !e.Time.Equal(baseTime) || e.Kind != ledger.KindDecision || e.MeetingID != "m-1" ||
+			e.Account != ps.Account("acct-host-1") || e.AllowJoin != nil || e.EngineVersion != "test-1.2.3" {
+			t.Errorf("entry header = %+v", e)
+		}
+		if e.Geo.Database != geoInfo.Database || !e.Geo.Build.Equal(geoInfo.Build) || e.Bundles["policies"] != "sha256:aaaa" || e.Bundles["registry"] != "sha256:bbbb" {
+			t.Errorf("geo/bundles = %+v %v", e.Geo, e.Bundles)
+		}
+		if len(e.Orders) != 2 {
+			t.Fatalf("orders = %+v", e.Orders)
+		}
+		o := e.Orders[0]
+		if o.OrderID != "CN-1" || o.Authority != "cn.cac" || o.AuthorityName != "Cyberspace Administration of China" ||
+			!slices.Equal(o.Jurisdiction, []string{"CN"}) || o.LegalBasis != orders["CN-1"].LegalBasis || o.Received != "2026-06-01" ||
+			!slices.Equal(o.Demands, orders["CN-1"].Demands) {
+			t.Errorf("order = %+v", o)
+		}
+		if len(e.Actions) != 1 {
+			t.Fatalf("actions = %+v", e.Actions)
+		}
+		a := e.Actions[0]
+		if a.Type != decision.RemoveParticipant || a.OrderID != "CN-1" || a.Subject != ps.Participant("p-cn-1") || a.Country != "CN" ||
+			a.Network != "202.96.128.0/24" || !slices.Equal(a.Jurisdiction, []string{"CN"}) || a.Reason == "" {
+			t.Errorf("action = %+v", a)
+		}
+		if len(e.Refused) != 1 || e.Refused[0].Code != "affects_outside" || e.Refused[0].AffectedOutside != 2 || e.Refused[0].Demand != "end_meeting" {
+			t.Errorf("refused = %+v", e.Refused)
+		}
+		if len(e.GuardBlocked) != 1 {
+			t.Fatalf("guard_blocked = %+v", e.GuardBlocked)
+		}
+		g := e.GuardBlocked[0]
+		wantReason := fmt.Sprintf(`action claims %q is located in "CN"; located in "HK"`, ps.Participant("p-hk-1"))
+		if g.Code != "misstated_facts" || g.Subject != ps.Participant("p-hk-1") || g.Country != "CN" || g.Reason != wantReason {
+			t.Errorf("guard_blocked = %+v; want reason %s", g, wantReason)
+		}
+
+		page, err := l.List(ctx, ledger.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(page.Entries); !slices.Equal(got, []string{id}) || page.NextCursor != "" {
+			t.Errorf("List = %v, cursor %q", got, page.NextCursor)
+		}
+		if _, err := l.Get(ctx, "no-such-decision"); !errors.Is(err, ledger.ErrNotFound) {
+			t.Errorf("Get(unknown) = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestRecordIsCommittedWhenItReturns(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		db := b.raw(t)
+		for range 20 {
+			id := newID()
+			record(t, l, removal(id, time.Now(), "p"))
+			// Another connection (another process could be reading) sees it.
+			var n int
+			if err := db.QueryRow(`SELECT count(*) FROM ledger_decisions WHERE decision_id = '` + id + `'`).Scan(&n); err != nil || n != 1 {
+				t.Fatalf("right after Record returned, %d rows for %s (%v)", n, id, err)
+			}
+		}
+	})
+}
+
+func TestAdmissionEntry(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		deny := false
+		id := newID()
+		r := &engine.Record{
+			Decision: &decision.Decision{DecisionID: id, Time: baseTime, MeetingID: "m-1", AllowJoin: &deny,
+				Actions: []decision.Action{{Type: decision.DenyJoin, MeetingID: "m-1", ParticipantID: "j-cn", OrderID: "CN-1", Jurisdiction: []string{"CN"}, Country: "CN", Reason: "inside"}},
+				Refused: []decision.Refusal{}, GuardBlocked: []decision.Blocked{}, OrderIDs: []string{"CN-1"}, Geo: geoInfo, Bundles: bundles},
+			AccountID: "acct-host-1", Orders: map[string]registry.Order{"CN-1": orders["CN-1"]}, Authorities: authorities,
+			Networks: []netip.Prefix{netip.MustParsePrefix("240e:3b4:38e5::/48")}, Admission: true,
+		}
+		record(t, l, r)
+		e, err := l.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Kind != ledger.KindAdmission || e.AllowJoin == nil || *e.AllowJoin || len(e.Actions) != 1 ||
+			e.Actions[0].Subject != l.Pseudonymizer().Participant("j-cn") || e.Actions[0].Network != "240e:3b4:38e5::/48" {
+			t.Errorf("admission entry = %+v", e)
+		}
+	})
+}
+
+func TestListPaginationAndFilters(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		ctx := context.Background()
+		// 9 entries, one minute apart, oldest first; two pairs share a
+		// timestamp so the cursor must break ties by decision id.
+		var all []string // oldest first
+		times := []time.Duration{0, 1, 2, 2, 3, 4, 5, 5, 6}
+		for i, d := range times {
+			id := fmt.Sprintf("dec-%02d", i)
+			order := "CN-1"
+			if i%3 == 2 {
+				order = "HK-1"
+			}
+			record(t, l, removal(id, baseTime.Add(d*time.Minute), fmt.Sprintf("p-%d", i), order))
+			all = append(all, id)
+		}
+		newest := slices.Clone(all)
+		slices.Reverse(newest)
+
+		var got []string
+		cursor := ""
+		pages := 0
+		for {
+			page, err := l.List(ctx, ledger.Query{Limit: 4, Cursor: cursor})
+			if err != nil {
+				t.Fatalf("List page %d: %v", pages, err)
+			}
+			pages++
+			if len(page.Entries) > 4 {
+				t.Fatalf("page of %d entries with limit 4", len(page.Entries))
+			}
+			got = append(got, ids(page.Entries)...)
+			if page.NextCursor == "" {
+				break
+			}
+			if pages > 10 {
+				t.Fatal("pagination does not end")
+			}
+			cursor = page.NextCursor
+		}
+		if !slices.Equal(got, newest) || pages != 3 {
+			t.Errorf("paged List = %v in %d pages, want %v in 3", got, pages, newest)
+		}
+		// A page that ends exactly at the last entry has no cursor.
+		if page, err := l.List(ctx, ledger.Query{Limit: len(all)}); err != nil || page.NextCursor != "" || len(page.Entries) != len(all) {
+			t.Errorf("List(limit=all) = %d entries, cursor %q, %v", len(page.Entries), page.NextCursor, err)
+		}
+
+		list := func(q ledger.Query) []string {
+			t.Helper()
+			page, err := l.List(ctx, q)
+			if err != nil {
+				t.Fatalf("List(%+v): %v", q, err)
+			}
+			return ids(page.Entries)
+		}
+		// [since, until)
+		if got := list(ledger.Query{Since: baseTime.Add(2 * time.Minute), Until: baseTime.Add(5 * time.Minute)}); !slices.Equal(got, []string{"dec-05", "dec-04", "dec-03", "dec-02"}) {
+			t.Errorf("since 2m until 5m = %v", got)
+		}
+		if got := list(ledger.Query{Order: "HK-1"}); !slices.Equal(got, []string{"dec-08", "dec-05", "dec-02"}) {
+			t.Errorf("order HK-1 = %v", got)
+		}
+		if got := list(ledger.Query{Authority: "cn.cac"}); !slices.Equal(got, []string{"dec-07", "dec-06", "dec-04", "dec-03", "dec-01", "dec-00"}) {
+			t.Errorf("authority cn.cac = %v", got)
+		}
+		if got := list(ledger.Query{Authority: "cn.cac", Since: baseTime.Add(4 * time.Minute), Limit: 2}); !slices.Equal(got, []string{"dec-07", "dec-06"}) {
+			t.Errorf("authority cn.cac since 4m limit 2 = %v", got)
+		}
+		if got := list(ledger.Query{Order: "NOPE"}); len(got) != 0 {
+			t.Errorf("unknown order = %v", got)
+		}
+
+		for _, bad := range []string{"!!!not-base64", "bm9jb2xvbg", "eDp5", "MTIzOg", "OjEyMw"} { // "nocolon", "x:y", "123:", ":123"
+			if _, err := l.List(ctx, ledger.Query{Cursor: bad}); !errors.Is(err, ledger.ErrBadCursor) {
+				t.Errorf("List(cursor %q) = %v, want ErrBadCursor", bad, err)
+			}
+		}
+	})
+}
+
+func TestEntryCitingTwoOrdersIsListedOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		id := newID()
+		record(t, l, removal(id, baseTime, "p", "CN-1", "HK-1"))
+		for _, q := range []ledger.Query{{}, {Order: "CN-1"}, {Order: "HK-1"}, {Authority: "hk.police"}} {
+			page, err := l.List(context.Background(), q)
+			if err != nil || !slices.Equal(ids(page.Entries), []string{id}) {
+				t.Errorf("List(%+v) = %v, %v", q, ids(page.Entries), err)
+			}
+		}
+	})
+}
+
+func TestIdempotentInsert(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		id := newID()
+		r := removal(id, baseTime, "p-1", "CN-1", "HK-1")
+		record(t, l, r)
+		record(t, l, r)
+		// The same decision recorded concurrently lands in one batch.
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if err := l.Record(context.Background(), r); err != nil {
+					t.Errorf("concurrent Record: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := b.count(t, `SELECT count(*) FROM ledger_decisions`); n != 1 {
+			t.Errorf("%d rows in ledger_decisions, want 1", n)
+		}
+		if n := b.count(t, `SELECT count(*) FROM ledger_decision_orders`); n != 2 {
+			t.Errorf("%d rows in ledger_decision_orders, want 2", n)
+		}
+		page, err := l.List(context.Background(), ledger.Query{})
+		if err != nil || len(page.Entries) != 1 {
+			t.Errorf("List = %d entries, %v", len(page.Entries), err)
+		}
+	})
+}
+
+func TestScanOrderAndFilters(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		ctx := context.Background()
+		var all []string
+		// Recorded out of time order: Scan sorts by decision time.
+		for _, i := range []int{3, 0, 4, 1, 2} {
+			id := fmt.Sprintf("scan-%d", i)
+			order := "CN-1"
+			if i%2 == 1 {
+				order = "HK-1"
+			}
+			record(t, l, removal(id, baseTime.Add(time.Duration(i)*time.Hour), "p", order))
+		}
+		for i := range 5 {
+			all = append(all, fmt.Sprintf("scan-%d", i))
+		}
+		scan := func(q ledger.Query) []string {
+			t.Helper()
+			var got []string
+			if err := l.Scan(ctx, q, func(e *ledger.Entry) error { got = append(got, e.DecisionID); return nil }); err != nil {
+				t.Fatalf("Scan(%+v): %v", q, err)
+			}
+			return got
+		}
+		if got := scan(ledger.Query{Limit: 1, Cursor: "ignored"}); !slices.Equal(got, all) {
+			t.Errorf("Scan = %v, want %v (oldest first; limit and cursor ignored)", got, all)
+		}
+		if got := scan(ledger.Query{Since: baseTime.Add(time.Hour), Until: baseTime.Add(3 * time.Hour)}); !slices.Equal(got, []string{"scan-1", "scan-2"}) {
+			t.Errorf("Scan [1h, 3h) = %v", got)
+		}
+		if got := scan(ledger.Query{Order: "HK-1"}); !slices.Equal(got, []string{"scan-1", "scan-3"}) {
+			t.Errorf("Scan order HK-1 = %v", got)
+		}
+		if got := scan(ledger.Query{Authority: "cn.cac", Since: baseTime.Add(time.Hour)}); !slices.Equal(got, []string{"scan-2", "scan-4"}) {
+			t.Errorf("Scan authority cn.cac since 1h = %v", got)
+		}
+		stop := errors.New("stop")
+		n := 0
+		if err := l.Scan(ctx, ledger.Query{}, func(*ledger.Entry) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+			t.Errorf("Scan with a failing callback = %v after %d calls", err, n)
+		}
+	})
+}
+
+func waitCounts(t *testing.T, l *ledger.Ledger, want map[string]int64) []ledger.CountRow {
+	t.Helper()
+	var rows []ledger.CountRow
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		rows, err = l.Counts(context.Background(), time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatalf("Counts: %v", err)
+		}
+		got := map[string]int64{}
+		for _, r := range rows {
+			got[r.Kind+"|"+r.MeetingID+"|"+r.OrderIDs+"|"+r.Day] += r.N
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			return rows
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counts = %v, want %v", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestQuietCountsFlushedAndSummed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		day := baseTime.Format(time.DateOnly)
+		var quiet []string
+		for range 3 {
+			id := newID()
+			quiet = append(quiet, id)
+			record(t, l, plainAdmission(id, "m-quiet"))
+		}
+		// A decision with nothing to do is counted as a decision.
+		nothing := &engine.Record{Decision: &decision.Decision{DecisionID: newID(), Time: baseTime, MeetingID: "m-idle",
+			Actions: []decision.Action{}, Refused: []decision.Refusal{}, GuardBlocked: []decision.Blocked{}, OrderIDs: []string{}, Geo: geoInfo, Bundles: bundles}}
+		record(t, l, nothing)
+		waitCounts(t, l, map[string]int64{
+			"admission|m-quiet|CN-1|" + day: 3,
+			"decision|m-idle||" + day:       1,
+		})
+		// Later flushes add to the same rows.
+		for range 2 {
+			record(t, l, plainAdmission(newID(), "m-quiet"))
+		}
+		rows := waitCounts(t, l, map[string]int64{
+			"admission|m-quiet|CN-1|" + day: 5,
+			"decision|m-idle||" + day:       1,
+		})
+		if len(rows) != 2 {
+			t.Errorf("counts rows = %+v, want one row per key", rows)
+		}
+		// Counted records are not entries.
+		for _, id := range quiet {
+			if _, err := l.Get(context.Background(), id); !errors.Is(err, ledger.ErrNotFound) {
+				t.Errorf("Get(counted %s) = %v, want ErrNotFound", id, err)
+			}
+		}
+		if page, _ := l.List(context.Background(), ledger.Query{}); len(page.Entries) != 0 {
+			t.Errorf("List holds %d entries; counted records must not be listed", len(page.Entries))
+		}
+	})
+}
+
+func TestCloseFlushesCounts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		slow := func(c *ledger.Config) { c.FlushInterval = time.Hour }
+		l := b.open(t, slow)
+		for range 4 {
+			record(t, l, plainAdmission(newID(), "m-close"))
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l2 := b.open(t, slow)
+		waitCounts(t, l2, map[string]int64{"admission|m-close|CN-1|" + baseTime.Format(time.DateOnly): 4})
+	})
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		for i := range 3 {
+			l := b.open(t)
+			record(t, l, removal(newID(), baseTime, fmt.Sprintf("p-%d", i)))
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := b.count(t, `SELECT count(*) FROM ledger_migrations`); n != 1 {
+			t.Errorf("%d rows in ledger_migrations after three opens, want 1", n)
+		}
+		if n := b.count(t, `SELECT count(*) FROM ledger_decisions`); n != 3 {
+			t.Errorf("%d entries after three opens, want 3", n)
+		}
+	})
+}
+
+func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		// Replicas starting together against one database; the key is
+		// shared through a key file, as replicas must.
+		keyFile := filepath.Join(t.TempDir(), "key")
+		if err := os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		const replicas = 6
+		var wg sync.WaitGroup
+		errs := make([]error, replicas)
+		ids := make([]string, replicas)
+		for i := range replicas {
+			ids[i] = newID()
+			wg.Go(func() {
+				cfg := b.config()
+				cfg.KeyFile = keyFile
+				l, err := ledger.Open(context.Background(), cfg)
+				if err != nil {
+					errs[i] = fmt.Errorf("Open: %w", err)
+					return
+				}
+				defer l.Close()
+				errs[i] = l.Record(context.Background(), removal(ids[i], baseTime, "p"))
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("replica %d: %v", i, err)
+			}
+		}
+		if n := b.count(t, `SELECT count(*) FROM ledger_migrations`); n != 1 {
+			t.Errorf("%d rows in ledger_migrations, want 1", n)
+		}
+		if n := b.count(t, `SELECT count(*) FROM ledger_decisions`); n != replicas {
+			t.Errorf("%d entries, want %d", n, replicas)
+		}
+	})
+}
+
+// bumpSchema pretends a newer geoscope migrated the database.
+func bumpSchema(t *testing.T, b *backend) {
+	t.Helper()
+	l := b.open(t)
+	record(t, l, removal(newID(), baseTime, "p"))
+	l.Close()
+	if _, err := b.raw(t).Exec(`INSERT INTO ledger_migrations (version, applied_at) VALUES (99, 0)`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNewerSchemaIsConfigError(t *testing.T) {
+	skipBug(t, "BUG: ledger.Open on a database whose ledger_migrations holds a version newer than the code returns nil: "+
+		"openBackend only logs the migrate error (\"ledger not reachable yet\") and defers it to the first Record, "+
+		"where it is wrapped as ErrUnavailable (%v loses ErrConfig). Expected: Open returns an error matching ErrConfig "+
+		"(so `geoscope serve` exits 2 at start instead of answering every decision 503)")
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		bumpSchema(t, b)
+		l, err := ledger.Open(context.Background(), b.config())
+		if err == nil {
+			l.Close()
+		}
+		if !errors.Is(err, ledger.ErrConfig) {
+			t.Fatalf("Open on a newer schema = %v, want ErrConfig", err)
+		}
+	})
+}
+
+func TestNewerSchemaRecordsNothing(t *testing.T) {
+	// Whatever Open says, a ledger that does not understand its schema must
+	// not write into it nor answer decisions.
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		bumpSchema(t, b)
+		l, err := ledger.Open(context.Background(), b.config())
+		if err != nil {
+			if !errors.Is(err, ledger.ErrConfig) {
+				t.Fatalf("Open = %v, want nil or ErrConfig", err)
+			}
+			return
+		}
+		defer l.Close()
+		if err := l.Record(context.Background(), removal(newID(), baseTime, "p")); !errors.Is(err, ledger.ErrUnavailable) {
+			t.Errorf("Record on a newer schema = %v, want ErrUnavailable", err)
+		}
+		if n := b.count(t, `SELECT count(*) FROM ledger_decisions`); n != 1 {
+			t.Errorf("%d entries, want only the one written before the schema changed", n)
+		}
+		if h := l.Health(); h.OK {
+			t.Errorf("Health() = %+v after a refused record", h)
+		}
+	})
+}
+
+func TestKeyGeneratedOnFirstStartAndReused(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		record(t, l, removal(newID(), baseTime, "p"))
+		keyPath := filepath.Join(b.dir, "ledger.key")
+		fi, err := os.Stat(keyPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", keyPath, fi.Mode().Perm())
+		}
+		if di, err := os.Stat(b.dir); err != nil || di.Mode().Perm() != 0o700 {
+			t.Errorf("data dir mode %v (%v), want 0700", di.Mode().Perm(), err)
+		}
+		raw, err := os.ReadFile(keyPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+		if err != nil || len(key) != 32 {
+			t.Fatalf("key file holds %q: want 32 bytes in hex (%v)", raw, err)
+		}
+		first := l.Pseudonymizer().Participant("someone")
+		if want := ledger.NewPseudonymizer(key).Participant("someone"); first != want {
+			t.Errorf("pseudonym %s is not made with the key in the file (%s)", first, want)
+		}
+		l.Close()
+
+		l2 := b.open(t)
+		raw2, _ := os.ReadFile(keyPath)
+		if string(raw2) != string(raw) {
+			t.Errorf("key file changed on the second start")
+		}
+		if got := l2.Pseudonymizer().Participant("someone"); got != first {
+			t.Errorf("pseudonym after restart %s, before %s", got, first)
+		}
+		// Every file the ledger writes is owner-only.
+		if b.url == "" {
+			entries, _ := os.ReadDir(b.dir)
+			for _, de := range entries {
+				fi, err := de.Info()
+				if err == nil && fi.Mode().Perm()&0o077 != 0 {
+					t.Errorf("%s has mode %v; the ledger's files must be owner-only", de.Name(), fi.Mode().Perm())
+				}
+			}
+		}
+	})
+}
+
+func TestSQLiteDataDirWithURICharacters(t *testing.T) {
+	skipBug(t, "BUG: the SQLite DSN is \"file:\"+path+\"?…\" with the path not escaped, so SQLite reads '#', '?' and '%XX' in "+
+		"--data-dir as URI syntax. Input: DataDir \"<tmp>/a#b\" (or \"a?b\"). Expected: the database in <tmp>/a#b/ledger.db. "+
+		"Actual: entries are written to the file <tmp>/a (outside the data dir, mode 0644), <tmp>/a#b/ledger.db stays empty; "+
+		"with \"a%41b\" the database cannot be opened at all (every record 503)")
+	// Subtest names without those characters: t.TempDir() uses them.
+	for sub, name := range map[string]string{"hash": "a#b", "question-mark": "a?b", "percent": "a%41b", "space": "a b"} {
+		t.Run(sub, func(t *testing.T) {
+			root := t.TempDir()
+			b := &backend{name: "sqlite", dir: filepath.Join(root, name)}
+			l := b.open(t)
+			id := newID()
+			if err := l.Record(context.Background(), removal(id, baseTime, "p")); err != nil {
+				t.Fatalf("Record: %v", err)
+			}
+			l.Close()
+			entries, _ := os.ReadDir(root)
+			if len(entries) != 1 || entries[0].Name() != name {
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				t.Errorf("files beside the data dir: %v; the ledger must stay inside %s", names, b.dir)
+			}
+			if n := b.count(t, `SELECT count(*) FROM ledger_decisions WHERE decision_id = '`+id+`'`); n != 1 {
+				t.Errorf("%s/ledger.db holds %d rows for the recorded decision", b.dir, n)
+			}
+		})
+	}
+}
+
+func TestKeyFile(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		dir := t.TempDir()
+		write := func(name string, data []byte) string {
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		raw32 := []byte("0123456789-abcdefghij-KLMNOPQRS!") // 32 bytes, not hex
+		hex32 := strings.Repeat("5a", 32) + "\n"
+		for name, path := range map[string]string{
+			"31 raw bytes":           write("short", raw32[:31]),
+			"16 bytes in hex":        write("shorthex", []byte(strings.Repeat("5a", 16))),
+			"empty":                  write("empty", nil),
+			"missing":                filepath.Join(dir, "missing"),
+			"31 bytes and a newline": write("short-nl", append(slices.Clone(raw32[:31]), '\n')),
+		} {
+			cfg := b.config()
+			cfg.KeyFile = path
+			l, err := ledger.Open(context.Background(), cfg)
+			if err == nil {
+				l.Close()
+			}
+			if !errors.Is(err, ledger.ErrConfig) {
+				t.Errorf("key file %s: Open = %v, want ErrConfig", name, err)
+			}
+		}
+		for name, tc := range map[string]struct {
+			data []byte
+			key  []byte
+		}{
+			"32 raw bytes":    {raw32, raw32},
+			"32 bytes in hex": {[]byte(hex32), []byte(strings.Repeat("Z", 32))},
+		} {
+			cfg := b.config()
+			cfg.KeyFile = write(strings.ReplaceAll(name, " ", "-"), tc.data)
+			l, err := ledger.Open(context.Background(), cfg)
+			if err != nil {
+				t.Errorf("key file %s: Open = %v", name, err)
+				continue
+			}
+			if got, want := l.Pseudonymizer().Account("a"), ledger.NewPseudonymizer(tc.key).Account("a"); got != want {
+				t.Errorf("key file %s: pseudonym %s, want %s", name, got, want)
+			}
+			l.Close()
+			if _, err := os.Stat(filepath.Join(b.dir, "ledger.key")); err == nil {
+				t.Errorf("key file %s: a key was generated into the data dir although --ledger-key-file was given", name)
+			}
+		}
+	})
+}
+
+func TestPseudonyms(t *testing.T) {
+	k1 := []byte(strings.Repeat("k", 32))
+	k2 := []byte(strings.Repeat("K", 32))
+	a, a2, c := ledger.NewPseudonymizer(k1), ledger.NewPseudonymizer(slices.Clone(k1)), ledger.NewPseudonymizer(k2)
+	for _, id := range []string{"p-1", "acct-us-b", "ünïcödé", strings.Repeat("x", 256)} {
+		p := a.Participant(id)
+		if len(p) != 3+32 || !strings.HasPrefix(p, "ps:") {
+			t.Errorf("Participant(%q) = %q, want ps: and 128 bits in hex", id, p)
+		}
+		if _, err := hex.DecodeString(p[3:]); err != nil {
+			t.Errorf("Participant(%q) = %q: not hex", id, p)
+		}
+		if strings.Contains(p, id) {
+			t.Errorf("pseudonym %q contains the id", p)
+		}
+		if a2.Participant(id) != p || a2.Account(id) != a.Account(id) {
+			t.Errorf("%q: pseudonyms differ under the same key", id)
+		}
+		if c.Participant(id) == p || c.Account(id) == a.Account(id) {
+			t.Errorf("%q: same pseudonym under another key", id)
+		}
+		if a.Account(id) == p {
+			t.Errorf("%q: participant and account pseudonyms coincide", id)
+		}
+	}
+	if a.Participant("p-1") == a.Participant("p-2") {
+		t.Error("two ids share a pseudonym")
+	}
+	if a.Participant("") != "" || a.Account("") != "" {
+		t.Error("the empty id must stay empty")
+	}
+
+	// Through the ledger: the same record under two keys.
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		id := newID()
+		subject := func(key []byte, dir string) string {
+			kf := filepath.Join(t.TempDir(), "key")
+			if err := os.WriteFile(kf, key, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			bb := *b
+			if bb.url != "" {
+				bb.url = pgtest.Shared(t).NewSchema(t)
+			}
+			bb.dir = dir
+			l := bb.open(t, func(c *ledger.Config) { c.KeyFile = kf })
+			record(t, l, removal(id, baseTime, "p-same"))
+			e, err := l.Get(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e.Actions[0].Subject
+		}
+		s1, s2, s3 := subject(k1, t.TempDir()), subject(k1, t.TempDir()), subject(k2, t.TempDir())
+		if s1 != s2 || s1 != a.Participant("p-same") {
+			t.Errorf("same key: %s, %s; want %s", s1, s2, a.Participant("p-same"))
+		}
+		if s3 == s1 {
+			t.Errorf("another key gives the same pseudonym %s", s3)
+		}
+	})
+}
+
+func TestReasonsHoldNoRawIDs(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		id := newID()
+		r := removal(id, baseTime, "pid-alpha-7c1")
+		r.AccountID = "acct-charlie-9d2"
+		r.Decision.Actions[0].Reason = `removing "pid-alpha-7c1", hosted by "acct-charlie-9d2"`
+		r.Decision.Refused = []decision.Refusal{{OrderID: "CN-1", Demand: "end_meeting", Code: "not_targeted",
+			Reason: `the order targets neither meeting "m-1" nor account "acct-charlie-9d2"`}}
+		r.Decision.GuardBlocked = []decision.Blocked{
+			{Action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct-echo-4f3", OrderID: "CN-1"}, Code: "wrong_account",
+				Reason: `action names account "acct-echo-4f3", the meeting's host account is "acct-charlie-9d2"`},
+			{Action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "pid-alpha-7c1", OrderID: "NOPE"}, Code: "unknown_order",
+				Reason: `order "NOPE" is not under evaluation for this meeting`},
+		}
+		record(t, l, r)
+		e, err := l.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(e)
+		for _, secret := range []string{"pid-alpha-7c1", "acct-charlie-9d2", "acct-echo-4f3"} {
+			if strings.Contains(string(raw), secret) {
+				t.Errorf("the entry holds %q:\n%s", secret, raw)
+			}
+		}
+		ps := l.Pseudonymizer()
+		if want := fmt.Sprintf(`action names account %q, the meeting's host account is %q`, ps.Account("acct-echo-4f3"), ps.Account("acct-charlie-9d2")); e.GuardBlocked[0].Reason != want {
+			t.Errorf("guard reason = %s, want %s", e.GuardBlocked[0].Reason, want)
+		}
+	})
+}
+
+func TestHostFlaggedBlockDoesNotLeakParticipantID(t *testing.T) {
+	skipBug(t, "BUG: a guard-blocked action with host=true naming a participant id that no other action names "+
+		"(policy: {\"type\":\"remove_participant\",\"participant_id\":\"pid-bravo\",\"host\":true,...}; guard reason "+
+		"`remove_participant names \"pid-bravo\", who is not the connected host`) is stored with the raw id: "+
+		"newEntry's subject() returns the host account's pseudonym for Host actions and never adds a.ParticipantID to the scrubber")
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		id := newID()
+		r := removal(id, baseTime, "pid-alpha-7c1")
+		r.Decision.GuardBlocked = []decision.Blocked{{
+			Action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "pid-bravo-5e8", Host: true, OrderID: "CN-1"},
+			Code:   "unknown_participant", Reason: `remove_participant names "pid-bravo-5e8", who is not the connected host`,
+		}}
+		record(t, l, r)
+		e, err := l.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(e)
+		if strings.Contains(string(raw), "pid-bravo-5e8") {
+			t.Errorf("the entry holds the raw participant id:\n%s", raw)
+		}
+	})
+}
+
+func TestNetworksAreCoarse(t *testing.T) {
+	skipBug(t, "BUG: the ledger stores Record.Networks verbatim: Networks [202.96.128.86/32, 240e:3b4:38e5:1::7/128, ::ffff:202.96.128.0/120] "+
+		"are written as \"202.96.128.86/32\", \"240e:3b4:38e5:1::7/128\", \"::ffff:202.96.128.0/120\"; expected /24 (IPv4, unmapped) or /48 (IPv6) "+
+		"prefixes only (or a refused record). Today only engine.networks (geo.Coarse) guarantees it")
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		id := newID()
+		r := removal(id, baseTime, "p-1")
+		r.Decision.Actions = append(r.Decision.Actions, r.Decision.Actions[0], r.Decision.Actions[0])
+		r.Decision.Actions[1].ParticipantID, r.Decision.Actions[2].ParticipantID = "p-2", "p-3"
+		r.Networks = []netip.Prefix{
+			netip.MustParsePrefix("202.96.128.86/32"),
+			netip.MustParsePrefix("240e:3b4:38e5:1::7/128"),
+			netip.MustParsePrefix("::ffff:202.96.128.0/120"),
+		}
+		err := l.Record(context.Background(), r)
+		if err != nil {
+			return // refusing the record is acceptable
+		}
+		e, err := l.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range e.Actions {
+			p, err := netip.ParsePrefix(a.Network)
+			if err != nil || !(p.Addr().Is4() && p.Bits() == 24 || p.Addr().Is6() && !p.Addr().Is4In6() && p.Bits() == 48) {
+				t.Errorf("stored network %q: want a /24 or /48 prefix", a.Network)
+			}
+		}
+	})
+}
+
+func TestStatements(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		id := newID()
+		deny := false
+		r := removal(id, baseTime, "p-cn-1")
+		r.Decision.AllowJoin = &deny
+		j := []string{"CN"}
+		r.Decision.Actions = []decision.Action{
+			{Type: decision.DenyJoin, MeetingID: "m-1", ParticipantID: "j-cn", OrderID: "CN-1", Jurisdiction: j, Country: "CN", Reason: "inside"},
+			{Type: decision.RemoveParticipant, MeetingID: "m-1", ParticipantID: "p-cn-1", OrderID: "CN-1", Jurisdiction: j, Country: "CN", Reason: "inside"},
+			{Type: decision.EndMeeting, MeetingID: "m-1", OrderID: "CN-1", Jurisdiction: j, Reason: "order CN-1: every user connected to the meeting is located in CN"},
+			{Type: decision.SuspendAccount, MeetingID: "m-1", AccountID: "acct-host-1", OrderID: "CN-1", Jurisdiction: j, Country: "CN", Reason: "order CN-1: the account is registered in CN"},
+		}
+		r.Networks = []netip.Prefix{netip.MustParsePrefix("240e:3b4:38e5::/48"), netip.MustParsePrefix("202.96.128.0/24"), {}, {}}
+		record(t, l, r)
+		e, err := l.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := e.Statements()
+		if len(st) != 4 {
+			t.Fatalf("%d statements for 4 actions", len(st))
+		}
+		restriction := map[string]string{
+			"deny_join":          "the participant was not admitted to the meeting",
+			"remove_participant": "the participant was removed from the meeting",
+			"end_meeting":        "the meeting was ended",
+			"suspend_account":    "the account was suspended",
+		}
+		facts := map[string][]string{
+			"deny_join":          {"CN", "network 240e:3b4:38e5::/48", "DBIP-Country-Lite", "2026-06-01"},
+			"remove_participant": {"CN", "network 202.96.128.0/24", "DBIP-Country-Lite", "2026-06-01"},
+			"end_meeting":        {"meeting m-1", "located in CN", "DBIP-Country-Lite", "2026-06-01"},
+			"suspend_account":    {"registered in CN", "located in CN", "DBIP-Country-Lite", "2026-06-01"},
+		}
+		for i, s := range st {
+			typ := r.Decision.Actions[i].Type
+			if s.Action.Type != typ {
+				t.Errorf("statement %d is for %s, want %s", i, s.Action.Type, typ)
+			}
+			if s.Restriction != restriction[typ] {
+				t.Errorf("%s: restriction %q", typ, s.Restriction)
+			}
+			for _, want := range []string{"CN", "Cyberspace Administration of China", "cn.cac"} {
+				if !strings.Contains(s.TerritorialScope, want) {
+					t.Errorf("%s: territorial scope %q does not name %q", typ, s.TerritorialScope, want)
+				}
+			}
+			if s.LegalGround != orders["CN-1"].LegalBasis {
+				t.Errorf("%s: legal ground %q, want the order's legal basis %q", typ, s.LegalGround, orders["CN-1"].LegalBasis)
+			}
+			for _, want := range []string{"CN-1", "2026-06-01", "end_meeting", "Cyberspace Administration of China"} {
+				if !strings.Contains(s.Order, want) {
+					t.Errorf("%s: order %q does not name %q", typ, s.Order, want)
+				}
+			}
+			for _, want := range facts[typ] {
+				if !strings.Contains(s.Facts, want) {
+					t.Errorf("%s: facts %q do not name %q", typ, s.Facts, want)
+				}
+			}
+			if !s.Automated || s.AutomatedNote == "" || !strings.Contains(s.AutomatedNote, "policies@sha256:aaaa") {
+				t.Errorf("%s: automated %v, note %q", typ, s.Automated, s.AutomatedNote)
+			}
+			if !strings.Contains(s.Redress, id) {
+				t.Errorf("%s: redress %q does not cite the decision", typ, s.Redress)
+			}
+			raw, _ := json.Marshal(s)
+			for _, secret := range []string{"p-cn-1", "j-cn", "acct-host-1"} {
+				if strings.Contains(string(raw), `"`+secret+`"`) {
+					t.Errorf("%s: statement holds the raw id %s", typ, secret)
+				}
+			}
+		}
+
+		// Refusals only: no statements, but a list.
+		only := removal(newID(), baseTime, "p")
+		only.Decision.Actions, only.Networks = []decision.Action{}, nil
+		only.Decision.Refused = []decision.Refusal{{OrderID: "CN-1", Demand: "end_meeting", Code: "affects_outside", Reason: "x", AffectedOutside: 1}}
+		record(t, l, only)
+		e2, err := l.Get(context.Background(), only.Decision.DecisionID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := e2.Statements(); st == nil || len(st) != 0 {
+			t.Errorf("statements for a refusal-only entry = %#v, want an empty list", st)
+		}
+	})
+}
+
+func TestRecordWithCanceledContext(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		canceled, cancel := context.WithCancel(context.Background())
+		cancel()
+		expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		defer cancel2()
+		for name, ctx := range map[string]context.Context{"canceled": canceled, "expired": expired} {
+			for range 20 {
+				if err := l.Record(ctx, removal(newID(), baseTime, "p")); !errors.Is(err, ledger.ErrUnavailable) {
+					t.Fatalf("Record with a %s context = %v, want ErrUnavailable", name, err)
+				}
+			}
+		}
+		// The ledger still works afterwards.
+		record(t, l, removal(newID(), baseTime, "p"))
+	})
+}
+
+func TestCloseDrainsQueuedRecords(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t, func(c *ledger.Config) { c.MaxBatch = 4 })
+		const n = 64
+		type outcome struct {
+			id  string
+			err error
+		}
+		out := make(chan outcome, n)
+		var started sync.WaitGroup
+		for range n {
+			started.Add(1)
+			go func() {
+				id := newID()
+				started.Done()
+				out <- outcome{id, l.Record(context.Background(), removal(id, baseTime, "p"))}
+			}()
+		}
+		started.Wait()
+		time.Sleep(2 * time.Millisecond) // let them queue behind the first commits
+		if err := l.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		var committed []string
+		timeout := time.After(30 * time.Second)
+		for range n {
+			select {
+			case o := <-out:
+				switch {
+				case o.err == nil:
+					committed = append(committed, o.id)
+				case !errors.Is(o.err, ledger.ErrUnavailable):
+					t.Errorf("Record during Close = %v, want nil or ErrUnavailable", o.err)
+				}
+			case <-timeout:
+				t.Fatalf("a Record racing Close never returned (see TestRecordAfterCloseReturns)")
+			}
+		}
+		if len(committed) == 0 {
+			t.Fatal("no Record was committed")
+		}
+		l2 := b.open(t)
+		for _, id := range committed {
+			if _, err := l2.Get(context.Background(), id); err != nil {
+				t.Errorf("Record(%s) returned nil but after Close: %v", id, err)
+			}
+		}
+		t.Logf("%d of %d records committed before or during Close", len(committed), n)
+	})
+}
+
+func TestRecordAfterCloseReturns(t *testing.T) {
+	skipBug(t, "BUG: Record after Close (or racing it) can block forever: its select between `l.writes <- p` and `<-l.stop` "+
+		"picks at random when the buffered channel has room, and once the writer has exited nobody answers p.done. "+
+		"Input: l.Close(); l.Record(context.Background(), r) ×100. Expected: each returns ErrUnavailable (\"closed\") at once. "+
+		"Actual: about half never return (with a request context they return only at its deadline)")
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var returned atomic.Int32
+		done := make(chan struct{})
+		const n = 100
+		for range n {
+			go func() {
+				err := l.Record(context.Background(), removal(newID(), baseTime, "p"))
+				if !errors.Is(err, ledger.ErrUnavailable) {
+					t.Errorf("Record after Close = %v, want ErrUnavailable", err)
+				}
+				if returned.Add(1) == n {
+					close(done)
+				}
+			}()
+		}
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d of %d Record calls after Close returned within 5s", returned.Load(), n)
+		}
+	})
+}
+
+// ---------------------------------------------------------------------------
+
+// BenchmarkRecord measures durable records per second: every record is
+// an enforcement entry committed (fsynced) before Record returns, with
+// concurrent callers sharing commits.
+//
+//	go test -run '^$' -bench BenchmarkRecord -benchtime 5s ./engine/ledger/
+func BenchmarkRecord(b *testing.B) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		for _, par := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/clients=%dxGOMAXPROCS", name, par), func(b *testing.B) {
+				be := newBackend(b, name)
+				l := be.open(b)
+				record(b, l, removal(newID(), time.Now(), "warmup"))
+				b.SetParallelism(par)
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := l.Record(context.Background(), removal(newID(), time.Now(), "p-bench")); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+			})
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package report
+
+import (
+	"embed"
+	"html/template"
+	"io"
+	"strings"
+	"time"
+)
+
+//go:embed templates/report.html.tmpl
+var templates embed.FS
+
+var htmlTemplate = template.Must(template.New("report.html.tmpl").Funcs(template.FuncMap{
+	// dict2 passes a heading and rows to a sub-template.
+	"dict2":  func(k string, v any) kv { return kv{K: k, V: v} },
+	"sub":    func(a, b int) int { return a - b },
+	"list":   func(s ...string) []string { return s },
+	"upper":  upperFirst,
+	"first":  func(s string) string { a, _, _ := strings.Cut(s, "|"); return a },
+	"second": func(s string) string { _, b, _ := strings.Cut(s, "|"); return b },
+}).ParseFS(templates, "templates/report.html.tmpl"))
+
+type kv struct {
+	K string
+	V any
+}
+
+// htmlData is what the template renders.
+type htmlData struct {
+	*Report
+	PeriodSince, PeriodUntil string // YYYY-MM-DD for the date inputs
+	SuppressionNote          string
+	DemandChart              chart
+	CountryChart             chart
+}
+
+// HTML writes the report as one self-contained HTML page: inline CSS and
+// inline SVG charts, no script, no external resource. The period picker is
+// a GET form submitting since and until to the page's own URL, which is
+// what GET /report of geoscope serve reads.
+func (r *Report) HTML(w io.Writer) error {
+	d := htmlData{
+		Report:          r,
+		PeriodSince:     r.Period.Since.UTC().Format(time.DateOnly),
+		PeriodUntil:     r.Period.Until.UTC().Format(time.DateOnly),
+		SuppressionNote: SuppressionText(r.MinCount),
+		DemandChart:     r.demandChart(),
+		CountryChart:    r.countryChart(),
+	}
+	return htmlTemplate.Execute(w, d)
+}
+
+// chart is a horizontal bar chart, laid out here so the template only
+// places elements.
+type chart struct {
+	ID, Title, Desc string
+	Width, Height   int
+	BarX            int
+	Rows            []chartRow
+	Legend          []legendItem
+	Empty           string // set when there is nothing to draw
+}
+
+type chartRow struct {
+	Label      string
+	Value      string // the published text: a number or "<5"
+	Class      string
+	Suppressed bool
+	Y, TextY   int
+	W, H       int
+	ValueX     int
+	Gap        bool // first row of a new group
+}
+
+type legendItem struct{ Label, Class string }
+
+const (
+	chartRowH = 26
+	chartBarH = 18
+	chartGap  = 10
+)
+
+// geometry is a chart's horizontal layout: the whole width, where the bars
+// start (labels are right-aligned before it) and the longest bar.
+type geometry struct{ width, barX, barMax int }
+
+type chartInput struct {
+	label, class string
+	cell         Cell
+	gap          bool
+}
+
+func layout(id, title string, g geometry, in []chartInput, minCount int) chart {
+	c := chart{ID: id, Title: title, Width: g.width, BarX: g.barX}
+	scale := 0
+	for _, x := range in {
+		scale = max(scale, plotted(x.cell, minCount))
+	}
+	var desc []string
+	y := 4
+	for i, x := range in {
+		if x.gap && i > 0 {
+			y += chartGap
+		}
+		w := 0
+		if v := plotted(x.cell, minCount); v > 0 && scale > 0 {
+			w = max(2, v*g.barMax/scale)
+		}
+		c.Rows = append(c.Rows, chartRow{
+			Label: x.label, Value: x.cell.String(), Class: x.class, Suppressed: x.cell.Suppressed(),
+			Y: y + (chartRowH-chartBarH)/2, TextY: y + chartRowH/2 + 5, W: w, H: chartBarH,
+			ValueX: g.barX + w + 6, Gap: x.gap && i > 0,
+		})
+		desc = append(desc, x.label+": "+x.cell.String())
+		y += chartRowH
+	}
+	c.Height = y + 4
+	c.Desc = strings.Join(desc, "; ") + "."
+	if scale == 0 {
+		c.Empty = "Nothing to chart: every count is 0."
+	}
+	return c
+}
+
+// plotted is the length a cell is drawn with: its count, or for a
+// suppressed cell the threshold minus one (it is drawn hatched and
+// labelled "<5", so it shows only what the label says).
+func plotted(c Cell, minCount int) int {
+	if c.Suppressed() {
+		return minCount - 1
+	}
+	return c.n
+}
+
+func (r *Report) demandChart() chart {
+	var in []chartInput
+	for _, d := range r.Totals.Demands {
+		in = append(in,
+			chartInput{label: d.Demand + " · granted", class: "granted", cell: d.Granted, gap: true},
+			chartInput{label: d.Demand + " · narrowed", class: "narrowed", cell: d.Narrowed},
+			chartInput{label: d.Demand + " · refused", class: "refused", cell: d.Refused},
+		)
+	}
+	c := layout("chart-demands", "Demands by outcome, all authorities", geometry{width: 680, barX: 240, barMax: 360}, in, r.MinCount)
+	c.Legend = []legendItem{{"granted as asked", "granted"}, {"narrowed to participants inside", "narrowed"}, {"refused", "refused"}}
+	if len(in) == 0 {
+		c.Empty = "No demand was evaluated in the period."
+	}
+	return c
+}
+
+func (r *Report) countryChart() chart {
+	var in []chartInput
+	for _, row := range r.Totals.ByCountry {
+		in = append(in, chartInput{label: row.Country, class: "country", cell: row.Total})
+	}
+	c := layout("chart-countries", "Participant-level actions by located country, all authorities", geometry{width: 440, barX: 80, barMax: 300}, in, r.MinCount)
+	if len(in) == 0 {
+		c.Empty = "No participant-level action was carried out in the period."
+	}
+	return c
+}

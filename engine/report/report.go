@@ -1,0 +1,647 @@
+// Package report builds geoscope's transparency report on government
+// demands from the enforcement ledger, and nothing else: every figure is
+// counted from the entries the ledger committed (and its aggregate count
+// rows), so the report states the enforcement that actually happened, not
+// what a policy or a counter claims.
+//
+// A report is aggregates only. It names no participant, account, meeting,
+// network or decision; counts from 1 to MinCount-1 are suppressed (shown as
+// "<5" for the default MinCount of 5) in every format, so that a small cell
+// cannot single anyone out. Two figures are never suppressed: the number of
+// users outside a jurisdiction who were affected, and any violation, since
+// hiding a small violation would defeat the report's purpose.
+//
+// The users affected outside the jurisdiction are computed from the action
+// records themselves, never read from a stored counter:
+//
+//   - a participant-level action (remove_participant, deny_join) whose
+//     located country is not in its jurisdiction counts 1;
+//   - an end_meeting or suspend_account action counts everyone it reached
+//     (the action's Reached record) located outside its jurisdiction,
+//     "unknown" included;
+//   - a suspend_account action counts 1 more when the account's country is
+//     outside.
+//
+// An end_meeting action without a Reached record cannot be shown to have
+// affected only users inside, and is reported as a violation too.
+//
+// Each (decision, order, demand) has one outcome: granted as asked (the
+// end_meeting or suspend_account action for the order exists; for
+// remove_participants, participant actions exist or the demand was not
+// refused), narrowed to participant level (refused, but the order's
+// participant-level actions exist in the decision), refused (refused,
+// nothing carried out for the order), or not decided (neither: a join-time
+// decision decides only admissions).
+//
+// A report renders as Markdown, JSON, HTML (one self-contained page: inline
+// CSS and SVG, no script, no external resource) and CSV. The CSV is one
+// long-format table, "section,authority,jurisdiction,key,value", one row
+// per figure, so that every section fits the same five columns and a
+// spreadsheet can pivot it; see [Report.CSV].
+//
+// Limits: suppression is primary only. A suppressed cell can sometimes be
+// worked out from a published total and the other cells of its row (the
+// decisions recorded and the admissions recorded add up to the decisions
+// of all authorities, for example); the threshold protects small cells
+// from being read off, not from that arithmetic.
+package report
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/engine/registry"
+)
+
+// DefaultMinCount is the suppression threshold when Options.MinCount is 0:
+// counts from 1 to 4 are shown as "<5".
+const DefaultMinCount = 5
+
+// Labels of the pseudo-authorities of a report.
+const (
+	// AllAuthorities labels the totals over every authority.
+	AllAuthorities = "(all)"
+	// Unattributed labels actions and guard blocks that cite an order the
+	// entry does not state (a guard block of an unknown order, typically).
+	Unattributed = "(unattributed)"
+)
+
+// Outcomes of a demand in one decision.
+const (
+	OutcomeGranted    = "granted"     // carried out as asked
+	OutcomeNarrowed   = "narrowed"    // refused as asked, carried out at participant level
+	OutcomeRefused    = "refused"     // refused, nothing carried out for the order
+	OutcomeNotDecided = "not_decided" // neither granted nor refused (a join-time decision decides only admissions)
+)
+
+// ErrPeriod is matched by errors for an unusable period.
+var ErrPeriod = errors.New("invalid report period")
+
+// Period is the half-open interval [Since, Until) a report covers.
+type Period struct {
+	Since, Until time.Time
+}
+
+// WithDefaults fills what is missing of a requested period with the year
+// to date: Until defaults to the start of the UTC day after now (so today
+// is included), Since to 1 January (UTC) of the year Until falls in.
+func (p Period) WithDefaults(now time.Time) Period {
+	if p.Until.IsZero() {
+		p.Until = now.UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
+	}
+	if p.Since.IsZero() {
+		last := p.Until.UTC().Add(-time.Nanosecond) // the last instant in the period
+		p.Since = time.Date(last.Year(), time.January, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return p
+}
+
+// Options tune a report.
+type Options struct {
+	// MinCount is the suppression threshold: counts from 1 to MinCount-1
+	// are shown as "<MinCount". 0 means DefaultMinCount; 1 suppresses
+	// nothing.
+	MinCount int
+}
+
+// Build reads the ledger's entries and aggregate counts for the period and
+// aggregates them into a report.
+func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report, error) {
+	if p.Since.IsZero() || p.Until.IsZero() {
+		return nil, fmt.Errorf("%w: since and until are both required", ErrPeriod)
+	}
+	if !p.Since.Before(p.Until) {
+		return nil, fmt.Errorf("%w: since (%s) must be before until (%s)", ErrPeriod, p.Since.Format(time.RFC3339), p.Until.Format(time.RFC3339))
+	}
+	if o.MinCount == 0 {
+		o.MinCount = DefaultMinCount
+	}
+	if o.MinCount < 1 {
+		return nil, fmt.Errorf("min count %d: want 1 or more", o.MinCount)
+	}
+	a := newAggregator(p)
+	if err := l.Scan(ctx, ledger.Query{Since: p.Since, Until: p.Until}, a.entry); err != nil {
+		return nil, err
+	}
+	// An order received in the period may first be enforced after it; the
+	// entries after the period are read for their orders only.
+	if err := l.Scan(ctx, ledger.Query{Since: p.Until}, a.laterEntry); err != nil {
+		return nil, err
+	}
+	rows, err := l.Counts(ctx, p.Since, p.Until)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		a.countRow(r)
+	}
+	return a.report(o.MinCount), nil
+}
+
+// groupKey is one authority with the jurisdiction the registry gave it.
+type groupKey struct {
+	authority    string
+	jurisdiction string // sorted, comma-joined
+}
+
+// tally holds the raw counts of one group. Raw counts never leave the
+// package: report turns them into Cells.
+type tally struct {
+	key          groupKey
+	name         string
+	jurisdiction []string
+
+	decisions     int
+	ordersCited   map[string]bool
+	demandOrders  map[string]map[string]bool // demand → order ids
+	outcomes      map[string]map[string]int  // demand → outcome → n
+	refusalCodes  map[string]int
+	partActions   map[string]int            // remove_participant, deny_join
+	byCountry     map[string]map[string]int // country → type → n
+	ended         int
+	suspended     int
+	reachedTotal  int // users affected by end_meeting and suspend_account actions
+	reachedOutOf  int // of which outside the jurisdiction
+	actionRecords int
+	outside       int
+	unproven      int
+	blocks        map[string]int
+}
+
+func newTally(k groupKey, jurisdiction []string) *tally {
+	return &tally{
+		key: k, jurisdiction: jurisdiction,
+		ordersCited: map[string]bool{}, demandOrders: map[string]map[string]bool{},
+		outcomes: map[string]map[string]int{}, refusalCodes: map[string]int{},
+		partActions: map[string]int{}, byCountry: map[string]map[string]int{},
+		blocks: map[string]int{},
+	}
+}
+
+// orderInfo is what the report keeps of an order: its group and the date it
+// was received.
+type orderInfo struct {
+	key      groupKey
+	received string // YYYY-MM-DD, "" when unknown
+}
+
+// seen is a value first and last seen in the period.
+type seen struct {
+	first, last time.Time
+	n           int
+}
+
+type aggregator struct {
+	period   Period
+	sinceDay string
+	untilDay string
+
+	total  *tally
+	groups map[groupKey]*tally
+	orders map[string]orderInfo // every order cited, in the period or after
+
+	entries, admissionEntries int
+	plainAdmissions           int64
+	plainUnderOrder           int64
+	quietDecisions            int64
+
+	geo     map[[2]string]*seen // database, build
+	bundles map[[2]string]*seen // bundle, revision
+}
+
+func newAggregator(p Period) *aggregator {
+	return &aggregator{
+		period:   p,
+		sinceDay: p.Since.UTC().Format(time.DateOnly),
+		untilDay: p.Until.UTC().Format(time.DateOnly),
+		total:    newTally(groupKey{authority: AllAuthorities}, nil),
+		groups:   map[groupKey]*tally{},
+		orders:   map[string]orderInfo{},
+		geo:      map[[2]string]*seen{},
+		bundles:  map[[2]string]*seen{},
+	}
+}
+
+func keyOf(authority string, jurisdiction []string) (groupKey, []string) {
+	j := slices.Clone(jurisdiction)
+	slices.Sort(j)
+	j = slices.Compact(j)
+	return groupKey{authority: authority, jurisdiction: strings.Join(j, ",")}, j
+}
+
+func (a *aggregator) group(authority string, jurisdiction []string) *tally {
+	k, j := keyOf(authority, jurisdiction)
+	t := a.groups[k]
+	if t == nil {
+		t = newTally(k, j)
+		a.groups[k] = t
+	}
+	return t
+}
+
+// both applies fn to the group's tally and to the totals.
+func (a *aggregator) both(t *tally, fn func(*tally)) {
+	fn(t)
+	fn(a.total)
+}
+
+func (a *aggregator) laterEntry(e *ledger.Entry) error {
+	for _, o := range e.Orders {
+		if _, ok := a.orders[o.OrderID]; !ok {
+			k, _ := keyOf(o.Authority, o.Jurisdiction)
+			a.orders[o.OrderID] = orderInfo{key: k, received: receivedDay(o.Received)}
+			if g := a.group(o.Authority, o.Jurisdiction); g.name == "" {
+				g.name = o.AuthorityName
+			}
+		}
+	}
+	return nil
+}
+
+func (a *aggregator) entry(e *ledger.Entry) error {
+	a.entries++
+	if e.Kind == ledger.KindAdmission {
+		a.admissionEntries++
+	}
+	a.note(a.geo, [2]string{e.Geo.Database, e.Geo.Build.UTC().Format(time.RFC3339)}, e.Time)
+	for name, rev := range e.Bundles {
+		a.note(a.bundles, [2]string{name, rev}, e.Time)
+	}
+
+	orders := make(map[string]ledger.Order, len(e.Orders))
+	touched := map[*tally]bool{}
+	for _, o := range e.Orders {
+		orders[o.OrderID] = o
+		g := a.group(o.Authority, o.Jurisdiction)
+		if o.AuthorityName != "" {
+			g.name = o.AuthorityName
+		}
+		a.orders[o.OrderID] = orderInfo{key: g.key, received: receivedDay(o.Received)}
+		touched[g] = true
+		a.both(g, func(t *tally) { t.ordersCited[o.OrderID] = true })
+	}
+	for g := range touched {
+		g.decisions++
+	}
+	a.total.decisions++
+
+	// groupOf attributes an action or a guard block to the group of the
+	// order it cites.
+	groupOf := func(orderID string, jurisdiction []string) *tally {
+		if o, ok := orders[orderID]; ok {
+			return a.group(o.Authority, o.Jurisdiction)
+		}
+		return a.group(Unattributed, jurisdiction)
+	}
+
+	// Actions: what was carried out, and whom it reached.
+	partByOrder := map[string]int{}
+	typesByOrder := map[string]map[string]bool{}
+	for _, act := range e.Actions {
+		if typesByOrder[act.OrderID] == nil {
+			typesByOrder[act.OrderID] = map[string]bool{}
+		}
+		typesByOrder[act.OrderID][act.Type] = true
+		o, known := orders[act.OrderID]
+		inside := func(country string) bool {
+			if country == "" || country == engine.UnknownCountry || !slices.Contains(act.Jurisdiction, country) {
+				return false
+			}
+			// The order's jurisdiction as the entry states it bounds the
+			// action's too: an action claiming a wider one is not believed.
+			return !known || slices.Contains(o.Jurisdiction, country)
+		}
+		g := groupOf(act.OrderID, act.Jurisdiction)
+		outside, reached, reachedOut := 0, 0, 0
+		switch act.Type {
+		case decision.RemoveParticipant, decision.DenyJoin:
+			partByOrder[act.OrderID]++
+			if !inside(act.Country) {
+				outside = 1
+			}
+		case decision.EndMeeting, decision.SuspendAccount:
+			for country, n := range act.Reached {
+				reached += n
+				if !inside(country) {
+					reachedOut += n
+				}
+			}
+			if act.Type == decision.SuspendAccount {
+				reached++ // the account holder
+				if !inside(act.Country) {
+					reachedOut++
+				}
+			}
+			outside = reachedOut
+		default:
+			// An action type the guard does not know cannot have passed it;
+			// it is counted as reaching one user outside.
+			outside = 1
+		}
+		country := cmp.Or(act.Country, engine.UnknownCountry)
+		a.both(g, func(t *tally) {
+			t.actionRecords++
+			t.outside += outside
+			switch act.Type {
+			case decision.RemoveParticipant, decision.DenyJoin:
+				t.partActions[act.Type]++
+				if t.byCountry[country] == nil {
+					t.byCountry[country] = map[string]int{}
+				}
+				t.byCountry[country][act.Type]++
+			case decision.EndMeeting:
+				t.ended++
+				if len(act.Reached) == 0 {
+					t.unproven++
+				}
+			case decision.SuspendAccount:
+				t.suspended++
+			}
+			if act.Type == decision.EndMeeting || act.Type == decision.SuspendAccount {
+				t.reachedTotal += reached
+				t.reachedOutOf += reachedOut
+			}
+		})
+	}
+
+	// Demands: one outcome for each (decision, order, demand).
+	refused := map[[2]string]bool{}
+	for _, r := range e.Refused {
+		refused[[2]string{r.OrderID, r.Demand}] = true
+		g := groupOf(r.OrderID, nil)
+		a.both(g, func(t *tally) { t.refusalCodes[cmp.Or(r.Code, "(none)")]++ })
+	}
+	for _, o := range e.Orders {
+		g := a.group(o.Authority, o.Jurisdiction)
+		for _, d := range slices.Compact(slices.Sorted(slices.Values(o.Demands))) {
+			out := outcome(d, refused[[2]string{o.OrderID, d}], typesByOrder[o.OrderID], partByOrder[o.OrderID])
+			a.both(g, func(t *tally) {
+				if t.demandOrders[d] == nil {
+					t.demandOrders[d] = map[string]bool{}
+					t.outcomes[d] = map[string]int{}
+				}
+				t.demandOrders[d][o.OrderID] = true
+				t.outcomes[d][out]++
+			})
+		}
+	}
+
+	// Guard blocks: what the guard kept from happening.
+	for _, b := range e.GuardBlocked {
+		g := groupOf(b.OrderID, nil)
+		a.both(g, func(t *tally) { t.blocks[cmp.Or(b.Code, "(none)")]++ })
+	}
+	return nil
+}
+
+// outcome classifies one demand of one order in one decision.
+func outcome(demand string, refused bool, types map[string]bool, participantActions int) string {
+	granted := false
+	switch demand {
+	case registry.DemandRemoveParticipants:
+		granted = participantActions > 0 || !refused
+	case registry.DemandEndMeeting:
+		granted = types[decision.EndMeeting]
+	case registry.DemandSuspendAccount:
+		granted = types[decision.SuspendAccount]
+	}
+	switch {
+	case granted:
+		return OutcomeGranted
+	case refused && participantActions > 0:
+		return OutcomeNarrowed
+	case refused:
+		return OutcomeRefused
+	}
+	return OutcomeNotDecided
+}
+
+func (a *aggregator) note(m map[[2]string]*seen, k [2]string, at time.Time) {
+	s := m[k]
+	if s == nil {
+		s = &seen{first: at}
+		m[k] = s
+	}
+	s.last = at
+	s.n++
+}
+
+func (a *aggregator) countRow(r ledger.CountRow) {
+	switch r.Kind {
+	case ledger.KindAdmission:
+		a.plainAdmissions += r.N
+		if r.OrderIDs != "" {
+			a.plainUnderOrder += r.N
+		}
+	default:
+		a.quietDecisions += r.N
+	}
+}
+
+// receivedDay normalizes an order's received date to YYYY-MM-DD.
+func receivedDay(s string) string {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t.Format(time.DateOnly)
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC().Format(time.DateOnly)
+	}
+	return ""
+}
+
+func (a *aggregator) receivedInPeriod(info orderInfo) bool {
+	return info.received != "" && info.received >= a.sinceDay && info.received < a.untilDay
+}
+
+// report turns the raw tallies into the suppressed, ordered report.
+func (a *aggregator) report(minCount int) *Report {
+	r := &Report{
+		Title:       Title,
+		Period:      PeriodOut{Since: a.period.Since.UTC(), Until: a.period.Until.UTC()},
+		MinCount:    minCount,
+		Suppressed:  fmt.Sprintf("<%d", minCount),
+		Attribution: Attribution,
+	}
+	c := func(n int) Cell { return Cell{n: n, min: minCount} }
+	c64 := func(n int64) Cell { return Cell{n: int(min(n, 1<<53)), min: minCount} }
+
+	received := map[groupKey]int{}
+	receivedAll := 0
+	for _, info := range a.orders {
+		if a.receivedInPeriod(info) {
+			received[info.key]++
+			receivedAll++
+		}
+	}
+	r.Totals = a.groupOut(a.total, c, receivedAll)
+	r.Authorities = []Group{}
+	keys := slices.SortedFunc(maps.Keys(a.groups), func(x, y groupKey) int {
+		// Unattributed last.
+		if (x.authority == Unattributed) != (y.authority == Unattributed) {
+			if x.authority == Unattributed {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Or(cmp.Compare(x.authority, y.authority), cmp.Compare(x.jurisdiction, y.jurisdiction))
+	})
+	for _, k := range keys {
+		g := a.groups[k]
+		if g.decisions == 0 && g.actionRecords == 0 && len(g.blocks) == 0 && len(g.refusalCodes) == 0 && received[k] == 0 {
+			continue // an authority seen only after the period, with nothing received in it
+		}
+		r.Authorities = append(r.Authorities, a.groupOut(g, c, received[k]))
+	}
+	r.OutsideAffected = r.Totals.OutsideAffected
+	r.Violation = r.OutsideAffected.Value > 0 || r.OutsideAffected.Unproven > 0
+	if r.Violation {
+		r.ViolationText = violationText(r.OutsideAffected)
+	}
+	r.Summary = Summary{
+		Decisions:       c(a.entries - a.admissionEntries),
+		Admissions:      c(a.admissionEntries),
+		PlainAdmissions: c64(a.plainAdmissions),
+		PlainUnderOrder: c64(a.plainUnderOrder),
+		QuietDecisions:  c64(a.quietDecisions),
+	}
+	r.GeoIPDatabases = seenOut(a.geo, c)
+	r.BundleRevisions = seenOut(a.bundles, c)
+	r.Notes = notes(minCount)
+	return r
+}
+
+func (a *aggregator) groupOut(t *tally, c func(int) Cell, received int) Group {
+	g := Group{
+		Authority:      t.key.authority,
+		AuthorityName:  t.name,
+		Jurisdiction:   t.jurisdiction,
+		Decisions:      c(t.decisions),
+		OrdersCited:    c(len(t.ordersCited)),
+		OrdersReceived: c(received),
+	}
+	if g.Jurisdiction == nil {
+		g.Jurisdiction = []string{}
+	}
+	all := map[string]int{}
+	allOrders := map[string]bool{}
+	for _, d := range demandOrder(t.demandOrders) {
+		o := t.outcomes[d]
+		evaluated := 0
+		for out, n := range o {
+			evaluated += n
+			all[out] += n
+		}
+		for id := range t.demandOrders[d] {
+			allOrders[id] = true
+		}
+		g.Demands = append(g.Demands, DemandRow{
+			Demand: d, Orders: c(len(t.demandOrders[d])), Evaluated: c(evaluated),
+			Granted: c(o[OutcomeGranted]), Narrowed: c(o[OutcomeNarrowed]),
+			Refused: c(o[OutcomeRefused]), NotDecided: c(o[OutcomeNotDecided]),
+		})
+	}
+	g.DemandsTotal = DemandRow{
+		Demand: "(all)", Orders: c(len(allOrders)),
+		Evaluated: c(all[OutcomeGranted] + all[OutcomeNarrowed] + all[OutcomeRefused] + all[OutcomeNotDecided]),
+		Granted:   c(all[OutcomeGranted]), Narrowed: c(all[OutcomeNarrowed]),
+		Refused: c(all[OutcomeRefused]), NotDecided: c(all[OutcomeNotDecided]),
+	}
+	if g.Demands == nil {
+		g.Demands = []DemandRow{}
+	}
+	g.RefusalReasons = codeCounts(t.refusalCodes, c)
+	g.GuardBlocks = codeCounts(t.blocks, c)
+	blocks := 0
+	for _, n := range t.blocks {
+		blocks += n
+	}
+	g.GuardBlocksTotal = c(blocks)
+	g.ParticipantActions = ParticipantActions{
+		RemoveParticipant: c(t.partActions[decision.RemoveParticipant]),
+		DenyJoin:          c(t.partActions[decision.DenyJoin]),
+		Total:             c(t.partActions[decision.RemoveParticipant] + t.partActions[decision.DenyJoin]),
+	}
+	countries := slices.SortedFunc(maps.Keys(t.byCountry), func(x, y string) int {
+		tx := t.byCountry[x][decision.RemoveParticipant] + t.byCountry[x][decision.DenyJoin]
+		ty := t.byCountry[y][decision.RemoveParticipant] + t.byCountry[y][decision.DenyJoin]
+		return cmp.Or(cmp.Compare(ty, tx), cmp.Compare(x, y))
+	})
+	g.ByCountry = []CountryRow{}
+	for _, country := range countries {
+		m := t.byCountry[country]
+		g.ByCountry = append(g.ByCountry, CountryRow{
+			Country:           country,
+			Inside:            country != engine.UnknownCountry && slices.Contains(t.jurisdiction, country),
+			RemoveParticipant: c(m[decision.RemoveParticipant]),
+			DenyJoin:          c(m[decision.DenyJoin]),
+			Total:             c(m[decision.RemoveParticipant] + m[decision.DenyJoin]),
+		})
+	}
+	g.MeetingWide = MeetingWide{
+		MeetingsEnded:     c(t.ended),
+		AccountsSuspended: c(t.suspended),
+		AffectedUsers:     c(t.reachedTotal),
+		AffectedOutside:   t.reachedOutOf,
+	}
+	g.MeetingWide.Statement = meetingWideText(g.MeetingWide)
+	g.OutsideAffected = OutsideAffected{
+		Value:         t.outside,
+		ActionRecords: c(t.actionRecords),
+		Unproven:      t.unproven,
+		Proved:        t.outside == 0 && t.unproven == 0,
+		GuardBlocks:   g.GuardBlocks,
+	}
+	g.OutsideAffected.Statement = outsideText(g.OutsideAffected)
+	return g
+}
+
+// demandOrder lists the demands in the registry's vocabulary order, then
+// any others alphabetically.
+func demandOrder(m map[string]map[string]bool) []string {
+	var out []string
+	for _, d := range registry.Demands {
+		if _, ok := m[d]; ok {
+			out = append(out, d)
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(m)) {
+		if !registry.KnownDemand(d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func codeCounts(m map[string]int, c func(int) Cell) []CodeCount {
+	codes := slices.SortedFunc(maps.Keys(m), func(x, y string) int {
+		return cmp.Or(cmp.Compare(m[y], m[x]), cmp.Compare(x, y))
+	})
+	out := make([]CodeCount, 0, len(codes))
+	for _, code := range codes {
+		out = append(out, CodeCount{Code: code, Count: c(m[code])})
+	}
+	return out
+}
+
+func seenOut(m map[[2]string]*seen, c func(int) Cell) []Seen {
+	out := make([]Seen, 0, len(m))
+	for _, k := range slices.SortedFunc(maps.Keys(m), func(x, y [2]string) int {
+		return cmp.Or(m[x].first.Compare(m[y].first), cmp.Compare(x[0], y[0]), cmp.Compare(x[1], y[1]))
+	}) {
+		s := m[k]
+		out = append(out, Seen{
+			Name: k[0], Version: k[1], Decisions: c(s.n),
+			FirstSeen: s.first.UTC().Format(time.DateOnly), LastSeen: s.last.UTC().Format(time.DateOnly),
+		})
+	}
+	return out
+}

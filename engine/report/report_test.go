@@ -1,0 +1,522 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/decision"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func buildFixture(t *testing.T, o Options) *Report {
+	t.Helper()
+	l := openFixture(t, fixtureRecords())
+	r, err := Build(context.Background(), l, fixturePeriod, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestReportGolden renders the fixture's report in Markdown, CSV and JSON
+// and compares each with testdata/fixture.<format>.golden (go test
+// ./engine/report -run Golden -update rewrites them).
+func TestReportGolden(t *testing.T) {
+	r := buildFixture(t, Options{})
+	for _, format := range []string{FormatMarkdown, FormatCSV, FormatJSON} {
+		t.Run(format, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := r.Render(&buf, format); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, filepath.Join("testdata", "fixture."+format+".golden"), buf.Bytes())
+		})
+	}
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./engine/report -run Golden -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+		for i := range max(len(gl), len(wl)) {
+			g, w := "", ""
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if g != w {
+				t.Fatalf("%s differs at line %d:\n got: %s\nwant: %s\n(run with -update if the change is intended)", path, i+1, g, w)
+			}
+		}
+	}
+}
+
+// TestReportFigures checks the fixture's figures one by one, so the golden
+// files are not the only statement of what the report must say.
+func TestReportFigures(t *testing.T) {
+	r := buildFixture(t, Options{})
+	tot := r.Totals
+	check := func(what string, c Cell, want int) {
+		t.Helper()
+		if c.n != want {
+			t.Errorf("%s = %d, want %d", what, c.n, want)
+		}
+	}
+	check("decisions recorded", r.Summary.Decisions, 15)
+	check("admissions recorded", r.Summary.Admissions, 3)
+	check("plain admissions", r.Summary.PlainAdmissions, 10)
+	check("plain admissions under an order", r.Summary.PlainUnderOrder, 7)
+	check("quiet decisions", r.Summary.QuietDecisions, 2)
+	check("orders cited", tot.OrdersCited, 3)
+	check("orders received", tot.OrdersReceived, 3) // CN-2026-0601, RU-2026-0001, CN-2026-0630 (cited only after)
+	check("remove_participant", tot.ParticipantActions.RemoveParticipant, 30)
+	check("deny_join", tot.ParticipantActions.DenyJoin, 3)
+	check("meetings ended", tot.MeetingWide.MeetingsEnded, 2)
+	check("accounts suspended", tot.MeetingWide.AccountsSuspended, 1)
+	check("affected by meeting-wide actions", tot.MeetingWide.AffectedUsers, 13)
+	check("action records", tot.OutsideAffected.ActionRecords, 36)
+	check("guard blocks", tot.GuardBlocksTotal, 14)
+
+	if r.Violation || tot.OutsideAffected.Value != 0 || !tot.OutsideAffected.Proved {
+		t.Errorf("violation %v, outside %d, proved %v; want no violation, 0, proved", r.Violation, tot.OutsideAffected.Value, tot.OutsideAffected.Proved)
+	}
+	if want := "0, computed from 36 action records"; r.OutsideAffected.Statement != want {
+		t.Errorf("statement %q, want %q", r.OutsideAffected.Statement, want)
+	}
+	if want := "all 13 affected users were located inside the jurisdiction"; tot.MeetingWide.Statement != want {
+		t.Errorf("meeting-wide statement %q, want %q", tot.MeetingWide.Statement, want)
+	}
+
+	wantDemands := map[string][6]int{ // orders, evaluated, granted, narrowed, refused, not decided
+		"remove_participants": {1, 2, 1, 0, 1, 0},
+		"end_meeting":         {2, 16, 2, 7, 2, 5},
+		"suspend_account":     {1, 15, 1, 7, 2, 5},
+	}
+	var order []string
+	for _, d := range tot.Demands {
+		order = append(order, d.Demand)
+		got := [6]int{d.Orders.n, d.Evaluated.n, d.Granted.n, d.Narrowed.n, d.Refused.n, d.NotDecided.n}
+		if got != wantDemands[d.Demand] {
+			t.Errorf("demand %s: %v, want %v", d.Demand, got, wantDemands[d.Demand])
+		}
+	}
+	if !slices.Equal(order, []string{"remove_participants", "end_meeting", "suspend_account"}) {
+		t.Errorf("demands in order %v", order)
+	}
+
+	if got := codes(tot.RefusalReasons); !slices.Equal(got, []string{"affects_outside=18", "no_participants=<5"}) {
+		t.Errorf("refusal reasons %v", got)
+	}
+	if got := codes(tot.GuardBlocks); !slices.Equal(got, []string{"outside_jurisdiction=6", "affects_outside=<5", "misstated_facts=<5", "unknown_order=<5"}) {
+		t.Errorf("guard blocks %v", got)
+	}
+	var countries []string
+	for _, c := range tot.ByCountry {
+		countries = append(countries, c.Country+"="+c.Total.String())
+	}
+	if !slices.Equal(countries, []string{"CN=31", "RU=<5"}) {
+		t.Errorf("by country %v", countries)
+	}
+
+	var groups []string
+	for _, g := range r.Authorities {
+		groups = append(groups, g.Authority+"/"+g.JurisdictionText()+"/"+g.Decisions.String())
+	}
+	if !slices.Equal(groups, []string{"cn.cac/CN/16", "ru.rkn/RU/<5", "(unattributed)/(none)/0"}) {
+		t.Errorf("groups %v", groups)
+	}
+	if cn := r.Authorities[0]; cn.OrdersReceived.n != 2 || cn.OrdersCited.n != 2 || cn.AuthorityName != "Cyberspace Administration of China" {
+		t.Errorf("cn.cac: received %d cited %d name %q", cn.OrdersReceived.n, cn.OrdersCited.n, cn.AuthorityName)
+	}
+
+	var geo []string
+	for _, s := range r.GeoIPDatabases {
+		geo = append(geo, s.Version+" "+s.FirstSeen+".."+s.LastSeen+" "+s.Decisions.String())
+	}
+	if !slices.Equal(geo, []string{"2026-01-02T03:04:05Z 2026-01-10..2026-03-15 13", "2026-04-01T00:00:00Z 2026-04-02..2026-05-06 5"}) {
+		t.Errorf("geoip databases %v", geo)
+	}
+	if len(r.BundleRevisions) != 4 {
+		t.Errorf("bundle revisions %+v, want 4", r.BundleRevisions)
+	}
+}
+
+func codes(cc []CodeCount) []string {
+	var out []string
+	for _, c := range cc {
+		out = append(out, c.Code+"="+c.Count.String())
+	}
+	return out
+}
+
+// TestReportSuppression checks that every count from 1 to MinCount-1 is
+// shown as "<MinCount" in every format, that the threshold in the text
+// follows MinCount, and that JSON cells are numbers or the marker string.
+func TestReportSuppression(t *testing.T) {
+	l := openFixture(t, fixtureRecords())
+	for _, minCount := range []int{1, 5, 10} {
+		r, err := Build(context.Background(), l, fixturePeriod, Options{MinCount: minCount})
+		if err != nil {
+			t.Fatal(err)
+		}
+		marker := r.Suppressed
+		for _, format := range Formats {
+			var buf bytes.Buffer
+			if err := r.Render(&buf, format); err != nil {
+				t.Fatal(err)
+			}
+			out := buf.String()
+			if format == FormatHTML {
+				out = strings.ReplaceAll(out, "&lt;", "<")
+			}
+			if minCount == 1 {
+				// Only the marker itself may appear.
+				out = strings.NewReplacer(`"suppressed_marker": "<1"`, "", "suppressed_marker,<1", "").Replace(out)
+				if regexp.MustCompile(`<\d`).MatchString(out) {
+					t.Errorf("min count 1, %s: something is suppressed", format)
+				}
+				continue
+			}
+			if !strings.Contains(out, marker) {
+				t.Errorf("min count %d, %s: no %q in the output", minCount, format, marker)
+			}
+			if other := map[int]string{5: "<10", 10: "<5"}[minCount]; strings.Contains(out, other) {
+				t.Errorf("min count %d, %s: the output has %q", minCount, format, other)
+			}
+		}
+		if minCount == 10 {
+			// 15 decisions stay; 3 admissions, 7 plain admissions under an
+			// order, and the 6 guard blocks of a code are suppressed.
+			if r.Summary.Decisions.String() != "15" || r.Summary.Admissions.String() != "<10" ||
+				r.Summary.PlainUnderOrder.String() != "<10" || r.Totals.GuardBlocks[0].Count.String() != "<10" {
+				t.Errorf("min count 10: %+v, %+v", r.Summary, r.Totals.GuardBlocks)
+			}
+			if !strings.Contains(SuppressionText(10), "from 1 to 9 are shown as <10") {
+				t.Errorf("suppression text %q", SuppressionText(10))
+			}
+		}
+	}
+
+	// JSON: every count is a number or the marker.
+	r, err := Build(context.Background(), l, fixturePeriod, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := r.JSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	markers := 0
+	var walk func(v any, path string)
+	walk = func(v any, path string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				walk(x, path+"."+k)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x, path+"[]")
+			}
+		case string:
+			if strings.HasPrefix(v, "<") {
+				if v != "<5" {
+					t.Errorf("%s = %q", path, v)
+				}
+				markers++
+			}
+		case float64:
+			if v >= 1 && v < 5 && !strings.HasSuffix(path, "min_count") {
+				t.Errorf("%s = %v: a count from 1 to 4 is published", path, v)
+			}
+		}
+	}
+	walk(doc, "")
+	if markers == 0 {
+		t.Error("no suppressed cell in the JSON")
+	}
+}
+
+// TestReportIdentifiesNobody renders every format and looks for anything
+// the ledger holds about people: ids, pseudonyms, networks, meetings.
+func TestReportIdentifiesNobody(t *testing.T) {
+	recs := fixtureRecords()
+	l := openFixture(t, recs)
+	r, err := Build(context.Background(), l, fixturePeriod, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var forbidden []string
+	for _, rec := range recs {
+		d := rec.Decision
+		forbidden = append(forbidden, d.DecisionID, d.MeetingID, rec.AccountID, l.Pseudonymizer().Account(rec.AccountID))
+		for _, a := range d.Actions {
+			if a.ParticipantID != "" {
+				forbidden = append(forbidden, `"`+a.ParticipantID+`"`, l.Pseudonymizer().Participant(a.ParticipantID))
+			}
+		}
+		for _, n := range rec.Networks {
+			if n.IsValid() {
+				forbidden = append(forbidden, n.String(), n.Addr().String())
+			}
+		}
+	}
+	forbidden = append(forbidden, "fixture-reason", "fixture-legal-basis")
+	pseudonym := regexp.MustCompile(`ps:[0-9a-f]{32}`)
+	for _, format := range Formats {
+		var buf bytes.Buffer
+		if err := r.Render(&buf, format); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range forbidden {
+			if f != "" && strings.Contains(buf.String(), f) {
+				t.Errorf("%s output contains %q", format, f)
+			}
+		}
+		if p := pseudonym.FindString(buf.String()); p != "" {
+			t.Errorf("%s output contains the pseudonym %s", format, p)
+		}
+	}
+}
+
+// violating is an entry no guard would let through, written through the
+// ledger like any other: a US participant removed on a CN order, and a
+// meeting ended although it reached users in the US and at an unknown
+// location.
+func violating() []*engine.Record {
+	recs := []*engine.Record{
+		newRec("00000000-0000-7000-8000-00000000bad1", day(time.March, 1, 12), "m-bad", "acct-us-bad", "CN-2026-0601").
+			remove("CN-2026-0601", "US", "p-us").
+			remove("CN-2026-0601", "CN", "p-cn").
+			wide(decision.EndMeeting, "CN-2026-0601", "", map[string]int{"CN": 1, "US": 1, engine.UnknownCountry: 1}).rec,
+	}
+	return recs
+}
+
+func TestReportViolation(t *testing.T) {
+	l := openFixture(t, append(fixtureRecords(), violating()...))
+	r, err := Build(context.Background(), l, fixturePeriod, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 (the US participant) + 2 (the meeting's US and unknown users): a
+	// figure from 1 to 4, never suppressed.
+	if !r.Violation || r.OutsideAffected.Value != 3 || r.OutsideAffected.Proved {
+		t.Fatalf("violation %v, outside %d, proved %v; want a violation of 3", r.Violation, r.OutsideAffected.Value, r.OutsideAffected.Proved)
+	}
+	if r.Totals.MeetingWide.AffectedOutside != 2 || !strings.Contains(r.Totals.MeetingWide.Statement, "2 of the") {
+		t.Errorf("meeting-wide: %+v", r.Totals.MeetingWide)
+	}
+	if got := r.Authorities[0].OutsideAffected.Value; got != 3 {
+		t.Errorf("cn.cac outside = %d, want 3", got)
+	}
+	want := map[string][]string{
+		FormatMarkdown: {"> **⚠ VIOLATION: 3 users located outside", "**3, computed from 39 action records.**", "| 3 |"},
+		FormatCSV:      {"report,(all),(all),violation,true", "outside_affected,(all),(all),value,3", "outside_affected,cn.cac,CN,value,3", "meeting_wide,(all),(all),affected_outside,2"},
+		FormatJSON:     {`"violation": true`, `"value": 3,`, `"violation_text": "VIOLATION: 3 users`},
+		FormatHTML:     {`<div class="violation" role="alert" id="violation">`, `<strong>⚠ Violation</strong>`, `<span class="n" id="outside-affected-value">3</span>`, `class="card proof broken"`},
+	}
+	for format, needles := range want {
+		var buf bytes.Buffer
+		if err := r.Render(&buf, format); err != nil {
+			t.Fatal(err)
+		}
+		if format == FormatHTML { // kept with go test -artifacts, to look at
+			if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "violation.html"), buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, n := range needles {
+			if !strings.Contains(buf.String(), n) {
+				t.Errorf("%s output lacks %q", format, n)
+			}
+		}
+	}
+
+	// Without the violation, no warning anywhere.
+	clean := buildFixture(t, Options{})
+	for _, format := range Formats {
+		var buf bytes.Buffer
+		if err := clean.Render(&buf, format); err != nil {
+			t.Fatal(err)
+		}
+		if s := strings.ToLower(buf.String()); strings.Contains(s, "violation:") || strings.Contains(s, `role="alert"`) {
+			t.Errorf("%s output of a clean ledger warns of a violation", format)
+		}
+	}
+}
+
+// TestReportViolationShapes covers the other ways an action record can
+// show harm outside: a widened jurisdiction, an unknown location, an
+// account registered outside, a meeting ended with no record of whom it
+// reached.
+func TestReportViolationShapes(t *testing.T) {
+	widened := newRec("00000000-0000-7000-8000-0000000000b1", day(time.March, 1, 12), "m1", "acct-1", "CN-2026-0601").remove("CN-2026-0601", "US", "p-us")
+	widened.rec.Decision.Actions[0].Jurisdiction = []string{"CN", "US"}
+	unknown := newRec("00000000-0000-7000-8000-0000000000b2", day(time.March, 1, 13), "m2", "acct-2", "CN-2026-0601").remove("CN-2026-0601", "", "p-x")
+	account := newRec("00000000-0000-7000-8000-0000000000b3", day(time.March, 1, 14), "m3", "acct-3", "CN-2026-0601").
+		wide(decision.SuspendAccount, "CN-2026-0601", "HK", map[string]int{"CN": 2})
+	unproven := newRec("00000000-0000-7000-8000-0000000000b4", day(time.March, 1, 15), "m4", "acct-4", "CN-2026-0602").
+		wide(decision.EndMeeting, "CN-2026-0602", "", nil)
+	for _, tc := range []struct {
+		name              string
+		rec               *engine.Record
+		outside, unproven int
+	}{
+		{"widened jurisdiction", widened.rec, 1, 0},
+		{"unknown location", unknown.rec, 1, 0},
+		{"account registered outside", account.rec, 1, 0},
+		{"meeting ended without reach", unproven.rec, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := openFixture(t, []*engine.Record{tc.rec})
+			r, err := Build(context.Background(), l, fixturePeriod, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := r.OutsideAffected
+			if !r.Violation || o.Value != tc.outside || o.Unproven != tc.unproven || o.Proved {
+				t.Errorf("violation %v, outside %d, unproven %d, proved %v; want outside %d, unproven %d", r.Violation, o.Value, o.Unproven, o.Proved, tc.outside, tc.unproven)
+			}
+		})
+	}
+}
+
+func TestReportHTML(t *testing.T) {
+	r := buildFixture(t, Options{})
+	var buf bytes.Buffer
+	if err := r.HTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	// Kept with go test -artifacts, to look at.
+	if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "fixture.html"), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`<a href="https://db-ip.com">IP Geolocation by DB-IP</a>`,
+		`@media print`,
+		`<form class="picker" method="get" action=""`,
+		`<input type="date" id="since" name="since" value="2026-01-01" required>`,
+		`<input type="date" id="until" name="until" value="2026-07-01" required>`,
+		`<title id="chart-demands-title">Demands by outcome, all authorities</title>`,
+		`<desc id="chart-countries-desc">CN: 31; RU: &lt;5.</desc>`,
+		`<span class="n" id="outside-affected-value">0</span>`,
+		`0, computed from 36 action records`,
+		`All 13 affected users were located inside the jurisdiction.`,
+		`<th scope="col">`,
+		`data-figure="remove_participant" data-authority="(all)">30</td>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if strings.Contains(strings.ToLower(page), "<script") {
+		t.Error("the page has a script")
+	}
+	// No external resource: the only absolute URLs are the two links in
+	// the footer (and the SVG namespace, which is not fetched).
+	for _, m := range regexp.MustCompile(`(?:src|href|url)\s*[=(]\s*["']?([^"') >]+)`).FindAllStringSubmatch(page, -1) {
+		switch u := m[1]; {
+		case u == "https://db-ip.com", u == "https://creativecommons.org/licenses/by/4.0/", u == "data:,", strings.HasPrefix(u, "#"):
+		default:
+			t.Errorf("the page refers to %q", u)
+		}
+	}
+	if strings.Contains(page, "@import") || strings.Contains(page, "@font-face") {
+		t.Error("the page imports CSS or fonts")
+	}
+}
+
+func TestReportPeriodErrors(t *testing.T) {
+	l := openFixture(t, nil)
+	ctx := context.Background()
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, p := range []Period{{}, {Since: at}, {Until: at}, {Since: at, Until: at}, {Since: at.Add(time.Hour), Until: at}} {
+		if _, err := Build(ctx, l, p, Options{}); !errors.Is(err, ErrPeriod) {
+			t.Errorf("%v: err %v, want ErrPeriod", p, err)
+		}
+	}
+	if _, err := Build(ctx, l, fixturePeriod, Options{MinCount: -1}); err == nil {
+		t.Error("min count -1 accepted")
+	}
+	// An empty ledger: a report of zeros, proved.
+	r, err := Build(ctx, l, fixturePeriod, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Violation || !r.OutsideAffected.Proved || r.OutsideAffected.Statement != "0, computed from 0 action records" {
+		t.Errorf("empty ledger: %+v", r.OutsideAffected)
+	}
+	for _, format := range Formats {
+		var buf bytes.Buffer
+		if err := r.Render(&buf, format); err != nil {
+			t.Errorf("%s: %v", format, err)
+		}
+	}
+	if err := r.Render(&bytes.Buffer{}, "pdf"); err == nil {
+		t.Error("format pdf accepted")
+	}
+}
+
+// TestReportCSVShape checks the long format: one header, five columns,
+// every section known.
+func TestReportCSVShape(t *testing.T) {
+	r := buildFixture(t, Options{})
+	var buf bytes.Buffer
+	if err := r.CSV(&buf); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rows[0], []string{"section", "authority", "jurisdiction", "key", "value"}) {
+		t.Fatalf("header %v", rows[0])
+	}
+	sections := map[string]bool{}
+	seen := map[string]bool{}
+	for _, row := range rows[1:] {
+		sections[row[0]] = true
+		k := strings.Join(row[:4], ",")
+		if seen[k] {
+			t.Errorf("duplicate row %s", k)
+		}
+		seen[k] = true
+	}
+	for _, s := range []string{"report", "summary", "outside_affected", "orders", "demands", "refusal_reasons", "participant_actions",
+		"participant_actions_by_country", "meeting_wide", "guard_blocks", "geoip_databases", "bundle_revisions"} {
+		if !sections[s] {
+			t.Errorf("no section %s", s)
+		}
+	}
+}

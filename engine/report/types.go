@@ -1,0 +1,272 @@
+package report
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/geoscope/geoscope/engine/geo/dbip"
+)
+
+// Title is the report's title.
+const Title = "Transparency report on government demands"
+
+// Attribution credits the embedded geolocation data (CC BY 4.0).
+const Attribution = dbip.Attribution
+
+// Report is a transparency report. Every count is a Cell, already
+// suppressed; only the users affected outside a jurisdiction (and the
+// unproven actions) are plain numbers, because they are never suppressed.
+type Report struct {
+	Title      string    `json:"title"`
+	Period     PeriodOut `json:"period"`
+	MinCount   int       `json:"min_count"`
+	Suppressed string    `json:"suppressed_marker"` // "<5": the text of a suppressed cell
+	// Violation is true when any user outside a jurisdiction was affected,
+	// or a meeting-wide action cannot be shown to have affected only users
+	// inside. ViolationText then says so in words.
+	Violation     bool   `json:"violation"`
+	ViolationText string `json:"violation_text,omitempty"`
+	// OutsideAffected is the totals' figure, repeated at the top.
+	OutsideAffected OutsideAffected `json:"outside_affected"`
+	Summary         Summary         `json:"summary"`
+	Totals          Group           `json:"totals"`
+	Authorities     []Group         `json:"authorities"`
+	GeoIPDatabases  []Seen          `json:"geoip_databases"`
+	BundleRevisions []Seen          `json:"bundle_revisions"`
+	Attribution     string          `json:"attribution"`
+	Notes           []string        `json:"notes"`
+}
+
+// PeriodOut is the period as reported.
+type PeriodOut struct {
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"` // exclusive
+}
+
+// Summary counts the decisions of the period.
+type Summary struct {
+	// Decisions and Admissions are the entries recorded one by one: every
+	// decision and admission that carried out, refused or blocked
+	// something, or denied an admission.
+	Decisions  Cell `json:"decisions_recorded"`
+	Admissions Cell `json:"admissions_recorded"`
+	// PlainAdmissions are admissions allowed with nothing to do, counted in
+	// the ledger's aggregate rows; PlainUnderOrder of them were to a
+	// meeting under an order (the participant was located outside its
+	// jurisdiction, or the order demands nothing at join time).
+	PlainAdmissions Cell `json:"plain_admissions"`
+	PlainUnderOrder Cell `json:"plain_admissions_under_order"`
+	// QuietDecisions are decisions with nothing to do, counted in the
+	// aggregate rows.
+	QuietDecisions Cell `json:"quiet_decisions"`
+}
+
+// Group is the report for one authority and the jurisdiction the registry
+// gave it (or the totals, or what cannot be attributed to an order).
+type Group struct {
+	Authority      string   `json:"authority"`
+	AuthorityName  string   `json:"authority_name,omitempty"`
+	Jurisdiction   []string `json:"jurisdiction"`
+	Decisions      Cell     `json:"decisions"` // entries citing an order of the authority
+	OrdersCited    Cell     `json:"orders_cited"`
+	OrdersReceived Cell     `json:"orders_received"`
+	// Demands has one row per demand type, with the outcome of every
+	// (decision, order, demand).
+	Demands []DemandRow `json:"demands"`
+	// DemandsTotal sums the rows of Demands (Demand is "(all)").
+	DemandsTotal       DemandRow          `json:"demands_total"`
+	RefusalReasons     []CodeCount        `json:"refusal_reasons"`
+	ParticipantActions ParticipantActions `json:"participant_actions"`
+	ByCountry          []CountryRow       `json:"participant_actions_by_country"`
+	MeetingWide        MeetingWide        `json:"meeting_wide"`
+	GuardBlocks        []CodeCount        `json:"guard_blocks"`
+	GuardBlocksTotal   Cell               `json:"guard_blocks_total"`
+	OutsideAffected    OutsideAffected    `json:"outside_affected"`
+}
+
+// Label is the group's authority for display.
+func (g Group) Label() string {
+	switch g.Authority {
+	case AllAuthorities:
+		return "All authorities"
+	case Unattributed:
+		return "Not attributable to an order the decision evaluated"
+	}
+	if g.AuthorityName != "" {
+		return g.AuthorityName + " (" + g.Authority + ")"
+	}
+	return g.Authority
+}
+
+// IsUnattributed reports whether the group holds what cites an order the
+// decision did not evaluate.
+func (g Group) IsUnattributed() bool { return g.Authority == Unattributed }
+
+// JurisdictionText is the jurisdiction for display.
+func (g Group) JurisdictionText() string {
+	if g.Authority == AllAuthorities {
+		return "(all)"
+	}
+	if len(g.Jurisdiction) == 0 {
+		return "(none)"
+	}
+	return strings.Join(g.Jurisdiction, ", ")
+}
+
+// DemandRow is the outcomes of one demand type.
+type DemandRow struct {
+	Demand     string `json:"demand"`
+	Orders     Cell   `json:"orders"`    // distinct orders making this demand
+	Evaluated  Cell   `json:"evaluated"` // (decision, order) pairs
+	Granted    Cell   `json:"granted"`
+	Narrowed   Cell   `json:"narrowed"`
+	Refused    Cell   `json:"refused"`
+	NotDecided Cell   `json:"not_decided"`
+}
+
+// CodeCount is a count by refusal or guard block code.
+type CodeCount struct {
+	Code  string `json:"code"`
+	Count Cell   `json:"count"`
+}
+
+// ParticipantActions counts the participant-level actions carried out.
+type ParticipantActions struct {
+	RemoveParticipant Cell `json:"remove_participant"`
+	DenyJoin          Cell `json:"deny_join"`
+	Total             Cell `json:"total"`
+}
+
+// CountryRow counts participant-level actions by located country.
+type CountryRow struct {
+	Country           string `json:"country"`
+	Inside            bool   `json:"inside_jurisdiction"` // meaningless for the totals
+	RemoveParticipant Cell   `json:"remove_participant"`
+	DenyJoin          Cell   `json:"deny_join"`
+	Total             Cell   `json:"total"`
+}
+
+// MeetingWide counts the meeting terminations and account suspensions
+// carried out, and the users they reached.
+type MeetingWide struct {
+	MeetingsEnded     Cell   `json:"meetings_ended"`
+	AccountsSuspended Cell   `json:"accounts_suspended"`
+	AffectedUsers     Cell   `json:"affected_users"`   // per action: a user reached by two actions counts twice
+	AffectedOutside   int    `json:"affected_outside"` // never suppressed
+	Statement         string `json:"statement"`
+}
+
+// OutsideAffected is the proved figure: users outside the jurisdiction
+// affected, computed from the action records.
+type OutsideAffected struct {
+	Value         int         `json:"value"`
+	ActionRecords Cell        `json:"action_records"`
+	Unproven      int         `json:"unproven_meeting_actions"`
+	Proved        bool        `json:"proved_zero"`
+	Statement     string      `json:"statement"`
+	GuardBlocks   []CodeCount `json:"guard_blocks"`
+}
+
+// Seen is a GeoIP database build or a bundle revision in use in the
+// period, with the days it was first and last used.
+type Seen struct {
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	Decisions Cell   `json:"decisions"`
+	FirstSeen string `json:"first_seen"`
+	LastSeen  string `json:"last_seen"`
+}
+
+// Cell is a count as published: the number, or the suppression marker
+// ("<5") when it is from 1 to the threshold minus one. The number itself is
+// not exported, so nothing outside this package can print a suppressed
+// count by mistake.
+type Cell struct {
+	n   int
+	min int
+}
+
+// Suppressed reports whether the cell is shown as the suppression marker.
+func (c Cell) Suppressed() bool { return c.n >= 1 && c.n < c.min }
+
+// Zero reports whether the count is 0 (never suppressed).
+func (c Cell) Zero() bool { return c.n == 0 }
+
+// String is the published text: the number or "<5".
+func (c Cell) String() string {
+	if c.Suppressed() {
+		return "<" + strconv.Itoa(c.min)
+	}
+	return strconv.Itoa(c.n)
+}
+
+// MarshalJSON writes a number, or the marker as a string.
+func (c Cell) MarshalJSON() ([]byte, error) {
+	if c.Suppressed() {
+		return []byte(strconv.Quote(c.String())), nil
+	}
+	return []byte(strconv.Itoa(c.n)), nil
+}
+
+func outsideText(o OutsideAffected) string {
+	s := fmt.Sprintf("%d, computed from %s action records", o.Value, o.ActionRecords)
+	if o.Unproven > 0 {
+		s += fmt.Sprintf("; %d meeting terminations recorded without who they reached cannot be shown to have affected only users inside", o.Unproven)
+	}
+	return s
+}
+
+func meetingWideText(m MeetingWide) string {
+	if m.MeetingsEnded.Zero() && m.AccountsSuspended.Zero() {
+		return "no meeting was ended and no account was suspended"
+	}
+	if m.AffectedOutside == 0 {
+		return fmt.Sprintf("all %s affected users were located inside the jurisdiction", m.AffectedUsers)
+	}
+	return fmt.Sprintf("%d of the %s affected users were NOT located inside the jurisdiction", m.AffectedOutside, m.AffectedUsers)
+}
+
+// ViolationDetail is ViolationText without its "VIOLATION: " prefix, for
+// under a heading that says it.
+func (r *Report) ViolationDetail() string {
+	return strings.TrimPrefix(r.ViolationText, violationPrefix)
+}
+
+const violationPrefix = "VIOLATION: "
+
+func violationText(o OutsideAffected) string {
+	var parts []string
+	if o.Value > 0 {
+		parts = append(parts, fmt.Sprintf("%d users located outside the jurisdiction of the demanding authority (or at an unknown location) were affected by actions in the ledger", o.Value))
+	}
+	if o.Unproven > 0 {
+		parts = append(parts, fmt.Sprintf("%d meeting terminations were recorded without who they reached", o.Unproven))
+	}
+	return violationPrefix + strings.Join(parts, "; ") + ". geoscope's guard must never let this happen: investigate the decisions of this period (geoscope ledger export) and report it."
+}
+
+// SuppressionText explains the suppression threshold.
+func SuppressionText(minCount int) string {
+	switch {
+	case minCount <= 1:
+		return "No count is suppressed (minimum count 1)."
+	case minCount == 2:
+		return "Counts of 1 are shown as <2, so that no single case can be singled out. The number of users affected outside a jurisdiction, and any violation, are never suppressed."
+	}
+	return fmt.Sprintf("Counts from 1 to %d are shown as <%d, so that no small group can be singled out. The number of users affected outside a jurisdiction, and any violation, are never suppressed.", minCount-1, minCount)
+}
+
+func notes(minCount int) []string {
+	return []string{
+		"Every figure is counted from the enforcement ledger: the entries committed for decisions in the period, and the ledger's aggregate counts of decisions with nothing to do. Nothing else is used.",
+		SuppressionText(minCount),
+		"Users affected outside the jurisdiction are computed from the action records: 1 for each participant-level action whose located country is outside the jurisdiction, and for each meeting termination or account suspension everyone it reached who was located outside (or at an unknown location), plus the account itself when registered outside.",
+		"Outcomes are counted for each decision, order and demand: granted as asked; narrowed to participant level (refused as asked, but the participants located inside were acted on); refused (nothing carried out for the order); not decided (a join-time decision only decides admissions).",
+		"Users reached by meeting terminations and account suspensions are counted per action: someone reached by both counts twice.",
+		"Orders received are the orders cited in the ledger (in the period or later) whose received date falls in the period.",
+		"Aggregate counts are kept per UTC day: they cover the days from the first day of the period up to, not including, the day of its end.",
+		"The report identifies nobody: it holds no participant, account, meeting, network or decision.",
+	}
+}

@@ -1,0 +1,184 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/geo/geotest"
+	"github.com/geoscope/geoscope/engine/sources"
+)
+
+// registryBundle is the example registry, relative to this package.
+const registryBundle = "../../bundles/registry"
+
+// testServer is a Server built in-process, with its log captured.
+type testServer struct {
+	*Server
+	logs *syncBuffer
+	// dataDir is the ledger's data directory, when it has one.
+	dataDir string
+}
+
+// serverSetup describes a test server.
+type serverSetup struct {
+	cfg Config
+	// bundles are bundle paths; nil selects the embedded policy and registry.
+	bundles []string
+	// geo is the GeoIP database file; "" selects geotest.Standard.
+	geo string
+	// noLoad leaves the sources unloaded (the server is not ready).
+	noLoad bool
+	// engineOpts configure the engine (a failing recorder, ...).
+	engineOpts []engine.Option
+}
+
+func newTestServer(t *testing.T, setup serverSetup) *testServer {
+	t.Helper()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	geoPath := setup.geo
+	if geoPath == "" {
+		geoPath = geotest.Standard(t)
+	}
+	eng := engine.New(setup.engineOpts...)
+	src := sources.New(sources.Config{Bundles: setup.bundles, GeoIPDB: geoPath, Logger: log}, eng)
+	if !setup.noLoad {
+		if err := src.Load(context.Background()); err != nil {
+			t.Fatalf("loading sources: %v", err)
+		}
+	}
+	s, err := New(setup.cfg, eng, src, log)
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	return &testServer{Server: s, logs: logs}
+}
+
+// request is one HTTP request to a test server.
+type request struct {
+	method, path string
+	token        string // Authorization: Bearer token, when set
+	contentType  string // defaults to application/json when a body is given
+	// noContentType sends no Content-Type header at all.
+	noContentType bool
+	body          string
+	// chunked hides the body's length (Content-Length -1), as a chunked
+	// request would.
+	chunked bool
+}
+
+// response is what a test server answered.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) String() string {
+	return http.StatusText(r.status) + " " + strings.TrimSpace(string(r.body))
+}
+
+// errorBody decodes an error response strictly.
+func (r response) errorBody(t *testing.T) apiError {
+	t.Helper()
+	var e apiError
+	dec := json.NewDecoder(bytes.NewReader(r.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		t.Fatalf("error body %q: %v", r.body, err)
+	}
+	return e
+}
+
+func (ts *testServer) do(t *testing.T, req request) response {
+	t.Helper()
+	var body io.Reader
+	if req.body != "" {
+		body = strings.NewReader(req.body)
+	}
+	r := httptest.NewRequest(req.method, req.path, body)
+	if req.chunked {
+		r.ContentLength = -1
+	}
+	ct := req.contentType
+	if ct == "" && req.body != "" && !req.noContentType {
+		ct = "application/json"
+	}
+	if ct != "" {
+		r.Header.Set("Content-Type", ct)
+	}
+	if req.token != "" {
+		r.Header.Set("Authorization", "Bearer "+req.token)
+	}
+	w := httptest.NewRecorder()
+	ts.Handler().ServeHTTP(w, r)
+	return response{status: w.Code, header: w.Header(), body: w.Body.Bytes()}
+}
+
+// writeTokens writes a tokens file granting decide to the first token and
+// admin to the second, and returns its path.
+func writeTokens(t *testing.T, decide, admin string) string {
+	t.Helper()
+	digest := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
+	path := filepath.Join(t.TempDir(), "tokens")
+	data := "# test tokens\ndecide " + digest(decide) + "\n\nadmin " + digest(admin) + "\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// writeBundle writes a bundle directory from file contents.
+func writeBundle(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// failingRecorder fails every record, which the server must answer as an
+// internal error.
+type failingRecorder struct{}
+
+func (failingRecorder) Record(context.Context, *engine.Record) error {
+	return io.ErrShortWrite
+}

@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/geoscope/geoscope/engine/report"
+	"github.com/geoscope/geoscope/engine/server"
+)
+
+func reportCommand() *cobra.Command {
+	var (
+		flags        ledgerFlags
+		since, until string
+		format, out  string
+		minCount     int
+	)
+	cmd := &cobra.Command{
+		Use:   "report [--since T] [--until T] [--format md|csv|json|html] [--out FILE] [--min-count N]",
+		Short: "Write the transparency report on government demands, from the ledger",
+		Long: `Report aggregates the enforcement ledger into the transparency report on
+government demands: orders cited and received, demands and their outcomes
+(granted as asked, narrowed to participants, refused) with the refusal
+reasons, participant-level actions by type and located country, meeting
+terminations and account suspensions, guard blocks, the GeoIP databases and
+bundle revisions in use, and the number of users outside a jurisdiction
+who were affected, computed from the action records. It identifies nobody;
+counts from 1 to --min-count minus 1 are shown as "<5" (for 5).
+
+The period is [--since, --until): RFC 3339 times or YYYY-MM-DD dates (UTC
+midnight). Without them it is the year to date, today included.
+
+Formats: md (Markdown), csv (one long table: section,authority,jurisdiction,
+key,value), json, html (one self-contained page, no script). The report goes
+to stdout, or to --out FILE (replaced atomically).
+
+Exit status: 0 with a report, 2 on a bad flag (named in the message),
+1 when the ledger cannot be read.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !slices.Contains(report.Formats, format) {
+				return usageError{fmt.Errorf("--format %q: want one of %s", format, strings.Join(report.Formats, ", "))}
+			}
+			if minCount < 1 {
+				return usageError{fmt.Errorf("--min-count %d: want 1 or more (1 suppresses nothing)", minCount)}
+			}
+			var p report.Period
+			for _, f := range []struct {
+				flag, v string
+				dst     *time.Time
+			}{{"--since", since, &p.Since}, {"--until", until, &p.Until}} {
+				if f.v == "" {
+					continue
+				}
+				t, err := server.ParseTime(f.v)
+				if err != nil {
+					return usageError{fmt.Errorf("%s: %w", f.flag, err)}
+				}
+				*f.dst = t
+			}
+			p = p.WithDefaults(time.Now())
+			if !p.Since.Before(p.Until) {
+				flag := "--until"
+				if until == "" {
+					flag = "--since"
+				}
+				return usageError{fmt.Errorf("%s: the period is empty: --since %s must be before --until %s", flag, p.Since.Format(time.RFC3339), p.Until.Format(time.RFC3339))}
+			}
+			if flags.url == ledgerOff {
+				return usageError{errors.New("--ledger off: there is no ledger to report from")}
+			}
+			if flags.url == "" || flags.url == "sqlite" {
+				// Opening a SQLite ledger creates it: a mistyped --data-dir
+				// would report an empty period instead of failing.
+				if _, err := os.Stat(filepath.Join(flags.dataDir, "ledger.db")); err != nil {
+					return usageError{fmt.Errorf("--data-dir %s: no ledger there (%v)", flags.dataDir, unwrapPath(err))}
+				}
+			}
+			if flags.keyFile == "" {
+				// The report reads no pseudonym, so it needs no key; without
+				// one, opening the ledger would generate and store one.
+				key, cleanup, err := throwawayKey()
+				if err != nil {
+					return err
+				}
+				defer cleanup()
+				flags.keyFile = key
+			}
+			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			l, err := flags.open(cmd.Context(), log)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			r, err := report.Build(cmd.Context(), l, p, report.Options{MinCount: minCount})
+			if err != nil {
+				return err
+			}
+			var buf bytes.Buffer
+			if err := r.Render(&buf, format); err != nil {
+				return err
+			}
+			if out == "" {
+				_, err := cmd.OutOrStdout().Write(buf.Bytes())
+				return err
+			}
+			return writeAtomic(out, buf.Bytes())
+		},
+	}
+	f := cmd.Flags()
+	flags.register(f)
+	f.StringVar(&since, "since", "", "the period starts at `T` (RFC 3339 or YYYY-MM-DD; default: 1 January of the current year, UTC)")
+	f.StringVar(&until, "until", "", "the period ends before `T` (RFC 3339 or YYYY-MM-DD; default: the end of today, UTC)")
+	f.StringVar(&format, "format", report.FormatMarkdown, "output format: "+strings.Join(report.Formats, ", "))
+	f.StringVar(&out, "out", "", "write the report to `FILE` instead of stdout")
+	f.IntVar(&minCount, "min-count", report.DefaultMinCount, "show counts from 1 to `N`-1 as \"<N\"")
+	return cmd
+}
+
+// throwawayKey writes a random key to a private temporary file.
+func throwawayKey() (path string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "geoscope-report-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	path = filepath.Join(dir, "key")
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)), 0o600); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return path, cleanup, nil
+}
+
+// writeAtomic replaces path with data: a reader sees the old file or the
+// whole new one.
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return usageError{fmt.Errorf("--out %s: %w", path, unwrapPath(err))}
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	if _, err = tmp.Write(data); err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", path, err)
+	}
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,467 @@
+# METADATA
+# title: geoscope registry validation
+# description: |
+#   Checks the registry bundle (data.authorities and data.orders) before it
+#   is trusted: every authority has a name and a jurisdiction of officially
+#   assigned ISO 3166-1 alpha-2 codes; every order names a registered
+#   authority, states a legal basis, makes known demands and targets at
+#   least one meeting or account. docs/registry.md is the guide for the
+#   people who edit the registry.
+#
+#   "violations" is empty exactly when the registry is valid. Each violation
+#   is {"path", "message"}; the path is the data path of the offending value
+#   ("orders.CN-2020-0601.targets.meetings[2]"), so a reviewer can find the
+#   line in the bundle's data.json.
+#
+#   Cost: the engine evaluates this once per bundle activation, with up to
+#   100,000 orders. Each record is first screened by one rule made of cheap
+#   builtin checks that pass exactly the valid records (a screen never
+#   passes an invalid record; it may send a valid one on, like an order
+#   received on 29 February). Only the records that fail the screen, the
+#   suspects, go through the detailed rules that say what is wrong. No rule
+#   scans the registry per record: an order's authority is a key lookup. So
+#   evaluation is linear in the size of the registry, and a valid registry
+#   costs one screening pass.
+package geoscope.registry
+
+# METADATA
+# title: Violations
+# description: The registry's problems, as {"path", "message"} objects.
+# entrypoint: true
+violations contains v if {
+	some v in document_violations
+}
+
+violations contains v if {
+	some v in authority_violations
+}
+
+violations contains v if {
+	some v in order_violations
+}
+
+# METADATA
+# title: Valid
+# description: True when the registry has no violations.
+# entrypoint: true
+default valid := false
+
+valid if count(violations) == 0
+
+# ---------------------------------------------------------------------------
+# Vocabulary
+# ---------------------------------------------------------------------------
+
+# The officially assigned ISO 3166-1 alpha-2 codes: all 249 of them, as
+# published by the ISO 3166 Maintenance Agency (the same list as Debian's
+# iso-codes and the tz database's iso3166.tab). User-assigned codes (XK, AA,
+# QM-QZ, XA-XZ, ZZ), exceptionally reserved codes (UK, EU, ...) and
+# withdrawn codes (AN, CS, YU, ...) are not countries a participant can be
+# located in, so they are rejected.
+iso3166_alpha2 := {
+	"AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+	"BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS", "BT", "BV", "BW", "BY", "BZ",
+	"CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN", "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ",
+	"DE", "DJ", "DK", "DM", "DO", "DZ",
+	"EC", "EE", "EG", "EH", "ER", "ES", "ET",
+	"FI", "FJ", "FK", "FM", "FO", "FR",
+	"GA", "GB", "GD", "GE", "GF", "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY",
+	"HK", "HM", "HN", "HR", "HT", "HU",
+	"ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT",
+	"JE", "JM", "JO", "JP",
+	"KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ",
+	"LA", "LB", "LC", "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY",
+	"MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK", "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ",
+	"NA", "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ",
+	"OM",
+	"PA", "PE", "PF", "PG", "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY",
+	"QA",
+	"RE", "RO", "RS", "RU", "RW",
+	"SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS", "ST", "SV", "SX", "SY", "SZ",
+	"TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO", "TR", "TT", "TV", "TW", "TZ",
+	"UA", "UG", "UM", "US", "UY", "UZ",
+	"VA", "VC", "VE", "VG", "VI", "VN", "VU",
+	"WF", "WS",
+	"YE", "YT",
+	"ZA", "ZM", "ZW",
+}
+
+# Hints for codes that are often written by mistake.
+code_hints := {
+	"UK": "the United Kingdom's code is \"GB\" (UK is only exceptionally reserved)",
+	"EU": "the European Union is not a country; list its member states",
+	"XK": "XK is user-assigned, not an officially assigned code",
+}
+
+# The demand vocabulary (the same as data.geoscope.demands).
+demand_vocabulary := {"remove_participants", "end_meeting", "suspend_account"}
+
+# Every valid "demands" array: one to three distinct demands of the
+# vocabulary, in any order (15 arrays). The screen checks an order's demands
+# with one lookup in this set.
+demand_lists contains [a] if some a in demand_vocabulary
+
+demand_lists contains [a, b] if {
+	some a in demand_vocabulary
+	some b in demand_vocabulary
+	a != b
+}
+
+demand_lists contains [a, b, c] if {
+	some a in demand_vocabulary
+	some b in demand_vocabulary
+	some c in demand_vocabulary
+	count({a, b, c}) == 3
+}
+
+authority_keys := {"name", "jurisdiction", "notes"}
+
+order_keys := {"authority", "demands", "targets", "legal_basis", "received", "notes"}
+
+target_kinds := {"meetings", "accounts"}
+
+# A calendar date YYYY-MM-DD other than 29 February, which valid_date
+# checks against the year.
+date_pattern := `^[0-9]{4}-(((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01]))|((0[469]|11)-(0[1-9]|[12][0-9]|30))|(02-(0[1-9]|1[0-9]|2[0-8])))$`
+
+# ---------------------------------------------------------------------------
+# The documents
+# ---------------------------------------------------------------------------
+
+# The registry's documents, when they have the right shape. An absent
+# document is an empty one.
+authorities := data.authorities if is_object(data.authorities)
+
+orders := data.orders if is_object(data.orders)
+
+document_violations contains violation(root, sprintf("must be an object keyed by id, not %s", [type_name(doc)])) if {
+	some root in ["authorities", "orders"]
+	doc := data[root]
+	not is_object(doc)
+}
+
+# ---------------------------------------------------------------------------
+# Authorities
+# ---------------------------------------------------------------------------
+
+# The ids of the authorities that pass the screen: exactly the valid ones.
+screened_authorities contains id if {
+	some id, a in authorities
+	is_object(a)
+	count(object.keys(a) - authority_keys) == 0
+	is_string(a.name)
+	trim_space(a.name) != ""
+	is_array(a.jurisdiction)
+	count(a.jurisdiction) > 0
+
+	# Codes outside the list drop out of the intersection and duplicates
+	# collapse, so the sizes match only for distinct assigned codes.
+	count({code | some code in a.jurisdiction} & iso3166_alpha2) == count(a.jurisdiction)
+	is_string(object.get(a, "notes", ""))
+}
+
+suspect_authorities := {id: authorities[id] | some id in (object.keys(authorities) - screened_authorities)}
+
+authority_violations contains violation(authority_path(id), sprintf("an authority must be an object, not %s", [type_name(a)])) if {
+	some id, a in suspect_authorities
+	not is_object(a)
+}
+
+authority_violations contains violation(authority_field(id, "name"), msg) if {
+	some id, a in suspect_authorities
+	is_object(a)
+	msg := text_problem(a, "name")
+}
+
+authority_violations contains violation(authority_field(id, "jurisdiction"), msg) if {
+	some id, a in suspect_authorities
+	is_object(a)
+	msg := jurisdiction_problem(a)
+}
+
+authority_violations contains violation(sprintf("authorities.%s.jurisdiction[%d]", [id, i]), code_problem(code)) if {
+	some id, a in suspect_authorities
+	is_array(a.jurisdiction)
+	some i, code in a.jurisdiction
+	not code in iso3166_alpha2
+}
+
+authority_violations contains violation(authority_field(id, "jurisdiction"), sprintf("lists %v more than once", [dups])) if {
+	some id, a in suspect_authorities
+	is_array(a.jurisdiction)
+	dups := duplicates(a.jurisdiction)
+}
+
+authority_violations contains violation(authority_field(id, "notes"), notes_problem(notes)) if {
+	some id, a in suspect_authorities
+	notes := a.notes
+	not is_string(notes)
+}
+
+authority_violations contains violation(authority_field(id, key), unknown_key(key, authority_keys)) if {
+	some id, a in suspect_authorities
+	is_object(a)
+	some key, _ in a
+	not key in authority_keys
+}
+
+authority_path(id) := sprintf("authorities.%s", [id])
+
+authority_field(id, key) := sprintf("authorities.%s.%s", [id, key])
+
+jurisdiction_problem(a) := "jurisdiction is required" if {
+	not has_key(a, "jurisdiction")
+} else := sprintf("jurisdiction must be an array of ISO 3166-1 alpha-2 codes, not %s", [type_name(a.jurisdiction)]) if {
+	not is_array(a.jurisdiction)
+} else := "jurisdiction must list at least one country" if {
+	count(a.jurisdiction) == 0
+}
+
+code_problem(code) := sprintf("a country code must be a string, not %s", [type_name(code)]) if {
+	not is_string(code)
+} else := sprintf("%q is not an ISO 3166-1 alpha-2 code; codes are upper case: %q", [code, upper(code)]) if {
+	upper(code) in iso3166_alpha2
+} else := sprintf("%q is not an assigned ISO 3166-1 alpha-2 code: %s", [code, code_hints[code]]) if {
+	code_hints[code]
+} else := sprintf("%q is not an assigned ISO 3166-1 alpha-2 code", [code])
+
+# ---------------------------------------------------------------------------
+# Orders
+# ---------------------------------------------------------------------------
+
+# The ids of the orders that pass the screen: only valid ones, and nearly
+# all of them. With 100,000 orders this is the rule that costs, so it is
+# kept to builtin checks: a call of a function of this package with an
+# order as argument costs more than the whole screen (OPA converts and
+# caches the argument).
+screened_orders contains id if {
+	some id, o in orders
+	is_object(o)
+	count(object.keys(o) - order_keys) == 0
+
+	# Authority ids are strings, so this also checks the type.
+	authorities[o.authority]
+	is_string(o.legal_basis)
+	trim_space(o.legal_basis) != ""
+	o.demands in demand_lists
+	is_object(o.targets)
+	count(object.keys(o.targets) - target_kinds) == 0
+	meetings := object.get(o.targets, "meetings", [])
+	accounts := object.get(o.targets, "accounts", [])
+	is_array(meetings)
+	is_array(accounts)
+	ids := array.concat(meetings, accounts)
+	count(ids) > 0
+
+	# Blank or non-string ids drop out of the set and duplicates collapse,
+	# so the sizes match only for distinct non-empty ids. (An id used both
+	# as a meeting and as an account makes the order a suspect; the
+	# detailed rules then find nothing wrong with it.)
+	count({x | some x in ids; is_string(x); trim_space(x) != ""}) == count(ids)
+	received := object.get(o, "received", "2000-01-01")
+	is_string(received)
+	regex.match(date_pattern, received)
+	is_string(object.get(o, "notes", ""))
+}
+
+suspect_orders := {id: orders[id] | some id in (object.keys(orders) - screened_orders)}
+
+order_violations contains violation(order_path(id), sprintf("an order must be an object, not %s", [type_name(o)])) if {
+	some id, o in suspect_orders
+	not is_object(o)
+}
+
+order_violations contains violation(order_field(id, "authority"), msg) if {
+	some id, o in suspect_orders
+	is_object(o)
+	msg := authority_problem(o)
+}
+
+order_violations contains violation(order_field(id, "legal_basis"), msg) if {
+	some id, o in suspect_orders
+	is_object(o)
+	msg := text_problem(o, "legal_basis")
+}
+
+order_violations contains violation(order_field(id, "demands"), msg) if {
+	some id, o in suspect_orders
+	is_object(o)
+	msg := demands_problem(o)
+}
+
+order_violations contains violation(sprintf("orders.%s.demands[%d]", [id, i]), demand_problem(d)) if {
+	some id, o in suspect_orders
+	is_array(o.demands)
+	some i, d in o.demands
+	not d in demand_vocabulary
+}
+
+order_violations contains violation(order_field(id, "demands"), sprintf("lists %v more than once", [dups])) if {
+	some id, o in suspect_orders
+	is_array(o.demands)
+	dups := duplicates(o.demands)
+}
+
+order_violations contains violation(order_field(id, "targets"), msg) if {
+	some id, o in suspect_orders
+	is_object(o)
+	msg := targets_problem(o)
+}
+
+order_violations contains violation(sprintf("orders.%s.targets.%s", [id, kind]), msg) if {
+	some id, o in suspect_orders
+	is_object(o.targets)
+	some kind in target_kinds
+	ids := o.targets[kind]
+	not is_array(ids)
+	msg := sprintf("%s must be an array of ids, not %s", [kind, type_name(ids)])
+}
+
+order_violations contains violation(sprintf("orders.%s.targets.%s[%d]", [id, kind, i]), msg) if {
+	some id, o in suspect_orders
+	some kind, ids in target_lists(o)
+	some i, target in ids
+	not non_blank_string(target)
+	msg := sprintf("a target id must be a non-empty string, not %s", [json.marshal(target)])
+}
+
+order_violations contains violation(sprintf("orders.%s.targets.%s", [id, kind]), sprintf("lists %v more than once", [dups])) if {
+	some id, o in suspect_orders
+	some kind, ids in target_lists(o)
+	dups := duplicates(ids)
+}
+
+order_violations contains violation(sprintf("orders.%s.targets.%s", [id, key]), unknown_key(key, target_kinds)) if {
+	some id, o in suspect_orders
+	is_object(o.targets)
+	some key, _ in o.targets
+	not key in target_kinds
+}
+
+order_violations contains violation(order_field(id, "received"), msg) if {
+	some id, o in suspect_orders
+	received := o.received
+	msg := received_problem(received)
+}
+
+order_violations contains violation(order_field(id, "notes"), notes_problem(notes)) if {
+	some id, o in suspect_orders
+	notes := o.notes
+	not is_string(notes)
+}
+
+order_violations contains violation(order_field(id, key), unknown_key(key, order_keys)) if {
+	some id, o in suspect_orders
+	is_object(o)
+	some key, _ in o
+	not key in order_keys
+}
+
+order_path(id) := sprintf("orders.%s", [id])
+
+order_field(id, key) := sprintf("orders.%s.%s", [id, key])
+
+# An order's authority must be registered: the registry is the only source
+# of a jurisdiction.
+authority_problem(o) := "authority is required" if {
+	not has_key(o, "authority")
+} else := sprintf("authority must be a string (an id from authorities), not %s", [type_name(o.authority)]) if {
+	not is_string(o.authority)
+} else := sprintf("authority %q is not registered in authorities", [o.authority]) if {
+	not has_key(authorities, o.authority)
+}
+
+demands_problem(o) := "demands is required" if {
+	not has_key(o, "demands")
+} else := sprintf("demands must be an array, not %s", [type_name(o.demands)]) if {
+	not is_array(o.demands)
+} else := "demands must list at least one demand" if {
+	count(o.demands) == 0
+}
+
+demand_problem(d) := sprintf("unknown demand %s; the demands are end_meeting, remove_participants and suspend_account", [json.marshal(d)])
+
+targets_problem(o) := "targets is required" if {
+	not has_key(o, "targets")
+} else := sprintf("targets must be an object with meetings and/or accounts, not %s", [type_name(o.targets)]) if {
+	not is_object(o.targets)
+} else := "targets must name at least one meeting or account" if {
+	count_targets(o.targets) == 0
+}
+
+# The target lists that are arrays, by kind.
+target_lists(o) := {kind: ids |
+	some kind in target_kinds
+	ids := o.targets[kind]
+	is_array(ids)
+}
+
+count_targets(targets) := sum([count(ids) |
+	some kind in target_kinds
+	ids := targets[kind]
+	is_array(ids)
+])
+
+received_problem(received) := sprintf("received must be a date string YYYY-MM-DD, not %s", [type_name(received)]) if {
+	not is_string(received)
+} else := sprintf("received %q is not a date YYYY-MM-DD", [received]) if {
+	not valid_date(received)
+}
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+violation(path, message) := {"path": path, "message": message}
+
+# has_key(obj, key) is true when obj has key, whatever its value (even false
+# or null).
+has_key(obj, key) if {
+	_ = obj[key]
+}
+
+non_blank_string(s) if {
+	is_string(s)
+	trim_space(s) != ""
+}
+
+text_problem(obj, key) := sprintf("%s is required", [key]) if {
+	not has_key(obj, key)
+} else := sprintf("%s must be a string, not %s", [key, type_name(obj[key])]) if {
+	not is_string(obj[key])
+} else := sprintf("%s must not be empty or only whitespace", [key]) if {
+	trim_space(obj[key]) == ""
+}
+
+notes_problem(notes) := sprintf("notes must be a string, not %s", [type_name(notes)])
+
+unknown_key(key, allowed) := sprintf("unknown key %q; allowed: %s", [key, concat(", ", sort(allowed))])
+
+# The values that occur more than once in arr, sorted; undefined when there
+# are none. Sorting makes this O(n log n) rather than a pairwise scan.
+duplicates(arr) := dups if {
+	count({x | some x in arr}) != count(arr)
+	sorted := sort(arr)
+	dups := sort({x | some i, x in sorted; i > 0; x == sorted[i - 1]})
+}
+
+# valid_date(s) is true for a calendar date written YYYY-MM-DD (proleptic
+# Gregorian calendar). String checks only: no builtin errors, and no range
+# limit of a nanosecond timestamp.
+valid_date(s) if regex.match(date_pattern, s)
+
+valid_date(s) if {
+	regex.match(`^[0-9]{4}-02-29$`, s)
+	leap_year(substring(s, 0, 4))
+}
+
+# leap_year(year) for a four-digit year string. The leading "1" keeps
+# to_number away from leading zeros, which it rejects; adding 10000 changes
+# no remainder by 4, 100 or 400.
+leap_year(year) if {
+	n := to_number(concat("", ["1", year]))
+	n % 4 == 0
+	n % 100 != 0
+}
+
+leap_year(year) if to_number(concat("", ["1", year])) % 400 == 0

@@ -1,0 +1,431 @@
+package tests
+
+// Helpers of the bundle tests (bundles_*_test.go): building signed and
+// unsigned bundles with OPA's Go API, replacing files atomically, and
+// running the geoscope binary without requiring it to become ready.
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/bundle"
+)
+
+// bndKey is a development signing key pair from bundles/keys.
+type bndKey struct {
+	priv    []byte
+	pubPath string
+	alg     string
+}
+
+func bndDevKey(t *testing.T, name, alg string) bndKey {
+	t.Helper()
+	dir := filepath.Join("..", "bundles", "keys")
+	priv, err := os.ReadFile(filepath.Join(dir, name+".pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := filepath.Abs(filepath.Join(dir, name+".pub.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bndKey{priv: priv, pubPath: pub, alg: alg}
+}
+
+// bndWrite writes b as a .tar.gz, signed with key unless key is nil.
+func bndWrite(t *testing.T, b *bundle.Bundle, key *bndKey) []byte {
+	t.Helper()
+	if key != nil {
+		if err := b.GenerateSignature(bundle.NewSigningConfig(string(key.priv), key.alg, ""), "default", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := bundle.NewWriter(&buf).Write(*b); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// bndPolicyBundle is the repository's policy (../policies without tests)
+// at revision rev.
+func bndPolicyBundle(t *testing.T, rev string, key *bndKey) []byte {
+	t.Helper()
+	root := filepath.Join("..", "policies")
+	b := &bundle.Bundle{Manifest: bundle.Manifest{Revision: rev, Roots: &[]string{"geoscope"}}, Data: map[string]any{}}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".rego") || strings.HasSuffix(p, "_test.rego") {
+			return err
+		}
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		name := "/" + filepath.ToSlash(rel)
+		b.Modules = append(b.Modules, bundle.ModuleFile{URL: name, Path: name, RelativePath: filepath.ToSlash(rel), Raw: raw})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bndWrite(t, b, key)
+}
+
+// bndRegistryData is a valid registry: the example authority and one order,
+// orderID, targeting meeting and account.
+func bndRegistryData(orderID, meeting, account string) map[string]any {
+	return map[string]any{
+		"authorities": map[string]any{
+			"cn.cac": map[string]any{"name": "Cyberspace Administration of China", "jurisdiction": []any{"CN"}},
+		},
+		"orders": map[string]any{
+			orderID: map[string]any{
+				"authority":   "cn.cac",
+				"demands":     []any{"end_meeting", "suspend_account"},
+				"targets":     map[string]any{"meetings": []any{meeting}, "accounts": []any{account}},
+				"legal_basis": "bundle test order " + orderID,
+				"received":    "2026-01-02",
+			},
+		},
+	}
+}
+
+// bndRegistryBundle is a registry bundle holding data at revision rev.
+func bndRegistryBundle(t *testing.T, rev string, data map[string]any, key *bndKey) []byte {
+	t.Helper()
+	b := &bundle.Bundle{Manifest: bundle.Manifest{Revision: rev, Roots: &[]string{"authorities", "orders"}}, Data: data}
+	return bndWrite(t, b, key)
+}
+
+// bndTar packs raw files (slash paths; content as given, valid or not) as a
+// .tar.gz.
+func bndTar(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: "/" + name, Mode: 0o600, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(tw, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// bndRetar rewrites a .tar.gz, passing every file through edit.
+func bndRetar(t *testing.T, tarball []byte, edit func(name string, body []byte) []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(tarball))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	files := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimPrefix(h.Name, "/")
+		files[name] = string(edit(name, body))
+	}
+	return bndTar(t, files)
+}
+
+// bndReplace replaces path with data the way operators and deployment
+// tools do: write a temporary file next to it, then rename it over.
+func bndReplace(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".incoming-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := tmp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bndCopyDir copies a directory tree.
+func bndCopyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, raw, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bndTokens writes a tokens file with one admin and one decide token.
+func bndTokens(t *testing.T) (file, admin, decide string) {
+	t.Helper()
+	admin, decide = "admin-token-for-bundle-tests", "decide-token-for-bundle-tests"
+	digest := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
+	file = writeTemp(t, "tokens", fmt.Appendf(nil, "admin %s\ndecide %s\n", digest(admin), digest(decide)))
+	return file, admin, decide
+}
+
+// bndBuffer collects a process's output safely.
+type bndBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *bndBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *bndBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// bndServer is a running geoscope serve process.
+type bndServer struct {
+	base   string
+	token  string // sent on status, metrics and reload requests
+	stderr *bndBuffer
+	exited chan struct{}
+}
+
+// bndStart runs `geoscope serve` with args on a free loopback port and
+// waits until it answers /health (not /ready). The process is killed when
+// the test ends; its log is printed if the test failed.
+func bndStart(t *testing.T, args ...string) *bndServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := &bndServer{base: "http://" + addr, stderr: &bndBuffer{}, exited: make(chan struct{})}
+	cmd := exec.Command(geoscopeBin, append([]string{"serve", "--addr", addr, "--log-level", "info", "--data-dir", t.TempDir()}, args...)...)
+	cmd.Stderr = s.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-s.exited
+		if t.Failed() {
+			t.Logf("geoscope stderr:\n%s", s.stderr.String())
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			t.Fatalf("geoscope exited: %s", s.stderr.String())
+		default:
+		}
+		if resp, err := http.Get(s.base + "/health"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("geoscope did not start; stderr:\n%s", s.stderr.String())
+	return nil
+}
+
+// bndStatus is GET /v1/status.
+type bndStatus struct {
+	Ready    bool   `json:"ready"`
+	NotReady string `json:"not_ready"`
+	Bundles  []struct {
+		Name     string `json:"name"`
+		Revision string `json:"revision"`
+	} `json:"bundles"`
+	BundleError *struct {
+		At    time.Time `json:"at"`
+		Error string    `json:"error"`
+	} `json:"bundle_error"`
+	Reloads int `json:"reloads"`
+}
+
+func (st bndStatus) revision(name string) string {
+	for _, b := range st.Bundles {
+		if b.Name == name {
+			return b.Revision
+		}
+	}
+	return ""
+}
+
+func (st bndStatus) String() string {
+	raw, _ := json.Marshal(st)
+	return string(raw)
+}
+
+func (s *bndServer) do(t *testing.T, method, path, token string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.base+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, raw
+}
+
+func (s *bndServer) status(t *testing.T) bndStatus {
+	t.Helper()
+	code, raw := s.do(t, http.MethodGet, "/v1/status", s.token, nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /v1/status: HTTP %d: %s", code, raw)
+	}
+	var st bndStatus
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatalf("GET /v1/status: %v: %s", err, raw)
+	}
+	return st
+}
+
+// waitStatus polls /v1/status until cond holds, failing after timeout.
+func (s *bndServer) waitStatus(t *testing.T, what string, timeout time.Duration, cond func(bndStatus) bool) bndStatus {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := s.status(t)
+		if cond(st) {
+			return st
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("waiting for %s: geoscope exited", what)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last status %s", timeout, what, st)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func (s *bndServer) metrics(t *testing.T) string {
+	t.Helper()
+	code, raw := s.do(t, http.MethodGet, "/metrics", s.token, nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: HTTP %d", code)
+	}
+	return string(raw)
+}
+
+// bndAnswer is the part of an admission answer the bundle tests read.
+type bndAnswer struct {
+	Bundles  map[string]string `json:"bundles"`
+	OrderIDs []string          `json:"order_ids"`
+}
+
+func (a bndAnswer) key() string {
+	return a.Bundles["policies"] + "|" + a.Bundles["registry"] + "|" + strings.Join(a.OrderIDs, ",")
+}
+
+func bndAnswerKey(body []byte) string {
+	var a bndAnswer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return "undecodable: " + string(body)
+	}
+	return a.key()
+}
+
+// admit sends one admission for meeting/account and decodes the answer.
+func (s *bndServer) admit(t *testing.T, token, meeting, account string) bndAnswer {
+	t.Helper()
+	code, raw := s.do(t, http.MethodPost, "/v1/admission", token, admissionBodies(meeting, account)[0])
+	if code != http.StatusOK {
+		t.Fatalf("POST /v1/admission: HTTP %d: %s", code, raw)
+	}
+	var a bndAnswer
+	if err := json.Unmarshal(raw, &a); err != nil {
+		t.Fatalf("admission answer: %v: %s", err, raw)
+	}
+	return a
+}
+
+// bndMetric returns the sample lines of metric name.
+func bndMetric(exposition, name string) []string {
+	var out []string
+	for line := range strings.Lines(exposition) {
+		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return out
+}

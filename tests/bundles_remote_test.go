@@ -1,0 +1,424 @@
+package tests
+
+// Remote bundles: geoscope serve --config runs OPA's bundle plugin against
+// a bundle server (here an httptest server requiring a bearer token), with
+// signatures required.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	remoteMeeting = "bundle-remote-meeting"
+	remoteAccount = "acct-bundle-remote"
+	remoteToken   = "bundle-server-token"
+)
+
+// bundleServer serves bundles to clients presenting its bearer token, with
+// ETag support.
+type bundleServer struct {
+	*httptest.Server
+	token string
+
+	mu           sync.Mutex
+	files        map[string][]byte
+	served       map[string]int // 200 answers by path
+	notModified  int
+	unauthorized int
+}
+
+func newBundleServer(t *testing.T) *bundleServer {
+	t.Helper()
+	bs := &bundleServer{token: remoteToken, files: map[string][]byte{}, served: map[string]int{}}
+	bs.Server = httptest.NewServer(bs)
+	t.Cleanup(bs.Close)
+	return bs
+}
+
+func (bs *bundleServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if r.Header.Get("Authorization") != "Bearer "+bs.token {
+		bs.unauthorized++
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bundles"`)
+		http.Error(w, "a bearer token is required", http.StatusUnauthorized)
+		return
+	}
+	body, ok := bs.files[r.URL.Path]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+	if r.Header.Get("If-None-Match") == etag {
+		bs.notModified++
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	bs.served[r.URL.Path]++
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Content-Type", "application/gzip")
+	_, _ = w.Write(body)
+}
+
+func (bs *bundleServer) set(name string, body []byte) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	bs.files["/bundles/"+name] = body
+}
+
+func (bs *bundleServer) counts() (served int, unauthorized int) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	for _, n := range bs.served {
+		served += n
+	}
+	return served, bs.unauthorized
+}
+
+// opaConfig writes an OPA configuration naming the policies and registry
+// bundles on bs. keys maps key ids to keys (their public halves go into
+// the configuration); signingKeyID, when
+// set, gives each bundle a signing block naming it.
+func opaConfig(t *testing.T, url, token string, keys map[string]bndKey, signingKeyID string) string {
+	t.Helper()
+	return opaConfigPolling(t, url, token, keys, signingKeyID, 1, 2)
+}
+
+// opaConfigPolling is opaConfig with the bundles' polling delays.
+func opaConfigPolling(t *testing.T, url, token string, keys map[string]bndKey, signingKeyID string, minDelay, maxDelay int) string {
+	t.Helper()
+	bundles := map[string]any{}
+	for _, name := range []string{"policies", "registry"} {
+		b := map[string]any{
+			"service":  "bundles",
+			"resource": "bundles/" + name + ".tar.gz",
+			"polling":  map[string]any{"min_delay_seconds": minDelay, "max_delay_seconds": maxDelay},
+		}
+		if signingKeyID != "" {
+			b["signing"] = map[string]any{"keyid": signingKeyID}
+		}
+		bundles[name] = b
+	}
+	cfg := map[string]any{
+		"services": map[string]any{"bundles": map[string]any{
+			"url":         url,
+			"credentials": map[string]any{"bearer": map[string]any{"token": token}},
+		}},
+		"bundles": bundles,
+	}
+	if len(keys) > 0 {
+		k := map[string]any{}
+		for id, key := range keys {
+			pem, err := os.ReadFile(key.pubPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k[id] = map[string]any{"key": string(pem), "algorithm": key.alg}
+		}
+		cfg["keys"] = k
+	}
+	raw, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeTemp(t, "opa-config.json", raw)
+}
+
+func remoteRegistry(t *testing.T, rev string, key *bndKey) []byte {
+	t.Helper()
+	return bndRegistryBundle(t, rev, bndRegistryData("ORD-"+rev, remoteMeeting, remoteAccount), key)
+}
+
+func wantAnswer(t *testing.T, srv *bndServer, rev string) {
+	t.Helper()
+	a := srv.admit(t, "", remoteMeeting, remoteAccount)
+	if a.Bundles["registry"] != rev || strings.Join(a.OrderIDs, ",") != "ORD-"+rev || a.Bundles["policies"] != "pol-v1" {
+		t.Errorf("answer %+v, want registry %s (order ORD-%s), policies pol-v1", a, rev, rev)
+	}
+}
+
+// stays asserts that the active registry stays rev for d (a few polling
+// rounds), then that decisions still name it.
+func stays(t *testing.T, srv *bndServer, rev string, d time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if got := srv.status(t).revision("registry"); got != rev {
+			t.Fatalf("active registry became %q, want %s kept", got, rev)
+		}
+	}
+	wantAnswer(t, srv, rev)
+}
+
+func TestBundlesRemote(t *testing.T) {
+	started := time.Now()
+	key := bndDevKey(t, "dev-es256", "ES256")
+	bs := newBundleServer(t)
+	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-v1", &key))
+	bs.set("registry.tar.gz", remoteRegistry(t, "v1", &key))
+	cfg := opaConfig(t, bs.URL, remoteToken, map[string]bndKey{"release": key}, "release")
+	srv := bndStart(t, "--config", cfg, "--verification-key", key.pubPath)
+
+	srv.waitStatus(t, "ready with v1", 30*time.Second, func(st bndStatus) bool {
+		return st.Ready && st.revision("registry") == "v1" && st.revision("policies") == "pol-v1"
+	})
+	wantAnswer(t, srv, "v1")
+	t.Logf("ready with v1 after %s", time.Since(started).Round(time.Millisecond))
+
+	step := func(name string, body []byte, until func(bndStatus) bool) bndStatus {
+		t.Helper()
+		t0 := time.Now()
+		bs.set("registry.tar.gz", body)
+		st := srv.waitStatus(t, name, 20*time.Second, until)
+		t.Logf("%s after %s", name, time.Since(t0).Round(time.Millisecond))
+		return st
+	}
+
+	step("v2 picked up by polling", remoteRegistry(t, "v2", &key), func(st bndStatus) bool {
+		return st.revision("registry") == "v2" && st.BundleError == nil
+	})
+	wantAnswer(t, srv, "v2")
+
+	st := step("unsigned v3 rejected", remoteRegistry(t, "v3", nil), func(st bndStatus) bool { return st.BundleError != nil })
+	if e := st.BundleError.Error; !strings.Contains(e, `"registry"`) || !strings.Contains(e, "missing .signatures.json") {
+		t.Errorf("bundle_error %q: want it to name the registry bundle and the missing signature", e)
+	}
+	stays(t, srv, "v2", 2500*time.Millisecond)
+
+	tampered := bndRetar(t, remoteRegistry(t, "v4", &key), func(name string, body []byte) []byte {
+		if name == "data.json" {
+			return []byte(strings.Replace(string(body), `"jurisdiction":["CN"]`, `"jurisdiction":["CN","US"]`, 1))
+		}
+		return body
+	})
+	st = step("tampered v4 rejected", tampered, func(st bndStatus) bool {
+		return st.BundleError != nil && strings.Contains(st.BundleError.Error, "digest mismatch")
+	})
+	if !strings.Contains(st.BundleError.Error, `"registry"`) {
+		t.Errorf("bundle_error %q does not name the registry bundle", st.BundleError.Error)
+	}
+	stays(t, srv, "v2", 2500*time.Millisecond)
+
+	// Signed, but the registry validation rules reject it: OPA activates
+	// it, geoscope refuses to build a snapshot from it.
+	invalid := bndRegistryData("ORD-v5", remoteMeeting, remoteAccount)
+	invalid["orders"].(map[string]any)["ORD-v5"].(map[string]any)["authority"] = "xx.unregistered"
+	st = step("signed but invalid v5 rejected", bndRegistryBundle(t, "v5", invalid, &key), func(st bndStatus) bool {
+		return st.BundleError != nil && strings.Contains(st.BundleError.Error, "xx.unregistered")
+	})
+	if st.revision("registry") != "v2" {
+		t.Errorf("active registry %q, want v2", st.revision("registry"))
+	}
+	wantAnswer(t, srv, "v2")
+
+	step("v6 activated after the rejections", remoteRegistry(t, "v6", &key), func(st bndStatus) bool {
+		return st.revision("registry") == "v6" && st.BundleError == nil
+	})
+	wantAnswer(t, srv, "v6")
+
+	served, unauthorized := bs.counts()
+	if unauthorized != 0 {
+		t.Errorf("geoscope made %d requests without the right token", unauthorized)
+	}
+	bs.mu.Lock()
+	t.Logf("bundle server: %d bundles served, %d not modified (ETag)", served, bs.notModified)
+	bs.mu.Unlock()
+	m := srv.metrics(t)
+	if !strings.Contains(m, `geoscope_bundle_info{name="registry",revision="v6"} 1`) {
+		t.Errorf("geoscope_bundle_info does not name v6:\n%s", strings.Join(bndMetric(m, "geoscope_bundle_info"), "\n"))
+	}
+	t.Logf("remote run in %s", time.Since(started).Round(time.Millisecond))
+}
+
+// Without the bundle server's token geoscope gets nothing: it never
+// becomes ready, and /ready says why.
+func TestBundlesRemoteWrongToken(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+	bs := newBundleServer(t)
+	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-v1", &key))
+	bs.set("registry.tar.gz", remoteRegistry(t, "v1", &key))
+
+	for _, auth := range []string{"", "Bearer wrong"} {
+		req, _ := http.NewRequest(http.MethodGet, bs.URL+"/bundles/registry.tar.gz", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("Authorization %q: HTTP %d, want 401", auth, resp.StatusCode)
+		}
+	}
+
+	bs.mu.Lock()
+	bs.unauthorized = 0
+	bs.mu.Unlock()
+
+	cfg := opaConfig(t, bs.URL, "wrong-token", map[string]bndKey{"release": key}, "release")
+	srv := bndStart(t, "--config", cfg, "--verification-key", key.pubPath)
+	// /ready explains once the bundle plugin has been refused.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := srv.do(t, http.MethodGet, "/ready", "", nil)
+		if code != http.StatusServiceUnavailable {
+			t.Fatalf("/ready = %d %s, want 503", code, body)
+		}
+		if strings.Contains(string(body), "server replied with Unauthorized") {
+			t.Logf("/ready: %s", body)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/ready never explained the refusal: %s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A few more polling rounds: still nothing.
+	time.Sleep(2500 * time.Millisecond)
+	if _, unauthorized := bs.counts(); unauthorized < 4 {
+		t.Errorf("the bundle server refused geoscope %d times; want both bundles refused more than once", unauthorized)
+	}
+	st := srv.status(t)
+	if st.Ready || len(st.Bundles) != 0 {
+		t.Errorf("status %s: want not ready, no bundles", st)
+	}
+	if served, _ := bs.counts(); served != 0 {
+		t.Errorf("the bundle server served %d bundles", served)
+	}
+	code, body := srv.do(t, http.MethodPost, "/v1/admission", "", admissionBodies(remoteMeeting, remoteAccount)[0])
+	if code != http.StatusServiceUnavailable {
+		t.Errorf("admission while not ready: HTTP %d %s, want 503", code, body)
+	}
+}
+
+func TestBundlesRemoteConfigExcludesBundle(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+	cfg := opaConfig(t, "http://127.0.0.1:1", remoteToken, nil, "")
+	dataDir := filepath.Join(t.TempDir(), "data")
+	r := runCLI(t, nil, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--config", cfg, "--bundle", "../policies", "--verification-key", key.pubPath)
+	if r.code != 2 || !strings.Contains(r.stderr, "--config and --bundle exclude each other") {
+		t.Errorf("want exit 2 naming the conflict; got %s", r)
+	}
+	if _, err := os.Stat(dataDir); err == nil {
+		t.Logf("note: the refused command created the ledger data directory %s (the ledger is opened before the sources are checked)", dataDir)
+	}
+}
+
+// OPA's optional-signature trap: top-level "keys" and no "signing" block on
+// a bundle make OPA accept that bundle unsigned. geoscope adds the signing
+// block (requireSignatures), so an unsigned bundle is rejected even with
+// no --verification-key flag.
+func TestBundlesRemoteOptionalSignatureTrap(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+
+	t.Run("unsigned update rejected", func(t *testing.T) {
+		bs := newBundleServer(t)
+		bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-v1", &key))
+		bs.set("registry.tar.gz", remoteRegistry(t, "v1", &key))
+		srv := bndStart(t, "--config", opaConfig(t, bs.URL, remoteToken, map[string]bndKey{"release": key}, ""))
+		srv.waitStatus(t, "ready with v1", 30*time.Second, func(st bndStatus) bool { return st.Ready && st.revision("registry") == "v1" })
+
+		bs.set("registry.tar.gz", remoteRegistry(t, "v2", nil))
+		st := srv.waitStatus(t, "unsigned v2 rejected", 20*time.Second, func(st bndStatus) bool { return st.BundleError != nil })
+		if !strings.Contains(st.BundleError.Error, "missing .signatures.json") {
+			t.Errorf("bundle_error %q does not name the missing signature", st.BundleError.Error)
+		}
+		stays(t, srv, "v1", 2500*time.Millisecond)
+	})
+
+	t.Run("unsigned from the start: never ready", func(t *testing.T) {
+		bs := newBundleServer(t)
+		bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-v1", &key))
+		bs.set("registry.tar.gz", remoteRegistry(t, "v1", nil))
+		srv := bndStart(t, "--config", opaConfig(t, bs.URL, remoteToken, map[string]bndKey{"release": key}, ""))
+		st := srv.waitStatus(t, "the unsigned registry rejected", 20*time.Second, func(st bndStatus) bool {
+			return st.BundleError != nil && strings.Contains(st.BundleError.Error, `"registry"`)
+		})
+		if st.Ready || st.revision("registry") != "" || !strings.Contains(st.BundleError.Error, "missing .signatures.json") {
+			t.Errorf("status %s: want not ready, registry rejected for its missing signature", st)
+		}
+		code, body := srv.do(t, http.MethodGet, "/ready", "", nil)
+		if code != http.StatusServiceUnavailable {
+			t.Errorf("/ready = %d %s", code, body)
+		}
+	})
+
+	t.Run("several keys and no signing block: refused at start", func(t *testing.T) {
+		other := bndDevKey(t, "dev-rs256", "RS256")
+		cfg := opaConfig(t, "http://127.0.0.1:1", remoteToken, map[string]bndKey{"release": key, "old": other}, "")
+		r := runCLI(t, nil, "serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--config", cfg)
+		if r.code != 2 || !strings.Contains(r.stderr, `has no "signing" block and several keys are configured (old, release)`) {
+			t.Errorf("want exit 2 naming the bundle; got %s", r)
+		}
+		for _, name := range []string{`"policies"`, `"registry"`} {
+			if strings.Contains(r.stderr, name) {
+				return
+			}
+		}
+		t.Errorf("the refusal names no bundle: %s", r.stderr)
+	})
+}
+
+// POST /v1/admin/reload with remote bundles downloads them now. Polling is
+// slowed to minutes here, so only the reload can bring a new version.
+func TestBundlesRemoteAdminReload(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+	tokens, admin, decide := bndTokens(t)
+	bs := newBundleServer(t)
+	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-v1", &key))
+	bs.set("registry.tar.gz", remoteRegistry(t, "v1", &key))
+	cfg := opaConfigPolling(t, bs.URL, remoteToken, nil, "", 300, 600)
+	srv := bndStart(t, "--config", cfg, "--verification-key", key.pubPath, "--tokens-file", tokens)
+	srv.token = admin
+	srv.waitStatus(t, "ready with v1", 30*time.Second, func(st bndStatus) bool { return st.Ready && st.revision("registry") == "v1" })
+
+	type reloadAnswer struct {
+		bndStatus
+		Reloaded bool   `json:"reloaded"`
+		Error    string `json:"error"`
+	}
+	reload := func(t *testing.T) reloadAnswer {
+		t.Helper()
+		code, raw := srv.do(t, http.MethodPost, "/v1/admin/reload", admin, nil)
+		var a reloadAnswer
+		if err := json.Unmarshal(raw, &a); code != http.StatusOK || err != nil {
+			t.Fatalf("POST /v1/admin/reload: HTTP %d %s", code, raw)
+		}
+		return a
+	}
+
+	if code, body := srv.do(t, http.MethodPost, "/v1/admin/reload", decide, nil); code != http.StatusForbidden {
+		t.Errorf("decide token: HTTP %d %s, want 403", code, body)
+	}
+
+	bs.set("registry.tar.gz", remoteRegistry(t, "v2", &key))
+	if a := reload(t); !a.Reloaded || a.revision("registry") != "v2" || a.BundleError != nil {
+		t.Errorf("reload with v2 served: %s reloaded=%v error=%q; want v2 active", a.bndStatus, a.Reloaded, a.Error)
+	}
+
+	bs.set("registry.tar.gz", remoteRegistry(t, "v3", nil))
+	a := reload(t)
+	if a.revision("registry") != "v2" || a.BundleError == nil || !strings.Contains(a.BundleError.Error, "missing .signatures.json") {
+		t.Errorf("reload with unsigned v3 served: %s; want v2 kept and the rejection in bundle_error", a.bndStatus)
+	}
+	if a.Reloaded || !strings.Contains(a.Error, "missing .signatures.json") {
+		t.Errorf("POST /v1/admin/reload with remote (--config) bundles reports \"reloaded\": %v, \"error\": %q although the "+
+			"unsigned registry it downloaded was rejected (input: periodic bundles, registry replaced by an unsigned v3, reload; "+
+			"expected: reloaded false with the rejection, as for local bundles; actual: reloaded true, the rejection only in "+
+			"bundle_error). OPA's bundle Plugin.Trigger returns download errors only for trigger: manual bundles",
+			a.Reloaded, a.Error)
+	}
+}

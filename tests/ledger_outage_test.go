@@ -1,0 +1,313 @@
+package tests
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// lgOutage drives one ledger through an outage and back. It keeps every
+// decision id answered 200, to check at the end that each is recorded.
+type lgOutage struct {
+	t        *testing.T
+	srv      *lgServer
+	tag      string
+	n        int
+	answered []string
+}
+
+// decide sends a decision that must be recorded (CN participants of the
+// targeted meeting june4-b).
+func (o *lgOutage) decide() (int, lgAnswer) {
+	o.t.Helper()
+	o.n++
+	body := lgRoster("june4-b", "acct-us-b", "US", "",
+		lgPerson{fmt.Sprintf("outage-%s-%d-a", o.tag, o.n), lgCN4()}, lgPerson{fmt.Sprintf("outage-%s-%d-b", o.tag, o.n), lgUS4()})
+	return o.send("/v1/decisions", body)
+}
+
+// admitCN sends an admission that is denied, so it must be recorded.
+func (o *lgOutage) admitCN() (int, lgAnswer) {
+	o.t.Helper()
+	o.n++
+	return o.send("/v1/admission", lgAdmission("june4-b", "acct-us-b", "US", lgPerson{fmt.Sprintf("outage-%s-%d-j", o.tag, o.n), lgCN6()}))
+}
+
+// admitUS sends a plain allowed admission: counted, not recorded one by one.
+func (o *lgOutage) admitUS() (int, lgAnswer) {
+	o.t.Helper()
+	o.n++
+	return o.send("/v1/admission", lgAdmission("june4-b", "acct-us-b", "US", lgPerson{fmt.Sprintf("outage-%s-%d-u", o.tag, o.n), lgUS4()}))
+}
+
+func (o *lgOutage) send(path string, body []byte) (int, lgAnswer) {
+	o.t.Helper()
+	code, raw := o.srv.mustDo(http.MethodPost, path, body)
+	var a lgAnswer
+	if err := json.Unmarshal(raw, &a); err != nil {
+		o.t.Fatalf("POST %s: HTTP %d, not JSON: %s", path, code, raw)
+	}
+	if code == http.StatusOK {
+		if a.DecisionID == "" {
+			o.t.Fatalf("POST %s: 200 without a decision id: %s", path, raw)
+		}
+		if a.durable() {
+			o.answered = append(o.answered, a.DecisionID)
+		}
+	}
+	return code, a
+}
+
+// up checks that recorded decisions are answered.
+func (o *lgOutage) up(what string) {
+	o.t.Helper()
+	for range 3 {
+		if code, a := o.decide(); code != http.StatusOK || len(a.Actions) == 0 {
+			o.t.Fatalf("%s: decision answered %d %+v", what, code, a)
+		}
+		if code, a := o.admitCN(); code != http.StatusOK || a.Allow == nil || *a.Allow {
+			o.t.Fatalf("%s: admission from CN answered %d %+v", what, code, a)
+		}
+	}
+}
+
+// down checks, for d, that every decision that must be recorded is
+// answered 503 ledger_unavailable, never 200; plain allowed admissions
+// are still answered (they are only counted).
+func (o *lgOutage) down(what string, d time.Duration) (plain int) {
+	o.t.Helper()
+	refused := 0
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		for _, send := range []func() (int, lgAnswer){o.decide, o.admitCN} {
+			code, a := send()
+			switch {
+			case code == http.StatusOK:
+				o.t.Errorf("%s: a decision that must be recorded was answered 200 (%s) while the ledger is unavailable", what, a.DecisionID)
+			case code != http.StatusServiceUnavailable || a.Code != "ledger_unavailable":
+				o.t.Errorf("%s: answered %d %q, want 503 ledger_unavailable", what, code, a.Code)
+			default:
+				refused++
+			}
+		}
+		if code, a := o.admitUS(); code != http.StatusOK || a.Allow == nil || !*a.Allow {
+			o.t.Errorf("%s: plain admission answered %d %+v; it is only counted and must be answered", what, code, a)
+		} else {
+			plain++
+		}
+	}
+	o.t.Logf("%s: %d recorded decisions refused with 503 ledger_unavailable, %d plain admissions answered", what, refused, plain)
+	return plain
+}
+
+// waitDown sends recorded decisions until one is refused with 503
+// ledger_unavailable (within timeout), and returns how long that took.
+func (o *lgOutage) waitDown(what string, timeout time.Duration) time.Duration {
+	o.t.Helper()
+	start := time.Now()
+	for {
+		code, a := o.decide()
+		if code == http.StatusServiceUnavailable && a.Code == "ledger_unavailable" {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			o.t.Fatalf("%s: still answered %d %q after %s, want 503 ledger_unavailable", what, code, a.Code, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitUp sends decisions until one is answered 200 (within timeout) and
+// returns how long that took.
+func (o *lgOutage) waitUp(what string, timeout time.Duration) time.Duration {
+	o.t.Helper()
+	start := time.Now()
+	for {
+		code, a := o.decide()
+		if code == http.StatusOK {
+			return time.Since(start)
+		}
+		if code != http.StatusServiceUnavailable || a.Code != "ledger_unavailable" {
+			o.t.Errorf("%s: answered %d %q while recovering", what, code, a.Code)
+		}
+		if time.Since(start) > timeout {
+			o.t.Fatalf("%s: no recovery within %s (last answer %d %q)", what, timeout, code, a.Code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ledgerHealth reads the ledger's health from /v1/status.
+func (o *lgOutage) ledgerHealth() (ok bool, lastError string) {
+	o.t.Helper()
+	code, raw := o.srv.mustDo(http.MethodGet, "/v1/status", nil)
+	var st struct {
+		Ledger *struct {
+			OK        bool   `json:"ok"`
+			LastError string `json:"last_error"`
+		} `json:"ledger"`
+	}
+	if code != http.StatusOK || json.Unmarshal(raw, &st) != nil || st.Ledger == nil {
+		o.t.Fatalf("/v1/status: %d %s", code, raw)
+	}
+	return st.Ledger.OK, st.Ledger.LastError
+}
+
+// finish checks that every decision answered 200 is in the ledger.
+func (o *lgOutage) finish() {
+	o.t.Helper()
+	found := lgCheckRecorded(o.t, o.srv, o.answered)
+	o.t.Logf("answered 200: %d recorded decisions; found in the ledger: %d", len(o.answered), found)
+}
+
+// lgRequireChattr probes whether `chattr +i` stops root from writing on
+// the filesystem of the test's temporary directories.
+func lgRequireChattr(t *testing.T) {
+	t.Helper()
+	fail := func(format string, args ...any) {
+		t.Helper()
+		msg := fmt.Sprintf(format, args...)
+		if os.Getenv("GEOSCOPE_REQUIRE_CHATTR") == "1" {
+			t.Fatalf("%s (GEOSCOPE_REQUIRE_CHATTR=1)", msg)
+		}
+		t.Skipf("%s; set GEOSCOPE_REQUIRE_CHATTR=1 to make this a failure", msg)
+	}
+	if _, err := exec.LookPath("chattr"); err != nil {
+		fail("chattr not found (Debian: e2fsprogs)")
+	}
+	dir := t.TempDir()
+	probe := filepath.Join(dir, "probe")
+	if err := os.WriteFile(probe, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", probe).CombinedOutput(); err != nil {
+		fail("chattr +i is not supported here: %v %s", err, out)
+	}
+	defer exec.Command("chattr", "-i", probe).Run()
+	f, err := os.OpenFile(probe, os.O_WRONLY|os.O_APPEND, 0)
+	if err == nil {
+		f.Close()
+		fail("chattr +i does not stop this user from writing")
+	}
+	if !errors.Is(err, os.ErrPermission) {
+		fail("writing an immutable file: %v", err)
+	}
+}
+
+func lgChattr(t *testing.T, flag, dir string) {
+	t.Helper()
+	if out, err := exec.Command("chattr", "-R", flag, dir).CombinedOutput(); err != nil {
+		t.Fatalf("chattr -R %s %s: %v %s", flag, dir, err, out)
+	}
+}
+
+// TestLedgerOutageSQLite makes the SQLite ledger unwritable while the
+// server runs (chattr +i: root cannot write either) and then writable
+// again, without a restart.
+func TestLedgerOutageSQLite(t *testing.T) {
+	lgRequireChattr(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	srv := lgStart(t, "--log-level", "warn", "--data-dir", dir)
+	t.Cleanup(func() { _ = exec.Command("chattr", "-R", "-i", dir).Run() }) // before the directory is removed
+	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
+	o.up("before the outage")
+
+	lgChattr(t, "+i", dir)
+	o.waitDown("data directory immutable", 5*time.Second)
+	plain := o.down("data directory immutable", 2*time.Second)
+	if ok, lastErr := o.ledgerHealth(); ok || lastErr == "" {
+		t.Errorf("/v1/status ledger ok=%v last_error=%q during the outage", ok, lastErr)
+	}
+
+	lgChattr(t, "-i", dir)
+	took := o.waitUp("data directory writable again", 15*time.Second)
+	t.Logf("recovered %s after chattr -i, without a restart", took.Round(time.Millisecond))
+	o.up("after the outage")
+	if ok, lastErr := o.ledgerHealth(); !ok {
+		t.Errorf("/v1/status ledger not ok after recovery: %s", lastErr)
+	}
+	o.finish()
+
+	// The plain admissions answered during the outage were counted, and
+	// the counts reach the ledger once it can be written.
+	o.waitCounts("sqlite", lgSQLiteDSN(filepath.Join(dir, "ledger.db"), "_pragma=busy_timeout(10000)"), plain)
+}
+
+// waitCounts waits until the ledger's aggregate counts hold exactly the
+// plain admissions answered (every one of them during the outage).
+func (o *lgOutage) waitCounts(driver, dsn string, plain int) {
+	o.t.Helper()
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var n int
+		err := db.QueryRow(`SELECT COALESCE(SUM(n), 0) FROM ledger_quiet_counts WHERE kind = 'admission' AND meeting_id = 'june4-b'`).Scan(&n)
+		if err == nil && n > plain {
+			o.t.Fatalf("quiet counts %d; only %d plain admissions were answered: counted twice", n, plain)
+		}
+		if err == nil && n == plain {
+			o.t.Logf("quiet counts after recovery: %d admissions (%d answered during the outage)", n, plain)
+			return
+		}
+		if time.Now().After(deadline) {
+			o.t.Fatalf("quiet counts %d (%v); %d plain admissions were answered during the outage", n, err, plain)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestLedgerOutagePostgres stops the PostgreSQL server under a running
+// geoscope, then starts it again.
+func TestLedgerOutagePostgres(t *testing.T) {
+	pg := lgPostgres(t)
+	srv := lgStart(t, "--log-level", "warn", "--data-dir", t.TempDir(), "--ledger", pg.URL())
+	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
+	o.up("before the outage")
+
+	pg.Stop()
+	took := o.waitDown("PostgreSQL stopped", 15*time.Second)
+	t.Logf("first 503 ledger_unavailable %s after PostgreSQL stopped", took.Round(time.Millisecond))
+	plain := o.down("PostgreSQL stopped", 2*time.Second)
+	if ok, lastErr := o.ledgerHealth(); ok || lastErr == "" {
+		t.Errorf("/v1/status ledger ok=%v last_error=%q during the outage", ok, lastErr)
+	}
+
+	pg.Start()
+	took = o.waitUp("PostgreSQL started again", 30*time.Second)
+	t.Logf("recovered %s after PostgreSQL came back, without a restart", took.Round(time.Millisecond))
+	o.up("after the outage")
+	o.finish()
+	o.waitCounts("pgx", pg.URL(), plain)
+}
+
+// TestLedgerPostgresDownAtStart starts geoscope while PostgreSQL is down:
+// it starts and is ready, refuses what must be recorded, and recovers when
+// the database comes up.
+func TestLedgerPostgresDownAtStart(t *testing.T) {
+	pg := lgPostgres(t)
+	pg.Stop()
+	srv := lgStart(t, "--log-level", "warn", "--data-dir", t.TempDir(), "--ledger", pg.URL())
+	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
+	plain := o.down("PostgreSQL down since start", time.Second)
+	if !strings.Contains(srv.logs.String(), "ledger not reachable yet") {
+		t.Errorf("no log line says the ledger is not reachable:\n%s", srv.logs.String())
+	}
+
+	pg.Start()
+	took := o.waitUp("PostgreSQL started", 30*time.Second)
+	t.Logf("recovered %s after PostgreSQL came up", took.Round(time.Millisecond))
+	o.up("after PostgreSQL came up")
+	o.finish()
+	o.waitCounts("pgx", pg.URL(), plain)
+}

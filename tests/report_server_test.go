@@ -1,0 +1,105 @@
+package tests
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestReportServer checks GET /report and GET /v1/report of the real
+// binary: authentication (admin, or open with --public-report), the
+// period parameters, and the ledger being off.
+func TestReportServer(t *testing.T) {
+	dir := t.TempDir()
+	rptSeed(t, dir)
+	decide, admin := "decide-"+t.Name(), "admin-"+t.Name()
+	tokens := rptTokens(t, decide, admin)
+	const q = "?since=2026-01-01&until=2026-07-01"
+
+	s := rptServe(t, dir, "--tokens-file", tokens)
+	for _, path := range []string{"/report" + q, "/v1/report" + q} {
+		if r := s.do(http.MethodGet, path, "", nil); r.status != http.StatusUnauthorized {
+			t.Errorf("%s without a token: %s", path, r)
+		}
+		if r := s.do(http.MethodGet, path, decide, nil); r.status != http.StatusForbidden {
+			t.Errorf("%s with a decide token: %s", path, r)
+		}
+	}
+	r := s.do(http.MethodGet, "/v1/report"+q, admin, nil)
+	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+		t.Fatalf("/v1/report: %s", r)
+	}
+	rptCheckFigures(t, r.body)
+
+	r = s.do(http.MethodGet, "/report"+q, admin, nil)
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("/report: %d %s", r.status, r.header.Get("Content-Type"))
+	}
+	if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("/report Content-Security-Policy %q", csp)
+	}
+	page := string(r.body)
+	for _, want := range []string{`id="outside-affected-value">0<`, `data-figure="remove_participant" data-authority="(all)">17<`, `value="2026-01-01"`, `value="2026-07-01"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/report lacks %q", want)
+		}
+	}
+
+	// Bad periods name the parameter.
+	for _, tc := range []struct{ query, field string }{
+		{"?since=yesterday", "since"},
+		{"?until=2026-02-30", "until"},
+		{"?since=2026-07-01&until=2026-01-01", "until"},
+		{"?since=2999-01-01", "since"},
+	} {
+		for _, path := range []string{"/report", "/v1/report"} {
+			r := s.do(http.MethodGet, path+tc.query, admin, nil)
+			var e struct{ Code, Field, Message string }
+			if err := json.Unmarshal(r.body, &e); err != nil || r.status != http.StatusBadRequest || e.Code != "invalid_input" || e.Field != tc.field {
+				t.Errorf("%s%s: %s; want 400 invalid_input naming %s", path, tc.query, r, tc.field)
+			}
+		}
+	}
+
+	// Without a period: the year to date.
+	r = s.do(http.MethodGet, "/v1/report", admin, nil)
+	var p struct {
+		Period struct{ Since, Until time.Time } `json:"period"`
+	}
+	if err := json.Unmarshal(r.body, &p); err != nil || r.status != http.StatusOK {
+		t.Fatalf("/v1/report without a period: %s", r)
+	}
+	now := time.Now().UTC()
+	if p.Period.Since != time.Date(now.Year(), 1, 1, 0, 0, 0, 0, time.UTC) || !p.Period.Until.After(now) || p.Period.Until.Sub(now) > 24*time.Hour {
+		t.Errorf("default period %v .. %v, want the year to date", p.Period.Since, p.Period.Until)
+	}
+	s.stop()
+
+	// --public-report opens both, and only them.
+	s = rptServe(t, dir, "--tokens-file", tokens, "--public-report")
+	for _, path := range []string{"/report" + q, "/v1/report" + q} {
+		if r := s.do(http.MethodGet, path, "", nil); r.status != http.StatusOK {
+			t.Errorf("%s without a token, --public-report: %s", path, r)
+		}
+	}
+	if r := s.do(http.MethodGet, "/v1/ledger", "", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("/v1/ledger without a token, --public-report: %s", r)
+	}
+	// The threshold cannot be lowered from a request.
+	r = s.do(http.MethodGet, "/v1/report"+q+"&min_count=1", "", nil)
+	if !strings.Contains(string(r.body), `"deny_join": "<5"`) {
+		t.Errorf("min_count=1 lowered the threshold: %s", r)
+	}
+	s.stop()
+
+	// No ledger, no report.
+	s = rptServe(t, dir, "--ledger", "off")
+	for _, path := range []string{"/report", "/v1/report"} {
+		r := s.do(http.MethodGet, path, "", nil)
+		if r.status != http.StatusNotFound || !strings.Contains(string(r.body), "the ledger is off") {
+			t.Errorf("%s with --ledger off: %s", path, r)
+		}
+	}
+}

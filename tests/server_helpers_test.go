@@ -1,0 +1,545 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Helpers for the end-to-end tests of `geoscope serve`: every test starts
+// the real binary (built once by TestMain) on a free loopback port and talks
+// to it over HTTP.
+
+const (
+	// startTimeout bounds how long a server may take to answer /health.
+	startTimeout = 20 * time.Second
+	// pollTimeout bounds every wait for an asynchronous change (a file
+	// reload, a listener closing).
+	pollTimeout = 15 * time.Second
+	// pollInterval is the pause between two polls.
+	pollInterval = 25 * time.Millisecond
+)
+
+// serveOpts describes one `geoscope serve` process.
+type serveOpts struct {
+	// host to bind; 127.0.0.1 when empty. The tests always connect to
+	// 127.0.0.1.
+	host string
+	// args after --addr.
+	args []string
+	// rootCAs makes the server's URLs https, trusting these roots.
+	rootCAs *x509.CertPool
+}
+
+// serverProc is a running `geoscope serve`.
+type serverProc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	addr   string // 127.0.0.1:PORT
+	base   string // http(s)://127.0.0.1:PORT
+	client *http.Client
+	stderr *lockedBuffer
+	// dataDir is the server's GEOSCOPE_DATA_DIR (the SQLite ledger).
+	dataDir string
+
+	exited chan struct{} // closed once the process has exited
+	state  *os.ProcessState
+}
+
+// startServe starts `geoscope serve --addr HOST:PORT ARGS...` on a free
+// port and waits until /health answers. A port taken between choosing and
+// binding it is retried with another.
+func startServe(t *testing.T, opts serveOpts) *serverProc {
+	t.Helper()
+	host := opts.host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	var last string
+	for range 5 {
+		port := freePort(t)
+		p := launch(t, net.JoinHostPort(host, port), "127.0.0.1:"+port, opts)
+		err := p.waitHealthy(startTimeout)
+		if err == nil {
+			return p
+		}
+		last = fmt.Sprintf("%v\nstderr:\n%s", err, p.stderr)
+		if !strings.Contains(p.stderr.String(), "address already in use") {
+			t.Fatalf("geoscope serve %s did not become healthy: %s", strings.Join(opts.args, " "), last)
+		}
+	}
+	t.Fatalf("no free port after 5 attempts: %s", last)
+	return nil
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func launch(t *testing.T, bind, addr string, opts serveOpts) *serverProc {
+	t.Helper()
+	args := append([]string{"serve", "--addr", bind}, opts.args...)
+	cmd := exec.Command(geoscopeBin, args...)
+	dataDir := t.TempDir()
+	cmd.Env = append(os.Environ(), "GEOSCOPE_DATA_DIR="+dataDir)
+	p := &serverProc{t: t, cmd: cmd, addr: addr, stderr: &lockedBuffer{}, exited: make(chan struct{}), dataDir: dataDir}
+	cmd.Stdout = io.Discard
+	cmd.Stderr = p.stderr
+	scheme := "http"
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	if opts.rootCAs != nil {
+		scheme = "https"
+		tr.TLSClientConfig = &tls.Config{RootCAs: opts.rootCAs, MinVersion: tls.VersionTLS12}
+	}
+	p.base = scheme + "://" + addr
+	p.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting geoscope serve: %v", err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		p.state = cmd.ProcessState
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		select {
+		case <-p.exited:
+		default:
+			_ = cmd.Process.Kill()
+			select {
+			case <-p.exited:
+			case <-time.After(10 * time.Second):
+				t.Errorf("geoscope serve (pid %d) did not exit after SIGKILL", cmd.Process.Pid)
+			}
+		}
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", p.stderr)
+		}
+	})
+	return p
+}
+
+func (p *serverProc) waitHealthy(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	probe := &http.Client{Transport: p.client.Transport, Timeout: time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("exited with %v before answering /health", p.state)
+		default:
+		}
+		resp, err := probe.Get(p.base + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(pollInterval)
+	}
+	return fmt.Errorf("/health did not answer 200 within %v", timeout)
+}
+
+// httpResult is one answer from the server.
+type httpResult struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r httpResult) String() string {
+	return fmt.Sprintf("%d %s", r.status, bytes.TrimSpace(r.body))
+}
+
+// do sends one request; token adds a bearer token, contentType a
+// Content-Type header (when not empty).
+func (p *serverProc) do(method, path, token, contentType string, body []byte) (httpResult, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, p.base+path, rd)
+	if err != nil {
+		return httpResult{}, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return httpResult{}, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return httpResult{}, err
+	}
+	return httpResult{status: resp.StatusCode, header: resp.Header, body: data}, nil
+}
+
+// mustDo is do that fails the test on a transport error.
+func (p *serverProc) mustDo(method, path, token, contentType string, body []byte) httpResult {
+	p.t.Helper()
+	r, err := p.do(method, path, token, contentType, body)
+	if err != nil {
+		p.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+func (p *serverProc) get(path, token string) httpResult {
+	p.t.Helper()
+	return p.mustDo(http.MethodGet, path, token, "", nil)
+}
+
+func (p *serverProc) post(path, token string, body []byte) httpResult {
+	p.t.Helper()
+	return p.mustDo(http.MethodPost, path, token, "application/json", body)
+}
+
+// waitExit waits for the process to exit and returns its exit code, or
+// fails the test after timeout.
+func (p *serverProc) waitExit(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.exited:
+		return p.state.ExitCode()
+	case <-time.After(timeout):
+		p.t.Fatalf("geoscope serve did not exit within %v", timeout)
+		return -1
+	}
+}
+
+func (p *serverProc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// logLines decodes the server's JSON log lines from stderr.
+func (p *serverProc) logLines() []map[string]any {
+	p.t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			p.t.Errorf("stderr line is not a JSON log record: %q", line)
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// apiErr is the body of every error response.
+type apiErr struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+	ErrorID string `json:"error_id,omitempty"`
+}
+
+// wantError checks an error answer: status, code, field (when not "-"),
+// and the error shape.
+func wantError(t *testing.T, r httpResult, status int, code, field string) apiErr {
+	t.Helper()
+	if r.status != status {
+		t.Errorf("status %d, want %d: %s", r.status, status, r)
+	}
+	var e apiErr
+	dec := json.NewDecoder(bytes.NewReader(r.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		t.Errorf("error body %q is not an error object: %v", r.body, err)
+		return e
+	}
+	if e.Code != code {
+		t.Errorf("code %q, want %q: %s", e.Code, code, r)
+	}
+	if field != "-" && e.Field != field {
+		t.Errorf("field %q, want %q: %s", e.Field, field, r)
+	}
+	if strings.TrimSpace(e.Message) == "" {
+		t.Errorf("error without a message: %s", r)
+	}
+	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type %q, want JSON", ct)
+	}
+	return e
+}
+
+// admissionAnswer is the body of POST /v1/admission.
+type admissionAnswer struct {
+	DecisionID string            `json:"decision_id"`
+	Allow      bool              `json:"allow"`
+	Actions    []json.RawMessage `json:"actions"`
+	OrderIDs   []string          `json:"order_ids"`
+	Bundles    map[string]string `json:"bundles"`
+}
+
+// poll calls fn until it returns true or timeout passes.
+func poll(t *testing.T, timeout time.Duration, what string, fn func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if fn() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// replaceFile replaces path atomically (write a temporary file in the same
+// directory, then rename it over path), as operators replace databases.
+func replaceFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// randomToken returns a fresh random bearer token.
+func randomToken(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "gs_" + hex.EncodeToString(b)
+}
+
+// writeTokensFile writes a tokens file (SHA-256 digests only) with one
+// decide and one admin token and returns its path.
+func writeTokensFile(t *testing.T, decide, admin string) string {
+	t.Helper()
+	digest := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
+	return writeTemp(t, "tokens", []byte("# scope sha256\ndecide "+digest(decide)+"\nadmin "+digest(admin)+"\n"))
+}
+
+// serverEnv is the environment of a server process: its data (the SQLite
+// ledger and its key) goes to a fresh temporary directory, never into the
+// source tree, and no two processes share it.
+func serverEnv(t *testing.T) []string {
+	return append(os.Environ(), "GEOSCOPE_DATA_DIR="+t.TempDir())
+}
+
+// runBounded runs the binary like runCLI, but kills it after timeout: a
+// command that should exit at once must not hang the suite if it serves.
+func runBounded(t *testing.T, timeout time.Duration, args ...string) cliResult {
+	t.Helper()
+	return runBoundedEnv(t, timeout, nil, args...)
+}
+
+// runBoundedEnv is runBounded with extra environment variables.
+func runBoundedEnv(t *testing.T, timeout time.Duration, env []string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, geoscopeBin, args...)
+	cmd.Env = append(serverEnv(t), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("geoscope %s still running after %v (killed)\nstderr:\n%s", strings.Join(args, " "), timeout, stderr.String())
+	}
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("running geoscope %s: %v", strings.Join(args, " "), err)
+	}
+	return cliResult{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// cliErrorLine returns the command's error line from stderr: exactly one
+// line starting with "geoscope: ", the last one; any other line must be a
+// JSON log record.
+func cliErrorLine(t *testing.T, stderr string) string {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	var found []string
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "geoscope: "):
+			found = append(found, l)
+		case json.Valid([]byte(l)):
+		default:
+			t.Errorf("stderr line is neither the error nor a JSON log record: %q", l)
+		}
+	}
+	if len(found) != 1 || lines[len(lines)-1] != found[0] {
+		t.Errorf("stderr does not end with exactly one \"geoscope: \" error line:\n%s", stderr)
+		return ""
+	}
+	return found[0]
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and concurrent
+// readers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// metricSample is one line of the Prometheus text format.
+type metricSample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+// scrapeMetrics fetches /metrics and parses the samples.
+func scrapeMetrics(t *testing.T, p *serverProc, token string) []metricSample {
+	t.Helper()
+	r := p.get("/metrics", token)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", r)
+	}
+	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("/metrics Content-Type %q", ct)
+	}
+	var out []metricSample
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		s, err := parseSample(line)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func parseSample(line string) (metricSample, error) {
+	s := metricSample{labels: map[string]string{}}
+	i := strings.IndexAny(line, "{ ")
+	if i < 0 {
+		return s, errors.New("no value")
+	}
+	s.name = line[:i]
+	rest := line[i:]
+	if rest[0] == '{' {
+		rest = rest[1:]
+		for !strings.HasPrefix(rest, "}") {
+			eq := strings.Index(rest, `="`)
+			if eq < 0 {
+				return s, errors.New("bad label")
+			}
+			name := strings.TrimPrefix(rest[:eq], ",")
+			rest = rest[eq+2:]
+			var val strings.Builder
+			for {
+				if rest == "" {
+					return s, errors.New("unterminated label value")
+				}
+				c := rest[0]
+				rest = rest[1:]
+				if c == '\\' && rest != "" {
+					switch rest[0] {
+					case 'n':
+						val.WriteByte('\n')
+					default:
+						val.WriteByte(rest[0])
+					}
+					rest = rest[1:]
+					continue
+				}
+				if c == '"' {
+					break
+				}
+				val.WriteByte(c)
+			}
+			s.labels[name] = val.String()
+			rest = strings.TrimPrefix(rest, ",")
+		}
+		rest = rest[1:]
+	}
+	fields := strings.Fields(rest)
+	if len(fields) == 0 {
+		return s, errors.New("no value")
+	}
+	v, err := strconv.ParseFloat(fields[0], 64)
+	if err != nil {
+		return s, err
+	}
+	s.value = v
+	return s, nil
+}
+
+// metricValue returns the value of the sample named name whose labels
+// include want, and whether there is one.
+func metricValue(samples []metricSample, name string, want map[string]string) (float64, bool) {
+	for _, s := range samples {
+		if s.name != name {
+			continue
+		}
+		match := true
+		for k, v := range want {
+			if s.labels[k] != v {
+				match = false
+			}
+		}
+		if match {
+			return s.value, true
+		}
+	}
+	return 0, false
+}
