@@ -16,12 +16,15 @@ import (
 // participant and account ids are keyed pseudonyms (see Pseudonymizer),
 // and addresses appear only as coarse network prefixes.
 type Entry struct {
-	DecisionID    string            `json:"decision_id"`
-	Time          time.Time         `json:"time"`
-	Kind          string            `json:"kind"` // KindDecision or KindAdmission
-	MeetingID     string            `json:"meeting_id"`
-	Account       string            `json:"account"` // pseudonym of the host account
-	AllowJoin     *bool             `json:"allow_join,omitempty"`
+	DecisionID string    `json:"decision_id"`
+	Time       time.Time `json:"time"`
+	Kind       string    `json:"kind"` // KindDecision or KindAdmission
+	MeetingID  string    `json:"meeting_id"`
+	Account    string    `json:"account"` // pseudonym of the host account
+	AllowJoin  *bool     `json:"allow_join,omitempty"`
+	// Preview marks a decision about an order submitted for review, not
+	// taken from the registry: nothing was enforced on its account.
+	Preview       bool              `json:"preview,omitempty"`
 	Orders        []Order           `json:"orders"`
 	Actions       []Action          `json:"actions"`
 	Refused       []Refusal         `json:"refused"`
@@ -124,6 +127,7 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion string) *Entry {
 		MeetingID:     d.MeetingID,
 		Account:       account,
 		AllowJoin:     d.AllowJoin,
+		Preview:       d.Preview,
 		Orders:        make([]Order, 0, len(d.OrderIDs)),
 		Actions:       make([]Action, 0, len(d.Actions)),
 		Refused:       make([]Refusal, 0, len(d.Refused)),

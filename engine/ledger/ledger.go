@@ -61,6 +61,9 @@ type Config struct {
 	FlushInterval time.Duration
 	// MaxBatch bounds one group commit.
 	MaxBatch int
+	// ReadOnly opens an existing ledger for reading (reports, exports): it
+	// creates nothing, needs no key, and refuses to record.
+	ReadOnly bool
 	Logger   *slog.Logger
 }
 
@@ -110,9 +113,24 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	key, err := loadKey(cfg)
-	if err != nil {
-		return nil, err
+	var key []byte
+	if cfg.ReadOnly {
+		// Reading needs no pseudonyms; a random key keeps the
+		// pseudonymizer defined without touching any file.
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		if cfg.URL == "" || cfg.URL == "sqlite" {
+			if _, err := os.Stat(filepath.Join(cfg.DataDir, "ledger.db")); err != nil {
+				return nil, fmt.Errorf("%w: --data-dir %s holds no ledger", ErrConfig, cfg.DataDir)
+			}
+		}
+	} else {
+		var err error
+		if key, err = loadKey(cfg); err != nil {
+			return nil, err
+		}
 	}
 	b, err := openBackend(ctx, cfg)
 	if err != nil {
@@ -135,6 +153,9 @@ func (l *Ledger) Pseudonymizer() *Pseudonymizer { return l.pseudo }
 // Record commits the record (or counts it, see the package comment) before
 // returning. An error wraps ErrUnavailable.
 func (l *Ledger) Record(ctx context.Context, r *engine.Record) error {
+	if l.cfg.ReadOnly {
+		return fmt.Errorf("%w: opened read-only", ErrUnavailable)
+	}
 	if !durable(r.Decision) {
 		l.count(r)
 		return nil

@@ -255,6 +255,9 @@ func (a *aggregator) both(t *tally, fn func(*tally)) {
 }
 
 func (a *aggregator) laterEntry(e *ledger.Entry) error {
+	if e.Preview {
+		return nil
+	}
 	for _, o := range e.Orders {
 		if _, ok := a.orders[o.OrderID]; !ok {
 			k, _ := keyOf(o.Authority, o.Jurisdiction)
@@ -268,6 +271,11 @@ func (a *aggregator) laterEntry(e *ledger.Entry) error {
 }
 
 func (a *aggregator) entry(e *ledger.Entry) error {
+	// A preview answered "what would happen" for an order under review;
+	// nothing was enforced on its account, so it is no part of the report.
+	if e.Preview {
+		return nil
+	}
 	a.entries++
 	if e.Kind == ledger.KindAdmission {
 		a.admissionEntries++

@@ -520,3 +520,33 @@ func TestReportCSVShape(t *testing.T) {
 		}
 	}
 }
+
+// TestReportLeavesOutPreviews: a preview answers "what would this order
+// do" for an order under review; nothing was enforced, so even a preview
+// with actions and refusals changes no figure.
+func TestReportLeavesOutPreviews(t *testing.T) {
+	base := buildFixture(t, Options{})
+	preview := newRec("00000000-0000-7000-8000-0000000000f1", day(time.March, 2, 12), "m-preview", "acct-us-preview", "CN-2026-0601").
+		remove("CN-2026-0601", "CN", "p-cn-1", "p-cn-2", "p-cn-3", "p-cn-4", "p-cn-5", "p-cn-6").
+		remove("CN-2026-0601", "US", "p-us").
+		refuse("CN-2026-0601", "end_meeting", "affects_outside", 3).rec
+	preview.Decision.Preview = true
+	l := openFixture(t, append(fixtureRecords(), preview))
+	withPreview, err := Build(context.Background(), l, fixturePeriod, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b bytes.Buffer
+	if err := base.Render(&a, FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	if err := withPreview.Render(&b, FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	if a.String() != b.String() {
+		t.Errorf("a preview changed the report:\nwithout:\n%s\nwith:\n%s", a.String(), b.String())
+	}
+	if withPreview.Violation {
+		t.Error("a preview's outside action was counted as enforcement")
+	}
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -31,6 +32,15 @@ func (l *ledgerFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&l.url, "ledger", "sqlite", "ledger backend: sqlite (in --data-dir), a postgres:// URL, or off (no durable record: for benchmarks only)")
 	f.StringVar(&l.dataDir, "data-dir", dataDir, "`DIR` for the SQLite ledger and the generated ledger key (env GEOSCOPE_DATA_DIR)")
 	f.StringVar(&l.keyFile, "ledger-key-file", "", "pseudonymization key `FILE` (32+ bytes, raw or hex; default: generated into --data-dir)")
+}
+
+// openReader opens an existing ledger for reading: it creates no file and
+// no key.
+func (l *ledgerFlags) openReader(ctx context.Context, log *slog.Logger) (*ledger.Ledger, error) {
+	if l.url == ledgerOff {
+		return nil, usageError{errors.New("--ledger off: there is no ledger to read")}
+	}
+	return ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, ReadOnly: true, Logger: log})
 }
 
 // open opens the ledger, or returns nil when it is off.
@@ -73,11 +83,8 @@ func ledgerCommand() *cobra.Command {
 				*p.dst = t
 			}
 			q.Order, q.Authority = order, auth
-			if flags.url == ledgerOff {
-				return usageError{fmt.Errorf("--ledger off: there is nothing to export")}
-			}
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			l, err := flags.open(cmd.Context(), log)
+			l, err := flags.openReader(cmd.Context(), log)
 			if err != nil {
 				return err
 			}

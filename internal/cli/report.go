@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -78,28 +76,8 @@ Exit status: 0 with a report, 2 on a bad flag (named in the message),
 				}
 				return usageError{fmt.Errorf("%s: the period is empty: --since %s must be before --until %s", flag, p.Since.Format(time.RFC3339), p.Until.Format(time.RFC3339))}
 			}
-			if flags.url == ledgerOff {
-				return usageError{errors.New("--ledger off: there is no ledger to report from")}
-			}
-			if flags.url == "" || flags.url == "sqlite" {
-				// Opening a SQLite ledger creates it: a mistyped --data-dir
-				// would report an empty period instead of failing.
-				if _, err := os.Stat(filepath.Join(flags.dataDir, "ledger.db")); err != nil {
-					return usageError{fmt.Errorf("--data-dir %s: no ledger there (%v)", flags.dataDir, unwrapPath(err))}
-				}
-			}
-			if flags.keyFile == "" {
-				// The report reads no pseudonym, so it needs no key; without
-				// one, opening the ledger would generate and store one.
-				key, cleanup, err := throwawayKey()
-				if err != nil {
-					return err
-				}
-				defer cleanup()
-				flags.keyFile = key
-			}
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			l, err := flags.open(cmd.Context(), log)
+			l, err := flags.openReader(cmd.Context(), log)
 			if err != nil {
 				return err
 			}
@@ -127,26 +105,6 @@ Exit status: 0 with a report, 2 on a bad flag (named in the message),
 	f.StringVar(&out, "out", "", "write the report to `FILE` instead of stdout")
 	f.IntVar(&minCount, "min-count", report.DefaultMinCount, "show counts from 1 to `N`-1 as \"<N\"")
 	return cmd
-}
-
-// throwawayKey writes a random key to a private temporary file.
-func throwawayKey() (path string, cleanup func(), err error) {
-	dir, err := os.MkdirTemp("", "geoscope-report-")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup = func() { os.RemoveAll(dir) }
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	path = filepath.Join(dir, "key")
-	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)), 0o600); err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	return path, cleanup, nil
 }
 
 // writeAtomic replaces path with data: a reader sees the old file or the
