@@ -50,6 +50,10 @@ type Record struct {
 	Networks []netip.Prefix
 	// Admission marks a join-time question.
 	Admission bool
+	// Participants and Joining are the request's people (the ledger reads
+	// their ids only, to keep them out of free text it stores).
+	Participants []input.Participant
+	Joining      *input.Participant
 	// Reached counts, by located country (UnknownCountry when unknown),
 	// everyone a meeting-wide or account action reaches: the participants,
 	// the connected host and the participant asking to join. It is set only
@@ -191,12 +195,14 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		return d, nil
 	}
 	rec := &Record{
-		Decision:    d,
-		AccountID:   req.Meeting.Host.AccountID,
-		Orders:      facts.Orders,
-		Authorities: facts.Authorities,
-		Networks:    networks(req, actions),
-		Admission:   admission,
+		Decision:     d,
+		AccountID:    req.Meeting.Host.AccountID,
+		Orders:       facts.Orders,
+		Authorities:  facts.Authorities,
+		Networks:     networks(req, actions),
+		Admission:    admission,
+		Participants: req.Meeting.Participants,
+		Joining:      req.Joining,
 	}
 	if slices.ContainsFunc(actions, func(a decision.Action) bool {
 		return a.Type == decision.EndMeeting || a.Type == decision.SuspendAccount

@@ -28,7 +28,7 @@ func TestLedgerCrash(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		pg := lgPostgres(t)
-		lgCrash(t, []string{"--data-dir", t.TempDir(), "--ledger", pg.URL()}, func(t *testing.T, answered int) {
+		lgCrash(t, []string{"--data-dir", t.TempDir(), "--ledger", pg.URL(), "--ledger-key-file", lgKeyFile(t)}, func(t *testing.T, answered int) {
 			db, err := sql.Open("pgx", pg.URL())
 			if err != nil {
 				t.Fatal(err)

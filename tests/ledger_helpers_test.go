@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -28,26 +27,11 @@ import (
 	"github.com/geoscope/geoscope/internal/pgtest"
 )
 
-// lgSkipBug skips a test blocked by a known bug, unless
-// GEOSCOPE_RUN_BUG_TESTS=1 (to show the bug, or its fix).
-func lgSkipBug(tb testing.TB, msg string) {
-	tb.Helper()
-	if os.Getenv("GEOSCOPE_RUN_BUG_TESTS") != "1" {
-		tb.Skip(msg)
-	}
-}
-
-// lgPGLockBug blocks every test of the PostgreSQL ledger (see
-// engine/ledger's pgLockBug).
-const lgPGLockBug = "BUG: the PostgreSQL ledger cannot migrate: migrate() runs `SELECT pg_advisory_xact_lock(7363656f70)`, " +
-	"which PostgreSQL rejects (trailing junk after numeric literal, SQLSTATE 42601), so with --ledger postgres://... every " +
-	"decision that must be recorded is answered 503 ledger_unavailable. Expected: a valid bigint lock key"
 
 // lgPostgres starts a private PostgreSQL server for a test of the
 // PostgreSQL ledger.
 func lgPostgres(t *testing.T) *pgtest.Server {
 	t.Helper()
-	lgSkipBug(t, lgPGLockBug)
 	return pgtest.New(t)
 }
 
@@ -378,4 +362,11 @@ func lgCheckRecorded(t *testing.T, s *lgServer, ids []string) int {
 		t.Errorf("%d of %d answered decisions are not in the ledger, e.g. %s", len(missing), len(ids), strings.Join(missing[:min(5, len(missing))], "; "))
 	}
 	return found
+}
+
+// lgKeyFile writes a ledger key for a test: a PostgreSQL ledger shared by
+// replicas needs one given explicitly (none is generated).
+func lgKeyFile(t *testing.T) string {
+	t.Helper()
+	return writeTemp(t, "ledger.key", []byte(strings.Repeat("0123456789abcdef", 4)))
 }

@@ -46,7 +46,7 @@ func TestLoadLedger(t *testing.T) {
 			case "sqlite":
 				base = startServer(t) // SQLite in startServer's t.TempDir()
 			case "postgres":
-				base = startServer(t, "--ledger", lgPostgres(t).URL())
+				base = startServer(t, "--ledger", lgPostgres(t).URL(), "--ledger-key-file", lgKeyFile(t))
 			}
 			for _, r := range runs {
 				res := runLoad(t, loadSpec{URL: base + r.path, Bodies: r.bodies, Concurrency: *loadConcurrency, Duration: *loadDuration, Max: *loadMax})

@@ -271,7 +271,7 @@ func (o *lgOutage) waitCounts(driver, dsn string, plain int) {
 // geoscope, then starts it again.
 func TestLedgerOutagePostgres(t *testing.T) {
 	pg := lgPostgres(t)
-	srv := lgStart(t, "--log-level", "warn", "--data-dir", t.TempDir(), "--ledger", pg.URL())
+	srv := lgStart(t, "--log-level", "warn", "--data-dir", t.TempDir(), "--ledger", pg.URL(), "--ledger-key-file", lgKeyFile(t))
 	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
 	o.up("before the outage")
 
@@ -297,7 +297,7 @@ func TestLedgerOutagePostgres(t *testing.T) {
 func TestLedgerPostgresDownAtStart(t *testing.T) {
 	pg := lgPostgres(t)
 	pg.Stop()
-	srv := lgStart(t, "--log-level", "warn", "--data-dir", t.TempDir(), "--ledger", pg.URL())
+	srv := lgStart(t, "--log-level", "warn", "--data-dir", t.TempDir(), "--ledger", pg.URL(), "--ledger-key-file", lgKeyFile(t))
 	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
 	plain := o.down("PostgreSQL down since start", time.Second)
 	if !strings.Contains(srv.logs.String(), "ledger not reachable yet") {

@@ -210,7 +210,7 @@ func TestReportCLIPostgres(t *testing.T) {
 			"GEOSCOPE_RUN_BUG_TESTS=1 runs this test")
 	}
 	pg := pgtest.New(t)
-	rptSeedLedger(t, ledger.Config{URL: pg.URL(), DataDir: t.TempDir()})
+	rptSeedLedger(t, ledger.Config{URL: pg.URL(), DataDir: t.TempDir(), KeyFile: lgKeyFile(t)})
 	res := runCLI(t, nil, "report", "--ledger", pg.URL(), "--since", "2026-01-01", "--until", "2026-07-01", "--format", "json")
 	if res.code != 0 {
 		t.Fatalf("report --ledger postgres://: %s", res)

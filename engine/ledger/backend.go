@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -25,8 +26,9 @@ type backend interface {
 }
 
 type sqlBackend struct {
-	dialect string // "sqlite" or "postgres"
-	dsn     string
+	dialect  string // "sqlite" or "postgres"
+	dsn      string
+	readOnly bool
 
 	mu       sync.Mutex
 	db       *sql.DB // nil until (re)opened
@@ -34,36 +36,52 @@ type sqlBackend struct {
 }
 
 func openBackend(ctx context.Context, cfg Config) (backend, error) {
-	b := &sqlBackend{}
+	b := &sqlBackend{readOnly: cfg.ReadOnly}
 	switch u := cfg.URL; {
 	case u == "" || u == "sqlite":
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("%w: data directory: %v", ErrUnavailable, err)
-		}
 		path, err := filepath.Abs(filepath.Join(cfg.DataDir, "ledger.db"))
 		if err != nil {
 			return nil, err
 		}
-		// Created owner-only; SQLite gives its -wal and -shm files the
-		// database file's permissions.
-		if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
-			f.Close()
-		}
-		// WAL with synchronous=FULL: a commit returns once the WAL is
-		// fsynced. busy_timeout covers a reader holding the lock briefly.
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
-			q.Add("_pragma", p)
+		if cfg.ReadOnly {
+			// Reading takes no write lock and creates nothing, so an
+			// auditor can export from a write-protected copy.
+			q.Set("mode", "ro")
+			q.Add("_pragma", "busy_timeout(10000)")
+		} else {
+			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+				return nil, fmt.Errorf("%w: data directory: %v", ErrUnavailable, err)
+			}
+			// Created owner-only; SQLite gives its -wal and -shm files the
+			// database file's permissions.
+			if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+				f.Close()
+			}
+			// WAL with synchronous=FULL: a commit returns once the WAL is
+			// fsynced. busy_timeout covers a reader holding the lock
+			// briefly.
+			for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+				q.Add("_pragma", p)
+			}
+			q.Set("_txlock", "immediate")
 		}
-		q.Set("_txlock", "immediate")
-		b.dialect, b.dsn = "sqlite", "file:"+path+"?"+q.Encode()
+		// The path is part of a URI: '?', '#' and '%' in it must not be
+		// read as its query, fragment or escapes.
+		escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+		b.dialect, b.dsn = "sqlite", "file:"+escaped+"?"+q.Encode()
 	case strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://"):
 		b.dialect, b.dsn = "postgres", u
 	default:
 		return nil, fmt.Errorf("%w: --ledger %q: want \"sqlite\" or a postgres:// URL", ErrConfig, redact(u))
 	}
-	// A database that is down at start is retried at the first record.
+	// A database that is down at start is retried at the first record; a
+	// schema this code cannot use is a configuration error now.
 	if _, err := b.conn(ctx); err != nil {
+		if errors.Is(err, ErrConfig) {
+			b.close()
+			return nil, err
+		}
 		cfg.Logger.Error("ledger not reachable yet; decisions are refused until it is", "backend", b.dialect, "error", err.Error())
 	}
 	return b, nil
@@ -97,7 +115,23 @@ func (b *sqlBackend) conn(ctx context.Context) (*sql.DB, error) {
 		b.db = db
 	}
 	if !b.migrated {
-		if err := migrate(ctx, b.db, b.dialect); err != nil {
+		check := migrate
+		if b.readOnly {
+			check = checkSchema
+		}
+		err := check(ctx, b.db, b.dialect)
+		if err != nil && b.readOnly && b.dialect == "sqlite" && !strings.Contains(b.dsn, "immutable=1") {
+			// A WAL database can only be read where SQLite may create its
+			// -shm file. Where it may not (a write-protected copy, a
+			// read-only mount), nobody can be writing either, so the file
+			// is read as immutable.
+			b.db.Close()
+			b.dsn += "&immutable=1"
+			if b.db, err = sql.Open("sqlite", b.dsn); err == nil {
+				err = check(ctx, b.db, b.dialect)
+			}
+		}
+		if err != nil {
 			if b.dialect == "sqlite" {
 				b.db.Close()
 				b.db = nil
@@ -302,6 +336,22 @@ func migrate(ctx context.Context, db *sql.DB, dialect string) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// checkSchema is migrate for readers: it changes nothing and fails unless
+// the schema is one this code reads.
+func checkSchema(ctx context.Context, db *sql.DB, _ string) error {
+	var current int
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM ledger_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("%w: no ledger here (%v)", ErrConfig, err)
+	}
+	switch {
+	case current == 0:
+		return fmt.Errorf("%w: the ledger holds no schema", ErrConfig)
+	case current > len(migrations):
+		return fmt.Errorf("%w: the ledger schema is at version %d, newer than this geoscope (%d)", ErrConfig, current, len(migrations))
+	}
+	return nil
 }
 
 func boolInt(b bool) int {

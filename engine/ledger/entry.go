@@ -4,12 +4,14 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"strconv"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/geo"
 )
 
 // Entry is one recorded decision. It identifies nobody on its own:
@@ -113,13 +115,12 @@ func (p *Pseudonymizer) of(kind, id string) string {
 }
 
 // newEntry builds the entry for a record. Free text (reasons written by the
-// guard or the policy) may quote ids; those quotes are replaced with the
-// pseudonyms too.
+// guard or the policy) may name people; every id the request carried, and
+// every id an action named, is replaced there by its pseudonym.
 func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion string) *Entry {
 	d := r.Decision
-	scrub := newScrubber()
 	account := p.Account(r.AccountID)
-	scrub.add(r.AccountID, account)
+	scrub := newScrubber(r, p)
 	e := &Entry{
 		DecisionID:    d.DecisionID,
 		Time:          d.Time,
@@ -148,27 +149,27 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion string) *Entry {
 		})
 	}
 	subject := func(a decision.Action) string {
+		// Whatever an action names is scrubbed from free text, even an id
+		// the request never carried (a policy may invent one).
+		scrub.participant(a.ParticipantID)
+		scrub.account(a.AccountID)
 		switch {
 		case a.Type == decision.SuspendAccount:
-			s := p.Account(a.AccountID)
-			scrub.add(a.AccountID, s)
-			return s
+			return p.Account(a.AccountID)
 		case a.Host:
 			return account
 		case a.ParticipantID != "":
-			s := p.Participant(a.ParticipantID)
-			scrub.add(a.ParticipantID, s)
-			return s
+			return p.Participant(a.ParticipantID)
 		}
 		return ""
 	}
 	for i, a := range d.Actions {
 		act := Action{Type: a.Type, OrderID: a.OrderID, Subject: subject(a), Host: a.Host, Country: a.Country, Jurisdiction: a.Jurisdiction}
+		if i < len(r.Networks) && r.Networks[i].IsValid() {
+			act.Network = coarse(r.Networks[i]).String()
+		}
 		if a.Type == decision.EndMeeting || a.Type == decision.SuspendAccount {
 			act.Reached = r.Reached
-		}
-		if i < len(r.Networks) && r.Networks[i].IsValid() {
-			act.Network = r.Networks[i].String()
 		}
 		e.Actions = append(e.Actions, act)
 	}
@@ -188,22 +189,77 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion string) *Entry {
 	return e
 }
 
-// scrubber replaces quoted ids in free text with their pseudonyms.
-type scrubber struct{ pairs []string }
+// coarse makes sure a stored network is no finer than /24 (IPv4) or /48
+// (IPv6), whatever the caller passed.
+func coarse(p netip.Prefix) netip.Prefix {
+	addr, bits := p.Addr(), p.Bits()
+	if addr.Is4In6() {
+		addr, bits = addr.Unmap(), bits-96
+	}
+	if c := geo.Coarse(addr); bits < 0 || bits >= c.Bits() {
+		return c
+	}
+	return netip.PrefixFrom(addr, bits).Masked()
+}
 
-func newScrubber() *scrubber { return &scrubber{} }
+// scrubber replaces ids in free text with their pseudonyms. Reasons repeat
+// (one text for thousands of actions), so each distinct text is scrubbed
+// once.
+type scrubber struct {
+	p     *Pseudonymizer
+	ids   map[string]string // id → pseudonym
+	cache map[string]string
+}
 
-func (s *scrubber) add(id, pseudonym string) {
+func newScrubber(r *engine.Record, p *Pseudonymizer) *scrubber {
+	s := &scrubber{p: p, ids: make(map[string]string, len(r.Participants)+2), cache: map[string]string{}}
+	for _, pt := range r.Participants {
+		s.participant(pt.ID)
+	}
+	if r.Joining != nil {
+		s.participant(r.Joining.ID)
+	}
+	s.account(r.AccountID)
+	return s
+}
+
+func (s *scrubber) participant(id string) {
+	if _, ok := s.ids[id]; id != "" && !ok {
+		s.ids[id] = s.p.Participant(id)
+	}
+}
+
+func (s *scrubber) account(id string) {
 	if id != "" {
-		s.pairs = append(s.pairs, strconv.Quote(id), strconv.Quote(pseudonym))
+		s.ids[id] = s.p.Account(id)
 	}
 }
 
 func (s *scrubber) apply(text string) string {
-	if len(s.pairs) == 0 || text == "" {
+	if text == "" {
 		return text
 	}
-	return strings.NewReplacer(s.pairs...).Replace(text)
+	if out, ok := s.cache[text]; ok {
+		return out
+	}
+	var found []string
+	for id := range s.ids {
+		if strings.Contains(text, id) {
+			found = append(found, id)
+		}
+	}
+	out := text
+	if len(found) > 0 {
+		// Longest first, so "p1" does not eat into "p10".
+		slices.SortFunc(found, func(a, b string) int { return len(b) - len(a) })
+		pairs := make([]string, 0, 2*len(found))
+		for _, id := range found {
+			pairs = append(pairs, id, s.ids[id])
+		}
+		out = strings.NewReplacer(pairs...).Replace(text)
+	}
+	s.cache[text] = out
+	return out
 }
 
 // durable reports whether a record must be stored one by one: it returns

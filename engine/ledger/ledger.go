@@ -81,6 +81,11 @@ type Ledger struct {
 	stop   chan struct{}
 	done   chan struct{}
 
+	// sendMu orders Record's enqueue against Close: once Close holds it,
+	// nothing more is queued, so everything queued is drained.
+	sendMu sync.RWMutex
+	closed bool
+
 	mu       sync.Mutex
 	counts   map[countKey]int64
 	lastErr  error
@@ -127,6 +132,11 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 			}
 		}
 	} else {
+		if cfg.KeyFile == "" && cfg.URL != "" && cfg.URL != "sqlite" {
+			// Replicas sharing one ledger must share one key, or the same
+			// person gets a different pseudonym from each replica.
+			return nil, fmt.Errorf("%w: a shared PostgreSQL ledger needs --ledger-key-file, the same on every replica", ErrConfig)
+		}
 		var err error
 		if key, err = loadKey(cfg); err != nil {
 			return nil, err
@@ -166,12 +176,8 @@ func (l *Ledger) Record(ctx context.Context, r *engine.Record) error {
 		return fmt.Errorf("%w: encoding entry: %v", ErrUnavailable, err)
 	}
 	p := &pending{entry: e, raw: raw, done: make(chan error, 1)}
-	select {
-	case l.writes <- p:
-	case <-l.stop:
-		return fmt.Errorf("%w: closed", ErrUnavailable)
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	if err := l.enqueue(ctx, p); err != nil {
+		return err
 	}
 	select {
 	case err := <-p.done:
@@ -180,6 +186,25 @@ func (l *Ledger) Record(ctx context.Context, r *engine.Record) error {
 		// The entry may still commit; an entry recorded for a decision that
 		// was never answered is harmless, the reverse is what must not
 		// happen.
+		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	}
+}
+
+// enqueue hands p to the writer, unless the ledger is closed or ctx is
+// already done (then nothing is written).
+func (l *Ledger) enqueue(ctx context.Context, p *pending) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	l.sendMu.RLock()
+	defer l.sendMu.RUnlock()
+	if l.closed {
+		return fmt.Errorf("%w: closed", ErrUnavailable)
+	}
+	select {
+	case l.writes <- p:
+		return nil
+	case <-ctx.Done():
 		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 	}
 }
@@ -219,15 +244,14 @@ func (l *Ledger) writer() {
 		case <-flush.C:
 			l.flushCounts()
 		case <-l.stop:
-			// Drain what callers are still waiting for, then the counts.
-			for {
-				select {
-				case p := <-l.writes:
-					l.commit([]*pending{p})
-					continue
-				default:
+			// Close has stopped new records; commit what callers are still
+			// waiting for, then the counts.
+			for len(l.writes) > 0 {
+				batch := make([]*pending, 0, len(l.writes))
+				for len(l.writes) > 0 && len(batch) < l.cfg.MaxBatch {
+					batch = append(batch, <-l.writes)
 				}
-				break
+				l.commit(batch)
 			}
 			l.flushCounts()
 			return
@@ -307,11 +331,13 @@ func (l *Ledger) Health() Health {
 // Close stops the writer after committing what is queued and flushing the
 // counts, then closes the backend.
 func (l *Ledger) Close() error {
-	select {
-	case <-l.stop:
+	l.sendMu.Lock()
+	if l.closed {
+		l.sendMu.Unlock()
 		return nil
-	default:
 	}
+	l.closed = true
+	l.sendMu.Unlock()
 	close(l.stop)
 	<-l.done
 	return l.backend.close()

@@ -119,10 +119,6 @@ func FromStore(ctx context.Context, compiler *ast.Compiler, data map[string]any,
 
 // finish reads and validates the registry, then prepares the entry points.
 func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, revisions map[string]string) (*Snapshot, error) {
-	reg, err := readRegistry(ctx, store)
-	if err != nil {
-		return nil, err
-	}
 	prepare := func(ref ast.Ref) (*rego.PreparedEvalQuery, error) {
 		if len(compiler.GetRulesForVirtualDocument(ref)) == 0 {
 			return nil, nil
@@ -137,7 +133,14 @@ func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, re
 		}
 		return &pq, nil
 	}
+	// The policy's validation rules see the registry first: their messages
+	// name the offending order or authority, where a typed decode could
+	// only say which Go type did not fit.
 	if err := validateRegistry(ctx, prepare); err != nil {
+		return nil, err
+	}
+	reg, err := readRegistry(ctx, store)
+	if err != nil {
 		return nil, err
 	}
 	snap := &Snapshot{registry: reg, revisions: revisions, activated: time.Now().UTC()}
