@@ -27,7 +27,6 @@ import (
 	"github.com/geoscope/geoscope/internal/pgtest"
 )
 
-
 // lgPostgres starts a private PostgreSQL server for a test of the
 // PostgreSQL ledger.
 func lgPostgres(t *testing.T) *pgtest.Server {
