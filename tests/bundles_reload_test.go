@@ -118,7 +118,7 @@ func invalidRegistry(t *testing.T, n int) (raw []byte, kind, text string) {
 	default:
 		data := bndRegistryData(fmt.Sprintf("BAD-%d", n), reloadMeeting, reloadAccount)
 		data["authorities"].(map[string]any)["cn.cac"].(map[string]any)["jurisdiction"] = "CN"
-		return bndRegistryBundle(t, fmt.Sprintf("bad-%d", n), data, nil), "wrong-type field", "data/authorities"
+		return bndRegistryBundle(t, fmt.Sprintf("bad-%d", n), data, nil), "wrong-type field", "authorities.cn.cac.jurisdiction: jurisdiction must be an array"
 	}
 }
 

@@ -46,7 +46,7 @@ func TestBuildRejects(t *testing.T) {
 		}, ErrBundle, "overlap"},
 		{"malformed registry", func(t *testing.T) []string {
 			return []string{"../../policies", writeBundle(t, map[string]string{"authorities/data.json": `{"cn": {"jurisdiction": "CN"}}`, ".manifest": `{"roots": ["authorities", "orders"]}`})}
-		}, ErrRegistry, "data/authorities"},
+		}, ErrRegistry, "authorities.cn.jurisdiction: jurisdiction must be an array"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

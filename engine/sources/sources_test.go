@@ -141,8 +141,8 @@ func TestLastKnownGoodBundles(t *testing.T) {
 	}{
 		{"malformed JSON", with(good, "orders/data.json", `{"ORD-x": {"authority": "cn.cac",`), policy.ErrBundle, "orders/data.json", false},
 		{"malformed manifest", with(good, ".manifest", `{"revision": "bad-2", "roots": [`), policy.ErrBundle, "manifest", false},
-		{"wrong-type field", with(good, "authorities/data.json", `{"cn.cac": {"name": "CAC", "jurisdiction": "CN"}}`), policy.ErrRegistry, "data/authorities", false},
-		{"wrong-type document", with(good, "orders/data.json", `{"ORD-x": ["not", "an", "order"]}`), policy.ErrRegistry, "data/orders", false},
+		{"wrong-type field", with(good, "authorities/data.json", `{"cn.cac": {"name": "CAC", "jurisdiction": "CN"}}`), policy.ErrRegistry, "authorities.cn.cac.jurisdiction: jurisdiction must be an array", false},
+		{"wrong-type document", with(good, "orders/data.json", `{"ORD-x": ["not", "an", "order"]}`), policy.ErrRegistry, "orders.ORD-x: an order must be an object", false},
 		{"roots overlapping the policy", with(good, ".manifest", `{"revision": "bad-5", "roots": ["authorities", "orders", "geoscope"]}`), policy.ErrBundle, "overlap", false},
 		{"order of an unregistered authority", with(with(good, ".manifest", `{"revision": "bad-6", "roots": ["authorities", "orders"]}`),
 			"orders/data.json", `{"ORD-x": {"authority": "xx.unknown", "demands": ["end_meeting"], "targets": {"meetings": ["m-1"]},
