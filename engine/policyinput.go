@@ -13,8 +13,9 @@ import (
 // the policy sees located countries only, never an IP address.
 //
 //	{"meeting": {"id", "host": {"account_id", "account_country"?, "connected", "country"?},
-//	             "participants": [{"id", "country"?}],
-//	             "by_country": {"CN": [ids], ...}},    // participant ids by located country
+//	             "participant_count": n,
+//	             "by_country": {"CN": [ids], ...},    // participant ids by located country
+//	             "unlocated": [ids]},                 // participants whose location is unknown
 //	 "joining": {"id", "country"?}?,
 //	 "order": {...}?,            // the preview order, as submitted
 //	 "standing_orders": [ids]}   // when no preview order: registry orders targeting the meeting or its account
@@ -34,16 +35,16 @@ func policyInput(req *input.Request, f *guard.Facts) ast.Value {
 		host.Insert(ast.InternedTerm("country"), ast.StringTerm(f.Host.Country))
 	}
 
-	participants := make([]*ast.Term, len(m.Participants))
+	// Participants are given grouped by located country rather than one
+	// object each: the policy works on countries, and building ten
+	// thousand small objects would cost more than evaluating the policy.
 	groups := map[string][]*ast.Term{}
-	for i, p := range m.Participants {
+	for _, p := range m.Participants {
 		country := f.Participants[p.ID]
-		id := ast.StringTerm(p.ID)
-		participants[i] = ast.NewTerm(person(id, country))
-		if country != "" {
-			groups[country] = append(groups[country], id)
-		}
+		groups[country] = append(groups[country], ast.StringTerm(p.ID))
 	}
+	unlocated := groups[""]
+	delete(groups, "")
 	byCountry := ast.NewObject()
 	for country, ids := range groups {
 		byCountry.Insert(ast.StringTerm(country), ast.ArrayTerm(ids...))
@@ -52,8 +53,9 @@ func policyInput(req *input.Request, f *guard.Facts) ast.Value {
 	root := ast.NewObject(ast.Item(ast.InternedTerm("meeting"), ast.ObjectTerm(
 		ast.Item(ast.InternedTerm("id"), ast.StringTerm(m.ID)),
 		ast.Item(ast.InternedTerm("host"), ast.NewTerm(host)),
-		ast.Item(ast.InternedTerm("participants"), ast.ArrayTerm(participants...)),
+		ast.Item(ast.InternedTerm("participant_count"), ast.InternedTerm(len(m.Participants))),
 		ast.Item(ast.InternedTerm("by_country"), ast.NewTerm(byCountry)),
+		ast.Item(ast.InternedTerm("unlocated"), ast.ArrayTerm(unlocated...)),
 	)))
 	if f.Joining != nil {
 		root.Insert(ast.InternedTerm("joining"), ast.NewTerm(person(ast.StringTerm(f.Joining.ID), f.Joining.Country)))

@@ -64,7 +64,9 @@ type Facts struct {
 // registry's jurisdiction and the located country.
 func Check(f *Facts, actions []decision.Action) (kept []decision.Action, blocked []decision.Blocked) {
 	g := checker{facts: f, outside: map[string]int{}}
-	seen := map[actionKey]bool{}
+	// Sized up front: a large meeting has one action per participant.
+	kept = make([]decision.Action, 0, len(actions))
+	seen := make(map[actionKey]bool, len(actions))
 	for _, a := range actions {
 		checked, code, reason := g.check(a)
 		if code != "" {
@@ -122,7 +124,9 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 			strings.Join(a.Jurisdiction, ","), strings.Join(auth.Jurisdiction, ","), order.Authority)
 	}
 	a.MeetingID = f.MeetingID
-	a.Jurisdiction = slices.Clone(auth.Jurisdiction)
+	// Shared, not copied: registry data is immutable once a snapshot is
+	// built, and a large decision has one action per participant.
+	a.Jurisdiction = auth.Jurisdiction
 
 	switch a.Type {
 	case decision.RemoveParticipant, decision.DenyJoin:

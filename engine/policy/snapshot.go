@@ -300,6 +300,17 @@ func eval(ctx context.Context, pq *rego.PreparedEvalQuery, query string, input a
 // block and report rather than silently lost.
 func decodeOutput(obj ast.Object, query string) (*Output, error) {
 	var out Output
+	n := 0
+	_ = each(obj, "actions", query, func(v ast.Value) error {
+		m, _ := v.(ast.Object)
+		if batch, ok := field(m, "participant_ids").(*ast.Array); ok {
+			n += batch.Len()
+		} else {
+			n++
+		}
+		return nil
+	})
+	out.Actions = make([]decision.Action, 0, n)
 	err := each(obj, "actions", query, func(v ast.Value) error {
 		m, _ := v.(ast.Object)
 		a := decision.Action{

@@ -98,7 +98,7 @@ inside(person, jurisdiction) if person.country in jurisdiction
 # Users a meeting-wide or account action would reach right now and who are
 # not located inside: participants, the connected host, and the participant
 # asking to join.
-outside_count[id] := ((count(input.meeting.participants) - located_inside(j)) + host_outside(j)) + joining_outside(j) if {
+outside_count[id] := ((input.meeting.participant_count - located_inside(j)) + host_outside(j)) + joining_outside(j) if {
 	some id, j in actionable
 }
 
@@ -171,7 +171,7 @@ denials contains action if {
 # Rule 4: a meeting may be ended only when it has participants and nobody
 # it would reach is outside.
 end_meeting_granted(id) if {
-	count(input.meeting.participants) > 0
+	input.meeting.participant_count > 0
 	outside_count[id] == 0
 }
 
@@ -257,14 +257,14 @@ refused contains refusal(id, d, "unknown_demand", reason, 0) if {
 refused contains refusal(id, "end_meeting", "no_participants", reason, outside_count[id]) if {
 	some id, j in actionable
 	"end_meeting" in orders[id].demands
-	count(input.meeting.participants) == 0
+	input.meeting.participant_count == 0
 	reason := sprintf("the meeting has no participants, so ending it cannot be shown to affect only users in %s; participants located there are denied admission instead", [concat(", ", j)])
 }
 
 refused contains refusal(id, "end_meeting", "affects_outside", reason, n) if {
 	some id, j in actionable
 	"end_meeting" in orders[id].demands
-	count(input.meeting.participants) > 0
+	input.meeting.participant_count > 0
 	n := outside_count[id]
 	n > 0
 	reason := sprintf("ending the meeting would affect %d users not located in %s; narrowed to the participants located there", [n, concat(", ", j)])

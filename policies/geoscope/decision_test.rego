@@ -66,7 +66,13 @@ online_host(account, account_country, located) := {
 
 # The engine groups participant ids by located country; tests derive the
 # grouping from the participant list the same way.
-meeting(h, ps) := {"id": "m1", "host": h, "participants": ps, "by_country": by_country(ps)}
+meeting(h, ps) := {
+	"id": "m1",
+	"host": h,
+	"participant_count": count(ps),
+	"by_country": by_country(ps),
+	"unlocated": [p.id | some p in ps; not p.country],
+}
 
 by_country(ps) := {c: [p.id | some p in ps; p.country == c] | some q in ps; c := q.country}
 
@@ -1138,7 +1144,7 @@ test_founding_c_hk_host_is_untouched if {
 # D) A scheduled meeting (nobody connected) of an account named in the
 # order's targets.accounts; the meeting id itself is not named.
 founding_d_input(joining) := {
-	"meeting": {"id": "june4-d-scheduled", "host": offline_host("acct-us-d", "US"), "participants": []},
+	"meeting": object.union(meeting(offline_host("acct-us-d", "US"), []), {"id": "june4-d-scheduled"}),
 	"joining": joining,
 	"standing_orders": [oid_2020],
 }

@@ -12,12 +12,12 @@ decision := {"actions": actions, "refused": []}
 actions contains {
 	"type": "remove_participant",
 	"meeting_id": input.meeting.id,
-	"participant_id": p.id,
+	"participant_id": pid,
 	"order_id": order_id,
 	"jurisdiction": ["CN"],
 	"reason": "remove everyone",
 } if {
-	some p in input.meeting.participants
+	some pid in everyone
 }
 
 # End the meeting and suspend the account regardless of who is affected.
@@ -69,3 +69,13 @@ actions contains {"type": "remove_participant", "participant_id": input.meeting.
 
 # Not even an object.
 actions contains "end everything"
+
+# Every participant id, wherever located.
+everyone contains id if {
+	some ids in input.meeting.by_country
+	some id in ids
+}
+
+everyone contains id if {
+	some id in input.meeting.unlocated
+}

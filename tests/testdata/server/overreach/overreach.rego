@@ -19,13 +19,13 @@ decision := {"actions": actions, "refused": refused}
 actions contains {
 	"type": "remove_participant",
 	"meeting_id": input.meeting.id,
-	"participant_id": p.id,
+	"participant_id": pid,
 	"order_id": id,
 	"jurisdiction": data.authorities[order(id).authority].jurisdiction,
 	"reason": "remove everyone (test policy)",
 } if {
 	some id in orders
-	some p in input.meeting.participants
+	some pid in everyone
 }
 
 refused contains {
@@ -37,4 +37,14 @@ refused contains {
 } if {
 	some id in orders
 	some d in order(id).demands
+}
+
+# Every participant id, wherever located.
+everyone contains id if {
+	some ids in input.meeting.by_country
+	some id in ids
+}
+
+everyone contains id if {
+	some id in input.meeting.unlocated
 }
