@@ -48,6 +48,10 @@ type Snapshot struct {
 	query rego.PreparedEvalQuery
 	// admission is nil when the policy defines no admission entry point.
 	admission *rego.PreparedEvalQuery
+	// txn is one read transaction shared by every evaluation. The store is
+	// never written after the snapshot is built, so nothing waits on it,
+	// and each evaluation is spared opening and closing its own.
+	txn storage.Transaction
 	registry  *registry.Registry
 	revisions map[string]string
 	activated time.Time
@@ -143,7 +147,11 @@ func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, re
 	if err != nil {
 		return nil, err
 	}
-	snap := &Snapshot{registry: reg, revisions: revisions, activated: time.Now().UTC()}
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
+	}
+	snap := &Snapshot{registry: reg, revisions: revisions, activated: time.Now().UTC(), txn: txn}
 	query, err := prepare(queryRef)
 	if err == nil && query == nil {
 		err = fmt.Errorf("%w: no bundle defines %s", ErrBundle, Query)
@@ -246,7 +254,7 @@ type Output struct {
 // an ast.Value directly (converting from map[string]any would dominate the
 // cost for large rosters).
 func (s *Snapshot) Eval(ctx context.Context, input ast.Value) (*Output, error) {
-	return eval(ctx, &s.query, Query, input)
+	return s.eval(ctx, &s.query, Query, input)
 }
 
 // EvalAdmission evaluates the admission entry point: deny_join actions for
@@ -255,9 +263,9 @@ func (s *Snapshot) Eval(ctx context.Context, input ast.Value) (*Output, error) {
 // everything but the deny_join actions dropped.
 func (s *Snapshot) EvalAdmission(ctx context.Context, input ast.Value) (*Output, error) {
 	if s.admission != nil {
-		return eval(ctx, s.admission, AdmissionQuery, input)
+		return s.eval(ctx, s.admission, AdmissionQuery, input)
 	}
-	out, err := eval(ctx, &s.query, Query, input)
+	out, err := s.eval(ctx, &s.query, Query, input)
 	if err != nil {
 		return nil, err
 	}
@@ -266,13 +274,17 @@ func (s *Snapshot) EvalAdmission(ctx context.Context, input ast.Value) (*Output,
 	return out, nil
 }
 
+// noMetrics spares every evaluation a fresh metrics registry nobody reads.
+var noMetrics = metrics.NoOp()
+
 // keepTerm hands the result back as the *ast.Term itself. The default
 // conversion to map[string]any (with sets sorted) would cost as much as the
 // evaluation for a decision with thousands of actions.
 func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
 
-func eval(ctx context.Context, pq *rego.PreparedEvalQuery, query string, input ast.Value) (*Output, error) {
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalGenerateJSON(keepTerm))
+func (s *Snapshot) eval(ctx context.Context, pq *rego.PreparedEvalQuery, query string, input ast.Value) (*Output, error) {
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalGenerateJSON(keepTerm),
+		rego.EvalTransaction(s.txn), rego.EvalMetrics(noMetrics))
 	if err != nil {
 		var te *topdown.Error
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(ctx.Err(), context.Canceled) ||

@@ -154,19 +154,27 @@ removals contains action if {
 	}
 }
 
-denials contains action if {
-	some id, j in actionable
-	inside(input.joining, j)
-	action := {
-		"type": "deny_join",
-		"meeting_id": input.meeting.id,
-		"participant_id": input.joining.id,
-		"order_id": id,
-		"jurisdiction": j,
-		"country": input.joining.country,
-		"reason": inside_reason,
-	}
+# Join-time: the hot path, so the cheapest test (is the joining participant
+# located inside?) comes first and nothing else is built. The guard adds
+# the meeting, the jurisdiction and the located country to the action.
+denials contains denial(id) if {
+	some id in input.standing_orders
+	may_deny(data.orders[id])
 }
+
+denials contains denial(id) if {
+	id := input.order.id
+	may_deny(input.order)
+}
+
+may_deny(o) if {
+	input.joining.country in data.authorities[o.authority].jurisdiction
+	has_legal_basis(o)
+	targets_meeting(o)
+	makes_known_demand(o)
+}
+
+denial(id) := {"type": "deny_join", "participant_id": input.joining.id, "order_id": id, "reason": inside_reason}
 
 # Rule 4: a meeting may be ended only when it has participants and nobody
 # it would reach is outside.
