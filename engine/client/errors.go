@@ -6,24 +6,25 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+
+	"github.com/geoscope/geoscope/engine/apierror"
 )
 
-// Error codes of the server's error bodies (engine/server/errors.go). They
-// are part of the wire contract, so they are repeated here rather than
-// imported: the client does not link the server.
+// Error codes of the server's error bodies, from the wire contract in
+// package apierror (the client does not link the server).
 const (
-	CodeInvalidInput         = "invalid_input"
-	CodeTooLarge             = "too_large"
-	CodeUnsupportedMediaType = "unsupported_media_type"
-	CodeUnauthorized         = "unauthorized"
-	CodeForbidden            = "forbidden"
-	CodeNotFound             = "not_found"
-	CodeMethodNotAllowed     = "method_not_allowed"
-	CodeNotReady             = "not_ready"
-	CodeEvalTimeout          = "eval_timeout"
-	CodePolicyError          = "policy_error"
-	CodeLedgerUnavailable    = "ledger_unavailable"
-	CodeInternal             = "internal"
+	CodeInvalidInput         = apierror.InvalidInput
+	CodeTooLarge             = apierror.TooLarge
+	CodeUnsupportedMediaType = apierror.UnsupportedMediaType
+	CodeUnauthorized         = apierror.Unauthorized
+	CodeForbidden            = apierror.Forbidden
+	CodeNotFound             = apierror.NotFound
+	CodeMethodNotAllowed     = apierror.MethodNotAllowed
+	CodeNotReady             = apierror.NotReady
+	CodeEvalTimeout          = apierror.EvalTimeout
+	CodePolicyError          = apierror.PolicyError
+	CodeLedgerUnavailable    = apierror.LedgerUnavailable
+	CodeInternal             = apierror.Internal
 )
 
 // Sentinel errors classify failures; match them with errors.Is. An

@@ -51,7 +51,7 @@ type Snapshot struct {
 	// txn is one read transaction shared by every evaluation. The store is
 	// never written after the snapshot is built, so nothing waits on it,
 	// and each evaluation is spared opening and closing its own.
-	txn storage.Transaction
+	txn       storage.Transaction
 	registry  *registry.Registry
 	revisions map[string]string
 	activated time.Time

@@ -8,42 +8,37 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/apierror"
 	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/policy"
 )
 
-// Error codes in responses. A meeting server treats any error as "no
-// enforcement" (see the README's client contract).
+// Error codes in responses, from the wire contract in package apierror. A
+// meeting server treats any error as "no enforcement" (see the README's
+// client contract).
 const (
-	CodeInvalidInput         = "invalid_input"
-	CodeTooLarge             = "too_large"
-	CodeUnsupportedMediaType = "unsupported_media_type"
-	CodeUnauthorized         = "unauthorized"
-	CodeForbidden            = "forbidden"
-	CodeNotFound             = "not_found"
-	CodeMethodNotAllowed     = "method_not_allowed"
-	CodeNotReady             = "not_ready"
-	CodeEvalTimeout          = "eval_timeout"
-	CodePolicyError          = "policy_error"
-	CodeLedgerUnavailable    = "ledger_unavailable"
-	CodeClientClosed         = "client_closed_request"
+	CodeInvalidInput         = apierror.InvalidInput
+	CodeTooLarge             = apierror.TooLarge
+	CodeUnsupportedMediaType = apierror.UnsupportedMediaType
+	CodeUnauthorized         = apierror.Unauthorized
+	CodeForbidden            = apierror.Forbidden
+	CodeNotFound             = apierror.NotFound
+	CodeMethodNotAllowed     = apierror.MethodNotAllowed
+	CodeNotReady             = apierror.NotReady
+	CodeEvalTimeout          = apierror.EvalTimeout
+	CodePolicyError          = apierror.PolicyError
+	CodeLedgerUnavailable    = apierror.LedgerUnavailable
+	CodeClientClosed         = apierror.ClientClosed
+	CodeInternal             = apierror.Internal
 )
 
 // StatusClientClosedRequest is logged (never received) for requests the
 // client abandoned, following the common 499 convention.
-const (
-	StatusClientClosedRequest = 499
-	CodeInternal              = "internal"
-)
+const StatusClientClosedRequest = 499
 
 // apiError is the body of every error response.
-type apiError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
-	ErrorID string `json:"error_id,omitempty"`
-}
+type apiError = apierror.Body
 
 func abort(c *gin.Context, status int, e apiError) {
 	c.Set(ctxErrorCode, e.Code)
