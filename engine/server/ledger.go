@@ -79,6 +79,9 @@ func ledgerQuery(c *gin.Context) (ledger.Query, *apiError) {
 		}
 		*p.dst = t
 	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		return q, &apiError{Code: CodeInvalidInput, Message: "until: the period is empty: since must be before until", Field: "until"}
+	}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > ledger.MaxLimit {
