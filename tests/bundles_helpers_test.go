@@ -1,27 +1,22 @@
 package tests
 
 // Helpers of the bundle tests (bundles_*_test.go): building signed and
-// unsigned bundles with OPA's Go API, replacing files atomically, and
-// running the geoscope binary without requiring it to become ready.
+// unsigned bundles with OPA's Go API, and reading a server's status,
+// metrics and answers (the process is server_helpers_test.go's
+// serverProc, which need not become ready).
 
 import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -166,25 +161,6 @@ func bndRetar(t *testing.T, tarball []byte, edit func(name string, body []byte) 
 	return bndTar(t, files)
 }
 
-// bndReplace replaces path with data the way operators and deployment
-// tools do: write a temporary file next to it, then rename it over.
-func bndReplace(t *testing.T, path string, data []byte) {
-	t.Helper()
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".incoming-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := tmp.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // bndCopyDir copies a directory tree.
 func bndCopyDir(t *testing.T, src, dst string) {
 	t.Helper()
@@ -215,79 +191,20 @@ func bndCopyDir(t *testing.T, src, dst string) {
 func bndTokens(t *testing.T) (file, admin, decide string) {
 	t.Helper()
 	admin, decide = "admin-token-for-bundle-tests", "decide-token-for-bundle-tests"
-	digest := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
-	file = writeTemp(t, "tokens", fmt.Appendf(nil, "admin %s\ndecide %s\n", digest(admin), digest(decide)))
-	return file, admin, decide
+	return writeTokensFile(t, decide, admin), admin, decide
 }
 
-// bndBuffer collects a process's output safely.
-type bndBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *bndBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *bndBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// bndServer is a running geoscope serve process.
+// bndServer is a geoscope serve process of the bundle tests.
 type bndServer struct {
-	base   string
-	token  string // sent on status, metrics and reload requests
-	stderr *bndBuffer
-	exited chan struct{}
+	*serverProc
+	token string // sent on status, metrics and reload requests
 }
 
-// bndStart runs `geoscope serve` with args on a free loopback port and
-// waits until it answers /health (not /ready). The process is killed when
-// the test ends; its log is printed if the test failed.
+// bndStart runs `geoscope serve` with args and waits until it answers
+// /health (not /ready: a server given bundles it rejects never is).
 func bndStart(t *testing.T, args ...string) *bndServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	s := &bndServer{base: "http://" + addr, stderr: &bndBuffer{}, exited: make(chan struct{})}
-	cmd := exec.Command(geoscopeBin, append([]string{"serve", "--addr", addr, "--log-level", "info", "--data-dir", t.TempDir()}, args...)...)
-	cmd.Stderr = s.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = cmd.Wait(); close(s.exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-s.exited
-		if t.Failed() {
-			t.Logf("geoscope stderr:\n%s", s.stderr.String())
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			t.Fatalf("geoscope exited: %s", s.stderr.String())
-		default:
-		}
-		if resp, err := http.Get(s.base + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("geoscope did not start; stderr:\n%s", s.stderr.String())
-	return nil
+	return &bndServer{serverProc: startServe(t, serveOpts{args: append([]string{"--log-level", "info"}, args...)})}
 }
 
 // bndStatus is GET /v1/status.
@@ -319,40 +236,15 @@ func (st bndStatus) String() string {
 	return string(raw)
 }
 
-func (s *bndServer) do(t *testing.T, method, path, token string, body []byte) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, s.base+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, raw
-}
-
 func (s *bndServer) status(t *testing.T) bndStatus {
 	t.Helper()
-	code, raw := s.do(t, http.MethodGet, "/v1/status", s.token, nil)
-	if code != http.StatusOK {
-		t.Fatalf("GET /v1/status: HTTP %d: %s", code, raw)
+	r := s.request(t, http.MethodGet, "/v1/status", s.token, "", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /v1/status: HTTP %d: %s", r.status, r.body)
 	}
 	var st bndStatus
-	if err := json.Unmarshal(raw, &st); err != nil {
-		t.Fatalf("GET /v1/status: %v: %s", err, raw)
+	if err := json.Unmarshal(r.body, &st); err != nil {
+		t.Fatalf("GET /v1/status: %v: %s", err, r.body)
 	}
 	return st
 }
@@ -366,25 +258,23 @@ func (s *bndServer) waitStatus(t *testing.T, what string, timeout time.Duration,
 		if cond(st) {
 			return st
 		}
-		select {
-		case <-s.exited:
+		if !s.running() {
 			t.Fatalf("waiting for %s: geoscope exited", what)
-		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s; last status %s", timeout, what, st)
 		}
-		time.Sleep(25 * time.Millisecond)
+		time.Sleep(pollInterval)
 	}
 }
 
 func (s *bndServer) metrics(t *testing.T) string {
 	t.Helper()
-	code, raw := s.do(t, http.MethodGet, "/metrics", s.token, nil)
-	if code != http.StatusOK {
-		t.Fatalf("GET /metrics: HTTP %d", code)
+	r := s.request(t, http.MethodGet, "/metrics", s.token, "", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /metrics: HTTP %d", r.status)
 	}
-	return string(raw)
+	return string(r.body)
 }
 
 // bndAnswer is the part of an admission answer the bundle tests read.
@@ -408,13 +298,13 @@ func bndAnswerKey(body []byte) string {
 // admit sends one admission for meeting/account and decodes the answer.
 func (s *bndServer) admit(t *testing.T, token, meeting, account string) bndAnswer {
 	t.Helper()
-	code, raw := s.do(t, http.MethodPost, "/v1/admission", token, admissionBodies(meeting, account)[0])
-	if code != http.StatusOK {
-		t.Fatalf("POST /v1/admission: HTTP %d: %s", code, raw)
+	r := s.request(t, http.MethodPost, "/v1/admission", token, "application/json", admissionBodies(meeting, account)[0])
+	if r.status != http.StatusOK {
+		t.Fatalf("POST /v1/admission: HTTP %d: %s", r.status, r.body)
 	}
 	var a bndAnswer
-	if err := json.Unmarshal(raw, &a); err != nil {
-		t.Fatalf("admission answer: %v: %s", err, raw)
+	if err := json.Unmarshal(r.body, &a); err != nil {
+		t.Fatalf("admission answer: %v: %s", err, r.body)
 	}
 	return a
 }

@@ -151,7 +151,7 @@ func TestBundlesReloadUnderLoad(t *testing.T) {
 		if i%2 == 1 {
 			rev := fmt.Sprintf("reg-%d", i)
 			valid[rev] = true
-			bndReplace(t, reg, validRegistry(t, i, nil))
+			replaceFile(t, reg, validRegistry(t, i, nil))
 			srv.waitStatus(t, rev+" active", wait, func(st bndStatus) bool {
 				return st.revision("registry") == rev && st.BundleError == nil
 			})
@@ -160,7 +160,7 @@ func TestBundlesReloadUnderLoad(t *testing.T) {
 		}
 		raw, kind, text := invalidRegistry(t, i)
 		swapped := time.Now().UTC()
-		bndReplace(t, reg, raw)
+		replaceFile(t, reg, raw)
 		st := srv.waitStatus(t, fmt.Sprintf("bad-%d (%s) rejected", i, kind), wait, func(st bndStatus) bool {
 			return st.BundleError != nil
 		})
@@ -218,7 +218,7 @@ func TestBundlesReloadUnderLoad(t *testing.T) {
 	// (absent if never)". A rejection followed by a good version is still
 	// a rejection that happened, and alerting on it needs the timestamp.
 	t.Run("last failure timestamp survives a later good version", func(t *testing.T) {
-		bndReplace(t, reg, validRegistry(t, 21, nil))
+		replaceFile(t, reg, validRegistry(t, 21, nil))
 		srv.waitStatus(t, "reg-21 active", 20*time.Second, func(st bndStatus) bool { return st.revision("registry") == "reg-21" })
 		if len(bndMetric(srv.metrics(t), "geoscope_bundle_last_failure_timestamp_seconds")) == 0 {
 			t.Fatal("geoscope_bundle_last_failure_timestamp_seconds disappears once a good version is activated " +
@@ -243,9 +243,9 @@ func TestBundlesReloadSignedRejectsUnsigned(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv := bndStart(t, "--bundle", filepath.Join("..", "policies"), "--bundle", reg, "--verification-key", key.pubPath)
-		code, body := srv.do(t, http.MethodGet, "/ready", "", nil)
-		if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "missing .signatures.json") {
-			t.Errorf("/ready = %d %s, want 503 naming the missing signature", code, body)
+		r := srv.request(t, http.MethodGet, "/ready", "", "", nil)
+		if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "missing .signatures.json") {
+			t.Errorf("/ready = %d %s, want 503 naming the missing signature", r.status, r.body)
 		}
 	})
 
@@ -269,14 +269,14 @@ func TestBundlesReloadSignedRejectsUnsigned(t *testing.T) {
 		case 1, 3:
 			rev := fmt.Sprintf("reg-%d", i)
 			valid[rev] = true
-			bndReplace(t, reg, validRegistry(t, i, &key))
+			replaceFile(t, reg, validRegistry(t, i, &key))
 			srv.waitStatus(t, rev+" active", 20*time.Second, func(st bndStatus) bool {
 				return st.revision("registry") == rev && st.BundleError == nil
 			})
 			lastValid = rev
 		case 2:
 			// Valid content at revision reg-i, but unsigned.
-			bndReplace(t, reg, validRegistry(t, i, nil))
+			replaceFile(t, reg, validRegistry(t, i, nil))
 			st := srv.waitStatus(t, "the unsigned version rejected", 20*time.Second, func(st bndStatus) bool { return st.BundleError != nil })
 			if !strings.Contains(st.BundleError.Error, "missing .signatures.json") || st.revision("registry") != lastValid {
 				t.Errorf("unsigned reg-%d: status %s", i, st)
@@ -289,7 +289,7 @@ func TestBundlesReloadSignedRejectsUnsigned(t *testing.T) {
 				}
 				return body
 			})
-			bndReplace(t, reg, raw)
+			replaceFile(t, reg, raw)
 			st := srv.waitStatus(t, "the tampered version rejected", 20*time.Second, func(st bndStatus) bool { return st.BundleError != nil })
 			if !strings.Contains(st.BundleError.Error, "digest mismatch") || st.revision("registry") != lastValid {
 				t.Errorf("tampered reg-%d: status %s", i, st)
@@ -335,14 +335,14 @@ func TestBundlesAdminReload(t *testing.T) {
 	}
 	reload := func(t *testing.T, token string) (int, reloadAnswer, string) {
 		t.Helper()
-		code, raw := srv.do(t, http.MethodPost, "/v1/admin/reload", token, nil)
+		r := srv.request(t, http.MethodPost, "/v1/admin/reload", token, "", nil)
 		var a reloadAnswer
-		if code == http.StatusOK {
-			if err := json.Unmarshal(raw, &a); err != nil {
-				t.Fatalf("reload answer: %v: %s", err, raw)
+		if r.status == http.StatusOK {
+			if err := json.Unmarshal(r.body, &a); err != nil {
+				t.Fatalf("reload answer: %v: %s", err, r.body)
 			}
 		}
-		return code, a, string(raw)
+		return r.status, a, string(r.body)
 	}
 
 	t.Run("no token: 401", func(t *testing.T) {
@@ -365,7 +365,7 @@ func TestBundlesAdminReload(t *testing.T) {
 		}
 	})
 	t.Run("admin token: new version activated", func(t *testing.T) {
-		bndReplace(t, reg, validRegistry(t, 2, nil))
+		replaceFile(t, reg, validRegistry(t, 2, nil))
 		// The answer reports the version the reload activated (the file
 		// watcher may have got there first; either way reg-2 is active
 		// when the reload answers).
@@ -379,7 +379,7 @@ func TestBundlesAdminReload(t *testing.T) {
 	})
 	t.Run("admin token: rejected version reported, old one kept", func(t *testing.T) {
 		raw, _, text := invalidRegistry(t, 2) // an order of an unregistered authority
-		bndReplace(t, reg, raw)
+		replaceFile(t, reg, raw)
 		code, a, body := reload(t, admin)
 		if code != http.StatusOK || a.Reloaded || !strings.Contains(a.Error, text) || a.BundleError == nil ||
 			a.revision("registry") != "reg-2" || !a.Ready {

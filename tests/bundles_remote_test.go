@@ -273,16 +273,16 @@ func TestBundlesRemoteWrongToken(t *testing.T) {
 	// /ready explains once the bundle plugin has been refused.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		code, body := srv.do(t, http.MethodGet, "/ready", "", nil)
-		if code != http.StatusServiceUnavailable {
-			t.Fatalf("/ready = %d %s, want 503", code, body)
+		r := srv.request(t, http.MethodGet, "/ready", "", "", nil)
+		if r.status != http.StatusServiceUnavailable {
+			t.Fatalf("/ready = %d %s, want 503", r.status, r.body)
 		}
-		if strings.Contains(string(body), "server replied with Unauthorized") {
-			t.Logf("/ready: %s", body)
+		if strings.Contains(string(r.body), "server replied with Unauthorized") {
+			t.Logf("/ready: %s", r.body)
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/ready never explained the refusal: %s", body)
+			t.Fatalf("/ready never explained the refusal: %s", r.body)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -298,9 +298,9 @@ func TestBundlesRemoteWrongToken(t *testing.T) {
 	if served, _ := bs.counts(); served != 0 {
 		t.Errorf("the bundle server served %d bundles", served)
 	}
-	code, body := srv.do(t, http.MethodPost, "/v1/admission", "", admissionBodies(remoteMeeting, remoteAccount)[0])
-	if code != http.StatusServiceUnavailable {
-		t.Errorf("admission while not ready: HTTP %d %s, want 503", code, body)
+	r := srv.request(t, http.MethodPost, "/v1/admission", "", "application/json", admissionBodies(remoteMeeting, remoteAccount)[0])
+	if r.status != http.StatusServiceUnavailable {
+		t.Errorf("admission while not ready: HTTP %d %s, want 503", r.status, r.body)
 	}
 }
 
@@ -350,9 +350,9 @@ func TestBundlesRemoteOptionalSignatureTrap(t *testing.T) {
 		if st.Ready || st.revision("registry") != "" || !strings.Contains(st.BundleError.Error, "missing .signatures.json") {
 			t.Errorf("status %s: want not ready, registry rejected for its missing signature", st)
 		}
-		code, body := srv.do(t, http.MethodGet, "/ready", "", nil)
-		if code != http.StatusServiceUnavailable {
-			t.Errorf("/ready = %d %s", code, body)
+		r := srv.request(t, http.MethodGet, "/ready", "", "", nil)
+		if r.status != http.StatusServiceUnavailable {
+			t.Errorf("/ready = %d %s", r.status, r.body)
 		}
 	})
 
@@ -392,16 +392,16 @@ func TestBundlesRemoteAdminReload(t *testing.T) {
 	}
 	reload := func(t *testing.T) reloadAnswer {
 		t.Helper()
-		code, raw := srv.do(t, http.MethodPost, "/v1/admin/reload", admin, nil)
+		r := srv.request(t, http.MethodPost, "/v1/admin/reload", admin, "", nil)
 		var a reloadAnswer
-		if err := json.Unmarshal(raw, &a); code != http.StatusOK || err != nil {
-			t.Fatalf("POST /v1/admin/reload: HTTP %d %s", code, raw)
+		if err := json.Unmarshal(r.body, &a); r.status != http.StatusOK || err != nil {
+			t.Fatalf("POST /v1/admin/reload: HTTP %d %s", r.status, r.body)
 		}
 		return a
 	}
 
-	if code, body := srv.do(t, http.MethodPost, "/v1/admin/reload", decide, nil); code != http.StatusForbidden {
-		t.Errorf("decide token: HTTP %d %s, want 403", code, body)
+	if r := srv.request(t, http.MethodPost, "/v1/admin/reload", decide, "", nil); r.status != http.StatusForbidden {
+		t.Errorf("decide token: HTTP %d %s, want 403", r.status, r.body)
 	}
 
 	bs.set("registry.tar.gz", remoteRegistry(t, "v2", &key))

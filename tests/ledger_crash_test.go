@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,21 +120,21 @@ func lgCrash(t *testing.T, ledgerArgs []string, checkStore func(t *testing.T, an
 					lgPerson{fmt.Sprintf("crash-%s-%d-%d-c", tag, w, i), lgUS4()})
 				startedAfterKill := killed.Load()
 				inflight.Add(1)
-				code, raw, err := srv.do(http.MethodPost, "/v1/decisions", body)
+				r, err := srv.do(http.MethodPost, "/v1/decisions", "", "application/json", body)
 				inflight.Add(-1)
 				mu.Lock()
 				switch {
-				case err == nil && code == http.StatusOK:
+				case err == nil && r.status == http.StatusOK:
 					var a lgAnswer
-					if json.Unmarshal(raw, &a) != nil || len(a.Actions) == 0 || a.DecisionID == "" {
-						unexpected = append(unexpected, "200 without actions: "+string(raw))
+					if json.Unmarshal(r.body, &a) != nil || len(a.Actions) == 0 || a.DecisionID == "" {
+						unexpected = append(unexpected, "200 without actions: "+string(r.body))
 					}
 					answered = append(answered, a.DecisionID)
 				case startedAfterKill:
 				case killed.Load():
 					cut++
 				default:
-					unexpected = append(unexpected, fmt.Sprintf("HTTP %d, %v: %.300s", code, err, raw))
+					unexpected = append(unexpected, fmt.Sprintf("HTTP %d, %v: %.300s", r.status, err, r.body))
 				}
 				mu.Unlock()
 				if err != nil && killed.Load() {
@@ -156,7 +157,7 @@ func lgCrash(t *testing.T, ledgerArgs []string, checkStore func(t *testing.T, an
 	}
 	killed.Store(true)
 	inflightAtKill := inflight.Load()
-	srv.kill()
+	srv.stop(syscall.SIGKILL)
 	close(stop)
 	wg.Wait()
 
@@ -174,7 +175,7 @@ func lgCrash(t *testing.T, ledgerArgs []string, checkStore func(t *testing.T, an
 	checkStore(t, len(answered))
 
 	// Restart on the same ledger.
-	srv.start()
+	srv.restart()
 	exported := lgExport(t, ledgerArgs...)
 	found := 0
 	var missing []string
@@ -194,11 +195,11 @@ func lgCrash(t *testing.T, ledgerArgs []string, checkStore func(t *testing.T, an
 	}
 
 	// The restarted server records and serves new decisions.
-	code, raw := srv.mustDo(http.MethodPost, "/v1/decisions", lgRoster("june4-b", "acct-us-b", "US", "", lgPerson{"after-restart-" + tag, lgCN4()}))
-	if code != http.StatusOK {
-		t.Fatalf("after restart: HTTP %d %s", code, raw)
+	r := srv.post("/v1/decisions", "", lgRoster("june4-b", "acct-us-b", "US", "", lgPerson{"after-restart-" + tag, lgCN4()}))
+	if r.status != http.StatusOK {
+		t.Fatalf("after restart: HTTP %d %s", r.status, r.body)
 	}
-	lgCheckRecorded(t, srv, []string{lgDecode(t, raw).DecisionID})
-	srv.term()
+	lgCheckRecorded(t, srv, []string{lgDecode(t, r.body).DecisionID})
+	srv.stop(syscall.SIGTERM)
 	checkStore(t, len(answered)+1)
 }

@@ -1,26 +1,21 @@
 package tests
 
-// Helpers of the ledger end-to-end tests (ledger_*_test.go): a geoscope
-// server the test can kill and restart on the same ledger, request
-// builders with addresses from the embedded GeoIP database, and the
-// PostgreSQL server from internal/pgtest.
+// Helpers of the ledger end-to-end tests (ledger_*_test.go): a ready
+// geoscope server (server_helpers_test.go's serverProc, which the tests
+// kill and restart on the same ledger), request builders with addresses
+// from the embedded GeoIP database, and the PostgreSQL server from
+// internal/pgtest.
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,150 +29,13 @@ func lgPostgres(t *testing.T) *pgtest.Server {
 	return pgtest.New(t)
 }
 
-// lgBuffer is a goroutine-safe log sink that keeps everything.
-type lgBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lgBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lgBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lgServer is a geoscope serve process that the test can kill and start
-// again with the same arguments, address and ledger.
-type lgServer struct {
-	t      *testing.T
-	addr   string
-	base   string
-	args   []string
-	logs   *lgBuffer // stderr of every run
-	client *http.Client
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-// lgStart starts `geoscope serve` on a free loopback port with args (which
-// must choose the ledger: --data-dir, and --ledger for PostgreSQL) and
-// waits until it is ready.
-func lgStart(t *testing.T, args ...string) *lgServer {
+// lgStart starts `geoscope serve` with args (which must choose the ledger:
+// --data-dir, and --ledger for PostgreSQL) and waits until it is ready.
+// The ledger tests kill it (stop(syscall.SIGKILL)) and restart it on the
+// same ledger.
+func lgStart(t *testing.T, args ...string) *serverProc {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	s := &lgServer{
-		t: t, addr: addr, base: "http://" + addr, args: args, logs: &lgBuffer{},
-		client: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
-	}
-	t.Cleanup(func() {
-		s.kill()
-		s.client.CloseIdleConnections()
-		if t.Failed() {
-			t.Logf("geoscope stderr:\n%s", s.logs.String())
-		}
-	})
-	s.start()
-	return s
-}
-
-// start runs the server (again) and waits until /ready answers 200.
-func (s *lgServer) start() {
-	s.t.Helper()
-	cmd := exec.Command(geoscopeBin, append([]string{"serve", "--addr", s.addr}, s.args...)...)
-	cmd.Stdout, cmd.Stderr = s.logs, s.logs
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
-	s.mu.Unlock()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			s.t.Fatalf("geoscope serve exited at start:\n%s", s.logs.String())
-		default:
-		}
-		if resp, err := s.client.Get(s.base + "/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.t.Fatalf("geoscope serve not ready within 30s:\n%s", s.logs.String())
-}
-
-func (s *lgServer) stopWith(sig syscall.Signal) {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-		s.t.Errorf("geoscope did not exit within 30s of %v", sig)
-	}
-}
-
-// kill ends the server with SIGKILL: no shutdown, no flush, a crash.
-func (s *lgServer) kill() { s.stopWith(syscall.SIGKILL) }
-
-// term stops the server gracefully.
-func (s *lgServer) term() { s.stopWith(syscall.SIGTERM) }
-
-// do sends a request; the body is JSON when given.
-func (s *lgServer) do(method, path string, body []byte) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, s.base+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, raw, err
-}
-
-// mustDo is do that fails the test on a transport error.
-func (s *lgServer) mustDo(method, path string, body []byte) (int, []byte) {
-	s.t.Helper()
-	code, raw, err := s.do(method, path, body)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return code, raw
+	return startServe(t, serveOpts{args: args, ready: true})
 }
 
 // lgAnswer is the part of a decision or admission answer the ledger tests
@@ -305,16 +163,12 @@ func lgSQLiteDSN(path, options string) string {
 // decision ids it lists.
 func lgExport(t *testing.T, ledgerArgs ...string) map[string]bool {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, geoscopeBin, append([]string{"ledger", "export", "--format", "jsonl"}, ledgerArgs...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("geoscope ledger export %s: %v\n%s", strings.Join(ledgerArgs, " "), err, stderr.String())
+	res := runBounded(t, 2*time.Minute, append([]string{"ledger", "export", "--format", "jsonl"}, ledgerArgs...)...)
+	if res.code != 0 {
+		t.Fatalf("geoscope ledger export %s: %s", strings.Join(ledgerArgs, " "), res)
 	}
 	ids := map[string]bool{}
-	dec := json.NewDecoder(&stdout)
+	dec := json.NewDecoder(strings.NewReader(res.stdout))
 	for dec.More() {
 		var e struct {
 			DecisionID string `json:"decision_id"`
@@ -329,7 +183,7 @@ func lgExport(t *testing.T, ledgerArgs ...string) map[string]bool {
 
 // lgCheckRecorded checks, through GET /v1/ledger/{id}, that every id is in
 // the ledger, and returns how many are.
-func lgCheckRecorded(t *testing.T, s *lgServer, ids []string) int {
+func lgCheckRecorded(t *testing.T, s *serverProc, ids []string) int {
 	t.Helper()
 	var (
 		mu      sync.Mutex
@@ -341,12 +195,12 @@ func lgCheckRecorded(t *testing.T, s *lgServer, ids []string) int {
 	for range 8 {
 		wg.Go(func() {
 			for id := range work {
-				code, raw, err := s.do(http.MethodGet, "/v1/ledger/"+id, nil)
+				r, err := s.do(http.MethodGet, "/v1/ledger/"+id, "", "", nil)
 				mu.Lock()
-				if err == nil && code == http.StatusOK && strings.Contains(string(raw), id) {
+				if err == nil && r.status == http.StatusOK && strings.Contains(string(r.body), id) {
 					found++
 				} else {
-					missing = append(missing, fmt.Sprintf("%s (HTTP %d, %v: %.200s)", id, code, err, raw))
+					missing = append(missing, fmt.Sprintf("%s (HTTP %d, %v: %.200s)", id, r.status, err, r.body))
 				}
 				mu.Unlock()
 			}

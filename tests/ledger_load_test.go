@@ -42,11 +42,11 @@ func TestLoadLedger(t *testing.T) {
 			var base string
 			switch mode {
 			case "off":
-				base = startServer(t, "--ledger", "off")
+				base = loadServe(t, "--ledger", "off")
 			case "sqlite":
-				base = startServer(t) // SQLite in startServer's t.TempDir()
+				base = loadServe(t) // SQLite in the harness's data directory (a t.TempDir())
 			case "postgres":
-				base = startServer(t, "--ledger", lgPostgres(t).URL(), "--ledger-key-file", lgKeyFile(t))
+				base = loadServe(t, "--ledger", lgPostgres(t).URL(), "--ledger-key-file", lgKeyFile(t))
 			}
 			for _, r := range runs {
 				res := runLoad(t, loadSpec{URL: base + r.path, Bodies: r.bodies, Concurrency: *loadConcurrency, Duration: *loadDuration, Max: *loadMax})

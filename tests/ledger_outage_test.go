@@ -18,7 +18,7 @@ import (
 // decision id answered 200, to check at the end that each is recorded.
 type lgOutage struct {
 	t        *testing.T
-	srv      *lgServer
+	srv      *serverProc
 	tag      string
 	n        int
 	answered []string
@@ -50,20 +50,20 @@ func (o *lgOutage) admitUS() (int, lgAnswer) {
 
 func (o *lgOutage) send(path string, body []byte) (int, lgAnswer) {
 	o.t.Helper()
-	code, raw := o.srv.mustDo(http.MethodPost, path, body)
+	r := o.srv.post(path, "", body)
 	var a lgAnswer
-	if err := json.Unmarshal(raw, &a); err != nil {
-		o.t.Fatalf("POST %s: HTTP %d, not JSON: %s", path, code, raw)
+	if err := json.Unmarshal(r.body, &a); err != nil {
+		o.t.Fatalf("POST %s: HTTP %d, not JSON: %s", path, r.status, r.body)
 	}
-	if code == http.StatusOK {
+	if r.status == http.StatusOK {
 		if a.DecisionID == "" {
-			o.t.Fatalf("POST %s: 200 without a decision id: %s", path, raw)
+			o.t.Fatalf("POST %s: 200 without a decision id: %s", path, r.body)
 		}
 		if a.durable() {
 			o.answered = append(o.answered, a.DecisionID)
 		}
 	}
-	return code, a
+	return r.status, a
 }
 
 // up checks that recorded decisions are answered.
@@ -147,15 +147,15 @@ func (o *lgOutage) waitUp(what string, timeout time.Duration) time.Duration {
 // ledgerHealth reads the ledger's health from /v1/status.
 func (o *lgOutage) ledgerHealth() (ok bool, lastError string) {
 	o.t.Helper()
-	code, raw := o.srv.mustDo(http.MethodGet, "/v1/status", nil)
+	r := o.srv.get("/v1/status", "")
 	var st struct {
 		Ledger *struct {
 			OK        bool   `json:"ok"`
 			LastError string `json:"last_error"`
 		} `json:"ledger"`
 	}
-	if code != http.StatusOK || json.Unmarshal(raw, &st) != nil || st.Ledger == nil {
-		o.t.Fatalf("/v1/status: %d %s", code, raw)
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &st) != nil || st.Ledger == nil {
+		o.t.Fatalf("/v1/status: %d %s", r.status, r.body)
 	}
 	return st.Ledger.OK, st.Ledger.LastError
 }

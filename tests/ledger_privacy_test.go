@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -115,18 +116,18 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 	secrets := id.secrets()
 	var durable []string
 
-	send := func(s *lgServer, path string, body []byte, check func(a lgAnswer, raw []byte)) {
+	send := func(s *serverProc, path string, body []byte, check func(a lgAnswer, raw []byte)) {
 		t.Helper()
-		code, raw := s.mustDo(http.MethodPost, path, body)
-		if code != http.StatusOK {
-			t.Fatalf("POST %s: HTTP %d %s", path, code, raw)
+		r := s.post(path, "", body)
+		if r.status != http.StatusOK {
+			t.Fatalf("POST %s: HTTP %d %s", path, r.status, r.body)
 		}
-		a := lgDecode(t, raw)
+		a := lgDecode(t, r.body)
 		if a.durable() {
 			durable = append(durable, a.DecisionID)
 		}
 		if check != nil {
-			check(a, raw)
+			check(a, r.body)
 		}
 	}
 	wantDurable := func(a lgAnswer, raw []byte) {
@@ -176,7 +177,7 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 		})
 	}
 	send(srv, "/v1/admission", lgAdmission("june4-b", id.accounts["host"], "US", id.p("j-us")), nil)
-	srv.term()
+	srv.stop(syscall.SIGTERM)
 
 	// A malicious policy: the guard blocks its actions, and its reasons
 	// quote ids.
@@ -204,11 +205,9 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 		t.Fatalf("%d of %d decisions recorded", n, len(durable))
 	}
 	// What the ledger gives out: the API and the export.
-	_, list := mal.mustDo(http.MethodGet, "/v1/ledger?limit=1000", nil)
-	lgNoSecrets(t, "GET /v1/ledger", list, secrets)
+	lgNoSecrets(t, "GET /v1/ledger", mal.get("/v1/ledger?limit=1000", "").body, secrets)
 	for _, d := range durable {
-		_, raw := mal.mustDo(http.MethodGet, "/v1/ledger/"+d, nil)
-		lgNoSecrets(t, "GET /v1/ledger/"+d, raw, secrets)
+		lgNoSecrets(t, "GET /v1/ledger/"+d, mal.get("/v1/ledger/"+d, "").body, secrets)
 	}
 	export := runLedgerExport(t, ledgerArgs)
 	lgNoSecrets(t, "geoscope ledger export", export, secrets)
@@ -241,11 +240,11 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 		// Every byte of every file while the server runs (entries still in
 		// the WAL), then after it stopped (checkpointed into ledger.db).
 		lgScanDir(t, dataDir, secrets, nil)
-		mal.term()
+		mal.stop(syscall.SIGTERM)
 		lgScanDir(t, dataDir, secrets, []byte(ps.Participant(id.participants["cn4"])))
 		rows = lgDumpTables(t, "sqlite", lgSQLiteDSN(filepath.Join(dataDir, "ledger.db"), "mode=ro"))
 	} else {
-		mal.term()
+		mal.stop(syscall.SIGTERM)
 		lgScanDir(t, dataDir, secrets, nil)
 		rows = lgDumpTables(t, "pgx", pg.URL())
 		lgNoSecrets(t, "the PostgreSQL server log", []byte(pg.Log()), secrets)
@@ -389,15 +388,15 @@ func lgLeakCheck(t *testing.T, policy string, wantInAnswer string) {
 	id := newIdentities()
 	dataDir := t.TempDir()
 	srv := lgStart(t, append([]string{"--log-level", "debug", "--data-dir", dataDir}, lgLeakyPolicy(t, policy)...)...)
-	code, raw := srv.mustDo(http.MethodPost, "/v1/decisions", lgRoster("june4-b", id.accounts["host"], "US", "", id.p("cn4"), id.p("us")))
-	if code != http.StatusOK {
-		t.Fatalf("HTTP %d %s", code, raw)
+	r := srv.post("/v1/decisions", "", lgRoster("june4-b", id.accounts["host"], "US", "", id.p("cn4"), id.p("us")))
+	if r.status != http.StatusOK {
+		t.Fatalf("HTTP %d %s", r.status, r.body)
 	}
-	if !strings.Contains(string(raw), wantInAnswer) {
-		t.Fatalf("the policy did not do what the test needs (%q):\n%s", wantInAnswer, raw)
+	if !strings.Contains(string(r.body), wantInAnswer) {
+		t.Fatalf("the policy did not do what the test needs (%q):\n%s", wantInAnswer, r.body)
 	}
-	lgCheckRecorded(t, srv, []string{lgDecode(t, raw).DecisionID})
-	srv.term()
+	lgCheckRecorded(t, srv, []string{lgDecode(t, r.body).DecisionID})
+	srv.stop(syscall.SIGTERM)
 	secrets := id.secrets()
 	lgNoSecrets(t, "geoscope ledger export", runLedgerExport(t, []string{"--data-dir", dataDir}), secrets)
 	lgNoSecrets(t, "the ledger's tables", lgDumpTables(t, "sqlite", lgSQLiteDSN(filepath.Join(dataDir, "ledger.db"), "mode=ro")), secrets)
@@ -412,9 +411,10 @@ func TestLedgerPrivacyHostFlaggedBlock(t *testing.T) {
 
 decision := {"actions": actions, "refused": []}
 
-actions contains {"type": "remove_participant", "participant_id": p.id, "host": true, "order_id": input.standing_orders[0], "reason": "x"} if {
-	some p in input.meeting.participants
-	p.country != "CN"
+actions contains {"type": "remove_participant", "participant_id": pid, "host": true, "order_id": input.standing_orders[0], "reason": "x"} if {
+	some country, ids in input.meeting.by_country
+	country != "CN"
+	some pid in ids
 }
 `, "who is not the connected host")
 }
@@ -426,16 +426,16 @@ func TestLedgerPrivacyPolicyReasons(t *testing.T) {
 
 decision := {"actions": actions, "refused": refused}
 
-actions contains {"type": "remove_participant", "participant_id": p.id, "order_id": input.standing_orders[0],
-	"reason": sprintf("removing %s of account %s", [p.id, input.meeting.host.account_id])} if {
-	some p in input.meeting.participants
-	p.country == "CN"
+actions contains {"type": "remove_participant", "participant_id": pid, "order_id": input.standing_orders[0],
+	"reason": sprintf("removing %s of account %s", [pid, input.meeting.host.account_id])} if {
+	some pid in input.meeting.by_country.CN
 }
 
 refused contains {"order_id": input.standing_orders[0], "demand": "end_meeting", "code": "affects_outside",
-	"reason": sprintf("participant %q is outside", [p.id]), "affected_outside": 1} if {
-	some p in input.meeting.participants
-	p.country != "CN"
+	"reason": sprintf("participant %q is outside", [pid]), "affected_outside": 1} if {
+	some country, ids in input.meeting.by_country
+	country != "CN"
+	some pid in ids
 }
 `, "removing pid-")
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -16,13 +17,13 @@ func TestLedgerExportWriteProtected(t *testing.T) {
 	srv := lgStart(t, "--log-level", "warn", "--data-dir", dir)
 	var ids []string
 	for _, p := range []string{"ro-1", "ro-2", "ro-3"} {
-		code, raw := srv.mustDo(http.MethodPost, "/v1/decisions", lgRoster("june4-b", "acct-us-b", "US", "", lgPerson{p + "-" + lgRandHex(3), lgCN4()}))
-		if code != http.StatusOK {
-			t.Fatalf("HTTP %d %s", code, raw)
+		r := srv.post("/v1/decisions", "", lgRoster("june4-b", "acct-us-b", "US", "", lgPerson{p + "-" + lgRandHex(3), lgCN4()}))
+		if r.status != http.StatusOK {
+			t.Fatalf("HTTP %d %s", r.status, r.body)
 		}
-		ids = append(ids, lgDecode(t, raw).DecisionID)
+		ids = append(ids, lgDecode(t, r.body).DecisionID)
 	}
-	srv.term()
+	srv.stop(syscall.SIGTERM)
 
 	lgChattr(t, "+i", dir)
 	t.Cleanup(func() { _ = exec.Command("chattr", "-R", "-i", dir).Run() })

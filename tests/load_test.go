@@ -7,9 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -136,42 +134,12 @@ func runLoad(t *testing.T, spec loadSpec) loadResult {
 	return res
 }
 
-// startServer runs the geoscope binary with args on a free loopback port and
-// returns its base URL; the process is stopped when the test ends.
-func startServer(t *testing.T, args ...string) string {
+// loadServe starts the server of a load run (server_helpers_test.go's
+// serverProc) with args, logging warnings only, and returns its base URL
+// once it is ready.
+func loadServe(t *testing.T, args ...string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(geoscopeBin, append([]string{"serve", "--addr", addr, "--log-level", "warn", "--data-dir", t.TempDir()}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", stderr.String())
-		}
-	})
-	base := "http://" + addr
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(base + "/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("server did not become ready; stderr:\n%s", stderr.String())
-	return ""
+	return startServe(t, serveOpts{args: append([]string{"--log-level", "warn"}, args...), ready: true}).base
 }
 
 // Addresses in the embedded DB-IP database (checked by the dbip tests).
@@ -209,7 +177,7 @@ func TestLoad(t *testing.T) {
 	if !*loadFlag {
 		t.Skip("load run: go test ./tests -run TestLoad -load -v (or make load)")
 	}
-	base := startServer(t)
+	base := loadServe(t)
 	runs := []struct {
 		name   string
 		path   string

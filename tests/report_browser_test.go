@@ -39,7 +39,7 @@ func TestReportBrowser(t *testing.T) {
 	// A malicious policy: everything it tries outside CN is blocked; the
 	// participant located in CN is removed.
 	mal := rptServe(t, dir, "--bundle", "../engine/testdata/malicious", "--bundle", "../bundles/registry")
-	r := mal.do(http.MethodPost, "/v1/decisions", "", []byte(`{"meeting": {"id": "june4-b",
+	r := mal.post("/v1/decisions", "", []byte(`{"meeting": {"id": "june4-b",
 		"host": {"account_id": "acct-us-b", "account_country": "US", "ip": "8.8.8.8"},
 		"participants": [{"id": "p-cn", "ip": "1.0.16.1"}, {"id": "p-us", "ip": "8.8.8.9"}, {"id": "p-hk", "ip": "147.8.1.1"}]}}`))
 	var d struct {
@@ -49,12 +49,12 @@ func TestReportBrowser(t *testing.T) {
 	if err := json.Unmarshal(r.body, &d); err != nil || r.status != http.StatusOK || len(d.Actions) != 1 || len(d.GuardBlocked) < 5 {
 		t.Fatalf("malicious decision: %s", r)
 	}
-	mal.stop()
+	rptStop(t, mal)
 
 	// The default policy on the 2020 meetings.
 	s := rptServe(t, dir)
 	for i := range 6 {
-		r := s.do(http.MethodPost, "/v1/decisions", "", fmt.Appendf(nil, `{"meeting": {"id": "june4-b",
+		r := s.post("/v1/decisions", "", fmt.Appendf(nil, `{"meeting": {"id": "june4-b",
 			"host": {"account_id": "acct-us-b", "account_country": "US", "ip": "8.8.8.8"},
 			"participants": [{"id": "cn-%[1]d-a", "ip": "1.0.16.%[2]d"}, {"id": "cn-%[1]d-b", "ip": "36.110.1.%[2]d"},
 			                 {"id": "us-%[1]d", "ip": "8.8.8.%[2]d"}, {"id": "hk-%[1]d", "ip": "147.8.1.%[2]d"}]}}`, i, 10+i))
@@ -62,7 +62,7 @@ func TestReportBrowser(t *testing.T) {
 			t.Fatalf("june4-b decision %d: %s", i, r)
 		}
 	}
-	r = s.do(http.MethodPost, "/v1/decisions", "", []byte(`{"meeting": {"id": "control-cn",
+	r = s.post("/v1/decisions", "", []byte(`{"meeting": {"id": "control-cn",
 		"host": {"account_id": "acct-cn-e", "account_country": "CN", "ip": "36.110.50.1"},
 		"participants": [{"id": "cn-01", "ip": "1.0.19.1"}, {"id": "cn-02", "ip": "1.0.19.2"}, {"id": "cn-03", "ip": "36.110.50.3"},
 		                 {"id": "cn-04", "ip": "36.110.50.4"}, {"id": "cn-05", "ip": "2408:8000::5"}]}}`))
@@ -70,14 +70,14 @@ func TestReportBrowser(t *testing.T) {
 		t.Fatalf("control-cn decision: %s", r)
 	}
 	for i := range 3 {
-		r := s.do(http.MethodPost, "/v1/admission", "", fmt.Appendf(nil, `{"meeting": {"id": "june4-d", "host": {"account_id": "acct-us-d", "account_country": "US"}},
+		r := s.post("/v1/admission", "", fmt.Appendf(nil, `{"meeting": {"id": "june4-d", "host": {"account_id": "acct-us-d", "account_country": "US"}},
 			"participant": {"id": "joiner-cn-%d", "ip": "36.110.44.%d"}}`, i, 4+i))
 		if r.status != http.StatusOK || !strings.Contains(string(r.body), `"allow":false`) {
 			t.Fatalf("CN joiner %d: %s", i, r)
 		}
 	}
 	for i := range 5 {
-		r := s.do(http.MethodPost, "/v1/admission", "", fmt.Appendf(nil, `{"meeting": {"id": "june4-d", "host": {"account_id": "acct-us-d", "account_country": "US"}},
+		r := s.post("/v1/admission", "", fmt.Appendf(nil, `{"meeting": {"id": "june4-d", "host": {"account_id": "acct-us-d", "account_country": "US"}},
 			"participant": {"id": "joiner-us-%d", "ip": "8.8.8.%d"}}`, i, 100+i))
 		if r.status != http.StatusOK || !strings.Contains(string(r.body), `"allow":true`) {
 			t.Fatalf("US joiner %d: %s", i, r)
@@ -107,7 +107,7 @@ func TestReportBrowser(t *testing.T) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		r := s.do(http.MethodGet, "/v1/report"+query, "", nil)
+		r := s.get("/v1/report"+query, "")
 		if err := json.Unmarshal(r.body, &rep); err != nil || r.status != http.StatusOK {
 			t.Fatalf("/v1/report: %s", r)
 		}

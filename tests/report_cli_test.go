@@ -203,12 +203,6 @@ func TestReportCLIBadFlags(t *testing.T) {
 
 // TestReportCLIPostgres reads the same ledger from PostgreSQL.
 func TestReportCLIPostgres(t *testing.T) {
-	if os.Getenv("GEOSCOPE_RUN_BUG_TESTS") != "1" {
-		// The same known bug as engine/ledger's pgLockBug.
-		t.Skip("BUG: the PostgreSQL ledger cannot migrate (migrate() runs `SELECT pg_advisory_xact_lock(7363656f70)`, " +
-			"which PostgreSQL rejects: trailing junk after numeric literal), so there is no PostgreSQL ledger to report from; " +
-			"GEOSCOPE_RUN_BUG_TESTS=1 runs this test")
-	}
 	pg := pgtest.New(t)
 	rptSeedLedger(t, ledger.Config{URL: pg.URL(), DataDir: t.TempDir(), KeyFile: lgKeyFile(t)})
 	res := runCLI(t, nil, "report", "--ledger", pg.URL(), "--since", "2026-01-01", "--until", "2026-07-01", "--format", "json")

@@ -1,22 +1,10 @@
 package tests
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,160 +19,21 @@ import (
 // Helpers of the report tests (report_*_test.go). They are prefixed rpt so
 // they never collide with the helpers of other end-to-end tests.
 
-// rptServer is a running `geoscope serve`.
-type rptServer struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	base   string
-	stderr *rptBuffer
-	exited chan struct{}
-	client *http.Client
-}
-
-// rptServe starts `geoscope serve` on a free loopback port with the test
-// GeoIP database and the ledger in dataDir, and waits for /health.
-func rptServe(t *testing.T, dataDir string, args ...string) *rptServer {
+// rptServe starts `geoscope serve` (server_helpers_test.go's serverProc)
+// with the test GeoIP database and the ledger in dataDir, and waits for
+// /health.
+func rptServe(t *testing.T, dataDir string, args ...string) *serverProc {
 	t.Helper()
-	geoDB := geotest.Standard(t)
-	var last string
-	for range 5 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-		ln.Close()
-		all := append([]string{"serve", "--addr", "127.0.0.1:" + port, "--geoip-db", geoDB, "--data-dir", dataDir}, args...)
-		s := &rptServer{t: t, cmd: exec.Command(geoscopeBin, all...), base: "http://127.0.0.1:" + port,
-			stderr: &rptBuffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 30 * time.Second}}
-		s.cmd.Stdout, s.cmd.Stderr = io.Discard, s.stderr
-		if err := s.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = s.cmd.Wait(); close(s.exited) }()
-		t.Cleanup(func() {
-			select {
-			case <-s.exited:
-			default:
-				_ = s.cmd.Process.Kill()
-				<-s.exited
-			}
-			if t.Failed() {
-				t.Logf("geoscope serve %s stderr:\n%s", strings.Join(args, " "), s.stderr)
-			}
-		})
-		if err := s.waitHealthy(20 * time.Second); err == nil {
-			return s
-		} else {
-			last = fmt.Sprintf("%v\n%s", err, s.stderr)
-		}
-		if !strings.Contains(s.stderr.String(), "address already in use") {
-			break
-		}
-	}
-	t.Fatalf("geoscope serve did not become healthy: %s", last)
-	return nil
+	return startServe(t, serveOpts{args: append([]string{"--geoip-db", geotest.Standard(t), "--data-dir", dataDir}, args...)})
 }
 
-func (s *rptServer) waitHealthy(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			return fmt.Errorf("exited with %v", s.cmd.ProcessState)
-		default:
-		}
-		resp, err := s.client.Get(s.base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return fmt.Errorf("/health did not answer within %v", timeout)
-}
-
-// stop ends the server with SIGINT and waits for it: the ledger is
-// committed and its counts flushed when it returns.
-func (s *rptServer) stop() {
-	s.t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		s.t.Fatal(err)
-	}
-	select {
-	case <-s.exited:
-		if code := s.cmd.ProcessState.ExitCode(); code != 0 {
-			s.t.Fatalf("geoscope serve exited %d after SIGINT:\n%s", code, s.stderr)
-		}
-	case <-time.After(20 * time.Second):
-		s.t.Fatalf("geoscope serve did not stop within 20s")
-	}
-}
-
-type rptResponse struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (r rptResponse) String() string { return fmt.Sprintf("%d %s", r.status, bytes.TrimSpace(r.body)) }
-
-func (s *rptServer) do(method, path, token string, body []byte) rptResponse {
-	s.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, s.base+path, rd)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return rptResponse{status: resp.StatusCode, header: resp.Header, body: data}
-}
-
-// rptTokens writes a tokens file with a decide and an admin token.
-func rptTokens(t *testing.T, decide, admin string) string {
+// rptStop ends s with SIGINT and waits for it: the ledger is committed and
+// its counts flushed when it returns.
+func rptStop(t *testing.T, s *serverProc) {
 	t.Helper()
-	digest := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
-	path := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(path, []byte("decide "+digest(decide)+"\nadmin "+digest(admin)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+	if code := s.stop(syscall.SIGINT); code != 0 {
+		t.Fatalf("geoscope serve exited %d after SIGINT:\n%s", code, s.logs)
 	}
-	return path
-}
-
-type rptBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *rptBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *rptBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // rptSeed records, through the ledger package, a small first half of 2026

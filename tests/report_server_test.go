@@ -15,25 +15,25 @@ func TestReportServer(t *testing.T) {
 	dir := t.TempDir()
 	rptSeed(t, dir)
 	decide, admin := "decide-"+t.Name(), "admin-"+t.Name()
-	tokens := rptTokens(t, decide, admin)
+	tokens := writeTokensFile(t, decide, admin)
 	const q = "?since=2026-01-01&until=2026-07-01"
 
 	s := rptServe(t, dir, "--tokens-file", tokens)
 	for _, path := range []string{"/report" + q, "/v1/report" + q} {
-		if r := s.do(http.MethodGet, path, "", nil); r.status != http.StatusUnauthorized {
+		if r := s.get(path, ""); r.status != http.StatusUnauthorized {
 			t.Errorf("%s without a token: %s", path, r)
 		}
-		if r := s.do(http.MethodGet, path, decide, nil); r.status != http.StatusForbidden {
+		if r := s.get(path, decide); r.status != http.StatusForbidden {
 			t.Errorf("%s with a decide token: %s", path, r)
 		}
 	}
-	r := s.do(http.MethodGet, "/v1/report"+q, admin, nil)
+	r := s.get("/v1/report"+q, admin)
 	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
 		t.Fatalf("/v1/report: %s", r)
 	}
 	rptCheckFigures(t, r.body)
 
-	r = s.do(http.MethodGet, "/report"+q, admin, nil)
+	r = s.get("/report"+q, admin)
 	if r.status != http.StatusOK || r.header.Get("Content-Type") != "text/html; charset=utf-8" {
 		t.Fatalf("/report: %d %s", r.status, r.header.Get("Content-Type"))
 	}
@@ -55,7 +55,7 @@ func TestReportServer(t *testing.T) {
 		{"?since=2999-01-01", "since"},
 	} {
 		for _, path := range []string{"/report", "/v1/report"} {
-			r := s.do(http.MethodGet, path+tc.query, admin, nil)
+			r := s.get(path+tc.query, admin)
 			var e struct{ Code, Field, Message string }
 			if err := json.Unmarshal(r.body, &e); err != nil || r.status != http.StatusBadRequest || e.Code != "invalid_input" || e.Field != tc.field {
 				t.Errorf("%s%s: %s; want 400 invalid_input naming %s", path, tc.query, r, tc.field)
@@ -64,7 +64,7 @@ func TestReportServer(t *testing.T) {
 	}
 
 	// Without a period: the year to date.
-	r = s.do(http.MethodGet, "/v1/report", admin, nil)
+	r = s.get("/v1/report", admin)
 	var p struct {
 		Period struct{ Since, Until time.Time } `json:"period"`
 	}
@@ -75,29 +75,29 @@ func TestReportServer(t *testing.T) {
 	if p.Period.Since != time.Date(now.Year(), 1, 1, 0, 0, 0, 0, time.UTC) || !p.Period.Until.After(now) || p.Period.Until.Sub(now) > 24*time.Hour {
 		t.Errorf("default period %v .. %v, want the year to date", p.Period.Since, p.Period.Until)
 	}
-	s.stop()
+	rptStop(t, s)
 
 	// --public-report opens both, and only them.
 	s = rptServe(t, dir, "--tokens-file", tokens, "--public-report")
 	for _, path := range []string{"/report" + q, "/v1/report" + q} {
-		if r := s.do(http.MethodGet, path, "", nil); r.status != http.StatusOK {
+		if r := s.get(path, ""); r.status != http.StatusOK {
 			t.Errorf("%s without a token, --public-report: %s", path, r)
 		}
 	}
-	if r := s.do(http.MethodGet, "/v1/ledger", "", nil); r.status != http.StatusUnauthorized {
+	if r := s.get("/v1/ledger", ""); r.status != http.StatusUnauthorized {
 		t.Errorf("/v1/ledger without a token, --public-report: %s", r)
 	}
 	// The threshold cannot be lowered from a request.
-	r = s.do(http.MethodGet, "/v1/report"+q+"&min_count=1", "", nil)
+	r = s.get("/v1/report"+q+"&min_count=1", "")
 	if !strings.Contains(string(r.body), `"deny_join": "<5"`) {
 		t.Errorf("min_count=1 lowered the threshold: %s", r)
 	}
-	s.stop()
+	rptStop(t, s)
 
 	// No ledger, no report.
 	s = rptServe(t, dir, "--ledger", "off")
 	for _, path := range []string{"/report", "/v1/report"} {
-		r := s.do(http.MethodGet, path, "", nil)
+		r := s.get(path, "")
 		if r.status != http.StatusNotFound || !strings.Contains(string(r.body), "the ledger is off") {
 			t.Errorf("%s with --ledger off: %s", path, r)
 		}

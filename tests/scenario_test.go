@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/netip"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"github.com/geoscope/geoscope/engine/geo/geotest"
 	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/policy"
+	"github.com/geoscope/geoscope/engine/sources"
 )
 
 // Bundle directories as given on the command line, relative to tests/.
@@ -177,6 +179,19 @@ func loadScenario(file string) (*scenario, error) {
 	return &sc, nil
 }
 
+// scenarioEngine is an in-process engine loaded as `geoscope serve` loads
+// one (engine/sources): the bundles at paths (none: the embedded policy
+// and example registry) and the GeoIP database at dbPath.
+func scenarioEngine(t *testing.T, dbPath string, paths []string) *engine.Engine {
+	t.Helper()
+	e := engine.New()
+	src := sources.New(sources.Config{Bundles: paths, GeoIPDB: dbPath, Logger: slog.New(slog.DiscardHandler)}, e)
+	if err := src.Load(context.Background()); err != nil {
+		t.Fatalf("loading the bundles %v and the GeoIP database %s: %v", paths, dbPath, err)
+	}
+	return e
+}
+
 // runner produces a decision for a scenario one way or another.
 type runner struct {
 	name string
@@ -192,20 +207,6 @@ func TestScenarios(t *testing.T) {
 	dbPath := geotest.Standard(t)
 	ctx := context.Background()
 
-	newEngine := func(paths []string) *engine.Engine {
-		snap, err := policy.LoadSnapshot(ctx, paths, policy.LoadOptions{})
-		if err != nil {
-			t.Fatalf("LoadSnapshot(%v): %v", paths, err)
-		}
-		db, err := geo.Open(dbPath)
-		if err != nil {
-			t.Fatalf("geo.Open: %v", err)
-		}
-		e := engine.New()
-		e.SetPolicy(snap)
-		e.SetGeo(db)
-		return e
-	}
 	inProcess := func(e *engine.Engine) func(*testing.T, *scenario) (*decision.Decision, rawDecision) {
 		return func(t *testing.T, sc *scenario) (*decision.Decision, rawDecision) {
 			req, err := input.Decode(sc.reqJSON, input.Limits{})
@@ -240,8 +241,8 @@ func TestScenarios(t *testing.T) {
 	}
 
 	runners := []runner{
-		{"engine/embedded", inProcess(newEngine(nil))},
-		{"engine/bundle-dirs", inProcess(newEngine(bundleDirs))},
+		{"engine/embedded", inProcess(scenarioEngine(t, dbPath, nil))},
+		{"engine/bundle-dirs", inProcess(scenarioEngine(t, dbPath, bundleDirs))},
 		{"cli/embedded/input-file", viaCLI(false, nil)},
 		{"cli/embedded/stdin", viaCLI(true, nil)},
 		{"cli/bundle-dirs/input-file", viaCLI(false, bundleDirs)},
@@ -682,6 +683,28 @@ func TestInvariantCheckerCatchesViolations(t *testing.T) {
 	}
 }
 
+// admissionQuestion is the join-time question of scenario sc as a POST
+// /v1/admission body, or nil when sc is not one (a participant joining a
+// meeting with nobody connected yet, no host address and no preview order).
+func admissionQuestion(t *testing.T, sc *scenario) []byte {
+	t.Helper()
+	r := sc.req
+	if r.Joining == nil || len(r.Meeting.Participants) > 0 || r.Order != nil || r.Meeting.Host.IP != "" {
+		return nil
+	}
+	body, err := json.Marshal(map[string]any{
+		"meeting": map[string]any{
+			"id":   r.Meeting.ID,
+			"host": map[string]any{"account_id": r.Meeting.Host.AccountID, "account_country": r.Meeting.Host.AccountCountry},
+		},
+		"participant": map[string]any{"id": r.Joining.ID, "ip": r.Joining.IP},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
 // TestScenariosAdmission asks the join-time question of every scenario that
 // is one (a participant joining a meeting with nobody connected yet and no
 // preview order) through the engine's admission path, which carries no
@@ -689,37 +712,17 @@ func TestInvariantCheckerCatchesViolations(t *testing.T) {
 // with the same deny_join actions and nothing about the meeting as a whole.
 func TestScenariosAdmission(t *testing.T) {
 	ctx := context.Background()
-	snap, err := policy.LoadSnapshot(ctx, nil, policy.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := geo.Open(geotest.Standard(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := engine.New()
-	eng.SetPolicy(snap)
-	eng.SetGeo(db)
+	eng := scenarioEngine(t, geotest.Standard(t), nil)
 	reg := loadRegistryFiles(t)
 
 	n := 0
 	for _, sc := range loadScenarios(t) {
-		r := sc.req
-		if r.Joining == nil || len(r.Meeting.Participants) > 0 || r.Order != nil || r.Meeting.Host.IP != "" {
+		body := admissionQuestion(t, sc)
+		if body == nil {
 			continue
 		}
 		n++
 		t.Run(sc.Name, func(t *testing.T) {
-			body, err := json.Marshal(map[string]any{
-				"meeting": map[string]any{
-					"id":   r.Meeting.ID,
-					"host": map[string]any{"account_id": r.Meeting.Host.AccountID, "account_country": r.Meeting.Host.AccountCountry},
-				},
-				"participant": map[string]any{"id": r.Joining.ID, "ip": r.Joining.IP},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
 			req, err := input.DecodeAdmission(body)
 			if err != nil {
 				t.Fatalf("DecodeAdmission: %v", err)

@@ -89,21 +89,11 @@ func TestServerScenarios(t *testing.T) {
 					checkInvariants(t, sc, reg, d)
 
 					// The join-time question, when the scenario is one.
-					q := sc.req
-					if q.Joining == nil || len(q.Meeting.Participants) > 0 || q.Order != nil || q.Meeting.Host.IP != "" {
+					body := admissionQuestion(t, sc)
+					if body == nil {
 						return
 					}
 					admissions++
-					body, err := json.Marshal(map[string]any{
-						"meeting": map[string]any{
-							"id":   q.Meeting.ID,
-							"host": map[string]any{"account_id": q.Meeting.Host.AccountID, "account_country": q.Meeting.Host.AccountCountry},
-						},
-						"participant": map[string]any{"id": q.Joining.ID, "ip": q.Joining.IP},
-					})
-					if err != nil {
-						t.Fatal(err)
-					}
 					ar := srv.proc.post("/v1/admission", "", body)
 					if ar.status != http.StatusOK {
 						t.Fatalf("POST /v1/admission: %s", ar)
@@ -555,7 +545,7 @@ func TestServerNonLoopbackBind(t *testing.T) {
 		}
 	}
 	if !warned {
-		t.Errorf("--insecure-no-auth on 0.0.0.0 logged no WARN record about authentication:\n%s", p.stderr)
+		t.Errorf("--insecure-no-auth on 0.0.0.0 logged no WARN record about authentication:\n%s", p.logs)
 	}
 	if r := p.post("/v1/decisions", "", june4b); r.status != 200 {
 		t.Errorf("--insecure-no-auth: decisions are open: %s", r)
@@ -632,7 +622,7 @@ func TestServerGracefulShutdown(t *testing.T) {
 	if code := p.waitExit(12 * time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0", code)
 	}
-	logs := p.stderr.String()
+	logs := p.logs.String()
 	for _, msg := range []string{"shutting down", `"msg":"stopped"`} {
 		if !strings.Contains(logs, msg) {
 			t.Errorf("the log has no %q", msg)
@@ -870,7 +860,7 @@ func TestServerLogsHoldNoAddressOrToken(t *testing.T) {
 		requests += 6
 	}
 	secrets = append(secrets, "1.0.16.5", "147.8.1.1", "8.8.8.8") // june4b
-	logs := p.stderr.String()
+	logs := p.logs.String()
 	if n := strings.Count(logs, `"msg":"request"`); n < requests {
 		t.Fatalf("only %d request log lines for %d requests: the check would be vacuous", n, requests)
 	}
@@ -1091,14 +1081,14 @@ func TestServerTLS(t *testing.T) {
 	// The failed handshake is logged asynchronously, if at all: wait for
 	// its line for a while, and accept its absence.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(pollInterval) {
-		if strings.Contains(p.stderr.String(), "client sent an HTTP request to an HTTPS server") {
+		if strings.Contains(p.logs.String(), "client sent an HTTP request to an HTTPS server") {
 			break
 		}
 	}
-	if strings.Contains(p.stderr.String(), client) {
+	if strings.Contains(p.logs.String(), client) {
 		t.Fatalf("a failed TLS handshake is logged with the client's address %s (net/http's ErrorLog line "+
 			"\"http: TLS handshake error from ADDR: ...\" is routed to the JSON log unfiltered), although the server "+
-			"never logs client addresses:\n%s", client, handshakeLines(p.stderr.String()))
+			"never logs client addresses:\n%s", client, handshakeLines(p.logs.String()))
 	}
 }
 

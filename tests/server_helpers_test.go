@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -28,11 +29,16 @@ import (
 
 // Helpers for the end-to-end tests of `geoscope serve`: every test starts
 // the real binary (built once by TestMain) on a free loopback port and talks
-// to it over HTTP.
+// to it over HTTP. serverProc is the one process harness of this package:
+// the bundle, ledger, report and load tests use it too.
 
 const (
-	// startTimeout bounds how long a server may take to answer /health.
-	startTimeout = 20 * time.Second
+	// startTimeout bounds how long a server may take to answer /health
+	// (or /ready).
+	startTimeout = 30 * time.Second
+	// stopTimeout bounds how long a server may take to exit after a
+	// signal, and after SIGKILL at the end of a test.
+	stopTimeout = 30 * time.Second
 	// pollTimeout bounds every wait for an asynchronous change (a file
 	// reload, a listener closing).
 	pollTimeout = 15 * time.Second
@@ -49,42 +55,55 @@ type serveOpts struct {
 	args []string
 	// rootCAs makes the server's URLs https, trusting these roots.
 	rootCAs *x509.CertPool
+	// ready waits for /ready (bundles, GeoIP database and ledger loaded)
+	// instead of /health (the process serves) at start and restart.
+	ready bool
 }
 
-// serverProc is a running `geoscope serve`.
+// serverProc is a `geoscope serve` process. It can be signalled, and
+// started again with the same arguments, address and data directory.
 type serverProc struct {
 	t      *testing.T
-	cmd    *exec.Cmd
+	opts   serveOpts
+	bind   string // the --addr argument
 	addr   string // 127.0.0.1:PORT
 	base   string // http(s)://127.0.0.1:PORT
 	client *http.Client
-	stderr *lockedBuffer
-	// dataDir is the server's GEOSCOPE_DATA_DIR (the SQLite ledger).
+	// logs is what every run wrote to stderr (and stdout, where serve
+	// writes nothing).
+	logs *lockedBuffer
+	// dataDir is the server's GEOSCOPE_DATA_DIR (the SQLite ledger unless
+	// --data-dir says otherwise).
 	dataDir string
 
-	exited chan struct{} // closed once the process has exited
-	state  *os.ProcessState
+	mu  sync.Mutex
+	run *serveRun // the current or last run
+}
+
+// serveRun is one run of the process.
+type serveRun struct {
+	cmd    *exec.Cmd
+	exited chan struct{}    // closed once the process has exited
+	state  *os.ProcessState // set before exited is closed
 }
 
 // startServe starts `geoscope serve --addr HOST:PORT ARGS...` on a free
-// port and waits until /health answers. A port taken between choosing and
-// binding it is retried with another.
+// port and waits until /health (with opts.ready, /ready) answers 200. A
+// port taken between choosing and binding it is retried with another. The
+// process is killed when the test ends, and its log printed if it failed.
 func startServe(t *testing.T, opts serveOpts) *serverProc {
 	t.Helper()
-	host := opts.host
-	if host == "" {
-		host = "127.0.0.1"
-	}
+	host := cmp.Or(opts.host, "127.0.0.1")
 	var last string
 	for range 5 {
 		port := freePort(t)
-		p := launch(t, net.JoinHostPort(host, port), "127.0.0.1:"+port, opts)
-		err := p.waitHealthy(startTimeout)
+		p := newServerProc(t, net.JoinHostPort(host, port), "127.0.0.1:"+port, opts)
+		err := p.launch()
 		if err == nil {
 			return p
 		}
-		last = fmt.Sprintf("%v\nstderr:\n%s", err, p.stderr)
-		if !strings.Contains(p.stderr.String(), "address already in use") {
+		last = fmt.Sprintf("%v\nstderr:\n%s", err, p.logs)
+		if !strings.Contains(p.logs.String(), "address already in use") {
 			t.Fatalf("geoscope serve %s did not become healthy: %s", strings.Join(opts.args, " "), last)
 		}
 	}
@@ -103,60 +122,80 @@ func freePort(t *testing.T) string {
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
-func launch(t *testing.T, bind, addr string, opts serveOpts) *serverProc {
-	t.Helper()
-	args := append([]string{"serve", "--addr", bind}, opts.args...)
-	cmd := exec.Command(geoscopeBin, args...)
-	dataDir := t.TempDir()
-	cmd.Env = append(os.Environ(), "GEOSCOPE_DATA_DIR="+dataDir)
-	p := &serverProc{t: t, cmd: cmd, addr: addr, stderr: &lockedBuffer{}, exited: make(chan struct{}), dataDir: dataDir}
-	cmd.Stdout = io.Discard
-	cmd.Stderr = p.stderr
+func newServerProc(t *testing.T, bind, addr string, opts serveOpts) *serverProc {
 	scheme := "http"
-	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	if opts.rootCAs != nil {
 		scheme = "https"
 		tr.TLSClientConfig = &tls.Config{RootCAs: opts.rootCAs, MinVersion: tls.VersionTLS12}
 	}
-	p.base = scheme + "://" + addr
-	p.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting geoscope serve: %v", err)
+	p := &serverProc{
+		t: t, opts: opts, bind: bind, addr: addr, base: scheme + "://" + addr,
+		client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		logs:   &lockedBuffer{}, dataDir: t.TempDir(),
 	}
-	go func() {
-		_ = cmd.Wait()
-		p.state = cmd.ProcessState
-		close(p.exited)
-	}()
 	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		select {
-		case <-p.exited:
-		default:
-			_ = cmd.Process.Kill()
+		if r := p.current(); r != nil {
 			select {
-			case <-p.exited:
-			case <-time.After(10 * time.Second):
-				t.Errorf("geoscope serve (pid %d) did not exit after SIGKILL", cmd.Process.Pid)
+			case <-r.exited:
+			default:
+				_ = r.cmd.Process.Kill()
+				select {
+				case <-r.exited:
+				case <-time.After(stopTimeout):
+					t.Errorf("geoscope serve (pid %d) did not exit after SIGKILL", r.cmd.Process.Pid)
+				}
 			}
 		}
+		tr.CloseIdleConnections()
 		if t.Failed() {
-			t.Logf("server stderr:\n%s", p.stderr)
+			t.Logf("server stderr:\n%s", p.logs)
 		}
 	})
 	return p
 }
 
-func (p *serverProc) waitHealthy(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	probe := &http.Client{Transport: p.client.Transport, Timeout: time.Second}
+// launch starts a run and waits until it answers.
+func (p *serverProc) launch() error {
+	p.t.Helper()
+	cmd := exec.Command(geoscopeBin, append([]string{"serve", "--addr", p.bind}, p.opts.args...)...)
+	cmd.Env = append(os.Environ(), "GEOSCOPE_DATA_DIR="+p.dataDir)
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("starting geoscope serve: %v", err)
+	}
+	r := &serveRun{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		r.state = cmd.ProcessState
+		close(r.exited)
+	}()
+	p.mu.Lock()
+	p.run = r
+	p.mu.Unlock()
+	return p.waitUp(r)
+}
+
+func (p *serverProc) current() *serveRun {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.run
+}
+
+// waitUp waits until run r answers /health (/ready with opts.ready).
+func (p *serverProc) waitUp(r *serveRun) error {
+	path := "/health"
+	if p.opts.ready {
+		path = "/ready"
+	}
+	deadline := time.Now().Add(startTimeout)
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.exited:
-			return fmt.Errorf("exited with %v before answering /health", p.state)
+		case <-r.exited:
+			return fmt.Errorf("exited with %v before answering %s", r.state, path)
 		default:
 		}
-		resp, err := probe.Get(p.base + "/health")
+		resp, err := p.client.Get(p.base + path)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -165,7 +204,29 @@ func (p *serverProc) waitHealthy(timeout time.Duration) error {
 		}
 		time.Sleep(pollInterval)
 	}
-	return fmt.Errorf("/health did not answer 200 within %v", timeout)
+	return fmt.Errorf("%s did not answer 200 within %v", path, startTimeout)
+}
+
+// restart starts the stopped server again with the same arguments, address
+// and data directory, and waits as startServe does.
+func (p *serverProc) restart() {
+	p.t.Helper()
+	if p.running() {
+		p.t.Fatal("restart: geoscope serve is still running")
+	}
+	if err := p.launch(); err != nil {
+		p.t.Fatalf("geoscope serve did not come back on %s: %v\nstderr:\n%s", p.addr, err, p.logs)
+	}
+}
+
+// running reports whether the current run has not exited yet.
+func (p *serverProc) running() bool {
+	select {
+	case <-p.current().exited:
+		return false
+	default:
+		return true
+	}
 }
 
 // httpResult is one answer from the server.
@@ -211,9 +272,16 @@ func (p *serverProc) do(method, path, token, contentType string, body []byte) (h
 // mustDo is do that fails the test on a transport error.
 func (p *serverProc) mustDo(method, path, token, contentType string, body []byte) httpResult {
 	p.t.Helper()
+	return p.request(p.t, method, path, token, contentType, body)
+}
+
+// request is mustDo on behalf of t, which may be a subtest of the one that
+// started the server.
+func (p *serverProc) request(t *testing.T, method, path, token, contentType string, body []byte) httpResult {
+	t.Helper()
 	r, err := p.do(method, path, token, contentType, body)
 	if err != nil {
-		p.t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	return r
 }
@@ -232,9 +300,10 @@ func (p *serverProc) post(path, token string, body []byte) httpResult {
 // fails the test after timeout.
 func (p *serverProc) waitExit(timeout time.Duration) int {
 	p.t.Helper()
+	r := p.current()
 	select {
-	case <-p.exited:
-		return p.state.ExitCode()
+	case <-r.exited:
+		return r.state.ExitCode()
 	case <-time.After(timeout):
 		p.t.Fatalf("geoscope serve did not exit within %v", timeout)
 		return -1
@@ -243,16 +312,27 @@ func (p *serverProc) waitExit(timeout time.Duration) int {
 
 func (p *serverProc) signal(sig syscall.Signal) {
 	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.current().cmd.Process.Signal(sig); err != nil {
 		p.t.Fatalf("signal %v: %v", sig, err)
 	}
 }
 
-// logLines decodes the server's JSON log lines from stderr.
+// stop sends sig and waits for the process to exit (SIGKILL: a crash, no
+// shutdown and no flush); it returns the exit code, and fails the test if
+// the process has not exited within stopTimeout.
+func (p *serverProc) stop(sig syscall.Signal) int {
+	p.t.Helper()
+	p.signal(sig)
+	code := p.waitExit(stopTimeout)
+	p.client.CloseIdleConnections()
+	return code
+}
+
+// logLines decodes the server's JSON log lines.
 func (p *serverProc) logLines() []map[string]any {
 	p.t.Helper()
 	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
+	sc := bufio.NewScanner(strings.NewReader(p.logs.String()))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
@@ -304,15 +384,6 @@ func wantError(t *testing.T, r httpResult, status int, code, field string) apiEr
 		t.Errorf("Content-Type %q, want JSON", ct)
 	}
 	return e
-}
-
-// admissionAnswer is the body of POST /v1/admission.
-type admissionAnswer struct {
-	DecisionID string            `json:"decision_id"`
-	Allow      bool              `json:"allow"`
-	Actions    []json.RawMessage `json:"actions"`
-	OrderIDs   []string          `json:"order_ids"`
-	Bundles    map[string]string `json:"bundles"`
 }
 
 // poll calls fn until it returns true or timeout passes.

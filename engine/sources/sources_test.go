@@ -8,13 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,22 +27,24 @@ import (
 // policyDir is the repository's policy bundle, loaded in place (read only).
 const policyDir = "../../policies"
 
-// syncBuffer is a log sink safe for the watcher's goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+// logFile is a log sink in the test's temporary directory. The watcher's
+// goroutine writes it through the handler (a file needs no lock of ours
+// for that) while the test reads back what has been written.
+type logFile struct{ *os.File }
+
+func newLogFile(t *testing.T) logFile {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return logFile{f}
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+func (l logFile) String() string {
+	raw, _ := os.ReadFile(l.Name())
+	return string(raw)
 }
 
 // registryFiles is a valid registry bundle at revision rev: one authority
@@ -84,9 +86,9 @@ func with(files map[string]string, name, body string) map[string]string {
 
 // newSources returns Sources over the repository's policy and a registry
 // directory, with logs captured.
-func newSources(t *testing.T, registry string, geoDB string) (*Sources, *engine.Engine, *syncBuffer) {
+func newSources(t *testing.T, registry string, geoDB string) (*Sources, *engine.Engine, logFile) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := newLogFile(t)
 	eng := engine.New()
 	src := New(Config{
 		Bundles:  []string{policyDir, registry},
@@ -371,7 +373,7 @@ func TestWatchKeepsLastKnownGood(t *testing.T) {
 	root := t.TempDir()
 	regFile := filepath.Join(root, "registry.tar.gz")
 	writeRegistryTarball(t, regFile, registryFiles("reg-1"))
-	logs := &syncBuffer{}
+	logs := newLogFile(t)
 	eng := engine.New()
 	src := New(Config{
 		Bundles:  []string{policyDir, regFile},
@@ -623,7 +625,7 @@ func TestWatchSymlinkSwap(t *testing.T) {
 	}
 	eng := engine.New()
 	src := New(Config{Bundles: []string{policyDir, regFile}, Debounce: 20 * time.Millisecond,
-		Logger: slog.New(slog.NewJSONHandler(&syncBuffer{}, nil))}, eng)
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}, eng)
 	if err := src.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -657,7 +659,7 @@ func TestWatchDirectoryReplaced(t *testing.T) {
 	writeTree(t, regDir, registryFiles("reg-1"))
 	eng := engine.New()
 	src := New(Config{Bundles: []string{policyDir, regDir}, Debounce: 20 * time.Millisecond,
-		Logger: slog.New(slog.NewJSONHandler(&syncBuffer{}, nil))}, eng)
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}, eng)
 	if err := src.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
