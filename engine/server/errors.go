@@ -14,25 +14,6 @@ import (
 	"github.com/geoscope/geoscope/engine/policy"
 )
 
-// Error codes in responses, from the wire contract in package apierror. A
-// meeting server treats any error as "no enforcement" (see the README's
-// client contract).
-const (
-	CodeInvalidInput         = apierror.InvalidInput
-	CodeTooLarge             = apierror.TooLarge
-	CodeUnsupportedMediaType = apierror.UnsupportedMediaType
-	CodeUnauthorized         = apierror.Unauthorized
-	CodeForbidden            = apierror.Forbidden
-	CodeNotFound             = apierror.NotFound
-	CodeMethodNotAllowed     = apierror.MethodNotAllowed
-	CodeNotReady             = apierror.NotReady
-	CodeEvalTimeout          = apierror.EvalTimeout
-	CodePolicyError          = apierror.PolicyError
-	CodeLedgerUnavailable    = apierror.LedgerUnavailable
-	CodeClientClosed         = apierror.ClientClosed
-	CodeInternal             = apierror.Internal
-)
-
 // StatusClientClosedRequest is logged (never received) for requests the
 // client abandoned, following the common 499 convention.
 const StatusClientClosedRequest = 499
@@ -52,26 +33,26 @@ func abortWith(c *gin.Context, err error) {
 	switch {
 	case errors.Is(err, input.ErrTooLarge):
 		errors.As(err, &fe)
-		abort(c, http.StatusRequestEntityTooLarge, apiError{Code: CodeTooLarge, Message: err.Error(), Field: fieldOf(fe)})
+		abort(c, http.StatusRequestEntityTooLarge, apiError{Code: apierror.TooLarge, Message: err.Error(), Field: fieldOf(fe)})
 	case errors.Is(err, input.ErrInvalid):
 		errors.As(err, &fe)
-		abort(c, http.StatusBadRequest, apiError{Code: CodeInvalidInput, Message: err.Error(), Field: fieldOf(fe)})
+		abort(c, http.StatusBadRequest, apiError{Code: apierror.InvalidInput, Message: err.Error(), Field: fieldOf(fe)})
 	case errors.Is(c.Request.Context().Err(), context.Canceled):
 		// The client went away; nobody reads this answer, but logs and
 		// metrics must not count it as a server failure.
-		abort(c, StatusClientClosedRequest, apiError{Code: CodeClientClosed, Message: "the client closed the request before it was answered"})
+		abort(c, StatusClientClosedRequest, apiError{Code: apierror.ClientClosed, Message: "the client closed the request before it was answered"})
 	case errors.Is(err, engine.ErrNotReady):
 		c.Header("Retry-After", "1")
-		abort(c, http.StatusServiceUnavailable, apiError{Code: CodeNotReady, Message: "no decision can be made yet: the policy, registry or GeoIP database is not loaded"})
+		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.NotReady, Message: "no decision can be made yet: the policy, registry or GeoIP database is not loaded"})
 	case errors.Is(err, ledger.ErrUnavailable):
-		abort(c, http.StatusServiceUnavailable, apiError{Code: CodeLedgerUnavailable, Message: "the decision could not be recorded, so it is not answered; apply no enforcement"})
+		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.LedgerUnavailable, Message: "the decision could not be recorded, so it is not answered; apply no enforcement"})
 	case errors.Is(err, policy.ErrTimeout):
-		abort(c, http.StatusServiceUnavailable, apiError{Code: CodeEvalTimeout, Message: "the policy did not decide within the evaluation deadline"})
+		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.EvalTimeout, Message: "the policy did not decide within the evaluation deadline"})
 	case errors.Is(err, policy.ErrEvaluation):
-		abort(c, http.StatusInternalServerError, apiError{Code: CodePolicyError, Message: err.Error()})
+		abort(c, http.StatusInternalServerError, apiError{Code: apierror.PolicyError, Message: err.Error()})
 	default:
 		id := internalError(c, err)
-		abort(c, http.StatusInternalServerError, apiError{Code: CodeInternal, Message: "internal error", ErrorID: id})
+		abort(c, http.StatusInternalServerError, apiError{Code: apierror.Internal, Message: "internal error", ErrorID: id})
 	}
 }
 

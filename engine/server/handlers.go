@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/geoscope/geoscope/engine/apierror"
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/ledger"
@@ -24,7 +25,7 @@ func (s *Server) health(c *gin.Context) {
 func (s *Server) ready(c *gin.Context) {
 	if ok, why := s.src.Ready(); !ok {
 		c.Header("Retry-After", "1")
-		abort(c, http.StatusServiceUnavailable, apiError{Code: CodeNotReady, Message: why})
+		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.NotReady, Message: why})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
@@ -140,10 +141,10 @@ func (s *Server) run(c *gin.Context, endpoint string, decide func(context.Contex
 func (s *Server) body(c *gin.Context) ([]byte, bool) {
 	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mt != "application/json" {
-		abort(c, http.StatusUnsupportedMediaType, apiError{Code: CodeUnsupportedMediaType, Message: "the body must be JSON (Content-Type: application/json)", Field: "Content-Type"})
+		abort(c, http.StatusUnsupportedMediaType, apiError{Code: apierror.UnsupportedMediaType, Message: "the body must be JSON (Content-Type: application/json)", Field: "Content-Type"})
 		return nil, false
 	}
-	tooLarge := apiError{Code: CodeTooLarge, Message: "the body exceeds the limit of " + bytesText(s.cfg.MaxBody), Field: "body"}
+	tooLarge := apiError{Code: apierror.TooLarge, Message: "the body exceeds the limit of " + bytesText(s.cfg.MaxBody), Field: "body"}
 	if c.Request.ContentLength > s.cfg.MaxBody {
 		c.Header("Connection", "close")
 		abort(c, http.StatusRequestEntityTooLarge, tooLarge)
@@ -156,7 +157,7 @@ func (s *Server) body(c *gin.Context) ([]byte, bool) {
 		abort(c, http.StatusRequestEntityTooLarge, tooLarge)
 		return nil, false
 	case err != nil:
-		abort(c, http.StatusBadRequest, apiError{Code: CodeInvalidInput, Message: "the body could not be read: " + err.Error(), Field: "body"})
+		abort(c, http.StatusBadRequest, apiError{Code: apierror.InvalidInput, Message: "the body could not be read: " + err.Error(), Field: "body"})
 		return nil, false
 	}
 	return raw, true

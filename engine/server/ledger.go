@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/geoscope/geoscope/engine/apierror"
 	"github.com/geoscope/geoscope/engine/ledger"
 )
 
@@ -25,7 +26,7 @@ func (s *Server) ledgerGet(c *gin.Context) {
 	e, err := s.ledger.Get(c.Request.Context(), c.Param("decision_id"))
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
-		abort(c, http.StatusNotFound, apiError{Code: CodeNotFound, Message: err.Error(), Field: "decision_id"})
+		abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound, Message: err.Error(), Field: "decision_id"})
 	case err != nil:
 		abortWith(c, err)
 	default:
@@ -45,7 +46,7 @@ func (s *Server) ledgerList(c *gin.Context) {
 	page, err := s.ledger.List(c.Request.Context(), q)
 	switch {
 	case errors.Is(err, ledger.ErrBadCursor):
-		abort(c, http.StatusBadRequest, apiError{Code: CodeInvalidInput, Message: "the cursor is not one this server issued", Field: "cursor"})
+		abort(c, http.StatusBadRequest, apiError{Code: apierror.InvalidInput, Message: "the cursor is not one this server issued", Field: "cursor"})
 	case err != nil:
 		abortWith(c, err)
 	default:
@@ -55,7 +56,7 @@ func (s *Server) ledgerList(c *gin.Context) {
 
 func (s *Server) ledgerOn(c *gin.Context) bool {
 	if s.ledger == nil {
-		abort(c, http.StatusNotFound, apiError{Code: CodeNotFound, Message: "the ledger is off on this server"})
+		abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound, Message: "the ledger is off on this server"})
 		return false
 	}
 	return true
@@ -75,17 +76,17 @@ func ledgerQuery(c *gin.Context) (ledger.Query, *apiError) {
 		}
 		t, err := ParseTime(v)
 		if err != nil {
-			return q, &apiError{Code: CodeInvalidInput, Message: p.name + ": " + err.Error(), Field: p.name}
+			return q, &apiError{Code: apierror.InvalidInput, Message: p.name + ": " + err.Error(), Field: p.name}
 		}
 		*p.dst = t
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		return q, &apiError{Code: CodeInvalidInput, Message: "until: the period is empty: since must be before until", Field: "until"}
+		return q, &apiError{Code: apierror.InvalidInput, Message: "until: the period is empty: since must be before until", Field: "until"}
 	}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > ledger.MaxLimit {
-			return q, &apiError{Code: CodeInvalidInput, Message: "limit: want an integer from 1 to " + strconv.Itoa(ledger.MaxLimit), Field: "limit"}
+			return q, &apiError{Code: apierror.InvalidInput, Message: "limit: want an integer from 1 to " + strconv.Itoa(ledger.MaxLimit), Field: "limit"}
 		}
 		q.Limit = n
 	}

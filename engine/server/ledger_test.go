@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/geoscope/geoscope/engine/apierror"
 	"github.com/geoscope/geoscope/engine/ledger"
 )
 
@@ -31,7 +32,7 @@ func TestLedgerQueryValidation(t *testing.T) {
 			t.Errorf("%s: %s, want 400", tc.query, r)
 			continue
 		}
-		if e := r.errorBody(t); e.Code != CodeInvalidInput || e.Field != tc.field {
+		if e := r.errorBody(t); e.Code != apierror.InvalidInput || e.Field != tc.field {
 			t.Errorf("%s: %+v, want invalid_input naming %s", tc.query, e, tc.field)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/apierror"
 	"github.com/geoscope/geoscope/engine/ledger"
 )
 
@@ -267,35 +268,35 @@ func TestOpenAPIRoutesMatch(t *testing.T) {
 // status codes and, for errors, the error codes. Every route may panic,
 // which recoverPanic answers 500 internal.
 var handlerOutcomes = map[string]map[int][]string{
-	"GET /health":           {200: nil, 500: {CodeInternal}},
-	"GET /ready":            {200: nil, 500: {CodeInternal}, 503: {CodeNotReady}},
-	"GET /openapi.json":     {200: nil, 500: {CodeInternal}},
-	"GET /metrics":          {200: nil, 401: {CodeUnauthorized}, 403: {CodeForbidden}, 500: {CodeInternal}},
-	"GET /v1/status":        {200: nil, 401: {CodeUnauthorized}, 403: {CodeForbidden}, 500: {CodeInternal}},
-	"POST /v1/admin/reload": {200: nil, 401: {CodeUnauthorized}, 403: {CodeForbidden}, 500: {CodeInternal}},
+	"GET /health":           {200: nil, 500: {apierror.Internal}},
+	"GET /ready":            {200: nil, 500: {apierror.Internal}, 503: {apierror.NotReady}},
+	"GET /openapi.json":     {200: nil, 500: {apierror.Internal}},
+	"GET /metrics":          {200: nil, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 500: {apierror.Internal}},
+	"GET /v1/status":        {200: nil, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 500: {apierror.Internal}},
+	"POST /v1/admin/reload": {200: nil, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 500: {apierror.Internal}},
 	"GET /v1/ledger": {
-		200: nil, 400: {CodeInvalidInput}, 401: {CodeUnauthorized}, 403: {CodeForbidden}, 404: {CodeNotFound},
-		500: {CodeInternal}, 503: {CodeLedgerUnavailable},
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 404: {apierror.NotFound},
+		500: {apierror.Internal}, 503: {apierror.LedgerUnavailable},
 	},
 	"GET /report": {
-		200: nil, 400: {CodeInvalidInput}, 401: {CodeUnauthorized}, 403: {CodeForbidden}, 404: {CodeNotFound},
-		500: {CodeInternal}, 503: {CodeLedgerUnavailable},
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 404: {apierror.NotFound},
+		500: {apierror.Internal}, 503: {apierror.LedgerUnavailable},
 	},
 	"GET /v1/report": {
-		200: nil, 400: {CodeInvalidInput}, 401: {CodeUnauthorized}, 403: {CodeForbidden}, 404: {CodeNotFound},
-		500: {CodeInternal}, 503: {CodeLedgerUnavailable},
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 404: {apierror.NotFound},
+		500: {apierror.Internal}, 503: {apierror.LedgerUnavailable},
 	},
 	"GET /v1/ledger/{decision_id}": {
-		200: nil, 401: {CodeUnauthorized}, 403: {CodeForbidden}, 404: {CodeNotFound},
-		500: {CodeInternal}, 503: {CodeLedgerUnavailable},
+		200: nil, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 404: {apierror.NotFound},
+		500: {apierror.Internal}, 503: {apierror.LedgerUnavailable},
 	},
 	"POST /v1/decisions": {
-		200: nil, 400: {CodeInvalidInput}, 401: {CodeUnauthorized}, 413: {CodeTooLarge},
-		415: {CodeUnsupportedMediaType}, 500: {CodeInternal, CodePolicyError}, 503: {CodeEvalTimeout, CodeNotReady, CodeLedgerUnavailable},
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 413: {apierror.TooLarge},
+		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable},
 	},
 	"POST /v1/admission": {
-		200: nil, 400: {CodeInvalidInput}, 401: {CodeUnauthorized}, 413: {CodeTooLarge},
-		415: {CodeUnsupportedMediaType}, 500: {CodeInternal, CodePolicyError}, 503: {CodeEvalTimeout, CodeNotReady, CodeLedgerUnavailable},
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 413: {apierror.TooLarge},
+		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable},
 	},
 }
 
@@ -356,7 +357,7 @@ func TestOpenAPIStatusCodes(t *testing.T) {
 			t.Errorf("%s is documented but not in handlerOutcomes (update the test from the handler)", key)
 		}
 	}
-	for status, code := range map[int]string{404: CodeNotFound, 405: CodeMethodNotAllowed} {
+	for status, code := range map[int]string{404: apierror.NotFound, 405: apierror.MethodNotAllowed} {
 		if resp := o.unmatchedResponse(t, status); resp != nil {
 			if got := o.errorCodes(t, jsonSchemaOf(resp)); !slices.Equal(got, []string{code}) {
 				t.Errorf("unmatched %d documents codes %v, want [%s]", status, got, code)
@@ -367,8 +368,8 @@ func TestOpenAPIStatusCodes(t *testing.T) {
 	// client_closed_request: it is logged and counted for a client that
 	// went away, and never reaches one.
 	all := o.errorCodes(t, map[string]any{"$ref": "#/components/schemas/Error"})
-	want := []string{CodeInvalidInput, CodeTooLarge, CodeUnsupportedMediaType, CodeUnauthorized, CodeForbidden,
-		CodeNotFound, CodeMethodNotAllowed, CodeNotReady, CodeEvalTimeout, CodePolicyError, CodeLedgerUnavailable, CodeInternal}
+	want := []string{apierror.InvalidInput, apierror.TooLarge, apierror.UnsupportedMediaType, apierror.Unauthorized, apierror.Forbidden,
+		apierror.NotFound, apierror.MethodNotAllowed, apierror.NotReady, apierror.EvalTimeout, apierror.PolicyError, apierror.LedgerUnavailable, apierror.Internal}
 	slices.Sort(want)
 	if !slices.Equal(all, want) {
 		t.Errorf("Error.code enum = %v, want %v", all, want)
@@ -444,95 +445,95 @@ func probes(t *testing.T) []probe {
 	for _, ep := range []struct{ path, ok string }{{"/v1/decisions", decisionBody}, {"/v1/admission", admissionBody}} {
 		ps = append(ps,
 			probe{ep.path + " ok", open, post(ep.path, ep.ok), 200, "", ""},
-			probe{ep.path + " bad JSON", open, post(ep.path, `{"meeting": `), 400, CodeInvalidInput, ""},
-			probe{ep.path + " unknown field", open, post(ep.path, `{"meeting": {"id": "m", "colour": "red"}}`), 400, CodeInvalidInput, "meeting.colour"},
-			probe{ep.path + " no token", auth, post(ep.path, ep.ok), 401, CodeUnauthorized, ""},
-			probe{ep.path + " wrong token", auth, withToken(post(ep.path, ep.ok), "nope"), 401, CodeUnauthorized, ""},
+			probe{ep.path + " bad JSON", open, post(ep.path, `{"meeting": `), 400, apierror.InvalidInput, ""},
+			probe{ep.path + " unknown field", open, post(ep.path, `{"meeting": {"id": "m", "colour": "red"}}`), 400, apierror.InvalidInput, "meeting.colour"},
+			probe{ep.path + " no token", auth, post(ep.path, ep.ok), 401, apierror.Unauthorized, ""},
+			probe{ep.path + " wrong token", auth, withToken(post(ep.path, ep.ok), "nope"), 401, apierror.Unauthorized, ""},
 			probe{ep.path + " decide token", auth, withToken(post(ep.path, ep.ok), decide), 200, "", ""},
 			probe{ep.path + " admin token", auth, withToken(post(ep.path, ep.ok), admin), 200, "", ""},
-			probe{ep.path + " body over max-body", open, post(ep.path, big), 413, CodeTooLarge, "body"},
-			probe{ep.path + " chunked body over max-body", open, request{method: http.MethodPost, path: ep.path, body: big, chunked: true}, 413, CodeTooLarge, "body"},
-			probe{ep.path + " text/plain", open, request{method: http.MethodPost, path: ep.path, body: ep.ok, contentType: "text/plain"}, 415, CodeUnsupportedMediaType, "Content-Type"},
-			probe{ep.path + " no content type", open, request{method: http.MethodPost, path: ep.path, body: ep.ok, noContentType: true}, 415, CodeUnsupportedMediaType, "Content-Type"},
-			probe{ep.path + " not ready", notReady, post(ep.path, ep.ok), 503, CodeNotReady, ""},
-			probe{ep.path + " eval timeout", spin, post(ep.path, ep.ok), 503, CodeEvalTimeout, ""},
-			probe{ep.path + " policy error", broken, post(ep.path, ep.ok), 500, CodePolicyError, ""},
-			probe{ep.path + " recorder fails", failing, post(ep.path, ep.ok), 500, CodeInternal, ""},
-			probe{ep.path + " ledger unavailable", unrecorded, post(ep.path, ep.ok), 503, CodeLedgerUnavailable, ""},
-			probe{ep.path + " ledger closed", closedLedger, post(ep.path, ep.ok), 503, CodeLedgerUnavailable, ""},
+			probe{ep.path + " body over max-body", open, post(ep.path, big), 413, apierror.TooLarge, "body"},
+			probe{ep.path + " chunked body over max-body", open, request{method: http.MethodPost, path: ep.path, body: big, chunked: true}, 413, apierror.TooLarge, "body"},
+			probe{ep.path + " text/plain", open, request{method: http.MethodPost, path: ep.path, body: ep.ok, contentType: "text/plain"}, 415, apierror.UnsupportedMediaType, "Content-Type"},
+			probe{ep.path + " no content type", open, request{method: http.MethodPost, path: ep.path, body: ep.ok, noContentType: true}, 415, apierror.UnsupportedMediaType, "Content-Type"},
+			probe{ep.path + " not ready", notReady, post(ep.path, ep.ok), 503, apierror.NotReady, ""},
+			probe{ep.path + " eval timeout", spin, post(ep.path, ep.ok), 503, apierror.EvalTimeout, ""},
+			probe{ep.path + " policy error", broken, post(ep.path, ep.ok), 500, apierror.PolicyError, ""},
+			probe{ep.path + " recorder fails", failing, post(ep.path, ep.ok), 500, apierror.Internal, ""},
+			probe{ep.path + " ledger unavailable", unrecorded, post(ep.path, ep.ok), 503, apierror.LedgerUnavailable, ""},
+			probe{ep.path + " ledger closed", closedLedger, post(ep.path, ep.ok), 503, apierror.LedgerUnavailable, ""},
 			probe{ep.path + " recorded", led, post(ep.path, ep.ok), 200, "", ""},
-			probe{ep.path + " GET", open, get(ep.path), 405, CodeMethodNotAllowed, ""},
+			probe{ep.path + " GET", open, get(ep.path), 405, apierror.MethodNotAllowed, ""},
 		)
 	}
 	ps = append(ps,
 		probe{"decisions with joining", open, post("/v1/decisions", joiningBody), 200, "", ""},
-		probe{"decisions bad IP", open, post("/v1/decisions", strings.Replace(decisionBody, "147.8.1.1", "147.8.1", 1)), 400, CodeInvalidInput, "meeting.participants[1].ip"},
+		probe{"decisions bad IP", open, post("/v1/decisions", strings.Replace(decisionBody, "147.8.1.1", "147.8.1", 1)), 400, apierror.InvalidInput, "meeting.participants[1].ip"},
 		probe{"decisions charset", open, request{method: http.MethodPost, path: "/v1/decisions", body: decisionBody, contentType: "application/json; charset=utf-8"}, 200, "", ""},
-		probe{"decisions over max-participants", open, post("/v1/decisions", three), 413, CodeTooLarge, "meeting.participants"},
-		probe{"admission with a roster", open, post("/v1/admission", `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}, "participant": {"id": "p", "ip": "8.8.8.8"}}`), 400, CodeInvalidInput, "meeting.participants"},
+		probe{"decisions over max-participants", open, post("/v1/decisions", three), 413, apierror.TooLarge, "meeting.participants"},
+		probe{"admission with a roster", open, post("/v1/admission", `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}, "participant": {"id": "p", "ip": "8.8.8.8"}}`), 400, apierror.InvalidInput, "meeting.participants"},
 		probe{"health", open, get("/health"), 200, "", ""},
 		probe{"health not ready", notReady, get("/health"), 200, "", ""},
 		probe{"health on auth server", auth, get("/health"), 200, "", ""},
 		probe{"ready", open, get("/ready"), 200, "", ""},
 		probe{"ready on auth server", auth, get("/ready"), 200, "", ""},
-		probe{"not ready", notReady, get("/ready"), 503, CodeNotReady, ""},
+		probe{"not ready", notReady, get("/ready"), 503, apierror.NotReady, ""},
 		probe{"openapi", open, get("/openapi.json"), 200, "", ""},
 		probe{"openapi on auth server", auth, get("/openapi.json"), 200, "", ""},
 		probe{"status", open, get("/v1/status"), 200, "", ""},
 		probe{"status not ready", notReady, get("/v1/status"), 200, "", ""},
-		probe{"status no token", auth, get("/v1/status"), 401, CodeUnauthorized, ""},
-		probe{"status decide token", auth, withToken(get("/v1/status"), decide), 403, CodeForbidden, ""},
+		probe{"status no token", auth, get("/v1/status"), 401, apierror.Unauthorized, ""},
+		probe{"status decide token", auth, withToken(get("/v1/status"), decide), 403, apierror.Forbidden, ""},
 		probe{"status admin token", auth, withToken(get("/v1/status"), admin), 200, "", ""},
 		probe{"metrics", open, get("/metrics"), 200, "", ""},
-		probe{"metrics no token", auth, get("/metrics"), 401, CodeUnauthorized, ""},
-		probe{"metrics wrong token", auth, withToken(get("/metrics"), "nope"), 401, CodeUnauthorized, ""},
-		probe{"metrics decide token", auth, withToken(get("/metrics"), decide), 403, CodeForbidden, ""},
+		probe{"metrics no token", auth, get("/metrics"), 401, apierror.Unauthorized, ""},
+		probe{"metrics wrong token", auth, withToken(get("/metrics"), "nope"), 401, apierror.Unauthorized, ""},
+		probe{"metrics decide token", auth, withToken(get("/metrics"), decide), 403, apierror.Forbidden, ""},
 		probe{"metrics admin token", auth, withToken(get("/metrics"), admin), 200, "", ""},
 		probe{"reload", open, post("/v1/admin/reload", ""), 200, "", ""},
 		probe{"reload, GeoIP rejected", badGeo, post("/v1/admin/reload", ""), 200, "", ""},
-		probe{"reload no token", auth, post("/v1/admin/reload", ""), 401, CodeUnauthorized, ""},
-		probe{"reload decide token", auth, withToken(post("/v1/admin/reload", ""), decide), 403, CodeForbidden, ""},
+		probe{"reload no token", auth, post("/v1/admin/reload", ""), 401, apierror.Unauthorized, ""},
+		probe{"reload decide token", auth, withToken(post("/v1/admin/reload", ""), decide), 403, apierror.Forbidden, ""},
 		probe{"reload admin token", auth, withToken(post("/v1/admin/reload", ""), admin), 200, "", ""},
-		probe{"GET reload", auth, get("/v1/admin/reload"), 405, CodeMethodNotAllowed, ""},
+		probe{"GET reload", auth, get("/v1/admin/reload"), 405, apierror.MethodNotAllowed, ""},
 		probe{"ledger list", led, get("/v1/ledger"), 200, "", ""},
 		probe{"ledger list, filtered", led, get("/v1/ledger?since=2020-01-01&until=2999-01-01T00:00:00Z&order=CN-2020-0601&authority=cn.cac&limit=1"), 200, "", ""},
-		probe{"ledger list, bad since", led, get("/v1/ledger?since=yesterday"), 400, CodeInvalidInput, "since"},
-		probe{"ledger list, bad until", led, get("/v1/ledger?until=2020-13-01"), 400, CodeInvalidInput, "until"},
-		probe{"ledger list, limit 0", led, get("/v1/ledger?limit=0"), 400, CodeInvalidInput, "limit"},
-		probe{"ledger list, limit too large", led, get("/v1/ledger?limit=1001"), 400, CodeInvalidInput, "limit"},
-		probe{"ledger list, bad cursor", led, get("/v1/ledger?cursor=not-a-cursor"), 400, CodeInvalidInput, "cursor"},
-		probe{"ledger list, off", open, get("/v1/ledger"), 404, CodeNotFound, ""},
-		probe{"ledger list, unavailable", closedLedger, get("/v1/ledger"), 503, CodeLedgerUnavailable, ""},
-		probe{"ledger list no token", auth, get("/v1/ledger"), 401, CodeUnauthorized, ""},
-		probe{"ledger list decide token", auth, withToken(get("/v1/ledger"), decide), 403, CodeForbidden, ""},
+		probe{"ledger list, bad since", led, get("/v1/ledger?since=yesterday"), 400, apierror.InvalidInput, "since"},
+		probe{"ledger list, bad until", led, get("/v1/ledger?until=2020-13-01"), 400, apierror.InvalidInput, "until"},
+		probe{"ledger list, limit 0", led, get("/v1/ledger?limit=0"), 400, apierror.InvalidInput, "limit"},
+		probe{"ledger list, limit too large", led, get("/v1/ledger?limit=1001"), 400, apierror.InvalidInput, "limit"},
+		probe{"ledger list, bad cursor", led, get("/v1/ledger?cursor=not-a-cursor"), 400, apierror.InvalidInput, "cursor"},
+		probe{"ledger list, off", open, get("/v1/ledger"), 404, apierror.NotFound, ""},
+		probe{"ledger list, unavailable", closedLedger, get("/v1/ledger"), 503, apierror.LedgerUnavailable, ""},
+		probe{"ledger list no token", auth, get("/v1/ledger"), 401, apierror.Unauthorized, ""},
+		probe{"ledger list decide token", auth, withToken(get("/v1/ledger"), decide), 403, apierror.Forbidden, ""},
 		probe{"report", led, get("/v1/report"), 200, "", ""},
 		probe{"report, period", led, get("/v1/report?since=2020-01-01&until=2999-01-01T00:00:00Z"), 200, "", ""},
 		probe{"report, until only", led, get("/v1/report?until=2999-01-01"), 200, "", ""},
-		probe{"report, bad since", led, get("/v1/report?since=last-year"), 400, CodeInvalidInput, "since"},
-		probe{"report, empty period", led, get("/v1/report?since=2030-01-01&until=2020-01-01"), 400, CodeInvalidInput, "until"},
-		probe{"report, off", open, get("/v1/report"), 404, CodeNotFound, ""},
-		probe{"report, unavailable", closedLedger, get("/v1/report"), 503, CodeLedgerUnavailable, ""},
-		probe{"report no token", auth, get("/v1/report"), 401, CodeUnauthorized, ""},
-		probe{"report decide token", auth, withToken(get("/v1/report"), decide), 403, CodeForbidden, ""},
+		probe{"report, bad since", led, get("/v1/report?since=last-year"), 400, apierror.InvalidInput, "since"},
+		probe{"report, empty period", led, get("/v1/report?since=2030-01-01&until=2020-01-01"), 400, apierror.InvalidInput, "until"},
+		probe{"report, off", open, get("/v1/report"), 404, apierror.NotFound, ""},
+		probe{"report, unavailable", closedLedger, get("/v1/report"), 503, apierror.LedgerUnavailable, ""},
+		probe{"report no token", auth, get("/v1/report"), 401, apierror.Unauthorized, ""},
+		probe{"report decide token", auth, withToken(get("/v1/report"), decide), 403, apierror.Forbidden, ""},
 		probe{"report page", led, get("/report"), 200, "", ""},
-		probe{"report page, bad until", led, get("/report?until=tomorrow"), 400, CodeInvalidInput, "until"},
-		probe{"report page, off", open, get("/report"), 404, CodeNotFound, ""},
-		probe{"report page, unavailable", closedLedger, get("/report"), 503, CodeLedgerUnavailable, ""},
-		probe{"report page no token", auth, get("/report"), 401, CodeUnauthorized, ""},
-		probe{"report page decide token", auth, withToken(get("/report"), decide), 403, CodeForbidden, ""},
+		probe{"report page, bad until", led, get("/report?until=tomorrow"), 400, apierror.InvalidInput, "until"},
+		probe{"report page, off", open, get("/report"), 404, apierror.NotFound, ""},
+		probe{"report page, unavailable", closedLedger, get("/report"), 503, apierror.LedgerUnavailable, ""},
+		probe{"report page no token", auth, get("/report"), 401, apierror.Unauthorized, ""},
+		probe{"report page decide token", auth, withToken(get("/report"), decide), 403, apierror.Forbidden, ""},
 		probe{"ledger entry", led, get("/v1/ledger/" + ledgerID), 200, "", ""},
-		probe{"ledger entry, unknown", led, get("/v1/ledger/no-such-decision"), 404, CodeNotFound, "decision_id"},
-		probe{"ledger entry, off", open, get("/v1/ledger/" + ledgerID), 404, CodeNotFound, ""},
-		probe{"ledger entry, unavailable", closedLedger, get("/v1/ledger/" + ledgerID), 503, CodeLedgerUnavailable, ""},
-		probe{"ledger entry no token", auth, get("/v1/ledger/x"), 401, CodeUnauthorized, ""},
-		probe{"ledger entry decide token", auth, withToken(get("/v1/ledger/x"), decide), 403, CodeForbidden, ""},
-		probe{"POST ledger entry", led, post("/v1/ledger/"+ledgerID, "{}"), 405, CodeMethodNotAllowed, ""},
-		probe{"unknown path", open, get("/v2/decisions"), 404, CodeNotFound, ""},
-		probe{"trailing slash", open, get("/health/"), 404, CodeNotFound, ""},
-		probe{"unknown path, auth server", auth, post("/v1/decisions/x", decisionBody), 404, CodeNotFound, ""},
-		probe{"POST /health", open, post("/health", "{}"), 405, CodeMethodNotAllowed, ""},
-		probe{"HEAD /health", open, request{method: http.MethodHead, path: "/health"}, 405, CodeMethodNotAllowed, ""},
-		probe{"DELETE /v1/status", auth, request{method: http.MethodDelete, path: "/v1/status"}, 405, CodeMethodNotAllowed, ""},
+		probe{"ledger entry, unknown", led, get("/v1/ledger/no-such-decision"), 404, apierror.NotFound, "decision_id"},
+		probe{"ledger entry, off", open, get("/v1/ledger/" + ledgerID), 404, apierror.NotFound, ""},
+		probe{"ledger entry, unavailable", closedLedger, get("/v1/ledger/" + ledgerID), 503, apierror.LedgerUnavailable, ""},
+		probe{"ledger entry no token", auth, get("/v1/ledger/x"), 401, apierror.Unauthorized, ""},
+		probe{"ledger entry decide token", auth, withToken(get("/v1/ledger/x"), decide), 403, apierror.Forbidden, ""},
+		probe{"POST ledger entry", led, post("/v1/ledger/"+ledgerID, "{}"), 405, apierror.MethodNotAllowed, ""},
+		probe{"unknown path", open, get("/v2/decisions"), 404, apierror.NotFound, ""},
+		probe{"trailing slash", open, get("/health/"), 404, apierror.NotFound, ""},
+		probe{"unknown path, auth server", auth, post("/v1/decisions/x", decisionBody), 404, apierror.NotFound, ""},
+		probe{"POST /health", open, post("/health", "{}"), 405, apierror.MethodNotAllowed, ""},
+		probe{"HEAD /health", open, request{method: http.MethodHead, path: "/health"}, 405, apierror.MethodNotAllowed, ""},
+		probe{"DELETE /v1/status", auth, request{method: http.MethodDelete, path: "/v1/status"}, 405, apierror.MethodNotAllowed, ""},
 	)
 	return ps
 }
@@ -588,7 +589,7 @@ func TestOpenAPIResponsesValidate(t *testing.T) {
 					if p.field != "" && e.Field != p.field {
 						t.Errorf("field = %q, want %q (%s)", e.Field, p.field, e.Message)
 					}
-					if e.Code == CodeInternal && e.ErrorID == "" {
+					if e.Code == apierror.Internal && e.ErrorID == "" {
 						t.Error("internal error without error_id")
 					}
 				}
@@ -605,7 +606,7 @@ func TestOpenAPIResponsesValidate(t *testing.T) {
 			if resp.status == http.StatusUnauthorized && !strings.HasPrefix(resp.header.Get("WWW-Authenticate"), "Bearer ") {
 				t.Errorf("401 without a Bearer WWW-Authenticate header: %q", resp.header.Get("WWW-Authenticate"))
 			}
-			if code == CodeNotReady && resp.header.Get("Retry-After") == "" {
+			if code == apierror.NotReady && resp.header.Get("Retry-After") == "" {
 				t.Error("not_ready without a Retry-After header")
 			}
 			if resp.status == http.StatusMethodNotAllowed && resp.header.Get("Allow") == "" {
@@ -627,7 +628,7 @@ func TestOpenAPIResponsesValidate(t *testing.T) {
 				codes = o.errorCodes(t, jsonSchemaOf(o.responseOf(t, op, n)))
 			}
 			for _, c := range codes {
-				if n == 500 && c == CodeInternal && key != "POST /v1/decisions" && key != "POST /v1/admission" {
+				if n == 500 && c == apierror.Internal && key != "POST /v1/decisions" && key != "POST /v1/admission" {
 					continue
 				}
 				if !seen[outcome{key, n, c}] {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+
+	"github.com/geoscope/geoscope/engine/apierror"
 )
 
 // TestRecoverPanic adds a route that panics to a real server's router (so
@@ -46,8 +48,8 @@ func TestRecoverPanic(t *testing.T) {
 		if err := dec.Decode(&e); err != nil {
 			t.Fatalf("GET %s: body %q: %v", path, body, err)
 		}
-		if e.Code != CodeInternal {
-			t.Errorf("code = %q, want %q", e.Code, CodeInternal)
+		if e.Code != apierror.Internal {
+			t.Errorf("code = %q, want %q", e.Code, apierror.Internal)
 		}
 		if _, err := uuid.Parse(e.ErrorID); err != nil {
 			t.Errorf("error_id %q is not a UUID: %v", e.ErrorID, err)

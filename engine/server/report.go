@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/geoscope/geoscope/engine/apierror"
 	"github.com/geoscope/geoscope/engine/report"
 )
 
@@ -34,7 +35,7 @@ func (s *Server) reportJSON(c *gin.Context) { s.serveReport(c, report.FormatJSON
 
 func (s *Server) serveReport(c *gin.Context, format string) {
 	if s.ledger == nil {
-		abort(c, http.StatusNotFound, apiError{Code: CodeNotFound, Message: "the ledger is off on this server (--ledger off), so there is no record to report from"})
+		abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound, Message: "the ledger is off on this server (--ledger off), so there is no record to report from"})
 		return
 	}
 	p, fe := reportPeriod(c, time.Now())
@@ -81,7 +82,7 @@ func reportPeriod(c *gin.Context, now time.Time) (report.Period, *apiError) {
 		}
 		t, err := ParseTime(v)
 		if err != nil {
-			return p, &apiError{Code: CodeInvalidInput, Message: q.name + ": " + err.Error(), Field: q.name}
+			return p, &apiError{Code: apierror.InvalidInput, Message: q.name + ": " + err.Error(), Field: q.name}
 		}
 		*q.dst = t
 	}
@@ -92,7 +93,7 @@ func reportPeriod(c *gin.Context, now time.Time) (report.Period, *apiError) {
 		if !given {
 			field = "since"
 		}
-		return p, &apiError{Code: CodeInvalidInput, Field: field,
+		return p, &apiError{Code: apierror.InvalidInput, Field: field,
 			Message: field + ": the period is empty: since (" + p.Since.Format(time.RFC3339) + ") must be before until (" + p.Until.Format(time.RFC3339) + ")"}
 	}
 	return p, nil

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/apierror"
 	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/sources"
 )
@@ -137,10 +138,10 @@ func (s *Server) routes() *gin.Engine {
 	r.RedirectFixedPath = false
 	r.Use(s.requestID, s.accessLog, s.recoverPanic)
 	r.NoRoute(func(c *gin.Context) {
-		abort(c, http.StatusNotFound, apiError{Code: CodeNotFound, Message: "no such endpoint: " + c.Request.URL.Path})
+		abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound, Message: "no such endpoint: " + c.Request.URL.Path})
 	})
 	r.NoMethod(func(c *gin.Context) {
-		abort(c, http.StatusMethodNotAllowed, apiError{Code: CodeMethodNotAllowed, Message: c.Request.Method + " is not allowed on " + c.Request.URL.Path})
+		abort(c, http.StatusMethodNotAllowed, apiError{Code: apierror.MethodNotAllowed, Message: c.Request.Method + " is not allowed on " + c.Request.URL.Path})
 	})
 
 	r.GET("/health", s.health)
@@ -256,7 +257,7 @@ func (s *Server) recoverPanic(c *gin.Context) {
 				panic(v)
 			}
 			id := internalError(c, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
-			abort(c, http.StatusInternalServerError, apiError{Code: CodeInternal, Message: "internal error", ErrorID: id})
+			abort(c, http.StatusInternalServerError, apiError{Code: apierror.Internal, Message: "internal error", ErrorID: id})
 		}
 	}()
 	c.Next()
@@ -287,16 +288,16 @@ func (s *Server) requireScope(scope string, open bool) gin.HandlerFunc {
 		scheme, token, _ := strings.Cut(c.GetHeader("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") || token == "" {
 			c.Header("WWW-Authenticate", `Bearer realm="geoscope"`)
-			abort(c, http.StatusUnauthorized, apiError{Code: CodeUnauthorized, Message: "a bearer token is required"})
+			abort(c, http.StatusUnauthorized, apiError{Code: apierror.Unauthorized, Message: "a bearer token is required"})
 			return
 		}
 		decide, admin := s.tokens.scopes(token)
 		switch {
 		case !decide && !admin:
 			c.Header("WWW-Authenticate", `Bearer realm="geoscope", error="invalid_token"`)
-			abort(c, http.StatusUnauthorized, apiError{Code: CodeUnauthorized, Message: "the bearer token is not valid"})
+			abort(c, http.StatusUnauthorized, apiError{Code: apierror.Unauthorized, Message: "the bearer token is not valid"})
 		case scope == ScopeAdmin && !admin:
-			abort(c, http.StatusForbidden, apiError{Code: CodeForbidden, Message: "this endpoint needs a token with the admin scope"})
+			abort(c, http.StatusForbidden, apiError{Code: apierror.Forbidden, Message: "this endpoint needs a token with the admin scope"})
 		default:
 			c.Next()
 		}
