@@ -212,3 +212,30 @@ func decodeCursor(c string) (int64, string, error) {
 	}
 	return n, id, nil
 }
+
+// ParseTime accepts RFC 3339 timestamps and YYYY-MM-DD dates (midnight UTC).
+func ParseTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, errors.New("want an RFC 3339 time or a YYYY-MM-DD date, got " + strconv.Quote(v))
+}
+
+// ParseBounds parses optional since and until values (empty stays zero).
+// On error, bad names the value that failed: "since" or "until".
+func ParseBounds(since, until string) (s, u time.Time, bad string, err error) {
+	if since != "" {
+		if s, err = ParseTime(since); err != nil {
+			return s, u, "since", err
+		}
+	}
+	if until != "" {
+		if u, err = ParseTime(until); err != nil {
+			return s, u, "until", err
+		}
+	}
+	return s, u, "", nil
+}

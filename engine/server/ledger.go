@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -66,19 +65,10 @@ func (s *Server) ledgerOn(c *gin.Context) bool {
 // authority, limit and cursor.
 func ledgerQuery(c *gin.Context) (ledger.Query, *apiError) {
 	var q ledger.Query
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", &q.Since}, {"until", &q.Until}} {
-		v := c.Query(p.name)
-		if v == "" {
-			continue
-		}
-		t, err := ParseTime(v)
-		if err != nil {
-			return q, &apiError{Code: apierror.InvalidInput, Message: p.name + ": " + err.Error(), Field: p.name}
-		}
-		*p.dst = t
+	var bad string
+	var err error
+	if q.Since, q.Until, bad, err = ledger.ParseBounds(c.Query("since"), c.Query("until")); err != nil {
+		return q, &apiError{Code: apierror.InvalidInput, Message: bad + ": " + err.Error(), Field: bad}
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
 		return q, &apiError{Code: apierror.InvalidInput, Message: "until: the period is empty: since must be before until", Field: "until"}
@@ -92,15 +82,4 @@ func ledgerQuery(c *gin.Context) (ledger.Query, *apiError) {
 	}
 	q.Order, q.Authority, q.Cursor = c.Query("order"), c.Query("authority"), c.Query("cursor")
 	return q, nil
-}
-
-// ParseTime accepts RFC 3339 timestamps and YYYY-MM-DD dates (midnight UTC).
-func ParseTime(v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
-	}
-	return time.Time{}, errors.New("want an RFC 3339 time or a YYYY-MM-DD date, got " + strconv.Quote(v))
 }

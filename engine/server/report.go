@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/geoscope/geoscope/engine/apierror"
+	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/report"
 )
 
@@ -72,19 +73,10 @@ func (s *Server) serveReport(c *gin.Context, format string) {
 // year to date.
 func reportPeriod(c *gin.Context, now time.Time) (report.Period, *apiError) {
 	var p report.Period
-	for _, q := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", &p.Since}, {"until", &p.Until}} {
-		v := c.Query(q.name)
-		if v == "" {
-			continue
-		}
-		t, err := ParseTime(v)
-		if err != nil {
-			return p, &apiError{Code: apierror.InvalidInput, Message: q.name + ": " + err.Error(), Field: q.name}
-		}
-		*q.dst = t
+	var bad string
+	var err error
+	if p.Since, p.Until, bad, err = ledger.ParseBounds(c.Query("since"), c.Query("until")); err != nil {
+		return p, &apiError{Code: apierror.InvalidInput, Message: bad + ": " + err.Error(), Field: bad}
 	}
 	given := c.Query("until") != ""
 	p = p.WithDefaults(now)

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/geoscope/geoscope/engine/ledger"
-	"github.com/geoscope/geoscope/engine/server"
 )
 
 // ledgerFlags select the ledger of serve, decide and ledger export.
@@ -69,18 +67,10 @@ func ledgerCommand() *cobra.Command {
 				return usageError{fmt.Errorf("--format %q: only jsonl is supported", format)}
 			}
 			var q ledger.Query
-			for _, p := range []struct {
-				flag, v string
-				dst     *time.Time
-			}{{"--since", since, &q.Since}, {"--until", until, &q.Until}} {
-				if p.v == "" {
-					continue
-				}
-				t, err := server.ParseTime(p.v)
-				if err != nil {
-					return usageError{fmt.Errorf("%s: %w", p.flag, err)}
-				}
-				*p.dst = t
+			var bad string
+			var err error
+			if q.Since, q.Until, bad, err = ledger.ParseBounds(since, until); err != nil {
+				return usageError{fmt.Errorf("--%s: %w", bad, err)}
 			}
 			q.Order, q.Authority = order, auth
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))

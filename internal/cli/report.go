@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/report"
-	"github.com/geoscope/geoscope/engine/server"
 )
 
 func reportCommand() *cobra.Command {
@@ -55,18 +55,10 @@ Exit status: 0 with a report, 2 on a bad flag (named in the message),
 				return usageError{fmt.Errorf("--min-count %d: want 1 or more (1 suppresses nothing)", minCount)}
 			}
 			var p report.Period
-			for _, f := range []struct {
-				flag, v string
-				dst     *time.Time
-			}{{"--since", since, &p.Since}, {"--until", until, &p.Until}} {
-				if f.v == "" {
-					continue
-				}
-				t, err := server.ParseTime(f.v)
-				if err != nil {
-					return usageError{fmt.Errorf("%s: %w", f.flag, err)}
-				}
-				*f.dst = t
+			var bad string
+			var err error
+			if p.Since, p.Until, bad, err = ledger.ParseBounds(since, until); err != nil {
+				return usageError{fmt.Errorf("--%s: %w", bad, err)}
 			}
 			p = p.WithDefaults(time.Now())
 			if !p.Since.Before(p.Until) {
