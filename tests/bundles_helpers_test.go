@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/geoscope/geoscope/internal/bundletest"
 )
 
 // bndKey is a development signing key pair from bundles/keys.
@@ -114,24 +116,7 @@ func bndRegistryBundle(t *testing.T, rev string, data map[string]any, key *bndKe
 // .tar.gz.
 func bndTar(t *testing.T, files map[string]string) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for name, body := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: "/" + name, Mode: 0o600, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(tw, body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return bundletest.TarballOf(t, files)
 }
 
 // bndRetar rewrites a .tar.gz, passing every file through edit.

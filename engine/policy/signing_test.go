@@ -34,6 +34,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/geoscope/geoscope/internal/bundletest"
 )
 
 // sigKey is a signing key pair in PEM form.
@@ -241,24 +243,11 @@ func sigEntries(t *testing.T, tarball []byte) []sigEntry {
 // sigPack writes entries as a .tar.gz (the layout OPA's writer uses).
 func sigPack(t *testing.T, entries []sigEntry) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, e := range entries {
-		if err := tw.WriteHeader(&tar.Header{Name: "/" + e.name, Mode: 0o600, Size: int64(len(e.body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(e.body); err != nil {
-			t.Fatal(err)
-		}
+	files := make([]bundletest.File, len(entries))
+	for i, e := range entries {
+		files[i] = bundletest.File{Name: e.name, Body: e.body}
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return bundletest.Tarball(t, files...)
 }
 
 // An edit changes a bundle's files after signing.

@@ -1,19 +1,14 @@
 package sources
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +17,7 @@ import (
 	"github.com/geoscope/geoscope/engine/geo"
 	"github.com/geoscope/geoscope/engine/geo/geotest"
 	"github.com/geoscope/geoscope/engine/policy"
+	"github.com/geoscope/geoscope/internal/bundletest"
 )
 
 // policyDir is the repository's policy bundle, loaded in place (read only).
@@ -423,11 +419,7 @@ func TestWatchKeepsLastKnownGood(t *testing.T) {
 // writeRegistryTarball writes files as a .tar.gz bundle with opa's layout.
 func writeRegistryTarball(t *testing.T, path string, files map[string]string) {
 	t.Helper()
-	raw, err := tarball(files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
+	if err := os.WriteFile(path, bundletest.TarballOf(t, files), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -571,29 +563,6 @@ func TestRequireSignatures(t *testing.T) {
 			}
 		})
 	}
-}
-
-// tarball packs files (slash paths) as a .tar.gz bundle.
-func tarball(files map[string]string) ([]byte, error) {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		body := files[name]
-		if err := tw.WriteHeader(&tar.Header{Name: "/" + name, Mode: 0o600, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write([]byte(body)); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // Kubernetes mounts a ConfigMap or Secret as symlinks into a timestamped
