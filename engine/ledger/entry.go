@@ -70,13 +70,7 @@ type Action struct {
 }
 
 // Refusal is a demand not carried out as asked.
-type Refusal struct {
-	OrderID         string `json:"order_id"`
-	Demand          string `json:"demand"`
-	Code            string `json:"code"`
-	Reason          string `json:"reason"`
-	AffectedOutside int    `json:"affected_outside"`
-}
+type Refusal = decision.Refusal
 
 // Blocked is an action the guard dropped.
 type Blocked struct {
