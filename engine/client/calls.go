@@ -31,22 +31,7 @@ const (
 type AdmissionRequest = input.Admission
 
 // Admission is the join-time answer.
-type Admission struct {
-	// DecisionID identifies the recorded decision; cite it when carrying
-	// out an action.
-	DecisionID string `json:"decision_id"`
-	// Allow is false only when Actions holds a deny_join for the
-	// participant.
-	Allow bool `json:"allow"`
-	// Actions are deny_join actions for the participant, each citing the
-	// order that demanded it.
-	Actions []decision.Action `json:"actions"`
-	// OrderIDs are the orders that were evaluated.
-	OrderIDs []string `json:"order_ids"`
-	// Bundles are the revisions of the policy and registry bundles the
-	// decision was made with, by bundle name.
-	Bundles map[string]string `json:"bundles,omitempty"`
-}
+type Admission = decision.Admission
 
 // Decide asks for a decision about a meeting and its roster (and, when
 // req.Joining is set, a joining participant). The returned actions are

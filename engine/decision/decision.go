@@ -70,6 +70,25 @@ type Geo struct {
 	Build    time.Time `json:"build"`
 }
 
+// Admission is the join-time answer (POST /v1/admission): the part of a
+// decision a meeting server needs to admit or refuse one participant.
+type Admission struct {
+	// DecisionID identifies the recorded decision; cite it when carrying
+	// out an action.
+	DecisionID string `json:"decision_id"`
+	// Allow is false only when Actions holds a deny_join for the
+	// participant.
+	Allow bool `json:"allow"`
+	// Actions are deny_join actions for the participant, each citing the
+	// order that demanded it.
+	Actions []Action `json:"actions"`
+	// OrderIDs are the orders that were evaluated.
+	OrderIDs []string `json:"order_ids"`
+	// Bundles are the revisions of the policy and registry bundles the
+	// decision was made with, by bundle name.
+	Bundles map[string]string `json:"bundles"`
+}
+
 // Decision is the engine's answer. AllowJoin is set only when the request
 // asked an admission question.
 type Decision struct {

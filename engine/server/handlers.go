@@ -94,15 +94,6 @@ func (s *Server) decisions(c *gin.Context) {
 	}
 }
 
-// admissionResponse is the join-time answer.
-type admissionResponse struct {
-	DecisionID string            `json:"decision_id"`
-	Allow      bool              `json:"allow"`
-	Actions    []decision.Action `json:"actions"`
-	OrderIDs   []string          `json:"order_ids"`
-	Bundles    map[string]string `json:"bundles"`
-}
-
 func (s *Server) admission(c *gin.Context) {
 	raw, ok := s.body(c)
 	if !ok {
@@ -115,7 +106,7 @@ func (s *Server) admission(c *gin.Context) {
 	}
 	d, ok := s.run(c, "/v1/admission", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Admit(ctx, req) })
 	if ok {
-		c.JSON(http.StatusOK, admissionResponse{DecisionID: d.DecisionID, Allow: *d.AllowJoin, Actions: d.Actions, OrderIDs: d.OrderIDs, Bundles: d.Bundles})
+		c.JSON(http.StatusOK, decision.Admission{DecisionID: d.DecisionID, Allow: *d.AllowJoin, Actions: d.Actions, OrderIDs: d.OrderIDs, Bundles: d.Bundles})
 	}
 }
 
