@@ -79,6 +79,9 @@ type Engine struct {
 	recordTimeout time.Duration
 	logs          func(context.Context, *Record)
 	now           func() time.Time
+	// locatePhones makes a dial-in caller's calling number a location
+	// (see geo.LocatePhone for the trade-off); off by default.
+	locatePhones bool
 }
 
 // Option configures an Engine.
@@ -96,6 +99,11 @@ func WithRecordTimeout(d time.Duration) Option { return func(e *Engine) { e.reco
 func WithDecisionLog(fn func(context.Context, *Record)) Option {
 	return func(e *Engine) { e.logs = fn }
 }
+
+// WithPhoneLocation locates dial-in callers by the country of their calling
+// number. Off, a caller's location is unknown: never acted on, and counted
+// as outside for every meeting-wide or account action.
+func WithPhoneLocation(on bool) Option { return func(e *Engine) { e.locatePhones = on } }
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
@@ -146,10 +154,12 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		return nil, ErrNotReady
 	}
 
-	// Locate: every address becomes a located country, or unknown.
-	facts := locate(db, req)
+	// Locate: every address (and, when enabled, every calling number)
+	// becomes a located country, or unknown.
+	facts := e.locate(db, req)
 	facts.Orders = ordersUnderEvaluation(snap.Registry(), req)
 	facts.Authorities = snap.Registry().Authorities
+	facts.Admission = admission
 
 	// Evaluate. With no order under evaluation the guard would drop
 	// whatever a policy returned, so the policy is not consulted; this keeps
@@ -161,7 +171,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 			eval = snap.EvalAdmission
 		}
 		var err error
-		if out, err = eval(ctx, policyInput(req, facts)); err != nil {
+		if out, err = eval(ctx, policyInput(req, facts, snap.ReadsParticipants())); err != nil {
 			return nil, err
 		}
 	}
@@ -223,24 +233,43 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	return d, nil
 }
 
-func locate(db *geo.DB, req *input.Request) *guard.Facts {
+func (e *Engine) locate(db *geo.DB, req *input.Request) *guard.Facts {
 	m := &req.Meeting
 	f := &guard.Facts{
 		MeetingID:      m.ID,
 		AccountID:      m.Host.AccountID,
 		AccountCountry: m.Host.AccountCountry,
-		Participants:   make(map[string]string, len(m.Participants)),
+		Participants:   make(map[string]guard.Located, len(m.Participants)),
 	}
 	if m.Host.Connected() {
-		f.Host = &guard.Person{ID: m.Host.AccountID, Country: db.Locate(m.Host.Addr).Country}
+		f.Host = &guard.Person{ID: m.Host.AccountID, Located: e.locateOne(db, m.Host.Addr, m.Host.Phone)}
 	}
-	for _, p := range m.Participants {
-		f.Participants[p.ID] = db.Locate(p.Addr).Country
+	for i := range m.Participants {
+		p := &m.Participants[i]
+		f.Participants[p.ID] = e.locateOne(db, p.Addr, p.Phone)
 	}
-	if req.Joining != nil {
-		f.Joining = &guard.Person{ID: req.Joining.ID, Country: db.Locate(req.Joining.Addr).Country}
+	if j := req.Joining; j != nil {
+		f.Joining = &guard.Person{ID: j.ID, Located: e.locateOne(db, j.Addr, j.Phone)}
 	}
 	return f
+}
+
+// locateOne locates one person by address or, for a dial-in caller, by
+// calling number when that is enabled. Nothing else (an attribute, a role,
+// the country an account is registered in) is ever a location.
+func (e *Engine) locateOne(db *geo.DB, addr netip.Addr, phone string) guard.Located {
+	var loc geo.Location
+	by := decision.LocatedByIP
+	switch {
+	case addr.IsValid():
+		loc = db.Locate(addr)
+	case phone != "" && e.locatePhones:
+		loc, by = geo.LocatePhone(phone), decision.LocatedByPhone
+	}
+	if !loc.Known {
+		return guard.Located{}
+	}
+	return guard.Located{Country: loc.Country, By: by}
 }
 
 // ordersUnderEvaluation is the preview order when one was submitted, and
@@ -293,8 +322,8 @@ func reached(f *guard.Facts) map[string]int {
 		}
 		out[country]++
 	}
-	for _, c := range f.Participants {
-		add(c)
+	for _, loc := range f.Participants {
+		add(loc.Country)
 	}
 	if f.Host != nil {
 		add(f.Host.Country)

@@ -9,39 +9,60 @@ import (
 
 // policyInput builds the policy's input document directly as an ast.Value.
 // Going through map[string]any and ast.InterfaceToValue costs several
-// times more for large rosters, and it would also carry the raw addresses:
-// the policy sees located countries only, never an IP address.
+// times more for large rosters, and it would also carry the raw addresses
+// and calling numbers: the policy sees located countries only, never an IP
+// address or a phone number.
 //
-//	{"meeting": {"id", "host": {"account_id", "account_country"?, "connected", "country"?},
+//	{"meeting": {"id",
+//	             "host": {"id", "account_id", "account_country"?, "connected", "role": "host",
+//	                      "country"?, "located_by"?, "attributes"?},
 //	             "participant_count": n,
 //	             "by_country": {"CN": [ids], ...},    // participant ids by located country
-//	             "unlocated": [ids]},                 // participants whose location is unknown
-//	 "joining": {"id", "country"?}?,
+//	             "unlocated": [ids],                  // participants whose location is unknown
+//	             "participants": [person, ...]},      // only for a policy that reads it
+//	 "joining": person?,
 //	 "order": {...}?,            // the preview order, as submitted
 //	 "standing_orders": [ids]}   // when no preview order: registry orders targeting the meeting or its account
 //
-// "country" is absent when the location is unknown, so an unknown location
-// can never match a jurisdiction.
-func policyInput(req *input.Request, f *guard.Facts) ast.Value {
+//	person: {"id", "country"?, "located_by"?, "role"?, "account_id"?, "account_country"?, "attributes"?}
+//
+// "country" (and "located_by") are absent when the location is unknown, so
+// an unknown location can never match a jurisdiction.
+//
+// withParticipants asks for "participants", one object per person. It is
+// decided per policy (see policy.Snapshot.ReadsParticipants): a policy that
+// works on by_country does not pay for ten thousand objects it never reads.
+func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.Value {
 	m := &req.Meeting
 	host := ast.NewObject(
+		ast.Item(ast.InternedTerm("id"), ast.StringTerm(m.Host.AccountID)),
 		ast.Item(ast.InternedTerm("account_id"), ast.StringTerm(m.Host.AccountID)),
 		ast.Item(ast.InternedTerm("connected"), ast.InternedTerm(f.Host != nil)),
+		ast.Item(ast.InternedTerm("role"), ast.InternedTerm(input.RoleHost)),
 	)
 	if m.Host.AccountCountry != "" {
 		host.Insert(ast.InternedTerm("account_country"), ast.StringTerm(m.Host.AccountCountry))
 	}
-	if f.Host != nil && f.Host.Country != "" {
-		host.Insert(ast.InternedTerm("country"), ast.StringTerm(f.Host.Country))
+	if f.Host != nil {
+		insertLocation(host, f.Host.Located)
 	}
+	insertAttributes(host, m.Host.Attributes)
 
-	// Participants are given grouped by located country rather than one
-	// object each: the policy works on countries, and building ten
-	// thousand small objects would cost more than evaluating the policy.
+	// Participants are given grouped by located country: the default
+	// policy works on countries, and this costs one string per person.
 	groups := map[string][]*ast.Term{}
-	for _, p := range m.Participants {
-		country := f.Participants[p.ID]
-		groups[country] = append(groups[country], ast.StringTerm(p.ID))
+	var people []*ast.Term
+	if withParticipants {
+		people = make([]*ast.Term, 0, len(m.Participants))
+	}
+	for i := range m.Participants {
+		p := &m.Participants[i]
+		loc := f.Participants[p.ID]
+		id := ast.StringTerm(p.ID)
+		groups[loc.Country] = append(groups[loc.Country], id)
+		if withParticipants {
+			people = append(people, ast.NewTerm(person(id, p, loc)))
+		}
 	}
 	unlocated := groups[""]
 	delete(groups, "")
@@ -50,15 +71,19 @@ func policyInput(req *input.Request, f *guard.Facts) ast.Value {
 		byCountry.Insert(ast.StringTerm(country), ast.ArrayTerm(ids...))
 	}
 
-	root := ast.NewObject(ast.Item(ast.InternedTerm("meeting"), ast.ObjectTerm(
+	meeting := ast.NewObject(
 		ast.Item(ast.InternedTerm("id"), ast.StringTerm(m.ID)),
 		ast.Item(ast.InternedTerm("host"), ast.NewTerm(host)),
 		ast.Item(ast.InternedTerm("participant_count"), ast.InternedTerm(len(m.Participants))),
 		ast.Item(ast.InternedTerm("by_country"), ast.NewTerm(byCountry)),
 		ast.Item(ast.InternedTerm("unlocated"), ast.ArrayTerm(unlocated...)),
-	)))
+	)
+	if withParticipants {
+		meeting.Insert(ast.InternedTerm("participants"), ast.ArrayTerm(people...))
+	}
+	root := ast.NewObject(ast.Item(ast.InternedTerm("meeting"), ast.NewTerm(meeting)))
 	if f.Joining != nil {
-		root.Insert(ast.InternedTerm("joining"), ast.NewTerm(person(ast.StringTerm(f.Joining.ID), f.Joining.Country)))
+		root.Insert(ast.InternedTerm("joining"), ast.NewTerm(person(ast.StringTerm(f.Joining.ID), req.Joining, f.Joining.Located)))
 	}
 	if o := req.Order; o != nil {
 		root.Insert(ast.InternedTerm("order"), ast.ObjectTerm(
@@ -78,12 +103,54 @@ func policyInput(req *input.Request, f *guard.Facts) ast.Value {
 	return root
 }
 
-func person(id *ast.Term, country string) ast.Object {
+// person is one participant (or the joining one) as the policy sees it:
+// never the address or the calling number, only where they were located
+// and what the meeting server said about them.
+func person(id *ast.Term, p *input.Participant, loc guard.Located) ast.Object {
 	o := ast.NewObject(ast.Item(ast.InternedTerm("id"), id))
-	if country != "" {
-		o.Insert(ast.InternedTerm("country"), ast.StringTerm(country))
+	insertLocation(o, loc)
+	if p.Role != "" {
+		o.Insert(ast.InternedTerm("role"), ast.InternedTerm(p.Role))
 	}
+	if p.AccountID != "" {
+		o.Insert(ast.InternedTerm("account_id"), ast.StringTerm(p.AccountID))
+	}
+	if p.AccountCountry != "" {
+		o.Insert(ast.InternedTerm("account_country"), ast.StringTerm(p.AccountCountry))
+	}
+	insertAttributes(o, p.Attributes)
 	return o
+}
+
+func insertLocation(o ast.Object, loc guard.Located) {
+	if loc.Country != "" {
+		o.Insert(ast.InternedTerm("country"), ast.StringTerm(loc.Country))
+		o.Insert(ast.InternedTerm("located_by"), ast.InternedTerm(loc.By))
+	}
+}
+
+func insertAttributes(o ast.Object, attrs input.Attributes) {
+	if len(attrs) == 0 {
+		return
+	}
+	obj := ast.NewObject()
+	for k, v := range attrs {
+		var t *ast.Term
+		switch v.Kind {
+		case input.AttributeString:
+			t = ast.StringTerm(v.Text)
+		case input.AttributeNumber:
+			t = ast.NewTerm(ast.Number(v.Text))
+		case input.AttributeBool:
+			t = ast.InternedTerm(v.Bool)
+		case input.AttributeStrings:
+			t = strings(v.List)
+		default:
+			continue // validation refuses such a value; never reached
+		}
+		obj.Insert(ast.StringTerm(k), t)
+	}
+	o.Insert(ast.InternedTerm("attributes"), ast.NewTerm(obj))
 }
 
 func strings(ss []string) *ast.Term {

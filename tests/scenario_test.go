@@ -33,14 +33,21 @@ var bundleDirs = []string{"../policies", "../bundles/registry"}
 
 // scenario is one tests/scenarios/*.yaml file.
 type scenario struct {
-	Name        string         `yaml:"name"`
-	Description string         `yaml:"description"`
-	Request     map[string]any `yaml:"request"`
-	Expect      expectation    `yaml:"expect"`
+	Name        string          `yaml:"name"`
+	Description string          `yaml:"description"`
+	Options     scenarioOptions `yaml:"options"`
+	Request     map[string]any  `yaml:"request"`
+	Expect      expectation     `yaml:"expect"`
 
 	file    string
 	reqJSON []byte         // Request as JSON, exactly what every run is fed
 	req     *input.Request // reqJSON decoded and validated by package input
+}
+
+// scenarioOptions are the server options a scenario is decided with.
+type scenarioOptions struct {
+	// LocatePhoneNumbers is --locate-phone-numbers.
+	LocatePhoneNumbers bool `yaml:"locate_phone_numbers"`
 }
 
 type expectation struct {
@@ -51,7 +58,9 @@ type expectation struct {
 	GuardBlocked *[]string     `yaml:"guard_blocked"`
 }
 
-// expAction is the part of a decision.Action a scenario pins down.
+// expAction is the part of a decision.Action a scenario pins down. An
+// action on a person located by address may leave located_by out: "ip" is
+// implied (see loadScenario).
 type expAction struct {
 	Type          string `yaml:"type"`
 	ParticipantID string `yaml:"participant_id"`
@@ -59,6 +68,14 @@ type expAction struct {
 	Host          bool   `yaml:"host"`
 	OrderID       string `yaml:"order_id"`
 	Country       string `yaml:"country"`
+	LocatedBy     string `yaml:"located_by"`
+}
+
+func gotAction(a decision.Action) expAction {
+	return expAction{
+		Type: a.Type, ParticipantID: a.ParticipantID, AccountID: a.AccountID,
+		Host: a.Host, OrderID: a.OrderID, Country: a.Country, LocatedBy: a.LocatedBy,
+	}
 }
 
 func (a expAction) String() string {
@@ -76,6 +93,9 @@ func (a expAction) String() string {
 	fmt.Fprintf(&b, ", order_id: %s", a.OrderID)
 	if a.Country != "" {
 		fmt.Fprintf(&b, ", country: %s", a.Country)
+	}
+	if a.LocatedBy != "" {
+		fmt.Fprintf(&b, ", located_by: %s", a.LocatedBy)
 	}
 	b.WriteString("}")
 	return b.String()
@@ -175,6 +195,9 @@ func loadScenario(file string) (*scenario, error) {
 		if a.OrderID == "" {
 			return nil, fmt.Errorf("expect.actions[%d].order_id is required", i)
 		}
+		if (a.Type == decision.RemoveParticipant || a.Type == decision.DenyJoin) && a.LocatedBy == "" {
+			(*sc.Expect.Actions)[i].LocatedBy = decision.LocatedByIP
+		}
 	}
 	return &sc, nil
 }
@@ -182,9 +205,9 @@ func loadScenario(file string) (*scenario, error) {
 // scenarioEngine is an in-process engine loaded as `geoscope serve` loads
 // one (engine/sources): the bundles at paths (none: the embedded policy
 // and example registry) and the GeoIP database at dbPath.
-func scenarioEngine(t *testing.T, dbPath string, paths []string) *engine.Engine {
+func scenarioEngine(t *testing.T, dbPath string, paths []string, opts ...engine.Option) *engine.Engine {
 	t.Helper()
-	e := engine.New()
+	e := engine.New(opts...)
 	src := sources.New(sources.Config{Bundles: paths, GeoIPDB: dbPath, Logger: slog.New(slog.DiscardHandler)}, e)
 	if err := src.Load(context.Background()); err != nil {
 		t.Fatalf("loading the bundles %v and the GeoIP database %s: %v", paths, dbPath, err)
@@ -207,11 +230,21 @@ func TestScenarios(t *testing.T) {
 	dbPath := geotest.Standard(t)
 	ctx := context.Background()
 
-	inProcess := func(e *engine.Engine) func(*testing.T, *scenario) (*decision.Decision, rawDecision) {
+	// engines are the in-process engines for the bundles at paths: one
+	// without and one with phone location.
+	type engines struct{ plain, phones *engine.Engine }
+	load := func(paths []string) engines {
+		return engines{scenarioEngine(t, dbPath, paths), scenarioEngine(t, dbPath, paths, engine.WithPhoneLocation(true))}
+	}
+	inProcess := func(es engines) func(*testing.T, *scenario) (*decision.Decision, rawDecision) {
 		return func(t *testing.T, sc *scenario) (*decision.Decision, rawDecision) {
 			req, err := input.Decode(sc.reqJSON, input.Limits{})
 			if err != nil {
 				t.Fatalf("input.Decode: %v", err)
+			}
+			e := es.plain
+			if sc.Options.LocatePhoneNumbers {
+				e = es.phones
 			}
 			d, err := e.Decide(ctx, req)
 			if err != nil {
@@ -225,6 +258,9 @@ func TestScenarios(t *testing.T) {
 			args := []string{"decide", "--geoip-db", dbPath}
 			for _, b := range bundles {
 				args = append(args, "--bundle", b)
+			}
+			if sc.Options.LocatePhoneNumbers {
+				args = append(args, "--locate-phone-numbers")
 			}
 			var in []byte
 			if stdin {
@@ -241,8 +277,8 @@ func TestScenarios(t *testing.T) {
 	}
 
 	runners := []runner{
-		{"engine/embedded", inProcess(scenarioEngine(t, dbPath, nil))},
-		{"engine/bundle-dirs", inProcess(scenarioEngine(t, dbPath, bundleDirs))},
+		{"engine/embedded", inProcess(load(nil))},
+		{"engine/bundle-dirs", inProcess(load(bundleDirs))},
 		{"cli/embedded/input-file", viaCLI(false, nil)},
 		{"cli/embedded/stdin", viaCLI(true, nil)},
 		{"cli/bundle-dirs/input-file", viaCLI(false, bundleDirs)},
@@ -360,10 +396,7 @@ func checkDecision(t *testing.T, sc *scenario, d *decision.Decision, raw rawDeci
 
 	gotActions := make([]expAction, len(d.Actions))
 	for i, a := range d.Actions {
-		gotActions[i] = expAction{
-			Type: a.Type, ParticipantID: a.ParticipantID, AccountID: a.AccountID,
-			Host: a.Host, OrderID: a.OrderID, Country: a.Country,
-		}
+		gotActions[i] = gotAction(a)
 		if a.MeetingID != sc.req.Meeting.ID {
 			t.Errorf("actions[%d] %v names meeting %q, want %q", i, gotActions[i], a.MeetingID, sc.req.Meeting.ID)
 		}
@@ -506,10 +539,36 @@ func (r *oracleRegistry) jurisdiction(req *input.Request, orderID string) ([]str
 	return a.Jurisdiction, ok && len(a.Jurisdiction) > 0
 }
 
+// oraclePhoneCountries maps the country calling codes the scenarios use to
+// their country, independently of the phone number library: a +86 number
+// is mainland China, +852 Hong Kong, +853 Macao, +886 Taiwan, +1 the
+// numbers the scenarios use in the United States.
+var oraclePhoneCountries = []struct{ prefix, country string }{
+	{"+852", "HK"}, {"+853", "MO"}, {"+886", "TW"}, {"+86", "CN"}, {"+1202", "US"}, {"+44", "GB"},
+}
+
+// oracleLocation is where a person with this address or calling number is
+// located: by the StandardEntries table, by the calling code when phone
+// numbers are located, and nowhere otherwise.
+func oracleLocation(ip, phone string, phones bool) string {
+	if ip != "" {
+		return oracleCountry(ip)
+	}
+	if phone == "" || !phones {
+		return ""
+	}
+	for _, p := range oraclePhoneCountries {
+		if strings.HasPrefix(phone, p.prefix) {
+			return p.country
+		}
+	}
+	return ""
+}
+
 // checkInvariants fails t for every invariant violation in d.
 func checkInvariants(t *testing.T, sc *scenario, reg *oracleRegistry, d *decision.Decision) {
 	t.Helper()
-	for _, v := range invariantViolations(sc.req, reg, d) {
+	for _, v := range invariantViolations(sc.req, sc.Options.LocatePhoneNumbers, reg, d) {
 		t.Error("INVARIANT: " + v)
 	}
 }
@@ -517,22 +576,28 @@ func checkInvariants(t *testing.T, sc *scenario, reg *oracleRegistry, d *decisio
 // invariantViolations: no action names anyone located outside the
 // jurisdiction of the order it cites, and no meeting-wide or account action
 // is ever taken when anyone it would affect is outside.
-func invariantViolations(req *input.Request, reg *oracleRegistry, d *decision.Decision) []string {
+func invariantViolations(req *input.Request, phones bool, reg *oracleRegistry, d *decision.Decision) []string {
 	var out []string
 	errorf := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	m := req.Meeting
 
 	// Everyone a meeting-wide or account action would reach.
-	type person struct{ id, ip string }
+	type person struct{ id, ip, phone string }
+	where := func(p person) string {
+		if p.phone != "" {
+			return "a calling number"
+		}
+		return p.ip
+	}
 	var affected []person
 	for _, p := range m.Participants {
-		affected = append(affected, person{p.ID, p.IP})
+		affected = append(affected, person{p.ID, p.IP, p.Phone})
 	}
-	if m.Host.IP != "" {
-		affected = append(affected, person{"host " + m.Host.AccountID, m.Host.IP})
+	if m.Host.IP != "" || m.Host.Phone != "" {
+		affected = append(affected, person{"host " + m.Host.AccountID, m.Host.IP, m.Host.Phone})
 	}
 	if req.Joining != nil {
-		affected = append(affected, person{"joining " + req.Joining.ID, req.Joining.IP})
+		affected = append(affected, person{"joining " + req.Joining.ID, req.Joining.IP, req.Joining.Phone})
 	}
 
 	for i, a := range d.Actions {
@@ -546,20 +611,21 @@ func invariantViolations(req *input.Request, reg *oracleRegistry, d *decision.De
 		}
 		switch a.Type {
 		case decision.RemoveParticipant, decision.DenyJoin:
-			ip, found := "", false
+			var who person
+			found := false
 			switch {
 			case a.Type == decision.DenyJoin:
 				if req.Joining != nil && req.Joining.ID == a.ParticipantID {
-					ip, found = req.Joining.IP, true
+					who, found = person{a.ParticipantID, req.Joining.IP, req.Joining.Phone}, true
 				}
 			case a.Host:
-				if m.Host.IP != "" && m.Host.AccountID == a.ParticipantID {
-					ip, found = m.Host.IP, true
+				if m.Host.Connected() && m.Host.AccountID == a.ParticipantID {
+					who, found = person{a.ParticipantID, m.Host.IP, m.Host.Phone}, true
 				}
 			default:
 				for _, p := range m.Participants {
 					if p.ID == a.ParticipantID {
-						ip, found = p.IP, true
+						who, found = person{p.ID, p.IP, p.Phone}, true
 					}
 				}
 			}
@@ -567,12 +633,15 @@ func invariantViolations(req *input.Request, reg *oracleRegistry, d *decision.De
 				errorf("actions[%d] %s names %q (host %v), who is not in the request", i, a.Type, a.ParticipantID, a.Host)
 				continue
 			}
-			c := oracleCountry(ip)
+			c := oracleLocation(who.ip, who.phone, phones)
 			if c == "" || !slices.Contains(j, c) {
-				errorf("actions[%d] %s names %q at %s, located in %q, outside %v", i, a.Type, a.ParticipantID, ip, c, j)
+				errorf("actions[%d] %s names %q at %s, located in %q, outside %v", i, a.Type, a.ParticipantID, where(who), c, j)
 			}
 			if a.Country != c {
-				errorf("actions[%d] %s states %q is located in %q; the database says %q", i, a.Type, a.ParticipantID, a.Country, c)
+				errorf("actions[%d] %s states %q is located in %q; the oracle says %q", i, a.Type, a.ParticipantID, a.Country, c)
+			}
+			if by := map[bool]string{true: decision.LocatedByPhone, false: decision.LocatedByIP}[who.phone != ""]; a.LocatedBy != by {
+				errorf("actions[%d] %s states %q was located by %q, want %q", i, a.Type, a.ParticipantID, a.LocatedBy, by)
 			}
 		case decision.EndMeeting, decision.SuspendAccount:
 			if a.Type == decision.EndMeeting && len(m.Participants) == 0 {
@@ -587,8 +656,8 @@ func invariantViolations(req *input.Request, reg *oracleRegistry, d *decision.De
 				}
 			}
 			for _, p := range affected {
-				if c := oracleCountry(p.ip); c == "" || !slices.Contains(j, c) {
-					errorf("actions[%d] %s although %s at %s is located in %q, outside %v", i, a.Type, p.id, p.ip, c, j)
+				if c := oracleLocation(p.ip, p.phone, phones); c == "" || !slices.Contains(j, c) {
+					errorf("actions[%d] %s although %s at %s is located in %q, outside %v", i, a.Type, p.id, where(p), c, j)
 				}
 			}
 		default:
@@ -672,8 +741,11 @@ func TestInvariantCheckerCatchesViolations(t *testing.T) {
 		{"end a meeting with an unlocated participant", anycast, decision.Action{Type: decision.EndMeeting, OrderID: "CN-2020-0602", Jurisdiction: cn}, false},
 		{"suspend a HK account", caseC, decision.Action{Type: decision.SuspendAccount, AccountID: "acct-hk-c", OrderID: "CN-2020-0601", Jurisdiction: cn, Country: "HK"}, false},
 	} {
+		if tc.a.Type == decision.RemoveParticipant && tc.a.LocatedBy == "" {
+			tc.a.LocatedBy = decision.LocatedByIP
+		}
 		d := &decision.Decision{Actions: []decision.Action{tc.a}}
-		v := invariantViolations(tc.sc.req, reg, d)
+		v := invariantViolations(tc.sc.req, tc.sc.Options.LocatePhoneNumbers, reg, d)
 		if tc.ok && len(v) > 0 {
 			t.Errorf("%s: reported %q for a correct action", tc.name, v)
 		}
@@ -689,15 +761,15 @@ func TestInvariantCheckerCatchesViolations(t *testing.T) {
 func admissionQuestion(t *testing.T, sc *scenario) []byte {
 	t.Helper()
 	r := sc.req
-	if r.Joining == nil || len(r.Meeting.Participants) > 0 || r.Order != nil || r.Meeting.Host.IP != "" {
+	if r.Joining == nil || len(r.Meeting.Participants) > 0 || r.Order != nil || r.Meeting.Host.Connected() {
 		return nil
 	}
-	body, err := json.Marshal(map[string]any{
-		"meeting": map[string]any{
-			"id":   r.Meeting.ID,
-			"host": map[string]any{"account_id": r.Meeting.Host.AccountID, "account_country": r.Meeting.Host.AccountCountry},
+	body, err := json.Marshal(input.Admission{
+		Meeting: input.AdmissionMeeting{
+			ID:   r.Meeting.ID,
+			Host: input.AdmissionHost{AccountID: r.Meeting.Host.AccountID, AccountCountry: r.Meeting.Host.AccountCountry},
 		},
-		"participant": map[string]any{"id": r.Joining.ID, "ip": r.Joining.IP},
+		Participant: *r.Joining,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -712,7 +784,8 @@ func admissionQuestion(t *testing.T, sc *scenario) []byte {
 // with the same deny_join actions and nothing about the meeting as a whole.
 func TestScenariosAdmission(t *testing.T) {
 	ctx := context.Background()
-	eng := scenarioEngine(t, geotest.Standard(t), nil)
+	dbPath := geotest.Standard(t)
+	plain, phones := scenarioEngine(t, dbPath, nil), scenarioEngine(t, dbPath, nil, engine.WithPhoneLocation(true))
 	reg := loadRegistryFiles(t)
 
 	n := 0
@@ -726,6 +799,10 @@ func TestScenariosAdmission(t *testing.T) {
 			req, err := input.DecodeAdmission(body)
 			if err != nil {
 				t.Fatalf("DecodeAdmission: %v", err)
+			}
+			eng := plain
+			if sc.Options.LocatePhoneNumbers {
+				eng = phones
 			}
 			d, err := eng.Admit(ctx, req)
 			if err != nil {
@@ -742,14 +819,14 @@ func TestScenariosAdmission(t *testing.T) {
 			}
 			got := make([]expAction, len(d.Actions))
 			for i, a := range d.Actions {
-				got[i] = expAction{Type: a.Type, ParticipantID: a.ParticipantID, AccountID: a.AccountID, Host: a.Host, OrderID: a.OrderID, Country: a.Country}
+				got[i] = gotAction(a)
 			}
 			compareSets(t, "admission actions", want, got, compareString[expAction])
 			if len(d.Refused) != 0 || len(d.GuardBlocked) != 0 {
 				t.Errorf("admission refused %+v, guard_blocked %+v; want neither", d.Refused, d.GuardBlocked)
 			}
 			compareSets(t, "order_ids", *sc.Expect.OrderIDs, d.OrderIDs, strings.Compare)
-			for _, v := range invariantViolations(sc.req, reg, d) {
+			for _, v := range invariantViolations(sc.req, sc.Options.LocatePhoneNumbers, reg, d) {
 				t.Error("INVARIANT: " + v)
 			}
 		})

@@ -35,8 +35,20 @@ type Action struct {
 	OrderID       string   `json:"order_id"`
 	Jurisdiction  []string `json:"jurisdiction"`
 	Country       string   `json:"country,omitempty"`
-	Reason        string   `json:"reason"`
+	// LocatedBy says how Country was established for an action on a
+	// person: LocatedByIP or LocatedByPhone.
+	LocatedBy string `json:"located_by,omitempty"`
+	Reason    string `json:"reason"`
 }
+
+// How a person's location was established.
+const (
+	// LocatedByIP: the GeoIP database placed the person's address.
+	LocatedByIP = "ip"
+	// LocatedByPhone: the country of the calling number of a dial-in
+	// caller (only when phone numbers are located).
+	LocatedByPhone = "phone"
+)
 
 // Refusal is a demand that was not carried out as asked.
 type Refusal struct {

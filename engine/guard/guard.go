@@ -31,13 +31,24 @@ const (
 	CodeOutsideJurisdiction = "outside_jurisdiction"
 	CodeMisstatedFacts      = "misstated_facts"
 	CodeAffectsOutside      = "affects_outside"
+	// CodeNotAtAdmission: a join-time question can only be answered with
+	// deny_join; nothing else was seen (no roster), so nothing else can
+	// be shown to stay inside the jurisdiction.
+	CodeNotAtAdmission = "not_at_admission"
 )
 
-// Person is someone connected or joining, with the located country ("" when
-// the location is unknown).
+// Person is someone connected or joining, with where they are located.
 type Person struct {
-	ID      string
+	ID string
+	Located
+}
+
+// Located is a person's located country ("" when the location is unknown)
+// and how it was established (decision.LocatedByIP or LocatedByPhone; ""
+// when unknown).
+type Located struct {
 	Country string
+	By      string
 }
 
 // Facts are what the guard checks actions against. They come from the
@@ -49,19 +60,25 @@ type Facts struct {
 	AccountCountry string
 	// Host is the host's connection, nil when not connected.
 	Host *Person
-	// Participants maps participant id to located country.
-	Participants map[string]string
+	// Participants maps participant id to where they are located. Dial-in
+	// callers are here too: a meeting-wide action reaches them as well.
+	Participants map[string]Located
 	// Joining is the participant asking to join, nil when none.
 	Joining *Person
+	// Admission marks a join-time question: only deny_join may pass.
+	Admission bool
 	// Orders are the orders under evaluation, by id: the preview order or
 	// the applicable standing orders.
 	Orders      map[string]registry.Order
 	Authorities map[string]registry.Authority
 }
 
-// Check returns the actions that pass, in their original order with
-// duplicates removed, and the ones blocked. Kept actions carry the
-// registry's jurisdiction and the located country.
+// Check returns the actions that pass, in their original order, and the
+// ones blocked. Kept actions carry only the fields that belong to their
+// type, filled from the facts (the registry's jurisdiction, the located
+// country and how it was established), and an action that does what an
+// earlier one does (same type, same person or account, same order) is
+// dropped, whatever else the policy wrote into it.
 func Check(f *Facts, actions []decision.Action) (kept []decision.Action, blocked []decision.Blocked) {
 	g := checker{facts: f, outside: map[string]int{}}
 	// Sized up front: a large meeting has one action per participant.
@@ -83,6 +100,9 @@ func Check(f *Facts, actions []decision.Action) (kept []decision.Action, blocked
 	return kept, blocked
 }
 
+// actionKey is what an action does. Check fills it from the normalized
+// action, so fields that do not belong to the type cannot tell two equal
+// actions apart.
 type actionKey struct {
 	typ, participant, account string
 	host                      bool
@@ -98,6 +118,9 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 	f := g.facts
 	if !decision.KnownActionType(a.Type) {
 		return a, CodeUnknownType, fmt.Sprintf("%q is not an action type", a.Type)
+	}
+	if f.Admission && a.Type != decision.DenyJoin {
+		return a, CodeNotAtAdmission, fmt.Sprintf("a join-time question is answered with deny_join only, not %s", a.Type)
 	}
 	order, ok := f.Orders[a.OrderID]
 	if !ok {
@@ -123,24 +146,28 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 		return a, CodeMisstatedFacts, fmt.Sprintf("action claims jurisdiction %s; the registry gives %s for %q",
 			strings.Join(a.Jurisdiction, ","), strings.Join(auth.Jurisdiction, ","), order.Authority)
 	}
-	a.MeetingID = f.MeetingID
-	// Shared, not copied: registry data is immutable once a snapshot is
-	// built, and a large decision has one action per participant.
-	a.Jurisdiction = auth.Jurisdiction
+	// The answer carries only what belongs to the action's type, with the
+	// facts filled in. Shared, not copied: registry data is immutable once
+	// a snapshot is built, and a large decision has one action per
+	// participant.
+	out := decision.Action{Type: a.Type, MeetingID: f.MeetingID, OrderID: a.OrderID, Jurisdiction: auth.Jurisdiction, Reason: a.Reason}
 
 	switch a.Type {
 	case decision.RemoveParticipant, decision.DenyJoin:
-		country, known := g.participant(a)
+		loc, known := g.participant(a)
 		if !known {
 			return a, CodeUnknownParticipant, fmt.Sprintf("%s names %q, who is not %s", a.Type, a.ParticipantID, who(a))
 		}
-		if a.Country != "" && a.Country != country {
-			return a, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %q; located in %q", a.ParticipantID, a.Country, orUnknown(country))
+		if a.Country != "" && a.Country != loc.Country {
+			return a, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %q; located in %q", a.ParticipantID, a.Country, orUnknown(loc.Country))
 		}
-		if !auth.Covers(country) {
-			return a, CodeOutsideJurisdiction, fmt.Sprintf("%q is located in %s, outside %s", a.ParticipantID, orUnknown(country), strings.Join(auth.Jurisdiction, ","))
+		if a.LocatedBy != "" && a.LocatedBy != loc.By {
+			return a, CodeMisstatedFacts, fmt.Sprintf("action claims %q was located by %q; located by %q", a.ParticipantID, a.LocatedBy, orUnknown(loc.By))
 		}
-		a.Country = country
+		if !auth.Covers(loc.Country) {
+			return a, CodeOutsideJurisdiction, fmt.Sprintf("%q is located in %s, outside %s", a.ParticipantID, orUnknown(loc.Country), strings.Join(auth.Jurisdiction, ","))
+		}
+		out.ParticipantID, out.Host, out.Country, out.LocatedBy = a.ParticipantID, a.Host, loc.Country, loc.By
 	case decision.EndMeeting:
 		if !order.Demanded(registry.DemandEndMeeting) {
 			return a, CodeNotDemanded, fmt.Sprintf("order %q does not demand end_meeting", a.OrderID)
@@ -151,7 +178,6 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 		if n := g.outsideCount(a.OrderID, auth); n > 0 {
 			return a, CodeAffectsOutside, fmt.Sprintf("ending the meeting would affect %d users not located in %s", n, strings.Join(auth.Jurisdiction, ","))
 		}
-		a.ParticipantID, a.AccountID, a.Host, a.Country = "", "", false, ""
 	case decision.SuspendAccount:
 		if !order.Demanded(registry.DemandSuspendAccount) {
 			return a, CodeNotDemanded, fmt.Sprintf("order %q does not demand suspend_account", a.OrderID)
@@ -165,27 +191,27 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 		if n := g.outsideCount(a.OrderID, auth); n > 0 {
 			return a, CodeAffectsOutside, fmt.Sprintf("suspending the account would affect %d users connected or joining and not located in %s", n, strings.Join(auth.Jurisdiction, ","))
 		}
-		a.ParticipantID, a.Host, a.Country = "", false, f.AccountCountry
+		out.AccountID, out.Country = a.AccountID, f.AccountCountry
 	}
-	return a, "", ""
+	return out, "", ""
 }
 
 // participant resolves the person an action names.
-func (g *checker) participant(a decision.Action) (country string, known bool) {
+func (g *checker) participant(a decision.Action) (loc Located, known bool) {
 	f := g.facts
 	switch {
 	case a.Type == decision.DenyJoin:
 		if f.Joining != nil && !a.Host && f.Joining.ID == a.ParticipantID {
-			return f.Joining.Country, true
+			return f.Joining.Located, true
 		}
 	case a.Host:
 		if f.Host != nil && f.Host.ID == a.ParticipantID {
-			return f.Host.Country, true
+			return f.Host.Located, true
 		}
 	default:
-		country, known = f.Participants[a.ParticipantID]
+		loc, known = f.Participants[a.ParticipantID]
 	}
-	return country, known
+	return loc, known
 }
 
 func (g *checker) outsideCount(orderID string, auth registry.Authority) int {
@@ -193,8 +219,8 @@ func (g *checker) outsideCount(orderID string, auth registry.Authority) int {
 		return n
 	}
 	n := 0
-	for _, c := range g.facts.Participants {
-		if !auth.Covers(c) {
+	for _, loc := range g.facts.Participants {
+		if !auth.Covers(loc.Country) {
 			n++
 		}
 	}

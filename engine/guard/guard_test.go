@@ -13,9 +13,9 @@ func facts() *Facts {
 		MeetingID:      "m1",
 		AccountID:      "acct",
 		AccountCountry: "CN",
-		Host:           &Person{ID: "acct", Country: "CN"},
-		Participants:   map[string]string{"p-cn": "CN", "p-hk": "HK", "p-unknown": ""},
-		Joining:        &Person{ID: "j-cn", Country: "CN"},
+		Host:           &Person{ID: "acct", Located: byIP("CN")},
+		Participants:   map[string]Located{"p-cn": byIP("CN"), "p-hk": byIP("HK"), "p-unknown": {}, "p-dial-in": {}, "p-cn-phone": {Country: "CN", By: decision.LocatedByPhone}},
+		Joining:        &Person{ID: "j-cn", Located: byIP("CN")},
 		Orders: map[string]registry.Order{
 			"ok":        {Authority: "cn", Demands: []string{"end_meeting", "suspend_account"}, Targets: registry.Targets{Meetings: []string{"m1"}}, LegalBasis: "law"},
 			"by-acct":   {Authority: "cn", Demands: []string{"remove_participants"}, Targets: registry.Targets{Accounts: []string{"acct"}}, LegalBasis: "law"},
@@ -28,6 +28,8 @@ func facts() *Facts {
 		Authorities: map[string]registry.Authority{"cn": {Name: "CN", Jurisdiction: []string{"CN"}}, "nowhere": {Name: "none"}},
 	}
 }
+
+func byIP(country string) Located { return Located{Country: country, By: decision.LocatedByIP} }
 
 func TestCheckCodes(t *testing.T) {
 	remove := func(order, who string) decision.Action {
@@ -62,6 +64,18 @@ func TestCheckCodes(t *testing.T) {
 		{name: "misstated country", action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-hk", OrderID: "ok", Country: "CN"}, code: CodeMisstatedFacts},
 		{name: "end_meeting with someone outside", action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}, code: CodeAffectsOutside},
 		{name: "end_meeting everyone inside", facts: everyoneInside, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}},
+		{name: "participant located by phone", action: remove("ok", "p-cn-phone")},
+		{name: "dial-in caller not located", action: remove("ok", "p-dial-in"), code: CodeOutsideJurisdiction},
+		{name: "misstated located_by", action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-cn-phone", OrderID: "ok", LocatedBy: "ip"}, code: CodeMisstatedFacts},
+		{name: "end_meeting with a dial-in caller not located", facts: func(f *Facts) { everyoneInside(f); f.Participants["p-dial-in"] = Located{} }, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}, code: CodeAffectsOutside},
+		{name: "end_meeting with a caller located inside by phone", facts: func(f *Facts) {
+			everyoneInside(f)
+			f.Participants["p-cn-phone"] = Located{Country: "CN", By: decision.LocatedByPhone}
+		}, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}},
+		{name: "suspend_account at admission", facts: func(f *Facts) { everyoneInside(f); f.Participants = nil; f.Admission = true }, action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "ok"}, code: CodeNotAtAdmission},
+		{name: "end_meeting at admission", facts: func(f *Facts) { everyoneInside(f); f.Admission = true }, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}, code: CodeNotAtAdmission},
+		{name: "remove_participant at admission", facts: func(f *Facts) { f.Admission = true }, action: remove("ok", "p-cn"), code: CodeNotAtAdmission},
+		{name: "deny_join at admission", facts: func(f *Facts) { f.Admission = true }, action: decision.Action{Type: decision.DenyJoin, ParticipantID: "j-cn", OrderID: "ok"}},
 		{name: "end_meeting host outside", facts: func(f *Facts) { everyoneInside(f); f.Host.Country = "US" }, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}, code: CodeAffectsOutside},
 		{name: "end_meeting joining outside", facts: func(f *Facts) { everyoneInside(f); f.Joining.Country = "TW" }, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}, code: CodeAffectsOutside},
 		{name: "end_meeting without participants", facts: func(f *Facts) { everyoneInside(f); f.Participants = nil }, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}, code: CodeAffectsOutside},
@@ -100,7 +114,7 @@ func TestCheckCodes(t *testing.T) {
 }
 
 func everyoneInside(f *Facts) {
-	f.Participants = map[string]string{"p-cn": "CN", "p-cn2": "CN"}
+	f.Participants = map[string]Located{"p-cn": byIP("CN"), "p-cn2": byIP("CN")}
 }
 
 func TestCheckFillsFactsAndDeduplicates(t *testing.T) {
@@ -110,9 +124,46 @@ func TestCheckFillsFactsAndDeduplicates(t *testing.T) {
 	if len(blocked) != 0 || len(kept) != 2 {
 		t.Fatalf("kept %+v blocked %+v", kept, blocked)
 	}
-	if kept[0].Country != "CN" || kept[0].OrderID != "ok" || kept[1].OrderID != "by-acct" {
+	if kept[0].Country != "CN" || kept[0].LocatedBy != decision.LocatedByIP || kept[0].OrderID != "ok" || kept[1].OrderID != "by-acct" {
 		t.Errorf("kept = %+v", kept)
 	}
+}
+
+// A policy that adds fields which do not belong to an action's type cannot
+// get the same action returned twice, nor the stray fields onto the wire.
+func TestCheckDeduplicatesOnWhatTheActionDoes(t *testing.T) {
+	f := facts()
+	everyoneInside(f)
+	remove := decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-cn", OrderID: "ok", Reason: "first"}
+	stray := remove
+	stray.AccountID, stray.Reason = "acct", "second"
+	end := decision.Action{Type: decision.EndMeeting, OrderID: "ok"}
+	endStray := decision.Action{Type: decision.EndMeeting, OrderID: "ok", ParticipantID: "p-cn", AccountID: "acct", Country: "CN", LocatedBy: "ip"}
+	suspend := decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "ok"}
+	suspendStray := decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "ok", ParticipantID: "p-cn", LocatedBy: "ip"}
+	kept, blocked := Check(f, []decision.Action{remove, stray, end, endStray, suspend, suspendStray})
+	if len(blocked) != 0 {
+		t.Fatalf("blocked %+v", blocked)
+	}
+	want := []decision.Action{
+		{Type: decision.RemoveParticipant, MeetingID: "m1", ParticipantID: "p-cn", OrderID: "ok", Jurisdiction: []string{"CN"}, Country: "CN", LocatedBy: "ip", Reason: "first"},
+		{Type: decision.EndMeeting, MeetingID: "m1", OrderID: "ok", Jurisdiction: []string{"CN"}},
+		{Type: decision.SuspendAccount, MeetingID: "m1", AccountID: "acct", OrderID: "ok", Jurisdiction: []string{"CN"}, Country: "CN"},
+	}
+	if len(kept) != len(want) {
+		t.Fatalf("kept %d actions, want %d: %+v", len(kept), len(want), kept)
+	}
+	for i := range want {
+		if !equalAction(kept[i], want[i]) {
+			t.Errorf("kept[%d] = %+v\n want %+v", i, kept[i], want[i])
+		}
+	}
+}
+
+func equalAction(a, b decision.Action) bool {
+	return a.Type == b.Type && a.MeetingID == b.MeetingID && a.ParticipantID == b.ParticipantID && a.AccountID == b.AccountID &&
+		a.Host == b.Host && a.OrderID == b.OrderID && slices.Equal(a.Jurisdiction, b.Jurisdiction) && a.Country == b.Country &&
+		a.LocatedBy == b.LocatedBy && a.Reason == b.Reason
 }
 
 func TestRefusalsKeepOnlyOrdersUnderEvaluation(t *testing.T) {

@@ -5,6 +5,7 @@ package input
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -29,26 +30,56 @@ type Meeting struct {
 	Participants []Participant `json:"participants"`
 }
 
-// Host is the meeting's host account and, when connected, its address.
+// Host is the meeting's host account and, when connected, how: an IP
+// address or, for a host who dialled in, the calling number.
 type Host struct {
-	AccountID      string `json:"account_id"`
-	AccountCountry string `json:"account_country,omitempty"`
-	IP             string `json:"ip,omitempty"`
+	AccountID string `json:"account_id"`
+	// AccountCountry is where the account is registered. It is never a
+	// location: nobody is acted on because of it.
+	AccountCountry string     `json:"account_country,omitempty"`
+	IP             string     `json:"ip,omitempty"`
+	Phone          string     `json:"phone,omitempty"`
+	Role           string     `json:"role,omitempty"`
+	Attributes     Attributes `json:"attributes,omitempty"`
 
 	// Addr is IP parsed (and unmapped); valid only when IP was given.
 	Addr netip.Addr `json:"-"`
 }
 
-// Connected reports whether the host's address was given.
-func (h Host) Connected() bool { return h.Addr.IsValid() }
+// Connected reports whether the host's address or calling number was
+// given.
+func (h *Host) Connected() bool { return h.Addr.IsValid() || h.Phone != "" }
 
-// Participant is a connected (or joining) user.
+// Participant is a connected (or joining) user. Exactly one of IP and
+// Phone is given: a dial-in caller has a calling number and no address.
 type Participant struct {
-	ID string `json:"id"`
-	IP string `json:"ip"`
+	ID    string `json:"id"`
+	IP    string `json:"ip,omitempty"`
+	Phone string `json:"phone,omitempty"`
+	// Role is the participant's role in the meeting (see Roles).
+	Role string `json:"role,omitempty"`
+	// AccountID and AccountCountry describe the signed-in user's account.
+	// AccountCountry is where that account is registered, never where the
+	// person is.
+	AccountID      string     `json:"account_id,omitempty"`
+	AccountCountry string     `json:"account_country,omitempty"`
+	Attributes     Attributes `json:"attributes,omitempty"`
 
+	// Addr is IP parsed (and unmapped); valid only when IP was given.
 	Addr netip.Addr `json:"-"`
 }
+
+// Roles a participant may have.
+const (
+	RoleHost      = "host"
+	RoleCoHost    = "co_host"
+	RolePanelist  = "panelist"
+	RoleAttendee  = "attendee"
+	rolesAccepted = "host, co_host, panelist, attendee"
+)
+
+// Roles lists the participant roles in a stable order.
+var Roles = []string{RoleHost, RoleCoHost, RolePanelist, RoleAttendee}
 
 // Order is a demand submitted with the request for preview.
 type Order struct {
@@ -141,18 +172,8 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 	if err := checkID("meeting.id", m.ID); err != nil {
 		return err
 	}
-	if err := checkID("meeting.host.account_id", m.Host.AccountID); err != nil {
+	if err := checkHost(&m.Host); err != nil {
 		return err
-	}
-	if m.Host.AccountCountry != "" && !IsCountryCode(m.Host.AccountCountry) {
-		return invalid("meeting.host.account_country", "%q is not an ISO 3166-1 alpha-2 code (two upper-case letters)", m.Host.AccountCountry)
-	}
-	if m.Host.IP != "" {
-		a, err := parseAddr("meeting.host.ip", m.Host.IP)
-		if err != nil {
-			return err
-		}
-		m.Host.Addr = a
 	}
 	if lim.MaxParticipants > 0 && len(m.Participants) > lim.MaxParticipants {
 		return tooLarge("meeting.participants", "%d participants exceed the limit of %d", len(m.Participants), lim.MaxParticipants)
@@ -164,7 +185,7 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 			return err
 		}
 		if j, dup := seen[p.ID]; dup {
-			return invalid(indexed("meeting.participants", i)+".id", "%q duplicates meeting.participants[%d].id", p.ID, j)
+			return invalid(indexed("meeting.participants", i)+".id", "%s duplicates meeting.participants[%d].id", quote(p.ID), j)
 		}
 		seen[p.ID] = i
 	}
@@ -173,13 +194,34 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 			return err
 		}
 		if j, dup := seen[r.Joining.ID]; dup {
-			return invalid(joiningField+".id", "%q is already connected as meeting.participants[%d]", r.Joining.ID, j)
+			return invalid(joiningField+".id", "%s is already connected as meeting.participants[%d]", quote(r.Joining.ID), j)
 		}
 	}
 	if r.Order != nil {
 		return r.Order.validate()
 	}
 	return nil
+}
+
+func checkHost(h *Host) error {
+	if err := checkID("meeting.host.account_id", h.AccountID); err != nil {
+		return err
+	}
+	if err := checkCountry("meeting.host.account_country", h.AccountCountry); err != nil {
+		return err
+	}
+	// A host with neither an address nor a calling number is not connected.
+	if h.IP != "" || h.Phone != "" {
+		addr, err := checkConnection("meeting.host", h.IP, h.Phone)
+		if err != nil {
+			return err
+		}
+		h.Addr = addr
+	}
+	if h.Role != "" && h.Role != RoleHost {
+		return invalid("meeting.host.role", "%s is not the host's role (the host's role is %q)", quote(h.Role), RoleHost)
+	}
+	return h.Attributes.check("meeting.host.attributes")
 }
 
 func (o *Order) validate() error {
@@ -194,11 +236,11 @@ func (o *Order) validate() error {
 	}
 	for i, d := range o.Demands {
 		if !registry.KnownDemand(d) {
-			return invalid(indexed("order.demands", i), "%q is not a known demand (%s)", d, strings.Join(registry.Demands, ", "))
+			return invalid(indexed("order.demands", i), "%s is not a known demand (%s)", quote(d), strings.Join(registry.Demands, ", "))
 		}
 		for j := range i {
 			if o.Demands[j] == d {
-				return invalid(indexed("order.demands", i), "%q is repeated", d)
+				return invalid(indexed("order.demands", i), "%s is repeated", quote(d))
 			}
 		}
 	}
@@ -222,23 +264,69 @@ func checkParticipant(p *Participant, field string, i int) error {
 	if err := checkID(field+".id", p.ID); err != nil {
 		return err
 	}
-	if p.IP == "" {
-		return invalid(field+".ip", "is required")
-	}
-	a, err := parseAddr(field+".ip", p.IP)
+	addr, err := checkConnection(field, p.IP, p.Phone)
 	if err != nil {
 		return err
 	}
-	p.Addr = a
+	p.Addr = addr
+	if p.Role != "" && !slices.Contains(Roles, p.Role) {
+		return invalid(field+".role", "%s is not a role (%s)", quote(p.Role), rolesAccepted)
+	}
+	if p.AccountID != "" {
+		if err := checkID(field+".account_id", p.AccountID); err != nil {
+			return err
+		}
+	}
+	if err := checkCountry(field+".account_country", p.AccountCountry); err != nil {
+		return err
+	}
+	return p.Attributes.check(field + ".attributes")
+}
+
+// checkConnection requires exactly one of ip and phone and returns the
+// parsed address (zero for a caller).
+func checkConnection(field, ip, phone string) (netip.Addr, error) {
+	switch {
+	case ip != "" && phone != "":
+		return netip.Addr{}, invalid(field+".phone", "give ip or phone, not both")
+	case phone != "":
+		return netip.Addr{}, checkPhone(field+".phone", phone)
+	case ip == "":
+		return netip.Addr{}, invalid(field+".ip", "is required (or phone, for a dial-in caller)")
+	}
+	return parseAddr(field+".ip", ip)
+}
+
+// checkPhone accepts E.164 numbers: "+", a country calling code and the
+// subscriber number, 15 digits at most, no spaces or punctuation. Whether
+// the number is assigned is not checked here: an unassigned number is a
+// caller whose location is unknown, not a malformed request.
+func checkPhone(field, phone string) error {
+	ok := len(phone) >= 3 && len(phone) <= 16 && phone[0] == '+' && phone[1] >= '1' && phone[1] <= '9'
+	for i := 2; ok && i < len(phone); i++ {
+		ok = phone[i] >= '0' && phone[i] <= '9'
+	}
+	if !ok {
+		// The number itself is not quoted back: it is personal data, and
+		// error messages end up in logs.
+		return invalid(field, "is not an E.164 number (\"+\" then 2 to 15 digits, the first not 0)")
+	}
 	return nil
 }
 
 func parseAddr(field, s string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, invalid(field, "%q is not an IP address", s)
+		return netip.Addr{}, invalid(field, "%s is not an IP address", quote(s))
 	}
 	return a.Unmap(), nil
+}
+
+func checkCountry(field, code string) error {
+	if code != "" && !IsCountryCode(code) {
+		return invalid(field, "%s is not an ISO 3166-1 alpha-2 code (two upper-case letters)", quote(code))
+	}
+	return nil
 }
 
 func checkID(field, id string) error {
@@ -247,12 +335,19 @@ func checkID(field, id string) error {
 		return invalid(field, "is required")
 	case len(id) > MaxIDLength:
 		return invalid(field, "is %d bytes long; the limit is %d", len(id), MaxIDLength)
-	case !utf8.ValidString(id):
+	}
+	return checkText(field, id)
+}
+
+// checkText rejects invalid UTF-8 and control characters. The decoder
+// already refuses invalid UTF-8 in JSON; this guards values built in Go.
+func checkText(field, s string) error {
+	if !utf8.ValidString(s) {
 		return invalid(field, "is not valid UTF-8")
 	}
-	for _, c := range id {
+	for _, c := range s {
 		if unicode.IsControl(c) {
-			return invalid(field, "%q contains a control character", id)
+			return invalid(field, "%s contains a control character", quote(s))
 		}
 	}
 	return nil

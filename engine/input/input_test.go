@@ -1,6 +1,7 @@
 package input
 
 import (
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -70,7 +71,7 @@ func TestDecodeRejects(t *testing.T) {
 		tooLarge   bool
 	}{
 		{name: "empty", body: "  ", want: "request body is empty; expected a JSON object"},
-		{name: "not json", body: "{nope", want: "malformed JSON at byte 2: invalid character 'n' looking for beginning of object key string"},
+		{name: "not json", body: "{nope", want: "malformed JSON at byte 2: invalid character 'o' in literal null (expecting 'u')"},
 		{name: "truncated", body: `{"meeting": {"id": "m"`, want: "malformed JSON: unexpected end of input"},
 		{name: "trailing data", body: meeting("") + ` {}`, want: "unexpected data after the JSON object"},
 		{name: "not an object", body: `[]`, want: "expected an object, got an array"},
@@ -85,7 +86,7 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "bad host ip", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "localhost"}}}`, want: `meeting.host.ip: "localhost" is not an IP address`},
 		{name: "bad participant ip", body: meeting(participants(3) + `,{"id": "x", "ip": "1.2.3"}`), want: `meeting.participants[3].ip: "1.2.3" is not an IP address`},
 		{name: "ip with zone", body: meeting(`{"id": "x", "ip": "fe80::1%eth0"}`), want: `meeting.participants[0].ip: "fe80::1%eth0" is not an IP address`},
-		{name: "missing participant ip", body: meeting(`{"id": "x"}`), want: "meeting.participants[0].ip: is required"},
+		{name: "missing participant ip", body: meeting(`{"id": "x"}`), want: "meeting.participants[0].ip: is required (or phone, for a dial-in caller)"},
 		{name: "missing participant id", body: meeting(`{"ip": "8.8.8.8"}`), want: "meeting.participants[0].id: is required"},
 		{name: "duplicate participant", body: meeting(participants(2) + `,{"id": "p0", "ip": "8.8.8.8"}`), want: `meeting.participants[2].id: "p0" duplicates meeting.participants[0].id`},
 		{name: "control character in id", body: meeting(`{"id": "a\u0007b", "ip": "8.8.8.8"}`), want: "meeting.participants[0].id: \"a\\ab\" contains a control character"},
@@ -173,5 +174,175 @@ func TestDecodeRejectsDuplicateAndCaseVariantKeys(t *testing.T) {
 	}
 	if _, err := DecodeAdmission([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "participant": {"id": "p", "ip": "8.8.8.8", "IP": "1.0.16.1"}}`)); err == nil {
 		t.Error("DecodeAdmission accepted a case-variant key")
+	}
+}
+
+func TestDecodeParticipantContext(t *testing.T) {
+	body := `{"meeting": {"id": "m",
+	  "host": {"account_id": "a", "account_country": "US", "phone": "+12025550123", "role": "host",
+	           "attributes": {"verified": true}},
+	  "participants": [
+	    {"id": "p1", "ip": "1.0.16.5", "role": "co_host", "account_id": "acct-1", "account_country": "HK",
+	     "attributes": {"accreditation": "press", "clearance": 3, "tags": ["a", "b"], "big": 1e400}},
+	    {"id": "p2", "phone": "+861012345678"}]},
+	  "joining": {"id": "j", "phone": "+85221234567", "role": "attendee"}}`
+	r, err := Decode([]byte(body), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := r.Meeting.Host
+	if !h.Connected() || h.Addr.IsValid() || h.Phone != "+12025550123" || !h.Attributes["verified"].Bool {
+		t.Errorf("host = %+v", h)
+	}
+	p1, p2 := r.Meeting.Participants[0], r.Meeting.Participants[1]
+	if p1.Role != RoleCoHost || p1.AccountID != "acct-1" || p1.AccountCountry != "HK" || !p1.Addr.IsValid() {
+		t.Errorf("p1 = %+v", p1)
+	}
+	for k, want := range map[string]AttributeValue{
+		"accreditation": {Kind: AttributeString, Text: "press"},
+		"clearance":     {Kind: AttributeNumber, Text: "3"},
+		"big":           {Kind: AttributeNumber, Text: "1e400"},
+	} {
+		if got := p1.Attributes[k]; got.Kind != want.Kind || got.Text != want.Text {
+			t.Errorf("attributes[%s] = %+v, want %+v", k, got, want)
+		}
+	}
+	if got := p1.Attributes["tags"]; got.Kind != AttributeStrings || strings.Join(got.List, ",") != "a,b" {
+		t.Errorf("attributes[tags] = %+v", got)
+	}
+	if p2.Addr.IsValid() || p2.Phone != "+861012345678" {
+		t.Errorf("p2 = %+v", p2)
+	}
+	if r.Joining.Phone != "+85221234567" || r.Joining.Role != RoleAttendee {
+		t.Errorf("joining = %+v", r.Joining)
+	}
+}
+
+func TestDecodeRejectsParticipantContext(t *testing.T) {
+	meeting := func(participant string) string {
+		return `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "p0", "ip": "8.8.8.8"}, ` + participant + `]}}`
+	}
+	attrs := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `"k%d": true`, i)
+		}
+		return `{` + b.String() + `}`
+	}
+	long := strings.Repeat("x", 257)
+	for _, tc := range []struct{ name, body, want string }{
+		{"ip and phone", meeting(`{"id": "x", "ip": "8.8.8.8", "phone": "+8610123"}`), "meeting.participants[1].phone: give ip or phone, not both"},
+		{"phone without plus", meeting(`{"id": "x", "phone": "8610123456"}`), `meeting.participants[1].phone: is not an E.164 number ("+" then 2 to 15 digits, the first not 0)`},
+		{"phone with spaces", meeting(`{"id": "x", "phone": "+86 10 123456"}`), `meeting.participants[1].phone: is not an E.164 number ("+" then 2 to 15 digits, the first not 0)`},
+		{"phone too long", meeting(`{"id": "x", "phone": "+1234567890123456"}`), `meeting.participants[1].phone: is not an E.164 number ("+" then 2 to 15 digits, the first not 0)`},
+		{"phone leading zero", meeting(`{"id": "x", "phone": "+0123456"}`), `meeting.participants[1].phone: is not an E.164 number ("+" then 2 to 15 digits, the first not 0)`},
+		{"phone not a string", meeting(`{"id": "x", "phone": 8610123}`), "meeting.participants[1].phone: expected a string, got a number"},
+		{"unknown role", meeting(`{"id": "x", "ip": "8.8.8.8", "role": "owner"}`), `meeting.participants[1].role: "owner" is not a role (host, co_host, panelist, attendee)`},
+		{"bad account country", meeting(`{"id": "x", "ip": "8.8.8.8", "account_country": "cn"}`), `meeting.participants[1].account_country: "cn" is not an ISO 3166-1 alpha-2 code (two upper-case letters)`},
+		{"empty account id", meeting(`{"id": "x", "ip": "8.8.8.8", "account_id": "a\u0001"}`), `meeting.participants[1].account_id: "a\x01" contains a control character`},
+		{"attributes not an object", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": []}`), "meeting.participants[1].attributes: expected an object, got an array"},
+		{"attribute object", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": {"b": 1}}}`), "meeting.participants[1].attributes.a: expected a string, a number, a boolean or an array of strings, got an object"},
+		{"attribute null", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": null}}`), "meeting.participants[1].attributes.a: expected a string, a number, a boolean or an array of strings, got null"},
+		{"attribute mixed array", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": ["x", 1]}}`), "meeting.participants[1].attributes.a: expected an array of strings, got a number in it"},
+		{"attribute numeric name", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"7": {}}}`), "meeting.participants[1].attributes.7: expected a string, a number, a boolean or an array of strings, got an object"},
+		{"too many attributes", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": ` + attrs(33) + `}`), "meeting.participants[1].attributes: has 33 attributes; the limit is 32"},
+		{"attribute value too long", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": "` + long + `"}}`), "meeting.participants[1].attributes.a: is 257 bytes long; the limit is 256"},
+		{"attribute list too long", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": [` + strings.Repeat(`"x",`, 32) + `"x"]}}`), "meeting.participants[1].attributes.a: has 33 items; the limit is 32"},
+		{"attribute list item too long", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": ["x", "` + long + `"]}}`), "meeting.participants[1].attributes.a[1]: is 257 bytes long; the limit is 256"},
+		{"attribute name too long", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"` + strings.Repeat("k", 65) + `": 1}}`), `meeting.participants[1].attributes: the attribute name "` + strings.Repeat("k", 64) + `…" is 65 bytes long; the limit is 64`},
+		{"attribute name empty", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"": 1}}`), "meeting.participants[1].attributes: an attribute name is empty"},
+		{"attribute repeated", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": 1, "a": 2}}`), "meeting.participants[1].attributes.a: appears twice in one object"},
+		{"host role", `{"meeting": {"id": "m", "host": {"account_id": "a", "role": "attendee"}}}`, `meeting.host.role: "attendee" is not the host's role (the host's role is "host")`},
+		{"host ip and phone", `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "8.8.8.8", "phone": "+14155550100"}}}`, "meeting.host.phone: give ip or phone, not both"},
+		{"host bad phone", `{"meeting": {"id": "m", "host": {"account_id": "a", "phone": "+"}}}`, `meeting.host.phone: is not an E.164 number ("+" then 2 to 15 digits, the first not 0)`},
+		{"joining without connection", `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j"}}`, "joining.ip: is required (or phone, for a dial-in caller)"},
+		{"joining bad attribute", `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "phone": "+14155550100", "attributes": {"x": [[]]}}}`, "joining.attributes.x: expected an array of strings, got an array in it"},
+		{"invalid UTF-8 in id", "{\"meeting\": {\"id\": \"m\xff\", \"host\": {\"account_id\": \"a\"}}}", "meeting.id: is not valid UTF-8"},
+		{"invalid UTF-8 in attribute", "{\"meeting\": {\"id\": \"m\", \"host\": {\"account_id\": \"a\", \"attributes\": {\"k\": \"\xc3\"}}}}", "meeting.host.attributes.k: is not valid UTF-8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode([]byte(tc.body), Limits{})
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if err.Error() != tc.want {
+				t.Errorf("error = %q\n want %q", err.Error(), tc.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("not ErrInvalid: %v", err)
+			}
+		})
+	}
+	if _, err := DecodeAdmission([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "participant": {"id": "p", "phone": "12"}}`)); err == nil ||
+		err.Error() != `participant.phone: is not an E.164 number ("+" then 2 to 15 digits, the first not 0)` {
+		t.Errorf("DecodeAdmission bad phone: %v", err)
+	}
+}
+
+// A bad value is quoted back only as a short prefix, so a huge body cannot
+// come back as a huge error, and a phone number is never quoted at all.
+func TestDecodeErrorsQuoteShortPrefixes(t *testing.T) {
+	huge := strings.Repeat("A", 1<<20)
+	for _, body := range []string{
+		`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "x", "ip": "` + huge + `"}]}}`,
+		`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "x", "ip": "8.8.8.8", "` + huge + `": 1}]}}`,
+		`{"meeting": {"id": "m", "host": {"account_id": "a", "account_country": "` + huge + `"}}}`,
+		"{\"meeting\": {\"id\": \"" + strings.Repeat("\xff", 4<<20) + "\"}}",
+		`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "order": {"id": "o", "authority": "x", "demands": ["` + huge + `"]}}`,
+	} {
+		_, err := Decode([]byte(body), Limits{})
+		if err == nil {
+			t.Fatal("accepted")
+		}
+		if len(err.Error()) > 300 {
+			t.Errorf("error is %d bytes long: %.120s...", len(err.Error()), err.Error())
+		}
+	}
+	_, err := Decode([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "x", "phone": "+86 10 5555 1234"}]}}`), Limits{})
+	if err == nil || strings.Contains(err.Error(), "5555") {
+		t.Errorf("error quotes the phone number: %v", err)
+	}
+}
+
+// Two ids that differ only in invalid bytes are not silently rewritten into
+// the same string and reported as duplicates: the request is refused.
+func TestDecodeInvalidUTF8IsNotRewritten(t *testing.T) {
+	body := "{\"meeting\": {\"id\": \"m\", \"host\": {\"account_id\": \"a\"}, \"participants\": [{\"id\": \"p\xff\", \"ip\": \"8.8.8.8\"}, {\"id\": \"p\xfe\", \"ip\": \"8.8.8.9\"}]}}"
+	_, err := Decode([]byte(body), Limits{})
+	if err == nil || err.Error() != "meeting.participants[0].id: is not valid UTF-8" {
+		t.Errorf("error = %v", err)
+	}
+}
+
+// Requests built with these types in Go (by clients, with encoding/json)
+// come out as the wire format and decode to the same request.
+func TestRequestRoundTripsThroughEncodingJSON(t *testing.T) {
+	r, err := Decode([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a", "phone": "+12025550123"},
+	  "participants": [{"id": "p", "ip": "1.0.16.5", "role": "panelist",
+	    "attributes": {"s": "x", "n": 1.50, "b": false, "l": ["y"]}}]}}`), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := stdjson.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Decode(raw, Limits{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, raw)
+	}
+	want := `{"s":"x","n":1.50,"b":false,"l":["y"]}`
+	for k, v := range again.Meeting.Participants[0].Attributes {
+		got, _ := stdjson.Marshal(v)
+		if !strings.Contains(want, `"`+k+`":`+string(got)) {
+			t.Errorf("attribute %s = %s after a round trip (%s)", k, got, raw)
+		}
+	}
+	var v AttributeValue
+	if err := stdjson.Unmarshal([]byte(`["a","b"]`), &v); err != nil || v.Kind != AttributeStrings || len(v.List) != 2 {
+		t.Errorf("encoding/json Unmarshal = %+v, %v", v, err)
 	}
 }

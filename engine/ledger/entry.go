@@ -55,11 +55,15 @@ type Order struct {
 
 // Action is an action carried out.
 type Action struct {
-	Type         string   `json:"type"`
-	OrderID      string   `json:"order_id"`
-	Subject      string   `json:"subject,omitempty"` // pseudonym of the participant or account acted on
-	Host         bool     `json:"host,omitempty"`
-	Country      string   `json:"country,omitempty"` // located country (account country for suspend_account)
+	Type    string `json:"type"`
+	OrderID string `json:"order_id"`
+	Subject string `json:"subject,omitempty"` // pseudonym of the participant or account acted on
+	Host    bool   `json:"host,omitempty"`
+	Country string `json:"country,omitempty"` // located country (account country for suspend_account)
+	// LocatedBy says how Country was established for an action on a
+	// person: "ip", or "phone" for a dial-in caller located by the
+	// country of the calling number (never the number itself).
+	LocatedBy    string   `json:"located_by,omitempty"`
 	Network      string   `json:"network,omitempty"` // /24 or /48 of the participant's address
 	Jurisdiction []string `json:"jurisdiction"`
 	Reason       string   `json:"reason"`
@@ -158,7 +162,7 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion string) *Entry {
 		return ""
 	}
 	for i, a := range d.Actions {
-		act := Action{Type: a.Type, OrderID: a.OrderID, Subject: subject(a), Host: a.Host, Country: a.Country, Jurisdiction: a.Jurisdiction}
+		act := Action{Type: a.Type, OrderID: a.OrderID, Subject: subject(a), Host: a.Host, Country: a.Country, LocatedBy: a.LocatedBy, Jurisdiction: a.Jurisdiction}
 		if i < len(r.Networks) && r.Networks[i].IsValid() {
 			act.Network = coarse(r.Networks[i]).String()
 		}
@@ -207,11 +211,13 @@ type scrubber struct {
 
 func newScrubber(r *engine.Record, p *Pseudonymizer) *scrubber {
 	s := &scrubber{p: p, ids: make(map[string]string, len(r.Participants)+2), cache: map[string]string{}}
-	for _, pt := range r.Participants {
-		s.participant(pt.ID)
+	for i := range r.Participants {
+		s.participant(r.Participants[i].ID)
+		s.account(r.Participants[i].AccountID)
 	}
 	if r.Joining != nil {
 		s.participant(r.Joining.ID)
+		s.account(r.Joining.AccountID)
 	}
 	s.account(r.AccountID)
 	return s

@@ -55,7 +55,16 @@ type Snapshot struct {
 	registry  *registry.Registry
 	revisions map[string]string
 	activated time.Time
+	// readsParticipants is whether a rule reachable from an entry point
+	// may read input.meeting.participants (see readsInput).
+	readsParticipants bool
 }
+
+// ReadsParticipants reports whether the policy may read
+// input.meeting.participants, one object per participant. When it cannot,
+// the engine does not build it: a policy that works on by_country pays
+// nothing for it.
+func (s *Snapshot) ReadsParticipants() bool { return s.readsParticipants }
 
 // Registry is the registry the policy evaluates against.
 func (s *Snapshot) Registry() *registry.Registry { return s.registry }
@@ -151,7 +160,8 @@ func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, re
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
 	}
-	snap := &Snapshot{registry: reg, revisions: revisions, activated: time.Now().UTC(), txn: txn}
+	snap := &Snapshot{registry: reg, revisions: revisions, activated: time.Now().UTC(), txn: txn,
+		readsParticipants: readsInput(compiler, []ast.Ref{queryRef, admissionQueryRef}, ParticipantsPath)}
 	query, err := prepare(queryRef)
 	if err == nil && query == nil {
 		err = fmt.Errorf("%w: no bundle defines %s", ErrBundle, Query)

@@ -21,6 +21,7 @@ func decideCommand() *cobra.Command {
 		bundles   []string
 		keys      verificationFlags
 		ledgers   ledgerFlags
+		phones    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "decide [--input FILE] [--geoip-db FILE] [--bundle PATH]...",
@@ -60,7 +61,7 @@ database (the message on stderr names the field), 1 on other failures.`,
 			if err != nil {
 				return err
 			}
-			var engineOpts []engine.Option
+			engineOpts := []engine.Option{engine.WithPhoneLocation(phones)}
 			if led != nil {
 				defer led.Close()
 				engineOpts = append(engineOpts, engine.WithRecorder(led))
@@ -81,6 +82,7 @@ database (the message on stderr names the field), 1 on other failures.`,
 	f.StringVar(&inputPath, "input", "", "read the request from `FILE` (default: stdin)")
 	f.StringVar(&geoPath, "geoip-db", "", "GeoIP2/GeoLite2 Country or City database `FILE` (default: embedded DB-IP Country Lite)")
 	f.StringArrayVar(&bundles, "bundle", nil, "load the bundle at `PATH` (directory or .tar.gz); repeatable")
+	registerPhoneFlag(f, &phones)
 	keys.register(f)
 	ledgers.register(f)
 	return cmd

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/server"
@@ -24,6 +25,7 @@ func serveCommand() *cobra.Command {
 		opaConfig string
 		keys      verificationFlags
 		ledgers   ledgerFlags
+		phones    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -59,7 +61,10 @@ good version keeps answering (see GET /v1/status).`,
 			if err != nil {
 				return err
 			}
-			opts := []engine.Option{engine.WithDecisionLog(func(ctx context.Context, r *engine.Record) { src.LogDecision(ctx, r) })}
+			opts := []engine.Option{
+				engine.WithDecisionLog(func(ctx context.Context, r *engine.Record) { src.LogDecision(ctx, r) }),
+				engine.WithPhoneLocation(phones),
+			}
 			if led != nil {
 				defer led.Close()
 				opts = append(opts, engine.WithRecorder(led))
@@ -103,9 +108,17 @@ good version keeps answering (see GET /v1/status).`,
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key `FILE` for --tls-cert (PEM)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&opaConfig, "config", "", "OPA configuration `FILE` (services, bundles, keys, decision_logs); excludes --bundle")
+	registerPhoneFlag(f, &phones)
 	keys.register(f)
 	ledgers.register(f)
 	return cmd
+}
+
+// registerPhoneFlag adds --locate-phone-numbers (serve and decide).
+func registerPhoneFlag(f *pflag.FlagSet, on *bool) {
+	f.BoolVar(on, "locate-phone-numbers", false, "locate dial-in callers by the country of their calling number "+
+		"(roaming and spoofed caller id make this weaker than an address; see docs/policy.md); "+
+		"without it a caller's location is unknown: never acted on, counted as outside")
 }
 
 // newLogger returns a JSON logger on stderr.
