@@ -279,3 +279,126 @@ func TestAdmitRejectsRoster(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// A policy's admission entry point may only deny the joining participant:
+// a join-time question sees nobody else, so an account suspension or a
+// meeting end it returns is blocked, even when everyone it names is inside.
+func TestAdmissionAnswersWithDenyJoinOnly(t *testing.T) {
+	e := newEngine(t, "testdata/admission-overreach", "testdata/registry-cn-account")
+	req, err := input.DecodeAdmission([]byte(`{"meeting": {"id": "m-cn", "host": {"account_id": "acct-cn", "account_country": "CN"}},
+	  "participant": {"id": "j-cn", "ip": "1.0.16.9"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.Admit(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, a := range d.Actions {
+		kept = append(kept, summary(a))
+	}
+	if want := []string{"deny_join j-cn CN-TEST-1"}; !slices.Equal(kept, want) {
+		t.Errorf("actions = %q, want %q", kept, want)
+	}
+	var codes []string
+	for _, b := range d.GuardBlocked {
+		codes = append(codes, b.Action.Type+":"+b.Code)
+	}
+	slices.Sort(codes)
+	want := []string{"end_meeting:not_at_admission", "remove_participant:not_at_admission", "suspend_account:not_at_admission"}
+	if !slices.Equal(codes, want) {
+		t.Errorf("guard_blocked = %q, want %q", codes, want)
+	}
+	if d.AllowJoin == nil || *d.AllowJoin {
+		t.Error("the joining participant located inside must be denied")
+	}
+}
+
+// The same action returned twice, once with fields that do not belong to
+// its type, is answered once and without the stray fields.
+func TestActionsDeduplicatedOnWhatTheyDo(t *testing.T) {
+	e := newEngine(t, "testdata/admission-overreach", "testdata/registry-cn-account")
+	d := decide(t, e, `{"meeting": {"id": "m-cn", "host": {"account_id": "acct-cn", "account_country": "CN"},
+	  "participants": [{"id": "p1", "ip": "1.0.16.5"}, {"id": "p2", "ip": "1.0.16.6"}]}}`)
+	var got []string
+	for _, a := range d.Actions {
+		got = append(got, summary(a))
+		if a.AccountID != "" || a.Host {
+			t.Errorf("%s carries a stray field: %+v", a.Type, a)
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"end_meeting  CN-TEST-1", "remove_participant p1 CN-TEST-1", "remove_participant p2 CN-TEST-1"}; !slices.Equal(got, want) {
+		t.Errorf("actions = %q, want %q", got, want)
+	}
+	if len(d.GuardBlocked) != 0 {
+		t.Errorf("guard_blocked = %+v", d.GuardBlocked)
+	}
+}
+
+// A policy that reads one object per participant gets them, with the
+// located country and how it was established, and nothing it reads there
+// (an attribute, an account country) can bring anyone into scope.
+func TestPerParticipantInputCannotWidenScope(t *testing.T) {
+	snap, err := policy.LoadSnapshot(context.Background(), []string{"testdata/reads-participants", "testdata/registry-cn-account"}, policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !snap.ReadsParticipants() {
+		t.Fatal("a policy reading input.meeting.participants must be given it")
+	}
+	db, err := geo.Open(geotest.Standard(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"meeting": {"id": "m-cn", "host": {"account_id": "acct-cn", "account_country": "CN"},
+	  "participants": [
+	    {"id": "hk-claims-cn", "ip": "147.8.1.1", "attributes": {"country": "CN"}},
+	    {"id": "us-account-cn", "ip": "8.8.8.8", "account_country": "CN"},
+	    {"id": "caller-cn", "phone": "+861012345678", "attributes": {"country": "CN"}},
+	    {"id": "caller-us", "phone": "+12025550123"},
+	    {"id": "cn-claims-cn", "ip": "1.0.16.5", "attributes": {"country": "CN"}}]}}`
+	for _, tc := range []struct {
+		phones bool
+		want   []string
+	}{
+		{false, []string{"remove_participant cn-claims-cn CN-TEST-1"}},
+		{true, []string{"remove_participant caller-cn CN-TEST-1", "remove_participant cn-claims-cn CN-TEST-1"}},
+	} {
+		e := engine.New(engine.WithPhoneLocation(tc.phones))
+		e.SetPolicy(snap)
+		e.SetGeo(db)
+		d := decide(t, e, body)
+		var got []string
+		for _, a := range d.Actions {
+			got = append(got, summary(a))
+			want := decision.LocatedByIP
+			if a.ParticipantID == "caller-cn" {
+				want = decision.LocatedByPhone
+			}
+			if a.LocatedBy != want {
+				t.Errorf("phones=%v: %s located_by = %q, want %q", tc.phones, a.ParticipantID, a.LocatedBy, want)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("phones=%v: actions = %q, want %q", tc.phones, got, tc.want)
+		}
+		blocked := map[string]string{}
+		for _, b := range d.GuardBlocked {
+			blocked[b.Action.ParticipantID] = b.Code
+		}
+		for _, id := range []string{"hk-claims-cn", "us-account-cn"} {
+			if blocked[id] != "outside_jurisdiction" {
+				t.Errorf("phones=%v: %s blocked with %q, want outside_jurisdiction", tc.phones, id, blocked[id])
+			}
+		}
+		if !tc.phones && blocked["caller-cn"] != "outside_jurisdiction" {
+			t.Errorf("an unlocated caller claiming CN must be blocked: %q", blocked["caller-cn"])
+		}
+		if tc.phones && blocked["caller-us"] != "outside_jurisdiction" {
+			t.Errorf("caller-us, located by phone in the US, must be blocked: %q", blocked["caller-us"])
+		}
+	}
+}

@@ -89,16 +89,16 @@ func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.
 		root.Insert(ast.InternedTerm("order"), ast.ObjectTerm(
 			ast.Item(ast.InternedTerm("id"), ast.StringTerm(o.ID)),
 			ast.Item(ast.InternedTerm("authority"), ast.StringTerm(o.Authority)),
-			ast.Item(ast.InternedTerm("demands"), strings(o.Demands)),
+			ast.Item(ast.InternedTerm("demands"), stringArray(o.Demands)),
 			ast.Item(ast.InternedTerm("targets"), ast.ObjectTerm(
-				ast.Item(ast.InternedTerm("meetings"), strings(o.Targets.Meetings)),
-				ast.Item(ast.InternedTerm("accounts"), strings(o.Targets.Accounts)),
+				ast.Item(ast.InternedTerm("meetings"), stringArray(o.Targets.Meetings)),
+				ast.Item(ast.InternedTerm("accounts"), stringArray(o.Targets.Accounts)),
 			)),
 			ast.Item(ast.InternedTerm("legal_basis"), ast.StringTerm(o.LegalBasis)),
 			ast.Item(ast.InternedTerm("received"), ast.StringTerm(o.Received)),
 		))
 	} else {
-		root.Insert(ast.InternedTerm("standing_orders"), strings(sortedKeys(f.Orders)))
+		root.Insert(ast.InternedTerm("standing_orders"), stringArray(sortedKeys(f.Orders)))
 	}
 	return root
 }
@@ -144,7 +144,7 @@ func insertAttributes(o ast.Object, attrs input.Attributes) {
 		case input.AttributeBool:
 			t = ast.InternedTerm(v.Bool)
 		case input.AttributeStrings:
-			t = strings(v.List)
+			t = stringArray(v.List)
 		default:
 			continue // validation refuses such a value; never reached
 		}
@@ -153,7 +153,7 @@ func insertAttributes(o ast.Object, attrs input.Attributes) {
 	o.Insert(ast.InternedTerm("attributes"), ast.NewTerm(obj))
 }
 
-func strings(ss []string) *ast.Term {
+func stringArray(ss []string) *ast.Term {
 	terms := make([]*ast.Term, len(ss))
 	for i, s := range ss {
 		terms[i] = ast.StringTerm(s)

@@ -130,10 +130,11 @@ func (e errAttributeValue) Error() string { return e.msg }
 
 // check enforces the bounds. Keys are visited in order so that the error
 // reported for a request is always the same one.
-func (a Attributes) check(field string) error {
+func (a Attributes) check(f field) error {
 	if len(a) == 0 {
 		return nil
 	}
+	field := f.String()
 	if len(a) > MaxAttributes {
 		return invalid(field, "has %d attributes; the limit is %d", len(a), MaxAttributes)
 	}
@@ -145,7 +146,7 @@ func (a Attributes) check(field string) error {
 		case len(k) > MaxAttributeKeyLength:
 			return invalid(field, "the attribute name %s is %d bytes long; the limit is %d", quote(k), len(k), MaxAttributeKeyLength)
 		}
-		if err := checkText(field, k); err != nil {
+		if err := checkText(f, k); err != nil {
 			return err
 		}
 		v := a[k]

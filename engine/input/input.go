@@ -169,7 +169,7 @@ func (r *Request) Validate(lim Limits) error { return r.validate(lim, "joining")
 
 func (r *Request) validate(lim Limits, joiningField string) error {
 	m := &r.Meeting
-	if err := checkID("meeting.id", m.ID); err != nil {
+	if err := checkID(at("meeting.id"), m.ID); err != nil {
 		return err
 	}
 	if err := checkHost(&m.Host); err != nil {
@@ -181,20 +181,22 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 	seen := make(map[string]int, len(m.Participants))
 	for i := range m.Participants {
 		p := &m.Participants[i]
-		if err := checkParticipant(p, "meeting.participants", i); err != nil {
+		f := field{base: "meeting.participants", index: i}
+		if err := checkParticipant(p, f); err != nil {
 			return err
 		}
 		if j, dup := seen[p.ID]; dup {
-			return invalid(indexed("meeting.participants", i)+".id", "%s duplicates meeting.participants[%d].id", quote(p.ID), j)
+			return invalid(f.sub("id").String(), "%s duplicates meeting.participants[%d].id", quote(p.ID), j)
 		}
 		seen[p.ID] = i
 	}
 	if r.Joining != nil {
-		if err := checkParticipant(r.Joining, joiningField, -1); err != nil {
+		f := field{base: joiningField, index: -1}
+		if err := checkParticipant(r.Joining, f); err != nil {
 			return err
 		}
 		if j, dup := seen[r.Joining.ID]; dup {
-			return invalid(joiningField+".id", "%s is already connected as meeting.participants[%d]", quote(r.Joining.ID), j)
+			return invalid(f.sub("id").String(), "%s is already connected as meeting.participants[%d]", quote(r.Joining.ID), j)
 		}
 	}
 	if r.Order != nil {
@@ -203,32 +205,64 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 	return nil
 }
 
+// field names a field in error messages. It is a value built on every
+// check and turned into a string only when a check fails: a roster of
+// 100,000 participants must not cost 100,000 field names.
+type field struct {
+	base   string
+	index  int // -1: base is not indexed
+	suffix string
+}
+
+func at(name string) field { return field{base: name, index: -1} }
+
+// sub names a member of the field.
+func (f field) sub(name string) field {
+	if f.suffix != "" {
+		name = f.suffix + "." + name
+	}
+	f.suffix = name
+	return f
+}
+
+func (f field) String() string {
+	s := f.base
+	if f.index >= 0 {
+		s = indexed(s, f.index)
+	}
+	if f.suffix != "" {
+		s += "." + f.suffix
+	}
+	return s
+}
+
 func checkHost(h *Host) error {
-	if err := checkID("meeting.host.account_id", h.AccountID); err != nil {
+	f := at("meeting.host")
+	if err := checkID(f.sub("account_id"), h.AccountID); err != nil {
 		return err
 	}
-	if err := checkCountry("meeting.host.account_country", h.AccountCountry); err != nil {
+	if err := checkCountry(f.sub("account_country"), h.AccountCountry); err != nil {
 		return err
 	}
 	// A host with neither an address nor a calling number is not connected.
 	if h.IP != "" || h.Phone != "" {
-		addr, err := checkConnection("meeting.host", h.IP, h.Phone)
+		addr, err := checkConnection(f, h.IP, h.Phone)
 		if err != nil {
 			return err
 		}
 		h.Addr = addr
 	}
 	if h.Role != "" && h.Role != RoleHost {
-		return invalid("meeting.host.role", "%s is not the host's role (the host's role is %q)", quote(h.Role), RoleHost)
+		return invalid(f.sub("role").String(), "%s is not the host's role (the host's role is %q)", quote(h.Role), RoleHost)
 	}
-	return h.Attributes.check("meeting.host.attributes")
+	return h.Attributes.check(f.sub("attributes"))
 }
 
 func (o *Order) validate() error {
-	if err := checkID("order.id", o.ID); err != nil {
+	if err := checkID(at("order.id"), o.ID); err != nil {
 		return err
 	}
-	if err := checkID("order.authority", o.Authority); err != nil {
+	if err := checkID(at("order.authority"), o.Authority); err != nil {
 		return err
 	}
 	if len(o.Demands) == 0 {
@@ -245,63 +279,64 @@ func (o *Order) validate() error {
 		}
 	}
 	for i, id := range o.Targets.Meetings {
-		if err := checkID(indexed("order.targets.meetings", i), id); err != nil {
+		if err := checkID(field{base: "order.targets.meetings", index: i}, id); err != nil {
 			return err
 		}
 	}
 	for i, id := range o.Targets.Accounts {
-		if err := checkID(indexed("order.targets.accounts", i), id); err != nil {
+		if err := checkID(field{base: "order.targets.accounts", index: i}, id); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func checkParticipant(p *Participant, field string, i int) error {
-	if i >= 0 {
-		field = indexed(field, i)
-	}
-	if err := checkID(field+".id", p.ID); err != nil {
+func checkParticipant(p *Participant, f field) error {
+	if err := checkID(f.sub("id"), p.ID); err != nil {
 		return err
 	}
-	addr, err := checkConnection(field, p.IP, p.Phone)
+	addr, err := checkConnection(f, p.IP, p.Phone)
 	if err != nil {
 		return err
 	}
 	p.Addr = addr
 	if p.Role != "" && !slices.Contains(Roles, p.Role) {
-		return invalid(field+".role", "%s is not a role (%s)", quote(p.Role), rolesAccepted)
+		return invalid(f.sub("role").String(), "%s is not a role (%s)", quote(p.Role), rolesAccepted)
 	}
 	if p.AccountID != "" {
-		if err := checkID(field+".account_id", p.AccountID); err != nil {
+		if err := checkID(f.sub("account_id"), p.AccountID); err != nil {
 			return err
 		}
 	}
-	if err := checkCountry(field+".account_country", p.AccountCountry); err != nil {
+	if err := checkCountry(f.sub("account_country"), p.AccountCountry); err != nil {
 		return err
 	}
-	return p.Attributes.check(field + ".attributes")
+	return p.Attributes.check(f.sub("attributes"))
 }
 
 // checkConnection requires exactly one of ip and phone and returns the
 // parsed address (zero for a caller).
-func checkConnection(field, ip, phone string) (netip.Addr, error) {
+func checkConnection(f field, ip, phone string) (netip.Addr, error) {
 	switch {
 	case ip != "" && phone != "":
-		return netip.Addr{}, invalid(field+".phone", "give ip or phone, not both")
+		return netip.Addr{}, invalid(f.sub("phone").String(), "give ip or phone, not both")
 	case phone != "":
-		return netip.Addr{}, checkPhone(field+".phone", phone)
+		return netip.Addr{}, checkPhone(f.sub("phone"), phone)
 	case ip == "":
-		return netip.Addr{}, invalid(field+".ip", "is required (or phone, for a dial-in caller)")
+		return netip.Addr{}, invalid(f.sub("ip").String(), "is required (or phone, for a dial-in caller)")
 	}
-	return parseAddr(field+".ip", ip)
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, invalid(f.sub("ip").String(), "%s is not an IP address", quote(ip))
+	}
+	return a.Unmap(), nil
 }
 
 // checkPhone accepts E.164 numbers: "+", a country calling code and the
 // subscriber number, 15 digits at most, no spaces or punctuation. Whether
 // the number is assigned is not checked here: an unassigned number is a
 // caller whose location is unknown, not a malformed request.
-func checkPhone(field, phone string) error {
+func checkPhone(f field, phone string) error {
 	ok := len(phone) >= 3 && len(phone) <= 16 && phone[0] == '+' && phone[1] >= '1' && phone[1] <= '9'
 	for i := 2; ok && i < len(phone); i++ {
 		ok = phone[i] >= '0' && phone[i] <= '9'
@@ -309,45 +344,47 @@ func checkPhone(field, phone string) error {
 	if !ok {
 		// The number itself is not quoted back: it is personal data, and
 		// error messages end up in logs.
-		return invalid(field, "is not an E.164 number (\"+\" then 2 to 15 digits, the first not 0)")
+		return invalid(f.String(), "is not an E.164 number (\"+\" then 2 to 15 digits, the first not 0)")
 	}
 	return nil
 }
 
-func parseAddr(field, s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, invalid(field, "%s is not an IP address", quote(s))
-	}
-	return a.Unmap(), nil
-}
-
-func checkCountry(field, code string) error {
+func checkCountry(f field, code string) error {
 	if code != "" && !IsCountryCode(code) {
-		return invalid(field, "%s is not an ISO 3166-1 alpha-2 code (two upper-case letters)", quote(code))
+		return invalid(f.String(), "%s is not an ISO 3166-1 alpha-2 code (two upper-case letters)", quote(code))
 	}
 	return nil
 }
 
-func checkID(field, id string) error {
+func checkID(f field, id string) error {
 	switch {
 	case id == "":
-		return invalid(field, "is required")
+		return invalid(f.String(), "is required")
 	case len(id) > MaxIDLength:
-		return invalid(field, "is %d bytes long; the limit is %d", len(id), MaxIDLength)
+		return invalid(f.String(), "is %d bytes long; the limit is %d", len(id), MaxIDLength)
 	}
-	return checkText(field, id)
+	return checkText(f, id)
 }
 
 // checkText rejects invalid UTF-8 and control characters. The decoder
 // already refuses invalid UTF-8 in JSON; this guards values built in Go.
-func checkText(field, s string) error {
+func checkText(f field, s string) error {
+	for i := 0; i < len(s); i++ {
+		// ASCII without control characters is the common case.
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return checkTextSlow(f, s)
+		}
+	}
+	return nil
+}
+
+func checkTextSlow(f field, s string) error {
 	if !utf8.ValidString(s) {
-		return invalid(field, "is not valid UTF-8")
+		return invalid(f.String(), "is not valid UTF-8")
 	}
 	for _, c := range s {
 		if unicode.IsControl(c) {
-			return invalid(field, "%s contains a control character", quote(s))
+			return invalid(f.String(), "%s contains a control character", quote(s))
 		}
 	}
 	return nil
