@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -137,10 +136,10 @@ func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, re
 		}
 		return &pq, nil
 	}
-	// The policy's validation rules see the registry first: their messages
-	// name the offending order or authority, where a typed decode could
-	// only say which Go type did not fit.
-	if err := validateRegistry(ctx, prepare); err != nil {
+	// The validation rules see the registry first: their messages name the
+	// offending order or authority, where a typed decode could only say
+	// which Go type did not fit.
+	if err := validateRegistry(ctx, store, prepare); err != nil {
 		return nil, err
 	}
 	reg, err := readRegistry(ctx, store)
@@ -164,45 +163,6 @@ func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, re
 		return nil, err
 	}
 	return snap, nil
-}
-
-// ValidationQuery lists registry violations; a policy bundle that defines it
-// has every registry checked before activation.
-const ValidationQuery = "data.geoscope.registry.violations"
-
-var validationRef = ast.MustParseRef(ValidationQuery)
-
-// validateRegistry rejects a registry the policy's own validation rules
-// find violations in, naming the first few.
-func validateRegistry(ctx context.Context, prepare func(ast.Ref) (*rego.PreparedEvalQuery, error)) error {
-	pq, err := prepare(validationRef)
-	if err != nil || pq == nil {
-		return err
-	}
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(ast.NewObject()))
-	if err != nil {
-		return fmt.Errorf("%w: evaluating %s: %v", ErrRegistry, ValidationQuery, err)
-	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return nil
-	}
-	violations, _ := rs[0].Expressions[0].Value.([]any)
-	if len(violations) == 0 {
-		return nil
-	}
-	msgs := make([]string, 0, 5)
-	for _, v := range violations[:min(len(violations), 5)] {
-		if m, ok := v.(map[string]any); ok {
-			msgs = append(msgs, fmt.Sprintf("%v: %v", m["path"], m["message"]))
-		} else {
-			msgs = append(msgs, fmt.Sprint(v))
-		}
-	}
-	more := ""
-	if len(violations) > len(msgs) {
-		more = fmt.Sprintf(" (and %d more)", len(violations)-len(msgs))
-	}
-	return fmt.Errorf("%w: %d violations: %s%s", ErrRegistry, len(violations), strings.Join(msgs, "; "), more)
 }
 
 // readRegistry decodes data.authorities and data.orders from the store
