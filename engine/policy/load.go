@@ -14,13 +14,18 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/loader"
+	"github.com/open-policy-agent/opa/v1/topdown/print"
 )
 
-// LoadOptions control how bundles are read.
+// LoadOptions control how bundles are read and compiled.
 type LoadOptions struct {
 	// Verification, when set, requires every bundle to carry a valid
 	// signature made with one of its keys.
 	Verification *bundle.VerificationConfig
+	// Print, when set, receives the output of the policy's print() calls
+	// (see LogPrints and PrintTo). When nil, print() calls are compiled
+	// out, so evaluation pays nothing for them.
+	Print print.Hook
 }
 
 // Source is a bundle ready for activation, with the name it is reported

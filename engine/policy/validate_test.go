@@ -88,7 +88,7 @@ func TestBuiltinValidationWhateverThePolicy(t *testing.T) {
 		data := map[string]any{"authorities": map[string]any{
 			"ru.rkn": map[string]any{"name": "Roskomnadzor", "jurisdiction": []any{"RU", "ru", "UK"}},
 		}}
-		_, err = FromStore(ctx, compiler, data, map[string]string{"policies": "1"})
+		_, err = FromStore(ctx, compiler, data, map[string]string{"policies": "1"}, LoadOptions{})
 		wantRegistryErr(t, err, `jurisdiction[1]: "ru"`, `jurisdiction[2]: "UK"`)
 	})
 
