@@ -51,6 +51,9 @@ load:
 
 ## bundles: build the policy and registry bundles with `opa build`, signed.
 ##   make bundles SIGNING_KEY=bundles/keys/dev-es256.pem [SIGNING_ALG=ES256] [REVISION=...]
+## The tests are left out of the policy bundle: they are for CI, not for
+## servers. (A bundle signed with its tests included loads too; the server
+## verifies them and leaves them out of the activated policy.)
 SIGNING_ALG ?= ES256
 REVISION    ?= $(shell git describe --always --dirty 2>/dev/null || date -u +%Y%m%dT%H%M%SZ)
 DIST        ?= dist
