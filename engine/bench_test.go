@@ -10,6 +10,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/engine/registry"
 )
 
@@ -127,5 +128,23 @@ func benchDecide(b *testing.B, e *engine.Engine, ctx context.Context, req *input
 	}
 	if want := (n + 2) / 3; len(d.Actions) != want {
 		b.Fatalf("%d actions, want %d", len(d.Actions), want)
+	}
+}
+
+// BenchmarkActivation builds a snapshot from the default policy and a
+// registry of growing size: reading and parsing the bundles, compiling,
+// the registry validation rules (which dominate) and the typed registry.
+// Activation runs once per bundle version, off the decision path.
+func BenchmarkActivation(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		reg := registryBundle(b, n)
+		b.Run(fmt.Sprintf("orders=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			for b.Loop() {
+				if _, err := policy.LoadSnapshot(ctx, []string{"../policies", reg}, policy.LoadOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -44,5 +44,5 @@ func LoadSnapshot(ctx context.Context, paths []string, opts LoadOptions) (*Snaps
 		}
 		sources = append(sources, src)
 	}
-	return Build(ctx, sources...)
+	return Build(ctx, opts, sources...)
 }

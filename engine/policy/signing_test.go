@@ -546,19 +546,33 @@ func TestSignedBundlesAcceptedAndTamperingRejected(t *testing.T) {
 					})
 				}
 
-				// geoscope's loader skips *_test.rego, *.go and README.md
-				// before OPA sees them (see skipNonBundleFiles), so such a
-				// file added after signing is neither verified nor loaded:
-				// the bundle is accepted and the file has no effect. The
-				// test module here would break compilation if it were
-				// loaded.
-				t.Run("skipped files added after signing are ignored", func(t *testing.T) {
+				// Under verification the loader reads every file the
+				// signature can cover. A module added after signing is
+				// rejected even when named like a test (it would break
+				// compilation if it were activated).
+				t.Run("test module added after signing rejected", func(t *testing.T) {
+					_, err := LoadSnapshot(ctx, []string{
+						sigPlace(t, form, "policies", pair.policies, &key, "default",
+							sigAdd("geoscope/evil_test.rego", "package geoscope\n\ndecision := {\"actions\": 1}\n")),
+						sigPlace(t, form, "registry", pair.registry, &key, "default"),
+					}, opts)
+					wantBundleErr(t, err, "geoscope/evil_test.rego", "not included in bundle signature")
+				})
+
+				// Go files and READMEs are not bundle files. A directory
+				// (a bundle source directory holds them) skips those its
+				// signature does not list; a tarball is read whole, as OPA
+				// reads it, so one added to a signed tarball is rejected.
+				t.Run("README and Go file added after signing", func(t *testing.T) {
 					snap, err := LoadSnapshot(ctx, []string{
 						sigPlace(t, form, "policies", pair.policies, &key, "default",
-							sigAdd("geoscope/evil_test.rego", "package geoscope\n\ndecision := {\"actions\": 1}\n"),
 							sigAdd("README.md", "not signed"), sigAdd("geoscope/x.go", "package x")),
 						sigPlace(t, form, "registry", pair.registry, &key, "default"),
 					}, opts)
+					if form == "tar.gz" {
+						wantBundleErr(t, err, "not included in bundle signature")
+						return
+					}
 					if err != nil {
 						t.Fatalf("rejected: %v", err)
 					}
@@ -618,20 +632,91 @@ func TestSignedDirectoryIsBoundToItsPath(t *testing.T) {
 	wantBundleErr(t, err, "not included in bundle signature")
 }
 
-// A bundle signed with its test files included (opa build without
-// --ignore '*_test.rego') lists them in its signature; geoscope's loader
-// skips them, so OPA finds them "specified in bundle signatures but not
-// found" and the bundle is rejected. Build signed bundles without tests,
-// as `make bundles` does.
-func TestSignedBundleWithTestFilesRejected(t *testing.T) {
+// A bundle signed with its test files included, as `opa build -b DIR
+// --signing-key K` makes it (it takes *_test.rego unless told to --ignore
+// them), verifies: the test modules are read and verified like every other
+// file, then left out of the activated policy. The extra test module here
+// calls a function nobody defines, so activating it would fail to compile.
+func TestSignedBundleWithTestFilesAccepted(t *testing.T) {
 	key := sigDevKey(t, "dev-es256", "ES256")
 	files := sigTree(t, "../../policies")
-	files["geoscope/extra_test.rego"] = []byte("package geoscope_test\n\ntest_x if true\n")
+	files["geoscope/decision_test.rego"] = sigRead(t, "../../policies/geoscope/decision_test.rego")
+	files["geoscope/extra_test.rego"] = []byte("package geoscope.extra_test\n\ntest_x if no_such_function(1)\n")
 	pol := sigBuild(t, files, "pol-1", "geoscope")
 	reg := sigBuild(t, sigTree(t, "../../bundles/registry"), "reg-1", "authorities", "orders")
-	paths := []string{sigPlace(t, "tar.gz", "policies", pol, &key, "default"), sigPlace(t, "tar.gz", "registry", reg, &key, "default")}
-	_, err := LoadSnapshot(context.Background(), paths, sigVerification(t, key, "", ""))
-	wantBundleErr(t, err, "geoscope/extra_test.rego", "specified in bundle signatures but not found")
+	opts := sigVerification(t, key, "", "")
+	for _, form := range []string{"tar.gz", "dir"} {
+		t.Run(form, func(t *testing.T) {
+			paths := []string{sigPlace(t, form, "policies", pol, &key, "default"), sigPlace(t, form, "registry", reg, &key, "default")}
+			snap, err := LoadSnapshot(context.Background(), paths, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := snap.Revisions()["policies"]; got != "pol-1" {
+				t.Errorf("policies revision %q", got)
+			}
+			src, err := LoadPath(paths[0], opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range src.Bundle.Modules {
+				if strings.HasSuffix(m.Path, "_test.rego") {
+					t.Errorf("test module %s is activated", m.Path)
+				}
+			}
+			if len(src.Bundle.Modules) != 1 {
+				t.Errorf("%d modules activated, want decision.rego alone", len(src.Bundle.Modules))
+			}
+
+			// A signed test module is still covered by the signature.
+			tampered := sigPlace(t, form, "policies", pol, &key, "default",
+				sigEdit("geoscope/decision_test.rego", func(b []byte) []byte { return append(b, "\n# changed after signing\n"...) }))
+			_, err = LoadSnapshot(context.Background(), []string{tampered, paths[1]}, opts)
+			wantBundleErr(t, err, "geoscope/decision_test.rego", "digest mismatch")
+			removed := sigPlace(t, form, "policies", pol, &key, "default", sigRemove("geoscope/extra_test.rego"))
+			_, err = LoadSnapshot(context.Background(), []string{removed, paths[1]}, opts)
+			wantBundleErr(t, err, "geoscope/extra_test.rego", "specified in bundle signatures but not found")
+		})
+	}
+}
+
+// A directory signed in place (`opa sign --bundle DIR`) has every file it
+// holds in its signature, Go files and READMEs included: they are read and
+// verified, so a changed README is tampering like any other change.
+func TestSignedSourceDirectory(t *testing.T) {
+	key := sigDevKey(t, "dev-es256", "ES256")
+	opts := sigVerification(t, key, "", "")
+	reg := sigPlace(t, "tar.gz", "registry", sigRepoPair(t, "1").registry, &key, "default")
+	dir := filepath.Join(t.TempDir(), "policies")
+	sigWriteTree(t, dir, []sigEntry{
+		{".manifest", []byte(`{"revision": "src-1", "roots": ["geoscope"]}`)},
+		{"embed.go", sigRead(t, "../../policies/embed.go")},
+		{"README.md", []byte("# the policy\n")},
+		{"geoscope/decision.rego", sigRead(t, "../../policies/geoscope/decision.rego")},
+		{"geoscope/decision_test.rego", sigRead(t, "../../policies/geoscope/decision_test.rego")},
+	})
+	sigSignDir(t, dir, key, "default")
+	snap, err := LoadSnapshot(context.Background(), []string{dir, reg}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := snap.Revisions()["policies"]; got != "src-1" {
+		t.Errorf("policies revision %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("# changed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadSnapshot(context.Background(), []string{dir, reg}, opts)
+	wantBundleErr(t, err, "README.md", "digest mismatch")
+}
+
+func sigRead(t *testing.T, path string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
 func TestVerificationKeys(t *testing.T) {

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -25,6 +24,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/topdown/print"
 
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/registry"
@@ -78,8 +78,9 @@ func (s *Snapshot) Activated() time.Time { return s.activated }
 // Build activates the bundles into a fresh store, compiles them, and
 // prepares the decision query. Bundles must have disjoint roots. The result
 // is not used anywhere until Build returns without error, which is what
-// makes a failed reload harmless.
-func Build(ctx context.Context, sources ...Source) (*Snapshot, error) {
+// makes a failed reload harmless. Of opts only Print applies (the bundles
+// are already read).
+func Build(ctx context.Context, opts LoadOptions, sources ...Source) (*Snapshot, error) {
 	if len(sources) == 0 {
 		return nil, fmt.Errorf("%w: no bundles given", ErrBundle)
 	}
@@ -96,7 +97,9 @@ func Build(ctx context.Context, sources ...Source) (*Snapshot, error) {
 	// Data is converted to AST once, at activation, instead of on every
 	// read during evaluation.
 	store := inmem.NewWithOpts(inmem.OptReturnASTValuesOnRead(true))
-	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
+	// print() calls are compiled in only when their output has somewhere
+	// to go; otherwise the compiler erases them and evaluation pays nothing.
+	compiler := ast.NewCompiler().WithEnablePrintStatements(opts.Print != nil)
 	txn, err := store.NewTransaction(ctx, storage.WriteParams)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
@@ -116,22 +119,25 @@ func Build(ctx context.Context, sources ...Source) (*Snapshot, error) {
 	if err := store.Commit(ctx, txn); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
 	}
-	return finish(ctx, compiler, store, revisions)
+	return finish(ctx, compiler, store, revisions, opts.Print)
 }
 
 // FromStore builds a snapshot from bundles some other loader activated (OPA's
 // bundle plugin, for remote bundles): the compiled policy and a copy of the
 // data tree. The copy goes into a private store, so the snapshot stays
-// consistent however the source store changes afterwards.
-func FromStore(ctx context.Context, compiler *ast.Compiler, data map[string]any, revisions map[string]string) (*Snapshot, error) {
+// consistent however the source store changes afterwards. Of opts only
+// Print applies, and only if the compiler was built with print statements
+// enabled (plugins.EnablePrintStatements).
+func FromStore(ctx context.Context, compiler *ast.Compiler, data map[string]any, revisions map[string]string, opts LoadOptions) (*Snapshot, error) {
 	if compiler == nil {
 		return nil, fmt.Errorf("%w: no policy is compiled", ErrBundle)
 	}
-	return finish(ctx, compiler, inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true)), maps.Clone(revisions))
+	return finish(ctx, compiler, inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true)), maps.Clone(revisions), opts.Print)
 }
 
 // finish reads and validates the registry, then prepares the entry points.
-func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, revisions map[string]string) (*Snapshot, error) {
+// printHook, when set, receives the policy's print() output.
+func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, revisions map[string]string, printHook print.Hook) (*Snapshot, error) {
 	prepare := func(ref ast.Ref) (*rego.PreparedEvalQuery, error) {
 		if len(compiler.GetRulesForVirtualDocument(ref)) == 0 {
 			return nil, nil
@@ -140,16 +146,17 @@ func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, re
 			rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
 			rego.Compiler(compiler),
 			rego.Store(store),
+			rego.PrintHook(printHook),
 		).PrepareForEval(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("%w: preparing %s: %v", ErrBundle, ref, err)
 		}
 		return &pq, nil
 	}
-	// The policy's validation rules see the registry first: their messages
-	// name the offending order or authority, where a typed decode could
-	// only say which Go type did not fit.
-	if err := validateRegistry(ctx, prepare); err != nil {
+	// The validation rules see the registry first: their messages name the
+	// offending order or authority, where a typed decode could only say
+	// which Go type did not fit.
+	if err := validateRegistry(ctx, store, prepare); err != nil {
 		return nil, err
 	}
 	reg, err := readRegistry(ctx, store)
@@ -174,45 +181,6 @@ func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, re
 		return nil, err
 	}
 	return snap, nil
-}
-
-// ValidationQuery lists registry violations; a policy bundle that defines it
-// has every registry checked before activation.
-const ValidationQuery = "data.geoscope.registry.violations"
-
-var validationRef = ast.MustParseRef(ValidationQuery)
-
-// validateRegistry rejects a registry the policy's own validation rules
-// find violations in, naming the first few.
-func validateRegistry(ctx context.Context, prepare func(ast.Ref) (*rego.PreparedEvalQuery, error)) error {
-	pq, err := prepare(validationRef)
-	if err != nil || pq == nil {
-		return err
-	}
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(ast.NewObject()))
-	if err != nil {
-		return fmt.Errorf("%w: evaluating %s: %v", ErrRegistry, ValidationQuery, err)
-	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return nil
-	}
-	violations, _ := rs[0].Expressions[0].Value.([]any)
-	if len(violations) == 0 {
-		return nil
-	}
-	msgs := make([]string, 0, 5)
-	for _, v := range violations[:min(len(violations), 5)] {
-		if m, ok := v.(map[string]any); ok {
-			msgs = append(msgs, fmt.Sprintf("%v: %v", m["path"], m["message"]))
-		} else {
-			msgs = append(msgs, fmt.Sprint(v))
-		}
-	}
-	more := ""
-	if len(violations) > len(msgs) {
-		more = fmt.Sprintf(" (and %d more)", len(violations)-len(msgs))
-	}
-	return fmt.Errorf("%w: %d violations: %s%s", ErrRegistry, len(violations), strings.Join(msgs, "; "), more)
 }
 
 // readRegistry decodes data.authorities and data.orders from the store

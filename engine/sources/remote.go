@@ -47,7 +47,10 @@ func (s *Sources) startRemote(ctx context.Context) error {
 	m, err := plugins.New(raw, "geoscope", inmem.New(),
 		plugins.Logger(opaLogger{log: s.log}),
 		plugins.ConsoleLogger(opaLogger{log: s.log}),
-		plugins.EnablePrintStatements(false))
+		// Like local bundles, policies are compiled with their print()
+		// calls only when Load.Print gives the output somewhere to go.
+		plugins.EnablePrintStatements(s.cfg.Load.Print != nil),
+		plugins.PrintHook(s.cfg.Load.Print))
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
@@ -122,7 +125,7 @@ func (s *Sources) activateRemote(ctx context.Context, m *plugins.Manager, txn st
 		if !ok {
 			return nil, fmt.Errorf("data root is %T", v)
 		}
-		return policy.FromStore(ctx, m.GetCompiler(), data, revisions)
+		return policy.FromStore(ctx, m.GetCompiler(), data, revisions, s.cfg.Load)
 	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -30,7 +30,8 @@ type Config struct {
 	Bundles []string
 	// GeoIPDB is an mmdb file; empty means the embedded DB-IP database.
 	GeoIPDB string
-	// Load controls bundle reading (signature verification).
+	// Load controls bundle reading (signature verification) and where the
+	// policy's print() output goes, for local and remote bundles alike.
 	Load policy.LoadOptions
 	// OPAConfig is an OPA configuration file (services, bundles, keys,
 	// decision_logs). Bundles then come from OPA's bundle plugin; it

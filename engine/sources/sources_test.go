@@ -104,14 +104,6 @@ func revisionOf(st Status, name string) string {
 	return ""
 }
 
-// hasRegistryValidation reports whether the policy bundle defines the
-// registry validation rules (data.geoscope.registry.violations).
-func hasRegistryValidation(t *testing.T) bool {
-	t.Helper()
-	_, err := os.Stat(filepath.Join(policyDir, "geoscope", "registry"))
-	return err == nil
-}
-
 func TestLastKnownGoodBundles(t *testing.T) {
 	ctx := context.Background()
 	regDir := filepath.Join(t.TempDir(), "registry")
@@ -133,24 +125,18 @@ func TestLastKnownGoodBundles(t *testing.T) {
 		files map[string]string
 		err   error
 		text  string
-		// needsValidation: the case relies on the policy's registry
-		// validation rules.
-		needsValidation bool
 	}{
-		{"malformed JSON", with(good, "orders/data.json", `{"ORD-x": {"authority": "cn.cac",`), policy.ErrBundle, "orders/data.json", false},
-		{"malformed manifest", with(good, ".manifest", `{"revision": "bad-2", "roots": [`), policy.ErrBundle, "manifest", false},
-		{"wrong-type field", with(good, "authorities/data.json", `{"cn.cac": {"name": "CAC", "jurisdiction": "CN"}}`), policy.ErrRegistry, "authorities.cn.cac.jurisdiction: jurisdiction must be an array", false},
-		{"wrong-type document", with(good, "orders/data.json", `{"ORD-x": ["not", "an", "order"]}`), policy.ErrRegistry, "orders.ORD-x: an order must be an object", false},
-		{"roots overlapping the policy", with(good, ".manifest", `{"revision": "bad-5", "roots": ["authorities", "orders", "geoscope"]}`), policy.ErrBundle, "overlap", false},
+		{"malformed JSON", with(good, "orders/data.json", `{"ORD-x": {"authority": "cn.cac",`), policy.ErrBundle, "orders/data.json"},
+		{"malformed manifest", with(good, ".manifest", `{"revision": "bad-2", "roots": [`), policy.ErrBundle, "manifest"},
+		{"wrong-type field", with(good, "authorities/data.json", `{"cn.cac": {"name": "CAC", "jurisdiction": "CN"}}`), policy.ErrRegistry, "authorities.cn.cac.jurisdiction: jurisdiction must be an array"},
+		{"wrong-type document", with(good, "orders/data.json", `{"ORD-x": ["not", "an", "order"]}`), policy.ErrRegistry, "orders.ORD-x: an order must be an object"},
+		{"roots overlapping the policy", with(good, ".manifest", `{"revision": "bad-5", "roots": ["authorities", "orders", "geoscope"]}`), policy.ErrBundle, "overlap"},
 		{"order of an unregistered authority", with(with(good, ".manifest", `{"revision": "bad-6", "roots": ["authorities", "orders"]}`),
 			"orders/data.json", `{"ORD-x": {"authority": "xx.unknown", "demands": ["end_meeting"], "targets": {"meetings": ["m-1"]},
-			"legal_basis": "test", "received": "2026-01-02"}}`), policy.ErrRegistry, `authority "xx.unknown" is not registered`, true},
+			"legal_basis": "test", "received": "2026-01-02"}}`), policy.ErrRegistry, `authority "xx.unknown" is not registered`},
 	}
 	for i, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.needsValidation && !hasRegistryValidation(t) {
-				t.Skip("the policy defines no registry validation rules (policies/geoscope/registry) yet")
-			}
 			before := eng.Policy()
 			beforeStatus := src.Status()
 			writeTree(t, regDir, tc.files)

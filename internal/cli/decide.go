@@ -19,6 +19,7 @@ func decideCommand() *cobra.Command {
 		inputPath string
 		geoPath   string
 		bundles   []string
+		showPrint bool
 		keys      verificationFlags
 		ledgers   ledgerFlags
 		phones    bool
@@ -32,6 +33,10 @@ policy, applies the guard, and prints the decision as JSON on stdout.
 Without --bundle the embedded policy and the embedded example registry are
 used; with --bundle exactly the given bundles are loaded. Without --geoip-db
 the embedded DB-IP Country Lite database is used.
+
+With --show-print the policy's print() calls are compiled in and their
+output goes to stderr, one "FILE:ROW: OUTPUT" line per call (never to
+stdout, the decision or the ledger).
 
 Exit status: 0 with a decision, 2 on bad input or unreadable bundles or
 database (the message on stderr names the field), 1 on other failures.`,
@@ -48,6 +53,9 @@ database (the message on stderr names the field), 1 on other failures.`,
 			opts, err := keys.loadOptions()
 			if err != nil {
 				return err
+			}
+			if showPrint {
+				opts.Print = policy.PrintTo(cmd.ErrOrStderr())
 			}
 			snap, err := policy.LoadSnapshot(cmd.Context(), bundles, opts)
 			if err != nil {
@@ -83,6 +91,7 @@ database (the message on stderr names the field), 1 on other failures.`,
 	f.StringVar(&geoPath, "geoip-db", "", "GeoIP2/GeoLite2 Country or City database `FILE` (default: embedded DB-IP Country Lite)")
 	f.StringArrayVar(&bundles, "bundle", nil, "load the bundle at `PATH` (directory or .tar.gz); repeatable")
 	registerPhoneFlag(f, &phones)
+	f.BoolVar(&showPrint, "show-print", false, "write the output of the policy's print() calls to stderr")
 	keys.register(f)
 	ledgers.register(f)
 	return cmd

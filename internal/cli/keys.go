@@ -39,7 +39,7 @@ func (v *verificationFlags) apply(cfg *sources.Config) error {
 	if err != nil {
 		return err
 	}
-	cfg.Load = opts
+	cfg.Load.Verification = opts.Verification
 	if opts.Verification != nil {
 		pem, err := os.ReadFile(v.key)
 		if err != nil {

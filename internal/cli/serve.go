@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/engine/server"
 	"github.com/geoscope/geoscope/engine/sources"
 )
@@ -39,7 +40,12 @@ without authentication (loopback only). Listening on any other address needs
 
 The GeoIP database file and bundle directories are watched: a replaced file
 is loaded and swapped in; one that fails to load is rejected and the last
-good version keeps answering (see GET /v1/status).`,
+good version keeps answering (see GET /v1/status).
+
+With --log-level debug the policy's print() calls are compiled in and
+their output is logged at debug level (msg "policy print", with the
+location). It may hold whatever the policy prints, participant ids
+included: debug logging is for authoring, not for production.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd, logLevel)
@@ -51,6 +57,11 @@ good version keeps answering (see GET /v1/status).`,
 			var src *sources.Sources
 			if err := keys.apply(&scfg); err != nil {
 				return err
+			}
+			// The policy's print() output is an authoring aid that may
+			// carry ids: it is compiled in, and logged, at debug level only.
+			if log.Enabled(cmd.Context(), slog.LevelDebug) {
+				scfg.Load.Print = policy.LogPrints(log)
 			}
 			// Refuse a bad configuration before anything is opened or
 			// created on disk.

@@ -13,6 +13,14 @@
 #   ("orders.CN-2020-0601.targets.meetings[2]"), so a reviewer can find the
 #   line in the bundle's data.json.
 #
+#   These rules are part of the geoscope binary (embedded from this file),
+#   not of the policy bundle: the engine compiles them on their own and
+#   evaluates them over the registry data at every activation, whatever
+#   policy bundle is loaded, so no bundle can change or remove them. A
+#   policy bundle may add checks of its own by defining more "violations"
+#   in this package (partial set rules merge across files); the engine
+#   evaluates those with the bundle and rejects the registry on either.
+#
 #   Cost: the engine evaluates this once per bundle activation, with up to
 #   100,000 orders. Each record is first screened by one rule, a conjunction
 #   of cheap checks that passes only valid records (and nearly all of them;

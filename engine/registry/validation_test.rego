@@ -3,7 +3,7 @@ package geoscope.registry_test
 # Tests for data.geoscope.registry. Each test supplies its own registry with
 # `with data.authorities as` / `with data.orders as`, except
 # test_loaded_registry_is_valid, which checks whatever registry is loaded:
-# the example registry under `opa test policies bundles/registry`.
+# the example registry under `opa test engine/registry bundles/registry`.
 
 import data.geoscope.registry
 
@@ -81,7 +81,7 @@ example_orders := {
 # Valid registries
 # ---------------------------------------------------------------------------
 
-# The registry that is loaded: with `opa test policies bundles/registry`,
+# The registry that is loaded: with `opa test engine/registry bundles/registry`,
 # the example registry; without it, no registry at all (also valid).
 test_loaded_registry_is_valid if {
 	registry.valid

@@ -1,0 +1,143 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/geoscope/geoscope/engine/registry"
+)
+
+// ValidationQuery lists registry violations: those of the engine's built-in
+// rules (engine/registry/validation.rego) and those a policy bundle adds.
+const ValidationQuery = registry.ValidationQuery
+
+var validationRef = ast.MustParseRef(ValidationQuery)
+
+// registryRoots are the data documents the built-in rules read.
+var registryRoots = []string{"authorities", "orders"}
+
+// builtinValidation compiles the built-in rules once per process, in a
+// compiler of their own: nothing in a bundle is compiled with them, so no
+// bundle can redefine, extend into or remove them. A compiled compiler is
+// only read afterwards, so activations share it.
+var builtinValidation = sync.OnceValues(func() (*ast.Compiler, error) {
+	mod, err := ast.ParseModuleWithOpts(registry.ValidationFile, registry.ValidationRules,
+		ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
+	if err != nil {
+		return nil, err
+	}
+	c := ast.NewCompiler().WithEnablePrintStatements(false)
+	if c.Compile(map[string]*ast.Module{registry.ValidationFile: mod}); c.Failed() {
+		return nil, c.Errors
+	}
+	return c, nil
+})
+
+// validateRegistry rejects a registry in which the built-in rules, or the
+// rules the policy bundle adds to data.geoscope.registry.violations, find
+// violations, naming the first few.
+func validateRegistry(ctx context.Context, store storage.Store, prepare func(ast.Ref) (*rego.PreparedEvalQuery, error)) error {
+	builtin, err := builtinValidationQuery(ctx, store)
+	if err != nil {
+		return err
+	}
+	violations, err := evalViolations(ctx, builtin)
+	if err != nil {
+		return err
+	}
+	added, err := prepare(validationRef)
+	if err != nil {
+		return err
+	}
+	if added != nil {
+		more, err := evalViolations(ctx, added)
+		if err != nil {
+			return err
+		}
+		violations = append(violations, more...)
+	}
+	return rejectViolations(violations)
+}
+
+// builtinValidationQuery prepares the built-in rules over a store of their
+// own that holds the registry documents and nothing else: data a bundle
+// places under the rules' package path cannot shadow them. The documents
+// are shared with store, not copied (both stores hold AST values and are
+// never written again).
+func builtinValidationQuery(ctx context.Context, store storage.Store) (*rego.PreparedEvalQuery, error) {
+	compiler, err := builtinValidation()
+	if err != nil {
+		return nil, fmt.Errorf("%w: the built-in registry validation rules do not compile: %v", ErrRegistry, err)
+	}
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRegistry, err)
+	}
+	defer store.Abort(ctx, txn)
+	docs := make(map[string]any, len(registryRoots))
+	for _, root := range registryRoots {
+		v, err := store.Read(ctx, txn, storage.Path{root})
+		if storage.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading data.%s: %v", ErrRegistry, root, err)
+		}
+		docs[root] = v
+	}
+	pq, err := rego.New(
+		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(validationRef)))),
+		rego.Compiler(compiler),
+		rego.Store(inmem.NewFromObjectWithOpts(docs, inmem.OptReturnASTValuesOnRead(true))),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: preparing the built-in %s: %v", ErrRegistry, ValidationQuery, err)
+	}
+	return &pq, nil
+}
+
+// evalViolations evaluates a violations query into "path: message" lines.
+func evalViolations(ctx context.Context, pq *rego.PreparedEvalQuery) ([]string, error) {
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(ast.NewObject()))
+	if err != nil {
+		return nil, fmt.Errorf("%w: evaluating %s: %v", ErrRegistry, ValidationQuery, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, nil
+	}
+	violations, _ := rs[0].Expressions[0].Value.([]any)
+	out := make([]string, 0, len(violations))
+	for _, v := range violations {
+		if m, ok := v.(map[string]any); ok {
+			out = append(out, fmt.Sprintf("%v: %v", m["path"], m["message"]))
+		} else {
+			out = append(out, fmt.Sprint(v))
+		}
+	}
+	return out, nil
+}
+
+// rejectViolations is nil for no violations, else an ErrRegistry naming
+// the first five in path order (a violation both rule sets report counts
+// once).
+func rejectViolations(violations []string) error {
+	if len(violations) == 0 {
+		return nil
+	}
+	slices.Sort(violations)
+	violations = slices.Compact(violations)
+	shown := violations[:min(len(violations), 5)]
+	more := ""
+	if len(violations) > len(shown) {
+		more = fmt.Sprintf(" (and %d more)", len(violations)-len(shown))
+	}
+	return fmt.Errorf("%w: %d violations: %s%s", ErrRegistry, len(violations), strings.Join(shown, "; "), more)
+}
