@@ -68,19 +68,33 @@ func TestServerScenarios(t *testing.T) {
 	scenarios := loadScenarios(t)
 	reg := loadRegistryFiles(t)
 	db := geotest.Standard(t)
+	// Each server runs with and without --locate-phone-numbers, for the
+	// scenarios that ask for it.
+	type server struct{ plain, phones *serverProc }
+	start := func(args ...string) server {
+		args = append([]string{"--geoip-db", db}, args...)
+		return server{
+			startServe(t, serveOpts{args: args}),
+			startServe(t, serveOpts{args: append(args, "--locate-phone-numbers")}),
+		}
+	}
 	servers := []struct {
 		name string
-		proc *serverProc
+		procs server
 	}{
-		{"embedded", startServe(t, serveOpts{args: []string{"--geoip-db", db}})},
-		{"bundle-dirs", startServe(t, serveOpts{args: []string{"--geoip-db", db, "--bundle", "../policies", "--bundle", registryDir}})},
+		{"embedded", start()},
+		{"bundle-dirs", start("--bundle", "../policies", "--bundle", registryDir)},
 	}
 	admissions := 0
 	for _, srv := range servers {
 		t.Run(srv.name, func(t *testing.T) {
 			for _, sc := range scenarios {
 				t.Run(sc.Name, func(t *testing.T) {
-					r := srv.proc.post("/v1/decisions", "", sc.reqJSON)
+					proc := srv.procs.plain
+					if sc.Options.LocatePhoneNumbers {
+						proc = srv.procs.phones
+					}
+					r := proc.post("/v1/decisions", "", sc.reqJSON)
 					if r.status != http.StatusOK {
 						t.Fatalf("POST /v1/decisions: %s", r)
 					}
@@ -94,7 +108,7 @@ func TestServerScenarios(t *testing.T) {
 						return
 					}
 					admissions++
-					ar := srv.proc.post("/v1/admission", "", body)
+					ar := proc.post("/v1/admission", "", body)
 					if ar.status != http.StatusOK {
 						t.Fatalf("POST /v1/admission: %s", ar)
 					}
@@ -120,7 +134,7 @@ func TestServerScenarios(t *testing.T) {
 						}
 					}
 					for _, x := range a.Actions {
-						got = append(got, expAction{Type: x.Type, ParticipantID: x.ParticipantID, AccountID: x.AccountID, Host: x.Host, OrderID: x.OrderID, Country: x.Country})
+						got = append(got, gotAction(x))
 					}
 					compareSets(t, "admission actions", want, got, compareString[expAction])
 					compareSets(t, "admission order_ids", *sc.Expect.OrderIDs, a.OrderIDs, strings.Compare)
