@@ -105,6 +105,7 @@ good version keeps answering (see GET /v1/status).`,
 	f.StringVar(&opaConfig, "config", "", "OPA configuration `FILE` (services, bundles, keys, decision_logs); excludes --bundle")
 	keys.register(f)
 	ledgers.register(f)
+	ledgers.registerReplica(f)
 	return cmd
 }
 
