@@ -74,6 +74,14 @@ func TestContainerImage(t *testing.T) {
 	}
 	tag := "localhost/geoscope-imagetest:" + randomHex(t, 6)
 
+	// The modules the binary needs, into the module cache the offline
+	// build mounts (as make image does).
+	list := exec.Command("go", "list", "-deps", "./cmd/geoscope")
+	list.Dir = root
+	if out, err := list.CombinedOutput(); err != nil {
+		t.Fatalf("go list -deps ./cmd/geoscope: %v\n%s", err, tail(out, 20))
+	}
+
 	// The offline build of the Containerfile's header (make image).
 	started := time.Now()
 	build := exec.Command(podman, buildArgs(t, tag)...)
