@@ -50,8 +50,11 @@ const (
 	clusterMeeting = "cluster-meeting"
 	clusterAccount = "acct-cluster"
 	// OPA polls each bundle after a random delay in [min, max] seconds.
-	clusterPollMin = 1
-	clusterPollMax = 2
+	// Small, to keep the test short; max is the polling interval the
+	// convergence bound (two intervals) is counted in, and leaves a whole
+	// interval for the download and the activation on a busy machine.
+	clusterPollMin = 2
+	clusterPollMax = 4
 	// clusterWorkers is the number of concurrent clients.
 	clusterWorkers = 8
 	// clusterMaxRequests bounds the load whatever happens.
@@ -432,19 +435,27 @@ func TestCluster(t *testing.T) {
 	if sum := perReplica["replica-1"] + perReplica["replica-2"] + perReplica["replica-3"]; sum != report.Summary.Decisions+report.Summary.Admissions {
 		t.Errorf("the replicas' entries add up to %d, the report to %d", sum, report.Summary.Decisions+report.Summary.Admissions)
 	}
-	// Plain admissions are counted in memory and flushed every second: the
-	// killed replica may have lost what it counted in its last interval
-	// (bounded by every plain admission answered then), and a count
-	// flushed just before the kill may belong to an answer that never
-	// left (one per client at most).
-	lost := 0
-	for _, r := range all {
-		if r.kind == reqAllow && r.status == http.StatusOK && !r.end.Before(kill.from.Add(-2*clusterFlush)) && !r.end.After(kill.from) {
-			lost++
+	// Plain admissions are counted in memory and flushed every second:
+	//   - the killed replica may have lost what it counted in its last
+	//     interval (bounded by every plain admission answered then);
+	//   - a count flushed just before the kill may belong to an answer
+	//     that never left (one per client at most);
+	//   - a flush whose commit PostgreSQL's shutdown cut may have
+	//     succeeded although it failed for the replica, which counts again
+	//     (bounded by every plain admission answered while it was pending).
+	allowedIn := func(from, to time.Time) int {
+		n := 0
+		for _, r := range all {
+			if r.kind == reqAllow && r.status == http.StatusOK && !r.end.Before(from) && !r.end.After(to) {
+				n++
+			}
 		}
+		return n
 	}
-	if p := report.Summary.Plain; p < ackedAllow-lost || p > ackedAllow+clusterWorkers {
-		t.Errorf("report counts %d plain admissions; %d were answered (%d of them in the killed replica's last flush interval at most)", p, ackedAllow, lost)
+	lost := allowedIn(kill.from.Add(-2*clusterFlush), kill.from)
+	twice := clusterWorkers + allowedIn(pgWin.from.Add(-2*clusterFlush), pgWin.to)
+	if p := report.Summary.Plain; p < ackedAllow-lost || p > ackedAllow+twice {
+		t.Errorf("report counts %d plain admissions; %d were answered (%d lost at most with the killed replica, %d counted twice at most)", p, ackedAllow, lost, twice)
 	}
 
 	// --- The bundle service: replicas polled with ETags.
