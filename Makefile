@@ -7,7 +7,7 @@ PKGS     := ./...
 # validation rules (embedded in the binary, not part of any bundle).
 REGO     := policies engine/registry
 
-.PHONY: all build test vet gofmt rego-fmt rego-check rego-test registry-check gotest bench load bundles run
+.PHONY: all build test vet gofmt rego-fmt rego-check rego-test registry-check gotest bench load bundles run image
 
 all: build
 
@@ -38,8 +38,10 @@ rego-test:
 registry-check:
 	$(OPA) eval --fail-defined $(addprefix -d ,$(REGO)) -d bundles/registry --format pretty 'data.geoscope.registry.violations[v]'
 
+# -timeout: the container image test compiles a static binary inside the
+# image build, which takes minutes on a cold build cache.
 gotest:
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 ## bench: Go benchmarks of the decision path (see docs/benchmarks.md).
 bench:
@@ -68,3 +70,16 @@ bundles:
 ## run: the server on embedded defaults (README's run command).
 run:
 	$(GO) run ./cmd/geoscope serve
+
+## image: the container image, built offline with podman (see Containerfile):
+##   make image [IMAGE=geoscope:dev] [VERSION=...]
+IMAGE   ?= localhost/geoscope:dev
+VERSION ?= $(REVISION)
+image:
+	$(GO) list -deps ./cmd/geoscope >/dev/null # the modules the build needs, into the module cache
+	podman build --isolation chroot --format docker \
+		--build-arg BUILDER_IMAGE=scratch --build-arg GOPROXY=off --build-arg VERSION=$(VERSION) \
+		-v "$$($(GO) env GOROOT):/usr/local/go:ro" \
+		-v "$$($(GO) env GOMODCACHE):/go/pkg/mod:ro" \
+		-v "$$($(GO) env GOCACHE):/root/.cache/go-build" \
+		-f Containerfile -t $(IMAGE) .

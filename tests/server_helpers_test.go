@@ -58,6 +58,8 @@ type serveOpts struct {
 	// ready waits for /ready (bundles, GeoIP database and ledger loaded)
 	// instead of /health (the process serves) at start and restart.
 	ready bool
+	// env is added to the process's environment.
+	env []string
 }
 
 // serverProc is a `geoscope serve` process. It can be signalled, and
@@ -159,7 +161,7 @@ func newServerProc(t *testing.T, bind, addr string, opts serveOpts) *serverProc 
 func (p *serverProc) launch() error {
 	p.t.Helper()
 	cmd := exec.Command(geoscopeBin, append([]string{"serve", "--addr", p.bind}, p.opts.args...)...)
-	cmd.Env = append(os.Environ(), "GEOSCOPE_DATA_DIR="+p.dataDir)
+	cmd.Env = append(append(os.Environ(), "GEOSCOPE_DATA_DIR="+p.dataDir), p.opts.env...)
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("starting geoscope serve: %v", err)

@@ -6,6 +6,11 @@ package main
 import (
 	"os"
 
+	// Root certificates compiled in, used only where the system has none:
+	// the container image is FROM scratch, and must still verify a bundle
+	// service or PostgreSQL server over TLS.
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"github.com/geoscope/geoscope/internal/cli"
 )
 

@@ -155,8 +155,11 @@ func (b *sqlBackend) reset() {
 	}
 }
 
-func (b *sqlBackend) rebind(q string) string {
-	if b.dialect != "postgres" {
+func (b *sqlBackend) rebind(q string) string { return rebind(b.dialect, q) }
+
+// rebind turns the statements' "?" placeholders into PostgreSQL's $n.
+func rebind(dialect, q string) string {
+	if dialect != "postgres" {
 		return q
 	}
 	var sb strings.Builder
@@ -188,7 +191,7 @@ func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	insDecision, err := tx.PrepareContext(ctx, b.rebind(`INSERT INTO ledger_decisions
-		(decision_id, decided_at, kind, meeting_id, allow_join, entry) VALUES (?, ?, ?, ?, ?, ?)
+		(decision_id, decided_at, kind, meeting_id, allow_join, entry, replica) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (decision_id) DO NOTHING`))
 	if err != nil {
 		return err
@@ -205,7 +208,7 @@ func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte
 			allow = boolInt(*e.AllowJoin)
 		}
 		at := e.Time.UnixNano()
-		if _, err := insDecision.ExecContext(ctx, e.DecisionID, at, e.Kind, e.MeetingID, allow, string(raws[i])); err != nil {
+		if _, err := insDecision.ExecContext(ctx, e.DecisionID, at, e.Kind, e.MeetingID, allow, string(raws[i]), e.Replica); err != nil {
 			return err
 		}
 		for _, o := range e.Orders {
@@ -264,11 +267,23 @@ func (b *sqlBackend) close() error {
 	return err
 }
 
+// migration is one step of the schema.
+type migration struct {
+	sql string
+	// compatibleFrom is the oldest schema version whose code still reads
+	// and writes the ledger correctly once this step is applied: a step
+	// that only adds what older code ignores (a column with a default, a
+	// table, an index) names the version before it, so replicas of the
+	// previous release keep working, and may restart, while a rolling
+	// upgrade migrates under them. 0 means only code that knows this step.
+	compatibleFrom int
+}
+
 // migrations are applied in order, each once, recorded in
 // ledger_migrations. Never edit an applied migration; add a new one.
-var migrations = []string{
+var migrations = []migration{
 	// 1: decisions, the orders they cite, aggregate counts.
-	`CREATE TABLE ledger_decisions (
+	{sql: `CREATE TABLE ledger_decisions (
 		decision_id TEXT PRIMARY KEY,
 		decided_at  BIGINT NOT NULL,
 		kind        TEXT NOT NULL,
@@ -293,8 +308,21 @@ var migrations = []string{
 		order_ids  TEXT NOT NULL,
 		n          BIGINT NOT NULL,
 		PRIMARY KEY (day, kind, meeting_id, order_ids)
-	);`,
+	);`},
+	// 2: the replica that decided each entry; each later step records how
+	// far back it stays compatible. Code of schema 1 inserts without the
+	// column and gets ''; it cannot read compatible_from, though, so it
+	// refuses to start on this schema (see docs/operations.md, upgrades).
+	{sql: `ALTER TABLE ledger_decisions ADD COLUMN replica TEXT NOT NULL DEFAULT '';
+	ALTER TABLE ledger_migrations ADD COLUMN compatible_from INTEGER`, compatibleFrom: 1},
 }
+
+// SchemaVersion is the ledger schema version this code migrates to.
+func SchemaVersion() int { return len(migrations) }
+
+// compatColumnSince is the migration that added
+// ledger_migrations.compatible_from.
+const compatColumnSince = 2
 
 func migrate(ctx context.Context, db *sql.DB, dialect string) error {
 	tx, err := db.BeginTx(ctx, nil)
@@ -316,10 +344,11 @@ func migrate(ctx context.Context, db *sql.DB, dialect string) error {
 		return err
 	}
 	if current > len(migrations) {
-		return fmt.Errorf("%w: the ledger schema is at version %d, newer than this geoscope (%d)", ErrConfig, current, len(migrations))
+		return newerSchema(ctx, tx, current)
 	}
 	for v := current + 1; v <= len(migrations); v++ {
-		for _, stmt := range strings.Split(migrations[v-1], ";") {
+		m := migrations[v-1]
+		for _, stmt := range strings.Split(m.sql, ";") {
 			if strings.TrimSpace(stmt) == "" {
 				continue
 			}
@@ -327,15 +356,33 @@ func migrate(ctx context.Context, db *sql.DB, dialect string) error {
 				return fmt.Errorf("migration %d: %w", v, err)
 			}
 		}
-		q := `INSERT INTO ledger_migrations (version, applied_at) VALUES (?, ?)`
-		if dialect == "postgres" {
-			q = `INSERT INTO ledger_migrations (version, applied_at) VALUES ($1, $2)`
+		q, args := `INSERT INTO ledger_migrations (version, applied_at) VALUES (?, ?)`, []any{v, time.Now().UnixNano()}
+		if v >= compatColumnSince {
+			var from any // NULL: only code that knows this step
+			if m.compatibleFrom > 0 {
+				from = m.compatibleFrom
+			}
+			q, args = `INSERT INTO ledger_migrations (version, applied_at, compatible_from) VALUES (?, ?, ?)`, append(args, from)
 		}
-		if _, err := tx.ExecContext(ctx, q, v, time.Now().UnixNano()); err != nil {
+		if _, err := tx.ExecContext(ctx, rebind(dialect, q), args...); err != nil {
 			return err
 		}
 	}
 	return tx.Commit()
+}
+
+// newerSchema decides about a schema at version current, newer than this
+// code: usable when every step this code does not know declares itself
+// compatible with this code's version, a configuration error otherwise.
+func newerSchema(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, current int) error {
+	var oldest int
+	err := q.QueryRowContext(ctx, fmt.Sprintf(`SELECT COALESCE(MAX(COALESCE(compatible_from, version)), 0) FROM ledger_migrations WHERE version > %d`, len(migrations))).Scan(&oldest)
+	if err == nil && oldest <= len(migrations) {
+		return nil
+	}
+	return fmt.Errorf("%w: the ledger schema is at version %d, newer than this geoscope (%d), and not compatible with it", ErrConfig, current, len(migrations))
 }
 
 // checkSchema is migrate for readers: it changes nothing and fails unless
@@ -349,7 +396,7 @@ func checkSchema(ctx context.Context, db *sql.DB, _ string) error {
 	case current == 0:
 		return fmt.Errorf("%w: the ledger holds no schema", ErrConfig)
 	case current > len(migrations):
-		return fmt.Errorf("%w: the ledger schema is at version %d, newer than this geoscope (%d)", ErrConfig, current, len(migrations))
+		return newerSchema(ctx, db, current)
 	}
 	return nil
 }

@@ -34,6 +34,9 @@ type Entry struct {
 	Bundles       map[string]string `json:"bundles"`
 	Geo           decision.Geo      `json:"geo"`
 	EngineVersion string            `json:"engine_version"`
+	// Replica names the geoscope process that decided (Config.Replica).
+	// Entries recorded before replicas were named have none.
+	Replica string `json:"replica,omitempty"`
 }
 
 // Kinds of entries.
@@ -115,7 +118,7 @@ func (p *Pseudonymizer) of(kind, id string) string {
 // newEntry builds the entry for a record. Free text (reasons written by the
 // guard or the policy) may name people; every id the request carried, and
 // every id an action named, is replaced there by its pseudonym.
-func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion string) *Entry {
+func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string) *Entry {
 	d := r.Decision
 	account := p.Account(r.AccountID)
 	scrub := newScrubber(r, p)
@@ -134,6 +137,7 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion string) *Entry {
 		Bundles:       d.Bundles,
 		Geo:           d.Geo,
 		EngineVersion: engineVersion,
+		Replica:       replica,
 	}
 	if r.Admission {
 		e.Kind = KindAdmission

@@ -57,6 +57,10 @@ type Config struct {
 	KeyFile string
 	// EngineVersion is written into every entry.
 	EngineVersion string
+	// Replica names the process that decides, written into every entry so
+	// that a ledger shared by many replicas shows who decided what. Empty:
+	// DefaultReplica(). See ValidReplica for what a name may hold.
+	Replica string
 	// FlushInterval is how often aggregate counts are written.
 	FlushInterval time.Duration
 	// MaxBatch bounds one group commit.
@@ -118,6 +122,14 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if !cfg.ReadOnly {
+		if cfg.Replica == "" {
+			cfg.Replica = DefaultReplica()
+		}
+		if err := ValidReplica(cfg.Replica); err != nil {
+			return nil, fmt.Errorf("%w: --replica-id: %v", ErrConfig, err)
+		}
+	}
 	var key []byte
 	if cfg.ReadOnly {
 		// Reading needs no pseudonyms; a random key keeps the
@@ -170,7 +182,7 @@ func (l *Ledger) Record(ctx context.Context, r *engine.Record) error {
 		l.count(r)
 		return nil
 	}
-	e := newEntry(r, l.pseudo, l.cfg.EngineVersion)
+	e := newEntry(r, l.pseudo, l.cfg.EngineVersion, l.cfg.Replica)
 	raw, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("%w: encoding entry: %v", ErrUnavailable, err)

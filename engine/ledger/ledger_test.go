@@ -589,8 +589,8 @@ func TestMigrationsIdempotent(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if n := b.count(t, `SELECT count(*) FROM ledger_migrations`); n != 1 {
-			t.Errorf("%d rows in ledger_migrations after three opens, want 1", n)
+		if n := b.count(t, `SELECT count(*) FROM ledger_migrations`); n != ledger.SchemaVersion() {
+			t.Errorf("%d rows in ledger_migrations after three opens, want %d", n, ledger.SchemaVersion())
 		}
 		if n := b.count(t, `SELECT count(*) FROM ledger_decisions`); n != 3 {
 			t.Errorf("%d entries after three opens, want 3", n)
@@ -630,8 +630,8 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 				t.Errorf("replica %d: %v", i, err)
 			}
 		}
-		if n := b.count(t, `SELECT count(*) FROM ledger_migrations`); n != 1 {
-			t.Errorf("%d rows in ledger_migrations, want 1", n)
+		if n := b.count(t, `SELECT count(*) FROM ledger_migrations`); n != ledger.SchemaVersion() {
+			t.Errorf("%d rows in ledger_migrations, want %d", n, ledger.SchemaVersion())
 		}
 		if n := b.count(t, `SELECT count(*) FROM ledger_decisions`); n != replicas {
 			t.Errorf("%d entries, want %d", n, replicas)

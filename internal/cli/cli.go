@@ -56,7 +56,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(decideCommand(), geoipCommand(), serveCommand(), ledgerCommand(), reportCommand())
+	root.AddCommand(decideCommand(), geoipCommand(), serveCommand(), ledgerCommand(), reportCommand(), probeCommand())
 
 	err := root.Execute()
 	if err == nil {

@@ -17,24 +17,47 @@ import (
 // ledgerFlags select the ledger of serve, decide and ledger export.
 type ledgerFlags struct {
 	url, dataDir, keyFile string
+	replica               string // serve only: registerReplica
+	flags                 *pflag.FlagSet
 }
 
 // ledgerOff disables the ledger (benchmarks, throwaway runs).
 const ledgerOff = "off"
 
+// envLedger supplies --ledger when the flag is not given, so that a
+// PostgreSQL URL holding a password can come from a secret without
+// appearing in the command line. It is not shown as the flag's default.
+const envLedger = "GEOSCOPE_LEDGER"
+
 func (l *ledgerFlags) register(f *pflag.FlagSet) {
+	l.flags = f
 	dataDir := os.Getenv("GEOSCOPE_DATA_DIR")
 	if dataDir == "" {
 		dataDir = ledger.DefaultDataDir
 	}
-	f.StringVar(&l.url, "ledger", "sqlite", "ledger backend: sqlite (in --data-dir), a postgres:// URL, or off (no durable record: for benchmarks only)")
+	f.StringVar(&l.url, "ledger", "sqlite", "ledger backend: sqlite (in --data-dir), a postgres:// URL, or off (no durable record: for benchmarks only) (env "+envLedger+")")
 	f.StringVar(&l.dataDir, "data-dir", dataDir, "`DIR` for the SQLite ledger and the generated ledger key (env GEOSCOPE_DATA_DIR)")
 	f.StringVar(&l.keyFile, "ledger-key-file", "", "pseudonymization key `FILE` (32+ bytes, raw or hex; default: generated into --data-dir)")
+}
+
+// registerReplica adds --replica-id, for commands that record.
+func (l *ledgerFlags) registerReplica(f *pflag.FlagSet) {
+	f.StringVar(&l.replica, "replica-id", "", "`NAME` of this replica, recorded in every ledger entry (default: the host name, which is the pod name under Kubernetes)")
+}
+
+// resolve applies GEOSCOPE_LEDGER when --ledger was not given.
+func (l *ledgerFlags) resolve() {
+	if l.flags != nil && !l.flags.Changed("ledger") {
+		if v := os.Getenv(envLedger); v != "" {
+			l.url = v
+		}
+	}
 }
 
 // openReader opens an existing ledger for reading: it creates no file and
 // no key.
 func (l *ledgerFlags) openReader(ctx context.Context, log *slog.Logger) (*ledger.Ledger, error) {
+	l.resolve()
 	if l.url == ledgerOff {
 		return nil, usageError{errors.New("--ledger off: there is no ledger to read")}
 	}
@@ -43,11 +66,12 @@ func (l *ledgerFlags) openReader(ctx context.Context, log *slog.Logger) (*ledger
 
 // open opens the ledger, or returns nil when it is off.
 func (l *ledgerFlags) open(ctx context.Context, log *slog.Logger) (*ledger.Ledger, error) {
+	l.resolve()
 	if l.url == ledgerOff {
 		log.Warn("the ledger is off: decisions are answered without a durable record")
 		return nil, nil
 	}
-	return ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, EngineVersion: Version, Logger: log})
+	return ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, EngineVersion: Version, Replica: l.replica, Logger: log})
 }
 
 func ledgerCommand() *cobra.Command {

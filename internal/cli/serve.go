@@ -122,6 +122,7 @@ included: debug logging is for authoring, not for production.`,
 	registerPhoneFlag(f, &phones)
 	keys.register(f)
 	ledgers.register(f)
+	ledgers.registerReplica(f)
 	return cmd
 }
 
