@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -34,7 +35,14 @@ type Source struct {
 // "policies"). Test files (*_test.rego) are skipped: they belong to CI, not
 // to the running decision point.
 func LoadPath(path string, opts LoadOptions) (Source, error) {
-	b, err := newLoader(opts).AsBundle(path)
+	// A symlink to a directory (a Kubernetes volume, a "current" link a
+	// deployment swaps) is read as the directory it points to: OPA's
+	// loader walks a root without following it and would find no file.
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return Source{}, fmt.Errorf("%w: bundle %s: %v", ErrBundle, path, unwrapPathError(err))
+	}
+	b, err := newLoader(opts).AsBundle(resolved)
 	if err != nil {
 		if strings.Contains(err.Error(), path) {
 			return Source{}, fmt.Errorf("%w: %v", ErrBundle, err)
@@ -42,6 +50,14 @@ func LoadPath(path string, opts LoadOptions) (Source, error) {
 		return Source{}, fmt.Errorf("%w: bundle %s: %v", ErrBundle, path, err)
 	}
 	return Source{Name: NameFromPath(path), Bundle: b}, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // LoadFS reads a bundle tree from fsys (used for the embedded bundles).

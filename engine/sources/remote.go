@@ -142,7 +142,11 @@ func (s *Sources) onBundleStatus(st bundleplugin.Status) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.bundleFailed(&Failure{At: time.Now().UTC(), Error: fmt.Sprintf("bundle %q: %s", st.Name, strings.TrimPrefix(msg, "; "))})
-	s.log.Error("bundle rejected; keeping the active snapshot", "bundle", st.Name, "code", st.Code, "error", s.status.BundleError.Error)
+	if s.eng.Policy() != nil {
+		s.log.Error("bundle rejected; keeping the active snapshot", "bundle", st.Name, "code", st.Code, "error", s.status.BundleError.Error)
+	} else {
+		s.log.Error("bundle rejected; none is active, so nothing is decided (not ready) until a version loads", "bundle", st.Name, "code", st.Code, "error", s.status.BundleError.Error)
+	}
 }
 
 // LogDecision hands a decision to OPA's decision log plugin when the OPA

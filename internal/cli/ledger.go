@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -30,6 +31,12 @@ func (l *ledgerFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&l.url, "ledger", "sqlite", "ledger backend: sqlite (in --data-dir), a postgres:// URL, or off (no durable record: for benchmarks only)")
 	f.StringVar(&l.dataDir, "data-dir", dataDir, "`DIR` for the SQLite ledger and the generated ledger key (env GEOSCOPE_DATA_DIR)")
 	f.StringVar(&l.keyFile, "ledger-key-file", "", "pseudonymization key `FILE` (32+ bytes, raw or hex; default: generated into --data-dir)")
+}
+
+// chosen reports whether a ledger flag was given on the command line (the
+// GEOSCOPE_DATA_DIR default alone does not count).
+func (l *ledgerFlags) chosen(f *pflag.FlagSet) bool {
+	return f.Changed("ledger") || f.Changed("data-dir") || f.Changed("ledger-key-file")
 }
 
 // openReader opens an existing ledger for reading: it creates no file and
@@ -71,6 +78,9 @@ func ledgerCommand() *cobra.Command {
 			var err error
 			if q.Since, q.Until, bad, err = ledger.ParseBounds(since, until); err != nil {
 				return usageError{fmt.Errorf("--%s: %w", bad, err)}
+			}
+			if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+				return usageError{fmt.Errorf("--until: the period is empty: --since %s must be before --until %s", q.Since.Format(time.RFC3339), q.Until.Format(time.RFC3339))}
 			}
 			q.Order, q.Authority = order, auth
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
