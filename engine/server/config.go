@@ -31,8 +31,9 @@ type Config struct {
 	PublicReport bool
 	// TLSCert and TLSKey enable TLS; both or neither.
 	TLSCert, TLSKey string
-	// Version is reported by /v1/status.
-	Version string
+	// Version and Revision (the build's commit) are reported by
+	// /v1/status.
+	Version, Revision string
 }
 
 // Defaults.

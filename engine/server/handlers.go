@@ -37,6 +37,7 @@ func (s *Server) ready(c *gin.Context) {
 // statusResponse is GET /v1/status.
 type statusResponse struct {
 	Version       string         `json:"version"`
+	Revision      string         `json:"revision,omitempty"`
 	Ready         bool           `json:"ready"`
 	NotReady      string         `json:"not_ready,omitempty"`
 	UptimeSeconds float64        `json:"uptime_seconds"`
@@ -48,6 +49,7 @@ func (s *Server) status(c *gin.Context) {
 	ready, why := s.src.Ready()
 	resp := statusResponse{
 		Version:       s.cfg.Version,
+		Revision:      s.cfg.Revision,
 		Ready:         ready,
 		NotReady:      why,
 		UptimeSeconds: time.Since(s.started).Seconds(),

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/internal/buildinfo"
 )
 
 // ledgerFlags select the ledger of serve, decide and ledger export.
@@ -54,7 +55,7 @@ func (l *ledgerFlags) open(ctx context.Context, log *slog.Logger) (*ledger.Ledge
 		log.Warn("the ledger is off: decisions are answered without a durable record")
 		return nil, nil
 	}
-	return ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, EngineVersion: Version, Logger: log})
+	return ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, EngineVersion: buildinfo.Version(), Logger: log})
 }
 
 func ledgerCommand() *cobra.Command {

@@ -14,6 +14,7 @@ import (
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/server"
 	"github.com/geoscope/geoscope/engine/sources"
+	"github.com/geoscope/geoscope/internal/buildinfo"
 )
 
 func serveCommand() *cobra.Command {
@@ -38,14 +39,22 @@ without authentication (loopback only). Listening on any other address needs
 
 The GeoIP database file and bundle directories are watched: a replaced file
 is loaded and swapped in; one that fails to load is rejected and the last
-good version keeps answering (see GET /v1/status).`,
+good version keeps answering (see GET /v1/status). SIGHUP, like
+POST /v1/admin/reload, reloads every source now (remote bundles are
+downloaded again). SIGINT and SIGTERM shut down gracefully.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// SIGHUP reloads; caught from the start so that one arriving
+			// during startup does not end the process.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			log, err := newLogger(cmd, logLevel)
 			if err != nil {
 				return err
 			}
-			cfg.Version = Version
+			bi := buildinfo.Read()
+			cfg.Version, cfg.Revision = bi.Version(), bi.Revision
 			scfg := sources.Config{Bundles: bundles, GeoIPDB: geoPath, OPAConfig: opaConfig, Logger: log}
 			var src *sources.Sources
 			if err := keys.apply(&scfg); err != nil {
@@ -85,6 +94,7 @@ good version keeps answering (see GET /v1/status).`,
 			if err := src.Watch(ctx); err != nil {
 				return err
 			}
+			go reloadOnHangup(ctx, hup, src, log)
 			return srv.Run(ctx)
 		},
 	}
@@ -116,4 +126,29 @@ func newLogger(cmd *cobra.Command, level string) (*slog.Logger, error) {
 		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
 	}
 	return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: l})), nil
+}
+
+// reloadOnHangup reloads every source on SIGHUP, as POST /v1/admin/reload
+// does, and logs what happened: a rejected version leaves the active one
+// answering.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, src *sources.Sources, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: reloading the bundles and the GeoIP database")
+			err := src.Reload(ctx)
+			st := src.Status()
+			revisions := map[string]string{}
+			for _, b := range st.Bundles {
+				revisions[b.Name] = b.Revision
+			}
+			if err != nil {
+				log.Error("SIGHUP reload rejected a version; the active ones keep answering", "error", err.Error(), "revisions", revisions)
+				continue
+			}
+			log.Info("SIGHUP reload done", "revisions", revisions)
+		}
+	}
 }
