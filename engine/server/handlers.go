@@ -111,8 +111,14 @@ func (s *Server) admission(c *gin.Context) {
 	}
 	d, ok := s.run(c, "/v1/admission", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Admit(ctx, req) })
 	if ok {
-		c.JSON(http.StatusOK, decision.Admission{DecisionID: d.DecisionID, Allow: *d.AllowJoin, Actions: d.Actions, OrderIDs: d.OrderIDs, Bundles: d.Bundles})
+		c.JSON(http.StatusOK, admissionAnswer(d))
 	}
+}
+
+// admissionAnswer is the part of an admission decision a meeting server
+// needs.
+func admissionAnswer(d *decision.Decision) decision.Admission {
+	return decision.Admission{DecisionID: d.DecisionID, Allow: *d.AllowJoin, Actions: d.Actions, OrderIDs: d.OrderIDs, Bundles: d.Bundles}
 }
 
 // run decides under the evaluation deadline and records metrics.

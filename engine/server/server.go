@@ -138,9 +138,14 @@ func (s *Server) routes() *gin.Engine {
 	r.RedirectFixedPath = false
 	r.Use(s.requestID, s.accessLog, s.recoverPanic)
 	r.NoRoute(func(c *gin.Context) {
+		if isDataPath(c.Request.URL.Path) {
+			dataNotFound(c)
+			return
+		}
 		abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound, Message: "no such endpoint: " + c.Request.URL.Path})
 	})
 	r.NoMethod(func(c *gin.Context) {
+		c.Set(ctxOPAErrors, isDataPath(c.Request.URL.Path))
 		abort(c, http.StatusMethodNotAllowed, apiError{Code: apierror.MethodNotAllowed, Message: c.Request.Method + " is not allowed on " + c.Request.URL.Path})
 	})
 
@@ -164,6 +169,8 @@ func (s *Server) routes() *gin.Engine {
 	decide := s.requireScope(ScopeDecide, false)
 	r.POST("/v1/decisions", decide, s.decisions)
 	r.POST("/v1/admission", decide, s.admission)
+	r.POST(DataDecisionPath, opaErrors, decide, s.dataDecision)
+	r.POST(DataAdmissionPath, opaErrors, decide, s.dataAdmission)
 	return r
 }
 
