@@ -60,6 +60,10 @@ type Record struct {
 	// when such an action was granted, so the audit trail can show that
 	// nobody outside was affected.
 	Reached map[string]int
+	// Facts are what the decision was made on: located countries, the
+	// host and the joining participant, the orders (read by the decision
+	// log, which logs them pseudonymized).
+	Facts *guard.Facts
 }
 
 // UnknownCountry is the Record.Reached key for people whose location is
@@ -203,6 +207,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		Admission:    admission,
 		Participants: req.Meeting.Participants,
 		Joining:      req.Joining,
+		Facts:        facts,
 	}
 	if slices.ContainsFunc(actions, func(a decision.Action) bool {
 		return a.Type == decision.EndMeeting || a.Type == decision.SuspendAccount

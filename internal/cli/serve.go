@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,9 +10,12 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/spf13/cobra"
 
 	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/decisionlog"
+	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/server"
 	"github.com/geoscope/geoscope/engine/sources"
 	"github.com/geoscope/geoscope/internal/buildinfo"
@@ -69,10 +73,18 @@ downloaded again). SIGINT and SIGTERM shut down gracefully.`,
 			if err != nil {
 				return err
 			}
-			opts := []engine.Option{engine.WithDecisionLog(func(ctx context.Context, r *engine.Record) { src.LogDecision(ctx, r) })}
+			var opts []engine.Option
+			pseudo, err := decisionLogPseudonyms(led, opaConfig != "", log)
+			if err != nil {
+				return err
+			}
 			if led != nil {
 				defer led.Close()
 				opts = append(opts, engine.WithRecorder(led))
+			}
+			if opaConfig != "" {
+				dl := decisionlog.New(func() *plugins.Manager { return src.Manager() }, pseudo, log)
+				opts = append(opts, engine.WithDecisionLog(dl.Log))
 			}
 			eng := engine.New(opts...)
 			src = sources.New(scfg, eng)
@@ -151,4 +163,22 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, src *sources.Sour
 			log.Info("SIGHUP reload done", "revisions", revisions)
 		}
 	}
+}
+
+// decisionLogPseudonyms is the pseudonymizer of the decision logs: the
+// ledger's, so that a person's pseudonym is the same in both. With the
+// ledger off there is no ledger key; a key of this process's own keeps the
+// logs free of ids, at the price of pseudonyms that match nothing else.
+func decisionLogPseudonyms(led *ledger.Ledger, opa bool, log *slog.Logger) (*ledger.Pseudonymizer, error) {
+	if led != nil {
+		return led.Pseudonymizer(), nil
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if opa {
+		log.Warn("the ledger is off: decision logs carry pseudonyms under a key of this process only, which match no ledger")
+	}
+	return ledger.NewPseudonymizer(key), nil
 }
