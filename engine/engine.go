@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/geo"
@@ -83,6 +84,7 @@ type Engine struct {
 	recordTimeout time.Duration
 	logs          func(context.Context, *Record)
 	now           func() time.Time
+	tracer        trace.Tracer
 }
 
 // Option configures an Engine.
@@ -151,9 +153,11 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	}
 
 	// Locate: every address becomes a located country, or unknown.
+	_, end := e.stage(ctx, "locate")
 	facts := locate(db, req)
 	facts.Orders = ordersUnderEvaluation(snap.Registry(), req)
 	facts.Authorities = snap.Registry().Authorities
+	end(nil)
 
 	// Evaluate. With no order under evaluation the guard would drop
 	// whatever a policy returned, so the policy is not consulted; this keeps
@@ -164,15 +168,19 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		if admission {
 			eval = snap.EvalAdmission
 		}
+		ectx, end := e.stage(ctx, "evaluate")
 		var err error
-		if out, err = eval(ctx, policyInput(req, facts)); err != nil {
+		out, err = eval(ectx, policyInput(req, facts))
+		if end(err); err != nil {
 			return nil, err
 		}
 	}
 
 	// Guard: the policy's actions are re-checked against the facts.
+	_, end = e.stage(ctx, "guard")
 	actions, blocked := guard.Check(facts, out.Actions)
 	refused := guard.Refusals(facts, out.Refused)
+	end(nil)
 
 	info := db.Info()
 	d := &decision.Decision{
@@ -216,7 +224,9 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	}
 	if e.recorder != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.recordTimeout)
+		rctx, end := e.stage(rctx, "record")
 		err := e.recorder.Record(rctx, rec)
+		end(err)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("recording decision %s: %w", d.DecisionID, err)

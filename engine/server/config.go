@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures the HTTP server. Zero values take the defaults below.
@@ -34,6 +36,8 @@ type Config struct {
 	// Version and Revision (the build's commit) are reported by
 	// /v1/status.
 	Version, Revision string
+	// TracerProvider traces every request (nil: no tracing).
+	TracerProvider trace.TracerProvider
 }
 
 // Defaults.

@@ -103,12 +103,14 @@ type dataResponse struct {
 }
 
 func (s *Server) dataDecision(c *gin.Context) {
+	decoded := s.decodeSpan(c)
 	raw, ok := s.dataInput(c)
 	if !ok {
+		decoded(false)
 		return
 	}
 	req, err := input.Decode(raw, input.Limits{MaxParticipants: s.cfg.MaxParticipants})
-	if err != nil {
+	if decoded(err == nil); err != nil {
 		abortWith(c, withinInput(err))
 		return
 	}
@@ -119,12 +121,14 @@ func (s *Server) dataDecision(c *gin.Context) {
 }
 
 func (s *Server) dataAdmission(c *gin.Context) {
+	decoded := s.decodeSpan(c)
 	raw, ok := s.dataInput(c)
 	if !ok {
+		decoded(false)
 		return
 	}
 	req, err := input.DecodeAdmission(raw)
-	if err != nil {
+	if decoded(err == nil); err != nil {
 		abortWith(c, withinInput(err))
 		return
 	}

@@ -84,12 +84,14 @@ type reloadResponse struct {
 }
 
 func (s *Server) decisions(c *gin.Context) {
+	decoded := s.decodeSpan(c)
 	raw, ok := s.body(c)
 	if !ok {
+		decoded(false)
 		return
 	}
 	req, err := input.Decode(raw, input.Limits{MaxParticipants: s.cfg.MaxParticipants})
-	if err != nil {
+	if decoded(err == nil); err != nil {
 		abortWith(c, err)
 		return
 	}
@@ -100,12 +102,14 @@ func (s *Server) decisions(c *gin.Context) {
 }
 
 func (s *Server) admission(c *gin.Context) {
+	decoded := s.decodeSpan(c)
 	raw, ok := s.body(c)
 	if !ok {
+		decoded(false)
 		return
 	}
 	req, err := input.DecodeAdmission(raw)
-	if err != nil {
+	if decoded(err == nil); err != nil {
 		abortWith(c, err)
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/engine/server"
 	"github.com/geoscope/geoscope/engine/sources"
+	"github.com/geoscope/geoscope/engine/tracing"
 	"github.com/geoscope/geoscope/internal/buildinfo"
 )
 
@@ -76,7 +77,7 @@ func exitCode(err error) int {
 		errors.Is(err, policy.ErrBundle), errors.Is(err, policy.ErrRegistry),
 		errors.Is(err, geo.ErrUnreadable), errors.Is(err, geo.ErrWrongType),
 		errors.Is(err, errReadInput), errors.Is(err, server.ErrConfig), errors.Is(err, sources.ErrConfig),
-		errors.Is(err, ledger.ErrConfig):
+		errors.Is(err, ledger.ErrConfig), errors.Is(err, tracing.ErrConfig):
 		return ExitBadInput
 	}
 	return ExitFailure

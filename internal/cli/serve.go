@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/server"
 	"github.com/geoscope/geoscope/engine/sources"
+	"github.com/geoscope/geoscope/engine/tracing"
 	"github.com/geoscope/geoscope/internal/buildinfo"
 )
 
@@ -69,6 +71,10 @@ downloaded again). SIGINT and SIGTERM shut down gracefully.`,
 			if err := errors.Join(cfg.Validate(), scfg.Validate()); err != nil {
 				return err
 			}
+			traces, err := tracingConfig(opaConfig)
+			if err != nil {
+				return err
+			}
 			led, err := ledgers.open(cmd.Context(), log)
 			if err != nil {
 				return err
@@ -85,6 +91,23 @@ downloaded again). SIGINT and SIGTERM shut down gracefully.`,
 			if opaConfig != "" {
 				dl := decisionlog.New(func() *plugins.Manager { return src.Manager() }, pseudo, log)
 				opts = append(opts, engine.WithDecisionLog(dl.Log))
+			}
+			tp, err := tracing.Start(cmd.Context(), traces, cfg.Version)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				// Flush the spans still batched.
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := tp.Shutdown(ctx); err != nil {
+					log.Warn("spans not exported at shutdown", "error", err.Error())
+				}
+			}()
+			if traces.Enabled() {
+				log.Info("exporting OpenTelemetry spans", "type", traces.Type, "address", traces.Address)
+				cfg.TracerProvider = tp
+				opts = append(opts, engine.WithTracerProvider(tp))
 			}
 			eng := engine.New(opts...)
 			src = sources.New(scfg, eng)
@@ -181,4 +204,17 @@ func decisionLogPseudonyms(led *ledger.Ledger, opa bool, log *slog.Logger) (*led
 		log.Warn("the ledger is off: decision logs carry pseudonyms under a key of this process only, which match no ledger")
 	}
 	return ledger.NewPseudonymizer(key), nil
+}
+
+// tracingConfig reads the distributed_tracing block of the OPA
+// configuration file, if one is given.
+func tracingConfig(path string) (*tracing.Config, error) {
+	if path == "" {
+		return &tracing.Config{}, nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --config: %v", sources.ErrConfig, err)
+	}
+	return tracing.FromOPAConfig(raw)
 }
