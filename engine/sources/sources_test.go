@@ -738,3 +738,36 @@ func TestBundleDirectorySymlink(t *testing.T) {
 		t.Errorf("reg-2 and its order must stay active; status %+v", src.Status())
 	}
 }
+
+// A first load that fails says that nothing is active, not that an active
+// version is kept; the next good version makes the engine ready.
+func TestFirstLoadFailureLogged(t *testing.T) {
+	ctx := context.Background()
+	regDir := filepath.Join(t.TempDir(), "registry")
+	writeTree(t, regDir, with(registryFiles("reg-1"), "orders/data.json", `{"broken":`))
+	badGeo := filepath.Join(t.TempDir(), "geo.mmdb")
+	if err := os.WriteFile(badGeo, []byte("not a database"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := newLogFile(t)
+	eng := engine.New()
+	src := New(Config{Bundles: []string{policyDir, regDir}, GeoIPDB: badGeo, Logger: slog.New(slog.NewJSONHandler(logs, nil))}, eng)
+	if err := src.Load(ctx); err == nil {
+		t.Fatal("Load succeeded with a broken registry and database")
+	}
+	out := logs.String()
+	for _, want := range []string{
+		"bundles rejected; none is active, so nothing is decided (not ready) until a version loads",
+		"GeoIP database rejected; none is active, so nothing is decided (not ready) until one loads",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "keeping the active") {
+		t.Errorf("the log claims an active version is kept although none is:\n%s", out)
+	}
+	if ok, _ := src.Ready(); ok {
+		t.Error("ready without a policy or database")
+	}
+}
