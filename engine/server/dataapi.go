@@ -106,14 +106,16 @@ func (s *Server) dataDecision(c *gin.Context) {
 	decoded := s.decodeSpan(c)
 	raw, ok := s.dataInput(c)
 	if !ok {
-		decoded(false)
+		decoded()
 		return
 	}
 	req, err := input.Decode(raw, input.Limits{MaxParticipants: s.cfg.MaxParticipants})
-	if decoded(err == nil); err != nil {
+	if err != nil {
 		abortWith(c, withinInput(err))
+		decoded()
 		return
 	}
+	decoded()
 	d, ok := s.run(c, DataDecisionPath, func(ctx context.Context) (*decision.Decision, error) { return s.eng.Decide(ctx, req) })
 	if ok {
 		s.dataAnswer(c, dataResponse{DecisionID: d.DecisionID, Result: d})
@@ -124,14 +126,16 @@ func (s *Server) dataAdmission(c *gin.Context) {
 	decoded := s.decodeSpan(c)
 	raw, ok := s.dataInput(c)
 	if !ok {
-		decoded(false)
+		decoded()
 		return
 	}
 	req, err := input.DecodeAdmission(raw)
-	if decoded(err == nil); err != nil {
+	if err != nil {
 		abortWith(c, withinInput(err))
+		decoded()
 		return
 	}
+	decoded()
 	d, ok := s.run(c, DataAdmissionPath, func(ctx context.Context) (*decision.Decision, error) { return s.eng.Admit(ctx, req) })
 	if ok {
 		s.dataAnswer(c, dataResponse{DecisionID: d.DecisionID, Result: admissionAnswer(d)})

@@ -87,14 +87,16 @@ func (s *Server) decisions(c *gin.Context) {
 	decoded := s.decodeSpan(c)
 	raw, ok := s.body(c)
 	if !ok {
-		decoded(false)
+		decoded()
 		return
 	}
 	req, err := input.Decode(raw, input.Limits{MaxParticipants: s.cfg.MaxParticipants})
-	if decoded(err == nil); err != nil {
+	if err != nil {
 		abortWith(c, err)
+		decoded()
 		return
 	}
+	decoded()
 	d, ok := s.run(c, "/v1/decisions", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Decide(ctx, req) })
 	if ok {
 		c.JSON(http.StatusOK, d)
@@ -105,14 +107,16 @@ func (s *Server) admission(c *gin.Context) {
 	decoded := s.decodeSpan(c)
 	raw, ok := s.body(c)
 	if !ok {
-		decoded(false)
+		decoded()
 		return
 	}
 	req, err := input.DecodeAdmission(raw)
-	if decoded(err == nil); err != nil {
+	if err != nil {
 		abortWith(c, err)
+		decoded()
 		return
 	}
+	decoded()
 	d, ok := s.run(c, "/v1/admission", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Admit(ctx, req) })
 	if ok {
 		c.JSON(http.StatusOK, admissionAnswer(d))

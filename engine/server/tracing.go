@@ -55,12 +55,13 @@ func (s *Server) traceRequest(c *gin.Context) {
 }
 
 // decodeSpan opens the span of the decode stage (reading the body and
-// validating the request); the returned function ends it.
-func (s *Server) decodeSpan(c *gin.Context) func(ok bool) {
+// validating the request); the returned function ends it, failed when the
+// request was refused.
+func (s *Server) decodeSpan(c *gin.Context) func() {
 	_, span := s.spans.Start(c.Request.Context(), "decode")
-	return func(ok bool) {
-		if !ok {
-			span.SetStatus(codes.Error, c.GetString(ctxErrorCode))
+	return func() {
+		if code := c.GetString(ctxErrorCode); code != "" {
+			span.SetStatus(codes.Error, code)
 		}
 		span.End()
 	}
