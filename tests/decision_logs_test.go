@@ -121,6 +121,7 @@ func TestDecisionLogs(t *testing.T) {
 		"bundles": bundles,
 		"decision_logs": map[string]any{
 			"service":   "logs",
+			"console":   true,
 			"reporting": map[string]any{"min_delay_seconds": 1, "max_delay_seconds": 1},
 		},
 	})
@@ -240,7 +241,26 @@ func TestDecisionLogs(t *testing.T) {
 	if len(collector.bad) > 0 {
 		t.Errorf("uploads that do not follow OPA's protocol: %v", collector.bad)
 	}
-	all := collector.raw.String()
+	// console: true prints the same events into geoscope's log, with OPA's
+	// fields prefixed opa_: the revisions filled, nothing identifying.
+	var console map[string]any
+	var consoleLines []byte
+	for _, line := range srv.logLines() {
+		if line["msg"] != "Decision Log" {
+			continue
+		}
+		b, _ := json.Marshal(line)
+		consoleLines = append(consoleLines, b...)
+		if line["opa_decision_id"] == ids["decision"] {
+			console = line
+		}
+	}
+	if console == nil {
+		t.Errorf("no console decision log line for %s", ids["decision"])
+	} else if b, _ := json.Marshal(console["opa_bundles"]); !strings.Contains(string(b), wantRev) || !strings.Contains(string(b), "reg-1") {
+		t.Errorf("console opa_bundles = %s, want the revisions filled", b)
+	}
+	all := collector.raw.String() + string(consoleLines)
 	for _, secret := range []string{"p-cn", "p-hk", "acct-us-b", "acct-us-d", "joiner-cn", "1.0.16.5", "147.8.1.1", "8.8.8.8", "36.110.44.4", "127.0.0.1"} {
 		if strings.Contains(all, secret) {
 			t.Errorf("the uploaded decision logs contain %q", secret)
