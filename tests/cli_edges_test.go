@@ -130,6 +130,10 @@ func TestDecideRecordsOnlyWhenAsked(t *testing.T) {
 	if _, err := os.Stat(serverData); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("decide touched GEOSCOPE_DATA_DIR %s (%v)", serverData, err)
 	}
+	// --ledger off says the same, silently.
+	if res := runIn(t, dir, env, []byte(validRequest), "decide", "--geoip-db", db, "--ledger", "off"); res.code != 0 || res.stderr != "" {
+		t.Errorf("decide --ledger off: %v", res)
+	}
 
 	// Asked to record, it does, and the entry is exported.
 	ledgerDir := filepath.Join(t.TempDir(), "ledger")

@@ -72,7 +72,8 @@ database (the message on stderr names the field), 1 on other failures.`,
 				log.Warn(w)
 			}
 			var engineOpts []engine.Option
-			if ledgers.chosen(cmd.Flags()) {
+			// --ledger off is what decide does anyway: nothing to warn about.
+			if ledgers.chosen(cmd.Flags()) && ledgers.url != ledgerOff {
 				led, err := ledgers.open(cmd.Context(), log)
 				if err != nil {
 					return err
