@@ -75,6 +75,11 @@ func main() {
 	ctx := context.Background()
 	out := map[string]any{}
 
+	// The embedded document, as the generated code loads it.
+	spec, err := gsclient.GetSwagger()
+	check(err)
+	out["spec_paths"] = len(spec.Paths.Map())
+
 	st, err := c.StatusWithResponse(ctx)
 	check(err)
 	out["status"] = st.StatusCode()
@@ -133,9 +138,10 @@ func check(err error) {
 `
 
 // TestOpenAPIGoClient generates a Go client from the server's
-// /openapi.json with oapi-codegen v2 (the go.mod tool, -generate
-// types,client, every other option at its default) into a temporary
-// module, compiles it, and calls a running server with it.
+// /openapi.json with oapi-codegen v2 (the go.mod tool, with its default
+// options except that the Echo server stub, which is no client and needs
+// Echo, is left out: -generate types,client,spec) into a temporary module,
+// compiles it, and calls a running server with it.
 func TestOpenAPIGoClient(t *testing.T) {
 	root, err := moduleRoot()
 	if err != nil {
@@ -156,7 +162,7 @@ func TestOpenAPIGoClient(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(mod, "gsclient"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	gen := exec.Command("go", "tool", "oapi-codegen", "-package", "gsclient", "-generate", "types,client",
+	gen := exec.Command("go", "tool", "oapi-codegen", "-package", "gsclient", "-generate", "types,client,spec",
 		"-o", filepath.Join(mod, "gsclient", "client.gen.go"), spec)
 	gen.Dir = root
 	if out, err := gen.CombinedOutput(); err != nil {
@@ -199,6 +205,7 @@ func TestOpenAPIGoClient(t *testing.T) {
 		t.Fatalf("the generated client failed: %v\n%s", err, stderr.String())
 	}
 	var got struct {
+		SpecPaths      int      `json:"spec_paths"`
 		Status         int      `json:"status"`
 		Version        string   `json:"version"`
 		Decide         int      `json:"decide"`
@@ -216,6 +223,12 @@ func TestOpenAPIGoClient(t *testing.T) {
 		t.Fatalf("client output %q: %v", raw, err)
 	}
 	t.Logf("generated client: %s", bytes.TrimSpace(raw))
+	var served struct {
+		Paths map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(doc.body, &served); err != nil || got.SpecPaths != len(served.Paths) {
+		t.Errorf("the generated client's embedded document has %d paths, /openapi.json %d (%v)", got.SpecPaths, len(served.Paths), err)
+	}
 	// The decide token may not read the status (admin scope).
 	if got.Status != 403 {
 		t.Errorf("status with a decide token: %d, want 403", got.Status)
