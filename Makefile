@@ -11,8 +11,10 @@ REGO     := policies engine/registry
 
 all: build
 
+## build: the binary, stamped with the module version and git revision
+## (`geoscope version`), whatever GOFLAGS says.
 build:
-	$(GO) build -o bin/geoscope ./cmd/geoscope
+	$(GO) build -buildvcs=auto -o bin/geoscope ./cmd/geoscope
 
 ## test: everything CI checks — go vet, opa fmt/check/test, go test -race.
 test: gofmt vet rego-fmt rego-check rego-test registry-check gotest

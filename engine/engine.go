@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/geo"
@@ -60,6 +61,10 @@ type Record struct {
 	// when such an action was granted, so the audit trail can show that
 	// nobody outside was affected.
 	Reached map[string]int
+	// Facts are what the decision was made on: located countries, the
+	// host and the joining participant, the orders (read by the decision
+	// log, which logs them pseudonymized).
+	Facts *guard.Facts
 }
 
 // UnknownCountry is the Record.Reached key for people whose location is
@@ -82,6 +87,7 @@ type Engine struct {
 	// locatePhones makes a dial-in caller's calling number a location
 	// (see geo.LocatePhone for the trade-off); off by default.
 	locatePhones bool
+	tracer       trace.Tracer
 }
 
 // Option configures an Engine.
@@ -156,10 +162,12 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 
 	// Locate: every address (and, when enabled, every calling number)
 	// becomes a located country, or unknown.
+	_, end := e.stage(ctx, "locate")
 	facts := e.locate(db, req)
 	facts.Orders = ordersUnderEvaluation(snap.Registry(), req)
 	facts.Authorities = snap.Registry().Authorities
 	facts.Admission = admission
+	end(nil)
 
 	// Evaluate. With no order under evaluation the guard would drop
 	// whatever a policy returned, so the policy is not consulted; this keeps
@@ -170,15 +178,19 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		if admission {
 			eval = snap.EvalAdmission
 		}
+		ectx, end := e.stage(ctx, "evaluate")
 		var err error
-		if out, err = eval(ctx, policyInput(req, facts, snap.ReadsParticipants())); err != nil {
+		out, err = eval(ectx, policyInput(req, facts, snap.ReadsParticipants()))
+		if end(err); err != nil {
 			return nil, err
 		}
 	}
 
 	// Guard: the policy's actions are re-checked against the facts.
+	_, end = e.stage(ctx, "guard")
 	actions, blocked := guard.Check(facts, out.Actions)
 	refused := guard.Refusals(facts, out.Refused)
+	end(nil)
 
 	info := db.Info()
 	d := &decision.Decision{
@@ -213,6 +225,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		Admission:    admission,
 		Participants: req.Meeting.Participants,
 		Joining:      req.Joining,
+		Facts:        facts,
 	}
 	if slices.ContainsFunc(actions, func(a decision.Action) bool {
 		return a.Type == decision.EndMeeting || a.Type == decision.SuspendAccount
@@ -221,7 +234,9 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	}
 	if e.recorder != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.recordTimeout)
+		rctx, end := e.stage(rctx, "record")
 		err := e.recorder.Record(rctx, rec)
+		end(err)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("recording decision %s: %w", d.DecisionID, err)

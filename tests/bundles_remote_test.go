@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -421,4 +422,39 @@ func TestBundlesRemoteAdminReload(t *testing.T) {
 			"bundle_error). OPA's bundle Plugin.Trigger returns download errors only for trigger: manual bundles",
 			a.Reloaded, a.Error)
 	}
+}
+
+// SIGHUP reloads as POST /v1/admin/reload does (remote bundles downloaded
+// now; polling is slowed to minutes here), logs what it did, and leaves
+// the server running.
+func TestBundlesSIGHUPReload(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+	bs := newBundleServer(t)
+	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-v1", &key))
+	bs.set("registry.tar.gz", remoteRegistry(t, "v1", &key))
+	cfg := opaConfigPolling(t, bs.URL, remoteToken, nil, "", 300, 600)
+	srv := bndStart(t, "--config", cfg, "--verification-key", key.pubPath)
+	srv.waitStatus(t, "ready with v1", 30*time.Second, func(st bndStatus) bool { return st.Ready && st.revision("registry") == "v1" })
+
+	bs.set("registry.tar.gz", remoteRegistry(t, "v2", &key))
+	srv.signal(syscall.SIGHUP)
+	srv.waitStatus(t, "v2 after SIGHUP", 20*time.Second, func(st bndStatus) bool { return st.revision("registry") == "v2" })
+	wantAnswer(t, srv, "v2")
+	poll(t, pollTimeout, "the SIGHUP reload logged", func() bool {
+		return strings.Contains(srv.logs.String(), `"msg":"SIGHUP reload done"`)
+	})
+	if !strings.Contains(srv.logs.String(), `"msg":"SIGHUP: reloading the bundles and the GeoIP database"`) {
+		t.Errorf("no log line for the SIGHUP itself:\n%s", srv.logs)
+	}
+
+	// A rejected version is logged as such; v2 keeps answering.
+	bs.set("registry.tar.gz", remoteRegistry(t, "v3", nil))
+	srv.signal(syscall.SIGHUP)
+	poll(t, pollTimeout, "the rejected SIGHUP reload logged", func() bool {
+		return strings.Contains(srv.logs.String(), "SIGHUP reload rejected a version")
+	})
+	if !srv.running() {
+		t.Fatal("the server exited after SIGHUP")
+	}
+	wantAnswer(t, srv, "v2")
 }

@@ -288,7 +288,9 @@ func TestReportBrowser(t *testing.T) {
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		got, err = chromedp.Run(bctx, chromedp.Evaluate[dom](inspect))
-		if err == nil && strings.Contains(got.Search, "since=2020-01-01") {
+		// The new location can be read before its page has rendered:
+		// wait for the page's content too.
+		if err == nil && strings.Contains(got.Search, "since=2020-01-01") && got.Statement != "" {
 			break
 		}
 		if time.Now().After(deadline) {

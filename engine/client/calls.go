@@ -150,6 +150,7 @@ func (c *Client) Ready(ctx context.Context) error {
 // Status is GET /v1/status: what the decision point is deciding with.
 type Status struct {
 	Version       string         `json:"version"`
+	Revision      string         `json:"revision,omitempty"`
 	Ready         bool           `json:"ready"`
 	NotReady      string         `json:"not_ready,omitempty"`
 	UptimeSeconds float64        `json:"uptime_seconds"`

@@ -44,3 +44,16 @@ func invalid(field, format string, args ...any) *FieldError {
 func tooLarge(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...), kind: ErrTooLarge}
 }
+
+// Within returns the error with its field placed under prefix
+// ("meeting.id" within "input" is "input.meeting.id"), for requests that
+// arrive wrapped in an envelope such as OPA's {"input": ...}.
+func (e *FieldError) Within(prefix string) *FieldError {
+	out := *e
+	if out.Field == "" {
+		out.Field = prefix
+	} else {
+		out.Field = prefix + "." + out.Field
+	}
+	return &out
+}

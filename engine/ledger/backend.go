@@ -73,7 +73,7 @@ func openBackend(ctx context.Context, cfg Config) (backend, error) {
 	case strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://"):
 		b.dialect, b.dsn = "postgres", u
 	default:
-		return nil, fmt.Errorf("%w: --ledger %q: want \"sqlite\" or a postgres:// URL", ErrConfig, redact(u))
+		return nil, checkURL(u)
 	}
 	// A database that is down at start is retried at the first record; a
 	// schema this code cannot use is a configuration error now.
@@ -85,6 +85,15 @@ func openBackend(ctx context.Context, cfg Config) (backend, error) {
 		cfg.Logger.Error("ledger not reachable yet; decisions are refused until it is", "backend", b.dialect, "error", err.Error())
 	}
 	return b, nil
+}
+
+// checkURL refuses a --ledger value that names no backend.
+func checkURL(u string) error {
+	switch {
+	case u == "" || u == "sqlite", strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		return nil
+	}
+	return fmt.Errorf("%w: --ledger %q: want \"sqlite\", \"off\" or a postgres:// URL", ErrConfig, redact(u))
 }
 
 func (b *sqlBackend) name() string { return b.dialect }

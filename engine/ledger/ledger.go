@@ -122,6 +122,11 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	// A backend nobody can open is named before anything else is checked
+	// or created.
+	if err := checkURL(cfg.URL); err != nil {
+		return nil, err
+	}
 	if !cfg.ReadOnly {
 		if cfg.Replica == "" {
 			cfg.Replica = DefaultReplica()

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -41,13 +42,20 @@ type Source struct {
 // to `opa test`, not to the running decision point (see bundleFiles for
 // which files are read).
 func LoadPath(path string, opts LoadOptions) (Source, error) {
+	// A symlink to a directory (a Kubernetes volume, a "current" link a
+	// deployment swaps) is read as the directory it points to: OPA's
+	// loader walks a root without following it and would find no file.
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return Source{}, fmt.Errorf("%w: bundle %s: %v", ErrBundle, path, unwrapPathError(err))
+	}
 	var signed map[string]bool
 	if opts.Verification != nil {
-		if info, err := os.Stat(path); err == nil && info.IsDir() {
-			signed = signedFiles(os.DirFS(path), opts.Verification)
+		if info, err := os.Stat(resolved); err == nil && info.IsDir() {
+			signed = signedFiles(os.DirFS(resolved), opts.Verification)
 		}
 	}
-	b, err := newLoader(opts, signed).AsBundle(path)
+	b, err := newLoader(opts, signed).AsBundle(resolved)
 	if err != nil {
 		if strings.Contains(err.Error(), path) {
 			return Source{}, fmt.Errorf("%w: %v", ErrBundle, err)
@@ -55,6 +63,14 @@ func LoadPath(path string, opts LoadOptions) (Source, error) {
 		return Source{}, fmt.Errorf("%w: bundle %s: %v", ErrBundle, path, err)
 	}
 	return Source{Name: NameFromPath(path), Bundle: withoutTests(b)}, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // LoadFS reads a bundle tree from fsys (used for the embedded bundles).

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -71,6 +72,15 @@ func (s *Snapshot) Registry() *registry.Registry { return s.registry }
 
 // Revisions maps each bundle name to its revision.
 func (s *Snapshot) Revisions() map[string]string { return maps.Clone(s.revisions) }
+
+// Warning describes what is likely wrong with a snapshot that is valid but
+// cannot enforce anything (no registry), or is "" when nothing is.
+func (s *Snapshot) Warning() string {
+	if len(s.registry.Authorities) == 0 {
+		return "the bundles hold no authorities (data.authorities): no standing order applies and every submitted order is refused; is the registry bundle missing?"
+	}
+	return ""
+}
 
 // Activated is when the snapshot was built.
 func (s *Snapshot) Activated() time.Time { return s.activated }
@@ -194,14 +204,17 @@ func readRegistry(ctx context.Context, store storage.Store) (*registry.Registry,
 	defer store.Abort(ctx, txn)
 	var authorities map[string]registry.Authority
 	var orders map[string]registry.Order
+	var found, missing []string
 	for _, root := range []struct {
 		path string
 		dst  any
 	}{{"/authorities", &authorities}, {"/orders", &orders}} {
 		v, err := store.Read(ctx, txn, storage.MustParsePath(root.path))
 		if storage.IsNotFound(err) {
+			missing = append(missing, "data"+strings.ReplaceAll(root.path, "/", "."))
 			continue
 		}
+		found = append(found, "data"+strings.ReplaceAll(root.path, "/", "."))
 		if err != nil {
 			return nil, fmt.Errorf("%w: reading %s: %v", ErrRegistry, root.path, err)
 		}
@@ -218,6 +231,13 @@ func readRegistry(ctx context.Context, store storage.Store) (*registry.Registry,
 		if err != nil {
 			return nil, fmt.Errorf("%w: data%s: %v", ErrRegistry, root.path, err)
 		}
+	}
+	// A registry is both roots or neither (a policy-only set of bundles).
+	// A version that lost one of them (an orders/ directory left out of a
+	// build) would otherwise drop every standing order without a word.
+	if len(found) == 1 {
+		return nil, fmt.Errorf("%w: %s is missing although %s is present: a registry holds both (an empty object when there is nothing to list)",
+			ErrRegistry, missing[0], found[0])
 	}
 	return registry.New(authorities, orders), nil
 }

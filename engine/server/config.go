@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures the HTTP server. Zero values take the defaults below.
@@ -31,8 +33,11 @@ type Config struct {
 	PublicReport bool
 	// TLSCert and TLSKey enable TLS; both or neither.
 	TLSCert, TLSKey string
-	// Version is reported by /v1/status.
-	Version string
+	// Version and Revision (the build's commit) are reported by
+	// /v1/status.
+	Version, Revision string
+	// TracerProvider traces every request (nil: no tracing).
+	TracerProvider trace.TracerProvider
 }
 
 // Defaults.

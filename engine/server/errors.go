@@ -23,6 +23,10 @@ type apiError = apierror.Body
 
 func abort(c *gin.Context, status int, e apiError) {
 	c.Set(ctxErrorCode, e.Code)
+	if c.GetBool(ctxOPAErrors) {
+		c.AbortWithStatusJSON(status, opaErrorOf(e))
+		return
+	}
 	c.AbortWithStatusJSON(status, e)
 }
 

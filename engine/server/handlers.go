@@ -1,12 +1,15 @@
 package server
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -34,6 +37,7 @@ func (s *Server) ready(c *gin.Context) {
 // statusResponse is GET /v1/status.
 type statusResponse struct {
 	Version       string         `json:"version"`
+	Revision      string         `json:"revision,omitempty"`
 	Ready         bool           `json:"ready"`
 	NotReady      string         `json:"not_ready,omitempty"`
 	UptimeSeconds float64        `json:"uptime_seconds"`
@@ -45,6 +49,7 @@ func (s *Server) status(c *gin.Context) {
 	ready, why := s.src.Ready()
 	resp := statusResponse{
 		Version:       s.cfg.Version,
+		Revision:      s.cfg.Revision,
 		Ready:         ready,
 		NotReady:      why,
 		UptimeSeconds: time.Since(s.started).Seconds(),
@@ -79,15 +84,19 @@ type reloadResponse struct {
 }
 
 func (s *Server) decisions(c *gin.Context) {
+	decoded := s.decodeSpan(c)
 	raw, ok := s.body(c)
 	if !ok {
+		decoded()
 		return
 	}
 	req, err := input.Decode(raw, input.Limits{MaxParticipants: s.cfg.MaxParticipants})
 	if err != nil {
 		abortWith(c, err)
+		decoded()
 		return
 	}
+	decoded()
 	d, ok := s.run(c, "/v1/decisions", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Decide(ctx, req) })
 	if ok {
 		c.JSON(http.StatusOK, d)
@@ -95,19 +104,29 @@ func (s *Server) decisions(c *gin.Context) {
 }
 
 func (s *Server) admission(c *gin.Context) {
+	decoded := s.decodeSpan(c)
 	raw, ok := s.body(c)
 	if !ok {
+		decoded()
 		return
 	}
 	req, err := input.DecodeAdmission(raw)
 	if err != nil {
 		abortWith(c, err)
+		decoded()
 		return
 	}
+	decoded()
 	d, ok := s.run(c, "/v1/admission", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Admit(ctx, req) })
 	if ok {
-		c.JSON(http.StatusOK, decision.Admission{DecisionID: d.DecisionID, Allow: *d.AllowJoin, Actions: d.Actions, OrderIDs: d.OrderIDs, Bundles: d.Bundles})
+		c.JSON(http.StatusOK, admissionAnswer(d))
 	}
+}
+
+// admissionAnswer is the part of an admission decision a meeting server
+// needs.
+func admissionAnswer(d *decision.Decision) decision.Admission {
+	return decision.Admission{DecisionID: d.DecisionID, Allow: *d.AllowJoin, Actions: d.Actions, OrderIDs: d.OrderIDs, Bundles: d.Bundles}
 }
 
 // run decides under the evaluation deadline and records metrics.
@@ -128,11 +147,23 @@ func (s *Server) run(c *gin.Context, endpoint string, decide func(context.Contex
 
 // body reads a JSON request body within MaxBody. An oversized body is
 // refused from its Content-Length when declared, and otherwise as soon as
-// the limit is crossed, without reading the rest.
+// the limit is crossed, without reading the rest. A gzip body
+// (Content-Encoding: gzip, as OPA accepts) is inflated, and MaxBody bounds
+// both what is sent and what it inflates to.
 func (s *Server) body(c *gin.Context) ([]byte, bool) {
 	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mt != "application/json" {
 		abort(c, http.StatusUnsupportedMediaType, apiError{Code: apierror.UnsupportedMediaType, Message: "the body must be JSON (Content-Type: application/json)", Field: "Content-Type"})
+		return nil, false
+	}
+	gzipped := false
+	switch enc := strings.ToLower(strings.TrimSpace(c.GetHeader("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		gzipped = true
+	default:
+		abort(c, http.StatusUnsupportedMediaType, apiError{Code: apierror.UnsupportedMediaType,
+			Message: fmt.Sprintf("Content-Encoding %q is not supported: send the body plain or gzip-compressed", enc), Field: "Content-Encoding"})
 		return nil, false
 	}
 	tooLarge := apiError{Code: apierror.TooLarge, Message: "the body exceeds the limit of " + bytesText(s.cfg.MaxBody), Field: "body"}
@@ -141,17 +172,42 @@ func (s *Server) body(c *gin.Context) ([]byte, bool) {
 		abort(c, http.StatusRequestEntityTooLarge, tooLarge)
 		return nil, false
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody))
+	var rd io.Reader = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody)
+	if gzipped {
+		zr, err := gzip.NewReader(rd)
+		if err != nil {
+			s.bodyError(c, err, tooLarge, true)
+			return nil, false
+		}
+		// One byte more than the limit tells an inflated body that is too
+		// large from one that is exactly at it.
+		rd = io.LimitReader(zr, s.cfg.MaxBody+1)
+	}
+	raw, err := io.ReadAll(rd)
+	if err != nil {
+		s.bodyError(c, err, tooLarge, gzipped)
+		return nil, false
+	}
+	if int64(len(raw)) > s.cfg.MaxBody {
+		tooLarge.Message = "the gzip body inflates beyond the limit of " + bytesText(s.cfg.MaxBody)
+		abort(c, http.StatusRequestEntityTooLarge, tooLarge)
+		return nil, false
+	}
+	return raw, true
+}
+
+// bodyError answers a body that could not be read: too large, not gzip
+// data although labelled so, or cut short.
+func (s *Server) bodyError(c *gin.Context, err error, tooLarge apiError, gzipped bool) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
 		abort(c, http.StatusRequestEntityTooLarge, tooLarge)
-		return nil, false
-	case err != nil:
+	case gzipped && (errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)):
+		abort(c, http.StatusBadRequest, apiError{Code: apierror.InvalidInput, Message: "the body is labelled Content-Encoding: gzip but is not valid gzip data: " + err.Error(), Field: "body"})
+	default:
 		abort(c, http.StatusBadRequest, apiError{Code: apierror.InvalidInput, Message: "the body could not be read: " + err.Error(), Field: "body"})
-		return nil, false
 	}
-	return raw, true
 }
 
 func bytesText(n int64) string {

@@ -91,12 +91,32 @@ func (r response) String() string {
 	return http.StatusText(r.status) + " " + strings.TrimSpace(string(r.body))
 }
 
-// errorBody decodes an error response strictly.
+// errorBody decodes an error response strictly. An OPA-shaped error
+// (under /v1/data) must carry geoscope's error as its one errors entry,
+// under the OPA code that maps from it; that entry is returned.
 func (r response) errorBody(t *testing.T) apiError {
 	t.Helper()
-	var e apiError
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(r.body, &probe); err != nil {
+		t.Fatalf("error body %q: %v", r.body, err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(r.body))
 	dec.DisallowUnknownFields()
+	if _, opa := probe["errors"]; opa {
+		var oe opaError
+		if err := dec.Decode(&oe); err != nil {
+			t.Fatalf("OPA error body %q: %v", r.body, err)
+		}
+		if len(oe.Errors) != 1 {
+			t.Fatalf("OPA error body %q: want exactly one errors entry", r.body)
+		}
+		d := oe.Errors[0]
+		if want := opaErrorOf(apiError{Code: d.Code}).Code; oe.Code != want || oe.Message != d.Message {
+			t.Errorf("OPA error %q: code %q and message must be %q (from %q) and the entry's message", r.body, oe.Code, want, d.Code)
+		}
+		return apiError{Code: d.Code, Message: d.Message, Field: d.Field, ErrorID: d.ErrorID}
+	}
+	var e apiError
 	if err := dec.Decode(&e); err != nil {
 		t.Fatalf("error body %q: %v", r.body, err)
 	}

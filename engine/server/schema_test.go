@@ -23,7 +23,7 @@ import (
 var (
 	schemaKeywords = []string{
 		"$ref", "allOf", "anyOf", "type", "const", "enum", "required", "properties",
-		"additionalProperties", "items", "minItems", "uniqueItems", "minLength",
+		"additionalProperties", "items", "minItems", "maxItems", "uniqueItems", "minLength",
 		"maxLength", "pattern", "minimum", "maximum",
 	}
 	schemaAnnotations = []string{"description", "format", "title", "examples", "default"}
@@ -191,6 +191,11 @@ func (o *openAPI) validate(schema any, v any, path string) []string {
 		if n, ok := s["minItems"].(json.Number); ok {
 			if min, _ := n.Int64(); int64(len(v)) < min {
 				fail("has %d items, fewer than %d", len(v), min)
+			}
+		}
+		if n, ok := s["maxItems"].(json.Number); ok {
+			if max, _ := n.Int64(); int64(len(v)) > max {
+				fail("has %d items, more than %d", len(v), max)
 			}
 		}
 		if u, _ := s["uniqueItems"].(bool); u {
@@ -375,6 +380,8 @@ func TestSchemaValidator(t *testing.T) {
 		{`{"type": "object", "additionalProperties": {"type": "string"}}`, `{"a": "1"}`, true},
 		{`{"type": "array", "items": {"type": "string"}}`, `["a", 1]`, false},
 		{`{"type": "array", "minItems": 1}`, `[]`, false},
+		{`{"type": "array", "maxItems": 1}`, `[1, 2]`, false},
+		{`{"type": "array", "maxItems": 1}`, `[1]`, true},
 		{`{"type": "array", "uniqueItems": true}`, `["a", "a"]`, false},
 		{`{"enum": ["a", "b"]}`, `"c"`, false},
 		{`{"const": "a"}`, `"a"`, true},

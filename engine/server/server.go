@@ -20,6 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/apierror"
@@ -40,6 +41,7 @@ type Server struct {
 	ledger  *ledger.Ledger
 	metrics *metrics
 	router  *gin.Engine
+	spans   trace.Tracer
 	started time.Time
 }
 
@@ -53,6 +55,7 @@ func New(cfg Config, eng *engine.Engine, src *sources.Sources, log *slog.Logger)
 		log = slog.Default()
 	}
 	s := &Server{cfg: cfg, eng: eng, src: src, log: log, metrics: newMetrics(src), started: time.Now()}
+	s.spans = s.tracer()
 	if cfg.TokensFile != "" {
 		t, err := loadTokens(cfg.TokensFile)
 		if err != nil {
@@ -136,11 +139,16 @@ func (s *Server) routes() *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	r.Use(s.requestID, s.accessLog, s.recoverPanic)
+	r.Use(s.requestID, s.traceRequest, s.accessLog, s.recoverPanic)
 	r.NoRoute(func(c *gin.Context) {
+		if isDataPath(c.Request.URL.Path) {
+			dataNotFound(c)
+			return
+		}
 		abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound, Message: "no such endpoint: " + c.Request.URL.Path})
 	})
 	r.NoMethod(func(c *gin.Context) {
+		c.Set(ctxOPAErrors, isDataPath(c.Request.URL.Path))
 		abort(c, http.StatusMethodNotAllowed, apiError{Code: apierror.MethodNotAllowed, Message: c.Request.Method + " is not allowed on " + c.Request.URL.Path})
 	})
 
@@ -164,6 +172,8 @@ func (s *Server) routes() *gin.Engine {
 	decide := s.requireScope(ScopeDecide, false)
 	r.POST("/v1/decisions", decide, s.decisions)
 	r.POST("/v1/admission", decide, s.admission)
+	r.POST(DataDecisionPath, opaErrors, decide, s.dataDecision)
+	r.POST(DataAdmissionPath, opaErrors, decide, s.dataAdmission)
 	return r
 }
 

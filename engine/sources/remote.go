@@ -17,13 +17,10 @@ import (
 	"github.com/open-policy-agent/opa/v1/plugins"
 	bundleplugin "github.com/open-policy-agent/opa/v1/plugins/bundle"
 	"github.com/open-policy-agent/opa/v1/plugins/discovery"
-	"github.com/open-policy-agent/opa/v1/plugins/logs"
-	"github.com/open-policy-agent/opa/v1/server"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/util"
 
-	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/policy"
 )
 
@@ -113,7 +110,7 @@ func (s *Sources) activateRemote(ctx context.Context, m *plugins.Manager, txn st
 	snap, err := func() (*policy.Snapshot, error) {
 		revisions := make(map[string]string, len(names))
 		for _, name := range names {
-			if revisions[name], err = bundle.ReadBundleRevisionFromStore(ctx, m.Store, txn, name); err != nil {
+			if revisions[name], err = bundleRevision(ctx, m.Store, txn, name); err != nil {
 				return nil, err
 			}
 		}
@@ -145,38 +142,70 @@ func (s *Sources) onBundleStatus(st bundleplugin.Status) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.bundleFailed(&Failure{At: time.Now().UTC(), Error: fmt.Sprintf("bundle %q: %s", st.Name, strings.TrimPrefix(msg, "; "))})
-	s.log.Error("bundle rejected; keeping the active snapshot", "bundle", st.Name, "code", st.Code, "error", s.status.BundleError.Error)
+	if s.eng.Policy() != nil {
+		s.log.Error("bundle rejected; keeping the active snapshot", "bundle", st.Name, "code", st.Code, "error", s.status.BundleError.Error)
+	} else {
+		s.log.Error("bundle rejected; none is active, so nothing is decided (not ready) until a version loads", "bundle", st.Name, "code", st.Code, "error", s.status.BundleError.Error)
+	}
 }
 
-// LogDecision hands a decision to OPA's decision log plugin when the OPA
-// configuration enables one. Those logs are best effort (buffered, dropped
-// under pressure); the ledger is the durable record.
-func (s *Sources) LogDecision(ctx context.Context, r *engine.Record) {
-	if s.manager == nil {
-		return
+// Manager is OPA's plugin manager when an OPA configuration is in use
+// (decision logs go through its plugin), or nil. It is set by Load.
+func (s *Sources) Manager() *plugins.Manager { return s.manager }
+
+// bundleRevision is the bundle's manifest revision or, for a bundle built
+// without one, the content digest policy.Revision gives the same bundle
+// loaded from a file: "which policy decided this" stays answerable in
+// decisions, /v1/status, metrics and decision logs.
+func bundleRevision(ctx context.Context, store storage.Store, txn storage.Transaction, name string) (string, error) {
+	rev, err := bundle.ReadBundleRevisionFromStore(ctx, store, txn, name)
+	if err != nil || rev != "" {
+		return rev, err
 	}
-	p := logs.Lookup(s.manager)
-	if p == nil {
-		return
+	b := &bundle.Bundle{Data: map[string]any{}}
+	ids, err := store.ListPolicies(ctx, txn)
+	if err != nil {
+		return "", err
 	}
-	bundles := make(map[string]server.BundleInfo, len(r.Decision.Bundles))
-	for name, rev := range r.Decision.Bundles {
-		bundles[name] = server.BundleInfo{Revision: rev}
+	for _, id := range ids {
+		// Bundle activation stores a module as "<bundle name>/<path>".
+		if !strings.HasPrefix(id, name+"/") {
+			continue
+		}
+		raw, err := store.GetPolicy(ctx, txn, id)
+		if err != nil {
+			return "", err
+		}
+		b.Modules = append(b.Modules, bundle.ModuleFile{Raw: raw})
 	}
-	var result any = r.Decision
-	info := &server.Info{
-		DecisionID: r.Decision.DecisionID,
-		Path:       strings.TrimPrefix(strings.ReplaceAll(policy.Query, ".", "/"), "data/"),
-		Timestamp:  r.Decision.Time,
-		Bundles:    bundles,
-		Results:    &result,
+	roots, err := bundle.ReadBundleRootsFromStore(ctx, store, txn, name)
+	if err != nil {
+		return "", err
 	}
-	if r.Admission {
-		info.Path = strings.TrimPrefix(strings.ReplaceAll(policy.AdmissionQuery, ".", "/"), "data/")
+	for _, root := range roots {
+		path, ok := storage.ParsePathEscaped("/" + strings.Trim(root, "/"))
+		if !ok || len(path) == 0 {
+			continue
+		}
+		v, err := store.Read(ctx, txn, path)
+		if storage.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		node := b.Data
+		for _, key := range path[:len(path)-1] {
+			next, _ := node[key].(map[string]any)
+			if next == nil {
+				next = map[string]any{}
+				node[key] = next
+			}
+			node = next
+		}
+		node[path[len(path)-1]] = v
 	}
-	if err := p.Log(ctx, info); err != nil {
-		s.log.Warn("decision log plugin refused a decision", "decision_id", r.Decision.DecisionID, "error", err.Error())
-	}
+	return policy.Revision(b), nil
 }
 
 // requireSignatures closes OPA's optional-signature trap. In an OPA

@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -52,7 +54,34 @@ func (c Config) Validate() error {
 	if c.OPAConfig != "" && len(c.Bundles) > 0 {
 		return fmt.Errorf("%w: --config and --bundle exclude each other: name every bundle in the OPA configuration", ErrConfig)
 	}
+	// A path that does not exist is a mistake in the command line, not a
+	// version to reject: nothing would ever be watched into being there.
+	// (A file that exists but fails to load leaves the server up and not
+	// ready, so fixing it needs no restart.)
+	for _, p := range c.Bundles {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("%w: --bundle %s: %v", ErrConfig, p, pathErr(err))
+		}
+	}
+	if c.GeoIPDB != "" {
+		if _, err := os.Stat(c.GeoIPDB); err != nil {
+			return fmt.Errorf("%w: --geoip-db %s: %v", ErrConfig, c.GeoIPDB, pathErr(err))
+		}
+	}
+	if c.OPAConfig != "" {
+		if _, err := os.Stat(c.OPAConfig); err != nil {
+			return fmt.Errorf("%w: --config %s: %v", ErrConfig, c.OPAConfig, pathErr(err))
+		}
+	}
 	return nil
+}
+
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // Status reports what is active and the last failures.
@@ -167,7 +196,11 @@ func (s *Sources) ReloadBundles(ctx context.Context) error {
 func (s *Sources) activate(snap *policy.Snapshot, err error) error {
 	if err != nil {
 		s.bundleFailed(&Failure{At: time.Now().UTC(), Error: err.Error()})
-		s.log.Error("bundles rejected; keeping the active snapshot", "error", err.Error(), "active", s.eng.Policy() != nil)
+		if s.eng.Policy() != nil {
+			s.log.Error("bundles rejected; keeping the active snapshot", "error", err.Error())
+		} else {
+			s.log.Error("bundles rejected; none is active, so nothing is decided (not ready) until a version loads", "error", err.Error())
+		}
 		return err
 	}
 	s.eng.SetPolicy(snap)
@@ -179,8 +212,8 @@ func (s *Sources) activate(snap *policy.Snapshot, err error) error {
 	}
 	sort.Slice(s.status.Bundles, func(i, j int) bool { return s.status.Bundles[i].Name < s.status.Bundles[j].Name })
 	s.log.Info("bundles activated", "revisions", snap.Revisions())
-	if len(snap.Registry().Authorities) == 0 {
-		s.log.Warn("the active bundles hold no authorities (data.authorities): every order will be refused; is the registry bundle missing?")
+	if w := snap.Warning(); w != "" {
+		s.log.Warn(w)
 	}
 	return nil
 }
@@ -206,7 +239,11 @@ func (s *Sources) ReloadGeo() error {
 		s.status.GeoIPError = &Failure{At: now, Error: err.Error()}
 		s.status.LastGeoIPFailure = s.status.GeoIPError
 		s.status.GeoIPRejections++
-		s.log.Error("GeoIP database rejected; keeping the active one", "error", err.Error(), "active", s.eng.Geo() != nil)
+		if s.eng.Geo() != nil {
+			s.log.Error("GeoIP database rejected; keeping the active one", "error", err.Error())
+		} else {
+			s.log.Error("GeoIP database rejected; none is active, so nothing is decided (not ready) until one loads", "error", err.Error())
+		}
 		return err
 	}
 	// The previous database is not closed: decisions in flight may still

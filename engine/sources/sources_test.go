@@ -657,3 +657,103 @@ func TestWatchDirectoryReplaced(t *testing.T) {
 			"path's reappearance", regDir, revisionOf(src.Status(), "registry"))
 	}
 }
+
+// A bundle given as a symlink to a directory (no trailing slash) is the
+// directory's content, and a deployment that swaps the link to another
+// directory activates that one. Orders lost from a new version (its
+// orders/ directory left out) are refused, not activated.
+func TestBundleDirectorySymlink(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	root := t.TempDir()
+	v1, v2, v3 := filepath.Join(root, "registry-v1"), filepath.Join(root, "registry-v2"), filepath.Join(root, "registry-v3")
+	writeTree(t, v1, registryFiles("reg-1"))
+	writeTree(t, v2, registryFiles("reg-2"))
+	noOrders := registryFiles("reg-3")
+	delete(noOrders, "orders/data.json")
+	writeTree(t, v3, noOrders)
+	link := filepath.Join(root, "registry")
+	swap := func(target string) {
+		t.Helper()
+		if err := os.Symlink(target, link+".tmp"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(link+".tmp", link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	swap(v1)
+	policyLink := filepath.Join(root, "policies")
+	abs, _ := filepath.Abs(policyDir)
+	if err := os.Symlink(abs, policyLink); err != nil {
+		t.Fatal(err)
+	}
+	logs := newLogFile(t)
+	eng := engine.New()
+	src := New(Config{Bundles: []string{policyLink, link}, Debounce: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))}, eng)
+	if err := src.Load(ctx); err != nil {
+		t.Fatalf("symlinked bundle directories: %v", err)
+	}
+	if ok, why := src.Ready(); !ok || revisionOf(src.Status(), "registry") != "reg-1" {
+		t.Fatalf("not ready with the symlinked bundles (%s); status %+v", why, src.Status())
+	}
+	if got := eng.Policy().Registry().Orders; len(got) != 1 {
+		t.Errorf("orders %v, want ORD-reg-1", got)
+	}
+	if err := src.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(what string, cond func(Status) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(src.Status()); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status %+v\nlog:\n%s", what, src.Status(), logs)
+			}
+		}
+	}
+	swap(v2)
+	waitFor("the swapped link activates reg-2", func(st Status) bool { return revisionOf(st, "registry") == "reg-2" })
+
+	swap(v3)
+	waitFor("the version without orders is refused", func(st Status) bool { return st.BundleError != nil })
+	if e := src.Status().BundleError.Error; !strings.Contains(e, "data.orders is missing") {
+		t.Errorf("bundle_error %q does not name the missing orders", e)
+	}
+	if revisionOf(src.Status(), "registry") != "reg-2" || len(eng.Policy().Registry().Orders) != 1 {
+		t.Errorf("reg-2 and its order must stay active; status %+v", src.Status())
+	}
+}
+
+// A first load that fails says that nothing is active, not that an active
+// version is kept; the next good version makes the engine ready.
+func TestFirstLoadFailureLogged(t *testing.T) {
+	ctx := context.Background()
+	regDir := filepath.Join(t.TempDir(), "registry")
+	writeTree(t, regDir, with(registryFiles("reg-1"), "orders/data.json", `{"broken":`))
+	badGeo := filepath.Join(t.TempDir(), "geo.mmdb")
+	if err := os.WriteFile(badGeo, []byte("not a database"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := newLogFile(t)
+	eng := engine.New()
+	src := New(Config{Bundles: []string{policyDir, regDir}, GeoIPDB: badGeo, Logger: slog.New(slog.NewJSONHandler(logs, nil))}, eng)
+	if err := src.Load(ctx); err == nil {
+		t.Fatal("Load succeeded with a broken registry and database")
+	}
+	out := logs.String()
+	for _, want := range []string{
+		"bundles rejected; none is active, so nothing is decided (not ready) until a version loads",
+		"GeoIP database rejected; none is active, so nothing is decided (not ready) until one loads",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "keeping the active") {
+		t.Errorf("the log claims an active version is kept although none is:\n%s", out)
+	}
+	if ok, _ := src.Ready(); ok {
+		t.Error("ready without a policy or database")
+	}
+}

@@ -17,6 +17,8 @@ import (
 	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/engine/server"
 	"github.com/geoscope/geoscope/engine/sources"
+	"github.com/geoscope/geoscope/engine/tracing"
+	"github.com/geoscope/geoscope/internal/buildinfo"
 )
 
 // Exit codes.
@@ -25,9 +27,6 @@ const (
 	ExitFailure  = 1 // the decision could not be made (policy error, ...)
 	ExitBadInput = 2 // bad input, or unreadable bundles or GeoIP database
 )
-
-// Version is set at build time with -ldflags "-X ...cli.Version=...".
-var Version = "dev"
 
 // usageError marks flag and argument mistakes.
 type usageError struct{ error }
@@ -49,14 +48,14 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Short:         "Scoped enforcement of government demands against meetings",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		Version:       buildinfo.Version(),
 	}
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(decideCommand(), geoipCommand(), serveCommand(), ledgerCommand(), reportCommand(), probeCommand())
+	root.AddCommand(decideCommand(), geoipCommand(), serveCommand(), ledgerCommand(), reportCommand(), probeCommand(), versionCommand())
 
 	err := root.Execute()
 	if err == nil {
@@ -78,7 +77,7 @@ func exitCode(err error) int {
 		errors.Is(err, policy.ErrBundle), errors.Is(err, policy.ErrRegistry),
 		errors.Is(err, geo.ErrUnreadable), errors.Is(err, geo.ErrWrongType),
 		errors.Is(err, errReadInput), errors.Is(err, server.ErrConfig), errors.Is(err, sources.ErrConfig),
-		errors.Is(err, ledger.ErrConfig):
+		errors.Is(err, ledger.ErrConfig), errors.Is(err, tracing.ErrConfig):
 		return ExitBadInput
 	}
 	return ExitFailure
@@ -92,4 +91,18 @@ func openGeo(path string) (*geo.DB, error) {
 		return geo.Embedded()
 	}
 	return geo.Open(path)
+}
+
+func versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version and the revision this binary was built from",
+		Long: `Version prints the module version and the version-control revision the Go
+toolchain stamped into this binary. The first line's version is the one
+GET /v1/status reports and every ledger entry records (engine_version).`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return buildinfo.Read().Write(cmd.OutOrStdout())
+		},
+	}
 }

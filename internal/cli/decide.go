@@ -31,8 +31,14 @@ func decideCommand() *cobra.Command {
 policy, applies the guard, and prints the decision as JSON on stdout.
 
 Without --bundle the embedded policy and the embedded example registry are
-used; with --bundle exactly the given bundles are loaded. Without --geoip-db
-the embedded DB-IP Country Lite database is used.
+used; with --bundle exactly the given bundles are loaded (a warning says so
+when they hold no registry). Without --geoip-db the embedded DB-IP Country
+Lite database is used.
+
+decide records nothing unless --ledger, --data-dir or --ledger-key-file is
+given: an offline answer is a what-if that no meeting server carries out,
+and it must not appear in a server's ledger or transparency report. Give
+one of them when the decision will be enforced.
 
 With --show-print the policy's print() calls are compiled in and their
 output goes to stderr, one "FILE:ROW: OUTPUT" line per call (never to
@@ -40,8 +46,14 @@ stdout, the decision or the ledger).
 
 Exit status: 0 with a decision, 2 on bad input or unreadable bundles or
 database (the message on stderr names the field), 1 on other failures.`,
-		Args: usageArgs(cobra.NoArgs),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unexpected argument %q: give the request with --input %s, or on stdin", args[0], args[0])}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			raw, err := readInput(cmd.InOrStdin(), inputPath)
 			if err != nil {
 				return err
@@ -65,14 +77,20 @@ database (the message on stderr names the field), 1 on other failures.`,
 			if err != nil {
 				return err
 			}
-			led, err := ledgers.open(cmd.Context(), slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelError})))
-			if err != nil {
-				return err
+			if w := snap.Warning(); w != "" {
+				log.Warn(w)
 			}
 			engineOpts := []engine.Option{engine.WithPhoneLocation(phones)}
-			if led != nil {
-				defer led.Close()
-				engineOpts = append(engineOpts, engine.WithRecorder(led))
+			// --ledger off is what decide does anyway: nothing to warn about.
+			if ledgers.chosen(cmd.Flags()) && ledgers.url != ledgerOff {
+				led, err := ledgers.open(cmd.Context(), log)
+				if err != nil {
+					return err
+				}
+				if led != nil {
+					defer led.Close()
+					engineOpts = append(engineOpts, engine.WithRecorder(led))
+				}
 			}
 			eng := engine.New(engineOpts...)
 			eng.SetPolicy(snap)

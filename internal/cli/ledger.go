@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/internal/buildinfo"
 )
 
 // ledgerFlags select the ledger of serve, decide and ledger export.
@@ -54,6 +56,12 @@ func (l *ledgerFlags) resolve() {
 	}
 }
 
+// chosen reports whether a ledger flag was given on the command line (the
+// GEOSCOPE_DATA_DIR default alone does not count).
+func (l *ledgerFlags) chosen(f *pflag.FlagSet) bool {
+	return f.Changed("ledger") || f.Changed("data-dir") || f.Changed("ledger-key-file")
+}
+
 // openReader opens an existing ledger for reading: it creates no file and
 // no key.
 func (l *ledgerFlags) openReader(ctx context.Context, log *slog.Logger) (*ledger.Ledger, error) {
@@ -71,7 +79,7 @@ func (l *ledgerFlags) open(ctx context.Context, log *slog.Logger) (*ledger.Ledge
 		log.Warn("the ledger is off: decisions are answered without a durable record")
 		return nil, nil
 	}
-	return ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, EngineVersion: Version, Replica: l.replica, Logger: log})
+	return ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, EngineVersion: buildinfo.Version(), Replica: l.replica, Logger: log})
 }
 
 func ledgerCommand() *cobra.Command {
@@ -95,6 +103,9 @@ func ledgerCommand() *cobra.Command {
 			var err error
 			if q.Since, q.Until, bad, err = ledger.ParseBounds(since, until); err != nil {
 				return usageError{fmt.Errorf("--%s: %w", bad, err)}
+			}
+			if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+				return usageError{fmt.Errorf("--until: the period is empty: --since %s must be before --until %s", q.Since.Format(time.RFC3339), q.Until.Format(time.RFC3339))}
 			}
 			q.Order, q.Authority = order, auth
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))

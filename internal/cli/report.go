@@ -68,6 +68,11 @@ Exit status: 0 with a report, 2 on a bad flag (named in the message),
 				}
 				return usageError{fmt.Errorf("%s: the period is empty: --since %s must be before --until %s", flag, p.Since.Format(time.RFC3339), p.Until.Format(time.RFC3339))}
 			}
+			if out != "" {
+				if err := checkOutFile(out); err != nil {
+					return err
+				}
+			}
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			l, err := flags.openReader(cmd.Context(), log)
 			if err != nil {
@@ -97,6 +102,22 @@ Exit status: 0 with a report, 2 on a bad flag (named in the message),
 	f.StringVar(&out, "out", "", "write the report to `FILE` instead of stdout")
 	f.IntVar(&minCount, "min-count", report.DefaultMinCount, "show counts from 1 to `N`-1 as \"<N\"")
 	return cmd
+}
+
+// checkOutFile refuses an --out that cannot be replaced by a file: a
+// directory (the temporary file would land beside it, and the rename
+// fail), or a path inside a directory that does not exist.
+func checkOutFile(path string) error {
+	if strings.HasSuffix(path, "/") || strings.HasSuffix(path, string(filepath.Separator)) {
+		return usageError{fmt.Errorf("--out %s: names a directory; give a file name", path)}
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return usageError{fmt.Errorf("--out %s: is a directory; give a file name, e.g. %s", path, filepath.Join(path, "report"))}
+	}
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		return usageError{fmt.Errorf("--out %s: the directory %s does not exist", path, filepath.Dir(path))}
+	}
+	return nil
 }
 
 // writeAtomic replaces path with data: a reader sees the old file or the

@@ -2,19 +2,27 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/decisionlog"
+	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/engine/server"
 	"github.com/geoscope/geoscope/engine/sources"
+	"github.com/geoscope/geoscope/engine/tracing"
+	"github.com/geoscope/geoscope/internal/buildinfo"
 )
 
 func serveCommand() *cobra.Command {
@@ -40,7 +48,9 @@ without authentication (loopback only). Listening on any other address needs
 
 The GeoIP database file and bundle directories are watched: a replaced file
 is loaded and swapped in; one that fails to load is rejected and the last
-good version keeps answering (see GET /v1/status).
+good version keeps answering (see GET /v1/status). SIGHUP, like
+POST /v1/admin/reload, reloads every source now (remote bundles are
+downloaded again). SIGINT and SIGTERM shut down gracefully.
 
 With --log-level debug the policy's print() calls are compiled in and
 their output is logged at debug level (msg "policy print", with the
@@ -48,11 +58,17 @@ location). It may hold whatever the policy prints, participant ids
 included: debug logging is for authoring, not for production.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// SIGHUP reloads; caught from the start so that one arriving
+			// during startup does not end the process.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			log, err := newLogger(cmd, logLevel)
 			if err != nil {
 				return err
 			}
-			cfg.Version = Version
+			bi := buildinfo.Read()
+			cfg.Version, cfg.Revision = bi.Version(), bi.Revision
 			scfg := sources.Config{Bundles: bundles, GeoIPDB: geoPath, OPAConfig: opaConfig, Logger: log}
 			var src *sources.Sources
 			if err := keys.apply(&scfg); err != nil {
@@ -68,17 +84,43 @@ included: debug logging is for authoring, not for production.`,
 			if err := errors.Join(cfg.Validate(), scfg.Validate()); err != nil {
 				return err
 			}
+			traces, err := tracingConfig(opaConfig)
+			if err != nil {
+				return err
+			}
 			led, err := ledgers.open(cmd.Context(), log)
 			if err != nil {
 				return err
 			}
-			opts := []engine.Option{
-				engine.WithDecisionLog(func(ctx context.Context, r *engine.Record) { src.LogDecision(ctx, r) }),
-				engine.WithPhoneLocation(phones),
+			opts := []engine.Option{engine.WithPhoneLocation(phones)}
+			pseudo, err := decisionLogPseudonyms(led, opaConfig != "", log)
+			if err != nil {
+				return err
 			}
 			if led != nil {
 				defer led.Close()
 				opts = append(opts, engine.WithRecorder(led))
+			}
+			if opaConfig != "" {
+				dl := decisionlog.New(func() *plugins.Manager { return src.Manager() }, pseudo, log)
+				opts = append(opts, engine.WithDecisionLog(dl.Log))
+			}
+			tp, err := tracing.Start(cmd.Context(), traces, cfg.Version)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				// Flush the spans still batched.
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := tp.Shutdown(ctx); err != nil {
+					log.Warn("spans not exported at shutdown", "error", err.Error())
+				}
+			}()
+			if traces.Enabled() {
+				log.Info("exporting OpenTelemetry spans", "type", traces.Type, "address", traces.Address)
+				cfg.TracerProvider = tp
+				opts = append(opts, engine.WithTracerProvider(tp))
 			}
 			eng := engine.New(opts...)
 			src = sources.New(scfg, eng)
@@ -100,6 +142,7 @@ included: debug logging is for authoring, not for production.`,
 			if err := src.Watch(ctx); err != nil {
 				return err
 			}
+			go reloadOnHangup(ctx, hup, src, log)
 			return srv.Run(ctx)
 		},
 	}
@@ -137,7 +180,63 @@ func registerPhoneFlag(f *pflag.FlagSet, on *bool) {
 func newLogger(cmd *cobra.Command, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageError{err}
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
 	}
 	return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: l})), nil
+}
+
+// reloadOnHangup reloads every source on SIGHUP, as POST /v1/admin/reload
+// does, and logs what happened: a rejected version leaves the active one
+// answering.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, src *sources.Sources, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: reloading the bundles and the GeoIP database")
+			err := src.Reload(ctx)
+			st := src.Status()
+			revisions := map[string]string{}
+			for _, b := range st.Bundles {
+				revisions[b.Name] = b.Revision
+			}
+			if err != nil {
+				log.Error("SIGHUP reload rejected a version; the active ones keep answering", "error", err.Error(), "revisions", revisions)
+				continue
+			}
+			log.Info("SIGHUP reload done", "revisions", revisions)
+		}
+	}
+}
+
+// decisionLogPseudonyms is the pseudonymizer of the decision logs: the
+// ledger's, so that a person's pseudonym is the same in both. With the
+// ledger off there is no ledger key; a key of this process's own keeps the
+// logs free of ids, at the price of pseudonyms that match nothing else.
+func decisionLogPseudonyms(led *ledger.Ledger, opa bool, log *slog.Logger) (*ledger.Pseudonymizer, error) {
+	if led != nil {
+		return led.Pseudonymizer(), nil
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if opa {
+		log.Warn("the ledger is off: decision logs carry pseudonyms under a key of this process only, which match no ledger")
+	}
+	return ledger.NewPseudonymizer(key), nil
+}
+
+// tracingConfig reads the distributed_tracing block of the OPA
+// configuration file, if one is given.
+func tracingConfig(path string) (*tracing.Config, error) {
+	if path == "" {
+		return &tracing.Config{}, nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --config: %v", sources.ErrConfig, err)
+	}
+	return tracing.FromOPAConfig(raw)
 }

@@ -1,0 +1,225 @@
+// Package decisionlog hands recorded decisions to OPA's decision-log plugin
+// (the decision_logs block of an OPA configuration given with --config).
+// The plugin does what it does for OPA: system.log.drop and
+// system.log.mask (or the paths configured as drop_decision and
+// mask_decision) are evaluated against each event, then it is buffered and
+// uploaded to the configured service, or printed with console: true.
+//
+// What goes out is a pseudonymized view, because decision logs leave the
+// process for collectors geoscope does not control and are kept there:
+//
+//   - participant and account ids are the ledger's keyed pseudonyms
+//     (ledger.Pseudonymizer): whoever holds the ledger key can find a
+//     person's events, a collector alone identifies nobody;
+//   - no address, phone number or attribute value is ever in an event: the
+//     input holds located countries, and the roster only as counts by
+//     country (the people acted on are named, pseudonymized, in the
+//     result; per-person records belong to the ledger);
+//   - free text (reasons) is scrubbed of every id, as in the ledger.
+//
+// There is no setting that logs raw ids: a mask can only remove or replace
+// what the view holds. These logs are best effort (buffered, dropped under
+// pressure); the ledger is the durable record.
+package decisionlog
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/open-policy-agent/opa/v1/plugins/logs"
+	"github.com/open-policy-agent/opa/v1/server"
+	"github.com/open-policy-agent/opa/v1/util"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/engine/policy"
+)
+
+// Paths of the events: the entry point each decision answers, as OPA
+// names a decision's path (the query without "data.", slash-separated).
+var (
+	DecisionPath  = pathOf(policy.Query)
+	AdmissionPath = pathOf(policy.AdmissionQuery)
+)
+
+func pathOf(query string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(query, "data."), ".", "/")
+}
+
+// Logger passes decisions to the decision-log plugin of an OPA plugin
+// manager.
+type Logger struct {
+	manager func() *plugins.Manager
+	pseudo  *ledger.Pseudonymizer
+	log     *slog.Logger
+}
+
+// New returns a Logger. manager returns the plugin manager, or nil when no
+// OPA configuration is in use (then nothing is logged); pseudo is the
+// ledger's pseudonymizer.
+func New(manager func() *plugins.Manager, pseudo *ledger.Pseudonymizer, log *slog.Logger) *Logger {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Logger{manager: manager, pseudo: pseudo, log: log}
+}
+
+// Log hands r to the decision-log plugin, if one is configured. It is an
+// engine.WithDecisionLog function.
+func (l *Logger) Log(ctx context.Context, r *engine.Record) {
+	m := l.manager()
+	if m == nil {
+		return
+	}
+	p := logs.Lookup(m)
+	if p == nil {
+		return
+	}
+	info, err := Event(r, l.pseudo)
+	if err == nil {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			info.TraceID, info.SpanID = sc.TraceID().String(), sc.SpanID().String()
+		}
+		err = p.Log(ctx, info)
+	}
+	if err != nil {
+		l.log.Warn("decision log plugin refused a decision", "decision_id", r.Decision.DecisionID, "error", err.Error())
+	}
+}
+
+// Event is the decision-log event of r: OPA's server.Info with the
+// pseudonymized input and result (see the package comment).
+func Event(r *engine.Record, p *ledger.Pseudonymizer) (*server.Info, error) {
+	d := p.Decision(r)
+	var result any = d
+	path := DecisionPath
+	if r.Admission {
+		path = AdmissionPath
+		result = decision.Admission{DecisionID: d.DecisionID, Allow: d.AllowJoin != nil && *d.AllowJoin, Actions: d.Actions, OrderIDs: d.OrderIDs, Bundles: d.Bundles}
+	}
+	// Masks and drops work on JSON values (map[string]any), not on Go
+	// structs: both documents go through JSON once.
+	in, err := jsonValue(Input(r, p))
+	if err != nil {
+		return nil, err
+	}
+	out, err := jsonValue(result)
+	if err != nil {
+		return nil, err
+	}
+	bundles := make(map[string]server.BundleInfo, len(d.Bundles))
+	for name, rev := range d.Bundles {
+		bundles[name] = server.BundleInfo{Revision: rev}
+	}
+	return &server.Info{
+		DecisionID: d.DecisionID,
+		Path:       path,
+		Timestamp:  d.Time,
+		Bundles:    bundles,
+		Input:      &in,
+		Results:    &out,
+	}, nil
+}
+
+func jsonValue(v any) (any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	err = util.UnmarshalJSON(raw, &out)
+	return out, err
+}
+
+// InputView is the logged input: what the decision was made on, without
+// anything that identifies a person.
+type InputView struct {
+	Meeting MeetingView `json:"meeting"`
+	// Joining is the participant asking to join, pseudonymized.
+	Joining *PersonView `json:"joining,omitempty"`
+	// Order is the preview order (accounts it targets pseudonymized);
+	// StandingOrders the registry's orders evaluated otherwise.
+	Order          *OrderView `json:"order,omitempty"`
+	StandingOrders []string   `json:"standing_orders,omitempty"`
+}
+
+// MeetingView is the meeting: its id, the host, and the roster as counts.
+type MeetingView struct {
+	ID               string   `json:"id"`
+	Host             HostView `json:"host"`
+	ParticipantCount int      `json:"participant_count"`
+	// ParticipantsByCountry counts the participants by located country;
+	// ParticipantsUnlocated those whose location is unknown.
+	ParticipantsByCountry map[string]int `json:"participants_by_country"`
+	ParticipantsUnlocated int            `json:"participants_unlocated"`
+}
+
+// HostView is the host account (pseudonymized) and its located country
+// when connected.
+type HostView struct {
+	AccountID      string `json:"account_id"`
+	AccountCountry string `json:"account_country,omitempty"`
+	Connected      bool   `json:"connected"`
+	Country        string `json:"country,omitempty"`
+}
+
+// PersonView is a pseudonymized participant and its located country.
+type PersonView struct {
+	ID      string `json:"id"`
+	Country string `json:"country,omitempty"`
+}
+
+// OrderView is a preview order.
+type OrderView struct {
+	ID         string   `json:"id"`
+	Authority  string   `json:"authority"`
+	Demands    []string `json:"demands"`
+	Meetings   []string `json:"target_meetings,omitempty"`
+	Accounts   []string `json:"target_accounts,omitempty"`
+	LegalBasis string   `json:"legal_basis,omitempty"`
+	Received   string   `json:"received,omitempty"`
+}
+
+// Input builds the logged input of r.
+func Input(r *engine.Record, p *ledger.Pseudonymizer) *InputView {
+	f := r.Facts
+	v := &InputView{Meeting: MeetingView{ParticipantsByCountry: map[string]int{}}}
+	if f == nil {
+		v.Meeting.ID = r.Decision.MeetingID
+		v.Meeting.Host.AccountID = p.Account(r.AccountID)
+		return v
+	}
+	v.Meeting.ID = f.MeetingID
+	v.Meeting.Host = HostView{AccountID: p.Account(f.AccountID), AccountCountry: f.AccountCountry, Connected: f.Host != nil}
+	if f.Host != nil {
+		v.Meeting.Host.Country = f.Host.Country
+	}
+	v.Meeting.ParticipantCount = len(f.Participants)
+	for _, loc := range f.Participants {
+		if loc.Country == "" {
+			v.Meeting.ParticipantsUnlocated++
+		} else {
+			v.Meeting.ParticipantsByCountry[loc.Country]++
+		}
+	}
+	if f.Joining != nil {
+		v.Joining = &PersonView{ID: p.Participant(f.Joining.ID), Country: f.Joining.Country}
+	}
+	if r.Decision.Preview {
+		for id, o := range f.Orders {
+			ov := &OrderView{ID: id, Authority: o.Authority, Demands: o.Demands, Meetings: o.Targets.Meetings, LegalBasis: o.LegalBasis, Received: o.Received}
+			for _, a := range o.Targets.Accounts {
+				ov.Accounts = append(ov.Accounts, p.Account(a))
+			}
+			v.Order = ov
+		}
+	} else {
+		v.StandingOrders = r.Decision.OrderIDs
+	}
+	return v
+}

@@ -1,0 +1,76 @@
+package decisionlog_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/decisionlog"
+	"github.com/geoscope/geoscope/engine/guard"
+	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/engine/registry"
+)
+
+// The event names people only by the ledger's pseudonyms (the host's
+// connection by its account's), scrubs ids from reasons, and gives the
+// roster as counts.
+func TestEventIsPseudonymized(t *testing.T) {
+	ps := ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32)))
+	allow := false
+	rec := &engine.Record{
+		Decision: &decision.Decision{
+			DecisionID: "d-1", Time: time.Unix(0, 0).UTC(), MeetingID: "m-1", AllowJoin: &allow, Preview: true,
+			Actions: []decision.Action{
+				{Type: decision.RemoveParticipant, ParticipantID: "alice", OrderID: "o-1", Country: "CN", Reason: "alice is in CN"},
+				{Type: decision.RemoveParticipant, ParticipantID: "acct-host", Host: true, OrderID: "o-1", Country: "CN", Reason: "the host acct-host is in CN"},
+				{Type: decision.DenyJoin, ParticipantID: "bob", OrderID: "o-1", Country: "CN", Reason: "bob may not join"},
+			},
+			GuardBlocked: []decision.Blocked{{Action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct-host", OrderID: "o-1"}, Code: "outside", Reason: "acct-host has users outside"}},
+			Refused:      []decision.Refusal{{OrderID: "o-1", Demand: "end_meeting", Code: "affects_outside", Reason: "carol is outside"}},
+			Bundles:      map[string]string{"policies": "sha256:x"},
+		},
+		AccountID:    "acct-host",
+		Participants: []input.Participant{{ID: "alice"}, {ID: "carol"}, {ID: "dave"}},
+		Joining:      &input.Participant{ID: "bob"},
+		Facts: &guard.Facts{
+			MeetingID: "m-1", AccountID: "acct-host", AccountCountry: "US",
+			Host:         &guard.Person{ID: "acct-host", Located: guard.Located{Country: "CN", By: "ip"}},
+			Participants: map[string]guard.Located{"alice": {Country: "CN", By: "ip"}, "carol": {Country: "US", By: "phone"}, "dave": {}},
+			Joining:      &guard.Person{ID: "bob", Located: guard.Located{Country: "CN", By: "ip"}},
+			Orders:       map[string]registry.Order{"o-1": {Authority: "cn.cac", Demands: []string{"end_meeting"}, Targets: registry.Targets{Accounts: []string{"acct-host"}}}},
+		},
+	}
+	info, err := decisionlog.Event(rec, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(map[string]any{"input": *info.Input, "result": *info.Results})
+	for _, id := range []string{"alice", "bob", "carol", "dave", "acct-host"} {
+		if strings.Contains(string(raw), id) {
+			t.Errorf("the event contains %q: %s", id, raw)
+		}
+	}
+	for _, want := range []string{ps.Participant("alice"), ps.Participant("bob"), ps.Account("acct-host"),
+		`"participants_by_country":{"CN":1,"US":1}`, `"participants_unlocated":1`, `"target_accounts":["` + ps.Account("acct-host") + `"]`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("the event lacks %s: %s", want, raw)
+		}
+	}
+	var host struct {
+		Actions []decision.Action `json:"actions"`
+	}
+	_ = json.Unmarshal(raw[strings.Index(string(raw), `"result":`)+len(`"result":`):len(raw)-1], &host)
+	if len(host.Actions) != 3 || host.Actions[1].ParticipantID != ps.Account("acct-host") {
+		t.Errorf("the host's removal names %+v, want the host account's pseudonym", host.Actions)
+	}
+	if info.Path != decisionlog.DecisionPath || info.DecisionID != "d-1" || info.Bundles["policies"].Revision != "sha256:x" {
+		t.Errorf("info %+v", info)
+	}
+	if rec.Decision.Actions[0].ParticipantID != "alice" {
+		t.Error("Event changed the decision it was given")
+	}
+}

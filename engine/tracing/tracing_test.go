@@ -1,0 +1,64 @@
+package tracing
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestFromOPAConfig(t *testing.T) {
+	yaml := `
+services:
+  s: {url: "http://127.0.0.1:1"}
+distributed_tracing:
+  type: http
+  address: collector:4318
+  service_name: gs
+  sample_percentage: 25
+  resource: {service_namespace: meetings}
+  batch_span_processor_options: {batch_timeout_ms: 50}
+`
+	c, err := FromOPAConfig([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Enabled() || c.Type != "http" || c.address(DefaultHTTPAddress) != "collector:4318" || c.ServiceName != "gs" ||
+		*c.SamplePercentage != 25 || c.Resource.ServiceNamespace != "meetings" || *c.BatchSpanOptions.BatchTimeoutMs != 50 {
+		t.Errorf("parsed %+v", c)
+	}
+	p, err := Start(context.Background(), c, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Errorf("shutdown with nothing exported: %v", err)
+	}
+
+	for raw, enabled := range map[string]bool{`{}`: false, `{"distributed_tracing": {}}`: false, `{"distributed_tracing": {"type": "GRPC"}}`: true} {
+		c, err := FromOPAConfig([]byte(raw))
+		if err != nil || c.Enabled() != enabled {
+			t.Errorf("%s: enabled %v, err %v; want enabled %v", raw, c.Enabled(), err, enabled)
+		}
+	}
+	if c, _ := FromOPAConfig([]byte(`{}`)); c.address(DefaultGRPCAddress) != "localhost:4317" {
+		t.Errorf("default gRPC address %q", c.address(DefaultGRPCAddress))
+	}
+
+	for block, key := range map[string]string{
+		`{"type": "jaeger"}`:                                                      "distributed_tracing.type",
+		`{"type": "grpc", "sample_percentage": -1}`:                               "distributed_tracing.sample_percentage",
+		`{"type": "grpc", "encryption": "mtls"}`:                                  "distributed_tracing.encryption",
+		`{"type": "grpc", "servce_name": "x"}`:                                    "distributed_tracing.servce_name",
+		`{"type": "grpc", "address": 4317}`:                                       "distributed_tracing.address",
+		`{"type": "grpc", "batch_span_processor_options": {"max_queue_size": 0}}`: "distributed_tracing.batch_span_processor_options.max_queue_size",
+	} {
+		_, err := FromOPAConfig([]byte(`{"distributed_tracing": ` + block + `}`))
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %v; want ErrConfig naming %s", block, err, key)
+		}
+	}
+	if _, err := Start(context.Background(), &Config{Type: "grpc", Encryption: "tls", TLSCACertFile: "/nonexistent"}, ""); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "tls_ca_cert_file") {
+		t.Errorf("missing CA file: %v", err)
+	}
+}

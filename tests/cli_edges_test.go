@@ -1,0 +1,205 @@
+package tests
+
+// The command line's contract for the mistakes a new user makes: each is
+// refused with exit status 2 and one line naming the flag or value, before
+// anything is created on disk; what succeeds says so when it cannot do
+// what the user likely expects.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/geoscope/geoscope/engine/geo/geotest"
+)
+
+// runIn runs the binary in dir with exactly env (plus PATH and HOME), so
+// that no GEOSCOPE_DATA_DIR of the test process leaks in. A command still
+// running after a minute (a serve that should have been refused) is killed.
+func runIn(t *testing.T, dir string, env []string, stdin []byte, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, geoscopeBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdin = bytes.NewReader(stdin)
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("geoscope %s still running after a minute (killed)\nstderr:\n%s", strings.Join(args, " "), stderr.String())
+	}
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("running geoscope %s: %v", strings.Join(args, " "), err)
+	}
+	return cliResult{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// dirEntries lists what dir holds.
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestCLIBadFlagValuesNamed(t *testing.T) {
+	db := geotest.Standard(t)
+	missing := filepath.Join(t.TempDir(), "nonexistent")
+	cases := []struct {
+		name  string
+		args  []string
+		names []string
+	}{
+		{"serve --ledger foo", []string{"serve", "--ledger", "foo"}, []string{`--ledger "foo"`, "sqlite", "postgres://"}},
+		{"serve --ledger mysql", []string{"serve", "--ledger", "mysql://x"}, []string{`--ledger "mysql://x"`}},
+		{"serve --ledger with a key file", []string{"serve", "--ledger", "foo", "--ledger-key-file", missing}, []string{`--ledger "foo"`}},
+		{"decide --ledger foo", []string{"decide", "--geoip-db", db, "--ledger", "foo"}, []string{`--ledger "foo"`}},
+		{"ledger export --ledger foo", []string{"ledger", "export", "--ledger", "foo"}, []string{`--ledger "foo"`}},
+		{"serve --geoip-db missing", []string{"serve", "--geoip-db", missing}, []string{"--geoip-db " + missing, "no such file"}},
+		{"serve --bundle missing", []string{"serve", "--bundle", missing}, []string{"--bundle " + missing, "no such file"}},
+		{"serve --config missing", []string{"serve", "--config", missing}, []string{"--config " + missing, "no such file"}},
+		{"serve --log-level verbose", []string{"serve", "--log-level", "verbose"}, []string{`--log-level "verbose"`, "debug, info, warn or error"}},
+		{"decide request.json", []string{"decide", "request.json"}, []string{`"request.json"`, "--input request.json"}},
+		{"ledger export empty period", []string{"ledger", "export", "--since", "2026-03-01", "--until", "2026-02-01"}, []string{"--until", "the period is empty"}},
+		{"ledger export equal bounds", []string{"ledger", "export", "--since", "2026-03-01", "--until", "2026-03-01"}, []string{"--until", "the period is empty"}},
+		{"report --out a directory", []string{"report", "--out", os.TempDir()}, []string{"--out " + os.TempDir(), "is a directory"}},
+		{"report --out dir/", []string{"report", "--out", t.TempDir() + "/"}, []string{"--out", "names a directory"}},
+		{"report --out in a missing directory", []string{"report", "--out", filepath.Join(missing, "r.md")}, []string{"--out", "does not exist"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			data := filepath.Join(dir, "data")
+			args := tc.args
+			if args[0] == "serve" {
+				args = append(args, "--addr", "127.0.0.1:0")
+			}
+			res := runIn(t, dir, []string{"GEOSCOPE_DATA_DIR=" + data}, []byte(validRequest), args...)
+			if res.code != 2 {
+				t.Fatalf("exit %d, want 2\n%v", res.code, res)
+			}
+			line := cliErrorLine(t, res.stderr)
+			for _, n := range tc.names {
+				if !strings.Contains(line, n) {
+					t.Errorf("error %q does not name %q", line, n)
+				}
+			}
+			if got := dirEntries(t, dir); len(got) != 0 {
+				t.Errorf("a refused command created %v in its working directory", got)
+			}
+		})
+	}
+}
+
+// decide is offline: it records nothing (no ./geoscope-data, nothing in
+// GEOSCOPE_DATA_DIR) unless a ledger flag asks it to.
+func TestDecideRecordsOnlyWhenAsked(t *testing.T) {
+	db := geotest.Standard(t)
+	dir := t.TempDir()
+	serverData := filepath.Join(t.TempDir(), "server-data")
+	env := []string{"GEOSCOPE_DATA_DIR=" + serverData}
+
+	res := runIn(t, dir, env, []byte(validRequest), "decide", "--geoip-db", db)
+	if res.code != 0 || res.stderr != "" {
+		t.Fatalf("decide: %v", res)
+	}
+	d, _ := decodeCLIDecision(t, res.stdout)
+	if len(d.Actions) == 0 {
+		t.Fatalf("the request should have produced an action: %s", res.stdout)
+	}
+	if got := dirEntries(t, dir); len(got) != 0 {
+		t.Errorf("decide created %v in its working directory", got)
+	}
+	if _, err := os.Stat(serverData); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("decide touched GEOSCOPE_DATA_DIR %s (%v)", serverData, err)
+	}
+	// --ledger off says the same, silently.
+	if res := runIn(t, dir, env, []byte(validRequest), "decide", "--geoip-db", db, "--ledger", "off"); res.code != 0 || res.stderr != "" {
+		t.Errorf("decide --ledger off: %v", res)
+	}
+
+	// Asked to record, it does, and the entry is exported.
+	ledgerDir := filepath.Join(t.TempDir(), "ledger")
+	res = runIn(t, dir, env, []byte(validRequest), "decide", "--geoip-db", db, "--data-dir", ledgerDir)
+	if res.code != 0 {
+		t.Fatalf("decide --data-dir: %v", res)
+	}
+	recorded, _ := decodeCLIDecision(t, res.stdout)
+	export := runIn(t, dir, env, nil, "ledger", "export", "--data-dir", ledgerDir)
+	if export.code != 0 || !strings.Contains(export.stdout, `"decision_id":"`+recorded.DecisionID+`"`) {
+		t.Errorf("the decision recorded with --data-dir is not exported:\n%v", export)
+	}
+	if strings.Contains(export.stdout, d.DecisionID) {
+		t.Errorf("the unrecorded decision %s appears in a ledger", d.DecisionID)
+	}
+}
+
+// decide with a policy bundle and no registry answers (nothing applies) and
+// warns, as serve does.
+func TestDecideWarnsWithoutRegistry(t *testing.T) {
+	res := runCLI(t, []byte(validRequest), "decide", "--geoip-db", geotest.Standard(t), "--bundle", "../policies")
+	if res.code != 0 {
+		t.Fatalf("%v", res)
+	}
+	d, _ := decodeCLIDecision(t, res.stdout)
+	if len(d.Actions)+len(d.Refused)+len(d.OrderIDs) != 0 {
+		t.Errorf("without a registry nothing applies; got %s", res.stdout)
+	}
+	var rec struct{ Level, Msg string }
+	if err := json.Unmarshal([]byte(res.stderr), &rec); err != nil || rec.Level != "WARN" || !strings.Contains(rec.Msg, "no authorities") {
+		t.Errorf("stderr %q: want one JSON warning that the bundles hold no registry", res.stderr)
+	}
+	// With the registry there is no warning.
+	if res := runCLI(t, []byte(validRequest), "decide", "--geoip-db", geotest.Standard(t), "--bundle", "../policies", "--bundle", "../bundles/registry"); res.code != 0 || res.stderr != "" {
+		t.Errorf("with the registry: %v", res)
+	}
+}
+
+// A registry version that lost its orders/ directory is refused rather
+// than activated with no standing orders.
+func TestRegistryWithoutOrdersRefused(t *testing.T) {
+	reg := filepath.Join(t.TempDir(), "registry")
+	bndCopyDir(t, "../bundles/registry", reg)
+	if err := os.RemoveAll(filepath.Join(reg, "orders")); err != nil {
+		t.Fatal(err)
+	}
+	res := runCLI(t, []byte(validRequest), "decide", "--geoip-db", geotest.Standard(t), "--bundle", "../policies", "--bundle", reg)
+	wantBadInput(t, res, "", "data.orders is missing", "data.authorities")
+}
+
+// report --out FILE still writes the file (the refusals above are only for
+// directories).
+func TestReportOutFile(t *testing.T) {
+	db := geotest.Standard(t)
+	data := filepath.Join(t.TempDir(), "data")
+	if res := runCLI(t, []byte(validRequest), "decide", "--geoip-db", db, "--data-dir", data); res.code != 0 {
+		t.Fatalf("%v", res)
+	}
+	out := filepath.Join(t.TempDir(), "report.json")
+	year := time.Now().UTC().Format("2006")
+	res := runCLI(t, nil, "report", "--data-dir", data, "--since", year+"-01-01", "--format", "json", "--out", out)
+	if res.code != 0 {
+		t.Fatalf("%v", res)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil || !json.Valid(raw) {
+		t.Errorf("report file: %v %.200s", err, raw)
+	}
+}

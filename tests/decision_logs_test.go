@@ -1,0 +1,269 @@
+package tests
+
+// Decision logs under --config: OPA's decision-log plugin uploads events to
+// a collector (here an httptest server speaking OPA's upload protocol:
+// POST {service}/logs, a gzip-compressed JSON array of events). The events
+// honour system.log.mask and system.log.drop as OPA does, carry the
+// ledger's pseudonyms and never a raw id or address, and name every
+// bundle's revision (a content digest for a bundle built without one).
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/geoscope/geoscope/engine/geo/geotest"
+	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/engine/policy"
+)
+
+// logCollector receives decision-log uploads.
+type logCollector struct {
+	*httptest.Server
+	mu     sync.Mutex
+	events []map[string]any
+	raw    bytes.Buffer // every upload, inflated
+	bad    []string     // protocol violations
+}
+
+func newLogCollector(t *testing.T) *logCollector {
+	c := &logCollector{}
+	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if r.Method != http.MethodPost || r.URL.Path != "/logs" || r.Header.Get("Content-Encoding") != "gzip" ||
+			r.Header.Get("Content-Type") != "application/json" {
+			c.bad = append(c.bad, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Encoding")+" "+r.Header.Get("Content-Type"))
+			http.Error(w, "not an OPA decision-log upload", http.StatusBadRequest)
+			return
+		}
+		zr, err := gzip.NewReader(r.Body)
+		var raw []byte
+		if err == nil {
+			raw, err = io.ReadAll(zr)
+		}
+		var batch []map[string]any
+		if err == nil {
+			err = json.Unmarshal(raw, &batch)
+		}
+		if err != nil {
+			c.bad = append(c.bad, "undecodable upload: "+err.Error())
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c.raw.Write(raw)
+		c.events = append(c.events, batch...)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(c.Close)
+	return c
+}
+
+// event returns the uploaded event of a decision, or nil.
+func (c *logCollector) event(id string) map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.events {
+		if e["decision_id"] == id {
+			return e
+		}
+	}
+	return nil
+}
+
+// logPolicy is a bundle (root system/log) with OPA's example mask, and a
+// drop rule for allowed admissions.
+const logPolicy = `package system.log
+
+mask contains "/result/actions" if input.path == "geoscope/decision"
+
+drop if {
+	input.path == "geoscope/admission"
+	input.result.allow
+}
+`
+
+func TestDecisionLogs(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+	bs := newBundleServer(t)
+	// The policy bundle is built without a revision.
+	policies := bndPolicyBundle(t, "", &key)
+	bs.set("policies.tar.gz", policies)
+	bs.set("registry.tar.gz", bndRegistryBundle(t, "reg-1", bndRegistryData("ORD-LOG-1", "june4-b", "acct-us-d"), &key))
+	logBundle := &bundle.Bundle{
+		Manifest: bundle.Manifest{Revision: "log-1", Roots: &[]string{"system/log"}},
+		Modules:  []bundle.ModuleFile{{URL: "/system/log/log.rego", Path: "/system/log/log.rego", Raw: []byte(logPolicy)}},
+		Data:     map[string]any{},
+	}
+	bs.set("logpolicy.tar.gz", bndWrite(t, logBundle, &key))
+	collector := newLogCollector(t)
+
+	bundles := map[string]any{}
+	for _, name := range []string{"policies", "registry", "logpolicy"} {
+		bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz",
+			"polling": map[string]any{"min_delay_seconds": 60, "max_delay_seconds": 120}}
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"services": map[string]any{
+			"bundles": map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}},
+			"logs":    map[string]any{"url": collector.URL},
+		},
+		"bundles": bundles,
+		"decision_logs": map[string]any{
+			"service":   "logs",
+			"console":   true,
+			"reporting": map[string]any{"min_delay_seconds": 1, "max_delay_seconds": 1},
+		},
+	})
+	keyFile := lgKeyFile(t)
+	srv := bndStart(t, "--config", writeTemp(t, "opa.json", cfg), "--verification-key", key.pubPath,
+		"--geoip-db", geotest.Standard(t), "--ledger-key-file", keyFile)
+	st := srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
+
+	// The policy bundle's revision is its content digest, the one the same
+	// bundle gets when loaded from a file.
+	b, err := bundle.NewReader(bytes.NewReader(policies)).WithSkipBundleVerification(true).Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRev := policy.Revision(&b)
+	if got := st.revision("policies"); got != wantRev || !strings.HasPrefix(got, "sha256:") {
+		t.Errorf("/v1/status revision of the policies bundle built without one: %q, want the content digest %q", got, wantRev)
+	}
+	if m := srv.metrics(t); !strings.Contains(m, `geoscope_bundle_info{name="policies",revision="`+wantRev+`"} 1`) {
+		t.Errorf("geoscope_bundle_info does not carry the digest:\n%s", strings.Join(bndMetric(m, "geoscope_bundle_info"), "\n"))
+	}
+
+	decide := func(path string, body []byte) map[string]any {
+		t.Helper()
+		r := srv.request(t, http.MethodPost, path, "", "application/json", body)
+		var out map[string]any
+		if err := json.Unmarshal(r.body, &out); r.status != 200 || err != nil {
+			t.Fatalf("POST %s: %s", path, r)
+		}
+		return out
+	}
+	d := decide("/v1/decisions", june4b)
+	if bs, _ := d["bundles"].(map[string]any); bs["policies"] != wantRev {
+		t.Errorf("the decision names policies revision %v, want %s", bs["policies"], wantRev)
+	}
+	if acts, _ := d["actions"].([]any); len(acts) == 0 {
+		t.Fatalf("the decision has no action to mask: %v", d)
+	}
+	denied := decide("/v1/admission", admissionCN)
+	allowedBody := bytes.Replace(admissionCN, []byte("36.110.44.4"), []byte("8.8.8.8"), 1)
+	allowed := decide("/v1/admission", allowedBody)
+	if allowed["allow"] != true || denied["allow"] != false {
+		t.Fatalf("admissions: denied %v, allowed %v", denied, allowed)
+	}
+	viaData := decide("/v1/data/geoscope/decision", []byte(`{"input": `+string(june4b)+`}`))
+
+	ids := map[string]string{"decision": d["decision_id"].(string), "denied": denied["decision_id"].(string), "data api": viaData["decision_id"].(string)}
+	poll(t, 20*time.Second, "the decision log uploads", func() bool {
+		for _, id := range ids {
+			if collector.event(id) == nil {
+				return false
+			}
+		}
+		return true
+	})
+
+	rawKey, _ := hex.DecodeString(strings.Repeat("0123456789abcdef", 4))
+	ps := ledger.NewPseudonymizer(rawKey)
+
+	ev := collector.event(ids["decision"])
+	t.Logf("decision event: %v", ev)
+	if ev["path"] != "geoscope/decision" {
+		t.Errorf("path %v", ev["path"])
+	}
+	if erased, _ := ev["erased"].([]any); len(erased) != 1 || erased[0] != "/result/actions" {
+		t.Errorf("erased = %v, want [/result/actions] as OPA reports system.log.mask", ev["erased"])
+	}
+	result, _ := ev["result"].(map[string]any)
+	if _, has := result["actions"]; has || result["refused"] == nil || result["decision_id"] != ids["decision"] {
+		t.Errorf("result after the mask: %v; want no actions, the refusals kept", result)
+	}
+	input, _ := ev["input"].(map[string]any)
+	meeting, _ := input["meeting"].(map[string]any)
+	host, _ := meeting["host"].(map[string]any)
+	if meeting["id"] != "june4-b" || host["account_id"] != ps.Account("acct-us-b") || host["country"] != "US" {
+		t.Errorf("input.meeting %v: want the meeting id, the host account's ledger pseudonym and its country", meeting)
+	}
+	if byCountry, _ := meeting["participants_by_country"].(map[string]any); len(byCountry) != 2 || byCountry["CN"] != 1.0 || byCountry["HK"] != 1.0 {
+		t.Errorf("participants_by_country %v, want CN 1 and HK 1", meeting["participants_by_country"])
+	}
+	revs, _ := ev["bundles"].(map[string]any)
+	for name, want := range map[string]string{"policies": wantRev, "registry": "reg-1", "logpolicy": "log-1"} {
+		if got, _ := revs[name].(map[string]any); got["revision"] != want {
+			t.Errorf("bundles.%s = %v, want revision %s", name, revs[name], want)
+		}
+	}
+	if ev["timestamp"] == nil {
+		t.Error("no timestamp")
+	}
+
+	// The denied admission is logged unmasked (the mask is for decisions),
+	// naming the joining participant by the ledger's pseudonym.
+	adm := collector.event(ids["denied"])
+	res, _ := adm["result"].(map[string]any)
+	acts, _ := res["actions"].([]any)
+	if adm["path"] != "geoscope/admission" || res["allow"] != false || len(acts) != 1 ||
+		acts[0].(map[string]any)["participant_id"] != ps.Participant("joiner-cn") {
+		t.Errorf("admission event %v: want allow false and the deny_join naming %s", adm, ps.Participant("joiner-cn"))
+	}
+	if j, _ := adm["input"].(map[string]any)["joining"].(map[string]any); j["id"] != ps.Participant("joiner-cn") || j["country"] != "CN" {
+		t.Errorf("admission input.joining %v", j)
+	}
+	if ev := collector.event(ids["data api"]); ev["path"] != "geoscope/decision" {
+		t.Errorf("the Data API decision's event: %v", ev)
+	}
+
+	// system.log.drop: the allowed admission never leaves. Another upload
+	// round passes first.
+	marker := decide("/v1/decisions", june4b)["decision_id"].(string)
+	poll(t, 20*time.Second, "one more upload", func() bool { return collector.event(marker) != nil })
+	if collector.event(allowed["decision_id"].(string)) != nil {
+		t.Error("the allowed admission was uploaded although system.log.drop drops it")
+	}
+
+	collector.mu.Lock()
+	defer collector.mu.Unlock()
+	if len(collector.bad) > 0 {
+		t.Errorf("uploads that do not follow OPA's protocol: %v", collector.bad)
+	}
+	// console: true prints the same events into geoscope's log, with OPA's
+	// fields prefixed opa_: the revisions filled, nothing identifying.
+	var console map[string]any
+	var consoleLines []byte
+	for _, line := range srv.logLines() {
+		if line["msg"] != "Decision Log" {
+			continue
+		}
+		b, _ := json.Marshal(line)
+		consoleLines = append(consoleLines, b...)
+		if line["opa_decision_id"] == ids["decision"] {
+			console = line
+		}
+	}
+	if console == nil {
+		t.Errorf("no console decision log line for %s", ids["decision"])
+	} else if b, _ := json.Marshal(console["opa_bundles"]); !strings.Contains(string(b), wantRev) || !strings.Contains(string(b), "reg-1") {
+		t.Errorf("console opa_bundles = %s, want the revisions filled", b)
+	}
+	all := collector.raw.String() + string(consoleLines)
+	for _, secret := range []string{"p-cn", "p-hk", "acct-us-b", "acct-us-d", "joiner-cn", "1.0.16.5", "147.8.1.1", "8.8.8.8", "36.110.44.4", "127.0.0.1"} {
+		if strings.Contains(all, secret) {
+			t.Errorf("the uploaded decision logs contain %q", secret)
+		}
+	}
+}

@@ -1,0 +1,229 @@
+package tests
+
+// OpenTelemetry tracing configured as OPA configures it (the
+// distributed_tracing block of --config): spans for the request and each
+// pipeline stage, exported over OTLP to an in-process receiver (HTTP and
+// gRPC), continuing the caller's W3C traceparent.
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/geoscope/geoscope/engine/geo/geotest"
+)
+
+// otlpReceiver collects the spans exported to it.
+type otlpReceiver struct {
+	coltracepb.UnimplementedTraceServiceServer
+	mu       sync.Mutex
+	spans    []*tracepb.Span
+	services []string
+}
+
+func (r *otlpReceiver) add(req *coltracepb.ExportTraceServiceRequest) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rs := range req.GetResourceSpans() {
+		for _, a := range rs.GetResource().GetAttributes() {
+			if a.GetKey() == "service.name" {
+				r.services = append(r.services, a.GetValue().GetStringValue())
+			}
+		}
+		for _, ss := range rs.GetScopeSpans() {
+			r.spans = append(r.spans, ss.GetSpans()...)
+		}
+	}
+}
+
+// Export is the gRPC OTLP trace service.
+func (r *otlpReceiver) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	r.add(req)
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+// ServeHTTP is the OTLP/HTTP trace endpoint (binary protobuf).
+func (r *otlpReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	var msg coltracepb.ExportTraceServiceRequest
+	if err == nil {
+		err = proto.Unmarshal(body, &msg)
+	}
+	if req.URL.Path != "/v1/traces" || err != nil {
+		http.Error(w, "not an OTLP trace export", http.StatusBadRequest)
+		return
+	}
+	r.add(&msg)
+	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	_, _ = w.Write(out)
+}
+
+// trace returns the spans of one trace, by name.
+func (r *otlpReceiver) trace(id string) map[string]*tracepb.Span {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]*tracepb.Span{}
+	for _, s := range r.spans {
+		if hex.EncodeToString(s.GetTraceId()) == id {
+			out[s.GetName()] = s
+		}
+	}
+	return out
+}
+
+// traceOf returns the id of the trace whose root span is named name.
+func (r *otlpReceiver) traceOf(name string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.spans {
+		if s.GetName() == name && len(s.GetParentSpanId()) == 0 {
+			return hex.EncodeToString(s.GetTraceId())
+		}
+	}
+	return ""
+}
+
+var stageSpans = []string{"decode", "locate", "evaluate", "guard", "record"}
+
+func TestTracing(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+	for _, kind := range []string{"http", "grpc"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			recv := &otlpReceiver{}
+			var address string
+			if kind == "http" {
+				hs := httptest.NewServer(recv)
+				t.Cleanup(hs.Close)
+				address = strings.TrimPrefix(hs.URL, "http://")
+			} else {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				gs := grpc.NewServer()
+				coltracepb.RegisterTraceServiceServer(gs, recv)
+				go func() { _ = gs.Serve(ln) }()
+				t.Cleanup(gs.Stop)
+				address = ln.Addr().String()
+			}
+			bs := newBundleServer(t)
+			bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-1", &key))
+			bs.set("registry.tar.gz", bndRegistryBundle(t, "reg-1", bndRegistryData("ORD-TRACE", "june4-b", "acct-us-d"), &key))
+			bundles := map[string]any{}
+			for _, name := range []string{"policies", "registry"} {
+				bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz"}
+			}
+			cfg, _ := json.Marshal(map[string]any{
+				"services": map[string]any{"bundles": map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}}},
+				"bundles":  bundles,
+				"distributed_tracing": map[string]any{
+					"type": kind, "address": address, "service_name": "geoscope-test",
+					"batch_span_processor_options": map[string]any{"batch_timeout_ms": 100},
+				},
+			})
+			srv := bndStart(t, "--config", writeTemp(t, "opa.json", cfg), "--verification-key", key.pubPath, "--geoip-db", geotest.Standard(t))
+			srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
+
+			send := func(path, traceparent string, body []byte) {
+				t.Helper()
+				req, _ := http.NewRequest(http.MethodPost, srv.base+path, strings.NewReader(string(body)))
+				req.Header.Set("Content-Type", "application/json")
+				if traceparent != "" {
+					req.Header.Set("traceparent", traceparent)
+				}
+				resp, err := srv.client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("POST %s: %d", path, resp.StatusCode)
+				}
+			}
+			const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+			const unsampled = "5bf92f3577b34da6a3ce929d0e0e4736"
+			send("/v1/decisions", "00-"+traceID+"-"+parentID+"-01", june4b)
+			send("/v1/decisions", "00-"+unsampled+"-"+parentID+"-00", june4b)
+			send("/v1/data/geoscope/decision", "", []byte(`{"input": `+string(june4b)+`}`))
+
+			var spans map[string]*tracepb.Span
+			poll(t, 20*time.Second, "the spans of the traced request", func() bool {
+				spans = recv.trace(traceID)
+				return len(spans) == 1+len(stageSpans)
+			})
+			root := spans["POST /v1/decisions"]
+			if root == nil || hex.EncodeToString(root.GetParentSpanId()) != parentID || root.GetKind() != tracepb.Span_SPAN_KIND_SERVER {
+				t.Fatalf("request span %v: want POST /v1/decisions, a server span, child of the caller's %s", root, parentID)
+			}
+			for _, name := range stageSpans {
+				s := spans[name]
+				if s == nil || string(s.GetParentSpanId()) != string(root.GetSpanId()) {
+					t.Errorf("stage span %q: %v; want a child of the request span", name, s)
+				}
+			}
+			attrs := map[string]string{}
+			for _, a := range root.GetAttributes() {
+				attrs[a.GetKey()] = a.GetValue().String()
+			}
+			if !strings.Contains(attrs["http.route"], "/v1/decisions") || !strings.Contains(attrs["http.response.status_code"], "200") || attrs["geoscope.decision_id"] == "" {
+				t.Errorf("request span attributes %v", attrs)
+			}
+
+			var dataTrace string
+			poll(t, 20*time.Second, "the spans of the Data API request", func() bool {
+				dataTrace = recv.traceOf("POST /v1/data/geoscope/decision")
+				return dataTrace != "" && len(recv.trace(dataTrace)) == 1+len(stageSpans)
+			})
+
+			if got := recv.trace(unsampled); len(got) != 0 {
+				t.Errorf("a request whose traceparent says not sampled was exported: %v", got)
+			}
+			recv.mu.Lock()
+			defer recv.mu.Unlock()
+			for _, svc := range recv.services {
+				if svc != "geoscope-test" {
+					t.Errorf("service.name %q, want geoscope-test", svc)
+				}
+			}
+			// Spans identify nobody.
+			dump, _ := json.Marshal(recv.spans)
+			for _, secret := range []string{"p-cn", "p-hk", "acct-us-b", "1.0.16.5", "147.8.1.1", "8.8.8.8", "127.0.0.1"} {
+				if strings.Contains(string(dump), secret) {
+					t.Errorf("exported spans contain %q", secret)
+				}
+			}
+		})
+	}
+}
+
+// A distributed_tracing block with a bad value is a configuration error
+// naming the key.
+func TestTracingConfigErrors(t *testing.T) {
+	for block, want := range map[string]string{
+		`{"type": "zipkin"}`:                         `distributed_tracing.type: "zipkin"`,
+		`{"type": "grpc", "sample_percentage": 101}`: "distributed_tracing.sample_percentage",
+		`{"type": "http", "encryption": "ssl"}`:      "distributed_tracing.encryption",
+		`{"type": "http", "adress": "x:1"}`:          "distributed_tracing.adress",
+	} {
+		cfg := writeTemp(t, "opa.json", []byte(`{"services": {"s": {"url": "http://127.0.0.1:1"}}, "bundles": {"b": {"service": "s"}}, "distributed_tracing": `+block+`}`))
+		r := runBounded(t, time.Minute, "serve", "--addr", "127.0.0.1:0", "--config", cfg)
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("%s: exit %d, want 2 naming %s\n%s", block, r.code, want, r.stderr)
+		}
+	}
+}
