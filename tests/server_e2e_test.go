@@ -79,7 +79,7 @@ func TestServerScenarios(t *testing.T) {
 		}
 	}
 	servers := []struct {
-		name string
+		name  string
 		procs server
 	}{
 		{"embedded", start()},
