@@ -50,28 +50,48 @@ cn_order(demands) := new_order("o-cn", "cn.cac", demands, ["m1"], [])
 
 all_demands := ["remove_participants", "end_meeting", "suspend_account"]
 
-person(id, country) := {"id": id, "country": country}
+# People as the engine describes them in the input (docs/schemas/input.json).
+# person(...) is located by IP address; the_person(...) takes any of the
+# optional fields (role, account_id, account_country, attributes, or
+# located_by "phone" for a dial-in caller located by the calling number).
+person(id, country) := {"id": id, "country": country, "located_by": "ip"}
 
-# A participant whose location is unknown: no "country".
+the_person(id, country, fields) := object.union(person(id, country), fields)
+
+# A participant whose location is unknown: no "country", no "located_by".
 unlocated(id) := {"id": id}
 
-offline_host(account, account_country) := {"account_id": account, "account_country": account_country, "connected": false}
-
-online_host(account, account_country, located) := {
+# The host's participant id is its account id.
+offline_host(account, account_country) := {
+	"id": account,
 	"account_id": account,
+	"role": "host",
 	"account_country": account_country,
-	"connected": true,
-	"country": located,
+	"connected": false,
 }
 
+online_host(account, account_country, located) := object.union(
+	offline_host(account, account_country),
+	{"connected": true, "country": located, "located_by": "ip"},
+)
+
+# A host whose account's country is unknown (not connected).
+no_country_host := object.remove(offline_host("acct-x", "ZZ"), ["account_country"])
+
+# A connected host whose location is unknown.
+unlocated_host(account, account_country) := object.union(offline_host(account, account_country), {"connected": true})
+
 # The engine groups participant ids by located country; tests derive the
-# grouping from the participant list the same way.
+# grouping from the participant list the same way. "participants" is the
+# per-person array the engine adds when a reachable rule reads it (the
+# default policy never does; extensions may).
 meeting(h, ps) := {
 	"id": "m1",
 	"host": h,
 	"participant_count": count(ps),
 	"by_country": by_country(ps),
 	"unlocated": [p.id | some p in ps; not p.country],
+	"participants": ps,
 }
 
 by_country(ps) := {c: [p.id | some p in ps; p.country == c] | some q in ps; c := q.country}
@@ -532,7 +552,7 @@ test_connected_host_outside_jurisdiction_is_untouched if {
 }
 
 test_connected_host_with_unknown_location_is_untouched_and_counts_outside if {
-	h := object.remove(online_host("acct-cn", "CN", "CN"), ["country"])
+	h := unlocated_host("acct-cn", "CN")
 	d := expanded_decision with input as preview(cn_order(all_demands), meeting(h, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d == {
@@ -552,7 +572,7 @@ test_host_not_connected_is_never_acted_on if {
 
 test_host_outside_counts_connected_host_not_inside if {
 	geoscope.host_outside(["CN"]) == 1 with input as {"meeting": meeting(online_host("acct-us", "US", "GB"), [])}
-	geoscope.host_outside(["CN"]) == 1 with input as {"meeting": meeting(object.remove(online_host("acct-us", "US", "GB"), ["country"]), [])}
+	geoscope.host_outside(["CN"]) == 1 with input as {"meeting": meeting(unlocated_host("acct-us", "US"), [])}
 	geoscope.host_outside(["CN"]) == 0 with input as {"meeting": meeting(online_host("acct-us", "US", "CN"), [])}
 	geoscope.host_outside(["CN"]) == 0 with input as {"meeting": meeting(us_host, [])}
 }
@@ -628,7 +648,7 @@ test_account_inside if {
 	geoscope.account_inside(["CN"]) with input as {"meeting": meeting(cn_host, [])}
 	geoscope.account_inside(["DE", "FR"]) with input as {"meeting": meeting(offline_host("acct-fr", "FR"), [])}
 	not geoscope.account_inside(["CN"]) with input as {"meeting": meeting(offline_host("acct-hk", "HK"), [])}
-	not geoscope.account_inside(["CN"]) with input as {"meeting": meeting({"account_id": "acct-x", "connected": false}, [])}
+	not geoscope.account_inside(["CN"]) with input as {"meeting": meeting(no_country_host, [])}
 }
 
 # ---------------------------------------------------------------------------
@@ -801,7 +821,7 @@ test_suspend_account_refused_when_account_registered_in_hk if {
 }
 
 test_suspend_account_refused_when_account_country_unknown if {
-	h := {"account_id": "acct-x", "connected": false}
+	h := no_country_host
 	d := expanded_decision with input as preview(cn_order(["suspend_account"]), meeting(h, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d.actions == {removed("o-cn", "p1", "CN")}
@@ -850,7 +870,7 @@ test_suspend_account_affected_outside_adds_one_for_account_outside if {
 }
 
 test_suspend_account_affected_outside_for_unknown_account_and_outside_users if {
-	h := {"account_id": "acct-x", "connected": false}
+	h := no_country_host
 	refused := geoscope.refused with input as preview(cn_order(["suspend_account"]), meeting(h, [person("p1", "HK")]))
 		with data.authorities as authorities
 	refused == {suspend_refused("o-cn", "the account's country is unknown", 2)}
@@ -874,7 +894,7 @@ test_account_holder_counted_when_account_outside_and_host_offline if {
 }
 
 test_account_holder_counted_when_account_country_unknown if {
-	n := geoscope.account_holder_outside_uncounted(["CN"]) with input as {"meeting": meeting({"account_id": "acct-x", "connected": false}, [])}
+	n := geoscope.account_holder_outside_uncounted(["CN"]) with input as {"meeting": meeting(no_country_host, [])}
 	n == 1
 }
 
@@ -891,7 +911,7 @@ test_suspend_obstacle_account_registered_outside if {
 }
 
 test_suspend_obstacle_account_country_unknown if {
-	s := geoscope.suspend_obstacle(["CN"], 7) with input as {"meeting": meeting({"account_id": "acct-x", "connected": false}, [])}
+	s := geoscope.suspend_obstacle(["CN"], 7) with input as {"meeting": meeting(no_country_host, [])}
 	s == "the account's country is unknown"
 }
 
