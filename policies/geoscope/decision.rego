@@ -160,7 +160,7 @@ removals contains action if {
 	some id, j in actionable
 	input.meeting.host.connected
 	inside(input.meeting.host, j)
-	not input.meeting.host.account_id in exempt_ids
+	not host_exempt
 	not order_withheld(id)
 	action := {
 		"type": "remove_participant",
@@ -181,15 +181,13 @@ removals contains action if {
 denials contains denial(id) if {
 	some id in input.standing_orders
 	may_deny(data.orders[id])
-	not input.joining.id in exempt_ids
-	not order_withheld(id)
+	not joining_withheld(id)
 }
 
 denials contains denial(id) if {
 	id := input.order.id
 	may_deny(input.order)
-	not input.joining.id in exempt_ids
-	not order_withheld(id)
+	not joining_withheld(id)
 }
 
 may_deny(o) if {
@@ -212,7 +210,7 @@ meeting_actions contains action if {
 	some id, j in actionable
 	"end_meeting" in orders[id].demands
 	end_meeting_granted(id)
-	not [id, "end_meeting"] in withheld_demands
+	not demand_withheld(id, "end_meeting")
 	not exempt_reached
 	action := {
 		"type": "end_meeting",
@@ -234,7 +232,7 @@ meeting_actions contains action if {
 	some id, j in actionable
 	"suspend_account" in orders[id].demands
 	suspend_account_granted(id)
-	not [id, "suspend_account"] in withheld_demands
+	not demand_withheld(id, "suspend_account")
 	not exempt_account_reached
 	action := {
 		"type": "suspend_account",
@@ -348,11 +346,21 @@ suspend_obstacle(j, n) := sprintf("%d users connected or joining are not located
 #   refusals contains r if ...    {"order_id", "demand", "code", "reason"}
 #
 # They can only withhold enforcement: they remove actions, and add
-# refusals, never the reverse. With none defined, each is an empty set and
-# every rule that consults them tests that first, so the default policy
-# costs what it cost without them. docs/policy.md is the reference;
+# refusals, never the reverse. docs/policy.md is the reference;
 # docs/extensions/ holds worked examples.
+#
+# Cost: every rule below that the hot paths reach first tests "exempting"
+# or "withholding", which are undefined unless an extension rule has
+# entries for this input; so without extensions, admission and the
+# per-country removal batches cost what they cost before (docs/policy.md
+# has the measurements).
 # ---------------------------------------------------------------------------
+
+exempting if count(data.geoscope.extensions.exempt) > 0
+
+withholding if count(data.geoscope.extensions.withheld) > 0
+
+withholding if count(data.geoscope.extensions.refusals) > 0
 
 default exempt_ids := set()
 
@@ -368,15 +376,30 @@ operator_refusals := data.geoscope.extensions.refusals
 
 # A batch of participant ids without the exempt ones.
 not_exempt(ids) := ids if {
-	count(exempt_ids) == 0
+	not exempting
 } else := [id | some id in ids; not id in exempt_ids]
+
+host_exempt if {
+	exempting
+	input.meeting.host.account_id in exempt_ids
+}
+
+# The joining participant is exempt, or the order's participant actions
+# are withheld. One function rather than two tests: this is on the join
+# path, and only reached for a participant who would be denied.
+joining_withheld(_) if {
+	exempting
+	input.joining.id in exempt_ids
+}
+
+joining_withheld(id) if order_withheld(id)
 
 # A meeting-wide action reaches every participant, the connected host and
 # the participant joining: one of them exempt refuses it. The ids come from
 # by_country and unlocated, not from input.meeting.participants, so that
 # exempting people costs the engine nothing more to build.
 exempt_reached if {
-	count(exempt_ids) > 0
+	exempting
 	exempt_connected
 }
 
@@ -401,7 +424,7 @@ exempt_connected if input.joining.id in exempt_ids
 # Suspending the account also reaches its holder, connected or not.
 exempt_account_reached if exempt_reached
 
-exempt_account_reached if input.meeting.host.account_id in exempt_ids
+exempt_account_reached if host_exempt
 
 # Every demand an extension withholds, as the refusal that reports it. An
 # entry without a "demand" covers every demand of its order; an entry
@@ -436,8 +459,13 @@ withheld_demands contains [r.order_id, r.demand] if some r in extension_refusals
 # Participant actions (removals, deny_join) follow from any known demand of
 # an order, so they are withheld only when every known demand is.
 order_withheld(id) if {
-	count(withheld_demands) > 0
+	withholding
 	not enforceable_demand(id)
+}
+
+demand_withheld(id, d) if {
+	withholding
+	[id, d] in withheld_demands
 }
 
 enforceable_demand(id) if {
@@ -478,10 +506,13 @@ operator_reason(r) := entry_reason(r, "refused by the operator's policy") if {
 
 code_text(r) := json.marshal(object.get(r, "code", null))
 
-refused contains r if some r in extension_refusals
+refused contains r if {
+	withholding
+	some r in extension_refusals
+}
 
 refused contains refusal(id, "end_meeting", "exempt", reason, 0) if {
-	count(exempt_ids) > 0
+	exempting
 	some id, _ in actionable
 	"end_meeting" in orders[id].demands
 	exempt_reached
@@ -489,7 +520,7 @@ refused contains refusal(id, "end_meeting", "exempt", reason, 0) if {
 }
 
 refused contains refusal(id, "suspend_account", "exempt", reason, 0) if {
-	count(exempt_ids) > 0
+	exempting
 	some id, _ in actionable
 	"suspend_account" in orders[id].demands
 	exempt_account_reached

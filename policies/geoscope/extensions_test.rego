@@ -86,6 +86,23 @@ test_extension_values_are_read_from_data_geoscope_extensions if {
 	geoscope.operator_refusals == ext.refusals with data.geoscope.extensions as ext
 }
 
+# The hot paths test these first: undefined unless an extension rule has
+# entries for this input.
+test_exempting_only_with_exempt_entries if {
+	not geoscope.exempting
+	not geoscope.exempting with data.geoscope.extensions.exempt as set()
+	geoscope.exempting with data.geoscope.extensions.exempt as {"p1"}
+	not geoscope.exempting with data.geoscope.extensions.withheld as {{"order_id": "o"}}
+}
+
+test_withholding_only_with_withheld_or_refusal_entries if {
+	not geoscope.withholding
+	not geoscope.withholding with data.geoscope.extensions as {"withheld": set(), "refusals": set()}
+	geoscope.withholding with data.geoscope.extensions.withheld as {{"order_id": "o"}}
+	geoscope.withholding with data.geoscope.extensions.refusals as {{"order_id": "o", "code": "c"}}
+	not geoscope.withholding with data.geoscope.extensions.exempt as {"p1"}
+}
+
 # The default policy decides from by_country and unlocated; the
 # per-participant array (which the engine builds only for a policy that
 # reads it) changes nothing, whatever it says.
@@ -201,6 +218,32 @@ test_not_exempt if {
 	geoscope.not_exempt(["a", "b", "c"]) == ["a", "b", "c"]
 	geoscope.not_exempt(["a", "b", "c"]) == ["a", "c"] with data.geoscope.extensions.exempt as {"b", "x"}
 	geoscope.not_exempt(["a"]) == [] with data.geoscope.extensions.exempt as {"a"}
+}
+
+test_host_exempt if {
+	geoscope.host_exempt with input as {"meeting": meeting(us_host, [])} with data.geoscope.extensions.exempt as {"acct-us"}
+	not geoscope.host_exempt with input as {"meeting": meeting(us_host, [])} with data.geoscope.extensions.exempt as {"p1"}
+	not geoscope.host_exempt with input as {"meeting": meeting(us_host, [])}
+}
+
+test_joining_withheld if {
+	inp := with_joining(preview(cn_order(["remove_participants", "end_meeting"]), meeting(us_host, [])), person("j1", "CN"))
+	not geoscope.joining_withheld("o-cn") with input as inp
+	geoscope.joining_withheld("o-cn") with input as inp with data.geoscope.extensions.exempt as {"j1"}
+	not geoscope.joining_withheld("o-cn") with input as inp with data.geoscope.extensions.exempt as {"p1"}
+	geoscope.joining_withheld("o-cn") with input as inp with data.geoscope.extensions.withheld as {{"order_id": "o-cn"}}
+	not geoscope.joining_withheld("o-cn") with input as inp with data.geoscope.extensions.withheld as {{"order_id": "o-cn", "demand": "end_meeting"}}
+}
+
+test_demand_withheld if {
+	inp := preview(cn_order(["remove_participants", "end_meeting"]), meeting(us_host, []))
+	not geoscope.demand_withheld("o-cn", "end_meeting") with input as inp
+	geoscope.demand_withheld("o-cn", "end_meeting") with input as inp
+		with data.geoscope.extensions.withheld as {{"order_id": "o-cn", "demand": "end_meeting"}}
+	not geoscope.demand_withheld("o-cn", "remove_participants") with input as inp
+		with data.geoscope.extensions.withheld as {{"order_id": "o-cn", "demand": "end_meeting"}}
+	geoscope.demand_withheld("o-cn", "remove_participants") with input as inp
+		with data.geoscope.extensions.refusals as {{"order_id": "o-cn", "code": "c"}}
 }
 
 reached(host, ps, joining, ids) if {
@@ -533,4 +576,43 @@ test_problem_refusal_with_malformed_code if {
 
 test_problem_refusal_without_code if {
 	problems({"refusals": {{"order_id": "o-cn", "demand": "end_meeting", "reason": "r"}}}) == {`refusals {"demand":"end_meeting","order_id":"o-cn","reason":"r"}: code must be lower_snake_case, at most 64 bytes, and not a built-in code (the demand is withheld under code "withheld")`}
+}
+
+# ---------------------------------------------------------------------------
+# Helpers of the extension points
+# ---------------------------------------------------------------------------
+
+test_covered_pairs_only_for_orders_under_evaluation_and_demands_made if {
+	inp := preview(cn_order(["remove_participants", "end_meeting"]), meeting(us_host, []))
+	geoscope.covered({"order_id": "o-cn"}) == {["o-cn", "remove_participants"], ["o-cn", "end_meeting"]} with input as inp
+	geoscope.covered({"order_id": "o-cn", "demand": "end_meeting"}) == {["o-cn", "end_meeting"]} with input as inp
+	geoscope.covered({"order_id": "o-cn", "demand": "suspend_account"}) == set() with input as inp
+	geoscope.covered({"order_id": "o-other"}) == set() with input as inp
+	geoscope.covered({"order": "o-cn"}) == set() with input as inp
+}
+
+test_entry_reason if {
+	geoscope.entry_reason({"reason": "r"}, "fallback") == "r"
+	geoscope.entry_reason({"reason": ""}, "fallback") == "fallback"
+	geoscope.entry_reason({"reason": ["r"]}, "fallback") == "fallback"
+	geoscope.entry_reason({}, "fallback") == "fallback"
+}
+
+test_operator_code_and_reason if {
+	geoscope.operator_code({"code": "court_review"}) == "court_review"
+	geoscope.operator_code({"code": "Court review"}) == "withheld"
+	geoscope.operator_code({}) == "withheld"
+	geoscope.operator_reason({"code": "court_review", "reason": "r"}) == "r"
+	geoscope.operator_reason({"code": "court_review"}) == "refused by the operator's policy"
+	geoscope.operator_reason({"code": "Court review", "reason": "r"}) == "r (refusal code \"Court review\" is not a lower_snake_case code of the operator's own; reported as withheld)"
+	geoscope.code_text({"code": "x"}) == "\"x\""
+	geoscope.code_text({}) == "null"
+}
+
+test_extension_refusals_are_the_withheld_and_operator_entries if {
+	inp := preview(cn_order(["end_meeting", "suspend_account"]), meeting(us_host, []))
+	r := geoscope.extension_refusals with input as inp
+		with data.geoscope.extensions.withheld as {{"order_id": "o-cn", "demand": "end_meeting", "reason": "a"}}
+		with data.geoscope.extensions.refusals as {{"order_id": "o-cn", "demand": "suspend_account", "code": "b_code", "reason": "b"}}
+	r == {withheld("o-cn", "end_meeting", "a"), operator_refusal("o-cn", "suspend_account", "b_code", "b")}
 }
