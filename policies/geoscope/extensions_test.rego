@@ -10,7 +10,7 @@ import data.geoscope
 
 # The decision (batches expanded) with the given extension values.
 decide(inp, ext) := d if {
-	d := expanded_decision with input as inp
+	d := {"actions": expand(geoscope.actions), "refused": geoscope.refused} with input as inp
 		with data.authorities as authorities
 		with data.geoscope.extensions as ext
 }
@@ -74,9 +74,9 @@ test_empty_extensions_change_nothing if {
 }
 
 test_extension_values_default_to_empty_sets if {
-	geoscope.exempt_ids == set() with input as all_cn
-	geoscope.withheld_entries == set() with input as all_cn
-	geoscope.operator_refusals == set() with input as all_cn
+	geoscope.exempt_ids == set() with input as all_cn with data.geoscope.extensions as {}
+	geoscope.withheld_entries == set() with input as all_cn with data.geoscope.extensions as {}
+	geoscope.operator_refusals == set() with input as all_cn with data.geoscope.extensions as {}
 }
 
 test_extension_values_are_read_from_data_geoscope_extensions if {
@@ -89,18 +89,18 @@ test_extension_values_are_read_from_data_geoscope_extensions if {
 # The hot paths test these first: undefined unless an extension rule has
 # entries for this input.
 test_exempting_only_with_exempt_entries if {
-	not geoscope.exempting
-	not geoscope.exempting with data.geoscope.extensions.exempt as set()
-	geoscope.exempting with data.geoscope.extensions.exempt as {"p1"}
-	not geoscope.exempting with data.geoscope.extensions.withheld as {{"order_id": "o"}}
+	not geoscope.exempting with data.geoscope.extensions as {}
+	not geoscope.exempting with data.geoscope.extensions as {"exempt": set()}
+	geoscope.exempting with data.geoscope.extensions as {"exempt": {"p1"}}
+	not geoscope.exempting with data.geoscope.extensions as {"withheld": {{"order_id": "o"}}}
 }
 
 test_withholding_only_with_withheld_or_refusal_entries if {
-	not geoscope.withholding
+	not geoscope.withholding with data.geoscope.extensions as {}
 	not geoscope.withholding with data.geoscope.extensions as {"withheld": set(), "refusals": set()}
-	geoscope.withholding with data.geoscope.extensions.withheld as {{"order_id": "o"}}
-	geoscope.withholding with data.geoscope.extensions.refusals as {{"order_id": "o", "code": "c"}}
-	not geoscope.withholding with data.geoscope.extensions.exempt as {"p1"}
+	geoscope.withholding with data.geoscope.extensions as {"withheld": {{"order_id": "o"}}}
+	geoscope.withholding with data.geoscope.extensions as {"refusals": {{"order_id": "o", "code": "c"}}}
+	not geoscope.withholding with data.geoscope.extensions as {"exempt": {"p1"}}
 }
 
 # The default policy decides from by_country and unlocated; the
@@ -215,44 +215,44 @@ test_exempt_refusals_only_for_the_demands_made if {
 }
 
 test_not_exempt if {
-	geoscope.not_exempt(["a", "b", "c"]) == ["a", "b", "c"]
-	geoscope.not_exempt(["a", "b", "c"]) == ["a", "c"] with data.geoscope.extensions.exempt as {"b", "x"}
-	geoscope.not_exempt(["a"]) == [] with data.geoscope.extensions.exempt as {"a"}
+	geoscope.not_exempt(["a", "b", "c"]) == ["a", "b", "c"] with data.geoscope.extensions as {}
+	geoscope.not_exempt(["a", "b", "c"]) == ["a", "c"] with data.geoscope.extensions as {"exempt": {"b", "x"}}
+	geoscope.not_exempt(["a"]) == [] with data.geoscope.extensions as {"exempt": {"a"}}
 }
 
 test_host_exempt if {
-	geoscope.host_exempt with input as {"meeting": meeting(us_host, [])} with data.geoscope.extensions.exempt as {"acct-us"}
-	not geoscope.host_exempt with input as {"meeting": meeting(us_host, [])} with data.geoscope.extensions.exempt as {"p1"}
-	not geoscope.host_exempt with input as {"meeting": meeting(us_host, [])}
+	geoscope.host_exempt with input as {"meeting": meeting(us_host, [])} with data.geoscope.extensions as {"exempt": {"acct-us"}}
+	not geoscope.host_exempt with input as {"meeting": meeting(us_host, [])} with data.geoscope.extensions as {"exempt": {"p1"}}
+	not geoscope.host_exempt with input as {"meeting": meeting(us_host, [])} with data.geoscope.extensions as {}
 }
 
 test_joining_withheld if {
 	inp := with_joining(preview(cn_order(["remove_participants", "end_meeting"]), meeting(us_host, [])), person("j1", "CN"))
-	not geoscope.joining_withheld("o-cn") with input as inp
-	geoscope.joining_withheld("o-cn") with input as inp with data.geoscope.extensions.exempt as {"j1"}
-	not geoscope.joining_withheld("o-cn") with input as inp with data.geoscope.extensions.exempt as {"p1"}
-	geoscope.joining_withheld("o-cn") with input as inp with data.geoscope.extensions.withheld as {{"order_id": "o-cn"}}
-	not geoscope.joining_withheld("o-cn") with input as inp with data.geoscope.extensions.withheld as {{"order_id": "o-cn", "demand": "end_meeting"}}
+	not geoscope.joining_withheld("o-cn") with input as inp with data.geoscope.extensions as {}
+	geoscope.joining_withheld("o-cn") with input as inp with data.geoscope.extensions as {"exempt": {"j1"}}
+	not geoscope.joining_withheld("o-cn") with input as inp with data.geoscope.extensions as {"exempt": {"p1"}}
+	geoscope.joining_withheld("o-cn") with input as inp with data.geoscope.extensions as {"withheld": {{"order_id": "o-cn"}}}
+	not geoscope.joining_withheld("o-cn") with input as inp with data.geoscope.extensions as {"withheld": {{"order_id": "o-cn", "demand": "end_meeting"}}}
 }
 
 test_demand_withheld if {
 	inp := preview(cn_order(["remove_participants", "end_meeting"]), meeting(us_host, []))
-	not geoscope.demand_withheld("o-cn", "end_meeting") with input as inp
+	not geoscope.demand_withheld("o-cn", "end_meeting") with input as inp with data.geoscope.extensions as {}
 	geoscope.demand_withheld("o-cn", "end_meeting") with input as inp
-		with data.geoscope.extensions.withheld as {{"order_id": "o-cn", "demand": "end_meeting"}}
+		with data.geoscope.extensions as {"withheld": {{"order_id": "o-cn", "demand": "end_meeting"}}}
 	not geoscope.demand_withheld("o-cn", "remove_participants") with input as inp
-		with data.geoscope.extensions.withheld as {{"order_id": "o-cn", "demand": "end_meeting"}}
+		with data.geoscope.extensions as {"withheld": {{"order_id": "o-cn", "demand": "end_meeting"}}}
 	geoscope.demand_withheld("o-cn", "remove_participants") with input as inp
-		with data.geoscope.extensions.refusals as {{"order_id": "o-cn", "code": "c"}}
+		with data.geoscope.extensions as {"refusals": {{"order_id": "o-cn", "code": "c"}}}
 }
 
 reached(host, ps, joining, ids) if {
 	inp := {"meeting": meeting(host, ps), "joining": joining}
-	geoscope.exempt_reached with input as inp with data.geoscope.extensions.exempt as ids
+	geoscope.exempt_reached with input as inp with data.geoscope.extensions as {"exempt": ids}
 }
 
 account_reached(host, ps, ids) if {
-	geoscope.exempt_account_reached with input as {"meeting": meeting(host, ps)} with data.geoscope.extensions.exempt as ids
+	geoscope.exempt_account_reached with input as {"meeting": meeting(host, ps)} with data.geoscope.extensions as {"exempt": ids}
 }
 
 test_exempt_reached if {
@@ -347,10 +347,10 @@ test_withheld_entries_for_other_orders_or_demands_change_nothing if {
 test_withheld_standing_order_by_registry_id if {
 	o := object.remove(cn_order(["remove_participants", "end_meeting"]), ["id"])
 	inp := with_joining(standing(["CN-1", "CN-2"], meeting(us_host, [person("p1", "CN")])), person("j1", "CN"))
-	d := expanded_decision with input as inp
+	d := {"actions": expand(geoscope.actions), "refused": geoscope.refused} with input as inp
 		with data.authorities as authorities
 		with data.orders as {"CN-1": o, "CN-2": o}
-		with data.geoscope.extensions.withheld as {{"order_id": "CN-1", "reason": "r"}}
+		with data.geoscope.extensions as {"withheld": {{"order_id": "CN-1", "reason": "r"}}}
 	d.actions == {removed("CN-2", "p1", "CN"), denied("CN-2", "j1"), end_granted("CN-2")}
 	d.refused == {
 		withheld("CN-1", "remove_participants", "r"),
@@ -398,20 +398,19 @@ test_covers if {
 
 test_order_withheld if {
 	inp := preview(cn_order(["remove_participants", "end_meeting"]), meeting(us_host, []))
+	not geoscope.order_withheld("o-cn") with input as inp with data.geoscope.extensions as {}
 	not geoscope.order_withheld("o-cn") with input as inp
-	not geoscope.order_withheld("o-cn") with input as inp
-		with data.geoscope.extensions.withheld as {{"order_id": "o-cn", "demand": "end_meeting"}}
+		with data.geoscope.extensions as {"withheld": {{"order_id": "o-cn", "demand": "end_meeting"}}}
 	geoscope.order_withheld("o-cn") with input as inp
-		with data.geoscope.extensions.withheld as {{"order_id": "o-cn", "demand": "end_meeting"}}
-		with data.geoscope.extensions.refusals as {{"order_id": "o-cn", "demand": "remove_participants", "code": "x"}}
+		with data.geoscope.extensions as {"withheld": {{"order_id": "o-cn", "demand": "end_meeting"}}, "refusals": {{"order_id": "o-cn", "demand": "remove_participants", "code": "x"}}}
 	geoscope.order_withheld("o-cn") with input as inp
-		with data.geoscope.extensions.withheld as {{"order_id": "o-cn"}}
+		with data.geoscope.extensions as {"withheld": {{"order_id": "o-cn"}}}
 }
 
 test_withheld_demands_are_order_demand_pairs if {
 	inp := preview(cn_order(["remove_participants", "end_meeting"]), meeting(us_host, []))
 	w := geoscope.withheld_demands with input as inp
-		with data.geoscope.extensions.withheld as {{"order_id": "o-cn"}}
+		with data.geoscope.extensions as {"withheld": {{"order_id": "o-cn"}}}
 	w == {["o-cn", "remove_participants"], ["o-cn", "end_meeting"]}
 }
 
@@ -612,7 +611,6 @@ test_operator_code_and_reason if {
 test_extension_refusals_are_the_withheld_and_operator_entries if {
 	inp := preview(cn_order(["end_meeting", "suspend_account"]), meeting(us_host, []))
 	r := geoscope.extension_refusals with input as inp
-		with data.geoscope.extensions.withheld as {{"order_id": "o-cn", "demand": "end_meeting", "reason": "a"}}
-		with data.geoscope.extensions.refusals as {{"order_id": "o-cn", "demand": "suspend_account", "code": "b_code", "reason": "b"}}
+		with data.geoscope.extensions as {"withheld": {{"order_id": "o-cn", "demand": "end_meeting", "reason": "a"}}, "refusals": {{"order_id": "o-cn", "demand": "suspend_account", "code": "b_code", "reason": "b"}}}
 	r == {withheld("o-cn", "end_meeting", "a"), operator_refusal("o-cn", "suspend_account", "b_code", "b")}
 }

@@ -1,0 +1,27 @@
+# An extension of the default policy (docs/policy.md, "Extending the
+# default policy without forking it"): it adds to the exempt rule of
+# package geoscope.extensions and defines nothing else there, so it
+# combines with other extension files in the same bundle.
+package geoscope.extensions
+
+import data.geoscope.people
+
+# METADATA
+# title: Accredited journalists are never acted on
+# description: |
+#   People signed in with an account listed in
+#   data.geoscope.extensions.accredited_press.accounts (this directory's
+#   accredited_press/data.json, an object keyed by account id) are exempt:
+#   never removed or denied admission, and a meeting-wide or account demand
+#   that would reach one of them is refused with code "exempt".
+#
+#   The list is data, so it changes without touching Rego: edit data.json,
+#   rebuild and sign the bundle. An account id is what the meeting server
+#   says the person signed in with; someone who joins without signing in
+#   has no account_id and is not exempt.
+# schemas:
+#   - input: schema.input
+exempt contains person.id if {
+	some person in people.everyone
+	data.geoscope.extensions.accredited_press.accounts[person.account_id]
+}
