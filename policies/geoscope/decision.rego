@@ -26,10 +26,12 @@
 #   jurisdiction.
 #
 #   With `opa check --strict --schema docs/schemas`, every reference to the
-#   input is type-checked against docs/schemas/input.json, so a misspelt
-#   field is a compile error instead of a rule that never holds. (OPA types
-#   only an object's listed properties; the registry documents are keyed by
-#   id, so their schemas give the type checker little more than "object".)
+#   input in this package and the packages below it (extensions included)
+#   is type-checked against docs/schemas/input.json, so a misspelt field is
+#   a compile error instead of a rule that never holds. (OPA types only an
+#   object's listed properties; the registry documents are keyed by id, so
+#   their schemas give the type checker little more than "object".)
+# scope: subpackages
 # schemas:
 #   - input: schema.input
 #   - data.authorities: schema.registry.authorities

@@ -11,8 +11,6 @@
 #   package, so it costs nothing until an extension does; an extension that
 #   does makes the engine build one object per participant (see
 #   docs/benchmarks.md for what that costs on a large meeting).
-# schemas:
-#   - input: schema.input
 package geoscope.people
 
 # METADATA

@@ -6,21 +6,18 @@ package geoscope.extensions
 
 import data.geoscope.people
 
-# METADATA
-# title: Accredited journalists are never acted on
-# description: |
-#   People signed in with an account listed in
-#   data.geoscope.extensions.accredited_press.accounts (this directory's
-#   accredited_press/data.json, an object keyed by account id) are exempt:
-#   never removed or denied admission, and a meeting-wide or account demand
-#   that would reach one of them is refused with code "exempt".
+# Accredited journalists are never acted on.
 #
-#   The list is data, so it changes without touching Rego: edit data.json,
-#   rebuild and sign the bundle. An account id is what the meeting server
-#   says the person signed in with; someone who joins without signing in
-#   has no account_id and is not exempt.
-# schemas:
-#   - input: schema.input
+# People signed in with an account listed in
+# data.geoscope.extensions.accredited_press.accounts (this directory's
+# accredited_press/data.json, an object keyed by account id) are exempt:
+# never removed or denied admission, and a meeting-wide or account demand
+# that would reach one of them is refused with code "exempt".
+#
+# The list is data, so it changes without touching Rego: edit data.json,
+# rebuild and sign the bundle. An account id is what the meeting server
+# says the person signed in with; someone who joins without signing in
+# has no account_id and is not exempt.
 exempt contains person.id if {
 	some person in people.everyone
 	data.geoscope.extensions.accredited_press.accounts[person.account_id]

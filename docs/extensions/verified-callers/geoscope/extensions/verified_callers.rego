@@ -6,26 +6,23 @@ package geoscope.extensions
 
 import data.geoscope.people
 
-# METADATA
-# title: Dial-in callers are acted on only with a verified caller id
-# description: |
-#   With --locate-phone-numbers, a dial-in caller is located by the country
-#   of the calling number (located_by "phone"). A caller id can be spoofed:
-#   someone calling from outside the jurisdiction could present a number
-#   from inside it, and be removed, or let a meeting be ended, as if they
-#   were inside. This extension exempts every phone-located person unless
-#   the meeting server reports a STIR/SHAKEN attestation of "A" (the
-#   carrier vouches that the caller may use the number) in the attribute
-#   caller_id_attestation.
+# Dial-in callers are acted on only with a verified caller id.
 #
-#   The trade-off: callers genuinely inside the jurisdiction whose carrier
-#   does not attest (most international calls, many gateways) are never
-#   removed or denied, and a meeting or account with one of them connected
-#   is not ended or suspended (refused with code "exempt"). Attestation "A"
-#   verifies the number, not where the caller is: a roaming phone keeps its
-#   home country's number.
-# schemas:
-#   - input: schema.input
+# With --locate-phone-numbers, a dial-in caller is located by the country
+# of the calling number (located_by "phone"). A caller id can be spoofed:
+# someone calling from outside the jurisdiction could present a number
+# from inside it, and be removed, or let a meeting be ended, as if they
+# were inside. This extension exempts every phone-located person unless
+# the meeting server reports a STIR/SHAKEN attestation of "A" (the
+# carrier vouches that the caller may use the number) in the attribute
+# caller_id_attestation.
+#
+# The trade-off: callers genuinely inside the jurisdiction whose carrier
+# does not attest (most international calls, many gateways) are never
+# removed or denied, and a meeting or account with one of them connected
+# is not ended or suspended (refused with code "exempt"). Attestation "A"
+# verifies the number, not where the caller is: a roaming phone keeps its
+# home country's number.
 exempt contains person.id if {
 	some person in people.everyone
 	person.located_by == "phone"
