@@ -89,7 +89,7 @@ func TestSchemaCheckRejectsMisspeltInputFields(t *testing.T) {
 			`person.located_by == "phone"`, `person.locatedby == "phone"`,
 			"undefined ref: person.locatedby"},
 		{"extension reads an account", "docs/extensions/accredited-press/geoscope/extensions/accredited_press.rego",
-			"accounts[person.account_id]", "accounts[person.acount_id]",
+			"accredited[person.account_id]", "accredited[person.acount_id]",
 			"undefined ref: person.acount_id"},
 	}
 	root, err := moduleRoot()

@@ -405,11 +405,14 @@ exempt_reached if {
 	exempt_connected
 }
 
+# The cheap tests come first: the rule stops at the first that holds, so
+# the scan of every participant id runs only when nobody else is exempt.
 exempt_connected if {
-	some ids in input.meeting.by_country
-	some id in ids
-	id in exempt_ids
+	input.meeting.host.connected
+	input.meeting.host.account_id in exempt_ids
 }
+
+exempt_connected if input.joining.id in exempt_ids
 
 exempt_connected if {
 	some id in input.meeting.unlocated
@@ -417,11 +420,10 @@ exempt_connected if {
 }
 
 exempt_connected if {
-	input.meeting.host.connected
-	input.meeting.host.account_id in exempt_ids
+	some ids in input.meeting.by_country
+	some id in ids
+	id in exempt_ids
 }
-
-exempt_connected if input.joining.id in exempt_ids
 
 # Suspending the account also reaches its holder, connected or not.
 exempt_account_reached if exempt_reached

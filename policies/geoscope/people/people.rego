@@ -16,11 +16,17 @@ package geoscope.people
 # METADATA
 # title: Everyone
 # description: |
-#   The participants, the host (connected or not: suspending the account
-#   reaches its holder either way; the host's "id" is its account_id and its
-#   role "host"), and the participant asking to join.
-everyone contains p if some p in input.meeting.participants
+#   An array: the participants (input.meeting.participants, in request
+#   order), then the host (connected or not: suspending the account reaches
+#   its holder either way; the host's "id" is its account_id and its role
+#   "host"), then the participant asking to join, if any. An array rather
+#   than a set: a set of ten thousand objects would hash every one of them.
+everyone := array.concat(array.concat(participants, [input.meeting.host]), joining)
 
-everyone contains input.meeting.host
+default participants := []
 
-everyone contains input.joining
+participants := input.meeting.participants
+
+default joining := []
+
+joining := [input.joining]

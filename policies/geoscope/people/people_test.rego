@@ -4,8 +4,8 @@ import data.geoscope.people
 
 # people.everyone is typed from docs/schemas/input.json, where every field
 # is listed; a literal object with fewer fields has another static type, so
-# the tests compare by membership and count rather than with ==, which
-# `opa check --schema` would reject as never true.
+# the tests compare ids, and objects by membership, rather than with ==,
+# which `opa check --schema` would reject as never true.
 
 host := {"id": "acct-1", "account_id": "acct-1", "role": "host", "account_country": "US", "connected": false}
 
@@ -34,6 +34,11 @@ same(got, want) if {
 test_everyone_is_participants_host_and_joining if {
 	e := people.everyone with input as {"meeting": meeting([p1, p2]), "joining": joining}
 	same(e, {p1, p2, host, joining})
+}
+
+test_everyone_is_in_request_order_then_host_then_joining if {
+	e := people.everyone with input as {"meeting": meeting([p2, p1]), "joining": joining}
+	[p.id | some p in e] == ["p2", "p1", "acct-1", "j1"]
 }
 
 test_everyone_includes_the_host_when_not_connected if {
