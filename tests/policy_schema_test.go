@@ -80,7 +80,7 @@ func TestSchemaCheckRejectsMisspeltInputFields(t *testing.T) {
 			"input.meeting.by_country[country]", "input.meeting.by_contry[country]",
 			"undefined ref: input.meeting.by_contry"},
 		{"participants array", "policies/geoscope/people/people.rego",
-			"some p in input.meeting.participants", "some p in input.meeting.particpants",
+			"participants := input.meeting.participants", "participants := input.meeting.particpants",
 			"undefined ref: input.meeting.particpants"},
 		{"extension reads a person's role", "docs/extensions/hosts-never-acted-on/geoscope/extensions/hosts_never_acted_on.rego",
 			"person.role in", "person.rol in",

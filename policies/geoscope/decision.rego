@@ -345,7 +345,7 @@ suspend_obstacle(j, n) := sprintf("%d users connected or joining are not located
 #
 #   exempt contains id if ...     participant ids never acted on
 #   withheld contains w if ...    {"order_id", "demand"?, "reason"}
-#   refusals contains r if ...    {"order_id", "demand", "code", "reason"}
+#   refusals contains r if ...    {"order_id", "demand"?, "code", "reason"}
 #
 # They can only withhold enforcement: they remove actions, and add
 # refusals, never the reverse. docs/policy.md is the reference;
