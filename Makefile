@@ -6,8 +6,13 @@ PKGS     := ./...
 # Rego: the default policy bundle and the engine's built-in registry
 # validation rules (embedded in the binary, not part of any bundle).
 REGO     := policies engine/registry
+# JSON schemas of the policy input and the registry (opa check --schema).
+SCHEMAS  := docs/schemas
+# Worked extension examples: each directory is copied into a policy bundle
+# next to the default policy, and is checked and tested with it.
+EXTENSIONS := $(wildcard docs/extensions/*/)
 
-.PHONY: all build test vet gofmt rego-fmt rego-check rego-test registry-check gotest bench load bundles run image
+.PHONY: all build test vet gofmt rego-fmt rego-check rego-test registry-check schema-check gotest bench load bundles run image
 
 all: build
 
@@ -17,7 +22,7 @@ build:
 	$(GO) build -buildvcs=auto -o bin/geoscope ./cmd/geoscope
 
 ## test: everything CI checks — go vet, opa fmt/check/test, go test -race.
-test: gofmt vet rego-fmt rego-check rego-test registry-check gotest
+test: gofmt vet rego-fmt rego-check rego-test registry-check schema-check gotest
 
 gofmt:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -26,19 +31,43 @@ vet:
 	$(GO) vet $(PKGS)
 
 rego-fmt:
-	$(OPA) fmt --list --fail $(REGO)
+	$(OPA) fmt --list --fail $(REGO) docs/extensions
 
+## rego-check: strict compile with the input type-checked against the
+## schema, for the default policy, with each extension example, and with
+## all of them at once (extensions must combine in one bundle).
 rego-check:
-	$(OPA) check --strict $(REGO)
+	$(OPA) check --strict --schema $(SCHEMAS) $(REGO)
+	@set -e; for d in $(EXTENSIONS); do \
+		echo "$(OPA) check --strict --schema $(SCHEMAS) $(REGO) $$d"; \
+		$(OPA) check --strict --schema $(SCHEMAS) $(REGO) $$d; \
+	done
+	$(OPA) check --strict --schema $(SCHEMAS) $(REGO) $(EXTENSIONS)
 
+## rego-test: the default policy's tests, then every extension example's
+## tests run with the default policy (and its tests, which must pass
+## whatever extension is installed).
 rego-test:
 	$(OPA) test $(REGO) bundles/registry
+	@set -e; for d in $(EXTENSIONS); do \
+		echo "$(OPA) test $(REGO) $$d"; \
+		$(OPA) test $(REGO) $$d; \
+	done
 
 ## registry-check: the example registry passes the registry validation rules,
 ## the built-in ones and any the policy bundle adds (a bad order fails review
 ## here; servers also refuse it at activation).
 registry-check:
 	$(OPA) eval --fail-defined $(addprefix -d ,$(REGO)) -d bundles/registry --format pretty 'data.geoscope.registry.violations[v]'
+
+## schema-check: the example registry matches the registry schemas (the
+## negative checks, a misspelt field failing opa check --schema, are
+## tests/policy_schema_test.go).
+schema-check:
+	$(OPA) eval --fail-defined --format pretty -d bundles/registry \
+		-d schemas.authorities:$(SCHEMAS)/registry/authorities.json \
+		-d schemas.orders:$(SCHEMAS)/registry/orders.json \
+		'some root in ["authorities", "orders"]; [ok, errors] := json.match_schema(data[root], data.schemas[root]); not ok'
 
 # -timeout: the container image test compiles a static binary inside the
 # image build, which takes minutes on a cold build cache.

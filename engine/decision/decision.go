@@ -67,6 +67,13 @@ const (
 	RefusedNotTargeted      = "not_targeted"
 	RefusedNoParticipants   = "no_participants"
 	RefusedAffectsOutside   = "affects_outside"
+	// RefusedExempt: the demand would reach a person the operator's policy
+	// exempts (data.geoscope.extensions.exempt).
+	RefusedExempt = "exempt"
+	// RefusedWithheld: the operator's policy withholds the order or the
+	// demand (data.geoscope.extensions.withheld). An operator's own
+	// refusals (data.geoscope.extensions.refusals) carry codes of its own.
+	RefusedWithheld = "withheld"
 )
 
 // Blocked is an action the policy returned and the guard dropped.

@@ -16,9 +16,26 @@
 #   action per order and country ("participant_ids"), which the engine
 #   expands, so evaluation cost does not grow with the size of the meeting.
 #
+#   Operators extend it without editing it: rules of their own in package
+#   geoscope.extensions (a file added to the bundle) name people never acted
+#   on and demands withheld or refused. Extensions can only withhold
+#   enforcement; see "Extension points" below and docs/policy.md.
+#
 #   The Go guard re-checks every action this policy returns, so a mistake
 #   here can withhold enforcement but can never extend it past the
 #   jurisdiction.
+#
+#   With `opa check --strict --schema docs/schemas`, every reference to the
+#   input in this package and the packages below it (extensions included)
+#   is type-checked against docs/schemas/input.json, so a misspelt field is
+#   a compile error instead of a rule that never holds. (OPA types only an
+#   object's listed properties; the registry documents are keyed by id, so
+#   their schemas give the type checker little more than "object".)
+# scope: subpackages
+# schemas:
+#   - input: schema.input
+#   - data.authorities: schema.registry.authorities
+#   - data.orders: schema.registry.orders
 package geoscope
 
 # The demand vocabulary.
@@ -121,11 +138,14 @@ account_inside(j) if input.meeting.host.account_country in j
 inside_reason := "located inside the jurisdiction of the authority that issued the order"
 
 # Rule 3: every demand against a targeted meeting reaches the participants
-# located inside the jurisdiction, and nobody else.
+# located inside the jurisdiction, and nobody else (nor anyone exempt, nor
+# for an order an extension withholds).
 removals contains action if {
 	some id, j in actionable
+	not order_withheld(id)
 	some country in j
-	ids := input.meeting.by_country[country]
+	ids := not_exempt(input.meeting.by_country[country])
+	count(ids) > 0
 	action := {
 		"type": "remove_participant",
 		"meeting_id": input.meeting.id,
@@ -142,6 +162,8 @@ removals contains action if {
 	some id, j in actionable
 	input.meeting.host.connected
 	inside(input.meeting.host, j)
+	not host_exempt
+	not order_withheld(id)
 	action := {
 		"type": "remove_participant",
 		"meeting_id": input.meeting.id,
@@ -155,16 +177,19 @@ removals contains action if {
 }
 
 # Join-time: the hot path, so the cheapest test (is the joining participant
-# located inside?) comes first and nothing else is built. The guard adds
+# located inside?) comes first and nothing else is built; the extensions
+# are consulted only for a participant who would be denied. The guard adds
 # the meeting, the jurisdiction and the located country to the action.
 denials contains denial(id) if {
 	some id in input.standing_orders
 	may_deny(data.orders[id])
+	not joining_withheld(id)
 }
 
 denials contains denial(id) if {
 	id := input.order.id
 	may_deny(input.order)
+	not joining_withheld(id)
 }
 
 may_deny(o) if {
@@ -187,6 +212,8 @@ meeting_actions contains action if {
 	some id, j in actionable
 	"end_meeting" in orders[id].demands
 	end_meeting_granted(id)
+	not demand_withheld(id, "end_meeting")
+	not exempt_reached
 	action := {
 		"type": "end_meeting",
 		"meeting_id": input.meeting.id,
@@ -207,6 +234,8 @@ meeting_actions contains action if {
 	some id, j in actionable
 	"suspend_account" in orders[id].demands
 	suspend_account_granted(id)
+	not demand_withheld(id, "suspend_account")
+	not exempt_account_reached
 	action := {
 		"type": "suspend_account",
 		"meeting_id": input.meeting.id,
@@ -305,4 +334,199 @@ suspend_obstacle(j, _) := "the account's country is unknown" if {
 
 suspend_obstacle(j, n) := sprintf("%d users connected or joining are not located there", [n]) if {
 	account_inside(j)
+}
+
+# ---------------------------------------------------------------------------
+# Extension points
+#
+# An operator extends this policy by adding a file of their own to the
+# bundle, in package geoscope.extensions, with partial set rules (rules of
+# the same name merge across files):
+#
+#   exempt contains id if ...     participant ids never acted on
+#   withheld contains w if ...    {"order_id", "demand"?, "reason"}
+#   refusals contains r if ...    {"order_id", "demand"?, "code", "reason"}
+#
+# They can only withhold enforcement: they remove actions, and add
+# refusals, never the reverse. docs/policy.md is the reference;
+# docs/extensions/ holds worked examples.
+#
+# Cost: every rule below that the hot paths reach first tests "exempting"
+# or "withholding", which are undefined unless an extension rule has
+# entries for this input; so without extensions, admission and the
+# per-country removal batches cost what they cost before (docs/policy.md
+# has the measurements).
+# ---------------------------------------------------------------------------
+
+exempting if count(data.geoscope.extensions.exempt) > 0
+
+withholding if count(data.geoscope.extensions.withheld) > 0
+
+withholding if count(data.geoscope.extensions.refusals) > 0
+
+default exempt_ids := set()
+
+exempt_ids := data.geoscope.extensions.exempt
+
+default withheld_entries := set()
+
+withheld_entries := data.geoscope.extensions.withheld
+
+default operator_refusals := set()
+
+operator_refusals := data.geoscope.extensions.refusals
+
+# A batch of participant ids without the exempt ones.
+not_exempt(ids) := ids if {
+	not exempting
+} else := [id | some id in ids; not id in exempt_ids]
+
+host_exempt if {
+	exempting
+	input.meeting.host.account_id in exempt_ids
+}
+
+# The joining participant is exempt, or the order's participant actions
+# are withheld. One function rather than two tests: this is on the join
+# path, and only reached for a participant who would be denied.
+joining_withheld(_) if {
+	exempting
+	input.joining.id in exempt_ids
+}
+
+joining_withheld(id) if order_withheld(id)
+
+# A meeting-wide action reaches every participant, the connected host and
+# the participant joining: one of them exempt refuses it. The ids come from
+# by_country and unlocated, not from input.meeting.participants, so that
+# exempting people costs the engine nothing more to build.
+exempt_reached if {
+	exempting
+	exempt_connected
+}
+
+# The cheap tests come first: the rule stops at the first that holds, so
+# the scan of every participant id runs only when nobody else is exempt.
+exempt_connected if {
+	input.meeting.host.connected
+	input.meeting.host.account_id in exempt_ids
+}
+
+exempt_connected if input.joining.id in exempt_ids
+
+exempt_connected if {
+	some id in input.meeting.unlocated
+	id in exempt_ids
+}
+
+exempt_connected if {
+	some ids in input.meeting.by_country
+	some id in ids
+	id in exempt_ids
+}
+
+# Suspending the account also reaches its holder, connected or not.
+exempt_account_reached if exempt_reached
+
+exempt_account_reached if host_exempt
+
+# Every demand an extension withholds, as the refusal that reports it. An
+# entry without a "demand" covers every demand of its order; an entry
+# naming an order that is not under evaluation, or a demand the order does
+# not make, covers nothing.
+extension_refusals contains refusal(id, d, "withheld", entry_reason(w, "withheld by the operator's policy"), 0) if {
+	some w in withheld_entries
+	some [id, d] in covered(w)
+}
+
+extension_refusals contains refusal(id, d, operator_code(r), operator_reason(r), 0) if {
+	some r in operator_refusals
+	some [id, d] in covered(r)
+}
+
+covered(entry) := {[id, d] |
+	id := entry.order_id
+	some d in orders[id].demands
+	covers(entry, d)
+}
+
+covers(entry, _) if {
+	is_object(entry)
+	object.get(entry, "demand", null) == null
+}
+
+covers(entry, d) if entry.demand == d
+
+# [order_id, demand] pairs that are not to be enforced.
+withheld_demands contains [r.order_id, r.demand] if some r in extension_refusals
+
+# Participant actions (removals, deny_join) follow from any known demand of
+# an order, so they are withheld only when every known demand is.
+order_withheld(id) if {
+	withholding
+	not enforceable_demand(id)
+}
+
+demand_withheld(id, d) if {
+	withholding
+	[id, d] in withheld_demands
+}
+
+enforceable_demand(id) if {
+	some d in orders[id].demands
+	d in demands
+	not [id, d] in withheld_demands
+}
+
+entry_reason(entry, fallback) := entry.reason if {
+	is_string(entry.reason)
+	trim_space(entry.reason) != ""
+} else := fallback
+
+# The default policy's own codes say what geoscope found; an operator's
+# refusal may not claim one of them.
+builtin_codes := {
+	"unknown_authority", "no_legal_basis", "not_targeted", "unknown_demand",
+	"no_participants", "affects_outside", "exempt",
+}
+
+# An operator's code is lower_snake_case, at most 64 bytes, and not one of
+# the built-in codes. Any other code still withholds the demand (the safe
+# direction), reported under "withheld" with a note saying why.
+valid_operator_code(code) if {
+	is_string(code)
+	count(code) <= 64
+	regex.match(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`, code)
+	not code in builtin_codes
+}
+
+operator_code(r) := r.code if {
+	valid_operator_code(r.code)
+} else := "withheld"
+
+operator_reason(r) := entry_reason(r, "refused by the operator's policy") if {
+	valid_operator_code(r.code)
+} else := sprintf("%s (refusal code %s is not a lower_snake_case code of the operator's own; reported as withheld)", [entry_reason(r, "refused by the operator's policy"), code_text(r)])
+
+code_text(r) := json.marshal(object.get(r, "code", null))
+
+refused contains r if {
+	withholding
+	some r in extension_refusals
+}
+
+refused contains refusal(id, "end_meeting", "exempt", reason, 0) if {
+	exempting
+	some id, _ in actionable
+	"end_meeting" in orders[id].demands
+	exempt_reached
+	reason := "ending the meeting would reach a person the operator's policy exempts from enforcement"
+}
+
+refused contains refusal(id, "suspend_account", "exempt", reason, 0) if {
+	exempting
+	some id, _ in actionable
+	"suspend_account" in orders[id].demands
+	exempt_account_reached
+	reason := "suspending the account would reach a person the operator's policy exempts from enforcement"
 }

@@ -15,11 +15,35 @@ expand(actions) := {a | some a in actions; not a.participant_ids} | {x |
 	x := object.union(object.remove(a, ["participant_ids"]), {"participant_id": pid})
 }
 
-expanded_decision := {"actions": expand(geoscope.actions), "refused": geoscope.refused}
+expanded_decision := {"actions": expand(own_actions), "refused": own_refused}
 
-expanded_actions := expand(geoscope.actions)
+expanded_actions := expand(own_actions)
 
-expanded_removals := expand(geoscope.removals)
+expanded_removals := expand(own_removals)
+
+# The default policy's own answers, without any extension rules: these
+# tests pass whatever extensions a bundle installs alongside them
+# (docs/extensions), which change some answers on purpose.
+# extensions_test.rego tests the extension points.
+own_decision := d if {
+	d := geoscope.decision with data.geoscope.extensions as {}
+}
+
+own_admission := a if {
+	a := geoscope.admission with data.geoscope.extensions as {}
+}
+
+own_actions := a if {
+	a := geoscope.actions with data.geoscope.extensions as {}
+}
+
+own_removals := r if {
+	r := geoscope.removals with data.geoscope.extensions as {}
+}
+
+own_refused := r if {
+	r := geoscope.refused with data.geoscope.extensions as {}
+}
 
 # ---------------------------------------------------------------------------
 # Fixtures
@@ -50,28 +74,48 @@ cn_order(demands) := new_order("o-cn", "cn.cac", demands, ["m1"], [])
 
 all_demands := ["remove_participants", "end_meeting", "suspend_account"]
 
-person(id, country) := {"id": id, "country": country}
+# People as the engine describes them in the input (docs/schemas/input.json).
+# person(...) is located by IP address; the_person(...) takes any of the
+# optional fields (role, account_id, account_country, attributes, or
+# located_by "phone" for a dial-in caller located by the calling number).
+person(id, country) := {"id": id, "country": country, "located_by": "ip"}
 
-# A participant whose location is unknown: no "country".
+the_person(id, country, fields) := object.union(person(id, country), fields)
+
+# A participant whose location is unknown: no "country", no "located_by".
 unlocated(id) := {"id": id}
 
-offline_host(account, account_country) := {"account_id": account, "account_country": account_country, "connected": false}
-
-online_host(account, account_country, located) := {
+# The host's participant id is its account id.
+offline_host(account, account_country) := {
+	"id": account,
 	"account_id": account,
+	"role": "host",
 	"account_country": account_country,
-	"connected": true,
-	"country": located,
+	"connected": false,
 }
 
+online_host(account, account_country, located) := object.union(
+	offline_host(account, account_country),
+	{"connected": true, "country": located, "located_by": "ip"},
+)
+
+# A host whose account's country is unknown (not connected).
+no_country_host := object.remove(offline_host("acct-x", "ZZ"), ["account_country"])
+
+# A connected host whose location is unknown.
+unlocated_host(account, account_country) := object.union(offline_host(account, account_country), {"connected": true})
+
 # The engine groups participant ids by located country; tests derive the
-# grouping from the participant list the same way.
+# grouping from the participant list the same way. "participants" is the
+# per-person array the engine adds when a reachable rule reads it (the
+# default policy never does; extensions may).
 meeting(h, ps) := {
 	"id": "m1",
 	"host": h,
 	"participant_count": count(ps),
 	"by_country": by_country(ps),
 	"unlocated": [p.id | some p in ps; not p.country],
+	"participants": ps,
 }
 
 by_country(ps) := {c: [p.id | some p in ps; p.country == c] | some q in ps; c := q.country}
@@ -409,13 +453,13 @@ test_unknown_demand_is_refused_for_a_targeted_order if {
 
 test_unknown_demand_of_untargeted_order_is_only_refused_not_targeted if {
 	o := new_order("o-cn", "cn.cac", ["seize_recordings"], ["m2"], [])
-	refused := geoscope.refused with input as preview(o, meeting(cn_host, [])) with data.authorities as authorities
+	refused := own_refused with input as preview(o, meeting(cn_host, [])) with data.authorities as authorities
 	refused == {not_targeted("o-cn", "seize_recordings")}
 }
 
 test_unknown_demand_of_unknown_authority_is_only_refused_unknown_authority if {
 	o := new_order("o-x", "xx.unknown", ["seize_recordings"], ["m1"], [])
-	refused := geoscope.refused with input as preview(o, meeting(cn_host, [])) with data.authorities as authorities
+	refused := own_refused with input as preview(o, meeting(cn_host, [])) with data.authorities as authorities
 	refused == {{
 		"order_id": "o-x",
 		"demand": "seize_recordings",
@@ -449,7 +493,7 @@ test_inside_only_when_located_in_jurisdiction if {
 
 test_remove_participant_exact_action_object_is_one_batch_per_country if {
 	ps := [person("p1", "CN"), person("p2", "US"), person("p3", "CN")]
-	d := geoscope.decision with input as preview(cn_order(["remove_participants"]), meeting(us_host, ps))
+	d := own_decision with input as preview(cn_order(["remove_participants"]), meeting(us_host, ps))
 		with data.authorities as authorities
 	d.refused == set()
 	d.actions == {{
@@ -532,7 +576,7 @@ test_connected_host_outside_jurisdiction_is_untouched if {
 }
 
 test_connected_host_with_unknown_location_is_untouched_and_counts_outside if {
-	h := object.remove(online_host("acct-cn", "CN", "CN"), ["country"])
+	h := unlocated_host("acct-cn", "CN")
 	d := expanded_decision with input as preview(cn_order(all_demands), meeting(h, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d == {
@@ -552,7 +596,7 @@ test_host_not_connected_is_never_acted_on if {
 
 test_host_outside_counts_connected_host_not_inside if {
 	geoscope.host_outside(["CN"]) == 1 with input as {"meeting": meeting(online_host("acct-us", "US", "GB"), [])}
-	geoscope.host_outside(["CN"]) == 1 with input as {"meeting": meeting(object.remove(online_host("acct-us", "US", "GB"), ["country"]), [])}
+	geoscope.host_outside(["CN"]) == 1 with input as {"meeting": meeting(unlocated_host("acct-us", "US"), [])}
 	geoscope.host_outside(["CN"]) == 0 with input as {"meeting": meeting(online_host("acct-us", "US", "CN"), [])}
 	geoscope.host_outside(["CN"]) == 0 with input as {"meeting": meeting(us_host, [])}
 }
@@ -628,7 +672,7 @@ test_account_inside if {
 	geoscope.account_inside(["CN"]) with input as {"meeting": meeting(cn_host, [])}
 	geoscope.account_inside(["DE", "FR"]) with input as {"meeting": meeting(offline_host("acct-fr", "FR"), [])}
 	not geoscope.account_inside(["CN"]) with input as {"meeting": meeting(offline_host("acct-hk", "HK"), [])}
-	not geoscope.account_inside(["CN"]) with input as {"meeting": meeting({"account_id": "acct-x", "connected": false}, [])}
+	not geoscope.account_inside(["CN"]) with input as {"meeting": meeting(no_country_host, [])}
 }
 
 # ---------------------------------------------------------------------------
@@ -681,7 +725,7 @@ test_end_meeting_refused_when_connected_host_outside if {
 test_end_meeting_affected_outside_counts_participants_and_host if {
 	h := online_host("acct-us", "US", "US")
 	ps := [person("p1", "CN"), person("p2", "US"), person("p3", "HK"), unlocated("p4")]
-	refused := geoscope.refused with input as preview(cn_order(["end_meeting"]), meeting(h, ps))
+	refused := own_refused with input as preview(cn_order(["end_meeting"]), meeting(h, ps))
 		with data.authorities as authorities
 	refused == {end_refused("o-cn", 4)}
 }
@@ -801,7 +845,7 @@ test_suspend_account_refused_when_account_registered_in_hk if {
 }
 
 test_suspend_account_refused_when_account_country_unknown if {
-	h := {"account_id": "acct-x", "connected": false}
+	h := no_country_host
 	d := expanded_decision with input as preview(cn_order(["suspend_account"]), meeting(h, [person("p1", "CN")]))
 		with data.authorities as authorities
 	d.actions == {removed("o-cn", "p1", "CN")}
@@ -841,7 +885,7 @@ test_suspend_account_refused_when_connected_host_outside_and_account_inside if {
 test_suspend_account_affected_outside_adds_one_for_account_outside if {
 	h := online_host("acct-us", "US", "US")
 	ps := [person("p1", "CN"), person("p2", "GB"), person("p3", "TW")]
-	refused := geoscope.refused with input as preview(cn_order(["suspend_account"]), meeting(h, ps))
+	refused := own_refused with input as preview(cn_order(["suspend_account"]), meeting(h, ps))
 		with data.authorities as authorities
 
 	# p2, p3 and the connected host are outside (3); the US account belongs
@@ -850,8 +894,8 @@ test_suspend_account_affected_outside_adds_one_for_account_outside if {
 }
 
 test_suspend_account_affected_outside_for_unknown_account_and_outside_users if {
-	h := {"account_id": "acct-x", "connected": false}
-	refused := geoscope.refused with input as preview(cn_order(["suspend_account"]), meeting(h, [person("p1", "HK")]))
+	h := no_country_host
+	refused := own_refused with input as preview(cn_order(["suspend_account"]), meeting(h, [person("p1", "HK")]))
 		with data.authorities as authorities
 	refused == {suspend_refused("o-cn", "the account's country is unknown", 2)}
 }
@@ -874,7 +918,7 @@ test_account_holder_counted_when_account_outside_and_host_offline if {
 }
 
 test_account_holder_counted_when_account_country_unknown if {
-	n := geoscope.account_holder_outside_uncounted(["CN"]) with input as {"meeting": meeting({"account_id": "acct-x", "connected": false}, [])}
+	n := geoscope.account_holder_outside_uncounted(["CN"]) with input as {"meeting": meeting(no_country_host, [])}
 	n == 1
 }
 
@@ -891,7 +935,7 @@ test_suspend_obstacle_account_registered_outside if {
 }
 
 test_suspend_obstacle_account_country_unknown if {
-	s := geoscope.suspend_obstacle(["CN"], 7) with input as {"meeting": meeting({"account_id": "acct-x", "connected": false}, [])}
+	s := geoscope.suspend_obstacle(["CN"], 7) with input as {"meeting": meeting(no_country_host, [])}
 	s == "the account's country is unknown"
 }
 
@@ -954,7 +998,7 @@ test_multi_country_jurisdiction_end_meeting_and_suspend_granted if {
 
 test_multi_country_jurisdiction_refusal_reasons_list_every_country if {
 	o := new_order("o-eu", "eu.eda", ["end_meeting", "suspend_account"], ["m1"], [])
-	refused := geoscope.refused with input as preview(o, meeting(us_host, [person("p1", "DE"), person("p2", "IT")]))
+	refused := own_refused with input as preview(o, meeting(us_host, [person("p1", "DE"), person("p2", "IT")]))
 		with data.authorities as authorities
 	refused == {
 		{
@@ -1301,14 +1345,14 @@ test_order_without_demands_acts_on_nobody if {
 
 test_admission_denies_joining_participant_inside_and_refuses_nothing if {
 	inp := object.union(preview(cn_order(all_demands), meeting(us_host, [])), {"joining": person("j1", "CN")})
-	a := geoscope.admission with input as inp with data.authorities as authorities
+	a := own_admission with input as inp with data.authorities as authorities
 	a == {"actions": {denied("o-cn", "j1")}, "refused": set()}
 }
 
 test_admission_admits_joining_participant_outside if {
 	every c in ["HK", "MO", "TW", "US"] {
 		inp := object.union(preview(cn_order(all_demands), meeting(us_host, [])), {"joining": person("j1", c)})
-		a := geoscope.admission with input as inp with data.authorities as authorities
+		a := own_admission with input as inp with data.authorities as authorities
 		a == {"actions": set(), "refused": set()}
 	}
 }

@@ -1,0 +1,129 @@
+package geoscope.extensions.hosts_never_acted_on_test
+
+# The hosts-never-acted-on extension, evaluated with the default policy:
+#   go tool opa test policies docs/extensions/hosts-never-acted-on
+
+import data.geoscope
+
+# ---------------------------------------------------------------------------
+# Inputs as the engine builds them (docs/policy.md, "Input")
+# ---------------------------------------------------------------------------
+
+authorities := {"cn.cac": {"name": "Cyberspace Administration of China", "jurisdiction": ["CN"]}}
+
+order(demands) := {
+	"id": "o-cn",
+	"authority": "cn.cac",
+	"demands": demands,
+	"targets": {"meetings": ["m1"], "accounts": []},
+	"legal_basis": "test legal basis",
+	"received": "2020-06-01",
+}
+
+all_demands := ["remove_participants", "end_meeting", "suspend_account"]
+
+# A participant located by IP address in country, with a role.
+person(id, country, role) := {"id": id, "country": country, "located_by": "ip", "role": role}
+
+online_host(located) := {
+	"id": "acct-host",
+	"account_id": "acct-host",
+	"role": "host",
+	"account_country": "CN",
+	"connected": true,
+	"country": located,
+	"located_by": "ip",
+}
+
+offline_host := {"id": "acct-host", "account_id": "acct-host", "role": "host", "account_country": "CN", "connected": false}
+
+meeting(h, ps) := {
+	"id": "m1",
+	"host": h,
+	"participant_count": count(ps),
+	"by_country": {c: [p.id | some p in ps; p.country == c] | some q in ps; c := q.country},
+	"unlocated": [p.id | some p in ps; not p.country],
+	"participants": ps,
+}
+
+decide(inp) := d if {
+	d := geoscope.decision with input as inp with data.authorities as authorities
+}
+
+admit(inp) := a if {
+	a := geoscope.admission with input as inp with data.authorities as authorities
+}
+
+acted_on(d) := {id |
+	some a in d.actions
+	some id in array.concat(object.get(a, "participant_ids", []), [x | x := a.participant_id])
+}
+
+demands_granted(d) := {a.type | some a in d.actions; a.type in {"end_meeting", "suspend_account"}}
+
+codes(d) := {[r.demand, r.code] | some r in d.refused}
+
+# ---------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------
+
+test_co_host_and_host_are_not_removed if {
+	ps := [person("p1", "CN", "co_host"), person("p2", "CN", "attendee"), person("p3", "CN", "panelist")]
+	d := decide({"meeting": meeting(online_host("CN"), ps), "order": order(["remove_participants"])})
+	acted_on(d) == {"p2", "p3"}
+	d.refused == set()
+}
+
+test_connected_host_blocks_end_meeting if {
+	ps := [person("p1", "CN", "attendee")]
+	d := decide({"meeting": meeting(online_host("CN"), ps), "order": order(["end_meeting"])})
+	acted_on(d) == {"p1"}
+	demands_granted(d) == set()
+	codes(d) == {["end_meeting", "exempt"]}
+}
+
+test_end_meeting_granted_while_no_host_or_co_host_is_connected if {
+	ps := [person("p1", "CN", "attendee"), person("p2", "CN", "panelist")]
+	d := decide({"meeting": meeting(offline_host, ps), "order": order(["end_meeting"])})
+	demands_granted(d) == {"end_meeting"}
+	d.refused == set()
+}
+
+test_co_host_blocks_end_meeting if {
+	ps := [person("p1", "CN", "attendee"), person("p2", "CN", "co_host")]
+	d := decide({"meeting": meeting(offline_host, ps), "order": order(["end_meeting"])})
+	acted_on(d) == {"p1"}
+	codes(d) == {["end_meeting", "exempt"]}
+}
+
+test_account_is_never_suspended if {
+	# The host is the account holder, connected or not.
+	ps := [person("p1", "CN", "attendee")]
+	d := decide({"meeting": meeting(offline_host, ps), "order": order(all_demands)})
+	demands_granted(d) == {"end_meeting"}
+	codes(d) == {["suspend_account", "exempt"]}
+}
+
+test_joining_co_host_is_admitted_and_attendee_denied if {
+	m := meeting(offline_host, [])
+	admit({"meeting": m, "order": order(all_demands), "joining": person("j1", "CN", "co_host")}).actions == set()
+	a := admit({"meeting": m, "order": order(all_demands), "joining": person("j2", "CN", "attendee")})
+	[x.participant_id | some x in a.actions] == ["j2"]
+}
+
+test_participant_without_a_role_is_not_exempt if {
+	ps := [{"id": "p1", "country": "CN", "located_by": "ip"}]
+	d := decide({"meeting": meeting(offline_host, ps), "order": order(["remove_participants"])})
+	acted_on(d) == {"p1"}
+}
+
+test_exempt_is_the_hosts_and_co_hosts if {
+	ps := [person("p1", "CN", "co_host"), person("p2", "US", "co_host"), person("p3", "CN", "attendee")]
+	inp := {"meeting": meeting(offline_host, ps), "joining": person("j1", "CN", "co_host")}
+	data.geoscope.extensions.exempt == {"acct-host", "p1", "p2", "j1"} with input as inp
+}
+
+test_entries_are_well_formed if {
+	inp := {"meeting": meeting(online_host("CN"), [person("p1", "CN", "co_host")]), "order": order(all_demands)}
+	geoscope.extension_problems == set() with input as inp with data.authorities as authorities
+}
