@@ -56,10 +56,10 @@ func writeRegistries(n int, geoDir, opaDir string, policy map[string][]byte) err
 		return err
 	}
 	files := map[string][]byte{
-		filepath.Join(geoDir, ".manifest"):                 []byte(`{"revision": "bench", "roots": ["authorities", "orders"]}`),
+		filepath.Join(geoDir, ".manifest"):                []byte(`{"revision": "bench", "roots": ["authorities", "orders"]}`),
 		filepath.Join(geoDir, "authorities", "data.json"): authRaw,
 		filepath.Join(geoDir, "orders", "data.json"):      ordersRaw,
-		filepath.Join(opaDir, ".manifest"):                 []byte(`{"revision": "bench", "roots": ["authorities", "orders", "index", "bench"]}`),
+		filepath.Join(opaDir, ".manifest"):                []byte(`{"revision": "bench", "roots": ["authorities", "orders", "index", "bench"]}`),
 		filepath.Join(opaDir, "authorities", "data.json"): authRaw,
 		filepath.Join(opaDir, "orders", "data.json"):      ordersRaw,
 		filepath.Join(opaDir, "index", "data.json"):       indexRaw,
