@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -79,10 +80,11 @@ type reloadResponse struct {
 }
 
 func (s *Server) decisions(c *gin.Context) {
-	raw, ok := s.body(c)
+	raw, res, ok := s.body(c)
 	if !ok {
 		return
 	}
+	defer res.release()
 	req, err := input.Decode(raw, input.Limits{MaxParticipants: s.cfg.MaxParticipants})
 	if err != nil {
 		abortWith(c, err)
@@ -90,15 +92,16 @@ func (s *Server) decisions(c *gin.Context) {
 	}
 	d, ok := s.run(c, "/v1/decisions", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Decide(ctx, req) })
 	if ok {
-		c.JSON(http.StatusOK, d)
+		s.writeDecision(c, d)
 	}
 }
 
 func (s *Server) admission(c *gin.Context) {
-	raw, ok := s.body(c)
+	raw, res, ok := s.body(c)
 	if !ok {
 		return
 	}
+	defer res.release()
 	req, err := input.DecodeAdmission(raw)
 	if err != nil {
 		abortWith(c, err)
@@ -126,32 +129,72 @@ func (s *Server) run(c *gin.Context, endpoint string, decide func(context.Contex
 	return d, true
 }
 
-// body reads a JSON request body within MaxBody. An oversized body is
-// refused from its Content-Length when declared, and otherwise as soon as
-// the limit is crossed, without reading the rest.
-func (s *Server) body(c *gin.Context) ([]byte, bool) {
+// body admits the request into the in-flight budget (inflight.go) and
+// reads its JSON body within MaxBody. An oversized body is refused from its
+// Content-Length when declared, and otherwise as soon as the limit is
+// crossed, without reading the rest; a request not admitted in time is
+// refused before its body is read. The caller releases the reservation
+// once the answer is written.
+func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mt != "application/json" {
 		abort(c, http.StatusUnsupportedMediaType, apiError{Code: apierror.UnsupportedMediaType, Message: "the body must be JSON (Content-Type: application/json)", Field: "Content-Type"})
-		return nil, false
+		return nil, nil, false
 	}
 	tooLarge := apiError{Code: apierror.TooLarge, Message: "the body exceeds the limit of " + bytesText(s.cfg.MaxBody), Field: "body"}
-	if c.Request.ContentLength > s.cfg.MaxBody {
+	size := c.Request.ContentLength
+	if size > s.cfg.MaxBody {
 		c.Header("Connection", "close")
 		abort(c, http.StatusRequestEntityTooLarge, tooLarge)
-		return nil, false
+		return nil, nil, false
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody))
+	res, err := s.inflight.acquire(c.Request.Context(), size, s.cfg.MaxBody)
+	if err != nil {
+		s.overloaded(c, err, size)
+		return nil, nil, false
+	}
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody)
+	var raw []byte
+	if size >= 0 {
+		// Read into a buffer of the declared size: io.ReadAll would grow
+		// one by doubling and copying, twice the memory for a big roster.
+		raw = make([]byte, size)
+		_, err = io.ReadFull(body, raw)
+	} else {
+		raw, err = io.ReadAll(body)
+		res.shrink(int64(len(raw)))
+	}
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
+		res.release()
 		abort(c, http.StatusRequestEntityTooLarge, tooLarge)
-		return nil, false
+		return nil, nil, false
 	case err != nil:
+		res.release()
 		abort(c, http.StatusBadRequest, apiError{Code: apierror.InvalidInput, Message: "the body could not be read: " + err.Error(), Field: "body"})
-		return nil, false
+		return nil, nil, false
 	}
-	return raw, true
+	return raw, res, true
+}
+
+// overloaded answers a request that was not admitted into the in-flight
+// budget: 503 overloaded with Retry-After, or 499 when the client left
+// while it waited.
+func (s *Server) overloaded(c *gin.Context, err error, size int64) {
+	if !errors.Is(err, errOverloaded) {
+		abort(c, StatusClientClosedRequest, apiError{Code: apierror.ClientClosed, Message: "the client closed the request before it was answered"})
+		return
+	}
+	lane := "small"
+	if size < 0 || size > SmallBody {
+		lane = "large"
+	}
+	s.metrics.shed.WithLabelValues(lane).Inc()
+	c.Header("Retry-After", strconv.Itoa(int(max(1, math.Ceil(s.cfg.QueueTimeout.Seconds())))))
+	abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.Overloaded,
+		Message: "too much work is in flight to admit this request within " + s.cfg.QueueTimeout.String() +
+			"; it was not read, decided or recorded: send it again after Retry-After seconds, and apply no enforcement meanwhile"})
 }
 
 func bytesText(n int64) string {

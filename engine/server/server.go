@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -41,6 +42,11 @@ type Server struct {
 	metrics *metrics
 	router  *gin.Engine
 	started time.Time
+
+	// inflight bounds the work decided at once (inflight.go).
+	inflight *inflight
+	// memoryReturn is set while a return of memory to the OS is pending.
+	memoryReturn atomic.Bool
 }
 
 // New validates cfg and builds the server. It does not listen.
@@ -52,7 +58,9 @@ func New(cfg Config, eng *engine.Engine, src *sources.Sources, log *slog.Logger)
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, eng: eng, src: src, log: log, metrics: newMetrics(src), started: time.Now()}
+	s := &Server{cfg: cfg, eng: eng, src: src, log: log, started: time.Now()}
+	s.inflight = newInflight(cfg.MaxInflight, cfg.QueueTimeout, s.returnMemory)
+	s.metrics = newMetrics(src, s.inflight)
 	if cfg.TokensFile != "" {
 		t, err := loadTokens(cfg.TokensFile)
 		if err != nil {

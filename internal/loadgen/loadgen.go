@@ -97,19 +97,20 @@ func Run(ctx context.Context, spec Spec) Result {
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: timeout}
 
+	// run ends the run: requests already sent are answered, none is sent
+	// after it is done. Only ctx cancels requests in flight.
+	run, stopRun := context.WithCancel(ctx)
+	defer stopRun()
 	if spec.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, spec.Duration)
-		defer cancel()
+		t := time.AfterFunc(spec.Duration, stopRun)
+		defer t.Stop()
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	if spec.Stop != nil {
 		go func() {
 			select {
 			case <-spec.Stop:
-				cancel()
-			case <-ctx.Done():
+				stopRun()
+			case <-run.Done():
 			}
 		}()
 	}
@@ -126,7 +127,7 @@ func Run(ctx context.Context, spec Spec) Result {
 		wg.Go(func() {
 			mine := make([]time.Duration, 0, 1024)
 			buf := bytes.NewBuffer(make([]byte, 0, 4096))
-			for ctx.Err() == nil {
+			for run.Err() == nil {
 				n := issued.Add(1)
 				if spec.Requests > 0 && n > int64(spec.Requests) {
 					break
@@ -146,7 +147,7 @@ func Run(ctx context.Context, spec Spec) Result {
 				status, header, err := send(client, req, buf)
 				d := time.Since(t0)
 				if ctx.Err() != nil && err != nil {
-					break // cut off by the end of the run, not a failure
+					break // canceled by the caller, not a failure
 				}
 				if err == nil {
 					if spec.Check != nil {
