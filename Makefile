@@ -51,9 +51,12 @@ VSOPA_FLAGS ?=
 bench-vs-opa:
 	$(GO) run ./internal/opacompare $(VSOPA_FLAGS)
 
-## load: bounded loopback load runs against the real server binary.
+## load: bounded loopback load runs against the real server binary
+## (throughput; memory and fairness under maximum-size rosters), then the
+## side-by-side run against stock OPA (bench-vs-opa).
 load:
-	$(GO) test -count=1 -run '^TestLoad$$' ./tests -load -v
+	$(GO) test -count=1 -run '^TestLoad(Memory)?$$' ./tests -load -v
+	$(GO) run ./internal/opacompare $(VSOPA_FLAGS)
 
 ## bundles: build the policy and registry bundles with `opa build`, signed.
 ##   make bundles SIGNING_KEY=bundles/keys/dev-es256.pem [SIGNING_ALG=ES256] [REVISION=...]
