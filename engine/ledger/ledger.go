@@ -18,7 +18,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -171,7 +170,7 @@ func (l *Ledger) Record(ctx context.Context, r *engine.Record) error {
 		return nil
 	}
 	e := newEntry(r, l.pseudo, l.cfg.EngineVersion)
-	raw, err := json.Marshal(e)
+	raw, err := encodeEntry(e)
 	if err != nil {
 		return fmt.Errorf("%w: encoding entry: %v", ErrUnavailable, err)
 	}
