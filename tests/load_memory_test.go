@@ -17,6 +17,7 @@ var (
 	memRosters     = flag.Int("load.rosters", 8, "concurrent maximum-size rosters in TestLoadMemory")
 	memRosterSize  = flag.Int("load.roster-size", 100_000, "participants in each roster of TestLoadMemory")
 	memRosterTurns = flag.Int("load.roster-turns", 3, "rosters each client of TestLoadMemory sends, one after the other")
+	memServeArgs   = flag.String("load.serve-args", "", "extra arguments of geoscope serve in TestLoadMemory (e.g. \"--max-inflight 8388608\")")
 	memSettle      = flag.Duration("load.settle", 10*time.Second, "how long TestLoadMemory watches the memory return after the rosters")
 )
 
@@ -34,7 +35,7 @@ func TestLoadMemory(t *testing.T) {
 	if !*loadFlag {
 		t.Skip("load run: go test ./tests -run TestLoadMemory -load -v (or make load)")
 	}
-	srv := startServe(t, serveOpts{args: []string{"--log-level", "warn"}, ready: true})
+	srv := startServe(t, serveOpts{args: append([]string{"--log-level", "warn"}, strings.Fields(*memServeArgs)...), ready: true})
 	pid := srv.current().cmd.Process.Pid
 	roster := rosterBody(*memRosterSize)
 	admissions := admissionBodies("june4-d", "acct-us-d")

@@ -21,6 +21,7 @@ type backend interface {
 	name() string
 	insert(ctx context.Context, entries []*Entry, raws [][]byte) error
 	addCounts(ctx context.Context, counts map[countKey]int64) error
+	checkpoint(ctx context.Context) error
 	query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 	close() error
 }
@@ -69,8 +70,10 @@ func openBackend(ctx context.Context, cfg Config) (backend, error) {
 			}
 			// WAL with synchronous=FULL: a commit returns once the WAL is
 			// fsynced. busy_timeout covers a reader holding the lock
-			// briefly.
-			for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+			// briefly. Checkpoints are not run by the committing
+			// connection (wal_autocheckpoint 0) but beside it, see
+			// Ledger.checkpointer.
+			for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "wal_autocheckpoint(0)", "busy_timeout(10000)", "foreign_keys(1)"} {
 				q.Add("_pragma", p)
 			}
 			q.Set("_txlock", "immediate")
@@ -242,6 +245,21 @@ func (b *sqlBackend) prepared(ctx context.Context, db *sql.DB) (*insertStmts, er
 	}
 	b.inserts = &insertStmts{db: db, decision: decision, order: order}
 	return b.inserts, nil
+}
+
+// checkpoint copies committed WAL frames into the SQLite database file
+// (PASSIVE: without waiting for, or blocking, readers and the writer).
+// PostgreSQL needs nothing of the kind.
+func (b *sqlBackend) checkpoint(ctx context.Context) error {
+	if b.dialect != "sqlite" || b.readOnly {
+		return nil
+	}
+	db, err := b.conn(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+	return err
 }
 
 func (b *sqlBackend) addCounts(ctx context.Context, counts map[countKey]int64) error {
