@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"time"
 )
 
@@ -17,8 +18,8 @@ type Config struct {
 	// MaxParticipants bounds the roster of one request.
 	MaxParticipants int
 	// MaxInflight bounds the request bytes decided at once by requests
-	// with bodies over SmallBody (default: twice MaxBody). Memory in use
-	// grows with it; see inflight.go.
+	// with bodies over SmallBody (default: DefaultInflightBodies times
+	// MaxBody). Memory in use grows with it; see inflight.go.
 	MaxInflight int64
 	// QueueTimeout is how long a request may wait for room in the
 	// in-flight budget before it is answered 503 overloaded.
@@ -55,6 +56,12 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 )
 
+// DefaultInflightBodies is how many bodies of the largest size are decided
+// at once by default: one per two CPUs (at least one). A big roster keeps a
+// CPU busy for hundreds of milliseconds; the other CPUs stay free for
+// admissions, which must not wait behind it.
+func DefaultInflightBodies() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
 // ErrConfig is matched by configuration errors.
 var ErrConfig = errors.New("invalid server configuration")
 
@@ -74,7 +81,7 @@ func (c Config) withDefaults() Config {
 		c.MaxParticipants = DefaultMaxParticipants
 	}
 	if c.MaxInflight == 0 && c.MaxBody > 0 {
-		c.MaxInflight = 2 * c.MaxBody
+		c.MaxInflight = c.MaxBody * int64(DefaultInflightBodies())
 	}
 	if c.QueueTimeout == 0 {
 		c.QueueTimeout = DefaultQueueTimeout

@@ -93,7 +93,7 @@ good version keeps answering (see GET /v1/status).`,
 	f.StringVar(&geoPath, "geoip-db", "", "GeoIP2/GeoLite2 Country or City database `FILE` (default: embedded DB-IP Country Lite)")
 	f.Int64Var(&cfg.MaxBody, "max-body", server.DefaultMaxBody, "largest request body in `BYTES`")
 	f.IntVar(&cfg.MaxParticipants, "max-participants", server.DefaultMaxParticipants, "most participants in one request")
-	f.Int64Var(&cfg.MaxInflight, "max-inflight", 0, "request body `BYTES` decided at once by requests over 64 KiB; more wait up to --queue-timeout (default: twice --max-body)")
+	f.Int64Var(&cfg.MaxInflight, "max-inflight", 0, "request body `BYTES` decided at once by requests over 64 KiB; more wait up to --queue-timeout (default: --max-body times one per two CPUs)")
 	f.DurationVar(&cfg.QueueTimeout, "queue-timeout", server.DefaultQueueTimeout, "how long a request may wait for --max-inflight room before it is answered 503 overloaded")
 	f.Int64Var(&cfg.MaxResponse, "max-response", server.DefaultMaxResponse, "largest decision answer in `BYTES` (413 too_large beyond)")
 	f.DurationVar(&cfg.EvalTimeout, "eval-timeout", server.DefaultEvalTimeout, "deadline for each evaluation")
