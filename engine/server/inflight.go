@@ -26,7 +26,9 @@ import (
 //     never wait behind a big one;
 //   - big requests draw from the large lane (Config.MaxInflight), first
 //     come first served: a big request is never overtaken, so the biggest
-//     one cannot be starved by a stream of smaller ones.
+//     one cannot be starved by a stream of smaller ones. A body sent
+//     without a Content-Length counts as the largest allowed until it has
+//     been read, then as its size.
 //
 // A request that cannot be admitted within Config.QueueTimeout is answered
 // 503 overloaded with Retry-After, before its body is read: nothing was
