@@ -317,9 +317,10 @@ type server struct {
 	ready     string
 	opa       bool
 
-	addr string
-	cmd  *exec.Cmd
-	log  *os.File
+	addr   string
+	cmd    *exec.Cmd
+	log    *os.File
+	exited chan struct{} // closed once the process has exited
 }
 
 func (s *server) url(path string) string { return "http://" + s.addr + path }
@@ -346,6 +347,8 @@ func (s *server) start(work string) error {
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", s.name, err)
 	}
+	s.exited = make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(s.exited) }()
 	return nil
 }
 
@@ -355,8 +358,11 @@ func (s *server) waitReady(ctx context.Context, timeout time.Duration) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if s.cmd.ProcessState != nil {
-			break
+		select {
+		case <-s.exited:
+			log, _ := os.ReadFile(s.log.Name())
+			return fmt.Errorf("%s exited before it was ready (%v); its log:\n%s", s.name, s.cmd.ProcessState, log)
+		default:
 		}
 		resp, err := http.Get(s.url(s.ready))
 		if err == nil {
@@ -376,13 +382,11 @@ func (s *server) stop() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.exited:
 	case <-time.After(15 * time.Second):
 		_ = s.cmd.Process.Kill()
-		<-done
+		<-s.exited
 	}
 	s.log.Close()
 }
