@@ -99,13 +99,17 @@ func (f *inflight) acquire(ctx context.Context, size, limit int64) (*reservation
 	} else {
 		r.weight = min(max(size, minWeight), f.smallCap)
 	}
-	wctx, cancel := context.WithTimeout(ctx, f.wait)
-	defer cancel()
-	if err := sem.Acquire(wctx, r.weight); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+	// The common case, room and nobody waiting, costs no timer.
+	if !sem.TryAcquire(r.weight) {
+		wctx, cancel := context.WithTimeout(ctx, f.wait)
+		err := sem.Acquire(wctx, r.weight)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, errOverloaded
 		}
-		return nil, errOverloaded
 	}
 	used.Add(r.weight)
 	if r.large {
