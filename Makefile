@@ -6,13 +6,15 @@ PKGS     := ./...
 # Rego: the default policy bundle and the engine's built-in registry
 # validation rules (embedded in the binary, not part of any bundle).
 REGO     := policies engine/registry
+# The policy stock OPA answers with in the side-by-side benchmark.
+COMPARE_REGO := internal/opacompare/policy
 # JSON schemas of the policy input and the registry (opa check --schema).
 SCHEMAS  := docs/schemas
 # Worked extension examples: each directory is copied into a policy bundle
 # next to the default policy, and is checked and tested with it.
 EXTENSIONS := $(wildcard docs/extensions/*/)
 
-.PHONY: all build test vet gofmt rego-fmt rego-check rego-test registry-check schema-check gotest bench load bundles run image
+.PHONY: all build test vet gofmt rego-fmt rego-check rego-test registry-check schema-check gotest bench bench-vs-opa load bundles run image
 
 all: build
 
@@ -31,7 +33,7 @@ vet:
 	$(GO) vet $(PKGS)
 
 rego-fmt:
-	$(OPA) fmt --list --fail $(REGO) docs/extensions
+	$(OPA) fmt --list --fail $(REGO) $(COMPARE_REGO) docs/extensions
 
 ## rego-check: strict compile with the input type-checked against the
 ## schema, for the default policy, with each extension example, and with
@@ -43,6 +45,7 @@ rego-check:
 		$(OPA) check --strict --schema $(SCHEMAS) $(REGO) $$d; \
 	done
 	$(OPA) check --strict --schema $(SCHEMAS) $(REGO) $(EXTENSIONS)
+	$(OPA) check --strict $(COMPARE_REGO)
 
 ## rego-test: the default policy's tests, then every extension example's
 ## tests run with the default policy (and its tests, which must pass
@@ -53,6 +56,7 @@ rego-test:
 		echo "$(OPA) test $(REGO) $$d"; \
 		$(OPA) test $(REGO) $$d; \
 	done
+	$(OPA) test $(COMPARE_REGO)
 
 ## registry-check: the example registry passes the registry validation rules,
 ## the built-in ones and any the policy bundle adds (a bad order fails review
@@ -78,9 +82,20 @@ gotest:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./engine/...
 
-## load: bounded loopback load runs against the real server binary.
+## bench-vs-opa: geoscope's /v1/admission side by side with stock OPA (built
+## from this module) answering the same question with an expert's
+## pre-indexed policy; prints req/s ratios and p99s (docs/benchmarks.md).
+##   make bench-vs-opa [VSOPA_FLAGS="-orders 100000 -n 20000 -c 16 -rounds 3"]
+VSOPA_FLAGS ?=
+bench-vs-opa:
+	$(GO) run ./internal/opacompare $(VSOPA_FLAGS)
+
+## load: bounded loopback load runs against the real server binary
+## (throughput; memory and fairness under maximum-size rosters), then the
+## side-by-side run against stock OPA (bench-vs-opa).
 load:
-	$(GO) test -count=1 -run '^TestLoad$$' ./tests -load -v
+	$(GO) test -count=1 -run '^TestLoad(Memory)?$$' ./tests -load -v
+	$(GO) run ./internal/opacompare $(VSOPA_FLAGS)
 
 ## bundles: build the policy and registry bundles with `opa build`, signed.
 ##   make bundles SIGNING_KEY=bundles/keys/dev-es256.pem [SIGNING_ALG=ES256] [REVISION=...]

@@ -1,19 +1,17 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/geoscope/geoscope/internal/loadgen"
 )
 
 var (
@@ -23,24 +21,9 @@ var (
 	loadMax         = flag.Int("load.max", 200_000, "most requests in each load run")
 )
 
-// loadResult summarises one load run.
-type loadResult struct {
-	Requests, Errors int
-	Elapsed          time.Duration
-	P50, P99, Max    time.Duration
-	// Answers counts responses by a key the caller extracts from 200
-	// bodies (e.g. a bundle revision).
-	Answers map[string]int
-	// FirstError describes the first failed request.
-	FirstError string
-}
-
-func (r loadResult) rps() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
-
-func (r loadResult) String() string {
-	return fmt.Sprintf("%d requests in %.1fs: %.0f req/s, p50 %s, p99 %s, max %s, %d errors",
-		r.Requests, r.Elapsed.Seconds(), r.rps(), r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Errors)
-}
+// loadResult summarises one load run (package loadgen, shared with make
+// bench-vs-opa).
+type loadResult = loadgen.Result
 
 // loadSpec describes a bounded run: it stops at Max requests or after
 // Duration, whichever comes first, or when Stop is closed.
@@ -54,84 +37,21 @@ type loadSpec struct {
 	Stop        <-chan struct{}
 	// Key extracts the answer key of a 200 body; nil counts nothing.
 	Key func(body []byte) string
+	// Check judges an answer; nil accepts 200 only.
+	Check func(status int, header http.Header, body []byte) error
 }
 
-// runLoad drives spec against a server on loopback. A request fails when
-// it errors or answers anything but 200.
+// runLoad drives spec against a server on loopback.
 func runLoad(t *testing.T, spec loadSpec) loadResult {
 	t.Helper()
-	transport := &http.Transport{MaxIdleConnsPerHost: spec.Concurrency, MaxConnsPerHost: spec.Concurrency}
-	defer transport.CloseIdleConnections()
-	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-
-	ctx, cancel := context.WithTimeout(context.Background(), spec.Duration)
-	defer cancel()
-	var (
-		issued  atomic.Int64
-		mu      sync.Mutex
-		lat     []time.Duration
-		res     = loadResult{Answers: map[string]int{}}
-		wg      sync.WaitGroup
-		started = time.Now()
-	)
-	for w := range spec.Concurrency {
-		wg.Go(func() {
-			var mine []time.Duration
-			for i := w; ; i += spec.Concurrency {
-				if ctx.Err() != nil || int(issued.Add(1)) > spec.Max {
-					break
-				}
-				select {
-				case <-spec.Stop:
-					cancel()
-				default:
-				}
-				req, _ := http.NewRequest(http.MethodPost, spec.URL, bytes.NewReader(spec.Bodies[i%len(spec.Bodies)]))
-				req.Header.Set("Content-Type", "application/json")
-				if spec.Token != "" {
-					req.Header.Set("Authorization", "Bearer "+spec.Token)
-				}
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				var body []byte
-				if err == nil {
-					body, err = io.ReadAll(resp.Body)
-					resp.Body.Close()
-				}
-				d := time.Since(t0)
-				mu.Lock()
-				switch {
-				case err != nil:
-					res.Errors++
-					if res.FirstError == "" {
-						res.FirstError = err.Error()
-					}
-				case resp.StatusCode != http.StatusOK:
-					res.Errors++
-					if res.FirstError == "" {
-						res.FirstError = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, body)
-					}
-				case spec.Key != nil:
-					res.Answers[spec.Key(body)]++
-				}
-				mu.Unlock()
-				mine = append(mine, d)
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		})
+	var header http.Header
+	if spec.Token != "" {
+		header = http.Header{"Authorization": {"Bearer " + spec.Token}}
 	}
-	wg.Wait()
-	res.Elapsed = time.Since(started)
-	res.Requests = len(lat)
-	if len(lat) > 0 {
-		slices.Sort(lat)
-		res.P50 = lat[len(lat)/2]
-		res.P99 = lat[len(lat)*99/100]
-		res.Max = lat[len(lat)-1]
-	}
-	return res
+	return loadgen.Run(context.Background(), loadgen.Spec{
+		URL: spec.URL, Bodies: spec.Bodies, Header: header, Concurrency: spec.Concurrency,
+		Requests: spec.Max, Duration: spec.Duration, Stop: spec.Stop, Key: spec.Key, Check: spec.Check,
+	})
 }
 
 // loadServe starts the server of a load run (server_helpers_test.go's

@@ -24,6 +24,10 @@ const (
 	EvalTimeout          = "eval_timeout"
 	PolicyError          = "policy_error"
 	LedgerUnavailable    = "ledger_unavailable"
-	ClientClosed         = "client_closed_request"
-	Internal             = "internal"
+	// Overloaded (503, with Retry-After): too much work was in flight to
+	// admit the request in time. It was refused before its body was read,
+	// so nothing was decided or recorded and it may be sent again.
+	Overloaded   = "overloaded"
+	ClientClosed = "client_closed_request"
+	Internal     = "internal"
 )

@@ -46,6 +46,8 @@ func TestRetryable(t *testing.T) {
 		{ready, api(503, CodeNotReady), false},
 		{post, api(503, CodeEvalTimeout), false},
 		{post, api(503, CodeLedgerUnavailable), false},
+		{post, api(503, CodeOverloaded), true},
+		{ready, api(503, CodeOverloaded), true},
 		{post, api(502, ""), false},
 		{post, api(504, ""), false},
 		{get, api(502, ""), true},
@@ -57,6 +59,24 @@ func TestRetryable(t *testing.T) {
 	} {
 		if got := retryable(tc.cl, tc.err); got != tc.want {
 			t.Errorf("retryable(%s %s, %v) = %v, want %v", tc.cl.method, tc.cl.path, tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"":                              0,
+		"1":                             time.Second,
+		"0":                             0,
+		"-3":                            0,
+		"3600":                          maxRetryAfter,
+		"soon":                          0,
+		"Fri, 02 Jan 2026 03:04:07 GMT": 2 * time.Second,
+		"Fri, 02 Jan 2026 03:00:00 GMT": 0,
+	} {
+		if got := retryAfter(v, now); got != want {
+			t.Errorf("retryAfter(%q) = %v, want %v", v, got, want)
 		}
 	}
 }

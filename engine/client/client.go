@@ -41,6 +41,8 @@
 //   - a dial error (nothing was sent), for every call;
 //   - 503 not_ready (the engine refused before deciding anything), for
 //     every call but Ready;
+//   - 503 overloaded (the server refused the request unread), for every
+//     call, waiting at least the server's Retry-After;
 //   - for GET only, any other network failure and 502, 503, 504.
 //
 // Never a 4xx, never eval_timeout or a 500, and never a POST once its

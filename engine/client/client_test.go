@@ -469,6 +469,58 @@ func TestRetriesNotReadyThenSucceeds(t *testing.T) {
 	}
 }
 
+const overloadedBody = `{"code":"overloaded","message":"too much work is in flight"}`
+
+// TestOverloadedIsRetriedAfterRetryAfter: the server refused the request
+// unread, so the client sends it again once Retry-After has passed; when
+// that is past the call's deadline it gives up at once, and the contract
+// helpers fail open.
+func TestOverloadedIsRetriedAfterRetryAfter(t *testing.T) {
+	f := newFront(t, realHandler(t), func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, overloadedBody)
+			return true
+		}
+		return false
+	})
+	c := newClient(t, f.URL, fast)
+	a, err := c.Admit(context.Background(), june4("j-cn", ipCN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Allow {
+		t.Errorf("admission = %+v, want the CN joiner denied", a)
+	}
+	if n := f.count(); n != 2 {
+		t.Errorf("%d attempts, want 2", n)
+	}
+
+	always := newFront(t, nil, func(n int, w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, overloadedBody)
+		return true
+	})
+	c = newClient(t, always.URL, fast)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	allow, a, err := c.AdmitOrAllow(ctx, june4("j-cn", ipCN))
+	var ae *client.APIError
+	if !allow || a != nil || !errors.Is(err, client.ErrOverloaded) || !errors.Is(err, client.ErrUnavailable) || !errors.As(err, &ae) {
+		t.Fatalf("AdmitOrAllow = %v, %+v, %v; want allowed with an overloaded error", allow, a, err)
+	}
+	if ae.RetryAfter != 5*time.Second {
+		t.Errorf("RetryAfter = %v, want 5s", ae.RetryAfter)
+	}
+	if n := always.count(); n != 1 {
+		t.Errorf("%d attempts, want 1: Retry-After is past the deadline", n)
+	}
+	actions, err := c.ActionsOrNone(ctx, roster())
+	if actions != nil || !errors.Is(err, client.ErrOverloaded) {
+		t.Errorf("ActionsOrNone = %+v, %v", actions, err)
+	}
+}
+
 func TestNotReadyServerFailsOpen(t *testing.T) {
 	f := newFront(t, newHandler(t, server.Config{}, false), nil)
 	c := newClient(t, f.URL, fast)

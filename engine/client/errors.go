@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/geoscope/geoscope/engine/apierror"
 )
@@ -24,6 +25,7 @@ const (
 	CodeEvalTimeout          = apierror.EvalTimeout
 	CodePolicyError          = apierror.PolicyError
 	CodeLedgerUnavailable    = apierror.LedgerUnavailable
+	CodeOverloaded           = apierror.Overloaded
 	CodeInternal             = apierror.Internal
 )
 
@@ -63,6 +65,11 @@ var (
 	// The entry may still commit: a decision may be on record that was
 	// never answered.
 	ErrLedgerUnavailable = errors.New("geoscope: decision ledger unavailable")
+	// ErrOverloaded: the decision point had too much work in flight to
+	// admit the request in time (503 overloaded). It refused the request
+	// before reading it, so nothing was decided or recorded; the client
+	// retries it after APIError.RetryAfter, within the call's deadline.
+	ErrOverloaded = errors.New("geoscope: decision point overloaded")
 	// ErrPolicy: the policy failed to evaluate (500 policy_error).
 	ErrPolicy = errors.New("geoscope: policy error")
 	// ErrInternal: the server failed (500 internal); APIError.ErrorID ties
@@ -73,7 +80,8 @@ var (
 	// ErrUnavailable: no decision could be had from the decision point:
 	// it could not be reached or the connection failed (not after a
 	// cancellation by the caller), or it answered 502, 503 or 504
-	// (including not_ready, eval_timeout and ledger_unavailable).
+	// (including not_ready, eval_timeout, ledger_unavailable and
+	// overloaded).
 	ErrUnavailable = errors.New("geoscope: decision point unavailable")
 	// ErrBadResponse: a successful status whose body is not a decision
 	// this client can trust (not JSON, too large, missing decision id,
@@ -98,6 +106,9 @@ type APIError struct {
 	Field string
 	// ErrorID ties an internal error to the server's log.
 	ErrorID string
+	// RetryAfter is the server's Retry-After (with not_ready and
+	// overloaded); zero when it sent none.
+	RetryAfter time.Duration
 	// RequestID is the X-Request-Id of the call (the same on every
 	// attempt), as the server logged it.
 	RequestID string
@@ -154,6 +165,8 @@ func (e *APIError) Is(target error) bool {
 		return code == CodeEvalTimeout || status == http.StatusGatewayTimeout
 	case ErrLedgerUnavailable:
 		return code == CodeLedgerUnavailable
+	case ErrOverloaded:
+		return code == CodeOverloaded
 	case ErrPolicy:
 		return code == CodePolicyError
 	case ErrInternal:

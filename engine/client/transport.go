@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -58,6 +59,10 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 			return nil, err
 		}
 		wait := c.backoffFor(attempt)
+		var ae *APIError
+		if errors.As(err, &ae) && ae.RetryAfter > wait {
+			wait = ae.RetryAfter // the server said when it expects to have room
+		}
 		// Never sleep past the deadline: if the next attempt could not
 		// start before it, give up now rather than when it passes.
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
@@ -94,6 +99,10 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 //   - 503 not_ready is retried for every method: the engine refuses before
 //     it locates, evaluates or records anything (engine.ErrNotReady), so no
 //     decision exists; the decision point is usually just starting.
+//   - 503 overloaded is retried for every method, after the server's
+//     Retry-After: the server refused the request before reading its body,
+//     so no decision exists. The wait never runs past the call's deadline
+//     (the call then fails, which means no enforcement).
 //   - For GET (ready, health, status), which decides and records nothing,
 //     any other transport failure and 502, 503 and 504 (typically from a
 //     proxy or load balancer in front) are retried: repeating it is
@@ -114,6 +123,9 @@ func retryable(cl call, err error) bool {
 	if errors.As(err, &ae) {
 		if ae.StatusCode == http.StatusServiceUnavailable && ae.Code == CodeNotReady {
 			return cl.retryNotReady
+		}
+		if ae.StatusCode == http.StatusServiceUnavailable && ae.Code == CodeOverloaded {
+			return true
 		}
 		if cl.method == http.MethodGet {
 			switch ae.StatusCode {
@@ -203,6 +215,7 @@ func (c *Client) attempt(ctx context.Context, cl call, requestID string, n int) 
 	}
 	ae := &APIError{
 		StatusCode: resp.StatusCode,
+		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		RequestID:  resp.Header.Get("X-Request-Id"),
 		Method:     cl.method,
 		Path:       cl.path,
@@ -223,6 +236,25 @@ func (c *Client) attempt(ctx context.Context, cl call, requestID string, n int) 
 		ae.Message = snippet(raw, resp.StatusCode)
 	}
 	return nil, ae
+}
+
+// maxRetryAfter caps a server's Retry-After: a longer wait is better spent
+// failing open.
+const maxRetryAfter = time.Minute
+
+// retryAfter parses a Retry-After value: delay-seconds or an HTTP-date
+// (RFC 9110, 10.2.3). Anything else is no value.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		return min(time.Duration(max(n, 0))*time.Second, maxRetryAfter)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter)
+	}
+	return 0
 }
 
 // snippet describes a body that is not a geoscope error body.

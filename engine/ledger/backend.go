@@ -21,6 +21,7 @@ type backend interface {
 	name() string
 	insert(ctx context.Context, entries []*Entry, raws [][]byte) error
 	addCounts(ctx context.Context, counts map[countKey]int64) error
+	checkpoint(ctx context.Context) error
 	query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 	close() error
 }
@@ -33,6 +34,15 @@ type sqlBackend struct {
 	mu       sync.Mutex
 	db       *sql.DB // nil until (re)opened
 	migrated bool
+	// inserts are prepared once per db (not once per commit: parsing the
+	// statements was an eighth of a small commit's CPU).
+	inserts *insertStmts
+}
+
+// insertStmts are the statements of a commit, prepared on the database.
+type insertStmts struct {
+	db              *sql.DB
+	decision, order *sql.Stmt
 }
 
 func openBackend(ctx context.Context, cfg Config) (backend, error) {
@@ -60,8 +70,10 @@ func openBackend(ctx context.Context, cfg Config) (backend, error) {
 			}
 			// WAL with synchronous=FULL: a commit returns once the WAL is
 			// fsynced. busy_timeout covers a reader holding the lock
-			// briefly.
-			for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+			// briefly. Checkpoints are not run by the committing
+			// connection (wal_autocheckpoint 0) but beside it, see
+			// Ledger.checkpointer.
+			for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "wal_autocheckpoint(0)", "busy_timeout(10000)", "foreign_keys(1)"} {
 				q.Add("_pragma", p)
 			}
 			q.Set("_txlock", "immediate")
@@ -160,7 +172,7 @@ func (b *sqlBackend) reset() {
 	defer b.mu.Unlock()
 	if b.db != nil {
 		b.db.Close()
-		b.db, b.migrated = nil, false
+		b.db, b.migrated, b.inserts = nil, false, nil
 	}
 }
 
@@ -194,23 +206,16 @@ func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte
 			b.reset()
 		}
 	}()
+	stmts, err := b.prepared(ctx, db)
+	if err != nil {
+		return err
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	insDecision, err := tx.PrepareContext(ctx, b.rebind(`INSERT INTO ledger_decisions
-		(decision_id, decided_at, kind, meeting_id, allow_join, entry, replica) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (decision_id) DO NOTHING`))
-	if err != nil {
-		return err
-	}
-	insOrder, err := tx.PrepareContext(ctx, b.rebind(`INSERT INTO ledger_decision_orders
-		(decision_id, order_id, authority, decided_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (decision_id, order_id) DO NOTHING`))
-	if err != nil {
-		return err
-	}
+	insDecision, insOrder := tx.StmtContext(ctx, stmts.decision), tx.StmtContext(ctx, stmts.order)
 	for i, e := range entries {
 		var allow any
 		if e.AllowJoin != nil {
@@ -227,6 +232,46 @@ func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte
 		}
 	}
 	return tx.Commit()
+}
+
+// prepared returns the insert statements of db, preparing them the first
+// time.
+func (b *sqlBackend) prepared(ctx context.Context, db *sql.DB) (*insertStmts, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inserts != nil && b.inserts.db == db {
+		return b.inserts, nil
+	}
+	decision, err := db.PrepareContext(ctx, b.rebind(`INSERT INTO ledger_decisions
+		(decision_id, decided_at, kind, meeting_id, allow_join, entry, replica) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (decision_id) DO NOTHING`))
+	if err != nil {
+		return nil, err
+	}
+	order, err := db.PrepareContext(ctx, b.rebind(`INSERT INTO ledger_decision_orders
+		(decision_id, order_id, authority, decided_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (decision_id, order_id) DO NOTHING`))
+	if err != nil {
+		decision.Close()
+		return nil, err
+	}
+	b.inserts = &insertStmts{db: db, decision: decision, order: order}
+	return b.inserts, nil
+}
+
+// checkpoint copies committed WAL frames into the SQLite database file
+// (PASSIVE: without waiting for, or blocking, readers and the writer).
+// PostgreSQL needs nothing of the kind.
+func (b *sqlBackend) checkpoint(ctx context.Context) error {
+	if b.dialect != "sqlite" || b.readOnly {
+		return nil
+	}
+	db, err := b.conn(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+	return err
 }
 
 func (b *sqlBackend) addCounts(ctx context.Context, counts map[countKey]int64) error {
@@ -272,7 +317,7 @@ func (b *sqlBackend) close() error {
 		return nil
 	}
 	err := b.db.Close()
-	b.db = nil
+	b.db, b.inserts = nil, nil
 	return err
 }
 

@@ -1,17 +1,25 @@
 package ledger
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/geo"
+	"github.com/geoscope/geoscope/engine/input"
 )
 
 // Entry is one recorded decision. It identifies nobody on its own:
@@ -93,7 +101,19 @@ type Blocked struct {
 // ledger key, truncated to 128 bits. The operator, who holds the key, can
 // compute the pseudonym of an id in its own records and find it here; the
 // ledger alone identifies nobody.
-type Pseudonymizer struct{ key []byte }
+type Pseudonymizer struct {
+	key []byte
+	// macs holds keyed HMACs for reuse: a roster of 100,000 participants
+	// needs tens of thousands of pseudonyms, and a fresh HMAC costs two
+	// hash states and the key schedule each time.
+	macs sync.Pool
+}
+
+// pseudonymMAC is a keyed HMAC with scratch space for its input and sum.
+type pseudonymMAC struct {
+	mac     hash.Hash
+	scratch []byte
+}
 
 // NewPseudonymizer returns a Pseudonymizer with key.
 func NewPseudonymizer(key []byte) *Pseudonymizer { return &Pseudonymizer{key: key} }
@@ -108,11 +128,23 @@ func (p *Pseudonymizer) of(kind, id string) string {
 	if id == "" {
 		return ""
 	}
-	m := hmac.New(sha256.New, p.key)
-	m.Write([]byte(kind))
-	m.Write([]byte{0})
-	m.Write([]byte(id))
-	return "ps:" + hex.EncodeToString(m.Sum(nil)[:16])
+	m, _ := p.macs.Get().(*pseudonymMAC)
+	if m == nil {
+		m = &pseudonymMAC{mac: hmac.New(sha256.New, p.key)}
+	} else {
+		m.mac.Reset()
+	}
+	// kind, a zero byte, id: one Write, from a buffer that is reused.
+	m.scratch = append(append(append(m.scratch[:0], kind...), 0), id...)
+	m.mac.Write(m.scratch)
+	m.scratch = m.mac.Sum(m.scratch[:0])
+	var out [3 + 32]byte
+	copy(out[:], "ps:")
+	hex.Encode(out[3:], m.scratch[:16])
+	if cap(m.scratch) <= 1024 {
+		p.macs.Put(m)
+	}
+	return string(out[:])
 }
 
 // newEntry builds the entry for a record. Free text (reasons written by the
@@ -191,6 +223,52 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 	return e
 }
 
+// actionsMember is how encoding/json writes an entry with no actions.
+// Inside a JSON string every quote is escaped, so these bytes can only be
+// the member itself, and no member before it holds one.
+var actionsMember = []byte(`"actions":[]`)
+
+// encodeEntry is json.Marshal(e) in one buffer sized up front, with the
+// actions encoded one at a time: for a roster of 100,000 participants the
+// entry holds tens of thousands of actions, and json.Marshal would grow
+// its buffer by doubling and then copy it (three times the entry).
+func encodeEntry(e *Entry) ([]byte, error) {
+	if len(e.Actions) < 64 {
+		return json.Marshal(e)
+	}
+	shell := *e
+	shell.Actions = []Action{}
+	frame, err := json.Marshal(&shell)
+	if err != nil {
+		return nil, err
+	}
+	head, tail, ok := bytes.Cut(frame, actionsMember)
+	if !ok {
+		return nil, fmt.Errorf("encoding the entry: no %s member", actionsMember)
+	}
+	first, err := json.Marshal(&e.Actions[0])
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(frame) + len(e.Actions)*(len(first)+len(first)/8+1))
+	buf.Write(head)
+	buf.WriteString(`"actions":[`)
+	enc := json.NewEncoder(&buf)
+	for i := range e.Actions {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if err := enc.Encode(&e.Actions[i]); err != nil {
+			return nil, err
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
+	}
+	buf.WriteByte(']')
+	buf.Write(tail)
+	return buf.Bytes(), nil
+}
+
 // coarse makes sure a stored network is no finer than /24 (IPv4) or /48
 // (IPv6), whatever the caller passed.
 func coarse(p netip.Prefix) netip.Prefix {
@@ -206,21 +284,30 @@ func coarse(p netip.Prefix) netip.Prefix {
 
 // scrubber replaces ids in free text with their pseudonyms. Reasons repeat
 // (one text for thousands of actions), so each distinct text is scrubbed
-// once.
+// once, and a pseudonym is only computed for an id that some text holds:
+// computing one for each participant of a big roster up front cost more
+// than the rest of the entry.
 type scrubber struct {
-	p     *Pseudonymizer
-	ids   map[string]string // id → pseudonym
-	cache map[string]string
+	p *Pseudonymizer
+	// participants are the request's participants; named are the
+	// participant ids actions name (usually the same ones; a policy may
+	// invent others); accounts are account ids. An id that is both an
+	// account and a participant id is replaced by its account pseudonym.
+	participants []input.Participant
+	joining      string
+	named        []string
+	accounts     map[string]bool
+	cache        map[string]string
 }
 
 func newScrubber(r *engine.Record, p *Pseudonymizer) *scrubber {
-	s := &scrubber{p: p, ids: make(map[string]string, len(r.Participants)+2), cache: map[string]string{}}
+	s := &scrubber{p: p, participants: r.Participants, accounts: map[string]bool{}, cache: map[string]string{}}
+	// The accounts participants are signed in with are ids too.
 	for i := range r.Participants {
-		s.participant(r.Participants[i].ID)
 		s.account(r.Participants[i].AccountID)
 	}
 	if r.Joining != nil {
-		s.participant(r.Joining.ID)
+		s.joining = r.Joining.ID
 		s.account(r.Joining.AccountID)
 	}
 	s.account(r.AccountID)
@@ -228,14 +315,14 @@ func newScrubber(r *engine.Record, p *Pseudonymizer) *scrubber {
 }
 
 func (s *scrubber) participant(id string) {
-	if _, ok := s.ids[id]; id != "" && !ok {
-		s.ids[id] = s.p.Participant(id)
+	if id != "" {
+		s.named = append(s.named, id)
 	}
 }
 
 func (s *scrubber) account(id string) {
 	if id != "" {
-		s.ids[id] = s.p.Account(id)
+		s.accounts[id] = true
 	}
 }
 
@@ -246,19 +333,33 @@ func (s *scrubber) apply(text string) string {
 	if out, ok := s.cache[text]; ok {
 		return out
 	}
-	var found []string
-	for id := range s.ids {
-		if strings.Contains(text, id) {
-			found = append(found, id)
+	found := map[string]bool{}
+	look := func(id string) {
+		if id != "" && !found[id] && strings.Contains(text, id) {
+			found[id] = true
 		}
+	}
+	for i := range s.participants {
+		look(s.participants[i].ID)
+	}
+	look(s.joining)
+	for _, id := range s.named {
+		look(id)
+	}
+	for id := range s.accounts {
+		look(id)
 	}
 	out := text
 	if len(found) > 0 {
 		// Longest first, so "p1" does not eat into "p10".
-		slices.SortFunc(found, func(a, b string) int { return len(b) - len(a) })
-		pairs := make([]string, 0, 2*len(found))
-		for _, id := range found {
-			pairs = append(pairs, id, s.ids[id])
+		ids := slices.SortedFunc(maps.Keys(found), func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
+		pairs := make([]string, 0, 2*len(ids))
+		for _, id := range ids {
+			ps := s.p.Participant(id)
+			if s.accounts[id] {
+				ps = s.p.Account(id)
+			}
+			pairs = append(pairs, id, ps)
 		}
 		out = strings.NewReplacer(pairs...).Replace(text)
 	}

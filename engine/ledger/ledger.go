@@ -18,7 +18,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,6 +83,10 @@ type Ledger struct {
 	writes chan *pending
 	stop   chan struct{}
 	done   chan struct{}
+	// committed wakes the checkpointer after a commit; checkpointed is
+	// closed when it has stopped.
+	committed    chan struct{}
+	checkpointed chan struct{}
 
 	// sendMu orders Record's enqueue against Close: once Close holds it,
 	// nothing more is queued, so everything queued is drained.
@@ -167,9 +170,11 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		cfg: cfg, backend: b, pseudo: NewPseudonymizer(key), log: cfg.Logger,
 		writes: make(chan *pending, 4*cfg.MaxBatch),
 		stop:   make(chan struct{}), done: make(chan struct{}),
+		committed: make(chan struct{}, 1), checkpointed: make(chan struct{}),
 		counts: map[countKey]int64{},
 	}
 	go l.writer()
+	go l.checkpointer()
 	return l, nil
 }
 
@@ -188,7 +193,7 @@ func (l *Ledger) Record(ctx context.Context, r *engine.Record) error {
 		return nil
 	}
 	e := newEntry(r, l.pseudo, l.cfg.EngineVersion, l.cfg.Replica)
-	raw, err := json.Marshal(e)
+	raw, err := encodeEntry(e)
 	if err != nil {
 		return fmt.Errorf("%w: encoding entry: %v", ErrUnavailable, err)
 	}
@@ -302,6 +307,55 @@ func (l *Ledger) commit(batch []*pending) {
 	for _, p := range batch {
 		p.done <- err
 	}
+	if err == nil {
+		select {
+		case l.committed <- struct{}{}:
+		default: // already signalled
+		}
+	}
+}
+
+// checkpointInterval is the least time between two checkpoints.
+const checkpointInterval = 250 * time.Millisecond
+
+// checkpointer copies committed entries from SQLite's write-ahead log into
+// the database file, at most every checkpointInterval while entries are
+// committed.
+//
+// SQLite would otherwise checkpoint inside the commit that takes the log
+// past 1,000 pages: that commit, and every decision waiting for the next
+// one, then waits for the log to be copied and the database file synced
+// too (tens of milliseconds, more after a big roster's entry). Checkpoints
+// beside the writer leave commits to pay for their own log writes only.
+// They change nothing about durability: a commit is durable once its log
+// frames are synced, whenever they are copied.
+func (l *Ledger) checkpointer() {
+	defer close(l.checkpointed)
+	if l.cfg.ReadOnly {
+		return
+	}
+	var last, warned time.Time
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.committed:
+		}
+		if wait := checkpointInterval - time.Since(last); wait > 0 {
+			select {
+			case <-l.stop:
+				return
+			case <-time.After(wait):
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := l.backend.checkpoint(ctx); err != nil && time.Since(warned) > time.Minute {
+			l.log.Warn("ledger: checkpoint failed; retried after the next commit", "error", err.Error())
+			warned = time.Now()
+		}
+		cancel()
+		last = time.Now()
+	}
 }
 
 func (l *Ledger) flushCounts() {
@@ -357,6 +411,7 @@ func (l *Ledger) Close() error {
 	l.sendMu.Unlock()
 	close(l.stop)
 	<-l.done
+	<-l.checkpointed
 	return l.backend.close()
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -18,6 +19,15 @@ type Config struct {
 	MaxBody int64
 	// MaxParticipants bounds the roster of one request.
 	MaxParticipants int
+	// MaxInflight bounds the request bytes decided at once by requests
+	// with bodies over SmallBody (default: DefaultInflightBodies times
+	// MaxBody). Memory in use grows with it; see inflight.go.
+	MaxInflight int64
+	// QueueTimeout is how long a request may wait for room in the
+	// in-flight budget before it is answered 503 overloaded.
+	QueueTimeout time.Duration
+	// MaxResponse bounds the body of a decision answer.
+	MaxResponse int64
 	// EvalTimeout bounds each evaluation.
 	EvalTimeout time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
@@ -45,9 +55,17 @@ const (
 	DefaultAddr            = "127.0.0.1:8181"
 	DefaultMaxBody         = 4 << 20
 	DefaultMaxParticipants = 100_000
+	DefaultQueueTimeout    = time.Second
+	DefaultMaxResponse     = 64 << 20
 	DefaultEvalTimeout     = time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 )
+
+// DefaultInflightBodies is how many bodies of the largest size are decided
+// at once by default: one per two CPUs (at least one). A big roster keeps a
+// CPU busy for hundreds of milliseconds; the other CPUs stay free for
+// admissions, which must not wait behind it.
+func DefaultInflightBodies() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // ErrConfig is matched by configuration errors.
 var ErrConfig = errors.New("invalid server configuration")
@@ -66,6 +84,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxParticipants == 0 {
 		c.MaxParticipants = DefaultMaxParticipants
+	}
+	if c.MaxInflight == 0 && c.MaxBody > 0 {
+		c.MaxInflight = c.MaxBody * int64(DefaultInflightBodies())
+	}
+	if c.QueueTimeout == 0 {
+		c.QueueTimeout = DefaultQueueTimeout
+	}
+	if c.MaxResponse == 0 {
+		c.MaxResponse = DefaultMaxResponse
 	}
 	if c.EvalTimeout == 0 {
 		c.EvalTimeout = DefaultEvalTimeout
@@ -87,6 +114,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: --max-body must be positive", ErrConfig)
 	case c.MaxParticipants < 0:
 		return fmt.Errorf("%w: --max-participants must be positive", ErrConfig)
+	case c.MaxInflight < c.MaxBody:
+		return fmt.Errorf("%w: --max-inflight (%d) must be at least --max-body (%d), or a body of the largest size could never be admitted", ErrConfig, c.MaxInflight, c.MaxBody)
+	case c.QueueTimeout < 0:
+		return fmt.Errorf("%w: --queue-timeout must be positive", ErrConfig)
+	case c.MaxResponse < 0:
+		return fmt.Errorf("%w: --max-response must be positive", ErrConfig)
 	case c.EvalTimeout < 0:
 		return fmt.Errorf("%w: --eval-timeout must be positive", ErrConfig)
 	case c.ShutdownTimeout < 0:

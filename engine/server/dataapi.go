@@ -104,11 +104,12 @@ type dataResponse struct {
 
 func (s *Server) dataDecision(c *gin.Context) {
 	decoded := s.decodeSpan(c)
-	raw, ok := s.dataInput(c)
+	raw, res, ok := s.dataInput(c)
 	if !ok {
 		decoded()
 		return
 	}
+	defer res.release()
 	req, err := input.Decode(raw, input.Limits{MaxParticipants: s.cfg.MaxParticipants})
 	if err != nil {
 		abortWith(c, withinInput(err))
@@ -124,11 +125,12 @@ func (s *Server) dataDecision(c *gin.Context) {
 
 func (s *Server) dataAdmission(c *gin.Context) {
 	decoded := s.decodeSpan(c)
-	raw, ok := s.dataInput(c)
+	raw, res, ok := s.dataInput(c)
 	if !ok {
 		decoded()
 		return
 	}
+	defer res.release()
 	req, err := input.DecodeAdmission(raw)
 	if err != nil {
 		abortWith(c, withinInput(err))
@@ -153,17 +155,18 @@ func (s *Server) dataAnswer(c *gin.Context, resp dataResponse) {
 // dataInput reads the body and returns the value of its "input" member.
 // The envelope is decoded as strictly as the request inside it: one
 // object, one "input" member, nothing else.
-func (s *Server) dataInput(c *gin.Context) (json.RawMessage, bool) {
-	raw, ok := s.body(c)
+func (s *Server) dataInput(c *gin.Context) (json.RawMessage, *reservation, bool) {
+	raw, res, ok := s.body(c)
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	in, err := envelopeInput(raw)
 	if err != nil {
+		res.release()
 		abortWith(c, err)
-		return nil, false
+		return nil, nil, false
 	}
-	return in, true
+	return in, res, true
 }
 
 func envelopeInput(raw []byte) (json.RawMessage, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -23,11 +24,30 @@ type apiError = apierror.Body
 
 func abort(c *gin.Context, status int, e apiError) {
 	c.Set(ctxErrorCode, e.Code)
+	e.Message = shorten(e.Message, maxMessage)
 	if c.GetBool(ctxOPAErrors) {
 		c.AbortWithStatusJSON(status, opaErrorOf(e))
 		return
 	}
 	c.AbortWithStatusJSON(status, e)
+}
+
+// maxMessage bounds an error message. Messages quote at most a short part
+// of a bad value where they are made; this keeps any error answer small
+// whatever produced it (a policy's evaluation error, a driver's).
+const maxMessage = 1024
+
+// shorten cuts s to at most n bytes on a character boundary, marking the
+// cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // abortWith maps a pipeline error to its response. Only faults of the

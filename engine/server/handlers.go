@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -85,11 +86,12 @@ type reloadResponse struct {
 
 func (s *Server) decisions(c *gin.Context) {
 	decoded := s.decodeSpan(c)
-	raw, ok := s.body(c)
+	raw, res, ok := s.body(c)
 	if !ok {
 		decoded()
 		return
 	}
+	defer res.release()
 	req, err := input.Decode(raw, input.Limits{MaxParticipants: s.cfg.MaxParticipants})
 	if err != nil {
 		abortWith(c, err)
@@ -99,17 +101,18 @@ func (s *Server) decisions(c *gin.Context) {
 	decoded()
 	d, ok := s.run(c, "/v1/decisions", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Decide(ctx, req) })
 	if ok {
-		c.JSON(http.StatusOK, d)
+		s.writeDecision(c, d)
 	}
 }
 
 func (s *Server) admission(c *gin.Context) {
 	decoded := s.decodeSpan(c)
-	raw, ok := s.body(c)
+	raw, res, ok := s.body(c)
 	if !ok {
 		decoded()
 		return
 	}
+	defer res.release()
 	req, err := input.DecodeAdmission(raw)
 	if err != nil {
 		abortWith(c, err)
@@ -145,16 +148,19 @@ func (s *Server) run(c *gin.Context, endpoint string, decide func(context.Contex
 	return d, true
 }
 
-// body reads a JSON request body within MaxBody. An oversized body is
-// refused from its Content-Length when declared, and otherwise as soon as
-// the limit is crossed, without reading the rest. A gzip body
-// (Content-Encoding: gzip, as OPA accepts) is inflated, and MaxBody bounds
-// both what is sent and what it inflates to.
-func (s *Server) body(c *gin.Context) ([]byte, bool) {
+// body admits the request into the in-flight budget (inflight.go) and
+// reads its JSON body within MaxBody. An oversized body is refused from its
+// Content-Length when declared, and otherwise as soon as the limit is
+// crossed, without reading the rest; a request not admitted in time is
+// refused before its body is read. A gzip body (Content-Encoding: gzip, as
+// OPA accepts) is inflated, and MaxBody bounds both what is sent and what
+// it inflates to. The caller releases the reservation once the answer is
+// written.
+func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mt != "application/json" {
 		abort(c, http.StatusUnsupportedMediaType, apiError{Code: apierror.UnsupportedMediaType, Message: "the body must be JSON (Content-Type: application/json)", Field: "Content-Type"})
-		return nil, false
+		return nil, nil, false
 	}
 	gzipped := false
 	switch enc := strings.ToLower(strings.TrimSpace(c.GetHeader("Content-Encoding"))); enc {
@@ -164,36 +170,60 @@ func (s *Server) body(c *gin.Context) ([]byte, bool) {
 	default:
 		abort(c, http.StatusUnsupportedMediaType, apiError{Code: apierror.UnsupportedMediaType,
 			Message: fmt.Sprintf("Content-Encoding %q is not supported: send the body plain or gzip-compressed", enc), Field: "Content-Encoding"})
-		return nil, false
+		return nil, nil, false
 	}
 	tooLarge := apiError{Code: apierror.TooLarge, Message: "the body exceeds the limit of " + bytesText(s.cfg.MaxBody), Field: "body"}
-	if c.Request.ContentLength > s.cfg.MaxBody {
+	size := c.Request.ContentLength
+	if size > s.cfg.MaxBody {
 		c.Header("Connection", "close")
 		abort(c, http.StatusRequestEntityTooLarge, tooLarge)
-		return nil, false
+		return nil, nil, false
+	}
+	// A gzip body may inflate to MaxBody whatever it is sent as: it is
+	// budgeted as an unknown size.
+	reserve := size
+	if gzipped {
+		reserve = -1
+	}
+	res, err := s.inflight.acquire(c.Request.Context(), reserve, s.cfg.MaxBody)
+	if err != nil {
+		s.overloaded(c, err, reserve)
+		return nil, nil, false
 	}
 	var rd io.Reader = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody)
-	if gzipped {
-		zr, err := gzip.NewReader(rd)
-		if err != nil {
-			s.bodyError(c, err, tooLarge, true)
-			return nil, false
+	var raw []byte
+	switch {
+	case gzipped:
+		var zr *gzip.Reader
+		if zr, err = gzip.NewReader(rd); err == nil {
+			// One byte more than the limit tells an inflated body that is
+			// too large from one that is exactly at it.
+			raw, err = io.ReadAll(io.LimitReader(zr, s.cfg.MaxBody+1))
 		}
-		// One byte more than the limit tells an inflated body that is too
-		// large from one that is exactly at it.
-		rd = io.LimitReader(zr, s.cfg.MaxBody+1)
+		if err == nil && int64(len(raw)) > s.cfg.MaxBody {
+			res.release()
+			tooLarge.Message = "the gzip body inflates beyond the limit of " + bytesText(s.cfg.MaxBody)
+			abort(c, http.StatusRequestEntityTooLarge, tooLarge)
+			return nil, nil, false
+		}
+		if err == nil {
+			res.shrink(int64(len(raw)))
+		}
+	case size >= 0:
+		// Read into a buffer of the declared size: io.ReadAll would grow
+		// one by doubling and copying, twice the memory for a big roster.
+		raw = make([]byte, size)
+		_, err = io.ReadFull(rd, raw)
+	default:
+		raw, err = io.ReadAll(rd)
+		res.shrink(int64(len(raw)))
 	}
-	raw, err := io.ReadAll(rd)
 	if err != nil {
+		res.release()
 		s.bodyError(c, err, tooLarge, gzipped)
-		return nil, false
+		return nil, nil, false
 	}
-	if int64(len(raw)) > s.cfg.MaxBody {
-		tooLarge.Message = "the gzip body inflates beyond the limit of " + bytesText(s.cfg.MaxBody)
-		abort(c, http.StatusRequestEntityTooLarge, tooLarge)
-		return nil, false
-	}
-	return raw, true
+	return raw, res, true
 }
 
 // bodyError answers a body that could not be read: too large, not gzip
@@ -208,6 +238,25 @@ func (s *Server) bodyError(c *gin.Context, err error, tooLarge apiError, gzipped
 	default:
 		abort(c, http.StatusBadRequest, apiError{Code: apierror.InvalidInput, Message: "the body could not be read: " + err.Error(), Field: "body"})
 	}
+}
+
+// overloaded answers a request that was not admitted into the in-flight
+// budget: 503 overloaded with Retry-After, or 499 when the client left
+// while it waited.
+func (s *Server) overloaded(c *gin.Context, err error, size int64) {
+	if !errors.Is(err, errOverloaded) {
+		abort(c, StatusClientClosedRequest, apiError{Code: apierror.ClientClosed, Message: "the client closed the request before it was answered"})
+		return
+	}
+	lane := "small"
+	if size < 0 || size > SmallBody {
+		lane = "large"
+	}
+	s.metrics.shed.WithLabelValues(lane).Inc()
+	c.Header("Retry-After", strconv.Itoa(int(max(1, math.Ceil(s.cfg.QueueTimeout.Seconds())))))
+	abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.Overloaded,
+		Message: "too much work is in flight to admit this request within " + s.cfg.QueueTimeout.String() +
+			"; it was not read, decided or recorded: send it again after Retry-After seconds, and apply no enforcement meanwhile"})
 }
 
 func bytesText(n int64) string {

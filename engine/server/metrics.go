@@ -1,6 +1,8 @@
 package server
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -17,9 +19,10 @@ type metrics struct {
 	actions  *prometheus.CounterVec
 	refusals *prometheus.CounterVec
 	blocks   *prometheus.CounterVec
+	shed     *prometheus.CounterVec
 }
 
-func newMetrics(src *sources.Sources) *metrics {
+func newMetrics(src *sources.Sources, f *inflight) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -44,8 +47,20 @@ func newMetrics(src *sources.Sources) *metrics {
 			Name: "geoscope_guard_blocks_total",
 			Help: "Policy actions dropped by the guard, by code.",
 		}, []string{"code"}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geoscope_overloaded_total",
+			Help: "Requests answered 503 overloaded (not admitted within --queue-timeout), by lane.",
+		}, []string{"lane"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.actions, m.refusals, m.blocks,
+	inflightBytes := func(lane string, used *atomic.Int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "geoscope_inflight_request_bytes",
+			Help:        "Request body bytes admitted and not yet answered, by lane (small: bodies up to 64 KiB; large: the rest, bounded by --max-inflight).",
+			ConstLabels: prometheus.Labels{"lane": lane},
+		}, func() float64 { return float64(used.Load()) })
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.actions, m.refusals, m.blocks, m.shed,
+		inflightBytes("small", &f.smallUsed), inflightBytes("large", &f.largeUsed),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&sourcesCollector{src: src})
 	return m

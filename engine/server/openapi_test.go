@@ -305,19 +305,19 @@ var handlerOutcomes = map[string]map[int][]string{
 	},
 	"POST /v1/decisions": {
 		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 413: {apierror.TooLarge},
-		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable},
+		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 	"POST /v1/admission": {
 		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 413: {apierror.TooLarge},
-		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable},
+		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 	"POST /v1/data/geoscope/decision": {
 		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 413: {apierror.TooLarge},
-		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable},
+		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 	"POST /v1/data/geoscope/admission": {
 		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 413: {apierror.TooLarge},
-		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable},
+		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 }
 
@@ -390,7 +390,7 @@ func TestOpenAPIStatusCodes(t *testing.T) {
 	// went away, and never reaches one.
 	all := o.errorCodes(t, map[string]any{"$ref": "#/components/schemas/Error"})
 	want := []string{apierror.InvalidInput, apierror.TooLarge, apierror.UnsupportedMediaType, apierror.Unauthorized, apierror.Forbidden,
-		apierror.NotFound, apierror.MethodNotAllowed, apierror.NotReady, apierror.EvalTimeout, apierror.PolicyError, apierror.LedgerUnavailable, apierror.Internal}
+		apierror.NotFound, apierror.MethodNotAllowed, apierror.NotReady, apierror.EvalTimeout, apierror.PolicyError, apierror.LedgerUnavailable, apierror.Overloaded, apierror.Internal}
 	slices.Sort(want)
 	if !slices.Equal(all, want) {
 		t.Errorf("Error.code enum = %v, want %v", all, want)
@@ -452,6 +452,11 @@ func probes(t *testing.T) []probe {
 	if err := os.WriteFile(filepath.Join(closedLedger.dataDir, "ledger.db"), []byte("not a database, not even close"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A server whose in-flight budget is taken: nothing is admitted.
+	full := newTestServer(t, serverSetup{cfg: Config{QueueTimeout: time.Millisecond}})
+	full.fillLanes(t)
+	// A server whose answers may not exceed a few bytes.
+	tiny := newTestServer(t, serverSetup{cfg: Config{MaxResponse: 64}})
 	badGeo := newTestServer(t, serverSetup{geo: writeBundle(t, map[string]string{"geo.mmdb": "not a database"}) + "/geo.mmdb", noLoad: true})
 
 	big := `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b"}, "participants": [` +
@@ -491,6 +496,7 @@ func probes(t *testing.T) []probe {
 			probe{ep.path + " ledger unavailable", unrecorded, post(ep.path, ep.ok), 503, apierror.LedgerUnavailable, ""},
 			probe{ep.path + " ledger closed", closedLedger, post(ep.path, ep.ok), 503, apierror.LedgerUnavailable, ""},
 			probe{ep.path + " recorded", led, post(ep.path, ep.ok), 200, "", ""},
+			probe{ep.path + " overloaded", full, post(ep.path, ep.ok), 503, apierror.Overloaded, ""},
 			probe{ep.path + " GET", open, get(ep.path), 405, apierror.MethodNotAllowed, ""},
 		)
 	}
@@ -512,6 +518,7 @@ func probes(t *testing.T) []probe {
 		probe{"decisions bad IP", open, post("/v1/decisions", strings.Replace(decisionBody, "147.8.1.1", "147.8.1", 1)), 400, apierror.InvalidInput, "meeting.participants[1].ip"},
 		probe{"decisions charset", open, request{method: http.MethodPost, path: "/v1/decisions", body: decisionBody, contentType: "application/json; charset=utf-8"}, 200, "", ""},
 		probe{"decisions over max-participants", open, post("/v1/decisions", three), 413, apierror.TooLarge, "meeting.participants"},
+		probe{"decisions answer over max-response", tiny, post("/v1/decisions", decisionBody), 413, apierror.TooLarge, "meeting.participants"},
 		probe{"admission with a roster", open, post("/v1/admission", `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}, "participant": {"id": "p", "ip": "8.8.8.8"}}`), 400, apierror.InvalidInput, "meeting.participants"},
 		probe{"health", open, get("/health"), 200, "", ""},
 		probe{"health not ready", notReady, get("/health"), 200, "", ""},

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -43,6 +44,11 @@ type Server struct {
 	router  *gin.Engine
 	spans   trace.Tracer
 	started time.Time
+
+	// inflight bounds the work decided at once (inflight.go).
+	inflight *inflight
+	// memoryReturn is set while a return of memory to the OS is pending.
+	memoryReturn atomic.Bool
 }
 
 // New validates cfg and builds the server. It does not listen.
@@ -54,7 +60,9 @@ func New(cfg Config, eng *engine.Engine, src *sources.Sources, log *slog.Logger)
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, eng: eng, src: src, log: log, metrics: newMetrics(src), started: time.Now()}
+	s := &Server{cfg: cfg, eng: eng, src: src, log: log, started: time.Now()}
+	s.inflight = newInflight(cfg.MaxInflight, cfg.QueueTimeout, s.returnMemory)
+	s.metrics = newMetrics(src, s.inflight)
 	s.spans = s.tracer()
 	if cfg.TokensFile != "" {
 		t, err := loadTokens(cfg.TokensFile)
