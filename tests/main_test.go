@@ -17,6 +17,10 @@ import (
 // checkout's ./cmd/geoscope.
 var geoscopeBin string
 
+// scratchDir is TestMain's temporary directory, removed when the tests end:
+// for files shared by several tests (see extendedPolicyBundle).
+var scratchDir string
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -33,6 +37,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	scratchDir = dir
 
 	// Every geoscope the tests start records into a scratch ledger, never
 	// into the checkout.

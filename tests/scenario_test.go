@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -48,6 +49,60 @@ type scenario struct {
 type scenarioOptions struct {
 	// LocatePhoneNumbers is --locate-phone-numbers.
 	LocatePhoneNumbers bool `yaml:"locate_phone_numbers"`
+	// Extensions are worked examples (docs/extensions/NAME) installed in
+	// the policy bundle next to the default policy, as an operator
+	// installs them. Such a scenario is decided with bundle directories
+	// only: the embedded policy has no extension.
+	Extensions []string `yaml:"extensions"`
+}
+
+// bundles are the bundle paths (relative to tests/) the scenario is decided
+// with when bundles are loaded from directories.
+func (sc *scenario) bundles(t *testing.T) []string {
+	if len(sc.Options.Extensions) == 0 {
+		return bundleDirs
+	}
+	return []string{extendedPolicyBundle(t, sc.Options.Extensions), "../bundles/registry"}
+}
+
+var extendedBundles sync.Map // strings.Join(names, ",") → directory
+
+// extendedPolicyBundle is a policy bundle directory holding the default
+// policy and the extension examples names, installed as their READMEs say:
+// the default policy's tree copied unchanged, each extension's geoscope/
+// tree added to it. It is built once per set of names.
+func extendedPolicyBundle(t *testing.T, names []string) string {
+	t.Helper()
+	key := strings.Join(names, ",")
+	if dir, ok := extendedBundles.Load(key); ok {
+		return dir.(string)
+	}
+	parent, err := os.MkdirTemp(scratchDir, "extended-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Named like the default policy bundle, which decisions report it as.
+	dir := filepath.Join(parent, "policies")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := os.ReadFile("../policies/.manifest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".manifest"), manifest, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	copyTree(t, "../policies/geoscope", filepath.Join(dir, "geoscope"))
+	for _, name := range names {
+		src := filepath.Join("../docs/extensions", name, "geoscope")
+		if _, err := os.Stat(src); err != nil {
+			t.Fatalf("extension %q: %v", name, err)
+		}
+		copyTree(t, src, filepath.Join(dir, "geoscope"))
+	}
+	actual, _ := extendedBundles.LoadOrStore(key, dir)
+	return actual.(string)
 }
 
 type expectation struct {
@@ -218,7 +273,33 @@ func scenarioEngine(t *testing.T, dbPath string, paths []string, opts ...engine.
 // runner produces a decision for a scenario one way or another.
 type runner struct {
 	name string
-	run  func(t *testing.T, sc *scenario) (*decision.Decision, rawDecision)
+	// embedded runners decide with the embedded bundles; the others with
+	// the scenario's bundle directories.
+	embedded bool
+	run      func(t *testing.T, sc *scenario, bundles []string) (*decision.Decision, rawDecision)
+}
+
+// scenarioEngines are in-process engines by bundle paths and phone
+// location, loaded once and shared by the scenarios.
+type scenarioEngines struct {
+	dbPath string
+	mu     sync.Mutex
+	byKey  map[string]*engine.Engine
+}
+
+func (se *scenarioEngines) get(t *testing.T, paths []string, phones bool) *engine.Engine {
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	key := fmt.Sprint(paths, phones)
+	if e, ok := se.byKey[key]; ok {
+		return e
+	}
+	if se.byKey == nil {
+		se.byKey = map[string]*engine.Engine{}
+	}
+	e := scenarioEngine(t, se.dbPath, paths, engine.WithPhoneLocation(phones))
+	se.byKey[key] = e
+	return e
 }
 
 // rawDecision is the decision as top-level JSON fields, for checks on the
@@ -230,31 +311,20 @@ func TestScenarios(t *testing.T) {
 	dbPath := geotest.Standard(t)
 	ctx := context.Background()
 
-	// engines are the in-process engines for the bundles at paths: one
-	// without and one with phone location.
-	type engines struct{ plain, phones *engine.Engine }
-	load := func(paths []string) engines {
-		return engines{scenarioEngine(t, dbPath, paths), scenarioEngine(t, dbPath, paths, engine.WithPhoneLocation(true))}
-	}
-	inProcess := func(es engines) func(*testing.T, *scenario) (*decision.Decision, rawDecision) {
-		return func(t *testing.T, sc *scenario) (*decision.Decision, rawDecision) {
-			req, err := input.Decode(sc.reqJSON, input.Limits{})
-			if err != nil {
-				t.Fatalf("input.Decode: %v", err)
-			}
-			e := es.plain
-			if sc.Options.LocatePhoneNumbers {
-				e = es.phones
-			}
-			d, err := e.Decide(ctx, req)
-			if err != nil {
-				t.Fatalf("Decide: %v", err)
-			}
-			return d, nil
+	engines := &scenarioEngines{dbPath: dbPath}
+	inProcess := func(t *testing.T, sc *scenario, bundles []string) (*decision.Decision, rawDecision) {
+		req, err := input.Decode(sc.reqJSON, input.Limits{})
+		if err != nil {
+			t.Fatalf("input.Decode: %v", err)
 		}
+		d, err := engines.get(t, bundles, sc.Options.LocatePhoneNumbers).Decide(ctx, req)
+		if err != nil {
+			t.Fatalf("Decide: %v", err)
+		}
+		return d, nil
 	}
-	viaCLI := func(stdin bool, bundles []string) func(*testing.T, *scenario) (*decision.Decision, rawDecision) {
-		return func(t *testing.T, sc *scenario) (*decision.Decision, rawDecision) {
+	viaCLI := func(stdin bool) func(*testing.T, *scenario, []string) (*decision.Decision, rawDecision) {
+		return func(t *testing.T, sc *scenario, bundles []string) (*decision.Decision, rawDecision) {
 			args := []string{"decide", "--geoip-db", dbPath}
 			for _, b := range bundles {
 				args = append(args, "--bundle", b)
@@ -277,12 +347,12 @@ func TestScenarios(t *testing.T) {
 	}
 
 	runners := []runner{
-		{"engine/embedded", inProcess(load(nil))},
-		{"engine/bundle-dirs", inProcess(load(bundleDirs))},
-		{"cli/embedded/input-file", viaCLI(false, nil)},
-		{"cli/embedded/stdin", viaCLI(true, nil)},
-		{"cli/bundle-dirs/input-file", viaCLI(false, bundleDirs)},
-		{"cli/bundle-dirs/stdin", viaCLI(true, bundleDirs)},
+		{"engine/embedded", true, inProcess},
+		{"engine/bundle-dirs", false, inProcess},
+		{"cli/embedded/input-file", true, viaCLI(false)},
+		{"cli/embedded/stdin", true, viaCLI(true)},
+		{"cli/bundle-dirs/input-file", false, viaCLI(false)},
+		{"cli/bundle-dirs/stdin", false, viaCLI(true)},
 	}
 	reg := loadRegistryFiles(t)
 
@@ -293,9 +363,16 @@ func TestScenarios(t *testing.T) {
 			// loaded (embedded or from the directories).
 			var revisions map[string]string
 			var revisionsFrom string
+			bundles := sc.bundles(t)
 			for _, r := range runners {
+				var paths []string
+				if !r.embedded {
+					paths = bundles
+				} else if len(sc.Options.Extensions) > 0 {
+					continue
+				}
 				t.Run(r.name, func(t *testing.T) {
-					d, raw := r.run(t, sc)
+					d, raw := r.run(t, sc, paths)
 					checkDecision(t, sc, d, raw)
 					checkInvariants(t, sc, reg, d)
 					if revisions == nil {
@@ -784,8 +861,7 @@ func admissionQuestion(t *testing.T, sc *scenario) []byte {
 // with the same deny_join actions and nothing about the meeting as a whole.
 func TestScenariosAdmission(t *testing.T) {
 	ctx := context.Background()
-	dbPath := geotest.Standard(t)
-	plain, phones := scenarioEngine(t, dbPath, nil), scenarioEngine(t, dbPath, nil, engine.WithPhoneLocation(true))
+	engines := &scenarioEngines{dbPath: geotest.Standard(t)}
 	reg := loadRegistryFiles(t)
 
 	n := 0
@@ -800,11 +876,11 @@ func TestScenariosAdmission(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DecodeAdmission: %v", err)
 			}
-			eng := plain
-			if sc.Options.LocatePhoneNumbers {
-				eng = phones
+			var paths []string
+			if len(sc.Options.Extensions) > 0 {
+				paths = sc.bundles(t)
 			}
-			d, err := eng.Admit(ctx, req)
+			d, err := engines.get(t, paths, sc.Options.LocatePhoneNumbers).Admit(ctx, req)
 			if err != nil {
 				t.Fatalf("Admit: %v", err)
 			}

@@ -68,32 +68,37 @@ func TestServerScenarios(t *testing.T) {
 	scenarios := loadScenarios(t)
 	reg := loadRegistryFiles(t)
 	db := geotest.Standard(t)
-	// Each server runs with and without --locate-phone-numbers, for the
-	// scenarios that ask for it.
-	type server struct{ plain, phones *serverProc }
-	start := func(args ...string) server {
-		args = append([]string{"--geoip-db", db}, args...)
-		return server{
-			startServe(t, serveOpts{args: args}),
-			startServe(t, serveOpts{args: append(args, "--locate-phone-numbers")}),
+	// Servers are started on first use, by bundles and phone location:
+	// "embedded" runs on the embedded bundles, "bundle-dirs" on the
+	// scenario's bundle directories (with its extensions installed).
+	procs := map[string]*serverProc{}
+	server := func(t *testing.T, bundles []string, phones bool) *serverProc {
+		key := fmt.Sprint(bundles, phones)
+		if p, ok := procs[key]; ok {
+			return p
 		}
-	}
-	servers := []struct {
-		name  string
-		procs server
-	}{
-		{"embedded", start()},
-		{"bundle-dirs", start("--bundle", "../policies", "--bundle", registryDir)},
+		args := []string{"--geoip-db", db}
+		for _, b := range bundles {
+			args = append(args, "--bundle", b)
+		}
+		if phones {
+			args = append(args, "--locate-phone-numbers")
+		}
+		procs[key] = startServe(t, serveOpts{args: args})
+		return procs[key]
 	}
 	admissions := 0
-	for _, srv := range servers {
-		t.Run(srv.name, func(t *testing.T) {
+	for _, kind := range []string{"embedded", "bundle-dirs"} {
+		t.Run(kind, func(t *testing.T) {
 			for _, sc := range scenarios {
+				var bundles []string
+				if kind == "bundle-dirs" {
+					bundles = sc.bundles(t)
+				} else if len(sc.Options.Extensions) > 0 {
+					continue
+				}
+				proc := server(t, bundles, sc.Options.LocatePhoneNumbers)
 				t.Run(sc.Name, func(t *testing.T) {
-					proc := srv.procs.plain
-					if sc.Options.LocatePhoneNumbers {
-						proc = srv.procs.phones
-					}
 					r := proc.post("/v1/decisions", "", sc.reqJSON)
 					if r.status != http.StatusOK {
 						t.Fatalf("POST /v1/decisions: %s", r)
