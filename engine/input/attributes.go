@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -164,11 +166,35 @@ func (a Attributes) check(f field) error {
 					return invalid(indexed(kf, i), "is %d bytes long; the limit is %d", len(s), MaxAttributeTextLength)
 				}
 			}
-		case AttributeNumber, AttributeBool:
+		case AttributeNumber:
+			if err := checkNumber(kf, v.Text); err != nil {
+				return err
+			}
+		case AttributeBool:
 		default:
 			// null, or a value built in Go without a kind.
 			return invalid(kf, "expected a string, a number, a boolean or an array of strings, got null")
 		}
+	}
+	return nil
+}
+
+// checkNumber bounds a number attribute to what a policy can compare. OPA
+// compares numbers exactly, as written (math/big), and panics on one whose
+// exponent math/big refuses (1e99999999, 1e-99999999); one just under that
+// bound costs a large exact power of ten at every comparison. A number is
+// therefore at most MaxAttributeTextLength bytes as written and within the
+// range of a 64-bit float (the interoperable range of RFC 8259, section 6):
+// not beyond its largest value, and not so small that it rounds to zero.
+// Precision is not bounded: 12345678901234567890123 stays exact.
+func checkNumber(field, text string) error {
+	if len(text) > MaxAttributeTextLength {
+		return invalid(field, "is a number %d bytes long; the limit is %d", len(text), MaxAttributeTextLength)
+	}
+	f, err := strconv.ParseFloat(text, 64)
+	mantissa, _, _ := strings.Cut(strings.ToLower(text), "e")
+	if err != nil || (f == 0 && strings.ContainsAny(mantissa, "123456789")) {
+		return invalid(field, "the number %s is beyond the range of a 64-bit float (0, or a magnitude from about 5e-324 to 1.8e308)", text)
 	}
 	return nil
 }

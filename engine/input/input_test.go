@@ -183,7 +183,7 @@ func TestDecodeParticipantContext(t *testing.T) {
 	           "attributes": {"verified": true}},
 	  "participants": [
 	    {"id": "p1", "ip": "1.0.16.5", "role": "co_host", "account_id": "acct-1", "account_country": "HK",
-	     "attributes": {"accreditation": "press", "clearance": 3, "tags": ["a", "b"], "big": 1e400}},
+	     "attributes": {"accreditation": "press", "clearance": 3, "tags": ["a", "b"], "big": 12345678901234567890123, "tiny": 5e-324}},
 	    {"id": "p2", "phone": "+861012345678"}]},
 	  "joining": {"id": "j", "phone": "+85221234567", "role": "attendee"}}`
 	r, err := Decode([]byte(body), Limits{})
@@ -201,7 +201,8 @@ func TestDecodeParticipantContext(t *testing.T) {
 	for k, want := range map[string]AttributeValue{
 		"accreditation": {Kind: AttributeString, Text: "press"},
 		"clearance":     {Kind: AttributeNumber, Text: "3"},
-		"big":           {Kind: AttributeNumber, Text: "1e400"},
+		"big":           {Kind: AttributeNumber, Text: "12345678901234567890123"},
+		"tiny":          {Kind: AttributeNumber, Text: "5e-324"},
 	} {
 		if got := p1.Attributes[k]; got.Kind != want.Kind || got.Text != want.Text {
 			t.Errorf("attributes[%s] = %+v, want %+v", k, got, want)
@@ -254,6 +255,11 @@ func TestDecodeRejectsParticipantContext(t *testing.T) {
 		{"attribute list item too long", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": ["x", "` + long + `"]}}`), "meeting.participants[1].attributes.a[1]: is 257 bytes long; the limit is 256"},
 		{"attribute name too long", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"` + strings.Repeat("k", 65) + `": 1}}`), `meeting.participants[1].attributes: the attribute name "` + strings.Repeat("k", 64) + `…" is 65 bytes long; the limit is 64`},
 		{"attribute name empty", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"": 1}}`), "meeting.participants[1].attributes: an attribute name is empty"},
+		{"attribute number too large", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"n": 1e400}}`), "meeting.participants[1].attributes.n: the number 1e400 is beyond the range of a 64-bit float (0, or a magnitude from about 5e-324 to 1.8e308)"},
+		{"attribute number exponent OPA cannot compare", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"n": -1E99999999}}`), "meeting.participants[1].attributes.n: the number -1E99999999 is beyond the range of a 64-bit float (0, or a magnitude from about 5e-324 to 1.8e308)"},
+		{"attribute number rounds to zero", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"n": 0.1e-99999999}}`), "meeting.participants[1].attributes.n: the number 0.1e-99999999 is beyond the range of a 64-bit float (0, or a magnitude from about 5e-324 to 1.8e308)"},
+		{"attribute number too long", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"n": 1.` + strings.Repeat("5", 300) + `}}`), "meeting.participants[1].attributes.n: is a number 302 bytes long; the limit is 256"},
+		{"joining attribute number", `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "ip": "8.8.8.8", "attributes": {"n": 2e308}}}`, "joining.attributes.n: the number 2e308 is beyond the range of a 64-bit float (0, or a magnitude from about 5e-324 to 1.8e308)"},
 		{"attribute repeated", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": 1, "a": 2}}`), "meeting.participants[1].attributes.a: appears twice in one object"},
 		{"host role", `{"meeting": {"id": "m", "host": {"account_id": "a", "role": "attendee"}}}`, `meeting.host.role: "attendee" is not the host's role (the host's role is "host")`},
 		{"host ip and phone", `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "8.8.8.8", "phone": "+14155550100"}}}`, "meeting.host.phone: give ip or phone, not both"},
