@@ -61,6 +61,10 @@ func dirEntries(t *testing.T, dir string) []string {
 func TestCLIBadFlagValuesNamed(t *testing.T) {
 	db := geotest.Standard(t)
 	missing := filepath.Join(t.TempDir(), "nonexistent")
+	notPEM := filepath.Join(t.TempDir(), "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name  string
 		args  []string
@@ -74,6 +78,9 @@ func TestCLIBadFlagValuesNamed(t *testing.T) {
 		{"serve --geoip-db missing", []string{"serve", "--geoip-db", missing}, []string{"--geoip-db " + missing, "no such file"}},
 		{"serve --bundle missing", []string{"serve", "--bundle", missing}, []string{"--bundle " + missing, "no such file"}},
 		{"serve --config missing", []string{"serve", "--config", missing}, []string{"--config " + missing, "no such file"}},
+		{"serve --tls-cert missing", []string{"serve", "--tls-cert", missing, "--tls-key", notPEM}, []string{"--tls-cert " + missing, "no such file"}},
+		{"serve --tls-key missing", []string{"serve", "--tls-cert", notPEM, "--tls-key", missing}, []string{"--tls-key " + missing, "no such file"}},
+		{"serve --tls-cert not a certificate", []string{"serve", "--tls-cert", notPEM, "--tls-key", notPEM}, []string{"--tls-cert " + notPEM, "--tls-key " + notPEM}},
 		{"serve --log-level verbose", []string{"serve", "--log-level", "verbose"}, []string{`--log-level "verbose"`, "debug, info, warn or error"}},
 		{"decide request.json", []string{"decide", "request.json"}, []string{`"request.json"`, "--input request.json"}},
 		{"ledger export empty period", []string{"ledger", "export", "--since", "2026-03-01", "--until", "2026-02-01"}, []string{"--until", "the period is empty"}},

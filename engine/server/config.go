@@ -1,10 +1,12 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"time"
 
@@ -131,7 +133,37 @@ func (c Config) validate() error {
 			"or listen on a loopback address, or pass --insecure-no-auth to accept unauthenticated requests from the network",
 			ErrConfig, c.Addr)
 	}
+	return c.checkTLS()
+}
+
+// checkTLS reads the certificate and its key, so that a missing or
+// mismatched file is a configuration error naming the flag before
+// anything is opened, not a failure after "listening".
+func (c Config) checkTLS() error {
+	if c.TLSCert == "" {
+		return nil
+	}
+	cert, err := os.ReadFile(c.TLSCert)
+	if err != nil {
+		return fmt.Errorf("%w: --tls-cert %s: %v", ErrConfig, c.TLSCert, pathError(err))
+	}
+	key, err := os.ReadFile(c.TLSKey)
+	if err != nil {
+		return fmt.Errorf("%w: --tls-key %s: %v", ErrConfig, c.TLSKey, pathError(err))
+	}
+	if _, err := tls.X509KeyPair(cert, key); err != nil {
+		return fmt.Errorf("%w: --tls-cert %s with --tls-key %s: %v", ErrConfig, c.TLSCert, c.TLSKey, err)
+	}
 	return nil
+}
+
+// pathError drops the path an *os.PathError repeats.
+func pathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // isLoopback reports whether host names only loopback addresses. An empty
