@@ -108,6 +108,9 @@ func TestCLIBadFlagValuesNamed(t *testing.T) {
 					t.Errorf("error %q does not name %q", line, n)
 				}
 			}
+			if !strings.Contains(strings.Join(args, " "), "--config") && strings.Contains(line, "OPA configuration") {
+				t.Errorf("error %q blames an OPA configuration the command was not given", line)
+			}
 			if got := dirEntries(t, dir); len(got) != 0 {
 				t.Errorf("a refused command created %v in its working directory", got)
 			}

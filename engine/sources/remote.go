@@ -24,8 +24,10 @@ import (
 	"github.com/geoscope/geoscope/engine/policy"
 )
 
-// ErrConfig is matched by errors in an OPA configuration file.
-var ErrConfig = errors.New("invalid OPA configuration")
+// ErrConfig is matched by configuration errors: a --bundle, --geoip-db or
+// --config path that does not exist, or an OPA configuration file that
+// cannot be used. Each message names the flag.
+var ErrConfig = errors.New("invalid configuration")
 
 // startRemote runs OPA's own plugin manager on the OPA configuration file:
 // services, bundles (downloading, polling, signature verification), keys,
@@ -49,17 +51,17 @@ func (s *Sources) startRemote(ctx context.Context) error {
 		plugins.EnablePrintStatements(s.cfg.Load.Print != nil),
 		plugins.PrintHook(s.cfg.Load.Print))
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
+		return fmt.Errorf("%w: --config: %v", ErrConfig, err)
 	}
 	var boot map[string]any
 	if err := util.Unmarshal(raw, &boot); err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
+		return fmt.Errorf("%w: --config: %v", ErrConfig, err)
 	}
 	// Without a discovery service, discovery starts the plugins the boot
 	// configuration names (bundle, decision_logs, status), as OPA does.
 	d, err := discovery.New(m, discovery.BootConfig(boot))
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
+		return fmt.Errorf("%w: --config: %v", ErrConfig, err)
 	}
 	m.Register(discovery.Name, d)
 	m.RegisterCompilerTrigger(func(txn storage.Transaction) { s.activateRemote(ctx, m, txn) })
@@ -218,7 +220,7 @@ func bundleRevision(ctx context.Context, store storage.Store, txn storage.Transa
 func requireSignatures(raw []byte, keyPEM []byte, keyID, alg string) ([]byte, error) {
 	var cfg map[string]any
 	if err := util.Unmarshal(raw, &cfg); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: --config: %v", ErrConfig, err)
 	}
 	keys, _ := cfg["keys"].(map[string]any)
 	if keyPEM != nil {
@@ -250,13 +252,13 @@ func requireSignatures(raw []byte, keyPEM []byte, keyID, alg string) ([]byte, er
 		case len(ids) == 1:
 			b["signing"] = map[string]any{"keyid": ids[0]}
 		default:
-			return nil, fmt.Errorf("%w: bundle %q has no \"signing\" block and several keys are configured (%s); "+
+			return nil, fmt.Errorf("%w: --config: bundle %q has no \"signing\" block and several keys are configured (%s); "+
 				"name one with bundles.%s.signing.keyid, or OPA would accept the bundle unsigned", ErrConfig, name, strings.Join(ids, ", "), name)
 		}
 	}
 	out, err := json.Marshal(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: --config: %v", ErrConfig, err)
 	}
 	return out, nil
 }
