@@ -145,11 +145,25 @@ func (s *Server) dataAdmission(c *gin.Context) {
 }
 
 func (s *Server) dataAnswer(c *gin.Context, resp dataResponse) {
-	if p := c.Query("pretty"); p != "" && p != "false" {
+	if prettyAsOPA(c.Request.URL.Query()["pretty"]) {
 		c.IndentedJSON(http.StatusOK, resp)
 		return
 	}
 	c.JSON(http.StatusOK, resp)
+}
+
+// prettyAsOPA reads ?pretty as OPA's server does: given without a value,
+// or "true" in any case.
+func prettyAsOPA(values []string) bool {
+	if len(values) == 1 && values[0] == "" {
+		return true
+	}
+	for _, v := range values {
+		if strings.EqualFold(v, "true") {
+			return true
+		}
+	}
+	return false
 }
 
 // dataInput reads the body and returns the value of its "input" member.
