@@ -85,6 +85,8 @@ func TestCLIBadFlagValuesNamed(t *testing.T) {
 		{"decide request.json", []string{"decide", "request.json"}, []string{`"request.json"`, "--input request.json"}},
 		{"ledger export empty period", []string{"ledger", "export", "--since", "2026-03-01", "--until", "2026-02-01"}, []string{"--until", "the period is empty"}},
 		{"ledger export equal bounds", []string{"ledger", "export", "--since", "2026-03-01", "--until", "2026-03-01"}, []string{"--until", "the period is empty"}},
+		{"report --since the zero time", []string{"report", "--since", "0001-01-01"}, []string{"--since", `"0001-01-01" is out of range`}},
+		{"ledger export --until past the ledger's range", []string{"ledger", "export", "--until", "2300-01-01"}, []string{"--until", `"2300-01-01" is out of range`}},
 		{"report --out a directory", []string{"report", "--out", os.TempDir()}, []string{"--out " + os.TempDir(), "is a directory"}},
 		{"report --out dir/", []string{"report", "--out", t.TempDir() + "/"}, []string{"--out", "names a directory"}},
 		{"report --out in a missing directory", []string{"report", "--out", filepath.Join(missing, "r.md")}, []string{"--out", "does not exist"}},

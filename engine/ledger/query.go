@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -213,15 +214,29 @@ func decodeCursor(c string) (int64, string, error) {
 	return n, id, nil
 }
 
-// ParseTime accepts RFC 3339 timestamps and YYYY-MM-DD dates (midnight UTC).
+// Earliest and Latest bound the times a query can name: the ledger keeps
+// instants as Unix nanoseconds (int64). A bound past them would wrap
+// around and select nothing (--until 2300-01-01), or be taken for "not
+// given" (0001-01-01, the zero time), so it is refused instead.
+var (
+	Earliest = time.Unix(0, math.MinInt64).UTC()
+	Latest   = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// ParseTime accepts RFC 3339 timestamps and YYYY-MM-DD dates (midnight
+// UTC) from Earliest to Latest.
 func ParseTime(v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		if t, err = time.Parse(time.DateOnly, v); err != nil {
+			return time.Time{}, errors.New("want an RFC 3339 time or a YYYY-MM-DD date, got " + strconv.Quote(v))
+		}
 	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
+	if t.Before(Earliest) || t.After(Latest) {
+		return time.Time{}, fmt.Errorf("%s is out of range: want a time from %s to %s",
+			strconv.Quote(v), Earliest.Format(time.RFC3339), Latest.Format(time.RFC3339))
 	}
-	return time.Time{}, errors.New("want an RFC 3339 time or a YYYY-MM-DD date, got " + strconv.Quote(v))
+	return t, nil
 }
 
 // ParseBounds parses optional since and until values (empty stays zero).
