@@ -164,6 +164,30 @@ func TestContainerImage(t *testing.T) {
 		t.Errorf("health check against a closed port: %v, want exit 1", err)
 	}
 
+	// The version build argument is the binary's version: what `geoscope
+	// version` prints, /v1/status reports and every ledger entry records.
+	ver, verOut := chrootCmd(rootfs, c.WorkingDir, c.Env, append(slices.Clone(c.Entrypoint), "version")...)
+	if err := ver.Run(); err != nil || !strings.Contains(verOut.String(), "Version: imagetest\n") {
+		t.Errorf("geoscope version in the image: %v\n%s\nwant Version: imagetest (the VERSION build argument)", err, verOut)
+	}
+	statusReq, err := http.NewRequest(http.MethodGet, base+"/v1/status", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusReq.Header.Set("Authorization", "Bearer "+admin)
+	if resp, err := http.DefaultClient.Do(statusReq); err != nil {
+		t.Errorf("GET /v1/status: %v", err)
+	} else {
+		var st struct {
+			Version string `json:"version"`
+		}
+		err := json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || st.Version != "imagetest" {
+			t.Errorf("/v1/status version %q (%v), want imagetest", st.Version, err)
+		}
+	}
+
 	// Embedded defaults decide, authenticated, and record as the
 	// unprivileged user into the data directory only.
 	body := `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"},
