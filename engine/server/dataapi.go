@@ -205,6 +205,8 @@ func envelopeInput(raw []byte) (json.RawMessage, error) {
 		key, _ := tok.(string)
 		switch {
 		case key != "input":
+			// The key is the client's: named, but only its start.
+			key = shorten(key, 64)
 			return nil, bad(key, "unknown field: "+shape)
 		case seen:
 			return nil, bad("input", "is repeated")

@@ -25,6 +25,7 @@ type apiError = apierror.Body
 func abort(c *gin.Context, status int, e apiError) {
 	c.Set(ctxErrorCode, e.Code)
 	e.Message = shorten(e.Message, maxMessage)
+	e.Field = shorten(e.Field, maxMessage)
 	if c.GetBool(ctxOPAErrors) {
 		c.AbortWithStatusJSON(status, opaErrorOf(e))
 		return
