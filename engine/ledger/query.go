@@ -214,17 +214,18 @@ func decodeCursor(c string) (int64, string, error) {
 	return n, id, nil
 }
 
-// Earliest and Latest bound the times a query can name: the ledger keeps
-// instants as Unix nanoseconds (int64). A bound past them would wrap
-// around and select nothing (--until 2300-01-01), or be taken for "not
-// given" (0001-01-01, the zero time), so it is refused instead.
+// Earliest and Latest are the first and last whole seconds the ledger can
+// compare: it keeps instants as Unix nanoseconds (int64).
 var (
-	Earliest = time.Unix(0, math.MinInt64).UTC()
-	Latest   = time.Unix(0, math.MaxInt64).UTC()
+	Earliest = time.Unix(0, math.MinInt64).UTC().Truncate(time.Second).Add(time.Second)
+	Latest   = time.Unix(0, math.MaxInt64).UTC().Truncate(time.Second)
 )
 
 // ParseTime accepts RFC 3339 timestamps and YYYY-MM-DD dates (midnight
-// UTC) from Earliest to Latest.
+// UTC). A time before Earliest or after Latest is taken as that bound: a
+// far bound such as 9999-12-31 means "every entry", and it must neither
+// wrap around into a query that selects nothing nor, as 0001-01-01 (the
+// zero time), be taken for a bound not given.
 func ParseTime(v string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
@@ -232,9 +233,11 @@ func ParseTime(v string) (time.Time, error) {
 			return time.Time{}, errors.New("want an RFC 3339 time or a YYYY-MM-DD date, got " + strconv.Quote(v))
 		}
 	}
-	if t.Before(Earliest) || t.After(Latest) {
-		return time.Time{}, fmt.Errorf("%s is out of range: want a time from %s to %s",
-			strconv.Quote(v), Earliest.Format(time.RFC3339), Latest.Format(time.RFC3339))
+	switch {
+	case t.Before(Earliest):
+		return Earliest, nil
+	case t.After(Latest):
+		return Latest, nil
 	}
 	return t, nil
 }
