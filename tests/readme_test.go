@@ -70,11 +70,19 @@ func TestReadmeExampleDecision(t *testing.T) {
 
 func TestReadmeNamesErrorCodesAndEndpoints(t *testing.T) {
 	text := readme(t)
+	rawOPADoc, err := os.ReadFile("../docs/opa.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opaDoc := string(rawOPADoc)
 	for _, code := range []string{apierror.InvalidInput, apierror.TooLarge, apierror.UnsupportedMediaType, apierror.Unauthorized,
 		apierror.Forbidden, apierror.NotFound, apierror.MethodNotAllowed, apierror.NotReady, apierror.EvalTimeout,
-		apierror.PolicyError, apierror.LedgerUnavailable, apierror.Internal} {
+		apierror.PolicyError, apierror.LedgerUnavailable, apierror.Overloaded, apierror.Internal} {
 		if !strings.Contains(text, "`"+code+"`") {
 			t.Errorf("the README does not name the error code %s", code)
+		}
+		if !strings.Contains(opaDoc, "`"+code+"`") {
+			t.Errorf("docs/opa.md does not say which OPA code the error code %s becomes", code)
 		}
 	}
 	raw, err := os.ReadFile("../engine/server/openapi.json")
