@@ -3,7 +3,9 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -284,5 +286,26 @@ func TestGeoipLookup(t *testing.T) {
 func TestUsageMistakesExitTwo(t *testing.T) {
 	for _, args := range [][]string{{"no-such-command"}, {"geoip", "lookup"}, {"geoip", "lookup", "--nope", "8.8.8.8"}} {
 		wantBadInput(t, runCLI(t, nil, args...), "")
+	}
+}
+
+// decide gives the policy the same deadline a server does: a policy that
+// never finishes is an error (exit 1), not a hang.
+func TestDecideEvalTimeout(t *testing.T) {
+	t.Parallel()
+	req := writeTemp(t, "request.json", june4b)
+	// Without a deadline the spinning policy would run until killed here.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, geoscopeBin, "decide", "--input", req, "--geoip-db", geotest.Standard(t),
+		"--bundle", spinBundle, "--bundle", registryDir, "--eval-timeout", "300ms")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatal("decide did not stop at --eval-timeout")
+	}
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(stderr.String(), "timed out") {
+		t.Errorf("want exit 1 naming the timeout, got %v: %s", err, stderr.String())
 	}
 }

@@ -190,6 +190,14 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 		}
 		seen[p.ID] = i
 	}
+	// Actions name people by these ids, the connected host by its account
+	// id: one id must not stand for two connections.
+	if m.Host.Connected() {
+		if j, dup := seen[m.Host.AccountID]; dup {
+			return invalid(field{base: "meeting.participants", index: j}.sub("id").String(),
+				"%s is the account id of the connected host (meeting.host); a connected host is described there, not again as a participant", quote(m.Host.AccountID))
+		}
+	}
 	if r.Joining != nil {
 		f := field{base: joiningField, index: -1}
 		if err := checkParticipant(r.Joining, f); err != nil {
@@ -197,6 +205,9 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 		}
 		if j, dup := seen[r.Joining.ID]; dup {
 			return invalid(f.sub("id").String(), "%s is already connected as meeting.participants[%d]", quote(r.Joining.ID), j)
+		}
+		if m.Host.Connected() && r.Joining.ID == m.Host.AccountID {
+			return invalid(f.sub("id").String(), "%s is the account id of the connected host (meeting.host)", quote(r.Joining.ID))
 		}
 	}
 	if r.Order != nil {

@@ -261,6 +261,8 @@ func TestDecodeRejectsParticipantContext(t *testing.T) {
 		{"attribute number too long", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"n": 1.` + strings.Repeat("5", 300) + `}}`), "meeting.participants[1].attributes.n: is a number 302 bytes long; the limit is 256"},
 		{"joining attribute number", `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "ip": "8.8.8.8", "attributes": {"n": 2e308}}}`, "joining.attributes.n: the number 2e308 is beyond the range of a 64-bit float (0, or a magnitude from about 5e-324 to 1.8e308)"},
 		{"attribute repeated", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": 1, "a": 2}}`), "meeting.participants[1].attributes.a: appears twice in one object"},
+		{"participant is the connected host", `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "8.8.8.8"}, "participants": [{"id": "p", "ip": "1.1.1.1"}, {"id": "a", "ip": "8.8.8.8"}]}}`, `meeting.participants[1].id: "a" is the account id of the connected host (meeting.host); a connected host is described there, not again as a participant`},
+		{"joining is the connected host", `{"meeting": {"id": "m", "host": {"account_id": "a", "phone": "+12025550123"}}, "joining": {"id": "a", "ip": "8.8.8.8"}}`, `joining.id: "a" is the account id of the connected host (meeting.host)`},
 		{"host role", `{"meeting": {"id": "m", "host": {"account_id": "a", "role": "attendee"}}}`, `meeting.host.role: "attendee" is not the host's role (the host's role is "host")`},
 		{"host ip and phone", `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "8.8.8.8", "phone": "+14155550100"}}}`, "meeting.host.phone: give ip or phone, not both"},
 		{"host bad phone", `{"meeting": {"id": "m", "host": {"account_id": "a", "phone": "+"}}}`, `meeting.host.phone: is not an E.164 number ("+" then 2 to 15 digits, the first not 0)`},
@@ -350,5 +352,13 @@ func TestRequestRoundTripsThroughEncodingJSON(t *testing.T) {
 	var v AttributeValue
 	if err := stdjson.Unmarshal([]byte(`["a","b"]`), &v); err != nil || v.Kind != AttributeStrings || len(v.List) != 2 {
 		t.Errorf("encoding/json Unmarshal = %+v, %v", v, err)
+	}
+}
+
+// A host who is not connected may be listed as a participant under the
+// account id: that is one person, connected once.
+func TestDecodeParticipantNamedLikeUnconnectedHost(t *testing.T) {
+	if _, err := Decode([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "a", "ip": "8.8.8.8"}]}}`), Limits{}); err != nil {
+		t.Error(err)
 	}
 }

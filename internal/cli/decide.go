@@ -1,28 +1,32 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/policy"
+	"github.com/geoscope/geoscope/engine/server"
 )
 
 func decideCommand() *cobra.Command {
 	var (
-		inputPath string
-		geoPath   string
-		bundles   []string
-		showPrint bool
-		keys      verificationFlags
-		ledgers   ledgerFlags
-		phones    bool
+		inputPath   string
+		geoPath     string
+		bundles     []string
+		showPrint   bool
+		evalTimeout time.Duration
+		keys        verificationFlags
+		ledgers     ledgerFlags
+		phones      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "decide [--input FILE] [--geoip-db FILE] [--bundle PATH]...",
@@ -95,7 +99,11 @@ database (the message on stderr names the field), 1 on other failures.`,
 			eng := engine.New(engineOpts...)
 			eng.SetPolicy(snap)
 			eng.SetGeo(db)
-			d, err := eng.Decide(cmd.Context(), req)
+			// The same deadline a server gives each evaluation: a policy
+			// that does not finish is an error, not a hang.
+			ctx, cancel := context.WithTimeout(cmd.Context(), evalTimeout)
+			defer cancel()
+			d, err := eng.Decide(ctx, req)
 			if err != nil {
 				return err
 			}
@@ -110,6 +118,7 @@ database (the message on stderr names the field), 1 on other failures.`,
 	f.StringArrayVar(&bundles, "bundle", nil, "load the bundle at `PATH` (directory or .tar.gz); repeatable")
 	registerPhoneFlag(f, &phones)
 	f.BoolVar(&showPrint, "show-print", false, "write the output of the policy's print() calls to stderr")
+	f.DurationVar(&evalTimeout, "eval-timeout", server.DefaultEvalTimeout, "deadline for the evaluation")
 	keys.register(f)
 	ledgers.register(f)
 	return cmd
