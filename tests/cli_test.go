@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -203,14 +204,15 @@ func TestDecideInputSources(t *testing.T) {
 
 // lookupLine is one line of `geoscope geoip lookup` output.
 type lookupLine struct {
-	IP         string `json:"ip"`
-	Country    string `json:"country,omitempty"`
-	Known      bool   `json:"known"`
-	Reason     string `json:"reason,omitempty"`
-	Network    string `json:"network,omitempty"`
-	Registered string `json:"registered_country,omitempty"`
-	Database   string `json:"database"`
-	Build      string `json:"build"`
+	IP           string   `json:"ip"`
+	Country      string   `json:"country,omitempty"`
+	Subdivisions []string `json:"subdivisions,omitempty"`
+	Known        bool     `json:"known"`
+	Reason       string   `json:"reason,omitempty"`
+	Network      string   `json:"network,omitempty"`
+	Registered   string   `json:"registered_country,omitempty"`
+	Database     string   `json:"database"`
+	Build        string   `json:"build"`
 }
 
 func TestGeoipLookup(t *testing.T) {
@@ -247,10 +249,29 @@ func TestGeoipLookup(t *testing.T) {
 			{IP: "::ffff:1.0.16.1", Country: "CN", Known: true, Network: "1.0.16.0/20"},
 			{IP: "2408:8000::1", Country: "CN", Known: true, Network: "2408:8000::/20"},
 		}
+		checkLookup(t, db, geotest.StandardType, want)
+	})
+
+	t.Run("subdivisions", func(t *testing.T) {
+		checkLookup(t, geotest.StandardCity(t), geotest.StandardCityType, []lookupLine{
+			{IP: "91.200.1.1", Country: "UA", Subdivisions: []string{"UA-43"}, Known: true, Network: "91.200.0.0/16"},
+			{IP: "81.2.69.142", Country: "GB", Subdivisions: []string{"GB-ENG", "GB-LND"}, Known: true, Network: "81.2.69.0/24"},
+			{IP: "91.203.1.1", Country: "UA", Known: true, Network: "91.203.0.0/16"},
+			{IP: "147.8.1.1", Country: "HK", Known: true, Network: "147.8.0.0/16"},
+		})
+	})
+}
+
+// checkLookup runs geoip lookup on the addresses of want against db and
+// compares the lines.
+func checkLookup(t *testing.T, db, dbType string, want []lookupLine) {
+	t.Helper()
+	{
+		const build = "2026-01-02T03:04:05Z"
 		args := []string{"geoip", "lookup", "--geoip-db", db}
 		for i := range want {
 			args = append(args, want[i].IP)
-			want[i].Database, want[i].Build = geotest.StandardType, build
+			want[i].Database, want[i].Build = dbType, build
 		}
 		res := runCLI(t, nil, args...)
 		if res.code != 0 || res.stderr != "" {
@@ -270,14 +291,14 @@ func TestGeoipLookup(t *testing.T) {
 				t.Errorf("unexpected line %d: %s", i+1, sc.Text())
 				continue
 			}
-			if got != want[i] {
+			if !reflect.DeepEqual(got, want[i]) {
 				t.Errorf("line %d:\n got %+v\nwant %+v", i+1, got, want[i])
 			}
 		}
 		if i != len(want) {
 			t.Errorf("%d lines, want one per address (%d):\n%s", i, len(want), res.stdout)
 		}
-	})
+	}
 }
 
 // TestUsageMistakesExitTwo: wrong subcommands and arguments are bad input.
