@@ -38,7 +38,12 @@ type Action struct {
 	// LocatedBy says how Country was established for an action on a
 	// person: LocatedByIP or LocatedByPhone.
 	LocatedBy string `json:"located_by,omitempty"`
-	Reason    string `json:"reason"`
+	// Subdivisions are the ISO 3166-2 subdivisions of Country the person
+	// was located in (a GeoIP City database; absent otherwise). A
+	// jurisdiction that lists a subdivision reaches only people located
+	// in it.
+	Subdivisions []string `json:"subdivisions,omitempty"`
+	Reason       string   `json:"reason"`
 }
 
 // How a person's location was established.

@@ -332,6 +332,7 @@ func decodeOutput(obj ast.Object, query string) (*Output, error) {
 			OrderID:       str(m, "order_id"),
 			Jurisdiction:  strs(m, "jurisdiction"),
 			Country:       str(m, "country"),
+			Subdivisions:  strs(m, "subdivisions"),
 			Reason:        str(m, "reason"),
 		}
 		// A batch ("participant_ids") stands for one action per id; the
