@@ -578,10 +578,15 @@ test_invalid_authorities_do_not_warn if {
 
 service_wide := order_with("targets", {"all_meetings": true})
 
-test_service_wide_order_is_valid if {
-	order_violations(object.union(service_wide, {"demands": ["remove_participants"]})) == set()
-	registry.screened_orders == {"o1"} with data.authorities as authorities
-		with data.orders as {"o1": object.union(service_wide, {"demands": ["remove_participants"]})}
+# The first screen sends a service-wide order on; the second passes a
+# valid one, and sends an invalid one on to the detailed rules.
+test_service_wide_order_passes_the_second_screen if {
+	o := object.union(service_wide, {"demands": ["remove_participants"]})
+	order_violations(o) == set()
+	registry.screened_orders == set() with data.authorities as authorities with data.orders as {"o1": o}
+	registry.rescreened_orders == {"o1"} with data.authorities as authorities with data.orders as {"o1": o}
+	registry.suspect_orders == {} with data.authorities as authorities with data.orders as {"o1": o}
+	object.keys(registry.suspect_orders) == {"o1"} with data.authorities as authorities with data.orders as {"o1": service_wide}
 }
 
 test_service_wide_order_may_not_end_meetings_or_suspend_accounts if {
@@ -633,12 +638,19 @@ test_validity_is_optional_and_valid_when_well_formed if {
 	}
 }
 
-test_orders_with_validity_pass_the_screen if {
+# Orders that state a period of validity or a revocation pass the second
+# screen; the first screen takes only the orders that state neither, so
+# that those (nearly all) pay nothing for the date checks.
+test_orders_with_validity_pass_the_second_screen if {
 	ords := {
 		"o1": object.union(order, {"effective": "2026-01-01", "expires": "2026-12-31"}),
 		"o2": order_with("revoked", {"date": "2026-03-01", "reason": "r"}),
+		"o3": order,
+		"o4": order_with("expires", "2026-02-30"),
 	}
-	registry.screened_orders == {"o1", "o2"} with data.authorities as authorities with data.orders as ords
+	registry.screened_orders == {"o3"} with data.authorities as authorities with data.orders as ords
+	registry.rescreened_orders == {"o1", "o2"} with data.authorities as authorities with data.orders as ords
+	object.keys(registry.suspect_orders) == {"o4"} with data.authorities as authorities with data.orders as ords
 }
 
 test_expires_before_effective_is_invalid if {
