@@ -187,8 +187,13 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	// Evaluate. With no order under evaluation the guard would drop
 	// whatever a policy returned, so the policy is not consulted; this keeps
 	// the join-time path for meetings nobody targets free of evaluation.
+	// The same holds at join time when no order's authority covers where
+	// the participant asking to join is located: the only action an
+	// admission may take is their deny_join, which the guard would drop.
+	// While a service-wide order is in force every meeting is targeted, so
+	// this is what keeps admissions outside its jurisdiction cheap.
 	out := &policy.Output{}
-	if len(facts.Orders) > 0 {
+	if len(facts.Orders) > 0 && (!admission || joinerCovered(facts)) {
 		eval := snap.Eval
 		if admission {
 			eval = snap.EvalAdmission
@@ -339,6 +344,22 @@ func ordersUnderEvaluation(reg *registry.Registry, req *input.Request, now time.
 		inForce[id] = reg.Orders[id]
 	}
 	return inForce, notInForce
+}
+
+// joinerCovered reports whether the participant asking to join is located
+// inside the jurisdiction of an order under evaluation: only then can an
+// admission's answer (a deny_join) pass the guard.
+func joinerCovered(f *guard.Facts) bool {
+	j := f.Joining
+	if j == nil || j.Country == "" {
+		return false
+	}
+	for _, o := range f.Orders {
+		if f.Authorities[o.Authority].Covers(j.Country, j.Subdivisions...) {
+			return true
+		}
+	}
+	return false
 }
 
 // ordersNotInForce are the orders of ids as the registry or the preview

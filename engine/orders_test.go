@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -236,6 +237,41 @@ func TestPreviewOrderNotInForce(t *testing.T) {
 		want := []decision.OrderStatus{{OrderID: "NEW", Status: status}}
 		if len(d.Actions)+len(d.Refused)+len(d.GuardBlocked)+len(d.OrderIDs) != 0 || !slices.Equal(d.OrdersNotInForce, want) || !d.Preview {
 			t.Errorf("%s: %+v, want nothing evaluated and %v", validity, d, want)
+		}
+	}
+}
+
+// A join-time question evaluates the policy only when an order under
+// evaluation could deny the participant: when their location is inside
+// its authority's jurisdiction. Otherwise the guard would drop whatever
+// the policy answered, so the engine answers without it; a service-wide
+// order in force (every meeting targeted) then costs admissions outside
+// its jurisdiction nothing.
+func TestAdmissionEvaluatesOnlyWhenAnOrderCouldDeny(t *testing.T) {
+	now := mustTime("2026-05-01T12:00:00Z")
+	e := engineAt(t, geotest.StandardCity(t), &now, "testdata/admission-fails", "testdata/registry-orders")
+	body := `{"meeting": {"id": %q, "host": {"account_id": "acct-z"}}, "participant": {"id": "j", "ip": %q}}`
+	for _, tc := range []struct {
+		meeting, ip string
+		evaluated   bool
+	}{
+		{"m-any", "91.202.1.1", false}, // Kyiv: outside the service-wide order's jurisdiction
+		{"m-any", "147.8.1.1", false},  // HK
+		{"m-any", "10.0.0.1", false},   // unknown location
+		{"m-any", "91.200.1.1", true},  // Crimea
+		{"m1", "147.8.1.1", false},     // m1's CN orders, and the service-wide one: none covers HK
+		{"m1", "1.0.16.5", true},       // CN
+	} {
+		req, err := input.DecodeAdmission(fmt.Appendf(nil, body, tc.meeting, tc.ip))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := e.Admit(context.Background(), req)
+		if evaluated := errors.Is(err, policy.ErrEvaluation); evaluated != tc.evaluated {
+			t.Errorf("%s, %s: evaluated %v (err %v), want %v", tc.meeting, tc.ip, evaluated, err, tc.evaluated)
+		}
+		if !tc.evaluated && (d == nil || !*d.AllowJoin || len(d.OrderIDs) == 0) {
+			t.Errorf("%s, %s: %+v, want the participant admitted under the orders in force", tc.meeting, tc.ip, d)
 		}
 	}
 }
