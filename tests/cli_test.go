@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -306,4 +307,44 @@ func TestUsageMistakesExitTwo(t *testing.T) {
 	for _, args := range [][]string{{"no-such-command"}, {"geoip", "lookup"}, {"geoip", "lookup", "--nope", "8.8.8.8"}} {
 		wantBadInput(t, runCLI(t, nil, args...), "")
 	}
+}
+
+// decide --at decides as of another time; a malformed time is bad input
+// naming the flag, and a decision as of another time is never recorded.
+func TestDecideAt(t *testing.T) {
+	t.Parallel()
+	db := geotest.Standard(t)
+	req := []byte(`{"meeting": {"id": "town-hall-2026", "host": {"account_id": "acct-us-t", "account_country": "US"},
+	  "participants": [{"id": "cn-01", "ip": "1.0.23.1"}]}}`)
+	bundles := []string{"--bundle", "../policies", "--bundle", "scenarios/registries/orders-2026"}
+	decideAt := func(at string, extra ...string) cliResult {
+		args := append([]string{"decide", "--geoip-db", db, "--at", at}, bundles...)
+		return runCLI(t, req, append(args, extra...)...)
+	}
+	for at, want := range map[string][]string{
+		"2026-12-31T23:59:59Z":      {"CN-2026-0101", "CN-2026-0701", "UA-2022-0301"},
+		"2027-01-01":                {"CN-2026-0701", "UA-2022-0301"},
+		"2026-06-30T23:59:59+08:00": {"CN-2026-0101", "UA-2022-0301"},
+	} {
+		res := decideAt(at)
+		if res.code != 0 {
+			t.Fatalf("--at %s: %v", at, res)
+		}
+		var d decision.Decision
+		if err := json.Unmarshal([]byte(res.stdout), &d); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(d.OrderIDs, want) {
+			t.Errorf("--at %s: order_ids %v, want %v", at, d.OrderIDs, want)
+		}
+		// The registry lists a subdivision and the database is a Country
+		// one: decide says so.
+		if !strings.Contains(res.stderr, "locates nobody in a subdivision") || !strings.Contains(res.stderr, "ua.crimea") {
+			t.Errorf("--at %s: stderr %q lacks the subdivision warning", at, res.stderr)
+		}
+	}
+	wantBadInput(t, decideAt("yesterday"), "--at", `"yesterday" is neither a date YYYY-MM-DD nor an RFC 3339 date-time`)
+	wantBadInput(t, decideAt("2400-01-01"), "--at", "outside the years 1900 to 2199")
+	res := decideAt("2026-12-31", "--data-dir", t.TempDir())
+	wantBadInput(t, res, "", "--at decides as of another time and cannot be recorded in a ledger")
 }

@@ -31,7 +31,6 @@ import (
 	"github.com/geoscope/geoscope/engine/sources"
 )
 
-
 // scenario is one tests/scenarios/*.yaml file.
 type scenario struct {
 	Name        string          `yaml:"name"`
@@ -85,7 +84,9 @@ type expNotInForce struct {
 	Status  string `yaml:"status"`
 }
 
-func (o expNotInForce) String() string { return fmt.Sprintf("{order_id: %s, status: %s}", o.OrderID, o.Status) }
+func (o expNotInForce) String() string {
+	return fmt.Sprintf("{order_id: %s, status: %s}", o.OrderID, o.Status)
+}
 
 // expAction is the part of a decision.Action a scenario pins down. An
 // action on a person located by address may leave located_by out: "ip" is
