@@ -87,7 +87,9 @@ func TestPolicyInputSubdivisionsAndPreviewOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ua := func(sd ...string) guard.Located { return guard.Located{Country: "UA", By: decision.LocatedByIP, Subdivisions: sd} }
+	ua := func(sd ...string) guard.Located {
+		return guard.Located{Country: "UA", By: decision.LocatedByIP, Subdivisions: sd}
+	}
 	gb := guard.Located{Country: "GB", By: decision.LocatedByIP, Subdivisions: []string{"GB-ENG", "GB-LND"}}
 	f := &guard.Facts{
 		Host:         &guard.Person{ID: "acct", Located: gb},

@@ -19,10 +19,10 @@ type Statement struct {
 	// OrderValidity says that the order was in force when the decision
 	// was made, and the period of validity it states.
 	OrderValidity string `json:"order_validity"`
-	Facts            string `json:"facts"`
-	Automated        bool   `json:"automated"`
-	AutomatedNote    string `json:"automated_note"`
-	Redress          string `json:"redress"`
+	Facts         string `json:"facts"`
+	Automated     bool   `json:"automated"`
+	AutomatedNote string `json:"automated_note"`
+	Redress       string `json:"redress"`
 }
 
 var restrictions = map[string]string{
