@@ -16,15 +16,40 @@ import (
 
 // registryBundle writes a registry bundle with n standing orders, each
 // targeting its own meeting and account, and returns its directory.
-func registryBundle(b *testing.B, n int) string {
+func registryBundle(b *testing.B, n int) string { return registryBundleWith(b, n, registryShape{}) }
+
+// registryShape varies the generated registry.
+type registryShape struct {
+	// serviceWide adds that many service-wide orders (remove_participants
+	// in every meeting, by the CN authority).
+	serviceWide int
+	// validity gives every order a period of validity and a revocation
+	// (in force now), the most the validation rules parse per order.
+	validity bool
+}
+
+func registryBundleWith(b *testing.B, n int, shape registryShape) string {
 	b.Helper()
 	dir := b.TempDir()
-	orders := make(map[string]registry.Order, n)
+	orders := make(map[string]registry.Order, n+shape.serviceWide)
 	for i := range n {
-		orders[fmt.Sprintf("ORD-%d", i)] = registry.Order{
+		o := registry.Order{
 			Authority:  "cn.cac",
 			Demands:    []string{registry.DemandEndMeeting, registry.DemandSuspendAccount},
 			Targets:    registry.Targets{Meetings: []string{fmt.Sprintf("m-%d", i)}, Accounts: []string{fmt.Sprintf("acct-%d", i)}},
+			LegalBasis: "benchmark",
+		}
+		if shape.validity {
+			o.Effective, o.Expires = "2020-01-01", "2199-12-31T23:59:59+02:00"
+			o.Revoked = &registry.Revocation{Date: "2199-12-31", Reason: "benchmark"}
+		}
+		orders[fmt.Sprintf("ORD-%d", i)] = o
+	}
+	for i := range shape.serviceWide {
+		orders[fmt.Sprintf("ALL-%d", i)] = registry.Order{
+			Authority:  "cn.cac",
+			Demands:    []string{registry.DemandRemoveParticipants},
+			Targets:    registry.Targets{AllMeetings: true},
 			LegalBasis: "benchmark",
 		}
 	}
@@ -49,21 +74,32 @@ func registryBundle(b *testing.B, n int) string {
 
 // BenchmarkAdmission is the join-time hot path: one participant asking to
 // join, against registries of growing size. "targeted" meetings have a
-// standing order and evaluate the policy; "untargeted" ones do not.
+// standing order and evaluate the policy; "untargeted" ones do not. With a
+// service-wide order in force ("service-wide=1"), every meeting is
+// targeted: the meeting no order names evaluates the policy too, and a
+// meeting with its own order evaluates two.
 func BenchmarkAdmission(b *testing.B) {
-	for _, n := range []int{10, 10_000, 100_000} {
-		e := newEngine(b, "../policies", registryBundle(b, n))
-		for _, tc := range []struct{ name, meeting, ip string }{
+	for _, tc := range []struct {
+		n           int
+		serviceWide int
+	}{{10, 0}, {10_000, 0}, {100_000, 0}, {100_000, 1}} {
+		e := newEngine(b, "../policies", registryBundleWith(b, tc.n, registryShape{serviceWide: tc.serviceWide}))
+		prefix := fmt.Sprintf("orders=%d", tc.n)
+		if tc.serviceWide > 0 {
+			prefix += fmt.Sprintf("/service-wide=%d", tc.serviceWide)
+		}
+		for _, q := range []struct{ name, meeting, ip string }{
 			{"targeted/deny", "m-7", "1.0.16.9"},
 			{"targeted/allow", "m-7", "147.8.1.1"},
 			{"untargeted", "m-none", "1.0.16.9"},
+			{"untargeted/allow", "m-none", "147.8.1.1"},
 		} {
-			body := fmt.Sprintf(`{"meeting": {"id": %q, "host": {"account_id": "acct-x", "account_country": "US"}}, "participant": {"id": "p", "ip": %q}}`, tc.meeting, tc.ip)
+			body := fmt.Sprintf(`{"meeting": {"id": %q, "host": {"account_id": "acct-x", "account_country": "US"}}, "participant": {"id": "p", "ip": %q}}`, q.meeting, q.ip)
 			req, err := input.DecodeAdmission([]byte(body))
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Run(fmt.Sprintf("orders=%d/%s", n, tc.name), func(b *testing.B) {
+			b.Run(prefix+"/"+q.name, func(b *testing.B) {
 				ctx := context.Background()
 				b.ReportAllocs()
 				for b.Loop() {
@@ -135,10 +171,21 @@ func benchDecide(b *testing.B, e *engine.Engine, ctx context.Context, req *input
 // registry of growing size: reading and parsing the bundles, compiling,
 // the registry validation rules (which dominate) and the typed registry.
 // Activation runs once per bundle version, off the decision path.
+//
+// "validity": every order states effective, expires and a revocation, so
+// every one of them goes through the date checks (at most one per order).
 func BenchmarkActivation(b *testing.B) {
-	for _, n := range []int{10_000, 100_000} {
-		reg := registryBundle(b, n)
-		b.Run(fmt.Sprintf("orders=%d", n), func(b *testing.B) {
+	for _, tc := range []struct {
+		n     int
+		shape registryShape
+		name  string
+	}{
+		{10_000, registryShape{}, ""},
+		{100_000, registryShape{}, ""},
+		{100_000, registryShape{validity: true, serviceWide: 1}, "/validity"},
+	} {
+		reg := registryBundleWith(b, tc.n, tc.shape)
+		b.Run(fmt.Sprintf("orders=%d%s", tc.n, tc.name), func(b *testing.B) {
 			ctx := context.Background()
 			for b.Loop() {
 				if _, err := policy.LoadSnapshot(ctx, []string{"../policies", reg}, policy.LoadOptions{}); err != nil {

@@ -43,9 +43,14 @@ type Recorder interface {
 type Record struct {
 	Decision *decision.Decision
 	// AccountID is the meeting's host account.
-	AccountID   string
-	Orders      map[string]registry.Order
-	Authorities map[string]registry.Authority
+	AccountID string
+	// Orders are the orders evaluated (in force at the decision's time);
+	// OrdersNotInForce those that target the meeting but were not, as the
+	// registry (or the preview) stated them. Decision.OrdersNotInForce
+	// gives their status.
+	Orders           map[string]registry.Order
+	OrdersNotInForce map[string]registry.Order
+	Authorities      map[string]registry.Authority
 	// Networks holds, for each of Decision.Actions, the coarse network
 	// prefix (/24 or /48) of the affected participant's address.
 	Networks []netip.Prefix
@@ -61,6 +66,13 @@ type Record struct {
 	// when such an action was granted, so the audit trail can show that
 	// nobody outside was affected.
 	Reached map[string]int
+	// ReachedByOrder replaces Reached for the actions citing an order
+	// whose authority's jurisdiction lists subdivisions: there a country
+	// says too little, so each person is counted under the jurisdiction
+	// entry that covers them (the country or the subdivision), or under
+	// their country (UnknownCountry) when none does. Set only for such
+	// orders with a granted meeting-wide or account action.
+	ReachedByOrder map[string]map[string]int
 	// Facts are what the decision was made on: located countries, the
 	// host and the joining participant, the orders (read by the decision
 	// log, which logs them pseudonymized).
@@ -159,12 +171,15 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	if snap == nil || db == nil {
 		return nil, ErrNotReady
 	}
+	// The decision's time: which orders are in force, and what the
+	// decision and its record say.
+	now := e.now()
 
 	// Locate: every address (and, when enabled, every calling number)
 	// becomes a located country, or unknown.
 	_, end := e.stage(ctx, "locate")
 	facts := e.locate(db, req)
-	facts.Orders = ordersUnderEvaluation(snap.Registry(), req)
+	facts.Orders, facts.NotInForce = ordersUnderEvaluation(snap.Registry(), req, now)
 	facts.Authorities = snap.Registry().Authorities
 	facts.Admission = admission
 	end(nil)
@@ -172,8 +187,13 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	// Evaluate. With no order under evaluation the guard would drop
 	// whatever a policy returned, so the policy is not consulted; this keeps
 	// the join-time path for meetings nobody targets free of evaluation.
+	// The same holds at join time when no order's authority covers where
+	// the participant asking to join is located: the only action an
+	// admission may take is their deny_join, which the guard would drop.
+	// While a service-wide order is in force every meeting is targeted, so
+	// this is what keeps admissions outside its jurisdiction cheap.
 	out := &policy.Output{}
-	if len(facts.Orders) > 0 {
+	if len(facts.Orders) > 0 && (!admission || joinerCovered(facts)) {
 		eval := snap.Eval
 		if admission {
 			eval = snap.EvalAdmission
@@ -195,7 +215,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	info := db.Info()
 	d := &decision.Decision{
 		DecisionID:   uuid.Must(uuid.NewV7()).String(),
-		Time:         e.now().UTC(),
+		Time:         now.UTC(),
 		MeetingID:    req.Meeting.ID,
 		Actions:      nonNil(actions),
 		Refused:      nonNil(refused),
@@ -204,6 +224,12 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		Geo:          decision.Geo{Database: info.Database, Build: info.Build},
 		Bundles:      snap.Revisions(),
 		Preview:      req.Order != nil,
+	}
+	if len(facts.NotInForce) > 0 {
+		d.OrdersNotInForce = make([]decision.OrderStatus, 0, len(facts.NotInForce))
+		for _, id := range sortedKeys(facts.NotInForce) {
+			d.OrdersNotInForce = append(d.OrdersNotInForce, decision.OrderStatus{OrderID: id, Status: facts.NotInForce[id]})
+		}
 	}
 	if req.Joining != nil {
 		allow := !slices.ContainsFunc(actions, func(a decision.Action) bool {
@@ -227,10 +253,14 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		Joining:      req.Joining,
 		Facts:        facts,
 	}
+	if len(facts.NotInForce) > 0 {
+		rec.OrdersNotInForce = ordersNotInForce(snap.Registry(), req, facts.NotInForce)
+	}
 	if slices.ContainsFunc(actions, func(a decision.Action) bool {
 		return a.Type == decision.EndMeeting || a.Type == decision.SuspendAccount
 	}) {
 		rec.Reached = reached(facts)
+		rec.ReachedByOrder = reachedBySubdivision(facts, actions)
 	}
 	if e.recorder != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.recordTimeout)
@@ -284,21 +314,66 @@ func (e *Engine) locateOne(db *geo.DB, addr netip.Addr, phone string) guard.Loca
 	if !loc.Known {
 		return guard.Located{}
 	}
-	return guard.Located{Country: loc.Country, By: by}
+	return guard.Located{Country: loc.Country, By: by, Subdivisions: loc.Subdivisions}
 }
 
 // ordersUnderEvaluation is the preview order when one was submitted, and
-// otherwise the registry's standing orders for the meeting or its account.
-func ordersUnderEvaluation(reg *registry.Registry, req *input.Request) map[string]registry.Order {
+// otherwise the registry's standing orders for the meeting, its account or
+// every meeting, of those that are in force at now. The others that
+// target the meeting are returned apart with their status (nil when
+// there are none): the guard must know them to say why an action citing
+// one is blocked, and the decision reports them.
+func ordersUnderEvaluation(reg *registry.Registry, req *input.Request, now time.Time) (inForce map[string]registry.Order, notInForce map[string]string) {
 	if req.Order != nil {
-		return map[string]registry.Order{req.Order.ID: req.Order.Registry()}
+		o := req.Order.Registry()
+		if status := o.StatusAt(now); status != registry.StatusInForce {
+			return map[string]registry.Order{}, map[string]string{req.Order.ID: status}
+		}
+		return map[string]registry.Order{req.Order.ID: o}, nil
 	}
 	ids := reg.Standing(req.Meeting.ID, req.Meeting.Host.AccountID)
-	orders := make(map[string]registry.Order, len(ids))
+	inForce = make(map[string]registry.Order, len(ids))
 	for _, id := range ids {
-		orders[id] = reg.Orders[id]
+		if status := reg.Status(id, now); status != registry.StatusInForce {
+			if notInForce == nil {
+				notInForce = map[string]string{}
+			}
+			notInForce[id] = status
+			continue
+		}
+		inForce[id] = reg.Orders[id]
 	}
-	return orders
+	return inForce, notInForce
+}
+
+// joinerCovered reports whether the participant asking to join is located
+// inside the jurisdiction of an order under evaluation: only then can an
+// admission's answer (a deny_join) pass the guard.
+func joinerCovered(f *guard.Facts) bool {
+	j := f.Joining
+	if j == nil || j.Country == "" {
+		return false
+	}
+	for _, o := range f.Orders {
+		if f.Authorities[o.Authority].Covers(j.Country, j.Subdivisions...) {
+			return true
+		}
+	}
+	return false
+}
+
+// ordersNotInForce are the orders of ids as the registry or the preview
+// states them, for the record.
+func ordersNotInForce(reg *registry.Registry, req *input.Request, ids map[string]string) map[string]registry.Order {
+	out := make(map[string]registry.Order, len(ids))
+	for id := range ids {
+		if req.Order != nil && req.Order.ID == id {
+			out[id] = req.Order.Registry()
+		} else {
+			out[id] = reg.Orders[id]
+		}
+	}
+	return out
 }
 
 // networks gives, for each action, the coarse network prefix of the address
@@ -347,6 +422,58 @@ func reached(f *guard.Facts) map[string]int {
 		add(f.Joining.Country)
 	}
 	return out
+}
+
+// reachedBySubdivision counts, for each granted meeting-wide or account
+// action citing an order whose jurisdiction lists subdivisions, everyone
+// the action reaches under the jurisdiction entry that covers them, or
+// their country when none does (see Record.ReachedByOrder). Nil when no
+// such action was granted: country-only jurisdictions keep Record.Reached.
+func reachedBySubdivision(f *guard.Facts, actions []decision.Action) map[string]map[string]int {
+	var out map[string]map[string]int
+	for _, a := range actions {
+		if a.Type != decision.EndMeeting && a.Type != decision.SuspendAccount {
+			continue
+		}
+		auth := f.Authorities[f.Orders[a.OrderID].Authority]
+		if !auth.HasSubdivisions() || out[a.OrderID] != nil {
+			continue
+		}
+		counts := map[string]int{}
+		add := func(loc guard.Located) { counts[coveringEntry(auth, loc)]++ }
+		for _, loc := range f.Participants {
+			add(loc)
+		}
+		if f.Host != nil {
+			add(f.Host.Located)
+		}
+		if f.Joining != nil {
+			add(f.Joining.Located)
+		}
+		if out == nil {
+			out = map[string]map[string]int{}
+		}
+		out[a.OrderID] = counts
+	}
+	return out
+}
+
+// coveringEntry is the entry of the authority's jurisdiction that covers a
+// person located at loc (the country, or the subdivision), their country
+// when none does, or UnknownCountry.
+func coveringEntry(auth registry.Authority, loc guard.Located) string {
+	switch {
+	case loc.Country == "":
+		return UnknownCountry
+	case slices.Contains(auth.Jurisdiction, loc.Country):
+		return loc.Country
+	}
+	for _, s := range loc.Subdivisions {
+		if slices.Contains(auth.Jurisdiction, s) {
+			return s
+		}
+	}
+	return loc.Country
 }
 
 func sortedKeys[V any](m map[string]V) []string {

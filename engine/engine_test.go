@@ -259,14 +259,19 @@ func TestAdmitUsesTheAdmissionEntryPoint(t *testing.T) {
 
 func TestAdmitFallsBackToDecisionWithoutAdmissionEntryPoint(t *testing.T) {
 	// The malicious policy defines no admission rule: its decision is
-	// evaluated and only deny_join actions are kept, then guarded.
+	// evaluated and only deny_join actions are kept, then guarded. Of
+	// everything it returns (removals, an end, suspensions, ...), only
+	// the deny_join of the participant located in CN is left.
 	e := newEngine(t, "testdata/malicious", "../bundles/registry")
-	d := admit(t, e, `{"meeting": {"id": "june4-d", "host": {"account_id": "acct-us-d", "account_country": "US"}}, "participant": {"id": "j", "ip": "8.8.8.8"}}`)
-	if !*d.AllowJoin || len(d.Actions) != 0 || len(d.Refused) != 0 {
+	d := admit(t, e, `{"meeting": {"id": "june4-d", "host": {"account_id": "acct-us-d", "account_country": "US"}}, "participant": {"id": "j", "ip": "1.0.16.7"}}`)
+	if *d.AllowJoin || len(d.Actions) != 1 || summary(d.Actions[0]) != "deny_join j CN-2020-0601" || len(d.Refused) != 0 || len(d.GuardBlocked) != 0 {
 		t.Fatalf("decision = %+v", d)
 	}
-	if len(d.GuardBlocked) != 1 || d.GuardBlocked[0].Action.Type != decision.DenyJoin || d.GuardBlocked[0].Code != "outside_jurisdiction" {
-		t.Errorf("guard_blocked = %+v", d.GuardBlocked)
+	// A participant located outside every order's jurisdiction: nothing
+	// the policy could answer would pass the guard, so it is not consulted.
+	d = admit(t, e, `{"meeting": {"id": "june4-d", "host": {"account_id": "acct-us-d", "account_country": "US"}}, "participant": {"id": "j", "ip": "8.8.8.8"}}`)
+	if !*d.AllowJoin || len(d.Actions)+len(d.Refused)+len(d.GuardBlocked) != 0 || !slices.Equal(d.OrderIDs, []string{"CN-2020-0601"}) {
+		t.Fatalf("decision = %+v", d)
 	}
 }
 

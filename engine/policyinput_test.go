@@ -2,10 +2,14 @@ package engine
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/guard"
@@ -42,6 +46,7 @@ func TestPolicyInput(t *testing.T) {
 	           "country": "US", "located_by": "phone", "attributes": {"verified": true}},
 	  "participant_count": 3,
 	  "by_country": {"CN": ["p1"], "HK": ["p3"]},
+	  "by_subdivision": {},
 	  "unlocated": ["p2"]`
 	people := `"participants": [
 	    {"id": "p1", "country": "CN", "located_by": "ip", "role": "co_host", "account_id": "a1", "account_country": "HK",
@@ -67,5 +72,109 @@ func TestPolicyInput(t *testing.T) {
 				t.Errorf("the policy input carries %q: %s", secret, raw)
 			}
 		}
+	}
+}
+
+// People a City database located in subdivisions carry them, and are
+// grouped by each subdivision beside their country; a preview order
+// carries what was submitted of its validity and all_meetings.
+func TestPolicyInputSubdivisionsAndPreviewOrder(t *testing.T) {
+	req, err := input.Decode([]byte(`{"meeting": {"id": "m", "host": {"account_id": "acct", "ip": "81.2.69.1"},
+	  "participants": [{"id": "p1", "ip": "91.200.1.1"}, {"id": "p2", "ip": "91.203.1.1"}, {"id": "p3", "ip": "81.2.69.2"}, {"id": "p4", "ip": "91.200.1.2"}]},
+	  "joining": {"id": "j", "ip": "91.201.1.1"},
+	  "order": {"id": "O", "authority": "ua", "demands": ["remove_participants"], "targets": {"all_meetings": true},
+	            "effective": "2026-01-01", "revoked": {"date": "2027-01-01", "reason": "r"}}}`), input.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ua := func(sd ...string) guard.Located {
+		return guard.Located{Country: "UA", By: decision.LocatedByIP, Subdivisions: sd}
+	}
+	gb := guard.Located{Country: "GB", By: decision.LocatedByIP, Subdivisions: []string{"GB-ENG", "GB-LND"}}
+	f := &guard.Facts{
+		Host:         &guard.Person{ID: "acct", Located: gb},
+		Participants: map[string]guard.Located{"p1": ua("UA-43"), "p2": ua(), "p3": gb, "p4": ua("UA-43")},
+		Joining:      &guard.Person{ID: "j", Located: ua("UA-40")},
+	}
+	got := policyInput(req, f, true)
+	want := ast.MustParseTerm(`{"meeting": {"id": "m",
+	  "host": {"id": "acct", "account_id": "acct", "connected": true, "role": "host", "country": "GB", "located_by": "ip", "subdivisions": ["GB-ENG", "GB-LND"]},
+	  "participant_count": 4,
+	  "by_country": {"UA": ["p1", "p2", "p4"], "GB": ["p3"]},
+	  "by_subdivision": {"UA-43": ["p1", "p4"], "GB-ENG": ["p3"], "GB-LND": ["p3"]},
+	  "unlocated": [],
+	  "participants": [
+	    {"id": "p1", "country": "UA", "located_by": "ip", "subdivisions": ["UA-43"]},
+	    {"id": "p2", "country": "UA", "located_by": "ip"},
+	    {"id": "p3", "country": "GB", "located_by": "ip", "subdivisions": ["GB-ENG", "GB-LND"]},
+	    {"id": "p4", "country": "UA", "located_by": "ip", "subdivisions": ["UA-43"]}]},
+	 "joining": {"id": "j", "country": "UA", "located_by": "ip", "subdivisions": ["UA-40"]},
+	 "order": {"id": "O", "authority": "ua", "demands": ["remove_participants"],
+	           "targets": {"meetings": [], "accounts": [], "all_meetings": true},
+	           "legal_basis": "", "received": "", "effective": "2026-01-01", "revoked": {"date": "2027-01-01", "reason": "r"}}}`).Value
+	if got.Compare(want) != 0 {
+		t.Errorf("\n got  %v\n want %v", got, want)
+	}
+}
+
+// Every input the engine builds matches docs/schemas/input.json, the
+// schema `opa check --schema` types policies against (closed objects: a
+// field the engine adds must be documented there first).
+func TestPolicyInputMatchesSchema(t *testing.T) {
+	raw, err := os.ReadFile("../docs/schemas/input.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := ast.ParseTerm(string(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := rego.New(rego.Query(`[ok, errors] := json.match_schema(input, data.schema)`),
+		rego.Store(inmem.NewFromObject(map[string]any{"schema": ast.MustJSON(schema.Value)}))).PrepareForEval(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, v ast.Value) {
+		t.Helper()
+		rs, err := q.Eval(t.Context(), rego.EvalParsedInput(v))
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("%s: %v %v", name, rs, err)
+		}
+		if ok, _ := rs[0].Bindings["ok"].(bool); !ok {
+			t.Errorf("%s: the input does not match the schema: %v\n%v", name, rs[0].Bindings["errors"], v)
+		}
+	}
+	ua := guard.Located{Country: "UA", By: decision.LocatedByIP, Subdivisions: []string{"UA-43"}}
+	for _, tc := range []struct {
+		name string
+		body string
+		f    *guard.Facts
+	}{
+		{"admission", `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "ip": "91.200.1.1"}}`,
+			&guard.Facts{Joining: &guard.Person{ID: "j", Located: ua}, Orders: map[string]registry.Order{"O": {}}}},
+		{"roster", `{"meeting": {"id": "m", "host": {"account_id": "a", "account_country": "UA", "ip": "91.200.1.2", "attributes": {"x": ["y"]}},
+		    "participants": [{"id": "p1", "ip": "91.200.1.1", "role": "co_host", "account_id": "x", "account_country": "GB", "attributes": {"n": 1}},
+		                     {"id": "p2", "phone": "+861012345678"}, {"id": "p3", "ip": "10.0.0.1"}]}}`,
+			&guard.Facts{Host: &guard.Person{ID: "a", Located: ua}, Participants: map[string]guard.Located{
+				"p1": ua, "p2": {Country: "CN", By: decision.LocatedByPhone}, "p3": {}}, Orders: map[string]registry.Order{"O": {}}}},
+		{"preview", `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "p1", "ip": "91.200.1.1"}]},
+		    "order": {"id": "O", "authority": "x", "demands": ["remove_participants"], "targets": {"all_meetings": true}, "legal_basis": "b",
+		              "effective": "2026-01-01", "expires": "2027-01-01T00:00:00Z", "revoked": {"date": "2026-06-01", "reason": "r"}}}`,
+			&guard.Facts{Participants: map[string]guard.Located{"p1": ua}}},
+	} {
+		req, err := input.Decode([]byte(tc.body), input.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, with := range []bool{false, true} {
+			check(fmt.Sprintf("%s (participants %v)", tc.name, with), policyInput(req, tc.f, with))
+		}
+	}
+	// The check is not vacuous: a field the schema does not list fails it.
+	bad := policyInput(&input.Request{Meeting: input.Meeting{ID: "m", Host: input.Host{AccountID: "a"}}}, &guard.Facts{}, false).(ast.Object)
+	bad.Insert(ast.StringTerm("jurisdiction"), ast.StringTerm("CN"))
+	rs, err := q.Eval(t.Context(), rego.EvalParsedInput(bad))
+	if err != nil || len(rs) != 1 || rs[0].Bindings["ok"] != false {
+		t.Errorf("an input with an undocumented field matched the schema: %v %v", rs, err)
 	}
 }

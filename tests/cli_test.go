@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -205,14 +207,15 @@ func TestDecideInputSources(t *testing.T) {
 
 // lookupLine is one line of `geoscope geoip lookup` output.
 type lookupLine struct {
-	IP         string `json:"ip"`
-	Country    string `json:"country,omitempty"`
-	Known      bool   `json:"known"`
-	Reason     string `json:"reason,omitempty"`
-	Network    string `json:"network,omitempty"`
-	Registered string `json:"registered_country,omitempty"`
-	Database   string `json:"database"`
-	Build      string `json:"build"`
+	IP           string   `json:"ip"`
+	Country      string   `json:"country,omitempty"`
+	Subdivisions []string `json:"subdivisions,omitempty"`
+	Known        bool     `json:"known"`
+	Reason       string   `json:"reason,omitempty"`
+	Network      string   `json:"network,omitempty"`
+	Registered   string   `json:"registered_country,omitempty"`
+	Database     string   `json:"database"`
+	Build        string   `json:"build"`
 }
 
 func TestGeoipLookup(t *testing.T) {
@@ -249,10 +252,29 @@ func TestGeoipLookup(t *testing.T) {
 			{IP: "::ffff:1.0.16.1", Country: "CN", Known: true, Network: "1.0.16.0/20"},
 			{IP: "2408:8000::1", Country: "CN", Known: true, Network: "2408:8000::/20"},
 		}
+		checkLookup(t, db, geotest.StandardType, want)
+	})
+
+	t.Run("subdivisions", func(t *testing.T) {
+		checkLookup(t, geotest.StandardCity(t), geotest.StandardCityType, []lookupLine{
+			{IP: "91.200.1.1", Country: "UA", Subdivisions: []string{"UA-43"}, Known: true, Network: "91.200.0.0/16"},
+			{IP: "81.2.69.142", Country: "GB", Subdivisions: []string{"GB-ENG", "GB-LND"}, Known: true, Network: "81.2.69.0/24"},
+			{IP: "91.203.1.1", Country: "UA", Known: true, Network: "91.203.0.0/16"},
+			{IP: "147.8.1.1", Country: "HK", Known: true, Network: "147.8.0.0/16"},
+		})
+	})
+}
+
+// checkLookup runs geoip lookup on the addresses of want against db and
+// compares the lines.
+func checkLookup(t *testing.T, db, dbType string, want []lookupLine) {
+	t.Helper()
+	{
+		const build = "2026-01-02T03:04:05Z"
 		args := []string{"geoip", "lookup", "--geoip-db", db}
 		for i := range want {
 			args = append(args, want[i].IP)
-			want[i].Database, want[i].Build = geotest.StandardType, build
+			want[i].Database, want[i].Build = dbType, build
 		}
 		res := runCLI(t, nil, args...)
 		if res.code != 0 || res.stderr != "" {
@@ -272,14 +294,14 @@ func TestGeoipLookup(t *testing.T) {
 				t.Errorf("unexpected line %d: %s", i+1, sc.Text())
 				continue
 			}
-			if got != want[i] {
+			if !reflect.DeepEqual(got, want[i]) {
 				t.Errorf("line %d:\n got %+v\nwant %+v", i+1, got, want[i])
 			}
 		}
 		if i != len(want) {
 			t.Errorf("%d lines, want one per address (%d):\n%s", i, len(want), res.stdout)
 		}
-	})
+	}
 }
 
 // TestUsageMistakesExitTwo: wrong subcommands and arguments are bad input.
@@ -308,4 +330,44 @@ func TestDecideEvalTimeout(t *testing.T) {
 	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(stderr.String(), "timed out") {
 		t.Errorf("want exit 1 naming the timeout, got %v: %s", err, stderr.String())
 	}
+}
+
+// decide --at decides as of another time; a malformed time is bad input
+// naming the flag, and a decision as of another time is never recorded.
+func TestDecideAt(t *testing.T) {
+	t.Parallel()
+	db := geotest.Standard(t)
+	req := []byte(`{"meeting": {"id": "town-hall-2026", "host": {"account_id": "acct-us-t", "account_country": "US"},
+	  "participants": [{"id": "cn-01", "ip": "1.0.23.1"}]}}`)
+	bundles := []string{"--bundle", "../policies", "--bundle", "scenarios/registries/orders-2026"}
+	decideAt := func(at string, extra ...string) cliResult {
+		args := append([]string{"decide", "--geoip-db", db, "--at", at}, bundles...)
+		return runCLI(t, req, append(args, extra...)...)
+	}
+	for at, want := range map[string][]string{
+		"2026-12-31T23:59:59Z":      {"CN-2026-0101", "CN-2026-0701", "UA-2022-0301"},
+		"2027-01-01":                {"CN-2026-0701", "UA-2022-0301"},
+		"2026-06-30T23:59:59+08:00": {"CN-2026-0101", "UA-2022-0301"},
+	} {
+		res := decideAt(at)
+		if res.code != 0 {
+			t.Fatalf("--at %s: %v", at, res)
+		}
+		var d decision.Decision
+		if err := json.Unmarshal([]byte(res.stdout), &d); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(d.OrderIDs, want) {
+			t.Errorf("--at %s: order_ids %v, want %v", at, d.OrderIDs, want)
+		}
+		// The registry lists a subdivision and the database is a Country
+		// one: decide says so.
+		if !strings.Contains(res.stderr, "locates nobody in a subdivision") || !strings.Contains(res.stderr, "ua.crimea") {
+			t.Errorf("--at %s: stderr %q lacks the subdivision warning", at, res.stderr)
+		}
+	}
+	wantBadInput(t, decideAt("yesterday"), "--at", `"yesterday" is neither a date YYYY-MM-DD nor an RFC 3339 date-time`)
+	wantBadInput(t, decideAt("2400-01-01"), "--at", "outside the years 1900 to 2199")
+	res := decideAt("2026-12-31", "--data-dir", t.TempDir())
+	wantBadInput(t, res, "", "--at decides as of another time and cannot be recorded in a ledger")
 }

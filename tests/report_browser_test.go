@@ -103,6 +103,13 @@ func TestReportBrowser(t *testing.T) {
 				RemoveParticipant any `json:"remove_participant"`
 			} `json:"participant_actions"`
 			GuardBlocksTotal any `json:"guard_blocks_total"`
+			OrdersByStatus   struct {
+				Orders any `json:"orders"`
+				AtEnd  []struct {
+					Status string `json:"status"`
+					Orders any    `json:"orders"`
+				} `json:"at_end"`
+			} `json:"orders_by_status"`
 		} `json:"totals"`
 	}
 	deadline := time.Now().Add(15 * time.Second)
@@ -188,6 +195,7 @@ func TestReportBrowser(t *testing.T) {
 		Violation   bool         `json:"violation"`
 		TableHeads  int          `json:"tableHeads"`
 		Search      string       `json:"search"`
+		InForce     string       `json:"inForce"`
 	}
 	const inspect = `(() => {
 		const text = s => { const e = document.querySelector(s); return e ? e.textContent.trim() : null; };
@@ -210,6 +218,7 @@ func TestReportBrowser(t *testing.T) {
 			violation: !!document.querySelector('#violation'),
 			tableHeads: document.querySelectorAll('table th[scope]').length,
 			search: location.search,
+			inForce: text('td[data-figure="at_end.in_force"][data-authority="(all)"]'),
 		};
 	})()`
 
@@ -252,6 +261,14 @@ func TestReportBrowser(t *testing.T) {
 	}
 	if len(got.Attribution) == 0 || got.Attribution[0] != "IP Geolocation by DB-IP" {
 		t.Errorf("attribution links %q", got.Attribution)
+	}
+	// The example registry's orders state no period of validity: every
+	// order the period's decisions state is in force at its end, as the
+	// JSON report says.
+	st := rep.Totals.OrdersByStatus
+	if len(st.AtEnd) != 4 || st.AtEnd[0].Status != "in_force" || fmt.Sprint(st.AtEnd[0].Orders) != fmt.Sprint(st.Orders) || st.Orders == 0.0 ||
+		got.InForce != fmt.Sprint(st.AtEnd[0].Orders) {
+		t.Errorf("orders in force at the end of the period: page %q, JSON %+v", got.InForce, st)
 	}
 	if got.Scripts != 0 || got.Violation || got.TableHeads < 20 {
 		t.Errorf("scripts %d, violation %v, table headers %d", got.Scripts, got.Violation, got.TableHeads)

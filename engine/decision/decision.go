@@ -38,7 +38,12 @@ type Action struct {
 	// LocatedBy says how Country was established for an action on a
 	// person: LocatedByIP or LocatedByPhone.
 	LocatedBy string `json:"located_by,omitempty"`
-	Reason    string `json:"reason"`
+	// Subdivisions are the ISO 3166-2 subdivisions of Country the person
+	// was located in (a GeoIP City database; absent otherwise). A
+	// jurisdiction that lists a subdivision reaches only people located
+	// in it.
+	Subdivisions []string `json:"subdivisions,omitempty"`
+	Reason       string   `json:"reason"`
 }
 
 // How a person's location was established.
@@ -83,6 +88,14 @@ type Blocked struct {
 	Reason string `json:"reason"`
 }
 
+// OrderStatus is an order and its status at the decision's time: one of
+// "not_yet_effective", "expired" or "revoked" for an order not in force
+// (see registry.Statuses).
+type OrderStatus struct {
+	OrderID string `json:"order_id"`
+	Status  string `json:"status"`
+}
+
 // Geo names the GeoIP database a decision was made with.
 type Geo struct {
 	Database string    `json:"database"`
@@ -118,7 +131,13 @@ type Decision struct {
 	Actions      []Action  `json:"actions"`
 	Refused      []Refusal `json:"refused"`
 	GuardBlocked []Blocked `json:"guard_blocked"`
-	OrderIDs     []string  `json:"order_ids"`
+	// OrderIDs are the orders evaluated: those in force at Time.
+	OrderIDs []string `json:"order_ids"`
+	// OrdersNotInForce are the orders that target the meeting (or its
+	// account, or every meeting) but were not in force at Time, with
+	// their status: not evaluated, and the guard blocks any action citing
+	// one (order_not_in_force). Sorted by id; absent when there are none.
+	OrdersNotInForce []OrderStatus `json:"orders_not_in_force,omitempty"`
 	// Preview marks a decision about an order submitted with the request
 	// rather than one from the registry: for review, not enforcement.
 	Preview bool              `json:"preview,omitempty"`

@@ -146,6 +146,9 @@ type InputView struct {
 	// StandingOrders the registry's orders evaluated otherwise.
 	Order          *OrderView `json:"order,omitempty"`
 	StandingOrders []string   `json:"standing_orders,omitempty"`
+	// OrdersNotInForce are the orders that targeted the meeting but were
+	// not in force at the decision's time, with their status.
+	OrdersNotInForce []decision.OrderStatus `json:"orders_not_in_force,omitempty"`
 }
 
 // MeetingView is the meeting: its id, the host, and the roster as counts.
@@ -156,33 +159,43 @@ type MeetingView struct {
 	// ParticipantsByCountry counts the participants by located country;
 	// ParticipantsUnlocated those whose location is unknown.
 	ParticipantsByCountry map[string]int `json:"participants_by_country"`
-	ParticipantsUnlocated int            `json:"participants_unlocated"`
+	// ParticipantsBySubdivision counts them by each ISO 3166-2
+	// subdivision they are located in (GeoIP City databases only).
+	ParticipantsBySubdivision map[string]int `json:"participants_by_subdivision,omitempty"`
+	ParticipantsUnlocated     int            `json:"participants_unlocated"`
 }
 
 // HostView is the host account (pseudonymized) and its located country
 // when connected.
 type HostView struct {
-	AccountID      string `json:"account_id"`
-	AccountCountry string `json:"account_country,omitempty"`
-	Connected      bool   `json:"connected"`
-	Country        string `json:"country,omitempty"`
+	AccountID      string   `json:"account_id"`
+	AccountCountry string   `json:"account_country,omitempty"`
+	Connected      bool     `json:"connected"`
+	Country        string   `json:"country,omitempty"`
+	Subdivisions   []string `json:"subdivisions,omitempty"`
 }
 
-// PersonView is a pseudonymized participant and its located country.
+// PersonView is a pseudonymized participant and its located country (and
+// subdivisions).
 type PersonView struct {
-	ID      string `json:"id"`
-	Country string `json:"country,omitempty"`
+	ID           string   `json:"id"`
+	Country      string   `json:"country,omitempty"`
+	Subdivisions []string `json:"subdivisions,omitempty"`
 }
 
 // OrderView is a preview order.
 type OrderView struct {
-	ID         string   `json:"id"`
-	Authority  string   `json:"authority"`
-	Demands    []string `json:"demands"`
-	Meetings   []string `json:"target_meetings,omitempty"`
-	Accounts   []string `json:"target_accounts,omitempty"`
-	LegalBasis string   `json:"legal_basis,omitempty"`
-	Received   string   `json:"received,omitempty"`
+	ID        string   `json:"id"`
+	Authority string   `json:"authority"`
+	Demands   []string `json:"demands"`
+	Meetings  []string `json:"target_meetings,omitempty"`
+	Accounts  []string `json:"target_accounts,omitempty"`
+	// AllMeetings marks a service-wide order.
+	AllMeetings bool   `json:"target_all_meetings,omitempty"`
+	LegalBasis  string `json:"legal_basis,omitempty"`
+	Received    string `json:"received,omitempty"`
+	Effective   string `json:"effective,omitempty"`
+	Expires     string `json:"expires,omitempty"`
 }
 
 // Input builds the logged input of r.
@@ -197,7 +210,7 @@ func Input(r *engine.Record, p *ledger.Pseudonymizer) *InputView {
 	v.Meeting.ID = f.MeetingID
 	v.Meeting.Host = HostView{AccountID: p.Account(f.AccountID), AccountCountry: f.AccountCountry, Connected: f.Host != nil}
 	if f.Host != nil {
-		v.Meeting.Host.Country = f.Host.Country
+		v.Meeting.Host.Country, v.Meeting.Host.Subdivisions = f.Host.Country, f.Host.Subdivisions
 	}
 	v.Meeting.ParticipantCount = len(f.Participants)
 	for _, loc := range f.Participants {
@@ -206,13 +219,26 @@ func Input(r *engine.Record, p *ledger.Pseudonymizer) *InputView {
 		} else {
 			v.Meeting.ParticipantsByCountry[loc.Country]++
 		}
+		for _, s := range loc.Subdivisions {
+			if v.Meeting.ParticipantsBySubdivision == nil {
+				v.Meeting.ParticipantsBySubdivision = map[string]int{}
+			}
+			v.Meeting.ParticipantsBySubdivision[s]++
+		}
 	}
 	if f.Joining != nil {
-		v.Joining = &PersonView{ID: p.Participant(f.Joining.ID), Country: f.Joining.Country}
+		v.Joining = &PersonView{ID: p.Participant(f.Joining.ID), Country: f.Joining.Country, Subdivisions: f.Joining.Subdivisions}
 	}
+	v.OrdersNotInForce = r.Decision.OrdersNotInForce
 	if r.Decision.Preview {
-		for id, o := range f.Orders {
-			ov := &OrderView{ID: id, Authority: o.Authority, Demands: o.Demands, Meetings: o.Targets.Meetings, LegalBasis: o.LegalBasis, Received: o.Received}
+		// The preview order, evaluated or not in force.
+		previews := f.Orders
+		if len(previews) == 0 {
+			previews = r.OrdersNotInForce
+		}
+		for id, o := range previews {
+			ov := &OrderView{ID: id, Authority: o.Authority, Demands: o.Demands, Meetings: o.Targets.Meetings, AllMeetings: o.Targets.AllMeetings,
+				LegalBasis: o.LegalBasis, Received: o.Received, Effective: o.Effective, Expires: o.Expires}
 			for _, a := range o.Targets.Accounts {
 				ov.Accounts = append(ov.Accounts, p.Account(a))
 			}

@@ -73,4 +73,24 @@ func TestEventIsPseudonymized(t *testing.T) {
 	if rec.Decision.Actions[0].ParticipantID != "alice" {
 		t.Error("Event changed the decision it was given")
 	}
+
+	// Subdivisions and orders not in force are logged too; a preview order
+	// not in force is the logged order.
+	rec.Facts.Participants["alice"] = guard.Located{Country: "UA", By: "ip", Subdivisions: []string{"UA-43"}}
+	rec.Facts.Joining.Located = guard.Located{Country: "GB", By: "ip", Subdivisions: []string{"GB-ENG", "GB-LND"}}
+	rec.Decision.Preview = true
+	rec.Decision.OrdersNotInForce = []decision.OrderStatus{{OrderID: "o-2", Status: "expired"}}
+	rec.OrdersNotInForce = map[string]registry.Order{"o-2": {Authority: "cn.cac", Demands: []string{"remove_participants"}, Targets: registry.Targets{AllMeetings: true}, Expires: "2026-01-31"}}
+	rec.Facts.Orders = map[string]registry.Order{}
+	info, err = decisionlog.Event(rec, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = json.Marshal(*info.Input)
+	for _, want := range []string{`"participants_by_subdivision":{"UA-43":1}`, `"subdivisions":["GB-ENG","GB-LND"]`,
+		`"orders_not_in_force":[{"order_id":"o-2","status":"expired"}]`, `"id":"o-2","target_all_meetings":true`, `"expires":"2026-01-31"`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("the event lacks %s: %s", want, raw)
+		}
+	}
 }

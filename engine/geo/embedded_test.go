@@ -53,7 +53,7 @@ func TestEmbeddedShared(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if got := b.Locate(netip.MustParseAddr("147.8.2.58")); got != known("HK") {
+	if got := b.Locate(netip.MustParseAddr("147.8.2.58")); !got.Equal(known("HK")) {
 		t.Errorf("after Close of the shared DB, Locate = %+v, want HK", got)
 	}
 }

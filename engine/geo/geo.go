@@ -2,8 +2,9 @@
 //
 // geoscope enforces a government demand only on participants located inside
 // the demanding authority's jurisdiction, so this package answers exactly one
-// question: in which country is this address located? Three rules follow from
-// that purpose and shape the whole API:
+// question: in which country (and, with a City database, in which of its
+// subdivisions) is this address located? Three rules follow from that
+// purpose and shape the whole API:
 //
 //   - The answer is the located country (the MaxMind DB field
 //     country.iso_code), never registered_country. The registered country is
@@ -33,6 +34,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -86,11 +88,24 @@ type Location struct {
 	// country.iso_code. It is empty when Known is false. It is never derived
 	// from registered_country.
 	Country string
+	// Subdivisions are the ISO 3166-2 codes ("UA-43", "GB-ENG") of the
+	// subdivisions the address is located in, the largest first, built
+	// from the database's subdivisions[].iso_code and the located country.
+	// Only City databases have subdivisions; with a Country database (the
+	// embedded one) this is always empty, so nobody is ever located in a
+	// subdivision. Empty when Known is false. The slice is shared by every
+	// address of the record: do not modify it.
+	Subdivisions []string
 	// Known reports whether Country is set.
 	Known bool
 	// Reason explains an unknown location with one of the Reason* constants;
 	// it is empty when Known is true.
 	Reason string
+}
+
+// Equal reports whether l and o are the same answer.
+func (l Location) Equal(o Location) bool {
+	return l.Country == o.Country && l.Known == o.Known && l.Reason == o.Reason && slices.Equal(l.Subdivisions, o.Subdivisions)
 }
 
 // Info describes the database a DB was opened from, for audit records: a
@@ -101,6 +116,11 @@ type Info struct {
 	Database string
 	// Build is the database's build_epoch as a UTC time.
 	Build time.Time
+	// Subdivisions reports whether the database is of a kind that
+	// locates addresses in subdivisions (a City database). A Country
+	// database never does: an authority whose jurisdiction lists
+	// subdivisions then acts on nobody there.
+	Subdivisions bool
 }
 
 // Sentinel errors returned (wrapped) by Open and OpenBytes. Match them with
@@ -137,6 +157,21 @@ var supportedTypes = map[string]bool{
 	"DBIP-Country":                true,
 	"DBIP-City-Lite":              true,
 	"DBIP-Location (compat=City)": true,
+}
+
+// cityTypes are the supportedTypes whose records may carry subdivisions.
+var cityTypes = map[string]struct{}{
+	"GeoIP2-City":                 {},
+	"GeoLite2-City":               {},
+	"GeoIP2-City-Africa":          {},
+	"GeoIP2-City-Asia-Pacific":    {},
+	"GeoIP2-City-Europe":          {},
+	"GeoIP2-City-North-America":   {},
+	"GeoIP2-City-South-America":   {},
+	"GeoIP2-Precision-City":       {},
+	"GeoIP-City-Redacted-US":      {},
+	"DBIP-City-Lite":              {},
+	"DBIP-Location (compat=City)": {},
 }
 
 // DB is an opened geolocation database. Its data is immutable after opening
@@ -223,6 +258,10 @@ func open(b []byte) (*DB, error) {
 		return nil, fmt.Errorf("%w: database_type %q (want a GeoIP2, GeoLite2 or DB-IP Country or City database)",
 			ErrWrongType, md.DatabaseType)
 	}
+	// City-kind types carry subdivisions; Country types never do. (A City
+	// database may still lack them for an address; that person is then
+	// located in the country only.)
+	_, city := cityTypes[md.DatabaseType]
 	full, err := geoip2.OpenBytes(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
@@ -232,8 +271,9 @@ func open(b []byte) (*DB, error) {
 		full:     full,
 		ipv4Only: md.IPVersion == 4,
 		info: Info{
-			Database: md.DatabaseType,
-			Build:    time.Unix(int64(md.BuildEpoch), 0).UTC(), //nolint:gosec // epoch seconds fit in int64
+			Database:     md.DatabaseType,
+			Build:        time.Unix(int64(md.BuildEpoch), 0).UTC(), //nolint:gosec // epoch seconds fit in int64
+			Subdivisions: city,
 		},
 	}, nil
 }

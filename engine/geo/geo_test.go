@@ -32,7 +32,7 @@ func openStandard(t testing.TB) *geo.DB {
 func checkLocate(t *testing.T, db *geo.DB, addr string, want geo.Location) {
 	t.Helper()
 	got := db.Locate(netip.MustParseAddr(addr))
-	if got != want {
+	if !got.Equal(want) {
 		t.Errorf("Locate(%s) = %+v, want %+v", addr, got, want)
 	}
 }
@@ -110,7 +110,7 @@ func TestStandardEntriesAllExercised(t *testing.T) {
 		case e.Country == "":
 			want = unknown(geo.ReasonNoCountry)
 		}
-		if got := db.Locate(p.Addr()); got != want {
+		if got := db.Locate(p.Addr()); !got.Equal(want) {
 			t.Errorf("%s: Locate(%s) = %+v, want %+v", e.Network, p.Addr(), got, want)
 		}
 	}
@@ -149,7 +149,7 @@ func TestLocateZoneIgnored(t *testing.T) {
 
 func TestLocateInvalid(t *testing.T) {
 	db := openStandard(t)
-	if got := db.Locate(netip.Addr{}); got != unknown(geo.ReasonInvalid) {
+	if got := db.Locate(netip.Addr{}); !got.Equal(unknown(geo.ReasonInvalid)) {
 		t.Errorf("Locate(zero Addr) = %+v, want reason %q", got, geo.ReasonInvalid)
 	}
 }
@@ -249,7 +249,7 @@ func TestLocateAgreesWithGeoIP2(t *testing.T) {
 		case rec.Country.ISOCode == "":
 			want = unknown(geo.ReasonNoCountry)
 		}
-		if got := db.Locate(a); got != want {
+		if got := db.Locate(a); !got.Equal(want) {
 			t.Errorf("Locate(%s) = %+v; geoip2 says country %q registered %q anycast %v",
 				a, got, rec.Country.ISOCode, rec.RegisteredCountry.ISOCode, rec.Traits.IsAnycast)
 		}
@@ -377,7 +377,7 @@ func TestConcurrentLocate(t *testing.T) {
 		wg.Go(func() {
 			for range 200 {
 				for addr, w := range want {
-					if got := db.Locate(netip.MustParseAddr(addr)); got != w {
+					if got := db.Locate(netip.MustParseAddr(addr)); !got.Equal(w) {
 						errs <- fmt.Errorf("Locate(%s) = %+v, want %+v", addr, got, w)
 						return
 					}
@@ -416,7 +416,7 @@ func TestLocateManyRecords(t *testing.T) {
 	}
 	for pass := range 3 {
 		for a, cc := range want {
-			if got := db.Locate(a); got != known(cc) {
+			if got := db.Locate(a); !got.Equal(known(cc)) {
 				t.Fatalf("pass %d: Locate(%s) = %+v, want %s", pass, a, got, cc)
 			}
 		}
@@ -482,5 +482,105 @@ func TestExplainShowsNetworkAndIgnoredRegisteredCountry(t *testing.T) {
 	d = db.Explain(netip.MustParseAddr("::ffff:1.0.16.9"))
 	if d.Country != "CN" || d.Network != netip.MustParsePrefix("1.0.16.0/20") {
 		t.Errorf("Explain(::ffff:1.0.16.9) = %+v", d)
+	}
+}
+
+func locatedIn(cc string, subdivisions ...string) geo.Location {
+	return geo.Location{Country: cc, Known: true, Subdivisions: subdivisions}
+}
+
+// A City database locates an address in the subdivisions of its record,
+// as ISO 3166-2 codes made from the located country and iso_code; nothing
+// else about the answer changes.
+func TestLocateSubdivisions(t *testing.T) {
+	db, err := geo.Open(geotest.StandardCity(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !db.Info().Subdivisions || db.Info().Database != geotest.StandardCityType {
+		t.Errorf("Info() = %+v, want a database that locates subdivisions", db.Info())
+	}
+	for addr, want := range map[string]geo.Location{
+		"91.200.1.1":           locatedIn("UA", "UA-43"),
+		"::ffff:91.200.1.1":    locatedIn("UA", "UA-43"),
+		"91.201.255.255":       locatedIn("UA", "UA-40"),
+		"91.202.0.1":           locatedIn("UA", "UA-30"),
+		"91.203.0.1":           locatedIn("UA"),
+		"91.204.0.1":           locatedIn("UA"), // malformed iso_code: the country only
+		"91.205.0.1":           unknown(geo.ReasonNoCountry),
+		"91.206.0.1":           unknown(geo.ReasonAnycast),
+		"81.2.69.142":          locatedIn("GB", "GB-ENG", "GB-LND"),
+		"1.0.16.5":             locatedIn("CN", "CN-BJ"),
+		"147.8.2.58":           locatedIn("HK"),
+		"101.32.0.1":           locatedIn("HK"),
+		"10.0.0.1":             unknown(geo.ReasonPrivate),
+		"91.207.0.1":           unknown(geo.ReasonNotListed),
+		"2408:8000::1":         locatedIn("CN"),
+		"2600:1f00::1":         locatedIn("US"),
+		"fe80::1":              unknown(geo.ReasonLinkLocal),
+		"2a00:1450:4001::1234": unknown(geo.ReasonNotListed),
+	} {
+		// Twice: the second answer comes from the record cache.
+		checkLocate(t, db, addr, want)
+		checkLocate(t, db, addr, want)
+	}
+	// Every address of the standard Country database answers the same
+	// country from the City database.
+	country := openStandard(t)
+	for _, e := range geotest.StandardEntries {
+		a := netip.MustParsePrefix(e.Network).Addr()
+		if got, want := db.Locate(a), country.Locate(a); got.Country != want.Country || got.Known != want.Known || got.Reason != want.Reason {
+			t.Errorf("%s: City %+v, Country %+v", a, got, want)
+		}
+	}
+}
+
+// A Country database never locates anyone in a subdivision, even one whose
+// records carry subdivisions (a mislabelled file is still read by its
+// records, but Info says what the type promises).
+func TestCountryDatabasesHaveNoSubdivisions(t *testing.T) {
+	db := openStandard(t)
+	if db.Info().Subdivisions {
+		t.Error("a Country database claims subdivisions")
+	}
+	emb, err := geo.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if emb.Info().Subdivisions {
+		t.Error("the embedded database claims subdivisions")
+	}
+	for _, a := range benchAddrsForSubdivisions() {
+		if loc := emb.Locate(a); len(loc.Subdivisions) > 0 {
+			t.Fatalf("the embedded database locates %s in %v", a, loc.Subdivisions)
+		}
+	}
+	for _, typ := range []string{"GeoLite2-City", "GeoIP2-City-Europe", "DBIP-City-Lite"} {
+		db, err := geo.Open(geotest.WriteFile(t, typ, geotest.StandardEntries[:1]))
+		if err != nil || !db.Info().Subdivisions {
+			t.Errorf("%s: Subdivisions false (%v)", typ, err)
+		}
+	}
+}
+
+func benchAddrsForSubdivisions() []netip.Addr {
+	var out []netip.Addr
+	for i := range 4096 {
+		out = append(out, netip.AddrFrom4([4]byte{byte(i * 61), byte(i * 7), byte(i), 1}))
+	}
+	return out
+}
+
+// Locating in subdivisions allocates nothing once the record is cached,
+// like locating in a country.
+func TestLocateSubdivisionsDoesNotAllocate(t *testing.T) {
+	db, err := geo.Open(geotest.StandardCity(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := netip.MustParseAddr("81.2.69.142")
+	db.Locate(a)
+	if n := testing.AllocsPerRun(100, func() { db.Locate(a) }); n != 0 {
+		t.Errorf("Locate allocates %v times per call", n)
 	}
 }

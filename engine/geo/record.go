@@ -1,6 +1,8 @@
 package geo
 
 import (
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -18,6 +20,11 @@ type record struct {
 	Traits struct {
 		IsAnycast bool `maxminddb:"is_anycast"`
 	} `maxminddb:"traits"`
+	// Subdivisions are present in City databases only, largest first;
+	// iso_code is the part after the hyphen ("43" of "UA-43").
+	Subdivisions []struct {
+		ISOCode string `maxminddb:"iso_code"`
+	} `maxminddb:"subdivisions"`
 }
 
 // location turns a decoded record into a Location. Anycast wins over a
@@ -33,7 +40,46 @@ func (r *record) location() Location {
 		// malformed iso_code: neither is a usable location.
 		return Location{Reason: ReasonNoCountry}
 	}
-	return Location{Country: cc, Known: true}
+	loc := Location{Country: cc, Known: true}
+	for _, sd := range r.Subdivisions {
+		// A subdivision is always one of the located country: the code is
+		// built from it, so a record cannot place anyone in another
+		// country's subdivision. A malformed iso_code is dropped (the
+		// person is then located in the country only, which never brings
+		// them inside a subdivision's jurisdiction).
+		if code, ok := subdivisionCode(cc, sd.ISOCode); ok && !slices.Contains(loc.Subdivisions, code) {
+			loc.Subdivisions = append(loc.Subdivisions, code)
+		}
+	}
+	return loc
+}
+
+// subdivisionCode makes the ISO 3166-2 code of a subdivision from the
+// country and the record's subdivision iso_code: one to three ASCII letters
+// or digits (upper-cased), as every ISO 3166-2 code has. A code already
+// prefixed with its country ("UA-43") is accepted too.
+func subdivisionCode(country, iso string) (string, bool) {
+	if len(iso) > 3 && iso[2] == '-' && strings.EqualFold(iso[:2], country) {
+		iso = iso[3:]
+	}
+	if len(iso) == 0 || len(iso) > 3 {
+		return "", false
+	}
+	b := make([]byte, 0, 3+len(iso))
+	b = append(b, country...)
+	b = append(b, '-')
+	for i := 0; i < len(iso); i++ {
+		c := iso[i]
+		switch {
+		case c >= 'a' && c <= 'z':
+			c -= 'a' - 'A'
+		case (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'):
+		default:
+			return "", false
+		}
+		b = append(b, c)
+	}
+	return string(b), true
 }
 
 // isoCodes holds every two-letter code "AA".."ZZ" back to back, so that a

@@ -156,14 +156,14 @@ func TestSpecialBeatsDatabase(t *testing.T) {
 			if a == s.prefix.Addr() {
 				want = naiveClassify(a) // may be a more specific earlier entry
 			}
-			if got := db.Locate(a); got != (Location{Reason: want}) {
+			if got := db.Locate(a); !got.Equal(Location{Reason: want}) {
 				t.Errorf("Locate(%s) in %v = %+v, want reason %q", a, s.prefix, got, want)
 			}
 		}
 	}
 	// And the database is really consulted for everything else.
 	for _, addr := range []string{"8.8.8.8", "100.63.255.255", "2a00::1", "2001:200::1", "fbff::1"} {
-		if got := db.Locate(netip.MustParseAddr(addr)); got != (Location{Country: "US", Known: true}) {
+		if got := db.Locate(netip.MustParseAddr(addr)); !got.Equal(Location{Country: "US", Known: true}) {
 			t.Errorf("Locate(%s) = %+v, want US", addr, got)
 		}
 	}
@@ -195,7 +195,7 @@ func TestIPv4OnlyDatabase(t *testing.T) {
 		"9.9.9.9":            {Reason: ReasonNotListed},
 		"fd00::1":            {Reason: ReasonPrivate},
 	} {
-		if got := db.Locate(netip.MustParseAddr(addr)); got != want {
+		if got := db.Locate(netip.MustParseAddr(addr)); !got.Equal(want) {
 			t.Errorf("Locate(%s) = %+v, want %+v", addr, got, want)
 		}
 	}

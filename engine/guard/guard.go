@@ -19,8 +19,15 @@ import (
 
 // Block codes.
 const (
-	CodeUnknownType         = "unknown_type"
-	CodeUnknownOrder        = "unknown_order"
+	CodeUnknownType  = "unknown_type"
+	CodeUnknownOrder = "unknown_order"
+	// CodeOrderNotInForce: the order targets the meeting but was not in
+	// force at the decision's time (not yet effective, expired or
+	// revoked), so it was not under evaluation.
+	CodeOrderNotInForce = "order_not_in_force"
+	// CodeServiceWideOrder: a meeting-wide or account action cites a
+	// service-wide order, from which only participant actions may follow.
+	CodeServiceWideOrder    = "service_wide_order"
 	CodeUnknownAuthority    = "unknown_authority"
 	CodeNoLegalBasis        = "no_legal_basis"
 	CodeNotTargeted         = "not_targeted"
@@ -45,10 +52,12 @@ type Person struct {
 
 // Located is a person's located country ("" when the location is unknown)
 // and how it was established (decision.LocatedByIP or LocatedByPhone; ""
-// when unknown).
+// when unknown), with the ISO 3166-2 subdivisions of that country the
+// GeoIP database places them in (City databases only; never for a phone).
 type Located struct {
-	Country string
-	By      string
+	Country      string
+	By           string
+	Subdivisions []string
 }
 
 // Facts are what the guard checks actions against. They come from the
@@ -68,8 +77,13 @@ type Facts struct {
 	// Admission marks a join-time question: only deny_join may pass.
 	Admission bool
 	// Orders are the orders under evaluation, by id: the preview order or
-	// the applicable standing orders.
-	Orders      map[string]registry.Order
+	// the applicable standing orders, in force at the decision's time.
+	Orders map[string]registry.Order
+	// NotInForce are the orders that target the meeting but were not in
+	// force at the decision's time, by id, with their status
+	// (registry.StatusNotYetEffective, StatusExpired, StatusRevoked). No
+	// action may cite one.
+	NotInForce  map[string]string
 	Authorities map[string]registry.Authority
 }
 
@@ -124,6 +138,9 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 	}
 	order, ok := f.Orders[a.OrderID]
 	if !ok {
+		if status, targets := f.NotInForce[a.OrderID]; targets {
+			return a, CodeOrderNotInForce, fmt.Sprintf("order %q was not in force at the decision's time (%s)", a.OrderID, status)
+		}
 		return a, CodeUnknownOrder, fmt.Sprintf("order %q is not under evaluation for this meeting", a.OrderID)
 	}
 	auth, ok := f.Authorities[order.Authority]
@@ -138,6 +155,9 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 	}
 	if !slices.ContainsFunc(order.Demands, registry.KnownDemand) {
 		return a, CodeNotDemanded, fmt.Sprintf("order %q makes no demand geoscope knows", a.OrderID)
+	}
+	if order.ServiceWide() && (a.Type == decision.EndMeeting || a.Type == decision.SuspendAccount) {
+		return a, CodeServiceWideOrder, fmt.Sprintf("order %q applies to every meeting; only participant actions may follow from it, not %s", a.OrderID, a.Type)
 	}
 	if a.MeetingID != "" && a.MeetingID != f.MeetingID {
 		return a, CodeWrongMeeting, fmt.Sprintf("action names meeting %q, the request is about %q", a.MeetingID, f.MeetingID)
@@ -164,10 +184,14 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 		if a.LocatedBy != "" && a.LocatedBy != loc.By {
 			return a, CodeMisstatedFacts, fmt.Sprintf("action claims %q was located by %q; located by %q", a.ParticipantID, a.LocatedBy, orUnknown(loc.By))
 		}
-		if !auth.Covers(loc.Country) {
-			return a, CodeOutsideJurisdiction, fmt.Sprintf("%q is located in %s, outside %s", a.ParticipantID, orUnknown(loc.Country), strings.Join(auth.Jurisdiction, ","))
+		if len(a.Subdivisions) > 0 && !sameSet(a.Subdivisions, loc.Subdivisions) {
+			return a, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %s; located in %s", a.ParticipantID, strings.Join(a.Subdivisions, ","), place(loc))
+		}
+		if !auth.Covers(loc.Country, loc.Subdivisions...) {
+			return a, CodeOutsideJurisdiction, fmt.Sprintf("%q is located in %s, outside %s", a.ParticipantID, place(loc), strings.Join(auth.Jurisdiction, ","))
 		}
 		out.ParticipantID, out.Host, out.Country, out.LocatedBy = a.ParticipantID, a.Host, loc.Country, loc.By
+		out.Subdivisions = loc.Subdivisions
 	case decision.EndMeeting:
 		if !order.Demanded(registry.DemandEndMeeting) {
 			return a, CodeNotDemanded, fmt.Sprintf("order %q does not demand end_meeting", a.OrderID)
@@ -220,16 +244,16 @@ func (g *checker) outsideCount(orderID string, auth registry.Authority) int {
 	}
 	n := 0
 	for _, loc := range g.facts.Participants {
-		if !auth.Covers(loc.Country) {
+		if !auth.Covers(loc.Country, loc.Subdivisions...) {
 			n++
 		}
 	}
-	if h := g.facts.Host; h != nil && !auth.Covers(h.Country) {
+	if h := g.facts.Host; h != nil && !auth.Covers(h.Country, h.Subdivisions...) {
 		n++
 	}
 	// Ending the meeting or suspending its account would also shut out the
 	// participant asking to join.
-	if j := g.facts.Joining; j != nil && !auth.Covers(j.Country) {
+	if j := g.facts.Joining; j != nil && !auth.Covers(j.Country, j.Subdivisions...) {
 		n++
 	}
 	g.outside[orderID] = n
@@ -244,6 +268,15 @@ func who(a decision.Action) string {
 		return "the connected host"
 	}
 	return "connected to the meeting"
+}
+
+// place is where a person is located, for reasons: "UA (UA-43)", "CN",
+// "an unknown location".
+func place(loc Located) string {
+	if loc.Country == "" || len(loc.Subdivisions) == 0 {
+		return orUnknown(loc.Country)
+	}
+	return loc.Country + " (" + strings.Join(loc.Subdivisions, ", ") + ")"
 }
 
 func orUnknown(country string) string {

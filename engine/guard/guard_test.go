@@ -2,6 +2,7 @@ package guard
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/geoscope/geoscope/engine/decision"
@@ -25,7 +26,124 @@ func facts() *Facts {
 			"no-demand": {Authority: "cn", Demands: []string{"seize"}, Targets: registry.Targets{Meetings: []string{"m1"}}, LegalBasis: "law"},
 			"empty-j":   {Authority: "nowhere", Demands: []string{"end_meeting"}, Targets: registry.Targets{Meetings: []string{"m1"}}, LegalBasis: "law"},
 		},
+		NotInForce:  map[string]string{"expired": registry.StatusExpired, "later": registry.StatusNotYetEffective, "revoked": registry.StatusRevoked},
 		Authorities: map[string]registry.Authority{"cn": {Name: "CN", Jurisdiction: []string{"CN"}}, "nowhere": {Name: "none"}},
+	}
+}
+
+// subdivisionFacts: a meeting with people in and around Crimea (UA-43),
+// an order of an authority over UA-43 alone, one over CN and UA-43, and a
+// service-wide order.
+func subdivisionFacts() *Facts {
+	ua := func(subdivisions ...string) Located {
+		return Located{Country: "UA", By: decision.LocatedByIP, Subdivisions: subdivisions}
+	}
+	return &Facts{
+		MeetingID:      "m1",
+		AccountID:      "acct",
+		AccountCountry: "UA",
+		Host:           &Person{ID: "acct", Located: ua("UA-43")},
+		Participants: map[string]Located{
+			"p-crimea": ua("UA-43"), "p-kyiv": ua("UA-30"), "p-ua": ua(), "p-cn": byIP("CN"), "p-phone": {Country: "UA", By: decision.LocatedByPhone},
+		},
+		Joining: &Person{ID: "j-crimea", Located: ua("UA-43")},
+		Orders: map[string]registry.Order{
+			"crimea":   {Authority: "ua43", Demands: []string{"end_meeting", "suspend_account", "remove_participants"}, Targets: registry.Targets{Meetings: []string{"m1"}}, LegalBasis: "law"},
+			"mixed":    {Authority: "mixed", Demands: []string{"end_meeting"}, Targets: registry.Targets{Meetings: []string{"m1"}}, LegalBasis: "law"},
+			"everyone": {Authority: "ua43", Demands: []string{"remove_participants"}, Targets: registry.Targets{AllMeetings: true}, LegalBasis: "law"},
+			// A service-wide order that (against the registry validation)
+			// demands everything: the guard still allows participant
+			// actions only.
+			"everyone-all": {Authority: "ua43", Demands: []string{"end_meeting", "suspend_account", "remove_participants"}, Targets: registry.Targets{AllMeetings: true}, LegalBasis: "law"},
+		},
+		Authorities: map[string]registry.Authority{
+			"ua43":  {Name: "Crimea", Jurisdiction: []string{"UA-43"}},
+			"mixed": {Name: "CN and Crimea", Jurisdiction: []string{"CN", "UA-43"}},
+		},
+	}
+}
+
+func allInCrimea(f *Facts) {
+	f.Participants = map[string]Located{"p-crimea": f.Host.Located, "p-crimea2": f.Host.Located}
+}
+
+// Orders not in force, service-wide orders and subdivision jurisdictions:
+// no action may cite an order that is not in force, a service-wide order
+// leads to participant actions only, and a subdivision covers only people
+// located in it.
+func TestCheckValidityServiceWideAndSubdivisions(t *testing.T) {
+	remove := func(order, who string) decision.Action {
+		return decision.Action{Type: decision.RemoveParticipant, ParticipantID: who, OrderID: order}
+	}
+	cases := []struct {
+		name   string
+		facts  func() *Facts
+		action decision.Action
+		code   string
+	}{
+		{name: "expired order", facts: facts, action: remove("expired", "p-cn"), code: CodeOrderNotInForce},
+		{name: "order not yet effective", facts: facts, action: decision.Action{Type: decision.DenyJoin, ParticipantID: "j-cn", OrderID: "later"}, code: CodeOrderNotInForce},
+		{name: "revoked order ending a meeting", facts: func() *Facts { f := facts(); everyoneInside(f); return f }, action: decision.Action{Type: decision.EndMeeting, OrderID: "revoked"}, code: CodeOrderNotInForce},
+		{name: "order neither in force nor targeting", facts: facts, action: remove("elsewhere-expired", "p-cn"), code: CodeUnknownOrder},
+
+		{name: "located in the subdivision", facts: subdivisionFacts, action: remove("crimea", "p-crimea")},
+		{name: "located elsewhere in the country", facts: subdivisionFacts, action: remove("crimea", "p-kyiv"), code: CodeOutsideJurisdiction},
+		{name: "located in the country, no subdivision", facts: subdivisionFacts, action: remove("crimea", "p-ua"), code: CodeOutsideJurisdiction},
+		{name: "located by phone in the country", facts: subdivisionFacts, action: remove("crimea", "p-phone"), code: CodeOutsideJurisdiction},
+		{name: "host in the subdivision", facts: subdivisionFacts, action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "acct", Host: true, OrderID: "crimea"}},
+		{name: "joining in the subdivision", facts: subdivisionFacts, action: decision.Action{Type: decision.DenyJoin, ParticipantID: "j-crimea", OrderID: "crimea"}},
+		{name: "mixed jurisdiction, the country", facts: subdivisionFacts, action: remove("mixed", "p-cn")},
+		{name: "mixed jurisdiction, the subdivision", facts: subdivisionFacts, action: remove("mixed", "p-crimea")},
+		{name: "mixed jurisdiction, the subdivision's country", facts: subdivisionFacts, action: remove("mixed", "p-kyiv"), code: CodeOutsideJurisdiction},
+		{name: "misstated subdivision", facts: subdivisionFacts, action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-kyiv", OrderID: "crimea", Subdivisions: []string{"UA-43"}}, code: CodeMisstatedFacts},
+		{name: "end_meeting with someone elsewhere in the country", facts: subdivisionFacts, action: decision.Action{Type: decision.EndMeeting, OrderID: "crimea"}, code: CodeAffectsOutside},
+		{name: "end_meeting everyone in the subdivision", facts: func() *Facts { f := subdivisionFacts(); allInCrimea(f); return f }, action: decision.Action{Type: decision.EndMeeting, OrderID: "crimea"}},
+		{name: "end_meeting with the joining participant in the country only", facts: func() *Facts { f := subdivisionFacts(); allInCrimea(f); f.Joining.Subdivisions = nil; return f }, action: decision.Action{Type: decision.EndMeeting, OrderID: "crimea"}, code: CodeAffectsOutside},
+		// An account is registered in a country, never in a subdivision.
+		{name: "suspend an account of a subdivision jurisdiction", facts: func() *Facts { f := subdivisionFacts(); allInCrimea(f); return f }, action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "crimea"}, code: CodeAffectsOutside},
+
+		{name: "service-wide order removes inside", facts: subdivisionFacts, action: remove("everyone", "p-crimea")},
+		{name: "service-wide order removes outside", facts: subdivisionFacts, action: remove("everyone", "p-kyiv"), code: CodeOutsideJurisdiction},
+		{name: "service-wide order denies joining inside", facts: subdivisionFacts, action: decision.Action{Type: decision.DenyJoin, ParticipantID: "j-crimea", OrderID: "everyone"}},
+		{name: "service-wide order ends a meeting entirely inside", facts: func() *Facts { f := subdivisionFacts(); allInCrimea(f); return f }, action: decision.Action{Type: decision.EndMeeting, OrderID: "everyone-all"}, code: CodeServiceWideOrder},
+		{name: "service-wide order suspends an account", facts: func() *Facts { f := subdivisionFacts(); allInCrimea(f); return f }, action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "everyone-all"}, code: CodeServiceWideOrder},
+		{name: "service-wide order, undemanded end_meeting", facts: func() *Facts { f := subdivisionFacts(); allInCrimea(f); return f }, action: decision.Action{Type: decision.EndMeeting, OrderID: "everyone"}, code: CodeServiceWideOrder},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tc.facts()
+			kept, blocked := Check(f, []decision.Action{tc.action})
+			if tc.code == "" {
+				if len(kept) != 1 || len(blocked) != 0 {
+					t.Fatalf("kept %+v, blocked %+v; want kept", kept, blocked)
+				}
+				return
+			}
+			if len(kept) != 0 || len(blocked) != 1 || blocked[0].Code != tc.code || blocked[0].Reason == "" {
+				t.Fatalf("kept %+v, blocked %+v; want blocked %s", kept, blocked, tc.code)
+			}
+		})
+	}
+}
+
+// A kept action on a person states the subdivisions they were located in.
+func TestCheckFillsSubdivisions(t *testing.T) {
+	f := subdivisionFacts()
+	kept, blocked := Check(f, []decision.Action{
+		{Type: decision.RemoveParticipant, ParticipantID: "p-crimea", OrderID: "mixed"},
+		{Type: decision.RemoveParticipant, ParticipantID: "p-cn", OrderID: "mixed"},
+		{Type: decision.RemoveParticipant, ParticipantID: "p-crimea", OrderID: "crimea", Subdivisions: []string{"UA-43"}},
+	})
+	if len(blocked) != 0 || len(kept) != 3 {
+		t.Fatalf("kept %+v blocked %+v", kept, blocked)
+	}
+	if !slices.Equal(kept[0].Subdivisions, []string{"UA-43"}) || kept[0].Country != "UA" || kept[1].Subdivisions != nil ||
+		!slices.Equal(kept[0].Jurisdiction, []string{"CN", "UA-43"}) {
+		t.Errorf("kept = %+v", kept)
+	}
+	_, blocked = Check(f, []decision.Action{{Type: decision.RemoveParticipant, ParticipantID: "p-kyiv", OrderID: "crimea"}})
+	if len(blocked) != 1 || !strings.Contains(blocked[0].Reason, "UA (UA-30)") {
+		t.Errorf("the reason should say where the person is located: %+v", blocked)
 	}
 }
 

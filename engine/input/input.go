@@ -81,14 +81,20 @@ const (
 // Roles lists the participant roles in a stable order.
 var Roles = []string{RoleHost, RoleCoHost, RolePanelist, RoleAttendee}
 
-// Order is a demand submitted with the request for preview.
+// Order is a demand submitted with the request for preview. It may state
+// when it is in force as a registry order does (effective, expires,
+// revoked); one that is not in force at the decision's time is not
+// evaluated.
 type Order struct {
-	ID         string           `json:"id"`
-	Authority  string           `json:"authority"`
-	Demands    []string         `json:"demands"`
-	Targets    registry.Targets `json:"targets"`
-	LegalBasis string           `json:"legal_basis,omitempty"`
-	Received   string           `json:"received,omitempty"`
+	ID         string               `json:"id"`
+	Authority  string               `json:"authority"`
+	Demands    []string             `json:"demands"`
+	Targets    registry.Targets     `json:"targets"`
+	LegalBasis string               `json:"legal_basis,omitempty"`
+	Received   string               `json:"received,omitempty"`
+	Effective  string               `json:"effective,omitempty"`
+	Expires    string               `json:"expires,omitempty"`
+	Revoked    *registry.Revocation `json:"revoked,omitempty"`
 }
 
 // Registry returns the order in the registry's shape.
@@ -99,6 +105,9 @@ func (o *Order) Registry() registry.Order {
 		Targets:    o.Targets,
 		LegalBasis: o.LegalBasis,
 		Received:   o.Received,
+		Effective:  o.Effective,
+		Expires:    o.Expires,
+		Revoked:    o.Revoked,
 	}
 }
 
@@ -298,6 +307,63 @@ func (o *Order) validate() error {
 		if err := checkID(field{base: "order.targets.accounts", index: i}, id); err != nil {
 			return err
 		}
+	}
+	if o.Targets.AllMeetings {
+		if len(o.Targets.Meetings) > 0 || len(o.Targets.Accounts) > 0 {
+			return invalid("order.targets.all_meetings", "a service-wide order applies to every meeting and names no meetings or accounts besides")
+		}
+		for i, d := range o.Demands {
+			if d == registry.DemandEndMeeting || d == registry.DemandSuspendAccount {
+				return invalid(indexed("order.demands", i), "a service-wide order (targets.all_meetings) may demand only %s, not %s", registry.DemandRemoveParticipants, d)
+			}
+		}
+	}
+	return o.validateValidity()
+}
+
+// validateValidity checks effective, expires and revoked as the registry
+// validation does: dates YYYY-MM-DD or RFC 3339 date-times in the years
+// registry.MinYear to MaxYear, expires after effective, a revocation with a
+// date and a reason.
+func (o *Order) validateValidity() error {
+	for _, d := range []struct{ name, value string }{{"order.effective", o.Effective}, {"order.expires", o.Expires}} {
+		if d.value != "" {
+			if err := checkDate(d.name, d.value); err != nil {
+				return err
+			}
+		}
+	}
+	if r := o.Revoked; r != nil {
+		if r.Date == "" {
+			return invalid("order.revoked.date", "is required: a revocation states its date")
+		}
+		if err := checkDate("order.revoked.date", r.Date); err != nil {
+			return err
+		}
+		if strings.TrimSpace(r.Reason) == "" {
+			return invalid("order.revoked.reason", "is required: a revocation states its reason")
+		}
+		if err := checkText(at("order.revoked.reason"), r.Reason); err != nil {
+			return err
+		}
+	}
+	// Each date parses, so the only error left is their order.
+	if _, err := o.Registry().Validity(); err != nil {
+		return invalid("order.expires", "%s is not after effective (%s): the order would never be in force", quote(o.Expires), quote(o.Effective))
+	}
+	return nil
+}
+
+// maxDateLength bounds a date-time (with nanoseconds and an offset it is
+// 35 bytes), so that a long value is refused without being quoted back.
+const maxDateLength = 40
+
+func checkDate(name, value string) error {
+	if len(value) > maxDateLength {
+		return invalid(name, "is not a date YYYY-MM-DD or an RFC 3339 date-time")
+	}
+	if _, _, err := registry.ParseInstant(value, false); err != nil {
+		return invalid(name, "%s", strings.TrimPrefix(err.Error(), registry.ErrDate.Error()+": "))
 	}
 	return nil
 }

@@ -362,3 +362,42 @@ func TestDecodeParticipantNamedLikeUnconnectedHost(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A preview order may state its validity and apply to every meeting, like
+// a registry order; every mistake names its field.
+func TestPreviewOrderValidityAndServiceWide(t *testing.T) {
+	body := func(order string) []byte {
+		return []byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "order": {"id": "o", "authority": "x", ` + order + `}}`)
+	}
+	r, err := Decode(body(`"demands": ["remove_participants"], "targets": {"all_meetings": true},
+	  "effective": "2026-01-01", "expires": "2026-12-31T23:59:59+02:00", "revoked": {"date": "2026-06-01", "reason": "withdrawn"}`), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := r.Order.Registry()
+	if !o.Targets.AllMeetings || o.Effective != "2026-01-01" || o.Expires != "2026-12-31T23:59:59+02:00" || o.Revoked == nil || o.Revoked.Reason != "withdrawn" {
+		t.Errorf("order = %+v", o)
+	}
+	long := strings.Repeat("9", 100)
+	for order, want := range map[string]string{
+		`"demands": ["end_meeting"], "effective": "2026-02-30"`:                                       `order.effective: "2026-02-30" is neither a date YYYY-MM-DD nor an RFC 3339 date-time`,
+		`"demands": ["end_meeting"], "expires": "2026-01-01T00:00:00"`:                                `order.expires: "2026-01-01T00:00:00" is neither a date YYYY-MM-DD nor an RFC 3339 date-time`,
+		`"demands": ["end_meeting"], "expires": "2300-01-01"`:                                         `order.expires: "2300-01-01" is outside the years 1900 to 2199`,
+		`"demands": ["end_meeting"], "expires": "` + long + `"`:                                       `order.expires: is not a date YYYY-MM-DD or an RFC 3339 date-time`,
+		`"demands": ["end_meeting"], "effective": "2026-02-01", "expires": "2026-01-31"`:              `order.expires: "2026-01-31" is not after effective ("2026-02-01"): the order would never be in force`,
+		`"demands": ["end_meeting"], "revoked": {"date": "2026-01-01"}`:                               `order.revoked.reason: is required: a revocation states its reason`,
+		`"demands": ["end_meeting"], "revoked": {"reason": "r"}`:                                      `order.revoked.date: is required: a revocation states its date`,
+		`"demands": ["end_meeting"], "revoked": {"date": "yesterday", "reason": "r"}`:                 `order.revoked.date: "yesterday" is neither a date YYYY-MM-DD nor an RFC 3339 date-time`,
+		`"demands": ["end_meeting"], "revoked": {"date": "2026-01-01", "reason": "r", "by": "court"}`: `order.revoked.by: unknown field`,
+		`"demands": ["end_meeting"], "revoked": "2026-01-01"`:                                         `order.revoked: expected an object, got a string`,
+		`"demands": ["remove_participants", "end_meeting"], "targets": {"all_meetings": true}`:        `order.demands[1]: a service-wide order (targets.all_meetings) may demand only remove_participants, not end_meeting`,
+		`"demands": ["suspend_account"], "targets": {"all_meetings": true}`:                           `order.demands[0]: a service-wide order (targets.all_meetings) may demand only remove_participants, not suspend_account`,
+		`"demands": ["remove_participants"], "targets": {"all_meetings": true, "meetings": ["m"]}`:    `order.targets.all_meetings: a service-wide order applies to every meeting and names no meetings or accounts besides`,
+		`"demands": ["remove_participants"], "targets": {"all_meetings": "yes"}`:                      `order.targets.all_meetings: expected a boolean, got a string`,
+	} {
+		_, err := Decode(body(order), Limits{})
+		if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s:\n error %v\n want  %s", order, err, want)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/geo"
 	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/registry"
 )
 
 // Entry is one recorded decision. It identifies nobody on its own:
@@ -34,14 +35,20 @@ type Entry struct {
 	AllowJoin  *bool     `json:"allow_join,omitempty"`
 	// Preview marks a decision about an order submitted for review, not
 	// taken from the registry: nothing was enforced on its account.
-	Preview       bool              `json:"preview,omitempty"`
-	Orders        []Order           `json:"orders"`
-	Actions       []Action          `json:"actions"`
-	Refused       []Refusal         `json:"refused"`
-	GuardBlocked  []Blocked         `json:"guard_blocked"`
-	Bundles       map[string]string `json:"bundles"`
-	Geo           decision.Geo      `json:"geo"`
-	EngineVersion string            `json:"engine_version"`
+	Preview bool `json:"preview,omitempty"`
+	// Orders are the orders evaluated: in force at Time.
+	Orders []Order `json:"orders"`
+	// OrdersNotInForce are the orders that targeted the meeting but were
+	// not in force at Time (each with its Status): not evaluated, and no
+	// action could cite one. Absent when there were none (and in entries
+	// recorded before orders had a period of validity).
+	OrdersNotInForce []Order           `json:"orders_not_in_force,omitempty"`
+	Actions          []Action          `json:"actions"`
+	Refused          []Refusal         `json:"refused"`
+	GuardBlocked     []Blocked         `json:"guard_blocked"`
+	Bundles          map[string]string `json:"bundles"`
+	Geo              decision.Geo      `json:"geo"`
+	EngineVersion    string            `json:"engine_version"`
 	// Replica names the geoscope process that decided (Config.Replica).
 	// Entries recorded before replicas were named have none.
 	Replica string `json:"replica,omitempty"`
@@ -53,7 +60,8 @@ const (
 	KindAdmission = "admission"
 )
 
-// Order is an order under evaluation, as the registry stated it then.
+// Order is an order that targeted the meeting, as the registry stated it
+// then.
 type Order struct {
 	OrderID       string   `json:"order_id"`
 	Authority     string   `json:"authority"`
@@ -62,6 +70,31 @@ type Order struct {
 	Demands       []string `json:"demands"`
 	LegalBasis    string   `json:"legal_basis"`
 	Received      string   `json:"received,omitempty"`
+	// ServiceWide marks an order that applies to every meeting.
+	ServiceWide bool `json:"service_wide,omitempty"`
+	// Effective, Expires and Revoked are the order's period of validity
+	// and revocation as stated (absent when it states none).
+	Effective string               `json:"effective,omitempty"`
+	Expires   string               `json:"expires,omitempty"`
+	Revoked   *registry.Revocation `json:"revoked,omitempty"`
+	// Status is the order's status at the decision's time: "in_force"
+	// for the orders evaluated, "not_yet_effective", "expired" or
+	// "revoked" for the others (registry.Statuses). Entries recorded
+	// before orders had a period of validity have none: every order was
+	// in force.
+	Status string `json:"status,omitempty"`
+}
+
+// InForce reports whether the order was in force at the decision's time.
+func (o Order) InForce() bool { return o.Status == "" || o.Status == registry.StatusInForce }
+
+// ledgerOrder is o as an entry states it.
+func ledgerOrder(id string, o registry.Order, auth registry.Authority, status string) Order {
+	return Order{
+		OrderID: id, Authority: o.Authority, AuthorityName: auth.Name, Jurisdiction: auth.Jurisdiction,
+		Demands: o.Demands, LegalBasis: o.LegalBasis, Received: o.Received, ServiceWide: o.Targets.AllMeetings,
+		Effective: o.Effective, Expires: o.Expires, Revoked: o.Revoked, Status: status,
+	}
 }
 
 // Action is an action carried out.
@@ -74,13 +107,19 @@ type Action struct {
 	// LocatedBy says how Country was established for an action on a
 	// person: "ip", or "phone" for a dial-in caller located by the
 	// country of the calling number (never the number itself).
-	LocatedBy    string   `json:"located_by,omitempty"`
+	LocatedBy string `json:"located_by,omitempty"`
+	// Subdivisions are the ISO 3166-2 subdivisions of Country the person
+	// was located in (a GeoIP City database only).
+	Subdivisions []string `json:"subdivisions,omitempty"`
 	Network      string   `json:"network,omitempty"` // /24 or /48 of the participant's address
 	Jurisdiction []string `json:"jurisdiction"`
 	Reason       string   `json:"reason"`
 	// Reached counts everyone a meeting-wide or account action reached, by
 	// located country ("unknown" when unknown): the evidence that nobody
-	// outside the jurisdiction was affected.
+	// outside the jurisdiction was affected. For an order whose
+	// jurisdiction lists subdivisions, a person inside is counted under the
+	// subdivision (or country) of the jurisdiction that covers them, and a
+	// person outside under their country.
 	Reached map[string]int `json:"reached,omitempty"`
 }
 
@@ -176,11 +215,11 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 	}
 	for _, id := range d.OrderIDs {
 		o := r.Orders[id]
-		auth := r.Authorities[o.Authority]
-		e.Orders = append(e.Orders, Order{
-			OrderID: id, Authority: o.Authority, AuthorityName: auth.Name, Jurisdiction: auth.Jurisdiction,
-			Demands: o.Demands, LegalBasis: o.LegalBasis, Received: o.Received,
-		})
+		e.Orders = append(e.Orders, ledgerOrder(id, o, r.Authorities[o.Authority], registry.StatusInForce))
+	}
+	for _, s := range d.OrdersNotInForce {
+		o := r.OrdersNotInForce[s.OrderID]
+		e.OrdersNotInForce = append(e.OrdersNotInForce, ledgerOrder(s.OrderID, o, r.Authorities[o.Authority], s.Status))
 	}
 	subject := func(a decision.Action) string {
 		// Whatever an action names is scrubbed from free text, even an id
@@ -198,12 +237,16 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 		return ""
 	}
 	for i, a := range d.Actions {
-		act := Action{Type: a.Type, OrderID: a.OrderID, Subject: subject(a), Host: a.Host, Country: a.Country, LocatedBy: a.LocatedBy, Jurisdiction: a.Jurisdiction}
+		act := Action{Type: a.Type, OrderID: a.OrderID, Subject: subject(a), Host: a.Host, Country: a.Country, LocatedBy: a.LocatedBy,
+			Subdivisions: a.Subdivisions, Jurisdiction: a.Jurisdiction}
 		if i < len(r.Networks) && r.Networks[i].IsValid() {
 			act.Network = coarse(r.Networks[i]).String()
 		}
 		if a.Type == decision.EndMeeting || a.Type == decision.SuspendAccount {
 			act.Reached = r.Reached
+			if by, ok := r.ReachedByOrder[a.OrderID]; ok {
+				act.Reached = by
+			}
 		}
 		e.Actions = append(e.Actions, act)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"net/url"
 	"os"
@@ -1374,4 +1375,103 @@ func TestSQLiteLogIsCheckpointedBesideTheWriter(t *testing.T) {
 	if n := len(page.Entries); n != 300 {
 		t.Errorf("%d entries, want 300", n)
 	}
+}
+
+// An entry states which orders were in force (with their period of
+// validity) and which targeted the meeting but were not; an action on a
+// person located in a subdivision states it; a meeting-wide action of a
+// subdivision jurisdiction counts who it reached by the entry covering
+// them. The statement of reasons says the order was in force.
+func TestOrdersInForceAndSubdivisionsRecorded(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		auths := map[string]registry.Authority{
+			"cn.cac":    authorities["cn.cac"],
+			"ua.crimea": {Name: "Crimea Sanctions Office", Jurisdiction: []string{"UA-43"}},
+		}
+		inForce := registry.Order{Authority: "ua.crimea", Demands: []string{"remove_participants", "end_meeting"}, LegalBasis: "sanctions",
+			Targets: registry.Targets{Meetings: []string{"m-1"}}, Effective: "2026-01-01", Expires: "2026-12-31T18:00:00+02:00"}
+		everyone := registry.Order{Authority: "ua.crimea", Demands: []string{"remove_participants"}, LegalBasis: "service-wide sanctions",
+			Targets: registry.Targets{AllMeetings: true}}
+		expired := registry.Order{Authority: "cn.cac", Demands: []string{"end_meeting"}, LegalBasis: "old", Expires: "2025-12-31",
+			Targets: registry.Targets{Meetings: []string{"m-1"}}}
+		revoked := registry.Order{Authority: "cn.cac", Demands: []string{"remove_participants"}, LegalBasis: "revoked one",
+			Targets: registry.Targets{Meetings: []string{"m-1"}}, Revoked: &registry.Revocation{Date: "2026-03-01", Reason: "withdrawn (letter 7)"}}
+		id := newID()
+		j := []string{"UA-43"}
+		r := &engine.Record{
+			Decision: &decision.Decision{
+				DecisionID: id, Time: baseTime, MeetingID: "m-1",
+				Actions: []decision.Action{
+					{Type: decision.RemoveParticipant, MeetingID: "m-1", ParticipantID: "p-crimea", OrderID: "UA-1", Jurisdiction: j, Country: "UA", Subdivisions: []string{"UA-43"}, LocatedBy: "ip", Reason: "inside"},
+					{Type: decision.EndMeeting, MeetingID: "m-1", OrderID: "UA-1", Jurisdiction: j, Reason: "order UA-1: every user connected to the meeting is located in UA-43"},
+				},
+				Refused: []decision.Refusal{},
+				GuardBlocked: []decision.Blocked{{Action: decision.Action{Type: decision.EndMeeting, OrderID: "CN-OLD"}, Code: "order_not_in_force",
+					Reason: `order "CN-OLD" was not in force at the decision's time (expired)`}},
+				OrderIDs:         []string{"UA-1", "UA-ALL"},
+				OrdersNotInForce: []decision.OrderStatus{{OrderID: "CN-OLD", Status: "expired"}, {OrderID: "CN-REV", Status: "revoked"}},
+				Geo:              decision.Geo{Database: "GeoIP2-City", Build: geoInfo.Build}, Bundles: bundles,
+			},
+			AccountID:        "acct-host-1",
+			Orders:           map[string]registry.Order{"UA-1": inForce, "UA-ALL": everyone},
+			OrdersNotInForce: map[string]registry.Order{"CN-OLD": expired, "CN-REV": revoked},
+			Authorities:      auths,
+			Networks:         []netip.Prefix{netip.MustParsePrefix("91.200.1.0/24"), {}},
+			Reached:          map[string]int{"UA": 3},
+			ReachedByOrder:   map[string]map[string]int{"UA-1": {"UA-43": 3}},
+		}
+		record(t, l, r)
+		e, err := l.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(e.Orders) != 2 || len(e.OrdersNotInForce) != 2 {
+			t.Fatalf("orders %+v, not in force %+v", e.Orders, e.OrdersNotInForce)
+		}
+		if o := e.Orders[0]; o.OrderID != "UA-1" || o.Status != "in_force" || o.Effective != "2026-01-01" || o.Expires != "2026-12-31T18:00:00+02:00" ||
+			!slices.Equal(o.Jurisdiction, j) || o.ServiceWide || !o.InForce() {
+			t.Errorf("orders[0] = %+v", o)
+		}
+		if o := e.Orders[1]; o.OrderID != "UA-ALL" || !o.ServiceWide || o.Status != "in_force" {
+			t.Errorf("orders[1] = %+v", o)
+		}
+		if o := e.OrdersNotInForce[0]; o.OrderID != "CN-OLD" || o.Status != "expired" || o.Expires != "2025-12-31" || o.InForce() || o.AuthorityName != "Cyberspace Administration of China" {
+			t.Errorf("orders_not_in_force[0] = %+v", o)
+		}
+		if o := e.OrdersNotInForce[1]; o.OrderID != "CN-REV" || o.Status != "revoked" || o.Revoked == nil || o.Revoked.Reason != "withdrawn (letter 7)" {
+			t.Errorf("orders_not_in_force[1] = %+v", o)
+		}
+		if a := e.Actions[0]; !slices.Equal(a.Subdivisions, []string{"UA-43"}) || a.Country != "UA" {
+			t.Errorf("actions[0] = %+v", a)
+		}
+		if a := e.Actions[1]; !maps.Equal(a.Reached, map[string]int{"UA-43": 3}) {
+			t.Errorf("end_meeting reached %v, want the count under the subdivision that covers them", a.Reached)
+		}
+		if g := e.GuardBlocked[0]; g.Code != "order_not_in_force" || g.OrderID != "CN-OLD" {
+			t.Errorf("guard_blocked = %+v", g)
+		}
+		st := e.Statements()
+		if len(st) != 2 {
+			t.Fatalf("%d statements", len(st))
+		}
+		for _, want := range []string{"in force at the time of the decision (2026-06-04T12:00:00Z)", "effective from the start of 2026-01-01 (UTC)", "expiring at 2026-12-31T18:00:00+02:00"} {
+			if !strings.Contains(st[0].OrderValidity, want) {
+				t.Errorf("order_validity %q does not say %q", st[0].OrderValidity, want)
+			}
+		}
+		if !strings.Contains(st[0].Facts, "UA-43 (UA)") || !strings.Contains(st[0].TerritorialScope, "UA-43") {
+			t.Errorf("facts %q / scope %q do not name the subdivision", st[0].Facts, st[0].TerritorialScope)
+		}
+		// An entry recorded before orders had a period of validity.
+		old := removal(newID(), baseTime, "p-cn-1")
+		record(t, l, old)
+		e2, err := l.Get(context.Background(), old.Decision.DecisionID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := e2.Statements(); !strings.Contains(st[0].OrderValidity, "states no period of validity") || e2.OrdersNotInForce != nil {
+			t.Errorf("statement %q, not in force %v", st[0].OrderValidity, e2.OrdersNotInForce)
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Statement is a statement of reasons for one action, in the spirit of
@@ -15,10 +16,13 @@ type Statement struct {
 	TerritorialScope string `json:"territorial_scope"`
 	LegalGround      string `json:"legal_ground"`
 	Order            string `json:"order"`
-	Facts            string `json:"facts"`
-	Automated        bool   `json:"automated"`
-	AutomatedNote    string `json:"automated_note"`
-	Redress          string `json:"redress"`
+	// OrderValidity says that the order was in force when the decision
+	// was made, and the period of validity it states.
+	OrderValidity string `json:"order_validity"`
+	Facts         string `json:"facts"`
+	Automated     bool   `json:"automated"`
+	AutomatedNote string `json:"automated_note"`
+	Redress       string `json:"redress"`
 }
 
 var restrictions = map[string]string{
@@ -49,6 +53,7 @@ func (e *Entry) Statements() []Statement {
 			TerritorialScope: fmt.Sprintf("limited to %s, the jurisdiction of %s; nobody located elsewhere was affected", scope, authority),
 			LegalGround:      o.LegalBasis,
 			Order:            fmt.Sprintf("order %s of %s, received %s, demanding %s", a.OrderID, authority, orDash(o.Received), strings.Join(o.Demands, ", ")),
+			OrderValidity:    e.validity(o),
 			Facts:            facts,
 			Automated:        true,
 			AutomatedNote:    "decided automatically by geoscope from the order, the operator's policy (bundles " + bundleList(e.Bundles) + ") and the IP geolocation; no person reviewed this individual decision",
@@ -56,6 +61,40 @@ func (e *Entry) Statements() []Statement {
 		})
 	}
 	return out
+}
+
+// validity states that the order was in force at the decision's time and
+// the period it states. An action can only cite an order in force (the
+// guard blocks any other), so the first part is the fact, not a claim.
+func (e *Entry) validity(o Order) string {
+	at := e.Time.UTC().Format(time.RFC3339)
+	var parts []string
+	if o.Effective != "" {
+		parts = append(parts, "effective from "+bound(o.Effective, "the start"))
+	}
+	if o.Expires != "" {
+		parts = append(parts, "expiring at "+bound(o.Expires, "the end"))
+	}
+	if r := o.Revoked; r != nil {
+		parts = append(parts, fmt.Sprintf("revoked from %s (%s)", bound(r.Date, "the start"), r.Reason))
+	}
+	scope := "every meeting it targets"
+	if o.ServiceWide {
+		scope = "every meeting (a service-wide order)"
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("in force at the time of the decision (%s), for %s; the order states no period of validity", at, scope)
+	}
+	return fmt.Sprintf("in force at the time of the decision (%s), for %s; %s", at, scope, strings.Join(parts, ", "))
+}
+
+// bound is a validity date as a statement says it: a date-only value is a
+// UTC day, taken from its start or through its end.
+func bound(value, edge string) string {
+	if len(value) == len(time.DateOnly) {
+		return edge + " of " + value + " (UTC)"
+	}
+	return value
 }
 
 func (e *Entry) facts(a Action) string {
@@ -70,7 +109,11 @@ func (e *Entry) facts(a Action) string {
 	if a.Network != "" {
 		where = " (network " + a.Network + ")"
 	}
-	return fmt.Sprintf("the participant's address%s was located in %s according to %s", where, a.Country, db)
+	place := a.Country
+	if len(a.Subdivisions) > 0 {
+		place = strings.Join(a.Subdivisions, ", ") + " (" + a.Country + ")"
+	}
+	return fmt.Sprintf("the participant's address%s was located in %s according to %s", where, place, db)
 }
 
 func bundleList(b map[string]string) string {

@@ -232,6 +232,15 @@ func readRegistry(ctx context.Context, store storage.Store) (*registry.Registry,
 			return nil, fmt.Errorf("%w: data%s: %v", ErrRegistry, root.path, err)
 		}
 	}
+	// The validation rules have checked every date; parsing them here as
+	// the engine will (registry.Order.Validity) makes sure both read them
+	// alike, rather than leaving an order the rules accepted silently out
+	// of force.
+	for _, id := range slices.Sorted(maps.Keys(orders)) {
+		if _, err := orders[id].Validity(); err != nil {
+			return nil, fmt.Errorf("%w: orders.%s.%v", ErrRegistry, id, err)
+		}
+	}
 	// A registry is both roots or neither (a policy-only set of bundles).
 	// A version that lost one of them (an orders/ directory left out of a
 	// build) would otherwise drop every standing order without a word.
@@ -332,6 +341,7 @@ func decodeOutput(obj ast.Object, query string) (*Output, error) {
 			OrderID:       str(m, "order_id"),
 			Jurisdiction:  strs(m, "jurisdiction"),
 			Country:       str(m, "country"),
+			Subdivisions:  strs(m, "subdivisions"),
 			Reason:        str(m, "reason"),
 		}
 		// A batch ("participant_ids") stands for one action per id; the

@@ -29,13 +29,16 @@ var registryRoots = []string{"authorities", "orders"}
 // bundle can redefine, extend into or remove them. A compiled compiler is
 // only read afterwards, so activations share it.
 var builtinValidation = sync.OnceValues(func() (*ast.Compiler, error) {
-	mod, err := ast.ParseModuleWithOpts(registry.ValidationFile, registry.ValidationRules,
-		ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
-	if err != nil {
-		return nil, err
+	modules := map[string]*ast.Module{}
+	for name, src := range registry.ValidationModules() {
+		mod, err := ast.ParseModuleWithOpts(name, src, ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
+		if err != nil {
+			return nil, err
+		}
+		modules[name] = mod
 	}
 	c := ast.NewCompiler().WithEnablePrintStatements(false)
-	if c.Compile(map[string]*ast.Module{registry.ValidationFile: mod}); c.Failed() {
+	if c.Compile(modules); c.Failed() {
 		return nil, c.Errors
 	}
 	return c, nil

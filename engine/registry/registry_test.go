@@ -44,3 +44,82 @@ func TestOrderTargetsMeeting(t *testing.T) {
 		t.Error("TargetsMeeting")
 	}
 }
+
+func TestStandingServiceWide(t *testing.T) {
+	r := New(nil, map[string]Order{
+		"a":   {Targets: Targets{Meetings: []string{"m1"}}},
+		"b":   {Targets: Targets{Accounts: []string{"acct"}}},
+		"all": {Targets: Targets{AllMeetings: true}},
+		"zz":  {Targets: Targets{AllMeetings: true}},
+	})
+	for _, tc := range []struct {
+		meeting, account string
+		want             []string
+	}{
+		{"m1", "acct", []string{"a", "all", "b", "zz"}},
+		{"m1", "", []string{"a", "all", "zz"}},
+		{"m9", "acct", []string{"all", "b", "zz"}},
+		{"m9", "", []string{"all", "zz"}},
+	} {
+		if got := r.Standing(tc.meeting, tc.account); !slices.Equal(got, tc.want) {
+			t.Errorf("Standing(%q, %q) = %v, want %v", tc.meeting, tc.account, got, tc.want)
+		}
+	}
+	if got := r.ServiceWide(); !slices.Equal(got, []string{"all", "zz"}) {
+		t.Errorf("ServiceWide() = %v", got)
+	}
+	if !r.Orders["all"].TargetsMeeting("any", "") || r.Orders["a"].TargetsMeeting("any", "") {
+		t.Error("TargetsMeeting of a service-wide order")
+	}
+}
+
+func TestAuthorityCoversSubdivisions(t *testing.T) {
+	crimea := Authority{Jurisdiction: []string{"UA-43", "UA-40"}}
+	mixed := Authority{Jurisdiction: []string{"CN", "UA-43"}}
+	for _, tc := range []struct {
+		a            Authority
+		country      string
+		subdivisions []string
+		want         bool
+	}{
+		{crimea, "UA", []string{"UA-43"}, true},
+		{crimea, "UA", []string{"UA-40"}, true},
+		{crimea, "UA", []string{"UA-30"}, false},
+		{crimea, "UA", nil, false}, // located in the country, not in a subdivision
+		{crimea, "", []string{"UA-43"}, false},
+		{crimea, "RU", []string{"UA-43"}, false}, // a subdivision of another country is not believed
+		{crimea, "UA", []string{"ua-43"}, false},
+		{mixed, "CN", nil, true},
+		{mixed, "CN", []string{"CN-BJ"}, true},
+		{mixed, "UA", []string{"UA-43"}, true},
+		{mixed, "HK", nil, false},
+		{Authority{Jurisdiction: []string{"GB-ENG"}}, "GB", []string{"GB-ENG", "GB-LND"}, true},
+		{Authority{Jurisdiction: []string{"GB-LND"}}, "GB", []string{"GB-ENG", "GB-LND"}, true},
+		{Authority{Jurisdiction: []string{"GB-LND"}}, "GB", []string{"GB-ENG"}, false},
+	} {
+		if got := tc.a.Covers(tc.country, tc.subdivisions...); got != tc.want {
+			t.Errorf("%v.Covers(%q, %v) = %v, want %v", tc.a.Jurisdiction, tc.country, tc.subdivisions, got, tc.want)
+		}
+	}
+	if !crimea.HasSubdivisions() || (Authority{Jurisdiction: []string{"CN"}}).HasSubdivisions() {
+		t.Error("HasSubdivisions")
+	}
+	if !New(map[string]Authority{"a": {Jurisdiction: []string{"CN"}}, "b": crimea}, nil).HasSubdivisions() ||
+		New(map[string]Authority{"a": {Jurisdiction: []string{"CN"}}}, nil).HasSubdivisions() {
+		t.Error("Registry.HasSubdivisions")
+	}
+}
+
+func TestIsSubdivision(t *testing.T) {
+	for code, want := range map[string]bool{
+		"UA-43": true, "GB-ENG": true, "FR-75C": true, "ES-M": true,
+		"UA": false, "UA-": false, "UA-4321": false, "ua-43": false, "UA_43": false, "UA-4 ": false, "": false, "U1-43": false,
+	} {
+		if IsSubdivision(code) != want {
+			t.Errorf("IsSubdivision(%q) = %v", code, !want)
+		}
+		if got := SubdivisionCountry(code); (got != "") != want || (want && got != code[:2]) {
+			t.Errorf("SubdivisionCountry(%q) = %q", code, got)
+		}
+	}
+}

@@ -288,11 +288,11 @@ test_jurisdiction_is_required if {
 }
 
 test_jurisdiction_must_be_an_array if {
-	authority_violations(authority_over("CN")) == {v("authorities.x.a.jurisdiction", "jurisdiction must be an array of ISO 3166-1 alpha-2 codes, not string")}
+	authority_violations(authority_over("CN")) == {v("authorities.x.a.jurisdiction", "jurisdiction must be an array of ISO 3166-1 alpha-2 and ISO 3166-2 codes, not string")}
 }
 
 test_empty_jurisdiction_is_invalid if {
-	authority_violations(authority_over([])) == {v("authorities.x.a.jurisdiction", "jurisdiction must list at least one country")}
+	authority_violations(authority_over([])) == {v("authorities.x.a.jurisdiction", "jurisdiction must list at least one country or subdivision")}
 }
 
 test_duplicate_codes_are_invalid if {
@@ -424,7 +424,7 @@ test_duplicate_targets_are_invalid if {
 }
 
 test_unknown_target_key_is_invalid if {
-	order_violations(order_targeting({"meeting": ["m1"], "accounts": ["a1"]})) == {v("orders.o1.targets.meeting", `unknown key "meeting"; allowed: accounts, meetings`)}
+	order_violations(order_targeting({"meeting": ["m1"], "accounts": ["a1"]})) == {v("orders.o1.targets.meeting", `unknown key "meeting"; allowed: accounts, all_meetings, meetings`)}
 }
 
 test_received_must_be_a_string if {
@@ -454,7 +454,7 @@ test_order_notes_must_be_a_string if {
 test_order_unknown_key_is_invalid if {
 	order_violations(order_with("jurisdiction", ["US"])) == {v(
 		"orders.o1.jurisdiction",
-		`unknown key "jurisdiction"; allowed: authority, demands, legal_basis, notes, received, targets`,
+		`unknown key "jurisdiction"; allowed: authority, demands, effective, expires, legal_basis, notes, received, revoked, targets`,
 	)}
 }
 
@@ -462,7 +462,7 @@ test_misspelt_key_is_reported_with_the_missing_one if {
 	o := object.union(order_without("received"), {"recieved": "2020-06-01"})
 	order_violations(o) == {v(
 		"orders.o1.recieved",
-		`unknown key "recieved"; allowed: authority, demands, legal_basis, notes, received, targets`,
+		`unknown key "recieved"; allowed: authority, demands, effective, expires, legal_basis, notes, received, revoked, targets`,
 	)}
 }
 
@@ -474,7 +474,7 @@ test_order_violations_are_all_reported if {
 		v("orders.o1.targets", "targets must name at least one meeting or account"),
 		v("orders.o1.legal_basis", "legal_basis must not be empty or only whitespace"),
 		v("orders.o1.received", `received "2020-02-30" is not a date YYYY-MM-DD`),
-		v("orders.o1.x", `unknown key "x"; allowed: authority, demands, legal_basis, notes, received, targets`),
+		v("orders.o1.x", `unknown key "x"; allowed: authority, demands, effective, expires, legal_basis, notes, received, revoked, targets`),
 	}
 }
 
@@ -484,4 +484,241 @@ test_only_the_invalid_order_is_reported if {
 		"orders.CN-2020-0602.demands[0]",
 		`unknown demand "end"; the demands are end_meeting, remove_participants and suspend_account`,
 	)}
+}
+
+# ---------------------------------------------------------------------------
+# ISO 3166-2 subdivisions in a jurisdiction
+# ---------------------------------------------------------------------------
+
+test_iso3166_2_list_is_generated_and_nested if {
+	count(registry.iso3166_2) > 5000
+	every code, ancestors in registry.iso3166_2 {
+		regex.match(`^[A-Z]{2}-[A-Z0-9]{1,3}$`, code)
+		substring(code, 0, 2) in registry.iso3166_alpha2
+		every a in ancestors {
+			registry.iso3166_2[a]
+			substring(a, 0, 2) == substring(code, 0, 2)
+		}
+	}
+	registry.iso3166_2["UA-43"] == []
+	registry.iso3166_2["GB-LND"] == ["GB-ENG"]
+	registry.iso3166_2["AZ-BAB"] == ["AZ-NX"]
+}
+
+test_subdivision_codes_are_valid if {
+	authority_violations(authority_over(["UA-43"])) == set()
+	authority_violations(authority_over(["UA-43", "UA-40"])) == set()
+	authority_violations(authority_over(["CN", "UA-43"])) == set()
+	authority_violations(authority_over(["GB-SCT", "GB-LND"])) == set()
+}
+
+test_valid_subdivision_jurisdictions_pass_the_screen if {
+	auths := {"ua": authority_over(["UA-43", "UA-40"]), "mixed": authority_over(["CN", "UA-43"])}
+	registry.screened_authorities == {"ua", "mixed"} with data.authorities as auths
+}
+
+test_unassigned_subdivision_is_invalid if {
+	authority_violations(authority_over(["UA-99"])) == {v(
+		"authorities.x.a.jurisdiction[0]",
+		`"UA-99" is not an assigned ISO 3166-2 subdivision code of UA`,
+	)}
+	authority_violations(authority_over(["CN", "XX-1"])) == {v(
+		"authorities.x.a.jurisdiction[1]",
+		`"XX-1" is neither an assigned ISO 3166-1 alpha-2 country code nor an ISO 3166-2 subdivision code`,
+	)}
+	authority_violations(authority_over(["UA-"])) == {v(
+		"authorities.x.a.jurisdiction[0]",
+		`"UA-" is neither an assigned ISO 3166-1 alpha-2 country code nor an ISO 3166-2 subdivision code`,
+	)}
+}
+
+test_lower_case_subdivision_is_invalid if {
+	authority_violations(authority_over(["ua-43"])) == {v(
+		"authorities.x.a.jurisdiction[0]",
+		`"ua-43" is not an ISO 3166-2 subdivision code; codes are upper case: "UA-43"`,
+	)}
+}
+
+test_subdivision_of_a_listed_country_is_invalid if {
+	authority_violations(authority_over(["UA", "UA-43"])) == {v(
+		"authorities.x.a.jurisdiction[1]",
+		`"UA-43" lies in UA, which the jurisdiction lists as well: list UA or the subdivisions of it that are meant, not both`,
+	)}
+}
+
+test_subdivision_of_a_listed_subdivision_is_invalid if {
+	authority_violations(authority_over(["GB-LND", "GB-ENG"])) == {v(
+		"authorities.x.a.jurisdiction[0]",
+		`"GB-LND" lies in GB-ENG, which the jurisdiction lists as well: list GB-ENG or the subdivisions of it that are meant, not both`,
+	)}
+}
+
+test_duplicate_subdivisions_are_invalid if {
+	authority_violations(authority_over(["UA-43", "UA-43"])) == {v("authorities.x.a.jurisdiction", `lists ["UA-43"] more than once`)}
+}
+
+test_subdivisions_warn if {
+	auths := {"cn.cac": cac, "ua.crimea": authority_over(["UA-43", "UA-40"]), "mixed": authority_over(["CN", "GB-LND"])}
+	registry.warnings == {
+		v("authorities.ua.crimea.jurisdiction", "lists subdivisions (UA-43, UA-40): only a GeoIP City database (GeoIP2 or GeoLite2 City, --geoip-db) locates anyone in a subdivision; with a Country database, such as the embedded one, nobody is inside them and this authority's orders act on nobody there"),
+		v("authorities.mixed.jurisdiction", "lists subdivisions (GB-LND): only a GeoIP City database (GeoIP2 or GeoLite2 City, --geoip-db) locates anyone in a subdivision; with a Country database, such as the embedded one, nobody is inside them and this authority's orders act on nobody there"),
+	} with data.authorities as auths with data.orders as {}
+	registry.warnings == set() with data.authorities as authorities with data.orders as {}
+	registry.valid with data.authorities as auths with data.orders as {}
+}
+
+# An invalid authority is reported as a violation, not warned about.
+test_invalid_authorities_do_not_warn if {
+	registry.warnings == set() with data.authorities as {"x": authority_over(["UA", "UA-43"])} with data.orders as {}
+}
+
+# ---------------------------------------------------------------------------
+# Service-wide orders
+# ---------------------------------------------------------------------------
+
+service_wide := order_with("targets", {"all_meetings": true})
+
+# The first screen sends a service-wide order on; the second passes a
+# valid one, and sends an invalid one on to the detailed rules.
+test_service_wide_order_passes_the_second_screen if {
+	o := object.union(service_wide, {"demands": ["remove_participants"]})
+	order_violations(o) == set()
+	registry.screened_orders == set() with data.authorities as authorities with data.orders as {"o1": o}
+	registry.rescreened_orders == {"o1"} with data.authorities as authorities with data.orders as {"o1": o}
+	registry.suspect_orders == {} with data.authorities as authorities with data.orders as {"o1": o}
+	object.keys(registry.suspect_orders) == {"o1"} with data.authorities as authorities with data.orders as {"o1": service_wide}
+}
+
+test_service_wide_order_may_not_end_meetings_or_suspend_accounts if {
+	order_violations(service_wide) == {
+		v("orders.o1.demands[0]", "a service-wide order (targets.all_meetings) may demand only remove_participants: end_meeting would act on meetings and accounts as a whole, and the order names none"),
+		v("orders.o1.demands[1]", "a service-wide order (targets.all_meetings) may demand only remove_participants: suspend_account would act on meetings and accounts as a whole, and the order names none"),
+	}
+	order_violations(object.union(service_wide, {"demands": ["remove_participants", "end_meeting"]})) == {v(
+		"orders.o1.demands[1]",
+		"a service-wide order (targets.all_meetings) may demand only remove_participants: end_meeting would act on meetings and accounts as a whole, and the order names none",
+	)}
+}
+
+test_all_meetings_must_be_true if {
+	o := object.union(order_targeting({"all_meetings": false}), {"demands": ["remove_participants"]})
+	order_violations(o) == {
+		v("orders.o1.targets.all_meetings", "all_meetings must be true to apply the order to every meeting (leave it out to name meetings and accounts), not false"),
+		v("orders.o1.targets", "targets must name at least one meeting or account"),
+	}
+	order_violations(object.union(o, {"targets": {"all_meetings": "yes"}})) == {
+		v("orders.o1.targets.all_meetings", `all_meetings must be true to apply the order to every meeting (leave it out to name meetings and accounts), not "yes"`),
+		v("orders.o1.targets", "targets must name at least one meeting or account"),
+	}
+}
+
+test_service_wide_order_names_nothing_else if {
+	o := object.union(order_targeting({"all_meetings": true, "meetings": ["m1"], "accounts": []}), {"demands": ["remove_participants"]})
+	order_violations(o) == {v("orders.o1.targets", "a service-wide order (all_meetings) applies to every meeting and names no accounts or meetings besides")}
+}
+
+# ---------------------------------------------------------------------------
+# Validity: effective, expires, revoked
+# ---------------------------------------------------------------------------
+
+test_validity_is_optional_and_valid_when_well_formed if {
+	every o in [
+		order_with("effective", "2026-01-01"),
+		order_with("expires", "2026-12-31"),
+		object.union(order, {"effective": "2026-01-01", "expires": "2026-12-31"}),
+		object.union(order, {"effective": "2026-01-01", "expires": "2026-01-01"}), # in force for one day
+		object.union(order, {"effective": "2026-01-01T09:00:00+02:00", "expires": "2026-01-01T07:00:01Z"}),
+		object.union(order, {"effective": "2026-01-01T00:00:00.5Z", "expires": "2026-01-01"}),
+		order_with("effective", "2024-02-29"),
+		order_with("revoked", {"date": "2026-03-01", "reason": "withdrawn by the authority (letter 2026/4)"}),
+		order_with("revoked", {"date": "2026-03-01T12:00:00Z", "reason": "set aside by the court"}),
+		object.union(order, {"effective": "1900-01-01", "expires": "2199-12-31"}),
+	] {
+		order_violations(o) == set()
+	}
+}
+
+# Orders that state a period of validity or a revocation pass the second
+# screen; the first screen takes only the orders that state neither, so
+# that those (nearly all) pay nothing for the date checks.
+test_orders_with_validity_pass_the_second_screen if {
+	ords := {
+		"o1": object.union(order, {"effective": "2026-01-01", "expires": "2026-12-31"}),
+		"o2": order_with("revoked", {"date": "2026-03-01", "reason": "r"}),
+		"o3": order,
+		"o4": order_with("expires", "2026-02-30"),
+	}
+	registry.screened_orders == {"o3"} with data.authorities as authorities with data.orders as ords
+	registry.rescreened_orders == {"o1", "o2"} with data.authorities as authorities with data.orders as ords
+	object.keys(registry.suspect_orders) == {"o4"} with data.authorities as authorities with data.orders as ords
+}
+
+test_expires_before_effective_is_invalid if {
+	order_violations(object.union(order, {"effective": "2026-02-01", "expires": "2026-01-31"})) == {v(
+		"orders.o1.expires",
+		"expires (2026-01-31) is not after effective (2026-02-01): the order would never be in force",
+	)}
+	order_violations(object.union(order, {"effective": "2026-02-01T00:00:00Z", "expires": "2026-02-01T00:00:00Z"})) == {v(
+		"orders.o1.expires",
+		"expires (2026-02-01T00:00:00Z) is not after effective (2026-02-01T00:00:00Z): the order would never be in force",
+	)}
+
+	# 2026-01-02T00:00+02:00 is 2026-01-01T22:00Z, before the start of the
+	# effective day.
+	order_violations(object.union(order, {"effective": "2026-01-02", "expires": "2026-01-02T00:00:00+02:00"})) == {v(
+		"orders.o1.expires",
+		"expires (2026-01-02T00:00:00+02:00) is not after effective (2026-01-02): the order would never be in force",
+	)}
+}
+
+test_malformed_validity_dates_are_invalid if {
+	every bad in [
+		"", "2026-1-1", "2026/01/01", "01-01-2026", "2026-02-30", "2025-02-29", "2026-01-01T00:00Z",
+		"2026-01-01t00:00:00z", "2026-01-01T00:00:00", "2026-01-01 00:00:00Z", "2026-01-01T24:00:00Z",
+		"2026-01-01T00:00:00+2:00", "tomorrow", " 2026-01-01",
+	] {
+		every key in ["effective", "expires"] {
+			order_violations(order_with(key, bad)) == {v(
+				sprintf("orders.o1.%s", [key]),
+				sprintf("%s %q is neither a date YYYY-MM-DD nor an RFC 3339 date-time (2026-01-01T00:00:00Z, 2026-01-01T09:00:00+02:00)", [key, bad]),
+			)}
+		}
+	}
+}
+
+test_validity_dates_out_of_range_are_invalid if {
+	order_violations(order_with("effective", "1899-12-31")) == {v("orders.o1.effective", `effective "1899-12-31" is outside the years 1900 to 2199`)}
+	order_violations(order_with("expires", "2200-01-01")) == {v("orders.o1.expires", `expires "2200-01-01" is outside the years 1900 to 2199`)}
+	order_violations(order_with("effective", "1900-01-01T00:30:00+01:00")) == {v("orders.o1.effective", `effective "1900-01-01T00:30:00+01:00" is outside the years 1900 to 2199`)}
+}
+
+test_validity_dates_must_be_strings if {
+	order_violations(order_with("effective", 20260101)) == {v("orders.o1.effective", "effective must be a date YYYY-MM-DD or an RFC 3339 date-time, not number")}
+	order_violations(order_with("expires", null)) == {v("orders.o1.expires", "expires must be a date YYYY-MM-DD or an RFC 3339 date-time, not null")}
+}
+
+test_revocation_needs_a_reason if {
+	order_violations(order_with("revoked", {"date": "2026-03-01"})) == {v("orders.o1.revoked.reason", "a revocation must state its reason: reason is required")}
+	order_violations(order_with("revoked", {"date": "2026-03-01", "reason": "  "})) == {v("orders.o1.revoked.reason", "a revocation must state its reason: reason must not be empty or only whitespace")}
+	order_violations(order_with("revoked", {"date": "2026-03-01", "reason": 1})) == {v("orders.o1.revoked.reason", "a revocation must state its reason: reason must be a string, not number")}
+}
+
+test_revocation_needs_a_date if {
+	order_violations(order_with("revoked", {"reason": "withdrawn"})) == {v("orders.o1.revoked.date", "a revocation must state its date")}
+	order_violations(order_with("revoked", {"date": "2026-02-30", "reason": "withdrawn"})) == {v(
+		"orders.o1.revoked.date",
+		`date "2026-02-30" is neither a date YYYY-MM-DD nor an RFC 3339 date-time (2026-01-01T00:00:00Z, 2026-01-01T09:00:00+02:00)`,
+	)}
+}
+
+test_revocation_must_be_an_object_with_known_keys if {
+	order_violations(order_with("revoked", true)) == {v("orders.o1.revoked", `revoked must be an object {"date", "reason"}, not boolean`)}
+	order_violations(order_with("revoked", {"date": "2026-03-01", "reason": "r", "by": "court"})) == {v(
+		"orders.o1.revoked.by",
+		`unknown key "by"; allowed: date, reason`,
+	)}
+}
+
+test_revocation_may_precede_effective if {
+	order_violations(object.union(order, {"effective": "2026-06-01", "revoked": {"date": "2026-05-01", "reason": "withdrawn before it took effect"}})) == set()
 }

@@ -24,11 +24,18 @@ var (
 	fixtureOrders = map[string]registry.Order{
 		// Like CN-2020-0601: end the commemoration meetings, suspend their hosts.
 		"CN-2026-0601": {Authority: "cn.cac", Demands: []string{"end_meeting", "suspend_account"}, LegalBasis: "fixture-legal-basis", Received: "2026-01-05"},
-		// Like CN-2020-0602: a meeting held entirely in mainland China.
-		"CN-2026-0602": {Authority: "cn.cac", Demands: []string{"end_meeting"}, LegalBasis: "fixture-legal-basis", Received: "2025-12-20"},
+		// Like CN-2020-0602: a meeting held entirely in mainland China;
+		// in force from March, revoked in May.
+		"CN-2026-0602": {Authority: "cn.cac", Demands: []string{"end_meeting"}, LegalBasis: "fixture-legal-basis", Received: "2025-12-20",
+			Effective: "2026-03-01", Revoked: &registry.Revocation{Date: "2026-05-20", Reason: "fixture-revocation"}},
+		// Received in May, in force only from September.
+		"CN-2026-0901": {Authority: "cn.cac", Demands: []string{"remove_participants"}, LegalBasis: "fixture-legal-basis", Received: "2026-05-10",
+			Effective: "2026-09-01"},
 		// Received at the end of the period, first enforced after it.
 		"CN-2026-0630": {Authority: "cn.cac", Demands: []string{"remove_participants"}, LegalBasis: "fixture-legal-basis", Received: "2026-06-30"},
-		"RU-2026-0001": {Authority: "ru.rkn", Demands: []string{"remove_participants"}, LegalBasis: "fixture-legal-basis", Received: "2026-04-01"},
+		// In force until the end of May.
+		"RU-2026-0001": {Authority: "ru.rkn", Demands: []string{"remove_participants"}, LegalBasis: "fixture-legal-basis", Received: "2026-04-01",
+			Expires: "2026-05-31"},
 	}
 	fixturePeriod = Period{
 		Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
@@ -102,6 +109,19 @@ func (b *rb) wide(typ, order, accountCountry string, reached map[string]int) *rb
 	b.rec.Decision.Actions = append(b.rec.Decision.Actions, a)
 	b.rec.Networks = append(b.rec.Networks, netip.Prefix{})
 	b.rec.Reached = reached
+	return b
+}
+
+// notInForce reports an order that targeted the meeting but was not in
+// force at the decision's time.
+func (b *rb) notInForce(order, status string) *rb {
+	o := fixtureOrders[order]
+	b.rec.Decision.OrdersNotInForce = append(b.rec.Decision.OrdersNotInForce, decision.OrderStatus{OrderID: order, Status: status})
+	if b.rec.OrdersNotInForce == nil {
+		b.rec.OrdersNotInForce = map[string]registry.Order{}
+	}
+	b.rec.OrdersNotInForce[order] = o
+	b.rec.Authorities[o.Authority] = fixtureAuthorities[o.Authority]
 	return b
 }
 
@@ -191,6 +211,12 @@ func fixtureRecords() []*engine.Record {
 		b.block("unknown_order", decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-cn", OrderID: "NOT-AN-ORDER"})
 		add(b)
 	}
+	// The control meeting again, after its order was revoked, with the
+	// September order not yet effective: a malicious policy cites both;
+	// the guard blocks it, and nothing is carried out.
+	add(newRec(id(), day(time.May, 25, 10), "control-cn", "acct-cn-e").
+		notInForce("CN-2026-0602", "revoked").notInForce("CN-2026-0901", "not_yet_effective").
+		block("order_not_in_force", decision.Action{Type: decision.EndMeeting, MeetingID: "control-cn", OrderID: "CN-2026-0602"}))
 	// A second authority, with few decisions: its cells are suppressed.
 	add(newRec(id(), day(time.May, 5, 14), "ru-meeting", "acct-ru-1", "RU-2026-0001").
 		remove("RU-2026-0001", "RU", "ru-01", "ru-02"))

@@ -17,6 +17,7 @@ var htmlTemplate = template.Must(template.New("report.html.tmpl").Funcs(template
 	"sub":    func(a, b int) int { return a - b },
 	"list":   func(s ...string) []string { return s },
 	"upper":  upperFirst,
+	"status": StatusText,
 	"first":  func(s string) string { a, _, _ := strings.Cut(s, "|"); return a },
 	"second": func(s string) string { _, b, _ := strings.Cut(s, "|"); return b },
 }).ParseFS(templates, "templates/report.html.tmpl"))

@@ -123,6 +123,14 @@ func (r *Report) CSV(w io.Writer) error {
 		row("orders", who, "decisions", g.Decisions)
 		row("orders", who, "cited", g.OrdersCited)
 		row("orders", who, "received", g.OrdersReceived)
+		st := g.OrdersByStatus
+		row("orders_by_status", who, "orders", st.Orders)
+		row("orders_by_status", who, "in_force_during_period", st.InForceDuringPeriod)
+		row("orders_by_status", who, "revoked_in_period", st.RevokedInPeriod)
+		row("orders_by_status", who, "expired_in_period", st.ExpiredInPeriod)
+		for _, sc := range st.AtEnd {
+			row("orders_by_status", who, "at_end."+sc.Status, sc.Orders)
+		}
 		for _, d := range append(slices.Clone(g.Demands), g.DemandsTotal) {
 			row("demands", who, d.Demand+".orders", d.Orders)
 			row("demands", who, d.Demand+".evaluated", d.Evaluated)
@@ -235,6 +243,9 @@ func (r *Report) Markdown(w io.Writer) error {
 			p("## %s — jurisdiction %s\n\n", md(g.Label()), md(g.JurisdictionText()))
 			p("Decisions citing its orders: %s. Orders cited: %s. Orders received in the period: %s.\n\n", g.Decisions, g.OrdersCited, g.OrdersReceived)
 		}
+		if g.Authority != Unattributed {
+			statusTable(p, g.OrdersByStatus)
+		}
 		p("### Demands and outcomes\n\n")
 		if len(g.Demands) == 0 {
 			p("No demand.\n\n")
@@ -278,6 +289,34 @@ func (r *Report) Markdown(w io.Writer) error {
 	p("\nGeolocation: [IP Geolocation by DB-IP](https://db-ip.com), licensed under [CC BY 4.0](https://creativecommons.org/licenses/by/4.0/).\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// StatusText is a status as the report words it.
+func StatusText(status string) string {
+	switch status {
+	case "in_force":
+		return "in force"
+	case "not_yet_effective":
+		return "not yet effective"
+	}
+	return strings.ReplaceAll(status, "_", " ")
+}
+
+func statusTable(p func(string, ...any), st OrderStatuses) {
+	p("### Orders by status\n\n")
+	if st.Orders.Zero() {
+		p("No order.\n\n")
+		return
+	}
+	p("| orders stated in the period | count |\n|---|---:|\n")
+	p("| all | %s |\n", st.Orders)
+	p("| in force at some time in the period | %s |\n", st.InForceDuringPeriod)
+	p("| revoked in the period | %s |\n", st.RevokedInPeriod)
+	p("| expired in the period | %s |\n", st.ExpiredInPeriod)
+	for _, sc := range st.AtEnd {
+		p("| at the end of the period: %s | %s |\n", StatusText(sc.Status), sc.Orders)
+	}
+	p("\n")
 }
 
 func codeTable(p func(string, ...any), what string, rows []CodeCount) {

@@ -194,6 +194,12 @@ type orderInfo struct {
 	received string // YYYY-MM-DD, "" when unknown
 }
 
+// statedOrder is an order's group and its validity as last stated.
+type statedOrder struct {
+	key      groupKey
+	validity registry.Validity
+}
+
 // seen is a value first and last seen in the period.
 type seen struct {
 	first, last time.Time
@@ -208,6 +214,9 @@ type aggregator struct {
 	total  *tally
 	groups map[groupKey]*tally
 	orders map[string]orderInfo // every order cited, in the period or after
+	// stated are the orders the period's entries state (evaluated or not
+	// in force), with the validity the latest of them gave.
+	stated map[string]statedOrder
 
 	entries, admissionEntries int
 	plainAdmissions           int64
@@ -226,6 +235,7 @@ func newAggregator(p Period) *aggregator {
 		total:    newTally(groupKey{authority: AllAuthorities}, nil),
 		groups:   map[groupKey]*tally{},
 		orders:   map[string]orderInfo{},
+		stated:   map[string]statedOrder{},
 		geo:      map[[2]string]*seen{},
 		bundles:  map[[2]string]*seen{},
 	}
@@ -301,9 +311,18 @@ func (a *aggregator) entry(e *ledger.Entry) error {
 		g.decisions++
 	}
 	a.total.decisions++
+	for _, o := range append(slices.Clip(e.Orders), e.OrdersNotInForce...) {
+		a.state(o)
+	}
 
 	// groupOf attributes an action or a guard block to the group of the
-	// order it cites.
+	// order it cites, also one the entry reports not in force (a guard
+	// block citing it belongs to its authority).
+	for _, o := range e.OrdersNotInForce {
+		if _, ok := orders[o.OrderID]; !ok {
+			orders[o.OrderID] = o
+		}
+	}
 	groupOf := func(orderID string, jurisdiction []string) *tally {
 		if o, ok := orders[orderID]; ok {
 			return a.group(o.Authority, o.Jurisdiction)
@@ -411,6 +430,61 @@ func (a *aggregator) entry(e *ledger.Entry) error {
 	return nil
 }
 
+// state notes the validity an entry gives an order. Entries come oldest
+// first, so the last one wins. A validity that does not parse (which no
+// geoscope recorded) is taken as none: the order then counts as in force,
+// which is what an entry from before orders had validity says.
+func (a *aggregator) state(o ledger.Order) {
+	v, _ := registry.Order{Effective: o.Effective, Expires: o.Expires, Revoked: o.Revoked}.Validity()
+	g := a.group(o.Authority, o.Jurisdiction)
+	if o.AuthorityName != "" && g.name == "" {
+		g.name = o.AuthorityName
+	}
+	a.stated[o.OrderID] = statedOrder{key: g.key, validity: v}
+}
+
+// statuses counts the stated orders of a group (all groups for key nil).
+func (a *aggregator) statuses(key *groupKey, c func(int) Cell) OrderStatuses {
+	since, until := a.period.Since, a.period.Until
+	last := until.Add(-time.Nanosecond)
+	within := func(t time.Time) bool { return !t.IsZero() && !t.Before(since) && t.Before(until) }
+	var n, during, revoked, expired int
+	atEnd := map[string]int{}
+	for _, s := range a.stated {
+		if key != nil && s.key != *key {
+			continue
+		}
+		n++
+		v := s.validity
+		if v.InForceDuring(since, until) {
+			during++
+		}
+		if within(v.Revoked) {
+			revoked++
+		}
+		if within(v.Expires) {
+			expired++
+		}
+		atEnd[v.Status(last)]++
+	}
+	out := OrderStatuses{Orders: c(n), InForceDuringPeriod: c(during), RevokedInPeriod: c(revoked), ExpiredInPeriod: c(expired)}
+	for _, st := range registry.Statuses {
+		out.AtEnd = append(out.AtEnd, StatusCount{Status: st, Orders: c(atEnd[st])})
+	}
+	return out
+}
+
+// hasStated reports whether the period's entries state an order of the
+// group.
+func (a *aggregator) hasStated(k groupKey) bool {
+	for _, s := range a.stated {
+		if s.key == k {
+			return true
+		}
+	}
+	return false
+}
+
 // outcome classifies one demand of one order in one decision.
 func outcome(demand string, refused bool, types map[string]bool, participantActions int) string {
 	granted := false
@@ -491,6 +565,7 @@ func (a *aggregator) report(minCount int) *Report {
 		}
 	}
 	r.Totals = a.groupOut(a.total, c, receivedAll)
+	r.Totals.OrdersByStatus = a.statuses(nil, c)
 	r.Authorities = []Group{}
 	keys := slices.SortedFunc(maps.Keys(a.groups), func(x, y groupKey) int {
 		// Unattributed last.
@@ -504,10 +579,12 @@ func (a *aggregator) report(minCount int) *Report {
 	})
 	for _, k := range keys {
 		g := a.groups[k]
-		if g.decisions == 0 && g.actionRecords == 0 && len(g.blocks) == 0 && len(g.refusalCodes) == 0 && received[k] == 0 {
+		if g.decisions == 0 && g.actionRecords == 0 && len(g.blocks) == 0 && len(g.refusalCodes) == 0 && received[k] == 0 && !a.hasStated(k) {
 			continue // an authority seen only after the period, with nothing received in it
 		}
-		r.Authorities = append(r.Authorities, a.groupOut(g, c, received[k]))
+		out := a.groupOut(g, c, received[k])
+		out.OrdersByStatus = a.statuses(&k, c)
+		r.Authorities = append(r.Authorities, out)
 	}
 	r.OutsideAffected = r.Totals.OutsideAffected
 	r.Violation = r.OutsideAffected.Value > 0 || r.OutsideAffected.Unproven > 0

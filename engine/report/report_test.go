@@ -87,7 +87,7 @@ func TestReportFigures(t *testing.T) {
 			t.Errorf("%s = %d, want %d", what, c.n, want)
 		}
 	}
-	check("decisions recorded", r.Summary.Decisions, 15)
+	check("decisions recorded", r.Summary.Decisions, 16)
 	check("admissions recorded", r.Summary.Admissions, 3)
 	check("plain admissions", r.Summary.PlainAdmissions, 10)
 	check("plain admissions under an order", r.Summary.PlainUnderOrder, 7)
@@ -100,7 +100,7 @@ func TestReportFigures(t *testing.T) {
 	check("accounts suspended", tot.MeetingWide.AccountsSuspended, 1)
 	check("affected by meeting-wide actions", tot.MeetingWide.AffectedUsers, 13)
 	check("action records", tot.OutsideAffected.ActionRecords, 36)
-	check("guard blocks", tot.GuardBlocksTotal, 14)
+	check("guard blocks", tot.GuardBlocksTotal, 15)
 
 	if r.Violation || tot.OutsideAffected.Value != 0 || !tot.OutsideAffected.Proved {
 		t.Errorf("violation %v, outside %d, proved %v; want no violation, 0, proved", r.Violation, tot.OutsideAffected.Value, tot.OutsideAffected.Proved)
@@ -132,7 +132,7 @@ func TestReportFigures(t *testing.T) {
 	if got := codes(tot.RefusalReasons); !slices.Equal(got, []string{"affects_outside=18", "no_participants=<5"}) {
 		t.Errorf("refusal reasons %v", got)
 	}
-	if got := codes(tot.GuardBlocks); !slices.Equal(got, []string{"outside_jurisdiction=6", "affects_outside=<5", "misstated_facts=<5", "unknown_order=<5"}) {
+	if got := codes(tot.GuardBlocks); !slices.Equal(got, []string{"outside_jurisdiction=6", "affects_outside=<5", "misstated_facts=<5", "unknown_order=<5", "order_not_in_force=<5"}) {
 		t.Errorf("guard blocks %v", got)
 	}
 	var countries []string
@@ -158,11 +158,61 @@ func TestReportFigures(t *testing.T) {
 	for _, s := range r.GeoIPDatabases {
 		geo = append(geo, s.Version+" "+s.FirstSeen+".."+s.LastSeen+" "+s.Decisions.String())
 	}
-	if !slices.Equal(geo, []string{"2026-01-02T03:04:05Z 2026-01-10..2026-03-15 13", "2026-04-01T00:00:00Z 2026-04-02..2026-05-06 5"}) {
+	if !slices.Equal(geo, []string{"2026-01-02T03:04:05Z 2026-01-10..2026-03-15 13", "2026-04-01T00:00:00Z 2026-04-02..2026-05-25 6"}) {
 		t.Errorf("geoip databases %v", geo)
 	}
 	if len(r.BundleRevisions) != 4 {
 		t.Errorf("bundle revisions %+v, want 4", r.BundleRevisions)
+	}
+
+	// Orders by status: CN-2026-0601 (no period of validity), CN-2026-0602
+	// (in force from March, revoked on 20 May), CN-2026-0901 (received in
+	// May, effective in September) and RU-2026-0001 (expired at the end of
+	// May). CN-2026-0630 is stated only by an entry after the period.
+	statuses := func(st OrderStatuses) []int {
+		out := []int{st.Orders.n, st.InForceDuringPeriod.n, st.RevokedInPeriod.n, st.ExpiredInPeriod.n}
+		for i, sc := range st.AtEnd {
+			if sc.Status != []string{"in_force", "not_yet_effective", "expired", "revoked"}[i] {
+				t.Errorf("at_end[%d] is %s", i, sc.Status)
+			}
+			out = append(out, sc.Orders.n)
+		}
+		return out
+	}
+	// orders, in force during, revoked in, expired in; at the end: in
+	// force, not yet effective, expired, revoked.
+	for _, tc := range []struct {
+		g    Group
+		want []int
+	}{
+		{tot, []int{4, 3, 1, 1, 1, 1, 1, 1}},
+		{r.Authorities[0], []int{3, 2, 1, 0, 1, 1, 0, 1}},
+		{r.Authorities[1], []int{1, 1, 0, 1, 0, 0, 1, 0}},
+		{r.Authorities[2], []int{0, 0, 0, 0, 0, 0, 0, 0}},
+	} {
+		if got := statuses(tc.g.OrdersByStatus); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: orders by status %v, want %v", tc.g.Authority, got, tc.want)
+		}
+	}
+	// The guard block citing the revoked order is the authority's.
+	if got := codes(r.Authorities[0].GuardBlocks); !slices.Contains(got, "order_not_in_force=<5") {
+		t.Errorf("cn.cac guard blocks %v", got)
+	}
+}
+
+// The statuses are those of the end of the period asked for: the same
+// ledger read over the first quarter has the revoked order in force and
+// the one that expired in May too.
+func TestReportOrderStatusesFollowThePeriod(t *testing.T) {
+	l := openFixture(t, fixtureRecords())
+	r, err := Build(context.Background(), l, Period{Since: fixturePeriod.Since, Until: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)}, Options{MinCount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := r.Totals.OrdersByStatus
+	// Only CN-2026-0601 and CN-2026-0602 are stated before April.
+	if st.Orders.n != 2 || st.InForceDuringPeriod.n != 2 || st.RevokedInPeriod.n != 0 || st.AtEnd[0].Orders.n != 2 {
+		t.Errorf("first quarter: %+v", st)
 	}
 }
 
@@ -210,9 +260,9 @@ func TestReportSuppression(t *testing.T) {
 			}
 		}
 		if minCount == 10 {
-			// 15 decisions stay; 3 admissions, 7 plain admissions under an
+			// 16 decisions stay; 3 admissions, 7 plain admissions under an
 			// order, and the 6 guard blocks of a code are suppressed.
-			if r.Summary.Decisions.String() != "15" || r.Summary.Admissions.String() != "<10" ||
+			if r.Summary.Decisions.String() != "16" || r.Summary.Admissions.String() != "<10" ||
 				r.Summary.PlainUnderOrder.String() != "<10" || r.Totals.GuardBlocks[0].Count.String() != "<10" {
 				t.Errorf("min count 10: %+v, %+v", r.Summary, r.Totals.GuardBlocks)
 			}

@@ -72,6 +72,9 @@ type Group struct {
 	Decisions      Cell     `json:"decisions"` // entries citing an order of the authority
 	OrdersCited    Cell     `json:"orders_cited"`
 	OrdersReceived Cell     `json:"orders_received"`
+	// OrdersByStatus breaks down the authority's orders the period's
+	// entries state, in force or not, by status over the period.
+	OrdersByStatus OrderStatuses `json:"orders_by_status"`
 	// Demands has one row per demand type, with the outcome of every
 	// (decision, order, demand).
 	Demands []DemandRow `json:"demands"`
@@ -124,6 +127,33 @@ type DemandRow struct {
 	Narrowed   Cell   `json:"narrowed"`
 	Refused    Cell   `json:"refused"`
 	NotDecided Cell   `json:"not_decided"`
+}
+
+// OrderStatuses counts the orders the period's entries state (the orders
+// evaluated and those reported not in force), each once, by status over
+// the period, from the period of validity and revocation the ledger
+// stated last in the period. An order listed by no entry (one targeting a
+// meeting nobody asked about) is not counted: the report holds what the
+// ledger holds.
+type OrderStatuses struct {
+	// Orders is every order counted.
+	Orders Cell `json:"orders"`
+	// InForceDuringPeriod are those in force at some time in the period.
+	InForceDuringPeriod Cell `json:"in_force_during_period"`
+	// RevokedInPeriod and ExpiredInPeriod are those whose revocation, or
+	// whose end, fell in the period.
+	RevokedInPeriod Cell `json:"revoked_in_period"`
+	ExpiredInPeriod Cell `json:"expired_in_period"`
+	// AtEnd is each order's status at the end of the period (its last
+	// instant): a row per status (in_force, not_yet_effective, expired,
+	// revoked), in that order, always all four; they add up to Orders.
+	AtEnd []StatusCount `json:"at_end"`
+}
+
+// StatusCount is a count of orders with one status.
+type StatusCount struct {
+	Status string `json:"status"`
+	Orders Cell   `json:"orders"`
 }
 
 // CodeCount is a count by refusal or guard block code.
@@ -266,6 +296,7 @@ func notes(minCount int) []string {
 		"Outcomes are counted for each decision, order and demand: granted as asked; narrowed to participant level (refused as asked, but the participants located inside were acted on); refused (nothing carried out for the order); not decided (a join-time decision only decides admissions).",
 		"Users reached by meeting terminations and account suspensions are counted per action: someone reached by both counts twice.",
 		"Orders received are the orders cited in the ledger (in the period or later) whose received date falls in the period.",
+		"Orders by status counts each order the period's entries state, evaluated or reported not in force, once, from the period of validity and revocation the ledger stated last in the period: whether it was in force at some time in the period, whether it was revoked or expired in the period, and its status at the end of the period. Dates written as days are UTC days: an order is in force from the start of its effective day and through the end of its expiry day.",
 		"Aggregate counts are kept per UTC day: they cover the days from the first day of the period up to, not including, the day of its end.",
 		"The report identifies nobody: it holds no participant, account, meeting, network or decision.",
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/apierror"
+	"github.com/geoscope/geoscope/engine/geo/geotest"
 	"github.com/geoscope/geoscope/engine/ledger"
 )
 
@@ -408,6 +409,11 @@ const (
 		"joining": {"id": "cn-9", "ip": "1.0.16.9"}}`
 	admissionBody = `{"meeting": {"id": "june4-d", "host": {"account_id": "acct-us-d", "account_country": "US"}},
 		"participant": {"id": "joiner-cn", "ip": "36.110.44.4"}}`
+	// Meeting m1 of engine/testdata/registry-orders: people in Crimea
+	// (UA-43), Kyiv and CN.
+	ordersBody = `{"meeting": {"id": "m1", "host": {"account_id": "acct-1", "account_country": "UA", "ip": "91.200.1.9"},
+		"participants": [{"id": "p-crimea", "ip": "91.200.1.1"}, {"id": "p-kyiv", "ip": "91.202.1.1"}, {"id": "p-cn", "ip": "1.0.16.5"}]}}`
+	serviceWideAdmissionBody = `{"meeting": {"id": "m-any", "host": {"account_id": "acct-z"}}, "participant": {"id": "j", "ip": "91.200.1.1"}}`
 	// A policy that never finishes in time, and one whose answer is not an
 	// object.
 	spinRego   = "package geoscope\n\nfound if {\n\tsome i in numbers.range(1, 100000)\n\tsome j in numbers.range(1, 100000)\n\ti * j < 0\n}\n\ndecision := {\"actions\": [], \"refused\": []} if not found\n"
@@ -458,6 +464,13 @@ func probes(t *testing.T) []probe {
 	// A server whose answers may not exceed a few bytes.
 	tiny := newTestServer(t, serverSetup{cfg: Config{MaxResponse: 64}})
 	badGeo := newTestServer(t, serverSetup{geo: writeBundle(t, map[string]string{"geo.mmdb": "not a database"}) + "/geo.mmdb", noLoad: true})
+	// Orders with periods of validity, a service-wide order and a
+	// subdivision jurisdiction: with a City database (subdivisions in the
+	// actions, orders not in force in the decision) and with a Country one
+	// (a warning in the status).
+	orders := []string{"../../policies", "../../engine/testdata/registry-orders"}
+	ordersCity := newTestServer(t, serverSetup{bundles: orders, geo: geotest.StandardCity(t)})
+	ordersCountry := newTestServer(t, serverSetup{bundles: orders})
 
 	big := `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b"}, "participants": [` +
 		strings.Repeat(`{"id": "p", "ip": "8.8.8.8"},`, 100) + `{"id": "q", "ip": "8.8.8.8"}]}}`
@@ -533,6 +546,9 @@ func probes(t *testing.T) []probe {
 		probe{"status no token", auth, get("/v1/status"), 401, apierror.Unauthorized, ""},
 		probe{"status decide token", auth, withToken(get("/v1/status"), decide), 403, apierror.Forbidden, ""},
 		probe{"status admin token", auth, withToken(get("/v1/status"), admin), 200, "", ""},
+		probe{"status with a warning", ordersCountry, get("/v1/status"), 200, "", ""},
+		probe{"decision with orders not in force and subdivisions", ordersCity, post("/v1/decisions", ordersBody), 200, "", ""},
+		probe{"admission by a service-wide order", ordersCity, post("/v1/admission", serviceWideAdmissionBody), 200, "", ""},
 		probe{"metrics", open, get("/metrics"), 200, "", ""},
 		probe{"metrics no token", auth, get("/metrics"), 401, apierror.Unauthorized, ""},
 		probe{"metrics wrong token", auth, withToken(get("/metrics"), "nope"), 401, apierror.Unauthorized, ""},

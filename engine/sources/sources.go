@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/geo"
 	"github.com/geoscope/geoscope/engine/policy"
+	"github.com/geoscope/geoscope/engine/registry"
 	"github.com/geoscope/geoscope/internal/watch"
 )
 
@@ -98,6 +100,11 @@ type Status struct {
 	GeoIPRejections   int       `json:"geoip_rejections"`
 	Reloads           int       `json:"reloads"`
 	StartedAt         time.Time `json:"started_at"`
+	// Warnings say what is likely wrong with the active bundles and GeoIP
+	// database together although each loaded: a registry whose
+	// jurisdictions list subdivisions with a database that locates nobody
+	// in one (see SubdivisionWarning). Absent when there is nothing to say.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Bundle is an active bundle.
@@ -215,7 +222,32 @@ func (s *Sources) activate(snap *policy.Snapshot, err error) error {
 	if w := snap.Warning(); w != "" {
 		s.log.Warn(w)
 	}
+	if db := s.eng.Geo(); db != nil {
+		if w := SubdivisionWarning(snap.Registry(), db.Info()); w != "" {
+			s.log.Warn(w)
+		}
+	}
 	return nil
+}
+
+// SubdivisionWarning is a warning when the registry's jurisdictions list
+// ISO 3166-2 subdivisions and the GeoIP database (a Country database, such
+// as the embedded one) locates nobody in a subdivision: the orders of
+// those authorities then act on nobody there. "" when there is nothing to
+// say.
+func SubdivisionWarning(reg *registry.Registry, info geo.Info) string {
+	if info.Subdivisions || !reg.HasSubdivisions() {
+		return ""
+	}
+	var ids []string
+	for id, a := range reg.Authorities {
+		if a.HasSubdivisions() {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return fmt.Sprintf("the jurisdictions of %s list subdivisions, but the GeoIP database %s is a Country database, which locates nobody in a subdivision: "+
+		"their orders act on nobody there; load a GeoIP2 or GeoLite2 City database (--geoip-db) to enforce them", strings.Join(ids, ", "), info.Database)
 }
 
 // ReloadGeo opens the configured GeoIP database and swaps it in, or keeps
@@ -252,7 +284,12 @@ func (s *Sources) ReloadGeo() error {
 	info := db.Info()
 	s.status.GeoIP = &GeoIP{Source: source, Database: info.Database, Build: info.Build, LoadedAt: now}
 	s.status.GeoIPError = nil
-	s.log.Info("GeoIP database activated", "database", info.Database, "build", info.Build)
+	s.log.Info("GeoIP database activated", "database", info.Database, "build", info.Build, "subdivisions", info.Subdivisions)
+	if snap := s.eng.Policy(); snap != nil {
+		if w := SubdivisionWarning(snap.Registry(), info); w != "" {
+			s.log.Warn(w)
+		}
+	}
 	return nil
 }
 
@@ -303,5 +340,10 @@ func (s *Sources) Status() Status {
 	defer s.mu.Unlock()
 	st := s.status
 	st.Bundles = append([]Bundle(nil), s.status.Bundles...)
+	if snap, db := s.eng.Policy(), s.eng.Geo(); snap != nil && db != nil {
+		if w := SubdivisionWarning(snap.Registry(), db.Info()); w != "" {
+			st.Warnings = []string{w}
+		}
+	}
 	return st
 }

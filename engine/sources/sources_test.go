@@ -17,6 +17,7 @@ import (
 	"github.com/geoscope/geoscope/engine/geo"
 	"github.com/geoscope/geoscope/engine/geo/geotest"
 	"github.com/geoscope/geoscope/engine/policy"
+	"github.com/geoscope/geoscope/engine/registry"
 	"github.com/geoscope/geoscope/internal/bundletest"
 )
 
@@ -756,4 +757,98 @@ func TestFirstLoadFailureLogged(t *testing.T) {
 	if ok, _ := src.Ready(); ok {
 		t.Error("ready without a policy or database")
 	}
+}
+
+// A registry whose jurisdictions list subdivisions with a Country database
+// (which locates nobody in a subdivision) is active and valid, but /v1/status
+// and the log say its orders act on nobody there; a City database, or a
+// registry of countries, clears the warning.
+func TestSubdivisionWarning(t *testing.T) {
+	ctx := context.Background()
+	regDir := filepath.Join(t.TempDir(), "registry")
+	crimea := with(registryFiles("reg-1"), "authorities/data.json",
+		`{"cn.cac": {"name": "Cyberspace Administration of China", "jurisdiction": ["CN"]}, "ua.crimea": {"name": "Crimea", "jurisdiction": ["UA-43"]}}`)
+	writeTree(t, regDir, crimea)
+	dbPath := filepath.Join(t.TempDir(), "geo.mmdb")
+	country, err := os.ReadFile(geotest.Standard(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	city, err := os.ReadFile(geotest.StandardCity(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dbPath, country, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, _, logs := newSources(t, regDir, dbPath)
+	if err := src.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := src.Status()
+	if len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "ua.crimea") || !strings.Contains(st.Warnings[0], geotest.StandardType) ||
+		!strings.Contains(st.Warnings[0], "act on nobody") {
+		t.Fatalf("warnings = %q", st.Warnings)
+	}
+	if !strings.Contains(logs.String(), `"level":"WARN"`) || !strings.Contains(logs.String(), "ua.crimea") {
+		t.Errorf("the warning was not logged:\n%s", logs)
+	}
+	raw, _ := json.Marshal(st)
+	if !strings.Contains(string(raw), `"warnings":[`) {
+		t.Errorf("status JSON %s", raw)
+	}
+
+	// A City database: nothing to warn about.
+	if err := os.WriteFile(dbPath, city, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.ReloadGeo(); err != nil {
+		t.Fatal(err)
+	}
+	if st := src.Status(); st.Warnings != nil {
+		t.Errorf("warnings with a City database: %q", st.Warnings)
+	}
+	raw, _ = json.Marshal(src.Status())
+	if strings.Contains(string(raw), `"warnings"`) {
+		t.Errorf("status JSON has warnings: %s", raw)
+	}
+
+	// Back to the Country database, then a registry of countries only.
+	if err := os.WriteFile(dbPath, country, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.ReloadGeo(); err != nil {
+		t.Fatal(err)
+	}
+	if st := src.Status(); len(st.Warnings) != 1 {
+		t.Errorf("warnings = %q", st.Warnings)
+	}
+	writeTree(t, regDir, registryFiles("reg-2"))
+	if err := src.ReloadBundles(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := src.Status(); st.Warnings != nil {
+		t.Errorf("warnings with a registry of countries: %q", st.Warnings)
+	}
+}
+
+func TestSubdivisionWarningText(t *testing.T) {
+	if w := SubdivisionWarning(registryOf(map[string][]string{"a": {"CN"}}), geo.Info{Database: "GeoIP2-Country"}); w != "" {
+		t.Errorf("countries only: %q", w)
+	}
+	if w := SubdivisionWarning(registryOf(map[string][]string{"b": {"GB-LND"}, "a": {"UA-43"}}), geo.Info{Database: "GeoIP2-City", Subdivisions: true}); w != "" {
+		t.Errorf("a City database: %q", w)
+	}
+	w := SubdivisionWarning(registryOf(map[string][]string{"b": {"GB-LND"}, "a": {"UA-43"}, "c": {"CN"}}), geo.Info{Database: "DBIP-Country-Lite"})
+	if !strings.Contains(w, "the jurisdictions of a, b list subdivisions") || !strings.Contains(w, "DBIP-Country-Lite") {
+		t.Errorf("warning %q", w)
+	}
+}
+
+func registryOf(jurisdictions map[string][]string) *registry.Registry {
+	auths := map[string]registry.Authority{}
+	for id, j := range jurisdictions {
+		auths[id] = registry.Authority{Name: id, Jurisdiction: j}
+	}
+	return registry.New(auths, nil)
 }

@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,7 +16,9 @@ import (
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/policy"
+	"github.com/geoscope/geoscope/engine/registry"
 	"github.com/geoscope/geoscope/engine/server"
+	"github.com/geoscope/geoscope/engine/sources"
 )
 
 func decideCommand() *cobra.Command {
@@ -27,6 +31,7 @@ func decideCommand() *cobra.Command {
 		keys        verificationFlags
 		ledgers     ledgerFlags
 		phones      bool
+		at          string
 	)
 	cmd := &cobra.Command{
 		Use:   "decide [--input FILE] [--geoip-db FILE] [--bundle PATH]...",
@@ -48,6 +53,13 @@ With --show-print the policy's print() calls are compiled in and their
 output goes to stderr, one "FILE:ROW: OUTPUT" line per call (never to
 stdout, the decision or the ledger).
 
+With --at the request is decided as of another time (an RFC 3339
+date-time, or a date for its start in UTC): the orders in force then are
+evaluated, and the decision carries that time. It is for reviewing what
+geoscope would decide, or would have decided, while an order is or was in
+force; it cannot be combined with recording in a ledger, whose entries
+are decided now.
+
 Exit status: 0 with a decision, 2 on bad input or unreadable bundles or
 database (the message on stderr names the field), 1 on other failures.`,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -65,6 +77,17 @@ database (the message on stderr names the field), 1 on other failures.`,
 			req, err := input.Decode(raw, input.Limits{})
 			if err != nil {
 				return err
+			}
+			var asOf time.Time
+			if at != "" {
+				if ledgers.chosen(cmd.Flags()) && ledgers.url != ledgerOff {
+					return usageError{errors.New("--at decides as of another time and cannot be recorded in a ledger; leave out --ledger, --data-dir and --ledger-key-file")}
+				}
+				t, _, err := registry.ParseInstant(at, false)
+				if err != nil {
+					return &input.FieldError{Field: "--at", Message: strings.TrimPrefix(err.Error(), registry.ErrDate.Error()+": ")}
+				}
+				asOf = t
 			}
 			opts, err := keys.loadOptions()
 			if err != nil {
@@ -84,7 +107,13 @@ database (the message on stderr names the field), 1 on other failures.`,
 			if w := snap.Warning(); w != "" {
 				log.Warn(w)
 			}
+			if w := sources.SubdivisionWarning(snap.Registry(), db.Info()); w != "" {
+				log.Warn(w)
+			}
 			engineOpts := []engine.Option{engine.WithPhoneLocation(phones)}
+			if !asOf.IsZero() {
+				engineOpts = append(engineOpts, engine.WithClock(func() time.Time { return asOf }))
+			}
 			// --ledger off is what decide does anyway: nothing to warn about.
 			if ledgers.chosen(cmd.Flags()) && ledgers.url != ledgerOff {
 				led, err := ledgers.open(cmd.Context(), log)
@@ -117,6 +146,7 @@ database (the message on stderr names the field), 1 on other failures.`,
 	f.StringVar(&geoPath, "geoip-db", "", "GeoIP2/GeoLite2 Country or City database `FILE` (default: embedded DB-IP Country Lite)")
 	f.StringArrayVar(&bundles, "bundle", nil, "load the bundle at `PATH` (directory or .tar.gz); repeatable")
 	registerPhoneFlag(f, &phones)
+	f.StringVar(&at, "at", "", "decide as of `TIME` (RFC 3339, or YYYY-MM-DD for the start of that UTC day) instead of now: the orders in force then (not with a ledger)")
 	f.BoolVar(&showPrint, "show-print", false, "write the output of the policy's print() calls to stderr")
 	f.DurationVar(&evalTimeout, "eval-timeout", server.DefaultEvalTimeout, "deadline for the evaluation")
 	keys.register(f)

@@ -35,13 +35,14 @@ func geoipCommand() *cobra.Command {
 			for i, addr := range addrs {
 				d := db.Explain(addr)
 				out := lookupResult{
-					IP:         args[i],
-					Country:    d.Country,
-					Known:      d.Known,
-					Reason:     d.Reason,
-					Registered: d.Registered,
-					Database:   info.Database,
-					Build:      info.Build.Format("2006-01-02T15:04:05Z"),
+					IP:           args[i],
+					Country:      d.Country,
+					Subdivisions: d.Subdivisions,
+					Known:        d.Known,
+					Reason:       d.Reason,
+					Registered:   d.Registered,
+					Database:     info.Database,
+					Build:        info.Build.Format("2006-01-02T15:04:05Z"),
 				}
 				if d.Network.IsValid() {
 					out.Network = d.Network.String()
@@ -61,9 +62,12 @@ func geoipCommand() *cobra.Command {
 type lookupResult struct {
 	IP      string `json:"ip"`
 	Country string `json:"country,omitempty"`
-	Known   bool   `json:"known"`
-	Reason  string `json:"reason,omitempty"`
-	Network string `json:"network,omitempty"`
+	// Subdivisions are the ISO 3166-2 subdivisions the address is located
+	// in (City databases only).
+	Subdivisions []string `json:"subdivisions,omitempty"`
+	Known        bool     `json:"known"`
+	Reason       string   `json:"reason,omitempty"`
+	Network      string   `json:"network,omitempty"`
 	// Registered is shown for context only; decisions never use it.
 	Registered string `json:"registered_country,omitempty"`
 	Database   string `json:"database"`

@@ -8,13 +8,18 @@
 #
 #   The engine prepares the input (docs/policy.md has the full contract):
 #   every IP address is replaced by the located country ("country", absent
-#   when the location is unknown); "by_country" groups participant ids by
-#   located country; "standing_orders" lists the registry orders that target
-#   the meeting or its host account.
+#   when the location is unknown) and, with a GeoIP City database, the
+#   subdivisions it is located in ("subdivisions", ISO 3166-2); "by_country"
+#   and "by_subdivision" group participant ids by them; "standing_orders"
+#   lists the registry orders in force that target the meeting, its host
+#   account or every meeting (the engine leaves out orders not in force).
 #
 #   Rules work on countries, not people: participants are removed in one
 #   action per order and country ("participant_ids"), which the engine
 #   expands, so evaluation cost does not grow with the size of the meeting.
+#   A jurisdiction may list subdivisions beside countries ("UA-43"): the
+#   participants located in those (and not in a listed country) are removed
+#   in one more action per order.
 #
 #   Operators extend it without editing it: rules of their own in package
 #   geoscope.extensions (a file added to the bundle) name people never acted
@@ -99,8 +104,9 @@ makes_known_demand(o) if {
 	d in demands
 }
 
-# A meeting is targeted by naming it, or by naming its host account (which
-# covers every meeting of the account, including future ones).
+# A meeting is targeted by naming it, by naming its host account (which
+# covers every meeting of the account, including future ones), or by a
+# service-wide order, which targets every meeting.
 targets_meeting(o) if input.meeting.id in o.targets.meetings
 
 targets_meeting(o) if {
@@ -108,18 +114,45 @@ targets_meeting(o) if {
 	input.meeting.host.account_id in o.targets.accounts
 }
 
-# A person is inside only when located inside. An unknown location has no
-# "country" and so is never inside.
+targets_meeting(o) if service_wide(o)
+
+# A service-wide order applies to every meeting; only participant actions
+# (removals, deny_join) follow from it, never end_meeting or
+# suspend_account (the registry validation refuses such demands in one).
+service_wide(o) if o.targets.all_meetings == true
+
+# A person is inside only when located inside: in a country of the
+# jurisdiction, or in one of its subdivisions. An unknown location has no
+# "country" (and no "subdivisions") and so is never inside.
 inside(person, jurisdiction) if person.country in jurisdiction
+
+inside(person, jurisdiction) if {
+	some s in person.subdivisions
+	s in jurisdiction
+}
 
 # Users a meeting-wide or account action would reach right now and who are
 # not located inside: participants, the connected host, and the participant
 # asking to join.
-outside_count[id] := ((input.meeting.participant_count - located_inside(j)) + host_outside(j)) + joining_outside(j) if {
+outside_count[id] := (((input.meeting.participant_count - located_inside(j)) - count(subdivision_inside[id])) + host_outside(j)) + joining_outside(j) if {
 	some id, j in actionable
 }
 
 located_inside(j) := sum([count(input.meeting.by_country[c]) | some c in j])
+
+# The participants inside the jurisdiction of an order by a subdivision
+# only: located in one it lists, and not in a country it lists (those are
+# counted, and removed, with their country). A set, so a person in two
+# listed subdivisions counts once. Empty for a jurisdiction of countries.
+subdivision_inside[id] := inside_ids if {
+	some id, j in actionable
+	inside_ids := {pid |
+		some code in j
+		pids := input.meeting.by_subdivision[code]
+		not substring(code, 0, 2) in j
+		some pid in pids
+	}
+}
 
 host_outside(j) := 1 if {
 	input.meeting.host.connected
@@ -153,6 +186,24 @@ removals contains action if {
 		"order_id": id,
 		"jurisdiction": j,
 		"country": country,
+		"reason": inside_reason,
+	}
+}
+
+# Those inside by a subdivision alone, in one more batch per order. It
+# names no country: its participants may be in several, and the guard
+# fills in each one's.
+removals contains action if {
+	some id, j in actionable
+	not order_withheld(id)
+	ids := not_exempt(sort(subdivision_inside[id]))
+	count(ids) > 0
+	action := {
+		"type": "remove_participant",
+		"meeting_id": input.meeting.id,
+		"participant_ids": ids,
+		"order_id": id,
+		"jurisdiction": j,
 		"reason": inside_reason,
 	}
 }
@@ -199,6 +250,17 @@ may_deny(o) if {
 	makes_known_demand(o)
 }
 
+# Located in a subdivision of the jurisdiction. Only a City database
+# locates anyone in one; with a Country database "subdivisions" is absent
+# and this fails at its first expression.
+may_deny(o) if {
+	some s in input.joining.subdivisions
+	s in data.authorities[o.authority].jurisdiction
+	has_legal_basis(o)
+	targets_meeting(o)
+	makes_known_demand(o)
+}
+
 denial(id) := {"type": "deny_join", "participant_id": input.joining.id, "order_id": id, "reason": inside_reason}
 
 # Rule 4: a meeting may be ended only when it has participants and nobody
@@ -211,6 +273,7 @@ end_meeting_granted(id) if {
 meeting_actions contains action if {
 	some id, j in actionable
 	"end_meeting" in orders[id].demands
+	not service_wide(orders[id])
 	end_meeting_granted(id)
 	not demand_withheld(id, "end_meeting")
 	not exempt_reached
@@ -233,6 +296,7 @@ suspend_account_granted(id) if {
 meeting_actions contains action if {
 	some id, j in actionable
 	"suspend_account" in orders[id].demands
+	not service_wide(orders[id])
 	suspend_account_granted(id)
 	not demand_withheld(id, "suspend_account")
 	not exempt_account_reached
@@ -291,9 +355,21 @@ refused contains refusal(id, d, "unknown_demand", reason, 0) if {
 	reason := sprintf("%q is not a demand geoscope knows", [d])
 }
 
+# A service-wide order names no meeting and no account: a meeting-wide or
+# account demand in one (which the registry validation and the decoding of
+# a preview order refuse) is refused, whoever it would reach.
+refused contains refusal(id, d, "service_wide", reason, 0) if {
+	some id, _ in actionable
+	service_wide(orders[id])
+	some d in orders[id].demands
+	d in {"end_meeting", "suspend_account"}
+	reason := sprintf("order %s applies to every meeting; only participants located inside are acted on, never a meeting or an account as a whole", [id])
+}
+
 refused contains refusal(id, "end_meeting", "no_participants", reason, outside_count[id]) if {
 	some id, j in actionable
 	"end_meeting" in orders[id].demands
+	not service_wide(orders[id])
 	input.meeting.participant_count == 0
 	reason := sprintf("the meeting has no participants, so ending it cannot be shown to affect only users in %s; participants located there are denied admission instead", [concat(", ", j)])
 }
@@ -301,6 +377,7 @@ refused contains refusal(id, "end_meeting", "no_participants", reason, outside_c
 refused contains refusal(id, "end_meeting", "affects_outside", reason, n) if {
 	some id, j in actionable
 	"end_meeting" in orders[id].demands
+	not service_wide(orders[id])
 	input.meeting.participant_count > 0
 	n := outside_count[id]
 	n > 0
@@ -310,6 +387,7 @@ refused contains refusal(id, "end_meeting", "affects_outside", reason, n) if {
 refused contains refusal(id, "suspend_account", "affects_outside", reason, n) if {
 	some id, j in actionable
 	"suspend_account" in orders[id].demands
+	not service_wide(orders[id])
 	not suspend_account_granted(id)
 	n := outside_count[id] + account_holder_outside_uncounted(j)
 	reason := sprintf("suspending the account would affect users outside %s (%s); narrowed to participants located there, in every meeting of the account", [concat(", ", j), suspend_obstacle(j, outside_count[id])])
@@ -487,7 +565,7 @@ entry_reason(entry, fallback) := entry.reason if {
 # refusal may not claim one of them.
 builtin_codes := {
 	"unknown_authority", "no_legal_basis", "not_targeted", "unknown_demand",
-	"no_participants", "affects_outside", "exempt",
+	"no_participants", "affects_outside", "exempt", "service_wide",
 }
 
 # An operator's code is lower_snake_case, at most 64 bytes, and not one of
@@ -519,6 +597,7 @@ refused contains refusal(id, "end_meeting", "exempt", reason, 0) if {
 	exempting
 	some id, _ in actionable
 	"end_meeting" in orders[id].demands
+	not service_wide(orders[id])
 	exempt_reached
 	reason := "ending the meeting would reach a person the operator's policy exempts from enforcement"
 }
@@ -527,6 +606,7 @@ refused contains refusal(id, "suspend_account", "exempt", reason, 0) if {
 	exempting
 	some id, _ in actionable
 	"suspend_account" in orders[id].demands
+	not service_wide(orders[id])
 	exempt_account_reached
 	reason := "suspending the account would reach a person the operator's policy exempts from enforcement"
 }

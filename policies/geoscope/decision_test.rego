@@ -105,8 +105,8 @@ no_country_host := object.remove(offline_host("acct-x", "ZZ"), ["account_country
 # A connected host whose location is unknown.
 unlocated_host(account, account_country) := object.union(offline_host(account, account_country), {"connected": true})
 
-# The engine groups participant ids by located country; tests derive the
-# grouping from the participant list the same way. "participants" is the
+# The engine groups participant ids by located country (and subdivision);
+# tests derive the grouping from the participant list the same way. "participants" is the
 # per-person array the engine adds when a reachable rule reads it (the
 # default policy never does; extensions may).
 meeting(h, ps) := {
@@ -114,11 +114,14 @@ meeting(h, ps) := {
 	"host": h,
 	"participant_count": count(ps),
 	"by_country": by_country(ps),
+	"by_subdivision": by_subdivision(ps),
 	"unlocated": [p.id | some p in ps; not p.country],
 	"participants": ps,
 }
 
 by_country(ps) := {c: [p.id | some p in ps; p.country == c] | some q in ps; c := q.country}
+
+by_subdivision(ps) := {s: [p.id | some p in ps; s in p.subdivisions] | some q in ps; some s in q.subdivisions}
 
 preview(o, m) := {"meeting": m, "order": o}
 

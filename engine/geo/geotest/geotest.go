@@ -4,8 +4,9 @@
 // checked-in fixtures, or depending on what a commercial database says today.
 //
 // Most tests should use [Standard], whose fixed contents are documented on
-// [StandardEntries]; tests that need a special shape use [Build] or
-// [WriteFile] with their own entries.
+// [StandardEntries], or [StandardCity] for subdivisions ([StandardCityEntries]);
+// tests that need a special shape use [Build] or [WriteFile] with their own
+// entries.
 //
 // mmdbwriter's default of refusing reserved networks (private, documentation,
 // multicast, ...) is kept on purpose: a real database has no records there,
@@ -38,6 +39,11 @@ type Entry struct {
 	Registered string
 	// Anycast sets traits.is_anycast to true. False writes no traits map.
 	Anycast bool
+	// Subdivisions are written as subdivisions[].iso_code, largest first,
+	// the way GeoIP2 City databases store them: the part of the ISO
+	// 3166-2 code after the hyphen ("43" for UA-43). None writes no
+	// subdivisions array.
+	Subdivisions []string
 }
 
 // BuildTime is the build_epoch written into every database built here, so that
@@ -86,6 +92,57 @@ var StandardEntries = []Entry{
 
 // StandardType is the database_type of the [Standard] database.
 const StandardType = "GeoIP2-Country"
+
+// StandardCityEntries is the content of the database written by
+// [StandardCity]: every network of [StandardEntries] with the same country
+// (so anything decided with the Country database is decided the same way
+// with it), some with subdivisions, and networks in Ukraine for
+// subdivision jurisdictions. Entries may be added; existing ones must not
+// change.
+//
+//	Network          country  subdivisions  purpose
+//	1.0.16.0/20      CN       BJ            CN-BJ, Beijing
+//	36.110.0.0/16    CN       SH            CN-SH, Shanghai
+//	81.2.69.0/24     GB       ENG, LND      GB-ENG and GB-LND (London lies in England)
+//	91.200.0.0/16    UA       43            UA-43, Crimea
+//	91.201.0.0/16    UA       40            UA-40, Sevastopol
+//	91.202.0.0/16    UA       30            UA-30, Kyiv
+//	91.203.0.0/16    UA                     Ukraine, no subdivision in the record
+//	91.204.0.0/16    UA       4 3           a malformed iso_code: the country only
+//	91.205.0.0/16             43            a subdivision without a country: unknown
+//	91.206.0.0/16    UA       43   anycast  anycast wins: unknown
+//	(the rest of StandardEntries, unchanged, without subdivisions)
+var StandardCityEntries = func() []Entry {
+	subdivisions := map[string][]string{
+		"1.0.16.0/20":   {"BJ"},
+		"36.110.0.0/16": {"SH"},
+		"81.2.69.0/24":  {"ENG", "LND"},
+	}
+	out := make([]Entry, 0, len(StandardEntries)+7)
+	for _, e := range StandardEntries {
+		e.Subdivisions = subdivisions[e.Network]
+		out = append(out, e)
+	}
+	return append(out,
+		Entry{Network: "91.200.0.0/16", Country: "UA", Subdivisions: []string{"43"}},
+		Entry{Network: "91.201.0.0/16", Country: "UA", Subdivisions: []string{"40"}},
+		Entry{Network: "91.202.0.0/16", Country: "UA", Subdivisions: []string{"30"}},
+		Entry{Network: "91.203.0.0/16", Country: "UA"},
+		Entry{Network: "91.204.0.0/16", Country: "UA", Subdivisions: []string{"4 3"}},
+		Entry{Network: "91.205.0.0/16", Subdivisions: []string{"43"}},
+		Entry{Network: "91.206.0.0/16", Country: "UA", Subdivisions: []string{"43"}, Anycast: true},
+	)
+}()
+
+// StandardCityType is the database_type of the [StandardCity] database.
+const StandardCityType = "GeoIP2-City"
+
+// StandardCity writes the [StandardCityEntries] database as a
+// "GeoIP2-City" file in tb.TempDir and returns its path.
+func StandardCity(tb testing.TB) string {
+	tb.Helper()
+	return WriteFile(tb, StandardCityType, StandardCityEntries)
+}
 
 // Standard writes the [StandardEntries] database as a "GeoIP2-Country"
 // file in tb.TempDir and returns its path.
@@ -163,6 +220,13 @@ func countryRecord(e Entry) mmdbtype.Map {
 	}
 	if e.Anycast {
 		rec["traits"] = mmdbtype.Map{"is_anycast": mmdbtype.Bool(true)}
+	}
+	if len(e.Subdivisions) > 0 {
+		subs := make(mmdbtype.Slice, len(e.Subdivisions))
+		for i, iso := range e.Subdivisions {
+			subs[i] = mmdbtype.Map{"iso_code": mmdbtype.String(iso)}
+		}
+		rec["subdivisions"] = subs
 	}
 	return rec
 }

@@ -97,6 +97,48 @@ func TestStandard(t *testing.T) {
 	}
 }
 
+// The City database has every Country network with the same country, and
+// subdivisions in the GeoIP2 City shape.
+func TestStandardCity(t *testing.T) {
+	r, err := maxminddb.Open(geotest.StandardCity(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close() //nolint:errcheck // test
+	if r.Metadata.DatabaseType != geotest.StandardCityType {
+		t.Errorf("type = %q", r.Metadata.DatabaseType)
+	}
+	if err := r.Verify(); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+	for i, e := range geotest.StandardEntries {
+		if c := geotest.StandardCityEntries[i]; c.Network != e.Network || c.Country != e.Country || c.Registered != e.Registered || c.Anycast != e.Anycast {
+			t.Errorf("city entry %d = %+v, want the country entry %+v", i, c, e)
+		}
+	}
+	sub := func(codes ...string) []any {
+		out := make([]any, len(codes))
+		for i, c := range codes {
+			out[i] = map[string]any{"iso_code": c}
+		}
+		return out
+	}
+	iso := func(cc string) map[string]any { return map[string]any{"iso_code": cc} }
+	for addr, want := range map[string]map[string]any{
+		"81.2.69.1":   {"country": iso("GB"), "subdivisions": sub("ENG", "LND")},
+		"91.200.1.1":  {"country": iso("UA"), "subdivisions": sub("43")},
+		"91.203.1.1":  {"country": iso("UA")},
+		"91.205.1.1":  {"subdivisions": sub("43")},
+		"147.8.2.58":  {"country": iso("HK")},
+		"36.110.0.10": {"country": iso("CN"), "subdivisions": sub("SH")},
+	} {
+		got, found := record(t, r, addr)
+		if !found || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %v (found=%v), want %v", addr, got, found, want)
+		}
+	}
+}
+
 func TestWriteFileNameIsSafe(t *testing.T) {
 	path := geotest.WriteFile(t, "../DBIP-Location (compat=City)", geotest.StandardEntries[:1])
 	if base := filepath.Base(path); base != "___DBIP-Location__compat_City_.mmdb" {
@@ -127,12 +169,16 @@ func fatalOf(t *testing.T, fn func(tb testing.TB)) string {
 }
 
 func TestBuildRejectsBadEntries(t *testing.T) {
-	for entry, want := range map[geotest.Entry]string{
-		{Network: "not-a-cidr", Country: "US"}:    "entry 0",
-		{Network: "8.8.8.8/24", Country: "US"}:    "host bits",
-		{Network: "10.0.0.0/8", Country: "US"}:    "reserved",
-		{Network: "2001:db8::/32", Country: "US"}: "reserved",
+	for _, tc := range []struct {
+		entry geotest.Entry
+		want  string
+	}{
+		{geotest.Entry{Network: "not-a-cidr", Country: "US"}, "entry 0"},
+		{geotest.Entry{Network: "8.8.8.8/24", Country: "US"}, "host bits"},
+		{geotest.Entry{Network: "10.0.0.0/8", Country: "US"}, "reserved"},
+		{geotest.Entry{Network: "2001:db8::/32", Country: "US"}, "reserved"},
 	} {
+		entry, want := tc.entry, tc.want
 		msg := fatalOf(t, func(tb testing.TB) { geotest.Build(tb, "GeoIP2-Country", []geotest.Entry{entry}) })
 		if !strings.Contains(msg, want) {
 			t.Errorf("Build(%+v) fatal = %q, want it to mention %q", entry, msg, want)
