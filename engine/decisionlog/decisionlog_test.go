@@ -29,7 +29,7 @@ func TestEventIsPseudonymized(t *testing.T) {
 				{Type: decision.RemoveParticipant, ParticipantID: "acct-host", Host: true, OrderID: "o-1", Country: "CN", Reason: "the host acct-host is in CN"},
 				{Type: decision.DenyJoin, ParticipantID: "bob", OrderID: "o-1", Country: "CN", Reason: "bob may not join"},
 			},
-			GuardBlocked: []decision.Blocked{{Action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct-host", OrderID: "o-1"}, Code: "outside", Reason: "acct-host has users outside"}},
+			GuardBlocked: []decision.Blocked{{Action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct-host", OrderID: "o-1"}, Code: "outside", Reason: `account "acct-host" has users outside`}},
 			Refused:      []decision.Refusal{{OrderID: "o-1", Demand: "end_meeting", Code: "affects_outside", Reason: "carol is outside"}},
 			Bundles:      map[string]string{"policies": "sha256:x"},
 		},

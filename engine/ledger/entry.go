@@ -12,9 +12,12 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/decision"
@@ -258,7 +261,7 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 		e.Actions[i].Reason = scrub.apply(a.Reason)
 	}
 	for i, b := range d.GuardBlocked {
-		e.GuardBlocked[i].Reason = scrub.apply(b.Reason)
+		e.GuardBlocked[i].Reason = scrub.applyQuoted(b.Reason)
 	}
 	for _, rf := range d.Refused {
 		e.Refused = append(e.Refused, Refusal{OrderID: rf.OrderID, Demand: rf.Demand, Code: rf.Code, Reason: scrub.apply(rf.Reason), AffectedOutside: rf.AffectedOutside})
@@ -369,11 +372,29 @@ func (s *scrubber) account(id string) {
 	}
 }
 
-func (s *scrubber) apply(text string) string {
+func (s *scrubber) apply(text string) string { return s.scrub(text, false) }
+
+// applyQuoted scrubs text the engine wrote itself (the guard's reasons),
+// which quote every id they name ("%q"): only quoted ids are replaced, so
+// an id that happens to be a word or a number ("located", "1") cannot
+// garble the rest of the reason.
+func (s *scrubber) applyQuoted(text string) string { return s.scrub(text, true) }
+
+// scrub replaces the ids text holds with their pseudonyms. In free text an
+// id is replaced where it stands as a whole token (not inside a longer
+// word or number: "p1" in "p10" or "ship1ment" stays), which keeps counts
+// and words readable while no id survives on its own. The trade-off: an id
+// that is an ordinary word or number (a participant called "2") is still
+// replaced wherever that word stands alone in free text.
+func (s *scrubber) scrub(text string, quoted bool) string {
 	if text == "" {
 		return text
 	}
-	if out, ok := s.cache[text]; ok {
+	key := text
+	if quoted {
+		key = "\x00q" + text
+	}
+	if out, ok := s.cache[key]; ok {
 		return out
 	}
 	found := map[string]bool{}
@@ -396,19 +417,78 @@ func (s *scrubber) apply(text string) string {
 	if len(found) > 0 {
 		// Longest first, so "p1" does not eat into "p10".
 		ids := slices.SortedFunc(maps.Keys(found), func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
-		pairs := make([]string, 0, 2*len(ids))
-		for _, id := range ids {
-			ps := s.p.Participant(id)
+		pseudonym := func(id string) string {
 			if s.accounts[id] {
-				ps = s.p.Account(id)
+				return s.p.Account(id)
 			}
-			pairs = append(pairs, id, ps)
+			return s.p.Participant(id)
 		}
-		out = strings.NewReplacer(pairs...).Replace(text)
+		if quoted {
+			pairs := make([]string, 0, 2*len(ids))
+			for _, id := range ids {
+				pairs = append(pairs, strconv.Quote(id), strconv.Quote(pseudonym(id)))
+			}
+			out = strings.NewReplacer(pairs...).Replace(text)
+		} else {
+			out = replaceTokens(text, ids, pseudonym)
+		}
 	}
-	s.cache[text] = out
+	s.cache[key] = out
 	return out
 }
+
+// replaceTokens replaces each occurrence of one of ids (tried in order)
+// that stands as a whole token: an id starting (ending) with a word
+// character (a letter, a digit, "_" or "-") is not preceded (followed) by
+// one.
+func replaceTokens(text string, ids []string, with func(string) string) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(text); {
+		matched := ""
+		for _, id := range ids {
+			if strings.HasPrefix(text[i:], id) && tokenAt(text, i, i+len(id)) {
+				matched = id
+				break
+			}
+		}
+		if matched == "" {
+			i++
+			continue
+		}
+		b.WriteString(text[last:i])
+		b.WriteString(with(matched))
+		i += len(matched)
+		last = i
+	}
+	if last == 0 {
+		return text
+	}
+	b.WriteString(text[last:])
+	return b.String()
+}
+
+// tokenAt reports whether text[start:end] is not glued to letters or
+// digits on a side where it itself begins or ends with one.
+func tokenAt(text string, start, end int) bool {
+	first, _ := utf8.DecodeRuneInString(text[start:end])
+	lastR, _ := utf8.DecodeLastRuneInString(text[start:end])
+	if start > 0 && wordRune(first) {
+		if r, _ := utf8.DecodeLastRuneInString(text[:start]); wordRune(r) {
+			return false
+		}
+	}
+	if end < len(text) && wordRune(lastR) {
+		if r, _ := utf8.DecodeRuneInString(text[end:]); wordRune(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// wordRune is a character that continues a token: "CN" in "CN-11" or
+// "acct" in "acct-us" is part of a longer name, not an id of its own.
+func wordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || r == '-' }
 
 // durable reports whether a record must be stored one by one: it returns
 // an action, a refusal or a guard block, or denies an admission. The rest

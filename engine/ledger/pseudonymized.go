@@ -40,7 +40,7 @@ func (p *Pseudonymizer) Decision(r *engine.Record) *decision.Decision {
 		d.Actions[i].Reason = scrub.apply(d.Actions[i].Reason)
 	}
 	for i := range d.GuardBlocked {
-		d.GuardBlocked[i].Reason = scrub.apply(d.GuardBlocked[i].Reason)
+		d.GuardBlocked[i].Reason = scrub.applyQuoted(d.GuardBlocked[i].Reason)
 		d.GuardBlocked[i].Action.Reason = scrub.apply(d.GuardBlocked[i].Action.Reason)
 	}
 	d.Refused = make([]decision.Refusal, len(r.Decision.Refused))
