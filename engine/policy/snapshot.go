@@ -59,6 +59,21 @@ type Snapshot struct {
 	// readsParticipants is whether a rule reachable from an entry point
 	// may read input.meeting.participants (see readsInput).
 	readsParticipants bool
+	// admissionMemo remembers the admission entry point's answers (see
+	// memo.go); nil when they cannot be reused.
+	admissionMemo *memo
+}
+
+// AdmissionKey reports whether the admission entry point's answers are
+// reused, and the input paths they are keyed by (see memo.go).
+func (s *Snapshot) AdmissionKey() (paths []string, reused bool) {
+	if s.admissionMemo == nil {
+		return nil, false
+	}
+	for _, p := range s.admissionMemo.paths {
+		paths = append(paths, p.String())
+	}
+	return paths, true
 }
 
 // ReadsParticipants reports whether the policy may read
@@ -190,6 +205,10 @@ func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, re
 	if snap.admission, err = prepare(admissionQueryRef); err != nil {
 		return nil, err
 	}
+	// print() output is a side effect an answer reused would not repeat.
+	if snap.admission != nil && printHook == nil {
+		snap.admissionMemo = admissionMemo(ctx, compiler, store, txn)
+	}
 	return snap, nil
 }
 
@@ -259,7 +278,23 @@ func (s *Snapshot) Eval(ctx context.Context, input ast.Value) (*Output, error) {
 // input.joining, nothing about the meeting as a whole. The entry point is an
 // optional fast path; a policy without one has its decision evaluated and
 // everything but the deny_join actions dropped.
+//
+// When the policy allows it (see memo.go), an answer is reused for every
+// input that holds the same values at the paths the entry point reads. The
+// Output returned is then shared: callers must not modify it.
 func (s *Snapshot) EvalAdmission(ctx context.Context, input ast.Value) (*Output, error) {
+	if m := s.admissionMemo; m != nil {
+		key := m.key(input)
+		if out, ok := m.get(key); ok {
+			return out, nil
+		}
+		out, err := s.eval(ctx, s.admission, AdmissionQuery, input)
+		if err != nil {
+			return nil, err
+		}
+		m.put(key, out)
+		return out, nil
+	}
 	if s.admission != nil {
 		return s.eval(ctx, s.admission, AdmissionQuery, input)
 	}
