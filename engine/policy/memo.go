@@ -43,8 +43,8 @@ var joiningIDPath = ast.MustParseRef("input.joining.id")
 // arguments although OPA does not mark them so: they read the clock when
 // no time is given.
 var nondeterministic = map[string]bool{
-	"io.jwt.decode_verify":                                  true,
-	"crypto.x509.parse_and_verify_certificates":             true,
+	"io.jwt.decode_verify":                                   true,
+	"crypto.x509.parse_and_verify_certificates":              true,
 	"crypto.x509.parse_and_verify_certificates_with_options": true,
 }
 
