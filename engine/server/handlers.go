@@ -122,7 +122,8 @@ func (s *Server) admission(c *gin.Context) {
 	decoded()
 	d, ok := s.run(c, "/v1/admission", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Admit(ctx, req) })
 	if ok {
-		c.JSON(http.StatusOK, admissionAnswer(d))
+		a := admissionAnswer(d)
+		c.Data(http.StatusOK, "application/json; charset=utf-8", a.AppendJSON(make([]byte, 0, 512)))
 	}
 }
 
@@ -138,7 +139,7 @@ func (s *Server) run(c *gin.Context, endpoint string, decide func(context.Contex
 	defer cancel()
 	start := time.Now()
 	d, err := decide(ctx)
-	s.metrics.latency.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+	s.metrics.decided(endpoint).Observe(time.Since(start).Seconds())
 	if err != nil {
 		abortWith(c, err)
 		return nil, false

@@ -242,7 +242,18 @@ func (s *Server) accessLog(c *gin.Context) {
 		endpoint = "unmatched"
 	}
 	status := c.Writer.Status()
-	s.metrics.requests.WithLabelValues(endpoint, fmt.Sprint(status)).Inc()
+	s.metrics.request(endpoint, status).Inc()
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	if endpoint == "/health" || endpoint == "/ready" || endpoint == "/metrics" {
+		level = slog.LevelDebug
+	}
+	ctx := c.Request.Context()
+	if !s.log.Enabled(ctx, level) {
+		return // the line would be dropped: do not build it
+	}
 	attrs := []any{
 		"request_id", c.GetString(ctxRequestID),
 		"method", c.Request.Method,
@@ -256,14 +267,7 @@ func (s *Server) accessLog(c *gin.Context) {
 	if code := c.GetString(ctxErrorCode); code != "" {
 		attrs = append(attrs, "error_code", code)
 	}
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelError
-	}
-	if endpoint == "/health" || endpoint == "/ready" || endpoint == "/metrics" {
-		level = slog.LevelDebug
-	}
-	s.log.Log(c.Request.Context(), level, "request", attrs...)
+	s.log.Log(ctx, level, "request", attrs...)
 }
 
 // recoverPanic answers 500 with an error id instead of taking the process
