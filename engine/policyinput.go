@@ -3,9 +3,74 @@ package engine
 import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/guard"
 	"github.com/geoscope/geoscope/engine/input"
 )
+
+// The input's keys, made once: ast.InternedTerm interns only OPA's own
+// few strings, and a term per key per request was most of what building an
+// admission"s input allocated. Terms are never modified once built.
+var (
+	kAccountCountry   = ast.StringTerm("account_country")
+	kAccountID        = ast.StringTerm("account_id")
+	kAccounts         = ast.StringTerm("accounts")
+	kAttributes       = ast.StringTerm("attributes")
+	kAuthority        = ast.StringTerm("authority")
+	kByCountry        = ast.StringTerm("by_country")
+	kConnected        = ast.StringTerm("connected")
+	kCountry          = ast.StringTerm("country")
+	kDemands          = ast.StringTerm("demands")
+	kHost             = ast.StringTerm("host")
+	kID               = ast.StringTerm("id")
+	kJoining          = ast.StringTerm("joining")
+	kLegalBasis       = ast.StringTerm("legal_basis")
+	kLocatedBy        = ast.StringTerm("located_by")
+	kMeeting          = ast.StringTerm("meeting")
+	kMeetings         = ast.StringTerm("meetings")
+	kOrder            = ast.StringTerm("order")
+	kParticipantCount = ast.StringTerm("participant_count")
+	kParticipants     = ast.StringTerm("participants")
+	kReceived         = ast.StringTerm("received")
+	kRole             = ast.StringTerm("role")
+	kStandingOrders   = ast.StringTerm("standing_orders")
+	kTargets          = ast.StringTerm("targets")
+	kUnlocated        = ast.StringTerm("unlocated")
+)
+
+// countryTerms holds a term for every two-letter code, so that located
+// and account countries cost no allocation.
+var countryTerms = func() (t [26 * 26]*ast.Term) {
+	for i := range t {
+		t[i] = ast.StringTerm(string([]byte{byte('A' + i/26), byte('A' + i%26)}))
+	}
+	return t
+}()
+
+// valueTerms are the values the engine itself writes into the input: how
+// a person was located and the roles.
+var valueTerms = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, v := range append([]string{decision.LocatedByIP, decision.LocatedByPhone}, input.Roles...) {
+		m[v] = ast.StringTerm(v)
+	}
+	return m
+}()
+
+func valueTerm(v string) *ast.Term {
+	if t, ok := valueTerms[v]; ok {
+		return t
+	}
+	return ast.StringTerm(v)
+}
+
+// countryTerm is code as a term (shared when it is a two-letter code).
+func countryTerm(code string) *ast.Term {
+	if len(code) == 2 && code[0] >= 'A' && code[0] <= 'Z' && code[1] >= 'A' && code[1] <= 'Z' {
+		return countryTerms[int(code[0]-'A')*26+int(code[1]-'A')]
+	}
+	return ast.StringTerm(code)
+}
 
 // policyInput builds the policy's input document directly as an ast.Value.
 // Going through map[string]any and ast.InterfaceToValue costs several
@@ -34,14 +99,15 @@ import (
 // works on by_country does not pay for ten thousand objects it never reads.
 func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.Value {
 	m := &req.Meeting
+	account := ast.StringTerm(m.Host.AccountID)
 	host := ast.NewObject(
-		ast.Item(ast.InternedTerm("id"), ast.StringTerm(m.Host.AccountID)),
-		ast.Item(ast.InternedTerm("account_id"), ast.StringTerm(m.Host.AccountID)),
-		ast.Item(ast.InternedTerm("connected"), ast.InternedTerm(f.Host != nil)),
-		ast.Item(ast.InternedTerm("role"), ast.InternedTerm(input.RoleHost)),
+		ast.Item(kID, account),
+		ast.Item(kAccountID, account),
+		ast.Item(kConnected, ast.InternedTerm(f.Host != nil)),
+		ast.Item(kRole, valueTerm(input.RoleHost)),
 	)
 	if m.Host.AccountCountry != "" {
-		host.Insert(ast.InternedTerm("account_country"), ast.StringTerm(m.Host.AccountCountry))
+		host.Insert(kAccountCountry, countryTerm(m.Host.AccountCountry))
 	}
 	if f.Host != nil {
 		insertLocation(host, f.Host.Located)
@@ -68,37 +134,37 @@ func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.
 	delete(groups, "")
 	byCountry := ast.NewObject()
 	for country, ids := range groups {
-		byCountry.Insert(ast.StringTerm(country), ast.ArrayTerm(ids...))
+		byCountry.Insert(countryTerm(country), ast.ArrayTerm(ids...))
 	}
 
 	meeting := ast.NewObject(
-		ast.Item(ast.InternedTerm("id"), ast.StringTerm(m.ID)),
-		ast.Item(ast.InternedTerm("host"), ast.NewTerm(host)),
-		ast.Item(ast.InternedTerm("participant_count"), ast.InternedTerm(len(m.Participants))),
-		ast.Item(ast.InternedTerm("by_country"), ast.NewTerm(byCountry)),
-		ast.Item(ast.InternedTerm("unlocated"), ast.ArrayTerm(unlocated...)),
+		ast.Item(kID, ast.StringTerm(m.ID)),
+		ast.Item(kHost, ast.NewTerm(host)),
+		ast.Item(kParticipantCount, ast.InternedTerm(len(m.Participants))),
+		ast.Item(kByCountry, ast.NewTerm(byCountry)),
+		ast.Item(kUnlocated, ast.ArrayTerm(unlocated...)),
 	)
 	if withParticipants {
-		meeting.Insert(ast.InternedTerm("participants"), ast.ArrayTerm(people...))
+		meeting.Insert(kParticipants, ast.ArrayTerm(people...))
 	}
-	root := ast.NewObject(ast.Item(ast.InternedTerm("meeting"), ast.NewTerm(meeting)))
+	root := ast.NewObject(ast.Item(kMeeting, ast.NewTerm(meeting)))
 	if f.Joining != nil {
-		root.Insert(ast.InternedTerm("joining"), ast.NewTerm(person(ast.StringTerm(f.Joining.ID), req.Joining, f.Joining.Located)))
+		root.Insert(kJoining, ast.NewTerm(person(ast.StringTerm(f.Joining.ID), req.Joining, f.Joining.Located)))
 	}
 	if o := req.Order; o != nil {
-		root.Insert(ast.InternedTerm("order"), ast.ObjectTerm(
-			ast.Item(ast.InternedTerm("id"), ast.StringTerm(o.ID)),
-			ast.Item(ast.InternedTerm("authority"), ast.StringTerm(o.Authority)),
-			ast.Item(ast.InternedTerm("demands"), stringArray(o.Demands)),
-			ast.Item(ast.InternedTerm("targets"), ast.ObjectTerm(
-				ast.Item(ast.InternedTerm("meetings"), stringArray(o.Targets.Meetings)),
-				ast.Item(ast.InternedTerm("accounts"), stringArray(o.Targets.Accounts)),
+		root.Insert(kOrder, ast.ObjectTerm(
+			ast.Item(kID, ast.StringTerm(o.ID)),
+			ast.Item(kAuthority, ast.StringTerm(o.Authority)),
+			ast.Item(kDemands, stringArray(o.Demands)),
+			ast.Item(kTargets, ast.ObjectTerm(
+				ast.Item(kMeetings, stringArray(o.Targets.Meetings)),
+				ast.Item(kAccounts, stringArray(o.Targets.Accounts)),
 			)),
-			ast.Item(ast.InternedTerm("legal_basis"), ast.StringTerm(o.LegalBasis)),
-			ast.Item(ast.InternedTerm("received"), ast.StringTerm(o.Received)),
+			ast.Item(kLegalBasis, ast.StringTerm(o.LegalBasis)),
+			ast.Item(kReceived, ast.StringTerm(o.Received)),
 		))
 	} else {
-		root.Insert(ast.InternedTerm("standing_orders"), stringArray(sortedKeys(f.Orders)))
+		root.Insert(kStandingOrders, stringArray(sortedKeys(f.Orders)))
 	}
 	return root
 }
@@ -107,16 +173,16 @@ func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.
 // never the address or the calling number, only where they were located
 // and what the meeting server said about them.
 func person(id *ast.Term, p *input.Participant, loc guard.Located) ast.Object {
-	o := ast.NewObject(ast.Item(ast.InternedTerm("id"), id))
+	o := ast.NewObject(ast.Item(kID, id))
 	insertLocation(o, loc)
 	if p.Role != "" {
-		o.Insert(ast.InternedTerm("role"), ast.InternedTerm(p.Role))
+		o.Insert(kRole, valueTerm(p.Role))
 	}
 	if p.AccountID != "" {
-		o.Insert(ast.InternedTerm("account_id"), ast.StringTerm(p.AccountID))
+		o.Insert(kAccountID, ast.StringTerm(p.AccountID))
 	}
 	if p.AccountCountry != "" {
-		o.Insert(ast.InternedTerm("account_country"), ast.StringTerm(p.AccountCountry))
+		o.Insert(kAccountCountry, countryTerm(p.AccountCountry))
 	}
 	insertAttributes(o, p.Attributes)
 	return o
@@ -124,8 +190,8 @@ func person(id *ast.Term, p *input.Participant, loc guard.Located) ast.Object {
 
 func insertLocation(o ast.Object, loc guard.Located) {
 	if loc.Country != "" {
-		o.Insert(ast.InternedTerm("country"), ast.StringTerm(loc.Country))
-		o.Insert(ast.InternedTerm("located_by"), ast.InternedTerm(loc.By))
+		o.Insert(kCountry, countryTerm(loc.Country))
+		o.Insert(kLocatedBy, valueTerm(loc.By))
 	}
 }
 
@@ -150,7 +216,7 @@ func insertAttributes(o ast.Object, attrs input.Attributes) {
 		}
 		obj.Insert(ast.StringTerm(k), t)
 	}
-	o.Insert(ast.InternedTerm("attributes"), ast.NewTerm(obj))
+	o.Insert(kAttributes, ast.NewTerm(obj))
 }
 
 func stringArray(ss []string) *ast.Term {
