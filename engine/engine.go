@@ -163,7 +163,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	// Locate: every address (and, when enabled, every calling number)
 	// becomes a located country, or unknown.
 	_, end := e.stage(ctx, "locate")
-	facts := e.locate(db, req)
+	facts, located := e.locate(db, req)
 	facts.Orders = ordersUnderEvaluation(snap.Registry(), req)
 	facts.Authorities = snap.Registry().Authorities
 	facts.Admission = admission
@@ -180,7 +180,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		}
 		ectx, end := e.stage(ctx, "evaluate")
 		var err error
-		out, err = eval(ectx, policyInput(req, facts, snap.ReadsParticipants()))
+		out, err = eval(ectx, policyInput(req, facts, located, snap.ReadsParticipants()))
 		if end(err); err != nil {
 			return nil, err
 		}
@@ -248,7 +248,9 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	return d, nil
 }
 
-func (e *Engine) locate(db *geo.DB, req *input.Request) *guard.Facts {
+// locate locates everyone in the request. The participants' locations
+// are returned in request order too, for the policy input.
+func (e *Engine) locate(db *geo.DB, req *input.Request) (*guard.Facts, []guard.Located) {
 	m := &req.Meeting
 	f := &guard.Facts{
 		MeetingID:      m.ID,
@@ -259,14 +261,16 @@ func (e *Engine) locate(db *geo.DB, req *input.Request) *guard.Facts {
 	if m.Host.Connected() {
 		f.Host = &guard.Person{ID: m.Host.AccountID, Located: e.locateOne(db, m.Host.Addr, m.Host.Phone)}
 	}
+	located := make([]guard.Located, len(m.Participants))
 	for i := range m.Participants {
 		p := &m.Participants[i]
-		f.Participants[p.ID] = e.locateOne(db, p.Addr, p.Phone)
+		located[i] = e.locateOne(db, p.Addr, p.Phone)
+		f.Participants[p.ID] = located[i]
 	}
 	if j := req.Joining; j != nil {
 		f.Joining = &guard.Person{ID: j.ID, Located: e.locateOne(db, j.Addr, j.Phone)}
 	}
-	return f
+	return f, located
 }
 
 // locateOne locates one person by address or, for a dial-in caller, by

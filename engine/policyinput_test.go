@@ -56,7 +56,11 @@ func TestPolicyInput(t *testing.T) {
 		{false, `{"meeting": {` + meeting + `}, ` + rest + `}`},
 		{true, `{"meeting": {` + meeting + `, ` + people + `}, ` + rest + `}`},
 	} {
-		got := policyInput(req, f, tc.withParticipants)
+		located := make([]guard.Located, len(req.Meeting.Participants))
+		for i, p := range req.Meeting.Participants {
+			located[i] = f.Participants[p.ID]
+		}
+		got := policyInput(req, f, located, tc.withParticipants)
 		want := ast.MustParseTerm(tc.want).Value
 		if got.Compare(want) != 0 {
 			t.Errorf("withParticipants=%v:\n got  %v\n want %v", tc.withParticipants, got, want)
