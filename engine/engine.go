@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/open-policy-agent/opa/v1/ast"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geoscope/geoscope/engine/decision"
@@ -88,7 +89,17 @@ type Engine struct {
 	// (see geo.LocatePhone for the trade-off); off by default.
 	locatePhones bool
 	tracer       trace.Tracer
+	// evalTimeout bounds each evaluation of the policy (see
+	// SetEvalTimeout).
+	evalTimeout atomic.Int64
 }
+
+// SetEvalTimeout bounds each evaluation of the policy (zero: only the
+// caller's context does). The deadline covers the evaluation alone, and a
+// decision made without evaluating (nobody targets the meeting, or a
+// remembered join-time answer) pays nothing for it; the HTTP server sets
+// it from its configuration.
+func (e *Engine) SetEvalTimeout(d time.Duration) { e.evalTimeout.Store(int64(d)) }
 
 // Option configures an Engine.
 type Option func(*Engine)
@@ -174,13 +185,22 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	// the join-time path for meetings nobody targets free of evaluation.
 	out := &policy.Output{}
 	if len(facts.Orders) > 0 {
+		in := policyInput(req, facts, located, snap.ReadsParticipants())
 		eval := snap.Eval
 		if admission {
 			eval = snap.EvalAdmission
 		}
 		ectx, end := e.stage(ctx, "evaluate")
 		var err error
-		out, err = eval(ectx, policyInput(req, facts, located, snap.ReadsParticipants()))
+		remembered, ok := (*policy.Output)(nil), false
+		if admission {
+			remembered, ok = snap.RememberedAdmission(in)
+		}
+		if ok {
+			out = remembered
+		} else {
+			out, err = e.evaluate(ectx, eval, in)
+		}
 		if end(err); err != nil {
 			return nil, err
 		}
@@ -250,6 +270,16 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 
 // locate locates everyone in the request. The participants' locations
 // are returned in request order too, for the policy input.
+// evaluate runs eval under the evaluation deadline.
+func (e *Engine) evaluate(ctx context.Context, eval func(context.Context, ast.Value) (*policy.Output, error), in ast.Value) (*policy.Output, error) {
+	if d := time.Duration(e.evalTimeout.Load()); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	return eval(ctx, in)
+}
+
 func (e *Engine) locate(db *geo.DB, req *input.Request) (*guard.Facts, []guard.Located) {
 	m := &req.Meeting
 	f := &guard.Facts{
@@ -298,6 +328,9 @@ func ordersUnderEvaluation(reg *registry.Registry, req *input.Request) map[strin
 		return map[string]registry.Order{req.Order.ID: req.Order.Registry()}
 	}
 	ids := reg.Standing(req.Meeting.ID, req.Meeting.Host.AccountID)
+	if len(ids) == 0 {
+		return nil // most meetings: nothing to allocate
+	}
 	orders := make(map[string]registry.Order, len(ids))
 	for _, id := range ids {
 		orders[id] = reg.Orders[id]

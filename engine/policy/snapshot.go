@@ -309,6 +309,16 @@ func (s *Snapshot) EvalAdmission(ctx context.Context, input ast.Value) (*Output,
 	return out, nil
 }
 
+// RememberedAdmission is the admission entry point's answer for input when
+// one is remembered (see memo.go): EvalAdmission would return it without
+// evaluating. The Output is shared: callers must not modify it.
+func (s *Snapshot) RememberedAdmission(input ast.Value) (*Output, bool) {
+	if s.admissionMemo == nil {
+		return nil, false
+	}
+	return s.admissionMemo.get(s.admissionMemo.key(input))
+}
+
 // noMetrics spares every evaluation a fresh metrics registry nobody reads.
 var noMetrics = metrics.NoOp()
 

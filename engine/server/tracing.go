@@ -42,7 +42,7 @@ func (s *Server) traceRequest(c *gin.Context) {
 	}
 	ctx, span := s.spans.Start(ctx, c.Request.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String("http.request.method", c.Request.Method), attribute.String("http.route", route),
-			attribute.String("geoscope.request_id", c.GetString(ctxRequestID))))
+			attribute.String("geoscope.request_id", requestIDOf(c))))
 	defer span.End()
 	c.Request = c.Request.WithContext(ctx)
 	c.Next()
