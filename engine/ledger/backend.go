@@ -39,7 +39,6 @@ type sqlBackend struct {
 	inserts *insertStmts
 }
 
-
 func openBackend(ctx context.Context, cfg Config) (backend, error) {
 	b := &sqlBackend{readOnly: cfg.ReadOnly}
 	switch u := cfg.URL; {
