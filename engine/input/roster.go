@@ -201,19 +201,9 @@ const chunkBytes = 16 << 10
 
 // read reads a string member of participant i; null is the empty string.
 func (c *stringChunks) read(dec *jsontext.Decoder, i, member int) error {
-	k, err := peekValue(dec, stringType)
-	switch {
-	case err != nil:
-		return err
-	case k == 'n':
-		_, err := dec.ReadToken()
-		return err // the member is already empty
-	case k != '"':
-		return typeError(dec, stringType, k)
-	}
-	raw, err := dec.ReadValue()
-	if err != nil {
-		return err
+	raw, err := readStringValue(dec)
+	if raw == nil || err != nil {
+		return err // null: the member is already empty
 	}
 	if c.buf == nil {
 		c.buf, c.refs = make([]byte, 0, chunkBytes+1024), make([]stringRef, 0, chunkBytes/8)
@@ -293,23 +283,33 @@ func nextName(dec *jsontext.Decoder) (name []byte, done bool, err error) {
 
 // readString reads a string member; null is the empty string.
 func readString(dec *jsontext.Decoder, dst *string) error {
-	k, err := peekValue(dec, stringType)
-	switch {
-	case err != nil:
-		return err
-	case k == '"':
-		raw, err := dec.ReadValue()
-		if err != nil {
-			return err
-		}
-		*dst = string(unquoted(raw))
-		return nil
-	case k == 'n':
+	raw, err := readStringValue(dec)
+	if err == nil {
 		*dst = ""
-		_, err := dec.ReadToken()
-		return err
+		if raw != nil {
+			*dst = string(unquoted(raw))
+		}
 	}
-	return typeError(dec, stringType, k)
+	return err
+}
+
+// readStringValue reads the value of a string member: the quoted string,
+// nil for null, or an error. The whole value is read first, as reflection
+// reads it for a string (see typeError), and its first byte tells its
+// kind: one look at the input instead of a peek and a read.
+func readStringValue(dec *jsontext.Decoder) (jsontext.Value, error) {
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return nil, err
+	}
+	switch k := raw.Kind(); k {
+	case '"':
+		return raw, nil
+	case 'n':
+		return nil, nil
+	default:
+		return nil, &json.SemanticError{JSONPointer: dec.StackPointer(), GoType: stringType, JSONKind: k}
+	}
 }
 
 // unquoted is the content of a valid JSON string (the decoder checked it).
