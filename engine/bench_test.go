@@ -90,34 +90,50 @@ func rosterRequest(n int) []byte {
 	return raw
 }
 
-// BenchmarkRoster decides a demand against a live meeting of growing size.
-// "decide" is the pipeline after decoding; "decode+decide" adds JSON
-// decoding and validation, as the HTTP server does.
+// BenchmarkRoster decides a demand against a live meeting of growing size,
+// with two policies: the default one, which works on participants grouped
+// by located country (input.meeting.by_country), and the default one with
+// the hosts-never-acted-on extension installed, which reads every
+// participant's role (input.meeting.participants, built only for a policy
+// that reads it). "decide" is the pipeline after decoding; "decode+decide"
+// adds JSON decoding and validation, as the HTTP server does.
 func BenchmarkRoster(b *testing.B) {
-	e := newEngine(b, "../policies", registryBundle(b, 10))
-	for _, n := range []int{10, 1_000, 10_000} {
-		raw := rosterRequest(n)
-		req, err := input.Decode(raw, input.Limits{})
-		if err != nil {
+	reg := registryBundle(b, 10)
+	withExtension := b.TempDir()
+	for _, dir := range []string{"../policies", "../docs/extensions/hosts-never-acted-on"} {
+		if err := os.CopyFS(withExtension, os.DirFS(dir)); err != nil {
 			b.Fatal(err)
 		}
-		ctx := context.Background()
-		b.Run(fmt.Sprintf("participants=%d/decide", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				benchDecide(b, e, ctx, req, n)
+	}
+	for _, pol := range []struct{ name, dir string }{{"default", "../policies"}, {"reads-participants", withExtension}} {
+		e := newEngine(b, pol.dir, reg)
+		if reads := e.Policy().ReadsParticipants(); reads != (pol.name != "default") {
+			b.Fatalf("policy %s: ReadsParticipants() = %v", pol.name, reads)
+		}
+		for _, n := range []int{10, 1_000, 10_000, 100_000} {
+			raw := rosterRequest(n)
+			req, err := input.Decode(raw, input.Limits{})
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
-		b.Run(fmt.Sprintf("participants=%d/decode+decide", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				req, err := input.Decode(raw, input.Limits{})
-				if err != nil {
-					b.Fatal(err)
+			ctx := context.Background()
+			b.Run(fmt.Sprintf("policy=%s/participants=%d/decide", pol.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					benchDecide(b, e, ctx, req, n)
 				}
-				benchDecide(b, e, ctx, req, n)
-			}
-		})
+			})
+			b.Run(fmt.Sprintf("policy=%s/participants=%d/decode+decide", pol.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					req, err := input.Decode(raw, input.Limits{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					benchDecide(b, e, ctx, req, n)
+				}
+			})
+		}
 	}
 }
 

@@ -188,19 +188,26 @@ func policyInput(req *input.Request, f *guard.Facts, located []guard.Located, wi
 // never the address or the calling number, only where they were located
 // and what the meeting server said about them.
 func person(id *ast.Term, p *input.Participant, loc guard.Located) ast.Object {
-	o := ast.NewObject(ast.Item(kID, id))
-	insertLocation(o, loc)
+	// All members at once: an object grown by Insert reallocates its keys
+	// and index, and a roster has an object per participant.
+	var members [7][2]*ast.Term
+	items := append(members[:0], ast.Item(kID, id))
+	if loc.Country != "" {
+		items = append(items, ast.Item(kCountry, countryTerm(loc.Country)), ast.Item(kLocatedBy, valueTerm(loc.By)))
+	}
 	if p.Role != "" {
-		o.Insert(kRole, valueTerm(p.Role))
+		items = append(items, ast.Item(kRole, valueTerm(p.Role)))
 	}
 	if p.AccountID != "" {
-		o.Insert(kAccountID, ast.StringTerm(p.AccountID))
+		items = append(items, ast.Item(kAccountID, ast.StringTerm(p.AccountID)))
 	}
 	if p.AccountCountry != "" {
-		o.Insert(kAccountCountry, countryTerm(p.AccountCountry))
+		items = append(items, ast.Item(kAccountCountry, countryTerm(p.AccountCountry)))
 	}
-	insertAttributes(o, p.Attributes)
-	return o
+	if attrs := attributesTerm(p.Attributes); attrs != nil {
+		items = append(items, ast.Item(kAttributes, attrs))
+	}
+	return ast.NewObject(items...)
 }
 
 func insertLocation(o ast.Object, loc guard.Located) {
@@ -211,8 +218,15 @@ func insertLocation(o ast.Object, loc guard.Located) {
 }
 
 func insertAttributes(o ast.Object, attrs input.Attributes) {
+	if t := attributesTerm(attrs); t != nil {
+		o.Insert(kAttributes, t)
+	}
+}
+
+// attributesTerm is the attributes as an object, nil when there are none.
+func attributesTerm(attrs input.Attributes) *ast.Term {
 	if len(attrs) == 0 {
-		return
+		return nil
 	}
 	obj := ast.NewObject()
 	for k, v := range attrs {
@@ -231,7 +245,7 @@ func insertAttributes(o ast.Object, attrs input.Attributes) {
 		}
 		obj.Insert(ast.StringTerm(k), t)
 	}
-	o.Insert(kAttributes, ast.NewTerm(obj))
+	return ast.NewTerm(obj)
 }
 
 func stringArray(ss []string) *ast.Term {
