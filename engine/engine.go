@@ -185,7 +185,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	// the join-time path for meetings nobody targets free of evaluation.
 	out := &policy.Output{}
 	if len(facts.Orders) > 0 {
-		in := policyInput(req, facts, located, snap.ReadsParticipants())
+		in := &lazyInput{req: req, facts: facts, located: located, withParticipants: snap.ReadsParticipants()}
 		eval := snap.Eval
 		if admission {
 			eval = snap.EvalAdmission
@@ -194,12 +194,12 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		var err error
 		remembered, ok := (*policy.Output)(nil), false
 		if admission {
-			remembered, ok = snap.RememberedAdmission(in)
+			remembered, ok = snap.RememberedAdmissionAt(in.at)
 		}
 		if ok {
 			out = remembered
 		} else {
-			out, err = e.evaluate(ectx, eval, in)
+			out, err = e.evaluate(ectx, eval, in.input())
 		}
 		if end(err); err != nil {
 			return nil, err

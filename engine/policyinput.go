@@ -255,3 +255,69 @@ func stringArray(ss []string) *ast.Term {
 	}
 	return ast.ArrayTerm(terms...)
 }
+
+// lazyInput is the policy input of a request, built only when a path of
+// it is asked for that cannot be read from the request directly: a
+// remembered join-time answer is keyed by a few paths (see
+// policy.Snapshot.RememberedAdmissionAt), and most admissions find one
+// without the input being built at all.
+type lazyInput struct {
+	req              *input.Request
+	facts            *guard.Facts
+	located          []guard.Located
+	withParticipants bool
+	built            ast.Value
+}
+
+// The paths the default policy's join-time answers are keyed by.
+var (
+	pathMeetingID      = ast.MustParseRef("input.meeting.id")
+	pathHostAccount    = ast.MustParseRef("input.meeting.host.account_id")
+	pathJoiningCountry = ast.MustParseRef("input.joining.country")
+	pathStandingOrders = ast.MustParseRef("input.standing_orders")
+	pathOrder          = ast.MustParseRef("input.order")
+)
+
+// at is the value at path in the input, nil when there is none (as in
+// the built input; TestLazyInputIsTheInput holds the two together).
+func (l *lazyInput) at(path ast.Ref) ast.Value {
+	switch {
+	case path.Equal(pathMeetingID):
+		return ast.String(l.req.Meeting.ID)
+	case path.Equal(pathHostAccount):
+		return ast.String(l.req.Meeting.Host.AccountID)
+	case path.Equal(pathJoiningCountry):
+		if j := l.facts.Joining; j != nil && j.Country != "" {
+			return countryTerm(j.Country).Value
+		}
+		return nil
+	case path.Equal(pathStandingOrders):
+		if l.req.Order == nil {
+			return stringArray(sortedKeys(l.facts.Orders)).Value
+		}
+		return nil
+	case path.Equal(pathOrder) && l.req.Order == nil:
+		return nil
+	}
+	v := l.input()
+	for _, t := range path[1:] {
+		obj, ok := v.(ast.Object)
+		if !ok {
+			return nil
+		}
+		e := obj.Get(t)
+		if e == nil {
+			return nil
+		}
+		v = e.Value
+	}
+	return v
+}
+
+// input is the whole input, built the first time it is needed.
+func (l *lazyInput) input() ast.Value {
+	if l.built == nil {
+		l.built = policyInput(l.req, l.facts, l.located, l.withParticipants)
+	}
+	return l.built
+}

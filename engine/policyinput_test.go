@@ -73,3 +73,52 @@ func TestPolicyInput(t *testing.T) {
 		}
 	}
 }
+
+// The join-time answer's key is read from the request where it can be,
+// without building the input: what it reads must be what the built input
+// holds, for every path and every shape of request.
+func TestLazyInputIsTheInput(t *testing.T) {
+	bodies := []string{
+		`{"meeting": {"id": "m", "host": {"account_id": "a", "account_country": "US"}}, "joining": {"id": "j", "ip": "1.0.16.9"}}`,
+		`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "phone": "+8610123456"}}`,
+		`{"meeting": {"id": "m\"x", "host": {"account_id": "a"}}}`,
+		`{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "8.8.8.8"}, "participants": [{"id": "p", "ip": "1.0.16.9", "role": "co_host"}]},
+		  "joining": {"id": "j", "ip": "8.8.8.8", "attributes": {"k": "v"}},
+		  "order": {"id": "o", "authority": "cn.cac", "demands": ["end_meeting"], "targets": {"meetings": ["m"]}}}`,
+	}
+	paths := []string{"input.meeting.id", "input.meeting.host.account_id", "input.joining.country", "input.standing_orders", "input.order",
+		"input.order.id", "input.joining", "input.joining.id", "input.meeting", "input.meeting.host", "input.meeting.participants",
+		"input.meeting.by_country", "input.nothing", "input.meeting.id.deeper", "input.joining.located_by"}
+	for _, body := range bodies {
+		req, err := input.Decode([]byte(body), input.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, orders := range []map[string]registry.Order{nil, {"O-2": {}, "O-1": {}}} {
+			f := &guard.Facts{Participants: map[string]guard.Located{}, Orders: orders}
+			located := make([]guard.Located, len(req.Meeting.Participants))
+			for i, p := range req.Meeting.Participants {
+				located[i] = guard.Located{Country: "CN", By: decision.LocatedByIP}
+				f.Participants[p.ID] = located[i]
+			}
+			if req.Joining != nil {
+				f.Joining = &guard.Person{ID: req.Joining.ID}
+				if req.Joining.Addr.IsValid() {
+					f.Joining.Located = guard.Located{Country: "CN", By: decision.LocatedByIP}
+				}
+			}
+			full := policyInput(req, f, located, true)
+			for _, p := range paths {
+				ref := ast.MustParseRef(p)
+				lazy := (&lazyInput{req: req, facts: f, located: located, withParticipants: true}).at(ref)
+				want := ast.Value(nil)
+				if e, err := full.Find(ref[1:]); err == nil {
+					want = e
+				}
+				if (lazy == nil) != (want == nil) || (lazy != nil && lazy.Compare(want) != 0) {
+					t.Errorf("%s in %s (orders %v): lazily %v, built %v", p, body, orders, lazy, want)
+				}
+			}
+		}
+	}
+}

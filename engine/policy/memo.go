@@ -88,9 +88,15 @@ func (m *memo) putLocked(key string, out *Output) {
 // injective (every value is typed and length-prefixed), so two inputs
 // share a key only if they hold the same values at every path.
 func (m *memo) key(input ast.Value) string {
+	return m.keyFrom(func(p ast.Ref) ast.Value { return lookup(input, p) })
+}
+
+// keyFrom is key with the input given by a lookup of the value at a path
+// (nil when there is none).
+func (m *memo) keyFrom(at func(ast.Ref) ast.Value) string {
 	b := make([]byte, 0, 128)
 	for _, p := range m.paths {
-		b = appendValue(b, lookup(input, p))
+		b = appendValue(b, at(p))
 	}
 	return string(b)
 }

@@ -309,14 +309,15 @@ func (s *Snapshot) EvalAdmission(ctx context.Context, input ast.Value) (*Output,
 	return out, nil
 }
 
-// RememberedAdmission is the admission entry point's answer for input when
-// one is remembered (see memo.go): EvalAdmission would return it without
-// evaluating. The Output is shared: callers must not modify it.
-func (s *Snapshot) RememberedAdmission(input ast.Value) (*Output, bool) {
+// RememberedAdmissionAt is RememberedAdmission with the input given by a
+// lookup of the value at a path of it (nil when there is none): a caller
+// that can answer for the few paths an answer is keyed by need not build
+// the whole input to find it. at must answer as the input itself would.
+func (s *Snapshot) RememberedAdmissionAt(at func(path ast.Ref) ast.Value) (*Output, bool) {
 	if s.admissionMemo == nil {
 		return nil, false
 	}
-	return s.admissionMemo.get(s.admissionMemo.key(input))
+	return s.admissionMemo.get(s.admissionMemo.keyFrom(at))
 }
 
 // noMetrics spares every evaluation a fresh metrics registry nobody reads.
