@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/open-policy-agent/opa/v1/ast"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geoscope/geoscope/engine/decision"
@@ -100,7 +101,17 @@ type Engine struct {
 	// (see geo.LocatePhone for the trade-off); off by default.
 	locatePhones bool
 	tracer       trace.Tracer
+	// evalTimeout bounds each evaluation of the policy (see
+	// SetEvalTimeout).
+	evalTimeout atomic.Int64
 }
+
+// SetEvalTimeout bounds each evaluation of the policy (zero: only the
+// caller's context does). The deadline covers the evaluation alone, and a
+// decision made without evaluating (nobody targets the meeting, or a
+// remembered join-time answer) pays nothing for it; the HTTP server sets
+// it from its configuration.
+func (e *Engine) SetEvalTimeout(d time.Duration) { e.evalTimeout.Store(int64(d)) }
 
 // Option configures an Engine.
 type Option func(*Engine)
@@ -178,7 +189,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	// Locate: every address (and, when enabled, every calling number)
 	// becomes a located country, or unknown.
 	_, end := e.stage(ctx, "locate")
-	facts := e.locate(db, req)
+	facts, located := e.locate(db, req)
 	facts.Orders, facts.NotInForce = ordersUnderEvaluation(snap.Registry(), req, now)
 	facts.Authorities = snap.Registry().Authorities
 	facts.Admission = admission
@@ -194,13 +205,22 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	// this is what keeps admissions outside its jurisdiction cheap.
 	out := &policy.Output{}
 	if len(facts.Orders) > 0 && (!admission || joinerCovered(facts)) {
+		in := &lazyInput{req: req, facts: facts, located: located, withParticipants: snap.ReadsParticipants()}
 		eval := snap.Eval
 		if admission {
 			eval = snap.EvalAdmission
 		}
 		ectx, end := e.stage(ctx, "evaluate")
 		var err error
-		out, err = eval(ectx, policyInput(req, facts, snap.ReadsParticipants()))
+		remembered, ok := (*policy.Output)(nil), false
+		if admission {
+			remembered, ok = snap.RememberedAdmissionAt(in.at)
+		}
+		if ok {
+			out = remembered
+		} else {
+			out, err = e.evaluate(ectx, eval, in.input())
+		}
 		if end(err); err != nil {
 			return nil, err
 		}
@@ -278,7 +298,19 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	return d, nil
 }
 
-func (e *Engine) locate(db *geo.DB, req *input.Request) *guard.Facts {
+// locate locates everyone in the request. The participants' locations
+// are returned in request order too, for the policy input.
+// evaluate runs eval under the evaluation deadline.
+func (e *Engine) evaluate(ctx context.Context, eval func(context.Context, ast.Value) (*policy.Output, error), in ast.Value) (*policy.Output, error) {
+	if d := time.Duration(e.evalTimeout.Load()); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	return eval(ctx, in)
+}
+
+func (e *Engine) locate(db *geo.DB, req *input.Request) (*guard.Facts, []guard.Located) {
 	m := &req.Meeting
 	f := &guard.Facts{
 		MeetingID:      m.ID,
@@ -289,14 +321,16 @@ func (e *Engine) locate(db *geo.DB, req *input.Request) *guard.Facts {
 	if m.Host.Connected() {
 		f.Host = &guard.Person{ID: m.Host.AccountID, Located: e.locateOne(db, m.Host.Addr, m.Host.Phone)}
 	}
+	located := make([]guard.Located, len(m.Participants))
 	for i := range m.Participants {
 		p := &m.Participants[i]
-		f.Participants[p.ID] = e.locateOne(db, p.Addr, p.Phone)
+		located[i] = e.locateOne(db, p.Addr, p.Phone)
+		f.Participants[p.ID] = located[i]
 	}
 	if j := req.Joining; j != nil {
 		f.Joining = &guard.Person{ID: j.ID, Located: e.locateOne(db, j.Addr, j.Phone)}
 	}
-	return f
+	return f, located
 }
 
 // locateOne locates one person by address or, for a dial-in caller, by
@@ -332,6 +366,9 @@ func ordersUnderEvaluation(reg *registry.Registry, req *input.Request, now time.
 		return map[string]registry.Order{req.Order.ID: o}, nil
 	}
 	ids := reg.Standing(req.Meeting.ID, req.Meeting.Host.AccountID)
+	if len(ids) == 0 {
+		return nil, nil // most meetings: nothing to allocate
+	}
 	inForce = make(map[string]registry.Order, len(ids))
 	for _, id := range ids {
 		if status := reg.Status(id, now); status != registry.StatusInForce {

@@ -257,6 +257,26 @@ func TestAdmitUsesTheAdmissionEntryPoint(t *testing.T) {
 	}
 }
 
+// Joiners to the same meeting from the same country get the same answer
+// from the policy (the engine reuses it): each is still denied by their own
+// id, and the reused answer is not changed by the guard along the way.
+func TestAdmitReusedAnswersNameEachJoiner(t *testing.T) {
+	e := newEngine(t)
+	body := `{"meeting": {"id": "june4-d", "host": {"account_id": "acct-us-d", "account_country": "US"}}, "participant": {"id": %q, "ip": %q}}`
+	for round := range 3 {
+		for i, ip := range []string{"2408:8000::7", "1.0.16.9", "36.110.1.1"} {
+			id := fmt.Sprintf("j-%d-%d", round, i)
+			d := admit(t, e, fmt.Sprintf(body, id, ip))
+			if *d.AllowJoin || len(d.Actions) != 1 || summary(d.Actions[0]) != "deny_join "+id+" CN-2020-0601" || d.Actions[0].Country != "CN" {
+				t.Fatalf("joiner %s: %+v", id, d)
+			}
+			if d := admit(t, e, fmt.Sprintf(body, id+"-us", "8.8.8.8")); !*d.AllowJoin || len(d.Actions) != 0 {
+				t.Fatalf("US joiner: %+v", d)
+			}
+		}
+	}
+}
+
 func TestAdmitFallsBackToDecisionWithoutAdmissionEntryPoint(t *testing.T) {
 	// The malicious policy defines no admission rule: its decision is
 	// evaluated and only deny_join actions are kept, then guarded. Of

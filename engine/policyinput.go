@@ -3,9 +3,82 @@ package engine
 import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/guard"
 	"github.com/geoscope/geoscope/engine/input"
 )
+
+// The input's keys, made once: ast.InternedTerm interns only OPA's own
+// few strings, and a term per key per request was most of what building an
+// admission"s input allocated. Terms are never modified once built.
+var (
+	kAccountCountry   = ast.StringTerm("account_country")
+	kAccountID        = ast.StringTerm("account_id")
+	kAccounts         = ast.StringTerm("accounts")
+	kAttributes       = ast.StringTerm("attributes")
+	kAuthority        = ast.StringTerm("authority")
+	kAllMeetings      = ast.StringTerm("all_meetings")
+	kByCountry        = ast.StringTerm("by_country")
+	kBySubdivision    = ast.StringTerm("by_subdivision")
+	kDate             = ast.StringTerm("date")
+	kEffective        = ast.StringTerm("effective")
+	kExpires          = ast.StringTerm("expires")
+	kReason           = ast.StringTerm("reason")
+	kRevoked          = ast.StringTerm("revoked")
+	kSubdivisions     = ast.StringTerm("subdivisions")
+	kConnected        = ast.StringTerm("connected")
+	kCountry          = ast.StringTerm("country")
+	kDemands          = ast.StringTerm("demands")
+	kHost             = ast.StringTerm("host")
+	kID               = ast.StringTerm("id")
+	kJoining          = ast.StringTerm("joining")
+	kLegalBasis       = ast.StringTerm("legal_basis")
+	kLocatedBy        = ast.StringTerm("located_by")
+	kMeeting          = ast.StringTerm("meeting")
+	kMeetings         = ast.StringTerm("meetings")
+	kOrder            = ast.StringTerm("order")
+	kParticipantCount = ast.StringTerm("participant_count")
+	kParticipants     = ast.StringTerm("participants")
+	kReceived         = ast.StringTerm("received")
+	kRole             = ast.StringTerm("role")
+	kStandingOrders   = ast.StringTerm("standing_orders")
+	kTargets          = ast.StringTerm("targets")
+	kUnlocated        = ast.StringTerm("unlocated")
+)
+
+// countryTerms holds a term for every two-letter code, so that located
+// and account countries cost no allocation.
+var countryTerms = func() (t [26 * 26]*ast.Term) {
+	for i := range t {
+		t[i] = ast.StringTerm(string([]byte{byte('A' + i/26), byte('A' + i%26)}))
+	}
+	return t
+}()
+
+// valueTerms are the values the engine itself writes into the input: how
+// a person was located and the roles.
+var valueTerms = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, v := range append([]string{decision.LocatedByIP, decision.LocatedByPhone}, input.Roles...) {
+		m[v] = ast.StringTerm(v)
+	}
+	return m
+}()
+
+func valueTerm(v string) *ast.Term {
+	if t, ok := valueTerms[v]; ok {
+		return t
+	}
+	return ast.StringTerm(v)
+}
+
+// countryTerm is code as a term (shared when it is a two-letter code).
+func countryTerm(code string) *ast.Term {
+	if len(code) == 2 && code[0] >= 'A' && code[0] <= 'Z' && code[1] >= 'A' && code[1] <= 'Z' {
+		return countryTerms[int(code[0]-'A')*26+int(code[1]-'A')]
+	}
+	return ast.StringTerm(code)
+}
 
 // policyInput builds the policy's input document directly as an ast.Value.
 // Going through map[string]any and ast.InterfaceToValue costs several
@@ -36,16 +109,20 @@ import (
 // withParticipants asks for "participants", one object per person. It is
 // decided per policy (see policy.Snapshot.ReadsParticipants): a policy that
 // works on by_country does not pay for ten thousand objects it never reads.
-func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.Value {
+//
+// located holds where each of req.Meeting.Participants was located, in
+// the same order.
+func policyInput(req *input.Request, f *guard.Facts, located []guard.Located, withParticipants bool) ast.Value {
 	m := &req.Meeting
+	account := ast.StringTerm(m.Host.AccountID)
 	host := ast.NewObject(
-		ast.Item(ast.InternedTerm("id"), ast.StringTerm(m.Host.AccountID)),
-		ast.Item(ast.InternedTerm("account_id"), ast.StringTerm(m.Host.AccountID)),
-		ast.Item(ast.InternedTerm("connected"), ast.InternedTerm(f.Host != nil)),
-		ast.Item(ast.InternedTerm("role"), ast.InternedTerm(input.RoleHost)),
+		ast.Item(kID, account),
+		ast.Item(kAccountID, account),
+		ast.Item(kConnected, ast.InternedTerm(f.Host != nil)),
+		ast.Item(kRole, valueTerm(input.RoleHost)),
 	)
 	if m.Host.AccountCountry != "" {
-		host.Insert(ast.InternedTerm("account_country"), ast.StringTerm(m.Host.AccountCountry))
+		host.Insert(kAccountCountry, countryTerm(m.Host.AccountCountry))
 	}
 	if f.Host != nil {
 		insertLocation(host, f.Host.Located)
@@ -54,18 +131,30 @@ func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.
 
 	// Participants are given grouped by located country: the default
 	// policy works on countries, and this costs one string per person.
+	// The groups are counted first and cut from one slice, and the id
+	// terms are allocated together: a roster of 10,000 grew a slice per
+	// country and allocated a term per person.
+	sizes := map[string]int{}
+	for i := range located {
+		sizes[located[i].Country]++
+	}
+	groups := make(map[string][]*ast.Term, len(sizes))
+	all := make([]*ast.Term, len(m.Participants))
+	for country, n := range sizes {
+		groups[country], all = all[:0:n], all[n:]
+	}
+	terms := make([]ast.Term, len(m.Participants))
 	// Those located in subdivisions are grouped by subdivision too (the
 	// map is built only when someone is: never with a Country database).
-	groups := map[string][]*ast.Term{}
 	var subdivisions map[string][]*ast.Term
 	var people []*ast.Term
 	if withParticipants {
 		people = make([]*ast.Term, 0, len(m.Participants))
 	}
 	for i := range m.Participants {
-		p := &m.Participants[i]
-		loc := f.Participants[p.ID]
-		id := ast.StringTerm(p.ID)
+		p, loc := &m.Participants[i], located[i]
+		id := &terms[i]
+		id.Value = ast.String(p.ID)
 		groups[loc.Country] = append(groups[loc.Country], id)
 		for _, sd := range loc.Subdivisions {
 			if subdivisions == nil {
@@ -81,7 +170,7 @@ func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.
 	delete(groups, "")
 	byCountry := ast.NewObject()
 	for country, ids := range groups {
-		byCountry.Insert(ast.StringTerm(country), ast.ArrayTerm(ids...))
+		byCountry.Insert(countryTerm(country), ast.ArrayTerm(ids...))
 	}
 	bySubdivision := ast.NewObject()
 	for sd, ids := range subdivisions {
@@ -89,53 +178,53 @@ func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.
 	}
 
 	meeting := ast.NewObject(
-		ast.Item(ast.InternedTerm("id"), ast.StringTerm(m.ID)),
-		ast.Item(ast.InternedTerm("host"), ast.NewTerm(host)),
-		ast.Item(ast.InternedTerm("participant_count"), ast.InternedTerm(len(m.Participants))),
-		ast.Item(ast.InternedTerm("by_country"), ast.NewTerm(byCountry)),
-		ast.Item(ast.InternedTerm("by_subdivision"), ast.NewTerm(bySubdivision)),
-		ast.Item(ast.InternedTerm("unlocated"), ast.ArrayTerm(unlocated...)),
+		ast.Item(kID, ast.StringTerm(m.ID)),
+		ast.Item(kHost, ast.NewTerm(host)),
+		ast.Item(kParticipantCount, ast.InternedTerm(len(m.Participants))),
+		ast.Item(kByCountry, ast.NewTerm(byCountry)),
+		ast.Item(kBySubdivision, ast.NewTerm(bySubdivision)),
+		ast.Item(kUnlocated, ast.ArrayTerm(unlocated...)),
 	)
 	if withParticipants {
-		meeting.Insert(ast.InternedTerm("participants"), ast.ArrayTerm(people...))
+		meeting.Insert(kParticipants, ast.ArrayTerm(people...))
 	}
-	root := ast.NewObject(ast.Item(ast.InternedTerm("meeting"), ast.NewTerm(meeting)))
+	root := ast.NewObject(ast.Item(kMeeting, ast.NewTerm(meeting)))
 	if f.Joining != nil {
-		root.Insert(ast.InternedTerm("joining"), ast.NewTerm(person(ast.StringTerm(f.Joining.ID), req.Joining, f.Joining.Located)))
+		root.Insert(kJoining, ast.NewTerm(person(ast.StringTerm(f.Joining.ID), req.Joining, f.Joining.Located)))
 	}
 	if o := req.Order; o != nil {
 		targets := ast.NewObject(
-			ast.Item(ast.InternedTerm("meetings"), stringArray(o.Targets.Meetings)),
-			ast.Item(ast.InternedTerm("accounts"), stringArray(o.Targets.Accounts)),
+			ast.Item(kMeetings, stringArray(o.Targets.Meetings)),
+			ast.Item(kAccounts, stringArray(o.Targets.Accounts)),
 		)
 		if o.Targets.AllMeetings {
-			targets.Insert(ast.InternedTerm("all_meetings"), ast.InternedTerm(true))
+			targets.Insert(kAllMeetings, ast.InternedTerm(true))
 		}
 		order := ast.NewObject(
-			ast.Item(ast.InternedTerm("id"), ast.StringTerm(o.ID)),
-			ast.Item(ast.InternedTerm("authority"), ast.StringTerm(o.Authority)),
-			ast.Item(ast.InternedTerm("demands"), stringArray(o.Demands)),
-			ast.Item(ast.InternedTerm("targets"), ast.NewTerm(targets)),
-			ast.Item(ast.InternedTerm("legal_basis"), ast.StringTerm(o.LegalBasis)),
-			ast.Item(ast.InternedTerm("received"), ast.StringTerm(o.Received)),
+			ast.Item(kID, ast.StringTerm(o.ID)),
+			ast.Item(kAuthority, ast.StringTerm(o.Authority)),
+			ast.Item(kDemands, stringArray(o.Demands)),
+			ast.Item(kTargets, ast.NewTerm(targets)),
+			ast.Item(kLegalBasis, ast.StringTerm(o.LegalBasis)),
+			ast.Item(kReceived, ast.StringTerm(o.Received)),
 		)
 		// The order is evaluated only while in force; its dates are passed
 		// on as submitted, for a policy that cites them.
 		if o.Effective != "" {
-			order.Insert(ast.InternedTerm("effective"), ast.StringTerm(o.Effective))
+			order.Insert(kEffective, ast.StringTerm(o.Effective))
 		}
 		if o.Expires != "" {
-			order.Insert(ast.InternedTerm("expires"), ast.StringTerm(o.Expires))
+			order.Insert(kExpires, ast.StringTerm(o.Expires))
 		}
 		if r := o.Revoked; r != nil {
-			order.Insert(ast.InternedTerm("revoked"), ast.ObjectTerm(
-				ast.Item(ast.InternedTerm("date"), ast.StringTerm(r.Date)),
-				ast.Item(ast.InternedTerm("reason"), ast.StringTerm(r.Reason)),
+			order.Insert(kRevoked, ast.ObjectTerm(
+				ast.Item(kDate, ast.StringTerm(r.Date)),
+				ast.Item(kReason, ast.StringTerm(r.Reason)),
 			))
 		}
-		root.Insert(ast.InternedTerm("order"), ast.NewTerm(order))
+		root.Insert(kOrder, ast.NewTerm(order))
 	} else {
-		root.Insert(ast.InternedTerm("standing_orders"), stringArray(sortedKeys(f.Orders)))
+		root.Insert(kStandingOrders, stringArray(sortedKeys(f.Orders)))
 	}
 	return root
 }
@@ -144,34 +233,51 @@ func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.
 // never the address or the calling number, only where they were located
 // and what the meeting server said about them.
 func person(id *ast.Term, p *input.Participant, loc guard.Located) ast.Object {
-	o := ast.NewObject(ast.Item(ast.InternedTerm("id"), id))
-	insertLocation(o, loc)
+	// All members at once: an object grown by Insert reallocates its keys
+	// and index, and a roster has an object per participant.
+	var members [8][2]*ast.Term
+	items := append(members[:0], ast.Item(kID, id))
+	if loc.Country != "" {
+		items = append(items, ast.Item(kCountry, countryTerm(loc.Country)), ast.Item(kLocatedBy, valueTerm(loc.By)))
+		if len(loc.Subdivisions) > 0 {
+			items = append(items, ast.Item(kSubdivisions, stringArray(loc.Subdivisions)))
+		}
+	}
 	if p.Role != "" {
-		o.Insert(ast.InternedTerm("role"), ast.InternedTerm(p.Role))
+		items = append(items, ast.Item(kRole, valueTerm(p.Role)))
 	}
 	if p.AccountID != "" {
-		o.Insert(ast.InternedTerm("account_id"), ast.StringTerm(p.AccountID))
+		items = append(items, ast.Item(kAccountID, ast.StringTerm(p.AccountID)))
 	}
 	if p.AccountCountry != "" {
-		o.Insert(ast.InternedTerm("account_country"), ast.StringTerm(p.AccountCountry))
+		items = append(items, ast.Item(kAccountCountry, countryTerm(p.AccountCountry)))
 	}
-	insertAttributes(o, p.Attributes)
-	return o
+	if attrs := attributesTerm(p.Attributes); attrs != nil {
+		items = append(items, ast.Item(kAttributes, attrs))
+	}
+	return ast.NewObject(items...)
 }
 
 func insertLocation(o ast.Object, loc guard.Located) {
 	if loc.Country != "" {
-		o.Insert(ast.InternedTerm("country"), ast.StringTerm(loc.Country))
-		o.Insert(ast.InternedTerm("located_by"), ast.InternedTerm(loc.By))
+		o.Insert(kCountry, countryTerm(loc.Country))
+		o.Insert(kLocatedBy, valueTerm(loc.By))
 		if len(loc.Subdivisions) > 0 {
-			o.Insert(ast.InternedTerm("subdivisions"), stringArray(loc.Subdivisions))
+			o.Insert(kSubdivisions, stringArray(loc.Subdivisions))
 		}
 	}
 }
 
 func insertAttributes(o ast.Object, attrs input.Attributes) {
+	if t := attributesTerm(attrs); t != nil {
+		o.Insert(kAttributes, t)
+	}
+}
+
+// attributesTerm is the attributes as an object, nil when there are none.
+func attributesTerm(attrs input.Attributes) *ast.Term {
 	if len(attrs) == 0 {
-		return
+		return nil
 	}
 	obj := ast.NewObject()
 	for k, v := range attrs {
@@ -190,7 +296,7 @@ func insertAttributes(o ast.Object, attrs input.Attributes) {
 		}
 		obj.Insert(ast.StringTerm(k), t)
 	}
-	o.Insert(ast.InternedTerm("attributes"), ast.NewTerm(obj))
+	return ast.NewTerm(obj)
 }
 
 func stringArray(ss []string) *ast.Term {
@@ -199,4 +305,76 @@ func stringArray(ss []string) *ast.Term {
 		terms[i] = ast.StringTerm(s)
 	}
 	return ast.ArrayTerm(terms...)
+}
+
+// lazyInput is the policy input of a request, built only when a path of
+// it is asked for that cannot be read from the request directly: a
+// remembered join-time answer is keyed by a few paths (see
+// policy.Snapshot.RememberedAdmissionAt), and most admissions find one
+// without the input being built at all.
+type lazyInput struct {
+	req              *input.Request
+	facts            *guard.Facts
+	located          []guard.Located
+	withParticipants bool
+	built            ast.Value
+}
+
+// The paths the default policy's join-time answers are keyed by.
+var (
+	pathMeetingID      = ast.MustParseRef("input.meeting.id")
+	pathHostAccount    = ast.MustParseRef("input.meeting.host.account_id")
+	pathJoiningCountry = ast.MustParseRef("input.joining.country")
+	pathJoiningSubdivs = ast.MustParseRef("input.joining.subdivisions")
+	pathStandingOrders = ast.MustParseRef("input.standing_orders")
+	pathOrder          = ast.MustParseRef("input.order")
+)
+
+// at is the value at path in the input, nil when there is none (as in
+// the built input; TestLazyInputIsTheInput holds the two together).
+func (l *lazyInput) at(path ast.Ref) ast.Value {
+	switch {
+	case path.Equal(pathMeetingID):
+		return ast.String(l.req.Meeting.ID)
+	case path.Equal(pathHostAccount):
+		return ast.String(l.req.Meeting.Host.AccountID)
+	case path.Equal(pathJoiningCountry):
+		if j := l.facts.Joining; j != nil && j.Country != "" {
+			return countryTerm(j.Country).Value
+		}
+		return nil
+	case path.Equal(pathJoiningSubdivs):
+		if j := l.facts.Joining; j != nil && j.Country != "" && len(j.Subdivisions) > 0 {
+			return stringArray(j.Subdivisions).Value
+		}
+		return nil
+	case path.Equal(pathStandingOrders):
+		if l.req.Order == nil {
+			return stringArray(sortedKeys(l.facts.Orders)).Value
+		}
+		return nil
+	case path.Equal(pathOrder) && l.req.Order == nil:
+		return nil
+	}
+	v := l.input()
+	for _, t := range path[1:] {
+		obj, ok := v.(ast.Object)
+		if !ok {
+			return nil
+		}
+		e := obj.Get(t)
+		if e == nil {
+			return nil
+		}
+		v = e.Value
+	}
+	return v
+}
+
+// input is the whole input, built the first time it is needed.
+func (l *lazyInput) input() ast.Value {
+	if l.built == nil {
+		l.built = policyInput(l.req, l.facts, l.located, l.withParticipants)
+	}
+	return l.built
 }

@@ -61,7 +61,11 @@ func TestPolicyInput(t *testing.T) {
 		{false, `{"meeting": {` + meeting + `}, ` + rest + `}`},
 		{true, `{"meeting": {` + meeting + `, ` + people + `}, ` + rest + `}`},
 	} {
-		got := policyInput(req, f, tc.withParticipants)
+		located := make([]guard.Located, len(req.Meeting.Participants))
+		for i, p := range req.Meeting.Participants {
+			located[i] = f.Participants[p.ID]
+		}
+		got := policyInput(req, f, located, tc.withParticipants)
 		want := ast.MustParseTerm(tc.want).Value
 		if got.Compare(want) != 0 {
 			t.Errorf("withParticipants=%v:\n got  %v\n want %v", tc.withParticipants, got, want)
@@ -96,7 +100,7 @@ func TestPolicyInputSubdivisionsAndPreviewOrder(t *testing.T) {
 		Participants: map[string]guard.Located{"p1": ua("UA-43"), "p2": ua(), "p3": gb, "p4": ua("UA-43")},
 		Joining:      &guard.Person{ID: "j", Located: ua("UA-40")},
 	}
-	got := policyInput(req, f, true)
+	got := policyInput(req, f, locatedOf(req, f), true)
 	want := ast.MustParseTerm(`{"meeting": {"id": "m",
 	  "host": {"id": "acct", "account_id": "acct", "connected": true, "role": "host", "country": "GB", "located_by": "ip", "subdivisions": ["GB-ENG", "GB-LND"]},
 	  "participant_count": 4,
@@ -167,14 +171,73 @@ func TestPolicyInputMatchesSchema(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, with := range []bool{false, true} {
-			check(fmt.Sprintf("%s (participants %v)", tc.name, with), policyInput(req, tc.f, with))
+			check(fmt.Sprintf("%s (participants %v)", tc.name, with), policyInput(req, tc.f, locatedOf(req, tc.f), with))
 		}
 	}
 	// The check is not vacuous: a field the schema does not list fails it.
-	bad := policyInput(&input.Request{Meeting: input.Meeting{ID: "m", Host: input.Host{AccountID: "a"}}}, &guard.Facts{}, false).(ast.Object)
+	bad := policyInput(&input.Request{Meeting: input.Meeting{ID: "m", Host: input.Host{AccountID: "a"}}}, &guard.Facts{}, nil, false).(ast.Object)
 	bad.Insert(ast.StringTerm("jurisdiction"), ast.StringTerm("CN"))
 	rs, err := q.Eval(t.Context(), rego.EvalParsedInput(bad))
 	if err != nil || len(rs) != 1 || rs[0].Bindings["ok"] != false {
 		t.Errorf("an input with an undocumented field matched the schema: %v %v", rs, err)
 	}
+}
+
+// The join-time answer's key is read from the request where it can be,
+// without building the input: what it reads must be what the built input
+// holds, for every path and every shape of request.
+func TestLazyInputIsTheInput(t *testing.T) {
+	bodies := []string{
+		`{"meeting": {"id": "m", "host": {"account_id": "a", "account_country": "US"}}, "joining": {"id": "j", "ip": "1.0.16.9"}}`,
+		`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "phone": "+8610123456"}}`,
+		`{"meeting": {"id": "m\"x", "host": {"account_id": "a"}}}`,
+		`{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "8.8.8.8"}, "participants": [{"id": "p", "ip": "1.0.16.9", "role": "co_host"}]},
+		  "joining": {"id": "j", "ip": "8.8.8.8", "attributes": {"k": "v"}},
+		  "order": {"id": "o", "authority": "cn.cac", "demands": ["end_meeting"], "targets": {"meetings": ["m"]}}}`,
+	}
+	paths := []string{"input.meeting.id", "input.meeting.host.account_id", "input.joining.country", "input.standing_orders", "input.order",
+		"input.order.id", "input.joining", "input.joining.id", "input.meeting", "input.meeting.host", "input.meeting.participants",
+		"input.meeting.by_country", "input.nothing", "input.meeting.id.deeper", "input.joining.located_by", "input.joining.subdivisions"}
+	for _, body := range bodies {
+		req, err := input.Decode([]byte(body), input.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, orders := range []map[string]registry.Order{nil, {"O-2": {}, "O-1": {}}} {
+			f := &guard.Facts{Participants: map[string]guard.Located{}, Orders: orders}
+			located := make([]guard.Located, len(req.Meeting.Participants))
+			for i, p := range req.Meeting.Participants {
+				located[i] = guard.Located{Country: "CN", By: decision.LocatedByIP}
+				f.Participants[p.ID] = located[i]
+			}
+			if req.Joining != nil {
+				f.Joining = &guard.Person{ID: req.Joining.ID}
+				if req.Joining.Addr.IsValid() {
+					f.Joining.Located = guard.Located{Country: "CN", By: decision.LocatedByIP}
+				}
+			}
+			full := policyInput(req, f, located, true)
+			for _, p := range paths {
+				ref := ast.MustParseRef(p)
+				lazy := (&lazyInput{req: req, facts: f, located: located, withParticipants: true}).at(ref)
+				want := ast.Value(nil)
+				if e, err := full.Find(ref[1:]); err == nil {
+					want = e
+				}
+				if (lazy == nil) != (want == nil) || (lazy != nil && lazy.Compare(want) != 0) {
+					t.Errorf("%s in %s (orders %v): lazily %v, built %v", p, body, orders, lazy, want)
+				}
+			}
+		}
+	}
+}
+
+// locatedOf is where the facts place each participant, in request order,
+// as the locate stage hands it to policyInput.
+func locatedOf(req *input.Request, f *guard.Facts) []guard.Located {
+	located := make([]guard.Located, len(req.Meeting.Participants))
+	for i, p := range req.Meeting.Participants {
+		located[i] = f.Participants[p.ID]
+	}
+	return located
 }

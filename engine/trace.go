@@ -5,7 +5,6 @@ import (
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // TracerName names the spans of the pipeline's stages.
@@ -18,16 +17,16 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(e *Engine) { e.tracer = tp.Tracer(TracerName) }
 }
 
-var noTracer = noop.NewTracerProvider().Tracer(TracerName)
+// noStage ends a stage nobody traces.
+func noStage(error) {}
 
 // stage starts the span of one pipeline stage; the returned function ends
 // it, marking it failed when given an error.
 func (e *Engine) stage(ctx context.Context, name string) (context.Context, func(error)) {
-	tracer := e.tracer
-	if tracer == nil {
-		tracer = noTracer
+	if e.tracer == nil {
+		return ctx, noStage
 	}
-	ctx, span := tracer.Start(ctx, name)
+	ctx, span := e.tracer.Start(ctx, name)
 	return ctx, func(err error) {
 		if err != nil {
 			span.RecordError(err)

@@ -130,6 +130,12 @@ type checker struct {
 
 func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 	f := g.facts
+	// A deny_join can only name the participant asking to join: one that
+	// names nobody names them. The checks below apply to them as to an
+	// action that names them itself.
+	if a.Type == decision.DenyJoin && a.ParticipantID == "" && !a.Host && f.Joining != nil {
+		a.ParticipantID = f.Joining.ID
+	}
 	if !decision.KnownActionType(a.Type) {
 		return a, CodeUnknownType, fmt.Sprintf("%q is not an action type", a.Type)
 	}

@@ -168,6 +168,11 @@ func TestCheckCodes(t *testing.T) {
 		{name: "deny_join inside", action: decision.Action{Type: decision.DenyJoin, ParticipantID: "j-cn", OrderID: "ok"}},
 		{name: "deny_join of a connected participant", action: decision.Action{Type: decision.DenyJoin, ParticipantID: "p-cn", OrderID: "ok"}, code: CodeUnknownParticipant},
 		{name: "deny_join without joining", facts: func(f *Facts) { f.Joining = nil }, action: decision.Action{Type: decision.DenyJoin, ParticipantID: "j-cn", OrderID: "ok"}, code: CodeUnknownParticipant},
+		{name: "deny_join naming nobody", action: decision.Action{Type: decision.DenyJoin, OrderID: "ok"}},
+		{name: "deny_join naming nobody, joining outside", facts: func(f *Facts) { f.Joining.Located = byIP("US") }, action: decision.Action{Type: decision.DenyJoin, OrderID: "ok"}, code: CodeOutsideJurisdiction},
+		{name: "deny_join naming nobody, joining not located", facts: func(f *Facts) { f.Joining.Located = Located{} }, action: decision.Action{Type: decision.DenyJoin, OrderID: "ok"}, code: CodeOutsideJurisdiction},
+		{name: "deny_join naming nobody without joining", facts: func(f *Facts) { f.Joining = nil }, action: decision.Action{Type: decision.DenyJoin, OrderID: "ok"}, code: CodeUnknownParticipant},
+		{name: "deny_join naming nobody as the host", action: decision.Action{Type: decision.DenyJoin, Host: true, OrderID: "ok"}, code: CodeUnknownParticipant},
 		{name: "host inside", action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "acct", Host: true, OrderID: "ok"}},
 		{name: "host not connected", facts: func(f *Facts) { f.Host = nil }, action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "acct", Host: true, OrderID: "ok"}, code: CodeUnknownParticipant},
 		{name: "unknown order", action: remove("nope", "p-cn"), code: CodeUnknownOrder},
@@ -294,5 +299,21 @@ func TestRefusalsKeepOnlyOrdersUnderEvaluation(t *testing.T) {
 	out := Refusals(f, in)
 	if len(out) != 1 || out[0] != in[0] {
 		t.Errorf("Refusals = %+v", out)
+	}
+}
+
+// A deny_join that names nobody names the participant asking to join: the
+// answer carries their id, and it is deduplicated with one that names them.
+func TestDenyJoinNamingNobodyNamesTheJoiner(t *testing.T) {
+	f := facts()
+	kept, blocked := Check(f, []decision.Action{
+		{Type: decision.DenyJoin, OrderID: "ok", Reason: "r"},
+		{Type: decision.DenyJoin, ParticipantID: "j-cn", OrderID: "ok", Reason: "r"},
+	})
+	if len(blocked) != 0 || len(kept) != 1 {
+		t.Fatalf("kept %+v, blocked %+v", kept, blocked)
+	}
+	if a := kept[0]; a.ParticipantID != "j-cn" || a.Country != "CN" || a.LocatedBy != decision.LocatedByIP {
+		t.Errorf("kept %+v, want the joining participant's id, country and located_by", a)
 	}
 }

@@ -74,12 +74,13 @@ func (v *AttributeValue) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		}
 		list := []string{}
 		for dec.PeekKind() != ']' {
-			if k := dec.PeekKind(); k != '"' {
-				if k == 0 { // a syntax error: let the decoder report it
-					_, err := dec.ReadToken()
-					return err
-				}
+			switch k := dec.PeekKind(); k {
+			case '"':
+			case 'n', 'f', 't', '0', '{', '[':
 				return errAttributeValue{fmt.Sprintf("expected an array of strings, got %s in it", kindText(k))}
+			default: // a syntax error: let the decoder report it
+				_, err := dec.ReadToken()
+				return err
 			}
 			tok, err := dec.ReadToken()
 			if err != nil {
@@ -91,11 +92,11 @@ func (v *AttributeValue) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 			return err
 		}
 		*v = AttributeValue{Kind: AttributeStrings, List: list}
-	case 0:
+	case '{', 'n':
+		return errAttributeValue{fmt.Sprintf("expected a string, a number, a boolean or an array of strings, got %s", kindText(dec.PeekKind()))}
+	default: // not the start of a value: the decoder says what is wrong
 		_, err := dec.ReadToken()
 		return err
-	default:
-		return errAttributeValue{fmt.Sprintf("expected a string, a number, a boolean or an array of strings, got %s", kindText(dec.PeekKind()))}
 	}
 	return nil
 }

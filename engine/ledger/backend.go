@@ -39,12 +39,6 @@ type sqlBackend struct {
 	inserts *insertStmts
 }
 
-// insertStmts are the statements of a commit, prepared on the database.
-type insertStmts struct {
-	db              *sql.DB
-	decision, order *sql.Stmt
-}
-
 func openBackend(ctx context.Context, cfg Config) (backend, error) {
 	b := &sqlBackend{readOnly: cfg.ReadOnly}
 	switch u := cfg.URL; {
@@ -215,47 +209,105 @@ func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	insDecision, insOrder := tx.StmtContext(ctx, stmts.decision), tx.StmtContext(ctx, stmts.order)
-	for i, e := range entries {
-		var allow any
-		if e.AllowJoin != nil {
-			allow = boolInt(*e.AllowJoin)
-		}
-		at := e.Time.UnixNano()
-		if _, err := insDecision.ExecContext(ctx, e.DecisionID, at, e.Kind, e.MeetingID, allow, string(raws[i]), e.Replica); err != nil {
-			return err
-		}
-		for _, o := range e.Orders {
-			if _, err := insOrder.ExecContext(ctx, e.DecisionID, o.OrderID, o.Authority, at); err != nil {
-				return err
+	// Rows are inserted rowsPerInsert at a time: one statement per table
+	// for a typical batch, rather than one per row (each execution costs
+	// the driver and SQLite's virtual machine a round of their own).
+	var orders []any
+	for start := 0; start < len(entries); start += rowsPerInsert {
+		chunk := entries[start:min(len(entries), start+rowsPerInsert)]
+		args := make([]any, 0, decisionColumns*len(chunk))
+		for i, e := range chunk {
+			var allow any
+			if e.AllowJoin != nil {
+				allow = boolInt(*e.AllowJoin)
+			}
+			at := e.Time.UnixNano()
+			args = append(args, e.DecisionID, at, e.Kind, e.MeetingID, allow, string(raws[start+i]), e.Replica)
+			for _, o := range e.Orders {
+				orders = append(orders, e.DecisionID, o.OrderID, o.Authority, at)
 			}
 		}
+		if err := stmts.exec(ctx, b, tx, decisionsTable, args); err != nil {
+			return err
+		}
+	}
+	for len(orders) > 0 {
+		n := min(len(orders), orderColumns*rowsPerInsert)
+		if err := stmts.exec(ctx, b, tx, ordersTable, orders[:n]); err != nil {
+			return err
+		}
+		orders = orders[n:]
 	}
 	return tx.Commit()
 }
 
-// prepared returns the insert statements of db, preparing them the first
-// time.
-func (b *sqlBackend) prepared(ctx context.Context, db *sql.DB) (*insertStmts, error) {
+// rowsPerInsert bounds the rows of one INSERT statement.
+const rowsPerInsert = 16
+
+// The tables a commit writes, and their columns per row.
+const (
+	decisionsTable, decisionColumns = 0, 7
+	ordersTable, orderColumns       = 1, 4
+)
+
+// insertStmts are the statements of a commit, prepared on the database
+// once per table and number of rows, the first time they are needed.
+type insertStmts struct {
+	db    *sql.DB
+	mu    sync.Mutex
+	stmts [2][rowsPerInsert + 1]*sql.Stmt
+}
+
+// exec inserts the rows whose columns are args into table, in tx.
+func (s *insertStmts) exec(ctx context.Context, b *sqlBackend, tx *sql.Tx, table int, args []any) error {
+	columns := decisionColumns
+	if table == ordersTable {
+		columns = orderColumns
+	}
+	rows := len(args) / columns
+	s.mu.Lock()
+	stmt := s.stmts[table][rows]
+	if stmt == nil {
+		var err error
+		if stmt, err = s.db.PrepareContext(ctx, b.rebind(insertSQL(table, rows))); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		s.stmts[table][rows] = stmt
+	}
+	s.mu.Unlock()
+	_, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+	return err
+}
+
+// insertSQL is the INSERT of rows rows into table. Inserting an entry
+// twice is harmless (a retried commit that had in fact succeeded).
+func insertSQL(table, rows int) string {
+	head, row, tail := `INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry, replica) VALUES `,
+		`(?, ?, ?, ?, ?, ?, ?)`, ` ON CONFLICT (decision_id) DO NOTHING`
+	if table == ordersTable {
+		head, row, tail = `INSERT INTO ledger_decision_orders (decision_id, order_id, authority, decided_at) VALUES `,
+			`(?, ?, ?, ?)`, ` ON CONFLICT (decision_id, order_id) DO NOTHING`
+	}
+	var sb strings.Builder
+	sb.WriteString(head)
+	for i := range rows {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(row)
+	}
+	sb.WriteString(tail)
+	return sb.String()
+}
+
+// prepared returns the insert statements of db.
+func (b *sqlBackend) prepared(_ context.Context, db *sql.DB) (*insertStmts, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.inserts != nil && b.inserts.db == db {
-		return b.inserts, nil
+	if b.inserts == nil || b.inserts.db != db {
+		b.inserts = &insertStmts{db: db}
 	}
-	decision, err := db.PrepareContext(ctx, b.rebind(`INSERT INTO ledger_decisions
-		(decision_id, decided_at, kind, meeting_id, allow_join, entry, replica) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (decision_id) DO NOTHING`))
-	if err != nil {
-		return nil, err
-	}
-	order, err := db.PrepareContext(ctx, b.rebind(`INSERT INTO ledger_decision_orders
-		(decision_id, order_id, authority, decided_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (decision_id, order_id) DO NOTHING`))
-	if err != nil {
-		decision.Close()
-		return nil, err
-	}
-	b.inserts = &insertStmts{db: db, decision: decision, order: order}
 	return b.inserts, nil
 }
 

@@ -59,6 +59,21 @@ type Snapshot struct {
 	// readsParticipants is whether a rule reachable from an entry point
 	// may read input.meeting.participants (see readsInput).
 	readsParticipants bool
+	// admissionMemo remembers the admission entry point's answers (see
+	// memo.go); nil when they cannot be reused.
+	admissionMemo *memo
+}
+
+// AdmissionKey reports whether the admission entry point's answers are
+// reused, and the input paths they are keyed by (see memo.go).
+func (s *Snapshot) AdmissionKey() (paths []string, reused bool) {
+	if s.admissionMemo == nil {
+		return nil, false
+	}
+	for _, p := range s.admissionMemo.paths {
+		paths = append(paths, p.String())
+	}
+	return paths, true
 }
 
 // ReadsParticipants reports whether the policy may read
@@ -70,8 +85,10 @@ func (s *Snapshot) ReadsParticipants() bool { return s.readsParticipants }
 // Registry is the registry the policy evaluates against.
 func (s *Snapshot) Registry() *registry.Registry { return s.registry }
 
-// Revisions maps each bundle name to its revision.
-func (s *Snapshot) Revisions() map[string]string { return maps.Clone(s.revisions) }
+// Revisions maps each bundle name to its revision. The map is shared by
+// every decision made with the snapshot (a copy per decision was a third
+// of an untargeted admission's allocations): it must not be modified.
+func (s *Snapshot) Revisions() map[string]string { return s.revisions }
 
 // Warning describes what is likely wrong with a snapshot that is valid but
 // cannot enforce anything (no registry), or is "" when nothing is.
@@ -190,6 +207,10 @@ func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, re
 	if snap.admission, err = prepare(admissionQueryRef); err != nil {
 		return nil, err
 	}
+	// print() output is a side effect an answer reused would not repeat.
+	if snap.admission != nil && printHook == nil {
+		snap.admissionMemo = admissionMemo(ctx, compiler, store, txn)
+	}
 	return snap, nil
 }
 
@@ -268,7 +289,23 @@ func (s *Snapshot) Eval(ctx context.Context, input ast.Value) (*Output, error) {
 // input.joining, nothing about the meeting as a whole. The entry point is an
 // optional fast path; a policy without one has its decision evaluated and
 // everything but the deny_join actions dropped.
+//
+// When the policy allows it (see memo.go), an answer is reused for every
+// input that holds the same values at the paths the entry point reads. The
+// Output returned is then shared: callers must not modify it.
 func (s *Snapshot) EvalAdmission(ctx context.Context, input ast.Value) (*Output, error) {
+	if m := s.admissionMemo; m != nil {
+		key := m.key(input)
+		if out, ok := m.get(key); ok {
+			return out, nil
+		}
+		out, err := s.eval(ctx, s.admission, AdmissionQuery, input)
+		if err != nil {
+			return nil, err
+		}
+		m.put(key, out)
+		return out, nil
+	}
 	if s.admission != nil {
 		return s.eval(ctx, s.admission, AdmissionQuery, input)
 	}
@@ -279,6 +316,17 @@ func (s *Snapshot) EvalAdmission(ctx context.Context, input ast.Value) (*Output,
 	out.Actions = slices.DeleteFunc(out.Actions, func(a decision.Action) bool { return a.Type != decision.DenyJoin })
 	out.Refused = nil
 	return out, nil
+}
+
+// RememberedAdmissionAt is RememberedAdmission with the input given by a
+// lookup of the value at a path of it (nil when there is none): a caller
+// that can answer for the few paths an answer is keyed by need not build
+// the whole input to find it. at must answer as the input itself would.
+func (s *Snapshot) RememberedAdmissionAt(at func(path ast.Ref) ast.Value) (*Output, bool) {
+	if s.admissionMemo == nil {
+		return nil, false
+	}
+	return s.admissionMemo.get(s.admissionMemo.keyFrom(at))
 }
 
 // noMetrics spares every evaluation a fresh metrics registry nobody reads.

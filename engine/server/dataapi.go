@@ -112,7 +112,7 @@ func (s *Server) dataDecision(c *gin.Context) {
 	defer res.release()
 	req, err := input.Decode(raw, input.Limits{MaxParticipants: s.cfg.MaxParticipants})
 	if err != nil {
-		abortWith(c, withinInput(err))
+		s.abortWith(c, withinInput(err))
 		decoded()
 		return
 	}
@@ -133,7 +133,7 @@ func (s *Server) dataAdmission(c *gin.Context) {
 	defer res.release()
 	req, err := input.DecodeAdmission(raw)
 	if err != nil {
-		abortWith(c, withinInput(err))
+		s.abortWith(c, withinInput(err))
 		decoded()
 		return
 	}
@@ -177,7 +177,7 @@ func (s *Server) dataInput(c *gin.Context) (json.RawMessage, *reservation, bool)
 	in, err := envelopeInput(raw)
 	if err != nil {
 		res.release()
-		abortWith(c, err)
+		s.abortWith(c, err)
 		return nil, nil, false
 	}
 	return in, res, true

@@ -53,7 +53,7 @@ func shorten(s string, n int) string {
 
 // abortWith maps a pipeline error to its response. Only faults of the
 // server itself are 5xx; client mistakes are 4xx and name the field.
-func abortWith(c *gin.Context, err error) {
+func (s *Server) abortWith(c *gin.Context, err error) {
 	var fe *input.FieldError
 	switch {
 	case errors.Is(err, input.ErrTooLarge):
@@ -76,7 +76,7 @@ func abortWith(c *gin.Context, err error) {
 	case errors.Is(err, policy.ErrEvaluation):
 		abort(c, http.StatusInternalServerError, apiError{Code: apierror.PolicyError, Message: err.Error()})
 	default:
-		id := internalError(c, err)
+		id := s.internalError(c, err)
 		abort(c, http.StatusInternalServerError, apiError{Code: apierror.Internal, Message: "internal error", ErrorID: id})
 	}
 }

@@ -27,7 +27,7 @@ func (s *Server) ledgerGet(c *gin.Context) {
 	case errors.Is(err, ledger.ErrNotFound):
 		abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound, Message: err.Error(), Field: "decision_id"})
 	case err != nil:
-		abortWith(c, err)
+		s.abortWith(c, err)
 	default:
 		c.JSON(http.StatusOK, ledgerEntry{Entry: e, Statements: e.Statements()})
 	}
@@ -47,7 +47,7 @@ func (s *Server) ledgerList(c *gin.Context) {
 	case errors.Is(err, ledger.ErrBadCursor):
 		abort(c, http.StatusBadRequest, apiError{Code: apierror.InvalidInput, Message: "the cursor is not one this server issued", Field: "cursor"})
 	case err != nil:
-		abortWith(c, err)
+		s.abortWith(c, err)
 	default:
 		c.JSON(http.StatusOK, page)
 	}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +15,12 @@ import (
 // metrics are registered on a registry of the server's own, so several
 // servers (tests) never share or collide.
 type metrics struct {
+	// byRequest and byEndpoint hold the children of requests and latency
+	// already looked up: the label values of a request are the same few
+	// every time, and looking them up hashes them again.
+	byRequest  sync.Map // requestLabels → prometheus.Counter
+	byEndpoint sync.Map // endpoint → prometheus.Observer
+
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -66,9 +74,42 @@ func newMetrics(src *sources.Sources, f *inflight) *metrics {
 	return m
 }
 
+type requestLabels struct {
+	endpoint string
+	status   int
+}
+
+// request is the requests counter of an endpoint and status code.
+func (m *metrics) request(endpoint string, status int) prometheus.Counter {
+	k := requestLabels{endpoint, status}
+	if c, ok := m.byRequest.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	c := m.requests.WithLabelValues(endpoint, strconv.Itoa(status))
+	m.byRequest.Store(k, c)
+	return c
+}
+
+// decided is the decision latency histogram of an endpoint.
+func (m *metrics) decided(endpoint string) prometheus.Observer {
+	if o, ok := m.byEndpoint.Load(endpoint); ok {
+		return o.(prometheus.Observer)
+	}
+	o := m.latency.WithLabelValues(endpoint)
+	m.byEndpoint.Store(endpoint, o)
+	return o
+}
+
 func (m *metrics) observe(d *decision.Decision) {
-	for _, a := range d.Actions {
-		m.actions.WithLabelValues(a.Type).Inc()
+	// A roster's decision has an action per participant: counted by type
+	// first, each counter is looked up once.
+	for i := 0; i < len(d.Actions); {
+		typ, n := d.Actions[i].Type, 1
+		for i+n < len(d.Actions) && d.Actions[i+n].Type == typ {
+			n++
+		}
+		m.actions.WithLabelValues(typ).Add(float64(n))
+		i += n
 	}
 	for _, r := range d.Refused {
 		m.refusals.WithLabelValues(r.Demand).Inc()

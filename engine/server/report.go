@@ -53,12 +53,12 @@ func (s *Server) serveReport(c *gin.Context, format string) {
 	}
 	r, err := report.Build(ctx, s.ledger, p, report.Options{})
 	if err != nil {
-		abortWith(c, err)
+		s.abortWith(c, err)
 		return
 	}
 	var buf bytes.Buffer
 	if err := r.Render(&buf, format); err != nil {
-		abortWith(c, err)
+		s.abortWith(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")

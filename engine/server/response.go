@@ -38,12 +38,12 @@ func (s *Server) writeDecision(c *gin.Context, d *decision.Decision) {
 	shell.Actions = []decision.Action{}
 	frame, err := json.Marshal(&shell)
 	if err != nil {
-		abortWith(c, fmt.Errorf("encoding the decision: %w", err))
+		s.abortWith(c, fmt.Errorf("encoding the decision: %w", err))
 		return
 	}
 	head, tail, ok := bytes.Cut(frame, actionsMember)
 	if !ok {
-		abortWith(c, fmt.Errorf("encoding the decision: no %s member", actionsMember))
+		s.abortWith(c, fmt.Errorf("encoding the decision: no %s member", actionsMember))
 		return
 	}
 	// Sized from the first action: they are alike.
@@ -57,7 +57,7 @@ func (s *Server) writeDecision(c *gin.Context, d *decision.Decision) {
 			buf.WriteByte(',')
 		}
 		if err := enc.Encode(&d.Actions[i]); err != nil {
-			abortWith(c, fmt.Errorf("encoding action %d: %w", i, err))
+			s.abortWith(c, fmt.Errorf("encoding action %d: %w", i, err))
 			return
 		}
 		buf.Truncate(buf.Len() - 1) // Encode's newline

@@ -61,6 +61,7 @@ func New(cfg Config, eng *engine.Engine, src *sources.Sources, log *slog.Logger)
 		log = slog.Default()
 	}
 	s := &Server{cfg: cfg, eng: eng, src: src, log: log, started: time.Now()}
+	eng.SetEvalTimeout(cfg.EvalTimeout)
 	s.inflight = newInflight(cfg.MaxInflight, cfg.QueueTimeout, s.returnMemory)
 	s.metrics = newMetrics(src, s.inflight)
 	s.spans = s.tracer()
@@ -199,24 +200,31 @@ func (w redactingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Context keys.
+// Context keys. A request answered without an error sets none of them
+// unless its line is logged or its span traced (see run): the first key
+// set costs a map per request.
 const (
-	ctxRequestID  = "geoscope.request_id"
 	ctxDecisionID = "geoscope.decision_id"
 	ctxErrorCode  = "geoscope.error_code"
-	ctxLogger     = "geoscope.logger"
 )
 
-// requestID takes a sane X-Request-Id from the client or makes one.
+// requestID takes a sane X-Request-Id from the client or makes one. It is
+// kept in the answer's header only; requestIDOf reads it from there.
 func (s *Server) requestID(c *gin.Context) {
 	id := c.GetHeader("X-Request-Id")
 	if !printableID(id) {
 		id = uuid.NewString()
 	}
-	c.Set(ctxRequestID, id)
-	c.Set(ctxLogger, s.log)
 	c.Header("X-Request-Id", id)
 	c.Next()
+}
+
+// requestIDOf is the request's id (see requestID).
+func requestIDOf(c *gin.Context) string {
+	if v := c.Writer.Header()["X-Request-Id"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 func printableID(id string) bool {
@@ -242,9 +250,20 @@ func (s *Server) accessLog(c *gin.Context) {
 		endpoint = "unmatched"
 	}
 	status := c.Writer.Status()
-	s.metrics.requests.WithLabelValues(endpoint, fmt.Sprint(status)).Inc()
+	s.metrics.request(endpoint, status).Inc()
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	if endpoint == "/health" || endpoint == "/ready" || endpoint == "/metrics" {
+		level = slog.LevelDebug
+	}
+	ctx := c.Request.Context()
+	if !s.log.Enabled(ctx, level) {
+		return // the line would be dropped: do not build it
+	}
 	attrs := []any{
-		"request_id", c.GetString(ctxRequestID),
+		"request_id", requestIDOf(c),
 		"method", c.Request.Method,
 		"endpoint", endpoint,
 		"status", status,
@@ -256,14 +275,7 @@ func (s *Server) accessLog(c *gin.Context) {
 	if code := c.GetString(ctxErrorCode); code != "" {
 		attrs = append(attrs, "error_code", code)
 	}
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelError
-	}
-	if endpoint == "/health" || endpoint == "/ready" || endpoint == "/metrics" {
-		level = slog.LevelDebug
-	}
-	s.log.Log(c.Request.Context(), level, "request", attrs...)
+	s.log.Log(ctx, level, "request", attrs...)
 }
 
 // recoverPanic answers 500 with an error id instead of taking the process
@@ -274,7 +286,7 @@ func (s *Server) recoverPanic(c *gin.Context) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			id := internalError(c, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
+			id := s.internalError(c, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
 			abort(c, http.StatusInternalServerError, apiError{Code: apierror.Internal, Message: "internal error", ErrorID: id})
 		}
 	}()
@@ -282,14 +294,9 @@ func (s *Server) recoverPanic(c *gin.Context) {
 }
 
 // internalError logs err under a fresh error id and returns the id.
-func internalError(c *gin.Context, err error) string {
+func (s *Server) internalError(c *gin.Context, err error) string {
 	id := uuid.NewString()
-	log, _ := c.Get(ctxLogger)
-	errorLog, _ := log.(*slog.Logger)
-	if errorLog == nil {
-		errorLog = slog.Default()
-	}
-	errorLog.Error("internal error", "error_id", id, "request_id", c.GetString(ctxRequestID), "error", err.Error())
+	s.log.Error("internal error", "error_id", id, "request_id", requestIDOf(c), "error", err.Error())
 	return id
 }
 

@@ -30,6 +30,11 @@ func (s *Server) tracer() trace.Tracer {
 // pipeline's stages are its children. It records the route, the status
 // and the decision id, never the client's address.
 func (s *Server) traceRequest(c *gin.Context) {
+	if s.cfg.TracerProvider == nil {
+		// Not tracing: no span, no context, no request copy.
+		c.Next()
+		return
+	}
 	ctx := propagator.Extract(c.Request.Context(), propagation.HeaderCarrier(c.Request.Header))
 	route := c.FullPath()
 	if route == "" {
@@ -37,7 +42,7 @@ func (s *Server) traceRequest(c *gin.Context) {
 	}
 	ctx, span := s.spans.Start(ctx, c.Request.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String("http.request.method", c.Request.Method), attribute.String("http.route", route),
-			attribute.String("geoscope.request_id", c.GetString(ctxRequestID))))
+			attribute.String("geoscope.request_id", requestIDOf(c))))
 	defer span.End()
 	c.Request = c.Request.WithContext(ctx)
 	c.Next()
@@ -58,6 +63,9 @@ func (s *Server) traceRequest(c *gin.Context) {
 // validating the request); the returned function ends it, failed when the
 // request was refused.
 func (s *Server) decodeSpan(c *gin.Context) func() {
+	if s.cfg.TracerProvider == nil {
+		return noSpan
+	}
 	_, span := s.spans.Start(c.Request.Context(), "decode")
 	return func() {
 		if code := c.GetString(ctxErrorCode); code != "" {
@@ -66,3 +74,5 @@ func (s *Server) decodeSpan(c *gin.Context) func() {
 		span.End()
 	}
 }
+
+func noSpan() {}

@@ -96,6 +96,9 @@ func run(ctx context.Context, o options) error {
 	say("work directory %s", work)
 
 	geoscopeBin, opaBin := filepath.Join(work, "geoscope"), filepath.Join(work, "opa")
+	if ticks, err := clockTicks(); err == nil {
+		clkTck = ticks
+	}
 	say("building geoscope and OPA")
 	if err := goBuild(root, geoscopeBin, "./cmd/geoscope"); err != nil {
 		return err
@@ -158,23 +161,31 @@ func run(ctx context.Context, o options) error {
 			// machine weighs on both.
 			order := []bool{round%2 == 0, round%2 != 0}
 			var pair [2]loadgen.Result
+			var cpu [2]time.Duration
 			for _, geoSide := range order {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
+				srv := opa
+				if geoSide {
+					srv = w.geo
+				}
+				before := srv.cpuTime()
 				r := w.load(ctx, opa, geoSide, o.requests, o.concurrency)
 				if r.Errors > 0 {
 					return fmt.Errorf("%s: %d errors, first: %s", w.name, r.Errors, r.FirstError)
 				}
+				used := (srv.cpuTime() - before) / time.Duration(max(r.Requests, 1))
 				if geoSide {
-					pair[0] = r
+					pair[0], cpu[0] = r, used
 				} else {
-					pair[1] = r
+					pair[1], cpu[1] = r, used
 				}
 			}
 			w.rounds = append(w.rounds, pair)
-			say("round %d  %-46s geoscope %6.0f req/s p99 %-9s  OPA %6.0f req/s p99 %-9s  ratio %.2f",
-				round+1, w.name, pair[0].RPS(), ms(pair[0].P99), pair[1].RPS(), ms(pair[1].P99), pair[0].RPS()/pair[1].RPS())
+			w.cpu = append(w.cpu, cpu)
+			say("round %d  %-46s geoscope %6.0f req/s p99 %-9s %4.0f µs CPU  OPA %6.0f req/s p99 %-9s %4.0f µs CPU  ratio %.2f",
+				round+1, w.name, pair[0].RPS(), ms(pair[0].P99), us(cpu[0]), pair[1].RPS(), ms(pair[1].P99), us(cpu[1]), pair[0].RPS()/pair[1].RPS())
 		}
 	}
 	report(os.Stdout, o, workloads, servers, loadBefore, loadAverage())
@@ -193,6 +204,9 @@ type workload struct {
 
 	geoBodies, opaBodies [][]byte
 	rounds               [][2]loadgen.Result // [geoscope, OPA] per round
+	// cpu is the CPU time each server process used per request, per
+	// round: [geoscope, OPA].
+	cpu [][2]time.Duration
 }
 
 // bodies builds 256 distinct requests: different meetings (targeted ones
@@ -287,6 +301,23 @@ func report(out io.Writer, o options, workloads []*workload, servers []*server, 
 			gp, opp = append(gp, r[0].P99), append(opp, r[1].P99)
 		}
 		fmt.Fprintf(out, "| %s | %.0f | %.0f | %.2f | %s | %s |\n", w.name, median(g), median(op), median(ratio), ms(median(gp)), ms(median(opp)))
+	}
+	// CPU time of each server process per request (user and system, from
+	// /proc), medians of the rounds: the load generator's own time and
+	// other work on the machine are not in it.
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "| workload on /v1/admission | geoscope CPU per request | OPA CPU per request | OPA ÷ geoscope |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|")
+	for _, w := range workloads {
+		var g, op []time.Duration
+		var ratio []float64
+		for _, c := range w.cpu {
+			g, op = append(g, c[0]), append(op, c[1])
+			if c[0] > 0 {
+				ratio = append(ratio, float64(c[1])/float64(c[0]))
+			}
+		}
+		fmt.Fprintf(out, "| %s | %.0f µs | %.0f µs | %.2f |\n", w.name, us(median(g)), us(median(op)), median(ratio))
 	}
 	fmt.Fprintln(out)
 	for _, s := range servers {
@@ -390,6 +421,43 @@ func (s *server) stop() {
 	}
 	s.log.Close()
 }
+
+// clkTck is the kernel's clock tick rate, the unit of /proc/PID/stat's
+// CPU times.
+var clkTck = 100
+
+func clockTicks() (int, error) {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(out)))
+}
+
+// cpuTime is the CPU time (user and system) the server process has used.
+func (s *server) cpuTime() time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; fields after it do not.
+	_, rest, ok := strings.Cut(string(raw), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest) // f[0] is field 3 (state); utime and stime are fields 14 and 15
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * time.Second / time.Duration(clkTck)
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // memory reads one of /proc/PID/status's memory lines (VmRSS, VmHWM).
 func (s *server) memory(field string) string {

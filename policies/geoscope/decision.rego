@@ -230,7 +230,8 @@ removals contains action if {
 # Join-time: the hot path, so the cheapest test (is the joining participant
 # located inside?) comes first and nothing else is built; the extensions
 # are consulted only for a participant who would be denied. The guard adds
-# the meeting, the jurisdiction and the located country to the action.
+# the participant's id, the meeting, the jurisdiction and the located
+# country to the action.
 denials contains denial(id) if {
 	some id in input.standing_orders
 	may_deny(data.orders[id])
@@ -261,7 +262,11 @@ may_deny(o) if {
 	makes_known_demand(o)
 }
 
-denial(id) := {"type": "deny_join", "participant_id": input.joining.id, "order_id": id, "reason": inside_reason}
+# A deny_join can only name the participant asking to join, so it names
+# nobody: the guard fills in input.joining's id. An answer that depends on
+# the joiner's location and not on their id is one the engine can reuse
+# for everyone joining the meeting from the same country.
+denial(id) := {"type": "deny_join", "order_id": id, "reason": inside_reason}
 
 # Rule 4: a meeting may be ended only when it has participants and nobody
 # it would reach is outside.

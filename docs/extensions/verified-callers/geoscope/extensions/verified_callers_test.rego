@@ -106,7 +106,7 @@ test_people_connected_by_ip_are_unaffected if {
 }
 
 test_joining_caller_is_denied_only_when_attested if {
-	[x.participant_id | some x in admit(caller("j1", "CN", "A")).actions] == ["j1"]
+	[x.type | some x in admit(caller("j1", "CN", "A")).actions] == ["deny_join"]
 	admit(caller("j1", "CN", "B")).actions == set()
 	admit(caller("j1", "CN", "")).actions == set()
 }

@@ -1,0 +1,354 @@
+package input
+
+import (
+	"bytes"
+	"io"
+	"reflect"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// A roster is decoded token by token rather than by reflection: for 10,000
+// participants reflection cost several times the tokenizing itself (a
+// field lookup and a reflected store per member, and a slice grown a
+// quarter at a time, copying and clearing it each time). The decoder
+// (jsontext) still does everything strict about the text: syntax, invalid
+// UTF-8, names repeated in one object. What reflection did on top is done
+// here the same way, with the same errors: unknown names (case-sensitive),
+// type mismatches, null as the zero value. The error messages come out of
+// describe like any other; TestDecodeRejects and its neighbours hold them.
+
+var (
+	stringType       = reflect.TypeFor[string]()
+	meetingType      = reflect.TypeFor[Meeting]()
+	participantType  = reflect.TypeFor[Participant]()
+	participantsType = reflect.TypeFor[[]Participant]()
+)
+
+// UnmarshalJSONFrom decodes a meeting; see the comment above.
+func (m *Meeting) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if ok, err := beginObject(dec, meetingType); !ok {
+		*m = Meeting{}
+		return err
+	}
+	for {
+		name, done, err := nextName(dec)
+		if done || err != nil {
+			return err
+		}
+		switch string(name) {
+		case "id":
+			err = readString(dec, &m.ID)
+		case "host":
+			err = json.UnmarshalDecode(dec, &m.Host)
+		case "participants":
+			err = m.readParticipants(dec)
+		default:
+			err = unknownName(dec)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// readParticipants reads the participants array into a slice sized from
+// the text: once a few participants are read, the bytes left over the
+// bytes each took estimate how many follow.
+func (m *Meeting) readParticipants(dec *jsontext.Decoder) error {
+	k, err := peekValue(dec, participantsType)
+	switch {
+	case err != nil:
+		return err
+	case k == 'n':
+		m.Participants = nil
+		_, err := dec.ReadToken()
+		return err
+	case k != '[':
+		return typeError(dec, participantsType, k)
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	ps := make([]Participant, 0, 16)
+	var text stringChunks
+	start := dec.InputOffset()
+	for {
+		if dec.PeekKind() == ']' {
+			_, err := dec.ReadToken()
+			text.flush(ps)
+			m.Participants = ps
+			return err
+		}
+		if len(ps) == cap(ps) {
+			n := 2 * cap(ps)
+			if per := (dec.InputOffset() - start) / int64(len(ps)); per > 0 {
+				// A little more than the estimate, so that one more
+				// growth is rare; never less than doubling.
+				est := len(ps) + int(int64(len(dec.UnreadBuffer()))/per)
+				n = max(n, est+est/16+1)
+			}
+			grown := make([]Participant, len(ps), n)
+			copy(grown, ps)
+			ps = grown
+		}
+		ps = ps[:len(ps)+1]
+		if err := ps[len(ps)-1].decode(dec, &text, len(ps)-1); err != nil {
+			return err
+		}
+		if text.full() {
+			text.flush(ps)
+		}
+	}
+}
+
+// UnmarshalJSONFrom decodes a participant; see the comment above.
+func (p *Participant) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	return p.decode(dec, nil, 0)
+}
+
+// The string members of a participant, as stringChunks refers to them.
+const (
+	memberID = iota
+	memberIP
+	memberPhone
+	memberRole
+	memberAccountID
+	memberAccountCountry
+)
+
+// decode decodes a participant. With text, its string members are
+// collected there (as participant i of a roster) instead of allocated one
+// by one.
+func (p *Participant) decode(dec *jsontext.Decoder, text *stringChunks, i int) error {
+	*p = Participant{}
+	if ok, err := beginObject(dec, participantType); !ok {
+		return err
+	}
+	for {
+		name, done, err := nextName(dec)
+		if done || err != nil {
+			return err
+		}
+		member := -1
+		switch string(name) {
+		case "id":
+			member = memberID
+		case "ip":
+			member = memberIP
+		case "phone":
+			member = memberPhone
+		case "role":
+			member = memberRole
+		case "account_id":
+			member = memberAccountID
+		case "account_country":
+			member = memberAccountCountry
+		case "attributes":
+			err = json.UnmarshalDecode(dec, &p.Attributes)
+		default:
+			err = unknownName(dec)
+		}
+		if member >= 0 {
+			if text != nil {
+				err = text.read(dec, i, member)
+			} else {
+				err = readString(dec, p.member(member))
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (p *Participant) member(m int) *string {
+	switch m {
+	case memberID:
+		return &p.ID
+	case memberIP:
+		return &p.IP
+	case memberPhone:
+		return &p.Phone
+	case memberRole:
+		return &p.Role
+	case memberAccountID:
+		return &p.AccountID
+	}
+	return &p.AccountCountry
+}
+
+// stringChunks collects the string members of a roster's participants
+// and makes them strings a chunk at a time: one allocation per chunk of
+// members rather than one per member (two or more per participant).
+// Members refer to their participant by index, so the slice of
+// participants may be reallocated meanwhile.
+type stringChunks struct {
+	buf  []byte
+	refs []stringRef
+}
+
+type stringRef struct {
+	participant int32
+	member      int32
+	start, end  int32
+}
+
+// chunkBytes bounds a chunk: a participant's id kept beyond the request
+// keeps the chunk it is in.
+const chunkBytes = 16 << 10
+
+// read reads a string member of participant i; null is the empty string.
+func (c *stringChunks) read(dec *jsontext.Decoder, i, member int) error {
+	raw, err := readStringValue(dec)
+	if raw == nil || err != nil {
+		return err // null: the member is already empty
+	}
+	if c.buf == nil {
+		c.buf, c.refs = make([]byte, 0, chunkBytes+1024), make([]stringRef, 0, chunkBytes/8)
+	}
+	start := len(c.buf)
+	if bytes.IndexByte(raw, '\\') < 0 {
+		c.buf = append(c.buf, raw[1:len(raw)-1]...)
+	} else if c.buf, err = jsontext.AppendUnquote(c.buf, raw); err != nil {
+		return err // not reached: the decoder validated the string
+	}
+	if start < len(c.buf) {
+		c.refs = append(c.refs, stringRef{int32(i), int32(member), int32(start), int32(len(c.buf))})
+	}
+	return nil
+}
+
+func (c *stringChunks) full() bool { return len(c.buf) >= chunkBytes }
+
+// flush makes the collected members strings and stores them.
+func (c *stringChunks) flush(ps []Participant) {
+	if len(c.refs) == 0 {
+		return
+	}
+	s := string(c.buf)
+	for _, r := range c.refs {
+		*ps[r.participant].member(int(r.member)) = s[r.start:r.end]
+	}
+	c.buf, c.refs = c.buf[:0], c.refs[:0]
+}
+
+// peekValue is the kind of the next value, to be decoded into t, or the
+// decoder's error when what follows is not the start of one (PeekKind
+// returns the bad byte). The error is the one reflection would meet (see
+// typeError).
+func peekValue(dec *jsontext.Decoder, t reflect.Type) (jsontext.Kind, error) {
+	switch k := dec.PeekKind(); k {
+	case 'n', 'f', 't', '"', '0', '{', '[':
+		return k, nil
+	}
+	err := readFirst(dec, t)
+	if err == nil {
+		err = io.ErrUnexpectedEOF // not reached: the token was not a value
+	}
+	return 0, err
+}
+
+// beginObject reads the '{' of an object, or a null (ok false, no error),
+// or fails on anything else.
+func beginObject(dec *jsontext.Decoder, t reflect.Type) (ok bool, err error) {
+	k, err := peekValue(dec, t)
+	switch {
+	case err != nil:
+		return false, err
+	case k == '{':
+		_, err := dec.ReadToken()
+		return err == nil, err
+	case k == 'n':
+		_, err := dec.ReadToken()
+		return false, err
+	}
+	return false, typeError(dec, t, k)
+}
+
+// nextName reads the next member name of an object, or its '}' (done).
+// The name is the decoder's buffer, valid until the next read.
+func nextName(dec *jsontext.Decoder) (name []byte, done bool, err error) {
+	if dec.PeekKind() == '}' {
+		_, err := dec.ReadToken()
+		return nil, true, err
+	}
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return nil, false, err
+	}
+	return unquoted(raw), false, nil
+}
+
+// readString reads a string member; null is the empty string.
+func readString(dec *jsontext.Decoder, dst *string) error {
+	raw, err := readStringValue(dec)
+	if err == nil {
+		*dst = ""
+		if raw != nil {
+			*dst = string(unquoted(raw))
+		}
+	}
+	return err
+}
+
+// readStringValue reads the value of a string member: the quoted string,
+// nil for null, or an error. The whole value is read first, as reflection
+// reads it for a string (see typeError), and its first byte tells its
+// kind: one look at the input instead of a peek and a read.
+func readStringValue(dec *jsontext.Decoder) (jsontext.Value, error) {
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return nil, err
+	}
+	switch k := raw.Kind(); k {
+	case '"':
+		return raw, nil
+	case 'n':
+		return nil, nil
+	default:
+		return nil, &json.SemanticError{JSONPointer: dec.StackPointer(), GoType: stringType, JSONKind: k}
+	}
+}
+
+// unquoted is the content of a valid JSON string (the decoder checked it).
+func unquoted(raw jsontext.Value) []byte {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1]
+	}
+	out, err := jsontext.AppendUnquote(nil, raw)
+	if err != nil {
+		return raw[1 : len(raw)-1] // not reached: the decoder validated it
+	}
+	return out
+}
+
+// readFirst reads what reflection reads before it looks at a value to be
+// decoded into t: the whole value for a string, the first token otherwise.
+func readFirst(dec *jsontext.Decoder, t reflect.Type) error {
+	var err error
+	if t.Kind() == reflect.String {
+		_, err = dec.ReadValue()
+	} else {
+		_, err = dec.ReadToken()
+	}
+	return err
+}
+
+// unknownName is the error for the member name just read.
+func unknownName(dec *jsontext.Decoder) error {
+	return &json.SemanticError{JSONPointer: dec.StackPointer(), Err: json.ErrUnknownName}
+}
+
+// typeError is the error for the next value, of kind k where t was
+// expected. What reflection reads before it reports a mismatch is read
+// first, so that text that is not even valid JSON is reported as such the
+// same way: the whole value where a string is expected, its first token
+// where an object or an array is.
+func typeError(dec *jsontext.Decoder, t reflect.Type, k jsontext.Kind) error {
+	if err := readFirst(dec, t); err != nil {
+		return err
+	}
+	return &json.SemanticError{JSONPointer: dec.StackPointer(), GoType: t, JSONKind: k}
+}

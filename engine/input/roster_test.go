@@ -1,0 +1,156 @@
+package input
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/geoscope/geoscope/engine/registry"
+)
+
+// The reflection-decoded shapes of Request, Meeting and Participant: the
+// same fields and tags, without the token-level decoders (roster.go).
+type (
+	reflectedRequest struct {
+		Meeting reflectedMeeting      `json:"meeting"`
+		Joining *reflectedParticipant `json:"joining,omitempty"`
+		Order   *Order                `json:"order,omitempty"`
+	}
+	reflectedMeeting struct {
+		ID           string                 `json:"id"`
+		Host         Host                   `json:"host"`
+		Participants []reflectedParticipant `json:"participants"`
+	}
+	reflectedParticipant struct {
+		ID             string     `json:"id"`
+		IP             string     `json:"ip,omitempty"`
+		Phone          string     `json:"phone,omitempty"`
+		Role           string     `json:"role,omitempty"`
+		AccountID      string     `json:"account_id,omitempty"`
+		AccountCountry string     `json:"account_country,omitempty"`
+		Attributes     Attributes `json:"attributes,omitempty"`
+	}
+	reflectedAdmission struct {
+		Meeting     AdmissionMeeting     `json:"meeting"`
+		Participant reflectedParticipant `json:"participant"`
+	}
+)
+
+var _ = registry.Order{}
+
+func (p reflectedParticipant) participant() Participant {
+	return Participant{ID: p.ID, IP: p.IP, Phone: p.Phone, Role: p.Role, AccountID: p.AccountID, AccountCountry: p.AccountCountry, Attributes: p.Attributes}
+}
+
+// checkSameAsReflection decodes data with the token-level decoders and
+// with reflection and fails unless both accept it with the same result or
+// refuse it with the same error.
+func checkSameAsReflection(t *testing.T, data []byte) {
+	t.Helper()
+	var got Request
+	gotErr := DecodeStrict(data, &got)
+	var want reflectedRequest
+	wantErr := DecodeStrict(data, &want)
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+		t.Fatalf("%q:\n token-level: %v\n reflection:  %v", data, gotErr, wantErr)
+	}
+	if gotErr == nil {
+		w := Request{Meeting: Meeting{ID: want.Meeting.ID, Host: want.Meeting.Host}, Order: want.Order}
+		if want.Meeting.Participants != nil {
+			w.Meeting.Participants = make([]Participant, 0, len(want.Meeting.Participants))
+			for _, p := range want.Meeting.Participants {
+				w.Meeting.Participants = append(w.Meeting.Participants, p.participant())
+			}
+		}
+		if want.Joining != nil {
+			j := want.Joining.participant()
+			w.Joining = &j
+		}
+		if len(got.Meeting.Participants) == 0 && len(w.Meeting.Participants) == 0 {
+			got.Meeting.Participants, w.Meeting.Participants = nil, nil
+		}
+		if !reflect.DeepEqual(got, w) {
+			t.Fatalf("%q:\n token-level: %+v\n reflection:  %+v", data, got, w)
+		}
+	}
+	var gotA Admission
+	gotErr = DecodeStrict(data, &gotA)
+	var wantA reflectedAdmission
+	wantErr = DecodeStrict(data, &wantA)
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+		t.Fatalf("admission %q:\n token-level: %v\n reflection:  %v", data, gotErr, wantErr)
+	}
+	if gotErr == nil && !reflect.DeepEqual(gotA.Participant, wantA.Participant.participant()) {
+		t.Fatalf("admission %q:\n token-level: %+v\n reflection:  %+v", data, gotA.Participant, wantA.Participant)
+	}
+}
+
+var rosterSeeds = []string{
+	validRequest,
+	`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "p", "ip": "8.8.8.8"}, null, {}]}}`,
+	`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": null}}`,
+	`{"meeting": null}`,
+	`{"meeting": {"id": null, "participants": []}, "joining": null}`,
+	`{"meeting": {"id": "m", "participants": [1]}}`,
+	`{"meeting": {"id": "m", "participants": [[]]}}`,
+	`{"meeting": {"id": "m", "participants": ["x"]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id": true}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id": "x", "ip": {}}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id": "x", "Id": "y"}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id": "x", "id": "y"}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id": "x", "attributes": {"a": 1, "b": [1]}}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id": "x", "attributes": null}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id": "x", "attributes": 3}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id": "x\u0041\n\"", "ip": "1.2.3.4"}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"\u0069d": "x"}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id": "x"}`,
+	`{"meeting": {"id": "m", "participants": [{"id": "x",}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id": "x"},]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id" "x"}]}}`,
+	`{"meeting": {"id": "m", "participants": {"id": "x"}}}`,
+	`{"meeting": {"id": "m", "participants": 7}}`,
+	`{"meeting": {"id": 7}}`,
+	`{"meeting": {"ID": "m"}}`,
+	`{"meeting": {"id": "m", "extra": {"deep": [1, 2]}}}`,
+	`{"meeting": {"id": "m", "host": {"account_id": "a", "IP": "1.1.1.1"}}}`,
+	`{"meeting": {"id": "m", "id": "n"}}`,
+	`{"meeting": []}`,
+	`{"meeting": "m"}`,
+	"{\"meeting\": {\"id\": \"m\xff\"}}",
+	"{\"meeting\": {\"participants\": [{\"id\": \"\xc3\"}]}}",
+	"{\"meeting\": {\"participants\": [{\"i\xffd\": \"x\"}]}}",
+	`{"participant": {"id": "p", "ip": "8.8.8.8", "extra": 1}, "meeting": {"id": "m", "host": {"account_id": "a"}}}`,
+	`{"participant": 1}`,
+	`{"participant": null, "meeting": {"id": "m"}}`,
+	`{"joining": {"id": "j", "ip": "1.1.1.1", "role": "host", "account_id": "x", "account_country": "US", "phone": "+1"}, "meeting": {"id": "m"}}`,
+	`{"joining": [], "meeting": {"id": "m"}}`,
+}
+
+func TestTokenLevelDecodingIsReflection(t *testing.T) {
+	for _, s := range rosterSeeds {
+		checkSameAsReflection(t, []byte(s))
+	}
+	// Rosters of every size around the growth steps.
+	for _, n := range []int{0, 1, 15, 16, 17, 100, 1000, 5000} {
+		var b strings.Builder
+		b.WriteString(`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [`)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"id": "p-%d", "ip": "10.0.%d.%d"%s}`, i, i/250%250, i%250, strings.Repeat(" ", i%7))
+		}
+		b.WriteString(`]}, "joining": {"id": "j", "phone": "+8612"}}`)
+		checkSameAsReflection(t, []byte(b.String()))
+	}
+}
+
+func FuzzTokenLevelDecodingIsReflection(f *testing.F) {
+	for _, s := range rosterSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkSameAsReflection(t, data)
+	})
+}
