@@ -206,7 +206,7 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 			return a, CodeAffectsOutside, "the meeting has no participants, so ending it cannot be shown to affect only users inside"
 		}
 		if n := g.outsideCount(a.OrderID, auth); n > 0 {
-			return a, CodeAffectsOutside, fmt.Sprintf("ending the meeting would affect %d users not located in %s", n, strings.Join(auth.Jurisdiction, ","))
+			return a, CodeAffectsOutside, fmt.Sprintf("ending the meeting would affect %s not located in %s", users(n), strings.Join(auth.Jurisdiction, ","))
 		}
 	case decision.SuspendAccount:
 		if !order.Demanded(registry.DemandSuspendAccount) {
@@ -219,7 +219,7 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 			return a, CodeAffectsOutside, fmt.Sprintf("the account is registered in %s, outside %s", orUnknown(f.AccountCountry), strings.Join(auth.Jurisdiction, ","))
 		}
 		if n := g.outsideCount(a.OrderID, auth); n > 0 {
-			return a, CodeAffectsOutside, fmt.Sprintf("suspending the account would affect %d users connected or joining and not located in %s", n, strings.Join(auth.Jurisdiction, ","))
+			return a, CodeAffectsOutside, fmt.Sprintf("suspending the account would affect %s connected or joining and not located in %s", users(n), strings.Join(auth.Jurisdiction, ","))
 		}
 		out.AccountID, out.Country = a.AccountID, f.AccountCountry
 	}
@@ -319,4 +319,12 @@ func Refusals(f *Facts, refused []decision.Refusal) []decision.Refusal {
 		}
 	}
 	return out
+}
+
+// users is a count of people as a reason reads it: "1 user", "2 users".
+func users(n int) string {
+	if n == 1 {
+		return "1 user"
+	}
+	return fmt.Sprintf("%d users", n)
 }

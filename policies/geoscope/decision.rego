@@ -386,7 +386,7 @@ refused contains refusal(id, "end_meeting", "affects_outside", reason, n) if {
 	input.meeting.participant_count > 0
 	n := outside_count[id]
 	n > 0
-	reason := sprintf("ending the meeting would affect %d users not located in %s; narrowed to the participants located there", [n, concat(", ", j)])
+	reason := sprintf("ending the meeting would affect %s not located in %s; narrowed to the participants located there", [users(n), concat(", ", j)])
 }
 
 refused contains refusal(id, "suspend_account", "affects_outside", reason, n) if {
@@ -415,7 +415,7 @@ suspend_obstacle(j, _) := "the account's country is unknown" if {
 	not account_inside(j)
 }
 
-suspend_obstacle(j, n) := sprintf("%d users connected or joining are not located there", [n]) if {
+suspend_obstacle(j, n) := sprintf("%s connected or joining %s not located there", [users(n), are(n)]) if {
 	account_inside(j)
 }
 
@@ -615,3 +615,12 @@ refused contains refusal(id, "suspend_account", "exempt", reason, 0) if {
 	exempt_account_reached
 	reason := "suspending the account would reach a person the operator's policy exempts from enforcement"
 }
+
+# "1 user", "2 users": counts in reasons read as English.
+users(1) := "1 user"
+
+users(n) := sprintf("%d users", [n]) if n != 1
+
+are(1) := "is"
+
+are(n) := "are" if n != 1

@@ -167,7 +167,7 @@ end_refused(oid, n) := {
 	"order_id": oid,
 	"demand": "end_meeting",
 	"code": "affects_outside",
-	"reason": sprintf("ending the meeting would affect %d users not located in CN; narrowed to the participants located there", [n]),
+	"reason": sprintf("ending the meeting would affect %s not located in CN; narrowed to the participants located there", [geoscope.users(n)]),
 	"affected_outside": n,
 }
 
@@ -586,7 +586,7 @@ test_connected_host_with_unknown_location_is_untouched_and_counts_outside if {
 		"actions": {removed("o-cn", "p1", "CN")},
 		"refused": {
 			end_refused("o-cn", 1),
-			suspend_refused("o-cn", "1 users connected or joining are not located there", 1),
+			suspend_refused("o-cn", "1 user connected or joining is not located there", 1),
 		},
 	}
 }
@@ -706,7 +706,7 @@ test_end_meeting_refused_when_one_participant_in_hk if {
 		"order_id": "o-cn",
 		"demand": "end_meeting",
 		"code": "affects_outside",
-		"reason": "ending the meeting would affect 1 users not located in CN; narrowed to the participants located there",
+		"reason": "ending the meeting would affect 1 user not located in CN; narrowed to the participants located there",
 		"affected_outside": 1,
 	}}
 }
@@ -880,7 +880,7 @@ test_suspend_account_refused_when_connected_host_outside_and_account_inside if {
 		with data.authorities as authorities
 	d == {
 		"actions": {removed("o-cn", "p1", "CN")},
-		"refused": {suspend_refused("o-cn", "1 users connected or joining are not located there", 1)},
+		"refused": {suspend_refused("o-cn", "1 user connected or joining is not located there", 1)},
 	}
 }
 
@@ -1007,7 +1007,7 @@ test_multi_country_jurisdiction_refusal_reasons_list_every_country if {
 			"order_id": "o-eu",
 			"demand": "end_meeting",
 			"code": "affects_outside",
-			"reason": "ending the meeting would affect 1 users not located in DE, FR; narrowed to the participants located there",
+			"reason": "ending the meeting would affect 1 user not located in DE, FR; narrowed to the participants located there",
 			"affected_outside": 1,
 		},
 		{
@@ -1258,7 +1258,7 @@ test_founding_f_unlocated_participant_blocks_end_and_suspend if {
 	}
 	d.refused == {
 		end_refused("CN-F", 1),
-		suspend_refused("CN-F", "1 users connected or joining are not located there", 1),
+		suspend_refused("CN-F", "1 user connected or joining is not located there", 1),
 	}
 	every a in d.actions {
 		a.participant_id != "f-unknown"
@@ -1355,4 +1355,12 @@ test_admission_admits_joining_participant_outside if {
 		a := own_admission with input as inp with data.authorities as authorities
 		a == {"actions": set(), "refused": set()}
 	}
+}
+
+test_counts_read_as_english if {
+	geoscope.users(1) == "1 user"
+	geoscope.users(0) == "0 users"
+	geoscope.users(7) == "7 users"
+	geoscope.are(1) == "is"
+	geoscope.are(2) == "are"
 }

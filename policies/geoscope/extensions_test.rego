@@ -129,7 +129,7 @@ test_account_country_attributes_and_role_are_not_locations if {
 	]
 	d := decide(preview(cn_order(all_demands), meeting(cn_host, ps)), {})
 	d.actions == {removed("o-cn", "p2", "CN")}
-	d.refused == {end_refused("o-cn", 1), suspend_refused("o-cn", "1 users connected or joining are not located there", 1)}
+	d.refused == {end_refused("o-cn", 1), suspend_refused("o-cn", "1 user connected or joining is not located there", 1)}
 }
 
 test_phone_located_participants_are_grouped_and_acted_on_like_any_other if {
