@@ -30,6 +30,9 @@ type sqlBackend struct {
 	dialect  string // "sqlite" or "postgres"
 	dsn      string
 	readOnly bool
+	// fingerprint is the writer's key fingerprint, bound to the ledger
+	// once it is reachable.
+	fingerprint string
 
 	mu       sync.Mutex
 	db       *sql.DB // nil until (re)opened
@@ -39,8 +42,10 @@ type sqlBackend struct {
 	inserts *insertStmts
 }
 
-func openBackend(ctx context.Context, cfg Config) (backend, error) {
-	b := &sqlBackend{readOnly: cfg.ReadOnly}
+// openBackend opens the ledger's database. fingerprint identifies the
+// pseudonymization key of a writer (see bindKey); readers give none.
+func openBackend(ctx context.Context, cfg Config, fingerprint string) (backend, error) {
+	b := &sqlBackend{readOnly: cfg.ReadOnly, fingerprint: fingerprint}
 	switch u := cfg.URL; {
 	case u == "" || u == "sqlite":
 		path, err := filepath.Abs(filepath.Join(cfg.DataDir, "ledger.db"))
@@ -146,6 +151,9 @@ func (b *sqlBackend) conn(ctx context.Context) (*sql.DB, error) {
 				err = check(ctx, b.db, b.dialect)
 			}
 		}
+		if err == nil && !b.readOnly && b.fingerprint != "" {
+			err = b.bindKey(ctx, b.db)
+		}
 		if err != nil {
 			if b.dialect == "sqlite" {
 				b.db.Close()
@@ -171,6 +179,28 @@ func (b *sqlBackend) reset() {
 }
 
 func (b *sqlBackend) rebind(q string) string { return rebind(b.dialect, q) }
+
+// bindKey records the writer's key fingerprint in a ledger that has none,
+// and refuses a ledger written with another key: its pseudonyms would
+// match none of the entries before (an auditor could no longer find a
+// person's history), and replicas with different keys would record the
+// same person under two names. One statement decides, so replicas
+// starting together with different keys cannot both win.
+func (b *sqlBackend) bindKey(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, b.rebind(`INSERT INTO ledger_key (id, fingerprint, since) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING`),
+		b.fingerprint, time.Now().UnixNano()); err != nil {
+		return err
+	}
+	var bound string
+	if err := db.QueryRowContext(ctx, `SELECT fingerprint FROM ledger_key WHERE id = 1`).Scan(&bound); err != nil {
+		return err
+	}
+	if bound != b.fingerprint {
+		return fmt.Errorf("%w: this ledger was written with another pseudonymization key (fingerprint %s; the key given has %s): "+
+			"give the ledger's own key (--ledger-key-file, or the ledger.key backed up from --data-dir)", ErrConfig, bound, b.fingerprint)
+	}
+	return nil
+}
 
 // rebind turns the statements' "?" placeholders into PostgreSQL's $n.
 func rebind(dialect, q string) string {
@@ -421,6 +451,15 @@ var migrations = []migration{
 	// refuses to start on this schema (see docs/operations.md, upgrades).
 	{sql: `ALTER TABLE ledger_decisions ADD COLUMN replica TEXT NOT NULL DEFAULT '';
 	ALTER TABLE ledger_migrations ADD COLUMN compatible_from INTEGER`, compatibleFrom: 1},
+	// 3: the fingerprint of the pseudonymization key the ledger is written
+	// with (one row), so that a replica or a restart with another key is
+	// refused instead of writing pseudonyms that match nothing before.
+	// Older code ignores the table.
+	{sql: `CREATE TABLE ledger_key (
+		id          INTEGER PRIMARY KEY CHECK (id = 1),
+		fingerprint TEXT NOT NULL,
+		since       BIGINT NOT NULL
+	)`, compatibleFrom: 2},
 }
 
 // SchemaVersion is the ledger schema version this code migrates to.

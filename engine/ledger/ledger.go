@@ -16,7 +16,9 @@ package ledger
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -162,7 +164,11 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 			return nil, err
 		}
 	}
-	b, err := openBackend(ctx, cfg)
+	fingerprint := ""
+	if !cfg.ReadOnly {
+		fingerprint = keyFingerprint(key)
+	}
+	b, err := openBackend(ctx, cfg, fingerprint)
 	if err != nil {
 		return nil, err
 	}
@@ -417,12 +423,26 @@ func (l *Ledger) Close() error {
 
 // loadKey reads the pseudonymization key, or generates one into the data
 // directory on first start.
+// keyFingerprint identifies a key without revealing it.
+func keyFingerprint(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("geoscope ledger key fingerprint"))
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
 func loadKey(cfg Config) ([]byte, error) {
 	path := cfg.KeyFile
 	generated := false
 	if path == "" {
 		path = filepath.Join(cfg.DataDir, "ledger.key")
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			// A ledger without its key is not given a new one: the
+			// entries would then carry pseudonyms nobody can match.
+			if cfg.URL == "" || cfg.URL == "sqlite" {
+				if _, err := os.Stat(filepath.Join(cfg.DataDir, "ledger.db")); err == nil {
+					return nil, fmt.Errorf("%w: %s holds a ledger but not its key (ledger.key): restore the key from its backup, or give it with --ledger-key-file", ErrConfig, cfg.DataDir)
+				}
+			}
 			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 				return nil, fmt.Errorf("%w: data directory: %v", ErrUnavailable, err)
 			}

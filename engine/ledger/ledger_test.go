@@ -854,7 +854,6 @@ func TestKeyFile(t *testing.T) {
 			return p
 		}
 		raw32 := []byte("0123456789-abcdefghij-KLMNOPQRS!") // 32 bytes, not hex
-		hex32 := strings.Repeat("5a", 32) + "\n"
 		for name, path := range map[string]string{
 			"31 raw bytes":           write("short", raw32[:31]),
 			"16 bytes in hex":        write("shorthex", []byte(strings.Repeat("5a", 16))),
@@ -872,27 +871,39 @@ func TestKeyFile(t *testing.T) {
 				t.Errorf("key file %s: Open = %v, want ErrConfig", name, err)
 			}
 		}
-		for name, tc := range map[string]struct {
+		// One key, given raw and in hex, opens the same ledger; another key
+		// is refused: the ledger records its key's fingerprint.
+		zz := []byte(strings.Repeat("Z", 32))
+		for _, tc := range []struct {
+			name string
 			data []byte
-			key  []byte
 		}{
-			"32 raw bytes":    {raw32, raw32},
-			"32 bytes in hex": {[]byte(hex32), []byte(strings.Repeat("Z", 32))},
+			{"32 bytes in hex", []byte(hex.EncodeToString(zz) + "\n")},
+			{"the same 32 bytes raw", zz},
 		} {
 			cfg := b.config()
-			cfg.KeyFile = write(strings.ReplaceAll(name, " ", "-"), tc.data)
+			cfg.KeyFile = write(strings.ReplaceAll(tc.name, " ", "-"), tc.data)
 			l, err := ledger.Open(context.Background(), cfg)
 			if err != nil {
-				t.Errorf("key file %s: Open = %v", name, err)
+				t.Errorf("key file %s: Open = %v", tc.name, err)
 				continue
 			}
-			if got, want := l.Pseudonymizer().Account("a"), ledger.NewPseudonymizer(tc.key).Account("a"); got != want {
-				t.Errorf("key file %s: pseudonym %s, want %s", name, got, want)
+			if got, want := l.Pseudonymizer().Account("a"), ledger.NewPseudonymizer(zz).Account("a"); got != want {
+				t.Errorf("key file %s: pseudonym %s, want %s", tc.name, got, want)
 			}
 			l.Close()
 			if _, err := os.Stat(filepath.Join(b.dir, "ledger.key")); err == nil {
-				t.Errorf("key file %s: a key was generated into the data dir although --ledger-key-file was given", name)
+				t.Errorf("key file %s: a key was generated into the data dir although --ledger-key-file was given", tc.name)
 			}
+		}
+		cfg := b.config()
+		cfg.KeyFile = write("other", raw32)
+		l, err := ledger.Open(context.Background(), cfg)
+		if err == nil {
+			l.Close()
+		}
+		if !errors.Is(err, ledger.ErrConfig) || !strings.Contains(err.Error(), "another pseudonymization key") {
+			t.Errorf("another key on the same ledger: Open = %v, want ErrConfig naming the key", err)
 		}
 	})
 }
@@ -1474,4 +1485,28 @@ func TestOrdersInForceAndSubdivisionsRecorded(t *testing.T) {
 			t.Errorf("statement %q, not in force %v", st[0].OrderValidity, e2.OrdersNotInForce)
 		}
 	})
+}
+
+// A SQLite ledger whose generated key went missing is not given a new one.
+func TestMissingGeneratedKeyRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := ledger.Config{DataDir: dir}
+	l, err := ledger.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if err := os.Remove(filepath.Join(dir, "ledger.key")); err != nil {
+		t.Fatal(err)
+	}
+	l, err = ledger.Open(context.Background(), cfg)
+	if err == nil {
+		l.Close()
+	}
+	if !errors.Is(err, ledger.ErrConfig) || !strings.Contains(err.Error(), "not its key") {
+		t.Errorf("Open without the key = %v, want ErrConfig", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ledger.key")); err == nil {
+		t.Error("a new key was generated for a ledger that had one")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -148,6 +149,10 @@ func TestUpgradeFromSchema1(t *testing.T) {
 		}
 		old := newID()
 		insertAsSchema1(t, b, old)
+		// The first release generated its key beside the database.
+		if err := os.WriteFile(filepath.Join(b.dir, "ledger.key"), []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 
 		l := b.open(t, func(c *ledger.Config) { c.Replica = "new-1" })
 		fresh := newID()
