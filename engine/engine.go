@@ -104,6 +104,16 @@ type Engine struct {
 	// evalTimeout bounds each evaluation of the policy (see
 	// SetEvalTimeout).
 	evalTimeout atomic.Int64
+	// answerCheck runs before a decision is recorded (SetAnswerCheck).
+	answerCheck atomic.Pointer[func(context.Context, *decision.Decision) error]
+}
+
+// SetAnswerCheck installs fn, which sees every decision after the guard and
+// before it is recorded: an error from it fails the request and nothing is
+// recorded. The HTTP server encodes the answer there, so a decision too
+// large to answer is refused before the ledger holds it as if it had been.
+func (e *Engine) SetAnswerCheck(fn func(context.Context, *decision.Decision) error) {
+	e.answerCheck.Store(&fn)
 }
 
 // SetEvalTimeout bounds each evaluation of the policy (zero: only the
@@ -256,6 +266,12 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 			return a.Type == decision.DenyJoin && a.ParticipantID == req.Joining.ID
 		})
 		d.AllowJoin = &allow
+	}
+
+	if check := e.answerCheck.Load(); check != nil {
+		if err := (*check)(ctx, d); err != nil {
+			return nil, err
+		}
 	}
 
 	// Record before answering.

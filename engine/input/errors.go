@@ -57,3 +57,9 @@ func (e *FieldError) Within(prefix string) *FieldError {
 	}
 	return &out
 }
+
+// TooLarge is a FieldError matching ErrTooLarge, for limits checked past
+// decoding (an answer too large to send for a roster, for one).
+func TooLarge(field, format string, args ...any) *FieldError {
+	return tooLarge(field, format, args...)
+}

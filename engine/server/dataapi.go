@@ -117,9 +117,15 @@ func (s *Server) dataDecision(c *gin.Context) {
 		return
 	}
 	decoded()
-	d, ok := s.run(c, DataDecisionPath, func(ctx context.Context) (*decision.Decision, error) { return s.eng.Decide(ctx, req) })
+	var answer *encodedAnswer
+	d, ok := s.run(c, DataDecisionPath, func(ctx context.Context) (*decision.Decision, error) {
+		ctx, answer = withAnswer(ctx)
+		return s.eng.Decide(ctx, req)
+	})
 	if ok {
-		s.dataAnswer(c, dataResponse{DecisionID: d.DecisionID, Result: d})
+		// The result is the decision as encoded (and bounded) before it
+		// was recorded.
+		s.dataAnswer(c, dataResponse{DecisionID: d.DecisionID, Result: json.RawMessage(answer.body)})
 	}
 }
 

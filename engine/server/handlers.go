@@ -101,9 +101,13 @@ func (s *Server) decisions(c *gin.Context) {
 		return
 	}
 	decoded()
-	d, ok := s.run(c, "/v1/decisions", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Decide(ctx, req) })
+	var answer *encodedAnswer
+	_, ok = s.run(c, "/v1/decisions", func(ctx context.Context) (*decision.Decision, error) {
+		ctx, answer = withAnswer(ctx)
+		return s.eng.Decide(ctx, req)
+	})
 	if ok {
-		s.writeDecision(c, d)
+		s.writeDecision(c, answer)
 	}
 }
 

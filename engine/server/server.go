@@ -62,6 +62,7 @@ func New(cfg Config, eng *engine.Engine, src *sources.Sources, log *slog.Logger)
 	}
 	s := &Server{cfg: cfg, eng: eng, src: src, log: log, started: time.Now()}
 	eng.SetEvalTimeout(cfg.EvalTimeout)
+	eng.SetAnswerCheck(s.answerCheck)
 	s.inflight = newInflight(cfg.MaxInflight, cfg.QueueTimeout, s.returnMemory)
 	s.metrics = newMetrics(src, s.inflight)
 	s.spans = s.tracer()

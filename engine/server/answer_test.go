@@ -1,0 +1,57 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/apierror"
+)
+
+// countingRecorder counts the decisions it is asked to record.
+type countingRecorder struct{ n atomic.Int64 }
+
+func (r *countingRecorder) Record(context.Context, *engine.Record) error {
+	r.n.Add(1)
+	return nil
+}
+
+// An answer too large to send is refused before the decision is recorded:
+// the meeting server, told 413, enforces nothing, so the ledger must not
+// hold the decision as if it had been carried out. This holds for the
+// native endpoint and the Data API alike.
+func TestAnswerTooLargeIsNotRecorded(t *testing.T) {
+	rec := &countingRecorder{}
+	ts := newTestServer(t, serverSetup{cfg: Config{MaxResponse: 2000}, engineOpts: []engine.Option{engine.WithRecorder(rec)}})
+	var b strings.Builder
+	for i := range 30 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"id": "p` + string(rune('a'+i%26)) + string(rune('a'+i/26)) + `", "ip": "1.0.16.9"}`)
+	}
+	roster := `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [` + b.String() + `]}}`
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/decisions", roster},
+		{"/v1/data/geoscope/decision", `{"input": ` + roster + `}`},
+	} {
+		r := ts.do(t, request{method: http.MethodPost, path: tc.path, body: tc.body})
+		if r.status != http.StatusRequestEntityTooLarge || r.errorBody(t).Code != apierror.TooLarge {
+			t.Errorf("%s: %d %s, want 413 too_large", tc.path, r.status, r.body)
+		}
+	}
+	if n := rec.n.Load(); n != 0 {
+		t.Errorf("%d decisions recorded although none was answered", n)
+	}
+	// A small roster is answered and recorded.
+	small := `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [{"id": "p", "ip": "1.0.16.9"}]}}`
+	if r := ts.do(t, request{method: http.MethodPost, path: "/v1/decisions", body: small}); r.status != http.StatusOK {
+		t.Fatalf("small roster: %d %s", r.status, r.body)
+	}
+	if n := rec.n.Load(); n != 1 {
+		t.Errorf("%d decisions recorded, want 1", n)
+	}
+}
