@@ -196,6 +196,14 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	// decision and its record say.
 	now := e.now()
 
+	// A preview is recorded under its order's id: one that names a
+	// standing order would be found in the ledger as that order's.
+	if o := req.Order; o != nil {
+		if _, standing := snap.Registry().Orders[o.ID]; standing {
+			return nil, &input.FieldError{Field: "order.id", Message: fmt.Sprintf("%q is a standing order in the registry; a previewed order needs an id of its own", o.ID)}
+		}
+	}
+
 	// Locate: every address (and, when enabled, every calling number)
 	// becomes a located country, or unknown.
 	_, end := e.stage(ctx, "locate")

@@ -427,3 +427,19 @@ func TestPerParticipantInputCannotWidenScope(t *testing.T) {
 		}
 	}
 }
+
+// A previewed order cannot take a standing order's id: its decision would
+// be found in the ledger as that order's.
+func TestPreviewCannotReuseAStandingOrderID(t *testing.T) {
+	e := newEngine(t)
+	req, err := input.Decode([]byte(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b"}},
+	  "order": {"id": "CN-2020-0601", "authority": "cn.cac", "demands": ["end_meeting"], "targets": {"meetings": ["june4-b"]}, "legal_basis": "x"}}`), input.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Decide(context.Background(), req)
+	var fe *input.FieldError
+	if !errors.Is(err, input.ErrInvalid) || !errors.As(err, &fe) || fe.Field != "order.id" {
+		t.Errorf("Decide = %v, want invalid input naming order.id", err)
+	}
+}

@@ -309,6 +309,10 @@ func TestUsageMistakesExitTwo(t *testing.T) {
 	for _, args := range [][]string{{"no-such-command"}, {"geoip", "lookup"}, {"geoip", "lookup", "--nope", "8.8.8.8"}} {
 		wantBadInput(t, runCLI(t, nil, args...), "")
 	}
+	// A command that takes no arguments says so, naming the argument.
+	for _, args := range [][]string{{"version", "extra"}, {"ledger", "export", "extra"}, {"report", "extra"}, {"serve", "extra"}, {"probe", "extra"}} {
+		wantBadInput(t, runCLI(t, nil, args...), "", `unexpected argument "extra"`)
+	}
 }
 
 // decide gives the policy the same deadline a server does: a policy that

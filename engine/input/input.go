@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -284,6 +285,12 @@ func (o *Order) validate() error {
 	}
 	if err := checkID(at("order.authority"), o.Authority); err != nil {
 		return err
+	}
+	// As the registry states it: the day the demand was received.
+	if o.Received != "" {
+		if _, err := time.Parse(time.DateOnly, o.Received); err != nil {
+			return invalid("order.received", "%s is not a date YYYY-MM-DD", quote(o.Received))
+		}
 	}
 	if len(o.Demands) == 0 {
 		return invalid("order.demands", "at least one demand is required (%s)", strings.Join(registry.Demands, ", "))

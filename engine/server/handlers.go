@@ -173,15 +173,23 @@ func (s *Server) run(c *gin.Context, endpoint string, decide func(context.Contex
 // written.
 func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 	ct := c.GetHeader("Content-Type")
+	charset := ""
 	if ct != "application/json" { // what clients send; anything else is parsed
-		mt, _, err := mime.ParseMediaType(ct)
-		ct = mt
+		mt, params, err := mime.ParseMediaType(ct)
+		ct, charset = mt, params["charset"]
 		if err != nil {
 			ct = ""
 		}
 	}
 	if ct != "application/json" {
 		abort(c, http.StatusUnsupportedMediaType, apiError{Code: apierror.UnsupportedMediaType, Message: "the body must be JSON (Content-Type: application/json)", Field: "Content-Type"})
+		return nil, nil, false
+	}
+	// JSON is UTF-8 (RFC 8259): a body declared in another charset would
+	// be read as something other than what its sender meant.
+	if charset != "" && !strings.EqualFold(charset, "utf-8") {
+		abort(c, http.StatusUnsupportedMediaType, apiError{Code: apierror.UnsupportedMediaType,
+			Message: "the body must be UTF-8 JSON; charset " + strconv.Quote(truncateText(charset, 32)) + " is not supported", Field: "Content-Type"})
 		return nil, nil, false
 	}
 	gzipped := false
@@ -289,4 +297,12 @@ func bytesText(n int64) string {
 		return strconv.FormatInt(n>>10, 10) + " KiB"
 	}
 	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// truncateText shortens s to at most n bytes for an error message.
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -530,6 +530,7 @@ func probes(t *testing.T) []probe {
 		probe{"decisions with joining", open, post("/v1/decisions", joiningBody), 200, "", ""},
 		probe{"decisions bad IP", open, post("/v1/decisions", strings.Replace(decisionBody, "147.8.1.1", "147.8.1", 1)), 400, apierror.InvalidInput, "meeting.participants[1].ip"},
 		probe{"decisions charset", open, request{method: http.MethodPost, path: "/v1/decisions", body: decisionBody, contentType: "application/json; charset=utf-8"}, 200, "", ""},
+		probe{"decisions latin-1", open, request{method: http.MethodPost, path: "/v1/decisions", body: decisionBody, contentType: "application/json; charset=latin1"}, 415, apierror.UnsupportedMediaType, "Content-Type"},
 		probe{"decisions over max-participants", open, post("/v1/decisions", three), 413, apierror.TooLarge, "meeting.participants"},
 		probe{"decisions answer over max-response", tiny, post("/v1/decisions", decisionBody), 413, apierror.TooLarge, "meeting.participants"},
 		probe{"admission with a roster", open, post("/v1/admission", `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}, "participant": {"id": "p", "ip": "8.8.8.8"}}`), 400, apierror.InvalidInput, "meeting.participants"},

@@ -41,6 +41,15 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
+// noArgs refuses positional arguments for a command that takes none,
+// saying so (cobra would call the argument an unknown command).
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q: %s takes no arguments (see --help)", args[0], cmd.CommandPath())}
+	}
+	return nil
+}
+
 // Main runs the CLI and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := &cobra.Command{
@@ -100,7 +109,7 @@ func versionCommand() *cobra.Command {
 		Long: `Version prints the module version and the version-control revision the Go
 toolchain stamped into this binary. The first line's version is the one
 GET /v1/status reports and every ledger entry records (engine_version).`,
-		Args: usageArgs(cobra.NoArgs),
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return buildinfo.Read().Write(cmd.OutOrStdout())
 		},

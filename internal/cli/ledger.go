@@ -93,7 +93,7 @@ func ledgerCommand() *cobra.Command {
 	export := &cobra.Command{
 		Use:   "export [--since T] [--until T] [--order ID] [--authority ID] --format jsonl",
 		Short: "Write ledger entries, oldest first, one JSON object per line (for auditors)",
-		Args:  usageArgs(cobra.NoArgs),
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "jsonl" {
 				return usageError{fmt.Errorf("--format %q: only jsonl is supported", format)}

@@ -33,7 +33,7 @@ func probeCommand() *cobra.Command {
 default port) and exits 0 when it answers 200, 1 otherwise, saying why on
 stderr. /ready answers 200 once the policy, the registry and the GeoIP
 database are active; /health once the process serves.`,
-		Args: usageArgs(cobra.NoArgs),
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			u, err := url.Parse(target)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

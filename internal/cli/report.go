@@ -46,7 +46,7 @@ to stdout, or to --out FILE (replaced atomically).
 
 Exit status: 0 with a report, 2 on a bad flag (named in the message),
 1 when the ledger cannot be read.`,
-		Args: usageArgs(cobra.NoArgs),
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !slices.Contains(report.Formats, format) {
 				return usageError{fmt.Errorf("--format %q: want one of %s", format, strings.Join(report.Formats, ", "))}

@@ -56,7 +56,7 @@ With --log-level debug the policy's print() calls are compiled in and
 their output is logged at debug level (msg "policy print", with the
 location). It may hold whatever the policy prints, participant ids
 included: debug logging is for authoring, not for production.`,
-		Args: usageArgs(cobra.NoArgs),
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// SIGHUP reloads; caught from the start so that one arriving
 			// during startup does not end the process.
