@@ -207,7 +207,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	// Locate: every address (and, when enabled, every calling number)
 	// becomes a located country, or unknown.
 	_, end := e.stage(ctx, "locate")
-	facts, located := e.locate(db, req)
+	facts := e.locate(db, req)
 	facts.Orders, facts.NotInForce = ordersUnderEvaluation(snap.Registry(), req, now)
 	facts.Authorities = snap.Registry().Authorities
 	facts.Admission = admission
@@ -223,7 +223,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	// this is what keeps admissions outside its jurisdiction cheap.
 	out := &policy.Output{}
 	if len(facts.Orders) > 0 && (!admission || joinerCovered(facts)) {
-		in := &lazyInput{req: req, facts: facts, located: located, withParticipants: snap.ReadsParticipants()}
+		in := &lazyInput{req: req, facts: facts, withParticipants: snap.ReadsParticipants()}
 		eval := snap.Eval
 		if admission {
 			eval = snap.EvalAdmission
@@ -322,8 +322,6 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	return d, nil
 }
 
-// locate locates everyone in the request. The participants' locations
-// are returned in request order too, for the policy input.
 // evaluate runs eval under the evaluation deadline.
 func (e *Engine) evaluate(ctx context.Context, eval func(context.Context, ast.Value) (*policy.Output, error), in ast.Value) (*policy.Output, error) {
 	if d := time.Duration(e.evalTimeout.Load()); d > 0 {
@@ -334,27 +332,28 @@ func (e *Engine) evaluate(ctx context.Context, eval func(context.Context, ast.Va
 	return eval(ctx, in)
 }
 
-func (e *Engine) locate(db *geo.DB, req *input.Request) (*guard.Facts, []guard.Located) {
+// locate locates everyone in the request; the participants stay in
+// request order (the policy input groups them in that order).
+func (e *Engine) locate(db *geo.DB, req *input.Request) *guard.Facts {
 	m := &req.Meeting
 	f := &guard.Facts{
-		MeetingID:      m.ID,
-		AccountID:      m.Host.AccountID,
-		AccountCountry: m.Host.AccountCountry,
-		Participants:   make(map[string]guard.Located, len(m.Participants)),
+		MeetingID:        m.ID,
+		AccountID:        m.Host.AccountID,
+		AccountCountry:   m.Host.AccountCountry,
+		Participants:     make([]guard.Person, len(m.Participants)),
+		ParticipantIndex: req.ParticipantIndex(),
 	}
 	if m.Host.Connected() {
 		f.Host = &guard.Person{ID: m.Host.AccountID, Located: e.locateOne(db, m.Host.Addr, m.Host.Phone)}
 	}
-	located := make([]guard.Located, len(m.Participants))
 	for i := range m.Participants {
 		p := &m.Participants[i]
-		located[i] = e.locateOne(db, p.Addr, p.Phone)
-		f.Participants[p.ID] = located[i]
+		f.Participants[i] = guard.Person{ID: p.ID, Located: e.locateOne(db, p.Addr, p.Phone)}
 	}
 	if j := req.Joining; j != nil {
 		f.Joining = &guard.Person{ID: j.ID, Located: e.locateOne(db, j.Addr, j.Phone)}
 	}
-	return f, located
+	return f
 }
 
 // locateOne locates one person by address or, for a dial-in caller, by
@@ -473,8 +472,8 @@ func reached(f *guard.Facts) map[string]int {
 		}
 		out[country]++
 	}
-	for _, loc := range f.Participants {
-		add(loc.Country)
+	for _, p := range f.Participants {
+		add(p.Country)
 	}
 	if f.Host != nil {
 		add(f.Host.Country)
@@ -502,8 +501,8 @@ func reachedBySubdivision(f *guard.Facts, actions []decision.Action) map[string]
 		}
 		counts := map[string]int{}
 		add := func(loc guard.Located) { counts[coveringEntry(auth, loc)]++ }
-		for _, loc := range f.Participants {
-			add(loc)
+		for _, p := range f.Participants {
+			add(p.Located)
 		}
 		if f.Host != nil {
 			add(f.Host.Located)

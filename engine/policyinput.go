@@ -110,9 +110,10 @@ func countryTerm(code string) *ast.Term {
 // decided per policy (see policy.Snapshot.ReadsParticipants): a policy that
 // works on by_country does not pay for ten thousand objects it never reads.
 //
-// located holds where each of req.Meeting.Participants was located, in
-// the same order.
-func policyInput(req *input.Request, f *guard.Facts, located []guard.Located, withParticipants bool) ast.Value {
+// f.Participants holds where each of req.Meeting.Participants was located,
+// in the same order.
+func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.Value {
+	located := f.Participants
 	m := &req.Meeting
 	account := ast.StringTerm(m.Host.AccountID)
 	host := ast.NewObject(
@@ -152,7 +153,7 @@ func policyInput(req *input.Request, f *guard.Facts, located []guard.Located, wi
 		people = make([]*ast.Term, 0, len(m.Participants))
 	}
 	for i := range m.Participants {
-		p, loc := &m.Participants[i], located[i]
+		p, loc := &m.Participants[i], located[i].Located
 		id := &terms[i]
 		id.Value = ast.String(p.ID)
 		groups[loc.Country] = append(groups[loc.Country], id)
@@ -315,7 +316,6 @@ func stringArray(ss []string) *ast.Term {
 type lazyInput struct {
 	req              *input.Request
 	facts            *guard.Facts
-	located          []guard.Located
 	withParticipants bool
 	built            ast.Value
 }
@@ -374,7 +374,7 @@ func (l *lazyInput) at(path ast.Ref) ast.Value {
 // input is the whole input, built the first time it is needed.
 func (l *lazyInput) input() ast.Value {
 	if l.built == nil {
-		l.built = policyInput(l.req, l.facts, l.located, l.withParticipants)
+		l.built = policyInput(l.req, l.facts, l.withParticipants)
 	}
 	return l.built
 }

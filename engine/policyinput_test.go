@@ -33,10 +33,10 @@ func TestPolicyInput(t *testing.T) {
 	}
 	f := &guard.Facts{
 		Host: &guard.Person{ID: "acct", Located: guard.Located{Country: "US", By: decision.LocatedByPhone}},
-		Participants: map[string]guard.Located{
-			"p1": {Country: "CN", By: decision.LocatedByIP},
-			"p2": {},
-			"p3": {Country: "HK", By: decision.LocatedByPhone},
+		Participants: []guard.Person{
+			{ID: "p1", Located: guard.Located{Country: "CN", By: decision.LocatedByIP}},
+			{ID: "p2"},
+			{ID: "p3", Located: guard.Located{Country: "HK", By: decision.LocatedByPhone}},
 		},
 		Joining: &guard.Person{ID: "j"},
 		Orders:  map[string]registry.Order{"O-1": {}},
@@ -61,11 +61,7 @@ func TestPolicyInput(t *testing.T) {
 		{false, `{"meeting": {` + meeting + `}, ` + rest + `}`},
 		{true, `{"meeting": {` + meeting + `, ` + people + `}, ` + rest + `}`},
 	} {
-		located := make([]guard.Located, len(req.Meeting.Participants))
-		for i, p := range req.Meeting.Participants {
-			located[i] = f.Participants[p.ID]
-		}
-		got := policyInput(req, f, located, tc.withParticipants)
+		got := policyInput(req, f, tc.withParticipants)
 		want := ast.MustParseTerm(tc.want).Value
 		if got.Compare(want) != 0 {
 			t.Errorf("withParticipants=%v:\n got  %v\n want %v", tc.withParticipants, got, want)
@@ -97,10 +93,10 @@ func TestPolicyInputSubdivisionsAndPreviewOrder(t *testing.T) {
 	gb := guard.Located{Country: "GB", By: decision.LocatedByIP, Subdivisions: []string{"GB-ENG", "GB-LND"}}
 	f := &guard.Facts{
 		Host:         &guard.Person{ID: "acct", Located: gb},
-		Participants: map[string]guard.Located{"p1": ua("UA-43"), "p2": ua(), "p3": gb, "p4": ua("UA-43")},
+		Participants: []guard.Person{{ID: "p1", Located: ua("UA-43")}, {ID: "p2", Located: ua()}, {ID: "p3", Located: gb}, {ID: "p4", Located: ua("UA-43")}},
 		Joining:      &guard.Person{ID: "j", Located: ua("UA-40")},
 	}
-	got := policyInput(req, f, locatedOf(req, f), true)
+	got := policyInput(req, f, true)
 	want := ast.MustParseTerm(`{"meeting": {"id": "m",
 	  "host": {"id": "acct", "account_id": "acct", "connected": true, "role": "host", "country": "GB", "located_by": "ip", "subdivisions": ["GB-ENG", "GB-LND"]},
 	  "participant_count": 4,
@@ -159,23 +155,23 @@ func TestPolicyInputMatchesSchema(t *testing.T) {
 		{"roster", `{"meeting": {"id": "m", "host": {"account_id": "a", "account_country": "UA", "ip": "91.200.1.2", "attributes": {"x": ["y"]}},
 		    "participants": [{"id": "p1", "ip": "91.200.1.1", "role": "co_host", "account_id": "x", "account_country": "GB", "attributes": {"n": 1}},
 		                     {"id": "p2", "phone": "+861012345678"}, {"id": "p3", "ip": "10.0.0.1"}]}}`,
-			&guard.Facts{Host: &guard.Person{ID: "a", Located: ua}, Participants: map[string]guard.Located{
-				"p1": ua, "p2": {Country: "CN", By: decision.LocatedByPhone}, "p3": {}}, Orders: map[string]registry.Order{"O": {}}}},
+			&guard.Facts{Host: &guard.Person{ID: "a", Located: ua}, Participants: []guard.Person{
+				{ID: "p1", Located: ua}, {ID: "p2", Located: guard.Located{Country: "CN", By: decision.LocatedByPhone}}, {ID: "p3"}}, Orders: map[string]registry.Order{"O": {}}}},
 		{"preview", `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "p1", "ip": "91.200.1.1"}]},
 		    "order": {"id": "O", "authority": "x", "demands": ["remove_participants"], "targets": {"all_meetings": true}, "legal_basis": "b",
 		              "effective": "2026-01-01", "expires": "2027-01-01T00:00:00Z", "revoked": {"date": "2026-06-01", "reason": "r"}}}`,
-			&guard.Facts{Participants: map[string]guard.Located{"p1": ua}}},
+			&guard.Facts{Participants: []guard.Person{{ID: "p1", Located: ua}}}},
 	} {
 		req, err := input.Decode([]byte(tc.body), input.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, with := range []bool{false, true} {
-			check(fmt.Sprintf("%s (participants %v)", tc.name, with), policyInput(req, tc.f, locatedOf(req, tc.f), with))
+			check(fmt.Sprintf("%s (participants %v)", tc.name, with), policyInput(req, tc.f, with))
 		}
 	}
 	// The check is not vacuous: a field the schema does not list fails it.
-	bad := policyInput(&input.Request{Meeting: input.Meeting{ID: "m", Host: input.Host{AccountID: "a"}}}, &guard.Facts{}, nil, false).(ast.Object)
+	bad := policyInput(&input.Request{Meeting: input.Meeting{ID: "m", Host: input.Host{AccountID: "a"}}}, &guard.Facts{}, false).(ast.Object)
 	bad.Insert(ast.StringTerm("jurisdiction"), ast.StringTerm("CN"))
 	rs, err := q.Eval(t.Context(), rego.EvalParsedInput(bad))
 	if err != nil || len(rs) != 1 || rs[0].Bindings["ok"] != false {
@@ -204,11 +200,9 @@ func TestLazyInputIsTheInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, orders := range []map[string]registry.Order{nil, {"O-2": {}, "O-1": {}}} {
-			f := &guard.Facts{Participants: map[string]guard.Located{}, Orders: orders}
-			located := make([]guard.Located, len(req.Meeting.Participants))
-			for i, p := range req.Meeting.Participants {
-				located[i] = guard.Located{Country: "CN", By: decision.LocatedByIP}
-				f.Participants[p.ID] = located[i]
+			f := &guard.Facts{Orders: orders}
+			for _, p := range req.Meeting.Participants {
+				f.Participants = append(f.Participants, guard.Person{ID: p.ID, Located: guard.Located{Country: "CN", By: decision.LocatedByIP}})
 			}
 			if req.Joining != nil {
 				f.Joining = &guard.Person{ID: req.Joining.ID}
@@ -216,10 +210,10 @@ func TestLazyInputIsTheInput(t *testing.T) {
 					f.Joining.Located = guard.Located{Country: "CN", By: decision.LocatedByIP}
 				}
 			}
-			full := policyInput(req, f, located, true)
+			full := policyInput(req, f, true)
 			for _, p := range paths {
 				ref := ast.MustParseRef(p)
-				lazy := (&lazyInput{req: req, facts: f, located: located, withParticipants: true}).at(ref)
+				lazy := (&lazyInput{req: req, facts: f, withParticipants: true}).at(ref)
 				want := ast.Value(nil)
 				if e, err := full.Find(ref[1:]); err == nil {
 					want = e
@@ -230,14 +224,4 @@ func TestLazyInputIsTheInput(t *testing.T) {
 			}
 		}
 	}
-}
-
-// locatedOf is where the facts place each participant, in request order,
-// as the locate stage hands it to policyInput.
-func locatedOf(req *input.Request, f *guard.Facts) []guard.Located {
-	located := make([]guard.Located, len(req.Meeting.Participants))
-	for i, p := range req.Meeting.Participants {
-		located[i] = f.Participants[p.ID]
-	}
-	return located
 }

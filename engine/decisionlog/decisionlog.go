@@ -213,7 +213,8 @@ func Input(r *engine.Record, p *ledger.Pseudonymizer) *InputView {
 		v.Meeting.Host.Country, v.Meeting.Host.Subdivisions = f.Host.Country, f.Host.Subdivisions
 	}
 	v.Meeting.ParticipantCount = len(f.Participants)
-	for _, loc := range f.Participants {
+	for _, person := range f.Participants {
+		loc := person.Located
 		if loc.Country == "" {
 			v.Meeting.ParticipantsUnlocated++
 		} else {

@@ -39,7 +39,7 @@ func TestEventIsPseudonymized(t *testing.T) {
 		Facts: &guard.Facts{
 			MeetingID: "m-1", AccountID: "acct-host", AccountCountry: "US",
 			Host:         &guard.Person{ID: "acct-host", Located: guard.Located{Country: "CN", By: "ip"}},
-			Participants: map[string]guard.Located{"alice": {Country: "CN", By: "ip"}, "carol": {Country: "US", By: "phone"}, "dave": {}},
+			Participants: []guard.Person{{ID: "alice", Located: guard.Located{Country: "CN", By: "ip"}}, {ID: "carol", Located: guard.Located{Country: "US", By: "phone"}}, {ID: "dave"}},
 			Joining:      &guard.Person{ID: "bob", Located: guard.Located{Country: "CN", By: "ip"}},
 			Orders:       map[string]registry.Order{"o-1": {Authority: "cn.cac", Demands: []string{"end_meeting"}, Targets: registry.Targets{Accounts: []string{"acct-host"}}}},
 		},
@@ -76,7 +76,7 @@ func TestEventIsPseudonymized(t *testing.T) {
 
 	// Subdivisions and orders not in force are logged too; a preview order
 	// not in force is the logged order.
-	rec.Facts.Participants["alice"] = guard.Located{Country: "UA", By: "ip", Subdivisions: []string{"UA-43"}}
+	rec.Facts.Participants[0].Located = guard.Located{Country: "UA", By: "ip", Subdivisions: []string{"UA-43"}} // alice
 	rec.Facts.Joining.Located = guard.Located{Country: "GB", By: "ip", Subdivisions: []string{"GB-ENG", "GB-LND"}}
 	rec.Decision.Preview = true
 	rec.Decision.OrdersNotInForce = []decision.OrderStatus{{OrderID: "o-2", Status: "expired"}}

@@ -69,9 +69,15 @@ type Facts struct {
 	AccountCountry string
 	// Host is the host's connection, nil when not connected.
 	Host *Person
-	// Participants maps participant id to where they are located. Dial-in
-	// callers are here too: a meeting-wide action reaches them as well.
-	Participants map[string]Located
+	// Participants are the meeting's participants in request order, with
+	// where they are located. Dial-in callers are here too: a meeting-wide
+	// action reaches them as well.
+	Participants []Person
+	// ParticipantIndex maps a participant's id to its position in
+	// Participants. Input validation builds it while checking ids for
+	// duplicates, so a roster is indexed once; nil, the guard builds it
+	// when an action names a participant.
+	ParticipantIndex map[string]int
 	// Joining is the participant asking to join, nil when none.
 	Joining *Person
 	// Admission marks a join-time question: only deny_join may pass.
@@ -97,21 +103,51 @@ func Check(f *Facts, actions []decision.Action) (kept []decision.Action, blocked
 	g := checker{facts: f, outside: map[string]int{}}
 	// Sized up front: a large meeting has one action per participant.
 	kept = make([]decision.Action, 0, len(actions))
-	seen := make(map[actionKey]bool, len(actions))
+	var seen map[actionKey]bool
 	for _, a := range actions {
-		checked, code, reason := g.check(a)
+		checked, at, code, reason := g.check(a)
 		if code != "" {
 			blocked = append(blocked, decision.Blocked{Action: a, Code: code, Reason: reason})
 			continue
 		}
-		k := actionKey{checked.Type, checked.ParticipantID, checked.AccountID, checked.Host, checked.OrderID}
-		if seen[k] {
-			continue
+		// A large meeting's actions are one remove_participant per
+		// participant: those are told apart by the participant's position
+		// and the order, without hashing every field of the action.
+		if at >= 0 {
+			if g.removed(checked.OrderID, at) {
+				continue
+			}
+		} else {
+			k := actionKey{checked.Type, checked.ParticipantID, checked.AccountID, checked.Host, checked.OrderID}
+			if seen[k] {
+				continue
+			}
+			if seen == nil {
+				seen = map[actionKey]bool{}
+			}
+			seen[k] = true
 		}
-		seen[k] = true
 		kept = append(kept, checked)
 	}
 	return kept, blocked
+}
+
+// removed reports whether a remove_participant of the participant at
+// position at, citing the order, was already kept, and marks it kept.
+func (g *checker) removed(order string, at int) bool {
+	done := g.removals[order]
+	if done == nil {
+		done = make([]bool, len(g.facts.Participants))
+		if g.removals == nil {
+			g.removals = map[string][]bool{}
+		}
+		g.removals[order] = done
+	}
+	if done[at] {
+		return true
+	}
+	done[at] = true
+	return false
 }
 
 // actionKey is what an action does. Check fills it from the normalized
@@ -126,9 +162,19 @@ type actionKey struct {
 type checker struct {
 	facts   *Facts
 	outside map[string]int // order id → users connected or joining and not located in its jurisdiction
+	// index is Facts.ParticipantIndex, or built from Facts.Participants
+	// when that is nil.
+	index map[string]int
+	// removals marks, per order id, the participants (by position) a
+	// kept remove_participant already names.
+	removals map[string][]bool
 }
 
-func (g *checker) check(a decision.Action) (decision.Action, string, string) {
+// check returns the action normalized, with the position in
+// Facts.Participants of the participant a remove_participant names (-1 for
+// any other action), or the action as given with the code and reason
+// blocking it.
+func (g *checker) check(a decision.Action) (decision.Action, int, string, string) {
 	f := g.facts
 	// A deny_join can only name the participant asking to join: one that
 	// names nobody names them. The checks below apply to them as to an
@@ -137,39 +183,39 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 		a.ParticipantID = f.Joining.ID
 	}
 	if !decision.KnownActionType(a.Type) {
-		return a, CodeUnknownType, fmt.Sprintf("%q is not an action type", a.Type)
+		return a, -1, CodeUnknownType, fmt.Sprintf("%q is not an action type", a.Type)
 	}
 	if f.Admission && a.Type != decision.DenyJoin {
-		return a, CodeNotAtAdmission, fmt.Sprintf("a join-time question is answered with deny_join only, not %s", a.Type)
+		return a, -1, CodeNotAtAdmission, fmt.Sprintf("a join-time question is answered with deny_join only, not %s", a.Type)
 	}
 	order, ok := f.Orders[a.OrderID]
 	if !ok {
 		if status, targets := f.NotInForce[a.OrderID]; targets {
-			return a, CodeOrderNotInForce, fmt.Sprintf("order %q was not in force at the decision's time (%s)", a.OrderID, status)
+			return a, -1, CodeOrderNotInForce, fmt.Sprintf("order %q was not in force at the decision's time (%s)", a.OrderID, status)
 		}
-		return a, CodeUnknownOrder, fmt.Sprintf("order %q is not under evaluation for this meeting", a.OrderID)
+		return a, -1, CodeUnknownOrder, fmt.Sprintf("order %q is not under evaluation for this meeting", a.OrderID)
 	}
 	auth, ok := f.Authorities[order.Authority]
 	if !ok {
-		return a, CodeUnknownAuthority, fmt.Sprintf("authority %q of order %q is not in the registry", order.Authority, a.OrderID)
+		return a, -1, CodeUnknownAuthority, fmt.Sprintf("authority %q of order %q is not in the registry", order.Authority, a.OrderID)
 	}
 	if !order.HasLegalBasis() {
-		return a, CodeNoLegalBasis, fmt.Sprintf("order %q states no legal basis", a.OrderID)
+		return a, -1, CodeNoLegalBasis, fmt.Sprintf("order %q states no legal basis", a.OrderID)
 	}
 	if !order.TargetsMeeting(f.MeetingID, f.AccountID) {
-		return a, CodeNotTargeted, fmt.Sprintf("order %q targets neither this meeting nor its account", a.OrderID)
+		return a, -1, CodeNotTargeted, fmt.Sprintf("order %q targets neither this meeting nor its account", a.OrderID)
 	}
 	if !slices.ContainsFunc(order.Demands, registry.KnownDemand) {
-		return a, CodeNotDemanded, fmt.Sprintf("order %q makes no demand geoscope knows", a.OrderID)
+		return a, -1, CodeNotDemanded, fmt.Sprintf("order %q makes no demand geoscope knows", a.OrderID)
 	}
 	if order.ServiceWide() && (a.Type == decision.EndMeeting || a.Type == decision.SuspendAccount) {
-		return a, CodeServiceWideOrder, fmt.Sprintf("order %q applies to every meeting; only participant actions may follow from it, not %s", a.OrderID, a.Type)
+		return a, -1, CodeServiceWideOrder, fmt.Sprintf("order %q applies to every meeting; only participant actions may follow from it, not %s", a.OrderID, a.Type)
 	}
 	if a.MeetingID != "" && a.MeetingID != f.MeetingID {
-		return a, CodeWrongMeeting, fmt.Sprintf("action names meeting %q, the request is about %q", a.MeetingID, f.MeetingID)
+		return a, -1, CodeWrongMeeting, fmt.Sprintf("action names meeting %q, the request is about %q", a.MeetingID, f.MeetingID)
 	}
 	if len(a.Jurisdiction) > 0 && !sameSet(a.Jurisdiction, auth.Jurisdiction) {
-		return a, CodeMisstatedFacts, fmt.Sprintf("action claims jurisdiction %s; the registry gives %s for %q",
+		return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims jurisdiction %s; the registry gives %s for %q",
 			strings.Join(a.Jurisdiction, ","), strings.Join(auth.Jurisdiction, ","), order.Authority)
 	}
 	// The answer carries only what belongs to the action's type, with the
@@ -177,71 +223,86 @@ func (g *checker) check(a decision.Action) (decision.Action, string, string) {
 	// a snapshot is built, and a large decision has one action per
 	// participant.
 	out := decision.Action{Type: a.Type, MeetingID: f.MeetingID, OrderID: a.OrderID, Jurisdiction: auth.Jurisdiction, Reason: a.Reason}
+	at := -1
 
 	switch a.Type {
 	case decision.RemoveParticipant, decision.DenyJoin:
-		loc, known := g.participant(a)
+		var loc Located
+		var known bool
+		loc, at, known = g.participant(a)
 		if !known {
-			return a, CodeUnknownParticipant, fmt.Sprintf("%s names %q, who is not %s", a.Type, a.ParticipantID, who(a))
+			return a, -1, CodeUnknownParticipant, fmt.Sprintf("%s names %q, who is not %s", a.Type, a.ParticipantID, who(a))
 		}
 		if a.Country != "" && a.Country != loc.Country {
-			return a, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %q; located in %q", a.ParticipantID, a.Country, orUnknown(loc.Country))
+			return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %q; located in %q", a.ParticipantID, a.Country, orUnknown(loc.Country))
 		}
 		if a.LocatedBy != "" && a.LocatedBy != loc.By {
-			return a, CodeMisstatedFacts, fmt.Sprintf("action claims %q was located by %q; located by %q", a.ParticipantID, a.LocatedBy, orUnknown(loc.By))
+			return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims %q was located by %q; located by %q", a.ParticipantID, a.LocatedBy, orUnknown(loc.By))
 		}
 		if len(a.Subdivisions) > 0 && !sameSet(a.Subdivisions, loc.Subdivisions) {
-			return a, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %s; located in %s", a.ParticipantID, strings.Join(a.Subdivisions, ","), place(loc))
+			return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %s; located in %s", a.ParticipantID, strings.Join(a.Subdivisions, ","), place(loc))
 		}
 		if !auth.Covers(loc.Country, loc.Subdivisions...) {
-			return a, CodeOutsideJurisdiction, fmt.Sprintf("%q is located in %s, outside %s", a.ParticipantID, place(loc), strings.Join(auth.Jurisdiction, ","))
+			return a, -1, CodeOutsideJurisdiction, fmt.Sprintf("%q is located in %s, outside %s", a.ParticipantID, place(loc), strings.Join(auth.Jurisdiction, ","))
 		}
 		out.ParticipantID, out.Host, out.Country, out.LocatedBy = a.ParticipantID, a.Host, loc.Country, loc.By
 		out.Subdivisions = loc.Subdivisions
 	case decision.EndMeeting:
 		if !order.Demanded(registry.DemandEndMeeting) {
-			return a, CodeNotDemanded, fmt.Sprintf("order %q does not demand end_meeting", a.OrderID)
+			return a, -1, CodeNotDemanded, fmt.Sprintf("order %q does not demand end_meeting", a.OrderID)
 		}
 		if len(f.Participants) == 0 {
-			return a, CodeAffectsOutside, "the meeting has no participants, so ending it cannot be shown to affect only users inside"
+			return a, -1, CodeAffectsOutside, "the meeting has no participants, so ending it cannot be shown to affect only users inside"
 		}
 		if n := g.outsideCount(a.OrderID, auth); n > 0 {
-			return a, CodeAffectsOutside, fmt.Sprintf("ending the meeting would affect %s not located in %s", users(n), strings.Join(auth.Jurisdiction, ","))
+			return a, -1, CodeAffectsOutside, fmt.Sprintf("ending the meeting would affect %s not located in %s", users(n), strings.Join(auth.Jurisdiction, ","))
 		}
 	case decision.SuspendAccount:
 		if !order.Demanded(registry.DemandSuspendAccount) {
-			return a, CodeNotDemanded, fmt.Sprintf("order %q does not demand suspend_account", a.OrderID)
+			return a, -1, CodeNotDemanded, fmt.Sprintf("order %q does not demand suspend_account", a.OrderID)
 		}
 		if a.AccountID != f.AccountID {
-			return a, CodeWrongAccount, fmt.Sprintf("action names account %q, the meeting's host account is %q", a.AccountID, f.AccountID)
+			return a, -1, CodeWrongAccount, fmt.Sprintf("action names account %q, the meeting's host account is %q", a.AccountID, f.AccountID)
 		}
 		if !auth.Covers(f.AccountCountry) {
-			return a, CodeAffectsOutside, fmt.Sprintf("the account is registered in %s, outside %s", orUnknown(f.AccountCountry), strings.Join(auth.Jurisdiction, ","))
+			return a, -1, CodeAffectsOutside, fmt.Sprintf("the account is registered in %s, outside %s", orUnknown(f.AccountCountry), strings.Join(auth.Jurisdiction, ","))
 		}
 		if n := g.outsideCount(a.OrderID, auth); n > 0 {
-			return a, CodeAffectsOutside, fmt.Sprintf("suspending the account would affect %s connected or joining and not located in %s", users(n), strings.Join(auth.Jurisdiction, ","))
+			return a, -1, CodeAffectsOutside, fmt.Sprintf("suspending the account would affect %s connected or joining and not located in %s", users(n), strings.Join(auth.Jurisdiction, ","))
 		}
 		out.AccountID, out.Country = a.AccountID, f.AccountCountry
 	}
-	return out, "", ""
+	return out, at, "", ""
 }
 
-// participant resolves the person an action names.
-func (g *checker) participant(a decision.Action) (loc Located, known bool) {
+// participant resolves the person an action names, with their position in
+// Facts.Participants (-1 for the host or the participant asking to join).
+func (g *checker) participant(a decision.Action) (loc Located, at int, known bool) {
 	f := g.facts
 	switch {
 	case a.Type == decision.DenyJoin:
 		if f.Joining != nil && !a.Host && f.Joining.ID == a.ParticipantID {
-			return f.Joining.Located, true
+			return f.Joining.Located, -1, true
 		}
 	case a.Host:
 		if f.Host != nil && f.Host.ID == a.ParticipantID {
-			return f.Host.Located, true
+			return f.Host.Located, -1, true
 		}
 	default:
-		loc, known = f.Participants[a.ParticipantID]
+		if g.index == nil {
+			g.index = f.ParticipantIndex
+			if g.index == nil {
+				g.index = make(map[string]int, len(f.Participants))
+				for i := range f.Participants {
+					g.index[f.Participants[i].ID] = i
+				}
+			}
+		}
+		if i, ok := g.index[a.ParticipantID]; ok {
+			return f.Participants[i].Located, i, true
+		}
 	}
-	return loc, known
+	return Located{}, -1, false
 }
 
 func (g *checker) outsideCount(orderID string, auth registry.Authority) int {
@@ -249,8 +310,8 @@ func (g *checker) outsideCount(orderID string, auth registry.Authority) int {
 		return n
 	}
 	n := 0
-	for _, loc := range g.facts.Participants {
-		if !auth.Covers(loc.Country, loc.Subdivisions...) {
+	for _, p := range g.facts.Participants {
+		if !auth.Covers(p.Country, p.Subdivisions...) {
 			n++
 		}
 	}

@@ -15,8 +15,9 @@ func facts() *Facts {
 		AccountID:      "acct",
 		AccountCountry: "CN",
 		Host:           &Person{ID: "acct", Located: byIP("CN")},
-		Participants:   map[string]Located{"p-cn": byIP("CN"), "p-hk": byIP("HK"), "p-unknown": {}, "p-dial-in": {}, "p-cn-phone": {Country: "CN", By: decision.LocatedByPhone}},
-		Joining:        &Person{ID: "j-cn", Located: byIP("CN")},
+		Participants: []Person{{ID: "p-cn", Located: byIP("CN")}, {ID: "p-hk", Located: byIP("HK")}, {ID: "p-unknown"}, {ID: "p-dial-in"},
+			{ID: "p-cn-phone", Located: Located{Country: "CN", By: decision.LocatedByPhone}}},
+		Joining: &Person{ID: "j-cn", Located: byIP("CN")},
 		Orders: map[string]registry.Order{
 			"ok":        {Authority: "cn", Demands: []string{"end_meeting", "suspend_account"}, Targets: registry.Targets{Meetings: []string{"m1"}}, LegalBasis: "law"},
 			"by-acct":   {Authority: "cn", Demands: []string{"remove_participants"}, Targets: registry.Targets{Accounts: []string{"acct"}}, LegalBasis: "law"},
@@ -43,8 +44,9 @@ func subdivisionFacts() *Facts {
 		AccountID:      "acct",
 		AccountCountry: "UA",
 		Host:           &Person{ID: "acct", Located: ua("UA-43")},
-		Participants: map[string]Located{
-			"p-crimea": ua("UA-43"), "p-kyiv": ua("UA-30"), "p-ua": ua(), "p-cn": byIP("CN"), "p-phone": {Country: "UA", By: decision.LocatedByPhone},
+		Participants: []Person{
+			{ID: "p-crimea", Located: ua("UA-43")}, {ID: "p-kyiv", Located: ua("UA-30")}, {ID: "p-ua", Located: ua()}, {ID: "p-cn", Located: byIP("CN")},
+			{ID: "p-phone", Located: Located{Country: "UA", By: decision.LocatedByPhone}},
 		},
 		Joining: &Person{ID: "j-crimea", Located: ua("UA-43")},
 		Orders: map[string]registry.Order{
@@ -64,7 +66,7 @@ func subdivisionFacts() *Facts {
 }
 
 func allInCrimea(f *Facts) {
-	f.Participants = map[string]Located{"p-crimea": f.Host.Located, "p-crimea2": f.Host.Located}
+	f.Participants = []Person{{ID: "p-crimea", Located: f.Host.Located}, {ID: "p-crimea2", Located: f.Host.Located}}
 }
 
 // Orders not in force, service-wide orders and subdivision jurisdictions:
@@ -190,10 +192,10 @@ func TestCheckCodes(t *testing.T) {
 		{name: "participant located by phone", action: remove("ok", "p-cn-phone")},
 		{name: "dial-in caller not located", action: remove("ok", "p-dial-in"), code: CodeOutsideJurisdiction},
 		{name: "misstated located_by", action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-cn-phone", OrderID: "ok", LocatedBy: "ip"}, code: CodeMisstatedFacts},
-		{name: "end_meeting with a dial-in caller not located", facts: func(f *Facts) { everyoneInside(f); f.Participants["p-dial-in"] = Located{} }, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}, code: CodeAffectsOutside},
+		{name: "end_meeting with a dial-in caller not located", facts: func(f *Facts) { everyoneInside(f); f.Participants = append(f.Participants, Person{ID: "p-dial-in"}) }, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}, code: CodeAffectsOutside},
 		{name: "end_meeting with a caller located inside by phone", facts: func(f *Facts) {
 			everyoneInside(f)
-			f.Participants["p-cn-phone"] = Located{Country: "CN", By: decision.LocatedByPhone}
+			f.Participants = append(f.Participants, Person{ID: "p-cn-phone", Located: Located{Country: "CN", By: decision.LocatedByPhone}})
 		}, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}},
 		{name: "suspend_account at admission", facts: func(f *Facts) { everyoneInside(f); f.Participants = nil; f.Admission = true }, action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "ok"}, code: CodeNotAtAdmission},
 		{name: "end_meeting at admission", facts: func(f *Facts) { everyoneInside(f); f.Admission = true }, action: decision.Action{Type: decision.EndMeeting, OrderID: "ok"}, code: CodeNotAtAdmission},
@@ -237,7 +239,7 @@ func TestCheckCodes(t *testing.T) {
 }
 
 func everyoneInside(f *Facts) {
-	f.Participants = map[string]Located{"p-cn": byIP("CN"), "p-cn2": byIP("CN")}
+	f.Participants = []Person{{ID: "p-cn", Located: byIP("CN")}, {ID: "p-cn2", Located: byIP("CN")}}
 }
 
 func TestCheckFillsFactsAndDeduplicates(t *testing.T) {

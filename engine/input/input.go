@@ -22,6 +22,26 @@ type Request struct {
 	Meeting Meeting      `json:"meeting"`
 	Joining *Participant `json:"joining,omitempty"`
 	Order   *Order       `json:"order,omitempty"`
+
+	// index maps each participant's id to its position in
+	// Meeting.Participants; validation builds it while it checks the
+	// ids for duplicates.
+	index map[string]int
+}
+
+// ParticipantIndex maps each participant's id to its position in
+// Meeting.Participants. It is the map validation checked the ids with, so
+// a large roster is hashed once for the whole pipeline; for a request
+// that was not validated it is built on first use. The caller must not
+// modify it, nor the participants' ids after it was built.
+func (r *Request) ParticipantIndex() map[string]int {
+	if r.index == nil {
+		r.index = make(map[string]int, len(r.Meeting.Participants))
+		for i := range r.Meeting.Participants {
+			r.index[r.Meeting.Participants[i].ID] = i
+		}
+	}
+	return r.index
 }
 
 // Meeting is the meeting the question is about.
@@ -200,6 +220,7 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 		}
 		seen[p.ID] = i
 	}
+	r.index = seen
 	// Actions name people by these ids, the connected host by its account
 	// id: one id must not stand for two connections.
 	if m.Host.Connected() {
