@@ -22,7 +22,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -33,7 +32,6 @@ import (
 	opatypes "github.com/open-policy-agent/opa/v1/server/types"
 
 	"github.com/geoscope/geoscope/engine/apierror"
-	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/input"
 )
 
@@ -103,49 +101,23 @@ type dataResponse struct {
 }
 
 func (s *Server) dataDecision(c *gin.Context) {
-	decoded := s.decodeSpan(c)
-	raw, res, ok := s.dataInput(c)
+	req, res, ok := s.request(c, s.dataInput, s.decodeDecision, withinInput)
 	if !ok {
-		decoded()
 		return
 	}
 	defer res.release()
-	req, err := input.Decode(raw, input.Limits{MaxParticipants: s.cfg.MaxParticipants})
-	if err != nil {
-		s.abortWith(c, withinInput(err))
-		decoded()
-		return
-	}
-	decoded()
-	var answer *encodedAnswer
-	d, ok := s.run(c, DataDecisionPath, func(ctx context.Context) (*decision.Decision, error) {
-		ctx, answer = withAnswer(ctx)
-		return s.eng.Decide(ctx, req)
-	})
-	if ok {
-		// The result is the decision as encoded (and bounded) before it
-		// was recorded.
+	if d, answer, ok := s.decide(c, DataDecisionPath, req); ok {
 		s.dataAnswer(c, dataResponse{DecisionID: d.DecisionID, Result: json.RawMessage(answer.body)})
 	}
 }
 
 func (s *Server) dataAdmission(c *gin.Context) {
-	decoded := s.decodeSpan(c)
-	raw, res, ok := s.dataInput(c)
+	req, res, ok := s.request(c, s.dataInput, input.DecodeAdmission, withinInput)
 	if !ok {
-		decoded()
 		return
 	}
 	defer res.release()
-	req, err := input.DecodeAdmission(raw)
-	if err != nil {
-		s.abortWith(c, withinInput(err))
-		decoded()
-		return
-	}
-	decoded()
-	d, ok := s.run(c, DataAdmissionPath, func(ctx context.Context) (*decision.Decision, error) { return s.eng.Admit(ctx, req) })
-	if ok {
+	if d, ok := s.admit(c, DataAdmissionPath, req); ok {
 		s.dataAnswer(c, dataResponse{DecisionID: d.DecisionID, Result: admissionAnswer(d)})
 	}
 }
@@ -175,7 +147,7 @@ func prettyAsOPA(values []string) bool {
 // dataInput reads the body and returns the value of its "input" member.
 // The envelope is decoded as strictly as the request inside it: one
 // object, one "input" member, nothing else.
-func (s *Server) dataInput(c *gin.Context) (json.RawMessage, *reservation, bool) {
+func (s *Server) dataInput(c *gin.Context) ([]byte, *reservation, bool) {
 	raw, res, ok := s.body(c)
 	if !ok {
 		return nil, nil, false

@@ -87,47 +87,23 @@ type reloadResponse struct {
 }
 
 func (s *Server) decisions(c *gin.Context) {
-	decoded := s.decodeSpan(c)
-	raw, res, ok := s.body(c)
+	req, res, ok := s.request(c, s.body, s.decodeDecision, nil)
 	if !ok {
-		decoded()
 		return
 	}
 	defer res.release()
-	req, err := input.Decode(raw, input.Limits{MaxParticipants: s.cfg.MaxParticipants})
-	if err != nil {
-		s.abortWith(c, err)
-		decoded()
-		return
-	}
-	decoded()
-	var answer *encodedAnswer
-	_, ok = s.run(c, "/v1/decisions", func(ctx context.Context) (*decision.Decision, error) {
-		ctx, answer = withAnswer(ctx)
-		return s.eng.Decide(ctx, req)
-	})
-	if ok {
+	if _, answer, ok := s.decide(c, "/v1/decisions", req); ok {
 		s.writeDecision(c, answer)
 	}
 }
 
 func (s *Server) admission(c *gin.Context) {
-	decoded := s.decodeSpan(c)
-	raw, res, ok := s.body(c)
+	req, res, ok := s.request(c, s.body, input.DecodeAdmission, nil)
 	if !ok {
-		decoded()
 		return
 	}
 	defer res.release()
-	req, err := input.DecodeAdmission(raw)
-	if err != nil {
-		s.abortWith(c, err)
-		decoded()
-		return
-	}
-	decoded()
-	d, ok := s.run(c, "/v1/admission", func(ctx context.Context) (*decision.Decision, error) { return s.eng.Admit(ctx, req) })
-	if ok {
+	if d, ok := s.admit(c, "/v1/admission", req); ok {
 		a := admissionAnswer(d)
 		buf := answers.Get().(*[]byte)
 		*buf = a.AppendJSON((*buf)[:0])
@@ -136,6 +112,52 @@ func (s *Server) admission(c *gin.Context) {
 			answers.Put(buf)
 		}
 	}
+}
+
+// request reads a request's body (with read: the body itself, or the
+// input of a Data API envelope) and decodes it, within the decode span.
+// An error is answered, through within when given (the Data API names
+// fields inside its envelope), and ok is false; otherwise the caller
+// releases the reservation once it has answered.
+func (s *Server) request(c *gin.Context, read func(*gin.Context) ([]byte, *reservation, bool),
+	decode func([]byte) (*input.Request, error), within func(error) error,
+) (req *input.Request, res *reservation, ok bool) {
+	decoded := s.decodeSpan(c)
+	defer decoded()
+	raw, res, ok := read(c)
+	if !ok {
+		return nil, nil, false
+	}
+	req, err := decode(raw)
+	if err != nil {
+		res.release()
+		if within != nil {
+			err = within(err)
+		}
+		s.abortWith(c, err)
+		return nil, nil, false
+	}
+	return req, res, true
+}
+
+func (s *Server) decodeDecision(raw []byte) (*input.Request, error) {
+	return input.Decode(raw, input.Limits{MaxParticipants: s.cfg.MaxParticipants})
+}
+
+// decide decides a roster question; the answer is the decision as encoded
+// (and bounded) before it was recorded.
+func (s *Server) decide(c *gin.Context, endpoint string, req *input.Request) (*decision.Decision, *encodedAnswer, bool) {
+	var answer *encodedAnswer
+	d, ok := s.run(c, endpoint, func(ctx context.Context) (*decision.Decision, error) {
+		ctx, answer = withAnswer(ctx)
+		return s.eng.Decide(ctx, req)
+	})
+	return d, answer, ok
+}
+
+// admit answers a join-time question.
+func (s *Server) admit(c *gin.Context, endpoint string, req *input.Request) (*decision.Decision, bool) {
+	return s.run(c, endpoint, func(ctx context.Context) (*decision.Decision, error) { return s.eng.Admit(ctx, req) })
 }
 
 // answers are buffers for join-time answers, reused once written.
