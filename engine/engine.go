@@ -466,20 +466,12 @@ func networks(req *input.Request, actions []decision.Action) []netip.Prefix {
 
 func reached(f *guard.Facts) map[string]int {
 	out := map[string]int{}
-	add := func(country string) {
+	for loc := range f.Everyone {
+		country := loc.Country
 		if country == "" {
 			country = UnknownCountry
 		}
 		out[country]++
-	}
-	for _, p := range f.Participants {
-		add(p.Country)
-	}
-	if f.Host != nil {
-		add(f.Host.Country)
-	}
-	if f.Joining != nil {
-		add(f.Joining.Country)
 	}
 	return out
 }
@@ -500,15 +492,8 @@ func reachedBySubdivision(f *guard.Facts, actions []decision.Action) map[string]
 			continue
 		}
 		counts := map[string]int{}
-		add := func(loc guard.Located) { counts[coveringEntry(auth, loc)]++ }
-		for _, p := range f.Participants {
-			add(p.Located)
-		}
-		if f.Host != nil {
-			add(f.Host.Located)
-		}
-		if f.Joining != nil {
-			add(f.Joining.Located)
+		for loc := range f.Everyone {
+			counts[coveringEntry(auth, loc)]++
 		}
 		if out == nil {
 			out = map[string]map[string]int{}

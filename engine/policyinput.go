@@ -356,17 +356,9 @@ func (l *lazyInput) at(path ast.Ref) ast.Value {
 	case path.Equal(pathOrder) && l.req.Order == nil:
 		return nil
 	}
-	v := l.input()
-	for _, t := range path[1:] {
-		obj, ok := v.(ast.Object)
-		if !ok {
-			return nil
-		}
-		e := obj.Get(t)
-		if e == nil {
-			return nil
-		}
-		v = e.Value
+	v, err := l.input().Find(path[1:])
+	if err != nil {
+		return nil // no such path
 	}
 	return v
 }

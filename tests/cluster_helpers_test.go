@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/geoscope/geoscope/internal/proctest"
 )
 
 // Environment variables that turn a missing tool into a failure instead of
@@ -56,13 +58,13 @@ func requireTool(t *testing.T, name, pkg, env string) string {
 type daemon struct {
 	name   string
 	cmd    *exec.Cmd
-	logs   *lockedBuffer
+	logs   *proctest.LockedBuffer
 	exited chan struct{}
 }
 
 func startDaemon(t *testing.T, name string, argv ...string) *daemon {
 	t.Helper()
-	d := &daemon{name: name, logs: &lockedBuffer{}, exited: make(chan struct{})}
+	d := &daemon{name: name, logs: &proctest.LockedBuffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	// Its own process group, so that its workers are stopped with it; and
@@ -143,7 +145,7 @@ func startNginx(t *testing.T, token string) *bundleService {
 		}
 		userLine = fmt.Sprintf("user %s %s;\n", u.Username, g.Name)
 	}
-	port := freePort(t)
+	port := proctest.FreePort(t)
 	conf := filepath.Join(dir, "nginx.conf")
 	cfg := fmt.Sprintf(`# written by the cluster test
 %sdaemon off;
@@ -238,7 +240,7 @@ func startHAProxy(t *testing.T, servers map[string]string, order []string) *load
 	t.Helper()
 	haproxy := requireTool(t, "haproxy", "haproxy", envRequireHAProxy)
 	dir := t.TempDir()
-	port, statsPort := freePort(t), freePort(t)
+	port, statsPort := proctest.FreePort(t), proctest.FreePort(t)
 	var b strings.Builder
 	fmt.Fprintf(&b, `# written by the cluster test
 global

@@ -30,6 +30,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/geo/geotest"
+	"github.com/geoscope/geoscope/internal/proctest"
 )
 
 // Test bundles (relative to tests/).
@@ -521,7 +522,7 @@ func TestServerAuth(t *testing.T) {
 			"unknown scope": "root " + strings.Repeat("ab", 32) + "\n",
 			"not a digest":  "decide " + decide + "\n",
 		} {
-			res := runBounded(t, 20*time.Second, "serve", "--addr", "127.0.0.1:"+freePort(t), "--tokens-file", writeTemp(t, "tokens", []byte(content)))
+			res := runBounded(t, 20*time.Second, "serve", "--addr", "127.0.0.1:"+proctest.FreePort(t), "--tokens-file", writeTemp(t, "tokens", []byte(content)))
 			if res.code != 2 || !strings.Contains(res.stderr, "--tokens-file") {
 				t.Errorf("%s tokens file: want exit 2 naming --tokens-file, got %v", name, res)
 			}
@@ -536,7 +537,7 @@ func TestServerAuth(t *testing.T) {
 // beyond loopback, unless --insecure-no-auth, which logs a warning.
 func TestServerNonLoopbackBind(t *testing.T) {
 	t.Parallel()
-	for _, addr := range []string{"0.0.0.0:" + freePort(t), ":" + freePort(t)} {
+	for _, addr := range []string{"0.0.0.0:" + proctest.FreePort(t), ":" + proctest.FreePort(t)} {
 		dataDir := filepath.Join(t.TempDir(), "data")
 		res := runBoundedEnv(t, 20*time.Second, []string{"GEOSCOPE_DATA_DIR=" + dataDir}, "serve", "--addr", addr)
 		if res.code != 2 {
@@ -1053,7 +1054,7 @@ func TestServerTLS(t *testing.T) {
 	certPath, keyPath, pool := selfSigned(t)
 
 	for _, args := range [][]string{{"--tls-cert", certPath}, {"--tls-key", keyPath}} {
-		res := runBounded(t, 20*time.Second, append([]string{"serve", "--addr", "127.0.0.1:" + freePort(t)}, args...)...)
+		res := runBounded(t, 20*time.Second, append([]string{"serve", "--addr", "127.0.0.1:" + proctest.FreePort(t)}, args...)...)
 		if res.code != 2 || !strings.Contains(cliErrorLine(t, res.stderr), "--tls-cert and --tls-key go together") {
 			t.Errorf("serve %s: want exit 2 saying both flags are needed, got %v", strings.Join(args, " "), res)
 		}

@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/geoscope/geoscope/internal/proctest"
 )
 
 // Helpers for the end-to-end tests of `geoscope serve`: every test starts
@@ -73,7 +75,7 @@ type serverProc struct {
 	client *http.Client
 	// logs is what every run wrote to stderr (and stdout, where serve
 	// writes nothing).
-	logs *lockedBuffer
+	logs *proctest.LockedBuffer
 	// dataDir is the server's GEOSCOPE_DATA_DIR (the SQLite ledger unless
 	// --data-dir says otherwise).
 	dataDir string
@@ -98,7 +100,7 @@ func startServe(t *testing.T, opts serveOpts) *serverProc {
 	host := cmp.Or(opts.host, "127.0.0.1")
 	var last string
 	for range 5 {
-		port := freePort(t)
+		port := proctest.FreePort(t)
 		p := newServerProc(t, net.JoinHostPort(host, port), "127.0.0.1:"+port, opts)
 		err := p.launch()
 		if err == nil {
@@ -113,17 +115,6 @@ func startServe(t *testing.T, opts serveOpts) *serverProc {
 	return nil
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
 func newServerProc(t *testing.T, bind, addr string, opts serveOpts) *serverProc {
 	scheme := "http"
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
@@ -134,7 +125,7 @@ func newServerProc(t *testing.T, bind, addr string, opts serveOpts) *serverProc 
 	p := &serverProc{
 		t: t, opts: opts, bind: bind, addr: addr, base: scheme + "://" + addr,
 		client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		logs:   &lockedBuffer{}, dataDir: t.TempDir(),
+		logs:   &proctest.LockedBuffer{}, dataDir: t.TempDir(),
 	}
 	t.Cleanup(func() {
 		if r := p.current(); r != nil {
@@ -489,25 +480,6 @@ func cliErrorLine(t *testing.T, stderr string) string {
 		return ""
 	}
 	return found[0]
-}
-
-// lockedBuffer is a bytes.Buffer safe for one writer and concurrent
-// readers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // metricSample is one line of the Prometheus text format.

@@ -11,7 +11,6 @@ package container_test
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -22,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,10 +29,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/geoscope/geoscope/internal/proctest"
 )
 
 // EnvRequire=1 turns a missing podman (or not running as root) into a
@@ -133,7 +132,7 @@ func TestContainerImage(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(rootfs, "etc/geoscope/tokens"), []byte(tokens), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := proctest.FreePort(t)
 	argv := append(append(slices.Clone(c.Entrypoint), c.Cmd...), "--addr", "127.0.0.1:"+port)
 	srv, logs := chrootCmd(rootfs, c.WorkingDir, c.Env, argv...)
 	if err := srv.Start(); err != nil {
@@ -157,7 +156,7 @@ func TestContainerImage(t *testing.T) {
 	if err := probe.Run(); err != nil {
 		t.Errorf("health check %q: %v\n%s", hc, err, probeOut)
 	}
-	down := append(slices.Clone(hcTest[1:]), "--url", "http://127.0.0.1:"+freePort(t)+"/ready")
+	down := append(slices.Clone(hcTest[1:]), "--url", "http://127.0.0.1:"+proctest.FreePort(t)+"/ready")
 	probe, _ = chrootCmd(rootfs, c.WorkingDir, c.Env, down...)
 	var exitErr *exec.ExitError
 	if err := probe.Run(); !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
@@ -458,14 +457,14 @@ func checkStatic(t *testing.T, bin string) {
 
 // chrootCmd is argv run inside rootfs as the image's user, in dir, with
 // env, as the image would run it.
-func chrootCmd(rootfs, dir string, env []string, argv ...string) (*exec.Cmd, *lockedBuffer) {
+func chrootCmd(rootfs, dir string, env []string, argv ...string) (*exec.Cmd, *proctest.LockedBuffer) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	// exec.Command resolves argv[0] on this machine; the path inside the
 	// image is what chroot(2) will run.
 	cmd.Path = argv[0]
 	cmd.Dir = dir
 	cmd.Env = env
-	out := &lockedBuffer{}
+	out := &proctest.LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Chroot:     rootfs,
@@ -518,16 +517,6 @@ func post(t *testing.T, url, token, body string) (int, string) {
 	return resp.StatusCode, string(raw)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
 func randomHex(t *testing.T, n int) string {
 	t.Helper()
 	b := make([]byte, n)
@@ -545,22 +534,4 @@ func digest(token string) string {
 func tail(out []byte, lines int) string {
 	l := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
 	return strings.Join(l[max(0, len(l)-lines):], "\n")
-}
-
-// lockedBuffer collects a process's output for the test's log.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -93,6 +93,23 @@ type Facts struct {
 	Authorities map[string]registry.Authority
 }
 
+// Everyone yields where each person a meeting-wide or account action
+// reaches is located: the participants, the connected host and the
+// participant asking to join.
+func (f *Facts) Everyone(yield func(Located) bool) {
+	for i := range f.Participants {
+		if !yield(f.Participants[i].Located) {
+			return
+		}
+	}
+	if f.Host != nil && !yield(f.Host.Located) {
+		return
+	}
+	if f.Joining != nil {
+		yield(f.Joining.Located)
+	}
+}
+
 // Check returns the actions that pass, in their original order, and the
 // ones blocked. Kept actions carry only the fields that belong to their
 // type, filled from the facts (the registry's jurisdiction, the located
@@ -309,19 +326,13 @@ func (g *checker) outsideCount(orderID string, auth registry.Authority) int {
 	if n, ok := g.outside[orderID]; ok {
 		return n
 	}
-	n := 0
-	for _, p := range g.facts.Participants {
-		if !auth.Covers(p.Country, p.Subdivisions...) {
-			n++
-		}
-	}
-	if h := g.facts.Host; h != nil && !auth.Covers(h.Country, h.Subdivisions...) {
-		n++
-	}
 	// Ending the meeting or suspending its account would also shut out the
 	// participant asking to join.
-	if j := g.facts.Joining; j != nil && !auth.Covers(j.Country, j.Subdivisions...) {
-		n++
+	n := 0
+	for loc := range g.facts.Everyone {
+		if !auth.Covers(loc.Country, loc.Subdivisions...) {
+			n++
+		}
 	}
 	g.outside[orderID] = n
 	return n
