@@ -18,7 +18,7 @@ import (
 
 // registryBundle writes a registry bundle with n standing orders, each
 // targeting its own meeting and account, and returns its directory.
-func registryBundle(b *testing.B, n int) string { return registryBundleWith(b, n, registryShape{}) }
+func registryBundle(b testing.TB, n int) string { return registryBundleWith(b, n, registryShape{}) }
 
 // registryShape varies the generated registry.
 type registryShape struct {
@@ -30,7 +30,7 @@ type registryShape struct {
 	validity bool
 }
 
-func registryBundleWith(b *testing.B, n int, shape registryShape) string {
+func registryBundleWith(b testing.TB, n int, shape registryShape) string {
 	b.Helper()
 	dir := b.TempDir()
 	orders := make(map[string]registry.Order, n+shape.serviceWide)

@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -346,14 +348,41 @@ func (e *Engine) locate(db *geo.DB, req *input.Request) *guard.Facts {
 	if m.Host.Connected() {
 		f.Host = &guard.Person{ID: m.Host.AccountID, Located: e.locateOne(db, m.Host.Addr, m.Host.Phone)}
 	}
-	for i := range m.Participants {
-		p := &m.Participants[i]
-		f.Participants[i] = guard.Person{ID: p.ID, Located: e.locateOne(db, p.Addr, p.Phone)}
-	}
+	e.locateParticipants(db, m.Participants, f.Participants)
 	if j := req.Joining; j != nil {
 		f.Joining = &guard.Person{ID: j.ID, Located: e.locateOne(db, j.Addr, j.Phone)}
 	}
 	return f
+}
+
+// parallelLocateMin is the roster size from which participants are
+// located on every CPU. Lookups are independent and read-only, and a
+// roster this large is admitted alone or nearly so (the server's
+// in-flight budget gives big requests one lane per two CPUs), so its
+// latency, not throughput, is what splitting buys; below it the
+// goroutines would cost more than they save.
+const parallelLocateMin = 4096
+
+// locateParticipants locates ps into out (same length), in request order.
+func (e *Engine) locateParticipants(db *geo.DB, ps []input.Participant, out []guard.Person) {
+	locate := func(from, to int) {
+		for i := from; i < to; i++ {
+			p := &ps[i]
+			out[i] = guard.Person{ID: p.ID, Located: e.locateOne(db, p.Addr, p.Phone)}
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(ps)/(parallelLocateMin/2))
+	if len(ps) < parallelLocateMin || workers < 2 {
+		locate(0, len(ps))
+		return
+	}
+	var wg sync.WaitGroup
+	per := (len(ps) + workers - 1) / workers
+	for from := per; from < len(ps); from += per {
+		wg.Go(func() { locate(from, min(from+per, len(ps))) })
+	}
+	locate(0, min(per, len(ps)))
+	wg.Wait()
 }
 
 // locateOne locates one person by address or, for a dial-in caller, by

@@ -443,3 +443,42 @@ func TestPreviewCannotReuseAStandingOrderID(t *testing.T) {
 		t.Errorf("Decide = %v, want invalid input naming order.id", err)
 	}
 }
+
+// A roster large enough to be located on every CPU is located exactly as
+// one person at a time would be: every participant the GeoIP database
+// places in the jurisdiction is removed, with that country, and nobody
+// else is.
+func TestLargeRosterLocatedAsOneByOne(t *testing.T) {
+	e := newEngine(t, "../policies", registryBundle(t, 10))
+	raw := rosterRequest(10_000)
+	req, err := input.Decode(raw, input.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.Decide(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, p := range req.Meeting.Participants {
+		if loc := e.Geo().Locate(p.Addr); loc.Known && loc.Country == "CN" {
+			want[p.ID] = true
+		}
+	}
+	if len(want) == 0 || len(want) == len(req.Meeting.Participants) {
+		t.Fatalf("the roster has %d of %d participants in CN: the test needs some inside and some outside", len(want), len(req.Meeting.Participants))
+	}
+	removed := map[string]bool{}
+	for _, a := range d.Actions {
+		if a.Type != decision.RemoveParticipant {
+			continue
+		}
+		if !want[a.ParticipantID] || a.Country != "CN" || a.LocatedBy != decision.LocatedByIP {
+			t.Fatalf("removed %+v, who is not located in CN", a)
+		}
+		removed[a.ParticipantID] = true
+	}
+	if len(removed) != len(want) {
+		t.Errorf("%d participants removed, %d are located in CN", len(removed), len(want))
+	}
+}
