@@ -402,3 +402,54 @@ func TestPreviewOrderValidityAndServiceWide(t *testing.T) {
 		}
 	}
 }
+
+// A large roster reports the first error in request order: the earliest
+// failing participant, or a duplicate id before it.
+func TestLargeRosterReportsTheFirstError(t *testing.T) {
+	const n = 12_288
+	roster := func(edit func(ps []map[string]any)) []byte {
+		ps := make([]map[string]any, n)
+		for i := range ps {
+			ps[i] = map[string]any{"id": fmt.Sprintf("p-%d", i), "ip": "1.0.16.5"}
+		}
+		edit(ps)
+		raw, err := stdjson.Marshal(map[string]any{"meeting": map[string]any{"id": "m", "host": map[string]any{"account_id": "a"}, "participants": ps}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	late, early := n-3, 4_103
+	for _, tc := range []struct {
+		name string
+		edit func(ps []map[string]any)
+		want string
+	}{
+		{"one bad address, late", func(ps []map[string]any) { ps[late]["ip"] = "nope" }, fmt.Sprintf("meeting.participants[%d].ip", late)},
+		{"two bad, the earlier wins", func(ps []map[string]any) { ps[late]["ip"] = "nope"; ps[early]["role"] = "king" },
+			fmt.Sprintf("meeting.participants[%d].role", early)},
+		{"a duplicate before the bad one wins", func(ps []map[string]any) { ps[late]["ip"] = "nope"; ps[early]["id"] = "p-3" },
+			fmt.Sprintf("meeting.participants[%d].id", early)},
+		{"a bad one before the duplicate wins", func(ps []map[string]any) { ps[early]["ip"] = "nope"; ps[late]["id"] = "p-3" },
+			fmt.Sprintf("meeting.participants[%d].ip", early)},
+		{"the first participant", func(ps []map[string]any) { ps[0]["ip"] = ""; ps[late]["ip"] = "nope" }, "meeting.participants[0].ip"},
+	} {
+		_, err := Decode(roster(tc.edit), Limits{})
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.want {
+			t.Errorf("%s: %v, want an error naming %s", tc.name, err, tc.want)
+		}
+	}
+	r, err := Decode(roster(func([]map[string]any) {}), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.ParticipantIndex()["p-9000"]; got != 9000 || len(r.ParticipantIndex()) != n {
+		t.Errorf("index: p-9000 at %d, %d ids", got, len(r.ParticipantIndex()))
+	}
+	for i, p := range r.Meeting.Participants {
+		if !p.Addr.IsValid() {
+			t.Fatalf("participant %d's address was not parsed", i)
+		}
+	}
+}
