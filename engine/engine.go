@@ -356,14 +356,17 @@ func (e *Engine) locate(db *geo.DB, req *input.Request) *guard.Facts {
 }
 
 // parallelLocateMin is the roster size from which participants are
-// located on every CPU. Lookups are independent and read-only, and a
-// roster this large is admitted alone or nearly so (the server's
-// in-flight budget gives big requests one lane per two CPUs), so its
-// latency, not throughput, is what splitting buys; below it the
-// goroutines would cost more than they save.
+// located in parallel: in up to GOMAXPROCS parts of at least half this
+// many each. Lookups are independent and read-only, and a roster this
+// large is admitted alone or nearly so (the server's in-flight budget
+// gives big requests one lane per two CPUs), so its latency, not
+// throughput, is what splitting buys; below it the goroutines would cost
+// more than they save.
 const parallelLocateMin = 4096
 
 // locateParticipants locates ps into out (same length), in request order.
+// A panic in a part is raised again in the caller's goroutine, where the
+// server's recovery answers it as for any other request.
 func (e *Engine) locateParticipants(db *geo.DB, ps []input.Participant, out []guard.Person) {
 	locate := func(from, to int) {
 		for i := from; i < to; i++ {
@@ -371,18 +374,31 @@ func (e *Engine) locateParticipants(db *geo.DB, ps []input.Participant, out []gu
 			out[i] = guard.Person{ID: p.ID, Located: e.locateOne(db, p.Addr, p.Phone)}
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(ps)/(parallelLocateMin/2))
-	if len(ps) < parallelLocateMin || workers < 2 {
+	parts := min(runtime.GOMAXPROCS(0), len(ps)/(parallelLocateMin/2))
+	if len(ps) < parallelLocateMin || parts < 2 {
 		locate(0, len(ps))
 		return
 	}
-	var wg sync.WaitGroup
-	per := (len(ps) + workers - 1) / workers
+	var (
+		wg       sync.WaitGroup
+		panicked atomic.Pointer[any]
+	)
+	per := (len(ps) + parts - 1) / parts
 	for from := per; from < len(ps); from += per {
-		wg.Go(func() { locate(from, min(from+per, len(ps))) })
+		wg.Go(func() {
+			defer func() {
+				if v := recover(); v != nil {
+					panicked.CompareAndSwap(nil, &v)
+				}
+			}()
+			locate(from, min(from+per, len(ps)))
+		})
 	}
 	locate(0, min(per, len(ps)))
 	wg.Wait()
+	if v := panicked.Load(); v != nil {
+		panic(*v)
+	}
 }
 
 // locateOne locates one person by address or, for a dial-in caller, by

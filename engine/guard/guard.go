@@ -76,7 +76,9 @@ type Facts struct {
 	// ParticipantIndex maps a participant's id to its position in
 	// Participants. Input validation builds it while checking ids for
 	// duplicates, so a roster is indexed once; nil, the guard builds it
-	// when an action names a participant.
+	// when an action names a participant. It is a hint the guard checks:
+	// a position out of range or holding another id (a roster changed
+	// after it was indexed) makes the guard index the participants itself.
 	ParticipantIndex map[string]int
 	// Joining is the participant asking to join, nil when none.
 	Joining *Person
@@ -180,8 +182,9 @@ type checker struct {
 	facts   *Facts
 	outside map[string]int // order id → users connected or joining and not located in its jurisdiction
 	// index is Facts.ParticipantIndex, or built from Facts.Participants
-	// when that is nil.
-	index map[string]int
+	// (ownIndex) when that is nil or does not match them.
+	index    map[string]int
+	ownIndex bool
 	// removals marks, per order id, the participants (by position) a
 	// kept remove_participant already names.
 	removals map[string][]bool
@@ -309,17 +312,32 @@ func (g *checker) participant(a decision.Action) (loc Located, at int, known boo
 		if g.index == nil {
 			g.index = f.ParticipantIndex
 			if g.index == nil {
-				g.index = make(map[string]int, len(f.Participants))
-				for i := range f.Participants {
-					g.index[f.Participants[i].ID] = i
-				}
+				g.index, g.ownIndex = indexParticipants(f.Participants), true
 			}
 		}
-		if i, ok := g.index[a.ParticipantID]; ok {
+		i, ok := g.index[a.ParticipantID]
+		if !g.ownIndex && (!ok || i >= len(f.Participants) || f.Participants[i].ID != a.ParticipantID) {
+			// The index given may not describe these participants (a
+			// roster changed after it was indexed): never act on whoever
+			// happens to be at that position, nor miss someone it lacks.
+			g.index, g.ownIndex = indexParticipants(f.Participants), true
+			i, ok = g.index[a.ParticipantID]
+		}
+		if ok {
 			return f.Participants[i].Located, i, true
 		}
 	}
 	return Located{}, -1, false
+}
+
+// indexParticipants maps each participant's id to its position (the first,
+// should an id appear twice).
+func indexParticipants(ps []Person) map[string]int {
+	index := make(map[string]int, len(ps))
+	for i := len(ps) - 1; i >= 0; i-- {
+		index[ps[i].ID] = i
+	}
+	return index
 }
 
 func (g *checker) outsideCount(orderID string, auth registry.Authority) int {

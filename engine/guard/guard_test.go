@@ -319,3 +319,31 @@ func TestDenyJoinNamingNobodyNamesTheJoiner(t *testing.T) {
 		t.Errorf("kept %+v, want the joining participant's id, country and located_by", a)
 	}
 }
+
+// The participant index is a hint: one that does not describe the
+// participants (out of range, another id at the position, an id missing)
+// never makes the guard act on the wrong person, or miss the right one.
+func TestStaleParticipantIndexIsNotTrusted(t *testing.T) {
+	remove := func(who string) decision.Action {
+		return decision.Action{Type: decision.RemoveParticipant, ParticipantID: who, OrderID: "ok"}
+	}
+	for _, tc := range []struct {
+		name  string
+		index map[string]int
+	}{
+		{"positions swapped", map[string]int{"p-cn": 1, "p-hk": 0}},
+		{"out of range", map[string]int{"p-cn": 0, "p-hk": 99}},
+		{"an id missing", map[string]int{"p-hk": 1}},
+		{"empty", map[string]int{}},
+	} {
+		f := facts()
+		f.ParticipantIndex = tc.index
+		kept, blocked := Check(f, []decision.Action{remove("p-hk"), remove("p-cn")})
+		if len(kept) != 1 || kept[0].ParticipantID != "p-cn" || kept[0].Country != "CN" {
+			t.Errorf("%s: kept %+v", tc.name, kept)
+		}
+		if len(blocked) != 1 || blocked[0].Action.ParticipantID != "p-hk" || blocked[0].Code != CodeOutsideJurisdiction {
+			t.Errorf("%s: blocked %+v", tc.name, blocked)
+		}
+	}
+}

@@ -32,16 +32,19 @@ type Request struct {
 // ParticipantIndex maps each participant's id to its position in
 // Meeting.Participants. It is the map validation checked the ids with, so
 // a large roster is hashed once for the whole pipeline; for a request
-// that was not validated it is built on first use. The caller must not
-// modify it, nor the participants' ids after it was built.
+// that was not validated a new one is built on each call (and not kept:
+// the request may be shared). The caller must not modify it. It describes
+// the roster as validated: a user of it checks the id at the position it
+// gives (see guard.Facts.ParticipantIndex).
 func (r *Request) ParticipantIndex() map[string]int {
-	if r.index == nil {
-		r.index = make(map[string]int, len(r.Meeting.Participants))
-		for i := range r.Meeting.Participants {
-			r.index[r.Meeting.Participants[i].ID] = i
-		}
+	if r.index != nil {
+		return r.index
 	}
-	return r.index
+	index := make(map[string]int, len(r.Meeting.Participants))
+	for i := range r.Meeting.Participants {
+		index[r.Meeting.Participants[i].ID] = i
+	}
+	return index
 }
 
 // Meeting is the meeting the question is about.
