@@ -13,12 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/geo/geotest"
 	"github.com/geoscope/geoscope/engine/sources"
+	"github.com/geoscope/geoscope/internal/proctest"
 )
 
 // registryBundle is the example registry, relative to this package.
@@ -27,7 +27,7 @@ const registryBundle = "../../bundles/registry"
 // testServer is a Server built in-process, with its log captured.
 type testServer struct {
 	*Server
-	logs *syncBuffer
+	logs *proctest.LockedBuffer
 	// dataDir is the ledger's data directory, when it has one.
 	dataDir string
 }
@@ -47,7 +47,7 @@ type serverSetup struct {
 
 func newTestServer(t *testing.T, setup serverSetup) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &proctest.LockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	geoPath := setup.geo
 	if geoPath == "" {
@@ -175,24 +175,6 @@ func writeBundle(t *testing.T, files map[string]string) string {
 		}
 	}
 	return dir
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // failingRecorder fails every record, which the server must answer as an

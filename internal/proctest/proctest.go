@@ -1,7 +1,7 @@
-// Package proctest holds what tests that start processes (a geoscope
-// binary, a container's filesystem, a load balancer) need in every
-// package that does: a buffer to collect a process's output while the
-// test reads it, and a loopback port to give it.
+// Package proctest holds what tests that run servers (a geoscope binary,
+// a container's filesystem, a load balancer, the server in-process) need
+// in every package that does: a buffer to collect output while the test
+// reads it, and a loopback port to give a process.
 package proctest
 
 import (
@@ -12,8 +12,8 @@ import (
 	"testing"
 )
 
-// LockedBuffer is a bytes.Buffer safe for one writer (a process's stdout
-// or stderr) and concurrent readers (the test, its log).
+// LockedBuffer is a bytes.Buffer safe for concurrent writers (a process's
+// stdout or stderr, a logger) and readers (the test, its log).
 type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
