@@ -1,13 +1,11 @@
 package ledger
 
 import (
-	"bytes"
 	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"hash"
 	"maps"
 	"net/netip"
@@ -24,6 +22,7 @@ import (
 	"github.com/geoscope/geoscope/engine/geo"
 	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/registry"
+	"github.com/geoscope/geoscope/internal/jsonarray"
 )
 
 // Entry is one recorded decision. It identifies nobody on its own:
@@ -269,50 +268,16 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 	return e
 }
 
-// actionsMember is how encoding/json writes an entry with no actions.
-// Inside a JSON string every quote is escaped, so these bytes can only be
-// the member itself, and no member before it holds one.
-var actionsMember = []byte(`"actions":[]`)
-
 // encodeEntry is json.Marshal(e) in one buffer sized up front, with the
-// actions encoded one at a time: for a roster of 100,000 participants the
-// entry holds tens of thousands of actions, and json.Marshal would grow
-// its buffer by doubling and then copy it (three times the entry).
+// actions encoded one at a time (see jsonarray): for a roster of 100,000
+// participants the entry holds tens of thousands of actions.
 func encodeEntry(e *Entry) ([]byte, error) {
 	if len(e.Actions) < 64 {
 		return json.Marshal(e)
 	}
 	shell := *e
 	shell.Actions = []Action{}
-	frame, err := json.Marshal(&shell)
-	if err != nil {
-		return nil, err
-	}
-	head, tail, ok := bytes.Cut(frame, actionsMember)
-	if !ok {
-		return nil, fmt.Errorf("encoding the entry: no %s member", actionsMember)
-	}
-	first, err := json.Marshal(&e.Actions[0])
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	buf.Grow(len(frame) + len(e.Actions)*(len(first)+len(first)/8+1))
-	buf.Write(head)
-	buf.WriteString(`"actions":[`)
-	enc := json.NewEncoder(&buf)
-	for i := range e.Actions {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		if err := enc.Encode(&e.Actions[i]); err != nil {
-			return nil, err
-		}
-		buf.Truncate(buf.Len() - 1) // Encode's newline
-	}
-	buf.WriteByte(']')
-	buf.Write(tail)
-	return buf.Bytes(), nil
+	return jsonarray.Encode(&shell, "actions", e.Actions, 0)
 }
 
 // coarse makes sure a stored network is no finer than /24 (IPv4) or /48
