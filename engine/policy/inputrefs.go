@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"slices"
+
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
@@ -18,76 +20,19 @@ var ParticipantsPath = ast.MustParseRef("input.meeting.participants")
 // read it. The answer errs on the side of "yes": a false "no" would hide
 // part of the input from a policy, a false "yes" only costs time.
 func readsInput(c *ast.Compiler, entries []ast.Ref, path ast.Ref) bool {
-	seen := map[*ast.Rule]bool{}
-	var queue []*ast.Rule
+	// The same walk as the one that keys remembered join-time answers
+	// (see walker), with no body skipped: every input path a reachable
+	// rule refers to, cut where a key stops being a constant string.
+	w := &walker{c: c, seen: map[*ast.Rule]bool{}}
+	var rules []*ast.Rule
 	for _, ref := range entries {
-		queue = append(queue, c.GetRules(ref)...)
+		rules = append(rules, c.GetRules(ref)...)
 	}
-	for len(queue) > 0 {
-		r := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
-		if seen[r] {
-			continue
-		}
-		seen[r] = true
-		if refersTo(r, path) {
-			return true
-		}
-		for dep := range c.Graph.Dependencies(r) {
-			if d, ok := dep.(*ast.Rule); ok && !seen[d] {
-				queue = append(queue, d)
-			}
-		}
-	}
-	return false
+	w.walk(rules)
+	return w.whole || slices.ContainsFunc(w.paths, func(read ast.Ref) bool { return selects(read, path) })
 }
 
-// refersTo reports whether a rule (with its else branches) refers to path.
-func refersTo(r *ast.Rule, path ast.Ref) bool {
-	found := false
-	var vis *ast.GenericVisitor
-	vis = ast.NewGenericVisitor(func(x any) bool {
-		if found {
-			return true
-		}
-		t, ok := x.(*ast.Term)
-		if !ok {
-			return false
-		}
-		switch v := t.Value.(type) {
-		case ast.Var:
-			// A bare "input": the whole document.
-			found = v.Equal(path[0].Value)
-			return true
-		case ast.Ref:
-			if found = overlaps(v, path); !found {
-				// The head of a ref is not a bare variable; its other
-				// terms may hold refs of their own (input.a[input.b]).
-				for _, sub := range v[1:] {
-					vis.Walk(sub)
-				}
-			}
-			return true
-		}
-		return false
-	})
-	vis.Walk(r)
-	return found
-}
-
-// overlaps reports whether ref may select path, an ancestor or a
-// descendant of it.
-func overlaps(ref, path ast.Ref) bool {
-	if len(ref) == 0 || !ref[0].Equal(path[0]) {
-		return false
-	}
-	for i := 1; i < len(ref) && i < len(path); i++ {
-		if _, ok := ref[i].Value.(ast.String); !ok {
-			return true // a variable or a computed key could select it
-		}
-		if !ref[i].Equal(path[i]) {
-			return false
-		}
-	}
-	return true
-}
+// selects reports whether reading read, an input path of constant keys
+// (see walker), may read path: read is path, below it, or an ancestor of
+// it (input.meeting, read whole or through a variable key).
+func selects(read, path ast.Ref) bool { return read.HasPrefix(path) || path.HasPrefix(read) }

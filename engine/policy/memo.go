@@ -174,10 +174,8 @@ func admissionMemo(ctx context.Context, c *ast.Compiler, store storage.Store, tx
 	if r.whole || r.nondeterministic {
 		return nil
 	}
-	for _, p := range r.paths {
-		if overlaps(p, joiningIDPath) {
-			return nil
-		}
+	if slices.ContainsFunc(r.paths, func(read ast.Ref) bool { return selects(read, joiningIDPath) }) {
+		return nil
 	}
 	return &memo{paths: r.paths, cur: map[string]*Output{}, old: map[string]*Output{}}
 }
