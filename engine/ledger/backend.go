@@ -21,7 +21,7 @@ type backend interface {
 	name() string
 	insert(ctx context.Context, entries []*Entry, raws [][]byte) error
 	addCounts(ctx context.Context, counts map[countKey]int64) error
-	checkpoint(ctx context.Context) error
+	checkpoint(ctx context.Context) (frames int, err error)
 	query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 	close() error
 }
@@ -342,18 +342,24 @@ func (b *sqlBackend) prepared(_ context.Context, db *sql.DB) (*insertStmts, erro
 }
 
 // checkpoint copies committed WAL frames into the SQLite database file
-// (PASSIVE: without waiting for, or blocking, readers and the writer).
-// PostgreSQL needs nothing of the kind.
-func (b *sqlBackend) checkpoint(ctx context.Context) error {
+// (PASSIVE: without waiting for, or blocking, readers and the writer) and
+// returns how many frames the log held when it started. PostgreSQL needs
+// nothing of the kind.
+func (b *sqlBackend) checkpoint(ctx context.Context) (frames int, err error) {
 	if b.dialect != "sqlite" || b.readOnly {
-		return nil
+		return 0, nil
 	}
 	db, err := b.conn(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	_, err = db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
-	return err
+	// busy is 1 when another checkpoint ran; frames is -1 when the
+	// database is not in WAL mode.
+	var busy, copied int
+	if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied); err != nil {
+		return 0, err
+	}
+	return max(frames, 0), nil
 }
 
 func (b *sqlBackend) addCounts(ctx context.Context, counts map[countKey]int64) error {

@@ -89,6 +89,8 @@ type Ledger struct {
 	// closed when it has stopped.
 	committed    chan struct{}
 	checkpointed chan struct{}
+	// finish asks the writer to copy the last frames of the log.
+	finish chan struct{}
 
 	// sendMu orders Record's enqueue against Close: once Close holds it,
 	// nothing more is queued, so everything queued is drained.
@@ -176,7 +178,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		cfg: cfg, backend: b, pseudo: NewPseudonymizer(key), log: cfg.Logger,
 		writes: make(chan *pending, 4*cfg.MaxBatch),
 		stop:   make(chan struct{}), done: make(chan struct{}),
-		committed: make(chan struct{}, 1), checkpointed: make(chan struct{}),
+		committed: make(chan struct{}, 1), checkpointed: make(chan struct{}), finish: make(chan struct{}, 1),
 		counts: map[countKey]int64{},
 	}
 	go l.writer()
@@ -271,6 +273,8 @@ func (l *Ledger) writer() {
 			l.commit(batch)
 		case <-flush.C:
 			l.flushCounts()
+		case <-l.finish:
+			l.finishCheckpoint()
 		case <-l.stop:
 			// Close has stopped new records; commit what callers are still
 			// waiting for, then the counts.
@@ -324,6 +328,12 @@ func (l *Ledger) commit(batch []*pending) {
 // checkpointInterval is the least time between two checkpoints.
 const checkpointInterval = 250 * time.Millisecond
 
+// finishBelow bounds what the checkpointer leaves for the writer to copy
+// (see checkpointer): the frames committed during its last pass, which
+// had fewer than this many new ones to copy. A megabyte of log, a
+// millisecond or two of the writer's time.
+const finishBelow = 256
+
 // checkpointer copies committed entries from SQLite's write-ahead log into
 // the database file, at most every checkpointInterval while entries are
 // committed.
@@ -335,6 +345,17 @@ const checkpointInterval = 250 * time.Millisecond
 // beside the writer leave commits to pay for their own log writes only.
 // They change nothing about durability: a commit is durable once its log
 // frames are synced, whenever they are copied.
+//
+// But SQLite starts the log over, instead of appending to it, only at a
+// commit that finds every frame already copied, and under steady load
+// there is always a commit while a checkpoint beside the writer runs. The
+// log then grew without bound (170 MB in a few seconds of a load run), and
+// each commit appended to new blocks of the file: the file system zeroed
+// them, and each fsync also committed the file's new size, which made the
+// writer the bottleneck. So the checkpointer copies the bulk of the log
+// (in passes, until one finds fewer than finishBelow new frames) and the
+// writer copies the rest between two commits, when nothing can be
+// committed meanwhile: the next commit then starts the log over.
 func (l *Ledger) checkpointer() {
 	defer close(l.checkpointed)
 	if l.cfg.ReadOnly {
@@ -355,12 +376,44 @@ func (l *Ledger) checkpointer() {
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := l.backend.checkpoint(ctx); err != nil && time.Since(warned) > time.Minute {
+		frames, err := l.backend.checkpoint(ctx)
+		// Each pass copies what was committed while the one before ran;
+		// once that is little, the writer can copy the rest quickly.
+		for pass := 1; err == nil && frames > 0 && pass < 4; pass++ {
+			var next int
+			next, err = l.backend.checkpoint(ctx)
+			grown := next - frames
+			if next < frames {
+				grown = next // the log was started over meanwhile
+			}
+			frames = next
+			if grown < finishBelow {
+				break
+			}
+		}
+		cancel()
+		if err != nil && time.Since(warned) > time.Minute {
 			l.log.Warn("ledger: checkpoint failed; retried after the next commit", "error", err.Error())
 			warned = time.Now()
 		}
-		cancel()
+		if err == nil && frames > 0 {
+			select {
+			case l.finish <- struct{}{}:
+			default: // already asked
+			}
+		}
 		last = time.Now()
+	}
+}
+
+// finishCheckpoint copies the rest of the log on the writer's goroutine,
+// so that no commit runs meanwhile (see checkpointer). A failure is left
+// to the next round.
+func (l *Ledger) finishCheckpoint() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := l.backend.checkpoint(ctx); err != nil {
+		l.log.Debug("ledger: finishing a checkpoint failed; retried at the next one", "error", err.Error())
 	}
 }
 

@@ -1388,6 +1388,73 @@ func TestSQLiteLogIsCheckpointedBesideTheWriter(t *testing.T) {
 	}
 }
 
+// TestSQLiteLogStartsOverUnderSteadyLoad: with commits never pausing,
+// the write-ahead log is still started over rather than appended to
+// without end. SQLite starts it over only at a commit that finds all of
+// it copied, which a checkpoint running beside the writer never leaves
+// (something is always committed meanwhile); the writer copies the last
+// frames itself between two commits.
+func TestSQLiteLogStartsOverUnderSteadyLoad(t *testing.T) {
+	b := newBackend(t, "sqlite")
+	l := b.open(t)
+	wal := filepath.Join(b.dir, "ledger.db-wal")
+	var recorded atomic.Int64
+	// Eight recorders, never pausing, for a given time each round.
+	round := func(d time.Duration) {
+		deadline := time.Now().Add(d)
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := 0; time.Now().Before(deadline); i++ {
+					record(t, l, removal(newID(), time.Now(), fmt.Sprintf("p-%d-%d", w, i)))
+					recorded.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	walSize := func() int64 {
+		fi, err := os.Stat(wal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	round(1500 * time.Millisecond)
+	first, firstCount := walSize(), recorded.Load()
+	round(3 * time.Second)
+	second, count := walSize(), recorded.Load()
+	t.Logf("log %d bytes after %d entries, %d bytes after %d", first, firstCount, second, count)
+	// The log is as large as the most written between two starts over (a
+	// few checkpoint intervals' worth); appended to without end, it would
+	// have grown with the second round's entries, three times the first's
+	// or so.
+	if second > first+first/2 {
+		t.Errorf("under steady load the log grew from %d bytes (%d entries) to %d bytes (%d entries): it is appended to, not started over", first, firstCount, second, count)
+	}
+	page, err := l.List(context.Background(), ledger.Query{Limit: 1})
+	if err != nil || len(page.Entries) != 1 {
+		t.Fatalf("listing after the load: %v, %d entries", err, len(page.Entries))
+	}
+	l.Close()
+	// Nothing committed is lost by starting the log over.
+	r := b.open(t, func(c *ledger.Config) { c.ReadOnly = true })
+	n := 0
+	for cursor := ""; ; {
+		page, err := r.List(context.Background(), ledger.Query{Limit: 1000, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(page.Entries)
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if int64(n) != count {
+		t.Errorf("%d entries in the ledger, %d recorded", n, count)
+	}
+}
+
 // An entry states which orders were in force (with their period of
 // validity) and which targeted the meeting but were not; an action on a
 // person located in a subdivision states it; a meeting-wide action of a
