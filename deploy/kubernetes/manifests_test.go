@@ -388,6 +388,22 @@ func TestManifests(t *testing.T) {
 				t.Errorf("%s: request %v, limit %v: want both, request ≤ limit", name, r.Requests[name], r.Limits[name])
 			}
 		}
+		// The runtime's soft limit sits a little below the container's,
+		// so the collector works harder before the kernel kills the pod.
+		var soft string
+		for _, e := range c.Env {
+			if e.Name == "GOMEMLIMIT" {
+				soft = e.Value
+			}
+		}
+		limit := r.Limits[corev1.ResourceMemory]
+		n, err := goMemLimit(soft)
+		if err != nil {
+			t.Fatalf("GOMEMLIMIT %q: %v", soft, err)
+		}
+		if share := float64(n) / float64(limit.Value()); share < 0.8 || share > 0.95 {
+			t.Errorf("GOMEMLIMIT %s is %.0f %% of the memory limit %v; want 80–95 %%", soft, 100*share, &limit)
+		}
 	})
 
 	t.Run("service, disruption budget and autoscaler select the pods", func(t *testing.T) {
@@ -622,4 +638,25 @@ func get(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// goMemLimit reads a GOMEMLIMIT value as the Go runtime does: a number of
+// bytes with an optional unit (B, KiB, MiB, GiB, TiB).
+func goMemLimit(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		shift  uint
+	}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
+	shift := uint(0)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, shift = n, u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("want a positive number of bytes with an optional unit (B, KiB, MiB, GiB, TiB)")
+	}
+	return n << shift, nil
 }
