@@ -232,8 +232,8 @@ func TestManifests(t *testing.T) {
 			}
 		}
 		for _, e := range c.Env {
-			if !strings.Contains(help, "env "+e.Name) {
-				t.Errorf("environment variable %s is not one serve --help names", e.Name)
+			if !strings.Contains(help, "env "+e.Name) && !goRuntimeEnv[e.Name] {
+				t.Errorf("environment variable %s is neither one serve --help names nor one the Go runtime reads", e.Name)
 			}
 		}
 	})
@@ -639,6 +639,10 @@ func get(t *testing.T, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// goRuntimeEnv are the environment variables the Go runtime itself reads
+// (package runtime's documentation), which a Deployment may set too.
+var goRuntimeEnv = map[string]bool{"GOGC": true, "GOMEMLIMIT": true, "GOMAXPROCS": true, "GODEBUG": true, "GOTRACEBACK": true}
 
 // goMemLimit reads a GOMEMLIMIT value as the Go runtime does: a number of
 // bytes with an optional unit (B, KiB, MiB, GiB, TiB).
