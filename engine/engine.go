@@ -248,7 +248,13 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 
 	// Guard: the policy's actions are re-checked against the facts.
 	_, end = e.stage(ctx, "guard")
-	actions, blocked := guard.Check(facts, out.Actions)
+	// An admission's output may be a remembered one, shared between
+	// decisions; a decision's is its own.
+	check := guard.CheckInPlace
+	if admission {
+		check = guard.Check
+	}
+	actions, blocked := check(facts, out.Actions)
 	refused := guard.Refusals(facts, out.Refused)
 	end(nil)
 

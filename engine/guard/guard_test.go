@@ -347,3 +347,50 @@ func TestStaleParticipantIndexIsNotTrusted(t *testing.T) {
 		}
 	}
 }
+
+// CheckInPlace keeps and blocks exactly what Check does, in the same
+// order, writing the kept actions over the ones it was given; Check leaves
+// its argument as it was.
+func TestCheckInPlaceIsCheck(t *testing.T) {
+	remove := func(id, order string) decision.Action {
+		return decision.Action{Type: decision.RemoveParticipant, ParticipantID: id, OrderID: order, Reason: "r-" + id}
+	}
+	actions := []decision.Action{
+		remove("p-hk", "by-acct"),                  // outside: blocked
+		remove("p-cn", "by-acct"),                  // kept
+		remove("p-cn", "by-acct"),                  // the same again: dropped
+		{Type: decision.EndMeeting, OrderID: "ok"}, // someone outside: blocked
+		remove("p-unknown", "by-acct"),             // unknown location: blocked
+		remove("p-cn-phone", "by-acct"),            // kept
+		remove("nobody", "by-acct"),                // not in the meeting: blocked
+		remove("p-cn", "expired"),                  // not in force: blocked
+		remove("p-cn", "ok"),                       // kept (another order)
+	}
+	given := slices.Clone(actions)
+	wantKept, wantBlocked := Check(facts(), actions)
+	if !slices.EqualFunc(actions, given, actionsEqual) {
+		t.Fatal("Check modified the actions it was given")
+	}
+	if len(wantKept) != 3 || len(wantBlocked) != 5 {
+		t.Fatalf("the case needs kept and blocked actions: kept %d, blocked %d", len(wantKept), len(wantBlocked))
+	}
+	kept, blocked := CheckInPlace(facts(), actions)
+	if !slices.EqualFunc(kept, wantKept, actionsEqual) {
+		t.Errorf("kept\n %+v\nwant\n %+v", kept, wantKept)
+	}
+	if !slices.EqualFunc(blocked, wantBlocked, func(a, b decision.Blocked) bool {
+		return actionsEqual(a.Action, b.Action) && a.Code == b.Code && a.Reason == b.Reason
+	}) {
+		t.Errorf("blocked\n %+v\nwant\n %+v", blocked, wantBlocked)
+	}
+	if &kept[0] != &actions[0] {
+		t.Error("CheckInPlace did not write the kept actions over the given ones")
+	}
+}
+
+func actionsEqual(a, b decision.Action) bool {
+	return a.Type == b.Type && a.MeetingID == b.MeetingID && a.ParticipantID == b.ParticipantID &&
+		a.AccountID == b.AccountID && a.Host == b.Host && a.OrderID == b.OrderID &&
+		slices.Equal(a.Jurisdiction, b.Jurisdiction) && a.Country == b.Country && a.LocatedBy == b.LocatedBy &&
+		slices.Equal(a.Subdivisions, b.Subdivisions) && a.Reason == b.Reason
+}
