@@ -82,14 +82,7 @@ func (m *Meeting) readParticipants(dec *jsontext.Decoder) error {
 			return err
 		}
 		if len(ps) == cap(ps) {
-			n := 2 * cap(ps)
-			if per := (dec.InputOffset() - start) / int64(len(ps)); per > 0 {
-				// A little more than the estimate, so that one more
-				// growth is rare; never less than doubling.
-				est := len(ps) + int(int64(len(dec.UnreadBuffer()))/per)
-				n = max(n, est+est/16+1)
-			}
-			grown := make([]Participant, len(ps), n)
+			grown := make([]Participant, len(ps), rosterCap(len(ps), dec.InputOffset()-start, len(dec.UnreadBuffer())))
 			copy(grown, ps)
 			ps = grown
 		}
@@ -101,6 +94,27 @@ func (m *Meeting) readParticipants(dec *jsontext.Decoder) error {
 			text.flush(ps)
 		}
 	}
+}
+
+// rosterSample is how many participants are read before the rest of a
+// large roster is estimated for good: ids often grow longer down a roster
+// ("p-9" to "p-99999"), and an estimate from the first few overshot the
+// participants of 10,000 by a quarter, every byte of which was cleared.
+const rosterSample = 1024
+
+// rosterCap is the capacity to grow the participants to, n of them having
+// been read from used bytes with unread bytes left: the estimate from the
+// bytes each took, a little over it so that one more growth is rare; up to
+// rosterSample at first, then never less than an eighth more.
+func rosterCap(n int, used int64, unread int) int {
+	est := 2 * n
+	if per := used / int64(n); per > 0 {
+		est = n + int(int64(unread)/per)
+	}
+	if n < rosterSample {
+		return max(2*n, min(est+est/16+1, rosterSample))
+	}
+	return max(n+n/8, est+est/64+1)
 }
 
 // UnmarshalJSONFrom decodes a participant; see the comment above.

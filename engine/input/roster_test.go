@@ -132,7 +132,7 @@ func TestTokenLevelDecodingIsReflection(t *testing.T) {
 		checkSameAsReflection(t, []byte(s))
 	}
 	// Rosters of every size around the growth steps.
-	for _, n := range []int{0, 1, 15, 16, 17, 100, 1000, 5000} {
+	for _, n := range []int{0, 1, 15, 16, 17, 100, 1000, 1023, 1024, 1025, 5000} {
 		var b strings.Builder
 		b.WriteString(`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [`)
 		for i := range n {
