@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/engine/registry"
+	"github.com/geoscope/geoscope/internal/proctest"
 )
 
 // registryBundle writes a registry bundle with n standing orders, each
@@ -157,14 +156,14 @@ func BenchmarkRoster(b *testing.B) {
 			ctx := context.Background()
 			b.Run(fmt.Sprintf("policy=%s/participants=%d/decide", pol.name, n), func(b *testing.B) {
 				b.ReportAllocs()
-				defer reportCPU(b)()
+				defer proctest.ReportCPU(b)()
 				for b.Loop() {
 					benchDecide(b, e, ctx, req, n)
 				}
 			})
 			b.Run(fmt.Sprintf("policy=%s/participants=%d/decode+decide", pol.name, n), func(b *testing.B) {
 				b.ReportAllocs()
-				defer reportCPU(b)()
+				defer proctest.ReportCPU(b)()
 				for b.Loop() {
 					req, err := input.Decode(raw, input.Limits{})
 					if err != nil {
@@ -175,23 +174,6 @@ func BenchmarkRoster(b *testing.B) {
 			})
 		}
 	}
-}
-
-// reportCPU reports the CPU time the process used per operation (user and
-// system, the garbage collector's included), measured from its call to
-// the returned function's: on a machine shared with other work, wall time
-// per operation moves with that work; CPU time much less.
-func reportCPU(b *testing.B) func() {
-	start := processCPU()
-	return func() { b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op") }
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func benchDecide(b *testing.B, e *engine.Engine, ctx context.Context, req *input.Request, n int) {

@@ -29,6 +29,7 @@ import (
 	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/registry"
 	"github.com/geoscope/geoscope/internal/pgtest"
+	"github.com/geoscope/geoscope/internal/proctest"
 )
 
 func TestMain(m *testing.M) {
@@ -1335,8 +1336,7 @@ func BenchmarkRecord(b *testing.B) {
 				b.SetParallelism(par)
 				b.ReportAllocs()
 				b.ResetTimer()
-				start := processCPU()
-				defer func() { b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op") }()
+				defer proctest.ReportCPU(b)()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						if err := l.Record(context.Background(), removal(newID(), time.Now(), "p-bench")); err != nil {
@@ -1364,7 +1364,7 @@ func BenchmarkPlainAppendSync(b *testing.B) {
 	defer f.Close()
 	const entries, entrySize = 6, 1200
 	batch := []byte(strings.Repeat("x", entries*entrySize))
-	start := processCPU()
+	start := proctest.ProcessCPU()
 	for b.Loop() {
 		if _, err := f.Write(batch); err != nil {
 			b.Fatal(err)
@@ -1373,15 +1373,7 @@ func BenchmarkPlainAppendSync(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(processCPU()-start)/float64(b.N*entries), "cpu-ns/entry")
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(proctest.ProcessCPU()-start)/float64(b.N*entries), "cpu-ns/entry")
 }
 
 // TestSQLiteLogIsCheckpointedBesideTheWriter: commits do not checkpoint

@@ -1,7 +1,8 @@
 // Package proctest holds what tests that run servers (a geoscope binary,
 // a container's filesystem, a load balancer, the server in-process) need
 // in every package that does: a buffer to collect output while the test
-// reads it, and a loopback port to give a process.
+// reads it, a loopback port to give a process, and the CPU time the test
+// process has used (benchmarks report it per operation).
 package proctest
 
 import (
@@ -9,8 +10,30 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
+
+// ReportCPU reports the CPU time the process used per operation (user and
+// system, the garbage collector's included) as cpu-ns/op, measured from
+// its call to the returned function's: on a machine shared with other
+// work, wall time per operation moves with that work; CPU time much less.
+func ReportCPU(b *testing.B) func() {
+	start := ProcessCPU()
+	return func() { b.ReportMetric(float64(ProcessCPU()-start)/float64(b.N), "cpu-ns/op") }
+}
+
+// ProcessCPU is the CPU time (user and system, every thread's, the
+// garbage collector's included) this process has used so far; 0 if it
+// cannot be read.
+func ProcessCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // LockedBuffer is a bytes.Buffer safe for concurrent writers (a process's
 // stdout or stderr, a logger) and readers (the test, its log).
