@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,11 +27,12 @@ import (
 func TestLedgerCrash(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		dir := t.TempDir()
-		lgCrash(t, []string{"--data-dir", dir}, func(t *testing.T, answered int) { lgSQLiteIntegrity(t, dir, answered) })
+		lgCrash(t, []string{"--data-dir", dir}, func(t *testing.T, answered []string, crashed bool) { lgSQLiteIntegrity(t, dir, answered, crashed) })
 	})
 	t.Run("postgres", func(t *testing.T) {
 		pg := lgPostgres(t)
-		lgCrash(t, []string{"--data-dir", t.TempDir(), "--ledger", pg.URL(), "--ledger-key-file", lgKeyFile(t)}, func(t *testing.T, answered int) {
+		lgCrash(t, []string{"--data-dir", t.TempDir(), "--ledger", pg.URL(), "--ledger-key-file", lgKeyFile(t)}, func(t *testing.T, ids []string, _ bool) {
+			answered := len(ids)
 			db, err := sql.Open("pgx", pg.URL())
 			if err != nil {
 				t.Fatal(err)
@@ -49,8 +52,10 @@ func TestLedgerCrash(t *testing.T) {
 }
 
 // lgSQLiteIntegrity opens the SQLite ledger directly and runs
-// PRAGMA integrity_check.
-func lgSQLiteIntegrity(t *testing.T, dir string, answered int) {
+// PRAGMA integrity_check, then looks for every answered decision: in the
+// table, or, right after a crash, in the journal the server commits to
+// (which the next start copies into the table).
+func lgSQLiteIntegrity(t *testing.T, dir string, answered []string, crashed bool) {
 	t.Helper()
 	var files []string
 	entries, _ := os.ReadDir(dir)
@@ -84,13 +89,39 @@ func lgSQLiteIntegrity(t *testing.T, dir string, answered int) {
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM ledger_decisions`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("SQLite ledger (files %v): integrity ok, %d entries", files, n)
-	if n < answered {
-		t.Errorf("ledger_decisions holds %d rows; %d decisions were answered", n, answered)
+	var journal [][]byte
+	segs, _ := filepath.Glob(filepath.Join(dir, "ledger.journal.*"))
+	for _, seg := range segs {
+		if data, err := os.ReadFile(seg); err == nil {
+			journal = append(journal, data)
+		}
+	}
+	inTable, inJournal := 0, 0
+	var missing []string
+	for _, id := range answered {
+		var found int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM ledger_decisions WHERE decision_id = ?`, id).Scan(&found); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case found == 1:
+			inTable++
+		case crashed && slices.ContainsFunc(journal, func(data []byte) bool { return bytes.Contains(data, []byte(`"decision_id":"`+id+`"`)) }):
+			inJournal++
+		default:
+			missing = append(missing, id)
+		}
+	}
+	t.Logf("SQLite ledger (files %v): integrity ok, %d entries; of %d answered, %d in the table and %d in the journal only", files, n, len(answered), inTable, inJournal)
+	if len(missing) > 0 {
+		t.Errorf("%d of %d answered decisions are neither in ledger_decisions nor in the journal, e.g. %v", len(missing), len(answered), missing[:min(5, len(missing))])
+	}
+	if !crashed && len(segs) > 0 {
+		t.Errorf("after a clean stop the journal is still there: %v", segs)
 	}
 }
 
-func lgCrash(t *testing.T, ledgerArgs []string, checkStore func(t *testing.T, answered int)) {
+func lgCrash(t *testing.T, ledgerArgs []string, checkStore func(t *testing.T, answered []string, crashed bool)) {
 	srv := lgStart(t, append([]string{"--log-level", "warn"}, ledgerArgs...)...)
 	const workers = 16
 	var (
@@ -172,7 +203,7 @@ func lgCrash(t *testing.T, ledgerArgs []string, checkStore func(t *testing.T, an
 	}
 
 	// The ledger as the crash left it.
-	checkStore(t, len(answered))
+	checkStore(t, answered, true)
 
 	// Restart on the same ledger.
 	srv.restart()
@@ -199,7 +230,8 @@ func lgCrash(t *testing.T, ledgerArgs []string, checkStore func(t *testing.T, an
 	if r.status != http.StatusOK {
 		t.Fatalf("after restart: HTTP %d %s", r.status, r.body)
 	}
-	lgCheckRecorded(t, srv, []string{lgDecode(t, r.body).DecisionID})
+	last := lgDecode(t, r.body).DecisionID
+	lgCheckRecorded(t, srv, []string{last})
 	srv.stop(syscall.SIGTERM)
-	checkStore(t, len(answered)+1)
+	checkStore(t, append(slices.Clone(answered), last), false)
 }
