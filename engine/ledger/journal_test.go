@@ -175,4 +175,3 @@ func TestJournalOfALiveProcessIsLeftToIt(t *testing.T) {
 		t.Errorf("once its process stopped, %d of its %d entries were copied", got, len(ids))
 	}
 }
-
