@@ -313,17 +313,32 @@ func createSegment(path string) (*os.File, error) {
 }
 
 // retire keeps a segment whose entries are all in SQLite for reuse, or
-// removes it when enough are kept.
+// removes it when enough are kept. A kept segment's header is cleared, so
+// that neither a reader nor a restart goes through entries already in
+// the tables (were the clearing lost in a crash, they would only be
+// copied again).
 func (j *journal) retire(seg int) {
+	path := segmentPath(j.dir, j.id, seg)
 	j.mu.Lock()
 	keep := len(j.spares) < spareSegments
-	if keep {
-		j.spares = append(j.spares, seg)
-	}
 	j.mu.Unlock()
-	if !keep {
-		os.Remove(segmentPath(j.dir, j.id, seg))
+	if keep {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.WriteAt(make([]byte, segmentHeader), 0)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		keep = err == nil
 	}
+	if !keep {
+		os.Remove(path)
+		return
+	}
+	j.mu.Lock()
+	j.spares = append(j.spares, seg)
+	j.mu.Unlock()
 }
 
 // appendBatch commits payloads to the journal: when it returns nil they

@@ -98,6 +98,11 @@ func TestJournalReadsBackWhatWasCommitted(t *testing.T) {
 	if len(left) != 1+spareSegments {
 		t.Errorf("segments on disk: %d, want the current one and %d spares", len(left), spareSegments)
 	}
+	for _, seg := range j.spares {
+		if n := len(left[seg]); n != 0 {
+			t.Errorf("spare segment %d still reads as %d entries, all of them copied already", seg, n)
+		}
+	}
 
 	// The next segments reuse the spares; what a spare held before is not
 	// read as part of its new life.

@@ -262,7 +262,10 @@ func (l *Ledger) Record(ctx context.Context, r *engine.Record) error {
 	if err != nil {
 		return fmt.Errorf("%w: encoding entry: %v", ErrUnavailable, err)
 	}
-	p := &pending{entry: e, raw: raw, done: make(chan error, 1)}
+	// done is read from here, not through p: once p is committed, the
+	// journaling goroutine hands it on (and changes it).
+	done := make(chan error, 1)
+	p := &pending{entry: e, raw: raw, done: done}
 	queue := l.writes
 	if l.journal != nil {
 		queue = l.journalWrites
@@ -271,7 +274,7 @@ func (l *Ledger) Record(ctx context.Context, r *engine.Record) error {
 		return err
 	}
 	select {
-	case err := <-p.done:
+	case err := <-done:
 		return err
 	case <-ctx.Done():
 		// The entry may still commit; an entry recorded for a decision that
