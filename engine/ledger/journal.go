@@ -344,47 +344,93 @@ func (j *journal) retire(seg int) {
 // appendBatch commits payloads to the journal: when it returns nil they
 // are durable. It returns the segment they went to.
 func (j *journal) appendBatch(payloads [][]byte) (int, error) {
-	buf := j.buf[:0]
+	size := int64(0)
 	for _, p := range payloads {
 		if len(p) == 0 || len(p) > maxFrame {
 			return 0, fmt.Errorf("journal: an entry of %d bytes", len(p))
 		}
-		buf = appendFrame(buf, j.salt[:], p)
-	}
-	if cap(buf) <= 1<<20 {
-		j.buf = buf // a roster's megabytes are not kept
+		size += frameHeader + int64(len(p))
 	}
 	if j.dirtyEnd > j.off {
 		// Frames of a batch nobody was answered for must not be read
 		// after the ones written next.
-		if _, err := j.f.WriteAt(make([]byte, j.dirtyEnd-j.off), j.off); err != nil {
+		if err := j.zero(j.off, j.dirtyEnd); err != nil {
 			return 0, fmt.Errorf("journal: %w", err)
 		}
 		j.dirtyEnd = 0
 	}
-	if j.off > segmentHeader && j.off+int64(len(buf)) > journalSegmentSize {
+	if j.off > segmentHeader && j.off+size > journalSegmentSize {
 		if err := j.startSegment(); err != nil {
 			return 0, fmt.Errorf("journal: new segment: %w", err)
 		}
-		// The frames' checksums cover the salt of the segment they are in.
-		return j.appendBatch(payloads)
 	}
-	if _, err := j.f.WriteAt(buf, j.off); err != nil {
-		j.dirtyEnd = j.off + int64(len(buf))
+	if err := j.writeFrames(payloads); err != nil {
+		j.dirtyEnd = j.off + size
 		return 0, fmt.Errorf("journal: %w", err)
 	}
 	if err := fdatasync(j.f); err != nil {
 		// After a failed sync the kernel may have dropped the pages: the
 		// batch's callers are told it failed, and its frames are zeroed.
-		j.dirtyEnd = j.off + int64(len(buf))
+		j.dirtyEnd = j.off + size
 		return 0, fmt.Errorf("journal: %w", err)
 	}
-	j.off += int64(len(buf))
+	j.off += size
 	j.mu.Lock()
 	j.unindexed[j.current] += len(payloads)
 	seg := j.current
 	j.mu.Unlock()
 	return seg, nil
+}
+
+// writeFrames writes payloads' frames at j.off. Small frames are
+// gathered into one write; a large payload (a roster's entry runs to
+// megabytes) is written from where it is rather than copied.
+func (j *journal) writeFrames(payloads [][]byte) error {
+	const direct = 64 << 10
+	buf, off := j.buf[:0], j.off
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		n, err := j.f.WriteAt(buf, off)
+		off += int64(n)
+		buf = buf[:0]
+		return err
+	}
+	for _, p := range payloads {
+		if len(p) < direct {
+			buf = appendFrame(buf, j.salt[:], p)
+			continue
+		}
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(p)))
+		buf = binary.LittleEndian.AppendUint32(buf, frameSum(j.salt[:], p))
+		if err := flush(); err != nil {
+			return err
+		}
+		n, err := j.f.WriteAt(p, off)
+		off += int64(n)
+		if err != nil {
+			return err
+		}
+	}
+	err := flush()
+	if cap(buf) <= 1<<20 {
+		j.buf = buf
+	}
+	return err
+}
+
+// zero clears [from, to) of the current segment.
+func (j *journal) zero(from, to int64) error {
+	zeros := make([]byte, min(to-from, 1<<20))
+	for from < to {
+		n, err := j.f.WriteAt(zeros[:min(int64(len(zeros)), to-from)], from)
+		from += int64(n)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // indexed records that n entries of segment seg are in SQLite; a segment

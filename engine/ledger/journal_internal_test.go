@@ -213,3 +213,36 @@ func TestJournalFailedWriteIsNotReadBack(t *testing.T) {
 		t.Errorf("read back %v, want %v", names, want)
 	}
 }
+
+// TestJournalLargeEntries: entries of a large roster are written from
+// where they are, between small ones, and one larger than a segment
+// extends the segment it starts.
+func TestJournalLargeEntries(t *testing.T) {
+	j := openTestJournal(t)
+	batch := [][]byte{
+		payloads("small", 1, 30)[0],
+		payloads("large", 1, 200<<10)[0],
+		payloads("small", 2, 30)[1],
+		payloads("huge", 1, journalSegmentSize+(1<<20))[0],
+		payloads("small", 3, 30)[2],
+	}
+	if _, err := j.appendBatch(payloads("before", 3, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	seg, err := j.appendBatch(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := payloads("after", 2, 50)
+	if _, err := j.appendBatch(after); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, j)
+	if !slices.EqualFunc(got[seg], batch, bytes.Equal) {
+		t.Errorf("segment %d read back %d payloads, want the batch's %d", seg, len(got[seg]), len(batch))
+	}
+	// The segment is past its size: the next batch starts another.
+	if !slices.EqualFunc(got[seg+1], after, bytes.Equal) {
+		t.Errorf("segment %d read back %d payloads, want the next batch's %d", seg+1, len(got[seg+1]), len(after))
+	}
+}
