@@ -648,7 +648,7 @@ func (l *Ledger) replaySegments(ctx context.Context, id string, segs []int) erro
 		}
 	}
 	if copied > 0 {
-		l.log.Info("ledger: copied the entries a stopped process left in its journal into the database", "entries", copied)
+		l.log.Info("ledger: the entries a stopped process left in its journal are in the database (inserted where missing)", "entries", copied)
 	}
 	return nil
 }
