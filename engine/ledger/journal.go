@@ -64,8 +64,9 @@ const (
 	// spareSegments bounds the segments kept for reuse.
 	spareSegments = 2
 	// maxFrame bounds one entry (a roster decision for the largest
-	// roster is a few tens of MB).
-	maxFrame = 1 << 30
+	// roster is a few tens of MB), below SQLite's longest string (a
+	// billion bytes): an entry answered here must fit in the tables.
+	maxFrame = 512 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -147,12 +148,8 @@ func lockPath(dir, id string) string {
 
 // lockJournal takes journal id's lock without waiting. ok is false when
 // its process still holds it.
-func lockJournal(dir, id string, create bool) (f *os.File, ok bool, err error) {
-	flags := os.O_RDONLY
-	if create {
-		flags = os.O_RDWR | os.O_CREATE | os.O_EXCL
-	}
-	if f, err = os.OpenFile(lockPath(dir, id), flags, 0o600); err != nil {
+func lockJournal(dir, id string) (f *os.File, ok bool, err error) {
+	if f, err = os.Open(lockPath(dir, id)); err != nil {
 		return nil, false, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -163,6 +160,48 @@ func lockJournal(dir, id string, create bool) (f *os.File, ok bool, err error) {
 		return nil, false, err
 	}
 	return f, true, nil
+}
+
+// createLock creates journal id's lock file, locked before it appears
+// under its name: a process listing the directory meanwhile must never
+// find it unlocked (it would take the journal for a stopped process's).
+func createLock(dir, id string) (*os.File, error) {
+	creating := lockPath(dir, id) + "ing"
+	f, err := os.OpenFile(creating, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		err = os.Rename(creating, lockPath(dir, id))
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(creating)
+		return nil, err
+	}
+	return f, nil
+}
+
+// removeStaleLocks removes the lock files a process left half-created
+// (it stopped between creating and naming one); they guard nothing. One
+// younger than a minute may be another process's, between its creation
+// and its lock.
+func removeStaleLocks(dir string) {
+	stale, _ := filepath.Glob(filepath.Join(dir, journalPrefix+"*.locking"))
+	for _, path := range stale {
+		if fi, err := os.Stat(path); err != nil || time.Since(fi.ModTime()) < time.Minute {
+			continue
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.Remove(path)
+		}
+		f.Close()
+	}
 }
 
 // readSegment returns the payloads of a segment's valid frames.
@@ -209,7 +248,7 @@ func openJournal(dir string) (*journal, error) {
 		return nil, err
 	}
 	j := &journal{dir: dir, id: hex.EncodeToString(raw[:]), next: 1, unindexed: map[int]int{}}
-	lock, _, err := lockJournal(dir, j.id, true)
+	lock, err := createLock(dir, j.id)
 	if err != nil {
 		return nil, err
 	}
@@ -587,17 +626,24 @@ func (l *Ledger) replayJournal(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: journal: %v", ErrUnavailable, err)
 	}
+	removeStaleLocks(l.cfg.DataDir)
 	for _, id := range slices.Sorted(maps.Keys(journals)) {
-		lock, ok, err := lockJournal(l.cfg.DataDir, id, false)
+		lock, ok, err := lockJournal(l.cfg.DataDir, id)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			// Crashed before its first segment, or removed meanwhile.
+			// Its segments outlived their lock file (a lock file is removed
+			// only after them), or another process is copying them.
 		case err != nil:
 			return fmt.Errorf("%w: journal: %v", ErrUnavailable, err)
 		case !ok:
 			continue // its process is alive and copies them itself
 		}
-		err = l.replaySegments(ctx, id, journals[id])
+		// Listed again now that it is locked: its process may have
+		// started segments after the first listing, before it stopped.
+		now, err := journalFiles(l.cfg.DataDir)
+		if err == nil {
+			err = l.replaySegments(ctx, id, now[id])
+		}
 		if err == nil {
 			err = os.Remove(lockPath(l.cfg.DataDir, id))
 			if errors.Is(err, os.ErrNotExist) {

@@ -3,10 +3,12 @@ package ledger_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -173,5 +175,133 @@ func TestJournalOfALiveProcessIsLeftToIt(t *testing.T) {
 	(&backend{name: "sqlite", dir: dir}).open(t).Close()
 	if got := rowsFor(t, dir, ids); got != len(ids) {
 		t.Errorf("once its process stopped, %d of its %d entries were copied", got, len(ids))
+	}
+}
+
+// hideDecisions makes every copy into the tables fail at once (the table
+// is renamed away), as a database that cannot be written would; the
+// returned function puts it back.
+func hideDecisions(t *testing.T, b *backend) (restore func()) {
+	t.Helper()
+	db := b.raw(t)
+	if _, err := db.Exec(`ALTER TABLE ledger_decisions RENAME TO ledger_decisions_hidden`); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if _, err := db.Exec(`ALTER TABLE ledger_decisions_hidden RENAME TO ledger_decisions`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestJournaledEntriesAreCopiedOnceTheDatabaseRecovers: entries answered
+// from the journal while the tables cannot be written are copied once
+// they can, without a restart; meanwhile nothing new is recorded.
+func TestJournaledEntriesAreCopiedOnceTheDatabaseRecovers(t *testing.T) {
+	b := newBackend(t, "sqlite")
+	l := b.open(t)
+	record(t, l, removal(newID(), baseTime, "warm-up"))
+	restore := hideDecisions(t, b)
+	var ids []string
+	for range 5 {
+		id := newID()
+		// The copy has not failed yet when the first ones arrive; once it
+		// has, records are refused.
+		if err := l.Record(context.Background(), removal(id, baseTime, "p-"+id)); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		t.Fatal("no record was answered; the test meant some to be journaled before the copy failed")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Health().OK {
+		if time.Now().After(deadline) {
+			t.Fatal("the ledger stayed healthy while its tables could not be written")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := l.Record(context.Background(), removal(newID(), baseTime, "refused")); !errors.Is(err, ledger.ErrUnavailable) {
+		t.Errorf("Record while journaled entries cannot be copied = %v, want ErrUnavailable", err)
+	}
+
+	restore()
+	deadline = time.Now().Add(10 * time.Second)
+	for rowsFor(t, b.dir, ids) != len(ids) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d journaled entries copied 10 s after the tables came back", rowsFor(t, b.dir, ids), len(ids))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	id := newID()
+	record(t, l, removal(id, baseTime, "after"))
+	if _, err := l.Get(context.Background(), id); err != nil {
+		t.Errorf("recording after the recovery: %v", err)
+	}
+	if h := l.Health(); !h.OK {
+		t.Errorf("health after the recovery: %+v", h)
+	}
+}
+
+// TestCloseReturnsWhileTheDatabaseIsLocked: Close does not wait for
+// tables that cannot be written (another connection holds SQLite's write
+// lock, so each copy waits out the busy timeout, 10 s, and fails); what
+// could not be copied stays in the journal and is copied at the next
+// start.
+func TestCloseReturnsWhileTheDatabaseIsLocked(t *testing.T) {
+	b := newBackend(t, "sqlite")
+	// A small batch, so that more entries are journaled meanwhile than
+	// the writer's queue holds.
+	l := b.open(t, func(c *ledger.Config) { c.MaxBatch = 2 })
+	record(t, l, removal(newID(), baseTime, "warm-up"))
+	ctx := context.Background()
+	conn, err := b.raw(t).Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu  sync.Mutex
+		ids []string
+		wg  sync.WaitGroup
+	)
+	for range 64 {
+		wg.Go(func() {
+			id := newID()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if l.Record(ctx, removal(id, baseTime, "p-"+id)) == nil {
+				mu.Lock()
+				ids = append(ids, id)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(ids) <= 8 {
+		t.Fatalf("%d records answered; the test meant more than the writer's queue (8) to be journaled", len(ids))
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(40 * time.Second):
+		t.Fatal("Close did not return within 40 s while the database was locked")
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if rowsFor(t, b.dir, ids) == len(ids) {
+		t.Log("every entry was copied before Close returned")
+	} else if len(journalFilesIn(t, b.dir)) == 0 {
+		t.Fatal("entries that could not be copied left no journal")
+	}
+	b.open(t).Close()
+	if got := rowsFor(t, b.dir, ids); got != len(ids) {
+		t.Errorf("after the next start, %d of the %d answered entries are in the tables", got, len(ids))
 	}
 }

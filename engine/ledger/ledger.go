@@ -325,17 +325,32 @@ func (l *Ledger) writer() {
 	flush := time.NewTicker(l.cfg.FlushInterval)
 	defer flush.Stop()
 	var retry []*pending
+	var retryTimer *time.Timer // running while retry holds entries
 	for {
 		if len(retry) > 0 {
+			if retryTimer == nil {
+				retryTimer = time.NewTimer(indexRetryDelay)
+			}
 			select {
-			case <-time.After(indexRetryDelay):
-				retry = l.commit(l.fill(retry))
+			case p := <-l.writes:
+				// Taken even now, so that the journaling goroutine is never
+				// held up sending (it refuses new records meanwhile), and
+				// copied at the next attempt.
+				if p.done == nil {
+					retry = append(retry, p)
+				} else {
+					retry = append(retry, l.commit([]*pending{p})...)
+				}
+			case <-retryTimer.C:
+				retryTimer = nil
+				retry = l.commitAll(retry)
 			case <-flush.C:
 				l.flushCounts()
 			case <-l.stop:
 				l.drain(retry)
 				return
 			}
+			l.backlog.Store(int64(len(retry)))
 			continue
 		}
 		select {
@@ -345,6 +360,7 @@ func (l *Ledger) writer() {
 				batch = l.gather(batch)
 			}
 			retry = l.commit(batch)
+			l.backlog.Store(int64(len(retry)))
 		case <-flush.C:
 			l.flushCounts()
 		case <-l.finish:
@@ -354,6 +370,19 @@ func (l *Ledger) writer() {
 			return
 		}
 	}
+}
+
+// commitAll commits batch MaxBatch entries at a time, and returns what is
+// left from the first commit that fails.
+func (l *Ledger) commitAll(batch []*pending) []*pending {
+	for len(batch) > 0 {
+		n := min(len(batch), l.cfg.MaxBatch)
+		if failed := l.commit(batch[:n]); len(failed) > 0 {
+			return append(failed, batch[n:]...)
+		}
+		batch = batch[n:]
+	}
+	return nil
 }
 
 // indexRetryDelay is how long the writer waits before it tries again to
@@ -402,9 +431,7 @@ func (l *Ledger) gather(batch []*pending) []*pending {
 // still queued, then the counts. Journaled entries that cannot be copied
 // now stay in the journal for the next start.
 func (l *Ledger) drain(retry []*pending) {
-	if len(retry) > 0 {
-		retry = l.commit(retry)
-	}
+	retry = l.commitAll(retry)
 	for len(l.writes) > 0 && len(retry) == 0 {
 		retry = l.commit(l.fill(make([]*pending, 0, len(l.writes))))
 	}
@@ -453,7 +480,6 @@ func (l *Ledger) commit(batch []*pending) (retry []*pending) {
 			journaled++
 		}
 	}
-	l.backlog.Store(int64(len(retry)))
 	if journaled > 0 {
 		l.copied(batch)
 	}
