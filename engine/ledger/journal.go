@@ -232,9 +232,12 @@ func readSegment(path string) ([][]byte, error) {
 }
 
 func appendFrame(buf, salt, payload []byte) []byte {
+	return append(appendFrameHeader(buf, salt, payload), payload...)
+}
+
+func appendFrameHeader(buf, salt, payload []byte) []byte {
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(payload)))
-	buf = binary.LittleEndian.AppendUint32(buf, frameSum(salt, payload))
-	return append(buf, payload...)
+	return binary.LittleEndian.AppendUint32(buf, frameSum(salt, payload))
 }
 
 func frameSum(salt, payload []byte) uint32 {
@@ -441,8 +444,7 @@ func (j *journal) writeFrames(payloads [][]byte) error {
 			buf = appendFrame(buf, j.salt[:], p)
 			continue
 		}
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(p)))
-		buf = binary.LittleEndian.AppendUint32(buf, frameSum(j.salt[:], p))
+		buf = appendFrameHeader(buf, j.salt[:], p)
 		if err := flush(); err != nil {
 			return err
 		}
@@ -546,28 +548,16 @@ func (l *Ledger) journaler() {
 	for {
 		select {
 		case p := <-l.journalWrites:
-			l.journalBatch(l.fillJournal([]*pending{p}))
+			l.journalBatch(l.fill(l.journalWrites, []*pending{p}))
 		case <-l.journalStop:
 			// Close has stopped new records; commit what callers are still
 			// waiting for.
 			for len(l.journalWrites) > 0 {
-				l.journalBatch(l.fillJournal(make([]*pending, 0, len(l.journalWrites))))
+				l.journalBatch(l.fill(l.journalWrites, make([]*pending, 0, len(l.journalWrites))))
 			}
 			return
 		}
 	}
-}
-
-func (l *Ledger) fillJournal(batch []*pending) []*pending {
-	for len(batch) < l.cfg.MaxBatch {
-		select {
-		case p := <-l.journalWrites:
-			batch = append(batch, p)
-		default:
-			return batch
-		}
-	}
-	return batch
 }
 
 func (l *Ledger) journalBatch(batch []*pending) {
@@ -590,19 +580,7 @@ func (l *Ledger) journalBatch(batch []*pending) {
 			p.segment = seg
 		}
 	}
-	l.mu.Lock()
-	if err != nil {
-		if l.journalErr == nil || time.Since(l.lastErrT) > 10*time.Second {
-			l.log.Error("ledger commit failed; decisions are refused until it recovers", "error", err.Error(), "entries", len(batch))
-		}
-		l.journalErr, l.lastErrT = err, time.Now()
-	} else {
-		if l.journalErr != nil && l.lastErr == nil {
-			l.log.Info("ledger recovered")
-		}
-		l.journalErr, l.lastOK = nil, time.Now()
-	}
-	l.mu.Unlock()
+	l.outcome(&l.journalErr, err, len(batch))
 	if err == nil {
 		l.journaled.Add(int64(len(batch)))
 	}

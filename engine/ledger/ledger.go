@@ -355,7 +355,7 @@ func (l *Ledger) writer() {
 		}
 		select {
 		case p := <-l.writes:
-			batch := l.fill([]*pending{p})
+			batch := l.fill(l.writes, []*pending{p})
 			if p.done == nil {
 				batch = l.gather(batch)
 			}
@@ -389,11 +389,11 @@ func (l *Ledger) commitAll(batch []*pending) []*pending {
 // copy journaled entries it could not.
 const indexRetryDelay = 250 * time.Millisecond
 
-// fill adds the entries waiting, up to MaxBatch.
-func (l *Ledger) fill(batch []*pending) []*pending {
+// fill adds the entries waiting in queue, up to MaxBatch.
+func (l *Ledger) fill(queue <-chan *pending, batch []*pending) []*pending {
 	for len(batch) < l.cfg.MaxBatch {
 		select {
-		case p := <-l.writes:
+		case p := <-queue:
 			batch = append(batch, p)
 		default:
 			return batch
@@ -433,7 +433,7 @@ func (l *Ledger) gather(batch []*pending) []*pending {
 func (l *Ledger) drain(retry []*pending) {
 	retry = l.commitAll(retry)
 	for len(l.writes) > 0 && len(retry) == 0 {
-		retry = l.commit(l.fill(make([]*pending, 0, len(l.writes))))
+		retry = l.commit(l.fill(l.writes, make([]*pending, 0, len(l.writes))))
 	}
 	for len(l.writes) > 0 {
 		// The database is failing: callers still waiting are told so.
@@ -455,20 +455,10 @@ func (l *Ledger) commit(batch []*pending) (retry []*pending) {
 		entries[i], raws[i] = p.entry, p.raw
 	}
 	err := l.backend.insert(ctx, entries, raws)
-	l.mu.Lock()
 	if err != nil {
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
-		if l.lastErr == nil || time.Since(l.lastErrT) > 10*time.Second {
-			l.log.Error("ledger commit failed; decisions are refused until it recovers", "error", err.Error(), "entries", len(batch))
-		}
-		l.lastErr, l.lastErrT = err, time.Now()
-	} else {
-		if l.lastErr != nil {
-			l.log.Info("ledger recovered")
-		}
-		l.lastErr, l.lastOK = nil, time.Now()
 	}
-	l.mu.Unlock()
+	l.outcome(&l.lastErr, err, len(batch))
 	journaled := 0
 	for _, p := range batch {
 		switch {
@@ -481,7 +471,7 @@ func (l *Ledger) commit(batch []*pending) (retry []*pending) {
 		}
 	}
 	if journaled > 0 {
-		l.copied(batch)
+		l.copied(batch, journaled)
 	}
 	if err == nil {
 		select {
@@ -492,9 +482,28 @@ func (l *Ledger) commit(batch []*pending) (retry []*pending) {
 	return retry
 }
 
-// copied tells the journal which of its entries are now in the tables,
-// and wakes the readers waiting for them.
-func (l *Ledger) copied(batch []*pending) {
+// outcome records a commit's outcome for Health in *latest (l.lastErr
+// for the backend, l.journalErr for the journal), logging a failure at
+// most every 10 s while it lasts, and the recovery.
+func (l *Ledger) outcome(latest *error, err error, entries int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		if *latest == nil || time.Since(l.lastErrT) > 10*time.Second {
+			l.log.Error("ledger commit failed; decisions are refused until it recovers", "error", err.Error(), "entries", entries)
+		}
+		*latest, l.lastErrT = err, time.Now()
+		return
+	}
+	if *latest != nil {
+		l.log.Info("ledger recovered")
+	}
+	*latest, l.lastOK = nil, time.Now()
+}
+
+// copied tells the journal which of its entries are now in the tables
+// (journaled of batch's), and wakes the readers waiting for them.
+func (l *Ledger) copied(batch []*pending, journaled int) {
 	n, seg := 0, batch[0].segment
 	for _, p := range batch {
 		if p.done != nil {
@@ -510,13 +519,7 @@ func (l *Ledger) copied(batch []*pending) {
 	if n > 0 {
 		l.journal.indexed(seg, n)
 	}
-	total := 0
-	for _, p := range batch {
-		if p.done == nil {
-			total++
-		}
-	}
-	l.indexed.Add(int64(total))
+	l.indexed.Add(int64(journaled))
 	l.progressMu.Lock()
 	close(l.progress)
 	l.progress = make(chan struct{})
