@@ -27,14 +27,7 @@ func crashImage(t *testing.T, n int) (dir string, ids []string) {
 	record(t, l, removal(newID(), baseTime, "warm-up"))
 	// The warm-up's checkpoint is done before the files are copied.
 	time.Sleep(2 * 250 * time.Millisecond)
-	ctx := context.Background()
-	conn, err := b.raw(t).Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock := lockTables(t, b)
 	for range n {
 		id := newID()
 		record(t, l, removal(id, baseTime, "p-"+id))
@@ -42,10 +35,7 @@ func crashImage(t *testing.T, n int) (dir string, ids []string) {
 	}
 	dir = filepath.Join(t.TempDir(), "crashed")
 	copyDir(t, b.dir, dir)
-	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
+	unlock()
 	return dir, ids
 }
 
@@ -255,15 +245,7 @@ func TestCloseReturnsWhileTheDatabaseIsLocked(t *testing.T) {
 	// the writer's queue holds.
 	l := b.open(t, func(c *ledger.Config) { c.MaxBatch = 2 })
 	record(t, l, removal(newID(), baseTime, "warm-up"))
-	ctx := context.Background()
-	conn, err := b.raw(t).Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock := lockTables(t, b)
 	var (
 		mu  sync.Mutex
 		ids []string
@@ -292,9 +274,7 @@ func TestCloseReturnsWhileTheDatabaseIsLocked(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		t.Fatal("Close did not return within 40 s while the database was locked")
 	}
-	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	if rowsFor(t, b.dir, ids) == len(ids) {
 		t.Log("every entry was copied before Close returned")
 	} else if len(journalFilesIn(t, b.dir)) == 0 {

@@ -300,14 +300,39 @@ func TestRecordIsCommittedWhenItReturns(t *testing.T) {
 	})
 }
 
-// journalHolds reports whether a journal segment in dir holds decision id.
-func journalHolds(t *testing.T, dir, id string) bool {
+// lockTables holds the ledger's write lock from another connection (the
+// whole database for SQLite, the decisions table for PostgreSQL) until
+// the returned function rolls it back.
+func lockTables(t *testing.T, b *backend) (unlock func()) {
 	t.Helper()
-	segs, err := filepath.Glob(filepath.Join(dir, "ledger.journal.*"))
+	ctx := context.Background()
+	conn, err := b.raw(t).Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, seg := range segs {
+	lock := []string{"BEGIN IMMEDIATE"}
+	if b.url != "" {
+		lock = []string{"BEGIN", "LOCK TABLE ledger_decisions IN SHARE MODE"}
+	}
+	for _, q := range lock {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			conn.Close()
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return func() {
+		t.Helper()
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// journalHolds reports whether a journal segment in dir holds decision id.
+func journalHolds(t *testing.T, dir, id string) bool {
+	t.Helper()
+	for _, seg := range journalFilesIn(t, dir) {
 		data, err := os.ReadFile(seg)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			t.Fatal(err)
@@ -1258,21 +1283,7 @@ func TestCloseDrainsQueuedRecords(t *testing.T) {
 
 		// Lock the table from another connection, so the writer's first
 		// commit waits and every other record queues behind it.
-		ctx := context.Background()
-		conn, err := b.raw(t).Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		lock := []string{"BEGIN IMMEDIATE"}
-		if b.url != "" {
-			lock = []string{"BEGIN", "LOCK TABLE ledger_decisions IN SHARE MODE"}
-		}
-		for _, q := range lock {
-			if _, err := conn.ExecContext(ctx, q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
+		unlock := lockTables(t, b)
 
 		const n = 64
 		type outcome struct {
@@ -1322,9 +1333,7 @@ func TestCloseDrainsQueuedRecords(t *testing.T) {
 			t.Fatalf("Close returned (%v) before the queued records were committed", err)
 		default:
 		}
-		if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
-			t.Fatal(err)
-		}
+		unlock()
 
 		timeout := time.After(30 * time.Second)
 		for range n - len(committed) {
