@@ -115,11 +115,15 @@ func BenchmarkAdmission(b *testing.B) {
 
 // rosterRequest is a targeted meeting of n participants, a third of them in
 // CN and the rest spread over the US, HK, TW and DE.
-func rosterRequest(n int) []byte {
+func rosterRequest(n int) []byte { return rotatedRosterRequest(n, 0) }
+
+// rotatedRosterRequest is rosterRequest with the addresses' pattern
+// rotated by rot: other positions are in mainland China.
+func rotatedRosterRequest(n, rot int) []byte {
 	ips := []string{"1.0.16.%d", "8.8.8.%d", "147.8.2.%d", "1.0.17.%d", "168.95.3.%d", "85.214.4.%d"}
 	ps := make([]input.Participant, n)
 	for i := range ps {
-		ps[i] = input.Participant{ID: fmt.Sprintf("p-%d", i), IP: fmt.Sprintf(ips[i%len(ips)], i%250+1)}
+		ps[i] = input.Participant{ID: fmt.Sprintf("p-%d", i), IP: fmt.Sprintf(ips[(i+rot)%len(ips)], i%250+1)}
 	}
 	raw, _ := json.Marshal(map[string]any{"meeting": map[string]any{
 		"id": "m-7", "host": map[string]any{"account_id": "acct-7", "account_country": "US"}, "participants": ps,
@@ -170,6 +174,7 @@ func BenchmarkRoster(b *testing.B) {
 						b.Fatal(err)
 					}
 					benchDecide(b, e, ctx, req, n)
+					req.Release() // as the server does once it has answered
 				}
 			})
 		}

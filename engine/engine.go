@@ -28,6 +28,7 @@ import (
 	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/engine/registry"
+	"github.com/geoscope/geoscope/internal/reuse"
 )
 
 // ErrNotReady is returned while no policy snapshot or GeoIP database has
@@ -37,6 +38,9 @@ var ErrNotReady = errors.New("not ready")
 // Recorder persists a decision before it is answered (see package ledger).
 // A Recorder error fails the request: an action nobody recorded must not be
 // carried out.
+//
+// Record must not keep r's Participants or Facts.Participants once it
+// returns (copy what it needs): their arrays are reused by later decisions.
 type Recorder interface {
 	Record(ctx context.Context, r *Record) error
 }
@@ -136,7 +140,8 @@ func WithRecorder(r Recorder) Option { return func(e *Engine) { e.recorder = r }
 func WithRecordTimeout(d time.Duration) Option { return func(e *Engine) { e.recordTimeout = d } }
 
 // WithDecisionLog hands every answered decision to fn after it was
-// recorded (OPA's best-effort decision logs, for example).
+// recorded (OPA's best-effort decision logs, for example). As for a
+// Recorder, fn must not keep the record's participants' slices.
 func WithDecisionLog(fn func(context.Context, *Record)) Option {
 	return func(e *Engine) { e.logs = fn }
 }
@@ -210,6 +215,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	// becomes a located country, or unknown.
 	_, end := e.stage(ctx, "locate")
 	facts := e.locate(db, req)
+	defer func() { locatedPeople.Put(facts.Participants) }()
 	facts.Orders, facts.NotInForce = ordersUnderEvaluation(snap.Registry(), req, now)
 	facts.Authorities = snap.Registry().Authorities
 	facts.Admission = admission
@@ -348,7 +354,7 @@ func (e *Engine) locate(db *geo.DB, req *input.Request) *guard.Facts {
 		MeetingID:        m.ID,
 		AccountID:        m.Host.AccountID,
 		AccountCountry:   m.Host.AccountCountry,
-		Participants:     make([]guard.Person, len(m.Participants)),
+		Participants:     locatedPeople.Get(len(m.Participants))[:len(m.Participants)],
 		ParticipantIndex: req.ParticipantIndex(),
 	}
 	if m.Host.Connected() {
@@ -360,6 +366,11 @@ func (e *Engine) locate(db *geo.DB, req *input.Request) *guard.Facts {
 	}
 	return f
 }
+
+// locatedPeople keeps the located participants of large rosters for later
+// decisions (see package reuse): a decision's facts are its own, and
+// nothing holds them once it is recorded and logged.
+var locatedPeople reuse.Slices[guard.Person]
 
 // parallelLocateMin is the roster size from which participants are
 // located in parallel: in up to GOMAXPROCS parts of at least half this

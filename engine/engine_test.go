@@ -448,37 +448,43 @@ func TestPreviewCannotReuseAStandingOrderID(t *testing.T) {
 // one person at a time would be: every participant the GeoIP database
 // places in the jurisdiction is removed, with that country, and nobody
 // else is.
+// TestLargeRosterLocatedAsOneByOne decides large rosters (located in
+// parallel) one after another, each released as the server releases it, so
+// that later ones reuse the arrays of earlier ones: every decision removes
+// exactly the participants located in mainland China one by one.
 func TestLargeRosterLocatedAsOneByOne(t *testing.T) {
 	e := newEngine(t, "../policies", registryBundle(t, 10))
-	raw := rosterRequest(10_000)
-	req, err := input.Decode(raw, input.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := e.Decide(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]bool{}
-	for _, p := range req.Meeting.Participants {
-		if loc := e.Geo().Locate(p.Addr); loc.Known && loc.Country == "CN" {
-			want[p.ID] = true
+	for _, roster := range []struct{ n, rot int }{{10_000, 0}, {9_000, 1}, {10_000, 2}, {9_500, 3}, {10_000, 4}} {
+		req, err := input.Decode(rotatedRosterRequest(roster.n, roster.rot), input.Limits{})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if len(want) == 0 || len(want) == len(req.Meeting.Participants) {
-		t.Fatalf("the roster has %d of %d participants in CN: the test needs some inside and some outside", len(want), len(req.Meeting.Participants))
-	}
-	removed := map[string]bool{}
-	for _, a := range d.Actions {
-		if a.Type != decision.RemoveParticipant {
-			continue
+		d, err := e.Decide(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !want[a.ParticipantID] || a.Country != "CN" || a.LocatedBy != decision.LocatedByIP {
-			t.Fatalf("removed %+v, who is not located in CN", a)
+		want := map[string]bool{}
+		for _, p := range req.Meeting.Participants {
+			if loc := e.Geo().Locate(p.Addr); loc.Known && loc.Country == "CN" {
+				want[p.ID] = true
+			}
 		}
-		removed[a.ParticipantID] = true
-	}
-	if len(removed) != len(want) {
-		t.Errorf("%d participants removed, %d are located in CN", len(removed), len(want))
+		if len(want) == 0 || len(want) == len(req.Meeting.Participants) {
+			t.Fatalf("the roster has %d of %d participants in CN: the test needs some inside and some outside", len(want), len(req.Meeting.Participants))
+		}
+		removed := map[string]bool{}
+		for _, a := range d.Actions {
+			if a.Type != decision.RemoveParticipant {
+				continue
+			}
+			if !want[a.ParticipantID] || a.Country != "CN" || a.LocatedBy != decision.LocatedByIP {
+				t.Fatalf("roster %+v: removed %+v, who is not located in CN", roster, a)
+			}
+			removed[a.ParticipantID] = true
+		}
+		if len(removed) != len(want) {
+			t.Errorf("roster %+v: %d participants removed, %d are located in CN", roster, len(removed), len(want))
+		}
+		req.Release()
 	}
 }

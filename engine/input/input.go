@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/geoscope/geoscope/engine/registry"
+	"github.com/geoscope/geoscope/internal/reuse"
 )
 
 // Request asks for a decision about one meeting. Joining is present for an
@@ -45,6 +46,28 @@ func (r *Request) ParticipantIndex() map[string]int {
 		index[r.Meeting.Participants[i].ID] = i
 	}
 	return index
+}
+
+// participantArrays and indexMaps keep the participants' arrays and the id
+// indexes of large rosters for later requests (see package reuse).
+var (
+	participantArrays reuse.Slices[Participant]
+	indexMaps         reuse.Maps[string, int]
+)
+
+// Release hands the request's large arrays (its participants', its id
+// index) back for reuse by later requests. Call it once the decision is
+// answered and recorded, and at most once: nothing may use the request or
+// its participants' slice afterwards. Strings read from the request stay
+// valid. A request never released is simply collected.
+func (r *Request) Release() {
+	ps := r.Meeting.Participants
+	r.Meeting.Participants = nil
+	if r.index != nil {
+		indexMaps.Put(r.index, len(ps))
+		r.index = nil
+	}
+	participantArrays.Put(ps)
 }
 
 // Meeting is the meeting the question is about.
@@ -211,17 +234,20 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 	if lim.MaxParticipants > 0 && len(m.Participants) > lim.MaxParticipants {
 		return tooLarge("meeting.participants", "%d participants exceed the limit of %d", len(m.Participants), lim.MaxParticipants)
 	}
-	seen := make(map[string]int, len(m.Participants))
+	seen := indexMaps.Get(len(m.Participants))
 	for i := range m.Participants {
 		p := &m.Participants[i]
 		f := field{base: "meeting.participants", index: i}
 		if err := checkParticipant(p, f); err != nil {
 			return err
 		}
-		if j, dup := seen[p.ID]; dup {
+		// One map operation per id: a duplicate is an id whose insertion
+		// did not grow the map (its first position is looked up again only
+		// for the error).
+		if seen[p.ID] = i; len(seen) == i {
+			j := slices.IndexFunc(m.Participants, func(q Participant) bool { return q.ID == p.ID })
 			return invalid(f.sub("id").String(), "%s duplicates meeting.participants[%d].id", quote(p.ID), j)
 		}
-		seen[p.ID] = i
 	}
 	r.index = seen
 	// Actions name people by these ids, the connected host by its account

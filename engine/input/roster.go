@@ -82,8 +82,9 @@ func (m *Meeting) readParticipants(dec *jsontext.Decoder) error {
 			return err
 		}
 		if len(ps) == cap(ps) {
-			grown := make([]Participant, len(ps), rosterCap(len(ps), dec.InputOffset()-start, len(dec.UnreadBuffer())))
+			grown := participantArrays.Get(rosterCap(len(ps), dec.InputOffset()-start, len(dec.UnreadBuffer())))[:len(ps)]
 			copy(grown, ps)
+			participantArrays.Put(ps)
 			ps = grown
 		}
 		ps = ps[:len(ps)+1]

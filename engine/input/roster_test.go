@@ -154,3 +154,61 @@ func FuzzTokenLevelDecodingIsReflection(f *testing.F) {
 		checkSameAsReflection(t, data)
 	})
 }
+
+// TestReleasedRosterDecodesLikeANewOne decodes a roster with every member
+// given into an array a released roster used: nothing of the earlier
+// participants may show through in the later ones or in their index.
+func TestReleasedRosterDecodesLikeANewOne(t *testing.T) {
+	roster := func(n int, full bool) []byte {
+		var b strings.Builder
+		b.WriteString(`{"meeting":{"id":"m","host":{"account_id":"h"},"participants":[`)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if full {
+				fmt.Fprintf(&b, `{"id":"full-%d","ip":"10.0.%d.%d","role":"panelist","account_id":"a-%d","account_country":"FR","attributes":{"team":"t%d"}}`, i, i/250%250, i%250+1, i, i)
+			} else {
+				fmt.Fprintf(&b, `{"id":"p%d","phone":"+3315555%04d"}`, i, i)
+			}
+		}
+		b.WriteString(`]}}`)
+		return []byte(b.String())
+	}
+	later := roster(3_500, false)
+	want, err := Decode(later, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		earlier, err := Decode(roster(3_400, true), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		array := &earlier.Meeting.Participants[0]
+		earlier.Release()
+		if earlier.Meeting.Participants != nil {
+			t.Fatal("a released request still has its participants")
+		}
+		got, err := Decode(later, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if &got.Meeting.Participants[0] != array {
+			continue // the pool dropped it; try again
+		}
+		if !reflect.DeepEqual(got.Meeting, want.Meeting) {
+			for i := range got.Meeting.Participants {
+				if g, w := got.Meeting.Participants[i], want.Meeting.Participants[i]; !reflect.DeepEqual(g, w) {
+					t.Fatalf("participant %d in a reused array: %+v, want %+v", i, g, w)
+				}
+			}
+			t.Fatal("the meeting decoded into a reused array differs")
+		}
+		if !reflect.DeepEqual(got.ParticipantIndex(), want.ParticipantIndex()) {
+			t.Fatal("the id index of a reused roster differs")
+		}
+		return
+	}
+	t.Fatal("no array was reused in 100 tries")
+}

@@ -101,22 +101,22 @@ type dataResponse struct {
 }
 
 func (s *Server) dataDecision(c *gin.Context) {
-	req, res, ok := s.request(c, s.dataInput, s.decodeDecision, withinInput)
+	req, release, ok := s.request(c, s.dataInput, s.decodeDecision, withinInput)
 	if !ok {
 		return
 	}
-	defer res.release()
+	defer release()
 	if d, answer, ok := s.decide(c, DataDecisionPath, req); ok {
 		s.dataAnswer(c, dataResponse{DecisionID: d.DecisionID, Result: json.RawMessage(answer.body)})
 	}
 }
 
 func (s *Server) dataAdmission(c *gin.Context) {
-	req, res, ok := s.request(c, s.dataInput, input.DecodeAdmission, withinInput)
+	req, release, ok := s.request(c, s.dataInput, input.DecodeAdmission, withinInput)
 	if !ok {
 		return
 	}
-	defer res.release()
+	defer release()
 	if d, ok := s.admit(c, DataAdmissionPath, req); ok {
 		s.dataAnswer(c, dataResponse{DecisionID: d.DecisionID, Result: admissionAnswer(d)})
 	}

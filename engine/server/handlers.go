@@ -87,22 +87,22 @@ type reloadResponse struct {
 }
 
 func (s *Server) decisions(c *gin.Context) {
-	req, res, ok := s.request(c, s.body, s.decodeDecision, nil)
+	req, release, ok := s.request(c, s.body, s.decodeDecision, nil)
 	if !ok {
 		return
 	}
-	defer res.release()
+	defer release()
 	if _, answer, ok := s.decide(c, "/v1/decisions", req); ok {
 		s.writeDecision(c, answer)
 	}
 }
 
 func (s *Server) admission(c *gin.Context) {
-	req, res, ok := s.request(c, s.body, input.DecodeAdmission, nil)
+	req, release, ok := s.request(c, s.body, input.DecodeAdmission, nil)
 	if !ok {
 		return
 	}
-	defer res.release()
+	defer release()
 	if d, ok := s.admit(c, "/v1/admission", req); ok {
 		a := admissionAnswer(d)
 		buf := answers.Get().(*[]byte)
@@ -117,11 +117,12 @@ func (s *Server) admission(c *gin.Context) {
 // request reads a request's body (with read: the body itself, or the
 // input of a Data API envelope) and decodes it, within the decode span.
 // An error is answered, through within when given (the Data API names
-// fields inside its envelope), and ok is false; otherwise the caller
-// releases the reservation once it has answered.
+// fields inside its envelope), and ok is false; otherwise the caller calls
+// release once it has answered: it gives back the reservation and the
+// request's arrays (input.Request.Release).
 func (s *Server) request(c *gin.Context, read func(*gin.Context) ([]byte, *reservation, bool),
 	decode func([]byte) (*input.Request, error), within func(error) error,
-) (req *input.Request, res *reservation, ok bool) {
+) (req *input.Request, release func(), ok bool) {
 	decoded := s.decodeSpan(c)
 	defer decoded()
 	raw, res, ok := read(c)
@@ -137,7 +138,7 @@ func (s *Server) request(c *gin.Context, read func(*gin.Context) ([]byte, *reser
 		s.abortWith(c, err)
 		return nil, nil, false
 	}
-	return req, res, true
+	return req, func() { req.Release(); res.release() }, true
 }
 
 func (s *Server) decodeDecision(raw []byte) (*input.Request, error) {
