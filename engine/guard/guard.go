@@ -15,6 +15,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/registry"
+	"github.com/geoscope/geoscope/internal/idindex"
 )
 
 // Block codes.
@@ -79,7 +80,7 @@ type Facts struct {
 	// when an action names a participant. It is a hint the guard checks:
 	// a position out of range or holding another id (a roster changed
 	// after it was indexed) makes the guard index the participants itself.
-	ParticipantIndex map[string]int
+	ParticipantIndex *idindex.Index
 	// Joining is the participant asking to join, nil when none.
 	Joining *Person
 	// Admission marks a join-time question: only deny_join may pass.
@@ -198,7 +199,7 @@ type checker struct {
 	outside map[string]int // order id → users connected or joining and not located in its jurisdiction
 	// index is Facts.ParticipantIndex, or built from Facts.Participants
 	// (ownIndex) when that is nil or does not match them.
-	index    map[string]int
+	index    *idindex.Index
 	ownIndex bool
 	// removals marks, per order id, the participants (by position) a
 	// kept remove_participant already names.
@@ -330,13 +331,16 @@ func (g *checker) participant(a decision.Action) (loc Located, at int, known boo
 				g.index, g.ownIndex = indexParticipants(f.Participants), true
 			}
 		}
-		i, ok := g.index[a.ParticipantID]
-		if !g.ownIndex && (!ok || i >= len(f.Participants) || f.Participants[i].ID != a.ParticipantID) {
-			// The index given may not describe these participants (a
-			// roster changed after it was indexed): never act on whoever
-			// happens to be at that position, nor miss someone it lacks.
+		// Only a position that holds the id is taken: the index given may
+		// not describe these participants (a roster changed after it was
+		// indexed), and nobody may be acted on for happening to be at a
+		// position it gives.
+		holds := func(j int) bool { return j < len(f.Participants) && f.Participants[j].ID == a.ParticipantID }
+		i, ok := g.index.Find(a.ParticipantID, holds)
+		if !ok && !g.ownIndex {
+			// Nor may anyone be missed because it lacks them.
 			g.index, g.ownIndex = indexParticipants(f.Participants), true
-			i, ok = g.index[a.ParticipantID]
+			i, ok = g.index.Find(a.ParticipantID, holds)
 		}
 		if ok {
 			return f.Participants[i].Located, i, true
@@ -347,10 +351,10 @@ func (g *checker) participant(a decision.Action) (loc Located, at int, known boo
 
 // indexParticipants maps each participant's id to its position (the first,
 // should an id appear twice).
-func indexParticipants(ps []Person) map[string]int {
-	index := make(map[string]int, len(ps))
-	for i := len(ps) - 1; i >= 0; i-- {
-		index[ps[i].ID] = i
+func indexParticipants(ps []Person) *idindex.Index {
+	index := idindex.New(len(ps))
+	for i := range ps {
+		index.Add(ps[i].ID, i, func(j int) bool { return ps[j].ID == ps[i].ID })
 	}
 	return index
 }

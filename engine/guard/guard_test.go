@@ -7,6 +7,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/registry"
+	"github.com/geoscope/geoscope/internal/idindex"
 )
 
 func facts() *Facts {
@@ -327,16 +328,27 @@ func TestStaleParticipantIndexIsNotTrusted(t *testing.T) {
 	remove := func(who string) decision.Action {
 		return decision.Action{Type: decision.RemoveParticipant, ParticipantID: who, OrderID: "ok"}
 	}
+	// index indexes positions as if the ids were at them.
+	index := func(at map[string]int) *idindex.Index {
+		x := idindex.New(len(at))
+		for id, i := range at {
+			x.Add(id, i, func(j int) bool { return j == i })
+		}
+		return x
+	}
 	for _, tc := range []struct {
 		name  string
-		index map[string]int
+		index *idindex.Index
 	}{
-		{"positions swapped", map[string]int{"p-cn": 1, "p-hk": 0}},
-		{"out of range", map[string]int{"p-cn": 0, "p-hk": 99}},
-		{"an id missing", map[string]int{"p-hk": 1}},
-		{"empty", map[string]int{}},
+		{"positions swapped", index(map[string]int{"p-cn": 1, "p-hk": 0})},
+		{"out of range", index(map[string]int{"p-cn": 0, "p-hk": 99})},
+		{"an id missing", index(map[string]int{"p-hk": 1})},
+		{"empty", index(map[string]int{})},
 	} {
 		f := facts()
+		if f.Participants[0].ID != "p-cn" || f.Participants[1].ID != "p-hk" {
+			t.Fatalf("the cases need p-cn at 0 and p-hk at 1: %+v", f.Participants)
+		}
 		f.ParticipantIndex = tc.index
 		kept, blocked := Check(f, []decision.Action{remove("p-hk"), remove("p-cn")})
 		if len(kept) != 1 || kept[0].ParticipantID != "p-cn" || kept[0].Country != "CN" {

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/geoscope/geoscope/engine/registry"
+	"github.com/geoscope/geoscope/internal/idindex"
 	"github.com/geoscope/geoscope/internal/reuse"
 )
 
@@ -27,33 +28,31 @@ type Request struct {
 	// index maps each participant's id to its position in
 	// Meeting.Participants; validation builds it while it checks the
 	// ids for duplicates.
-	index map[string]int
+	index *idindex.Index
 }
 
 // ParticipantIndex maps each participant's id to its position in
-// Meeting.Participants. It is the map validation checked the ids with, so
-// a large roster is hashed once for the whole pipeline; for a request
+// Meeting.Participants. It is the index validation checked the ids with,
+// so a large roster is hashed once for the whole pipeline; for a request
 // that was not validated a new one is built on each call (and not kept:
 // the request may be shared). The caller must not modify it. It describes
 // the roster as validated: a user of it checks the id at the position it
 // gives (see guard.Facts.ParticipantIndex).
-func (r *Request) ParticipantIndex() map[string]int {
+func (r *Request) ParticipantIndex() *idindex.Index {
 	if r.index != nil {
 		return r.index
 	}
-	index := make(map[string]int, len(r.Meeting.Participants))
-	for i := range r.Meeting.Participants {
-		index[r.Meeting.Participants[i].ID] = i
+	ps := r.Meeting.Participants
+	index := idindex.New(len(ps))
+	for i := range ps {
+		index.Add(ps[i].ID, i, func(j int) bool { return ps[j].ID == ps[i].ID })
 	}
 	return index
 }
 
-// participantArrays and indexMaps keep the participants' arrays and the id
-// indexes of large rosters for later requests (see package reuse).
-var (
-	participantArrays reuse.Slices[Participant]
-	indexMaps         reuse.Maps[string, int]
-)
+// participantArrays keeps the participants' arrays of large rosters for
+// later requests (see package reuse).
+var participantArrays reuse.Slices[Participant]
 
 // Release hands the request's large arrays (its participants', its id
 // index) back for reuse by later requests. Call it once the decision is
@@ -64,7 +63,7 @@ func (r *Request) Release() {
 	ps := r.Meeting.Participants
 	r.Meeting.Participants = nil
 	if r.index != nil {
-		indexMaps.Put(r.index, len(ps))
+		r.index.Release()
 		r.index = nil
 	}
 	participantArrays.Put(ps)
@@ -234,18 +233,19 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 	if lim.MaxParticipants > 0 && len(m.Participants) > lim.MaxParticipants {
 		return tooLarge("meeting.participants", "%d participants exceed the limit of %d", len(m.Participants), lim.MaxParticipants)
 	}
-	seen := indexMaps.Get(len(m.Participants))
+	if len(m.Participants) > idindex.MaxLen {
+		return tooLarge("meeting.participants", "%d participants exceed the limit of %d", len(m.Participants), idindex.MaxLen)
+	}
+	seen := idindex.New(len(m.Participants))
 	for i := range m.Participants {
 		p := &m.Participants[i]
 		f := field{base: "meeting.participants", index: i}
 		if err := checkParticipant(p, f); err != nil {
+			seen.Release()
 			return err
 		}
-		// One map operation per id: a duplicate is an id whose insertion
-		// did not grow the map (its first position is looked up again only
-		// for the error).
-		if seen[p.ID] = i; len(seen) == i {
-			j := slices.IndexFunc(m.Participants, func(q Participant) bool { return q.ID == p.ID })
+		if j, added := seen.Add(p.ID, i, func(j int) bool { return m.Participants[j].ID == p.ID }); !added {
+			seen.Release()
 			return invalid(f.sub("id").String(), "%s duplicates meeting.participants[%d].id", quote(p.ID), j)
 		}
 	}
@@ -253,7 +253,7 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 	// Actions name people by these ids, the connected host by its account
 	// id: one id must not stand for two connections.
 	if m.Host.Connected() {
-		if j, dup := seen[m.Host.AccountID]; dup {
+		if j, dup := seen.Find(m.Host.AccountID, func(j int) bool { return m.Participants[j].ID == m.Host.AccountID }); dup {
 			return invalid(field{base: "meeting.participants", index: j}.sub("id").String(),
 				"%s is the account id of the connected host (meeting.host); a connected host is described there, not again as a participant", quote(m.Host.AccountID))
 		}
@@ -263,7 +263,7 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 		if err := checkParticipant(r.Joining, f); err != nil {
 			return err
 		}
-		if j, dup := seen[r.Joining.ID]; dup {
+		if j, dup := seen.Find(r.Joining.ID, func(j int) bool { return m.Participants[j].ID == r.Joining.ID }); dup {
 			return invalid(f.sub("id").String(), "%s is already connected as meeting.participants[%d]", quote(r.Joining.ID), j)
 		}
 		if m.Host.Connected() && r.Joining.ID == m.Host.AccountID {

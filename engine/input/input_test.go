@@ -444,8 +444,10 @@ func TestLargeRosterReportsTheFirstError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := r.ParticipantIndex()["p-9000"]; got != 9000 || len(r.ParticipantIndex()) != n {
-		t.Errorf("index: p-9000 at %d, %d ids", got, len(r.ParticipantIndex()))
+	ps := r.Meeting.Participants
+	got, ok := r.ParticipantIndex().Find("p-9000", func(j int) bool { return ps[j].ID == "p-9000" })
+	if !ok || got != 9000 || r.ParticipantIndex().Len() != n {
+		t.Errorf("index: p-9000 at %d (%v), %d ids", got, ok, r.ParticipantIndex().Len())
 	}
 	for i, p := range r.Meeting.Participants {
 		if !p.Addr.IsValid() {
