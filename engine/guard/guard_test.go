@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -397,5 +398,68 @@ func TestCheckInPlaceIsCheck(t *testing.T) {
 	}
 	if &kept[0] != &actions[0] {
 		t.Error("CheckInPlace did not write the kept actions over the given ones")
+	}
+}
+
+// TestParticipantsFoundInAnyOrder: the guard looks a little ahead of the
+// last participant an action named before asking the index; actions naming
+// people in any order (backwards, far ahead, repeated, unknown) resolve to
+// exactly the person named.
+func TestParticipantsFoundInAnyOrder(t *testing.T) {
+	const n = 200
+	f := facts()
+	f.Participants = nil
+	for i := range n {
+		country := "HK"
+		if i%3 == 0 {
+			country = "CN"
+		}
+		f.Participants = append(f.Participants, Person{ID: fmt.Sprintf("p-%d", i), Located: byIP(country)})
+	}
+	index := idindex.New(n)
+	for i, p := range f.Participants {
+		index.Add(p.ID, i, func(j int) bool { return f.Participants[j].ID == p.ID })
+	}
+	f.ParticipantIndex = index
+	var order []int
+	for i := n - 2; i >= 0; i -= 3 { // backwards, everyone in CN
+		order = append(order, i)
+	}
+	order = append(order, 0, 3, 150, 6, 199, 9, 9, 12, 180, 13) // ahead, behind, repeated
+	var actions []decision.Action
+	for _, i := range order {
+		actions = append(actions, decision.Action{Type: decision.RemoveParticipant, ParticipantID: fmt.Sprintf("p-%d", i), OrderID: "by-acct"})
+	}
+	actions = append(actions, decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-200", OrderID: "by-acct"})
+	kept, blocked := Check(f, actions)
+	keptIDs := map[string]bool{}
+	for _, a := range kept {
+		var i int
+		if _, err := fmt.Sscanf(a.ParticipantID, "p-%d", &i); err != nil || i%3 != 0 || a.Country != "CN" {
+			t.Errorf("kept %+v: not someone located in CN", a)
+		}
+		keptIDs[a.ParticipantID] = true
+	}
+	wantKept := map[string]bool{}
+	for _, i := range order {
+		if i%3 == 0 {
+			wantKept[fmt.Sprintf("p-%d", i)] = true
+		}
+	}
+	if len(kept) != len(wantKept) || len(keptIDs) != len(wantKept) {
+		t.Errorf("kept %d actions for %d people, want one each for %d", len(kept), len(keptIDs), len(wantKept))
+	}
+	codes := map[string]int{}
+	for _, b := range blocked {
+		codes[b.Code]++
+		if b.Code == CodeOutsideJurisdiction {
+			var i int
+			if _, err := fmt.Sscanf(b.Action.ParticipantID, "p-%d", &i); err != nil || i%3 == 0 {
+				t.Errorf("blocked %+v as outside, who is located in CN", b.Action)
+			}
+		}
+	}
+	if codes[CodeUnknownParticipant] != 1 || codes[CodeOutsideJurisdiction] != 2 {
+		t.Errorf("blocked: %v; want p-200 unknown, p-199 and p-13 outside", codes)
 	}
 }
