@@ -57,6 +57,7 @@ type options struct {
 	workDir                                       string
 	keep                                          bool
 	only                                          string
+	floor                                         bool
 }
 
 func main() {
@@ -69,6 +70,7 @@ func main() {
 	flag.StringVar(&o.workDir, "workdir", "", "directory for binaries, bundles and the ledger (default: a new temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.only, "only", "", "run only the workloads whose name contains this text")
+	flag.BoolVar(&o.floor, "floor", true, "also measure net/http alone (internal/opacompare/floor) on the questions about meetings nobody targets")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -95,7 +97,7 @@ func run(ctx context.Context, o options) error {
 	}
 	say("work directory %s", work)
 
-	geoscopeBin, opaBin := filepath.Join(work, "geoscope"), filepath.Join(work, "opa")
+	geoscopeBin, opaBin, floorBin := filepath.Join(work, "geoscope"), filepath.Join(work, "opa"), filepath.Join(work, "floor")
 	if ticks, err := clockTicks(); err == nil {
 		clkTck = ticks
 	}
@@ -104,6 +106,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if err := goBuild(root, opaBin, "github.com/open-policy-agent/opa"); err != nil {
+		return err
+	}
+	if err := goBuild(root, floorBin, "./internal/opacompare/floor"); err != nil {
 		return err
 	}
 	say("generating %d standing orders", o.orders)
@@ -118,6 +123,9 @@ func run(ctx context.Context, o options) error {
 		{name: "geoscope (--ledger off)", bin: geoscopeBin, args: append(slices.Clone(geoArgs), "--ledger", "off"), ready: "/ready"},
 		{name: "OPA", bin: opaBin, args: []string{"run", "--server", "--bundle", "--log-level", "error", "--skip-version-check", "--optimize-store-for-read-speed", opaDir}, ready: "/health", opa: true},
 	}
+	if o.floor {
+		servers = append(servers, &server{name: "net/http alone", bin: floorBin, args: []string{"serve"}, ready: "/health"})
+	}
 	for _, s := range servers {
 		if err := s.start(work); err != nil {
 			return err
@@ -131,6 +139,10 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	geoLedger, geoOff, opa := servers[0], servers[1], servers[2]
+	var floor *floorRuns
+	if o.floor {
+		floor = &floorRuns{server: servers[3]}
+	}
 
 	workloads := []*workload{
 		{name: "joiner denied, SQLite ledger on (durable)", geo: geoLedger, targeted: true, addrs: addrCN, country: "CN", allow: false},
@@ -144,6 +156,12 @@ func run(ctx context.Context, o options) error {
 		if err := w.verify(opa); err != nil {
 			return fmt.Errorf("%s: geoscope and OPA disagree: %w", w.name, err)
 		}
+		if floor != nil && !w.targeted {
+			floor.workload = w
+		}
+	}
+	if floor != nil && floor.workload == nil {
+		floor = nil // its questions are those of the meeting nobody targets
 	}
 
 	loadBefore := loadAverage()
@@ -153,6 +171,11 @@ func run(ctx context.Context, o options) error {
 			if r := w.load(ctx, opa, side, o.warmup, o.concurrency); r.Errors > 0 {
 				return fmt.Errorf("%s, warm-up: %d errors, first: %s", w.name, r.Errors, r.FirstError)
 			}
+		}
+	}
+	if floor != nil {
+		if r, _, _ := floor.run(ctx, o.warmup, o.concurrency); r.Errors > 0 {
+			return fmt.Errorf("net/http alone, warm-up: %d errors, first: %s", r.Errors, r.FirstError)
 		}
 	}
 	for round := range o.rounds {
@@ -189,8 +212,19 @@ func run(ctx context.Context, o options) error {
 			say("round %d  %-46s geoscope %6.0f req/s p99 %-9s %4.0f µs CPU  OPA %6.0f req/s p99 %-9s %4.0f µs CPU  ratio %.2f  (load generator %.0f / %.0f µs CPU)",
 				round+1, w.name, pair[0].RPS(), ms(pair[0].P99), us(cpu[0]), pair[1].RPS(), ms(pair[1].P99), us(cpu[1]), pair[0].RPS()/pair[1].RPS(), us(client[0]), us(client[1]))
 		}
+		if floor != nil {
+			r, cpu, client := floor.run(ctx, o.requests, o.concurrency)
+			if r.Errors > 0 {
+				return fmt.Errorf("net/http alone: %d errors, first: %s", r.Errors, r.FirstError)
+			}
+			floor.rounds, floor.cpu, floor.client = append(floor.rounds, r), append(floor.cpu, cpu), append(floor.client, client)
+			say("round %d  %-46s %6.0f req/s p99 %-9s %4.0f µs CPU  (load generator %.0f µs CPU)", round+1, "net/http alone", r.RPS(), ms(r.P99), us(cpu), us(client))
+		}
 	}
 	report(os.Stdout, o, workloads, servers, loadBefore, loadAverage())
+	if floor != nil {
+		floor.report(os.Stdout)
+	}
 	return nil
 }
 
@@ -381,7 +415,7 @@ func (s *server) start(work string) error {
 	} else {
 		args = slices.Insert(args, 1, "--addr", s.addr)
 	}
-	name := strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(s.name)
+	name := strings.NewReplacer(" ", "-", "/", "-", "(", "", ")", "").Replace(s.name)
 	if s.log, err = os.Create(filepath.Join(work, name+".log")); err != nil {
 		return err
 	}
@@ -571,4 +605,47 @@ func loadAverage() string {
 
 func say(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+// floorRuns measures net/http alone (internal/opacompare/floor) on the
+// questions of the meeting nobody targets, once per round after the
+// workloads: what serving HTTP costs here, with nothing decided.
+type floorRuns struct {
+	server   *server
+	workload *workload // the meeting nobody targets, whose bodies it is sent
+	rounds   []loadgen.Result
+	cpu      []time.Duration // the server's CPU time per request, per round
+	client   []time.Duration // the load generator's, per round
+}
+
+func (f *floorRuns) run(ctx context.Context, n, c int) (loadgen.Result, time.Duration, time.Duration) {
+	before, clientBefore := f.server.cpuTime(), ownCPUTime()
+	r := loadgen.Run(ctx, loadgen.Spec{URL: f.server.url("/v1/admission"), Bodies: f.workload.geoBodies, Requests: n, Concurrency: c,
+		Check: func(status int, _ http.Header, body []byte) error {
+			if status != http.StatusOK || !bytes.Contains(body, []byte(`"allow":true`)) {
+				return fmt.Errorf("HTTP %d: %.300s", status, body)
+			}
+			return nil
+		}})
+	k := time.Duration(max(r.Requests, 1))
+	return r, (f.server.cpuTime() - before) / k, (ownCPUTime() - clientBefore) / k
+}
+
+// report prints the floor's medians beside the workload it shares
+// questions with: its throughput over OPA's is the highest ratio a
+// net/http server reaches on this machine.
+func (f *floorRuns) report(out io.Writer) {
+	var rps, ratio, geoRatio []float64
+	var p99 []time.Duration
+	for i, r := range f.rounds {
+		rps, p99 = append(rps, r.RPS()), append(p99, r.P99)
+		if i < len(f.workload.rounds) {
+			pair := f.workload.rounds[i]
+			ratio = append(ratio, r.RPS()/pair[1].RPS())
+			geoRatio = append(geoRatio, pair[0].RPS()/r.RPS())
+		}
+	}
+	fmt.Fprintf(out, "\nnet/http alone (the body read, a fixed answer written), on the questions of %q: %.0f req/s, p99 %s, %.0f µs CPU per request, load generator %.0f µs; "+
+		"÷ OPA's req/s on the same questions %.2f (the most a net/http server reaches here); geoscope reaches %.2f of it\n",
+		f.workload.name, median(rps), ms(median(p99)), us(median(f.cpu)), us(median(f.client)), median(ratio), median(geoRatio))
 }
