@@ -23,12 +23,12 @@ import (
 const Min = 2048
 
 // sizes are the capacities handed out: Min, then about √2 times the one
-// before, so a slice is at most 42% larger than asked for; past the last
-// one nothing is kept.
+// before (the powers of two, and each times √2 between them), so a slice is
+// at most 42% larger than asked for; past the last one nothing is kept.
 var sizes = func() []int {
 	var s []int
-	for n := float64(Min); n <= 1<<22; n *= math.Sqrt2 {
-		s = append(s, int(math.Ceil(n)))
+	for pow := Min; pow <= 1<<22; pow *= 2 {
+		s = append(s, pow, int(math.Ceil(float64(pow)*math.Sqrt2)))
 	}
 	return s
 }()
