@@ -3,12 +3,15 @@ package server
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func gzipped(t *testing.T, data []byte) []byte {
@@ -107,5 +110,77 @@ func TestContentEncoding(t *testing.T) {
 				t.Errorf("got %s; want %d %s naming %s", r, tc.status, tc.code, tc.field)
 			}
 		})
+	}
+}
+
+// A gzip body sent small is budgeted in the small lane while it inflates
+// within it, so compressed join-time questions are not queued behind
+// rosters; one that inflates past it moves to the large lane, and waits
+// there (503 overloaded when it stays full) like any big request.
+func TestGzipBodiesTakeTheSmallLaneWhileSmall(t *testing.T) {
+	ts := newTestServer(t, serverSetup{cfg: Config{QueueTimeout: 50 * time.Millisecond}})
+	hs := httptest.NewServer(ts.Handler())
+	defer hs.Close()
+	post := func(t *testing.T, path string, body []byte) response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, hs.URL+path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", "gzip")
+		resp, err := hs.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return response{status: resp.StatusCode, header: resp.Header, body: raw}
+	}
+	var roster strings.Builder
+	roster.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
+	for i := range 3_000 {
+		if i > 0 {
+			roster.WriteByte(',')
+		}
+		fmt.Fprintf(&roster, `{"id": "p-%d", "ip": "1.0.16.%d"}`, i, i%250+1)
+	}
+	roster.WriteString(`]}}`)
+	bigRoster := gzipped(t, []byte(roster.String()))
+	if roster.Len() <= SmallBody || len(bigRoster) > SmallBody {
+		t.Fatalf("the roster is %d bytes, %d compressed: the case needs more than %d inflated and at most that sent", roster.Len(), len(bigRoster), SmallBody)
+	}
+
+	// The large lane full, as while rosters are decided.
+	f := ts.inflight
+	if err := f.large.Acquire(context.Background(), f.largeCap); err != nil {
+		t.Fatal(err)
+	}
+	held := true
+	defer func() {
+		if held {
+			f.large.Release(f.largeCap)
+		}
+	}()
+	r := post(t, "/v1/admission", gzipped(t, []byte(admissionBody)))
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"allow":false`) {
+		t.Fatalf("a gzip admission while the large lane is full: %s", r)
+	}
+	r = post(t, "/v1/decisions", bigRoster)
+	if e := r.errorBody(t); r.status != http.StatusServiceUnavailable || e.Code != "overloaded" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("a gzip roster inflating past the small lane while the large lane is full: %s", r)
+	}
+	if used := f.smallUsed.Load(); used != 0 {
+		t.Errorf("%d bytes of the small lane still reserved", used)
+	}
+
+	f.large.Release(f.largeCap)
+	held = false
+	r = post(t, "/v1/decisions", bigRoster)
+	if r.status != http.StatusOK || strings.Count(string(r.body), `"remove_participant"`) == 0 {
+		t.Fatalf("the gzip roster once the large lane has room: %.300s", r)
+	}
+	if small, large := f.smallUsed.Load(), f.largeUsed.Load(); small != 0 || large != 0 {
+		t.Errorf("reserved after the requests: small lane %d, large lane %d", small, large)
 	}
 }

@@ -232,11 +232,18 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 		abort(c, http.StatusRequestEntityTooLarge, tooLarge)
 		return nil, nil, false
 	}
-	// A gzip body may inflate to MaxBody whatever it is sent as: it is
-	// budgeted as an unknown size.
+	// A gzip body may inflate to MaxBody whatever it is sent as. One sent
+	// with a small Content-Length starts in the small lane, reserving all
+	// of it that a body may use there, and moves to the large lane (as a
+	// body of unknown size) only if it inflates past that: a meeting
+	// server that compresses its join-time questions is not queued behind
+	// rosters. Any other is budgeted as an unknown size from the start.
 	reserve := size
 	if gzipped {
 		reserve = -1
+		if size >= 0 && size <= SmallBody {
+			reserve = min(SmallBody, s.cfg.MaxBody)
+		}
 	}
 	res, err := s.inflight.acquire(c.Request.Context(), reserve, s.cfg.MaxBody)
 	if err != nil {
@@ -249,9 +256,27 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 	case gzipped:
 		var zr *gzip.Reader
 		if zr, err = gzip.NewReader(rd); err == nil {
-			// One byte more than the limit tells an inflated body that is
-			// too large from one that is exactly at it.
-			raw, err = io.ReadAll(io.LimitReader(zr, s.cfg.MaxBody+1))
+			// One byte more than a limit tells an inflated body that is
+			// over it from one that is exactly at it.
+			limit := s.cfg.MaxBody
+			if !res.large {
+				limit = min(limit, SmallBody)
+			}
+			raw, err = io.ReadAll(io.LimitReader(zr, limit+1))
+			if err == nil && !res.large && int64(len(raw)) > limit && limit < s.cfg.MaxBody {
+				// Too big for the small lane after all. The small
+				// reservation is given back before waiting for the large
+				// lane, so that a stream of such bodies cannot hold the
+				// small lane while they wait.
+				res.release()
+				if res, err = s.inflight.acquire(c.Request.Context(), -1, s.cfg.MaxBody); err != nil {
+					s.overloaded(c, err, -1)
+					return nil, nil, false
+				}
+				var rest []byte
+				rest, err = io.ReadAll(io.LimitReader(zr, s.cfg.MaxBody+1-int64(len(raw))))
+				raw = append(raw, rest...)
+			}
 		}
 		if err == nil && int64(len(raw)) > s.cfg.MaxBody {
 			res.release()

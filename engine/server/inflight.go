@@ -28,7 +28,9 @@ import (
 //     come first served: a big request is never overtaken, so the biggest
 //     one cannot be starved by a stream of smaller ones. A body sent
 //     without a Content-Length counts as the largest allowed until it has
-//     been read, then as its size.
+//     been read, then as its size. A gzip body sent small starts in the
+//     small lane and moves here only if it inflates past SmallBody
+//     (Server.body).
 //
 // A request that cannot be admitted within Config.QueueTimeout is answered
 // 503 overloaded with Retry-After, before its body is read: nothing was
