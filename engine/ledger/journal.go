@@ -724,22 +724,9 @@ func (l *Ledger) warnUnindexed(ctx context.Context) {
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for len(ids) > 0 {
-		var missing []string
-		for _, id := range ids {
-			var n int
-			rows, err := l.backend.query(ctx, `SELECT count(*) FROM ledger_decisions WHERE decision_id = ?`, id)
-			if err != nil {
-				return // the read itself will say what is wrong
-			}
-			if rows.Next() {
-				err = rows.Scan(&n)
-			}
-			rows.Close()
-			if err != nil || n == 0 {
-				missing = append(missing, id)
-			}
+		if ids, err = l.unindexed(ctx, ids); err != nil {
+			return // the read itself will say what is wrong
 		}
-		ids = missing
 		if len(ids) == 0 || time.Now().After(deadline) {
 			break
 		}
@@ -753,6 +740,46 @@ func (l *Ledger) warnUnindexed(ctx context.Context) {
 		l.log.Warn("ledger: entries in the journal are not in the database yet and are not shown; `geoscope serve` copies them when it next starts on this data directory",
 			"entries", len(ids), "data_dir", l.cfg.DataDir)
 	}
+}
+
+// unindexedBatch is how many ids unindexed asks about in one query (SQLite
+// allows 32,766 parameters).
+const unindexedBatch = 500
+
+// unindexed returns those of ids that the decisions table lacks.
+func (l *Ledger) unindexed(ctx context.Context, ids []string) ([]string, error) {
+	found := make(map[string]bool, len(ids))
+	for start := 0; start < len(ids); start += unindexedBatch {
+		batch := ids[start:min(start+unindexedBatch, len(ids))]
+		args := make([]any, len(batch))
+		for i, id := range batch {
+			args[i] = id
+		}
+		rows, err := l.backend.query(ctx, `SELECT decision_id FROM ledger_decisions WHERE decision_id IN (?`+strings.Repeat(", ?", len(batch)-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			found[id] = true
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	var missing []string
+	for _, id := range ids {
+		if !found[id] {
+			missing = append(missing, id)
+		}
+	}
+	return missing, nil
 }
 
 // journaledIDs lists the decision ids of the entries in dir's journals.
