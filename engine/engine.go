@@ -400,18 +400,22 @@ func (e *Engine) locateParticipants(db *geo.DB, ps []input.Participant, out []gu
 		wg       sync.WaitGroup
 		panicked atomic.Pointer[any]
 	)
+	part := func(from, to int) {
+		defer func() {
+			if v := recover(); v != nil {
+				panicked.CompareAndSwap(nil, &v)
+			}
+		}()
+		locate(from, to)
+	}
 	per := (len(ps) + parts - 1) / parts
 	for from := per; from < len(ps); from += per {
-		wg.Go(func() {
-			defer func() {
-				if v := recover(); v != nil {
-					panicked.CompareAndSwap(nil, &v)
-				}
-			}()
-			locate(from, min(from+per, len(ps)))
-		})
+		wg.Go(func() { part(from, min(from+per, len(ps))) })
 	}
-	locate(0, min(per, len(ps)))
+	// The caller's own part recovers too: every part is waited for before
+	// a panic goes on, since the roster's arrays are reused once the
+	// request is released.
+	part(0, min(per, len(ps)))
 	wg.Wait()
 	if v := panicked.Load(); v != nil {
 		panic(*v)

@@ -341,11 +341,12 @@ func (g *checker) participant(a decision.Action) (loc Located, at int, known boo
 		// not describe these participants (a roster changed after it was
 		// indexed), and nobody may be acted on for happening to be at a
 		// position it gives.
-		if !g.ownIndex {
-			// The given index comes from validation, where ids are unique:
-			// whichever position holds the id is theirs. (An index of the
-			// guard's own keeps the first of repeated ids, so it is always
-			// asked.)
+		if !g.ownIndex && g.index.Unique() {
+			// The given index was built over ids that were unique (as
+			// validation requires): whichever position holds the id is
+			// theirs. Over repeated ids (and in an index of the guard's
+			// own, which keeps the first of them) the first position is,
+			// so the index is asked.
 			for j := g.next; j < min(g.next+lookAhead, len(f.Participants)); j++ {
 				if f.Participants[j].ID == a.ParticipantID {
 					g.next = j + 1

@@ -463,3 +463,33 @@ func TestParticipantsFoundInAnyOrder(t *testing.T) {
 		t.Errorf("blocked: %v; want p-200 unknown, p-199 and p-13 outside", codes)
 	}
 }
+
+// TestRepeatedIDsResolveToTheFirst: over participants whose ids repeat
+// (facts no validated request gives), an action naming a repeated id is
+// checked against its first holder whatever the actions before it, as
+// without an index, so that reading ahead can never pick a holder inside
+// the jurisdiction over one outside.
+func TestRepeatedIDsResolveToTheFirst(t *testing.T) {
+	f := facts()
+	f.Participants = []Person{{ID: "dup", Located: byIP("HK")}, {ID: "p-a", Located: byIP("CN")}, {ID: "dup", Located: byIP("CN")}}
+	index := idindex.New(len(f.Participants))
+	for i, p := range f.Participants {
+		index.Add(p.ID, i, func(j int) bool { return f.Participants[j].ID == p.ID })
+	}
+	if index.Unique() {
+		t.Fatal("an index given a repeated id reports its ids unique")
+	}
+	remove := func(who string) decision.Action {
+		return decision.Action{Type: decision.RemoveParticipant, ParticipantID: who, OrderID: "by-acct"}
+	}
+	for _, given := range []*idindex.Index{index, nil} {
+		f.ParticipantIndex = given
+		kept, blocked := Check(f, []decision.Action{remove("p-a"), remove("dup")})
+		if len(kept) != 1 || kept[0].ParticipantID != "p-a" {
+			t.Errorf("index %v: kept %+v, want p-a only", given != nil, kept)
+		}
+		if len(blocked) != 1 || blocked[0].Action.ParticipantID != "dup" || blocked[0].Code != CodeOutsideJurisdiction {
+			t.Errorf("index %v: blocked %+v, want dup as outside (its first holder is in HK)", given != nil, blocked)
+		}
+	}
+}

@@ -35,9 +35,10 @@ type Request struct {
 // Meeting.Participants. It is the index validation checked the ids with,
 // so a large roster is hashed once for the whole pipeline; for a request
 // that was not validated a new one is built on each call (and not kept:
-// the request may be shared). The caller must not modify it. It describes
-// the roster as validated: a user of it checks the id at the position it
-// gives (see guard.Facts.ParticipantIndex).
+// the request may be shared; a repeated id is found at its first position,
+// and the index's Unique is false). The caller must not modify it. It
+// describes the roster as validated: a user of it checks the id at the
+// position it gives (see guard.Facts.ParticipantIndex).
 func (r *Request) ParticipantIndex() *idindex.Index {
 	if r.index != nil {
 		return r.index

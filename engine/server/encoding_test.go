@@ -184,3 +184,89 @@ func TestGzipBodiesTakeTheSmallLaneWhileSmall(t *testing.T) {
 		t.Errorf("reserved after the requests: small lane %d, large lane %d", small, large)
 	}
 }
+
+// A gzip body that outgrows the small lane: one inflating past --max-body
+// is 413, one cut short after the move is 400, only maxMoving wait for
+// the large lane at once (another is refused straight away, not after
+// the queue timeout), and every reservation is given back.
+func TestGzipBodiesMovingLanes(t *testing.T) {
+	const maxBody = 256 << 10
+	ts := newTestServer(t, serverSetup{cfg: Config{MaxBody: maxBody, QueueTimeout: 2 * time.Second}})
+	hs := httptest.NewServer(ts.Handler())
+	defer hs.Close()
+	post := func(t *testing.T, body []byte) response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, hs.URL+"/v1/decisions", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", "gzip")
+		resp, err := hs.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return response{status: resp.StatusCode, header: resp.Header, body: raw}
+	}
+	f := ts.inflight
+	settled := func(t *testing.T) {
+		t.Helper()
+		if small, large, active := f.smallUsed.Load(), f.largeUsed.Load(), f.largeActive.Load(); small != 0 || large != 0 || active != 0 {
+			t.Errorf("reserved after the request: small lane %d, large lane %d, %d big requests active", small, large, active)
+		}
+	}
+
+	bomb := gzipped(t, bytes.Repeat([]byte(" "), 4*maxBody))
+	if len(bomb) > SmallBody {
+		t.Fatalf("the bomb is %d bytes compressed; it must be sent small", len(bomb))
+	}
+	if r := post(t, bomb); r.status != http.StatusRequestEntityTooLarge || r.errorBody(t).Field != "body" {
+		t.Errorf("a gzip bomb sent small: %s", r)
+	}
+	settled(t)
+
+	var roster strings.Builder
+	roster.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b"}, "participants": [`)
+	for i := range 6_000 {
+		if i > 0 {
+			roster.WriteByte(',')
+		}
+		fmt.Fprintf(&roster, `{"id": "p-%d", "ip": "1.0.16.%d"}`, i, i%250+1)
+	}
+	roster.WriteString(`]}}`)
+	whole := gzipped(t, []byte(roster.String()))
+	if roster.Len() < 2*SmallBody || roster.Len() > maxBody || len(whole) > SmallBody {
+		t.Fatalf("the roster is %d bytes, %d compressed: the cases need it sent small, inflating to over twice SmallBody and within --max-body", roster.Len(), len(whole))
+	}
+	// Cut where more than SmallBody has inflated: the body is moved, then
+	// found cut short.
+	if r := post(t, whole[:len(whole)*3/4]); r.status != http.StatusBadRequest || r.errorBody(t).Field != "body" {
+		t.Errorf("a gzip body cut short after it moved: %s", r)
+	}
+	settled(t)
+
+	// The large lane full and every place to wait taken: refused at once.
+	if err := f.large.Acquire(context.Background(), f.largeCap); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.moving.Acquire(context.Background(), maxMoving); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r := post(t, whole)
+	if e := r.errorBody(t); r.status != http.StatusServiceUnavailable || e.Code != "overloaded" || r.header.Get("Retry-After") == "" {
+		t.Errorf("a gzip roster with nowhere to wait: %s", r)
+	}
+	if waited := time.Since(start); waited >= time.Second {
+		t.Errorf("refused after %v, not straight away (queue timeout 2s)", waited)
+	}
+	f.moving.Release(maxMoving)
+	f.large.Release(f.largeCap)
+	settled(t)
+	if r := post(t, whole); r.status != http.StatusOK {
+		t.Errorf("the gzip roster once there is room: %.300s", r)
+	}
+	settled(t)
+}

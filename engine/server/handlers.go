@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -267,15 +268,16 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 				// Too big for the small lane after all. The small
 				// reservation is given back before waiting for the large
 				// lane, so that a stream of such bodies cannot hold the
-				// small lane while they wait.
+				// small lane while they wait; what they hold meanwhile is
+				// bounded by how many may wait (maxMoving).
 				res.release()
-				if res, err = s.inflight.acquire(c.Request.Context(), -1, s.cfg.MaxBody); err != nil {
+				if res, err = s.inflight.move(c.Request.Context(), s.cfg.MaxBody); err != nil {
 					s.overloaded(c, err, -1)
 					return nil, nil, false
 				}
-				var rest []byte
-				rest, err = io.ReadAll(io.LimitReader(zr, s.cfg.MaxBody+1-int64(len(raw))))
-				raw = append(raw, rest...)
+				body := bytes.NewBuffer(raw)
+				_, err = body.ReadFrom(io.LimitReader(zr, s.cfg.MaxBody+1-int64(len(raw))))
+				raw = body.Bytes()
 			}
 		}
 		if err == nil && int64(len(raw)) > s.cfg.MaxBody {
@@ -334,7 +336,7 @@ func (s *Server) overloaded(c *gin.Context, err error, size int64) {
 	c.Header("Retry-After", strconv.Itoa(int(max(1, math.Ceil(s.cfg.QueueTimeout.Seconds())))))
 	abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.Overloaded,
 		Message: "too much work is in flight to admit this request within " + s.cfg.QueueTimeout.String() +
-			"; it was not read, decided or recorded: send it again after Retry-After seconds, and apply no enforcement meanwhile"})
+			"; it was not decided or recorded: send it again after Retry-After seconds, and apply no enforcement meanwhile"})
 }
 
 func bytesText(n int64) string {

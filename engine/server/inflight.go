@@ -33,8 +33,10 @@ import (
 //     (Server.body).
 //
 // A request that cannot be admitted within Config.QueueTimeout is answered
-// 503 overloaded with Retry-After, before its body is read: nothing was
-// decided or recorded, so the client may send it again.
+// 503 overloaded with Retry-After, before its body is read (a gzip body
+// that outgrew the small lane while it was read is the exception; see
+// maxMoving): nothing was decided or recorded, so the client may send it
+// again.
 //
 // The trade-off: a client that trickles its body holds its reservation
 // while it does (up to the server's 30 s read timeout). Reading bodies
@@ -49,12 +51,19 @@ const (
 	minWeight = 4 << 10
 )
 
+// maxMoving bounds the gzip bodies waiting to move from the small lane to
+// the large one (see Server.body): each holds what it inflated so far
+// (SmallBody) and its decompressor's state, about 112 KiB, outside both
+// lanes while it waits. More than this are refused at once.
+const maxMoving = 4
+
 // errOverloaded: the request was not admitted within the queue timeout.
 var errOverloaded = errors.New("overloaded")
 
 // inflight is the two-lane budget.
 type inflight struct {
 	small, large *semaphore.Weighted
+	moving       *semaphore.Weighted // maxMoving
 	smallCap     int64
 	largeCap     int64
 	wait         time.Duration
@@ -73,6 +82,7 @@ func newInflight(largeCap int64, wait time.Duration, drained func()) *inflight {
 	return &inflight{
 		small: semaphore.NewWeighted(smallCap), smallCap: smallCap,
 		large: semaphore.NewWeighted(largeCap), largeCap: largeCap,
+		moving: semaphore.NewWeighted(maxMoving),
 		wait: wait, drained: drained,
 	}
 }
@@ -118,6 +128,18 @@ func (f *inflight) acquire(ctx context.Context, size, limit int64) (*reservation
 		f.largeActive.Add(1)
 	}
 	return r, nil
+}
+
+// move admits into the large lane, as a body of unknown size, a gzip body
+// that has outgrown its small reservation (which the caller has given
+// back). Only maxMoving wait at once; another is refused with
+// errOverloaded straight away.
+func (f *inflight) move(ctx context.Context, limit int64) (*reservation, error) {
+	if !f.moving.TryAcquire(1) {
+		return nil, errOverloaded
+	}
+	defer f.moving.Release(1)
+	return f.acquire(ctx, -1, limit)
 }
 
 // shrink gives back what a body read to its end did not need (a body of

@@ -35,6 +35,8 @@ type Index struct {
 	slots []uint64 // 0: empty; otherwise tag<<32 | position+1
 	mask  uint64
 	n     int
+	// duplicates records that Add was given an id already indexed.
+	duplicates bool
 }
 
 // New returns an empty Index with room for n ids (at most MaxLen).
@@ -63,10 +65,15 @@ func (x *Index) Add(id string, i int, same func(j int) bool) (int, bool) {
 			return i, true
 		}
 		if j := int(uint32(slot)) - 1; slot>>32 == tag && same(j) {
+			x.duplicates = true
 			return j, false
 		}
 	}
 }
+
+// Unique reports whether every id Add was given was new: no position
+// indexed shares its id with a position Add refused.
+func (x *Index) Unique() bool { return !x.duplicates }
 
 // Find returns the position of id: the first indexed position with id's
 // tag for which same reports true.
@@ -109,5 +116,5 @@ func (x *Index) grow() {
 // Release hands the table back for reuse; x must not be used afterwards.
 func (x *Index) Release() {
 	slotArrays.Put(x.slots)
-	x.slots, x.mask, x.n = nil, 0, 0
+	x.slots, x.mask, x.n, x.duplicates = nil, 0, 0, false
 }

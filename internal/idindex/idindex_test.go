@@ -21,8 +21,8 @@ func TestAddFindAndDuplicates(t *testing.T) {
 				t.Fatalf("n=%d: Add(%s, %d) = %d, %v", n, id, i, j, added)
 			}
 		}
-		if x.Len() != n {
-			t.Fatalf("n=%d: Len() = %d", n, x.Len())
+		if x.Len() != n || !x.Unique() {
+			t.Fatalf("n=%d: Len() = %d, Unique() = %v", n, x.Len(), x.Unique())
 		}
 		for i, id := range ids {
 			if j, ok := x.Find(id, sameIn(ids, id)); !ok || j != i {
@@ -35,6 +35,9 @@ func TestAddFindAndDuplicates(t *testing.T) {
 		}
 		if x.Len() != n {
 			t.Fatalf("n=%d: duplicates were indexed: Len() = %d", n, x.Len())
+		}
+		if n > 0 && x.Unique() {
+			t.Fatalf("n=%d: Unique() after duplicates were refused", n)
 		}
 		for _, id := range []string{"", "p--1", fmt.Sprintf("p-%d", n)} {
 			if j, ok := x.Find(id, sameIn(ids, id)); ok {

@@ -632,8 +632,9 @@ func (f *floorRuns) run(ctx context.Context, n, c int) (loadgen.Result, time.Dur
 }
 
 // report prints the floor's medians beside the workload it shares
-// questions with: its throughput over OPA's is the highest ratio a
-// net/http server reaches on this machine.
+// questions with: its throughput over OPA's estimates the highest ratio a
+// net/http server reaches on this machine (it runs after the round's
+// workloads, not alternated with OPA).
 func (f *floorRuns) report(out io.Writer) {
 	var rps, ratio, geoRatio []float64
 	var p99 []time.Duration
@@ -646,6 +647,6 @@ func (f *floorRuns) report(out io.Writer) {
 		}
 	}
 	fmt.Fprintf(out, "\nnet/http alone (the body read, a fixed answer written), on the questions of %q: %.0f req/s, p99 %s, %.0f µs CPU per request, load generator %.0f µs; "+
-		"÷ OPA's req/s on the same questions %.2f (the most a net/http server reaches here); geoscope reaches %.2f of it\n",
+		"÷ OPA's req/s on the same questions %.2f (about the most a net/http server reaches here); geoscope reaches %.2f of it\n",
 		f.workload.name, median(rps), ms(median(p99)), us(median(f.cpu)), us(median(f.client)), median(ratio), median(geoRatio))
 }

@@ -1,6 +1,6 @@
 // Package reuse keeps the large per-request arrays of big rosters (the
-// participants, their located people, the id index) for later requests
-// instead of leaving each to the garbage collector.
+// participants, their located people, the id index's table) for later
+// requests instead of leaving each to the garbage collector.
 //
 // Why: a 10,000-participant decision allocated about 4 MB, a third of it in
 // three arrays. A fresh array that large is cleared page by page, and on
@@ -64,7 +64,8 @@ func (s *Slices[T]) Get(n int) []T {
 	return make([]T, 0, sizes[c])
 }
 
-// Put clears x's array and keeps it for a later Get, if Get made it. Nothing
+// Put clears x's array and keeps it for a later Get, if its capacity is
+// one of the sizes Get makes (any other is left to the collector). Nothing
 // may use x's array afterwards; values copied out of it (strings among
 // them) stay valid.
 func (s *Slices[T]) Put(x []T) {
@@ -76,34 +77,4 @@ func (s *Slices[T]) Put(x []T) {
 	clear(x)
 	x = x[:0]
 	s.pools[c].Put(&x)
-}
-
-// Maps keeps maps by how many entries they were made for. The zero value
-// is ready to use.
-type Maps[K comparable, V any] struct {
-	pools [32]sync.Pool
-}
-
-// Get returns an empty map with room for at least n entries.
-func (m *Maps[K, V]) Get(n int) map[K]V {
-	c, ok := class(n)
-	if !ok {
-		return make(map[K]V, n)
-	}
-	if kept, _ := m.pools[c].Get().(map[K]V); kept != nil {
-		return kept
-	}
-	return make(map[K]V, sizes[c])
-}
-
-// Put clears x and keeps it for a later Get of n entries, n being what x
-// was taken for (a map does not tell its room). Nothing may use x
-// afterwards.
-func (m *Maps[K, V]) Put(x map[K]V, n int) {
-	c, ok := class(n)
-	if !ok || x == nil {
-		return
-	}
-	clear(x)
-	m.pools[c].Put(x)
 }
