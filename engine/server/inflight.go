@@ -83,7 +83,7 @@ func newInflight(largeCap int64, wait time.Duration, drained func()) *inflight {
 		small: semaphore.NewWeighted(smallCap), smallCap: smallCap,
 		large: semaphore.NewWeighted(largeCap), largeCap: largeCap,
 		moving: semaphore.NewWeighted(maxMoving),
-		wait: wait, drained: drained,
+		wait:   wait, drained: drained,
 	}
 }
 
