@@ -24,7 +24,7 @@ import (
 
 // answer has the shape and size of geoscope's answer, in the harness, to a
 // join to a meeting nobody targets.
-var answer = []byte(`{"decision_id":"019ae2b1-4c6f-7d3a-9b1e-2f6c8d4a5b7e","allow":true,"actions":[],"order_ids":[],"bundles":{"policies":"","registry":"bench"}}`)
+var answer = []byte(`{"decision_id":"019ae2b1-4c6f-7d3a-9b1e-2f6c8d4a5b7e","allow":true,"actions":[],"order_ids":[],"bundles":{"policies":"sha256:ffe8a113dd3aa4f3","registry":"bench"}}`)
 
 func main() {
 	if len(os.Args) < 2 || os.Args[1] != "serve" {
