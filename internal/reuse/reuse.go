@@ -2,7 +2,7 @@
 // participants, their located people, the id index's table) for later
 // requests instead of leaving each to the garbage collector.
 //
-// Why: a 10,000-participant decision allocated about 4 MB, a third of it in
+// Why: a 10,000-participant decision allocated about 4 MB, more than half in
 // three arrays. A fresh array that large is cleared page by page, and on
 // this kind of virtual machine mostly page-faulted in as well, since the
 // runtime hands freed pages back to the system; and every megabyte
