@@ -27,6 +27,42 @@ func gzipped(t *testing.T, data []byte) []byte {
 	return buf.Bytes()
 }
 
+// postEncoded posts body to hs at path as JSON, with the Content-Encoding
+// given ("" for none).
+func postEncoded(t *testing.T, hs *httptest.Server, path, encoding string, body []byte) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, hs.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
+	}
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: raw}
+}
+
+// rosterBody is a decision request for meeting june4-b (targeted by a
+// standing order) with n participants, all located in mainland China.
+func rosterBody(n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id": "p-%d", "ip": "1.0.16.%d"}`, i, i%250+1)
+	}
+	b.WriteString(`]}}`)
+	return []byte(b.String())
+}
+
 // Content-Encoding: gzip bodies are inflated (OPA's clients may send them);
 // a body labelled gzip that is not, an encoding nobody implements, and a
 // small body that inflates past --max-body are refused naming what is wrong.
@@ -38,21 +74,7 @@ func TestContentEncoding(t *testing.T) {
 
 	post := func(t *testing.T, path, encoding string, body []byte) response {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, hs.URL+path, bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if encoding != "" {
-			req.Header.Set("Content-Encoding", encoding)
-		}
-		resp, err := hs.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		return response{status: resp.StatusCode, header: resp.Header, body: raw}
+		return postEncoded(t, hs, path, encoding, body)
 	}
 	plain := post(t, "/v1/decisions", "", []byte(decisionBody))
 	if plain.status != http.StatusOK {
@@ -123,32 +145,12 @@ func TestGzipBodiesTakeTheSmallLaneWhileSmall(t *testing.T) {
 	defer hs.Close()
 	post := func(t *testing.T, path string, body []byte) response {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, hs.URL+path, bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Content-Encoding", "gzip")
-		resp, err := hs.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		return response{status: resp.StatusCode, header: resp.Header, body: raw}
+		return postEncoded(t, hs, path, "gzip", body)
 	}
-	var roster strings.Builder
-	roster.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
-	for i := range 3_000 {
-		if i > 0 {
-			roster.WriteByte(',')
-		}
-		fmt.Fprintf(&roster, `{"id": "p-%d", "ip": "1.0.16.%d"}`, i, i%250+1)
-	}
-	roster.WriteString(`]}}`)
-	bigRoster := gzipped(t, []byte(roster.String()))
-	if roster.Len() <= SmallBody || len(bigRoster) > SmallBody {
-		t.Fatalf("the roster is %d bytes, %d compressed: the case needs more than %d inflated and at most that sent", roster.Len(), len(bigRoster), SmallBody)
+	roster := rosterBody(3_000)
+	bigRoster := gzipped(t, roster)
+	if len(roster) <= SmallBody || len(bigRoster) > SmallBody {
+		t.Fatalf("the roster is %d bytes, %d compressed: the case needs more than %d inflated and at most that sent", len(roster), len(bigRoster), SmallBody)
 	}
 
 	// The large lane full, as while rosters are decided.
@@ -196,19 +198,7 @@ func TestGzipBodiesMovingLanes(t *testing.T) {
 	defer hs.Close()
 	post := func(t *testing.T, body []byte) response {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, hs.URL+"/v1/decisions", bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Content-Encoding", "gzip")
-		resp, err := hs.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		return response{status: resp.StatusCode, header: resp.Header, body: raw}
+		return postEncoded(t, hs, "/v1/decisions", "gzip", body)
 	}
 	f := ts.inflight
 	settled := func(t *testing.T) {
@@ -227,18 +217,10 @@ func TestGzipBodiesMovingLanes(t *testing.T) {
 	}
 	settled(t)
 
-	var roster strings.Builder
-	roster.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b"}, "participants": [`)
-	for i := range 6_000 {
-		if i > 0 {
-			roster.WriteByte(',')
-		}
-		fmt.Fprintf(&roster, `{"id": "p-%d", "ip": "1.0.16.%d"}`, i, i%250+1)
-	}
-	roster.WriteString(`]}}`)
-	whole := gzipped(t, []byte(roster.String()))
-	if roster.Len() < 2*SmallBody || roster.Len() > maxBody || len(whole) > SmallBody {
-		t.Fatalf("the roster is %d bytes, %d compressed: the cases need it sent small, inflating to over twice SmallBody and within --max-body", roster.Len(), len(whole))
+	roster := rosterBody(6_000)
+	whole := gzipped(t, roster)
+	if len(roster) < 2*SmallBody || len(roster) > maxBody || len(whole) > SmallBody {
+		t.Fatalf("the roster is %d bytes, %d compressed: the cases need it sent small, inflating to over twice SmallBody and within --max-body", len(roster), len(whole))
 	}
 	// Cut where more than SmallBody has inflated: the body is moved, then
 	// found cut short.
