@@ -376,11 +376,7 @@ const lookAhead = 16
 // indexParticipants maps each participant's id to its position (the first,
 // should an id appear twice).
 func indexParticipants(ps []Person) *idindex.Index {
-	index := idindex.New(len(ps))
-	for i := range ps {
-		index.Add(ps[i].ID, i, func(j int) bool { return ps[j].ID == ps[i].ID })
-	}
-	return index
+	return idindex.Of(len(ps), func(i int) string { return ps[i].ID })
 }
 
 func (g *checker) outsideCount(orderID string, auth registry.Authority) int {

@@ -416,11 +416,7 @@ func TestParticipantsFoundInAnyOrder(t *testing.T) {
 		}
 		f.Participants = append(f.Participants, Person{ID: fmt.Sprintf("p-%d", i), Located: byIP(country)})
 	}
-	index := idindex.New(n)
-	for i, p := range f.Participants {
-		index.Add(p.ID, i, func(j int) bool { return f.Participants[j].ID == p.ID })
-	}
-	f.ParticipantIndex = index
+	f.ParticipantIndex = idindex.Of(n, func(i int) string { return f.Participants[i].ID })
 	var order []int
 	for i := n - 2; i >= 0; i -= 3 { // backwards, everyone in CN
 		order = append(order, i)
@@ -472,10 +468,7 @@ func TestParticipantsFoundInAnyOrder(t *testing.T) {
 func TestRepeatedIDsResolveToTheFirst(t *testing.T) {
 	f := facts()
 	f.Participants = []Person{{ID: "dup", Located: byIP("HK")}, {ID: "p-a", Located: byIP("CN")}, {ID: "dup", Located: byIP("CN")}}
-	index := idindex.New(len(f.Participants))
-	for i, p := range f.Participants {
-		index.Add(p.ID, i, func(j int) bool { return f.Participants[j].ID == p.ID })
-	}
+	index := idindex.Of(len(f.Participants), func(i int) string { return f.Participants[i].ID })
 	if index.Unique() {
 		t.Fatal("an index given a repeated id reports its ids unique")
 	}

@@ -44,11 +44,7 @@ func (r *Request) ParticipantIndex() *idindex.Index {
 		return r.index
 	}
 	ps := r.Meeting.Participants
-	index := idindex.New(len(ps))
-	for i := range ps {
-		index.Add(ps[i].ID, i, func(j int) bool { return ps[j].ID == ps[i].ID })
-	}
-	return index
+	return idindex.Of(len(ps), func(i int) string { return ps[i].ID })
 }
 
 // participantArrays keeps the participants' arrays of large rosters for
@@ -231,11 +227,13 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 	if err := checkHost(&m.Host); err != nil {
 		return err
 	}
-	if lim.MaxParticipants > 0 && len(m.Participants) > lim.MaxParticipants {
-		return tooLarge("meeting.participants", "%d participants exceed the limit of %d", len(m.Participants), lim.MaxParticipants)
+	// The id index holds at most idindex.MaxLen, whatever the limit given.
+	limit := idindex.MaxLen
+	if lim.MaxParticipants > 0 {
+		limit = min(limit, lim.MaxParticipants)
 	}
-	if len(m.Participants) > idindex.MaxLen {
-		return tooLarge("meeting.participants", "%d participants exceed the limit of %d", len(m.Participants), idindex.MaxLen)
+	if len(m.Participants) > limit {
+		return tooLarge("meeting.participants", "%d participants exceed the limit of %d", len(m.Participants), limit)
 	}
 	seen := idindex.New(len(m.Participants))
 	for i := range m.Participants {

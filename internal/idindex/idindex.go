@@ -45,6 +45,16 @@ func New(n int) *Index {
 	return &Index{slots: slotArrays.Get(size)[:size], mask: uint64(size - 1)}
 }
 
+// Of indexes the n ids id gives, by position; a repeated id is found at its
+// first position (and Unique is false).
+func Of(n int, id func(i int) string) *Index {
+	x := New(n)
+	for i := range n {
+		x.Add(id(i), i, func(j int) bool { return id(j) == id(i) })
+	}
+	return x
+}
+
 // Len is how many positions are indexed.
 func (x *Index) Len() int { return x.n }
 

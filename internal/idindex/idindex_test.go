@@ -48,6 +48,24 @@ func TestAddFindAndDuplicates(t *testing.T) {
 	}
 }
 
+// TestOf: an index of a list finds each id at its first position, and
+// tells whether any repeated.
+func TestOf(t *testing.T) {
+	ids := []string{"a", "b", "a", "c"}
+	x := Of(len(ids), func(i int) string { return ids[i] })
+	for id, want := range map[string]int{"a": 0, "b": 1, "c": 3} {
+		if j, ok := x.Find(id, sameIn(ids, id)); !ok || j != want {
+			t.Errorf("Find(%s) = %d, %v; want %d", id, j, ok, want)
+		}
+	}
+	if x.Len() != 3 || x.Unique() {
+		t.Errorf("Len() = %d, Unique() = %v; want 3 and false", x.Len(), x.Unique())
+	}
+	if y := Of(2, func(i int) string { return ids[i] }); !y.Unique() {
+		t.Error("an index of distinct ids is not Unique")
+	}
+}
+
 // TestPositionsAreChecked: a position whose tag matches is taken only when
 // the caller says it holds the id.
 func TestPositionsAreChecked(t *testing.T) {
