@@ -311,19 +311,24 @@ func (w *workload) verify(opa *server) error {
 
 // load runs n requests against geoscope (geoSide) or OPA.
 func (w *workload) load(ctx context.Context, opa *server, geoSide bool, n, c int) loadgen.Result {
-	want := []byte(`"allow":` + strconv.FormatBool(w.allow))
-	spec := loadgen.Spec{Requests: n, Concurrency: c, Check: func(status int, _ http.Header, body []byte) error {
-		if status != http.StatusOK || !bytes.Contains(body, want) {
-			return fmt.Errorf("HTTP %d: %.300s", status, body)
-		}
-		return nil
-	}}
+	spec := loadgen.Spec{Requests: n, Concurrency: c, Check: answers(w.allow)}
 	if geoSide {
 		spec.URL, spec.Bodies = w.geo.url("/v1/admission"), w.geoBodies
 	} else {
 		spec.URL, spec.Bodies = opa.url("/v1/data/bench/admission"), w.opaBodies
 	}
 	return loadgen.Run(ctx, spec)
+}
+
+// answers checks that an answer is 200 with allow as given.
+func answers(allow bool) func(int, http.Header, []byte) error {
+	want := []byte(`"allow":` + strconv.FormatBool(allow))
+	return func(status int, _ http.Header, body []byte) error {
+		if status != http.StatusOK || !bytes.Contains(body, want) {
+			return fmt.Errorf("HTTP %d: %.300s", status, body)
+		}
+		return nil
+	}
 }
 
 func report(out io.Writer, o options, workloads []*workload, servers []*server, loadBefore, loadAfter string) {
@@ -621,12 +626,7 @@ type floorRuns struct {
 func (f *floorRuns) run(ctx context.Context, n, c int) (loadgen.Result, time.Duration, time.Duration) {
 	before, clientBefore := f.server.cpuTime(), ownCPUTime()
 	r := loadgen.Run(ctx, loadgen.Spec{URL: f.server.url("/v1/admission"), Bodies: f.workload.geoBodies, Requests: n, Concurrency: c,
-		Check: func(status int, _ http.Header, body []byte) error {
-			if status != http.StatusOK || !bytes.Contains(body, []byte(`"allow":true`)) {
-				return fmt.Errorf("HTTP %d: %.300s", status, body)
-			}
-			return nil
-		}})
+		Check: answers(f.workload.allow)})
 	k := time.Duration(max(r.Requests, 1))
 	return r, (f.server.cpuTime() - before) / k, (ownCPUTime() - clientBefore) / k
 }
