@@ -246,6 +246,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 			out = remembered
 		} else {
 			out, err = e.evaluate(ectx, eval, in.input())
+			in.release()
 		}
 		if end(err); err != nil {
 			return nil, err

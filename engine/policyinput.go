@@ -6,6 +6,7 @@ import (
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/guard"
 	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/internal/reuse"
 )
 
 // The input's keys, made once: ast.InternedTerm interns only OPA's own
@@ -72,10 +73,36 @@ func valueTerm(v string) *ast.Term {
 	return ast.StringTerm(v)
 }
 
+// A person's country as a slot: the two-letter codes first, in order
+// (slot 26*c0 + c1), then the unlocated, then any other code.
+const (
+	twoLetterSlots = 26 * 26
+	unlocatedSlot  = twoLetterSlots
+	oddSlot        = twoLetterSlots + 1
+	countrySlots   = twoLetterSlots + 2
+)
+
+func countrySlot(code string) int {
+	switch {
+	case code == "":
+		return unlocatedSlot
+	case len(code) == 2 && code[0] >= 'A' && code[0] <= 'Z' && code[1] >= 'A' && code[1] <= 'Z':
+		return int(code[0]-'A')*26 + int(code[1]-'A')
+	}
+	return oddSlot
+}
+
+// The id terms of large rosters' inputs, and the array their country
+// groups are cut from, kept for later requests (see package reuse).
+var (
+	inputTerms        reuse.Slices[ast.Term]
+	inputTermPointers reuse.Slices[*ast.Term]
+)
+
 // countryTerm is code as a term (shared when it is a two-letter code).
 func countryTerm(code string) *ast.Term {
-	if len(code) == 2 && code[0] >= 'A' && code[0] <= 'Z' && code[1] >= 'A' && code[1] <= 'Z' {
-		return countryTerms[int(code[0]-'A')*26+int(code[1]-'A')]
+	if s := countrySlot(code); s < twoLetterSlots {
+		return countryTerms[s]
 	}
 	return ast.StringTerm(code)
 }
@@ -111,8 +138,10 @@ func countryTerm(code string) *ast.Term {
 // works on by_country does not pay for ten thousand objects it never reads.
 //
 // f.Participants holds where each of req.Meeting.Participants was located,
-// in the same order.
-func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.Value {
+// in the same order. The two arrays returned are those the input's id terms
+// live in, to be given back once the input is no longer used
+// (lazyInput.release).
+func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) (ast.Value, []ast.Term, []*ast.Term) {
 	located := f.Participants
 	m := &req.Meeting
 	account := ast.StringTerm(m.Host.AccountID)
@@ -132,31 +161,44 @@ func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.
 
 	// Participants are given grouped by located country: the default
 	// policy works on countries, and this costs one string per person.
-	// The groups are counted first and cut from one slice, and the id
-	// terms are allocated together: a roster of 10,000 grew a slice per
-	// country and allocated a term per person.
-	sizes := map[string]int{}
+	// The groups are cut from one array of id terms, counted first by
+	// each country's slot among the two-letter codes (a map operation per
+	// person was a tenth of building the input of 10,000). Both arrays are
+	// given back once the policy has answered (see lazyInput.release).
+	n := len(m.Participants)
+	terms := inputTerms.Get(n)[:n]
+	all := inputTermPointers.Get(n)[:n]
+	var ends [countrySlots]int32 // per slot: its count, then where its group ends in all
 	for i := range located {
-		sizes[located[i].Country]++
+		ends[countrySlot(located[i].Country)]++
 	}
-	groups := make(map[string][]*ast.Term, len(sizes))
-	all := make([]*ast.Term, len(m.Participants))
-	for country, n := range sizes {
-		groups[country], all = all[:0:n], all[n:]
+	var odd map[string][]*ast.Term // codes outside the slots: none from the databases shipped
+	if ends[oddSlot] > 0 {
+		odd = map[string][]*ast.Term{}
 	}
-	terms := make([]ast.Term, len(m.Participants))
+	sum := int32(0)
+	for s := range ends {
+		sum += ends[s]
+		ends[s] = sum - ends[s] // where the group starts; filling moves it to where it ends
+	}
 	// Those located in subdivisions are grouped by subdivision too (the
 	// map is built only when someone is: never with a Country database).
 	var subdivisions map[string][]*ast.Term
 	var people []*ast.Term
 	if withParticipants {
-		people = make([]*ast.Term, 0, len(m.Participants))
+		people = make([]*ast.Term, 0, n)
 	}
 	for i := range m.Participants {
 		p, loc := &m.Participants[i], located[i].Located
 		id := &terms[i]
 		id.Value = ast.String(p.ID)
-		groups[loc.Country] = append(groups[loc.Country], id)
+		switch s := countrySlot(loc.Country); s {
+		case oddSlot:
+			odd[loc.Country] = append(odd[loc.Country], id)
+		default:
+			all[ends[s]] = id
+			ends[s]++
+		}
 		for _, sd := range loc.Subdivisions {
 			if subdivisions == nil {
 				subdivisions = map[string][]*ast.Term{}
@@ -167,11 +209,17 @@ func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.
 			people = append(people, ast.NewTerm(person(id, p, loc)))
 		}
 	}
-	unlocated := groups[""]
-	delete(groups, "")
 	byCountry := ast.NewObject()
-	for country, ids := range groups {
-		byCountry.Insert(countryTerm(country), ast.ArrayTerm(ids...))
+	start := int32(0)
+	for s, end := range ends[:twoLetterSlots] {
+		if end > start {
+			byCountry.Insert(countryTerms[s], ast.ArrayTerm(all[start:end:end]...))
+		}
+		start = end
+	}
+	unlocated := all[start:ends[unlocatedSlot]:ends[unlocatedSlot]]
+	for country, ids := range odd {
+		byCountry.Insert(ast.StringTerm(country), ast.ArrayTerm(ids...))
 	}
 	bySubdivision := ast.NewObject()
 	for sd, ids := range subdivisions {
@@ -227,7 +275,7 @@ func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.
 	} else {
 		root.Insert(kStandingOrders, stringArray(sortedKeys(f.Orders)))
 	}
-	return root
+	return root, terms, all
 }
 
 // person is one participant (or the joining one) as the policy sees it:
@@ -318,6 +366,8 @@ type lazyInput struct {
 	facts            *guard.Facts
 	withParticipants bool
 	built            ast.Value
+	terms            []ast.Term // the arrays built refers to, given back by release
+	termPointers     []*ast.Term
 }
 
 // The paths the default policy's join-time answers are keyed by.
@@ -366,7 +416,16 @@ func (l *lazyInput) at(path ast.Ref) ast.Value {
 // input is the whole input, built the first time it is needed.
 func (l *lazyInput) input() ast.Value {
 	if l.built == nil {
-		l.built = policyInput(l.req, l.facts, l.withParticipants)
+		l.built, l.terms, l.termPointers = policyInput(l.req, l.facts, l.withParticipants)
 	}
 	return l.built
+}
+
+// release gives back the arrays of the built input, which nothing may use
+// afterwards: the policy's output holds none of its terms, only strings
+// copied out of them (policy.Snapshot.Eval).
+func (l *lazyInput) release() {
+	inputTerms.Put(l.terms)
+	inputTermPointers.Put(l.termPointers)
+	l.built, l.terms, l.termPointers = nil, nil, nil
 }

@@ -61,7 +61,7 @@ func TestPolicyInput(t *testing.T) {
 		{false, `{"meeting": {` + meeting + `}, ` + rest + `}`},
 		{true, `{"meeting": {` + meeting + `, ` + people + `}, ` + rest + `}`},
 	} {
-		got := policyInput(req, f, tc.withParticipants)
+		got := builtInput(req, f, tc.withParticipants)
 		want := ast.MustParseTerm(tc.want).Value
 		if got.Compare(want) != 0 {
 			t.Errorf("withParticipants=%v:\n got  %v\n want %v", tc.withParticipants, got, want)
@@ -72,6 +72,51 @@ func TestPolicyInput(t *testing.T) {
 				t.Errorf("the policy input carries %q: %s", secret, raw)
 			}
 		}
+	}
+}
+
+// builtInput is the input decide gives the policy.
+func builtInput(req *input.Request, f *guard.Facts, withParticipants bool) ast.Value {
+	return (&lazyInput{req: req, facts: f, withParticipants: withParticipants}).input()
+}
+
+// A roster large enough for its arrays to be reused is grouped by country
+// in request order, the unlocated apart, and a country code outside the
+// two-letter ones in a group of its own; built again on arrays given back
+// by an earlier request, it is the same.
+func TestPolicyInputGroupsLargeRosters(t *testing.T) {
+	countries := []string{"CN", "", "US", "ZZ", "AA", "CN", "X1", "HK"}
+	const n = 5_000
+	ps := make([]input.Participant, n)
+	f := &guard.Facts{Participants: make([]guard.Person, n)}
+	want := map[string][]*ast.Term{}
+	for i := range ps {
+		ps[i].ID = fmt.Sprintf("p-%d", i)
+		c := countries[i*7%len(countries)]
+		f.Participants[i] = guard.Person{ID: ps[i].ID, Located: guard.Located{Country: c, By: decision.LocatedByIP}}
+		want[c] = append(want[c], ast.StringTerm(ps[i].ID))
+	}
+	req := &input.Request{Meeting: input.Meeting{ID: "m", Host: input.Host{AccountID: "a"}, Participants: ps}}
+	wantCountries := ast.NewObject()
+	for c, ids := range want {
+		if c != "" {
+			wantCountries.Insert(ast.StringTerm(c), ast.ArrayTerm(ids...))
+		}
+	}
+	for round := range 3 {
+		l := &lazyInput{req: req, facts: f}
+		meeting, err := l.input().Find(ast.Ref{ast.StringTerm("meeting")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := meeting.(ast.Object)
+		if got := m.Get(ast.StringTerm("by_country")).Value; got.Compare(wantCountries) != 0 {
+			t.Fatalf("round %d: by_country\n got  %v\n want %v", round, got, wantCountries)
+		}
+		if got, want := m.Get(ast.StringTerm("unlocated")).Value, ast.NewArray(want[""]...); got.Compare(want) != 0 {
+			t.Fatalf("round %d: unlocated\n got  %v\n want %v", round, got, want)
+		}
+		l.release()
 	}
 }
 
@@ -96,7 +141,7 @@ func TestPolicyInputSubdivisionsAndPreviewOrder(t *testing.T) {
 		Participants: []guard.Person{{ID: "p1", Located: ua("UA-43")}, {ID: "p2", Located: ua()}, {ID: "p3", Located: gb}, {ID: "p4", Located: ua("UA-43")}},
 		Joining:      &guard.Person{ID: "j", Located: ua("UA-40")},
 	}
-	got := policyInput(req, f, true)
+	got := builtInput(req, f, true)
 	want := ast.MustParseTerm(`{"meeting": {"id": "m",
 	  "host": {"id": "acct", "account_id": "acct", "connected": true, "role": "host", "country": "GB", "located_by": "ip", "subdivisions": ["GB-ENG", "GB-LND"]},
 	  "participant_count": 4,
@@ -167,11 +212,11 @@ func TestPolicyInputMatchesSchema(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, with := range []bool{false, true} {
-			check(fmt.Sprintf("%s (participants %v)", tc.name, with), policyInput(req, tc.f, with))
+			check(fmt.Sprintf("%s (participants %v)", tc.name, with), builtInput(req, tc.f, with))
 		}
 	}
 	// The check is not vacuous: a field the schema does not list fails it.
-	bad := policyInput(&input.Request{Meeting: input.Meeting{ID: "m", Host: input.Host{AccountID: "a"}}}, &guard.Facts{}, false).(ast.Object)
+	bad := builtInput(&input.Request{Meeting: input.Meeting{ID: "m", Host: input.Host{AccountID: "a"}}}, &guard.Facts{}, false).(ast.Object)
 	bad.Insert(ast.StringTerm("jurisdiction"), ast.StringTerm("CN"))
 	rs, err := q.Eval(t.Context(), rego.EvalParsedInput(bad))
 	if err != nil || len(rs) != 1 || rs[0].Bindings["ok"] != false {
@@ -210,7 +255,7 @@ func TestLazyInputIsTheInput(t *testing.T) {
 					f.Joining.Located = guard.Located{Country: "CN", By: decision.LocatedByIP}
 				}
 			}
-			full := policyInput(req, f, true)
+			full := builtInput(req, f, true)
 			for _, p := range paths {
 				ref := ast.MustParseRef(p)
 				lazy := (&lazyInput{req: req, facts: f, withParticipants: true}).at(ref)

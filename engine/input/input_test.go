@@ -419,7 +419,7 @@ func TestLargeRosterReportsTheFirstError(t *testing.T) {
 		}
 		return raw
 	}
-	late, early := n-3, 4_103
+	late, mid, early := n-3, 7_001, 2_103
 	for _, tc := range []struct {
 		name string
 		edit func(ps []map[string]any)
@@ -433,6 +433,13 @@ func TestLargeRosterReportsTheFirstError(t *testing.T) {
 		{"a bad one before the duplicate wins", func(ps []map[string]any) { ps[early]["ip"] = "nope"; ps[late]["id"] = "p-3" },
 			fmt.Sprintf("meeting.participants[%d].ip", early)},
 		{"the first participant", func(ps []map[string]any) { ps[0]["ip"] = ""; ps[late]["ip"] = "nope" }, "meeting.participants[0].ip"},
+		// Both in the half checked beside the indexing, and on one participant.
+		{"in the second half, a bad one before the duplicate wins", func(ps []map[string]any) { ps[mid]["ip"] = "nope"; ps[late]["id"] = "p-3" },
+			fmt.Sprintf("meeting.participants[%d].ip", mid)},
+		{"in the second half, a duplicate before the bad one wins", func(ps []map[string]any) { ps[late]["ip"] = "nope"; ps[mid]["id"] = "p-3" },
+			fmt.Sprintf("meeting.participants[%d].id", mid)},
+		{"a duplicate id with a bad address: the address", func(ps []map[string]any) { ps[mid]["id"] = "p-3"; ps[mid]["ip"] = "nope" },
+			fmt.Sprintf("meeting.participants[%d].ip", mid)},
 	} {
 		_, err := Decode(roster(tc.edit), Limits{})
 		var fe *FieldError
