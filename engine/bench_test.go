@@ -189,6 +189,7 @@ func benchDecide(b *testing.B, e *engine.Engine, ctx context.Context, req *input
 	if want := (n + 2) / 3; len(d.Actions) != want {
 		b.Fatalf("%d actions, want %d", len(d.Actions), want)
 	}
+	e.Release(d) // as the server does once it has answered
 }
 
 // BenchmarkActivation builds a snapshot from the default policy and a

@@ -444,14 +444,12 @@ func TestPreviewCannotReuseAStandingOrderID(t *testing.T) {
 	}
 }
 
-// A roster large enough to be located on every CPU is located exactly as
-// one person at a time would be: every participant the GeoIP database
-// places in the jurisdiction is removed, with that country, and nobody
-// else is.
 // TestLargeRosterLocatedAsOneByOne decides large rosters (located in
-// parallel) one after another, each released as the server releases it, so
-// that later ones reuse the arrays of earlier ones: every decision removes
-// exactly the participants located in mainland China one by one.
+// parallel) one after another, each request and decision released as the
+// server releases them, so that later ones reuse the arrays of earlier ones
+// (participants, located people, the input's id terms, actions): every
+// decision removes exactly the participants located in mainland China one
+// by one, with that country, and nobody else.
 func TestLargeRosterLocatedAsOneByOne(t *testing.T) {
 	e := newEngine(t, "../policies", registryBundle(t, 10))
 	for _, roster := range []struct{ n, rot int }{{10_000, 0}, {9_000, 1}, {10_000, 2}, {9_500, 3}, {10_000, 4}} {
@@ -485,6 +483,7 @@ func TestLargeRosterLocatedAsOneByOne(t *testing.T) {
 		if len(removed) != len(want) {
 			t.Errorf("roster %+v: %d participants removed, %d are located in CN", roster, len(removed), len(want))
 		}
+		e.Release(d)
 		req.Release()
 	}
 }

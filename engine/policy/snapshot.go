@@ -29,6 +29,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/registry"
+	"github.com/geoscope/geoscope/internal/reuse"
 )
 
 // Entry points of the policy.
@@ -361,6 +362,17 @@ func (s *Snapshot) eval(ctx context.Context, pq *rego.PreparedEvalQuery, query s
 	return decodeOutput(obj, query)
 }
 
+// actionArrays keeps the actions' arrays of large outputs for later
+// decisions (see package reuse and ReleaseActions).
+var actionArrays reuse.Slices[decision.Action]
+
+// ReleaseActions gives back the array of actions that an output of Eval
+// holds, once the decision made from it (whose actions are that array,
+// checked in place) has been answered and recorded. Nothing may use the
+// array afterwards. Outputs shared between decisions (a remembered
+// admission's) are never given back.
+func ReleaseActions(actions []decision.Action) { actionArrays.Put(actions) }
+
 // decodeOutput reads the policy's answer leniently: the guard, not the
 // decoder, is what stands between a policy and enforcement, so a malformed
 // action is kept (with whatever fields could be read) for the guard to
@@ -377,7 +389,7 @@ func decodeOutput(obj ast.Object, query string) (*Output, error) {
 		}
 		return nil
 	})
-	out.Actions = make([]decision.Action, 0, n)
+	out.Actions = actionArrays.Get(n)
 	err := each(obj, "actions", query, func(v ast.Value) error {
 		m, _ := v.(ast.Object)
 		a := decision.Action{

@@ -106,8 +106,8 @@ func (s *Server) dataDecision(c *gin.Context) {
 		return
 	}
 	defer release()
-	if d, answer, ok := s.decide(c, DataDecisionPath, req); ok {
-		s.dataAnswer(c, dataResponse{DecisionID: d.DecisionID, Result: json.RawMessage(answer.body)})
+	if id, answer, ok := s.decide(c, DataDecisionPath, req); ok {
+		s.dataAnswer(c, dataResponse{DecisionID: id, Result: json.RawMessage(answer.body)})
 	}
 }
 

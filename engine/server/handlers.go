@@ -148,13 +148,19 @@ func (s *Server) decodeDecision(raw []byte) (*input.Request, error) {
 
 // decide decides a roster question; the answer is the decision as encoded
 // (and bounded) before it was recorded.
-func (s *Server) decide(c *gin.Context, endpoint string, req *input.Request) (*decision.Decision, *encodedAnswer, bool) {
-	var answer *encodedAnswer
+//
+// The decision's arrays are given back (engine.Release) before it returns:
+// what is answered is the answer encoded before the decision was recorded.
+func (s *Server) decide(c *gin.Context, endpoint string, req *input.Request) (decisionID string, answer *encodedAnswer, ok bool) {
 	d, ok := s.run(c, endpoint, func(ctx context.Context) (*decision.Decision, error) {
 		ctx, answer = withAnswer(ctx)
 		return s.eng.Decide(ctx, req)
 	})
-	return d, answer, ok
+	if !ok {
+		return "", nil, false
+	}
+	s.eng.Release(d)
+	return d.DecisionID, answer, true
 }
 
 // admit answers a join-time question.
