@@ -476,7 +476,17 @@ func checkDate(name, value string) error {
 	return nil
 }
 
+// checkParticipant checks p and parses its address. The common participant
+// (an id and an address, nothing else) is checked without naming a field:
+// a participant's field names are built only for its errors, and building
+// them was a third of checking 10,000 participants.
 func checkParticipant(p *Participant, f field) error {
+	if plainID(p.ID) && p.Phone == "" && p.Role == "" && p.AccountID == "" && p.AccountCountry == "" && len(p.Attributes) == 0 {
+		if a, err := netip.ParseAddr(p.IP); err == nil && a.Zone() == "" {
+			p.Addr = a.Unmap()
+			return nil
+		}
+	}
 	if err := checkID(f.sub("id"), p.ID); err != nil {
 		return err
 	}
@@ -497,6 +507,20 @@ func checkParticipant(p *Participant, f field) error {
 		return err
 	}
 	return p.Attributes.check(f.sub("attributes"))
+}
+
+// plainID reports whether checkID accepts id without looking further: it
+// is not empty, within MaxIDLength and printable ASCII.
+func plainID(id string) bool {
+	if id == "" || len(id) > MaxIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // checkConnection requires exactly one of ip and phone and returns the
