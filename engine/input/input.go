@@ -276,10 +276,11 @@ const parallelCheckMin = 4096
 // a check before its id's uniqueness, as if they were checked one by one.
 //
 // For large rosters most participants are checked on another goroutine
-// while this one checks the first ones and then indexes the ids: checking
-// (the address's parsing above all) took most of validating 10,000, and
-// ids are indexed in order whatever their checks say, so the index does
-// not wait for them.
+// while this one checks the first ones and then indexes the ids, which are
+// indexed in order whatever their checks say, so the index does not wait
+// for them. Measured alone against checking on one goroutine
+// (BenchmarkDecode, alternated six times): 100,000 participants 19.5
+// against 21.0 ms; 10,000 the same within the noise (2.10 against 2.05 ms).
 func indexParticipants(ps []Participant) (*idindex.Index, error) {
 	split := len(ps)
 	var lateAt int
