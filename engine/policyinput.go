@@ -161,10 +161,11 @@ func policyInput(req *input.Request, f *guard.Facts, withParticipants bool) (ast
 
 	// Participants are given grouped by located country: the default
 	// policy works on countries, and this costs one string per person.
-	// The groups are cut from one array of id terms, counted first by
-	// each country's slot among the two-letter codes (a map operation per
-	// person was a tenth of building the input of 10,000). Both arrays are
-	// given back once the policy has answered (see lazyInput.release).
+	// The groups are cut from one array of pointers to the id terms,
+	// counted first by each country's slot among the two-letter codes (a
+	// map operation per person was a tenth of building the input of
+	// 10,000). The terms' array and that one are given back once the
+	// policy has answered (see lazyInput.release).
 	n := len(m.Participants)
 	terms := inputTerms.Get(n)[:n]
 	all := inputTermPointers.Get(n)[:n]

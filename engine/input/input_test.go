@@ -440,12 +440,24 @@ func TestLargeRosterReportsTheFirstError(t *testing.T) {
 			fmt.Sprintf("meeting.participants[%d].id", mid)},
 		{"a duplicate id with a bad address: the address", func(ps []map[string]any) { ps[mid]["id"] = "p-3"; ps[mid]["ip"] = "nope" },
 			fmt.Sprintf("meeting.participants[%d].ip", mid)},
+		// Both in the part checked before the indexing.
+		{"in the first part, a duplicate before the bad one wins", func(ps []map[string]any) { ps[early]["ip"] = "nope"; ps[100]["id"] = "p-3" },
+			"meeting.participants[100].id"},
+		{"in the first part, a duplicate id with a bad address: the address", func(ps []map[string]any) { ps[early]["id"] = "p-3"; ps[early]["ip"] = "nope" },
+			fmt.Sprintf("meeting.participants[%d].ip", early)},
 	} {
 		_, err := Decode(roster(tc.edit), Limits{})
 		var fe *FieldError
 		if !errors.As(err, &fe) || fe.Field != tc.want {
 			t.Errorf("%s: %v, want an error naming %s", tc.name, err, tc.want)
 		}
+	}
+	// A small roster is checked on one goroutine, in the same order.
+	small := `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [
+	  {"id": "x", "ip": "1.0.16.5"}, {"id": "x", "ip": "1.0.16.6"}, {"id": "y", "ip": "nope"}]}}`
+	var fe *FieldError
+	if _, err := Decode([]byte(small), Limits{}); !errors.As(err, &fe) || fe.Field != "meeting.participants[1].id" {
+		t.Errorf("small roster, a duplicate before a bad address: %v, want an error naming meeting.participants[1].id", err)
 	}
 	r, err := Decode(roster(func([]map[string]any) {}), Limits{})
 	if err != nil {

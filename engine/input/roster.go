@@ -108,8 +108,8 @@ const rosterSample = 1024
 // rosterCap is the capacity to grow the participants to, n of them having
 // been read from used bytes with unread bytes left: the estimate from the
 // bytes each took, a little over it so that one more growth is rare; up to
-// rosterSample at first (reuse.Min when the estimate is larger), then never
-// less than an eighth more.
+// rosterSample at first (reuse.Min when the estimate is at least that),
+// then never less than an eighth more.
 func rosterCap(n int, used int64, unread int) int {
 	est := 2 * n
 	if per := used / int64(n); per > 0 {

@@ -366,11 +366,11 @@ func (s *Snapshot) eval(ctx context.Context, pq *rego.PreparedEvalQuery, query s
 // decisions (see package reuse and ReleaseActions).
 var actionArrays reuse.Slices[decision.Action]
 
-// ReleaseActions gives back the array of actions that an output of Eval
-// holds, once the decision made from it (whose actions are that array,
-// checked in place) has been answered and recorded. Nothing may use the
-// array afterwards. Outputs shared between decisions (a remembered
-// admission's) are never given back.
+// ReleaseActions gives back an array of actions that nothing else holds:
+// an output of Eval's, once the decision made from it (whose actions are
+// that array, checked in place) has been answered and recorded, or a copy
+// of an output's. Nothing may use the array afterwards. Outputs shared
+// between decisions (a remembered admission's) are never given back.
 func ReleaseActions(actions []decision.Action) { actionArrays.Put(actions) }
 
 // decodeOutput reads the policy's answer leniently: the guard, not the
