@@ -299,9 +299,13 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		}
 	}
 	if req.Joining != nil {
-		allow := !slices.ContainsFunc(actions, func(a decision.Action) bool {
-			return a.Type == decision.DenyJoin && a.ParticipantID == req.Joining.ID
-		})
+		allow := true
+		for i := range actions {
+			if actions[i].Type == decision.DenyJoin && actions[i].ParticipantID == req.Joining.ID {
+				allow = false
+				break
+			}
+		}
 		d.AllowJoin = &allow
 	}
 
@@ -400,15 +404,9 @@ const parallelLocateMin = 4096
 // A panic in a part is raised again in the caller's goroutine, where the
 // server's recovery answers it as for any other request.
 func (e *Engine) locateParticipants(db *geo.DB, ps []input.Participant, out []guard.Person) {
-	locate := func(from, to int) {
-		for i := from; i < to; i++ {
-			p := &ps[i]
-			out[i] = guard.Person{ID: p.ID, Located: e.locateOne(db, p.Addr, p.Phone)}
-		}
-	}
 	parts := min(runtime.GOMAXPROCS(0), len(ps)/(parallelLocateMin/2))
 	if len(ps) < parallelLocateMin || parts < 2 {
-		locate(0, len(ps))
+		e.locateRange(db, ps, out, 0, len(ps))
 		return
 	}
 	var (
@@ -421,7 +419,7 @@ func (e *Engine) locateParticipants(db *geo.DB, ps []input.Participant, out []gu
 				panicked.CompareAndSwap(nil, &v)
 			}
 		}()
-		locate(from, to)
+		e.locateRange(db, ps, out, from, to)
 	}
 	per := (len(ps) + parts - 1) / parts
 	for from := per; from < len(ps); from += per {
@@ -434,6 +432,16 @@ func (e *Engine) locateParticipants(db *geo.DB, ps []input.Participant, out []gu
 	wg.Wait()
 	if v := panicked.Load(); v != nil {
 		panic(*v)
+	}
+}
+
+// locateRange locates ps[from:to] into out[from:to]. A method rather than
+// a closure in locateParticipants: a closure its goroutines share escapes,
+// and was allocated for every request, rosters of one included.
+func (e *Engine) locateRange(db *geo.DB, ps []input.Participant, out []guard.Person, from, to int) {
+	for i := from; i < to; i++ {
+		p := &ps[i]
+		out[i] = guard.Person{ID: p.ID, Located: e.locateOne(db, p.Addr, p.Phone)}
 	}
 }
 

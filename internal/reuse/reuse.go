@@ -73,8 +73,11 @@ func (s *Slices[T]) Put(x []T) {
 	if !ok || sizes[c] != cap(x) {
 		return
 	}
-	x = x[:cap(x)]
-	clear(x)
-	x = x[:0]
-	s.pools[c].Put(&x)
+	// A variable of its own: the pool keeps a pointer to it, so it is
+	// allocated, and only here (x itself escaping would allocate on every
+	// call, kept or not).
+	kept := x[:cap(x)]
+	clear(kept)
+	kept = kept[:0]
+	s.pools[c].Put(&kept)
 }

@@ -81,3 +81,14 @@ func TestSlicesKeepOnlyTheirSizes(t *testing.T) {
 		}
 	}
 }
+
+// Putting back a slice that is not kept (small, or of a capacity Get does
+// not make) allocates nothing: every request puts back its arrays, and
+// most requests' are small.
+func TestPutOfSmallSlicesDoesNotAllocate(t *testing.T) {
+	var s Slices[item]
+	small, odd := make([]item, 3), make([]item, 5_000)
+	if n := testing.AllocsPerRun(100, func() { s.Put(small); s.Put(odd); s.Put(nil) }); n != 0 {
+		t.Errorf("Put of slices not kept: %v allocations, want 0", n)
+	}
+}
