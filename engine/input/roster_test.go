@@ -125,6 +125,20 @@ var rosterSeeds = []string{
 	`{"participant": null, "meeting": {"id": "m"}}`,
 	`{"joining": {"id": "j", "ip": "1.1.1.1", "role": "host", "account_id": "x", "account_country": "US", "phone": "+1"}, "meeting": {"id": "m"}}`,
 	`{"joining": [], "meeting": {"id": "m"}}`,
+	// Participants of an id and an address, read in one step, beside
+	// near misses that are read token by token.
+	`{"meeting": {"id": "m", "participants": [{"id":"a","ip":"1.1.1.1"},{"ip":"1.1.1.2","id":"b"} , { "id" : "c" , "ip" : "" } ]}}`,
+	"{\"meeting\": {\"id\": \"m\", \"participants\": [\t{\"id\":\"a\",\r\n\"ip\":\"1.1.1.1\"}\n]}}",
+	`{"meeting": {"id": "m", "participants": [{"id":"a","ip":"1.1.1.1"},{"id":"b","ip":"1.1.1.2","ip":"1.1.1.3"}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id":"a","ip":"1.1.1.1"},{"id":"b","id":"c"}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id":"a","ip":"1.1.1.1"}{"id":"b","ip":"1.1.1.2"}]}}`,
+	`{"meeting": {"id": "m", "participants": [,{"id":"a","ip":"1.1.1.1"}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id":"a","ip":"1.1.1.1"},,{"id":"b","ip":"1.1.1.2"}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id":"a","ip":"1.1.1.1",}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id":"a","ip":"1.1.1.1"},{"id":"b","ip":"1.1.1.2"`,
+	`{"meeting": {"id": "m", "participants": [{"id":"a\u0062","ip":"1.1.1.1"},{"id":"é","ip":"1.1.1.2"},{"id":"a","IP":"1.1.1.3"}]}}`,
+	"{\"meeting\": {\"id\": \"m\", \"participants\": [{\"id\":\"a\x7f\",\"ip\":\"1.1.1.1\"},{\"id\":\"b\x01\",\"ip\":\"1.1.1.2\"}]}}",
+	`{"meeting": {"id": "m", "participants": [{"id":"a","ip":"1.1.1.1","role":"host"},{"id":"b","ip":null},{"id":"c","ip":7}]}}`,
 }
 
 func TestTokenLevelDecodingIsReflection(t *testing.T) {
