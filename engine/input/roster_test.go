@@ -2,9 +2,13 @@ package input
 
 import (
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
+
+	"github.com/go-json-experiment/json"
 
 	"github.com/geoscope/geoscope/engine/registry"
 )
@@ -231,4 +235,48 @@ func TestReleasedRosterDecodesLikeANewOne(t *testing.T) {
 		return
 	}
 	t.Fatal("no array was reused in 100 tries")
+}
+
+// A roster read through a reader, a byte at a time (the decoder's buffer
+// then fills, moves and grows as it goes), decodes to what the whole text
+// does: participants read in one step keep their own strings whatever the
+// buffer does afterwards.
+func TestRosterThroughAReader(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"id": "m", "host": {"account_id": "a"}, "participants": [`)
+	for i := range 3000 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if i%97 == 5 {
+			fmt.Fprintf(&b, `{"id": "p-%d", "ip": "10.0.%d.%d", "role": "attendee"}`, i, i/250%250, i%250)
+			continue
+		}
+		fmt.Fprintf(&b, `{"id": "p-%d", "ip": "10.0.%d.%d"}`, i, i/250%250, i%250)
+	}
+	b.WriteString(`]}`)
+	var whole Meeting
+	if err := json.Unmarshal([]byte(b.String()), &whole, strict); err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]io.Reader{
+		"a byte at a time": iotest.OneByteReader(strings.NewReader(b.String())),
+		"as it comes":      strings.NewReader(b.String()),
+	} {
+		var read Meeting
+		if err := json.UnmarshalRead(r, &read, strict); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(read.Participants, whole.Participants) {
+			t.Fatalf("%s: the participants differ from the whole text's", name)
+		}
+		for i, p := range read.Participants {
+			if want := fmt.Sprintf("p-%d", i); p.ID != want || p.IP != fmt.Sprintf("10.0.%d.%d", i/250%250, i%250) {
+				t.Fatalf("%s: participant %d: %+v, want id %s", name, i, p, want)
+			}
+		}
+	}
+	if len(whole.Participants) != 3000 {
+		t.Fatalf("%d participants, want 3000", len(whole.Participants))
+	}
 }
