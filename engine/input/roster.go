@@ -112,8 +112,10 @@ func readParticipant(dec *jsontext.Decoder, p *Participant, text *stringChunks, 
 	if !ok {
 		return p.decode(dec, text, i)
 	}
-	// The strings are copied before the decoder reads on: with a reader
-	// behind it, reading may move what its buffer holds.
+	// The strings are copied before the decoder reads on. With a reader
+	// behind it, a decoder moves what its buffer holds when it fetches
+	// more; it does not fetch while reading an object the buffer already
+	// holds whole, as here, so this order is a precaution.
 	*p = Participant{}
 	text.add(i, memberID, id)
 	text.add(i, memberIP, ip)

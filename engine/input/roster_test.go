@@ -143,6 +143,9 @@ var rosterSeeds = []string{
 	`{"meeting": {"id": "m", "participants": [{"id":"a\u0062","ip":"1.1.1.1"},{"id":"é","ip":"1.1.1.2"},{"id":"a","IP":"1.1.1.3"}]}}`,
 	"{\"meeting\": {\"id\": \"m\", \"participants\": [{\"id\":\"a\x7f\",\"ip\":\"1.1.1.1\"},{\"id\":\"b\x01\",\"ip\":\"1.1.1.2\"}]}}",
 	`{"meeting": {"id": "m", "participants": [{"id":"a","ip":"1.1.1.1","role":"host"},{"id":"b","ip":null},{"id":"c","ip":7}]}}`,
+	`{"meeting": {"id": "m", "participants": [{"id":"","id":"x"},{"id":"","ip":""}]}}`,
+	"{\"meeting\": {\"id\": \"m\", \"participants\": [ {\"id\":\"a\",\"ip\":\"1.1.1.1\"} ,\t{\"id\":\"b\",\"ip\":\"1.1.1.2\"} ]}}",
+	`{"meeting": {"id": "m", "participants": [{"id":"a","ip":"1.1.1.1"},{"id":"b","ip":"1.1.1.2"},{"id":"c","ip":"1.1.1.3"},{"id":"d","ip":"1.1.1.4","x":1}]}}`,
 }
 
 func TestTokenLevelDecodingIsReflection(t *testing.T) {
