@@ -503,8 +503,8 @@ func checkDate(name, value string) error {
 // against 2.3 ms). Anything else takes the checks one by one.
 func checkParticipant(p *Participant, f field) error {
 	if plainID(p.ID) && p.Phone == "" && p.Role == "" && p.AccountID == "" && p.AccountCountry == "" && len(p.Attributes) == 0 {
-		if a, err := netip.ParseAddr(p.IP); err == nil && a.Zone() == "" {
-			p.Addr = a.Unmap()
+		if a, ok := parseIP(p.IP); ok {
+			p.Addr = a
 			return nil
 		}
 	}
@@ -533,15 +533,7 @@ func checkParticipant(p *Participant, f field) error {
 // plainID reports whether checkID accepts id without looking further: it
 // is not empty, within MaxIDLength and printable ASCII.
 func plainID(id string) bool {
-	if id == "" || len(id) > MaxIDLength {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c < 0x20 || c >= 0x7f {
-			return false
-		}
-	}
-	return true
+	return id != "" && len(id) <= MaxIDLength && printableASCII(id)
 }
 
 // checkConnection requires exactly one of ip and phone and returns the
@@ -555,11 +547,21 @@ func checkConnection(f field, ip, phone string) (netip.Addr, error) {
 	case ip == "":
 		return netip.Addr{}, invalid(f.sub("ip").String(), "is required (or phone, for a dial-in caller)")
 	}
-	a, err := netip.ParseAddr(ip)
-	if err != nil || a.Zone() != "" {
+	a, ok := parseIP(ip)
+	if !ok {
 		return netip.Addr{}, invalid(f.sub("ip").String(), "%s is not an IP address", quote(ip))
 	}
-	return a.Unmap(), nil
+	return a, nil
+}
+
+// parseIP parses an IP address without a zone, an IPv4-mapped IPv6
+// address as the IPv4 one.
+func parseIP(ip string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
 }
 
 // checkPhone accepts E.164 numbers: "+", a country calling code and the
@@ -599,13 +601,21 @@ func checkID(f field, id string) error {
 // checkText rejects invalid UTF-8 and control characters. The decoder
 // already refuses invalid UTF-8 in JSON; this guards values built in Go.
 func checkText(f field, s string) error {
+	// ASCII without control characters is the common case.
+	if printableASCII(s) {
+		return nil
+	}
+	return checkTextSlow(f, s)
+}
+
+// printableASCII reports whether s is ASCII without control characters.
+func printableASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
-		// ASCII without control characters is the common case.
 		if c := s[i]; c < 0x20 || c >= 0x7f {
-			return checkTextSlow(f, s)
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 func checkTextSlow(f field, s string) error {

@@ -349,7 +349,7 @@ func (c *stringChunks) read(dec *jsontext.Decoder, i, member int) error {
 		c.add(i, member, raw[1:len(raw)-1])
 		return nil
 	}
-	c.grow()
+	c.allocate()
 	start := len(c.buf)
 	if c.buf, err = jsontext.AppendUnquote(c.buf, raw); err != nil {
 		return err // not reached: the decoder validated the string
@@ -360,13 +360,14 @@ func (c *stringChunks) read(dec *jsontext.Decoder, i, member int) error {
 
 // add adds the content of a string member of participant i, unescaped.
 func (c *stringChunks) add(i, member int, content []byte) {
-	c.grow()
+	c.allocate()
 	start := len(c.buf)
 	c.buf = append(c.buf, content...)
 	c.ref(i, member, start)
 }
 
-func (c *stringChunks) grow() {
+// allocate makes the buffers on first use.
+func (c *stringChunks) allocate() {
 	if c.buf == nil {
 		c.buf, c.refs = make([]byte, 0, chunkBytes+1024), make([]stringRef, 0, chunkBytes/8)
 	}
