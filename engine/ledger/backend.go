@@ -299,7 +299,7 @@ func (s *insertStmts) exec(ctx context.Context, b *sqlBackend, tx *sql.Tx, table
 	stmt := s.stmts[table][rows]
 	if stmt == nil {
 		var err error
-		if stmt, err = s.db.PrepareContext(ctx, b.rebind(insertSQL(table, rows))); err != nil {
+		if stmt, err = s.db.PrepareContext(ctx, b.rebind(insertSQL(b.dialect, table, rows))); err != nil {
 			s.mu.Unlock()
 			return err
 		}
@@ -312,14 +312,28 @@ func (s *insertStmts) exec(ctx context.Context, b *sqlBackend, tx *sql.Tx, table
 
 // insertSQL is the INSERT of rows rows into table. Inserting an entry
 // twice is harmless (a retried commit that had in fact succeeded).
-func insertSQL(table, rows int) string {
-	head, row, tail := `INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry, replica) VALUES `,
+//
+// SQLite's is INSERT OR FAIL: a statement that fails keeps the rows it
+// inserted before failing, instead of undoing them (ABORT, the default).
+// Undoing them needs a statement journal, a copy of every page the
+// statement changes, which SQLite writes to a temporary file once it
+// passes 64 KiB: for a multi-row insert of entries of a kilobyte or more,
+// as many system calls as the commit's own log writes. A statement never
+// fails alone here: any error rolls back the whole transaction (insert),
+// so nothing of a failed batch is kept either way.
+func insertSQL(dialect string, table, rows int) string {
+	verb := "INSERT INTO"
+	if dialect == "sqlite" {
+		verb = "INSERT OR FAIL INTO"
+	}
+	head, row, tail := ` ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry, replica) VALUES `,
 		`(?, ?, ?, ?, ?, ?, ?)`, ` ON CONFLICT (decision_id) DO NOTHING`
 	if table == ordersTable {
-		head, row, tail = `INSERT INTO ledger_decision_orders (decision_id, order_id, authority, decided_at) VALUES `,
+		head, row, tail = ` ledger_decision_orders (decision_id, order_id, authority, decided_at) VALUES `,
 			`(?, ?, ?, ?)`, ` ON CONFLICT (decision_id, order_id) DO NOTHING`
 	}
 	var sb strings.Builder
+	sb.WriteString(verb)
 	sb.WriteString(head)
 	for i := range rows {
 		if i > 0 {
