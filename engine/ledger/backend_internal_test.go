@@ -5,7 +5,74 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
+
+func openTestSQLite(t *testing.T) *sqlBackend {
+	t.Helper()
+	b, err := openBackend(context.Background(), Config{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}, "test-fingerprint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.close() })
+	return b.(*sqlBackend)
+}
+
+// TestSQLiteWritesStayOnOneConnection: every write (entries and counts)
+// is made on the one connection kept for writes, so that connection never
+// finds the database changed by another (which would drop its page
+// cache). PRAGMA data_version, read on that connection, changes only when
+// another connection has committed since.
+func TestSQLiteWritesStayOnOneConnection(t *testing.T) {
+	ctx := context.Background()
+	b := openTestSQLite(t)
+	entry := func(id string) []*Entry {
+		return []*Entry{{DecisionID: id, Time: time.Now(), Kind: KindAdmission, MeetingID: "m-1",
+			Orders: []Order{{OrderID: "o-1", Authority: "a-1"}}}}
+	}
+	raw := [][]byte{[]byte(`{}`)}
+	if err := b.insert(ctx, entry("d-1"), raw); err != nil {
+		t.Fatal(err)
+	}
+	version := func() int64 {
+		t.Helper()
+		var v int64
+		if err := b.writer.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := version()
+	// Enough writes for the pool to have handed out another connection,
+	// had writes used the pool; a reader holds one meanwhile.
+	rows, err := b.query(ctx, `SELECT decision_id FROM ledger_decisions`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		if err := b.insert(ctx, entry("d-"+string(rune('a'+i))), raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.addCounts(ctx, map[countKey]int64{{day: "2026-01-01", kind: KindAdmission, meeting: "m-1", orders: "[]"}: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows.Close()
+	if after := version(); after != before {
+		t.Fatalf("data_version on the writing connection went from %d to %d: another connection wrote", before, after)
+	}
+	// The check can fail: a write through the pool is seen.
+	db, err := b.conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM ledger_quiet_counts`); err != nil {
+		t.Fatal(err)
+	}
+	if after := version(); after == before {
+		t.Fatal("data_version did not change after a write on another connection")
+	}
+}
 
 // TestSQLiteInsertNeedsNoStatementJournal: a multi-row insert into
 // SQLite that fails keeps, inside its transaction, the rows it inserted
@@ -15,12 +82,7 @@ import (
 // ledger does with a batch that fails.
 func TestSQLiteInsertNeedsNoStatementJournal(t *testing.T) {
 	ctx := context.Background()
-	b, err := openBackend(ctx, Config{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}, "test-fingerprint")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.close() })
-	db, err := b.(*sqlBackend).conn(ctx)
+	db, err := openTestSQLite(t).conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
