@@ -84,6 +84,7 @@ type journal struct {
 	dirtyEnd int64
 	next     int // the next segment's number
 	buf      []byte
+	syncer   *dataSyncer
 
 	mu      sync.Mutex
 	current int
@@ -260,6 +261,7 @@ func openJournal(dir string) (*journal, error) {
 		j.release()
 		return nil, err
 	}
+	j.syncer = newDataSyncer()
 	return j, nil
 }
 
@@ -410,7 +412,7 @@ func (j *journal) appendBatch(payloads [][]byte) (int, error) {
 		j.dirtyEnd = j.off + size
 		return 0, fmt.Errorf("journal: %w", err)
 	}
-	if err := fdatasync(j.f); err != nil {
+	if err := j.syncer.sync(j.f); err != nil {
 		// After a failed sync the kernel may have dropped the pages: the
 		// batch's callers are told it failed, and its frames are zeroed.
 		j.dirtyEnd = j.off + size
@@ -495,6 +497,7 @@ func (j *journal) close() error {
 	if j.f == nil {
 		return nil
 	}
+	j.syncer.close()
 	err := j.f.Close()
 	j.f = nil
 	j.mu.Lock()
