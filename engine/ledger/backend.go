@@ -296,7 +296,11 @@ func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte
 				allow = boolInt(*e.AllowJoin)
 			}
 			at := e.Time.UnixNano()
-			args = append(args, e.DecisionID, at, e.Kind, e.MeetingID, allow, string(raws[start+i]), e.Replica)
+			var raw any = raws[start+i]
+			if b.dialect != "sqlite" {
+				raw = string(raws[start+i])
+			}
+			args = append(args, e.DecisionID, at, e.Kind, e.MeetingID, allow, raw, e.Replica)
 			for _, o := range e.Orders {
 				orders = append(orders, e.DecisionID, o.OrderID, o.Authority, at)
 			}
@@ -372,6 +376,12 @@ func insertSQL(dialect string, table, rows int) string {
 	}
 	head, row, tail := ` ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry, replica) VALUES `,
 		`(?, ?, ?, ?, ?, ?, ?)`, ` ON CONFLICT (decision_id) DO NOTHING`
+	if dialect == "sqlite" {
+		// SQLite is given the entry's bytes, stored as text: a string
+		// made of them would be a copy of each entry, for the driver to
+		// copy again.
+		row = `(?, ?, ?, ?, ?, CAST(? AS TEXT), ?)`
+	}
 	if table == ordersTable {
 		head, row, tail = ` ledger_decision_orders (decision_id, order_id, authority, decided_at) VALUES `,
 			`(?, ?, ?, ?)`, ` ON CONFLICT (decision_id, order_id) DO NOTHING`

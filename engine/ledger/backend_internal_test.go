@@ -61,6 +61,14 @@ func TestSQLiteWritesStayOnOneConnection(t *testing.T) {
 	if after := version(); after != before {
 		t.Fatalf("data_version on the writing connection went from %d to %d: another connection wrote", before, after)
 	}
+	// Entries are given to SQLite as bytes and stored as text.
+	var blobs int
+	if err := b.writer.QueryRowContext(ctx, `SELECT count(*) FROM ledger_decisions WHERE typeof(entry) != 'text'`).Scan(&blobs); err != nil {
+		t.Fatal(err)
+	}
+	if blobs != 0 {
+		t.Fatalf("%d entries stored as something other than text", blobs)
+	}
 	// The check can fail: a write through the pool is seen.
 	db, err := b.conn(ctx)
 	if err != nil {
