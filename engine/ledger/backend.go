@@ -202,23 +202,56 @@ func (b *sqlBackend) beginWrite(ctx context.Context, db *sql.DB) (tx *sql.Tx, do
 		return tx, func() {}, err
 	}
 	b.writing.Lock()
-	b.mu.Lock()
-	if b.writer == nil && b.db == db {
-		b.writer, err = db.Conn(ctx)
-	}
-	w := b.writer
-	b.mu.Unlock()
-	if err == nil && w == nil {
-		err = fmt.Errorf("%w: the database was closed", ErrUnavailable)
-	}
+	w, err := b.writerConn(ctx, db)
 	if err == nil {
-		tx, err = w.BeginTx(ctx, nil)
+		if tx, err = w.BeginTx(ctx, nil); err != nil {
+			// A connection that cannot begin (broken, or closed by
+			// database/sql) is not kept: the next write takes another.
+			b.mu.Lock()
+			if b.writer == w {
+				b.writer = nil
+			}
+			b.mu.Unlock()
+			w.Close()
+		}
 	}
 	if err != nil {
 		b.writing.Unlock()
 		return nil, nil, err
 	}
 	return tx, b.writing.Unlock, nil
+}
+
+// writerConn returns the connection kept for writes to db, taking one
+// from the pool if there is none. Taking one may wait for a reader to
+// give one back, so it is done without holding b.mu.
+func (b *sqlBackend) writerConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
+	b.mu.Lock()
+	w, current := b.writer, b.db == db
+	b.mu.Unlock()
+	if !current {
+		return nil, fmt.Errorf("%w: the database was reopened", ErrUnavailable)
+	}
+	if w != nil {
+		return w, nil
+	}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if b.db == db && b.writer == nil {
+		b.writer = c
+	}
+	w = b.writer
+	b.mu.Unlock()
+	if w != c {
+		c.Close()
+	}
+	if w == nil {
+		return nil, fmt.Errorf("%w: the database was closed", ErrUnavailable)
+	}
+	return w, nil
 }
 
 func (b *sqlBackend) rebind(q string) string { return rebind(b.dialect, q) }

@@ -82,13 +82,13 @@ func TestSQLiteWritesStayOnOneConnection(t *testing.T) {
 	}
 }
 
-// TestSQLiteInsertNeedsNoStatementJournal: a multi-row insert into
-// SQLite that fails keeps, inside its transaction, the rows it inserted
-// before failing (OR FAIL): SQLite then keeps no statement journal (a copy
-// of every page a statement changes, spilled to a temporary file). The
-// transaction still holds nothing once rolled back, which is what the
-// ledger does with a batch that fails.
-func TestSQLiteInsertNeedsNoStatementJournal(t *testing.T) {
+// TestSQLiteBatchInsertIsOrFail: a multi-row insert into SQLite that
+// fails keeps, inside its transaction, the rows it inserted before failing
+// (OR FAIL, which is what spares SQLite a statement journal: a copy of
+// every page a statement changes, spilled to a temporary file). The
+// transaction holds nothing once rolled back, which is what the ledger
+// does with a batch that fails (TestSQLiteFailedBatchKeepsNothing).
+func TestSQLiteBatchInsertIsOrFail(t *testing.T) {
 	ctx := context.Background()
 	db, err := openTestSQLite(t).conn(ctx)
 	if err != nil {
@@ -122,5 +122,90 @@ func TestSQLiteInsertNeedsNoStatementJournal(t *testing.T) {
 	}
 	if after != 0 {
 		t.Fatalf("rows after the rollback: %d, want 0", after)
+	}
+}
+
+// TestSQLiteFailedBatchKeepsNothing: a batch refused part-way (here by a
+// trigger, on its second entry) leaves none of its entries in the tables,
+// and the next batch is written.
+func TestSQLiteFailedBatchKeepsNothing(t *testing.T) {
+	ctx := context.Background()
+	b := openTestSQLite(t)
+	db, err := b.conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TRIGGER refuse_bad BEFORE INSERT ON ledger_decisions
+		WHEN NEW.decision_id = 'd-bad' BEGIN SELECT RAISE(FAIL, 'refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	batch := func(ids ...string) ([]*Entry, [][]byte) {
+		var entries []*Entry
+		var raws [][]byte
+		for _, id := range ids {
+			entries = append(entries, &Entry{DecisionID: id, Time: time.Now(), Kind: KindAdmission, MeetingID: "m-1",
+				Orders: []Order{{OrderID: "o-1", Authority: "a-1"}}})
+			raws = append(raws, []byte(`{}`))
+		}
+		return entries, raws
+	}
+	count := func(table string) int {
+		t.Helper()
+		// A failed write closes the database, to reopen it at the next
+		// use (see insert).
+		db, err := b.conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	entries, raws := batch("d-ok-1", "d-bad", "d-ok-2")
+	if err := b.insert(ctx, entries, raws); err == nil || !strings.Contains(err.Error(), "refused by the test") {
+		t.Fatalf("inserting a batch the trigger refuses: %v", err)
+	}
+	if n, m := count("ledger_decisions"), count("ledger_decision_orders"); n != 0 || m != 0 {
+		t.Fatalf("after a refused batch: %d decisions and %d cited orders kept, want none", n, m)
+	}
+	entries, raws = batch("d-ok-1", "d-ok-2")
+	if err := b.insert(ctx, entries, raws); err != nil {
+		t.Fatalf("the batch after a refused one: %v", err)
+	}
+	if n := count("ledger_decisions"); n != 2 {
+		t.Fatalf("after the next batch: %d decisions, want 2", n)
+	}
+}
+
+// TestSQLiteWritingConnectionReplacedWhenItBreaks: a writing connection
+// that can no longer begin a transaction is dropped, so the next write
+// (here a flush of counts, which does not reopen the database on every
+// error) gets another instead of failing for good.
+func TestSQLiteWritingConnectionReplacedWhenItBreaks(t *testing.T) {
+	ctx := context.Background()
+	b := openTestSQLite(t)
+	counts := map[countKey]int64{{day: "2026-01-01", kind: KindAdmission, meeting: "m-1", orders: "[]"}: 1}
+	if err := b.addCounts(ctx, counts); err != nil {
+		t.Fatal(err)
+	}
+	b.writer.Close() // as database/sql does with a connection it finds broken
+	if err := b.addCounts(ctx, counts); err == nil {
+		t.Fatal("a write on a closed connection succeeded")
+	}
+	if err := b.addCounts(ctx, counts); err != nil {
+		t.Fatalf("the write after the connection broke: %v", err)
+	}
+	db, err := b.conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := db.QueryRowContext(ctx, `SELECT n FROM ledger_quiet_counts`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Fatalf("count %d, want 2 (the write that failed added nothing)", n)
 	}
 }

@@ -41,6 +41,7 @@ import (
 // One sync at a time: the journaling goroutine is the only caller.
 type dataSyncer struct {
 	mu      sync.Mutex
+	seq     uint64   // the last flush submitted
 	aioCtx  uintptr  // 0: plain fdatasync
 	event   *os.File // the eventfd, in the network poller
 	eventFD int
@@ -53,7 +54,7 @@ const (
 )
 
 type aioControlBlock struct {
-	_      uint64 // aio_data
+	data   uint64 // returned in the event: which flush completed
 	_      uint32 // aio_key
 	_      uint32 // aio_rw_flags
 	opcode uint16
@@ -68,7 +69,8 @@ type aioControlBlock struct {
 }
 
 type aioEvent struct {
-	_, _ uint64 // data, obj
+	data uint64
+	_    uint64 // obj
 	res  int64
 	_    int64 // res2
 }
@@ -110,57 +112,80 @@ func (s *dataSyncer) sync(f *os.File) error {
 		return fdatasync(f)
 	}
 	err := s.aioSync(f)
-	if errors.Is(err, errAIOUnsupported) {
+	switch {
+	case errors.Is(err, errAIORefused):
+		// Nothing was submitted: the plain call, now and from then on.
 		s.closeLocked()
 		return fdatasync(f)
+	case errors.Is(err, errAIOLost):
+		// Submitted, but its outcome is unknown: closing the context waits
+		// for it. A flush that failed may already have reported the
+		// failure to it, so the plain call could report success for the
+		// same data: the batch fails, and later ones use the plain call.
+		s.closeLocked()
 	}
 	return err
 }
 
-var errAIOUnsupported = errors.New("asynchronous fdatasync not supported")
+var (
+	// errAIORefused: asynchronous I/O did not take the flush.
+	errAIORefused = errors.New("asynchronous fdatasync refused")
+	// errAIOLost: a flush was submitted but its completion could not be
+	// collected.
+	errAIOLost = errors.New("asynchronous fdatasync lost")
+)
 
+// aioSync submits one flush of f and waits for it. It returns nil, the
+// flush's own error, or an error wrapping errAIORefused or errAIOLost.
 func (s *dataSyncer) aioSync(f *os.File) error {
-	cb := aioControlBlock{opcode: iocbCmdFdsync, fildes: uint32(f.Fd()), flags: iocbFlagResFD, resFD: uint32(s.eventFD)}
+	s.seq++
+	seq := s.seq
+	cb := aioControlBlock{data: seq, opcode: iocbCmdFdsync, fildes: uint32(f.Fd()), flags: iocbFlagResFD, resFD: uint32(s.eventFD)}
 	cbs := [1]*aioControlBlock{&cb}
 	for {
-		// The kernel copies the control block before io_submit returns.
+		// The kernel copies the control block and the array during the
+		// call and keeps no pointer to either.
 		_, _, e := unix.Syscall(unix.SYS_IO_SUBMIT, s.aioCtx, 1, uintptr(unsafe.Pointer(&cbs[0])))
-		switch e {
-		case 0:
-		case unix.EINTR, unix.EAGAIN:
-			continue
-		case unix.EINVAL, unix.ENOSYS, unix.EPERM, unix.EOPNOTSUPP:
-			// Nothing was submitted: the plain call does the same.
-			return fmt.Errorf("%w: %v", errAIOUnsupported, e)
-		default:
-			return fmt.Errorf("submitting fdatasync: %w", e)
-		}
-		break
-	}
-	// Completion adds to the eventfd's counter; reading parks this
-	// goroutine in the poller until then.
-	var counter [8]byte
-	if _, err := io.ReadFull(s.event, counter[:]); err != nil {
-		return fmt.Errorf("waiting for fdatasync: %w", err)
-	}
-	var ev aioEvent
-	for {
-		// The event is there: a nil timeout does not wait.
-		n, _, e := unix.Syscall6(unix.SYS_IO_GETEVENTS, s.aioCtx, 1, 1, uintptr(unsafe.Pointer(&ev)), 0, 0)
 		if e == unix.EINTR {
 			continue
 		}
+		if e == unix.EBADF {
+			// Not submitted, and the plain call would say the same.
+			return fmt.Errorf("submitting fdatasync: %w", e)
+		}
 		if e != 0 {
-			return fmt.Errorf("reaping fdatasync: %w", e)
+			return fmt.Errorf("%w: %v", errAIORefused, e)
 		}
-		if n == 1 {
-			break
+		break
+	}
+	for {
+		// Completion adds to the eventfd's counter once the event is in
+		// the ring; reading parks this goroutine in the poller until then.
+		var counter [8]byte
+		if _, err := io.ReadFull(s.event, counter[:]); err != nil {
+			return fmt.Errorf("%w: waiting: %v", errAIOLost, err)
+		}
+		var events [4]aioEvent
+		var noWait unix.Timespec
+		n, _, e := unix.Syscall6(unix.SYS_IO_GETEVENTS, s.aioCtx, 0, uintptr(len(events)), uintptr(unsafe.Pointer(&events[0])), uintptr(unsafe.Pointer(&noWait)), 0)
+		for e == unix.EINTR {
+			n, _, e = unix.Syscall6(unix.SYS_IO_GETEVENTS, s.aioCtx, 0, uintptr(len(events)), uintptr(unsafe.Pointer(&events[0])), uintptr(unsafe.Pointer(&noWait)), 0)
+		}
+		if e != 0 {
+			return fmt.Errorf("%w: collecting: %v", errAIOLost, e)
+		}
+		// Only this flush's own completion answers it: one that belonged
+		// to an earlier flush (none is ever left behind, but nothing
+		// else would tell them apart) is passed over.
+		for _, ev := range events[:n] {
+			if ev.data == seq {
+				if ev.res < 0 {
+					return syscall.Errno(-ev.res)
+				}
+				return nil
+			}
 		}
 	}
-	if ev.res < 0 {
-		return syscall.Errno(-ev.res)
-	}
-	return nil
 }
 
 // close releases the asynchronous I/O context (waiting for a sync in
