@@ -45,6 +45,9 @@ type dataSyncer struct {
 	aioCtx  uintptr  // 0: plain fdatasync
 	event   *os.File // the eventfd, in the network poller
 	eventFD int
+	// plainBecause says why a syncer set up without asynchronous I/O
+	// has none (logged once by the ledger).
+	plainBecause string
 }
 
 // Linux AIO's ABI (include/uapi/linux/aio_abi.h), 64-bit little endian.
@@ -80,15 +83,18 @@ type aioEvent struct {
 func newDataSyncer() *dataSyncer {
 	s := &dataSyncer{}
 	if unsafe.Sizeof(aioControlBlock{}) != 64 || unsafe.Sizeof(uintptr(0)) != 8 {
+		s.plainBecause = "not a 64-bit platform"
 		return s
 	}
 	var ctx uintptr
 	if _, _, e := unix.Syscall(unix.SYS_IO_SETUP, 1, uintptr(unsafe.Pointer(&ctx)), 0); e != 0 {
+		s.plainBecause = "io_setup: " + e.Error()
 		return s
 	}
 	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		unix.Syscall(unix.SYS_IO_DESTROY, ctx, 0, 0) //nolint:errcheck
+		s.plainBecause = "eventfd: " + err.Error()
 		return s
 	}
 	// A non-blocking descriptor given to os.NewFile is read through the

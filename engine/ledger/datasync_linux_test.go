@@ -33,8 +33,8 @@ func TestDataSyncerSyncsThroughAsynchronousIO(t *testing.T) {
 		t.Skip("this process cannot set up asynchronous I/O")
 	}
 	s := newDataSyncer()
-	if !s.async() {
-		t.Fatal("asynchronous I/O is available but the syncer does not use it")
+	if !s.async() || s.plainBecause != "" {
+		t.Fatalf("asynchronous I/O is available but the syncer does not use it (%q)", s.plainBecause)
 	}
 	f, err := os.Create(filepath.Join(t.TempDir(), "segment"))
 	if err != nil {

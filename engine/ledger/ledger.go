@@ -231,6 +231,9 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 				return nil, fmt.Errorf("%w: journal: %v", ErrUnavailable, err)
 			}
 			l.journalWrites = make(chan *pending, 4*cfg.MaxBatch)
+			if why := l.journal.syncer.plainBecause; why != "" {
+				l.log.Info("ledger journal: flushes with fdatasync, asynchronous I/O is unavailable", "reason", why)
+			}
 		}
 	}
 	if l.journal != nil {
