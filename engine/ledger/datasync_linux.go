@@ -28,11 +28,12 @@ import (
 // same write-back error reporting) on a kernel worker, and signals its
 // completion on an eventfd that the Go runtime's network poller waits on:
 // the journaling goroutine is parked like one waiting for a socket, no
-// thread blocks, and none is started or put to sleep around each flush.
-// Measured in docs/benchmarks.md (*The journal's flush, asynchronous*).
-// Where asynchronous I/O is not available (kernel built
-// without it, a seccomp profile that refuses io_setup, a file system
-// whose files refuse it), the plain system call is used, from then on.
+// thread blocks, and none is started or put to sleep around each flush
+// (measured in docs/benchmarks.md, *The copy's statement journal, one
+// writing connection, and the flush through asynchronous I/O*). Where
+// asynchronous I/O is not available (kernel built without it, a seccomp
+// profile that refuses io_setup, a file system whose files refuse it),
+// the plain system call is used, from then on.
 //
 // No maintained Go package offers Linux AIO's fsync (io_uring libraries
 // exist, but io_uring is refused by the default seccomp profiles of the
