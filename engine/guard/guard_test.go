@@ -486,3 +486,32 @@ func TestRepeatedIDsResolveToTheFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestActionSetPastItsInlineKeys: the set of kept action keys answers the
+// same whether a key sits in its inline array or in its map: every key is
+// added once, a repeat of any of them is refused, in any order, and keys
+// differing in one field only are different.
+func TestActionSetPastItsInlineKeys(t *testing.T) {
+	var keys []actionKey
+	for i := range 10 {
+		keys = append(keys, actionKey{typ: "deny_join", participant: fmt.Sprint("p-", i), order: "o-1"})
+	}
+	keys = append(keys,
+		actionKey{typ: "deny_join", participant: "p-1", order: "o-2"},
+		actionKey{typ: "deny_join", participant: "p-1", order: "o-1", host: true},
+		actionKey{typ: "suspend_account", account: "a-1", order: "o-1"})
+	var s actionSet
+	for i, k := range keys {
+		if !s.add(k) {
+			t.Fatalf("key %d (%+v) refused as a repeat the first time", i, k)
+		}
+	}
+	for _, i := range []int{12, 0, 3, 4, 9, 5, 10, 11} {
+		if s.add(keys[i]) {
+			t.Fatalf("key %d (%+v) added twice", i, keys[i])
+		}
+	}
+	if s.n != len(keys) {
+		t.Fatalf("%d keys held, want %d", s.n, len(keys))
+	}
+}
