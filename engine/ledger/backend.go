@@ -176,14 +176,23 @@ func (b *sqlBackend) reset() {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.closeLocked() //nolint:errcheck // reopened at the next use
+}
+
+// closeLocked closes the writing connection and the database, to be
+// opened again (and its schema checked again) at the next use. b.mu is
+// held.
+func (b *sqlBackend) closeLocked() error {
 	if b.writer != nil {
 		b.writer.Close()
 		b.writer = nil
 	}
-	if b.db != nil {
-		b.db.Close()
-		b.db, b.migrated, b.inserts = nil, false, nil
+	if b.db == nil {
+		return nil
 	}
+	err := b.db.Close()
+	b.db, b.migrated, b.inserts = nil, false, nil
+	return err
 }
 
 // beginWrite begins a transaction that writes; done ends the hold on the
@@ -403,18 +412,15 @@ func (s *insertStmts) exec(ctx context.Context, b *sqlBackend, tx *sql.Tx, table
 // fails alone here: any error rolls back the whole transaction (insert),
 // so nothing of a failed batch is kept either way.
 func insertSQL(dialect string, table, rows int) string {
-	verb := "INSERT INTO"
+	verb, entry := "INSERT INTO", "?"
 	if dialect == "sqlite" {
-		verb = "INSERT OR FAIL INTO"
+		// SQLite is given the entry's bytes (see insert), stored as text:
+		// a string made of them would be a copy of each entry, for the
+		// driver to copy again.
+		verb, entry = "INSERT OR FAIL INTO", "CAST(? AS TEXT)"
 	}
 	head, row, tail := ` ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry, replica) VALUES `,
-		`(?, ?, ?, ?, ?, ?, ?)`, ` ON CONFLICT (decision_id) DO NOTHING`
-	if dialect == "sqlite" {
-		// SQLite is given the entry's bytes, stored as text: a string
-		// made of them would be a copy of each entry, for the driver to
-		// copy again.
-		row = `(?, ?, ?, ?, ?, CAST(? AS TEXT), ?)`
-	}
+		`(?, ?, ?, ?, ?, `+entry+`, ?)`, ` ON CONFLICT (decision_id) DO NOTHING`
 	if table == ordersTable {
 		head, row, tail = ` ledger_decision_orders (decision_id, order_id, authority, decided_at) VALUES `,
 			`(?, ?, ?, ?)`, ` ON CONFLICT (decision_id, order_id) DO NOTHING`
@@ -503,16 +509,7 @@ func (b *sqlBackend) query(ctx context.Context, q string, args ...any) (*sql.Row
 func (b *sqlBackend) close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.writer != nil {
-		b.writer.Close()
-		b.writer = nil
-	}
-	if b.db == nil {
-		return nil
-	}
-	err := b.db.Close()
-	b.db, b.inserts = nil, nil
-	return err
+	return b.closeLocked()
 }
 
 // migration is one step of the schema.

@@ -45,7 +45,7 @@ type dataSyncer struct {
 	seq     uint64   // the last flush submitted
 	aioCtx  uintptr  // 0: plain fdatasync
 	event   *os.File // the eventfd, in the network poller
-	eventFD int
+	eventFD int      // its descriptor (event.Fd() would make it blocking)
 	// plainBecause says why a syncer set up without asynchronous I/O
 	// has none (logged once by the ledger).
 	plainBecause string
@@ -173,13 +173,9 @@ func (s *dataSyncer) aioSync(f *os.File) error {
 			return fmt.Errorf("%w: waiting: %v", errAIOLost, err)
 		}
 		var events [4]aioEvent
-		var noWait unix.Timespec
-		n, _, e := unix.Syscall6(unix.SYS_IO_GETEVENTS, s.aioCtx, 0, uintptr(len(events)), uintptr(unsafe.Pointer(&events[0])), uintptr(unsafe.Pointer(&noWait)), 0)
-		for e == unix.EINTR {
-			n, _, e = unix.Syscall6(unix.SYS_IO_GETEVENTS, s.aioCtx, 0, uintptr(len(events)), uintptr(unsafe.Pointer(&events[0])), uintptr(unsafe.Pointer(&noWait)), 0)
-		}
-		if e != 0 {
-			return fmt.Errorf("%w: collecting: %v", errAIOLost, e)
+		n, err := s.collect(events[:])
+		if err != nil {
+			return fmt.Errorf("%w: collecting: %v", errAIOLost, err)
 		}
 		// Only this flush's own completion answers it: one that belonged
 		// to an earlier flush (none is ever left behind, but nothing
@@ -191,6 +187,21 @@ func (s *dataSyncer) aioSync(f *os.File) error {
 				}
 				return nil
 			}
+		}
+	}
+}
+
+// collect reads the completions already in the ring into events, without
+// waiting for any.
+func (s *dataSyncer) collect(events []aioEvent) (int, error) {
+	var noWait unix.Timespec
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_IO_GETEVENTS, s.aioCtx, 0, uintptr(len(events)), uintptr(unsafe.Pointer(&events[0])), uintptr(unsafe.Pointer(&noWait)), 0)
+		if e != unix.EINTR {
+			if e != 0 {
+				return 0, e
+			}
+			return int(n), nil
 		}
 	}
 }
