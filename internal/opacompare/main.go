@@ -66,7 +66,7 @@ func main() {
 	flag.IntVar(&o.requests, "n", 20_000, "requests per load run")
 	flag.IntVar(&o.concurrency, "c", 16, "concurrent clients per load run")
 	flag.IntVar(&o.rounds, "rounds", 3, "alternated rounds per workload")
-	flag.IntVar(&o.warmup, "warmup", 2_000, "requests per server and workload before the first round")
+	flag.IntVar(&o.warmup, "warmup", 20_000, "requests per server and workload before the first round")
 	flag.StringVar(&o.workDir, "workdir", "", "directory for binaries, bundles and the ledger (default: a new temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.only, "only", "", "run only the workloads whose name contains this text")
@@ -178,6 +178,10 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("net/http alone, warm-up: %d errors, first: %s", r.Errors, r.FirstError)
 		}
 	}
+	// settled holds, per side (geoscope is true), how long the machine
+	// took to become quiet after each of its runs.
+	settled := map[bool][]time.Duration{}
+	settle(ctx)
 	for round := range o.rounds {
 		for _, w := range workloads {
 			// Alternate which side goes first, so drift on a shared
@@ -199,7 +203,9 @@ func run(ctx context.Context, o options) error {
 					return fmt.Errorf("%s: %d errors, first: %s", w.name, r.Errors, r.FirstError)
 				}
 				n := time.Duration(max(r.Requests, 1))
-				used, gen := (srv.cpuTime()-before)/n, (ownCPUTime()-clientBefore)/n
+				gen := (ownCPUTime() - clientBefore) / n
+				settled[geoSide] = append(settled[geoSide], settle(ctx))
+				used := (srv.cpuTime() - before) / n
 				if geoSide {
 					pair[0], cpu[0], client[0] = r, used, gen
 				} else {
@@ -209,8 +215,9 @@ func run(ctx context.Context, o options) error {
 			w.rounds = append(w.rounds, pair)
 			w.cpu = append(w.cpu, cpu)
 			w.client = append(w.client, client)
-			say("round %d  %-46s geoscope %6.0f req/s p99 %-9s %4.0f µs CPU  OPA %6.0f req/s p99 %-9s %4.0f µs CPU  ratio %.2f  (load generator %.0f / %.0f µs CPU)",
-				round+1, w.name, pair[0].RPS(), ms(pair[0].P99), us(cpu[0]), pair[1].RPS(), ms(pair[1].P99), us(cpu[1]), pair[0].RPS()/pair[1].RPS(), us(client[0]), us(client[1]))
+			say("round %d  %-46s geoscope %6.0f req/s p99 %-9s %4.0f µs CPU  OPA %6.0f req/s p99 %-9s %4.0f µs CPU  ratio %.2f  (load generator %.0f / %.0f µs CPU; quiet again after %s / %s)",
+				round+1, w.name, pair[0].RPS(), ms(pair[0].P99), us(cpu[0]), pair[1].RPS(), ms(pair[1].P99), us(cpu[1]), pair[0].RPS()/pair[1].RPS(), us(client[0]), us(client[1]),
+				settled[true][len(settled[true])-1].Round(time.Millisecond), settled[false][len(settled[false])-1].Round(time.Millisecond))
 		}
 		if floor != nil {
 			r, cpu, client := floor.run(ctx, o.requests, o.concurrency)
@@ -222,6 +229,11 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	report(os.Stdout, o, workloads, servers, loadBefore, loadAverage())
+	if len(settled[true]) > 0 {
+		fmt.Printf("\nafter its runs the machine was quiet again (see settle) within a median of %s for geoscope (longest %s) and %s for OPA (longest %s)\n",
+			median(settled[true]).Round(time.Millisecond), slices.Max(append(settled[true], 0)).Round(time.Millisecond),
+			median(settled[false]).Round(time.Millisecond), slices.Max(append(settled[false], 0)).Round(time.Millisecond))
+	}
 	if floor != nil {
 		floor.report(os.Stdout)
 	}
@@ -628,7 +640,73 @@ func (f *floorRuns) run(ctx context.Context, n, c int) (loadgen.Result, time.Dur
 	r := loadgen.Run(ctx, loadgen.Spec{URL: f.server.url("/v1/admission"), Bodies: f.workload.geoBodies, Requests: n, Concurrency: c,
 		Check: answers(f.workload.allow)})
 	k := time.Duration(max(r.Requests, 1))
-	return r, (f.server.cpuTime() - before) / k, (ownCPUTime() - clientBefore) / k
+	gen := (ownCPUTime() - clientBefore) / k
+	settle(ctx)
+	return r, (f.server.cpuTime() - before) / k, gen
+}
+
+// settle waits after a measured run until the machine is quiet again: at
+// least quietShare of its CPU time idle (not waiting for the disk either)
+// over quietWindow, for at most settleLimit. A server may go on working
+// after its last answer (geoscope's durable ledger copies its journal into
+// SQLite and checkpoints it); that work must not be taken from the next
+// run, which is often the other side's, and it belongs in the CPU time of
+// the run that caused it, which is read after settling. It returns how long
+// it waited.
+func settle(ctx context.Context) time.Duration {
+	start := time.Now()
+	prev, ok := machineTicks()
+	for ok && time.Since(start) < settleLimit && ctx.Err() == nil {
+		time.Sleep(quietWindow)
+		cur, ok2 := machineTicks()
+		if !ok2 {
+			break
+		}
+		total, idle := cur.total-prev.total, cur.idle-prev.idle
+		if total > 0 && float64(idle) >= quietShare*float64(total) {
+			break
+		}
+		prev = cur
+	}
+	return time.Since(start)
+}
+
+const (
+	quietWindow = 100 * time.Millisecond
+	quietShare  = 0.9
+	settleLimit = 5 * time.Second
+)
+
+type cpuTicks struct{ total, idle int64 }
+
+// machineTicks reads the machine's CPU time from /proc/stat's first line:
+// the sum of its fields, and the idle one (the fourth; iowait, the fifth,
+// is counted as busy).
+func machineTicks() (cpuTicks, bool) {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTicks{}, false
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return cpuTicks{}, false
+	}
+	var t cpuTicks
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return cpuTicks{}, false
+		}
+		if i >= 8 { // guest and guest_nice are already in user and nice
+			break
+		}
+		t.total += n
+		if i == 3 {
+			t.idle = n
+		}
+	}
+	return t, true
 }
 
 // report prints the floor's medians beside the workload it shares
