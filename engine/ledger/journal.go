@@ -701,6 +701,12 @@ func (l *Ledger) settle(ctx context.Context) {
 		if l.indexed.Load() >= target || l.backlog.Load() > 0 {
 			return
 		}
+		// Asked again after every copy: some of the entries may have
+		// reached the writer only after it took the last request.
+		select {
+		case l.hurry <- struct{}{}:
+		default: // already asked
+		}
 		select {
 		case <-progress:
 		case <-ctx.Done():
