@@ -427,7 +427,7 @@ func (l *Ledger) fill(queue <-chan *pending, batch []*pending) []*pending {
 // entries every 20 ms made 2.5 write calls per entry and 50 syncs of
 // SQLite's log a second, beside the journal's own on the same disk; up to
 // 2,048 every 100 ms, 1.4 and 10 (docs/benchmarks.md, *Fewer, larger
-// copies*).
+// copies, and a checkpoint a second*).
 const copyDelay = 100 * time.Millisecond
 
 // copyBatchFactor times MaxBatch bounds one copy's transaction.
