@@ -419,9 +419,9 @@ func (l *Ledger) fill(queue <-chan *pending, batch []*pending) []*pending {
 }
 
 // copyDelay is how long the writer lets journaled entries gather before
-// it copies them into the tables, up to copyBatch of them. Nobody waits
-// for the copy but readers, who hurry it (see settle), and a
-// transaction's cost is mostly per page it dirties: a SQLite commit of
+// it copies them into the tables, up to copyBatchFactor × MaxBatch of
+// them. Nobody waits for the copy but readers, who hurry it (see
+// settle), and a transaction's cost is mostly per page it dirties: a SQLite commit of
 // six entries cost 83 µs of CPU per entry, one of 256 entries 27 µs. At
 // 8,000 denials a second spread over 256 orders, copies of up to 256
 // entries every 20 ms made 2.5 write calls per entry and 50 syncs of
