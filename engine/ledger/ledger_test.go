@@ -1628,7 +1628,9 @@ func TestSQLiteLogStartsOverUnderSteadyLoad(t *testing.T) {
 	}
 	round(1500 * time.Millisecond)
 	first, firstCount := walSize(), recorded.Load()
-	round(3 * time.Second)
+	// Long enough for the log to have been started over several times
+	// (checkpoints come at most once a second).
+	round(6 * time.Second)
 	second, count := walSize(), recorded.Load()
 	t.Logf("log %d bytes after %d entries, %d bytes after %d", first, firstCount, second, count)
 	page, err := l.List(context.Background(), ledger.Query{Limit: 1})
