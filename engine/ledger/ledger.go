@@ -423,8 +423,9 @@ func (l *Ledger) fill(queue <-chan *pending, batch []*pending) []*pending {
 // copyDelay is how long the writer lets journaled entries gather before
 // it copies them into the tables, up to copyBatchFactor × MaxBatch of
 // them. Nobody waits for the copy but readers, who hurry it (see
-// settle), and a transaction's cost is mostly per page it dirties: a SQLite commit of
-// six entries cost 83 µs of CPU per entry, one of 256 entries 27 µs. At
+// settle), and a transaction's cost is mostly per page it dirties: a
+// SQLite commit of six entries cost 83 µs of CPU per entry, one of 256
+// entries 27 µs. At
 // 8,000 denials a second spread over 256 orders, copies of up to 256
 // entries every 20 ms made 2.5 write calls per entry and 50 syncs of
 // SQLite's log a second, beside the journal's own on the same disk; up to
@@ -447,10 +448,7 @@ const (
 // holds copyBatchFactor × MaxBatch entries or copyBytes of them, or until
 // a reader hurries the copy.
 func (l *Ledger) gather(batch []*pending) []*pending {
-	size := 0
-	for _, p := range batch {
-		size += len(p.raw)
-	}
+	size := entryBytes(batch)
 	timer := time.NewTimer(l.cfg.CopyDelay)
 	defer timer.Stop()
 	for len(batch) < copyBatchFactor*l.cfg.MaxBatch && size < copyBytes {
@@ -467,6 +465,15 @@ func (l *Ledger) gather(batch []*pending) []*pending {
 		}
 	}
 	return batch
+}
+
+// entryBytes is the size of batch's entries as stored.
+func entryBytes(batch []*pending) int {
+	size := 0
+	for _, p := range batch {
+		size += len(p.raw)
+	}
+	return size
 }
 
 // drain runs once Close has stopped new records (and the journaling
@@ -517,11 +524,7 @@ func (l *Ledger) commit(batch []*pending) (retry []*pending) {
 		l.copied(batch, journaled)
 	}
 	if err == nil {
-		size := 0
-		for _, raw := range raws {
-			size += len(raw)
-		}
-		l.uncheckpointed.Add(int64(size))
+		l.uncheckpointed.Add(int64(entryBytes(batch)))
 		select {
 		case l.committed <- struct{}{}:
 		default: // already signalled
@@ -638,13 +641,12 @@ func (l *Ledger) checkpointer() {
 		// checkpointSoonest of the last) once checkpointBytes of entries
 		// were committed since it.
 		for {
-			since := time.Since(last)
-			if since >= checkpointInterval || since >= checkpointSoonest && l.uncheckpointed.Load() >= checkpointBytes {
-				break
-			}
-			wait := checkpointInterval - since
+			wait := checkpointInterval - time.Since(last)
 			if l.uncheckpointed.Load() >= checkpointBytes {
-				wait = checkpointSoonest - since
+				wait = checkpointSoonest - time.Since(last)
+			}
+			if wait <= 0 {
+				break
 			}
 			select {
 			case <-l.stop:
