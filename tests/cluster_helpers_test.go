@@ -69,7 +69,8 @@ func startDaemon(t *testing.T, name string, argv ...string) *daemon {
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	// Its own process group, so that its workers are stopped with it; and
 	// gone if the test binary dies.
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	proctest.StopWithParent(d.cmd.SysProcAttr, syscall.SIGKILL)
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}

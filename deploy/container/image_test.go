@@ -470,8 +470,8 @@ func chrootCmd(rootfs, dir string, env []string, argv ...string) (*exec.Cmd, *pr
 		Chroot:     rootfs,
 		Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}},
 		Setpgid:    true,
-		Pdeathsig:  syscall.SIGKILL,
 	}
+	proctest.StopWithParent(cmd.SysProcAttr, syscall.SIGKILL)
 	return cmd, out
 }
 

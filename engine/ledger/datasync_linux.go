@@ -222,3 +222,13 @@ func (s *dataSyncer) closeLocked() {
 	s.event.Close()
 	s.aioCtx, s.event, s.eventFD = 0, nil, -1
 }
+
+// fdatasync makes f's written data durable with the plain system call.
+func fdatasync(f *os.File) error {
+	for {
+		err := syscall.Fdatasync(int(f.Fd()))
+		if err != syscall.EINTR {
+			return err
+		}
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -153,11 +152,8 @@ func lockJournal(dir, id string) (f *os.File, ok bool, err error) {
 	if f, err = os.Open(lockPath(dir, id)); err != nil {
 		return nil, false, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if ok, err = tryLock(f); !ok {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, false, nil
-		}
 		return nil, false, err
 	}
 	return f, true, nil
@@ -172,7 +168,10 @@ func createLock(dir, id string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	locked, err := tryLock(f)
+	if err == nil && !locked {
+		err = fmt.Errorf("%s is locked by another process", creating)
+	}
 	if err == nil {
 		err = os.Rename(creating, lockPath(dir, id))
 	}
@@ -198,7 +197,7 @@ func removeStaleLocks(dir string) {
 		if err != nil {
 			continue
 		}
-		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		if ok, _ := tryLock(f); ok {
 			os.Remove(path)
 		}
 		f.Close()
@@ -518,15 +517,6 @@ func (j *journal) close() error {
 	}
 	j.release()
 	return err
-}
-
-func fdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			return err
-		}
-	}
 }
 
 // syncDir makes the directory's entries (a new segment's name) durable.

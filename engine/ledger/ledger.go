@@ -247,7 +247,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 			}
 			l.journalWrites = make(chan *pending, 4*cfg.MaxBatch)
 			if why := l.journal.syncer.plainBecause; why != "" {
-				l.log.Info("ledger journal: flushes with fdatasync, asynchronous I/O is unavailable", "reason", why)
+				l.log.Info("ledger journal: flushes with the plain system call, asynchronous I/O is unavailable", "reason", why)
 			}
 		}
 	}

@@ -47,6 +47,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/geoscope/geoscope/internal/proctest"
 )
 
 // Environment variables.
@@ -354,13 +356,10 @@ func (s *Server) launch() error {
 	cmd.Dir = s.root
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "TZ=UTC")
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: s.cred,
-		Setpgid:    true,
-		// If the test binary dies (timeout panic, kill), the server goes
-		// down with it in immediate mode instead of lingering.
-		Pdeathsig: syscall.SIGQUIT,
-	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true}
+	// If the test binary dies (timeout panic, kill), the server goes down
+	// with it in immediate mode instead of lingering.
+	proctest.StopWithParent(cmd.SysProcAttr, syscall.SIGQUIT)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting postgres: %w", err)
 	}
