@@ -45,7 +45,7 @@ type serverSetup struct {
 	engineOpts []engine.Option
 }
 
-func newTestServer(t *testing.T, setup serverSetup) *testServer {
+func newTestServer(t testing.TB, setup serverSetup) *testServer {
 	t.Helper()
 	logs := &proctest.LockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
