@@ -57,6 +57,8 @@ func describe(err error, target reflect.Type) error {
 			return invalid("", "malformed JSON: unexpected end of input")
 		case errors.Is(syn.Err, jsontext.ErrDuplicateName):
 			return invalid(field, "appears twice in one object")
+		case strings.Contains(syn.Err.Error(), "invalid UTF-8") && field == "":
+			return invalid("", "the JSON text is not valid UTF-8") // no field to name: the message says what
 		case strings.Contains(syn.Err.Error(), "invalid UTF-8"):
 			return invalid(field, "is not valid UTF-8")
 		case strings.Contains(syn.Err.Error(), "after top-level value"):

@@ -129,6 +129,8 @@ func TestDecodeAdmission(t *testing.T) {
 		`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}, "participant": {"id": "p", "ip": "1.1.1.1"}}`: "meeting.participants: unknown field",
 		`{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "1.1.1.1"}}, "participant": {"id": "p", "ip": "1.1.1.1"}}`:    "meeting.host.ip: unknown field",
 		`{"meeting": {"id": "m", "host": {"account_id": "a"}}}`:                                                                  "participant.id: is required",
+		// Invalid UTF-8 outside any field says what is not valid UTF-8.
+		"\"\xff\"": "the JSON text is not valid UTF-8",
 	} {
 		if _, err := DecodeAdmission([]byte(body)); err == nil || err.Error() != want {
 			t.Errorf("DecodeAdmission(%s) error = %v, want %q", body, err, want)
