@@ -2,7 +2,11 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -11,18 +15,25 @@ import (
 	"github.com/geoscope/geoscope/engine/geo"
 	"github.com/geoscope/geoscope/engine/geo/geotest"
 	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/registry"
 )
 
 // FuzzPipeline puts whatever the decoder accepts through the whole
-// pipeline (locate, evaluate, guard), with the embedded policy and example
-// registry and, separately, the malicious test policy, and checks what the
-// guard promises on every answer: no panic; no error for a request the
+// pipeline (locate, evaluate, guard) on four engines: the embedded policy
+// and example registry, and the malicious test policy on them, both with
+// the Country database; and the default policy and a malicious one on a
+// registry with periods of validity, a service-wide order and a
+// subdivision's jurisdiction (UA-43), with the City database. It checks
+// what the guard promises on every answer, against the registry itself
+// rather than what an action claims: no panic; no error for a request the
 // decoder accepted; every action of a known type, citing an order under
-// evaluation; an action on a person only on someone in the request, located
-// inside the jurisdiction it cites; end_meeting and suspend_account only
-// when every person in the roster is located inside. A person with a phone
-// number may be located by it, which this test does not redo: such a
-// person is skipped in the location checks, never counted as inside.
+// evaluation; an action on a person only on someone in the request,
+// located inside the jurisdiction of the cited order's authority;
+// end_meeting and suspend_account only when every person in the request
+// is located inside, and never through a service-wide order. A person
+// with a phone number may be located by it, which this test does not
+// redo: such a person is skipped in the location checks, never counted as
+// inside.
 //
 // The seed corpus runs with go test; to search further:
 //
@@ -36,39 +47,109 @@ func FuzzPipeline(f *testing.F) {
 		`{"meeting": {"id": "june4-a", "host": {"account_id": "acct-us-a"}}, "participant": {"id": "j", "ip": "1.0.16.9"}}`,
 		`{"meeting": {"id": "weekly", "host": {"account_id": "acct-nobody"}}, "participant": {"id": "j", "ip": "8.8.8.8"}}`,
 		`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "p", "ip": "1.0.16.9"}]}, "order": {"id": "PREVIEW-1", "authority": "cn.cac", "demands": ["end_meeting", "remove_participants"], "targets": {"meetings": ["m"]}, "legal_basis": "x"}}`,
+		meetingM1,
+		`{"meeting": {"id": "m1", "host": {"account_id": "acct-1", "ip": "91.200.1.9"}, "participants": [{"id": "a", "ip": "91.200.1.1"}, {"id": "b", "ip": "91.201.1.1"}, {"id": "c", "ip": "91.203.1.1"}, {"id": "d", "ip": "91.204.1.1"}, {"id": "e", "ip": "91.205.1.1"}, {"id": "f", "ip": "91.206.1.1"}]}}`,
+		`{"meeting": {"id": "m2", "host": {"account_id": "acct-2"}}, "participant": {"id": "j", "ip": "91.200.1.2"}}`,
 	} {
 		f.Add([]byte(body))
 	}
-	db, err := geo.Open(geotest.Standard(f))
-	if err != nil {
-		f.Fatal(err)
+	now := mustTime("2026-05-01T12:00:00Z")
+	country, city := geotest.Standard(f), geotest.StandardCity(f)
+	example, orders := readRegistry(f, "../bundles/registry"), readRegistry(f, "testdata/registry-orders")
+	engines := []struct {
+		name string
+		e    *engine.Engine
+		db   *geo.DB
+		reg  registryView
+	}{
+		{"default", newEngine(f), openGeo(f, country), example},
+		{"malicious", newEngine(f, "testdata/malicious", "../bundles/registry"), openGeo(f, country), example},
+		{"default with periods and subdivisions", engineAt(f, city, &now, "../policies", "testdata/registry-orders"), openGeo(f, city), orders},
+		{"malicious with periods and subdivisions", engineAt(f, city, &now, "testdata/malicious-orders", "testdata/registry-orders"), openGeo(f, city), orders},
 	}
-	engines := map[string]*engine.Engine{"default": newEngine(f), "malicious": newEngine(f, "testdata/malicious", "../bundles/registry")}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for name, e := range engines {
+		for _, c := range engines {
 			if req, err := input.Decode(data, input.Limits{MaxParticipants: 1000}); err == nil {
-				d, err := e.Decide(context.Background(), req)
+				d, err := c.e.Decide(context.Background(), req)
 				if err != nil {
-					t.Fatalf("%s policy: Decide refused a request the decoder accepted: %v", name, err)
+					t.Fatalf("%s policy: Decide refused a request the decoder accepted: %v", c.name, err)
 				}
-				keepsThePromises(t, name, db, d, peopleIn(req))
+				keepsThePromises(t, c.name, c.db, c.reg.with(req.Order), d, peopleIn(req))
 				req.Release()
 			}
 			if req, err := input.DecodeAdmission(data); err == nil {
-				d, err := e.Admit(context.Background(), req)
+				d, err := c.e.Admit(context.Background(), req)
 				if err != nil {
-					t.Fatalf("%s policy: Admit refused a request the decoder accepted: %v", name, err)
+					t.Fatalf("%s policy: Admit refused a request the decoder accepted: %v", c.name, err)
 				}
 				for _, a := range d.Actions {
 					if a.Type != decision.DenyJoin {
-						t.Fatalf("%s policy: an admission answered with %s", name, a.Type)
+						t.Fatalf("%s policy: an admission answered with %s", c.name, a.Type)
 					}
 				}
-				keepsThePromises(t, name, db, d, peopleIn(req))
+				keepsThePromises(t, c.name, c.db, c.reg, d, peopleIn(req))
 				req.Release()
 			}
 		}
 	})
+}
+
+func openGeo(tb testing.TB, path string) *geo.DB {
+	tb.Helper()
+	db, err := geo.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return db
+}
+
+// registryView is what the checks need of a registry: each authority's
+// jurisdiction, and each order's authority and whether it is
+// service-wide.
+type registryView struct {
+	jurisdictions map[string][]string
+	orders        map[string]registry.Order
+}
+
+// readRegistry reads the registry bundle in dir as files, not through the
+// engine: the checks must not share what they check.
+func readRegistry(tb testing.TB, dir string) registryView {
+	tb.Helper()
+	var authorities map[string]registry.Authority
+	r := registryView{jurisdictions: map[string][]string{}}
+	for file, v := range map[string]any{"authorities/data.json": &authorities, "orders/data.json": &r.orders} {
+		raw, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, v); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for id, a := range authorities {
+		r.jurisdictions[id] = a.Jurisdiction
+	}
+	return r
+}
+
+// with adds a previewed order (a decision request's "order").
+func (r registryView) with(o *input.Order) registryView {
+	if o == nil {
+		return r
+	}
+	r.orders = maps.Clone(r.orders)
+	r.orders[o.ID] = o.Registry()
+	return r
+}
+
+// order is the jurisdiction of order id's authority (nil for an order the
+// registry does not hold) and whether the order is service-wide.
+func (r registryView) order(id string) (jurisdiction []string, serviceWide bool) {
+	o, ok := r.orders[id]
+	if !ok {
+		return nil, false
+	}
+	return r.jurisdictions[o.Authority], o.ServiceWide()
 }
 
 // person is someone a request names: a participant, the one asking to
@@ -96,7 +177,7 @@ func peopleIn(req *input.Request) []person {
 
 // keepsThePromises checks a decision's actions against the people of the
 // request (see FuzzPipeline).
-func keepsThePromises(t *testing.T, policyName string, db *geo.DB, d *decision.Decision, people []person) {
+func keepsThePromises(t *testing.T, policyName string, db *geo.DB, reg registryView, d *decision.Decision, people []person) {
 	t.Helper()
 	inside := func(p person, jurisdiction []string) bool {
 		if !p.addr.IsValid() {
@@ -110,22 +191,29 @@ func keepsThePromises(t *testing.T, policyName string, db *geo.DB, d *decision.D
 		if !slices.Contains(d.OrderIDs, a.OrderID) {
 			t.Fatalf("%s policy: %+v cites an order not under evaluation (%v)", policyName, a, d.OrderIDs)
 		}
+		jurisdiction, serviceWide := reg.order(a.OrderID)
+		if len(jurisdiction) == 0 {
+			t.Fatalf("%s policy: %+v cites an order with no jurisdiction in the registry", policyName, a)
+		}
 		switch a.Type {
 		case decision.RemoveParticipant, decision.DenyJoin:
 			i := slices.IndexFunc(people, func(p person) bool { return p.id == a.ParticipantID && p.host == a.Host })
 			if i < 0 {
 				t.Fatalf("%s policy: %+v acts on someone not in the request", policyName, a)
 			}
-			if p := people[i]; a.LocatedBy != decision.LocatedByPhone && !inside(p, a.Jurisdiction) {
-				t.Fatalf("%s policy: %+v acts on %q, not located inside %v", policyName, a, p.id, a.Jurisdiction)
+			if p := people[i]; a.LocatedBy != decision.LocatedByPhone && !inside(p, jurisdiction) {
+				t.Fatalf("%s policy: %+v acts on %q, not located inside %v", policyName, a, p.id, jurisdiction)
 			}
 		case decision.EndMeeting, decision.SuspendAccount:
 			if len(people) == 0 {
 				t.Fatalf("%s policy: %+v on a meeting nobody is in", policyName, a)
 			}
+			if serviceWide {
+				t.Fatalf("%s policy: %+v through a service-wide order", policyName, a)
+			}
 			for _, p := range people {
-				if p.phone == "" && !inside(p, a.Jurisdiction) {
-					t.Fatalf("%s policy: %+v although %q is not located inside %v", policyName, a, p.id, a.Jurisdiction)
+				if p.phone == "" && !inside(p, jurisdiction) {
+					t.Fatalf("%s policy: %+v although %q is not located inside %v", policyName, a, p.id, jurisdiction)
 				}
 			}
 		default:
