@@ -39,7 +39,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/geoscope/geoscope/internal/loadgen"
+	"github.com/geoscope/geoscope/internal/proctest"
 )
 
 //go:embed policy/admission.rego
@@ -98,9 +101,6 @@ func run(ctx context.Context, o options) error {
 	say("work directory %s", work)
 
 	geoscopeBin, opaBin, floorBin := filepath.Join(work, "geoscope"), filepath.Join(work, "opa"), filepath.Join(work, "floor")
-	if ticks, err := clockTicks(); err == nil {
-		clkTck = ticks
-	}
 	say("building geoscope and OPA")
 	if err := goBuild(root, geoscopeBin, "./cmd/geoscope"); err != nil {
 		return err
@@ -187,37 +187,31 @@ func run(ctx context.Context, o options) error {
 			// Alternate which side goes first, so drift on a shared
 			// machine weighs on both.
 			order := []bool{round%2 == 0, round%2 != 0}
+			// Index 0 is geoscope's, 1 OPA's.
 			var pair [2]loadgen.Result
-			var cpu, client [2]time.Duration
+			var cpu, client, quiet [2]time.Duration
 			for _, geoSide := range order {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				srv := opa
+				srv, i := opa, 1
 				if geoSide {
-					srv = w.geo
+					srv, i = w.geo, 0
 				}
-				before, clientBefore := srv.cpuTime(), ownCPUTime()
-				r := w.load(ctx, opa, geoSide, o.requests, o.concurrency)
-				if r.Errors > 0 {
+				pair[i], cpu[i], client[i], quiet[i] = measured(ctx, srv, func() loadgen.Result {
+					return w.load(ctx, opa, geoSide, o.requests, o.concurrency)
+				})
+				if r := pair[i]; r.Errors > 0 {
 					return fmt.Errorf("%s: %d errors, first: %s", w.name, r.Errors, r.FirstError)
 				}
-				n := time.Duration(max(r.Requests, 1))
-				gen := (ownCPUTime() - clientBefore) / n
-				settled[geoSide] = append(settled[geoSide], settle(ctx))
-				used := (srv.cpuTime() - before) / n
-				if geoSide {
-					pair[0], cpu[0], client[0] = r, used, gen
-				} else {
-					pair[1], cpu[1], client[1] = r, used, gen
-				}
+				settled[geoSide] = append(settled[geoSide], quiet[i])
 			}
 			w.rounds = append(w.rounds, pair)
 			w.cpu = append(w.cpu, cpu)
 			w.client = append(w.client, client)
 			say("round %d  %-46s geoscope %6.0f req/s p99 %-9s %4.0f µs CPU  OPA %6.0f req/s p99 %-9s %4.0f µs CPU  ratio %.2f  (load generator %.0f / %.0f µs CPU; quiet again after %s / %s)",
 				round+1, w.name, pair[0].RPS(), ms(pair[0].P99), us(cpu[0]), pair[1].RPS(), ms(pair[1].P99), us(cpu[1]), pair[0].RPS()/pair[1].RPS(), us(client[0]), us(client[1]),
-				settled[true][len(settled[true])-1].Round(time.Millisecond), settled[false][len(settled[false])-1].Round(time.Millisecond))
+				quiet[0].Round(time.Millisecond), quiet[1].Round(time.Millisecond))
 		}
 		if floor != nil {
 			r, cpu, client := floor.run(ctx, o.requests, o.concurrency)
@@ -384,7 +378,8 @@ func report(out io.Writer, o options, workloads []*workload, servers []*server, 
 	}
 	fmt.Fprintln(out)
 	for _, s := range servers {
-		fmt.Fprintf(out, "%s: resident %s, peak %s\n", s.name, s.memory("VmRSS"), s.memory("VmHWM"))
+		resident, peak := s.memory()
+		fmt.Fprintf(out, "%s: resident %s, peak %s\n", s.name, resident, peak)
 	}
 }
 
@@ -485,69 +480,48 @@ func (s *server) stop() {
 	s.log.Close()
 }
 
-// clkTck is the kernel's clock tick rate, the unit of /proc/PID/stat's
-// CPU times.
-var clkTck = 100
-
-func clockTicks() (int, error) {
-	out, err := exec.Command("getconf", "CLK_TCK").Output()
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(out)))
-}
-
-// ownCPUTime is the CPU time (user and system) this process, the load
-// generator, has used.
-func ownCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // cpuTime is the CPU time (user and system) the server process has used.
 func (s *server) cpuTime() time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	p, err := procfs.NewProc(s.cmd.Process.Pid)
 	if err != nil {
 		return 0
 	}
-	// The command name (field 2) may hold spaces; fields after it do not.
-	_, rest, ok := strings.Cut(string(raw), ") ")
-	if !ok {
+	st, err := p.Stat()
+	if err != nil {
 		return 0
 	}
-	f := strings.Fields(rest) // f[0] is field 3 (state); utime and stime are fields 14 and 15
-	if len(f) < 13 {
-		return 0
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0
-	}
-	return time.Duration(utime+stime) * time.Second / time.Duration(clkTck)
+	return time.Duration(st.CPUTime() * float64(time.Second))
+}
+
+// measured runs load against srv and returns its result, srv's CPU time
+// per request and the load generator's, and how long the machine then took
+// to be quiet again (see settle): srv's CPU time is read after that wait,
+// the generator's before it.
+func measured(ctx context.Context, srv *server, load func() loadgen.Result) (r loadgen.Result, used, gen, quiet time.Duration) {
+	before, clientBefore := srv.cpuTime(), proctest.ProcessCPU()
+	r = load()
+	n := time.Duration(max(r.Requests, 1))
+	gen = (proctest.ProcessCPU() - clientBefore) / n
+	quiet = settle(ctx)
+	used = (srv.cpuTime() - before) / n
+	return r, used, gen, quiet
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-// memory reads one of /proc/PID/status's memory lines (VmRSS, VmHWM).
-func (s *server) memory(field string) string {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+// memory is the server's resident memory now and at its peak (VmRSS and
+// VmHWM), or "?".
+func (s *server) memory() (resident, peak string) {
+	p, err := procfs.NewProc(s.cmd.Process.Pid)
 	if err != nil {
-		return "?"
+		return "?", "?"
 	}
-	for line := range strings.Lines(string(raw)) {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			if err != nil {
-				return "?"
-			}
-			return strconv.Itoa(kb/1024) + " MiB"
-		}
+	st, err := p.NewStatus()
+	if err != nil {
+		return "?", "?"
 	}
-	return "?"
+	mib := func(b uint64) string { return strconv.FormatUint(b>>20, 10) + " MiB" }
+	return mib(st.VmRSS), mib(st.VmHWM)
 }
 
 func postJSON(url string, body []byte, into any) error {
@@ -609,15 +583,15 @@ func cpuModel() string {
 }
 
 func loadAverage() string {
-	raw, err := os.ReadFile("/proc/loadavg")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return "?"
 	}
-	f := strings.Fields(string(raw))
-	if len(f) < 3 {
+	l, err := fs.LoadAvg()
+	if err != nil {
 		return "?"
 	}
-	return strings.Join(f[:3], " ")
+	return fmt.Sprintf("%.2f %.2f %.2f", l.Load1, l.Load5, l.Load15)
 }
 
 func say(format string, args ...any) {
@@ -636,13 +610,11 @@ type floorRuns struct {
 }
 
 func (f *floorRuns) run(ctx context.Context, n, c int) (loadgen.Result, time.Duration, time.Duration) {
-	before, clientBefore := f.server.cpuTime(), ownCPUTime()
-	r := loadgen.Run(ctx, loadgen.Spec{URL: f.server.url("/v1/admission"), Bodies: f.workload.geoBodies, Requests: n, Concurrency: c,
-		Check: answers(f.workload.allow)})
-	k := time.Duration(max(r.Requests, 1))
-	gen := (ownCPUTime() - clientBefore) / k
-	settle(ctx)
-	return r, (f.server.cpuTime() - before) / k, gen
+	r, used, gen, _ := measured(ctx, f.server, func() loadgen.Result {
+		return loadgen.Run(ctx, loadgen.Spec{URL: f.server.url("/v1/admission"), Bodies: f.workload.geoBodies, Requests: n, Concurrency: c,
+			Check: answers(f.workload.allow)})
+	})
+	return r, used, gen
 }
 
 // settle waits after a measured run until the machine is quiet again: at
@@ -655,18 +627,17 @@ func (f *floorRuns) run(ctx context.Context, n, c int) (loadgen.Result, time.Dur
 // it waited.
 func settle(ctx context.Context) time.Duration {
 	start := time.Now()
-	prev, ok := machineTicks()
+	prevTotal, prevIdle, ok := machineTicks()
 	for ok && time.Since(start) < settleLimit && ctx.Err() == nil {
 		time.Sleep(quietWindow)
-		cur, ok2 := machineTicks()
+		total, idle, ok2 := machineTicks()
 		if !ok2 {
 			break
 		}
-		total, idle := cur.total-prev.total, cur.idle-prev.idle
-		if total > 0 && float64(idle) >= quietShare*float64(total) {
+		if t := total - prevTotal; t > 0 && idle-prevIdle >= quietShare*t {
 			break
 		}
-		prev = cur
+		prevTotal, prevIdle = total, idle
 	}
 	return time.Since(start)
 }
@@ -677,36 +648,20 @@ const (
 	settleLimit = 5 * time.Second
 )
 
-type cpuTicks struct{ total, idle int64 }
-
-// machineTicks reads the machine's CPU time from /proc/stat's first line:
-// the sum of its fields, and the idle one (the fourth; iowait, the fifth,
-// is counted as busy).
-func machineTicks() (cpuTicks, bool) {
-	raw, err := os.ReadFile("/proc/stat")
+// machineTicks reads the machine's CPU time from /proc/stat: the sum of
+// its kinds, and the idle one (iowait is counted as busy; guest time is
+// already in user and nice).
+func machineTicks() (total, idle float64, ok bool) {
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
-		return cpuTicks{}, false
+		return 0, 0, false
 	}
-	line, _, _ := strings.Cut(string(raw), "\n")
-	f := strings.Fields(line)
-	if len(f) < 5 || f[0] != "cpu" {
-		return cpuTicks{}, false
+	st, err := fs.Stat()
+	if err != nil {
+		return 0, 0, false
 	}
-	var t cpuTicks
-	for i, v := range f[1:] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return cpuTicks{}, false
-		}
-		if i >= 8 { // guest and guest_nice are already in user and nice
-			break
-		}
-		t.total += n
-		if i == 3 {
-			t.idle = n
-		}
-	}
-	return t, true
+	c := st.CPUTotal
+	return c.User + c.Nice + c.System + c.Idle + c.Iowait + c.IRQ + c.SoftIRQ + c.Steal, c.Idle, true
 }
 
 // report prints the floor's medians beside the workload it shares
