@@ -68,16 +68,21 @@ func FuzzPipeline(f *testing.F) {
 		{"malicious with periods and subdivisions", engineAt(f, city, &now, "testdata/malicious-orders", "testdata/registry-orders"), openGeo(f, city), orders},
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, c := range engines {
-			if req, err := input.Decode(data, input.Limits{MaxParticipants: 1000}); err == nil {
+		// Decoded once: the engines only read a request.
+		if req, err := input.Decode(data, input.Limits{MaxParticipants: 1000}); err == nil {
+			people := peopleIn(req)
+			for _, c := range engines {
 				d, err := c.e.Decide(context.Background(), req)
 				if err != nil {
 					t.Fatalf("%s policy: Decide refused a request the decoder accepted: %v", c.name, err)
 				}
-				keepsThePromises(t, c.name, c.db, c.reg.with(req.Order), d, peopleIn(req))
-				req.Release()
+				keepsThePromises(t, c.name, c.db, c.reg.with(req.Order), d, people)
 			}
-			if req, err := input.DecodeAdmission(data); err == nil {
+			req.Release()
+		}
+		if req, err := input.DecodeAdmission(data); err == nil {
+			people := peopleIn(req)
+			for _, c := range engines {
 				d, err := c.e.Admit(context.Background(), req)
 				if err != nil {
 					t.Fatalf("%s policy: Admit refused a request the decoder accepted: %v", c.name, err)
@@ -87,9 +92,9 @@ func FuzzPipeline(f *testing.F) {
 						t.Fatalf("%s policy: an admission answered with %s", c.name, a.Type)
 					}
 				}
-				keepsThePromises(t, c.name, c.db, c.reg, d, peopleIn(req))
-				req.Release()
+				keepsThePromises(t, c.name, c.db, c.reg, d, people)
 			}
+			req.Release()
 		}
 	})
 }
