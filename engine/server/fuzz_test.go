@@ -1,12 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/geoscope/geoscope/engine"
@@ -50,14 +48,11 @@ func FuzzEndpoints(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, endpoint uint8, query string, body []byte) {
 		e := fuzzedEndpoints[int(endpoint)%len(fuzzedEndpoints)]
-		r := httptest.NewRequest(e.method, e.path, bytes.NewReader(body))
-		r.URL.RawQuery = query
+		req := request{method: e.method, path: e.path, rawQuery: query, body: string(body)}
 		if e.method == http.MethodPost {
-			r.Header.Set("Content-Type", "application/json")
+			req.contentType = "application/json" // an empty body too
 		}
-		w := httptest.NewRecorder()
-		ts.Handler().ServeHTTP(w, r)
-		got := response{status: w.Code, header: w.Header(), body: w.Body.Bytes()}
+		got := ts.do(t, req)
 		switch {
 		case got.status >= 500:
 			t.Fatalf("%s %s?%s with %q: %s", e.method, e.path, query, body, got)

@@ -70,8 +70,11 @@ func newTestServer(t testing.TB, setup serverSetup) *testServer {
 // request is one HTTP request to a test server.
 type request struct {
 	method, path string
-	token        string // Authorization: Bearer token, when set
-	contentType  string // defaults to application/json when a body is given
+	// rawQuery, when set, is the query as sent, whatever its bytes (path
+	// must then hold none).
+	rawQuery    string
+	token       string // Authorization: Bearer token, when set
+	contentType string // defaults to application/json when a body is given
 	// noContentType sends no Content-Type header at all.
 	noContentType bool
 	body          string
@@ -130,6 +133,9 @@ func (ts *testServer) do(t *testing.T, req request) response {
 		body = strings.NewReader(req.body)
 	}
 	r := httptest.NewRequest(req.method, req.path, body)
+	if req.rawQuery != "" {
+		r.URL.RawQuery = req.rawQuery
+	}
 	if req.chunked {
 		r.ContentLength = -1
 	}
