@@ -283,3 +283,27 @@ func TestRosterThroughAReader(t *testing.T) {
 		t.Fatalf("%d participants, want 3000", len(whole.Participants))
 	}
 }
+
+// A panic while checking the later part of a large roster, on the second
+// goroutine, is raised again in the request's goroutine, where the
+// server's recovery answers it: it must not end the process.
+func TestCheckPanicReachesTheCaller(t *testing.T) {
+	ps := make([]Participant, parallelCheckMin)
+	for i := range ps {
+		ps[i] = Participant{ID: fmt.Sprintf("p-%d", i), IP: "1.0.16.1"}
+	}
+	last := len(ps) - 1 // checked by the second goroutine: it takes the last 70 %
+	checkHook = func(i int) {
+		if i == last {
+			panic("check failed")
+		}
+	}
+	defer func() { checkHook = nil }()
+	defer func() {
+		if v := recover(); v != "check failed" {
+			t.Errorf("recovered %v in the caller, want the second goroutine's panic", v)
+		}
+	}()
+	indexParticipants(ps)
+	t.Error("indexParticipants returned")
+}
