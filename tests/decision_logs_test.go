@@ -127,7 +127,7 @@ func TestDecisionLogs(t *testing.T) {
 	})
 	keyFile := lgKeyFile(t)
 	srv := bndStart(t, "--config", writeTemp(t, "opa.json", cfg), "--verification-key", key.pubPath,
-		"--geoip-db", geotest.Standard(t), "--ledger-key-file", keyFile)
+		"--geoip-db", geotest.Standard(t), "--ledger-key-file", keyFile, "--replica-id", "replica-7")
 	st := srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
 
 	// The policy bundle's revision is its content digest, the one the same
@@ -185,6 +185,10 @@ func TestDecisionLogs(t *testing.T) {
 	t.Logf("decision event: %v", ev)
 	if ev["path"] != "geoscope/decision" {
 		t.Errorf("path %v", ev["path"])
+	}
+	// A log service tells replicas apart by the "id" label, as for OPA.
+	if labels, _ := ev["labels"].(map[string]any); labels["id"] != "replica-7" {
+		t.Errorf("labels %v: want id replica-7, the --replica-id", ev["labels"])
 	}
 	if erased, _ := ev["erased"].([]any); len(erased) != 1 || erased[0] != "/result/actions" {
 		t.Errorf("erased = %v, want [/result/actions] as OPA reports system.log.mask", ev["erased"])

@@ -2,12 +2,10 @@ package sources
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -35,15 +33,11 @@ var ErrConfig = errors.New("invalid configuration")
 // listens: each time the bundle plugin activates a bundle, the compiled
 // policy and a copy of the data become a new snapshot (see activateRemote).
 func (s *Sources) startRemote(ctx context.Context) error {
-	raw, err := os.ReadFile(s.cfg.OPAConfig)
-	if err != nil {
-		return fmt.Errorf("%w: --config: %v", ErrConfig, err)
-	}
-	raw, err = requireSignatures(raw, s.cfg.VerificationKeyPEM, s.cfg.VerificationKeyID, s.cfg.VerificationAlg)
+	raw, err := s.cfg.opaConfig()
 	if err != nil {
 		return err
 	}
-	m, err := plugins.New(raw, "geoscope", inmem.New(),
+	m, err := plugins.New(raw, s.cfg.instanceID(), inmem.New(),
 		plugins.Logger(opaLogger{log: s.log}),
 		plugins.ConsoleLogger(opaLogger{log: s.log}),
 		// Like local bundles, policies are compiled with their print()
@@ -208,59 +202,6 @@ func bundleRevision(ctx context.Context, store storage.Store, txn storage.Transa
 		node[path[len(path)-1]] = v
 	}
 	return policy.Revision(b), nil
-}
-
-// requireSignatures closes OPA's optional-signature trap. In an OPA
-// configuration, top-level "keys" without a "signing" block on a bundle
-// make signatures optional for that bundle: an unsigned bundle is
-// accepted. geoscope requires them: when keys are configured (in the file
-// or with --verification-key), every bundle without a "signing" block gets
-// one naming the key, and with several keys and no way to choose, the
-// configuration is refused.
-func requireSignatures(raw []byte, keyPEM []byte, keyID, alg string) ([]byte, error) {
-	var cfg map[string]any
-	if err := util.Unmarshal(raw, &cfg); err != nil {
-		return nil, fmt.Errorf("%w: --config: %v", ErrConfig, err)
-	}
-	keys, _ := cfg["keys"].(map[string]any)
-	if keyPEM != nil {
-		if keys == nil {
-			keys = map[string]any{}
-		}
-		if keyID == "" {
-			keyID = policy.DefaultKeyID
-		}
-		keys[keyID] = map[string]any{"key": string(keyPEM), "algorithm": alg}
-		cfg["keys"] = keys
-	}
-	if len(keys) == 0 {
-		return raw, nil
-	}
-	bundles, _ := cfg["bundles"].(map[string]any)
-	ids := slices.Sorted(maps.Keys(keys))
-	for _, name := range slices.Sorted(maps.Keys(bundles)) {
-		b, ok := bundles[name].(map[string]any)
-		if !ok {
-			continue
-		}
-		if signing, ok := b["signing"].(map[string]any); ok && len(signing) > 0 {
-			continue
-		}
-		switch {
-		case keyPEM != nil:
-			b["signing"] = map[string]any{"keyid": keyID}
-		case len(ids) == 1:
-			b["signing"] = map[string]any{"keyid": ids[0]}
-		default:
-			return nil, fmt.Errorf("%w: --config: bundle %q has no \"signing\" block and several keys are configured (%s); "+
-				"name one with bundles.%s.signing.keyid, or OPA would accept the bundle unsigned", ErrConfig, name, strings.Join(ids, ", "), name)
-		}
-	}
-	out, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --config: %v", ErrConfig, err)
-	}
-	return out, nil
 }
 
 // opaLogger writes OPA's plugin logs through slog.

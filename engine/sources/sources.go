@@ -47,12 +47,16 @@ type Config struct {
 	VerificationKeyPEM []byte
 	VerificationKeyID  string
 	VerificationAlg    string
+	// InstanceID names this process in OPA's decision logs and status
+	// reports (their "id" label); empty: drawn at random, as OPA does.
+	InstanceID string
 	// Debounce is how long file changes must be quiet before a reload.
 	Debounce time.Duration
 	Logger   *slog.Logger
 }
 
-// Validate checks the configuration without any side effect.
+// Validate checks the configuration without any side effect: paths
+// exist, and an OPA configuration is one this server accepts (opaConfig).
 func (c Config) Validate() error {
 	if c.OPAConfig != "" && len(c.Bundles) > 0 {
 		return fmt.Errorf("%w: --config and --bundle exclude each other: name every bundle in the OPA configuration", ErrConfig)
@@ -72,8 +76,8 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.OPAConfig != "" {
-		if _, err := os.Stat(c.OPAConfig); err != nil {
-			return fmt.Errorf("%w: --config %s: %v", ErrConfig, c.OPAConfig, pathErr(err))
+		if _, err := c.opaConfig(); err != nil {
+			return err
 		}
 	}
 	return nil

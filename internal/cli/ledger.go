@@ -128,3 +128,13 @@ func ledgerCommand() *cobra.Command {
 	cmd.AddCommand(export)
 	return cmd
 }
+
+// replicaName is --replica-id, or the default the ledger records. OPA's
+// plugins label this process's decision logs and status reports with it
+// (their "id" label), so that a log service tells replicas apart.
+func (l *ledgerFlags) replicaName() string {
+	if l.replica != "" {
+		return l.replica
+	}
+	return ledger.DefaultReplica()
+}

@@ -69,7 +69,7 @@ included: debug logging is for authoring, not for production.`,
 			}
 			bi := buildinfo.Read()
 			cfg.Version, cfg.Revision = bi.Version(), bi.Revision
-			scfg := sources.Config{Bundles: bundles, GeoIPDB: geoPath, OPAConfig: opaConfig, Logger: log}
+			scfg := sources.Config{Bundles: bundles, GeoIPDB: geoPath, OPAConfig: opaConfig, Logger: log, InstanceID: ledgers.replicaName()}
 			var src *sources.Sources
 			if err := keys.apply(&scfg); err != nil {
 				return err
@@ -237,9 +237,9 @@ func tracingConfig(path string) (*tracing.Config, error) {
 	if path == "" {
 		return &tracing.Config{}, nil
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := sources.ReadOPAConfig(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --config: %v", sources.ErrConfig, err)
+		return nil, err
 	}
 	return tracing.FromOPAConfig(raw)
 }

@@ -1,0 +1,203 @@
+package sources
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/open-policy-agent/opa/v1/config"
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/open-policy-agent/opa/v1/plugins/discovery"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/geoscope/geoscope/engine/policy"
+)
+
+// ReadOPAConfig reads the OPA configuration file at path as OPA does:
+// ${NAME} is replaced by the environment variable NAME where it is set
+// (left as written where it is not), and the result must be YAML or JSON.
+// Errors name --config and the file.
+func ReadOPAConfig(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --config %s: %v", ErrConfig, path, pathErr(err))
+	}
+	raw = []byte(substituteEnv(string(raw)))
+	var doc any
+	if err := util.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("%w: --config %s: not YAML or JSON: %v", ErrConfig, path, err)
+	}
+	if _, ok := doc.(map[string]any); !ok && doc != nil {
+		return nil, fmt.Errorf("%w: --config %s: expected a mapping at the top level, got %T", ErrConfig, path, doc)
+	}
+	return raw, nil
+}
+
+// envReference is OPA's ${NAME} notation (the shortest match, as OPA's
+// own loader reads it). OPA keeps that loader in an internal package, so
+// the substitution is repeated here, with the same rule: a name that is
+// not set stays as written, one set to "" becomes "".
+var envReference = regexp.MustCompile(`(?U:\$\{.*\})`)
+
+func substituteEnv(s string) string {
+	return envReference.ReplaceAllStringFunc(s, func(ref string) string {
+		if v, ok := os.LookupEnv(ref[2 : len(ref)-1]); ok {
+			return v
+		}
+		return ref
+	})
+}
+
+// opaConfig reads c.OPAConfig and returns it as OPA's plugin manager is to
+// be given it, after the checks OPA itself leaves out:
+//
+//   - Unknown options are refused, naming them (OPA only warns): a
+//     misspelt decision_logs would switch the audit trail off in silence.
+//   - The deprecated single "bundle" block and "discovery" are refused:
+//     the first has no "signing" block to require signatures with, and a
+//     discovery bundle could replace the configuration (keys included)
+//     from outside the file an operator reviews.
+//   - Keys must be public keys of an asymmetric algorithm, as for
+//     --verification-key.
+//   - Every bundle must be signed when keys are configured (see
+//     requireSignatures).
+//
+// Then OPA's own parsing runs on the result (services, credentials,
+// plugins), without starting anything, so that a configuration error is
+// reported before the server opens its ledger.
+func (c Config) opaConfig() ([]byte, error) {
+	raw, err := ReadOPAConfig(c.OPAConfig)
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if err := util.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("%w: --config %s: %v", ErrConfig, c.OPAConfig, err)
+	}
+	if doc == nil {
+		doc = map[string]any{}
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: --config %s: %s", ErrConfig, c.OPAConfig, fmt.Sprintf(format, args...))
+	}
+	if _, ok := doc["bundle"]; ok {
+		return nil, bad(`the deprecated "bundle" block is not supported (it cannot require a signature); name the bundle under "bundles" instead`)
+	}
+	if _, ok := doc["discovery"]; ok {
+		return nil, bad(`"discovery" is not supported: a discovery bundle could replace this configuration, keys included; name the bundles under "bundles"`)
+	}
+	if err := checkKeys(doc["keys"]); err != nil {
+		return nil, bad("%v", err)
+	}
+	out, err := requireSignatures(doc, c.VerificationKeyPEM, c.VerificationKeyID, c.VerificationAlg)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	parsed, err := config.ParseConfig(out, c.instanceID())
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	if len(parsed.Warnings) > 0 {
+		return nil, bad("%s", strings.Join(parsed.Warnings, "; "))
+	}
+	// The manager and the plugins' configurations are built and dropped:
+	// an undefined service or a malformed bundle entry is found here.
+	m, err := plugins.New(out, c.instanceID(), inmem.New())
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	if _, err := discovery.New(m, discovery.BootConfig(doc)); err != nil {
+		return nil, bad("%v", err)
+	}
+	return out, nil
+}
+
+// instanceID names this process to OPA's plugins: the "id" label of its
+// decision logs and status reports, which tell replicas apart.
+func (c Config) instanceID() string {
+	if c.InstanceID != "" {
+		return c.InstanceID
+	}
+	return defaultInstanceID
+}
+
+// defaultInstanceID is, as in OPA, drawn once per process.
+var defaultInstanceID = uuid.NewString()
+
+// checkKeys refuses keys that do not belong on a verifying server: a
+// shared secret (HS*), which would let it sign, and private keys.
+func checkKeys(v any) error {
+	if v == nil {
+		return nil
+	}
+	keys, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("keys: expected a mapping of key ids, got %T", v)
+	}
+	for _, id := range slices.Sorted(maps.Keys(keys)) {
+		k, ok := keys[id].(map[string]any)
+		if !ok {
+			return fmt.Errorf("keys.%s: expected a mapping, got %T", id, keys[id])
+		}
+		if _, ok := k["private_key"]; ok {
+			return fmt.Errorf("keys.%s.private_key: a signing key does not belong on a verifying server; give only its public key", id)
+		}
+		alg, _ := k["algorithm"].(string)
+		pem, _ := k["key"].(string)
+		if err := policy.CheckPublicKey([]byte(pem), alg); err != nil {
+			return fmt.Errorf("keys.%s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// requireSignatures closes OPA's optional-signature trap. In an OPA
+// configuration, top-level "keys" without a "signing" block on a bundle
+// make signatures optional for that bundle: an unsigned bundle is
+// accepted. geoscope requires them: when keys are configured (in the file
+// or with --verification-key), every bundle without a "signing" block gets
+// one naming the key, and with several keys and no way to choose, the
+// configuration is refused. It returns the configuration as JSON.
+func requireSignatures(cfg map[string]any, keyPEM []byte, keyID, alg string) ([]byte, error) {
+	keys, _ := cfg["keys"].(map[string]any)
+	if keyPEM != nil {
+		if keys == nil {
+			keys = map[string]any{}
+		}
+		if keyID == "" {
+			keyID = policy.DefaultKeyID
+		}
+		keys[keyID] = map[string]any{"key": string(keyPEM), "algorithm": alg}
+		cfg["keys"] = keys
+	}
+	bundles, _ := cfg["bundles"].(map[string]any)
+	ids := slices.Sorted(maps.Keys(keys))
+	for _, name := range slices.Sorted(maps.Keys(bundles)) {
+		if len(keys) == 0 {
+			break
+		}
+		b, ok := bundles[name].(map[string]any)
+		if !ok {
+			continue
+		}
+		if signing, ok := b["signing"].(map[string]any); ok && len(signing) > 0 {
+			continue
+		}
+		switch {
+		case keyPEM != nil:
+			b["signing"] = map[string]any{"keyid": keyID}
+		case len(ids) == 1:
+			b["signing"] = map[string]any{"keyid": ids[0]}
+		default:
+			return nil, fmt.Errorf("bundle %q has no \"signing\" block and several keys are configured (%s); "+
+				"name one with bundles.%s.signing.keyid, or OPA would accept the bundle unsigned", name, strings.Join(ids, ", "), name)
+		}
+	}
+	return json.Marshal(cfg)
+}

@@ -1,0 +1,104 @@
+package sources
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// An OPA configuration is checked, before anything starts, for what OPA
+// itself lets through: unknown options (OPA warns), the deprecated single
+// bundle block and discovery (neither can be held to signatures), and keys
+// a verifying server must not hold.
+func TestOPAConfigChecks(t *testing.T) {
+	pub := readKey(t, "dev-es256.pub.pem")
+	priv := readKey(t, "dev-es256.pem")
+	t.Setenv("GEOSCOPE_TEST_PORT", "18999")
+	t.Setenv("GEOSCOPE_TEST_EMPTY", "")
+	const service = "services:\n  s:\n    url: http://127.0.0.1:1\n"
+	const bundles = "bundles:\n  policies:\n    service: s\n"
+	cases := []struct {
+		name, config string
+		err          string // empty: accepted
+	}{
+		{name: "plain", config: service + bundles},
+		{name: "one public key", config: service + bundles + "keys:\n  k:\n    algorithm: ES256\n    key: |\n" + indent(pub)},
+		{name: "misspelt decision_logs", config: service + bundles + "decison_logs:\n  console: true\n", err: `unknown configuration option "decison_logs"`},
+		{name: "misspelt bundle option", config: service + bundles + "    resourse: x\n", err: `"bundles.policies.resourse"`},
+		{name: "deprecated bundle block", config: service + "bundle:\n  name: policies\n  service: s\n", err: `the deprecated "bundle" block is not supported`},
+		{name: "discovery", config: service + "discovery:\n  service: s\n  resource: d\n", err: `"discovery" is not supported`},
+		{name: "shared secret", config: service + bundles + "keys:\n  k:\n    algorithm: HS256\n    key: secret\n", err: "keys.k: not a PEM file"},
+		{name: "shared-secret algorithm on a public key", config: service + bundles + "keys:\n  k:\n    algorithm: HS256\n    key: |\n" + indent(pub), err: `keys.k: algorithm "HS256" is not one of`},
+		{name: "private key as the key", config: service + bundles + "keys:\n  k:\n    key: |\n" + indent(priv), err: "keys.k: a \"EC PRIVATE KEY\" block is not a public key"},
+		{name: "private_key field", config: service + bundles + "keys:\n  k:\n    private_key: x\n", err: "keys.k.private_key: a signing key does not belong on a verifying server"},
+		{name: "undefined service", config: service + "bundles:\n  policies:\n    service: nowhere\n", err: "nowhere"},
+		{name: "not YAML", config: "services: [\n", err: "not YAML or JSON"},
+		{name: "not a mapping", config: "- a\n- b\n", err: "expected a mapping at the top level"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "opa.yaml")
+			if err := os.WriteFile(path, []byte(tc.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Config{OPAConfig: path}.opaConfig()
+			if tc.err == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "--config "+path) {
+				t.Fatalf("err = %v, want ErrConfig naming --config %s and mentioning %q", err, path, tc.err)
+			}
+			if err := (Config{OPAConfig: path}).Validate(); !errors.Is(err, ErrConfig) {
+				t.Errorf("Validate() = %v, want the same refusal", err)
+			}
+		})
+	}
+
+	// ${NAME} is the environment variable's value where it is set, as in
+	// OPA; a name that is not set stays as written.
+	path := filepath.Join(t.TempDir(), "opa.yaml")
+	config := "services:\n  s:\n    url: http://127.0.0.1:${GEOSCOPE_TEST_PORT}/b${GEOSCOPE_TEST_EMPTY}\n" +
+		"    headers:\n      X-Unset: ${GEOSCOPE_TEST_UNSET}\n" + bundles
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Config{OPAConfig: path}.opaConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Services map[string]struct {
+			URL     string            `json:"url"`
+			Headers map[string]string `json:"headers"`
+		} `json:"services"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if s := got.Services["s"]; s.URL != "http://127.0.0.1:18999/b" || s.Headers["X-Unset"] != "${GEOSCOPE_TEST_UNSET}" {
+		t.Errorf("after substitution: url %q, X-Unset %q", s.URL, s.Headers["X-Unset"])
+	}
+}
+
+func readKey(t *testing.T, name string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("../../bundles/keys", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for line := range strings.Lines(s) {
+		b.WriteString("      " + line)
+	}
+	return b.String()
+}
