@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,29 +66,54 @@ func TestCLIBadFlagValuesNamed(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	writeConfig := func(text string) string {
+		path := filepath.Join(t.TempDir(), "opa.yaml")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	const opaBase = "services: {s: {url: 'http://127.0.0.1:1'}}\nbundles: {policies: {service: s}}\n"
+	misspelt := writeConfig(opaBase + "decison_logs: {console: true}\n")
+	legacy := writeConfig("services: {s: {url: 'http://127.0.0.1:1'}}\nbundle: {name: policies, service: s}\n")
+	malformed := writeConfig("services: [\n")
+	ledgerDir := t.TempDir()
 	cases := []struct {
 		name  string
 		args  []string
 		names []string
+		hides []string // never in the error: a password
 	}{
-		{"serve --ledger foo", []string{"serve", "--ledger", "foo"}, []string{`--ledger "foo"`, "sqlite", "postgres://"}},
-		{"serve --ledger mysql", []string{"serve", "--ledger", "mysql://x"}, []string{`--ledger "mysql://x"`}},
-		{"serve --ledger with a key file", []string{"serve", "--ledger", "foo", "--ledger-key-file", missing}, []string{`--ledger "foo"`}},
-		{"decide --ledger foo", []string{"decide", "--geoip-db", db, "--ledger", "foo"}, []string{`--ledger "foo"`}},
-		{"ledger export --ledger foo", []string{"ledger", "export", "--ledger", "foo"}, []string{`--ledger "foo"`}},
-		{"serve --geoip-db missing", []string{"serve", "--geoip-db", missing}, []string{"--geoip-db " + missing, "no such file"}},
-		{"serve --bundle missing", []string{"serve", "--bundle", missing}, []string{"--bundle " + missing, "no such file"}},
-		{"serve --config missing", []string{"serve", "--config", missing}, []string{"--config " + missing, "no such file"}},
-		{"serve --tls-cert missing", []string{"serve", "--tls-cert", missing, "--tls-key", notPEM}, []string{"--tls-cert " + missing, "no such file"}},
-		{"serve --tls-key missing", []string{"serve", "--tls-cert", notPEM, "--tls-key", missing}, []string{"--tls-key " + missing, "no such file"}},
-		{"serve --tls-cert not a certificate", []string{"serve", "--tls-cert", notPEM, "--tls-key", notPEM}, []string{"--tls-cert " + notPEM, "--tls-key " + notPEM}},
-		{"serve --log-level verbose", []string{"serve", "--log-level", "verbose"}, []string{`--log-level "verbose"`, "debug, info, warn or error"}},
-		{"decide request.json", []string{"decide", "request.json"}, []string{`"request.json"`, "--input request.json"}},
-		{"ledger export empty period", []string{"ledger", "export", "--since", "2026-03-01", "--until", "2026-02-01"}, []string{"--until", "the period is empty"}},
-		{"ledger export equal bounds", []string{"ledger", "export", "--since", "2026-03-01", "--until", "2026-03-01"}, []string{"--until", "the period is empty"}},
-		{"report --out a directory", []string{"report", "--out", os.TempDir()}, []string{"--out " + os.TempDir(), "is a directory"}},
-		{"report --out dir/", []string{"report", "--out", t.TempDir() + "/"}, []string{"--out", "names a directory"}},
-		{"report --out in a missing directory", []string{"report", "--out", filepath.Join(missing, "r.md")}, []string{"--out", "does not exist"}},
+		{"serve --tokens-file missing", []string{"serve", "--tokens-file", missing}, []string{"--tokens-file", "no such file"}, nil},
+		{"serve --addr port out of range", []string{"serve", "--addr", "127.0.0.1:99999"}, []string{`--addr "127.0.0.1:99999"`, "not a port number"}, nil},
+		{"serve --addr port not a number", []string{"serve", "--addr", "127.0.0.1:abc"}, []string{`--addr "127.0.0.1:abc"`}, nil},
+		{"serve --config misspelt option", []string{"serve", "--config", misspelt}, []string{"--config " + misspelt, `unknown configuration option "decison_logs"`}, nil},
+		{"serve --config deprecated bundle block", []string{"serve", "--config", legacy}, []string{"--config " + legacy, `deprecated "bundle" block`}, nil},
+		{"serve --config malformed", []string{"serve", "--config", malformed}, []string{"--config " + malformed, "not YAML or JSON"}, nil},
+		{"ledger exprot", []string{"ledger", "exprot"}, []string{`unknown command "exprot"`, "geoscope ledger"}, nil},
+		{"geoip lokup", []string{"geoip", "lokup", "8.8.8.8"}, []string{`unknown command "lokup"`, "geoscope geoip"}, nil},
+		{"ledger export --ledger key=value with a password", []string{"ledger", "export", "--ledger", "host=db password=SECRETPW"}, []string{"--ledger", "value not shown"}, []string{"SECRETPW"}},
+		{"ledger export --ledger user:password@ without //", []string{"ledger", "export", "--ledger", "postgres:u:SECRETPW@db"}, []string{"--ledger"}, []string{"SECRETPW"}},
+		{"ledger export --ledger URL of another database", []string{"ledger", "export", "--ledger", "mysql://u:SECRETPW@db/x"}, []string{`--ledger "mysql://u:xxxxx@db/x"`}, []string{"SECRETPW"}},
+		{"report --out inside --data-dir", []string{"report", "--data-dir", ledgerDir, "--out", filepath.Join(ledgerDir, "ledger.db")}, []string{"--out", "inside --data-dir"}, nil},
+		{"serve --ledger foo", []string{"serve", "--ledger", "foo"}, []string{`--ledger "foo"`, "sqlite", "postgres://"}, nil},
+		{"serve --ledger mysql", []string{"serve", "--ledger", "mysql://x"}, []string{`--ledger "mysql://x"`}, nil},
+		{"serve --ledger with a key file", []string{"serve", "--ledger", "foo", "--ledger-key-file", missing}, []string{`--ledger "foo"`}, nil},
+		{"decide --ledger foo", []string{"decide", "--geoip-db", db, "--ledger", "foo"}, []string{`--ledger "foo"`}, nil},
+		{"ledger export --ledger foo", []string{"ledger", "export", "--ledger", "foo"}, []string{`--ledger "foo"`}, nil},
+		{"serve --geoip-db missing", []string{"serve", "--geoip-db", missing}, []string{"--geoip-db " + missing, "no such file"}, nil},
+		{"serve --bundle missing", []string{"serve", "--bundle", missing}, []string{"--bundle " + missing, "no such file"}, nil},
+		{"serve --config missing", []string{"serve", "--config", missing}, []string{"--config " + missing, "no such file"}, nil},
+		{"serve --tls-cert missing", []string{"serve", "--tls-cert", missing, "--tls-key", notPEM}, []string{"--tls-cert " + missing, "no such file"}, nil},
+		{"serve --tls-key missing", []string{"serve", "--tls-cert", notPEM, "--tls-key", missing}, []string{"--tls-key " + missing, "no such file"}, nil},
+		{"serve --tls-cert not a certificate", []string{"serve", "--tls-cert", notPEM, "--tls-key", notPEM}, []string{"--tls-cert " + notPEM, "--tls-key " + notPEM}, nil},
+		{"serve --log-level verbose", []string{"serve", "--log-level", "verbose"}, []string{`--log-level "verbose"`, "debug, info, warn or error"}, nil},
+		{"decide request.json", []string{"decide", "request.json"}, []string{`"request.json"`, "--input request.json"}, nil},
+		{"ledger export empty period", []string{"ledger", "export", "--since", "2026-03-01", "--until", "2026-02-01"}, []string{"--until", "the period is empty"}, nil},
+		{"ledger export equal bounds", []string{"ledger", "export", "--since", "2026-03-01", "--until", "2026-03-01"}, []string{"--until", "the period is empty"}, nil},
+		{"report --out a directory", []string{"report", "--out", os.TempDir()}, []string{"--out " + os.TempDir(), "is a directory"}, nil},
+		{"report --out dir/", []string{"report", "--out", t.TempDir() + "/"}, []string{"--out", "names a directory"}, nil},
+		{"report --out in a missing directory", []string{"report", "--out", filepath.Join(missing, "r.md")}, []string{"--out", "does not exist"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,7 +121,7 @@ func TestCLIBadFlagValuesNamed(t *testing.T) {
 			dir := t.TempDir()
 			data := filepath.Join(dir, "data")
 			args := tc.args
-			if args[0] == "serve" {
+			if args[0] == "serve" && !slices.Contains(args, "--addr") {
 				args = append(args, "--addr", "127.0.0.1:0")
 			}
 			res := runIn(t, dir, []string{"GEOSCOPE_DATA_DIR=" + data}, []byte(validRequest), args...)
@@ -106,6 +132,11 @@ func TestCLIBadFlagValuesNamed(t *testing.T) {
 			for _, n := range tc.names {
 				if !strings.Contains(line, n) {
 					t.Errorf("error %q does not name %q", line, n)
+				}
+			}
+			for _, h := range tc.hides {
+				if strings.Contains(res.stderr+res.stdout, h) {
+					t.Errorf("the output shows %q:\n%v", h, res)
 				}
 			}
 			if !strings.Contains(strings.Join(args, " "), "--config") && strings.Contains(line, "OPA configuration") {

@@ -108,7 +108,22 @@ func checkURL(u string) error {
 	case u == "" || u == "sqlite", strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
 		return nil
 	}
-	return fmt.Errorf("%w: --ledger %q: want \"sqlite\", \"off\" or a postgres:// URL", ErrConfig, redact(u))
+	return fmt.Errorf("%w: --ledger %s: want \"sqlite\", \"off\" or a postgres:// URL", ErrConfig, quoteSetting(u))
+}
+
+// quoteSetting quotes a --ledger value that names no backend for an error
+// message, unless it may hold a password: a URL's is redacted, and a value
+// that is not a URL with its password where a URL keeps it (a libpq
+// key=value string, "user:password@host" without the "//") is not shown.
+func quoteSetting(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err == nil && u.User != nil:
+		return strconv.Quote(u.Redacted())
+	case err != nil, strings.ContainsAny(s, "@= \t"), len(s) > 128:
+		return "(value not shown: it may hold a password)"
+	}
+	return strconv.Quote(s)
 }
 
 func (b *sqlBackend) name() string { return b.dialect }
@@ -662,11 +677,3 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// redact hides a password in a database URL.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "<unparseable URL>"
-	}
-	return u.Redacted()
-}

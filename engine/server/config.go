@@ -107,9 +107,12 @@ func (c Config) withDefaults() Config {
 
 // validate checks the configuration after defaults are applied.
 func (c Config) validate() error {
-	host, _, err := net.SplitHostPort(c.Addr)
+	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil {
 		return fmt.Errorf("%w: --addr %q: %v", ErrConfig, c.Addr, err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("%w: --addr %q: the port %q is not a port number (0 to 65535) or service name", ErrConfig, c.Addr, port)
 	}
 	switch {
 	case c.MaxBody < 0:
@@ -132,6 +135,13 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: refusing to listen on %s without authentication: give --tokens-file, "+
 			"or listen on a loopback address, or pass --insecure-no-auth to accept unauthenticated requests from the network",
 			ErrConfig, c.Addr)
+	}
+	if c.TokensFile != "" {
+		// Read now, so that a missing or malformed file is refused before
+		// anything is opened (New reads it again).
+		if _, err := loadTokens(c.TokensFile); err != nil {
+			return err
+		}
 	}
 	return c.checkTLS()
 }

@@ -50,6 +50,24 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
+// commandGroup is a command that only holds subcommands. Without one it
+// prints its help; with an argument that names none it is a usage error
+// (cobra would print the help and succeed, so that a mistyped
+// "ledger exprot > audit.jsonl" looked like an empty export).
+func commandGroup(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q for %q (see %s --help)", args[0], cmd.CommandPath(), cmd.CommandPath())}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+}
+
 // Main runs the CLI and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := &cobra.Command{

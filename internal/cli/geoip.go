@@ -11,7 +11,7 @@ import (
 )
 
 func geoipCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "geoip", Short: "Inspect the GeoIP database"}
+	cmd := commandGroup("geoip", "Inspect the GeoIP database")
 	var geoPath string
 	lookup := &cobra.Command{
 		Use:   "lookup [--geoip-db FILE] IP...",

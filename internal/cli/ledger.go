@@ -83,7 +83,7 @@ func (l *ledgerFlags) open(ctx context.Context, log *slog.Logger) (*ledger.Ledge
 }
 
 func ledgerCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "ledger", Short: "Read the enforcement ledger"}
+	cmd := commandGroup("ledger", "Read the enforcement ledger")
 	var (
 		flags        ledgerFlags
 		since, until string

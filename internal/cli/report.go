@@ -72,6 +72,9 @@ Exit status: 0 with a report, 2 on a bad flag (named in the message),
 				if err := checkOutFile(out); err != nil {
 					return err
 				}
+				if err := outsideLedger(out, flags.dataDir, flags.keyFile); err != nil {
+					return err
+				}
 			}
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			l, err := flags.openReader(cmd.Context(), log)
@@ -118,6 +121,36 @@ func checkOutFile(path string) error {
 		return usageError{fmt.Errorf("--out %s: the directory %s does not exist", path, filepath.Dir(path))}
 	}
 	return nil
+}
+
+// outsideLedger refuses an --out inside the data directory, or naming the
+// key file: the report would replace the ledger's database, its log or its
+// key (a report is replaced atomically, whatever was there).
+func outsideLedger(out, dataDir, keyFile string) error {
+	dir, err := resolvedPath(filepath.Dir(out))
+	if err != nil {
+		return nil // checkOutFile has found the directory; nothing else to compare
+	}
+	if d, err := resolvedPath(dataDir); err == nil && (dir == d || strings.HasPrefix(dir, d+string(filepath.Separator))) {
+		return usageError{fmt.Errorf("--out %s: is inside --data-dir %s, which holds the ledger and its key; write the report elsewhere", out, dataDir)}
+	}
+	if keyFile != "" {
+		o, err1 := resolvedPath(out)
+		k, err2 := resolvedPath(keyFile)
+		if err1 == nil && err2 == nil && o == k {
+			return usageError{fmt.Errorf("--out %s: is --ledger-key-file; write the report elsewhere", out)}
+		}
+	}
+	return nil
+}
+
+// resolvedPath is path made absolute with its symbolic links resolved.
+func resolvedPath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
 }
 
 // writeAtomic replaces path with data: a reader sees the old file or the

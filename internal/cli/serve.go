@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -88,6 +89,25 @@ included: debug logging is for authoring, not for production.`,
 			if err != nil {
 				return err
 			}
+			tp, err := tracing.Start(cmd.Context(), traces, cfg.Version)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				// Flush the spans still batched.
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := tp.Shutdown(ctx); err != nil {
+					log.Warn("spans not exported at shutdown", "error", err.Error())
+				}
+			}()
+			// Listening before the ledger opens: an address in use is
+			// refused before anything is created on disk.
+			ln, err := net.Listen("tcp", cfg.Addr)
+			if err != nil {
+				return fmt.Errorf("--addr %s: %w", cfg.Addr, err)
+			}
+			defer ln.Close()
 			led, err := ledgers.open(cmd.Context(), log)
 			if err != nil {
 				return err
@@ -105,18 +125,6 @@ included: debug logging is for authoring, not for production.`,
 				dl := decisionlog.New(func() *plugins.Manager { return src.Manager() }, pseudo, log)
 				opts = append(opts, engine.WithDecisionLog(dl.Log))
 			}
-			tp, err := tracing.Start(cmd.Context(), traces, cfg.Version)
-			if err != nil {
-				return err
-			}
-			defer func() {
-				// Flush the spans still batched.
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				if err := tp.Shutdown(ctx); err != nil {
-					log.Warn("spans not exported at shutdown", "error", err.Error())
-				}
-			}()
 			if traces.Enabled() {
 				log.Info("exporting OpenTelemetry spans", "type", traces.Type, "address", traces.Address)
 				cfg.TracerProvider = tp
@@ -143,7 +151,7 @@ included: debug logging is for authoring, not for production.`,
 				return err
 			}
 			go reloadOnHangup(ctx, hup, src, log)
-			return srv.Run(ctx)
+			return srv.Serve(ctx, ln)
 		},
 	}
 	f := cmd.Flags()
