@@ -30,7 +30,8 @@ import (
 // evaluation; an action on a person only on someone in the request,
 // located inside the jurisdiction of the cited order's authority;
 // end_meeting and suspend_account only when every person in the request
-// is located inside, and never through a service-wide order. A person
+// is located inside (for suspend_account, the account holder connected
+// among them), and never through a service-wide order. A person
 // with a phone number may be located by it, which this test does not
 // redo: such a person is skipped in the location checks, never counted as
 // inside.
@@ -42,6 +43,7 @@ func FuzzPipeline(f *testing.F) {
 	for _, body := range []string{
 		`{"meeting": {"id": "june4-a", "host": {"account_id": "acct-us-a", "account_country": "US"}, "participants": [{"id": "p1", "ip": "1.0.16.9"}, {"id": "p2", "ip": "8.8.8.8"}]}}`,
 		`{"meeting": {"id": "control-cn", "host": {"account_id": "acct-cn", "ip": "1.0.16.1"}, "participants": [{"id": "p1", "ip": "1.0.16.9"}, {"id": "p2", "ip": "36.110.1.1"}]}}`,
+		`{"meeting": {"id": "m1", "host": {"account_id": "acct-cn", "account_country": "CN"}, "participants": [{"id": "p1", "ip": "1.0.16.9"}]}}`,
 		`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b"}, "participants": [{"id": "p1", "ip": "101.32.0.1"}, {"id": "p2", "ip": "45.112.0.1"}, {"id": "p3", "ip": "2408:8000::1"}]}}`,
 		`{"meeting": {"id": "june4-c", "host": {"account_id": "acct-hk-c"}, "participants": [{"id": "p1", "phone": "+8613800000000"}, {"id": "p2"}]}}`,
 		`{"meeting": {"id": "june4-a", "host": {"account_id": "acct-us-a"}}, "participant": {"id": "j", "ip": "1.0.16.9"}}`,
@@ -220,6 +222,10 @@ func keepsThePromises(t *testing.T, policyName string, db *geo.DB, reg registryV
 				if p.phone == "" && !inside(p, jurisdiction) {
 					t.Fatalf("%s policy: %+v although %q is not located inside %v", policyName, a, p.id, jurisdiction)
 				}
+			}
+			// An account acts on its holder, who must be there to be located.
+			if a.Type == decision.SuspendAccount && !slices.ContainsFunc(people, func(p person) bool { return p.host }) {
+				t.Fatalf("%s policy: %+v although the account holder is not connected", policyName, a)
 			}
 		default:
 			t.Fatalf("%s policy: unknown action type in %+v", policyName, a)

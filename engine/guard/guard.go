@@ -337,6 +337,12 @@ func (g *checker) check(a decision.Action) (decision.Action, int, string, string
 		if !auth.Covers(f.AccountCountry) {
 			return a, -1, CodeAffectsOutside, fmt.Sprintf("the account is registered in %s, outside %s", orUnknown(f.AccountCountry), strings.Join(auth.Jurisdiction, ","))
 		}
+		// Suspending an account acts on its holder. Where the account is
+		// registered is not where its holder is: a holder who is not
+		// connected is a person of unknown location, who counts as outside.
+		if f.Host == nil {
+			return a, -1, CodeAffectsOutside, fmt.Sprintf("the account holder is not connected, so where they are is unknown: suspending the account would act on someone not shown to be in %s", strings.Join(auth.Jurisdiction, ","))
+		}
 		if n := g.outsideCount(a.OrderID, auth); n > 0 {
 			return a, -1, CodeAffectsOutside, fmt.Sprintf("suspending the account would affect %s connected or joining and not located in %s", users(n), strings.Join(auth.Jurisdiction, ","))
 		}

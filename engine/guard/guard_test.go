@@ -210,6 +210,7 @@ func TestCheckCodes(t *testing.T) {
 		{name: "suspend everyone inside", facts: everyoneInside, action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "ok"}},
 		{name: "suspend account outside", facts: func(f *Facts) { everyoneInside(f); f.AccountCountry = "HK" }, action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "ok"}, code: CodeAffectsOutside},
 		{name: "suspend account country unknown", facts: func(f *Facts) { everyoneInside(f); f.AccountCountry = "" }, action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "ok"}, code: CodeAffectsOutside},
+		{name: "suspend with the account holder not connected", facts: func(f *Facts) { everyoneInside(f); f.Host = nil }, action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "ok"}, code: CodeAffectsOutside},
 		{name: "suspend participant outside", action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "ok"}, code: CodeAffectsOutside},
 		{name: "suspend another account", facts: everyoneInside, action: decision.Action{Type: decision.SuspendAccount, AccountID: "other", OrderID: "ok"}, code: CodeWrongAccount},
 		{name: "suspend not demanded", facts: everyoneInside, action: decision.Action{Type: decision.SuspendAccount, AccountID: "acct", OrderID: "by-acct"}, code: CodeNotDemanded},

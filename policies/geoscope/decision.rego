@@ -292,8 +292,11 @@ meeting_actions contains action if {
 }
 
 # Rule 5: an account may be suspended only when it is registered inside and
-# nobody it would reach is outside.
+# nobody it would reach is outside. It reaches its holder, whose location is
+# known only while connected: where an account is registered is not where
+# its holder is.
 suspend_account_granted(id) if {
+	input.meeting.host.connected
 	account_inside(actionable[id])
 	outside_count[id] == 0
 }
@@ -399,8 +402,11 @@ refused contains refusal(id, "suspend_account", "affects_outside", reason, n) if
 }
 
 # The account holder is one person: counted once, whether as a connected
-# host outside or as an account registered outside.
+# host outside, as a holder who is not connected (of unknown location) or
+# as an account registered outside.
 account_holder_outside_uncounted(j) := 1 if {
+	not input.meeting.host.connected
+} else := 1 if {
 	not account_inside(j)
 	host_outside(j) == 0
 } else := 0
@@ -417,6 +423,18 @@ suspend_obstacle(j, _) := "the account's country is unknown" if {
 
 suspend_obstacle(j, n) := sprintf("%s connected or joining %s not located there", [users(n), are(n)]) if {
 	account_inside(j)
+	input.meeting.host.connected
+}
+
+suspend_obstacle(j, 0) := "the account holder is not connected, so where they are is unknown" if {
+	account_inside(j)
+	not input.meeting.host.connected
+}
+
+suspend_obstacle(j, n) := sprintf("the account holder is not connected, so where they are is unknown, and %s connected or joining %s not located there", [users(n), are(n)]) if {
+	account_inside(j)
+	not input.meeting.host.connected
+	n > 0
 }
 
 # ---------------------------------------------------------------------------

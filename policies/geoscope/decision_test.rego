@@ -521,9 +521,11 @@ test_hk_mo_tw_participants_are_not_cn if {
 	ps := [person("hk", "HK"), person("mo", "MO"), person("tw", "TW")]
 	d := expanded_decision with input as preview(cn_order(["remove_participants", "end_meeting", "suspend_account"]), meeting(cn_host, ps))
 		with data.authorities as authorities
+
+	# The account holder is not connected: one more person outside.
 	d == {"actions": set(), "refused": {
 		end_refused("o-cn", 3),
-		suspend_refused("o-cn", "3 users connected or joining are not located there", 3),
+		suspend_refused("o-cn", "the account holder is not connected, so where they are is unknown, and 3 users connected or joining are not located there", 4),
 	}}
 }
 
@@ -540,10 +542,11 @@ test_unknown_location_is_never_acted_on if {
 	inp := object.union(preview(cn_order(all_demands), meeting(cn_host, ps)), {"joining": unlocated("j1")})
 	d := expanded_decision with input as inp with data.authorities as authorities
 
-	# The joining participant would be affected too: 3 users outside.
+	# The joining participant would be affected too: 3 users outside, and
+	# the account holder, not connected, a fourth.
 	d == {"actions": set(), "refused": {
 		end_refused("o-cn", 3),
-		suspend_refused("o-cn", "3 users connected or joining are not located there", 3),
+		suspend_refused("o-cn", "the account holder is not connected, so where they are is unknown, and 3 users connected or joining are not located there", 4),
 	}}
 }
 
@@ -817,10 +820,19 @@ test_suspend_account_granted_when_account_and_everyone_connected_in_jurisdiction
 	}
 }
 
-test_suspend_account_granted_for_account_in_jurisdiction_with_nobody_connected if {
+test_suspend_account_granted_for_account_in_jurisdiction_with_only_its_holder_connected if {
+	h := online_host("acct-cn", "CN", "CN")
+	d := expanded_decision with input as preview(cn_order(["suspend_account"]), meeting(h, []))
+		with data.authorities as authorities
+	d == {"actions": {suspend_granted("o-cn", "acct-cn"), removed_host("o-cn", "acct-cn", "CN")}, "refused": set()}
+}
+
+# Where an account is registered is not where its holder is: a holder who
+# is not connected is of unknown location, and counts as outside.
+test_suspend_account_refused_when_the_holder_is_not_connected if {
 	d := expanded_decision with input as preview(cn_order(["suspend_account"]), meeting(cn_host, []))
 		with data.authorities as authorities
-	d == {"actions": {suspend_granted("o-cn", "acct-cn")}, "refused": set()}
+	d == {"actions": set(), "refused": {suspend_refused("o-cn", "the account holder is not connected, so where they are is unknown", 1)}}
 }
 
 test_suspend_account_refused_when_account_registered_outside if {
@@ -869,8 +881,8 @@ test_suspend_account_refused_when_participants_outside_and_account_inside if {
 		"order_id": "o-cn",
 		"demand": "suspend_account",
 		"code": "affects_outside",
-		"reason": "suspending the account would affect users outside CN (2 users connected or joining are not located there); narrowed to participants located there, in every meeting of the account",
-		"affected_outside": 2,
+		"reason": "suspending the account would affect users outside CN (the account holder is not connected, so where they are is unknown, and 2 users connected or joining are not located there); narrowed to participants located there, in every meeting of the account",
+		"affected_outside": 3,
 	}}
 }
 
@@ -903,15 +915,21 @@ test_suspend_account_affected_outside_for_unknown_account_and_outside_users if {
 }
 
 test_suspend_account_granted_predicate if {
-	granted_predicate("suspend_account", cn_host, [person("p1", "CN")])
+	granted_predicate("suspend_account", online_host("acct-cn", "CN", "CN"), [person("p1", "CN")])
+	not granted_predicate("suspend_account", cn_host, [person("p1", "CN")])
 	not granted_predicate("suspend_account", us_host, [person("p1", "CN")])
 	not granted_predicate("suspend_account", cn_host, [person("p1", "HK")])
 	not granted_predicate("suspend_account", online_host("acct-cn", "CN", "MO"), [])
 }
 
-test_account_holder_not_counted_when_account_inside if {
-	n := geoscope.account_holder_outside_uncounted(["CN"]) with input as {"meeting": meeting(cn_host, [])}
+test_account_holder_not_counted_when_account_inside_and_holder_connected_inside if {
+	n := geoscope.account_holder_outside_uncounted(["CN"]) with input as {"meeting": meeting(online_host("acct-cn", "CN", "CN"), [])}
 	n == 0
+}
+
+test_account_holder_counted_when_account_inside_and_holder_not_connected if {
+	n := geoscope.account_holder_outside_uncounted(["CN"]) with input as {"meeting": meeting(cn_host, [])}
+	n == 1
 }
 
 test_account_holder_counted_when_account_outside_and_host_offline if {
@@ -942,8 +960,18 @@ test_suspend_obstacle_account_country_unknown if {
 }
 
 test_suspend_obstacle_connected_users_outside if {
-	s := geoscope.suspend_obstacle(["CN"], 7) with input as {"meeting": meeting(cn_host, [])}
+	s := geoscope.suspend_obstacle(["CN"], 7) with input as {"meeting": meeting(online_host("acct-cn", "CN", "CN"), [])}
 	s == "7 users connected or joining are not located there"
+}
+
+test_suspend_obstacle_holder_not_connected if {
+	s := geoscope.suspend_obstacle(["CN"], 0) with input as {"meeting": meeting(cn_host, [])}
+	s == "the account holder is not connected, so where they are is unknown"
+}
+
+test_suspend_obstacle_holder_not_connected_and_users_outside if {
+	s := geoscope.suspend_obstacle(["CN"], 1) with input as {"meeting": meeting(cn_host, [])}
+	s == "the account holder is not connected, so where they are is unknown, and 1 user connected or joining is not located there"
 }
 
 # ---------------------------------------------------------------------------

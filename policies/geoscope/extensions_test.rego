@@ -129,7 +129,7 @@ test_account_country_attributes_and_role_are_not_locations if {
 	]
 	d := decide(preview(cn_order(all_demands), meeting(cn_host, ps)), {})
 	d.actions == {removed("o-cn", "p2", "CN")}
-	d.refused == {end_refused("o-cn", 1), suspend_refused("o-cn", "1 user connected or joining is not located there", 1)}
+	d.refused == {end_refused("o-cn", 1), suspend_refused("o-cn", "the account holder is not connected, so where they are is unknown, and 1 user connected or joining is not located there", 2)}
 }
 
 test_phone_located_participants_are_grouped_and_acted_on_like_any_other if {
@@ -170,7 +170,10 @@ test_exempt_account_holder_not_connected_blocks_only_suspend_account if {
 	inp := preview(cn_order(all_demands), meeting(cn_host, [person("p1", "CN")]))
 	d := decide(inp, {"exempt": {"acct-cn"}})
 	d.actions == {removed("o-cn", "p1", "CN"), end_granted("o-cn")}
-	d.refused == {exempt_suspend("o-cn")}
+
+	# Not connected, the holder is of unknown location: the default
+	# policy refuses the suspension too.
+	d.refused == {exempt_suspend("o-cn"), suspend_refused("o-cn", "the account holder is not connected, so where they are is unknown", 1)}
 }
 
 test_exempt_joining_participant_is_not_denied if {

@@ -97,11 +97,13 @@ test_co_host_blocks_end_meeting if {
 }
 
 test_account_is_never_suspended if {
-	# The host is the account holder, connected or not.
+	# The host is the account holder, connected or not. (Not connected,
+	# the holder is of unknown location: the default policy refuses the
+	# suspension too.)
 	ps := [person("p1", "CN", "attendee")]
 	d := decide({"meeting": meeting(offline_host, ps), "order": order(all_demands)})
 	demands_granted(d) == {"end_meeting"}
-	codes(d) == {["suspend_account", "exempt"]}
+	codes(d) == {["suspend_account", "exempt"], ["suspend_account", "affects_outside"]}
 }
 
 test_joining_co_host_is_admitted_and_attendee_denied if {

@@ -35,6 +35,8 @@ caller(id, country, attestation) := object.union(
 # A dial-in caller not located (without --locate-phone-numbers).
 unlocated_caller(id) := {"id": id}
 
+# The host is not connected: of unknown location, which alone makes the
+# default policy refuse suspend_account (affects_outside) in every case.
 host := {"id": "acct-host", "account_id": "acct-host", "role": "host", "account_country": "CN", "connected": false}
 
 meeting(ps) := {
@@ -72,8 +74,8 @@ codes(d) := {[r.demand, r.code] | some r in d.refused}
 test_attested_caller_is_acted_on_like_anyone_inside if {
 	d := decide([caller("c1", "CN", "A"), online("p1", "CN")])
 	acted_on(d) == {"c1", "p1"}
-	demands_granted(d) == {"end_meeting", "suspend_account"}
-	d.refused == set()
+	demands_granted(d) == {"end_meeting"}
+	codes(d) == {["suspend_account", "affects_outside"]}
 }
 
 test_unattested_caller_is_not_removed_and_blocks_meeting_wide_demands if {
@@ -81,7 +83,7 @@ test_unattested_caller_is_not_removed_and_blocks_meeting_wide_demands if {
 		d := decide([caller("c1", "CN", attestation), online("p1", "CN")])
 		acted_on(d) == {"p1"}
 		demands_granted(d) == set()
-		codes(d) == {["end_meeting", "exempt"], ["suspend_account", "exempt"]}
+		codes(d) == {["end_meeting", "exempt"], ["suspend_account", "exempt"], ["suspend_account", "affects_outside"]}
 	}
 }
 
@@ -102,7 +104,7 @@ test_caller_not_located_by_phone_is_never_acted_on_and_counts_outside if {
 test_people_connected_by_ip_are_unaffected if {
 	d := decide([online("p1", "CN"), online("p2", "CN")])
 	acted_on(d) == {"p1", "p2"}
-	demands_granted(d) == {"end_meeting", "suspend_account"}
+	demands_granted(d) == {"end_meeting"}
 }
 
 test_joining_caller_is_denied_only_when_attested if {
