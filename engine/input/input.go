@@ -13,6 +13,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/geoscope/geoscope/engine/registry"
 	"github.com/geoscope/geoscope/internal/idindex"
 	"github.com/geoscope/geoscope/internal/reuse"
@@ -88,6 +91,44 @@ type Host struct {
 
 	// Addr is IP parsed (and unmapped); valid only when IP was given.
 	Addr netip.Addr `json:"-"`
+
+	// emptyMember is the first optional member the request gave as ""
+	// (see UnmarshalJSONFrom); checkHost refuses it.
+	emptyMember string
+}
+
+// UnmarshalJSONFrom decodes the host as the struct's tags say, telling an
+// optional member given as "" from one left out: decoded into a string
+// both are "", and a host whose "ip" is "" would be a host who is not
+// connected, whose location then never counts, instead of a malformed
+// request. null still means absent.
+func (h *Host) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	type fields Host // the same members, without this method
+	var in struct {
+		fields         `json:",inline"`
+		AccountCountry *string `json:"account_country,omitempty"`
+		IP             *string `json:"ip,omitempty"`
+		Phone          *string `json:"phone,omitempty"`
+		Role           *string `json:"role,omitempty"`
+	}
+	if err := json.UnmarshalDecode(dec, &in); err != nil {
+		return err
+	}
+	*h = Host(in.fields)
+	for _, m := range []struct {
+		name string
+		in   *string
+		out  *string
+	}{{"account_country", in.AccountCountry, &h.AccountCountry}, {"ip", in.IP, &h.IP}, {"phone", in.Phone, &h.Phone}, {"role", in.Role, &h.Role}} {
+		switch {
+		case m.in == nil:
+		case *m.in == "" && h.emptyMember == "":
+			h.emptyMember = m.name
+		default:
+			*m.out = *m.in
+		}
+	}
+	return nil
 }
 
 // Connected reports whether the host's address or calling number was
@@ -387,6 +428,9 @@ func (f field) String() string {
 
 func checkHost(h *Host) error {
 	f := at("meeting.host")
+	if h.emptyMember != "" {
+		return invalid(f.sub(h.emptyMember).String(), "is empty: give a value, or leave the member out (or null)")
+	}
 	if err := checkID(f.sub("account_id"), h.AccountID); err != nil {
 		return err
 	}

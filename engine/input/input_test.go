@@ -84,6 +84,14 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "missing account id", body: `{"meeting": {"id": "m", "host": {}}}`, want: "meeting.host.account_id: is required"},
 		{name: "bad account country", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "account_country": "usa"}}}`, want: `meeting.host.account_country: "usa" is not an ISO 3166-1 alpha-2 code (two upper-case letters)`},
 		{name: "bad host ip", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "localhost"}}}`, want: `meeting.host.ip: "localhost" is not an IP address`},
+		// "" is not an absent member: an empty host ip would make a host of
+		// unknown location a host who is not connected.
+		{name: "empty host ip", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": ""}}}`, want: `meeting.host.ip: is empty: give a value, or leave the member out (or null)`},
+		{name: "empty host phone", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "phone": ""}}}`, want: `meeting.host.phone: is empty: give a value, or leave the member out (or null)`},
+		{name: "empty host role", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "role": ""}}}`, want: `meeting.host.role: is empty: give a value, or leave the member out (or null)`},
+		{name: "empty host account country", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "account_country": ""}}}`, want: `meeting.host.account_country: is empty: give a value, or leave the member out (or null)`},
+		{name: "case-variant host member", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "Ip": "8.8.8.8"}}}`, want: `meeting.host.Ip: unknown field (field names are case-sensitive)`},
+		{name: "repeated host member", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "8.8.8.8", "ip": "1.1.1.1"}}}`, want: `meeting.host.ip: appears twice in one object`},
 		{name: "bad participant ip", body: meeting(participants(3) + `,{"id": "x", "ip": "1.2.3"}`), want: `meeting.participants[3].ip: "1.2.3" is not an IP address`},
 		{name: "ip with zone", body: meeting(`{"id": "x", "ip": "fe80::1%eth0"}`), want: `meeting.participants[0].ip: "fe80::1%eth0" is not an IP address`},
 		{name: "missing participant ip", body: meeting(`{"id": "x"}`), want: "meeting.participants[0].ip: is required (or phone, for a dial-in caller)"},

@@ -676,4 +676,3 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
-
