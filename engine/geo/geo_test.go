@@ -454,6 +454,9 @@ func TestCoarse(t *testing.T) {
 		{"2600:1f00::1", "2600:1f00::/48"},
 		{"fe80::1%eth0", "fe80::/48"},
 		{"::1", "::/48"},
+		// 6to4: the /48 would be the embedded 202.96.128.86 itself.
+		{"2002:ca60:8056::1", "2002:ca60:8000::/40"},
+		{"2002:ca60:80ff:1234::1", "2002:ca60:8000::/40"},
 	}
 	for _, tt := range tests {
 		got := geo.Coarse(netip.MustParseAddr(tt.in))
