@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/apierror"
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/input"
 )
 
 // countingRecorder counts the decisions it is asked to record.
@@ -53,5 +56,31 @@ func TestAnswerTooLargeIsNotRecorded(t *testing.T) {
 	}
 	if n := rec.n.Load(); n != 1 {
 		t.Errorf("%d decisions recorded, want 1", n)
+	}
+}
+
+// --max-response bounds the whole answer, not only its actions: a policy
+// that returns thousands of actions the guard blocks (or refusals) must not
+// get an answer of megabytes through.
+func TestMaxResponseBoundsTheWholeAnswer(t *testing.T) {
+	s := &Server{cfg: Config{MaxResponse: 4096}}
+	junk := make([]decision.Blocked, 200)
+	for i := range junk {
+		junk[i] = decision.Blocked{Action: decision.Action{Type: "ban_user"}, Code: "unknown_type", Reason: "an action type geoscope does not know"}
+	}
+	kept := []decision.Action{{Type: decision.RemoveParticipant, ParticipantID: "p1", OrderID: "o"}}
+	for _, d := range []*decision.Decision{
+		{DecisionID: "blocked only", GuardBlocked: junk},
+		{DecisionID: "one action and blocked ones", Actions: kept, GuardBlocked: junk},
+	} {
+		body, err := s.encodeDecision(d)
+		var fe *input.FieldError
+		if !errors.As(err, &fe) || !errors.Is(err, input.ErrTooLarge) || !strings.Contains(fe.Message, "200 blocked by the guard") {
+			t.Errorf("%s: %d bytes, err %v; want too large, naming what the guard blocked", d.DecisionID, len(body), err)
+		}
+	}
+	// Within the bound, the same shapes are answered.
+	if body, err := s.encodeDecision(&decision.Decision{Actions: kept, GuardBlocked: junk[:2]}); err != nil || len(body) > 4096 {
+		t.Errorf("a small answer: %d bytes, %v", len(body), err)
 	}
 }

@@ -24,17 +24,28 @@ import (
 // answerCheck), so a refused answer leaves nothing in the ledger: the
 // meeting server enforces nothing and sends the roster in parts.
 func (s *Server) encodeDecision(d *decision.Decision) ([]byte, error) {
+	var body []byte
+	var err error
 	if len(d.Actions) == 0 {
-		return json.Marshal(d)
+		body, err = json.Marshal(d)
+		if err == nil && int64(len(body)) > s.cfg.MaxResponse {
+			err = jsonarray.ErrTooLarge
+		}
+	} else {
+		shell := *d
+		shell.Actions = []decision.Action{}
+		body, err = jsonarray.Encode(&shell, "actions", d.Actions, s.cfg.MaxResponse)
 	}
-	shell := *d
-	shell.Actions = []decision.Action{}
-	body, err := jsonarray.Encode(&shell, "actions", d.Actions, s.cfg.MaxResponse)
-	if errors.Is(err, jsonarray.ErrTooLarge) {
+	switch {
+	case errors.Is(err, jsonarray.ErrTooLarge) && len(d.Actions) >= len(d.GuardBlocked)+len(d.Refused):
 		return nil, input.TooLarge("meeting.participants", "the answer (%d actions) exceeds the response limit of %s; apply no enforcement and send the roster in parts",
 			len(d.Actions), bytesText(s.cfg.MaxResponse))
-	}
-	if err != nil {
+	case errors.Is(err, jsonarray.ErrTooLarge):
+		// Mostly what the guard blocked or the policy refused: the policy's
+		// doing, not the roster's.
+		return nil, input.TooLarge("meeting.participants", "the answer (%d actions, %d blocked by the guard, %d refusals) exceeds the response limit of %s; apply no enforcement: the policy returns more than an answer can hold",
+			len(d.Actions), len(d.GuardBlocked), len(d.Refused), bytesText(s.cfg.MaxResponse))
+	case err != nil:
 		return nil, fmt.Errorf("encoding the decision: %w", err)
 	}
 	return body, nil

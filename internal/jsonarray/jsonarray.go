@@ -34,6 +34,9 @@ func Encode[E any](shell any, name string, elems []E, limit int64) ([]byte, erro
 		return nil, fmt.Errorf("encoding: no %s member", empty)
 	}
 	size := int64(len(frame))
+	if limit > 0 && size > limit {
+		return nil, ErrTooLarge
+	}
 	if len(elems) > 0 {
 		first, err := json.Marshal(&elems[0])
 		if err != nil {
@@ -64,5 +67,9 @@ func Encode[E any](shell any, name string, elems []E, limit int64) ([]byte, erro
 	}
 	buf.WriteByte(']')
 	buf.Write(tail)
+	// The members after the array count too.
+	if limit > 0 && int64(buf.Len()) > limit {
+		return nil, ErrTooLarge
+	}
 	return buf.Bytes(), nil
 }
