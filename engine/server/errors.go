@@ -69,6 +69,8 @@ func (s *Server) abortWith(c *gin.Context, err error) {
 	case errors.Is(err, engine.ErrNotReady):
 		c.Header("Retry-After", "1")
 		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.NotReady, Message: "no decision can be made yet: the policy, registry or GeoIP database is not loaded"})
+	case errors.Is(err, ledger.ErrUnavailable) && c.Request.Method == http.MethodGet:
+		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.LedgerUnavailable, Message: "the ledger cannot be read now; try again later"})
 	case errors.Is(err, ledger.ErrUnavailable):
 		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.LedgerUnavailable, Message: "the decision could not be recorded, so it is not answered; apply no enforcement"})
 	case errors.Is(err, policy.ErrTimeout):

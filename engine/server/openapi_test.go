@@ -561,6 +561,8 @@ func probes(t *testing.T) []probe {
 		probe{"reload decide token", auth, withToken(post("/v1/admin/reload", ""), decide), 403, apierror.Forbidden, ""},
 		probe{"reload admin token", auth, withToken(post("/v1/admin/reload", ""), admin), 200, "", ""},
 		probe{"GET reload", auth, get("/v1/admin/reload"), 405, apierror.MethodNotAllowed, ""},
+		// A preview entry (an order submitted for review) is listed too.
+		probe{"preview decision recorded", led, post("/v1/decisions", `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "p1", "ip": "1.0.16.1"}]}, "order": {"id": "o", "authority": "cn.cac", "demands": ["remove_participants"], "targets": {"meetings": ["m"]}, "legal_basis": "x", "received": "2020-06-01"}}`), 200, "", ""},
 		probe{"ledger list", led, get("/v1/ledger"), 200, "", ""},
 		probe{"ledger list, filtered", led, get("/v1/ledger?since=2020-01-01&until=2999-01-01T00:00:00Z&order=CN-2020-0601&authority=cn.cac&limit=1"), 200, "", ""},
 		probe{"ledger list, bad since", led, get("/v1/ledger?since=yesterday"), 400, apierror.InvalidInput, "since"},
