@@ -772,6 +772,18 @@ func keyFingerprint(key []byte) string {
 	return hex.EncodeToString(m.Sum(nil)[:8])
 }
 
+// printableText reports whether b is printable ASCII text, whitespace
+// included: what a key written as text is made of. Thirty-two random bytes
+// are all of it about once in 10^14.
+func printableText(b []byte) bool {
+	for _, c := range b {
+		if (c < 0x20 || c > 0x7e) && c != '\n' && c != '\r' && c != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
 func loadKey(cfg Config) ([]byte, error) {
 	path := cfg.KeyFile
 	generated := false
@@ -811,11 +823,20 @@ func loadKey(cfg Config) ([]byte, error) {
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
+		if cfg.KeyFile == "" {
+			return nil, fmt.Errorf("%w: the ledger key %s: %v", ErrConfig, path, err)
+		}
 		return nil, fmt.Errorf("%w: --ledger-key-file: %v", ErrConfig, err)
 	}
-	key := []byte(strings.TrimSpace(string(raw)))
-	if dec, err := hex.DecodeString(string(key)); err == nil {
-		key = dec
+	// A key written as text (hex, or a passphrase) may end with a newline,
+	// which is not part of it. A binary key is taken whole: a space or a
+	// newline among its random bytes is part of it.
+	key := raw
+	if printableText(raw) {
+		key = []byte(strings.TrimSpace(string(raw)))
+		if dec, err := hex.DecodeString(string(key)); err == nil {
+			key = dec
+		}
 	}
 	if len(key) < 32 {
 		return nil, fmt.Errorf("%w: the ledger key in %s is %d bytes; at least 32 are needed", ErrConfig, path, len(key))

@@ -946,6 +946,7 @@ func TestKeyFile(t *testing.T) {
 		}{
 			{"32 bytes in hex", []byte(hex.EncodeToString(zz) + "\n")},
 			{"the same 32 bytes raw", zz},
+			{"the same 32 bytes raw and a newline, as text", append(slices.Clone(zz), '\n')},
 		} {
 			cfg := b.config()
 			cfg.KeyFile = write(strings.ReplaceAll(tc.name, " ", "-"), tc.data)
@@ -962,7 +963,19 @@ func TestKeyFile(t *testing.T) {
 				t.Errorf("key file %s: a key was generated into the data dir although --ledger-key-file was given", tc.name)
 			}
 		}
+		// A binary key is taken whole: its spaces and newlines are bytes
+		// of it (it was cut to 31 bytes and refused).
+		binary := append([]byte{' ', 0x00, 0xff}, zz[:29]...)
+		binary[31] = '\n'
 		cfg := b.config()
+		cfg.KeyFile = write("binary", binary)
+		if l, err := ledger.Open(context.Background(), cfg); !errors.Is(err, ledger.ErrConfig) || !strings.Contains(err.Error(), "another pseudonymization key") {
+			t.Errorf("a binary key of 32 bytes beginning with a space: Open = %v, want it read whole (and refused here as another key than the ledger's)", err)
+			if err == nil {
+				l.Close()
+			}
+		}
+		cfg = b.config()
 		cfg.KeyFile = write("other", raw32)
 		l, err := ledger.Open(context.Background(), cfg)
 		if err == nil {
