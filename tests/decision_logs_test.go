@@ -129,6 +129,13 @@ func TestDecisionLogs(t *testing.T) {
 	srv := bndStart(t, "--config", writeTemp(t, "opa.json", cfg), "--verification-key", key.pubPath,
 		"--geoip-db", geotest.Standard(t), "--ledger-key-file", keyFile, "--replica-id", "replica-7")
 	st := srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
+	// OPA's readiness probes: the bundles are active and OPA's plugins
+	// (bundle, decision logs) report OK.
+	for _, path := range []string{"/health?bundles", "/health?plugins"} {
+		if r := srv.request(t, http.MethodGet, path, "", "", nil); r.status != http.StatusOK {
+			t.Errorf("GET %s once ready: %s", path, r)
+		}
+	}
 
 	// The policy bundle's revision is its content digest, the one the same
 	// bundle gets when loaded from a file.

@@ -8,15 +8,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/open-policy-agent/opa/v1/plugins"
 
 	"github.com/geoscope/geoscope/engine/apierror"
 	"github.com/geoscope/geoscope/engine/decision"
@@ -25,7 +28,39 @@ import (
 	"github.com/geoscope/geoscope/engine/sources"
 )
 
+// health is liveness. With OPA's parameters it is readiness as OPA reports
+// it, so that a probe carried over from an OPA deployment
+// (/health?bundles, /health?plugins) keeps its meaning: bundles waits for
+// what /ready waits for; plugins also for every plugin of an OPA
+// configuration to report OK, except those named by exclude-plugin.
 func (s *Server) health(c *gin.Context) {
+	q := c.Request.URL.Query()
+	_, bundles := q["bundles"]
+	_, withPlugins := q["plugins"]
+	if bundles || withPlugins {
+		if ok, why := s.src.Ready(); !ok {
+			c.Header("Retry-After", "1")
+			abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.NotReady, Message: why})
+			return
+		}
+	}
+	if m := s.src.Manager(); withPlugins && m != nil {
+		statuses := m.PluginStatus()
+		for _, name := range slices.Sorted(maps.Keys(statuses)) {
+			if slices.Contains(q["exclude-plugin"], name) {
+				continue
+			}
+			if st := statuses[name]; st == nil || st.State != plugins.StateOK {
+				state := "unknown"
+				if st != nil {
+					state = string(st.State)
+				}
+				c.Header("Retry-After", "1")
+				abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.NotReady, Message: "OPA plugin " + name + " is " + state})
+				return
+			}
+		}
+	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 

@@ -282,7 +282,7 @@ func TestOpenAPIRoutesMatch(t *testing.T) {
 // status codes and, for errors, the error codes. Every route may panic,
 // which recoverPanic answers 500 internal.
 var handlerOutcomes = map[string]map[int][]string{
-	"GET /health":           {200: nil, 500: {apierror.Internal}},
+	"GET /health":           {200: nil, 500: {apierror.Internal}, 503: {apierror.NotReady}},
 	"GET /ready":            {200: nil, 500: {apierror.Internal}, 503: {apierror.NotReady}},
 	"GET /openapi.json":     {200: nil, 500: {apierror.Internal}},
 	"GET /metrics":          {200: nil, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 500: {apierror.Internal}},
@@ -536,6 +536,11 @@ func probes(t *testing.T) []probe {
 		probe{"admission with a roster", open, post("/v1/admission", `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}, "participant": {"id": "p", "ip": "8.8.8.8"}}`), 400, apierror.InvalidInput, "meeting.participants"},
 		probe{"health", open, get("/health"), 200, "", ""},
 		probe{"health not ready", notReady, get("/health"), 200, "", ""},
+		// OPA's readiness parameters keep their meaning.
+		probe{"health?bundles not ready", notReady, get("/health?bundles"), 503, apierror.NotReady, ""},
+		probe{"health?plugins not ready", notReady, get("/health?plugins&exclude-plugin=status"), 503, apierror.NotReady, ""},
+		probe{"health?bundles ready", open, get("/health?bundles"), 200, "", ""},
+		probe{"health?plugins ready", open, get("/health?plugins"), 200, "", ""},
 		probe{"health on auth server", auth, get("/health"), 200, "", ""},
 		probe{"ready", open, get("/ready"), 200, "", ""},
 		probe{"ready on auth server", auth, get("/ready"), 200, "", ""},
