@@ -116,6 +116,18 @@ test_the_list_is_data if {
 	acted_on(d) == {"acct-host"}
 }
 
+# The list's keys are what counts: a value of false, null or {} is an
+# account on the list all the same.
+test_any_value_puts_an_account_on_the_list if {
+	every value in [false, null, {}, "yes"] {
+		inp := cn_meeting([person("p1", "CN", "acct-x")])
+		d := geoscope.decision with input as inp
+			with data.authorities as authorities
+			with data.geoscope.extensions.accredited_press.accounts as {"acct-x": value}
+		acted_on(d) == {"acct-host"}
+	}
+}
+
 test_exempt_is_the_accredited_people_in_this_meeting if {
 	inp := object.union(
 		cn_meeting([person("p1", "CN", "acct-press-0001"), person("p2", "US", "acct-press-0002"), person("p3", "CN", "")]),
