@@ -246,3 +246,46 @@ test_subdivision_jurisdiction_acts_on_nobody_without_subdivisions if {
 	d.actions == set()
 	{r.code | some r in d.refused} == {"affects_outside"}
 }
+
+# ---------------------------------------------------------------------------
+# Join time: only the orders under evaluation, and each checked in full
+# ---------------------------------------------------------------------------
+
+# An order may deny a join only when the engine lists it among the orders
+# under evaluation (in force now): data.orders also holds orders not in
+# force, and orders of other meetings.
+join_orders := {
+	"o-listed": object.remove(new_order("o-listed", "cn.cac", ["remove_participants"], ["m1"], []), ["id"]),
+	"o-not-listed": object.remove(new_order("o-not-listed", "cn.cac", ["remove_participants"], ["m1"], []), ["id"]),
+}
+
+join_denials(listed, joining, orders) := {d.order_id |
+	some d in geoscope.denials with input as object.union(standing(listed, meeting(us_host, [])), {"joining": joining})
+		with data.authorities as reach_authorities
+		with data.orders as orders
+}
+
+test_join_denied_only_by_the_orders_under_evaluation if {
+	join_denials(["o-listed"], person("j1", "CN"), join_orders) == {"o-listed"}
+	join_denials([], person("j1", "CN"), join_orders) == set()
+	join_denials(["o-listed"], crimean("j1"), join_orders) == set()
+}
+
+# By subdivision as by country: an order without a legal basis, not
+# targeting the meeting, or making no demand geoscope knows denies nobody.
+test_join_denied_by_subdivision_only_by_an_order_that_may_act if {
+	ok := object.remove(new_order("o", "ua.crimea", ["remove_participants"], ["m1"], []), ["id"])
+	join_denials(["o"], crimean("j1"), {"o": ok}) == {"o"}
+	join_denials(["o"], kyivan("j1"), {"o": ok}) == set()
+	join_denials(["o"], crimean("j1"), {"o": object.union(ok, {"legal_basis": ""})}) == set()
+	join_denials(["o"], crimean("j1"), {"o": object.union(ok, {"targets": {"meetings": ["other"], "accounts": []}})}) == set()
+	join_denials(["o"], crimean("j1"), {"o": object.union(ok, {"demands": ["ban_user"]})}) == set()
+}
+
+test_join_denied_by_country_only_by_an_order_that_may_act if {
+	ok := object.remove(new_order("o", "cn.cac", ["remove_participants"], ["m1"], []), ["id"])
+	join_denials(["o"], person("j1", "CN"), {"o": ok}) == {"o"}
+	join_denials(["o"], person("j1", "CN"), {"o": object.union(ok, {"legal_basis": ""})}) == set()
+	join_denials(["o"], person("j1", "CN"), {"o": object.union(ok, {"targets": {"meetings": ["other"], "accounts": []}})}) == set()
+	join_denials(["o"], person("j1", "CN"), {"o": object.union(ok, {"demands": ["ban_user"]})}) == set()
+}
