@@ -221,5 +221,5 @@ func withinInput(err error) error {
 func dataNotFound(c *gin.Context) {
 	c.Set(ctxOPAErrors, true)
 	abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound,
-		Message: "geoscope serves only " + DataDecisionPath + " and " + DataAdmissionPath + " under " + dataPrefix + ", not " + c.Request.URL.Path})
+		Message: "geoscope serves only " + DataDecisionPath + " and " + DataAdmissionPath + " under " + dataPrefix + ", not " + quotedPath(c)})
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"regexp"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -155,11 +156,11 @@ func (s *Server) routes() *gin.Engine {
 			dataNotFound(c)
 			return
 		}
-		abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound, Message: "no such endpoint: " + c.Request.URL.Path})
+		abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound, Message: "no such endpoint: " + quotedPath(c)})
 	})
 	r.NoMethod(func(c *gin.Context) {
 		c.Set(ctxOPAErrors, isDataPath(c.Request.URL.Path))
-		abort(c, http.StatusMethodNotAllowed, apiError{Code: apierror.MethodNotAllowed, Message: c.Request.Method + " is not allowed on " + c.Request.URL.Path})
+		abort(c, http.StatusMethodNotAllowed, apiError{Code: apierror.MethodNotAllowed, Message: c.Request.Method + " is not allowed on " + quotedPath(c)})
 	})
 
 	r.GET("/health", s.health)
@@ -186,6 +187,15 @@ func (s *Server) routes() *gin.Engine {
 	r.POST(DataAdmissionPath, opaErrors, decide, s.dataAdmission)
 	return r
 }
+
+// quotedPath is the request's path for an error message: quoted, and at
+// most a short prefix of it, like any value an error repeats.
+func quotedPath(c *gin.Context) string {
+	return strconv.Quote(shorten(c.Request.URL.Path, maxQuoted))
+}
+
+// maxQuoted bounds how much of a value from the request an error repeats.
+const maxQuoted = 64
 
 // redactingWriter carries net/http's own error log (TLS handshake
 // failures, bad requests) into the structured log with client addresses
