@@ -1157,6 +1157,12 @@ func TestStatements(t *testing.T) {
 		if len(st) != 4 {
 			t.Fatalf("%d statements for 4 actions", len(st))
 		}
+		// A preview enforced nothing: no statement says it did.
+		preview := *e
+		preview.Preview = true
+		if ps := preview.Statements(); len(ps) != 0 {
+			t.Errorf("a preview entry has %d statements of reasons; want none", len(ps))
+		}
 		restriction := map[string]string{
 			"deny_join":          "the participant was not admitted to the meeting",
 			"remove_participant": "the participant was removed from the meeting",

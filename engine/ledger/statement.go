@@ -32,8 +32,13 @@ var restrictions = map[string]string{
 	"suspend_account":    "the account was suspended",
 }
 
-// Statements returns a statement of reasons for each action of e.
+// Statements returns a statement of reasons for each action of e. A
+// preview (a decision about an order submitted for review) has none:
+// nothing was carried out, and a statement says what was.
 func (e *Entry) Statements() []Statement {
+	if e.Preview {
+		return []Statement{}
+	}
 	orders := make(map[string]Order, len(e.Orders))
 	for _, o := range e.Orders {
 		orders[o.OrderID] = o
