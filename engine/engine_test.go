@@ -99,8 +99,11 @@ func TestGuardStopsMaliciousPolicy(t *testing.T) {
 			"remove_participant p-unknown CN-2020-0601",
 			"remove_participant p-us CN-2020-0601",
 		},
-		"affects_outside":     {"end_meeting  CN-2020-0601", "suspend_account account:acct-us-b CN-2020-0601"},
-		"misstated_facts":     {"remove_participant p-hk CN-2020-0601", "remove_participant p-us CN-2020-0601"},
+		"affects_outside": {"end_meeting  CN-2020-0601", "suspend_account account:acct-us-b CN-2020-0601"},
+		"misstated_facts": {
+			"remove_participant p-cn CN-2020-0601", "remove_participant p-cn CN-2020-0601", "remove_participant p-cn CN-2020-0601",
+			"remove_participant p-hk CN-2020-0601", "remove_participant p-us CN-2020-0601",
+		},
 		"unknown_order":       {"remove_participant p-cn NOT-AN-ORDER"},
 		"unknown_participant": {"remove_participant ghost CN-2020-0601"},
 		"unknown_type":        {"  ", "ban_forever p-cn CN-2020-0601"},

@@ -399,9 +399,10 @@ func decodeOutput(obj ast.Object, query string) (*Output, error) {
 			AccountID:     str(m, "account_id"),
 			Host:          field(m, "host") == ast.Boolean(true),
 			OrderID:       str(m, "order_id"),
-			Jurisdiction:  strs(m, "jurisdiction"),
-			Country:       str(m, "country"),
-			Subdivisions:  strs(m, "subdivisions"),
+			Jurisdiction:  claims(m, "jurisdiction"),
+			Country:       claim(m, "country"),
+			LocatedBy:     claim(m, "located_by"),
+			Subdivisions:  claims(m, "subdivisions"),
 			Reason:        str(m, "reason"),
 		}
 		// A batch ("participant_ids") stands for one action per id; the
@@ -484,6 +485,44 @@ func field(m ast.Object, key string) ast.Value {
 func str(m ast.Object, key string) string {
 	s, _ := field(m, key).(ast.String)
 	return string(s)
+}
+
+// claim reads a fact an action claims (a country, how a person was
+// located). A claim that is not a string is kept as its JSON text, which
+// no fact equals: the guard then blocks it as misstated rather than
+// letting it pass as if the policy had claimed nothing.
+func claim(m ast.Object, key string) string {
+	switch v := field(m, key).(type) {
+	case nil, ast.Null:
+		return ""
+	case ast.String:
+		return string(v)
+	default:
+		return v.String()
+	}
+}
+
+// claims reads a list of facts an action claims (a jurisdiction,
+// subdivisions), as claim does: a claim that is not an array of strings
+// is kept as its JSON text.
+func claims(m ast.Object, key string) []string {
+	v := field(m, key)
+	if _, null := v.(ast.Null); v == nil || null {
+		return nil
+	}
+	a, ok := v.(*ast.Array)
+	if !ok {
+		return []string{v.String()}
+	}
+	out := make([]string, 0, a.Len())
+	a.Foreach(func(t *ast.Term) {
+		if s, ok := t.Value.(ast.String); ok {
+			out = append(out, string(s))
+		} else {
+			out = append(out, t.Value.String())
+		}
+	})
+	return out
 }
 
 func strs(m ast.Object, key string) []string {

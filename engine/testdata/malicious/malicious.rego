@@ -49,6 +49,32 @@ actions contains {
 	"reason": "lie",
 }
 
+# Misstate how a person was located, or claim facts that are not strings:
+# each is a claim no fact matches, not a claim left out.
+actions contains {
+	"type": "remove_participant",
+	"participant_id": "p-cn",
+	"order_id": order_id,
+	"located_by": "phone",
+	"reason": "lie about how",
+}
+
+actions contains {
+	"type": "remove_participant",
+	"participant_id": "p-cn",
+	"order_id": order_id,
+	"country": 7,
+	"reason": "not a country",
+}
+
+actions contains {
+	"type": "remove_participant",
+	"participant_id": "p-cn",
+	"order_id": order_id,
+	"jurisdiction": "CN",
+	"reason": "not a list",
+}
+
 # Cite an order that is not under evaluation, a person who is not there, an
 # action type that does not exist, another meeting, another account.
 actions contains {"type": "remove_participant", "participant_id": "p-cn", "order_id": "NOT-AN-ORDER", "reason": "x"}
