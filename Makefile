@@ -48,6 +48,7 @@ rego-fmt:
 ## all of them at once (extensions must combine in one bundle).
 rego-check:
 	$(OPA) check --strict --schema $(SCHEMAS) $(REGO)
+	$(OPA) check --strict --schema $(SCHEMAS) policies
 	@set -e; for d in $(EXTENSIONS); do \
 		echo "$(OPA) check --strict --schema $(SCHEMAS) $(REGO) $$d"; \
 		$(OPA) check --strict --schema $(SCHEMAS) $(REGO) $$d; \
@@ -70,9 +71,13 @@ rego-test:
 ## the built-in ones and any the policy bundle adds (a bad order fails review
 ## here; servers also refuse it at activation). Then its warnings, which do
 ## not fail the check (a subdivision jurisdiction needs a City database).
+## Each set is compiled on its own, as the server compiles it: a rule of
+## the policy bundle can neither silence the built-in ones nor call their
+## helpers.
 registry-check:
-	$(OPA) eval --fail-defined $(addprefix -d ,$(REGO)) -d bundles/registry --format pretty 'data.geoscope.registry.violations[v]'
-	$(OPA) eval $(addprefix -d ,$(REGO)) -d bundles/registry --format pretty 'warnings := data.geoscope.registry.warnings'
+	$(OPA) eval --fail-defined -d engine/registry -d bundles/registry --format pretty 'data.geoscope.registry.violations[v]'
+	$(OPA) eval --fail-defined -d policies -d bundles/registry --format pretty 'data.geoscope.registry.violations[v]'
+	$(OPA) eval -d engine/registry -d bundles/registry --format pretty 'warnings := data.geoscope.registry.warnings'
 
 ## schema-check: the example registry matches the registry schemas (the
 ## negative checks, a misspelt field failing opa check --schema, are
