@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -23,6 +24,12 @@ func (v *verificationFlags) register(f *pflag.FlagSet) {
 // loadOptions returns the bundle load options the flags ask for.
 func (v *verificationFlags) loadOptions() (policy.LoadOptions, error) {
 	if v.key == "" {
+		switch {
+		case v.alg != "":
+			return policy.LoadOptions{}, usageError{fmt.Errorf("--signing-alg %s needs --verification-key", v.alg)}
+		case v.keyID != policy.DefaultKeyID:
+			return policy.LoadOptions{}, usageError{fmt.Errorf("--verification-key-id %s needs --verification-key", v.keyID)}
+		}
 		return policy.LoadOptions{}, nil
 	}
 	vc, err := policy.VerificationKey(v.key, v.keyID, v.alg)

@@ -99,7 +99,7 @@ Exit status: 0 with a report, 2 on a bad flag (named in the message),
 	}
 	f := cmd.Flags()
 	flags.register(f)
-	f.StringVar(&since, "since", "", "the period starts at `T` (RFC 3339 or YYYY-MM-DD; default: 1 January of the current year, UTC)")
+	f.StringVar(&since, "since", "", "the period starts at `T` (RFC 3339 or YYYY-MM-DD; default: 1 January, UTC, of the year --until falls in, or of the current year)")
 	f.StringVar(&until, "until", "", "the period ends before `T` (RFC 3339 or YYYY-MM-DD; default: the end of today, UTC)")
 	f.StringVar(&format, "format", report.FormatMarkdown, "output format: "+strings.Join(report.Formats, ", "))
 	f.StringVar(&out, "out", "", "write the report to `FILE` instead of stdout")

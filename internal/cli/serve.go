@@ -80,6 +80,13 @@ included: debug logging is for authoring, not for production.`,
 			if log.Enabled(cmd.Context(), slog.LevelDebug) {
 				scfg.Load.Print = policy.LogPrints(log)
 			}
+			// A limit given as 0 would be taken as its default: say so
+			// instead of serving with a value nobody asked for.
+			for _, name := range []string{"max-body", "max-participants", "queue-timeout", "max-response", "eval-timeout", "shutdown-timeout"} {
+				if fl := cmd.Flags().Lookup(name); fl.Changed && (fl.Value.String() == "0" || fl.Value.String() == "0s") {
+					return usageError{fmt.Errorf("--%s 0: must be positive (leave the flag out for its default, %s)", name, fl.DefValue)}
+				}
+			}
 			// Refuse a bad configuration before anything is opened or
 			// created on disk.
 			if err := errors.Join(cfg.Validate(), scfg.Validate()); err != nil {
