@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // backend is one SQL database holding the ledger: SQLite (embedded, the
@@ -93,7 +95,8 @@ func openBackend(ctx context.Context, cfg Config, fingerprint string) (backend, 
 	// A database that is down at start is retried at the first record; a
 	// schema this code cannot use is a configuration error now.
 	if _, err := b.conn(ctx); err != nil {
-		if errors.Is(err, ErrConfig) {
+		// A reader has nothing to wait for: it reads now or fails.
+		if errors.Is(err, ErrConfig) || cfg.ReadOnly {
 			b.close()
 			return nil, err
 		}
@@ -656,9 +659,20 @@ func newerSchema(ctx context.Context, q interface {
 
 // checkSchema is migrate for readers: it changes nothing and fails unless
 // the schema is one this code reads.
-func checkSchema(ctx context.Context, db *sql.DB, _ string) error {
+func checkSchema(ctx context.Context, db *sql.DB, dialect string) error {
 	var current int
 	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM ledger_migrations`).Scan(&current); err != nil {
+		// A PostgreSQL server that cannot be reached is a ledger that
+		// cannot be read now, not a wrong address: only an answer from
+		// the server (no such table, no such database) says there is no
+		// ledger there.
+		var pgErr *pgconn.PgError
+		switch {
+		case errors.Is(err, ErrUnavailable):
+			return err
+		case dialect == "postgres" && !errors.As(err, &pgErr):
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
 		return fmt.Errorf("%w: no ledger here (%v)", ErrConfig, err)
 	}
 	switch {

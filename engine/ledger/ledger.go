@@ -29,6 +29,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -197,8 +198,16 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 			return nil, err
 		}
 		if cfg.URL == "" || cfg.URL == "sqlite" {
-			if _, err := os.Stat(filepath.Join(cfg.DataDir, "ledger.db")); err != nil {
+			switch _, err := os.Stat(filepath.Join(cfg.DataDir, "ledger.db")); {
+			case errors.Is(err, os.ErrNotExist):
 				return nil, fmt.Errorf("%w: --data-dir %s holds no ledger", ErrConfig, cfg.DataDir)
+			case err != nil:
+				// Permission denied, most likely: the ledger may well be there.
+				var pe *fs.PathError
+				if errors.As(err, &pe) {
+					err = pe.Err
+				}
+				return nil, fmt.Errorf("%w: --data-dir %s: %v", ErrConfig, cfg.DataDir, err)
 			}
 		}
 	} else {
