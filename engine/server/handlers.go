@@ -218,6 +218,9 @@ func (s *Server) run(c *gin.Context, endpoint string, decide func(context.Contex
 	d, err := decide(c.Request.Context()) // the engine bounds evaluation (SetEvalTimeout)
 	s.metrics.decided(endpoint).Observe(time.Since(start).Seconds())
 	if err != nil {
+		if isDataPath(endpoint) {
+			err = withinInput(err) // an answer too large names input.meeting.participants
+		}
 		s.abortWith(c, err)
 		return nil, false
 	}

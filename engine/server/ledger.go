@@ -2,8 +2,11 @@ package server
 
 import (
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -65,6 +68,9 @@ func (s *Server) ledgerOn(c *gin.Context) bool {
 // authority, limit and cursor.
 func ledgerQuery(c *gin.Context) (ledger.Query, *apiError) {
 	var q ledger.Query
+	if e := onlyParams(c, "since", "until", "order", "authority", "limit", "cursor"); e != nil {
+		return q, e
+	}
 	var bad string
 	var err error
 	if q.Since, q.Until, bad, err = ledger.ParseBounds(c.Query("since"), c.Query("until")); err != nil {
@@ -82,4 +88,22 @@ func ledgerQuery(c *gin.Context) (ledger.Query, *apiError) {
 	}
 	q.Order, q.Authority, q.Cursor = c.Query("order"), c.Query("authority"), c.Query("cursor")
 	return q, nil
+}
+
+// onlyParams refuses a query parameter the endpoint does not take, or one
+// given twice, naming it, as a body's unknown or repeated member is
+// refused: "?LIMIT=1" or "limit=1&limit=2" must not be read as something
+// else than what the client meant.
+func onlyParams(c *gin.Context, names ...string) *apiError {
+	q := c.Request.URL.Query()
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		short := shorten(name, maxQuoted)
+		switch {
+		case !slices.Contains(names, name):
+			return &apiError{Code: apierror.InvalidInput, Message: strconv.Quote(short) + ": unknown query parameter (this endpoint takes " + strings.Join(names, ", ") + ")", Field: short}
+		case len(q[name]) > 1:
+			return &apiError{Code: apierror.InvalidInput, Message: name + ": given more than once", Field: name}
+		}
+	}
+	return nil
 }

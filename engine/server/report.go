@@ -73,6 +73,9 @@ func (s *Server) serveReport(c *gin.Context, format string) {
 // year to date.
 func reportPeriod(c *gin.Context, now time.Time) (report.Period, *apiError) {
 	var p report.Period
+	if e := onlyParams(c, "since", "until"); e != nil {
+		return p, e
+	}
 	var bad string
 	var err error
 	if p.Since, p.Until, bad, err = ledger.ParseBounds(c.Query("since"), c.Query("until")); err != nil {
