@@ -95,7 +95,6 @@ func TestCLIBadFlagValuesNamed(t *testing.T) {
 		{"decide --eval-timeout 0", []string{"decide", "--geoip-db", db, "--eval-timeout", "0"}, []string{"--eval-timeout", "must be positive"}, nil},
 		{"decide --bundle empty", []string{"decide", "--geoip-db", db, "--bundle", ""}, []string{"--bundle", "is empty"}, nil},
 		{"decide --signing-alg without a key", []string{"decide", "--geoip-db", db, "--signing-alg", "ES256"}, []string{"--signing-alg ES256 needs --verification-key"}, nil},
-		{"ledger export --ledger-key-file", []string{"ledger", "export", "--ledger-key-file", missing}, []string{"--ledger-key-file", "needs no key"}, nil},
 		{"ledger exprot", []string{"ledger", "exprot"}, []string{`unknown command "exprot"`, "geoscope ledger"}, nil},
 		{"geoip lokup", []string{"geoip", "lokup", "8.8.8.8"}, []string{`unknown command "lokup"`, "geoscope geoip"}, nil},
 		{"ledger export --ledger key=value with a password", []string{"ledger", "export", "--ledger", "host=db password=SECRETPW"}, []string{"--ledger", "value not shown"}, []string{"SECRETPW"}},

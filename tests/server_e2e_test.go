@@ -559,13 +559,21 @@ func TestServerNonLoopbackBind(t *testing.T) {
 	}
 
 	p := startServe(t, serveOpts{host: "0.0.0.0", args: []string{"--geoip-db", geotest.Standard(t), "--insecure-no-auth"}})
-	var warned bool
-	for _, rec := range p.logLines() {
-		if rec["level"] == "WARN" && strings.Contains(fmt.Sprint(rec["msg"]), "WITHOUT authentication") {
-			warned = true
+	// The log is read from the process's stderr as it arrives: /health may
+	// answer before the line that precedes it has been read here.
+	warned := func() bool {
+		for _, rec := range p.logLines() {
+			if rec["level"] == "WARN" && strings.Contains(fmt.Sprint(rec["msg"]), "WITHOUT authentication") {
+				return true
+			}
 		}
+		return false
 	}
-	if !warned {
+	deadline := time.Now().Add(5 * time.Second)
+	for !warned() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !warned() {
 		t.Errorf("--insecure-no-auth on 0.0.0.0 logged no WARN record about authentication:\n%s", p.logs)
 	}
 	if r := p.post("/v1/decisions", "", june4b); r.status != 200 {

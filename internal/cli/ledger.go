@@ -69,10 +69,6 @@ func (l *ledgerFlags) openReader(ctx context.Context, log *slog.Logger) (*ledger
 	if l.url == ledgerOff {
 		return nil, usageError{errors.New("--ledger off: there is no ledger to read")}
 	}
-	if l.keyFile != "" {
-		// Reading needs no key: entries hold pseudonyms already.
-		return nil, usageError{errors.New("--ledger-key-file: reading the ledger needs no key (entries hold pseudonyms already); leave the flag out")}
-	}
 	return ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, ReadOnly: true, Logger: log})
 }
 
