@@ -524,17 +524,3 @@ func claims(m ast.Object, key string) []string {
 	})
 	return out
 }
-
-func strs(m ast.Object, key string) []string {
-	a, _ := field(m, key).(*ast.Array)
-	if a == nil {
-		return nil
-	}
-	out := make([]string, 0, a.Len())
-	a.Foreach(func(t *ast.Term) {
-		if s, ok := t.Value.(ast.String); ok {
-			out = append(out, string(s))
-		}
-	})
-	return out
-}
