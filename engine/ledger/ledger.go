@@ -851,7 +851,7 @@ func loadKey(cfg Config) ([]byte, error) {
 		return nil, fmt.Errorf("%w: the ledger key in %s is %d bytes; at least 32 are needed", ErrConfig, path, len(key))
 	}
 	if generated {
-		cfg.Logger.Warn("generated a ledger pseudonymization key; back it up: without it the ledger's pseudonyms cannot be matched to accounts", "path", path)
+		cfg.Logger.Info("generated a ledger pseudonymization key; back it up: without it the ledger's pseudonyms cannot be matched to accounts", "path", path)
 	}
 	return key, nil
 }
