@@ -147,7 +147,7 @@ func (a Attributes) check(f field) error {
 		case k == "":
 			return invalid(field, "an attribute name is empty")
 		case len(k) > MaxAttributeKeyLength:
-			return invalid(field, "the attribute name %s is %d bytes long; the limit is %d", quote(k), len(k), MaxAttributeKeyLength)
+			return invalid(field, "the attribute name %s is %d bytes long; the limit is %d", Quote(k), len(k), MaxAttributeKeyLength)
 		}
 		if err := checkText(f, k); err != nil {
 			return err

@@ -192,24 +192,25 @@ func goKindText(t reflect.Type) string {
 	return "a number"
 }
 
-// maxQuoted bounds how much of a value an error message repeats.
-const maxQuoted = 64
+// MaxQuoted bounds how much of a value an error message repeats.
+const MaxQuoted = 64
 
-// truncate shortens s to at most maxQuoted bytes, on a rune boundary.
+// truncate shortens s to at most MaxQuoted bytes, on a rune boundary.
 func truncate(s string) string {
-	if len(s) <= maxQuoted {
+	if len(s) <= MaxQuoted {
 		return s
 	}
-	cut := maxQuoted
+	cut := MaxQuoted
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
 	return s[:cut] + "…"
 }
 
-// quote is %q of a value, truncated first.
-func quote(s string) string {
-	if len(s) <= maxQuoted {
+// Quote is %q of a value from a request, cut first to MaxQuoted bytes: an
+// error repeats at most a short prefix of a bad value, never all of it.
+func Quote(s string) string {
+	if len(s) <= MaxQuoted {
 		return strconv.Quote(s)
 	}
 	return strconv.Quote(truncate(s))

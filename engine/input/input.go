@@ -287,7 +287,7 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 	if m.Host.Connected() {
 		if j, dup := seen.Find(m.Host.AccountID, func(j int) bool { return m.Participants[j].ID == m.Host.AccountID }); dup {
 			return invalid(field{base: "meeting.participants", index: j}.sub("id").String(),
-				"%s is the account id of the connected host (meeting.host); a connected host is described there, not again as a participant", quote(m.Host.AccountID))
+				"%s is the account id of the connected host (meeting.host); a connected host is described there, not again as a participant", Quote(m.Host.AccountID))
 		}
 	}
 	if r.Joining != nil {
@@ -296,10 +296,10 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 			return err
 		}
 		if j, dup := seen.Find(r.Joining.ID, func(j int) bool { return m.Participants[j].ID == r.Joining.ID }); dup {
-			return invalid(f.sub("id").String(), "%s is already connected as meeting.participants[%d]", quote(r.Joining.ID), j)
+			return invalid(f.sub("id").String(), "%s is already connected as meeting.participants[%d]", Quote(r.Joining.ID), j)
 		}
 		if m.Host.Connected() && r.Joining.ID == m.Host.AccountID {
-			return invalid(f.sub("id").String(), "%s is the account id of the connected host (meeting.host)", quote(r.Joining.ID))
+			return invalid(f.sub("id").String(), "%s is the account id of the connected host (meeting.host)", Quote(r.Joining.ID))
 		}
 	}
 	if r.Order != nil {
@@ -371,7 +371,7 @@ func indexParticipants(ps []Participant) (*idindex.Index, error) {
 	case dupAt < len(ps):
 		seen.Release()
 		return nil, invalid(field{base: "meeting.participants", index: dupAt}.sub("id").String(),
-			"%s duplicates meeting.participants[%d].id", quote(ps[dupAt].ID), dupOf)
+			"%s duplicates meeting.participants[%d].id", Quote(ps[dupAt].ID), dupOf)
 	}
 	return seen, nil
 }
@@ -446,7 +446,7 @@ func checkHost(h *Host) error {
 		h.Addr = addr
 	}
 	if h.Role != "" && h.Role != RoleHost {
-		return invalid(f.sub("role").String(), "%s is not the host's role (the host's role is %q)", quote(h.Role), RoleHost)
+		return invalid(f.sub("role").String(), "%s is not the host's role (the host's role is %q)", Quote(h.Role), RoleHost)
 	}
 	return h.Attributes.check(f.sub("attributes"))
 }
@@ -461,7 +461,7 @@ func (o *Order) validate() error {
 	// As the registry states it: the day the demand was received.
 	if o.Received != "" {
 		if _, err := time.Parse(time.DateOnly, o.Received); err != nil {
-			return invalid("order.received", "%s is not a date YYYY-MM-DD", quote(o.Received))
+			return invalid("order.received", "%s is not a date YYYY-MM-DD", Quote(o.Received))
 		}
 	}
 	if len(o.Demands) == 0 {
@@ -469,11 +469,11 @@ func (o *Order) validate() error {
 	}
 	for i, d := range o.Demands {
 		if !registry.KnownDemand(d) {
-			return invalid(indexed("order.demands", i), "%s is not a known demand (%s)", quote(d), strings.Join(registry.Demands, ", "))
+			return invalid(indexed("order.demands", i), "%s is not a known demand (%s)", Quote(d), strings.Join(registry.Demands, ", "))
 		}
 		for j := range i {
 			if o.Demands[j] == d {
-				return invalid(indexed("order.demands", i), "%s is repeated", quote(d))
+				return invalid(indexed("order.demands", i), "%s is repeated", Quote(d))
 			}
 		}
 	}
@@ -528,7 +528,7 @@ func (o *Order) validateValidity() error {
 	}
 	// Each date parses, so the only error left is their order.
 	if _, err := o.Registry().Validity(); err != nil {
-		return invalid("order.expires", "%s is not after effective (%s): the order would never be in force", quote(o.Expires), quote(o.Effective))
+		return invalid("order.expires", "%s is not after effective (%s): the order would never be in force", Quote(o.Expires), Quote(o.Effective))
 	}
 	return nil
 }
@@ -569,7 +569,7 @@ func checkParticipant(p *Participant, f field) error {
 	}
 	p.Addr = addr
 	if p.Role != "" && !slices.Contains(Roles, p.Role) {
-		return invalid(f.sub("role").String(), "%s is not a role (%s)", quote(p.Role), rolesAccepted)
+		return invalid(f.sub("role").String(), "%s is not a role (%s)", Quote(p.Role), rolesAccepted)
 	}
 	if p.AccountID != "" {
 		if err := checkID(f.sub("account_id"), p.AccountID); err != nil {
@@ -601,7 +601,7 @@ func checkConnection(f field, ip, phone string) (netip.Addr, error) {
 	}
 	a, ok := parseIP(ip)
 	if !ok {
-		return netip.Addr{}, invalid(f.sub("ip").String(), "%s is not an IP address", quote(ip))
+		return netip.Addr{}, invalid(f.sub("ip").String(), "%s is not an IP address", Quote(ip))
 	}
 	return a, nil
 }
@@ -635,7 +635,7 @@ func checkPhone(f field, phone string) error {
 
 func checkCountry(f field, code string) error {
 	if code != "" && !IsCountryCode(code) {
-		return invalid(f.String(), "%s is not an ISO 3166-1 alpha-2 code (two upper-case letters)", quote(code))
+		return invalid(f.String(), "%s is not an ISO 3166-1 alpha-2 code (two upper-case letters)", Quote(code))
 	}
 	return nil
 }
@@ -676,7 +676,7 @@ func checkTextSlow(f field, s string) error {
 	}
 	for _, c := range s {
 		if unicode.IsControl(c) {
-			return invalid(f.String(), "%s contains a control character", quote(s))
+			return invalid(f.String(), "%s contains a control character", Quote(s))
 		}
 	}
 	return nil

@@ -10,7 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/geoscope/geoscope/engine/input"
 )
 
 // Query selects entries. Zero values select everything.
@@ -124,7 +125,7 @@ func (l *Ledger) Get(ctx context.Context, decisionID string) (*Entry, error) {
 		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, quoteShort(decisionID))
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, input.Quote(decisionID))
 	}
 	var raw string
 	if err := rows.Scan(&raw); err != nil {
@@ -235,7 +236,7 @@ func ParseTime(v string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
 		if t, err = time.Parse(time.DateOnly, v); err != nil {
-			return time.Time{}, errors.New("want an RFC 3339 time or a YYYY-MM-DD date, got " + quoteShort(v))
+			return time.Time{}, errors.New("want an RFC 3339 time or a YYYY-MM-DD date, got " + input.Quote(v))
 		}
 	}
 	switch {
@@ -261,18 +262,4 @@ func ParseBounds(since, until string) (s, u time.Time, bad string, err error) {
 		}
 	}
 	return s, u, "", nil
-}
-
-// quoteShort quotes at most the first 64 bytes of a value from a request,
-// on a character boundary: an error repeats a short prefix of a bad value,
-// never all of it.
-func quoteShort(v string) string {
-	if len(v) <= 64 {
-		return strconv.Quote(v)
-	}
-	cut := 64
-	for cut > 0 && !utf8.RuneStart(v[cut]) {
-		cut--
-	}
-	return strconv.Quote(v[:cut]) + "…"
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/geoscope/geoscope/engine/apierror"
+	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/ledger"
 )
 
@@ -97,7 +98,7 @@ func ledgerQuery(c *gin.Context) (ledger.Query, *apiError) {
 func onlyParams(c *gin.Context, names ...string) *apiError {
 	q := c.Request.URL.Query()
 	for _, name := range slices.Sorted(maps.Keys(q)) {
-		short := shorten(name, maxQuoted)
+		short := shorten(name, input.MaxQuoted)
 		switch {
 		case !slices.Contains(names, name):
 			return &apiError{Code: apierror.InvalidInput, Message: strconv.Quote(short) + ": unknown query parameter (this endpoint takes " + strings.Join(names, ", ") + ")", Field: short}

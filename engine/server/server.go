@@ -26,6 +26,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/apierror"
+	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/sources"
 )
@@ -191,11 +192,8 @@ func (s *Server) routes() *gin.Engine {
 // quotedPath is the request's path for an error message: quoted, and at
 // most a short prefix of it, like any value an error repeats.
 func quotedPath(c *gin.Context) string {
-	return strconv.Quote(shorten(c.Request.URL.Path, maxQuoted))
+	return strconv.Quote(shorten(c.Request.URL.Path, input.MaxQuoted))
 }
-
-// maxQuoted bounds how much of a value from the request an error repeats.
-const maxQuoted = 64
 
 // redactingWriter carries net/http's own error log (TLS handshake
 // failures, bad requests) into the structured log with client addresses

@@ -24,19 +24,30 @@ import (
 // (left as written where it is not), and the result must be YAML or JSON.
 // Errors name --config and the file.
 func ReadOPAConfig(path string) ([]byte, error) {
+	raw, _, err := readOPAConfig(path)
+	return raw, err
+}
+
+// readOPAConfig is ReadOPAConfig, also returning the parsed document
+// (never nil: an empty file is an empty mapping).
+func readOPAConfig(path string) ([]byte, map[string]any, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --config %s: %v", ErrConfig, path, pathErr(err))
+		return nil, nil, fmt.Errorf("%w: --config %s: %v", ErrConfig, path, pathErr(err))
 	}
 	raw = []byte(substituteEnv(string(raw)))
 	var doc any
 	if err := util.Unmarshal(raw, &doc); err != nil {
-		return nil, fmt.Errorf("%w: --config %s: not YAML or JSON: %v", ErrConfig, path, err)
+		return nil, nil, fmt.Errorf("%w: --config %s: not YAML or JSON: %v", ErrConfig, path, err)
 	}
-	if _, ok := doc.(map[string]any); !ok && doc != nil {
-		return nil, fmt.Errorf("%w: --config %s: expected a mapping at the top level, got %T", ErrConfig, path, doc)
+	m, ok := doc.(map[string]any)
+	switch {
+	case doc == nil:
+		m = map[string]any{}
+	case !ok:
+		return nil, nil, fmt.Errorf("%w: --config %s: expected a mapping at the top level, got %T", ErrConfig, path, doc)
 	}
-	return raw, nil
+	return raw, m, nil
 }
 
 // envReference is OPA's ${NAME} notation (the shortest match, as OPA's
@@ -72,16 +83,9 @@ func substituteEnv(s string) string {
 // plugins), without starting anything, so that a configuration error is
 // reported before the server opens its ledger.
 func (c Config) opaConfig() ([]byte, error) {
-	raw, err := ReadOPAConfig(c.OPAConfig)
+	_, doc, err := readOPAConfig(c.OPAConfig)
 	if err != nil {
 		return nil, err
-	}
-	var doc map[string]any
-	if err := util.Unmarshal(raw, &doc); err != nil {
-		return nil, fmt.Errorf("%w: --config %s: %v", ErrConfig, c.OPAConfig, err)
-	}
-	if doc == nil {
-		doc = map[string]any{}
 	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: --config %s: %s", ErrConfig, c.OPAConfig, fmt.Sprintf(format, args...))
