@@ -1,13 +1,17 @@
 package tests
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestOverloadShedsBigRequestsNotAdmissions: with the in-flight budget of
@@ -17,8 +21,10 @@ import (
 // answered again. Nothing is ever answered with another 5xx.
 func TestOverloadShedsBigRequestsNotAdmissions(t *testing.T) {
 	const maxBody = 256 << 10
+	// --min-body-rate 1: the trickler below keeps its reservation for the
+	// whole test (TestTricklingBodyIsCutOff is the default's).
 	srv := startServe(t, serveOpts{ready: true, args: []string{
-		"--max-body", strconv.Itoa(maxBody), "--max-inflight", strconv.Itoa(maxBody), "--queue-timeout", "200ms"}})
+		"--max-body", strconv.Itoa(maxBody), "--max-inflight", strconv.Itoa(maxBody), "--queue-timeout", "200ms", "--min-body-rate", "1"}})
 	big := rosterBody(3000) // over 64 KiB: the large lane
 	if len(big) <= 64<<10 || len(big) > maxBody {
 		t.Fatalf("roster body of %d bytes does not fit the test", len(big))
@@ -131,4 +137,110 @@ func overloadedCount(t *testing.T, srv *serverProc, lane string) int {
 	t.Helper()
 	v, _ := metricValue(scrapeMetrics(t, srv, ""), "geoscope_overloaded_total", map[string]string{"lane": lane})
 	return int(v)
+}
+
+// TestTricklingBodyIsCutOff: a client that declares the largest body and
+// sends it a byte at a time is answered 408 body_timeout a little after
+// the body's start of 2 s (not at the 30 s read timeout), and the large
+// lane it held is released for the next big roster; a client that sends a
+// big body slowly but above --min-body-rate (default 256 KiB/s), taking
+// longer than the start, is answered.
+func TestTricklingBodyIsCutOff(t *testing.T) {
+	const maxBody = 2 << 20
+	srv := startServe(t, serveOpts{ready: true, args: []string{
+		"--max-body", strconv.Itoa(maxBody), "--max-inflight", strconv.Itoa(maxBody), "--queue-timeout", "200ms"}})
+
+	conn, err := net.Dial("tcp", srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprintf(conn, "POST /v1/decisions HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"meeting\": ", srv.addr, maxBody)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // a byte every 100 ms: 10 bytes/s
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				if _, err := conn.Write([]byte(" ")); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	poll(t, pollTimeout, "the trickling request to be admitted", func() bool { return inflightBytes(t, srv, "large") == maxBody })
+	big := rosterBody(3000)
+	wantError(t, srv.post("/v1/decisions", "", big), http.StatusServiceUnavailable, "overloaded", "-")
+
+	if err := conn.SetReadDeadline(time.Now().Add(pollTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the trickler got no answer: %v", err)
+	}
+	took := time.Since(start)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	e := wantError(t, httpResult{status: resp.StatusCode, header: resp.Header, body: raw}, http.StatusRequestTimeout, "body_timeout", "body")
+	if !strings.Contains(e.Message, "256 KiB/s") || !strings.Contains(e.Message, "no enforcement") {
+		t.Errorf("body_timeout message %q does not say the rate, or what to do", e.Message)
+	}
+	if took < 2*time.Second || took > 15*time.Second {
+		t.Errorf("the trickler was answered after %s, want a little after the 2 s start, well before the 30 s read timeout", took)
+	}
+	poll(t, pollTimeout, "the large lane to be released", func() bool { return inflightBytes(t, srv, "large") == 0 })
+	if r := srv.post("/v1/decisions", "", big); r.status != http.StatusOK {
+		t.Errorf("big roster after the trickler was cut off: %s", r)
+	}
+
+	// About 1.5 MiB at 600 KiB/s: about 2.5 s, past the start, and
+	// answered.
+	steady := rosterBody(40_000)
+	if len(steady) < 1<<20 || len(steady) > maxBody {
+		t.Fatalf("steady body of %d bytes does not fit the test", len(steady))
+	}
+	req, err := http.NewRequest(http.MethodPost, srv.base+"/v1/decisions", &slowReader{data: steady, chunk: 60 << 10, every: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(steady))
+	req.Header.Set("Content-Type", "application/json")
+	start = time.Now()
+	r, err := srv.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		t.Errorf("a body sent above --min-body-rate: %d %s", r.StatusCode, bytes.TrimSpace(raw))
+	}
+	if took := time.Since(start); took < 2*time.Second {
+		t.Logf("the steady body took only %s, within the start: the test did not show the rate", took)
+	}
+}
+
+// slowReader hands out data a chunk at a time, waiting between chunks.
+type slowReader struct {
+	data  []byte
+	chunk int
+	every time.Duration
+	began bool
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		return 0, io.EOF
+	}
+	if s.began {
+		time.Sleep(s.every)
+	}
+	s.began = true
+	n := copy(p[:min(len(p), s.chunk)], s.data)
+	s.data = s.data[n:]
+	return n, nil
 }

@@ -27,7 +27,10 @@ const (
 	// Overloaded (503, with Retry-After): too much work was in flight to
 	// admit the request in time. It was refused before its body was read,
 	// so nothing was decided or recorded and it may be sent again.
-	Overloaded   = "overloaded"
+	Overloaded = "overloaded"
+	// BodyTimeout (408): the body did not arrive at the server's minimum
+	// rate once the request was admitted; nothing was decided or recorded.
+	BodyTimeout  = "body_timeout"
 	ClientClosed = "client_closed_request"
 	Internal     = "internal"
 )

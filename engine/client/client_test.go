@@ -679,6 +679,28 @@ func TestServerFaultsAreNotRetried(t *testing.T) {
 	}
 }
 
+// TestBodyTimeoutIsATimeout: a 408 body_timeout (the body reached the
+// server too slowly) is classified as a timeout, not as the caller's
+// mistake, and is not repeated: a link that slow would be again.
+func TestBodyTimeoutIsATimeout(t *testing.T) {
+	f := newFront(t, nil, func(n int, w http.ResponseWriter, r *http.Request) bool {
+		writeJSON(w, http.StatusRequestTimeout, `{"code":"body_timeout","message":"too slow","field":"body"}`)
+		return true
+	})
+	c := newClient(t, f.URL, fast)
+	allow, _, err := c.AdmitOrAllow(context.Background(), june4("j", ipCN))
+	var ae *client.APIError
+	if !allow || !errors.As(err, &ae) || ae.Code != client.CodeBodyTimeout || !errors.Is(err, client.ErrTimeout) {
+		t.Errorf("408 body_timeout: allow %v, %v", allow, err)
+	}
+	if errors.Is(err, client.ErrInvalidInput) || errors.Is(err, client.ErrServer) {
+		t.Errorf("408 body_timeout classified as %v", err)
+	}
+	if n := f.count(); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+}
+
 func TestSlowPOSTIsNotRetried(t *testing.T) {
 	for name, script := range map[string]func(int, http.ResponseWriter, *http.Request) bool{
 		"no response headers": func(n int, w http.ResponseWriter, r *http.Request) bool {

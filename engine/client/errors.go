@@ -26,6 +26,7 @@ const (
 	CodePolicyError          = apierror.PolicyError
 	CodeLedgerUnavailable    = apierror.LedgerUnavailable
 	CodeOverloaded           = apierror.Overloaded
+	CodeBodyTimeout          = apierror.BodyTimeout
 	CodeInternal             = apierror.Internal
 )
 
@@ -57,7 +58,9 @@ var (
 	// evaluation deadline (503 eval_timeout).
 	ErrEvalTimeout = errors.New("geoscope: policy evaluation timed out")
 	// ErrTimeout: the call took too long, on either side. Matched by
-	// ErrEvalTimeout responses, by 504 responses, and by failures caused
+	// ErrEvalTimeout responses, by 408 body_timeout (the body reached the
+	// server slower than its --min-body-rate; nothing was decided), by
+	// 504 responses, and by failures caused
 	// by the context's deadline or a network timeout.
 	ErrTimeout = errors.New("geoscope: timeout")
 	// ErrLedgerUnavailable: the decision was made but the ledger could not
@@ -162,7 +165,7 @@ func (e *APIError) Is(target error) bool {
 	case ErrEvalTimeout:
 		return code == CodeEvalTimeout
 	case ErrTimeout:
-		return code == CodeEvalTimeout || status == http.StatusGatewayTimeout
+		return code == CodeEvalTimeout || code == CodeBodyTimeout || status == http.StatusGatewayTimeout
 	case ErrLedgerUnavailable:
 		return code == CodeLedgerUnavailable
 	case ErrOverloaded:

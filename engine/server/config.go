@@ -28,6 +28,11 @@ type Config struct {
 	// QueueTimeout is how long a request may wait for room in the
 	// in-flight budget before it is answered 503 overloaded.
 	QueueTimeout time.Duration
+	// MinBodyRate is the slowest a decision request's body may arrive, in
+	// bytes per second after a start of BodyGrace, once it is admitted
+	// into the in-flight budget; a slower one is answered 408
+	// body_timeout (see paced.go).
+	MinBodyRate int64
 	// MaxResponse bounds the body of a decision answer.
 	MaxResponse int64
 	// EvalTimeout bounds each evaluation.
@@ -58,6 +63,7 @@ const (
 	DefaultMaxBody         = 4 << 20
 	DefaultMaxParticipants = 100_000
 	DefaultQueueTimeout    = time.Second
+	DefaultMinBodyRate     = 256 << 10
 	DefaultMaxResponse     = 64 << 20
 	DefaultEvalTimeout     = time.Second
 	DefaultShutdownTimeout = 10 * time.Second
@@ -93,6 +99,9 @@ func (c Config) withDefaults() Config {
 	if c.QueueTimeout == 0 {
 		c.QueueTimeout = DefaultQueueTimeout
 	}
+	if c.MinBodyRate == 0 {
+		c.MinBodyRate = DefaultMinBodyRate
+	}
 	if c.MaxResponse == 0 {
 		c.MaxResponse = DefaultMaxResponse
 	}
@@ -123,6 +132,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: --max-inflight (%d) must be at least --max-body (%d), or a body of the largest size could never be admitted", ErrConfig, c.MaxInflight, c.MaxBody)
 	case c.QueueTimeout < 0:
 		return fmt.Errorf("%w: --queue-timeout must be positive", ErrConfig)
+	case c.MinBodyRate < 0:
+		return fmt.Errorf("%w: --min-body-rate must be positive", ErrConfig)
 	case c.MaxResponse < 0:
 		return fmt.Errorf("%w: --max-response must be positive", ErrConfig)
 	case c.EvalTimeout < 0:

@@ -77,6 +77,7 @@ type opaDetail struct {
 var opaCodes = map[string]string{
 	apierror.InvalidInput:         opatypes.CodeInvalidParameter,
 	apierror.TooLarge:             opatypes.CodeInvalidParameter,
+	apierror.BodyTimeout:          opatypes.CodeInvalidParameter,
 	apierror.UnsupportedMediaType: opatypes.CodeInvalidParameter,
 	apierror.Unauthorized:         opatypes.CodeUnauthorized,
 	apierror.Forbidden:            opatypes.CodeUnauthorized,

@@ -71,6 +71,11 @@ func (s *Server) abortWith(c *gin.Context, err error) {
 		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.NotReady, Message: "no decision can be made yet: the policy, registry or GeoIP database is not loaded"})
 	case errors.Is(err, ledger.ErrUnavailable) && c.Request.Method == http.MethodGet:
 		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.LedgerUnavailable, Message: "the ledger cannot be read now; try again later"})
+	// No Retry-After with ledger_unavailable or eval_timeout, unlike
+	// not_ready and overloaded: the entry of a decision that was not
+	// answered may still commit, and an evaluation that ran out of time
+	// adds load when repeated, so neither is an invitation to send the
+	// same request again (engine/client does not retry them either).
 	case errors.Is(err, ledger.ErrUnavailable):
 		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.LedgerUnavailable, Message: "the decision could not be recorded, so it is not answered; apply no enforcement"})
 	case errors.Is(err, policy.ErrTimeout):

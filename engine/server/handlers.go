@@ -294,7 +294,8 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 		s.overloaded(c, err, reserve)
 		return nil, nil, false
 	}
-	var rd io.Reader = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody)
+	paced := newPacedBody(c.Writer, c.Request.Body, s.bodyGrace, s.cfg.MinBodyRate)
+	var rd io.Reader = http.MaxBytesReader(c.Writer, paced, s.cfg.MaxBody)
 	var raw []byte
 	switch {
 	case gzipped:
@@ -345,6 +346,7 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 		s.bodyError(c, err, gzipped)
 		return nil, nil, false
 	}
+	paced.done()
 	return raw, res, true
 }
 
@@ -360,6 +362,11 @@ func (s *Server) bodyTooLarge(what string) apiError {
 func (s *Server) bodyError(c *gin.Context, err error, gzipped bool) {
 	var mbe *http.MaxBytesError
 	switch {
+	case errors.Is(err, errBodyTooSlow):
+		c.Header("Connection", "close")
+		abort(c, http.StatusRequestTimeout, apiError{Code: apierror.BodyTimeout, Field: "body",
+			Message: "the body arrived slower than " + bytesText(s.cfg.MinBodyRate) + "/s (--min-body-rate, after a start of " + s.bodyGrace.String() +
+				"); it was not decided or recorded: send it again, and apply no enforcement meanwhile"})
 	case errors.As(err, &mbe):
 		abort(c, http.StatusRequestEntityTooLarge, s.bodyTooLarge("the body exceeds"))
 	case gzipped && (errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)):

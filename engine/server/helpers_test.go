@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -81,6 +82,21 @@ type request struct {
 	// chunked hides the body's length (Content-Length -1), as a chunked
 	// request would.
 	chunked bool
+	// stalls ends the body, after what it gives, with the error a
+	// connection's read gives at its read deadline (httptest has no
+	// connection to set one on; tests/overload_test.go uses a real one).
+	stalls bool
+}
+
+// stalledBody is a body whose reads run into a read deadline.
+type stalledBody struct{ io.Reader }
+
+func (b stalledBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err == io.EOF {
+		err = &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	}
+	return n, err
 }
 
 // response is what a test server answered.
@@ -132,7 +148,13 @@ func (ts *testServer) do(t *testing.T, req request) response {
 	if req.body != "" {
 		body = strings.NewReader(req.body)
 	}
+	if req.stalls {
+		body = stalledBody{body}
+	}
 	r := httptest.NewRequest(req.method, req.path, body)
+	if req.stalls {
+		r.ContentLength = int64(len(req.body)) + 1
+	}
 	if req.rawQuery != "" {
 		r.URL.RawQuery = req.rawQuery
 	}

@@ -305,19 +305,19 @@ var handlerOutcomes = map[string]map[int][]string{
 		500: {apierror.Internal}, 503: {apierror.LedgerUnavailable},
 	},
 	"POST /v1/decisions": {
-		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 413: {apierror.TooLarge},
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
 		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 	"POST /v1/admission": {
-		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 413: {apierror.TooLarge},
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
 		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 	"POST /v1/data/geoscope/decision": {
-		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 413: {apierror.TooLarge},
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
 		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 	"POST /v1/data/geoscope/admission": {
-		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 413: {apierror.TooLarge},
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
 		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 }
@@ -391,7 +391,7 @@ func TestOpenAPIStatusCodes(t *testing.T) {
 	// went away, and never reaches one.
 	all := o.errorCodes(t, map[string]any{"$ref": "#/components/schemas/Error"})
 	want := []string{apierror.InvalidInput, apierror.TooLarge, apierror.UnsupportedMediaType, apierror.Unauthorized, apierror.Forbidden,
-		apierror.NotFound, apierror.MethodNotAllowed, apierror.NotReady, apierror.EvalTimeout, apierror.PolicyError, apierror.LedgerUnavailable, apierror.Overloaded, apierror.Internal}
+		apierror.NotFound, apierror.MethodNotAllowed, apierror.NotReady, apierror.EvalTimeout, apierror.PolicyError, apierror.LedgerUnavailable, apierror.Overloaded, apierror.BodyTimeout, apierror.Internal}
 	slices.Sort(want)
 	if !slices.Equal(all, want) {
 		t.Errorf("Error.code enum = %v, want %v", all, want)
@@ -500,6 +500,7 @@ func probes(t *testing.T) []probe {
 			probe{ep.path + " admin token", auth, withToken(post(ep.path, ep.ok), admin), 200, "", ""},
 			probe{ep.path + " body over max-body", open, post(ep.path, big), 413, apierror.TooLarge, "body"},
 			probe{ep.path + " chunked body over max-body", open, request{method: http.MethodPost, path: ep.path, body: big, chunked: true}, 413, apierror.TooLarge, "body"},
+			probe{ep.path + " body stalls", open, request{method: http.MethodPost, path: ep.path, body: `{"meeting": `, stalls: true}, 408, apierror.BodyTimeout, "body"},
 			probe{ep.path + " text/plain", open, request{method: http.MethodPost, path: ep.path, body: ep.ok, contentType: "text/plain"}, 415, apierror.UnsupportedMediaType, "Content-Type"},
 			probe{ep.path + " no content type", open, request{method: http.MethodPost, path: ep.path, body: ep.ok, noContentType: true}, 415, apierror.UnsupportedMediaType, "Content-Type"},
 			probe{ep.path + " not ready", notReady, post(ep.path, ep.ok), 503, apierror.NotReady, ""},
@@ -683,8 +684,16 @@ func TestOpenAPIResponsesValidate(t *testing.T) {
 			if resp.status == http.StatusUnauthorized && !strings.HasPrefix(resp.header.Get("WWW-Authenticate"), "Bearer ") {
 				t.Errorf("401 without a Bearer WWW-Authenticate header: %q", resp.header.Get("WWW-Authenticate"))
 			}
-			if code == apierror.NotReady && resp.header.Get("Retry-After") == "" {
-				t.Error("not_ready without a Retry-After header")
+			switch retry := resp.header.Get("Retry-After"); code {
+			case apierror.NotReady, apierror.Overloaded:
+				if retry == "" {
+					t.Errorf("%s without a Retry-After header", code)
+				}
+			case apierror.EvalTimeout, apierror.LedgerUnavailable:
+				// Not an invitation to repeat the request (errors.go).
+				if retry != "" {
+					t.Errorf("%s with a Retry-After header (%s)", code, retry)
+				}
 			}
 			if resp.status == http.StatusMethodNotAllowed && resp.header.Get("Allow") == "" {
 				t.Error("405 without an Allow header")

@@ -49,6 +49,9 @@ type Server struct {
 
 	// inflight bounds the work decided at once (inflight.go).
 	inflight *inflight
+	// bodyGrace is the start a body gets before Config.MinBodyRate counts
+	// (paced.go): bodyGrace, shorter in tests.
+	bodyGrace time.Duration
 	// memoryReturn is set while a return of memory to the OS is pending.
 	memoryReturn atomic.Bool
 }
@@ -62,7 +65,7 @@ func New(cfg Config, eng *engine.Engine, src *sources.Sources, log *slog.Logger)
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, eng: eng, src: src, log: log, started: time.Now()}
+	s := &Server{cfg: cfg, eng: eng, src: src, log: log, started: time.Now(), bodyGrace: bodyGrace}
 	eng.SetEvalTimeout(cfg.EvalTimeout)
 	eng.SetAnswerCheck(s.answerCheck)
 	s.inflight = newInflight(cfg.MaxInflight, cfg.QueueTimeout, s.returnMemory)

@@ -82,7 +82,7 @@ included: debug logging is for authoring, not for production.`,
 			}
 			// A limit given as 0 would be taken as its default: say so
 			// instead of serving with a value nobody asked for.
-			for _, name := range []string{"max-body", "max-participants", "queue-timeout", "max-response", "eval-timeout", "shutdown-timeout"} {
+			for _, name := range []string{"max-body", "max-participants", "queue-timeout", "min-body-rate", "max-response", "eval-timeout", "shutdown-timeout"} {
 				if fl := cmd.Flags().Lookup(name); fl.Changed && (fl.Value.String() == "0" || fl.Value.String() == "0s") {
 					return usageError{fmt.Errorf("--%s 0: must be positive (leave the flag out for its default, %s)", name, fl.DefValue)}
 				}
@@ -169,6 +169,7 @@ included: debug logging is for authoring, not for production.`,
 	f.IntVar(&cfg.MaxParticipants, "max-participants", server.DefaultMaxParticipants, "most participants in one request")
 	f.Int64Var(&cfg.MaxInflight, "max-inflight", 0, "request body `BYTES` decided at once by requests over 64 KiB; more wait up to --queue-timeout (default: --max-body times one per two CPUs)")
 	f.DurationVar(&cfg.QueueTimeout, "queue-timeout", server.DefaultQueueTimeout, "how long a request may wait for --max-inflight room before it is answered 503 overloaded")
+	f.Int64Var(&cfg.MinBodyRate, "min-body-rate", server.DefaultMinBodyRate, "slowest a decision request's body may arrive, in `BYTES` per second after a 2 s start (408 body_timeout below it)")
 	f.Int64Var(&cfg.MaxResponse, "max-response", server.DefaultMaxResponse, "largest decision answer in `BYTES` (413 too_large beyond)")
 	f.DurationVar(&cfg.EvalTimeout, "eval-timeout", server.DefaultEvalTimeout, "deadline for each evaluation")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long requests in flight may take to finish on SIGINT/SIGTERM")

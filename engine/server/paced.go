@@ -1,0 +1,97 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"time"
+)
+
+// A body must keep arriving once its request is admitted.
+//
+// An admitted request holds its share of the in-flight budget (inflight.go)
+// until it is answered, and its body is read after it is admitted. Bounded
+// only by the server's read timeout, a client that declared a large body
+// and trickled it held the large lane for 30 s, and every big roster from
+// anyone else was shed meanwhile; sixteen trickling 64 KiB bodies did the
+// same to the small lane, and so to every admission. So, as Apache's
+// mod_reqtimeout does, the body gets a start (bodyGrace) and then must
+// arrive at Config.MinBodyRate on average: its read deadline is
+//
+//	admitted + bodyGrace + bytes received so far / MinBodyRate
+//
+// moved forward as bytes arrive. A client slower than that is answered 408
+// body_timeout and its reservation released. A body that is already in the
+// server's buffer (almost every admission) costs two deadline updates; the
+// deadline is lifted once the body is read, so that it does not cut off a
+// decision that takes longer than the body took to arrive.
+//
+// The trade-off: a client on a link slower than MinBodyRate cannot send a
+// big body at all; the operator lowers --min-body-rate for it, and so lets
+// a trickler hold the budget longer.
+
+// bodyGrace is how long a body may take before the rate counts: a round
+// trip and TCP's slow start on a distant link.
+const bodyGrace = 2 * time.Second
+
+// deadlineStep is the least a deadline is moved forward: a big body is read
+// in tens of reads, and each move costs a timer update.
+const deadlineStep = 100 * time.Millisecond
+
+// errBodyTooSlow: the body did not arrive at the minimum rate.
+var errBodyTooSlow = errors.New("the body arrived too slowly")
+
+// pacedBody reads a request body under a read deadline that follows the
+// bytes received.
+type pacedBody struct {
+	body     io.ReadCloser
+	w        http.ResponseWriter
+	start    time.Time
+	grace    time.Duration
+	rate     float64 // bytes per second
+	received int64
+	deadline time.Time
+	// unsupported: the connection takes no read deadline (then only the
+	// server's read timeout bounds the body).
+	unsupported bool
+}
+
+func newPacedBody(w http.ResponseWriter, body io.ReadCloser, grace time.Duration, rate int64) *pacedBody {
+	p := &pacedBody{body: body, w: w, start: time.Now(), grace: grace, rate: float64(rate)}
+	p.setDeadline(p.start.Add(grace))
+	return p
+}
+
+func (p *pacedBody) Read(b []byte) (int, error) {
+	n, err := p.body.Read(b)
+	p.received += int64(n)
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = errBodyTooSlow
+		}
+		return n, err
+	}
+	if d := p.start.Add(p.grace + time.Duration(float64(p.received)/p.rate*float64(time.Second))); d.Sub(p.deadline) >= deadlineStep {
+		p.setDeadline(d)
+	}
+	return n, nil
+}
+
+func (p *pacedBody) Close() error { return p.body.Close() }
+
+// done lifts the deadline once the body has been read.
+func (p *pacedBody) done() { p.setDeadline(time.Time{}) }
+
+func (p *pacedBody) setDeadline(d time.Time) {
+	if p.unsupported {
+		return
+	}
+	// A controller for each call: kept, it is one more allocation per
+	// request.
+	if err := http.NewResponseController(p.w).SetReadDeadline(d); err != nil {
+		p.unsupported = true
+		return
+	}
+	p.deadline = d
+}
