@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -1622,27 +1623,52 @@ func TestSQLiteLogStartsOverUnderSteadyLoad(t *testing.T) {
 		}
 		return fi.Size()
 	}
+	// starts is how many times the log has been started over: SQLite
+	// counts them in the log's header (the checkpoint sequence number, a
+	// big-endian 32-bit number at byte 12), which it writes with the first
+	// frame after each start.
+	starts := func() uint32 {
+		f, err := os.Open(wal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var hdr [16]byte
+		if _, err := io.ReadFull(f, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		return binary.BigEndian.Uint32(hdr[12:])
+	}
 	round(1500 * time.Millisecond)
-	first, firstCount := walSize(), recorded.Load()
+	first, firstCount, firstStarts := walSize(), recorded.Load(), starts()
 	// Long enough for the log to have been started over several times
 	// (checkpoints come at most once a second).
 	round(6 * time.Second)
-	second, count := walSize(), recorded.Load()
-	t.Logf("log %d bytes after %d entries, %d bytes after %d", first, firstCount, second, count)
+	second, count, secondStarts := walSize(), recorded.Load(), starts()
+	t.Logf("log %d bytes after %d entries (started over %d times), %d bytes after %d (%d times)", first, firstCount, firstStarts, second, count, secondStarts)
 	page, err := l.List(context.Background(), ledger.Query{Limit: 1})
 	if err != nil || len(page.Entries) != 1 {
 		t.Fatalf("listing after the load: %v, %d entries", err, len(page.Entries))
 	}
-	// The log is as large as the most written between two starts over (a
-	// few checkpoint intervals' worth); appended to without end, it would
-	// be larger than all the entries written into it (each in a table
-	// page, and in index pages beside it).
+	// The log was started over while the writers never paused.
+	if secondStarts < firstStarts+2 {
+		t.Errorf("under steady load the log was started over %d times in 6 s (%d before, %d after), want at least 2: it is appended to, not started over",
+			secondStarts-firstStarts, firstStarts, secondStarts)
+	}
+	// And it is as large as the most written between two starts over;
+	// appended to without end, it would be larger than all the entries
+	// written into it (each in a table page, and in index pages beside
+	// it). How much smaller depends on how many entries share a commit,
+	// fewer on a loaded machine (each commit writes whole pages): 11 % of
+	// them on a quiet machine here, 23–42 % beside busy loops, 55 % once
+	// in CI, so only the bound is asserted.
 	var entrySize float64
 	if err := b.raw(t).QueryRow(`SELECT avg(length(entry)) FROM ledger_decisions`).Scan(&entrySize); err != nil {
 		t.Fatal(err)
 	}
 	written := float64(count) * entrySize
-	if float64(second) > written/2 {
+	t.Logf("the log is %.0f%% of the entries written", 100*float64(second)/written)
+	if float64(second) > written {
 		t.Errorf("under steady load the log grew from %d bytes (%d entries) to %d bytes (%d entries), %.0f%% of the %.0f bytes of entries written into it: it is appended to, not started over",
 			first, firstCount, second, count, 100*float64(second)/written, written)
 	}
