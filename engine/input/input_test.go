@@ -93,6 +93,17 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "case-variant host member", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "Ip": "8.8.8.8"}}}`, want: `meeting.host.Ip: unknown field (field names are case-sensitive)`},
 		{name: "repeated host member", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "8.8.8.8", "ip": "1.1.1.1"}}}`, want: `meeting.host.ip: appears twice in one object`},
 		{name: "bad participant ip", body: meeting(participants(3) + `,{"id": "x", "ip": "1.2.3"}`), want: `meeting.participants[3].ip: "1.2.3" is not an IP address`},
+		// A participant's "" is no more an absent member than the host's:
+		// an empty ip beside a phone was a caller located by the phone.
+		{name: "empty participant ip, plain", body: meeting(participants(2) + `,{"id": "x", "ip": ""}`), want: `meeting.participants[2].ip: is empty: give a value, or leave the member out (or null)`},
+		{name: "empty participant ip beside a phone", body: meeting(`{"id": "x", "ip": "", "phone": "+861012345678"}`), want: `meeting.participants[0].ip: is empty: give a value, or leave the member out (or null)`},
+		{name: "empty participant phone", body: meeting(`{"id": "x", "ip": "8.8.8.8", "phone": ""}`), want: `meeting.participants[0].phone: is empty: give a value, or leave the member out (or null)`},
+		{name: "empty participant role", body: meeting(participants(1) + `,{"id": "x", "ip": "8.8.8.8", "role": ""}`), want: `meeting.participants[1].role: is empty: give a value, or leave the member out (or null)`},
+		{name: "empty participant account id", body: meeting(`{"id": "x", "ip": "8.8.8.8", "account_id": ""}`), want: `meeting.participants[0].account_id: is empty: give a value, or leave the member out (or null)`},
+		{name: "empty participant account country", body: meeting(`{"id": "x", "ip": "8.8.8.8", "account_country": ""}`), want: `meeting.participants[0].account_country: is empty: give a value, or leave the member out (or null)`},
+		{name: "empty participant members, the first named", body: meeting(`{"id": "x", "account_country": "", "ip": "8.8.8.8", "role": ""}`), want: `meeting.participants[0].role: is empty: give a value, or leave the member out (or null)`},
+		{name: "empty joining role", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "ip": "8.8.8.8", "role": ""}}`, want: `joining.role: is empty: give a value, or leave the member out (or null)`},
+		{name: "empty participant id", body: meeting(`{"id": "", "ip": "8.8.8.8"}`), want: `meeting.participants[0].id: is required`},
 		{name: "ip with zone", body: meeting(`{"id": "x", "ip": "fe80::1%eth0"}`), want: `meeting.participants[0].ip: "fe80::1%eth0" is not an IP address`},
 		{name: "missing participant ip", body: meeting(`{"id": "x"}`), want: "meeting.participants[0].ip: is required (or phone, for a dial-in caller)"},
 		{name: "missing participant id", body: meeting(`{"ip": "8.8.8.8"}`), want: "meeting.participants[0].id: is required"},
@@ -132,11 +143,17 @@ func TestDecodeAdmission(t *testing.T) {
 	if r.Joining == nil || r.Joining.ID != "p" || r.Meeting.Host.AccountCountry != "US" || len(r.Meeting.Participants) != 0 || r.Order != nil {
 		t.Errorf("request = %+v", r)
 	}
+	// null is a member left out ("" is refused below).
+	r, err = DecodeAdmission([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "participant": {"id": "p", "ip": "1.0.16.1", "phone": null, "role": null, "account_id": null, "account_country": null}}`))
+	if err != nil || r.Joining.Phone != "" || r.Joining.Role != "" || r.Joining.AccountID != "" || r.Joining.AccountCountry != "" {
+		t.Errorf("null members: %+v, %v", r, err)
+	}
 	for body, want := range map[string]string{
 		`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "participant": {"id": "p", "ip": "x"}}`:                           `participant.ip: "x" is not an IP address`,
 		`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}, "participant": {"id": "p", "ip": "1.1.1.1"}}`: "meeting.participants: unknown field",
 		`{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "1.1.1.1"}}, "participant": {"id": "p", "ip": "1.1.1.1"}}`:    "meeting.host.ip: unknown field",
 		`{"meeting": {"id": "m", "host": {"account_id": "a"}}}`:                                                                  "participant.id: is required",
+		`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "participant": {"id": "p", "ip": "1.1.1.1", "account_id": ""}}`:   "participant.account_id: is empty: give a value, or leave the member out (or null)",
 		// Invalid UTF-8 outside any field says what is not valid UTF-8.
 		"\"\xff\"": "the JSON text is not valid UTF-8",
 	} {

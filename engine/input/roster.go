@@ -119,6 +119,9 @@ func readParticipant(dec *jsontext.Decoder, p *Participant, text *stringChunks, 
 	*p = Participant{}
 	text.add(i, memberID, id)
 	text.add(i, memberIP, ip)
+	if len(ip) == 0 {
+		p.empty = 1 << memberIP
+	}
 	// ReadValue rather than SkipValue: it scans an object in one pass,
 	// where SkipValue reads it token by token.
 	from := dec.InputOffset()
@@ -248,7 +251,8 @@ func (p *Participant) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return p.decode(dec, nil, 0)
 }
 
-// The string members of a participant, as stringChunks refers to them.
+// The string members of a participant, as stringChunks and
+// Participant.empty refer to them.
 const (
 	memberID = iota
 	memberIP
@@ -257,6 +261,9 @@ const (
 	memberAccountID
 	memberAccountCountry
 )
+
+// memberNames are the members' names in JSON.
+var memberNames = [...]string{memberID: "id", memberIP: "ip", memberPhone: "phone", memberRole: "role", memberAccountID: "account_id", memberAccountCountry: "account_country"}
 
 // decode decodes a participant. With text, its string members are
 // collected there (as participant i of a roster) instead of allocated one
@@ -291,10 +298,16 @@ func (p *Participant) decode(dec *jsontext.Decoder, text *stringChunks, i int) e
 			err = unknownName(dec)
 		}
 		if member >= 0 {
-			if text != nil {
-				err = text.read(dec, i, member)
-			} else {
-				err = readString(dec, p.member(member))
+			var raw jsontext.Value
+			if raw, err = readStringValue(dec); err == nil && raw != nil {
+				if len(raw) == len(`""`) && member != memberID {
+					p.empty |= 1 << member // an empty id is checkID's
+				}
+				if text != nil {
+					text.store(raw, i, member)
+				} else {
+					*p.member(member) = string(unquoted(raw))
+				}
 			}
 		}
 		if err != nil {
@@ -339,23 +352,21 @@ type stringRef struct {
 // keeps the chunk it is in.
 const chunkBytes = 16 << 10
 
-// read reads a string member of participant i; null is the empty string.
-func (c *stringChunks) read(dec *jsontext.Decoder, i, member int) error {
-	raw, err := readStringValue(dec)
-	if raw == nil || err != nil {
-		return err // null: the member is already empty
-	}
+// store stores a string member of participant i, raw as the decoder read
+// it (a valid JSON string).
+func (c *stringChunks) store(raw jsontext.Value, i, member int) {
 	if bytes.IndexByte(raw, '\\') < 0 {
 		c.add(i, member, raw[1:len(raw)-1])
-		return nil
+		return
 	}
 	c.allocate()
 	start := len(c.buf)
+	var err error
 	if c.buf, err = jsontext.AppendUnquote(c.buf, raw); err != nil {
-		return err // not reached: the decoder validated the string
+		c.buf = c.buf[:start] // not reached: the decoder validated the string
+		return
 	}
 	c.ref(i, member, start)
-	return nil
 }
 
 // add adds the content of a string member of participant i, unescaped.

@@ -26,13 +26,15 @@ type (
 		Host         Host                   `json:"host"`
 		Participants []reflectedParticipant `json:"participants"`
 	}
+	// Optional members are pointers, to tell "" (Participant.empty) from
+	// a member left out or null.
 	reflectedParticipant struct {
 		ID             string     `json:"id"`
-		IP             string     `json:"ip,omitempty"`
-		Phone          string     `json:"phone,omitempty"`
-		Role           string     `json:"role,omitempty"`
-		AccountID      string     `json:"account_id,omitempty"`
-		AccountCountry string     `json:"account_country,omitempty"`
+		IP             *string    `json:"ip,omitempty"`
+		Phone          *string    `json:"phone,omitempty"`
+		Role           *string    `json:"role,omitempty"`
+		AccountID      *string    `json:"account_id,omitempty"`
+		AccountCountry *string    `json:"account_country,omitempty"`
 		Attributes     Attributes `json:"attributes,omitempty"`
 	}
 	reflectedAdmission struct {
@@ -44,7 +46,17 @@ type (
 var _ = registry.Order{}
 
 func (p reflectedParticipant) participant() Participant {
-	return Participant{ID: p.ID, IP: p.IP, Phone: p.Phone, Role: p.Role, AccountID: p.AccountID, AccountCountry: p.AccountCountry, Attributes: p.Attributes}
+	out := Participant{ID: p.ID, Attributes: p.Attributes}
+	for member, v := range map[int]*string{memberIP: p.IP, memberPhone: p.Phone, memberRole: p.Role, memberAccountID: p.AccountID, memberAccountCountry: p.AccountCountry} {
+		if v == nil {
+			continue
+		}
+		*out.member(member) = *v
+		if *v == "" {
+			out.empty |= 1 << member
+		}
+	}
+	return out
 }
 
 // checkSameAsReflection decodes data with the token-level decoders and
