@@ -22,7 +22,8 @@ import (
 func TestOverloadShedsBigRequestsNotAdmissions(t *testing.T) {
 	const maxBody = 256 << 10
 	// --min-body-rate 1: the trickler below keeps its reservation for the
-	// whole test (TestTricklingBodyIsCutOff is the default's).
+	// whole test, which takes far less than the 30 s any body is cut off
+	// at (TestTricklingBodyIsCutOff is the default's).
 	srv := startServe(t, serveOpts{ready: true, args: []string{
 		"--max-body", strconv.Itoa(maxBody), "--max-inflight", strconv.Itoa(maxBody), "--queue-timeout", "200ms", "--min-body-rate", "1"}})
 	big := rosterBody(3000) // over 64 KiB: the large lane

@@ -289,12 +289,13 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 			reserve = min(SmallBody, s.cfg.MaxBody)
 		}
 	}
+	asked := time.Now()
 	res, err := s.inflight.acquire(c.Request.Context(), reserve, s.cfg.MaxBody)
 	if err != nil {
 		s.overloaded(c, err, reserve)
 		return nil, nil, false
 	}
-	paced := newPacedBody(c.Writer, c.Request.Body, s.bodyGrace, s.cfg.MinBodyRate)
+	paced := newPacedBody(c.Writer, c.Request.Body, s.bodyGrace, s.cfg.MinBodyRate, asked.Add(s.bodyLimit))
 	var rd io.Reader = http.MaxBytesReader(c.Writer, paced, s.cfg.MaxBody)
 	var raw []byte
 	switch {
@@ -315,10 +316,12 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 				// small lane while they wait; what they hold meanwhile is
 				// bounded by how many may wait (maxMoving).
 				res.release()
+				waited := time.Now()
 				if res, err = s.inflight.move(c.Request.Context(), s.cfg.MaxBody); err != nil {
 					s.overloaded(c, err, -1)
 					return nil, nil, false
 				}
+				paced.shift(time.Since(waited))
 				body := bytes.NewBuffer(raw)
 				_, err = body.ReadFrom(io.LimitReader(zr, s.cfg.MaxBody+1-int64(len(raw))))
 				raw = body.Bytes()
@@ -366,7 +369,7 @@ func (s *Server) bodyError(c *gin.Context, err error, gzipped bool) {
 		c.Header("Connection", "close")
 		abort(c, http.StatusRequestTimeout, apiError{Code: apierror.BodyTimeout, Field: "body",
 			Message: "the body arrived slower than " + bytesText(s.cfg.MinBodyRate) + "/s (--min-body-rate, after a start of " + s.bodyGrace.String() +
-				"); it was not decided or recorded: send it again, and apply no enforcement meanwhile"})
+				") or took longer than " + s.bodyLimit.String() + "; it was not decided or recorded: send it again, and apply no enforcement meanwhile"})
 	case errors.As(err, &mbe):
 		abort(c, http.StatusRequestEntityTooLarge, s.bodyTooLarge("the body exceeds"))
 	case gzipped && (errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)):

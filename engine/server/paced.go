@@ -21,19 +21,31 @@ import (
 //
 //	admitted + bodyGrace + bytes received so far / MinBodyRate
 //
-// moved forward as bytes arrive. A client slower than that is answered 408
+// moved forward as bytes arrive, and never past the server's read timeout
+// (bodyLimit from when the body was first asked for): a deadline past it
+// would let a body still arriving run into the write timeout, which counts
+// from the request's start, and a decision would be recorded that could no
+// longer be answered. A client slower than that is answered 408
 // body_timeout and its reservation released. A body that is already in the
 // server's buffer (almost every admission) costs two deadline updates; the
 // deadline is lifted once the body is read, so that it does not cut off a
 // decision that takes longer than the body took to arrive.
 //
+// Time spent waiting for the large lane after the body began (a gzip body
+// that outgrew the small one, Server.body) is not counted against the
+// rate: shift moves the start by it.
+//
 // The trade-off: a client on a link slower than MinBodyRate cannot send a
 // big body at all; the operator lowers --min-body-rate for it, and so lets
-// a trickler hold the budget longer.
+// a trickler hold the budget longer (never past bodyLimit).
 
 // bodyGrace is how long a body may take before the rate counts: a round
 // trip and TCP's slow start on a distant link.
 const bodyGrace = 2 * time.Second
+
+// bodyLimit is the server's read timeout: the longest a request's body may
+// take, whatever its rate.
+const bodyLimit = 30 * time.Second
 
 // deadlineStep is the least a deadline is moved forward: a big body is read
 // in tens of reads, and each move costs a timer update.
@@ -51,16 +63,37 @@ type pacedBody struct {
 	grace    time.Duration
 	rate     float64 // bytes per second
 	received int64
+	limit    time.Time // the latest deadline (bodyLimit)
 	deadline time.Time
 	// unsupported: the connection takes no read deadline (then only the
 	// server's read timeout bounds the body).
 	unsupported bool
 }
 
-func newPacedBody(w http.ResponseWriter, body io.ReadCloser, grace time.Duration, rate int64) *pacedBody {
-	p := &pacedBody{body: body, w: w, start: time.Now(), grace: grace, rate: float64(rate)}
-	p.setDeadline(p.start.Add(grace))
+// newPacedBody paces body from now on, up to limit (the body's first ask,
+// before the request waited for the budget, plus bodyLimit).
+func newPacedBody(w http.ResponseWriter, body io.ReadCloser, grace time.Duration, rate int64, limit time.Time) *pacedBody {
+	p := &pacedBody{body: body, w: w, start: time.Now(), grace: grace, rate: float64(rate), limit: limit}
+	p.setDeadline(p.due())
 	return p
+}
+
+// due is the deadline for what has been received so far.
+func (p *pacedBody) due() time.Time {
+	// In float64 seconds: a byte count times time.Second overflows an
+	// int64 past 9 GB.
+	d := p.start.Add(p.grace + time.Duration(min(float64(p.received)/p.rate, p.limit.Sub(p.start).Seconds())*float64(time.Second)))
+	if d.After(p.limit) {
+		return p.limit
+	}
+	return d
+}
+
+// shift moves the start by wait, time the request spent waiting for room
+// rather than reading (never past the limit).
+func (p *pacedBody) shift(wait time.Duration) {
+	p.start = p.start.Add(wait)
+	p.setDeadline(p.due())
 }
 
 func (p *pacedBody) Read(b []byte) (int, error) {
@@ -72,7 +105,7 @@ func (p *pacedBody) Read(b []byte) (int, error) {
 		}
 		return n, err
 	}
-	if d := p.start.Add(p.grace + time.Duration(float64(p.received)/p.rate*float64(time.Second))); d.Sub(p.deadline) >= deadlineStep {
+	if d := p.due(); d.Sub(p.deadline) >= deadlineStep {
 		p.setDeadline(d)
 	}
 	return n, nil

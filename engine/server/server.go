@@ -49,9 +49,10 @@ type Server struct {
 
 	// inflight bounds the work decided at once (inflight.go).
 	inflight *inflight
-	// bodyGrace is the start a body gets before Config.MinBodyRate counts
-	// (paced.go): bodyGrace, shorter in tests.
-	bodyGrace time.Duration
+	// bodyGrace is the start a body gets before Config.MinBodyRate counts,
+	// and bodyLimit the longest any request's body may take (paced.go):
+	// the constants of those names, shorter in tests.
+	bodyGrace, bodyLimit time.Duration
 	// memoryReturn is set while a return of memory to the OS is pending.
 	memoryReturn atomic.Bool
 }
@@ -65,7 +66,7 @@ func New(cfg Config, eng *engine.Engine, src *sources.Sources, log *slog.Logger)
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, eng: eng, src: src, log: log, started: time.Now(), bodyGrace: bodyGrace}
+	s := &Server{cfg: cfg, eng: eng, src: src, log: log, started: time.Now(), bodyGrace: bodyGrace, bodyLimit: bodyLimit}
 	eng.SetEvalTimeout(cfg.EvalTimeout)
 	eng.SetAnswerCheck(s.answerCheck)
 	s.inflight = newInflight(cfg.MaxInflight, cfg.QueueTimeout, s.returnMemory)
@@ -108,8 +109,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		// Bodies are bounded by MaxBody; a client trickling one in is cut
 		// off rather than holding a connection open.
-		ReadTimeout:  30 * time.Second,
-		WriteTimeout: 30*time.Second + s.cfg.EvalTimeout,
+		// paced.go holds a decision's body to the same bound.
+		ReadTimeout:  s.bodyLimit,
+		WriteTimeout: s.bodyLimit + s.cfg.EvalTimeout,
 		IdleTimeout:  120 * time.Second,
 		ErrorLog:     log.New(redactingWriter{s.log}, "", 0),
 	}

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serveLoopback serves ts on a loopback port until the test ends and
+// returns its address: the body's pace needs a real connection.
+func serveLoopback(t *testing.T, ts *testServer) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- ts.Serve(ctx, ln) }()
+	t.Cleanup(func() { stop(); <-served })
+	return ln.Addr().String()
+}
+
+// TestBodyNeverOutlastsTheReadTimeout: with a rate low enough that a body
+// sent a byte at a time keeps up with it, the body is still cut off at the
+// server's read timeout (bodyLimit, 1 s here), answered 408 before the
+// write timeout could swallow the answer of a decision recorded meanwhile.
+func TestBodyNeverOutlastsTheReadTimeout(t *testing.T) {
+	ts := newTestServer(t, serverSetup{cfg: Config{MinBodyRate: 1}})
+	ts.bodyGrace, ts.bodyLimit = 100*time.Millisecond, time.Second
+	addr := serveLoopback(t, ts)
+
+	body := admissionBody // about 150 bytes: 7 s at 20 bytes/s
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprintf(conn, "POST /v1/admission HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", addr, len(body))
+	go func() {
+		for i := range len(body) {
+			if _, err := conn.Write([]byte{body[i]}); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	took := time.Since(start)
+	if resp.StatusCode != http.StatusRequestTimeout || !bytes.Contains(raw, []byte(`"body_timeout"`)) || !bytes.Contains(raw, []byte("longer than 1s")) {
+		t.Errorf("a body that outlasts the read timeout: %d %s", resp.StatusCode, raw)
+	}
+	if took > 4*time.Second {
+		t.Errorf("answered after %s: the body was read past the 1 s read timeout", took)
+	}
+}
+
+// TestWaitForTheLargeLaneIsNotCountedAgainstTheBody: a gzip body sent
+// small that inflates past the small lane waits for the large one; that
+// wait is not time the body took to arrive, so a body sent at once is
+// answered after it, not refused as too slow.
+func TestWaitForTheLargeLaneIsNotCountedAgainstTheBody(t *testing.T) {
+	ts := newTestServer(t, serverSetup{cfg: Config{QueueTimeout: 5 * time.Second}})
+	ts.bodyGrace = 200 * time.Millisecond
+	addr := serveLoopback(t, ts)
+
+	// Ids that do not compress: the body sent is most of what it
+	// inflates to, so much of it is read from the connection after the
+	// wait.
+	var b strings.Builder
+	b.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
+	id := make([]byte, 24)
+	for i := 0; b.Len() < 2*SmallBody+SmallBody/3; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		rand.Read(id)
+		fmt.Fprintf(&b, `{"id": "%s", "ip": "8.8.8.8"}`, hex.EncodeToString(id))
+	}
+	b.WriteString("]}}")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(b.String()))
+	zw.Close()
+	t.Logf("compressed %d, inflated %d", gz.Len(), b.Len())
+	if gz.Len() > SmallBody {
+		t.Fatalf("the compressed body is %d bytes, over the small lane", gz.Len())
+	}
+
+	// The large lane is taken for longer than the body's start.
+	f := ts.inflight
+	if err := f.large.Acquire(context.Background(), f.largeCap); err != nil {
+		t.Fatal(err)
+	}
+	held := time.AfterFunc(800*time.Millisecond, func() { f.large.Release(f.largeCap) })
+	defer held.Stop()
+
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/decisions", bytes.NewReader(gz.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a gzip body sent at once, after %s waiting for the large lane: %d %s", time.Since(start), resp.StatusCode, raw)
+	}
+	if time.Since(start) < 800*time.Millisecond {
+		t.Errorf("answered in %s: it did not wait for the large lane, and the test shows nothing", time.Since(start))
+	}
+}
