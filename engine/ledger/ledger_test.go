@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -1812,4 +1813,35 @@ func TestMissingGeneratedKeyRefused(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "ledger.key")); err == nil {
 		t.Error("a new key was generated for a ledger that had one")
 	}
+}
+
+// TestQueriesOfBytesNoEntryHolds: an id, an order or authority filter, or
+// a cursor holding bytes that are not text (invalid UTF-8, NUL) finds
+// nothing, or is an invalid cursor, on both backends. PostgreSQL refused
+// them as malformed queries, which the server answered 503
+// ledger_unavailable.
+func TestQueriesOfBytesNoEntryHolds(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		ctx := context.Background()
+		record(t, l, removal(newID(), baseTime, "p-1"))
+		for _, bad := range []string{"\xff", "a\x00b"} {
+			if _, err := l.Get(ctx, bad); !errors.Is(err, ledger.ErrNotFound) {
+				t.Errorf("Get(%q): %v, want ErrNotFound", bad, err)
+			}
+			for _, q := range []ledger.Query{{Order: bad}, {Authority: bad}} {
+				page, err := l.List(ctx, q)
+				if err != nil || len(page.Entries) != 0 {
+					t.Errorf("List(%+v): %v, %v, want no entries", q, page, err)
+				}
+				if err := l.Scan(ctx, q, func(*ledger.Entry) error { return errors.New("an entry matched") }); err != nil {
+					t.Errorf("Scan(%+v): %v", q, err)
+				}
+			}
+			cursor := base64.RawURLEncoding.EncodeToString([]byte("1:" + bad))
+			if _, err := l.List(ctx, ledger.Query{Cursor: cursor}); !errors.Is(err, ledger.ErrBadCursor) {
+				t.Errorf("List(cursor of %q): %v, want ErrBadCursor", bad, err)
+			}
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/geoscope/geoscope/engine/input"
 )
@@ -115,6 +116,9 @@ func (l *Ledger) Scan(ctx context.Context, q Query, fn func(*Entry) error) error
 
 // Get returns one entry.
 func (l *Ledger) Get(ctx context.Context, decisionID string) (*Entry, error) {
+	if !storable(decisionID) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, input.Quote(decisionID))
+	}
 	l.settle(ctx)
 	rows, err := l.backend.query(ctx, `SELECT entry FROM ledger_decisions WHERE decision_id = ?`, decisionID)
 	if err != nil {
@@ -171,6 +175,11 @@ func (l *Ledger) Counts(ctx context.Context, since, until time.Time) ([]CountRow
 }
 
 func filters(q Query) (where []string, args []any) {
+	// An order or authority id that is not text no entry holds; PostgreSQL
+	// would refuse it as a malformed query instead of finding nothing.
+	if (q.Order != "" && !storable(q.Order)) || (q.Authority != "" && !storable(q.Authority)) {
+		return []string{"1 = 0"}, nil
+	}
 	if !q.Since.IsZero() {
 		where, args = append(where, "d.decided_at >= ?"), append(args, q.Since.UnixNano())
 	}
@@ -214,10 +223,16 @@ func decodeCursor(c string) (int64, string, error) {
 	}
 	at, id, ok := strings.Cut(string(raw), ":")
 	n, err := strconv.ParseInt(at, 10, 64)
-	if !ok || err != nil || id == "" {
+	if !ok || err != nil || id == "" || !storable(id) {
 		return 0, "", ErrBadCursor
 	}
 	return n, id, nil
+}
+
+// storable reports whether s can be held by, and compared in, both
+// backends: valid UTF-8 without NUL (PostgreSQL's text refuses either).
+func storable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
 // Earliest and Latest are the first and last whole seconds the ledger can

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,8 +96,25 @@ func ledgerQuery(c *gin.Context) (ledger.Query, *apiError) {
 // given twice, naming it, as a body's unknown or repeated member is
 // refused: "?LIMIT=1" or "limit=1&limit=2" must not be read as something
 // else than what the client meant.
+//
+// A query that is not key=value pairs joined by "&" (a bad %-escape, a
+// ";") is refused: Go's URL.Query drops a pair it cannot read, and
+// "?order=A;limit=5" answered for every order.
 func onlyParams(c *gin.Context, names ...string) *apiError {
-	q := c.Request.URL.Query()
+	q, err := url.ParseQuery(c.Request.URL.RawQuery)
+	if err != nil {
+		msg := "the query string is malformed: "
+		var esc url.EscapeError
+		switch {
+		case errors.As(err, &esc):
+			msg += "a \"%\" must start an escape of two hex digits (" + strconv.Quote(shorten(string(esc), input.MaxQuoted)) + ")"
+		case strings.Contains(err.Error(), "semicolon"):
+			msg += "separate parameters with \"&\", not \";\""
+		default:
+			msg += "it must be name=value pairs joined by \"&\""
+		}
+		return &apiError{Code: apierror.InvalidInput, Message: msg, Field: "query"}
+	}
 	for _, name := range slices.Sorted(maps.Keys(q)) {
 		short := shorten(name, input.MaxQuoted)
 		switch {

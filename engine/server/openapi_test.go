@@ -579,6 +579,12 @@ func probes(t *testing.T) []probe {
 		probe{"ledger list, bad cursor", led, get("/v1/ledger?cursor=not-a-cursor"), 400, apierror.InvalidInput, "cursor"},
 		probe{"ledger list, unknown parameter", led, get("/v1/ledger?LIMIT=1"), 400, apierror.InvalidInput, "LIMIT"},
 		probe{"ledger list, repeated parameter", led, get("/v1/ledger?limit=1&limit=2"), 400, apierror.InvalidInput, "limit"},
+		// Go's URL.Query drops a pair it cannot read: the filter would be
+		// lost, and every order listed.
+		probe{"ledger list, semicolon", led, request{method: http.MethodGet, path: "/v1/ledger", rawQuery: "order=CN-2020-0602;limit=5"}, 400, apierror.InvalidInput, "query"},
+		probe{"ledger list, bad escape", led, request{method: http.MethodGet, path: "/v1/ledger", rawQuery: "order=CN-2020-0602%"}, 400, apierror.InvalidInput, "query"},
+		probe{"ledger list, order not text", led, request{method: http.MethodGet, path: "/v1/ledger", rawQuery: "order=%ff"}, 200, "", ""},
+		probe{"ledger entry, id not text", led, get("/v1/ledger/%ff"), 404, apierror.NotFound, "decision_id"},
 		probe{"ledger list, off", open, get("/v1/ledger"), 404, apierror.NotFound, ""},
 		probe{"ledger list, unavailable", closedLedger, get("/v1/ledger"), 503, apierror.LedgerUnavailable, ""},
 		probe{"ledger list no token", auth, get("/v1/ledger"), 401, apierror.Unauthorized, ""},
@@ -588,6 +594,7 @@ func probes(t *testing.T) []probe {
 		probe{"report, until only", led, get("/v1/report?until=2999-01-01"), 200, "", ""},
 		probe{"report, bad since", led, get("/v1/report?since=last-year"), 400, apierror.InvalidInput, "since"},
 		probe{"report, unknown parameter", led, get("/v1/report?from=2026-01-01"), 400, apierror.InvalidInput, "from"},
+		probe{"report, semicolon", led, request{method: http.MethodGet, path: "/v1/report", rawQuery: "since=2026-12-03T23:19:00Z;"}, 400, apierror.InvalidInput, "query"},
 		probe{"report, empty period", led, get("/v1/report?since=2030-01-01&until=2020-01-01"), 400, apierror.InvalidInput, "until"},
 		probe{"report, off", open, get("/v1/report"), 404, apierror.NotFound, ""},
 		probe{"report, unavailable", closedLedger, get("/v1/report"), 503, apierror.LedgerUnavailable, ""},
