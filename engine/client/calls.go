@@ -230,7 +230,9 @@ func checkDecision(req *input.Request, d *decision.Decision) error {
 				return fmt.Errorf("actions[%d]: deny_join for %q, who is not joining", i, a.ParticipantID)
 			}
 		case a.Type == decision.RemoveParticipant && a.Host:
-			if req.Meeting.Host.IP == "" || a.ParticipantID != req.Meeting.Host.AccountID {
+			// Connected over IP or dialled in: a host located by the
+			// calling number (--locate-phone-numbers) may be removed too.
+			if (req.Meeting.Host.IP == "" && req.Meeting.Host.Phone == "") || a.ParticipantID != req.Meeting.Host.AccountID {
 				return fmt.Errorf("actions[%d]: remove_participant for host %q, who is not the meeting's connected host", i, a.ParticipantID)
 			}
 		case a.Type == decision.RemoveParticipant:
@@ -282,7 +284,8 @@ func checkAction(a decision.Action, meetingID string, orderIDs []string) error {
 		return fmt.Errorf("%s cites no order", a.Type)
 	case !slices.Contains(orderIDs, a.OrderID):
 		return fmt.Errorf("%s cites order %q, which was not evaluated", a.Type, a.OrderID)
-	case a.MeetingID != "" && a.MeetingID != meetingID:
+	case a.MeetingID != meetingID:
+		// The server names the meeting in every action it answers.
 		return fmt.Errorf("%s names meeting %q, the request is about %q", a.Type, a.MeetingID, meetingID)
 	case (a.Type == decision.DenyJoin || a.Type == decision.RemoveParticipant) && a.ParticipantID == "":
 		return fmt.Errorf("%s names no participant", a.Type)

@@ -45,14 +45,14 @@ const slack = 500 * time.Millisecond
 // newHandler returns the real geoscope server handler on the embedded
 // policy, example registry and GeoIP database. With load false the sources
 // are never loaded: the server answers not_ready.
-func newHandler(t testing.TB, cfg server.Config, load bool) http.Handler {
+func newHandler(t testing.TB, cfg server.Config, load bool, opts ...engine.Option) http.Handler {
 	t.Helper()
 	if cfg.EvalTimeout == 0 {
 		// Race-instrumented tests on a loaded machine can be slow; the
 		// evaluation deadline is not what these tests are about.
 		cfg.EvalTimeout = 30 * time.Second
 	}
-	eng := engine.New()
+	eng := engine.New(opts...)
 	src := sources.New(sources.Config{Logger: quiet}, eng)
 	if load {
 		if err := src.Load(context.Background()); err != nil {
@@ -698,6 +698,52 @@ func TestBodyTimeoutIsATimeout(t *testing.T) {
 	}
 	if n := f.count(); n != 1 {
 		t.Errorf("%d requests, want 1", n)
+	}
+}
+
+// TestHostLocatedByPhoneMayBeRemoved: with calling numbers located, a
+// host who dialled in from inside the jurisdiction is removed like one
+// connected over IP. The client refused that answer as naming a host who
+// was not connected, while the ledger held both removals as done.
+func TestHostLocatedByPhoneMayBeRemoved(t *testing.T) {
+	ts := httptest.NewServer(newHandler(t, server.Config{Version: "test"}, true, engine.WithPhoneLocation(true)))
+	t.Cleanup(ts.Close)
+	c := newClient(t, ts.URL)
+	req := &input.Request{Meeting: input.Meeting{
+		ID:   "june4-b",
+		Host: input.Host{AccountID: "acct-us-b", AccountCountry: "US", Phone: "+861012345678"},
+		Participants: []input.Participant{
+			{ID: "p-cn", IP: ipCN},
+			{ID: "p-us", IP: ipUS},
+		},
+	}}
+	d, err := c.Decide(context.Background(), req)
+	if err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	var removed []string
+	for _, a := range d.Actions {
+		if a.Type == decision.RemoveParticipant {
+			removed = append(removed, fmt.Sprintf("%s host=%v", a.ParticipantID, a.Host))
+		}
+	}
+	slices.Sort(removed)
+	if want := []string{"acct-us-b host=true", "p-cn host=false"}; !slices.Equal(removed, want) {
+		t.Errorf("removed %v, want %v", removed, want)
+	}
+}
+
+// TestActionsMustNameTheMeeting: the server names the meeting in every
+// action it answers; an answer whose deny_join names none is not one.
+func TestActionsMustNameTheMeeting(t *testing.T) {
+	f := newFront(t, nil, func(n int, w http.ResponseWriter, r *http.Request) bool {
+		writeJSON(w, http.StatusOK, `{"decision_id": "d-1", "allow": false, "order_ids": ["CN-2020-0601"], "actions": [{"type": "deny_join", "participant_id": "j", "order_id": "CN-2020-0601"}]}`)
+		return true
+	})
+	c := newClient(t, f.URL, fast)
+	allow, actions, err := c.AdmitOrAllow(context.Background(), june4("j", ipCN))
+	if !allow || actions != nil || !errors.Is(err, client.ErrBadResponse) {
+		t.Errorf("deny_join without a meeting: allow %v, %v, %v", allow, actions, err)
 	}
 }
 
