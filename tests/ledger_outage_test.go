@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -310,4 +312,49 @@ func TestLedgerPostgresDownAtStart(t *testing.T) {
 	o.up("after PostgreSQL came up")
 	o.finish()
 	o.waitCounts("pgx", pg.URL(), plain)
+}
+
+// TestLedgerPostgresHangsAtStart starts geoscope against a "PostgreSQL"
+// that accepts connections and never answers (as a host whose packets are
+// dropped, or a wedged server, behaves): it comes up and is ready within
+// the bound on the first connection, says the ledger is not reachable,
+// and refuses what must be recorded. Waiting on it, serve answered
+// nothing at all, /health included, for as long as the connection hung.
+func TestLedgerPostgresHangsAtStart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	start := time.Now()
+	srv := lgStart(t, "--log-level", "warn", "--data-dir", t.TempDir(),
+		"--ledger", "postgres://geoscope:dev-password@"+ln.Addr().String()+"/geoscope?sslmode=disable", "--ledger-key-file", lgKeyFile(t))
+	t.Logf("ready after %s", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(srv.logs.String(), "ledger not reachable yet") {
+		t.Errorf("no log line says the ledger is not reachable:\n%s", srv.logs.String())
+	}
+	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
+	if code, a := o.admitCN(); code != http.StatusServiceUnavailable || a.Code != "ledger_unavailable" {
+		t.Errorf("a denial while the ledger hangs: %d %q, want 503 ledger_unavailable", code, a.Code)
+	}
 }

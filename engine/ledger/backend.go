@@ -93,8 +93,18 @@ func openBackend(ctx context.Context, cfg Config, fingerprint string) (backend, 
 		return nil, checkURL(u)
 	}
 	// A database that is down at start is retried at the first record; a
-	// schema this code cannot use is a configuration error now.
-	if _, err := b.conn(ctx); err != nil {
+	// schema this code cannot use is a configuration error now. A server
+	// that accepts the connection and never answers (or a host whose
+	// packets are dropped) counts as down after startTimeout: waiting on
+	// it, the process served nothing, not even /health, and an
+	// orchestrator's liveness probe restarted it again and again.
+	octx := ctx
+	if b.dialect == "postgres" {
+		var cancel context.CancelFunc
+		octx, cancel = context.WithTimeout(ctx, startTimeout)
+		defer cancel()
+	}
+	if _, err := b.conn(octx); err != nil {
 		// A reader has nothing to wait for: it reads now or fails.
 		if errors.Is(err, ErrConfig) || cfg.ReadOnly {
 			b.close()
@@ -104,6 +114,10 @@ func openBackend(ctx context.Context, cfg Config, fingerprint string) (backend, 
 	}
 	return b, nil
 }
+
+// startTimeout bounds the first connection to a PostgreSQL ledger at
+// start (a SQLite ledger is a local file).
+const startTimeout = 5 * time.Second
 
 // checkURL refuses a --ledger value that names no backend.
 func checkURL(u string) error {
