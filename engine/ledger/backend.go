@@ -60,7 +60,7 @@ func openBackend(ctx context.Context, cfg Config, fingerprint string) (backend, 
 		}
 		q := url.Values{}
 		if cfg.ReadOnly {
-			// Reading takes no write lock and creates nothing, so an
+			// Reading takes no write lock and creates no database, so an
 			// auditor can export from a write-protected copy.
 			q.Set("mode", "ro")
 			q.Add("_pragma", "busy_timeout(10000)")

@@ -80,7 +80,9 @@ type Config struct {
 	// default); a read through this Ledger does not wait for it.
 	CopyDelay time.Duration
 	// ReadOnly opens an existing ledger for reading (reports, exports): it
-	// creates nothing, needs no key, and refuses to record.
+	// writes no entry, needs no key, and refuses to record (SQLite may
+	// still create its -shm and -wal files beside a database in a
+	// writable directory).
 	ReadOnly bool
 	Logger   *slog.Logger
 }
@@ -281,7 +283,12 @@ func (l *Ledger) Record(ctx context.Context, r *engine.Record) error {
 		return fmt.Errorf("%w: opened read-only", ErrUnavailable)
 	}
 	if !durable(r.Decision) {
-		l.count(r)
+		// A preview that would do nothing is no decision about anyone:
+		// counted, it was a quiet decision of the report's, which leaves
+		// previews out.
+		if !r.Decision.Preview {
+			l.count(r)
+		}
 		return nil
 	}
 	e := newEntry(r, l.pseudo, l.cfg.EngineVersion, l.cfg.Replica)

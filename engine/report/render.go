@@ -61,18 +61,28 @@ func (r *Report) JSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
+// inert is a CSV cell that no spreadsheet reads as a formula (see CSV).
+func inert(cell string) string {
+	if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+		return "'" + cell
+	}
+	return cell
+}
+
 // PeriodText is the period in words, dates in UTC.
 func (r *Report) PeriodText() string {
 	return fmt.Sprintf("from %s up to, not including, %s (UTC)", timeText(r.Period.Since), timeText(r.Period.Until))
 }
 
-// timeText is a date when t is midnight UTC, else an RFC 3339 time.
+// timeText is a date when t is midnight UTC, else an RFC 3339 time with
+// as many fractional digits as it has: a period of sub-second bounds
+// must read as the period it is.
 func timeText(t time.Time) string {
 	t = t.UTC()
 	if t.Equal(t.Truncate(24 * time.Hour)) {
 		return t.Format(time.DateOnly)
 	}
-	return t.Format(time.RFC3339)
+	return t.Format(time.RFC3339Nano)
 }
 
 // CSV writes the report as one long-format table with the header
@@ -86,16 +96,22 @@ func timeText(t time.Time) string {
 // "CN.remove_participant", "DBIP-Country-Lite@2026-06-01T20:32:58Z.decisions").
 // value is a number, the suppression marker ("<5"), true/false, or text
 // (report metadata and first/last seen dates).
+//
+// A cell that a spreadsheet would read as a formula (starting with "=",
+// "+", "-", "@", a tab or a carriage return) is written after a "'":
+// authority ids and names come from the registry, refusal codes and order
+// ids from the policy and from submitted orders, and a report is opened
+// by people who trust it.
 func (r *Report) CSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	all := [2]string{AllAuthorities, AllAuthorities}
 	row := func(section string, who [2]string, key string, value any) {
-		_ = cw.Write([]string{section, who[0], who[1], key, fmt.Sprint(value)})
+		_ = cw.Write([]string{section, inert(who[0]), inert(who[1]), inert(key), inert(fmt.Sprint(value))})
 	}
 	_ = cw.Write([]string{"section", "authority", "jurisdiction", "key", "value"})
 	row("report", all, "title", r.Title)
-	row("report", all, "since", r.Period.Since.Format(time.RFC3339))
-	row("report", all, "until", r.Period.Until.Format(time.RFC3339))
+	row("report", all, "since", r.Period.Since.Format(time.RFC3339Nano))
+	row("report", all, "until", r.Period.Until.Format(time.RFC3339Nano))
 	row("report", all, "min_count", r.MinCount)
 	row("report", all, "suppressed_marker", r.Suppressed)
 	row("report", all, "violation", r.Violation)

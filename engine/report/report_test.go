@@ -575,14 +575,17 @@ func TestReportCSVShape(t *testing.T) {
 // do" for an order under review; nothing was enforced, so even a preview
 // with actions and refusals changes no figure.
 func TestReportLeavesOutPreviews(t *testing.T) {
-	base := buildFixture(t, Options{})
+	base := buildFixture(t, Options{MinCount: 1}) // every count as it is
 	preview := newRec("00000000-0000-7000-8000-0000000000f1", day(time.March, 2, 12), "m-preview", "acct-us-preview", "CN-2026-0601").
 		remove("CN-2026-0601", "CN", "p-cn-1", "p-cn-2", "p-cn-3", "p-cn-4", "p-cn-5", "p-cn-6").
 		remove("CN-2026-0601", "US", "p-us").
 		refuse("CN-2026-0601", "end_meeting", "affects_outside", 3).rec
 	preview.Decision.Preview = true
-	l := openFixture(t, append(fixtureRecords(), preview))
-	withPreview, err := Build(context.Background(), l, fixturePeriod, Options{})
+	// And one that would do nothing: a quiet decision, were it not one.
+	quiet := newRec("00000000-0000-7000-8000-0000000000f2", day(time.March, 2, 13), "m-preview", "acct-us-preview", "CN-2026-0601").rec
+	quiet.Decision.Preview = true
+	l := openFixture(t, append(fixtureRecords(), preview, quiet))
+	withPreview, err := Build(context.Background(), l, fixturePeriod, Options{MinCount: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -598,5 +601,53 @@ func TestReportLeavesOutPreviews(t *testing.T) {
 	}
 	if withPreview.Violation {
 		t.Error("a preview's outside action was counted as enforcement")
+	}
+}
+
+// TestReportCSVCellsAreNotFormulas: a registry's authority id or name, or
+// a policy's refusal code, that a spreadsheet would read as a formula is
+// written after a "'" in the CSV.
+func TestReportCSVCellsAreNotFormulas(t *testing.T) {
+	r := buildFixture(t, Options{})
+	r.Title = "=1+1"
+	for i := range r.Authorities {
+		r.Authorities[i].Authority = "=cmd|'/C calc'!A0"
+		r.Authorities[i].AuthorityName = "@SUM(A1)"
+	}
+	var buf bytes.Buffer
+	if err := r.CSV(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		for _, cell := range row {
+			if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+				t.Errorf("cell %q of %v would be read as a formula", cell, row)
+			}
+		}
+	}
+	if !strings.Contains(out, `'=cmd|'/C calc'!A0`) || !strings.Contains(out, "'@SUM(A1)") || !strings.Contains(out, "title,'=1+1") {
+		t.Errorf("the cells are not kept after a \"'\":\n%s", out)
+	}
+}
+
+// TestReportSubSecondPeriod: a period whose bounds are not whole seconds
+// reads as that period in Markdown and CSV, not as one of no length.
+func TestReportSubSecondPeriod(t *testing.T) {
+	r := buildFixture(t, Options{})
+	r.Period = PeriodOut{Since: time.Date(2026, 12, 3, 23, 17, 17, 191839359, time.UTC), Until: time.Date(2026, 12, 3, 23, 17, 17, 191839360, time.UTC)}
+	if got, want := r.PeriodText(), "from 2026-12-03T23:17:17.191839359Z up to, not including, 2026-12-03T23:17:17.19183936Z (UTC)"; got != want {
+		t.Errorf("PeriodText = %q, want %q", got, want)
+	}
+	var buf bytes.Buffer
+	if err := r.CSV(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "report,(all),(all),since,2026-12-03T23:17:17.191839359Z\n") || !strings.Contains(buf.String(), "report,(all),(all),until,2026-12-03T23:17:17.19183936Z\n") {
+		t.Errorf("the CSV's period:\n%s", buf.String()[:400])
 	}
 }
