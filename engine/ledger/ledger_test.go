@@ -1845,3 +1845,30 @@ func TestQueriesOfBytesNoEntryHolds(t *testing.T) {
 		}
 	})
 }
+
+// TestStatementOfAPersonLocatedByPhone: the statement of reasons for an
+// action on a dial-in caller located by the calling number says so; it
+// said the participant's address was located by the GeoIP database.
+func TestStatementOfAPersonLocatedByPhone(t *testing.T) {
+	b := newBackend(t, "sqlite")
+	l := b.open(t)
+	id := newID()
+	r := removal(id, baseTime, "p-caller")
+	r.Decision.Actions[0].LocatedBy = decision.LocatedByPhone
+	r.Networks = []netip.Prefix{{}}
+	record(t, l, r)
+	e, err := l.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := e.Statements()
+	if len(st) != 1 {
+		t.Fatalf("%d statements", len(st))
+	}
+	if !strings.Contains(st[0].Facts, "calling number's country code belongs to CN") || strings.Contains(st[0].Facts, "address") || strings.Contains(st[0].Facts, geoInfo.Database) {
+		t.Errorf("facts of a caller located by phone: %q", st[0].Facts)
+	}
+	if !strings.Contains(st[0].AutomatedNote, "calling number") || strings.Contains(st[0].AutomatedNote, "IP geolocation") {
+		t.Errorf("automated note of a caller located by phone: %q", st[0].AutomatedNote)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/geoscope/geoscope/engine/decision"
 )
 
 // Statement is a statement of reasons for one action, in the spirit of
@@ -61,7 +63,7 @@ func (e *Entry) Statements() []Statement {
 			OrderValidity:    e.validity(o),
 			Facts:            facts,
 			Automated:        true,
-			AutomatedNote:    "decided automatically by geoscope from the order, the operator's policy (bundles " + bundleList(e.Bundles) + ") and the IP geolocation; no person reviewed this individual decision",
+			AutomatedNote:    "decided automatically by geoscope from the order, the operator's policy (bundles " + bundleList(e.Bundles) + ") and " + locatedHow(a) + "; no person reviewed this individual decision",
 			Redress:          "the affected user may contact the service operator citing decision " + e.DecisionID + " to contest it",
 		})
 	}
@@ -102,13 +104,35 @@ func bound(value, edge string) string {
 	return value
 }
 
+// locatedHow names what located the people an action reached.
+func locatedHow(a Action) string {
+	switch {
+	case a.LocatedBy == decision.LocatedByPhone:
+		return "the country code of the participant's calling number"
+	case a.Type == "end_meeting" || a.Type == "suspend_account":
+		return "the location of every connected user (by IP geolocation, or a dial-in caller's calling number)"
+	}
+	return "the IP geolocation"
+}
+
 func (e *Entry) facts(a Action) string {
 	db := fmt.Sprintf("%s built %s", e.Geo.Database, e.Geo.Build.Format("2006-01-02"))
+	// A meeting-wide action is granted only when everyone connected was
+	// located inside; a dial-in caller is located only by the calling
+	// number (when the operator locates them at all, else the action is
+	// blocked), so both ways may have counted.
+	everyone := fmt.Sprintf("by address according to %s, or, for a dial-in caller, by the country code of the calling number", db)
 	switch a.Type {
 	case "end_meeting":
-		return fmt.Sprintf("every user connected to meeting %s was located in %s according to %s", e.MeetingID, strings.Join(a.Jurisdiction, ", "), db)
+		return fmt.Sprintf("every user connected to meeting %s was located in %s (%s)", e.MeetingID, strings.Join(a.Jurisdiction, ", "), everyone)
 	case "suspend_account":
-		return fmt.Sprintf("the account is registered in %s and every connected user was located in %s according to %s", a.Country, strings.Join(a.Jurisdiction, ", "), db)
+		return fmt.Sprintf("the account is registered in %s and every connected user was located in %s (%s)", a.Country, strings.Join(a.Jurisdiction, ", "), everyone)
+	}
+	if a.LocatedBy == decision.LocatedByPhone {
+		// A number's country code says where it is registered, which is
+		// what the operator chose to count as a location (see
+		// geo.LocatePhone); no database of addresses was consulted.
+		return fmt.Sprintf("the participant dialled in, and the calling number's country code belongs to %s (the international numbering plan)", a.Country)
 	}
 	where := ""
 	if a.Network != "" {
