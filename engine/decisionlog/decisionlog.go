@@ -239,7 +239,7 @@ func Input(r *engine.Record, p *ledger.Pseudonymizer) *InputView {
 		}
 		for id, o := range previews {
 			ov := &OrderView{ID: id, Authority: o.Authority, Demands: o.Demands, Meetings: o.Targets.Meetings, AllMeetings: o.Targets.AllMeetings,
-				LegalBasis: o.LegalBasis, Received: o.Received, Effective: o.Effective, Expires: o.Expires}
+				LegalBasis: ledger.SubmittedLegalBasis(o.LegalBasis), Received: o.Received, Effective: o.Effective, Expires: o.Expires}
 			for _, a := range o.Targets.Accounts {
 				ov.Accounts = append(ov.Accounts, p.Account(a))
 			}

@@ -41,7 +41,10 @@ func TestEventIsPseudonymized(t *testing.T) {
 			Host:         &guard.Person{ID: "acct-host", Located: guard.Located{Country: "CN", By: "ip"}},
 			Participants: []guard.Person{{ID: "alice", Located: guard.Located{Country: "CN", By: "ip"}}, {ID: "carol", Located: guard.Located{Country: "US", By: "phone"}}, {ID: "dave"}},
 			Joining:      &guard.Person{ID: "bob", Located: guard.Located{Country: "CN", By: "ip"}},
-			Orders:       map[string]registry.Order{"o-1": {Authority: "cn.cac", Demands: []string{"end_meeting"}, Targets: registry.Targets{Accounts: []string{"acct-host"}}}},
+			// A submitted order's legal basis is the client's free text: the
+			// event holds its digest only.
+			Orders: map[string]registry.Order{"o-1": {Authority: "cn.cac", Demands: []string{"end_meeting"}, Targets: registry.Targets{Accounts: []string{"acct-host"}},
+				LegalBasis: "demand about dave at 202.96.128.86, phone +8613800138000"}},
 		},
 	}
 	info, err := decisionlog.Event(rec, ps)
@@ -49,13 +52,14 @@ func TestEventIsPseudonymized(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(map[string]any{"input": *info.Input, "result": *info.Results})
-	for _, id := range []string{"alice", "bob", "carol", "dave", "acct-host"} {
+	for _, id := range []string{"alice", "bob", "carol", "dave", "acct-host", "202.96.128.86", "+8613800138000"} {
 		if strings.Contains(string(raw), id) {
 			t.Errorf("the event contains %q: %s", id, raw)
 		}
 	}
 	for _, want := range []string{ps.Participant("alice"), ps.Participant("bob"), ps.Account("acct-host"),
-		`"participants_by_country":{"CN":1,"US":1}`, `"participants_unlocated":1`, `"target_accounts":["` + ps.Account("acct-host") + `"]`} {
+		`"participants_by_country":{"CN":1,"US":1}`, `"participants_unlocated":1`, `"target_accounts":["` + ps.Account("acct-host") + `"]`,
+		`"legal_basis":"` + ledger.SubmittedLegalBasis("demand about dave at 202.96.128.86, phone +8613800138000") + `"`} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("the event lacks %s: %s", want, raw)
 		}

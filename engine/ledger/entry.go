@@ -90,8 +90,27 @@ type Order struct {
 // InForce reports whether the order was in force at the decision's time.
 func (o Order) InForce() bool { return o.Status == "" || o.Status == registry.StatusInForce }
 
+// SubmittedLegalBasis is how a decision records the legal basis of an
+// order submitted with the request for preview: its SHA-256, as
+// "sha256:<hex>" ("" when it has none). A registry order's legal basis is
+// the operator's text and is recorded as it is; a submitted order's is
+// free text from the client, which may name people, their addresses or
+// numbers, none of which the ledger or the decision logs may hold. The
+// digest still ties the preview to the document it was made for: whoever
+// holds the text can check it.
+func SubmittedLegalBasis(text string) string {
+	if text == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(text))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
 // ledgerOrder is o as an entry states it.
-func ledgerOrder(id string, o registry.Order, auth registry.Authority, status string) Order {
+func ledgerOrder(id string, o registry.Order, auth registry.Authority, status string, submitted bool) Order {
+	if submitted {
+		o.LegalBasis = SubmittedLegalBasis(o.LegalBasis)
+	}
 	return Order{
 		OrderID: id, Authority: o.Authority, AuthorityName: auth.Name, Jurisdiction: auth.Jurisdiction,
 		Demands: o.Demands, LegalBasis: o.LegalBasis, Received: o.Received, ServiceWide: o.Targets.AllMeetings,
@@ -217,11 +236,11 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 	}
 	for _, id := range d.OrderIDs {
 		o := r.Orders[id]
-		e.Orders = append(e.Orders, ledgerOrder(id, o, r.Authorities[o.Authority], registry.StatusInForce))
+		e.Orders = append(e.Orders, ledgerOrder(id, o, r.Authorities[o.Authority], registry.StatusInForce, d.Preview))
 	}
 	for _, s := range d.OrdersNotInForce {
 		o := r.OrdersNotInForce[s.OrderID]
-		e.OrdersNotInForce = append(e.OrdersNotInForce, ledgerOrder(s.OrderID, o, r.Authorities[o.Authority], s.Status))
+		e.OrdersNotInForce = append(e.OrdersNotInForce, ledgerOrder(s.OrderID, o, r.Authorities[o.Authority], s.Status, d.Preview))
 	}
 	subject := func(a decision.Action) string {
 		// Whatever an action names is scrubbed from free text, even an id

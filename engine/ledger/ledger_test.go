@@ -1872,3 +1872,42 @@ func TestStatementOfAPersonLocatedByPhone(t *testing.T) {
 		t.Errorf("automated note of a caller located by phone: %q", st[0].AutomatedNote)
 	}
 }
+
+// TestSubmittedLegalBasisIsNotRecorded: the legal basis of an order
+// submitted for preview is client free text, which may name people,
+// their addresses and numbers; the entry holds its digest only. A
+// registry order's is recorded as it is.
+func TestSubmittedLegalBasisIsNotRecorded(t *testing.T) {
+	b := newBackend(t, "sqlite")
+	l := b.open(t)
+	const text = "demand about alice-555 at 202.96.128.86, phone +8613800138000"
+	id := newID()
+	r := removal(id, baseTime, "p-1")
+	o := r.Orders["CN-1"]
+	o.LegalBasis = text
+	r.Orders["CN-1"] = o
+	r.Decision.Preview = true
+	record(t, l, r)
+	standing := newID()
+	record(t, l, removal(standing, baseTime.Add(time.Second), "p-2"))
+	e, err := l.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := e.Orders[0].LegalBasis, ledger.SubmittedLegalBasis(text); got != want || !strings.HasPrefix(got, "sha256:") {
+		t.Errorf("a submitted order's legal basis recorded as %q, want %q", got, want)
+	}
+	raw, _ := json.Marshal(e)
+	for _, s := range []string{"alice-555", "202.96.128.86", "+8613800138000"} {
+		if strings.Contains(string(raw), s) {
+			t.Errorf("the preview's entry holds %q: %s", s, raw)
+		}
+	}
+	e, err = l.Get(context.Background(), standing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Orders[0].LegalBasis; got != orders["CN-1"].LegalBasis || got == "" {
+		t.Errorf("a registry order's legal basis recorded as %q, want %q", got, orders["CN-1"].LegalBasis)
+	}
+}
