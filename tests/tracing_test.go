@@ -227,3 +227,57 @@ func TestTracingConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTracingCollectorDown: with the collector unreachable, decisions are
+// answered, and the failed exports are logged as JSON warnings, at most
+// one per 10 s, not as a plain-text line per export from Go's standard
+// logger.
+func TestTracingCollectorDown(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	address := ln.Addr().String()
+	ln.Close() // nothing listens there
+	bs := newBundleServer(t)
+	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-1", &key))
+	bs.set("registry.tar.gz", bndRegistryBundle(t, "reg-1", bndRegistryData("ORD-TRACE", "june4-b", "acct-us-d"), &key))
+	bundles := map[string]any{}
+	for _, name := range []string{"policies", "registry"} {
+		bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz"}
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"services": map[string]any{"bundles": map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}}},
+		"bundles":  bundles,
+		"distributed_tracing": map[string]any{
+			"type": "http", "address": address,
+			"batch_span_processor_options": map[string]any{"batch_timeout_ms": 100},
+		},
+	})
+	srv := bndStart(t, "--config", writeTemp(t, "opa.json", cfg), "--verification-key", key.pubPath, "--geoip-db", geotest.Standard(t))
+	srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
+	for range 10 {
+		if r := srv.post("/v1/decisions", "", june4b); r.status != http.StatusOK {
+			t.Fatalf("a decision while the collector is down: %s", r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	poll(t, 20*time.Second, "an export failure to be logged", func() bool {
+		return strings.Contains(srv.logs.String(), "spans could not be exported")
+	})
+	warnings := 0
+	for line := range strings.Lines(srv.logs.String()) {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Errorf("a log line that is not JSON: %q", line)
+			continue
+		}
+		if strings.Contains(line, "spans could not be exported") {
+			warnings++
+		}
+	}
+	if warnings != 1 {
+		t.Errorf("%d export failures logged in about 2 s, want 1 (at most one per 10 s)", warnings)
+	}
+}

@@ -17,10 +17,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -275,3 +278,29 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 func unmarshalYAMLorJSON(raw []byte, v any) error { return util.Unmarshal(raw, v) }
 
 func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
+
+// errorLogInterval is the least time between two logged export errors.
+const errorLogInterval = 10 * time.Second
+
+// LogErrors sends OpenTelemetry's own errors (a collector that cannot be
+// reached, spans dropped) to log as warnings, at most one per
+// errorLogInterval with a count of those left out, instead of to Go's
+// standard logger: those came out as plain-text lines among the JSON
+// ones, one per failed export, as long as the collector was down.
+func LogErrors(log *slog.Logger) {
+	var (
+		mu      sync.Mutex
+		last    time.Time
+		skipped int
+	)
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if now := time.Now(); now.Sub(last) >= errorLogInterval {
+			log.Warn("tracing: spans could not be exported; decisions are not affected", "error", err.Error(), "errors_not_logged", skipped)
+			last, skipped = now, 0
+			return
+		}
+		skipped++
+	}))
+}

@@ -100,6 +100,7 @@ included: debug logging is for authoring, not for production.`,
 			if err != nil {
 				return err
 			}
+			tracing.LogErrors(log)
 			defer func() {
 				// Flush the spans still batched.
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
