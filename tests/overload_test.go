@@ -31,6 +31,12 @@ func TestOverloadShedsBigRequestsNotAdmissions(t *testing.T) {
 		t.Fatalf("roster body of %d bytes does not fit the test", len(big))
 	}
 	small := rosterBody(50)
+	// Both lanes' counts are there from the start, at 0.
+	for _, lane := range []string{"small", "large"} {
+		if v, ok := metricValue(scrapeMetrics(t, srv, ""), "geoscope_overloaded_total", map[string]string{"lane": lane}); !ok || v != 0 {
+			t.Errorf("geoscope_overloaded_total{lane=%q} at start: %v (present %v), want 0", lane, v, ok)
+		}
+	}
 
 	// A client that declares the largest body and sends only its start
 	// holds the whole large lane while it trickles.

@@ -50,6 +50,7 @@ type kustomization struct {
 	Labels     []struct {
 		Pairs            map[string]string `json:"pairs"`
 		IncludeSelectors bool              `json:"includeSelectors,omitempty"`
+		IncludeTemplates bool              `json:"includeTemplates,omitempty"`
 	} `json:"labels,omitempty"`
 	Resources []string `json:"resources"`
 	Images    []struct {
@@ -192,7 +193,7 @@ func TestStrictDecodingRejectsUnknownFields(t *testing.T) {
 	}
 	for _, edit := range []struct{ from, to string }{
 		{"readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true"},
-		{"  replicas: 3\n", "  replicas: 3\n  replica: 3\n"},
+		{"  revisionHistoryLimit: 5\n", "  revisionHistoryLimit: 5\n  replica: 3\n"},
 		{"periodSeconds: 5\n", "periodSeconds: 5\n            periodSeconds: 6\n"},
 	} {
 		bad := bytes.Replace(raw, []byte(edit.from), []byte(edit.to), 1)
@@ -426,9 +427,14 @@ func TestManifests(t *testing.T) {
 		if err != nil || !ps.Matches(k8slabels.Set(labels)) {
 			t.Errorf("the disruption budget does not select the pods: %v", err)
 		}
-		replicas := int32(1)
+		// The autoscaler owns the count: a Deployment's own would be
+		// reapplied over it by every kubectl apply.
 		if dep.Spec.Replicas != nil {
-			replicas = *dep.Spec.Replicas
+			t.Errorf("the Deployment sets replicas (%d) beside its autoscaler", *dep.Spec.Replicas)
+		}
+		replicas := int32(1)
+		if m.hpa.Spec.MinReplicas != nil {
+			replicas = *m.hpa.Spec.MinReplicas
 		}
 		if m.pdb.Spec.MaxUnavailable == nil || m.pdb.Spec.MaxUnavailable.IntValue() < 1 || int32(m.pdb.Spec.MaxUnavailable.IntValue()) >= replicas {
 			t.Errorf("disruption budget maxUnavailable %v with %d replicas: want some but not all", m.pdb.Spec.MaxUnavailable, replicas)
@@ -437,7 +443,7 @@ func TestManifests(t *testing.T) {
 		if ref.Kind != "Deployment" || ref.Name != dep.Name || ref.APIVersion != "apps/v1" {
 			t.Errorf("autoscaler targets %+v, want Deployment %s", ref, dep.Name)
 		}
-		if m.hpa.Spec.MinReplicas == nil || *m.hpa.Spec.MinReplicas != replicas || m.hpa.Spec.MaxReplicas <= replicas {
+		if m.hpa.Spec.MinReplicas == nil || replicas < 2 || m.hpa.Spec.MaxReplicas <= replicas {
 			t.Errorf("autoscaler %v..%d with %d replicas", m.hpa.Spec.MinReplicas, m.hpa.Spec.MaxReplicas, replicas)
 		}
 		if len(m.hpa.Spec.Metrics) == 0 {
@@ -500,6 +506,14 @@ func TestManifests(t *testing.T) {
 					if meta.Metadata.Labels[k] != v {
 						t.Errorf("rendered document %d (%s) lacks the kustomization's label %s=%s", i, meta.Metadata.Name, k, v)
 					}
+				}
+			}
+		}
+		// The pods carry them too.
+		for _, l := range m.kust.Labels {
+			for k, v := range l.Pairs {
+				if rendered.dep.Spec.Template.Labels[k] != v {
+					t.Errorf("the rendered pods lack the kustomization's label %s=%s: %v", k, v, rendered.dep.Spec.Template.Labels)
 				}
 			}
 		}

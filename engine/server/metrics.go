@@ -67,6 +67,10 @@ func newMetrics(src *sources.Sources, f *inflight) *metrics {
 			ConstLabels: prometheus.Labels{"lane": lane},
 		}, func() float64 { return float64(used.Load()) })
 	}
+	// Both lanes from 0, so that rate() and increase() see the first
+	// request shed.
+	m.shed.WithLabelValues("small")
+	m.shed.WithLabelValues("large")
 	m.registry.MustRegister(m.requests, m.latency, m.actions, m.refusals, m.blocks, m.shed,
 		inflightBytes("small", &f.smallUsed), inflightBytes("large", &f.largeUsed),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -131,7 +135,7 @@ var (
 	bundleFailureDesc = prometheus.NewDesc("geoscope_bundle_last_failure_timestamp_seconds",
 		"When a bundle version was last rejected (absent if never).", nil, nil)
 	bundleRejectionsDesc = prometheus.NewDesc("geoscope_bundle_rejections_total",
-		"Bundle versions rejected since start (parse, compile, signature or registry validation failures).", nil, nil)
+		"Bundle loads that failed since start: downloads that failed (with --config, every failed poll counts), and bundles rejected (parse, compile, signature or registry validation failures).", nil, nil)
 	geoRejectionsDesc = prometheus.NewDesc("geoscope_geoip_rejections_total",
 		"GeoIP databases rejected since start.", nil, nil)
 	geoBuildDesc = prometheus.NewDesc("geoscope_geoip_build_timestamp_seconds",
