@@ -390,6 +390,12 @@ func (s *Server) overloaded(c *gin.Context, err error, size int64) {
 	lane := "small"
 	if size < 0 || size > SmallBody {
 		lane = "large"
+		// The body was not read. net/http would read what is left of it
+		// (up to 256 KiB) before answering, to keep the connection:
+		// behind a slow or chunked body that held the 503 for as long as
+		// the body took. A small body has usually arrived with its head,
+		// and its connection is kept for the admissions that follow.
+		c.Header("Connection", "close")
 	}
 	s.metrics.shed.WithLabelValues(lane).Inc()
 	c.Header("Retry-After", strconv.Itoa(int(max(1, math.Ceil(s.cfg.QueueTimeout.Seconds())))))
