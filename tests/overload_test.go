@@ -69,9 +69,6 @@ func TestOverloadShedsBigRequestsNotAdmissions(t *testing.T) {
 			if r.header.Get("Retry-After") == "" {
 				t.Errorf("503 overloaded without Retry-After: %s", r)
 			}
-			if r.header.Get("Connection") != "close" {
-				t.Errorf("a big request shed unread keeps its connection (its body would be read first): %v", r.header)
-			}
 			if !strings.Contains(e.Message, "no enforcement") {
 				t.Errorf("the overloaded message does not say what to do: %q", e.Message)
 			}

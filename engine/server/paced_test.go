@@ -133,3 +133,25 @@ func TestWaitForTheLargeLaneIsNotCountedAgainstTheBody(t *testing.T) {
 		t.Errorf("answered in %s: it did not wait for the large lane, and the test shows nothing", time.Since(start))
 	}
 }
+
+// TestShedBigRequestClosesItsConnection: a big request shed unread
+// closes its connection (net/http would otherwise read the rest of its
+// body before answering); a small one keeps it.
+func TestShedBigRequestClosesItsConnection(t *testing.T) {
+	ts := newTestServer(t, serverSetup{cfg: Config{QueueTimeout: time.Millisecond}})
+	ts.fillLanes(t)
+	big := strings.Repeat(" ", SmallBody) + admissionBody
+	for _, c := range []struct {
+		body    string
+		chunked bool
+		close   bool
+	}{{big, false, true}, {admissionBody, true, true}, {admissionBody, false, false}} {
+		r := ts.do(t, request{method: http.MethodPost, path: "/v1/admission", body: c.body, chunked: c.chunked})
+		if r.status != http.StatusServiceUnavailable {
+			t.Fatalf("with the lanes full: %s", r)
+		}
+		if got := r.header.Get("Connection") == "close"; got != c.close {
+			t.Errorf("shed %d bytes (chunked %v): Connection %q, want close %v", len(c.body), c.chunked, r.header.Get("Connection"), c.close)
+		}
+	}
+}
