@@ -109,9 +109,9 @@ func onlyParams(c *gin.Context, names ...string) *apiError {
 		case errors.As(err, &esc):
 			msg += "a \"%\" must start an escape of two hex digits (" + strconv.Quote(shorten(string(esc), input.MaxQuoted)) + ")"
 		case strings.Contains(err.Error(), "semicolon"):
-			msg += "separate parameters with \"&\", not \";\""
+			msg += "separate parameters with an ampersand, not a semicolon"
 		default:
-			msg += "it must be name=value pairs joined by \"&\""
+			msg += "it must be name=value pairs joined by ampersands"
 		}
 		return &apiError{Code: apierror.InvalidInput, Message: msg, Field: "query"}
 	}
