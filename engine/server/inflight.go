@@ -38,10 +38,10 @@ import (
 // maxMoving): nothing was decided or recorded, so the client may send it
 // again.
 //
-// The trade-off: a client that trickles its body holds its reservation
-// while it does (up to the server's 30 s read timeout). Reading bodies
-// before reserving would instead leave the memory of every connection's
-// body unbounded.
+// The trade-off: a client holds its reservation while its body arrives,
+// which paced.go bounds (2 s, then --min-body-rate, never past 30 s).
+// Reading bodies before reserving would instead leave the memory of every
+// connection's body unbounded.
 
 const (
 	// SmallBody is the largest body that takes the small lane.
