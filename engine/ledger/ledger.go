@@ -80,7 +80,8 @@ type Config struct {
 	// default); a read through this Ledger does not wait for it.
 	CopyDelay time.Duration
 	// ReadOnly opens an existing ledger for reading (reports, exports): it
-	// writes no entry, needs no key, and refuses to record (SQLite may
+	// writes no entry, needs no key (a KeyFile given is checked against
+	// the key the ledger was written with), and refuses to record (SQLite may
 	// still create its -shm and -wal files beside a database in a
 	// writable directory).
 	ReadOnly bool
@@ -230,6 +231,12 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	b, err := openBackend(ctx, cfg, fingerprint)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.ReadOnly && cfg.KeyFile != "" {
+		if err := checkReaderKey(ctx, b, cfg); err != nil {
+			b.close()
+			return nil, err
+		}
 	}
 	l := &Ledger{
 		cfg: cfg, backend: b, pseudo: NewPseudonymizer(key), log: cfg.Logger,
@@ -798,6 +805,36 @@ func printableText(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// checkReaderKey checks, for a reader given --ledger-key-file, that the
+// key is the one the ledger was written with: reading needs no key, but
+// an auditor or a restore test that names one means to learn whether it
+// is the ledger's (a backed-up key that is not would make every
+// pseudonym unmatchable). A ledger that states no key (written before
+// keys were bound) cannot say, and is read.
+func checkReaderKey(ctx context.Context, b backend, cfg Config) error {
+	key, err := loadKey(cfg)
+	if err != nil {
+		return err
+	}
+	rows, err := b.query(ctx, `SELECT fingerprint FROM ledger_key WHERE id = 1`)
+	if err != nil {
+		cfg.Logger.Warn("the ledger states no key to check --ledger-key-file against", "error", err.Error())
+		return nil
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return rows.Err()
+	}
+	var bound string
+	if err := rows.Scan(&bound); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if given := keyFingerprint(key); bound != given {
+		return fmt.Errorf("%w: --ledger-key-file %s is not this ledger's key (the ledger's has fingerprint %s, the file's %s)", ErrConfig, cfg.KeyFile, bound, given)
+	}
+	return nil
 }
 
 func loadKey(cfg Config) ([]byte, error) {

@@ -1911,3 +1911,41 @@ func TestSubmittedLegalBasisIsNotRecorded(t *testing.T) {
 		t.Errorf("a registry order's legal basis recorded as %q, want %q", got, orders["CN-1"].LegalBasis)
 	}
 }
+
+// TestReaderChecksTheKeyItIsGiven: a reader needs no key, but one given
+// --ledger-key-file learns whether it is the ledger's (a restore test of
+// a backup, an auditor matching pseudonyms): another key is refused as a
+// configuration error naming the flag.
+func TestReaderChecksTheKeyItIsGiven(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		w := b.open(t)
+		record(t, w, removal(newID(), baseTime, "p-1"))
+		ownKey := b.config().KeyFile
+		if ownKey == "" {
+			ownKey = filepath.Join(b.dir, "ledger.key")
+		}
+		w.Close()
+		read := func(key string) error {
+			cfg := b.config()
+			cfg.ReadOnly, cfg.KeyFile = true, key
+			l, err := ledger.Open(context.Background(), cfg)
+			if err == nil {
+				l.Close()
+			}
+			return err
+		}
+		if err := read(""); err != nil {
+			t.Errorf("a reader without a key: %v", err)
+		}
+		if err := read(ownKey); err != nil {
+			t.Errorf("a reader given the ledger's key: %v", err)
+		}
+		other := filepath.Join(t.TempDir(), "other.key")
+		if err := os.WriteFile(other, []byte(strings.Repeat("o", 32)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := read(other); !errors.Is(err, ledger.ErrConfig) || !strings.Contains(err.Error(), "--ledger-key-file") {
+			t.Errorf("a reader given another key: %v, want ErrConfig naming --ledger-key-file", err)
+		}
+	})
+}

@@ -39,7 +39,7 @@ func (l *ledgerFlags) register(f *pflag.FlagSet) {
 	}
 	f.StringVar(&l.url, "ledger", "sqlite", "ledger backend: sqlite (in --data-dir), a postgres:// URL, or off (no durable record: for benchmarks only) (env "+envLedger+")")
 	f.StringVar(&l.dataDir, "data-dir", dataDir, "`DIR` for the SQLite ledger and the generated ledger key (env GEOSCOPE_DATA_DIR)")
-	f.StringVar(&l.keyFile, "ledger-key-file", "", "pseudonymization key `FILE` (32+ bytes, raw or hex; default: generated into --data-dir)")
+	f.StringVar(&l.keyFile, "ledger-key-file", "", "pseudonymization key `FILE` (32+ bytes, raw or hex; default: generated into --data-dir; export and report check that it is the ledger's)")
 }
 
 // registerReplica adds --replica-id, for commands that record.
@@ -69,7 +69,7 @@ func (l *ledgerFlags) openReader(ctx context.Context, log *slog.Logger) (*ledger
 	if l.url == ledgerOff {
 		return nil, usageError{errors.New("--ledger off: there is no ledger to read")}
 	}
-	return ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, ReadOnly: true, Logger: log})
+	return ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, ReadOnly: true, Logger: log})
 }
 
 // open opens the ledger, or returns nil when it is off.
