@@ -96,6 +96,12 @@ func (c Config) opaConfig() ([]byte, error) {
 	if _, ok := doc["discovery"]; ok {
 		return nil, bad(`"discovery" is not supported: a discovery bundle could replace this configuration, keys included; name the bundles under "bundles"`)
 	}
+	// OPA's status plugin reports OPA's own Prometheus metrics with
+	// prometheus: true; the server here has none of them (its metrics are
+	// at GET /metrics), so the option would report nothing, in silence.
+	if status, _ := doc["status"].(map[string]any); status != nil && status["prometheus"] == true {
+		return nil, bad(`"status.prometheus" has no effect here: geoscope's metrics are at GET /metrics; leave the option out`)
+	}
 	if err := checkKeys(doc["keys"]); err != nil {
 		return nil, bad("%v", err)
 	}

@@ -30,6 +30,8 @@ func TestOPAConfigChecks(t *testing.T) {
 		{name: "misspelt bundle option", config: service + bundles + "    resourse: x\n", err: `"bundles.policies.resourse"`},
 		{name: "deprecated bundle block", config: service + "bundle:\n  name: policies\n  service: s\n", err: `the deprecated "bundle" block is not supported`},
 		{name: "discovery", config: service + "discovery:\n  service: s\n  resource: d\n", err: `"discovery" is not supported`},
+		{name: "status with prometheus", config: service + bundles + "status:\n  service: s\n  prometheus: true\n", err: `"status.prometheus" has no effect here`},
+		{name: "status", config: service + bundles + "status:\n  service: s\n  prometheus: false\n"},
 		{name: "shared secret", config: service + bundles + "keys:\n  k:\n    algorithm: HS256\n    key: secret\n", err: "keys.k: not a PEM file"},
 		{name: "shared-secret algorithm on a public key", config: service + bundles + "keys:\n  k:\n    algorithm: HS256\n    key: |\n" + indent(pub), err: `keys.k: algorithm "HS256" is not one of`},
 		{name: "private key as the key", config: service + bundles + "keys:\n  k:\n    key: |\n" + indent(priv), err: "keys.k: a \"EC PRIVATE KEY\" block is not a public key"},
