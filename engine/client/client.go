@@ -3,10 +3,10 @@
 //
 // # Client contract: an error means no enforcement
 //
-// Every call either returns a decision the server recorded (or, for an
-// admission allowed with nothing to enforce, counted: the server records
-// every decision that enforces or refuses anything one by one, and counts
-// the rest by day, meeting and orders), or an error.
+// Every call either returns a decision the server recorded, or an error.
+// (The server records one by one every decision that enforces, refuses or
+// blocks anything; a decision with nothing to do is counted by day,
+// meeting and orders, and a preview with nothing to do is neither.)
 // An error — whatever its cause: the decision point is down, not ready,
 // slow, misconfigured, or answered something this client cannot trust —
 // means the meeting server enforces nothing: the joining participant is

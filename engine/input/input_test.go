@@ -101,7 +101,7 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "empty participant role", body: meeting(participants(1) + `,{"id": "x", "ip": "8.8.8.8", "role": ""}`), want: `meeting.participants[1].role: is empty: give a value, or leave the member out (or null)`},
 		{name: "empty participant account id", body: meeting(`{"id": "x", "ip": "8.8.8.8", "account_id": ""}`), want: `meeting.participants[0].account_id: is empty: give a value, or leave the member out (or null)`},
 		{name: "empty participant account country", body: meeting(`{"id": "x", "ip": "8.8.8.8", "account_country": ""}`), want: `meeting.participants[0].account_country: is empty: give a value, or leave the member out (or null)`},
-		{name: "empty participant members, the first named", body: meeting(`{"id": "x", "account_country": "", "ip": "8.8.8.8", "role": ""}`), want: `meeting.participants[0].role: is empty: give a value, or leave the member out (or null)`},
+		{name: "empty participant members, one named (ip, phone, role, account_id, account_country: the first of them in that order)", body: meeting(`{"id": "x", "account_country": "", "ip": "8.8.8.8", "role": ""}`), want: `meeting.participants[0].role: is empty: give a value, or leave the member out (or null)`},
 		{name: "empty joining role", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "ip": "8.8.8.8", "role": ""}}`, want: `joining.role: is empty: give a value, or leave the member out (or null)`},
 		{name: "empty participant id", body: meeting(`{"id": "", "ip": "8.8.8.8"}`), want: `meeting.participants[0].id: is required`},
 		{name: "ip with zone", body: meeting(`{"id": "x", "ip": "fe80::1%eth0"}`), want: `meeting.participants[0].ip: "fe80::1%eth0" is not an IP address`},

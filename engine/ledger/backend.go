@@ -99,7 +99,9 @@ func openBackend(ctx context.Context, cfg Config, fingerprint string) (backend, 
 	// it, the process served nothing, not even /health, and an
 	// orchestrator's liveness probe restarted it again and again.
 	octx := ctx
-	if b.dialect == "postgres" {
+	// Writers only: a reader has nothing to answer meanwhile, and waits
+	// for the database as long as its caller lets it.
+	if b.dialect == "postgres" && !cfg.ReadOnly {
 		var cancel context.CancelFunc
 		octx, cancel = context.WithTimeout(ctx, startTimeout)
 		defer cancel()

@@ -38,6 +38,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
 
@@ -820,12 +821,22 @@ func checkReaderKey(ctx context.Context, b backend, cfg Config) error {
 	}
 	rows, err := b.query(ctx, `SELECT fingerprint FROM ledger_key WHERE id = 1`)
 	if err != nil {
-		cfg.Logger.Warn("the ledger states no key to check --ledger-key-file against", "error", err.Error())
-		return nil
+		// Only a ledger older than the table cannot say; any other
+		// failure (a role that may not read it, a connection lost) must
+		// not pass for a checked key.
+		var pgErr *pgconn.PgError
+		if strings.Contains(err.Error(), "no such table") || (errors.As(err, &pgErr) && pgErr.Code == "42P01") {
+			cfg.Logger.Warn("the ledger states no key to check --ledger-key-file against: it was written before keys were bound")
+			return nil
+		}
+		return fmt.Errorf("%w: checking --ledger-key-file against the ledger: %v", ErrUnavailable, err)
 	}
 	defer rows.Close()
 	if !rows.Next() {
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("%w: checking --ledger-key-file against the ledger: %v", ErrUnavailable, err)
+		}
+		return nil
 	}
 	var bound string
 	if err := rows.Scan(&bound); err != nil {

@@ -1947,5 +1947,12 @@ func TestReaderChecksTheKeyItIsGiven(t *testing.T) {
 		if err := read(other); !errors.Is(err, ledger.ErrConfig) || !strings.Contains(err.Error(), "--ledger-key-file") {
 			t.Errorf("a reader given another key: %v, want ErrConfig naming --ledger-key-file", err)
 		}
+		// A ledger written before keys were bound cannot say: it is read.
+		if _, err := b.raw(t).Exec(`DROP TABLE ledger_key`); err != nil {
+			t.Fatal(err)
+		}
+		if err := read(other); err != nil {
+			t.Errorf("a reader given a key for a ledger that states none: %v", err)
+		}
 	})
 }

@@ -316,6 +316,10 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 				// small lane while they wait; what they hold meanwhile is
 				// bounded by how many may wait (maxMoving).
 				res.release()
+				// No deadline while it waits: over HTTP/2 a deadline that
+				// passes closes the stream's body for good, even with
+				// nobody reading.
+				paced.pause()
 				waited := time.Now()
 				if res, err = s.inflight.move(c.Request.Context(), s.cfg.MaxBody); err != nil {
 					s.overloaded(c, err, -1)
@@ -366,7 +370,7 @@ func (s *Server) bodyError(c *gin.Context, err error, gzipped bool) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.Is(err, errBodyTooSlow):
-		c.Header("Connection", "close")
+		closeHTTP1(c)
 		abort(c, http.StatusRequestTimeout, apiError{Code: apierror.BodyTimeout, Field: "body",
 			Message: "the body arrived slower than " + bytesText(s.cfg.MinBodyRate) + "/s (--min-body-rate, after a start of " + s.bodyGrace.String() +
 				") or took longer than " + s.bodyLimit.String() + "; it was not decided or recorded: send it again, and apply no enforcement meanwhile"})
@@ -395,13 +399,23 @@ func (s *Server) overloaded(c *gin.Context, err error, size int64) {
 		// behind a slow or chunked body that held the 503 for as long as
 		// the body took. A small body has usually arrived with its head,
 		// and its connection is kept for the admissions that follow.
-		c.Header("Connection", "close")
+		closeHTTP1(c)
 	}
 	s.metrics.shed.WithLabelValues(lane).Inc()
 	c.Header("Retry-After", strconv.Itoa(int(max(1, math.Ceil(s.cfg.QueueTimeout.Seconds())))))
 	abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.Overloaded,
 		Message: "too much work is in flight to admit this request within " + s.cfg.QueueTimeout.String() +
 			"; it was not decided or recorded: send it again after Retry-After seconds, and apply no enforcement meanwhile"})
+}
+
+// closeHTTP1 closes an HTTP/1.x connection after this answer. Over HTTP/2
+// the request is a stream whose unread body costs nothing to leave, and
+// "Connection: close" would end every other stream of the connection
+// (Go's server sends GOAWAY).
+func closeHTTP1(c *gin.Context) {
+	if c.Request.ProtoMajor == 1 {
+		c.Header("Connection", "close")
+	}
 }
 
 func bytesText(n int64) string {

@@ -21,11 +21,13 @@ import (
 //
 //	admitted + bodyGrace + bytes received so far / MinBodyRate
 //
-// moved forward as bytes arrive, and never past the server's read timeout
-// (bodyLimit from when the body was first asked for): a deadline past it
-// would let a body still arriving run into the write timeout, which counts
-// from the request's start, and a decision would be recorded that could no
-// longer be answered. A client slower than that is answered 408
+// moved forward as bytes arrive, and never past bodyLimit (the server's
+// read timeout) from when the body was first asked for, after the
+// request's head was read: a deadline without that cap let a body still
+// arriving run into the write timeout, which counts from the end of the
+// head, and a decision was recorded that could no longer be answered. (So
+// a request whose head took long, up to the 10 s ReadHeaderTimeout, may
+// take that much longer in all than net/http's ReadTimeout alone allowed.) A client slower than that is answered 408
 // body_timeout and its reservation released. A body that is already in the
 // server's buffer (almost every admission) costs two deadline updates; the
 // deadline is lifted once the body is read, so that it does not cut off a
@@ -33,7 +35,8 @@ import (
 //
 // Time spent waiting for the large lane after the body began (a gzip body
 // that outgrew the small one, Server.body) is not counted against the
-// rate: shift moves the start by it.
+// rate: pause lifts the deadline for the wait, shift moves the start by
+// it and sets the deadline again.
 //
 // The trade-off: a client on a link slower than MinBodyRate cannot send a
 // big body at all; the operator lowers --min-body-rate for it, and so lets
@@ -88,6 +91,9 @@ func (p *pacedBody) due() time.Time {
 	}
 	return d
 }
+
+// pause lifts the deadline while nothing reads the body.
+func (p *pacedBody) pause() { p.setDeadline(time.Time{}) }
 
 // shift moves the start by wait, time the request spent waiting for room
 // rather than reading (never past the limit).

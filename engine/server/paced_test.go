@@ -11,7 +11,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -153,5 +155,119 @@ func TestShedBigRequestClosesItsConnection(t *testing.T) {
 		if got := r.header.Get("Connection") == "close"; got != c.close {
 			t.Errorf("shed %d bytes (chunked %v): Connection %q, want close %v", len(c.body), c.chunked, r.header.Get("Connection"), c.close)
 		}
+	}
+}
+
+// TestWaitForTheLargeLaneOverHTTP2: over HTTP/2 too, the wait for the
+// large lane is not counted against the body, whose rest arrives after
+// it. A deadline left set through the wait closed the stream's body for
+// good when it passed (HTTP/1.1 only fails a read made after it).
+func TestWaitForTheLargeLaneOverHTTP2(t *testing.T) {
+	ts := newTestServer(t, serverSetup{cfg: Config{QueueTimeout: 5 * time.Second}})
+	ts.bodyGrace = 200 * time.Millisecond
+	hs := httptest.NewUnstartedServer(ts.Handler())
+	hs.EnableHTTP2 = true
+	hs.StartTLS()
+	defer hs.Close()
+
+	var b strings.Builder
+	b.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
+	id := make([]byte, 24)
+	for i := 0; b.Len() < 2*SmallBody+SmallBody/3; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		rand.Read(id)
+		fmt.Fprintf(&b, `{"id": "%s", "ip": "8.8.8.8"}`, hex.EncodeToString(id))
+	}
+	b.WriteString("]}}")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(b.String()))
+	zw.Close()
+	all := gz.Bytes()
+	if len(all) > SmallBody {
+		t.Fatalf("the compressed body is %d bytes, over the small lane", len(all))
+	}
+
+	f := ts.inflight
+	if err := f.large.Acquire(context.Background(), f.largeCap); err != nil {
+		t.Fatal(err)
+	}
+	held := time.AfterFunc(800*time.Millisecond, func() { f.large.Release(f.largeCap) })
+	defer held.Stop()
+	// Three quarters at once (enough to inflate past the small lane),
+	// the rest once the lane is free.
+	pr, pw := io.Pipe()
+	go func() {
+		first := len(all) * 3 / 4
+		pw.Write(all[:first])
+		time.Sleep(850 * time.Millisecond)
+		pw.Write(all[first:])
+		pw.Close()
+	}()
+	req, err := http.NewRequest(http.MethodPost, hs.URL+"/v1/decisions", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(all))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("answered over %s, not HTTP/2", resp.Proto)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a gzip body whose rest came after the wait for the large lane, over HTTP/2: %d %s", resp.StatusCode, raw)
+	}
+}
+
+// TestShedOverHTTP2KeepsTheConnection: a big request shed over HTTP/2 is a
+// stream; closing it must not end the connection the client's other
+// requests share ("Connection: close" made Go's server send GOAWAY).
+func TestShedOverHTTP2KeepsTheConnection(t *testing.T) {
+	ts := newTestServer(t, serverSetup{cfg: Config{QueueTimeout: time.Millisecond}})
+	hs := httptest.NewUnstartedServer(ts.Handler())
+	hs.EnableHTTP2 = true
+	var conns atomic.Int32
+	hs.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	hs.StartTLS()
+	defer hs.Close()
+	post := func(body string) int {
+		req, _ := http.NewRequest(http.MethodPost, hs.URL+"/v1/admission", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hs.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("answered over %s, not HTTP/2", resp.Proto)
+		}
+		return resp.StatusCode
+	}
+	if got := post(admissionBody); got != http.StatusOK {
+		t.Fatalf("admission: %d", got)
+	}
+	ts.fillLanes(t)
+	big := strings.Repeat(" ", SmallBody) + admissionBody
+	for range 5 {
+		if got := post(big); got != http.StatusServiceUnavailable {
+			t.Fatalf("a big request with the lanes full: %d", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for one client's requests over HTTP/2, want 1", n)
 	}
 }

@@ -109,7 +109,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		// Bodies are bounded by MaxBody; a client trickling one in is cut
 		// off rather than holding a connection open.
-		// paced.go holds a decision's body to the same bound.
+		// paced.go holds a decision's body to the same bound, counted
+		// from the end of its head.
 		ReadTimeout:  s.bodyLimit,
 		WriteTimeout: s.bodyLimit + s.cfg.EvalTimeout,
 		IdleTimeout:  120 * time.Second,
