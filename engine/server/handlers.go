@@ -319,7 +319,7 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 				// No deadline while it waits: over HTTP/2 a deadline that
 				// passes closes the stream's body for good, even with
 				// nobody reading.
-				paced.pause()
+				paced.lift()
 				waited := time.Now()
 				if res, err = s.inflight.move(c.Request.Context(), s.cfg.MaxBody); err != nil {
 					s.overloaded(c, err, -1)
@@ -353,7 +353,7 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 		s.bodyError(c, err, gzipped)
 		return nil, nil, false
 	}
-	paced.done()
+	paced.lift()
 	return raw, res, true
 }
 

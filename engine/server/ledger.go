@@ -107,7 +107,7 @@ func onlyParams(c *gin.Context, names ...string) *apiError {
 		var esc url.EscapeError
 		switch {
 		case errors.As(err, &esc):
-			msg += "a \"%\" must start an escape of two hex digits (" + strconv.Quote(shorten(string(esc), input.MaxQuoted)) + ")"
+			msg += "a \"%\" must start an escape of two hex digits (" + input.Quote(string(esc)) + ")"
 		case strings.Contains(err.Error(), "semicolon"):
 			msg += "separate parameters with an ampersand, not a semicolon"
 		default:

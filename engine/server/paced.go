@@ -35,8 +35,8 @@ import (
 //
 // Time spent waiting for the large lane after the body began (a gzip body
 // that outgrew the small one, Server.body) is not counted against the
-// rate: pause lifts the deadline for the wait, shift moves the start by
-// it and sets the deadline again.
+// rate: lift takes the deadline off for the wait, shift moves the start
+// by it and sets the deadline again.
 //
 // The trade-off: a client on a link slower than MinBodyRate cannot send a
 // big body at all; the operator lowers --min-body-rate for it, and so lets
@@ -92,9 +92,6 @@ func (p *pacedBody) due() time.Time {
 	return d
 }
 
-// pause lifts the deadline while nothing reads the body.
-func (p *pacedBody) pause() { p.setDeadline(time.Time{}) }
-
 // shift moves the start by wait, time the request spent waiting for room
 // rather than reading (never past the limit).
 func (p *pacedBody) shift(wait time.Duration) {
@@ -119,8 +116,9 @@ func (p *pacedBody) Read(b []byte) (int, error) {
 
 func (p *pacedBody) Close() error { return p.body.Close() }
 
-// done lifts the deadline once the body has been read.
-func (p *pacedBody) done() { p.setDeadline(time.Time{}) }
+// lift takes the deadline off: once the body has been read, and while the
+// request waits for room with nothing reading it.
+func (p *pacedBody) lift() { p.setDeadline(time.Time{}) }
 
 func (p *pacedBody) setDeadline(d time.Time) {
 	if p.unsupported {

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"regexp"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -197,9 +196,7 @@ func (s *Server) routes() *gin.Engine {
 
 // quotedPath is the request's path for an error message: quoted, and at
 // most a short prefix of it, like any value an error repeats.
-func quotedPath(c *gin.Context) string {
-	return strconv.Quote(shorten(c.Request.URL.Path, input.MaxQuoted))
-}
+func quotedPath(c *gin.Context) string { return input.Quote(c.Request.URL.Path) }
 
 // redactingWriter carries net/http's own error log (TLS handshake
 // failures, bad requests) into the structured log with client addresses
