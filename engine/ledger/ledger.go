@@ -29,7 +29,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,6 +42,7 @@ import (
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
 
 	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/internal/patherr"
 )
 
 // Coded errors, matched with errors.Is.
@@ -207,11 +207,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 				return nil, fmt.Errorf("%w: --data-dir %s holds no ledger", ErrConfig, cfg.DataDir)
 			case err != nil:
 				// Permission denied, most likely: the ledger may well be there.
-				var pe *fs.PathError
-				if errors.As(err, &pe) {
-					err = pe.Err
-				}
-				return nil, fmt.Errorf("%w: --data-dir %s: %v", ErrConfig, cfg.DataDir, err)
+				return nil, fmt.Errorf("%w: --data-dir %s: %v", ErrConfig, cfg.DataDir, patherr.Cause(err))
 			}
 		}
 	} else {

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/geoscope/geoscope/internal/patherr"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
@@ -47,7 +47,7 @@ func LoadPath(path string, opts LoadOptions) (Source, error) {
 	// loader walks a root without following it and would find no file.
 	resolved, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		return Source{}, fmt.Errorf("%w: bundle %s: %v", ErrBundle, path, unwrapPathError(err))
+		return Source{}, fmt.Errorf("%w: bundle %s: %v", ErrBundle, path, patherr.Cause(err))
 	}
 	var signed map[string]bool
 	if opts.Verification != nil {
@@ -63,14 +63,6 @@ func LoadPath(path string, opts LoadOptions) (Source, error) {
 		return Source{}, fmt.Errorf("%w: bundle %s: %v", ErrBundle, path, err)
 	}
 	return Source{Name: NameFromPath(path), Bundle: withoutTests(b)}, nil
-}
-
-func unwrapPathError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // LoadFS reads a bundle tree from fsys (used for the embedded bundles).

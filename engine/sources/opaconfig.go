@@ -17,6 +17,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/geoscope/geoscope/engine/policy"
+	"github.com/geoscope/geoscope/internal/patherr"
 )
 
 // ReadOPAConfig reads the OPA configuration file at path as OPA does:
@@ -33,7 +34,7 @@ func ReadOPAConfig(path string) ([]byte, error) {
 func readOPAConfig(path string) ([]byte, map[string]any, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: --config %s: %v", ErrConfig, path, pathErr(err))
+		return nil, nil, fmt.Errorf("%w: --config %s: %v", ErrConfig, path, patherr.Cause(err))
 	}
 	raw = []byte(substituteEnv(string(raw)))
 	var doc any

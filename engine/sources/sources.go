@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -25,6 +24,7 @@ import (
 	"github.com/geoscope/geoscope/engine/geo"
 	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/engine/registry"
+	"github.com/geoscope/geoscope/internal/patherr"
 	"github.com/geoscope/geoscope/internal/watch"
 )
 
@@ -67,12 +67,12 @@ func (c Config) Validate() error {
 	// ready, so fixing it needs no restart.)
 	for _, p := range c.Bundles {
 		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("%w: --bundle %s: %v", ErrConfig, p, pathErr(err))
+			return fmt.Errorf("%w: --bundle %s: %v", ErrConfig, p, patherr.Cause(err))
 		}
 	}
 	if c.GeoIPDB != "" {
 		if _, err := os.Stat(c.GeoIPDB); err != nil {
-			return fmt.Errorf("%w: --geoip-db %s: %v", ErrConfig, c.GeoIPDB, pathErr(err))
+			return fmt.Errorf("%w: --geoip-db %s: %v", ErrConfig, c.GeoIPDB, patherr.Cause(err))
 		}
 	}
 	if c.OPAConfig != "" {
@@ -81,14 +81,6 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
-}
-
-func pathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // Status reports what is active and the last failures.

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/report"
+	"github.com/geoscope/geoscope/internal/patherr"
 )
 
 func reportCommand() *cobra.Command {
@@ -158,7 +157,7 @@ func resolvedPath(path string) (string, error) {
 func writeAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return usageError{fmt.Errorf("--out %s: %w", path, unwrapPath(err))}
+		return usageError{fmt.Errorf("--out %s: %w", path, patherr.Cause(err))}
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 	if _, err = tmp.Write(data); err == nil {
@@ -177,12 +176,4 @@ func writeAtomic(path string, data []byte) error {
 		return fmt.Errorf("--out %s: %w", path, err)
 	}
 	return nil
-}
-
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
