@@ -121,23 +121,7 @@ func TestTracing(t *testing.T) {
 				t.Cleanup(gs.Stop)
 				address = ln.Addr().String()
 			}
-			bs := newBundleServer(t)
-			bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-1", &key))
-			bs.set("registry.tar.gz", bndRegistryBundle(t, "reg-1", bndRegistryData("ORD-TRACE", "june4-b", "acct-us-d"), &key))
-			bundles := map[string]any{}
-			for _, name := range []string{"policies", "registry"} {
-				bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz"}
-			}
-			cfg, _ := json.Marshal(map[string]any{
-				"services": map[string]any{"bundles": map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}}},
-				"bundles":  bundles,
-				"distributed_tracing": map[string]any{
-					"type": kind, "address": address, "service_name": "geoscope-test",
-					"batch_span_processor_options": map[string]any{"batch_timeout_ms": 100},
-				},
-			})
-			srv := bndStart(t, "--config", writeTemp(t, "opa.json", cfg), "--verification-key", key.pubPath, "--geoip-db", geotest.Standard(t))
-			srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
+			srv := startTraced(t, key, map[string]any{"type": kind, "address": address, "service_name": "geoscope-test"})
 
 			send := func(path, traceparent string, body []byte) {
 				t.Helper()
@@ -228,6 +212,29 @@ func TestTracingConfigErrors(t *testing.T) {
 	}
 }
 
+// startTraced starts geoscope, ready, on signed bundles from a bundle
+// service, with the distributed_tracing block tracing (spans batched for
+// 100 ms).
+func startTraced(t *testing.T, key bndKey, tracing map[string]any) *bndServer {
+	t.Helper()
+	bs := newBundleServer(t)
+	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-1", &key))
+	bs.set("registry.tar.gz", bndRegistryBundle(t, "reg-1", bndRegistryData("ORD-TRACE", "june4-b", "acct-us-d"), &key))
+	bundles := map[string]any{}
+	for _, name := range []string{"policies", "registry"} {
+		bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz"}
+	}
+	tracing["batch_span_processor_options"] = map[string]any{"batch_timeout_ms": 100}
+	cfg, _ := json.Marshal(map[string]any{
+		"services":            map[string]any{"bundles": map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}}},
+		"bundles":             bundles,
+		"distributed_tracing": tracing,
+	})
+	srv := bndStart(t, "--config", writeTemp(t, "opa.json", cfg), "--verification-key", key.pubPath, "--geoip-db", geotest.Standard(t))
+	srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
+	return srv
+}
+
 // TestTracingCollectorDown: with the collector unreachable, decisions are
 // answered, and the failed exports are logged as JSON warnings, at most
 // one per 10 s, not as a plain-text line per export from Go's standard
@@ -240,23 +247,7 @@ func TestTracingCollectorDown(t *testing.T) {
 	}
 	address := ln.Addr().String()
 	ln.Close() // nothing listens there
-	bs := newBundleServer(t)
-	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-1", &key))
-	bs.set("registry.tar.gz", bndRegistryBundle(t, "reg-1", bndRegistryData("ORD-TRACE", "june4-b", "acct-us-d"), &key))
-	bundles := map[string]any{}
-	for _, name := range []string{"policies", "registry"} {
-		bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz"}
-	}
-	cfg, _ := json.Marshal(map[string]any{
-		"services": map[string]any{"bundles": map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}}},
-		"bundles":  bundles,
-		"distributed_tracing": map[string]any{
-			"type": "http", "address": address,
-			"batch_span_processor_options": map[string]any{"batch_timeout_ms": 100},
-		},
-	})
-	srv := bndStart(t, "--config", writeTemp(t, "opa.json", cfg), "--verification-key", key.pubPath, "--geoip-db", geotest.Standard(t))
-	srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
+	srv := startTraced(t, key, map[string]any{"type": "http", "address": address})
 	for range 10 {
 		if r := srv.post("/v1/decisions", "", june4b); r.status != http.StatusOK {
 			t.Fatalf("a decision while the collector is down: %s", r)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -56,16 +55,7 @@ func BenchmarkAdmissionHTTP(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, stop := context.WithCancel(context.Background())
-			served := make(chan error, 1)
-			go func() { served <- s.Serve(ctx, ln) }()
-			b.Cleanup(func() { stop(); <-served })
-
-			url := "http://" + ln.Addr().String() + "/v1/admission"
+			url := "http://" + serveLoopback(b, s) + "/v1/admission"
 			bodies := make([][]byte, 256)
 			for i := range bodies {
 				bodies[i] = fmt.Appendf(nil, `{"meeting": {"id": %q, "host": {"account_id": %q, "account_country": "US"}}, "participant": {"id": "joiner-%d", "ip": %q}}`,

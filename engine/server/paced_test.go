@@ -18,18 +18,19 @@ import (
 	"time"
 )
 
-// serveLoopback serves ts on a loopback port until the test ends and
-// returns its address: the body's pace needs a real connection.
-func serveLoopback(t *testing.T, ts *testServer) string {
-	t.Helper()
+// serveLoopback serves s on a loopback port until the test ends and
+// returns its address: a real connection, for what httptest's recorder
+// does not have (read deadlines, the network's own cost).
+func serveLoopback(tb testing.TB, s *Server) string {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- ts.Serve(ctx, ln) }()
-	t.Cleanup(func() { stop(); <-served })
+	go func() { served <- s.Serve(ctx, ln) }()
+	tb.Cleanup(func() { stop(); <-served })
 	return ln.Addr().String()
 }
 
@@ -40,7 +41,7 @@ func serveLoopback(t *testing.T, ts *testServer) string {
 func TestBodyNeverOutlastsTheReadTimeout(t *testing.T) {
 	ts := newTestServer(t, serverSetup{cfg: Config{MinBodyRate: 1}})
 	ts.bodyGrace, ts.bodyLimit = 100*time.Millisecond, time.Second
-	addr := serveLoopback(t, ts)
+	addr := serveLoopback(t, ts.Server)
 
 	body := admissionBody // about 150 bytes: 7 s at 20 bytes/s
 	conn, err := net.Dial("tcp", addr)
@@ -82,30 +83,9 @@ func TestBodyNeverOutlastsTheReadTimeout(t *testing.T) {
 func TestWaitForTheLargeLaneIsNotCountedAgainstTheBody(t *testing.T) {
 	ts := newTestServer(t, serverSetup{cfg: Config{QueueTimeout: 5 * time.Second}})
 	ts.bodyGrace = 200 * time.Millisecond
-	addr := serveLoopback(t, ts)
+	addr := serveLoopback(t, ts.Server)
 
-	// Ids that do not compress: the body sent is most of what it
-	// inflates to, so much of it is read from the connection after the
-	// wait.
-	var b strings.Builder
-	b.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
-	id := make([]byte, 24)
-	for i := 0; b.Len() < 2*SmallBody+SmallBody/3; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		rand.Read(id)
-		fmt.Fprintf(&b, `{"id": "%s", "ip": "8.8.8.8"}`, hex.EncodeToString(id))
-	}
-	b.WriteString("]}}")
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write([]byte(b.String()))
-	zw.Close()
-	t.Logf("compressed %d, inflated %d", gz.Len(), b.Len())
-	if gz.Len() > SmallBody {
-		t.Fatalf("the compressed body is %d bytes, over the small lane", gz.Len())
-	}
+	gz := gzipRosterOutgrowingTheSmallLane(t)
 
 	// The large lane is taken for longer than the body's start.
 	f := ts.inflight
@@ -115,7 +95,7 @@ func TestWaitForTheLargeLaneIsNotCountedAgainstTheBody(t *testing.T) {
 	held := time.AfterFunc(800*time.Millisecond, func() { f.large.Release(f.largeCap) })
 	defer held.Stop()
 
-	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/decisions", bytes.NewReader(gz.Bytes()))
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/decisions", bytes.NewReader(gz))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,25 +150,7 @@ func TestWaitForTheLargeLaneOverHTTP2(t *testing.T) {
 	hs.StartTLS()
 	defer hs.Close()
 
-	var b strings.Builder
-	b.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
-	id := make([]byte, 24)
-	for i := 0; b.Len() < 2*SmallBody+SmallBody/3; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		rand.Read(id)
-		fmt.Fprintf(&b, `{"id": "%s", "ip": "8.8.8.8"}`, hex.EncodeToString(id))
-	}
-	b.WriteString("]}}")
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write([]byte(b.String()))
-	zw.Close()
-	all := gz.Bytes()
-	if len(all) > SmallBody {
-		t.Fatalf("the compressed body is %d bytes, over the small lane", len(all))
-	}
+	all := gzipRosterOutgrowingTheSmallLane(t)
 
 	f := ts.inflight
 	if err := f.large.Acquire(context.Background(), f.largeCap); err != nil {
@@ -270,4 +232,33 @@ func TestShedOverHTTP2KeepsTheConnection(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections for one client's requests over HTTP/2, want 1", n)
 	}
+}
+
+// gzipRosterOutgrowingTheSmallLane is a roster, gzip-compressed, that is
+// sent small enough for the small lane and inflates to more than twice
+// what the small lane takes, so that it moves to the large one while it
+// is read. Its ids do not compress: the body sent is most of what it
+// inflates to, so much of it is read from the connection after the move.
+func gzipRosterOutgrowingTheSmallLane(t *testing.T) []byte {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
+	id := make([]byte, 24)
+	for i := 0; b.Len() < 2*SmallBody+SmallBody/3; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		rand.Read(id)
+		fmt.Fprintf(&b, `{"id": "%s", "ip": "8.8.8.8"}`, hex.EncodeToString(id))
+	}
+	b.WriteString("]}}")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(b.String()))
+	zw.Close()
+	t.Logf("compressed %d, inflated %d", gz.Len(), b.Len())
+	if gz.Len() > SmallBody {
+		t.Fatalf("the compressed body is %d bytes, over the small lane", gz.Len())
+	}
+	return gz.Bytes()
 }
