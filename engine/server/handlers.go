@@ -272,7 +272,7 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 	}
 	size := c.Request.ContentLength
 	if size > s.cfg.MaxBody {
-		c.Header("Connection", "close")
+		closeHTTP1(c)
 		abort(c, http.StatusRequestEntityTooLarge, s.bodyTooLarge("the body exceeds"))
 		return nil, nil, false
 	}

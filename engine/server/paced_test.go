@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/geoscope/geoscope/engine/apierror"
 )
 
 // serveLoopback serves s on a loopback port until the test ends and
@@ -194,44 +197,88 @@ func TestWaitForTheLargeLaneOverHTTP2(t *testing.T) {
 // requests share ("Connection: close" made Go's server send GOAWAY).
 func TestShedOverHTTP2KeepsTheConnection(t *testing.T) {
 	ts := newTestServer(t, serverSetup{cfg: Config{QueueTimeout: time.Millisecond}})
-	hs := httptest.NewUnstartedServer(ts.Handler())
-	hs.EnableHTTP2 = true
-	var conns atomic.Int32
-	hs.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	hs.StartTLS()
-	defer hs.Close()
-	post := func(body string) int {
-		req, _ := http.NewRequest(http.MethodPost, hs.URL+"/v1/admission", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := hs.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.ProtoMajor != 2 {
-			t.Fatalf("answered over %s, not HTTP/2", resp.Proto)
-		}
-		return resp.StatusCode
-	}
-	if got := post(admissionBody); got != http.StatusOK {
+	h2 := startHTTP2(t, ts)
+	if got, _ := h2.post(t, admissionBody); got != http.StatusOK {
 		t.Fatalf("admission: %d", got)
 	}
 	ts.fillLanes(t)
 	big := strings.Repeat(" ", SmallBody) + admissionBody
 	for range 5 {
-		if got := post(big); got != http.StatusServiceUnavailable {
+		if got, _ := h2.post(t, big); got != http.StatusServiceUnavailable {
 			t.Fatalf("a big request with the lanes full: %d", got)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := conns.Load(); n != 1 {
+	if n := h2.conns.Load(); n != 1 {
 		t.Errorf("%d connections for one client's requests over HTTP/2, want 1", n)
 	}
+}
+
+// TestTooLargeOverHTTP2KeepsTheConnection: a body whose Content-Length is
+// over --max-body is refused unread; over HTTP/2 that must neither end the
+// connection nor cut the 413's own body short.
+func TestTooLargeOverHTTP2KeepsTheConnection(t *testing.T) {
+	ts := newTestServer(t, serverSetup{cfg: Config{MaxBody: 4 << 10}})
+	h2 := startHTTP2(t, ts)
+	big := strings.Repeat(" ", 8<<10) + admissionBody
+	for range 5 {
+		got, raw := h2.post(t, big)
+		if got != http.StatusRequestEntityTooLarge {
+			t.Fatalf("a body over --max-body: %d %s", got, raw)
+		}
+		var e struct{ Code string }
+		if err := json.Unmarshal(raw, &e); err != nil || e.Code != apierror.TooLarge {
+			t.Fatalf("the 413's body, over HTTP/2: %q (%v)", raw, err)
+		}
+	}
+	if got, _ := h2.post(t, admissionBody); got != http.StatusOK {
+		t.Fatalf("admission after the refusals: %d", got)
+	}
+	if n := h2.conns.Load(); n != 1 {
+		t.Errorf("%d connections for one client's requests over HTTP/2, want 1", n)
+	}
+}
+
+// http2Loopback is a test server's handler served over TLS with HTTP/2,
+// counting the connections its clients open.
+type http2Loopback struct {
+	*httptest.Server
+	conns atomic.Int32
+}
+
+func startHTTP2(t *testing.T, ts *testServer) *http2Loopback {
+	t.Helper()
+	h := &http2Loopback{Server: httptest.NewUnstartedServer(ts.Handler())}
+	h.EnableHTTP2 = true
+	h.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			h.conns.Add(1)
+		}
+	}
+	h.StartTLS()
+	t.Cleanup(h.Close)
+	return h
+}
+
+// post sends body to /v1/admission and returns the status and the body of
+// the answer, which must have come over HTTP/2.
+func (h *http2Loopback) post(t *testing.T, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.URL+"/v1/admission", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := h.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the answer (status %d): %v", resp.StatusCode, err)
+	}
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("answered over %s, not HTTP/2", resp.Proto)
+	}
+	return resp.StatusCode, raw
 }
 
 // gzipRosterOutgrowingTheSmallLane is a roster, gzip-compressed, that is
