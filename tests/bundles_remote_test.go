@@ -186,7 +186,8 @@ func TestBundlesRemote(t *testing.T) {
 		return st
 	}
 
-	step("v2 picked up by polling", remoteRegistry(t, "v2", &key), func(st bndStatus) bool {
+	v2 := remoteRegistry(t, "v2", &key)
+	step("v2 picked up by polling", v2, func(st bndStatus) bool {
 		return st.revision("registry") == "v2" && st.BundleError == nil
 	})
 	wantAnswer(t, srv, "v2")
@@ -211,6 +212,12 @@ func TestBundlesRemote(t *testing.T) {
 	}
 	stays(t, srv, "v2", 2500*time.Millisecond)
 
+	// The same v2 served again: OPA's poll gets 304 Not Modified for the
+	// version it has, and the failure is over.
+	step("failure cleared once v2 is served again", v2, func(st bndStatus) bool {
+		return st.BundleError == nil && st.revision("registry") == "v2"
+	})
+
 	// Signed, but the registry validation rules reject it: OPA activates
 	// it, geoscope refuses to build a snapshot from it.
 	invalid := bndRegistryData("ORD-v5", remoteMeeting, remoteAccount)
@@ -221,6 +228,23 @@ func TestBundlesRemote(t *testing.T) {
 	if st.revision("registry") != "v2" {
 		t.Errorf("active registry %q, want v2", st.revision("registry"))
 	}
+	wantAnswer(t, srv, "v2")
+
+	// The rejected registry never entered OPA's store: a new policies
+	// version is activated with v2 while v5 is still being served (built
+	// after OPA's commit, the rejection left v5 in the store, and every
+	// later version was validated against it and rejected too).
+	setPolicies := func(rev string) {
+		t.Helper()
+		t0 := time.Now()
+		bs.set("policies.tar.gz", bndPolicyBundle(t, rev, &key))
+		srv.waitStatus(t, "policies "+rev+" beside the rejected v5", 20*time.Second, func(st bndStatus) bool {
+			return st.revision("policies") == rev && st.revision("registry") == "v2"
+		})
+		t.Logf("policies %s activated beside the rejected v5 after %s", rev, time.Since(t0).Round(time.Millisecond))
+	}
+	setPolicies("pol-v2")
+	setPolicies("pol-v1")
 	wantAnswer(t, srv, "v2")
 
 	step("v6 activated after the rejections", remoteRegistry(t, "v6", &key), func(st bndStatus) bool {

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -135,6 +137,12 @@ type Sources struct {
 	status Status
 
 	manager *plugins.Manager // OPA's plugin manager, with an OPA configuration
+	// prepared is the snapshot built and validated inside the bundle
+	// plugin's transaction (see remoteActivator), installed once that
+	// transaction commits; failing holds each remote bundle's latest
+	// failure until a download or activation of it succeeds.
+	prepared prepared
+	failing  map[string]*Failure
 }
 
 // New returns Sources for eng. Nothing is loaded until Load.
@@ -176,14 +184,25 @@ func (s *Sources) Reload(ctx context.Context) error {
 			// trigger mode), so the rejection count tells.
 			before := s.Status().BundleRejections
 			bundles = bp.Trigger(ctx)
-			if st := s.Status(); bundles == nil && st.BundleRejections > before && st.BundleError != nil {
-				bundles = errors.New(st.BundleError.Error)
+			if bundles == nil && s.Status().BundleRejections > before {
+				bundles = s.failures()
 			}
 		}
 	} else {
 		bundles = s.ReloadBundles(ctx)
 	}
 	return errors.Join(bundles, s.ReloadGeo())
+}
+
+// failures joins the latest failure of every remote bundle failing now.
+func (s *Sources) failures() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(s.failing)) {
+		errs = append(errs, errors.New(s.failing[name].Error))
+	}
+	return errors.Join(errs...)
 }
 
 // ReloadBundles builds a snapshot from the configured bundles and activates
@@ -214,7 +233,7 @@ func (s *Sources) activate(snap *policy.Snapshot, err error) error {
 	// collection and a return of the free pages the process stays at its
 	// activation peak until the runtime gets round to both.
 	debug.FreeOSMemory()
-	s.status.BundleError = nil
+	s.status.BundleError = s.stillFailing()
 	s.status.Reloads++
 	s.status.Bundles = s.status.Bundles[:0]
 	for name, rev := range snap.Revisions() {
