@@ -116,7 +116,14 @@ func evalViolations(ctx context.Context, pq *rego.PreparedEvalQuery) ([]string, 
 	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
 		return nil, nil
 	}
-	violations, _ := rs[0].Expressions[0].Value.([]any)
+	// A house rule written as a partial object or a single value (not a
+	// set) would otherwise read as "no violations": the registry it meant
+	// to check would be accepted unchecked.
+	violations, ok := rs[0].Expressions[0].Value.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s must be a set of {\"path\", \"message\"} objects (violations contains {...} if ...), not %s",
+			ErrRegistry, ValidationQuery, jsonKind(rs[0].Expressions[0].Value))
+	}
 	out := make([]string, 0, len(violations))
 	for _, v := range violations {
 		if m, ok := v.(map[string]any); ok {
@@ -126,6 +133,21 @@ func evalViolations(ctx context.Context, pq *rego.PreparedEvalQuery) ([]string, 
 		}
 	}
 	return out, nil
+}
+
+// jsonKind names the JSON kind of a value a policy returned.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "an object"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	}
+	return "a number"
 }
 
 // rejectViolations is nil for no violations, else an ErrRegistry naming

@@ -145,6 +145,24 @@ violations contains {"path": "x", "message": "y"} if one == 3
 `
 	_, err = LoadSnapshot(ctx, []string{writeBundle(t, policy), "../../bundles/registry"}, LoadOptions{})
 	wantRegistryErr(t, err, "evaluating data.geoscope.registry.violations", "conflict")
+
+	// Added rules of another shape than a set reject the registry too: as
+	// a partial object, they read as no violations at all.
+	for name, rule := range map[string]string{
+		"a partial object": `violations[sprintf("orders.%s.legal_basis", [id])] := "must cite a letter reference" if {
+	some id, o in data.orders
+	not contains(o.legal_basis, "ref.")
+}`,
+		"a boolean": `violations := true`,
+	} {
+		policy["geoscope/registry/house.rego"] = "package geoscope.registry\n\n" + rule + "\n"
+		_, err = LoadSnapshot(ctx, []string{writeBundle(t, policy), "../../bundles/registry"}, LoadOptions{})
+		if err == nil {
+			t.Errorf("house rules as %s: the registry was accepted", name)
+			continue
+		}
+		wantRegistryErr(t, err, "data.geoscope.registry.violations must be a set")
+	}
 }
 
 // The built-in rules compile (they are embedded; a mistake there would
