@@ -12,6 +12,7 @@ import (
 	"github.com/geoscope/geoscope/engine/apierror"
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/policy"
 )
 
 // countingRecorder counts the decisions it is asked to record.
@@ -73,10 +74,10 @@ func TestMaxResponseBoundsTheWholeAnswer(t *testing.T) {
 		{DecisionID: "blocked only", GuardBlocked: junk},
 		{DecisionID: "one action and blocked ones", Actions: kept, GuardBlocked: junk},
 	} {
+		// The policy's doing, not the client's: a policy error, not 413.
 		body, err := s.encodeDecision(d)
-		var fe *input.FieldError
-		if !errors.As(err, &fe) || !errors.Is(err, input.ErrTooLarge) || !strings.Contains(fe.Message, "200 blocked by the guard") {
-			t.Errorf("%s: %d bytes, err %v; want too large, naming what the guard blocked", d.DecisionID, len(body), err)
+		if !errors.Is(err, policy.ErrEvaluation) || errors.Is(err, input.ErrTooLarge) || !strings.Contains(err.Error(), "200 blocked by the guard") {
+			t.Errorf("%s: %d bytes, err %v; want a policy error naming what the guard blocked", d.DecisionID, len(body), err)
 		}
 	}
 	// Within the bound, the same shapes are answered.

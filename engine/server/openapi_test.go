@@ -405,6 +405,9 @@ const (
 	// are refused.
 	decisionBody = `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US", "ip": "8.8.8.8"},
 		"participants": [{"id": "cn-1", "ip": "1.0.16.5"}, {"id": "hk-1", "ip": "147.8.1.1"}]}}`
+	// Three people in CN: more actions than the two refusals.
+	crowdBody = `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US", "ip": "8.8.8.8"},
+		"participants": [{"id": "cn-1", "ip": "1.0.16.5"}, {"id": "cn-2", "ip": "1.0.16.6"}, {"id": "cn-3", "ip": "1.0.16.7"}]}}`
 	joiningBody = `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": []},
 		"joining": {"id": "cn-9", "ip": "1.0.16.9"}}`
 	admissionBody = `{"meeting": {"id": "june4-d", "host": {"account_id": "acct-us-d", "account_country": "US"}},
@@ -533,8 +536,10 @@ func probes(t *testing.T) []probe {
 		probe{"decisions charset", open, request{method: http.MethodPost, path: "/v1/decisions", body: decisionBody, contentType: "application/json; charset=utf-8"}, 200, "", ""},
 		probe{"decisions latin-1", open, request{method: http.MethodPost, path: "/v1/decisions", body: decisionBody, contentType: "application/json; charset=latin1"}, 415, apierror.UnsupportedMediaType, "Content-Type"},
 		probe{"decisions over max-participants", open, post("/v1/decisions", three), 413, apierror.TooLarge, "meeting.participants"},
-		probe{"decisions answer over max-response", tiny, post("/v1/decisions", decisionBody), 413, apierror.TooLarge, "meeting.participants"},
-		probe{"data decision answer over max-response", tiny, post(DataDecisionPath, wrap(decisionBody)), 413, apierror.TooLarge, "input.meeting.participants"},
+		probe{"decisions answer over max-response", tiny, post("/v1/decisions", crowdBody), 413, apierror.TooLarge, "meeting.participants"},
+		probe{"data decision answer over max-response", tiny, post(DataDecisionPath, wrap(crowdBody)), 413, apierror.TooLarge, "input.meeting.participants"},
+		// Mostly the policy's refusals: its doing, not the roster's.
+		probe{"decisions answer over max-response, mostly refusals", tiny, post("/v1/decisions", decisionBody), 500, apierror.PolicyError, ""},
 		probe{"admission with a roster", open, post("/v1/admission", `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}, "participant": {"id": "p", "ip": "8.8.8.8"}}`), 400, apierror.InvalidInput, "meeting.participants"},
 		probe{"health", open, get("/health"), 200, "", ""},
 		probe{"health not ready", notReady, get("/health"), 200, "", ""},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/internal/jsonarray"
 )
 
@@ -42,9 +43,10 @@ func (s *Server) encodeDecision(d *decision.Decision) ([]byte, error) {
 			len(d.Actions), bytesText(s.cfg.MaxResponse))
 	case errors.Is(err, jsonarray.ErrTooLarge):
 		// Mostly what the guard blocked or the policy refused: the policy's
-		// doing, not the roster's.
-		return nil, input.TooLarge("meeting.participants", "the answer (%d actions, %d blocked by the guard, %d refusals) exceeds the response limit of %s; apply no enforcement: the policy returns more than an answer can hold",
-			len(d.Actions), len(d.GuardBlocked), len(d.Refused), bytesText(s.cfg.MaxResponse))
+		// doing, not the roster's, so a policy error (500, logged as an
+		// error) and not the client's 413.
+		return nil, fmt.Errorf("%w: the answer (%d actions, %d blocked by the guard, %d refusals) exceeds the response limit of %s; apply no enforcement: the policy returns more than an answer can hold",
+			policy.ErrEvaluation, len(d.Actions), len(d.GuardBlocked), len(d.Refused), bytesText(s.cfg.MaxResponse))
 	case err != nil:
 		return nil, fmt.Errorf("encoding the decision: %w", err)
 	}
