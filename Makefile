@@ -13,6 +13,9 @@ SCHEMAS  := docs/schemas
 # Worked extension examples: each directory is copied into a policy bundle
 # next to the default policy, and is checked and tested with it.
 EXTENSIONS := $(wildcard docs/extensions/*/)
+# An extension that exempts everyone and withholds every order: the default
+# policy's tests must pass beside it too (they test its own answers).
+ACTS_ON_NOTHING := tests/testdata/extension-acts-on-nothing
 
 .PHONY: all build test vet gofmt rego-fmt rego-check rego-test registry-check schema-check gotest bench bench-vs-opa load bundles run image
 
@@ -41,7 +44,7 @@ vet:
 	GOOS=windows $(GO) build -o /dev/null ./cmd/geoscope
 
 rego-fmt:
-	$(OPA) fmt --list --fail $(REGO) $(COMPARE_REGO) docs/extensions
+	$(OPA) fmt --list --fail $(REGO) $(COMPARE_REGO) docs/extensions $(ACTS_ON_NOTHING)
 
 ## rego-check: strict compile with the input type-checked against the
 ## schema, for the default policy, with each extension example, and with
@@ -54,6 +57,7 @@ rego-check:
 		$(OPA) check --strict --schema $(SCHEMAS) $(REGO) $$d; \
 	done
 	$(OPA) check --strict --schema $(SCHEMAS) $(REGO) $(EXTENSIONS)
+	$(OPA) check --strict --schema $(SCHEMAS) $(REGO) $(ACTS_ON_NOTHING)
 	$(OPA) check --strict $(COMPARE_REGO)
 
 ## rego-test: the default policy's tests, then every extension example's
@@ -65,6 +69,7 @@ rego-test:
 		echo "$(OPA) test $(REGO) $$d"; \
 		$(OPA) test $(REGO) $$d; \
 	done
+	$(OPA) test $(REGO) $(ACTS_ON_NOTHING)
 	$(OPA) test $(COMPARE_REGO)
 
 ## registry-check: the example registry passes the registry validation rules,

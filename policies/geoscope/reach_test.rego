@@ -263,6 +263,7 @@ join_denials(listed, joining, orders) := {d.order_id |
 	some d in geoscope.denials with input as object.union(standing(listed, meeting(us_host, [])), {"joining": joining})
 		with data.authorities as reach_authorities
 		with data.orders as orders
+		with data.geoscope.extensions as {}
 }
 
 test_join_denied_only_by_the_orders_under_evaluation if {
