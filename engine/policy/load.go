@@ -62,6 +62,9 @@ func LoadPath(path string, opts LoadOptions) (Source, error) {
 		}
 		return Source{}, fmt.Errorf("%w: bundle %s: %v", ErrBundle, path, err)
 	}
+	if err := duplicateNamesAt(resolved); err != nil {
+		return Source{}, fmt.Errorf("bundle %s: %w", path, err)
+	}
 	return Source{Name: NameFromPath(path), Bundle: withoutTests(b)}, nil
 }
 
@@ -75,7 +78,33 @@ func LoadFS(fsys fs.FS, name string, opts LoadOptions) (Source, error) {
 	if err != nil {
 		return Source{}, fmt.Errorf("%w: embedded bundle %s: %v", ErrBundle, name, err)
 	}
+	files, err := bundle.NewFSLoader(fsys)
+	if err == nil {
+		err = DuplicateNames(files)
+	}
+	if err != nil {
+		return Source{}, fmt.Errorf("embedded bundle %s: %w", name, err)
+	}
 	return Source{Name: name, Bundle: withoutTests(b)}, nil
+}
+
+// duplicateNamesAt runs DuplicateNames on the bundle directory or tarball
+// at path (already read once by the loader, which reports what cannot be
+// read).
+func duplicateNamesAt(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	if info.IsDir() {
+		return DuplicateNames(bundle.NewDirectoryLoader(path))
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	return DuplicateNames(bundle.NewTarballLoaderWithBaseURL(f, path))
 }
 
 // newLoader returns a bundle loader. With a verification config every

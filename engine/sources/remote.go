@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -119,12 +120,24 @@ func useRemoteActivator(store storage.Store, s *Sources) {
 }
 
 func (remoteActivator) Activate(opts *bundle.ActivateOpts) error {
-	if err := (&bundle.DefaultActivator{}).Activate(opts); err != nil {
-		return err
-	}
 	s, ok := remoteSources.Load(opts.Store)
 	if !ok {
-		return nil
+		return (&bundle.DefaultActivator{}).Activate(opts)
+	}
+	// The bundle plugin reads bundles lazily: their data files are still
+	// raw here, and are checked for names given twice before OPA decodes
+	// them (keeping the last).
+	for _, b := range opts.Bundles {
+		for _, f := range b.Raw {
+			if path.Base(f.Path) == "data.json" {
+				if err := policy.DuplicateName(f.Path, f.Value); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := (&bundle.DefaultActivator{}).Activate(opts); err != nil {
+		return err
 	}
 	return s.(*Sources).prepare(opts)
 }
