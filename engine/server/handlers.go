@@ -12,6 +12,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,9 +36,14 @@ import (
 // configuration to report OK, except those named by exclude-plugin.
 func (s *Server) health(c *gin.Context) {
 	q := c.Request.URL.Query()
-	_, bundles := q["bundles"]
-	_, withPlugins := q["plugins"]
-	if bundles || withPlugins {
+	// As OPA reads them: a parameter without a value is true, otherwise
+	// it is true when one of its values is "true"; "bundle" is OPA's
+	// older name of "bundles", which OPA still honours. With plugins,
+	// geoscope's readiness stands for OPA's bundle plugin, and is not
+	// asked when that plugin is excluded.
+	bundles := healthParam(q, "bundles") || healthParam(q, "bundle")
+	withPlugins := healthParam(q, "plugins")
+	if bundles || withPlugins && !slices.Contains(q["exclude-plugin"], "bundle") {
 		if ok, why := s.src.Ready(); !ok {
 			c.Header("Retry-After", "1")
 			abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.NotReady, Message: why})
@@ -62,6 +68,17 @@ func (s *Server) health(c *gin.Context) {
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func healthParam(q url.Values, name string) bool {
+	values, ok := q[name]
+	if !ok {
+		return false
+	}
+	if len(values) == 1 && values[0] == "" {
+		return true
+	}
+	return slices.ContainsFunc(values, func(v string) bool { return strings.EqualFold(v, "true") })
 }
 
 func (s *Server) ready(c *gin.Context) {

@@ -546,6 +546,10 @@ func probes(t *testing.T) []probe {
 		// OPA's readiness parameters keep their meaning.
 		probe{"health?bundles not ready", notReady, get("/health?bundles"), 503, apierror.NotReady, ""},
 		probe{"health?plugins not ready", notReady, get("/health?plugins&exclude-plugin=status"), 503, apierror.NotReady, ""},
+		probe{"health?bundle=true not ready (OPA's older name)", notReady, get("/health?bundle=true"), 503, apierror.NotReady, ""},
+		probe{"health?bundles=TRUE not ready", notReady, get("/health?bundles=TRUE"), 503, apierror.NotReady, ""},
+		probe{"health?bundles=false not ready", notReady, get("/health?bundles=false"), 200, "", ""},
+		probe{"health?plugins without the bundle plugin, not ready", notReady, get("/health?plugins&exclude-plugin=bundle"), 200, "", ""},
 		probe{"health?bundles ready", open, get("/health?bundles"), 200, "", ""},
 		probe{"health?plugins ready", open, get("/health?plugins"), 200, "", ""},
 		probe{"health on auth server", auth, get("/health"), 200, "", ""},
