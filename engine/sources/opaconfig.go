@@ -103,6 +103,12 @@ func (c Config) opaConfig() ([]byte, error) {
 	if status, _ := doc["status"].(map[string]any); status != nil && status["prometheus"] == true {
 		return nil, bad(`"status.prometheus" has no effect here: geoscope's metrics are at GET /metrics; leave the option out`)
 	}
+	if bundles, _ := doc["bundles"].(map[string]any); len(bundles) == 0 {
+		return nil, bad(`no bundles are configured: name the policy and registry bundles under "bundles"`)
+	}
+	if err := withoutEffect(doc); err != nil {
+		return nil, bad("%v", err)
+	}
 	if err := checkKeys(doc["keys"]); err != nil {
 		return nil, bad("%v", err)
 	}
@@ -143,6 +149,32 @@ var defaultInstanceID = uuid.NewString()
 
 // checkKeys refuses keys that do not belong on a verifying server: a
 // shared secret (HS*), which would let it sign, and private keys.
+// ignoredOptions are options of OPA's configuration that OPA's runtime
+// acts on and this server does not: accepted, they would switch nothing on,
+// in silence.
+var ignoredOptions = []struct{ path, why string }{
+	{"server", "geoscope's HTTP server is set by its flags (serve --help)"},
+	{"storage", "bundles are kept in memory; keep downloaded bundles across restarts with bundles.<name>.persist"},
+	{"default_decision", "geoscope answers only its own decision paths"},
+	{"default_authorization_decision", "geoscope's endpoints are authorized by --tokens-file"},
+	{"nd_builtin_cache", "geoscope's decision-log events carry no builtin results"},
+	{"decision_logs.request_context", "request headers are never logged: they may carry tokens and addresses"},
+}
+
+func withoutEffect(doc map[string]any) error {
+	for _, o := range ignoredOptions {
+		var v any = doc
+		for part := range strings.SplitSeq(o.path, ".") {
+			m, _ := v.(map[string]any)
+			v = m[part]
+		}
+		if v != nil {
+			return fmt.Errorf("%q has no effect here: %s; leave the option out", o.path, o.why)
+		}
+	}
+	return nil
+}
+
 func checkKeys(v any) error {
 	if v == nil {
 		return nil
@@ -161,8 +193,16 @@ func checkKeys(v any) error {
 		}
 		alg, _ := k["algorithm"].(string)
 		pem, _ := k["key"].(string)
+		// OPA takes RS256 for a key without an algorithm; checked as
+		// anything else, an EC key passed here and then failed every
+		// download.
 		if err := policy.CheckPublicKey([]byte(pem), alg); err != nil {
 			return fmt.Errorf("keys.%s: %w", id, err)
+		}
+		if alg == "" {
+			if err := policy.CheckPublicKey([]byte(pem), "RS256"); err != nil {
+				return fmt.Errorf("keys.%s: no algorithm is given, so OPA takes RS256: %w; give the key's algorithm", id, err)
+			}
 		}
 	}
 	return nil
