@@ -253,7 +253,8 @@ func TestDecisionLogs(t *testing.T) {
 		t.Errorf("uploads that do not follow OPA's protocol: %v", collector.bad)
 	}
 	// console: true prints the same events into geoscope's log, with OPA's
-	// fields prefixed opa_: the revisions filled, nothing identifying.
+	// field names, as OPA prints them: the revisions filled, nothing
+	// identifying.
 	var console map[string]any
 	var consoleLines []byte
 	for _, line := range srv.logLines() {
@@ -262,14 +263,14 @@ func TestDecisionLogs(t *testing.T) {
 		}
 		b, _ := json.Marshal(line)
 		consoleLines = append(consoleLines, b...)
-		if line["opa_decision_id"] == ids["decision"] {
+		if line["decision_id"] == ids["decision"] && line["type"] == "openpolicyagent.org/decision_logs" {
 			console = line
 		}
 	}
 	if console == nil {
 		t.Errorf("no console decision log line for %s", ids["decision"])
-	} else if b, _ := json.Marshal(console["opa_bundles"]); !strings.Contains(string(b), wantRev) || !strings.Contains(string(b), "reg-1") {
-		t.Errorf("console opa_bundles = %s, want the revisions filled", b)
+	} else if b, _ := json.Marshal(console["bundles"]); !strings.Contains(string(b), wantRev) || !strings.Contains(string(b), "reg-1") {
+		t.Errorf("console bundles = %s, want the revisions filled", b)
 	}
 	all := collector.raw.String() + string(consoleLines)
 	for _, secret := range []string{"p-cn", "p-hk", "acct-us-b", "acct-us-d", "joiner-cn", "1.0.16.5", "147.8.1.1", "8.8.8.8", "36.110.44.4", "127.0.0.1"} {

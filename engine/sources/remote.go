@@ -40,7 +40,10 @@ func (s *Sources) startRemote(ctx context.Context) error {
 		return err
 	}
 	m, err := plugins.New(raw, s.cfg.instanceID(), inmem.New(),
-		plugins.Logger(opaLogger{log: s.log}),
+		plugins.Logger(opaLogger{log: s.log, prefix: "opa_"}),
+		// Console decision logs keep OPA's field names (decision_id, input,
+		// result, labels, type…) at the top of each line, as OPA prints
+		// them: log pipelines written for OPA read them unchanged.
 		plugins.ConsoleLogger(opaLogger{log: s.log}),
 		// Like local bundles, policies are compiled with their print()
 		// calls only when Load.Print gives the output somewhere to go.
@@ -304,9 +307,11 @@ func bundleRevision(ctx context.Context, store storage.Store, txn storage.Transa
 	return policy.Revision(b), nil
 }
 
-// opaLogger writes OPA's plugin logs through slog.
+// opaLogger writes OPA's plugin logs through slog, OPA's fields named
+// with prefix (apart from geoscope's own).
 type opaLogger struct {
 	log    *slog.Logger
+	prefix string
 	fields []any
 }
 
@@ -316,9 +321,9 @@ func (l opaLogger) Warn(f string, a ...any)  { l.log.Warn(fmt.Sprintf(f, a...), 
 func (l opaLogger) Error(f string, a ...any) { l.log.Error(fmt.Sprintf(f, a...), l.fields...) }
 
 func (l opaLogger) WithFields(fields map[string]any) logging.Logger {
-	out := opaLogger{log: l.log, fields: slices.Clone(l.fields)}
+	out := opaLogger{log: l.log, prefix: l.prefix, fields: slices.Clone(l.fields)}
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		out.fields = append(out.fields, "opa_"+k, fields[k])
+		out.fields = append(out.fields, l.prefix+k, fields[k])
 	}
 	return out
 }
