@@ -85,3 +85,33 @@ func TestMaxResponseBoundsTheWholeAnswer(t *testing.T) {
 		t.Errorf("a small answer: %d bytes, %v", len(body), err)
 	}
 }
+
+// A preview's actions (an order submitted for review) are not enforcement:
+// geoscope_actions_total does not count them, as the report does not.
+func TestPreviewActionsNotCounted(t *testing.T) {
+	ts := newTestServer(t, serverSetup{})
+	count := func() string {
+		r := ts.do(t, request{method: http.MethodGet, path: "/metrics"})
+		for line := range strings.Lines(string(r.body)) {
+			if strings.HasPrefix(line, `geoscope_actions_total{type="remove_participant"}`) {
+				return strings.TrimSpace(line)
+			}
+		}
+		return ""
+	}
+	preview := `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "p1", "ip": "1.0.16.1"}]},
+		"order": {"id": "o", "authority": "cn.cac", "demands": ["remove_participants"], "targets": {"meetings": ["m"]}, "legal_basis": "x", "received": "2020-06-01"}}`
+	r := ts.do(t, request{method: http.MethodPost, path: "/v1/decisions", body: preview})
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"remove_participant"`) {
+		t.Fatalf("preview: %d %s", r.status, r.body)
+	}
+	if got := count(); got != "" {
+		t.Errorf("after a preview: %s, want no enforcement counted", got)
+	}
+	if r := ts.do(t, request{method: http.MethodPost, path: "/v1/decisions", body: decisionBody}); r.status != http.StatusOK {
+		t.Fatalf("decision: %d %s", r.status, r.body)
+	}
+	if got := count(); !strings.HasSuffix(got, " 1") {
+		t.Errorf("after an enforced removal: %q, want 1", got)
+	}
+}

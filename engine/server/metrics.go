@@ -45,7 +45,7 @@ func newMetrics(src *sources.Sources, f *inflight) *metrics {
 		}, []string{"endpoint"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geoscope_actions_total",
-			Help: "Actions answered, by type.",
+			Help: "Actions answered for enforcement, by type (not those of previews: an order submitted with the request for review is not enforced).",
 		}, []string{"type"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geoscope_refusals_total",
@@ -106,8 +106,10 @@ func (m *metrics) decided(endpoint string) prometheus.Observer {
 
 func (m *metrics) observe(d *decision.Decision) {
 	// A roster's decision has an action per participant: counted by type
-	// first, each counter is looked up once.
-	for i := 0; i < len(d.Actions); {
+	// first, each counter is looked up once. A preview's actions are what
+	// an order under review would do, not enforcement, as the
+	// transparency report counts them.
+	for i := 0; i < len(d.Actions) && !d.Preview; {
 		typ, n := d.Actions[i].Type, 1
 		for i+n < len(d.Actions) && d.Actions[i+n].Type == typ {
 			n++
