@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -133,6 +135,22 @@ func (e errAttributeValue) Error() string { return e.msg }
 
 // check enforces the bounds. Keys are visited in order so that the error
 // reported for a request is always the same one.
+// attributeText holds a string value to what its name is held to: no
+// control characters (a NUL, a line break), which policies would carry
+// into reasons, and reasons into the ledger and logs.
+func attributeText(field, s string) error {
+	if printableASCII(s) {
+		return nil
+	}
+	if !utf8.ValidString(s) {
+		return invalid(field, "is not valid UTF-8")
+	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return invalid(field, "%s contains a control character", Quote(s))
+	}
+	return nil
+}
+
 func (a Attributes) check(f field) error {
 	if len(a) == 0 {
 		return nil
@@ -158,6 +176,9 @@ func (a Attributes) check(f field) error {
 			if len(v.Text) > MaxAttributeTextLength {
 				return invalid(kf, "is %d bytes long; the limit is %d", len(v.Text), MaxAttributeTextLength)
 			}
+			if err := attributeText(kf, v.Text); err != nil {
+				return err
+			}
 		case AttributeStrings:
 			if len(v.List) > MaxAttributeListLength {
 				return invalid(kf, "has %d items; the limit is %d", len(v.List), MaxAttributeListLength)
@@ -165,6 +186,9 @@ func (a Attributes) check(f field) error {
 			for i, s := range v.List {
 				if len(s) > MaxAttributeTextLength {
 					return invalid(indexed(kf, i), "is %d bytes long; the limit is %d", len(s), MaxAttributeTextLength)
+				}
+				if err := attributeText(indexed(kf, i), s); err != nil {
+					return err
 				}
 			}
 		case AttributeNumber:

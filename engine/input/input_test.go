@@ -278,6 +278,8 @@ func TestDecodeRejectsParticipantContext(t *testing.T) {
 		{"attribute numeric name", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"7": {}}}`), "meeting.participants[1].attributes.7: expected a string, a number, a boolean or an array of strings, got an object"},
 		{"too many attributes", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": ` + attrs(33) + `}`), "meeting.participants[1].attributes: has 33 attributes; the limit is 32"},
 		{"attribute value too long", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": "` + long + `"}}`), "meeting.participants[1].attributes.a: is 257 bytes long; the limit is 256"},
+		{"NUL in an attribute value", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": "x\u0000"}}`), `meeting.participants[1].attributes.a: "x\x00" contains a control character`},
+		{"line break in an attribute list", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": ["ok", "x\ny"]}}`), `meeting.participants[1].attributes.a[1]: "x\ny" contains a control character`},
 		{"attribute list too long", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": [` + strings.Repeat(`"x",`, 32) + `"x"]}}`), "meeting.participants[1].attributes.a: has 33 items; the limit is 32"},
 		{"attribute list item too long", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": ["x", "` + long + `"]}}`), "meeting.participants[1].attributes.a[1]: is 257 bytes long; the limit is 256"},
 		{"attribute name too long", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"` + strings.Repeat("k", 65) + `": 1}}`), `meeting.participants[1].attributes: the attribute name "` + strings.Repeat("k", 64) + `…" is 65 bytes long; the limit is 64`},
