@@ -377,12 +377,19 @@ func ReleaseActions(actions []decision.Action) { actionArrays.Put(actions) }
 // decoder, is what stands between a policy and enforcement, so a malformed
 // action is kept (with whatever fields could be read) for the guard to
 // block and report rather than silently lost.
+//
+// The answer's own keys are held strictly: a key other than "actions" and
+// "refused" (a misspelt "action") is an evaluation error, where it would
+// otherwise read as an answer with no actions, in silence.
 func decodeOutput(obj ast.Object, query string) (*Output, error) {
+	if k := unknownKey(obj); k != nil {
+		return nil, fmt.Errorf("%w: %s has the key %v, which an answer does not have: its keys are actions and refused", ErrEvaluation, query, k)
+	}
 	var out Output
 	n := 0
 	_ = each(obj, "actions", query, func(v ast.Value) error {
 		m, _ := v.(ast.Object)
-		if batch, ok := field(m, "participant_ids").(*ast.Array); ok {
+		if batch := batchOf(m); batch != nil {
 			n += batch.Len()
 		} else {
 			n++
@@ -407,8 +414,8 @@ func decodeOutput(obj ast.Object, query string) (*Output, error) {
 		}
 		// A batch ("participant_ids") stands for one action per id; the
 		// guard then checks every one of them on its own.
-		batch, isBatch := field(m, "participant_ids").(*ast.Array)
-		if !isBatch {
+		batch := batchOf(m)
+		if batch == nil {
 			out.Actions = append(out.Actions, a)
 			return nil
 		}
@@ -445,6 +452,39 @@ func decodeOutput(obj ast.Object, query string) (*Output, error) {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// unknownKey is a key of the answer other than actions and refused, or
+// nil. Counting the known keys present spares the walk in the usual case.
+func unknownKey(obj ast.Object) *ast.Term {
+	known := 0
+	for _, k := range []string{"actions", "refused"} {
+		if field(obj, k) != nil {
+			known++
+		}
+	}
+	if obj.Len() == known {
+		return nil
+	}
+	var unknown *ast.Term
+	obj.Foreach(func(k, _ *ast.Term) {
+		if s, ok := k.Value.(ast.String); unknown == nil && (!ok || s != "actions" && s != "refused") {
+			unknown = k
+		}
+	})
+	return unknown
+}
+
+// batchOf is an action's participant_ids, an array or, as a set
+// comprehension gives them, a set; nil when it has none.
+func batchOf(action ast.Object) interface{ Foreach(func(*ast.Term)); Len() int } {
+	switch ids := field(action, "participant_ids").(type) {
+	case *ast.Array:
+		return ids
+	case ast.Set:
+		return ids
+	}
+	return nil
 }
 
 // each calls fn for every element of the set or array obj[key]; an absent
