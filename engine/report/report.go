@@ -401,11 +401,19 @@ func (a *aggregator) entry(e *ledger.Entry) error {
 	}
 
 	// Demands: one outcome for each (decision, order, demand).
+	// A refusal's code counts once for each (decision, order, demand,
+	// code): a policy may state the same refusal several times (two
+	// extension files withholding one order, with different reasons).
 	refused := map[[2]string]bool{}
+	counted := map[[3]string]bool{}
 	for _, r := range e.Refused {
 		refused[[2]string{r.OrderID, r.Demand}] = true
-		g := groupOf(r.OrderID, nil)
-		a.both(g, func(t *tally) { t.refusalCodes[cmp.Or(r.Code, "(none)")]++ })
+		code := cmp.Or(r.Code, "(none)")
+		if key := [3]string{r.OrderID, r.Demand, code}; !counted[key] {
+			counted[key] = true
+			g := groupOf(r.OrderID, nil)
+			a.both(g, func(t *tally) { t.refusalCodes[code]++ })
+		}
 	}
 	for _, o := range e.Orders {
 		g := a.group(o.Authority, o.Jurisdiction)

@@ -651,3 +651,23 @@ func TestReportSubSecondPeriod(t *testing.T) {
 		t.Errorf("the CSV's period:\n%s", buf.String()[:400])
 	}
 }
+
+// A refusal stated several times in one decision (two extension files
+// withholding the same order, with different reasons) counts once per
+// (decision, order, demand, code).
+func TestReportRefusalStatedTwiceCountsOnce(t *testing.T) {
+	at := time.Date(2026, 2, 1, 10, 0, 0, 0, time.UTC)
+	b := newRec("dup-refusal", at, "m-dup", "acct-dup", "CN-2026-0601").
+		refuse("CN-2026-0601", "end_meeting", "withheld", 0).
+		refuse("CN-2026-0601", "end_meeting", "withheld", 0).
+		refuse("CN-2026-0601", "suspend_account", "withheld", 0)
+	b.rec.Decision.Refused[1].Reason = "a second extension's reason"
+	l := openFixture(t, []*engine.Record{b.rec})
+	r, err := Build(context.Background(), l, fixturePeriod, Options{MinCount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := codes(r.Totals.RefusalReasons); !slices.Equal(got, []string{"withheld=2"}) {
+		t.Errorf("refusal reasons %v, want withheld=2 (end_meeting and suspend_account, once each)", got)
+	}
+}
