@@ -475,9 +475,15 @@ func unknownKey(obj ast.Object) *ast.Term {
 	return unknown
 }
 
+// termCollection is what an ast.Set and an *ast.Array both are.
+type termCollection interface {
+	Foreach(func(*ast.Term))
+	Len() int
+}
+
 // batchOf is an action's participant_ids, an array or, as a set
 // comprehension gives them, a set; nil when it has none.
-func batchOf(action ast.Object) interface{ Foreach(func(*ast.Term)); Len() int } {
+func batchOf(action ast.Object) termCollection {
 	switch ids := field(action, "participant_ids").(type) {
 	case *ast.Array:
 		return ids
