@@ -377,7 +377,13 @@ func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte
 				raw = string(raws[start+i])
 			}
 			args = append(args, e.DecisionID, at, e.Kind, e.MeetingID, allow, raw, e.Replica)
+			// An order is found by the entries that evaluated it and by
+			// those it targeted while not in force (whose guard blocks may
+			// cite it): the report counts both under its authority.
 			for _, o := range e.Orders {
+				orders = append(orders, e.DecisionID, o.OrderID, o.Authority, at)
+			}
+			for _, o := range e.OrdersNotInForce {
 				orders = append(orders, e.DecisionID, o.OrderID, o.Authority, at)
 			}
 		}

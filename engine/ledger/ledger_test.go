@@ -524,6 +524,34 @@ func TestIdempotentInsert(t *testing.T) {
 	})
 }
 
+// An order that targeted the meeting while not in force is found by the
+// entries it targeted, with their guard blocks that cite it, as the report
+// counts them under its authority.
+func TestListFindsOrdersNotInForce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		ctx := context.Background()
+		r := removal("dec-expired", baseTime, "p-1", "CN-1")
+		expired := orders["HK-1"]
+		expired.Expires = "2026-06-03"
+		r.OrdersNotInForce = map[string]registry.Order{"HK-1": expired}
+		r.Decision.OrdersNotInForce = []decision.OrderStatus{{OrderID: "HK-1", Status: "expired"}}
+		r.Decision.GuardBlocked = []decision.Blocked{{Action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-2", OrderID: "HK-1"},
+			Code: "order_not_in_force", Reason: "order HK-1 expired"}}
+		record(t, l, r)
+		record(t, l, removal("dec-cn", baseTime.Add(time.Minute), "p-3", "CN-1"))
+		for _, q := range []ledger.Query{{Order: "HK-1"}, {Authority: "hk.police"}} {
+			page, err := l.List(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(page.Entries); !slices.Equal(got, []string{"dec-expired"}) {
+				t.Errorf("List(%+v) = %v, want the entry HK-1 targeted while expired", q, got)
+			}
+		}
+	})
+}
+
 func TestScanOrderAndFilters(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		l := b.open(t)

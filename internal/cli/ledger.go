@@ -122,8 +122,8 @@ func ledgerCommand() *cobra.Command {
 	flags.register(f)
 	f.StringVar(&since, "since", "", "entries at or after `T` (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&until, "until", "", "entries before `T` (RFC 3339 or YYYY-MM-DD)")
-	f.StringVar(&order, "order", "", "only entries citing this order id")
-	f.StringVar(&auth, "authority", "", "only entries citing an order of this authority")
+	f.StringVar(&order, "order", "", "only entries that evaluated this order id, or that it targeted while not in force")
+	f.StringVar(&auth, "authority", "", "only entries that evaluated an order of this authority, or that one targeted while not in force")
 	f.StringVar(&format, "format", "jsonl", "output format: jsonl")
 	cmd.AddCommand(export)
 	return cmd
