@@ -211,6 +211,7 @@ document_violations contains violation(root, sprintf("must be an object keyed by
 # The ids of the authorities that pass the screen: exactly the valid ones.
 screened_authorities contains id if {
 	some id, a in authorities
+	valid_id(id)
 	is_object(a)
 	count(object.keys(a) - authority_keys) == 0
 	non_blank_string(a.name)
@@ -219,6 +220,11 @@ screened_authorities contains id if {
 }
 
 suspect_authorities := {id: authorities[id] | some id in (object.keys(authorities) - screened_authorities)}
+
+authority_violations contains violation(authority_path(id), id_problem(id)) if {
+	some id, _ in suspect_authorities
+	not valid_id(id)
+}
 
 authority_violations contains violation(authority_path(id), sprintf("an authority must be an object, not %s", [type_name(a)])) if {
 	some id, a in suspect_authorities
@@ -361,6 +367,7 @@ code_problem(code) := sprintf("a country code must be a string, not %s", [type_n
 # them) pay nothing for those checks.
 screened_orders contains id if {
 	some id, o in orders
+	valid_id(id)
 	is_object(o)
 	count(object.keys(o) - plain_order_keys) == 0
 
@@ -380,6 +387,7 @@ screened_orders contains id if {
 # meetings. It costs in proportion to those, not to the registry.
 rescreened_orders contains id if {
 	some id, o in unscreened_orders
+	valid_id(id)
 	is_object(o)
 	count(object.keys(o) - order_keys) == 0
 	authorities[o.authority]
@@ -397,6 +405,11 @@ rescreened_orders contains id if {
 unscreened_orders := {id: orders[id] | some id in (object.keys(orders) - screened_orders)}
 
 suspect_orders := {id: o | some id, o in unscreened_orders; not rescreened_orders[id]}
+
+order_violations contains violation(order_path(id), id_problem(id)) if {
+	some id, _ in suspect_orders
+	not valid_id(id)
+}
 
 order_violations contains violation(order_path(id), sprintf("an order must be an object, not %s", [type_name(o)])) if {
 	some id, o in suspect_orders
@@ -739,6 +752,18 @@ violation(path, message) := {"path": path, "message": message}
 has_key(obj, key) if {
 	_ = obj[key]
 }
+
+# An id is what decisions, the ledger, its filters and the report name an
+# entry by: not empty (an empty filter means none), and without spaces at
+# either end (" O2 " and "O2" read alike wherever they are shown).
+valid_id(id) if {
+	id != ""
+	trim_space(id) == id
+}
+
+id_problem(id) := "an id must not be empty" if {
+	id == ""
+} else := sprintf("the id %q begins or ends with whitespace", [id])
 
 non_blank_string(s) if {
 	is_string(s)

@@ -270,6 +270,20 @@ test_authority_must_be_an_object if {
 	authority_violations("Cyberspace Administration of China") == {v("authorities.x.a", "an authority must be an object, not string")}
 }
 
+test_ids_are_not_empty_or_padded if {
+	violations_of({"": cac, " cn.cac ": cac}, {}) == {
+		v("authorities.", "an id must not be empty"),
+		v("authorities. cn.cac ", `the id " cn.cac " begins or ends with whitespace`),
+	}
+	violations_of(authorities, {"": order, "O2\n": order}) == {
+		v("orders.", "an id must not be empty"),
+		v("orders.O2\n", `the id "O2\n" begins or ends with whitespace`),
+	}
+
+	# An order that states a period goes through the second screen.
+	violations_of(authorities, {" O3": object.union(order, {"effective": "2020-06-01"})}) == {v("orders. O3", `the id " O3" begins or ends with whitespace`)}
+}
+
 test_authority_name_is_required if {
 	authority_violations({"jurisdiction": ["CN"]}) == {v("authorities.x.a.name", "name is required")}
 }
