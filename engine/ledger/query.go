@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/registry"
 )
 
 // Query selects entries. Zero values select everything.
@@ -248,7 +249,7 @@ var (
 // wrap around into a query that selects nothing nor, as 0001-01-01 (the
 // zero time), be taken for a bound not given.
 func ParseTime(v string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, v)
+	t, err := registry.ParseRFC3339(v)
 	if err != nil {
 		if t, err = time.Parse(time.DateOnly, v); err != nil {
 			return time.Time{}, errors.New("want an RFC 3339 time or a YYYY-MM-DD date, got " + input.Quote(v))

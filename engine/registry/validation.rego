@@ -173,7 +173,9 @@ date_pattern := `^[0-9]{4}-(((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01]))|((0[469]
 # An RFC 3339 date-time with an upper-case T, seconds, an optional
 # fraction and a Z or an offset; time.parse_rfc3339_ns then checks the
 # calendar and the clock.
-datetime_pattern := `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`
+# The offset's hours go to 23 and its minutes to 59, as RFC 3339 has them
+# (Go's parser, and OPA's time.parse_rfc3339_ns, take +24:00 too).
+datetime_pattern := `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`
 
 # The instants a validity date may name: the years 1900 to 2199 (UTC), well
 # inside OPA's nanosecond timestamps, and the same bounds the engine uses

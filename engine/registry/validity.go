@@ -105,7 +105,7 @@ func ParseInstant(s string, endOfDay bool) (t time.Time, dateOnly bool, err erro
 		t, err = time.Parse(DateLayout, s)
 		dateOnly = err == nil
 	} else if strings.ContainsRune(s, 'T') && !strings.ContainsAny(s, "tz") {
-		t, err = time.Parse(time.RFC3339Nano, s)
+		t, err = ParseRFC3339(s)
 	} else {
 		err = errors.New("not a date")
 	}
@@ -121,6 +121,22 @@ func ParseInstant(s string, endOfDay bool) (t time.Time, dateOnly bool, err erro
 		t = t.AddDate(0, 0, 1)
 	}
 	return t.UTC(), dateOnly, nil
+}
+
+// ParseRFC3339 parses an RFC 3339 date-time. Go's parser also takes
+// offsets of 24 hours or 60 minutes and more, which RFC 3339 does not
+// (+24:00 would move the instant by a day); they are refused.
+func ParseRFC3339(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return t, err
+	}
+	if n := len(s); n > 6 && (s[n-6] == '+' || s[n-6] == '-') {
+		if s[n-5:n-3] > "23" || s[n-2:] > "59" {
+			return time.Time{}, fmt.Errorf("the offset %s is not one of -23:59 to +23:59", s[n-6:])
+		}
+	}
+	return t, nil
 }
 
 // Validity parses the order's effective, expires and revoked dates. The

@@ -151,3 +151,17 @@ func TestRegistryStatus(t *testing.T) {
 		t.Error("Validity")
 	}
 }
+
+// RFC 3339 offsets go to 23:59; Go's parser takes +24:00 and :60 too.
+func TestParseRFC3339Offsets(t *testing.T) {
+	for _, s := range []string{"2026-01-01T00:00:00+24:00", "2026-01-01T00:00:00-00:60", "2026-01-01T00:00:00+99:99"} {
+		if _, err := ParseRFC3339(s); err == nil {
+			t.Errorf("%s: accepted", s)
+		}
+	}
+	for _, s := range []string{"2026-01-01T00:00:00+23:59", "2026-01-01T00:00:00-12:00", "2026-01-01T00:00:00.5Z"} {
+		if _, err := ParseRFC3339(s); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+}

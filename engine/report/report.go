@@ -542,7 +542,7 @@ func receivedDay(s string) string {
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
 		return t.Format(time.DateOnly)
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+	if t, err := registry.ParseRFC3339(s); err == nil {
 		return t.UTC().Format(time.DateOnly)
 	}
 	return ""
