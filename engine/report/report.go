@@ -27,11 +27,12 @@
 //
 // Each (decision, order, demand) has one outcome: granted as asked (the
 // end_meeting or suspend_account action for the order exists; for
-// remove_participants, participant actions exist or the demand was not
-// refused), narrowed to participant level (refused, but the order's
-// participant-level actions exist in the decision), refused (refused,
-// nothing carried out for the order), or not decided (neither: a join-time
-// decision decides only admissions).
+// remove_participants, participant actions exist), nobody inside
+// (remove_participants not refused, but nobody it could reach was located
+// inside: nothing to carry out), narrowed to participant level (refused,
+// but the order's participant-level actions exist in the decision),
+// refused (refused, nothing carried out for the order), or not decided
+// (neither: a join-time decision decides only admissions).
 //
 // A report renders as Markdown, JSON, HTML (one self-contained page: inline
 // CSS and SVG, no script, no external resource) and CSV. The CSV is one
@@ -77,10 +78,15 @@ const (
 
 // Outcomes of a demand in one decision.
 const (
-	OutcomeGranted    = "granted"     // carried out as asked
-	OutcomeNarrowed   = "narrowed"    // refused as asked, carried out at participant level
-	OutcomeRefused    = "refused"     // refused, nothing carried out for the order
-	OutcomeNotDecided = "not_decided" // neither granted nor refused (a join-time decision decides only admissions)
+	OutcomeGranted = "granted" // carried out as asked
+	// OutcomeNobodyInside: remove_participants not refused, and nobody it
+	// could reach located inside, so nothing carried out. Counted as
+	// granted, a service-wide order evaluated for every meeting would read
+	// as carried out thousands of times while it removed nobody.
+	OutcomeNobodyInside = "nobody_inside"
+	OutcomeNarrowed     = "narrowed"    // refused as asked, carried out at participant level
+	OutcomeRefused      = "refused"     // refused, nothing carried out for the order
+	OutcomeNotDecided   = "not_decided" // neither granted nor refused (a join-time decision decides only admissions)
 )
 
 // ErrPeriod is matched by errors for an unusable period.
@@ -498,7 +504,10 @@ func outcome(demand string, refused bool, types map[string]bool, participantActi
 	granted := false
 	switch demand {
 	case registry.DemandRemoveParticipants:
-		granted = participantActions > 0 || !refused
+		if participantActions == 0 && !refused {
+			return OutcomeNobodyInside
+		}
+		granted = participantActions > 0
 	case registry.DemandEndMeeting:
 		granted = types[decision.EndMeeting]
 	case registry.DemandSuspendAccount:
@@ -638,14 +647,14 @@ func (a *aggregator) groupOut(t *tally, c func(int) Cell, received int) Group {
 		}
 		g.Demands = append(g.Demands, DemandRow{
 			Demand: d, Orders: c(len(t.demandOrders[d])), Evaluated: c(evaluated),
-			Granted: c(o[OutcomeGranted]), Narrowed: c(o[OutcomeNarrowed]),
+			Granted: c(o[OutcomeGranted]), NobodyInside: c(o[OutcomeNobodyInside]), Narrowed: c(o[OutcomeNarrowed]),
 			Refused: c(o[OutcomeRefused]), NotDecided: c(o[OutcomeNotDecided]),
 		})
 	}
 	g.DemandsTotal = DemandRow{
 		Demand: "(all)", Orders: c(len(allOrders)),
-		Evaluated: c(all[OutcomeGranted] + all[OutcomeNarrowed] + all[OutcomeRefused] + all[OutcomeNotDecided]),
-		Granted:   c(all[OutcomeGranted]), Narrowed: c(all[OutcomeNarrowed]),
+		Evaluated: c(all[OutcomeGranted] + all[OutcomeNobodyInside] + all[OutcomeNarrowed] + all[OutcomeRefused] + all[OutcomeNotDecided]),
+		Granted:   c(all[OutcomeGranted]), NobodyInside: c(all[OutcomeNobodyInside]), Narrowed: c(all[OutcomeNarrowed]),
 		Refused: c(all[OutcomeRefused]), NotDecided: c(all[OutcomeNotDecided]),
 	}
 	if g.Demands == nil {

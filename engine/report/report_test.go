@@ -671,3 +671,34 @@ func TestReportRefusalStatedTwiceCountsOnce(t *testing.T) {
 		t.Errorf("refusal reasons %v, want withheld=2 (end_meeting and suspend_account, once each)", got)
 	}
 }
+
+// A participants' removal not refused, with nobody located inside, is
+// "nobody inside", not granted: a service-wide order evaluated for every
+// meeting would otherwise read as carried out each time.
+func TestReportNobodyInsideIsNotGranted(t *testing.T) {
+	at := time.Date(2026, 6, 2, 10, 0, 0, 0, time.UTC)
+	recs := []*engine.Record{
+		newRec("nobody-1", at, "m-a", "acct-a", "RU-2026-0001").rec,
+		newRec("nobody-2", at.Add(time.Minute), "m-b", "acct-b", "RU-2026-0001").rec,
+		newRec("removed", at.Add(2*time.Minute), "m-c", "acct-c", "RU-2026-0001").remove("RU-2026-0001", "RU", "p-1").rec,
+	}
+	for _, r := range recs[:2] {
+		// A guard block makes it an entry of its own (a decision with
+		// nothing at all is only counted).
+		r.Decision.GuardBlocked = []decision.Blocked{{Action: decision.Action{Type: decision.RemoveParticipant, OrderID: "RU-2026-0001"}, Code: "outside_jurisdiction"}}
+	}
+	r, err := Build(context.Background(), openFixture(t, recs), fixturePeriod, Options{MinCount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range r.Totals.Demands {
+		if d.Demand != "remove_participants" {
+			continue
+		}
+		if got := [3]int{d.Evaluated.n, d.Granted.n, d.NobodyInside.n}; got != [3]int{3, 1, 2} {
+			t.Errorf("remove_participants evaluated, granted, nobody inside = %v, want [3 1 2]", got)
+		}
+		return
+	}
+	t.Error("no remove_participants row")
+}
