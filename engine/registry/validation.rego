@@ -315,7 +315,25 @@ valid_jurisdiction(codes) if {
 
 jurisdiction_code(code) if code in iso3166_alpha2
 
-jurisdiction_code(code) if iso3166_2[code]
+jurisdiction_code(code) if {
+	iso3166_2[code]
+	not own_country_code[code]
+}
+
+# ISO 3166-2 subdivisions that also have an ISO 3166-1 code of their own.
+# GeoIP databases locate everyone there under that code (TW, not CN with
+# subdivision CN-TW), so a jurisdiction listing the subdivision would
+# reach nobody: it must list the country code instead.
+own_country_code := {
+	"CN-HK": "HK", "CN-MO": "MO", "CN-TW": "TW",
+	"FI-01": "AX",
+	"FR-971": "GP", "FR-972": "MQ", "FR-973": "GF", "FR-974": "RE", "FR-976": "YT",
+	"FR-BL": "BL", "FR-GF": "GF", "FR-GP": "GP", "FR-MF": "MF", "FR-MQ": "MQ", "FR-NC": "NC",
+	"FR-PF": "PF", "FR-PM": "PM", "FR-RE": "RE", "FR-TF": "TF", "FR-WF": "WF", "FR-YT": "YT",
+	"NL-AW": "AW", "NL-BQ1": "BQ", "NL-BQ2": "BQ", "NL-BQ3": "BQ", "NL-CW": "CW", "NL-SX": "SX",
+	"NO-21": "SJ", "NO-22": "SJ",
+	"US-AS": "AS", "US-GU": "GU", "US-MP": "MP", "US-PR": "PR", "US-UM": "UM", "US-VI": "VI",
+}
 
 nested_code(listed) if {
 	some code in listed
@@ -326,6 +344,7 @@ nested_code(listed) if {
 # code lies in, when there is one.
 enclosing_code(code, listed) := country if {
 	iso3166_2[code]
+	not own_country_code[code]
 	country := substring(code, 0, 2)
 	country in listed
 } else := parent if {
@@ -343,6 +362,8 @@ jurisdiction_problem(a) := "jurisdiction is required" if {
 
 code_problem(code) := sprintf("a country code must be a string, not %s", [type_name(code)]) if {
 	not is_string(code)
+} else := sprintf("%q has a country code of its own, %s, under which GeoIP locates everyone there (nobody is located in %s): list %s", [code, own, code, own]) if {
+	own := own_country_code[code]
 } else := sprintf("%q is not an ISO 3166-1 alpha-2 code; codes are upper case: %q", [code, upper(code)]) if {
 	upper(code) in iso3166_alpha2
 } else := sprintf("%q is not an ISO 3166-2 subdivision code; codes are upper case: %q", [code, upper(code)]) if {

@@ -284,6 +284,13 @@ test_ids_are_not_empty_or_padded if {
 	violations_of(authorities, {" O3": object.union(order, {"effective": "2020-06-01"})}) == {v("orders. O3", `the id " O3" begins or ends with whitespace`)}
 }
 
+test_subdivisions_with_a_country_code_of_their_own_are_invalid if {
+	authority_violations(authority_over(["CN", "CN-TW"])) == {v("authorities.x.a.jurisdiction[1]", `"CN-TW" has a country code of its own, TW, under which GeoIP locates everyone there (nobody is located in CN-TW): list TW`)}
+	authority_violations(authority_over(["FR", "FR-GF"])) == {v("authorities.x.a.jurisdiction[1]", `"FR-GF" has a country code of its own, GF, under which GeoIP locates everyone there (nobody is located in FR-GF): list GF`)}
+	authority_violations(authority_over(["US-PR"])) == {v("authorities.x.a.jurisdiction[0]", `"US-PR" has a country code of its own, PR, under which GeoIP locates everyone there (nobody is located in US-PR): list PR`)}
+	authority_violations(authority_over(["CN", "TW", "FR-IDF"])) == set()
+}
+
 test_authority_name_is_required if {
 	authority_violations({"jurisdiction": ["CN"]}) == {v("authorities.x.a.name", "name is required")}
 }
