@@ -22,7 +22,7 @@ import (
 // (description, format, ...) are accepted and not checked.
 var (
 	schemaKeywords = []string{
-		"$ref", "allOf", "anyOf", "type", "const", "enum", "required", "properties",
+		"$ref", "allOf", "anyOf", "not", "type", "const", "enum", "required", "properties",
 		"additionalProperties", "items", "minItems", "maxItems", "uniqueItems", "minLength",
 		"maxLength", "pattern", "minimum", "maximum",
 	}
@@ -141,6 +141,9 @@ func (o *openAPI) validate(schema any, v any, path string) []string {
 		if !matched {
 			fail("matches no anyOf alternative (%s)", strings.Join(why, " | "))
 		}
+	}
+	if not, ok := s["not"]; ok && len(o.validate(not, v, path)) == 0 {
+		fail("matches the schema under not")
 	}
 	if t, ok := s["type"]; ok {
 		var types []string
@@ -390,6 +393,11 @@ func TestSchemaValidator(t *testing.T) {
 		{`{"type": "string", "minLength": 1}`, `""`, false},
 		{`{"anyOf": [{"type": "string"}, {"type": "null"}]}`, `1`, false},
 		{`{"allOf": [{"type": "object"}, {"properties": {"code": {"const": "x"}}}]}`, `{"code": "y"}`, false},
+		{`{"not": {"required": ["a", "b"]}}`, `{"a": 1, "b": 2}`, false},
+		{`{"not": {"required": ["a", "b"]}}`, `{"a": 1}`, true},
+		// A participant gives ip or phone, not both.
+		{`{"$ref": "#/components/schemas/Participant"}`, `{"id": "p", "ip": "1.1.1.1", "phone": "+14155550100"}`, false},
+		{`{"$ref": "#/components/schemas/Participant"}`, `{"id": "p", "phone": "+14155550100"}`, true},
 		{`{"$ref": "#/components/schemas/Error"}`, `{"code": "internal", "message": "m", "error_id": "e"}`, true},
 		{`{"$ref": "#/components/schemas/Error"}`, `{"code": "nope", "message": "m"}`, false},
 		{`{"$ref": "#/components/schemas/InternalError"}`, `{"code": "internal", "message": "m"}`, false},
