@@ -83,6 +83,11 @@ registry-check:
 	$(OPA) eval --fail-defined -d engine/registry -d bundles/registry --format pretty 'data.geoscope.registry.violations[v]'
 	$(OPA) eval --fail-defined -d policies -d bundles/registry --format pretty 'data.geoscope.registry.violations[v]'
 	$(OPA) eval -d engine/registry -d bundles/registry --format pretty 'warnings := data.geoscope.registry.warnings'
+	@# geoscope loads the bundles as a server does from files: a name given
+	@# twice in one object of a data.json, which opa eval reads as the last
+	@# one, is refused (exit 2).
+	echo '{"meeting": {"id": "registry-check", "host": {"account_id": "registry-check"}, "participants": []}}' | \
+		$(GO) run ./cmd/geoscope decide --bundle policies --bundle bundles/registry > /dev/null
 
 ## schema-check: the example registry matches the registry schemas (the
 ## negative checks, a misspelt field failing opa check --schema, are

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"path"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
@@ -52,9 +50,6 @@ func (s *Sources) startRemote(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: --config: %v", ErrConfig, err)
 	}
-	// prepare, which OPA may call from Init on a persisted bundle, needs
-	// the manager's bundle configuration.
-	s.manager = m
 	var boot map[string]any
 	if err := util.Unmarshal(raw, &boot); err != nil {
 		return fmt.Errorf("%w: --config: %v", ErrConfig, err)
@@ -66,8 +61,7 @@ func (s *Sources) startRemote(ctx context.Context) error {
 		return fmt.Errorf("%w: --config: %v", ErrConfig, err)
 	}
 	m.Register(discovery.Name, d)
-	m.RegisterCompilerTrigger(s.installPrepared)
-	useRemoteActivator(m.Store, s)
+	m.RegisterCompilerTrigger(func(txn storage.Transaction) { s.activateRemote(ctx, m, txn) })
 	if err := m.Init(ctx); err != nil {
 		return fmt.Errorf("starting OPA plugins: %w", err)
 	}
@@ -76,6 +70,7 @@ func (s *Sources) startRemote(ctx context.Context) error {
 		return fmt.Errorf("%w: --config configures no bundles", ErrConfig)
 	}
 	bp.Register("geoscope", s.onBundleStatus)
+	s.manager = m
 	if err := m.Start(ctx); err != nil {
 		return fmt.Errorf("starting OPA plugins: %w", err)
 	}
@@ -84,127 +79,63 @@ func (s *Sources) startRemote(ctx context.Context) error {
 		stop, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		m.Stop(stop)
-		remoteSources.Delete(m.Store)
 	}()
 	return nil
 }
 
-// remoteActivator is OPA's bundle activation with geoscope's own checks
-// inside it. OPA's bundle plugin activates a downloaded bundle in a store
-// transaction: writes its data and policies, compiles every module, then
-// commits. geoscope builds its snapshot (and runs the registry validation
-// rules) from that transaction before it commits, and a snapshot that
-// fails is an activation error: OPA aborts the transaction, so its store
-// keeps the previous version, and its bundle status, status reports,
-// /health?plugins and logs say the version failed, as they do for a
-// bundle that does not compile. (Built after the commit instead, a
-// rejected registry stayed in OPA's store, reported active and healthy,
-// and every later version of another bundle was validated against it.)
+// activateRemote runs inside the bundle plugin's commit, so the data read
+// here is exactly what was just activated. The snapshot gets its own copy;
+// if it fails to build (no policy yet, a registry that fails validation),
+// the engine keeps its last good snapshot.
 //
-// OPA looks activators up by name in a registry of its process, so one
-// activator serves every Sources; a store it does not know (a server
-// stopped, any other use of OPA in the process) gets OPA's own activation
-// unchanged.
-type remoteActivator struct{}
-
-const remoteActivatorName = "geoscope"
-
-var (
-	remoteSources           sync.Map // storage.Store → *Sources
-	registerRemoteActivator sync.Once
-)
-
-func useRemoteActivator(store storage.Store, s *Sources) {
-	registerRemoteActivator.Do(func() {
-		bundle.RegisterActivator(remoteActivatorName, remoteActivator{})
-		bundle.RegisterDefaultBundleActivator(remoteActivatorName)
-	})
-	remoteSources.Store(store, s)
-}
-
-func (remoteActivator) Activate(opts *bundle.ActivateOpts) error {
-	s, ok := remoteSources.Load(opts.Store)
-	if !ok {
-		return (&bundle.DefaultActivator{}).Activate(opts)
-	}
-	// The bundle plugin reads bundles lazily: their data files are still
-	// raw here, and are checked for names given twice before OPA decodes
-	// them (keeping the last).
-	for _, b := range opts.Bundles {
-		for _, f := range b.Raw {
-			if path.Base(f.Path) == "data.json" {
-				if err := policy.DuplicateName(f.Path, f.Value); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	if err := (&bundle.DefaultActivator{}).Activate(opts); err != nil {
-		return err
-	}
-	return s.(*Sources).prepare(opts)
-}
-
-// prepared is a snapshot waiting for its transaction to commit.
-type prepared struct {
-	txn  uint64
-	snap *policy.Snapshot
-}
-
-// prepare builds the snapshot of the bundles as the transaction being
-// activated leaves them. Until every configured bundle has arrived there
-// is nothing complete to build: a policy without its registry (or the
-// reverse) must never answer, so the bundle is stored and nothing
-// changes.
-func (s *Sources) prepare(opts *bundle.ActivateOpts) error {
-	ctx, store, txn := opts.Ctx, opts.Store, opts.Txn
-	names, err := bundle.ReadBundleNamesFromStore(ctx, store, txn)
+// Trade-off: OPA has committed the version by then, so OPA's own bundle
+// status (and its status plugin's reports) call it active, and the next
+// version of another bundle is built with it, and rejected too, until it
+// is fixed. Validating inside OPA's activation instead takes a bundle
+// activator, which OPA registers for the whole process (the extension
+// point of OPA distributions that bring their own store): it switched
+// every bundle reader in the process to lazy loading and gave rego.New
+// without a store a nil one. geoscope's /v1/status and metrics are what
+// is deciding; docs/bundles.md says so.
+func (s *Sources) activateRemote(ctx context.Context, m *plugins.Manager, txn storage.Transaction) {
+	// Until every configured bundle has arrived there is nothing complete to
+	// activate: a policy without its registry (or the reverse) must never
+	// answer.
+	names, err := bundle.ReadBundleNamesFromStore(ctx, m.Store, txn)
 	if err != nil && !storage.IsNotFound(err) {
-		return err
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		_ = s.activate(nil, err)
+		return
 	}
-	if bp := bundleplugin.Lookup(s.manager); bp != nil {
+	if bp := bundleplugin.Lookup(m); bp != nil {
 		for name := range bp.Config().Bundles {
 			if !slices.Contains(names, name) {
 				s.log.Info("waiting for every configured bundle before activating", "missing", name)
-				return nil
+				return
 			}
 		}
 	}
-	revisions := make(map[string]string, len(names))
-	for _, name := range names {
-		if revisions[name], err = bundleRevision(ctx, store, txn, name); err != nil {
-			return err
+	snap, err := func() (*policy.Snapshot, error) {
+		revisions := make(map[string]string, len(names))
+		for _, name := range names {
+			if revisions[name], err = bundleRevision(ctx, m.Store, txn, name); err != nil {
+				return nil, err
+			}
 		}
-	}
-	v, err := store.Read(ctx, txn, storage.RootPath)
-	if err != nil {
-		return err
-	}
-	data, ok := v.(map[string]any)
-	if !ok {
-		return fmt.Errorf("data root is %T", v)
-	}
-	snap, err := policy.FromStore(ctx, opts.Compiler, data, revisions, s.cfg.Load)
-	if err != nil {
-		return err
-	}
+		v, err := m.Store.Read(ctx, txn, storage.RootPath)
+		if err != nil {
+			return nil, err
+		}
+		data, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("data root is %T", v)
+		}
+		return policy.FromStore(ctx, m.GetCompiler(), data, revisions, s.cfg.Load)
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.prepared = prepared{txn: txn.ID(), snap: snap}
-	return nil
-}
-
-// installPrepared runs once the bundle plugin's transaction has committed
-// (OPA's compiler trigger): the snapshot prepared in it starts deciding.
-func (s *Sources) installPrepared(txn storage.Transaction) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.prepared
-	s.prepared = prepared{}
-	if p.snap == nil || p.txn != txn.ID() {
-		return
-	}
-	_ = s.activate(p.snap, nil)
+	_ = s.activate(snap, err)
 }
 
 // onBundleStatus follows what the bundle plugin reports of each bundle

@@ -137,12 +137,9 @@ type Sources struct {
 	status Status
 
 	manager *plugins.Manager // OPA's plugin manager, with an OPA configuration
-	// prepared is the snapshot built and validated inside the bundle
-	// plugin's transaction (see remoteActivator), installed once that
-	// transaction commits; failing holds each remote bundle's latest
-	// failure until a download or activation of it succeeds.
-	prepared prepared
-	failing  map[string]*Failure
+	// failing holds each remote bundle's latest download or verification
+	// failure until a download of it succeeds (see onBundleStatus).
+	failing map[string]*Failure
 }
 
 // New returns Sources for eng. Nothing is loaded until Load.
