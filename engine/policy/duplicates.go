@@ -20,7 +20,8 @@ import (
 // said so. Which one its author meant cannot be told, so neither is
 // guessed. jsontext, the decoder the request path uses, refuses duplicate
 // names by default; here it only validates, OPA's loader still decodes.
-// YAML data files are not checked.
+// YAML data files are not checked, nor bundles OPA's bundle plugin
+// downloads (OPA decodes them; see docs/bundles.md).
 
 // DuplicateNames checks every data.json a bundle's loader yields.
 func DuplicateNames(files bundle.DirectoryLoader) error {
@@ -52,7 +53,9 @@ func DuplicateNames(files bundle.DirectoryLoader) error {
 // object of raw, the data file at file; nil when there is none (or when raw
 // is not valid JSON, which the loader reports).
 func DuplicateName(file string, raw []byte) error {
-	_, err := jsontext.NewDecoder(bytes.NewReader(raw)).ReadValue()
+	// OPA's decoder takes invalid UTF-8 in strings; stopping at it here
+	// would let a name given twice after it through.
+	_, err := jsontext.NewDecoder(bytes.NewReader(raw), jsontext.AllowInvalidUTF8(true)).ReadValue()
 	var serr *jsontext.SyntacticError
 	if !errors.As(err, &serr) || !errors.Is(serr.Err, jsontext.ErrDuplicateName) {
 		return nil

@@ -35,6 +35,8 @@ func TestDuplicateNamesRefused(t *testing.T) {
 		{"orders/data.json", `{"A": {"authority": "x", "expires": "2026-01-01", "expires": "2027-01-01"}}`, "orders.A.expires"},
 		{"/data.json", `{"orders": {"A": {}, "B": {}, "A": {}}}`, "orders.A"},
 		{"data.json", `{"a": 1, "a": 1}`, "a"},
+		// Invalid UTF-8 before the second name, which OPA's decoder takes.
+		{"authorities/data.json", "{\"cn.cac\": {\"notes\": \"\xff\"}, \"cn.cac\": {}}", "authorities.cn.cac"},
 	} {
 		err := DuplicateName(c.file, []byte(c.raw))
 		if !errors.Is(err, ErrBundle) || !strings.Contains(err.Error(), " "+c.want+" is given twice") {
