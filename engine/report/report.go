@@ -476,10 +476,7 @@ func (a *aggregator) statuses(key *groupKey, c func(int) Cell) OrderStatuses {
 		if within(v.Revoked) {
 			revoked++
 		}
-		// An order expires in the period that holds its last instant in
-		// force: "expires": "2025-12-31" ends at the start of 2026, and is
-		// reported in 2025, the year it was last in force.
-		if !v.Expires.IsZero() && within(v.Expires.Add(-time.Nanosecond)) {
+		if within(v.Expires) {
 			expired++
 		}
 		atEnd[v.Status(last)]++

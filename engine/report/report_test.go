@@ -702,26 +702,3 @@ func TestReportNobodyInsideIsNotGranted(t *testing.T) {
 	}
 	t.Error("no remove_participants row")
 }
-
-// An order expires in the period that holds its last day in force:
-// RU-2026-0001 expires 2026-05-31, so through the end of May.
-func TestReportExpiryInTheLastPeriodInForce(t *testing.T) {
-	l := openFixture(t, fixtureRecords())
-	for _, c := range []struct {
-		since, until time.Time
-		want         int
-	}{
-		{time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), 1},
-		{time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), 0},
-	} {
-		r, err := Build(context.Background(), l, Period{Since: c.since, Until: c.until}, Options{MinCount: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, g := range r.Authorities {
-			if g.Authority == "ru.rkn" && g.OrdersByStatus.ExpiredInPeriod.n != c.want {
-				t.Errorf("%s to %s: ru.rkn expired_in_period %d, want %d", c.since.Format(time.DateOnly), c.until.Format(time.DateOnly), g.OrdersByStatus.ExpiredInPeriod.n, c.want)
-			}
-		}
-	}
-}

@@ -143,9 +143,11 @@ type OrderStatuses struct {
 	Orders Cell `json:"orders"`
 	// InForceDuringPeriod are those in force at some time in the period.
 	InForceDuringPeriod Cell `json:"in_force_during_period"`
-	// RevokedInPeriod are those whose revocation took effect in the
-	// period; ExpiredInPeriod those whose last instant in force (the end
-	// of the day of a date-only expires) fell in it.
+	// RevokedInPeriod and ExpiredInPeriod are those whose revocation, or
+	// whose end, fell in the period: the first instant no longer in force
+	// (for a date-only expires, the start of the next day). An order is
+	// thus never both in force at the period's end and expired in it; one
+	// that expires with the period's last day is expired in the next.
 	RevokedInPeriod Cell `json:"revoked_in_period"`
 	ExpiredInPeriod Cell `json:"expired_in_period"`
 	// AtEnd is each order's status at the end of the period (its last
