@@ -151,7 +151,7 @@ func (r *Report) CSV(w io.Writer) error {
 			row("demands", who, d.Demand+".orders", d.Orders)
 			row("demands", who, d.Demand+".evaluated", d.Evaluated)
 			row("demands", who, d.Demand+".granted", d.Granted)
-			row("demands", who, d.Demand+".nobody_inside", d.NobodyInside)
+			row("demands", who, d.Demand+".nothing_carried_out", d.NothingCarriedOut)
 			row("demands", who, d.Demand+".narrowed", d.Narrowed)
 			row("demands", who, d.Demand+".refused", d.Refused)
 			row("demands", who, d.Demand+".not_decided", d.NotDecided)
@@ -267,10 +267,10 @@ func (r *Report) Markdown(w io.Writer) error {
 		if len(g.Demands) == 0 {
 			p("No demand.\n\n")
 		} else {
-			p("| demand | orders | evaluated | granted as asked | nobody inside | narrowed to participants | refused | not decided |\n")
+			p("| demand | orders | evaluated | granted as asked | nothing carried out | narrowed to participants | refused | not decided |\n")
 			p("|---|---:|---:|---:|---:|---:|---:|---:|\n")
 			for _, d := range g.Demands {
-				p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", md(d.Demand), d.Orders, d.Evaluated, d.Granted, d.NobodyInside, d.Narrowed, d.Refused, d.NotDecided)
+				p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", md(d.Demand), d.Orders, d.Evaluated, d.Granted, d.NothingCarriedOut, d.Narrowed, d.Refused, d.NotDecided)
 			}
 			p("\n")
 		}

@@ -27,9 +27,10 @@
 //
 // Each (decision, order, demand) has one outcome: granted as asked (the
 // end_meeting or suspend_account action for the order exists; for
-// remove_participants, participant actions exist), nobody inside
-// (remove_participants not refused, but nobody it could reach was located
-// inside: nothing to carry out), narrowed to participant level (refused,
+// remove_participants, participant actions exist), nothing carried out
+// (remove_participants not refused, and no participant removed for the
+// order: nobody it could reach was inside, or the policy exempted them, or
+// the guard dropped its actions; the ledger keeps no roster to tell which), narrowed to participant level (refused,
 // but the order's participant-level actions exist in the decision),
 // refused (refused, nothing carried out for the order), or not decided
 // (neither: a join-time decision decides only admissions).
@@ -79,14 +80,14 @@ const (
 // Outcomes of a demand in one decision.
 const (
 	OutcomeGranted = "granted" // carried out as asked
-	// OutcomeNobodyInside: remove_participants not refused, and nobody it
-	// could reach located inside, so nothing carried out. Counted as
-	// granted, a service-wide order evaluated for every meeting would read
-	// as carried out thousands of times while it removed nobody.
-	OutcomeNobodyInside = "nobody_inside"
-	OutcomeNarrowed     = "narrowed"    // refused as asked, carried out at participant level
-	OutcomeRefused      = "refused"     // refused, nothing carried out for the order
-	OutcomeNotDecided   = "not_decided" // neither granted nor refused (a join-time decision decides only admissions)
+	// OutcomeNothingCarriedOut: remove_participants not refused, and no
+	// participant removed for the order (see above). Counted as granted, a
+	// service-wide order evaluated for every meeting read as carried out
+	// thousands of times while it removed nobody.
+	OutcomeNothingCarriedOut = "nothing_carried_out"
+	OutcomeNarrowed          = "narrowed"    // refused as asked, carried out at participant level
+	OutcomeRefused           = "refused"     // refused, nothing carried out for the order
+	OutcomeNotDecided        = "not_decided" // neither granted nor refused (a join-time decision decides only admissions)
 )
 
 // ErrPeriod is matched by errors for an unusable period.
@@ -505,7 +506,7 @@ func outcome(demand string, refused bool, types map[string]bool, participantActi
 	switch demand {
 	case registry.DemandRemoveParticipants:
 		if participantActions == 0 && !refused {
-			return OutcomeNobodyInside
+			return OutcomeNothingCarriedOut
 		}
 		granted = participantActions > 0
 	case registry.DemandEndMeeting:
@@ -647,14 +648,14 @@ func (a *aggregator) groupOut(t *tally, c func(int) Cell, received int) Group {
 		}
 		g.Demands = append(g.Demands, DemandRow{
 			Demand: d, Orders: c(len(t.demandOrders[d])), Evaluated: c(evaluated),
-			Granted: c(o[OutcomeGranted]), NobodyInside: c(o[OutcomeNobodyInside]), Narrowed: c(o[OutcomeNarrowed]),
+			Granted: c(o[OutcomeGranted]), NothingCarriedOut: c(o[OutcomeNothingCarriedOut]), Narrowed: c(o[OutcomeNarrowed]),
 			Refused: c(o[OutcomeRefused]), NotDecided: c(o[OutcomeNotDecided]),
 		})
 	}
 	g.DemandsTotal = DemandRow{
 		Demand: "(all)", Orders: c(len(allOrders)),
-		Evaluated: c(all[OutcomeGranted] + all[OutcomeNobodyInside] + all[OutcomeNarrowed] + all[OutcomeRefused] + all[OutcomeNotDecided]),
-		Granted:   c(all[OutcomeGranted]), NobodyInside: c(all[OutcomeNobodyInside]), Narrowed: c(all[OutcomeNarrowed]),
+		Evaluated: c(all[OutcomeGranted] + all[OutcomeNothingCarriedOut] + all[OutcomeNarrowed] + all[OutcomeRefused] + all[OutcomeNotDecided]),
+		Granted:   c(all[OutcomeGranted]), NothingCarriedOut: c(all[OutcomeNothingCarriedOut]), Narrowed: c(all[OutcomeNarrowed]),
 		Refused: c(all[OutcomeRefused]), NotDecided: c(all[OutcomeNotDecided]),
 	}
 	if g.Demands == nil {

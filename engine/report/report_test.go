@@ -673,9 +673,9 @@ func TestReportRefusalStatedTwiceCountsOnce(t *testing.T) {
 }
 
 // A participants' removal not refused, with nobody located inside, is
-// "nobody inside", not granted: a service-wide order evaluated for every
+// "nothing carried out", not granted: a service-wide order evaluated for every
 // meeting would otherwise read as carried out each time.
-func TestReportNobodyInsideIsNotGranted(t *testing.T) {
+func TestReportNothingCarriedOutIsNotGranted(t *testing.T) {
 	at := time.Date(2026, 6, 2, 10, 0, 0, 0, time.UTC)
 	recs := []*engine.Record{
 		newRec("nobody-1", at, "m-a", "acct-a", "RU-2026-0001").rec,
@@ -695,8 +695,8 @@ func TestReportNobodyInsideIsNotGranted(t *testing.T) {
 		if d.Demand != "remove_participants" {
 			continue
 		}
-		if got := [3]int{d.Evaluated.n, d.Granted.n, d.NobodyInside.n}; got != [3]int{3, 1, 2} {
-			t.Errorf("remove_participants evaluated, granted, nobody inside = %v, want [3 1 2]", got)
+		if got := [3]int{d.Evaluated.n, d.Granted.n, d.NothingCarriedOut.n}; got != [3]int{3, 1, 2} {
+			t.Errorf("remove_participants evaluated, granted, nothing carried out = %v, want [3 1 2]", got)
 		}
 		return
 	}

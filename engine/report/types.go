@@ -124,12 +124,12 @@ type DemandRow struct {
 	Orders    Cell   `json:"orders"`    // distinct orders making this demand
 	Evaluated Cell   `json:"evaluated"` // (decision, order) pairs
 	Granted   Cell   `json:"granted"`
-	// NobodyInside: remove_participants evaluated, not refused, and
-	// nobody it could reach inside: nothing carried out.
-	NobodyInside Cell `json:"nobody_inside"`
-	Narrowed     Cell `json:"narrowed"`
-	Refused      Cell `json:"refused"`
-	NotDecided   Cell `json:"not_decided"`
+	// NothingCarriedOut: remove_participants evaluated, not refused, and
+	// no participant removed for the order.
+	NothingCarriedOut Cell `json:"nothing_carried_out"`
+	Narrowed          Cell `json:"narrowed"`
+	Refused           Cell `json:"refused"`
+	NotDecided        Cell `json:"not_decided"`
 }
 
 // OrderStatuses counts the orders the period's entries state (the orders
@@ -299,7 +299,7 @@ func notes(minCount int) []string {
 		"Every figure is counted from the enforcement ledger: the entries committed for decisions in the period, and the ledger's aggregate counts of decisions with nothing to do. Nothing else is used.",
 		SuppressionText(minCount),
 		"Users affected outside the jurisdiction are computed from the action records: 1 for each participant-level action whose located country is outside the jurisdiction, and for each meeting termination or account suspension everyone it reached who was located outside (or at an unknown location), plus the account itself when registered outside.",
-		"Outcomes are counted for each decision, order and demand: granted as asked; nobody inside (participants' removal not refused, but nobody it could reach was located inside the jurisdiction, so nothing was carried out); narrowed to participant level (refused as asked, but the participants located inside were acted on); refused (nothing carried out for the order); not decided (a join-time decision only decides admissions).",
+		"Outcomes are counted for each decision, order and demand: granted as asked; nothing carried out (participants' removal not refused, but no participant removed for the order: nobody it could reach was located inside the jurisdiction, or the policy exempted them, or the guard dropped its actions); narrowed to participant level (refused as asked, but the participants located inside were acted on); refused (nothing carried out for the order); not decided (a join-time decision only decides admissions).",
 		"Users reached by meeting terminations and account suspensions are counted per action: someone reached by both counts twice.",
 		"Orders received are the orders cited in the ledger (in the period or later) whose received date falls in the period.",
 		"Orders by status counts each order the period's entries state, evaluated or reported not in force, once, from the period of validity and revocation the ledger stated last in the period: whether it was in force at some time in the period, whether it was revoked or expired in the period, and its status at the end of the period. Dates written as days are UTC days: an order is in force from the start of its effective day and through the end of its expiry day.",
