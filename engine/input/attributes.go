@@ -133,8 +133,6 @@ type errAttributeValue struct{ msg string }
 
 func (e errAttributeValue) Error() string { return e.msg }
 
-// check enforces the bounds. Keys are visited in order so that the error
-// reported for a request is always the same one.
 // attributeText holds a string value to what its name is held to: no
 // control characters (a NUL, a line break), which policies would carry
 // into reasons, and reasons into the ledger and logs.
@@ -151,6 +149,8 @@ func attributeText(field, s string) error {
 	return nil
 }
 
+// check enforces the bounds. Keys are visited in order so that the error
+// reported for a request is always the same one.
 func (a Attributes) check(f field) error {
 	if len(a) == 0 {
 		return nil

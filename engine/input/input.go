@@ -466,6 +466,11 @@ func (o *Order) validate() error {
 	if err := checkID(at("order.id"), o.ID); err != nil {
 		return err
 	}
+	// As the registry's validation holds its order ids: " O2 " would read
+	// as O2 wherever the ledger and the report show it.
+	if strings.TrimSpace(o.ID) != o.ID {
+		return invalid("order.id", "%s begins or ends with whitespace", Quote(o.ID))
+	}
 	if err := checkID(at("order.authority"), o.Authority); err != nil {
 		return err
 	}

@@ -782,11 +782,14 @@ has_key(obj, key) if {
 valid_id(id) if {
 	id != ""
 	trim_space(id) == id
+	not regex.match(`[\x00-\x1f\x7f]`, id)
 }
 
 id_problem(id) := "an id must not be empty" if {
 	id == ""
-} else := sprintf("the id %q begins or ends with whitespace", [id])
+} else := sprintf("the id %q begins or ends with whitespace", [id]) if {
+	trim_space(id) != id
+} else := sprintf("the id %q contains a control character", [id])
 
 non_blank_string(s) if {
 	is_string(s)

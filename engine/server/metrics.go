@@ -49,11 +49,11 @@ func newMetrics(src *sources.Sources, f *inflight) *metrics {
 		}, []string{"type"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geoscope_refusals_total",
-			Help: "Demands refused, by demand.",
+			Help: "Demands refused, by demand (not those of previews).",
 		}, []string{"demand"}),
 		blocks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geoscope_guard_blocks_total",
-			Help: "Policy actions dropped by the guard, by code.",
+			Help: "Policy actions dropped by the guard, by code (not those of previews).",
 		}, []string{"code"}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geoscope_overloaded_total",
@@ -105,11 +105,15 @@ func (m *metrics) decided(endpoint string) prometheus.Observer {
 }
 
 func (m *metrics) observe(d *decision.Decision) {
+	// A preview's actions, refusals and guard blocks are what an order
+	// under review would do, not enforcement; the transparency report
+	// leaves them out too.
+	if d.Preview {
+		return
+	}
 	// A roster's decision has an action per participant: counted by type
-	// first, each counter is looked up once. A preview's actions are what
-	// an order under review would do, not enforcement, as the
-	// transparency report counts them.
-	for i := 0; i < len(d.Actions) && !d.Preview; {
+	// first, each counter is looked up once.
+	for i := 0; i < len(d.Actions); {
 		typ, n := d.Actions[i].Type, 1
 		for i+n < len(d.Actions) && d.Actions[i+n].Type == typ {
 			n++

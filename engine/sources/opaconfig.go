@@ -147,14 +147,12 @@ func (c Config) instanceID() string {
 // defaultInstanceID is, as in OPA, drawn once per process.
 var defaultInstanceID = uuid.NewString()
 
-// checkKeys refuses keys that do not belong on a verifying server: a
-// shared secret (HS*), which would let it sign, and private keys.
 // ignoredOptions are options of OPA's configuration that OPA's runtime
 // acts on and this server does not: accepted, they would switch nothing on,
 // in silence.
 var ignoredOptions = []struct{ path, why string }{
 	{"server", "geoscope's HTTP server is set by its flags (serve --help)"},
-	{"storage", "bundles are kept in memory; keep downloaded bundles across restarts with bundles.<name>.persist"},
+	{"storage", "bundles are kept in memory; keep downloaded bundles across restarts with bundles.<name>.persist and a writable persistence_directory"},
 	{"default_decision", "geoscope answers only its own decision paths"},
 	{"default_authorization_decision", "geoscope's endpoints are authorized by --tokens-file"},
 	{"nd_builtin_cache", "geoscope's decision-log events carry no builtin results"},
@@ -175,6 +173,8 @@ func withoutEffect(doc map[string]any) error {
 	return nil
 }
 
+// checkKeys refuses keys that do not belong on a verifying server: a
+// shared secret (HS*), which would let it sign, and private keys.
 func checkKeys(v any) error {
 	if v == nil {
 		return nil
