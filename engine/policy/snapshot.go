@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
@@ -261,6 +263,16 @@ func readRegistry(ctx context.Context, store storage.Store) (*registry.Registry,
 	for _, id := range slices.Sorted(maps.Keys(orders)) {
 		if _, err := orders[id].Validity(); err != nil {
 			return nil, fmt.Errorf("%w: orders.%s.%v", ErrRegistry, id, err)
+		}
+	}
+	// An id with a control character inside (the validation rules refuse
+	// empty and padded ids) is refused here: a regular expression per id
+	// in the rules cost a tenth of a 100,000-order registry's activation.
+	for root, ids := range map[string][]string{"authorities": slices.Collect(maps.Keys(authorities)), "orders": slices.Collect(maps.Keys(orders))} {
+		for _, id := range ids {
+			if strings.IndexFunc(id, unicode.IsControl) >= 0 {
+				return nil, fmt.Errorf("%w: %s.%s: the id %s contains a control character", ErrRegistry, root, strings.ToValidUTF8(id, "?"), strconv.QuoteToASCII(id))
+			}
 		}
 	}
 	// A registry is both roots or neither (a policy-only set of bundles).

@@ -176,3 +176,16 @@ func TestBuiltinValidationCompiles(t *testing.T) {
 		t.Fatalf("the built-in rules define no %s", ValidationQuery)
 	}
 }
+
+// An authority or order id with a control character inside is refused by
+// the engine (the validation rules refuse empty and padded ids).
+func TestRegistryIDsWithControlCharacters(t *testing.T) {
+	for root, data := range map[string]string{
+		"authorities": `{"authorities": {"cn\u0000cac": {"name": "CAC", "jurisdiction": ["CN"]}}, "orders": {}}`,
+		"orders": `{"authorities": {"cn.cac": {"name": "CAC", "jurisdiction": ["CN"]}}, "orders": {"O\u00071": {"authority": "cn.cac", "demands": ["remove_participants"], "targets": {"meetings": ["m"]}, "legal_basis": "x"}}}`,
+	} {
+		reg := writeBundle(t, map[string]string{".manifest": `{"roots": ["authorities", "orders"]}`, "data.json": data})
+		_, err := LoadSnapshot(context.Background(), []string{"../../policies", reg}, LoadOptions{})
+		wantRegistryErr(t, err, root+".", "contains a control character")
+	}
+}

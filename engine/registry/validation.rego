@@ -779,17 +779,17 @@ has_key(obj, key) if {
 # An id is what decisions, the ledger, its filters and the report name an
 # entry by: not empty (an empty filter means none), and without spaces at
 # either end (" O2 " and "O2" read alike wherever they are shown).
+# (An id with a control character inside is refused by the engine, in
+# Go: a regular expression here cost a tenth of a large registry's
+# activation.)
 valid_id(id) if {
 	id != ""
 	trim_space(id) == id
-	not regex.match(`[\x00-\x1f\x7f]`, id)
 }
 
 id_problem(id) := "an id must not be empty" if {
 	id == ""
-} else := sprintf("the id %q begins or ends with whitespace", [id]) if {
-	trim_space(id) != id
-} else := sprintf("the id %q contains a control character", [id])
+} else := sprintf("the id %q begins or ends with whitespace", [id])
 
 non_blank_string(s) if {
 	is_string(s)

@@ -280,8 +280,6 @@ test_ids_are_not_empty_or_padded if {
 		v("orders.O2\n", `the id "O2\n" begins or ends with whitespace`),
 	}
 
-	violations_of(authorities, {"O\u0000": order}) == {v("orders.O\u0000", `the id "O\x00" contains a control character`)}
-
 	# An order that states a period goes through the second screen.
 	violations_of(authorities, {" O3": object.union(order, {"effective": "2020-06-01"})}) == {v("orders. O3", `the id " O3" begins or ends with whitespace`)}
 }
