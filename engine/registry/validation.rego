@@ -390,9 +390,9 @@ code_problem(code) := sprintf("a country code must be a string, not %s", [type_n
 # them) pay nothing for those checks.
 screened_orders contains id if {
 	some id, o in orders
-	valid_id(id)
 	is_object(o)
 	count(object.keys(o) - plain_order_keys) == 0
+	valid_id(id)
 
 	# Authority ids are strings, so this also checks the type.
 	authorities[o.authority]
