@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,5 +77,26 @@ func writeTarball(t *testing.T, path string, files map[string]string) {
 	}
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkDuplicateNames is the check over the orders of a 100,000-order
+// registry's data.json, once per activation from files.
+func BenchmarkDuplicateNames(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("{")
+	for i := range 100_000 {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		fmt.Fprintf(&sb, `"ORD-%06d": {"authority": "cn.cac", "demands": ["remove_participants"], "targets": {"meetings": ["m-%d"]}, "legal_basis": "Art. 1 of the Example Law", "received": "2026-06-01"}`, i, i)
+	}
+	sb.WriteString("}")
+	raw := []byte(sb.String())
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if err := DuplicateName("orders/data.json", raw); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
