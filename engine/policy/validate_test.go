@@ -182,7 +182,7 @@ func TestBuiltinValidationCompiles(t *testing.T) {
 func TestRegistryIDsWithControlCharacters(t *testing.T) {
 	for root, data := range map[string]string{
 		"authorities": `{"authorities": {"cn\u0000cac": {"name": "CAC", "jurisdiction": ["CN"]}}, "orders": {}}`,
-		"orders": `{"authorities": {"cn.cac": {"name": "CAC", "jurisdiction": ["CN"]}}, "orders": {"O\u00071": {"authority": "cn.cac", "demands": ["remove_participants"], "targets": {"meetings": ["m"]}, "legal_basis": "x"}}}`,
+		"orders":      `{"authorities": {"cn.cac": {"name": "CAC", "jurisdiction": ["CN"]}}, "orders": {"O\u00071": {"authority": "cn.cac", "demands": ["remove_participants"], "targets": {"meetings": ["m"]}, "legal_basis": "x"}}}`,
 	} {
 		reg := writeBundle(t, map[string]string{".manifest": `{"roots": ["authorities", "orders"]}`, "data.json": data})
 		_, err := LoadSnapshot(context.Background(), []string{"../../policies", reg}, LoadOptions{})
