@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -133,22 +131,6 @@ type errAttributeValue struct{ msg string }
 
 func (e errAttributeValue) Error() string { return e.msg }
 
-// attributeText holds a string value to what its name is held to: no
-// control characters (a NUL, a line break), which policies would carry
-// into reasons, and reasons into the ledger and logs.
-func attributeText(field, s string) error {
-	if printableASCII(s) {
-		return nil
-	}
-	if !utf8.ValidString(s) {
-		return invalid(field, "is not valid UTF-8")
-	}
-	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return invalid(field, "%s contains a control character", Quote(s))
-	}
-	return nil
-}
-
 // check enforces the bounds. Keys are visited in order so that the error
 // reported for a request is always the same one.
 func (a Attributes) check(f field) error {
@@ -176,7 +158,10 @@ func (a Attributes) check(f field) error {
 			if len(v.Text) > MaxAttributeTextLength {
 				return invalid(kf, "is %d bytes long; the limit is %d", len(v.Text), MaxAttributeTextLength)
 			}
-			if err := attributeText(kf, v.Text); err != nil {
+			// A string value is held to what its name is: no control
+			// character (a NUL, a line break), which policies would carry
+			// into reasons, and reasons into the ledger and logs.
+			if err := checkTextAt(kf, v.Text); err != nil {
 				return err
 			}
 		case AttributeStrings:
@@ -187,7 +172,7 @@ func (a Attributes) check(f field) error {
 				if len(s) > MaxAttributeTextLength {
 					return invalid(indexed(kf, i), "is %d bytes long; the limit is %d", len(s), MaxAttributeTextLength)
 				}
-				if err := attributeText(indexed(kf, i), s); err != nil {
+				if err := checkTextAt(indexed(kf, i), s); err != nil {
 					return err
 				}
 			}

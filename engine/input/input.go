@@ -676,7 +676,16 @@ func checkText(f field, s string) error {
 	if printableASCII(s) {
 		return nil
 	}
-	return checkTextSlow(f, s)
+	return checkTextSlow(f.String(), s)
+}
+
+// checkTextAt is checkText for a value whose field is named already (an
+// attribute's value, or an item of its list).
+func checkTextAt(name, s string) error {
+	if printableASCII(s) {
+		return nil
+	}
+	return checkTextSlow(name, s)
 }
 
 // printableASCII reports whether s is ASCII without control characters.
@@ -689,13 +698,13 @@ func printableASCII(s string) bool {
 	return true
 }
 
-func checkTextSlow(f field, s string) error {
+func checkTextSlow(name, s string) error {
 	if !utf8.ValidString(s) {
-		return invalid(f.String(), "is not valid UTF-8")
+		return invalid(name, "is not valid UTF-8")
 	}
 	for _, c := range s {
 		if unicode.IsControl(c) {
-			return invalid(f.String(), "%s contains a control character", Quote(s))
+			return invalid(name, "%s contains a control character", Quote(s))
 		}
 	}
 	return nil
