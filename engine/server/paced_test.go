@@ -148,10 +148,7 @@ func TestShedBigRequestClosesItsConnection(t *testing.T) {
 func TestWaitForTheLargeLaneOverHTTP2(t *testing.T) {
 	ts := newTestServer(t, serverSetup{cfg: Config{QueueTimeout: 5 * time.Second}})
 	ts.bodyGrace = 200 * time.Millisecond
-	hs := httptest.NewUnstartedServer(ts.Handler())
-	hs.EnableHTTP2 = true
-	hs.StartTLS()
-	defer hs.Close()
+	hs := startHTTP2(t, ts)
 
 	all := gzipRosterOutgrowingTheSmallLane(t)
 
