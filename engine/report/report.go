@@ -30,10 +30,11 @@
 // remove_participants, participant actions exist), nothing carried out
 // (remove_participants not refused, and no participant removed for the
 // order: nobody it could reach was inside, or the policy exempted them, or
-// the guard dropped its actions; the ledger keeps no roster to tell which), narrowed to participant level (refused,
-// but the order's participant-level actions exist in the decision),
-// refused (refused, nothing carried out for the order), or not decided
-// (neither: a join-time decision decides only admissions).
+// the guard dropped its actions; the ledger keeps no roster to tell
+// which), narrowed to participant level (refused, but the order's
+// participant-level actions exist in the decision), refused (refused,
+// nothing carried out for the order), or not decided (neither: a join-time
+// decision decides only admissions).
 //
 // A report renders as Markdown, JSON, HTML (one self-contained page: inline
 // CSS and SVG, no script, no external resource) and CSV. The CSV is one
