@@ -429,6 +429,17 @@ func TestBundlesRemoteAdminReload(t *testing.T) {
 			"bundle_error). OPA's bundle Plugin.Trigger returns download errors only for trigger: manual bundles",
 			a.Reloaded, a.Error)
 	}
+
+	// Signed, but the registry validation rules reject it: no bundle's
+	// download failed, the snapshot did, and the reload says so too.
+	invalid := bndRegistryData("ORD-v4", remoteMeeting, remoteAccount)
+	invalid["orders"].(map[string]any)["ORD-v4"].(map[string]any)["authority"] = "xx.unregistered"
+	bs.set("registry.tar.gz", bndRegistryBundle(t, "v4", invalid, &key))
+	a = reload(t)
+	if a.Reloaded || !strings.Contains(a.Error, "xx.unregistered") || a.revision("registry") != "v2" {
+		t.Errorf("reload with a signed v4 that fails validation: reloaded=%v error=%q, %s; want reloaded false naming the violation, v2 kept",
+			a.Reloaded, a.Error, a.bndStatus)
+	}
 }
 
 // SIGHUP reloads as POST /v1/admin/reload does (remote bundles downloaded

@@ -171,12 +171,16 @@ func (s *Sources) onBundleStatus(st bundleplugin.Status) {
 }
 
 // stillFailing is the failure of a remote bundle whose latest download or
-// activation failed (the first by name, should several be), or nil.
+// verification failed (the first by name, should several be), else the
+// latest rejection of a set of versions that built no snapshot, or nil. A
+// download OPA reports as fine clears the first kind only: OPA activates a
+// version before geoscope builds its snapshot, so a version the registry
+// validation rejects is one OPA calls fine.
 func (s *Sources) stillFailing() *Failure {
 	for _, name := range slices.Sorted(maps.Keys(s.failing)) {
 		return s.failing[name]
 	}
-	return nil
+	return s.rejected
 }
 
 // Manager is OPA's plugin manager when an OPA configuration is in use

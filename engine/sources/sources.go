@@ -138,8 +138,11 @@ type Sources struct {
 
 	manager *plugins.Manager // OPA's plugin manager, with an OPA configuration
 	// failing holds each remote bundle's latest download or verification
-	// failure until a download of it succeeds (see onBundleStatus).
-	failing map[string]*Failure
+	// failure until a download of it succeeds (see onBundleStatus);
+	// rejected the latest set of versions that built no snapshot, until one
+	// does. BundleError is the first of them (stillFailing).
+	failing  map[string]*Failure
+	rejected *Failure
 }
 
 // New returns Sources for eng. Nothing is loaded until Load.
@@ -191,13 +194,19 @@ func (s *Sources) Reload(ctx context.Context) error {
 	return errors.Join(bundles, s.ReloadGeo())
 }
 
-// failures joins the latest failure of every remote bundle failing now.
+// failures joins the latest failure of every remote bundle failing to
+// download or verify now or, when none is, the bundles' latest rejection
+// (a set of versions that did not build a snapshot, which no single
+// bundle's download is to blame for).
 func (s *Sources) failures() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(s.failing)) {
 		errs = append(errs, errors.New(s.failing[name].Error))
+	}
+	if len(errs) == 0 && s.rejected != nil {
+		return errors.New(s.rejected.Error)
 	}
 	return errors.Join(errs...)
 }
@@ -215,7 +224,8 @@ func (s *Sources) ReloadBundles(ctx context.Context) error {
 // The caller holds s.mu.
 func (s *Sources) activate(snap *policy.Snapshot, err error) error {
 	if err != nil {
-		s.bundleFailed(&Failure{At: time.Now().UTC(), Error: err.Error()})
+		s.rejected = &Failure{At: time.Now().UTC(), Error: err.Error()}
+		s.bundleFailed(s.rejected)
 		if s.eng.Policy() != nil {
 			s.log.Error("bundles rejected; keeping the active snapshot", "error", err.Error())
 		} else {
@@ -230,6 +240,7 @@ func (s *Sources) activate(snap *policy.Snapshot, err error) error {
 	// collection and a return of the free pages the process stays at its
 	// activation peak until the runtime gets round to both.
 	debug.FreeOSMemory()
+	s.rejected = nil
 	s.status.BundleError = s.stillFailing()
 	s.status.Reloads++
 	s.status.Bundles = s.status.Bundles[:0]
