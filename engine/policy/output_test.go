@@ -2,9 +2,11 @@ package policy
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
@@ -45,5 +47,41 @@ func TestOutputBatchAsSet(t *testing.T) {
 	}
 	if strings.Join(ids, ",") != "p1,p2" {
 		t.Errorf("participants %v, want p1,p2", ids)
+	}
+}
+
+// A refusal reaches no guard: it is answered, recorded and reported as
+// stated, so a malformed one is an evaluation error naming the member
+// instead of a refusal with an empty code or a count of 0.
+func TestOutputRefusalsAreStrict(t *testing.T) {
+	for _, c := range []struct{ refusal, want string }{
+		{`"withheld"`, `an entry is string, not an object`},
+		{`{"order_id": "o", "demand": "end_meeting", "code": 7}`, `code must be a non-empty string (a refusal of order "o")`},
+		{`{"order_id": "o", "code": ""}`, `code must be a non-empty string`},
+		{`{"order_id": "o"}`, `must name order_id and code`},
+		{`{"code": "withheld"}`, `must name order_id and code`},
+		{`{"order_id": ["o"], "code": "withheld"}`, `order_id must be a non-empty string`},
+		{`{"order_id": "o", "code": "withheld", "demand": null}`, `demand must be a string`},
+		{`{"order_id": "o", "code": "withheld", "reason": {"text": "r"}}`, `reason must be a string`},
+		{`{"order_id": "o", "code": "affects_outside", "affected_outside": -1}`, `affected_outside must be a count`},
+		{`{"order_id": "o", "code": "affects_outside", "affected_outside": 1.5}`, `affected_outside must be a count`},
+		{`{"order_id": "o", "code": "affects_outside", "affected_outside": "2"}`, `affected_outside must be a count`},
+		{`{"order_id": "o", "code": "withheld", "reasons": "r"}`, `the key "reasons"`},
+	} {
+		_, err := decodeOutput(ast.MustParseTerm(`{"refused": [`+c.refusal+`]}`).Value.(ast.Object), "data.geoscope.decision")
+		if !errors.Is(err, ErrEvaluation) || !strings.Contains(err.Error(), "data.geoscope.decision.refused: ") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v; want an evaluation error saying %s", c.refusal, err, c.want)
+		}
+	}
+	out, err := decodeOutput(ast.MustParseTerm(`{"refused": {{"order_id": "o", "demand": "end_meeting", "code": "affects_outside", "reason": "r", "affected_outside": 3}, {"order_id": "p", "code": "press_review"}}}`).Value.(ast.Object), "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []decision.Refusal{
+		{OrderID: "o", Demand: "end_meeting", Code: "affects_outside", Reason: "r", AffectedOutside: 3},
+		{OrderID: "p", Code: "press_review"},
+	}
+	if !slices.Equal(out.Refused, want) {
+		t.Errorf("refusals %+v, want %+v", out.Refused, want)
 	}
 }

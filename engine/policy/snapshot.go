@@ -456,25 +456,76 @@ func decodeOutput(obj ast.Object, query string) (*Output, error) {
 		return nil, err
 	}
 	err = each(obj, "refused", query, func(v ast.Value) error {
-		m, ok := v.(ast.Object)
-		if !ok {
-			return fmt.Errorf("%w: %s.refused entries must be objects", ErrEvaluation, query)
+		r, err := decodeRefusal(v)
+		if err != nil {
+			return fmt.Errorf("%w: %s.refused: %v", ErrEvaluation, query, err)
 		}
-		n, _ := field(m, "affected_outside").(ast.Number)
-		affected, _ := n.Int()
-		out.Refused = append(out.Refused, decision.Refusal{
-			OrderID:         str(m, "order_id"),
-			Demand:          str(m, "demand"),
-			Code:            str(m, "code"),
-			Reason:          str(m, "reason"),
-			AffectedOutside: affected,
-		})
+		out.Refused = append(out.Refused, r)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// decodeRefusal reads one refusal strictly. Unlike an action, a refusal
+// reaches no guard: it goes as stated into the answer, the ledger and the
+// transparency report, where a code that is not a string would count as
+// a refusal without a reason and a misspelt key would lose what it says.
+// A malformed one is therefore an evaluation error naming the member,
+// as a misspelt key of the answer is.
+func decodeRefusal(v ast.Value) (decision.Refusal, error) {
+	m, ok := v.(ast.Object)
+	if !ok {
+		return decision.Refusal{}, fmt.Errorf("an entry is %s, not an object", ast.ValueName(v))
+	}
+	var r decision.Refusal
+	var err error
+	m.Foreach(func(k, t *ast.Term) {
+		if err != nil {
+			return
+		}
+		name, _ := k.Value.(ast.String)
+		switch name {
+		case "order_id", "code":
+			s, ok := t.Value.(ast.String)
+			if !ok || s == "" {
+				err = fmt.Errorf("%s must be a non-empty string", string(name))
+			} else if name == "code" {
+				r.Code = string(s)
+			} else {
+				r.OrderID = string(s)
+			}
+		case "demand", "reason":
+			s, ok := t.Value.(ast.String)
+			if !ok {
+				err = fmt.Errorf("%s must be a string", string(name))
+			} else if name == "demand" {
+				r.Demand = string(s)
+			} else {
+				r.Reason = string(s)
+			}
+		case "affected_outside":
+			n, ok := t.Value.(ast.Number)
+			count, exact := n.Int()
+			if !ok || !exact || count < 0 {
+				err = fmt.Errorf("affected_outside must be a count (a whole number, 0 or more)")
+			}
+			r.AffectedOutside = count
+		default:
+			err = fmt.Errorf("an entry has the key %v; a refusal's keys are order_id, demand, code, reason and affected_outside", k)
+		}
+	})
+	if err == nil && (r.OrderID == "" || r.Code == "") {
+		err = errors.New("an entry must name order_id and code")
+	}
+	if id := str(m, "order_id"); err != nil && id != "" {
+		// The order's id is the registry's, not a person's; the rest of
+		// the entry (its reason) may name people and is not repeated.
+		err = fmt.Errorf("%w (a refusal of order %s)", err, strconv.Quote(id))
+	}
+	return r, err
 }
 
 // unknownKey is a key of the answer other than actions and refused, or

@@ -201,10 +201,20 @@ func TestGzipBodiesMovingLanes(t *testing.T) {
 		return postEncoded(t, hs, "/v1/decisions", "gzip", body)
 	}
 	f := ts.inflight
+	// A request's reservation is given back when its handler returns,
+	// which may be just after the client has read the answer: wait for it
+	// (a reservation never given back fails after 5 s).
 	settled := func(t *testing.T) {
 		t.Helper()
-		if small, large, active := f.smallUsed.Load(), f.largeUsed.Load(), f.largeActive.Load(); small != 0 || large != 0 || active != 0 {
-			t.Errorf("reserved after the request: small lane %d, large lane %d, %d big requests active", small, large, active)
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			small, large, active := f.smallUsed.Load(), f.largeUsed.Load(), f.largeActive.Load()
+			if small == 0 && large == 0 && active == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("reserved after the request: small lane %d, large lane %d, %d big requests active", small, large, active)
+				return
+			}
 		}
 	}
 
