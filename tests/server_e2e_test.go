@@ -959,6 +959,14 @@ func TestServerMetrics(t *testing.T) {
 		t.Fatalf("admission: %s", r)
 	}
 	p.get("/nowhere", "")
+	// A method a route does not allow is counted under the route, a
+	// template for one with a parameter; not among paths nobody serves.
+	if r := p.get("/v1/admission", ""); r.status != 405 {
+		t.Fatalf("GET /v1/admission: %s", r)
+	}
+	if r := p.post("/v1/ledger/some-decision", "", []byte(`{}`)); r.status != 405 {
+		t.Fatalf("POST /v1/ledger/some-decision: %s", r)
+	}
 
 	s := scrapeMetrics(t, p, "")
 	want := []struct {
@@ -970,6 +978,8 @@ func TestServerMetrics(t *testing.T) {
 		{"geoscope_http_requests_total", map[string]string{"endpoint": "/v1/decisions", "code": "400"}, 1},
 		{"geoscope_http_requests_total", map[string]string{"endpoint": "/v1/admission", "code": "200"}, 1},
 		{"geoscope_http_requests_total", map[string]string{"endpoint": "unmatched", "code": "404"}, 1},
+		{"geoscope_http_requests_total", map[string]string{"endpoint": "/v1/admission", "code": "405"}, 1},
+		{"geoscope_http_requests_total", map[string]string{"endpoint": "/v1/ledger/:decision_id", "code": "405"}, 1},
 		{"geoscope_decision_duration_seconds_count", map[string]string{"endpoint": "/v1/decisions"}, n},
 		{"geoscope_decision_duration_seconds_bucket", map[string]string{"endpoint": "/v1/decisions", "le": "+Inf"}, n},
 		{"geoscope_decision_duration_seconds_count", map[string]string{"endpoint": "/v1/admission"}, 1},

@@ -35,7 +35,7 @@ func newMetrics(src *sources.Sources, f *inflight) *metrics {
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geoscope_http_requests_total",
-			Help: "HTTP requests by endpoint and status code.",
+			Help: "HTTP requests by endpoint (the route's template, also for a method it does not allow; \"unmatched\" for a path no route has) and status code.",
 		}, []string{"endpoint", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "geoscope_decision_duration_seconds",

@@ -166,6 +166,9 @@ func (s *Server) routes() *gin.Engine {
 	})
 	r.NoMethod(func(c *gin.Context) {
 		c.Set(ctxOPAErrors, isDataPath(c.Request.URL.Path))
+		if route := routeTemplate(r.Routes(), c.Request.URL.Path); route != "" {
+			c.Set(ctxRoute, route)
+		}
 		abort(c, http.StatusMethodNotAllowed, apiError{Code: apierror.MethodNotAllowed, Message: c.Request.Method + " is not allowed on " + quotedPath(c)})
 	})
 
@@ -218,7 +221,53 @@ func (w redactingWriter) Write(p []byte) (int, error) {
 const (
 	ctxDecisionID = "geoscope.decision_id"
 	ctxErrorCode  = "geoscope.error_code"
+	ctxRoute      = "geoscope.route" // set for a 405 only: see routeOf
 )
+
+// routeOf is the route a request is counted, logged and traced under: the
+// template it matched; for a method the route does not allow (405), the
+// template of the route it named, so that a DELETE of /v1/admission is
+// counted against /v1/admission rather than lost among paths nobody
+// serves; "unmatched" for a path no route has (a label per path would let
+// any client grow the metrics without bound).
+func routeOf(c *gin.Context) string {
+	if route := c.FullPath(); route != "" {
+		return route
+	}
+	if route := c.GetString(ctxRoute); route != "" {
+		return route
+	}
+	return "unmatched"
+}
+
+// routeTemplate is the template among routes that path matches, or "".
+// Only a 405 asks, gin having already found that the path has routes
+// under other methods but not saying which.
+func routeTemplate(routes gin.RoutesInfo, path string) string {
+	for _, route := range routes {
+		if templateMatches(route.Path, path) {
+			return route.Path
+		}
+	}
+	return ""
+}
+
+// templateMatches reports whether path fits template, whose ":name"
+// segments stand for any one non-empty segment (this server's routes have
+// no catch-all segments).
+func templateMatches(template, path string) bool {
+	for {
+		tseg, trest, tmore := strings.Cut(template, "/")
+		pseg, prest, pmore := strings.Cut(path, "/")
+		if tmore != pmore || !(tseg == pseg || strings.HasPrefix(tseg, ":") && pseg != "") {
+			return false
+		}
+		if !tmore {
+			return true
+		}
+		template, path = trest, prest
+	}
+}
 
 // requestID takes a sane X-Request-Id from the client or makes one. It is
 // kept in the answer's header only; requestIDOf reads it from there.
@@ -257,10 +306,7 @@ func printableID(id string) bool {
 func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	endpoint := c.FullPath()
-	if endpoint == "" {
-		endpoint = "unmatched"
-	}
+	endpoint := routeOf(c)
 	status := c.Writer.Status()
 	s.metrics.request(endpoint, status).Inc()
 	level := slog.LevelInfo

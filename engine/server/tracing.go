@@ -46,6 +46,12 @@ func (s *Server) traceRequest(c *gin.Context) {
 	defer span.End()
 	c.Request = c.Request.WithContext(ctx)
 	c.Next()
+	if route == "unmatched" {
+		if route = routeOf(c); route != "unmatched" { // a 405 of a route
+			span.SetName(c.Request.Method + " " + route)
+			span.SetAttributes(attribute.String("http.route", route))
+		}
+	}
 	status := c.Writer.Status()
 	span.SetAttributes(attribute.Int("http.response.status_code", status))
 	if id := c.GetString(ctxDecisionID); id != "" {
