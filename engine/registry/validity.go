@@ -101,11 +101,16 @@ var ErrDate = errors.New("invalid date")
 // of the day, or with endOfDay the start of the next day (the first instant
 // after it). dateOnly reports which form s had.
 func ParseInstant(s string, endOfDay bool) (t time.Time, dateOnly bool, err error) {
+	return parseInstant(s, endOfDay, ParseRFC3339)
+}
+
+// parseInstant is ParseInstant with the parser of date-times given.
+func parseInstant(s string, endOfDay bool, parseDateTime func(string) (time.Time, error)) (t time.Time, dateOnly bool, err error) {
 	if len(s) == len(DateLayout) {
 		t, err = time.Parse(DateLayout, s)
 		dateOnly = err == nil
 	} else if strings.ContainsRune(s, 'T') && !strings.ContainsAny(s, "tz") {
-		t, err = ParseRFC3339(s)
+		t, err = parseDateTime(s)
 	} else {
 		err = errors.New("not a date")
 	}
@@ -142,16 +147,27 @@ func ParseRFC3339(s string) (time.Time, error) {
 // Validity parses the order's effective, expires and revoked dates. The
 // errors name the field ("expires: ..."); an order the registry
 // validation accepted always parses.
-func (o Order) Validity() (Validity, error) {
+func (o Order) Validity() (Validity, error) { return o.validity(ParseRFC3339) }
+
+// RecordedValidity is Validity for an order as a ledger entry recorded
+// it. Until geoscope refused them, it read offsets of 24 hours and more
+// as Go does (+24:00 a day ahead); an entry recorded then keeps the
+// reading its decision was made under, instead of failing to parse and
+// being counted as an order with no dates.
+func (o Order) RecordedValidity() (Validity, error) {
+	return o.validity(func(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) })
+}
+
+func (o Order) validity(parseDateTime func(string) (time.Time, error)) (Validity, error) {
 	var v Validity
 	var err error
 	if o.Effective != "" {
-		if v.Effective, _, err = ParseInstant(o.Effective, false); err != nil {
+		if v.Effective, _, err = parseInstant(o.Effective, false, parseDateTime); err != nil {
 			return Validity{}, fmt.Errorf("effective: %w", err)
 		}
 	}
 	if o.Expires != "" {
-		if v.Expires, _, err = ParseInstant(o.Expires, true); err != nil {
+		if v.Expires, _, err = parseInstant(o.Expires, true, parseDateTime); err != nil {
 			return Validity{}, fmt.Errorf("expires: %w", err)
 		}
 	}
@@ -162,7 +178,7 @@ func (o Order) Validity() (Validity, error) {
 		if r.Date == "" {
 			return Validity{}, fmt.Errorf("revoked.date: %w: a revocation states its date", ErrDate)
 		}
-		if v.Revoked, _, err = ParseInstant(r.Date, false); err != nil {
+		if v.Revoked, _, err = parseInstant(r.Date, false, parseDateTime); err != nil {
 			return Validity{}, fmt.Errorf("revoked.date: %w", err)
 		}
 		if strings.TrimSpace(r.Reason) == "" {

@@ -165,3 +165,23 @@ func TestParseRFC3339Offsets(t *testing.T) {
 		}
 	}
 }
+
+// An order as a ledger entry recorded it keeps the reading of +24:00
+// geoscope gave it before refusing such offsets: Validity refuses it,
+// RecordedValidity reads it a day ahead, as the decision did.
+func TestRecordedValidityKeepsTheReadingOfItsTime(t *testing.T) {
+	o := Order{Effective: "2026-03-01T00:00:00+24:00", Expires: "2026-06-01"}
+	if _, err := o.Validity(); err == nil {
+		t.Error("Validity took an offset of +24:00")
+	}
+	v, err := o.RecordedValidity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2026, 2, 28, 0, 0, 0, 0, time.UTC); !v.Effective.Equal(want) || !v.Expires.Equal(time.Date(2026, 6, 2, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("recorded validity %+v, want effective %v and expires at the end of 2026-06-01", v, want)
+	}
+	if _, err := (Order{Expires: "2026-03-01T00:00:00+99:00"}).RecordedValidity(); err == nil {
+		t.Error("RecordedValidity took an offset Go does not parse either")
+	}
+}

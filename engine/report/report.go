@@ -446,12 +446,13 @@ func (a *aggregator) entry(e *ledger.Entry) error {
 	return nil
 }
 
-// state notes the validity an entry gives an order. Entries come oldest
-// first, so the last one wins. A validity that does not parse (which no
-// geoscope recorded) is taken as none: the order then counts as in force,
-// which is what an entry from before orders had validity says.
+// state notes the validity an entry gives an order, read as it was when
+// the entry was recorded (RecordedValidity). Entries come oldest first,
+// so the last one wins. A validity that does not parse (which no geoscope
+// recorded) is taken as none: the order then counts as in force, which is
+// what an entry from before orders had validity says.
 func (a *aggregator) state(o ledger.Order) {
-	v, _ := registry.Order{Effective: o.Effective, Expires: o.Expires, Revoked: o.Revoked}.Validity()
+	v, _ := registry.Order{Effective: o.Effective, Expires: o.Expires, Revoked: o.Revoked}.RecordedValidity()
 	g := a.group(o.Authority, o.Jurisdiction)
 	if o.AuthorityName != "" && g.name == "" {
 		g.name = o.AuthorityName

@@ -702,3 +702,23 @@ func TestReportNothingCarriedOutIsNotGranted(t *testing.T) {
 	}
 	t.Error("no remove_participants row")
 }
+
+// An entry recorded while geoscope still read an offset of +24:00 (a day
+// ahead) keeps that reading: the order expired in the period, as its
+// decisions treated it, rather than failing to parse and counting as in
+// force with no dates.
+func TestReportReadsAnEntryAsItWasRecorded(t *testing.T) {
+	b := newRec("00000000-0000-7000-8000-000000000001", time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), "m-1", "acct-1", "RU-2026-0001").remove("RU-2026-0001", "RU", "p1")
+	o := b.rec.Orders["RU-2026-0001"]
+	o.Received, o.Expires = "2026-01-10", "2026-03-01T00:00:00+24:00"
+	b.rec.Orders["RU-2026-0001"] = o
+	l := openFixture(t, []*engine.Record{b.rec})
+	r, err := Build(context.Background(), l, fixturePeriod, Options{MinCount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := r.Totals.OrdersByStatus
+	if st.Orders.n != 1 || st.ExpiredInPeriod.n != 1 || st.AtEnd[0].Status != "in_force" || st.AtEnd[0].Orders.n != 0 {
+		t.Errorf("an order recorded expiring 2026-03-01T00:00:00+24:00: %+v", st)
+	}
+}
