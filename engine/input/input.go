@@ -607,8 +607,19 @@ func plainID(id string) bool {
 	return id != "" && len(id) <= MaxIDLength && printableASCII(id)
 }
 
-// checkConnection requires exactly one of ip and phone and returns the
-// parsed address (zero for a caller).
+// checkConnection accepts at most one of ip and phone and returns the
+// parsed address (zero for a caller, and for a person given with
+// neither).
+//
+// A person with neither is present with an unknown location: a caller
+// whose number is withheld, a room system behind a gateway whose address
+// the meeting server does not see. Refusing them would leave the meeting
+// server two choices, both worse: fail the whole decision, or leave the
+// person out, and then the guard, which can only count the people it is
+// told about, would let a meeting-wide action reach them. Told about,
+// they are never acted on and count as outside, like an address the
+// GeoIP database does not place. A meeting server that forgot every
+// address would thus get fewer actions, never more.
 func checkConnection(f field, ip, phone string) (netip.Addr, error) {
 	switch {
 	case ip != "" && phone != "":
@@ -616,7 +627,7 @@ func checkConnection(f field, ip, phone string) (netip.Addr, error) {
 	case phone != "":
 		return netip.Addr{}, checkPhone(f.sub("phone"), phone)
 	case ip == "":
-		return netip.Addr{}, invalid(f.sub("ip").String(), "is required (or phone, for a dial-in caller)")
+		return netip.Addr{}, nil
 	}
 	a, ok := parseIP(ip)
 	if !ok {

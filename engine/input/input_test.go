@@ -40,6 +40,29 @@ func TestDecodeValid(t *testing.T) {
 	}
 }
 
+// A person the meeting server can give neither an address nor a number
+// for is accepted, present with an unknown location: refused, they would
+// be left out, and the guard could not count them.
+func TestDecodePersonWithNeitherIPNorPhone(t *testing.T) {
+	r, err := Decode([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "p", "role": "attendee"}]}, "joining": {"id": "j"}}`), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := r.Meeting.Participants[0]; p.ID != "p" || p.Addr.IsValid() || p.Phone != "" {
+		t.Errorf("participant %+v", p)
+	}
+	if j := r.Joining; j == nil || j.ID != "j" || j.Addr.IsValid() || j.Phone != "" {
+		t.Errorf("joining %+v", j)
+	}
+	a, err := DecodeAdmission([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "participant": {"id": "p"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := a.Joining; j == nil || j.ID != "p" || j.Addr.IsValid() {
+		t.Errorf("admission participant %+v", j)
+	}
+}
+
 func TestDecodeHostWithoutIPIsNotConnected(t *testing.T) {
 	r, err := Decode([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}}`), Limits{})
 	if err != nil {
@@ -105,7 +128,6 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "empty joining role", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "ip": "8.8.8.8", "role": ""}}`, want: `joining.role: is empty: give a value, or leave the member out (or null)`},
 		{name: "empty participant id", body: meeting(`{"id": "", "ip": "8.8.8.8"}`), want: `meeting.participants[0].id: is required`},
 		{name: "ip with zone", body: meeting(`{"id": "x", "ip": "fe80::1%eth0"}`), want: `meeting.participants[0].ip: "fe80::1%eth0" is not an IP address`},
-		{name: "missing participant ip", body: meeting(`{"id": "x"}`), want: "meeting.participants[0].ip: is required (or phone, for a dial-in caller)"},
 		{name: "missing participant id", body: meeting(`{"ip": "8.8.8.8"}`), want: "meeting.participants[0].id: is required"},
 		{name: "duplicate participant", body: meeting(participants(2) + `,{"id": "p0", "ip": "8.8.8.8"}`), want: `meeting.participants[2].id: "p0" duplicates meeting.participants[0].id`},
 		{name: "control character in id", body: meeting(`{"id": "a\u0007b", "ip": "8.8.8.8"}`), want: "meeting.participants[0].id: \"a\\ab\" contains a control character"},
@@ -297,7 +319,7 @@ func TestDecodeRejectsParticipantContext(t *testing.T) {
 		{"host role", `{"meeting": {"id": "m", "host": {"account_id": "a", "role": "attendee"}}}`, `meeting.host.role: "attendee" is not the host's role (the host's role is "host")`},
 		{"host ip and phone", `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "8.8.8.8", "phone": "+14155550100"}}}`, "meeting.host.phone: give ip or phone, not both"},
 		{"host bad phone", `{"meeting": {"id": "m", "host": {"account_id": "a", "phone": "+"}}}`, `meeting.host.phone: is not an E.164 number ("+" then 2 to 15 digits, the first not 0)`},
-		{"joining without connection", `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j"}}`, "joining.ip: is required (or phone, for a dial-in caller)"},
+		{"joining ip and phone", `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "ip": "8.8.8.8", "phone": "+14155550100"}}`, "joining.phone: give ip or phone, not both"},
 		{"joining bad attribute", `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "phone": "+14155550100", "attributes": {"x": [[]]}}}`, "joining.attributes.x: expected an array of strings, got an array in it"},
 		{"invalid UTF-8 in id", "{\"meeting\": {\"id\": \"m\xff\", \"host\": {\"account_id\": \"a\"}}}", "meeting.id: is not valid UTF-8"},
 		{"invalid UTF-8 in attribute", "{\"meeting\": {\"id\": \"m\", \"host\": {\"account_id\": \"a\", \"attributes\": {\"k\": \"\xc3\"}}}}", "meeting.host.attributes.k: is not valid UTF-8"},
