@@ -54,6 +54,9 @@ type Server struct {
 	bodyGrace, bodyLimit time.Duration
 	// memoryReturn is set while a return of memory to the OS is pending.
 	memoryReturn atomic.Bool
+	// loopbackNamesOnly is set by Serve when it serves without tokens on
+	// a loopback listener (see localNamesOnly).
+	loopbackNamesOnly atomic.Bool
 }
 
 // New validates cfg and builds the server. It does not listen.
@@ -117,6 +120,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if s.tokens == nil {
 		host, _, _ := net.SplitHostPort(s.cfg.Addr)
+		if listening, _, err := net.SplitHostPort(ln.Addr().String()); err == nil && isLoopback(listening) && !s.cfg.InsecureNoAuth {
+			s.loopbackNamesOnly.Store(true)
+		}
 		if !isLoopback(host) {
 			s.log.Warn("serving WITHOUT authentication on a non-loopback address (--insecure-no-auth): anyone who can reach it can query decisions and read status", "addr", ln.Addr().String())
 		} else {
@@ -156,7 +162,7 @@ func (s *Server) routes() *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	r.Use(s.requestID, s.traceRequest, s.accessLog, s.recoverPanic)
+	r.Use(s.requestID, s.traceRequest, s.accessLog, s.recoverPanic, s.localNamesOnly)
 	r.NoRoute(func(c *gin.Context) {
 		if isDataPath(c.Request.URL.Path) {
 			dataNotFound(c)
@@ -195,6 +201,36 @@ func (s *Server) routes() *gin.Engine {
 	r.POST(DataDecisionPath, opaErrors, decide, s.dataDecision)
 	r.POST(DataAdmissionPath, opaErrors, decide, s.dataAdmission)
 	return r
+}
+
+// localNamesOnly refuses, on a server open to local clients (no tokens, a
+// loopback listener), a request addressed to a name other than localhost
+// or a loopback address. Such a server trusts whoever can connect, and a
+// web page can connect: its script fetches from a name of the attacker's
+// whose DNS answer is then switched to 127.0.0.1 (DNS rebinding), and the
+// browser sends the attacker's name as Host. Checking Host is what closes
+// that; a proxy in front of such a server passes a loopback Host, or the
+// server uses tokens. --insecure-no-auth, which opens the server to
+// anyone, lifts it. An empty Host (HTTP/1.0) comes from no browser.
+func (s *Server) localNamesOnly(c *gin.Context) {
+	if s.loopbackNamesOnly.Load() && !loopbackName(c.Request.Host) {
+		abort(c, http.StatusForbidden, apiError{Code: apierror.Forbidden, Field: "Host",
+			Message: "the request is addressed to " + input.Quote(c.Request.Host) + ": without --tokens-file this server answers only requests addressed to localhost or a loopback address"})
+		return
+	}
+	c.Next()
+}
+
+// loopbackName reports whether a Host header names localhost or a
+// loopback address (or is empty).
+func loopbackName(host string) bool {
+	if host == "" {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return isLoopback(strings.ToLower(strings.TrimSuffix(host, ".")))
 }
 
 // quotedPath is the request's path for an error message: quoted, and at
