@@ -86,6 +86,7 @@ func TestCLIBadFlagValuesNamed(t *testing.T) {
 	}{
 		{"serve --tokens-file missing", []string{"serve", "--tokens-file", missing}, []string{"--tokens-file", "no such file"}, nil},
 		{"serve --addr port out of range", []string{"serve", "--addr", "127.0.0.1:99999"}, []string{`--addr "127.0.0.1:99999"`, "not a port number"}, nil},
+		{"serve --addr empty", []string{"serve", "--addr", ""}, []string{`--addr ""`, "HOST:PORT"}, nil},
 		{"serve --addr port not a number", []string{"serve", "--addr", "127.0.0.1:abc"}, []string{`--addr "127.0.0.1:abc"`}, nil},
 		{"serve --config misspelt option", []string{"serve", "--config", misspelt}, []string{"--config " + misspelt, `unknown configuration option "decison_logs"`}, nil},
 		{"serve --config deprecated bundle block", []string{"serve", "--config", legacy}, []string{"--config " + legacy, `deprecated "bundle" block`}, nil},

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/geoscope/geoscope/engine/ledger"
@@ -151,6 +152,44 @@ func TestReportCLI(t *testing.T) {
 	}
 	if !strings.Contains(string(page), `<a href="https://db-ip.com">IP Geolocation by DB-IP</a>`) || !strings.Contains(string(page), "<svg") {
 		t.Error("the HTML report lacks the attribution or the charts")
+	}
+
+	// Through a symbolic link, the file it points to is replaced and the
+	// link kept; a pipe is refused, not replaced by a file; and a link
+	// into the data directory is refused like a path in it.
+	pub := t.TempDir()
+	target, link := filepath.Join(pub, "2026-h1.md"), filepath.Join(t.TempDir(), "latest.md")
+	if err := os.WriteFile(target, []byte("last year's\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if res := runCLI(t, nil, append([]string{"report", "--out", link}, period...)...); res.code != 0 {
+		t.Fatalf("report --out a link: %s", res)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+	if got, _ := os.ReadFile(target); !strings.Contains(string(got), "# Transparency report") {
+		t.Errorf("the link's target holds %.60q", got)
+	}
+	fifo := filepath.Join(t.TempDir(), "pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := runCLI(t, nil, append([]string{"report", "--out", fifo}, period...)...); res.code != 2 || !strings.Contains(res.stderr, "is not a regular file") {
+		t.Errorf("report --out a pipe: %s", res)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the pipe was replaced: %v %v", fi.Mode(), err)
+	}
+	intoLedger := filepath.Join(t.TempDir(), "r.md")
+	if err := os.Symlink(filepath.Join(dir, "ledger.db"), intoLedger); err != nil {
+		t.Fatal(err)
+	}
+	if res := runCLI(t, nil, append([]string{"report", "--out", intoLedger}, period...)...); res.code != 2 || !strings.Contains(res.stderr, "inside --data-dir") {
+		t.Errorf("report --out a link into the data directory: %s", res)
 	}
 
 	// A higher threshold suppresses more.

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"context"
+	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -52,5 +55,20 @@ func TestOpenServerAnswersOnlyLoopbackNames(t *testing.T) {
 	insecure := newTestServer(t, serverSetup{cfg: Config{InsecureNoAuth: true}})
 	if resp := get(t, serveLoopback(t, insecure.Server), "geoscope.example", ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("with --insecure-no-auth, Host geoscope.example: %d, want 200", resp.StatusCode)
+	}
+}
+
+// Without tokens, Serve checks the listener it is given, not only
+// Config.Addr: a listener on every interface is refused unless the
+// operator passed --insecure-no-auth.
+func TestServeWithoutTokensRefusesAnOpenListener(t *testing.T) {
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := newTestServer(t, serverSetup{})
+	if err := s.Serve(context.Background(), ln); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "without authentication") {
+		t.Errorf("Serve on %s without tokens: %v", ln.Addr(), err)
 	}
 }

@@ -119,8 +119,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:     log.New(redactingWriter{s.log}, "", 0),
 	}
 	if s.tokens == nil {
-		host, _, _ := net.SplitHostPort(s.cfg.Addr)
-		if listening, _, err := net.SplitHostPort(ln.Addr().String()); err == nil && isLoopback(listening) && !s.cfg.InsecureNoAuth {
+		// What is checked is the listener's own address, whatever
+		// Config.Addr said: only a loopback listener may go without
+		// tokens unless the operator said otherwise.
+		host, _, _ := net.SplitHostPort(ln.Addr().String())
+		if !isLoopback(host) && !s.cfg.InsecureNoAuth {
+			return fmt.Errorf("%w: refusing to serve on %s without authentication: give --tokens-file, "+
+				"or listen on a loopback address, or pass --insecure-no-auth", ErrConfig, ln.Addr())
+		}
+		if isLoopback(host) && !s.cfg.InsecureNoAuth {
 			s.loopbackNamesOnly.Store(true)
 		}
 		if !isLoopback(host) {

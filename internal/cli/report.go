@@ -68,6 +68,9 @@ Exit status: 0 with a report, 2 on a bad flag (named in the message),
 				return usageError{fmt.Errorf("%s: the period is empty: --since %s must be before --until %s", flag, p.Since.Format(time.RFC3339), p.Until.Format(time.RFC3339))}
 			}
 			if out != "" {
+				if out, err = followOutLink(out); err != nil {
+					return err
+				}
 				if err := checkOutFile(out); err != nil {
 					return err
 				}
@@ -115,11 +118,32 @@ func checkOutFile(path string) error {
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return usageError{fmt.Errorf("--out %s: is a directory; give a file name, e.g. %s", path, filepath.Join(path, "report"))}
+	} else if err == nil && !fi.Mode().IsRegular() {
+		// A device, a pipe or a socket (/dev/stdout) is not a file a
+		// rename can replace: it would be replaced by one.
+		return usageError{fmt.Errorf("--out %s: is not a regular file; leave out --out to write the report to standard output", path)}
 	}
 	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
 		return usageError{fmt.Errorf("--out %s: the directory %s does not exist", path, filepath.Dir(path))}
 	}
 	return nil
+}
+
+// followOutLink is the file --out names: for a symbolic link, the file it
+// points to, which is what a writer through the link would change. The
+// report replaces its file atomically (a rename), which would otherwise
+// replace the link itself and leave its target as it was. A link whose
+// target does not exist, or a chain of links that never ends, is refused.
+func followOutLink(path string) (string, error) {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		return path, nil
+	}
+	target, err := resolvedPath(path)
+	if err != nil {
+		return "", usageError{fmt.Errorf("--out %s: is a symbolic link that leads to no file (%v); give the path of the file to write", path, patherr.Cause(err))}
+	}
+	return target, nil
 }
 
 // outsideLedger refuses an --out inside the data directory, or naming the
