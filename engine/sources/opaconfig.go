@@ -109,6 +109,11 @@ func (c Config) opaConfig() ([]byte, error) {
 	if err := withoutEffect(doc); err != nil {
 		return nil, bad("%v", err)
 	}
+	if bundles, _ := doc["bundles"].(map[string]any); bundles != nil {
+		if err := checkPolling(bundles); err != nil {
+			return nil, bad("%v", err)
+		}
+	}
 	if err := checkKeys(doc["keys"]); err != nil {
 		return nil, bad("%v", err)
 	}
@@ -208,6 +213,40 @@ func checkKeys(v any) error {
 	return nil
 }
 
+// checkPolling refuses polling delays under a second. OPA takes 0 and
+// negative delays and then downloads the bundle in a loop, without pause:
+// hundreds of downloads a second, each rebuilding what the server
+// decides with.
+func checkPolling(bundles map[string]any) error {
+	for _, name := range slices.Sorted(maps.Keys(bundles)) {
+		b, _ := bundles[name].(map[string]any)
+		polling, _ := b["polling"].(map[string]any)
+		for _, option := range []string{"min_delay_seconds", "max_delay_seconds"} {
+			v, ok := polling[option]
+			if !ok || v == nil {
+				continue
+			}
+			if n, isNumber := seconds(v); !isNumber || n < 1 {
+				return fmt.Errorf("bundles.%s.polling.%s is %v: give a number of seconds, at least 1", name, option, v)
+			}
+		}
+	}
+	return nil
+}
+
+// seconds reads a number of the configuration (OPA's reader gives
+// json.Number).
+func seconds(v any) (float64, bool) {
+	switch n := v.(type) {
+	case json.Number:
+		f, err := n.Float64()
+		return f, err == nil
+	case float64:
+		return n, true
+	}
+	return 0, false
+}
+
 // requireSignatures closes OPA's optional-signature trap. In an OPA
 // configuration, top-level "keys" without a "signing" block on a bundle
 // make signatures optional for that bundle: an unsigned bundle is
@@ -224,6 +263,11 @@ func requireSignatures(cfg map[string]any, keyPEM []byte, keyID, alg string) ([]
 		if keyID == "" {
 			keyID = policy.DefaultKeyID
 		}
+		if _, ok := keys[keyID]; ok {
+			// One of the two would be dropped in silence, and bundles
+			// signed with it rejected.
+			return nil, fmt.Errorf("keys.%s is given here and by --verification-key (--verification-key-id %s); give the key in one place", keyID, keyID)
+		}
 		keys[keyID] = map[string]any{"key": string(keyPEM), "algorithm": alg}
 		cfg["keys"] = keys
 	}
@@ -238,6 +282,13 @@ func requireSignatures(cfg map[string]any, keyPEM []byte, keyID, alg string) ([]
 			continue
 		}
 		if signing, ok := b["signing"].(map[string]any); ok && len(signing) > 0 {
+			// OPA verifies a signed bundle's files except those excluded:
+			// an excluded data.json (or policy) could be changed without
+			// the signature, widening a jurisdiction in a bundle that
+			// still verifies.
+			if excluded, _ := signing["exclude_files"].([]any); len(excluded) > 0 {
+				return nil, fmt.Errorf("bundles.%s.signing.exclude_files: a file left out of the signature could be changed without it (a registry's data.json, a policy); sign every file", name)
+			}
 			continue
 		}
 		switch {

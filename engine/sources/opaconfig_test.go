@@ -44,6 +44,12 @@ func TestOPAConfigChecks(t *testing.T) {
 		{name: "default decision", config: service + bundles + "default_decision: /geoscope/decision\n", err: `"default_decision" has no effect here`},
 		{name: "builtin cache", config: service + bundles + "nd_builtin_cache: true\n", err: `"nd_builtin_cache" has no effect here`},
 		{name: "logged request headers", config: service + bundles + "decision_logs:\n  console: true\n  request_context:\n    http:\n      headers: [Authorization]\n", err: `"decision_logs.request_context" has no effect here`},
+		{name: "files left out of the signature", config: service + bundles + "    signing:\n      keyid: k\n      exclude_files: [data.json]\n" + "keys:\n  k:\n    algorithm: ES256\n    key: |\n" + indent(pub), err: "bundles.policies.signing.exclude_files: a file left out of the signature could be changed without it"},
+		{name: "no file left out of the signature", config: service + bundles + "    signing:\n      keyid: k\n      exclude_files: []\n" + "keys:\n  k:\n    algorithm: ES256\n    key: |\n" + indent(pub)},
+		{name: "polling without pause", config: service + bundles + "    polling:\n      min_delay_seconds: 0\n      max_delay_seconds: 0\n", err: "bundles.policies.polling.min_delay_seconds is 0: give a number of seconds, at least 1"},
+		{name: "negative polling delay", config: service + bundles + "    polling:\n      min_delay_seconds: 5\n      max_delay_seconds: -1\n", err: "bundles.policies.polling.max_delay_seconds is -1"},
+		{name: "polling delay not a number", config: service + bundles + "    polling:\n      min_delay_seconds: soon\n", err: "bundles.policies.polling.min_delay_seconds is soon"},
+		{name: "polling", config: service + bundles + "    polling:\n      min_delay_seconds: 1\n      max_delay_seconds: 120\n"},
 		{name: "undefined service", config: service + "bundles:\n  policies:\n    service: nowhere\n", err: "nowhere"},
 		{name: "not YAML", config: "services: [\n", err: "not YAML or JSON"},
 		{name: "not a mapping", config: "- a\n- b\n", err: "expected a mapping at the top level"},
@@ -111,4 +117,24 @@ func indent(s string) string {
 		b.WriteString("      " + line)
 	}
 	return b.String()
+}
+
+// A key the configuration names and --verification-key gives under the
+// same id would replace the file's key in silence, and every bundle signed
+// with that one would then be rejected.
+func TestOPAConfigKeyGivenTwice(t *testing.T) {
+	pub := readKey(t, "dev-es256.pub.pem")
+	path := filepath.Join(t.TempDir(), "opa.yaml")
+	config := "services:\n  s:\n    url: http://127.0.0.1:1\nbundles:\n  policies:\n    service: s\nkeys:\n  k:\n    algorithm: ES256\n    key: |\n" + indent(pub)
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{OPAConfig: path, VerificationKeyPEM: []byte(pub), VerificationKeyID: "k", VerificationAlg: "ES256"}
+	if _, err := cfg.opaConfig(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "keys.k is given here and by --verification-key") {
+		t.Errorf("the same key id twice: %v", err)
+	}
+	cfg.VerificationKeyID = "other"
+	if _, err := cfg.opaConfig(); err != nil {
+		t.Errorf("another key id: %v", err)
+	}
 }

@@ -16,7 +16,7 @@ type verificationFlags struct {
 }
 
 func (v *verificationFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&v.key, "verification-key", "", "require every bundle to be signed with the key in this PEM `FILE` (public key or certificate)")
+	f.StringVar(&v.key, "verification-key", "", "require every bundle to be signed, verifying with the key in this PEM `FILE` (public key or certificate); with --config, a bundle whose signing.keyid names another key is verified with that one")
 	f.StringVar(&v.keyID, "verification-key-id", policy.DefaultKeyID, "key id of --verification-key")
 	f.StringVar(&v.alg, "signing-alg", "", "signature algorithm (default: from the key: RSA → RS256, ECDSA → ES256/384/512)")
 }
