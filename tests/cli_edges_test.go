@@ -103,6 +103,8 @@ func TestCLIBadFlagValuesNamed(t *testing.T) {
 		{"ledger export --ledger URL of another database", []string{"ledger", "export", "--ledger", "mysql://u:SECRETPW@db/x"}, []string{`--ledger "mysql://u:xxxxx@db/x"`}, []string{"SECRETPW"}},
 		{"report --out inside --data-dir", []string{"report", "--data-dir", ledgerDir, "--out", filepath.Join(ledgerDir, "ledger.db")}, []string{"--out", "inside --data-dir"}, nil},
 		{"serve --ledger foo", []string{"serve", "--ledger", "foo"}, []string{`--ledger "foo"`, "sqlite", "postgres://"}, nil},
+		{"serve --ledger malformed postgres URL", []string{"serve", "--ledger", "postgres://u:SECRETPW@127.0.0.1:1/db?sslmode=verify_full", "--ledger-key-file", missing}, []string{`--ledger "postgres://u:xxxxx@127.0.0.1:1/db?sslmode=verify_full"`, "sslmode"}, []string{"SECRETPW"}},
+		{"report --ledger malformed postgres URL", []string{"report", "--ledger", "postgres://u:SECRETPW@127.0.0.1:1/db?connect_timeout=soon"}, []string{"--ledger", "connect_timeout"}, []string{"SECRETPW"}},
 		{"serve --ledger mysql", []string{"serve", "--ledger", "mysql://x"}, []string{`--ledger "mysql://x"`}, nil},
 		{"serve --ledger with a key file", []string{"serve", "--ledger", "foo", "--ledger-key-file", missing}, []string{`--ledger "foo"`}, nil},
 		{"decide --ledger foo", []string{"decide", "--geoip-db", db, "--ledger", "foo"}, []string{`--ledger "foo"`}, nil},

@@ -301,6 +301,10 @@ func TestLedgerPostgresDownAtStart(t *testing.T) {
 	pg.Stop()
 	srv := lgStart(t, "--log-level", "warn", "--data-dir", t.TempDir(), "--ledger", pg.URL(), "--ledger-key-file", lgKeyFile(t))
 	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
+	// Before any decision: /v1/status already says the ledger is down.
+	if ok, lastErr := o.ledgerHealth(); ok || lastErr == "" {
+		t.Errorf("/v1/status ledger ok=%v last_error=%q with PostgreSQL down since start", ok, lastErr)
+	}
 	plain := o.down("PostgreSQL down since start", time.Second)
 	if !strings.Contains(srv.logs.String(), "ledger not reachable yet") {
 		t.Errorf("no log line says the ledger is not reachable:\n%s", srv.logs.String())
@@ -356,5 +360,12 @@ func TestLedgerPostgresHangsAtStart(t *testing.T) {
 	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
 	if code, a := o.admitCN(); code != http.StatusServiceUnavailable || a.Code != "ledger_unavailable" {
 		t.Errorf("a denial while the ledger hangs: %d %q, want 503 ledger_unavailable", code, a.Code)
+	}
+	// A reader (run from cron) gives up too, instead of waiting forever.
+	for _, cmd := range [][]string{{"report"}, {"ledger", "export"}} {
+		args := append(cmd, "--ledger", "postgres://geoscope:dev-password@"+ln.Addr().String()+"/geoscope?sslmode=disable")
+		if res := runCLI(t, nil, args...); res.code == 0 || !strings.Contains(res.stderr, "ledger") {
+			t.Errorf("%v against a server that never answers: %s", cmd, res)
+		}
 	}
 }

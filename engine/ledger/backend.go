@@ -35,6 +35,8 @@ type sqlBackend struct {
 	// fingerprint is the writer's key fingerprint, bound to the ledger
 	// once it is reachable.
 	fingerprint string
+	// unreachable is why the database could not be reached at start.
+	unreachable error
 
 	mu       sync.Mutex
 	db       *sql.DB // nil until (re)opened
@@ -50,7 +52,18 @@ type sqlBackend struct {
 
 // openBackend opens the ledger's database. fingerprint identifies the
 // pseudonymization key of a writer (see bindKey); readers give none.
-func openBackend(ctx context.Context, cfg Config, fingerprint string) (backend, error) {
+//
+// unreachable is why a writer's database could not be reached at start
+// (it is retried at the first record); err is nil then.
+func openBackend(ctx context.Context, cfg Config, fingerprint string) (b backend, unreachable, err error) {
+	sb, err := openSQLBackend(ctx, cfg, fingerprint)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sb, sb.unreachable, nil
+}
+
+func openSQLBackend(ctx context.Context, cfg Config, fingerprint string) (*sqlBackend, error) {
 	b := &sqlBackend{readOnly: cfg.ReadOnly, fingerprint: fingerprint}
 	switch u := cfg.URL; {
 	case u == "" || u == "sqlite":
@@ -88,6 +101,9 @@ func openBackend(ctx context.Context, cfg Config, fingerprint string) (backend, 
 		escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 		b.dialect, b.dsn = "sqlite", "file:"+escaped+"?"+q.Encode()
 	case strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://"):
+		if err := checkURL(u); err != nil {
+			return nil, err
+		}
 		b.dialect, b.dsn = "postgres", u
 	default:
 		return nil, checkURL(u)
@@ -98,10 +114,10 @@ func openBackend(ctx context.Context, cfg Config, fingerprint string) (backend, 
 	// packets are dropped) counts as down after startTimeout: waiting on
 	// it, the process served nothing, not even /health, and an
 	// orchestrator's liveness probe restarted it again and again.
+	// Readers too: a command run from cron that waited on such a server
+	// would never end.
 	octx := ctx
-	// Writers only: a reader has nothing to answer meanwhile, and waits
-	// for the database as long as its caller lets it.
-	if b.dialect == "postgres" && !cfg.ReadOnly {
+	if b.dialect == "postgres" {
 		var cancel context.CancelFunc
 		octx, cancel = context.WithTimeout(ctx, startTimeout)
 		defer cancel()
@@ -113,6 +129,7 @@ func openBackend(ctx context.Context, cfg Config, fingerprint string) (backend, 
 			return nil, err
 		}
 		cfg.Logger.Error("ledger not reachable yet; decisions are refused until it is", "backend", b.dialect, "error", err.Error())
+		b.unreachable = err
 	}
 	return b, nil
 }
@@ -124,10 +141,28 @@ const startTimeout = 5 * time.Second
 // checkURL refuses a --ledger value that names no backend.
 func checkURL(u string) error {
 	switch {
-	case u == "" || u == "sqlite", strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+	case u == "" || u == "sqlite":
+		return nil
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		// Parsed now: a malformed URL (sslmode=verify_full) would
+		// otherwise start a server that refuses every decision, with
+		// every probe saying it is fine.
+		if _, err := pgconn.ParseConfig(u); err != nil {
+			return fmt.Errorf("%w: --ledger %s: %s", ErrConfig, quoteSetting(u), parseFailure(err))
+		}
 		return nil
 	}
 	return fmt.Errorf("%w: --ledger %s: want \"sqlite\", \"off\" or a postgres:// URL", ErrConfig, quoteSetting(u))
+}
+
+// parseFailure is why pgconn could not parse a URL, without the URL
+// (which its error repeats, and which may hold a password).
+func parseFailure(err error) string {
+	// pgconn's message is "cannot parse `URL`: why (cause)".
+	if _, why, ok := strings.Cut(err.Error(), "`: "); ok && !strings.Contains(why, "://") && !strings.Contains(why, "@") {
+		return why
+	}
+	return "not a PostgreSQL connection URL"
 }
 
 // quoteSetting quotes a --ledger value that names no backend for an error

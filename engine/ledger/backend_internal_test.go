@@ -10,7 +10,7 @@ import (
 
 func openTestSQLite(t *testing.T) *sqlBackend {
 	t.Helper()
-	b, err := openBackend(context.Background(), Config{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}, "test-fingerprint")
+	b, _, err := openBackend(context.Background(), Config{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}, "test-fingerprint")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -225,7 +225,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if !cfg.ReadOnly {
 		fingerprint = keyFingerprint(key)
 	}
-	b, err := openBackend(ctx, cfg, fingerprint)
+	b, unreachable, err := openBackend(ctx, cfg, fingerprint)
 	if err != nil {
 		return nil, err
 	}
@@ -246,6 +246,11 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		counts:      map[countKey]int64{},
 		journalStop: make(chan struct{}), journalDone: make(chan struct{}),
 		progress: make(chan struct{}),
+	}
+	if unreachable != nil {
+		// Health says so until a commit succeeds, rather than ok until
+		// the first decision fails.
+		l.lastErr, l.lastErrT = fmt.Errorf("%w: %v", ErrUnavailable, unreachable), time.Now()
 	}
 	if b.name() == "sqlite" {
 		if cfg.ReadOnly {
