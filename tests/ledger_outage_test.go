@@ -369,3 +369,59 @@ func TestLedgerPostgresHangsAtStart(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerReadsWhileCopiesFail makes only the SQLite database unwritable
+// while its journal stays writable: decisions are still answered (the
+// journal holds them), but reads through the server, which would leave
+// them out (a listing without them, a report "proving" zero from
+// nothing), answer 503 ledger_unavailable until the copies succeed again.
+func TestLedgerReadsWhileCopiesFail(t *testing.T) {
+	lgRequireChattr(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	srv := lgStart(t, "--log-level", "warn", "--data-dir", dir)
+	db := []string{filepath.Join(dir, "ledger.db"), filepath.Join(dir, "ledger.db-wal")}
+	t.Cleanup(func() { _ = exec.Command("chattr", append([]string{"-i"}, db...)...).Run() })
+	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
+	o.up("before the database is made unwritable")
+
+	if out, err := exec.Command("chattr", append([]string{"+i"}, db...)...).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i: %v %s", err, out)
+	}
+	code, a := o.decide()
+	if code != http.StatusOK {
+		t.Fatalf("a decision with the journal writable: %d", code)
+	}
+	unavailable := func(path string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			r := srv.get(path, "")
+			if r.status == http.StatusServiceUnavailable && strings.Contains(string(r.body), `"ledger_unavailable"`) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s while the journal's entries cannot be copied: %s", path, r)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	unavailable("/v1/ledger")
+	unavailable("/v1/ledger/" + a.DecisionID)
+	unavailable("/v1/report")
+
+	if out, err := exec.Command("chattr", append([]string{"-i"}, db...)...).CombinedOutput(); err != nil {
+		t.Fatalf("chattr -i: %v %s", err, out)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := srv.get("/v1/ledger/"+a.DecisionID, "")
+		if r.status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the decision answered during the failure, once copies succeed again: %s", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	o.finish()
+}

@@ -675,21 +675,31 @@ const replayBatch = 512
 
 // settle waits until the entries journaled before it was called are in the
 // tables, so that a read through this Ledger sees every decision it
-// answered. It gives up (and the read goes ahead) when ctx is done or the
-// tables are not being written.
-func (l *Ledger) settle(ctx context.Context) {
+// answered. When they cannot be (the tables are not being written, or
+// copying them takes longer than settleWait, or ctx ends first) it fails
+// with ErrUnavailable, and so does the read: an answer without them would
+// be a ledger listing without decisions that were answered, or a report
+// stating a count, even "0 affected outside, proved", that is not the
+// ledger's.
+func (l *Ledger) settle(ctx context.Context) error {
 	if l.journal == nil {
-		return
+		return nil
 	}
 	target := l.journaled.Load()
 	deadline := time.NewTimer(settleWait)
 	defer deadline.Stop()
+	missing := func(why string) error {
+		return fmt.Errorf("%w: %d recorded entries are not in the database yet (%s); a read now would leave them out", ErrUnavailable, max(target-l.indexed.Load(), 1), why)
+	}
 	for {
 		l.progressMu.Lock()
 		progress := l.progress
 		l.progressMu.Unlock()
-		if l.indexed.Load() >= target || l.backlog.Load() > 0 {
-			return
+		if l.indexed.Load() >= target {
+			return nil
+		}
+		if l.backlog.Load() > 0 {
+			return missing("copying them into the database fails; they are safe in the journal")
 		}
 		// Asked again after every copy: some of the entries may have
 		// reached the writer only after it took the last request.
@@ -700,9 +710,9 @@ func (l *Ledger) settle(ctx context.Context) {
 		select {
 		case <-progress:
 		case <-ctx.Done():
-			return
+			return missing(ctx.Err().Error())
 		case <-deadline.C:
-			return
+			return missing("they are still being copied after " + settleWait.String())
 		}
 	}
 }

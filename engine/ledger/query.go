@@ -54,7 +54,9 @@ func (l *Ledger) List(ctx context.Context, q Query) (*Page, error) {
 		args = append(args, at, at, id)
 	}
 	args = append(args, limit+1)
-	l.settle(ctx)
+	if err := l.settle(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := l.backend.query(ctx, `SELECT d.decided_at, d.decision_id, d.entry FROM ledger_decisions d`+
 		whereClause(where)+` ORDER BY d.decided_at DESC, d.decision_id DESC LIMIT ?`, args...)
 	if err != nil {
@@ -89,7 +91,9 @@ func (l *Ledger) List(ctx context.Context, q Query) (*Page, error) {
 // q.Cursor are ignored). It streams: memory does not grow with the ledger.
 func (l *Ledger) Scan(ctx context.Context, q Query, fn func(*Entry) error) error {
 	where, args := filters(q)
-	l.settle(ctx)
+	if err := l.settle(ctx); err != nil {
+		return err
+	}
 	rows, err := l.backend.query(ctx, `SELECT d.entry FROM ledger_decisions d`+whereClause(where)+
 		` ORDER BY d.decided_at, d.decision_id`, args...)
 	if err != nil {
@@ -120,7 +124,9 @@ func (l *Ledger) Get(ctx context.Context, decisionID string) (*Entry, error) {
 	if !storable(decisionID) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, input.Quote(decisionID))
 	}
-	l.settle(ctx)
+	if err := l.settle(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := l.backend.query(ctx, `SELECT entry FROM ledger_decisions WHERE decision_id = ?`, decisionID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -158,7 +164,9 @@ func (l *Ledger) Counts(ctx context.Context, since, until time.Time) ([]CountRow
 	if !until.IsZero() {
 		where, args = append(where, "day < ?"), append(args, until.UTC().Format(time.DateOnly))
 	}
-	l.settle(ctx)
+	if err := l.settle(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := l.backend.query(ctx, `SELECT day, kind, meeting_id, order_ids, n FROM ledger_quiet_counts`+whereClause(where)+` ORDER BY day, kind, meeting_id, order_ids`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
