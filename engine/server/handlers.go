@@ -46,7 +46,7 @@ func (s *Server) health(c *gin.Context) {
 	if bundles || withPlugins && !slices.Contains(q["exclude-plugin"], "bundle") {
 		if ok, why := s.src.Ready(); !ok {
 			c.Header("Retry-After", "1")
-			abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.NotReady, Message: why})
+			abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.NotReady, Message: s.openReason(why)})
 			return
 		}
 	}
@@ -84,10 +84,27 @@ func healthParam(q url.Values, name string) bool {
 func (s *Server) ready(c *gin.Context) {
 	if ok, why := s.src.Ready(); !ok {
 		c.Header("Retry-After", "1")
-		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.NotReady, Message: why})
+		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.NotReady, Message: s.openReason(why)})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// openReason is why the server is not ready, as an endpoint open to
+// anyone says it. On a server with tokens that is what comes before the
+// first ": " (no bundles are active, no GeoIP database is loaded): the
+// rest is an error from loading them, which names bundle services' URLs
+// (their paths and queries, which may carry a token), hosts and files,
+// and stays in GET /v1/status, behind the admin scope. A server without
+// tokens is open to local clients only, and says all of it.
+func (s *Server) openReason(why string) string {
+	if s.tokens == nil {
+		return why
+	}
+	if short, _, cut := strings.Cut(why, ": "); cut {
+		return short + " (the error is in GET /v1/status)"
+	}
+	return why
 }
 
 // statusResponse is GET /v1/status.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -70,5 +71,38 @@ func TestServeWithoutTokensRefusesAnOpenListener(t *testing.T) {
 	s := newTestServer(t, serverSetup{})
 	if err := s.Serve(context.Background(), ln); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "without authentication") {
 		t.Errorf("Serve on %s without tokens: %v", ln.Addr(), err)
+	}
+}
+
+// /ready and /health?bundles are open to anyone: on a server with tokens
+// they say why it is not ready without the loading error, which can name a
+// bundle service's URL with a token in its query; /v1/status has it.
+func TestOpenEndpointsLeaveOutTheLoadingError(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "secret-path")
+	for _, withTokens := range []bool{true, false} {
+		setup := serverSetup{bundles: []string{missing}, noLoad: true}
+		if withTokens {
+			setup.cfg.TokensFile = writeTokens(t, "decide-token", "admin-token")
+		}
+		ts := newTestServer(t, setup)
+		if err := ts.src.Load(context.Background()); err == nil {
+			t.Fatal("loading a missing bundle succeeded")
+		}
+		for _, path := range []string{"/ready", "/health?bundles"} {
+			r := ts.do(t, request{method: http.MethodGet, path: path})
+			e := r.errorBody(t)
+			if r.status != http.StatusServiceUnavailable || e.Code != "not_ready" || !strings.HasPrefix(e.Message, "no policy and registry bundles are active") {
+				t.Fatalf("tokens %v, GET %s: %s", withTokens, path, r)
+			}
+			if shows := strings.Contains(e.Message, "secret-path"); shows == withTokens {
+				t.Errorf("tokens %v, GET %s: the message %q shows the loading error: %v", withTokens, path, e.Message, shows)
+			}
+		}
+		if withTokens {
+			r := ts.do(t, request{method: http.MethodGet, path: "/v1/status", token: "admin-token"})
+			if r.status != http.StatusOK || !strings.Contains(string(r.body), "secret-path") {
+				t.Errorf("/v1/status does not have the loading error: %s", r)
+			}
+		}
 	}
 }
