@@ -91,9 +91,9 @@ func TestDecideBadRequest(t *testing.T) {
 		{"unknown host field", `{"meeting": {"id": "m", "host": {"account_id": "a", "country": "CN"}}}`, "meeting.host.country", []string{"unknown field"}},
 		{"wrong type", requestWith(`{"id": "p0", "ip": 16}`, ""), "meeting.participants[0].ip", []string{"expected a string, got a number"}},
 		{"participant IP missing", requestWith(`{"id": "p0"}`, ""), "meeting.participants[0].ip", []string{"is required"}},
-		{"zoned IP", requestWith(`{"id": "p0", "ip": "fe80::1%eth0"}`, ""), "meeting.participants[0].ip", []string{`"fe80::1%eth0" is not an IP address`}},
-		{"bad host IP", `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "256.1.1.1"}}}`, "meeting.host.ip", []string{`"256.1.1.1" is not an IP address`}},
-		{"bad joining IP", requestWith(`{"id": "p0", "ip": "1.0.16.1"}`, `"joining": {"id": "j", "ip": "1.0.16"}`), "joining.ip", []string{`"1.0.16" is not an IP address`}},
+		{"zoned IP", requestWith(`{"id": "p0", "ip": "fe80::1%eth0"}`, ""), "meeting.participants[0].ip", []string{"is not an IP address (an IPv4 address"}},
+		{"bad host IP", `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "256.1.1.1"}}}`, "meeting.host.ip", []string{"is not an IP address (an IPv4 address"}},
+		{"bad joining IP", requestWith(`{"id": "p0", "ip": "1.0.16.1"}`, `"joining": {"id": "j", "ip": "1.0.16"}`), "joining.ip", []string{"is not an IP address (an IPv4 address"}},
 		{"duplicate participant id", requestWith(`{"id": "p0", "ip": "1.0.16.1"}, {"id": "p0", "ip": "1.0.16.2"}`, ""),
 			"meeting.participants[1].id", []string{`"p0" duplicates meeting.participants[0].id`}},
 		{"joining participant already connected", requestWith(`{"id": "p0", "ip": "1.0.16.1"}`, `"joining": {"id": "p0", "ip": "1.0.16.2"}`),
@@ -124,7 +124,7 @@ func TestDecideBadIPExactMessage(t *testing.T) {
 	req := requestWith(`{"id": "p0", "ip": "1.0.16.1"}, {"id": "p1", "ip": "8.8.8.8"}, {"id": "p2", "ip": "147.8.1.1"}, {"id": "p3", "ip": "1.2.3"}`, "")
 	res := runCLI(t, []byte(req), "decide", "--geoip-db", geotest.Standard(t))
 	wantBadInput(t, res, "meeting.participants[3].ip")
-	const want = `geoscope: meeting.participants[3].ip: "1.2.3" is not an IP address` + "\n"
+	const want = `geoscope: meeting.participants[3].ip: is not an IP address (an IPv4 address in dotted decimal without leading zeros, or an IPv6 address; no port, brackets or zone)` + "\n"
 	if res.stderr != want {
 		t.Errorf("stderr = %q, want %q", res.stderr, want)
 	}

@@ -631,10 +631,16 @@ func checkConnection(f field, ip, phone string) (netip.Addr, error) {
 	}
 	a, ok := parseIP(ip)
 	if !ok {
-		return netip.Addr{}, invalid(f.sub("ip").String(), "%s is not an IP address", Quote(ip))
+		// The value is not quoted back, as a phone number is not: it is
+		// most often an address with something added (a port), personal
+		// data that errors would carry into the caller's logs.
+		return netip.Addr{}, invalid(f.sub("ip").String(), "is not an IP address (%s)", ipForm)
 	}
 	return a, nil
 }
+
+// ipForm is what an ip must be, as errors say it.
+const ipForm = "an IPv4 address in dotted decimal without leading zeros, or an IPv6 address; no port, brackets or zone"
 
 // parseIP parses an IP address without a zone, an IPv4-mapped IPv6
 // address as the IPv4 one.

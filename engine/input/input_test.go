@@ -63,6 +63,18 @@ func TestDecodePersonWithNeitherIPNorPhone(t *testing.T) {
 	}
 }
 
+// A malformed address is not quoted back, as a phone number is not: it
+// is mostly an address with a port added, and errors reach the caller's
+// logs.
+func TestDecodeDoesNotQuoteABadAddress(t *testing.T) {
+	for _, ip := range []string{"202.96.128.86:51234", "[2408:8000::1]", "2408:8000::1%eth0", "202.096.128.86"} {
+		_, err := Decode([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "`+ip+`"}}}`), Limits{})
+		if err == nil || !strings.Contains(err.Error(), "meeting.host.ip: is not an IP address") || strings.Contains(err.Error(), "128") || strings.Contains(err.Error(), "2408") {
+			t.Errorf("%s: %v", ip, err)
+		}
+	}
+}
+
 func TestDecodeHostWithoutIPIsNotConnected(t *testing.T) {
 	r, err := Decode([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}}`), Limits{})
 	if err != nil {
@@ -106,7 +118,7 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "missing meeting id", body: `{"meeting": {"host": {"account_id": "a"}}}`, want: "meeting.id: is required"},
 		{name: "missing account id", body: `{"meeting": {"id": "m", "host": {}}}`, want: "meeting.host.account_id: is required"},
 		{name: "bad account country", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "account_country": "usa"}}}`, want: `meeting.host.account_country: "usa" is not an ISO 3166-1 alpha-2 code (two upper-case letters)`},
-		{name: "bad host ip", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "localhost"}}}`, want: `meeting.host.ip: "localhost" is not an IP address`},
+		{name: "bad host ip", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "localhost"}}}`, want: `meeting.host.ip: is not an IP address (an IPv4 address in dotted decimal without leading zeros, or an IPv6 address; no port, brackets or zone)`},
 		// "" is not an absent member: an empty host ip would make a host of
 		// unknown location a host who is not connected.
 		{name: "empty host ip", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": ""}}}`, want: `meeting.host.ip: is empty: give a value, or leave the member out (or null)`},
@@ -115,7 +127,7 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "empty host account country", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "account_country": ""}}}`, want: `meeting.host.account_country: is empty: give a value, or leave the member out (or null)`},
 		{name: "case-variant host member", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "Ip": "8.8.8.8"}}}`, want: `meeting.host.Ip: unknown field (field names are case-sensitive)`},
 		{name: "repeated host member", body: `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "8.8.8.8", "ip": "1.1.1.1"}}}`, want: `meeting.host.ip: appears twice in one object`},
-		{name: "bad participant ip", body: meeting(participants(3) + `,{"id": "x", "ip": "1.2.3"}`), want: `meeting.participants[3].ip: "1.2.3" is not an IP address`},
+		{name: "bad participant ip", body: meeting(participants(3) + `,{"id": "x", "ip": "1.2.3"}`), want: `meeting.participants[3].ip: is not an IP address (an IPv4 address in dotted decimal without leading zeros, or an IPv6 address; no port, brackets or zone)`},
 		// A participant's "" is no more an absent member than the host's:
 		// an empty ip beside a phone was a caller located by the phone.
 		{name: "empty participant ip, plain", body: meeting(participants(2) + `,{"id": "x", "ip": ""}`), want: `meeting.participants[2].ip: is empty: give a value, or leave the member out (or null)`},
@@ -127,13 +139,13 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "empty participant members, one named (ip, phone, role, account_id, account_country: the first of them in that order)", body: meeting(`{"id": "x", "account_country": "", "ip": "8.8.8.8", "role": ""}`), want: `meeting.participants[0].role: is empty: give a value, or leave the member out (or null)`},
 		{name: "empty joining role", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "ip": "8.8.8.8", "role": ""}}`, want: `joining.role: is empty: give a value, or leave the member out (or null)`},
 		{name: "empty participant id", body: meeting(`{"id": "", "ip": "8.8.8.8"}`), want: `meeting.participants[0].id: is required`},
-		{name: "ip with zone", body: meeting(`{"id": "x", "ip": "fe80::1%eth0"}`), want: `meeting.participants[0].ip: "fe80::1%eth0" is not an IP address`},
+		{name: "ip with zone", body: meeting(`{"id": "x", "ip": "fe80::1%eth0"}`), want: `meeting.participants[0].ip: is not an IP address (an IPv4 address in dotted decimal without leading zeros, or an IPv6 address; no port, brackets or zone)`},
 		{name: "missing participant id", body: meeting(`{"ip": "8.8.8.8"}`), want: "meeting.participants[0].id: is required"},
 		{name: "duplicate participant", body: meeting(participants(2) + `,{"id": "p0", "ip": "8.8.8.8"}`), want: `meeting.participants[2].id: "p0" duplicates meeting.participants[0].id`},
 		{name: "control character in id", body: meeting(`{"id": "a\u0007b", "ip": "8.8.8.8"}`), want: "meeting.participants[0].id: \"a\\ab\" contains a control character"},
 		{name: "id too long", body: meeting(`{"id": "` + strings.Repeat("x", 257) + `", "ip": "8.8.8.8"}`), want: "meeting.participants[0].id: is 257 bytes long; the limit is 256"},
 		{name: "joining already connected", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [` + participants(1) + `]}, "joining": {"id": "p0", "ip": "8.8.8.8"}}`, want: `joining.id: "p0" is already connected as meeting.participants[0]`},
-		{name: "joining bad ip", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "ip": "999.1.1.1"}}`, want: `joining.ip: "999.1.1.1" is not an IP address`},
+		{name: "joining bad ip", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "ip": "999.1.1.1"}}`, want: `joining.ip: is not an IP address (an IPv4 address in dotted decimal without leading zeros, or an IPv6 address; no port, brackets or zone)`},
 		{name: "order without demands", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "order": {"id": "o", "authority": "x", "demands": []}}`, want: "order.demands: at least one demand is required (remove_participants, end_meeting, suspend_account)"},
 		{name: "unknown demand", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "order": {"id": "o", "authority": "x", "demands": ["end_meeting", "ban_everyone"]}}`, want: `order.demands[1]: "ban_everyone" is not a known demand (remove_participants, end_meeting, suspend_account)`},
 		{name: "repeated demand", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "order": {"id": "o", "authority": "x", "demands": ["end_meeting", "end_meeting"]}}`, want: `order.demands[1]: "end_meeting" is repeated`},
@@ -172,7 +184,7 @@ func TestDecodeAdmission(t *testing.T) {
 		t.Errorf("null members: %+v, %v", r, err)
 	}
 	for body, want := range map[string]string{
-		`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "participant": {"id": "p", "ip": "x"}}`:                           `participant.ip: "x" is not an IP address`,
+		`{"meeting": {"id": "m", "host": {"account_id": "a"}}, "participant": {"id": "p", "ip": "x"}}`:                           `participant.ip: is not an IP address (an IPv4 address in dotted decimal without leading zeros, or an IPv6 address; no port, brackets or zone)`,
 		`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}, "participant": {"id": "p", "ip": "1.1.1.1"}}`: "meeting.participants: unknown field",
 		`{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "1.1.1.1"}}, "participant": {"id": "p", "ip": "1.1.1.1"}}`:    "meeting.host.ip: unknown field",
 		`{"meeting": {"id": "m", "host": {"account_id": "a"}}}`:                                                                  "participant.id: is required",

@@ -463,8 +463,8 @@ func TestRequireSignatures(t *testing.T) {
 		{
 			name: "one key, signing present: untouched",
 			config: `{"services": {"s": {"url": "http://x"}}, "keys": {"release": {"key": "k"}},
-				"bundles": {"policies": {"service": "s", "signing": {"keyid": "release", "exclude_files": ["x"]}}}}`,
-			want: map[string]map[string]any{"policies": {"keyid": "release", "exclude_files": []any{"x"}}},
+				"bundles": {"policies": {"service": "s", "signing": {"keyid": "release", "scope": "write"}}}}`,
+			want: map[string]map[string]any{"policies": {"keyid": "release", "scope": "write"}},
 		},
 		{
 			// An empty block is OPA's optional-signature case again.
