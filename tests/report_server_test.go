@@ -87,6 +87,33 @@ func TestReportServer(t *testing.T) {
 	if r := s.get("/v1/ledger", ""); r.status != http.StatusUnauthorized {
 		t.Errorf("/v1/ledger without a token, --public-report: %s", r)
 	}
+	// A public report covers whole days that have ended: bounds to the
+	// second, or a period into today, would let two reports a moment
+	// apart single out one decision. Without a period: the year up to
+	// the start of today. An admin token may ask for any period.
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	for _, tc := range []struct{ query, field string }{
+		{"?since=2026-01-01T00:00:01Z&until=2026-07-01", "since"},
+		{"?since=2026-01-01&until=2026-07-01T12:00:00Z", "until"},
+		{"?until=" + today.AddDate(0, 0, 1).Format(time.DateOnly), "until"},
+	} {
+		var e struct{ Code, Field string }
+		r := s.get("/v1/report"+tc.query, "")
+		if err := json.Unmarshal(r.body, &e); err != nil || r.status != http.StatusBadRequest || e.Field != tc.field {
+			t.Errorf("public %s: %s; want 400 naming %s", tc.query, r, tc.field)
+		}
+		if r := s.get("/v1/report"+tc.query, admin); r.status != http.StatusOK {
+			t.Errorf("public %s with an admin token: %s", tc.query, r)
+		}
+	}
+	r = s.get("/v1/report", "")
+	p.Period.Since, p.Period.Until = time.Time{}, time.Time{}
+	if err := json.Unmarshal(r.body, &p); err != nil || r.status != http.StatusOK {
+		t.Fatalf("public /v1/report without a period: %s", r)
+	}
+	if yesterday := today.Add(-time.Nanosecond); !p.Period.Until.Equal(today) || !p.Period.Since.Equal(time.Date(yesterday.Year(), 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("public default period %v .. %v, want the year to the start of today", p.Period.Since, p.Period.Until)
+	}
 	// The threshold cannot be lowered from a request: the parameter is
 	// refused, like any the endpoint does not take.
 	r = s.get("/v1/report"+q+"&min_count=1", "")

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -26,6 +27,21 @@ import (
 // its whole period.
 var reportSlots = make(chan struct{}, 2)
 
+// presentsAdmin reports whether the request carries a token with the
+// admin scope (checked as requireScope checks it, on an endpoint that is
+// open and does not require one).
+func (s *Server) presentsAdmin(c *gin.Context) bool {
+	if s.tokens == nil {
+		return false
+	}
+	scheme, token, _ := strings.Cut(c.GetHeader("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return false
+	}
+	_, admin := s.tokens.scopes(token)
+	return admin
+}
+
 // reportCSP allows the page nothing but its own inline style and the form
 // submitting to itself: no script, no external resource.
 const reportCSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -39,7 +55,7 @@ func (s *Server) serveReport(c *gin.Context, format string) {
 		abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound, Message: "the ledger is off on this server (--ledger off), so there is no record to report from"})
 		return
 	}
-	p, fe := reportPeriod(c, time.Now())
+	p, fe := reportPeriod(c, time.Now(), s.cfg.PublicReport && !s.presentsAdmin(c))
 	if fe != nil {
 		abort(c, http.StatusBadRequest, *fe)
 		return
@@ -71,7 +87,16 @@ func (s *Server) serveReport(c *gin.Context, format string) {
 
 // reportPeriod reads since and until, filling what is missing with the
 // year to date.
-func reportPeriod(c *gin.Context, now time.Time) (report.Period, *apiError) {
+//
+// A public report (completeDays) covers whole UTC days that have ended:
+// its bounds are dates, and its period ends by the start of today, which
+// is also its default end. Its counts from 1 to 4 are suppressed, but
+// with bounds to the nanosecond, or a period still open, two reports a
+// moment apart differed by one decision: its time, what was done, and to
+// how many (found by a security review). Days that have ended change only
+// as late entries arrive. An admin token on a public server, and every
+// request to a server that is not, may ask for any period.
+func reportPeriod(c *gin.Context, now time.Time, completeDays bool) (report.Period, *apiError) {
 	var p report.Period
 	if e := onlyParams(c, "since", "until"); e != nil {
 		return p, e
@@ -82,6 +107,25 @@ func reportPeriod(c *gin.Context, now time.Time) (report.Period, *apiError) {
 		return p, &apiError{Code: apierror.InvalidInput, Message: bad + ": " + err.Error(), Field: bad}
 	}
 	given := c.Query("until") != ""
+	if completeDays {
+		today := now.UTC().Truncate(24 * time.Hour)
+		for _, b := range []struct {
+			field string
+			at    time.Time
+		}{{"since", p.Since}, {"until", p.Until}} {
+			if !b.at.IsZero() && !b.at.Equal(b.at.UTC().Truncate(24*time.Hour)) {
+				return p, &apiError{Code: apierror.InvalidInput, Field: b.field,
+					Message: b.field + ": a public report covers whole UTC days: give a date (YYYY-MM-DD)"}
+			}
+		}
+		if p.Until.After(today) {
+			return p, &apiError{Code: apierror.InvalidInput, Field: "until",
+				Message: "until: a public report covers days that have ended: until may be " + today.Format(time.DateOnly) + " at the latest"}
+		}
+		// The defaults as at the last instant of yesterday: the period
+		// ends with yesterday, and starts on 1 January of its year.
+		now = today.Add(-time.Nanosecond)
+	}
 	p = p.WithDefaults(now)
 	if !p.Since.Before(p.Until) {
 		field := "until"
