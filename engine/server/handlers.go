@@ -409,6 +409,11 @@ func (s *Server) bodyError(c *gin.Context, err error, gzipped bool) {
 			Message: "the body arrived slower than " + bytesText(s.cfg.MinBodyRate) + "/s (--min-body-rate, after a start of " + s.bodyGrace.String() +
 				") or took longer than " + s.bodyLimit.String() + "; it was not decided or recorded: send it again, and apply no enforcement meanwhile"})
 	case errors.As(err, &mbe):
+		// As for a declared length over the limit: the rest is not read,
+		// so the connection cannot carry another request (net/http would
+		// read past up to 256 KiB of it to keep the connection; gin's
+		// writer hides MaxBytesReader's own request to close).
+		closeHTTP1(c)
 		abort(c, http.StatusRequestEntityTooLarge, s.bodyTooLarge("the body exceeds"))
 	case gzipped && (errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)):
 		abort(c, http.StatusBadRequest, apiError{Code: apierror.InvalidInput, Message: "the body is labelled Content-Encoding: gzip but is not valid gzip data: " + err.Error(), Field: "body"})

@@ -141,6 +141,18 @@ func TestShedBigRequestClosesItsConnection(t *testing.T) {
 	}
 }
 
+// TestBodyOverMaxBodyClosesItsConnection: a body found over --max-body
+// while it is read (chunked: no length declared) is answered 413 and its
+// connection closed, as for a declared length over it, even when the
+// rest has already arrived.
+func TestBodyOverMaxBodyClosesItsConnection(t *testing.T) {
+	ts := newTestServer(t, serverSetup{cfg: Config{MaxBody: 200_000}})
+	r := ts.do(t, request{method: http.MethodPost, path: "/v1/decisions", body: strings.Repeat(" ", 300_000) + "{}", chunked: true})
+	if r.status != http.StatusRequestEntityTooLarge || r.header.Get("Connection") != "close" {
+		t.Errorf("a chunked body over --max-body: %s, Connection %q", r, r.header.Get("Connection"))
+	}
+}
+
 // TestWaitForTheLargeLaneOverHTTP2: over HTTP/2 too, the wait for the
 // large lane is not counted against the body, whose rest arrives after
 // it. A deadline left set through the wait closed the stream's body for
