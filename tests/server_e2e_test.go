@@ -503,6 +503,25 @@ func TestServerAuth(t *testing.T) {
 		}
 	})
 
+	// Two Authorization headers: refused, whichever comes first; a
+	// decide token first and an admin token second used to be answered
+	// 403, and the other order 200.
+	t.Run("two tokens", func(t *testing.T) {
+		for _, order := range [][2]string{{decide, admin}, {admin, decide}, {admin, admin}} {
+			req, _ := http.NewRequest(http.MethodGet, p.base+"/v1/status", nil)
+			req.Header.Add("Authorization", "Bearer "+order[0])
+			req.Header.Add("Authorization", "Bearer "+order[1])
+			resp, err := p.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 401 {
+				t.Errorf("two Authorization headers: %d, want 401", resp.StatusCode)
+			}
+		}
+	})
+
 	t.Run("public-metrics", func(t *testing.T) {
 		pub := startServe(t, serveOpts{args: []string{"--geoip-db", db, "--tokens-file", tokens, "--public-metrics"}})
 		for _, path := range []string{"/metrics", "/v1/status"} {

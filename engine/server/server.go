@@ -410,6 +410,14 @@ func (s *Server) requireScope(scope string, open bool) gin.HandlerFunc {
 			c.Next()
 			return
 		}
+		// Two Authorization headers are refused rather than the first
+		// read: which one a proxy or a client library passes on first is
+		// not something a scope should depend on.
+		if len(c.Request.Header.Values("Authorization")) > 1 {
+			c.Header("WWW-Authenticate", `Bearer realm="geoscope", error="invalid_request"`)
+			abort(c, http.StatusUnauthorized, apiError{Code: apierror.Unauthorized, Message: "Authorization is given more than once: send one bearer token"})
+			return
+		}
 		// The scheme is case-insensitive (RFC 7235); the token is not.
 		scheme, token, _ := strings.Cut(c.GetHeader("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") || token == "" {
