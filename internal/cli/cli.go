@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/geoscope/geoscope/engine/geo"
 	"github.com/geoscope/geoscope/engine/input"
@@ -82,6 +84,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return refuseEmptyValues(cmd) }
 	root.AddCommand(decideCommand(), geoipCommand(), serveCommand(), ledgerCommand(), reportCommand(), probeCommand(), versionCommand())
 
 	err := root.Execute()
@@ -94,6 +97,30 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "geoscope:", err)
 	return exitCode(err)
+}
+
+// refuseEmptyValues refuses a flag given with an empty value. Read as
+// absent, --config "" served the embedded example registry, --ledger ""
+// the default ledger, --tokens-file "" no authentication: an unset
+// variable in a deployment's template must not quietly mean the default.
+func refuseEmptyValues(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if err != nil || !f.Changed {
+			return
+		}
+		empty := false
+		switch v := f.Value.(type) {
+		case pflag.SliceValue:
+			empty = slices.Contains(v.GetSlice(), "")
+		default:
+			empty = f.Value.Type() == "string" && f.Value.String() == ""
+		}
+		if empty {
+			err = usageError{fmt.Errorf("--%s is empty: give a value, or leave the flag out for its default", f.Name)}
+		}
+	})
+	return err
 }
 
 func exitCode(err error) int {

@@ -89,11 +89,6 @@ database (the message on stderr names the field), 1 on other failures.`,
 				}
 				asOf = t
 			}
-			for i, b := range bundles {
-				if b == "" {
-					return usageError{fmt.Errorf("--bundle (number %d) is empty: give a directory or a .tar.gz file", i+1)}
-				}
-			}
 			if cmd.Flags().Changed("eval-timeout") && evalTimeout <= 0 {
 				return usageError{fmt.Errorf("--eval-timeout %s: must be positive", evalTimeout)}
 			}

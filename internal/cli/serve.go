@@ -87,12 +87,6 @@ included: debug logging is for authoring, not for production.`,
 					return usageError{fmt.Errorf("--%s 0: must be positive (leave the flag out for its default, %s)", name, fl.DefValue)}
 				}
 			}
-			// An empty --addr (an unset variable in a template) would be
-			// read by Validate as the default, a loopback address, and by
-			// net.Listen as every interface.
-			if cfg.Addr == "" {
-				return usageError{errors.New(`--addr "": give HOST:PORT (the default is ` + server.DefaultAddr + `)`)}
-			}
 			// Refuse a bad configuration before anything is opened or
 			// created on disk.
 			if err := errors.Join(cfg.Validate(), scfg.Validate()); err != nil {
