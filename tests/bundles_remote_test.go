@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -247,6 +248,53 @@ func TestBundlesRemote(t *testing.T) {
 		t.Errorf("geoscope_bundle_info does not name v6:\n%s", strings.Join(bndMetric(m, "geoscope_bundle_info"), "\n"))
 	}
 	t.Logf("remote run in %s", time.Since(started).Round(time.Millisecond))
+}
+
+// TestBundlesRemoteStopIsNoRejection stops a server while its bundle
+// downloads hang (a service that accepts and never answers): the stop
+// cuts them short, which is no rejection of a bundle, and was logged as
+// one, at error, after "stopped".
+func TestBundlesRemoteStopIsNoRejection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for {
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	srv := bndStart(t, "--config", opaConfig(t, "http://"+ln.Addr().String(), remoteToken, nil, ""))
+	select {
+	case c := <-accepted: // a download is under way
+		accepted <- c
+	case <-time.After(10 * time.Second):
+		t.Fatal("no bundle download started")
+	}
+	if code := srv.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d after SIGTERM", code)
+	}
+	for _, line := range strings.Split(srv.logs.String(), "\n") {
+		if strings.Contains(line, "rejected") {
+			t.Errorf("the stop logged a rejection: %s", line)
+		}
+	}
 }
 
 // Without the bundle server's token geoscope gets nothing: it never

@@ -271,3 +271,14 @@ func TestReportOutFile(t *testing.T) {
 		t.Errorf("report file: %v %.200s", err, raw)
 	}
 }
+
+// A --ledger value that came from GEOSCOPE_LEDGER is named as such: the
+// command line the operator reads has no --ledger on it.
+func TestCLILedgerFromTheEnvironmentNamed(t *testing.T) {
+	for _, args := range [][]string{{"report"}, {"ledger", "export"}} {
+		res := runIn(t, t.TempDir(), []string{"GEOSCOPE_LEDGER=bogus"}, nil, args...)
+		if res.code != 2 || !strings.Contains(res.stderr, "GEOSCOPE_LEDGER (in place of --ledger)") {
+			t.Errorf("%v with GEOSCOPE_LEDGER=bogus: %v", args, res)
+		}
+	}
+}

@@ -706,6 +706,9 @@ func TestServerGracefulShutdown(t *testing.T) {
 		if code == 0 {
 			t.Error("exit 0 although a request was cut off by --shutdown-timeout")
 		}
+		if !strings.Contains(p.logs.String(), "requests were still in flight after --shutdown-timeout 300ms") {
+			t.Errorf("the exit does not say --shutdown-timeout cut requests off:\n%s", p.logs.String())
+		}
 		select {
 		case err := <-done:
 			t.Logf("the cut-off request: %v", err)

@@ -69,7 +69,14 @@ func (s *Sources) startRemote(ctx context.Context) error {
 	if bp == nil {
 		return fmt.Errorf("%w: --config configures no bundles", ErrConfig)
 	}
-	bp.Register("geoscope", s.onBundleStatus)
+	bp.Register("geoscope", func(st bundleplugin.Status) {
+		// A download cut short by the shutdown is no rejection: it was
+		// logged as one, at error, after every stop.
+		if ctx.Err() != nil {
+			return
+		}
+		s.onBundleStatus(st)
+	})
 	s.manager = m
 	if err := m.Start(ctx); err != nil {
 		return fmt.Errorf("starting OPA plugins: %w", err)

@@ -19,6 +19,7 @@ import (
 // ledgerFlags select the ledger of serve, decide and ledger export.
 type ledgerFlags struct {
 	url, dataDir, keyFile string
+	fromEnv               bool // url is GEOSCOPE_LEDGER's
 	replica               string // serve only: registerReplica
 	flags                 *pflag.FlagSet
 }
@@ -51,7 +52,7 @@ func (l *ledgerFlags) registerReplica(f *pflag.FlagSet) {
 func (l *ledgerFlags) resolve() {
 	if l.flags != nil && !l.flags.Changed("ledger") {
 		if v := os.Getenv(envLedger); v != "" {
-			l.url = v
+			l.url, l.fromEnv = v, true
 		}
 	}
 }
@@ -69,7 +70,18 @@ func (l *ledgerFlags) openReader(ctx context.Context, log *slog.Logger) (*ledger
 	if l.url == ledgerOff {
 		return nil, usageError{errors.New("--ledger off: there is no ledger to read")}
 	}
-	return ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, ReadOnly: true, Logger: log})
+	led, err := ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, ReadOnly: true, Logger: log})
+	return led, l.named(err)
+}
+
+// named says, of a configuration error about --ledger, when the value came
+// from GEOSCOPE_LEDGER: the command line the operator reads has no
+// --ledger on it.
+func (l *ledgerFlags) named(err error) error {
+	if err != nil && l.fromEnv && errors.Is(err, ledger.ErrConfig) {
+		return fmt.Errorf("%s (in place of --ledger): %w", envLedger, err)
+	}
+	return err
 }
 
 // open opens the ledger, or returns nil when it is off.
@@ -79,7 +91,8 @@ func (l *ledgerFlags) open(ctx context.Context, log *slog.Logger) (*ledger.Ledge
 		log.Warn("the ledger is off: decisions are answered without a durable record")
 		return nil, nil
 	}
-	return ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, EngineVersion: buildinfo.Version(), Replica: l.replica, Logger: log})
+	led, err := ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, EngineVersion: buildinfo.Version(), Replica: l.replica, Logger: log})
+	return led, l.named(err)
 }
 
 func ledgerCommand() *cobra.Command {
