@@ -19,7 +19,7 @@ import (
 // ledgerFlags select the ledger of serve, decide and ledger export.
 type ledgerFlags struct {
 	url, dataDir, keyFile string
-	fromEnv               bool // url is GEOSCOPE_LEDGER's
+	fromEnv               bool   // url is GEOSCOPE_LEDGER's
 	replica               string // serve only: registerReplica
 	flags                 *pflag.FlagSet
 }
