@@ -351,7 +351,14 @@ func (l *Ledger) count(r *engine.Record) {
 	if r.Admission {
 		kind = KindAdmission
 	}
-	k := countKey{day: r.Decision.Time.UTC().Format(time.DateOnly), kind: kind, meeting: r.Decision.MeetingID, orders: strings.Join(r.Decision.OrderIDs, ",")}
+	k := countKey{day: r.Decision.Time.UTC().Format(time.DateOnly), kind: kind, orders: strings.Join(r.Decision.OrderIDs, ",")}
+	// A meeting is named only while an order targets it: rows per day
+	// and meeting of those nobody targets would be a daily log of every
+	// meeting held, which no report or audit needs (the report counts
+	// them in total).
+	if len(r.Decision.OrderIDs) > 0 {
+		k.meeting = r.Decision.MeetingID
+	}
 	l.mu.Lock()
 	l.counts[k]++
 	l.mu.Unlock()

@@ -631,13 +631,14 @@ func TestQuietCountsFlushedAndSummed(t *testing.T) {
 			quiet = append(quiet, id)
 			record(t, l, plainAdmission(id, "m-quiet"))
 		}
-		// A decision with nothing to do is counted as a decision.
+		// A decision with nothing to do is counted as a decision; its
+		// meeting, which no order targets, is not named.
 		nothing := &engine.Record{Decision: &decision.Decision{DecisionID: newID(), Time: baseTime, MeetingID: "m-idle",
 			Actions: []decision.Action{}, Refused: []decision.Refusal{}, GuardBlocked: []decision.Blocked{}, OrderIDs: []string{}, Geo: geoInfo, Bundles: bundles}}
 		record(t, l, nothing)
 		waitCounts(t, l, map[string]int64{
 			"admission|m-quiet|CN-1|" + day: 3,
-			"decision|m-idle||" + day:       1,
+			"decision|||" + day:             1,
 		})
 		// Later flushes add to the same rows.
 		for range 2 {
@@ -645,7 +646,7 @@ func TestQuietCountsFlushedAndSummed(t *testing.T) {
 		}
 		rows := waitCounts(t, l, map[string]int64{
 			"admission|m-quiet|CN-1|" + day: 5,
-			"decision|m-idle||" + day:       1,
+			"decision|||" + day:             1,
 		})
 		if len(rows) != 2 {
 			t.Errorf("counts rows = %+v, want one row per key", rows)
