@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -54,6 +55,8 @@ type Server struct {
 	bodyGrace, bodyLimit time.Duration
 	// memoryReturn is set while a return of memory to the OS is pending.
 	memoryReturn atomic.Bool
+	// certificateCheck, when set, replaces certificateCheck (tests).
+	certificateCheck time.Duration
 	// loopbackNamesOnly is set by Serve when it serves without tokens on
 	// a loopback listener (see localNamesOnly).
 	loopbackNamesOnly atomic.Bool
@@ -118,6 +121,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:  120 * time.Second,
 		ErrorLog:     log.New(redactingWriter{s.log}, "", 0),
 	}
+	if s.cfg.TLSCert != "" {
+		cert, err := newCertificate(s.cfg.TLSCert, s.cfg.TLSKey, s.log)
+		if err != nil {
+			return err
+		}
+		if s.certificateCheck > 0 {
+			cert.every = s.certificateCheck
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.get}
+	}
 	if s.tokens == nil {
 		// What is checked is the listener's own address, whatever
 		// Config.Addr said: only a loopback listener may go without
@@ -140,7 +153,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.cfg.TLSCert != "")
 		if s.cfg.TLSCert != "" {
-			errc <- srv.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}
