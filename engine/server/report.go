@@ -23,9 +23,13 @@ import (
 // suppression threshold is report.DefaultMinCount and cannot be lowered
 // from a request: a public report must not be asked for its small cells.
 
-// reportSlots bounds the reports built at once: each scans the ledger for
-// its whole period.
-var reportSlots = make(chan struct{}, 2)
+// reportSlots bounds the reports built at once to one: each scans the
+// ledger for its whole period, decoding each entry whole, and an entry of
+// a 100,000-participant roster takes some 100 MB to decode. Two at once
+// took a replica past its 512 MiB memory limit, and both CPUs from the
+// decisions (found by a security review); a second report waits for the
+// first, as long as its client does.
+var reportSlots = make(chan struct{}, 1)
 
 // presentsAdmin reports whether the request carries a token with the
 // admin scope (checked as requireScope checks it, on an endpoint that is
