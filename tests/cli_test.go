@@ -90,7 +90,7 @@ func TestDecideBadRequest(t *testing.T) {
 			"meeting.participants[2].country", []string{"unknown field"}},
 		{"unknown host field", `{"meeting": {"id": "m", "host": {"account_id": "a", "country": "CN"}}}`, "meeting.host.country", []string{"unknown field"}},
 		{"wrong type", requestWith(`{"id": "p0", "ip": 16}`, ""), "meeting.participants[0].ip", []string{"expected a string, got a number"}},
-		{"participant IP missing", requestWith(`{"id": "p0"}`, ""), "meeting.participants[0].ip", []string{"is required"}},
+		{"participant with ip and phone", requestWith(`{"id": "p0", "ip": "1.0.16.1", "phone": "+8610123"}`, ""), "meeting.participants[0].phone", []string{"give ip or phone, not both"}},
 		{"zoned IP", requestWith(`{"id": "p0", "ip": "fe80::1%eth0"}`, ""), "meeting.participants[0].ip", []string{"is not an IP address (an IPv4 address"}},
 		{"bad host IP", `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "256.1.1.1"}}}`, "meeting.host.ip", []string{"is not an IP address (an IPv4 address"}},
 		{"bad joining IP", requestWith(`{"id": "p0", "ip": "1.0.16.1"}`, `"joining": {"id": "j", "ip": "1.0.16"}`), "joining.ip", []string{"is not an IP address (an IPv4 address"}},

@@ -136,8 +136,10 @@ func (h *Host) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 // given.
 func (h *Host) Connected() bool { return h.Addr.IsValid() || h.Phone != "" }
 
-// Participant is a connected (or joining) user. Exactly one of IP and
-// Phone is given: a dial-in caller has a calling number and no address.
+// Participant is a connected (or joining) user. At most one of IP and
+// Phone is given: a dial-in caller has a calling number and no address,
+// and a person the meeting server can give neither for is present with
+// an unknown location (see checkConnection).
 type Participant struct {
 	ID    string `json:"id"`
 	IP    string `json:"ip,omitempty"`

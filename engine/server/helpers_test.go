@@ -75,6 +75,8 @@ type request struct {
 	// must then hold none).
 	rawQuery    string
 	token       string // Authorization: Bearer token, when set
+	host        string // Host, when set (httptest's default is example.com)
+	origin      string // Origin, when set
 	contentType string // defaults to application/json when a body is given
 	// noContentType sends no Content-Type header at all.
 	noContentType bool
@@ -170,6 +172,12 @@ func (ts *testServer) do(t *testing.T, req request) response {
 	}
 	if req.token != "" {
 		r.Header.Set("Authorization", "Bearer "+req.token)
+	}
+	if req.host != "" {
+		r.Host = req.host
+	}
+	if req.origin != "" {
+		r.Header.Set("Origin", req.origin)
 	}
 	w := httptest.NewRecorder()
 	ts.Handler().ServeHTTP(w, r)

@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A server open to local clients answers only requests addressed to a
@@ -37,7 +39,7 @@ func TestOpenServerAnswersOnlyLoopbackNames(t *testing.T) {
 	open := newTestServer(t, serverSetup{})
 	addr := serveLoopback(t, open.Server)
 	_, port, _ := strings.Cut(addr, ":")
-	for _, host := range []string{addr, "localhost:" + port, "LOCALHOST", "localhost.", "[::1]:" + port, "127.0.0.2"} {
+	for _, host := range []string{addr, "localhost:" + port, "LOCALHOST", "localhost.", "[::1]:" + port, "[::1]", "127.0.0.2"} {
 		if resp := get(t, addr, host, ""); resp.StatusCode != http.StatusOK {
 			t.Errorf("Host %q: %d, want 200", host, resp.StatusCode)
 		}
@@ -47,6 +49,41 @@ func TestOpenServerAnswersOnlyLoopbackNames(t *testing.T) {
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("Host %q: %d, want 403", host, resp.StatusCode)
 		}
+	}
+
+	// An Origin other than a loopback one (a form another site's page
+	// submits) is refused; a loopback one is not.
+	post := func(path, origin string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+path, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	for origin, want := range map[string]int{"https://attacker.example": http.StatusForbidden, "null": http.StatusForbidden, "http://localhost:" + port: http.StatusOK} {
+		if resp := post("/v1/admin/reload", origin); resp.StatusCode != want {
+			t.Errorf("reload with Origin %q: %d, want %d", origin, resp.StatusCode, want)
+		}
+	}
+	// Under /v1/data, in OPA's error shape.
+	resp := post(DataAdmissionPath, "https://attacker.example")
+	var opaErr struct {
+		Code   string `json:"code"`
+		Errors []struct {
+			Code, Field string
+		} `json:"errors"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&opaErr); err != nil || resp.StatusCode != http.StatusForbidden || opaErr.Code != "unauthorized" ||
+		len(opaErr.Errors) != 1 || opaErr.Errors[0].Code != "forbidden" || opaErr.Errors[0].Field != "Origin" {
+		t.Errorf("%s with a foreign Origin: %d %+v %v", DataAdmissionPath, resp.StatusCode, opaErr, err)
 	}
 
 	withTokens := newTestServer(t, serverSetup{cfg: Config{TokensFile: writeTokens(t, "decide-token", "admin-token")}})
@@ -69,7 +106,10 @@ func TestServeWithoutTokensRefusesAnOpenListener(t *testing.T) {
 	}
 	defer ln.Close()
 	s := newTestServer(t, serverSetup{})
-	if err := s.Serve(context.Background(), ln); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "without authentication") {
+	// Bounded: a Serve that wrongly serves returns nil at the deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.Serve(ctx, ln); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "without authentication") {
 		t.Errorf("Serve on %s without tokens: %v", ln.Addr(), err)
 	}
 }

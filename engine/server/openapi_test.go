@@ -280,11 +280,12 @@ func TestOpenAPIRoutesMatch(t *testing.T) {
 
 // handlerOutcomes is what each handler can answer, read from the code: the
 // status codes and, for errors, the error codes. Every route may panic,
-// which recoverPanic answers 500 internal.
+// which recoverPanic answers 500 internal, and every route may answer 403
+// forbidden on a server open to local clients (localNamesOnly).
 var handlerOutcomes = map[string]map[int][]string{
-	"GET /health":           {200: nil, 500: {apierror.Internal}, 503: {apierror.NotReady}},
-	"GET /ready":            {200: nil, 500: {apierror.Internal}, 503: {apierror.NotReady}},
-	"GET /openapi.json":     {200: nil, 500: {apierror.Internal}},
+	"GET /health":           {200: nil, 403: {apierror.Forbidden}, 500: {apierror.Internal}, 503: {apierror.NotReady}},
+	"GET /ready":            {200: nil, 403: {apierror.Forbidden}, 500: {apierror.Internal}, 503: {apierror.NotReady}},
+	"GET /openapi.json":     {200: nil, 403: {apierror.Forbidden}, 500: {apierror.Internal}},
 	"GET /metrics":          {200: nil, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 500: {apierror.Internal}},
 	"GET /v1/status":        {200: nil, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 500: {apierror.Internal}},
 	"POST /v1/admin/reload": {200: nil, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 500: {apierror.Internal}},
@@ -305,19 +306,19 @@ var handlerOutcomes = map[string]map[int][]string{
 		500: {apierror.Internal}, 503: {apierror.LedgerUnavailable},
 	},
 	"POST /v1/decisions": {
-		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
 		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 	"POST /v1/admission": {
-		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
 		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 	"POST /v1/data/geoscope/decision": {
-		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
 		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 	"POST /v1/data/geoscope/admission": {
-		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
 		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 }
@@ -464,6 +465,10 @@ func probes(t *testing.T) []probe {
 	// A server whose in-flight budget is taken: nothing is admitted.
 	full := newTestServer(t, serverSetup{cfg: Config{QueueTimeout: time.Millisecond}})
 	full.fillLanes(t)
+	// A server open to local clients, as Serve runs it on a loopback
+	// listener without tokens: it answers only loopback names and origins.
+	local := newTestServer(t, serverSetup{})
+	local.loopbackNamesOnly.Store(true)
 	// A server whose answers may not exceed a few bytes.
 	tiny := newTestServer(t, serverSetup{cfg: Config{MaxResponse: 64}})
 	badGeo := newTestServer(t, serverSetup{geo: writeBundle(t, map[string]string{"geo.mmdb": "not a database"}) + "/geo.mmdb", noLoad: true})
@@ -622,6 +627,15 @@ func probes(t *testing.T) []probe {
 		probe{"ledger entry no token", auth, get("/v1/ledger/x"), 401, apierror.Unauthorized, ""},
 		probe{"ledger entry decide token", auth, withToken(get("/v1/ledger/x"), decide), 403, apierror.Forbidden, ""},
 		probe{"POST ledger entry", led, post("/v1/ledger/"+ledgerID, "{}"), 405, apierror.MethodNotAllowed, ""},
+		probe{"health, foreign Host", local, request{method: http.MethodGet, path: "/health", host: "attacker.example"}, 403, apierror.Forbidden, "Host"},
+		probe{"ready, foreign Host", local, request{method: http.MethodGet, path: "/ready", host: "attacker.example:8181"}, 403, apierror.Forbidden, "Host"},
+		probe{"openapi, foreign Host", local, request{method: http.MethodGet, path: "/openapi.json", host: "attacker.example"}, 403, apierror.Forbidden, "Host"},
+		probe{"ready, loopback Host", local, request{method: http.MethodGet, path: "/ready", host: "localhost:8181"}, 200, "", ""},
+		probe{"decision, foreign Origin", local, request{method: http.MethodPost, path: "/v1/decisions", host: "127.0.0.1:8181", origin: "https://attacker.example", body: decisionBody}, 403, apierror.Forbidden, "Origin"},
+		probe{"admission, foreign Origin", local, request{method: http.MethodPost, path: "/v1/admission", host: "127.0.0.1:8181", origin: "https://attacker.example", body: admissionBody}, 403, apierror.Forbidden, "Origin"},
+		probe{"data decision, foreign Host", local, request{method: http.MethodPost, path: DataDecisionPath, host: "attacker.example", body: `{"input": ` + decisionBody + `}`}, 403, apierror.Forbidden, ""},
+		probe{"data admission, foreign Origin", local, request{method: http.MethodPost, path: DataAdmissionPath, host: "127.0.0.1", origin: "null", body: `{"input": ` + admissionBody + `}`}, 403, apierror.Forbidden, ""},
+		probe{"unknown path, foreign Host", local, request{method: http.MethodGet, path: "/v2/decisions", host: "attacker.example"}, 403, apierror.Forbidden, "Host"},
 		probe{"unknown path", open, get("/v2/decisions"), 404, apierror.NotFound, ""},
 		probe{"trailing slash", open, get("/health/"), 404, apierror.NotFound, ""},
 		probe{"unknown path, auth server", auth, post("/v1/decisions/x", decisionBody), 404, apierror.NotFound, ""},

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -235,13 +236,28 @@ func (s *Server) routes() *gin.Engine {
 // that; a proxy in front of such a server passes a loopback Host, or the
 // server uses tokens. --insecure-no-auth, which opens the server to
 // anyone, lifts it. An empty Host (HTTP/1.0) comes from no browser.
+//
+// A page's own script cannot choose Host, but a form it submits can reach
+// a loopback name (a cross-site POST of /v1/admin/reload): a request that
+// states an Origin other than a loopback one is refused too.
 func (s *Server) localNamesOnly(c *gin.Context) {
-	if s.loopbackNamesOnly.Load() && !loopbackName(c.Request.Host) {
-		abort(c, http.StatusForbidden, apiError{Code: apierror.Forbidden, Field: "Host",
-			Message: "the request is addressed to " + input.Quote(c.Request.Host) + ": without --tokens-file this server answers only requests addressed to localhost or a loopback address"})
+	if !s.loopbackNamesOnly.Load() {
+		c.Next()
 		return
 	}
-	c.Next()
+	header, value := "", ""
+	switch origin := c.GetHeader("Origin"); {
+	case !loopbackName(c.Request.Host):
+		header, value = "Host", c.Request.Host
+	case origin != "" && !loopbackOrigin(origin):
+		header, value = "Origin", origin
+	default:
+		c.Next()
+		return
+	}
+	c.Set(ctxOPAErrors, isDataPath(c.Request.URL.Path))
+	abort(c, http.StatusForbidden, apiError{Code: apierror.Forbidden, Field: header,
+		Message: "the request's " + header + " is " + input.Quote(value) + ": without --tokens-file this server answers only requests from and to localhost or a loopback address"})
 }
 
 // loopbackName reports whether a Host header names localhost or a
@@ -252,8 +268,17 @@ func loopbackName(host string) bool {
 	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]") // "[::1]"
 	}
 	return isLoopback(strings.ToLower(strings.TrimSuffix(host, ".")))
+}
+
+// loopbackOrigin reports whether an Origin header ("http://localhost:8181")
+// names a loopback host. "null" (a sandboxed page, a file) does not.
+func loopbackOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && loopbackName(u.Host)
 }
 
 // quotedPath is the request's path for an error message: quoted, and at
