@@ -101,10 +101,16 @@ func (s *Server) openReason(why string) string {
 	if s.tokens == nil {
 		return why
 	}
-	if short, _, cut := strings.Cut(why, ": "); cut {
-		return short + " (the error is in GET /v1/status)"
+	return withoutDetail(why, "the error is in GET /v1/status")
+}
+
+// withoutDetail is what msg says before its first ": ", where the error
+// it carries begins, and where it is to be found instead.
+func withoutDetail(msg, where string) string {
+	if short, _, cut := strings.Cut(msg, ": "); cut {
+		return short + " (" + where + ")"
 	}
-	return why
+	return msg
 }
 
 // statusResponse is GET /v1/status.
@@ -131,6 +137,21 @@ func (s *Server) status(c *gin.Context) {
 	if s.ledger != nil {
 		h := s.ledger.Health()
 		resp.Ledger = &h
+	}
+	if s.tokens != nil && s.cfg.PublicMetrics && !s.presentsAdmin(c) {
+		// Open to anyone with --public-metrics: the errors of loading the
+		// bundles and the database, which name services' URLs (a token in
+		// a query), hosts and files, are for an admin token, as on /ready.
+		const where = "with an admin token, the error is shown"
+		resp.NotReady = withoutDetail(resp.NotReady, where)
+		for _, f := range []**sources.Failure{&resp.BundleError, &resp.LastBundleFailure, &resp.GeoIPError, &resp.LastGeoIPFailure} {
+			if *f != nil {
+				*f = &sources.Failure{At: (*f).At, Error: withoutDetail((*f).Error, where)}
+			}
+		}
+		if resp.Ledger != nil && resp.Ledger.LastError != "" {
+			resp.Ledger.LastError = withoutDetail(resp.Ledger.LastError, where)
+		}
 	}
 	c.JSON(http.StatusOK, resp)
 }

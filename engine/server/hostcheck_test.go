@@ -145,4 +145,19 @@ func TestOpenEndpointsLeaveOutTheLoadingError(t *testing.T) {
 			}
 		}
 	}
+
+	// --public-metrics opens /v1/status: without an admin token it leaves
+	// the loading errors out too.
+	ts := newTestServer(t, serverSetup{bundles: []string{missing}, noLoad: true,
+		cfg: Config{TokensFile: writeTokens(t, "decide-token", "admin-token"), PublicMetrics: true}})
+	if err := ts.src.Load(context.Background()); err == nil {
+		t.Fatal("loading a missing bundle succeeded")
+	}
+	r := ts.do(t, request{method: http.MethodGet, path: "/v1/status"})
+	if r.status != http.StatusOK || strings.Contains(string(r.body), "secret-path") || !strings.Contains(string(r.body), "bundle_error") {
+		t.Errorf("public /v1/status shows the loading error, or no bundle_error: %s", r)
+	}
+	if r := ts.do(t, request{method: http.MethodGet, path: "/v1/status", token: "admin-token"}); !strings.Contains(string(r.body), "secret-path") {
+		t.Errorf("public /v1/status with an admin token lacks the loading error: %s", r)
+	}
 }
