@@ -118,8 +118,14 @@ func openSQLBackend(ctx context.Context, cfg Config, fingerprint string) (*sqlBa
 	// would never end.
 	octx := ctx
 	if b.dialect == "postgres" {
+		bound := startTimeout
+		// A reader serves nobody meanwhile: a longer connect_timeout the
+		// URL states (a database that is slow to wake) is waited for.
+		if pc, err := pgconn.ParseConfig(b.dsn); err == nil && cfg.ReadOnly && pc.ConnectTimeout > bound {
+			bound = pc.ConnectTimeout
+		}
 		var cancel context.CancelFunc
-		octx, cancel = context.WithTimeout(ctx, startTimeout)
+		octx, cancel = context.WithTimeout(ctx, bound)
 		defer cancel()
 	}
 	if _, err := b.conn(octx); err != nil {

@@ -698,9 +698,9 @@ func (l *Ledger) settle(ctx context.Context) error {
 		if l.indexed.Load() >= target {
 			return nil
 		}
-		if l.backlog.Load() > 0 {
-			return missing("copying them into the database fails; they are safe in the journal")
-		}
+		// A failed copy is retried within a quarter of a second (SQLite
+		// busy beside `geoscope decide`): the read waits for it, up to
+		// settleWait, rather than failing at the first.
 		// Asked again after every copy: some of the entries may have
 		// reached the writer only after it took the last request.
 		select {
@@ -712,6 +712,9 @@ func (l *Ledger) settle(ctx context.Context) error {
 		case <-ctx.Done():
 			return missing(ctx.Err().Error())
 		case <-deadline.C:
+			if l.backlog.Load() > 0 {
+				return missing("copying them into the database fails; they are safe in the journal")
+			}
 			return missing("they are still being copied after " + settleWait.String())
 		}
 	}
