@@ -28,6 +28,7 @@ type certificate struct {
 	mu             sync.Mutex
 	current        *tls.Certificate
 	loaded, failed [2]fileStamp // of the pair served, and of the last that failed
+	lastFailure    string       // logged once, until another or a success
 	lastLook       time.Time
 }
 
@@ -94,10 +95,16 @@ func (c *certificate) reload() {
 	}
 	if err == nil {
 		if err = c.load(stamps); err == nil {
+			c.lastFailure = ""
 			c.log.Info("TLS certificate reloaded", "tls_cert", c.certFile)
 			return
 		}
 		c.failed = stamps
 	}
-	c.log.Warn("TLS certificate files changed but do not load; serving the previous certificate", "tls_cert", c.certFile, "tls_key", c.keyFile, "error", err.Error())
+	// A file that is missing a while (being replaced) fails every look:
+	// said once.
+	if err.Error() != c.lastFailure {
+		c.lastFailure = err.Error()
+		c.log.Warn("TLS certificate files changed but do not load; serving the previous certificate", "tls_cert", c.certFile, "tls_key", c.keyFile, "error", err.Error())
+	}
 }

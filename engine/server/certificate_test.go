@@ -92,4 +92,24 @@ func TestRenewedCertificateIsServed(t *testing.T) {
 	if n := strings.Count(ts.logs.String(), "do not load"); n != 1 {
 		t.Errorf("the failed renewal logged %d times, want once:\n%s", n, ts.logs.String())
 	}
+
+	// A key file that is gone (being replaced) fails every look: logged
+	// once more, and the served certificate kept.
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		time.Sleep(5 * time.Millisecond)
+		if got := served(); got != 2 {
+			t.Errorf("with the key file gone: serial %d served, want 2 still", got)
+		}
+	}
+	if n := strings.Count(ts.logs.String(), "do not load"); n != 2 {
+		t.Errorf("the failures logged %d times, want twice (one per failure):\n%s", n, ts.logs.String())
+	}
+	writePair(t, certFile, keyFile, 3)
+	time.Sleep(5 * time.Millisecond)
+	if got := served(); got != 3 {
+		t.Errorf("after the pair is back: serial %d served, want 3", got)
+	}
 }
