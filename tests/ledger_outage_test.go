@@ -318,6 +318,31 @@ func TestLedgerPostgresDownAtStart(t *testing.T) {
 	o.waitCounts("pgx", pg.URL(), plain)
 }
 
+// TestLedgerPostgresBackBeforeAnyDecision starts geoscope while
+// PostgreSQL is down and starts PostgreSQL before any decision is
+// recorded: /v1/status says the ledger is down, then, without a decision
+// to show it, that it is back.
+func TestLedgerPostgresBackBeforeAnyDecision(t *testing.T) {
+	pg := lgPostgres(t)
+	pg.Stop()
+	srv := lgStart(t, "--log-level", "warn", "--data-dir", t.TempDir(), "--ledger", pg.URL(), "--ledger-key-file", lgKeyFile(t))
+	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
+	if ok, lastErr := o.ledgerHealth(); ok || lastErr == "" {
+		t.Errorf("/v1/status ledger ok=%v last_error=%q with PostgreSQL down since start", ok, lastErr)
+	}
+	pg.Start()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if ok, _ := o.ledgerHealth(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/v1/status still says the ledger is down 15 s after PostgreSQL came up, no decision recorded")
+		}
+	}
+	o.up("after PostgreSQL came up")
+	o.finish()
+}
+
 // TestLedgerPostgresHangsAtStart starts geoscope against a "PostgreSQL"
 // that accepts connections and never answers (as a host whose packets are
 // dropped, or a wedged server, behaves): it comes up and is ready within

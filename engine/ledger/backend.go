@@ -25,6 +25,8 @@ type backend interface {
 	addCounts(ctx context.Context, counts map[countKey]int64) error
 	checkpoint(ctx context.Context) (frames int, err error)
 	query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	// reachable opens the database if needed and pings it.
+	reachable(ctx context.Context) error
 	close() error
 }
 
@@ -585,6 +587,14 @@ func (b *sqlBackend) query(ctx context.Context, q string, args ...any) (*sql.Row
 		return nil, err
 	}
 	return db.QueryContext(ctx, b.rebind(q), args...)
+}
+
+func (b *sqlBackend) reachable(ctx context.Context) error {
+	db, err := b.conn(ctx)
+	if err != nil {
+		return err
+	}
+	return db.PingContext(ctx)
 }
 
 func (b *sqlBackend) close() error {

@@ -145,7 +145,9 @@ type Ledger struct {
 	journalErr error
 	lastErr    error
 	lastErrT   time.Time
-	lastOK     time.Time
+	// rechecked is closed when recheckStart has ended (nil: not run).
+	rechecked chan struct{}
+	lastOK    time.Time
 }
 
 type pending struct {
@@ -248,9 +250,12 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		progress: make(chan struct{}),
 	}
 	if unreachable != nil {
-		// Health says so until a commit succeeds, rather than ok until
-		// the first decision fails.
-		l.lastErr, l.lastErrT = fmt.Errorf("%w: %v", ErrUnavailable, unreachable), time.Now()
+		// Health says so, rather than ok until the first decision fails,
+		// and says so no longer once the database can be reached.
+		start := fmt.Errorf("%w: %v", ErrUnavailable, unreachable)
+		l.lastErr, l.lastErrT = start, time.Now()
+		l.rechecked = make(chan struct{})
+		go l.recheckStart(start)
 	}
 	if b.name() == "sqlite" {
 		if cfg.ReadOnly {
@@ -751,6 +756,51 @@ func (l *Ledger) flushCounts() {
 	}
 }
 
+// recheckStart tries, every second, to reach a database that could not be
+// reached at start, and clears that failure from Health once it can: with
+// no decision to record, nothing else would, and a database back up would
+// show as down. It stops at the first commit, whose outcome Health then
+// reports, and when the ledger closes.
+func (l *Ledger) recheckStart(start error) {
+	defer close(l.rechecked)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-l.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		l.mu.Lock()
+		still := l.lastErr == start
+		l.mu.Unlock()
+		if !still {
+			return
+		}
+		pctx, pcancel := context.WithTimeout(ctx, startTimeout)
+		err := l.backend.reachable(pctx)
+		pcancel()
+		if err == nil {
+			l.mu.Lock()
+			if l.lastErr == start {
+				l.lastErr = nil
+				l.log.Info("ledger reachable", "backend", l.backend.name())
+			}
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
 // Health reports the outcome of the latest commit.
 type Health struct {
 	Backend    string    `json:"backend"`
@@ -788,6 +838,9 @@ func (l *Ledger) Close() error {
 	close(l.stop)
 	<-l.done
 	<-l.checkpointed
+	if l.rechecked != nil {
+		<-l.rechecked
+	}
 	var jerr error
 	if l.journal != nil {
 		jerr = l.journal.close()
