@@ -2,12 +2,16 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
+	"time"
 )
 
 // Scopes a token may hold. admin includes decide.
@@ -18,8 +22,15 @@ const (
 
 // tokens holds SHA-256 digests of bearer tokens. Only digests are stored,
 // so a leaked tokens file does not leak the tokens.
+//
+// The file is read again when it changes (watch): a token is added or
+// revoked by editing the file (or the Secret it is mounted from), without
+// a restart that would drop every connection. A version that does not
+// load keeps the tokens in use.
 type tokens struct {
-	entries []tokenEntry
+	path    string
+	entries atomic.Pointer[[]tokenEntry]
+	stamp   fileStamp // of the version in use
 }
 
 type tokenEntry struct {
@@ -30,12 +41,28 @@ type tokenEntry struct {
 // loadTokens reads a tokens file: one "SCOPE SHA256-HEX" per line; blank
 // lines and lines starting with # are ignored.
 func loadTokens(path string) (*tokens, error) {
+	t := &tokens{path: path}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --tokens-file: %v", ErrConfig, err)
+	}
+	entries, err := readTokens(path)
+	if err != nil {
+		return nil, err
+	}
+	t.entries.Store(&entries)
+	t.stamp = fileStamp{fi.ModTime(), fi.Size()}
+	return t, nil
+}
+
+// readTokens parses a tokens file.
+func readTokens(path string) ([]tokenEntry, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --tokens-file: %v", ErrConfig, err)
 	}
 	defer f.Close()
-	t := &tokens{}
+	t := &struct{ entries []tokenEntry }{}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -64,7 +91,42 @@ func loadTokens(path string) (*tokens, error) {
 	if len(t.entries) == 0 {
 		return nil, fmt.Errorf("%w: --tokens-file %s holds no tokens", ErrConfig, path)
 	}
-	return t, nil
+	return t.entries, nil
+}
+
+// tokensCheck is how often the tokens file is looked at for a change.
+const tokensCheck = 10 * time.Second
+
+// watch reads the tokens file again whenever it has changed, looking every
+// interval until ctx ends.
+func (t *tokens) watch(ctx context.Context, every time.Duration, log *slog.Logger) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	failed := fileStamp{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		fi, err := os.Stat(t.path)
+		if err != nil {
+			continue // being replaced; the tokens in use stay
+		}
+		stamp := fileStamp{fi.ModTime(), fi.Size()}
+		if stamp == t.stamp || stamp == failed {
+			continue
+		}
+		entries, err := readTokens(t.path)
+		if err != nil {
+			failed = stamp
+			log.Warn("--tokens-file changed but does not load; the tokens in use stay", "error", err.Error())
+			continue
+		}
+		t.entries.Store(&entries)
+		t.stamp = stamp
+		log.Info("--tokens-file read again", "tokens", len(entries))
+	}
 }
 
 // scopes returns the scopes the presented token holds. Every entry is
@@ -72,7 +134,7 @@ func loadTokens(path string) (*tokens, error) {
 // which entry matched nor how much of a digest did.
 func (t *tokens) scopes(presented string) (decide, admin bool) {
 	d := sha256.Sum256([]byte(presented))
-	for _, e := range t.entries {
+	for _, e := range *t.entries.Load() {
 		match := subtle.ConstantTimeCompare(d[:], e.digest[:]) == 1
 		admin = admin || (match && e.scope == ScopeAdmin)
 		decide = decide || (match && (e.scope == ScopeDecide || e.scope == ScopeAdmin))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -159,5 +160,64 @@ func TestOpenEndpointsLeaveOutTheLoadingError(t *testing.T) {
 	}
 	if r := ts.do(t, request{method: http.MethodGet, path: "/v1/status", token: "admin-token"}); !strings.Contains(string(r.body), "secret-path") {
 		t.Errorf("public /v1/status with an admin token lacks the loading error: %s", r)
+	}
+}
+
+// A token is added or revoked by editing the tokens file, without a
+// restart; a version that does not load keeps the tokens in use.
+func TestTokensFileReadAgainWhenItChanges(t *testing.T) {
+	path := writeTokens(t, "old-decide", "old-admin")
+	ts := newTestServer(t, serverSetup{cfg: Config{TokensFile: path}})
+	ts.tokensCheck = 5 * time.Millisecond
+	addr := serveLoopback(t, ts.Server)
+	status := func(token string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/status", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not after 5 s", what)
+			}
+		}
+	}
+	if got := status("old-admin"); got != http.StatusOK {
+		t.Fatalf("the admin token at start: %d", got)
+	}
+
+	// Rotated: the new admin token works, the old one no longer does.
+	if err := os.Rename(writeTokens(t, "new-decide", "new-admin"), path); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the new admin token admitted", func() bool { return status("new-admin") == http.StatusOK })
+	if got := status("old-admin"); got != http.StatusUnauthorized {
+		t.Errorf("the revoked admin token: %d, want 401", got)
+	}
+
+	// A version that does not load: the tokens in use stay, said once.
+	// (Replaced whole, as a Secret is: written in place, its empty first
+	// state would be a version of its own.)
+	bad := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(bad, []byte("admin not-a-digest\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bad, path); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the failed version logged", func() bool { return strings.Contains(ts.logs.String(), "does not load") })
+	time.Sleep(50 * time.Millisecond)
+	if got := status("new-admin"); got != http.StatusOK {
+		t.Errorf("after a tokens file that does not load: %d, want 200", got)
+	}
+	if n := strings.Count(ts.logs.String(), "does not load"); n != 1 {
+		t.Errorf("the failed version logged %d times, want once", n)
 	}
 }

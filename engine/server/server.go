@@ -56,8 +56,9 @@ type Server struct {
 	bodyGrace, bodyLimit time.Duration
 	// memoryReturn is set while a return of memory to the OS is pending.
 	memoryReturn atomic.Bool
-	// certificateCheck, when set, replaces certificateCheck (tests).
-	certificateCheck time.Duration
+	// certificateCheck and tokensCheck, when set, replace the constants
+	// of those names (tests).
+	certificateCheck, tokensCheck time.Duration
 	// loopbackNamesOnly is set by Serve when it serves without tokens on
 	// a loopback listener (see localNamesOnly).
 	loopbackNamesOnly atomic.Bool
@@ -131,6 +132,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			cert.every = s.certificateCheck
 		}
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.get}
+	}
+	if s.tokens != nil {
+		every := tokensCheck
+		if s.tokensCheck > 0 {
+			every = s.tokensCheck
+		}
+		go s.tokens.watch(ctx, every, s.log)
 	}
 	if s.tokens == nil {
 		// What is checked is the listener's own address, whatever
