@@ -119,6 +119,17 @@ func TestProbe(t *testing.T) {
 	if r := runBounded(t, time.Minute, "probe", "--url", s.base+"/health"); r.code != 0 {
 		t.Errorf("probe of /health: %s", r)
 	}
+	// The URL from the environment, as the container image names it.
+	if r := runBoundedEnv(t, time.Minute, []string{"GEOSCOPE_PROBE_URL=" + s.base + "/ready"}, "probe"); r.code != 0 {
+		t.Errorf("probe of GEOSCOPE_PROBE_URL: %s", r)
+	}
+	// Over TLS, a certificate the probe has no reason to trust (as the
+	// kubelet's HTTPS probes, it asks its own server on loopback).
+	certPath, keyPath, pool := selfSigned(t)
+	tlsSrv := startServe(t, serveOpts{ready: true, rootCAs: pool, args: []string{"--ledger", "off", "--tls-cert", certPath, "--tls-key", keyPath}})
+	if r := runBounded(t, time.Minute, "probe", "--url", tlsSrv.base+"/ready"); r.code != 0 {
+		t.Errorf("probe of a TLS server: %s", r)
+	}
 	// A server that never gets its bundles is alive but not ready.
 	cfg := opaConfig(t, "http://127.0.0.1:1", remoteToken, nil, "")
 	nr := startServe(t, serveOpts{args: []string{"--ledger", "off", "--config", cfg}})

@@ -110,8 +110,11 @@ func TestContainerImage(t *testing.T) {
 	if cfg.Healthcheck != nil {
 		hcTest = cfg.Healthcheck.Test
 	}
-	if len(hcTest) < 2 || hcTest[0] != "CMD" || !strings.HasSuffix(hcTest[len(hcTest)-1], ":"+imagePort+"/ready") {
-		t.Fatalf("health check %q: want an exec-form CMD probing /ready (no shell)", hcTest)
+	if !slices.Equal(hcTest, []string{"CMD", "/usr/local/bin/geoscope", "probe"}) {
+		t.Fatalf("health check %q: want an exec-form CMD of geoscope probe (no shell)", hcTest)
+	}
+	if !slices.Contains(c.Env, "GEOSCOPE_PROBE_URL=http://127.0.0.1:"+imagePort+"/ready") {
+		t.Errorf("environment %q: want GEOSCOPE_PROBE_URL naming /ready on port %s", c.Env, imagePort)
 	}
 	if c.Labels["org.opencontainers.image.version"] != "imagetest" {
 		t.Errorf("labels %v: want the version build argument", c.Labels)
@@ -150,14 +153,17 @@ func TestContainerImage(t *testing.T) {
 	base := "http://127.0.0.1:" + port
 	waitReady(t, base+"/ready", exited)
 
-	// The image's health check, as the image states it, against our port.
-	hc := append(slices.Clone(hcTest[1:]), "--url", base+"/ready")
-	probe, probeOut := chrootCmd(rootfs, c.WorkingDir, c.Env, hc...)
+	// The image's health check, as the image states it, against our port
+	// (named as an operator would: GEOSCOPE_PROBE_URL).
+	hc := slices.Clone(hcTest[1:])
+	probeEnv := func(url string) []string {
+		return append(slices.DeleteFunc(slices.Clone(c.Env), func(v string) bool { return strings.HasPrefix(v, "GEOSCOPE_PROBE_URL=") }), "GEOSCOPE_PROBE_URL="+url)
+	}
+	probe, probeOut := chrootCmd(rootfs, c.WorkingDir, probeEnv(base+"/ready"), hc...)
 	if err := probe.Run(); err != nil {
 		t.Errorf("health check %q: %v\n%s", hc, err, probeOut)
 	}
-	down := append(slices.Clone(hcTest[1:]), "--url", "http://127.0.0.1:"+proctest.FreePort(t)+"/ready")
-	probe, _ = chrootCmd(rootfs, c.WorkingDir, c.Env, down...)
+	probe, _ = chrootCmd(rootfs, c.WorkingDir, probeEnv("http://127.0.0.1:"+proctest.FreePort(t)+"/ready"), hc...)
 	var exitErr *exec.ExitError
 	if err := probe.Run(); !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
 		t.Errorf("health check against a closed port: %v, want exit 1", err)

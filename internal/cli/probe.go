@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -29,10 +32,17 @@ func probeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "probe [--url URL]",
 		Short: "Exit 0 if a running server answers 200 (the container health check)",
-		Long: `Probe sends GET to URL (by default the /ready endpoint of a server on the
-default port) and exits 0 when it answers 200, 1 otherwise, saying why on
-stderr. /ready answers 200 once the policy, the registry and the GeoIP
-database are active; /health once the process serves.`,
+		Long: `Probe sends GET to URL (by default $GEOSCOPE_PROBE_URL, or the /ready
+endpoint of a server on the default port) and exits 0 when it answers 200,
+1 otherwise, saying why on stderr. /ready answers 200 once the policy, the
+registry and the GeoIP database are active; /health once the process
+serves.
+
+An https:// URL is probed without verifying the server's certificate, as
+the kubelet's HTTPS probes do: the probe asks its own server, on
+loopback, where the certificate's names do not apply. A container that
+serves TLS sets GEOSCOPE_PROBE_URL=https://127.0.0.1:8181/ready, and one
+that listens elsewhere than --addr 0.0.0.0:8181 names its port there.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			u, err := url.Parse(target)
@@ -48,7 +58,10 @@ database are active; /health once the process serves.`,
 			if err != nil {
 				return usageError{err}
 			}
-			resp, err := http.DefaultClient.Do(req)
+			// Not verified (see Long): the probe tells whether its own
+			// server answers, not who it is.
+			client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}}}
+			resp, err := client.Do(req)
 			if err != nil {
 				return fmt.Errorf("%w: %v", errProbe, err)
 			}
@@ -61,7 +74,7 @@ database are active; /health once the process serves.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&target, "url", "http://"+server.DefaultAddr+"/ready", "`URL` to probe")
+	f.StringVar(&target, "url", cmp.Or(os.Getenv("GEOSCOPE_PROBE_URL"), "http://"+server.DefaultAddr+"/ready"), "`URL` to probe (env GEOSCOPE_PROBE_URL)")
 	f.DurationVar(&timeout, "timeout", 3*time.Second, "give up after this long")
 	return cmd
 }
