@@ -62,7 +62,7 @@ func readTokens(path string) ([]tokenEntry, error) {
 		return nil, fmt.Errorf("%w: --tokens-file: %v", ErrConfig, err)
 	}
 	defer f.Close()
-	t := &struct{ entries []tokenEntry }{}
+	var entries []tokenEntry
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -83,15 +83,15 @@ func readTokens(path string) ([]tokenEntry, error) {
 		}
 		e := tokenEntry{scope: scope}
 		copy(e.digest[:], raw)
-		t.entries = append(t.entries, e)
+		entries = append(entries, e)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%w: --tokens-file: %v", ErrConfig, err)
 	}
-	if len(t.entries) == 0 {
+	if len(entries) == 0 {
 		return nil, fmt.Errorf("%w: --tokens-file %s holds no tokens", ErrConfig, path)
 	}
-	return t.entries, nil
+	return entries, nil
 }
 
 // tokensCheck is how often the tokens file is looked at for a change.
