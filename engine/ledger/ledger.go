@@ -249,13 +249,13 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		journalStop: make(chan struct{}), journalDone: make(chan struct{}),
 		progress: make(chan struct{}),
 	}
+	var startFailure error
 	if unreachable != nil {
 		// Health says so, rather than ok until the first decision fails,
-		// and says so no longer once the database can be reached.
-		start := fmt.Errorf("%w: %v", ErrUnavailable, unreachable)
-		l.lastErr, l.lastErrT = start, time.Now()
-		l.rechecked = make(chan struct{})
-		go l.recheckStart(start)
+		// and says so no longer once the database can be reached (see
+		// recheckStart, started once Open can no longer fail).
+		startFailure = fmt.Errorf("%w: %v", ErrUnavailable, unreachable)
+		l.lastErr, l.lastErrT = startFailure, time.Now()
 	}
 	if b.name() == "sqlite" {
 		if cfg.ReadOnly {
@@ -283,6 +283,10 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	}
 	go l.writer()
 	go l.checkpointer()
+	if startFailure != nil {
+		l.rechecked = make(chan struct{})
+		go l.recheckStart(startFailure)
+	}
 	return l, nil
 }
 
