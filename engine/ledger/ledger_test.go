@@ -393,6 +393,51 @@ func TestPreviewAndReachedRecorded(t *testing.T) {
 	})
 }
 
+// A page stops before the entry that would take it past its byte bound,
+// holding one entry at least, and its cursor goes on from there: large
+// entries are listed a few at a time, and none is skipped.
+func TestListPageBoundedByBytes(t *testing.T) {
+	l := newBackend(t, "sqlite").open(t)
+	ctx := context.Background()
+	var newest []string
+	for i := range 5 {
+		id := fmt.Sprintf("dec-%02d", i)
+		record(t, l, removal(id, baseTime.Add(time.Duration(i)*time.Minute), fmt.Sprintf("p-%d", i), "CN-1"))
+		newest = append([]string{id}, newest...)
+	}
+	page, err := l.List(ctx, ledger.Query{Limit: 5})
+	if err != nil || len(page.Entries) != 5 {
+		t.Fatalf("List = %d entries, %v", len(page.Entries), err)
+	}
+	one, err := json.Marshal(page.Entries[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Room for two entries and a half: pages of two, then one.
+	defer ledger.SetMaxPageBytes(len(one) * 5 / 2)()
+	var got []string
+	var sizes []int
+	cursor := ""
+	for range 10 {
+		page, err := l.List(ctx, ledger.Query{Limit: 5, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, sizes = append(got, ids(page.Entries)...), append(sizes, len(page.Entries))
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, newest) || !slices.Equal(sizes, []int{2, 2, 1}) {
+		t.Errorf("pages of %v holding %v, want [2 2 1] holding %v", sizes, got, newest)
+	}
+	// A bound below one entry still lists one per page.
+	defer ledger.SetMaxPageBytes(1)()
+	if page, err := l.List(ctx, ledger.Query{Limit: 5}); err != nil || len(page.Entries) != 1 || page.NextCursor == "" {
+		t.Errorf("a bound below one entry: %d entries, cursor %q, %v", len(page.Entries), page.NextCursor, err)
+	}
+}
+
 func TestListPaginationAndFilters(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		l := b.open(t)

@@ -37,6 +37,13 @@ var ErrBadCursor = errors.New("invalid cursor")
 // MaxLimit bounds a page.
 const MaxLimit = 1000
 
+// maxPageBytes bounds a page by the size of its entries too: an entry of
+// a 100,000-participant roster is 27 MB of JSON and some 100 MB decoded,
+// and a page of a few of them took a server past its memory limit. A page
+// stops before the entry that would take it past this (it always holds
+// one), and its cursor goes on from there. A variable for tests.
+var maxPageBytes = 8 << 20
+
 // List returns a page of entries, newest first.
 func (l *Ledger) List(ctx context.Context, q Query) (*Page, error) {
 	limit := q.Limit
@@ -66,13 +73,15 @@ func (l *Ledger) List(ctx context.Context, q Query) (*Page, error) {
 	page := &Page{Entries: []*Entry{}}
 	var lastAt int64
 	var lastID string
+	size := 0
 	for rows.Next() {
 		var raw string
 		if err := rows.Scan(&lastAt, &lastID, &raw); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		if len(page.Entries) == limit {
-			page.NextCursor = encodeCursor(page.Entries[limit-1].Time.UnixNano(), page.Entries[limit-1].DecisionID)
+		size += len(raw)
+		if n := len(page.Entries); n == limit || (n > 0 && size > maxPageBytes) {
+			page.NextCursor = encodeCursor(page.Entries[n-1].Time.UnixNano(), page.Entries[n-1].DecisionID)
 			break
 		}
 		e, err := decodeEntry(raw)
