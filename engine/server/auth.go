@@ -2,16 +2,15 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 )
 
 // Scopes a token may hold. admin includes decide.
@@ -23,14 +22,13 @@ const (
 // tokens holds SHA-256 digests of bearer tokens. Only digests are stored,
 // so a leaked tokens file does not leak the tokens.
 //
-// The file is read again when it changes (watch): a token is added or
-// revoked by editing the file (or the Secret it is mounted from), without
-// a restart that would drop every connection. A version that does not
-// load keeps the tokens in use.
+// The file is read again when it changes (see Server.watchFiles): a token
+// is added or revoked by editing the file (or the Secret it is mounted
+// from), without a restart that would drop every connection. A version
+// that does not load keeps the tokens in use.
 type tokens struct {
 	path    string
 	entries atomic.Pointer[[]tokenEntry]
-	stamp   fileStamp // of the version in use
 }
 
 type tokenEntry struct {
@@ -41,17 +39,12 @@ type tokenEntry struct {
 // loadTokens reads a tokens file: one "SCOPE SHA256-HEX" per line; blank
 // lines and lines starting with # are ignored.
 func loadTokens(path string) (*tokens, error) {
-	t := &tokens{path: path}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --tokens-file: %v", ErrConfig, err)
-	}
 	entries, err := readTokens(path)
 	if err != nil {
 		return nil, err
 	}
+	t := &tokens{path: path}
 	t.entries.Store(&entries)
-	t.stamp = fileStamp{fi.ModTime(), fi.Size()}
 	return t, nil
 }
 
@@ -94,39 +87,18 @@ func readTokens(path string) ([]tokenEntry, error) {
 	return entries, nil
 }
 
-// tokensCheck is how often the tokens file is looked at for a change.
-const tokensCheck = 10 * time.Second
-
-// watch reads the tokens file again whenever it has changed, looking every
-// interval until ctx ends.
-func (t *tokens) watch(ctx context.Context, every time.Duration, log *slog.Logger) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	failed := fileStamp{}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		fi, err := os.Stat(t.path)
-		if err != nil {
-			continue // being replaced; the tokens in use stay
-		}
-		stamp := fileStamp{fi.ModTime(), fi.Size()}
-		if stamp == t.stamp || stamp == failed {
-			continue
-		}
-		entries, err := readTokens(t.path)
-		if err != nil {
-			failed = stamp
-			log.Warn("--tokens-file changed but does not load; the tokens in use stay", "error", err.Error())
-			continue
-		}
-		t.entries.Store(&entries)
-		t.stamp = stamp
-		log.Info("--tokens-file read again", "tokens", len(entries))
+// reload reads the file again.
+func (t *tokens) reload(log *slog.Logger) {
+	entries, err := readTokens(t.path)
+	if err != nil {
+		log.Warn("--tokens-file changed but does not load; the tokens in use stay", "error", err.Error())
+		return
 	}
+	if slices.Equal(entries, *t.entries.Load()) {
+		return // another watched file changed
+	}
+	t.entries.Store(&entries)
+	log.Info("--tokens-file read again", "tokens", len(entries))
 }
 
 // scopes returns the scopes the presented token holds. Every entry is

@@ -48,13 +48,13 @@ func writePair(t *testing.T, certFile, keyFile string, serial int64) {
 }
 
 // A certificate renewed in place is served from the next handshake on,
-// without a restart; a renewal that does not load leaves the served one.
+// without a restart; a renewal that does not load leaves the served one,
+// and is logged once for each change.
 func TestRenewedCertificateIsServed(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	writePair(t, certFile, keyFile, 1)
 	ts := newTestServer(t, serverSetup{cfg: Config{TLSCert: certFile, TLSKey: keyFile}})
-	ts.certificateCheck = time.Millisecond
 	addr := serveLoopback(t, ts.Server)
 	served := func() int64 {
 		t.Helper()
@@ -69,47 +69,46 @@ func TestRenewedCertificateIsServed(t *testing.T) {
 		}
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
 	}
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not after 5 s", what)
+			}
+		}
+	}
+	failures := func() int { return strings.Count(ts.logs.String(), "do not load") }
 	if got := served(); got != 1 {
 		t.Fatalf("serial %d served, want 1", got)
 	}
 
 	writePair(t, certFile, keyFile, 2)
-	time.Sleep(5 * time.Millisecond)
-	if got := served(); got != 2 {
-		t.Errorf("after the renewal: serial %d served, want 2", got)
-	}
+	eventually("the renewal served", func() bool { return served() == 2 })
 
 	if err := os.WriteFile(keyFile, []byte("not a key\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond)
-	for range 2 {
-		if got := served(); got != 2 {
-			t.Errorf("after a renewal that does not load: serial %d served, want 2 still", got)
-		}
-		time.Sleep(5 * time.Millisecond)
+	eventually("the failed renewal logged", func() bool { return failures() == 1 })
+	time.Sleep(4 * fileDebounce) // a second line would have come by now
+	if got := served(); got != 2 {
+		t.Errorf("after a renewal that does not load: serial %d served, want 2 still", got)
 	}
-	if n := strings.Count(ts.logs.String(), "do not load"); n != 1 {
+	if n := failures(); n != 1 {
 		t.Errorf("the failed renewal logged %d times, want once:\n%s", n, ts.logs.String())
 	}
 
-	// A key file that is gone (being replaced) fails every look: logged
-	// once more, and the served certificate kept.
+	// A key file that is gone (being replaced): logged once more, and the
+	// served certificate kept.
 	if err := os.Remove(keyFile); err != nil {
 		t.Fatal(err)
 	}
-	for range 3 {
-		time.Sleep(5 * time.Millisecond)
-		if got := served(); got != 2 {
-			t.Errorf("with the key file gone: serial %d served, want 2 still", got)
-		}
-	}
-	if n := strings.Count(ts.logs.String(), "do not load"); n != 2 {
-		t.Errorf("the failures logged %d times, want twice (one per failure):\n%s", n, ts.logs.String())
+	eventually("the missing key logged", func() bool { return failures() == 2 })
+	if got := served(); got != 2 {
+		t.Errorf("with the key file gone: serial %d served, want 2 still", got)
 	}
 	writePair(t, certFile, keyFile, 3)
-	time.Sleep(5 * time.Millisecond)
-	if got := served(); got != 3 {
-		t.Errorf("after the pair is back: serial %d served, want 3", got)
+	eventually("the pair back served", func() bool { return served() == 3 })
+	if n := failures(); n != 2 {
+		t.Errorf("the failures logged %d times, want twice (one per change):\n%s", n, ts.logs.String())
 	}
 }

@@ -168,7 +168,6 @@ func TestOpenEndpointsLeaveOutTheLoadingError(t *testing.T) {
 func TestTokensFileReadAgainWhenItChanges(t *testing.T) {
 	path := writeTokens(t, "old-decide", "old-admin")
 	ts := newTestServer(t, serverSetup{cfg: Config{TokensFile: path}})
-	ts.tokensCheck = 5 * time.Millisecond
 	addr := serveLoopback(t, ts.Server)
 	status := func(token string) int {
 		t.Helper()
@@ -213,7 +212,7 @@ func TestTokensFileReadAgainWhenItChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually("the failed version logged", func() bool { return strings.Contains(ts.logs.String(), "does not load") })
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(4 * fileDebounce) // a second line would have come by now
 	if got := status("new-admin"); got != http.StatusOK {
 		t.Errorf("after a tokens file that does not load: %d, want 200", got)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/sources"
+	"github.com/geoscope/geoscope/internal/watch"
 )
 
 //go:embed openapi.json
@@ -56,9 +57,6 @@ type Server struct {
 	bodyGrace, bodyLimit time.Duration
 	// memoryReturn is set while a return of memory to the OS is pending.
 	memoryReturn atomic.Bool
-	// certificateCheck and tokensCheck, when set, replace the constants
-	// of those names (tests).
-	certificateCheck, tokensCheck time.Duration
 	// loopbackNamesOnly is set by Serve when it serves without tokens on
 	// a loopback listener (see localNamesOnly).
 	loopbackNamesOnly atomic.Bool
@@ -123,22 +121,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:  120 * time.Second,
 		ErrorLog:     log.New(redactingWriter{s.log}, "", 0),
 	}
+	var cert *certificate
 	if s.cfg.TLSCert != "" {
-		cert, err := newCertificate(s.cfg.TLSCert, s.cfg.TLSKey, s.log)
-		if err != nil {
+		var err error
+		if cert, err = newCertificate(s.cfg.TLSCert, s.cfg.TLSKey, s.log); err != nil {
 			return err
 		}
-		if s.certificateCheck > 0 {
-			cert.every = s.certificateCheck
-		}
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.get}
-	}
-	if s.tokens != nil {
-		every := tokensCheck
-		if s.tokensCheck > 0 {
-			every = s.tokensCheck
-		}
-		go s.tokens.watch(ctx, every, s.log)
 	}
 	if s.tokens == nil {
 		// What is checked is the listener's own address, whatever
@@ -158,6 +147,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.log.Info("no --tokens-file: every endpoint is open to local clients", "addr", ln.Addr().String())
 		}
 	}
+	s.watchFiles(ctx, cert)
 	errc := make(chan error, 1)
 	go func() {
 		s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.cfg.TLSCert != "")
@@ -234,6 +224,41 @@ func (s *Server) routes() *gin.Engine {
 	r.POST(DataAdmissionPath, opaErrors, decide, s.dataAdmission)
 	return r
 }
+
+// watchFiles reads the tokens file and the TLS certificate pair again when
+// one of them changes, as the sources read bundle files and the GeoIP
+// database (internal/watch: a file replaced by a rename, a Secret's
+// symlink swapped), until ctx ends. One watch serves both: a change reads
+// both again, which costs a few file reads. Without a watch (the system's
+// limit on watches reached) the server still serves, with the files as
+// they were at start, and says so.
+func (s *Server) watchFiles(ctx context.Context, cert *certificate) {
+	var files []string
+	if s.tokens != nil {
+		files = append(files, s.tokens.path)
+	}
+	if cert != nil {
+		files = append(files, cert.certFile, cert.keyFile)
+	}
+	if len(files) == 0 {
+		return
+	}
+	err := watch.Watch(ctx, files, fileDebounce, func() {
+		if s.tokens != nil {
+			s.tokens.reload(s.log)
+		}
+		if cert != nil {
+			cert.reload()
+		}
+	})
+	if err != nil {
+		s.log.Warn("--tokens-file and --tls-cert are not watched: changes to them take a restart", "error", err.Error())
+	}
+}
+
+// fileDebounce is how long changes to the watched files must be quiet
+// before they are read again (the sources' default).
+const fileDebounce = 250 * time.Millisecond
 
 // localNamesOnly refuses, on a server open to local clients (no tokens, a
 // loopback listener), a request addressed to a name other than localhost
