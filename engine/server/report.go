@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -35,12 +34,8 @@ var reportSlots = make(chan struct{}, 1)
 // admin scope (checked as requireScope checks it, on an endpoint that is
 // open and does not require one).
 func (s *Server) presentsAdmin(c *gin.Context) bool {
-	// Two Authorization headers are no token, as requireScope holds them.
-	if s.tokens == nil || len(c.Request.Header.Values("Authorization")) != 1 {
-		return false
-	}
-	scheme, token, _ := strings.Cut(c.GetHeader("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+	token, _ := bearerToken(c.Request)
+	if s.tokens == nil || token == "" {
 		return false
 	}
 	_, admin := s.tokens.scopes(token)

@@ -475,6 +475,22 @@ func (s *Server) internalError(c *gin.Context, err error) string {
 	return id
 }
 
+// bearerToken is the request's bearer token, "" when it has none. The
+// scheme is case-insensitive (RFC 7235); the token is not. Two
+// Authorization headers (twice) are no token: which one a proxy or a
+// client library passes on first is not something a scope should depend
+// on.
+func bearerToken(r *http.Request) (token string, twice bool) {
+	if len(r.Header.Values("Authorization")) > 1 {
+		return "", true
+	}
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return token, false
+}
+
 // requireScope admits requests with a token holding scope. Without a tokens
 // file every request is admitted: the server then only listens on loopback
 // unless the operator explicitly chose otherwise.
@@ -484,17 +500,13 @@ func (s *Server) requireScope(scope string, open bool) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		// Two Authorization headers are refused rather than the first
-		// read: which one a proxy or a client library passes on first is
-		// not something a scope should depend on.
-		if len(c.Request.Header.Values("Authorization")) > 1 {
+		token, twice := bearerToken(c.Request)
+		if twice {
 			c.Header("WWW-Authenticate", `Bearer realm="geoscope", error="invalid_request"`)
 			abort(c, http.StatusUnauthorized, apiError{Code: apierror.Unauthorized, Message: "Authorization is given more than once: send one bearer token"})
 			return
 		}
-		// The scheme is case-insensitive (RFC 7235); the token is not.
-		scheme, token, _ := strings.Cut(c.GetHeader("Authorization"), " ")
-		if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		if token == "" {
 			c.Header("WWW-Authenticate", `Bearer realm="geoscope"`)
 			abort(c, http.StatusUnauthorized, apiError{Code: apierror.Unauthorized, Message: "a bearer token is required"})
 			return
