@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/geoscope/geoscope/internal/pgtest"
 )
 
 // lgOutage drives one ledger through an outage and back. It keeps every
@@ -293,18 +295,26 @@ func TestLedgerOutagePostgres(t *testing.T) {
 	o.waitCounts("pgx", pg.URL(), plain)
 }
 
-// TestLedgerPostgresDownAtStart starts geoscope while PostgreSQL is down:
-// it starts and is ready, refuses what must be recorded, and recovers when
-// the database comes up.
-func TestLedgerPostgresDownAtStart(t *testing.T) {
+// lgStartWithPostgresDown starts geoscope on a PostgreSQL ledger that is
+// down, and checks that /v1/status says so before any decision.
+func lgStartWithPostgresDown(t *testing.T) (*pgtest.Server, *lgOutage) {
+	t.Helper()
 	pg := lgPostgres(t)
 	pg.Stop()
 	srv := lgStart(t, "--log-level", "warn", "--data-dir", t.TempDir(), "--ledger", pg.URL(), "--ledger-key-file", lgKeyFile(t))
 	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
-	// Before any decision: /v1/status already says the ledger is down.
 	if ok, lastErr := o.ledgerHealth(); ok || lastErr == "" {
 		t.Errorf("/v1/status ledger ok=%v last_error=%q with PostgreSQL down since start", ok, lastErr)
 	}
+	return pg, o
+}
+
+// TestLedgerPostgresDownAtStart starts geoscope while PostgreSQL is down:
+// it starts and is ready, refuses what must be recorded, and recovers when
+// the database comes up.
+func TestLedgerPostgresDownAtStart(t *testing.T) {
+	pg, o := lgStartWithPostgresDown(t)
+	srv := o.srv
 	plain := o.down("PostgreSQL down since start", time.Second)
 	if !strings.Contains(srv.logs.String(), "ledger not reachable yet") {
 		t.Errorf("no log line says the ledger is not reachable:\n%s", srv.logs.String())
@@ -323,13 +333,7 @@ func TestLedgerPostgresDownAtStart(t *testing.T) {
 // recorded: /v1/status says the ledger is down, then, without a decision
 // to show it, that it is back.
 func TestLedgerPostgresBackBeforeAnyDecision(t *testing.T) {
-	pg := lgPostgres(t)
-	pg.Stop()
-	srv := lgStart(t, "--log-level", "warn", "--data-dir", t.TempDir(), "--ledger", pg.URL(), "--ledger-key-file", lgKeyFile(t))
-	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
-	if ok, lastErr := o.ledgerHealth(); ok || lastErr == "" {
-		t.Errorf("/v1/status ledger ok=%v last_error=%q with PostgreSQL down since start", ok, lastErr)
-	}
+	pg, o := lgStartWithPostgresDown(t)
 	pg.Start()
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if ok, _ := o.ledgerHealth(); ok {
