@@ -103,10 +103,7 @@ func openSQLBackend(ctx context.Context, cfg Config, fingerprint string) (*sqlBa
 		escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 		b.dialect, b.dsn = "sqlite", "file:"+escaped+"?"+q.Encode()
 	case strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://"):
-		if err := checkURL(u); err != nil {
-			return nil, err
-		}
-		b.dialect, b.dsn = "postgres", u
+		b.dialect, b.dsn = "postgres", u // parsed by Open's checkURL
 	default:
 		return nil, checkURL(u)
 	}
