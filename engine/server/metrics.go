@@ -57,7 +57,7 @@ func newMetrics(src *sources.Sources, f *inflight) *metrics {
 		}, []string{"code"}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geoscope_overloaded_total",
-			Help: "Requests answered 503 overloaded (not admitted within --queue-timeout), by lane.",
+			Help: "Requests answered 503 overloaded, by lane: small and large, decision requests not admitted within --queue-timeout; report, report requests that did not get the one report slot in time.",
 		}, []string{"lane"}),
 	}
 	inflightBytes := func(lane string, used *atomic.Int64) prometheus.Collector {
@@ -71,6 +71,7 @@ func newMetrics(src *sources.Sources, f *inflight) *metrics {
 	// request shed.
 	m.shed.WithLabelValues("small")
 	m.shed.WithLabelValues("large")
+	m.shed.WithLabelValues("report")
 	m.registry.MustRegister(m.requests, m.latency, m.actions, m.refusals, m.blocks, m.shed,
 		inflightBytes("small", &f.smallUsed), inflightBytes("large", &f.largeUsed),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -295,11 +295,11 @@ var handlerOutcomes = map[string]map[int][]string{
 	},
 	"GET /report": {
 		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 404: {apierror.NotFound},
-		500: {apierror.Internal}, 503: {apierror.LedgerUnavailable},
+		500: {apierror.Internal}, 503: {apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 	"GET /v1/report": {
 		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 404: {apierror.NotFound},
-		500: {apierror.Internal}, 503: {apierror.LedgerUnavailable},
+		500: {apierror.Internal}, 503: {apierror.LedgerUnavailable, apierror.Overloaded},
 	},
 	"GET /v1/ledger/{decision_id}": {
 		200: nil, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 404: {apierror.NotFound},
@@ -462,6 +462,13 @@ func probes(t *testing.T) []probe {
 	if err := os.WriteFile(filepath.Join(closedLedger.dataDir, "ledger.db"), []byte("not a database, not even close"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A server building a report, whose next report request gives up
+	// waiting for its turn at once.
+	busyReports, _ := newLedgerServer(t)
+	busyReports.reports.wait = time.Millisecond
+	if err := busyReports.reports.acquire(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
 	// A server whose in-flight budget is taken: nothing is admitted.
 	full := newTestServer(t, serverSetup{cfg: Config{QueueTimeout: time.Millisecond}})
 	full.fillLanes(t)
@@ -612,12 +619,14 @@ func probes(t *testing.T) []probe {
 		probe{"report, empty period", led, get("/v1/report?since=2030-01-01&until=2020-01-01"), 400, apierror.InvalidInput, "until"},
 		probe{"report, off", open, get("/v1/report"), 404, apierror.NotFound, ""},
 		probe{"report, unavailable", closedLedger, get("/v1/report"), 503, apierror.LedgerUnavailable, ""},
+		probe{"report, another being built", busyReports, get("/v1/report"), 503, apierror.Overloaded, ""},
 		probe{"report no token", auth, get("/v1/report"), 401, apierror.Unauthorized, ""},
 		probe{"report decide token", auth, withToken(get("/v1/report"), decide), 403, apierror.Forbidden, ""},
 		probe{"report page", led, get("/report"), 200, "", ""},
 		probe{"report page, bad until", led, get("/report?until=tomorrow"), 400, apierror.InvalidInput, "until"},
 		probe{"report page, off", open, get("/report"), 404, apierror.NotFound, ""},
 		probe{"report page, unavailable", closedLedger, get("/report"), 503, apierror.LedgerUnavailable, ""},
+		probe{"report page, another being built", busyReports, get("/report"), 503, apierror.Overloaded, ""},
 		probe{"report page no token", auth, get("/report"), 401, apierror.Unauthorized, ""},
 		probe{"report page decide token", auth, withToken(get("/report"), decide), 403, apierror.Forbidden, ""},
 		probe{"ledger entry", led, get("/v1/ledger/" + ledgerID), 200, "", ""},

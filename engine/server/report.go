@@ -2,7 +2,9 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -21,14 +23,6 @@ import (
 // Both need an admin token, unless --public-report opens them. The
 // suppression threshold is report.DefaultMinCount and cannot be lowered
 // from a request: a public report must not be asked for its small cells.
-
-// reportSlots bounds the reports built at once to one: each scans the
-// ledger for its whole period, decoding each entry whole, and an entry of
-// a 100,000-participant roster takes some 100 MB to decode. Two at once
-// took a replica past its 512 MiB memory limit, and both CPUs from the
-// decisions (found by a security review); a second report waits for the
-// first, as long as its client does.
-var reportSlots = make(chan struct{}, 1)
 
 // presentsAdmin reports whether the request carries a token with the
 // admin scope (checked as requireScope checks it, on an endpoint that is
@@ -55,18 +49,18 @@ func (s *Server) serveReport(c *gin.Context, format string) {
 		abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound, Message: "the ledger is off on this server (--ledger off), so there is no record to report from"})
 		return
 	}
-	p, fe := reportPeriod(c, time.Now(), s.cfg.PublicReport && !s.presentsAdmin(c))
+	public := s.cfg.PublicReport && !s.presentsAdmin(c)
+	p, fe := reportPeriod(c, time.Now(), public)
 	if fe != nil {
 		abort(c, http.StatusBadRequest, *fe)
 		return
 	}
 	ctx := c.Request.Context()
-	select {
-	case reportSlots <- struct{}{}:
-		defer func() { <-reportSlots }()
-	case <-ctx.Done():
+	if err := s.reports.acquire(ctx, !public); err != nil {
+		s.reportBusy(c, err)
 		return
 	}
+	defer s.reports.release()
 	r, err := report.Build(ctx, s.ledger, p, report.Options{})
 	if err != nil {
 		s.abortWith(c, err)
@@ -84,6 +78,25 @@ func (s *Server) serveReport(c *gin.Context, format string) {
 	}
 	c.Data(http.StatusOK, report.ContentType(format), buf.Bytes())
 }
+
+// reportBusy answers a report request that did not get the report slot
+// (reportgate.go): 503 overloaded with Retry-After, or 499 when the client
+// left while it waited.
+func (s *Server) reportBusy(c *gin.Context, err error) {
+	if !errors.Is(err, errOverloaded) {
+		abort(c, StatusClientClosedRequest, apiError{Code: apierror.ClientClosed, Message: "the client closed the request before it was answered"})
+		return
+	}
+	s.metrics.shed.WithLabelValues("report").Inc()
+	c.Header("Retry-After", strconv.Itoa(reportRetryAfter))
+	abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.Overloaded,
+		Message: "another transparency report is being built, and reports are built one at a time: ask again after Retry-After seconds"})
+}
+
+// reportRetryAfter is the Retry-After of a report request refused while
+// another report is built (seconds): a report over a large ledger takes
+// seconds.
+const reportRetryAfter = 5
 
 // reportPeriod reads since and until, filling what is missing with the
 // year to date.

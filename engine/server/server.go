@@ -51,6 +51,9 @@ type Server struct {
 
 	// inflight bounds the work decided at once (inflight.go).
 	inflight *inflight
+	// reports lets one transparency report be built at a time
+	// (reportgate.go).
+	reports *reportGate
 	// bodyGrace is the start a body gets before Config.MinBodyRate counts,
 	// and bodyLimit the longest any request's body may take (paced.go):
 	// the constants of those names, shorter in tests.
@@ -75,6 +78,7 @@ func New(cfg Config, eng *engine.Engine, src *sources.Sources, log *slog.Logger)
 	eng.SetEvalTimeout(cfg.EvalTimeout)
 	eng.SetAnswerCheck(s.answerCheck)
 	s.inflight = newInflight(cfg.MaxInflight, cfg.QueueTimeout, s.returnMemory)
+	s.reports = &reportGate{wait: (s.bodyLimit + cfg.EvalTimeout) / 2}
 	s.metrics = newMetrics(src, s.inflight)
 	s.spans = s.tracer()
 	if cfg.TokensFile != "" {
