@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/input"
 )
@@ -50,7 +52,7 @@ func (c *Client) Decide(ctx context.Context, req *input.Request) (*decision.Deci
 		return nil, err
 	}
 	var d decision.Decision
-	if err := json.Unmarshal(raw, &d); err != nil {
+	if err := decodeAnswer(raw, &d); err != nil {
 		return nil, badResponse(http.MethodPost, PathDecisions, "%v", err)
 	}
 	if err := checkDecision(req, &d); err != nil {
@@ -79,7 +81,7 @@ func (c *Client) Admit(ctx context.Context, req AdmissionRequest) (*Admission, e
 		OrderIDs   []string          `json:"order_ids"`
 		Bundles    map[string]string `json:"bundles"`
 	}
-	if err := json.Unmarshal(raw, &wire); err != nil {
+	if err := decodeAnswer(raw, &wire); err != nil {
 		return nil, badResponse(http.MethodPost, PathAdmission, "%v", err)
 	}
 	if wire.Allow == nil {
@@ -115,13 +117,38 @@ func (c *Client) AdmitOrAllow(ctx context.Context, req AdmissionRequest) (allow 
 
 // ActionsOrNone is Decide under the client contract: on any error there
 // are no actions (nil) and nobody is removed; the error is returned only to
-// be logged or counted.
+// be logged or counted. DecisionOrNone is the same with the decision the
+// actions come from, to cite its id.
 //
 // A request carrying a preview order (req.Order) is refused without a
 // call, with an error matching ErrInvalidInput: a preview evaluates a demand
 // nobody entered in the registry, so its actions are for review (Decide),
-// never for enforcement.
+// never for enforcement. An answer marked as a preview is refused as
+// ErrBadResponse.
 func (c *Client) ActionsOrNone(ctx context.Context, req *input.Request) ([]decision.Action, error) {
+	d, err := c.DecisionOrNone(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return d.Actions, nil
+}
+
+// DecisionOrNone is Decide under the client contract, for a meeting server
+// that cites the decision when it enforces (its DecisionID, which
+// GET /v1/ledger/{decision_id} shows with a statement of reasons): on any
+// error the decision is nil, there are no actions and nobody is removed;
+// the error is returned only to be logged or counted. Previews are refused
+// as by ActionsOrNone.
+//
+//	d, err := gs.DecisionOrNone(ctx, req)
+//	if err != nil {
+//		log.Warn("geoscope unavailable; enforcing nothing", "error", err)
+//		return
+//	}
+//	for _, a := range d.Actions {
+//		enforce(a, d.DecisionID)
+//	}
+func (c *Client) DecisionOrNone(ctx context.Context, req *input.Request) (*decision.Decision, error) {
 	if req != nil && req.Order != nil {
 		return nil, fmt.Errorf("%w: a preview order (order %q) is not enforceable; use Decide to review it", ErrInvalidInput, req.Order.ID)
 	}
@@ -129,7 +156,12 @@ func (c *Client) ActionsOrNone(ctx context.Context, req *input.Request) ([]decis
 	if err != nil {
 		return nil, err
 	}
-	return d.Actions, nil
+	if d.Preview {
+		// The request carried no order, so a server or proxy that answers
+		// a preview is not answering this request.
+		return nil, badResponse(http.MethodPost, PathDecisions, "the answer is marked as a preview, for review only; the request asked for enforcement")
+	}
+	return d, nil
 }
 
 // Health reports whether the decision point process is up (GET /health).
@@ -160,6 +192,17 @@ type Status struct {
 	GeoIPError    *StatusFailure `json:"geoip_error,omitempty"`
 	Reloads       int            `json:"reloads"`
 	StartedAt     time.Time      `json:"started_at"`
+	// Ledger is the ledger's health: whether its latest commit succeeded.
+	// While it is not OK, decisions that would be recorded are answered
+	// 503 ledger_unavailable. Nil when the server runs without a ledger.
+	Ledger *StatusLedger `json:"ledger,omitempty"`
+	// Warnings say what is likely wrong with the active bundles and GeoIP
+	// database together although each loaded.
+	Warnings []string `json:"warnings,omitempty"`
+	// BundleRejections and GeoIPRejections count the versions rejected
+	// since the start.
+	BundleRejections int `json:"bundle_rejections"`
+	GeoIPRejections  int `json:"geoip_rejections"`
 
 	// Raw is the whole response, for fields this client does not know.
 	Raw json.RawMessage `json:"-"`
@@ -180,6 +223,15 @@ type StatusGeoIP struct {
 	LoadedAt time.Time `json:"loaded_at"`
 }
 
+// StatusLedger is the ledger's health.
+type StatusLedger struct {
+	Backend    string    `json:"backend"`
+	OK         bool      `json:"ok"`
+	LastError  string    `json:"last_error,omitempty"`
+	LastErrAt  time.Time `json:"last_error_at,omitzero"`
+	LastCommit time.Time `json:"last_commit,omitzero"`
+}
+
 // StatusFailure is a rejected version of a source.
 type StatusFailure struct {
 	At    time.Time `json:"at"`
@@ -194,7 +246,7 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	var s Status
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := decodeAnswer(raw, &s); err != nil {
 		return nil, badResponse(http.MethodGet, PathStatus, "%v", err)
 	}
 	s.Raw = raw
@@ -297,4 +349,14 @@ func denies(actions []decision.Action, participantID string) bool {
 	return slices.ContainsFunc(actions, func(a decision.Action) bool {
 		return a.Type == decision.DenyJoin && a.ParticipantID == participantID
 	})
+}
+
+// decodeAnswer decodes a successful answer as strictly as the server
+// decodes requests: a member named twice, a name that matches only when
+// case is ignored, or invalid UTF-8 is refused (encoding/json takes the
+// last of two "participant_id"s, and "ALLOW" for "allow"), so that two
+// readers of one answer cannot read two decisions from it. Members this
+// client does not know are ignored: a newer server may add some.
+func decodeAnswer(raw []byte, v any) error {
+	return jsonv2.Unmarshal(raw, v)
 }

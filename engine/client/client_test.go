@@ -241,6 +241,7 @@ func TestNewValidatesOptions(t *testing.T) {
 		"token with CRLF":  client.WithToken("a\r\nX-Evil: 1"),
 		"user agent CRLF":  client.WithUserAgent("ua\r\nX-Evil: 1"),
 		"negative timeout": client.WithTimeout(-time.Second),
+		"no answer size":   client.WithMaxResponse(0),
 	} {
 		if _, err := client.New("http://127.0.0.1:8181", o); err == nil {
 			t.Errorf("%s: New succeeded", name)
@@ -825,7 +826,8 @@ func TestRetriesStopAtTheDeadline(t *testing.T) {
 	addr := closedPort(t)
 
 	// The backoff is longer than the time left: no sleeping past the
-	// deadline, the dial error comes back at once.
+	// deadline, the dial error comes back at once, saying there was no
+	// time left to retry, not that the deadline passed (it has not).
 	hc, dials := countingDialer()
 	c := newClient(t, "http://"+addr, client.WithHTTPClient(hc), client.WithRetries(5, 10*time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
@@ -836,7 +838,7 @@ func TestRetriesStopAtTheDeadline(t *testing.T) {
 		t.Errorf("returned after %v", elapsed)
 	}
 	var oe *net.OpError
-	if !errors.As(err, &oe) || !errors.Is(err, context.DeadlineExceeded) || dials.Load() != 1 {
+	if !errors.As(err, &oe) || !errors.Is(err, client.ErrNoTimeToRetry) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, client.ErrTimeout) || dials.Load() != 1 {
 		t.Errorf("err = %v after %d dials", err, dials.Load())
 	}
 
@@ -850,9 +852,11 @@ func TestRetriesStopAtTheDeadline(t *testing.T) {
 	start = time.Now()
 	allow, _, err := c.AdmitOrAllow(ctx, june4("j", ipCN))
 	elapsed := time.Since(start)
-	// Whether the deadline struck during a dial or a backoff, the error
-	// carries both the deadline and the dial failure.
-	if !allow || !errors.As(err, &oe) || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, client.ErrTimeout) {
+	// The error carries the dial failure, and either the deadline (it
+	// struck during a dial or a backoff) or that the next backoff was
+	// longer than the time left.
+	ended := errors.Is(err, context.DeadlineExceeded) && errors.Is(err, client.ErrTimeout) || errors.Is(err, client.ErrNoTimeToRetry)
+	if !allow || !errors.As(err, &oe) || !ended {
 		t.Errorf("AdmitOrAllow = %v, %v", allow, err)
 	}
 	if elapsed > deadline+slack {
@@ -937,6 +941,11 @@ func TestUntrustworthyResponsesMeanNoEnforcement(t *testing.T) {
 		"other meeting":       strings.Replace(deny("j", "CN-2020-0601", `["CN-2020-0601"]`), `"meeting_id":"june4-d"`, `"meeting_id":"other"`, 1),
 		"removal at join":     strings.Replace(deny("j", "CN-2020-0601", `["CN-2020-0601"]`), "deny_join", "remove_participant", 1),
 		"unknown action":      strings.Replace(deny("j", "CN-2020-0601", `["CN-2020-0601"]`), "deny_join", "ban_forever", 1),
+		// Read with encoding/json, the last "allow" wins: admitted, where
+		// a reader taking the first denies.
+		"allow given twice": strings.Replace(deny("j", "CN-2020-0601", `["CN-2020-0601"]`), `"allow":false`, `"allow":false,"allow":true`, 1),
+		"allow in capitals": strings.Replace(deny("j", "CN-2020-0601", `["CN-2020-0601"]`), `"allow":false`, `"ALLOW":false`, 1),
+		"invalid UTF-8":     strings.Replace(deny("j", "CN-2020-0601", `["CN-2020-0601"]`), `"reason":"x"`, "\"reason\":\"\xff\"", 1),
 	} {
 		f := newFront(t, nil, func(n int, w http.ResponseWriter, r *http.Request) bool {
 			writeJSON(w, http.StatusOK, body)
@@ -971,6 +980,11 @@ func TestUntrustworthyResponsesMeanNoEnforcement(t *testing.T) {
 		"host not the account": removal("june4-d", "p-cn", true, "remove_participant", ""),
 		"deny without joiner":  removal("june4-d", "p-cn", false, "deny_join", ""),
 		"decision elsewhere":   strings.Replace(removal("june4-d", "p-cn", false, "remove_participant", ""), `"meeting_id":"june4-d","order_ids"`, `"meeting_id":"x","order_ids"`, 1),
+		// encoding/json reads the second participant, a reader taking
+		// the first removes someone else.
+		"participant twice": strings.Replace(removal("june4-d", "p-cn", false, "remove_participant", ""), `"participant_id":"p-cn"`, `"participant_id":"p-us","participant_id":"p-cn"`, 1),
+		"type in capitals":  strings.Replace(removal("june4-d", "p-cn", false, "remove_participant", ""), `{"type"`, `{"Type"`, 1),
+		"a preview":         strings.Replace(removal("june4-d", "p-cn", false, "remove_participant", ""), `"decision_id":"d-2"`, `"decision_id":"d-2","preview":true`, 1),
 	} {
 		f := newFront(t, nil, func(n int, w http.ResponseWriter, r *http.Request) bool {
 			writeJSON(w, http.StatusOK, body)
@@ -980,6 +994,10 @@ func TestUntrustworthyResponsesMeanNoEnforcement(t *testing.T) {
 		if actions != nil || !errors.Is(err, client.ErrBadResponse) {
 			t.Errorf("%s: ActionsOrNone = %+v, %v", name, actions, err)
 		}
+		d, err := newClient(t, f.URL).DecisionOrNone(context.Background(), roster())
+		if d != nil || !errors.Is(err, client.ErrBadResponse) {
+			t.Errorf("%s: DecisionOrNone = %+v, %v", name, d, err)
+		}
 	}
 	f = newFront(t, nil, func(n int, w http.ResponseWriter, r *http.Request) bool {
 		writeJSON(w, http.StatusOK, removal("june4-d", "p-cn", false, "remove_participant", ""))
@@ -987,6 +1005,73 @@ func TestUntrustworthyResponsesMeanNoEnforcement(t *testing.T) {
 	})
 	if actions, err := newClient(t, f.URL).ActionsOrNone(context.Background(), roster()); len(actions) != 1 || err != nil {
 		t.Errorf("control: %+v, %v", actions, err)
+	}
+	// Members this client does not know are read past: a newer server may
+	// add some.
+	f = newFront(t, nil, func(n int, w http.ResponseWriter, r *http.Request) bool {
+		writeJSON(w, http.StatusOK, strings.Replace(removal("june4-d", "p-cn", false, "remove_participant", ""), `"decision_id":"d-2"`, `"decision_id":"d-2","added_later":{"x":1}`, 1))
+		return true
+	})
+	if d, err := newClient(t, f.URL).DecisionOrNone(context.Background(), roster()); err != nil || d.DecisionID != "d-2" || len(d.Actions) != 1 {
+		t.Errorf("an unknown member: %+v, %v", d, err)
+	}
+}
+
+// DecisionOrNone gives the decision the actions come from, to cite its id,
+// and nothing on error.
+func TestDecisionOrNone(t *testing.T) {
+	ts := newRealServer(t)
+	d, err := newClient(t, ts.URL).DecisionOrNone(context.Background(), roster())
+	if err != nil || d.DecisionID == "" || len(d.Actions) != 1 || d.Actions[0].ParticipantID != "p-cn" {
+		t.Fatalf("DecisionOrNone = %+v, %v", d, err)
+	}
+	d, err = newClient(t, "http://"+closedPort(t), fast).DecisionOrNone(context.Background(), roster())
+	if d != nil || !errors.Is(err, client.ErrUnavailable) {
+		t.Errorf("decision point down: %+v, %v", d, err)
+	}
+}
+
+// An answer larger than WithMaxResponse is not read, and not enforced.
+func TestMaxResponse(t *testing.T) {
+	ts := newRealServer(t)
+	d, err := newClient(t, ts.URL, client.WithMaxResponse(64)).DecisionOrNone(context.Background(), roster())
+	if d != nil || !errors.Is(err, client.ErrBadResponse) || !strings.Contains(err.Error(), "WithMaxResponse") {
+		t.Errorf("an answer over 64 bytes: %+v, %v", d, err)
+	}
+	if d, err := newClient(t, ts.URL, client.WithMaxResponse(1<<20)).DecisionOrNone(context.Background(), roster()); err != nil || len(d.Actions) != 1 {
+		t.Errorf("within the limit: %+v, %v", d, err)
+	}
+}
+
+// The default transport keeps a connection per concurrent caller:
+// http.DefaultTransport keeps 2 idle per host, and made a new connection
+// for nearly every call beyond two in flight.
+func TestConnectionsAreReused(t *testing.T) {
+	ts := httptest.NewUnstartedServer(realHandler(t))
+	var conns atomic.Int32
+	ts.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	c := newClient(t, ts.URL)
+	const callers, calls = 32, 30
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			for j := range calls {
+				if _, err := c.Admit(context.Background(), june4(fmt.Sprint("j", i, "-", j), ipUS)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := conns.Load(); n > callers {
+		t.Errorf("%d calls from %d callers opened %d connections, want at most one per caller", callers*calls, callers, n)
 	}
 }
 

@@ -86,6 +86,12 @@ var (
 	// (including not_ready, eval_timeout, ledger_unavailable and
 	// overloaded).
 	ErrUnavailable = errors.New("geoscope: decision point unavailable")
+	// ErrNoTimeToRetry: the call gave up before its deadline because the
+	// next attempt was due after it (the server's Retry-After, or the
+	// backoff, was longer than the time left). It is not a timeout: the
+	// error also matches the last attempt's failure, which says why there
+	// was to be another attempt.
+	ErrNoTimeToRetry = errors.New("geoscope: no time left to retry")
 	// ErrBadResponse: a successful status whose body is not a decision
 	// this client can trust (not JSON, too large, missing decision id,
 	// actions that cite no order or name another meeting, an admission

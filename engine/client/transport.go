@@ -66,7 +66,7 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 		// Never sleep past the deadline: if the next attempt could not
 		// start before it, give up now rather than when it passes.
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
-			stop := fmt.Errorf("geoscope: %s %s: %w before the next attempt was due", cl.method, cl.path, context.DeadlineExceeded)
+			stop := fmt.Errorf("geoscope: %s %s: %w: the next attempt was due in %v, after the call's deadline", cl.method, cl.path, ErrNoTimeToRetry, wait.Round(time.Millisecond))
 			return nil, &abortedError{err: stop, prev: err}
 		}
 		if wait > 0 {
@@ -198,12 +198,12 @@ func (c *Client) attempt(ctx context.Context, cl call, requestID string, n int) 
 	}()
 
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+		raw, err := io.ReadAll(io.LimitReader(resp.Body, c.maxResponse+1))
 		if err != nil {
 			return nil, &transportError{method: cl.method, path: cl.path, attempts: n, err: err}
 		}
-		if len(raw) > maxResponseBytes {
-			return nil, badResponse(cl.method, cl.path, "the body exceeds %d bytes", maxResponseBytes)
+		if int64(len(raw)) > c.maxResponse {
+			return nil, badResponse(cl.method, cl.path, "the body exceeds %d bytes (WithMaxResponse)", c.maxResponse)
 		}
 		return raw, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -1043,5 +1044,47 @@ func TestOpenAPIRequestSchemas(t *testing.T) {
 				t.Errorf("server accepts = %v, want %v: %s", serverOK, wantServer, r)
 			}
 		})
+	}
+}
+
+// An action in an answer names what it acts on: the document requires it
+// as the Go client does, so that a client generated from the document
+// does not read those members as optional.
+func TestOpenAPIActionNamesWhatItActsOn(t *testing.T) {
+	o := loadOpenAPI(t)
+	schema, err := o.pointer("#/components/schemas/Action")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, serverSetup{})
+	r := ts.do(t, request{method: http.MethodPost, path: "/v1/decisions", body: decisionBody})
+	var answer struct {
+		Actions []map[string]any `json:"actions"`
+	}
+	if err := json.Unmarshal(r.body, &answer); err != nil || len(answer.Actions) == 0 {
+		t.Fatalf("decision %s: %v, want an action", r, err)
+	}
+	removal := answer.Actions[0]
+	if errs := o.validate(schema, removal, ""); len(errs) != 0 {
+		t.Fatalf("the server's action %v does not match the document: %v", removal, errs)
+	}
+	without := func(member string, changes map[string]any) map[string]any {
+		a := maps.Clone(removal)
+		delete(a, member)
+		maps.Copy(a, changes)
+		return a
+	}
+	for name, a := range map[string]map[string]any{
+		"no meeting_id":                      without("meeting_id", nil),
+		"remove_participant, no participant": without("participant_id", nil),
+		"deny_join, no participant":          without("participant_id", map[string]any{"type": "deny_join"}),
+		"suspend_account, no account":        without("participant_id", map[string]any{"type": "suspend_account"}),
+	} {
+		if len(o.validate(schema, a, "")) == 0 {
+			t.Errorf("%s: the document accepts %v", name, a)
+		}
+	}
+	if a := without("participant_id", map[string]any{"type": "end_meeting"}); len(o.validate(schema, a, "")) != 0 {
+		t.Errorf("end_meeting names no participant: the document refuses %v: %v", a, o.validate(schema, a, ""))
 	}
 }
