@@ -25,6 +25,7 @@ import (
 	"github.com/geoscope/geoscope/engine/client"
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/server"
 	"github.com/geoscope/geoscope/engine/sources"
 )
@@ -573,6 +574,35 @@ func TestReadyHealthStatus(t *testing.T) {
 	}
 	if st.Version != "test" || !st.Ready || st.GeoIP == nil || st.GeoIP.Source != "embedded" || len(st.Bundles) == 0 || len(st.Raw) == 0 {
 		t.Errorf("status = %+v", st)
+	}
+}
+
+// Status carries the ledger's health: a server whose ledger is down
+// answers every recorded decision 503 although it is ready.
+func TestStatusShowsTheLedger(t *testing.T) {
+	eng := engine.New()
+	src := sources.New(sources.Config{Logger: quiet}, eng)
+	if err := src.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Version: "test"}, eng, src, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(context.Background(), ledger.Config{DataDir: t.TempDir(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	srv.UseLedger(l)
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	st, err := newClient(t, ts.URL).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ledger == nil || st.Ledger.Backend != "sqlite" || !st.Ledger.OK || st.BundleRejections != 0 {
+		t.Errorf("status ledger = %+v, rejections %d; want a healthy sqlite ledger", st.Ledger, st.BundleRejections)
 	}
 }
 
