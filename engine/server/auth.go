@@ -25,7 +25,12 @@ const (
 // The file is read again when it changes (see Server.watchFiles): a token
 // is added or revoked by editing the file (or the Secret it is mounted
 // from), without a restart that would drop every connection. A version
-// that does not load keeps the tokens in use.
+// that does not load (missing, unreadable, a malformed line) keeps the
+// tokens in use. A version that loads and holds no token (empty, or only
+// comments) revokes them all: that is the operator's way to shut everyone
+// out at once, when the one token there was has leaked. At start, a file
+// without tokens is refused instead, as a mistake: the server would
+// answer nothing but /health, /ready and /openapi.json.
 type tokens struct {
 	path    string
 	entries atomic.Pointer[[]tokenEntry]
@@ -42,6 +47,9 @@ func loadTokens(path string) (*tokens, error) {
 	entries, err := readTokens(path)
 	if err != nil {
 		return nil, err
+	}
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("%w: --tokens-file %s holds no tokens", ErrConfig, path)
 	}
 	t := &tokens{path: path}
 	t.entries.Store(&entries)
@@ -81,9 +89,6 @@ func readTokens(path string) ([]tokenEntry, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%w: --tokens-file: %v", ErrConfig, err)
 	}
-	if len(entries) == 0 {
-		return nil, fmt.Errorf("%w: --tokens-file %s holds no tokens", ErrConfig, path)
-	}
 	return entries, nil
 }
 
@@ -98,6 +103,10 @@ func (t *tokens) reload(log *slog.Logger) {
 		return // another watched file changed
 	}
 	t.entries.Store(&entries)
+	if len(entries) == 0 {
+		log.Warn("--tokens-file read again and holds no tokens: every token is revoked, and every request that needs one is refused")
+		return
+	}
 	log.Info("--tokens-file read again", "tokens", len(entries))
 }
 

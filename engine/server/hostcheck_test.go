@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -218,5 +219,25 @@ func TestTokensFileReadAgainWhenItChanges(t *testing.T) {
 	}
 	if n := strings.Count(ts.logs.String(), "does not load"); n != 1 {
 		t.Errorf("the failed version logged %d times, want once", n)
+	}
+
+	// A version without tokens revokes them all: emptied, or left with a
+	// comment.
+	for _, content := range []string{"# every token revoked\n", ""} {
+		if err := os.Rename(writeTokens(t, "next-decide", "next-admin"), path); err != nil {
+			t.Fatal(err)
+		}
+		eventually("the next admin token admitted", func() bool { return status("next-admin") == http.StatusOK })
+		none := filepath.Join(t.TempDir(), "tokens")
+		if err := os.WriteFile(none, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(none, path); err != nil {
+			t.Fatal(err)
+		}
+		eventually(fmt.Sprintf("the admin token revoked by a file holding %q", content), func() bool { return status("next-admin") == http.StatusUnauthorized })
+	}
+	if !strings.Contains(ts.logs.String(), "every token is revoked") {
+		t.Error("revoking every token is not logged")
 	}
 }

@@ -492,7 +492,9 @@ func bearerToken(r *http.Request) (token string, twice bool) {
 	if !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}
-	return token, false
+	// One or more spaces after the scheme (RFC 9110 section 11.4:
+	// credentials = auth-scheme [ 1*SP ... ]).
+	return strings.TrimLeft(token, " "), false
 }
 
 // requireScope admits requests with a token holding scope. Without a tokens
