@@ -41,7 +41,7 @@ func TestReportServer(t *testing.T) {
 		t.Errorf("/report Content-Security-Policy %q", csp)
 	}
 	page := string(r.body)
-	for _, want := range []string{`id="outside-affected-value">0<`, `data-figure="remove_participant" data-authority="(all)">17<`, `value="2026-01-01"`, `value="2026-07-01"`} {
+	for _, want := range []string{`id="outside-affected-value">0<`, `data-figure="remove_participant" data-authority="(all)">5&#43;<`, `value="2026-01-01"`, `value="2026-07-01"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("/report lacks %q", want)
 		}

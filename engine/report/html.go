@@ -45,11 +45,19 @@ func (r *Report) HTML(w io.Writer) error {
 		Report:          r,
 		PeriodSince:     r.Period.Since.UTC().Format(time.DateOnly),
 		PeriodUntil:     r.Period.Until.UTC().Format(time.DateOnly),
-		SuppressionNote: SuppressionText(r.MinCount),
+		SuppressionNote: SuppressionText(r.MinCount) + withheldNote(r.MinCount),
 		DemandChart:     r.demandChart(),
 		CountryChart:    r.countryChart(),
 	}
 	return htmlTemplate.Execute(w, d)
+}
+
+// withheldNote is WithheldText after a space, when cells can be withheld.
+func withheldNote(minCount int) string {
+	if minCount <= 1 {
+		return ""
+	}
+	return " " + WithheldText(minCount)
 }
 
 // chart is a horizontal bar chart, laid out here so the template only
@@ -125,10 +133,14 @@ func layout(id, title string, g geometry, in []chartInput, minCount int) chart {
 }
 
 // plotted is the length a cell is drawn with: its count, or for a
-// suppressed cell the threshold minus one (it is drawn hatched and
-// labelled "<5", so it shows only what the label says).
+// suppressed cell the threshold minus one and for a withheld one the
+// threshold (it is drawn hatched and labelled "<5" or "5+", so it shows
+// only what the label says).
 func plotted(c Cell, minCount int) int {
-	if c.Suppressed() {
+	switch {
+	case c.Withheld():
+		return minCount
+	case c.Suppressed():
 		return minCount - 1
 	}
 	return c.n

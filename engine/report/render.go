@@ -114,6 +114,7 @@ func (r *Report) CSV(w io.Writer) error {
 	row("report", all, "until", r.Period.Until.Format(time.RFC3339Nano))
 	row("report", all, "min_count", r.MinCount)
 	row("report", all, "suppressed_marker", r.Suppressed)
+	row("report", all, "withheld_marker", r.Withheld)
 	row("report", all, "violation", r.Violation)
 	if r.Violation {
 		row("report", all, "violation_text", r.ViolationText)
@@ -204,6 +205,9 @@ func (r *Report) Markdown(w io.Writer) error {
 	p("# %s\n\n", md(r.Title))
 	p("Period: %s.\n\n", r.PeriodText())
 	p("%s\n\n", md(SuppressionText(r.MinCount)))
+	if r.MinCount > 1 {
+		p("%s\n\n", md(WithheldText(r.MinCount)))
+	}
 	if r.Violation {
 		p("> **⚠ %s**\n\n", md(r.ViolationText))
 	}

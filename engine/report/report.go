@@ -42,11 +42,9 @@
 // per figure, so that every section fits the same five columns and a
 // spreadsheet can pivot it; see [Report.CSV].
 //
-// Limits: suppression is primary only. A suppressed cell can sometimes be
-// worked out from a published total and the other cells of its row (the
-// decisions recorded and the admissions recorded add up to the decisions
-// of all authorities, for example); the threshold protects small cells
-// from being read off, not from that arithmetic.
+// Suppression is primary and secondary: a count that would give a
+// suppressed one away by subtraction from a published sum is withheld too,
+// shown as "5+" (protect.go, which says what it does not protect against).
 package report
 
 import (
@@ -621,7 +619,24 @@ func (a *aggregator) report(minCount int) *Report {
 	r.GeoIPDatabases = seenOut(a.geo, c)
 	r.BundleRevisions = seenOut(a.bundles, c)
 	r.Notes = notes(minCount)
+	r.Withheld = WithheldMarker(minCount)
+	protect(r.relations())
+	// The statements quote cells, some of them withheld just now.
+	for _, g := range append([]*Group{&r.Totals}, pointers(r.Authorities)...) {
+		g.MeetingWide.Statement = meetingWideText(g.MeetingWide)
+		g.OutsideAffected.Statement = outsideText(g.OutsideAffected)
+	}
+	r.OutsideAffected = r.Totals.OutsideAffected
 	return r
+}
+
+// pointers points at each element of s.
+func pointers[T any](s []T) []*T {
+	out := make([]*T, len(s))
+	for i := range s {
+		out[i] = &s[i]
+	}
+	return out
 }
 
 func (a *aggregator) groupOut(t *tally, c func(int) Cell, received int) Group {
@@ -697,7 +712,6 @@ func (a *aggregator) groupOut(t *tally, c func(int) Cell, received int) Group {
 		AffectedUsers:     c(t.reachedTotal),
 		AffectedOutside:   t.reachedOutOf,
 	}
-	g.MeetingWide.Statement = meetingWideText(g.MeetingWide)
 	g.OutsideAffected = OutsideAffected{
 		Value:         t.outside,
 		ActionRecords: c(t.actionRecords),
@@ -705,7 +719,6 @@ func (a *aggregator) groupOut(t *tally, c func(int) Cell, received int) Group {
 		Proved:        t.outside == 0 && t.unproven == 0,
 		GuardBlocks:   g.GuardBlocks,
 	}
-	g.OutsideAffected.Statement = outsideText(g.OutsideAffected)
 	return g
 }
 

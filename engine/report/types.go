@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,9 @@ type Report struct {
 	Period     PeriodOut `json:"period"`
 	MinCount   int       `json:"min_count"`
 	Suppressed string    `json:"suppressed_marker"` // "<5": the text of a suppressed cell
+	// Withheld is the text of a cell withheld so that a suppressed one
+	// cannot be worked out from it ("5+": 5 or more).
+	Withheld string `json:"withheld_marker"`
 	// Violation is true when any user outside a jurisdiction was affected,
 	// or a meeting-wide action cannot be shown to have affected only users
 	// inside. ViolationText then says so in words.
@@ -215,28 +219,48 @@ type Seen struct {
 	LastSeen  string `json:"last_seen"`
 }
 
-// Cell is a count as published: the number, or the suppression marker
-// ("<5") when it is from 1 to the threshold minus one. The number itself is
-// not exported, so nothing outside this package can print a suppressed
-// count by mistake.
+// Cell is a count as published: the number, the suppression marker ("<5")
+// when it is from 1 to the threshold minus one, or the withheld marker
+// ("5+") when it is at least the threshold but would give a suppressed
+// count away by subtraction (see protect.go). The number itself is not
+// exported, so nothing outside this package can print a hidden count by
+// mistake.
 type Cell struct {
 	n   int
 	min int
+	// withheld: hidden to protect a suppressed count (protect.go).
+	withheld bool
 }
 
-// Suppressed reports whether the cell is shown as the suppression marker.
-func (c Cell) Suppressed() bool { return c.n >= 1 && c.n < c.min }
+// small reports whether the count is suppressed for itself: from 1 to the
+// threshold minus one.
+func (c Cell) small() bool { return c.n >= 1 && c.n < c.min }
 
-// Zero reports whether the count is 0 (never suppressed).
+// Suppressed reports whether the cell is hidden: shown as the suppression
+// marker ("<5") or the withheld marker ("5+").
+func (c Cell) Suppressed() bool { return c.small() || c.withheld }
+
+// Withheld reports whether the cell is shown as the withheld marker: at
+// least the threshold, hidden so that a suppressed count cannot be worked
+// out from it.
+func (c Cell) Withheld() bool { return c.withheld && !c.small() }
+
+// Zero reports whether the count is 0 (never hidden).
 func (c Cell) Zero() bool { return c.n == 0 }
 
-// String is the published text: the number or "<5".
+// String is the published text: the number, "<5" or "5+".
 func (c Cell) String() string {
-	if c.Suppressed() {
+	switch {
+	case c.small():
 		return "<" + strconv.Itoa(c.min)
+	case c.withheld:
+		return WithheldMarker(c.min)
 	}
 	return strconv.Itoa(c.n)
 }
+
+// WithheldMarker is the text of a withheld cell: "5+" for a threshold of 5.
+func WithheldMarker(minCount int) string { return strconv.Itoa(minCount) + "+" }
 
 // MarshalJSON writes a number, or the marker as a string.
 func (c Cell) MarshalJSON() ([]byte, error) {
@@ -294,8 +318,14 @@ func SuppressionText(minCount int) string {
 	return fmt.Sprintf("Counts from 1 to %d are shown as <%d, so that no small group can be singled out. The number of users affected outside a jurisdiction, and any violation, are never suppressed.", minCount-1, minCount)
 }
 
+// WithheldText explains the withheld cells.
+func WithheldText(minCount int) string {
+	return fmt.Sprintf("Where a suppressed count could be worked out by subtracting the other counts of a row, a column or a total (across outcomes, actions, countries, codes, statuses or authorities), one more count of the same sum is withheld and shown as %s: it is %d or more. This protects each suppressed count from being read off or worked out from one sum; it does not stop someone who solves several sums together from narrowing a suppressed count down.",
+		WithheldMarker(minCount), minCount)
+}
+
 func notes(minCount int) []string {
-	return []string{
+	n := []string{
 		"Every figure is counted from the enforcement ledger: the entries committed for decisions in the period, and the ledger's aggregate counts of decisions with nothing to do. Nothing else is used.",
 		SuppressionText(minCount),
 		"Users affected outside the jurisdiction are computed from the action records: 1 for each participant-level action whose located country is outside the jurisdiction, and for each meeting termination or account suspension everyone it reached who was located outside (or at an unknown location), plus the account itself when registered outside.",
@@ -306,4 +336,8 @@ func notes(minCount int) []string {
 		"Aggregate counts are kept per UTC day: they cover the days from the first day of the period up to, not including, the day of its end.",
 		"The report identifies nobody: it holds no participant, account, meeting, network or decision.",
 	}
+	if minCount > 1 {
+		n = slices.Insert(n, 2, WithheldText(minCount))
+	}
+	return n
 }
