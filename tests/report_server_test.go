@@ -106,6 +106,12 @@ func TestReportServer(t *testing.T) {
 			t.Errorf("public %s with an admin token: %s", tc.query, r)
 		}
 	}
+	// A date before the ledger's range is still a date: the first whole
+	// day the ledger can compare.
+	r = s.get("/v1/report?since=0001-01-01&until=2026-07-01", "")
+	if err := json.Unmarshal(r.body, &p); err != nil || r.status != http.StatusOK || !p.Period.Since.Equal(time.Date(1677, 9, 22, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("public ?since=0001-01-01: %s; want the period from 1677-09-22", r)
+	}
 	r = s.get("/v1/report", "")
 	p.Period.Since, p.Period.Until = time.Time{}, time.Time{}
 	if err := json.Unmarshal(r.body, &p); err != nil || r.status != http.StatusOK {

@@ -16,12 +16,14 @@ func TestParseTimeRange(t *testing.T) {
 		"1970-01-01":                time.Unix(0, 0).UTC(),
 		"2026-06-04T12:00:00+08:00": time.Date(2026, 6, 4, 4, 0, 0, 0, time.UTC),
 		"2262-04-11":                time.Date(2262, 4, 11, 0, 0, 0, 0, time.UTC),
-		"0001-01-01":                ledger.Earliest,
 		"0001-01-01T00:00:00Z":      ledger.Earliest,
-		"1600-01-01":                ledger.Earliest,
-		"2262-04-12":                ledger.Latest,
 		"2999-01-01T00:00:00Z":      ledger.Latest,
-		"9999-12-31":                ledger.Latest,
+		// A date out of range is the first or last whole day in it: a
+		// date stays the start of a day (a public report takes only those).
+		"0001-01-01": time.Date(1677, 9, 22, 0, 0, 0, 0, time.UTC),
+		"1600-01-01": time.Date(1677, 9, 22, 0, 0, 0, 0, time.UTC),
+		"2262-04-12": time.Date(2262, 4, 11, 0, 0, 0, 0, time.UTC),
+		"9999-12-31": time.Date(2262, 4, 11, 0, 0, 0, 0, time.UTC),
 	} {
 		got, err := ledger.ParseTime(v)
 		if err != nil || !got.Equal(want) || got.IsZero() {

@@ -265,18 +265,25 @@ var (
 // far bound such as 9999-12-31 means "every entry", and it must neither
 // wrap around into a query that selects nothing nor, as 0001-01-01 (the
 // zero time), be taken for a bound not given.
+//
+// A date stays a date: one out of range is taken as the first or last
+// whole UTC day in it, so that a period of dates, such as a public report
+// asks for, remains one (1677-09-21T00:12:44Z, the first second, is not a
+// day's start).
 func ParseTime(v string) (time.Time, error) {
+	earliest, latest := Earliest, Latest
 	t, err := registry.ParseRFC3339(v)
 	if err != nil {
 		if t, err = time.Parse(time.DateOnly, v); err != nil {
 			return time.Time{}, errors.New("want an RFC 3339 time or a YYYY-MM-DD date, got " + input.Quote(v))
 		}
+		earliest, latest = Earliest.Truncate(24*time.Hour).AddDate(0, 0, 1), Latest.Truncate(24*time.Hour)
 	}
 	switch {
-	case t.Before(Earliest):
-		return Earliest, nil
-	case t.After(Latest):
-		return Latest, nil
+	case t.Before(earliest):
+		return earliest, nil
+	case t.After(latest):
+		return latest, nil
 	}
 	return t, nil
 }
