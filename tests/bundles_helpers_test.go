@@ -65,6 +65,13 @@ func bndWrite(t *testing.T, b *bundle.Bundle, key *bndKey) []byte {
 // at revision rev.
 func bndPolicyBundle(t *testing.T, rev string, key *bndKey) []byte {
 	t.Helper()
+	return bndPolicyBundleWith(t, rev, key, nil)
+}
+
+// bndPolicyBundleWith is the default policy bundle with extra modules
+// (path → source), such as an extension.
+func bndPolicyBundleWith(t *testing.T, rev string, key *bndKey, extra map[string]string) []byte {
+	t.Helper()
 	root := filepath.Join("..", "policies")
 	b := &bundle.Bundle{Manifest: bundle.Manifest{Revision: rev, Roots: &[]string{"geoscope"}}, Data: map[string]any{}}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -82,6 +89,9 @@ func bndPolicyBundle(t *testing.T, rev string, key *bndKey) []byte {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for name, src := range extra {
+		b.Modules = append(b.Modules, bundle.ModuleFile{URL: "/" + name, Path: "/" + name, RelativePath: name, Raw: []byte(src)})
 	}
 	return bndWrite(t, b, key)
 }

@@ -236,6 +236,20 @@ func TestBundlesRemote(t *testing.T) {
 	})
 	wantAnswer(t, srv, "v6")
 
+	// A signed policy whose extension misspells an input member: OPA
+	// compiles it (it has no schemas), geoscope type-checks it against
+	// the input schema and keeps the policy it has.
+	bs.set("policies.tar.gz", bndPolicyBundleWith(t, "pol-typo", &key, map[string]string{
+		"geoscope/extensions/hosts.rego": "package geoscope.extensions\n\nexempt contains input.joining.id if input.joining.rol == \"host\"\n",
+	}))
+	st = srv.waitStatus(t, "misspelt policy rejected", 20*time.Second, func(st bndStatus) bool {
+		return st.BundleError != nil && strings.Contains(st.BundleError.Error, "input.joining.rol")
+	})
+	if st.revision("policies") != "pol-v1" || !strings.Contains(st.BundleError.Error, "rego_type_error") {
+		t.Errorf("policies %q, bundle_error %q; want pol-v1 kept and a type error naming input.joining.rol", st.revision("policies"), st.BundleError.Error)
+	}
+	wantAnswer(t, srv, "v6")
+
 	served, unauthorized := bs.counts()
 	if unauthorized != 0 {
 		t.Errorf("geoscope made %d requests without the right token", unauthorized)

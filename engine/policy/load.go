@@ -113,7 +113,9 @@ func duplicateNamesAt(path string) error {
 // since there is nothing to check them against. signed lists the files a
 // directory's signature covers (see bundleFiles).
 func newLoader(opts LoadOptions, signed map[string]bool) loader.FileLoader {
-	l := loader.NewFileLoader().WithFilter(bundleFiles(opts.Verification != nil, signed))
+	// Annotations are read: the default policy's carries the schemas its
+	// packages are type-checked against (schemas.go).
+	l := loader.NewFileLoader().WithProcessAnnotation(true).WithFilter(bundleFiles(opts.Verification != nil, signed))
 	if opts.Verification != nil {
 		return l.WithBundleVerificationConfig(opts.Verification)
 	}

@@ -130,7 +130,10 @@ func Build(ctx context.Context, opts LoadOptions, sources ...Source) (*Snapshot,
 	store := inmem.NewWithOpts(inmem.OptReturnASTValuesOnRead(true))
 	// print() calls are compiled in only when their output has somewhere
 	// to go; otherwise the compiler erases them and evaluation pays nothing.
-	compiler := ast.NewCompiler().WithEnablePrintStatements(opts.Print != nil)
+	compiler, err := typed(ast.NewCompiler().WithEnablePrintStatements(opts.Print != nil))
+	if err != nil {
+		return nil, err
+	}
 	txn, err := store.NewTransaction(ctx, storage.WriteParams)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
@@ -162,6 +165,10 @@ func Build(ctx context.Context, opts LoadOptions, sources ...Source) (*Snapshot,
 func FromStore(ctx context.Context, compiler *ast.Compiler, data map[string]any, revisions map[string]string, opts LoadOptions) (*Snapshot, error) {
 	if compiler == nil {
 		return nil, fmt.Errorf("%w: no policy is compiled", ErrBundle)
+	}
+	// OPA's bundle plugin compiled it without the schemas.
+	if err := typeCheck(compiler.Modules); err != nil {
+		return nil, err
 	}
 	return finish(ctx, compiler, inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true)), maps.Clone(revisions), opts.Print)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/open-policy-agent/opa/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/logging"
 	"github.com/open-policy-agent/opa/v1/plugins"
@@ -46,7 +47,10 @@ func (s *Sources) startRemote(ctx context.Context) error {
 		// Like local bundles, policies are compiled with their print()
 		// calls only when Load.Print gives the output somewhere to go.
 		plugins.EnablePrintStatements(s.cfg.Load.Print != nil),
-		plugins.PrintHook(s.cfg.Load.Print))
+		plugins.PrintHook(s.cfg.Load.Print),
+		// Annotations are read, as for local bundles: they carry the
+		// schemas the policy is type-checked against.
+		plugins.WithParserOptions(ast.ParserOptions{ProcessAnnotation: true}))
 	if err != nil {
 		return fmt.Errorf("%w: --config: %v", ErrConfig, err)
 	}
