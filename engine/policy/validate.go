@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -126,13 +127,29 @@ func evalViolations(ctx context.Context, pq *rego.PreparedEvalQuery) ([]string, 
 	}
 	out := make([]string, 0, len(violations))
 	for _, v := range violations {
-		if m, ok := v.(map[string]any); ok {
-			out = append(out, fmt.Sprintf("%v: %v", m["path"], m["message"]))
-		} else {
-			out = append(out, fmt.Sprint(v))
-		}
+		out = append(out, violationLine(v))
 	}
 	return out, nil
+}
+
+// violationLine is a violation as "path: message". One that is not a
+// {"path", "message"} object of strings (a house rule's mistake: {"path":
+// 1}, "msg" for "message") still rejects the registry, the safe way, and
+// says what it is, where it printed as "1: <nil>".
+func violationLine(v any) string {
+	m, ok := v.(map[string]any)
+	if ok && len(m) == 2 {
+		path, okPath := m["path"].(string)
+		msg, okMsg := m["message"].(string)
+		if okPath && okMsg {
+			return path + ": " + msg
+		}
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		raw = []byte(fmt.Sprint(v))
+	}
+	return fmt.Sprintf("%s: an entry is not a {\"path\": string, \"message\": string} object (a house rule of the policy bundle?): %s", ValidationQuery, raw)
 }
 
 // jsonKind names the JSON kind of a value a policy returned.

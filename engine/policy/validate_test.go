@@ -163,6 +163,22 @@ violations contains {"path": "x", "message": "y"} if one == 3
 		}
 		wantRegistryErr(t, err, "data.geoscope.registry.violations must be a set")
 	}
+
+	// Entries of another shape reject the registry, and say what they are
+	// (they printed as "1: <nil>").
+	for name, entry := range map[string]string{
+		"a path that is a number": `{"path": 1}`,
+		"msg for message":         `{"path": "x", "msg": "y"}`,
+		"a string":                `"orders are wrong"`,
+	} {
+		policy["geoscope/registry/house.rego"] = "package geoscope.registry\n\nviolations contains " + entry + "\n"
+		_, err = LoadSnapshot(ctx, []string{writeBundle(t, policy), "../../bundles/registry"}, LoadOptions{})
+		if err == nil || strings.Contains(err.Error(), "<nil>") {
+			t.Errorf("an entry %s: %v; want the registry rejected, saying what the entry is", name, err)
+			continue
+		}
+		wantRegistryErr(t, err, `an entry is not a {"path": string, "message": string} object`)
+	}
 }
 
 // The built-in rules compile (they are embedded; a mistake there would
