@@ -83,13 +83,15 @@ var opaCodes = map[string]string{
 	apierror.Forbidden:            opatypes.CodeUnauthorized,
 	apierror.NotFound:             opatypes.CodeResourceNotFound,
 	apierror.MethodNotAllowed:     opatypes.CodeInvalidOperation,
-	apierror.PolicyError:          opatypes.CodeEvaluation,
+	// The policy failed: OPA's Data API answers an evaluation error as
+	// internal_error (its evaluation_error is the Compile API's), so
+	// policy_error is told apart only in errors[0].
 }
 
 func opaErrorOf(e apiError) opaError {
 	code, ok := opaCodes[e.Code]
 	if !ok {
-		code = opatypes.CodeInternal // not_ready, eval_timeout, ledger_unavailable, internal, ...
+		code = opatypes.CodeInternal // policy_error, not_ready, eval_timeout, ledger_unavailable, internal, ...
 	}
 	return opaError{Code: code, Message: e.Message, Errors: []opaDetail{{Code: e.Code, Message: e.Message, Field: e.Field, ErrorID: e.ErrorID}}}
 }

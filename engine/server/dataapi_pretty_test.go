@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -48,5 +49,23 @@ func TestDataAPIEnvelopeErrorBounded(t *testing.T) {
 	e := r.errorBody(t)
 	if !strings.HasPrefix(e.Field, "kkkk") || !strings.HasSuffix(e.Field, "…") || len(e.Field) > 128 {
 		t.Errorf("field %q: want the start of the key, marked as cut", e.Field)
+	}
+}
+
+// A policy that fails to evaluate is answered as OPA's Data API answers an
+// evaluation error: 500 internal_error, geoscope's policy_error inside.
+func TestDataAPIPolicyErrorIsOPAsInternalError(t *testing.T) {
+	broken := newTestServer(t, serverSetup{
+		bundles: []string{writeBundle(t, map[string]string{"p.rego": brokenRego, ".manifest": manifest}), registryBundle},
+	})
+	r := broken.do(t, request{method: http.MethodPost, path: DataDecisionPath, body: `{"input": ` + decisionBody + `}`})
+	var e struct {
+		Code   string `json:"code"`
+		Errors []struct {
+			Code string `json:"code"`
+		} `json:"errors"`
+	}
+	if err := json.Unmarshal(r.body, &e); err != nil || r.status != http.StatusInternalServerError || e.Code != "internal_error" || len(e.Errors) != 1 || e.Errors[0].Code != "policy_error" {
+		t.Errorf("%s: want 500 internal_error with policy_error in errors[0]", r)
 	}
 }
