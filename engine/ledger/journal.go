@@ -749,6 +749,7 @@ func (l *Ledger) warnUnindexed(ctx context.Context) {
 		}
 	}
 	if len(ids) > 0 {
+		l.unseen = len(ids)
 		l.log.Warn("ledger: entries in the journal are not in the database yet and are not shown; `geoscope serve` copies them when it next starts on this data directory",
 			"entries", len(ids), "data_dir", l.cfg.DataDir)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/engine/report"
 )
 
 // crashImage records n entries that the SQLite ledger answers from its
@@ -113,6 +114,23 @@ func TestJournalAfterACrash(t *testing.T) {
 		Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A report built by the reader says it is incomplete, in every format.
+	r, err := report.Build(context.Background(), reader, report.Period{Since: baseTime.Add(-time.Hour), Until: baseTime.Add(time.Hour)}, report.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reader.Unseen() != n || !strings.Contains(r.Incomplete, fmt.Sprintf("INCOMPLETE: %d recorded entries", n)) {
+		t.Errorf("the reader sees %d unseen entries, the report says %q; want %d, and the report incomplete", reader.Unseen(), r.Incomplete, n)
+	}
+	for _, format := range report.Formats {
+		var buf bytes.Buffer
+		if err := r.Render(&buf, format); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(buf.String(), "INCOMPLETE") {
+			t.Errorf("the %s report does not say it is incomplete", format)
+		}
 	}
 	reader.Close()
 	if !strings.Contains(logged.String(), "not in the database yet") || !strings.Contains(logged.String(), fmt.Sprintf("entries=%d", n)) {

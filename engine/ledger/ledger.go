@@ -148,7 +148,17 @@ type Ledger struct {
 	// rechecked is closed when recheckStart has ended (nil: not run).
 	rechecked chan struct{}
 	lastOK    time.Time
+
+	// unseen is how many journaled entries a read-only ledger found
+	// missing from the database when it opened (see warnUnindexed).
+	unseen int
 }
+
+// Unseen is how many entries were in the data directory's journal, and
+// not yet in the database, when this read-only ledger opened: a reader
+// does not see them (after a crash, until `geoscope serve` next starts on
+// the directory). 0 for a ledger that writes, which copies them first.
+func (l *Ledger) Unseen() int { return l.unseen }
 
 type pending struct {
 	entry *Entry

@@ -119,6 +119,9 @@ func (r *Report) CSV(w io.Writer) error {
 	if r.Violation {
 		row("report", all, "violation_text", r.ViolationText)
 	}
+	if r.Incomplete != "" {
+		row("report", all, "incomplete", r.Incomplete)
+	}
 	row("report", all, "attribution", r.Attribution)
 	row("summary", all, "decisions_recorded", r.Summary.Decisions)
 	row("summary", all, "admissions_recorded", r.Summary.Admissions)
@@ -210,6 +213,9 @@ func (r *Report) Markdown(w io.Writer) error {
 	}
 	if r.Violation {
 		p("> **⚠ %s**\n\n", md(r.ViolationText))
+	}
+	if r.Incomplete != "" {
+		p("> **⚠ %s**\n\n", md(r.Incomplete))
 	}
 
 	p("## Users outside the jurisdiction affected\n\n")

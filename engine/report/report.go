@@ -150,7 +150,11 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 	for _, r := range rows {
 		a.countRow(r)
 	}
-	return a.report(o.MinCount), nil
+	r := a.report(o.MinCount)
+	if n := l.Unseen(); n > 0 {
+		r.Incomplete = IncompleteText(n)
+	}
+	return r, nil
 }
 
 // groupKey is one authority with the jurisdiction the registry gave it.

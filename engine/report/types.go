@@ -32,6 +32,10 @@ type Report struct {
 	// inside. ViolationText then says so in words.
 	Violation     bool   `json:"violation"`
 	ViolationText string `json:"violation_text,omitempty"`
+	// Incomplete, when set, says that entries recorded in the data
+	// directory's journal were not in the database, and so not counted
+	// (a reader of a crashed SQLite ledger; see ledger.Ledger.Unseen).
+	Incomplete string `json:"incomplete,omitempty"`
 	// OutsideAffected is the totals' figure, repeated at the top.
 	OutsideAffected OutsideAffected `json:"outside_affected"`
 	Summary         Summary         `json:"summary"`
@@ -340,4 +344,9 @@ func notes(minCount int) []string {
 		n = slices.Insert(n, 2, WithheldText(minCount))
 	}
 	return n
+}
+
+// IncompleteText says that n recorded entries are not counted.
+func IncompleteText(n int) string {
+	return fmt.Sprintf("INCOMPLETE: %d recorded entries were in the ledger's journal and not yet in its database when this report was built (the server stopped before copying them), and are not counted. Start geoscope serve on the data directory, which copies them first, and build the report again.", n)
 }
