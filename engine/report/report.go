@@ -702,9 +702,14 @@ func (a *aggregator) groupOut(t *tally, c func(int) Cell, received int) Group {
 	g.ByCountry = []CountryRow{}
 	for _, country := range countries {
 		m := t.byCountry[country]
+		var inside *bool
+		if t.key.authority != AllAuthorities {
+			in := country != engine.UnknownCountry && slices.Contains(t.jurisdiction, country)
+			inside = &in
+		}
 		g.ByCountry = append(g.ByCountry, CountryRow{
 			Country:           country,
-			Inside:            country != engine.UnknownCountry && slices.Contains(t.jurisdiction, country),
+			Inside:            inside,
 			RemoveParticipant: c(m[decision.RemoveParticipant]),
 			DenyJoin:          c(m[decision.DenyJoin]),
 			Total:             c(m[decision.RemoveParticipant] + m[decision.DenyJoin]),

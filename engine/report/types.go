@@ -185,11 +185,13 @@ type ParticipantActions struct {
 
 // CountryRow counts participant-level actions by located country.
 type CountryRow struct {
-	Country           string `json:"country"`
-	Inside            bool   `json:"inside_jurisdiction"` // meaningless for the totals
-	RemoveParticipant Cell   `json:"remove_participant"`
-	DenyJoin          Cell   `json:"deny_join"`
-	Total             Cell   `json:"total"`
+	Country string `json:"country"`
+	// Inside is whether the country is in the group's jurisdiction; nil
+	// (absent) in the totals over all authorities, which have none.
+	Inside            *bool `json:"inside_jurisdiction,omitempty"`
+	RemoveParticipant Cell  `json:"remove_participant"`
+	DenyJoin          Cell  `json:"deny_join"`
+	Total             Cell  `json:"total"`
 }
 
 // MeetingWide counts the meeting terminations and account suspensions
