@@ -34,8 +34,14 @@ var strict = json.JoinOptions(
 // path with array indices ("meeting.participants[3].ip"), because an
 // operator with 10k participants needs to know which one.
 func DecodeStrict(data []byte, v any) error {
-	if len(bytes.TrimSpace(data)) == 0 {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
 		return invalid("", "request body is empty; expected a JSON object")
+	}
+	// null decodes into a struct as nothing at all, and was answered as
+	// a request without its first required member.
+	if string(trimmed) == "null" {
+		return invalid("", "expected a JSON object, got null")
 	}
 	if err := json.Unmarshal(data, v, strict); err != nil {
 		return describe(err, reflect.TypeOf(v))

@@ -110,6 +110,7 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "truncated", body: `{"meeting": {"id": "m"`, want: "malformed JSON: unexpected end of input"},
 		{name: "trailing data", body: meeting("") + ` {}`, want: "unexpected data after the JSON object"},
 		{name: "not an object", body: `[]`, want: "expected an object, got an array"},
+		{name: "null", body: " null ", want: "expected a JSON object, got null"},
 		{name: "unknown top-level field", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "extra": 1}`, want: "extra: unknown field"},
 		{name: "unknown nested field with index", body: meeting(participants(3) + `,{"id": "x", "ip": "8.8.8.8", "country": "US"}`), want: "meeting.participants[3].country: unknown field"},
 		{name: "jurisdiction in order", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "order": {"id": "o", "authority": "x", "demands": ["end_meeting"], "jurisdiction": ["CN"]}}`, want: "order.jurisdiction: unknown field"},
