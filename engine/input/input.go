@@ -604,9 +604,10 @@ func checkParticipant(p *Participant, f field) error {
 }
 
 // plainID reports whether checkID accepts id without looking further: it
-// is not empty, within MaxIDLength and printable ASCII.
+// is not empty, within MaxIDLength and printable ASCII, and does not start
+// with a space (so it is not blank).
 func plainID(id string) bool {
-	return id != "" && len(id) <= MaxIDLength && printableASCII(id)
+	return id != "" && id[0] != ' ' && len(id) <= MaxIDLength && printableASCII(id)
 }
 
 // checkConnection accepts at most one of ip and phone and returns the
@@ -685,7 +686,23 @@ func checkID(f field, id string) error {
 	case len(id) > MaxIDLength:
 		return invalid(f.String(), "is %d bytes long; the limit is %d", len(id), MaxIDLength)
 	}
-	return checkText(f, id)
+	if err := checkText(f, id); err != nil || printableASCII(id) && id[0] != ' ' {
+		return err
+	}
+	// An id is compared, stored and shown as given: one that is only
+	// spaces, or that carries a bidirectional control (which reorders how
+	// it and what follows it are displayed: "p\u202e1" shows as another
+	// id in a ledger export or a log), is refused. Text attributes may
+	// carry such marks; an id has no use for them.
+	if strings.TrimSpace(id) == "" {
+		return invalid(f.String(), "is blank")
+	}
+	for _, c := range id {
+		if unicode.Is(unicode.Bidi_Control, c) {
+			return invalid(f.String(), "%s contains a bidirectional control character (U+%04X)", Quote(id), c)
+		}
+	}
+	return nil
 }
 
 // checkText rejects invalid UTF-8 and control characters. The decoder
