@@ -395,7 +395,7 @@ func TestBundlesServeRefusesPrivateKey(t *testing.T) {
 	r := runCLI(t, nil, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir,
 		"--verification-key", filepath.Join("..", "bundles", "keys", "dev-es256.pem"))
 	if r.code != 2 || !strings.Contains(r.stderr, `"EC PRIVATE KEY" block is not a public key`) ||
-		!strings.Contains(r.stderr, "a private key does not belong on a verifying server") {
+		!strings.Contains(r.stderr, "a private key does not belong on a verifying server") || strings.Contains(r.stderr, "bundle rejected") {
 		t.Errorf("want exit 2 with a clear refusal; got %s", r)
 	}
 	r = runCLI(t, nil, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir,

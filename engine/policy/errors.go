@@ -6,6 +6,10 @@ import "errors"
 var (
 	// ErrBundle: a bundle could not be read, verified, or activated.
 	ErrBundle = errors.New("bundle rejected")
+	// ErrKey: the key given to verify bundles with cannot be used (not a
+	// public key, an algorithm that does not fit it, unreadable); no
+	// bundle was looked at.
+	ErrKey = errors.New("unusable verification key")
 	// ErrRegistry: the registry data is malformed.
 	ErrRegistry = errors.New("registry rejected")
 	// ErrEvaluation: the policy failed or returned something that is not a

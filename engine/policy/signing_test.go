@@ -456,6 +456,23 @@ func sigVerification(t *testing.T, key sigKey, keyID, alg string) LoadOptions {
 	return LoadOptions{Verification: vc}
 }
 
+// wantKeyErr checks an error refusing a verification key: ErrKey, not
+// ErrBundle (no bundle was looked at), mentioning texts.
+func wantKeyErr(t *testing.T, err error, texts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("accepted; want a refusal mentioning %q", texts)
+	}
+	if !errors.Is(err, ErrKey) || errors.Is(err, ErrBundle) || strings.Contains(err.Error(), "bundle rejected") {
+		t.Errorf("error %q: want ErrKey, not a bundle rejection", err)
+	}
+	for _, text := range texts {
+		if !strings.Contains(err.Error(), text) {
+			t.Errorf("error %q does not mention %q", err, text)
+		}
+	}
+}
+
 func wantBundleErr(t *testing.T, err error, texts ...string) {
 	t.Helper()
 	if err == nil {
@@ -786,7 +803,7 @@ func TestVerificationKeys(t *testing.T) {
 	} {
 		t.Run("--signing-alg "+tc.alg+" with "+tc.key.name+" refused", func(t *testing.T) {
 			_, err := VerificationKey(sigWriteFile(t, "k.pem", tc.key.pub), "", tc.alg)
-			wantBundleErr(t, err, tc.want, "--signing-alg")
+			wantKeyErr(t, err, tc.want, "--signing-alg")
 		})
 	}
 
@@ -801,7 +818,7 @@ func TestVerificationKeys(t *testing.T) {
 	// P-256 key is refused up front, like RS256 for an ECDSA key.
 	t.Run("--signing-alg ES384 for a P-256 key refused", func(t *testing.T) {
 		_, err := VerificationKey(sigWriteFile(t, "k.pem", es.pub), "", "ES384")
-		wantBundleErr(t, err, "--signing-alg ES384 does not fit")
+		wantKeyErr(t, err, "--signing-alg ES384 does not fit")
 	})
 
 	t.Run("private keys refused", func(t *testing.T) {
@@ -818,7 +835,7 @@ func TestVerificationKeys(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				_, err := VerificationKey(sigWriteFile(t, "k.pem", tc.pem), "", "")
-				wantBundleErr(t, err, "--verification-key", `"`+tc.block+`" block is not a public key`, "a private key does not belong on a verifying server")
+				wantKeyErr(t, err, "--verification-key", `"`+tc.block+`" block is not a public key`, "a private key does not belong on a verifying server")
 			})
 		}
 	})
@@ -835,14 +852,14 @@ func TestVerificationKeys(t *testing.T) {
 				"(input: dev-es256.pub.pem + dev-es256.pem concatenated; expected: refused like a lone private key; " +
 				"actual: accepted, the private key is kept in the verification config); it checks the first PEM block only")
 		}
-		wantBundleErr(t, err, "more than one PEM block")
+		wantKeyErr(t, err, "more than one PEM block")
 	})
 
 	t.Run("not PEM and missing file refused", func(t *testing.T) {
 		_, err := VerificationKey(sigWriteFile(t, "k.pem", []byte("not a key")), "", "")
-		wantBundleErr(t, err, "not a PEM file")
+		wantKeyErr(t, err, "not a PEM file")
 		_, err = VerificationKey(filepath.Join(t.TempDir(), "absent.pem"), "", "")
-		wantBundleErr(t, err, "--verification-key", "absent.pem")
+		wantKeyErr(t, err, "--verification-key", "absent.pem")
 	})
 
 	// The key id is a label. With --verification-key the configured id is

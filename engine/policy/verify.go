@@ -29,15 +29,15 @@ var signingAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "P
 func VerificationKey(path, keyID, alg string) (*bundle.VerificationConfig, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --verification-key: %v", ErrBundle, err)
+		return nil, fmt.Errorf("%w: --verification-key: %v", ErrKey, err)
 	}
 	alg, err = publicKeyAlgorithm(raw, alg)
 	var algErr algorithmError
 	switch {
 	case errors.As(err, &algErr):
-		return nil, fmt.Errorf("%w: --signing-alg %s", ErrBundle, algErr.describe("the key in "+path))
+		return nil, fmt.Errorf("%w: --signing-alg %s", ErrKey, algErr.describe("the key in "+path))
 	case err != nil:
-		return nil, fmt.Errorf("%w: --verification-key %s: %v", ErrBundle, path, err)
+		return nil, fmt.Errorf("%w: --verification-key %s: %v", ErrKey, path, err)
 	}
 	if keyID == "" {
 		keyID = DefaultKeyID

@@ -128,7 +128,7 @@ func exitCode(err error) int {
 	switch {
 	case errors.As(err, &ue),
 		errors.Is(err, input.ErrInvalid), errors.Is(err, input.ErrTooLarge),
-		errors.Is(err, policy.ErrBundle), errors.Is(err, policy.ErrRegistry),
+		errors.Is(err, policy.ErrBundle), errors.Is(err, policy.ErrRegistry), errors.Is(err, policy.ErrKey),
 		errors.Is(err, geo.ErrUnreadable), errors.Is(err, geo.ErrWrongType),
 		errors.Is(err, errReadInput), errors.Is(err, server.ErrConfig), errors.Is(err, sources.ErrConfig),
 		errors.Is(err, ledger.ErrConfig), errors.Is(err, tracing.ErrConfig):
