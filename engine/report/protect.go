@@ -34,17 +34,32 @@ import "slices"
 // say what is protected, and the threshold is for reports published in
 // fixed periods (README).
 //
+// Rows of countries and codes are ordered by what is shown (report.go,
+// byShown): ordered by their true counts, a withheld 5+ placed after a 5
+// shown was 5.
+//
+// Not protected: in a report with a violation, the users affected outside
+// a jurisdiction are published exactly (hiding a small violation would
+// defeat the report), and so, through them, are the counts of the
+// countries outside the jurisdiction and the users reached by the
+// meeting-wide actions they come from. The notes say so.
+//
 // A relation is included only when it holds in the counts at hand: some
 // sums hold by construction (a row's outcomes add up to what it
 // evaluated), others usually do (each entry cites the orders of one
 // authority, so the authorities' decisions add up to all decisions), and
 // one that does not hold gives nothing away by subtraction.
 
-// relation is a published sum: total = the sum of parts.
+// relation is a published sum: the sum of totals = the sum of parts
+// (totals is one cell but for sums of two columns, such as the refusal
+// reasons, which add up to the narrowed and the refused).
 type relation struct {
-	total *Cell
-	parts []*Cell
+	totals []*Cell
+	parts  []*Cell
 }
+
+// members is every cell of the relation, the parts first.
+func (r relation) members() []*Cell { return append(slices.Clip(r.parts), r.totals...) }
 
 // holds reports whether the counts add up.
 func (r relation) holds() bool {
@@ -52,33 +67,32 @@ func (r relation) holds() bool {
 	for _, p := range r.parts {
 		sum += p.n
 	}
-	return sum == r.total.n
+	for _, t := range r.totals {
+		sum -= t.n
+	}
+	return sum == 0
 }
 
 // protect withholds cells until no relation has exactly one hidden member.
 func protect(relations []relation) {
 	var live []relation
 	for _, r := range relations {
-		if len(r.parts) > 0 && r.holds() {
+		if len(r.parts) > 0 && len(r.totals) > 0 && !slices.Contains(r.totals, nil) && r.holds() {
 			live = append(live, r)
 		}
 	}
 	sums := map[*Cell]int{}
 	for _, r := range live {
-		sums[r.total]++
-		for _, p := range r.parts {
-			sums[p]++
+		for _, c := range r.members() {
+			sums[c]++
 		}
 	}
 	for changed := true; changed; {
 		changed = false
 		for _, r := range live {
 			hidden := 0
-			if r.total.Suppressed() {
-				hidden++
-			}
-			for _, p := range r.parts {
-				if p.Suppressed() {
+			for _, c := range r.members() {
+				if c.Suppressed() {
 					hidden++
 				}
 			}
@@ -98,7 +112,7 @@ func protect(relations []relation) {
 // (the parts before the total).
 func toWithhold(r relation, sums map[*Cell]int) *Cell {
 	var pick *Cell
-	for _, c := range append(slices.Clip(r.parts), r.total) {
+	for _, c := range r.members() {
 		if c.Suppressed() || c.n == 0 {
 			continue
 		}
@@ -113,7 +127,7 @@ func toWithhold(r relation, sums map[*Cell]int) *Cell {
 // must not move afterwards: they are pointed at).
 func (r *Report) relations() []relation {
 	var rels []relation
-	add := func(total *Cell, parts ...*Cell) { rels = append(rels, relation{total, parts}) }
+	add := func(total *Cell, parts ...*Cell) { rels = append(rels, relation{[]*Cell{total}, parts}) }
 	groups := make([]*Group, 0, 1+len(r.Authorities))
 	groups = append(groups, &r.Totals)
 	for i := range r.Authorities {
@@ -221,7 +235,7 @@ func (r *Report) relations() []relation {
 // relations lists the sums within one group.
 func (g *Group) relations() []relation {
 	var rels []relation
-	add := func(total *Cell, parts ...*Cell) { rels = append(rels, relation{total, parts}) }
+	add := func(total *Cell, parts ...*Cell) { rels = append(rels, relation{[]*Cell{total}, parts}) }
 	rows := make([]*DemandRow, 0, 1+len(g.Demands))
 	rows = append(rows, &g.DemandsTotal)
 	for i := range g.Demands {
@@ -261,6 +275,15 @@ func (g *Group) relations() []relation {
 		blocks = append(blocks, &g.GuardBlocks[i].Count)
 	}
 	add(&g.GuardBlocksTotal, blocks...)
+
+	// Each refused (decision, order, demand) is narrowed or refused, and
+	// states its reasons' codes: with one code each (as the default
+	// policy states them), the reasons add up to those two columns.
+	reasons := make([]*Cell, 0, len(g.RefusalReasons))
+	for i := range g.RefusalReasons {
+		reasons = append(reasons, &g.RefusalReasons[i].Count)
+	}
+	rels = append(rels, relation{totals: []*Cell{&g.DemandsTotal.Narrowed, &g.DemandsTotal.Refused}, parts: reasons})
 
 	st := &g.OrdersByStatus
 	atEnd := make([]*Cell, 0, len(st.AtEnd))

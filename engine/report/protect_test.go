@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -47,6 +48,12 @@ func publishedSums(t *testing.T, doc map[string]any) map[string][]any {
 			}
 			sums[who+" "+col+" over countries"] = s
 		}
+		// Each refused demand is narrowed or refused, with one reason.
+		reasons := []any{obj(g["demands_total"])["narrowed"], obj(g["demands_total"])["refused"]}
+		for _, c := range list(g["refusal_reasons"]) {
+			reasons = append(reasons, obj(c)["count"])
+		}
+		sums[who+" refusal reasons"] = reasons
 		mw := obj(g["meeting_wide"])
 		sums[who+" action records"] = []any{obj(g["outside_affected"])["action_records"], pa["total"], mw["meetings_ended"], mw["accounts_suspended"]}
 		s := []any{g["guard_blocks_total"]}
@@ -58,6 +65,38 @@ func publishedSums(t *testing.T, doc map[string]any) map[string][]any {
 	totals := obj(doc["totals"])
 	summary := obj(doc["summary"])
 	sums["decisions recorded"] = []any{totals["decisions"], summary["decisions_recorded"], summary["admissions_recorded"]}
+	geo := []any{totals["decisions"]}
+	for _, d := range list(doc["geoip_databases"]) {
+		geo = append(geo, obj(d)["decisions"])
+	}
+	sums["decisions by GeoIP database"] = geo
+	// Each country's and each code's row, across authorities (a row an
+	// authority lacks is 0).
+	keyed := func(list []any, key, name string) any {
+		for _, x := range list {
+			if obj(x)[key] == name {
+				return x
+			}
+		}
+		return nil
+	}
+	for _, spec := range []struct{ list, key, value string }{
+		{"participant_actions_by_country", "country", "total"},
+		{"participant_actions_by_country", "country", "remove_participant"},
+		{"refusal_reasons", "code", "count"},
+		{"guard_blocks", "code", "count"},
+	} {
+		for _, row := range list(totals[spec.list]) {
+			name := fmt.Sprint(obj(row)[spec.key])
+			s := []any{obj(row)[spec.value]}
+			for _, a := range list(doc["authorities"]) {
+				if x := keyed(list(obj(a)[spec.list]), spec.key, name); x != nil {
+					s = append(s, obj(x)[spec.value])
+				}
+			}
+			sums[spec.list+" "+name+" "+spec.value+" over authorities"] = s
+		}
+	}
 	for _, path := range [][]string{
 		{"participant_actions", "total"}, {"participant_actions", "remove_participant"}, {"meeting_wide", "meetings_ended"},
 		{"outside_affected", "action_records"}, {"demands_total", "granted"}, {"demands_total", "refused"}, {"guard_blocks_total"},
@@ -88,6 +127,33 @@ func checkNoSumGivesAway(t *testing.T, r *Report) {
 	var doc map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
 		t.Fatal(err)
+	}
+	// Rows are in the order of what is shown: a hidden count's place
+	// among shown ones would bound it (after a 5 shown, a 5+ is 5).
+	groups := append([]any{doc["totals"]}, doc["authorities"].([]any)...)
+	for _, gv := range groups {
+		g := gv.(map[string]any)
+		for _, spec := range [][2]string{{"participant_actions_by_country", "total"}, {"refusal_reasons", "count"}, {"guard_blocks", "count"}} {
+			rows, _ := g[spec[0]].([]any)
+			hiddenSeen, last, lastName := false, math.Inf(1), ""
+			for _, row := range rows {
+				name := fmt.Sprint(row.(map[string]any)["country"], row.(map[string]any)["code"])
+				switch v := row.(map[string]any)[spec[1]].(type) {
+				case string:
+					// Hidden counts by name: in the order of their true
+					// counts, their places would bound them.
+					if hiddenSeen && name < lastName {
+						t.Errorf("%v %s: hidden %s after hidden %s; hidden rows must be in name order", g["authority"], spec[0], name, lastName)
+					}
+					hiddenSeen, lastName = true, name
+				case float64:
+					if hiddenSeen || v > last {
+						t.Errorf("%v %s: %v after a hidden or smaller count; rows must be ordered by what is shown", g["authority"], spec[0], row)
+					}
+					last = v
+				}
+			}
+		}
 	}
 	for name, members := range publishedSums(t, doc) {
 		hidden := 0
@@ -145,6 +211,32 @@ func TestMeetingsEndedCannotBeSubtracted(t *testing.T) {
 	if !tot.OutsideAffected.ActionRecords.Suppressed() && !tot.ParticipantActions.Total.Suppressed() {
 		t.Errorf("action records %s and participant actions %s are both shown: their difference is the meetings ended",
 			tot.OutsideAffected.ActionRecords, tot.ParticipantActions.Total)
+	}
+	checkNoSumGivesAway(t, r)
+}
+
+// The case a review found: rows sorted by their true counts put a
+// withheld 5+ right after a 5 shown, so it was 5, and the total of the
+// row across authorities then gave another authority's <5 away.
+func TestRowOrderGivesNothingAway(t *testing.T) {
+	var recs []*engine.Record
+	n := 0
+	id := func() string { n++; return fmt.Sprintf("00000000-0000-7000-a000-%012d", n) }
+	remove := func(order, country string, k int) {
+		for i := range k {
+			recs = append(recs, newRec(id(), day(time.February, 1+n%27, 10), "m-"+country, "acct-x", order).
+				remove(order, country, fmt.Sprint(country, i)).rec)
+		}
+	}
+	remove("CN-2026-0601", "DE", 5)
+	remove("CN-2026-0601", "FR", 5)
+	remove("CN-2026-0601", "GB", 2)
+	remove("CN-2026-0601", "IT", 3)
+	remove("RU-2026-0001", "FR", 2)
+	remove("RU-2026-0001", "JP", 3)
+	r, err := Build(context.Background(), openFixture(t, recs), fixturePeriod, Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
 	checkNoSumGivesAway(t, r)
 }

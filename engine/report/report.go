@@ -625,13 +625,35 @@ func (a *aggregator) report(minCount int) *Report {
 	r.Notes = notes(minCount)
 	r.Withheld = WithheldMarker(minCount)
 	protect(r.relations())
-	// The statements quote cells, some of them withheld just now.
 	for _, g := range append([]*Group{&r.Totals}, pointers(r.Authorities)...) {
+		// The statements quote cells, some of them withheld just now.
 		g.MeetingWide.Statement = meetingWideText(g.MeetingWide)
 		g.OutsideAffected.Statement = outsideText(g.OutsideAffected)
+		// Rows were in the order of their counts; a hidden count's place
+		// among them told it apart (withheld after a 5 shown, it was 5).
+		// Now by what is shown: the counts shown, largest first, then the
+		// hidden ones, by name.
+		slices.SortStableFunc(g.ByCountry, func(x, y CountryRow) int { return byShown(x.Total, y.Total, x.Country, y.Country) })
+		slices.SortStableFunc(g.RefusalReasons, func(x, y CodeCount) int { return byShown(x.Count, y.Count, x.Code, y.Code) })
+		slices.SortStableFunc(g.GuardBlocks, func(x, y CodeCount) int { return byShown(x.Count, y.Count, x.Code, y.Code) })
 	}
 	r.OutsideAffected = r.Totals.OutsideAffected
 	return r
+}
+
+// byShown orders rows by their published count: the counts shown, largest
+// first, then the hidden ones; by name among equals.
+func byShown(x, y Cell, xName, yName string) int {
+	if x.Suppressed() != y.Suppressed() {
+		if x.Suppressed() {
+			return 1
+		}
+		return -1
+	}
+	if !x.Suppressed() && x.n != y.n {
+		return cmp.Compare(y.n, x.n)
+	}
+	return cmp.Compare(xName, yName)
 }
 
 // pointers points at each element of s.

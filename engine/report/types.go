@@ -326,7 +326,7 @@ func SuppressionText(minCount int) string {
 
 // WithheldText explains the withheld cells.
 func WithheldText(minCount int) string {
-	return fmt.Sprintf("Where a suppressed count could be worked out by subtracting the other counts of a row, a column or a total (across outcomes, actions, countries, codes, statuses or authorities), one more count of the same sum is withheld and shown as %s: it is %d or more. This protects each suppressed count from being read off or worked out from one sum; it does not stop someone who solves several sums together from narrowing a suppressed count down.",
+	return fmt.Sprintf("Where a suppressed count could be worked out by subtracting the other counts of a row, a column or a total (across outcomes, actions, countries, codes, statuses or authorities), one more count of the same sum is withheld and shown as %s: it is %d or more. This protects each suppressed count from being read off or worked out from one sum; it does not stop someone who solves several sums together from narrowing a suppressed count down. Rows are listed by the counts shown, then the hidden ones by name. In a report with a violation, the users affected outside a jurisdiction are never hidden, and neither, through them, are the counts of the countries outside it.",
 		WithheldMarker(minCount), minCount)
 }
 
