@@ -351,12 +351,12 @@ func denies(actions []decision.Action, participantID string) bool {
 	})
 }
 
-// decodeAnswer decodes a successful answer as strictly as the server
-// decodes requests: a member named twice, a name that matches only when
-// case is ignored, or invalid UTF-8 is refused (encoding/json takes the
-// last of two "participant_id"s, and "ALLOW" for "allow"), so that two
-// readers of one answer cannot read two decisions from it. Members this
-// client does not know are ignored: a newer server may add some.
+// decodeAnswer decodes a successful answer strictly: a member named twice
+// or invalid UTF-8 is refused (encoding/json takes the last of two
+// "participant_id"s), so that two readers of one answer cannot read two
+// decisions from it. Names match only in their exact case (encoding/json
+// read "ALLOW" as "allow"); a member of another case is ignored as
+// unknown, as are members a newer server may add.
 func decodeAnswer(raw []byte, v any) error {
 	return jsonv2.Unmarshal(raw, v)
 }

@@ -22,11 +22,12 @@
 // look like a recorded, scoped decision (no decision id, an action citing no
 // order, an action for another meeting, an admission whose allow flag
 // contradicts its actions, a preview answered to a request for
-// enforcement). Answers are read as strictly as the server reads requests:
-// a member named twice, a name matching only when case is ignored, or
-// invalid UTF-8 is refused, so that no two readers of one answer read two
-// decisions from it. Such a response yields an error matching
-// [ErrBadResponse], and therefore no enforcement.
+// enforcement). Answers are read strictly: a member named twice, or
+// invalid UTF-8, is refused, so that no two readers of one answer read two
+// decisions from it; names match only in their exact case (a member
+// "ACTIONS" is not read as "actions", and is ignored as unknown, as a
+// member a newer server adds is). Such a response yields an error
+// matching [ErrBadResponse], and therefore no enforcement.
 //
 // # Errors
 //

@@ -25,12 +25,15 @@ const (
 // The file is read again when it changes (see Server.watchFiles): a token
 // is added or revoked by editing the file (or the Secret it is mounted
 // from), without a restart that would drop every connection. A version
-// that does not load (missing, unreadable, a malformed line) keeps the
-// tokens in use. A version that loads and holds no token (empty, or only
-// comments) revokes them all: that is the operator's way to shut everyone
-// out at once, when the one token there was has leaked. At start, a file
-// without tokens is refused instead, as a mistake: the server would
-// answer nothing but /health, /ready and /openapi.json.
+// that does not load (missing, unreadable, a malformed line, or empty)
+// keeps the tokens in use. A version that holds comments and no token
+// revokes them all: that is the operator's way to shut everyone out at
+// once, when the one token there was has leaked. An empty file is not
+// taken for that: a disk that filled up, or an editor truncating before it
+// writes, leaves one by accident, and every meeting server would then
+// fail open without a word (a review's point). At start, a file without
+// tokens is refused, as a mistake: the server would answer nothing but
+// /health, /ready and /openapi.json.
 type tokens struct {
 	path    string
 	entries atomic.Pointer[[]tokenEntry]
@@ -44,7 +47,7 @@ type tokenEntry struct {
 // loadTokens reads a tokens file: one "SCOPE SHA256-HEX" per line; blank
 // lines and lines starting with # are ignored.
 func loadTokens(path string) (*tokens, error) {
-	entries, err := readTokens(path)
+	entries, _, err := readTokens(path)
 	if err != nil {
 		return nil, err
 	}
@@ -56,45 +59,51 @@ func loadTokens(path string) (*tokens, error) {
 	return t, nil
 }
 
-// readTokens parses a tokens file.
-func readTokens(path string) ([]tokenEntry, error) {
+// readTokens parses a tokens file; commented reports whether it holds a
+// comment.
+func readTokens(path string) (entries []tokenEntry, commented bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --tokens-file: %v", ErrConfig, err)
+		return nil, false, fmt.Errorf("%w: --tokens-file: %v", ErrConfig, err)
 	}
 	defer f.Close()
-	var entries []tokenEntry
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "#") {
+			commented = true
+		}
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		fields := strings.Fields(line)
 		if len(fields) != 2 {
-			return nil, fmt.Errorf("%w: --tokens-file %s line %d: want \"SCOPE SHA256-HEX\"", ErrConfig, path, n)
+			return nil, false, fmt.Errorf("%w: --tokens-file %s line %d: want \"SCOPE SHA256-HEX\"", ErrConfig, path, n)
 		}
 		scope := fields[0]
 		if scope != ScopeDecide && scope != ScopeAdmin {
-			return nil, fmt.Errorf("%w: --tokens-file %s line %d: unknown scope %q (decide, admin)", ErrConfig, path, n, scope)
+			return nil, false, fmt.Errorf("%w: --tokens-file %s line %d: unknown scope %q (decide, admin)", ErrConfig, path, n, scope)
 		}
 		raw, err := hex.DecodeString(fields[1])
 		if err != nil || len(raw) != sha256.Size {
-			return nil, fmt.Errorf("%w: --tokens-file %s line %d: the second field must be the 64-hex-digit SHA-256 of the token", ErrConfig, path, n)
+			return nil, false, fmt.Errorf("%w: --tokens-file %s line %d: the second field must be the 64-hex-digit SHA-256 of the token", ErrConfig, path, n)
 		}
 		e := tokenEntry{scope: scope}
 		copy(e.digest[:], raw)
 		entries = append(entries, e)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: --tokens-file: %v", ErrConfig, err)
+		return nil, false, fmt.Errorf("%w: --tokens-file: %v", ErrConfig, err)
 	}
-	return entries, nil
+	return entries, commented, nil
 }
 
 // reload reads the file again.
 func (t *tokens) reload(log *slog.Logger) {
-	entries, err := readTokens(t.path)
+	entries, commented, err := readTokens(t.path)
+	if err == nil && len(entries) == 0 && !commented {
+		err = fmt.Errorf("%w: --tokens-file %s is empty (to revoke every token, leave a comment in it)", ErrConfig, t.path)
+	}
 	if err != nil {
 		log.Warn("--tokens-file changed but does not load; the tokens in use stay", "error", err.Error())
 		return

@@ -221,9 +221,22 @@ func TestTokensFileReadAgainWhenItChanges(t *testing.T) {
 		t.Errorf("the failed version logged %d times, want once", n)
 	}
 
-	// A version without tokens revokes them all: emptied, or left with a
-	// comment.
-	for _, content := range []string{"# every token revoked\n", ""} {
+	// An empty version is taken for an accident (a full disk, an editor
+	// truncating first), not for revoking: it does not load.
+	empty := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(empty, path); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the empty version logged", func() bool { return strings.Contains(ts.logs.String(), "is empty (to revoke every token") })
+	if got := status("new-admin"); got != http.StatusOK {
+		t.Errorf("after an empty tokens file: %d, want 200 (the tokens in use stay)", got)
+	}
+
+	// A version with comments and no token revokes them all.
+	for _, content := range []string{"# every token revoked\n", "\n# revoked\n\n"} {
 		if err := os.Rename(writeTokens(t, "next-decide", "next-admin"), path); err != nil {
 			t.Fatal(err)
 		}
