@@ -1,6 +1,10 @@
 package report
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/geoscope/geoscope/engine/registry"
+)
 
 // Secondary suppression.
 //
@@ -73,12 +77,57 @@ func (r relation) holds() bool {
 	return sum == 0
 }
 
-// protect withholds cells until no relation has exactly one hidden member.
-func protect(relations []relation) {
+// bound is a published inequality: the sum of le ≤ the sum of ge (an
+// order in force at the end of the period was in force during it; every
+// meeting ended reached someone).
+type bound struct {
+	le, ge []*Cell
+}
+
+func (b bound) holds() bool {
+	return total(b.le) <= total(b.ge)
+}
+
+func (b bound) members() []*Cell { return append(slices.Clip(b.le), b.ge...) }
+
+func total(cells []*Cell) int {
+	n := 0
+	for _, c := range cells {
+		n += c.n
+	}
+	return n
+}
+
+// protect hides cells until no hidden count can be worked out: first until
+// no relation has exactly one hidden member, then until bounding each
+// hidden count through every sum and bound in turn (interval propagation,
+// from what the markers say: "<5" is 1 to 4, "5+" is 5 or more) leaves
+// none of them a single value.
+//
+// A hidden count pinned that way (a review found, at the default
+// threshold: 7 = 5 + <5 + <5, so both are 1; 6 = 5+ + <5, so 5 and 1; a
+// 5+ bounded above by a 5 it cannot exceed) gets another member of a sum
+// or bound it is in withheld: a total before a part, since a withheld
+// total is open above.
+//
+// Where every member is hidden already nothing more can be done: four
+// counts each <5 under a total <5 (four orders, one in each status at the
+// end of the period) are each 1. Showing zeros there as <5 too would hide
+// it, at the cost of every 0 beside a small total, and of the rule that
+// <5 is 1 to 4; the notes say so instead.
+func protect(relations []relation, bounds []bound) {
 	var live []relation
 	for _, r := range relations {
-		if len(r.parts) > 0 && len(r.totals) > 0 && !slices.Contains(r.totals, nil) && r.holds() {
+		// A sum of no parts (a column over no rows) stays: it says its
+		// total is 0, which a reader knows even when it is masked.
+		if len(r.totals) > 0 && !slices.Contains(r.totals, nil) && !slices.Contains(r.parts, nil) && r.holds() {
 			live = append(live, r)
+		}
+	}
+	var liveBounds []bound
+	for _, b := range bounds {
+		if len(b.le) > 0 && len(b.ge) > 0 && !slices.Contains(b.le, nil) && !slices.Contains(b.ge, nil) && b.holds() {
+			liveBounds = append(liveBounds, b)
 		}
 	}
 	sums := map[*Cell]int{}
@@ -87,6 +136,23 @@ func protect(relations []relation) {
 			sums[c]++
 		}
 	}
+	for _, b := range liveBounds {
+		for _, c := range b.members() {
+			sums[c]++
+		}
+	}
+	for {
+		withholdSingles(live, sums)
+		iv := propagate(live, liveBounds)
+		if !withholdPinned(iv, live, liveBounds, sums) {
+			return
+		}
+	}
+}
+
+// withholdSingles withholds cells until no relation has exactly one
+// hidden member.
+func withholdSingles(live []relation, sums map[*Cell]int) {
 	for changed := true; changed; {
 		changed = false
 		for _, r := range live {
@@ -107,12 +173,167 @@ func protect(relations []relation) {
 	}
 }
 
-// toWithhold picks the member of r to withhold: of those shown that are
-// not 0, the one in the fewest sums, then the smallest, then the first
-// (the parts before the total).
-func toWithhold(r relation, sums map[*Cell]int) *Cell {
+// unbounded stands for no upper bound; sums of a few thousand of them
+// stay within int64.
+const unbounded = int64(1) << 40
+
+// interval is what a reader can tell of a count: lo ≤ n ≤ hi.
+type interval struct{ lo, hi int64 }
+
+// known is what the published text says of c before any sum.
+func known(c *Cell) interval {
+	switch {
+	case !c.Suppressed():
+		return interval{int64(c.n), int64(c.n)}
+	case c.small():
+		return interval{1, int64(c.min - 1)}
+	}
+	return interval{int64(c.min), unbounded} // withheld
+}
+
+// span is the least and the most a sum of cells can be.
+type span struct {
+	lo, hi int64
+	open   int // members without an upper bound
+}
+
+func spanOf(cells []*Cell, iv func(*Cell) interval) span {
+	var s span
+	for _, c := range cells {
+		v := iv(c)
+		s.lo += v.lo
+		if v.hi >= unbounded {
+			s.open++
+		} else {
+			s.hi += v.hi
+		}
+	}
+	return s
+}
+
+// without is s less one of its members, v.
+func (s span) without(v interval) span {
+	s.lo -= v.lo
+	if v.hi >= unbounded {
+		s.open--
+	} else {
+		s.hi -= v.hi
+	}
+	return s
+}
+
+func (s span) max() int64 {
+	if s.open > 0 {
+		return unbounded
+	}
+	return s.hi
+}
+
+// propagate bounds every cell through the relations and bounds until
+// nothing tightens (or a fixed number of rounds).
+func propagate(live []relation, bounds []bound) map[*Cell]interval {
+	ivs := map[*Cell]interval{}
+	iv := func(c *Cell) interval {
+		v, ok := ivs[c]
+		if !ok {
+			v = known(c)
+			ivs[c] = v
+		}
+		return v
+	}
+	changed := false
+	tighten := func(c *Cell, lo, hi int64) {
+		v := iv(c)
+		if lo > v.lo {
+			v.lo, changed = lo, true
+		}
+		if hi < v.hi {
+			v.hi, changed = hi, true
+		}
+		ivs[c] = v
+	}
+	// side tightens each member of one side of sum(side) = (or ≤, ≥) a
+	// sum the other side spans.
+	for range 200 {
+		changed = false
+		for _, r := range live {
+			parts, totals := spanOf(r.parts, iv), spanOf(r.totals, iv)
+			for _, p := range r.parts {
+				others := parts.without(iv(p))
+				tighten(p, totals.lo-others.max(), subMax(totals.max(), others.lo))
+			}
+			for _, t := range r.totals {
+				others := totals.without(iv(t))
+				tighten(t, parts.lo-others.max(), subMax(parts.max(), others.lo))
+			}
+		}
+		for _, b := range bounds {
+			le, ge := spanOf(b.le, iv), spanOf(b.ge, iv)
+			for _, c := range b.le {
+				tighten(c, 0, subMax(ge.max(), le.without(iv(c)).lo))
+			}
+			for _, c := range b.ge {
+				tighten(c, le.lo-ge.without(iv(c)).max(), unbounded)
+			}
+		}
+		if !changed {
+			break
+		}
+	}
+	return ivs
+}
+
+// subMax is a - b for an upper bound a that may be unbounded.
+func subMax(a, b int64) int64 {
+	if a >= unbounded {
+		return unbounded
+	}
+	return a - b
+}
+
+// withholdPinned withholds, for the first hidden count the intervals pin
+// to one value, a member shown of a relation or bound it is in. It
+// reports whether it withheld anything.
+func withholdPinned(ivs map[*Cell]interval, live []relation, bounds []bound, sums map[*Cell]int) bool {
+	pinned := func(c *Cell) bool {
+		v, ok := ivs[c]
+		// A count its marker already gives (a "<2" is 1) has nothing to
+		// protect.
+		k := known(c)
+		return ok && c.Suppressed() && v.lo == v.hi && k.lo != k.hi
+	}
+	for _, r := range live {
+		if !slices.ContainsFunc(r.members(), pinned) {
+			continue
+		}
+		// A total first: withheld, it is open above, which frees the
+		// parts under it.
+		if c := pickShown(r.totals, sums); c != nil {
+			c.withheld = true
+			return true
+		}
+		if c := pickShown(r.parts, sums); c != nil {
+			c.withheld = true
+			return true
+		}
+	}
+	for _, b := range bounds {
+		if !slices.ContainsFunc(b.members(), pinned) {
+			continue
+		}
+		if c := pickShown(b.members(), sums); c != nil {
+			c.withheld = true
+			return true
+		}
+	}
+	return false
+}
+
+// pickShown is, of cells shown that are not 0, the one in the fewest sums,
+// then the smallest, then the first.
+func pickShown(cells []*Cell, sums map[*Cell]int) *Cell {
 	var pick *Cell
-	for _, c := range r.members() {
+	for _, c := range cells {
 		if c.Suppressed() || c.n == 0 {
 			continue
 		}
@@ -122,6 +343,11 @@ func toWithhold(r relation, sums map[*Cell]int) *Cell {
 	}
 	return pick
 }
+
+// toWithhold picks the member of r to withhold: of those shown that are
+// not 0, the one in the fewest sums, then the smallest, then the first
+// (the parts before the total).
+func toWithhold(r relation, sums map[*Cell]int) *Cell { return pickShown(r.members(), sums) }
 
 // relations lists the sums the report publishes, over cells of r (which
 // must not move afterwards: they are pointed at).
@@ -285,6 +511,20 @@ func (g *Group) relations() []relation {
 	}
 	rels = append(rels, relation{totals: []*Cell{&g.DemandsTotal.Narrowed, &g.DemandsTotal.Refused}, parts: reasons})
 
+	// Counts that are equal whenever they are (the meetings ended are the
+	// end_meeting demands granted; an authority with one order evaluates
+	// each demand once per decision), hidden together.
+	if d := g.demand("end_meeting"); d != nil {
+		add(&g.MeetingWide.MeetingsEnded, &d.Granted)
+	}
+	if d := g.demand("suspend_account"); d != nil {
+		add(&g.MeetingWide.AccountsSuspended, &d.Granted)
+	}
+	add(&g.OrdersCited, &g.DemandsTotal.Orders)
+	for i := range g.Demands {
+		add(&g.Decisions, &g.Demands[i].Evaluated)
+	}
+
 	st := &g.OrdersByStatus
 	atEnd := make([]*Cell, 0, len(st.AtEnd))
 	for i := range st.AtEnd {
@@ -327,4 +567,36 @@ func codeCell(codes []CodeCount, code string) *Cell {
 		return &codes[i].Count
 	}
 	return nil
+}
+
+// bounds lists the inequalities a reader can rely on between published
+// counts (a relation with parts of at least 0 bounds them already).
+func (r *Report) bounds() []bound {
+	var out []bound
+	le := func(a, b *Cell) { out = append(out, bound{le: []*Cell{a}, ge: []*Cell{b}}) }
+	le(&r.Summary.PlainUnderOrder, &r.Summary.PlainAdmissions)
+	for _, g := range append([]*Group{&r.Totals}, pointers(r.Authorities)...) {
+		st := &g.OrdersByStatus
+		le(&st.InForceDuringPeriod, &st.Orders)
+		le(&st.RevokedInPeriod, &st.Orders)
+		le(&st.ExpiredInPeriod, &st.Orders)
+		for i := range st.AtEnd {
+			switch at := &st.AtEnd[i].Orders; st.AtEnd[i].Status {
+			case registry.StatusInForce:
+				// In force at the end, so in force during the period.
+				le(at, &st.InForceDuringPeriod)
+			case registry.StatusRevoked:
+				le(&st.RevokedInPeriod, at)
+			case registry.StatusExpired:
+				le(&st.ExpiredInPeriod, at)
+			}
+		}
+		for i := range g.Demands {
+			le(&g.Demands[i].Orders, &g.OrdersCited)
+		}
+		// Every meeting ended and every account suspended reached someone.
+		mw := &g.MeetingWide
+		out = append(out, bound{le: []*Cell{&mw.MeetingsEnded, &mw.AccountsSuspended}, ge: []*Cell{&mw.AffectedUsers}})
+	}
+	return out
 }

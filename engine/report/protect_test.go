@@ -6,10 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/registry"
 )
 
 // publishedSums lists the sums a published JSON report states, each as
@@ -155,27 +160,116 @@ func checkNoSumGivesAway(t *testing.T, r *Report) {
 			}
 		}
 	}
+	// The refusal reasons add up to the narrowed and the refused only
+	// when each refusal states one reason: which the JSON cannot tell.
+	reasonsHold := map[string]bool{}
+	for _, g := range append([]Group{r.Totals}, r.Authorities...) {
+		n := 0
+		for _, c := range g.RefusalReasons {
+			n += c.Count.n
+		}
+		reasonsHold[g.Authority] = n == g.DemandsTotal.Narrowed.n+g.DemandsTotal.Refused.n
+	}
 	for name, members := range publishedSums(t, doc) {
-		hidden := 0
-		for _, m := range members {
-			if _, marker := m.(string); marker {
-				hidden++
+		// The first member is the total, or the first two for the
+		// refusal reasons (narrowed + refused).
+		totals := 1
+		if who, ok := strings.CutSuffix(name, " refusal reasons"); ok {
+			if !reasonsHold[who] {
+				continue
+			}
+			totals = 2
+		}
+		hidden, hiddenAt, sum := 0, -1, 0.0
+		for i, m := range members {
+			sign := -1.0
+			if i < totals {
+				sign = 1
+			}
+			switch v := m.(type) {
+			case string:
+				hidden, hiddenAt = hidden+1, i
+			case float64:
+				sum += sign * v
 			}
 		}
-		if hidden == 1 {
-			t.Errorf("%s: %v has one hidden member, which the others give away", name, members)
+		if hidden != 1 {
+			continue
+		}
+		// What the others give it: 0 is a zero the report masked among
+		// the parts of a suppressed total, known 0 by a reader; not a
+		// count given away.
+		given := sum
+		if hiddenAt < totals {
+			given = -sum
+		}
+		// A value the marker rules out means the sum does not hold in
+		// this report (a refusal with two reasons counts under both).
+		marker := members[hiddenAt].(string)
+		var threshold float64
+		if strings.HasPrefix(marker, "<") {
+			fmt.Sscan(marker[1:], &threshold)
+			if given < 1 || given >= threshold {
+				continue
+			}
+		} else {
+			fmt.Sscan(strings.TrimSuffix(marker, "+"), &threshold)
+			if given < threshold {
+				continue
+			}
+		}
+		if given != 0 {
+			t.Errorf("%s: %v has one hidden member, which the others give away (%v)", name, members, given)
+		}
+	}
+}
+
+// checkNothingPinned fails when bounding every hidden count through the
+// report's sums and bounds pins one that is not 0 to a single value, or
+// when a bound excludes the true count (which would make the check
+// unsound). It uses the report's own relations: the JSON check above is
+// the one that reads what is published.
+func checkNothingPinned(t *testing.T, r *Report) {
+	t.Helper()
+	rels, bounds := r.relations(), r.bounds()
+	var live []relation
+	for _, rel := range rels {
+		if len(rel.totals) > 0 && !slices.Contains(rel.totals, nil) && !slices.Contains(rel.parts, nil) && rel.holds() {
+			live = append(live, rel)
+		}
+	}
+	var liveBounds []bound
+	for _, b := range bounds {
+		if !slices.Contains(b.le, nil) && !slices.Contains(b.ge, nil) && b.holds() {
+			liveBounds = append(liveBounds, b)
+		}
+	}
+	for c, v := range propagate(live, liveBounds) {
+		if int64(c.n) < v.lo || int64(c.n) > v.hi {
+			t.Errorf("the bounds [%d, %d] of a cell shown %s exclude its count %d", v.lo, v.hi, c, c.n)
+		}
+		if k := known(c); c.Suppressed() && c.n > 0 && v.lo == v.hi && k.lo != k.hi && !allHidden(live, c) {
+			// (A "<2" is 1 by what it says; nothing to protect.)
+			t.Errorf("a cell shown %s is pinned to %d by the sums and bounds", c, c.n)
 		}
 	}
 }
 
 func TestNoPublishedSumGivesASuppressedCountAway(t *testing.T) {
 	l := openFixture(t, fixtureRecords())
-	for _, minCount := range []int{2, 5, 10, 20} {
+	for _, minCount := range []int{2, 3, 5, 10, 20} {
 		r, err := Build(context.Background(), l, fixturePeriod, Options{MinCount: minCount})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Run(fmt.Sprint("min count ", minCount), func(t *testing.T) { checkNoSumGivesAway(t, r) })
+		t.Run(fmt.Sprint("min count ", minCount), func(t *testing.T) {
+			checkNoSumGivesAway(t, r)
+			if minCount > 2 {
+				// A "<2" is 1 by what it says, and pins what it adds up
+				// to: at a threshold of 2 there is nothing to protect.
+				checkNothingPinned(t, r)
+			}
+		})
 	}
 }
 
@@ -239,4 +333,201 @@ func TestRowOrderGivesNothingAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkNoSumGivesAway(t, r)
+}
+
+// allHidden reports whether every sum c is in has every member hidden:
+// then nothing more can be withheld (the notes say what that gives away).
+func allHidden(live []relation, c *Cell) bool {
+	for _, r := range live {
+		if slices.Contains(r.members(), c) && slices.ContainsFunc(r.members(), func(m *Cell) bool { return !m.Suppressed() && m.n > 0 }) {
+			return false
+		}
+	}
+	return true
+}
+
+// ledgerOf collects records with ids and times of their own.
+type ledgerOf struct {
+	out []*engine.Record
+	n   int
+}
+
+func (s *ledgerOf) id() string { s.n++; return fmt.Sprintf("00000000-0000-7000-b000-%012d", s.n) }
+func (s *ledgerOf) at() time.Time {
+	return day(time.February, 1+s.n%27, 10).Add(time.Duration(s.n) * time.Minute)
+}
+func (s *ledgerOf) add(b *rb) { s.out = append(s.out, b.rec) }
+
+func (s *ledgerOf) build(t *testing.T) *Report {
+	t.Helper()
+	r, err := Build(context.Background(), openFixture(t, s.out), fixturePeriod, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Violation {
+		t.Fatalf("the ledger has a violation: %s", r.ViolationText)
+	}
+	return r
+}
+
+func (s *ledgerOf) guardBlock(order, code string) {
+	s.add(newRec(s.id(), s.at(), "m-"+code, "acct-x", order).
+		block(code, decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p", OrderID: order, Country: "US"}))
+}
+
+// Cases a review found, where a hidden count was pinned by one sum and
+// what its markers say, or by a bound, or by the dates beside it.
+func TestHiddenCountsArePinnedByNothing(t *testing.T) {
+	t.Run("7 = 5 + <5 + <5: both 1", func(t *testing.T) {
+		s := &ledgerOf{}
+		for range 5 {
+			s.guardBlock("CN-2026-0601", "outside_jurisdiction")
+		}
+		s.guardBlock("CN-2026-0601", "misstated_facts")
+		s.guardBlock("CN-2026-0601", "affects_outside")
+		r := s.build(t)
+		checkNoSumGivesAway(t, r)
+		checkNothingPinned(t, r)
+	})
+	t.Run("6 = 5+ + <5: 5 and 1", func(t *testing.T) {
+		s := &ledgerOf{}
+		for range 5 {
+			s.guardBlock("CN-2026-0601", "outside_jurisdiction")
+		}
+		s.guardBlock("CN-2026-0601", "misstated_facts")
+		r := s.build(t)
+		checkNoSumGivesAway(t, r)
+		checkNothingPinned(t, r)
+	})
+	t.Run("end_meeting granted is the meetings ended", func(t *testing.T) {
+		s := &ledgerOf{}
+		for i := range 6 {
+			s.add(newRec(s.id(), day(time.March, 2+i, 10), fmt.Sprint("m", i), "acct", "CN-2026-0602").
+				wide(decision.EndMeeting, "CN-2026-0602", "", map[string]int{"CN": 2}))
+		}
+		for i := range 3 {
+			s.add(newRec(s.id(), day(time.April, 2+i, 10), fmt.Sprint("n", i), "acct", "CN-2026-0602").
+				refuse("CN-2026-0602", "end_meeting", "affects_outside", 0))
+		}
+		r := s.build(t)
+		d, mw := r.Totals.demand("end_meeting"), r.Totals.MeetingWide
+		if d.Granted.Suppressed() != mw.MeetingsEnded.Suppressed() {
+			t.Errorf("end_meeting granted %s, meetings ended %s: the same count, shown once and hidden once", d.Granted, mw.MeetingsEnded)
+		}
+		checkNoSumGivesAway(t, r)
+		checkNothingPinned(t, r)
+	})
+	t.Run("a 5+ in force at the end under 5 in force during the period", func(t *testing.T) {
+		orders := map[string]registry.Order{}
+		for i := range 5 {
+			orders[fmt.Sprintf("CN-X%d", i)] = registry.Order{Authority: "cn.cac", Demands: []string{"remove_participants"}, Received: "2025-11-01"}
+		}
+		for i := range 2 {
+			orders[fmt.Sprintf("CN-R%d", i)] = registry.Order{Authority: "cn.cac", Demands: []string{"remove_participants"}, Received: "2025-11-01",
+				Revoked: &registry.Revocation{Date: "2025-12-01", Reason: "x"}}
+		}
+		for k, v := range orders {
+			fixtureOrders[k] = v
+		}
+		t.Cleanup(func() {
+			for k := range orders {
+				delete(fixtureOrders, k)
+			}
+		})
+		s := &ledgerOf{}
+		for i := range 5 {
+			o := fmt.Sprintf("CN-X%d", i)
+			s.add(newRec(s.id(), s.at(), "m", "acct", o).remove(o, "CN", "p"))
+		}
+		s.add(newRec(s.id(), s.at(), "m", "acct").notInForce("CN-R0", "revoked").notInForce("CN-R1", "revoked").
+			block("order_not_in_force", decision.Action{Type: decision.EndMeeting, MeetingID: "m", OrderID: "CN-R0"}))
+		r := s.build(t)
+		st := r.Totals.OrdersByStatus
+		if st.AtEnd[0].Orders.Withheld() && !st.InForceDuringPeriod.Suppressed() && st.InForceDuringPeriod.n == r.MinCount {
+			t.Errorf("in force at the end %s, during the period %s: the 5+ is 5", st.AtEnd[0].Orders, st.InForceDuringPeriod)
+		}
+		checkNoSumGivesAway(t, r)
+		checkNothingPinned(t, r)
+	})
+	t.Run("two days of use under a hidden count", func(t *testing.T) {
+		s := &ledgerOf{}
+		for i := range 5 {
+			s.add(newRec(s.id(), day(time.February, 1+i, 10), "m", "acct", "CN-2026-0601").
+				refuse("CN-2026-0601", "end_meeting", "affects_outside", 0))
+		}
+		for _, d := range []int{10, 20} {
+			s.add(newRec(s.id(), day(time.May, d, 10), "m", "acct", "CN-2026-0601").
+				refuse("CN-2026-0601", "end_meeting", "affects_outside", 0))
+		}
+		r := s.build(t)
+		for _, seen := range [][]Seen{r.GeoIPDatabases, r.BundleRevisions} {
+			for _, x := range seen {
+				if x.Decisions.Suppressed() && x.LastSeen != "" {
+					t.Errorf("%s %s: %s decisions, first used %s, last %s: two days tell two decisions", x.Name, x.Version, x.Decisions, x.FirstSeen, x.LastSeen)
+				}
+			}
+		}
+		checkNoSumGivesAway(t, r)
+		checkNothingPinned(t, r)
+	})
+}
+
+// Random ledgers: no sum gives a count away, and bounding each hidden
+// count through every sum pins none that another withheld count could
+// have freed.
+func TestRandomReportsPinNothing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	codes := []string{"affects_outside", "no_participants", "exempt", "legal_review"}
+	blocks := []string{"outside_jurisdiction", "misstated_facts", "unknown_order", "affects_outside"}
+	for trial := range 40 {
+		s := &ledgerOf{}
+		for range 3 + rng.IntN(25) {
+			order := "CN-2026-0601"
+			if rng.IntN(4) == 0 {
+				order = "RU-2026-0001"
+			}
+			country := map[string]string{"CN-2026-0601": "CN", "RU-2026-0001": "RU"}[order]
+			b := newRec(s.id(), s.at(), fmt.Sprint("m", s.n), "acct", order)
+			switch rng.IntN(7) {
+			case 0:
+				b.remove(order, country, "p1")
+			case 1:
+				if order == "CN-2026-0601" {
+					b.wide(decision.EndMeeting, order, "", map[string]int{"CN": 2})
+				} else {
+					b.remove(order, country, "p1", "p2")
+				}
+			case 2:
+				if order == "CN-2026-0601" {
+					b.wide(decision.SuspendAccount, order, "CN", map[string]int{"CN": 1})
+				}
+			case 3:
+				b.deny(order, country, "j1")
+			case 4:
+				b.block(blocks[rng.IntN(len(blocks))], decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p", OrderID: order, Country: "US"})
+			}
+			if order == "CN-2026-0601" {
+				if rng.IntN(2) == 0 {
+					b.refuse(order, "end_meeting", codes[rng.IntN(len(codes))], 0)
+				}
+				if rng.IntN(2) == 0 {
+					b.refuse(order, "suspend_account", codes[rng.IntN(len(codes))], 0)
+				}
+			} else if rng.IntN(3) == 0 {
+				b.refuse(order, "remove_participants", codes[rng.IntN(len(codes))], 0)
+			}
+			if len(b.rec.Decision.Actions)+len(b.rec.Decision.Refused)+len(b.rec.Decision.GuardBlocked) == 0 {
+				b.block("outside_jurisdiction", decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p", OrderID: order, Country: "US"})
+			}
+			s.add(b)
+		}
+		r, err := Build(context.Background(), openFixture(t, s.out), fixturePeriod, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(fmt.Sprint("ledger ", trial), func(t *testing.T) {
+			checkNoSumGivesAway(t, r)
+			checkNothingPinned(t, r)
+		})
+	}
 }

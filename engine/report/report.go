@@ -624,7 +624,7 @@ func (a *aggregator) report(minCount int) *Report {
 	r.BundleRevisions = seenOut(a.bundles, c)
 	r.Notes = notes(minCount)
 	r.Withheld = WithheldMarker(minCount)
-	protect(r.relations())
+	protect(r.relations(), r.bounds())
 	for _, g := range append([]*Group{&r.Totals}, pointers(r.Authorities)...) {
 		// The statements quote cells, some of them withheld just now.
 		g.MeetingWide.Statement = meetingWideText(g.MeetingWide)
@@ -636,6 +636,15 @@ func (a *aggregator) report(minCount int) *Report {
 		slices.SortStableFunc(g.ByCountry, func(x, y CountryRow) int { return byShown(x.Total, y.Total, x.Country, y.Country) })
 		slices.SortStableFunc(g.RefusalReasons, func(x, y CodeCount) int { return byShown(x.Count, y.Count, x.Code, y.Code) })
 		slices.SortStableFunc(g.GuardBlocks, func(x, y CodeCount) int { return byShown(x.Count, y.Count, x.Code, y.Code) })
+	}
+	// Two days of use mean two decisions at least: a build or revision
+	// whose count is hidden is shown with the day it was first used only.
+	for _, seen := range [][]Seen{r.GeoIPDatabases, r.BundleRevisions} {
+		for i := range seen {
+			if seen[i].Decisions.Suppressed() {
+				seen[i].LastSeen = ""
+			}
+		}
 	}
 	r.OutsideAffected = r.Totals.OutsideAffected
 	return r

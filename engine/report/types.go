@@ -222,7 +222,9 @@ type Seen struct {
 	Version   string `json:"version"`
 	Decisions Cell   `json:"decisions"`
 	FirstSeen string `json:"first_seen"`
-	LastSeen  string `json:"last_seen"`
+	// LastSeen is empty when Decisions is hidden: two days of use would
+	// tell there were two decisions at least.
+	LastSeen string `json:"last_seen"`
 }
 
 // Cell is a count as published: the number, the suppression marker ("<5")
@@ -324,10 +326,10 @@ func SuppressionText(minCount int) string {
 	return fmt.Sprintf("Counts from 1 to %d are shown as <%d, so that no small group can be singled out. The number of users affected outside a jurisdiction, and any violation, are never suppressed.", minCount-1, minCount)
 }
 
-// WithheldText explains the withheld cells.
+// WithheldText explains the withheld and masked cells.
 func WithheldText(minCount int) string {
-	return fmt.Sprintf("Where a suppressed count could be worked out by subtracting the other counts of a row, a column or a total (across outcomes, actions, countries, codes, statuses or authorities), one more count of the same sum is withheld and shown as %s: it is %d or more. This protects each suppressed count from being read off or worked out from one sum; it does not stop someone who solves several sums together from narrowing a suppressed count down. Rows are listed by the counts shown, then the hidden ones by name. In a report with a violation, the users affected outside a jurisdiction are never hidden, and neither, through them, are the counts of the countries outside it.",
-		WithheldMarker(minCount), minCount)
+	return fmt.Sprintf("Where a hidden count could otherwise be worked out from the sums the report publishes (the counts of a row, a column or a total, across outcomes, actions, countries, codes, statuses or authorities, and the bounds between them) together with what the markers say, more counts are withheld and shown as %s: each is %d or more. Rows are listed by the counts shown, then the hidden ones by name, and a build or revision whose count is hidden is shown without the day it was last used. The counts are checked by bounding each hidden one through every sum in turn; someone who solves all the sums together exactly may still narrow a hidden count down, and where every count of a sum is hidden, as many counts of at least 1 as its total can hold at most are each 1 (four counts each <%d under a total <%d). In a report with a violation, the users affected outside a jurisdiction are never hidden, and neither, through them, are the counts of the countries outside it.",
+		WithheldMarker(minCount), minCount, minCount, minCount)
 }
 
 func notes(minCount int) []string {
