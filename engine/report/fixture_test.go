@@ -243,7 +243,7 @@ func fixtureRecords() []*engine.Record {
 
 // openFixture records recs through a fresh SQLite ledger, closes it (which
 // flushes the aggregate counts) and reopens it for reading.
-func openFixture(t *testing.T, recs []*engine.Record) *ledger.Ledger {
+func openFixture(t testing.TB, recs []*engine.Record) *ledger.Ledger {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -291,9 +291,9 @@ func subMax(a, b int64) int64 {
 	return a - b
 }
 
-// withholdPinned withholds, for the first hidden count the intervals pin
-// to one value, a member shown of a relation or bound it is in. It
-// reports whether it withheld anything.
+// withholdPinned withholds, for each relation (else each bound) holding a
+// hidden count the intervals pin to one value, a member shown. It reports
+// whether it withheld anything.
 func withholdPinned(ivs map[*Cell]interval, live []relation, bounds []bound, sums map[*Cell]int) bool {
 	pinned := func(c *Cell) bool {
 		v, ok := ivs[c]
@@ -302,31 +302,35 @@ func withholdPinned(ivs map[*Cell]interval, live []relation, bounds []bound, sum
 		k := known(c)
 		return ok && c.Suppressed() && v.lo == v.hi && k.lo != k.hi
 	}
+	// One cell for each relation holding a pinned count, in one pass: the
+	// bounds are worked out again after it.
+	withheld := false
 	for _, r := range live {
 		if !slices.ContainsFunc(r.members(), pinned) {
 			continue
 		}
 		// A total first: withheld, it is open above, which frees the
 		// parts under it.
-		if c := pickShown(r.totals, sums); c != nil {
-			c.withheld = true
-			return true
+		c := pickShown(r.totals, sums)
+		if c == nil {
+			c = pickShown(r.parts, sums)
 		}
-		if c := pickShown(r.parts, sums); c != nil {
-			c.withheld = true
-			return true
+		if c != nil {
+			c.withheld, withheld = true, true
 		}
+	}
+	if withheld {
+		return true
 	}
 	for _, b := range bounds {
 		if !slices.ContainsFunc(b.members(), pinned) {
 			continue
 		}
 		if c := pickShown(b.members(), sums); c != nil {
-			c.withheld = true
-			return true
+			c.withheld, withheld = true, true
 		}
 	}
-	return false
+	return withheld
 }
 
 // pickShown is, of cells shown that are not 0, the one in the fewest sums,
