@@ -579,9 +579,20 @@ func (r *Report) bounds() []bound {
 	var out []bound
 	le := func(a, b *Cell) { out = append(out, bound{le: []*Cell{a}, ge: []*Cell{b}}) }
 	le(&r.Summary.PlainUnderOrder, &r.Summary.PlainAdmissions)
+	// A join-time decision denies its one joiner at most.
+	le(&r.Totals.ParticipantActions.DenyJoin, &r.Summary.Admissions)
 	for _, g := range append([]*Group{&r.Totals}, pointers(r.Authorities)...) {
 		st := &g.OrdersByStatus
 		le(&st.InForceDuringPeriod, &st.Orders)
+		// Not yet effective at the end: never in force in the period.
+		for i := range st.AtEnd {
+			if st.AtEnd[i].Status == registry.StatusNotYetEffective {
+				out = append(out, bound{le: []*Cell{&st.InForceDuringPeriod, &st.AtEnd[i].Orders}, ge: []*Cell{&st.Orders}})
+			}
+		}
+		// An order cited was stated, and in force when it was evaluated.
+		le(&g.OrdersCited, &st.Orders)
+		le(&g.OrdersCited, &st.InForceDuringPeriod)
 		le(&st.RevokedInPeriod, &st.Orders)
 		le(&st.ExpiredInPeriod, &st.Orders)
 		for i := range st.AtEnd {
@@ -595,9 +606,22 @@ func (r *Report) bounds() []bound {
 				le(&st.ExpiredInPeriod, at)
 			}
 		}
+		// Every order makes at least one demand, and each order of a
+		// demand's row was evaluated at least once.
+		rows := make([]*Cell, 0, len(g.Demands))
 		for i := range g.Demands {
-			le(&g.Demands[i].Orders, &g.OrdersCited)
+			d := &g.Demands[i]
+			le(&d.Orders, &g.OrdersCited)
+			le(&d.Orders, &d.Evaluated)
+			rows = append(rows, &d.Orders)
+			// A demand granted as removals, or narrowed to participants,
+			// carried out at least one participant action.
+			le(&d.Narrowed, &g.ParticipantActions.Total)
+			if d.Demand == registry.DemandRemoveParticipants {
+				le(&d.Granted, &g.ParticipantActions.Total)
+			}
 		}
+		out = append(out, bound{le: []*Cell{&g.DemandsTotal.Orders}, ge: rows})
 		// Every meeting ended and every account suspended reached someone.
 		mw := &g.MeetingWide
 		out = append(out, bound{le: []*Cell{&mw.MeetingsEnded, &mw.AccountsSuspended}, ge: []*Cell{&mw.AffectedUsers}})
