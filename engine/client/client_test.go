@@ -1073,7 +1073,7 @@ func TestMaxResponse(t *testing.T) {
 	}
 }
 
-// The default transport keeps a connection per concurrent caller:
+// The default transport keeps about a connection per concurrent caller:
 // http.DefaultTransport keeps 2 idle per host, and made a new connection
 // for nearly every call beyond two in flight.
 func TestConnectionsAreReused(t *testing.T) {
@@ -1100,8 +1100,12 @@ func TestConnectionsAreReused(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := conns.Load(); n > callers {
-		t.Errorf("%d calls from %d callers opened %d connections, want at most one per caller", callers*calls, callers, n)
+	// At most two per caller: net/http dials for a caller that finds no
+	// idle connection, and a connection freed meanwhile serves it instead,
+	// the new one joining the pool (the CI run that first met this saw 33
+	// for 32 callers). http.DefaultTransport's 2 idle made 171-273.
+	if n := conns.Load(); n > 2*callers {
+		t.Errorf("%d calls from %d callers opened %d connections, want at most two per caller", callers*calls, callers, n)
 	}
 }
 
