@@ -116,20 +116,7 @@ func total(cells []*Cell) int {
 // it, at the cost of every 0 beside a small total, and of the rule that
 // <5 is 1 to 4; the notes say so instead.
 func protect(relations []relation, bounds []bound) {
-	var live []relation
-	for _, r := range relations {
-		// A sum of no parts (a column over no rows) stays: it says its
-		// total is 0, which a reader knows even when it is masked.
-		if len(r.totals) > 0 && !slices.Contains(r.totals, nil) && !slices.Contains(r.parts, nil) && r.holds() {
-			live = append(live, r)
-		}
-	}
-	var liveBounds []bound
-	for _, b := range bounds {
-		if len(b.le) > 0 && len(b.ge) > 0 && !slices.Contains(b.le, nil) && !slices.Contains(b.ge, nil) && b.holds() {
-			liveBounds = append(liveBounds, b)
-		}
-	}
+	live, liveBounds := holding(relations, bounds)
 	sums := map[*Cell]int{}
 	for _, r := range live {
 		for _, c := range r.members() {
@@ -150,6 +137,26 @@ func protect(relations []relation, bounds []bound) {
 	}
 }
 
+// holding keeps the relations and bounds that hold in the counts at hand
+// (see above), and whose cells all exist (a row one group lacks is nil).
+// A sum of no parts (a column over no rows) stays: it says its total is
+// 0, which a reader knows whatever it shows.
+func holding(relations []relation, bounds []bound) ([]relation, []bound) {
+	var live []relation
+	for _, r := range relations {
+		if len(r.totals) > 0 && !slices.Contains(r.totals, nil) && !slices.Contains(r.parts, nil) && r.holds() {
+			live = append(live, r)
+		}
+	}
+	var liveBounds []bound
+	for _, b := range bounds {
+		if len(b.le) > 0 && len(b.ge) > 0 && !slices.Contains(b.le, nil) && !slices.Contains(b.ge, nil) && b.holds() {
+			liveBounds = append(liveBounds, b)
+		}
+	}
+	return live, liveBounds
+}
+
 // withholdSingles withholds cells until no relation has exactly one
 // hidden member.
 func withholdSingles(live []relation, sums map[*Cell]int) {
@@ -165,7 +172,9 @@ func withholdSingles(live []relation, sums map[*Cell]int) {
 			if hidden != 1 {
 				continue
 			}
-			if c := toWithhold(r, sums); c != nil {
+			// Of the members shown that are not 0, the one in the fewest
+			// sums, then the smallest, then the first (parts before totals).
+			if c := pickShown(r.members(), sums); c != nil {
 				c.withheld = true
 				changed = true
 			}
@@ -348,21 +357,12 @@ func pickShown(cells []*Cell, sums map[*Cell]int) *Cell {
 	return pick
 }
 
-// toWithhold picks the member of r to withhold: of those shown that are
-// not 0, the one in the fewest sums, then the smallest, then the first
-// (the parts before the total).
-func toWithhold(r relation, sums map[*Cell]int) *Cell { return pickShown(r.members(), sums) }
-
 // relations lists the sums the report publishes, over cells of r (which
 // must not move afterwards: they are pointed at).
 func (r *Report) relations() []relation {
 	var rels []relation
 	add := func(total *Cell, parts ...*Cell) { rels = append(rels, relation{[]*Cell{total}, parts}) }
-	groups := make([]*Group, 0, 1+len(r.Authorities))
-	groups = append(groups, &r.Totals)
-	for i := range r.Authorities {
-		groups = append(groups, &r.Authorities[i])
-	}
+	groups := r.groupRefs()
 
 	for _, g := range groups {
 		rels = append(rels, g.relations()...)
@@ -581,7 +581,7 @@ func (r *Report) bounds() []bound {
 	le(&r.Summary.PlainUnderOrder, &r.Summary.PlainAdmissions)
 	// A join-time decision denies its one joiner at most.
 	le(&r.Totals.ParticipantActions.DenyJoin, &r.Summary.Admissions)
-	for _, g := range append([]*Group{&r.Totals}, pointers(r.Authorities)...) {
+	for _, g := range r.groupRefs() {
 		st := &g.OrdersByStatus
 		le(&st.InForceDuringPeriod, &st.Orders)
 		// Not yet effective at the end: never in force in the period.

@@ -625,7 +625,7 @@ func (a *aggregator) report(minCount int) *Report {
 	r.Notes = notes(minCount)
 	r.Withheld = WithheldMarker(minCount)
 	protect(r.relations(), r.bounds())
-	for _, g := range append([]*Group{&r.Totals}, pointers(r.Authorities)...) {
+	for _, g := range r.groupRefs() {
 		// The statements quote cells, some of them withheld just now.
 		g.MeetingWide.Statement = meetingWideText(g.MeetingWide)
 		g.OutsideAffected.Statement = outsideText(g.OutsideAffected)
@@ -665,11 +665,13 @@ func byShown(x, y Cell, xName, yName string) int {
 	return cmp.Compare(xName, yName)
 }
 
-// pointers points at each element of s.
-func pointers[T any](s []T) []*T {
-	out := make([]*T, len(s))
-	for i := range s {
-		out[i] = &s[i]
+// groupRefs points at the totals and at each authority's group, in that
+// order (groups, in render.go, copies them).
+func (r *Report) groupRefs() []*Group {
+	out := make([]*Group, 0, 1+len(r.Authorities))
+	out = append(out, &r.Totals)
+	for i := range r.Authorities {
+		out = append(out, &r.Authorities[i])
 	}
 	return out
 }
