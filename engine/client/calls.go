@@ -223,7 +223,9 @@ type StatusGeoIP struct {
 	LoadedAt time.Time `json:"loaded_at"`
 }
 
-// StatusLedger is the ledger's health.
+// StatusLedger is the ledger's health: the fields of the server's
+// ledger.Health, declared here because a meeting server embedding this
+// client must not link package ledger and its database drivers.
 type StatusLedger struct {
 	Backend    string    `json:"backend"`
 	OK         bool      `json:"ok"`
