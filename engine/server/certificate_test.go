@@ -1,51 +1,15 @@
 package server
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// writePair writes a self-signed certificate for 127.0.0.1 with the given
-// serial number, and its key, to certFile and keyFile.
-func writePair(t *testing.T, certFile, keyFile string, serial int64) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "geoscope test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
+	"github.com/geoscope/geoscope/internal/proctest"
+)
 
 // A certificate renewed in place is served from the next handshake on,
 // without a restart; a renewal that does not load leaves the served one,
@@ -53,7 +17,7 @@ func writePair(t *testing.T, certFile, keyFile string, serial int64) {
 func TestRenewedCertificateIsServed(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	writePair(t, certFile, keyFile, 1)
+	proctest.WriteTLSPair(t, certFile, keyFile, 1)
 	ts := newTestServer(t, serverSetup{cfg: Config{TLSCert: certFile, TLSKey: keyFile}})
 	addr := serveLoopback(t, ts.Server)
 	served := func() int64 {
@@ -82,7 +46,7 @@ func TestRenewedCertificateIsServed(t *testing.T) {
 		t.Fatalf("serial %d served, want 1", got)
 	}
 
-	writePair(t, certFile, keyFile, 2)
+	proctest.WriteTLSPair(t, certFile, keyFile, 2)
 	eventually("the renewal served", func() bool { return served() == 2 })
 
 	if err := os.WriteFile(keyFile, []byte("not a key\n"), 0o600); err != nil {
@@ -106,7 +70,7 @@ func TestRenewedCertificateIsServed(t *testing.T) {
 	if got := served(); got != 2 {
 		t.Errorf("with the key file gone: serial %d served, want 2 still", got)
 	}
-	writePair(t, certFile, keyFile, 3)
+	proctest.WriteTLSPair(t, certFile, keyFile, 3)
 	eventually("the pair back served", func() bool { return served() == 3 })
 	if n := failures(); n != 2 {
 		t.Errorf("the failures logged %d times, want twice (one per change):\n%s", n, ts.logs.String())

@@ -1,8 +1,9 @@
 // Package proctest holds what tests that run servers (a geoscope binary,
 // a container's filesystem, a load balancer, the server in-process) need
 // in every package that does: a buffer to collect output while the test
-// reads it, a loopback port to give a process, and the CPU time the test
-// process has used (benchmarks report it per operation).
+// reads it, a loopback port to give a process, the CPU time the test
+// process has used (benchmarks report it per operation), and a
+// self-signed TLS pair to serve.
 package proctest
 
 import (
