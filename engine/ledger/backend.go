@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -25,6 +26,13 @@ type backend interface {
 	addCounts(ctx context.Context, counts map[countKey]int64) error
 	checkpoint(ctx context.Context) (frames int, err error)
 	query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	// database returns the open database, for a read of its own.
+	database(ctx context.Context) (*sql.DB, error)
+	// beginRead begins a read-only transaction that sees one state of the
+	// database throughout.
+	beginRead(ctx context.Context) (*sql.Tx, error)
+	// chained reports whether the schema has the chain (see chain.go).
+	chained(ctx context.Context) (bool, error)
 	// reachable opens the database if needed and pings it.
 	reachable(ctx context.Context) error
 	close() error
@@ -43,6 +51,7 @@ type sqlBackend struct {
 	mu       sync.Mutex
 	db       *sql.DB // nil until (re)opened
 	migrated bool
+	schema   int // the schema version, once migrated (or checked)
 	// inserts are prepared once per db (not once per commit: parsing the
 	// statements was an eighth of a small commit's CPU).
 	inserts *insertStmts
@@ -217,7 +226,7 @@ func (b *sqlBackend) conn(ctx context.Context) (*sql.DB, error) {
 		if b.readOnly {
 			check = checkSchema
 		}
-		err := check(ctx, b.db, b.dialect)
+		schema, err := check(ctx, b.db, b.dialect)
 		if err != nil && b.readOnly && b.dialect == "sqlite" && !strings.Contains(b.dsn, "immutable=1") {
 			// A WAL database can only be read where SQLite may create its
 			// -shm file. Where it may not (a write-protected copy, a
@@ -226,7 +235,7 @@ func (b *sqlBackend) conn(ctx context.Context) (*sql.DB, error) {
 			b.db.Close()
 			b.dsn += "&immutable=1"
 			if b.db, err = sql.Open("sqlite", b.dsn); err == nil {
-				err = check(ctx, b.db, b.dialect)
+				schema, err = check(ctx, b.db, b.dialect)
 			}
 		}
 		if err == nil && !b.readOnly && b.fingerprint != "" {
@@ -239,9 +248,35 @@ func (b *sqlBackend) conn(ctx context.Context) (*sql.DB, error) {
 			}
 			return nil, err
 		}
-		b.migrated = true
+		b.migrated, b.schema = true, schema
 	}
 	return b.db, nil
+}
+
+func (b *sqlBackend) database(ctx context.Context) (*sql.DB, error) { return b.conn(ctx) }
+
+func (b *sqlBackend) chained(ctx context.Context) (bool, error) {
+	if _, err := b.conn(ctx); err != nil {
+		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.schema >= chainSchema, nil
+}
+
+func (b *sqlBackend) beginRead(ctx context.Context) (*sql.Tx, error) {
+	db, err := b.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	opts := &sql.TxOptions{ReadOnly: true}
+	if b.dialect == "postgres" {
+		// READ COMMITTED, PostgreSQL's default, gives each statement a
+		// state of its own. A SQLite transaction reads one state of its
+		// log once it has read anything.
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	return db.BeginTx(ctx, opts)
 }
 
 func (b *sqlBackend) reset() {
@@ -379,13 +414,105 @@ func rebind(dialect, q string) string {
 	return sb.String()
 }
 
-func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte) (err error) {
+// insert commits entries (raws are their stored texts) in one
+// transaction, chained after the ledger's head (chain.go). An entry
+// already in the ledger (a retried commit that had in fact succeeded, a
+// journal copied again) is left as it is, with its link.
+func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte) error {
+	entries, raws = firstOfEach(entries, raws)
+	// Entries already stored are found only when an insert skips them,
+	// which is rare: the transaction is then rolled back (its numbers
+	// counted them) and tried again without them.
+	for range 3 {
+		err := b.insertChained(ctx, entries, raws)
+		if !errors.Is(err, errStoredBefore) {
+			return err
+		}
+		if entries, raws, err = b.notStored(ctx, entries, raws); err != nil || len(entries) == 0 {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: entries kept appearing in the ledger while they were inserted", ErrUnavailable)
+}
+
+// errStoredBefore: an entry of the batch is in the ledger already.
+var errStoredBefore = errors.New("entry stored before")
+
+// firstOfEach drops the entries whose decision id an earlier one has (the
+// same decision recorded twice, concurrently).
+func firstOfEach(entries []*Entry, raws [][]byte) ([]*Entry, [][]byte) {
+	if len(entries) < 2 {
+		return entries, raws
+	}
+	seen := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		if seen[e.DecisionID] {
+			return dropRepeated(entries, raws)
+		}
+		seen[e.DecisionID] = true
+	}
+	return entries, raws
+}
+
+func dropRepeated(entries []*Entry, raws [][]byte) ([]*Entry, [][]byte) {
+	seen := make(map[string]bool, len(entries))
+	var es []*Entry
+	var rs [][]byte
+	for i, e := range entries {
+		if !seen[e.DecisionID] {
+			seen[e.DecisionID] = true
+			es, rs = append(es, e), append(rs, raws[i])
+		}
+	}
+	return es, rs
+}
+
+// notStored returns the entries not in the ledger.
+func (b *sqlBackend) notStored(ctx context.Context, entries []*Entry, raws [][]byte) ([]*Entry, [][]byte, error) {
+	db, err := b.conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	stored := map[string]bool{}
+	for start := 0; start < len(entries); start += rowsPerInsert {
+		chunk := entries[start:min(len(entries), start+rowsPerInsert)]
+		args := make([]any, len(chunk))
+		for i, e := range chunk {
+			args[i] = e.DecisionID
+		}
+		rows, err := db.QueryContext(ctx, b.rebind(`SELECT decision_id FROM ledger_decisions WHERE decision_id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`), args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, nil, err
+			}
+			stored[id] = true
+		}
+		if err := rows.Close(); err != nil {
+			return nil, nil, err
+		}
+	}
+	var es []*Entry
+	var rs [][]byte
+	for i, e := range entries {
+		if !stored[e.DecisionID] {
+			es, rs = append(es, e), append(rs, raws[i])
+		}
+	}
+	return es, rs, nil
+}
+
+func (b *sqlBackend) insertChained(ctx context.Context, entries []*Entry, raws [][]byte) (err error) {
 	db, err := b.conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err != nil {
+		if err != nil && !errors.Is(err, errStoredBefore) {
 			b.reset()
 		}
 	}()
@@ -399,6 +526,13 @@ func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte
 	}
 	defer done()
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	head, since, err := readHead(ctx, tx, b.dialect == "postgres")
+	if err != nil {
+		return err
+	}
+	if head.seq == 0 {
+		since = time.Now().UnixNano()
+	}
 	// Rows are inserted rowsPerInsert at a time: one statement per table
 	// for a typical batch, rather than one per row (each execution costs
 	// the driver and SQLite's virtual machine a round of their own).
@@ -416,7 +550,9 @@ func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte
 			if b.dialect != "sqlite" {
 				raw = string(raws[start+i])
 			}
-			args = append(args, e.DecisionID, at, e.Kind, e.MeetingID, allow, raw, e.Replica)
+			head.seq++
+			head.link = link(head.link, head.seq, raws[start+i])
+			args = append(args, e.DecisionID, at, e.Kind, e.MeetingID, allow, raw, e.Replica, head.seq, hex.EncodeToString(head.link[:]))
 			// An order is found by the entries that evaluated it and by
 			// those it targeted while not in force (whose guard blocks may
 			// cite it): the report counts both under its authority.
@@ -427,16 +563,26 @@ func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte
 				orders = append(orders, e.DecisionID, o.OrderID, o.Authority, at)
 			}
 		}
-		if err := stmts.exec(ctx, b, tx, decisionsTable, args); err != nil {
+		res, err := stmts.exec(ctx, b, tx, decisionsTable, args)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != int64(len(chunk)) {
+			return errStoredBefore
 		}
 	}
 	for len(orders) > 0 {
 		n := min(len(orders), orderColumns*rowsPerInsert)
-		if err := stmts.exec(ctx, b, tx, ordersTable, orders[:n]); err != nil {
+		if _, err := stmts.exec(ctx, b, tx, ordersTable, orders[:n]); err != nil {
 			return err
 		}
 		orders = orders[n:]
+	}
+	if _, err := tx.ExecContext(ctx, b.rebind(`UPDATE ledger_chain SET seq = ?, link = ?, since = ? WHERE id = 1`),
+		head.seq, hex.EncodeToString(head.link[:]), since); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
@@ -446,7 +592,7 @@ const rowsPerInsert = 16
 
 // The tables a commit writes, and their columns per row.
 const (
-	decisionsTable, decisionColumns = 0, 7
+	decisionsTable, decisionColumns = 0, 9
 	ordersTable, orderColumns       = 1, 4
 )
 
@@ -459,7 +605,7 @@ type insertStmts struct {
 }
 
 // exec inserts the rows whose columns are args into table, in tx.
-func (s *insertStmts) exec(ctx context.Context, b *sqlBackend, tx *sql.Tx, table int, args []any) error {
+func (s *insertStmts) exec(ctx context.Context, b *sqlBackend, tx *sql.Tx, table int, args []any) (sql.Result, error) {
 	columns := decisionColumns
 	if table == ordersTable {
 		columns = orderColumns
@@ -471,13 +617,12 @@ func (s *insertStmts) exec(ctx context.Context, b *sqlBackend, tx *sql.Tx, table
 		var err error
 		if stmt, err = s.db.PrepareContext(ctx, b.rebind(insertSQL(b.dialect, table, rows))); err != nil {
 			s.mu.Unlock()
-			return err
+			return nil, err
 		}
 		s.stmts[table][rows] = stmt
 	}
 	s.mu.Unlock()
-	_, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
-	return err
+	return tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 }
 
 // insertSQL is the INSERT of rows rows into table. Inserting an entry
@@ -499,8 +644,8 @@ func insertSQL(dialect string, table, rows int) string {
 		// driver to copy again.
 		verb, entry = "INSERT OR FAIL INTO", "CAST(? AS TEXT)"
 	}
-	head, row, tail := ` ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry, replica) VALUES `,
-		`(?, ?, ?, ?, ?, `+entry+`, ?)`, ` ON CONFLICT (decision_id) DO NOTHING`
+	head, row, tail := ` ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry, replica, chain_seq, chain_link) VALUES `,
+		`(?, ?, ?, ?, ?, `+entry+`, ?, ?, ?)`, ` ON CONFLICT (decision_id) DO NOTHING`
 	if table == ordersTable {
 		head, row, tail = ` ledger_decision_orders (decision_id, order_id, authority, decided_at) VALUES `,
 			`(?, ?, ?, ?)`, ` ON CONFLICT (decision_id, order_id) DO NOTHING`
@@ -657,6 +802,22 @@ var migrations = []migration{
 		fingerprint TEXT NOT NULL,
 		since       BIGINT NOT NULL
 	)`, compatibleFrom: 2},
+	// 4: the chain (chain.go): every entry inserted from now on gets the
+	// next number and a link; ledger_chain holds the last of them, from
+	// its start (seq 0, no link). since is when the first chained entry
+	// was committed. Entries already there stay without a link; so do
+	// those that replicas of schema 3, compatible, insert during a
+	// rollout (Verify reports them, see VerifyOptions.UnchainedUntil).
+	{sql: `ALTER TABLE ledger_decisions ADD COLUMN chain_seq BIGINT;
+	ALTER TABLE ledger_decisions ADD COLUMN chain_link TEXT;
+	CREATE UNIQUE INDEX ledger_decisions_chain ON ledger_decisions (chain_seq);
+	CREATE TABLE ledger_chain (
+		id    INTEGER PRIMARY KEY CHECK (id = 1),
+		seq   BIGINT NOT NULL,
+		link  TEXT NOT NULL,
+		since BIGINT NOT NULL
+	);
+	INSERT INTO ledger_chain (id, seq, link, since) VALUES (1, 0, '', 0)`, compatibleFrom: 3},
 }
 
 // SchemaVersion is the ledger schema version this code migrates to.
@@ -666,27 +827,29 @@ func SchemaVersion() int { return len(migrations) }
 // ledger_migrations.compatible_from.
 const compatColumnSince = 2
 
-func migrate(ctx context.Context, db *sql.DB, dialect string) error {
+// migrate brings the schema to this code's version, and returns the
+// version it is at (a newer one than this code's when that is compatible).
+func migrate(ctx context.Context, db *sql.DB, dialect string) (int, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer tx.Rollback() //nolint:errcheck
 	if dialect == "postgres" {
 		// Replicas starting together must not migrate twice.
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(736365)`); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS ledger_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return err
+		return 0, err
 	}
 	var current int
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM ledger_migrations`).Scan(&current); err != nil {
-		return err
+		return 0, err
 	}
 	if current > len(migrations) {
-		return newerSchema(ctx, tx, current)
+		return current, newerSchema(ctx, tx, current)
 	}
 	for v := current + 1; v <= len(migrations); v++ {
 		m := migrations[v-1]
@@ -695,7 +858,7 @@ func migrate(ctx context.Context, db *sql.DB, dialect string) error {
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("migration %d: %w", v, err)
+				return 0, fmt.Errorf("migration %d: %w", v, err)
 			}
 		}
 		q, args := `INSERT INTO ledger_migrations (version, applied_at) VALUES (?, ?)`, []any{v, time.Now().UnixNano()}
@@ -707,10 +870,10 @@ func migrate(ctx context.Context, db *sql.DB, dialect string) error {
 			q, args = `INSERT INTO ledger_migrations (version, applied_at, compatible_from) VALUES (?, ?, ?)`, append(args, from)
 		}
 		if _, err := tx.ExecContext(ctx, rebind(dialect, q), args...); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return tx.Commit()
+	return len(migrations), tx.Commit()
 }
 
 // newerSchema decides about a schema at version current, newer than this
@@ -729,7 +892,7 @@ func newerSchema(ctx context.Context, q interface {
 
 // checkSchema is migrate for readers: it changes nothing and fails unless
 // the schema is one this code reads.
-func checkSchema(ctx context.Context, db *sql.DB, dialect string) error {
+func checkSchema(ctx context.Context, db *sql.DB, dialect string) (int, error) {
 	var current int
 	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM ledger_migrations`).Scan(&current); err != nil {
 		// A PostgreSQL server that cannot be reached is a ledger that
@@ -739,19 +902,19 @@ func checkSchema(ctx context.Context, db *sql.DB, dialect string) error {
 		var pgErr *pgconn.PgError
 		switch {
 		case errors.Is(err, ErrUnavailable):
-			return err
+			return 0, err
 		case dialect == "postgres" && !errors.As(err, &pgErr):
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		return fmt.Errorf("%w: no ledger here (%v)", ErrConfig, err)
+		return 0, fmt.Errorf("%w: no ledger here (%v)", ErrConfig, err)
 	}
 	switch {
 	case current == 0:
-		return fmt.Errorf("%w: the ledger holds no schema", ErrConfig)
+		return 0, fmt.Errorf("%w: the ledger holds no schema", ErrConfig)
 	case current > len(migrations):
-		return newerSchema(ctx, db, current)
+		return current, newerSchema(ctx, db, current)
 	}
-	return nil
+	return current, nil
 }
 
 func boolInt(b bool) int {

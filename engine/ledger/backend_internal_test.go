@@ -99,9 +99,9 @@ func TestSQLiteBatchInsertIsOrFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback() //nolint:errcheck
-	valid := []any{"d-1", int64(1), KindAdmission, "m-1", nil, "{}", ""}
+	valid := []any{"d-1", int64(1), KindAdmission, "m-1", nil, "{}", "", int64(1), "link-1"}
 	// meeting_id is NOT NULL: the second row fails.
-	failing := []any{"d-2", int64(2), KindAdmission, nil, nil, "{}", ""}
+	failing := []any{"d-2", int64(2), KindAdmission, nil, nil, "{}", "", int64(2), "link-2"}
 	_, err = tx.ExecContext(ctx, insertSQL("sqlite", decisionsTable, 2), append(valid, failing...)...)
 	if err == nil || !strings.Contains(err.Error(), "NOT NULL") {
 		t.Fatalf("inserting a row without a meeting: %v, want a NOT NULL constraint error", err)

@@ -1,0 +1,348 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The chain makes the ledger tamper-evident. Every entry, as it is
+// inserted into the tables, gets the next sequence number of the ledger
+// (chain_seq, from 1) and a link (chain_link):
+//
+//	link(n) = SHA-256("geoscope ledger chain v1" 0x00 ‖ link(n-1) ‖ n as 8 bytes, big endian ‖ SHA-256(entry))
+//
+// where link(0) is 32 zero bytes and the entry is its text exactly as
+// stored. ledger_chain holds the last number and link (the head), and is
+// read and written in the same transaction as the entries, under the
+// database's write lock (SQLite's IMMEDIATE transaction, PostgreSQL's
+// row lock): the ledger has one chain, whatever the number of replicas
+// writing into it, and its order is the order of the commits.
+//
+// What it proves. Removing, altering or reordering an entry breaks the
+// links from there on (Verify finds it), unless whoever did it also
+// recomputed every later link and the head, which needs nothing secret:
+// a chain only proves what was there when its head was seen by someone
+// who kept it. Every transparency report prints the head's link when it
+// was built, so each published report pins every entry recorded before
+// it: Verify with that link fails if any of them was changed since. A
+// keyed chain (an HMAC) would also resist a rewrite before anyone saw the
+// head, but then only holders of the key could verify it, which is the
+// opposite of what a published report is for.
+//
+// What it does not cover: the aggregate counts (plain admissions,
+// decisions with nothing to do), which are sums updated in place; and
+// the index of the orders an entry cites (ledger_decision_orders), which
+// the report does not read. Verify checks that the columns queries select
+// entries by (time, id, kind, meeting, replica) agree with the entry's
+// text, so an entry cannot be moved out of a report's period unseen.
+//
+// Cost: a read and a write of one row per commit, and a SHA-256 of each
+// entry (about 2 µs per kilobyte). With PostgreSQL, commits of different
+// replicas wait for each other's row lock; a replica's group commit then
+// takes more entries at a time.
+
+const chainDomain = "geoscope ledger chain v1\x00"
+
+// chainSchema is the migration that added the chain.
+const chainSchema = 4
+
+// link computes the link of entry number seq, whose stored text is raw,
+// after prev.
+func link(prev [32]byte, seq int64, raw []byte) [32]byte {
+	entry := sha256.Sum256(raw)
+	var buf [len(chainDomain) + 32 + 8 + 32]byte
+	n := copy(buf[:], chainDomain)
+	n += copy(buf[n:], prev[:])
+	binary.BigEndian.PutUint64(buf[n:], uint64(seq))
+	n += 8
+	copy(buf[n:], entry[:])
+	return sha256.Sum256(buf[:])
+}
+
+// Head is the last link of the chain: the number of entries chained, and
+// the link of the last one, in hex.
+type Head struct {
+	Seq  int64  `json:"seq"`
+	Link string `json:"link"`
+}
+
+// chainHead is the head as the writer keeps it.
+type chainHead struct {
+	seq  int64
+	link [32]byte
+}
+
+func (h chainHead) out() Head {
+	if h.seq == 0 {
+		return Head{}
+	}
+	return Head{Seq: h.seq, Link: hex.EncodeToString(h.link[:])}
+}
+
+// readHead reads the head in tx; forUpdate locks its row until tx ends
+// (PostgreSQL; SQLite's IMMEDIATE transaction holds the database's write
+// lock already).
+func readHead(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, forUpdate bool) (h chainHead, since int64, err error) {
+	stmt := `SELECT seq, link, since FROM ledger_chain WHERE id = 1`
+	if forUpdate {
+		stmt += ` FOR UPDATE`
+	}
+	var text string
+	err = q.QueryRowContext(ctx, stmt).Scan(&h.seq, &text, &since)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, 0, errNoHead
+	}
+	if err != nil || h.seq == 0 {
+		return h, since, err
+	}
+	b, err := hex.DecodeString(text)
+	if err != nil || len(b) != 32 || h.seq < 0 {
+		return h, since, fmt.Errorf("ledger_chain holds an unreadable head (%d, %q): the table was altered; see geoscope ledger verify", h.seq, text)
+	}
+	copy(h.link[:], b)
+	return h, since, nil
+}
+
+var errNoHead = errors.New("ledger_chain holds no head: the table was altered; see geoscope ledger verify")
+
+// Head returns the chain's head: every entry recorded before the call is
+// under it. A ledger without a chain (written only by a version before
+// it) has none: Head{} and no error.
+func (l *Ledger) Head(ctx context.Context) (Head, error) {
+	if err := l.settle(ctx); err != nil {
+		return Head{}, err
+	}
+	chained, err := l.backend.chained(ctx)
+	if err != nil || !chained {
+		return Head{}, err
+	}
+	db, err := l.backend.database(ctx)
+	if err != nil {
+		return Head{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	h, _, err := readHead(ctx, db, false)
+	if err != nil {
+		return Head{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return h.out(), nil
+}
+
+// ErrNotVerified: the ledger was read, and its chain does not hold.
+var ErrNotVerified = errors.New("the ledger does not verify")
+
+// Verification is what Verify found.
+type Verification struct {
+	// Head is the head recomputed from the entries: the last one's
+	// number and link.
+	Head Head `json:"head"`
+	// Entries is how many chained entries were checked.
+	Entries int64 `json:"entries"`
+	// Unchained counts the entries without a link: recorded before the
+	// chain began (by a version without it).
+	Unchained int64 `json:"unchained"`
+	// Problems lists, in chain order, what does not hold (the first
+	// maxProblems of them); ProblemCount counts them all.
+	Problems     []string `json:"problems"`
+	ProblemCount int      `json:"problem_count"`
+	// Pinned lists the links given to Verify that were found, each with
+	// its entry's number.
+	Pinned []Head `json:"pinned"`
+}
+
+// maxProblems bounds Verification.Problems: past a first few, a broken
+// chain says nothing more.
+const maxProblems = 20
+
+func (v *Verification) problem(format string, args ...any) {
+	v.ProblemCount++
+	if len(v.Problems) < maxProblems {
+		v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
+	}
+}
+
+// Verify reads every chained entry in order and checks that each link is
+// the one its entry and the link before it make, that no number is
+// missing, that the head agrees with the last entry, that the columns
+// queries select by agree with each entry's text, and that no entry
+// without a link was recorded after the chain began. Each of pins (links
+// a report printed, in hex) must be the link of some entry: then nothing
+// up to that entry changed since the report was built.
+//
+// It returns an error wrapping ErrNotVerified when anything does not hold
+// (the Verification says what), and one wrapping ErrUnavailable or
+// ErrConfig when the ledger could not be read.
+func (l *Ledger) Verify(ctx context.Context, pins []string) (*Verification, error) {
+	v := &Verification{Problems: []string{}, Pinned: []Head{}}
+	want := map[string]bool{}
+	for _, p := range pins {
+		p = strings.ToLower(strings.TrimSpace(p))
+		if b, err := hex.DecodeString(p); err != nil || len(b) != 32 {
+			return nil, fmt.Errorf("%w: %q is not a chain link (64 hexadecimal digits)", ErrConfig, p)
+		}
+		want[p] = true
+	}
+	if err := l.settle(ctx); err != nil {
+		return nil, err
+	}
+	chained, err := l.backend.chained(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !chained {
+		return nil, fmt.Errorf("%w: this ledger has no chain yet (its schema predates it); the first geoscope serve of this version to open it adds one", ErrConfig)
+	}
+	// One read transaction: the head and the entries as of one moment,
+	// so that an entry past the head is one that should not be there, not
+	// one committed meanwhile.
+	tx, err := l.backend.beginRead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only
+	stored, since, err := readHead(ctx, tx, false)
+	switch {
+	case errors.Is(err, errNoHead):
+		v.problem("ledger_chain holds no head row: it was deleted")
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT chain_seq, chain_link, decision_id, decided_at, kind, meeting_id, replica, entry
+		FROM ledger_decisions WHERE chain_seq IS NOT NULL ORDER BY chain_seq`)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer rows.Close()
+	var prev [32]byte
+	for rows.Next() {
+		var (
+			seq, at                      int64
+			linked, id, kind, meet, repl string
+			raw                          []byte
+		)
+		if err := rows.Scan(&seq, &linked, &id, &at, &kind, &meet, &repl, &raw); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if want := v.Head.Seq + 1; seq != want {
+			v.problem("entries %s are missing (the chain goes from entry %d to entry %d)", span(want, seq-1), v.Head.Seq, seq)
+		}
+		got := link(prev, seq, raw)
+		text := hex.EncodeToString(got[:])
+		if text != linked {
+			v.problem("entry %d (decision %s): its link is not the one its text and the link before it make: this entry, or one before it, was altered or removed", seq, id)
+		}
+		if msg := columnsDisagree(raw, id, at, kind, meet, repl); msg != "" {
+			v.problem("entry %d (decision %s): %s", seq, id, msg)
+		}
+		if want[text] {
+			v.Pinned = append(v.Pinned, Head{Seq: seq, Link: text})
+			delete(want, text)
+		}
+		prev, v.Head = got, Head{Seq: seq, Link: text}
+		v.Entries++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	rows.Close()
+	if v.Head != stored.out() {
+		v.problem("ledger_chain's head (entry %d, link %s) is not the last entry's (entry %d, link %s): entries at the end were removed or altered, or the head was", stored.seq, orNone(stored.out().Link), v.Head.Seq, orNone(v.Head.Link))
+	}
+	for _, p := range slices.Sorted(maps.Keys(want)) {
+		v.problem("the link %s is no entry's: an entry recorded before it was printed was altered or removed since (or it is another ledger's)", p)
+	}
+	if err := unchained(ctx, tx, v, since); err != nil {
+		return nil, err
+	}
+	if v.ProblemCount > 0 {
+		return v, fmt.Errorf("%w: %d problem(s)", ErrNotVerified, v.ProblemCount)
+	}
+	return v, nil
+}
+
+// unchained counts the entries without a link, and reports those decided
+// after the chain began (since, the first chained commit's time): they
+// were written by a replica of an older version during an upgrade, or
+// behind geoscope's back, and nothing vouches for them.
+func unchained(ctx context.Context, tx *sql.Tx, v *Verification, since int64) error {
+	rows, err := tx.QueryContext(ctx, `SELECT decision_id, decided_at FROM ledger_decisions WHERE chain_seq IS NULL ORDER BY decided_at, decision_id`)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		v.Unchained++
+		if since > 0 && at >= since {
+			v.problem("decision %s (%s) has no link, yet was recorded after the chain began: written by an older version during an upgrade, or inserted behind geoscope's back", id, time.Unix(0, at).UTC().Format(time.RFC3339))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// columnsDisagree says how the columns an entry is selected by differ
+// from its text, or "" when they agree.
+func columnsDisagree(raw []byte, id string, at int64, kind, meeting, replica string) string {
+	var e struct {
+		DecisionID string    `json:"decision_id"`
+		Time       time.Time `json:"time"`
+		Kind       string    `json:"kind"`
+		MeetingID  string    `json:"meeting_id"`
+		Replica    string    `json:"replica"`
+	}
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return "its text is not an entry: " + err.Error()
+	}
+	var differ []string
+	if e.DecisionID != id {
+		differ = append(differ, "decision_id")
+	}
+	if e.Time.UnixNano() != at {
+		differ = append(differ, "decided_at")
+	}
+	if e.Kind != kind {
+		differ = append(differ, "kind")
+	}
+	if e.MeetingID != meeting {
+		differ = append(differ, "meeting_id")
+	}
+	if e.Replica != replica {
+		differ = append(differ, "replica")
+	}
+	if len(differ) == 0 {
+		return ""
+	}
+	return "the column(s) " + strings.Join(differ, ", ") + " differ from the entry's text: the row was altered, and queries by them would miss it"
+}
+
+func span(from, to int64) string {
+	if from == to {
+		return fmt.Sprint(from)
+	}
+	return fmt.Sprintf("%d to %d", from, to)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
