@@ -172,6 +172,16 @@ func (v *Verification) problem(format string, args ...any) {
 	}
 }
 
+// VerifyOptions tune Verify.
+type VerifyOptions struct {
+	// Pins are links a report printed (hex): each must be some entry's.
+	Pins []string
+	// UnchainedUntil accepts entries without a link decided before it,
+	// even after the chain began: those replicas of the previous release
+	// recorded during the rollout that added the chain. Zero accepts none.
+	UnchainedUntil time.Time
+}
+
 // Verify reads every chained entry in order and checks that each link is
 // the one its entry and the link before it make, that no number is
 // missing, that the head agrees with the last entry, that the columns
@@ -183,10 +193,10 @@ func (v *Verification) problem(format string, args ...any) {
 // It returns an error wrapping ErrNotVerified when anything does not hold
 // (the Verification says what), and one wrapping ErrUnavailable or
 // ErrConfig when the ledger could not be read.
-func (l *Ledger) Verify(ctx context.Context, pins []string) (*Verification, error) {
+func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, error) {
 	v := &Verification{Problems: []string{}, Pinned: []Head{}}
 	want := map[string]bool{}
-	for _, p := range pins {
+	for _, p := range o.Pins {
 		p = strings.ToLower(strings.TrimSpace(p))
 		if b, err := hex.DecodeString(p); err != nil || len(b) != 32 {
 			return nil, fmt.Errorf("%w: %q is not a chain link (64 hexadecimal digits)", ErrConfig, p)
@@ -249,7 +259,14 @@ func (l *Ledger) Verify(ctx context.Context, pins []string) (*Verification, erro
 			v.Pinned = append(v.Pinned, Head{Seq: seq, Link: text})
 			delete(want, text)
 		}
-		prev, v.Head = got, Head{Seq: seq, Link: text}
+		// The next link is computed from this one as stored, when it is
+		// readable: an entry altered alone is then the only one found,
+		// instead of it and every entry after it.
+		prev = got
+		if b, err := hex.DecodeString(linked); err == nil && len(b) == 32 {
+			copy(prev[:], b)
+		}
+		v.Head = Head{Seq: seq, Link: text}
 		v.Entries++
 	}
 	if err := rows.Err(); err != nil {
@@ -262,6 +279,9 @@ func (l *Ledger) Verify(ctx context.Context, pins []string) (*Verification, erro
 	for _, p := range slices.Sorted(maps.Keys(want)) {
 		v.problem("the link %s is no entry's: an entry recorded before it was printed was altered or removed since (or it is another ledger's)", p)
 	}
+	if !o.UnchainedUntil.IsZero() {
+		since = max(since, o.UnchainedUntil.UnixNano())
+	}
 	if err := unchained(ctx, tx, v, since); err != nil {
 		return nil, err
 	}
@@ -272,9 +292,9 @@ func (l *Ledger) Verify(ctx context.Context, pins []string) (*Verification, erro
 }
 
 // unchained counts the entries without a link, and reports those decided
-// after the chain began (since, the first chained commit's time): they
-// were written by a replica of an older version during an upgrade, or
-// behind geoscope's back, and nothing vouches for them.
+// at or after since (when the chain began, or the end of the rollout that
+// began it): they were written by a replica of an older version during an
+// upgrade, or behind geoscope's back, and nothing vouches for them.
 func unchained(ctx context.Context, tx *sql.Tx, v *Verification, since int64) error {
 	rows, err := tx.QueryContext(ctx, `SELECT decision_id, decided_at FROM ledger_decisions WHERE chain_seq IS NULL ORDER BY decided_at, decision_id`)
 	if err != nil {

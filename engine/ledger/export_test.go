@@ -1,9 +1,27 @@
 package ledger
 
+import "encoding/hex"
+
 // SetMaxPageBytes sets the byte bound of a List page for a test and
 // returns a function restoring it.
 func SetMaxPageBytes(n int) (restore func()) {
 	old := maxPageBytes
 	maxPageBytes = n
 	return func() { maxPageBytes = old }
+}
+
+// ChainLink is the link of entry seq whose text is raw, after the link
+// prev (hex; "" before the first entry): what a test rewriting the chain,
+// as someone covering their tracks would, computes.
+func ChainLink(prev string, seq int64, raw string) string {
+	var p [32]byte
+	if prev != "" {
+		b, err := hex.DecodeString(prev)
+		if err != nil || len(b) != 32 {
+			panic("ChainLink: bad prev " + prev)
+		}
+		copy(p[:], b)
+	}
+	l := link(p, seq, []byte(raw))
+	return hex.EncodeToString(l[:])
 }

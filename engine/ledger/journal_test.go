@@ -176,6 +176,18 @@ func TestJournalAfterACrash(t *testing.T) {
 	if strings.Contains(logged.String(), "not in the database yet") {
 		t.Errorf("a reader given a journal whose entries are all in the tables logged %q", logged.String())
 	}
+	// A writer copies that journal again: its entries are in the tables
+	// already, and keep their places in the chain.
+	l = (&backend{name: "sqlite", dir: dir}).open(t)
+	v, err := l.Verify(context.Background(), ledger.VerifyOptions{})
+	if rows := (&backend{name: "sqlite", dir: dir}).count(t, `SELECT count(*) FROM ledger_decisions`); err != nil || v.Entries != int64(rows) {
+		t.Errorf("Verify after copying entries already in the tables: %v, %d entries chained of %d, problems %q", err, v.Entries, rows, v.Problems)
+	}
+	for _, f := range before {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("%s, copied again, is still there", filepath.Base(f))
+		}
+	}
 }
 
 // TestJournalOfALiveProcessIsLeftToIt: a ledger opening on a directory

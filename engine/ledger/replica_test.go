@@ -177,6 +177,15 @@ func TestUpgradeFromSchema1(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("entries and their replicas = %v, want %v", got, want)
 		}
+		// The entries from before the chain, and the old replica's (dated
+		// before the chain began), are not in it; the new one is.
+		v, err := l.Verify(context.Background(), ledger.VerifyOptions{})
+		if err != nil {
+			t.Fatalf("Verify = %v, problems %q", err, problems(v))
+		}
+		if v.Entries != 1 || v.Unchained != 2 {
+			t.Errorf("Verify: %d chained and %d unchained entries, want 1 and 2", v.Entries, v.Unchained)
+		}
 	})
 }
 

@@ -1,0 +1,272 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/geoscope/geoscope/engine/ledger"
+)
+
+// chainRow is one chained entry as stored.
+type chainRow struct {
+	seq             int64
+	id, link, entry string
+}
+
+func chainRows(t *testing.T, b *backend) []chainRow {
+	t.Helper()
+	rows, err := b.raw(t).Query(`SELECT chain_seq, decision_id, chain_link, entry FROM ledger_decisions WHERE chain_seq IS NOT NULL ORDER BY chain_seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []chainRow
+	for rows.Next() {
+		var r chainRow
+		if err := rows.Scan(&r.seq, &r.id, &r.link, &r.entry); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// exec runs statements on the backend's database beside the ledger, as
+// someone with write access to it would.
+func exec(t *testing.T, b *backend, q string, args ...any) {
+	t.Helper()
+	if b.url != "" {
+		q = pgPlaceholders(q)
+	}
+	if _, err := b.raw(t).Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func pgPlaceholders(q string) string {
+	var sb strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&sb, "$%d", n)
+			continue
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}
+
+// setHead sets ledger_chain's head.
+func setHead(t *testing.T, b *backend, seq int64, link string) {
+	exec(t, b, `UPDATE ledger_chain SET seq = ?, link = ? WHERE id = 1`, seq, link)
+}
+
+// rechain renumbers the chained entries from 1 in their order and
+// recomputes every link and the head: what someone who removed or altered
+// an entry, and knows the chain, does next.
+func rechain(t *testing.T, b *backend) {
+	t.Helper()
+	rows := chainRows(t, b)
+	exec(t, b, `UPDATE ledger_decisions SET chain_seq = -chain_seq WHERE chain_seq IS NOT NULL`)
+	prev := ""
+	for i, r := range rows {
+		seq := int64(i + 1)
+		prev = ledger.ChainLink(prev, seq, r.entry)
+		exec(t, b, `UPDATE ledger_decisions SET chain_seq = ?, chain_link = ? WHERE decision_id = ?`, seq, prev, r.id)
+	}
+	setHead(t, b, int64(len(rows)), prev)
+}
+
+// TestChainFindsWhatWasChanged: a ledger of five entries, changed behind
+// geoscope's back in each of the ways below. Verify finds each change,
+// except a rewrite of the chain itself, which only a link kept from
+// before (a published report's) shows.
+func TestChainFindsWhatWasChanged(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// change alters the ledger; rows are its entries before.
+		change func(t *testing.T, b *backend, rows []chainRow)
+		// opts are given to Verify; pinHead adds the head as it was before
+		// the change.
+		opts    ledger.VerifyOptions
+		pinHead bool
+		// want is a problem Verify must report; "" means it verifies.
+		want string
+		// only, when set, is how many problems Verify must report.
+		only int
+	}{
+		{name: "nothing changed", change: func(*testing.T, *backend, []chainRow) {}},
+		{name: "nothing changed, the head pinned", change: func(*testing.T, *backend, []chainRow) {}, pinHead: true},
+		{name: "an entry removed", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id = ?`, rows[2].id)
+		}, want: "entries 3 are missing (the chain goes from entry 2 to entry 4)"},
+		{name: "an entry's text altered", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `UPDATE ledger_decisions SET entry = ? WHERE decision_id = ?`, strings.Replace(rows[1].entry, `"test-1.2.3"`, `"test-9.9.9"`, 1), rows[1].id)
+		}, want: "entry 2 (decision ", only: 1},
+		{name: "an entry's time moved out of every period", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `UPDATE ledger_decisions SET decided_at = decided_at + 31536000000000000 WHERE decision_id = ?`, rows[3].id)
+		}, want: "the column(s) decided_at differ from the entry's text"},
+		{name: "an entry's meeting renamed", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `UPDATE ledger_decisions SET meeting_id = 'elsewhere' WHERE decision_id = ?`, rows[3].id)
+		}, want: "the column(s) meeting_id differ"},
+		{name: "the last entry removed", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id = ?`, rows[4].id)
+		}, want: "ledger_chain's head (entry 5, link " + "%HEAD%" + ") is not the last entry's (entry 4"},
+		{name: "the head wound back, the last entry left", change: func(t *testing.T, b *backend, rows []chainRow) {
+			setHead(t, b, 4, rows[3].link)
+		}, want: "is not the last entry's (entry 5"},
+		{name: "the head row deleted", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `DELETE FROM ledger_chain`)
+		}, want: "ledger_chain holds no head row"},
+		// A chain proves nothing against whoever rewrites it whole...
+		{name: "the last entry removed and the head wound back", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id = ?`, rows[4].id)
+			setHead(t, b, 4, rows[3].link)
+		}},
+		{name: "an entry removed and the chain rewritten", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id = ?`, rows[1].id)
+			rechain(t, b)
+		}},
+		// ...but a link kept from before shows it.
+		{name: "the last entry removed and the head wound back, the head pinned", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id = ?`, rows[4].id)
+			setHead(t, b, 4, rows[3].link)
+		}, pinHead: true, want: "the link %HEAD% is no entry's"},
+		{name: "an entry removed and the chain rewritten, the head pinned", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id = ?`, rows[1].id)
+			rechain(t, b)
+		}, pinHead: true, want: "the link %HEAD% is no entry's"},
+		{name: "an entry's text altered and the chain rewritten, the head pinned", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `UPDATE ledger_decisions SET entry = ? WHERE decision_id = ?`, strings.Replace(rows[1].entry, `"test-1.2.3"`, `"test-9.9.9"`, 1), rows[1].id)
+			rechain(t, b)
+		}, pinHead: true, want: "the link %HEAD% is no entry's"},
+		{name: "a link from another ledger", change: func(*testing.T, *backend, []chainRow) {},
+			opts: ledger.VerifyOptions{Pins: []string{strings.Repeat("ab", 32)}}, want: "the link " + strings.Repeat("ab", 32) + " is no entry's"},
+		{name: "an entry without a link inserted", change: func(t *testing.T, b *backend, rows []chainRow) {
+			insertUnchained(t, b, newID(), time.Now())
+		}, want: "has no link, yet was recorded after the chain began"},
+		{name: "an entry without a link inserted during the rollout", change: func(t *testing.T, b *backend, rows []chainRow) {
+			insertUnchained(t, b, newID(), time.Now())
+		}, opts: ledger.VerifyOptions{UnchainedUntil: time.Now().Add(time.Hour)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, b *backend) {
+				ctx := context.Background()
+				l := b.open(t)
+				for i := range 5 {
+					record(t, l, removal(newID(), baseTime.Add(time.Duration(i)*time.Second), fmt.Sprintf("p-%d", i)))
+				}
+				head, err := l.Head(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rows := chainRows(t, b)
+				if len(rows) != 5 || head.Seq != 5 || head.Link != rows[4].link {
+					t.Fatalf("after 5 entries: %d chained, head %+v, want 5 and the last entry's link", len(rows), head)
+				}
+				tc.change(t, b, rows)
+				opts := tc.opts
+				if tc.pinHead {
+					opts.Pins = append(opts.Pins, head.Link)
+				}
+				v, err := l.Verify(ctx, opts)
+				want := strings.ReplaceAll(tc.want, "%HEAD%", head.Link)
+				if want == "" {
+					if err != nil {
+						t.Fatalf("Verify = %v, problems %q; want it verified", err, problems(v))
+					}
+					if tc.pinHead && (len(v.Pinned) != 1 || v.Pinned[0].Link != head.Link) {
+						t.Errorf("pinned %+v, want the head %+v", v.Pinned, head)
+					}
+					return
+				}
+				if !errors.Is(err, ledger.ErrNotVerified) {
+					t.Fatalf("Verify = %v, want ErrNotVerified", err)
+				}
+				if !strings.Contains(strings.Join(v.Problems, "\n"), want) {
+					t.Errorf("problems:\n%s\nwant one containing %q", strings.Join(v.Problems, "\n"), want)
+				}
+				if tc.only > 0 && v.ProblemCount != tc.only {
+					t.Errorf("%d problems:\n%s\nwant %d", v.ProblemCount, strings.Join(v.Problems, "\n"), tc.only)
+				}
+			})
+		})
+	}
+}
+
+func problems(v *ledger.Verification) []string {
+	if v == nil {
+		return nil
+	}
+	return v.Problems
+}
+
+// insertUnchained inserts an entry the way code of schema 3 does: without
+// a link.
+func insertUnchained(t *testing.T, b *backend, id string, at time.Time) {
+	t.Helper()
+	entry := fmt.Sprintf(`{"decision_id":%q,"time":%q,"kind":"decision","meeting_id":"m-1","account":"ps:00","orders":[],"actions":[],"refused":[],"guard_blocked":[],"bundles":{},"geo":{"database":"x","build":"2026-06-01T00:00:00Z"},"engine_version":"0.2","replica":"old-1"}`, id, at.UTC().Format(time.RFC3339Nano))
+	exec(t, b, `INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry, replica) VALUES (?, ?, 'decision', 'm-1', NULL, ?, 'old-1')`, id, at.UnixNano(), entry)
+}
+
+// Writers sharing a ledger (replicas on PostgreSQL; a server and
+// `geoscope decide` on one SQLite data directory) extend one chain: every
+// entry is in it once, numbered without a gap, including the same
+// decision recorded by both.
+func TestChainOfManyWriters(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		writers := []*ledger.Ledger{
+			b.open(t, func(c *ledger.Config) { c.Replica = "a" }),
+			b.open(t, func(c *ledger.Config) { c.Replica = "b" }),
+		}
+		twice := removal(newID(), baseTime, "p-twice")
+		var wg sync.WaitGroup
+		for w, l := range writers {
+			for g := range 4 {
+				wg.Go(func() {
+					for i := range 10 {
+						if err := l.Record(ctx, removal(newID(), baseTime.Add(time.Duration(i)*time.Millisecond), fmt.Sprintf("p-%d-%d-%d", w, g, i))); err != nil {
+							t.Error(err)
+						}
+					}
+					if err := l.Record(ctx, twice); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		for _, l := range writers {
+			if _, err := l.Head(ctx); err != nil { // settles what it recorded
+				t.Fatal(err)
+			}
+		}
+		v, err := writers[0].Verify(ctx, ledger.VerifyOptions{})
+		if err != nil {
+			t.Fatalf("Verify = %v, problems %q", err, problems(v))
+		}
+		if v.Entries != 81 || v.Head.Seq != 81 || v.Unchained != 0 {
+			t.Errorf("verified %d entries, head %d, %d unchained; want 81, 81 and 0", v.Entries, v.Head.Seq, v.Unchained)
+		}
+	})
+}
+
+// A bad link to pin is refused as such, before anything is read.
+func TestVerifyRefusesABadPin(t *testing.T) {
+	l := newBackend(t, "sqlite").open(t)
+	for _, pin := range []string{"xyz", strings.Repeat("a", 63), strings.Repeat("g", 64)} {
+		if _, err := l.Verify(context.Background(), ledger.VerifyOptions{Pins: []string{pin}}); !errors.Is(err, ledger.ErrConfig) || !strings.Contains(err.Error(), "not a chain link") {
+			t.Errorf("Verify with pin %q = %v, want ErrConfig naming it", pin, err)
+		}
+	}
+}
