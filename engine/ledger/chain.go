@@ -139,6 +139,13 @@ func (l *Ledger) Head(ctx context.Context) (Head, error) {
 	return h.out(), nil
 }
 
+// IsLink reports whether s is a chain link as Head prints it: 64
+// hexadecimal digits.
+func IsLink(s string) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == 32
+}
+
 // ErrNotVerified: the ledger was read, and its chain does not hold.
 var ErrNotVerified = errors.New("the ledger does not verify")
 
@@ -197,11 +204,10 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 	v := &Verification{Problems: []string{}, Pinned: []Head{}}
 	want := map[string]bool{}
 	for _, p := range o.Pins {
-		p = strings.ToLower(strings.TrimSpace(p))
-		if b, err := hex.DecodeString(p); err != nil || len(b) != 32 {
+		if !IsLink(p) {
 			return nil, fmt.Errorf("%w: %q is not a chain link (64 hexadecimal digits)", ErrConfig, p)
 		}
-		want[p] = true
+		want[strings.ToLower(p)] = true
 	}
 	if err := l.settle(ctx); err != nil {
 		return nil, err

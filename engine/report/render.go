@@ -122,6 +122,9 @@ func (r *Report) CSV(w io.Writer) error {
 	if r.Incomplete != "" {
 		row("report", all, "incomplete", r.Incomplete)
 	}
+	if r.LedgerHead != "" {
+		row("report", all, "ledger_head", r.LedgerHead)
+	}
 	row("report", all, "attribution", r.Attribution)
 	row("summary", all, "decisions_recorded", r.Summary.Decisions)
 	row("summary", all, "admissions_recorded", r.Summary.Admissions)
@@ -312,6 +315,9 @@ func (r *Report) Markdown(w io.Writer) error {
 	p("## Method\n\n")
 	for _, n := range r.Notes {
 		p("- %s\n", md(n))
+	}
+	if r.LedgerHead != "" {
+		p("- %s\n", LedgerHeadText(r.LedgerHead))
 	}
 	p("\nGeolocation: [IP Geolocation by DB-IP](https://db-ip.com), licensed under [CC BY 4.0](https://creativecommons.org/licenses/by/4.0/).\n")
 	_, err := io.WriteString(w, b.String())

@@ -134,6 +134,11 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 	if o.MinCount < 1 {
 		return nil, fmt.Errorf("min count %d: want 1 or more", o.MinCount)
 	}
+	// The head first: the entries read next include every one under it.
+	head, err := l.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
 	a := newAggregator(p)
 	if err := l.Scan(ctx, ledger.Query{Since: p.Since, Until: p.Until}, a.entry); err != nil {
 		return nil, err
@@ -154,6 +159,7 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 	if n := l.Unseen(); n > 0 {
 		r.Incomplete = IncompleteText(n)
 	}
+	r.LedgerHead = head.Link
 	return r, nil
 }
 

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geoscope/geoscope/engine/ledger"
+
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/decision"
 )
@@ -34,15 +36,31 @@ func buildFixture(t *testing.T, o Options) *Report {
 // TestReportGolden renders the fixture's report in Markdown, CSV and JSON
 // and compares each with testdata/fixture.<format>.golden (go test
 // ./engine/report -run Golden -update rewrites them).
+//
+// The ledger's head is the fixture ledger's own (its entries hold this
+// machine's host name and a generated key's pseudonyms): it must be the
+// head, and is written in the golden files as headMarker.
 func TestReportGolden(t *testing.T) {
-	r := buildFixture(t, Options{})
+	l := openFixture(t, fixtureRecords())
+	r, err := Build(context.Background(), l, fixturePeriod, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := l.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head.Seq == 0 || !ledger.IsLink(r.LedgerHead) || r.LedgerHead != head.Link {
+		t.Fatalf("the report's ledger head is %q, want the ledger's, %+v", r.LedgerHead, head)
+	}
+	const headMarker = "<the fixture ledger's head>"
 	for _, format := range []string{FormatMarkdown, FormatCSV, FormatJSON} {
 		t.Run(format, func(t *testing.T) {
 			var buf bytes.Buffer
 			if err := r.Render(&buf, format); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, filepath.Join("testdata", "fixture."+format+".golden"), buf.Bytes())
+			golden(t, filepath.Join("testdata", "fixture."+format+".golden"), bytes.ReplaceAll(buf.Bytes(), []byte(r.LedgerHead), []byte(headMarker)))
 		})
 	}
 }
@@ -594,6 +612,12 @@ func TestReportLeavesOutPreviews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The ledger's head is not a figure: it is the ledger's, which holds
+	// the previews' entries too.
+	if base.LedgerHead == "" || withPreview.LedgerHead == base.LedgerHead {
+		t.Errorf("ledger heads %q without the previews and %q with them, want two", base.LedgerHead, withPreview.LedgerHead)
+	}
+	base.LedgerHead, withPreview.LedgerHead = "", ""
 	var a, b bytes.Buffer
 	if err := base.Render(&a, FormatJSON); err != nil {
 		t.Fatal(err)

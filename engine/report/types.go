@@ -36,6 +36,15 @@ type Report struct {
 	// directory's journal were not in the database, and so not counted
 	// (a reader of a crashed SQLite ledger; see ledger.Ledger.Unseen).
 	Incomplete string `json:"incomplete,omitempty"`
+	// LedgerHead is the link of the ledger's last entry when the report
+	// was built (ledger.Head): every entry recorded before it, in the
+	// period or not, is under it. Whoever keeps a published report can
+	// check later that none of them was altered or removed since
+	// (`geoscope ledger verify --head LINK`). Only the link is printed,
+	// not its number: two reports' numbers would give the exact count of
+	// entries recorded between them, which the suppression hides. Absent
+	// for a ledger without a chain, or with no entry in it yet.
+	LedgerHead string `json:"ledger_head,omitempty"`
 	// OutsideAffected is the totals' figure, repeated at the top.
 	OutsideAffected OutsideAffected `json:"outside_affected"`
 	Summary         Summary         `json:"summary"`
@@ -348,6 +357,11 @@ func notes(minCount int) []string {
 		n = slices.Insert(n, 2, WithheldText(minCount))
 	}
 	return n
+}
+
+// LedgerHeadText says what the ledger head printed in a report is for.
+func LedgerHeadText(link string) string {
+	return "Ledger head when this report was built: " + link + ". Every entry recorded before then is chained under it: `geoscope ledger verify --head " + link + "` on the ledger shows whether any was altered or removed since."
 }
 
 // IncompleteText says that n recorded entries are not counted.

@@ -28,6 +28,9 @@ const (
 	ExitOK       = 0
 	ExitFailure  = 1 // the decision could not be made (policy error, ...)
 	ExitBadInput = 2 // bad input, or unreadable bundles or GeoIP database
+	// ExitNotVerified: `ledger verify` read the ledger, and its chain does
+	// not hold (1 would be a ledger that could not be read).
+	ExitNotVerified = 3
 )
 
 // usageError marks flag and argument mistakes.
@@ -126,6 +129,8 @@ func refuseEmptyValues(cmd *cobra.Command) error {
 func exitCode(err error) int {
 	var ue usageError
 	switch {
+	case errors.Is(err, ledger.ErrNotVerified):
+		return ExitNotVerified
 	case errors.As(err, &ue),
 		errors.Is(err, input.ErrInvalid), errors.Is(err, input.ErrTooLarge),
 		errors.Is(err, policy.ErrBundle), errors.Is(err, policy.ErrRegistry), errors.Is(err, policy.ErrKey),
