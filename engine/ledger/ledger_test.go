@@ -1493,18 +1493,29 @@ func TestRecordAfterCloseReturns(t *testing.T) {
 // concurrent callers sharing commits.
 //
 //	go test -run '^$' -bench BenchmarkRecord -benchtime 5s ./engine/ledger/
+//
+// postgres-2-replicas shares the clients between two ledgers on one
+// database, as two replicas do: their commits take turns on the chain's
+// head (chain.go).
 func BenchmarkRecord(b *testing.B) {
-	for _, name := range []string{"sqlite", "postgres"} {
+	for _, name := range []string{"sqlite", "postgres", "postgres-2-replicas"} {
 		for _, par := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/clients=%dxGOMAXPROCS", name, par), func(b *testing.B) {
-				be := newBackend(b, name)
-				l := be.open(b)
-				record(b, l, removal(newID(), time.Now(), "warmup"))
+				be := newBackend(b, strings.TrimSuffix(name, "-2-replicas"))
+				ls := []*ledger.Ledger{be.open(b, func(c *ledger.Config) { c.Replica = "a" })}
+				if strings.HasSuffix(name, "-2-replicas") {
+					ls = append(ls, be.open(b, func(c *ledger.Config) { c.Replica = "b" }))
+				}
+				for _, l := range ls {
+					record(b, l, removal(newID(), time.Now(), "warmup"))
+				}
+				var clients atomic.Int64
 				b.SetParallelism(par)
 				b.ReportAllocs()
 				b.ResetTimer()
 				defer proctest.ReportCPU(b)()
 				b.RunParallel(func(pb *testing.PB) {
+					l := ls[int(clients.Add(1))%len(ls)]
 					for pb.Next() {
 						if err := l.Record(context.Background(), removal(newID(), time.Now(), "p-bench")); err != nil {
 							b.Error(err)
