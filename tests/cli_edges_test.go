@@ -107,6 +107,8 @@ func TestCLIBadFlagValuesNamed(t *testing.T) {
 		{"ledger export --ledger URL of another database", []string{"ledger", "export", "--ledger", "mysql://u:SECRETPW@db/x"}, []string{`--ledger "mysql://u:xxxxx@db/x"`}, []string{"SECRETPW"}},
 		{"report --out inside --data-dir", []string{"report", "--data-dir", ledgerDir, "--out", filepath.Join(ledgerDir, "ledger.db")}, []string{"--out", "inside --data-dir"}, nil},
 		{"serve --ledger foo", []string{"serve", "--ledger", "foo"}, []string{`--ledger "foo"`, "sqlite", "postgres://"}, nil},
+		{"serve --ledger postgres URL with a password parameter", []string{"serve", "--ledger", "postgres://u@127.0.0.1:1/db?password=SECRETPW&sslmode=bogus", "--ledger-key-file", missing}, []string{`--ledger "postgres://u@127.0.0.1:1/db?password=xxxxx&sslmode=bogus"`, "sslmode"}, []string{"SECRETPW"}},
+		{"ledger export --ledger postgres URL with an sslpassword parameter", []string{"ledger", "export", "--ledger", "postgres://u@127.0.0.1:1/db?sslpassword=SECRETPW&connect_timeout=x"}, []string{"--ledger", "sslpassword=xxxxx"}, []string{"SECRETPW"}},
 		{"serve --ledger malformed postgres URL", []string{"serve", "--ledger", "postgres://u:SECRETPW@127.0.0.1:1/db?sslmode=verify_full", "--ledger-key-file", missing}, []string{`--ledger "postgres://u:xxxxx@127.0.0.1:1/db?sslmode=verify_full"`, "sslmode"}, []string{"SECRETPW"}},
 		{"report --ledger malformed postgres URL", []string{"report", "--ledger", "postgres://u:SECRETPW@127.0.0.1:1/db?connect_timeout=soon"}, []string{"--ledger", "connect_timeout"}, []string{"SECRETPW"}},
 		{"serve --ledger mysql", []string{"serve", "--ledger", "mysql://x"}, []string{`--ledger "mysql://x"`}, nil},
@@ -161,6 +163,25 @@ func TestCLIBadFlagValuesNamed(t *testing.T) {
 	}
 }
 
+// GEOSCOPE_LEDGER set but empty, or with white space around it (a Secret
+// made from a file ending in a newline), is refused, naming it: read as
+// unset, each replica recorded into a SQLite ledger of its own on its
+// scratch volume.
+func TestLedgerEnvironmentBlankRefused(t *testing.T) {
+	for _, value := range []string{"", "  ", "postgres://geoscope@127.0.0.1:1/geoscope\n"} {
+		for _, args := range [][]string{{"serve", "--addr", "127.0.0.1:0"}, {"ledger", "export"}, {"report"}, {"ledger", "verify"}} {
+			dir := t.TempDir()
+			res := runIn(t, dir, []string{"GEOSCOPE_DATA_DIR=" + filepath.Join(dir, "data"), "GEOSCOPE_LEDGER=" + value}, nil, args...)
+			if res.code != 2 || !strings.Contains(cliErrorLine(t, res.stderr), "GEOSCOPE_LEDGER") {
+				t.Errorf("%v with GEOSCOPE_LEDGER=%q: %v; want exit 2 naming it", args, value, res)
+			}
+			if got := dirEntries(t, dir); len(got) != 0 {
+				t.Errorf("%v with GEOSCOPE_LEDGER=%q created %v", args, value, got)
+			}
+		}
+	}
+}
+
 // decide is offline: it records nothing (no ./geoscope-data, nothing in
 // GEOSCOPE_DATA_DIR) unless a ledger flag asks it to.
 func TestDecideRecordsOnlyWhenAsked(t *testing.T) {
@@ -186,6 +207,12 @@ func TestDecideRecordsOnlyWhenAsked(t *testing.T) {
 	// --ledger off says the same, silently.
 	if res := runIn(t, dir, env, []byte(validRequest), "decide", "--geoip-db", db, "--ledger", "off"); res.code != 0 || res.stderr != "" {
 		t.Errorf("decide --ledger off: %v", res)
+	}
+	// Run beside a server whose environment names its ledger, it says
+	// that this answer is not in that ledger.
+	res = runIn(t, dir, append(slices.Clone(env), "GEOSCOPE_LEDGER=postgres://geoscope@127.0.0.1:1/geoscope"), []byte(validRequest), "decide", "--geoip-db", db)
+	if res.code != 0 || !strings.Contains(res.stderr, "not recorded") || !strings.Contains(res.stderr, "GEOSCOPE_LEDGER alone") {
+		t.Errorf("decide with GEOSCOPE_LEDGER set and no ledger flag: %v; want it to say the answer is not recorded", res)
 	}
 
 	// Asked to record, it does, and the entry is exported.

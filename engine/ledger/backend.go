@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -137,6 +138,9 @@ func openSQLBackend(ctx context.Context, cfg Config, fingerprint string) (*sqlBa
 		defer cancel()
 	}
 	if _, err := b.conn(octx); err != nil {
+		if !errors.Is(err, ErrConfig) && refusedForGood(err) {
+			err = fmt.Errorf("%w: the PostgreSQL server refused this ledger's settings, which waiting will not change (%v): check the URL's database, user, password and TLS settings", ErrConfig, err)
+		}
 		// A reader has nothing to wait for: it reads now or fails.
 		if errors.Is(err, ErrConfig) || cfg.ReadOnly {
 			b.close()
@@ -146,6 +150,23 @@ func openSQLBackend(ctx context.Context, cfg Config, fingerprint string) (*sqlBa
 		b.unreachable = err
 	}
 	return b, nil
+}
+
+// refusedForGood reports whether err is a PostgreSQL server's answer that
+// the ledger's settings cannot work, however long one waits: the login
+// refused (class 28: a wrong password, no such role, pg_hba.conf), no
+// such database (3D000), or its certificate not verified (an unknown CA,
+// another host name). A server that is down, starting or unreachable
+// is waited for instead. Started anyway, the replica was ready, and
+// refused every decision to be recorded: a rollout with a wrong Secret
+// went through every replica, and every meeting server failed open.
+func refusedForGood(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "3D000"
+	}
+	var unverified *tls.CertificateVerificationError
+	return errors.As(err, &unverified)
 }
 
 // startTimeout bounds the first connection to a PostgreSQL ledger at
@@ -186,6 +207,19 @@ func parseFailure(err error) string {
 func quoteSetting(s string) string {
 	u, err := url.Parse(s)
 	switch {
+	case err == nil && u.RawQuery != "" && (u.Scheme == "postgres" || u.Scheme == "postgresql"):
+		// libpq and pgx take a password as a query parameter too.
+		q, qerr := url.ParseQuery(u.RawQuery)
+		if qerr != nil {
+			return "(value not shown: it may hold a password)"
+		}
+		for _, k := range []string{"password", "sslpassword"} {
+			if q.Has(k) {
+				q.Set(k, "xxxxx")
+			}
+		}
+		u.RawQuery = q.Encode()
+		return strconv.Quote(u.Redacted())
 	case err == nil && u.User != nil:
 		return strconv.Quote(u.Redacted())
 	case err != nil, strings.ContainsAny(s, "@= \t"), len(s) > 128:

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/internal/pgtest"
 )
 
 // Replicas sharing one ledger: every entry names the replica that decided
@@ -224,4 +226,35 @@ func TestNewerCompatibleSchemaIsUsed(t *testing.T) {
 			t.Errorf("%d entries, want 2", n)
 		}
 	})
+}
+
+// A PostgreSQL server that answers that the ledger's settings cannot work
+// (no such database, no such role) refuses the start (ErrConfig, exit 2)
+// instead of starting a replica that is ready and refuses every record;
+// a server that is down is waited for (TestLedgerPostgresDownAtStart).
+func TestSettingsRefusedForGoodAtStart(t *testing.T) {
+	srv := pgtest.Shared(t)
+	noRole, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	noRole.User = url.User("nobody_" + strings.ReplaceAll(newID(), "-", ""))
+	for name, u := range map[string]string{
+		"no such database": srv.DatabaseURL("nodb_" + strings.ReplaceAll(newID(), "-", "")),
+		"no such role":     noRole.String(),
+	} {
+		for _, readOnly := range []bool{false, true} {
+			b := &backend{name: "postgres", url: u, dir: filepath.Join(t.TempDir(), "data")}
+			cfg := b.config()
+			cfg.ReadOnly = readOnly
+			l, err := ledger.Open(context.Background(), cfg)
+			if err == nil {
+				l.Close()
+			}
+			// A reader says there is no ledger there, as it did already.
+			if !errors.Is(err, ledger.ErrConfig) || (!readOnly && !strings.Contains(err.Error(), "refused this ledger's settings")) {
+				t.Errorf("%s (read-only %v): Open = %v, want ErrConfig", name, readOnly, err)
+			}
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -94,7 +95,12 @@ func (c Config) withDefaults() Config {
 		c.MaxParticipants = DefaultMaxParticipants
 	}
 	if c.MaxInflight == 0 && c.MaxBody > 0 {
-		c.MaxInflight = c.MaxBody * int64(DefaultInflightBodies())
+		// Saturated: a --max-body near the largest int64 must not wrap
+		// around into a negative default.
+		c.MaxInflight = c.MaxBody
+		if n := int64(DefaultInflightBodies()); c.MaxBody <= math.MaxInt64/n {
+			c.MaxInflight = c.MaxBody * n
+		}
 	}
 	if c.QueueTimeout == 0 {
 		c.QueueTimeout = DefaultQueueTimeout

@@ -127,6 +127,10 @@ database (the message on stderr names the field), 1 on other failures.`,
 					defer led.Close()
 					engineOpts = append(engineOpts, engine.WithRecorder(led))
 				}
+			} else if os.Getenv(envLedger) != "" && !ledgers.chosen(cmd.Flags()) {
+				// Run beside a server (kubectl exec), whose environment
+				// names its ledger: say that this answer is not in it.
+				fmt.Fprintf(cmd.ErrOrStderr(), "geoscope: not recorded: decide records only when --ledger, --data-dir or --ledger-key-file is given (%s alone does not make it)\n", envLedger)
 			}
 			eng := engine.New(engineOpts...)
 			eng.SetPolicy(snap)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,13 +49,26 @@ func (l *ledgerFlags) registerReplica(f *pflag.FlagSet) {
 	f.StringVar(&l.replica, "replica-id", "", "`NAME` of this replica, recorded in every ledger entry (default: the host name, which is the pod name under Kubernetes)")
 }
 
-// resolve applies GEOSCOPE_LEDGER when --ledger was not given.
-func (l *ledgerFlags) resolve() {
-	if l.flags != nil && !l.flags.Changed("ledger") {
-		if v := os.Getenv(envLedger); v != "" {
-			l.url, l.fromEnv = v, true
-		}
+// resolve applies GEOSCOPE_LEDGER when --ledger was not given. Set but
+// empty, or with spaces around it, it is refused rather than read as
+// unset or passed on: a Secret whose key is empty (or was made from a
+// file ending in a newline) must not quietly mean each replica's own
+// SQLite ledger on its scratch volume, nor a database named "geoscope\n".
+func (l *ledgerFlags) resolve() error {
+	if l.flags == nil || l.flags.Changed("ledger") {
+		return nil
 	}
+	v, set := os.LookupEnv(envLedger)
+	switch {
+	case !set:
+		return nil
+	case strings.TrimSpace(v) == "":
+		return usageError{fmt.Errorf("%s is set but empty: give a ledger (sqlite, off or a postgres:// URL), or unset it for the default", envLedger)}
+	case strings.TrimSpace(v) != v:
+		return usageError{fmt.Errorf("%s begins or ends with white space (a newline from the file a Secret was made from?): remove it", envLedger)}
+	}
+	l.url, l.fromEnv = v, true
+	return nil
 }
 
 // chosen reports whether a ledger flag was given on the command line (the
@@ -66,7 +80,9 @@ func (l *ledgerFlags) chosen(f *pflag.FlagSet) bool {
 // openReader opens an existing ledger for reading: it creates no file and
 // no key.
 func (l *ledgerFlags) openReader(ctx context.Context, log *slog.Logger) (*ledger.Ledger, error) {
-	l.resolve()
+	if err := l.resolve(); err != nil {
+		return nil, err
+	}
 	if l.url == ledgerOff {
 		return nil, usageError{errors.New("--ledger off: there is no ledger to read")}
 	}
@@ -86,7 +102,9 @@ func (l *ledgerFlags) named(err error) error {
 
 // open opens the ledger, or returns nil when it is off.
 func (l *ledgerFlags) open(ctx context.Context, log *slog.Logger) (*ledger.Ledger, error) {
-	l.resolve()
+	if err := l.resolve(); err != nil {
+		return nil, err
+	}
 	if l.url == ledgerOff {
 		log.Warn("the ledger is off: decisions are answered without a durable record")
 		return nil, nil
