@@ -256,6 +256,15 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 	}
 
 	logs := srv.logs.String() + mal.logs.String()
+	// One line says which ledger the server records into (and holds no
+	// secret, as every line).
+	opened := `"data_dir":"` + dataDir + `","backend":"sqlite"`
+	if pg != nil {
+		opened = fmt.Sprintf(`"host":"127.0.0.1:%d","database":"%s","from":"--ledger","backend":"postgres"`, pg.Port(), pgtest.Database)
+	}
+	if !strings.Contains(logs, `"msg":"ledger opened",`+opened) {
+		t.Errorf("no log line names the ledger opened (%s):\n%.2000s", opened, logs)
+	}
 	if !strings.Contains(logs, `"msg":"request"`) {
 		t.Errorf("the server logged no requests at debug level; the log check would prove nothing:\n%s", logs)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -251,6 +252,20 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 	f.StringVar(&unchainedUntil, "unchained-until", "", "accept entries without a link decided before `T` (RFC 3339 or YYYY-MM-DD): the end of the rollout that added the chain, when replicas of the previous release still recorded")
 	f.StringVar(&format, "format", "text", "output format: text or json")
 	return cmd
+}
+
+// where names the opened ledger for a log line, without credentials: the
+// data directory, or the PostgreSQL host and database.
+func (l *ledgerFlags) where() []any {
+	from := "--ledger"
+	if l.fromEnv {
+		from = envLedger
+	}
+	u, err := url.Parse(l.url)
+	if l.url == "" || l.url == "sqlite" || err != nil || u.Host == "" {
+		return []any{"data_dir", l.dataDir}
+	}
+	return []any{"host", u.Host, "database", strings.TrimPrefix(u.Path, "/"), "from", from}
 }
 
 // replicaName is --replica-id, or the default the ledger records. OPA's

@@ -128,6 +128,9 @@ included: debug logging is for authoring, not for production.`,
 			if led != nil {
 				defer led.Close()
 				opts = append(opts, engine.WithRecorder(led))
+				// Which ledger this replica records into, said once: a
+				// wrong one is otherwise visible only in /v1/status.
+				log.Info("ledger opened", append(ledgers.where(), "backend", led.Health().Backend, "replica", ledgers.replicaName())...)
 			}
 			if opaConfig != "" {
 				dl := decisionlog.New(func() *plugins.Manager { return src.Manager() }, pseudo, log)
