@@ -123,7 +123,7 @@ func ledgerCommand() *cobra.Command {
 		order, auth  string
 	)
 	export := &cobra.Command{
-		Use:   "export [--since T] [--until T] [--order ID] [--authority ID] --format jsonl",
+		Use:   "export [--since T] [--until T] [--order ID] [--authority ID] [--format jsonl]",
 		Short: "Write ledger entries, oldest first, one JSON object per line (for auditors)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
