@@ -560,12 +560,12 @@ func (b *sqlBackend) insertChained(ctx context.Context, entries []*Entry, raws [
 	}
 	defer done()
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	head, since, err := readHead(ctx, tx, b.dialect == "postgres")
+	head, err := readHead(ctx, tx, b.dialect == "postgres")
+	if errors.Is(err, errNoHead) || errors.Is(err, errBadHead) {
+		return fmt.Errorf("%w: %s", err, alteredHint)
+	}
 	if err != nil {
 		return err
-	}
-	if head.seq == 0 {
-		since = time.Now().UnixNano()
 	}
 	// Rows are inserted rowsPerInsert at a time: one statement per table
 	// for a typical batch, rather than one per row (each execution costs
@@ -614,8 +614,8 @@ func (b *sqlBackend) insertChained(ctx context.Context, entries []*Entry, raws [
 		}
 		orders = orders[n:]
 	}
-	if _, err := tx.ExecContext(ctx, b.rebind(`UPDATE ledger_chain SET seq = ?, link = ?, since = ? WHERE id = 1`),
-		head.seq, hex.EncodeToString(head.link[:]), since); err != nil {
+	if _, err := tx.ExecContext(ctx, b.rebind(`UPDATE ledger_chain SET seq = ?, link = ? WHERE id = 1`),
+		head.seq, hex.EncodeToString(head.link[:])); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -838,20 +838,19 @@ var migrations = []migration{
 	)`, compatibleFrom: 2},
 	// 4: the chain (chain.go): every entry inserted from now on gets the
 	// next number and a link; ledger_chain holds the last of them, from
-	// its start (seq 0, no link). since is when the first chained entry
-	// was committed. Entries already there stay without a link; so do
-	// those that replicas of schema 3, compatible, insert during a
-	// rollout (Verify reports them, see VerifyOptions.UnchainedUntil).
+	// its start (seq 0, no link). Entries already there stay without a
+	// link; so do those that replicas of schema 3, compatible, insert
+	// during a rollout (Verify reports them, see
+	// VerifyOptions.UnchainedUntil).
 	{sql: `ALTER TABLE ledger_decisions ADD COLUMN chain_seq BIGINT;
 	ALTER TABLE ledger_decisions ADD COLUMN chain_link TEXT;
 	CREATE UNIQUE INDEX ledger_decisions_chain ON ledger_decisions (chain_seq);
 	CREATE TABLE ledger_chain (
-		id    INTEGER PRIMARY KEY CHECK (id = 1),
-		seq   BIGINT NOT NULL,
-		link  TEXT NOT NULL,
-		since BIGINT NOT NULL
+		id   INTEGER PRIMARY KEY CHECK (id = 1),
+		seq  BIGINT NOT NULL,
+		link TEXT NOT NULL
 	);
-	INSERT INTO ledger_chain (id, seq, link, since) VALUES (1, 0, '', 0)`, compatibleFrom: 3},
+	INSERT INTO ledger_chain (id, seq, link) VALUES (1, 0, '')`, compatibleFrom: 3},
 }
 
 // SchemaVersion is the ledger schema version this code migrates to.
@@ -913,9 +912,7 @@ func migrate(ctx context.Context, db *sql.DB, dialect string) (int, error) {
 // newerSchema decides about a schema at version current, newer than this
 // code: usable when every step this code does not know declares itself
 // compatible with this code's version, a configuration error otherwise.
-func newerSchema(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, current int) error {
+func newerSchema(ctx context.Context, q rowQuerier, current int) error {
 	var oldest int
 	err := q.QueryRowContext(ctx, fmt.Sprintf(`SELECT COALESCE(MAX(COALESCE(compatible_from, version)), 0) FROM ledger_migrations WHERE version > %d`, len(migrations))).Scan(&oldest)
 	if err == nil && oldest <= len(migrations) {

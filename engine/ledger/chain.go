@@ -92,30 +92,43 @@ func (h chainHead) out() Head {
 // readHead reads the head in tx; forUpdate locks its row until tx ends
 // (PostgreSQL; SQLite's IMMEDIATE transaction holds the database's write
 // lock already).
-func readHead(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, forUpdate bool) (h chainHead, since int64, err error) {
-	stmt := `SELECT seq, link, since FROM ledger_chain WHERE id = 1`
+func readHead(ctx context.Context, q rowQuerier, forUpdate bool) (chainHead, error) {
+	stmt := `SELECT seq, link FROM ledger_chain WHERE id = 1`
 	if forUpdate {
 		stmt += ` FOR UPDATE`
 	}
+	var h chainHead
 	var text string
-	err = q.QueryRowContext(ctx, stmt).Scan(&h.seq, &text, &since)
-	if errors.Is(err, sql.ErrNoRows) {
-		return h, 0, errNoHead
-	}
-	if err != nil || h.seq == 0 {
-		return h, since, err
+	err := q.QueryRowContext(ctx, stmt).Scan(&h.seq, &text)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return h, errNoHead
+	case err != nil:
+		return h, err
+	case h.seq == 0 && text == "":
+		return h, nil
 	}
 	b, err := hex.DecodeString(text)
-	if err != nil || len(b) != 32 || h.seq < 0 {
-		return h, since, fmt.Errorf("ledger_chain holds an unreadable head (%d, %q): the table was altered; see geoscope ledger verify", h.seq, text)
+	if err != nil || len(b) != 32 || h.seq <= 0 {
+		return h, fmt.Errorf("%w (entry %d, link %q)", errBadHead, h.seq, text)
 	}
 	copy(h.link[:], b)
-	return h, since, nil
+	return h, nil
 }
 
-var errNoHead = errors.New("ledger_chain holds no head: the table was altered; see geoscope ledger verify")
+// rowQuerier is a database, or a transaction in one.
+type rowQuerier interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}
+
+// The head's row missing or unreadable: the table was changed by hand.
+// Nothing is recorded then (a commit cannot be chained), and Verify
+// reports it.
+var (
+	errNoHead   = errors.New("ledger_chain holds no head row")
+	errBadHead  = errors.New("ledger_chain holds an unreadable head")
+	alteredHint = "the table was altered; run geoscope ledger verify"
+)
 
 // Head returns the chain's head: every entry recorded before the call is
 // under it. A ledger without a chain (written only by a version before
@@ -132,7 +145,7 @@ func (l *Ledger) Head(ctx context.Context) (Head, error) {
 	if err != nil {
 		return Head{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	h, _, err := readHead(ctx, db, false)
+	h, err := readHead(ctx, db, false)
 	if err != nil {
 		return Head{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -227,12 +240,12 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read only
-	stored, since, err := readHead(ctx, tx, false)
+	stored, headErr := readHead(ctx, tx, false)
 	switch {
-	case errors.Is(err, errNoHead):
-		v.problem("ledger_chain holds no head row: it was deleted")
-	case err != nil:
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	case errors.Is(headErr, errNoHead), errors.Is(headErr, errBadHead):
+		v.problem("%v: it was deleted or altered", headErr)
+	case headErr != nil:
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, headErr)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT chain_seq, chain_link, decision_id, decided_at, kind, meeting_id, replica, entry
 		FROM ledger_decisions WHERE chain_seq IS NOT NULL ORDER BY chain_seq`)
@@ -240,23 +253,46 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer rows.Close()
-	var prev [32]byte
+	// Two chains are computed. The true one runs from the first entry
+	// without a break: the head and the pins are matched against it, so a
+	// pin is found only if nothing before it changed. Each entry is also
+	// checked against the link stored before it, so that an entry
+	// altered alone is the only one reported, not every one after it.
+	var (
+		truth, prevStored [32]byte
+		last              Head  // the last entry as stored
+		lastSeq           int64 // the highest number read
+		began             int64 // the first chained entry's decided_at
+	)
 	for rows.Next() {
 		var (
-			seq, at                      int64
-			linked, id, kind, meet, repl string
-			raw                          []byte
+			seq, at              int64
+			linked               sql.NullString
+			id, kind, meet, repl string
+			raw                  []byte
 		)
 		if err := rows.Scan(&seq, &linked, &id, &at, &kind, &meet, &repl, &raw); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		if want := v.Head.Seq + 1; seq != want {
-			v.problem("entries %s are missing (the chain goes from entry %d to entry %d)", span(want, seq-1), v.Head.Seq, seq)
+		if v.Entries == 0 {
+			began = at
 		}
-		got := link(prev, seq, raw)
-		text := hex.EncodeToString(got[:])
-		if text != linked {
-			v.problem("entry %d (decision %s): its link is not the one its text and the link before it make: this entry, or one before it, was altered or removed", seq, id)
+		switch want := lastSeq + 1; {
+		case seq == want:
+		case seq == want+1:
+			v.problem("entry %d is missing (the chain goes from entry %d to entry %d)", want, lastSeq, seq)
+		case seq > want:
+			v.problem("entries %d to %d are missing (the chain goes from entry %d to entry %d)", want, seq-1, lastSeq, seq)
+		default:
+			v.problem("entry %d (decision %s) is numbered out of order (after entry %d): the numbers were altered", seq, id, lastSeq)
+		}
+		lastSeq = max(lastSeq, seq)
+		truth = link(truth, seq, raw)
+		text := hex.EncodeToString(truth[:])
+		if !linked.Valid {
+			v.problem("entry %d (decision %s) has a number and no link: its row was altered", seq, id)
+		} else if got := link(prevStored, seq, raw); hex.EncodeToString(got[:]) != linked.String {
+			v.problem("entry %d (decision %s): its link is not the one its text and the link before it make: this entry, or the one before it, was altered", seq, id)
 		}
 		if msg := columnsDisagree(raw, id, at, kind, meet, repl); msg != "" {
 			v.problem("entry %d (decision %s): %s", seq, id, msg)
@@ -265,27 +301,31 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 			v.Pinned = append(v.Pinned, Head{Seq: seq, Link: text})
 			delete(want, text)
 		}
-		// The next link is computed from this one as stored, when it is
-		// readable: an entry altered alone is then the only one found,
-		// instead of it and every entry after it.
-		prev = got
-		if b, err := hex.DecodeString(linked); err == nil && len(b) == 32 {
-			copy(prev[:], b)
+		prevStored = truth
+		if b, err := hex.DecodeString(linked.String); err == nil && len(b) == 32 {
+			copy(prevStored[:], b)
 		}
-		v.Head = Head{Seq: seq, Link: text}
+		v.Head, last = Head{Seq: seq, Link: text}, Head{Seq: seq, Link: linked.String}
 		v.Entries++
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	rows.Close()
-	if v.Head != stored.out() {
-		v.problem("ledger_chain's head (entry %d, link %s) is not the last entry's (entry %d, link %s): entries at the end were removed or altered, or the head was", stored.seq, orNone(stored.out().Link), v.Head.Seq, orNone(v.Head.Link))
+	if headErr == nil && stored.out() != last {
+		v.problem("ledger_chain's head (entry %d, link %s) is not the last entry's (entry %d, link %s): entries at the end were removed or altered, or the head was", stored.seq, orNone(stored.out().Link), last.Seq, orNone(last.Link))
 	}
 	for _, p := range slices.Sorted(maps.Keys(want)) {
-		v.problem("the link %s is no entry's: an entry recorded before it was printed was altered or removed since (or it is another ledger's)", p)
+		v.problem("the link %s is no entry's in an unbroken chain: an entry recorded before it was printed was altered or removed since (or it is another ledger's)", p)
 	}
-	if !o.UnchainedUntil.IsZero() {
+	// Entries without a link decided after the first chained one were
+	// not recorded before the chain began. The first chained entry's
+	// time is the chain's own (a stored start time would not be).
+	since := began
+	if v.Entries == 0 {
+		since = 0
+	}
+	if !o.UnchainedUntil.IsZero() && since > 0 {
 		since = max(since, o.UnchainedUntil.UnixNano())
 	}
 	if err := unchained(ctx, tx, v, since); err != nil {
@@ -299,8 +339,10 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 
 // unchained counts the entries without a link, and reports those decided
 // at or after since (when the chain began, or the end of the rollout that
-// began it): they were written by a replica of an older version during an
-// upgrade, or behind geoscope's back, and nothing vouches for them.
+// began it; 0: no entry is chained, so none is reported): they were
+// written by a replica of an older version during an upgrade, or behind
+// geoscope's back, and nothing vouches for them. One dated before cannot
+// be told from an entry recorded before the chain began.
 func unchained(ctx context.Context, tx *sql.Tx, v *Verification, since int64) error {
 	rows, err := tx.QueryContext(ctx, `SELECT decision_id, decided_at FROM ledger_decisions WHERE chain_seq IS NULL ORDER BY decided_at, decision_id`)
 	if err != nil {
@@ -357,13 +399,6 @@ func columnsDisagree(raw []byte, id string, at int64, kind, meeting, replica str
 		return ""
 	}
 	return "the column(s) " + strings.Join(differ, ", ") + " differ from the entry's text: the row was altered, and queries by them would miss it"
-}
-
-func span(from, to int64) string {
-	if from == to {
-		return fmt.Sprint(from)
-	}
-	return fmt.Sprintf("%d to %d", from, to)
 }
 
 func orNone(s string) string {

@@ -103,15 +103,32 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 		want string
 		// only, when set, is how many problems Verify must report.
 		only int
+		// unchained is how many entries without a link Verify counts.
+		unchained int64
 	}{
 		{name: "nothing changed", change: func(*testing.T, *backend, []chainRow) {}},
 		{name: "nothing changed, the head pinned", change: func(*testing.T, *backend, []chainRow) {}, pinHead: true},
 		{name: "an entry removed", change: func(t *testing.T, b *backend, rows []chainRow) {
 			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id = ?`, rows[2].id)
-		}, want: "entries 3 are missing (the chain goes from entry 2 to entry 4)"},
+		}, want: "entry 3 is missing (the chain goes from entry 2 to entry 4)"},
+		{name: "two entries removed", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id IN (?, ?)`, rows[1].id, rows[2].id)
+		}, want: "entries 2 to 3 are missing (the chain goes from entry 1 to entry 4)"},
+		{name: "an entry renumbered", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `UPDATE ledger_decisions SET chain_seq = -7 WHERE decision_id = ?`, rows[2].id)
+		}, want: "entry -7 (decision " + "%ID2%" + ") is numbered out of order"},
+		{name: "an entry's link cleared", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `UPDATE ledger_decisions SET chain_link = NULL WHERE decision_id = ?`, rows[2].id)
+		}, want: "entry 3 (decision " + "%ID2%" + ") has a number and no link"},
+		{name: "the head made unreadable", change: func(t *testing.T, b *backend, rows []chainRow) {
+			setHead(t, b, 5, "not a link")
+		}, want: `ledger_chain holds an unreadable head (entry 5, link "not a link"): it was deleted or altered`},
 		{name: "an entry's text altered", change: func(t *testing.T, b *backend, rows []chainRow) {
 			exec(t, b, `UPDATE ledger_decisions SET entry = ? WHERE decision_id = ?`, strings.Replace(rows[1].entry, `"test-1.2.3"`, `"test-9.9.9"`, 1), rows[1].id)
 		}, want: "entry 2 (decision ", only: 1},
+		{name: "an entry's text altered, the head pinned", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `UPDATE ledger_decisions SET entry = ? WHERE decision_id = ?`, strings.Replace(rows[1].entry, `"test-1.2.3"`, `"test-9.9.9"`, 1), rows[1].id)
+		}, pinHead: true, want: "the link %HEAD% is no entry's in an unbroken chain"},
 		{name: "an entry's time moved out of every period", change: func(t *testing.T, b *backend, rows []chainRow) {
 			exec(t, b, `UPDATE ledger_decisions SET decided_at = decided_at + 31536000000000000 WHERE decision_id = ?`, rows[3].id)
 		}, want: "the column(s) decided_at differ from the entry's text"},
@@ -126,8 +143,9 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 		}, want: "is not the last entry's (entry 5"},
 		{name: "the head row deleted", change: func(t *testing.T, b *backend, rows []chainRow) {
 			exec(t, b, `DELETE FROM ledger_chain`)
-		}, want: "ledger_chain holds no head row"},
-		// A chain proves nothing against whoever rewrites it whole...
+		}, want: "ledger_chain holds no head row: it was deleted or altered"},
+		// A chain proves nothing against whoever rewrites it whole, nor about an
+		// entry without a link dated before it began...
 		{name: "the last entry removed and the head wound back", change: func(t *testing.T, b *backend, rows []chainRow) {
 			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id = ?`, rows[4].id)
 			setHead(t, b, 4, rows[3].link)
@@ -136,19 +154,22 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id = ?`, rows[1].id)
 			rechain(t, b)
 		}},
+		{name: "an entry without a link dated before the chain began", change: func(t *testing.T, b *backend, rows []chainRow) {
+			insertUnchained(t, b, newID(), baseTime.Add(-time.Hour))
+		}, unchained: 1},
 		// ...but a link kept from before shows it.
 		{name: "the last entry removed and the head wound back, the head pinned", change: func(t *testing.T, b *backend, rows []chainRow) {
 			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id = ?`, rows[4].id)
 			setHead(t, b, 4, rows[3].link)
-		}, pinHead: true, want: "the link %HEAD% is no entry's"},
+		}, pinHead: true, want: "the link %HEAD% is no entry's in an unbroken chain"},
 		{name: "an entry removed and the chain rewritten, the head pinned", change: func(t *testing.T, b *backend, rows []chainRow) {
 			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id = ?`, rows[1].id)
 			rechain(t, b)
-		}, pinHead: true, want: "the link %HEAD% is no entry's"},
+		}, pinHead: true, want: "the link %HEAD% is no entry's in an unbroken chain"},
 		{name: "an entry's text altered and the chain rewritten, the head pinned", change: func(t *testing.T, b *backend, rows []chainRow) {
 			exec(t, b, `UPDATE ledger_decisions SET entry = ? WHERE decision_id = ?`, strings.Replace(rows[1].entry, `"test-1.2.3"`, `"test-9.9.9"`, 1), rows[1].id)
 			rechain(t, b)
-		}, pinHead: true, want: "the link %HEAD% is no entry's"},
+		}, pinHead: true, want: "the link %HEAD% is no entry's in an unbroken chain"},
 		{name: "a link from another ledger", change: func(*testing.T, *backend, []chainRow) {},
 			opts: ledger.VerifyOptions{Pins: []string{strings.Repeat("ab", 32)}}, want: "the link " + strings.Repeat("ab", 32) + " is no entry's"},
 		{name: "an entry without a link inserted", change: func(t *testing.T, b *backend, rows []chainRow) {
@@ -156,7 +177,7 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 		}, want: "has no link, yet was recorded after the chain began"},
 		{name: "an entry without a link inserted during the rollout", change: func(t *testing.T, b *backend, rows []chainRow) {
 			insertUnchained(t, b, newID(), time.Now())
-		}, opts: ledger.VerifyOptions{UnchainedUntil: time.Now().Add(time.Hour)}},
+		}, opts: ledger.VerifyOptions{UnchainedUntil: time.Now().Add(time.Hour)}, unchained: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			forEachBackend(t, func(t *testing.T, b *backend) {
@@ -179,10 +200,13 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 					opts.Pins = append(opts.Pins, head.Link)
 				}
 				v, err := l.Verify(ctx, opts)
-				want := strings.ReplaceAll(tc.want, "%HEAD%", head.Link)
+				want := strings.NewReplacer("%HEAD%", head.Link, "%ID2%", rows[2].id).Replace(tc.want)
 				if want == "" {
 					if err != nil {
 						t.Fatalf("Verify = %v, problems %q; want it verified", err, problems(v))
+					}
+					if v.Unchained != tc.unchained {
+						t.Errorf("%d entries without a link, want %d", v.Unchained, tc.unchained)
 					}
 					if tc.pinHead && (len(v.Pinned) != 1 || v.Pinned[0].Link != head.Link) {
 						t.Errorf("pinned %+v, want the head %+v", v.Pinned, head)
@@ -191,6 +215,9 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 				}
 				if !errors.Is(err, ledger.ErrNotVerified) {
 					t.Fatalf("Verify = %v, want ErrNotVerified", err)
+				}
+				if tc.pinHead && len(v.Pinned) > 0 {
+					t.Errorf("pinned %+v, though an entry before the pin changed", v.Pinned)
 				}
 				if !strings.Contains(strings.Join(v.Problems, "\n"), want) {
 					t.Errorf("problems:\n%s\nwant one containing %q", strings.Join(v.Problems, "\n"), want)
