@@ -258,9 +258,9 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 	logs := srv.logs.String() + mal.logs.String()
 	// One line says which ledger the server records into (and holds no
 	// secret, as every line).
-	opened := `"data_dir":"` + dataDir + `","backend":"sqlite"`
+	opened := `"data_dir":"` + dataDir + `","from":"--ledger","backend":"sqlite"`
 	if pg != nil {
-		opened = fmt.Sprintf(`"host":"127.0.0.1:%d","database":"%s","from":"--ledger","backend":"postgres"`, pg.Port(), pgtest.Database)
+		opened = fmt.Sprintf(`"host":"127.0.0.1","port":%d,"database":"%s","from":"--ledger","backend":"postgres"`, pg.Port(), pgtest.Database)
 	}
 	if !strings.Contains(logs, `"msg":"ledger opened",`+opened) {
 		t.Errorf("no log line names the ledger opened (%s):\n%.2000s", opened, logs)

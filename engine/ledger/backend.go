@@ -457,16 +457,18 @@ func (b *sqlBackend) insert(ctx context.Context, entries []*Entry, raws [][]byte
 	// Entries already stored are found only when an insert skips them,
 	// which is rare: the transaction is then rolled back (its numbers
 	// counted them) and tried again without them.
-	for range 3 {
+	for attempt := 1; ; attempt++ {
 		err := b.insertChained(ctx, entries, raws)
-		if !errors.Is(err, errStoredBefore) {
+		switch {
+		case !errors.Is(err, errStoredBefore):
 			return err
+		case attempt == 3:
+			return fmt.Errorf("%w: entries kept appearing in the ledger while they were inserted", ErrUnavailable)
 		}
 		if entries, raws, err = b.notStored(ctx, entries, raws); err != nil || len(entries) == 0 {
 			return err
 		}
 	}
-	return fmt.Errorf("%w: entries kept appearing in the ledger while they were inserted", ErrUnavailable)
 }
 
 // errStoredBefore: an entry of the batch is in the ledger already.
@@ -479,19 +481,7 @@ func firstOfEach(entries []*Entry, raws [][]byte) ([]*Entry, [][]byte) {
 		return entries, raws
 	}
 	seen := make(map[string]bool, len(entries))
-	for _, e := range entries {
-		if seen[e.DecisionID] {
-			return dropRepeated(entries, raws)
-		}
-		seen[e.DecisionID] = true
-	}
-	return entries, raws
-}
-
-func dropRepeated(entries []*Entry, raws [][]byte) ([]*Entry, [][]byte) {
-	seen := make(map[string]bool, len(entries))
-	var es []*Entry
-	var rs [][]byte
+	es, rs := entries[:0:0], raws[:0:0]
 	for i, e := range entries {
 		if !seen[e.DecisionID] {
 			seen[e.DecisionID] = true
@@ -503,32 +493,13 @@ func dropRepeated(entries []*Entry, raws [][]byte) ([]*Entry, [][]byte) {
 
 // notStored returns the entries not in the ledger.
 func (b *sqlBackend) notStored(ctx context.Context, entries []*Entry, raws [][]byte) ([]*Entry, [][]byte, error) {
-	db, err := b.conn(ctx)
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.DecisionID
+	}
+	stored, err := storedIDs(ctx, b, ids)
 	if err != nil {
 		return nil, nil, err
-	}
-	stored := map[string]bool{}
-	for start := 0; start < len(entries); start += rowsPerInsert {
-		chunk := entries[start:min(len(entries), start+rowsPerInsert)]
-		args := make([]any, len(chunk))
-		for i, e := range chunk {
-			args[i] = e.DecisionID
-		}
-		rows, err := db.QueryContext(ctx, b.rebind(`SELECT decision_id FROM ledger_decisions WHERE decision_id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`), args...)
-		if err != nil {
-			return nil, nil, err
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, nil, err
-			}
-			stored[id] = true
-		}
-		if err := rows.Close(); err != nil {
-			return nil, nil, err
-		}
 	}
 	var es []*Entry
 	var rs [][]byte
@@ -538,6 +509,40 @@ func (b *sqlBackend) notStored(ctx context.Context, entries []*Entry, raws [][]b
 		}
 	}
 	return es, rs, nil
+}
+
+// idsPerQuery is how many ids storedIDs asks about in one query (SQLite
+// allows 32,766 parameters).
+const idsPerQuery = 500
+
+// storedIDs returns which of ids the ledger's tables hold.
+func storedIDs(ctx context.Context, b backend, ids []string) (map[string]bool, error) {
+	found := make(map[string]bool, len(ids))
+	for start := 0; start < len(ids); start += idsPerQuery {
+		batch := ids[start:min(start+idsPerQuery, len(ids))]
+		args := make([]any, len(batch))
+		for i, id := range batch {
+			args[i] = id
+		}
+		rows, err := b.query(ctx, `SELECT decision_id FROM ledger_decisions WHERE decision_id IN (?`+strings.Repeat(", ?", len(batch)-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			found[id] = true
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return found, nil
 }
 
 func (b *sqlBackend) insertChained(ctx context.Context, entries []*Entry, raws [][]byte) (err error) {
@@ -659,8 +664,10 @@ func (s *insertStmts) exec(ctx context.Context, b *sqlBackend, tx *sql.Tx, table
 	return tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 }
 
-// insertSQL is the INSERT of rows rows into table. Inserting an entry
-// twice is harmless (a retried commit that had in fact succeeded).
+// insertSQL is the INSERT of rows rows into table. An entry stored
+// already (a retried commit that had in fact succeeded) is skipped: insert
+// sees it in the rows affected, and commits the batch again without it,
+// so that it keeps its place in the chain.
 //
 // SQLite's is INSERT OR FAIL: a statement that fails keeps the rows it
 // inserted before failing, instead of undoing them (ABORT, the default).

@@ -755,36 +755,11 @@ func (l *Ledger) warnUnindexed(ctx context.Context) {
 	}
 }
 
-// unindexedBatch is how many ids unindexed asks about in one query (SQLite
-// allows 32,766 parameters).
-const unindexedBatch = 500
-
 // unindexed returns those of ids that the decisions table lacks.
 func (l *Ledger) unindexed(ctx context.Context, ids []string) ([]string, error) {
-	found := make(map[string]bool, len(ids))
-	for start := 0; start < len(ids); start += unindexedBatch {
-		batch := ids[start:min(start+unindexedBatch, len(ids))]
-		args := make([]any, len(batch))
-		for i, id := range batch {
-			args[i] = id
-		}
-		rows, err := l.backend.query(ctx, `SELECT decision_id FROM ledger_decisions WHERE decision_id IN (?`+strings.Repeat(", ?", len(batch)-1)+`)`, args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			found[id] = true
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, err
-		}
+	found, err := storedIDs(ctx, l.backend, ids)
+	if err != nil {
+		return nil, err
 	}
 	var missing []string
 	for _, id := range ids {

@@ -317,7 +317,7 @@ func (r *Report) Markdown(w io.Writer) error {
 		p("- %s\n", md(n))
 	}
 	if r.LedgerHead != "" {
-		p("- %s\n", LedgerHeadText(r.LedgerHead))
+		p("- %s\n", ledgerHeadNote(r.LedgerHead, func(s string) string { return "`" + s + "`" }))
 	}
 	p("\nGeolocation: [IP Geolocation by DB-IP](https://db-ip.com), licensed under [CC BY 4.0](https://creativecommons.org/licenses/by/4.0/).\n")
 	_, err := io.WriteString(w, b.String())

@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/geoscope/geoscope/engine/ledger"
-
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/ledger"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -508,6 +507,7 @@ func TestReportHTML(t *testing.T) {
 		`All 13 affected users were located inside the jurisdiction.`,
 		`<th scope="col">`,
 		`data-figure="remove_participant" data-authority="(all)">5&#43;</td>`,
+		`<li id="ledger-head">Ledger head when this report was built: <code>` + r.LedgerHead + `</code>. Every chained entry recorded before then is under it: <code>geoscope ledger verify --head ` + r.LedgerHead + `</code> on the ledger`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)

@@ -37,13 +37,15 @@ type Report struct {
 	// (a reader of a crashed SQLite ledger; see ledger.Ledger.Unseen).
 	Incomplete string `json:"incomplete,omitempty"`
 	// LedgerHead is the link of the ledger's last entry when the report
-	// was built (ledger.Head): every entry recorded before it, in the
-	// period or not, is under it. Whoever keeps a published report can
-	// check later that none of them was altered or removed since
+	// was built (ledger.Head): every chained entry recorded before it, in
+	// the period or not, is under it. Whoever keeps a published report
+	// can check later that none of them was altered or removed since
 	// (`geoscope ledger verify --head LINK`). Only the link is printed,
 	// not its number: two reports' numbers would give the exact count of
 	// entries recorded between them, which the suppression hides. Absent
-	// for a ledger without a chain, or with no entry in it yet.
+	// for a ledger without a chain, or with no entry in it yet, and left
+	// out by a server answering a report without an admin token (see
+	// engine/server, serveReport).
 	LedgerHead string `json:"ledger_head,omitempty"`
 	// OutsideAffected is the totals' figure, repeated at the top.
 	OutsideAffected OutsideAffected `json:"outside_affected"`
@@ -359,9 +361,12 @@ func notes(minCount int) []string {
 	return n
 }
 
-// LedgerHeadText says what the ledger head printed in a report is for.
-func LedgerHeadText(link string) string {
-	return "Ledger head when this report was built: " + link + ". Every entry recorded before then is chained under it: `geoscope ledger verify --head " + link + "` on the ledger shows whether any was altered or removed since."
+// ledgerHeadNote says what the ledger head printed in a report is for;
+// code formats the link and the command (Markdown's backticks, HTML's
+// code element).
+func ledgerHeadNote(link string, code func(string) string) string {
+	return "Ledger head when this report was built: " + code(link) + ". Every chained entry recorded before then is under it: " +
+		code("geoscope ledger verify --head "+link) + " on the ledger shows whether any of them was altered or removed since."
 }
 
 // IncompleteText says that n recorded entries are not counted.

@@ -66,6 +66,14 @@ func (s *Server) serveReport(c *gin.Context, format string) {
 		s.abortWith(c, err)
 		return
 	}
+	if public {
+		// The head changes with every recorded decision: anyone polling a
+		// public report would see when decisions are recorded, which
+		// reports of whole days that have ended are there to hide. The
+		// reports compliance staff publish carry it (an admin token, or
+		// geoscope report).
+		r.LedgerHead = ""
+	}
 	var buf bytes.Buffer
 	if err := r.Render(&buf, format); err != nil {
 		s.abortWith(c, err)

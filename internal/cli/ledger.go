@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -18,7 +18,8 @@ import (
 	"github.com/geoscope/geoscope/internal/buildinfo"
 )
 
-// ledgerFlags select the ledger of serve, decide and ledger export.
+// ledgerFlags select the ledger of serve, decide, report, ledger export
+// and ledger verify.
 type ledgerFlags struct {
 	url, dataDir, keyFile string
 	fromEnv               bool   // url is GEOSCOPE_LEDGER's
@@ -213,7 +214,12 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 			if format == "json" {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
-				if werr := enc.Encode(v); werr != nil {
+				// Unseen: entries in a stopped server's journal, not
+				// checked (see the text output).
+				if werr := enc.Encode(struct {
+					*ledger.Verification
+					Unseen int `json:"unseen_journal_entries,omitempty"`
+				}{v, l.Unseen()}); werr != nil {
 					return werr
 				}
 				return err
@@ -255,17 +261,22 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 }
 
 // where names the opened ledger for a log line, without credentials: the
-// data directory, or the PostgreSQL host and database.
+// data directory, or the PostgreSQL host, port and database (as pgconn
+// reads them, so a socket directory or a host given as a parameter is
+// named too), and where the setting came from.
 func (l *ledgerFlags) where() []any {
 	from := "--ledger"
 	if l.fromEnv {
 		from = envLedger
 	}
-	u, err := url.Parse(l.url)
-	if l.url == "" || l.url == "sqlite" || err != nil || u.Host == "" {
-		return []any{"data_dir", l.dataDir}
+	if l.url == "" || l.url == "sqlite" {
+		return []any{"data_dir", l.dataDir, "from", from}
 	}
-	return []any{"host", u.Host, "database", strings.TrimPrefix(u.Path, "/"), "from", from}
+	pc, err := pgconn.ParseConfig(l.url)
+	if err != nil {
+		return []any{"from", from}
+	}
+	return []any{"host", pc.Host, "port", pc.Port, "database", pc.Database, "from", from}
 }
 
 // replicaName is --replica-id, or the default the ledger records. OPA's
