@@ -32,6 +32,8 @@ type backend interface {
 	// beginRead begins a read-only transaction that sees one state of the
 	// database throughout.
 	beginRead(ctx context.Context) (*sql.Tx, error)
+	// adoptUnlinked links entries without a link (chain.go).
+	adoptUnlinked(ctx context.Context) (int, error)
 	// chained reports whether the schema has the chain (see chain.go).
 	chained(ctx context.Context) (bool, error)
 	// reachable opens the database if needed and pings it.
@@ -113,7 +115,7 @@ func openSQLBackend(ctx context.Context, cfg Config, fingerprint string) (*sqlBa
 		escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 		b.dialect, b.dsn = "sqlite", "file:"+escaped+"?"+q.Encode()
 	case strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://"):
-		b.dialect, b.dsn = "postgres", u // parsed by Open's checkURL
+		b.dialect, b.dsn = "postgres", withIdleTimeout(u) // parsed by Open's checkURL
 	default:
 		return nil, checkURL(u)
 	}
@@ -168,6 +170,28 @@ func refusedForGood(err error) bool {
 	var unverified *tls.CertificateVerificationError
 	return errors.As(err, &unverified)
 }
+
+// withIdleTimeout sets idle_in_transaction_session_timeout on the
+// ledger's PostgreSQL sessions, unless the URL sets it: a replica that
+// hangs or is cut off in the middle of a commit holds the chain's lock,
+// and every replica's commits wait for it (chain.go). PostgreSQL then ends
+// that session after idleInTransaction instead of when TCP gives up on
+// it, which by default takes hours.
+func withIdleTimeout(u string) string {
+	parsed, err := url.Parse(u)
+	if err != nil || parsed.Query().Has("idle_in_transaction_session_timeout") || strings.Contains(parsed.Query().Get("options"), "idle_in_transaction_session_timeout") {
+		return u
+	}
+	sep := "?"
+	if parsed.RawQuery != "" || strings.HasSuffix(u, "?") {
+		sep = "&"
+	}
+	return u + sep + "idle_in_transaction_session_timeout=" + idleInTransaction
+}
+
+// idleInTransaction is the ledger's sessions' default
+// idle_in_transaction_session_timeout: far above a commit's 10 s bound.
+const idleInTransaction = "60s"
 
 // startTimeout bounds the first connection to a PostgreSQL ledger at
 // start (a SQLite ledger is a local file).
@@ -565,10 +589,7 @@ func (b *sqlBackend) insertChained(ctx context.Context, entries []*Entry, raws [
 	}
 	defer done()
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	head, err := readHead(ctx, tx, b.dialect == "postgres")
-	if errors.Is(err, errNoHead) || errors.Is(err, errBadHead) {
-		return fmt.Errorf("%w: %s", err, alteredHint)
-	}
+	head, err := b.lockHead(ctx, tx)
 	if err != nil {
 		return err
 	}
@@ -619,11 +640,73 @@ func (b *sqlBackend) insertChained(ctx context.Context, entries []*Entry, raws [
 		}
 		orders = orders[n:]
 	}
-	if _, err := tx.ExecContext(ctx, b.rebind(`UPDATE ledger_chain SET seq = ?, link = ? WHERE id = 1`),
-		head.seq, hex.EncodeToString(head.link[:])); err != nil {
-		return err
-	}
 	return tx.Commit()
+}
+
+// lockHead takes the chain's lock in tx, which writes (SQLite's IMMEDIATE
+// transaction holds the database's write lock already), and reads the
+// head.
+func (b *sqlBackend) lockHead(ctx context.Context, tx *sql.Tx) (chainHead, error) {
+	if b.dialect == "postgres" {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(`+strconv.Itoa(chainLock)+`)`); err != nil {
+			return chainHead{}, err
+		}
+	}
+	return readHead(ctx, tx)
+}
+
+// adoptUnlinked links up to adoptBatch entries without a link, oldest
+// first, after the head, in a transaction of its own, and returns how
+// many it linked (see chain.go).
+func (b *sqlBackend) adoptUnlinked(ctx context.Context) (n int, err error) {
+	db, err := b.conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	tx, done, err := b.beginWrite(ctx, db)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	head, err := b.lockHead(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	rows, err := tx.QueryContext(ctx, b.rebind(`SELECT decision_id, entry FROM ledger_decisions WHERE chain_seq IS NULL ORDER BY decided_at, decision_id LIMIT ?`), adoptBatch)
+	if err != nil {
+		return 0, err
+	}
+	var ids []string
+	var raws [][]byte
+	for rows.Next() {
+		var id string
+		var raw []byte
+		if err := rows.Scan(&id, &raw); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids, raws = append(ids, id), append(raws, raw)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	stmt, err := tx.PrepareContext(ctx, b.rebind(`UPDATE ledger_decisions SET chain_seq = ?, chain_link = ? WHERE decision_id = ? AND chain_seq IS NULL`))
+	if err != nil {
+		return 0, err
+	}
+	defer stmt.Close()
+	for i, id := range ids {
+		head.seq++
+		head.link = link(head.link, head.seq, raws[i])
+		if _, err := stmt.ExecContext(ctx, head.seq, hex.EncodeToString(head.link[:]), id); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), tx.Commit()
 }
 
 // rowsPerInsert bounds the rows of one INSERT statement.
@@ -844,20 +927,14 @@ var migrations = []migration{
 		since       BIGINT NOT NULL
 	)`, compatibleFrom: 2},
 	// 4: the chain (chain.go): every entry inserted from now on gets the
-	// next number and a link; ledger_chain holds the last of them, from
-	// its start (seq 0, no link). Entries already there stay without a
-	// link; so do those that replicas of schema 3, compatible, insert
-	// during a rollout (Verify reports them, see
-	// VerifyOptions.UnchainedUntil).
+	// next number and a link, and the last chained entry is the head.
+	// Entries already there, and those replicas of schema 3 (compatible)
+	// insert during a rollout, are linked by the writer after the fact,
+	// found through the partial index.
 	{sql: `ALTER TABLE ledger_decisions ADD COLUMN chain_seq BIGINT;
 	ALTER TABLE ledger_decisions ADD COLUMN chain_link TEXT;
 	CREATE UNIQUE INDEX ledger_decisions_chain ON ledger_decisions (chain_seq);
-	CREATE TABLE ledger_chain (
-		id   INTEGER PRIMARY KEY CHECK (id = 1),
-		seq  BIGINT NOT NULL,
-		link TEXT NOT NULL
-	);
-	INSERT INTO ledger_chain (id, seq, link) VALUES (1, 0, '')`, compatibleFrom: 3},
+	CREATE INDEX ledger_decisions_unlinked ON ledger_decisions (decided_at, decision_id) WHERE chain_seq IS NULL`, compatibleFrom: 3},
 }
 
 // SchemaVersion is the ledger schema version this code migrates to.

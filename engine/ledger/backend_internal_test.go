@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/geoscope/geoscope/internal/pgtest"
 )
 
 func openTestSQLite(t *testing.T) *sqlBackend {
@@ -207,5 +209,33 @@ func TestSQLiteWritingConnectionReplacedWhenItBreaks(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("count %d, want 2 (the write that failed added nothing)", n)
+	}
+}
+
+// The ledger's PostgreSQL sessions end when idle in a transaction for a
+// minute (a replica hung in a commit holds the chain's lock), unless the
+// URL says otherwise.
+func TestPostgresSessionsIdleInTransactionEnd(t *testing.T) {
+	srv := pgtest.Shared(t)
+	for _, tc := range []struct{ url, want string }{
+		{srv.NewSchema(t), "1min"},
+		{srv.NewSchema(t) + "&idle_in_transaction_session_timeout=5s", "5s"},
+	} {
+		b, _, err := openBackend(context.Background(), Config{URL: tc.url, Logger: slog.New(slog.DiscardHandler)}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := b.(*sqlBackend).conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := db.QueryRow(`SHOW idle_in_transaction_session_timeout`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		b.close()
+		if got != tc.want {
+			t.Errorf("%s: idle_in_transaction_session_timeout %q, want %q", tc.url, got, tc.want)
+		}
 	}
 }

@@ -22,34 +22,46 @@ import (
 //	link(n) = SHA-256("geoscope ledger chain v1" 0x00 ‖ link(n-1) ‖ n as 8 bytes, big endian ‖ SHA-256(entry))
 //
 // where link(0) is 32 zero bytes and the entry is its text exactly as
-// stored. ledger_chain holds the last number and link (the head), and is
-// read and written in the same transaction as the entries, under the
-// database's write lock (SQLite's IMMEDIATE transaction, PostgreSQL's
-// row lock): the ledger has one chain, whatever the number of replicas
-// writing into it, and its order is the order of the commits.
+// stored. The head is the last chained entry (found through the unique
+// index on chain_seq). A commit reads it and chains its entries after it
+// in the same transaction, under the database's write lock (SQLite's
+// IMMEDIATE transaction; on PostgreSQL an advisory lock the transaction
+// holds): the ledger has one chain, whatever the number of replicas
+// writing into it, in the order of the commits. No row is updated on each
+// commit, so nothing grows dead versions while a long read holds a
+// snapshot.
+//
+// Entries without a link (those recorded before the chain existed, and
+// those a replica of the previous release records during the rollout that
+// adds it) are linked by the writer after the fact, oldest first, about a
+// thousand a second (adoptUnlinked): after an upgrade the whole ledger is
+// chained, and Verify reports an entry still without a link once it is
+// older than unlinkedGrace.
 //
 // What it proves. Removing, altering or reordering an entry breaks the
 // links from there on (Verify finds it), unless whoever did it also
-// recomputed every later link and the head, which needs nothing secret:
-// a chain only proves what was there when its head was seen by someone
-// who kept it. Every transparency report prints the head's link when it
-// was built, so each published report pins every entry recorded before
-// it: Verify with that link fails if any of them was changed since. A
-// keyed chain (an HMAC) would also resist a rewrite before anyone saw the
-// head, but then only holders of the key could verify it, which is the
-// opposite of what a published report is for.
+// recomputed every later link, which needs nothing secret: a chain only
+// proves what was there when its head was seen by someone who kept it.
+// Every transparency report prints the head's link when it was built, so
+// each published report pins every entry it counted: Verify with that link
+// fails if any of them was changed since. A keyed chain (an HMAC) would
+// also resist a rewrite before anyone saw the head, but then only holders
+// of the key could verify it, which is the opposite of what a published
+// report is for.
 //
 // What it does not cover: the aggregate counts (plain admissions,
 // decisions with nothing to do), which are sums updated in place; and
 // the index of the orders an entry cites (ledger_decision_orders), which
-// the report does not read. Verify checks that the columns queries select
-// entries by (time, id, kind, meeting, replica) agree with the entry's
-// text, so an entry cannot be moved out of a report's period unseen.
+// the report does not read. Verify checks that the columns stored beside
+// each entry (its time, id, kind, meeting and replica, of their own type)
+// agree with its text: a report selects entries by their time, and must
+// not miss one moved out of its period.
 //
-// Cost: a read and a write of one row per commit, and a SHA-256 of each
-// entry (about 2 µs per kilobyte). With PostgreSQL, commits of different
-// replicas wait for each other's row lock; a replica's group commit then
-// takes more entries at a time.
+// Cost: one more statement per commit (two on PostgreSQL, with the lock),
+// and a SHA-256 of each entry (about 2 µs per kilobyte). With PostgreSQL,
+// commits of different replicas wait for each other's lock; a replica's
+// group commit then takes more entries at a time (docs/benchmarks.md, *The
+// ledger's hash chain*).
 
 const chainDomain = "geoscope ledger chain v1\x00"
 
@@ -89,28 +101,20 @@ func (h chainHead) out() Head {
 	return Head{Seq: h.seq, Link: hex.EncodeToString(h.link[:])}
 }
 
-// readHead reads the head in tx; forUpdate locks its row until tx ends
-// (PostgreSQL; SQLite's IMMEDIATE transaction holds the database's write
-// lock already).
-func readHead(ctx context.Context, q rowQuerier, forUpdate bool) (chainHead, error) {
-	stmt := `SELECT seq, link FROM ledger_chain WHERE id = 1`
-	if forUpdate {
-		stmt += ` FOR UPDATE`
-	}
+// readHead reads the head: the last chained entry, or none (seq 0).
+func readHead(ctx context.Context, q rowQuerier) (chainHead, error) {
 	var h chainHead
-	var text string
-	err := q.QueryRowContext(ctx, stmt).Scan(&h.seq, &text)
+	var text sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT chain_seq, chain_link FROM ledger_decisions WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1`).Scan(&h.seq, &text)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return h, errNoHead
+		return chainHead{}, nil
 	case err != nil:
 		return h, err
-	case h.seq == 0 && text == "":
-		return h, nil
 	}
-	b, err := hex.DecodeString(text)
+	b, err := hex.DecodeString(text.String)
 	if err != nil || len(b) != 32 || h.seq <= 0 {
-		return h, fmt.Errorf("%w (entry %d, link %q)", errBadHead, h.seq, text)
+		return h, fmt.Errorf("%w (entry %d, link %q): the row was altered; run geoscope ledger verify", errBadHead, h.seq, text.String)
 	}
 	copy(h.link[:], b)
 	return h, nil
@@ -121,18 +125,27 @@ type rowQuerier interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }
 
-// The head's row missing or unreadable: the table was changed by hand.
-// Nothing is recorded then (a commit cannot be chained), and Verify
-// reports it.
-var (
-	errNoHead   = errors.New("ledger_chain holds no head row")
-	errBadHead  = errors.New("ledger_chain holds an unreadable head")
-	alteredHint = "the table was altered; run geoscope ledger verify"
-)
+// errBadHead: the last chained entry's number or link is not one the
+// ledger wrote. Nothing can be chained after it, so nothing is recorded
+// until it is repaired (Verify says where).
+var errBadHead = errors.New("the ledger's last chained entry has an unreadable number or link")
 
-// Head returns the chain's head: every entry recorded before the call is
+// chainLock is the PostgreSQL advisory lock a commit holds while it
+// chains (the migrations hold 736365).
+const chainLock = 736366
+
+// adoptBatch bounds the entries without a link that one transaction
+// links (adoptUnlinked): the lock it holds keeps commits waiting.
+const adoptBatch = 256
+
+// unlinkedGrace is how long an entry may stay without a link before
+// Verify reports it: the writer links those of an older replica within
+// seconds, and an upgraded ledger's history at about a thousand a second.
+const unlinkedGrace = 10 * time.Minute
+
+// Head returns the chain's head: every entry chained before the call is
 // under it. A ledger without a chain (written only by a version before
-// it) has none: Head{} and no error.
+// it), or without an entry, has none: Head{} and no error.
 func (l *Ledger) Head(ctx context.Context) (Head, error) {
 	if err := l.settle(ctx); err != nil {
 		return Head{}, err
@@ -145,7 +158,7 @@ func (l *Ledger) Head(ctx context.Context) (Head, error) {
 	if err != nil {
 		return Head{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	h, err := readHead(ctx, db, false)
+	h, err := readHead(ctx, db)
 	if err != nil {
 		return Head{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -169,9 +182,10 @@ type Verification struct {
 	Head Head `json:"head"`
 	// Entries is how many chained entries were checked.
 	Entries int64 `json:"entries"`
-	// Unchained counts the entries without a link: recorded before the
-	// chain began (by a version without it).
-	Unchained int64 `json:"unchained"`
+	// Unlinked counts the entries without a link yet: recorded by a
+	// version without the chain, and not yet linked by a writer (see
+	// unlinkedGrace for when one is a problem).
+	Unlinked int64 `json:"unlinked"`
 	// Problems lists, in chain order, what does not hold (the first
 	// maxProblems of them); ProblemCount counts them all.
 	Problems     []string `json:"problems"`
@@ -196,19 +210,17 @@ func (v *Verification) problem(format string, args ...any) {
 type VerifyOptions struct {
 	// Pins are links a report printed (hex): each must be some entry's.
 	Pins []string
-	// UnchainedUntil accepts entries without a link decided before it,
-	// even after the chain began: those replicas of the previous release
-	// recorded during the rollout that added the chain. Zero accepts none.
-	UnchainedUntil time.Time
+	// Now is when Verify runs (for unlinkedGrace); zero is time.Now().
+	Now time.Time
 }
 
 // Verify reads every chained entry in order and checks that each link is
 // the one its entry and the link before it make, that no number is
-// missing, that the head agrees with the last entry, that the columns
-// queries select by agree with each entry's text, and that no entry
-// without a link was recorded after the chain began. Each of pins (links
-// a report printed, in hex) must be the link of some entry: then nothing
-// up to that entry changed since the report was built.
+// missing, that the columns stored beside each entry agree with its text,
+// and that no entry has stayed without a link longer than unlinkedGrace.
+// Each of o.Pins (links a report printed, in hex) must be the link of
+// some entry in an unbroken chain: then nothing up to that entry changed
+// since the report was built.
 //
 // It returns an error wrapping ErrNotVerified when anything does not hold
 // (the Verification says what), and one wrapping ErrUnavailable or
@@ -232,21 +244,16 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 	if !chained {
 		return nil, fmt.Errorf("%w: this ledger has no chain yet (its schema predates it); the first geoscope serve of this version to open it adds one", ErrConfig)
 	}
-	// One read transaction: the head and the entries as of one moment,
-	// so that an entry past the head is one that should not be there, not
-	// one committed meanwhile.
+	// One read transaction: the entries as of one moment.
 	tx, err := l.backend.beginRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read only
-	stored, headErr := readHead(ctx, tx, false)
-	switch {
-	case errors.Is(headErr, errNoHead), errors.Is(headErr, errBadHead):
-		v.problem("%v: it was deleted or altered", headErr)
-	case headErr != nil:
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, headErr)
-	}
+	// The columns are read as whatever they hold: SQLite keeps a value of
+	// any type in any column, and a time stored as a BLOB of its digits
+	// is read back as the same number, yet compares above every integer,
+	// so no period selects it.
 	rows, err := tx.QueryContext(ctx, `SELECT chain_seq, chain_link, decision_id, decided_at, kind, meeting_id, replica, entry
 		FROM ledger_decisions WHERE chain_seq IS NOT NULL ORDER BY chain_seq`)
 	if err != nil {
@@ -254,28 +261,24 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 	}
 	defer rows.Close()
 	// Two chains are computed. The true one runs from the first entry
-	// without a break: the head and the pins are matched against it, so a
-	// pin is found only if nothing before it changed. Each entry is also
-	// checked against the link stored before it, so that an entry
-	// altered alone is the only one reported, not every one after it.
+	// without a break: the pins are matched against it, so a pin is found
+	// only if nothing before it changed. Each entry is also checked
+	// against the link stored before it, so that an entry altered alone
+	// is the only one reported, not every one after it.
 	var (
 		truth, prevStored [32]byte
-		last              Head  // the last entry as stored
 		lastSeq           int64 // the highest number read
-		began             int64 // the first chained entry's decided_at
 	)
 	for rows.Next() {
-		var (
-			seq, at              int64
-			linked               sql.NullString
-			id, kind, meet, repl string
-			raw                  []byte
-		)
-		if err := rows.Scan(&seq, &linked, &id, &at, &kind, &meet, &repl, &raw); err != nil {
+		var cols [7]any
+		var raw []byte
+		if err := rows.Scan(&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &cols[6], &raw); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		if v.Entries == 0 {
-			began = at
+		r, bad := typedRow(cols)
+		seq, id := r.seq, r.id
+		if bad != "" {
+			v.problem("the entry numbered %v (decision %v): %s: the row was altered", cols[0], cols[2], bad)
 		}
 		switch want := lastSeq + 1; {
 		case seq == want:
@@ -289,46 +292,39 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 		lastSeq = max(lastSeq, seq)
 		truth = link(truth, seq, raw)
 		text := hex.EncodeToString(truth[:])
-		if !linked.Valid {
+		if !r.linked {
 			v.problem("entry %d (decision %s) has a number and no link: its row was altered", seq, id)
-		} else if got := link(prevStored, seq, raw); hex.EncodeToString(got[:]) != linked.String {
+		} else if got := link(prevStored, seq, raw); hex.EncodeToString(got[:]) != r.link {
 			v.problem("entry %d (decision %s): its link is not the one its text and the link before it make: this entry, or the one before it, was altered", seq, id)
 		}
-		if msg := columnsDisagree(raw, id, at, kind, meet, repl); msg != "" {
-			v.problem("entry %d (decision %s): %s", seq, id, msg)
+		if bad == "" {
+			if msg := columnsDisagree(raw, r); msg != "" {
+				v.problem("entry %d (decision %s): %s", seq, id, msg)
+			}
 		}
 		if want[text] {
 			v.Pinned = append(v.Pinned, Head{Seq: seq, Link: text})
 			delete(want, text)
 		}
 		prevStored = truth
-		if b, err := hex.DecodeString(linked.String); err == nil && len(b) == 32 {
+		if b, err := hex.DecodeString(r.link); err == nil && len(b) == 32 {
 			copy(prevStored[:], b)
 		}
-		v.Head, last = Head{Seq: seq, Link: text}, Head{Seq: seq, Link: linked.String}
+		v.Head = Head{Seq: seq, Link: text}
 		v.Entries++
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	rows.Close()
-	if headErr == nil && stored.out() != last {
-		v.problem("ledger_chain's head (entry %d, link %s) is not the last entry's (entry %d, link %s): entries at the end were removed or altered, or the head was", stored.seq, orNone(stored.out().Link), last.Seq, orNone(last.Link))
-	}
 	for _, p := range slices.Sorted(maps.Keys(want)) {
 		v.problem("the link %s is no entry's in an unbroken chain: an entry recorded before it was printed was altered or removed since (or it is another ledger's)", p)
 	}
-	// Entries without a link decided after the first chained one were
-	// not recorded before the chain began. The first chained entry's
-	// time is the chain's own (a stored start time would not be).
-	since := began
-	if v.Entries == 0 {
-		since = 0
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
 	}
-	if !o.UnchainedUntil.IsZero() && since > 0 {
-		since = max(since, o.UnchainedUntil.UnixNano())
-	}
-	if err := unchained(ctx, tx, v, since); err != nil {
+	if err := unlinked(ctx, tx, v, now.Add(-unlinkedGrace).UnixNano()); err != nil {
 		return nil, err
 	}
 	if v.ProblemCount > 0 {
@@ -337,27 +333,62 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 	return v, nil
 }
 
-// unchained counts the entries without a link, and reports those decided
-// at or after since (when the chain began, or the end of the rollout that
-// began it; 0: no entry is chained, so none is reported): they were
-// written by a replica of an older version during an upgrade, or behind
-// geoscope's back, and nothing vouches for them. One dated before cannot
-// be told from an entry recorded before the chain began.
-func unchained(ctx context.Context, tx *sql.Tx, v *Verification, since int64) error {
+// chainRow is a chained row's columns, each of the type the ledger wrote.
+type chainRow struct {
+	seq, at                 int64
+	link                    string
+	linked                  bool
+	id, kind, meeting, repl string
+}
+
+// typedRow reads a chained row's columns (chain_seq, chain_link,
+// decision_id, decided_at, kind, meeting_id, replica), and says which one
+// is not of the type the ledger writes, if any.
+func typedRow(cols [7]any) (r chainRow, bad string) {
+	var ok bool
+	if r.seq, ok = cols[0].(int64); !ok {
+		return r, fmt.Sprintf("chain_seq holds a %T", cols[0])
+	}
+	switch l := cols[1].(type) {
+	case nil:
+	case string:
+		r.link, r.linked = l, true
+	default:
+		return r, fmt.Sprintf("chain_link holds a %T", cols[1])
+	}
+	if r.at, ok = cols[3].(int64); !ok {
+		return r, fmt.Sprintf("decided_at holds a %T", cols[3])
+	}
+	for _, c := range []struct {
+		col  int
+		name string
+		dst  *string
+	}{{2, "decision_id", &r.id}, {4, "kind", &r.kind}, {5, "meeting_id", &r.meeting}, {6, "replica", &r.repl}} {
+		if *c.dst, ok = cols[c.col].(string); !ok {
+			return r, fmt.Sprintf("%s holds a %T", c.name, cols[c.col])
+		}
+	}
+	return r, ""
+}
+
+// unlinked counts the entries without a link, and reports those decided
+// before before (unlinkedGrace ago): a writer links them within seconds,
+// so one still without a link was inserted behind geoscope's back, or no
+// writer of this version has run since (the problem says so).
+func unlinked(ctx context.Context, tx *sql.Tx, v *Verification, before int64) error {
 	rows, err := tx.QueryContext(ctx, `SELECT decision_id, decided_at FROM ledger_decisions WHERE chain_seq IS NULL ORDER BY decided_at, decision_id`)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id string
-		var at int64
+		var id, at any
 		if err := rows.Scan(&id, &at); err != nil {
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		v.Unchained++
-		if since > 0 && at >= since {
-			v.problem("decision %s (%s) has no link, yet was recorded after the chain began: written by an older version during an upgrade, or inserted behind geoscope's back", id, time.Unix(0, at).UTC().Format(time.RFC3339))
+		v.Unlinked++
+		if t, ok := at.(int64); !ok || t < before {
+			v.problem("decision %v (decided at %v) has no link: a writer of this version links such an entry within seconds (geoscope serve; run it once after an upgrade), so it was inserted behind geoscope's back", id, when(at))
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -366,9 +397,17 @@ func unchained(ctx context.Context, tx *sql.Tx, v *Verification, since int64) er
 	return nil
 }
 
-// columnsDisagree says how the columns an entry is selected by differ
+// when formats a decided_at column for a problem.
+func when(at any) string {
+	if t, ok := at.(int64); ok {
+		return time.Unix(0, t).UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("a %T", at)
+}
+
+// columnsDisagree says how the columns stored beside an entry differ
 // from its text, or "" when they agree.
-func columnsDisagree(raw []byte, id string, at int64, kind, meeting, replica string) string {
+func columnsDisagree(raw []byte, r chainRow) string {
 	var e struct {
 		DecisionID string    `json:"decision_id"`
 		Time       time.Time `json:"time"`
@@ -380,19 +419,19 @@ func columnsDisagree(raw []byte, id string, at int64, kind, meeting, replica str
 		return "its text is not an entry: " + err.Error()
 	}
 	var differ []string
-	if e.DecisionID != id {
+	if e.DecisionID != r.id {
 		differ = append(differ, "decision_id")
 	}
-	if e.Time.UnixNano() != at {
+	if e.Time.UnixNano() != r.at {
 		differ = append(differ, "decided_at")
 	}
-	if e.Kind != kind {
+	if e.Kind != r.kind {
 		differ = append(differ, "kind")
 	}
-	if e.MeetingID != meeting {
+	if e.MeetingID != r.meeting {
 		differ = append(differ, "meeting_id")
 	}
-	if e.Replica != replica {
+	if e.Replica != r.repl {
 		differ = append(differ, "replica")
 	}
 	if len(differ) == 0 {

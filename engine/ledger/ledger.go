@@ -133,6 +133,11 @@ type Ledger struct {
 	// waits for it (see settle).
 	hurry chan struct{}
 
+	// adoptNext is when the writer next looks for entries without a
+	// link; adoptMore says its last look left some (see adopt).
+	adoptNext time.Time
+	adoptMore bool
+
 	// sendMu orders Record's enqueue against Close: once Close holds it,
 	// nothing more is queued, so everything queued is drained.
 	sendMu sync.RWMutex
@@ -432,6 +437,7 @@ func (l *Ledger) writer() {
 			l.backlog.Store(int64(len(retry)))
 		case <-flush.C:
 			l.flushCounts()
+			l.adopt()
 		case <-l.finish:
 			l.finishCheckpoint()
 		case <-l.stop:
@@ -440,6 +446,42 @@ func (l *Ledger) writer() {
 		}
 	}
 }
+
+// adopt links the entries without a link (chain.go), on the writer's
+// tick: every adoptEvery while none is found, and at every tick while
+// batches come back full, for at most half a tick, so that the writer
+// stays free for commits.
+func (l *Ledger) adopt() {
+	now := time.Now()
+	if !l.adoptMore && now.Before(l.adoptNext) {
+		return
+	}
+	l.adoptMore, l.adoptNext = false, now.Add(adoptEvery)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	linked := 0
+	for {
+		n, err := l.backend.adoptUnlinked(ctx)
+		linked += n
+		if err != nil {
+			l.log.Warn("ledger: linking entries recorded without a link failed; tried again later", "error", err.Error())
+			break
+		}
+		if n < adoptBatch {
+			break
+		}
+		if time.Since(now) > l.cfg.FlushInterval/2 {
+			l.adoptMore = true
+			break
+		}
+	}
+	if linked > 0 {
+		l.log.Info("ledger: linked entries recorded without a link (before the chain, or by an older replica)", "entries", linked, "more", l.adoptMore)
+	}
+}
+
+// adoptEvery is how often the writer looks for entries without a link.
+const adoptEvery = 10 * time.Second
 
 // commitAll commits batch MaxBatch entries at a time, and returns what is
 // left from the first commit that fails.

@@ -134,11 +134,6 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 	if o.MinCount < 1 {
 		return nil, fmt.Errorf("min count %d: want 1 or more", o.MinCount)
 	}
-	// The head first: the entries read next include every one under it.
-	head, err := l.Head(ctx)
-	if err != nil {
-		return nil, err
-	}
 	a := newAggregator(p)
 	if err := l.Scan(ctx, ledger.Query{Since: p.Since, Until: p.Until}, a.entry); err != nil {
 		return nil, err
@@ -149,6 +144,14 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 		return nil, err
 	}
 	rows, err := l.Counts(ctx, p.Since, p.Until)
+	if err != nil {
+		return nil, err
+	}
+	// The head last: every entry read above was chained when it was read
+	// (in the commit, or the copy, that put it in the tables), so it is
+	// under this head, which pins them all. A head read first would not
+	// cover those committed between it and the reads.
+	head, err := l.Head(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -164,16 +164,16 @@ func ledgerCommand() *cobra.Command {
 
 func verifyCommand() *cobra.Command {
 	var (
-		flags          ledgerFlags
-		pins           []string
-		unchainedUntil string
-		format         string
+		flags  ledgerFlags
+		pins   []string
+		format string
 	)
 	cmd := &cobra.Command{
-		Use:   "verify [--head LINK]... [--unchained-until T] [--format text|json]",
+		Use:   "verify [--head LINK]... [--format text|json]",
 		Short: "Check the ledger's hash chain, and that it still holds the heads reports printed",
-		Long: `Reads every entry in chain order and checks its link, the numbering, the
-head, and that the columns entries are selected by agree with their text.
+		Long: `Reads every entry in chain order and checks its link, the numbering, and
+that the columns stored beside each entry agree with its text; an entry
+still without a link ten minutes after it was decided is reported too.
 Each --head is a link a transparency report printed (its "ledger head"):
 it must be some entry's, which shows that nothing recorded before that
 report was altered or removed since. Without one, a ledger rewritten whole,
@@ -187,13 +187,6 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 				return usageError{fmt.Errorf("--format %q: want text or json", format)}
 			}
 			var opts ledger.VerifyOptions
-			if unchainedUntil != "" {
-				t, err := ledger.ParseTime(unchainedUntil)
-				if err != nil {
-					return usageError{fmt.Errorf("--unchained-until: %w", err)}
-				}
-				opts.UnchainedUntil = t
-			}
 			for _, p := range pins {
 				if !ledger.IsLink(p) {
 					return usageError{fmt.Errorf("--head %q: want a chain link, 64 hexadecimal digits, as a report prints it", p)}
@@ -246,8 +239,8 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 			for _, p := range v.Pinned {
 				fmt.Fprintf(out, "pinned: entry %d, link %s\n", p.Seq, p.Link)
 			}
-			if v.Unchained > 0 {
-				fmt.Fprintf(out, "entries without a link: %d (recorded before the chain began, or by older replicas during the rollout that began it: not covered)\n", v.Unchained)
+			if v.Unlinked > 0 {
+				fmt.Fprintf(out, "entries without a link yet: %d (recorded before the chain, or by an older replica; a running geoscope serve links them within seconds, and they are not covered until then)\n", v.Unlinked)
 			}
 			return err
 		},
@@ -255,7 +248,6 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 	f := cmd.Flags()
 	flags.register(f)
 	f.StringArrayVar(&pins, "head", nil, "a `LINK` a report printed as its ledger head: it must be an entry's link (repeatable)")
-	f.StringVar(&unchainedUntil, "unchained-until", "", "accept entries without a link decided before `T` (RFC 3339 or YYYY-MM-DD): the end of the rollout that added the chain, when replicas of the previous release still recorded")
 	f.StringVar(&format, "format", "text", "output format: text or json")
 	return cmd
 }
