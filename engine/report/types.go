@@ -36,9 +36,9 @@ type Report struct {
 	// directory's journal were not in the database, and so not counted
 	// (a reader of a crashed SQLite ledger; see ledger.Ledger.Unseen).
 	Incomplete string `json:"incomplete,omitempty"`
-	// LedgerHead is the link of the ledger's last entry when the report
-	// was built (ledger.Head): every chained entry recorded before it, in
-	// the period or not, is under it. Whoever keeps a published report
+	// LedgerHead is the link of the ledger's last chained entry after the
+	// report's entries were read (ledger.Head): every chained entry it
+	// counted, and every other one recorded before it, is under it. Whoever keeps a published report
 	// can check later that none of them was altered or removed since
 	// (`geoscope ledger verify --head LINK`). Only the link is printed,
 	// not its number: two reports' numbers would give the exact count of
