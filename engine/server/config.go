@@ -95,9 +95,9 @@ func (c Config) withDefaults() Config {
 		c.MaxParticipants = DefaultMaxParticipants
 	}
 	if c.MaxInflight == 0 && c.MaxBody > 0 {
-		// Saturated: a --max-body near the largest int64 must not wrap
-		// around into a negative default.
-		c.MaxInflight = c.MaxBody
+		// Saturated at the largest int64: a --max-body near it must not
+		// wrap around into a negative default.
+		c.MaxInflight = math.MaxInt64
 		if n := int64(DefaultInflightBodies()); c.MaxBody <= math.MaxInt64/n {
 			c.MaxInflight = c.MaxBody * n
 		}

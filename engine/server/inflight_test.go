@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -108,6 +110,13 @@ func TestConfigRefusesABudgetSmallerThanABody(t *testing.T) {
 	}
 	if err := (Config{MaxBody: 16 << 20}).Validate(); err != nil {
 		t.Errorf("the default budget follows --max-body: %v", err)
+	}
+	// Near the largest int64, --max-body times the default bodies in
+	// flight (here 4, from 8 CPUs) saturates instead of wrapping around
+	// below --max-body.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	if err := (Config{MaxBody: math.MaxInt64 - 1}).Validate(); err != nil {
+		t.Errorf("the default budget for the largest --max-body: %v", err)
 	}
 }
 
