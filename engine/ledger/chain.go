@@ -388,7 +388,7 @@ func unlinked(ctx context.Context, tx *sql.Tx, v *Verification, before int64) er
 		}
 		v.Unlinked++
 		if t, ok := at.(int64); !ok || t < before {
-			v.problem("decision %v (decided at %v) has no link: a writer of this version links such an entry within seconds (geoscope serve; run it once after an upgrade), so it was inserted behind geoscope's back", id, when(at))
+			v.problem("decision %v (decided at %v) has no link: a geoscope serve of this version links such an entry within seconds, so it was inserted behind geoscope's back, unless no server of this version has run since, or one is still linking the entries from before the chain (it logs how many)", id, when(at))
 		}
 	}
 	if err := rows.Err(); err != nil {

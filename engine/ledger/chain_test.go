@@ -140,7 +140,7 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 		}, want: "decision_id holds a []uint8: the row was altered"},
 		{name: "an entry without a link inserted, dated an hour ago", change: func(t *testing.T, b *backend, rows []chainRow) {
 			insertUnchained(t, b, newID(), time.Now().Add(-time.Hour))
-		}, want: "has no link: a writer of this version links such an entry within seconds"},
+		}, want: "has no link: a geoscope serve of this version links such an entry within seconds"},
 		{name: "an entry without a link inserted just now (a writer links it)", change: func(t *testing.T, b *backend, rows []chainRow) {
 			insertUnchained(t, b, newID(), time.Now())
 		}, unlinked: 1},
