@@ -36,6 +36,8 @@ type backend interface {
 	adoptUnlinked(ctx context.Context) (int, error)
 	// chained reports whether the schema has the chain (see chain.go).
 	chained(ctx context.Context) (bool, error)
+	// dialect is "sqlite" or "postgres".
+	sqlDialect() string
 	// reachable opens the database if needed and pings it.
 	reachable(ctx context.Context) error
 	close() error
@@ -254,6 +256,8 @@ func quoteSetting(s string) string {
 
 func (b *sqlBackend) name() string { return b.dialect }
 
+func (b *sqlBackend) sqlDialect() string { return b.dialect }
+
 // conn returns the open, migrated database, opening it if needed. After a
 // failed write the SQLite handle is dropped and reopened here, so a data
 // directory that was read-only or full recovers without a restart.
@@ -374,7 +378,10 @@ func (b *sqlBackend) closeLocked() error {
 // besides the pages read again. PostgreSQL's pool has no such cache.
 func (b *sqlBackend) beginWrite(ctx context.Context, db *sql.DB) (tx *sql.Tx, done func(), err error) {
 	if b.dialect != "sqlite" {
-		tx, err := db.BeginTx(ctx, nil)
+		// READ COMMITTED, whatever the server's default: a commit reads
+		// the chain's head after taking its lock (lockHead), and a
+		// snapshot taken before that would miss the last commit's.
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 		return tx, func() {}, err
 	}
 	b.writing.Lock()
@@ -505,7 +512,7 @@ func firstOfEach(entries []*Entry, raws [][]byte) ([]*Entry, [][]byte) {
 		return entries, raws
 	}
 	seen := make(map[string]bool, len(entries))
-	es, rs := entries[:0:0], raws[:0:0]
+	es, rs := make([]*Entry, 0, len(entries)), make([][]byte, 0, len(raws))
 	for i, e := range entries {
 		if !seen[e.DecisionID] {
 			seen[e.DecisionID] = true

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -165,6 +166,27 @@ func (l *Ledger) Head(ctx context.Context) (Head, error) {
 	return h.out(), nil
 }
 
+// Unlinked counts the entries without a link yet (see adoptUnlinked): a
+// report that counts any of them is not pinned by its head.
+func (l *Ledger) Unlinked(ctx context.Context) (int64, error) {
+	chained, err := l.backend.chained(ctx)
+	if err != nil || !chained {
+		return 0, err
+	}
+	rows, err := l.backend.query(ctx, `SELECT count(*) FROM ledger_decisions WHERE chain_seq IS NULL`)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer rows.Close()
+	var n int64
+	if rows.Next() {
+		if err := rows.Scan(&n); err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	return n, rows.Err()
+}
+
 // IsLink reports whether s is a chain link as Head prints it: 64
 // hexadecimal digits.
 func IsLink(s string) bool {
@@ -210,6 +232,11 @@ func (v *Verification) problem(format string, args ...any) {
 type VerifyOptions struct {
 	// Pins are links a report printed (hex): each must be some entry's.
 	Pins []string
+	// Since and Until, when set, are the period [Since, Until) of the
+	// report that printed the pins: an entry decided in it and chained
+	// after the first pin was added to the period since the report
+	// counted it (appended with a past time, or linked after the fact).
+	Since, Until time.Time
 	// Now is when Verify runs (for unlinkedGrace); zero is time.Now().
 	Now time.Time
 }
@@ -250,6 +277,9 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read only
+	if err := tableTampered(ctx, tx, l.backend.sqlDialect(), v); err != nil {
+		return nil, err
+	}
 	// The columns are read as whatever they hold: SQLite keeps a value of
 	// any type in any column, and a time stored as a BLOB of its digits
 	// is read back as the same number, yet compares above every integer,
@@ -268,7 +298,20 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 	var (
 		truth, prevStored [32]byte
 		lastSeq           int64 // the highest number read
+		// pinned: a pin was passed; entries after it decided in
+		// [since, until) are problems (VerifyOptions.Since).
+		pinned       bool
+		since, until = int64(math.MinInt64), int64(math.MinInt64)
 	)
+	if !o.Since.IsZero() || !o.Until.IsZero() {
+		since, until = math.MinInt64, math.MaxInt64
+		if !o.Since.IsZero() {
+			since = o.Since.UnixNano()
+		}
+		if !o.Until.IsZero() {
+			until = o.Until.UnixNano()
+		}
+	}
 	for rows.Next() {
 		var cols [7]any
 		var raw []byte
@@ -302,9 +345,13 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 				v.problem("entry %d (decision %s): %s", seq, id, msg)
 			}
 		}
+		if pinned && bad == "" && r.at >= since && r.at < until {
+			v.problem("entry %d (decision %s) was decided in the pinned report's period (%s) and chained after its head: added to the period since the report was built", seq, id, time.Unix(0, r.at).UTC().Format(time.RFC3339))
+		}
 		if want[text] {
 			v.Pinned = append(v.Pinned, Head{Seq: seq, Link: text})
 			delete(want, text)
+			pinned = true
 		}
 		prevStored = truth
 		if b, err := hex.DecodeString(r.link); err == nil && len(b) == 32 {
@@ -331,6 +378,57 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 		return v, fmt.Errorf("%w: %d problem(s)", ErrNotVerified, v.ProblemCount)
 	}
 	return v, nil
+}
+
+// tableTampered reports what would make a query see other rows than
+// Verify does: on SQLite a damaged file or an index that does not match
+// its table (one rebuilt without a row, and swapped in through
+// writable_schema, hid that row from every period), or a trigger on the
+// entries; on PostgreSQL row-level security, a policy, a rule or a
+// trigger on them (a policy can show a role building reports fewer rows
+// than an auditor's). geoscope creates none of these.
+func tableTampered(ctx context.Context, tx *sql.Tx, dialect string, v *Verification) error {
+	var q string
+	if dialect == "sqlite" {
+		rows, err := tx.QueryContext(ctx, `PRAGMA integrity_check`)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		var found []string
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				rows.Close()
+				return fmt.Errorf("%w: %v", ErrUnavailable, err)
+			}
+			if line != "ok" {
+				found = append(found, line)
+			}
+		}
+		rows.Close()
+		if len(found) > 0 {
+			v.problem("the database file does not pass SQLite's integrity check (%s): a table and its indexes differ, so a query may miss entries Verify reads", strings.Join(found[:min(len(found), 3)], "; "))
+		}
+		q = `SELECT 'trigger ' || name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'ledger_decisions'`
+	} else {
+		q = `SELECT 'row-level security' FROM pg_class WHERE oid = 'ledger_decisions'::regclass AND (relrowsecurity OR relforcerowsecurity)
+			UNION ALL SELECT 'policy ' || polname FROM pg_policy WHERE polrelid = 'ledger_decisions'::regclass
+			UNION ALL SELECT 'rule ' || rulename FROM pg_rewrite WHERE ev_class = 'ledger_decisions'::regclass
+			UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE tgrelid = 'ledger_decisions'::regclass AND NOT tgisinternal`
+	}
+	rows, err := tx.QueryContext(ctx, q)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var what string
+		if err := rows.Scan(&what); err != nil {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		v.problem("ledger_decisions has a %s, which geoscope does not create: it can hide entries from a query, or change them as they are written", what)
+	}
+	return rows.Err()
 }
 
 // chainRow is a chained row's columns, each of the type the ledger wrote.

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -144,9 +145,41 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 		{name: "an entry without a link inserted just now (a writer links it)", change: func(t *testing.T, b *backend, rows []chainRow) {
 			insertUnchained(t, b, newID(), time.Now())
 		}, unlinked: 1},
+		{name: "an entry hidden from the time index (SQLite)", change: func(t *testing.T, b *backend, rows []chainRow) {
+			if b.url != "" {
+				t.Skip("PostgreSQL has no writable schema")
+			}
+			hideFromTimeIndex(t, b, rows[2].id)
+		}, want: "row 3 missing from index ledger_decisions_time"},
+		{name: "a trigger on the entries", change: func(t *testing.T, b *backend, rows []chainRow) {
+			if b.url == "" {
+				exec(t, b, `CREATE TRIGGER quiet AFTER INSERT ON ledger_decisions BEGIN SELECT 1; END`)
+				return
+			}
+			exec(t, b, `CREATE FUNCTION quiet() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'`)
+			exec(t, b, `CREATE TRIGGER quiet BEFORE INSERT ON ledger_decisions FOR EACH ROW EXECUTE FUNCTION quiet()`)
+		}, want: "ledger_decisions has a trigger quiet, which geoscope does not create"},
+		{name: "row-level security on the entries (PostgreSQL)", change: func(t *testing.T, b *backend, rows []chainRow) {
+			if b.url == "" {
+				t.Skip("SQLite has no row-level security")
+			}
+			exec(t, b, `ALTER TABLE ledger_decisions ENABLE ROW LEVEL SECURITY`)
+			exec(t, b, `CREATE POLICY partial_view ON ledger_decisions FOR SELECT USING (chain_seq IS DISTINCT FROM 3)`)
+		}, want: "ledger_decisions has a row-level security"},
+		{name: "an entry appended into the pinned report's period", change: func(t *testing.T, b *backend, rows []chainRow) {
+			appendForged(t, b, rows, baseTime.Add(2*time.Second))
+		}, pinHead: true, opts: ledger.VerifyOptions{Since: baseTime.Add(-time.Hour), Until: baseTime.Add(time.Hour)},
+			want: "entry 6 (decision forged-1) was decided in the pinned report's period (2026-06-04T12:00:02Z) and chained after its head"},
+		{name: "an entry appended after the pinned report's period", change: func(t *testing.T, b *backend, rows []chainRow) {
+			appendForged(t, b, rows, baseTime.Add(2*time.Hour))
+		}, pinHead: true, opts: ledger.VerifyOptions{Since: baseTime.Add(-time.Hour), Until: baseTime.Add(time.Hour)}},
 		{name: "a link from another ledger", change: func(*testing.T, *backend, []chainRow) {},
 			opts: ledger.VerifyOptions{Pins: []string{strings.Repeat("ab", 32)}}, want: "the link " + strings.Repeat("ab", 32) + " is no entry's"},
-		// A chain proves nothing against whoever rewrites it whole...
+		// A chain proves nothing against whoever rewrites it whole, or
+		// appends to it (without the report's period)...
+		{name: "an entry appended into the pinned report's period, no period given", change: func(t *testing.T, b *backend, rows []chainRow) {
+			appendForged(t, b, rows, baseTime.Add(2*time.Second))
+		}, pinHead: true},
 		{name: "the last entry removed", change: func(t *testing.T, b *backend, rows []chainRow) {
 			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id = ?`, rows[4].id)
 		}},
@@ -210,7 +243,7 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 				if !errors.Is(err, ledger.ErrNotVerified) {
 					t.Fatalf("Verify = %v, want ErrNotVerified", err)
 				}
-				if tc.pinHead && len(v.Pinned) > 0 {
+				if tc.pinHead && strings.Contains(want, "no entry's") && len(v.Pinned) > 0 {
 					t.Errorf("pinned %+v, though an entry before the pin changed", v.Pinned)
 				}
 				if !strings.Contains(strings.Join(v.Problems, "\n"), want) {
@@ -333,4 +366,68 @@ func TestChainLinksEntriesWithoutALink(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
+}
+
+// appendForged appends a copy of the third entry, decided at, as the
+// chain's next entry with its link: what someone adding an entry to a
+// period, and knowing the chain, does.
+func appendForged(t *testing.T, b *backend, rows []chainRow, at time.Time) {
+	t.Helper()
+	text := strings.Replace(rows[2].entry, rows[2].id, "forged-1", 1)
+	var e map[string]any
+	if err := json.Unmarshal([]byte(text), &e); err != nil {
+		t.Fatal(err)
+	}
+	e["time"] = at.UTC().Format(time.RFC3339Nano)
+	raw, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := int64(len(rows) + 1)
+	exec(t, b, `INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry, replica, chain_seq, chain_link) VALUES ('forged-1', ?, ?, ?, NULL, ?, ?, ?, ?)`,
+		at.UnixNano(), e["kind"], e["meeting_id"], string(raw), e["replica"], seq, ledger.ChainLink(rows[len(rows)-1].link, seq, string(raw)))
+}
+
+// hideFromTimeIndex rebuilds SQLite's time index without the entry id and
+// swaps it in through writable_schema: queries by time then miss the
+// entry, though the table holds it.
+func hideFromTimeIndex(t *testing.T, b *backend, id string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := b.raw(t).Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE shadow (decided_at, decision_id)`,
+		`INSERT INTO shadow (rowid, decided_at, decision_id) SELECT rowid, decided_at, decision_id FROM ledger_decisions WHERE decision_id != '` + id + `'`,
+		`CREATE INDEX shadow_idx ON shadow (decided_at, decision_id)`,
+	} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var real, shadow int64
+	if err := conn.QueryRowContext(ctx, `SELECT rootpage FROM sqlite_master WHERE name = 'ledger_decisions_time'`).Scan(&real); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRowContext(ctx, `SELECT rootpage FROM sqlite_master WHERE name = 'shadow_idx'`).Scan(&shadow); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`PRAGMA writable_schema = ON`,
+		fmt.Sprintf(`UPDATE sqlite_master SET rootpage = %d WHERE name = 'ledger_decisions_time'`, shadow),
+		fmt.Sprintf(`UPDATE sqlite_master SET rootpage = %d WHERE name = 'shadow_idx'`, real),
+		`PRAGMA writable_schema = OFF`,
+	} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	conn.Close()
+	exec(t, b, `DROP TABLE shadow`)
+	var n int
+	if err := b.raw(t).QueryRow(`SELECT count(*) FROM ledger_decisions WHERE decided_at >= 0`).Scan(&n); err != nil || n != 4 {
+		t.Fatalf("after the swap, a query by time finds %d entries (%v), want 4", n, err)
+	}
 }
