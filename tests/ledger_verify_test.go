@@ -1,7 +1,10 @@
 package tests
 
 import (
+	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -45,13 +48,56 @@ func TestLedgerVerifyCLI(t *testing.T) {
 		t.Fatalf("ledger verify --format json: %+v, %v; %s", v, err, res)
 	}
 
-	// The last entry removed: the chain alone still holds, the report's
-	// head shows it.
 	db, err := sql.Open("sqlite", lgSQLiteDSN(filepath.Join(dir, "ledger.db"), "_pragma=busy_timeout(10000)"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
+
+	// An entry appended with a time in the report's period, linked as
+	// docs/operations.md describes the link: the head alone still holds;
+	// with the report's period, verify finds the entry added to it.
+	var lastLink, text string
+	if err := db.QueryRow(`SELECT chain_link FROM ledger_decisions WHERE chain_seq = ?`, v.Head.Seq).Scan(&lastLink); err != nil {
+		t.Fatal(err)
+	}
+	var at int64
+	var kind, meeting, replica string
+	if err := db.QueryRow(`SELECT entry, decided_at, kind, meeting_id, replica FROM ledger_decisions WHERE chain_seq = 2`).Scan(&text, &at, &kind, &meeting, &replica); err != nil {
+		t.Fatal(err)
+	}
+	var second struct {
+		DecisionID string `json:"decision_id"`
+	}
+	if err := json.Unmarshal([]byte(text), &second); err != nil {
+		t.Fatal(err)
+	}
+	forged := strings.Replace(text, second.DecisionID, "00000000-0000-7000-8000-0000000f0f0f", 1)
+	prev, err := hex.DecodeString(lastLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entrySum := sha256.Sum256([]byte(forged))
+	seq := v.Head.Seq + 1
+	linkInput := append(append([]byte("geoscope ledger chain v1\x00"), prev...), binary.BigEndian.AppendUint64(nil, uint64(seq))...)
+	forgedLink := sha256.Sum256(append(linkInput, entrySum[:]...))
+	if _, err := db.Exec(`INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, entry, replica, chain_seq, chain_link) VALUES ('00000000-0000-7000-8000-0000000f0f0f', ?, ?, ?, ?, ?, ?, ?)`,
+		at, kind, meeting, forged, replica, seq, hex.EncodeToString(forgedLink[:])); err != nil {
+		t.Fatal(err)
+	}
+	if res := runCLI(t, nil, append([]string{"ledger", "verify", "--head", head}, ledgerArgs...)...); res.code != 0 {
+		t.Errorf("ledger verify --head, after an entry was appended (its link computed as documented): %s; a head alone cannot show it", res)
+	}
+	res = runCLI(t, nil, append([]string{"ledger", "verify", "--head", head, "--since", "2026-01-01", "--until", "2026-07-01"}, ledgerArgs...)...)
+	if res.code != 3 || !strings.Contains(res.stdout, "was decided in the pinned report's period") || !strings.Contains(res.stdout, "added to the period since the report was built") {
+		t.Errorf("ledger verify --head --since --until, after an entry was appended into the period: %s; want exit 3 naming it", res)
+	}
+	if _, err := db.Exec(`DELETE FROM ledger_decisions WHERE chain_seq = ?`, seq); err != nil {
+		t.Fatal(err)
+	}
+
+	// The last entry removed: the chain alone still holds, the report's
+	// head shows it.
 	if _, err := db.Exec(`DELETE FROM ledger_decisions WHERE chain_seq = ?`, v.Head.Seq); err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +125,8 @@ func TestLedgerVerifyCLI(t *testing.T) {
 		{[]string{"--head", "xyz"}, "--head"},
 		{[]string{"--head", strings.Repeat("0", 63)}, "--head"},
 		{[]string{"--format", "yaml"}, "--format"},
+		{[]string{"--head", head, "--since", "yesterday"}, "--since"},
+		{[]string{"--since", "2026-01-01"}, "--head"},
 		{[]string{"--ledger", "off"}, "--ledger"},
 		{[]string{"--data-dir", filepath.Join(dir, "nothing-here")}, "--data-dir"},
 	} {

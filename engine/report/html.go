@@ -18,8 +18,8 @@ var htmlTemplate = template.Must(template.New("report.html.tmpl").Funcs(template
 	"list":   func(s ...string) []string { return s },
 	"upper":  upperFirst,
 	"status": StatusText,
-	"headNote": func(link string) template.HTML {
-		return template.HTML(ledgerHeadNote(link, func(s string) string { return "<code>" + template.HTMLEscapeString(s) + "</code>" })) //nolint:gosec // every part escaped
+	"headNote": func(r *Report) template.HTML {
+		return template.HTML(r.ledgerHeadNote(func(s string) string { return "<code>" + template.HTMLEscapeString(s) + "</code>" })) //nolint:gosec // every part escaped
 	},
 	"first":  func(s string) string { a, _, _ := strings.Cut(s, "|"); return a },
 	"second": func(s string) string { _, b, _ := strings.Cut(s, "|"); return b },

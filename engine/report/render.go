@@ -125,6 +125,9 @@ func (r *Report) CSV(w io.Writer) error {
 	if r.LedgerHead != "" {
 		row("report", all, "ledger_head", r.LedgerHead)
 	}
+	if r.Unpinned != "" {
+		row("report", all, "unpinned", r.Unpinned)
+	}
 	row("report", all, "attribution", r.Attribution)
 	row("summary", all, "decisions_recorded", r.Summary.Decisions)
 	row("summary", all, "admissions_recorded", r.Summary.Admissions)
@@ -219,6 +222,9 @@ func (r *Report) Markdown(w io.Writer) error {
 	}
 	if r.Incomplete != "" {
 		p("> **⚠ %s**\n\n", md(r.Incomplete))
+	}
+	if r.Unpinned != "" {
+		p("> **⚠ %s**\n\n", md(r.Unpinned))
 	}
 
 	p("## Users outside the jurisdiction affected\n\n")
@@ -317,7 +323,7 @@ func (r *Report) Markdown(w io.Writer) error {
 		p("- %s\n", md(n))
 	}
 	if r.LedgerHead != "" {
-		p("- %s\n", ledgerHeadNote(r.LedgerHead, func(s string) string { return "`" + s + "`" }))
+		p("- %s\n", r.ledgerHeadNote(func(s string) string { return "`" + s + "`" }))
 	}
 	p("\nGeolocation: [IP Geolocation by DB-IP](https://db-ip.com), licensed under [CC BY 4.0](https://creativecommons.org/licenses/by/4.0/).\n")
 	_, err := io.WriteString(w, b.String())

@@ -147,11 +147,17 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 	if err != nil {
 		return nil, err
 	}
-	// The head last: every entry read above was chained when it was read
-	// (in the commit, or the copy, that put it in the tables), so it is
-	// under this head, which pins them all. A head read first would not
-	// cover those committed between it and the reads.
+	// The head last: an entry read above with a link had it when it was
+	// read (from the commit, or the copy, that put it in the tables), so
+	// it is under this head. A head read first would not cover those
+	// committed between it and the reads. An entry without a link yet
+	// (see ledger.Ledger.Unlinked) is under no head: a report counting
+	// any prints none.
 	head, err := l.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	unlinked, err := l.Unlinked(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +169,9 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 		r.Incomplete = IncompleteText(n)
 	}
 	r.LedgerHead = head.Link
+	if unlinked > 0 {
+		r.LedgerHead, r.Unpinned = "", UnpinnedText
+	}
 	return r, nil
 }
 

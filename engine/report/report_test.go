@@ -3,10 +3,12 @@ package report
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -507,7 +509,7 @@ func TestReportHTML(t *testing.T) {
 		`All 13 affected users were located inside the jurisdiction.`,
 		`<th scope="col">`,
 		`data-figure="remove_participant" data-authority="(all)">5&#43;</td>`,
-		`<li id="ledger-head">Ledger head when this report was built: <code>` + r.LedgerHead + `</code>. Every chained entry recorded before then is under it: <code>geoscope ledger verify --head ` + r.LedgerHead + `</code> on the ledger`,
+		`<li id="ledger-head">Ledger head when this report was built: <code>` + r.LedgerHead + `</code>. Every entry this report counted is chained under it: <code>geoscope ledger verify --head ` + r.LedgerHead + ` --since 2026-01-01T00:00:00Z --until 2026-07-01T00:00:00Z</code> on the ledger`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
@@ -749,5 +751,58 @@ func TestReportReadsAnEntryAsItWasRecorded(t *testing.T) {
 	st := r.Totals.OrdersByStatus
 	if st.Orders.n != 1 || st.ExpiredInPeriod.n != 1 || st.AtEnd[0].Status != "in_force" || st.AtEnd[0].Orders.n != 0 {
 		t.Errorf("an order recorded expiring 2026-03-01T00:00:00+24:00: %+v", st)
+	}
+}
+
+// A report that counts an entry without a link yet (recorded before the
+// chain, or by an older replica, and not yet linked by a server) prints
+// no ledger head, and says why: its head would not cover that entry.
+func TestReportUnpinnedWhileEntriesAreUnlinked(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := ledger.Config{DataDir: dir, EngineVersion: "test", Logger: slog.New(slog.DiscardHandler)}
+	l, err := ledger.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range fixtureRecords()[:3] {
+		if err := l.Record(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := `{"decision_id":"unlinked-1","time":"2026-03-02T12:00:00Z","kind":"decision","meeting_id":"m-old","account":"ps:00","orders":[],"actions":[],"refused":[],"guard_blocked":[],"bundles":{},"geo":{"database":"x","build":"2026-01-01T00:00:00Z"},"engine_version":"old"}`
+	if _, err := db.Exec(`INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry) VALUES ('unlinked-1', ?, 'decision', 'm-old', NULL, ?)`,
+		time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC).UnixNano(), entry); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	cfg.ReadOnly = true // it links nothing
+	ro, err := ledger.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	r, err := Build(ctx, ro, fixturePeriod, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.LedgerHead != "" || r.Unpinned != UnpinnedText {
+		t.Fatalf("ledger head %q, unpinned %q; want no head, and why", r.LedgerHead, r.Unpinned)
+	}
+	for _, format := range Formats {
+		var buf bytes.Buffer
+		if err := r.Render(&buf, format); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(buf.String(), "NOT PINNED") || strings.Contains(buf.String(), "ledger verify --head") {
+			t.Errorf("the %s report does not say it is not pinned, or prints a head", format)
+		}
 	}
 }

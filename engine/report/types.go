@@ -47,6 +47,9 @@ type Report struct {
 	// out by a server answering a report without an admin token (see
 	// engine/server, serveReport).
 	LedgerHead string `json:"ledger_head,omitempty"`
+	// Unpinned, when set, says why there is no LedgerHead though the
+	// ledger has a chain: some entries had no link yet (UnpinnedText).
+	Unpinned string `json:"unpinned,omitempty"`
 	// OutsideAffected is the totals' figure, repeated at the top.
 	OutsideAffected OutsideAffected `json:"outside_affected"`
 	Summary         Summary         `json:"summary"`
@@ -364,10 +367,15 @@ func notes(minCount int) []string {
 // ledgerHeadNote says what the ledger head printed in a report is for;
 // code formats the link and the command (Markdown's backticks, HTML's
 // code element).
-func ledgerHeadNote(link string, code func(string) string) string {
-	return "Ledger head when this report was built: " + code(link) + ". Every chained entry recorded before then is under it: " +
-		code("geoscope ledger verify --head "+link) + " on the ledger shows whether any of them was altered or removed since."
+func (r *Report) ledgerHeadNote(code func(string) string) string {
+	cmd := "geoscope ledger verify --head " + r.LedgerHead + " --since " + r.Period.Since.Format(time.RFC3339) + " --until " + r.Period.Until.Format(time.RFC3339)
+	return "Ledger head when this report was built: " + code(r.LedgerHead) + ". Every entry this report counted is chained under it: " +
+		code(cmd) + " on the ledger shows whether any of them was altered or removed since, or an entry was added to the period."
 }
+
+// UnpinnedText says that a report counted entries its head does not
+// cover, and so prints none.
+const UnpinnedText = "NOT PINNED: the ledger holds entries recorded without a link (before the chain, or by an older replica) that a server is still linking; this report counts them, so it prints no ledger head. Build it again once `geoscope ledger verify` finds none."
 
 // IncompleteText says that n recorded entries are not counted.
 func IncompleteText(n int) string {

@@ -164,20 +164,25 @@ func ledgerCommand() *cobra.Command {
 
 func verifyCommand() *cobra.Command {
 	var (
-		flags  ledgerFlags
-		pins   []string
-		format string
+		flags        ledgerFlags
+		pins         []string
+		since, until string
+		format       string
 	)
 	cmd := &cobra.Command{
-		Use:   "verify [--head LINK]... [--format text|json]",
+		Use:   "verify [--head LINK [--since T] [--until T]]... [--format text|json]",
 		Short: "Check the ledger's hash chain, and that it still holds the heads reports printed",
 		Long: `Reads every entry in chain order and checks its link, the numbering, and
 that the columns stored beside each entry agree with its text; an entry
 still without a link ten minutes after it was decided is reported too.
 Each --head is a link a transparency report printed (its "ledger head"):
-it must be some entry's, which shows that nothing recorded before that
-report was altered or removed since. Without one, a ledger rewritten whole,
-links and all, still verifies: keep the heads of published reports.
+it must be some entry's in an unbroken chain, which shows that nothing the
+report counted was altered or removed since. With the report's period
+(--since, --until, as the report's note prints them), an entry decided in
+the period and chained after the head is reported too: it was added to
+the period since. Without a head, a ledger whose last entries were
+removed, or rewritten whole, links and all, still verifies: keep the
+heads of published reports.
 
 Exit status: 0 verified, 3 it does not verify (the problems are listed),
 1 the ledger could not be read, 2 a usage error or no chained ledger there.`,
@@ -187,6 +192,14 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 				return usageError{fmt.Errorf("--format %q: want text or json", format)}
 			}
 			var opts ledger.VerifyOptions
+			var bad string
+			var err error
+			if opts.Since, opts.Until, bad, err = ledger.ParseBounds(since, until); err != nil {
+				return usageError{fmt.Errorf("--%s: %w", bad, err)}
+			}
+			if (since != "" || until != "") && len(pins) == 0 {
+				return usageError{errors.New("--since and --until are the period of the report whose ledger head --head gives: give --head too")}
+			}
 			for _, p := range pins {
 				if !ledger.IsLink(p) {
 					return usageError{fmt.Errorf("--head %q: want a chain link, 64 hexadecimal digits, as a report prints it", p)}
@@ -248,6 +261,8 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 	f := cmd.Flags()
 	flags.register(f)
 	f.StringArrayVar(&pins, "head", nil, "a `LINK` a report printed as its ledger head: it must be an entry's link (repeatable)")
+	f.StringVar(&since, "since", "", "the start `T` of the period of the report that printed --head (RFC 3339 or YYYY-MM-DD)")
+	f.StringVar(&until, "until", "", "the end `T` of that period, exclusive (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&format, "format", "text", "output format: text or json")
 	return cmd
 }
