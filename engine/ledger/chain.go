@@ -537,10 +537,3 @@ func columnsDisagree(raw []byte, r chainRow) string {
 	}
 	return "the column(s) " + strings.Join(differ, ", ") + " differ from the entry's text: the row was altered, and queries by them would miss it"
 }
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}

@@ -245,9 +245,21 @@ func fixtureRecords() []*engine.Record {
 // flushes the aggregate counts) and reopens it for reading.
 func openFixture(t testing.TB, recs []*engine.Record) *ledger.Ledger {
 	t.Helper()
+	cfg := recordFixture(t, recs)
+	l, err := ledger.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// recordFixture records recs through a fresh SQLite ledger and closes it;
+// cfg opens it again.
+func recordFixture(t testing.TB, recs []*engine.Record) (cfg ledger.Config) {
+	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	cfg := ledger.Config{DataDir: dir, EngineVersion: "test", Logger: slog.New(slog.DiscardHandler)}
+	cfg = ledger.Config{DataDir: t.TempDir(), EngineVersion: "test", Logger: slog.New(slog.DiscardHandler)}
 	l, err := ledger.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -260,10 +272,5 @@ func openFixture(t testing.TB, recs []*engine.Record) *ledger.Ledger {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l, err = ledger.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
+	return cfg
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -759,21 +758,8 @@ func TestReportReadsAnEntryAsItWasRecorded(t *testing.T) {
 // no ledger head, and says why: its head would not cover that entry.
 func TestReportUnpinnedWhileEntriesAreUnlinked(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	cfg := ledger.Config{DataDir: dir, EngineVersion: "test", Logger: slog.New(slog.DiscardHandler)}
-	l, err := ledger.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range fixtureRecords()[:3] {
-		if err := l.Record(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "ledger.db"))
+	cfg := recordFixture(t, fixtureRecords()[:3])
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(cfg.DataDir, "ledger.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
