@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -30,6 +31,16 @@ func TestLedgerVerifyCLI(t *testing.T) {
 		t.Fatalf("the report's ledger_head: %q, %v", published.LedgerHead, err)
 	}
 	head := published.LedgerHead
+
+	// The command the report prints, run as printed.
+	res = runCLI(t, nil, append([]string{"report", "--since", "2026-01-01", "--until", "2026-07-01"}, ledgerArgs...)...)
+	cmd := regexp.MustCompile("`geoscope (ledger verify --head [0-9a-f]{64} --since \\S+ --until \\S+)`").FindStringSubmatch(res.stdout)
+	if res.code != 0 || cmd == nil {
+		t.Fatalf("the Markdown report prints no verify command with its period: %s", res)
+	}
+	if res := runCLI(t, nil, append(strings.Fields(cmd[1]), ledgerArgs...)...); res.code != 0 || !strings.HasPrefix(res.stdout, "verified\n") {
+		t.Fatalf("the report's own command, %q: %s", cmd[1], res)
+	}
 
 	res = runCLI(t, nil, append([]string{"ledger", "verify", "--head", head}, ledgerArgs...)...)
 	if res.code != 0 || !strings.HasPrefix(res.stdout, "verified\n") || !strings.Contains(res.stdout, "link "+head) || !strings.Contains(res.stdout, "pinned: entry ") {
@@ -127,6 +138,8 @@ func TestLedgerVerifyCLI(t *testing.T) {
 		{[]string{"--format", "yaml"}, "--format"},
 		{[]string{"--head", head, "--since", "yesterday"}, "--since"},
 		{[]string{"--since", "2026-01-01"}, "--head"},
+		{[]string{"--head", head, "--head", strings.Repeat("0", 64), "--since", "2026-01-01"}, "--head"},
+		{[]string{"--head", head, "--since", "2026-07-01", "--until", "2026-01-01"}, "--until"},
 		{[]string{"--ledger", "off"}, "--ledger"},
 		{[]string{"--data-dir", filepath.Join(dir, "nothing-here")}, "--data-dir"},
 	} {

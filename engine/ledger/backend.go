@@ -36,7 +36,7 @@ type backend interface {
 	adoptUnlinked(ctx context.Context) (int, error)
 	// chained reports whether the schema has the chain (see chain.go).
 	chained(ctx context.Context) (bool, error)
-	// dialect is "sqlite" or "postgres".
+	// sqlDialect is "sqlite" or "postgres".
 	sqlDialect() string
 	// reachable opens the database if needed and pings it.
 	reachable(ctx context.Context) error
@@ -117,7 +117,7 @@ func openSQLBackend(ctx context.Context, cfg Config, fingerprint string) (*sqlBa
 		escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 		b.dialect, b.dsn = "sqlite", "file:"+escaped+"?"+q.Encode()
 	case strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://"):
-		b.dialect, b.dsn = "postgres", withIdleTimeout(u) // parsed by Open's checkURL
+		b.dialect, b.dsn = "postgres", u // parsed by Open's checkURL
 	default:
 		return nil, checkURL(u)
 	}
@@ -172,28 +172,6 @@ func refusedForGood(err error) bool {
 	var unverified *tls.CertificateVerificationError
 	return errors.As(err, &unverified)
 }
-
-// withIdleTimeout sets idle_in_transaction_session_timeout on the
-// ledger's PostgreSQL sessions, unless the URL sets it: a replica that
-// hangs or is cut off in the middle of a commit holds the chain's lock,
-// and every replica's commits wait for it (chain.go). PostgreSQL then ends
-// that session after idleInTransaction instead of when TCP gives up on
-// it, which by default takes hours.
-func withIdleTimeout(u string) string {
-	parsed, err := url.Parse(u)
-	if err != nil || parsed.Query().Has("idle_in_transaction_session_timeout") || strings.Contains(parsed.Query().Get("options"), "idle_in_transaction_session_timeout") {
-		return u
-	}
-	sep := "?"
-	if parsed.RawQuery != "" || strings.HasSuffix(u, "?") {
-		sep = "&"
-	}
-	return u + sep + "idle_in_transaction_session_timeout=" + idleInTransaction
-}
-
-// idleInTransaction is the ledger's sessions' default
-// idle_in_transaction_session_timeout: far above a commit's 10 s bound.
-const idleInTransaction = "60s"
 
 // startTimeout bounds the first connection to a PostgreSQL ledger at
 // start (a SQLite ledger is a local file).
@@ -319,6 +297,9 @@ func (b *sqlBackend) database(ctx context.Context) (*sql.DB, error) { return b.c
 
 func (b *sqlBackend) chained(ctx context.Context) (bool, error) {
 	if _, err := b.conn(ctx); err != nil {
+		if errors.Is(err, ErrConfig) || errors.Is(err, ErrUnavailable) {
+			return false, err
+		}
 		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	b.mu.Lock()
@@ -653,14 +634,26 @@ func (b *sqlBackend) insertChained(ctx context.Context, entries []*Entry, raws [
 // lockHead takes the chain's lock in tx, which writes (SQLite's IMMEDIATE
 // transaction holds the database's write lock already), and reads the
 // head.
+//
+// On PostgreSQL the transaction also ends itself if it sits idle for
+// idleInTransaction: a replica that hangs or is cut off in the middle of
+// a commit holds the lock, and every replica's commits wait for it; the
+// server would otherwise notice only when TCP gives up, which by default
+// takes hours. Set for this transaction alone (set_config's is_local), in
+// the statement that takes the lock: a URL parameter would be a startup
+// parameter, which a connection pooler such as PgBouncer may refuse.
 func (b *sqlBackend) lockHead(ctx context.Context, tx *sql.Tx) (chainHead, error) {
 	if b.dialect == "postgres" {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(`+strconv.Itoa(chainLock)+`)`); err != nil {
+		if _, err := tx.ExecContext(ctx, `SELECT set_config('idle_in_transaction_session_timeout', '`+idleInTransaction+`', true), pg_advisory_xact_lock(`+strconv.Itoa(chainLock)+`)`); err != nil {
 			return chainHead{}, err
 		}
 	}
 	return readHead(ctx, tx)
 }
+
+// idleInTransaction bounds how long a commit's transaction may sit idle
+// on PostgreSQL: far above a commit's 10 s bound.
+const idleInTransaction = "60s"
 
 // adoptUnlinked links up to adoptBatch entries without a link, oldest
 // first, after the head, in a transaction of its own, and returns how
@@ -670,6 +663,11 @@ func (b *sqlBackend) adoptUnlinked(ctx context.Context) (n int, err error) {
 	if err != nil {
 		return 0, err
 	}
+	defer func() {
+		if err != nil {
+			b.reset()
+		}
+	}()
 	tx, done, err := b.beginWrite(ctx, db)
 	if err != nil {
 		return 0, err
@@ -687,19 +685,23 @@ func (b *sqlBackend) adoptUnlinked(ctx context.Context) (n int, err error) {
 	var ids []string
 	var raws [][]byte
 	for rows.Next() {
-		var id string
+		var id any
 		var raw []byte
 		if err := rows.Scan(&id, &raw); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		ids, raws = append(ids, id), append(raws, raw)
+		// An id that is not text (SQLite keeps any type in any column)
+		// was not written by geoscope, and an UPDATE by it would match
+		// nothing: it is left without a link, for Verify to report.
+		if s, ok := id.(string); ok {
+			ids, raws = append(ids, s), append(raws, raw)
+		}
 	}
-	if err := rows.Close(); err != nil {
+	err = rows.Err()
+	rows.Close()
+	if err != nil || len(ids) == 0 {
 		return 0, err
-	}
-	if len(ids) == 0 {
-		return 0, nil
 	}
 	stmt, err := tx.PrepareContext(ctx, b.rebind(`UPDATE ledger_decisions SET chain_seq = ?, chain_link = ? WHERE decision_id = ? AND chain_seq IS NULL`))
 	if err != nil {
@@ -709,11 +711,19 @@ func (b *sqlBackend) adoptUnlinked(ctx context.Context) (n int, err error) {
 	for i, id := range ids {
 		head.seq++
 		head.link = link(head.link, head.seq, raws[i])
-		if _, err := stmt.ExecContext(ctx, head.seq, hex.EncodeToString(head.link[:]), id); err != nil {
+		res, err := stmt.ExecContext(ctx, head.seq, hex.EncodeToString(head.link[:]), id)
+		if err != nil {
 			return 0, err
 		}
+		// A number given to no row would be a gap in the chain.
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return 0, fmt.Errorf("linking decision %s: %d rows updated (%v)", id, n, err)
+		}
 	}
-	return len(ids), tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	return len(ids), nil
 }
 
 // rowsPerInsert bounds the rows of one INSERT statement.

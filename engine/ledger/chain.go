@@ -12,6 +12,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -43,9 +44,11 @@ import (
 // links from there on (Verify finds it), unless whoever did it also
 // recomputed every later link, which needs nothing secret: a chain only
 // proves what was there when its head was seen by someone who kept it.
-// Every transparency report prints the head's link when it was built, so
-// each published report pins every entry it counted: Verify with that link
-// fails if any of them was changed since. A keyed chain (an HMAC) would
+// The reports compliance staff build print the head's link (unless an
+// entry they read had no link yet), so each published report pins every
+// entry it counted: Verify with that link fails if any of them was
+// changed since, and, given the report's period, if an entry was added to
+// it. A keyed chain (an HMAC) would
 // also resist a rewrite before anyone saw the head, but then only holders
 // of the key could verify it, which is the opposite of what a published
 // report is for.
@@ -105,18 +108,23 @@ func (h chainHead) out() Head {
 // readHead reads the head: the last chained entry, or none (seq 0).
 func readHead(ctx context.Context, q rowQuerier) (chainHead, error) {
 	var h chainHead
-	var text sql.NullString
-	err := q.QueryRowContext(ctx, `SELECT chain_seq, chain_link FROM ledger_decisions WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1`).Scan(&h.seq, &text)
+	var seq, text any
+	err := q.QueryRowContext(ctx, `SELECT chain_seq, chain_link FROM ledger_decisions WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1`).Scan(&seq, &text)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return chainHead{}, nil
 	case err != nil:
 		return h, err
 	}
-	b, err := hex.DecodeString(text.String)
-	if err != nil || len(b) != 32 || h.seq <= 0 {
-		return h, fmt.Errorf("%w (entry %d, link %q): the row was altered; run geoscope ledger verify", errBadHead, h.seq, text.String)
+	// Read as whatever they hold (SQLite keeps any type in any column),
+	// so that a value geoscope did not write says so.
+	n, ok := seq.(int64)
+	l, _ := text.(string)
+	b, err := hex.DecodeString(l)
+	if !ok || n <= 0 || n == math.MaxInt64 || err != nil || len(b) != 32 {
+		return h, fmt.Errorf("%w (entry %v, link %v): the row was altered; run geoscope ledger verify", errBadHead, seq, text)
 	}
+	h.seq = n
 	copy(h.link[:], b)
 	return h, nil
 }
@@ -166,14 +174,15 @@ func (l *Ledger) Head(ctx context.Context) (Head, error) {
 	return h.out(), nil
 }
 
-// Unlinked counts the entries without a link yet (see adoptUnlinked): a
-// report that counts any of them is not pinned by its head.
-func (l *Ledger) Unlinked(ctx context.Context) (int64, error) {
+// Unlinked counts the entries decided at or after since that have no
+// link yet (see adoptUnlinked): a report that reads any of them is not
+// pinned by its head.
+func (l *Ledger) Unlinked(ctx context.Context, since time.Time) (int64, error) {
 	chained, err := l.backend.chained(ctx)
 	if err != nil || !chained {
 		return 0, err
 	}
-	rows, err := l.backend.query(ctx, `SELECT count(*) FROM ledger_decisions WHERE chain_seq IS NULL`)
+	rows, err := l.backend.query(ctx, `SELECT count(*) FROM ledger_decisions WHERE chain_seq IS NULL AND decided_at >= ?`, clampNanos(since))
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -184,7 +193,22 @@ func (l *Ledger) Unlinked(ctx context.Context) (int64, error) {
 			return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}
-	return n, rows.Err()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return n, nil
+}
+
+// clampNanos is t in Unix nanoseconds, taken as Earliest or Latest when
+// outside them (UnixNano would wrap around).
+func clampNanos(t time.Time) int64 {
+	switch {
+	case t.Before(Earliest):
+		return math.MinInt64
+	case t.After(Latest):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 // IsLink reports whether s is a chain link as Head prints it: 64
@@ -306,10 +330,10 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 	if !o.Since.IsZero() || !o.Until.IsZero() {
 		since, until = math.MinInt64, math.MaxInt64
 		if !o.Since.IsZero() {
-			since = o.Since.UnixNano()
+			since = clampNanos(o.Since)
 		}
 		if !o.Until.IsZero() {
-			until = o.Until.UnixNano()
+			until = clampNanos(o.Until)
 		}
 	}
 	for rows.Next() {
@@ -321,7 +345,10 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 		r, bad := typedRow(cols)
 		seq, id := r.seq, r.id
 		if bad != "" {
-			v.problem("the entry numbered %v (decision %v): %s: the row was altered", cols[0], cols[2], bad)
+			v.problem("the entry numbered %v (decision %v): %s: the row was altered", cols[0], printable(cols[2]), bad)
+			if _, ok := cols[0].(int64); !ok {
+				continue // no number to check it, or the chain, by
+			}
 		}
 		switch want := lastSeq + 1; {
 		case seq == want:
@@ -428,7 +455,10 @@ func tableTampered(ctx context.Context, tx *sql.Tx, dialect string, v *Verificat
 		}
 		v.problem("ledger_decisions has a %s, which geoscope does not create: it can hide entries from a query, or change them as they are written", what)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
 }
 
 // chainRow is a chained row's columns, each of the type the ledger wrote.
@@ -440,22 +470,23 @@ type chainRow struct {
 }
 
 // typedRow reads a chained row's columns (chain_seq, chain_link,
-// decision_id, decided_at, kind, meeting_id, replica), and says which one
-// is not of the type the ledger writes, if any.
+// decision_id, decided_at, kind, meeting_id, replica), and says which are
+// not of the type the ledger writes, if any.
 func typedRow(cols [7]any) (r chainRow, bad string) {
+	var wrong []string
 	var ok bool
 	if r.seq, ok = cols[0].(int64); !ok {
-		return r, fmt.Sprintf("chain_seq holds a %T", cols[0])
+		wrong = append(wrong, fmt.Sprintf("chain_seq holds a %T", cols[0]))
 	}
 	switch l := cols[1].(type) {
 	case nil:
 	case string:
 		r.link, r.linked = l, true
 	default:
-		return r, fmt.Sprintf("chain_link holds a %T", cols[1])
+		wrong = append(wrong, fmt.Sprintf("chain_link holds a %T", cols[1]))
 	}
 	if r.at, ok = cols[3].(int64); !ok {
-		return r, fmt.Sprintf("decided_at holds a %T", cols[3])
+		wrong = append(wrong, fmt.Sprintf("decided_at holds a %T", cols[3]))
 	}
 	for _, c := range []struct {
 		col  int
@@ -463,16 +494,33 @@ func typedRow(cols [7]any) (r chainRow, bad string) {
 		dst  *string
 	}{{2, "decision_id", &r.id}, {4, "kind", &r.kind}, {5, "meeting_id", &r.meeting}, {6, "replica", &r.repl}} {
 		if *c.dst, ok = cols[c.col].(string); !ok {
-			return r, fmt.Sprintf("%s holds a %T", c.name, cols[c.col])
+			wrong = append(wrong, fmt.Sprintf("%s holds a %T", c.name, cols[c.col]))
 		}
 	}
-	return r, ""
+	if r.id == "" {
+		r.id = printable(cols[2])
+	}
+	return r, strings.Join(wrong, ", ")
+}
+
+// printable is a column's value for a problem: text as it is, anything
+// else quoted (a BLOB's bytes as text).
+func printable(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case []byte:
+		return strconv.Quote(string(v))
+	}
+	return fmt.Sprint(v)
 }
 
 // unlinked counts the entries without a link, and reports those decided
-// before before (unlinkedGrace ago): a writer links them within seconds,
-// so one still without a link was inserted behind geoscope's back, or no
-// writer of this version has run since (the problem says so).
+// before before (unlinkedGrace ago): a writer links an older replica's
+// within seconds, and an upgraded ledger's history at about a thousand a
+// second, so one still without a link was inserted behind geoscope's
+// back, or no writer of this version has run since, or one is still
+// linking (the problem says so).
 func unlinked(ctx context.Context, tx *sql.Tx, v *Verification, before int64) error {
 	rows, err := tx.QueryContext(ctx, `SELECT decision_id, decided_at FROM ledger_decisions WHERE chain_seq IS NULL ORDER BY decided_at, decision_id`)
 	if err != nil {
@@ -486,7 +534,7 @@ func unlinked(ctx context.Context, tx *sql.Tx, v *Verification, before int64) er
 		}
 		v.Unlinked++
 		if t, ok := at.(int64); !ok || t < before {
-			v.problem("decision %v (decided at %v) has no link: a geoscope serve of this version links such an entry within seconds, so it was inserted behind geoscope's back, unless no server of this version has run since, or one is still linking the entries from before the chain (it logs how many)", id, when(at))
+			v.problem("decision %s (decided at %v) has no link: a geoscope serve of this version links such an entry within seconds, so it was inserted behind geoscope's back, unless no server of this version has run since, or one is still linking the entries from before the chain (it logs how many)", printable(id), when(at))
 		}
 	}
 	if err := rows.Err(); err != nil {

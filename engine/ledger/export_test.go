@@ -1,6 +1,9 @@
 package ledger
 
-import "encoding/hex"
+import (
+	"encoding/hex"
+	"time"
+)
 
 // SetMaxPageBytes sets the byte bound of a List page for a test and
 // returns a function restoring it.
@@ -24,4 +27,12 @@ func ChainLink(prev string, seq int64, raw string) string {
 	}
 	l := link(p, seq, []byte(raw))
 	return hex.EncodeToString(l[:])
+}
+
+// SetAdoptEvery sets how often writers look for entries without a link
+// (10 s otherwise), for a test that adds some and waits for them, and
+// returns a function restoring it.
+func SetAdoptEvery(d time.Duration) (restore func()) {
+	old := adoptEvery.Swap(int64(d))
+	return func() { adoptEvery.Store(old) }
 }

@@ -449,15 +449,24 @@ func (l *Ledger) writer() {
 
 // adopt links the entries without a link (chain.go), on the writer's
 // tick: every adoptEvery while none is found, and at every tick while
-// batches come back full, for at most half a tick, so that the writer
-// stays free for commits.
+// batches come back full. It gives the writer back as soon as records are
+// waiting, after at most half a tick, and not at all while commits fail:
+// on PostgreSQL a record waits for the writer's commit.
 func (l *Ledger) adopt() {
 	now := time.Now()
 	if !l.adoptMore && now.Before(l.adoptNext) {
 		return
 	}
-	l.adoptMore, l.adoptNext = false, now.Add(adoptEvery)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	l.adoptMore, l.adoptNext = false, now.Add(time.Duration(adoptEvery.Load()))
+	l.mu.Lock()
+	failing := l.lastErr != nil
+	l.mu.Unlock()
+	if failing {
+		return
+	}
+	budget := l.cfg.FlushInterval / 2
+	// A batch may wait for another replica's commit to release the lock.
+	ctx, cancel := context.WithTimeout(context.Background(), budget+time.Second)
 	defer cancel()
 	linked := 0
 	for {
@@ -470,7 +479,7 @@ func (l *Ledger) adopt() {
 		if n < adoptBatch {
 			break
 		}
-		if time.Since(now) > l.cfg.FlushInterval/2 {
+		if time.Since(now) > budget || len(l.writes) > 0 {
 			l.adoptMore = true
 			break
 		}
@@ -480,8 +489,13 @@ func (l *Ledger) adopt() {
 	}
 }
 
-// adoptEvery is how often the writer looks for entries without a link.
-const adoptEvery = 10 * time.Second
+// adoptEvery is how often the writer looks for entries without a link, in
+// nanoseconds (10 s; tests shorten it).
+var adoptEvery = func() *atomic.Int64 {
+	var d atomic.Int64
+	d.Store(int64(10 * time.Second))
+	return &d
+}()
 
 // commitAll commits batch MaxBatch entries at a time, and returns what is
 // left from the first commit that fails.

@@ -140,6 +140,7 @@ func insertAsSchema1(t *testing.T, b *backend, id string) {
 // release keeps writing into the migrated schema, as during a rolling
 // upgrade.
 func TestUpgradeFromSchema1(t *testing.T) {
+	defer ledger.SetAdoptEvery(20 * time.Millisecond)()
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		if err := os.MkdirAll(b.dir, 0o700); err != nil {
 			t.Fatal(err)

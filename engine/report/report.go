@@ -153,11 +153,12 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 	// committed between it and the reads. An entry without a link yet
 	// (see ledger.Ledger.Unlinked) is under no head: a report counting
 	// any prints none.
-	head, err := l.Head(ctx)
+	unlinked, err := l.Unlinked(ctx, p.Since)
 	if err != nil {
 		return nil, err
 	}
-	unlinked, err := l.Unlinked(ctx)
+	// After the count: an entry linked in between is then under the head.
+	head, err := l.Head(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -169,11 +170,26 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 		r.Incomplete = IncompleteText(n)
 	}
 	r.LedgerHead = head.Link
-	if unlinked > 0 {
+	// The period can be checked for entries added to it only once it has
+	// ended: until then, and for a little while after (an entry decided
+	// before the end may be committed after), entries are still coming.
+	r.periodEnded = !p.Until.After(time.Now().Add(-periodSettled))
+	switch {
+	case unlinked > 0:
 		r.LedgerHead, r.Unpinned = "", UnpinnedText
+	case r.Incomplete != "":
+		// The journal's entries are counted by nothing yet, and will be
+		// chained after this head: a check of the period would take them
+		// for entries added to it.
+		r.LedgerHead = ""
 	}
 	return r, nil
 }
+
+// periodSettled is how long after a period's end its entries are taken
+// as all recorded: a decision's commit is bounded by 10 s, a journaled
+// entry is in the tables within a second, and a reader waits for it.
+const periodSettled = time.Minute
 
 // groupKey is one authority with the jurisdiction the registry gave it.
 type groupKey struct {

@@ -792,3 +792,22 @@ func TestReportUnpinnedWhileEntriesAreUnlinked(t *testing.T) {
 		}
 	}
 }
+
+// A report whose period has not ended prints the check of its head
+// without the period: entries decided in it are still coming, and would
+// be taken for entries added to it.
+func TestReportOfAPeriodNotEndedChecksTheHeadAlone(t *testing.T) {
+	l := openFixture(t, fixtureRecords())
+	now := time.Now().UTC()
+	r, err := Build(context.Background(), l, Period{Since: now.AddDate(0, 0, -1), Until: now.AddDate(0, 0, 1)}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := r.Render(&buf, FormatMarkdown); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "`geoscope ledger verify --head "+r.LedgerHead+"` on the ledger") || strings.Contains(buf.String(), "--since") {
+		t.Errorf("a report of a period not ended:\n%s\nwant the check of its head without its period", buf.String())
+	}
+}

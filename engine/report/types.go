@@ -50,6 +50,9 @@ type Report struct {
 	// Unpinned, when set, says why there is no LedgerHead though the
 	// ledger has a chain: some entries had no link yet (UnpinnedText).
 	Unpinned string `json:"unpinned,omitempty"`
+	// periodEnded: the period had ended (and settled) when the report was
+	// built, so the head's check may include it (ledgerHeadNote).
+	periodEnded bool
 	// OutsideAffected is the totals' figure, repeated at the top.
 	OutsideAffected OutsideAffected `json:"outside_affected"`
 	Summary         Summary         `json:"summary"`
@@ -368,14 +371,19 @@ func notes(minCount int) []string {
 // code formats the link and the command (Markdown's backticks, HTML's
 // code element).
 func (r *Report) ledgerHeadNote(code func(string) string) string {
-	cmd := "geoscope ledger verify --head " + r.LedgerHead + " --since " + r.Period.Since.Format(time.RFC3339) + " --until " + r.Period.Until.Format(time.RFC3339)
+	cmd := "geoscope ledger verify --head " + r.LedgerHead
+	if !r.periodEnded {
+		return "Ledger head when this report was built: " + code(r.LedgerHead) + ". Every entry this report counted is chained under it: " +
+			code(cmd) + " on the ledger shows whether any of them was altered or removed since. (The period had not ended when the report was built, so entries added to it since cannot be told from those that came later.)"
+	}
+	cmd += " --since " + r.Period.Since.Format(time.RFC3339Nano) + " --until " + r.Period.Until.Format(time.RFC3339Nano)
 	return "Ledger head when this report was built: " + code(r.LedgerHead) + ". Every entry this report counted is chained under it: " +
 		code(cmd) + " on the ledger shows whether any of them was altered or removed since, or an entry was added to the period."
 }
 
 // UnpinnedText says that a report counted entries its head does not
 // cover, and so prints none.
-const UnpinnedText = "NOT PINNED: the ledger holds entries recorded without a link (before the chain, or by an older replica) that a server is still linking; this report counts them, so it prints no ledger head. Build it again once `geoscope ledger verify` finds none."
+const UnpinnedText = "NOT PINNED: the ledger holds entries of this period or later recorded without a link (before the chain, or by an older replica), which a geoscope serve of this version links; this report reads them, so it prints no ledger head. Build it again once `geoscope ledger verify` finds none."
 
 // IncompleteText says that n recorded entries are not counted.
 func IncompleteText(n int) string {

@@ -72,7 +72,7 @@ func (s *Server) serveReport(c *gin.Context, format string) {
 		// reports of whole days that have ended are there to hide. The
 		// reports compliance staff publish carry it (an admin token, or
 		// geoscope report).
-		r.LedgerHead = ""
+		r.LedgerHead, r.Unpinned = "", ""
 	}
 	var buf bytes.Buffer
 	if err := r.Render(&buf, format); err != nil {

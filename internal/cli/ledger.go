@@ -170,7 +170,7 @@ func verifyCommand() *cobra.Command {
 		format       string
 	)
 	cmd := &cobra.Command{
-		Use:   "verify [--head LINK [--since T] [--until T]]... [--format text|json]",
+		Use:   "verify [--head LINK]... [--since T --until T] [--format text|json]",
 		Short: "Check the ledger's hash chain, and that it still holds the heads reports printed",
 		Long: `Reads every entry in chain order and checks its link, the numbering, and
 that the columns stored beside each entry agree with its text; an entry
@@ -178,9 +178,9 @@ still without a link ten minutes after it was decided is reported too.
 Each --head is a link a transparency report printed (its "ledger head"):
 it must be some entry's in an unbroken chain, which shows that nothing the
 report counted was altered or removed since. With the report's period
-(--since, --until, as the report's note prints them), an entry decided in
-the period and chained after the head is reported too: it was added to
-the period since. Without a head, a ledger whose last entries were
+(--since, --until, as the report's note prints them; with one --head
+only), an entry decided in the period and chained after the head is
+reported too: it was added to the period since. Without a head, a ledger whose last entries were
 removed, or rewritten whole, links and all, still verifies: keep the
 heads of published reports.
 
@@ -197,8 +197,11 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 			if opts.Since, opts.Until, bad, err = ledger.ParseBounds(since, until); err != nil {
 				return usageError{fmt.Errorf("--%s: %w", bad, err)}
 			}
-			if (since != "" || until != "") && len(pins) == 0 {
-				return usageError{errors.New("--since and --until are the period of the report whose ledger head --head gives: give --head too")}
+			switch {
+			case (since != "" || until != "") && len(pins) != 1:
+				return usageError{errors.New("--since and --until are the period of the report whose ledger head --head gives: give that one --head with them")}
+			case !opts.Since.IsZero() && !opts.Until.IsZero() && !opts.Since.Before(opts.Until):
+				return usageError{fmt.Errorf("--until: the period is empty: --since %s must be before --until %s", opts.Since.Format(time.RFC3339Nano), opts.Until.Format(time.RFC3339Nano))}
 			}
 			for _, p := range pins {
 				if !ledger.IsLink(p) {
