@@ -36,8 +36,6 @@ type backend interface {
 	adoptUnlinked(ctx context.Context) (int, error)
 	// chained reports whether the schema has the chain (see chain.go).
 	chained(ctx context.Context) (bool, error)
-	// sqlDialect is "sqlite" or "postgres".
-	sqlDialect() string
 	// reachable opens the database if needed and pings it.
 	reachable(ctx context.Context) error
 	close() error
@@ -233,8 +231,6 @@ func quoteSetting(s string) string {
 }
 
 func (b *sqlBackend) name() string { return b.dialect }
-
-func (b *sqlBackend) sqlDialect() string { return b.dialect }
 
 // conn returns the open, migrated database, opening it if needed. After a
 // failed write the SQLite handle is dropped and reopened here, so a data

@@ -306,7 +306,7 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read only
-	if err := tableTampered(ctx, tx, l.backend.sqlDialect(), v); err != nil {
+	if err := tableTampered(ctx, tx, l.backend.name(), v); err != nil {
 		return nil, err
 	}
 	// The columns are read as whatever they hold: SQLite keeps a value of

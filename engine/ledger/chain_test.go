@@ -45,25 +45,11 @@ func chainRows(t *testing.T, b *backend) []chainRow {
 func exec(t *testing.T, b *backend, q string, args ...any) {
 	t.Helper()
 	if b.url != "" {
-		q = pgPlaceholders(q)
+		q = ledger.Rebind("postgres", q)
 	}
 	if _, err := b.raw(t).Exec(q, args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
-}
-
-func pgPlaceholders(q string) string {
-	var sb strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			fmt.Fprintf(&sb, "$%d", n)
-			continue
-		}
-		sb.WriteRune(r)
-	}
-	return sb.String()
 }
 
 // rechain renumbers the chained entries from 1 in their order and

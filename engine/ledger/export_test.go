@@ -36,3 +36,7 @@ func SetAdoptEvery(d time.Duration) (restore func()) {
 	old := adoptEvery.Swap(int64(d))
 	return func() { adoptEvery.Store(old) }
 }
+
+// Rebind writes q's placeholders as dialect's ("?" for SQLite, "$1"... for
+// PostgreSQL), as the ledger's own statements are.
+func Rebind(dialect, q string) string { return rebind(dialect, q) }
