@@ -132,13 +132,9 @@ func ledgerCommand() *cobra.Command {
 				return usageError{fmt.Errorf("--format %q: only jsonl is supported", format)}
 			}
 			var q ledger.Query
-			var bad string
 			var err error
-			if q.Since, q.Until, bad, err = ledger.ParseBounds(since, until); err != nil {
-				return usageError{fmt.Errorf("--%s: %w", bad, err)}
-			}
-			if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-				return usageError{fmt.Errorf("--until: the period is empty: --since %s must be before --until %s", q.Since.Format(time.RFC3339), q.Until.Format(time.RFC3339))}
+			if q.Since, q.Until, err = periodFlags(since, until); err != nil {
+				return err
 			}
 			q.Order, q.Authority = order, auth
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -160,6 +156,19 @@ func ledgerCommand() *cobra.Command {
 	f.StringVar(&format, "format", "jsonl", "output format: jsonl")
 	cmd.AddCommand(export, verifyCommand())
 	return cmd
+}
+
+// periodFlags parses --since and --until (either may be absent: zero),
+// and refuses an empty period, naming the flag.
+func periodFlags(since, until string) (s, u time.Time, err error) {
+	s, u, bad, err := ledger.ParseBounds(since, until)
+	if err != nil {
+		return s, u, usageError{fmt.Errorf("--%s: %w", bad, err)}
+	}
+	if !s.IsZero() && !u.IsZero() && !s.Before(u) {
+		return s, u, usageError{fmt.Errorf("--until: the period is empty: --since %s must be before --until %s", s.Format(time.RFC3339Nano), u.Format(time.RFC3339Nano))}
+	}
+	return s, u, nil
 }
 
 func verifyCommand() *cobra.Command {
@@ -192,16 +201,12 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 				return usageError{fmt.Errorf("--format %q: want text or json", format)}
 			}
 			var opts ledger.VerifyOptions
-			var bad string
 			var err error
-			if opts.Since, opts.Until, bad, err = ledger.ParseBounds(since, until); err != nil {
-				return usageError{fmt.Errorf("--%s: %w", bad, err)}
+			if opts.Since, opts.Until, err = periodFlags(since, until); err != nil {
+				return err
 			}
-			switch {
-			case (since != "" || until != "") && len(pins) != 1:
+			if (since != "" || until != "") && len(pins) != 1 {
 				return usageError{errors.New("--since and --until are the period of the report whose ledger head --head gives: give that one --head with them")}
-			case !opts.Since.IsZero() && !opts.Until.IsZero() && !opts.Since.Before(opts.Until):
-				return usageError{fmt.Errorf("--until: the period is empty: --since %s must be before --until %s", opts.Since.Format(time.RFC3339Nano), opts.Until.Format(time.RFC3339Nano))}
 			}
 			for _, p := range pins {
 				if !ledger.IsLink(p) {
