@@ -371,14 +371,13 @@ func notes(minCount int) []string {
 // code formats the link and the command (Markdown's backticks, HTML's
 // code element).
 func (r *Report) ledgerHeadNote(code func(string) string) string {
+	lead := "Ledger head when this report was built: " + code(r.LedgerHead) + ". Every entry this report counted is chained under it: "
 	cmd := "geoscope ledger verify --head " + r.LedgerHead
 	if !r.periodEnded {
-		return "Ledger head when this report was built: " + code(r.LedgerHead) + ". Every entry this report counted is chained under it: " +
-			code(cmd) + " on the ledger shows whether any of them was altered or removed since. (The period had not ended when the report was built, so entries added to it since cannot be told from those that came later.)"
+		return lead + code(cmd) + " on the ledger shows whether any of them was altered or removed since. (The period had not ended when the report was built, so entries added to it since cannot be told from those that came later.)"
 	}
 	cmd += " --since " + r.Period.Since.Format(time.RFC3339Nano) + " --until " + r.Period.Until.Format(time.RFC3339Nano)
-	return "Ledger head when this report was built: " + code(r.LedgerHead) + ". Every entry this report counted is chained under it: " +
-		code(cmd) + " on the ledger shows whether any of them was altered or removed since, or an entry was added to the period."
+	return lead + code(cmd) + " on the ledger shows whether any of them was altered or removed since, or an entry was added to the period."
 }
 
 // UnpinnedText says that a report counted entries its head does not
