@@ -2,7 +2,10 @@ package engine
 
 import (
 	"context"
+	"errors"
 
+	"github.com/geoscope/geoscope/engine/policy"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -29,9 +32,23 @@ func (e *Engine) stage(ctx context.Context, name string) (context.Context, func(
 	ctx, span := e.tracer.Start(ctx, name)
 	return ctx, func(err error) {
 		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
+			kind := failureKind(err)
+			span.SetAttributes(attribute.String("error.type", kind))
+			span.SetStatus(codes.Error, kind)
 		}
 		span.End()
 	}
+}
+
+// failureKind is what a failed stage's span says of its error: the kind of
+// failure, never the error's text, which may quote what a request or a
+// policy held (an id a policy put in a malformed answer). The text goes
+// only to the client that sent the request.
+func failureKind(err error) string {
+	for _, kind := range []error{policy.ErrTimeout, policy.ErrEvaluation, ErrNotReady, context.DeadlineExceeded, context.Canceled} {
+		if errors.Is(err, kind) {
+			return kind.Error()
+		}
+	}
+	return "failed"
 }

@@ -98,3 +98,46 @@ func TestEventIsPseudonymized(t *testing.T) {
 		}
 	}
 }
+
+// A blocked action is logged as its policy stated it, but a policy that
+// put ids where facts and names go (its type, order, meeting, claims) or
+// quoted them in its reason does not have them logged; what the engine
+// knows (the order, the meeting, codes of the right shape) is kept.
+func TestEventScrubsWhatAPolicyClaimed(t *testing.T) {
+	ps := ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32)))
+	claims := decision.Action{Type: decision.RemoveParticipant, ParticipantID: "alice", OrderID: "o-1", MeetingID: "m-1",
+		Country: "alice", LocatedBy: "acct-host", Jurisdiction: []string{"CN", "alice"}, Subdivisions: []string{"CN-11", `x"acct-host"`},
+		Reason: `o-1-alice, ref case_acct-host: {"who":"alice"}`}
+	rec := &engine.Record{
+		Decision: &decision.Decision{
+			DecisionID: "d-1", Time: time.Unix(0, 0).UTC(), MeetingID: "m-1",
+			GuardBlocked: []decision.Blocked{
+				{Action: claims, Code: "misstated_facts", Reason: `action claims "alice" is located in "alice"`},
+				{Action: decision.Action{Type: "alice", OrderID: "acct-host", MeetingID: "acct-host"}, Code: "unknown_type", Reason: `"alice" is not an action type`},
+			},
+		},
+		AccountID:    "acct-host",
+		Participants: []input.Participant{{ID: "alice"}},
+		Orders:       map[string]registry.Order{"o-1": {Authority: "cn.cac"}},
+		Facts:        &guard.Facts{MeetingID: "m-1", AccountID: "acct-host", Participants: []guard.Person{{ID: "alice"}}},
+	}
+	info, err := decisionlog.Event(rec, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(*info.Results)
+	rest := strings.NewReplacer(ps.Participant("alice"), "", ps.Account("acct-host"), "").Replace(string(raw))
+	for _, id := range []string{"alice", "acct-host"} {
+		if strings.Contains(rest, id) {
+			t.Errorf("the event contains %q: %s", id, raw)
+		}
+	}
+	for _, want := range []string{`"order_id":"o-1"`, `"meeting_id":"m-1"`, `"jurisdiction":["CN","` + ps.Participant("alice") + `"]`, `"subdivisions":["CN-11","x\"` + ps.Account("acct-host") + `\""]`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("the event lacks %s: %s", want, raw)
+		}
+	}
+	if rec.Decision.GuardBlocked[0].Action.Country != "alice" {
+		t.Error("Event changed the decision it was given")
+	}
+}

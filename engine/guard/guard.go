@@ -11,6 +11,7 @@ package guard
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/geoscope/geoscope/engine/decision"
@@ -286,7 +287,7 @@ func (g *checker) check(a decision.Action) (decision.Action, int, string, string
 	}
 	if len(a.Jurisdiction) > 0 && !sameSet(a.Jurisdiction, auth.Jurisdiction) {
 		return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims jurisdiction %s; the registry gives %s for %q",
-			strings.Join(a.Jurisdiction, ","), strings.Join(auth.Jurisdiction, ","), order.Authority)
+			quotedList(a.Jurisdiction), strings.Join(auth.Jurisdiction, ","), order.Authority)
 	}
 	// The answer carries only what belongs to the action's type, with the
 	// facts filled in. Shared, not copied: registry data is immutable once
@@ -310,7 +311,7 @@ func (g *checker) check(a decision.Action) (decision.Action, int, string, string
 			return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims %q was located by %q; located by %q", a.ParticipantID, a.LocatedBy, orUnknown(loc.By))
 		}
 		if len(a.Subdivisions) > 0 && !sameSet(a.Subdivisions, loc.Subdivisions) {
-			return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %s; located in %s", a.ParticipantID, strings.Join(a.Subdivisions, ","), place(loc))
+			return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %s; located in %s", a.ParticipantID, quotedList(a.Subdivisions), place(loc))
 		}
 		if !auth.Covers(loc.Country, loc.Subdivisions...) {
 			return a, -1, CodeOutsideJurisdiction, fmt.Sprintf("%q is located in %s, outside %s", a.ParticipantID, place(loc), strings.Join(auth.Jurisdiction, ","))
@@ -446,6 +447,17 @@ func place(loc Located) string {
 		return orUnknown(loc.Country)
 	}
 	return loc.Country + " (" + strings.Join(loc.Subdivisions, ", ") + ")"
+}
+
+// quotedList is what a policy claimed, each value quoted as the guard's
+// reasons quote everything a policy wrote: whoever stores a reason
+// (ledger.scrubber) then finds any id it holds, wherever the policy put it.
+func quotedList(claimed []string) string {
+	q := make([]string, len(claimed))
+	for i, c := range claimed {
+		q[i] = strconv.Quote(c)
+	}
+	return strings.Join(q, ",")
 }
 
 func orUnknown(country string) string {

@@ -21,6 +21,7 @@ import (
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/geo"
 	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/engine/registry"
 	"github.com/geoscope/geoscope/internal/jsonarray"
 )
@@ -272,9 +273,13 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 		e.Actions = append(e.Actions, act)
 	}
 	for _, b := range d.GuardBlocked {
-		e.GuardBlocked = append(e.GuardBlocked, Blocked{Code: b.Code, Type: b.Action.Type, OrderID: b.Action.OrderID, Subject: subject(b.Action), Country: b.Action.Country})
+		e.GuardBlocked = append(e.GuardBlocked, Blocked{Code: b.Code, Subject: subject(b.Action)})
 	}
-	// Reasons last, once every id is known to the scrubber.
+	// Free text and claims last, once every id is known to the scrubber.
+	for i, b := range d.GuardBlocked {
+		a := scrub.claims(b.Action)
+		e.GuardBlocked[i].Type, e.GuardBlocked[i].OrderID, e.GuardBlocked[i].Country = a.Type, a.OrderID, a.Country
+	}
 	for i, a := range d.Actions {
 		e.Actions[i].Reason = scrub.apply(a.Reason)
 	}
@@ -319,6 +324,7 @@ func coarse(p netip.Prefix) netip.Prefix {
 // than the rest of the entry.
 type scrubber struct {
 	p *Pseudonymizer
+	r *engine.Record
 	// participants are the request's participants; named are the
 	// participant ids actions name (usually the same ones; a policy may
 	// invent others); accounts are account ids. An id that is both an
@@ -331,7 +337,7 @@ type scrubber struct {
 }
 
 func newScrubber(r *engine.Record, p *Pseudonymizer) *scrubber {
-	s := &scrubber{p: p, participants: r.Participants, accounts: map[string]bool{}, cache: map[string]string{}}
+	s := &scrubber{p: p, r: r, participants: r.Participants, accounts: map[string]bool{}, cache: map[string]string{}}
 	// The accounts participants are signed in with are ids too.
 	for i := range r.Participants {
 		s.account(r.Participants[i].AccountID)
@@ -342,6 +348,50 @@ func newScrubber(r *engine.Record, p *Pseudonymizer) *scrubber {
 	}
 	s.account(r.AccountID)
 	return s
+}
+
+// claims scrubs what a policy wrote into an action the guard blocked,
+// besides the people it names (which are pseudonymized): its type, order,
+// meeting and the facts it claimed. The guard reports a blocked action as
+// the policy stated it, and a policy that put an id there (in error, or
+// to see whether it would be stored) must not have it stored. What is
+// what the engine knows (an action type, an order evaluated or not in
+// force, this meeting, a well-formed country or subdivision code, how
+// people are located) is kept as it is, so reports still attribute the
+// block to its order; anything else is scrubbed as free text.
+func (s *scrubber) claims(a decision.Action) decision.Action {
+	keep := func(v string, known bool) string {
+		if known || v == "" || v == policy.NotAString {
+			return v
+		}
+		return s.apply(v)
+	}
+	_, evaluated := s.r.Orders[a.OrderID]
+	_, notInForce := s.r.OrdersNotInForce[a.OrderID]
+	a.Type = keep(a.Type, decision.KnownActionType(a.Type))
+	a.OrderID = keep(a.OrderID, evaluated || notInForce)
+	a.MeetingID = keep(a.MeetingID, a.MeetingID == s.r.Decision.MeetingID)
+	a.Country = keep(a.Country, countryCode(a.Country))
+	a.LocatedBy = keep(a.LocatedBy, a.LocatedBy == decision.LocatedByIP || a.LocatedBy == decision.LocatedByPhone)
+	place := func(codes []string) []string {
+		if !slices.ContainsFunc(codes, func(c string) bool { return !countryCode(c) && !registry.IsSubdivision(c) && c != policy.NotAString }) {
+			return codes
+		}
+		out := make([]string, len(codes))
+		for i, c := range codes {
+			out[i] = keep(c, countryCode(c) || registry.IsSubdivision(c))
+		}
+		return out
+	}
+	a.Jurisdiction = place(a.Jurisdiction)
+	a.Subdivisions = place(a.Subdivisions)
+	return a
+}
+
+// countryCode reports whether c has the shape of an ISO 3166-1 alpha-2
+// code.
+func countryCode(c string) bool {
+	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
 }
 
 func (s *scrubber) participant(id string) {
@@ -381,10 +431,26 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 	if out, ok := s.cache[key]; ok {
 		return out
 	}
-	found := map[string]bool{}
+	// found maps each form of an id the text holds (the id, or the id as
+	// a quoted string or JSON escapes it inside quotes) to the id.
+	found := map[string]string{}
 	look := func(id string) {
-		if id != "" && !found[id] && strings.Contains(text, id) {
-			found[id] = true
+		if id == "" {
+			return
+		}
+		if quoted {
+			if q := strconv.Quote(id); strings.Contains(text, q) {
+				found[q] = id
+			}
+			return
+		}
+		if strings.Contains(text, id) {
+			found[id] = id
+		}
+		for _, form := range escapedForms(id) {
+			if strings.Contains(text, form) {
+				found[form] = id
+			}
 		}
 	}
 	for i := range s.participants {
@@ -400,31 +466,66 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 	out := text
 	if len(found) > 0 {
 		// Longest first, so "p1" does not eat into "p10".
-		ids := slices.SortedFunc(maps.Keys(found), func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
-		pseudonym := func(id string) string {
+		forms := slices.SortedFunc(maps.Keys(found), func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
+		pseudonym := func(form string) string {
+			id := found[form]
 			if s.accounts[id] {
 				return s.p.Account(id)
 			}
 			return s.p.Participant(id)
 		}
 		if quoted {
-			pairs := make([]string, 0, 2*len(ids))
-			for _, id := range ids {
-				pairs = append(pairs, strconv.Quote(id), strconv.Quote(pseudonym(id)))
+			pairs := make([]string, 0, 2*len(forms))
+			for _, form := range forms {
+				pairs = append(pairs, form, strconv.Quote(pseudonym(form)))
 			}
 			out = strings.NewReplacer(pairs...).Replace(text)
 		} else {
-			out = replaceTokens(text, ids, pseudonym)
+			out = replaceTokens(text, forms, pseudonym)
 		}
 	}
 	s.cache[key] = out
 	return out
 }
 
+// escapedForms are the ways an id with characters that strings escape is
+// written inside a quoted string: as Go and OPA's sprintf("%q") quote it,
+// as JSON (json.marshal, and "%v" of an object) escapes it, and each of
+// those escaped once more (a reason quoting a JSON text). An id of plain
+// characters has none: it reads the same everywhere.
+func escapedForms(id string) []string {
+	plain := true
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return nil
+	}
+	goInner := func(s string) string { q := strconv.Quote(s); return q[1 : len(q)-1] }
+	jsonInner := func(s string) string {
+		b, _ := json.Marshal(s) // a string always encodes
+		return string(b[1 : len(b)-1])
+	}
+	var forms []string
+	add := func(f string) {
+		if f != id && !slices.Contains(forms, f) {
+			forms = append(forms, f)
+		}
+	}
+	for _, once := range []string{goInner(id), jsonInner(id)} {
+		add(once)
+		add(goInner(once))
+		add(jsonInner(once))
+	}
+	return forms
+}
+
 // replaceTokens replaces each occurrence of one of ids (tried in order)
 // that stands as a whole token: an id starting (ending) with a word
-// character (a letter, a digit, "_" or "-") is not preceded (followed) by
-// one.
+// character (a letter or a digit) is not preceded (followed) by one.
 func replaceTokens(text string, ids []string, with func(string) string) string {
 	var b strings.Builder
 	last := 0
@@ -470,9 +571,13 @@ func tokenAt(text string, start, end int) bool {
 	return true
 }
 
-// wordRune is a character that continues a token: "CN" in "CN-11" or
-// "acct" in "acct-us" is part of a longer name, not an id of its own.
-func wordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || r == '-' }
+// wordRune is a character that continues a token: "p1" in "p10" or
+// "ship1ment" is part of a longer word, not an id of its own. Punctuation
+// ends a token, "-" and "_" too: a policy that glues an id to an order's
+// ("CN-2020-0601-p1") or a prefix ("case_p1") must not store it. The
+// trade-off: an id that is also part of a hyphenated name ("CN" in
+// "CN-11") is replaced there too.
+func wordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 // durable reports whether a record must be stored one by one: it returns
 // an action, a refusal or a guard block, or denies an admission. The rest

@@ -8,8 +8,9 @@ import (
 // Decision returns a copy of r's decision in the form in which it may leave
 // the process (OPA's decision logs): every participant and account id is
 // its keyed pseudonym, exactly as the ledger stores it, and free text is
-// scrubbed of every id the request carried or an action named. Meeting
-// ids, order ids and located countries are kept, as in the ledger.
+// scrubbed of every id the request carried or an action named, as is what
+// a policy claimed in an action the guard blocked (scrubber.claims).
+// Meeting ids, order ids and located countries are kept, as in the ledger.
 func (p *Pseudonymizer) Decision(r *engine.Record) *decision.Decision {
 	d := *r.Decision
 	scrub := newScrubber(r, p)
@@ -40,6 +41,7 @@ func (p *Pseudonymizer) Decision(r *engine.Record) *decision.Decision {
 		d.Actions[i].Reason = scrub.apply(d.Actions[i].Reason)
 	}
 	for i := range d.GuardBlocked {
+		d.GuardBlocked[i].Action = scrub.claims(d.GuardBlocked[i].Action)
 		d.GuardBlocked[i].Reason = scrub.applyQuoted(d.GuardBlocked[i].Reason)
 		d.GuardBlocked[i].Action.Reason = scrub.apply(d.GuardBlocked[i].Action.Reason)
 	}

@@ -1,20 +1,24 @@
 package ledger
 
 import (
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/geoscope/geoscope/engine/input"
 )
 
 // Ids are replaced where they stand as tokens, so an id that is also a
-// word, a number or a country code does not garble the rest of a reason,
-// and the guard's own reasons are scrubbed only where they quote an id.
+// word or a number does not garble longer words, and the guard's own
+// reasons are scrubbed only where they quote an id. Punctuation, "-" and
+// "_" too, ends a token: an id glued to another name is replaced, even a
+// participant called "CN" in "CN-11".
 func TestScrubberKeepsReasonsReadable(t *testing.T) {
 	p := NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
 	s := &scrubber{p: p, participants: []input.Participant{{ID: "1"}, {ID: "CN"}, {ID: "located"}, {ID: "p1"}}, accounts: map[string]bool{"the": true}, cache: map[string]string{}}
 	for _, tc := range []struct{ in, want string }{
 		{"ending the meeting would affect 3 users not located in CN-11 or p10",
-			"ending " + p.Account("the") + " meeting would affect 3 users not " + p.Participant("located") + " in CN-11 or p10"},
+			"ending " + p.Account("the") + " meeting would affect 3 users not " + p.Participant("located") + " in " + p.Participant("CN") + "-11 or p10"},
 		{"p1 and 1 are in CN", p.Participant("p1") + " and " + p.Participant("1") + " are in " + p.Participant("CN")},
 		{"p1's address", p.Participant("p1") + "'s address"},
 	} {
@@ -26,5 +30,45 @@ func TestScrubberKeepsReasonsReadable(t *testing.T) {
 	want := `"` + p.Participant("1") + `" is located in CN, outside HK; the host "` + p.Account("the") + `" is not connected`
 	if got := s.applyQuoted(guard); got != want {
 		t.Errorf("applyQuoted(%q)\n = %q\n want %q", guard, got, want)
+	}
+}
+
+var pseudonymShape = regexp.MustCompile(`ps:[0-9a-f]{32}`)
+
+// A reason a policy wrote may hold an id however the policy spelt it out:
+// glued to other names with "-" or "_", quoted by sprintf("%q"), or
+// escaped inside a JSON text (json.marshal, "%v" of an object). None of
+// them may reach the ledger.
+func TestScrubberFindsIdsHoweverTheyAreWritten(t *testing.T) {
+	p := NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
+	ids := []string{"LEAKMARK-r1", `CORP\alice`, `say"hi"`, "a<b>&c", "p1"}
+	s := &scrubber{p: p, participants: []input.Participant{{ID: ids[0]}, {ID: ids[1]}, {ID: ids[2]}, {ID: ids[3]}, {ID: "p1"}}, accounts: map[string]bool{}, cache: map[string]string{}}
+	for _, text := range []string{
+		"CN-2020-0601-LEAKMARK-r1 removed; ref case_LEAKMARK-r1",
+		`account "CORP\\alice" is not targeted`,
+		`{"who":"CORP\\alice","also":"say\"hi\""}`,
+		`reason: "{\"who\":\"CORP\\\\alice\"}"`,
+		`{"who":"a\u003cb\u003e\u0026c"}`,
+		"p1_p1-p1",
+	} {
+		got := s.apply(text)
+		rest := pseudonymShape.ReplaceAllString(got, "")
+		for _, id := range ids {
+			for _, form := range append([]string{id}, escapedForms(id)...) {
+				if strings.Contains(rest, form) {
+					t.Errorf("apply(%q) = %q: still holds %q", text, got, form)
+				}
+			}
+		}
+		if rest == got {
+			t.Errorf("apply(%q) = %q: nothing replaced", text, got)
+		}
+	}
+	// Each form stands for its own id's pseudonym.
+	if got, want := s.apply(`"CORP\\alice"`), `"`+p.Participant(`CORP\alice`)+`"`; got != want {
+		t.Errorf("escaped id: got %q, want %q", got, want)
+	}
+	if got, want := s.applyQuoted(`account "say\"hi\"" is not targeted`), `account "`+p.Participant(`say"hi"`)+`" is not targeted`; got != want {
+		t.Errorf("quoted id with a quote in it: got %q, want %q", got, want)
 	}
 }

@@ -67,19 +67,28 @@ func TestOutputRefusalsAreStrict(t *testing.T) {
 		{`{"order_id": "o", "code": "affects_outside", "affected_outside": 1.5}`, `affected_outside must be a count`},
 		{`{"order_id": "o", "code": "affects_outside", "affected_outside": "2"}`, `affected_outside must be a count`},
 		{`{"order_id": "o", "code": "withheld", "reasons": "r"}`, `the key "reasons"`},
+		// A code labels a row of the public report: no free text.
+		{`{"order_id": "o", "code": "alice smith"}`, `code must be lower_snake_case`},
+		{`{"order_id": "o", "code": "pid-4a2c"}`, `code must be lower_snake_case`},
+		{`{"order_id": "o", "code": "Withheld"}`, `code must be lower_snake_case`},
+		{`{"order_id": "o", "code": "held_"}`, `code must be lower_snake_case`},
+		{`{"order_id": "o", "code": "held__x"}`, `code must be lower_snake_case`},
+		{`{"order_id": "o", "code": "9held"}`, `code must be lower_snake_case`},
+		{`{"order_id": "o", "code": "` + strings.Repeat("x", 65) + `"}`, `code must be lower_snake_case`},
 	} {
 		_, err := decodeOutput(ast.MustParseTerm(`{"refused": [`+c.refusal+`]}`).Value.(ast.Object), "data.geoscope.decision")
 		if !errors.Is(err, ErrEvaluation) || !strings.Contains(err.Error(), "data.geoscope.decision.refused: ") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v; want an evaluation error saying %s", c.refusal, err, c.want)
 		}
 	}
-	out, err := decodeOutput(ast.MustParseTerm(`{"refused": {{"order_id": "o", "demand": "end_meeting", "code": "affects_outside", "reason": "r", "affected_outside": 3}, {"order_id": "p", "code": "press_review"}}}`).Value.(ast.Object), "q")
+	out, err := decodeOutput(ast.MustParseTerm(`{"refused": {{"order_id": "o", "demand": "end_meeting", "code": "affects_outside", "reason": "r", "affected_outside": 3}, {"order_id": "p", "code": "press_review"}, {"order_id": "q", "code": "r2d2_` + strings.Repeat("x", 59) + `"}}}`).Value.(ast.Object), "q")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []decision.Refusal{
 		{OrderID: "o", Demand: "end_meeting", Code: "affects_outside", Reason: "r", AffectedOutside: 3},
 		{OrderID: "p", Code: "press_review"},
+		{OrderID: "q", Code: "r2d2_" + strings.Repeat("x", 59)},
 	}
 	if !slices.Equal(out.Refused, want) {
 		t.Errorf("refusals %+v, want %+v", out.Refused, want)

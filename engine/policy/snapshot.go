@@ -500,6 +500,9 @@ func decodeRefusal(v ast.Value) (decision.Refusal, error) {
 			if !ok || s == "" {
 				err = fmt.Errorf("%s must be a non-empty string", string(name))
 			} else if name == "code" {
+				if !refusalCode(string(s)) {
+					err = errors.New("code must be lower_snake_case and at most 64 bytes (it labels a row of the transparency report)")
+				}
 				r.Code = string(s)
 			} else {
 				r.OrderID = string(s)
@@ -533,6 +536,24 @@ func decodeRefusal(v ast.Value) (decision.Refusal, error) {
 		err = fmt.Errorf("%w (a refusal of order %s)", err, strconv.Quote(id))
 	}
 	return r, err
+}
+
+// refusalCode reports whether code has the shape of a refusal code:
+// lower_snake_case, at most 64 bytes. Codes are the labels of the
+// transparency report's rows, published, so a policy's free text (a name,
+// an id) must not pass for one; the default policy holds an operator's
+// refusal codes to the same shape.
+func refusalCode(code string) bool {
+	if len(code) == 0 || len(code) > 64 || code[0] < 'a' || code[0] > 'z' || code[len(code)-1] == '_' {
+		return false
+	}
+	for i := 1; i < len(code); i++ {
+		c := code[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && (c != '_' || code[i-1] == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // unknownKey is a key of the answer other than actions and refused, or
@@ -615,9 +636,12 @@ func str(m ast.Object, key string) string {
 }
 
 // claim reads a fact an action claims (a country, how a person was
-// located). A claim that is not a string is kept as its JSON text, which
-// no fact equals: the guard then blocks it as misstated rather than
-// letting it pass as if the policy had claimed nothing.
+// located). A claim that is not a string reads as NotAString, which no
+// fact equals: the guard then blocks it as misstated rather than letting
+// it pass as if the policy had claimed nothing. Its value is not kept: a
+// policy that puts an object there may have put anything in it (a
+// participant's id and attributes), and a blocked action is stated in the
+// answer, the ledger and the decision logs.
 func claim(m ast.Object, key string) string {
 	switch v := field(m, key).(type) {
 	case nil, ast.Null:
@@ -625,13 +649,16 @@ func claim(m ast.Object, key string) string {
 	case ast.String:
 		return string(v)
 	default:
-		return v.String()
+		return NotAString
 	}
 }
 
+// NotAString stands for a claim that is not a string (see claim).
+const NotAString = "(not a string)"
+
 // claims reads a list of facts an action claims (a jurisdiction,
-// subdivisions), as claim does: a claim that is not an array of strings
-// is kept as its JSON text.
+// subdivisions), as claim does: a claim that is not an array reads as one
+// NotAString, a member that is not a string as NotAString.
 func claims(m ast.Object, key string) []string {
 	v := field(m, key)
 	if _, null := v.(ast.Null); v == nil || null {
@@ -639,14 +666,14 @@ func claims(m ast.Object, key string) []string {
 	}
 	a, ok := v.(*ast.Array)
 	if !ok {
-		return []string{v.String()}
+		return []string{NotAString}
 	}
 	out := make([]string, 0, a.Len())
 	a.Foreach(func(t *ast.Term) {
 		if s, ok := t.Value.(ast.String); ok {
 			out = append(out, string(s))
 		} else {
-			out = append(out, t.Value.String())
+			out = append(out, NotAString)
 		}
 	})
 	return out

@@ -87,6 +87,27 @@ actions contains {"type": "remove_participant", "meeting_id": "other-meeting", "
 
 actions contains {"type": "suspend_account", "account_id": "someone-else", "order_id": order_id, "reason": "x"}
 
+# Put people's ids where names and facts go, and glue, quote or encode them
+# into reasons: the guard blocks these, and what is stored of them (the
+# ledger, decision logs) holds no id.
+actions contains {
+	"type": "remove_participant",
+	"participant_id": pid,
+	"order_id": order_id,
+	"country": {"who": pid, "account": input.meeting.host.account_id},
+	"jurisdiction": [pid],
+	"subdivisions": [pid, "CN-11"],
+	"reason": sprintf("%s-%s removed; ref case_%s; %v", [order_id, pid, input.meeting.host.account_id, {"who": pid}]),
+} if {
+	some pid in everyone
+}
+
+actions contains {"type": pid, "participant_id": pid, "order_id": pid, "country": pid, "located_by": pid, "reason": sprintf("%q", [pid])} if {
+	some pid in everyone
+}
+
+actions contains {"type": "end_meeting", "meeting_id": input.meeting.host.account_id, "order_id": order_id, "reason": "x"}
+
 # Deny admission to a joining participant wherever they are.
 actions contains {"type": "deny_join", "participant_id": input.joining.id, "order_id": order_id, "reason": "x"}
 

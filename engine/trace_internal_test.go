@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/geoscope/geoscope/engine/policy"
+)
+
+// A failed stage's span says what kind of failure it was, not the error's
+// text: a policy's malformed answer is quoted in it, ids and all, and
+// spans leave the process for a collector.
+func TestFailedStageSpanHoldsTheKindNotTheText(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	e := &Engine{}
+	WithTracerProvider(tp)(e)
+	for _, tc := range []struct {
+		err  error
+		kind string
+	}{
+		{fmt.Errorf("%w: data.geoscope.decision.refused: an entry has the key %q", policy.ErrEvaluation, "LEAKMARK-p1"), policy.ErrEvaluation.Error()},
+		{fmt.Errorf("recording decision d-1: ledger unavailable: participant LEAKMARK-p1"), "failed"},
+	} {
+		_, end := e.stage(context.Background(), "evaluate")
+		end(tc.err)
+		spans := rec.Ended()
+		s := spans[len(spans)-1]
+		var held []string
+		held = append(held, s.Status().Description)
+		for _, ev := range s.Events() {
+			held = append(held, ev.Name)
+			for _, a := range ev.Attributes {
+				held = append(held, a.Value.Emit())
+			}
+		}
+		for _, a := range s.Attributes() {
+			held = append(held, a.Value.Emit())
+		}
+		if all := strings.Join(held, " "); strings.Contains(all, "LEAKMARK") || s.Status().Description != tc.kind {
+			t.Errorf("span of %q holds %q, want only the kind %q", tc.err, all, tc.kind)
+		}
+	}
+}
