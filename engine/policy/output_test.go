@@ -81,7 +81,7 @@ func TestOutputRefusalsAreStrict(t *testing.T) {
 			t.Errorf("%s: %v; want an evaluation error saying %s", c.refusal, err, c.want)
 		}
 	}
-	out, err := decodeOutput(ast.MustParseTerm(`{"refused": {{"order_id": "o", "demand": "end_meeting", "code": "affects_outside", "reason": "r", "affected_outside": 3}, {"order_id": "p", "code": "press_review"}, {"order_id": "q", "code": "r2d2_` + strings.Repeat("x", 59) + `"}}}`).Value.(ast.Object), "q")
+	out, err := decodeOutput(ast.MustParseTerm(`{"refused": {{"order_id": "o", "demand": "end_meeting", "code": "affects_outside", "reason": "r", "affected_outside": 3}, {"order_id": "p", "code": "press_review"}, {"order_id": "q", "code": "r2d2_`+strings.Repeat("x", 59)+`"}}}`).Value.(ast.Object), "q")
 	if err != nil {
 		t.Fatal(err)
 	}
