@@ -85,6 +85,10 @@ type Record struct {
 	// host and the joining participant, the orders (read by the decision
 	// log, which logs them pseudonymized).
 	Facts *guard.Facts
+	// Err is set, for the decision log only, when the policy's evaluation
+	// failed: Decision then holds its id, time, meeting, orders and
+	// revisions, and nothing decided. Such a record is never recorded.
+	Err error
 }
 
 // UnknownCountry is the Record.Reached key for people whose location is
@@ -263,6 +267,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 			in.release()
 		}
 		if end(err); err != nil {
+			e.logFailure(ctx, req, facts, snap, db, now, admission, err)
 			return nil, err
 		}
 	}
@@ -353,6 +358,37 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		e.logs(ctx, rec)
 	}
 	return d, nil
+}
+
+// logFailure hands a failed evaluation to the decision log, as OPA logs a
+// query that failed (an event with its error and no result): an operator
+// alerting on the rate of failed decisions sees them there. The ledger
+// holds decisions, and there was none.
+func (e *Engine) logFailure(ctx context.Context, req *input.Request, facts *guard.Facts, snap *policy.Snapshot, db *geo.DB, now time.Time, admission bool, err error) {
+	if e.logs == nil {
+		return
+	}
+	info := db.Info()
+	d := &decision.Decision{
+		DecisionID: uuid.Must(uuid.NewV7()).String(),
+		Time:       now.UTC(),
+		MeetingID:  req.Meeting.ID,
+		OrderIDs:   sortedKeys(facts.Orders),
+		Geo:        decision.Geo{Database: info.Database, Build: info.Build},
+		Bundles:    snap.Revisions(),
+		Preview:    req.Order != nil,
+	}
+	e.logs(ctx, &Record{
+		Decision:     d,
+		AccountID:    req.Meeting.Host.AccountID,
+		Orders:       facts.Orders,
+		Authorities:  facts.Authorities,
+		Admission:    admission,
+		Participants: req.Meeting.Participants,
+		Joining:      req.Joining,
+		Facts:        facts,
+		Err:          err,
+	})
 }
 
 // evaluate runs eval under the evaluation deadline.

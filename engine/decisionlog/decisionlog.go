@@ -11,11 +11,14 @@
 //   - participant and account ids are the ledger's keyed pseudonyms
 //     (ledger.Pseudonymizer): whoever holds the ledger key can find a
 //     person's events, a collector alone identifies nobody;
-//   - no address, phone number or attribute value is ever in an event: the
-//     input holds located countries, and the roster only as counts by
+//   - no address, phone number or attribute value is in an event's input:
+//     it holds located countries, and the roster only as counts by
 //     country (the people acted on are named, pseudonymized, in the
 //     result; per-person records belong to the ledger);
-//   - free text (reasons) is scrubbed of every id, as in the ledger.
+//   - free text (reasons, a failed evaluation's error) and what a policy
+//     claimed in a blocked action are scrubbed of ids, as in the ledger.
+//     What a policy copies into a reason other than an id (an attribute's
+//     value, an id it transformed) is logged as written: see docs/opa.md.
 //
 // There is no setting that logs raw ids: a mask can only remove or replace
 // what the view holds. These logs are best effort (buffered, dropped under
@@ -25,6 +28,7 @@ package decisionlog
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 
@@ -35,6 +39,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/apierror"
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/policy"
@@ -108,22 +113,48 @@ func Event(r *engine.Record, p *ledger.Pseudonymizer) (*server.Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := jsonValue(result)
-	if err != nil {
-		return nil, err
-	}
 	bundles := make(map[string]server.BundleInfo, len(d.Bundles))
 	for name, rev := range d.Bundles {
 		bundles[name] = server.BundleInfo{Revision: rev}
 	}
-	return &server.Info{
+	info := &server.Info{
 		DecisionID: d.DecisionID,
 		Path:       path,
 		Timestamp:  d.Time,
 		Bundles:    bundles,
 		Input:      &in,
-		Results:    &out,
-	}, nil
+	}
+	if r.Err != nil {
+		// As OPA logs a query that failed: its error, no result.
+		info.Error = failure(r, p)
+		return info, nil
+	}
+	out, err := jsonValue(result)
+	if err != nil {
+		return nil, err
+	}
+	info.Results = &out
+	return info, nil
+}
+
+// EvalError is the error of an event whose evaluation failed, in the shape
+// of OPA's evaluation errors (a code and a message).
+type EvalError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *EvalError) Error() string { return e.Code + ": " + e.Message }
+
+// failure is the logged error of a failed evaluation: the code the client
+// was answered with, and the error's text scrubbed of the request's ids
+// (it may quote the policy's malformed answer, which may name people).
+func failure(r *engine.Record, p *ledger.Pseudonymizer) *EvalError {
+	code := apierror.PolicyError
+	if errors.Is(r.Err, policy.ErrTimeout) {
+		code = apierror.EvalTimeout
+	}
+	return &EvalError{Code: code, Message: p.Text(r, r.Err.Error())}
 }
 
 func jsonValue(v any) (any, error) {

@@ -1,7 +1,9 @@
 package decisionlog_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -9,9 +11,12 @@ import (
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/decisionlog"
+	"github.com/geoscope/geoscope/engine/geo"
+	"github.com/geoscope/geoscope/engine/geo/geotest"
 	"github.com/geoscope/geoscope/engine/guard"
 	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/engine/registry"
 )
 
@@ -139,5 +144,51 @@ func TestEventScrubsWhatAPolicyClaimed(t *testing.T) {
 	}
 	if rec.Decision.GuardBlocked[0].Action.Country != "alice" {
 		t.Error("Event changed the decision it was given")
+	}
+}
+
+// A failed evaluation is logged as OPA logs a query that failed: its
+// error (code and message) and no result, with the input as any event's.
+// The message quotes the policy's malformed answer, which names a
+// participant: the event holds the pseudonym.
+func TestFailedEvaluationIsLoggedWithItsError(t *testing.T) {
+	snap, err := policy.LoadSnapshot(context.Background(), []string{"testdata/fails-naming-people", "../../bundles/registry"}, policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := geo.Open(geotest.Standard(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged []*engine.Record
+	e := engine.New(engine.WithDecisionLog(func(_ context.Context, r *engine.Record) { logged = append(logged, r) }))
+	e.SetPolicy(snap)
+	e.SetGeo(db)
+	req, err := input.Decode([]byte(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"},
+	  "participants": [{"id": "LEAKMARK-p1", "ip": "1.0.16.5"}]}}`), input.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Decide(context.Background(), req); !errors.Is(err, policy.ErrEvaluation) || !strings.Contains(err.Error(), "LEAKMARK-p1") {
+		t.Fatalf("Decide: %v; want the evaluation error quoting the key", err)
+	}
+	if len(logged) != 1 {
+		t.Fatalf("%d events logged, want 1", len(logged))
+	}
+	ps := ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32)))
+	info, err := decisionlog.Event(logged[0], ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev *decisionlog.EvalError
+	if !errors.As(info.Error, &ev) || ev.Code != "policy_error" || !strings.Contains(ev.Message, ps.Participant("LEAKMARK-p1")) {
+		t.Fatalf("event error %#v; want policy_error quoting the pseudonym", info.Error)
+	}
+	raw, _ := json.Marshal(map[string]any{"input": *info.Input, "error": info.Error})
+	if strings.Contains(string(raw), "LEAKMARK") || info.Results != nil || info.DecisionID == "" || info.Path != decisionlog.DecisionPath {
+		t.Errorf("event %s (results %v, id %q, path %q): want no id, no result, a decision id and the decision's path", raw, info.Results, info.DecisionID, info.Path)
+	}
+	if !strings.Contains(string(raw), `"error":{"code":"policy_error","message":`) || !strings.Contains(string(raw), `"participants_by_country":{"CN":1}`) {
+		t.Errorf("event %s: want OPA's error shape and the input's counts", raw)
 	}
 }

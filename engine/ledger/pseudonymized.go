@@ -52,3 +52,9 @@ func (p *Pseudonymizer) Decision(r *engine.Record) *decision.Decision {
 	}
 	return &d
 }
+
+// Text is free text about r (an evaluation's error) scrubbed of its ids as
+// the ledger scrubs reasons: each is replaced by its pseudonym.
+func (p *Pseudonymizer) Text(r *engine.Record, text string) string {
+	return newScrubber(r, p).apply(text)
+}
