@@ -9,6 +9,8 @@ import (
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/input"
@@ -35,6 +37,21 @@ type AdmissionRequest = input.Admission
 // Admission is the join-time answer.
 type Admission = decision.Admission
 
+// encodeRequest is a request's JSON body, refusing text that is not valid
+// UTF-8 (ErrInvalidInput) before anything is sent. encoding/json would
+// replace each bad byte with U+FFFD: the server, which refuses invalid
+// UTF-8 itself, would then decide about another id ("px\xff" sent as
+// "px\uFFFD", the same id as any other "px" and one bad byte), the answer
+// would not name the person asked about, and two people would share one
+// pseudonym in the ledger. Otherwise the body is encoding/json's.
+func encodeRequest(req any) ([]byte, error) {
+	body, err := jsonv2.Marshal(req, jsonv1.DefaultOptionsV1(), jsontext.AllowInvalidUTF8(false))
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding the request: %v", ErrInvalidInput, err)
+	}
+	return body, nil
+}
+
 // Decide asks for a decision about a meeting and its roster (and, when
 // req.Joining is set, a joining participant). The returned actions are
 // what the meeting server must carry out; on error it must carry out none
@@ -43,9 +60,9 @@ func (c *Client) Decide(ctx context.Context, req *input.Request) (*decision.Deci
 	if req == nil {
 		return nil, fmt.Errorf("%w: nil *input.Request", ErrInvalidInput)
 	}
-	body, err := json.Marshal(req)
+	body, err := encodeRequest(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: encoding the request: %v", ErrInvalidInput, err)
+		return nil, err
 	}
 	raw, err := c.do(ctx, call{method: http.MethodPost, path: PathDecisions, body: body, retryNotReady: true})
 	if err != nil {
@@ -64,9 +81,9 @@ func (c *Client) Decide(ctx context.Context, req *input.Request) (*decision.Deci
 // Admit asks whether a participant may join a meeting. On error the
 // participant must be admitted (see AdmitOrAllow).
 func (c *Client) Admit(ctx context.Context, req AdmissionRequest) (*Admission, error) {
-	body, err := json.Marshal(req)
+	body, err := encodeRequest(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: encoding the request: %v", ErrInvalidInput, err)
+		return nil, err
 	}
 	raw, err := c.do(ctx, call{method: http.MethodPost, path: PathAdmission, body: body, retryNotReady: true})
 	if err != nil {
