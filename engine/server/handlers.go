@@ -138,10 +138,12 @@ func (s *Server) status(c *gin.Context) {
 		h := s.ledger.Health()
 		resp.Ledger = &h
 	}
-	if s.tokens != nil && s.cfg.PublicMetrics && !s.presentsAdmin(c) {
-		// Open to anyone with --public-metrics: the errors of loading the
-		// bundles and the database, which name services' URLs (a token in
-		// a query), hosts and files, are for an admin token, as on /ready.
+	if s.tokens != nil && !s.presentsAdmin(c) {
+		// A metrics token, or anyone with --public-metrics: the errors of
+		// loading the bundles and the database, which name services' URLs
+		// (a token in a query), hosts and files, are for an admin token,
+		// as on /ready. A monitoring system needs to know that something
+		// failed, not the credentials it failed with.
 		const where = "with an admin token, the error is shown"
 		resp.NotReady = withoutDetail(resp.NotReady, where)
 		for _, f := range []**sources.Failure{&resp.BundleError, &resp.LastBundleFailure, &resp.GeoIPError, &resp.LastGeoIPFailure} {
