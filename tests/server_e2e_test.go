@@ -603,6 +603,44 @@ func TestServerMetricsToken(t *testing.T) {
 	}
 }
 
+// TestServerPublicStatus: with --public-metrics, /v1/status asked without
+// a token says whether the ledger is healthy but not when it last
+// committed or failed, which would tell when each recorded decision was
+// made; a metrics or admin token sees the times.
+func TestServerPublicStatus(t *testing.T) {
+	t.Parallel()
+	admin, metrics := randomToken(t), randomToken(t)
+	tokens := writeScopedTokensFile(t, "admin", admin, "metrics", metrics)
+	p := startServe(t, serveOpts{ready: true, args: []string{"--geoip-db", geotest.Standard(t), "--tokens-file", tokens, "--public-metrics"}})
+	if r := p.post("/v1/decisions", admin, june4b); r.status != 200 || !strings.Contains(string(r.body), "remove_participant") {
+		t.Fatalf("a decision with actions (recorded): %s", r)
+	}
+	ledger := func(token string) map[string]any {
+		t.Helper()
+		var st struct {
+			Ledger map[string]any `json:"ledger"`
+		}
+		r := p.get("/v1/status", token)
+		if r.status != 200 || json.Unmarshal(r.body, &st) != nil || st.Ledger == nil {
+			t.Fatalf("/v1/status: %s", r)
+		}
+		return st.Ledger
+	}
+	poll(t, 10*time.Second, "the decision committed", func() bool { return ledger(metrics)["last_commit"] != nil })
+	if got := ledger(admin); got["last_commit"] == nil {
+		t.Errorf("/v1/status with an admin token: ledger %v, want last_commit", got)
+	}
+	public := ledger("")
+	if public["ok"] != true || public["backend"] != "sqlite" {
+		t.Errorf("/v1/status without a token: ledger %v, want ok and its backend", public)
+	}
+	for _, key := range []string{"last_commit", "last_error_at"} {
+		if v, shown := public[key]; shown {
+			t.Errorf("/v1/status without a token shows ledger.%s (%v)", key, v)
+		}
+	}
+}
+
 // TestServerNonLoopbackBind: without tokens the server refuses to listen
 // beyond loopback, unless --insecure-no-auth, which logs a warning.
 func TestServerNonLoopbackBind(t *testing.T) {
