@@ -199,10 +199,11 @@ func TestTracing(t *testing.T) {
 // naming the key.
 func TestTracingConfigErrors(t *testing.T) {
 	for block, want := range map[string]string{
-		`{"type": "zipkin"}`:                         `distributed_tracing.type: "zipkin"`,
-		`{"type": "grpc", "sample_percentage": 101}`: "distributed_tracing.sample_percentage",
-		`{"type": "http", "encryption": "ssl"}`:      "distributed_tracing.encryption",
-		`{"type": "http", "adress": "x:1"}`:          "distributed_tracing.adress",
+		`{"type": "zipkin"}`:                              `distributed_tracing.type: "zipkin"`,
+		`{"type": "grpc", "sample_percentage": 101}`:      "distributed_tracing.sample_percentage",
+		`{"type": "http", "encryption": "ssl"}`:           "distributed_tracing.encryption",
+		`{"type": "http", "adress": "x:1"}`:               "distributed_tracing.adress",
+		`{"type": "http", "exclude_paths": ["/health["]}`: "distributed_tracing.exclude_paths[0]",
 	} {
 		cfg := writeTemp(t, "opa.json", []byte(`{"services": {"s": {"url": "http://127.0.0.1:1"}}, "bundles": {"b": {"service": "s"}}, "distributed_tracing": `+block+`}`))
 		r := runBounded(t, time.Minute, "serve", "--addr", "127.0.0.1:0", "--config", cfg)
