@@ -139,6 +139,7 @@ included: debug logging is for authoring, not for production.`,
 			if traces.Enabled() {
 				log.Info("exporting OpenTelemetry spans", "type", traces.Type, "address", traces.Address)
 				cfg.TracerProvider = tp
+				cfg.Untraced = traces.Excludes
 				opts = append(opts, engine.WithTracerProvider(tp))
 			}
 			eng := engine.New(opts...)
