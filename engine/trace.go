@@ -20,13 +20,29 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(e *Engine) { e.tracer = tp.Tracer(TracerName) }
 }
 
+// untracedKey marks a context whose decision is not traced.
+type untracedKey struct{}
+
+// WithoutSpans marks ctx so that no stage of a decision made under it is
+// traced: for a request the server leaves untraced
+// (distributed_tracing.exclude_paths), whose stages would otherwise each
+// start a trace of their own, with no request span to hang from.
+func WithoutSpans(ctx context.Context) context.Context {
+	return context.WithValue(ctx, untracedKey{}, true)
+}
+
+// Untraced reports whether ctx was marked by WithoutSpans.
+func Untraced(ctx context.Context) bool {
+	return ctx.Value(untracedKey{}) != nil
+}
+
 // noStage ends a stage nobody traces.
 func noStage(error) {}
 
 // stage starts the span of one pipeline stage; the returned function ends
 // it, marking it failed when given an error.
 func (e *Engine) stage(ctx context.Context, name string) (context.Context, func(error)) {
-	if e.tracer == nil {
+	if e.tracer == nil || Untraced(ctx) {
 		return ctx, noStage
 	}
 	ctx, span := e.tracer.Start(ctx, name)

@@ -47,3 +47,22 @@ func TestFailedStageSpanHoldsTheKindNotTheText(t *testing.T) {
 		}
 	}
 }
+
+// A decision made under WithoutSpans traces no stage: its request is left
+// untraced, and its stages would otherwise start traces of their own.
+func TestStagesUnderWithoutSpansAreNotTraced(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	e := &Engine{}
+	WithTracerProvider(tp)(e)
+	_, end := e.stage(WithoutSpans(context.Background()), "locate")
+	end(nil)
+	if n := len(rec.Ended()); n != 0 {
+		t.Errorf("%d spans under WithoutSpans, want none", n)
+	}
+	_, end = e.stage(context.Background(), "locate")
+	end(nil)
+	if n := len(rec.Ended()); n != 1 {
+		t.Errorf("%d spans without it, want 1", n)
+	}
+}

@@ -229,7 +229,7 @@ func TestOpenAPIGoClient(t *testing.T) {
 	if err := json.Unmarshal(doc.body, &served); err != nil || got.SpecPaths != len(served.Paths) {
 		t.Errorf("the generated client's embedded document has %d paths, /openapi.json %d (%v)", got.SpecPaths, len(served.Paths), err)
 	}
-	// The decide token may not read the status (admin scope).
+	// The decide token may not read the status (metrics or admin scope).
 	if got.Status != 403 {
 		t.Errorf("status with a decide token: %d, want 403", got.Status)
 	}

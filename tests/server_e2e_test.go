@@ -545,6 +545,102 @@ func TestServerAuth(t *testing.T) {
 	})
 }
 
+// TestServerMetricsToken: a token with the metrics scope reads /metrics
+// and /v1/status, and nothing else; the admin token still reads them.
+func TestServerMetricsToken(t *testing.T) {
+	t.Parallel()
+	decide, admin, metrics := randomToken(t), randomToken(t), randomToken(t)
+	tokens := writeScopedTokensFile(t, "decide", decide, "admin", admin, "metrics", metrics)
+	p := startServe(t, serveOpts{ready: true, args: []string{"--geoip-db", geotest.Standard(t), "--tokens-file", tokens}})
+
+	for _, token := range []string{metrics, admin} {
+		if r := p.get("/metrics", token); r.status != 200 || !strings.Contains(string(r.body), "geoscope_http_requests_total") {
+			t.Errorf("/metrics: %s", r)
+		}
+		var st struct {
+			Ready  bool            `json:"ready"`
+			Ledger json.RawMessage `json:"ledger"`
+		}
+		if r := p.get("/v1/status", token); r.status != 200 || json.Unmarshal(r.body, &st) != nil || !st.Ready || st.Ledger == nil {
+			t.Errorf("/v1/status: %s", r)
+		}
+	}
+	// The decide token has neither.
+	wantError(t, p.get("/metrics", decide), 403, "forbidden", "")
+	wantError(t, p.get("/v1/status", decide), 403, "forbidden", "")
+
+	for _, c := range []struct {
+		method, path string
+		body         []byte
+	}{
+		{http.MethodPost, "/v1/decisions", june4b},
+		{http.MethodPost, "/v1/admission", admissionCN},
+		{http.MethodGet, "/v1/ledger", nil},
+		{http.MethodGet, "/v1/ledger/some-decision", nil},
+		{http.MethodGet, "/v1/report", nil},
+		{http.MethodGet, "/report", nil},
+		{http.MethodPost, "/v1/admin/reload", nil},
+	} {
+		ct := ""
+		if c.body != nil {
+			ct = "application/json"
+		}
+		e := wantError(t, p.mustDo(c.method, c.path, metrics, ct, c.body), 403, "forbidden", "")
+		if !strings.Contains(e.Message, "scope") {
+			t.Errorf("%s %s with a metrics token: the 403 does not name the scope it needs: %q", c.method, c.path, e.Message)
+		}
+	}
+	// The Data API answers OPA's shape, 403 all the same.
+	if r := p.post("/v1/data/geoscope/decision", metrics, []byte(`{"input": `+string(june4b)+`}`)); r.status != 403 {
+		t.Errorf("/v1/data/geoscope/decision with a metrics token: %s", r)
+	}
+	// Nothing was decided with it.
+	samples := scrapeMetrics(t, p, metrics)
+	for _, endpoint := range []string{"/v1/decisions", "/v1/admission"} {
+		if v, _ := metricValue(samples, "geoscope_http_requests_total", map[string]string{"endpoint": endpoint, "code": "200"}); v != 0 {
+			t.Errorf("geoscope_http_requests_total{%s,200} = %v, want 0", endpoint, v)
+		}
+	}
+}
+
+// TestServerPublicStatus: with --public-metrics, /v1/status asked without
+// a token says whether the ledger is healthy but not when it last
+// committed or failed, which would tell when each recorded decision was
+// made; a metrics or admin token sees the times.
+func TestServerPublicStatus(t *testing.T) {
+	t.Parallel()
+	admin, metrics := randomToken(t), randomToken(t)
+	tokens := writeScopedTokensFile(t, "admin", admin, "metrics", metrics)
+	p := startServe(t, serveOpts{ready: true, args: []string{"--geoip-db", geotest.Standard(t), "--tokens-file", tokens, "--public-metrics"}})
+	if r := p.post("/v1/decisions", admin, june4b); r.status != 200 || !strings.Contains(string(r.body), "remove_participant") {
+		t.Fatalf("a decision with actions (recorded): %s", r)
+	}
+	ledger := func(token string) map[string]any {
+		t.Helper()
+		var st struct {
+			Ledger map[string]any `json:"ledger"`
+		}
+		r := p.get("/v1/status", token)
+		if r.status != 200 || json.Unmarshal(r.body, &st) != nil || st.Ledger == nil {
+			t.Fatalf("/v1/status: %s", r)
+		}
+		return st.Ledger
+	}
+	poll(t, 10*time.Second, "the decision committed", func() bool { return ledger(metrics)["last_commit"] != nil })
+	if got := ledger(admin); got["last_commit"] == nil {
+		t.Errorf("/v1/status with an admin token: ledger %v, want last_commit", got)
+	}
+	public := ledger("")
+	if public["ok"] != true || public["backend"] != "sqlite" {
+		t.Errorf("/v1/status without a token: ledger %v, want ok and its backend", public)
+	}
+	for _, key := range []string{"last_commit", "last_error_at"} {
+		if v, shown := public[key]; shown {
+			t.Errorf("/v1/status without a token shows ledger.%s (%v)", key, v)
+		}
+	}
+}
+
 // TestServerNonLoopbackBind: without tokens the server refuses to listen
 // beyond loopback, unless --insecure-no-auth, which logs a warning.
 func TestServerNonLoopbackBind(t *testing.T) {

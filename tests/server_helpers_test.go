@@ -425,6 +425,18 @@ func writeTokensFile(t *testing.T, decide, admin string) string {
 	return writeTemp(t, "tokens", []byte("# scope sha256\ndecide "+digest(decide)+"\nadmin "+digest(admin)+"\n"))
 }
 
+// writeScopedTokensFile writes a tokens file from SCOPE, TOKEN pairs
+// (SHA-256 digests only) and returns its path.
+func writeScopedTokensFile(t *testing.T, pairs ...string) string {
+	t.Helper()
+	digest := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
+	data := "# scope sha256\n"
+	for i := 0; i+1 < len(pairs); i += 2 {
+		data += pairs[i] + " " + digest(pairs[i+1]) + "\n"
+	}
+	return writeTemp(t, "tokens", []byte(data))
+}
+
 // serverEnv is the environment of a server process: its data (the SQLite
 // ledger and its key) goes to a fresh temporary directory, never into the
 // source tree, and no two processes share it.

@@ -10,9 +10,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -195,14 +197,92 @@ func TestTracing(t *testing.T) {
 	}
 }
 
+// TestTracingExcludePaths: distributed_tracing.exclude_paths, as OPA
+// documents it for probes and scrapes, leaves the requests whose path
+// matches untraced (no request span, no stage span, even when the
+// caller's traceparent asks for one); other requests are traced as
+// before.
+func TestTracingExcludePaths(t *testing.T) {
+	t.Parallel()
+	key := bndDevKey(t, "dev-es256", "ES256")
+	recv := &otlpReceiver{}
+	hs := httptest.NewServer(recv)
+	t.Cleanup(hs.Close)
+	srv := startTraced(t, key, map[string]any{"type": "http", "address": strings.TrimPrefix(hs.URL, "http://"),
+		"exclude_paths": []string{"/health**", "/metrics", "/v1/admission"}})
+
+	send := func(method, path, traceparent string, body []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.base+path, strings.NewReader(string(body)))
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if traceparent != "" {
+			req.Header.Set("traceparent", traceparent)
+		}
+		resp, err := srv.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d", method, path, resp.StatusCode)
+		}
+	}
+	const parentID = "00f067aa0ba902b7"
+	excludedTrace := map[string]string{
+		"/health":         "6bf92f3577b34da6a3ce929d0e0e4736",
+		"/health?bundles": "6bf92f3577b34da6a3ce929d0e0e4737",
+		"/metrics":        "6bf92f3577b34da6a3ce929d0e0e4738",
+		"/v1/admission":   "6bf92f3577b34da6a3ce929d0e0e4739",
+	}
+	for path, id := range excludedTrace {
+		method, body := http.MethodGet, []byte(nil)
+		if path == "/v1/admission" {
+			method, body = http.MethodPost, admissionCN
+		}
+		send(method, path, "00-"+id+"-"+parentID+"-01", body)
+		send(method, path, "", body)
+	}
+	// Not excluded: /ready, and a decision with its stages.
+	const readyTrace, decisionTrace = "7bf92f3577b34da6a3ce929d0e0e4736", "7bf92f3577b34da6a3ce929d0e0e4737"
+	send(http.MethodGet, "/ready", "00-"+readyTrace+"-"+parentID+"-01", nil)
+	send(http.MethodPost, "/v1/decisions", "00-"+decisionTrace+"-"+parentID+"-01", june4b)
+
+	// The traced requests came last: once their spans are in, any span
+	// of the excluded ones would be too.
+	poll(t, 20*time.Second, "the spans of the traced requests", func() bool {
+		return recv.trace(readyTrace)["GET /ready"] != nil && len(recv.trace(decisionTrace)) == 1+len(stageSpans)
+	})
+	for path, id := range excludedTrace {
+		if got := recv.trace(id); len(got) != 0 {
+			t.Errorf("%s is excluded, yet its trace has spans: %v", path, slices.Collect(maps.Keys(got)))
+		}
+	}
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	for _, s := range recv.spans {
+		name := s.GetName()
+		if name == "GET /health" || name == "GET /metrics" || name == "POST /v1/admission" {
+			t.Errorf("a span for an excluded path: %s", name)
+		}
+		// A stage of an excluded decision would start a trace of its own.
+		if len(s.GetParentSpanId()) == 0 && slices.Contains(stageSpans, name) {
+			t.Errorf("a stage span with no request span: %s", name)
+		}
+	}
+}
+
 // A distributed_tracing block with a bad value is a configuration error
 // naming the key.
 func TestTracingConfigErrors(t *testing.T) {
 	for block, want := range map[string]string{
-		`{"type": "zipkin"}`:                         `distributed_tracing.type: "zipkin"`,
-		`{"type": "grpc", "sample_percentage": 101}`: "distributed_tracing.sample_percentage",
-		`{"type": "http", "encryption": "ssl"}`:      "distributed_tracing.encryption",
-		`{"type": "http", "adress": "x:1"}`:          "distributed_tracing.adress",
+		`{"type": "zipkin"}`:                              `distributed_tracing.type: "zipkin"`,
+		`{"type": "grpc", "sample_percentage": 101}`:      "distributed_tracing.sample_percentage",
+		`{"type": "http", "encryption": "ssl"}`:           "distributed_tracing.encryption",
+		`{"type": "http", "adress": "x:1"}`:               "distributed_tracing.adress",
+		`{"type": "http", "exclude_paths": ["/health["]}`: "distributed_tracing.exclude_paths[0]",
 	} {
 		cfg := writeTemp(t, "opa.json", []byte(`{"services": {"s": {"url": "http://127.0.0.1:1"}}, "bundles": {"b": {"service": "s"}}, "distributed_tracing": `+block+`}`))
 		r := runBounded(t, time.Minute, "serve", "--addr", "127.0.0.1:0", "--config", cfg)

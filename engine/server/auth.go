@@ -13,11 +13,48 @@ import (
 	"sync/atomic"
 )
 
-// Scopes a token may hold. admin includes decide.
+// Scopes a token may hold. admin includes decide and metrics. metrics
+// reads /metrics and /v1/status and nothing else: a monitoring system
+// holds a token that can neither decide, nor read the ledger or the
+// reports, nor reload.
 const (
-	ScopeDecide = "decide"
-	ScopeAdmin  = "admin"
+	ScopeDecide  = "decide"
+	ScopeAdmin   = "admin"
+	ScopeMetrics = "metrics"
 )
+
+// grants is the set of scopes a token holds, one bit per scope, so that
+// the entries matching a token are merged without a branch on which
+// matched.
+type grants uint8
+
+const (
+	grantDecide grants = 1 << iota
+	grantAdmin
+	grantMetrics
+)
+
+// scopeGrants is what each scope of the tokens file grants.
+var scopeGrants = map[string]grants{
+	ScopeDecide:  grantDecide,
+	ScopeAdmin:   grantAdmin | grantDecide | grantMetrics,
+	ScopeMetrics: grantMetrics,
+}
+
+// grantOf is the grant an endpoint's scope asks for.
+func grantOf(scope string) grants {
+	switch scope {
+	case ScopeDecide:
+		return grantDecide
+	case ScopeMetrics:
+		return grantMetrics
+	default:
+		return grantAdmin
+	}
+}
+
+// has reports whether the token holds scope.
+func (g grants) has(scope string) bool { return g&grantOf(scope) != 0 }
 
 // tokens holds SHA-256 digests of bearer tokens. Only digests are stored,
 // so a leaked tokens file does not leak the tokens.
@@ -31,7 +68,7 @@ const (
 // once, when the one token there was has leaked. An empty file is not
 // taken for that: a disk that filled up, or an editor truncating before it
 // writes, leaves one by accident, and every meeting server would then
-// fail open without a word (a review's point). At start, a file without
+// fail open without a word. At start, a file without
 // tokens is refused, as a mistake: the server would answer nothing but
 // /health, /ready and /openapi.json.
 type tokens struct {
@@ -40,7 +77,7 @@ type tokens struct {
 }
 
 type tokenEntry struct {
-	scope  string
+	grants grants
 	digest [sha256.Size]byte
 }
 
@@ -81,14 +118,15 @@ func readTokens(path string) (entries []tokenEntry, commented bool, err error) {
 			return nil, false, fmt.Errorf("%w: --tokens-file %s line %d: want \"SCOPE SHA256-HEX\"", ErrConfig, path, n)
 		}
 		scope := fields[0]
-		if scope != ScopeDecide && scope != ScopeAdmin {
-			return nil, false, fmt.Errorf("%w: --tokens-file %s line %d: unknown scope %q (decide, admin)", ErrConfig, path, n, scope)
+		g, known := scopeGrants[scope]
+		if !known {
+			return nil, false, fmt.Errorf("%w: --tokens-file %s line %d: unknown scope %q (decide, admin, metrics)", ErrConfig, path, n, scope)
 		}
 		raw, err := hex.DecodeString(fields[1])
 		if err != nil || len(raw) != sha256.Size {
 			return nil, false, fmt.Errorf("%w: --tokens-file %s line %d: the second field must be the 64-hex-digit SHA-256 of the token", ErrConfig, path, n)
 		}
-		e := tokenEntry{scope: scope}
+		e := tokenEntry{grants: g}
 		copy(e.digest[:], raw)
 		entries = append(entries, e)
 	}
@@ -119,15 +157,15 @@ func (t *tokens) reload(log *slog.Logger) {
 	log.Info("--tokens-file read again", "tokens", len(entries))
 }
 
-// scopes returns the scopes the presented token holds. Every entry is
-// compared, in constant time, whatever matches: timing reveals neither
-// which entry matched nor how much of a digest did.
-func (t *tokens) scopes(presented string) (decide, admin bool) {
+// scopes returns the scopes the presented token holds, none for a token
+// that is not valid. Every entry is compared, in constant time, whatever
+// matches, and merged without a branch: timing reveals neither which
+// entry matched nor how much of a digest did.
+func (t *tokens) scopes(presented string) grants {
 	d := sha256.Sum256([]byte(presented))
+	var g grants
 	for _, e := range *t.entries.Load() {
-		match := subtle.ConstantTimeCompare(d[:], e.digest[:]) == 1
-		admin = admin || (match && e.scope == ScopeAdmin)
-		decide = decide || (match && (e.scope == ScopeDecide || e.scope == ScopeAdmin))
+		g |= e.grants * grants(subtle.ConstantTimeCompare(d[:], e.digest[:]))
 	}
-	return decide, admin
+	return g
 }

@@ -54,8 +54,12 @@ type Config struct {
 	// Version and Revision (the build's commit) are reported by
 	// /v1/status.
 	Version, Revision string
-	// TracerProvider traces every request (nil: no tracing).
+	// TracerProvider traces every request (nil: no tracing) but those
+	// Untraced reports.
 	TracerProvider trace.TracerProvider
+	// Untraced reports whether a request for a URL path is left
+	// untraced (distributed_tracing.exclude_paths); nil traces them all.
+	Untraced func(path string) bool
 }
 
 // Defaults.

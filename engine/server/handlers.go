@@ -138,10 +138,21 @@ func (s *Server) status(c *gin.Context) {
 		h := s.ledger.Health()
 		resp.Ledger = &h
 	}
-	if s.tokens != nil && s.cfg.PublicMetrics && !s.presentsAdmin(c) {
-		// Open to anyone with --public-metrics: the errors of loading the
-		// bundles and the database, which name services' URLs (a token in
-		// a query), hosts and files, are for an admin token, as on /ready.
+	granted := s.presents(c)
+	if s.tokens != nil && !granted.has(ScopeMetrics) && resp.Ledger != nil {
+		// Asked without a token (--public-metrics): the time of the last
+		// commit moves with every recorded decision, to the nanosecond,
+		// and polling it tells when each was made, which the public
+		// report is built to hide (whole days that have ended, no ledger
+		// head). Whether the ledger is healthy is still shown.
+		resp.Ledger.LastCommit, resp.Ledger.LastErrAt = time.Time{}, time.Time{}
+	}
+	if s.tokens != nil && !granted.has(ScopeAdmin) {
+		// A metrics token, or anyone with --public-metrics: the errors of
+		// loading the bundles and the database, which name services' URLs
+		// (a token in a query), hosts and files, are for an admin token,
+		// as on /ready. A monitoring system needs to know that something
+		// failed, not the credentials it failed with.
 		const where = "with an admin token, the error is shown"
 		resp.NotReady = withoutDetail(resp.NotReady, where)
 		for _, f := range []**sources.Failure{&resp.BundleError, &resp.LastBundleFailure, &resp.GeoIPError, &resp.LastGeoIPFailure} {

@@ -188,9 +188,19 @@ func (ts *testServer) do(t *testing.T, req request) response {
 // admin to the second, and returns its path.
 func writeTokens(t *testing.T, decide, admin string) string {
 	t.Helper()
+	return writeScopedTokens(t, ScopeDecide, decide, ScopeAdmin, admin)
+}
+
+// writeScopedTokens writes a tokens file from SCOPE, TOKEN pairs, and
+// returns its path.
+func writeScopedTokens(t *testing.T, pairs ...string) string {
+	t.Helper()
 	digest := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
 	path := filepath.Join(t.TempDir(), "tokens")
-	data := "# test tokens\ndecide " + digest(decide) + "\n\nadmin " + digest(admin) + "\n"
+	data := "# test tokens\n"
+	for i := 0; i+1 < len(pairs); i += 2 {
+		data += pairs[i] + " " + digest(pairs[i+1]) + "\n\n"
+	}
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -124,7 +124,7 @@ func TestOpenEndpointsLeaveOutTheLoadingError(t *testing.T) {
 	for _, withTokens := range []bool{true, false} {
 		setup := serverSetup{bundles: []string{missing}, noLoad: true}
 		if withTokens {
-			setup.cfg.TokensFile = writeTokens(t, "decide-token", "admin-token")
+			setup.cfg.TokensFile = writeScopedTokens(t, ScopeDecide, "decide-token", ScopeAdmin, "admin-token", ScopeMetrics, "metrics-token")
 		}
 		ts := newTestServer(t, setup)
 		if err := ts.src.Load(context.Background()); err == nil {
@@ -144,6 +144,12 @@ func TestOpenEndpointsLeaveOutTheLoadingError(t *testing.T) {
 			r := ts.do(t, request{method: http.MethodGet, path: "/v1/status", token: "admin-token"})
 			if r.status != http.StatusOK || !strings.Contains(string(r.body), "secret-path") {
 				t.Errorf("/v1/status does not have the loading error: %s", r)
+			}
+			// A monitoring system's token learns that loading failed,
+			// not the URL it failed on.
+			r = ts.do(t, request{method: http.MethodGet, path: "/v1/status", token: "metrics-token"})
+			if r.status != http.StatusOK || strings.Contains(string(r.body), "secret-path") || !strings.Contains(string(r.body), "bundle_error") {
+				t.Errorf("/v1/status with a metrics token shows the loading error, or no bundle_error: %s", r)
 			}
 		}
 	}

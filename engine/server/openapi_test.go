@@ -440,9 +440,9 @@ type probe struct {
 // handler produce each of its outcomes.
 func probes(t *testing.T) []probe {
 	t.Helper()
-	const decide, admin = "decide-token-for-tests", "admin-token-for-tests"
+	const decide, admin, metrics = "decide-token-for-tests", "admin-token-for-tests", "metrics-token-for-tests"
 	open := newTestServer(t, serverSetup{cfg: Config{MaxBody: 2048, MaxParticipants: 2}})
-	auth := newTestServer(t, serverSetup{cfg: Config{TokensFile: writeTokens(t, decide, admin)}})
+	auth := newTestServer(t, serverSetup{cfg: Config{TokensFile: writeScopedTokens(t, ScopeDecide, decide, ScopeAdmin, admin, ScopeMetrics, metrics)}})
 	notReady := newTestServer(t, serverSetup{noLoad: true})
 	spin := newTestServer(t, serverSetup{
 		cfg:     Config{EvalTimeout: 50 * time.Millisecond},
@@ -514,6 +514,7 @@ func probes(t *testing.T) []probe {
 			probe{ep.path + " wrong token", auth, withToken(post(ep.path, ep.ok), "nope"), 401, apierror.Unauthorized, ""},
 			probe{ep.path + " decide token", auth, withToken(post(ep.path, ep.ok), decide), 200, "", ""},
 			probe{ep.path + " admin token", auth, withToken(post(ep.path, ep.ok), admin), 200, "", ""},
+			probe{ep.path + " metrics token", auth, withToken(post(ep.path, ep.ok), metrics), 403, apierror.Forbidden, ""},
 			probe{ep.path + " body over max-body", open, post(ep.path, big), 413, apierror.TooLarge, "body"},
 			probe{ep.path + " chunked body over max-body", open, request{method: http.MethodPost, path: ep.path, body: big, chunked: true}, 413, apierror.TooLarge, "body"},
 			probe{ep.path + " body stalls", open, request{method: http.MethodPost, path: ep.path, body: `{"meeting": `, stalls: true}, 408, apierror.BodyTimeout, "body"},
@@ -576,6 +577,7 @@ func probes(t *testing.T) []probe {
 		probe{"status no token", auth, get("/v1/status"), 401, apierror.Unauthorized, ""},
 		probe{"status decide token", auth, withToken(get("/v1/status"), decide), 403, apierror.Forbidden, ""},
 		probe{"status admin token", auth, withToken(get("/v1/status"), admin), 200, "", ""},
+		probe{"status metrics token", auth, withToken(get("/v1/status"), metrics), 200, "", ""},
 		probe{"status with a warning", ordersCountry, get("/v1/status"), 200, "", ""},
 		probe{"decision with orders not in force and subdivisions", ordersCity, post("/v1/decisions", ordersBody), 200, "", ""},
 		probe{"admission by a service-wide order", ordersCity, post("/v1/admission", serviceWideAdmissionBody), 200, "", ""},
@@ -584,10 +586,12 @@ func probes(t *testing.T) []probe {
 		probe{"metrics wrong token", auth, withToken(get("/metrics"), "nope"), 401, apierror.Unauthorized, ""},
 		probe{"metrics decide token", auth, withToken(get("/metrics"), decide), 403, apierror.Forbidden, ""},
 		probe{"metrics admin token", auth, withToken(get("/metrics"), admin), 200, "", ""},
+		probe{"metrics metrics token", auth, withToken(get("/metrics"), metrics), 200, "", ""},
 		probe{"reload", open, post("/v1/admin/reload", ""), 200, "", ""},
 		probe{"reload, GeoIP rejected", badGeo, post("/v1/admin/reload", ""), 200, "", ""},
 		probe{"reload no token", auth, post("/v1/admin/reload", ""), 401, apierror.Unauthorized, ""},
 		probe{"reload decide token", auth, withToken(post("/v1/admin/reload", ""), decide), 403, apierror.Forbidden, ""},
+		probe{"reload metrics token", auth, withToken(post("/v1/admin/reload", ""), metrics), 403, apierror.Forbidden, ""},
 		probe{"reload admin token", auth, withToken(post("/v1/admin/reload", ""), admin), 200, "", ""},
 		probe{"GET reload", auth, get("/v1/admin/reload"), 405, apierror.MethodNotAllowed, ""},
 		// A preview entry (an order submitted for review) is listed too.
@@ -611,6 +615,7 @@ func probes(t *testing.T) []probe {
 		probe{"ledger list, unavailable", closedLedger, get("/v1/ledger"), 503, apierror.LedgerUnavailable, ""},
 		probe{"ledger list no token", auth, get("/v1/ledger"), 401, apierror.Unauthorized, ""},
 		probe{"ledger list decide token", auth, withToken(get("/v1/ledger"), decide), 403, apierror.Forbidden, ""},
+		probe{"ledger list metrics token", auth, withToken(get("/v1/ledger"), metrics), 403, apierror.Forbidden, ""},
 		probe{"report", led, get("/v1/report"), 200, "", ""},
 		probe{"report, period", led, get("/v1/report?since=2020-01-01&until=2999-01-01T00:00:00Z"), 200, "", ""},
 		probe{"report, until only", led, get("/v1/report?until=2999-01-01"), 200, "", ""},
@@ -623,6 +628,7 @@ func probes(t *testing.T) []probe {
 		probe{"report, another being built", busyReports, get("/v1/report"), 503, apierror.Overloaded, ""},
 		probe{"report no token", auth, get("/v1/report"), 401, apierror.Unauthorized, ""},
 		probe{"report decide token", auth, withToken(get("/v1/report"), decide), 403, apierror.Forbidden, ""},
+		probe{"report metrics token", auth, withToken(get("/v1/report"), metrics), 403, apierror.Forbidden, ""},
 		probe{"report page", led, get("/report"), 200, "", ""},
 		probe{"report page, bad until", led, get("/report?until=tomorrow"), 400, apierror.InvalidInput, "until"},
 		probe{"report page, off", open, get("/report"), 404, apierror.NotFound, ""},
@@ -630,12 +636,14 @@ func probes(t *testing.T) []probe {
 		probe{"report page, another being built", busyReports, get("/report"), 503, apierror.Overloaded, ""},
 		probe{"report page no token", auth, get("/report"), 401, apierror.Unauthorized, ""},
 		probe{"report page decide token", auth, withToken(get("/report"), decide), 403, apierror.Forbidden, ""},
+		probe{"report page metrics token", auth, withToken(get("/report"), metrics), 403, apierror.Forbidden, ""},
 		probe{"ledger entry", led, get("/v1/ledger/" + ledgerID), 200, "", ""},
 		probe{"ledger entry, unknown", led, get("/v1/ledger/no-such-decision"), 404, apierror.NotFound, "decision_id"},
 		probe{"ledger entry, off", open, get("/v1/ledger/" + ledgerID), 404, apierror.NotFound, ""},
 		probe{"ledger entry, unavailable", closedLedger, get("/v1/ledger/" + ledgerID), 503, apierror.LedgerUnavailable, ""},
 		probe{"ledger entry no token", auth, get("/v1/ledger/x"), 401, apierror.Unauthorized, ""},
 		probe{"ledger entry decide token", auth, withToken(get("/v1/ledger/x"), decide), 403, apierror.Forbidden, ""},
+		probe{"ledger entry metrics token", auth, withToken(get("/v1/ledger/x"), metrics), 403, apierror.Forbidden, ""},
 		probe{"POST ledger entry", led, post("/v1/ledger/"+ledgerID, "{}"), 405, apierror.MethodNotAllowed, ""},
 		probe{"health, foreign Host", local, request{method: http.MethodGet, path: "/health", host: "attacker.example"}, 403, apierror.Forbidden, "Host"},
 		probe{"ready, foreign Host", local, request{method: http.MethodGet, path: "/ready", host: "attacker.example:8181"}, 403, apierror.Forbidden, "Host"},
@@ -839,8 +847,8 @@ type outcome struct {
 // the server's behaviour with a tokens file, and with --public-metrics.
 func TestOpenAPISecurity(t *testing.T) {
 	o := loadOpenAPI(t)
-	const decide, admin = "decide-token", "admin-token"
-	tokens := writeTokens(t, decide, admin)
+	const decide, admin, metrics = "decide-token", "admin-token", "metrics-token"
+	tokens := writeScopedTokens(t, ScopeDecide, decide, ScopeAdmin, admin, ScopeMetrics, metrics)
 	strict := newTestServer(t, serverSetup{cfg: Config{TokensFile: tokens}})
 	public := newTestServer(t, serverSetup{cfg: Config{TokensFile: tokens, PublicMetrics: true}})
 	publicReport := newTestServer(t, serverSetup{cfg: Config{TokensFile: tokens, PublicReport: true}})
@@ -868,28 +876,30 @@ func TestOpenAPISecurity(t *testing.T) {
 		}
 		switch scope {
 		case "":
-			for _, token := range []string{"", "nope", decide, admin} {
+			for _, token := range []string{"", "nope", decide, admin, metrics} {
 				if r := send(strict, token); r.status != 200 {
 					t.Errorf("%s is documented open; with token %q it answered %s", key, token, r)
 				}
 			}
-		case ScopeDecide, ScopeAdmin:
+		case ScopeDecide, ScopeAdmin, ScopeMetrics:
 			if r := send(strict, ""); r.status != 401 {
 				t.Errorf("%s needs %s; without a token it answered %s", key, scope, r)
 			}
 			if r := send(strict, "nope"); r.status != 401 || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
 				t.Errorf("%s: a wrong token answered %s (WWW-Authenticate %q)", key, r, r.header.Get("WWW-Authenticate"))
 			}
-			wantDecide := 200
-			if scope == ScopeAdmin {
-				wantDecide = 403
-			}
 			// The servers here run without a ledger: admitted requests to
 			// the ledger and report endpoints are answered 404.
 			ledgerBacked := strings.HasPrefix(path, "/v1/ledger") || strings.HasSuffix(path, "/report")
 			admitted := func(r response) bool { return r.status == 200 || (ledgerBacked && r.status == 404) }
-			if r := send(strict, decide); (wantDecide == 200 && !admitted(r)) || (wantDecide != 200 && r.status != wantDecide) {
-				t.Errorf("%s needs %s; a decide token answered %s, want %d", key, scope, r, wantDecide)
+			// A decide or a metrics token is good for its own scope only;
+			// admin for every one.
+			for token, tokenScope := range map[string]string{decide: ScopeDecide, metrics: ScopeMetrics} {
+				if r := send(strict, token); scope == tokenScope && !admitted(r) {
+					t.Errorf("%s needs %s; a %s token answered %s", key, scope, tokenScope, r)
+				} else if scope != tokenScope && r.status != 403 {
+					t.Errorf("%s needs %s; a %s token answered %s, want 403", key, scope, tokenScope, r)
+				}
 			}
 			if r := send(strict, admin); !admitted(r) {
 				t.Errorf("%s needs %s; an admin token answered %s", key, scope, r)

@@ -28,12 +28,18 @@ import (
 // admin scope (checked as requireScope checks it, on an endpoint that is
 // open and does not require one).
 func (s *Server) presentsAdmin(c *gin.Context) bool {
+	return s.presents(c).has(ScopeAdmin)
+}
+
+// presents is what the request's token grants (none without a token or a
+// tokens file), checked as requireScope checks it, on an endpoint that
+// may be open and then does not require one.
+func (s *Server) presents(c *gin.Context) grants {
 	token, _ := bearerToken(c.Request)
 	if s.tokens == nil || token == "" {
-		return false
+		return 0
 	}
-	_, admin := s.tokens.scopes(token)
-	return admin
+	return s.tokens.scopes(token)
 }
 
 // reportCSP allows the page nothing but its own inline style and the form

@@ -208,7 +208,7 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/ready", s.ready)
 	r.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openAPIDocument) })
 
-	observe := s.requireScope(ScopeAdmin, s.cfg.PublicMetrics)
+	observe := s.requireScope(ScopeMetrics, s.cfg.PublicMetrics)
 	r.GET("/metrics", observe, gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
 	r.GET("/v1/status", observe, s.status)
 
@@ -497,6 +497,14 @@ func bearerToken(r *http.Request) (token string, twice bool) {
 	return strings.TrimLeft(token, " "), false
 }
 
+// scopeNeeded is the 403 of an endpoint that needs the scope, naming every
+// scope that grants it.
+var scopeNeeded = map[string]string{
+	ScopeDecide:  "this endpoint needs a token with the decide or admin scope",
+	ScopeAdmin:   "this endpoint needs a token with the admin scope",
+	ScopeMetrics: "this endpoint needs a token with the metrics or admin scope",
+}
+
 // requireScope admits requests with a token holding scope. Without a tokens
 // file every request is admitted: the server then only listens on loopback
 // unless the operator explicitly chose otherwise.
@@ -517,13 +525,13 @@ func (s *Server) requireScope(scope string, open bool) gin.HandlerFunc {
 			abort(c, http.StatusUnauthorized, apiError{Code: apierror.Unauthorized, Message: "a bearer token is required"})
 			return
 		}
-		decide, admin := s.tokens.scopes(token)
+		g := s.tokens.scopes(token)
 		switch {
-		case !decide && !admin:
+		case g == 0:
 			c.Header("WWW-Authenticate", `Bearer realm="geoscope", error="invalid_token"`)
 			abort(c, http.StatusUnauthorized, apiError{Code: apierror.Unauthorized, Message: "the bearer token is not valid"})
-		case scope == ScopeAdmin && !admin:
-			abort(c, http.StatusForbidden, apiError{Code: apierror.Forbidden, Message: "this endpoint needs a token with the admin scope"})
+		case !g.has(scope):
+			abort(c, http.StatusForbidden, apiError{Code: apierror.Forbidden, Message: scopeNeeded[scope]})
 		default:
 			c.Next()
 		}

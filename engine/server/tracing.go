@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/geoscope/geoscope/engine"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -29,9 +31,19 @@ func (s *Server) tracer() trace.Tracer {
 // traceRequest opens the span of one request, "METHOD /route"; the
 // pipeline's stages are its children. It records the route, the status
 // and the decision id, never the client's address.
+//
+// A request whose path Untraced reports (distributed_tracing.exclude_paths,
+// matched against the URL path as OPA matches it, whatever the route) gets
+// no span, and neither do its stages, whatever its traceparent says, as in
+// OPA, whose HTTP instrumentation then leaves the request alone.
 func (s *Server) traceRequest(c *gin.Context) {
 	if s.cfg.TracerProvider == nil {
 		// Not tracing: no span, no context, no request copy.
+		c.Next()
+		return
+	}
+	if s.cfg.Untraced != nil && s.cfg.Untraced(c.Request.URL.Path) {
+		c.Request = c.Request.WithContext(engine.WithoutSpans(c.Request.Context()))
 		c.Next()
 		return
 	}
@@ -69,7 +81,7 @@ func (s *Server) traceRequest(c *gin.Context) {
 // validating the request); the returned function ends it, failed when the
 // request was refused.
 func (s *Server) decodeSpan(c *gin.Context) func() {
-	if s.cfg.TracerProvider == nil {
+	if s.cfg.TracerProvider == nil || engine.Untraced(c.Request.Context()) {
 		return noSpan
 	}
 	_, span := s.spans.Start(c.Request.Context(), "decode")

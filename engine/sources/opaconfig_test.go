@@ -32,6 +32,8 @@ func TestOPAConfigChecks(t *testing.T) {
 		{name: "discovery", config: service + "discovery:\n  service: s\n  resource: d\n", err: `"discovery" is not supported`},
 		{name: "status with prometheus", config: service + bundles + "status:\n  service: s\n  prometheus: true\n", err: `"status.prometheus" has no effect here`},
 		{name: "status", config: service + bundles + "status:\n  service: s\n  prometheus: false\n"},
+		{name: "tracing with excluded paths", config: service + bundles + "distributed_tracing:\n  type: grpc\n  exclude_paths: [/health**, /metrics]\n"},
+		{name: "misspelt tracing option", config: service + bundles + "distributed_tracing:\n  type: grpc\n  exclude_path: [/health**]\n", err: `"distributed_tracing.exclude_path"`},
 		{name: "shared secret", config: service + bundles + "keys:\n  k:\n    algorithm: HS256\n    key: secret\n", err: "keys.k: not a PEM file"},
 		{name: "shared-secret algorithm on a public key", config: service + bundles + "keys:\n  k:\n    algorithm: HS256\n    key: |\n" + indent(pub), err: `keys.k: algorithm "HS256" is not one of`},
 		{name: "private key as the key", config: service + bundles + "keys:\n  k:\n    key: |\n" + indent(priv), err: "keys.k: a \"EC PRIVATE KEY\" block is not a public key"},

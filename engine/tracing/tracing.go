@@ -2,8 +2,8 @@
 // reads the distributed_tracing block of the OPA configuration file given
 // with --config, with OPA's keys and defaults (type grpc or http, address,
 // service_name, sample_percentage, encryption off/tls/mtls with its
-// certificate files, resource, batch_span_processor_options). A block
-// without a type, or no block, exports nothing.
+// certificate files, resource, batch_span_processor_options, exclude_paths).
+// A block without a type, or no block, exports nothing.
 //
 // Spans name routes and pipeline stages; they carry no participant id, no
 // account id and no address (no client address either, which is why the
@@ -34,6 +34,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/gobwas/glob"
 	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/geoscope/geoscope/engine/input"
@@ -61,6 +62,13 @@ type Config struct {
 	TLSCACertFile     string              `json:"tls_ca_cert_file,omitempty"`
 	Resource          ResourceConfig      `json:"resource"`
 	BatchSpanOptions  BatchSpanProcessing `json:"batch_span_processor_options"`
+	// ExcludePaths are globs of request paths left untraced, OPA's
+	// recommendation for /health** and /metrics: kubelet probes and
+	// Prometheus scrapes otherwise outnumber the decisions' traces.
+	ExcludePaths []string `json:"exclude_paths,omitempty"`
+
+	// excluded is ExcludePaths compiled, by Validate.
+	excluded []*glob.Pattern
 }
 
 // ResourceConfig are resource attributes of the spans.
@@ -144,7 +152,30 @@ func (c *Config) Validate() error {
 			return bad(key, "%d: want a positive number", *v)
 		}
 	}
+	// Compiled as OPA compiles them (the same library, '/' as the
+	// separator): '*' stays within one path segment and '**' spans
+	// segments, so "/health**" covers /health and /health/live, and a
+	// pattern means here what it means to OPA.
+	c.excluded = make([]*glob.Pattern, 0, len(c.ExcludePaths))
+	for i, p := range c.ExcludePaths {
+		g, err := glob.Compile(p, '/')
+		if err != nil {
+			return bad(fmt.Sprintf("exclude_paths[%d]", i), "%q: %v", p, err)
+		}
+		c.excluded = append(c.excluded, g)
+	}
 	return nil
+}
+
+// Excludes reports whether a request for path (its URL path, as OPA
+// matches it) is left untraced by exclude_paths. It needs Validate.
+func (c *Config) Excludes(path string) bool {
+	for _, g := range c.excluded {
+		if g.Match(path) {
+			return true
+		}
+	}
+	return false
 }
 
 // Provider is a tracer provider and its shutdown, which flushes spans.

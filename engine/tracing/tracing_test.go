@@ -52,6 +52,9 @@ distributed_tracing:
 		`{"type": "grpc", "servce_name": "x"}`:                                    "distributed_tracing.servce_name",
 		`{"type": "grpc", "address": 4317}`:                                       "distributed_tracing.address",
 		`{"type": "grpc", "batch_span_processor_options": {"max_queue_size": 0}}`: "distributed_tracing.batch_span_processor_options.max_queue_size",
+		`{"type": "grpc", "exclude_paths": ["/metrics", "/health["]}`:             "distributed_tracing.exclude_paths[1]",
+		`{"type": "grpc", "exclude_paths": ["/a{b"]}`:                             "distributed_tracing.exclude_paths[0]",
+		`{"type": "grpc", "exclude_paths": "/health"}`:                            "distributed_tracing.exclude_paths",
 	} {
 		_, err := FromOPAConfig([]byte(`{"distributed_tracing": ` + block + `}`))
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), key) {
@@ -60,5 +63,31 @@ distributed_tracing:
 	}
 	if _, err := Start(context.Background(), &Config{Type: "grpc", Encryption: "tls", TLSCACertFile: "/nonexistent"}, ""); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "tls_ca_cert_file") {
 		t.Errorf("missing CA file: %v", err)
+	}
+}
+
+// exclude_paths match as OPA's do: globs against the URL path, with '/'
+// separating segments ('*' within one, '**' across them).
+func TestExcludePaths(t *testing.T) {
+	c, err := FromOPAConfig([]byte(`
+distributed_tracing:
+  type: grpc
+  exclude_paths: ["/health**", "/metrics", "/v1/ledger/*", "/ready"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, excluded := range map[string]bool{
+		"/health": true, "/health/live": true, "/healthz": true,
+		"/metrics": true, "/metrics/": false, "/v1/metrics": false,
+		"/v1/ledger/some-id": true, "/v1/ledger": false, "/v1/ledger/a/b": false,
+		"/ready": true, "/v1/decisions": false, "/": false, "": false,
+	} {
+		if got := c.Excludes(path); got != excluded {
+			t.Errorf("Excludes(%q) = %v, want %v", path, got, excluded)
+		}
+	}
+	if c, _ := FromOPAConfig([]byte(`{"distributed_tracing": {"type": "grpc"}}`)); c.Excludes("/health") {
+		t.Error("without exclude_paths, /health is excluded")
 	}
 }

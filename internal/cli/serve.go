@@ -139,6 +139,7 @@ included: debug logging is for authoring, not for production.`,
 			if traces.Enabled() {
 				log.Info("exporting OpenTelemetry spans", "type", traces.Type, "address", traces.Address)
 				cfg.TracerProvider = tp
+				cfg.Untraced = traces.Excludes
 				opts = append(opts, engine.WithTracerProvider(tp))
 			}
 			eng := engine.New(opts...)
@@ -177,9 +178,9 @@ included: debug logging is for authoring, not for production.`,
 	f.Int64Var(&cfg.MaxResponse, "max-response", server.DefaultMaxResponse, "largest decision answer in `BYTES` (413 too_large beyond)")
 	f.DurationVar(&cfg.EvalTimeout, "eval-timeout", server.DefaultEvalTimeout, "deadline for each evaluation")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long requests in flight may take to finish on SIGINT/SIGTERM")
-	f.StringVar(&cfg.TokensFile, "tokens-file", "", "bearer tokens, one \"SCOPE SHA256-HEX\" per line (scopes: decide, admin)")
+	f.StringVar(&cfg.TokensFile, "tokens-file", "", "bearer tokens, one \"SCOPE SHA256-HEX\" per line (scopes: decide, metrics, admin)")
 	f.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "allow listening on a non-loopback address without --tokens-file")
-	f.BoolVar(&cfg.PublicMetrics, "public-metrics", false, "serve /metrics and /v1/status without a token")
+	f.BoolVar(&cfg.PublicMetrics, "public-metrics", false, "serve /metrics and /v1/status without a token: anyone who reaches the server reads the live counters, which tell when decisions are made and what they did (a metrics token in --tokens-file is the safer way)")
 	f.BoolVar(&cfg.PublicReport, "public-report", false, "serve the transparency report (/report, /v1/report) without a token")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve TLS with this certificate `FILE` (PEM)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key `FILE` for --tls-cert (PEM)")
