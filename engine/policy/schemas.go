@@ -20,7 +20,7 @@ import (
 // package geoscope and every package under it. The server compiled the
 // same policy without the schemas, so that such a mistake went live
 // without a word: input.joining.rol is undefined, and an exemption that
-// tests it never applies (found by a review). With the schemas compiled
+// tests it never applies. With the schemas compiled
 // in, the bundle is rejected as for any other compile error, naming the
 // file, the line and the member, and the last good one keeps answering.
 //

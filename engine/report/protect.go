@@ -11,7 +11,7 @@ import (
 // A count from 1 to MinCount-1 is suppressed where it is shown (primary
 // suppression). Alone, that did not hide it: most counts are parts of a
 // published sum, and a sum with one hidden part gives it away by
-// subtraction. In a review, "meetings ended <5" was the action records
+// subtraction. In one report, "meetings ended <5" was the action records
 // (59) minus the participant-level actions (56), and "end_meeting granted
 // <5" the demands evaluated (106) minus the other outcomes (47 + 56).
 //
@@ -104,8 +104,8 @@ func total(cells []*Cell) int {
 // from what the markers say: "<5" is 1 to 4, "5+" is 5 or more) leaves
 // none of them a single value.
 //
-// A hidden count pinned that way (a review found, at the default
-// threshold: 7 = 5 + <5 + <5, so both are 1; 6 = 5+ + <5, so 5 and 1; a
+// A hidden count pinned that way (at the default threshold, for
+// instance: 7 = 5 + <5 + <5, so both are 1; 6 = 5+ + <5, so 5 and 1; a
 // 5+ bounded above by a 5 it cannot exceed) gets another member of a sum
 // or bound it is in withheld: a total before a part, since a withheld
 // total is open above.

@@ -268,7 +268,7 @@ func TestNoPublishedSumGivesASuppressedCountAway(t *testing.T) {
 	}
 }
 
-// The case a review found: ten decisions each removing one participant
+// A case where a count was given away: ten decisions each removing one participant
 // and refusing to end the meeting, and one ending a meeting everyone was
 // in CN for. "Meetings ended <5" was the action records (12) minus the
 // participant actions (11), and "end_meeting granted <5" the demands
@@ -304,7 +304,7 @@ func TestMeetingsEndedCannotBeSubtracted(t *testing.T) {
 	checkNoSumGivesAway(t, r)
 }
 
-// The case a review found: rows sorted by their true counts put a
+// A case where a count was given away: rows sorted by their true counts put a
 // withheld 5+ right after a 5 shown, so it was 5, and the total of the
 // row across authorities then gave another authority's <5 away.
 func TestRowOrderGivesNothingAway(t *testing.T) {
@@ -382,7 +382,7 @@ func (s *ledgerOf) guardBlock(order, code string) {
 		block(code, decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p", OrderID: order, Country: "US"}))
 }
 
-// Cases a review found, where a hidden count was pinned by one sum and
+// Cases where a hidden count was pinned by one sum and
 // what its markers say, or by a bound, or by the dates beside it.
 func TestHiddenCountsArePinnedByNothing(t *testing.T) {
 	// Guard blocks: five outside_jurisdiction, and one each of these.
