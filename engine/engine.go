@@ -85,10 +85,25 @@ type Record struct {
 	// host and the joining participant, the orders (read by the decision
 	// log, which logs them pseudonymized).
 	Facts *guard.Facts
+	// RequestID is the id the client gave its request (WithRequestID), or
+	// "" when it gave none: with it, a request sent again is recognised
+	// as the same question (ledger.Entry.Request).
+	RequestID string
 	// Err is set, for the decision log only, when the policy's evaluation
 	// failed: Decision then holds its id, time, meeting, orders and
 	// revisions, and nothing decided. Such a record is never recorded.
 	Err error
+}
+
+// requestIDKey is the context key of WithRequestID.
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the id the client gave its request
+// (its X-Request-Id): a decision recorded for a request sent again with
+// the same id (a client or a load balancer retrying after a lost answer)
+// can then be counted once (see report.Build).
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
 }
 
 // UnknownCountry is the Record.Reached key for people whose location is
@@ -335,6 +350,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		Joining:      req.Joining,
 		Facts:        facts,
 	}
+	rec.RequestID, _ = ctx.Value(requestIDKey{}).(string)
 	if len(facts.NotInForce) > 0 {
 		rec.OrdersNotInForce = ordersNotInForce(snap.Registry(), req, facts.NotInForce)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"hash"
@@ -55,6 +56,15 @@ type Entry struct {
 	// Replica names the geoscope process that decided (Config.Replica).
 	// Entries recorded before replicas were named have none.
 	Replica string `json:"replica,omitempty"`
+	// Request identifies the question when the client named its request
+	// (X-Request-Id): a keyed digest of that id with the kind, the
+	// meeting, the host account and every person asked about, their
+	// addresses and numbers included (Pseudonymizer.Question). The same
+	// request sent again (a client or a load balancer retrying after an
+	// answer was lost) has the same one; a client reusing one id for
+	// different questions does not merge them. Absent when the client
+	// gave no id.
+	Request string `json:"request,omitempty"`
 }
 
 // Kinds of entries.
@@ -185,6 +195,44 @@ func (p *Pseudonymizer) Participant(id string) string { return p.of("participant
 // Account returns the pseudonym of an account id.
 func (p *Pseudonymizer) Account(id string) string { return p.of("account", id) }
 
+// Question is the keyed digest that tells a request sent again from
+// another question (Entry.Request): HMAC-SHA256 under the ledger key of
+// the client's request id, the kind, the meeting, the host account and
+// each person's id, address and number, each field length-prefixed,
+// truncated to 128 bits. Keyed, it identifies nobody: the fields it
+// covers are the ids and addresses the ledger keeps only as pseudonyms
+// and prefixes.
+func (p *Pseudonymizer) Question(r *engine.Record) string {
+	m := hmac.New(sha256.New, p.key)
+	var n [binary.MaxVarintLen64]byte
+	field := func(v string) {
+		m.Write(n[:binary.PutUvarint(n[:], uint64(len(v)))])
+		m.Write([]byte(v))
+	}
+	kind := KindDecision
+	if r.Admission {
+		kind = KindAdmission
+	}
+	field("question")
+	field(r.RequestID)
+	field(kind)
+	field(r.Decision.MeetingID)
+	field(r.AccountID)
+	person := func(who *input.Participant) { field(who.ID); field(who.IP); field(who.Phone) }
+	if r.Joining != nil {
+		field("joining")
+		person(r.Joining)
+	}
+	field("participants")
+	for i := range r.Participants {
+		person(&r.Participants[i])
+	}
+	var out [3 + 32]byte
+	copy(out[:], "rq:")
+	hex.Encode(out[3:], m.Sum(nil)[:16])
+	return string(out[:])
+}
+
 func (p *Pseudonymizer) of(kind, id string) string {
 	if id == "" {
 		return ""
@@ -234,6 +282,9 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 	}
 	if r.Admission {
 		e.Kind = KindAdmission
+	}
+	if r.RequestID != "" {
+		e.Request = p.Question(r)
 	}
 	for _, id := range d.OrderIDs {
 		o := r.Orders[id]

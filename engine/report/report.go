@@ -269,6 +269,44 @@ type aggregator struct {
 
 	geo     map[[2]string]*seen // database, build
 	bundles map[[2]string]*seen // bundle, revision
+
+	// asked holds, for the questions decided in the last RetryWindow
+	// (ledger.Entry.Request), when each was first decided; swept when
+	// it has doubled since the last sweep.
+	asked      map[string]time.Time
+	askedSwept int
+}
+
+// RetryWindow is how long after a question was first decided the same
+// request, sent again, is counted with it rather than as a question of
+// its own. A client or a load balancer resends a request whose answer
+// it did not get within its own timeout, seconds; ten minutes covers any
+// of them and no meeting server's next, different question with the same
+// people and request id.
+const RetryWindow = 10 * time.Minute
+
+// sentAgain reports whether e answers a request already counted: the
+// same question (Entry.Request) decided within RetryWindow before it. The
+// first decision is the one counted: a request is sent again when its
+// answer was lost, and the two are decided alike unless the registry
+// changed in between.
+func (a *aggregator) sentAgain(e *ledger.Entry) bool {
+	if e.Request == "" {
+		return false
+	}
+	if first, ok := a.asked[e.Request]; ok && e.Time.Sub(first) <= RetryWindow {
+		return true
+	}
+	if len(a.asked) >= 2*max(a.askedSwept, 1024) {
+		for q, t := range a.asked {
+			if e.Time.Sub(t) > RetryWindow {
+				delete(a.asked, q)
+			}
+		}
+		a.askedSwept = len(a.asked)
+	}
+	a.asked[e.Request] = e.Time
+	return false
 }
 
 func newAggregator(p Period) *aggregator {
@@ -282,6 +320,7 @@ func newAggregator(p Period) *aggregator {
 		stated:   map[string]statedOrder{},
 		geo:      map[[2]string]*seen{},
 		bundles:  map[[2]string]*seen{},
+		asked:    map[string]time.Time{},
 	}
 }
 
@@ -327,7 +366,7 @@ func (a *aggregator) laterEntry(e *ledger.Entry) error {
 func (a *aggregator) entry(e *ledger.Entry) error {
 	// A preview answered "what would happen" for an order under review;
 	// nothing was enforced on its account, so it is no part of the report.
-	if e.Preview {
+	if e.Preview || a.sentAgain(e) {
 		return nil
 	}
 	a.entries++

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/ledger"
 )
 
@@ -809,5 +811,72 @@ func TestReportOfAPeriodNotEndedChecksTheHeadAlone(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "`geoscope ledger verify --head "+r.LedgerHead+"` on the ledger") || strings.Contains(buf.String(), "--since") {
 		t.Errorf("a report of a period not ended:\n%s\nwant the check of its head without its period", buf.String())
+	}
+}
+
+// A request its client sent again (a retry after a lost answer: the same
+// request id, kind, meeting and people) is counted once, as first
+// decided, when it comes within RetryWindow. A different request id,
+// different people, a request without an id, or the same request after
+// the window are questions of their own.
+func TestReportCountsARequestSentAgainOnce(t *testing.T) {
+	at := day(time.March, 3, 12)
+	n := 0
+	ask := func(after time.Duration, requestID string, people ...string) *engine.Record {
+		n++
+		r := newRec(fmt.Sprintf("00000000-0000-7000-8000-0000000001%02x", n), at.Add(after), "m-retry", "acct-us-retry", "CN-2026-0601").
+			remove("CN-2026-0601", "CN", people...).rec
+		r.RequestID = requestID
+		for _, id := range people {
+			r.Participants = append(r.Participants, input.Participant{ID: id, IP: "1.0.16.7"})
+		}
+		return r
+	}
+	removals := func(recs ...*engine.Record) (decisions, removed int) {
+		t.Helper()
+		r, err := Build(context.Background(), openFixture(t, recs), fixturePeriod, Options{MinCount: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Summary.Decisions.n, r.Totals.ParticipantActions.RemoveParticipant.n
+	}
+	for _, c := range []struct {
+		name                string
+		recs                []*engine.Record
+		decisions, removals int
+	}{
+		{"sent again within the window", []*engine.Record{ask(0, "req-1", "p-a", "p-b"), ask(3*time.Second, "req-1", "p-a", "p-b"), ask(RetryWindow, "req-1", "p-a", "p-b")}, 1, 2},
+		{"sent again after the window", []*engine.Record{ask(0, "req-1", "p-a", "p-b"), ask(RetryWindow+time.Second, "req-1", "p-a", "p-b")}, 2, 4},
+		{"another request id", []*engine.Record{ask(0, "req-1", "p-a", "p-b"), ask(time.Second, "req-2", "p-a", "p-b")}, 2, 4},
+		{"one id for different people", []*engine.Record{ask(0, "req-1", "p-a", "p-b"), ask(time.Second, "req-1", "p-a", "p-c")}, 2, 4},
+		{"no request id", []*engine.Record{ask(0, "", "p-a", "p-b"), ask(time.Second, "", "p-a", "p-b")}, 2, 4},
+	} {
+		if d, r := removals(c.recs...); d != c.decisions || r != c.removals {
+			t.Errorf("%s: %d decisions removing %d, want %d removing %d", c.name, d, r, c.decisions, c.removals)
+		}
+	}
+}
+
+// The questions remembered are swept as the entries' time moves on; one
+// still within RetryWindow is never swept.
+func TestSentAgainSweepsOnlyQuestionsOutOfTheWindow(t *testing.T) {
+	a := newAggregator(fixturePeriod)
+	at := day(time.March, 3, 0)
+	entry := func(i int, after time.Duration) *ledger.Entry {
+		return &ledger.Entry{Request: fmt.Sprintf("rq:%d", i), Time: at.Add(after)}
+	}
+	for i := range 10000 {
+		if a.sentAgain(entry(i, time.Duration(i)*time.Second)) {
+			t.Fatalf("question %d taken for one sent again", i)
+		}
+	}
+	last := 10000 * time.Second
+	if len(a.asked) > 4*int(RetryWindow/time.Second)+2048 {
+		t.Errorf("%d questions remembered, want those of about the last %v", len(a.asked), RetryWindow)
+	}
+	for i, want := range map[int]bool{9999: true, 9999 - int(RetryWindow/time.Second) + 1: true, 0: false, 5000: false} {
+		if got := a.sentAgain(entry(i, last)); got != want {
+			t.Errorf("question %d sent again at %v: %v, want %v", i, last, got, want)
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/open-policy-agent/opa/v1/plugins"
 
+	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/apierror"
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/input"
@@ -281,7 +282,13 @@ func admissionAnswer(d *decision.Decision) decision.Admission {
 // run decides under the evaluation deadline and records metrics.
 func (s *Server) run(c *gin.Context, endpoint string, decide func(context.Context) (*decision.Decision, error)) (*decision.Decision, bool) {
 	start := time.Now()
-	d, err := decide(c.Request.Context()) // the engine bounds evaluation (SetEvalTimeout)
+	ctx := c.Request.Context()
+	if id := c.GetHeader("X-Request-Id"); printableID(id) {
+		// The client named its request: sent again (a retry after a lost
+		// answer), its decision is recognised as the same question.
+		ctx = engine.WithRequestID(ctx, id)
+	}
+	d, err := decide(ctx) // the engine bounds evaluation (SetEvalTimeout)
 	s.metrics.decided(endpoint).Observe(time.Since(start).Seconds())
 	if err != nil {
 		if isDataPath(endpoint) {
