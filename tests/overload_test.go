@@ -251,3 +251,101 @@ func (s *slowReader) Read(p []byte) (int, error) {
 	s.data = s.data[n:]
 	return n, nil
 }
+
+// TestDeclaredBodiesDoNotBlockAdmissions: twenty clients that each
+// declare a 64 KiB admission body, send its first byte and nothing more,
+// and connect again whenever they are answered, hold nothing an admission
+// needs: every admission another client sends meanwhile is answered 200
+// within the queue timeout, and the idle clients are all cut off 408
+// body_timeout. When a body's declared length was reserved before it was
+// read, sixteen such connections took the whole small lane without
+// sending a byte, and every admission was answered 503 overloaded after
+// waiting --queue-timeout: every meeting server failed open.
+func TestDeclaredBodiesDoNotBlockAdmissions(t *testing.T) {
+	const (
+		idle     = 20
+		attack   = 5 * time.Second // past two 2 s starts: each idle client connects again
+		queueFor = time.Second     // --queue-timeout's default
+	)
+	srv := startServe(t, serveOpts{ready: true})
+	head := "POST /v1/admission HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 65536\r\n\r\n{"
+
+	stop := make(chan struct{})
+	var (
+		wg, sent    sync.WaitGroup
+		mu          sync.Mutex
+		idleAnswers = map[int]int{}
+	)
+	for range idle {
+		sent.Add(1)
+		wg.Go(func() {
+			first := true
+			for {
+				conn, err := net.Dial("tcp", srv.addr)
+				if err != nil {
+					t.Errorf("an idle client could not connect: %v", err)
+					return
+				}
+				if _, err := io.WriteString(conn, head); err != nil {
+					t.Errorf("an idle client could not send its head: %v", err)
+				}
+				if first {
+					sent.Done()
+					first = false
+				}
+				answered := make(chan struct{})
+				go func() {
+					select {
+					case <-stop:
+					case <-answered:
+					}
+					conn.Close()
+				}()
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				close(answered)
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err != nil {
+					t.Errorf("an idle client got no answer: %v", err)
+					return
+				}
+				resp.Body.Close()
+				mu.Lock()
+				idleAnswers[resp.StatusCode]++
+				mu.Unlock()
+			}
+		})
+	}
+	sent.Wait()
+	time.Sleep(200 * time.Millisecond) // for the server to read the heads
+
+	body := []byte(`{"meeting":{"id":"june4-a","host":{"account_id":"acct-us-a","account_country":"US"}},"participant":{"id":"p-1","ip":"202.96.128.86"}}`)
+	answers := map[int]int{}
+	var slowest time.Duration
+	for end := time.Now().Add(attack); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		start := time.Now()
+		r := srv.post("/v1/admission", "", body)
+		took := time.Since(start)
+		slowest = max(slowest, took)
+		answers[r.status]++
+		if r.status != http.StatusOK {
+			t.Errorf("an admission while idle clients held bodies open: %s after %s", r, took)
+		} else if took >= queueFor {
+			t.Errorf("an admission was answered after %s, as long as the queue timeout", took)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("admissions: %v (slowest %s); idle clients' answers: %v", answers, slowest, idleAnswers)
+	if idleAnswers[http.StatusRequestTimeout] < idle {
+		t.Errorf("idle clients' answers %v: want each cut off 408 at least once", idleAnswers)
+	}
+	for status, n := range idleAnswers {
+		if status != http.StatusRequestTimeout {
+			t.Errorf("%d idle clients were answered %d, want 408 body_timeout", n, status)
+		}
+	}
+}

@@ -25,11 +25,13 @@ const (
 	PolicyError          = "policy_error"
 	LedgerUnavailable    = "ledger_unavailable"
 	// Overloaded (503, with Retry-After): too much work was in flight to
-	// admit the request in time. It was refused before its body was read,
-	// so nothing was decided or recorded and it may be sent again.
+	// admit the request in time, or too many bodies were arriving to take
+	// its body in. It was refused before it was decided, so nothing was
+	// recorded and it may be sent again.
 	Overloaded = "overloaded"
 	// BodyTimeout (408): the body did not arrive at the server's minimum
-	// rate once the request was admitted; nothing was decided or recorded.
+	// rate once the server began to read it; nothing was decided or
+	// recorded.
 	BodyTimeout  = "body_timeout"
 	ClientClosed = "client_closed_request"
 	Internal     = "internal"

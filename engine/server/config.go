@@ -30,9 +30,9 @@ type Config struct {
 	// in-flight budget before it is answered 503 overloaded.
 	QueueTimeout time.Duration
 	// MinBodyRate is the slowest a decision request's body may arrive, in
-	// bytes per second after a start of 2 s, once it is admitted
-	// into the in-flight budget; a slower one is answered 408
-	// body_timeout (see paced.go).
+	// bytes per second after a start of 2 s, from when it is first read
+	// (a body over SmallBody once it is admitted into the in-flight
+	// budget); a slower one is answered 408 body_timeout (see paced.go).
 	MinBodyRate int64
 	// MaxResponse bounds the body of a decision answer.
 	MaxResponse int64

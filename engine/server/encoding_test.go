@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -259,6 +260,79 @@ func TestGzipBodiesMovingLanes(t *testing.T) {
 	settled(t)
 	if r := post(t, whole); r.status != http.StatusOK {
 		t.Errorf("the gzip roster once there is room: %.300s", r)
+	}
+	settled(t)
+}
+
+// TestGzipBodyInflatedWhileItArrives: a gzip body sent small but longer
+// than gzipStart, inflating within the small lane, is inflated as it
+// arrives and admitted into the small lane once it has all arrived; so is
+// one sent in two parts, the second after a pause. Nothing stays held.
+func TestGzipBodyInflatedWhileItArrives(t *testing.T) {
+	ts := newTestServer(t, serverSetup{})
+	hs := httptest.NewServer(ts.Handler())
+	defer hs.Close()
+	// Ids that hardly compress: sent past gzipStart, inflated within
+	// SmallBody.
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	var b strings.Builder
+	b.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
+	noise := make([]byte, 120)
+	for i := 0; b.Len() < SmallBody-200; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		rand.Read(noise)
+		for j := range noise {
+			noise[j] = letters[int(noise[j])%len(letters)]
+		}
+		fmt.Fprintf(&b, `{"id": "%s", "ip": "1.0.16.%d"}`, noise, i%250+1)
+	}
+	b.WriteString(`]}}`)
+	body := gzipped(t, []byte(b.String()))
+	if len(body) <= gzipStart || b.Len() > SmallBody {
+		t.Fatalf("%d bytes sent, %d inflated: the case needs more than %d sent and at most %d inflated", len(body), b.Len(), gzipStart, SmallBody)
+	}
+	f := ts.inflight
+	settled := func(t *testing.T) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			small, large, arriving := f.smallUsed.Load(), f.largeUsed.Load(), f.arrivingUsed.Load()
+			if small == 0 && large == 0 && arriving == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("held after the request: small lane %d, large lane %d, arriving %d", small, large, arriving)
+			}
+		}
+	}
+	if r := postEncoded(t, hs, "/v1/decisions", "gzip", body); r.status != http.StatusOK || !strings.Contains(string(r.body), `"remove_participant"`) {
+		t.Fatalf("a gzip body inflated while it arrives: %.300s", r)
+	}
+	settled(t)
+
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(body[:gzipStart+1024])
+		time.Sleep(100 * time.Millisecond)
+		pw.Write(body[gzipStart+1024:])
+		pw.Close()
+	}()
+	req, err := http.NewRequest(http.MethodPost, hs.URL+"/v1/decisions", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a gzip body whose rest came after a pause: %d %.300s", resp.StatusCode, raw)
 	}
 	settled(t)
 }

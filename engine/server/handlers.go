@@ -304,14 +304,15 @@ func (s *Server) run(c *gin.Context, endpoint string, decide func(context.Contex
 	return d, true
 }
 
-// body admits the request into the in-flight budget (inflight.go) and
-// reads its JSON body within MaxBody. An oversized body is refused from its
+// body reads the request's JSON body within MaxBody and admits the
+// request into the in-flight budget (inflight.go): a body sent with a
+// Content-Length up to SmallBody once it has arrived (smallBody), any
+// other before it is read. An oversized body is refused from its
 // Content-Length when declared, and otherwise as soon as the limit is
-// crossed, without reading the rest; a request not admitted in time is
-// refused before its body is read. A gzip body (Content-Encoding: gzip, as
-// OPA accepts) is inflated, and MaxBody bounds both what is sent and what
-// it inflates to. The caller releases the reservation once the answer is
-// written.
+// crossed, without reading the rest. A gzip body (Content-Encoding: gzip,
+// as OPA accepts) is inflated, and MaxBody bounds both what is sent and
+// what it inflates to. The caller releases the reservation once the answer
+// is written.
 func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 	ct := c.GetHeader("Content-Type")
 	charset := ""
@@ -349,23 +350,20 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 		abort(c, http.StatusRequestEntityTooLarge, s.bodyTooLarge("the body exceeds"))
 		return nil, nil, false
 	}
-	// A gzip body may inflate to MaxBody whatever it is sent as. One sent
-	// with a small Content-Length starts in the small lane, reserving all
-	// of it that a body may use there, and moves to the large lane (as a
-	// body of unknown size) only if it inflates past that: a meeting
-	// server that compresses its join-time questions is not queued behind
-	// rosters. Any other is budgeted as an unknown size from the start.
+	if size >= 0 && size <= SmallBody {
+		return s.smallBody(c, size, gzipped)
+	}
+	// Any other body is budgeted before it is read, first come first
+	// served; a gzip one, or one without a Content-Length, as the largest
+	// allowed.
 	reserve := size
 	if gzipped {
 		reserve = -1
-		if size >= 0 && size <= SmallBody {
-			reserve = min(SmallBody, s.cfg.MaxBody)
-		}
 	}
 	asked := time.Now()
 	res, err := s.inflight.acquire(c.Request.Context(), reserve, s.cfg.MaxBody)
 	if err != nil {
-		s.overloaded(c, err, reserve)
+		s.overloaded(c, err, "large")
 		return nil, nil, false
 	}
 	paced := newPacedBody(c.Writer, c.Request.Body, s.bodyGrace, s.cfg.MinBodyRate, asked.Add(s.bodyLimit))
@@ -375,34 +373,9 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 	case gzipped:
 		var zr *gzip.Reader
 		if zr, err = gzip.NewReader(rd); err == nil {
-			// One byte more than a limit tells an inflated body that is
+			// One byte more than the limit tells an inflated body that is
 			// over it from one that is exactly at it.
-			limit := s.cfg.MaxBody
-			if !res.large {
-				limit = min(limit, SmallBody)
-			}
-			raw, err = io.ReadAll(io.LimitReader(zr, limit+1))
-			if err == nil && !res.large && int64(len(raw)) > limit && limit < s.cfg.MaxBody {
-				// Too big for the small lane after all. The small
-				// reservation is given back before waiting for the large
-				// lane, so that a stream of such bodies cannot hold the
-				// small lane while they wait; what they hold meanwhile is
-				// bounded by how many may wait (maxMoving).
-				res.release()
-				// No deadline while it waits: over HTTP/2 a deadline that
-				// passes closes the stream's body for good, even with
-				// nobody reading.
-				paced.lift()
-				waited := time.Now()
-				if res, err = s.inflight.move(c.Request.Context(), s.cfg.MaxBody); err != nil {
-					s.overloaded(c, err, -1)
-					return nil, nil, false
-				}
-				paced.shift(time.Since(waited))
-				body := bytes.NewBuffer(raw)
-				_, err = body.ReadFrom(io.LimitReader(zr, s.cfg.MaxBody+1-int64(len(raw))))
-				raw = body.Bytes()
-			}
+			raw, err = io.ReadAll(io.LimitReader(zr, s.cfg.MaxBody+1))
 		}
 		if err == nil && int64(len(raw)) > s.cfg.MaxBody {
 			res.release()
@@ -428,6 +401,150 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 	}
 	paced.lift()
 	return raw, res, true
+}
+
+// smallBody reads a body sent with a Content-Length up to SmallBody, then
+// admits its request into the small lane. While it arrives it holds
+// memory as its bytes arrive, from the arriving budget (arrival), not the
+// small lane: a client that declares a body and sends nothing holds
+// nothing an admission needs. A body that finds the arriving budget taken
+// is refused at once (503 overloaded).
+func (s *Server) smallBody(c *gin.Context, size int64, gzipped bool) ([]byte, *reservation, bool) {
+	// No http.MaxBytesReader: the declared length, within MaxBody, bounds
+	// what net/http lets be read.
+	paced := newPacedBody(c.Writer, c.Request.Body, s.bodyGrace, s.cfg.MinBodyRate, time.Now().Add(s.bodyLimit))
+	arr := arrival{f: s.inflight}
+	defer arr.release()
+	n := size
+	if gzipped {
+		n = min(size, gzipStart)
+	}
+	raw, err := arr.read(paced, n)
+	if err == nil && !gzipped && int64(len(raw)) < size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		s.arrivalError(c, err, gzipped)
+		return nil, nil, false
+	}
+	if gzipped {
+		return s.inflateSmall(c, raw, int64(len(raw)) < size, paced, &arr)
+	}
+	paced.lift()
+	// Held, and counted as arriving, until admitted: the body is what the
+	// request waits with.
+	res, err := s.inflight.acquire(c.Request.Context(), size, s.cfg.MaxBody)
+	if err != nil {
+		s.overloaded(c, err, "small")
+		return nil, nil, false
+	}
+	return raw, res, true
+}
+
+// inflateSmall inflates a gzip body sent with a Content-Length up to
+// SmallBody, of which sent holds what has arrived: all of it, or gzipStart
+// bytes when more is to come (arriving).
+//
+// A body that has arrived is inflated in the small lane, reserving all of
+// it that a body may use there: a meeting server that compresses its
+// join-time questions is not queued behind rosters. One still arriving is
+// inflated as it arrives, holding its decompressor and what it inflated
+// from the arriving budget as any body does its bytes, and is admitted
+// into the small lane once it has all arrived. Either moves to the large
+// lane, as a body of unknown size, if it inflates past SmallBody: the
+// small lane's room and the arriving budget are given back before it
+// waits there, so that a stream of such bodies cannot hold them while they
+// wait; what they hold meanwhile is bounded by how many may wait
+// (maxMoving). The wait is not counted against the body's rate (paced.go).
+func (s *Server) inflateSmall(c *gin.Context, sent []byte, arriving bool, paced *pacedBody, arr *arrival) ([]byte, *reservation, bool) {
+	ctx := c.Request.Context()
+	limit := min(SmallBody, s.cfg.MaxBody)
+	var (
+		src io.Reader = bytes.NewReader(sent)
+		res *reservation
+		err error
+	)
+	if arriving {
+		if !arr.hold(inflaterSize) {
+			s.overloaded(c, errArriving, "arriving")
+			return nil, nil, false
+		}
+		src = io.MultiReader(src, paced)
+	} else {
+		paced.lift()
+		if res, err = s.inflight.acquire(ctx, limit, s.cfg.MaxBody); err != nil {
+			s.overloaded(c, err, "small")
+			return nil, nil, false
+		}
+		arr.release()
+	}
+	var zr *gzip.Reader
+	var raw []byte
+	if zr, err = gzip.NewReader(src); err == nil {
+		// One byte more than a limit tells an inflated body that is over
+		// it from one that is exactly at it.
+		if arriving {
+			raw, err = arr.read(zr, limit+1)
+		} else {
+			raw, err = io.ReadAll(io.LimitReader(zr, limit+1))
+		}
+	}
+	if err == nil && int64(len(raw)) > limit && limit < s.cfg.MaxBody {
+		// Too big for the small lane after all.
+		if res != nil {
+			res.release()
+		}
+		arr.release()
+		// No deadline while it waits: over HTTP/2 a deadline that passes
+		// closes the stream's body for good, even with nobody reading.
+		paced.lift()
+		waited := time.Now()
+		if res, err = s.inflight.move(ctx, s.cfg.MaxBody); err != nil {
+			s.overloaded(c, err, "large")
+			return nil, nil, false
+		}
+		if arriving {
+			paced.shift(time.Since(waited))
+		}
+		body := bytes.NewBuffer(raw)
+		_, err = body.ReadFrom(io.LimitReader(zr, s.cfg.MaxBody+1-int64(len(raw))))
+		raw = body.Bytes()
+	}
+	if err == nil && int64(len(raw)) > s.cfg.MaxBody {
+		if res != nil {
+			res.release()
+		}
+		abort(c, http.StatusRequestEntityTooLarge, s.bodyTooLarge("the gzip body inflates beyond"))
+		return nil, nil, false
+	}
+	if err != nil {
+		if res != nil {
+			res.release()
+		}
+		s.arrivalError(c, err, true)
+		return nil, nil, false
+	}
+	paced.lift()
+	if res == nil {
+		// It has all arrived, within the small lane: admitted now.
+		if res, err = s.inflight.acquire(ctx, int64(len(raw)), s.cfg.MaxBody); err != nil {
+			s.overloaded(c, err, "small")
+			return nil, nil, false
+		}
+		return raw, res, true
+	}
+	res.shrink(int64(len(raw)))
+	return raw, res, true
+}
+
+// arrivalError answers a small body that could not be read: refused for
+// want of room in the arriving budget, or as bodyError says.
+func (s *Server) arrivalError(c *gin.Context, err error, gzipped bool) {
+	if errors.Is(err, errArriving) {
+		s.overloaded(c, err, "arriving")
+		return
+	}
+	s.bodyError(c, err, gzipped)
 }
 
 // bodyTooLarge is the answer to a body over MaxBody, what is said of the
@@ -462,28 +579,31 @@ func (s *Server) bodyError(c *gin.Context, err error, gzipped bool) {
 }
 
 // overloaded answers a request that was not admitted into the in-flight
-// budget: 503 overloaded with Retry-After, or 499 when the client left
+// budget (lane: small, large, or arriving when its body found no room
+// there): 503 overloaded with Retry-After, or 499 when the client left
 // while it waited.
-func (s *Server) overloaded(c *gin.Context, err error, size int64) {
-	if !errors.Is(err, errOverloaded) {
+func (s *Server) overloaded(c *gin.Context, err error, lane string) {
+	if !errors.Is(err, errOverloaded) && !errors.Is(err, errArriving) {
 		abort(c, StatusClientClosedRequest, apiError{Code: apierror.ClientClosed, Message: "the client closed the request before it was answered"})
 		return
 	}
-	lane := "small"
-	if size < 0 || size > SmallBody {
-		lane = "large"
-		// The body was not read. net/http would read what is left of it
-		// (up to 256 KiB) before answering, to keep the connection:
-		// behind a slow or chunked body that held the 503 for as long as
-		// the body took. A small body has usually arrived with its head,
-		// and its connection is kept for the admissions that follow.
+	if lane != "small" {
+		// The body was not read, or not all of it. net/http would read
+		// what is left of it (up to 256 KiB) before answering, to keep
+		// the connection: behind a slow or chunked body that held the 503
+		// for as long as the body took. A small request refused by its
+		// lane has been read, and its connection is kept for the
+		// admissions that follow.
 		closeHTTP1(c)
 	}
 	s.metrics.shed.WithLabelValues(lane).Inc()
 	c.Header("Retry-After", strconv.Itoa(int(max(1, math.Ceil(s.cfg.QueueTimeout.Seconds())))))
+	why := "too much work is in flight to admit this request within " + s.cfg.QueueTimeout.String()
+	if lane == "arriving" {
+		why = "too many request bodies are arriving at once to take in this one"
+	}
 	abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.Overloaded,
-		Message: "too much work is in flight to admit this request within " + s.cfg.QueueTimeout.String() +
-			"; it was not decided or recorded: send it again after Retry-After seconds, and apply no enforcement meanwhile"})
+		Message: why + "; it was not decided or recorded: send it again after Retry-After seconds, and apply no enforcement meanwhile"})
 }
 
 // closeHTTP1 closes an HTTP/1.x connection after this answer. Over HTTP/2

@@ -1,13 +1,20 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"math"
+	"net"
+	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -176,4 +183,244 @@ func TestErrorMessagesAreBounded(t *testing.T) {
 			t.Errorf("a cut message is not marked")
 		}
 	}
+}
+
+// TestArrivalHoldsWhatArrives: a small body's buffer grows only as its
+// bytes arrive, and only what grows past its first minWeight bytes is
+// taken from the arriving budget; a body that finds the budget taken is
+// refused at once, holding nothing.
+func TestArrivalHoldsWhatArrives(t *testing.T) {
+	f := newInflight(4<<20, time.Second, nil)
+	if f.arrivingCap != 1<<20 {
+		t.Fatalf("arriving budget %d, want the small lane's 1 MiB", f.arrivingCap)
+	}
+	used := func() int64 { return f.arrivingUsed.Load() }
+	// waitFor waits for the reading goroutine to take what it grows to.
+	waitFor := func(want int64) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); used() != want; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("arriving budget in use %d, want %d", used(), want)
+			}
+		}
+	}
+
+	pr, pw := io.Pipe()
+	arr := arrival{f: f}
+	type result struct {
+		raw []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		raw, err := arr.read(pr, SmallBody)
+		done <- result{raw, err}
+	}()
+	chunk := bytes.Repeat([]byte(" "), minWeight)
+	// Declared, nothing sent: nothing taken. Each buffer filled doubles,
+	// and the budget holds the buffer but its first minWeight bytes.
+	waitFor(0)
+	sent := int64(0)
+	for _, grown := range []int64{8 << 10, 16 << 10, 32 << 10, 64 << 10} {
+		for ; sent < grown/2; sent += minWeight {
+			pw.Write(chunk)
+		}
+		waitFor(grown - minWeight)
+	}
+	for ; sent < SmallBody; sent += minWeight {
+		pw.Write(chunk)
+	}
+	r := <-done
+	if r.err != nil || len(r.raw) != SmallBody {
+		t.Fatalf("read %d bytes, %v; want %d", len(r.raw), r.err, SmallBody)
+	}
+	if used() != SmallBody-minWeight {
+		t.Errorf("arriving budget in use %d once the body arrived, want %d", used(), SmallBody-minWeight)
+	}
+
+	// The rest of the budget taken: a body that needs more is refused as
+	// soon as it does, and gives back what it held; one within minWeight
+	// needs none.
+	rest := arrival{f: f}
+	if !rest.hold(f.arrivingCap - used() + minWeight) {
+		t.Fatal("the rest of the budget could not be taken")
+	}
+	late := arrival{f: f}
+	if _, err := late.read(bytes.NewReader(make([]byte, 3*minWeight)), 3*minWeight); !errors.Is(err, errArriving) {
+		t.Errorf("a body with the budget taken: %v, want errArriving", err)
+	}
+	late.release()
+	admission := arrival{f: f}
+	if raw, err := admission.read(strings.NewReader(admissionBody), int64(len(admissionBody))); err != nil || string(raw) != admissionBody {
+		t.Errorf("an admission with the budget taken: %q, %v", raw, err)
+	}
+	admission.release()
+	rest.release()
+	arr.release()
+	arr.release() // idempotent
+	if used() != 0 {
+		t.Errorf("arriving budget in use %d after every release, want 0", used())
+	}
+}
+
+// TestArrivingBodiesAreBounded: over real connections, many clients that
+// each send most of a small body and then stall cannot make the server
+// hold more than the arriving budget for them. Those beyond it are
+// answered 503 overloaded at once, with Retry-After, and their
+// connections closed; an admission is answered meanwhile; everything is
+// given back when they leave. Plain bodies hold their buffer; gzip ones
+// sent past gzipStart their decompressor and what they inflated too.
+func TestArrivingBodiesAreBounded(t *testing.T) {
+	ts := newTestServer(t, serverSetup{cfg: Config{MaxInflight: 4 << 20}})
+	ts.bodyGrace = 20 * time.Second // the stalled bodies are not cut off while the test runs
+	addr := serveLoopback(t, ts.Server)
+	f := ts.inflight
+
+	var highest atomic.Int64
+	sampled := make(chan struct{})
+	stopSampling := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			highest.Store(max(highest.Load(), f.arrivingUsed.Load()))
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(200 * time.Microsecond):
+			}
+		}
+	}()
+
+	noise := make([]byte, 2*SmallBody)
+	rand.Read(noise)
+	compressed := gzipped(t, noise)[:SmallBody]
+	for _, c := range []struct {
+		name, encoding string
+		part           []byte // sent of a body declared SmallBody long
+		holds          int64  // what each body held holds of the budget
+	}{
+		{"plain", "", bytes.Repeat([]byte(" "), SmallBody-1), SmallBody - minWeight},
+		{"gzip", "gzip", compressed[:gzipStart+gzipStart/4], gzipStart + inflaterSize + SmallBody - minWeight},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			const conns = 40
+			if conns*int64(len(c.part)) <= f.arrivingCap || conns*c.holds < 2*f.arrivingCap {
+				t.Fatalf("%d bodies of %d bytes do not test a budget of %d", conns, len(c.part), f.arrivingCap)
+			}
+			head := fmt.Sprintf("POST /v1/decisions HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", addr, SmallBody)
+			if c.encoding != "" {
+				head += "Content-Encoding: " + c.encoding + "\r\n"
+			}
+			var answered atomic.Int64
+			answers := make(chan *http.Response, conns)
+			var readers sync.WaitGroup
+			var open []net.Conn
+			for range conns {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				open = append(open, conn)
+				if _, err := io.WriteString(conn, head+"\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := conn.Write(c.part); err != nil {
+					t.Fatal(err)
+				}
+				readers.Go(func() {
+					resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+					if err != nil {
+						return // closed by the test
+					}
+					io.ReadAll(resp.Body)
+					answered.Add(1)
+					answers <- resp
+				})
+			}
+			// Settled: every body either answered or holding what it
+			// holds once its bytes have been read.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				used := f.arrivingUsed.Load()
+				if used%c.holds == 0 && answered.Load()+used/c.holds == conns {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("not settled: %d answered, %d bytes held, %d each", answered.Load(), used, c.holds)
+				}
+			}
+			held := f.arrivingUsed.Load()
+			if gauge := gaugeValue(t, ts, "geoscope_inflight_request_bytes", "arriving"); int64(gauge) != held {
+				t.Errorf("geoscope_inflight_request_bytes{lane=\"arriving\"} = %v, want %d", gauge, held)
+			}
+			if held > f.arrivingCap || held+c.holds <= f.arrivingCap {
+				t.Errorf("bodies hold %d bytes: want the budget, %d, filled and not exceeded (%d each)", held, f.arrivingCap, c.holds)
+			}
+			refused := answered.Load()
+			if refused == 0 {
+				t.Fatal("no body was refused")
+			}
+			if shed := gaugeValue(t, ts, "geoscope_overloaded_total", "arriving"); int64(shed) < refused {
+				t.Errorf("geoscope_overloaded_total{lane=\"arriving\"} = %v, want at least %d", shed, refused)
+			}
+			for range refused {
+				resp := <-answers
+				if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !resp.Close {
+					t.Errorf("a body beyond the budget: %s, Retry-After %q, close %v; want 503 with Retry-After, closed", resp.Status, resp.Header.Get("Retry-After"), resp.Close)
+				}
+			}
+			resp, err := http.Post("http://"+addr+"/v1/admission", "application/json", strings.NewReader(admissionBody))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("an admission while the arriving budget is taken: %s %s", resp.Status, raw)
+			}
+			for _, conn := range open {
+				conn.Close()
+			}
+			readers.Wait()
+			for deadline := time.Now().Add(5 * time.Second); f.arrivingUsed.Load() != 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d bytes still held after the clients left", f.arrivingUsed.Load())
+				}
+			}
+			t.Logf("%d bodies held %d bytes, %d refused", int64(conns)-refused, held, refused)
+		})
+	}
+	close(stopSampling)
+	<-sampled
+	if highest.Load() > f.arrivingCap {
+		t.Errorf("bodies arriving held up to %d bytes, over the budget of %d", highest.Load(), f.arrivingCap)
+	}
+	if f.smallUsed.Load() != 0 || f.largeUsed.Load() != 0 {
+		t.Errorf("lanes in use after the test: small %d, large %d", f.smallUsed.Load(), f.largeUsed.Load())
+	}
+}
+
+// gaugeValue is the value of a metric of ts with the label lane.
+func gaugeValue(t *testing.T, ts *testServer, name, lane string) float64 {
+	t.Helper()
+	families, err := ts.metrics.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "lane" && l.GetValue() == lane {
+					if m.GetGauge() != nil {
+						return m.GetGauge().GetValue()
+					}
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{lane=%q}", name, lane)
+	return 0
 }

@@ -57,23 +57,24 @@ func newMetrics(src *sources.Sources, f *inflight) *metrics {
 		}, []string{"code"}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geoscope_overloaded_total",
-			Help: "Requests answered 503 overloaded, by lane: small and large, decision requests not admitted within --queue-timeout; report, report requests that did not get the one report slot in time.",
+			Help: "Requests answered 503 overloaded, by lane: small and large, decision requests not admitted within --queue-timeout; arriving, bodies of up to 64 KiB refused at once because bodies still arriving held all the memory allowed them; report, report requests that did not get the one report slot in time.",
 		}, []string{"lane"}),
 	}
 	inflightBytes := func(lane string, used *atomic.Int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "geoscope_inflight_request_bytes",
-			Help:        "Request body bytes admitted and not yet answered, by lane (small: bodies up to 64 KiB; large: the rest, bounded by --max-inflight).",
+			Help:        "Request body bytes admitted and not yet answered, by lane (small: bodies up to 64 KiB; large: the rest, bounded by --max-inflight), and what bodies of up to 64 KiB hold while they arrive, before they are admitted (arriving: past their first 4 KiB, within a budget as large as the small lane).",
 			ConstLabels: prometheus.Labels{"lane": lane},
 		}, func() float64 { return float64(used.Load()) })
 	}
-	// Both lanes from 0, so that rate() and increase() see the first
+	// Every lane from 0, so that rate() and increase() see the first
 	// request shed.
 	m.shed.WithLabelValues("small")
 	m.shed.WithLabelValues("large")
+	m.shed.WithLabelValues("arriving")
 	m.shed.WithLabelValues("report")
 	m.registry.MustRegister(m.requests, m.latency, m.actions, m.refusals, m.blocks, m.shed,
-		inflightBytes("small", &f.smallUsed), inflightBytes("large", &f.largeUsed),
+		inflightBytes("small", &f.smallUsed), inflightBytes("large", &f.largeUsed), inflightBytes("arriving", &f.arrivingUsed),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&sourcesCollector{src: src})
 	return m

@@ -8,18 +8,18 @@ import (
 	"time"
 )
 
-// A body must keep arriving once its request is admitted.
+// A body must keep arriving once the server reads it.
 //
-// An admitted request holds its share of the in-flight budget (inflight.go)
-// until it is answered, and its body is read after it is admitted. Bounded
-// only by the server's read timeout, a client that declared a large body
-// and trickled it held the large lane for 30 s, and every big roster from
-// anyone else was shed meanwhile; sixteen trickling 64 KiB bodies did the
-// same to the small lane, and so to every admission. So, as Apache's
+// A big request holds its share of the in-flight budget (inflight.go) from
+// before its body is read until it is answered; a small body holds what it
+// has received of the arriving budget until its request is admitted.
+// Bounded only by the server's read timeout, a client that declared a
+// large body and trickled it held the large lane for 30 s, and every big
+// roster from anyone else was shed meanwhile. So, as Apache's
 // mod_reqtimeout does, the body gets a start (bodyGrace) and then must
 // arrive at Config.MinBodyRate on average: its read deadline is
 //
-//	admitted + bodyGrace + bytes received so far / MinBodyRate
+//	first read + bodyGrace + bytes received so far / MinBodyRate
 //
 // moved forward as bytes arrive, and never past bodyLimit (the server's
 // read timeout) from when the body was first asked for, after the
@@ -28,19 +28,20 @@ import (
 // head, and a decision was recorded that could no longer be answered. (So
 // a request whose head took long, up to the 10 s ReadHeaderTimeout, may
 // take that much longer in all than net/http's ReadTimeout alone allowed.) A client slower than that is answered 408
-// body_timeout and its reservation released. A body that is already in the
+// body_timeout and what it held released. A body that is already in the
 // server's buffer (almost every admission) costs two deadline updates; the
 // deadline is lifted once the body is read, so that it does not cut off a
 // decision that takes longer than the body took to arrive.
 //
 // Time spent waiting for the large lane after the body began (a gzip body
-// that outgrew the small one, Server.body) is not counted against the
+// that outgrew the small one, Server.inflateSmall) is not counted against the
 // rate: lift takes the deadline off for the wait, shift moves the start
 // by it and sets the deadline again.
 //
 // The trade-off: a client on a link slower than MinBodyRate cannot send a
 // big body at all; the operator lowers --min-body-rate for it, and so lets
-// a trickler hold the budget longer (never past bodyLimit).
+// a trickler hold the budget longer (never past bodyLimit): the large lane
+// with a declared length, the arriving budget with the bytes it sent.
 
 // bodyGrace is how long a body may take before the rate counts: a round
 // trip and TCP's slow start on a distant link.
