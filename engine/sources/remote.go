@@ -81,16 +81,35 @@ func (s *Sources) startRemote(ctx context.Context) error {
 		}
 		s.onBundleStatus(st)
 	})
-	s.manager = m
-	if err := m.Start(ctx); err != nil {
-		return fmt.Errorf("starting OPA plugins: %w", err)
+	if err := startManager(ctx, m, s.cfg.OPAConfig); err != nil {
+		return err
 	}
+	s.manager = m
 	go func() {
 		<-ctx.Done()
 		stop, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		m.Stop(stop)
 	}()
+	return nil
+}
+
+// startManager starts OPA's plugins. OPA's OCI downloader panics when it
+// cannot create its local store (see checkOCIStore, which refuses the
+// causes known before the start): a store under persistence_directory that
+// is not an OCI layout, a directory that stopped being writable since the
+// check. The panic is turned into an error naming --config, which ends the
+// start like any other configuration error, rather than a Go stack trace;
+// the plugins it leaves half started end with the process.
+func startManager(ctx context.Context, m *plugins.Manager, path string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: --config %s: OPA's plugins failed to start: %v", ErrConfig, path, r)
+		}
+	}()
+	if err := m.Start(ctx); err != nil {
+		return fmt.Errorf("starting OPA plugins: %w", err)
+	}
 	return nil
 }
 
