@@ -51,7 +51,9 @@ The GeoIP database file and bundle directories are watched: a replaced file
 is loaded and swapped in; one that fails to load is rejected and the last
 good version keeps answering (see GET /v1/status). SIGHUP, like
 POST /v1/admin/reload, reloads every source now (remote bundles are
-downloaded again). SIGINT and SIGTERM shut down gracefully.
+downloaded again). SIGINT and SIGTERM shut down gracefully: requests in
+flight are answered, then OPA's plugins (with --config) stop, the
+decision-log plugin uploading the events it holds.
 
 With --log-level debug the policy's print() calls are compiled in and
 their output is logged at debug level (msg "policy print", with the
@@ -162,7 +164,19 @@ included: debug logging is for authoring, not for production.`,
 				return err
 			}
 			go reloadOnHangup(ctx, hup, src, log)
-			return srv.Serve(ctx, ln)
+			err = srv.Serve(ctx, ln)
+			// OPA's plugins stop after the drain, as in OPA's runtime: a
+			// request answered during it hands its decision-log event to a
+			// plugin still running, and the plugin's final upload, which
+			// the stop makes and waits for, carries it. The upload gets
+			// --shutdown-timeout of its own, so a collector that does not
+			// answer delays the exit by that much at most; a request cut
+			// off by --shutdown-timeout may still be deciding then, and its
+			// event is lost.
+			stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			src.Stop(stopCtx)
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -176,7 +190,7 @@ included: debug logging is for authoring, not for production.`,
 	f.Int64Var(&cfg.MinBodyRate, "min-body-rate", server.DefaultMinBodyRate, "slowest a decision request's body may arrive, in `BYTES` per second after a 2 s start (408 body_timeout below it)")
 	f.Int64Var(&cfg.MaxResponse, "max-response", server.DefaultMaxResponse, "largest decision answer in `BYTES` (413 too_large beyond)")
 	f.DurationVar(&cfg.EvalTimeout, "eval-timeout", server.DefaultEvalTimeout, "deadline for each evaluation")
-	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long requests in flight may take to finish on SIGINT/SIGTERM")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long requests in flight may take to finish on SIGINT/SIGTERM, and then OPA's plugins to stop (the final decision-log upload)")
 	f.StringVar(&cfg.TokensFile, "tokens-file", "", "bearer tokens, one \"SCOPE SHA256-HEX\" per line (scopes: decide, admin)")
 	f.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "allow listening on a non-loopback address without --tokens-file")
 	f.BoolVar(&cfg.PublicMetrics, "public-metrics", false, "serve /metrics and /v1/status without a token")
