@@ -275,6 +275,8 @@ func TestDecisionLogs(t *testing.T) {
 		t.Errorf("no console decision log line for %s", ids["decision"])
 	} else if b, _ := json.Marshal(console["bundles"]); !strings.Contains(string(b), wantRev) || !strings.Contains(string(b), "reg-1") {
 		t.Errorf("console bundles = %s, want the revisions filled", b)
+	} else if console["level"] != "info" {
+		t.Errorf("console line at level %v, want info as OPA writes it", console["level"])
 	}
 	all := collector.raw.String() + string(consoleLines)
 	for _, secret := range []string{"p-cn", "p-hk", "acct-us-b", "acct-us-d", "joiner-cn", "1.0.16.5", "147.8.1.1", "8.8.8.8", "36.110.44.4", "127.0.0.1"} {
@@ -393,5 +395,60 @@ func TestDecisionLogsShutdown(t *testing.T) {
 	defer collector.mu.Unlock()
 	if len(collector.bad) > 0 {
 		t.Errorf("uploads that do not follow OPA's protocol: %v", collector.bad)
+	}
+}
+
+// TestDecisionLogsConsole: decision_logs.console prints each decision
+// whatever --log-level is, as OPA's console decision logger does (it is
+// not OPA's log), in OPA's shape: msg "Decision Log" at level "info", the
+// event's fields at the top of the line. The rest of the log still
+// follows --log-level.
+func TestDecisionLogsConsole(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+	bs := newBundleServer(t)
+	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-1", &key))
+	bs.set("registry.tar.gz", bndRegistryBundle(t, "reg-1", bndRegistryData("ORD-CONSOLE-1", "june4-b", "acct-us-d"), &key))
+	bundles := map[string]any{}
+	for _, name := range []string{"policies", "registry"} {
+		bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz",
+			"polling": map[string]any{"min_delay_seconds": 60, "max_delay_seconds": 120}}
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"services":      map[string]any{"bundles": map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}}},
+		"bundles":       bundles,
+		"decision_logs": map[string]any{"console": true},
+	})
+	config := writeTemp(t, "opa.json", cfg)
+	for _, level := range []string{"warn", "error"} {
+		t.Run(level, func(t *testing.T) {
+			srv := bndStart(t, "--config", config, "--verification-key", key.pubPath,
+				"--geoip-db", geotest.Standard(t), "--log-level", level)
+			srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
+			r := srv.request(t, http.MethodPost, "/v1/decisions", "", "application/json", june4b)
+			var d struct {
+				DecisionID string `json:"decision_id"`
+			}
+			if err := json.Unmarshal(r.body, &d); r.status != http.StatusOK || err != nil {
+				t.Fatalf("POST /v1/decisions: %s", r)
+			}
+			var console map[string]any
+			poll(t, 5*time.Second, "the console decision log line", func() bool {
+				for _, line := range srv.logLines() {
+					if line["msg"] == "Decision Log" && line["decision_id"] == d.DecisionID {
+						console = line
+						return true
+					}
+				}
+				return false
+			})
+			if console["level"] != "info" || console["type"] != "openpolicyagent.org/decision_logs" || console["path"] != "geoscope/decision" {
+				t.Errorf("console line %v: want level info, type openpolicyagent.org/decision_logs and path geoscope/decision at the top, as OPA prints them", console)
+			}
+			for _, line := range srv.logLines() {
+				if line["msg"] != "Decision Log" && (line["level"] == "INFO" || line["level"] == "DEBUG") {
+					t.Errorf("--log-level %s logged at %v: %v", level, line["level"], line)
+				}
+			}
+		})
 	}
 }

@@ -45,7 +45,7 @@ func (s *Sources) startRemote(ctx context.Context) error {
 		// Console decision logs keep OPA's field names (decision_id, input,
 		// result, labels, type…) at the top of each line, as OPA prints
 		// them: log pipelines written for OPA read them unchanged.
-		plugins.ConsoleLogger(opaLogger{log: s.log}),
+		plugins.ConsoleLogger(opaLogger{log: s.cfg.Console}),
 		// Like local bundles, policies are compiled with their print()
 		// calls only when Load.Print gives the output somewhere to go.
 		plugins.EnablePrintStatements(s.cfg.Load.Print != nil),

@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -66,13 +69,13 @@ included: debug logging is for authoring, not for production.`,
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			log, err := newLogger(cmd, logLevel)
+			log, console, err := newLoggers(cmd, logLevel)
 			if err != nil {
 				return err
 			}
 			bi := buildinfo.Read()
 			cfg.Version, cfg.Revision = bi.Version(), bi.Revision
-			scfg := sources.Config{Bundles: bundles, GeoIPDB: geoPath, OPAConfig: opaConfig, Logger: log, InstanceID: ledgers.replicaName()}
+			scfg := sources.Config{Bundles: bundles, GeoIPDB: geoPath, OPAConfig: opaConfig, Logger: log, Console: console, InstanceID: ledgers.replicaName()}
 			var src *sources.Sources
 			if err := keys.apply(&scfg); err != nil {
 				return err
@@ -197,7 +200,7 @@ included: debug logging is for authoring, not for production.`,
 	f.BoolVar(&cfg.PublicReport, "public-report", false, "serve the transparency report (/report, /v1/report) without a token")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve TLS with this certificate `FILE` (PEM)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key `FILE` for --tls-cert (PEM)")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error (console decision logs of --config are printed at any level, as OPA prints them)")
 	f.StringVar(&opaConfig, "config", "", "OPA configuration `FILE` (services, bundles, keys, decision_logs); excludes --bundle")
 	registerPhoneFlag(f, &phones)
 	keys.register(f)
@@ -213,13 +216,46 @@ func registerPhoneFlag(f *pflag.FlagSet, on *bool) {
 		"without it a caller's location is unknown: never acted on, counted as outside")
 }
 
-// newLogger returns a JSON logger on stderr.
-func newLogger(cmd *cobra.Command, level string) (*slog.Logger, error) {
+// newLoggers returns serve's JSON loggers on stderr: its log, at --log-level,
+// and the console of OPA's plugins (decision_logs.console and
+// status.console).
+//
+// The console is OPA's console logger, apart from the main log as in OPA:
+// what an operator asked to see with console: true is printed whatever
+// --log-level filters out, at "info" written as OPA writes it (its logger
+// writes levels in lower case, slog in upper case), so that pipelines that
+// read OPA's console decision logs select these lines unchanged. Both
+// write through one lock: a line of one never splits one of the other.
+func newLoggers(cmd *cobra.Command, level string) (log, console *slog.Logger, err error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
+		return nil, nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
 	}
-	return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: l})), nil
+	w := &lockedWriter{w: cmd.ErrOrStderr()}
+	log = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	console = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+		Level: slog.LevelInfo,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.LevelKey {
+				return slog.String(slog.LevelKey, strings.ToLower(a.Value.String()))
+			}
+			return a
+		},
+	}))
+	return log, console, nil
+}
+
+// lockedWriter serialises the writes of loggers that each lock only
+// themselves.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
 }
 
 // reloadOnHangup reloads every source on SIGHUP, as POST /v1/admin/reload
