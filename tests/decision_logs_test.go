@@ -8,15 +8,19 @@ package tests
 // bundle's revision (a content digest for a bundle built without one).
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -271,11 +275,180 @@ func TestDecisionLogs(t *testing.T) {
 		t.Errorf("no console decision log line for %s", ids["decision"])
 	} else if b, _ := json.Marshal(console["bundles"]); !strings.Contains(string(b), wantRev) || !strings.Contains(string(b), "reg-1") {
 		t.Errorf("console bundles = %s, want the revisions filled", b)
+	} else if console["level"] != "info" {
+		t.Errorf("console line at level %v, want info as OPA writes it", console["level"])
 	}
 	all := collector.raw.String() + string(consoleLines)
 	for _, secret := range []string{"p-cn", "p-hk", "acct-us-b", "acct-us-d", "joiner-cn", "1.0.16.5", "147.8.1.1", "8.8.8.8", "36.110.44.4", "127.0.0.1"} {
 		if strings.Contains(all, secret) {
 			t.Errorf("the uploaded decision logs contain %q", secret)
 		}
+	}
+}
+
+// TestDecisionLogsShutdown stops the server (SIGTERM) while a decision is
+// in flight, its body arriving slowly, with the decision-log plugin
+// holding its events for an hour: the decision is answered during the
+// drain, and OPA's plugins stop only after it, their final upload carrying
+// its event (and that of a decision answered before the signal) to the
+// collector before the process exits.
+func TestDecisionLogsShutdown(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+	bs := newBundleServer(t)
+	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-1", &key))
+	bs.set("registry.tar.gz", bndRegistryBundle(t, "reg-1", bndRegistryData("ORD-SHUTDOWN-1", "june4-b", "acct-us-d"), &key))
+	collector := newLogCollector(t)
+	bundles := map[string]any{}
+	for _, name := range []string{"policies", "registry"} {
+		bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz",
+			"polling": map[string]any{"min_delay_seconds": 60, "max_delay_seconds": 120}}
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"services": map[string]any{
+			"bundles": map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}},
+			"logs":    map[string]any{"url": collector.URL},
+		},
+		"bundles": bundles,
+		// Nothing is uploaded before the stop but the plugin's first,
+		// empty, round at its start.
+		"decision_logs": map[string]any{"service": "logs", "reporting": map[string]any{"min_delay_seconds": 3600, "max_delay_seconds": 3600}},
+	})
+	srv := bndStart(t, "--config", writeTemp(t, "opa.json", cfg), "--verification-key", key.pubPath,
+		"--geoip-db", geotest.Standard(t), "--shutdown-timeout", "10s")
+	srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
+
+	decisionID := func(body []byte) string {
+		t.Helper()
+		var d struct {
+			DecisionID string `json:"decision_id"`
+		}
+		if err := json.Unmarshal(body, &d); err != nil || d.DecisionID == "" {
+			t.Fatalf("no decision_id in %s", body)
+		}
+		return d.DecisionID
+	}
+	r := srv.request(t, http.MethodPost, "/v1/decisions", "", "application/json", june4b)
+	if r.status != http.StatusOK {
+		t.Fatalf("POST /v1/decisions: %s", r)
+	}
+	before := decisionID(r.body)
+
+	// The request's head and half its body; the rest comes once the
+	// server is draining. A first request on the connection makes sure
+	// the server has accepted it (one still in the listen queue would be
+	// reset by the shutdown).
+	conn, err := net.Dial("tcp", srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	in := bufio.NewReader(conn)
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := fmt.Fprintf(conn, "GET /health HTTP/1.1\r\nHost: %s\r\n\r\n", srv.addr); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.ReadResponse(in, nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /health: %v %v", resp, err)
+	} else {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	half := len(june4b) / 2
+	head := fmt.Sprintf("POST /v1/decisions HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", srv.addr, len(june4b))
+	if _, err := conn.Write(append([]byte(head), june4b[:half]...)); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing observable marks the moment the server has read the head
+	// (until then the connection is idle, and the shutdown closes it).
+	time.Sleep(200 * time.Millisecond)
+	srv.signal(syscall.SIGTERM)
+	poll(t, 5*time.Second, "the server to start draining", func() bool { return strings.Contains(srv.logs.String(), "shutting down") })
+	// Well inside the 2 s the body may take to start arriving at
+	// --min-body-rate, long enough for a plugin stopped at the signal to
+	// have finished stopping.
+	time.Sleep(500 * time.Millisecond)
+	if _, err := conn.Write(june4b[half:]); err != nil {
+		t.Fatalf("sending the rest of the body during the drain: %v", err)
+	}
+	resp, err := http.ReadResponse(in, nil)
+	if err != nil {
+		t.Fatalf("the request in flight at SIGTERM got no answer: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the request in flight at SIGTERM: %d %s (%v)", resp.StatusCode, body, err)
+	}
+	during := decisionID(body)
+
+	if code := srv.waitExit(30 * time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+	// The collector is this process: what the server uploaded before it
+	// exited is here now.
+	for what, id := range map[string]string{"answered before SIGTERM": before, "answered during the drain": during} {
+		if collector.event(id) == nil {
+			t.Errorf("the decision %s (%s) was not uploaded before the process exited", what, id)
+		}
+	}
+	collector.mu.Lock()
+	defer collector.mu.Unlock()
+	if len(collector.bad) > 0 {
+		t.Errorf("uploads that do not follow OPA's protocol: %v", collector.bad)
+	}
+}
+
+// TestDecisionLogsConsole: decision_logs.console prints each decision
+// whatever --log-level is, as OPA's console decision logger does (it is
+// not OPA's log), in OPA's shape: msg "Decision Log" at level "info", the
+// event's fields at the top of the line. The rest of the log still
+// follows --log-level.
+func TestDecisionLogsConsole(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+	bs := newBundleServer(t)
+	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-1", &key))
+	bs.set("registry.tar.gz", bndRegistryBundle(t, "reg-1", bndRegistryData("ORD-CONSOLE-1", "june4-b", "acct-us-d"), &key))
+	bundles := map[string]any{}
+	for _, name := range []string{"policies", "registry"} {
+		bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz",
+			"polling": map[string]any{"min_delay_seconds": 60, "max_delay_seconds": 120}}
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"services":      map[string]any{"bundles": map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}}},
+		"bundles":       bundles,
+		"decision_logs": map[string]any{"console": true},
+	})
+	config := writeTemp(t, "opa.json", cfg)
+	for _, level := range []string{"warn", "error"} {
+		t.Run(level, func(t *testing.T) {
+			srv := bndStart(t, "--config", config, "--verification-key", key.pubPath,
+				"--geoip-db", geotest.Standard(t), "--log-level", level)
+			srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
+			r := srv.request(t, http.MethodPost, "/v1/decisions", "", "application/json", june4b)
+			var d struct {
+				DecisionID string `json:"decision_id"`
+			}
+			if err := json.Unmarshal(r.body, &d); r.status != http.StatusOK || err != nil {
+				t.Fatalf("POST /v1/decisions: %s", r)
+			}
+			var console map[string]any
+			poll(t, 5*time.Second, "the console decision log line", func() bool {
+				for _, line := range srv.logLines() {
+					if line["msg"] == "Decision Log" && line["decision_id"] == d.DecisionID {
+						console = line
+						return true
+					}
+				}
+				return false
+			})
+			if console["level"] != "info" || console["type"] != "openpolicyagent.org/decision_logs" || console["path"] != "geoscope/decision" {
+				t.Errorf("console line %v: want level info, type openpolicyagent.org/decision_logs and path geoscope/decision at the top, as OPA prints them", console)
+			}
+			for _, line := range srv.logLines() {
+				if line["msg"] != "Decision Log" && (line["level"] == "INFO" || line["level"] == "DEBUG") {
+					t.Errorf("--log-level %s logged at %v: %v", level, line["level"], line)
+				}
+			}
+		})
 	}
 }

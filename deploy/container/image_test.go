@@ -151,7 +151,7 @@ func TestContainerImage(t *testing.T) {
 		}
 	})
 	base := "http://127.0.0.1:" + port
-	waitReady(t, base+"/ready", exited)
+	waitOK(t, base+"/ready", exited)
 
 	// The image's health check, as the image states it, against our port
 	// (named as an operator would: GEOSCOPE_PROBE_URL).
@@ -224,6 +224,62 @@ func TestContainerImage(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Errorf("the server did not exit within 30s of SIGTERM")
+	}
+
+	t.Run("OCI bundle source", func(t *testing.T) {
+		checkOCISource(t, rootfs, c.WorkingDir, c.Env, append(slices.Clone(c.Entrypoint), c.Cmd...))
+	})
+}
+
+// checkOCISource runs the image's command with an OPA configuration whose
+// bundles come from an OCI registry (none answers: only the start is
+// checked). OPA's OCI downloaders keep their layers in new directories
+// under the temporary directory, one per bundle: the image's /tmp holds
+// them while the server runs and loses them when the server stops.
+func checkOCISource(t *testing.T, rootfs, dir string, env, command []string) {
+	t.Helper()
+	registry := "127.0.0.1:" + proctest.FreePort(t)
+	config := fmt.Sprintf(`{"services": {"registry": {"url": "http://%s", "type": "oci"}},
+		"bundles": {"policies": {"service": "registry", "resource": "%[1]s/geoscope/policies:1"},
+		            "registry": {"service": "registry", "resource": "%[1]s/geoscope/registry:1"}}}`, registry)
+	if err := os.WriteFile(filepath.Join(rootfs, "etc/geoscope/opa-oci.json"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := proctest.FreePort(t)
+	argv := append(slices.Clone(command), "--addr", "127.0.0.1:"+port, "--config", "/etc/geoscope/opa-oci.json")
+	srv, logs := chrootCmd(rootfs, dir, env, argv...)
+	if err := srv.Start(); err != nil {
+		t.Fatalf("starting %q in the image's root: %v", argv, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		_ = srv.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs)
+		}
+	})
+	// Not ready (no registry answers), but serving.
+	waitOK(t, "http://127.0.0.1:"+port+"/health", exited)
+	stores, _ := filepath.Glob(filepath.Join(rootfs, "tmp", "opa-oci-*"))
+	if len(stores) != 2 {
+		t.Errorf("OCI stores in the image's /tmp: %q, want the one each bundle's downloader made", stores)
+	}
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Errorf("after SIGTERM: %v, want exit 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not exit within 30s of SIGTERM")
+	}
+	if stores, _ := filepath.Glob(filepath.Join(rootfs, "tmp", "opa-oci-*")); len(stores) != 0 {
+		t.Errorf("OCI stores left in the image's /tmp after the server stopped: %q", stores)
 	}
 }
 
@@ -353,6 +409,10 @@ func extract(tr *tar.Reader, dir string) error {
 			return err
 		}
 		mode := fs.FileMode(h.Mode).Perm()
+		// The sticky bit of /tmp is part of what the image is checked for.
+		if h.Mode&0o1000 != 0 {
+			mode |= fs.ModeSticky
+		}
 		switch h.Typeflag {
 		case tar.TypeDir:
 			if err := os.MkdirAll(target, mode); err != nil {
@@ -394,8 +454,9 @@ func extract(tr *tar.Reader, dir string) error {
 }
 
 // checkFiles asserts that the image holds exactly the binary, the user
-// database, the attribution and the data directory: no shell, no other
-// program, and nothing but /data belonging to the unprivileged user.
+// database, the attribution, the data directory and /tmp: no shell, no
+// other program, nothing but /data belonging to the unprivileged user, and
+// nothing but /tmp writable by others than the owner.
 func checkFiles(t *testing.T, rootfs string) {
 	t.Helper()
 	want := []string{"data/README", "etc/group", "etc/passwd", "usr/local/bin/geoscope", "usr/share/doc/geoscope/NOTICE"}
@@ -416,6 +477,11 @@ func checkFiles(t *testing.T, rootfs string) {
 			if st.Uid != uid || st.Gid != uid {
 				t.Errorf("/%s owned by %d:%d, want %d:%d", rel, st.Uid, st.Gid, uid, uid)
 			}
+		case rel == "tmp":
+			// Every user's, sticky (OPA's OCI downloader writes there).
+			if st.Uid != 0 || !d.IsDir() || info.Mode().Perm() != 0o777 || info.Mode()&fs.ModeSticky == 0 {
+				t.Errorf("/tmp: owner %d, mode %v: want root's directory with mode 1777 (drwxrwxrwt)", st.Uid, info.Mode())
+			}
 		case rel != ".":
 			if st.Uid != 0 || info.Mode().Perm()&0o022 != 0 {
 				t.Errorf("/%s: owner %d, mode %v: want root's, writable by nobody else", rel, st.Uid, info.Mode())
@@ -428,6 +494,9 @@ func checkFiles(t *testing.T, rootfs string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(rootfs, "tmp")); err != nil {
+		t.Errorf("the image has no /tmp: %v", err)
 	}
 	slices.Sort(files)
 	if !slices.Equal(files, want) {
@@ -481,13 +550,17 @@ func chrootCmd(rootfs, dir string, env []string, argv ...string) (*exec.Cmd, *pr
 	return cmd, out
 }
 
-func waitReady(t *testing.T, url string, exited <-chan error) {
+// waitOK waits until url answers 200, failing if the server exits first.
+// exited has room for one value: the exit is put back for the cleanup
+// that waits for it.
+func waitOK(t *testing.T, url string, exited chan error) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			t.Fatalf("the server exited before it was ready: %v", err)
+			exited <- err
+			t.Fatalf("the server exited before %s answered 200: %v", url, err)
 		default:
 		}
 		resp, err := http.Get(url)

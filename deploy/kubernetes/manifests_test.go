@@ -302,6 +302,12 @@ func TestManifests(t *testing.T) {
 		if mountFor(c, workdir) == nil || mountFor(c, workdir).MountPath != workdir {
 			t.Errorf("the image's data directory %s is not a volume mount", workdir)
 		}
+		// And so must the temporary directory, where OPA's OCI downloader
+		// keeps its layers (geoscope refuses an OCI bundle source without
+		// it or persistence_directory).
+		if tmp := mountFor(c, "/tmp"); tmp == nil || tmp.MountPath != "/tmp" || tmp.ReadOnly {
+			t.Errorf("/tmp is not a writable volume mount: %+v", tmp)
+		}
 		if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken || pod.ServiceAccountName != m.sa.Name {
 			t.Errorf("service account %q, automount %v: want %q without a token", pod.ServiceAccountName, pod.AutomountServiceAccountToken, m.sa.Name)
 		}

@@ -2,9 +2,12 @@ package sources
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -147,7 +150,101 @@ func (c Config) opaConfig() ([]byte, error) {
 	if _, err := discovery.New(m, discovery.BootConfig(doc)); err != nil {
 		return nil, bad("%v", err)
 	}
+	if err := checkOCIStore(doc, m, parsed.PersistenceDirectory); err != nil {
+		return nil, bad("%v", err)
+	}
 	return out, nil
+}
+
+// checkOCIStore refuses an OCI bundle source whose local store OPA could
+// not create. OPA's OCI downloader keeps the layers it pulls in a
+// directory: persistence_directory/oci when persistence_directory is set,
+// else a new directory under the temporary directory ($TMPDIR, else
+// /tmp). When it cannot create that directory it panics, inside the
+// plugin manager's start: a Go stack trace instead of an error naming the
+// setting. That is the container image under a read-only root with no
+// volume at /tmp, or TMPDIR naming a directory that does not exist.
+//
+// Whether a directory can be written to is known only by writing to it
+// (modes, read-only mounts, ACLs and security modules all decide), so a
+// directory is created there and removed at once. It is the one thing
+// this check leaves on disk, for a moment, before the ledger opens.
+func checkOCIStore(doc map[string]any, m *plugins.Manager, persistence *string) error {
+	name, service := ociBundle(doc, m)
+	if name == "" {
+		return nil
+	}
+	source := fmt.Sprintf("bundles.%s: service %q is an OCI registry (type: oci)", name, service)
+	if persistence != nil {
+		dir := filepath.Join(*persistence, "oci")
+		// OPA creates the directory and its parents.
+		if err := probeWritable(dir, true); err != nil {
+			return fmt.Errorf("%s, whose layers OPA keeps in persistence_directory/oci (%s): %v; "+
+				"give a persistence_directory this process can write to", source, dir, err)
+		}
+		return nil
+	}
+	// OPA creates a directory in the temporary directory, not the
+	// temporary directory itself.
+	if err := probeWritable(os.TempDir(), false); err != nil {
+		return fmt.Errorf("%s, whose layers OPA keeps in a new directory under the temporary directory %s "+
+			"(TMPDIR, else /tmp), and none can be created there: %v; set persistence_directory to a directory "+
+			"this process can write to (in the container image, one under /data), or TMPDIR to one", source, os.TempDir(), err)
+	}
+	return nil
+}
+
+// ociBundle is the first bundle, by name, that is downloaded from an OCI
+// registry, and that registry's service; "" when there is none. A bundle
+// that names no service is downloaded from one OPA picks among them all,
+// so any OCI service counts for it.
+func ociBundle(doc map[string]any, m *plugins.Manager) (name, service string) {
+	isOCI := func(s string) bool { return strings.EqualFold(m.Client(s).Config().Type, "oci") }
+	services := slices.Sorted(slices.Values(m.Services()))
+	bundles, _ := doc["bundles"].(map[string]any)
+	for _, name := range slices.Sorted(maps.Keys(bundles)) {
+		b, _ := bundles[name].(map[string]any)
+		if resource, _ := b["resource"].(string); strings.HasPrefix(resource, "file://") {
+			continue
+		}
+		if s, _ := b["service"].(string); s != "" {
+			if isOCI(s) {
+				return name, s
+			}
+			continue
+		}
+		for _, s := range services {
+			if isOCI(s) {
+				return name, s
+			}
+		}
+	}
+	return "", ""
+}
+
+// probeWritable reports whether a directory can be created in dir. With
+// parents, dir and its missing parents may be created too, and the
+// nearest one that exists is probed.
+func probeWritable(dir string, parents bool) error {
+	for parents {
+		_, err := os.Stat(dir)
+		if !errors.Is(err, fs.ErrNotExist) || filepath.Dir(dir) == dir {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return patherr.Cause(err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	probe, err := os.MkdirTemp(dir, ".geoscope-write-check-")
+	if err != nil {
+		return patherr.Cause(err)
+	}
+	return os.Remove(probe)
 }
 
 // instanceID names this process to OPA's plugins: the "id" label of its

@@ -33,6 +33,8 @@ var ErrConfig = errors.New("invalid configuration")
 // decision_logs and status work exactly as they do for OPA. geoscope only
 // listens: each time the bundle plugin activates a bundle, the compiled
 // policy and a copy of the data become a new snapshot (see activateRemote).
+// The plugins run until Stop, not until ctx is done: the server still
+// answers, and logs, the requests in flight after ctx is.
 func (s *Sources) startRemote(ctx context.Context) error {
 	raw, err := s.cfg.opaConfig()
 	if err != nil {
@@ -43,7 +45,7 @@ func (s *Sources) startRemote(ctx context.Context) error {
 		// Console decision logs keep OPA's field names (decision_id, input,
 		// result, labels, type…) at the top of each line, as OPA prints
 		// them: log pipelines written for OPA read them unchanged.
-		plugins.ConsoleLogger(opaLogger{log: s.log}),
+		plugins.ConsoleLogger(opaLogger{log: s.cfg.Console}),
 		// Like local bundles, policies are compiled with their print()
 		// calls only when Load.Print gives the output somewhere to go.
 		plugins.EnablePrintStatements(s.cfg.Load.Print != nil),
@@ -65,7 +67,10 @@ func (s *Sources) startRemote(ctx context.Context) error {
 		return fmt.Errorf("%w: --config: %v", ErrConfig, err)
 	}
 	m.Register(discovery.Name, d)
-	m.RegisterCompilerTrigger(func(txn storage.Transaction) { s.activateRemote(ctx, m, txn) })
+	// A version activated while the requests in flight are drained is one
+	// they may be answered with: its snapshot is built whole.
+	activation := context.WithoutCancel(ctx)
+	m.RegisterCompilerTrigger(func(txn storage.Transaction) { s.activateRemote(activation, m, txn) })
 	if err := m.Init(ctx); err != nil {
 		return fmt.Errorf("starting OPA plugins: %w", err)
 	}
@@ -75,22 +80,48 @@ func (s *Sources) startRemote(ctx context.Context) error {
 	}
 	bp.Register("geoscope", func(st bundleplugin.Status) {
 		// A download cut short by the shutdown is no rejection: it was
-		// logged as one, at error, after every stop.
+		// logged as one, at error, after every stop. ctx is done from the
+		// signal on, so a failure during the drain is not counted either:
+		// the server is going away.
 		if ctx.Err() != nil {
 			return
 		}
 		s.onBundleStatus(st)
 	})
+	if err := startManager(ctx, m, s.cfg.OPAConfig); err != nil {
+		return err
+	}
 	s.manager = m
+	return nil
+}
+
+// Stop stops OPA's plugins, if an OPA configuration started them: the
+// bundle plugin stops polling and the decision-log plugin uploads the
+// events it holds, until ctx's deadline (OPA's plugin makes no final
+// upload under a context without one). Call it once no request is in
+// flight: an event logged after it is never uploaded.
+func (s *Sources) Stop(ctx context.Context) {
+	if s.manager != nil {
+		s.manager.Stop(ctx)
+	}
+}
+
+// startManager starts OPA's plugins. OPA's OCI downloader panics when it
+// cannot create its local store (see checkOCIStore, which refuses the
+// causes known before the start): a store under persistence_directory that
+// is not an OCI layout, a directory that stopped being writable since the
+// check. The panic is turned into an error naming --config, which ends the
+// start like any other configuration error, rather than a Go stack trace;
+// the plugins it leaves half started end with the process.
+func startManager(ctx context.Context, m *plugins.Manager, path string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: --config %s: OPA's plugins failed to start: %v", ErrConfig, path, r)
+		}
+	}()
 	if err := m.Start(ctx); err != nil {
 		return fmt.Errorf("starting OPA plugins: %w", err)
 	}
-	go func() {
-		<-ctx.Done()
-		stop, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		m.Stop(stop)
-	}()
 	return nil
 }
 

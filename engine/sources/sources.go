@@ -55,6 +55,11 @@ type Config struct {
 	// Debounce is how long file changes must be quiet before a reload.
 	Debounce time.Duration
 	Logger   *slog.Logger
+	// Console is the console of OPA's plugins (decision_logs.console,
+	// status.console): OPA keeps it apart from its log, so that what was
+	// asked for with console: true is printed whatever the log's level.
+	// Nil: Logger.
+	Console *slog.Logger
 }
 
 // Validate checks the configuration without any side effect: paths
@@ -152,6 +157,9 @@ func New(cfg Config, eng *engine.Engine) *Sources {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Console == nil {
+		cfg.Console = cfg.Logger
 	}
 	return &Sources{cfg: cfg, eng: eng, log: cfg.Logger, status: Status{StartedAt: time.Now().UTC()}}
 }

@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -51,7 +54,9 @@ The GeoIP database file and bundle directories are watched: a replaced file
 is loaded and swapped in; one that fails to load is rejected and the last
 good version keeps answering (see GET /v1/status). SIGHUP, like
 POST /v1/admin/reload, reloads every source now (remote bundles are
-downloaded again). SIGINT and SIGTERM shut down gracefully.
+downloaded again). SIGINT and SIGTERM shut down gracefully: requests in
+flight are answered, then OPA's plugins (with --config) stop, the
+decision-log plugin uploading the events it holds.
 
 With --log-level debug the policy's print() calls are compiled in and
 their output is logged at debug level (msg "policy print", with the
@@ -64,13 +69,13 @@ included: debug logging is for authoring, not for production.`,
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			log, err := newLogger(cmd, logLevel)
+			log, console, err := newLoggers(cmd, logLevel)
 			if err != nil {
 				return err
 			}
 			bi := buildinfo.Read()
 			cfg.Version, cfg.Revision = bi.Version(), bi.Revision
-			scfg := sources.Config{Bundles: bundles, GeoIPDB: geoPath, OPAConfig: opaConfig, Logger: log, InstanceID: ledgers.replicaName()}
+			scfg := sources.Config{Bundles: bundles, GeoIPDB: geoPath, OPAConfig: opaConfig, Logger: log, Console: console, InstanceID: ledgers.replicaName()}
 			var src *sources.Sources
 			if err := keys.apply(&scfg); err != nil {
 				return err
@@ -163,7 +168,19 @@ included: debug logging is for authoring, not for production.`,
 				return err
 			}
 			go reloadOnHangup(ctx, hup, src, log)
-			return srv.Serve(ctx, ln)
+			err = srv.Serve(ctx, ln)
+			// OPA's plugins stop after the drain, as in OPA's runtime: a
+			// request answered during it hands its decision-log event to a
+			// plugin still running, and the plugin's final upload, which
+			// the stop makes and waits for, carries it. The upload gets
+			// --shutdown-timeout of its own, so a collector that does not
+			// answer delays the exit by that much at most; a request cut
+			// off by --shutdown-timeout may still be deciding then, and its
+			// event is lost.
+			stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			src.Stop(stopCtx)
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -177,14 +194,14 @@ included: debug logging is for authoring, not for production.`,
 	f.Int64Var(&cfg.MinBodyRate, "min-body-rate", server.DefaultMinBodyRate, "slowest a decision request's body may arrive, in `BYTES` per second after a 2 s start (408 body_timeout below it)")
 	f.Int64Var(&cfg.MaxResponse, "max-response", server.DefaultMaxResponse, "largest decision answer in `BYTES` (413 too_large beyond)")
 	f.DurationVar(&cfg.EvalTimeout, "eval-timeout", server.DefaultEvalTimeout, "deadline for each evaluation")
-	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long requests in flight may take to finish on SIGINT/SIGTERM")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long requests in flight may take to finish on SIGINT/SIGTERM, and then OPA's plugins to stop (the final decision-log upload)")
 	f.StringVar(&cfg.TokensFile, "tokens-file", "", "bearer tokens, one \"SCOPE SHA256-HEX\" per line (scopes: decide, metrics, admin)")
 	f.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "allow listening on a non-loopback address without --tokens-file")
 	f.BoolVar(&cfg.PublicMetrics, "public-metrics", false, "serve /metrics and /v1/status without a token: anyone who reaches the server reads the live counters, which tell when decisions are made and what they did (a metrics token in --tokens-file is the safer way)")
 	f.BoolVar(&cfg.PublicReport, "public-report", false, "serve the transparency report (/report, /v1/report) without a token")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve TLS with this certificate `FILE` (PEM)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key `FILE` for --tls-cert (PEM)")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error (console decision logs of --config are printed at any level, as OPA prints them)")
 	f.StringVar(&opaConfig, "config", "", "OPA configuration `FILE` (services, bundles, keys, decision_logs); excludes --bundle")
 	registerPhoneFlag(f, &phones)
 	keys.register(f)
@@ -200,13 +217,46 @@ func registerPhoneFlag(f *pflag.FlagSet, on *bool) {
 		"without it a caller's location is unknown: never acted on, counted as outside")
 }
 
-// newLogger returns a JSON logger on stderr.
-func newLogger(cmd *cobra.Command, level string) (*slog.Logger, error) {
+// newLoggers returns serve's JSON loggers on stderr: its log, at --log-level,
+// and the console of OPA's plugins (decision_logs.console and
+// status.console).
+//
+// The console is OPA's console logger, apart from the main log as in OPA:
+// what an operator asked to see with console: true is printed whatever
+// --log-level filters out, at "info" written as OPA writes it (its logger
+// writes levels in lower case, slog in upper case), so that pipelines that
+// read OPA's console decision logs select these lines unchanged. Both
+// write through one lock: a line of one never splits one of the other.
+func newLoggers(cmd *cobra.Command, level string) (log, console *slog.Logger, err error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
+		return nil, nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
 	}
-	return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: l})), nil
+	w := &lockedWriter{w: cmd.ErrOrStderr()}
+	log = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	console = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+		Level: slog.LevelInfo,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.LevelKey {
+				return slog.String(slog.LevelKey, strings.ToLower(a.Value.String()))
+			}
+			return a
+		},
+	}))
+	return log, console, nil
+}
+
+// lockedWriter serialises the writes of loggers that each lock only
+// themselves.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
 }
 
 // reloadOnHangup reloads every source on SIGHUP, as POST /v1/admin/reload
