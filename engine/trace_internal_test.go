@@ -36,11 +36,11 @@ func TestFailedStageSpanHoldsTheKindNotTheText(t *testing.T) {
 		for _, ev := range s.Events() {
 			held = append(held, ev.Name)
 			for _, a := range ev.Attributes {
-				held = append(held, a.Value.Emit())
+				held = append(held, a.Value.String())
 			}
 		}
 		for _, a := range s.Attributes() {
-			held = append(held, a.Value.Emit())
+			held = append(held, a.Value.String())
 		}
 		if all := strings.Join(held, " "); strings.Contains(all, "LEAKMARK") || s.Status().Description != tc.kind {
 			t.Errorf("span of %q holds %q, want only the kind %q", tc.err, all, tc.kind)

@@ -112,22 +112,10 @@ func TestDecisionLogs(t *testing.T) {
 	bs.set("logpolicy.tar.gz", bndWrite(t, logBundle, &key))
 	collector := newLogCollector(t)
 
-	bundles := map[string]any{}
-	for _, name := range []string{"policies", "registry", "logpolicy"} {
-		bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz",
-			"polling": map[string]any{"min_delay_seconds": 60, "max_delay_seconds": 120}}
-	}
-	cfg, _ := json.Marshal(map[string]any{
-		"services": map[string]any{
-			"bundles": map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}},
-			"logs":    map[string]any{"url": collector.URL},
-		},
-		"bundles": bundles,
-		"decision_logs": map[string]any{
-			"service":   "logs",
-			"console":   true,
-			"reporting": map[string]any{"min_delay_seconds": 1, "max_delay_seconds": 1},
-		},
+	cfg := logsConfig(bs.URL, collector.URL, []string{"policies", "registry", "logpolicy"}, map[string]any{
+		"service":   "logs",
+		"console":   true,
+		"reporting": map[string]any{"min_delay_seconds": 1, "max_delay_seconds": 1},
 	})
 	keyFile := lgKeyFile(t)
 	srv := bndStart(t, "--config", writeTemp(t, "opa.json", cfg), "--verification-key", key.pubPath,
@@ -298,21 +286,10 @@ func TestDecisionLogsShutdown(t *testing.T) {
 	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-1", &key))
 	bs.set("registry.tar.gz", bndRegistryBundle(t, "reg-1", bndRegistryData("ORD-SHUTDOWN-1", "june4-b", "acct-us-d"), &key))
 	collector := newLogCollector(t)
-	bundles := map[string]any{}
-	for _, name := range []string{"policies", "registry"} {
-		bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz",
-			"polling": map[string]any{"min_delay_seconds": 60, "max_delay_seconds": 120}}
-	}
-	cfg, _ := json.Marshal(map[string]any{
-		"services": map[string]any{
-			"bundles": map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}},
-			"logs":    map[string]any{"url": collector.URL},
-		},
-		"bundles": bundles,
-		// Nothing is uploaded before the stop but the plugin's first,
-		// empty, round at its start.
-		"decision_logs": map[string]any{"service": "logs", "reporting": map[string]any{"min_delay_seconds": 3600, "max_delay_seconds": 3600}},
-	})
+	// Nothing is uploaded before the stop but the plugin's first, empty,
+	// round at its start.
+	cfg := logsConfig(bs.URL, collector.URL, []string{"policies", "registry"},
+		map[string]any{"service": "logs", "reporting": map[string]any{"min_delay_seconds": 3600, "max_delay_seconds": 3600}})
 	srv := bndStart(t, "--config", writeTemp(t, "opa.json", cfg), "--verification-key", key.pubPath,
 		"--geoip-db", geotest.Standard(t), "--shutdown-timeout", "10s")
 	srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
@@ -451,4 +428,24 @@ func TestDecisionLogsConsole(t *testing.T) {
 			}
 		})
 	}
+}
+
+// logsConfig is an OPA configuration with the named bundles from the
+// bundle service at bundlesURL (polled every minute or two) and the
+// decision_logs block given, uploading to the collector at logsURL.
+func logsConfig(bundlesURL, logsURL string, names []string, decisionLogs map[string]any) []byte {
+	bundles := map[string]any{}
+	for _, name := range names {
+		bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz",
+			"polling": map[string]any{"min_delay_seconds": 60, "max_delay_seconds": 120}}
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"services": map[string]any{
+			"bundles": map[string]any{"url": bundlesURL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}},
+			"logs":    map[string]any{"url": logsURL},
+		},
+		"bundles":       bundles,
+		"decision_logs": decisionLogs,
+	})
+	return cfg
 }
