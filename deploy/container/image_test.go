@@ -213,18 +213,7 @@ func TestContainerImage(t *testing.T) {
 		t.Errorf("ledger.db owned by %v, want uid %d", fi.Sys(), uid)
 	}
 
-	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		exited <- err // for the cleanup
-		if err != nil {
-			t.Errorf("after SIGTERM: %v, want exit 0", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("the server did not exit within 30s of SIGTERM")
-	}
+	stopServer(t, srv, exited)
 
 	t.Run("OCI bundle source", func(t *testing.T) {
 		checkOCISource(t, rootfs, c.WorkingDir, c.Env, append(slices.Clone(c.Entrypoint), c.Cmd...))
@@ -266,18 +255,7 @@ func checkOCISource(t *testing.T, rootfs, dir string, env, command []string) {
 	if len(stores) != 2 {
 		t.Errorf("OCI stores in the image's /tmp: %q, want the one each bundle's downloader made", stores)
 	}
-	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		exited <- err // for the cleanup
-		if err != nil {
-			t.Errorf("after SIGTERM: %v, want exit 0", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the server did not exit within 30s of SIGTERM")
-	}
+	stopServer(t, srv, exited)
 	if stores, _ := filepath.Glob(filepath.Join(rootfs, "tmp", "opa-oci-*")); len(stores) != 0 {
 		t.Errorf("OCI stores left in the image's /tmp after the server stopped: %q", stores)
 	}
@@ -613,4 +591,22 @@ func digest(token string) string {
 func tail(out []byte, lines int) string {
 	l := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
 	return strings.Join(l[max(0, len(l)-lines):], "\n")
+}
+
+// stopServer sends SIGTERM to srv and waits up to 30 s for it to exit 0;
+// exited gets its result back for the cleanup.
+func stopServer(t *testing.T, srv *exec.Cmd, exited chan error) {
+	t.Helper()
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Errorf("after SIGTERM: %v, want exit 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not exit within 30s of SIGTERM")
+	}
 }
