@@ -311,26 +311,7 @@ func TestGzipBodyInflatedWhileItArrives(t *testing.T) {
 	}
 	settled(t)
 
-	pr, pw := io.Pipe()
-	go func() {
-		pw.Write(body[:gzipStart+1024])
-		time.Sleep(100 * time.Millisecond)
-		pw.Write(body[gzipStart+1024:])
-		pw.Close()
-	}()
-	req, err := http.NewRequest(http.MethodPost, hs.URL+"/v1/decisions", pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.ContentLength = int64(len(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Content-Encoding", "gzip")
-	resp, err := hs.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, raw := postGzipInTwoParts(t, hs, body, gzipStart+1024, 100*time.Millisecond)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("a gzip body whose rest came after a pause: %d %.300s", resp.StatusCode, raw)
 	}

@@ -172,27 +172,7 @@ func TestWaitForTheLargeLaneOverHTTP2(t *testing.T) {
 	defer held.Stop()
 	// Three quarters at once (enough to inflate past the small lane),
 	// the rest once the lane is free.
-	pr, pw := io.Pipe()
-	go func() {
-		first := len(all) * 3 / 4
-		pw.Write(all[:first])
-		time.Sleep(850 * time.Millisecond)
-		pw.Write(all[first:])
-		pw.Close()
-	}()
-	req, err := http.NewRequest(http.MethodPost, hs.URL+"/v1/decisions", pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.ContentLength = int64(len(all))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Content-Encoding", "gzip")
-	resp, err := hs.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, raw := postGzipInTwoParts(t, hs.Server, all, len(all)*3/4, 850*time.Millisecond)
 	if resp.ProtoMajor != 2 {
 		t.Fatalf("answered over %s, not HTTP/2", resp.Proto)
 	}
@@ -317,4 +297,32 @@ func gzipRosterOutgrowingTheSmallLane(t *testing.T) []byte {
 		t.Fatalf("the compressed body is %d bytes, over the small lane", gz.Len())
 	}
 	return gz.Bytes()
+}
+
+// postGzipInTwoParts posts the gzip body to /v1/decisions with its
+// Content-Length, its first bytes at once and the rest after pause, and
+// returns the answer and its body.
+func postGzipInTwoParts(t *testing.T, hs *httptest.Server, body []byte, first int, pause time.Duration) (*http.Response, []byte) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(body[:first])
+		time.Sleep(pause)
+		pw.Write(body[first:])
+		pw.Close()
+	}()
+	req, err := http.NewRequest(http.MethodPost, hs.URL+"/v1/decisions", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, raw
 }
