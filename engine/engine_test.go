@@ -102,14 +102,18 @@ func TestGuardStopsMaliciousPolicy(t *testing.T) {
 		"affects_outside": {"end_meeting  CN-2020-0601", "suspend_account account:acct-us-b CN-2020-0601"},
 		"misstated_facts": {
 			"remove_participant p-cn CN-2020-0601", "remove_participant p-cn CN-2020-0601", "remove_participant p-cn CN-2020-0601",
-			"remove_participant p-cn CN-2020-0601", "remove_participant p-hk CN-2020-0601", "remove_participant p-hk CN-2020-0601",
-			"remove_participant p-unknown CN-2020-0601", "remove_participant p-us CN-2020-0601", "remove_participant p-us CN-2020-0601",
+			"remove_participant p-cn CN-2020-0601", "remove_participant p-cn CN-2020-0601",
+			"remove_participant p-hk CN-2020-0601", "remove_participant p-hk CN-2020-0601", "remove_participant p-hk CN-2020-0601",
+			"remove_participant p-unknown CN-2020-0601", "remove_participant p-unknown CN-2020-0601",
+			"remove_participant p-us CN-2020-0601", "remove_participant p-us CN-2020-0601", "remove_participant p-us CN-2020-0601",
 		},
 		"unknown_order":       {"remove_participant p-cn NOT-AN-ORDER"},
 		"unknown_participant": {"remove_participant ghost CN-2020-0601"},
-		"unknown_type":        {"  ", "ban_forever p-cn CN-2020-0601", "p-cn p-cn p-cn", "p-hk p-hk p-hk", "p-unknown p-unknown p-unknown", "p-us p-us p-us"},
-		"wrong_meeting":       {"end_meeting  CN-2020-0601", "remove_participant p-cn CN-2020-0601"},
-		"wrong_account":       {"suspend_account account:someone-else CN-2020-0601"},
+		"unknown_type": {"  ", "ban_forever p-cn CN-2020-0601", "kick p-cn p-cn x_p-cn", "kick p-hk p-hk x_p-hk", "kick p-unknown p-unknown x_p-unknown",
+			"kick p-us p-us x_p-us", "p-cn p-cn p-cn", "p-hk p-hk p-hk", "p-unknown p-unknown p-unknown", "p-us p-us p-us"},
+		"wrong_meeting": {"end_meeting  CN-2020-0601", "remove_participant p-cn CN-2020-0601", "remove_participant p-cn CN-2020-0601",
+			"remove_participant p-hk CN-2020-0601", "remove_participant p-unknown CN-2020-0601", "remove_participant p-us CN-2020-0601"},
+		"wrong_account": {"suspend_account account:someone-else CN-2020-0601"},
 	}
 	for code, w := range want {
 		if !slices.Equal(got[code], w) {

@@ -254,7 +254,7 @@ func (g *checker) check(a decision.Action) (decision.Action, int, string, string
 		a.ParticipantID = f.Joining.ID
 	}
 	if !decision.KnownActionType(a.Type) {
-		return a, -1, CodeUnknownType, fmt.Sprintf("%q is not an action type", a.Type)
+		return a, -1, CodeUnknownType, "its type is none of deny_join, remove_participant, end_meeting and suspend_account"
 	}
 	if f.Admission && a.Type != decision.DenyJoin {
 		return a, -1, CodeNotAtAdmission, fmt.Sprintf("a join-time question is answered with deny_join only, not %s", a.Type)
@@ -264,7 +264,7 @@ func (g *checker) check(a decision.Action) (decision.Action, int, string, string
 		if status, targets := f.NotInForce[a.OrderID]; targets {
 			return a, -1, CodeOrderNotInForce, fmt.Sprintf("order %q was not in force at the decision's time (%s)", a.OrderID, status)
 		}
-		return a, -1, CodeUnknownOrder, fmt.Sprintf("order %q is not under evaluation for this meeting", a.OrderID)
+		return a, -1, CodeUnknownOrder, "the order it cites is not under evaluation for this meeting"
 	}
 	auth, ok := f.Authorities[order.Authority]
 	if !ok {
@@ -283,11 +283,11 @@ func (g *checker) check(a decision.Action) (decision.Action, int, string, string
 		return a, -1, CodeServiceWideOrder, fmt.Sprintf("order %q applies to every meeting; only participant actions may follow from it, not %s", a.OrderID, a.Type)
 	}
 	if a.MeetingID != "" && a.MeetingID != f.MeetingID {
-		return a, -1, CodeWrongMeeting, fmt.Sprintf("action names meeting %q, the request is about %q", a.MeetingID, f.MeetingID)
+		return a, -1, CodeWrongMeeting, fmt.Sprintf("action names another meeting; the request is about %q", f.MeetingID)
 	}
 	if len(a.Jurisdiction) > 0 && !sameSet(a.Jurisdiction, auth.Jurisdiction) {
 		return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims jurisdiction %s; the registry gives %s for %q",
-			quotedList(a.Jurisdiction), strings.Join(auth.Jurisdiction, ","), order.Authority)
+			claimedCodes(a.Jurisdiction), strings.Join(auth.Jurisdiction, ","), order.Authority)
 	}
 	// The answer carries only what belongs to the action's type, with the
 	// facts filled in. Shared, not copied: registry data is immutable once
@@ -305,13 +305,13 @@ func (g *checker) check(a decision.Action) (decision.Action, int, string, string
 			return a, -1, CodeUnknownParticipant, fmt.Sprintf("%s names %q, who is not %s", a.Type, a.ParticipantID, who(a))
 		}
 		if a.Country != "" && a.Country != loc.Country {
-			return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %q; located in %q", a.ParticipantID, a.Country, orUnknown(loc.Country))
+			return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %s; located in %q", a.ParticipantID, claimedCodes([]string{a.Country}), orUnknown(loc.Country))
 		}
 		if a.LocatedBy != "" && a.LocatedBy != loc.By {
-			return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims %q was located by %q; located by %q", a.ParticipantID, a.LocatedBy, orUnknown(loc.By))
+			return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims %q was located by %s; located by %q", a.ParticipantID, claimedMeans(a.LocatedBy), orUnknown(loc.By))
 		}
 		if len(a.Subdivisions) > 0 && !sameSet(a.Subdivisions, loc.Subdivisions) {
-			return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %s; located in %s", a.ParticipantID, quotedList(a.Subdivisions), place(loc))
+			return a, -1, CodeMisstatedFacts, fmt.Sprintf("action claims %q is located in %s; located in %s", a.ParticipantID, claimedCodes(a.Subdivisions), place(loc))
 		}
 		if !auth.Covers(loc.Country, loc.Subdivisions...) {
 			return a, -1, CodeOutsideJurisdiction, fmt.Sprintf("%q is located in %s, outside %s", a.ParticipantID, place(loc), strings.Join(auth.Jurisdiction, ","))
@@ -449,15 +449,37 @@ func place(loc Located) string {
 	return loc.Country + " (" + strings.Join(loc.Subdivisions, ", ") + ")"
 }
 
-// quotedList is what a policy claimed, each value quoted as the guard's
-// reasons quote everything a policy wrote: whoever stores a reason
-// (ledger.scrubber) then finds any id it holds, wherever the policy put it.
-func quotedList(claimed []string) string {
+// claimedCodes is what a policy claimed as places (a country, a
+// jurisdiction, subdivisions), quoted, when each is a country or
+// subdivision code; otherwise the reason says only that it is not. A
+// reason repeats no free text a policy put where a fact goes: it is
+// stored (the ledger, the decision logs) where an id glued into such text
+// would survive the scrubbing of ids; the blocked action itself, in the
+// answer, still shows what was claimed.
+func claimedCodes(claimed []string) string {
 	q := make([]string, len(claimed))
 	for i, c := range claimed {
+		if !countryCode(c) && !registry.IsSubdivision(c) {
+			return "something that is not a list of country or subdivision codes"
+		}
 		q[i] = strconv.Quote(c)
 	}
 	return strings.Join(q, ",")
+}
+
+// claimedMeans is a claimed located_by, quoted when it is one geoscope
+// knows (see claimedCodes).
+func claimedMeans(by string) string {
+	if by == decision.LocatedByIP || by == decision.LocatedByPhone {
+		return strconv.Quote(by)
+	}
+	return "a means that is not ip or phone"
+}
+
+// countryCode reports whether c has the shape of an ISO 3166-1 alpha-2
+// code.
+func countryCode(c string) bool {
+	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
 }
 
 func orUnknown(country string) string {

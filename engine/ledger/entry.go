@@ -385,6 +385,10 @@ type scrubber struct {
 	named        []string
 	accounts     map[string]bool
 	cache        map[string]string
+	// escaped holds the escaped forms of ids with any (scrubber.forms);
+	// orders the decision's order ids (scrubber.orderIDs).
+	escaped map[string][]string
+	orders  []string
 }
 
 func newScrubber(r *engine.Record, p *Pseudonymizer) *scrubber {
@@ -398,6 +402,13 @@ func newScrubber(r *engine.Record, p *Pseudonymizer) *scrubber {
 		s.account(r.Joining.AccountID)
 	}
 	s.account(r.AccountID)
+	// The accounts an order targets, a preview's above all (the client's
+	// own list, which the decision log pseudonymizes), are ids too.
+	for _, o := range r.Orders {
+		for _, a := range o.Targets.Accounts {
+			s.account(a)
+		}
+	}
 	return s
 }
 
@@ -445,6 +456,41 @@ func countryCode(c string) bool {
 	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
 }
 
+// plain reports whether id reads the same quoted or escaped (its escaped
+// forms are none), remembering the answer.
+func (s *scrubber) plain(id string) bool { return len(s.forms(id)) == 0 }
+
+// forms are id's escaped forms (escapedForms), worked out once per id.
+func (s *scrubber) forms(id string) []string {
+	if plainASCII(id) {
+		return nil // the usual case, decided without a lookup
+	}
+	if f, ok := s.escaped[id]; ok {
+		return f
+	}
+	f := escapedForms(id)
+	if s.escaped == nil {
+		s.escaped = map[string][]string{}
+	}
+	s.escaped[id] = f
+	return f
+}
+
+// orderIDs are the ids of the orders the decision named, evaluated or
+// not in force.
+func (s *scrubber) orderIDs() []string {
+	if s.orders == nil && s.r != nil {
+		s.orders = make([]string, 0, len(s.r.Orders)+len(s.r.OrdersNotInForce))
+		for id := range s.r.Orders {
+			s.orders = append(s.orders, id)
+		}
+		for id := range s.r.OrdersNotInForce {
+			s.orders = append(s.orders, id)
+		}
+	}
+	return s.orders
+}
+
 func (s *scrubber) participant(id string) {
 	if id != "" {
 		s.named = append(s.named, id)
@@ -483,24 +529,33 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 		return out
 	}
 	// found maps each form of an id the text holds (the id, or the id as
-	// a quoted string or JSON escapes it inside quotes) to the id.
+	// a quoted string or JSON escapes it inside quotes) to the id; kept
+	// forms (the orders' ids) map to "".
 	found := map[string]string{}
+	// Every escaped form holds a backslash: a text without one holds none.
+	escaped := strings.IndexByte(text, '\\') >= 0
 	look := func(id string) {
 		if id == "" {
 			return
 		}
 		if quoted {
-			if q := strconv.Quote(id); strings.Contains(text, q) {
-				found[q] = id
+			// The quoted id holds the id itself unless quoting escaped
+			// something in it.
+			if !s.plain(id) || strings.Contains(text, id) {
+				if q := strconv.Quote(id); strings.Contains(text, q) {
+					found[q] = id
+				}
 			}
 			return
 		}
 		if strings.Contains(text, id) {
 			found[id] = id
 		}
-		for _, form := range escapedForms(id) {
-			if strings.Contains(text, form) {
-				found[form] = id
+		if escaped {
+			for _, form := range s.forms(id) {
+				if strings.Contains(text, form) {
+					found[form] = id
+				}
 			}
 		}
 	}
@@ -515,12 +570,26 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 		look(id)
 	}
 	out := text
+	if len(found) > 0 && !quoted {
+		// An order's id stays as it is where it stands whole, even when
+		// part of it is someone's id ("CN" in "CN-2020-0601"): it is
+		// tried, as the longer match, before that id. An id that is an
+		// order's id whole is still replaced.
+		for _, id := range s.orderIDs() {
+			if _, isID := found[id]; !isID && strings.Contains(text, id) {
+				found[id] = ""
+			}
+		}
+	}
 	if len(found) > 0 {
 		// Longest first, so "p1" does not eat into "p10".
 		forms := slices.SortedFunc(maps.Keys(found), func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
 		pseudonym := func(form string) string {
 			id := found[form]
-			if s.accounts[id] {
+			switch {
+			case id == "":
+				return form
+			case s.accounts[id]:
 				return s.p.Account(id)
 			}
 			return s.p.Participant(id)
@@ -545,14 +614,7 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 // those escaped once more (a reason quoting a JSON text). An id of plain
 // characters has none: it reads the same everywhere.
 func escapedForms(id string) []string {
-	plain := true
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			plain = false
-			break
-		}
-	}
-	if plain {
+	if plainASCII(id) {
 		return nil
 	}
 	goInner := func(s string) string { q := strconv.Quote(s); return q[1 : len(q)-1] }
@@ -572,6 +634,17 @@ func escapedForms(id string) []string {
 		add(jsonInner(once))
 	}
 	return forms
+}
+
+// plainASCII reports whether id is printable ASCII that neither Go's
+// quoting nor JSON escapes: it has no escaped forms.
+func plainASCII(id string) bool {
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // replaceTokens replaces each occurrence of one of ids (tried in order)

@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/registry"
+
 	"github.com/geoscope/geoscope/engine/input"
 )
 
@@ -70,5 +74,22 @@ func TestScrubberFindsIdsHoweverTheyAreWritten(t *testing.T) {
 	}
 	if got, want := s.applyQuoted(`account "say\"hi\"" is not targeted`), `account "`+p.Participant(`say"hi"`)+`" is not targeted`; got != want {
 		t.Errorf("quoted id with a quote in it: got %q, want %q", got, want)
+	}
+}
+
+// An order's id stays whole in a reason even when part of it is someone's
+// id; the accounts an order targets are ids too.
+func TestScrubberKeepsOrderIDsAndKnowsTargetedAccounts(t *testing.T) {
+	p := NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
+	r := &engine.Record{
+		Decision:     &decision.Decision{MeetingID: "m-1", Preview: true},
+		Participants: []input.Participant{{ID: "CN"}, {ID: "0601"}, {ID: "p-7"}},
+		Orders:       map[string]registry.Order{"CN-2020-0601": {Targets: registry.Targets{Accounts: []string{"acct-secret"}}}},
+	}
+	s := newScrubber(r, p)
+	got := s.apply("order CN-2020-0601: CN-0601 and p-7 removed; targets acct-secret")
+	want := "order CN-2020-0601: " + p.Participant("CN") + "-" + p.Participant("0601") + " and " + p.Participant("p-7") + " removed; targets " + p.Account("acct-secret")
+	if got != want {
+		t.Errorf("apply\n = %q\n want %q", got, want)
 	}
 }

@@ -108,6 +108,31 @@ actions contains {"type": pid, "participant_id": pid, "order_id": pid, "country"
 
 actions contains {"type": "end_meeting", "meeting_id": input.meeting.host.account_id, "order_id": order_id, "reason": "x"}
 
+actions contains {"type": sprintf("kick %s", [pid]), "participant_id": pid, "order_id": sprintf("x_%s", [pid]), "reason": "x"} if {
+	some pid in everyone
+}
+
+actions contains {
+	"type": "remove_participant",
+	"meeting_id": sprintf("m-%s", [pid]),
+	"participant_id": pid,
+	"order_id": order_id,
+	"reason": "x",
+} if {
+	some pid in everyone
+}
+
+actions contains {
+	"type": "remove_participant",
+	"participant_id": pid,
+	"order_id": order_id,
+	"country": json.marshal({"who": pid}),
+	"located_by": sprintf("ip-%s", [pid]),
+	"reason": "x",
+} if {
+	some pid in everyone
+}
+
 # Deny admission to a joining participant wherever they are.
 actions contains {"type": "deny_join", "participant_id": input.joining.id, "order_id": order_id, "reason": "x"}
 
