@@ -449,3 +449,58 @@ func logsConfig(bundlesURL, logsURL string, names []string, decisionLogs map[str
 	})
 	return cfg
 }
+
+// TestDecisionLogsShutdownIsBounded: a collector that takes an upload and
+// never answers does not hold the stop past --shutdown-timeout. OPA's
+// plugin waits for an upload under way, which its service's timeouts
+// alone bound (30 s for the answer's head here): the process exits after
+// the drain and --shutdown-timeout, says that events were lost, and still
+// closes its ledger.
+func TestDecisionLogsShutdownIsBounded(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+	bs := newBundleServer(t)
+	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-1", &key))
+	bs.set("registry.tar.gz", bndRegistryBundle(t, "reg-1", bndRegistryData("ORD-SHUTDOWN-2", "june4-b", "acct-us-d"), &key))
+	uploading := make(chan struct{}, 16)
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		uploading <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	cfg := logsConfig(bs.URL, slow.URL, []string{"policies", "registry"},
+		map[string]any{"service": "logs", "reporting": map[string]any{"min_delay_seconds": 1, "max_delay_seconds": 1}})
+	var doc map[string]any
+	_ = json.Unmarshal(cfg, &doc)
+	doc["services"].(map[string]any)["logs"].(map[string]any)["response_header_timeout_seconds"] = 30
+	cfg, _ = json.Marshal(doc)
+	srv := bndStart(t, "--config", writeTemp(t, "opa.json", cfg), "--verification-key", key.pubPath,
+		"--geoip-db", geotest.Standard(t), "--shutdown-timeout", "2s")
+	srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
+	if r := srv.request(t, http.MethodPost, "/v1/decisions", "", "application/json", june4b); r.status != http.StatusOK {
+		t.Fatalf("POST /v1/decisions: %s", r)
+	}
+	select {
+	case <-uploading:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no upload reached the collector")
+	}
+	start := time.Now()
+	srv.signal(syscall.SIGTERM)
+	code := srv.waitExit(25 * time.Second)
+	took := time.Since(start)
+	if code != 0 || took > 12*time.Second {
+		t.Errorf("exit %d after %v; want 0 within the drain and --shutdown-timeout (2 s), not the upload's 30 s", code, took.Round(time.Millisecond))
+	}
+	if !strings.Contains(srv.logs.String(), "did not stop within --shutdown-timeout") {
+		t.Errorf("the log does not say that the plugins were not waited for:\n%s", srv.logs.String())
+	}
+	if !strings.Contains(srv.logs.String(), `"msg":"stopped"`) {
+		t.Errorf("the server did not log its stop:\n%s", srv.logs.String())
+	}
+}

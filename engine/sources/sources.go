@@ -62,8 +62,10 @@ type Config struct {
 	Console *slog.Logger
 }
 
-// Validate checks the configuration without any side effect: paths
-// exist, and an OPA configuration is one this server accepts (opaConfig).
+// Validate checks the configuration: paths exist, and an OPA
+// configuration is one this server accepts (opaConfig). Its one effect on
+// disk is the directory an OCI bundle source's check creates and removes
+// at once (checkOCIStore).
 func (c Config) Validate() error {
 	if c.OPAConfig != "" && len(c.Bundles) > 0 {
 		return fmt.Errorf("%w: --config and --bundle exclude each other: name every bundle in the OPA configuration", ErrConfig)

@@ -177,9 +177,25 @@ included: debug logging is for authoring, not for production.`,
 			// answer delays the exit by that much at most; a request cut
 			// off by --shutdown-timeout may still be deciding then, and its
 			// event is lost.
+			//
+			// A second signal from here on ends the process at once (Go's
+			// default), for an operator who will not wait.
+			stop()
 			stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			defer cancel()
-			src.Stop(stopCtx)
+			// OPA's decision-log plugin makes its final upload under
+			// stopCtx, but then waits for an upload already under way,
+			// which only its service's own timeouts bound (10 s for the
+			// response's head, 30 s to connect): the stop is not waited
+			// for past stopCtx, so that the ledger is still closed, and
+			// its counts written, within the pod's grace period.
+			stopped := make(chan struct{})
+			go func() { src.Stop(stopCtx); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-stopCtx.Done():
+				log.Warn("OPA's plugins did not stop within --shutdown-timeout; decision-log events not yet uploaded are lost", "timeout", cfg.ShutdownTimeout.String())
+			}
 			return err
 		},
 	}
