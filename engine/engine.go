@@ -85,25 +85,34 @@ type Record struct {
 	// host and the joining participant, the orders (read by the decision
 	// log, which logs them pseudonymized).
 	Facts *guard.Facts
-	// RequestID is the id the client gave its request (WithRequestID), or
-	// "" when it gave none: with it, a request sent again is recognised
-	// as the same question (ledger.Entry.Request).
-	RequestID string
+	// Request identifies the request as its client sent it (WithRequest),
+	// nil when the client did not name it: with it, a request sent again
+	// is recognised as the same one (ledger.Entry.Request).
+	Request *RequestKey
 	// Err is set, for the decision log only, when the policy's evaluation
 	// failed: Decision then holds its id, time, meeting, orders and
 	// revisions, and nothing decided. Such a record is never recorded.
 	Err error
 }
 
-// requestIDKey is the context key of WithRequestID.
-type requestIDKey struct{}
+// RequestKey identifies a request as its client sent it: the id the client
+// gave it (its X-Request-Id) and the SHA-256 of its body. A client or a
+// load balancer that sends a request again after its answer was lost
+// sends both again, byte for byte; a client that reuses one id for
+// different questions sends different bodies.
+type RequestKey struct {
+	ID   string
+	Body [32]byte
+}
 
-// WithRequestID returns ctx carrying the id the client gave its request
-// (its X-Request-Id): a decision recorded for a request sent again with
-// the same id (a client or a load balancer retrying after a lost answer)
-// can then be counted once (see report.Build).
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+// requestKey is the context key of WithRequest.
+type requestKey struct{}
+
+// WithRequest returns ctx carrying the key of the request being decided,
+// so that a decision recorded for a request sent again can be counted
+// once (see report.Build).
+func WithRequest(ctx context.Context, k RequestKey) context.Context {
+	return context.WithValue(ctx, requestKey{}, &k)
 }
 
 // UnknownCountry is the Record.Reached key for people whose location is
@@ -350,7 +359,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		Joining:      req.Joining,
 		Facts:        facts,
 	}
-	rec.RequestID, _ = ctx.Value(requestIDKey{}).(string)
+	rec.Request, _ = ctx.Value(requestKey{}).(*RequestKey)
 	if len(facts.NotInForce) > 0 {
 		rec.OrdersNotInForce = ordersNotInForce(snap.Registry(), req, facts.NotInForce)
 	}
@@ -383,6 +392,11 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 func (e *Engine) logFailure(ctx context.Context, req *input.Request, facts *guard.Facts, snap *policy.Snapshot, db *geo.DB, now time.Time, admission bool, err error) {
 	if e.logs == nil {
 		return
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// The client left: the evaluation reports its deadline, the
+		// client was answered that it closed the request.
+		err = fmt.Errorf("%w (%w)", err, context.Canceled)
 	}
 	info := db.Info()
 	d := &decision.Decision{

@@ -147,11 +147,14 @@ type EvalError struct {
 func (e *EvalError) Error() string { return e.Code + ": " + e.Message }
 
 // failure is the logged error of a failed evaluation: the code the client
-// was answered with, and the error's text scrubbed of the request's ids
+// was answered with (client_closed_request when it left), and the error's text scrubbed of the request's ids
 // (it may quote the policy's malformed answer, which may name people).
 func failure(r *engine.Record, p *ledger.Pseudonymizer) *EvalError {
 	code := apierror.PolicyError
-	if errors.Is(r.Err, policy.ErrTimeout) {
+	switch {
+	case errors.Is(r.Err, context.Canceled):
+		code = apierror.ClientClosed
+	case errors.Is(r.Err, policy.ErrTimeout):
 		code = apierror.EvalTimeout
 	}
 	return &EvalError{Code: code, Message: p.Text(r, r.Err.Error())}

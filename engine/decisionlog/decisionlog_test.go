@@ -191,4 +191,18 @@ func TestFailedEvaluationIsLoggedWithItsError(t *testing.T) {
 	if !strings.Contains(string(raw), `"error":{"code":"policy_error","message":`) || !strings.Contains(string(raw), `"participants_by_country":{"CN":1}`) {
 		t.Errorf("event %s: want OPA's error shape and the input's counts", raw)
 	}
+
+	// A client that left: its event says so, as its answer did.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.Decide(ctx, req); err == nil {
+		t.Fatal("Decide with the client gone: no error")
+	}
+	info, err = decisionlog.Event(logged[len(logged)-1], ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.As(info.Error, &ev) || ev.Code != "client_closed_request" {
+		t.Errorf("event error %#v with the client gone; want client_closed_request", info.Error)
+	}
 }

@@ -56,14 +56,13 @@ type Entry struct {
 	// Replica names the geoscope process that decided (Config.Replica).
 	// Entries recorded before replicas were named have none.
 	Replica string `json:"replica,omitempty"`
-	// Request identifies the question when the client named its request
-	// (X-Request-Id): a keyed digest of that id with the kind, the
-	// meeting, the host account and every person asked about, their
-	// addresses and numbers included (Pseudonymizer.Question). The same
-	// request sent again (a client or a load balancer retrying after an
-	// answer was lost) has the same one; a client reusing one id for
-	// different questions does not merge them. Absent when the client
-	// gave no id.
+	// Request identifies the request when its client named it
+	// (X-Request-Id): a keyed digest of that id, the kind and the SHA-256
+	// of the body as sent (Pseudonymizer.Question). The same request sent
+	// again (a client or a load balancer retrying after an answer was
+	// lost) has the same one; a client reusing one id for different
+	// questions sends different bodies. Absent when the client gave no
+	// id.
 	Request string `json:"request,omitempty"`
 }
 
@@ -196,37 +195,25 @@ func (p *Pseudonymizer) Participant(id string) string { return p.of("participant
 func (p *Pseudonymizer) Account(id string) string { return p.of("account", id) }
 
 // Question is the keyed digest that tells a request sent again from
-// another question (Entry.Request): HMAC-SHA256 under the ledger key of
-// the client's request id, the kind, the meeting, the host account and
-// each person's id, address and number, each field length-prefixed,
-// truncated to 128 bits. Keyed, it identifies nobody: the fields it
-// covers are the ids and addresses the ledger keeps only as pseudonyms
-// and prefixes.
+// another one (Entry.Request): HMAC-SHA256 under the ledger key of the
+// request's id, its kind and its body's SHA-256, truncated to 128 bits.
+// Keyed, it identifies nobody, and a body's digest cannot be tried
+// against guessed rosters without the key.
 func (p *Pseudonymizer) Question(r *engine.Record) string {
-	m := hmac.New(sha256.New, p.key)
-	var n [binary.MaxVarintLen64]byte
-	field := func(v string) {
-		m.Write(n[:binary.PutUvarint(n[:], uint64(len(v)))])
-		m.Write([]byte(v))
+	if r.Request == nil {
+		return ""
 	}
+	m := hmac.New(sha256.New, p.key)
 	kind := KindDecision
 	if r.Admission {
 		kind = KindAdmission
 	}
-	field("question")
-	field(r.RequestID)
-	field(kind)
-	field(r.Decision.MeetingID)
-	field(r.AccountID)
-	person := func(who *input.Participant) { field(who.ID); field(who.IP); field(who.Phone) }
-	if r.Joining != nil {
-		field("joining")
-		person(r.Joining)
+	var n [binary.MaxVarintLen64]byte
+	for _, f := range []string{"question", kind, r.Request.ID} {
+		m.Write(n[:binary.PutUvarint(n[:], uint64(len(f)))])
+		m.Write([]byte(f))
 	}
-	field("participants")
-	for i := range r.Participants {
-		person(&r.Participants[i])
-	}
+	m.Write(r.Request.Body[:])
 	var out [3 + 32]byte
 	copy(out[:], "rq:")
 	hex.Encode(out[3:], m.Sum(nil)[:16])
@@ -283,9 +270,7 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 	if r.Admission {
 		e.Kind = KindAdmission
 	}
-	if r.RequestID != "" {
-		e.Request = p.Question(r)
-	}
+	e.Request = p.Question(r)
 	for _, id := range d.OrderIDs {
 		o := r.Orders[id]
 		e.Orders = append(e.Orders, ledgerOrder(id, o, r.Authorities[o.Authority], registry.StatusInForce, d.Preview))

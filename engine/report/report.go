@@ -50,6 +50,8 @@ package report
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -270,43 +272,85 @@ type aggregator struct {
 	geo     map[[2]string]*seen // database, build
 	bundles map[[2]string]*seen // bundle, revision
 
-	// asked holds, for the questions decided in the last RetryWindow
-	// (ledger.Entry.Request), when each was first decided; swept when
-	// it has doubled since the last sweep.
-	asked      map[string]time.Time
+	// asked holds, for the requests decided in the last RetryWindow
+	// (sentAgain), when each was first decided (Unix nanoseconds); swept
+	// when it has doubled since the last sweep.
+	asked      map[[16]byte]int64
 	askedSwept int
 }
 
-// RetryWindow is how long after a question was first decided the same
-// request, sent again, is counted with it rather than as a question of
-// its own. A client or a load balancer resends a request whose answer
-// it did not get within its own timeout, seconds; ten minutes covers any
-// of them and no meeting server's next, different question with the same
-// people and request id.
-const RetryWindow = 10 * time.Minute
+// RetryWindow is how long after a request was first decided the same
+// request, sent again and decided alike, is counted with it rather than
+// on its own. A client or a load balancer sends a request again when its
+// answer is lost, within its own timeout and backoff: seconds, a minute
+// at most for geoscope's Go client (it waits out a Retry-After of up to
+// 60 s). The report remembers every request of the last RetryWindow while
+// it reads, about 40 bytes each.
+const RetryWindow = 2 * time.Minute
 
 // sentAgain reports whether e answers a request already counted: the
-// same question (Entry.Request) decided within RetryWindow before it. The
-// first decision is the one counted: a request is sent again when its
-// answer was lost, and the two are decided alike unless the registry
-// changed in between.
+// same request (Entry.Request: the same id, kind and body) decided alike
+// (the same actions, refusals and guard blocks, on the same people)
+// within RetryWindow before it. A request decided differently the second
+// time (the registry changed in between) is counted each time: the report
+// cannot know which answer was acted on, and leaves out neither.
 func (a *aggregator) sentAgain(e *ledger.Entry) bool {
 	if e.Request == "" {
 		return false
 	}
-	if first, ok := a.asked[e.Request]; ok && e.Time.Sub(first) <= RetryWindow {
+	key := decidedAs(e)
+	at := e.Time.UnixNano()
+	if first, ok := a.asked[key]; ok && at-first <= int64(RetryWindow) {
 		return true
 	}
 	if len(a.asked) >= 2*max(a.askedSwept, 1024) {
-		for q, t := range a.asked {
-			if e.Time.Sub(t) > RetryWindow {
-				delete(a.asked, q)
+		for k, t := range a.asked {
+			if at-t > int64(RetryWindow) {
+				delete(a.asked, k)
 			}
 		}
 		a.askedSwept = len(a.asked)
 	}
-	a.asked[e.Request] = e.Time
+	a.asked[key] = at
 	return false
+}
+
+// decidedAs is a digest of e's request and of everything the report counts
+// of it: its kind, whether it admitted, and each action, refusal and
+// guard block with whom and what it concerned.
+func decidedAs(e *ledger.Entry) [16]byte {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	field := func(v string) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(v)))])
+		h.Write([]byte(v))
+	}
+	field(e.Request)
+	field(e.Kind)
+	field(fmt.Sprint(e.AllowJoin != nil, e.AllowJoin != nil && *e.AllowJoin, len(e.Actions), len(e.Refused), len(e.GuardBlocked)))
+	for _, x := range e.Actions {
+		field(x.Type)
+		field(x.OrderID)
+		field(x.Subject)
+		field(x.Country)
+		field(strings.Join(x.Subdivisions, ","))
+		field(fmt.Sprint(x.Host, x.Reached))
+	}
+	for _, x := range e.Refused {
+		field(x.OrderID)
+		field(x.Demand)
+		field(x.Code)
+		field(fmt.Sprint(x.AffectedOutside))
+	}
+	for _, x := range e.GuardBlocked {
+		field(x.Code)
+		field(x.Type)
+		field(x.OrderID)
+		field(x.Subject)
+	}
+	var key [16]byte
+	copy(key[:], h.Sum(nil))
+	return key
 }
 
 func newAggregator(p Period) *aggregator {
@@ -320,7 +364,7 @@ func newAggregator(p Period) *aggregator {
 		stated:   map[string]statedOrder{},
 		geo:      map[[2]string]*seen{},
 		bundles:  map[[2]string]*seen{},
-		asked:    map[string]time.Time{},
+		asked:    map[[16]byte]int64{},
 	}
 }
 

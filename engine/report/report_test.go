@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/csv"
 	"encoding/json"
@@ -815,23 +816,30 @@ func TestReportOfAPeriodNotEndedChecksTheHeadAlone(t *testing.T) {
 }
 
 // A request its client sent again (a retry after a lost answer: the same
-// request id, kind, meeting and people) is counted once, as first
-// decided, when it comes within RetryWindow. A different request id,
-// different people, a request without an id, or the same request after
-// the window are questions of their own.
+// request id and body) and decided alike is counted once when it comes
+// within RetryWindow. Decided differently, with another request id or
+// body, without an id, or after the window, each is counted.
 func TestReportCountsARequestSentAgainOnce(t *testing.T) {
 	at := day(time.March, 3, 12)
 	n := 0
-	ask := func(after time.Duration, requestID string, people ...string) *engine.Record {
+	// ask records the decision about a request: its id, its body (here,
+	// the people it names), and those of them removed (all, unless given).
+	ask := func(after time.Duration, requestID string, people []string, removed ...string) *engine.Record {
 		n++
+		if removed == nil {
+			removed = people
+		}
 		r := newRec(fmt.Sprintf("00000000-0000-7000-8000-0000000001%02x", n), at.Add(after), "m-retry", "acct-us-retry", "CN-2026-0601").
-			remove("CN-2026-0601", "CN", people...).rec
-		r.RequestID = requestID
+			remove("CN-2026-0601", "CN", removed...).rec
+		if requestID != "" {
+			r.Request = &engine.RequestKey{ID: requestID, Body: sha256.Sum256([]byte(strings.Join(people, ",")))}
+		}
 		for _, id := range people {
 			r.Participants = append(r.Participants, input.Participant{ID: id, IP: "1.0.16.7"})
 		}
 		return r
 	}
+	ab, ac := []string{"p-a", "p-b"}, []string{"p-a", "p-c"}
 	removals := func(recs ...*engine.Record) (decisions, removed int) {
 		t.Helper()
 		r, err := Build(context.Background(), openFixture(t, recs), fixturePeriod, Options{MinCount: 1})
@@ -845,11 +853,12 @@ func TestReportCountsARequestSentAgainOnce(t *testing.T) {
 		recs                []*engine.Record
 		decisions, removals int
 	}{
-		{"sent again within the window", []*engine.Record{ask(0, "req-1", "p-a", "p-b"), ask(3*time.Second, "req-1", "p-a", "p-b"), ask(RetryWindow, "req-1", "p-a", "p-b")}, 1, 2},
-		{"sent again after the window", []*engine.Record{ask(0, "req-1", "p-a", "p-b"), ask(RetryWindow+time.Second, "req-1", "p-a", "p-b")}, 2, 4},
-		{"another request id", []*engine.Record{ask(0, "req-1", "p-a", "p-b"), ask(time.Second, "req-2", "p-a", "p-b")}, 2, 4},
-		{"one id for different people", []*engine.Record{ask(0, "req-1", "p-a", "p-b"), ask(time.Second, "req-1", "p-a", "p-c")}, 2, 4},
-		{"no request id", []*engine.Record{ask(0, "", "p-a", "p-b"), ask(time.Second, "", "p-a", "p-b")}, 2, 4},
+		{"sent again within the window", []*engine.Record{ask(0, "req-1", ab), ask(3*time.Second, "req-1", ab), ask(RetryWindow, "req-1", ab)}, 1, 2},
+		{"sent again after the window", []*engine.Record{ask(0, "req-1", ab), ask(RetryWindow+time.Second, "req-1", ab)}, 2, 4},
+		{"sent again, decided differently", []*engine.Record{ask(0, "req-1", ab), ask(time.Second, "req-1", ab, "p-a")}, 2, 3},
+		{"another request id", []*engine.Record{ask(0, "req-1", ab), ask(time.Second, "req-2", ab)}, 2, 4},
+		{"one id for another body", []*engine.Record{ask(0, "req-1", ab), ask(time.Second, "req-1", ac)}, 2, 4},
+		{"no request id", []*engine.Record{ask(0, "", ab), ask(time.Second, "", ab)}, 2, 4},
 	} {
 		if d, r := removals(c.recs...); d != c.decisions || r != c.removals {
 			t.Errorf("%s: %d decisions removing %d, want %d removing %d", c.name, d, r, c.decisions, c.removals)

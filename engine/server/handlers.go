@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -232,6 +233,11 @@ func (s *Server) request(c *gin.Context, read func(*gin.Context) ([]byte, *reser
 	if !ok {
 		return nil, nil, false
 	}
+	if id := c.GetHeader("X-Request-Id"); printableID(id) {
+		// The client named its request: sent again (a retry after a lost
+		// answer), its decision is recognised as the same request.
+		c.Set(ctxRequestKey, engine.RequestKey{ID: id, Body: sha256.Sum256(raw)})
+	}
 	req, err := decode(raw)
 	if err != nil {
 		res.release()
@@ -283,10 +289,8 @@ func admissionAnswer(d *decision.Decision) decision.Admission {
 func (s *Server) run(c *gin.Context, endpoint string, decide func(context.Context) (*decision.Decision, error)) (*decision.Decision, bool) {
 	start := time.Now()
 	ctx := c.Request.Context()
-	if id := c.GetHeader("X-Request-Id"); printableID(id) {
-		// The client named its request: sent again (a retry after a lost
-		// answer), its decision is recognised as the same question.
-		ctx = engine.WithRequestID(ctx, id)
+	if k, ok := c.Get(ctxRequestKey); ok {
+		ctx = engine.WithRequest(ctx, k.(engine.RequestKey))
 	}
 	d, err := decide(ctx) // the engine bounds evaluation (SetEvalTimeout)
 	s.metrics.decided(endpoint).Observe(time.Since(start).Seconds())

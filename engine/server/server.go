@@ -343,6 +343,9 @@ const (
 	ctxDecisionID = "geoscope.decision_id"
 	ctxErrorCode  = "geoscope.error_code"
 	ctxRoute      = "geoscope.route" // set for a 405 only: see routeOf
+	// ctxRequestKey: the request's engine.RequestKey, set only when the
+	// client named its request (X-Request-Id).
+	ctxRequestKey = "geoscope.request_key"
 )
 
 // routeOf is the route a request is counted, logged and traced under: the
