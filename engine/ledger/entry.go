@@ -370,10 +370,13 @@ type scrubber struct {
 	named        []string
 	accounts     map[string]bool
 	cache        map[string]string
-	// escaped holds the escaped forms of ids with any (scrubber.forms);
-	// orders the decision's order ids (scrubber.orderIDs).
-	escaped map[string][]string
-	orders  []string
+	// escaped holds the escaped forms of ids with any (scrubber.forms),
+	// runs the participants' unescaped runs (participantRuns); orders the decision's
+	// order ids (scrubber.orderIDs).
+	escaped   map[string][]string
+	runs      []string
+	runsKnown bool
+	orders    []string
 }
 
 func newScrubber(r *engine.Record, p *Pseudonymizer) *scrubber {
@@ -441,10 +444,6 @@ func countryCode(c string) bool {
 	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
 }
 
-// plain reports whether id reads the same quoted or escaped (its escaped
-// forms are none), remembering the answer.
-func (s *scrubber) plain(id string) bool { return len(s.forms(id)) == 0 }
-
 // forms are id's escaped forms (escapedForms), worked out once per id.
 func (s *scrubber) forms(id string) []string {
 	if plainASCII(id) {
@@ -459,6 +458,22 @@ func (s *scrubber) forms(id string) []string {
 	}
 	s.escaped[id] = f
 	return f
+}
+
+// participantRuns are the participants' ids' unescapedRun, in their
+// order, worked out once; nil when every id is plain ASCII, its own run
+// (the usual case, which costs no array).
+func (s *scrubber) participantRuns() []string {
+	if !s.runsKnown {
+		s.runsKnown = true
+		if slices.ContainsFunc(s.participants, func(p input.Participant) bool { return !plainASCII(p.ID) }) {
+			s.runs = make([]string, len(s.participants))
+			for i := range s.participants {
+				s.runs[i] = unescapedRun(s.participants[i].ID)
+			}
+		}
+	}
+	return s.runs
 }
 
 // orderIDs are the ids of the orders the decision named, evaluated or
@@ -519,14 +534,15 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 	found := map[string]string{}
 	// Every escaped form holds a backslash: a text without one holds none.
 	escaped := strings.IndexByte(text, '\\') >= 0
-	look := func(id string) {
+	// run is id's unescapedRun: every form of the id holds it, so a text
+	// without it holds none of them, which is told without working any
+	// out. The participants' runs are worked out once (s.participantRuns).
+	look := func(id, run string) {
 		if id == "" {
 			return
 		}
 		if quoted {
-			// The quoted id holds the id itself unless quoting escaped
-			// something in it.
-			if !s.plain(id) || strings.Contains(text, id) {
+			if run == "" || strings.Contains(text, run) {
 				if q := strconv.Quote(id); strings.Contains(text, q) {
 					found[q] = id
 				}
@@ -536,7 +552,7 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 		if strings.Contains(text, id) {
 			found[id] = id
 		}
-		if escaped {
+		if escaped && run != id && (run == "" || strings.Contains(text, run)) {
 			for _, form := range s.forms(id) {
 				if strings.Contains(text, form) {
 					found[form] = id
@@ -544,15 +560,23 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 			}
 		}
 	}
-	for i := range s.participants {
-		look(s.participants[i].ID)
+	var runs []string
+	if quoted || escaped {
+		runs = s.participantRuns()
 	}
-	look(s.joining)
+	for i := range s.participants {
+		if runs != nil {
+			look(s.participants[i].ID, runs[i])
+		} else {
+			look(s.participants[i].ID, s.participants[i].ID)
+		}
+	}
+	look(s.joining, unescapedRun(s.joining))
 	for _, id := range s.named {
-		look(id)
+		look(id, unescapedRun(id))
 	}
 	for id := range s.accounts {
-		look(id)
+		look(id, unescapedRun(id))
 	}
 	out := text
 	if len(found) > 0 && !quoted {
@@ -630,6 +654,42 @@ func plainASCII(id string) bool {
 		}
 	}
 	return true
+}
+
+// unescapedRun is the longest run of id's characters that neither Go's
+// quoting nor JSON escapes, which every escaped form of id holds as it
+// is; the whole id when it has none to escape, "" when every character
+// is escaped.
+func unescapedRun(id string) string {
+	if plainASCII(id) {
+		return id
+	}
+	best, start := "", 0
+	for i, r := range id {
+		if escapedRune(r) {
+			if i-start > len(best) {
+				best = id[start:i]
+			}
+			start = i + utf8.RuneLen(r)
+			if r == utf8.RuneError {
+				start = i + 1
+			}
+		}
+	}
+	if len(id)-start > len(best) {
+		best = id[start:]
+	}
+	return best
+}
+
+// escapedRune reports whether Go's quoting or JSON (escaping HTML, as
+// encoding/json does by default) writes r otherwise than as itself.
+func escapedRune(r rune) bool {
+	switch r {
+	case '"', '\\', '<', '>', '&', '\u2028', '\u2029', utf8.RuneError:
+		return true
+	}
+	return r < 0x20 || r == 0x7f || !unicode.IsPrint(r)
 }
 
 // replaceTokens replaces each occurrence of one of ids (tried in order)

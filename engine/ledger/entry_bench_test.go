@@ -1,0 +1,57 @@
+package ledger
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/geoscope/geoscope/engine"
+	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/engine/registry"
+)
+
+// BenchmarkNewEntry builds the entry of a decision about 100,000
+// participants, a thousand of them removed, with the reasons a policy and
+// the guard write: the scrubber looks for every id in every distinct
+// reason. Ids of plain ASCII, and ids that strings escape or that are not
+// ASCII (which have escaped forms to look for).
+func BenchmarkNewEntry(b *testing.B) {
+	p := NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
+	for _, ids := range []struct {
+		name string
+		id   func(int) string
+	}{
+		{"ascii", func(i int) string { return fmt.Sprintf("p-%06d", i) }},
+		{"non-ascii", func(i int) string { return fmt.Sprintf("参加者-%06d", i) }},
+		{"escaped", func(i int) string { return fmt.Sprintf(`CORP\p%06d`, i) }},
+	} {
+		b.Run(ids.name, func(b *testing.B) {
+			const n, removed, blocked = 100_000, 1000, 100
+			r := &engine.Record{
+				Decision:  &decision.Decision{DecisionID: "d-1", Time: time.Unix(0, 0), MeetingID: "m-1"},
+				AccountID: "acct-host",
+				Orders:    map[string]registry.Order{"CN-1": {Authority: "cn.cac"}},
+			}
+			for i := range n {
+				r.Participants = append(r.Participants, input.Participant{ID: ids.id(i)})
+			}
+			for i := range removed {
+				r.Decision.Actions = append(r.Decision.Actions, decision.Action{Type: decision.RemoveParticipant, ParticipantID: ids.id(i), OrderID: "CN-1",
+					Country: "CN", Reason: "order CN-1: located inside the jurisdiction"})
+			}
+			for i := range blocked {
+				id := ids.id(removed + i)
+				r.Decision.GuardBlocked = append(r.Decision.GuardBlocked, decision.Blocked{Code: "outside_jurisdiction",
+					Action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: id, OrderID: "CN-1"},
+					Reason: fmt.Sprintf("%q is located in US, outside CN", id)})
+			}
+			r.Decision.Refused = []decision.Refusal{{OrderID: "CN-1", Demand: "end_meeting", Code: "affects_outside",
+				Reason: fmt.Sprintf(`ending the meeting would affect %q and 99,899 others`, ids.id(n-1))}}
+			b.ReportAllocs()
+			for b.Loop() {
+				newEntry(r, p, "bench", "r-1")
+			}
+		})
+	}
+}
