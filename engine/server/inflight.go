@@ -59,9 +59,11 @@ import (
 // The trade-offs:
 //   - a body's first minWeight bytes are not counted, so that no client
 //     can take from an admission (a few hundred bytes) anything it needs.
-//     That memory is bounded by the connections open, as net/http's own
+//     That memory is bounded by the requests open, as net/http's own
 //     buffers of each connection (4 KiB to read, 4 KiB to write) are,
-//     not by a budget;
+//     not by a budget: one per HTTP/1.1 connection, up to 250 (Go's
+//     default concurrent streams) per HTTP/2 connection. Limit
+//     connections at the load balancer (docs/operations.md);
 //   - a client that sends at the paced rate can take the arriving budget
 //     (about 256 KiB/s for the default 1 MiB, each body cut off 2 s after
 //     it began): bodies over minWeight (rosters, gzip bodies sent over
