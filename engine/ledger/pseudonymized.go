@@ -47,7 +47,7 @@ func (p *Pseudonymizer) Decision(r *engine.Record) *decision.Decision {
 	}
 	d.Refused = make([]decision.Refusal, len(r.Decision.Refused))
 	for i, rf := range r.Decision.Refused {
-		rf.Reason = scrub.apply(rf.Reason)
+		rf.Reason, rf.Code = scrub.apply(rf.Reason), scrub.code(rf.Code)
 		d.Refused[i] = rf
 	}
 	return &d

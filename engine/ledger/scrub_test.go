@@ -93,3 +93,32 @@ func TestScrubberKeepsOrderIDsAndKnowsTargetedAccounts(t *testing.T) {
 		t.Errorf("apply\n = %q\n want %q", got, want)
 	}
 }
+
+// An order's id kept whole never shields the end of an id that starts
+// inside it; the accounts a preview not in force targets are ids; a
+// refusal code that holds an id is withheld.
+func TestScrubberLeavesNoIdBehindAnOrderID(t *testing.T) {
+	p := NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
+	r := &engine.Record{
+		Decision:         &decision.Decision{MeetingID: "m-1", Preview: true},
+		Participants:     []input.Participant{{ID: "0601-7"}, {ID: "user_4471"}},
+		Orders:           map[string]registry.Order{"CN-2020-0601": {}},
+		OrdersNotInForce: map[string]registry.Order{"PREVIEW-1": {Targets: registry.Targets{Accounts: []string{"acct-secret-9"}}}},
+	}
+	s := newScrubber(r, p)
+	for in, want := range map[string]string{
+		"ref CN-2020-0601-7":                 "ref CN-2020-" + p.Participant("0601-7"),
+		"order CN-2020-0601 applies":         "order CN-2020-0601 applies",
+		"preview targets acct-secret-9":      "preview targets " + p.Account("acct-secret-9"),
+		"CN-2020-0601: 0601-7 and user_4471": "CN-2020-0601: " + p.Participant("0601-7") + " and " + p.Participant("user_4471"),
+	} {
+		if got := s.apply(in); got != want {
+			t.Errorf("apply(%q)\n = %q\n want %q", in, got, want)
+		}
+	}
+	for code, want := range map[string]string{"withheld_user_4471": WithheldCode, "press_review": "press_review", "user_4471": WithheldCode} {
+		if got := s.code(code); got != want {
+			t.Errorf("code(%q) = %q, want %q", code, got, want)
+		}
+	}
+}

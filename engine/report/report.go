@@ -300,7 +300,7 @@ func (a *aggregator) sentAgain(e *ledger.Entry) bool {
 	}
 	key := decidedAs(e)
 	at := e.Time.UnixNano()
-	if first, ok := a.asked[key]; ok && at-first <= int64(RetryWindow) {
+	if first, ok := a.asked[key]; ok && at-first >= 0 && at-first <= int64(RetryWindow) {
 		return true
 	}
 	if len(a.asked) >= 2*max(a.askedSwept, 1024) {
@@ -316,32 +316,62 @@ func (a *aggregator) sentAgain(e *ledger.Entry) bool {
 }
 
 // decidedAs is a digest of e's request and of everything the report counts
-// of it: its kind, whether it admitted, and each action, refusal and
-// guard block with whom and what it concerned.
+// of it: its kind, whether it admitted, the orders it evaluated or found
+// not in force, the revisions it was decided with, and each action,
+// refusal and guard block with whom and what it concerned.
 func decidedAs(e *ledger.Entry) [16]byte {
 	h := sha256.New()
 	var n [binary.MaxVarintLen64]byte
+	num := func(v int64) { h.Write(n[:binary.PutVarint(n[:], v)]) }
 	field := func(v string) {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(v)))])
+		num(int64(len(v)))
 		h.Write([]byte(v))
+	}
+	flag := func(b bool) {
+		if b {
+			num(1)
+		} else {
+			num(0)
+		}
 	}
 	field(e.Request)
 	field(e.Kind)
-	field(fmt.Sprint(e.AllowJoin != nil, e.AllowJoin != nil && *e.AllowJoin, len(e.Actions), len(e.Refused), len(e.GuardBlocked)))
+	flag(e.AllowJoin != nil)
+	flag(e.AllowJoin != nil && *e.AllowJoin)
+	for _, orders := range [][]ledger.Order{e.Orders, e.OrdersNotInForce} {
+		num(int64(len(orders)))
+		for _, o := range orders {
+			field(o.OrderID)
+			field(o.Status)
+		}
+	}
+	num(int64(len(e.Bundles)))
+	for _, name := range slices.Sorted(maps.Keys(e.Bundles)) {
+		field(name)
+		field(e.Bundles[name])
+	}
+	num(int64(len(e.Actions)))
 	for _, x := range e.Actions {
 		field(x.Type)
 		field(x.OrderID)
 		field(x.Subject)
 		field(x.Country)
 		field(strings.Join(x.Subdivisions, ","))
-		field(fmt.Sprint(x.Host, x.Reached))
+		flag(x.Host)
+		num(int64(len(x.Reached)))
+		for _, c := range slices.Sorted(maps.Keys(x.Reached)) {
+			field(c)
+			num(int64(x.Reached[c]))
+		}
 	}
+	num(int64(len(e.Refused)))
 	for _, x := range e.Refused {
 		field(x.OrderID)
 		field(x.Demand)
 		field(x.Code)
-		field(fmt.Sprint(x.AffectedOutside))
+		num(int64(x.AffectedOutside))
 	}
+	num(int64(len(e.GuardBlocked)))
 	for _, x := range e.GuardBlocked {
 		field(x.Code)
 		field(x.Type)

@@ -158,6 +158,11 @@ included: debug logging is for authoring, not for production.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// Once the stop has begun, a second signal ends the process at
+			// once (Go's default), for an operator who will not wait: as
+			// kill -9, it loses the plain-admission counts not yet
+			// written (docs/operations.md).
+			context.AfterFunc(ctx, stop)
 			// A failed first load leaves the server up but not ready (503),
 			// so a fixed file is picked up without a restart. A broken OPA
 			// configuration is fatal.
@@ -177,10 +182,6 @@ included: debug logging is for authoring, not for production.`,
 			// answer delays the exit by that much at most; a request cut
 			// off by --shutdown-timeout may still be deciding then, and its
 			// event is lost.
-			//
-			// A second signal from here on ends the process at once (Go's
-			// default), for an operator who will not wait.
-			stop()
 			stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			defer cancel()
 			// OPA's decision-log plugin makes its final upload under
