@@ -55,6 +55,10 @@ const (
 	LocatedByPhone = "phone"
 )
 
+// KnownLocatedBy reports whether by is one of the ways a person is
+// located.
+func KnownLocatedBy(by string) bool { return by == LocatedByIP || by == LocatedByPhone }
+
 // Refusal is a demand that was not carried out as asked.
 type Refusal struct {
 	OrderID         string `json:"order_id"`

@@ -459,7 +459,7 @@ func place(loc Located) string {
 func claimedCodes(claimed []string) string {
 	q := make([]string, len(claimed))
 	for i, c := range claimed {
-		if !countryCode(c) && !registry.IsSubdivision(c) {
+		if !registry.IsPlaceCode(c) {
 			return "something that is not a list of country or subdivision codes"
 		}
 		q[i] = strconv.Quote(c)
@@ -470,16 +470,10 @@ func claimedCodes(claimed []string) string {
 // claimedMeans is a claimed located_by, quoted when it is one geoscope
 // knows (see claimedCodes).
 func claimedMeans(by string) string {
-	if by == decision.LocatedByIP || by == decision.LocatedByPhone {
+	if decision.KnownLocatedBy(by) {
 		return strconv.Quote(by)
 	}
 	return "a means that is not ip or phone"
-}
-
-// countryCode reports whether c has the shape of an ISO 3166-1 alpha-2
-// code.
-func countryCode(c string) bool {
-	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
 }
 
 func orUnknown(country string) string {

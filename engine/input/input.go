@@ -673,7 +673,7 @@ func checkPhone(f field, phone string) error {
 }
 
 func checkCountry(f field, code string) error {
-	if code != "" && !IsCountryCode(code) {
+	if code != "" && !registry.IsCountryCode(code) {
 		return invalid(f.String(), "%s is not an ISO 3166-1 alpha-2 code (two upper-case letters)", Quote(code))
 	}
 	return nil
@@ -744,12 +744,6 @@ func checkTextSlow(name, s string) error {
 		}
 	}
 	return nil
-}
-
-// IsCountryCode reports whether s has the shape of an ISO 3166-1 alpha-2
-// code.
-func IsCountryCode(s string) bool {
-	return len(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z'
 }
 
 func indexed(field string, i int) string {

@@ -423,27 +423,21 @@ func (s *scrubber) claims(a decision.Action) decision.Action {
 	a.Type = keep(a.Type, decision.KnownActionType(a.Type))
 	a.OrderID = keep(a.OrderID, evaluated || notInForce)
 	a.MeetingID = keep(a.MeetingID, a.MeetingID == s.r.Decision.MeetingID)
-	a.Country = keep(a.Country, countryCode(a.Country))
-	a.LocatedBy = keep(a.LocatedBy, a.LocatedBy == decision.LocatedByIP || a.LocatedBy == decision.LocatedByPhone)
+	a.Country = keep(a.Country, registry.IsCountryCode(a.Country))
+	a.LocatedBy = keep(a.LocatedBy, decision.KnownLocatedBy(a.LocatedBy))
 	place := func(codes []string) []string {
-		if !slices.ContainsFunc(codes, func(c string) bool { return !countryCode(c) && !registry.IsSubdivision(c) && c != policy.NotAString }) {
+		if !slices.ContainsFunc(codes, func(c string) bool { return !registry.IsPlaceCode(c) && c != policy.NotAString }) {
 			return codes
 		}
 		out := make([]string, len(codes))
 		for i, c := range codes {
-			out[i] = keep(c, countryCode(c) || registry.IsSubdivision(c))
+			out[i] = keep(c, registry.IsPlaceCode(c))
 		}
 		return out
 	}
 	a.Jurisdiction = place(a.Jurisdiction)
 	a.Subdivisions = place(a.Subdivisions)
 	return a
-}
-
-// countryCode reports whether c has the shape of an ISO 3166-1 alpha-2
-// code.
-func countryCode(c string) bool {
-	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
 }
 
 // forms are id's escaped forms (escapedForms), worked out once per id.

@@ -76,6 +76,16 @@ func IsSubdivision(code string) bool {
 	return code[0] >= 'A' && code[0] <= 'Z' && code[1] >= 'A' && code[1] <= 'Z'
 }
 
+// IsCountryCode reports whether code has the shape of an ISO 3166-1
+// alpha-2 code ("CN").
+func IsCountryCode(code string) bool {
+	return len(code) == 2 && code[0] >= 'A' && code[0] <= 'Z' && code[1] >= 'A' && code[1] <= 'Z'
+}
+
+// IsPlaceCode reports whether code has the shape of a country or a
+// subdivision code: what a jurisdiction lists, and where a person is.
+func IsPlaceCode(code string) bool { return IsCountryCode(code) || IsSubdivision(code) }
+
 // SubdivisionCountry is the country of a subdivision code ("UA" for
 // "UA-43"), or "" when code is not one.
 func SubdivisionCountry(code string) string {
