@@ -308,19 +308,8 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	refused := guard.Refusals(facts, out.Refused)
 	end(nil)
 
-	info := db.Info()
-	d := &decision.Decision{
-		DecisionID:   uuid.Must(uuid.NewV7()).String(),
-		Time:         now.UTC(),
-		MeetingID:    req.Meeting.ID,
-		Actions:      nonNil(actions),
-		Refused:      nonNil(refused),
-		GuardBlocked: nonNil(blocked),
-		OrderIDs:     sortedKeys(facts.Orders),
-		Geo:          decision.Geo{Database: info.Database, Build: info.Build},
-		Bundles:      snap.Revisions(),
-		Preview:      req.Order != nil,
-	}
+	d := newDecision(req, facts, snap, db, now)
+	d.Actions, d.Refused, d.GuardBlocked = nonNil(actions), nonNil(refused), nonNil(blocked)
 	if len(facts.NotInForce) > 0 {
 		d.OrdersNotInForce = make([]decision.OrderStatus, 0, len(facts.NotInForce))
 		for _, id := range sortedKeys(facts.NotInForce) {
@@ -348,17 +337,8 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	if e.recorder == nil && e.logs == nil {
 		return d, nil
 	}
-	rec := &Record{
-		Decision:     d,
-		AccountID:    req.Meeting.Host.AccountID,
-		Orders:       facts.Orders,
-		Authorities:  facts.Authorities,
-		Networks:     networks(req, actions),
-		Admission:    admission,
-		Participants: req.Meeting.Participants,
-		Joining:      req.Joining,
-		Facts:        facts,
-	}
+	rec := newRecord(d, req, facts, admission)
+	rec.Networks = networks(req, actions)
 	rec.Request, _ = ctx.Value(requestKey{}).(*RequestKey)
 	if len(facts.NotInForce) > 0 {
 		rec.OrdersNotInForce = ordersNotInForce(snap.Registry(), req, facts.NotInForce)
@@ -398,8 +378,17 @@ func (e *Engine) logFailure(ctx context.Context, req *input.Request, facts *guar
 		// client was answered that it closed the request.
 		err = fmt.Errorf("%w (%w)", err, context.Canceled)
 	}
+	rec := newRecord(newDecision(req, facts, snap, db, now), req, facts, admission)
+	rec.Err = err
+	e.logs(ctx, rec)
+}
+
+// newDecision is the decision about req before anything is decided: its
+// id and time, the meeting, the orders evaluated, and the revisions of
+// the bundles and the GeoIP database it is made with.
+func newDecision(req *input.Request, facts *guard.Facts, snap *policy.Snapshot, db *geo.DB, now time.Time) *decision.Decision {
 	info := db.Info()
-	d := &decision.Decision{
+	return &decision.Decision{
 		DecisionID: uuid.Must(uuid.NewV7()).String(),
 		Time:       now.UTC(),
 		MeetingID:  req.Meeting.ID,
@@ -408,7 +397,12 @@ func (e *Engine) logFailure(ctx context.Context, req *input.Request, facts *guar
 		Bundles:    snap.Revisions(),
 		Preview:    req.Order != nil,
 	}
-	e.logs(ctx, &Record{
+}
+
+// newRecord is the record of d, made about req on facts: who was asked
+// about and on which orders.
+func newRecord(d *decision.Decision, req *input.Request, facts *guard.Facts, admission bool) *Record {
+	return &Record{
 		Decision:     d,
 		AccountID:    req.Meeting.Host.AccountID,
 		Orders:       facts.Orders,
@@ -417,8 +411,7 @@ func (e *Engine) logFailure(ctx context.Context, req *input.Request, facts *guar
 		Participants: req.Meeting.Participants,
 		Joining:      req.Joining,
 		Facts:        facts,
-		Err:          err,
-	})
+	}
 }
 
 // evaluate runs eval under the evaluation deadline.
