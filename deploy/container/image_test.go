@@ -137,19 +137,7 @@ func TestContainerImage(t *testing.T) {
 	}
 	port := proctest.FreePort(t)
 	argv := append(append(slices.Clone(c.Entrypoint), c.Cmd...), "--addr", "127.0.0.1:"+port)
-	srv, logs := chrootCmd(rootfs, c.WorkingDir, c.Env, argv...)
-	if err := srv.Start(); err != nil {
-		t.Fatalf("starting %q in the image's root: %v", argv, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
-	t.Cleanup(func() {
-		_ = srv.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs)
-		}
-	})
+	srv, exited := startInImage(t, rootfs, c.WorkingDir, c.Env, argv)
 	base := "http://127.0.0.1:" + port
 	waitOK(t, base+"/ready", exited)
 
@@ -236,19 +224,7 @@ func checkOCISource(t *testing.T, rootfs, dir string, env, command []string) {
 	}
 	port := proctest.FreePort(t)
 	argv := append(slices.Clone(command), "--addr", "127.0.0.1:"+port, "--config", "/etc/geoscope/opa-oci.json")
-	srv, logs := chrootCmd(rootfs, dir, env, argv...)
-	if err := srv.Start(); err != nil {
-		t.Fatalf("starting %q in the image's root: %v", argv, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
-	t.Cleanup(func() {
-		_ = srv.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs)
-		}
-	})
+	srv, exited := startInImage(t, rootfs, dir, env, argv)
 	// Not ready (no registry answers), but serving.
 	waitOK(t, "http://127.0.0.1:"+port+"/health", exited)
 	stores, _ := filepath.Glob(filepath.Join(rootfs, "tmp", "opa-oci-*"))
@@ -591,6 +567,27 @@ func digest(token string) string {
 func tail(out []byte, lines int) string {
 	l := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
 	return strings.Join(l[max(0, len(l)-lines):], "\n")
+}
+
+// startInImage starts argv in the image's root (chrootCmd); exited gets
+// its end. It is killed when the test ends, and its log printed if the
+// test failed.
+func startInImage(t *testing.T, rootfs, dir string, env, argv []string) (srv *exec.Cmd, exited chan error) {
+	t.Helper()
+	srv, logs := chrootCmd(rootfs, dir, env, argv...)
+	if err := srv.Start(); err != nil {
+		t.Fatalf("starting %q in the image's root: %v", argv, err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		_ = srv.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs)
+		}
+	})
+	return srv, exited
 }
 
 // stopServer sends SIGTERM to srv and waits up to 30 s for it to exit 0;
