@@ -495,9 +495,7 @@ func (s *Server) inflateSmall(c *gin.Context, sent []byte, arriving bool, paced 
 	}
 	if err == nil && int64(len(raw)) > limit && limit < s.cfg.MaxBody {
 		// Too big for the small lane after all.
-		if res != nil {
-			res.release()
-		}
+		res.release()
 		arr.release()
 		// No deadline while it waits: over HTTP/2 a deadline that passes
 		// closes the stream's body for good, even with nobody reading.
@@ -515,16 +513,12 @@ func (s *Server) inflateSmall(c *gin.Context, sent []byte, arriving bool, paced 
 		raw = body.Bytes()
 	}
 	if err == nil && int64(len(raw)) > s.cfg.MaxBody {
-		if res != nil {
-			res.release()
-		}
+		res.release()
 		abort(c, http.StatusRequestEntityTooLarge, s.bodyTooLarge("the gzip body inflates beyond"))
 		return nil, nil, false
 	}
 	if err != nil {
-		if res != nil {
-			res.release()
-		}
+		res.release()
 		s.arrivalError(c, err, true)
 		return nil, nil, false
 	}

@@ -212,8 +212,12 @@ func (r *reservation) shrink(size int64) {
 	r.weight = keep
 }
 
-// release ends the reservation; later calls do nothing.
+// release ends the reservation; later calls, and calls on nil, do
+// nothing.
 func (r *reservation) release() {
+	if r == nil {
+		return // none was taken (a small gzip body still arriving)
+	}
 	r.once.Do(func() {
 		r.lane().Release(r.weight)
 		r.used().Add(-r.weight)
