@@ -6,6 +6,7 @@ package tests
 // gRPC), continuing the caller's W3C traceparent.
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -127,19 +128,7 @@ func TestTracing(t *testing.T) {
 
 			send := func(path, traceparent string, body []byte) {
 				t.Helper()
-				req, _ := http.NewRequest(http.MethodPost, srv.base+path, strings.NewReader(string(body)))
-				req.Header.Set("Content-Type", "application/json")
-				if traceparent != "" {
-					req.Header.Set("traceparent", traceparent)
-				}
-				resp, err := srv.client.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					t.Fatalf("POST %s: %d", path, resp.StatusCode)
-				}
+				sendTraced(t, srv, http.MethodPost, path, traceparent, body)
 			}
 			const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 			const unsampled = "5bf92f3577b34da6a3ce929d0e0e4736"
@@ -213,22 +202,7 @@ func TestTracingExcludePaths(t *testing.T) {
 
 	send := func(method, path, traceparent string, body []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.base+path, strings.NewReader(string(body)))
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		if traceparent != "" {
-			req.Header.Set("traceparent", traceparent)
-		}
-		resp, err := srv.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s %s: %d", method, path, resp.StatusCode)
-		}
+		sendTraced(t, srv, method, path, traceparent, body)
 	}
 	const parentID = "00f067aa0ba902b7"
 	excludedTrace := map[string]string{
@@ -350,5 +324,28 @@ func TestTracingCollectorDown(t *testing.T) {
 	}
 	if warnings != 1 {
 		t.Errorf("%d export failures logged in about 2 s, want 1 (at most one per 10 s)", warnings)
+	}
+}
+
+// sendTraced sends a request to srv, with a W3C traceparent when one is
+// given (and a JSON body when one is), and fails the test unless it is
+// answered 200.
+func sendTraced(t *testing.T, srv *bndServer, method, path, traceparent string, body []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.base+path, bytes.NewReader(body))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if traceparent != "" {
+		req.Header.Set("traceparent", traceparent)
+	}
+	resp, err := srv.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: %d", method, path, resp.StatusCode)
 	}
 }
