@@ -379,7 +379,8 @@ func TestDecisionLogsShutdown(t *testing.T) {
 // whatever --log-level is, as OPA's console decision logger does (it is
 // not OPA's log), in OPA's shape: msg "Decision Log" at level "info", the
 // event's fields at the top of the line. The rest of the log still
-// follows --log-level.
+// follows --log-level. The console logger and the bundle service's token
+// given with --set and --set-file, as OPA takes them, work as in the file.
 func TestDecisionLogsConsole(t *testing.T) {
 	key := bndDevKey(t, "dev-es256", "ES256")
 	bs := newBundleServer(t)
@@ -390,16 +391,29 @@ func TestDecisionLogsConsole(t *testing.T) {
 		bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz",
 			"polling": map[string]any{"min_delay_seconds": 60, "max_delay_seconds": 120}}
 	}
-	cfg, _ := json.Marshal(map[string]any{
-		"services":      map[string]any{"bundles": map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}}},
+	service := map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}}
+	full, _ := json.Marshal(map[string]any{
+		"services":      map[string]any{"bundles": service},
 		"bundles":       bundles,
 		"decision_logs": map[string]any{"console": true},
 	})
-	config := writeTemp(t, "opa.json", cfg)
-	for _, level := range []string{"warn", "error"} {
+	// The same, given as OPA operators often give it: a file without the
+	// console logger or the token, and both set on the command line.
+	delete(service, "credentials")
+	partial, _ := json.Marshal(map[string]any{"services": map[string]any{"bundles": service}, "bundles": bundles})
+	tokenFile := writeTemp(t, "token", []byte(remoteToken+"\n"))
+	for _, tc := range []struct {
+		level  string
+		config []string
+	}{
+		{"warn", []string{"--config", writeTemp(t, "opa.json", full)}},
+		{"error", []string{"--config", writeTemp(t, "partial.json", partial), "--set", "decision_logs.console=true",
+			"--set-file", "services.bundles.credentials.bearer.token=" + tokenFile}},
+	} {
+		level := tc.level
 		t.Run(level, func(t *testing.T) {
-			srv := bndStart(t, "--config", config, "--verification-key", key.pubPath,
-				"--geoip-db", geotest.Standard(t), "--log-level", level)
+			srv := bndStart(t, append(tc.config, "--verification-key", key.pubPath,
+				"--geoip-db", geotest.Standard(t), "--log-level", level)...)
 			srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
 			r := srv.request(t, http.MethodPost, "/v1/decisions", "", "application/json", june4b)
 			var d struct {

@@ -18,23 +18,114 @@ import (
 	"github.com/open-policy-agent/opa/v1/plugins/discovery"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/util"
+	"helm.sh/helm/v4/pkg/strvals"
 
 	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/internal/patherr"
 )
 
-// ReadOPAConfig reads the OPA configuration file at path as OPA does:
-// ${NAME} is replaced by the environment variable NAME where it is set
-// (left as written where it is not), and the result must be YAML or JSON.
-// Errors name --config and the file.
-func ReadOPAConfig(path string) ([]byte, error) {
-	raw, _, err := readOPAConfig(path)
+// HasOPAConfig reports whether an OPA configuration is given: a file
+// (--config), overrides (--set, --set-file), or both.
+func (c Config) HasOPAConfig() bool {
+	return c.OPAConfig != "" || len(c.OPASet) > 0 || len(c.OPASetFile) > 0
+}
+
+// ReadOPAConfig reads the OPA configuration as OPA's runtime does: the file
+// at c.OPAConfig (if any), with ${NAME} replaced by the environment
+// variable NAME where it is set (left as written where it is not), which
+// must be YAML or JSON; then c.OPASet and c.OPASetFile merged over it, the
+// overrides winning. Errors name the flag and the file.
+func (c Config) ReadOPAConfig() ([]byte, error) {
+	raw, _, err := c.readOPAConfig()
 	return raw, err
 }
 
 // readOPAConfig is ReadOPAConfig, also returning the parsed document
 // (never nil: an empty file is an empty mapping).
-func readOPAConfig(path string) ([]byte, map[string]any, error) {
+func (c Config) readOPAConfig() ([]byte, map[string]any, error) {
+	raw, doc, err := readOPAConfigFile(c.OPAConfig)
+	if err != nil || len(c.OPASet) == 0 && len(c.OPASetFile) == 0 {
+		return raw, doc, err
+	}
+	overrides, err := c.overrides()
+	if err != nil {
+		return nil, nil, err
+	}
+	mergeInto(doc, overrides)
+	// JSON is YAML: OPA's parsers read either.
+	if raw, err = json.Marshal(doc); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: %v", ErrConfig, c.opaConfigName(), err)
+	}
+	return raw, doc, nil
+}
+
+// overrides parses --set and --set-file as OPA's runtime does, with the
+// parser OPA's own was taken from (Helm's strvals): "a.b=v,c[0]=w" sets
+// nested keys, values typed as YAML scalars (true, 10); --set-file reads
+// each value from a file, trimmed (a token from a mounted secret). ${NAME}
+// in a --set is replaced from the environment, as in the file. The
+// parser's errors name the key, not the value, which may be a credential.
+func (c Config) overrides() (map[string]any, error) {
+	out := map[string]any{}
+	for _, s := range c.OPASet {
+		if err := strvals.ParseInto(substituteEnv(s), out); err != nil {
+			return nil, fmt.Errorf("%w: --set: %v (expected KEY=VALUE[,KEY=VALUE...])", ErrConfig, err)
+		}
+	}
+	var unreadable error
+	read := func(path []rune) (any, error) {
+		b, err := os.ReadFile(string(path))
+		if err != nil {
+			unreadable = fmt.Errorf("%s: %v", string(path), patherr.Cause(err))
+			return nil, unreadable
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	for _, s := range c.OPASetFile {
+		if err := strvals.ParseIntoFile(s, out, read); err != nil {
+			if unreadable != nil {
+				return nil, fmt.Errorf("%w: --set-file: %v", ErrConfig, unreadable)
+			}
+			return nil, fmt.Errorf("%w: --set-file: %v (expected KEY=FILE[,KEY=FILE...])", ErrConfig, err)
+		}
+	}
+	return out, nil
+}
+
+// mergeInto merges src into dst as OPA's runtime merges --set over the
+// file: mappings merge key by key, anything else in src replaces what dst
+// holds.
+func mergeInto(dst, src map[string]any) {
+	for k, v := range src {
+		sub, isMap := v.(map[string]any)
+		into, intoMap := dst[k].(map[string]any)
+		if isMap && intoMap {
+			mergeInto(into, sub)
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+// opaConfigName names the OPA configuration in errors: the file, the
+// overrides, or both.
+func (c Config) opaConfigName() string {
+	set := len(c.OPASet) > 0 || len(c.OPASetFile) > 0
+	switch {
+	case c.OPAConfig == "":
+		return "--set"
+	case set:
+		return "--config " + c.OPAConfig + " with --set"
+	}
+	return "--config " + c.OPAConfig
+}
+
+// readOPAConfigFile reads and parses the file at path; no path is an
+// empty configuration.
+func readOPAConfigFile(path string) ([]byte, map[string]any, error) {
+	if path == "" {
+		return nil, map[string]any{}, nil
+	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: --config %s: %v", ErrConfig, path, patherr.Cause(err))
@@ -87,12 +178,12 @@ func substituteEnv(s string) string {
 // plugins), without starting anything, so that a configuration error is
 // reported before the server opens its ledger.
 func (c Config) opaConfig() ([]byte, error) {
-	_, doc, err := readOPAConfig(c.OPAConfig)
+	_, doc, err := c.readOPAConfig()
 	if err != nil {
 		return nil, err
 	}
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: --config %s: %s", ErrConfig, c.OPAConfig, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %s: %s", ErrConfig, c.opaConfigName(), fmt.Sprintf(format, args...))
 	}
 	if _, ok := doc["bundle"]; ok {
 		return nil, bad(`the deprecated "bundle" block is not supported (it cannot require a signature); name the bundle under "bundles" instead`)

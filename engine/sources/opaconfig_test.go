@@ -104,6 +104,89 @@ func TestOPAConfigChecks(t *testing.T) {
 	}
 }
 
+// --set and --set-file override the file's values as OPA's do: nested
+// keys merged into the file's mappings, values typed, ${NAME} substituted,
+// a file's content trimmed; without a file they are the configuration.
+// Errors name the flag, never the value (it may be a credential).
+func TestOPAConfigOverrides(t *testing.T) {
+	t.Setenv("GEOSCOPE_TEST_HOST", "127.0.0.1")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "opa.yaml")
+	config := "services:\n  s:\n    url: http://127.0.0.1:1\n    headers: {X-Kept: yes}\nbundles:\n  policies:\n    service: s\n"
+	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("s3cret-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type doc struct {
+		Services map[string]struct {
+			URL         string            `json:"url"`
+			Headers     map[string]string `json:"headers"`
+			Credentials struct {
+				Bearer struct {
+					Token string `json:"token"`
+				} `json:"bearer"`
+			} `json:"credentials"`
+		} `json:"services"`
+		Bundles      map[string]map[string]any `json:"bundles"`
+		DecisionLogs struct {
+			Console any `json:"console"`
+		} `json:"decision_logs"`
+	}
+	read := func(t *testing.T, c Config) doc {
+		t.Helper()
+		out, err := c.opaConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d doc
+		if err := json.Unmarshal(out, &d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+
+	got := read(t, Config{OPAConfig: file,
+		OPASet:     []string{"decision_logs.console=true", "services.s.url=http://${GEOSCOPE_TEST_HOST}:2,bundles.policies.resource=p.tar.gz"},
+		OPASetFile: []string{"services.s.credentials.bearer.token=" + token}})
+	s := got.Services["s"]
+	if got.DecisionLogs.Console != true || s.URL != "http://127.0.0.1:2" || s.Headers["X-Kept"] != "yes" ||
+		s.Credentials.Bearer.Token != "s3cret-token" || got.Bundles["policies"]["service"] != "s" || got.Bundles["policies"]["resource"] != "p.tar.gz" {
+		t.Errorf("merged configuration = %+v", got)
+	}
+
+	// Without --config the overrides are the whole configuration.
+	got = read(t, Config{OPASet: []string{"services.s.url=http://127.0.0.1:1", "bundles.policies.service=s"}})
+	if got.Services["s"].URL != "http://127.0.0.1:1" || got.Bundles["policies"]["service"] != "s" {
+		t.Errorf("configuration from --set alone = %+v", got)
+	}
+
+	for _, tc := range []struct {
+		name string
+		c    Config
+		err  string
+	}{
+		{"a key without a value", Config{OPAConfig: file, OPASet: []string{"decision_logs.console"}}, `--set: key "console" has no value`},
+		{"a value that is not there", Config{OPAConfig: file, OPASetFile: []string{"services.s.credentials.bearer.token=" + filepath.Join(dir, "missing")}}, "--set-file: "},
+		{"a misspelt option", Config{OPAConfig: file, OPASet: []string{"decison_logs.console=true"}}, `--config ` + file + ` with --set: unknown configuration option "decison_logs"`},
+		{"no bundles", Config{OPASet: []string{"decision_logs.console=true"}}, "--set: no bundles are configured"},
+		{"with --bundle", Config{OPASet: []string{"bundles.policies.service=s"}, Bundles: []string{dir}}, "--bundle exclude each other"},
+		{"a secret in a malformed override", Config{OPAConfig: file, OPASet: []string{"services.s.credentials.bearer.token=s3cret-token,oops"}}, `key "oops" has no value`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.c.Validate()
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err = %v, want ErrConfig with %q", err, tc.err)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("the error repeats the value set: %v", err)
+			}
+		})
+	}
+}
+
 func readKey(t *testing.T, name string) string {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("../../bundles/keys", name))

@@ -88,7 +88,7 @@ func (s *Sources) startRemote(ctx context.Context) error {
 		}
 		s.onBundleStatus(st)
 	})
-	if err := startManager(ctx, m, s.cfg.OPAConfig); err != nil {
+	if err := startManager(ctx, m, s.cfg.opaConfigName()); err != nil {
 		return err
 	}
 	s.manager = m
@@ -113,10 +113,10 @@ func (s *Sources) Stop(ctx context.Context) {
 // check. The panic is turned into an error naming --config, which ends the
 // start like any other configuration error, rather than a Go stack trace;
 // the plugins it leaves half started end with the process.
-func startManager(ctx context.Context, m *plugins.Manager, path string) (err error) {
+func startManager(ctx context.Context, m *plugins.Manager, name string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: --config %s: OPA's plugins failed to start: %v", ErrConfig, path, r)
+			err = fmt.Errorf("%w: %s: OPA's plugins failed to start: %v", ErrConfig, name, r)
 		}
 	}()
 	if err := m.Start(ctx); err != nil {

@@ -44,6 +44,11 @@ type Config struct {
 	// decision_logs). Bundles then come from OPA's bundle plugin; it
 	// excludes Bundles.
 	OPAConfig string
+	// OPASet and OPASetFile override values of the OPA configuration,
+	// as OPA's --set and --set-file do (see Config.overrides); with no
+	// OPAConfig, they are the whole configuration.
+	OPASet     []string
+	OPASetFile []string
 	// VerificationKeyPEM, when set, is required of every bundle the OPA
 	// configuration names (see requireSignatures).
 	VerificationKeyPEM []byte
@@ -67,8 +72,8 @@ type Config struct {
 // disk is the directory an OCI bundle source's check creates and removes
 // at once (checkOCIStore).
 func (c Config) Validate() error {
-	if c.OPAConfig != "" && len(c.Bundles) > 0 {
-		return fmt.Errorf("%w: --config and --bundle exclude each other: name every bundle in the OPA configuration", ErrConfig)
+	if c.HasOPAConfig() && len(c.Bundles) > 0 {
+		return fmt.Errorf("%w: --config (or --set, --set-file) and --bundle exclude each other: name every bundle in the OPA configuration", ErrConfig)
 	}
 	// A path that does not exist is a mistake in the command line, not a
 	// version to reject: nothing would ever be watched into being there.
@@ -84,7 +89,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: --geoip-db %s: %v", ErrConfig, c.GeoIPDB, patherr.Cause(err))
 		}
 	}
-	if c.OPAConfig != "" {
+	if c.HasOPAConfig() {
 		if _, err := c.opaConfig(); err != nil {
 			return err
 		}
@@ -170,7 +175,7 @@ func New(cfg Config, eng *engine.Engine) *Sources {
 // failure, but tries both: a server may start, report not ready, and become
 // ready when a watched source is fixed.
 func (s *Sources) Load(ctx context.Context) error {
-	if s.cfg.OPAConfig != "" {
+	if s.cfg.HasOPAConfig() {
 		if err := s.cfg.Validate(); err != nil {
 			return err
 		}

@@ -31,14 +31,16 @@ import (
 
 func serveCommand() *cobra.Command {
 	var (
-		cfg       server.Config
-		bundles   []string
-		geoPath   string
-		logLevel  string
-		opaConfig string
-		keys      verificationFlags
-		ledgers   ledgerFlags
-		phones    bool
+		cfg        server.Config
+		bundles    []string
+		geoPath    string
+		logLevel   string
+		opaConfig  string
+		opaSet     []string
+		opaSetFile []string
+		keys       verificationFlags
+		ledgers    ledgerFlags
+		phones     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -75,7 +77,7 @@ included: debug logging is for authoring, not for production.`,
 			}
 			bi := buildinfo.Read()
 			cfg.Version, cfg.Revision = bi.Version(), bi.Revision
-			scfg := sources.Config{Bundles: bundles, GeoIPDB: geoPath, OPAConfig: opaConfig, Logger: log, Console: console, InstanceID: ledgers.replicaName()}
+			scfg := sources.Config{Bundles: bundles, GeoIPDB: geoPath, OPAConfig: opaConfig, OPASet: opaSet, OPASetFile: opaSetFile, Logger: log, Console: console, InstanceID: ledgers.replicaName()}
 			var src *sources.Sources
 			if err := keys.apply(&scfg); err != nil {
 				return err
@@ -97,7 +99,7 @@ included: debug logging is for authoring, not for production.`,
 			if err := errors.Join(cfg.Validate(), scfg.Validate()); err != nil {
 				return err
 			}
-			traces, err := tracingConfig(opaConfig)
+			traces, err := tracingConfig(scfg)
 			if err != nil {
 				return err
 			}
@@ -126,7 +128,7 @@ included: debug logging is for authoring, not for production.`,
 				return err
 			}
 			opts := []engine.Option{engine.WithPhoneLocation(phones)}
-			pseudo, err := decisionLogPseudonyms(led, opaConfig != "", log)
+			pseudo, err := decisionLogPseudonyms(led, scfg.HasOPAConfig(), log)
 			if err != nil {
 				return err
 			}
@@ -137,7 +139,7 @@ included: debug logging is for authoring, not for production.`,
 				// wrong one is otherwise visible only in /v1/status.
 				log.Info("ledger opened", append(ledgers.where(), "backend", led.Health().Backend, "replica", ledgers.replicaName())...)
 			}
-			if opaConfig != "" {
+			if scfg.HasOPAConfig() {
 				dl := decisionlog.New(func() *plugins.Manager { return src.Manager() }, pseudo, log)
 				opts = append(opts, engine.WithDecisionLog(dl.Log))
 			}
@@ -220,6 +222,9 @@ included: debug logging is for authoring, not for production.`,
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key `FILE` for --tls-cert (PEM)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error (console decision logs of --config are printed at any level, as OPA prints them)")
 	f.StringVar(&opaConfig, "config", "", "OPA configuration `FILE` (services, bundles, keys, decision_logs); excludes --bundle")
+	// Arrays, not slices, as OPA's: a comma belongs to the value's syntax.
+	f.StringArrayVar(&opaSet, "set", nil, "override a value of the OPA configuration, as OPA's --set: `KEY=VALUE[,KEY=VALUE]` (decision_logs.console=true); repeatable; without --config, the whole configuration")
+	f.StringArrayVar(&opaSetFile, "set-file", nil, "override a value of the OPA configuration with a file's content (trimmed), as OPA's --set-file: `KEY=FILE` (services.s.credentials.bearer.token=/run/secrets/token); repeatable")
 	registerPhoneFlag(f, &phones)
 	keys.register(f)
 	ledgers.register(f)
@@ -320,12 +325,12 @@ func decisionLogPseudonyms(led *ledger.Ledger, opa bool, log *slog.Logger) (*led
 }
 
 // tracingConfig reads the distributed_tracing block of the OPA
-// configuration file, if one is given.
-func tracingConfig(path string) (*tracing.Config, error) {
-	if path == "" {
+// configuration, if one is given.
+func tracingConfig(c sources.Config) (*tracing.Config, error) {
+	if !c.HasOPAConfig() {
 		return &tracing.Config{}, nil
 	}
-	raw, err := sources.ReadOPAConfig(path)
+	raw, err := c.ReadOPAConfig()
 	if err != nil {
 		return nil, err
 	}
