@@ -1261,7 +1261,7 @@ func TestStatements(t *testing.T) {
 			if s.Restriction != restriction[typ] {
 				t.Errorf("%s: restriction %q", typ, s.Restriction)
 			}
-			for _, want := range []string{"CN", "Cyberspace Administration of China", "cn.cac"} {
+			for _, want := range []string{"CN", "Cyberspace Administration of China", "cn.cac", "the decision reaches only people located there"} {
 				if !strings.Contains(s.TerritorialScope, want) {
 					t.Errorf("%s: territorial scope %q does not name %q", typ, s.TerritorialScope, want)
 				}

@@ -60,7 +60,7 @@ func (e *Entry) Statements() []Statement {
 		out = append(out, Statement{
 			Action:           a,
 			Restriction:      restrictions[a.Type],
-			TerritorialScope: fmt.Sprintf("limited to %s, the jurisdiction of %s; nobody located elsewhere was affected", scope, authority),
+			TerritorialScope: fmt.Sprintf("limited to %s, the jurisdiction of %s: the decision reaches only people located there", scope, authority),
 			LegalGround:      o.LegalBasis,
 			Order:            fmt.Sprintf("order %s of %s, received %s, demanding %s", a.OrderID, authority, orDash(o.Received), strings.Join(o.Demands, ", ")),
 			OrderValidity:    e.validity(o),
