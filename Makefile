@@ -62,13 +62,15 @@ rego-check:
 
 ## rego-test: the default policy's tests, then every extension example's
 ## tests run with the default policy (and its tests, which must pass
-## whatever extension is installed).
+## whatever extension is installed), each example alone and all of them at
+## once (each example's tests assert only what it adds).
 rego-test:
 	$(OPA) test $(REGO) bundles/registry
 	@set -e; for d in $(EXTENSIONS); do \
 		echo "$(OPA) test $(REGO) $$d"; \
 		$(OPA) test $(REGO) $$d; \
 	done
+	$(OPA) test $(REGO) $(EXTENSIONS)
 	$(OPA) test $(REGO) $(ACTS_ON_NOTHING)
 	$(OPA) test $(COMPARE_REGO)
 

@@ -34,33 +34,8 @@ func TestExtensionREADMEInstallRunsAsWritten(t *testing.T) {
 
 	for _, readme := range readmes {
 		t.Run(filepath.Base(filepath.Dir(readme)), func(t *testing.T) {
-			script := installCommands(t, readme)
-			if !strings.Contains(script, "path/to/key.pem") {
-				t.Fatalf("the install commands no longer sign with path/to/key.pem:\n%s", script)
-			}
-			script = strings.ReplaceAll(script, "path/to/key.pem", key)
-
-			dir := t.TempDir()
-			for _, f := range []string{"go.mod", "go.sum"} {
-				raw, err := os.ReadFile(filepath.Join(root, f))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(filepath.Join(dir, f), raw, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for _, d := range []string{"policies", "docs"} {
-				if err := os.Symlink(filepath.Join(root, d), filepath.Join(dir, d)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), "EDITOR=true")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("the README's install commands fail: %v\n%s\ncommands:\n%s", err, out, script)
-			}
+			dir := installDir(t, root)
+			runInstall(t, dir, installScript(t, readme, key))
 
 			res := runIn(t, dir, nil, []byte(validRequest), "decide", "--geoip-db", db,
 				"--bundle", "dist/policies.tar.gz", "--bundle", registry, "--verification-key", pub)
@@ -68,6 +43,49 @@ func TestExtensionREADMEInstallRunsAsWritten(t *testing.T) {
 				t.Fatalf("decide with the bundle the README builds: %v", res)
 			}
 		})
+	}
+}
+
+// installScript is the install commands of a README, signing with key.
+func installScript(t *testing.T, readme, key string) string {
+	t.Helper()
+	script := installCommands(t, readme)
+	if !strings.Contains(script, "path/to/key.pem") {
+		t.Fatalf("%s: the install commands no longer sign with path/to/key.pem:\n%s", readme, script)
+	}
+	return strings.ReplaceAll(script, "path/to/key.pem", key)
+}
+
+// installDir is a directory to run install commands in: it holds the
+// repository's policies and docs (symlinked) and go.mod, for `go tool opa`.
+func installDir(t *testing.T, root string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"go.mod", "go.sum"} {
+		raw, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"policies", "docs"} {
+		if err := os.Symlink(filepath.Join(root, d), filepath.Join(dir, d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// runInstall runs a README's install commands in dir, with EDITOR=true.
+func runInstall(t *testing.T, dir, script string) {
+	t.Helper()
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "EDITOR=true")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the README's install commands fail: %v\n%s\ncommands:\n%s", err, out, script)
 	}
 }
 

@@ -1239,11 +1239,13 @@ func TestStatements(t *testing.T) {
 		if ps := preview.Statements(); len(ps) != 0 {
 			t.Errorf("a preview entry has %d statements of reasons; want none", len(ps))
 		}
+		// geoscope decides; the meeting platform carries the decision out.
+		// A statement says what was decided, never that it was done.
 		restriction := map[string]string{
-			"deny_join":          "the participant was not admitted to the meeting",
-			"remove_participant": "the participant was removed from the meeting",
-			"end_meeting":        "the meeting was ended",
-			"suspend_account":    "the account was suspended",
+			"deny_join":          "refusal of the participant's admission to the meeting, decided by geoscope for the meeting platform to carry out",
+			"remove_participant": "removal of the participant from the meeting, decided by geoscope for the meeting platform to carry out",
+			"end_meeting":        "ending of the meeting, decided by geoscope for the meeting platform to carry out",
+			"suspend_account":    "suspension of the account, decided by geoscope for the meeting platform to carry out",
 		}
 		facts := map[string][]string{
 			"deny_join":          {"CN", "network 240e:3b4:38e5::/48", "DBIP-Country-Lite", "2026-06-01"},
@@ -1259,7 +1261,7 @@ func TestStatements(t *testing.T) {
 			if s.Restriction != restriction[typ] {
 				t.Errorf("%s: restriction %q", typ, s.Restriction)
 			}
-			for _, want := range []string{"CN", "Cyberspace Administration of China", "cn.cac"} {
+			for _, want := range []string{"CN", "Cyberspace Administration of China", "cn.cac", "the decision reaches only people located there"} {
 				if !strings.Contains(s.TerritorialScope, want) {
 					t.Errorf("%s: territorial scope %q does not name %q", typ, s.TerritorialScope, want)
 				}

@@ -10,8 +10,10 @@ import (
 )
 
 // Statement is a statement of reasons for one action, in the spirit of
-// art. 17 of the EU Digital Services Act: what was restricted and where,
-// on which legal ground, on which facts, and whether it was automated.
+// art. 17 of the EU Digital Services Act: the restriction decided and
+// where, on which legal ground, on which facts, and whether it was
+// automated. geoscope decides; the meeting platform carries the decision
+// out, so a statement says what was decided, never that it happened.
 type Statement struct {
 	Action           Action `json:"action"`
 	Restriction      string `json:"restriction"`
@@ -28,15 +30,16 @@ type Statement struct {
 }
 
 var restrictions = map[string]string{
-	"deny_join":          "the participant was not admitted to the meeting",
-	"remove_participant": "the participant was removed from the meeting",
-	"end_meeting":        "the meeting was ended",
-	"suspend_account":    "the account was suspended",
+	"deny_join":          "refusal of the participant's admission to the meeting, decided by geoscope for the meeting platform to carry out",
+	"remove_participant": "removal of the participant from the meeting, decided by geoscope for the meeting platform to carry out",
+	"end_meeting":        "ending of the meeting, decided by geoscope for the meeting platform to carry out",
+	"suspend_account":    "suspension of the account, decided by geoscope for the meeting platform to carry out",
 }
 
 // Statements returns a statement of reasons for each action of e. A
 // preview (a decision about an order submitted for review) has none:
-// nothing was carried out, and a statement says what was.
+// nothing in it is for the meeting platform to carry out, and a statement
+// says what is.
 func (e *Entry) Statements() []Statement {
 	if e.Preview {
 		return []Statement{}
@@ -57,7 +60,7 @@ func (e *Entry) Statements() []Statement {
 		out = append(out, Statement{
 			Action:           a,
 			Restriction:      restrictions[a.Type],
-			TerritorialScope: fmt.Sprintf("limited to %s, the jurisdiction of %s; nobody located elsewhere was affected", scope, authority),
+			TerritorialScope: fmt.Sprintf("limited to %s, the jurisdiction of %s: the decision reaches only people located there", scope, authority),
 			LegalGround:      o.LegalBasis,
 			Order:            fmt.Sprintf("order %s of %s, received %s, demanding %s", a.OrderID, authority, orDash(o.Received), strings.Join(o.Demands, ", ")),
 			OrderValidity:    e.validity(o),
