@@ -351,7 +351,7 @@ func WithheldText(minCount int) string {
 
 func notes(minCount int) []string {
 	n := []string{
-		"Every figure is counted from the enforcement ledger: the entries committed for decisions in the period, and the ledger's aggregate counts of decisions with nothing to do. Nothing else is used.",
+		"Every figure is counted from the enforcement ledger: the entries committed for decisions in the period, and the ledger's aggregate counts of decisions with nothing to do. Nothing else is used. The ledger records what geoscope decided and answered: the meeting platform carries the decisions out, and whether it did is not recorded, so a meeting ended, an account suspended or a participant removed here is one decided.",
 		SuppressionText(minCount),
 		"Users affected outside the jurisdiction are computed from the action records: 1 for each participant-level action whose located country is outside the jurisdiction, and for each meeting termination or account suspension everyone it reached who was located outside (or at an unknown location), plus the account itself when registered outside.",
 		"Outcomes are counted for each decision, order and demand: granted as asked; nothing carried out (participants' removal not refused, but no participant removed for the order: nobody it could reach was located inside the jurisdiction, or the policy exempted them, or the guard dropped its actions); narrowed to participant level (refused as asked, but the participants located inside were acted on); refused (nothing carried out for the order); not decided (a join-time decision only decides admissions).",
