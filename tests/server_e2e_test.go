@@ -189,6 +189,8 @@ func TestServerErrors(t *testing.T) {
 		{"no content type", "POST", "/v1/decisions", "", string(june4b), 415, "unsupported_media_type", "Content-Type"},
 		{"form", "POST", "/v1/admission", "application/x-www-form-urlencoded", "a=b", 415, "unsupported_media_type", "Content-Type"},
 		{"too many participants", "POST", "/v1/decisions", "application/json", meeting(participants(6)), 413, "too_large", "meeting.participants"},
+		{"too many participants, of two bytes each", "POST", "/v1/decisions", "application/json", meeting("{}" + strings.Repeat(",{}", 9999)), 413, "too_large", "meeting.participants"},
+		{"too many participants, null ones", "POST", "/v1/decisions", "application/json", meeting(strings.Repeat("null,", 9999) + "null"), 413, "too_large", "meeting.participants"},
 		{"body over max-body", "POST", "/v1/decisions", "application/json", meeting(participants(5)) + strings.Repeat(" ", maxBody), 413, "too_large", "body"},
 		{"admission body over max-body", "POST", "/v1/admission", "application/json", strings.Repeat(" ", maxBody+1), 413, "too_large", "body"},
 		{"not found", "GET", "/v1/nothing", "", "", 404, "not_found", ""},
