@@ -305,6 +305,39 @@ func TestServerAnswerOverMaxResponse(t *testing.T) {
 	}
 }
 
+// TestServerDeclaredLengthIsNotAllocated: under a --max-body larger than
+// the machine's memory, a Content-Length is not allocated before its
+// bytes arrive. A client that declared a terabyte and sent two bytes
+// killed the server (out of memory), and one that declared 2^62 was
+// answered 500 (a panic in make).
+func TestServerDeclaredLengthIsNotAllocated(t *testing.T) {
+	t.Parallel()
+	p := startServe(t, serveOpts{args: []string{"--geoip-db", geotest.Standard(t), "--ledger", "off", "--max-body", fmt.Sprint(int64(math.MaxInt64))}})
+	for _, declared := range []int64{1 << 62, 1 << 40, 100 << 20} {
+		t.Run(fmt.Sprint(declared), func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+			fmt.Fprintf(conn, "POST /v1/decisions HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{}", p.addr, declared)
+			_ = conn.(*net.TCPConn).CloseWrite() // the body ends there
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			defer resp.Body.Close()
+			var buf bytes.Buffer
+			_, _ = buf.ReadFrom(resp.Body)
+			wantError(t, httpResult{status: resp.StatusCode, header: resp.Header, body: buf.Bytes()}, 400, "invalid_input", "body")
+		})
+	}
+	if r := p.post("/v1/decisions", "", june4b); r.status != 200 {
+		t.Errorf("a valid request after the errors: %s", r)
+	}
+}
+
 // TestServerTooLargeBodyIsNotRead checks that an oversized body is refused
 // without being read: declared by Content-Length, and sent chunked (no
 // length) through a pipe of 64 MiB.
