@@ -189,6 +189,8 @@ func TestServerErrors(t *testing.T) {
 		{"no content type", "POST", "/v1/decisions", "", string(june4b), 415, "unsupported_media_type", "Content-Type"},
 		{"form", "POST", "/v1/admission", "application/x-www-form-urlencoded", "a=b", 415, "unsupported_media_type", "Content-Type"},
 		{"too many participants", "POST", "/v1/decisions", "application/json", meeting(participants(6)), 413, "too_large", "meeting.participants"},
+		{"too many participants, of two bytes each", "POST", "/v1/decisions", "application/json", meeting("{}" + strings.Repeat(",{}", 9999)), 413, "too_large", "meeting.participants"},
+		{"too many participants, null ones", "POST", "/v1/decisions", "application/json", meeting(strings.Repeat("null,", 9999) + "null"), 413, "too_large", "meeting.participants"},
 		{"body over max-body", "POST", "/v1/decisions", "application/json", meeting(participants(5)) + strings.Repeat(" ", maxBody), 413, "too_large", "body"},
 		{"admission body over max-body", "POST", "/v1/admission", "application/json", strings.Repeat(" ", maxBody+1), 413, "too_large", "body"},
 		{"not found", "GET", "/v1/nothing", "", "", 404, "not_found", ""},
@@ -218,6 +220,119 @@ func TestServerErrors(t *testing.T) {
 		})
 	}
 	// The server is unharmed.
+	if r := p.post("/v1/decisions", "", june4b); r.status != 200 {
+		t.Errorf("a valid request after the errors: %s", r)
+	}
+}
+
+// TestServerAnswerOverMaxResponse: an answer over --max-response is refused
+// as the doing of whoever made it. A preview's answer is about the order
+// the request submitted, so it is the client's (413 naming what to
+// change), never a 5xx; and a refused answer is not recorded.
+func TestServerAnswerOverMaxResponse(t *testing.T) {
+	t.Parallel()
+	p := startServe(t, serveOpts{args: []string{"--geoip-db", geotest.Standard(t), "--max-response", "1024"}})
+	// An order of an authority the registry does not know: each of its
+	// two demands is refused, citing the order's id.
+	preview := func(id string) string {
+		return `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"},
+			"participants": [{"id": "p1", "ip": "1.0.16.1"}, {"id": "p2", "ip": "8.8.8.8"}]},
+			"order": {"id": "` + id + `", "authority": "xx.unknown", "demands": ["end_meeting", "suspend_account"], "targets": {"meetings": ["june4-b"]}}}`
+	}
+	roster := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, `,{"id": "cn-%d", "ip": "1.0.16.%d"}`, i, i+1)
+		}
+		return `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [` + b.String()[1:] + `]}}`
+	}
+	long := strings.Repeat("O", 256)
+	entries := func() int {
+		r := p.get("/v1/ledger?limit=1000", "")
+		var page struct {
+			Entries []json.RawMessage `json:"entries"`
+		}
+		if err := json.Unmarshal(r.body, &page); r.status != 200 || err != nil {
+			t.Fatalf("GET /v1/ledger: %s (%v)", r, err)
+		}
+		return len(page.Entries)
+	}
+	cases := []struct {
+		name, path, body string
+		status           int
+		code, field      string
+	}{
+		{"preview within the limit", "/v1/decisions", preview("PV-1"), 200, "", ""},
+		{"preview with a long order id", "/v1/decisions", preview(long), 413, "too_large", "order.id"},
+		{"preview with a long order id, Data API", "/v1/data/geoscope/decision", `{"input": ` + preview(long) + `}`, 413, "too_large", "input.order.id"},
+		{"roster whose actions exceed the limit", "/v1/decisions", roster(8), 413, "too_large", "meeting.participants"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := entries()
+			r := p.request(t, http.MethodPost, tc.path, "", "application/json", []byte(tc.body))
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r)
+			}
+			recorded := entries() - before
+			if tc.status == 200 {
+				if recorded != 1 {
+					t.Errorf("%d entries recorded for an answered decision, want 1", recorded)
+				}
+				return
+			}
+			if recorded != 0 {
+				t.Errorf("%d entries recorded for a decision that was not answered", recorded)
+			}
+			var e struct {
+				Code   string `json:"code"`
+				Field  string `json:"field"`
+				Errors []struct {
+					Code  string `json:"code"`
+					Field string `json:"field"`
+				} `json:"errors"`
+			}
+			if err := json.Unmarshal(r.body, &e); err != nil {
+				t.Fatalf("error body %s: %v", r, err)
+			}
+			if len(e.Errors) == 1 { // OPA's shape: geoscope's error inside
+				e.Code, e.Field = e.Errors[0].Code, e.Errors[0].Field
+			}
+			if e.Code != tc.code || e.Field != tc.field {
+				t.Errorf("%s %q, want %s %q: %s", e.Code, e.Field, tc.code, tc.field, r)
+			}
+		})
+	}
+}
+
+// TestServerDeclaredLengthIsNotAllocated: under a --max-body larger than
+// the machine's memory, a Content-Length is not allocated before its
+// bytes arrive. A client that declared a terabyte and sent two bytes
+// killed the server (out of memory), and one that declared 2^62 was
+// answered 500 (a panic in make).
+func TestServerDeclaredLengthIsNotAllocated(t *testing.T) {
+	t.Parallel()
+	p := startServe(t, serveOpts{args: []string{"--geoip-db", geotest.Standard(t), "--ledger", "off", "--max-body", fmt.Sprint(int64(math.MaxInt64))}})
+	for _, declared := range []int64{1 << 62, 1 << 40, 100 << 20} {
+		t.Run(fmt.Sprint(declared), func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+			fmt.Fprintf(conn, "POST /v1/decisions HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{}", p.addr, declared)
+			_ = conn.(*net.TCPConn).CloseWrite() // the body ends there
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			defer resp.Body.Close()
+			var buf bytes.Buffer
+			_, _ = buf.ReadFrom(resp.Body)
+			wantError(t, httpResult{status: resp.StatusCode, header: resp.Header, body: buf.Bytes()}, 400, "invalid_input", "body")
+		})
+	}
 	if r := p.post("/v1/decisions", "", june4b); r.status != 200 {
 		t.Errorf("a valid request after the errors: %s", r)
 	}

@@ -76,6 +76,13 @@ type Meeting struct {
 	ID           string        `json:"id"`
 	Host         Host          `json:"host"`
 	Participants []Participant `json:"participants"`
+
+	// keep is how many participants decoding keeps (Decode sets it from
+	// its Limits; 0 keeps as many as the id index holds), and unkept how
+	// many it read past them, only to count them: a roster over the limit
+	// is refused (validate), and a body of millions of participants of two
+	// bytes each must not first cost the memory of each.
+	keep, unkept int
 }
 
 // Host is the meeting's host account and, when connected, how: an IP
@@ -234,6 +241,15 @@ type Limits struct {
 	MaxParticipants int
 }
 
+// participants is the most participants a request may have: MaxParticipants,
+// and never more than the id index holds, whatever the limit given.
+func (lim Limits) participants() int {
+	if lim.MaxParticipants > 0 {
+		return min(idindex.MaxLen, lim.MaxParticipants)
+	}
+	return idindex.MaxLen
+}
+
 // MaxIDLength bounds every identifier; ids are opaque to geoscope but end up
 // in audit records, so they must stay printable and reasonably short.
 const MaxIDLength = 256
@@ -241,6 +257,9 @@ const MaxIDLength = 256
 // Decode parses and validates a decision request.
 func Decode(data []byte, lim Limits) (*Request, error) {
 	var r Request
+	// Read by Meeting.UnmarshalJSONFrom, into which the decoder decodes
+	// the meeting in place.
+	r.Meeting.keep = lim.participants()
 	if err := DecodeStrict(data, &r); err != nil {
 		return nil, err
 	}
@@ -282,13 +301,9 @@ func (r *Request) validate(lim Limits, joiningField string) error {
 	if err := checkHost(&m.Host); err != nil {
 		return err
 	}
-	// The id index holds at most idindex.MaxLen, whatever the limit given.
-	limit := idindex.MaxLen
-	if lim.MaxParticipants > 0 {
-		limit = min(limit, lim.MaxParticipants)
-	}
-	if len(m.Participants) > limit {
-		return tooLarge("meeting.participants", "%d participants exceed the limit of %d", len(m.Participants), limit)
+	// Those decoding counted without keeping them count too.
+	if n, limit := len(m.Participants)+m.unkept, lim.participants(); n > limit {
+		return tooLarge("meeting.participants", "%d participants exceed the limit of %d", n, limit)
 	}
 	seen, err := indexParticipants(m.Participants)
 	if err != nil {

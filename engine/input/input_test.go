@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -157,6 +158,12 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "order without id", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "order": {"authority": "x", "demands": ["end_meeting"]}}`, want: "order.id: is required"},
 		{name: "empty target id", body: `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "order": {"id": "o", "authority": "x", "demands": ["end_meeting"], "targets": {"accounts": [""]}}}`, want: "order.targets.accounts[0]: is required"},
 		{name: "too many participants", body: meeting(participants(3)), lim: Limits{MaxParticipants: 2}, want: "meeting.participants: 3 participants exceed the limit of 2", tooLarge: true},
+		// Those past the limit are counted, not read: all of them, null
+		// and empty ones, and ones that would be refused if read.
+		{name: "too many participants, of every shape", body: meeting(participants(2) + `, null, {}, {"id": 7}, {"id": "p0", "ip": "x"}`), lim: Limits{MaxParticipants: 2}, want: "meeting.participants: 6 participants exceed the limit of 2", tooLarge: true},
+		{name: "a participant within the limit is read", body: meeting(`{"id": 7}, {}, {}`), lim: Limits{MaxParticipants: 2}, want: "meeting.participants[0].id: expected a string, got a number"},
+		{name: "the text past the limit is still JSON", body: meeting(participants(2) + `, {"id": "p9",}`), lim: Limits{MaxParticipants: 2}, want: "meeting.participants[2]: malformed JSON at byte 142: invalid character ',' at start of value"},
+		{name: "a meeting id before the count", body: `{"meeting": {"id": "", "host": {"account_id": "a"}, "participants": [{}, {}, {}]}}`, lim: Limits{MaxParticipants: 2}, want: "meeting.id: is required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -540,5 +547,24 @@ func TestLargeRosterReportsTheFirstError(t *testing.T) {
 		if !p.Addr.IsValid() {
 			t.Fatalf("participant %d's address was not parsed", i)
 		}
+	}
+}
+
+// A roster over the limit costs no more memory than the limit's worth of
+// participants, however many it lists: a body of a million participants
+// of two bytes each once made the server hold a million participants
+// (hundreds of megabytes from a 3 MB body) before refusing it.
+func TestRosterOverTheLimitIsCountedNotKept(t *testing.T) {
+	const n, limit = 1_000_000, 10
+	body := []byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{}` + strings.Repeat(`,{}`, n-1) + `]}}`)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Decode(body, Limits{MaxParticipants: limit})
+	runtime.ReadMemStats(&after)
+	if want := fmt.Sprintf("meeting.participants: %d participants exceed the limit of %d", n, limit); err == nil || err.Error() != want || !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > uint64(len(body)) {
+		t.Errorf("decoding a roster of %d over a limit of %d allocated %d bytes, more than its body (%d)", n, limit, allocated, len(body))
 	}
 }

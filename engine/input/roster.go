@@ -9,6 +9,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/geoscope/geoscope/internal/idindex"
 	"github.com/geoscope/geoscope/internal/reuse"
 )
 
@@ -29,10 +30,16 @@ var (
 	participantsType = reflect.TypeFor[[]Participant]()
 )
 
-// UnmarshalJSONFrom decodes a meeting; see the comment above.
+// UnmarshalJSONFrom decodes a meeting; see the comment above. It keeps
+// m.keep participants at most (as many as the id index holds when 0), and
+// counts the others in m.unkept.
 func (m *Meeting) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	keep := m.keep
+	if keep <= 0 {
+		keep = idindex.MaxLen
+	}
 	if ok, err := beginObject(dec, meetingType); !ok {
-		*m = Meeting{}
+		*m = Meeting{keep: m.keep}
 		return err
 	}
 	for {
@@ -46,7 +53,7 @@ func (m *Meeting) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		case "host":
 			err = json.UnmarshalDecode(dec, &m.Host)
 		case "participants":
-			err = m.readParticipants(dec)
+			err = m.readParticipants(dec, keep)
 		default:
 			err = unknownName(dec)
 		}
@@ -58,8 +65,11 @@ func (m *Meeting) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 
 // readParticipants reads the participants array into a slice sized from
 // the text: once a few participants are read, the bytes left over the
-// bytes each took estimate how many follow.
-func (m *Meeting) readParticipants(dec *jsontext.Decoder) error {
+// bytes each took estimate how many follow. It keeps the first keep of
+// them; the others it reads only as far as the text's syntax, counting
+// them in m.unkept, so that a roster over the limit costs no more memory
+// than one at it (and no array sized for what it would have held).
+func (m *Meeting) readParticipants(dec *jsontext.Decoder, keep int) error {
 	k, err := peekValue(dec, participantsType)
 	switch {
 	case err != nil:
@@ -74,9 +84,10 @@ func (m *Meeting) readParticipants(dec *jsontext.Decoder) error {
 	if _, err := dec.ReadToken(); err != nil {
 		return err
 	}
-	ps := make([]Participant, 0, 16)
+	ps := make([]Participant, 0, min(16, keep))
 	var text stringChunks
 	start := dec.InputOffset()
+	m.unkept = 0
 	for {
 		if dec.PeekKind() == ']' {
 			_, err := dec.ReadToken()
@@ -84,8 +95,17 @@ func (m *Meeting) readParticipants(dec *jsontext.Decoder) error {
 			m.Participants = ps
 			return err
 		}
+		if len(ps) == keep {
+			if err := dec.SkipValue(); err != nil {
+				text.flush(ps)
+				m.Participants = ps
+				return err
+			}
+			m.unkept++
+			continue
+		}
 		if len(ps) == cap(ps) {
-			grown := participantArrays.Get(rosterCap(len(ps), dec.InputOffset()-start, len(dec.UnreadBuffer())))[:len(ps)]
+			grown := participantArrays.Get(min(rosterCap(len(ps), dec.InputOffset()-start, len(dec.UnreadBuffer())), keep))[:len(ps)]
 			copy(grown, ps)
 			participantArrays.Put(ps)
 			ps = grown

@@ -32,13 +32,24 @@ func gzipped(t *testing.T, data []byte) []byte {
 // given ("" for none).
 func postEncoded(t *testing.T, hs *httptest.Server, path, encoding string, body []byte) response {
 	t.Helper()
+	h := http.Header{}
+	if encoding != "" {
+		h.Set("Content-Encoding", encoding)
+	}
+	return postHeaders(t, hs, path, h, body)
+}
+
+// postHeaders posts body to hs at path with the header lines of h (JSON
+// unless h has a Content-Type), each value of a name on a line of its own.
+func postHeaders(t *testing.T, hs *httptest.Server, path string, h http.Header, body []byte) response {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, hs.URL+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if encoding != "" {
-		req.Header.Set("Content-Encoding", encoding)
+	req.Header = h.Clone()
+	if len(h["Content-Type"]) == 0 {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := hs.Client().Do(req)
 	if err != nil {
@@ -110,24 +121,43 @@ func TestContentEncoding(t *testing.T) {
 		}
 	})
 
+	// Header lines as sent, each value on a line of its own (a header
+	// given twice is not read as its first line).
+	lines := func(kv ...string) http.Header {
+		h := http.Header{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			h.Add(kv[i], kv[i+1])
+		}
+		return h
+	}
 	cases := []struct {
 		name, encoding string
-		body           []byte
-		status         int
-		code, field    string
+		// header, when set, is sent instead of encoding.
+		header      http.Header
+		body        []byte
+		status      int
+		code, field string
 	}{
-		{"plain body labelled gzip", "gzip", []byte(decisionBody), 400, "invalid_input", "body"},
-		{"truncated gzip", "gzip", gzipped(t, []byte(decisionBody))[:40], 400, "invalid_input", "body"},
-		{"unknown encoding", "br", []byte(decisionBody), 415, "unsupported_media_type", "Content-Encoding"},
-		{"two encodings", "gzip, gzip", gzipped(t, gzipped(t, []byte(decisionBody))), 415, "unsupported_media_type", "Content-Encoding"},
-		{"gzip bomb", "gzip", gzipped(t, bytes.Repeat([]byte(" "), 8*maxBody)), 413, "too_large", "body"},
+		{"plain body labelled gzip", "gzip", nil, []byte(decisionBody), 400, "invalid_input", "body"},
+		{"truncated gzip", "gzip", nil, gzipped(t, []byte(decisionBody))[:40], 400, "invalid_input", "body"},
+		{"unknown encoding", "br", nil, []byte(decisionBody), 415, "unsupported_media_type", "Content-Encoding"},
+		{"two encodings", "gzip, gzip", nil, gzipped(t, gzipped(t, []byte(decisionBody))), 415, "unsupported_media_type", "Content-Encoding"},
+		{"two encodings on two lines", "", lines("Content-Encoding", "gzip", "Content-Encoding", "gzip"), gzipped(t, gzipped(t, []byte(decisionBody))), 415, "unsupported_media_type", "Content-Encoding"},
+		{"identity, then gzip on another line", "", lines("Content-Encoding", "identity", "Content-Encoding", "gzip"), gzipped(t, []byte(decisionBody)), 415, "unsupported_media_type", "Content-Encoding"},
+		{"two content types", "", lines("Content-Type", "application/json", "Content-Type", "text/plain"), []byte(decisionBody), 415, "unsupported_media_type", "Content-Type"},
+		{"gzip bomb", "gzip", nil, gzipped(t, bytes.Repeat([]byte(" "), 8*maxBody)), 413, "too_large", "body"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.name == "gzip bomb" && len(tc.body) >= maxBody {
 				t.Fatalf("the compressed bomb is %d bytes; it must be under --max-body to test the inflated limit", len(tc.body))
 			}
-			r := post(t, "/v1/decisions", tc.encoding, tc.body)
+			var r response
+			if tc.header != nil {
+				r = postHeaders(t, hs, "/v1/decisions", tc.header, tc.body)
+			} else {
+				r = post(t, "/v1/decisions", tc.encoding, tc.body)
+			}
 			e := r.errorBody(t)
 			if r.status != tc.status || e.Code != tc.code || e.Field != tc.field || e.Message == "" {
 				t.Errorf("got %s; want %d %s naming %s", r, tc.status, tc.code, tc.field)

@@ -479,6 +479,9 @@ func probes(t *testing.T) []probe {
 	local.loopbackNamesOnly.Store(true)
 	// A server whose answers may not exceed a few bytes.
 	tiny := newTestServer(t, serverSetup{cfg: Config{MaxResponse: 64}})
+	// A server whose answers hold a preview's refusals, but not with a
+	// long order id repeated in each.
+	small := newTestServer(t, serverSetup{cfg: Config{MaxResponse: 1024}})
 	badGeo := newTestServer(t, serverSetup{geo: writeBundle(t, map[string]string{"geo.mmdb": "not a database"}) + "/geo.mmdb", noLoad: true})
 	// Orders with periods of validity, a service-wide order and a
 	// subdivision jurisdiction: with a City database (subdivisions in the
@@ -554,6 +557,13 @@ func probes(t *testing.T) []probe {
 		probe{"data decision answer over max-response", tiny, post(DataDecisionPath, wrap(crowdBody)), 413, apierror.TooLarge, "input.meeting.participants"},
 		// Mostly the policy's refusals: its doing, not the roster's.
 		probe{"decisions answer over max-response, mostly refusals", tiny, post("/v1/decisions", decisionBody), 500, apierror.PolicyError, ""},
+		// A preview's answer is about the order the request submitted: the
+		// client's to change, never a 5xx.
+		probe{"preview answered within max-response", small, post("/v1/decisions", previewBody("PV-1")), 200, "", ""},
+		probe{"preview answer over max-response for its long order id", small, post("/v1/decisions", previewBody(strings.Repeat("O", 256))), 413, apierror.TooLarge, "order.id"},
+		probe{"data preview answer over max-response for its long order id", small, post(DataDecisionPath, wrap(previewBody(strings.Repeat("O", 256)))), 413, apierror.TooLarge, "input.order.id"},
+		probe{"preview answer over max-response, refusals of its demands", tiny, post("/v1/decisions", previewBody("PV-1")), 413, apierror.TooLarge, "order"},
+		probe{"data preview answer over max-response, refusals of its demands", tiny, post(DataDecisionPath, wrap(previewBody("PV-1"))), 413, apierror.TooLarge, "input.order"},
 		probe{"admission with a roster", open, post("/v1/admission", `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}, "participant": {"id": "p", "ip": "8.8.8.8"}}`), 400, apierror.InvalidInput, "meeting.participants"},
 		probe{"health", open, get("/health"), 200, "", ""},
 		probe{"health not ready", notReady, get("/health"), 200, "", ""},
@@ -1097,4 +1107,12 @@ func TestOpenAPIActionNamesWhatItActsOn(t *testing.T) {
 	if a := without("participant_id", map[string]any{"type": "end_meeting"}); len(o.validate(schema, a, "")) != 0 {
 		t.Errorf("end_meeting names no participant: the document refuses %v: %v", a, o.validate(schema, a, ""))
 	}
+}
+
+// previewBody previews an order of an authority the registry does not
+// know, under id: each of its two demands is refused, citing id.
+func previewBody(id string) string {
+	return `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"},
+		"participants": [{"id": "p1", "ip": "1.0.16.1"}, {"id": "p2", "ip": "8.8.8.8"}]},
+		"order": {"id": "` + id + `", "authority": "xx.unknown", "demands": ["end_meeting", "suspend_account"], "targets": {"meetings": ["june4-b"]}}}`
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 
@@ -19,11 +20,11 @@ import (
 // front and with the actions encoded one at a time (see jsonarray): a
 // roster of 100,000 can be answered with 40,000 actions.
 //
-// An answer over MaxResponse is refused (413 too_large): the Go client
-// refuses bodies over 64 MiB, and memory must stay bounded whatever the
-// policy returns. It is encoded before the decision is recorded (see
-// answerCheck), so a refused answer leaves nothing in the ledger: the
-// meeting server enforces nothing and sends the roster in parts.
+// An answer over MaxResponse is refused: the Go client refuses bodies over
+// 64 MiB, and memory must stay bounded whatever the policy returns. It is
+// encoded before the decision is recorded (see answerCheck), so a refused
+// answer leaves nothing in the ledger and nobody enforces anything.
+// Whose doing it is decides the answer (tooLarge).
 func (s *Server) encodeDecision(d *decision.Decision) ([]byte, error) {
 	var body []byte
 	var err error
@@ -38,19 +39,122 @@ func (s *Server) encodeDecision(d *decision.Decision) ([]byte, error) {
 		body, err = jsonarray.Encode(&shell, "actions", d.Actions, s.cfg.MaxResponse)
 	}
 	switch {
-	case errors.Is(err, jsonarray.ErrTooLarge) && len(d.Actions) >= len(d.GuardBlocked)+len(d.Refused):
-		return nil, input.TooLarge("meeting.participants", "the answer (%d actions) exceeds the response limit of %s; apply no enforcement and send the roster in parts",
-			len(d.Actions), bytesText(s.cfg.MaxResponse))
 	case errors.Is(err, jsonarray.ErrTooLarge):
-		// Mostly what the guard blocked or the policy refused: the policy's
-		// doing, not the roster's, so a policy error (500, logged as an
-		// error) and not the client's 413.
-		return nil, fmt.Errorf("%w: the answer (%d actions, %d blocked by the guard, %d refusals) exceeds the response limit of %s; apply no enforcement: the policy returns more than an answer can hold",
-			policy.ErrEvaluation, len(d.Actions), len(d.GuardBlocked), len(d.Refused), bytesText(s.cfg.MaxResponse))
+		return nil, s.tooLarge(d)
 	case err != nil:
 		return nil, fmt.Errorf("encoding the decision: %w", err)
 	}
 	return body, nil
+}
+
+// tooLarge is the error of a decision whose answer exceeds MaxResponse,
+// answered as whose doing it is:
+//
+//   - a preview's order id, when the answer would fit were that id one byte
+//     long: the answer repeats it in order_ids and in every action, refusal
+//     and block (they all cite the one order under evaluation), so a long
+//     id under a small --max-response is what the request can change.
+//     413 too_large, field order.id;
+//   - the roster, when most of the answer is actions: 413 too_large, field
+//     meeting.participants (send the roster in parts);
+//   - a preview's refusals, when they are most of it (the policy declining
+//     the demands the request submitted): 413 too_large, field order;
+//   - otherwise the policy, whose blocked actions or refusals of standing
+//     orders make the answer: a policy error (500, logged as an error),
+//     not the client's 413.
+//
+// A preview is never answered with a 5xx for its own order: what it
+// submitted is the client's, as a roster is.
+func (s *Server) tooLarge(d *decision.Decision) error {
+	limit := bytesText(s.cfg.MaxResponse)
+	counts := fmt.Sprintf("%d actions, %d blocked by the guard, %d refusals", len(d.Actions), len(d.GuardBlocked), len(d.Refused))
+	if id := previewID(d); id != "" && len(id) > 1 && s.fitsWithOrderID(d, id, "o") {
+		return input.TooLarge("order.id", "the answer to this preview (%s) repeats the order's id (%d bytes) in each of them and in order_ids, and exceeds the response limit of %s; it was neither answered nor recorded: preview the order under a shorter id",
+			counts, len(id), limit)
+	}
+	switch {
+	case len(d.Actions) >= len(d.GuardBlocked)+len(d.Refused):
+		return input.TooLarge("meeting.participants", "the answer (%d actions) exceeds the response limit of %s; apply no enforcement and send the roster in parts",
+			len(d.Actions), limit)
+	case d.Preview && len(d.Refused) >= len(d.GuardBlocked):
+		return input.TooLarge("order", "the answer to this preview (%s) exceeds the response limit of %s; it was neither answered nor recorded: preview fewer demands at once",
+			counts, limit)
+	}
+	// Mostly what the guard blocked or the policy refused: the policy's
+	// doing, not the client's.
+	return fmt.Errorf("%w: the answer (%s) exceeds the response limit of %s; apply no enforcement: the policy returns more than an answer can hold",
+		policy.ErrEvaluation, counts, limit)
+}
+
+// previewID is the id of the order a preview submitted: the one order
+// under evaluation, in force or not. It is "" for other decisions.
+func previewID(d *decision.Decision) string {
+	switch {
+	case !d.Preview:
+		return ""
+	case len(d.OrderIDs) == 1:
+		return d.OrderIDs[0]
+	case len(d.OrdersNotInForce) == 1:
+		return d.OrdersNotInForce[0].OrderID
+	}
+	return ""
+}
+
+// fitsWithOrderID reports whether d's answer would fit within MaxResponse
+// with every citation of the order id from replaced by to. It adds up the
+// encoded sizes of the answer's parts as encodeDecision writes them, and
+// stops as soon as they exceed the limit; it builds no answer.
+func (s *Server) fitsWithOrderID(d *decision.Decision, from, to string) bool {
+	rename := func(id string) string {
+		if id == from {
+			return to
+		}
+		return id
+	}
+	shell := *d
+	shell.Actions, shell.Refused, shell.GuardBlocked = []decision.Action{}, []decision.Refusal{}, []decision.Blocked{}
+	shell.OrderIDs = make([]string, len(d.OrderIDs))
+	for i, id := range d.OrderIDs {
+		shell.OrderIDs[i] = rename(id)
+	}
+	shell.OrdersNotInForce = slices.Clone(d.OrdersNotInForce)
+	for i := range shell.OrdersNotInForce {
+		shell.OrdersNotInForce[i].OrderID = rename(shell.OrdersNotInForce[i].OrderID)
+	}
+	size, limit := int64(0), s.cfg.MaxResponse
+	add := func(v any, first bool) bool {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return false
+		}
+		size += int64(len(b))
+		if !first {
+			size++ // the comma before it
+		}
+		return size <= limit
+	}
+	if !add(&shell, true) {
+		return false
+	}
+	for i, a := range d.Actions {
+		a.OrderID = rename(a.OrderID)
+		if !add(&a, i == 0) {
+			return false
+		}
+	}
+	for i, r := range d.Refused {
+		r.OrderID = rename(r.OrderID)
+		if !add(&r, i == 0) {
+			return false
+		}
+	}
+	for i, b := range d.GuardBlocked {
+		b.Action.OrderID = rename(b.Action.OrderID)
+		if !add(&b, i == 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // answerKey holds, in a decision's context, where answerCheck leaves the

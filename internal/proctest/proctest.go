@@ -8,8 +8,11 @@ package proctest
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -58,12 +61,45 @@ func (b *LockedBuffer) String() string {
 // FreePort returns a loopback port that was free a moment ago. Another
 // process may take it before it is used; callers that cannot retry
 // should listen themselves and hand the listener over.
+//
+// With GEOSCOPE_TEST_PORTS set to a range ("21300-21399"), the port is one
+// of that range, for machines where tests must keep to the ports given
+// to them; otherwise the system chooses one.
 func FreePort(t testing.TB) string {
 	t.Helper()
+	if r := os.Getenv("GEOSCOPE_TEST_PORTS"); r != "" {
+		return portInRange(t, r)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// portInRange returns a port of r ("LO-HI") free on the loopback
+// interface, trying them from a random one on, so that tests running at
+// once rarely try the same.
+func portInRange(t testing.TB, r string) string {
+	t.Helper()
+	lo, hi, ok := strings.Cut(r, "-")
+	first, err1 := strconv.Atoi(lo)
+	last, err2 := strconv.Atoi(hi)
+	if !ok || err1 != nil || err2 != nil || first < 1 || last > 65535 || first > last {
+		t.Fatalf("GEOSCOPE_TEST_PORTS=%q: want a range LO-HI of ports", r)
+	}
+	n := last - first + 1
+	start := rand.IntN(n)
+	for i := range n {
+		port := strconv.Itoa(first + (start+i)%n)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
+	}
+	t.Fatalf("GEOSCOPE_TEST_PORTS=%q: no port of the range is free", r)
+	return ""
 }
