@@ -220,7 +220,7 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 			t.Error(e)
 		}
 	}
-	for _, status := range []int{404, 405} {
+	for _, status := range []int{401, 403, 404, 405} {
 		if o.unmatchedResponse(t, status) == nil {
 			t.Errorf("x-geoscope-unmatched does not document %d", status)
 		}
@@ -381,7 +381,7 @@ func TestOpenAPIStatusCodes(t *testing.T) {
 			t.Errorf("%s is documented but not in handlerOutcomes (update the test from the handler)", key)
 		}
 	}
-	for status, code := range map[int]string{404: apierror.NotFound, 405: apierror.MethodNotAllowed} {
+	for status, code := range map[int]string{401: apierror.Unauthorized, 403: apierror.Forbidden, 404: apierror.NotFound, 405: apierror.MethodNotAllowed} {
 		if resp := o.unmatchedResponse(t, status); resp != nil {
 			if got := o.errorCodes(t, jsonSchemaOf(resp)); !slices.Equal(got, []string{code}) {
 				t.Errorf("unmatched %d documents codes %v, want [%s]", status, got, code)
@@ -544,7 +544,15 @@ func probes(t *testing.T) []probe {
 		probe{"data admission bad IP", open, post(DataAdmissionPath, wrap(strings.Replace(admissionBody, "36.110.44.4", "36.110", 1))), 400, apierror.InvalidInput, "input.participant.ip"},
 		probe{"data decision pretty", open, post(DataDecisionPath+"?pretty=true&metrics=true", wrap(decisionBody)), 200, "", ""},
 		probe{"other data document", open, post("/v1/data/geoscope/registry/violations", `{"input": {}}`), 404, apierror.NotFound, ""},
-		probe{"data root", auth, get("/v1/data"), 404, apierror.NotFound, ""},
+		// With tokens, authentication comes before a path is found
+		// missing or a method not allowed: without a token, every path
+		// but the open ones answers 401.
+		probe{"data root, no token", auth, get("/v1/data"), 401, apierror.Unauthorized, ""},
+		probe{"data root, metrics token", auth, withToken(get("/v1/data"), metrics), 403, apierror.Forbidden, ""},
+		probe{"data root", auth, withToken(get("/v1/data"), decide), 404, apierror.NotFound, ""},
+		probe{"other data document, no token", auth, post("/v1/data/geoscope/registry/violations", `{"input": {}}`), 401, apierror.Unauthorized, ""},
+		probe{"other data document, wrong token", auth, withToken(post("/v1/data/geoscope/registry/violations", `{"input": {}}`), "nope"), 401, apierror.Unauthorized, ""},
+		probe{"other data document, decide token", auth, withToken(post("/v1/data/geoscope/registry/violations", `{"input": {}}`), decide), 404, apierror.NotFound, ""},
 		probe{"decisions with joining", open, post("/v1/decisions", joiningBody), 200, "", ""},
 		probe{"decisions bad IP", open, post("/v1/decisions", strings.Replace(decisionBody, "147.8.1.1", "147.8.1", 1)), 400, apierror.InvalidInput, "meeting.participants[1].ip"},
 		probe{"decisions charset", open, request{method: http.MethodPost, path: "/v1/decisions", body: decisionBody, contentType: "application/json; charset=utf-8"}, 200, "", ""},
@@ -593,7 +601,9 @@ func probes(t *testing.T) []probe {
 		probe{"reload decide token", auth, withToken(post("/v1/admin/reload", ""), decide), 403, apierror.Forbidden, ""},
 		probe{"reload metrics token", auth, withToken(post("/v1/admin/reload", ""), metrics), 403, apierror.Forbidden, ""},
 		probe{"reload admin token", auth, withToken(post("/v1/admin/reload", ""), admin), 200, "", ""},
-		probe{"GET reload", auth, get("/v1/admin/reload"), 405, apierror.MethodNotAllowed, ""},
+		probe{"GET reload, no token", auth, get("/v1/admin/reload"), 401, apierror.Unauthorized, ""},
+		probe{"GET reload, decide token", auth, withToken(get("/v1/admin/reload"), decide), 403, apierror.Forbidden, ""},
+		probe{"GET reload", auth, withToken(get("/v1/admin/reload"), admin), 405, apierror.MethodNotAllowed, ""},
 		// A preview entry (an order submitted for review) is listed too.
 		probe{"preview decision recorded", led, post("/v1/decisions", `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "p1", "ip": "1.0.16.1"}]}, "order": {"id": "o", "authority": "cn.cac", "demands": ["remove_participants"], "targets": {"meetings": ["m"]}, "legal_basis": "x", "received": "2020-06-01"}}`), 200, "", ""},
 		probe{"ledger list", led, get("/v1/ledger"), 200, "", ""},
@@ -656,10 +666,17 @@ func probes(t *testing.T) []probe {
 		probe{"unknown path, foreign Host", local, request{method: http.MethodGet, path: "/v2/decisions", host: "attacker.example"}, 403, apierror.Forbidden, "Host"},
 		probe{"unknown path", open, get("/v2/decisions"), 404, apierror.NotFound, ""},
 		probe{"trailing slash", open, get("/health/"), 404, apierror.NotFound, ""},
-		probe{"unknown path, auth server", auth, post("/v1/decisions/x", decisionBody), 404, apierror.NotFound, ""},
+		probe{"unknown path, auth server, no token", auth, post("/v1/decisions/x", decisionBody), 401, apierror.Unauthorized, ""},
+		probe{"unknown path, auth server, wrong token", auth, withToken(get("/v2/decisions"), "nope"), 401, apierror.Unauthorized, ""},
+		probe{"unknown path, auth server", auth, withToken(post("/v1/decisions/x", decisionBody), metrics), 404, apierror.NotFound, ""},
 		probe{"POST /health", open, post("/health", "{}"), 405, apierror.MethodNotAllowed, ""},
 		probe{"HEAD /health", open, request{method: http.MethodHead, path: "/health"}, 405, apierror.MethodNotAllowed, ""},
-		probe{"DELETE /v1/status", auth, request{method: http.MethodDelete, path: "/v1/status"}, 405, apierror.MethodNotAllowed, ""},
+		probe{"DELETE /v1/status, no token", auth, request{method: http.MethodDelete, path: "/v1/status"}, 401, apierror.Unauthorized, ""},
+		probe{"DELETE /v1/status", auth, request{method: http.MethodDelete, path: "/v1/status", token: metrics}, 405, apierror.MethodNotAllowed, ""},
+		probe{"DELETE /v1/ledger, no token", auth, request{method: http.MethodDelete, path: "/v1/ledger"}, 401, apierror.Unauthorized, ""},
+		probe{"PUT data decision, no token", auth, request{method: http.MethodPut, path: DataDecisionPath}, 401, apierror.Unauthorized, ""},
+		probe{"PUT data decision", auth, request{method: http.MethodPut, path: DataDecisionPath, token: decide}, 405, apierror.MethodNotAllowed, ""},
+		probe{"HEAD /health, auth server", auth, request{method: http.MethodHead, path: "/health"}, 405, apierror.MethodNotAllowed, ""},
 	)
 	return ps
 }
@@ -771,7 +788,7 @@ func TestOpenAPIResponsesValidate(t *testing.T) {
 			}
 		}
 	}
-	for _, status := range []int{404, 405} {
+	for _, status := range []int{401, 403, 404, 405} {
 		for _, c := range o.errorCodes(t, jsonSchemaOf(o.unmatchedResponse(t, status))) {
 			if !seen[outcome{"unmatched", status, c}] {
 				t.Errorf("no probe produced an unmatched %d %s", status, c)
