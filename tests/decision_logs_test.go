@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"syscall"
@@ -166,8 +167,15 @@ func TestDecisionLogs(t *testing.T) {
 		t.Fatalf("admissions: denied %v, allowed %v", denied, allowed)
 	}
 	viaData := decide("/v1/data/geoscope/decision", []byte(`{"input": `+string(june4b)+`}`))
+	// The Data API's GET is logged as its POST is.
+	r := srv.request(t, http.MethodGet, "/v1/data/geoscope/admission?input="+url.QueryEscape(string(admissionCN)), "", "", nil)
+	var viaGet map[string]any
+	if err := json.Unmarshal(r.body, &viaGet); r.status != 200 || err != nil {
+		t.Fatalf("GET /v1/data/geoscope/admission: %s", r)
+	}
 
-	ids := map[string]string{"decision": d["decision_id"].(string), "denied": denied["decision_id"].(string), "data api": viaData["decision_id"].(string)}
+	ids := map[string]string{"decision": d["decision_id"].(string), "denied": denied["decision_id"].(string), "data api": viaData["decision_id"].(string),
+		"data api GET": viaGet["decision_id"].(string)}
 	poll(t, 20*time.Second, "the decision log uploads", func() bool {
 		for _, id := range ids {
 			if collector.event(id) == nil {
@@ -229,6 +237,13 @@ func TestDecisionLogs(t *testing.T) {
 	}
 	if ev := collector.event(ids["data api"]); ev["path"] != "geoscope/decision" {
 		t.Errorf("the Data API decision's event: %v", ev)
+	}
+	getEvent := collector.event(ids["data api GET"])
+	if res, _ := getEvent["result"].(map[string]any); getEvent["path"] != "geoscope/admission" || res["allow"] != false {
+		t.Errorf("the Data API GET's event: %v", getEvent)
+	}
+	if j, _ := getEvent["input"].(map[string]any)["joining"].(map[string]any); j["id"] != ps.Participant("joiner-cn") || j["country"] != "CN" {
+		t.Errorf("the Data API GET's event names the joining participant %v, want the pseudonym %s", j, ps.Participant("joiner-cn"))
 	}
 
 	// system.log.drop: the allowed admission never leaves. Another upload

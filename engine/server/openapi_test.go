@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -318,6 +319,14 @@ var handlerOutcomes = map[string]map[int][]string{
 		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
 		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
+	"GET /v1/data/geoscope/decision": {
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 413: {apierror.TooLarge},
+		500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
+	},
+	"GET /v1/data/geoscope/admission": {
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 413: {apierror.TooLarge},
+		500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
+	},
 	"POST /v1/data/geoscope/admission": {
 		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
 		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
@@ -528,9 +537,58 @@ func probes(t *testing.T) []probe {
 			probe{ep.path + " ledger closed", closedLedger, post(ep.path, ep.ok), 503, apierror.LedgerUnavailable, ""},
 			probe{ep.path + " recorded", led, post(ep.path, ep.ok), 200, "", ""},
 			probe{ep.path + " overloaded", full, post(ep.path, ep.ok), 503, apierror.Overloaded, ""},
-			probe{ep.path + " GET", open, get(ep.path), 405, apierror.MethodNotAllowed, ""},
+		)
+		if ep.prefix == "" {
+			ps = append(ps, probe{ep.path + " GET", open, get(ep.path), 405, apierror.MethodNotAllowed, ""})
+		} else {
+			ps = append(ps, probe{ep.path + " PUT", open, request{method: http.MethodPut, path: ep.path}, 405, apierror.MethodNotAllowed, ""})
+		}
+	}
+	// A GET of the Data API takes the input as the JSON value of its input
+	// parameter, as OPA does, through the same checks as a POST's body.
+	query := func(path, in string) request {
+		return request{method: http.MethodGet, path: path, rawQuery: "input=" + url.QueryEscape(in)}
+	}
+	for _, ep := range []struct{ path, ok, bad string }{
+		{DataDecisionPath, decisionBody, `{"meeting": {"id": "m", "colour": "red"}}`},
+		{DataAdmissionPath, admissionBody, `{"meeting": {"id": "m", "colour": "red"}}`},
+	} {
+		ps = append(ps,
+			probe{ep.path + " GET ok", open, query(ep.path, ep.ok), 200, "", ""},
+			probe{ep.path + " GET pretty", open, request{method: http.MethodGet, path: ep.path, rawQuery: "pretty&metrics=true&input=" + url.QueryEscape(ep.ok)}, 200, "", ""},
+			probe{ep.path + " GET bad JSON", open, query(ep.path, `{"meeting": `), 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET JSON in single quotes", open, query(ep.path, `{'meeting': 1}`), 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET unknown field", open, query(ep.path, ep.bad), 400, apierror.InvalidInput, "input.meeting.colour"},
+			probe{ep.path + " GET no input", open, get(ep.path), 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET empty input", open, request{method: http.MethodGet, path: ep.path, rawQuery: "input="}, 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET null input", open, query(ep.path, "null"), 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET not an object", open, query(ep.path, "[]"), 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET trailing data", open, query(ep.path, ep.ok+"{}"), 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET repeated input", open, request{method: http.MethodGet, path: ep.path, rawQuery: "input=" + url.QueryEscape(ep.ok) + "&input=" + url.QueryEscape(ep.ok)}, 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET unencoded percent", open, request{method: http.MethodGet, path: ep.path, rawQuery: `input={"meeting":{"id":"50%"}}`}, 400, apierror.InvalidInput, "query"},
+			probe{ep.path + " GET semicolon", open, request{method: http.MethodGet, path: ep.path, rawQuery: "input=" + url.QueryEscape(ep.ok) + ";pretty"}, 400, apierror.InvalidInput, "query"},
+			probe{ep.path + " GET with a body", open, request{method: http.MethodGet, path: ep.path, rawQuery: "input=" + url.QueryEscape(ep.ok), body: wrap(ep.ok)}, 400, apierror.InvalidInput, "body"},
+			probe{ep.path + " GET input over max-body", open, query(ep.path, big), 413, apierror.TooLarge, "input"},
+			probe{ep.path + " POST with an input parameter", open, request{method: http.MethodPost, path: ep.path, rawQuery: "input=" + url.QueryEscape(ep.ok), body: wrap(ep.ok)}, 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET no token", auth, query(ep.path, ep.ok), 401, apierror.Unauthorized, ""},
+			probe{ep.path + " GET wrong token", auth, withToken(query(ep.path, ep.ok), "nope"), 401, apierror.Unauthorized, ""},
+			probe{ep.path + " GET decide token", auth, withToken(query(ep.path, ep.ok), decide), 200, "", ""},
+			probe{ep.path + " GET admin token", auth, withToken(query(ep.path, ep.ok), admin), 200, "", ""},
+			probe{ep.path + " GET metrics token", auth, withToken(query(ep.path, ep.ok), metrics), 403, apierror.Forbidden, ""},
+			probe{ep.path + " GET not ready", notReady, query(ep.path, ep.ok), 503, apierror.NotReady, ""},
+			probe{ep.path + " GET eval timeout", spin, query(ep.path, ep.ok), 503, apierror.EvalTimeout, ""},
+			probe{ep.path + " GET policy error", broken, query(ep.path, ep.ok), 500, apierror.PolicyError, ""},
+			probe{ep.path + " GET recorder fails", failing, query(ep.path, ep.ok), 500, apierror.Internal, ""},
+			probe{ep.path + " GET ledger unavailable", unrecorded, query(ep.path, ep.ok), 503, apierror.LedgerUnavailable, ""},
+			probe{ep.path + " GET recorded", led, query(ep.path, ep.ok), 200, "", ""},
+			probe{ep.path + " GET overloaded", full, query(ep.path, ep.ok), 503, apierror.Overloaded, ""},
 		)
 	}
+	ps = append(ps,
+		probe{"data decision GET over max-participants", open, query(DataDecisionPath, three), 413, apierror.TooLarge, "input.meeting.participants"},
+		probe{"data decision GET bad IP", open, query(DataDecisionPath, strings.Replace(decisionBody, "147.8.1.1", "147.8.1", 1)), 400, apierror.InvalidInput, "input.meeting.participants[1].ip"},
+		probe{"data decision GET answer over max-response", tiny, query(DataDecisionPath, crowdBody), 413, apierror.TooLarge, "input.meeting.participants"},
+	)
 	ps = append(ps,
 		probe{"data decision with joining", open, post(DataDecisionPath, wrap(joiningBody)), 200, "", ""},
 		probe{"data decision without input", open, post(DataDecisionPath, `{}`), 400, apierror.InvalidInput, "input"},
@@ -779,7 +837,7 @@ func TestOpenAPIResponsesValidate(t *testing.T) {
 				codes = o.errorCodes(t, jsonSchemaOf(o.responseOf(t, op, n)))
 			}
 			for _, c := range codes {
-				if n == 500 && c == apierror.Internal && !slices.Contains([]string{"POST /v1/decisions", "POST /v1/admission", "POST " + DataDecisionPath, "POST " + DataAdmissionPath}, key) {
+				if n == 500 && c == apierror.Internal && !slices.Contains([]string{"POST /v1/decisions", "POST /v1/admission", "POST " + DataDecisionPath, "POST " + DataAdmissionPath, "GET " + DataDecisionPath, "GET " + DataAdmissionPath}, key) {
 					continue
 				}
 				if !seen[outcome{key, n, c}] {
@@ -886,6 +944,11 @@ func TestOpenAPISecurity(t *testing.T) {
 			scope = scopes[0].(string)
 		}
 		req := request{method: method, path: path, body: bodies[path]}
+		if method == http.MethodGet && isDataPath(path) {
+			// The Data API's GET: the input goes in the query.
+			in := strings.TrimSuffix(strings.TrimPrefix(bodies[path], `{"input": `), "}")
+			req = request{method: method, path: path, rawQuery: "input=" + url.QueryEscape(in)}
+		}
 		send := func(ts *testServer, token string) response {
 			r := req
 			r.token = token

@@ -253,6 +253,8 @@ func (s *Server) routes() *gin.Engine {
 	guarded(http.MethodPost, "/v1/admission", decide, s.admission)
 	guarded(http.MethodPost, DataDecisionPath, decide, s.dataDecision)
 	guarded(http.MethodPost, DataAdmissionPath, decide, s.dataAdmission)
+	guarded(http.MethodGet, DataDecisionPath, decide, s.dataDecision)
+	guarded(http.MethodGet, DataAdmissionPath, decide, s.dataAdmission)
 	return r
 }
 
