@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/metrics"
+
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/decisionlog"
@@ -169,7 +171,11 @@ func TestFailedEvaluationIsLoggedWithItsError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Decide(context.Background(), req); !errors.Is(err, policy.ErrEvaluation) || !strings.Contains(err.Error(), "LEAKMARK-p1") {
+	// What the server told of the request goes into the event, as OPA's
+	// server fills req_id and metrics.
+	served := &engine.Served{ReqID: 7, Metrics: metrics.New()}
+	served.Metrics.Timer(metrics.ServerHandler).Start()
+	if _, err := e.Decide(engine.WithServed(context.Background(), served), req); !errors.Is(err, policy.ErrEvaluation) || !strings.Contains(err.Error(), "LEAKMARK-p1") {
 		t.Fatalf("Decide: %v; want the evaluation error quoting the key", err)
 	}
 	if len(logged) != 1 {
@@ -190,6 +196,9 @@ func TestFailedEvaluationIsLoggedWithItsError(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), `"error":{"code":"policy_error","message":`) || !strings.Contains(string(raw), `"participants_by_country":{"CN":1}`) {
 		t.Errorf("event %s: want OPA's error shape and the input's counts", raw)
+	}
+	if m := info.Metrics; info.RequestID != 7 || m == nil || m.All()["timer_rego_query_eval_ns"] == nil || m.All()["timer_server_handler_ns"].(int64) <= 0 {
+		t.Errorf("event req_id %d, metrics %v: want 7, and the evaluation's and the handler's timers", info.RequestID, m)
 	}
 
 	// A client that left: its event says so, as its answer did.

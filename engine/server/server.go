@@ -63,6 +63,9 @@ type Server struct {
 	// loopbackNamesOnly is set by Serve when it serves without tokens on
 	// a loopback listener (see localNamesOnly).
 	loopbackNamesOnly atomic.Bool
+	// requests numbers the requests received, as OPA's server numbers
+	// them (req_id in its log and its decision-log events).
+	requests atomic.Uint64
 }
 
 // New validates cfg and builds the server. It does not listen.
@@ -375,6 +378,10 @@ const (
 	// ctxRequestKey: the request's engine.RequestKey, set only when the
 	// client named its request (X-Request-Id).
 	ctxRequestKey = "geoscope.request_key"
+	// ctxReqID (the request's number) and ctxServed (its
+	// *engine.Served) are set only while decisions are logged.
+	ctxReqID  = "geoscope.req_id"
+	ctxServed = "geoscope.served"
 )
 
 // routeOf is the route a request is counted, logged and traced under: the
@@ -453,11 +460,16 @@ func printableID(id string) bool {
 	return true
 }
 
-// accessLog logs one line per request. It never logs the client address
-// (an IP is personal data, and the decision is what matters) nor any
-// header that could carry a token.
+// accessLog numbers each request, as OPA's server does (req_id), and logs
+// one line per request. It never logs the client address (an IP is
+// personal data, and the decision is what matters) nor any header that
+// could carry a token.
 func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
+	n := s.requests.Add(1)
+	if s.eng.LogsDecisions() {
+		c.Set(ctxReqID, n) // for the request's decision-log event
+	}
 	c.Next()
 	endpoint := routeOf(c)
 	status := c.Writer.Status()
@@ -474,6 +486,7 @@ func (s *Server) accessLog(c *gin.Context) {
 		return // the line would be dropped: do not build it
 	}
 	attrs := []any{
+		"req_id", n,
 		"request_id", requestIDOf(c),
 		"method", c.Request.Method,
 		"endpoint", endpoint,
