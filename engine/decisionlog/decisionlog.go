@@ -158,8 +158,11 @@ type EvalError struct {
 func (e *EvalError) Error() string { return e.Code + ": " + e.Message }
 
 // failure is the logged error of a failed evaluation: the code the client
-// was answered with (client_closed_request when it left), and the error's text scrubbed of the request's ids
-// (it may quote the policy's malformed answer, which may name people).
+// was answered with (client_closed_request when it left), and the error's
+// text scrubbed of the request's ids (it may quote the policy's malformed
+// answer, which may name people). The code is geoscope's, not OPA's
+// (eval_conflict_error, eval_cancel_error, ...), which the text keeps:
+// docs/opa.md, Decision logs, says why.
 func failure(r *engine.Record, p *ledger.Pseudonymizer) *EvalError {
 	code := apierror.PolicyError
 	switch {

@@ -215,3 +215,40 @@ func TestFailedEvaluationIsLoggedWithItsError(t *testing.T) {
 		t.Errorf("event error %#v with the client gone; want client_closed_request", info.Error)
 	}
 }
+
+// A policy that fails as OPA's evaluation does is logged under geoscope's
+// code, the one its client was answered with (docs/opa.md says why), and
+// its message keeps OPA's error, OPA's code included.
+func TestFailedEvaluationKeepsOPAsError(t *testing.T) {
+	snap, err := policy.LoadSnapshot(context.Background(), []string{"testdata/conflict", "../../bundles/registry"}, policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := geo.Open(geotest.Standard(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged []*engine.Record
+	e := engine.New(engine.WithDecisionLog(func(_ context.Context, r *engine.Record) { logged = append(logged, r) }))
+	e.SetPolicy(snap)
+	e.SetGeo(db)
+	req, err := input.Decode([]byte(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"},
+	  "participants": [{"id": "p1", "ip": "1.0.16.5"}]}}`), input.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Decide(context.Background(), req); !errors.Is(err, policy.ErrEvaluation) {
+		t.Fatalf("Decide: %v; want an evaluation error", err)
+	}
+	if len(logged) != 1 {
+		t.Fatalf("%d events logged, want 1", len(logged))
+	}
+	info, err := decisionlog.Event(logged[0], ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev *decisionlog.EvalError
+	if !errors.As(info.Error, &ev) || ev.Code != "policy_error" || !strings.Contains(ev.Message, "eval_conflict_error: ") {
+		t.Errorf("event error %#v; want policy_error with OPA's eval_conflict_error in its message", info.Error)
+	}
+}
