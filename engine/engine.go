@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geoscope/geoscope/engine/decision"
@@ -93,6 +94,11 @@ type Record struct {
 	// failed: Decision then holds its id, time, meeting, orders and
 	// revisions, and nothing decided. Such a record is never recorded.
 	Err error
+	// ReqID and Metrics are, for the decision log only, the request's
+	// number and timers as the server told them (WithServed): zero and
+	// nil when it did not.
+	ReqID   uint64
+	Metrics metrics.Metrics
 }
 
 // RequestKey identifies a request as its client sent it: the id the client
@@ -131,6 +137,7 @@ type Engine struct {
 	// caller that gives up after the commit started does not undo it.
 	recordTimeout time.Duration
 	logs          func(context.Context, *Record)
+	logsEnabled   func() bool
 	now           func() time.Time
 	// locatePhones makes a dial-in caller's calling number a location
 	// (see geo.LocatePhone for the trade-off); off by default.
@@ -174,6 +181,21 @@ func WithRecordTimeout(d time.Duration) Option { return func(e *Engine) { e.reco
 // slices.
 func WithDecisionLog(fn func(context.Context, *Record)) Option {
 	return func(e *Engine) { e.logs = fn }
+}
+
+// WithDecisionLogEnabled tells LogsDecisions whether the decision log
+// takes decisions now (with WithDecisionLog; an OPA configuration without
+// a decision_logs block takes none). Without it, a decision log given is
+// taken to take them.
+func WithDecisionLogEnabled(fn func() bool) Option {
+	return func(e *Engine) { e.logsEnabled = fn }
+}
+
+// LogsDecisions reports whether decisions are handed now to a decision
+// log that takes them: a server then tells what it knows of each request
+// (WithServed), which it need not gather otherwise.
+func (e *Engine) LogsDecisions() bool {
+	return e.logs != nil && (e.logsEnabled == nil || e.logsEnabled())
 }
 
 // WithPhoneLocation locates dial-in callers by the country of their calling
@@ -253,14 +275,20 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		}
 	}
 
+	// What the server tells of the request, for the decision log: its
+	// number and its timers, to which each stage adds its own.
+	served := e.served(ctx)
+
 	// Locate: every address (and, when enabled, every calling number)
 	// becomes a located country, or unknown.
 	_, end := e.stage(ctx, "locate")
+	stop := served.time(TimerLocate)
 	facts := e.locate(db, req)
 	defer func() { locatedPeople.Put(facts.Participants) }()
 	facts.Orders, facts.NotInForce = ordersUnderEvaluation(snap.Registry(), req, now)
 	facts.Authorities = snap.Registry().Authorities
 	facts.Admission = admission
+	stop()
 	end(nil)
 
 	// Evaluate. With no order under evaluation the guard would drop
@@ -287,17 +315,21 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		if ok {
 			out = remembered
 		} else {
-			out, err = e.evaluate(ectx, eval, in.input())
+			v := in.input()
+			stop := served.time(metrics.RegoQueryEval)
+			out, err = e.evaluate(ectx, eval, v)
+			stop()
 			in.release()
 		}
 		if end(err); err != nil {
-			e.logFailure(ctx, req, facts, snap, db, now, admission, err)
+			e.logFailure(ctx, served, req, facts, snap, db, now, admission, err)
 			return nil, err
 		}
 	}
 
 	// Guard: the policy's actions are re-checked against the facts.
 	_, end = e.stage(ctx, "guard")
+	stop = served.time(TimerGuard)
 	// An admission's output may be a remembered one, shared between
 	// decisions; a decision's is its own.
 	check := guard.CheckInPlace
@@ -306,6 +338,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	}
 	actions, blocked := check(facts, out.Actions)
 	refused := guard.Refusals(facts, out.Refused)
+	stop()
 	end(nil)
 
 	d := newDecision(req, facts, snap, db, now)
@@ -352,7 +385,9 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 	if e.recorder != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.recordTimeout)
 		rctx, end := e.stage(rctx, "record")
+		stop := served.time(TimerRecord)
 		err := e.recorder.Record(rctx, rec)
+		stop()
 		end(err)
 		cancel()
 		if err != nil {
@@ -360,6 +395,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		}
 	}
 	if e.logs != nil {
+		served.fill(rec)
 		e.logs(ctx, rec)
 	}
 	return d, nil
@@ -369,7 +405,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 // query that failed (an event with its error and no result): an operator
 // alerting on the rate of failed decisions sees them there. The ledger
 // holds decisions, and there was none.
-func (e *Engine) logFailure(ctx context.Context, req *input.Request, facts *guard.Facts, snap *policy.Snapshot, db *geo.DB, now time.Time, admission bool, err error) {
+func (e *Engine) logFailure(ctx context.Context, served *Served, req *input.Request, facts *guard.Facts, snap *policy.Snapshot, db *geo.DB, now time.Time, admission bool, err error) {
 	if e.logs == nil {
 		return
 	}
@@ -380,6 +416,7 @@ func (e *Engine) logFailure(ctx context.Context, req *input.Request, facts *guar
 	}
 	rec := newRecord(newDecision(req, facts, snap, db, now), req, facts, admission)
 	rec.Err = err
+	served.fill(rec)
 	e.logs(ctx, rec)
 }
 

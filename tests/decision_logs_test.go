@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"syscall"
@@ -166,8 +167,15 @@ func TestDecisionLogs(t *testing.T) {
 		t.Fatalf("admissions: denied %v, allowed %v", denied, allowed)
 	}
 	viaData := decide("/v1/data/geoscope/decision", []byte(`{"input": `+string(june4b)+`}`))
+	// The Data API's GET is logged as its POST is.
+	r := srv.request(t, http.MethodGet, "/v1/data/geoscope/admission?input="+url.QueryEscape(string(admissionCN)), "", "", nil)
+	var viaGet map[string]any
+	if err := json.Unmarshal(r.body, &viaGet); r.status != 200 || err != nil {
+		t.Fatalf("GET /v1/data/geoscope/admission: %s", r)
+	}
 
-	ids := map[string]string{"decision": d["decision_id"].(string), "denied": denied["decision_id"].(string), "data api": viaData["decision_id"].(string)}
+	ids := map[string]string{"decision": d["decision_id"].(string), "denied": denied["decision_id"].(string), "data api": viaData["decision_id"].(string),
+		"data api GET": viaGet["decision_id"].(string)}
 	poll(t, 20*time.Second, "the decision log uploads", func() bool {
 		for _, id := range ids {
 			if collector.event(id) == nil {
@@ -230,6 +238,39 @@ func TestDecisionLogs(t *testing.T) {
 	if ev := collector.event(ids["data api"]); ev["path"] != "geoscope/decision" {
 		t.Errorf("the Data API decision's event: %v", ev)
 	}
+	// As in OPA's events: req_id, the request's number in the process
+	// (the one its access-log line gives), and metrics, its timers, in
+	// every event.
+	reqIDs := map[any]any{}
+	for _, line := range srv.logLines() {
+		if line["msg"] == "request" && line["decision_id"] != nil {
+			reqIDs[line["decision_id"]] = line["req_id"]
+		}
+	}
+	for name, id := range ids {
+		ev := collector.event(id)
+		if n, _ := ev["req_id"].(float64); n < 1 || reqIDs[id] != n {
+			t.Errorf("%s event: req_id %v, its access-log line %v", name, ev["req_id"], reqIDs[id])
+		}
+		m, _ := ev["metrics"].(map[string]any)
+		for _, timer := range []string{"timer_server_handler_ns", "timer_rego_input_parse_ns", "timer_geoscope_locate_ns", "timer_geoscope_guard_ns", "timer_geoscope_record_ns"} {
+			if v, _ := m[timer].(float64); v <= 0 {
+				t.Errorf("%s event: metrics %v, want %s", name, m, timer)
+			}
+		}
+		// The GET asks the denied admission's question again: its answer
+		// is remembered, and the policy not evaluated.
+		if _, evaluated := m["timer_rego_query_eval_ns"]; evaluated != (name != "data api GET") {
+			t.Errorf("%s event: metrics %v; timer_rego_query_eval_ns only where the policy was evaluated", name, m)
+		}
+	}
+	getEvent := collector.event(ids["data api GET"])
+	if res, _ := getEvent["result"].(map[string]any); getEvent["path"] != "geoscope/admission" || res["allow"] != false {
+		t.Errorf("the Data API GET's event: %v", getEvent)
+	}
+	if j, _ := getEvent["input"].(map[string]any)["joining"].(map[string]any); j["id"] != ps.Participant("joiner-cn") || j["country"] != "CN" {
+		t.Errorf("the Data API GET's event names the joining participant %v, want the pseudonym %s", j, ps.Participant("joiner-cn"))
+	}
 
 	// system.log.drop: the allowed admission never leaves. Another upload
 	// round passes first.
@@ -265,6 +306,8 @@ func TestDecisionLogs(t *testing.T) {
 		t.Errorf("console bundles = %s, want the revisions filled", b)
 	} else if console["level"] != "info" {
 		t.Errorf("console line at level %v, want info as OPA writes it", console["level"])
+	} else if m, _ := console["metrics"].(map[string]any); console["req_id"] == nil || m["timer_server_handler_ns"] == nil {
+		t.Errorf("console line without req_id or metrics: %v", console)
 	}
 	all := collector.raw.String() + string(consoleLines)
 	for _, secret := range []string{"p-cn", "p-hk", "acct-us-b", "acct-us-d", "joiner-cn", "1.0.16.5", "147.8.1.1", "8.8.8.8", "36.110.44.4", "127.0.0.1"} {

@@ -594,6 +594,76 @@ func TestServerAuth(t *testing.T) {
 		}
 	}
 
+	// Authentication comes first: without a valid token, a path that is
+	// not there and a method a path does not answer are 401 like any
+	// other request, so a client without a token cannot tell which paths
+	// exist. Only a token the path's endpoint accepts (under /v1/data, a
+	// decide token; elsewhere any valid one) learns 404 or 405. Under
+	// /v1/data the answers keep OPA's shape.
+	t.Run("unknown paths and methods", func(t *testing.T) {
+		metrics := randomToken(t)
+		scoped := writeScopedTokensFile(t, "decide", decide, "admin", admin, "metrics", metrics)
+		p := startServe(t, serveOpts{args: []string{"--geoip-db", db, "--tokens-file", scoped}})
+		cases := []struct {
+			method, path string
+			// answers by token: none, a wrong one, decide, metrics, admin
+			none, wrong, decide, metrics, admin int
+		}{
+			{http.MethodGet, "/v1/data", 401, 401, 404, 403, 404},
+			{http.MethodPost, "/v1/data/geoscope/registry/violations", 401, 401, 404, 403, 404},
+			{http.MethodGet, "/v1/data/geoscope/nope", 401, 401, 404, 403, 404},
+			{http.MethodPut, "/v1/data/geoscope/decision", 401, 401, 405, 403, 405},
+			{http.MethodDelete, "/v1/data/geoscope/admission", 401, 401, 405, 403, 405},
+			{http.MethodGet, "/v2/decisions", 401, 401, 404, 404, 404},
+			{http.MethodGet, "/v1/ledger/x/y", 401, 401, 404, 404, 404},
+			{http.MethodGet, "/v1/decisions", 401, 401, 405, 403, 405},
+			{http.MethodDelete, "/v1/ledger", 401, 401, 403, 403, 405},
+			{http.MethodPost, "/v1/ledger/some-id", 401, 401, 403, 403, 405},
+			{http.MethodGet, "/v1/admin/reload", 401, 401, 403, 403, 405},
+			{http.MethodPost, "/v1/status", 401, 401, 403, 405, 405},
+			{http.MethodPost, "/metrics", 401, 401, 403, 405, 405},
+			{http.MethodPost, "/v1/report", 401, 401, 403, 403, 405},
+			// Open endpoints stay open: their methods are no secret.
+			{http.MethodPost, "/health", 405, 405, 405, 405, 405},
+			{http.MethodDelete, "/ready", 405, 405, 405, 405, 405},
+		}
+		codes := map[int]string{401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+		opaCodes := map[int]string{401: "unauthorized", 403: "unauthorized", 404: "resource_not_found", 405: "invalid_operation"}
+		for _, c := range cases {
+			for _, tk := range []struct {
+				name, token string
+				want        int
+			}{{"no", "", c.none}, {"a wrong", "not-a-token", c.wrong}, {"a decide", decide, c.decide}, {"a metrics", metrics, c.metrics}, {"an admin", admin, c.admin}} {
+				want := tk.want
+				r := p.mustDo(c.method, c.path, tk.token, "", nil)
+				if r.status != want {
+					t.Errorf("%s %s with %s token: %s, want %d", c.method, c.path, tk.name, r, want)
+					continue
+				}
+				var e struct {
+					Code   string `json:"code"`
+					Errors []struct {
+						Code string `json:"code"`
+					} `json:"errors"`
+				}
+				if err := json.Unmarshal(r.body, &e); err != nil {
+					t.Errorf("%s %s: %s is not JSON", c.method, c.path, r)
+					continue
+				}
+				if strings.HasPrefix(c.path, "/v1/data") {
+					if e.Code != opaCodes[want] || len(e.Errors) != 1 || e.Errors[0].Code != codes[want] {
+						t.Errorf("%s %s: %s, want OPA's %s with geoscope's %s inside", c.method, c.path, r, opaCodes[want], codes[want])
+					}
+				} else if e.Code != codes[want] {
+					t.Errorf("%s %s: %s, want %s", c.method, c.path, r, codes[want])
+				}
+				if want == 401 && r.header.Get("WWW-Authenticate") == "" {
+					t.Errorf("%s %s: 401 without WWW-Authenticate", c.method, c.path)
+				}
+			}
+		}
+	})
+
 	// RFC 7235 section 2.1: the auth-scheme is case-insensitive, and one
 	// or more spaces follow it.
 	t.Run("scheme case and spaces", func(t *testing.T) {

@@ -74,6 +74,13 @@ func New(manager func() *plugins.Manager, pseudo *ledger.Pseudonymizer, log *slo
 	return &Logger{manager: manager, pseudo: pseudo, log: log}
 }
 
+// Enabled reports whether a decision-log plugin is configured now. It is
+// an engine.WithDecisionLogEnabled function.
+func (l *Logger) Enabled() bool {
+	m := l.manager()
+	return m != nil && logs.Lookup(m) != nil
+}
+
 // Log hands r to the decision-log plugin, if one is configured. It is an
 // engine.WithDecisionLog function.
 func (l *Logger) Log(ctx context.Context, r *engine.Record) {
@@ -123,6 +130,10 @@ func Event(r *engine.Record, p *ledger.Pseudonymizer) (*server.Info, error) {
 		Timestamp:  d.Time,
 		Bundles:    bundles,
 		Input:      &in,
+		// As OPA's server fills them: the request's number in the
+		// process, and its timers, in every event, asked for or not.
+		RequestID: r.ReqID,
+		Metrics:   r.Metrics,
 	}
 	if r.Err != nil {
 		// As OPA logs a query that failed: its error, no result.
@@ -147,8 +158,11 @@ type EvalError struct {
 func (e *EvalError) Error() string { return e.Code + ": " + e.Message }
 
 // failure is the logged error of a failed evaluation: the code the client
-// was answered with (client_closed_request when it left), and the error's text scrubbed of the request's ids
-// (it may quote the policy's malformed answer, which may name people).
+// was answered with (client_closed_request when it left), and the error's
+// text scrubbed of the request's ids (it may quote the policy's malformed
+// answer, which may name people). The code is geoscope's, not OPA's
+// (eval_conflict_error, eval_cancel_error, ...), which the text keeps:
+// docs/opa.md, Decision logs, says why.
 func failure(r *engine.Record, p *ledger.Pseudonymizer) *EvalError {
 	code := apierror.PolicyError
 	switch {

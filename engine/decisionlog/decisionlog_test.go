@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/metrics"
+
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/decisionlog"
@@ -169,7 +171,11 @@ func TestFailedEvaluationIsLoggedWithItsError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Decide(context.Background(), req); !errors.Is(err, policy.ErrEvaluation) || !strings.Contains(err.Error(), "LEAKMARK-p1") {
+	// What the server told of the request goes into the event, as OPA's
+	// server fills req_id and metrics.
+	served := &engine.Served{ReqID: 7, Metrics: metrics.New()}
+	served.Metrics.Timer(metrics.ServerHandler).Start()
+	if _, err := e.Decide(engine.WithServed(context.Background(), served), req); !errors.Is(err, policy.ErrEvaluation) || !strings.Contains(err.Error(), "LEAKMARK-p1") {
 		t.Fatalf("Decide: %v; want the evaluation error quoting the key", err)
 	}
 	if len(logged) != 1 {
@@ -191,6 +197,9 @@ func TestFailedEvaluationIsLoggedWithItsError(t *testing.T) {
 	if !strings.Contains(string(raw), `"error":{"code":"policy_error","message":`) || !strings.Contains(string(raw), `"participants_by_country":{"CN":1}`) {
 		t.Errorf("event %s: want OPA's error shape and the input's counts", raw)
 	}
+	if m := info.Metrics; info.RequestID != 7 || m == nil || m.All()["timer_rego_query_eval_ns"] == nil || m.All()["timer_server_handler_ns"].(int64) <= 0 {
+		t.Errorf("event req_id %d, metrics %v: want 7, and the evaluation's and the handler's timers", info.RequestID, m)
+	}
 
 	// A client that left: its event says so, as its answer did.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -204,5 +213,42 @@ func TestFailedEvaluationIsLoggedWithItsError(t *testing.T) {
 	}
 	if !errors.As(info.Error, &ev) || ev.Code != "client_closed_request" {
 		t.Errorf("event error %#v with the client gone; want client_closed_request", info.Error)
+	}
+}
+
+// A policy that fails as OPA's evaluation does is logged under geoscope's
+// code, the one its client was answered with (docs/opa.md says why), and
+// its message keeps OPA's error, OPA's code included.
+func TestFailedEvaluationKeepsOPAsError(t *testing.T) {
+	snap, err := policy.LoadSnapshot(context.Background(), []string{"testdata/conflict", "../../bundles/registry"}, policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := geo.Open(geotest.Standard(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged []*engine.Record
+	e := engine.New(engine.WithDecisionLog(func(_ context.Context, r *engine.Record) { logged = append(logged, r) }))
+	e.SetPolicy(snap)
+	e.SetGeo(db)
+	req, err := input.Decode([]byte(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"},
+	  "participants": [{"id": "p1", "ip": "1.0.16.5"}]}}`), input.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Decide(context.Background(), req); !errors.Is(err, policy.ErrEvaluation) {
+		t.Fatalf("Decide: %v; want an evaluation error", err)
+	}
+	if len(logged) != 1 {
+		t.Fatalf("%d events logged, want 1", len(logged))
+	}
+	info, err := decisionlog.Event(logged[0], ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev *decisionlog.EvalError
+	if !errors.As(info.Error, &ev) || ev.Code != "policy_error" || !strings.Contains(ev.Message, "eval_conflict_error: ") {
+		t.Errorf("event error %#v; want policy_error with OPA's eval_conflict_error in its message", info.Error)
 	}
 }

@@ -6,12 +6,16 @@ package server
 //
 //	POST /v1/data/geoscope/decision   {"input": <decision request>}
 //	POST /v1/data/geoscope/admission  {"input": <admission request>}
+//	GET  /v1/data/geoscope/decision?input=<decision request>
+//	GET  /v1/data/geoscope/admission?input=<admission request>
 //	→ 200 {"decision_id": "...", "result": <the decision | the admission answer>}
 //
 // The input is exactly the body of POST /v1/decisions or /v1/admission and
 // goes through the same pipeline (decode, locate, evaluate, guard, record),
 // under the same scope: the result is the guarded, recorded decision, never
-// the policy's raw output. No other document under /v1/data is served.
+// the policy's raw output. A GET carries it, as in OPA, as the JSON value of
+// its input parameter, held to the limits a body is held to. No other
+// document under /v1/data is served.
 // Errors take OPA's shape, {"code", "message", "errors"}, with OPA's codes
 // (invalid_parameter, unauthorized, resource_not_found, internal_error,
 // ...); errors[0] carries geoscope's own code and the field, which is
@@ -26,6 +30,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -147,10 +152,21 @@ func prettyAsOPA(values []string) bool {
 	return false
 }
 
-// dataInput reads the body and returns the value of its "input" member.
-// The envelope is decoded as strictly as the request inside it: one
-// object, one "input" member, nothing else.
+// dataInput returns the input of a Data API request: of a POST, the value
+// of its body's "input" member; of a GET, its input parameter. The
+// envelope is decoded as strictly as the request inside it: one object,
+// one "input" member, nothing else; and a POST does not also take an
+// input parameter, which OPA would ignore: the client meant one of them.
 func (s *Server) dataInput(c *gin.Context) ([]byte, *reservation, bool) {
+	if c.Request.Method == http.MethodGet {
+		return s.queryInput(c)
+	}
+	if strings.Contains(c.Request.URL.RawQuery, "input") {
+		if q, _ := url.ParseQuery(c.Request.URL.RawQuery); q.Has("input") {
+			s.abortWith(c, &input.FieldError{Field: "input", Message: `is a parameter of a GET: a POST sends its input in the body, as {"input": <request>}`})
+			return nil, nil, false
+		}
+	}
 	raw, res, ok := s.body(c)
 	if !ok {
 		return nil, nil, false
@@ -162,6 +178,61 @@ func (s *Server) dataInput(c *gin.Context) ([]byte, *reservation, bool) {
 		return nil, nil, false
 	}
 	return in, res, true
+}
+
+// queryInput returns the input parameter of a GET, as OPA reads it (the
+// URL-decoded JSON value of "input"), held as a body is: within MaxBody,
+// and admitted into the in-flight budget by its size (a GET's input has
+// arrived with its head, so it never waits to arrive). What OPA lets pass
+// is refused, naming the parameter: a query string it cannot read (Go's
+// URL.Query drops such a pair, and the input with it), an input given
+// twice (OPA takes the last), none at all, and a body beside it.
+func (s *Server) queryInput(c *gin.Context) ([]byte, *reservation, bool) {
+	refuse := func(err error) ([]byte, *reservation, bool) {
+		s.abortWith(c, err)
+		return nil, nil, false
+	}
+	invalid := func(field, msg string) ([]byte, *reservation, bool) {
+		return refuse(&input.FieldError{Field: field, Message: msg})
+	}
+	const shape = "a GET sends the request as JSON in its input parameter (?input=<URL-encoded JSON>)"
+	if c.Request.ContentLength > 0 {
+		closeHTTP1(c) // the body is not read
+		return invalid("body", `a GET takes no body: it sends the request as JSON in its input parameter; a body goes with POST, as {"input": <request>}`)
+	}
+	q, e := parseQuery(c.Request.URL.RawQuery)
+	if e != nil {
+		abort(c, http.StatusBadRequest, *e)
+		return nil, nil, false
+	}
+	values := q["input"]
+	switch {
+	case len(values) == 0:
+		return invalid("input", "is required: "+shape)
+	case len(values) > 1:
+		return invalid("input", "is given more than once: "+shape)
+	}
+	in := values[0]
+	size := int64(len(in))
+	if size > s.cfg.MaxBody {
+		return refuse(input.TooLarge("input", "exceeds the limit of %s (--max-body); a large request goes by POST", bytesText(s.cfg.MaxBody)))
+	}
+	switch strings.TrimSpace(in) {
+	case "":
+		return invalid("input", "is empty: "+shape)
+	case "null":
+		return invalid("input", "is required: "+shape)
+	}
+	res, err := s.inflight.acquire(c.Request.Context(), size, s.cfg.MaxBody)
+	if err != nil {
+		lane := "small"
+		if size > SmallBody {
+			lane = "large"
+		}
+		s.overloaded(c, err, lane)
+		return nil, nil, false
+	}
+	return []byte(in), res, true
 }
 
 func envelopeInput(raw []byte) (json.RawMessage, error) {

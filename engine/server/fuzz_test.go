@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/geoscope/geoscope/engine"
@@ -37,6 +38,11 @@ func FuzzEndpoints(f *testing.F) {
 	f.Add(uint8(4), "cursor=abc&limit=-1", []byte(nil))
 	f.Add(uint8(5), "since=2026-01-01T00:00:00Z&until=2026-12-31", []byte(nil))
 	f.Add(uint8(6), "since=2020-06-01", []byte(nil))
+	// The Data API's GET: the body becomes its input parameter.
+	f.Add(uint8(7), "pretty", []byte(bodies[0]))
+	f.Add(uint8(8), "", []byte(bodies[1]))
+	f.Add(uint8(7), "input=%7B%7D", []byte(bodies[0]))
+	f.Add(uint8(8), "input=%ff;", []byte(nil))
 
 	l, err := ledger.Open(context.Background(), ledger.Config{DataDir: f.TempDir(), EngineVersion: "fuzz", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -49,6 +55,9 @@ func FuzzEndpoints(f *testing.F) {
 	f.Fuzz(func(t *testing.T, endpoint uint8, query string, body []byte) {
 		e := fuzzedEndpoints[int(endpoint)%len(fuzzedEndpoints)]
 		req := request{method: e.method, path: e.path, rawQuery: query, body: string(body)}
+		if e.method == http.MethodGet && isDataPath(e.path) {
+			req.rawQuery, req.body = "input="+url.QueryEscape(string(body))+"&"+query, ""
+		}
 		if e.method == http.MethodPost {
 			req.contentType = "application/json" // an empty body too
 		}
@@ -63,7 +72,7 @@ func FuzzEndpoints(f *testing.F) {
 			if len(got.body) > maxErrorAnswer {
 				t.Fatalf("%s %s?%s: an error answer of %d bytes for a request of %d: %s", e.method, e.path, query, len(got.body), len(body)+len(query), got)
 			}
-		case e.method == http.MethodPost && !json.Valid(got.body):
+		case (e.method == http.MethodPost || isDataPath(e.path)) && !json.Valid(got.body):
 			t.Fatalf("%s %s: %d with a body that is not JSON: %q", e.method, e.path, got.status, got.body)
 		}
 	})
@@ -81,4 +90,6 @@ var fuzzedEndpoints = []struct{ method, path string }{
 	{http.MethodGet, "/v1/ledger"},
 	{http.MethodGet, "/v1/report"},
 	{http.MethodGet, "/report"},
+	{http.MethodGet, DataDecisionPath},
+	{http.MethodGet, DataAdmissionPath},
 }

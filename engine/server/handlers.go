@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	opametrics "github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/plugins"
 
 	"github.com/geoscope/geoscope/engine"
@@ -229,6 +230,17 @@ func (s *Server) request(c *gin.Context, read func(*gin.Context) ([]byte, *reser
 ) (req *input.Request, release func(), ok bool) {
 	decoded := s.decodeSpan(c)
 	defer decoded()
+	if s.eng.LogsDecisions() {
+		// The request's number and timers for its decision-log event, as
+		// OPA's server keeps them: the handler's time from here to the
+		// event, and the input's reading and decoding.
+		served := &engine.Served{ReqID: c.GetUint64(ctxReqID), Metrics: opametrics.New()}
+		served.Metrics.Timer(opametrics.ServerHandler).Start()
+		parse := served.Metrics.Timer(opametrics.RegoInputParse)
+		parse.Start()
+		defer parse.Stop()
+		c.Set(ctxServed, served)
+	}
 	raw, res, ok := read(c)
 	if !ok {
 		return nil, nil, false
@@ -291,6 +303,9 @@ func (s *Server) run(c *gin.Context, endpoint string, decide func(context.Contex
 	ctx := c.Request.Context()
 	if k, ok := c.Get(ctxRequestKey); ok {
 		ctx = engine.WithRequest(ctx, k.(engine.RequestKey))
+	}
+	if served, ok := c.Get(ctxServed); ok {
+		ctx = engine.WithServed(ctx, served.(*engine.Served))
 	}
 	d, err := decide(ctx) // the engine bounds evaluation (SetEvalTimeout)
 	s.metrics.decided(endpoint).Observe(time.Since(start).Seconds())

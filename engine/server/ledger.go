@@ -101,19 +101,9 @@ func ledgerQuery(c *gin.Context) (ledger.Query, *apiError) {
 // ";") is refused: Go's URL.Query drops a pair it cannot read, and
 // "?order=A;limit=5" answered for every order.
 func onlyParams(c *gin.Context, names ...string) *apiError {
-	q, err := url.ParseQuery(c.Request.URL.RawQuery)
-	if err != nil {
-		msg := "the query string is malformed: "
-		var esc url.EscapeError
-		switch {
-		case errors.As(err, &esc):
-			msg += "a \"%\" must start an escape of two hex digits (" + input.Quote(string(esc)) + ")"
-		case strings.Contains(err.Error(), "semicolon"):
-			msg += "separate parameters with an ampersand, not a semicolon"
-		default:
-			msg += "it must be name=value pairs joined by ampersands"
-		}
-		return &apiError{Code: apierror.InvalidInput, Message: msg, Field: "query"}
+	q, e := parseQuery(c.Request.URL.RawQuery)
+	if e != nil {
+		return e
 	}
 	for _, name := range slices.Sorted(maps.Keys(q)) {
 		short := shorten(name, input.MaxQuoted)
@@ -125,4 +115,25 @@ func onlyParams(c *gin.Context, names ...string) *apiError {
 		}
 	}
 	return nil
+}
+
+// parseQuery reads a query string, refusing one that is not name=value
+// pairs joined by "&" (a bad %-escape, a ";"), which Go's URL.Query reads
+// by dropping the pair.
+func parseQuery(raw string) (url.Values, *apiError) {
+	q, err := url.ParseQuery(raw)
+	if err == nil {
+		return q, nil
+	}
+	msg := "the query string is malformed: "
+	var esc url.EscapeError
+	switch {
+	case errors.As(err, &esc):
+		msg += "a \"%\" must start an escape of two hex digits (" + input.Quote(string(esc)) + ")"
+	case strings.Contains(err.Error(), "semicolon"):
+		msg += "separate parameters with an ampersand, not a semicolon"
+	default:
+		msg += "it must be name=value pairs joined by ampersands"
+	}
+	return nil, &apiError{Code: apierror.InvalidInput, Message: msg, Field: "query"}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -220,7 +221,7 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 			t.Error(e)
 		}
 	}
-	for _, status := range []int{404, 405} {
+	for _, status := range []int{401, 403, 404, 405} {
 		if o.unmatchedResponse(t, status) == nil {
 			t.Errorf("x-geoscope-unmatched does not document %d", status)
 		}
@@ -318,6 +319,14 @@ var handlerOutcomes = map[string]map[int][]string{
 		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
 		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
 	},
+	"GET /v1/data/geoscope/decision": {
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 413: {apierror.TooLarge},
+		500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
+	},
+	"GET /v1/data/geoscope/admission": {
+		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 413: {apierror.TooLarge},
+		500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
+	},
 	"POST /v1/data/geoscope/admission": {
 		200: nil, 400: {apierror.InvalidInput}, 401: {apierror.Unauthorized}, 403: {apierror.Forbidden}, 408: {apierror.BodyTimeout}, 413: {apierror.TooLarge},
 		415: {apierror.UnsupportedMediaType}, 500: {apierror.Internal, apierror.PolicyError}, 503: {apierror.EvalTimeout, apierror.NotReady, apierror.LedgerUnavailable, apierror.Overloaded},
@@ -381,7 +390,7 @@ func TestOpenAPIStatusCodes(t *testing.T) {
 			t.Errorf("%s is documented but not in handlerOutcomes (update the test from the handler)", key)
 		}
 	}
-	for status, code := range map[int]string{404: apierror.NotFound, 405: apierror.MethodNotAllowed} {
+	for status, code := range map[int]string{401: apierror.Unauthorized, 403: apierror.Forbidden, 404: apierror.NotFound, 405: apierror.MethodNotAllowed} {
 		if resp := o.unmatchedResponse(t, status); resp != nil {
 			if got := o.errorCodes(t, jsonSchemaOf(resp)); !slices.Equal(got, []string{code}) {
 				t.Errorf("unmatched %d documents codes %v, want [%s]", status, got, code)
@@ -531,9 +540,58 @@ func probes(t *testing.T) []probe {
 			probe{ep.path + " ledger closed", closedLedger, post(ep.path, ep.ok), 503, apierror.LedgerUnavailable, ""},
 			probe{ep.path + " recorded", led, post(ep.path, ep.ok), 200, "", ""},
 			probe{ep.path + " overloaded", full, post(ep.path, ep.ok), 503, apierror.Overloaded, ""},
-			probe{ep.path + " GET", open, get(ep.path), 405, apierror.MethodNotAllowed, ""},
+		)
+		if ep.prefix == "" {
+			ps = append(ps, probe{ep.path + " GET", open, get(ep.path), 405, apierror.MethodNotAllowed, ""})
+		} else {
+			ps = append(ps, probe{ep.path + " PUT", open, request{method: http.MethodPut, path: ep.path}, 405, apierror.MethodNotAllowed, ""})
+		}
+	}
+	// A GET of the Data API takes the input as the JSON value of its input
+	// parameter, as OPA does, through the same checks as a POST's body.
+	query := func(path, in string) request {
+		return request{method: http.MethodGet, path: path, rawQuery: "input=" + url.QueryEscape(in)}
+	}
+	for _, ep := range []struct{ path, ok, bad string }{
+		{DataDecisionPath, decisionBody, `{"meeting": {"id": "m", "colour": "red"}}`},
+		{DataAdmissionPath, admissionBody, `{"meeting": {"id": "m", "colour": "red"}}`},
+	} {
+		ps = append(ps,
+			probe{ep.path + " GET ok", open, query(ep.path, ep.ok), 200, "", ""},
+			probe{ep.path + " GET pretty", open, request{method: http.MethodGet, path: ep.path, rawQuery: "pretty&metrics=true&input=" + url.QueryEscape(ep.ok)}, 200, "", ""},
+			probe{ep.path + " GET bad JSON", open, query(ep.path, `{"meeting": `), 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET JSON in single quotes", open, query(ep.path, `{'meeting': 1}`), 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET unknown field", open, query(ep.path, ep.bad), 400, apierror.InvalidInput, "input.meeting.colour"},
+			probe{ep.path + " GET no input", open, get(ep.path), 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET empty input", open, request{method: http.MethodGet, path: ep.path, rawQuery: "input="}, 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET null input", open, query(ep.path, "null"), 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET not an object", open, query(ep.path, "[]"), 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET trailing data", open, query(ep.path, ep.ok+"{}"), 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET repeated input", open, request{method: http.MethodGet, path: ep.path, rawQuery: "input=" + url.QueryEscape(ep.ok) + "&input=" + url.QueryEscape(ep.ok)}, 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET unencoded percent", open, request{method: http.MethodGet, path: ep.path, rawQuery: `input={"meeting":{"id":"50%"}}`}, 400, apierror.InvalidInput, "query"},
+			probe{ep.path + " GET semicolon", open, request{method: http.MethodGet, path: ep.path, rawQuery: "input=" + url.QueryEscape(ep.ok) + ";pretty"}, 400, apierror.InvalidInput, "query"},
+			probe{ep.path + " GET with a body", open, request{method: http.MethodGet, path: ep.path, rawQuery: "input=" + url.QueryEscape(ep.ok), body: wrap(ep.ok)}, 400, apierror.InvalidInput, "body"},
+			probe{ep.path + " GET input over max-body", open, query(ep.path, big), 413, apierror.TooLarge, "input"},
+			probe{ep.path + " POST with an input parameter", open, request{method: http.MethodPost, path: ep.path, rawQuery: "input=" + url.QueryEscape(ep.ok), body: wrap(ep.ok)}, 400, apierror.InvalidInput, "input"},
+			probe{ep.path + " GET no token", auth, query(ep.path, ep.ok), 401, apierror.Unauthorized, ""},
+			probe{ep.path + " GET wrong token", auth, withToken(query(ep.path, ep.ok), "nope"), 401, apierror.Unauthorized, ""},
+			probe{ep.path + " GET decide token", auth, withToken(query(ep.path, ep.ok), decide), 200, "", ""},
+			probe{ep.path + " GET admin token", auth, withToken(query(ep.path, ep.ok), admin), 200, "", ""},
+			probe{ep.path + " GET metrics token", auth, withToken(query(ep.path, ep.ok), metrics), 403, apierror.Forbidden, ""},
+			probe{ep.path + " GET not ready", notReady, query(ep.path, ep.ok), 503, apierror.NotReady, ""},
+			probe{ep.path + " GET eval timeout", spin, query(ep.path, ep.ok), 503, apierror.EvalTimeout, ""},
+			probe{ep.path + " GET policy error", broken, query(ep.path, ep.ok), 500, apierror.PolicyError, ""},
+			probe{ep.path + " GET recorder fails", failing, query(ep.path, ep.ok), 500, apierror.Internal, ""},
+			probe{ep.path + " GET ledger unavailable", unrecorded, query(ep.path, ep.ok), 503, apierror.LedgerUnavailable, ""},
+			probe{ep.path + " GET recorded", led, query(ep.path, ep.ok), 200, "", ""},
+			probe{ep.path + " GET overloaded", full, query(ep.path, ep.ok), 503, apierror.Overloaded, ""},
 		)
 	}
+	ps = append(ps,
+		probe{"data decision GET over max-participants", open, query(DataDecisionPath, three), 413, apierror.TooLarge, "input.meeting.participants"},
+		probe{"data decision GET bad IP", open, query(DataDecisionPath, strings.Replace(decisionBody, "147.8.1.1", "147.8.1", 1)), 400, apierror.InvalidInput, "input.meeting.participants[1].ip"},
+		probe{"data decision GET answer over max-response", tiny, query(DataDecisionPath, crowdBody), 413, apierror.TooLarge, "input.meeting.participants"},
+	)
 	ps = append(ps,
 		probe{"data decision with joining", open, post(DataDecisionPath, wrap(joiningBody)), 200, "", ""},
 		probe{"data decision without input", open, post(DataDecisionPath, `{}`), 400, apierror.InvalidInput, "input"},
@@ -547,7 +605,15 @@ func probes(t *testing.T) []probe {
 		probe{"data admission bad IP", open, post(DataAdmissionPath, wrap(strings.Replace(admissionBody, "36.110.44.4", "36.110", 1))), 400, apierror.InvalidInput, "input.participant.ip"},
 		probe{"data decision pretty", open, post(DataDecisionPath+"?pretty=true&metrics=true", wrap(decisionBody)), 200, "", ""},
 		probe{"other data document", open, post("/v1/data/geoscope/registry/violations", `{"input": {}}`), 404, apierror.NotFound, ""},
-		probe{"data root", auth, get("/v1/data"), 404, apierror.NotFound, ""},
+		// With tokens, authentication comes before a path is found
+		// missing or a method not allowed: without a token, every path
+		// but the open ones answers 401.
+		probe{"data root, no token", auth, get("/v1/data"), 401, apierror.Unauthorized, ""},
+		probe{"data root, metrics token", auth, withToken(get("/v1/data"), metrics), 403, apierror.Forbidden, ""},
+		probe{"data root", auth, withToken(get("/v1/data"), decide), 404, apierror.NotFound, ""},
+		probe{"other data document, no token", auth, post("/v1/data/geoscope/registry/violations", `{"input": {}}`), 401, apierror.Unauthorized, ""},
+		probe{"other data document, wrong token", auth, withToken(post("/v1/data/geoscope/registry/violations", `{"input": {}}`), "nope"), 401, apierror.Unauthorized, ""},
+		probe{"other data document, decide token", auth, withToken(post("/v1/data/geoscope/registry/violations", `{"input": {}}`), decide), 404, apierror.NotFound, ""},
 		probe{"decisions with joining", open, post("/v1/decisions", joiningBody), 200, "", ""},
 		probe{"decisions bad IP", open, post("/v1/decisions", strings.Replace(decisionBody, "147.8.1.1", "147.8.1", 1)), 400, apierror.InvalidInput, "meeting.participants[1].ip"},
 		probe{"decisions charset", open, request{method: http.MethodPost, path: "/v1/decisions", body: decisionBody, contentType: "application/json; charset=utf-8"}, 200, "", ""},
@@ -603,7 +669,9 @@ func probes(t *testing.T) []probe {
 		probe{"reload decide token", auth, withToken(post("/v1/admin/reload", ""), decide), 403, apierror.Forbidden, ""},
 		probe{"reload metrics token", auth, withToken(post("/v1/admin/reload", ""), metrics), 403, apierror.Forbidden, ""},
 		probe{"reload admin token", auth, withToken(post("/v1/admin/reload", ""), admin), 200, "", ""},
-		probe{"GET reload", auth, get("/v1/admin/reload"), 405, apierror.MethodNotAllowed, ""},
+		probe{"GET reload, no token", auth, get("/v1/admin/reload"), 401, apierror.Unauthorized, ""},
+		probe{"GET reload, decide token", auth, withToken(get("/v1/admin/reload"), decide), 403, apierror.Forbidden, ""},
+		probe{"GET reload", auth, withToken(get("/v1/admin/reload"), admin), 405, apierror.MethodNotAllowed, ""},
 		// A preview entry (an order submitted for review) is listed too.
 		probe{"preview decision recorded", led, post("/v1/decisions", `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": "p1", "ip": "1.0.16.1"}]}, "order": {"id": "o", "authority": "cn.cac", "demands": ["remove_participants"], "targets": {"meetings": ["m"]}, "legal_basis": "x", "received": "2020-06-01"}}`), 200, "", ""},
 		probe{"ledger list", led, get("/v1/ledger"), 200, "", ""},
@@ -666,10 +734,17 @@ func probes(t *testing.T) []probe {
 		probe{"unknown path, foreign Host", local, request{method: http.MethodGet, path: "/v2/decisions", host: "attacker.example"}, 403, apierror.Forbidden, "Host"},
 		probe{"unknown path", open, get("/v2/decisions"), 404, apierror.NotFound, ""},
 		probe{"trailing slash", open, get("/health/"), 404, apierror.NotFound, ""},
-		probe{"unknown path, auth server", auth, post("/v1/decisions/x", decisionBody), 404, apierror.NotFound, ""},
+		probe{"unknown path, auth server, no token", auth, post("/v1/decisions/x", decisionBody), 401, apierror.Unauthorized, ""},
+		probe{"unknown path, auth server, wrong token", auth, withToken(get("/v2/decisions"), "nope"), 401, apierror.Unauthorized, ""},
+		probe{"unknown path, auth server", auth, withToken(post("/v1/decisions/x", decisionBody), metrics), 404, apierror.NotFound, ""},
 		probe{"POST /health", open, post("/health", "{}"), 405, apierror.MethodNotAllowed, ""},
 		probe{"HEAD /health", open, request{method: http.MethodHead, path: "/health"}, 405, apierror.MethodNotAllowed, ""},
-		probe{"DELETE /v1/status", auth, request{method: http.MethodDelete, path: "/v1/status"}, 405, apierror.MethodNotAllowed, ""},
+		probe{"DELETE /v1/status, no token", auth, request{method: http.MethodDelete, path: "/v1/status"}, 401, apierror.Unauthorized, ""},
+		probe{"DELETE /v1/status", auth, request{method: http.MethodDelete, path: "/v1/status", token: metrics}, 405, apierror.MethodNotAllowed, ""},
+		probe{"DELETE /v1/ledger, no token", auth, request{method: http.MethodDelete, path: "/v1/ledger"}, 401, apierror.Unauthorized, ""},
+		probe{"PUT data decision, no token", auth, request{method: http.MethodPut, path: DataDecisionPath}, 401, apierror.Unauthorized, ""},
+		probe{"PUT data decision", auth, request{method: http.MethodPut, path: DataDecisionPath, token: decide}, 405, apierror.MethodNotAllowed, ""},
+		probe{"HEAD /health, auth server", auth, request{method: http.MethodHead, path: "/health"}, 405, apierror.MethodNotAllowed, ""},
 	)
 	return ps
 }
@@ -772,7 +847,7 @@ func TestOpenAPIResponsesValidate(t *testing.T) {
 				codes = o.errorCodes(t, jsonSchemaOf(o.responseOf(t, op, n)))
 			}
 			for _, c := range codes {
-				if n == 500 && c == apierror.Internal && !slices.Contains([]string{"POST /v1/decisions", "POST /v1/admission", "POST " + DataDecisionPath, "POST " + DataAdmissionPath}, key) {
+				if n == 500 && c == apierror.Internal && !slices.Contains([]string{"POST /v1/decisions", "POST /v1/admission", "POST " + DataDecisionPath, "POST " + DataAdmissionPath, "GET " + DataDecisionPath, "GET " + DataAdmissionPath}, key) {
 					continue
 				}
 				if !seen[outcome{key, n, c}] {
@@ -781,7 +856,7 @@ func TestOpenAPIResponsesValidate(t *testing.T) {
 			}
 		}
 	}
-	for _, status := range []int{404, 405} {
+	for _, status := range []int{401, 403, 404, 405} {
 		for _, c := range o.errorCodes(t, jsonSchemaOf(o.unmatchedResponse(t, status))) {
 			if !seen[outcome{"unmatched", status, c}] {
 				t.Errorf("no probe produced an unmatched %d %s", status, c)
@@ -879,6 +954,11 @@ func TestOpenAPISecurity(t *testing.T) {
 			scope = scopes[0].(string)
 		}
 		req := request{method: method, path: path, body: bodies[path]}
+		if method == http.MethodGet && isDataPath(path) {
+			// The Data API's GET: the input goes in the query.
+			in := strings.TrimSuffix(strings.TrimPrefix(bodies[path], `{"input": `), "}")
+			req = request{method: method, path: path, rawQuery: "input=" + url.QueryEscape(in)}
+		}
 		send := func(ts *testServer, token string) response {
 			r := req
 			r.token = token

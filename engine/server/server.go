@@ -63,6 +63,9 @@ type Server struct {
 	// loopbackNamesOnly is set by Serve when it serves without tokens on
 	// a loopback listener (see localNamesOnly).
 	loopbackNamesOnly atomic.Bool
+	// requests numbers the requests received, as OPA's server numbers
+	// them (req_id in its log and its decision-log events).
+	requests atomic.Uint64
 }
 
 // New validates cfg and builds the server. It does not listen.
@@ -189,17 +192,44 @@ func (s *Server) routes() *gin.Engine {
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.Use(s.requestID, s.traceRequest, s.accessLog, s.recoverPanic, s.localNamesOnly)
-	r.NoRoute(func(c *gin.Context) {
-		if isDataPath(c.Request.URL.Path) {
-			dataNotFound(c)
+
+	// guards holds, by route, the check of its token: a path's methods
+	// (405) are told only to those who pass it, as its answers are.
+	guards := map[string]gin.HandlerFunc{}
+	guarded := func(method, path string, guard gin.HandlerFunc, handler gin.HandlerFunc) {
+		guards[path] = guard
+		if isDataPath(path) {
+			r.Handle(method, path, opaErrors, guard, handler)
 			return
 		}
-		abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound, Message: "no such endpoint: " + quotedPath(c)})
+		r.Handle(method, path, guard, handler)
+	}
+	// A path that no route has is answered 404 only to a valid token
+	// (under /v1/data, one that may use the Data API): otherwise a client
+	// without one would learn which paths exist from which it is refused
+	// on. Open endpoints are documented, and nothing else is open.
+	r.NoRoute(func(c *gin.Context) {
+		if isDataPath(c.Request.URL.Path) {
+			c.Set(ctxOPAErrors, true)
+			if s.authorize(c, ScopeDecide) {
+				dataNotFound(c)
+			}
+			return
+		}
+		if s.authorize(c, "") {
+			abort(c, http.StatusNotFound, apiError{Code: apierror.NotFound, Message: "no such endpoint: " + quotedPath(c)})
+		}
 	})
 	r.NoMethod(func(c *gin.Context) {
 		c.Set(ctxOPAErrors, isDataPath(c.Request.URL.Path))
-		if route := routeTemplate(r.Routes(), c.Request.URL.Path); route != "" {
+		route := routeTemplate(r.Routes(), c.Request.URL.Path)
+		if route != "" {
 			c.Set(ctxRoute, route)
+		}
+		if guard := guards[route]; guard != nil {
+			if guard(c); c.IsAborted() {
+				return
+			}
 		}
 		abort(c, http.StatusMethodNotAllowed, apiError{Code: apierror.MethodNotAllowed, Message: c.Request.Method + " is not allowed on " + quotedPath(c)})
 	})
@@ -209,23 +239,25 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openAPIDocument) })
 
 	observe := s.requireScope(ScopeMetrics, s.cfg.PublicMetrics)
-	r.GET("/metrics", observe, gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
-	r.GET("/v1/status", observe, s.status)
+	guarded(http.MethodGet, "/metrics", observe, gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
+	guarded(http.MethodGet, "/v1/status", observe, s.status)
 
 	admin := s.requireScope(ScopeAdmin, false)
-	r.POST("/v1/admin/reload", admin, s.reload)
-	r.GET("/v1/ledger", admin, s.ledgerList)
-	r.GET("/v1/ledger/:decision_id", admin, s.ledgerGet)
+	guarded(http.MethodPost, "/v1/admin/reload", admin, s.reload)
+	guarded(http.MethodGet, "/v1/ledger", admin, s.ledgerList)
+	guarded(http.MethodGet, "/v1/ledger/:decision_id", admin, s.ledgerGet)
 
 	reportAuth := s.requireScope(ScopeAdmin, s.cfg.PublicReport)
-	r.GET("/report", reportAuth, s.reportHTML)
-	r.GET("/v1/report", reportAuth, s.reportJSON)
+	guarded(http.MethodGet, "/report", reportAuth, s.reportHTML)
+	guarded(http.MethodGet, "/v1/report", reportAuth, s.reportJSON)
 
 	decide := s.requireScope(ScopeDecide, false)
-	r.POST("/v1/decisions", decide, s.decisions)
-	r.POST("/v1/admission", decide, s.admission)
-	r.POST(DataDecisionPath, opaErrors, decide, s.dataDecision)
-	r.POST(DataAdmissionPath, opaErrors, decide, s.dataAdmission)
+	guarded(http.MethodPost, "/v1/decisions", decide, s.decisions)
+	guarded(http.MethodPost, "/v1/admission", decide, s.admission)
+	guarded(http.MethodPost, DataDecisionPath, decide, s.dataDecision)
+	guarded(http.MethodPost, DataAdmissionPath, decide, s.dataAdmission)
+	guarded(http.MethodGet, DataDecisionPath, decide, s.dataDecision)
+	guarded(http.MethodGet, DataAdmissionPath, decide, s.dataAdmission)
 	return r
 }
 
@@ -346,6 +378,10 @@ const (
 	// ctxRequestKey: the request's engine.RequestKey, set only when the
 	// client named its request (X-Request-Id).
 	ctxRequestKey = "geoscope.request_key"
+	// ctxReqID (the request's number) and ctxServed (its
+	// *engine.Served) are set only while decisions are logged.
+	ctxReqID  = "geoscope.req_id"
+	ctxServed = "geoscope.served"
 )
 
 // routeOf is the route a request is counted, logged and traced under: the
@@ -424,11 +460,16 @@ func printableID(id string) bool {
 	return true
 }
 
-// accessLog logs one line per request. It never logs the client address
-// (an IP is personal data, and the decision is what matters) nor any
-// header that could carry a token.
+// accessLog numbers each request, as OPA's server does (req_id), and logs
+// one line per request. It never logs the client address (an IP is
+// personal data, and the decision is what matters) nor any header that
+// could carry a token.
 func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
+	n := s.requests.Add(1)
+	if s.eng.LogsDecisions() {
+		c.Set(ctxReqID, n) // for the request's decision-log event
+	}
 	c.Next()
 	endpoint := routeOf(c)
 	status := c.Writer.Status()
@@ -445,6 +486,7 @@ func (s *Server) accessLog(c *gin.Context) {
 		return // the line would be dropped: do not build it
 	}
 	attrs := []any{
+		"req_id", n,
 		"request_id", requestIDOf(c),
 		"method", c.Request.Method,
 		"endpoint", endpoint,
@@ -508,35 +550,43 @@ var scopeNeeded = map[string]string{
 	ScopeMetrics: "this endpoint needs a token with the metrics or admin scope",
 }
 
-// requireScope admits requests with a token holding scope. Without a tokens
-// file every request is admitted: the server then only listens on loopback
-// unless the operator explicitly chose otherwise.
+// requireScope admits requests with a token holding scope, or every
+// request when open. Without a tokens file every request is admitted: the
+// server then only listens on loopback unless the operator explicitly
+// chose otherwise.
 func (s *Server) requireScope(scope string, open bool) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if s.tokens == nil || open {
-			c.Next()
-			return
-		}
-		token, twice := bearerToken(c.Request)
-		if twice {
-			c.Header("WWW-Authenticate", `Bearer realm="geoscope", error="invalid_request"`)
-			abort(c, http.StatusUnauthorized, apiError{Code: apierror.Unauthorized, Message: "Authorization is given more than once: send one bearer token"})
-			return
-		}
-		if token == "" {
-			c.Header("WWW-Authenticate", `Bearer realm="geoscope"`)
-			abort(c, http.StatusUnauthorized, apiError{Code: apierror.Unauthorized, Message: "a bearer token is required"})
-			return
-		}
-		g := s.tokens.scopes(token)
-		switch {
-		case g == 0:
-			c.Header("WWW-Authenticate", `Bearer realm="geoscope", error="invalid_token"`)
-			abort(c, http.StatusUnauthorized, apiError{Code: apierror.Unauthorized, Message: "the bearer token is not valid"})
-		case !g.has(scope):
-			abort(c, http.StatusForbidden, apiError{Code: apierror.Forbidden, Message: scopeNeeded[scope]})
-		default:
-			c.Next()
-		}
+	if open {
+		return func(*gin.Context) {}
 	}
+	return func(c *gin.Context) { s.authorize(c, scope) }
+}
+
+// authorize reports whether the request's token holds scope (any valid
+// token when scope is ""); otherwise it answers 401 or 403. Without a
+// tokens file every request is authorized.
+func (s *Server) authorize(c *gin.Context, scope string) bool {
+	if s.tokens == nil {
+		return true
+	}
+	token, twice := bearerToken(c.Request)
+	if twice {
+		c.Header("WWW-Authenticate", `Bearer realm="geoscope", error="invalid_request"`)
+		abort(c, http.StatusUnauthorized, apiError{Code: apierror.Unauthorized, Message: "Authorization is given more than once: send one bearer token"})
+		return false
+	}
+	if token == "" {
+		c.Header("WWW-Authenticate", `Bearer realm="geoscope"`)
+		abort(c, http.StatusUnauthorized, apiError{Code: apierror.Unauthorized, Message: "a bearer token is required"})
+		return false
+	}
+	switch g := s.tokens.scopes(token); {
+	case g == 0:
+		c.Header("WWW-Authenticate", `Bearer realm="geoscope", error="invalid_token"`)
+		abort(c, http.StatusUnauthorized, apiError{Code: apierror.Unauthorized, Message: "the bearer token is not valid"})
+		return false
+	case scope != "" && !g.has(scope):
+		abort(c, http.StatusForbidden, apiError{Code: apierror.Forbidden, Message: scopeNeeded[scope]})
+		return false
+	}
+	return true
 }

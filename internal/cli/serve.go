@@ -141,7 +141,7 @@ included: debug logging is for authoring, not for production.`,
 			}
 			if scfg.HasOPAConfig() {
 				dl := decisionlog.New(func() *plugins.Manager { return src.Manager() }, pseudo, log)
-				opts = append(opts, engine.WithDecisionLog(dl.Log))
+				opts = append(opts, engine.WithDecisionLog(dl.Log), engine.WithDecisionLogEnabled(dl.Enabled))
 			}
 			if traces.Enabled() {
 				log.Info("exporting OpenTelemetry spans", "type", traces.Type, "address", traces.Address)
