@@ -128,7 +128,7 @@ func ledgerOrder(id string, o registry.Order, auth registry.Authority, status st
 	}
 }
 
-// Action is an action carried out.
+// Action is an action decided, for the meeting platform to carry out.
 type Action struct {
 	Type    string `json:"type"`
 	OrderID string `json:"order_id"`
@@ -154,7 +154,7 @@ type Action struct {
 	Reached map[string]int `json:"reached,omitempty"`
 }
 
-// Refusal is a demand not carried out as asked.
+// Refusal is a demand not granted as asked.
 type Refusal = decision.Refusal
 
 // Blocked is an action the guard dropped.
