@@ -55,3 +55,31 @@ func BenchmarkNewEntry(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNewEntryReasonPerParticipant builds the entry of a decision
+// that removes every participant of a roster, each with a reason of its
+// own naming them, as a policy writes it with sprintf("participant %s is
+// inside %s", [p.id, c]): as many distinct texts to scrub as there are
+// participants, each of which may hold any of their ids.
+func BenchmarkNewEntryReasonPerParticipant(b *testing.B) {
+	p := NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
+	for _, n := range []int{1000, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			r := &engine.Record{
+				Decision:  &decision.Decision{DecisionID: "d-1", Time: time.Unix(0, 0), MeetingID: "m-1"},
+				AccountID: "acct-host",
+				Orders:    map[string]registry.Order{"CN-1": {Authority: "cn.cac"}},
+			}
+			for i := range n {
+				id := fmt.Sprintf("p-%06d", i)
+				r.Participants = append(r.Participants, input.Participant{ID: id})
+				r.Decision.Actions = append(r.Decision.Actions, decision.Action{Type: decision.RemoveParticipant, ParticipantID: id, OrderID: "CN-1",
+					Country: "CN", Reason: fmt.Sprintf("participant %s is inside %s", id, "CN")})
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				newEntry(r, p, "bench", "r-1")
+			}
+		})
+	}
+}
