@@ -542,6 +542,17 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 	// a quoted string or JSON escapes it inside quotes) to the id; kept
 	// forms (the orders' ids) map to "".
 	found := map[string]string{}
+	// claim maps form to id, the later id taking a form an earlier one
+	// took, as the ids are looked for in order; but of two accounts that
+	// hold the same form (the account `a\\b`, and `a\b` escaped) the
+	// greater keeps it, since the accounts are looked for in the order of
+	// a map, which is not the same twice.
+	claim := func(form, id string) {
+		if prev, ok := found[form]; ok && prev > id && s.accounts[prev] && s.accounts[id] {
+			return
+		}
+		found[form] = id
+	}
 	// Every escaped form holds a backslash: a text without one holds none.
 	escaped := strings.IndexByte(text, '\\') >= 0
 	// run is id's unescapedRun: every form of the id holds it, so a text
@@ -554,18 +565,18 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 		if quoted {
 			if run == "" || strings.Contains(text, run) {
 				if q := strconv.Quote(id); strings.Contains(text, q) {
-					found[q] = id
+					claim(q, id)
 				}
 			}
 			return
 		}
 		if strings.Contains(text, id) {
-			found[id] = id
+			claim(id, id)
 		}
 		if escaped && run != id && (run == "" || strings.Contains(text, run)) {
 			for _, form := range s.forms(id) {
 				if strings.Contains(text, form) {
-					found[form] = id
+					claim(form, id)
 				}
 			}
 		}
