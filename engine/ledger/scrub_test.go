@@ -1,7 +1,11 @@
 package ledger
 
 import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -12,14 +16,23 @@ import (
 	"github.com/geoscope/geoscope/engine/input"
 )
 
+// bothWays runs a test of the scrubber with ids searched one after
+// another in every text, and with the matcher from the first text on.
+func bothWays(t *testing.T, test func(t *testing.T, scanAfter int)) {
+	t.Run("scan", func(t *testing.T) { test(t, math.MaxInt) })
+	t.Run("match", func(t *testing.T) { test(t, -1) })
+}
+
 // Ids are replaced where they stand as tokens, so an id that is also a
 // word or a number does not garble longer words, and the guard's own
 // reasons are scrubbed only where they quote an id. Punctuation, "-" and
 // "_" too, ends a token: an id glued to another name is replaced, even a
 // participant called "CN" in "CN-11".
-func TestScrubberKeepsReasonsReadable(t *testing.T) {
+func TestScrubberKeepsReasonsReadable(t *testing.T) { bothWays(t, testScrubberKeepsReasonsReadable) }
+
+func testScrubberKeepsReasonsReadable(t *testing.T, scanAfter int) {
 	p := NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
-	s := &scrubber{p: p, participants: []input.Participant{{ID: "1"}, {ID: "CN"}, {ID: "located"}, {ID: "p1"}}, accounts: map[string]bool{"the": true}, cache: map[string]string{}}
+	s := &scrubber{p: p, participants: []input.Participant{{ID: "1"}, {ID: "CN"}, {ID: "located"}, {ID: "p1"}}, accounts: map[string]bool{"the": true}, cache: map[string]string{}, scanAfter: scanAfter}
 	for _, tc := range []struct{ in, want string }{
 		{"ending the meeting would affect 3 users not located in CN-11 or p10",
 			"ending " + p.Account("the") + " meeting would affect 3 users not " + p.Participant("located") + " in " + p.Participant("CN") + "-11 or p10"},
@@ -44,9 +57,13 @@ var pseudonymShape = regexp.MustCompile(`ps:[0-9a-f]{32}`)
 // escaped inside a JSON text (json.marshal, "%v" of an object). None of
 // them may reach the ledger.
 func TestScrubberFindsIdsHoweverTheyAreWritten(t *testing.T) {
+	bothWays(t, testScrubberFindsIdsHoweverTheyAreWritten)
+}
+
+func testScrubberFindsIdsHoweverTheyAreWritten(t *testing.T, scanAfter int) {
 	p := NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
 	ids := []string{"LEAKMARK-r1", `CORP\alice`, `say"hi"`, "a<b>&c", "p1"}
-	s := &scrubber{p: p, participants: []input.Participant{{ID: ids[0]}, {ID: ids[1]}, {ID: ids[2]}, {ID: ids[3]}, {ID: "p1"}}, accounts: map[string]bool{}, cache: map[string]string{}}
+	s := &scrubber{p: p, participants: []input.Participant{{ID: ids[0]}, {ID: ids[1]}, {ID: ids[2]}, {ID: ids[3]}, {ID: "p1"}}, accounts: map[string]bool{}, cache: map[string]string{}, scanAfter: scanAfter}
 	for _, text := range []string{
 		"CN-2020-0601-LEAKMARK-r1 removed; ref case_LEAKMARK-r1",
 		`account "CORP\\alice" is not targeted`,
@@ -80,6 +97,10 @@ func TestScrubberFindsIdsHoweverTheyAreWritten(t *testing.T) {
 // An order's id stays whole in a reason even when part of it is someone's
 // id; the accounts an order targets are ids too.
 func TestScrubberKeepsOrderIDsAndKnowsTargetedAccounts(t *testing.T) {
+	bothWays(t, testScrubberKeepsOrderIDsAndKnowsTargetedAccounts)
+}
+
+func testScrubberKeepsOrderIDsAndKnowsTargetedAccounts(t *testing.T, scanAfter int) {
 	p := NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
 	r := &engine.Record{
 		Decision:     &decision.Decision{MeetingID: "m-1", Preview: true},
@@ -87,6 +108,7 @@ func TestScrubberKeepsOrderIDsAndKnowsTargetedAccounts(t *testing.T) {
 		Orders:       map[string]registry.Order{"CN-2020-0601": {Targets: registry.Targets{Accounts: []string{"acct-secret"}}}},
 	}
 	s := newScrubber(r, p)
+	s.scanAfter = scanAfter
 	got := s.apply("order CN-2020-0601: CN-0601 and p-7 removed; targets acct-secret")
 	want := "order CN-2020-0601: " + p.Participant("CN") + "-" + p.Participant("0601") + " and " + p.Participant("p-7") + " removed; targets " + p.Account("acct-secret")
 	if got != want {
@@ -98,6 +120,10 @@ func TestScrubberKeepsOrderIDsAndKnowsTargetedAccounts(t *testing.T) {
 // inside it; the accounts a preview not in force targets are ids; a
 // refusal code that holds an id is withheld.
 func TestScrubberLeavesNoIdBehindAnOrderID(t *testing.T) {
+	bothWays(t, testScrubberLeavesNoIdBehindAnOrderID)
+}
+
+func testScrubberLeavesNoIdBehindAnOrderID(t *testing.T, scanAfter int) {
 	p := NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
 	r := &engine.Record{
 		Decision:         &decision.Decision{MeetingID: "m-1", Preview: true},
@@ -106,6 +132,7 @@ func TestScrubberLeavesNoIdBehindAnOrderID(t *testing.T) {
 		OrdersNotInForce: map[string]registry.Order{"PREVIEW-1": {Targets: registry.Targets{Accounts: []string{"acct-secret-9"}}}},
 	}
 	s := newScrubber(r, p)
+	s.scanAfter = scanAfter
 	for in, want := range map[string]string{
 		"ref CN-2020-0601-7":                 "ref CN-2020-" + p.Participant("0601-7"),
 		"order CN-2020-0601 applies":         "order CN-2020-0601 applies",
@@ -119,6 +146,144 @@ func TestScrubberLeavesNoIdBehindAnOrderID(t *testing.T) {
 	for code, want := range map[string]string{"withheld_user_4471": WithheldCode, "press_review": "press_review", "user_4471": WithheldCode} {
 		if got := s.code(code); got != want {
 			t.Errorf("code(%q) = %q, want %q", code, got, want)
+		}
+	}
+}
+
+// Two accounts that hold the same form (the account `a\\b`, and `a\b`
+// as a quoted string escapes it) scrub a text the same way every time,
+// whatever order the accounts' map gives them in.
+func TestScrubberTellsAccountsOfOneFormTheSameWayEveryTime(t *testing.T) {
+	bothWays(t, testScrubberTellsAccountsOfOneFormTheSameWayEveryTime)
+}
+
+func testScrubberTellsAccountsOfOneFormTheSameWayEveryTime(t *testing.T, scanAfter int) {
+	p := NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
+	text := `account "a\\b" is not targeted`
+	var first string
+	for i := range 50 {
+		s := &scrubber{p: p, accounts: map[string]bool{`a\b`: true, `a\\b`: true, "x": true, "y": true, "z": true}, cache: map[string]string{}, scanAfter: scanAfter}
+		got := s.apply(text)
+		if i == 0 {
+			first = got
+		} else if got != first {
+			t.Fatalf("apply(%q) = %q, then %q", text, first, got)
+		}
+	}
+	// The greater of the two: `a\b`, whose third byte, 'b', sorts after '\\'.
+	if want := `account "` + p.Account(`a\b`) + `" is not targeted`; first != want {
+		t.Errorf("apply(%q) = %q, want %q", text, first, want)
+	}
+}
+
+// The matcher finds the ids searching for one after another finds, so
+// that a text is scrubbed alike either way: over random rosters whose ids
+// hold each other, need escaping, are not ASCII or are ordinary words,
+// and random texts that hold them as they are, quoted, escaped once or
+// twice, in JSON, glued to order ids and to each other.
+func TestScrubberMatchesAsItScans(t *testing.T) {
+	p := NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
+	rng := rand.New(rand.NewPCG(3, 4))
+	pieces := []string{"p", "1", "0", "-", "_", "a", "A", "é", "参", `"`, `\`, "<", ">", "&", " ", "\u2028", "\x7f", "\t", "x"}
+	words := []string{"1", "CN", "the", "is", "located", "p1", "p10", "a", "-", "participant"}
+	for round := range 300 {
+		var ids []string
+		newID := func() string {
+			switch r := rng.IntN(10); {
+			case r < 2:
+				return words[rng.IntN(len(words))]
+			case r < 4 && len(ids) > 0: // holding another id, or held by one
+				id := ids[rng.IntN(len(ids))]
+				if r == 2 {
+					return id[:rng.IntN(len(id))+1] + pieces[rng.IntN(len(pieces))]
+				}
+				return pieces[rng.IntN(len(pieces))] + id
+			}
+			var b strings.Builder
+			for range 1 + rng.IntN(6) {
+				b.WriteString(pieces[rng.IntN(len(pieces))])
+			}
+			return b.String()
+		}
+		for range 1 + rng.IntN(12) {
+			ids = append(ids, newID())
+		}
+		r := &engine.Record{
+			Decision:  &decision.Decision{MeetingID: "m-1"},
+			AccountID: ids[rng.IntN(len(ids))],
+			Orders:    map[string]registry.Order{"CN-" + ids[rng.IntN(len(ids))]: {}},
+		}
+		for i, id := range ids {
+			part := input.Participant{ID: id}
+			if rng.IntN(3) == 0 {
+				part.AccountID = ids[(i+1)%len(ids)] + pieces[rng.IntN(len(pieces))]
+				ids = append(ids, part.AccountID)
+			}
+			r.Participants = append(r.Participants, part)
+		}
+		if rng.IntN(2) == 0 {
+			r.Joining = &input.Participant{ID: newID(), AccountID: newID()}
+			ids = append(ids, r.Joining.ID, r.Joining.AccountID)
+		}
+		named := []string{ids[rng.IntN(len(ids))], newID()}
+		ids = append(ids, named[1])
+		text := func() string {
+			var b strings.Builder
+			for range 1 + rng.IntN(6) {
+				id := ids[rng.IntN(len(ids))]
+				switch rng.IntN(7) {
+				case 0:
+					b.WriteString(words[rng.IntN(len(words))])
+				case 1:
+					b.WriteString(strconv.Quote(id))
+				case 2:
+					if forms := escapedForms(id); len(forms) > 0 {
+						b.WriteString(forms[rng.IntN(len(forms))])
+					}
+				case 3:
+					js, _ := json.Marshal(map[string]string{"who": id})
+					b.Write(js)
+				case 4:
+					b.WriteString("CN-" + id)
+				default:
+					b.WriteString(id)
+				}
+				b.WriteString([]string{" ", "", "-", "_", ", ", `\`}[rng.IntN(6)])
+			}
+			return b.String()
+		}
+		texts := make([]string, 40)
+		for i := range texts {
+			texts[i] = text()
+		}
+		scrubbers := map[string]*scrubber{}
+		for way, scanAfter := range map[string]int{"scan": math.MaxInt, "match": -1, "scan then match": 10} {
+			s := newScrubber(r, p)
+			s.scanAfter = scanAfter
+			for _, id := range named {
+				s.participant(id)
+			}
+			scrubbers[way] = s
+		}
+		for _, text := range texts {
+			want := scrubbers["scan"].apply(text)
+			wantQuoted := scrubbers["scan"].applyQuoted(text)
+			wantCode := scrubbers["scan"].code(text)
+			for _, way := range []string{"match", "scan then match"} {
+				s := scrubbers[way]
+				if got := s.apply(text); got != want {
+					t.Fatalf("round %d, ids %q, %s: apply(%q)\n = %q\n want %q", round, ids, way, text, got, want)
+				}
+				if got := s.applyQuoted(text); got != wantQuoted {
+					t.Fatalf("round %d, ids %q, %s: applyQuoted(%q)\n = %q\n want %q", round, ids, way, text, got, wantQuoted)
+				}
+				if got := s.code(text); got != wantCode {
+					t.Fatalf("round %d, ids %q, %s: code(%q) = %q, want %q", round, ids, way, text, got, wantCode)
+				}
+			}
+		}
+		if scrubbers["match"].ids == nil || scrubbers["scan"].ids != nil {
+			t.Fatal("the matcher was not used, or used to scan")
 		}
 	}
 }
