@@ -25,11 +25,7 @@ func TestExtensionREADMEInstallRunsAsWritten(t *testing.T) {
 	if err != nil || len(readmes) == 0 {
 		t.Fatalf("no extension READMEs (%v)", err)
 	}
-	key := filepath.Join(root, "bundles", "keys", "dev-es256.pem")
-	pub := filepath.Join(root, "bundles", "keys", "dev-es256.pub.pem")
-	registry := filepath.Join(t.TempDir(), "registry.tar.gz")
-	opaCLI(t, "build", "-b", filepath.Join(root, "bundles", "registry"),
-		"--signing-key", key, "--signing-alg", "ES256", "-o", registry)
+	key, pub, registry := signedRegistry(t, root)
 	db := geotest.Standard(t)
 
 	for _, readme := range readmes {
@@ -44,6 +40,19 @@ func TestExtensionREADMEInstallRunsAsWritten(t *testing.T) {
 			}
 		})
 	}
+}
+
+// signedRegistry builds the example registry into a bundle signed with
+// the development key, whose private and public key files it returns
+// beside the bundle's path.
+func signedRegistry(t *testing.T, root string) (key, pub, registry string) {
+	t.Helper()
+	key = filepath.Join(root, "bundles", "keys", "dev-es256.pem")
+	pub = filepath.Join(root, "bundles", "keys", "dev-es256.pub.pem")
+	registry = filepath.Join(t.TempDir(), "registry.tar.gz")
+	opaCLI(t, "build", "-b", filepath.Join(root, "bundles", "registry"),
+		"--signing-key", key, "--signing-alg", "ES256", "-o", registry)
+	return key, pub, registry
 }
 
 // installScript is the install commands of a README, signing with key.

@@ -57,11 +57,7 @@ func TestExtensionsInstalledTogether(t *testing.T) {
 	if want := []string{"accredited-press", "hosts-never-acted-on", "verified-callers"}; !slices.Equal(names, want) {
 		t.Fatalf("extension examples %v; this test installs and expects the effects of %v", names, want)
 	}
-	key := filepath.Join(root, "bundles", "keys", "dev-es256.pem")
-	pub := filepath.Join(root, "bundles", "keys", "dev-es256.pub.pem")
-	registry := filepath.Join(t.TempDir(), "registry.tar.gz")
-	opaCLI(t, "build", "-b", filepath.Join(root, "bundles", "registry"),
-		"--signing-key", key, "--signing-alg", "ES256", "-o", registry)
+	key, pub, registry := signedRegistry(t, root)
 	db := geotest.Standard(t)
 
 	// Each README's commands, in one directory: the second and third run

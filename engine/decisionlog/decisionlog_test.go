@@ -154,18 +154,7 @@ func TestEventScrubsWhatAPolicyClaimed(t *testing.T) {
 // The message quotes the policy's malformed answer, which names a
 // participant: the event holds the pseudonym.
 func TestFailedEvaluationIsLoggedWithItsError(t *testing.T) {
-	snap, err := policy.LoadSnapshot(context.Background(), []string{"testdata/fails-naming-people", "../../bundles/registry"}, policy.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := geo.Open(geotest.Standard(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logged []*engine.Record
-	e := engine.New(engine.WithDecisionLog(func(_ context.Context, r *engine.Record) { logged = append(logged, r) }))
-	e.SetPolicy(snap)
-	e.SetGeo(db)
+	e, logged := loggingEngine(t, "testdata/fails-naming-people")
 	req, err := input.Decode([]byte(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"},
 	  "participants": [{"id": "LEAKMARK-p1", "ip": "1.0.16.5"}]}}`), input.Limits{})
 	if err != nil {
@@ -178,11 +167,11 @@ func TestFailedEvaluationIsLoggedWithItsError(t *testing.T) {
 	if _, err := e.Decide(engine.WithServed(context.Background(), served), req); !errors.Is(err, policy.ErrEvaluation) || !strings.Contains(err.Error(), "LEAKMARK-p1") {
 		t.Fatalf("Decide: %v; want the evaluation error quoting the key", err)
 	}
-	if len(logged) != 1 {
-		t.Fatalf("%d events logged, want 1", len(logged))
+	if len(*logged) != 1 {
+		t.Fatalf("%d events logged, want 1", len(*logged))
 	}
 	ps := ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32)))
-	info, err := decisionlog.Event(logged[0], ps)
+	info, err := decisionlog.Event((*logged)[0], ps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +196,7 @@ func TestFailedEvaluationIsLoggedWithItsError(t *testing.T) {
 	if _, err := e.Decide(ctx, req); err == nil {
 		t.Fatal("Decide with the client gone: no error")
 	}
-	info, err = decisionlog.Event(logged[len(logged)-1], ps)
+	info, err = decisionlog.Event((*logged)[len(*logged)-1], ps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,18 +209,7 @@ func TestFailedEvaluationIsLoggedWithItsError(t *testing.T) {
 // code, the one its client was answered with (docs/opa.md says why), and
 // its message keeps OPA's error, OPA's code included.
 func TestFailedEvaluationKeepsOPAsError(t *testing.T) {
-	snap, err := policy.LoadSnapshot(context.Background(), []string{"testdata/conflict", "../../bundles/registry"}, policy.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := geo.Open(geotest.Standard(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logged []*engine.Record
-	e := engine.New(engine.WithDecisionLog(func(_ context.Context, r *engine.Record) { logged = append(logged, r) }))
-	e.SetPolicy(snap)
-	e.SetGeo(db)
+	e, logged := loggingEngine(t, "testdata/conflict")
 	req, err := input.Decode([]byte(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"},
 	  "participants": [{"id": "p1", "ip": "1.0.16.5"}]}}`), input.Limits{})
 	if err != nil {
@@ -240,10 +218,10 @@ func TestFailedEvaluationKeepsOPAsError(t *testing.T) {
 	if _, err := e.Decide(context.Background(), req); !errors.Is(err, policy.ErrEvaluation) {
 		t.Fatalf("Decide: %v; want an evaluation error", err)
 	}
-	if len(logged) != 1 {
-		t.Fatalf("%d events logged, want 1", len(logged))
+	if len(*logged) != 1 {
+		t.Fatalf("%d events logged, want 1", len(*logged))
 	}
-	info, err := decisionlog.Event(logged[0], ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32))))
+	info, err := decisionlog.Event((*logged)[0], ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,4 +229,24 @@ func TestFailedEvaluationKeepsOPAsError(t *testing.T) {
 	if !errors.As(info.Error, &ev) || ev.Code != "policy_error" || !strings.Contains(ev.Message, "eval_conflict_error: ") {
 		t.Errorf("event error %#v; want policy_error with OPA's eval_conflict_error in its message", info.Error)
 	}
+}
+
+// loggingEngine is an engine on the policy bundle at dir, the example
+// registry and the standard test GeoIP database, whose decision log keeps
+// every record it is handed in *logged.
+func loggingEngine(t *testing.T, dir string) (e *engine.Engine, logged *[]*engine.Record) {
+	t.Helper()
+	snap, err := policy.LoadSnapshot(context.Background(), []string{dir, "../../bundles/registry"}, policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := geo.Open(geotest.Standard(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged = new([]*engine.Record)
+	e = engine.New(engine.WithDecisionLog(func(_ context.Context, r *engine.Record) { *logged = append(*logged, r) }))
+	e.SetPolicy(snap)
+	e.SetGeo(db)
+	return e, logged
 }
