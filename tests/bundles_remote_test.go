@@ -379,7 +379,7 @@ func TestBundlesRemoteConfigExcludesBundle(t *testing.T) {
 	cfg := opaConfig(t, "http://127.0.0.1:1", remoteToken, nil, "")
 	dataDir := filepath.Join(t.TempDir(), "data")
 	r := runCLI(t, nil, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--config", cfg, "--bundle", "../policies", "--verification-key", key.pubPath)
-	if r.code != 2 || !strings.Contains(r.stderr, "--config and --bundle exclude each other") {
+	if r.code != 2 || !strings.Contains(r.stderr, "--config (or --set, --set-file) and --bundle exclude each other") {
 		t.Errorf("want exit 2 naming the conflict; got %s", r)
 	}
 	if _, err := os.Stat(dataDir); err == nil {
