@@ -384,9 +384,10 @@ type scrubber struct {
 	texts     int
 	scanAfter int
 	ids       *matcher
-	// others are the ids of the matcher's keys after the participants'
-	// (a key below len(participants) is a participant's index): the
-	// joining id, the named ids, the accounts. always are the keys of the
+	// The ids are numbered, in the order scrub looks for them, by keys
+	// (of the matcher too): a key below len(participants) is a
+	// participant's index, the others index others (otherIDs: the joining
+	// id, the named ids, the accounts). always are the keys of the
 	// ids whose run is empty (every character escaped), which no run can
 	// rule out; keys is scratch space for the keys a text holds.
 	others       []string
@@ -557,20 +558,20 @@ func (s *scrubber) orderIDs() []string {
 	return s.orders
 }
 
-// participant and account add an id to look for. The matcher, built
-// over the ids known then, is built again if one is added after it
-// (newEntry adds every id before it scrubs a text).
+// participant and account add an id to look for. The list of the ids and
+// the matcher, built over the ids known then, are built again if one is
+// added after them (newEntry adds every id before it scrubs a text).
 func (s *scrubber) participant(id string) {
 	if id != "" {
 		s.named = append(s.named, id)
-		s.ids = nil
+		s.ids, s.others = nil, nil
 	}
 }
 
 func (s *scrubber) account(id string) {
 	if id != "" && !s.accounts[id] {
 		s.accounts[id] = true
-		s.ids = nil
+		s.ids, s.others = nil, nil
 	}
 }
 
@@ -598,12 +599,8 @@ func (s *scrubber) matching() bool {
 // scrubber knows, keyed in the order scrub looks for them: participants,
 // joining, named, accounts.
 func (s *scrubber) buildMatcher() {
-	s.others = append(make([]string, 0, 1+len(s.named)+len(s.accounts)), s.joining)
-	s.others = append(s.others, s.named...)
-	for id := range s.accounts {
-		s.others = append(s.others, id)
-	}
-	runs := make([]string, len(s.participants), len(s.participants)+len(s.others))
+	others := s.otherIDs()
+	runs := make([]string, len(s.participants), len(s.participants)+len(others))
 	if r := s.participantRuns(); r != nil {
 		copy(runs, r)
 	} else {
@@ -611,7 +608,7 @@ func (s *scrubber) buildMatcher() {
 			runs[i] = s.participants[i].ID
 		}
 	}
-	for _, id := range s.others {
+	for _, id := range others {
 		runs = append(runs, unescapedRun(id))
 	}
 	s.always = s.always[:0]
@@ -623,7 +620,22 @@ func (s *scrubber) buildMatcher() {
 	s.ids = newMatcher(runs)
 }
 
-// id is the id of a key of the matcher.
+// otherIDs are the ids scrub looks for after the participants', in its
+// order: the joining id, the named ids, the accounts. They are listed
+// once, and again after an id is added (participant, account).
+func (s *scrubber) otherIDs() []string {
+	if s.others == nil {
+		s.others = append(make([]string, 0, 1+len(s.named)+len(s.accounts)), s.joining)
+		s.others = append(s.others, s.named...)
+		for id := range s.accounts {
+			s.others = append(s.others, id)
+		}
+	}
+	return s.others
+}
+
+// id is the id of a key: a participant's index, then an index into
+// otherIDs.
 func (s *scrubber) id(k int32) string {
 	if int(k) < len(s.participants) {
 		return s.participants[k].ID
@@ -631,9 +643,9 @@ func (s *scrubber) id(k int32) string {
 	return s.others[int(k)-len(s.participants)]
 }
 
-// keyed is what scrub looks for a key of the matcher's: its id, and its
-// unescapedRun as scrub's search id by id has it (a participant's run
-// only with runs).
+// keyed is what scrub looks for under a key: its id, and its
+// unescapedRun (a participant's own id unless runs, where the text is
+// quoted or escaped and participantRuns tells it).
 func (s *scrubber) keyed(k int32, runs bool) (id, run string) {
 	id = s.id(k)
 	switch {
@@ -730,6 +742,8 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 			look(s.keyed(k, quoted || escaped))
 		}
 	} else {
+		// Every id, in the same order; the participants' loop written out,
+		// as it runs over the whole roster for each text.
 		var runs []string
 		if quoted || escaped {
 			runs = s.participantRuns()
@@ -741,11 +755,7 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 				look(s.participants[i].ID, s.participants[i].ID)
 			}
 		}
-		look(s.joining, unescapedRun(s.joining))
-		for _, id := range s.named {
-			look(id, unescapedRun(id))
-		}
-		for id := range s.accounts {
+		for _, id := range s.otherIDs() {
 			look(id, unescapedRun(id))
 		}
 	}
