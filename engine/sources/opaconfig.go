@@ -27,7 +27,12 @@ import (
 // HasOPAConfig reports whether an OPA configuration is given: a file
 // (--config), overrides (--set, --set-file), or both.
 func (c Config) HasOPAConfig() bool {
-	return c.OPAConfig != "" || len(c.OPASet) > 0 || len(c.OPASetFile) > 0
+	return c.OPAConfig != "" || c.overridden()
+}
+
+// overridden reports whether --set or --set-file is given.
+func (c Config) overridden() bool {
+	return len(c.OPASet) > 0 || len(c.OPASetFile) > 0
 }
 
 // ReadOPAConfig reads the OPA configuration as OPA's runtime does: the file
@@ -44,7 +49,7 @@ func (c Config) ReadOPAConfig() ([]byte, error) {
 // (never nil: an empty file is an empty mapping).
 func (c Config) readOPAConfig() ([]byte, map[string]any, error) {
 	raw, doc, err := readOPAConfigFile(c.OPAConfig)
-	if err != nil || len(c.OPASet) == 0 && len(c.OPASetFile) == 0 {
+	if err != nil || !c.overridden() {
 		return raw, doc, err
 	}
 	overrides, err := c.overrides()
@@ -110,11 +115,10 @@ func mergeInto(dst, src map[string]any) {
 // opaConfigName names the OPA configuration in errors: the file, the
 // overrides, or both.
 func (c Config) opaConfigName() string {
-	set := len(c.OPASet) > 0 || len(c.OPASetFile) > 0
 	switch {
 	case c.OPAConfig == "":
 		return "--set"
-	case set:
+	case c.overridden():
 		return "--config " + c.OPAConfig + " with --set"
 	}
 	return "--config " + c.OPAConfig
