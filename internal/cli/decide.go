@@ -160,6 +160,12 @@ database (the message on stderr names the field), 1 on other failures.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), evalTimeout)
 			defer cancel()
 			d, err := eng.Decide(ctx, req)
+			if errors.Is(err, policy.ErrTimeout) {
+				// OPA's own words name the built-in it was in, not the
+				// deadline or the flag that sets it.
+				return fmt.Errorf("%w (the deadline is --eval-timeout %s; a server gives each evaluation its --eval-timeout, %s by default, and answers 503 eval_timeout beyond it)",
+					err, evalTimeout, server.DefaultEvalTimeout)
+			}
 			if err != nil {
 				return err
 			}
