@@ -148,6 +148,9 @@ type Engine struct {
 	evalTimeout atomic.Int64
 	// answerCheck runs before a decision is recorded (SetAnswerCheck).
 	answerCheck atomic.Pointer[func(context.Context, *decision.Decision) error]
+	// inputHook sees each policy input before it is evaluated
+	// (WithInputHook).
+	inputHook func(context.Context, *policy.Snapshot, ast.Value)
 }
 
 // SetAnswerCheck installs fn, which sees every decision after the guard and
@@ -202,6 +205,16 @@ func (e *Engine) LogsDecisions() bool {
 // number. Off, a caller's location is unknown: never acted on, and counted
 // as outside for every meeting-wide or account action.
 func WithPhoneLocation(on bool) Option { return func(e *Engine) { e.locatePhones = on } }
+
+// WithInputHook hands fn the input of every evaluation of the policy,
+// before it is evaluated, with the snapshot that evaluates it: geoscope
+// decide asks the policy what is wrong with its extension rules' entries
+// for that input (policy.Snapshot.ExtensionProblems). fn must not keep
+// the input, whose arrays are reused once the evaluation is done. A
+// remembered join-time answer evaluates nothing and calls nothing.
+func WithInputHook(fn func(context.Context, *policy.Snapshot, ast.Value)) Option {
+	return func(e *Engine) { e.inputHook = fn }
+}
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
@@ -316,6 +329,9 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 			out = remembered
 		} else {
 			v := in.input()
+			if e.inputHook != nil {
+				e.inputHook(ectx, snap, v)
+			}
 			stop := served.time(metrics.RegoQueryEval)
 			out, err = e.evaluate(ectx, eval, v)
 			stop()

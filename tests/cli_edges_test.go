@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/geo/geotest"
 )
 
@@ -264,6 +265,80 @@ func TestDecideWarnsWithoutRegistry(t *testing.T) {
 	// With the registry there is no warning.
 	if res := runCLI(t, []byte(validRequest), "decide", "--geoip-db", geotest.Standard(t), "--bundle", "../policies", "--bundle", "../bundles/registry"); res.code != 0 || res.stderr != "" {
 		t.Errorf("with the registry: %v", res)
+	}
+}
+
+// policyWithExtension is a copy of the default policy bundle with one
+// extension file added as geoscope/extensions/name.
+func policyWithExtension(t *testing.T, name, src string) string {
+	t.Helper()
+	policy := filepath.Join(t.TempDir(), "policies")
+	bndCopyDir(t, "../policies", policy)
+	ext := filepath.Join(policy, "geoscope", "extensions", name)
+	if err := os.MkdirAll(filepath.Dir(ext), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ext, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return policy
+}
+
+// decideWarnings decides validRequest with policy and the example
+// registry, and returns the decision and the messages of the JSON
+// warnings on stderr.
+func decideWarnings(t *testing.T, policy string) (*decision.Decision, []string) {
+	t.Helper()
+	res := runCLI(t, []byte(validRequest), "decide", "--geoip-db", geotest.Standard(t), "--bundle", policy, "--bundle", "../bundles/registry")
+	if res.code != 0 {
+		t.Fatalf("%v", res)
+	}
+	d, _ := decodeCLIDecision(t, res.stdout)
+	var msgs []string
+	for line := range strings.Lines(res.stderr) {
+		var rec struct{ Level, Msg string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Level != "WARN" {
+			t.Fatalf("stderr line %q: want a JSON warning", line)
+		}
+		msgs = append(msgs, rec.Msg)
+	}
+	return d, msgs
+}
+
+// An extension file in a package the default policy does not read
+// (geoscope.extensions.<name>, the name of its file) compiles, passes opa
+// check and changes nothing: decide still answers, and warns on stderr
+// naming the file and the package to declare, as serve logs it.
+func TestDecideWarnsOfAnExtensionInAnotherPackage(t *testing.T) {
+	src := "package geoscope.extensions.counsel\n\nexempt contains input.joining.id if input.joining.role == \"co_host\"\n"
+	_, msgs := decideWarnings(t, policyWithExtension(t, "counsel.rego", src))
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "counsel.rego:3: exempt in package geoscope.extensions.counsel is never read") ||
+		!strings.Contains(msgs[0], "declare package geoscope.extensions") {
+		t.Errorf("warnings %q: want one naming counsel.rego:3, its package and the one to declare", msgs)
+	}
+}
+
+// A withheld entry with a misspelt key names no order, so the order is
+// enforced as if the entry were not there: decide says so, quoting the
+// entry and the keys allowed. Spelt right, the same entry withholds the
+// order and nothing is said.
+func TestDecideWarnsOfMalformedExtensionEntries(t *testing.T) {
+	const entry = `package geoscope.extensions
+
+withheld contains {"order": "CN-2020-0601", "reason": "under appeal"}
+`
+	d, msgs := decideWarnings(t, policyWithExtension(t, "appeal.rego", entry))
+	if len(d.Actions) == 0 {
+		t.Errorf("the misspelt entry withheld the order: %+v", d)
+	}
+	want := `data.geoscope.extension_problems: withheld {"order":"CN-2020-0601","reason":"under appeal"}: unknown key "order"; allowed: demand, order_id, reason`
+	if !slices.ContainsFunc(msgs, func(m string) bool { return strings.HasPrefix(m, want) }) {
+		t.Errorf("warnings %q: want one starting %q", msgs, want)
+	}
+
+	d, msgs = decideWarnings(t, policyWithExtension(t, "appeal.rego", strings.Replace(entry, `"order"`, `"order_id"`, 1)))
+	if len(d.Actions) != 0 || len(msgs) != 0 {
+		t.Errorf("spelt right: actions %+v, warnings %q; want the order withheld and no warning", d.Actions, msgs)
 	}
 }
 

@@ -316,7 +316,7 @@ func TestUsageMistakesExitTwo(t *testing.T) {
 }
 
 // decide gives the policy the same deadline a server does: a policy that
-// never finishes is an error (exit 1), not a hang.
+// never finishes is an error (exit 1) naming the deadline, not a hang.
 func TestDecideEvalTimeout(t *testing.T) {
 	t.Parallel()
 	req := writeTemp(t, "request.json", june4b)
@@ -333,6 +333,10 @@ func TestDecideEvalTimeout(t *testing.T) {
 	}
 	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(stderr.String(), "timed out") {
 		t.Errorf("want exit 1 naming the timeout, got %v: %s", err, stderr.String())
+	}
+	// It names the deadline and the flag, and what a server does past it.
+	if !strings.Contains(stderr.String(), "--eval-timeout 300ms") || !strings.Contains(stderr.String(), "503 eval_timeout") {
+		t.Errorf("stderr %q: want the deadline (--eval-timeout 300ms) and the server's answer past it", stderr.String())
 	}
 }
 

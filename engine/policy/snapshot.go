@@ -66,6 +66,14 @@ type Snapshot struct {
 	// admissionMemo remembers the admission entry point's answers (see
 	// memo.go); nil when they cannot be reused.
 	admissionMemo *memo
+	// problems lists what is wrong with the extension rules' entries for
+	// an input (data.geoscope.extension_problems); nil when the policy
+	// does not define it.
+	problems *rego.PreparedEvalQuery
+	// extensionWarnings are the extension rules the policy has in a form
+	// that compiles but does not do what was meant (see
+	// extensionWarnings).
+	extensionWarnings []string
 }
 
 // AdmissionKey reports whether the admission entry point's answers are
@@ -94,13 +102,16 @@ func (s *Snapshot) Registry() *registry.Registry { return s.registry }
 // of an untargeted admission's allocations): it must not be modified.
 func (s *Snapshot) Revisions() map[string]string { return s.revisions }
 
-// Warning describes what is likely wrong with a snapshot that is valid but
-// cannot enforce anything (no registry), or is "" when nothing is.
-func (s *Snapshot) Warning() string {
+// Warnings describe what is likely wrong with a snapshot that is valid:
+// it cannot enforce anything (no registry), or an extension rule is in a
+// package the default policy does not read, or written so that it will
+// not combine with other extension files. Empty when nothing is.
+func (s *Snapshot) Warnings() []string {
+	var out []string
 	if len(s.registry.Authorities) == 0 {
-		return "the bundles hold no authorities (data.authorities): no standing order applies and every submitted order is refused; is the registry bundle missing?"
+		out = append(out, "the bundles hold no authorities (data.authorities): no standing order applies and every submitted order is refused; is the registry bundle missing?")
 	}
-	return ""
+	return append(out, s.extensionWarnings...)
 }
 
 // Activated is when the snapshot was built.
@@ -148,7 +159,7 @@ func Build(ctx context.Context, opts LoadOptions, sources ...Source) (*Snapshot,
 	})
 	if err != nil {
 		store.Abort(ctx, txn)
-		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
+		return nil, fmt.Errorf("%w: %v%s", ErrBundle, err, conflictHint(err))
 	}
 	if err := store.Commit(ctx, txn); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
@@ -206,7 +217,8 @@ func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, re
 		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
 	}
 	snap := &Snapshot{registry: reg, revisions: revisions, activated: time.Now().UTC(), txn: txn,
-		readsParticipants: readsInput(compiler, []ast.Ref{queryRef, admissionQueryRef}, ParticipantsPath)}
+		readsParticipants: readsInput(compiler, []ast.Ref{queryRef, admissionQueryRef}, ParticipantsPath),
+		extensionWarnings: extensionWarnings(compiler, []ast.Ref{queryRef, admissionQueryRef})}
 	query, err := prepare(queryRef)
 	if err == nil && query == nil {
 		err = fmt.Errorf("%w: no bundle defines %s", ErrBundle, Query)
@@ -217,6 +229,19 @@ func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, re
 	snap.query = *query
 	if snap.admission, err = prepare(admissionQueryRef); err != nil {
 		return nil, err
+	}
+	// Without the print hook: its output comes from the decision's own
+	// evaluation, once.
+	if len(compiler.GetRulesForVirtualDocument(problemsRef)) > 0 {
+		pq, err := rego.New(
+			rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(problemsRef)))),
+			rego.Compiler(compiler),
+			rego.Store(store),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: preparing %s: %v", ErrBundle, problemsRef, err)
+		}
+		snap.problems = &pq
 	}
 	// print() output is a side effect an answer reused would not repeat.
 	if snap.admission != nil && printHook == nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ?pretty is read as OPA reads it: present without a value, or "true" in
@@ -67,5 +68,25 @@ func TestDataAPIPolicyErrorIsOPAsInternalError(t *testing.T) {
 	}
 	if err := json.Unmarshal(r.body, &e); err != nil || r.status != http.StatusInternalServerError || e.Code != "internal_error" || len(e.Errors) != 1 || e.Errors[0].Code != "policy_error" {
 		t.Errorf("%s: want 500 internal_error with policy_error in errors[0]", r)
+	}
+}
+
+// A policy that runs past the deadline is answered 503 eval_timeout with
+// the deadline and the flag that sets it, at both endpoints: whoever
+// reads it can tell a slow policy from a deadline set too short.
+func TestEvalTimeoutNamesTheDeadline(t *testing.T) {
+	spin := newTestServer(t, serverSetup{
+		cfg:     Config{EvalTimeout: 50 * time.Millisecond},
+		bundles: []string{writeBundle(t, map[string]string{"p.rego": spinRego, ".manifest": manifest}), registryBundle},
+	})
+	for _, req := range []request{
+		{method: http.MethodPost, path: "/v1/decisions", body: decisionBody},
+		{method: http.MethodPost, path: DataDecisionPath, body: `{"input": ` + decisionBody + `}`},
+	} {
+		r := spin.do(t, req)
+		e := r.errorBody(t)
+		if r.status != http.StatusServiceUnavailable || e.Code != "eval_timeout" || !strings.Contains(e.Message, "(50ms, the server's --eval-timeout)") {
+			t.Errorf("%s: %s; want 503 eval_timeout naming 50ms and --eval-timeout", req.path, r)
+		}
 	}
 }

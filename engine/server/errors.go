@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"unicode/utf8"
 
@@ -79,7 +80,11 @@ func (s *Server) abortWith(c *gin.Context, err error) {
 	case errors.Is(err, ledger.ErrUnavailable):
 		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.LedgerUnavailable, Message: "the decision could not be recorded, so it is not answered; apply no enforcement"})
 	case errors.Is(err, policy.ErrTimeout):
-		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.EvalTimeout, Message: "the policy did not decide within the evaluation deadline"})
+		// The deadline and the flag that sets it: the policy's author,
+		// reading this at the client, can tell a slow policy from a
+		// deadline set too short.
+		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.EvalTimeout,
+			Message: fmt.Sprintf("the policy did not decide within the evaluation deadline (%s, the server's --eval-timeout)", s.cfg.EvalTimeout)})
 	case errors.Is(err, policy.ErrEvaluation):
 		abort(c, http.StatusInternalServerError, apiError{Code: apierror.PolicyError, Message: err.Error()})
 	default:

@@ -264,7 +264,7 @@ func (s *Sources) activate(snap *policy.Snapshot, err error) error {
 	}
 	sort.Slice(s.status.Bundles, func(i, j int) bool { return s.status.Bundles[i].Name < s.status.Bundles[j].Name })
 	s.log.Info("bundles activated", "revisions", snap.Revisions())
-	if w := snap.Warning(); w != "" {
+	for _, w := range snap.Warnings() {
 		s.log.Warn(w)
 	}
 	if db := s.eng.Geo(); db != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/spf13/cobra"
 
 	"github.com/geoscope/geoscope/engine"
@@ -60,6 +61,13 @@ geoscope would decide, or would have decided, while an order is or was in
 force; it cannot be combined with recording in a ledger, whose entries
 are decided now.
 
+Warnings go to stderr, one JSON line each: bundles without a registry,
+an extension rule the default policy never reads (exempt, withheld or
+refusals in a package other than geoscope.extensions) or writes as a
+complete rule, and each entry of the extension rules that is malformed
+for this request (data.geoscope.extension_problems: an entry with a
+misspelt key names no order and withholds nothing).
+
 Exit status: 0 with a decision, 2 on bad input or unreadable bundles or
 database (the message on stderr names the field), 1 on other failures.`,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -107,13 +115,25 @@ database (the message on stderr names the field), 1 on other failures.`,
 			if err != nil {
 				return err
 			}
-			if w := snap.Warning(); w != "" {
+			for _, w := range snap.Warnings() {
 				log.Warn(w)
 			}
 			if w := sources.SubdivisionWarning(snap.Registry(), db.Info()); w != "" {
 				log.Warn(w)
 			}
-			engineOpts := []engine.Option{engine.WithPhoneLocation(phones)}
+			// What the extension rules got wrong for this request (an entry
+			// with a misspelt key withholds nothing, in silence), asked of
+			// the policy with the input it evaluates, and said after the
+			// decision: decide is where an author tries a policy out.
+			var problems []string
+			engineOpts := []engine.Option{engine.WithPhoneLocation(phones), engine.WithInputHook(func(ctx context.Context, snap *policy.Snapshot, in ast.Value) {
+				problems, _ = snap.ExtensionProblems(ctx, in)
+			})}
+			defer func() {
+				for _, p := range problems {
+					log.Warn("data.geoscope.extension_problems: " + p + " (see docs/policy.md)")
+				}
+			}()
 			if !asOf.IsZero() {
 				engineOpts = append(engineOpts, engine.WithClock(func() time.Time { return asOf }))
 			}
@@ -140,6 +160,12 @@ database (the message on stderr names the field), 1 on other failures.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), evalTimeout)
 			defer cancel()
 			d, err := eng.Decide(ctx, req)
+			if errors.Is(err, policy.ErrTimeout) {
+				// OPA's own words name the built-in it was in, not the
+				// deadline or the flag that sets it.
+				return fmt.Errorf("%w (the deadline is --eval-timeout %s; a server gives each evaluation its --eval-timeout, %s by default, and answers 503 eval_timeout beyond it)",
+					err, evalTimeout, server.DefaultEvalTimeout)
+			}
 			if err != nil {
 				return err
 			}
