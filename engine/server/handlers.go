@@ -228,6 +228,14 @@ func (s *Server) admission(c *gin.Context) {
 func (s *Server) request(c *gin.Context, read func(*gin.Context) ([]byte, *reservation, bool),
 	decode func([]byte) (*input.Request, error), within func(error) error,
 ) (req *input.Request, release func(), ok bool) {
+	// The client's id of its request tells a request sent again from a
+	// new one (ledger, report): given twice, it is not read as either
+	// line, which a proxy or a log may each read differently.
+	if ids := c.Request.Header["X-Request-Id"]; len(ids) > 1 {
+		abort(c, http.StatusBadRequest, apiError{Code: apierror.InvalidInput, Field: "X-Request-Id",
+			Message: "X-Request-Id is given " + strconv.Itoa(len(ids)) + " times: send it once, one id for the request"})
+		return nil, nil, false
+	}
 	decoded := s.decodeSpan(c)
 	defer decoded()
 	if s.eng.LogsDecisions() {

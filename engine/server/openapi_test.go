@@ -604,6 +604,9 @@ func probes(t *testing.T) []probe {
 		probe{"data decision over max-participants", open, post(DataDecisionPath, wrap(three)), 413, apierror.TooLarge, "input.meeting.participants"},
 		probe{"data admission bad IP", open, post(DataAdmissionPath, wrap(strings.Replace(admissionBody, "36.110.44.4", "36.110", 1))), 400, apierror.InvalidInput, "input.participant.ip"},
 		probe{"data decision pretty", open, post(DataDecisionPath+"?pretty=true&metrics=true", wrap(decisionBody)), 200, "", ""},
+		probe{"data decision X-Request-Id twice", open, request{method: http.MethodPost, path: DataDecisionPath, body: wrap(decisionBody), header: http.Header{"X-Request-Id": {"a", "b"}}}, 400, apierror.InvalidInput, "X-Request-Id"},
+		probe{"decisions X-Request-Id twice", open, request{method: http.MethodPost, path: "/v1/decisions", body: decisionBody, header: http.Header{"X-Request-Id": {"a", "b"}}}, 400, apierror.InvalidInput, "X-Request-Id"},
+		probe{"admission X-Request-Id twice", open, request{method: http.MethodPost, path: "/v1/admission", body: admissionBody, header: http.Header{"X-Request-Id": {"a", "b"}}}, 400, apierror.InvalidInput, "X-Request-Id"},
 		probe{"other data document", open, post("/v1/data/geoscope/registry/violations", `{"input": {}}`), 404, apierror.NotFound, ""},
 		// With tokens, authentication comes before a path is found
 		// missing or a method not allowed: without a token, every path
