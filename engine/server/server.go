@@ -378,8 +378,9 @@ const (
 	// ctxRequestKey: the request's engine.RequestKey, set only when the
 	// client named its request (X-Request-Id).
 	ctxRequestKey = "geoscope.request_key"
-	// ctxReqID (the request's number) and ctxServed (its
-	// *engine.Served) are set only while decisions are logged.
+	// ctxReqID (the request's number) is set only while decisions are
+	// logged, and ctxServed (its *engine.Served) only then or when its
+	// client asked for its timers (the Data API's ?metrics).
 	ctxReqID  = "geoscope.req_id"
 	ctxServed = "geoscope.served"
 )
