@@ -288,8 +288,9 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		}
 	}
 
-	// What the server tells of the request, for the decision log: its
-	// number and its timers, to which each stage adds its own.
+	// What the server tells of the request, for the decision log or for
+	// a client that asked for its timers: its number and its timers, to
+	// which each stage adds its own.
 	served := e.served(ctx)
 
 	// Locate: every address (and, when enabled, every calling number)

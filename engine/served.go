@@ -9,7 +9,9 @@ import (
 // Served is what the server that received a request tells the decision
 // log about it, as OPA's server tells its own decision logger: the
 // request's number among those the process has received (an event's
-// req_id) and the request's timers (an event's metrics).
+// req_id) and the request's timers (an event's metrics). The server also
+// gives one to a request whose client asked for its timers (the Data
+// API's ?metrics), which it answers with them, as OPA's server does.
 //
 // The server starts the metrics.ServerHandler timer as it begins to handle
 // the request and times the reading and decoding of its input as
@@ -40,12 +42,11 @@ func WithServed(ctx context.Context, s *Served) context.Context {
 	return context.WithValue(ctx, servedKey{}, s)
 }
 
-// served is the Served of the request decided under ctx when decisions
-// are logged, nil otherwise.
+// served is the Served of the request decided under ctx, nil when the
+// server gave none. Whether decisions are logged is not asked: the server
+// gives one to a request whose timers are logged or answered, and to no
+// other, so that the others time nothing.
 func (e *Engine) served(ctx context.Context) *Served {
-	if e.logs == nil {
-		return nil
-	}
 	s, _ := ctx.Value(servedKey{}).(*Served)
 	if s == nil || s.Metrics == nil {
 		return nil

@@ -228,7 +228,10 @@ func TestServerErrors(t *testing.T) {
 // TestServerAnswerOverMaxResponse: an answer over --max-response is refused
 // as the doing of whoever made it. A preview's answer is about the order
 // the request submitted, so it is the client's (413 naming what to
-// change), never a 5xx; and a refused answer is not recorded.
+// change), never a 5xx; and a refused answer is not recorded. The bound
+// holds for what is sent: the Data API's envelope, and what its client
+// asked for beside the decision (?pretty's indentation, ?provenance,
+// ?metrics), which is the client's doing too (413 naming the parameter).
 func TestServerAnswerOverMaxResponse(t *testing.T) {
 	t.Parallel()
 	p := startServe(t, serveOpts{args: []string{"--geoip-db", geotest.Standard(t), "--max-response", "1024"}})
@@ -247,6 +250,20 @@ func TestServerAnswerOverMaxResponse(t *testing.T) {
 		return `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [` + b.String()[1:] + `]}}`
 	}
 	long := strings.Repeat("O", 256)
+	const limit = 1024
+	data := func(body string) string { return `{"input": ` + body + `}` }
+	untargeted := `{"meeting": {"id": "weekly", "host": {"account_id": "a", "account_country": "DE"}, "participants": [{"id": "p", "ip": "8.8.8.8"}]}}`
+	// About 810 bytes in the envelope: room for the decision, not for the
+	// timers as well.
+	midsize := preview("PV-" + strings.Repeat("P", 30))
+	// A preview whose answer alone fits, 20 to 30 bytes short of the
+	// limit, and in OPA's envelope (70 bytes more) does not: its order id,
+	// cited in order_ids and in both refusals, sized from a short one's.
+	short := p.post("/v1/decisions", "", []byte(preview("PV-1")))
+	if short.status != 200 {
+		t.Fatalf("a short preview: %s", short)
+	}
+	edge := preview("PV-" + strings.Repeat("E", (limit-24-len(short.body))/3+1))
 	entries := func() int {
 		r := p.get("/v1/ledger?limit=1000", "")
 		var page struct {
@@ -266,6 +283,17 @@ func TestServerAnswerOverMaxResponse(t *testing.T) {
 		{"preview with a long order id", "/v1/decisions", preview(long), 413, "too_large", "order.id"},
 		{"preview with a long order id, Data API", "/v1/data/geoscope/decision", `{"input": ` + preview(long) + `}`, 413, "too_large", "input.order.id"},
 		{"roster whose actions exceed the limit", "/v1/decisions", roster(8), 413, "too_large", "meeting.participants"},
+		{"Data API preview within the limit", "/v1/data/geoscope/decision", data(preview("PV-1")), 200, "", ""},
+		{"Data API preview indented past the limit", "/v1/data/geoscope/decision?pretty", data(preview("PV-1")), 413, "too_large", "pretty"},
+		{"Data API preview indented past the limit, pretty=TRUE", "/v1/data/geoscope/decision?pretty=TRUE&metrics=false", data(preview("PV-1")), 413, "too_large", "pretty"},
+		{"Data API preview with provenance", "/v1/data/geoscope/decision?provenance=true", data(preview("PV-1")), 200, "", ""},
+		{"Data API preview with provenance and timers past the limit", "/v1/data/geoscope/decision?provenance=true&metrics=true", data(preview("PV-1")), 413, "too_large", "provenance"},
+		{"preview just within the limit", "/v1/decisions", edge, 200, "", ""},
+		{"the same preview in OPA's envelope", "/v1/data/geoscope/decision", data(edge), 413, "too_large", "input.order.id"},
+		{"Data API answer within the limit", "/v1/data/geoscope/decision", data(midsize), 200, "", ""},
+		{"Data API answer with timers past the limit", "/v1/data/geoscope/decision?metrics", data(midsize), 413, "too_large", "metrics"},
+		{"Data API small answer indented", "/v1/data/geoscope/decision?pretty", data(untargeted), 200, "", ""},
+		{"Data API small answer with provenance and timers", "/v1/data/geoscope/decision?provenance&metrics", data(untargeted), 200, "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -276,8 +304,15 @@ func TestServerAnswerOverMaxResponse(t *testing.T) {
 			}
 			recorded := entries() - before
 			if tc.status == 200 {
-				if recorded != 1 {
-					t.Errorf("%d entries recorded for an answered decision, want 1", recorded)
+				want := 1
+				if tc.body == data(untargeted) {
+					want = 0 // a meeting no order targets: counted, not recorded one by one
+				}
+				if recorded != want {
+					t.Errorf("%d entries recorded for an answered decision, want %d", recorded, want)
+				}
+				if len(r.body) > limit {
+					t.Errorf("answered %d bytes, over --max-response %d", len(r.body), limit)
 				}
 				return
 			}

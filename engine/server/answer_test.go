@@ -75,13 +75,13 @@ func TestMaxResponseBoundsTheWholeAnswer(t *testing.T) {
 		{DecisionID: "one action and blocked ones", Actions: kept, GuardBlocked: junk},
 	} {
 		// The policy's doing, not the client's: a policy error, not 413.
-		body, err := s.encodeDecision(d)
+		body, err := s.encodeDecision(d, s.cfg.MaxResponse)
 		if !errors.Is(err, policy.ErrEvaluation) || errors.Is(err, input.ErrTooLarge) || !strings.Contains(err.Error(), "200 blocked by the guard") {
 			t.Errorf("%s: %d bytes, err %v; want a policy error naming what the guard blocked", d.DecisionID, len(body), err)
 		}
 	}
 	// Within the bound, the same shapes are answered.
-	if body, err := s.encodeDecision(&decision.Decision{Actions: kept, GuardBlocked: junk[:2]}); err != nil || len(body) > 4096 {
+	if body, err := s.encodeDecision(&decision.Decision{Actions: kept, GuardBlocked: junk[:2]}, s.cfg.MaxResponse); err != nil || len(body) > 4096 {
 		t.Errorf("a small answer: %d bytes, %v", len(body), err)
 	}
 }

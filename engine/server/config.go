@@ -52,8 +52,12 @@ type Config struct {
 	// TLSCert and TLSKey enable TLS; both or neither.
 	TLSCert, TLSKey string
 	// Version and Revision (the build's commit) are reported by
-	// /v1/status.
+	// /v1/status, and with RevisionTime (the commit's time) and Modified
+	// (built from a checkout with uncommitted changes) in the Data API's
+	// ?provenance.
 	Version, Revision string
+	RevisionTime      time.Time
+	Modified          bool
 	// TracerProvider traces every request (nil: no tracing) but those
 	// Untraced reports.
 	TracerProvider trace.TracerProvider

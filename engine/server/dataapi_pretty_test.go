@@ -4,33 +4,92 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// ?pretty is read as OPA reads it: present without a value, or "true" in
-// any case, indents the answer; any other value does not.
+// ?pretty means what OPA makes of it, present without a value or "true"
+// in any case to indent the answer, "false" not to; a value OPA would
+// silently read as false, or the parameter given twice, is refused naming
+// it. The indented answer is what json.MarshalIndent (OPA's writer, and
+// gin's before) makes of the same answer.
 func TestDataAPIPrettyAsOPA(t *testing.T) {
 	ts := newTestServer(t, serverSetup{})
-	body := `{"input": ` + admissionBody + `}`
+	hs := httptest.NewServer(ts.Handler())
+	defer hs.Close()
+	body := []byte(`{"input": ` + admissionBody + `}`)
 	for query, indented := range map[string]bool{
-		"":              false,
-		"?pretty":       true,
-		"?pretty=":      true,
-		"?pretty=true":  true,
-		"?pretty=TRUE":  true,
-		"?pretty=false": false,
-		"?pretty=1":     false,
-		"?pretty=no":    false,
-		"?metrics=true": false,
+		"":                  false,
+		"?pretty":           true,
+		"?pretty=":          true,
+		"?pretty=true":      true,
+		"?pretty=TRUE":      true,
+		"?pretty=false":     false,
+		"?pretty=False":     false,
+		"?metrics=true":     false,
+		"?pretty&metrics":   true,
+		"?explain=off":      false,
+		"?instrument=false": false,
 	} {
-		r := ts.do(t, request{method: http.MethodPost, path: DataAdmissionPath + query, body: body})
+		r := postHeaders(t, hs, DataAdmissionPath+query, http.Header{}, body)
 		if r.status != http.StatusOK {
 			t.Fatalf("%s: %s", query, r)
 		}
 		if got := bytes.Contains(r.body, []byte("\n    ")); got != indented {
 			t.Errorf("%q: indented %v, want %v: %s", query, got, indented, r.body)
+		}
+		var compact, want bytes.Buffer
+		if err := json.Compact(&compact, r.body); err != nil {
+			t.Fatalf("%q: %v: %s", query, err, r.body)
+		}
+		if indented {
+			_ = json.Indent(&want, compact.Bytes(), "", "    ")
+		} else {
+			want = compact
+		}
+		if !bytes.Equal(r.body, want.Bytes()) {
+			t.Errorf("%q: answered\n%s\nwant\n%s", query, r.body, want.Bytes())
+		}
+		if n, err := strconv.Atoi(r.header.Get("Content-Length")); err != nil || n != len(r.body) {
+			t.Errorf("%q: Content-Length %q for %d bytes", query, r.header.Get("Content-Length"), len(r.body))
+		}
+	}
+	for _, query := range []string{"?pretty=1", "?pretty=no", "?pretty=yes", "?pretty&pretty=true", "?pretty=true&pretty=false"} {
+		r := postHeaders(t, hs, DataAdmissionPath+query, http.Header{}, body)
+		if e := r.errorBody(t); r.status != http.StatusBadRequest || e.Code != "invalid_input" || e.Field != "pretty" {
+			t.Errorf("%q: %s; want 400 naming pretty", query, r)
+		}
+	}
+}
+
+// The indenter makes and sizes what json.Indent makes, whatever the JSON
+// and however it is cut into parts: its count decides, before a decision
+// is recorded, whether the indented answer fits --max-response.
+func TestIndenterIsJSONIndent(t *testing.T) {
+	docs := []string{
+		`{}`, `[]`, `{"a":{}}`, `{"a":[],"b":[{}]}`, `"x"`, `7`, `null`,
+		`{"decision_id":"d","result":{"actions":[{"reason":"a \"quoted\" {brace}, [bracket]: colon","n":-1.5e3}],"ok":true}}`,
+		`{"s":"\\","t":"\\\"","u":"\u00e9\u003c","v":"é ✓"}`,
+		`[1,[2,[3,[]]],{"k":{"k":{"k":null}}}]`,
+		"{ \"spaced\" : [ 1 , 2 ] ,\n\t\"x\" : { } }",
+	}
+	for _, doc := range docs {
+		var want bytes.Buffer
+		if err := json.Indent(&want, []byte(doc), "", "    "); err != nil {
+			t.Fatalf("%s: %v", doc, err)
+		}
+		for cut := 0; cut <= len(doc); cut++ {
+			parts := [][]byte{[]byte(doc[:cut]), []byte(doc[cut:])}
+			built := indenter{build: true}
+			for _, p := range parts {
+				built.write(p)
+			}
+			if got := dataSize(parts, true); got != int64(want.Len()) || !bytes.Equal(built.out, want.Bytes()) || built.n != got {
+				t.Fatalf("%s cut at %d: made %d bytes (counted %d)\n%s\nwant %d\n%s", doc, cut, len(built.out), got, built.out, want.Len(), want.Bytes())
+			}
 		}
 	}
 }

@@ -43,6 +43,11 @@ func FuzzEndpoints(f *testing.F) {
 	f.Add(uint8(8), "", []byte(bodies[1]))
 	f.Add(uint8(7), "input=%7B%7D", []byte(bodies[0]))
 	f.Add(uint8(8), "input=%ff;", []byte(nil))
+	// OPA's query parameters, on both methods.
+	f.Add(uint8(2), "metrics=true&provenance&pretty", []byte(`{"input": `+bodies[0]+`}`))
+	f.Add(uint8(3), "metrics=maybe&explain=full&instrument", []byte(`{"input": `+bodies[1]+`}`))
+	f.Add(uint8(8), "provenance=1&metrics&metrics", []byte(bodies[1]))
+	f.Add(uint8(7), "explain=off&instrument=false&pretty=TRUE", []byte(bodies[0]))
 
 	l, err := ledger.Open(context.Background(), ledger.Config{DataDir: f.TempDir(), EngineVersion: "fuzz", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

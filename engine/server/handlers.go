@@ -192,18 +192,18 @@ type reloadResponse struct {
 }
 
 func (s *Server) decisions(c *gin.Context) {
-	req, release, ok := s.request(c, s.body, s.decodeDecision, nil)
+	req, release, ok := s.request(c, s.body, s.decodeDecision, nil, false)
 	if !ok {
 		return
 	}
 	defer release()
-	if _, answer, ok := s.decide(c, "/v1/decisions", req); ok {
+	if _, answer, ok := s.decide(c, "/v1/decisions", req, nil); ok {
 		s.writeDecision(c, answer)
 	}
 }
 
 func (s *Server) admission(c *gin.Context) {
-	req, release, ok := s.request(c, s.body, input.DecodeAdmission, nil)
+	req, release, ok := s.request(c, s.body, input.DecodeAdmission, nil, false)
 	if !ok {
 		return
 	}
@@ -224,16 +224,27 @@ func (s *Server) admission(c *gin.Context) {
 // An error is answered, through within when given (the Data API names
 // fields inside its envelope), and ok is false; otherwise the caller calls
 // release once it has answered: it gives back the reservation and the
-// request's arrays (input.Request.Release).
+// request's arrays (input.Request.Release). With timed, the request is
+// timed whether or not decisions are logged: its client asked for its
+// timers (the Data API's ?metrics).
 func (s *Server) request(c *gin.Context, read func(*gin.Context) ([]byte, *reservation, bool),
-	decode func([]byte) (*input.Request, error), within func(error) error,
+	decode func([]byte) (*input.Request, error), within func(error) error, timed bool,
 ) (req *input.Request, release func(), ok bool) {
+	// The client's id of its request tells a request sent again from a
+	// new one (ledger, report): given twice, it is not read as either
+	// line, which a proxy or a log may each read differently.
+	if ids := c.Request.Header["X-Request-Id"]; len(ids) > 1 {
+		abort(c, http.StatusBadRequest, apiError{Code: apierror.InvalidInput, Field: "X-Request-Id",
+			Message: "X-Request-Id is given " + strconv.Itoa(len(ids)) + " times: send it once, one id for the request"})
+		return nil, nil, false
+	}
 	decoded := s.decodeSpan(c)
 	defer decoded()
-	if s.eng.LogsDecisions() {
-		// The request's number and timers for its decision-log event, as
-		// OPA's server keeps them: the handler's time from here to the
-		// event, and the input's reading and decoding.
+	if timed || s.eng.LogsDecisions() {
+		// The request's number and timers for its decision-log event and
+		// its answer, as OPA's server keeps them: the handler's time from
+		// here to the event (or the answer), and the input's reading and
+		// decoding.
 		served := &engine.Served{ReqID: c.GetUint64(ctxReqID), Metrics: opametrics.New()}
 		served.Metrics.Timer(opametrics.ServerHandler).Start()
 		parse := served.Metrics.Timer(opametrics.RegoInputParse)
@@ -267,13 +278,15 @@ func (s *Server) decodeDecision(raw []byte) (*input.Request, error) {
 }
 
 // decide decides a roster question; the answer is the decision as encoded
-// (and bounded) before it was recorded.
+// (and bounded) before it was recorded, for the Data API (data not nil)
+// with what is sent around it bounded too.
 //
 // The decision's arrays are given back (engine.Release) before it returns:
 // what is answered is the answer encoded before the decision was recorded.
-func (s *Server) decide(c *gin.Context, endpoint string, req *input.Request) (decisionID string, answer *encodedAnswer, ok bool) {
+func (s *Server) decide(c *gin.Context, endpoint string, req *input.Request, data *dataAnswer) (decisionID string, answer *encodedAnswer, ok bool) {
 	d, ok := s.run(c, endpoint, func(ctx context.Context) (*decision.Decision, error) {
 		ctx, answer = withAnswer(ctx)
+		answer.data = data
 		return s.eng.Decide(ctx, req)
 	})
 	if !ok {

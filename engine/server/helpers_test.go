@@ -84,6 +84,9 @@ type request struct {
 	// chunked hides the body's length (Content-Length -1), as a chunked
 	// request would.
 	chunked bool
+	// header holds header lines sent as given, each value on a line of
+	// its own.
+	header http.Header
 	// stalls ends the body, after what it gives, with the error a
 	// connection's read gives at its read deadline (httptest has no
 	// connection to set one on; tests/overload_test.go uses a real one).
@@ -178,6 +181,11 @@ func (ts *testServer) do(t *testing.T, req request) response {
 	}
 	if req.origin != "" {
 		r.Header.Set("Origin", req.origin)
+	}
+	for name, values := range req.header {
+		for _, v := range values {
+			r.Header.Add(name, v)
+		}
 	}
 	w := httptest.NewRecorder()
 	ts.Handler().ServeHTTP(w, r)

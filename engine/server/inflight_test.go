@@ -151,7 +151,7 @@ func TestWriteDecisionMatchesEncodingJSON(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := &Server{cfg: Config{MaxResponse: DefaultMaxResponse}}
-			body, err := s.encodeDecision(d)
+			body, err := s.encodeDecision(d, s.cfg.MaxResponse)
 			if err != nil {
 				t.Fatal(err)
 			}

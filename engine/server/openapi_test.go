@@ -604,6 +604,14 @@ func probes(t *testing.T) []probe {
 		probe{"data decision over max-participants", open, post(DataDecisionPath, wrap(three)), 413, apierror.TooLarge, "input.meeting.participants"},
 		probe{"data admission bad IP", open, post(DataAdmissionPath, wrap(strings.Replace(admissionBody, "36.110.44.4", "36.110", 1))), 400, apierror.InvalidInput, "input.participant.ip"},
 		probe{"data decision pretty", open, post(DataDecisionPath+"?pretty=true&metrics=true", wrap(decisionBody)), 200, "", ""},
+		probe{"data decision with provenance and metrics", open, post(DataDecisionPath+"?provenance=true&metrics=true", wrap(decisionBody)), 200, "", ""},
+		probe{"data admission GET with provenance and metrics", open, request{method: http.MethodGet, path: DataAdmissionPath, rawQuery: "provenance&metrics&input=" + url.QueryEscape(admissionBody)}, 200, "", ""},
+		probe{"data decision explain", open, post(DataDecisionPath+"?explain=full", wrap(decisionBody)), 400, apierror.InvalidInput, "explain"},
+		probe{"data admission GET instrument", open, request{method: http.MethodGet, path: DataAdmissionPath, rawQuery: "instrument=true&input=" + url.QueryEscape(admissionBody)}, 400, apierror.InvalidInput, "instrument"},
+		probe{"data decision metrics not a boolean", open, post(DataDecisionPath+"?metrics=1", wrap(decisionBody)), 400, apierror.InvalidInput, "metrics"},
+		probe{"data decision X-Request-Id twice", open, request{method: http.MethodPost, path: DataDecisionPath, body: wrap(decisionBody), header: http.Header{"X-Request-Id": {"a", "b"}}}, 400, apierror.InvalidInput, "X-Request-Id"},
+		probe{"decisions X-Request-Id twice", open, request{method: http.MethodPost, path: "/v1/decisions", body: decisionBody, header: http.Header{"X-Request-Id": {"a", "b"}}}, 400, apierror.InvalidInput, "X-Request-Id"},
+		probe{"admission X-Request-Id twice", open, request{method: http.MethodPost, path: "/v1/admission", body: admissionBody, header: http.Header{"X-Request-Id": {"a", "b"}}}, 400, apierror.InvalidInput, "X-Request-Id"},
 		probe{"other data document", open, post("/v1/data/geoscope/registry/violations", `{"input": {}}`), 404, apierror.NotFound, ""},
 		// With tokens, authentication comes before a path is found
 		// missing or a method not allowed: without a token, every path
@@ -628,6 +636,8 @@ func probes(t *testing.T) []probe {
 		probe{"preview answered within max-response", small, post("/v1/decisions", previewBody("PV-1")), 200, "", ""},
 		probe{"preview answer over max-response for its long order id", small, post("/v1/decisions", previewBody(strings.Repeat("O", 256))), 413, apierror.TooLarge, "order.id"},
 		probe{"data preview answer over max-response for its long order id", small, post(DataDecisionPath, wrap(previewBody(strings.Repeat("O", 256)))), 413, apierror.TooLarge, "input.order.id"},
+		probe{"data preview answer within max-response", small, post(DataDecisionPath, wrap(previewBody("PV-1"))), 200, "", ""},
+		probe{"data preview answer over max-response indented", small, post(DataDecisionPath+"?pretty", wrap(previewBody("PV-1"))), 413, apierror.TooLarge, "pretty"},
 		probe{"preview answer over max-response, refusals of its demands", tiny, post("/v1/decisions", previewBody("PV-1")), 413, apierror.TooLarge, "order"},
 		probe{"data preview answer over max-response, refusals of its demands", tiny, post(DataDecisionPath, wrap(previewBody("PV-1"))), 413, apierror.TooLarge, "input.order"},
 		probe{"admission with a roster", open, post("/v1/admission", `{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": []}, "participant": {"id": "p", "ip": "8.8.8.8"}}`), 400, apierror.InvalidInput, "meeting.participants"},

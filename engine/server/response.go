@@ -20,35 +20,37 @@ import (
 // front and with the actions encoded one at a time (see jsonarray): a
 // roster of 100,000 can be answered with 40,000 actions.
 //
-// An answer over MaxResponse is refused: the Go client refuses bodies over
-// 64 MiB, and memory must stay bounded whatever the policy returns. It is
-// encoded before the decision is recorded (see answerCheck), so a refused
-// answer leaves nothing in the ledger and nobody enforces anything.
-// Whose doing it is decides the answer (tooLarge).
-func (s *Server) encodeDecision(d *decision.Decision) ([]byte, error) {
+// An answer over limit (MaxResponse, less what is sent around it) is
+// refused: the Go client refuses bodies over 64 MiB, and memory must stay
+// bounded whatever the policy returns. It is encoded before the decision
+// is recorded (see answerCheck), so a refused answer leaves nothing in the
+// ledger and nobody enforces anything. Whose doing it is decides the
+// answer (tooLarge).
+func (s *Server) encodeDecision(d *decision.Decision, limit int64) ([]byte, error) {
 	var body []byte
 	var err error
 	if len(d.Actions) == 0 {
 		body, err = json.Marshal(d)
-		if err == nil && int64(len(body)) > s.cfg.MaxResponse {
+		if err == nil && int64(len(body)) > limit {
 			err = jsonarray.ErrTooLarge
 		}
 	} else {
 		shell := *d
 		shell.Actions = []decision.Action{}
-		body, err = jsonarray.Encode(&shell, "actions", d.Actions, s.cfg.MaxResponse)
+		body, err = jsonarray.Encode(&shell, "actions", d.Actions, limit)
 	}
 	switch {
 	case errors.Is(err, jsonarray.ErrTooLarge):
-		return nil, s.tooLarge(d)
+		return nil, s.tooLarge(d, limit)
 	case err != nil:
 		return nil, fmt.Errorf("encoding the decision: %w", err)
 	}
 	return body, nil
 }
 
-// tooLarge is the error of a decision whose answer exceeds MaxResponse,
-// answered as whose doing it is:
+// tooLarge is the error of a decision whose answer exceeds within (what
+// encodeDecision was given: MaxResponse, less what is sent around the
+// answer), answered as whose doing it is:
 //
 //   - a preview's order id, when the answer would fit were that id one byte
 //     long: the answer repeats it in order_ids and in every action, refusal
@@ -65,10 +67,12 @@ func (s *Server) encodeDecision(d *decision.Decision) ([]byte, error) {
 //
 // A preview is never answered with a 5xx for its own order: what it
 // submitted is the client's, as a roster is.
-func (s *Server) tooLarge(d *decision.Decision) error {
+func (s *Server) tooLarge(d *decision.Decision, within int64) error {
+	// Said as the operator set it (--max-response), which the client can
+	// look up, not as what is left of it inside OPA's envelope.
 	limit := bytesText(s.cfg.MaxResponse)
 	counts := fmt.Sprintf("%d actions, %d blocked by the guard, %d refusals", len(d.Actions), len(d.GuardBlocked), len(d.Refused))
-	if id := previewID(d); id != "" && len(id) > 1 && s.fitsWithOrderID(d, id, "o") {
+	if id := previewID(d); id != "" && len(id) > 1 && fitsWithOrderID(d, id, "o", within) {
 		return input.TooLarge("order.id", "the answer to this preview (%s) repeats the order's id (%d bytes) in each of them and in order_ids, and exceeds the response limit of %s; it was neither answered nor recorded: preview the order under a shorter id",
 			counts, len(id), limit)
 	}
@@ -100,11 +104,11 @@ func previewID(d *decision.Decision) string {
 	return ""
 }
 
-// fitsWithOrderID reports whether d's answer would fit within MaxResponse
-// with every citation of the order id from replaced by to. It adds up the
+// fitsWithOrderID reports whether d's answer would fit within limit with
+// every citation of the order id from replaced by to. It adds up the
 // encoded sizes of the answer's parts as encodeDecision writes them, and
 // stops as soon as they exceed the limit; it builds no answer.
-func (s *Server) fitsWithOrderID(d *decision.Decision, from, to string) bool {
+func fitsWithOrderID(d *decision.Decision, from, to string, limit int64) bool {
 	rename := func(id string) string {
 		if id == from {
 			return to
@@ -121,7 +125,7 @@ func (s *Server) fitsWithOrderID(d *decision.Decision, from, to string) bool {
 	for i := range shell.OrdersNotInForce {
 		shell.OrdersNotInForce[i].OrderID = rename(shell.OrdersNotInForce[i].OrderID)
 	}
-	size, limit := int64(0), s.cfg.MaxResponse
+	size := int64(0)
 	add := func(v any, first bool) bool {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -161,7 +165,12 @@ func (s *Server) fitsWithOrderID(d *decision.Decision, from, to string) bool {
 // encoded answer.
 type answerKey struct{}
 
-type encodedAnswer struct{ body []byte }
+type encodedAnswer struct {
+	body []byte
+	// data is set for the Data API, whose answer is the decision in
+	// OPA's envelope, with what the client asked for beside it.
+	data *dataAnswer
+}
 
 // withAnswer asks answerCheck to encode the decision decided under ctx.
 func withAnswer(ctx context.Context) (context.Context, *encodedAnswer) {
@@ -171,15 +180,26 @@ func withAnswer(ctx context.Context) (context.Context, *encodedAnswer) {
 
 // answerCheck encodes a decision before it is recorded, for the endpoints
 // that answer one (see withAnswer): an answer over MaxResponse fails the
-// request and nothing is recorded.
+// request and nothing is recorded. What is bounded is what is sent: for
+// the Data API, the decision in OPA's envelope, and then with what the
+// client asked for beside it (checkDataAnswer).
 func (s *Server) answerCheck(ctx context.Context, d *decision.Decision) error {
 	a, _ := ctx.Value(answerKey{}).(*encodedAnswer)
 	if a == nil {
 		return nil
 	}
-	body, err := s.encodeDecision(d)
+	limit := s.cfg.MaxResponse
+	if a.data != nil {
+		// At least 1: no decision fits in a byte, and jsonarray takes a
+		// limit of 0 or less for none.
+		limit = max(limit-dataOverhead(d.DecisionID), 1)
+	}
+	body, err := s.encodeDecision(d, limit)
 	a.body = body
-	return err
+	if err != nil || a.data == nil {
+		return err
+	}
+	return s.checkDataAnswer(a.data, d, body)
 }
 
 // writeDecision answers a decision encoded by answerCheck.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -158,4 +160,94 @@ func TestDecisionLogEventsOfFailuresAndOfNoLog(t *testing.T) {
 	if r := records[1]; r.reqID != 0 || r.metrics != nil {
 		t.Errorf("with the decision log taking nothing: %+v, want no req_id or metrics gathered", r)
 	}
+}
+
+// ?metrics answers the request's timers, as OPA's server does: the ones
+// its decision-log event carries, the same values, when decisions are
+// logged; gathered for that request alone when they are not. Over a real
+// connection, with the real policy.
+func TestDataAPIMetricsAreTheRequestsTimers(t *testing.T) {
+	logged := &recordLog{}
+	withLog := "http://" + serveLoopback(t, newTestServer(t, serverSetup{engineOpts: []engine.Option{engine.WithDecisionLog(logged.log)}}).Server)
+	withoutLog := "http://" + serveLoopback(t, newTestServer(t, serverSetup{}).Server)
+	ask := func(t *testing.T, base, method, path, query, body string) (id string, metrics map[string]any) {
+		t.Helper()
+		var rd io.Reader
+		if method == http.MethodGet {
+			query += "&input=" + url.QueryEscape(body)
+		} else {
+			rd = strings.NewReader(`{"input": ` + body + `}`)
+		}
+		req, _ := http.NewRequest(method, base+path+"?"+query, rd)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var answer struct {
+			DecisionID string         `json:"decision_id"`
+			Metrics    map[string]any `json:"metrics"`
+		}
+		dec := json.NewDecoder(resp.Body)
+		dec.UseNumber()
+		if err := dec.Decode(&answer); err != nil || resp.StatusCode != http.StatusOK || answer.DecisionID == "" {
+			t.Fatalf("%s %s?%s: %d (%v)", method, path, query, resp.StatusCode, err)
+		}
+		return answer.DecisionID, answer.Metrics
+	}
+	documented := []string{"timer_server_handler_ns", "timer_rego_input_parse_ns", "timer_rego_query_eval_ns",
+		"timer_geoscope_locate_ns", "timer_geoscope_guard_ns", "timer_geoscope_record_ns"}
+	answered := func(t *testing.T, metrics map[string]any, evaluated bool) {
+		t.Helper()
+		for _, name := range []string{"server_handler", "rego_input_parse", "geoscope_locate", "geoscope_guard"} {
+			v, _ := metrics["timer_"+name+"_ns"].(json.Number)
+			if n, err := v.Int64(); err != nil || n <= 0 {
+				t.Errorf("timer_%s_ns missing from %v", name, metrics)
+			}
+		}
+		if _, ok := metrics["timer_rego_query_eval_ns"]; ok != evaluated {
+			t.Errorf("timer_rego_query_eval_ns given %v, want %v: %v", ok, evaluated, metrics)
+		}
+		for key := range metrics {
+			if !slices.Contains(documented, key) {
+				t.Errorf("%s is not one of the request's timers (openapi.json's DataMetrics)", key)
+			}
+		}
+	}
+
+	t.Run("decisions logged", func(t *testing.T) {
+		for _, c := range []struct{ method, path, query, body string }{
+			{http.MethodPost, DataDecisionPath, "metrics=true", decisionBody},
+			{http.MethodGet, DataAdmissionPath, "metrics", admissionBody},
+		} {
+			id, metrics := ask(t, withLog, c.method, c.path, c.query, c.body)
+			answered(t, metrics, true)
+			i := slices.IndexFunc(logged.all(), func(r loggedRecord) bool { return r.decisionID == id })
+			if i < 0 {
+				t.Fatalf("%s %s: decision %s not logged", c.method, c.path, id)
+			}
+			event := logged.all()[i].metrics
+			if len(event) != len(metrics) {
+				t.Errorf("%s %s: answered %v, the event has %v", c.method, c.path, metrics, event)
+			}
+			for key, v := range event {
+				if got, _ := metrics[key].(json.Number); got.String() != strconv.FormatInt(v.(int64), 10) {
+					t.Errorf("%s %s: %s answered %v, the event has %v", c.method, c.path, key, got, v)
+				}
+			}
+		}
+	})
+	t.Run("no decision log", func(t *testing.T) {
+		_, metrics := ask(t, withoutLog, http.MethodPost, DataDecisionPath, "metrics=TRUE", decisionBody)
+		answered(t, metrics, true)
+		untargeted := `{"meeting": {"id": "weekly", "host": {"account_id": "a", "account_country": "DE"}, "participants": [{"id": "p", "ip": "8.8.8.8"}]}}`
+		_, metrics = ask(t, withoutLog, http.MethodGet, DataDecisionPath, "metrics=true", untargeted)
+		answered(t, metrics, false)
+		for _, query := range []string{"", "metrics=false", "pretty"} {
+			if _, metrics := ask(t, withoutLog, http.MethodPost, DataDecisionPath, query, decisionBody); metrics != nil {
+				t.Errorf("?%s: metrics %v answered unasked", query, metrics)
+			}
+		}
+	})
 }

@@ -378,8 +378,9 @@ const (
 	// ctxRequestKey: the request's engine.RequestKey, set only when the
 	// client named its request (X-Request-Id).
 	ctxRequestKey = "geoscope.request_key"
-	// ctxReqID (the request's number) and ctxServed (its
-	// *engine.Served) are set only while decisions are logged.
+	// ctxReqID (the request's number) is set only while decisions are
+	// logged, and ctxServed (its *engine.Served) only then or when its
+	// client asked for its timers (the Data API's ?metrics).
 	ctxReqID  = "geoscope.req_id"
 	ctxServed = "geoscope.served"
 )
@@ -430,9 +431,14 @@ func templateMatches(template, path string) bool {
 }
 
 // requestID takes a sane X-Request-Id from the client or makes one. It is
-// kept in the answer's header only; requestIDOf reads it from there.
+// kept in the answer's header only; requestIDOf reads it from there. An id
+// given twice is neither line: a log or a proxy may read the other one (a
+// decision's request is refused for it, see request).
 func (s *Server) requestID(c *gin.Context) {
-	id := c.GetHeader("X-Request-Id")
+	id := ""
+	if ids := c.Request.Header["X-Request-Id"]; len(ids) == 1 {
+		id = ids[0]
+	}
 	if !printableID(id) {
 		id = uuid.NewString()
 	}

@@ -76,7 +76,7 @@ included: debug logging is for authoring, not for production.`,
 				return err
 			}
 			bi := buildinfo.Read()
-			cfg.Version, cfg.Revision = bi.Version(), bi.Revision
+			cfg.Version, cfg.Revision, cfg.RevisionTime, cfg.Modified = bi.Version(), bi.Revision, bi.RevisionTime, bi.Modified
 			scfg := sources.Config{Bundles: bundles, GeoIPDB: geoPath, OPAConfig: opaConfig, OPASet: opaSet, OPASetFile: opaSetFile, Logger: log, Console: console, InstanceID: ledgers.replicaName()}
 			var src *sources.Sources
 			if err := keys.apply(&scfg); err != nil {
