@@ -840,9 +840,9 @@ func TestReportCountsARequestSentAgainOnce(t *testing.T) {
 		return r
 	}
 	ab, ac := []string{"p-a", "p-b"}, []string{"p-a", "p-c"}
-	removals := func(recs ...*engine.Record) (decisions, removed int) {
+	removals := func(p Period, recs ...*engine.Record) (decisions, removed int) {
 		t.Helper()
-		r, err := Build(context.Background(), openFixture(t, recs), fixturePeriod, Options{MinCount: 1})
+		r, err := Build(context.Background(), openFixture(t, recs), p, Options{MinCount: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -855,13 +855,39 @@ func TestReportCountsARequestSentAgainOnce(t *testing.T) {
 	}{
 		{"sent again within the window", []*engine.Record{ask(0, "req-1", ab), ask(3*time.Second, "req-1", ab), ask(RetryWindow, "req-1", ab)}, 1, 2},
 		{"sent again after the window", []*engine.Record{ask(0, "req-1", ab), ask(RetryWindow+time.Second, "req-1", ab)}, 2, 4},
+		// The window runs from the attempt before: a third attempt more
+		// than RetryWindow after the first is still the same request.
+		{"sent again twice, each within the window of the one before", []*engine.Record{ask(0, "req-1", ab), ask(RetryWindow-time.Second, "req-1", ab), ask(2*RetryWindow-2*time.Second, "req-1", ab)}, 1, 2},
 		{"sent again, decided differently", []*engine.Record{ask(0, "req-1", ab), ask(time.Second, "req-1", ab, "p-a")}, 2, 3},
 		{"another request id", []*engine.Record{ask(0, "req-1", ab), ask(time.Second, "req-2", ab)}, 2, 4},
 		{"one id for another body", []*engine.Record{ask(0, "req-1", ab), ask(time.Second, "req-1", ac)}, 2, 4},
 		{"no request id", []*engine.Record{ask(0, "", ab), ask(time.Second, "", ab)}, 2, 4},
 	} {
-		if d, r := removals(c.recs...); d != c.decisions || r != c.removals {
+		if d, r := removals(fixturePeriod, c.recs...); d != c.decisions || r != c.removals {
 			t.Errorf("%s: %d decisions removing %d, want %d removing %d", c.name, d, r, c.decisions, c.removals)
+		}
+	}
+
+	// A request first decided just before the end of a period and sent
+	// again just after it is counted in the first period only: the
+	// reports of two adjacent periods add up to the report of both.
+	end := at.Add(time.Hour)
+	before, after := Period{Since: fixturePeriod.Since, Until: end}, Period{Since: end, Until: fixturePeriod.Until}
+	for _, c := range []struct {
+		name string
+		recs []*engine.Record
+	}{
+		{"sent again across the end", []*engine.Record{ask(time.Hour-time.Second, "req-1", ab), ask(time.Hour+time.Second, "req-1", ab)}},
+		{"sent again three times across the end", []*engine.Record{
+			ask(time.Hour-RetryWindow-time.Minute, "req-1", ab), ask(time.Hour-time.Minute, "req-1", ab), ask(time.Hour+30*time.Second, "req-1", ab)}},
+		{"another request just before the end", []*engine.Record{ask(time.Hour-time.Second, "req-1", ab), ask(time.Hour+time.Second, "req-1", ac)}},
+		{"sent again after the window, across the end", []*engine.Record{ask(time.Hour-time.Minute, "req-1", ab), ask(time.Hour+RetryWindow, "req-1", ab)}},
+	} {
+		wholeD, wholeR := removals(fixturePeriod, c.recs...)
+		d1, r1 := removals(before, c.recs...)
+		d2, r2 := removals(after, c.recs...)
+		if d1+d2 != wholeD || r1+r2 != wholeR {
+			t.Errorf("%s: %d+%d decisions removing %d+%d in the two periods, %d removing %d in both together", c.name, d1, d2, r1, r2, wholeD, wholeR)
 		}
 	}
 }

@@ -358,7 +358,7 @@ func notes(minCount int) []string {
 		"Users reached by meeting terminations and account suspensions are counted per action: someone reached by both counts twice.",
 		"Orders received are the orders cited in the ledger (in the period or later) whose received date falls in the period.",
 		"Orders by status counts each order the period's entries state, evaluated or reported not in force, once, from the period of validity and revocation the ledger stated last in the period: whether it was in force at some time in the period, whether it was revoked or expired in the period, and its status at the end of the period. Dates written as days are UTC days: an order is in force from the start of its effective day and through the end of its expiry day.",
-		"A decision recorded one by one whose request its client sent again (the same X-Request-Id and body, within 2 minutes: a retry after an answer was lost) and that was decided alike is counted once; decided differently, each is counted. Aggregate counts count every request.",
+		"A decision recorded one by one whose request its client sent again (the same X-Request-Id and body, within 2 minutes of the attempt before it: a retry after an answer was lost) and that was decided alike is counted once, in the period of its first attempt; decided differently, each is counted. Aggregate counts count every request.",
 		"Aggregate counts are kept per UTC day: they cover the days from the first day of the period up to, not including, the day of its end.",
 		"The report identifies nobody: it holds no participant, account, meeting, network or decision.",
 	}
