@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestLedgerVerifyCLI: `geoscope ledger verify` on a ledger, then on the
@@ -65,43 +66,66 @@ func TestLedgerVerifyCLI(t *testing.T) {
 	}
 	defer db.Close()
 
-	// An entry appended with a time in the report's period, linked as
-	// docs/operations.md describes the link: the head alone still holds;
-	// with the report's period, verify finds the entry added to it.
+	// An entry appended, linked as docs/operations.md describes the link:
+	// a copy of the second entry, with another id and the time given.
 	var lastLink, text string
 	if err := db.QueryRow(`SELECT chain_link FROM ledger_decisions WHERE chain_seq = ?`, v.Head.Seq).Scan(&lastLink); err != nil {
 		t.Fatal(err)
 	}
-	var at int64
 	var kind, meeting, replica string
-	if err := db.QueryRow(`SELECT entry, decided_at, kind, meeting_id, replica FROM ledger_decisions WHERE chain_seq = 2`).Scan(&text, &at, &kind, &meeting, &replica); err != nil {
+	if err := db.QueryRow(`SELECT entry, kind, meeting_id, replica FROM ledger_decisions WHERE chain_seq = 2`).Scan(&text, &kind, &meeting, &replica); err != nil {
 		t.Fatal(err)
 	}
 	var second struct {
-		DecisionID string `json:"decision_id"`
+		DecisionID string    `json:"decision_id"`
+		Time       time.Time `json:"time"`
 	}
 	if err := json.Unmarshal([]byte(text), &second); err != nil {
 		t.Fatal(err)
 	}
-	forged := strings.Replace(text, second.DecisionID, "00000000-0000-7000-8000-0000000f0f0f", 1)
-	prev, err := hex.DecodeString(lastLink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entrySum := sha256.Sum256([]byte(forged))
 	seq := v.Head.Seq + 1
-	linkInput := append(append([]byte("geoscope ledger chain v1\x00"), prev...), binary.BigEndian.AppendUint64(nil, uint64(seq))...)
-	forgedLink := sha256.Sum256(append(linkInput, entrySum[:]...))
-	if _, err := db.Exec(`INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, entry, replica, chain_seq, chain_link) VALUES ('00000000-0000-7000-8000-0000000f0f0f', ?, ?, ?, ?, ?, ?, ?)`,
-		at, kind, meeting, forged, replica, seq, hex.EncodeToString(forgedLink[:])); err != nil {
-		t.Fatal(err)
+	appendForged := func(when time.Time) {
+		t.Helper()
+		forged := strings.Replace(text, second.DecisionID, "00000000-0000-7000-8000-0000000f0f0f", 1)
+		forged = strings.Replace(forged, `"time":"`+second.Time.Format(time.RFC3339Nano)+`"`, `"time":"`+when.UTC().Format(time.RFC3339Nano)+`"`, 1)
+		prev, err := hex.DecodeString(lastLink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entrySum := sha256.Sum256([]byte(forged))
+		linkInput := append(append([]byte("geoscope ledger chain v1\x00"), prev...), binary.BigEndian.AppendUint64(nil, uint64(seq))...)
+		forgedLink := sha256.Sum256(append(linkInput, entrySum[:]...))
+		if _, err := db.Exec(`DELETE FROM ledger_decisions WHERE chain_seq = ?`, seq); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, entry, replica, chain_seq, chain_link) VALUES ('00000000-0000-7000-8000-0000000f0f0f', ?, ?, ?, ?, ?, ?, ?)`,
+			when.UnixNano(), kind, meeting, forged, replica, seq, hex.EncodeToString(forgedLink[:])); err != nil {
+			t.Fatal(err)
+		}
 	}
+
+	// Dated in the report's period, after the entries the head covers:
+	// the head alone cannot show it, the report's period does.
+	appendForged(time.Date(2026, 6, 30, 12, 0, 0, 0, time.UTC))
 	if res := runCLI(t, nil, append([]string{"ledger", "verify", "--head", head}, ledgerArgs...)...); res.code != 0 {
-		t.Errorf("ledger verify --head, after an entry was appended (its link computed as documented): %s; a head alone cannot show it", res)
+		t.Errorf("ledger verify --head, after an entry was appended after the head's entries: %s; a head alone cannot show it", res)
 	}
 	res = runCLI(t, nil, append([]string{"ledger", "verify", "--head", head, "--since", "2026-01-01", "--until", "2026-07-01"}, ledgerArgs...)...)
 	if res.code != 3 || !strings.Contains(res.stdout, "was decided in the pinned report's period") || !strings.Contains(res.stdout, "added to the period since the report was built") {
 		t.Errorf("ledger verify --head --since --until, after an entry was appended into the period: %s; want exit 3 naming it", res)
+	}
+	// Dated before the entries the head covers (in the report's period,
+	// or in an earlier one): the head shows it, whatever the period.
+	for _, when := range []time.Time{second.Time, time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC)} {
+		appendForged(when)
+		res = runCLI(t, nil, append([]string{"ledger", "verify", "--head", head}, ledgerArgs...)...)
+		if res.code != 3 || !strings.Contains(res.stdout, "chained after the head: added to the ledger's past since the report was built") {
+			t.Errorf("ledger verify --head, after an entry dated %s was appended: %s; want exit 3 naming it", when, res)
+		}
+	}
+	res = runCLI(t, nil, append([]string{"ledger", "verify", "--head", head, "--since", "2026-01-01", "--until", "2026-07-01"}, ledgerArgs...)...)
+	if res.code != 3 || !strings.Contains(res.stdout, "added to the ledger's past since the report was built") {
+		t.Errorf("ledger verify --head --since --until, after an entry was appended before the period: %s; want exit 3 naming it", res)
 	}
 	if _, err := db.Exec(`DELETE FROM ledger_decisions WHERE chain_seq = ?`, seq); err != nil {
 		t.Fatal(err)

@@ -159,9 +159,11 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 	// read (from the commit, or the copy, that put it in the tables), so
 	// it is under this head. A head read first would not cover those
 	// committed between it and the reads. An entry without a link yet
-	// (see ledger.Ledger.Unlinked) is under no head: a report counting
-	// any prints none.
-	unlinked, err := l.Unlinked(ctx, p.Since)
+	// (see ledger.Ledger.Unlinked) is under no head, and is linked after
+	// it: a report prints none while any remains, in its period or not,
+	// since `ledger verify --head` takes an entry chained after the head
+	// and dated before its entries for one added to the ledger's past.
+	unlinked, err := l.Unlinked(ctx, time.Time{})
 	if err != nil {
 		return nil, err
 	}

@@ -756,42 +756,49 @@ func TestReportReadsAnEntryAsItWasRecorded(t *testing.T) {
 	}
 }
 
-// A report that counts an entry without a link yet (recorded before the
+// A report built while an entry has no link yet (recorded before the
 // chain, or by an older replica, and not yet linked by a server) prints
-// no ledger head, and says why: its head would not cover that entry.
+// no ledger head, and says why: its head would not cover that entry, if
+// in its period, and the entry, linked after it and dated before, would
+// be taken for one added to the ledger's past, if not.
 func TestReportUnpinnedWhileEntriesAreUnlinked(t *testing.T) {
-	ctx := context.Background()
-	cfg := recordFixture(t, fixtureRecords()[:3])
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(cfg.DataDir, "ledger.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	entry := `{"decision_id":"unlinked-1","time":"2026-03-02T12:00:00Z","kind":"decision","meeting_id":"m-old","account":"ps:00","orders":[],"actions":[],"refused":[],"guard_blocked":[],"bundles":{},"geo":{"database":"x","build":"2026-01-01T00:00:00Z"},"engine_version":"old"}`
-	if _, err := db.Exec(`INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry) VALUES ('unlinked-1', ?, 'decision', 'm-old', NULL, ?)`,
-		time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC).UnixNano(), entry); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	cfg.ReadOnly = true // it links nothing
-	ro, err := ledger.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
-	r, err := Build(ctx, ro, fixturePeriod, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.LedgerHead != "" || r.Unpinned != UnpinnedText {
-		t.Fatalf("ledger head %q, unpinned %q; want no head, and why", r.LedgerHead, r.Unpinned)
-	}
-	for _, format := range Formats {
-		var buf bytes.Buffer
-		if err := r.Render(&buf, format); err != nil {
+	for _, at := range []time.Time{
+		time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC),  // in the period
+		time.Date(2025, 11, 2, 12, 0, 0, 0, time.UTC), // before it
+	} {
+		ctx := context.Background()
+		cfg := recordFixture(t, fixtureRecords()[:3])
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(cfg.DataDir, "ledger.db"))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(buf.String(), "NOT PINNED") || strings.Contains(buf.String(), "ledger verify --head") {
-			t.Errorf("the %s report does not say it is not pinned, or prints a head", format)
+		entry := `{"decision_id":"unlinked-1","time":"` + at.Format(time.RFC3339) + `","kind":"decision","meeting_id":"m-old","account":"ps:00","orders":[],"actions":[],"refused":[],"guard_blocked":[],"bundles":{},"geo":{"database":"x","build":"2026-01-01T00:00:00Z"},"engine_version":"old"}`
+		if _, err := db.Exec(`INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry) VALUES ('unlinked-1', ?, 'decision', 'm-old', NULL, ?)`,
+			at.UnixNano(), entry); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		cfg.ReadOnly = true // it links nothing
+		ro, err := ledger.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ro.Close()
+		r, err := Build(ctx, ro, fixturePeriod, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.LedgerHead != "" || r.Unpinned != UnpinnedText {
+			t.Fatalf("an entry without a link decided %s: ledger head %q, unpinned %q; want no head, and why", at, r.LedgerHead, r.Unpinned)
+		}
+		for _, format := range Formats {
+			var buf bytes.Buffer
+			if err := r.Render(&buf, format); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(buf.String(), "NOT PINNED") || strings.Contains(buf.String(), "ledger verify --head") {
+				t.Errorf("an entry without a link decided %s: the %s report does not say it is not pinned, or prints a head", at, format)
+			}
 		}
 	}
 }

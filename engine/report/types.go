@@ -383,7 +383,7 @@ func (r *Report) ledgerHeadNote(code func(string) string) string {
 
 // UnpinnedText says that a report counted entries its head does not
 // cover, and so prints none.
-const UnpinnedText = "NOT PINNED: the ledger holds entries of this period or later recorded without a link (before the chain, or by an older replica), which a geoscope serve of this version links; this report reads them, so it prints no ledger head. Build it again once `geoscope ledger verify` finds none."
+const UnpinnedText = "NOT PINNED: the ledger holds entries recorded without a link (before the chain, or by an older replica), which a geoscope serve of this version links after the head; this report would read them, or its head would be taken for one they were added under, so it prints no ledger head. Build it again once `geoscope ledger verify` finds none."
 
 // IncompleteText says that n recorded entries are not counted.
 func IncompleteText(n int) string {

@@ -186,12 +186,14 @@ that the columns stored beside each entry agree with its text; an entry
 still without a link ten minutes after it was decided is reported too.
 Each --head is a link a transparency report printed (its "ledger head"):
 it must be some entry's in an unbroken chain, which shows that nothing the
-report counted was altered or removed since. With the report's period
-(--since, --until, as the report's note prints them; with one --head
-only), an entry decided in the period and chained after the head is
-reported too: it was added to the period since. Without a head, a ledger whose last entries were
-removed, or rewritten whole, links and all, still verifies: keep the
-heads of published reports.
+report counted was altered or removed since. An entry chained after a
+head and decided more than ten minutes before the entries chained up to
+it is reported: it was added to the ledger's past since. With the
+report's period (--since, --until, as the report's note prints them;
+with one --head only), an entry decided in the period and chained after
+the head is reported too: it was added to the period since. Without a
+head, a ledger whose last entries were removed, or rewritten whole,
+links and all, still verifies: keep the heads of published reports.
 
 Exit status: 0 verified, 3 it does not verify (the problems are listed),
 1 the ledger could not be read, 2 a usage error or no chained ledger there.`,
