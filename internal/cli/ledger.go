@@ -96,6 +96,19 @@ func (l *ledgerFlags) openReader(ctx context.Context, log *slog.Logger) (*ledger
 	return led, l.named(err)
 }
 
+// openWithKey opens an existing ledger for reading with its key (checked
+// against the ledger), so that the pseudonyms of ids can be computed.
+func (l *ledgerFlags) openWithKey(ctx context.Context, log *slog.Logger) (*ledger.Ledger, error) {
+	if err := l.resolve(); err != nil {
+		return nil, err
+	}
+	if l.url == ledgerOff {
+		return nil, usageError{errors.New("--ledger off: there is no ledger to read")}
+	}
+	led, err := ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, ReadOnly: true, Pseudonyms: true, Logger: log})
+	return led, l.named(err)
+}
+
 // named says, of a configuration error about --ledger, when the value came
 // from GEOSCOPE_LEDGER: the command line the operator reads has no
 // --ledger on it.
@@ -204,7 +217,92 @@ be read.`,
 	f.StringVar(&auth, "authority", "", "only entries that evaluated an order of this authority, or that one targeted while not in force")
 	f.BoolVar(&counts, "counts", false, "write the aggregate counts per day (plain allowed admissions, decisions with nothing to do) instead of the entries")
 	f.StringVar(&format, "format", "jsonl", "output format: jsonl")
-	cmd.AddCommand(export, verifyCommand())
+	cmd.AddCommand(export, verifyCommand(), statementsCommand())
+	return cmd
+}
+
+// statementsCommand is `ledger statements`: the statements of reasons for
+// the actions decided on one person, found by the pseudonym of the id the
+// operator holds.
+func statementsCommand() *cobra.Command {
+	var (
+		flags                ledgerFlags
+		participant, account string
+		since, until         string
+	)
+	cmd := &cobra.Command{
+		Use:   "statements (--participant ID | --account ID) [--since T] [--until T]",
+		Short: "Write the statements of reasons for the actions decided on one participant or account",
+		Long: `Statements finds the recorded decisions that acted on one person, and
+writes, for each, the statement of reasons of every action on them (and
+of no one else's): one JSON object per line, oldest first, with the
+decision's id, time, meeting and request, and its statements, as
+GET /v1/ledger/{decision_id} gives them. A request its client sent again
+(the same "request") was recorded, and is listed, each time; the meeting
+platform acted on one answer.
+
+The ledger holds keyed pseudonyms, not ids: the id given is turned into
+its pseudonym with the ledger's key (--ledger-key-file, or ledger.key in
+--data-dir), which is checked against the ledger first. --participant
+finds a participant removed or denied admission; --account an account
+suspended, or a host removed or denied (actions on a host name the host's
+account). Neither id is written anywhere.
+
+Exit status: 0 (with nothing on stdout when no recorded decision acted on
+the person), 2 on a bad flag or a key that is not the ledger's, 1 when
+the ledger cannot be read.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (participant == "") == (account == "") {
+				return usageError{errors.New("give the person's id with --participant or --account (one of them)")}
+			}
+			var q ledger.Query
+			var err error
+			if q.Since, q.Until, err = periodFlags(since, until); err != nil {
+				return err
+			}
+			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			l, err := flags.openWithKey(cmd.Context(), log)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			subject := l.Pseudonymizer().Participant(participant)
+			if account != "" {
+				subject = l.Pseudonymizer().Account(account)
+			}
+			out := bufio.NewWriter(cmd.OutOrStdout())
+			enc := json.NewEncoder(out)
+			if err := l.Scan(cmd.Context(), q, func(e *ledger.Entry) error {
+				var mine []ledger.Statement
+				for _, st := range e.Statements() {
+					if st.Action.Subject == subject {
+						mine = append(mine, st)
+					}
+				}
+				if len(mine) == 0 {
+					return nil
+				}
+				return enc.Encode(struct {
+					DecisionID string             `json:"decision_id"`
+					Time       time.Time          `json:"time"`
+					Kind       string             `json:"kind"`
+					MeetingID  string             `json:"meeting_id"`
+					Request    string             `json:"request,omitempty"`
+					Statements []ledger.Statement `json:"statements"`
+				}{e.DecisionID, e.Time, e.Kind, e.MeetingID, e.Request, mine})
+			}); err != nil {
+				return err
+			}
+			return out.Flush()
+		},
+	}
+	f := cmd.Flags()
+	flags.register(f)
+	f.StringVar(&participant, "participant", "", "the participant's `ID`, as the meeting server sent it")
+	f.StringVar(&account, "account", "", "the account's `ID`, as the meeting server sent it")
+	f.StringVar(&since, "since", "", "decisions at or after `T` (RFC 3339 or YYYY-MM-DD)")
+	f.StringVar(&until, "until", "", "decisions before `T` (RFC 3339 or YYYY-MM-DD)")
 	return cmd
 }
 
