@@ -50,6 +50,12 @@ type Report struct {
 	// Unpinned, when set, says why there is no LedgerHead though the
 	// ledger has a chain: some entries had no link yet (UnpinnedText).
 	Unpinned string `json:"unpinned,omitempty"`
+	// PeriodPicker puts, in the HTML page, a form asking the page's own
+	// URL for another period: set by a server, which reads it (GET
+	// /report). A page written to a file (geoscope report) has none: its
+	// form would load the same file, the same period, and a reader who
+	// asked for another would take it for one without decisions.
+	PeriodPicker bool `json:"-"`
 	// periodEnded: the period had ended (and settled) when the report was
 	// built, so the head's check may include it (ledgerHeadNote).
 	periodEnded bool
