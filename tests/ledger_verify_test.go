@@ -6,10 +6,13 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestLedgerVerifyCLI: `geoscope ledger verify` on a ledger, then on the
@@ -65,43 +68,66 @@ func TestLedgerVerifyCLI(t *testing.T) {
 	}
 	defer db.Close()
 
-	// An entry appended with a time in the report's period, linked as
-	// docs/operations.md describes the link: the head alone still holds;
-	// with the report's period, verify finds the entry added to it.
+	// An entry appended, linked as docs/operations.md describes the link:
+	// a copy of the second entry, with another id and the time given.
 	var lastLink, text string
 	if err := db.QueryRow(`SELECT chain_link FROM ledger_decisions WHERE chain_seq = ?`, v.Head.Seq).Scan(&lastLink); err != nil {
 		t.Fatal(err)
 	}
-	var at int64
 	var kind, meeting, replica string
-	if err := db.QueryRow(`SELECT entry, decided_at, kind, meeting_id, replica FROM ledger_decisions WHERE chain_seq = 2`).Scan(&text, &at, &kind, &meeting, &replica); err != nil {
+	if err := db.QueryRow(`SELECT entry, kind, meeting_id, replica FROM ledger_decisions WHERE chain_seq = 2`).Scan(&text, &kind, &meeting, &replica); err != nil {
 		t.Fatal(err)
 	}
 	var second struct {
-		DecisionID string `json:"decision_id"`
+		DecisionID string    `json:"decision_id"`
+		Time       time.Time `json:"time"`
 	}
 	if err := json.Unmarshal([]byte(text), &second); err != nil {
 		t.Fatal(err)
 	}
-	forged := strings.Replace(text, second.DecisionID, "00000000-0000-7000-8000-0000000f0f0f", 1)
-	prev, err := hex.DecodeString(lastLink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entrySum := sha256.Sum256([]byte(forged))
 	seq := v.Head.Seq + 1
-	linkInput := append(append([]byte("geoscope ledger chain v1\x00"), prev...), binary.BigEndian.AppendUint64(nil, uint64(seq))...)
-	forgedLink := sha256.Sum256(append(linkInput, entrySum[:]...))
-	if _, err := db.Exec(`INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, entry, replica, chain_seq, chain_link) VALUES ('00000000-0000-7000-8000-0000000f0f0f', ?, ?, ?, ?, ?, ?, ?)`,
-		at, kind, meeting, forged, replica, seq, hex.EncodeToString(forgedLink[:])); err != nil {
-		t.Fatal(err)
+	appendForged := func(when time.Time) {
+		t.Helper()
+		forged := strings.Replace(text, second.DecisionID, "00000000-0000-7000-8000-0000000f0f0f", 1)
+		forged = strings.Replace(forged, `"time":"`+second.Time.Format(time.RFC3339Nano)+`"`, `"time":"`+when.UTC().Format(time.RFC3339Nano)+`"`, 1)
+		prev, err := hex.DecodeString(lastLink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entrySum := sha256.Sum256([]byte(forged))
+		linkInput := append(append([]byte("geoscope ledger chain v1\x00"), prev...), binary.BigEndian.AppendUint64(nil, uint64(seq))...)
+		forgedLink := sha256.Sum256(append(linkInput, entrySum[:]...))
+		if _, err := db.Exec(`DELETE FROM ledger_decisions WHERE chain_seq = ?`, seq); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, entry, replica, chain_seq, chain_link) VALUES ('00000000-0000-7000-8000-0000000f0f0f', ?, ?, ?, ?, ?, ?, ?)`,
+			when.UnixNano(), kind, meeting, forged, replica, seq, hex.EncodeToString(forgedLink[:])); err != nil {
+			t.Fatal(err)
+		}
 	}
+
+	// Dated in the report's period, after the entries the head covers:
+	// the head alone cannot show it, the report's period does.
+	appendForged(time.Date(2026, 6, 30, 12, 0, 0, 0, time.UTC))
 	if res := runCLI(t, nil, append([]string{"ledger", "verify", "--head", head}, ledgerArgs...)...); res.code != 0 {
-		t.Errorf("ledger verify --head, after an entry was appended (its link computed as documented): %s; a head alone cannot show it", res)
+		t.Errorf("ledger verify --head, after an entry was appended after the head's entries: %s; a head alone cannot show it", res)
 	}
 	res = runCLI(t, nil, append([]string{"ledger", "verify", "--head", head, "--since", "2026-01-01", "--until", "2026-07-01"}, ledgerArgs...)...)
 	if res.code != 3 || !strings.Contains(res.stdout, "was decided in the pinned report's period") || !strings.Contains(res.stdout, "added to the period since the report was built") {
 		t.Errorf("ledger verify --head --since --until, after an entry was appended into the period: %s; want exit 3 naming it", res)
+	}
+	// Dated before the entries the head covers (in the report's period,
+	// or in an earlier one): the head shows it, whatever the period.
+	for _, when := range []time.Time{second.Time, time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC)} {
+		appendForged(when)
+		res = runCLI(t, nil, append([]string{"ledger", "verify", "--head", head}, ledgerArgs...)...)
+		if res.code != 3 || !strings.Contains(res.stdout, "chained after the head: added to the ledger's past since the report was built") {
+			t.Errorf("ledger verify --head, after an entry dated %s was appended: %s; want exit 3 naming it", when, res)
+		}
+	}
+	res = runCLI(t, nil, append([]string{"ledger", "verify", "--head", head, "--since", "2026-01-01", "--until", "2026-07-01"}, ledgerArgs...)...)
+	if res.code != 3 || !strings.Contains(res.stdout, "added to the ledger's past since the report was built") {
+		t.Errorf("ledger verify --head --since --until, after an entry was appended before the period: %s; want exit 3 naming it", res)
 	}
 	if _, err := db.Exec(`DELETE FROM ledger_decisions WHERE chain_seq = ?`, seq); err != nil {
 		t.Fatal(err)
@@ -148,5 +174,133 @@ func TestLedgerVerifyCLI(t *testing.T) {
 		if res.code != 2 || res.stdout != "" || strings.Contains(line, "\n") || !strings.Contains(line, tc.flag) {
 			t.Errorf("ledger verify %v: %s; want exit 2 naming %s on one line", tc.args, res, tc.flag)
 		}
+	}
+}
+
+// TestLedgerExportForAnAuditor: what an auditor is given (the export of
+// every entry, the aggregate counts, a published report) is checked
+// without the database: the export against the report's head, and the
+// report's figures against the export and the counts.
+func TestLedgerExportForAnAuditor(t *testing.T) {
+	dir := t.TempDir()
+	rptSeed(t, dir)
+	ledgerArgs := []string{"--data-dir", dir}
+	res := runCLI(t, nil, append([]string{"report", "--format", "json", "--min-count", "1", "--since", "2026-01-01", "--until", "2026-07-01"}, ledgerArgs...)...)
+	var published struct {
+		LedgerHead string `json:"ledger_head"`
+		Summary    struct {
+			Decisions       int `json:"decisions_recorded"`
+			Admissions      int `json:"admissions_recorded"`
+			PlainAdmissions int `json:"plain_admissions"`
+			QuietDecisions  int `json:"quiet_decisions"`
+		} `json:"summary"`
+	}
+	if res.code != 0 || json.Unmarshal([]byte(res.stdout), &published) != nil || len(published.LedgerHead) != 64 {
+		t.Fatalf("report: %s", res)
+	}
+
+	export := runCLI(t, nil, append([]string{"ledger", "export"}, ledgerArgs...)...)
+	if export.code != 0 || export.stdout == "" {
+		t.Fatalf("ledger export: %s", export)
+	}
+	path := filepath.Join(t.TempDir(), "entries.jsonl")
+	if err := os.WriteFile(path, []byte(export.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	period := []string{"--since", "2026-01-01", "--until", "2026-07-01"}
+	res = runCLI(t, nil, append([]string{"ledger", "verify", "--export", path, "--head", published.LedgerHead}, period...)...)
+	if res.code != 0 || !strings.HasPrefix(res.stdout, "verified\n") || !strings.Contains(res.stdout, "pinned: entry ") {
+		t.Errorf("ledger verify --export <the export> --head <the report's>: %s", res)
+	}
+	res = runCLI(t, []byte(export.stdout), "ledger", "verify", "--export", "-", "--head", published.LedgerHead)
+	if res.code != 0 {
+		t.Errorf("ledger verify --export - (the export on stdin): %s", res)
+	}
+	// The check docs/operations.md gives, for an auditor without geoscope.
+	if python, err := exec.LookPath("python3"); err != nil {
+		t.Log("python3 not found: the check docs/operations.md gives in Python is not run")
+	} else {
+		doc, err := os.ReadFile("../docs/operations.md")
+		if err != nil {
+			t.Fatal(err)
+		}
+		section := string(doc)[strings.Index(string(doc), "### For an auditor"):]
+		script := regexp.MustCompile("(?s)```python\n(.*?)```").FindStringSubmatch(section)
+		if script == nil {
+			t.Fatal("docs/operations.md, For an auditor: no Python check")
+		}
+		out, err := exec.Command(python, "-c", script[1], path, published.LedgerHead).CombinedOutput()
+		if err != nil || !regexp.MustCompile(`the head is entry \d+; every entry up to it is as it was`).Match(out) {
+			t.Errorf("the documented Python check of the export: %v\n%s", err, out)
+		}
+		tampered := filepath.Join(t.TempDir(), "tampered.jsonl")
+		if err := os.WriteFile(tampered, []byte(strings.Replace(export.stdout, `"country":"CN"`, `"country":"HK"`, 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(python, "-c", script[1], tampered, published.LedgerHead).CombinedOutput(); err == nil || !strings.Contains(string(out), "was altered") {
+			t.Errorf("the documented Python check of an altered export: %v\n%s", err, out)
+		}
+	}
+	tampered := filepath.Join(t.TempDir(), "tampered.jsonl")
+	if err := os.WriteFile(tampered, []byte(strings.Replace(export.stdout, `"country":"CN"`, `"country":"HK"`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res = runCLI(t, nil, "ledger", "verify", "--export", tampered, "--head", published.LedgerHead)
+	if res.code != 3 || !strings.Contains(res.stdout, "is no entry's in an unbroken chain") {
+		t.Errorf("ledger verify --export <an altered export>: %s; want exit 3", res)
+	}
+	partial := runCLI(t, nil, append([]string{"ledger", "export", "--since", "2026-03-01"}, ledgerArgs...)...)
+	res = runCLI(t, []byte(partial.stdout), "ledger", "verify", "--export", "-", "--head", published.LedgerHead)
+	if partial.code != 0 || res.code != 3 || !strings.Contains(res.stdout, "are missing") {
+		t.Errorf("ledger verify --export <an export of part of the period>: %s; want exit 3, the entries left out missing", res)
+	}
+	res = runCLI(t, nil, append([]string{"ledger", "verify", "--export", path}, ledgerArgs...)...)
+	if res.code != 2 || !strings.Contains(res.stderr, "--export") {
+		t.Errorf("ledger verify --export with --data-dir: %s; want exit 2", res)
+	}
+
+	// The report's summary, worked out from the export and the counts.
+	var decisions, admissions int
+	for _, line := range strings.Split(strings.TrimSpace(export.stdout), "\n") {
+		var e struct {
+			Kind     string `json:"kind"`
+			Preview  bool   `json:"preview"`
+			ChainSeq int64  `json:"chain_seq"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil || e.ChainSeq == 0 {
+			t.Fatalf("an exported line: %v, %s", err, line)
+		}
+		switch {
+		case e.Preview:
+		case e.Kind == "admission":
+			admissions++
+		default:
+			decisions++
+		}
+	}
+	counts := runCLI(t, nil, append([]string{"ledger", "export", "--counts"}, append(period, ledgerArgs...)...)...)
+	var plain, quiet int
+	for _, line := range strings.Split(strings.TrimSpace(counts.stdout), "\n") {
+		var c struct {
+			Day  string `json:"day"`
+			Kind string `json:"kind"`
+			N    int    `json:"n"`
+		}
+		if err := json.Unmarshal([]byte(line), &c); err != nil || c.Day == "" {
+			t.Fatalf("ledger export --counts: %v, %s", err, counts)
+		}
+		if c.Kind == "admission" {
+			plain += c.N
+		} else {
+			quiet += c.N
+		}
+	}
+	s := published.Summary
+	if decisions != s.Decisions || admissions != s.Admissions || plain != s.PlainAdmissions || quiet != s.QuietDecisions || plain == 0 {
+		t.Errorf("from the export: %d decisions, %d admissions recorded, %d plain admissions, %d with nothing to do; the report: %+v",
+			decisions, admissions, plain, quiet, s)
+	}
+	if res := runCLI(t, nil, append([]string{"ledger", "export", "--counts", "--authority", "cn.cac"}, ledgerArgs...)...); res.code != 2 || !strings.Contains(res.stderr, "--authority") {
+		t.Errorf("ledger export --counts --authority: %s; want exit 2 naming it", res)
 	}
 }

@@ -179,9 +179,9 @@ func (l *Ledger) Head(ctx context.Context) (Head, error) {
 	return h.out(), nil
 }
 
-// Unlinked counts the entries decided at or after since that have no
-// link yet (see adoptUnlinked): a report that reads any of them is not
-// pinned by its head.
+// Unlinked counts the entries decided at or after since (every one, for
+// the zero time) that have no link yet (see adoptUnlinked): they will be
+// chained after the head, so a report built meanwhile prints none.
 func (l *Ledger) Unlinked(ctx context.Context, since time.Time) (int64, error) {
 	chained, err := l.backend.chained(ctx)
 	if err != nil || !chained {
@@ -319,28 +319,7 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer rows.Close()
-	// Two chains are computed. The true one runs from the first entry
-	// without a break: the pins are matched against it, so a pin is found
-	// only if nothing before it changed. Each entry is also checked
-	// against the link stored before it, so that an entry altered alone
-	// is the only one reported, not every one after it.
-	var (
-		truth, prevStored [32]byte
-		lastSeq           int64 // the highest number read
-		// pinned: a pin was passed; entries after it decided in
-		// [since, until) are problems (VerifyOptions.Since).
-		pinned       bool
-		since, until = int64(math.MinInt64), int64(math.MinInt64)
-	)
-	if !o.Since.IsZero() || !o.Until.IsZero() {
-		since, until = math.MinInt64, math.MaxInt64
-		if !o.Since.IsZero() {
-			since = clampNanos(o.Since)
-		}
-		if !o.Until.IsZero() {
-			until = clampNanos(o.Until)
-		}
-	}
+	c := newChainCheck(v, want, o)
 	for rows.Next() {
 		var cols [7]any
 		var raw []byte
@@ -348,65 +327,19 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		r, bad := typedRow(cols)
-		seq, id := r.seq, r.id
 		if bad != "" {
 			v.problem("the entry numbered %v (decision %v): %s: the row was altered", cols[0], printable(cols[2]), bad)
 			if _, ok := cols[0].(int64); !ok {
 				continue // no number to check it, or the chain, by
 			}
 		}
-		switch want := lastSeq + 1; {
-		case seq == want:
-		case seq == want+1:
-			v.problem("entry %d is missing (the chain goes from entry %d to entry %d)", want, lastSeq, seq)
-		case seq > want:
-			v.problem("entries %d to %d are missing (the chain goes from entry %d to entry %d)", want, seq-1, lastSeq, seq)
-		default:
-			v.problem("entry %d (decision %s) is numbered out of order (after entry %d): the numbers were altered", seq, id, lastSeq)
-		}
-		lastSeq = max(lastSeq, seq)
-		sum := sha256.Sum256(raw)
-		// On an unbroken chain the link stored before is the true one:
-		// this entry's link after it is the true one too.
-		prevTrue := prevStored == truth
-		truth = linkSum(truth, seq, sum)
-		got := truth
-		if !prevTrue {
-			got = linkSum(prevStored, seq, sum)
-		}
-		text := hex.EncodeToString(truth[:])
-		if !r.linked {
-			v.problem("entry %d (decision %s) has a number and no link: its row was altered", seq, id)
-		} else if hex.EncodeToString(got[:]) != r.link {
-			v.problem("entry %d (decision %s): its link is not the one its text and the link before it make: this entry, or the one before it, was altered", seq, id)
-		}
-		if bad == "" {
-			if msg := columnsDisagree(raw, r); msg != "" {
-				v.problem("entry %d (decision %s): %s", seq, id, msg)
-			}
-		}
-		if pinned && bad == "" && r.at >= since && r.at < until {
-			v.problem("entry %d (decision %s) was decided in the pinned report's period (%s) and chained after its head: added to the period since the report was built", seq, id, time.Unix(0, r.at).UTC().Format(time.RFC3339))
-		}
-		if want[text] {
-			v.Pinned = append(v.Pinned, Head{Seq: seq, Link: text})
-			delete(want, text)
-			pinned = true
-		}
-		prevStored = truth
-		if b, err := hex.DecodeString(r.link); err == nil && len(b) == 32 {
-			copy(prevStored[:], b)
-		}
-		v.Head = Head{Seq: seq, Link: text}
-		v.Entries++
+		c.entry(r, sha256.Sum256(raw), bad == "", func() string { return columnsDisagree(raw, r) })
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	rows.Close()
-	for _, p := range slices.Sorted(maps.Keys(want)) {
-		v.problem("the link %s is no entry's in an unbroken chain: an entry recorded before it was printed was altered or removed since (or it is another ledger's)", p)
-	}
+	c.finish()
 	now := o.Now
 	if now.IsZero() {
 		now = time.Now()
@@ -418,6 +351,122 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 		return v, fmt.Errorf("%w: %d problem(s)", ErrNotVerified, v.ProblemCount)
 	}
 	return v, nil
+}
+
+// chainCheck checks chained entries given in chain order: Verify's
+// reading of the database, and VerifyExport's of an export.
+//
+// Two chains are computed. The true one runs from the first entry
+// without a break: the pins are matched against it, so a pin is found
+// only if nothing before it changed. Each entry is also checked against
+// the link stored before it, so that an entry altered alone is the only
+// one reported, not every one after it.
+type chainCheck struct {
+	v    *Verification
+	want map[string]bool // the pins not found yet
+
+	truth, prevStored [32]byte
+	lastSeq           int64 // the highest number read
+	// pinned: a pin was passed; entries after it decided in [since,
+	// until) are problems (VerifyOptions.Since), and so are those decided
+	// more than backdateGrace before latest, the latest time of an entry
+	// chained up to the first pin.
+	pinned       bool
+	since, until int64
+	latest       int64
+	pinLatest    int64
+}
+
+// backdateGrace is how far before an entry chained ahead of a pinned head
+// an entry chained after it may have been decided. An entry is chained
+// when it is committed (or, from a SQLite journal, copied), seconds after
+// it was decided; replicas' clocks differ by less; and an entry recorded
+// without a link is linked within seconds by a running server, unless it
+// predates the chain, which a report then built prints no head for.
+const backdateGrace = unlinkedGrace
+
+func newChainCheck(v *Verification, want map[string]bool, o VerifyOptions) *chainCheck {
+	c := &chainCheck{v: v, want: want, since: math.MinInt64, until: math.MinInt64, latest: math.MinInt64}
+	if !o.Since.IsZero() || !o.Until.IsZero() {
+		c.since, c.until = math.MinInt64, math.MaxInt64
+		if !o.Since.IsZero() {
+			c.since = clampNanos(o.Since)
+		}
+		if !o.Until.IsZero() {
+			c.until = clampNanos(o.Until)
+		}
+	}
+	return c
+}
+
+// entry checks the next entry in chain order: r holds its number, its
+// link, its id and time; sum is the SHA-256 of its text; timed says that
+// r.at is its time (not a column of another type); disagree says how the
+// columns stored beside it differ from its text, for a database.
+func (c *chainCheck) entry(r chainRow, sum [32]byte, timed bool, disagree func() string) {
+	v := c.v
+	seq, id := r.seq, r.id
+	switch want := c.lastSeq + 1; {
+	case seq == want:
+	case seq == want+1:
+		v.problem("entry %d is missing (the chain goes from entry %d to entry %d)", want, c.lastSeq, seq)
+	case seq > want:
+		v.problem("entries %d to %d are missing (the chain goes from entry %d to entry %d)", want, seq-1, c.lastSeq, seq)
+	default:
+		v.problem("entry %d (decision %s) is numbered out of order (after entry %d): the numbers were altered", seq, id, c.lastSeq)
+	}
+	c.lastSeq = max(c.lastSeq, seq)
+	// On an unbroken chain the link stored before is the true one: this
+	// entry's link after it is the true one too.
+	prevTrue := c.prevStored == c.truth
+	c.truth = linkSum(c.truth, seq, sum)
+	got := c.truth
+	if !prevTrue {
+		got = linkSum(c.prevStored, seq, sum)
+	}
+	text := hex.EncodeToString(c.truth[:])
+	if !r.linked {
+		v.problem("entry %d (decision %s) has a number and no link: its row was altered", seq, id)
+	} else if hex.EncodeToString(got[:]) != r.link {
+		v.problem("entry %d (decision %s): its link is not the one its text and the link before it make: this entry, or the one before it, was altered", seq, id)
+	}
+	if timed {
+		if msg := disagree(); msg != "" {
+			v.problem("entry %d (decision %s): %s", seq, id, msg)
+		}
+	}
+	if c.pinned && timed && r.at >= c.since && r.at < c.until {
+		v.problem("entry %d (decision %s) was decided in the pinned report's period (%s) and chained after its head: added to the period since the report was built", seq, id, time.Unix(0, r.at).UTC().Format(time.RFC3339))
+	} else if c.pinned && timed && c.pinLatest > math.MinInt64+int64(backdateGrace) && r.at < c.pinLatest-int64(backdateGrace) {
+		// Whatever the period the head is checked with: an entry dated
+		// in an earlier one, whose report may never be checked again,
+		// would otherwise pass unseen.
+		v.problem("entry %d (decision %s) was decided at %s, before entries chained ahead of the pinned head (the latest at %s), and chained after the head: added to the ledger's past since the report was built", seq, id,
+			time.Unix(0, r.at).UTC().Format(time.RFC3339), time.Unix(0, c.pinLatest).UTC().Format(time.RFC3339))
+	}
+	if timed && !c.pinned {
+		c.latest = max(c.latest, r.at)
+	}
+	if c.want[text] {
+		c.v.Pinned = append(c.v.Pinned, Head{Seq: seq, Link: text})
+		delete(c.want, text)
+		if !c.pinned {
+			c.pinned, c.pinLatest = true, c.latest
+		}
+	}
+	c.prevStored = c.truth
+	if b, err := hex.DecodeString(r.link); err == nil && len(b) == 32 {
+		copy(c.prevStored[:], b)
+	}
+	v.Head = Head{Seq: seq, Link: text}
+	v.Entries++
+}
+
+// finish reports the pins no entry's link was.
+func (c *chainCheck) finish() {
+	for _, p := range slices.Sorted(maps.Keys(c.want)) {
+		c.v.problem("the link %s is no entry's in an unbroken chain: an entry recorded before it was printed was altered or removed since (or it is another ledger's)", p)
+	}
 }
 
 // tableTampered reports what would make a query see other rows than

@@ -159,6 +159,18 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 		{name: "an entry appended after the pinned report's period", change: func(t *testing.T, b *backend, rows []chainRow) {
 			appendForged(t, b, rows, baseTime.Add(2*time.Hour))
 		}, pinHead: true, opts: ledger.VerifyOptions{Since: baseTime.Add(-time.Hour), Until: baseTime.Add(time.Hour)}},
+		// An entry dated before the pinned head's entries shows whatever
+		// period the head is checked with, or none.
+		{name: "an entry appended before the pinned report's period", change: func(t *testing.T, b *backend, rows []chainRow) {
+			appendForged(t, b, rows, baseTime.Add(-30*24*time.Hour))
+		}, pinHead: true, opts: ledger.VerifyOptions{Since: baseTime.Add(-time.Hour), Until: baseTime.Add(time.Hour)},
+			want: "entry 6 (decision forged-1) was decided at 2026-05-05T12:00:00Z, before entries chained ahead of the pinned head (the latest at 2026-06-04T12:00:04Z), and chained after the head"},
+		{name: "an entry appended before the pinned head's entries, no period given", change: func(t *testing.T, b *backend, rows []chainRow) {
+			appendForged(t, b, rows, baseTime.Add(-time.Hour))
+		}, pinHead: true, want: "entry 6 (decision forged-1) was decided at 2026-06-04T11:00:00Z, before entries chained ahead of the pinned head"},
+		{name: "an entry appended before the entries, no head pinned", change: func(t *testing.T, b *backend, rows []chainRow) {
+			appendForged(t, b, rows, baseTime.Add(-time.Hour))
+		}},
 		{name: "a link from another ledger", change: func(*testing.T, *backend, []chainRow) {},
 			opts: ledger.VerifyOptions{Pins: []string{strings.Repeat("ab", 32)}}, want: "the link " + strings.Repeat("ab", 32) + " is no entry's"},
 		// A chain proves nothing against whoever rewrites it whole, or

@@ -86,7 +86,12 @@ type Config struct {
 	// still create its -shm and -wal files beside a database in a
 	// writable directory).
 	ReadOnly bool
-	Logger   *slog.Logger
+	// Pseudonyms, with ReadOnly, loads the ledger's key (KeyFile, or
+	// DataDir/ledger.key; never a new one) and checks it against the
+	// ledger, so that Pseudonymizer computes the pseudonyms its entries
+	// hold: an operator finds the entries of a person whose id it holds.
+	Pseudonyms bool
+	Logger     *slog.Logger
 }
 
 // DefaultDataDir is where the SQLite ledger lives by default.
@@ -227,6 +232,17 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 				return nil, fmt.Errorf("%w: --data-dir %s: %v", ErrConfig, cfg.DataDir, patherr.Cause(err))
 			}
 		}
+		if cfg.Pseudonyms && cfg.KeyFile == "" {
+			if cfg.URL != "" && cfg.URL != "sqlite" {
+				return nil, fmt.Errorf("%w: the pseudonyms of a PostgreSQL ledger are made with the replicas' key: give it with --ledger-key-file", ErrConfig)
+			}
+			path := filepath.Join(cfg.DataDir, "ledger.key")
+			if _, err := os.Stat(path); err != nil {
+				return nil, fmt.Errorf("%w: --data-dir %s holds no ledger key (ledger.key): give the ledger's key with --ledger-key-file", ErrConfig, cfg.DataDir)
+			}
+			// Read and checked against the ledger as a key given is.
+			cfg.KeyFile = path
+		}
 	} else {
 		if cfg.KeyFile == "" && cfg.URL != "" && cfg.URL != "sqlite" {
 			// Replicas sharing one ledger must share one key, or the same
@@ -250,6 +266,12 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		if err := checkReaderKey(ctx, b, cfg); err != nil {
 			b.close()
 			return nil, err
+		}
+		if cfg.Pseudonyms {
+			if key, err = loadKey(cfg); err != nil {
+				b.close()
+				return nil, err
+			}
 		}
 	}
 	l := &Ledger{
@@ -306,7 +328,9 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 }
 
 // Pseudonymizer returns the ledger's pseudonymizer, so an operator tool can
-// look up the entries of an id it knows.
+// look up the entries of an id it knows (`ledger statements`). A reader
+// opened without Config.Pseudonyms holds a random key: its pseudonyms
+// match no entry.
 func (l *Ledger) Pseudonymizer() *Pseudonymizer { return l.pseudo }
 
 // Record commits the record (or counts it, see the package comment) before

@@ -2053,3 +2053,43 @@ func TestReaderChecksTheKeyItIsGiven(t *testing.T) {
 		}
 	})
 }
+
+// A participant's removal or refused admission under an order that does
+// not demand removals says why one follows from it, and which of the
+// order's demands the decision refused: a statement citing a demand to
+// end the meeting, for a removal, would leave its reader to guess.
+func TestStatementSaysWhyARemovalFollowsFromTheOrder(t *testing.T) {
+	const follows = "; a removal or a refused admission of the participants located in CN follows from any of its demands"
+	meetingWide := ledger.Order{OrderID: "CN-2", Authority: "cn.cac", Jurisdiction: []string{"CN"}, Demands: []string{"end_meeting", "suspend_account"}, LegalBasis: "x", Received: "2026-06-01"}
+	removals := ledger.Order{OrderID: "CN-3", Authority: "cn.cac", Jurisdiction: []string{"CN"}, Demands: []string{"remove_participants", "end_meeting"}, LegalBasis: "x", Received: "2026-06-01"}
+	refused := []ledger.Refusal{
+		{OrderID: "CN-2", Demand: "end_meeting", Code: "affects_outside", AffectedOutside: 2},
+		{OrderID: "CN-2", Demand: "suspend_account", Code: "affects_outside", AffectedOutside: 3},
+		{OrderID: "CN-3", Demand: "end_meeting", Code: "affects_outside", AffectedOutside: 2},
+	}
+	for _, tc := range []struct {
+		name    string
+		order   ledger.Order
+		action  string
+		refused []ledger.Refusal
+		suffix  string // after "demanding ..."
+	}{
+		{"removal, the meeting-wide demands refused", meetingWide, "remove_participant", refused, follows + ", and this decision refused end_meeting, suspend_account as demanded (affects_outside)"},
+		{"removal, the meeting ended too", meetingWide, "remove_participant", nil, follows},
+		{"refused admission", meetingWide, "deny_join", nil, follows},
+		{"removal demanded", removals, "remove_participant", refused, ""},
+		{"the meeting ended", meetingWide, "end_meeting", nil, ""},
+	} {
+		e := &ledger.Entry{DecisionID: "d-1", Time: baseTime, Kind: ledger.KindDecision, MeetingID: "m-1", Orders: []ledger.Order{tc.order},
+			Actions: []ledger.Action{{Type: tc.action, OrderID: tc.order.OrderID, Subject: "ps:1", Country: "CN", Jurisdiction: []string{"CN"}}},
+			Refused: tc.refused, Geo: geoInfo, Bundles: bundles}
+		st := e.Statements()
+		want := "order " + tc.order.OrderID + " of cn.cac, received 2026-06-01, demanding " + strings.Join(tc.order.Demands, ", ") + tc.suffix
+		if len(st) != 1 {
+			t.Fatalf("%s: %d statements for one action", tc.name, len(st))
+		}
+		if st[0].Order != want {
+			t.Errorf("%s: order %q, want %q", tc.name, st[0].Order, want)
+		}
+	}
+}

@@ -99,11 +99,44 @@ func (l *Ledger) List(ctx context.Context, q Query) (*Page, error) {
 // Scan calls fn for every entry matching q, oldest first (q.Limit and
 // q.Cursor are ignored). It streams: memory does not grow with the ledger.
 func (l *Ledger) Scan(ctx context.Context, q Query, fn func(*Entry) error) error {
+	return l.scan(ctx, q, false, func(s *Stored) error { return fn(s.Entry) })
+}
+
+// Stored is an entry as the ledger stores it: its text, which its link
+// covers, and its place in the chain.
+type Stored struct {
+	Entry *Entry
+	Text  []byte
+	// Seq and Link are the entry's number and link in the chain; 0 and ""
+	// for an entry without a link yet (or a row whose columns were given
+	// values of another type, which Verify reports).
+	Seq  int64
+	Link string
+}
+
+// ScanStored is Scan with each entry's text as stored and its place in
+// the chain: what an export needs for its entries to be checked against
+// a report's head without the database.
+func (l *Ledger) ScanStored(ctx context.Context, q Query, fn func(*Stored) error) error {
+	return l.scan(ctx, q, true, fn)
+}
+
+func (l *Ledger) scan(ctx context.Context, q Query, chain bool, fn func(*Stored) error) error {
 	where, args := filters(q)
 	if err := l.settle(ctx); err != nil {
 		return err
 	}
-	rows, err := l.backend.query(ctx, `SELECT d.entry FROM ledger_decisions d`+whereClause(where)+
+	cols := `d.entry, NULL, NULL`
+	if chain {
+		chained, err := l.backend.chained(ctx)
+		if err != nil {
+			return err
+		}
+		if chained {
+			cols = `d.entry, d.chain_seq, d.chain_link`
+		}
+	}
+	rows, err := l.backend.query(ctx, `SELECT `+cols+` FROM ledger_decisions d`+whereClause(where)+
 		` ORDER BY d.decided_at, d.decision_id`, args...)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -111,14 +144,27 @@ func (l *Ledger) Scan(ctx context.Context, q Query, fn func(*Entry) error) error
 	defer rows.Close()
 	for rows.Next() {
 		var raw string
-		if err := rows.Scan(&raw); err != nil {
+		// Read as whatever they hold (SQLite keeps any type in any
+		// column): a number or link of another type is no place in the
+		// chain, and the export leaves it out rather than fail.
+		var seq, link any
+		if err := rows.Scan(&raw, &seq, &link); err != nil {
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		e, err := decodeEntry(raw)
 		if err != nil {
 			return err
 		}
-		if err := fn(e); err != nil {
+		st := &Stored{Entry: e}
+		if chain {
+			st.Text = []byte(raw)
+			n, ok1 := seq.(int64)
+			ln, ok2 := link.(string)
+			if ok1 && ok2 && n > 0 && IsLink(ln) {
+				st.Seq, st.Link = n, ln
+			}
+		}
+		if err := fn(st); err != nil {
 			return err
 		}
 	}

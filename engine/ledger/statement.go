@@ -62,13 +62,44 @@ func (e *Entry) Statements() []Statement {
 			Restriction:      restrictions[a.Type],
 			TerritorialScope: fmt.Sprintf("limited to %s, the jurisdiction of %s: the decision reaches only people located there", scope, authority),
 			LegalGround:      o.LegalBasis,
-			Order:            fmt.Sprintf("order %s of %s, received %s, demanding %s", a.OrderID, authority, orDash(o.Received), strings.Join(o.Demands, ", ")),
+			Order:            fmt.Sprintf("order %s of %s, received %s, demanding %s", a.OrderID, authority, orDash(o.Received), strings.Join(o.Demands, ", ")) + e.narrowed(a, o),
 			OrderValidity:    e.validity(o),
 			Facts:            facts,
 			Automated:        true,
 			AutomatedNote:    "decided automatically by geoscope from the order, the operator's policy (bundles " + bundleList(e.Bundles) + ") and " + locatedHow(a) + "; no person reviewed this individual decision",
 			Redress:          "the affected user may contact the service operator citing decision " + e.DecisionID + " to contest it",
 		})
+	}
+	return out
+}
+
+// narrowed says, of a participant's removal or refused admission under an
+// order that does not demand removals, why one follows from it: a
+// statement citing only a demand to end the meeting, for a removal, would
+// leave the person (and a regulator) to guess. It names the demands of the
+// order this decision refused, and why; "" for any other action.
+func (e *Entry) narrowed(a Action, o Order) string {
+	if (a.Type != decision.RemoveParticipant && a.Type != decision.DenyJoin) || slices.Contains(o.Demands, "remove_participants") {
+		return ""
+	}
+	out := fmt.Sprintf("; a removal or a refused admission of the participants located in %s follows from any of its demands", strings.Join(a.Jurisdiction, ", "))
+	var demands, codes []string
+	for _, r := range e.Refused {
+		if r.OrderID != a.OrderID {
+			continue
+		}
+		if !slices.Contains(demands, r.Demand) {
+			demands = append(demands, r.Demand)
+		}
+		if r.Code != "" && !slices.Contains(codes, r.Code) {
+			codes = append(codes, r.Code)
+		}
+	}
+	if len(demands) > 0 {
+		out += fmt.Sprintf(", and this decision refused %s as demanded", strings.Join(demands, ", "))
+		if len(codes) > 0 {
+			out += " (" + strings.Join(codes, ", ") + ")"
+		}
 	}
 	return out
 }

@@ -40,9 +40,9 @@ type htmlData struct {
 }
 
 // HTML writes the report as one self-contained HTML page: inline CSS and
-// inline SVG charts, no script, no external resource. The period picker is
-// a GET form submitting since and until to the page's own URL, which is
-// what GET /report of geoscope serve reads.
+// inline SVG charts, no script, no external resource. With PeriodPicker,
+// a GET form submits since and until to the page's own URL, which is what
+// GET /report of geoscope serve reads.
 func (r *Report) HTML(w io.Writer) error {
 	d := htmlData{
 		Report:          r,

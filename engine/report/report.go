@@ -137,6 +137,12 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 		return nil, fmt.Errorf("min count %d: want 1 or more", o.MinCount)
 	}
 	a := newAggregator(p)
+	// The requests decided in the RetryWindow before the period, so that
+	// one sent again across its start is counted in the period before
+	// only: a quarter's figures are then the sum of its months'.
+	if err := l.Scan(ctx, ledger.Query{Since: p.Since.Add(-RetryWindow), Until: p.Since}, a.priorEntry); err != nil {
+		return nil, err
+	}
 	if err := l.Scan(ctx, ledger.Query{Since: p.Since, Until: p.Until}, a.entry); err != nil {
 		return nil, err
 	}
@@ -153,9 +159,11 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 	// read (from the commit, or the copy, that put it in the tables), so
 	// it is under this head. A head read first would not cover those
 	// committed between it and the reads. An entry without a link yet
-	// (see ledger.Ledger.Unlinked) is under no head: a report counting
-	// any prints none.
-	unlinked, err := l.Unlinked(ctx, p.Since)
+	// (see ledger.Ledger.Unlinked) is under no head, and is linked after
+	// it: a report prints none while any remains, in its period or not,
+	// since `ledger verify --head` takes an entry chained after the head
+	// and dated before its entries for one added to the ledger's past.
+	unlinked, err := l.Unlinked(ctx, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -273,13 +281,13 @@ type aggregator struct {
 	bundles map[[2]string]*seen // bundle, revision
 
 	// asked holds, for the requests decided in the last RetryWindow
-	// (sentAgain), when each was first decided (Unix nanoseconds); swept
+	// (sentAgain), when each was last decided (Unix nanoseconds); swept
 	// when it has doubled since the last sweep.
 	asked      map[[16]byte]int64
 	askedSwept int
 }
 
-// RetryWindow is how long after a request was first decided the same
+// RetryWindow is how long after a request was last decided the same
 // request, sent again and decided alike, is counted with it rather than
 // on its own. A client or a load balancer sends a request again when its
 // answer is lost, within its own timeout and backoff: seconds, a minute
@@ -294,15 +302,21 @@ const RetryWindow = 2 * time.Minute
 // within RetryWindow before it. A request decided differently the second
 // time (the registry changed in between) is counted each time: the report
 // cannot know which answer was acted on, and leaves out neither.
+//
+// The window runs from the attempt before, not from the first: whether an
+// entry is counted then depends only on the entries of the RetryWindow
+// before it, which Build reads for the start of a period too. Counted
+// from the first attempt, a third attempt would depend on entries any
+// time before, and two adjacent periods could count it otherwise than
+// one period covering both.
 func (a *aggregator) sentAgain(e *ledger.Entry) bool {
 	if e.Request == "" {
 		return false
 	}
 	key := decidedAs(e)
 	at := e.Time.UnixNano()
-	if first, ok := a.asked[key]; ok && at-first >= 0 && at-first <= int64(RetryWindow) {
-		return true
-	}
+	last, ok := a.asked[key]
+	again := ok && at-last >= 0 && at-last <= int64(RetryWindow)
 	if len(a.asked) >= 2*max(a.askedSwept, 1024) {
 		for k, t := range a.asked {
 			if at-t > int64(RetryWindow) {
@@ -312,7 +326,17 @@ func (a *aggregator) sentAgain(e *ledger.Entry) bool {
 		a.askedSwept = len(a.asked)
 	}
 	a.asked[key] = at
-	return false
+	return again
+}
+
+// priorEntry notes an entry decided in the RetryWindow before the
+// period, counting nothing: the same request sent again in the period
+// was counted in the period before.
+func (a *aggregator) priorEntry(e *ledger.Entry) error {
+	if !e.Preview {
+		a.sentAgain(e)
+	}
+	return nil
 }
 
 // decidedAs is a digest of e's request and of everything the report counts

@@ -489,6 +489,16 @@ func TestReportViolationShapes(t *testing.T) {
 
 func TestReportHTML(t *testing.T) {
 	r := buildFixture(t, Options{})
+	// Written to a file, the page has no period form: it would load the
+	// same file, the same period.
+	var file bytes.Buffer
+	if err := r.HTML(&file); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(file.String(), "<form") || strings.Contains(file.String(), `type="date"`) {
+		t.Error("the page written to a file has a period form, which would load the same file")
+	}
+	r.PeriodPicker = true // as a server renders it
 	var buf bytes.Buffer
 	if err := r.HTML(&buf); err != nil {
 		t.Fatal(err)
@@ -756,42 +766,49 @@ func TestReportReadsAnEntryAsItWasRecorded(t *testing.T) {
 	}
 }
 
-// A report that counts an entry without a link yet (recorded before the
+// A report built while an entry has no link yet (recorded before the
 // chain, or by an older replica, and not yet linked by a server) prints
-// no ledger head, and says why: its head would not cover that entry.
+// no ledger head, and says why: its head would not cover that entry, if
+// in its period, and the entry, linked after it and dated before, would
+// be taken for one added to the ledger's past, if not.
 func TestReportUnpinnedWhileEntriesAreUnlinked(t *testing.T) {
-	ctx := context.Background()
-	cfg := recordFixture(t, fixtureRecords()[:3])
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(cfg.DataDir, "ledger.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	entry := `{"decision_id":"unlinked-1","time":"2026-03-02T12:00:00Z","kind":"decision","meeting_id":"m-old","account":"ps:00","orders":[],"actions":[],"refused":[],"guard_blocked":[],"bundles":{},"geo":{"database":"x","build":"2026-01-01T00:00:00Z"},"engine_version":"old"}`
-	if _, err := db.Exec(`INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry) VALUES ('unlinked-1', ?, 'decision', 'm-old', NULL, ?)`,
-		time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC).UnixNano(), entry); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	cfg.ReadOnly = true // it links nothing
-	ro, err := ledger.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
-	r, err := Build(ctx, ro, fixturePeriod, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.LedgerHead != "" || r.Unpinned != UnpinnedText {
-		t.Fatalf("ledger head %q, unpinned %q; want no head, and why", r.LedgerHead, r.Unpinned)
-	}
-	for _, format := range Formats {
-		var buf bytes.Buffer
-		if err := r.Render(&buf, format); err != nil {
+	for _, at := range []time.Time{
+		time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC),  // in the period
+		time.Date(2025, 11, 2, 12, 0, 0, 0, time.UTC), // before it
+	} {
+		ctx := context.Background()
+		cfg := recordFixture(t, fixtureRecords()[:3])
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(cfg.DataDir, "ledger.db"))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(buf.String(), "NOT PINNED") || strings.Contains(buf.String(), "ledger verify --head") {
-			t.Errorf("the %s report does not say it is not pinned, or prints a head", format)
+		entry := `{"decision_id":"unlinked-1","time":"` + at.Format(time.RFC3339) + `","kind":"decision","meeting_id":"m-old","account":"ps:00","orders":[],"actions":[],"refused":[],"guard_blocked":[],"bundles":{},"geo":{"database":"x","build":"2026-01-01T00:00:00Z"},"engine_version":"old"}`
+		if _, err := db.Exec(`INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry) VALUES ('unlinked-1', ?, 'decision', 'm-old', NULL, ?)`,
+			at.UnixNano(), entry); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		cfg.ReadOnly = true // it links nothing
+		ro, err := ledger.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ro.Close()
+		r, err := Build(ctx, ro, fixturePeriod, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.LedgerHead != "" || r.Unpinned != UnpinnedText {
+			t.Fatalf("an entry without a link decided %s: ledger head %q, unpinned %q; want no head, and why", at, r.LedgerHead, r.Unpinned)
+		}
+		for _, format := range Formats {
+			var buf bytes.Buffer
+			if err := r.Render(&buf, format); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(buf.String(), "NOT PINNED") || strings.Contains(buf.String(), "ledger verify --head") {
+				t.Errorf("an entry without a link decided %s: the %s report does not say it is not pinned, or prints a head", at, format)
+			}
 		}
 	}
 }
@@ -840,9 +857,9 @@ func TestReportCountsARequestSentAgainOnce(t *testing.T) {
 		return r
 	}
 	ab, ac := []string{"p-a", "p-b"}, []string{"p-a", "p-c"}
-	removals := func(recs ...*engine.Record) (decisions, removed int) {
+	removals := func(p Period, recs ...*engine.Record) (decisions, removed int) {
 		t.Helper()
-		r, err := Build(context.Background(), openFixture(t, recs), fixturePeriod, Options{MinCount: 1})
+		r, err := Build(context.Background(), openFixture(t, recs), p, Options{MinCount: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -855,13 +872,39 @@ func TestReportCountsARequestSentAgainOnce(t *testing.T) {
 	}{
 		{"sent again within the window", []*engine.Record{ask(0, "req-1", ab), ask(3*time.Second, "req-1", ab), ask(RetryWindow, "req-1", ab)}, 1, 2},
 		{"sent again after the window", []*engine.Record{ask(0, "req-1", ab), ask(RetryWindow+time.Second, "req-1", ab)}, 2, 4},
+		// The window runs from the attempt before: a third attempt more
+		// than RetryWindow after the first is still the same request.
+		{"sent again twice, each within the window of the one before", []*engine.Record{ask(0, "req-1", ab), ask(RetryWindow-time.Second, "req-1", ab), ask(2*RetryWindow-2*time.Second, "req-1", ab)}, 1, 2},
 		{"sent again, decided differently", []*engine.Record{ask(0, "req-1", ab), ask(time.Second, "req-1", ab, "p-a")}, 2, 3},
 		{"another request id", []*engine.Record{ask(0, "req-1", ab), ask(time.Second, "req-2", ab)}, 2, 4},
 		{"one id for another body", []*engine.Record{ask(0, "req-1", ab), ask(time.Second, "req-1", ac)}, 2, 4},
 		{"no request id", []*engine.Record{ask(0, "", ab), ask(time.Second, "", ab)}, 2, 4},
 	} {
-		if d, r := removals(c.recs...); d != c.decisions || r != c.removals {
+		if d, r := removals(fixturePeriod, c.recs...); d != c.decisions || r != c.removals {
 			t.Errorf("%s: %d decisions removing %d, want %d removing %d", c.name, d, r, c.decisions, c.removals)
+		}
+	}
+
+	// A request first decided just before the end of a period and sent
+	// again just after it is counted in the first period only: the
+	// reports of two adjacent periods add up to the report of both.
+	end := at.Add(time.Hour)
+	before, after := Period{Since: fixturePeriod.Since, Until: end}, Period{Since: end, Until: fixturePeriod.Until}
+	for _, c := range []struct {
+		name string
+		recs []*engine.Record
+	}{
+		{"sent again across the end", []*engine.Record{ask(time.Hour-time.Second, "req-1", ab), ask(time.Hour+time.Second, "req-1", ab)}},
+		{"sent again three times across the end", []*engine.Record{
+			ask(time.Hour-RetryWindow-time.Minute, "req-1", ab), ask(time.Hour-time.Minute, "req-1", ab), ask(time.Hour+30*time.Second, "req-1", ab)}},
+		{"another request just before the end", []*engine.Record{ask(time.Hour-time.Second, "req-1", ab), ask(time.Hour+time.Second, "req-1", ac)}},
+		{"sent again after the window, across the end", []*engine.Record{ask(time.Hour-time.Minute, "req-1", ab), ask(time.Hour+RetryWindow, "req-1", ab)}},
+	} {
+		wholeD, wholeR := removals(fixturePeriod, c.recs...)
+		d1, r1 := removals(before, c.recs...)
+		d2, r2 := removals(after, c.recs...)
+		if d1+d2 != wholeD || r1+r2 != wholeR {
+			t.Errorf("%s: %d+%d decisions removing %d+%d in the two periods, %d removing %d in both together", c.name, d1, d2, r1, r2, wholeD, wholeR)
 		}
 	}
 }

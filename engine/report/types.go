@@ -50,6 +50,12 @@ type Report struct {
 	// Unpinned, when set, says why there is no LedgerHead though the
 	// ledger has a chain: some entries had no link yet (UnpinnedText).
 	Unpinned string `json:"unpinned,omitempty"`
+	// PeriodPicker puts, in the HTML page, a form asking the page's own
+	// URL for another period: set by a server, which reads it (GET
+	// /report). A page written to a file (geoscope report) has none: its
+	// form would load the same file, the same period, and a reader who
+	// asked for another would take it for one without decisions.
+	PeriodPicker bool `json:"-"`
 	// periodEnded: the period had ended (and settled) when the report was
 	// built, so the head's check may include it (ledgerHeadNote).
 	periodEnded bool
@@ -358,7 +364,7 @@ func notes(minCount int) []string {
 		"Users reached by meeting terminations and account suspensions are counted per action: someone reached by both counts twice.",
 		"Orders received are the orders cited in the ledger (in the period or later) whose received date falls in the period.",
 		"Orders by status counts each order the period's entries state, evaluated or reported not in force, once, from the period of validity and revocation the ledger stated last in the period: whether it was in force at some time in the period, whether it was revoked or expired in the period, and its status at the end of the period. Dates written as days are UTC days: an order is in force from the start of its effective day and through the end of its expiry day.",
-		"A decision recorded one by one whose request its client sent again (the same X-Request-Id and body, within 2 minutes: a retry after an answer was lost) and that was decided alike is counted once; decided differently, each is counted. Aggregate counts count every request.",
+		"A decision recorded one by one whose request its client sent again (the same X-Request-Id and body, within 2 minutes of the attempt before it: a retry after an answer was lost) and that was decided alike is counted once, in the period of its first attempt; decided differently, each is counted. Aggregate counts count every request.",
 		"Aggregate counts are kept per UTC day: they cover the days from the first day of the period up to, not including, the day of its end.",
 		"The report identifies nobody: it holds no participant, account, meeting, network or decision.",
 	}
@@ -383,7 +389,7 @@ func (r *Report) ledgerHeadNote(code func(string) string) string {
 
 // UnpinnedText says that a report counted entries its head does not
 // cover, and so prints none.
-const UnpinnedText = "NOT PINNED: the ledger holds entries of this period or later recorded without a link (before the chain, or by an older replica), which a geoscope serve of this version links; this report reads them, so it prints no ledger head. Build it again once `geoscope ledger verify` finds none."
+const UnpinnedText = "NOT PINNED: the ledger holds entries recorded without a link (before the chain, or by an older replica), which a geoscope serve of this version links after the head; this report would read them, or its head would be taken for one they were added under, so it prints no ledger head. Build it again once `geoscope ledger verify` finds none."
 
 // IncompleteText says that n recorded entries are not counted.
 func IncompleteText(n int) string {

@@ -80,6 +80,8 @@ func (s *Server) serveReport(c *gin.Context, format string) {
 		// geoscope report).
 		r.LedgerHead, r.Unpinned = "", ""
 	}
+	// Served, the page's period form asks this endpoint for another.
+	r.PeriodPicker = true
 	var buf bytes.Buffer
 	if err := r.Render(&buf, format); err != nil {
 		s.abortWith(c, err)

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/internal/buildinfo"
+	"github.com/geoscope/geoscope/internal/patherr"
 )
 
 // ledgerFlags select the ledger of serve, decide, report, ledger export
@@ -92,6 +96,19 @@ func (l *ledgerFlags) openReader(ctx context.Context, log *slog.Logger) (*ledger
 	return led, l.named(err)
 }
 
+// openWithKey opens an existing ledger for reading with its key (checked
+// against the ledger), so that the pseudonyms of ids can be computed.
+func (l *ledgerFlags) openWithKey(ctx context.Context, log *slog.Logger) (*ledger.Ledger, error) {
+	if err := l.resolve(); err != nil {
+		return nil, err
+	}
+	if l.url == ledgerOff {
+		return nil, usageError{errors.New("--ledger off: there is no ledger to read")}
+	}
+	led, err := ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, ReadOnly: true, Pseudonyms: true, Logger: log})
+	return led, l.named(err)
+}
+
 // named says, of a configuration error about --ledger, when the value came
 // from GEOSCOPE_LEDGER: the command line the operator reads has no
 // --ledger on it.
@@ -122,11 +139,31 @@ func ledgerCommand() *cobra.Command {
 		since, until string
 		format       string
 		order, auth  string
+		counts       bool
 	)
 	export := &cobra.Command{
-		Use:   "export [--since T] [--until T] [--order ID] [--authority ID] [--format jsonl]",
+		Use:   "export [--since T] [--until T] [--order ID] [--authority ID] [--counts] [--format jsonl]",
 		Short: "Write ledger entries, oldest first, one JSON object per line (for auditors)",
-		Args:  noArgs,
+		Long: `Export writes the ledger's entries, oldest first, one JSON object per
+line: each entry's text exactly as stored, with its place in the hash
+chain appended as its last two members, "chain_seq" and "chain_link" (an
+entry not linked yet has neither). The entry's text is the line with
+that ending replaced by "}": anyone can recompute the links from it, and
+"geoscope ledger verify --export FILE --head LINK" checks a whole export
+(no --since, --until, --order or --authority) against the ledger head a
+report printed, without the database.
+
+With --counts it writes the aggregate counts instead, one JSON object per
+UTC day, kind, meeting and orders in force: the plain allowed admissions
+(kind "admission") and the decisions with nothing to do (kind
+"decision"), which are counted rather than recorded one by one, and which
+the transparency report adds to its figures. The days are those from the
+day of --since up to, not including, the day of --until, as the report
+takes them. The counts are not chained.
+
+Exit status: 0 with the export, 2 on a bad flag, 1 when the ledger cannot
+be read.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "jsonl" {
 				return usageError{fmt.Errorf("--format %q: only jsonl is supported", format)}
@@ -136,6 +173,9 @@ func ledgerCommand() *cobra.Command {
 			if q.Since, q.Until, err = periodFlags(since, until); err != nil {
 				return err
 			}
+			if counts && auth != "" {
+				return usageError{errors.New("--authority with --counts: the aggregate counts name the orders in force, not their authorities; give --order")}
+			}
 			q.Order, q.Authority = order, auth
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			l, err := flags.openReader(cmd.Context(), log)
@@ -143,8 +183,30 @@ func ledgerCommand() *cobra.Command {
 				return err
 			}
 			defer l.Close()
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			return l.Scan(cmd.Context(), q, func(e *ledger.Entry) error { return enc.Encode(e) })
+			out := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<16)
+			if counts {
+				rows, err := l.Counts(cmd.Context(), q.Since, q.Until)
+				if err != nil {
+					return err
+				}
+				enc := json.NewEncoder(out)
+				for _, r := range rows {
+					if order != "" && !slices.Contains(strings.Split(r.OrderIDs, ","), order) {
+						continue
+					}
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
+				}
+				return out.Flush()
+			}
+			if err := l.ScanStored(cmd.Context(), q, func(s *ledger.Stored) error {
+				_, err := out.Write(ledger.ExportLine(s))
+				return err
+			}); err != nil {
+				return err
+			}
+			return out.Flush()
 		},
 	}
 	f := export.Flags()
@@ -153,8 +215,94 @@ func ledgerCommand() *cobra.Command {
 	f.StringVar(&until, "until", "", "entries before `T` (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&order, "order", "", "only entries that evaluated this order id, or that it targeted while not in force")
 	f.StringVar(&auth, "authority", "", "only entries that evaluated an order of this authority, or that one targeted while not in force")
+	f.BoolVar(&counts, "counts", false, "write the aggregate counts per day (plain allowed admissions, decisions with nothing to do) instead of the entries")
 	f.StringVar(&format, "format", "jsonl", "output format: jsonl")
-	cmd.AddCommand(export, verifyCommand())
+	cmd.AddCommand(export, verifyCommand(), statementsCommand())
+	return cmd
+}
+
+// statementsCommand is `ledger statements`: the statements of reasons for
+// the actions decided on one person, found by the pseudonym of the id the
+// operator holds.
+func statementsCommand() *cobra.Command {
+	var (
+		flags                ledgerFlags
+		participant, account string
+		since, until         string
+	)
+	cmd := &cobra.Command{
+		Use:   "statements (--participant ID | --account ID) [--since T] [--until T]",
+		Short: "Write the statements of reasons for the actions decided on one participant or account",
+		Long: `Statements finds the recorded decisions that acted on one person, and
+writes, for each, the statement of reasons of every action on them (and
+of no one else's): one JSON object per line, oldest first, with the
+decision's id, time, meeting and request, and its statements, as
+GET /v1/ledger/{decision_id} gives them. A request its client sent again
+(the same "request") was recorded, and is listed, each time; the meeting
+platform acted on one answer.
+
+The ledger holds keyed pseudonyms, not ids: the id given is turned into
+its pseudonym with the ledger's key (--ledger-key-file, or ledger.key in
+--data-dir), which is checked against the ledger first. --participant
+finds a participant removed or denied admission; --account an account
+suspended, or a host removed or denied (actions on a host name the host's
+account). Neither id is written anywhere.
+
+Exit status: 0 (with nothing on stdout when no recorded decision acted on
+the person), 2 on a bad flag or a key that is not the ledger's, 1 when
+the ledger cannot be read.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (participant == "") == (account == "") {
+				return usageError{errors.New("give the person's id with --participant or --account (one of them)")}
+			}
+			var q ledger.Query
+			var err error
+			if q.Since, q.Until, err = periodFlags(since, until); err != nil {
+				return err
+			}
+			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			l, err := flags.openWithKey(cmd.Context(), log)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			subject := l.Pseudonymizer().Participant(participant)
+			if account != "" {
+				subject = l.Pseudonymizer().Account(account)
+			}
+			out := bufio.NewWriter(cmd.OutOrStdout())
+			enc := json.NewEncoder(out)
+			if err := l.Scan(cmd.Context(), q, func(e *ledger.Entry) error {
+				var mine []ledger.Statement
+				for _, st := range e.Statements() {
+					if st.Action.Subject == subject {
+						mine = append(mine, st)
+					}
+				}
+				if len(mine) == 0 {
+					return nil
+				}
+				return enc.Encode(struct {
+					DecisionID string             `json:"decision_id"`
+					Time       time.Time          `json:"time"`
+					Kind       string             `json:"kind"`
+					MeetingID  string             `json:"meeting_id"`
+					Request    string             `json:"request,omitempty"`
+					Statements []ledger.Statement `json:"statements"`
+				}{e.DecisionID, e.Time, e.Kind, e.MeetingID, e.Request, mine})
+			}); err != nil {
+				return err
+			}
+			return out.Flush()
+		},
+	}
+	f := cmd.Flags()
+	flags.register(f)
+	f.StringVar(&participant, "participant", "", "the participant's `ID`, as the meeting server sent it")
+	f.StringVar(&account, "account", "", "the account's `ID`, as the meeting server sent it")
+	f.StringVar(&since, "since", "", "decisions at or after `T` (RFC 3339 or YYYY-MM-DD)")
+	f.StringVar(&until, "until", "", "decisions before `T` (RFC 3339 or YYYY-MM-DD)")
 	return cmd
 }
 
@@ -177,21 +325,32 @@ func verifyCommand() *cobra.Command {
 		pins         []string
 		since, until string
 		format       string
+		exportPath   string
 	)
 	cmd := &cobra.Command{
-		Use:   "verify [--head LINK]... [--since T --until T] [--format text|json]",
+		Use:   "verify [--head LINK]... [--since T --until T] [--export FILE] [--format text|json]",
 		Short: "Check the ledger's hash chain, and that it still holds the heads reports printed",
 		Long: `Reads every entry in chain order and checks its link, the numbering, and
 that the columns stored beside each entry agree with its text; an entry
 still without a link ten minutes after it was decided is reported too.
 Each --head is a link a transparency report printed (its "ledger head"):
 it must be some entry's in an unbroken chain, which shows that nothing the
-report counted was altered or removed since. With the report's period
-(--since, --until, as the report's note prints them; with one --head
-only), an entry decided in the period and chained after the head is
-reported too: it was added to the period since. Without a head, a ledger whose last entries were
-removed, or rewritten whole, links and all, still verifies: keep the
-heads of published reports.
+report counted was altered or removed since. An entry chained after a
+head and decided more than ten minutes before the entries chained up to
+it is reported: it was added to the ledger's past since. With the
+report's period (--since, --until, as the report's note prints them;
+with one --head only), an entry decided in the period and chained after
+the head is reported too: it was added to the period since. Without a
+head, a ledger whose last entries were removed, or rewritten whole,
+links and all, still verifies: keep the heads of published reports.
+
+With --export FILE it checks a file "geoscope ledger export" wrote (- for
+standard input) instead of the ledger, with the same checks of the chain,
+the heads and the period, and without the database: an auditor given
+the export and a published report checks that the one holds what the
+other counted. Only a whole export (without --since, --until, --order or
+--authority) can be checked: the entries a partial one leaves out are
+reported missing.
 
 Exit status: 0 verified, 3 it does not verify (the problems are listed),
 1 the ledger could not be read, 2 a usage error or no chained ledger there.`,
@@ -214,15 +373,40 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 				}
 			}
 			opts.Pins = pins
-			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			l, err := flags.openReader(cmd.Context(), log)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			v, err := l.Verify(cmd.Context(), opts)
-			if v == nil {
-				return err
+			var (
+				v      *ledger.Verification
+				unseen int
+			)
+			if exportPath != "" {
+				if flags.chosen(cmd.Flags()) {
+					return usageError{errors.New("--export checks a file, not a ledger: leave out --ledger, --data-dir and --ledger-key-file")}
+				}
+				var in io.Reader = cmd.InOrStdin()
+				if exportPath != "-" {
+					file, ferr := os.Open(exportPath)
+					if ferr != nil {
+						return usageError{fmt.Errorf("--export: %v", patherr.Cause(ferr))}
+					}
+					defer file.Close()
+					in = file
+				}
+				if v, err = ledger.VerifyExport(in, opts); v == nil {
+					if errors.Is(err, ledger.ErrConfig) {
+						return usageError{fmt.Errorf("--export %s: %s", exportPath, strings.TrimPrefix(err.Error(), ledger.ErrConfig.Error()+": "))}
+					}
+					return err
+				}
+			} else {
+				log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+				l, oerr := flags.openReader(cmd.Context(), log)
+				if oerr != nil {
+					return oerr
+				}
+				defer l.Close()
+				if v, err = l.Verify(cmd.Context(), opts); v == nil {
+					return err
+				}
+				unseen = l.Unseen()
 			}
 			out := cmd.OutOrStdout()
 			if format == "json" {
@@ -233,12 +417,12 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 				if werr := enc.Encode(struct {
 					*ledger.Verification
 					Unseen int `json:"unseen_journal_entries,omitempty"`
-				}{v, l.Unseen()}); werr != nil {
+				}{v, unseen}); werr != nil {
 					return werr
 				}
 				return err
 			}
-			if n := l.Unseen(); n > 0 {
+			if n := unseen; n > 0 {
 				fmt.Fprintf(out, "INCOMPLETE: %d recorded entries are still in a stopped server's journal, not in the database; they are not checked (the next geoscope serve on this directory copies them)\n", n)
 			}
 			if err != nil {
@@ -272,6 +456,7 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 	f.StringVar(&since, "since", "", "the start `T` of the period of the report that printed --head (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&until, "until", "", "the end `T` of that period, exclusive (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&format, "format", "text", "output format: text or json")
+	f.StringVar(&exportPath, "export", "", "check the `FILE` geoscope ledger export wrote (- for stdin) instead of the ledger")
 	return cmd
 }
 

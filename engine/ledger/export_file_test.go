@@ -1,0 +1,117 @@
+package ledger_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/geoscope/geoscope/engine/ledger"
+)
+
+// exportAll is the export of every entry, as `geoscope ledger export`
+// writes it.
+func exportAll(t *testing.T, l *ledger.Ledger) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := l.ScanStored(context.Background(), ledger.Query{}, func(s *ledger.Stored) error {
+		buf.Write(ledger.ExportLine(s))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// An export carries each entry's text as stored and its place in the
+// chain, so that it is checked against a report's head without the
+// database: an entry of an older version, stored otherwise than this one
+// encodes it (members in another order, spaces), is linked as stored and
+// checks as exported. Changed in the ways below, the export does not
+// verify.
+func TestExportVerifiesWithoutTheDatabase(t *testing.T) {
+	defer ledger.SetAdoptEvery(20 * time.Millisecond)()
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		l := b.open(t)
+		for i := range 4 {
+			record(t, l, removal(newID(), baseTime.Add(time.Duration(i)*time.Second), fmt.Sprintf("p-%d", i)))
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Stored by an older version, in its own way, and linked by the
+		// next server after the fact.
+		oldID := newID()
+		old := fmt.Sprintf(`{"time": %q, "decision_id": %q, "kind": "decision", "meeting_id": "m-1", "account": "ps:00", "orders": [], "actions": [], "refused": [], "guard_blocked": [], "bundles": {}, "geo": {"database": "x", "build": "2026-06-01T00:00:00Z"}, "engine_version": "0.1", "replica": "old-1"}`,
+			baseTime.Add(-time.Minute).UTC().Format(time.RFC3339Nano), oldID)
+		exec(t, b, `INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry, replica) VALUES (?, ?, 'decision', 'm-1', NULL, ?, 'old-1')`,
+			oldID, baseTime.Add(-time.Minute).UnixNano(), old)
+		l = b.open(t)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if n, err := l.Unlinked(ctx, time.Time{}); err == nil && n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the older entry was not linked within 10 s")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		head, err := l.Head(ctx)
+		if err != nil || head.Seq != 5 {
+			t.Fatalf("head %+v, %v; want entry 5", head, err)
+		}
+		// One more, after the head a report printed.
+		record(t, l, removal(newID(), baseTime.Add(time.Minute), "p-late"))
+		export := exportAll(t, l)
+		lines := strings.SplitAfter(strings.TrimSuffix(string(export), "\n"), "\n")
+		if len(lines) != 6 {
+			t.Fatalf("the export has %d lines, want 6:\n%s", len(lines), export)
+		}
+		if want := strings.TrimSuffix(old, "}") + `,"chain_seq":5,"chain_link":"` + head.Link + "\"}\n"; lines[0] != want {
+			t.Errorf("the older entry exported as\n%s\nwant its text as stored, with its place in the chain\n%s", lines[0], want)
+		}
+
+		verify := func(export string, o ledger.VerifyOptions) (*ledger.Verification, error) {
+			t.Helper()
+			return ledger.VerifyExport(strings.NewReader(export), o)
+		}
+		pinned := ledger.VerifyOptions{Pins: []string{head.Link}}
+		if v, err := verify(string(export), pinned); err != nil || v.Entries != 6 || len(v.Pinned) != 1 || v.Pinned[0].Seq != 5 {
+			t.Fatalf("VerifyExport = %+v, %v; want 6 entries verified, the head found at 5", v, err)
+		}
+		// The database and the export agree on the head.
+		fromDB, err := b.reader(t).Verify(ctx, pinned)
+		fromFile, _ := verify(string(export), pinned)
+		if err != nil || fromDB.Head != fromFile.Head {
+			t.Errorf("the ledger's head %+v (%v), the export's %+v", fromDB.Head, err, fromFile.Head)
+		}
+
+		for _, tc := range []struct {
+			name   string
+			export string
+			want   string
+		}{
+			{"an entry's text altered", strings.Replace(string(export), `"country":"CN"`, `"country":"HK"`, 1), "its link is not the one its text and the link before it make"},
+			{"an older entry's spacing changed", strings.Replace(string(export), `"kind": "decision"`, `"kind":"decision"`, 1), "the link " + head.Link + " is no entry's"},
+			{"an entry left out", lines[0] + lines[1] + lines[3] + lines[4] + lines[5], "is missing"},
+			{"the last entries before the head left out", lines[0] + lines[1] + lines[2], "the link " + head.Link + " is no entry's"},
+			{"a line that is no entry", string(export) + "{\"chain_seq\":7}\n", "line 7 is not an entry of a ledger export"},
+			{"an entry without its place in the chain, decided long before others were chained",
+				string(export) + fmt.Sprintf(`{"decision_id":%q,"time":%q,"kind":"decision"}`+"\n", newID(), baseTime.Add(-time.Hour).Format(time.RFC3339Nano)),
+				"has no link, though entries decided after it were chained"},
+		} {
+			v, err := verify(tc.export, pinned)
+			if !errors.Is(err, ledger.ErrNotVerified) || !strings.Contains(strings.Join(v.Problems, "\n"), tc.want) {
+				t.Errorf("%s: VerifyExport = %v, problems %q; want one containing %q", tc.name, err, problems(v), tc.want)
+			}
+		}
+		if _, err := verify("\n", pinned); !errors.Is(err, ledger.ErrConfig) {
+			t.Errorf("an empty export: %v, want ErrConfig", err)
+		}
+	})
+}
