@@ -19,7 +19,7 @@ import (
 // Query selects entries. Zero values select everything.
 type Query struct {
 	Since, Until time.Time // [Since, Until)
-	Order        string    // entries citing this order
+	Order        string    // entries citing this order (a preview's id too: see Pseudonymizer.OrderID)
 	Authority    string    // entries citing an order of this authority
 	Limit        int       // page size for List (default 50, at most 1000)
 	Cursor       string    // from a previous Page
@@ -51,7 +51,7 @@ func (l *Ledger) List(ctx context.Context, q Query) (*Page, error) {
 		limit = 50
 	}
 	limit = min(limit, MaxLimit)
-	where, args := filters(q)
+	where, args := l.filters(q)
 	if q.Cursor != "" {
 		at, id, err := decodeCursor(q.Cursor)
 		if err != nil {
@@ -99,7 +99,7 @@ func (l *Ledger) List(ctx context.Context, q Query) (*Page, error) {
 // Scan calls fn for every entry matching q, oldest first (q.Limit and
 // q.Cursor are ignored). It streams: memory does not grow with the ledger.
 func (l *Ledger) Scan(ctx context.Context, q Query, fn func(*Entry) error) error {
-	where, args := filters(q)
+	where, args := l.filters(q)
 	if err := l.settle(ctx); err != nil {
 		return err
 	}
@@ -192,7 +192,7 @@ func (l *Ledger) Counts(ctx context.Context, since, until time.Time) ([]CountRow
 	return out, rows.Err()
 }
 
-func filters(q Query) (where []string, args []any) {
+func (l *Ledger) filters(q Query) (where []string, args []any) {
 	// An order or authority id that is not text no entry holds; PostgreSQL
 	// would refuse it as a malformed query instead of finding nothing.
 	if (q.Order != "" && !storable(q.Order)) || (q.Authority != "" && !storable(q.Authority)) {
@@ -205,8 +205,10 @@ func filters(q Query) (where []string, args []any) {
 		where, args = append(where, "d.decided_at < ?"), append(args, q.Until.UnixNano())
 	}
 	if q.Order != "" {
-		where = append(where, "EXISTS (SELECT 1 FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id AND o.order_id = ?)")
-		args = append(args, q.Order)
+		// A preview is recorded under its order id's pseudonym: the id
+		// finds it too.
+		where = append(where, "EXISTS (SELECT 1 FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id AND o.order_id IN (?, ?))")
+		args = append(args, q.Order, l.pseudo.Order(q.Order))
 	}
 	if q.Authority != "" {
 		where = append(where, "EXISTS (SELECT 1 FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id AND o.authority = ?)")
