@@ -29,6 +29,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,6 +44,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/internal/patherr"
+	"github.com/geoscope/geoscope/internal/secretfile"
 )
 
 // Coded errors, matched with errors.Is.
@@ -1016,11 +1018,19 @@ func loadKey(cfg Config) ([]byte, error) {
 			generated = true
 		}
 	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		if cfg.KeyFile == "" {
-			return nil, fmt.Errorf("%w: the ledger key %s: %v", ErrConfig, path, err)
-		}
+	what := "--ledger-key-file " + path
+	if cfg.KeyFile == "" {
+		what = "the ledger key " + path
+	}
+	raw, err := secretfile.ReadPrivate(path, what, "whoever reads the key can match the ledger's pseudonyms to the people they stand for")
+	var pathErr *fs.PathError
+	switch {
+	case err == nil:
+	case !errors.As(err, &pathErr):
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err) // open to others
+	case cfg.KeyFile == "":
+		return nil, fmt.Errorf("%w: the ledger key %s: %v", ErrConfig, path, err)
+	default:
 		return nil, fmt.Errorf("%w: --ledger-key-file: %v", ErrConfig, err)
 	}
 	// A key written as text (hex, or a passphrase) may end with a newline,
