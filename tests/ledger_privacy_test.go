@@ -177,6 +177,23 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 		}
 		previewDecision = a.DecisionID
 	})
+	// A preview naming an authority the registry does not list: the policy
+	// refuses its demands, quoting the authority, the client's text.
+	unlisted := "authority of " + id.phone + " " + id.participants["prev-cn"]
+	var unlistedDecision string
+	preview, _ = json.Marshal(map[string]any{
+		"meeting": map[string]any{"id": "privacy-" + id.tag, "host": map[string]any{"account_id": id.accounts["prev"], "account_country": "US"},
+			"participants": []map[string]string{{"id": id.participants["prev-cn"], "ip": id.ips["prev-cn"]}}},
+		"order": map[string]any{"id": "PREVIEW-" + id.tag, "authority": unlisted, "demands": []string{"remove_participants"},
+			"targets": map[string]any{"meetings": []string{"privacy-" + id.tag}}, "legal_basis": "test"},
+	})
+	send(srv, "/v1/decisions", preview, func(a lgAnswer, raw []byte) {
+		wantDurable(a, raw)
+		if !strings.Contains(string(raw), "unknown_authority") || !strings.Contains(string(raw), id.phone) {
+			t.Errorf("want unknown_authority refusals quoting the authority: %s", raw)
+		}
+		unlistedDecision = a.DecisionID
+	})
 	// Admissions: denied from CN (IPv4, IPv6, IPv4-mapped); allowed from
 	// the US (counted only).
 	for _, n := range []string{"j-cn4", "j-cn6", "j-cnm"} {
@@ -226,6 +243,11 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 		len(byOrder.Entries) != 1 || byOrder.Entries[0].DecisionID != previewDecision {
 		t.Errorf("GET /v1/ledger?order=<the preview's id>: HTTP %d %s, want the preview %s alone", r.status, r.body, previewDecision)
 	}
+	byOrder = ledger.Page{}
+	if r := mal.get("/v1/ledger?authority="+url.QueryEscape(unlisted), ""); r.status != http.StatusOK || json.Unmarshal(r.body, &byOrder) != nil ||
+		len(byOrder.Entries) != 1 || byOrder.Entries[0].DecisionID != unlistedDecision {
+		t.Errorf("GET /v1/ledger?authority=<the unlisted authority>: HTTP %d %s, want the preview %s alone", r.status, r.body, unlistedDecision)
+	}
 
 	// The pseudonyms and prefixes that must be there instead.
 	rawKey, err := os.ReadFile(keyPath)
@@ -240,7 +262,7 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 	expected := []string{
 		ps.Participant(id.participants["cn4"]), ps.Participant(id.participants["cn6"]), ps.Participant(id.participants["cnm"]),
 		ps.Participant(id.participants["j-cn6"]), ps.Account(id.accounts["host"]), ps.Account(id.accounts["cnreg"]), ps.Account(id.accounts["prev"]),
-		ps.Order(previewID),
+		ps.Order(previewID), ps.Authority(unlisted),
 		netip.MustParsePrefix(id.ips["cn4"] + "/24").Masked().String(),
 		netip.MustParsePrefix(id.ips["cn6"] + "/48").Masked().String(),
 		netip.PrefixFrom(netip.MustParseAddr(id.ips["cnm"]).Unmap(), 24).Masked().String(),

@@ -293,7 +293,7 @@ func Input(r *engine.Record, p *ledger.Pseudonymizer) *InputView {
 			previews = r.OrdersNotInForce
 		}
 		for id, o := range previews {
-			ov := &OrderView{ID: p.OrderID(r, id), Authority: o.Authority, Demands: o.Demands, Meetings: o.Targets.Meetings, AllMeetings: o.Targets.AllMeetings,
+			ov := &OrderView{ID: p.OrderID(r, id), Authority: p.AuthorityID(r, o.Authority), Demands: o.Demands, Meetings: o.Targets.Meetings, AllMeetings: o.Targets.AllMeetings,
 				LegalBasis: ledger.SubmittedLegalBasis(o.LegalBasis), Received: o.Received, Effective: o.Effective, Expires: o.Expires}
 			for _, a := range o.Targets.Accounts {
 				ov.Accounts = append(ov.Accounts, p.Account(a))

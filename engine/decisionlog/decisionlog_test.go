@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +126,7 @@ func TestPreviewOrderIDIsPseudonymized(t *testing.T) {
 		},
 		AccountID:    "acct-host",
 		PreviewOrder: order,
+		Authorities:  map[string]registry.Authority{"cn.cac": {Jurisdiction: []string{"CN"}}},
 		Participants: []input.Participant{{ID: "carol"}},
 		Orders: map[string]registry.Order{order: {Authority: "cn.cac", Demands: []string{"end_meeting", "remove_participants"},
 			Revoked: &registry.Revocation{Date: "2199-01-01", Reason: "withdrawn for +8613800138000"}}},
@@ -156,6 +158,27 @@ func TestPreviewOrderIDIsPseudonymized(t *testing.T) {
 	}
 	if rec.Decision.Actions[0].OrderID != order || rec.Decision.OrderIDs[0] != order {
 		t.Error("Event changed the decision it was given")
+	}
+	if !strings.Contains(string(raw), `"authority":"cn.cac"`) {
+		t.Errorf("the event lacks the registry's authority as it is: %s", raw)
+	}
+
+	// An authority the registry does not list is the client's text too:
+	// its pseudonym, in the order and in a reason quoting it.
+	const unlisted = "authority of +8613800138000"
+	o := rec.Orders[order]
+	o.Authority = unlisted
+	rec.Orders[order] = o
+	rec.Decision.Refused[0] = decision.Refusal{OrderID: order, Demand: "end_meeting", Code: "unknown_authority", Reason: fmt.Sprintf("authority %q is not in the registry", unlisted)}
+	if info, err = decisionlog.Event(rec, ps); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = json.Marshal(map[string]any{"input": *info.Input, "result": *info.Results})
+	check(raw)
+	for _, want := range []string{`"authority":"` + ps.Authority(unlisted) + `"`, `authority \"` + ps.Authority(unlisted) + `\" is not in the registry`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("the event lacks %s: %s", want, raw)
+		}
 	}
 
 	// Not in force: not evaluated, logged with its status.

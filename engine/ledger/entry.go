@@ -116,9 +116,10 @@ func SubmittedLegalBasis(text string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// ledgerOrder is o as an entry states it, under id (a preview's id is
-// given as its pseudonym, see Pseudonymizer.OrderID).
-func ledgerOrder(id string, o registry.Order, auth registry.Authority, status string, submitted bool) Order {
+// ledgerOrder is o as an entry states it, under id and of authority (a
+// preview's are given as the ledger records them: Pseudonymizer.OrderID
+// and AuthorityID).
+func ledgerOrder(id, authority string, o registry.Order, auth registry.Authority, status string, submitted bool) Order {
 	if submitted {
 		o.LegalBasis = SubmittedLegalBasis(o.LegalBasis)
 		// A revocation's reason is the client's free text too.
@@ -129,7 +130,7 @@ func ledgerOrder(id string, o registry.Order, auth registry.Authority, status st
 		}
 	}
 	return Order{
-		OrderID: id, Authority: o.Authority, AuthorityName: auth.Name, Jurisdiction: auth.Jurisdiction,
+		OrderID: id, Authority: authority, AuthorityName: auth.Name, Jurisdiction: auth.Jurisdiction,
 		Demands: o.Demands, LegalBasis: o.LegalBasis, Received: o.Received, ServiceWide: o.Targets.AllMeetings,
 		Effective: o.Effective, Expires: o.Expires, Revoked: o.Revoked, Status: status,
 	}
@@ -219,6 +220,41 @@ func (p *Pseudonymizer) OrderID(r *engine.Record, id string) string {
 	return id
 }
 
+// Authority returns the pseudonym of an authority a previewed order names
+// that the registry does not list.
+func (p *Pseudonymizer) Authority(id string) string { return p.of("authority", id) }
+
+// AuthorityID is id, the authority of an order of r's decision, as the
+// ledger and the decision log record it: as it is when the registry lists
+// it; the pseudonym of one only a previewed order names, which is the
+// client's text as much as the order's id is (the policy refuses the
+// order's demands, and the refusals are recorded).
+func (p *Pseudonymizer) AuthorityID(r *engine.Record, id string) string {
+	if _, listed := r.Authorities[id]; id != "" && !listed && r.PreviewOrder != "" {
+		return p.Authority(id)
+	}
+	return id
+}
+
+// previewTexts maps what the client wrote into the order r previews, and
+// the ledger records in place of it, to its pseudonym: the order's id,
+// and an authority the registry does not list. nil for a decision about
+// the registry's orders.
+func (p *Pseudonymizer) previewTexts(r *engine.Record) map[string]string {
+	if r.PreviewOrder == "" {
+		return nil
+	}
+	texts := map[string]string{r.PreviewOrder: p.Order(r.PreviewOrder)}
+	for _, orders := range []map[string]registry.Order{r.Orders, r.OrdersNotInForce} {
+		if o, ok := orders[r.PreviewOrder]; ok {
+			if a := p.AuthorityID(r, o.Authority); a != o.Authority {
+				texts[o.Authority] = a
+			}
+		}
+	}
+	return texts
+}
+
 // Question is the keyed digest that tells a request sent again from
 // another one (Entry.Request): HMAC-SHA256 under the ledger key of the
 // request's id, its kind and its body's SHA-256, truncated to 128 bits.
@@ -298,11 +334,11 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 	e.Request = p.Question(r)
 	for _, id := range d.OrderIDs {
 		o := r.Orders[id]
-		e.Orders = append(e.Orders, ledgerOrder(p.OrderID(r, id), o, r.Authorities[o.Authority], registry.StatusInForce, d.Preview))
+		e.Orders = append(e.Orders, ledgerOrder(p.OrderID(r, id), p.AuthorityID(r, o.Authority), o, r.Authorities[o.Authority], registry.StatusInForce, d.Preview))
 	}
 	for _, s := range d.OrdersNotInForce {
 		o := r.OrdersNotInForce[s.OrderID]
-		e.OrdersNotInForce = append(e.OrdersNotInForce, ledgerOrder(p.OrderID(r, s.OrderID), o, r.Authorities[o.Authority], s.Status, d.Preview))
+		e.OrdersNotInForce = append(e.OrdersNotInForce, ledgerOrder(p.OrderID(r, s.OrderID), p.AuthorityID(r, o.Authority), o, r.Authorities[o.Authority], s.Status, d.Preview))
 	}
 	subject := func(a decision.Action) string {
 		// Whatever an action names is scrubbed from free text, even an id
@@ -392,12 +428,15 @@ type scrubber struct {
 	// account and a participant id is replaced by its account pseudonym.
 	participants []input.Participant
 	joining      string
-	// preview is the id of the order submitted for preview (the
-	// client's text), replaced by its pseudonym wherever it stands.
-	preview  string
-	named    []string
-	accounts map[string]bool
-	cache    map[string]string
+	// client maps the client's text in a previewed order (its id, an
+	// authority the registry does not list) to its pseudonym, which
+	// replaces it wherever it stands (Pseudonymizer.previewTexts);
+	// clientTexts are its keys, in order.
+	client      map[string]string
+	clientTexts []string
+	named       []string
+	accounts    map[string]bool
+	cache       map[string]string
 	// escaped holds the escaped forms of ids with any (scrubber.forms),
 	// runs the participants' unescaped runs (participantRuns); orders the decision's
 	// order ids (scrubber.orderIDs).
@@ -451,7 +490,10 @@ const scanTexts = 8
 // before it builds its matcher: 2.5 times the mean length of the ids, at
 // least scanTexts.
 func (s *scrubber) scanLimit() int {
-	ids, bytes := 2+len(s.participants)+len(s.named)+len(s.accounts), len(s.joining)+len(s.preview)
+	ids, bytes := 1+len(s.participants)+len(s.named)+len(s.accounts)+len(s.clientTexts), len(s.joining)
+	for _, text := range s.clientTexts {
+		bytes += len(text)
+	}
 	for i := range s.participants {
 		bytes += len(s.participants[i].ID)
 	}
@@ -465,7 +507,9 @@ func (s *scrubber) scanLimit() int {
 }
 
 func newScrubber(r *engine.Record, p *Pseudonymizer) *scrubber {
-	s := &scrubber{p: p, r: r, participants: r.Participants, preview: r.PreviewOrder, accounts: map[string]bool{}, cache: map[string]string{}}
+	s := &scrubber{p: p, r: r, participants: r.Participants, accounts: map[string]bool{}, cache: map[string]string{}}
+	s.client = p.previewTexts(r)
+	s.clientTexts = slices.Sorted(maps.Keys(s.client))
 	// The accounts participants are signed in with are ids too.
 	for i := range r.Participants {
 		s.account(r.Participants[i].AccountID)
@@ -573,13 +617,13 @@ func (s *scrubber) code(c string) string {
 
 // orderIDs are the ids of the orders the decision named, evaluated or
 // not in force, which free text keeps as they are; not a preview's,
-// which is replaced like an id (scrubber.preview).
+// which is replaced like an id (scrubber.client).
 func (s *scrubber) orderIDs() []string {
 	if s.orders == nil && s.r != nil {
 		s.orders = make([]string, 0, len(s.r.Orders)+len(s.r.OrdersNotInForce))
 		for _, orders := range []map[string]registry.Order{s.r.Orders, s.r.OrdersNotInForce} {
 			for id := range orders {
-				if id != s.preview {
+				if _, theClients := s.client[id]; !theClients {
 					s.orders = append(s.orders, id)
 				}
 			}
@@ -651,17 +695,17 @@ func (s *scrubber) buildMatcher() {
 }
 
 // otherIDs are the ids scrub looks for after the participants', in its
-// order: the joining id, the named ids, the accounts, the preview's order
-// id. They are listed once, and again after an id is added (participant,
-// account).
+// order: the joining id, the named ids, the accounts, the client's texts
+// in a previewed order. They are listed once, and again after an id is
+// added (participant, account).
 func (s *scrubber) otherIDs() []string {
 	if s.others == nil {
-		s.others = append(make([]string, 0, 2+len(s.named)+len(s.accounts)), s.joining)
+		s.others = append(make([]string, 0, 1+len(s.named)+len(s.accounts)+len(s.clientTexts)), s.joining)
 		s.others = append(s.others, s.named...)
 		for id := range s.accounts {
 			s.others = append(s.others, id)
 		}
-		s.others = append(s.others, s.preview)
+		s.others = append(s.others, s.clientTexts...)
 	}
 	return s.others
 }
@@ -813,8 +857,9 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 				return form
 			case s.accounts[id]:
 				return s.p.Account(id)
-			case id == s.preview:
-				return s.p.Order(id)
+			}
+			if ps, ok := s.client[id]; ok {
+				return ps
 			}
 			return s.p.Participant(id)
 		}

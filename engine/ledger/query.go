@@ -20,7 +20,7 @@ import (
 type Query struct {
 	Since, Until time.Time // [Since, Until)
 	Order        string    // entries citing this order (a preview's id too: see Pseudonymizer.OrderID)
-	Authority    string    // entries citing an order of this authority
+	Authority    string    // entries citing an order of this authority (one only a preview names too: see Pseudonymizer.AuthorityID)
 	Limit        int       // page size for List (default 50, at most 1000)
 	Cursor       string    // from a previous Page
 }
@@ -211,8 +211,9 @@ func (l *Ledger) filters(q Query) (where []string, args []any) {
 		args = append(args, q.Order, l.pseudo.Order(q.Order))
 	}
 	if q.Authority != "" {
-		where = append(where, "EXISTS (SELECT 1 FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id AND o.authority = ?)")
-		args = append(args, q.Authority)
+		// So is an authority only a preview names, the registry not.
+		where = append(where, "EXISTS (SELECT 1 FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id AND o.authority IN (?, ?))")
+		args = append(args, q.Authority, l.pseudo.Authority(q.Authority))
 	}
 	return where, args
 }
