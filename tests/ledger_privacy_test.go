@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -247,6 +248,14 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 	if r := mal.get("/v1/ledger?authority="+url.QueryEscape(unlisted), ""); r.status != http.StatusOK || json.Unmarshal(r.body, &byOrder) != nil ||
 		len(byOrder.Entries) != 1 || byOrder.Entries[0].DecisionID != unlistedDecision {
 		t.Errorf("GET /v1/ledger?authority=<the unlisted authority>: HTTP %d %s, want the preview %s alone", r.status, r.body, unlistedDecision)
+	}
+	// So does the export, given the key.
+	withKey := ledgerArgs
+	if pg == nil {
+		withKey = append(slices.Clone(ledgerArgs), "--ledger-key-file", keyPath)
+	}
+	if got := runLedgerExport(t, append(slices.Clone(withKey), "--order", previewID)); bytes.Count(got, []byte("\n")) != 1 || !bytes.Contains(got, []byte(previewDecision)) {
+		t.Errorf("ledger export --order <the preview's id>: %s, want the preview %s alone", got, previewDecision)
 	}
 
 	// The pseudonyms and prefixes that must be there instead.

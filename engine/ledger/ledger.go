@@ -214,11 +214,19 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	}
 	var key []byte
 	if cfg.ReadOnly {
-		// Reading needs no pseudonyms; a random key keeps the
-		// pseudonymizer defined without touching any file.
+		// Reading needs no pseudonyms but to find a previewed order by
+		// its id (Query.Order), which takes the key given; without one,
+		// a random key keeps the pseudonymizer defined without touching
+		// any file.
 		key = make([]byte, 32)
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
+		}
+		if cfg.KeyFile != "" {
+			var err error
+			if key, err = loadKey(cfg); err != nil {
+				return nil, err
+			}
 		}
 		if cfg.URL == "" || cfg.URL == "sqlite" {
 			switch _, err := os.Stat(filepath.Join(cfg.DataDir, "ledger.db")); {
@@ -249,7 +257,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 	if cfg.ReadOnly && cfg.KeyFile != "" {
-		if err := checkReaderKey(ctx, b, cfg); err != nil {
+		if err := checkReaderKey(ctx, b, cfg, key); err != nil {
 			b.close()
 			return nil, err
 		}
@@ -947,11 +955,7 @@ func printableText(b []byte) bool {
 // is the ledger's (a backed-up key that is not would make every
 // pseudonym unmatchable). A ledger that states no key (written before
 // keys were bound) cannot say, and is read.
-func checkReaderKey(ctx context.Context, b backend, cfg Config) error {
-	key, err := loadKey(cfg)
-	if err != nil {
-		return err
-	}
+func checkReaderKey(ctx context.Context, b backend, cfg Config, key []byte) error {
 	rows, err := b.query(ctx, `SELECT fingerprint FROM ledger_key WHERE id = 1`)
 	if err != nil {
 		// Only a ledger older than the table cannot say; any other

@@ -151,8 +151,8 @@ func ledgerCommand() *cobra.Command {
 	flags.register(f)
 	f.StringVar(&since, "since", "", "entries at or after `T` (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&until, "until", "", "entries before `T` (RFC 3339 or YYYY-MM-DD)")
-	f.StringVar(&order, "order", "", "only entries that evaluated this order id, or that it targeted while not in force")
-	f.StringVar(&auth, "authority", "", "only entries that evaluated an order of this authority, or that one targeted while not in force")
+	f.StringVar(&order, "order", "", "only entries that evaluated this order id, or that it targeted while not in force (a previewed order's id, recorded as its pseudonym, is matched with --ledger-key-file)")
+	f.StringVar(&auth, "authority", "", "only entries that evaluated an order of this authority, or that one targeted while not in force (one only a preview named, recorded as its pseudonym, is matched with --ledger-key-file)")
 	f.StringVar(&format, "format", "jsonl", "output format: jsonl")
 	cmd.AddCommand(export, verifyCommand())
 	return cmd
