@@ -623,7 +623,7 @@ func (s *scrubber) orderIDs() []string {
 		s.orders = make([]string, 0, len(s.r.Orders)+len(s.r.OrdersNotInForce))
 		for _, orders := range []map[string]registry.Order{s.r.Orders, s.r.OrdersNotInForce} {
 			for id := range orders {
-				if _, theClients := s.client[id]; !theClients {
+				if _, clients := s.client[id]; !clients {
 					s.orders = append(s.orders, id)
 				}
 			}
