@@ -69,6 +69,12 @@ type Record struct {
 	// their ids only, to keep them out of free text it stores).
 	Participants []input.Participant
 	Joining      *input.Participant
+	// PreviewOrder is the id of the order the request submitted for
+	// preview, "" for a question about the registry's orders. The client
+	// chose it, so it may be any text, someone's number included: the
+	// ledger and the decision log record it as a keyed pseudonym
+	// (ledger.Pseudonymizer.Order), as they record people's ids.
+	PreviewOrder string
 	// Reached counts, by located country (UnknownCountry when unknown),
 	// everyone a meeting-wide or account action reaches: the participants,
 	// the connected host and the participant asking to join. It is set only
@@ -456,7 +462,7 @@ func newDecision(req *input.Request, facts *guard.Facts, snap *policy.Snapshot, 
 // newRecord is the record of d, made about req on facts: who was asked
 // about and on which orders.
 func newRecord(d *decision.Decision, req *input.Request, facts *guard.Facts, admission bool) *Record {
-	return &Record{
+	r := &Record{
 		Decision:     d,
 		AccountID:    req.Meeting.Host.AccountID,
 		Orders:       facts.Orders,
@@ -466,6 +472,10 @@ func newRecord(d *decision.Decision, req *input.Request, facts *guard.Facts, adm
 		Joining:      req.Joining,
 		Facts:        facts,
 	}
+	if req.Order != nil {
+		r.PreviewOrder = req.Order.ID
+	}
+	return r
 }
 
 // evaluate runs eval under the evaluation deadline.

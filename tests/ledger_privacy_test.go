@@ -10,8 +10,10 @@ import (
 	"io/fs"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,6 +30,7 @@ type lgIdentities struct {
 	participants map[string]string // name → id
 	accounts     map[string]string // name → id
 	ips          map[string]string // name → address as sent
+	phone        string            // a calling number (E.164)
 }
 
 func newIdentities() *lgIdentities {
@@ -55,6 +58,7 @@ func newIdentities() *lgIdentities {
 	id.ips["hk"], id.ips["m-hk"] = lgHK4(), lgHK4()
 	id.ips["lan"] = fmt.Sprintf("10.%d.%d.%d", 100+lgRandInt(155), 100+lgRandInt(155), 100+lgRandInt(155))
 	id.ips["ca6"] = lgCA6()
+	id.phone = fmt.Sprintf("+86138%08d", lgRandInt(100_000_000))
 	return id
 }
 
@@ -63,7 +67,7 @@ func (id *lgIdentities) p(name string) lgPerson { return lgPerson{id.participant
 // secrets are every raw id and address, in every textual form an address
 // could take (an IPv4-mapped address also as plain IPv4).
 func (id *lgIdentities) secrets() []string {
-	var out []string
+	out := []string{id.phone}
 	for _, v := range id.participants {
 		out = append(out, v)
 	}
@@ -155,17 +159,41 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 		}
 	})
 	// A preview order that targets another meeting: refusals whose reasons
-	// quote the account id.
+	// quote the account id. Its id and the reason of its (future)
+	// revocation are the client's text, and carry a participant's id, a
+	// calling number and an account id.
+	previewID := fmt.Sprintf("PREVIEW %s %s %s", id.participants["prev-cn"], id.phone, id.accounts["prev"])
 	preview, _ := json.Marshal(map[string]any{
 		"meeting": map[string]any{"id": "privacy-" + id.tag, "host": map[string]any{"account_id": id.accounts["prev"], "account_country": "US"},
 			"participants": []map[string]string{{"id": id.participants["prev-cn"], "ip": id.ips["prev-cn"]}}},
-		"order": map[string]any{"id": "PREVIEW-" + id.tag, "authority": "cn.cac", "demands": []string{"end_meeting", "suspend_account", "remove_participants"},
-			"targets": map[string]any{"meetings": []string{"elsewhere-" + id.tag}}, "legal_basis": "test"},
+		"order": map[string]any{"id": previewID, "authority": "cn.cac", "demands": []string{"end_meeting", "suspend_account", "remove_participants"},
+			"targets": map[string]any{"meetings": []string{"elsewhere-" + id.tag}}, "legal_basis": "test",
+			"revoked": map[string]any{"date": "2199-01-01", "reason": "withdrawn for " + id.phone}},
 	})
+	var previewDecision string
 	send(srv, "/v1/decisions", preview, func(a lgAnswer, raw []byte) {
+		wantDurable(a, raw)
 		if !strings.Contains(string(raw), "not_targeted") || !strings.Contains(string(raw), id.accounts["prev"]) {
 			t.Errorf("want not_targeted refusals quoting the account id: %s", raw)
 		}
+		previewDecision = a.DecisionID
+	})
+	// A preview naming an authority the registry does not list: the policy
+	// refuses its demands, quoting the authority, the client's text.
+	unlisted := "authority of " + id.phone + " " + id.participants["prev-cn"]
+	var unlistedDecision string
+	preview, _ = json.Marshal(map[string]any{
+		"meeting": map[string]any{"id": "privacy-" + id.tag, "host": map[string]any{"account_id": id.accounts["prev"], "account_country": "US"},
+			"participants": []map[string]string{{"id": id.participants["prev-cn"], "ip": id.ips["prev-cn"]}}},
+		"order": map[string]any{"id": "PREVIEW-" + id.tag, "authority": unlisted, "demands": []string{"remove_participants"},
+			"targets": map[string]any{"meetings": []string{"privacy-" + id.tag}}, "legal_basis": "test"},
+	})
+	send(srv, "/v1/decisions", preview, func(a lgAnswer, raw []byte) {
+		wantDurable(a, raw)
+		if !strings.Contains(string(raw), "unknown_authority") || !strings.Contains(string(raw), id.phone) {
+			t.Errorf("want unknown_authority refusals quoting the authority: %s", raw)
+		}
+		unlistedDecision = a.DecisionID
 	})
 	// Admissions: denied from CN (IPv4, IPv6, IPv4-mapped); allowed from
 	// the US (counted only).
@@ -210,6 +238,25 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 	}
 	export := runLedgerExport(t, ledgerArgs)
 	lgNoSecrets(t, "geoscope ledger export", export, secrets)
+	// The preview is recorded under its id's pseudonym, and found by its id.
+	var byOrder ledger.Page
+	if r := mal.get("/v1/ledger?order="+url.QueryEscape(previewID), ""); r.status != http.StatusOK || json.Unmarshal(r.body, &byOrder) != nil ||
+		len(byOrder.Entries) != 1 || byOrder.Entries[0].DecisionID != previewDecision {
+		t.Errorf("GET /v1/ledger?order=<the preview's id>: HTTP %d %s, want the preview %s alone", r.status, r.body, previewDecision)
+	}
+	byOrder = ledger.Page{}
+	if r := mal.get("/v1/ledger?authority="+url.QueryEscape(unlisted), ""); r.status != http.StatusOK || json.Unmarshal(r.body, &byOrder) != nil ||
+		len(byOrder.Entries) != 1 || byOrder.Entries[0].DecisionID != unlistedDecision {
+		t.Errorf("GET /v1/ledger?authority=<the unlisted authority>: HTTP %d %s, want the preview %s alone", r.status, r.body, unlistedDecision)
+	}
+	// So does the export, given the key.
+	withKey := ledgerArgs
+	if pg == nil {
+		withKey = append(slices.Clone(ledgerArgs), "--ledger-key-file", keyPath)
+	}
+	if got := runLedgerExport(t, append(slices.Clone(withKey), "--order", previewID)); bytes.Count(got, []byte("\n")) != 1 || !bytes.Contains(got, []byte(previewDecision)) {
+		t.Errorf("ledger export --order <the preview's id>: %s, want the preview %s alone", got, previewDecision)
+	}
 
 	// The pseudonyms and prefixes that must be there instead.
 	rawKey, err := os.ReadFile(keyPath)
@@ -224,6 +271,7 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 	expected := []string{
 		ps.Participant(id.participants["cn4"]), ps.Participant(id.participants["cn6"]), ps.Participant(id.participants["cnm"]),
 		ps.Participant(id.participants["j-cn6"]), ps.Account(id.accounts["host"]), ps.Account(id.accounts["cnreg"]), ps.Account(id.accounts["prev"]),
+		ps.Order(previewID), ps.Authority(unlisted),
 		netip.MustParsePrefix(id.ips["cn4"] + "/24").Masked().String(),
 		netip.MustParsePrefix(id.ips["cn6"] + "/48").Masked().String(),
 		netip.PrefixFrom(netip.MustParseAddr(id.ips["cnm"]).Unmap(), 24).Masked().String(),

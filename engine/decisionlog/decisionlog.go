@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/plugins"
@@ -279,6 +280,12 @@ func Input(r *engine.Record, p *ledger.Pseudonymizer) *InputView {
 		v.Joining = &PersonView{ID: p.Participant(f.Joining.ID), Country: f.Joining.Country, Subdivisions: f.Joining.Subdivisions}
 	}
 	v.OrdersNotInForce = r.Decision.OrdersNotInForce
+	if r.PreviewOrder != "" {
+		v.OrdersNotInForce = slices.Clone(v.OrdersNotInForce)
+		for i := range v.OrdersNotInForce {
+			v.OrdersNotInForce[i].OrderID = p.OrderID(r, v.OrdersNotInForce[i].OrderID)
+		}
+	}
 	if r.Decision.Preview {
 		// The preview order, evaluated or not in force.
 		previews := f.Orders
@@ -286,7 +293,7 @@ func Input(r *engine.Record, p *ledger.Pseudonymizer) *InputView {
 			previews = r.OrdersNotInForce
 		}
 		for id, o := range previews {
-			ov := &OrderView{ID: id, Authority: o.Authority, Demands: o.Demands, Meetings: o.Targets.Meetings, AllMeetings: o.Targets.AllMeetings,
+			ov := &OrderView{ID: p.OrderID(r, id), Authority: p.AuthorityID(r, o.Authority), Demands: o.Demands, Meetings: o.Targets.Meetings, AllMeetings: o.Targets.AllMeetings,
 				LegalBasis: ledger.SubmittedLegalBasis(o.LegalBasis), Received: o.Received, Effective: o.Effective, Expires: o.Expires}
 			for _, a := range o.Targets.Accounts {
 				ov.Accounts = append(ov.Accounts, p.Account(a))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,91 @@ func TestEventIsPseudonymized(t *testing.T) {
 			t.Errorf("the event lacks %s: %s", want, raw)
 		}
 	}
+}
+
+// The id of an order submitted for preview is the client's text, which
+// may hold a participant's id or a calling number: the event holds its
+// pseudonym wherever the id stands (the order, the actions, refusals and
+// blocks citing it, reasons quoting it, the orders not in force), and the
+// reason of its revocation is not logged.
+func TestPreviewOrderIDIsPseudonymized(t *testing.T) {
+	ps := ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32)))
+	const order = "remove alice +8613800138000"
+	rec := &engine.Record{
+		Decision: &decision.Decision{
+			DecisionID: "d-1", Time: time.Unix(0, 0).UTC(), MeetingID: "m-1", Preview: true, OrderIDs: []string{order},
+			Actions: []decision.Action{{Type: decision.RemoveParticipant, ParticipantID: "alice", OrderID: order, Country: "CN",
+				Reason: "order " + order + " reaches her"}},
+			GuardBlocked: []decision.Blocked{{Action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "carol", OrderID: order, Country: "CN"},
+				Code: "outside", Reason: "carol is outside"}},
+			Refused: []decision.Refusal{{OrderID: order, Demand: "end_meeting", Code: "affects_outside", Reason: "refused under " + order}},
+		},
+		AccountID:    "acct-host",
+		PreviewOrder: order,
+		Authorities:  map[string]registry.Authority{"cn.cac": {Jurisdiction: []string{"CN"}}},
+		Participants: []input.Participant{{ID: "carol"}},
+		Orders: map[string]registry.Order{order: {Authority: "cn.cac", Demands: []string{"end_meeting", "remove_participants"},
+			Revoked: &registry.Revocation{Date: "2199-01-01", Reason: "withdrawn for +8613800138000"}}},
+		Facts: &guard.Facts{
+			MeetingID: "m-1", AccountID: "acct-host",
+			Participants: []guard.Person{{ID: "carol", Located: guard.Located{Country: "US", By: "ip"}}},
+		},
+	}
+	rec.Facts.Orders = rec.Orders
+	check := func(raw []byte) {
+		t.Helper()
+		for _, leak := range []string{"alice", "+8613800138000", "withdrawn"} {
+			if strings.Contains(string(raw), leak) {
+				t.Errorf("the event contains %q: %s", leak, raw)
+			}
+		}
+		if !strings.Contains(string(raw), ps.Order(order)) {
+			t.Errorf("the event lacks the preview's pseudonym %s: %s", ps.Order(order), raw)
+		}
+	}
+	info, err := decisionlog.Event(rec, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(map[string]any{"input": *info.Input, "result": *info.Results})
+	check(raw)
+	if n := strings.Count(string(raw), ps.Order(order)); n != 7 {
+		t.Errorf("the preview's pseudonym stands %d times, want 7 (the order, order_ids, the action and its reason, the block, the refusal and its reason): %s", n, raw)
+	}
+	if rec.Decision.Actions[0].OrderID != order || rec.Decision.OrderIDs[0] != order {
+		t.Error("Event changed the decision it was given")
+	}
+	if !strings.Contains(string(raw), `"authority":"cn.cac"`) {
+		t.Errorf("the event lacks the registry's authority as it is: %s", raw)
+	}
+
+	// An authority the registry does not list is the client's text too:
+	// its pseudonym, in the order and in a reason quoting it.
+	const unlisted = "authority of +8613800138000"
+	o := rec.Orders[order]
+	o.Authority = unlisted
+	rec.Orders[order] = o
+	rec.Decision.Refused[0] = decision.Refusal{OrderID: order, Demand: "end_meeting", Code: "unknown_authority", Reason: fmt.Sprintf("authority %q is not in the registry", unlisted)}
+	if info, err = decisionlog.Event(rec, ps); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = json.Marshal(map[string]any{"input": *info.Input, "result": *info.Results})
+	check(raw)
+	for _, want := range []string{`"authority":"` + ps.Authority(unlisted) + `"`, `authority \"` + ps.Authority(unlisted) + `\" is not in the registry`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("the event lacks %s: %s", want, raw)
+		}
+	}
+
+	// Not in force: not evaluated, logged with its status.
+	rec.Decision = &decision.Decision{DecisionID: "d-2", Time: time.Unix(0, 0).UTC(), MeetingID: "m-1", Preview: true,
+		OrdersNotInForce: []decision.OrderStatus{{OrderID: order, Status: "revoked"}}}
+	rec.OrdersNotInForce, rec.Orders, rec.Facts.Orders = rec.Orders, nil, nil
+	if info, err = decisionlog.Event(rec, ps); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = json.Marshal(map[string]any{"input": *info.Input, "result": *info.Results})
+	check(raw)
 }
 
 // A blocked action is logged as its policy stated it, but a policy that

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -184,12 +185,76 @@ func checkURL(u string) error {
 		// Parsed now: a malformed URL (sslmode=verify_full) would
 		// otherwise start a server that refuses every decision, with
 		// every probe saying it is fine.
+		// The environment first: the parse reads it (PGSERVICE's file).
+		if err := checkEnvironment(u); err != nil {
+			return err
+		}
 		if _, err := pgconn.ParseConfig(u); err != nil {
 			return fmt.Errorf("%w: --ledger %s: %s", ErrConfig, quoteSetting(u), parseFailure(err))
 		}
 		return nil
 	}
 	return fmt.Errorf("%w: --ledger %s: want \"sqlite\", \"off\" or a postgres:// URL", ErrConfig, quoteSetting(u))
+}
+
+// pgEnvironment maps each environment variable the PostgreSQL driver
+// reads (pgconn's parseEnvSettings, pgx v5.12) to the setting it gives.
+var pgEnvironment = map[string]string{
+	"PGHOST": "host", "PGPORT": "port", "PGDATABASE": "database", "PGUSER": "user",
+	"PGPASSWORD": "password", "PGPASSFILE": "passfile", "PGAPPNAME": "application_name",
+	"PGCONNECT_TIMEOUT": "connect_timeout", "PGSSLMODE": "sslmode", "PGSSLKEY": "sslkey",
+	"PGSSLCERT": "sslcert", "PGSSLCERTMODE": "sslcertmode", "PGSSLSNI": "sslsni",
+	"PGSSLROOTCERT": "sslrootcert", "PGSSLPASSWORD": "sslpassword", "PGSSLNEGOTIATION": "sslnegotiation",
+	"PGTARGETSESSIONATTRS": "target_session_attrs", "PGSERVICE": "service", "PGSERVICEFILE": "servicefile",
+	"PGTZ": "timezone", "PGOPTIONS": "options", "PGMINPROTOCOLVERSION": "min_protocol_version",
+	"PGMAXPROTOCOLVERSION": "max_protocol_version", "PGCHANNELBINDING": "channel_binding",
+	"PGREQUIREAUTH": "require_auth",
+}
+
+// checkEnvironment refuses a PostgreSQL ledger URL that the process's
+// environment would change. The driver fills every setting a URL leaves
+// out from PG* variables, silently: PGSSLMODE=disable turns a URL that
+// states no sslmode into a connection without TLS, PGHOST or PGPORT sends
+// it to another server, PGOPTIONS="-c search_path=..." has the ledger
+// written into another schema, PGSERVICE reads all of these from a file.
+// What the ledger connects to, and how, is what --ledger (or
+// GEOSCOPE_LEDGER) says and nothing else, so a variable for a setting the
+// URL does not state is a configuration error, named (never its value);
+// one the URL states is overridden by it and harmless.
+func checkEnvironment(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil // pgconn parsed it; its own reading is what counts, and it has none of these
+	}
+	stated := map[string]bool{}
+	for key := range u.Query() {
+		stated[key] = true
+	}
+	stated["host"] = stated["host"] || u.Hostname() != ""
+	stated["port"] = stated["port"] || u.Port() != ""
+	stated["database"] = stated["database"] || strings.TrimPrefix(u.Path, "/") != ""
+	if u.User != nil {
+		_, hasPassword := u.User.Password()
+		stated["user"] = stated["user"] || u.User.Username() != ""
+		stated["password"] = stated["password"] || hasPassword
+	}
+	var names, settings []string
+	for name, setting := range pgEnvironment {
+		value, present := os.LookupEnv(name)
+		// As pgconn reads them: an empty variable is unset, but for an
+		// empty PGSSLCERTMODE, which it keeps (and refuses).
+		if (value != "" || present && setting == "sslcertmode") && !stated[setting] {
+			names, settings = append(names, name), append(settings, setting)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	slices.Sort(names)
+	slices.Sort(settings)
+	return fmt.Errorf("%w: the environment sets %s, which the PostgreSQL driver would apply to the --ledger connection, whose URL states no %s: "+
+		"the URL alone configures the ledger's connection; state the setting in it (sslmode=verify-full, ...) or unset the variable",
+		ErrConfig, strings.Join(names, ", "), strings.Join(settings, ", "))
 }
 
 // parseFailure is why pgconn could not parse a URL, without the URL

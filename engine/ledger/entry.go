@@ -116,13 +116,21 @@ func SubmittedLegalBasis(text string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// ledgerOrder is o as an entry states it.
-func ledgerOrder(id string, o registry.Order, auth registry.Authority, status string, submitted bool) Order {
+// ledgerOrder is o as an entry states it, under id and of authority (a
+// preview's are given as the ledger records them: Pseudonymizer.OrderID
+// and AuthorityID).
+func ledgerOrder(id, authority string, o registry.Order, auth registry.Authority, status string, submitted bool) Order {
 	if submitted {
 		o.LegalBasis = SubmittedLegalBasis(o.LegalBasis)
+		// A revocation's reason is the client's free text too.
+		if o.Revoked != nil {
+			revoked := *o.Revoked
+			revoked.Reason = SubmittedLegalBasis(revoked.Reason)
+			o.Revoked = &revoked
+		}
 	}
 	return Order{
-		OrderID: id, Authority: o.Authority, AuthorityName: auth.Name, Jurisdiction: auth.Jurisdiction,
+		OrderID: id, Authority: authority, AuthorityName: auth.Name, Jurisdiction: auth.Jurisdiction,
 		Demands: o.Demands, LegalBasis: o.LegalBasis, Received: o.Received, ServiceWide: o.Targets.AllMeetings,
 		Effective: o.Effective, Expires: o.Expires, Revoked: o.Revoked, Status: status,
 	}
@@ -193,6 +201,59 @@ func (p *Pseudonymizer) Participant(id string) string { return p.of("participant
 
 // Account returns the pseudonym of an account id.
 func (p *Pseudonymizer) Account(id string) string { return p.of("account", id) }
+
+// Order returns the pseudonym of the id of an order submitted for preview.
+func (p *Pseudonymizer) Order(id string) string { return p.of("order", id) }
+
+// OrderID is id, an order id of r's decision, as the ledger and the
+// decision log record it: the pseudonym of the order r submitted for
+// preview, any other (the registry's, the operator's text) as it is. A
+// preview's id is the client's text, which may be anything, a
+// participant's id or number included ("remove +8613800000000"); keyed,
+// it is still found by whoever holds the key and the id (Query.Order
+// matches it), and it cannot be worked back from the ledger by trying
+// every number, as an unkeyed digest could.
+func (p *Pseudonymizer) OrderID(r *engine.Record, id string) string {
+	if id != "" && id == r.PreviewOrder {
+		return p.Order(id)
+	}
+	return id
+}
+
+// Authority returns the pseudonym of an authority a previewed order names
+// that the registry does not list.
+func (p *Pseudonymizer) Authority(id string) string { return p.of("authority", id) }
+
+// AuthorityID is id, the authority of an order of r's decision, as the
+// ledger and the decision log record it: as it is when the registry lists
+// it; the pseudonym of one only a previewed order names, which is the
+// client's text as much as the order's id is (the policy refuses the
+// order's demands, and the refusals are recorded).
+func (p *Pseudonymizer) AuthorityID(r *engine.Record, id string) string {
+	if _, listed := r.Authorities[id]; id != "" && !listed && r.PreviewOrder != "" {
+		return p.Authority(id)
+	}
+	return id
+}
+
+// previewTexts maps what the client wrote into the order r previews, and
+// the ledger records in place of it, to its pseudonym: the order's id,
+// and an authority the registry does not list. nil for a decision about
+// the registry's orders.
+func (p *Pseudonymizer) previewTexts(r *engine.Record) map[string]string {
+	if r.PreviewOrder == "" {
+		return nil
+	}
+	texts := map[string]string{r.PreviewOrder: p.Order(r.PreviewOrder)}
+	for _, orders := range []map[string]registry.Order{r.Orders, r.OrdersNotInForce} {
+		if o, ok := orders[r.PreviewOrder]; ok {
+			if a := p.AuthorityID(r, o.Authority); a != o.Authority {
+				texts[o.Authority] = a
+			}
+		}
+	}
+	return texts
+}
 
 // Question is the keyed digest that tells a request sent again from
 // another one (Entry.Request): HMAC-SHA256 under the ledger key of the
@@ -273,11 +334,11 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 	e.Request = p.Question(r)
 	for _, id := range d.OrderIDs {
 		o := r.Orders[id]
-		e.Orders = append(e.Orders, ledgerOrder(id, o, r.Authorities[o.Authority], registry.StatusInForce, d.Preview))
+		e.Orders = append(e.Orders, ledgerOrder(p.OrderID(r, id), p.AuthorityID(r, o.Authority), o, r.Authorities[o.Authority], registry.StatusInForce, d.Preview))
 	}
 	for _, s := range d.OrdersNotInForce {
 		o := r.OrdersNotInForce[s.OrderID]
-		e.OrdersNotInForce = append(e.OrdersNotInForce, ledgerOrder(s.OrderID, o, r.Authorities[o.Authority], s.Status, d.Preview))
+		e.OrdersNotInForce = append(e.OrdersNotInForce, ledgerOrder(p.OrderID(r, s.OrderID), p.AuthorityID(r, o.Authority), o, r.Authorities[o.Authority], s.Status, d.Preview))
 	}
 	subject := func(a decision.Action) string {
 		// Whatever an action names is scrubbed from free text, even an id
@@ -295,7 +356,7 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 		return ""
 	}
 	for i, a := range d.Actions {
-		act := Action{Type: a.Type, OrderID: a.OrderID, Subject: subject(a), Host: a.Host, Country: a.Country, LocatedBy: a.LocatedBy,
+		act := Action{Type: a.Type, OrderID: p.OrderID(r, a.OrderID), Subject: subject(a), Host: a.Host, Country: a.Country, LocatedBy: a.LocatedBy,
 			Subdivisions: a.Subdivisions, Jurisdiction: a.Jurisdiction}
 		if i < len(r.Networks) && r.Networks[i].IsValid() {
 			act.Network = coarse(r.Networks[i]).String()
@@ -323,7 +384,7 @@ func newEntry(r *engine.Record, p *Pseudonymizer, engineVersion, replica string)
 		e.GuardBlocked[i].Reason = scrub.applyQuoted(b.Reason)
 	}
 	for _, rf := range d.Refused {
-		e.Refused = append(e.Refused, Refusal{OrderID: rf.OrderID, Demand: rf.Demand, Code: scrub.code(rf.Code), Reason: scrub.apply(rf.Reason), AffectedOutside: rf.AffectedOutside})
+		e.Refused = append(e.Refused, Refusal{OrderID: p.OrderID(r, rf.OrderID), Demand: rf.Demand, Code: scrub.code(rf.Code), Reason: scrub.apply(rf.Reason), AffectedOutside: rf.AffectedOutside})
 	}
 	return e
 }
@@ -367,9 +428,15 @@ type scrubber struct {
 	// account and a participant id is replaced by its account pseudonym.
 	participants []input.Participant
 	joining      string
-	named        []string
-	accounts     map[string]bool
-	cache        map[string]string
+	// client maps the client's text in a previewed order (its id, an
+	// authority the registry does not list) to its pseudonym, which
+	// replaces it wherever it stands (Pseudonymizer.previewTexts);
+	// clientTexts are its keys, in order.
+	client      map[string]string
+	clientTexts []string
+	named       []string
+	accounts    map[string]bool
+	cache       map[string]string
 	// escaped holds the escaped forms of ids with any (scrubber.forms),
 	// runs the participants' unescaped runs (participantRuns); orders the decision's
 	// order ids (scrubber.orderIDs).
@@ -423,7 +490,10 @@ const scanTexts = 8
 // before it builds its matcher: 2.5 times the mean length of the ids, at
 // least scanTexts.
 func (s *scrubber) scanLimit() int {
-	ids, bytes := 1+len(s.participants)+len(s.named)+len(s.accounts), len(s.joining)
+	ids, bytes := 1+len(s.participants)+len(s.named)+len(s.accounts)+len(s.clientTexts), len(s.joining)
+	for _, text := range s.clientTexts {
+		bytes += len(text)
+	}
 	for i := range s.participants {
 		bytes += len(s.participants[i].ID)
 	}
@@ -438,6 +508,8 @@ func (s *scrubber) scanLimit() int {
 
 func newScrubber(r *engine.Record, p *Pseudonymizer) *scrubber {
 	s := &scrubber{p: p, r: r, participants: r.Participants, accounts: map[string]bool{}, cache: map[string]string{}}
+	s.client = p.previewTexts(r)
+	s.clientTexts = slices.Sorted(maps.Keys(s.client))
 	// The accounts participants are signed in with are ids too.
 	for i := range r.Participants {
 		s.account(r.Participants[i].AccountID)
@@ -478,7 +550,7 @@ func (s *scrubber) claims(a decision.Action) decision.Action {
 	_, evaluated := s.r.Orders[a.OrderID]
 	_, notInForce := s.r.OrdersNotInForce[a.OrderID]
 	a.Type = keep(a.Type, decision.KnownActionType(a.Type))
-	a.OrderID = keep(a.OrderID, evaluated || notInForce)
+	a.OrderID = s.p.OrderID(s.r, keep(a.OrderID, evaluated || notInForce))
 	a.MeetingID = keep(a.MeetingID, a.MeetingID == s.r.Decision.MeetingID)
 	a.Country = keep(a.Country, registry.IsCountryCode(a.Country))
 	a.LocatedBy = keep(a.LocatedBy, decision.KnownLocatedBy(a.LocatedBy))
@@ -544,15 +616,17 @@ func (s *scrubber) code(c string) string {
 }
 
 // orderIDs are the ids of the orders the decision named, evaluated or
-// not in force.
+// not in force, which free text keeps as they are; not a preview's,
+// which is replaced like an id (scrubber.client).
 func (s *scrubber) orderIDs() []string {
 	if s.orders == nil && s.r != nil {
 		s.orders = make([]string, 0, len(s.r.Orders)+len(s.r.OrdersNotInForce))
-		for id := range s.r.Orders {
-			s.orders = append(s.orders, id)
-		}
-		for id := range s.r.OrdersNotInForce {
-			s.orders = append(s.orders, id)
+		for _, orders := range []map[string]registry.Order{s.r.Orders, s.r.OrdersNotInForce} {
+			for id := range orders {
+				if _, clients := s.client[id]; !clients {
+					s.orders = append(s.orders, id)
+				}
+			}
 		}
 	}
 	return s.orders
@@ -621,15 +695,17 @@ func (s *scrubber) buildMatcher() {
 }
 
 // otherIDs are the ids scrub looks for after the participants', in its
-// order: the joining id, the named ids, the accounts. They are listed
-// once, and again after an id is added (participant, account).
+// order: the joining id, the named ids, the accounts, the client's texts
+// in a previewed order. They are listed once, and again after an id is
+// added (participant, account).
 func (s *scrubber) otherIDs() []string {
 	if s.others == nil {
-		s.others = append(make([]string, 0, 1+len(s.named)+len(s.accounts)), s.joining)
+		s.others = append(make([]string, 0, 1+len(s.named)+len(s.accounts)+len(s.clientTexts)), s.joining)
 		s.others = append(s.others, s.named...)
 		for id := range s.accounts {
 			s.others = append(s.others, id)
 		}
+		s.others = append(s.others, s.clientTexts...)
 	}
 	return s.others
 }
@@ -781,6 +857,9 @@ func (s *scrubber) scrub(text string, quoted bool) string {
 				return form
 			case s.accounts[id]:
 				return s.p.Account(id)
+			}
+			if ps, ok := s.client[id]; ok {
+				return ps
 			}
 			return s.p.Participant(id)
 		}

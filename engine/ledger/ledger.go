@@ -29,6 +29,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,6 +44,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/internal/patherr"
+	"github.com/geoscope/geoscope/internal/secretfile"
 )
 
 // Coded errors, matched with errors.Is.
@@ -217,11 +219,19 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	}
 	var key []byte
 	if cfg.ReadOnly {
-		// Reading needs no pseudonyms; a random key keeps the
-		// pseudonymizer defined without touching any file.
+		// Reading needs no pseudonyms but to find a previewed order by
+		// its id (Query.Order), which takes the key given; without one,
+		// a random key keeps the pseudonymizer defined without touching
+		// any file.
 		key = make([]byte, 32)
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
+		}
+		if cfg.KeyFile != "" {
+			var err error
+			if key, err = loadKey(cfg); err != nil {
+				return nil, err
+			}
 		}
 		if cfg.URL == "" || cfg.URL == "sqlite" {
 			switch _, err := os.Stat(filepath.Join(cfg.DataDir, "ledger.db")); {
@@ -263,7 +273,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		return nil, err
 	}
 	if cfg.ReadOnly && cfg.KeyFile != "" {
-		if err := checkReaderKey(ctx, b, cfg); err != nil {
+		if err := checkReaderKey(ctx, b, cfg, key); err != nil {
 			b.close()
 			return nil, err
 		}
@@ -969,11 +979,7 @@ func printableText(b []byte) bool {
 // is the ledger's (a backed-up key that is not would make every
 // pseudonym unmatchable). A ledger that states no key (written before
 // keys were bound) cannot say, and is read.
-func checkReaderKey(ctx context.Context, b backend, cfg Config) error {
-	key, err := loadKey(cfg)
-	if err != nil {
-		return err
-	}
+func checkReaderKey(ctx context.Context, b backend, cfg Config, key []byte) error {
 	rows, err := b.query(ctx, `SELECT fingerprint FROM ledger_key WHERE id = 1`)
 	if err != nil {
 		// Only a ledger older than the table cannot say; any other
@@ -1040,11 +1046,19 @@ func loadKey(cfg Config) ([]byte, error) {
 			generated = true
 		}
 	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		if cfg.KeyFile == "" {
-			return nil, fmt.Errorf("%w: the ledger key %s: %v", ErrConfig, path, err)
-		}
+	what := "--ledger-key-file " + path
+	if cfg.KeyFile == "" {
+		what = "the ledger key " + path
+	}
+	raw, err := secretfile.ReadPrivate(path, what, "whoever reads the key can match the ledger's pseudonyms to the people they stand for")
+	var pathErr *fs.PathError
+	switch {
+	case err == nil:
+	case !errors.As(err, &pathErr):
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err) // open to others
+	case cfg.KeyFile == "":
+		return nil, fmt.Errorf("%w: the ledger key %s: %v", ErrConfig, path, err)
+	default:
 		return nil, fmt.Errorf("%w: --ledger-key-file: %v", ErrConfig, err)
 	}
 	// A key written as text (hex, or a passphrase) may end with a newline,

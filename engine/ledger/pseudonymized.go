@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"slices"
+
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/decision"
 )
@@ -10,7 +12,9 @@ import (
 // its keyed pseudonym, exactly as the ledger stores it, and free text is
 // scrubbed of every id the request carried or an action named, as is what
 // a policy claimed in an action the guard blocked (scrubber.claims).
-// Meeting ids, order ids and located countries are kept, as in the ledger.
+// Meeting ids, the registry's order ids and located countries are kept, as
+// in the ledger; the id of an order submitted for preview is its pseudonym
+// (OrderID).
 func (p *Pseudonymizer) Decision(r *engine.Record) *decision.Decision {
 	d := *r.Decision
 	scrub := newScrubber(r, p)
@@ -30,6 +34,17 @@ func (p *Pseudonymizer) Decision(r *engine.Record) *decision.Decision {
 	d.Actions = make([]decision.Action, len(r.Decision.Actions))
 	for i, a := range r.Decision.Actions {
 		d.Actions[i] = pseudonymize(a)
+		d.Actions[i].OrderID = p.OrderID(r, a.OrderID)
+	}
+	if r.PreviewOrder != "" {
+		d.OrderIDs = make([]string, len(r.Decision.OrderIDs))
+		for i, id := range r.Decision.OrderIDs {
+			d.OrderIDs[i] = p.OrderID(r, id)
+		}
+		d.OrdersNotInForce = slices.Clone(r.Decision.OrdersNotInForce)
+		for i := range d.OrdersNotInForce {
+			d.OrdersNotInForce[i].OrderID = p.OrderID(r, d.OrdersNotInForce[i].OrderID)
+		}
 	}
 	d.GuardBlocked = make([]decision.Blocked, len(r.Decision.GuardBlocked))
 	for i, b := range r.Decision.GuardBlocked {
@@ -47,7 +62,7 @@ func (p *Pseudonymizer) Decision(r *engine.Record) *decision.Decision {
 	}
 	d.Refused = make([]decision.Refusal, len(r.Decision.Refused))
 	for i, rf := range r.Decision.Refused {
-		rf.Reason, rf.Code = scrub.apply(rf.Reason), scrub.code(rf.Code)
+		rf.Reason, rf.Code, rf.OrderID = scrub.apply(rf.Reason), scrub.code(rf.Code), p.OrderID(r, rf.OrderID)
 		d.Refused[i] = rf
 	}
 	return &d

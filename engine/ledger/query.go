@@ -19,8 +19,8 @@ import (
 // Query selects entries. Zero values select everything.
 type Query struct {
 	Since, Until time.Time // [Since, Until)
-	Order        string    // entries citing this order
-	Authority    string    // entries citing an order of this authority
+	Order        string    // entries citing this order (a preview's id too: see Pseudonymizer.OrderID)
+	Authority    string    // entries citing an order of this authority (one only a preview names too: see Pseudonymizer.AuthorityID)
 	Limit        int       // page size for List (default 50, at most 1000)
 	Cursor       string    // from a previous Page
 }
@@ -51,7 +51,7 @@ func (l *Ledger) List(ctx context.Context, q Query) (*Page, error) {
 		limit = 50
 	}
 	limit = min(limit, MaxLimit)
-	where, args := filters(q)
+	where, args := l.filters(q)
 	if q.Cursor != "" {
 		at, id, err := decodeCursor(q.Cursor)
 		if err != nil {
@@ -122,7 +122,7 @@ func (l *Ledger) ScanStored(ctx context.Context, q Query, fn func(*Stored) error
 }
 
 func (l *Ledger) scan(ctx context.Context, q Query, chain bool, fn func(*Stored) error) error {
-	where, args := filters(q)
+	where, args := l.filters(q)
 	if err := l.settle(ctx); err != nil {
 		return err
 	}
@@ -238,7 +238,7 @@ func (l *Ledger) Counts(ctx context.Context, since, until time.Time) ([]CountRow
 	return out, rows.Err()
 }
 
-func filters(q Query) (where []string, args []any) {
+func (l *Ledger) filters(q Query) (where []string, args []any) {
 	// An order or authority id that is not text no entry holds; PostgreSQL
 	// would refuse it as a malformed query instead of finding nothing.
 	if (q.Order != "" && !storable(q.Order)) || (q.Authority != "" && !storable(q.Authority)) {
@@ -251,12 +251,15 @@ func filters(q Query) (where []string, args []any) {
 		where, args = append(where, "d.decided_at < ?"), append(args, q.Until.UnixNano())
 	}
 	if q.Order != "" {
-		where = append(where, "EXISTS (SELECT 1 FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id AND o.order_id = ?)")
-		args = append(args, q.Order)
+		// A preview is recorded under its order id's pseudonym: the id
+		// finds it too.
+		where = append(where, "EXISTS (SELECT 1 FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id AND o.order_id IN (?, ?))")
+		args = append(args, q.Order, l.pseudo.Order(q.Order))
 	}
 	if q.Authority != "" {
-		where = append(where, "EXISTS (SELECT 1 FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id AND o.authority = ?)")
-		args = append(args, q.Authority)
+		// So is an authority only a preview names, the registry not.
+		where = append(where, "EXISTS (SELECT 1 FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id AND o.authority IN (?, ?))")
+		args = append(args, q.Authority, l.pseudo.Authority(q.Authority))
 	}
 	return where, args
 }

@@ -2,15 +2,19 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
+
+	"github.com/geoscope/geoscope/internal/secretfile"
 )
 
 // Scopes a token may hold. admin includes decide and metrics. metrics
@@ -62,8 +66,9 @@ func (g grants) has(scope string) bool { return g&grantOf(scope) != 0 }
 // The file is read again when it changes (see Server.watchFiles): a token
 // is added or revoked by editing the file (or the Secret it is mounted
 // from), without a restart that would drop every connection. A version
-// that does not load (missing, unreadable, a malformed line, or empty)
-// keeps the tokens in use. A version that holds comments and no token
+// that does not load (missing, unreadable, a malformed line, empty, or
+// writable by other users than its owner, who could add a token of their
+// own: see secretfile) keeps the tokens in use. A version that holds comments and no token
 // revokes them all: that is the operator's way to shut everyone out at
 // once, when the one token there was has leaked. An empty file is not
 // taken for that: a disk that filled up, or an editor truncating before it
@@ -99,12 +104,15 @@ func loadTokens(path string) (*tokens, error) {
 // readTokens parses a tokens file; commented reports whether it holds a
 // comment.
 func readTokens(path string) (entries []tokenEntry, commented bool, err error) {
-	f, err := os.Open(path)
-	if err != nil {
+	raw, err := secretfile.ReadUnwritable(path, "--tokens-file "+path, "whoever can write it can give themselves a token with the admin scope")
+	var pathErr *fs.PathError
+	switch {
+	case errors.As(err, &pathErr):
 		return nil, false, fmt.Errorf("%w: --tokens-file: %v", ErrConfig, err)
+	case err != nil:
+		return nil, false, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(raw))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if strings.HasPrefix(line, "#") {

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"crypto/tls"
-	"fmt"
 	"log/slog"
 	"sync/atomic"
 )
@@ -23,9 +22,9 @@ type certificate struct {
 
 func newCertificate(certFile, keyFile string, log *slog.Logger) (*certificate, error) {
 	c := &certificate{certFile: certFile, keyFile: keyFile, log: log}
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	pair, err := loadPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --tls-cert %s with --tls-key %s: %v", ErrConfig, certFile, keyFile, err)
+		return nil, err
 	}
 	c.current.Store(&pair)
 	return c, nil
@@ -38,7 +37,7 @@ func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 
 // reload reads the pair again.
 func (c *certificate) reload() {
-	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	pair, err := loadPair(c.certFile, c.keyFile)
 	if err == nil && bytes.Equal(pair.Certificate[0], c.current.Load().Certificate[0]) {
 		return // another watched file changed
 	}

@@ -75,4 +75,20 @@ func TestRenewedCertificateIsServed(t *testing.T) {
 	if n := failures(); n != 2 {
 		t.Errorf("the failures logged %d times, want twice (one per change):\n%s", n, ts.logs.String())
 	}
+
+	// A renewal whose key other users may read is not served: they could
+	// pose as this server with it.
+	proctest.WriteTLSPair(t, certFile, keyFile, 4)
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the renewal with an open key logged", func() bool { return strings.Contains(ts.logs.String(), "open to other users") })
+	time.Sleep(4 * fileDebounce)
+	if got := served(); got != 3 {
+		t.Errorf("after a renewal whose key others may read: serial %d served, want 3 still", got)
+	}
+	if err := os.Chmod(keyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the renewal served once its key is private", func() bool { return served() == 4 })
 }

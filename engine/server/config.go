@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/geoscope/geoscope/internal/secretfile"
 )
 
 // Config configures the HTTP server. Zero values take the defaults below.
@@ -178,18 +180,31 @@ func (c Config) checkTLS() error {
 	if c.TLSCert == "" {
 		return nil
 	}
-	cert, err := os.ReadFile(c.TLSCert)
+	_, err := loadPair(c.TLSCert, c.TLSKey)
+	return err
+}
+
+// loadPair reads the certificate and its key, as tls.LoadX509KeyPair does,
+// but refuses a key other users of the system may read (secretfile): it
+// lets whoever reads it pose as this server.
+func loadPair(certFile, keyFile string) (tls.Certificate, error) {
+	cert, err := os.ReadFile(certFile)
 	if err != nil {
-		return fmt.Errorf("%w: --tls-cert %s: %v", ErrConfig, c.TLSCert, pathError(err))
+		return tls.Certificate{}, fmt.Errorf("%w: --tls-cert %s: %v", ErrConfig, certFile, pathError(err))
 	}
-	key, err := os.ReadFile(c.TLSKey)
+	key, err := secretfile.ReadPrivate(keyFile, "--tls-key "+keyFile, "whoever reads the key can pose as this server")
+	var pe *os.PathError
+	switch {
+	case errors.As(err, &pe):
+		return tls.Certificate{}, fmt.Errorf("%w: --tls-key %s: %v", ErrConfig, keyFile, pathError(err))
+	case err != nil:
+		return tls.Certificate{}, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	pair, err := tls.X509KeyPair(cert, key)
 	if err != nil {
-		return fmt.Errorf("%w: --tls-key %s: %v", ErrConfig, c.TLSKey, pathError(err))
+		return tls.Certificate{}, fmt.Errorf("%w: --tls-cert %s with --tls-key %s: %v", ErrConfig, certFile, keyFile, err)
 	}
-	if _, err := tls.X509KeyPair(cert, key); err != nil {
-		return fmt.Errorf("%w: --tls-cert %s with --tls-key %s: %v", ErrConfig, c.TLSCert, c.TLSKey, err)
-	}
-	return nil
+	return pair, nil
 }
 
 // pathError drops the path an *os.PathError repeats.

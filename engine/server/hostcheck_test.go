@@ -241,6 +241,23 @@ func TestTokensFileReadAgainWhenItChanges(t *testing.T) {
 		t.Errorf("after an empty tokens file: %d, want 200 (the tokens in use stay)", got)
 	}
 
+	// A version that other users may write does not load either: any of
+	// them could have added their own admin token to it.
+	open := writeTokens(t, "planted-decide", "planted-admin")
+	if err := os.Chmod(open, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(open, path); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the writable version logged", func() bool { return strings.Contains(ts.logs.String(), "can be written by other users") })
+	if got := status("planted-admin"); got != http.StatusUnauthorized {
+		t.Errorf("a token of a tokens file others may write: %d, want 401", got)
+	}
+	if got := status("new-admin"); got != http.StatusOK {
+		t.Errorf("after a tokens file others may write: %d, want 200 (the tokens in use stay)", got)
+	}
+
 	// A version with comments and no token revokes them all.
 	for _, content := range []string{"# every token revoked\n", "\n# revoked\n\n"} {
 		if err := os.Rename(writeTokens(t, "next-decide", "next-admin"), path); err != nil {
