@@ -223,16 +223,6 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		// its id (Query.Order), which takes the key given; without one,
 		// a random key keeps the pseudonymizer defined without touching
 		// any file.
-		key = make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
-		if cfg.KeyFile != "" {
-			var err error
-			if key, err = loadKey(cfg); err != nil {
-				return nil, err
-			}
-		}
 		if cfg.URL == "" || cfg.URL == "sqlite" {
 			switch _, err := os.Stat(filepath.Join(cfg.DataDir, "ledger.db")); {
 			case errors.Is(err, os.ErrNotExist):
@@ -252,6 +242,16 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 			}
 			// Read and checked against the ledger as a key given is.
 			cfg.KeyFile = path
+		}
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		if cfg.KeyFile != "" {
+			var err error
+			if key, err = loadKey(cfg); err != nil {
+				return nil, err
+			}
 		}
 	} else {
 		if cfg.KeyFile == "" && cfg.URL != "" && cfg.URL != "sqlite" {
@@ -276,12 +276,6 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		if err := checkReaderKey(ctx, b, cfg, key); err != nil {
 			b.close()
 			return nil, err
-		}
-		if cfg.Pseudonyms {
-			if key, err = loadKey(cfg); err != nil {
-				b.close()
-				return nil, err
-			}
 		}
 	}
 	l := &Ledger{
@@ -339,8 +333,8 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 
 // Pseudonymizer returns the ledger's pseudonymizer, so an operator tool can
 // look up the entries of an id it knows (`ledger statements`). A reader
-// opened without Config.Pseudonyms holds a random key: its pseudonyms
-// match no entry.
+// opened with neither Config.Pseudonyms nor a KeyFile holds a random key:
+// its pseudonyms match no entry.
 func (l *Ledger) Pseudonymizer() *Pseudonymizer { return l.pseudo }
 
 // Record commits the record (or counts it, see the package comment) before
