@@ -59,7 +59,7 @@ func TestServeIsLiveWhileItLoads(t *testing.T) {
 		t.Skipf("no named pipes here: %v", err)
 	}
 	// startServe returns once /health answers 200.
-	p := startServe(t, serveOpts{args: []string{
+	p := startServe(t, serveOpts{loading: true, args: []string{
 		"--geoip-db", geotest.Standard(t), "--ledger", "off", "--bundle", "../policies", "--bundle", tarball,
 	}})
 	w, err := openPipeWhenRead(tarball, pollTimeout)
