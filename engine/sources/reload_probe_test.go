@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -109,5 +110,25 @@ func openWhenRead(pipe string, reloaded chan error) (*os.File, error) {
 			return nil, errors.New("the reload did not open the bundle within 10 s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestLoadCutShortIsNoRejection: a signal during the first load of local
+// bundles cancels it; that is no rejected version (no ERROR line, no
+// rejection counted for an alert to fire on).
+func TestLoadCutShortIsNoRejection(t *testing.T) {
+	regDir := filepath.Join(t.TempDir(), "registry")
+	writeTree(t, regDir, registryFiles("reg-1"))
+	src, _, logs := newSources(t, regDir, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := src.ReloadBundles(ctx); err == nil {
+		t.Fatal("a load under a cancelled context succeeded; the test shows nothing")
+	}
+	if st := src.Status(); st.BundleRejections != 0 || st.BundleError != nil {
+		t.Errorf("a load cut short counted as a rejection: %d, %+v", st.BundleRejections, st.BundleError)
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) {
+		t.Errorf("a load cut short logged an error:\n%s", logs)
 	}
 }

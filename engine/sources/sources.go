@@ -241,6 +241,13 @@ func (s *Sources) ReloadBundles(ctx context.Context) error {
 	s.loading.Lock()
 	defer s.loading.Unlock()
 	snap, err := policy.LoadSnapshot(ctx, s.cfg.Bundles, s.cfg.Load)
+	if err != nil && ctx.Err() != nil {
+		// The server is stopping (a signal during the first load): a load
+		// cut short is no rejected version, to count, alert on and log as
+		// an error.
+		s.log.Info("bundle load stopped: the server is shutting down")
+		return err
+	}
 	s.mu.Lock()
 	err = s.activate(snap, err)
 	s.mu.Unlock()
