@@ -3,10 +3,13 @@ package tests
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -215,5 +218,49 @@ func TestMetricsCountEvaluationTimeouts(t *testing.T) {
 	}
 	if _, ok := sampleValue(families, "geoscope_ledger_up", nil); ok {
 		t.Error("geoscope_ledger_up is exposed with --ledger off")
+	}
+}
+
+// TestMetricsShowTheQueue holds the large lane with a body that trickles
+// in, and sends a big roster behind it: while it waits for room it shows
+// in geoscope_inflight_waiting_requests, the queue that ends in 503
+// overloaded, and once the lane is given back it is answered and the
+// queue is empty again.
+func TestMetricsShowTheQueue(t *testing.T) {
+	const maxBody = 256 << 10
+	p := startServe(t, serveOpts{ready: true, args: []string{"--geoip-db", geotest.Standard(t), "--ledger", "off",
+		"--max-body", strconv.Itoa(maxBody), "--max-inflight", strconv.Itoa(maxBody), "--queue-timeout", "20s", "--min-body-rate", "1"}})
+	waiting := func() float64 {
+		v, ok := sampleValue(scrapeFamilies(t, p, ""), "geoscope_inflight_waiting_requests", map[string]string{"lane": "large"})
+		if !ok {
+			t.Fatal("no geoscope_inflight_waiting_requests{lane=\"large\"}")
+		}
+		return v
+	}
+	if w := waiting(); w != 0 {
+		t.Fatalf("waiting at start: %v", w)
+	}
+	conn, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/decisions HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"meeting\": ", p.addr, maxBody)
+	poll(t, pollTimeout, "the trickling request to hold the large lane", func() bool { return inflightBytes(t, p, "large") == maxBody })
+
+	answered := make(chan httpResult, 1)
+	go func() { answered <- p.post("/v1/decisions", "", rosterBody(3000)) }()
+	poll(t, pollTimeout, "the big roster to wait for room", func() bool { return waiting() == 1 })
+	conn.Close()
+	select {
+	case r := <-answered:
+		if r.status != http.StatusOK {
+			t.Errorf("the roster that waited: %s", r)
+		}
+	case <-time.After(pollTimeout):
+		t.Fatal("the roster that waited was not answered once the lane was given back")
+	}
+	if w := waiting(); w != 0 {
+		t.Errorf("waiting after the queue emptied: %v", w)
 	}
 }

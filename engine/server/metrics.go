@@ -85,6 +85,13 @@ func newMetrics(src *sources.Sources, f *inflight, active *atomic.Int64) *metric
 			ConstLabels: prometheus.Labels{"lane": lane},
 		}, func() float64 { return float64(used.Load()) })
 	}
+	waiting := func(lane string, n *atomic.Int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "geoscope_inflight_waiting_requests",
+			Help:        "Requests waiting for room in the in-flight budget, by lane (small, large): each is admitted when room is given back, or answered 503 overloaded after --queue-timeout.",
+			ConstLabels: prometheus.Labels{"lane": lane},
+		}, func() float64 { return float64(n.Load()) })
+	}
 	// Every lane from 0, so that rate() and increase() see the first
 	// request shed.
 	m.shed.WithLabelValues("small")
@@ -101,6 +108,7 @@ func newMetrics(src *sources.Sources, f *inflight, active *atomic.Int64) *metric
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.errors, m.latency, m.actions, m.refusals, m.blocks, m.shed,
 		inflightBytes("small", &f.smallUsed), inflightBytes("large", &f.largeUsed), inflightBytes("arriving", &f.arrivingUsed),
+		waiting("small", &f.smallWaiting), waiting("large", &f.largeWaiting),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "geoscope_http_requests_in_flight",
 			Help: "Requests being handled now (read, waiting for room, deciding or recording), this scrape included.",
