@@ -280,17 +280,44 @@ func TestLedgerOutagePostgres(t *testing.T) {
 	o.up("before the outage")
 
 	pg.Stop()
+	stopped := time.Now()
 	took := o.waitDown("PostgreSQL stopped", 15*time.Second)
 	t.Logf("first 503 ledger_unavailable %s after PostgreSQL stopped", took.Round(time.Millisecond))
 	plain := o.down("PostgreSQL stopped", 2*time.Second)
 	if ok, lastErr := o.ledgerHealth(); ok || lastErr == "" {
 		t.Errorf("/v1/status ledger ok=%v last_error=%q during the outage", ok, lastErr)
 	}
+	// What the alerts read (deploy/prometheus/alerts.yaml).
+	metrics := scrapeFamilies(t, srv, "")
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		down   bool // want 0, else more than 0
+	}{
+		{"geoscope_ledger_up", nil, true},
+		{"geoscope_ledger_commit_failures_total", map[string]string{"kind": "entries"}, false},
+		{"geoscope_ledger_commit_failures_total", map[string]string{"kind": "counts"}, false},
+		{"geoscope_http_errors_total", map[string]string{"endpoint": "/v1/decisions", "error_code": "ledger_unavailable"}, false},
+		{"geoscope_ready", nil, false},
+	} {
+		if v, ok := sampleValue(metrics, c.name, c.labels); !ok || (v == 0) != c.down {
+			t.Errorf("during the outage %s%v = %v (present %v)", c.name, c.labels, v, ok)
+		}
+	}
 
 	pg.Start()
 	took = o.waitUp("PostgreSQL started again", 30*time.Second)
+	outage := time.Since(stopped)
 	t.Logf("recovered %s after PostgreSQL came back, without a restart", took.Round(time.Millisecond))
 	o.up("after the outage")
+	if v, _ := sampleValue(scrapeFamilies(t, srv, ""), "geoscope_ledger_up", nil); v != 1 {
+		t.Errorf("after the outage geoscope_ledger_up = %v", v)
+	}
+	// The counts that could not be written are said once every 10 s, not
+	// at every flush (once a second) for as long as the outage lasts.
+	if n, most := strings.Count(srv.logs.String(), "aggregate counts not written yet"), 1+int(outage/(10*time.Second)); n > most {
+		t.Errorf("%d warnings of counts not written in an outage of %s; want at most %d", n, outage.Round(time.Second), most)
+	}
 	o.finish()
 	o.waitCounts("pgx", pg.URL(), plain)
 }

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,9 @@ type serveOpts struct {
 	ready bool
 	// env is added to the process's environment.
 	env []string
+	// loading returns as soon as /health answers, while the first load
+	// of local bundles may still run (see waitLoaded).
+	loading bool
 }
 
 // serverProc is a `geoscope serve` process. It can be signalled, and
@@ -192,12 +196,44 @@ func (p *serverProc) waitUp(r *serveRun) error {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				return p.waitLoaded(r, deadline)
 			}
 		}
 		time.Sleep(pollInterval)
 	}
 	return fmt.Errorf("%s did not answer 200 within %v", path, startTimeout)
+}
+
+// waitLoaded waits, for a server of local bundles, until its first load
+// has ended, one way or the other: /health answers while the bundles are
+// read and built, and a test that decides next expects what it loaded.
+// /ready says "yet" until then (and, when the load failed, the error or
+// where to find it). Remote bundles (--config) arrive whenever they do,
+// as they did before.
+func (p *serverProc) waitLoaded(r *serveRun, deadline time.Time) error {
+	if p.opts.ready || p.opts.loading || slices.Contains(p.opts.args, "--config") {
+		return nil
+	}
+	for time.Now().Before(deadline) {
+		select {
+		case <-r.exited:
+			return fmt.Errorf("exited with %v while loading", r.state)
+		default:
+		}
+		resp, err := p.client.Get(p.base + "/ready")
+		if err == nil {
+			var e struct {
+				Message string `json:"message"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&e)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK || !strings.HasSuffix(e.Message, " yet") {
+				return nil
+			}
+		}
+		time.Sleep(pollInterval)
+	}
+	return fmt.Errorf("the first load did not end within %v", startTimeout)
 }
 
 // restart starts the stopped server again with the same arguments, address

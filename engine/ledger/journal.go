@@ -555,6 +555,7 @@ func (l *Ledger) journaler() {
 
 func (l *Ledger) journalBatch(batch []*pending) {
 	var err error
+	start := time.Now()
 	if n := l.backlog.Load(); n > 0 {
 		// The tables are not being written: the journal would only grow,
 		// and nobody could read what it holds. Refused as if it had
@@ -573,6 +574,9 @@ func (l *Ledger) journalBatch(batch []*pending) {
 			p.segment = seg
 		}
 	}
+	// A batch refused for the backlog counts as a failed commit: its
+	// answers were refused all the same.
+	l.observed(WriteEntries, len(batch), time.Since(start), err)
 	l.outcome(&l.journalErr, err, len(batch))
 	if err == nil {
 		l.journaled.Add(int64(len(batch)))

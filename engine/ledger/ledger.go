@@ -145,6 +145,14 @@ type Ledger struct {
 	adoptNext time.Time
 	adoptMore bool
 
+	// countsFailingSince is when writing the aggregate counts began to
+	// fail (zero while it does not), countsLoggedAt when that was last
+	// logged; only the writer's goroutine, which flushes them, uses them.
+	countsFailingSince, countsLoggedAt time.Time
+
+	// observe, when set, is told of every write (see ObserveWrites).
+	observe atomic.Pointer[func(Write)]
+
 	// sendMu orders Record's enqueue against Close: once Close holds it,
 	// nothing more is queued, so everything queued is drained.
 	sendMu sync.RWMutex
@@ -639,10 +647,16 @@ func (l *Ledger) commit(batch []*pending) (retry []*pending) {
 	for i, p := range batch {
 		entries[i], raws[i] = p.entry, p.raw
 	}
+	start := time.Now()
 	err := l.backend.insert(ctx, entries, raws)
 	if err != nil {
 		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	kind := WriteEntries
+	if l.journal != nil {
+		kind = WriteCopy // the journal committed them, and their answers went
+	}
+	l.observed(kind, len(batch), time.Since(start), err)
 	l.outcome(&l.lastErr, err, len(batch))
 	journaled := 0
 	for _, p := range batch {
@@ -843,14 +857,31 @@ func (l *Ledger) flushCounts() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := l.backend.addCounts(ctx, counts); err != nil {
+	start := time.Now()
+	err := l.backend.addCounts(ctx, counts)
+	l.observed(WriteCounts, len(counts), time.Since(start), err)
+	if err != nil {
 		// Put them back; they are retried at the next flush.
 		l.mu.Lock()
 		for k, n := range counts {
 			l.counts[k] += n
 		}
 		l.mu.Unlock()
-		l.log.Warn("ledger: aggregate counts not written yet", "error", err.Error())
+		// Said when it starts and every 10 s while it lasts, as a failing
+		// commit is: at one flush a second, an outage of an hour would
+		// otherwise log 3,600 lines per replica.
+		if l.countsFailingSince.IsZero() || time.Since(l.countsLoggedAt) >= 10*time.Second {
+			l.log.Warn("ledger: aggregate counts not written yet; kept and retried every second", "error", err.Error())
+			l.countsLoggedAt = time.Now()
+		}
+		if l.countsFailingSince.IsZero() {
+			l.countsFailingSince = time.Now()
+		}
+		return
+	}
+	if !l.countsFailingSince.IsZero() {
+		l.log.Info("ledger: aggregate counts written again", "failing_for", time.Since(l.countsFailingSince).Round(time.Second).String())
+		l.countsFailingSince = time.Time{}
 	}
 }
 
@@ -897,6 +928,48 @@ func (l *Ledger) recheckStart(start error) {
 			return
 		}
 	}
+}
+
+// Kinds of write, as ObserveWrites reports them.
+const (
+	// WriteEntries commits entries whose answers wait for it: to the
+	// journal on SQLite, to the database on PostgreSQL.
+	WriteEntries = "entries"
+	// WriteCopy copies entries the SQLite journal committed into the
+	// database, after they were answered.
+	WriteCopy = "copy"
+	// WriteCounts adds the aggregate counts of plain admissions.
+	WriteCounts = "counts"
+)
+
+// Write is one write to the ledger, as ObserveWrites reports it.
+type Write struct {
+	Kind     string // WriteEntries, WriteCopy or WriteCounts
+	Items    int    // entries, or rows of counts
+	Duration time.Duration
+	Err      error
+}
+
+// ObserveWrites has fn called after every write to the ledger (from the
+// goroutine that wrote, so fn must be quick), for metrics: how long the
+// commits that answers wait for take, and which fail.
+func (l *Ledger) ObserveWrites(fn func(Write)) { l.observe.Store(&fn) }
+
+func (l *Ledger) observed(kind string, items int, d time.Duration, err error) {
+	if fn := l.observe.Load(); fn != nil {
+		(*fn)(Write{Kind: kind, Items: items, Duration: d, Err: err})
+	}
+}
+
+// Backlog is how many entries are waiting to reach the database: queued
+// for a commit, and on SQLite committed to the journal (and answered) but
+// not yet copied into the database. It grows while the database fails.
+func (l *Ledger) Backlog() int {
+	n := len(l.writes)
+	if l.journal != nil {
+		n = len(l.journalWrites) + int(max(l.journaled.Load()-l.indexed.Load(), 0))
+	}
+	return n
 }
 
 // Health reports the outcome of the latest commit.

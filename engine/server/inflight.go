@@ -118,6 +118,9 @@ type inflight struct {
 
 	// smallUsed and largeUsed are what is reserved now (for metrics).
 	smallUsed, largeUsed atomic.Int64
+	// smallWaiting and largeWaiting count the requests waiting for room
+	// (for metrics): the queue that ends in 503 overloaded.
+	smallWaiting, largeWaiting atomic.Int64
 
 	// arrivingUsed is what small bodies still arriving hold, at most
 	// arrivingCap (see arrival). Only ever taken when there is room: a
@@ -158,9 +161,9 @@ func (f *inflight) acquire(ctx context.Context, size, limit int64) (*reservation
 		size = limit
 	}
 	r := &reservation{f: f, large: size > SmallBody, weight: size}
-	sem, used := f.small, &f.smallUsed
+	sem, used, waiting := f.small, &f.smallUsed, &f.smallWaiting
 	if r.large {
-		sem, used = f.large, &f.largeUsed
+		sem, used, waiting = f.large, &f.largeUsed, &f.largeWaiting
 		// Always admissible: Config.validate keeps MaxInflight ≥ MaxBody.
 		r.weight = min(size, f.largeCap)
 	} else {
@@ -169,7 +172,9 @@ func (f *inflight) acquire(ctx context.Context, size, limit int64) (*reservation
 	// The common case, room and nobody waiting, costs no timer.
 	if !sem.TryAcquire(r.weight) {
 		wctx, cancel := context.WithTimeout(ctx, f.wait)
+		waiting.Add(1)
 		err := sem.Acquire(wctx, r.weight)
+		waiting.Add(-1)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {

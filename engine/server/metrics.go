@@ -4,25 +4,31 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/geoscope/geoscope/engine/apierror"
 	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/sources"
 )
 
 // metrics are registered on a registry of the server's own, so several
 // servers (tests) never share or collide.
 type metrics struct {
-	// byRequest and byEndpoint hold the children of requests and latency
-	// already looked up: the label values of a request are the same few
-	// every time, and looking them up hashes them again.
-	byRequest  sync.Map // requestLabels → prometheus.Counter
+	// byRequest, byEndpoint and byError hold the children of requests
+	// and latency already looked up: the label values of a request are
+	// the same few every time, and looking them up hashes them again.
+	byRequest  sync.Map // requestLabels → requestMetrics
 	byEndpoint sync.Map // endpoint → prometheus.Observer
+	byError    sync.Map // requestLabels with the error code → prometheus.Counter
 
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	errors   *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	actions  *prometheus.CounterVec
 	refusals *prometheus.CounterVec
@@ -30,13 +36,25 @@ type metrics struct {
 	shed     *prometheus.CounterVec
 }
 
-func newMetrics(src *sources.Sources, f *inflight) *metrics {
+func newMetrics(src *sources.Sources, f *inflight, active *atomic.Int64) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geoscope_http_requests_total",
 			Help: "HTTP requests by endpoint (the route's template, also for a method it does not allow; \"unmatched\" for a path no route has) and status code.",
 		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "geoscope_http_request_duration_seconds",
+			Help: "Time from a request's head to its answer (reading the body, waiting for room in the in-flight budget, deciding, recording), by endpoint and status code, as geoscope_http_requests_total labels them.",
+			// 0.5 ms .. 12 s: admissions take about a millisecond, a
+			// request that waits --queue-timeout one second, a body sent
+			// at --min-body-rate up to 30.
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}, []string{"endpoint", "code"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geoscope_http_errors_total",
+			Help: "Requests answered with an error, by endpoint and the error's code (the answer's \"code\": policy_error, eval_timeout, ledger_unavailable, overloaded, not_ready, invalid_input, ...), which tells apart what one status code covers (503 is any of four).",
+		}, []string{"endpoint", "error_code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "geoscope_decision_duration_seconds",
 			Help: "Time to decide, from decoded request to answer (locate, evaluate, guard, record).",
@@ -67,14 +85,34 @@ func newMetrics(src *sources.Sources, f *inflight) *metrics {
 			ConstLabels: prometheus.Labels{"lane": lane},
 		}, func() float64 { return float64(used.Load()) })
 	}
+	waiting := func(lane string, n *atomic.Int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "geoscope_inflight_waiting_requests",
+			Help:        "Requests waiting for room in the in-flight budget, by lane (small, large): each is admitted when room is given back, or answered 503 overloaded after --queue-timeout.",
+			ConstLabels: prometheus.Labels{"lane": lane},
+		}, func() float64 { return float64(n.Load()) })
+	}
 	// Every lane from 0, so that rate() and increase() see the first
 	// request shed.
 	m.shed.WithLabelValues("small")
 	m.shed.WithLabelValues("large")
 	m.shed.WithLabelValues("arriving")
 	m.shed.WithLabelValues("report")
-	m.registry.MustRegister(m.requests, m.latency, m.actions, m.refusals, m.blocks, m.shed,
+	// The errors an alert waits for, on the endpoints that decide, from 0
+	// likewise: a series that appears with its first error shows no
+	// increase until its second.
+	for _, endpoint := range []string{"/v1/decisions", "/v1/admission", DataDecisionPath, DataAdmissionPath} {
+		for _, code := range []string{apierror.PolicyError, apierror.EvalTimeout, apierror.LedgerUnavailable, apierror.Internal, apierror.NotReady} {
+			m.errors.WithLabelValues(endpoint, code)
+		}
+	}
+	m.registry.MustRegister(m.requests, m.duration, m.errors, m.latency, m.actions, m.refusals, m.blocks, m.shed,
 		inflightBytes("small", &f.smallUsed), inflightBytes("large", &f.largeUsed), inflightBytes("arriving", &f.arrivingUsed),
+		waiting("small", &f.smallWaiting), waiting("large", &f.largeWaiting),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "geoscope_http_requests_in_flight",
+			Help: "Requests being handled now (read, waiting for room, deciding or recording), this scrape included.",
+		}, func() float64 { return float64(active.Load()) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&sourcesCollector{src: src})
 	return m
@@ -85,15 +123,36 @@ type requestLabels struct {
 	status   int
 }
 
-// request is the requests counter of an endpoint and status code.
-func (m *metrics) request(endpoint string, status int) prometheus.Counter {
+// requestMetrics are the children of an endpoint and status code.
+type requestMetrics struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+// answered counts a request answered with status after d, and its error
+// code if it was answered with an error.
+func (m *metrics) answered(endpoint string, status int, errorCode string, d time.Duration) {
 	k := requestLabels{endpoint, status}
-	if c, ok := m.byRequest.Load(k); ok {
-		return c.(prometheus.Counter)
+	r, ok := m.byRequest.Load(k)
+	if !ok {
+		r = requestMetrics{
+			count:    m.requests.WithLabelValues(endpoint, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(endpoint, strconv.Itoa(status)),
+		}
+		m.byRequest.Store(k, r)
 	}
-	c := m.requests.WithLabelValues(endpoint, strconv.Itoa(status))
-	m.byRequest.Store(k, c)
-	return c
+	r.(requestMetrics).count.Inc()
+	r.(requestMetrics).duration.Observe(d.Seconds())
+	if errorCode == "" {
+		return
+	}
+	type errorLabels struct{ endpoint, code string }
+	e, ok := m.byError.Load(errorLabels{endpoint, errorCode})
+	if !ok {
+		e = m.errors.WithLabelValues(endpoint, errorCode)
+		m.byError.Store(errorLabels{endpoint, errorCode}, e)
+	}
+	e.(prometheus.Counter).Inc()
 }
 
 // decided is the decision latency histogram of an endpoint.
@@ -152,10 +211,12 @@ var (
 		"When a GeoIP database was last rejected (absent if never).", nil, nil)
 	reloadsDesc = prometheus.NewDesc("geoscope_bundle_activations_total",
 		"Bundle activations since start.", nil, nil)
+	readyDesc = prometheus.NewDesc("geoscope_ready",
+		"1 while the server is ready (GET /ready answers 200: the policy, registry and GeoIP database are active), 0 otherwise.", nil, nil)
 )
 
 func (c *sourcesCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{bundleInfoDesc, bundleActivatedDesc, bundleFailureDesc, bundleRejectionsDesc, geoBuildDesc, geoFailureDesc, geoRejectionsDesc, reloadsDesc} {
+	for _, d := range []*prometheus.Desc{bundleInfoDesc, bundleActivatedDesc, bundleFailureDesc, bundleRejectionsDesc, geoBuildDesc, geoFailureDesc, geoRejectionsDesc, reloadsDesc, readyDesc} {
 		ch <- d
 	}
 }
@@ -178,4 +239,89 @@ func (c *sourcesCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(geoFailureDesc, prometheus.GaugeValue, float64(st.LastGeoIPFailure.At.Unix()))
 	}
 	ch <- prometheus.MustNewConstMetric(reloadsDesc, prometheus.CounterValue, float64(st.Reloads))
+	ready := 0.0
+	if ok, _ := c.src.Ready(); ok {
+		ready = 1
+	}
+	ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, ready)
+}
+
+// ledgerMetrics are the ledger's: its writes as they happen, and its state
+// at scrape time.
+type ledgerMetrics struct {
+	led      *ledger.Ledger
+	writes   *prometheus.CounterVec
+	failures *prometheus.CounterVec
+	commit   prometheus.Histogram
+}
+
+var (
+	ledgerUpDesc = prometheus.NewDesc("geoscope_ledger_up",
+		"1 while the ledger's latest commit succeeded (ledger.ok in GET /v1/status), 0 while decisions that must be recorded are refused with 503 ledger_unavailable.", nil, nil)
+	ledgerBacklogDesc = prometheus.NewDesc("geoscope_ledger_backlog_entries",
+		"Entries waiting to reach the ledger's database: queued for a commit and, on SQLite, committed to the journal and answered but not yet copied into the database. It grows while the database fails.", nil, nil)
+)
+
+// useLedger registers the ledger's metrics, and has the ledger report its
+// writes to them.
+func (m *metrics) useLedger(l *ledger.Ledger) {
+	lm := &ledgerMetrics{
+		led: l,
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geoscope_ledger_commits_total",
+			Help: "Writes to the ledger, failed ones included, by kind: entries (the commits answers wait for: the journal's on SQLite, the database's on PostgreSQL), copy (SQLite: journaled entries copied into the database) and counts (the aggregate counts of plain admissions, once a second).",
+		}, []string{"kind"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geoscope_ledger_commit_failures_total",
+			Help: "Writes to the ledger that failed, by kind as geoscope_ledger_commits_total. A failed entries commit is answered 503 ledger_unavailable.",
+		}, []string{"kind"}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "geoscope_ledger_commit_duration_seconds",
+			Help: "How long the commits answers wait for take (kind entries of geoscope_ledger_commits_total): a batch of entries made durable in the journal (SQLite) or committed to the database (PostgreSQL).",
+			// 100 µs .. 10 s: a journal's fdatasync on a fast disk, to a
+			// commit that hangs until its 10 s bound.
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
+		}),
+	}
+	for _, kind := range []string{ledger.WriteEntries, ledger.WriteCopy, ledger.WriteCounts} {
+		lm.writes.WithLabelValues(kind)
+		lm.failures.WithLabelValues(kind)
+	}
+	m.registry.MustRegister(lm)
+	l.ObserveWrites(lm.observe)
+}
+
+func (lm *ledgerMetrics) observe(w ledger.Write) {
+	lm.writes.WithLabelValues(w.Kind).Inc()
+	if w.Err != nil {
+		lm.failures.WithLabelValues(w.Kind).Inc()
+	}
+	if w.Kind == ledger.WriteEntries {
+		lm.commit.Observe(w.Duration.Seconds())
+	}
+}
+
+func (lm *ledgerMetrics) Describe(ch chan<- *prometheus.Desc) {
+	lm.writes.Describe(ch)
+	lm.failures.Describe(ch)
+	lm.commit.Describe(ch)
+	ch <- ledgerUpDesc
+	ch <- ledgerBacklogDesc
+}
+
+func (lm *ledgerMetrics) Collect(ch chan<- prometheus.Metric) {
+	lm.writes.Collect(ch)
+	lm.failures.Collect(ch)
+	lm.commit.Collect(ch)
+	h := lm.led.Health()
+	up := 0.0
+	if h.OK {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(ledgerUpDesc, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(ledgerBacklogDesc, prometheus.GaugeValue, float64(lm.led.Backlog()))
+	// No time of the last commit: it moves with every recorded decision,
+	// which GET /v1/status withholds from those without a token, and
+	// --public-metrics serves this to anyone (the commit counters tell
+	// as much only to whoever polls them).
 }

@@ -66,6 +66,9 @@ type Server struct {
 	// requests numbers the requests received, as OPA's server numbers
 	// them (req_id in its log and its decision-log events).
 	requests atomic.Uint64
+	// active counts the requests being handled (accessLog), for the
+	// in-flight gauge and for what a shutdown says it cut off.
+	active atomic.Int64
 }
 
 // New validates cfg and builds the server. It does not listen.
@@ -82,7 +85,7 @@ func New(cfg Config, eng *engine.Engine, src *sources.Sources, log *slog.Logger)
 	eng.SetAnswerCheck(s.answerCheck)
 	s.inflight = newInflight(cfg.MaxInflight, cfg.QueueTimeout, s.returnMemory)
 	s.reports = &reportGate{wait: (s.bodyLimit + cfg.EvalTimeout) / 2}
-	s.metrics = newMetrics(src, s.inflight)
+	s.metrics = newMetrics(src, s.inflight, &s.active)
 	s.spans = s.tracer()
 	if cfg.TokensFile != "" {
 		t, err := loadTokens(cfg.TokensFile)
@@ -97,7 +100,10 @@ func New(cfg Config, eng *engine.Engine, src *sources.Sources, log *slog.Logger)
 
 // UseLedger serves the ledger's entries under /v1/ledger. Call it before
 // serving.
-func (s *Server) UseLedger(l *ledger.Ledger) { s.ledger = l }
+func (s *Server) UseLedger(l *ledger.Ledger) {
+	s.ledger = l
+	s.metrics.useLedger(l)
+}
 
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.router }
@@ -173,10 +179,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("shutdown: requests were still in flight after --shutdown-timeout %s; their connections were closed unanswered", s.cfg.ShutdownTimeout)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("shutdown: %w", err)
 		}
-		return fmt.Errorf("shutdown: %w", err)
+		// Shutdown looks for connections gone idle only every 500 ms
+		// once it has waited a second, and counts a connection whose
+		// client sent part of a request head: its deadline says nothing
+		// of whether a request was cut off. The requests still being
+		// handled do.
+		if n := s.active.Load(); n > 0 {
+			return fmt.Errorf("shutdown: --shutdown-timeout %s passed with requests in flight (%d); their connections are closed unanswered", s.cfg.ShutdownTimeout, n)
+		}
+		s.log.Info("stopped: every request was answered; connections still open at --shutdown-timeout are closed", "timeout", s.cfg.ShutdownTimeout.String())
+		return nil
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -476,10 +491,12 @@ func (s *Server) accessLog(c *gin.Context) {
 	if s.eng.LogsDecisions() {
 		c.Set(ctxReqID, n) // for the request's decision-log event
 	}
+	s.active.Add(1)
+	defer s.active.Add(-1) // also when a handler aborts the connection (a panic)
 	c.Next()
 	endpoint := routeOf(c)
 	status := c.Writer.Status()
-	s.metrics.request(endpoint, status).Inc()
+	s.metrics.answered(endpoint, status, c.GetString(ctxErrorCode), time.Since(start))
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError

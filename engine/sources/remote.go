@@ -176,8 +176,11 @@ func (s *Sources) activateRemote(ctx context.Context, m *plugins.Manager, txn st
 		return policy.FromStore(ctx, m.GetCompiler(), data, revisions, s.cfg.Load)
 	}()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	_ = s.activate(snap, err)
+	err = s.activate(snap, err)
+	s.mu.Unlock()
+	if err == nil {
+		returnMemory()
+	}
 }
 
 // onBundleStatus follows what the bundle plugin reports of each bundle

@@ -145,8 +145,17 @@ type Sources struct {
 	eng *engine.Engine
 	log *slog.Logger
 
-	mu     sync.Mutex // serialises loads and guards status
-	status Status
+	// loading serialises the loads of local bundles and of the GeoIP
+	// file, so that two reloads (a watched change and a SIGHUP) activate
+	// in the order they read. It is held while a version is read and
+	// built, which takes seconds for a large registry; mu, which Ready,
+	// Status and the metrics take, only while one is activated or its
+	// failure recorded: a probe or a scrape during a reload must not wait
+	// for the build, or every replica reloading the same bundle would
+	// fail its readiness probe at once and leave the Service with none.
+	loading sync.Mutex
+	mu      sync.Mutex // guards status and activations
+	status  Status
 
 	manager *plugins.Manager // OPA's plugin manager, with an OPA configuration
 	// failing holds each remote bundle's latest download or verification
@@ -229,14 +238,28 @@ func (s *Sources) failures() error {
 // ReloadBundles builds a snapshot from the configured bundles and activates
 // it, or keeps the active one and records the failure.
 func (s *Sources) ReloadBundles(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.loading.Lock()
+	defer s.loading.Unlock()
 	snap, err := policy.LoadSnapshot(ctx, s.cfg.Bundles, s.cfg.Load)
-	return s.activate(snap, err)
+	if err != nil && ctx.Err() != nil {
+		// The server is stopping (a signal during the first load): a load
+		// cut short is no rejected version, to count, alert on and log as
+		// an error.
+		s.log.Info("bundle load stopped: the server is shutting down")
+		return err
+	}
+	s.mu.Lock()
+	err = s.activate(snap, err)
+	s.mu.Unlock()
+	if err == nil {
+		returnMemory()
+	}
+	return err
 }
 
 // activate makes snap the engine's policy, or records why it was rejected.
-// The caller holds s.mu.
+// The caller holds s.mu, and calls returnMemory once it has released it
+// after an activation.
 func (s *Sources) activate(snap *policy.Snapshot, err error) error {
 	if err != nil {
 		s.rejected = &Failure{At: time.Now().UTC(), Error: err.Error()}
@@ -249,12 +272,6 @@ func (s *Sources) activate(snap *policy.Snapshot, err error) error {
 		return err
 	}
 	s.eng.SetPolicy(snap)
-	// Activation allocates many times what the snapshot keeps (a registry
-	// of 100,000 orders: about a gigabyte, for a snapshot of two hundred
-	// megabytes), and the previous snapshot is garbage now. Without a
-	// collection and a return of the free pages the process stays at its
-	// activation peak until the runtime gets round to both.
-	debug.FreeOSMemory()
 	s.rejected = nil
 	s.status.BundleError = s.stillFailing()
 	s.status.Reloads++
@@ -274,6 +291,16 @@ func (s *Sources) activate(snap *policy.Snapshot, err error) error {
 	}
 	return nil
 }
+
+// returnMemory collects and returns free memory to the OS after an
+// activation. Activation allocates many times what the snapshot keeps (a
+// registry of 100,000 orders: about a gigabyte, for a snapshot of two
+// hundred megabytes), and the previous snapshot is garbage now. Without a
+// collection and a return of the free pages the process stays at its
+// activation peak until the runtime gets round to both. It is called
+// without s.mu: a full collection of a large heap takes long enough to
+// hold up readiness probes and scrapes.
+func returnMemory() { debug.FreeOSMemory() }
 
 // SubdivisionWarning is a warning when the registry's jurisdictions list
 // ISO 3166-2 subdivisions and the GeoIP database (a Country database, such
@@ -298,8 +325,8 @@ func SubdivisionWarning(reg *registry.Registry, info geo.Info) string {
 // ReloadGeo opens the configured GeoIP database and swaps it in, or keeps
 // the active one and records the failure (a corrupt or wrong-type file).
 func (s *Sources) ReloadGeo() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.loading.Lock()
+	defer s.loading.Unlock()
 	var (
 		db  *geo.DB
 		err error
@@ -311,6 +338,8 @@ func (s *Sources) ReloadGeo() error {
 	} else {
 		db, err = geo.Open(source)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := time.Now().UTC()
 	if err != nil {
 		s.status.GeoIPError = &Failure{At: now, Error: err.Error()}

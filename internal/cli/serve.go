@@ -167,15 +167,36 @@ included: debug logging is for authoring, not for production.`,
 			context.AfterFunc(ctx, stop)
 			// A failed first load leaves the server up but not ready (503),
 			// so a fixed file is picked up without a restart. A broken OPA
-			// configuration is fatal.
-			if err := src.Load(ctx); errors.Is(err, sources.ErrConfig) {
-				return err
+			// configuration is fatal: it is found as OPA's plugins start,
+			// which is quick (their bundles arrive while the server runs),
+			// so that load comes before serving.
+			if scfg.HasOPAConfig() {
+				if err := src.Load(ctx); errors.Is(err, sources.ErrConfig) {
+					return err
+				}
+			}
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(ctx, ln) }()
+			if !scfg.HasOPAConfig() {
+				// Local bundles are read and built while the server already
+				// answers: a large registry takes seconds (tens on a busy
+				// node), during which /health must say the process lives
+				// (a liveness probe that timed out would restart it, to
+				// load again) and /ready that it is not ready yet.
+				log.Info("loading the bundles and the GeoIP database; not ready until they are active")
+				if err := src.Load(ctx); errors.Is(err, sources.ErrConfig) {
+					stop()
+					<-served
+					return err
+				}
 			}
 			if err := src.Watch(ctx); err != nil {
+				stop()
+				<-served
 				return err
 			}
 			go reloadOnHangup(ctx, hup, src, log)
-			err = srv.Serve(ctx, ln)
+			err = <-served
 			// OPA's plugins stop after the drain, as in OPA's runtime: a
 			// request answered during it hands its decision-log event to a
 			// plugin still running, and the plugin's final upload, which
