@@ -26,29 +26,8 @@ import (
 func TestShutdownCountsOnlyRequestsCutOff(t *testing.T) {
 	const timeout = 1900 * time.Millisecond
 	ts := newTestServer(t, serverSetup{cfg: Config{ShutdownTimeout: timeout}})
-	ts.bodyGrace = time.Minute // the body's pace is the test's, not the check of it
-	ln, err := net.Listen("tcp", "127.0.0.1:"+proctest.FreePort(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- ts.Serve(ctx, ln) }()
-
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	body := admissionBody
-	fmt.Fprintf(conn, "POST /v1/admission HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
-	// The handler is reading the body once it counts as in flight.
-	for deadline := time.Now().Add(5 * time.Second); ts.active.Load() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the request never reached its handler")
-		}
-	}
+	conn, stop, served := serveWithBodyArriving(t, ts, body[:10])
 	stopped := time.Now()
 	stop()
 	time.Sleep(timeout - 200*time.Millisecond)
@@ -83,27 +62,9 @@ func TestShutdownCountsOnlyRequestsCutOff(t *testing.T) {
 // their number.
 func TestShutdownReportsRequestsCutOff(t *testing.T) {
 	ts := newTestServer(t, serverSetup{cfg: Config{ShutdownTimeout: 300 * time.Millisecond}})
-	ts.bodyGrace = time.Minute
-	ln, err := net.Listen("tcp", "127.0.0.1:"+proctest.FreePort(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- ts.Serve(ctx, ln) }()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST /v1/admission HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", len(admissionBody))
-	for deadline := time.Now().Add(5 * time.Second); ts.active.Load() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the request never reached its handler")
-		}
-	}
+	_, stop, served := serveWithBodyArriving(t, ts, "{")
 	stop()
+	var err error
 	select {
 	case err = <-served:
 	case <-time.After(5 * time.Second):
@@ -112,4 +73,33 @@ func TestShutdownReportsRequestsCutOff(t *testing.T) {
 	if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "requests in flight (1)") {
 		t.Errorf("Serve: %v; want the one request cut off named", err)
 	}
+}
+
+// serveWithBodyArriving serves ts on a port of its own and sends it an
+// admission whose body stops after its first bytes, sent: it returns
+// once the handler is reading the body (counted in flight), with the
+// connection to send the rest on, the stop, and what Serve returns.
+func serveWithBodyArriving(t *testing.T, ts *testServer, sent string) (conn net.Conn, stop context.CancelFunc, served <-chan error) {
+	t.Helper()
+	ts.bodyGrace = time.Minute // the body's pace is the test's, not the check of it
+	ln, err := net.Listen("tcp", "127.0.0.1:"+proctest.FreePort(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	done := make(chan error, 1)
+	go func() { done <- ts.Serve(ctx, ln) }()
+	conn, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /v1/admission HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(admissionBody), sent)
+	for deadline := time.Now().Add(5 * time.Second); ts.active.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never reached its handler")
+		}
+	}
+	return conn, stop, done
 }
