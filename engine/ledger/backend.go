@@ -221,22 +221,36 @@ var pgEnvironment = map[string]string{
 // GEOSCOPE_LEDGER) says and nothing else, so a variable for a setting the
 // URL does not state is a configuration error, named (never its value);
 // one the URL states is overridden by it and harmless.
+//
+// What the URL states is read with net/url, which refuses some URLs the
+// driver's own parser takes (several hosts, a password holding "#"): of
+// such a URL nothing counts as stated, so that any PG* variable is
+// refused rather than let through unread.
 func checkEnvironment(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil // pgconn parsed it; its own reading is what counts, and it has none of these
-	}
 	stated := map[string]bool{}
-	for key := range u.Query() {
-		stated[key] = true
-	}
-	stated["host"] = stated["host"] || u.Hostname() != ""
-	stated["port"] = stated["port"] || u.Port() != ""
-	stated["database"] = stated["database"] || strings.TrimPrefix(u.Path, "/") != ""
-	if u.User != nil {
-		_, hasPassword := u.User.Password()
-		stated["user"] = stated["user"] || u.User.Username() != ""
-		stated["password"] = stated["password"] || hasPassword
+	unread := false
+	if u, err := url.Parse(raw); err != nil {
+		unread = true
+	} else {
+		for key, values := range u.Query() {
+			switch key {
+			case "dbname": // the driver's other name for it
+				key = "database"
+			case "ssl": // ssl=true is the driver's sslmode=require
+				if len(values) > 0 && values[len(values)-1] == "true" {
+					key = "sslmode"
+				}
+			}
+			stated[key] = true
+		}
+		stated["host"] = stated["host"] || u.Hostname() != ""
+		stated["port"] = stated["port"] || u.Port() != ""
+		stated["database"] = stated["database"] || strings.TrimPrefix(u.Path, "/") != ""
+		if u.User != nil {
+			_, hasPassword := u.User.Password()
+			stated["user"] = stated["user"] || u.User.Username() != ""
+			stated["password"] = stated["password"] || hasPassword
+		}
 	}
 	var names, settings []string
 	for name, setting := range pgEnvironment {
@@ -252,6 +266,10 @@ func checkEnvironment(raw string) error {
 	}
 	slices.Sort(names)
 	slices.Sort(settings)
+	if unread {
+		return fmt.Errorf("%w: the environment sets %s, which the PostgreSQL driver would apply to the --ledger connection, and the URL cannot be read here to tell whether it states them (several hosts, or a character such as # or ? left unescaped in its password): "+
+			"the URL alone configures the ledger's connection; percent-escape the password, or unset the variables", ErrConfig, strings.Join(names, ", "))
+	}
 	return fmt.Errorf("%w: the environment sets %s, which the PostgreSQL driver would apply to the --ledger connection, whose URL states no %s: "+
 		"the URL alone configures the ledger's connection; state the setting in it (sslmode=verify-full, ...) or unset the variable",
 		ErrConfig, strings.Join(names, ", "), strings.Join(settings, ", "))

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -242,5 +243,39 @@ func TestPostgresCommitsEndWhenIdleInTransaction(t *testing.T) {
 	}
 	if got != "1min" {
 		t.Errorf("idle_in_transaction_session_timeout in a commit: %q, want 1min", got)
+	}
+}
+
+// The PG* variables are refused by what a URL states, whatever way it
+// states it, and all of them when the URL cannot be read to tell.
+func TestCheckEnvironmentReadsTheURLAsTheDriverDoes(t *testing.T) {
+	for _, tc := range []struct {
+		url, env string
+		refused  bool
+	}{
+		{"postgres://geo@db/geoscope?sslmode=verify-full", "PGSSLMODE", false},
+		{"postgres://geo@db/geoscope", "PGSSLMODE", true},
+		// The driver reads dbname as the database and ssl=true as sslmode=require.
+		{"postgres://geo@db?dbname=geoscope&sslmode=verify-full", "PGDATABASE", false},
+		{"postgres://geo@db/geoscope?ssl=true", "PGSSLMODE", false},
+		{"postgres://geo@db/geoscope?ssl=false", "PGSSLMODE", true},
+		// net/url refuses these and the driver takes them: nothing counts as stated.
+		{"postgres://geo:s#cr3t@db/geoscope?sslmode=verify-full", "PGSSLMODE", true},
+		{"postgres://geo@db1:5432,db2:5432/geoscope?sslmode=verify-full", "PGOPTIONS", true},
+	} {
+		t.Run(tc.url+" "+tc.env, func(t *testing.T) {
+			for name := range pgEnvironment {
+				t.Setenv(name, "") // restored after the test
+				os.Unsetenv(name)
+			}
+			t.Setenv(tc.env, "set-by-the-test")
+			err := checkEnvironment(tc.url)
+			if refused := err != nil; refused != tc.refused {
+				t.Fatalf("checkEnvironment: %v; want refused %v", err, tc.refused)
+			}
+			if err != nil && (!strings.Contains(err.Error(), tc.env) || strings.Contains(err.Error(), "set-by-the-test")) {
+				t.Errorf("error %q: want %s named and its value not shown", err, tc.env)
+			}
+		})
 	}
 }
