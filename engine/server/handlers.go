@@ -172,8 +172,13 @@ func (s *Server) status(c *gin.Context) {
 
 // reload re-reads every source now. A rejected version leaves the active
 // one in place; the answer says what happened either way.
+//
+// The reload is carried through if the client leaves before it ends: a
+// large bundle builds for seconds, longer than some clients wait, and a
+// reload stopped half-way would leave nothing recorded of why. Only the
+// server's own stop cuts it short.
 func (s *Server) reload(c *gin.Context) {
-	err := s.src.Reload(c.Request.Context())
+	err := s.src.Reload(context.WithoutCancel(c.Request.Context()))
 	ready, why := s.src.Ready()
 	resp := reloadResponse{Reloaded: err == nil, Ready: ready, NotReady: why, Status: s.src.Status()}
 	if err != nil {
