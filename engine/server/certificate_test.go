@@ -78,10 +78,12 @@ func TestRenewedCertificateIsServed(t *testing.T) {
 
 	// A renewal whose key other users may read is not served: they could
 	// pose as this server with it.
-	proctest.WriteTLSPair(t, certFile, keyFile, 4)
+	// The key file is opened to others first, so that the renewal's key
+	// is never there closed for a moment that the watcher could load.
 	if err := os.Chmod(keyFile, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	proctest.WriteTLSPair(t, certFile, keyFile, 4)
 	eventually("the renewal with an open key logged", func() bool { return strings.Contains(ts.logs.String(), "open to other users") })
 	time.Sleep(4 * fileDebounce)
 	if got := served(); got != 3 {

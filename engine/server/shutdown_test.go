@@ -43,6 +43,12 @@ func TestShutdownCountsOnlyRequestsCutOff(t *testing.T) {
 		t.Fatalf("the request in flight: %d", resp.StatusCode)
 	}
 	answered := time.Since(stopped)
+	if answered >= timeout {
+		// The machine was too slow to answer inside the margin left
+		// before the timeout: the request was then cut off by right, and
+		// this run cannot tell the count of those from a wrong one.
+		t.Skipf("the request was answered %s after the stop began, past the %s timeout: nothing to judge", answered.Round(time.Millisecond), timeout)
+	}
 
 	select {
 	case err := <-served:
