@@ -68,6 +68,11 @@ func TestAlertRules(t *testing.T) {
 		return names
 	}
 
+	// docs/operations.md's table of the alerts: each row's name and for.
+	documented := map[string]string{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(Geoscope[A-Za-z]+)` \\|.*\\| ([0-9]+[smh]) \\|$").FindAllStringSubmatch(string(doc), -1) {
+		documented[m[1]] = m[2]
+	}
 	rules := 0
 	for _, g := range groups.Groups {
 		for _, r := range g.Rules {
@@ -76,6 +81,12 @@ func TestAlertRules(t *testing.T) {
 			}
 			rules++
 			name := r.Alert
+			if got, ok := documented[name]; !ok {
+				t.Errorf("%s: not in the table of alerts in %s", name, opsDoc)
+			} else if got != r.For.String() {
+				t.Errorf("%s: for %s in %s's table, %s in the rule", name, got, opsDoc, r.For)
+			}
+			delete(documented, name)
 			if time.Duration(r.For) < time.Minute {
 				t.Errorf("%s: for %v; want at least a minute, so that one bad scrape pages nobody", name, r.For)
 			}
@@ -124,6 +135,9 @@ func TestAlertRules(t *testing.T) {
 	}
 	if rules == 0 {
 		t.Fatalf("%s holds no alert", alertsFile)
+	}
+	for name := range documented {
+		t.Errorf("%s's table of alerts names %s, which %s does not hold", opsDoc, name, alertsFile)
 	}
 }
 
