@@ -274,7 +274,11 @@ func dataEnvelope(id string, provenance, metrics, result []byte) [][]byte {
 // dataSize is the size of the answer made of parts as writeData sends it.
 func dataSize(parts [][]byte, pretty bool) int64 {
 	if pretty {
-		return int64(len(indented(parts)))
+		var in indenter
+		for _, p := range parts {
+			in.write(p)
+		}
+		return in.n
 	}
 	n := int64(0)
 	for _, p := range parts {
@@ -283,28 +287,17 @@ func dataSize(parts [][]byte, pretty bool) int64 {
 	return n
 }
 
-// indented is the answer made of parts as json.MarshalIndent writes it
-// with an indent of four spaces (what OPA's ?pretty and gin's IndentedJSON
-// send). It is made twice for a decision, once to hold it to MaxResponse
-// before the decision is recorded and once to send it: ?pretty is for
-// people reading an answer, not for the request path.
-func indented(parts [][]byte) []byte {
-	compact := bytes.Join(parts, nil)
-	var out bytes.Buffer
-	out.Grow(2 * len(compact))
-	if err := json.Indent(&out, compact, "", "    "); err != nil {
-		return compact // the parts are JSON geoscope wrote; Indent refuses only what is not
-	}
-	return out.Bytes()
-}
-
 // writeData answers 200 with the answer made of parts: indented with
 // pretty, as json.MarshalIndent would with an indent of four spaces;
 // otherwise as it is, without copying the result into another buffer.
 func writeData(c *gin.Context, pretty bool, parts [][]byte) {
 	const contentType = "application/json; charset=utf-8"
 	if pretty {
-		c.Data(http.StatusOK, contentType, indented(parts))
+		in := indenter{build: true, out: make([]byte, 0, dataSize(parts, true))}
+		for _, p := range parts {
+			in.write(p)
+		}
+		c.Data(http.StatusOK, contentType, in.out)
 		return
 	}
 	h := c.Writer.Header()
@@ -437,6 +430,89 @@ func answeredMetrics(c *gin.Context, ask dataAsk) []byte {
 	}
 	b, _ := json.Marshal(out)
 	return b
+}
+
+// indenter indents compact JSON, given in parts, as json.Indent does with
+// no prefix and an indent of four spaces (what json.MarshalIndent and
+// gin's IndentedJSON send); without build it only counts what it would
+// write. The same pass sizes an indented answer against MaxResponse
+// before the decision is recorded and writes it after: the two cannot
+// disagree, and neither needs the parts joined.
+type indenter struct {
+	build                   bool
+	out                     []byte
+	n                       int64
+	depth                   int
+	open, inString, escaped bool // open: after a '{' or '[' not yet followed by anything
+}
+
+const indentUnit = "    "
+
+func (in *indenter) put(c byte) {
+	in.n++
+	if in.build {
+		in.out = append(in.out, c)
+	}
+}
+
+func (in *indenter) newline() {
+	in.n += 1 + int64(len(indentUnit)*in.depth)
+	if in.build {
+		in.out = append(in.out, '\n')
+		for range in.depth {
+			in.out = append(in.out, indentUnit...)
+		}
+	}
+}
+
+func (in *indenter) write(p []byte) {
+	for _, c := range p {
+		if in.inString {
+			in.put(c)
+			switch {
+			case in.escaped:
+				in.escaped = false
+			case c == '\\':
+				in.escaped = true
+			case c == '"':
+				in.inString = false
+			}
+			continue
+		}
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue // json.Indent drops the space between tokens too
+		}
+		if in.open && c != '}' && c != ']' {
+			in.open = false
+			in.depth++
+			in.newline()
+		}
+		switch c {
+		case '"':
+			in.inString = true
+			in.put(c)
+		case '{', '[':
+			in.open = true
+			in.put(c)
+		case ',':
+			in.put(c)
+			in.newline()
+		case ':':
+			in.put(c)
+			in.put(' ')
+		case '}', ']':
+			if in.open {
+				in.open = false // {} and [] stay on one line
+			} else {
+				in.depth--
+				in.newline()
+			}
+			in.put(c)
+		default:
+			in.put(c)
+		}
+	}
 }
 
 // dataInput returns the input of a Data API request: of a POST, the value

@@ -65,6 +65,35 @@ func TestDataAPIPrettyAsOPA(t *testing.T) {
 	}
 }
 
+// The indenter makes and sizes what json.Indent makes, whatever the JSON
+// and however it is cut into parts: its count decides, before a decision
+// is recorded, whether the indented answer fits --max-response.
+func TestIndenterIsJSONIndent(t *testing.T) {
+	docs := []string{
+		`{}`, `[]`, `{"a":{}}`, `{"a":[],"b":[{}]}`, `"x"`, `7`, `null`,
+		`{"decision_id":"d","result":{"actions":[{"reason":"a \"quoted\" {brace}, [bracket]: colon","n":-1.5e3}],"ok":true}}`,
+		`{"s":"\\","t":"\\\"","u":"\u00e9\u003c","v":"é ✓"}`,
+		`[1,[2,[3,[]]],{"k":{"k":{"k":null}}}]`,
+		"{ \"spaced\" : [ 1 , 2 ] ,\n\t\"x\" : { } }",
+	}
+	for _, doc := range docs {
+		var want bytes.Buffer
+		if err := json.Indent(&want, []byte(doc), "", "    "); err != nil {
+			t.Fatalf("%s: %v", doc, err)
+		}
+		for cut := 0; cut <= len(doc); cut++ {
+			parts := [][]byte{[]byte(doc[:cut]), []byte(doc[cut:])}
+			built := indenter{build: true}
+			for _, p := range parts {
+				built.write(p)
+			}
+			if got := dataSize(parts, true); got != int64(want.Len()) || !bytes.Equal(built.out, want.Bytes()) || built.n != got {
+				t.Fatalf("%s cut at %d: made %d bytes (counted %d)\n%s\nwant %d\n%s", doc, cut, len(built.out), got, built.out, want.Len(), want.Bytes())
+			}
+		}
+	}
+}
+
 // An error names the offending key of the envelope by its start only: the
 // answer stays small whatever the client sent.
 func TestDataAPIEnvelopeErrorBounded(t *testing.T) {
