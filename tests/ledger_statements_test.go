@@ -120,4 +120,23 @@ func TestLedgerStatementsOfOnePerson(t *testing.T) {
 			t.Errorf("ledger statements %v: %s; want exit 2 naming %q, and not the id", tc.args, res, tc.want)
 		}
 	}
+
+	// The ledger's own key, read from --data-dir when no key is given, is
+	// named as what it is, not as a flag the operator did not give.
+	keyPath := filepath.Join(s.dataDir, "ledger.key")
+	for _, tc := range []struct {
+		mode os.FileMode
+		want string
+	}{{0o600, "not this ledger's key"}, {0o644, "open to other users"}} {
+		if err := os.WriteFile(keyPath, []byte(strings.Repeat("cd", 32)+"\n"), tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(keyPath, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		res := runCLI(t, nil, "ledger", "statements", "--data-dir", s.dataDir, "--participant", "p-cn")
+		if res.code != 2 || !strings.Contains(res.stderr, tc.want) || !strings.Contains(res.stderr, "the ledger key "+keyPath) || strings.Contains(res.stderr, "--ledger-key-file") {
+			t.Errorf("ledger statements with the data directory's key %v: %s; want exit 2 naming the ledger key %s as %q, and no flag", tc.mode, res, keyPath, tc.want)
+		}
+	}
 }

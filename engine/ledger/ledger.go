@@ -226,6 +226,9 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		}
 	}
 	var key []byte
+	// readKey: a reader loads the ledger's own key from DataDir (Pseudonyms
+	// without a KeyFile), as it would a KeyFile.
+	readKey := false
 	if cfg.ReadOnly {
 		// Reading needs no pseudonyms but to find a previewed order by
 		// its id (Query.Order), which takes the key given; without one,
@@ -248,14 +251,15 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 			if _, err := os.Stat(path); err != nil {
 				return nil, fmt.Errorf("%w: --data-dir %s holds no ledger key (ledger.key): give the ledger's key with --ledger-key-file", ErrConfig, cfg.DataDir)
 			}
-			// Read and checked against the ledger as a key given is.
-			cfg.KeyFile = path
+			// Read (loadKey's default path) and checked against the
+			// ledger as a key given is.
+			readKey = true
 		}
 		key = make([]byte, 32)
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
 		}
-		if cfg.KeyFile != "" {
+		if cfg.KeyFile != "" || readKey {
 			var err error
 			if key, err = loadKey(cfg); err != nil {
 				return nil, err
@@ -280,7 +284,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.ReadOnly && cfg.KeyFile != "" {
+	if cfg.ReadOnly && (cfg.KeyFile != "" || readKey) {
 		if err := checkReaderKey(ctx, b, cfg, key); err != nil {
 			b.close()
 			return nil, err
@@ -1071,7 +1075,11 @@ func checkReaderKey(ctx context.Context, b backend, cfg Config, key []byte) erro
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if given := keyFingerprint(key); bound != given {
-		return fmt.Errorf("%w: --ledger-key-file %s is not this ledger's key (the ledger's has fingerprint %s, the file's %s)", ErrConfig, cfg.KeyFile, bound, given)
+		what := "--ledger-key-file " + cfg.KeyFile
+		if cfg.KeyFile == "" {
+			what = "the ledger key " + filepath.Join(cfg.DataDir, "ledger.key")
+		}
+		return fmt.Errorf("%w: %s is not this ledger's key (the ledger's has fingerprint %s, the file's %s)", ErrConfig, what, bound, given)
 	}
 	return nil
 }
