@@ -148,9 +148,10 @@ func VerifyExport(r io.Reader, o VerifyOptions) (*Verification, error) {
 		}
 		chained = append(chained, x)
 	}
-	if len(chained) == 0 && len(unchained) == 0 {
-		return nil, fmt.Errorf("%w: the export holds no entry", ErrConfig)
-	}
+	// An export without entries is one of a ledger without any (a period
+	// of plain admissions, which are counted, not recorded): it verifies
+	// as the ledger does, with none, unless a head given is then found in
+	// none of them (finish).
 	slices.SortFunc(chained, func(a, b exported) int { return cmp.Or(cmp.Compare(a.seq, b.seq), cmp.Compare(a.line, b.line)) })
 	c := newChainCheck(v, want, o)
 	for _, x := range chained {

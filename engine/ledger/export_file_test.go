@@ -110,8 +110,13 @@ func TestExportVerifiesWithoutTheDatabase(t *testing.T) {
 				t.Errorf("%s: VerifyExport = %v, problems %q; want one containing %q", tc.name, err, problems(v), tc.want)
 			}
 		}
-		if _, err := verify("\n", pinned); !errors.Is(err, ledger.ErrConfig) {
-			t.Errorf("an empty export: %v, want ErrConfig", err)
+		// An empty export, of a ledger with no entries: nothing is wrong
+		// with it, but a head given is no entry's.
+		if v, err := verify("\n", ledger.VerifyOptions{}); err != nil || v.Entries != 0 {
+			t.Errorf("an empty export: %v, %+v; want it verified, with no entries", err, v)
+		}
+		if v, err := verify("\n", pinned); !errors.Is(err, ledger.ErrNotVerified) || !strings.Contains(strings.Join(v.Problems, "\n"), "is no entry's") {
+			t.Errorf("an empty export with a head: %v; want the head found in no entry", err)
 		}
 	})
 }
