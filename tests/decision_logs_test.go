@@ -123,9 +123,17 @@ func TestDecisionLogs(t *testing.T) {
 		"--geoip-db", geotest.Standard(t), "--ledger-key-file", keyFile, "--replica-id", "replica-7")
 	st := srv.waitStatus(t, "ready", 30*time.Second, func(st bndStatus) bool { return st.Ready })
 	// OPA's readiness probes: the bundles are active and OPA's plugins
-	// (bundle, decision logs) report OK.
+	// (bundle, decision logs) report OK. The bundle plugin reports its
+	// bundle OK once the activation geoscope builds its snapshot in has
+	// returned, a moment after geoscope is ready: they are asked again
+	// for a few seconds.
 	for _, path := range []string{"/health?bundles", "/health?plugins"} {
-		if r := srv.request(t, http.MethodGet, path, "", "", nil); r.status != http.StatusOK {
+		r := srv.request(t, http.MethodGet, path, "", "", nil)
+		for deadline := time.Now().Add(5 * time.Second); r.status != http.StatusOK && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			r = srv.request(t, http.MethodGet, path, "", "", nil)
+		}
+		if r.status != http.StatusOK {
 			t.Errorf("GET %s once ready: %s", path, r)
 		}
 	}
