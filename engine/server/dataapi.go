@@ -151,13 +151,9 @@ func (s *Server) dataAdmission(c *gin.Context) {
 		if ask.provenance {
 			provenance = s.provenance(d.Bundles)
 		}
-		a := admissionAnswer(d)
-		buf := answers.Get().(*[]byte)
-		*buf = a.AppendJSON((*buf)[:0])
-		writeData(c, ask.pretty, dataEnvelope(d.DecisionID, provenance, answeredMetrics(c, ask), *buf))
-		if cap(*buf) <= 64<<10 {
-			answers.Put(buf)
-		}
+		withAdmissionJSON(d, func(answer []byte) {
+			writeData(c, ask.pretty, dataEnvelope(d.DecisionID, provenance, answeredMetrics(c, ask), answer))
+		})
 	}
 }
 

@@ -214,13 +214,7 @@ func (s *Server) admission(c *gin.Context) {
 	}
 	defer release()
 	if d, ok := s.admit(c, "/v1/admission", req); ok {
-		a := admissionAnswer(d)
-		buf := answers.Get().(*[]byte)
-		*buf = a.AppendJSON((*buf)[:0])
-		c.Data(http.StatusOK, "application/json; charset=utf-8", *buf)
-		if cap(*buf) <= 64<<10 {
-			answers.Put(buf)
-		}
+		withAdmissionJSON(d, func(answer []byte) { c.Data(http.StatusOK, "application/json; charset=utf-8", answer) })
 	}
 }
 
@@ -308,6 +302,19 @@ func (s *Server) admit(c *gin.Context, endpoint string, req *input.Request) (*de
 
 // answers are buffers for join-time answers, reused once written.
 var answers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// withAdmissionJSON hands write the admission answer of d as JSON, in a
+// buffer of answers that is reused once write has returned: write must
+// have written it, not kept it.
+func withAdmissionJSON(d *decision.Decision, write func(answer []byte)) {
+	a := admissionAnswer(d)
+	buf := answers.Get().(*[]byte)
+	*buf = a.AppendJSON((*buf)[:0])
+	write(*buf)
+	if cap(*buf) <= 64<<10 {
+		answers.Put(buf)
+	}
+}
 
 // admissionAnswer is the part of an admission decision a meeting server
 // needs.
