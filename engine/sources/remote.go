@@ -145,9 +145,7 @@ func (s *Sources) activateRemote(ctx context.Context, m *plugins.Manager, txn st
 	// answer.
 	names, err := bundle.ReadBundleNamesFromStore(ctx, m.Store, txn)
 	if err != nil && !storage.IsNotFound(err) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		_ = s.activate(nil, err)
+		_ = s.activateThenReturnMemory(nil, err)
 		return
 	}
 	if bp := bundleplugin.Lookup(m); bp != nil {
@@ -175,12 +173,7 @@ func (s *Sources) activateRemote(ctx context.Context, m *plugins.Manager, txn st
 		}
 		return policy.FromStore(ctx, m.GetCompiler(), data, revisions, s.cfg.Load)
 	}()
-	s.mu.Lock()
-	err = s.activate(snap, err)
-	s.mu.Unlock()
-	if err == nil {
-		returnMemory()
-	}
+	_ = s.activateThenReturnMemory(snap, err)
 }
 
 // onBundleStatus follows what the bundle plugin reports of each bundle

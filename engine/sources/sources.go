@@ -248,6 +248,13 @@ func (s *Sources) ReloadBundles(ctx context.Context) error {
 		s.log.Info("bundle load stopped: the server is shutting down")
 		return err
 	}
+	return s.activateThenReturnMemory(snap, err)
+}
+
+// activateThenReturnMemory activates snap (or records err) under s.mu,
+// then, after an activation, returns the memory it freed without s.mu
+// (returnMemory).
+func (s *Sources) activateThenReturnMemory(snap *policy.Snapshot, err error) error {
 	s.mu.Lock()
 	err = s.activate(snap, err)
 	s.mu.Unlock()
@@ -258,8 +265,8 @@ func (s *Sources) ReloadBundles(ctx context.Context) error {
 }
 
 // activate makes snap the engine's policy, or records why it was rejected.
-// The caller holds s.mu, and calls returnMemory once it has released it
-// after an activation.
+// The caller holds s.mu; after an activation, the memory the build left
+// is returned once it is released (activateThenReturnMemory).
 func (s *Sources) activate(snap *policy.Snapshot, err error) error {
 	if err != nil {
 		s.rejected = &Failure{At: time.Now().UTC(), Error: err.Error()}
