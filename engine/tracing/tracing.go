@@ -38,6 +38,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/geoscope/geoscope/engine/input"
+	"github.com/geoscope/geoscope/internal/secretfile"
 )
 
 // ErrConfig is matched by errors in the distributed_tracing block.
@@ -295,7 +296,19 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	if c.Encryption == "mtls" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSPrivateKeyFile)
+		// The key is refused when other users of the system may read it,
+		// as the server's own TLS key is: with it they could pose as this
+		// server to the collector.
+		certPEM, err := os.ReadFile(c.TLSCertFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: distributed_tracing.tls_cert_file: %v", ErrConfig, err)
+		}
+		keyPEM, err := secretfile.ReadPrivate(c.TLSPrivateKeyFile, "distributed_tracing.tls_private_key_file "+c.TLSPrivateKeyFile,
+			"whoever reads the key can pose as this server to the trace collector")
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			return nil, fmt.Errorf("%w: distributed_tracing.tls_cert_file/tls_private_key_file: %v", ErrConfig, err)
 		}

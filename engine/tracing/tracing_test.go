@@ -3,8 +3,13 @@ package tracing
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/geoscope/geoscope/internal/proctest"
 )
 
 func TestFromOPAConfig(t *testing.T) {
@@ -89,5 +94,43 @@ distributed_tracing:
 	}
 	if c, _ := FromOPAConfig([]byte(`{"distributed_tracing": {"type": "grpc"}}`)); c.Excludes("/health") {
 		t.Error("without exclude_paths, /health is excluded")
+	}
+}
+
+// An mTLS key that other users of the system may read is refused, naming
+// the setting, the file, its mode and the chmod, as the server's own TLS
+// key is; owner and group only, it is used.
+func TestMTLSKeyOpenToOthersRefused(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("permission bits say nothing of who may read a file on Windows")
+	}
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
+	proctest.WriteTLSPair(t, certFile, keyFile, 1)
+	c := &Config{Type: "grpc", Encryption: "mtls", TLSCertFile: certFile, TLSPrivateKeyFile: keyFile}
+
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.tlsConfig()
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("key of mode 0644: %v; want ErrConfig", err)
+	}
+	for _, want := range []string{"distributed_tracing.tls_private_key_file " + keyFile, "(mode 0644)", "chmod 600 " + keyFile} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+
+	if err := os.Chmod(keyFile, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := c.tlsConfig()
+	if err != nil || len(cfg.Certificates) != 1 {
+		t.Fatalf("key of mode 0640: %v; want the pair loaded", err)
+	}
+	if _, err := (&Config{Type: "grpc", Encryption: "mtls", TLSCertFile: filepath.Join(dir, "missing.crt"), TLSPrivateKeyFile: keyFile}).tlsConfig(); !errors.Is(err, ErrConfig) ||
+		!strings.Contains(err.Error(), "distributed_tracing.tls_cert_file") {
+		t.Errorf("missing certificate: %v; want ErrConfig naming tls_cert_file", err)
 	}
 }
