@@ -8,11 +8,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -537,4 +539,152 @@ func TestBundlesSIGHUPReload(t *testing.T) {
 		t.Fatal("the server exited after SIGHUP")
 	}
 	wantAnswer(t, srv, "v2")
+}
+
+// revocationRegistry is a registry at revision rev whose one order
+// targets remoteMeeting; revoked withdraws it from a date already past.
+func revocationRegistry(t *testing.T, rev string, revoked bool, key *bndKey) []byte {
+	t.Helper()
+	data := bndRegistryData("ORD-R", remoteMeeting, remoteAccount)
+	if revoked {
+		data["orders"].(map[string]any)["ORD-R"].(map[string]any)["revoked"] = map[string]any{"date": "2026-01-03", "reason": "withdrawn by the authority"}
+	}
+	return bndRegistryBundle(t, rev, data, key)
+}
+
+// TestBundlesRemoteRevocationOnEveryReplica publishes the revocation of
+// an order to replicas polling every 1-2 s, one of which cannot download
+// (its bundle service refuses its token). Each replica that can download
+// stops acting on the order within two polling intervals, and until then
+// every decision acting on it, answered and recorded, names the revision
+// it was decided under; geoscope_bundle_info shows each replica's. The
+// one that cannot download keeps acting on the revoked order, for as long
+// as that lasts, and says so (bundle_error, a rejection counted, its
+// revision the older one): what the alerts GeoscopeBundleRejected and
+// GeoscopeBundleRevisionsDiverge fire on. It stops once it downloads the
+// revision.
+func TestBundlesRemoteRevocationOnEveryReplica(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+	const pollMax = 2 // opaConfig polls every 1-2 s
+	var (
+		services = map[string]*bundleServer{}
+		reps     = map[string]*bndServer{}
+		names    = []string{"replica-1", "replica-2", "replica-3"}
+	)
+	for _, name := range names {
+		bs := newBundleServer(t)
+		bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-v1", &key))
+		bs.set("registry.tar.gz", revocationRegistry(t, "rv1", false, &key))
+		services[name] = bs
+		reps[name] = bndStart(t, "--replica-id", name, "--config", opaConfig(t, bs.URL, remoteToken, map[string]bndKey{"release": key}, "release"), "--verification-key", key.pubPath)
+	}
+	admission := func(i int) []byte {
+		return fmt.Appendf(nil, `{"meeting": {"id": %q, "host": {"account_id": %q, "account_country": "US"}}, "participant": {"id": "rvk-%d", "ip": %q}}`,
+			remoteMeeting, remoteAccount, i, lgCN4())
+	}
+	type answer struct {
+		DecisionID string            `json:"decision_id"`
+		Allow      bool              `json:"allow"`
+		Bundles    map[string]string `json:"bundles"`
+		OrderIDs   []string          `json:"order_ids"` // the orders evaluated
+	}
+	admit := func(name string, i int) answer {
+		t.Helper()
+		r := reps[name].request(t, http.MethodPost, "/v1/admission", "", "application/json", admission(i))
+		var a answer
+		if r.status != http.StatusOK || json.Unmarshal(r.body, &a) != nil {
+			t.Fatalf("%s POST /v1/admission: HTTP %d %s", name, r.status, r.body)
+		}
+		return a
+	}
+	for _, name := range names {
+		reps[name].waitStatus(t, name+" ready with rv1", 30*time.Second, func(st bndStatus) bool { return st.Ready && st.revision("registry") == "rv1" })
+		if a := admit(name, 0); a.Allow || a.Bundles["registry"] != "rv1" {
+			t.Fatalf("%s before the revocation: %+v, want the participant denied under rv1", name, a)
+		}
+	}
+
+	// replica-3's bundle service no longer takes its token: it cannot
+	// download the revocation.
+	services["replica-3"].mu.Lock()
+	services["replica-3"].token = "rotated"
+	services["replica-3"].mu.Unlock()
+	published := time.Now()
+	for _, name := range names {
+		services[name].set("registry.tar.gz", revocationRegistry(t, "rv2", true, &key))
+	}
+	// Each replica is asked until it stops acting on the order.
+	stopped := map[string]time.Duration{}
+	denials := map[string][]string{} // decision ids acted on, per replica
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, name := range names[:2] {
+		wg.Go(func() {
+			for i := 1; time.Since(published) < 10*time.Second; i++ {
+				a := admit(name, i)
+				mu.Lock()
+				if a.Allow {
+					stopped[name] = time.Since(published)
+					if a.Bundles["registry"] != "rv2" || slices.Contains(a.OrderIDs, "ORD-R") {
+						t.Errorf("%s, no longer acting: %+v; want registry rv2, ORD-R not evaluated", name, a)
+					}
+					mu.Unlock()
+					return
+				}
+				if a.Bundles["registry"] != "rv1" || !slices.Equal(a.OrderIDs, []string{"ORD-R"}) {
+					t.Errorf("%s acted on the revoked order: %+v; want it under registry rv1 only", name, a)
+				}
+				denials[name] = append(denials[name], a.DecisionID)
+				mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	for _, name := range names[:2] {
+		d, ok := stopped[name]
+		switch {
+		case !ok:
+			t.Errorf("%s still acts on the revoked order 10 s after the revocation was published", name)
+		case d > 2*pollMax*time.Second:
+			t.Errorf("%s stopped acting on the revoked order %v after its publication; want within two polling intervals (%d s)", name, d.Round(time.Millisecond), 2*pollMax)
+		}
+		if m := reps[name].metrics(t); !strings.Contains(m, `geoscope_bundle_info{name="registry",revision="rv2"} 1`) {
+			t.Errorf("%s metrics: %v, want registry rv2", name, bndMetric(m, "geoscope_bundle_info"))
+		}
+		// Every denial it answered meanwhile is recorded under rv1.
+		for _, id := range denials[name] {
+			r := reps[name].request(t, http.MethodGet, "/v1/ledger/"+id, "", "", nil)
+			var e struct {
+				Bundles map[string]string `json:"bundles"`
+			}
+			if r.status != http.StatusOK || json.Unmarshal(r.body, &e) != nil || e.Bundles["registry"] != "rv1" {
+				t.Errorf("%s: entry %s: HTTP %d, bundles %v; want it recorded under rv1", name, id, r.status, e.Bundles)
+			}
+		}
+	}
+	t.Logf("stopped acting on the revoked order after %v and %v (bound %d s); %d and %d denials meanwhile, all under rv1",
+		stopped["replica-1"].Round(time.Millisecond), stopped["replica-2"].Round(time.Millisecond), 2*pollMax, len(denials["replica-1"]), len(denials["replica-2"]))
+
+	// replica-3 could not download: it still acts on the order, and says
+	// it is failing.
+	st := reps["replica-3"].waitStatus(t, "replica-3 to report its failing downloads", 10*time.Second, func(st bndStatus) bool { return st.BundleError != nil })
+	if a := admit("replica-3", 100); a.Allow || a.Bundles["registry"] != "rv1" || st.revision("registry") != "rv1" {
+		t.Errorf("replica-3, cut off from its bundle service: %+v, status %s; want it still denying under rv1", a, st)
+	}
+	m := reps["replica-3"].metrics(t)
+	if !strings.Contains(m, `geoscope_bundle_info{name="registry",revision="rv1"} 1`) || slices.Contains(bndMetric(m, "geoscope_bundle_rejections_total"), "geoscope_bundle_rejections_total 0") {
+		t.Errorf("replica-3 metrics: %v %v; want registry rv1 and rejections counted", bndMetric(m, "geoscope_bundle_info"), bndMetric(m, "geoscope_bundle_rejections_total"))
+	}
+	services["replica-3"].mu.Lock()
+	services["replica-3"].token = remoteToken
+	services["replica-3"].mu.Unlock()
+	restored := time.Now()
+	reps["replica-3"].waitStatus(t, "replica-3 to activate rv2 once it can download", 30*time.Second, func(st bndStatus) bool {
+		return st.revision("registry") == "rv2" && st.BundleError == nil
+	})
+	if a := admit("replica-3", 101); !a.Allow {
+		t.Errorf("replica-3 with rv2: %+v, want the order no longer acted on", a)
+	}
+	t.Logf("replica-3 stopped acting on it %v after it could download again", time.Since(restored).Round(time.Millisecond))
 }

@@ -20,7 +20,9 @@ package tests
 //   - every replica serves the new revision within two polling intervals
 //     of its publication, and no answer or entry mixes two revisions;
 //   - the transparency report built from the shared ledger counts each
-//     replica's entries exactly once; every entry names its replica.
+//     replica's entries exactly once; every entry names its replica;
+//   - the replicas' entries form one chain: `geoscope ledger verify`
+//     passes with the head the report printed.
 //
 // It logs the figures docs/operations.md quotes: requests/s in total and
 // per replica, errors per fault, convergence times, PostgreSQL commits/s.
@@ -441,9 +443,15 @@ func TestCluster(t *testing.T) {
 			Admissions int `json:"admissions_recorded"`
 			Plain      int `json:"plain_admissions"`
 		} `json:"summary"`
+		Head string `json:"ledger_head"`
 	}
 	if err := json.Unmarshal([]byte(rep.stdout), &report); err != nil {
 		t.Fatalf("report: %v\n%s", err, rep.stdout)
+	}
+	// The replicas' commits, a kill and PostgreSQL's restart among them,
+	// made one chain, which the report's head pins.
+	if v := runBoundedEnv(t, 2*time.Minute, env, "ledger", "verify", "--head", report.Head); report.Head == "" || v.code != 0 {
+		t.Errorf("geoscope ledger verify --head %q: %s", report.Head, v)
 	}
 	if report.Summary.Decisions != perKind["decision"]-sentAgain["decision"] || report.Summary.Admissions != perKind["admission"]-sentAgain["admission"] {
 		t.Errorf("report counts %d decisions and %d admissions recorded; the ledger holds %d and %d, of which %d and %d for requests sent again (replicas: %v)",

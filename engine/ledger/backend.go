@@ -731,8 +731,18 @@ func (b *sqlBackend) lockHead(ctx context.Context, tx *sql.Tx) (chainHead, error
 }
 
 // idleInTransaction bounds how long a commit's transaction may sit idle
-// on PostgreSQL: far above a commit's 10 s bound.
-const idleInTransaction = "60s"
+// on PostgreSQL, that is, between the end of one of its statements and
+// the next: how long one replica frozen in a commit (a stopped VM or
+// container, a node cut off the network, a process paused) keeps every
+// replica from recording. A live writer leaves milliseconds between two
+// statements (hashing and encoding a chunk of entries), and no answer
+// waits longer than 5 s for its commit (engine's record timeout), so a
+// transaction idle for that long has nobody waiting for it. It was 60 s:
+// a replica stopped while it held the lock had every replica of the
+// cluster refuse recorded decisions for a minute (each after waiting
+// 5 s), where now they do so for about 5 s
+// (tests/ledger_replicas_test.go).
+const idleInTransaction = "5s"
 
 // adoptUnlinked links up to adoptBatch entries without a link, oldest
 // first, after the head, in a transaction of its own, and returns how

@@ -213,7 +213,7 @@ func TestSQLiteWritingConnectionReplacedWhenItBreaks(t *testing.T) {
 	}
 }
 
-// A commit's PostgreSQL transaction ends itself when idle for a minute (a
+// A commit's PostgreSQL transaction ends itself when idle for 5 s (a
 // replica hung in a commit holds the chain's lock), set in the statement
 // that takes the lock, whatever the URL says.
 func TestPostgresCommitsEndWhenIdleInTransaction(t *testing.T) {
@@ -241,8 +241,8 @@ func TestPostgresCommitsEndWhenIdleInTransaction(t *testing.T) {
 	if err := tx.QueryRowContext(ctx, `SHOW idle_in_transaction_session_timeout`).Scan(&got); err != nil {
 		t.Fatal(err)
 	}
-	if got != "1min" {
-		t.Errorf("idle_in_transaction_session_timeout in a commit: %q, want 1min", got)
+	if got != "5s" {
+		t.Errorf("idle_in_transaction_session_timeout in a commit: %q, want 5s", got)
 	}
 }
 
