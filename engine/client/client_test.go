@@ -1157,6 +1157,51 @@ func TestTooLarge(t *testing.T) {
 	}
 }
 
+// An answer over --max-response that is mostly actions is the roster's
+// 413. The server told the client to send the roster in parts: a part is
+// decided as the whole meeting, and a part whose participants are all in
+// the jurisdiction has the meeting ended, for the people of the other
+// parts too. It says to raise --max-response instead.
+func TestAnswerTooLargeIsNotSplit(t *testing.T) {
+	meeting := func(participants []input.Participant) *input.Request {
+		return &input.Request{Meeting: input.Meeting{ID: "june4-b", Host: input.Host{AccountID: "acct-us-b", AccountCountry: "US"}, Participants: participants}}
+	}
+	var inside []input.Participant
+	for i := range 30 {
+		inside = append(inside, input.Participant{ID: fmt.Sprintf("p-cn-%02d", i), IP: ipCN})
+	}
+	whole := meeting(append(slices.Clone(inside), input.Participant{ID: "p-us", IP: ipUS}))
+
+	ts := httptest.NewServer(newHandler(t, server.Config{MaxResponse: 2000}, true))
+	t.Cleanup(ts.Close)
+	d, err := newClient(t, ts.URL).DecisionOrNone(context.Background(), whole)
+	var ae *client.APIError
+	if d != nil || !errors.Is(err, client.ErrTooLarge) || !errors.As(err, &ae) || ae.Field != "meeting.participants" {
+		t.Fatalf("an answer of 30 removals over --max-response 2000: %+v, %v", d, err)
+	}
+	if !strings.Contains(ae.Message, "raise --max-response") || strings.Contains(ae.Message, "and send the roster in parts") {
+		t.Errorf("the 413 says %q; want it to say to raise --max-response, not to split the roster", ae.Message)
+	}
+
+	// Why not in parts: the whole meeting is not ended (p-us is outside
+	// CN), the part of it inside CN is.
+	c := newClient(t, newRealServer(t).URL)
+	ends := func(req *input.Request) bool {
+		t.Helper()
+		d, err := c.DecisionOrNone(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(d.Actions, func(a decision.Action) bool { return a.Type == decision.EndMeeting })
+	}
+	if ends(whole) {
+		t.Error("the whole meeting, with a participant in the US, is ended")
+	}
+	if !ends(meeting(inside)) {
+		t.Error("the part of the roster inside CN is no longer granted end_meeting; the 413's advice may be revisited")
+	}
+}
+
 func TestNilClientFailsOpen(t *testing.T) {
 	var c *client.Client
 	allow, a, err := c.AdmitOrAllow(context.Background(), june4("j", ipCN))
