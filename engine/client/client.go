@@ -54,7 +54,9 @@
 //   - 503 not_ready (the engine refused before deciding anything), for
 //     every call but Ready;
 //   - 503 overloaded (the server refused the request unread), for every
-//     call, waiting at least the server's Retry-After;
+//     call, waiting the server's Retry-After and up to half as long again,
+//     at random, so that the requests it refused together do not all
+//     come back in the same instant;
 //   - for GET only, any other network failure and 502, 503, 504.
 //
 // Never a 4xx, never eval_timeout or a 500, and never a POST once its

@@ -523,6 +523,82 @@ func TestOverloadedIsRetriedAfterRetryAfter(t *testing.T) {
 	}
 }
 
+// countingRecorder counts the decisions the engine records.
+type countingRecorder struct{ n atomic.Int64 }
+
+func (r *countingRecorder) Record(context.Context, *engine.Record) error {
+	r.n.Add(1)
+	return nil
+}
+
+// TestOverloadedRostersAreRecordedOnce: rosters over 64 KiB share the
+// large lane, which here holds one at a time; those that find no room
+// within --queue-timeout are answered 503 overloaded, unread, and sent
+// again by the client after Retry-After. Every call is decided, and each
+// decision recorded once: the refused attempts left nothing.
+func TestOverloadedRostersAreRecordedOnce(t *testing.T) {
+	rec := &countingRecorder{}
+	h := newHandler(t, server.Config{MaxBody: 128 << 10, MaxInflight: 128 << 10, QueueTimeout: 20 * time.Millisecond}, true, engine.WithRecorder(rec))
+	var overloaded atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		if sw.status == http.StatusServiceUnavailable {
+			overloaded.Add(1)
+		}
+	}))
+	t.Cleanup(ts.Close)
+	// Time enough for every caller to get its turn.
+	c := newClient(t, ts.URL, client.WithRetries(20, 10*time.Millisecond), client.WithTimeout(time.Minute))
+
+	const callers = 8
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			req := roster()
+			for j := range 3000 {
+				req.Meeting.Participants = append(req.Meeting.Participants, input.Participant{ID: fmt.Sprintf("c%d-%04d", i, j), IP: ipUS})
+			}
+			d, err := c.DecisionOrNone(context.Background(), req)
+			if err != nil || len(d.Actions) != 1 {
+				t.Errorf("caller %d: %+v, %v", i, d, err)
+			}
+		})
+	}
+	wg.Wait()
+	if overloaded.Load() == 0 {
+		t.Fatal("no request was answered 503 overloaded: the test did not load the server")
+	}
+	if n := rec.n.Load(); n != callers {
+		t.Errorf("%d decisions recorded for %d calls (%d answers 503 overloaded)", n, callers, overloaded.Load())
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
 func TestNotReadyServerFailsOpen(t *testing.T) {
 	f := newFront(t, newHandler(t, server.Config{}, false), nil)
 	c := newClient(t, f.URL, fast)
