@@ -236,6 +236,19 @@ func WithUserAgent(ua string) Option {
 	}
 }
 
+// CloseIdleConnections closes the connections the client keeps open to
+// the decision point between calls (through the *http.Client of
+// WithHTTPClient, when given). A client that is no longer used keeps them,
+// with two goroutines each, until they have been idle for 90 s: call it
+// when a client is replaced, as when a token is rotated (WithToken is
+// fixed when the client is made) or the decision point moves. Calls in
+// flight are not affected, and a later call opens connections again.
+func (c *Client) CloseIdleConnections() {
+	if c != nil {
+		c.hc.CloseIdleConnections()
+	}
+}
+
 func (c *Client) fail(err error) {
 	if c.err == nil {
 		c.err = err

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -1183,6 +1184,56 @@ func TestConnectionsAreReused(t *testing.T) {
 	if n := conns.Load(); n > 2*callers {
 		t.Errorf("%d calls from %d callers opened %d connections, want at most two per caller", callers*calls, callers, n)
 	}
+}
+
+// A client that is replaced (a token rotated) kept its pool, and two
+// goroutines per connection, for 90 s, with no way to close it.
+func TestCloseIdleConnections(t *testing.T) {
+	ts := httptest.NewUnstartedServer(realHandler(t))
+	var opened, closed atomic.Int32
+	ts.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		switch state {
+		case http.StateNew:
+			opened.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			closed.Add(1)
+		}
+	}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	before := runtime.NumGoroutine()
+	c := newClient(t, ts.URL)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if _, err := c.Admit(context.Background(), june4(fmt.Sprint("j", i), ipUS)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if opened.Load() == 0 || closed.Load() == opened.Load() {
+		t.Fatalf("%d connections opened, %d closed: none kept to close", opened.Load(), closed.Load())
+	}
+	c.CloseIdleConnections()
+	for deadline := time.Now().Add(5 * time.Second); closed.Load() < opened.Load(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections opened, %d closed after CloseIdleConnections", opened.Load(), closed.Load())
+		}
+	}
+	// The client's goroutines for them (a reader and a writer each) end.
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("%d goroutines, %d before the calls", runtime.NumGoroutine(), before)
+			break
+		}
+	}
+	// The client still works, on a new connection.
+	if a, err := c.Admit(context.Background(), june4("j-cn", ipCN)); err != nil || a.Allow {
+		t.Errorf("after CloseIdleConnections: %+v, %v", a, err)
+	}
+	var nilClient *client.Client
+	nilClient.CloseIdleConnections() // as every method of a nil client, harmless
 }
 
 func TestPreviewOrdersAreNotEnforced(t *testing.T) {
