@@ -170,9 +170,18 @@ func WithToken(token string) Option {
 // WithHTTPClient makes calls through hc instead of the default client
 // (which does not follow redirects, and has a transport of its own: a pool
 // of up to 256 idle connections to the decision point, closed after 90 s
-// idle, with http.DefaultTransport's other settings). hc's own redirect
-// policy and timeout then apply; a per-request timeout on hc is not
-// needed, the context bounds every call.
+// idle, with http.DefaultTransport's other settings, HTTP/2 over TLS
+// among them). hc's own redirect policy and timeout then apply; a
+// per-request timeout on hc is not needed, the context bounds every call.
+//
+// To trust a private CA, start hc's transport from
+// http.DefaultTransport.(*http.Transport).Clone(), set its TLSClientConfig
+// and raise MaxIdleConnsPerHost: a transport written as
+// &http.Transport{TLSClientConfig: ...} speaks HTTP/1.1 only and keeps 2
+// idle connections per host. Over HTTP/2 a replica that shuts down tells
+// the client which requests it did not take, which are sent again; over
+// HTTP/1.1 a request sent on a keep-alive connection as the replica closes
+// it fails, and is not sent again (see the package documentation).
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) {
 		if hc == nil {
