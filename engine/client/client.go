@@ -54,7 +54,9 @@
 //   - 503 not_ready (the engine refused before deciding anything), for
 //     every call but Ready;
 //   - 503 overloaded (the server refused the request unread), for every
-//     call, waiting at least the server's Retry-After;
+//     call, waiting the server's Retry-After and up to half as long again,
+//     at random, so that the requests it refused together do not all
+//     come back in the same instant;
 //   - for GET only, any other network failure and 502, 503, 504.
 //
 // Never a 4xx, never eval_timeout or a 500, and never a POST once its
@@ -168,9 +170,18 @@ func WithToken(token string) Option {
 // WithHTTPClient makes calls through hc instead of the default client
 // (which does not follow redirects, and has a transport of its own: a pool
 // of up to 256 idle connections to the decision point, closed after 90 s
-// idle, with http.DefaultTransport's other settings). hc's own redirect
-// policy and timeout then apply; a per-request timeout on hc is not
-// needed, the context bounds every call.
+// idle, with http.DefaultTransport's other settings, HTTP/2 over TLS
+// among them). hc's own redirect policy and timeout then apply; a
+// per-request timeout on hc is not needed, the context bounds every call.
+//
+// To trust a private CA, start hc's transport from
+// http.DefaultTransport.(*http.Transport).Clone(), set its TLSClientConfig
+// and raise MaxIdleConnsPerHost: a transport written as
+// &http.Transport{TLSClientConfig: ...} speaks HTTP/1.1 only and keeps 2
+// idle connections per host. Over HTTP/2 a replica that shuts down tells
+// the client which requests it did not take, which are sent again; over
+// HTTP/1.1 a request sent on a keep-alive connection as the replica closes
+// it fails, and is not sent again (see the package documentation).
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) {
 		if hc == nil {
@@ -231,6 +242,19 @@ func WithUserAgent(ua string) Option {
 			return
 		}
 		c.userAgent = ua
+	}
+}
+
+// CloseIdleConnections closes the connections the client keeps open to
+// the decision point between calls (through the *http.Client of
+// WithHTTPClient, when given). A client that is no longer used keeps them,
+// with two goroutines each, until they have been idle for 90 s: call it
+// when a client is replaced, as when a token is rotated (WithToken is
+// fixed when the client is made) or the decision point moves. Calls in
+// flight are not affected, and a later call opens connections again.
+func (c *Client) CloseIdleConnections() {
+	if c != nil {
+		c.hc.CloseIdleConnections()
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -520,6 +521,82 @@ func TestOverloadedIsRetriedAfterRetryAfter(t *testing.T) {
 	actions, err := c.ActionsOrNone(ctx, roster())
 	if actions != nil || !errors.Is(err, client.ErrOverloaded) {
 		t.Errorf("ActionsOrNone = %+v, %v", actions, err)
+	}
+}
+
+// countingRecorder counts the decisions the engine records.
+type countingRecorder struct{ n atomic.Int64 }
+
+func (r *countingRecorder) Record(context.Context, *engine.Record) error {
+	r.n.Add(1)
+	return nil
+}
+
+// TestOverloadedRostersAreRecordedOnce: rosters over 64 KiB share the
+// large lane, which here holds one at a time; those that find no room
+// within --queue-timeout are answered 503 overloaded, unread, and sent
+// again by the client after Retry-After. Every call is decided, and each
+// decision recorded once: the refused attempts left nothing.
+func TestOverloadedRostersAreRecordedOnce(t *testing.T) {
+	rec := &countingRecorder{}
+	h := newHandler(t, server.Config{MaxBody: 128 << 10, MaxInflight: 128 << 10, QueueTimeout: 20 * time.Millisecond}, true, engine.WithRecorder(rec))
+	var overloaded atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		if sw.status == http.StatusServiceUnavailable {
+			overloaded.Add(1)
+		}
+	}))
+	t.Cleanup(ts.Close)
+	// Time enough for every caller to get its turn.
+	c := newClient(t, ts.URL, client.WithRetries(20, 10*time.Millisecond), client.WithTimeout(time.Minute))
+
+	const callers = 8
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			req := roster()
+			for j := range 3000 {
+				req.Meeting.Participants = append(req.Meeting.Participants, input.Participant{ID: fmt.Sprintf("c%d-%04d", i, j), IP: ipUS})
+			}
+			d, err := c.DecisionOrNone(context.Background(), req)
+			if err != nil || len(d.Actions) != 1 {
+				t.Errorf("caller %d: %+v, %v", i, d, err)
+			}
+		})
+	}
+	wg.Wait()
+	if overloaded.Load() == 0 {
+		t.Fatal("no request was answered 503 overloaded: the test did not load the server")
+	}
+	if n := rec.n.Load(); n != callers {
+		t.Errorf("%d decisions recorded for %d calls (%d answers 503 overloaded)", n, callers, overloaded.Load())
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 
@@ -1109,6 +1186,56 @@ func TestConnectionsAreReused(t *testing.T) {
 	}
 }
 
+// A client that is replaced (a token rotated) kept its pool, and two
+// goroutines per connection, for 90 s, with no way to close it.
+func TestCloseIdleConnections(t *testing.T) {
+	ts := httptest.NewUnstartedServer(realHandler(t))
+	var opened, closed atomic.Int32
+	ts.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		switch state {
+		case http.StateNew:
+			opened.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			closed.Add(1)
+		}
+	}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	before := runtime.NumGoroutine()
+	c := newClient(t, ts.URL)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if _, err := c.Admit(context.Background(), june4(fmt.Sprint("j", i), ipUS)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if opened.Load() == 0 || closed.Load() == opened.Load() {
+		t.Fatalf("%d connections opened, %d closed: none kept to close", opened.Load(), closed.Load())
+	}
+	c.CloseIdleConnections()
+	for deadline := time.Now().Add(5 * time.Second); closed.Load() < opened.Load(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections opened, %d closed after CloseIdleConnections", opened.Load(), closed.Load())
+		}
+	}
+	// The client's goroutines for them (a reader and a writer each) end.
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("%d goroutines, %d before the calls", runtime.NumGoroutine(), before)
+			break
+		}
+	}
+	// The client still works, on a new connection.
+	if a, err := c.Admit(context.Background(), june4("j-cn", ipCN)); err != nil || a.Allow {
+		t.Errorf("after CloseIdleConnections: %+v, %v", a, err)
+	}
+	var nilClient *client.Client
+	nilClient.CloseIdleConnections() // as every method of a nil client, harmless
+}
+
 func TestPreviewOrdersAreNotEnforced(t *testing.T) {
 	f := newFront(t, realHandler(t), nil)
 	c := newClient(t, f.URL)
@@ -1154,6 +1281,51 @@ func TestTooLarge(t *testing.T) {
 	}
 	if n := f.count(); n != 2 {
 		t.Errorf("%d requests, want 2 (no retries)", n)
+	}
+}
+
+// An answer over --max-response that is mostly actions is the roster's
+// 413. The server told the client to send the roster in parts: a part is
+// decided as the whole meeting, and a part whose participants are all in
+// the jurisdiction has the meeting ended, for the people of the other
+// parts too. It says to raise --max-response instead.
+func TestAnswerTooLargeIsNotSplit(t *testing.T) {
+	meeting := func(participants []input.Participant) *input.Request {
+		return &input.Request{Meeting: input.Meeting{ID: "june4-b", Host: input.Host{AccountID: "acct-us-b", AccountCountry: "US"}, Participants: participants}}
+	}
+	var inside []input.Participant
+	for i := range 30 {
+		inside = append(inside, input.Participant{ID: fmt.Sprintf("p-cn-%02d", i), IP: ipCN})
+	}
+	whole := meeting(append(slices.Clone(inside), input.Participant{ID: "p-us", IP: ipUS}))
+
+	ts := httptest.NewServer(newHandler(t, server.Config{MaxResponse: 2000}, true))
+	t.Cleanup(ts.Close)
+	d, err := newClient(t, ts.URL).DecisionOrNone(context.Background(), whole)
+	var ae *client.APIError
+	if d != nil || !errors.Is(err, client.ErrTooLarge) || !errors.As(err, &ae) || ae.Field != "meeting.participants" {
+		t.Fatalf("an answer of 30 removals over --max-response 2000: %+v, %v", d, err)
+	}
+	if !strings.Contains(ae.Message, "raise --max-response") || strings.Contains(ae.Message, "and send the roster in parts") {
+		t.Errorf("the 413 says %q; want it to say to raise --max-response, not to split the roster", ae.Message)
+	}
+
+	// Why not in parts: the whole meeting is not ended (p-us is outside
+	// CN), the part of it inside CN is.
+	c := newClient(t, newRealServer(t).URL)
+	ends := func(req *input.Request) bool {
+		t.Helper()
+		d, err := c.DecisionOrNone(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(d.Actions, func(a decision.Action) bool { return a.Type == decision.EndMeeting })
+	}
+	if ends(whole) {
+		t.Error("the whole meeting, with a participant in the US, is ended")
+	}
+	if !ends(meeting(inside)) {
+		t.Error("the part of the roster inside CN is no longer granted end_meeting; the 413's advice may be revisited")
 	}
 }
 

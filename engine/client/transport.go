@@ -58,15 +58,15 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 		if attempt > c.retries || !retryable(cl, err) {
 			return nil, err
 		}
-		wait := c.backoffFor(attempt)
-		var ae *APIError
-		if errors.As(err, &ae) && ae.RetryAfter > wait {
-			wait = ae.RetryAfter // the server said when it expects to have room
-		}
 		// Never sleep past the deadline: if the next attempt could not
 		// start before it, give up now rather than when it passes.
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
-			stop := fmt.Errorf("geoscope: %s %s: %w: the next attempt was due in %v, after the call's deadline", cl.method, cl.path, ErrNoTimeToRetry, wait.Round(time.Millisecond))
+		left, bounded := time.Duration(0), false
+		if dl, ok := ctx.Deadline(); ok {
+			left, bounded = time.Until(dl), true
+		}
+		wait, earliest, ok := c.nextWait(attempt, err, left, bounded)
+		if !ok {
+			stop := fmt.Errorf("geoscope: %s %s: %w: the next attempt was due in %v, after the call's deadline", cl.method, cl.path, ErrNoTimeToRetry, earliest.Round(time.Millisecond))
 			return nil, &abortedError{err: stop, prev: err}
 		}
 		if wait > 0 {
@@ -100,9 +100,10 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 //     it locates, evaluates or records anything (engine.ErrNotReady), so no
 //     decision exists; the decision point is usually just starting.
 //   - 503 overloaded is retried for every method, after the server's
-//     Retry-After: the server refused the request before reading its body,
-//     so no decision exists. The wait never runs past the call's deadline
-//     (the call then fails, which means no enforcement).
+//     Retry-After and up to half as long again, at random: the server
+//     refused the request before reading its body, so no decision exists.
+//     The wait never runs past the call's deadline (the call then fails,
+//     which means no enforcement).
 //   - For GET (ready, health, status), which decides and records nothing,
 //     any other transport failure and 502, 503 and 504 (typically from a
 //     proxy or load balancer in front) are retried: repeating it is
@@ -164,6 +165,45 @@ func (c *Client) backoffFor(n int) time.Duration {
 	d = min(d, limit)
 	half := d / 2
 	return half + rand.N(d-half+1)
+}
+
+// nextWait is how long to wait, after attempt n failed with err, before
+// the next attempt, and the soonest that attempt may start; left is the
+// time to the call's deadline, if bounded. ok is false when the next
+// attempt could not start before the deadline.
+func (c *Client) nextWait(n int, err error, left time.Duration, bounded bool) (wait, earliest time.Duration, ok bool) {
+	wait = c.backoffFor(n)
+	earliest = wait
+	var ae *APIError
+	retryAfter := errors.As(err, &ae) && ae.RetryAfter > wait
+	if retryAfter {
+		earliest = ae.RetryAfter
+	}
+	if bounded && left <= earliest {
+		return 0, earliest, false
+	}
+	if retryAfter {
+		// The server said when it expects to have room. It refuses
+		// together the requests it has no room for (those that waited
+		// out --queue-timeout side by side, a burst of joins as a
+		// webinar starts) and names them all one Retry-After: waiting
+		// exactly that long brought them back in the same instant, to be
+		// refused together again. So the wait is the Retry-After and up
+		// to half as long again, at random; before a deadline, up to
+		// half of what is left after the Retry-After, so that the
+		// attempt keeps the other half.
+		spread := earliest / 2
+		if bounded {
+			spread = min(spread, (left-earliest)/2)
+		}
+		wait = jitterAbove(earliest, spread)
+	}
+	return wait, earliest, true
+}
+
+// jitterAbove is d plus a random duration in [0, spread].
+func jitterAbove(d, spread time.Duration) time.Duration {
+	return d + rand.N(max(spread, 0)+1)
 }
 
 // attempt makes one HTTP request.

@@ -58,7 +58,10 @@ func (s *Server) encodeDecision(d *decision.Decision, limit int64) ([]byte, erro
 //     id under a small --max-response is what the request can change.
 //     413 too_large, field order.id;
 //   - the roster, when most of the answer is actions: 413 too_large, field
-//     meeting.participants (send the roster in parts);
+//     meeting.participants (the operator raises --max-response; a roster
+//     sent in parts is no remedy: each part is decided as the whole
+//     meeting, so a meeting-wide demand granted for a part would reach
+//     the participants left out of it);
 //   - a preview's refusals, when they are most of it (the policy declining
 //     the demands the request submitted): 413 too_large, field order;
 //   - otherwise the policy, whose blocked actions or refusals of standing
@@ -78,7 +81,7 @@ func (s *Server) tooLarge(d *decision.Decision, within int64) error {
 	}
 	switch {
 	case len(d.Actions) >= len(d.GuardBlocked)+len(d.Refused):
-		return input.TooLarge("meeting.participants", "the answer (%d actions) exceeds the response limit of %s; apply no enforcement and send the roster in parts",
+		return input.TooLarge("meeting.participants", "the answer (%d actions) exceeds the response limit of %s; apply no enforcement, and raise --max-response (and the client's limit with it) rather than send the roster in parts: each part would be decided as the whole meeting, and a meeting-wide demand granted for one would reach the participants left out",
 			len(d.Actions), limit)
 	case d.Preview && len(d.Refused) >= len(d.GuardBlocked):
 		return input.TooLarge("order", "the answer to this preview (%s) exceeds the response limit of %s; it was neither answered nor recorded: preview fewer demands at once",
