@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -153,6 +154,17 @@ func TestMetricsUnderLoad(t *testing.T) {
 					t.Errorf("%s: label %s=%q repeats a request's path", name, l.GetName(), l.GetValue())
 				}
 			}
+		}
+	}
+	// Every family is in docs/operations.md's table of what the metrics
+	// say (TestDocsNameRealMetrics holds the documents to real names).
+	ops, err := os.ReadFile(opsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range after {
+		if strings.HasPrefix(name, "geoscope_") && !strings.Contains(string(ops), "`"+name) {
+			t.Errorf("%s: not in %s, What the metrics say", name, opsDoc)
 		}
 	}
 	// Series by family: a thousand more unknown paths make none.

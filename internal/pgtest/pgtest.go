@@ -32,7 +32,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -324,13 +323,14 @@ func (s *Server) launchFreePort() error {
 	return err
 }
 
+// freePort is a loopback port for the server: one of GEOSCOPE_TEST_PORTS
+// when it is set, as for every server the tests start.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := proctest.Port()
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return strconv.Atoi(port)
 }
 
 // launch starts postgres in the foreground as a child process and waits

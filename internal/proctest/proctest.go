@@ -8,6 +8,7 @@ package proctest
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -67,27 +68,36 @@ func (b *LockedBuffer) String() string {
 // to them; otherwise the system chooses one.
 func FreePort(t testing.TB) string {
 	t.Helper()
-	if r := os.Getenv("GEOSCOPE_TEST_PORTS"); r != "" {
-		return portInRange(t, r)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := Port()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return port
+}
+
+// Port is FreePort for code that has no testing.TB to fail (a helper
+// that starts a server for many tests, such as internal/pgtest).
+func Port() (string, error) {
+	if r := os.Getenv("GEOSCOPE_TEST_PORTS"); r != "" {
+		return portInRange(r)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
 	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
 }
 
 // portInRange returns a port of r ("LO-HI") free on the loopback
 // interface, trying them from a random one on, so that tests running at
 // once rarely try the same.
-func portInRange(t testing.TB, r string) string {
-	t.Helper()
+func portInRange(r string) (string, error) {
 	lo, hi, ok := strings.Cut(r, "-")
 	first, err1 := strconv.Atoi(lo)
 	last, err2 := strconv.Atoi(hi)
 	if !ok || err1 != nil || err2 != nil || first < 1 || last > 65535 || first > last {
-		t.Fatalf("GEOSCOPE_TEST_PORTS=%q: want a range LO-HI of ports", r)
+		return "", fmt.Errorf("GEOSCOPE_TEST_PORTS=%q: want a range LO-HI of ports", r)
 	}
 	n := last - first + 1
 	start := rand.IntN(n)
@@ -98,8 +108,7 @@ func portInRange(t testing.TB, r string) string {
 			continue
 		}
 		ln.Close()
-		return port
+		return port, nil
 	}
-	t.Fatalf("GEOSCOPE_TEST_PORTS=%q: no port of the range is free", r)
-	return ""
+	return "", fmt.Errorf("GEOSCOPE_TEST_PORTS=%q: no port of the range is free", r)
 }
