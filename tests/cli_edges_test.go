@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -339,6 +340,51 @@ withheld contains {"order": "CN-2020-0601", "reason": "under appeal"}
 	d, msgs = decideWarnings(t, policyWithExtension(t, "appeal.rego", strings.Replace(entry, `"order"`, `"order_id"`, 1)))
 	if len(d.Actions) != 0 || len(msgs) != 0 {
 		t.Errorf("spelt right: actions %+v, warnings %q; want the order withheld and no warning", d.Actions, msgs)
+	}
+}
+
+// An extension rule that goes wrong for every participant of a roster,
+// with entries that hold the roster itself, is told of by its first
+// problems, each quoting its entry by its start, and a count of the rest:
+// not a warning per participant, each repeating the roster.
+func TestDecideExtensionProblemsBounded(t *testing.T) {
+	const ext = `package geoscope.extensions
+
+withheld contains {"order": "CN-2020-0601", "meeting": input.meeting}
+
+withheld contains {"order": p.id, "reason": "under appeal"} if some p in input.meeting.participants
+`
+	policy := policyWithExtension(t, "roster.rego", ext)
+	var people []string
+	for i := range 500 {
+		people = append(people, fmt.Sprintf(`{"id": "participant-%03d", "ip": "1.0.16.%d"}`, i, i%250+1))
+	}
+	req := `{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [` + strings.Join(people, ", ") + `]}}`
+	res := runCLI(t, []byte(req), "decide", "--geoip-db", geotest.Standard(t), "--bundle", policy, "--bundle", "../bundles/registry")
+	if res.code != 0 {
+		t.Fatalf("%v", res)
+	}
+	if len(res.stderr) > 16<<10 {
+		t.Errorf("stderr is %d bytes: want the first problems and a count of the others", len(res.stderr))
+	}
+	var msgs []string
+	for line := range strings.Lines(res.stderr) {
+		var rec struct{ Level, Msg string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Level != "WARN" {
+			t.Fatalf("stderr line %.200q: want a JSON warning", line)
+		}
+		msgs = append(msgs, rec.Msg)
+	}
+	if len(msgs) != 21 || !strings.HasPrefix(msgs[20], "data.geoscope.extension_problems: ") || !strings.Contains(msgs[20], " more") {
+		t.Fatalf("%d warnings, the last %.200q: want 20 problems and a count of the others", len(msgs), msgs[len(msgs)-1])
+	}
+	for _, m := range msgs[:20] {
+		if len(m) > 300 || strings.Count(m, "participant-") > 3 {
+			t.Errorf("a warning of %d bytes quotes more than its entry's start: %.300q", len(m), m)
+		}
+	}
+	if want := `data.geoscope.extension_problems: withheld {"meeting":{`; !slices.ContainsFunc(msgs, func(m string) bool { return strings.HasPrefix(m, want) }) {
+		t.Errorf("warnings %q: want one starting %q", msgs, want)
 	}
 }
 

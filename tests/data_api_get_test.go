@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -139,6 +140,32 @@ func TestDataAPIGet(t *testing.T) {
 	_, _ = body.ReadFrom(resp.Body)
 	resp.Body.Close()
 	wantDataError(t, "GET with a body", httpResult{status: resp.StatusCode, header: resp.Header, body: body.Bytes()}, 400, "invalid_parameter", "invalid_input", "body")
+	// A body of undeclared length (chunked) is a body all the same; the
+	// last chunk alone is none.
+	for _, c := range []struct {
+		name string
+		body string
+		ok   bool
+	}{{"GET with a chunked body", `{"input": ` + string(june4b) + `}`, false}, {"GET with an empty chunked body", "", true}} {
+		req, _ := http.NewRequest(http.MethodGet, p.base+"/v1/data/geoscope/decision?"+input(june4b), io.MultiReader(strings.NewReader(c.body)))
+		req.Header.Set("Authorization", "Bearer "+decide)
+		req.TransferEncoding = []string{"chunked"}
+		resp, err := p.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body bytes.Buffer
+		_, _ = body.ReadFrom(resp.Body)
+		resp.Body.Close()
+		r := httpResult{status: resp.StatusCode, header: resp.Header, body: body.Bytes()}
+		if c.ok {
+			if r.status != 200 {
+				t.Errorf("%s: %s; want it answered", c.name, r)
+			}
+			continue
+		}
+		wantDataError(t, c.name, r, 400, "invalid_parameter", "invalid_input", "body")
+	}
 	wantDataError(t, "POST with an input parameter", p.mustDo(http.MethodPost, "/v1/data/geoscope/decision?"+input(june4b), decide, "application/json", []byte(`{"input": `+string(june4b)+`}`)),
 		400, "invalid_parameter", "invalid_input", "input")
 

@@ -114,6 +114,18 @@ func TestLedgerStatementsOfOnePerson(t *testing.T) {
 		{nil, "--participant or --account"},
 		{[]string{"--participant", "p-cn", "--account", "acct-us-b"}, "--participant or --account"},
 		{[]string{"--participant", "p-cn", "--since", "2026-07-01", "--until", "2026-01-01"}, "--until"},
+		// pflag keeps the last of a flag given twice: statements for one
+		// person would be answered as if asked for the other alone.
+		{[]string{"--participant", "p-cn", "--participant", "p-hk"}, "--participant is given 2 times"},
+		{[]string{"--account", "acct-us-b", "--account", "acct-us-b"}, "--account is given 2 times"},
+		// An id no meeting server can send (a line pasted with its
+		// carriage return, a byte that is not UTF-8, more than an id's
+		// 256 bytes) was recorded on no one: said, not answered with
+		// nothing as for a person nothing was decided on.
+		{[]string{"--participant", "p-cn\r"}, "--participant contains a control character"},
+		{[]string{"--participant", "p-cn\xff"}, "--participant is not valid UTF-8"},
+		{[]string{"--account", "p-cn" + strings.Repeat("x", 300)}, "--account is 304 bytes long"},
+		{[]string{"--account", "p-cn\u202e"}, "--account contains a bidirectional control character"},
 	} {
 		res := runCLI(t, nil, append([]string{"ledger", "statements", "--data-dir", s.dataDir}, tc.args...)...)
 		if res.code != 2 || res.stdout != "" || !strings.Contains(res.stderr, tc.want) || strings.Contains(res.stderr, "p-cn") {

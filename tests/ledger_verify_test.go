@@ -258,6 +258,37 @@ func TestLedgerExportForAnAuditor(t *testing.T) {
 	if res.code != 2 || !strings.Contains(res.stderr, "--export") {
 		t.Errorf("ledger verify --export with --data-dir: %s; want exit 2", res)
 	}
+	// An answer that could not be written is not "verified" (exit 0) to
+	// a script that kept it, in text as in JSON.
+	if full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0); err != nil {
+		t.Logf("/dev/full: %v: verify writing to a full disk is not checked", err)
+	} else {
+		for _, format := range []string{"text", "json"} {
+			cmd := exec.Command(geoscopeBin, "ledger", "verify", "--export", path, "--head", published.LedgerHead, "--format", format)
+			var stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = full, &stderr
+			_ = cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "no space left") {
+				t.Errorf("ledger verify --format %s onto a full disk: exit %d, %q; want exit 1 saying the answer could not be written", format, code, stderr.String())
+			}
+		}
+		full.Close()
+	}
+	// A directory, and two files of which pflag would check the last
+	// alone, are the flag's mistakes (exit 2), not a ledger that could not
+	// be read (1), nor a verification of the other file.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--export", t.TempDir()}, "is a directory"},
+		{[]string{"--export", tampered, "--export", path}, "--export is given 2 times"},
+	} {
+		res := runCLI(t, nil, append([]string{"ledger", "verify"}, tc.args...)...)
+		if res.code != 2 || res.stdout != "" || !strings.Contains(res.stderr, tc.want) {
+			t.Errorf("ledger verify %v: %s; want exit 2 saying %q", tc.args, res, tc.want)
+		}
+	}
 
 	// The report's summary, worked out from the export and the counts.
 	var decisions, admissions int

@@ -4,6 +4,7 @@
 package input
 
 import (
+	"fmt"
 	"math/bits"
 	"net/netip"
 	"slices"
@@ -718,6 +719,37 @@ func checkID(f field, id string) error {
 		}
 	}
 	return nil
+}
+
+// IDProblem says why id is not an id a request can carry (one the decoder
+// refuses as a participant's, an account's or an order's), without
+// repeating any of it, or "" when it is one. A tool that looks an id up
+// among those recorded (geoscope ledger statements) tells a mistyped one
+// from one nothing was decided on, and writes the id nowhere.
+func IDProblem(id string) string {
+	if checkID(at("id"), id) == nil {
+		return ""
+	}
+	switch {
+	case id == "":
+		return "is empty"
+	case len(id) > MaxIDLength:
+		return fmt.Sprintf("is %d bytes long; an id is at most %d", len(id), MaxIDLength)
+	case !utf8.ValidString(id):
+		return "is not valid UTF-8"
+	}
+	for _, c := range id {
+		switch {
+		case unicode.IsControl(c):
+			return fmt.Sprintf("contains a control character (U+%04X)", c)
+		case unicode.Is(unicode.Bidi_Control, c):
+			return fmt.Sprintf("contains a bidirectional control character (U+%04X)", c)
+		}
+	}
+	if strings.TrimSpace(id) == "" {
+		return "is blank"
+	}
+	return "is not an id a request can carry"
 }
 
 // checkText rejects invalid UTF-8 and control characters. The decoder

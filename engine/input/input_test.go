@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 const validRequest = `{
@@ -566,5 +567,27 @@ func TestRosterOverTheLimitIsCountedNotKept(t *testing.T) {
 	}
 	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > uint64(len(body)) {
 		t.Errorf("decoding a roster of %d over a limit of %d allocated %d bytes, more than its body (%d)", n, limit, allocated, len(body))
+	}
+}
+
+// IDProblem accepts exactly the ids a request can carry, and says why
+// another is refused without repeating it.
+func TestIDProblemIsTheDecodersCheck(t *testing.T) {
+	for _, id := range []string{
+		"p1", "acct 9", " p1", "p1 ", "été", "参加者", strings.Repeat("x", MaxIDLength), strings.Repeat("é", MaxIDLength/2),
+		"", "   ", "\u3000", strings.Repeat("x", MaxIDLength+1), "p1\r", "p\x00", "p\x7f", "p\u0085", "\xff", "p\u202eq", "p\u2066",
+	} {
+		quoted, _ := stdjson.Marshal(id)
+		if !utf8.ValidString(id) {
+			quoted = []byte(`"` + id + `"`) // the raw bytes, as a client would send them
+		}
+		_, err := Decode([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a"}, "participants": [{"id": `+string(quoted)+`}]}}`), Limits{})
+		why := IDProblem(id)
+		if (err == nil) != (why == "") {
+			t.Errorf("%q: Decode %v, IDProblem %q: want both to accept it or both to refuse it", id, err, why)
+		}
+		if why != "" && id != "" && strings.Contains(why, strings.TrimSpace(id)) && strings.TrimSpace(id) != "" {
+			t.Errorf("%q: IDProblem %q repeats the id", id, why)
+		}
 	}
 }

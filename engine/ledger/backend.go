@@ -223,13 +223,14 @@ var pgEnvironment = map[string]string{
 // one the URL states is overridden by it and harmless.
 //
 // What the URL states is read with net/url, which refuses some URLs the
-// driver's own parser takes (several hosts, a password holding "#"): of
-// such a URL nothing counts as stated, so that any PG* variable is
-// refused rather than let through unread.
+// driver's own parser takes (several hosts, a password holding "#"), and
+// splits some otherwise (sameAuthority): of such a URL nothing counts as
+// stated, so that any PG* variable is refused rather than let through
+// unread.
 func checkEnvironment(raw string) error {
 	stated := map[string]bool{}
 	unread := false
-	if u, err := url.Parse(raw); err != nil {
+	if u, err := url.Parse(raw); err != nil || !sameAuthority(raw) {
 		unread = true
 	} else {
 		for key, values := range u.Query() {
@@ -247,9 +248,11 @@ func checkEnvironment(raw string) error {
 		stated["port"] = stated["port"] || u.Port() != ""
 		stated["database"] = stated["database"] || strings.TrimPrefix(u.Path, "/") != ""
 		if u.User != nil {
-			_, hasPassword := u.User.Password()
+			// An empty password ("user:@host") is none to the driver,
+			// which then takes PGPASSWORD's.
+			password, _ := u.User.Password()
 			stated["user"] = stated["user"] || u.User.Username() != ""
-			stated["password"] = stated["password"] || hasPassword
+			stated["password"] = stated["password"] || password != ""
 		}
 	}
 	var names, settings []string
@@ -273,6 +276,25 @@ func checkEnvironment(raw string) error {
 	return fmt.Errorf("%w: the environment sets %s, which the PostgreSQL driver would apply to the --ledger connection, whose URL states no %s: "+
 		"the URL alone configures the ledger's connection; state the setting in it (sslmode=verify-full, ...) or unset the variable",
 		ErrConfig, strings.Join(names, ", "), strings.Join(settings, ", "))
+}
+
+// sameAuthority reports whether net/url and the driver split raw, a
+// postgres:// URL, into the same user information and host. The driver
+// reads it as libpq does: the user information ends at the first "@"
+// before the first "/", wherever a "?" or "#" is; net/url ends the
+// authority at the first "/", "?" or "#", and the user information at
+// its last "@". A password holding "?" or "#" after a part net/url takes
+// for a host and port ("user:5432?sslmode=verify-full@db/geoscope",
+// "user:12#x@db/geoscope"), or a second "@", has net/url read a query,
+// a port or a password the driver does not: what it says is stated
+// cannot be trusted.
+func sameAuthority(raw string) bool {
+	_, rest, _ := strings.Cut(raw, "://")
+	if slash := strings.IndexByte(rest, '/'); slash >= 0 {
+		rest = rest[:slash]
+	}
+	at := strings.IndexByte(rest, '@')
+	return at < 0 || strings.Count(rest, "@") == 1 && !strings.ContainsAny(rest[:at], "?#")
 }
 
 // parseFailure is why pgconn could not parse a URL, without the URL

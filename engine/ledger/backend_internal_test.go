@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/geoscope/geoscope/internal/pgtest"
 )
 
@@ -262,6 +264,18 @@ func TestCheckEnvironmentReadsTheURLAsTheDriverDoes(t *testing.T) {
 		// net/url refuses these and the driver takes them: nothing counts as stated.
 		{"postgres://geo:s#cr3t@db/geoscope?sslmode=verify-full", "PGSSLMODE", true},
 		{"postgres://geo@db1:5432,db2:5432/geoscope?sslmode=verify-full", "PGOPTIONS", true},
+		// An empty password is none to the driver.
+		{"postgres://geo:@db/geoscope?sslmode=verify-full", "PGPASSWORD", true},
+		{"postgres://geo:pw@db/geoscope?sslmode=verify-full", "PGPASSWORD", false},
+		// net/url takes these and splits them otherwise than the driver,
+		// which ends the user information at the first "@" before the
+		// first "/": the sslmode, the port and the password net/url reads
+		// are part of the driver's password.
+		{"postgres://geo:5432?sslmode=verify-full@db/geoscope", "PGSSLMODE", true},
+		{"postgres://geo:?sslmode=verify-full@db:5432/geoscope", "PGSSLMODE", true},
+		{"postgres://geo:12#x@db/geoscope?sslmode=verify-full", "PGPORT", true},
+		{"postgres://geo:p@ss@db:5432/geoscope?sslmode=verify-full", "PGPASSWORD", true},
+		{"postgres://geo@db:5432/geoscope?sslmode=verify-full&application_name=a@b", "PGAPPNAME", false},
 	} {
 		t.Run(tc.url+" "+tc.env, func(t *testing.T) {
 			for name := range pgEnvironment {
@@ -277,5 +291,65 @@ func TestCheckEnvironmentReadsTheURLAsTheDriverDoes(t *testing.T) {
 				t.Errorf("error %q: want %s named and its value not shown", err, tc.env)
 			}
 		})
+	}
+}
+
+// Whatever a URL looks like, a PG* variable checkEnvironment lets through
+// changes nothing the driver connects with: the setting it is for is
+// stated in the URL, as the driver reads the URL.
+func TestCheckEnvironmentLetsThroughNothingTheDriverApplies(t *testing.T) {
+	urls := []string{
+		"postgres://geo@db/geoscope",
+		"postgres://geo:pw@db:5432/geoscope?sslmode=verify-full&application_name=geoscope&options=-c%20x%3Dy",
+		"postgres://geo:@db:5432/geoscope?sslmode=require",
+		"postgres://geo:5432?sslmode=verify-full@db/geoscope",
+		"postgres://geo:?sslmode=verify-full&dbname=x&port=5432@db/",
+		"postgres://geo:12#x@db/geoscope?sslmode=require",
+		"postgres://geo:12?x=1&port=6@db/geoscope?sslmode=require",
+		"postgres://geo:p@ss@db:5432/geoscope?sslmode=require",
+		"postgres://geo:pw@db:5432?dbname=geoscope&ssl=true",
+		"postgres://geo:pw@db:5432/geoscope?ssl=true&ssl=false",
+		"postgres://geo:pw@db:5432/geoscope?ssl=false&ssl=true",
+		"postgres://geo:pw@db:5432/geoscope?sslmode=require&ssl=true",
+		"postgres://db?user=geo&password=pw&port=5432&dbname=geoscope&sslmode=require&host=db",
+		"postgres://db/geoscope#?sslmode=require",
+		"postgres://geo:pw@db:5432/geoscope?sslmode=require&application_name=a@b",
+		"postgres://geo:pw@[::1]:5432/geoscope?sslmode=require",
+		"postgres://geo:pw@db:/geoscope?sslmode=require",
+		"postgres://%67eo:p%77@db:5432/geo%73cope?ssl%6dode=require",
+		"postgresql://geo:pw@db:5432/geoscope?sslmode=require&host=other",
+	}
+	type applied func(*pgconn.Config) bool
+	vars := []struct {
+		name, value string
+		applied     applied
+	}{
+		{"PGHOST", "sentinel.invalid", func(c *pgconn.Config) bool { return c.Host == "sentinel.invalid" }},
+		{"PGPORT", "6543", func(c *pgconn.Config) bool { return c.Port == 6543 }},
+		{"PGDATABASE", "sentinel_db", func(c *pgconn.Config) bool { return c.Database == "sentinel_db" }},
+		{"PGUSER", "sentinel_user", func(c *pgconn.Config) bool { return c.User == "sentinel_user" }},
+		{"PGPASSWORD", "sentinel-pw", func(c *pgconn.Config) bool { return c.Password == "sentinel-pw" }},
+		{"PGSSLMODE", "disable", func(c *pgconn.Config) bool { return c.TLSConfig == nil }},
+		{"PGAPPNAME", "sentinel-app", func(c *pgconn.Config) bool { return c.RuntimeParams["application_name"] == "sentinel-app" }},
+		{"PGOPTIONS", "-c search_path=sentinel", func(c *pgconn.Config) bool { return strings.Contains(c.RuntimeParams["options"], "sentinel") }},
+	}
+	for _, u := range urls {
+		for _, v := range vars {
+			for name := range pgEnvironment {
+				t.Setenv(name, "") // restored after the test
+				os.Unsetenv(name)
+			}
+			os.Setenv(v.name, v.value)
+			if checkEnvironment(u) != nil {
+				continue // refused
+			}
+			cfg, err := pgconn.ParseConfig(u)
+			if err != nil {
+				continue // refused when parsed (checkURL)
+			}
+			if v.applied(cfg) {
+				t.Errorf("%s with %s=%s: let through, and the driver applies it", u, v.name, v.value)
+			}
+		}
 	}
 }

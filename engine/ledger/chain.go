@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -12,9 +13,10 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/geoscope/geoscope/engine/input"
 )
 
 // The chain makes the ledger tamper-evident. Every entry, as it is
@@ -328,7 +330,7 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 		}
 		r, bad := typedRow(cols)
 		if bad != "" {
-			v.problem("the entry numbered %v (decision %v): %s: the row was altered", cols[0], printable(cols[2]), bad)
+			v.problem("the entry numbered %s (decision %s): %s: the row was altered", printable(cols[0]), printable(cols[2]), bad)
 			if _, ok := cols[0].(int64); !ok {
 				continue // no number to check it, or the chain, by
 			}
@@ -405,7 +407,7 @@ func newChainCheck(v *Verification, want map[string]bool, o VerifyOptions) *chai
 // columns stored beside it differ from its text, for a database.
 func (c *chainCheck) entry(r chainRow, sum [32]byte, timed bool, disagree func() string) {
 	v := c.v
-	seq, id := r.seq, r.id
+	seq, id := r.seq, cmp.Or(r.shown, shownText(r.id))
 	switch want := c.lastSeq + 1; {
 	case seq == want:
 	case seq == want+1:
@@ -529,6 +531,9 @@ type chainRow struct {
 	link                    string
 	linked                  bool
 	id, kind, meeting, repl string
+	// shown is the id as a problem names it, when it is not id itself
+	// (a column of another type: typedRow).
+	shown string
 }
 
 // typedRow reads a chained row's columns (chain_seq, chain_link,
@@ -561,20 +566,40 @@ func typedRow(cols [7]any) (r chainRow, bad string) {
 	}
 	if r.id == "" {
 		r.id = printable(cols[2])
+		r.shown = r.id
 	}
 	return r, strings.Join(wrong, ", ")
 }
 
-// printable is a column's value for a problem: text as it is, anything
-// else quoted (a BLOB's bytes as text).
+// printable is a column's value for a problem: text as it is when it is
+// as plain and short as an id geoscope writes, quoted otherwise (a BLOB's
+// bytes as text), and then only its start (shownText).
 func printable(v any) string {
 	switch v := v.(type) {
 	case string:
-		return v
+		return shownText(v)
 	case []byte:
-		return strconv.Quote(string(v))
+		return input.Quote(string(v))
 	}
-	return fmt.Sprint(v)
+	return shownText(fmt.Sprint(v))
+}
+
+// shownText is text read from the ledger or an export for a problem: as
+// it is when it is printable ASCII of at most input.MaxQuoted bytes, as
+// every decision id geoscope writes is; otherwise quoted, and cut to its
+// start. A row or a line altered behind geoscope's back may hold
+// anything, megabytes or a terminal's escape sequences included, and a
+// problem is printed to whoever checks the ledger.
+func shownText(s string) string {
+	if len(s) > input.MaxQuoted {
+		return input.Quote(s)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return input.Quote(s)
+		}
+	}
+	return s
 }
 
 // unlinked counts the entries without a link, and reports those decided

@@ -165,7 +165,7 @@ func VerifyExport(r io.Reader, o VerifyOptions) (*Verification, error) {
 	for _, x := range unchained {
 		v.Unlinked++
 		if x.timed && latest > math.MinInt64+int64(unlinkedGrace) && x.at < latest-int64(unlinkedGrace) {
-			v.problem("line %d (decision %s, decided at %s) has no link, though entries decided after it were chained: nothing covers it", x.line, x.id, time.Unix(0, x.at).UTC().Format(time.RFC3339))
+			v.problem("line %d (decision %s, decided at %s) has no link, though entries decided after it were chained: nothing covers it", x.line, shownText(x.id), time.Unix(0, x.at).UTC().Format(time.RFC3339))
 		}
 	}
 	if v.ProblemCount > 0 {

@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -118,5 +119,56 @@ func TestExportVerifiesWithoutTheDatabase(t *testing.T) {
 		if v, err := verify("\n", pinned); !errors.Is(err, ledger.ErrNotVerified) || !strings.Contains(strings.Join(v.Problems, "\n"), "is no entry's") {
 			t.Errorf("an empty export with a head: %v; want the head found in no entry", err)
 		}
+	})
+}
+
+// An id read from an altered export or row is named by its start only,
+// quoted: whoever checks the ledger reads the problems in a terminal, and
+// an altered line may hold megabytes, or escape sequences that clear the
+// screen or colour what follows.
+func TestVerifyNamesAnAlteredIdByItsStart(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		l := b.open(t)
+		ids := []string{newID(), newID(), newID()}
+		for i, id := range ids {
+			record(t, l, removal(id, baseTime.Add(time.Duration(i)*time.Second), fmt.Sprintf("p-%d", i)))
+		}
+		export := string(exportAll(t, l))
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		bad := "\x1b[2J\x1b[31m" + strings.Repeat("A", 100_000)
+		quotedBad, _ := json.Marshal(bad)
+		wantBounded := func(what string, v *ledger.Verification, err error) {
+			t.Helper()
+			if !errors.Is(err, ledger.ErrNotVerified) || len(v.Problems) == 0 {
+				t.Fatalf("%s: %v, %q; want it not verified", what, err, problems(v))
+			}
+			named := false
+			for _, p := range v.Problems {
+				if len(p) > 1024 || strings.Contains(p, "\x1b") {
+					t.Errorf("%s: a problem of %d bytes repeats the altered id: %.200q", what, len(p), p)
+				}
+				named = named || strings.Contains(p, `"\x1b[2J\x1b[31mAAAA`)
+			}
+			if !named {
+				t.Errorf("%s: problems %q; want the altered id named by its start, quoted", what, problems(v))
+			}
+		}
+
+		// An export whose second entry's id was altered, and a line
+		// without a place in the chain decided long before the others.
+		altered := strings.Replace(export, `"decision_id":"`+ids[1]+`"`, `"decision_id":`+string(quotedBad), 1)
+		v, err := ledger.VerifyExport(strings.NewReader(altered), ledger.VerifyOptions{})
+		wantBounded("an export with an id altered", v, err)
+		unlinked := export + fmt.Sprintf(`{"decision_id":%s,"time":%q,"kind":"decision"}`+"\n", quotedBad, baseTime.Add(-time.Hour).Format(time.RFC3339Nano))
+		v, err = ledger.VerifyExport(strings.NewReader(unlinked), ledger.VerifyOptions{})
+		wantBounded("an export with an unlinked line", v, err)
+
+		// The same id written into the ledger's column.
+		exec(t, b, `UPDATE ledger_decisions SET decision_id = ? WHERE decision_id = ?`, bad, ids[1])
+		v, err = b.reader(t).Verify(ctx, ledger.VerifyOptions{})
+		wantBounded("a ledger with an id altered", v, err)
 	})
 }

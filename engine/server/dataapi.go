@@ -554,7 +554,7 @@ func (s *Server) queryInput(c *gin.Context, q url.Values) ([]byte, *reservation,
 		return refuse(&input.FieldError{Field: field, Message: msg})
 	}
 	const shape = "a GET sends the request as JSON in its input parameter (?input=<URL-encoded JSON>)"
-	if c.Request.ContentLength > 0 {
+	if hasBody(c.Request) {
 		closeHTTP1(c) // the body is not read
 		return invalid("body", `a GET takes no body: it sends the request as JSON in its input parameter; a body goes with POST, as {"input": <request>}`)
 	}
@@ -586,6 +586,25 @@ func (s *Server) queryInput(c *gin.Context, q url.Values) ([]byte, *reservation,
 		return nil, nil, false
 	}
 	return []byte(in), res, true
+}
+
+// hasBody reports whether a request carries a body: one of a declared
+// length above zero, or of a length not declared (chunked, or an HTTP/2
+// stream left open after its head) whose first byte arrives. A body of
+// undeclared length that turns out empty (an HTTP/2 client that ends the
+// stream with an empty DATA frame, a chunked body of the last chunk
+// alone) is none: the read ends at once, or when the connection's read
+// deadline (ReadTimeout) does, as a POST's body would.
+func hasBody(r *http.Request) bool {
+	switch {
+	case r.ContentLength > 0:
+		return true
+	case r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody:
+		return false
+	}
+	var one [1]byte
+	n, err := io.ReadFull(r.Body, one[:])
+	return n > 0 || !errors.Is(err, io.EOF)
 }
 
 func envelopeInput(raw []byte) (json.RawMessage, error) {

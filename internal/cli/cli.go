@@ -119,12 +119,36 @@ func refuseEmptyValues(cmd *cobra.Command) error {
 		default:
 			empty = f.Value.Type() == "string" && f.Value.String() == ""
 		}
+		if once, ok := f.Value.(*onceFlag); ok && once.times > 1 {
+			err = usageError{fmt.Errorf("--%s is given %d times: give it once (run the command once for each)", f.Name, once.times)}
+			return
+		}
 		if empty {
 			err = usageError{fmt.Errorf("--%s is empty: give a value, or leave the flag out for its default", f.Name)}
 		}
 	})
 	return err
 }
+
+// onceFlag is a string flag that may be given once. pflag keeps the last
+// of a string flag given twice, so that "statements --participant A
+// --participant B" would answer for B alone, and say nothing of A: the
+// second is refused (refuseEmptyValues), naming the flag and neither
+// value, which may be a person's id.
+type onceFlag struct {
+	value string
+	times int
+}
+
+func (o *onceFlag) String() string { return o.value }
+
+func (o *onceFlag) Set(v string) error {
+	o.value = v
+	o.times++
+	return nil
+}
+
+func (o *onceFlag) Type() string { return "string" }
 
 func exitCode(err error) int {
 	var ue usageError

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/spf13/cobra"
@@ -66,7 +67,8 @@ an extension rule the default policy never reads (exempt, withheld or
 refusals in a package other than geoscope.extensions) or writes as a
 complete rule, and each entry of the extension rules that is malformed
 for this request (data.geoscope.extension_problems: an entry with a
-misspelt key names no order and withholds nothing).
+misspelt key names no order and withholds nothing; the first 20, then
+how many more).
 
 Exit status: 0 with a decision, 2 on bad input or unreadable bundles or
 database (the message on stderr names the field), 1 on other failures.`,
@@ -130,8 +132,12 @@ database (the message on stderr names the field), 1 on other failures.`,
 				problems, _ = snap.ExtensionProblems(ctx, in)
 			})}
 			defer func() {
-				for _, p := range problems {
-					log.Warn("data.geoscope.extension_problems: " + p + " (see docs/policy.md)")
+				for i, p := range problems {
+					if i == maxExtensionProblems {
+						log.Warn(fmt.Sprintf("data.geoscope.extension_problems: %d more (see docs/policy.md)", len(problems)-i))
+						break
+					}
+					log.Warn("data.geoscope.extension_problems: " + shortened(p, maxProblemText) + " (see docs/policy.md)")
 				}
 			}()
 			if !asOf.IsZero() {
@@ -186,6 +192,29 @@ database (the message on stderr names the field), 1 on other failures.`,
 	ledgers.register(f)
 	ledgers.registerReplica(f)
 	return cmd
+}
+
+// maxExtensionProblems bounds the extension problems decide writes, and
+// maxProblemText each one (a policy of one's own may define
+// extension_problems with any text): an extension rule that goes wrong
+// for every participant of a large roster has a problem each, and the
+// first ones say what is wrong.
+const (
+	maxExtensionProblems = 20
+	maxProblemText       = 1024
+)
+
+// shortened cuts s to at most n bytes on a character boundary, marking
+// the cut.
+func shortened(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 func readInput(stdin io.Reader, path string) ([]byte, error) {

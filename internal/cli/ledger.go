@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/internal/buildinfo"
 	"github.com/geoscope/geoscope/internal/patherr"
@@ -227,7 +228,7 @@ be read.`,
 func statementsCommand() *cobra.Command {
 	var (
 		flags                ledgerFlags
-		participant, account string
+		participant, account onceFlag
 		since, until         string
 	)
 	cmd := &cobra.Command{
@@ -246,15 +247,30 @@ its pseudonym with the ledger's key (--ledger-key-file, or ledger.key in
 --data-dir), which is checked against the ledger first. --participant
 finds a participant removed or denied admission; --account an account
 suspended, or a host removed or denied (actions on a host name the host's
-account). Neither id is written anywhere.
+account). Neither id is written anywhere; one no meeting server could
+send (a control character, such as the carriage return of a pasted
+line, invalid UTF-8, more than 256 bytes) is refused, as it was recorded
+on no one.
 
 Exit status: 0 (with nothing on stdout when no recorded decision acted on
 the person), 2 on a bad flag or a key that is not the ledger's, 1 when
 the ledger cannot be read.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (participant == "") == (account == "") {
+			if (participant.value == "") == (account.value == "") {
 				return usageError{errors.New("give the person's id with --participant or --account (one of them)")}
+			}
+			// An id no request can carry was recorded on no one: said,
+			// rather than answered with nothing as for a person nothing
+			// was decided on (a pasted id that kept a carriage return).
+			// The id is not repeated.
+			for _, f := range []struct {
+				name string
+				id   *onceFlag
+			}{{"participant", &participant}, {"account", &account}} {
+				if why := input.IDProblem(f.id.value); f.id.value != "" && why != "" {
+					return usageError{fmt.Errorf("--%s %s: it is not an id a meeting server can send, so no decision acted on it (the id is not shown)", f.name, why)}
+				}
 			}
 			var q ledger.Query
 			var err error
@@ -267,9 +283,9 @@ the ledger cannot be read.`,
 				return err
 			}
 			defer l.Close()
-			subject := l.Pseudonymizer().Participant(participant)
-			if account != "" {
-				subject = l.Pseudonymizer().Account(account)
+			subject := l.Pseudonymizer().Participant(participant.value)
+			if account.value != "" {
+				subject = l.Pseudonymizer().Account(account.value)
 			}
 			out := bufio.NewWriter(cmd.OutOrStdout())
 			enc := json.NewEncoder(out)
@@ -299,8 +315,8 @@ the ledger cannot be read.`,
 	}
 	f := cmd.Flags()
 	flags.register(f)
-	f.StringVar(&participant, "participant", "", "the participant's `ID`, as the meeting server sent it")
-	f.StringVar(&account, "account", "", "the account's `ID`, as the meeting server sent it")
+	f.Var(&participant, "participant", "the participant's `ID`, as the meeting server sent it")
+	f.Var(&account, "account", "the account's `ID`, as the meeting server sent it")
 	f.StringVar(&since, "since", "", "decisions at or after `T` (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&until, "until", "", "decisions before `T` (RFC 3339 or YYYY-MM-DD)")
 	return cmd
@@ -325,7 +341,7 @@ func verifyCommand() *cobra.Command {
 		pins         []string
 		since, until string
 		format       string
-		exportPath   string
+		exportFlag   onceFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "verify [--head LINK]... [--since T --until T] [--export FILE] [--format text|json]",
@@ -377,7 +393,7 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 				v      *ledger.Verification
 				unseen int
 			)
-			if exportPath != "" {
+			if exportPath := exportFlag.value; exportPath != "" {
 				if flags.chosen(cmd.Flags()) {
 					return usageError{errors.New("--export checks a file, not a ledger: leave out --ledger, --data-dir and --ledger-key-file")}
 				}
@@ -388,6 +404,12 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 						return usageError{fmt.Errorf("--export: %v", patherr.Cause(ferr))}
 					}
 					defer file.Close()
+					// A directory opens, and fails at the first read as
+					// if the ledger could not be read: it is the flag's
+					// mistake.
+					if st, serr := file.Stat(); serr == nil && st.IsDir() {
+						return usageError{fmt.Errorf("--export %s: is a directory; give the file geoscope ledger export wrote", exportPath)}
+					}
 					in = file
 				}
 				if v, err = ledger.VerifyExport(in, opts); v == nil {
@@ -422,6 +444,11 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 				}
 				return err
 			}
+			// Written as one, and checked: an answer that could not be
+			// written is not "verified" (exit 0) to a script that kept
+			// it, any more than in JSON.
+			text := bufio.NewWriter(out)
+			out = text
 			if n := unseen; n > 0 {
 				fmt.Fprintf(out, "INCOMPLETE: %d recorded entries are still in a stopped server's journal, not in the database; they are not checked (the next geoscope serve on this directory copies them)\n", n)
 			}
@@ -447,6 +474,9 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 			if v.Unlinked > 0 {
 				fmt.Fprintf(out, "entries without a link yet: %d (recorded before the chain, or by an older replica; a running geoscope serve links them within seconds, and they are not covered until then)\n", v.Unlinked)
 			}
+			if werr := text.Flush(); werr != nil {
+				return werr
+			}
 			return err
 		},
 	}
@@ -456,7 +486,7 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 	f.StringVar(&since, "since", "", "the start `T` of the period of the report that printed --head (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&until, "until", "", "the end `T` of that period, exclusive (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&format, "format", "text", "output format: text or json")
-	f.StringVar(&exportPath, "export", "", "check the `FILE` geoscope ledger export wrote (- for stdin) instead of the ledger")
+	f.Var(&exportFlag, "export", "check the `FILE` geoscope ledger export wrote (- for stdin) instead of the ledger")
 	return cmd
 }
 

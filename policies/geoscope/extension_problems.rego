@@ -9,7 +9,7 @@ package geoscope
 #   code still withholds its demand), but an entry that names no order
 #   withholds nothing, so extension tests should assert that this set is
 #   empty for their inputs. Nothing on the decision path reads it.
-extension_problems contains sprintf("exempt: %s is not a participant id (a string)", [json.marshal(id)]) if {
+extension_problems contains sprintf("exempt: %s is not a participant id (a string)", [quoted_entry(id)]) if {
 	some id in exempt_ids
 	not is_string(id)
 }
@@ -64,7 +64,16 @@ entry_keys := {
 	"refusals": {"order_id", "demand", "code", "reason"},
 }
 
-entry_problem(kind, entry, text) := sprintf("%s %s: %s", [kind, json.marshal(entry), text])
+entry_problem(kind, entry, text) := sprintf("%s %s: %s", [kind, quoted_entry(entry), text])
+
+# An entry as a problem quotes it: its JSON, cut to its first 64
+# characters. A rule may return much more than it meant to (an entry that
+# holds input.meeting holds the whole roster), and each problem is one
+# line of geoscope decide's warnings.
+quoted_entry(entry) := text if {
+	text := json.marshal(entry)
+	count(text) <= 64
+} else := concat("", [substring(json.marshal(entry), 0, 64), "…"])
 
 non_blank(s) if {
 	is_string(s)

@@ -576,6 +576,17 @@ test_problem_refusal_with_malformed_code if {
 	problems({"refusals": {{"order_id": "o-cn", "code": "PressReview", "reason": "r"}}}) == {`refusals {"code":"PressReview","order_id":"o-cn","reason":"r"}: code must be lower_snake_case, at most 64 bytes, and not a built-in code (the demand is withheld under code "withheld")`}
 }
 
+test_problem_quotes_a_large_entry_by_its_start if {
+	entry := {"order": "o-cn", "reason": "r", "roster": [{"id": sprintf("p%d", [i])} | some i in numbers.range(1, 1000)]}
+	p := problems({"withheld": {entry}, "exempt": {{"roster": entry.roster}}})
+	count(p) == 4
+	every text in p {
+		count(text) < 200
+		contains(text, `…`)
+	}
+	`withheld {"order":"o-cn","reason":"r","roster":[{"id":"p1"},{"id":"p2"},{…: unknown key "order"; allowed: demand, order_id, reason` in p
+}
+
 test_problem_refusal_without_code if {
 	problems({"refusals": {{"order_id": "o-cn", "demand": "end_meeting", "reason": "r"}}}) == {`refusals {"demand":"end_meeting","order_id":"o-cn","reason":"r"}: code must be lower_snake_case, at most 64 bytes, and not a built-in code (the demand is withheld under code "withheld")`}
 }
