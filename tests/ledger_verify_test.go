@@ -240,6 +240,19 @@ func TestLedgerExportForAnAuditor(t *testing.T) {
 		if out, err := exec.Command(python, "-c", script[1], tampered, published.LedgerHead).CombinedOutput(); err == nil || !strings.Contains(string(out), "was altered") {
 			t.Errorf("the documented Python check of an altered export: %v\n%s", err, out)
 		}
+		// A head that is no entry's link, and an export without entries,
+		// fail the check with its message rather than pass in silence or
+		// end in a traceback.
+		empty := filepath.Join(t.TempDir(), "empty.jsonl")
+		if err := os.WriteFile(empty, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		otherHead := strings.Repeat("0", 64)
+		for file, head := range map[string]string{path: otherHead, empty: published.LedgerHead} {
+			if out, err := exec.Command(python, "-c", script[1], file, head).CombinedOutput(); err == nil || !strings.Contains(string(out), "the head is the link of no entry") || strings.Contains(string(out), "Traceback") {
+				t.Errorf("the documented Python check of %s against head %s: %v\n%s", filepath.Base(file), head, err, out)
+			}
+		}
 	}
 	tampered := filepath.Join(t.TempDir(), "tampered.jsonl")
 	if err := os.WriteFile(tampered, []byte(strings.Replace(export.stdout, `"country":"CN"`, `"country":"HK"`, 1)), 0o600); err != nil {
