@@ -948,6 +948,9 @@ func TestRetriesStopAtTheDeadline(t *testing.T) {
 	if !errors.As(err, &oe) || !errors.Is(err, client.ErrNoTimeToRetry) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, client.ErrTimeout) || dials.Load() != 1 {
 		t.Errorf("err = %v after %d dials", err, dials.Load())
 	}
+	if msg, _, _ := strings.Cut(err.Error(), "; previous attempt: "); strings.Count(msg, "geoscope: ") != 1 {
+		t.Errorf("err = %q: want the package's prefix once before the previous attempt's error", err)
+	}
 
 	// Many short retries: they go on until the deadline, and the error
 	// says both why the last attempt failed and that the deadline ended it.

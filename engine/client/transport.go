@@ -66,7 +66,8 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 		}
 		wait, earliest, ok := c.nextWait(attempt, err, left, bounded)
 		if !ok {
-			stop := fmt.Errorf("geoscope: %s %s: %w: the next attempt was due in %v, after the call's deadline", cl.method, cl.path, ErrNoTimeToRetry, earliest.Round(time.Millisecond))
+			// The sentinel's text starts with "geoscope: " already.
+			stop := fmt.Errorf("%w: %s %s: the next attempt was due in %v, after the call's deadline", ErrNoTimeToRetry, cl.method, cl.path, earliest.Round(time.Millisecond))
 			return nil, &abortedError{err: stop, prev: err}
 		}
 		if wait > 0 {
