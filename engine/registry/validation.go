@@ -23,9 +23,6 @@ var validationFiles embed.FS
 // error messages and locations name their files in it.
 const ValidationDir = "engine/registry"
 
-// ValidationFile is the name the rules proper are compiled under.
-const ValidationFile = ValidationDir + "/validation.rego"
-
 // ValidationModules returns the Rego source of the built-in validation
 // rules, by the file name they are compiled under.
 func ValidationModules() map[string]string {

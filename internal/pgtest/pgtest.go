@@ -155,9 +155,6 @@ func (s *Server) DatabaseURL(name string) string {
 // Port is the TCP port the server listens on (the same after Start).
 func (s *Server) Port() int { return s.port }
 
-// Dir is the server's temporary directory (data directory, socket, log).
-func (s *Server) Dir() string { return s.root }
-
 // NewSchema creates a fresh, empty schema and returns a URL whose
 // connections use it (search_path), so tests sharing a server do not see
 // each other's tables.
