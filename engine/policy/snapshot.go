@@ -117,12 +117,12 @@ func (s *Snapshot) Warnings() []string {
 // Activated is when the snapshot was built.
 func (s *Snapshot) Activated() time.Time { return s.activated }
 
-// Build activates the bundles into a fresh store, compiles them, and
+// build activates the bundles into a fresh store, compiles them, and
 // prepares the decision query. Bundles must have disjoint roots. The result
-// is not used anywhere until Build returns without error, which is what
+// is not used anywhere until build returns without error, which is what
 // makes a failed reload harmless. Of opts only Print applies (the bundles
 // are already read).
-func Build(ctx context.Context, opts LoadOptions, sources ...Source) (*Snapshot, error) {
+func build(ctx context.Context, opts LoadOptions, sources ...Source) (*Snapshot, error) {
 	if len(sources) == 0 {
 		return nil, fmt.Errorf("%w: no bundles given", ErrBundle)
 	}
@@ -217,7 +217,7 @@ func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, re
 		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
 	}
 	snap := &Snapshot{registry: reg, revisions: revisions, activated: time.Now().UTC(), txn: txn,
-		readsParticipants: readsInput(compiler, []ast.Ref{queryRef, admissionQueryRef}, ParticipantsPath),
+		readsParticipants: readsInput(compiler, []ast.Ref{queryRef, admissionQueryRef}, participantsPath),
 		extensionWarnings: extensionWarnings(compiler, []ast.Ref{queryRef, admissionQueryRef})}
 	query, err := prepare(queryRef)
 	if err == nil && query == nil {
