@@ -2,9 +2,10 @@
 //
 //	decode → locate → evaluate → guard → record
 //
-// Decide reads top to bottom in that order. Each stage lives in its own
-// package (input, geo, policy, guard, and the recorder given to New); this
-// file only wires them together.
+// decide, behind Decide and Admit, reads top to bottom in that order from
+// locate on (the caller decodes with package input). Each stage lives in
+// its own package (input, geo, policy, guard, and the recorder given to
+// New); this file only wires them together.
 package engine
 
 import (

@@ -374,10 +374,13 @@ func (s *Snapshot) EvalAdmission(ctx context.Context, input ast.Value) (*Output,
 	return out, nil
 }
 
-// RememberedAdmissionAt is RememberedAdmission with the input given by a
-// lookup of the value at a path of it (nil when there is none): a caller
-// that can answer for the few paths an answer is keyed by need not build
-// the whole input to find it. at must answer as the input itself would.
+// RememberedAdmissionAt is the admission entry point's answer when one is
+// remembered (see memo.go), which EvalAdmission would return without
+// evaluating. The input is given by a lookup of the value at a path of it
+// (nil when there is none): a caller that can answer for the few paths an
+// answer is keyed by need not build the whole input to find it. at must
+// answer as the input itself would. The Output is shared: callers must
+// not modify it.
 func (s *Snapshot) RememberedAdmissionAt(at func(path ast.Ref) ast.Value) (*Output, bool) {
 	if s.admissionMemo == nil {
 		return nil, false
