@@ -2,9 +2,10 @@
 //
 //	decode → locate → evaluate → guard → record
 //
-// Decide reads top to bottom in that order. Each stage lives in its own
-// package (input, geo, policy, guard, and the recorder given to New); this
-// file only wires them together.
+// decide, behind Decide and Admit, reads top to bottom in that order from
+// locate on (the caller decodes with package input). Each stage lives in
+// its own package (input, geo, policy, guard, and the recorder given to
+// New); this file only wires them together.
 package engine
 
 import (
@@ -131,20 +132,21 @@ func WithRequest(ctx context.Context, k RequestKey) context.Context {
 // unknown.
 const UnknownCountry = "unknown"
 
+// recordTimeout bounds a commit. It is separate from the evaluation
+// deadline: a slow fsync must not be reported as a slow policy, and a
+// caller that gives up after the commit started does not undo it.
+const recordTimeout = 5 * time.Second
+
 // Engine answers decision requests. It is safe for concurrent use; the
 // policy snapshot and the GeoIP database can be swapped at any time and
 // each decision uses the pair current when it started.
 type Engine struct {
-	snapshot atomic.Pointer[policy.Snapshot]
-	geodb    atomic.Pointer[geo.DB]
-	recorder Recorder
-	// recordTimeout bounds a commit. It is separate from the evaluation
-	// deadline: a slow fsync must not be reported as a slow policy, and a
-	// caller that gives up after the commit started does not undo it.
-	recordTimeout time.Duration
-	logs          func(context.Context, *Record)
-	logsEnabled   func() bool
-	now           func() time.Time
+	snapshot    atomic.Pointer[policy.Snapshot]
+	geodb       atomic.Pointer[geo.DB]
+	recorder    Recorder
+	logs        func(context.Context, *Record)
+	logsEnabled func() bool
+	now         func() time.Time
 	// locatePhones makes a dial-in caller's calling number a location
 	// (see geo.LocatePhone for the trade-off); off by default.
 	locatePhones bool
@@ -179,10 +181,6 @@ type Option func(*Engine)
 
 // WithRecorder records every decision before it is returned.
 func WithRecorder(r Recorder) Option { return func(e *Engine) { e.recorder = r } }
-
-// WithRecordTimeout bounds how long a decision may wait for its record to
-// commit (default 5s).
-func WithRecordTimeout(d time.Duration) Option { return func(e *Engine) { e.recordTimeout = d } }
 
 // WithDecisionLog hands every answered decision to fn after it was
 // recorded (OPA's best-effort decision logs, for example). As for a
@@ -228,7 +226,7 @@ func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = n
 // New returns an engine with no policy and no GeoIP database: it answers
 // ErrNotReady until both are set.
 func New(opts ...Option) *Engine {
-	e := &Engine{now: time.Now, recordTimeout: 5 * time.Second}
+	e := &Engine{now: time.Now}
 	for _, o := range opts {
 		o(e)
 	}
@@ -406,7 +404,7 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 		rec.ReachedByOrder = reachedBySubdivision(facts, actions)
 	}
 	if e.recorder != nil {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.recordTimeout)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 		rctx, end := e.stage(rctx, "record")
 		stop := served.time(TimerRecord)
 		err := e.recorder.Record(rctx, rec)

@@ -10,14 +10,14 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// TracerName names the spans of the pipeline's stages.
-const TracerName = "github.com/geoscope/geoscope/engine"
+// tracerName names the spans of the pipeline's stages.
+const tracerName = "github.com/geoscope/geoscope/engine"
 
 // WithTracerProvider traces each stage of a decision (locate, evaluate,
 // guard, record) as a span, child of the span in the request's context
 // (default: no tracing). Spans carry no participant or account id.
 func WithTracerProvider(tp trace.TracerProvider) Option {
-	return func(e *Engine) { e.tracer = tp.Tracer(TracerName) }
+	return func(e *Engine) { e.tracer = tp.Tracer(tracerName) }
 }
 
 // untracedKey marks a context whose decision is not traced.

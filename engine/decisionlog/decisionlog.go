@@ -117,7 +117,7 @@ func Event(r *engine.Record, p *ledger.Pseudonymizer) (*server.Info, error) {
 	}
 	// Masks and drops work on JSON values (map[string]any), not on Go
 	// structs: both documents go through JSON once.
-	in, err := jsonValue(Input(r, p))
+	in, err := jsonValue(loggedInput(r, p))
 	if err != nil {
 		return nil, err
 	}
@@ -185,25 +185,25 @@ func jsonValue(v any) (any, error) {
 	return out, err
 }
 
-// InputView is the logged input: what the decision was made on, without
+// inputView is the logged input: what the decision was made on, without
 // anything that identifies a person.
-type InputView struct {
-	Meeting MeetingView `json:"meeting"`
+type inputView struct {
+	Meeting meetingView `json:"meeting"`
 	// Joining is the participant asking to join, pseudonymized.
-	Joining *PersonView `json:"joining,omitempty"`
+	Joining *personView `json:"joining,omitempty"`
 	// Order is the preview order (accounts it targets pseudonymized);
 	// StandingOrders the registry's orders evaluated otherwise.
-	Order          *OrderView `json:"order,omitempty"`
+	Order          *orderView `json:"order,omitempty"`
 	StandingOrders []string   `json:"standing_orders,omitempty"`
 	// OrdersNotInForce are the orders that targeted the meeting but were
 	// not in force at the decision's time, with their status.
 	OrdersNotInForce []decision.OrderStatus `json:"orders_not_in_force,omitempty"`
 }
 
-// MeetingView is the meeting: its id, the host, and the roster as counts.
-type MeetingView struct {
+// meetingView is the meeting: its id, the host, and the roster as counts.
+type meetingView struct {
 	ID               string   `json:"id"`
-	Host             HostView `json:"host"`
+	Host             hostView `json:"host"`
 	ParticipantCount int      `json:"participant_count"`
 	// ParticipantsByCountry counts the participants by located country;
 	// ParticipantsUnlocated those whose location is unknown.
@@ -214,9 +214,9 @@ type MeetingView struct {
 	ParticipantsUnlocated     int            `json:"participants_unlocated"`
 }
 
-// HostView is the host account (pseudonymized) and its located country
+// hostView is the host account (pseudonymized) and its located country
 // when connected.
-type HostView struct {
+type hostView struct {
 	AccountID      string   `json:"account_id"`
 	AccountCountry string   `json:"account_country,omitempty"`
 	Connected      bool     `json:"connected"`
@@ -224,16 +224,16 @@ type HostView struct {
 	Subdivisions   []string `json:"subdivisions,omitempty"`
 }
 
-// PersonView is a pseudonymized participant and its located country (and
+// personView is a pseudonymized participant and its located country (and
 // subdivisions).
-type PersonView struct {
+type personView struct {
 	ID           string   `json:"id"`
 	Country      string   `json:"country,omitempty"`
 	Subdivisions []string `json:"subdivisions,omitempty"`
 }
 
-// OrderView is a preview order.
-type OrderView struct {
+// orderView is a preview order.
+type orderView struct {
 	ID        string   `json:"id"`
 	Authority string   `json:"authority"`
 	Demands   []string `json:"demands"`
@@ -247,17 +247,17 @@ type OrderView struct {
 	Expires     string `json:"expires,omitempty"`
 }
 
-// Input builds the logged input of r.
-func Input(r *engine.Record, p *ledger.Pseudonymizer) *InputView {
+// loggedInput builds the logged input of r.
+func loggedInput(r *engine.Record, p *ledger.Pseudonymizer) *inputView {
 	f := r.Facts
-	v := &InputView{Meeting: MeetingView{ParticipantsByCountry: map[string]int{}}}
+	v := &inputView{Meeting: meetingView{ParticipantsByCountry: map[string]int{}}}
 	if f == nil {
 		v.Meeting.ID = r.Decision.MeetingID
 		v.Meeting.Host.AccountID = p.Account(r.AccountID)
 		return v
 	}
 	v.Meeting.ID = f.MeetingID
-	v.Meeting.Host = HostView{AccountID: p.Account(f.AccountID), AccountCountry: f.AccountCountry, Connected: f.Host != nil}
+	v.Meeting.Host = hostView{AccountID: p.Account(f.AccountID), AccountCountry: f.AccountCountry, Connected: f.Host != nil}
 	if f.Host != nil {
 		v.Meeting.Host.Country, v.Meeting.Host.Subdivisions = f.Host.Country, f.Host.Subdivisions
 	}
@@ -277,7 +277,7 @@ func Input(r *engine.Record, p *ledger.Pseudonymizer) *InputView {
 		}
 	}
 	if f.Joining != nil {
-		v.Joining = &PersonView{ID: p.Participant(f.Joining.ID), Country: f.Joining.Country, Subdivisions: f.Joining.Subdivisions}
+		v.Joining = &personView{ID: p.Participant(f.Joining.ID), Country: f.Joining.Country, Subdivisions: f.Joining.Subdivisions}
 	}
 	v.OrdersNotInForce = r.Decision.OrdersNotInForce
 	if r.PreviewOrder != "" {
@@ -293,7 +293,7 @@ func Input(r *engine.Record, p *ledger.Pseudonymizer) *InputView {
 			previews = r.OrdersNotInForce
 		}
 		for id, o := range previews {
-			ov := &OrderView{ID: p.OrderID(r, id), Authority: p.AuthorityID(r, o.Authority), Demands: o.Demands, Meetings: o.Targets.Meetings, AllMeetings: o.Targets.AllMeetings,
+			ov := &orderView{ID: p.OrderID(r, id), Authority: p.AuthorityID(r, o.Authority), Demands: o.Demands, Meetings: o.Targets.Meetings, AllMeetings: o.Targets.AllMeetings,
 				LegalBasis: ledger.SubmittedLegalBasis(o.LegalBasis), Received: o.Received, Effective: o.Effective, Expires: o.Expires}
 			for _, a := range o.Targets.Accounts {
 				ov.Accounts = append(ov.Accounts, p.Account(a))

@@ -6,9 +6,6 @@ import (
 
 // Reasons for an unknown location of a dial-in caller.
 const (
-	// ReasonDialIn: the person called in by telephone and calling numbers
-	// are not located (the default; see LocatePhone for why).
-	ReasonDialIn = "dial_in"
 	// ReasonPhoneNotValid: the calling number does not fit its country's
 	// numbering plan, so its country cannot be told from it.
 	ReasonPhoneNotValid = "phone_not_valid"

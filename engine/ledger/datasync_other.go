@@ -18,8 +18,6 @@ func newDataSyncer() *dataSyncer {
 	return &dataSyncer{plainBecause: "asynchronous I/O is used on Linux only"}
 }
 
-func (s *dataSyncer) async() bool { return false }
-
 func (s *dataSyncer) sync(f *os.File) error { return fdatasync(f) }
 
 func (s *dataSyncer) close() {}

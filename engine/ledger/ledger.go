@@ -1023,8 +1023,6 @@ func (l *Ledger) Close() error {
 	return errors.Join(l.backend.close(), jerr)
 }
 
-// loadKey reads the pseudonymization key, or generates one into the data
-// directory on first start.
 // keyFingerprint identifies a key without revealing it.
 func keyFingerprint(key []byte) string {
 	m := hmac.New(sha256.New, key)
@@ -1084,6 +1082,9 @@ func checkReaderKey(ctx context.Context, b backend, cfg Config, key []byte) erro
 	return nil
 }
 
+// loadKey reads the pseudonymization key (Config.KeyFile, or ledger.key in
+// the data directory), or generates ledger.key on first start: never for
+// a SQLite data directory that holds a ledger but lost its key.
 func loadKey(cfg Config) ([]byte, error) {
 	path := cfg.KeyFile
 	generated := false

@@ -13,14 +13,14 @@ const (
 	EmbeddedRegistryName = "registry"
 )
 
-// DefaultSources loads the embedded policy bundle and the embedded example
+// defaultSources loads the embedded policy bundle and the embedded example
 // registry.
-func DefaultSources(opts LoadOptions) ([]Source, error) {
-	pol, err := LoadFS(policies.Bundle, EmbeddedPolicyName, opts)
+func defaultSources(opts LoadOptions) ([]Source, error) {
+	pol, err := loadFS(policies.Bundle, EmbeddedPolicyName, opts)
 	if err != nil {
 		return nil, err
 	}
-	reg, err := LoadFS(bundles.Registry(), EmbeddedRegistryName, opts)
+	reg, err := loadFS(bundles.Registry(), EmbeddedRegistryName, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +33,7 @@ func LoadSnapshot(ctx context.Context, paths []string, opts LoadOptions) (*Snaps
 	var sources []Source
 	if len(paths) == 0 {
 		var err error
-		if sources, err = DefaultSources(opts); err != nil {
+		if sources, err = defaultSources(opts); err != nil {
 			return nil, err
 		}
 	}
@@ -44,5 +44,5 @@ func LoadSnapshot(ctx context.Context, paths []string, opts LoadOptions) (*Snaps
 		}
 		sources = append(sources, src)
 	}
-	return Build(ctx, opts, sources...)
+	return build(ctx, opts, sources...)
 }

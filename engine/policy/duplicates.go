@@ -23,8 +23,8 @@ import (
 // YAML data files are not checked, nor bundles OPA's bundle plugin
 // downloads (OPA decodes them; see docs/bundles.md).
 
-// DuplicateNames checks every data.json a bundle's loader yields.
-func DuplicateNames(files bundle.DirectoryLoader) error {
+// duplicateNames checks every data.json a bundle's loader yields.
+func duplicateNames(files bundle.DirectoryLoader) error {
 	for {
 		f, err := files.NextFile()
 		if errors.Is(err, io.EOF) {
@@ -43,16 +43,16 @@ func DuplicateNames(files bundle.DirectoryLoader) error {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil
 		}
-		if err := DuplicateName(f.Path(), raw.Bytes()); err != nil {
+		if err := duplicateName(f.Path(), raw.Bytes()); err != nil {
 			return err
 		}
 	}
 }
 
-// DuplicateName is an error naming the first member named twice in one
+// duplicateName is an error naming the first member named twice in one
 // object of raw, the data file at file; nil when there is none (or when raw
 // is not valid JSON, which the loader reports).
-func DuplicateName(file string, raw []byte) error {
+func duplicateName(file string, raw []byte) error {
 	// OPA's decoder takes invalid UTF-8 in strings; stopping at it here
 	// would let a name given twice after it through.
 	_, err := jsontext.NewDecoder(bytes.NewReader(raw), jsontext.AllowInvalidUTF8(true)).ReadValue()

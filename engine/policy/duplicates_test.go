@@ -39,7 +39,7 @@ func TestDuplicateNamesRefused(t *testing.T) {
 		// Invalid UTF-8 before the second name, which OPA's decoder takes.
 		{"authorities/data.json", "{\"cn.cac\": {\"notes\": \"\xff\"}, \"cn.cac\": {}}", "authorities.cn.cac"},
 	} {
-		err := DuplicateName(c.file, []byte(c.raw))
+		err := duplicateName(c.file, []byte(c.raw))
 		if !errors.Is(err, ErrBundle) || !strings.Contains(err.Error(), " "+c.want+" is given twice") {
 			t.Errorf("%s %s: %v; want it to name %s", c.file, c.raw, err, c.want)
 		}
@@ -47,11 +47,11 @@ func TestDuplicateNamesRefused(t *testing.T) {
 	// Names alike but for case, or alike once unescaped, in different
 	// objects, and invalid JSON (the loader's to report) pass this check.
 	for _, raw := range []string{`{"a": 1, "A": 1}`, `{"a": {"x": 1}, "b": {"x": 1}}`, `{"a": 1,`} {
-		if err := DuplicateName("data.json", []byte(raw)); err != nil {
+		if err := duplicateName("data.json", []byte(raw)); err != nil {
 			t.Errorf("%s: %v", raw, err)
 		}
 	}
-	if err := DuplicateName("data.json", []byte(`{"a": 1, "\u0061": 2}`)); err == nil {
+	if err := duplicateName("data.json", []byte(`{"a": 1, "\u0061": 2}`)); err == nil {
 		t.Errorf(`"a" and "\u0061" are the same name: not refused`)
 	}
 }
@@ -95,7 +95,7 @@ func BenchmarkDuplicateNames(b *testing.B) {
 	raw := []byte(sb.String())
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
-		if err := DuplicateName("orders/data.json", raw); err != nil {
+		if err := duplicateName("orders/data.json", raw); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -6,9 +6,9 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// ParticipantsPath is the part of the policy input that costs one object
+// participantsPath is the part of the policy input that costs one object
 // per participant to build.
-var ParticipantsPath = ast.MustParseRef("input.meeting.participants")
+var participantsPath = ast.MustParseRef("input.meeting.participants")
 
 // readsInput reports whether a rule reachable from the entry points may read
 // the input document at path: a reference to it or below it, to one of its

@@ -55,7 +55,7 @@ decision := {"actions": [input.joining.role, input.meeting.host.attributes, inpu
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := readsInput(c, entries, ParticipantsPath); got != tc.want {
+			if got := readsInput(c, entries, participantsPath); got != tc.want {
 				t.Errorf("readsInput = %v, want %v", got, tc.want)
 			}
 		})
@@ -65,7 +65,7 @@ decision := {"actions": [input.joining.role, input.meeting.host.attributes, inpu
 // The default policy works on by_country: it must not make the engine
 // build one object per participant.
 func TestDefaultPolicyDoesNotReadParticipants(t *testing.T) {
-	src, err := LoadFS(policies.Bundle, EmbeddedPolicyName, LoadOptions{})
+	src, err := loadFS(policies.Bundle, EmbeddedPolicyName, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestDefaultPolicyDoesNotReadParticipants(t *testing.T) {
 	if c.Compile(modules); c.Failed() {
 		t.Fatal(c.Errors)
 	}
-	if readsInput(c, []ast.Ref{queryRef, admissionQueryRef}, ParticipantsPath) {
+	if readsInput(c, []ast.Ref{queryRef, admissionQueryRef}, participantsPath) {
 		t.Error("the default policy reads input.meeting.participants")
 	}
 }

@@ -65,11 +65,11 @@ func LoadPath(path string, opts LoadOptions) (Source, error) {
 	if err := duplicateNamesAt(resolved); err != nil {
 		return Source{}, fmt.Errorf("bundle %s: %w", path, err)
 	}
-	return Source{Name: NameFromPath(path), Bundle: withoutTests(b)}, nil
+	return Source{Name: nameFromPath(path), Bundle: withoutTests(b)}, nil
 }
 
-// LoadFS reads a bundle tree from fsys (used for the embedded bundles).
-func LoadFS(fsys fs.FS, name string, opts LoadOptions) (Source, error) {
+// loadFS reads a bundle tree from fsys (used for the embedded bundles).
+func loadFS(fsys fs.FS, name string, opts LoadOptions) (Source, error) {
 	var signed map[string]bool
 	if opts.Verification != nil {
 		signed = signedFiles(fsys, opts.Verification)
@@ -80,7 +80,7 @@ func LoadFS(fsys fs.FS, name string, opts LoadOptions) (Source, error) {
 	}
 	files, err := bundle.NewFSLoader(fsys)
 	if err == nil {
-		err = DuplicateNames(files)
+		err = duplicateNames(files)
 	}
 	if err != nil {
 		return Source{}, fmt.Errorf("embedded bundle %s: %w", name, err)
@@ -88,7 +88,7 @@ func LoadFS(fsys fs.FS, name string, opts LoadOptions) (Source, error) {
 	return Source{Name: name, Bundle: withoutTests(b)}, nil
 }
 
-// duplicateNamesAt runs DuplicateNames on the bundle directory or tarball
+// duplicateNamesAt runs duplicateNames on the bundle directory or tarball
 // at path (already read once by the loader, which reports what cannot be
 // read).
 func duplicateNamesAt(path string) error {
@@ -97,14 +97,14 @@ func duplicateNamesAt(path string) error {
 		return nil
 	}
 	if info.IsDir() {
-		return DuplicateNames(bundle.NewDirectoryLoader(path))
+		return duplicateNames(bundle.NewDirectoryLoader(path))
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	return DuplicateNames(bundle.NewTarballLoaderWithBaseURL(f, path))
+	return duplicateNames(bundle.NewTarballLoaderWithBaseURL(f, path))
 }
 
 // newLoader returns a bundle loader. With a verification config every
@@ -193,8 +193,8 @@ func withoutTests(b *bundle.Bundle) *bundle.Bundle {
 	return b
 }
 
-// NameFromPath derives a bundle's name from its path.
-func NameFromPath(path string) string {
+// nameFromPath derives a bundle's name from its path.
+func nameFromPath(path string) string {
 	base := filepath.Base(filepath.Clean(path))
 	for _, ext := range []string{".tar.gz", ".tgz"} {
 		if strings.HasSuffix(base, ext) {

@@ -93,8 +93,8 @@ func TestManifestRevisionWins(t *testing.T) {
 
 func TestNameFromPath(t *testing.T) {
 	for in, want := range map[string]string{"policies": "policies", "/x/registry/": "registry", "dist/policy.tar.gz": "policy", "b.tgz": "b"} {
-		if got := NameFromPath(in); got != want {
-			t.Errorf("NameFromPath(%q) = %q, want %q", in, got, want)
+		if got := nameFromPath(in); got != want {
+			t.Errorf("nameFromPath(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

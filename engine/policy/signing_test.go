@@ -207,12 +207,13 @@ func sigTarball(t *testing.T, b *bundle.Bundle) []byte {
 	return buf.Bytes()
 }
 
-// sigEntries reads a .tar.gz into its files, in order.
+// sigEntry is one file of a bundle tarball.
 type sigEntry struct {
 	name string
 	body []byte
 }
 
+// sigEntries reads a .tar.gz into its files, in order.
 func sigEntries(t *testing.T, tarball []byte) []sigEntry {
 	t.Helper()
 	zr, err := gzip.NewReader(bytes.NewReader(tarball))

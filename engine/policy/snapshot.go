@@ -117,12 +117,12 @@ func (s *Snapshot) Warnings() []string {
 // Activated is when the snapshot was built.
 func (s *Snapshot) Activated() time.Time { return s.activated }
 
-// Build activates the bundles into a fresh store, compiles them, and
+// build activates the bundles into a fresh store, compiles them, and
 // prepares the decision query. Bundles must have disjoint roots. The result
-// is not used anywhere until Build returns without error, which is what
+// is not used anywhere until build returns without error, which is what
 // makes a failed reload harmless. Of opts only Print applies (the bundles
 // are already read).
-func Build(ctx context.Context, opts LoadOptions, sources ...Source) (*Snapshot, error) {
+func build(ctx context.Context, opts LoadOptions, sources ...Source) (*Snapshot, error) {
 	if len(sources) == 0 {
 		return nil, fmt.Errorf("%w: no bundles given", ErrBundle)
 	}
@@ -217,7 +217,7 @@ func finish(ctx context.Context, compiler *ast.Compiler, store storage.Store, re
 		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
 	}
 	snap := &Snapshot{registry: reg, revisions: revisions, activated: time.Now().UTC(), txn: txn,
-		readsParticipants: readsInput(compiler, []ast.Ref{queryRef, admissionQueryRef}, ParticipantsPath),
+		readsParticipants: readsInput(compiler, []ast.Ref{queryRef, admissionQueryRef}, participantsPath),
 		extensionWarnings: extensionWarnings(compiler, []ast.Ref{queryRef, admissionQueryRef})}
 	query, err := prepare(queryRef)
 	if err == nil && query == nil {
@@ -374,10 +374,13 @@ func (s *Snapshot) EvalAdmission(ctx context.Context, input ast.Value) (*Output,
 	return out, nil
 }
 
-// RememberedAdmissionAt is RememberedAdmission with the input given by a
-// lookup of the value at a path of it (nil when there is none): a caller
-// that can answer for the few paths an answer is keyed by need not build
-// the whole input to find it. at must answer as the input itself would.
+// RememberedAdmissionAt is the admission entry point's answer when one is
+// remembered (see memo.go), which EvalAdmission would return without
+// evaluating. The input is given by a lookup of the value at a path of it
+// (nil when there is none): a caller that can answer for the few paths an
+// answer is keyed by need not build the whole input to find it. at must
+// answer as the input itself would. The Output is shared: callers must
+// not modify it.
 func (s *Snapshot) RememberedAdmissionAt(at func(path ast.Ref) ast.Value) (*Output, bool) {
 	if s.admissionMemo == nil {
 		return nil, false

@@ -16,11 +16,11 @@ import (
 	"github.com/geoscope/geoscope/engine/registry"
 )
 
-// ValidationQuery lists registry violations: those of the engine's built-in
+// validationQuery lists registry violations: those of the engine's built-in
 // rules (engine/registry/validation.rego) and those a policy bundle adds.
-const ValidationQuery = registry.ValidationQuery
+const validationQuery = registry.ValidationQuery
 
-var validationRef = ast.MustParseRef(ValidationQuery)
+var validationRef = ast.MustParseRef(validationQuery)
 
 // registryRoots are the data documents the built-in rules read.
 var registryRoots = []string{"authorities", "orders"}
@@ -103,7 +103,7 @@ func builtinValidationQuery(ctx context.Context, store storage.Store) (*rego.Pre
 		rego.Store(inmem.NewFromObjectWithOpts(docs, inmem.OptReturnASTValuesOnRead(true))),
 	).PrepareForEval(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: preparing the built-in %s: %v", ErrRegistry, ValidationQuery, err)
+		return nil, fmt.Errorf("%w: preparing the built-in %s: %v", ErrRegistry, validationQuery, err)
 	}
 	return &pq, nil
 }
@@ -112,7 +112,7 @@ func builtinValidationQuery(ctx context.Context, store storage.Store) (*rego.Pre
 func evalViolations(ctx context.Context, pq *rego.PreparedEvalQuery) ([]string, error) {
 	rs, err := pq.Eval(ctx, rego.EvalParsedInput(ast.NewObject()))
 	if err != nil {
-		return nil, fmt.Errorf("%w: evaluating %s: %v", ErrRegistry, ValidationQuery, err)
+		return nil, fmt.Errorf("%w: evaluating %s: %v", ErrRegistry, validationQuery, err)
 	}
 	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
 		return nil, nil
@@ -123,7 +123,7 @@ func evalViolations(ctx context.Context, pq *rego.PreparedEvalQuery) ([]string, 
 	violations, ok := rs[0].Expressions[0].Value.([]any)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s must be a set of {\"path\", \"message\"} objects (violations contains {...} if ...), not %s",
-			ErrRegistry, ValidationQuery, jsonKind(rs[0].Expressions[0].Value))
+			ErrRegistry, validationQuery, jsonKind(rs[0].Expressions[0].Value))
 	}
 	out := make([]string, 0, len(violations))
 	for _, v := range violations {
@@ -149,7 +149,7 @@ func violationLine(v any) string {
 	if err != nil {
 		raw = []byte(fmt.Sprint(v))
 	}
-	return fmt.Sprintf("%s: an entry is not a {\"path\": string, \"message\": string} object (a house rule of the policy bundle?): %s", ValidationQuery, raw)
+	return fmt.Sprintf("%s: an entry is not a {\"path\": string, \"message\": string} object (a house rule of the policy bundle?): %s", validationQuery, raw)
 }
 
 // jsonKind names the JSON kind of a value a policy returned.

@@ -189,7 +189,7 @@ func TestBuiltinValidationCompiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(c.GetRulesForVirtualDocument(validationRef)) == 0 {
-		t.Fatalf("the built-in rules define no %s", ValidationQuery)
+		t.Fatalf("the built-in rules define no %s", validationQuery)
 	}
 }
 

@@ -19,12 +19,9 @@ import (
 //go:embed validation.rego iso3166_2.rego
 var validationFiles embed.FS
 
-// ValidationDir is the directory the built-in rules are compiled under;
+// validationDir is the directory the built-in rules are compiled under;
 // error messages and locations name their files in it.
-const ValidationDir = "engine/registry"
-
-// ValidationFile is the name the rules proper are compiled under.
-const ValidationFile = ValidationDir + "/validation.rego"
+const validationDir = "engine/registry"
 
 // ValidationModules returns the Rego source of the built-in validation
 // rules, by the file name they are compiled under.
@@ -39,7 +36,7 @@ func ValidationModules() map[string]string {
 		if err != nil {
 			panic(err)
 		}
-		out[path.Join(ValidationDir, e.Name())] = string(b)
+		out[path.Join(validationDir, e.Name())] = string(b)
 	}
 	return out
 }

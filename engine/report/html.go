@@ -17,7 +17,7 @@ var htmlTemplate = template.Must(template.New("report.html.tmpl").Funcs(template
 	"sub":    func(a, b int) int { return a - b },
 	"list":   func(s ...string) []string { return s },
 	"upper":  upperFirst,
-	"status": StatusText,
+	"status": statusText,
 	"headNote": func(r *Report) template.HTML {
 		return template.HTML(r.ledgerHeadNote(func(s string) string { return "<code>" + template.HTMLEscapeString(s) + "</code>" })) //nolint:gosec // every part escaped
 	},
@@ -48,19 +48,19 @@ func (r *Report) HTML(w io.Writer) error {
 		Report:          r,
 		PeriodSince:     r.Period.Since.UTC().Format(time.DateOnly),
 		PeriodUntil:     r.Period.Until.UTC().Format(time.DateOnly),
-		SuppressionNote: SuppressionText(r.MinCount) + withheldNote(r.MinCount),
+		SuppressionNote: suppressionText(r.MinCount) + withheldNote(r.MinCount),
 		DemandChart:     r.demandChart(),
 		CountryChart:    r.countryChart(),
 	}
 	return htmlTemplate.Execute(w, d)
 }
 
-// withheldNote is WithheldText after a space, when cells can be withheld.
+// withheldNote is withheldText after a space, when cells can be withheld.
 func withheldNote(minCount int) string {
 	if minCount <= 1 {
 		return ""
 	}
-	return " " + WithheldText(minCount)
+	return " " + withheldText(minCount)
 }
 
 // chart is a horizontal bar chart, laid out here so the template only

@@ -213,9 +213,9 @@ func (r *Report) Markdown(w io.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# %s\n\n", md(r.Title))
 	p("Period: %s.\n\n", r.PeriodText())
-	p("%s\n\n", md(SuppressionText(r.MinCount)))
+	p("%s\n\n", md(suppressionText(r.MinCount)))
 	if r.MinCount > 1 {
-		p("%s\n\n", md(WithheldText(r.MinCount)))
+		p("%s\n\n", md(withheldText(r.MinCount)))
 	}
 	if r.Violation {
 		p("> **⚠ %s**\n\n", md(r.ViolationText))
@@ -330,8 +330,8 @@ func (r *Report) Markdown(w io.Writer) error {
 	return err
 }
 
-// StatusText is a status as the report words it.
-func StatusText(status string) string {
+// statusText is a status as the report words it.
+func statusText(status string) string {
 	switch status {
 	case "in_force":
 		return "in force"
@@ -353,7 +353,7 @@ func statusTable(p func(string, ...any), st OrderStatuses) {
 	p("| revoked in the period | %s |\n", st.RevokedInPeriod)
 	p("| expired in the period | %s |\n", st.ExpiredInPeriod)
 	for _, sc := range st.AtEnd {
-		p("| at the end of the period: %s | %s |\n", StatusText(sc.Status), sc.Orders)
+		p("| at the end of the period: %s | %s |\n", statusText(sc.Status), sc.Orders)
 	}
 	p("\n")
 }

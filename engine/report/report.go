@@ -137,10 +137,10 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 		return nil, fmt.Errorf("min count %d: want 1 or more", o.MinCount)
 	}
 	a := newAggregator(p)
-	// The requests decided in the RetryWindow before the period, so that
+	// The requests decided in the retryWindow before the period, so that
 	// one sent again across its start is counted in the period before
 	// only: a quarter's figures are then the sum of its months'.
-	if err := l.Scan(ctx, ledger.Query{Since: p.Since.Add(-RetryWindow), Until: p.Since}, a.priorEntry); err != nil {
+	if err := l.Scan(ctx, ledger.Query{Since: p.Since.Add(-retryWindow), Until: p.Since}, a.priorEntry); err != nil {
 		return nil, err
 	}
 	if err := l.Scan(ctx, ledger.Query{Since: p.Since, Until: p.Until}, a.entry); err != nil {
@@ -177,7 +177,7 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 	}
 	r := a.report(o.MinCount)
 	if n := l.Unseen(); n > 0 {
-		r.Incomplete = IncompleteText(n)
+		r.Incomplete = incompleteText(n)
 	}
 	r.LedgerHead = head.Link
 	// The period can be checked for entries added to it only once it has
@@ -186,7 +186,7 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 	r.periodEnded = !p.Until.After(time.Now().Add(-periodSettled))
 	switch {
 	case unlinked > 0:
-		r.LedgerHead, r.Unpinned = "", UnpinnedText
+		r.LedgerHead, r.Unpinned = "", unpinnedText
 	case r.Incomplete != "":
 		// The journal's entries are counted by nothing yet, and will be
 		// chained after this head: a check of the period would take them
@@ -280,31 +280,31 @@ type aggregator struct {
 	geo     map[[2]string]*seen // database, build
 	bundles map[[2]string]*seen // bundle, revision
 
-	// asked holds, for the requests decided in the last RetryWindow
+	// asked holds, for the requests decided in the last retryWindow
 	// (sentAgain), when each was last decided (Unix nanoseconds); swept
 	// when it has doubled since the last sweep.
 	asked      map[[16]byte]int64
 	askedSwept int
 }
 
-// RetryWindow is how long after a request was last decided the same
+// retryWindow is how long after a request was last decided the same
 // request, sent again and decided alike, is counted with it rather than
 // on its own. A client or a load balancer sends a request again when its
 // answer is lost, within its own timeout and backoff: seconds, a minute
 // at most for geoscope's Go client (it waits out a Retry-After of up to
-// 60 s). The report remembers every request of the last RetryWindow while
+// 60 s). The report remembers every request of the last retryWindow while
 // it reads, about 40 bytes each.
-const RetryWindow = 2 * time.Minute
+const retryWindow = 2 * time.Minute
 
 // sentAgain reports whether e answers a request already counted: the
 // same request (Entry.Request: the same id, kind and body) decided alike
 // (the same actions, refusals and guard blocks, on the same people)
-// within RetryWindow before it. A request decided differently the second
+// within retryWindow before it. A request decided differently the second
 // time (the registry changed in between) is counted each time: the report
 // cannot know which answer was acted on, and leaves out neither.
 //
 // The window runs from the attempt before, not from the first: whether an
-// entry is counted then depends only on the entries of the RetryWindow
+// entry is counted then depends only on the entries of the retryWindow
 // before it, which Build reads for the start of a period too. Counted
 // from the first attempt, a third attempt would depend on entries any
 // time before, and two adjacent periods could count it otherwise than
@@ -316,10 +316,10 @@ func (a *aggregator) sentAgain(e *ledger.Entry) bool {
 	key := decidedAs(e)
 	at := e.Time.UnixNano()
 	last, ok := a.asked[key]
-	again := ok && at-last >= 0 && at-last <= int64(RetryWindow)
+	again := ok && at-last >= 0 && at-last <= int64(retryWindow)
 	if len(a.asked) >= 2*max(a.askedSwept, 1024) {
 		for k, t := range a.asked {
-			if at-t > int64(RetryWindow) {
+			if at-t > int64(retryWindow) {
 				delete(a.asked, k)
 			}
 		}
@@ -329,7 +329,7 @@ func (a *aggregator) sentAgain(e *ledger.Entry) bool {
 	return again
 }
 
-// priorEntry notes an entry decided in the RetryWindow before the
+// priorEntry notes an entry decided in the retryWindow before the
 // period, counting nothing: the same request sent again in the period
 // was counted in the period before.
 func (a *aggregator) priorEntry(e *ledger.Entry) error {
@@ -740,11 +740,11 @@ func (a *aggregator) receivedInPeriod(info orderInfo) bool {
 // report turns the raw tallies into the suppressed, ordered report.
 func (a *aggregator) report(minCount int) *Report {
 	r := &Report{
-		Title:       Title,
+		Title:       title,
 		Period:      PeriodOut{Since: a.period.Since.UTC(), Until: a.period.Until.UTC()},
 		MinCount:    minCount,
 		Suppressed:  fmt.Sprintf("<%d", minCount),
-		Attribution: Attribution,
+		Attribution: attribution,
 	}
 	c := func(n int) Cell { return Cell{n: n, min: minCount} }
 	c64 := func(n int64) Cell { return Cell{n: int(min(n, 1<<53)), min: minCount} }
@@ -794,7 +794,7 @@ func (a *aggregator) report(minCount int) *Report {
 	r.GeoIPDatabases = seenOut(a.geo, c)
 	r.BundleRevisions = seenOut(a.bundles, c)
 	r.Notes = notes(minCount)
-	r.Withheld = WithheldMarker(minCount)
+	r.Withheld = withheldMarker(minCount)
 	protect(r.relations(), r.bounds())
 	for _, g := range r.groupRefs() {
 		// The statements quote cells, some of them withheld just now.

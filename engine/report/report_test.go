@@ -292,8 +292,8 @@ func TestReportSuppression(t *testing.T) {
 				r.Summary.PlainUnderOrder.String() != "<10" || r.Totals.GuardBlocks[0].Count.String() != "<10" {
 				t.Errorf("min count 10: %+v, %+v", r.Summary, r.Totals.GuardBlocks)
 			}
-			if !strings.Contains(SuppressionText(10), "from 1 to 9 are shown as <10") {
-				t.Errorf("suppression text %q", SuppressionText(10))
+			if !strings.Contains(suppressionText(10), "from 1 to 9 are shown as <10") {
+				t.Errorf("suppression text %q", suppressionText(10))
 			}
 		}
 	}
@@ -798,7 +798,7 @@ func TestReportUnpinnedWhileEntriesAreUnlinked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.LedgerHead != "" || r.Unpinned != UnpinnedText {
+		if r.LedgerHead != "" || r.Unpinned != unpinnedText {
 			t.Fatalf("an entry without a link decided %s: ledger head %q, unpinned %q; want no head, and why", at, r.LedgerHead, r.Unpinned)
 		}
 		for _, format := range Formats {
@@ -834,7 +834,7 @@ func TestReportOfAPeriodNotEndedChecksTheHeadAlone(t *testing.T) {
 
 // A request its client sent again (a retry after a lost answer: the same
 // request id and body) and decided alike is counted once when it comes
-// within RetryWindow. Decided differently, with another request id or
+// within retryWindow. Decided differently, with another request id or
 // body, without an id, or after the window, each is counted.
 func TestReportCountsARequestSentAgainOnce(t *testing.T) {
 	at := day(time.March, 3, 12)
@@ -870,11 +870,11 @@ func TestReportCountsARequestSentAgainOnce(t *testing.T) {
 		recs                []*engine.Record
 		decisions, removals int
 	}{
-		{"sent again within the window", []*engine.Record{ask(0, "req-1", ab), ask(3*time.Second, "req-1", ab), ask(RetryWindow, "req-1", ab)}, 1, 2},
-		{"sent again after the window", []*engine.Record{ask(0, "req-1", ab), ask(RetryWindow+time.Second, "req-1", ab)}, 2, 4},
+		{"sent again within the window", []*engine.Record{ask(0, "req-1", ab), ask(3*time.Second, "req-1", ab), ask(retryWindow, "req-1", ab)}, 1, 2},
+		{"sent again after the window", []*engine.Record{ask(0, "req-1", ab), ask(retryWindow+time.Second, "req-1", ab)}, 2, 4},
 		// The window runs from the attempt before: a third attempt more
-		// than RetryWindow after the first is still the same request.
-		{"sent again twice, each within the window of the one before", []*engine.Record{ask(0, "req-1", ab), ask(RetryWindow-time.Second, "req-1", ab), ask(2*RetryWindow-2*time.Second, "req-1", ab)}, 1, 2},
+		// than retryWindow after the first is still the same request.
+		{"sent again twice, each within the window of the one before", []*engine.Record{ask(0, "req-1", ab), ask(retryWindow-time.Second, "req-1", ab), ask(2*retryWindow-2*time.Second, "req-1", ab)}, 1, 2},
 		{"sent again, decided differently", []*engine.Record{ask(0, "req-1", ab), ask(time.Second, "req-1", ab, "p-a")}, 2, 3},
 		{"another request id", []*engine.Record{ask(0, "req-1", ab), ask(time.Second, "req-2", ab)}, 2, 4},
 		{"one id for another body", []*engine.Record{ask(0, "req-1", ab), ask(time.Second, "req-1", ac)}, 2, 4},
@@ -896,9 +896,9 @@ func TestReportCountsARequestSentAgainOnce(t *testing.T) {
 	}{
 		{"sent again across the end", []*engine.Record{ask(time.Hour-time.Second, "req-1", ab), ask(time.Hour+time.Second, "req-1", ab)}},
 		{"sent again three times across the end", []*engine.Record{
-			ask(time.Hour-RetryWindow-time.Minute, "req-1", ab), ask(time.Hour-time.Minute, "req-1", ab), ask(time.Hour+30*time.Second, "req-1", ab)}},
+			ask(time.Hour-retryWindow-time.Minute, "req-1", ab), ask(time.Hour-time.Minute, "req-1", ab), ask(time.Hour+30*time.Second, "req-1", ab)}},
 		{"another request just before the end", []*engine.Record{ask(time.Hour-time.Second, "req-1", ab), ask(time.Hour+time.Second, "req-1", ac)}},
-		{"sent again after the window, across the end", []*engine.Record{ask(time.Hour-time.Minute, "req-1", ab), ask(time.Hour+RetryWindow, "req-1", ab)}},
+		{"sent again after the window, across the end", []*engine.Record{ask(time.Hour-time.Minute, "req-1", ab), ask(time.Hour+retryWindow, "req-1", ab)}},
 	} {
 		wholeD, wholeR := removals(fixturePeriod, c.recs...)
 		d1, r1 := removals(before, c.recs...)
@@ -910,7 +910,7 @@ func TestReportCountsARequestSentAgainOnce(t *testing.T) {
 }
 
 // The questions remembered are swept as the entries' time moves on; one
-// still within RetryWindow is never swept.
+// still within retryWindow is never swept.
 func TestSentAgainSweepsOnlyQuestionsOutOfTheWindow(t *testing.T) {
 	a := newAggregator(fixturePeriod)
 	at := day(time.March, 3, 0)
@@ -923,10 +923,10 @@ func TestSentAgainSweepsOnlyQuestionsOutOfTheWindow(t *testing.T) {
 		}
 	}
 	last := 10000 * time.Second
-	if len(a.asked) > 4*int(RetryWindow/time.Second)+2048 {
-		t.Errorf("%d questions remembered, want those of about the last %v", len(a.asked), RetryWindow)
+	if len(a.asked) > 4*int(retryWindow/time.Second)+2048 {
+		t.Errorf("%d questions remembered, want those of about the last %v", len(a.asked), retryWindow)
 	}
-	for i, want := range map[int]bool{9999: true, 9999 - int(RetryWindow/time.Second) + 1: true, 0: false, 5000: false} {
+	for i, want := range map[int]bool{9999: true, 9999 - int(retryWindow/time.Second) + 1: true, 0: false, 5000: false} {
 		if got := a.sentAgain(entry(i, last)); got != want {
 			t.Errorf("question %d sent again at %v: %v, want %v", i, last, got, want)
 		}

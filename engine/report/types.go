@@ -10,11 +10,11 @@ import (
 	"github.com/geoscope/geoscope/engine/geo/dbip"
 )
 
-// Title is the report's title.
-const Title = "Transparency report on government demands"
+// title is the report's title.
+const title = "Transparency report on government demands"
 
-// Attribution credits the embedded geolocation data (CC BY 4.0).
-const Attribution = dbip.Attribution
+// attribution credits the embedded geolocation data (CC BY 4.0).
+const attribution = dbip.Attribution
 
 // Report is a transparency report. Every count is a Cell, already
 // suppressed; only the users affected outside a jurisdiction (and the
@@ -48,7 +48,7 @@ type Report struct {
 	// engine/server, serveReport).
 	LedgerHead string `json:"ledger_head,omitempty"`
 	// Unpinned, when set, says why there is no LedgerHead though the
-	// ledger has a chain: some entries had no link yet (UnpinnedText).
+	// ledger has a chain: some entries had no link yet (unpinnedText).
 	Unpinned string `json:"unpinned,omitempty"`
 	// PeriodPicker puts, in the HTML page, a form asking the page's own
 	// URL for another period: set by a server, which reads it (GET
@@ -285,13 +285,13 @@ func (c Cell) String() string {
 	case c.small():
 		return "<" + strconv.Itoa(c.min)
 	case c.withheld:
-		return WithheldMarker(c.min)
+		return withheldMarker(c.min)
 	}
 	return strconv.Itoa(c.n)
 }
 
-// WithheldMarker is the text of a withheld cell: "5+" for a threshold of 5.
-func WithheldMarker(minCount int) string { return strconv.Itoa(minCount) + "+" }
+// withheldMarker is the text of a withheld cell: "5+" for a threshold of 5.
+func withheldMarker(minCount int) string { return strconv.Itoa(minCount) + "+" }
 
 // MarshalJSON writes a number, or the marker as a string.
 func (c Cell) MarshalJSON() ([]byte, error) {
@@ -338,8 +338,8 @@ func violationText(o OutsideAffected) string {
 	return violationPrefix + strings.Join(parts, "; ") + ". geoscope's guard must never let this happen: investigate the decisions of this period (geoscope ledger export) and report it."
 }
 
-// SuppressionText explains the suppression threshold.
-func SuppressionText(minCount int) string {
+// suppressionText explains the suppression threshold.
+func suppressionText(minCount int) string {
 	switch {
 	case minCount <= 1:
 		return "No count is suppressed (minimum count 1)."
@@ -349,16 +349,16 @@ func SuppressionText(minCount int) string {
 	return fmt.Sprintf("Counts from 1 to %d are shown as <%d, so that no small group can be singled out. The number of users affected outside a jurisdiction, and any violation, are never suppressed.", minCount-1, minCount)
 }
 
-// WithheldText explains the withheld and masked cells.
-func WithheldText(minCount int) string {
+// withheldText explains the withheld and masked cells.
+func withheldText(minCount int) string {
 	return fmt.Sprintf("Where a hidden count could otherwise be worked out from the sums the report publishes (the counts of a row, a column or a total, across outcomes, actions, countries, codes, statuses or authorities, and the bounds between them) together with what the markers say, more counts are withheld and shown as %s: each is %d or more. Rows are listed by the counts shown, then the hidden ones by name, and a build or revision whose count is hidden is shown without the day it was last used. The counts are checked by bounding each hidden one through every sum in turn; someone who solves all the sums together exactly may still narrow a hidden count down, and where every count of a sum is hidden, as many counts of at least 1 as its total can hold at most are each 1 (four counts each <%d under a total <%d). In a report with a violation, the users affected outside a jurisdiction are never hidden, and neither, through them, are the counts of the countries outside it.",
-		WithheldMarker(minCount), minCount, minCount, minCount)
+		withheldMarker(minCount), minCount, minCount, minCount)
 }
 
 func notes(minCount int) []string {
 	n := []string{
 		"Every figure is counted from the enforcement ledger: the entries committed for decisions in the period, and the ledger's aggregate counts of decisions with nothing to do. Nothing else is used. The ledger records what geoscope decided and answered: the meeting platform carries the decisions out, and whether it did is not recorded, so a meeting ended, an account suspended or a participant removed here is one decided.",
-		SuppressionText(minCount),
+		suppressionText(minCount),
 		"Users affected outside the jurisdiction are computed from the action records: 1 for each participant-level action whose located country is outside the jurisdiction, and for each meeting termination or account suspension everyone it reached who was located outside (or at an unknown location), plus the account itself when registered outside.",
 		"Outcomes are counted for each decision, order and demand: granted as asked; nothing carried out (participants' removal not refused, but no participant removed for the order: nobody it could reach was located inside the jurisdiction, or the policy exempted them, or the guard dropped its actions); narrowed to participant level (refused as asked, but the participants located inside were acted on); refused (nothing carried out for the order); not decided (a join-time decision only decides admissions).",
 		"Users reached by meeting terminations and account suspensions are counted per action: someone reached by both counts twice.",
@@ -369,7 +369,7 @@ func notes(minCount int) []string {
 		"The report identifies nobody: it holds no participant, account, meeting, network or decision.",
 	}
 	if minCount > 1 {
-		n = slices.Insert(n, 2, WithheldText(minCount))
+		n = slices.Insert(n, 2, withheldText(minCount))
 	}
 	return n
 }
@@ -387,11 +387,11 @@ func (r *Report) ledgerHeadNote(code func(string) string) string {
 	return lead + code(cmd) + " on the ledger shows whether any of them was altered or removed since, or an entry was added to the period."
 }
 
-// UnpinnedText says that a report counted entries its head does not
+// unpinnedText says that a report counted entries its head does not
 // cover, and so prints none.
-const UnpinnedText = "NOT PINNED: the ledger holds entries recorded without a link (before the chain, or by an older replica), which a geoscope serve of this version links after the head; this report would read them, or its head would be taken for one they were added under, so it prints no ledger head. Build it again once `geoscope ledger verify` finds none."
+const unpinnedText = "NOT PINNED: the ledger holds entries recorded without a link (before the chain, or by an older replica), which a geoscope serve of this version links after the head; this report would read them, or its head would be taken for one they were added under, so it prints no ledger head. Build it again once `geoscope ledger verify` finds none."
 
-// IncompleteText says that n recorded entries are not counted.
-func IncompleteText(n int) string {
+// incompleteText says that n recorded entries are not counted.
+func incompleteText(n int) string {
 	return fmt.Sprintf("INCOMPLETE: %d recorded entries were in the ledger's journal and not yet in its database when this report was built (the server stopped before copying them), and are not counted. Start geoscope serve on the data directory, which copies them first, and build the report again.", n)
 }

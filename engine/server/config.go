@@ -18,7 +18,9 @@ import (
 
 // Config configures the HTTP server. Zero values take the defaults below.
 type Config struct {
-	// Addr is HOST:PORT to listen on.
+	// Addr is the HOST:PORT the caller listens on (Serve takes the
+	// listener). Without tokens, New refuses one that is not a loopback
+	// address unless InsecureNoAuth, and Serve checks the listener's own.
 	Addr string
 	// MaxBody bounds request bodies in bytes.
 	MaxBody int64

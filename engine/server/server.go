@@ -108,16 +108,6 @@ func (s *Server) UseLedger(l *ledger.Ledger) {
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.router }
 
-// Run listens on the configured address and serves until ctx is done, then
-// shuts down gracefully.
-func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
-	}
-	return s.Serve(ctx, ln)
-}
-
 // Serve serves on ln until ctx is done. Then it stops accepting
 // connections, lets in-flight requests finish within ShutdownTimeout, and
 // returns nil if they did.

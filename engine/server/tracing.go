@@ -13,8 +13,8 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// TracerName names the server's spans.
-const TracerName = "github.com/geoscope/geoscope/engine/server"
+// tracerName names the server's spans.
+const tracerName = "github.com/geoscope/geoscope/engine/server"
 
 // propagator reads the caller's W3C traceparent (and tracestate): a
 // request that arrives inside a trace continues it, and follows its
@@ -23,9 +23,9 @@ var propagator = propagation.TraceContext{}
 
 func (s *Server) tracer() trace.Tracer {
 	if s.cfg.TracerProvider == nil {
-		return noop.NewTracerProvider().Tracer(TracerName)
+		return noop.NewTracerProvider().Tracer(tracerName)
 	}
-	return s.cfg.TracerProvider.Tracer(TracerName)
+	return s.cfg.TracerProvider.Tracer(tracerName)
 }
 
 // traceRequest opens the span of one request, "METHOD /route"; the

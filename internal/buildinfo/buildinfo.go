@@ -43,11 +43,11 @@ func Read() Info {
 	if !ok {
 		return Info{ModuleVersion: "(devel)"}
 	}
-	return FromBuildInfo(bi)
+	return fromBuildInfo(bi)
 }
 
-// FromBuildInfo extracts Info from bi.
-func FromBuildInfo(bi *debug.BuildInfo) Info {
+// fromBuildInfo extracts Info from bi.
+func fromBuildInfo(bi *debug.BuildInfo) Info {
 	i := Info{Module: bi.Main.Path, ModuleVersion: bi.Main.Version, GoVersion: bi.GoVersion}
 	if i.ModuleVersion == "" {
 		i.ModuleVersion = "(devel)"

@@ -30,7 +30,7 @@ func TestVersion(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			i := FromBuildInfo(&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/geoscope/geoscope", Version: tc.version}, Settings: tc.settings})
+			i := fromBuildInfo(&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/geoscope/geoscope", Version: tc.version}, Settings: tc.settings})
 			if got := i.Version(); got != tc.want {
 				t.Errorf("Version() = %q, want %q", got, tc.want)
 			}
@@ -51,7 +51,7 @@ func TestVersion(t *testing.T) {
 func TestOverride(t *testing.T) {
 	defer func(o string) { override = o }(override)
 	override = "v9.9.9-packaged"
-	if got := FromBuildInfo(&debug.BuildInfo{Main: debug.Module{Version: "v1.0.0"}}).Version(); got != "v9.9.9-packaged" {
+	if got := fromBuildInfo(&debug.BuildInfo{Main: debug.Module{Version: "v1.0.0"}}).Version(); got != "v9.9.9-packaged" {
 		t.Errorf("Version() = %q with a link-time override", got)
 	}
 }

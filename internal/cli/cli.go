@@ -25,12 +25,12 @@ import (
 
 // Exit codes.
 const (
-	ExitOK       = 0
-	ExitFailure  = 1 // the decision could not be made (policy error, ...)
-	ExitBadInput = 2 // bad input, or unreadable bundles or GeoIP database
-	// ExitNotVerified: `ledger verify` read the ledger, and its chain does
+	exitOK       = 0
+	exitFailure  = 1 // the decision could not be made (policy error, ...)
+	exitBadInput = 2 // bad input, or unreadable bundles or GeoIP database
+	// exitNotVerified: `ledger verify` read the ledger, and its chain does
 	// not hold (1 would be a ledger that could not be read).
-	ExitNotVerified = 3
+	exitNotVerified = 3
 )
 
 // usageError marks flag and argument mistakes.
@@ -92,7 +92,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	err := root.Execute()
 	if err == nil {
-		return ExitOK
+		return exitOK
 	}
 	// cobra reports an unknown subcommand with a plain error.
 	if strings.HasPrefix(err.Error(), "unknown command ") {
@@ -154,16 +154,16 @@ func exitCode(err error) int {
 	var ue usageError
 	switch {
 	case errors.Is(err, ledger.ErrNotVerified):
-		return ExitNotVerified
+		return exitNotVerified
 	case errors.As(err, &ue),
 		errors.Is(err, input.ErrInvalid), errors.Is(err, input.ErrTooLarge),
 		errors.Is(err, policy.ErrBundle), errors.Is(err, policy.ErrRegistry), errors.Is(err, policy.ErrKey),
 		errors.Is(err, geo.ErrUnreadable), errors.Is(err, geo.ErrWrongType),
 		errors.Is(err, errReadInput), errors.Is(err, server.ErrConfig), errors.Is(err, sources.ErrConfig),
 		errors.Is(err, ledger.ErrConfig), errors.Is(err, tracing.ErrConfig):
-		return ExitBadInput
+		return exitBadInput
 	}
-	return ExitFailure
+	return exitFailure
 }
 
 var errReadInput = errors.New("cannot read input")

@@ -52,13 +52,13 @@ import (
 
 // Environment variables.
 const (
-	// EnvBin names the directory holding initdb and postgres.
-	EnvBin = "GEOSCOPE_PG_BIN"
-	// EnvRequire=1 turns a missing PostgreSQL into a test failure.
-	EnvRequire = "GEOSCOPE_REQUIRE_POSTGRES"
-	// EnvUser names the system user PostgreSQL runs as when the tests run
+	// envBin names the directory holding initdb and postgres.
+	envBin = "GEOSCOPE_PG_BIN"
+	// envRequire=1 turns a missing PostgreSQL into a test failure.
+	envRequire = "GEOSCOPE_REQUIRE_POSTGRES"
+	// envUser names the system user PostgreSQL runs as when the tests run
 	// as root (default "postgres").
-	EnvUser = "GEOSCOPE_PG_USER"
+	envUser = "GEOSCOPE_PG_USER"
 )
 
 // Database is the database every server is created with.
@@ -68,9 +68,9 @@ const Database = "geoscope"
 // template cached by an older pgtest is not reused.
 const templateFormat = "1"
 
-// ErrNoPostgres is returned (and turned into a skip) when no PostgreSQL
+// errNoPostgres is returned (and turned into a skip) when no PostgreSQL
 // binaries are found.
-var ErrNoPostgres = errors.New("pgtest: no PostgreSQL binaries found")
+var errNoPostgres = errors.New("pgtest: no PostgreSQL binaries found")
 
 // Server is one private PostgreSQL server.
 type Server struct {
@@ -134,11 +134,11 @@ func StopShared() {
 
 func skipOrFatal(tb testing.TB, err error) {
 	tb.Helper()
-	if errors.Is(err, ErrNoPostgres) {
-		if os.Getenv(EnvRequire) == "1" {
-			tb.Fatalf("%v, and %s=1: install PostgreSQL (Debian: apt-get install postgresql) or set %s", err, EnvRequire, EnvBin)
+	if errors.Is(err, errNoPostgres) {
+		if os.Getenv(envRequire) == "1" {
+			tb.Fatalf("%v, and %s=1: install PostgreSQL (Debian: apt-get install postgresql) or set %s", err, envRequire, envBin)
 		}
-		tb.Skipf("%v (set %s, or install PostgreSQL; %s=1 makes this a failure)", err, EnvBin, EnvRequire)
+		tb.Skipf("%v (set %s, or install PostgreSQL; %s=1 makes this a failure)", err, envBin, envRequire)
 	}
 	tb.Fatalf("pgtest: %v", err)
 }
@@ -153,9 +153,6 @@ func (s *Server) DatabaseURL(name string) string {
 
 // Port is the TCP port the server listens on (the same after Start).
 func (s *Server) Port() int { return s.port }
-
-// Dir is the server's temporary directory (data directory, socket, log).
-func (s *Server) Dir() string { return s.root }
 
 // NewSchema creates a fresh, empty schema and returns a URL whose
 // connections use it (search_path), so tests sharing a server do not see
@@ -255,7 +252,7 @@ func (s *Server) close() {
 
 // newServer copies the template cluster into a new directory and starts it.
 func newServer(tb testing.TB) (*Server, error) {
-	bin, err := FindBin()
+	bin, err := findBin()
 	if err != nil {
 		return nil, err
 	}
@@ -426,8 +423,8 @@ func (s *Server) stop(sig syscall.Signal) error {
 	return nil
 }
 
-// FindBin returns the directory holding initdb and postgres.
-func FindBin() (string, error) {
+// findBin returns the directory holding initdb and postgres.
+func findBin() (string, error) {
 	has := func(dir string) bool {
 		for _, name := range []string{"initdb", "postgres"} {
 			if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.IsDir() {
@@ -436,9 +433,9 @@ func FindBin() (string, error) {
 		}
 		return true
 	}
-	if dir := os.Getenv(EnvBin); dir != "" {
+	if dir := os.Getenv(envBin); dir != "" {
 		if !has(dir) {
-			return "", fmt.Errorf("%w: %s=%s holds no initdb and postgres", ErrNoPostgres, EnvBin, dir)
+			return "", fmt.Errorf("%w: %s=%s holds no initdb and postgres", errNoPostgres, envBin, dir)
 		}
 		return dir, nil
 	}
@@ -466,7 +463,7 @@ func FindBin() (string, error) {
 			return dir, nil
 		}
 	}
-	return "", fmt.Errorf("%w (looked in $%s, /usr/lib/postgresql/*/bin and PATH)", ErrNoPostgres, EnvBin)
+	return "", fmt.Errorf("%w (looked in $%s, /usr/lib/postgresql/*/bin and PATH)", errNoPostgres, envBin)
 }
 
 // credential is the user PostgreSQL runs as: nil (the current user) unless
@@ -475,13 +472,13 @@ func credential() (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
-	name := os.Getenv(EnvUser)
+	name := os.Getenv(envUser)
 	if name == "" {
 		name = "postgres"
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
-		return nil, fmt.Errorf("running as root, PostgreSQL needs an unprivileged user: %w (set %s)", err, EnvUser)
+		return nil, fmt.Errorf("running as root, PostgreSQL needs an unprivileged user: %w (set %s)", err, envUser)
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
@@ -503,7 +500,7 @@ func template(bin string, cred *syscall.Credential) (string, error) {
 	defer templateMu.Unlock()
 	out, err := exec.Command(filepath.Join(bin, "postgres"), "--version").Output()
 	if err != nil {
-		return "", fmt.Errorf("%w: %s/postgres --version: %v", ErrNoPostgres, bin, err)
+		return "", fmt.Errorf("%w: %s/postgres --version: %v", errNoPostgres, bin, err)
 	}
 	owner := os.Geteuid()
 	if cred != nil {

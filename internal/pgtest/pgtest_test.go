@@ -93,27 +93,27 @@ func TestSharedSchemasAreIsolated(t *testing.T) {
 }
 
 func TestMissingBinariesSkipOrFail(t *testing.T) {
-	t.Setenv(EnvBin, t.TempDir())
-	if _, err := FindBin(); err == nil {
-		t.Fatal("FindBin found binaries in an empty directory")
+	t.Setenv(envBin, t.TempDir())
+	if _, err := findBin(); err == nil {
+		t.Fatal("findBin found binaries in an empty directory")
 	}
 	ft := &fakeTB{TB: t}
 	func() {
 		defer func() { _ = recover() }()
-		t.Setenv(EnvRequire, "")
-		skipOrFatal(ft, ErrNoPostgres)
+		t.Setenv(envRequire, "")
+		skipOrFatal(ft, errNoPostgres)
 	}()
 	if !ft.skipped || ft.failed {
-		t.Errorf("without %s: skipped=%v failed=%v", EnvRequire, ft.skipped, ft.failed)
+		t.Errorf("without %s: skipped=%v failed=%v", envRequire, ft.skipped, ft.failed)
 	}
 	ft = &fakeTB{TB: t}
 	func() {
 		defer func() { _ = recover() }()
-		t.Setenv(EnvRequire, "1")
-		skipOrFatal(ft, ErrNoPostgres)
+		t.Setenv(envRequire, "1")
+		skipOrFatal(ft, errNoPostgres)
 	}()
 	if ft.skipped || !ft.failed {
-		t.Errorf("with %s=1: skipped=%v failed=%v", EnvRequire, ft.skipped, ft.failed)
+		t.Errorf("with %s=1: skipped=%v failed=%v", envRequire, ft.skipped, ft.failed)
 	}
 }
 
