@@ -280,7 +280,7 @@ func (s *Server) decodeDecision(raw []byte) (*input.Request, error) {
 // (and bounded) before it was recorded, for the Data API (data not nil)
 // with what is sent around it bounded too.
 //
-// The decision's arrays are given back (engine.Release) before it returns:
+// The decision's arrays are given back (Engine.Release) before it returns:
 // what is answered is the answer encoded before the decision was recorded.
 func (s *Server) decide(c *gin.Context, endpoint string, req *input.Request, data *dataAnswer) (decisionID string, answer *encodedAnswer, ok bool) {
 	d, ok := s.run(c, endpoint, func(ctx context.Context) (*decision.Decision, error) {
