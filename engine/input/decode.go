@@ -201,12 +201,28 @@ func goKindText(t reflect.Type) string {
 // MaxQuoted bounds how much of a value an error message repeats.
 const MaxQuoted = 64
 
-// truncate shortens s to at most MaxQuoted bytes, on a rune boundary.
+// truncate cuts s to MaxQuoted bytes, on a rune boundary, and marks the
+// cut (the mark is past the limit: the limit is of what is quoted).
 func truncate(s string) string {
 	if len(s) <= MaxQuoted {
 		return s
 	}
-	cut := MaxQuoted
+	return cutMarked(s, MaxQuoted)
+}
+
+// Shorten cuts s to at most n bytes on a character boundary, the mark
+// "…" included: for the messages and warnings that repeat what a client
+// or a policy wrote.
+func Shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return cutMarked(s, max(n-len("…"), 0))
+}
+
+// cutMarked is s cut at or before byte cut, where a character starts,
+// and marked.
+func cutMarked(s string, cut int) string {
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}

@@ -591,3 +591,32 @@ func TestIDProblemIsTheDecodersCheck(t *testing.T) {
 		}
 	}
 }
+
+// Shorten keeps what fits, cuts the rest to at most n bytes, the mark
+// included, and never cuts a character in two.
+func TestShorten(t *testing.T) {
+	const n = 1024
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{"short", 5},
+		{strings.Repeat("x", n), n},
+		{strings.Repeat("x", 10*n), n},
+		{strings.Repeat("é", n), n - 1}, // 510 of them and the mark
+	} {
+		got := Shorten(tc.in, n)
+		if len(got) != tc.want {
+			t.Errorf("Shorten(%d bytes) = %d bytes, want %d", len(tc.in), len(got), tc.want)
+		}
+		if !utf8.ValidString(got) {
+			t.Errorf("Shorten(%d bytes) is not valid UTF-8", len(tc.in))
+		}
+		if cut := len(tc.in) > n; cut != strings.HasSuffix(got, "…") {
+			t.Errorf("Shorten(%d bytes) = %q: marked %v, want %v", len(tc.in), got[max(0, len(got)-8):], !cut, cut)
+		}
+	}
+	if got := Shorten("ab", 0); got != "…" {
+		t.Errorf(`Shorten("ab", 0) = %q, want the mark alone`, got)
+	}
+}

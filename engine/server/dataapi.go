@@ -630,7 +630,7 @@ func envelopeInput(raw []byte) (json.RawMessage, error) {
 		switch {
 		case key != "input":
 			// The key is the client's: named, but only its start.
-			key = shorten(key, 64)
+			key = input.Shorten(key, 64)
 			return nil, bad(key, "unknown field: "+shape)
 		case seen:
 			return nil, bad("input", "is repeated")

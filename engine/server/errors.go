@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -25,8 +24,8 @@ type apiError = apierror.Body
 
 func abort(c *gin.Context, status int, e apiError) {
 	c.Set(ctxErrorCode, e.Code)
-	e.Message = shorten(e.Message, maxMessage)
-	e.Field = shorten(e.Field, maxMessage)
+	e.Message = input.Shorten(e.Message, maxMessage)
+	e.Field = input.Shorten(e.Field, maxMessage)
 	if c.GetBool(ctxOPAErrors) {
 		c.AbortWithStatusJSON(status, opaErrorOf(e))
 		return
@@ -38,19 +37,6 @@ func abort(c *gin.Context, status int, e apiError) {
 // of a bad value where they are made; this keeps any error answer small
 // whatever produced it (a policy's evaluation error, a driver's).
 const maxMessage = 1024
-
-// shorten cuts s to at most n bytes on a character boundary, marking the
-// cut.
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
 
 // abortWith maps a pipeline error to its response. Only faults of the
 // server itself are 5xx; client mistakes are 4xx and name the field.

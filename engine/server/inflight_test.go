@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -159,29 +158,6 @@ func TestWriteDecisionMatchesEncodingJSON(t *testing.T) {
 				t.Errorf("body differs from json.Marshal:\n got %.400s\nwant %.400s", body, want)
 			}
 		})
-	}
-}
-
-func TestErrorMessagesAreBounded(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int
-	}{
-		{"short", 5},
-		{strings.Repeat("x", maxMessage), maxMessage},
-		{strings.Repeat("x", 10*maxMessage), maxMessage},
-		{strings.Repeat("é", maxMessage), maxMessage - 1}, // never half a character: 510 of them and the mark
-	} {
-		got := shorten(tc.in, maxMessage)
-		if len(got) != tc.want {
-			t.Errorf("shorten(%d bytes) = %d bytes, want %d", len(tc.in), len(got), tc.want)
-		}
-		if !utf8.ValidString(got) {
-			t.Errorf("shorten(%d bytes) is not valid UTF-8", len(tc.in))
-		}
-		if len(tc.in) > maxMessage && !strings.HasSuffix(got, "…") {
-			t.Errorf("a cut message is not marked")
-		}
 	}
 }
 

@@ -106,7 +106,7 @@ func onlyParams(c *gin.Context, names ...string) *apiError {
 		return e
 	}
 	for _, name := range slices.Sorted(maps.Keys(q)) {
-		short := shorten(name, input.MaxQuoted)
+		short := input.Shorten(name, input.MaxQuoted)
 		switch {
 		case !slices.Contains(names, name):
 			return &apiError{Code: apierror.InvalidInput, Message: strconv.Quote(short) + ": unknown query parameter (this endpoint takes " + strings.Join(names, ", ") + ")", Field: short}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/spf13/cobra"
@@ -137,7 +136,7 @@ database (the message on stderr names the field), 1 on other failures.`,
 						log.Warn(fmt.Sprintf("data.geoscope.extension_problems: %d more (see docs/policy.md)", len(problems)-i))
 						break
 					}
-					log.Warn("data.geoscope.extension_problems: " + shortened(p, maxProblemText) + " (see docs/policy.md)")
+					log.Warn("data.geoscope.extension_problems: " + input.Shorten(p, maxProblemText) + " (see docs/policy.md)")
 				}
 			}()
 			if !asOf.IsZero() {
@@ -203,19 +202,6 @@ const (
 	maxExtensionProblems = 20
 	maxProblemText       = 1024
 )
-
-// shortened cuts s to at most n bytes on a character boundary, marking
-// the cut.
-func shortened(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
 
 func readInput(stdin io.Reader, path string) ([]byte, error) {
 	var (
