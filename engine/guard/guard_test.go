@@ -99,6 +99,14 @@ func TestCheckValidityServiceWideAndSubdivisions(t *testing.T) {
 		{name: "mixed jurisdiction, the country", facts: subdivisionFacts, action: remove("mixed", "p-cn")},
 		{name: "mixed jurisdiction, the subdivision", facts: subdivisionFacts, action: remove("mixed", "p-crimea")},
 		{name: "mixed jurisdiction, the subdivision's country", facts: subdivisionFacts, action: remove("mixed", "p-kyiv"), code: CodeOutsideJurisdiction},
+		// A jurisdiction claimed is compared as a set: as many codes as
+		// the registry gives, one of them repeated, is not the same.
+		{name: "mixed jurisdiction claimed with a code repeated", facts: subdivisionFacts, action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-cn", OrderID: "mixed", Jurisdiction: []string{"CN", "CN"}}, code: CodeMisstatedFacts},
+		{name: "subdivisions claimed with one repeated", facts: func() *Facts {
+			f := subdivisionFacts()
+			f.Participants[0].Subdivisions = []string{"UA-43", "UA-40"}
+			return f
+		}, action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-crimea", OrderID: "crimea", Subdivisions: []string{"UA-43", "UA-43"}}, code: CodeMisstatedFacts},
 		{name: "misstated subdivision", facts: subdivisionFacts, action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-kyiv", OrderID: "crimea", Subdivisions: []string{"UA-43"}}, code: CodeMisstatedFacts},
 		{name: "end_meeting with someone elsewhere in the country", facts: subdivisionFacts, action: decision.Action{Type: decision.EndMeeting, OrderID: "crimea"}, code: CodeAffectsOutside},
 		{name: "end_meeting everyone in the subdivision", facts: func() *Facts { f := subdivisionFacts(); allInCrimea(f); return f }, action: decision.Action{Type: decision.EndMeeting, OrderID: "crimea"}},
@@ -179,6 +187,15 @@ func TestCheckCodes(t *testing.T) {
 		{name: "deny_join naming nobody as the host", action: decision.Action{Type: decision.DenyJoin, Host: true, OrderID: "ok"}, code: CodeUnknownParticipant},
 		{name: "host inside", action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "acct", Host: true, OrderID: "ok"}},
 		{name: "host not connected", facts: func(f *Facts) { f.Host = nil }, action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "acct", Host: true, OrderID: "ok"}, code: CodeUnknownParticipant},
+		// The host flag names the connected host by its account id: with
+		// another id it names nobody, and the host's location (inside)
+		// must not be lent to whoever is named.
+		{name: "host flag naming another participant", action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-cn", Host: true, OrderID: "ok"}, code: CodeUnknownParticipant},
+		{name: "host flag naming someone outside", action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "p-hk", Host: true, OrderID: "ok"}, code: CodeUnknownParticipant},
+		// A deny_join names the participant asking to join, never the
+		// host: one flagged as the host's names nobody, even with the
+		// joining participant's id.
+		{name: "deny_join of the joining participant flagged as the host", action: decision.Action{Type: decision.DenyJoin, ParticipantID: "j-cn", Host: true, OrderID: "ok"}, code: CodeUnknownParticipant},
 		{name: "unknown order", action: remove("nope", "p-cn"), code: CodeUnknownOrder},
 		{name: "unknown authority", action: remove("unknown", "p-cn"), code: CodeUnknownAuthority},
 		{name: "authority without jurisdiction", action: remove("empty-j", "p-cn"), code: CodeOutsideJurisdiction},

@@ -182,6 +182,31 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// Each limit is the most that is accepted: a request at every limit at
+// once decodes. (TestDecodeRejects and TestDecodeRejectsParticipantContext
+// hold one past each.)
+func TestDecodeAcceptsWhatIsAtEachLimit(t *testing.T) {
+	id := strings.Repeat("x", MaxIDLength)
+	text := strings.Repeat("t", MaxAttributeTextLength)
+	var attrs strings.Builder
+	for i := range MaxAttributes - 1 {
+		fmt.Fprintf(&attrs, `"k%d": true, `, i)
+	}
+	fmt.Fprintf(&attrs, `"%s": [%s"%s"]`, strings.Repeat("k", MaxAttributeKeyLength), strings.Repeat(`"x", `, MaxAttributeListLength-1), text)
+	account := strings.Repeat("a", MaxIDLength)
+	body := `{"meeting": {"id": "` + id + `", "host": {"account_id": "` + account + `", "phone": "+123456789012345"},
+	  "participants": [
+	    {"id": "` + id + `", "ip": "8.8.8.8", "account_id": "` + id + `", "attributes": {` + attrs.String() + `}},
+	    {"id": "p1", "ip": "8.8.8.9", "attributes": {"s": "` + text + `"}}]}}`
+	r, err := Decode([]byte(body), Limits{MaxParticipants: 2})
+	if err != nil {
+		t.Fatalf("a request at every limit: %v", err)
+	}
+	if p := r.Meeting.Participants[0]; len(r.Meeting.Participants) != 2 || len(p.Attributes) != MaxAttributes || p.ID != id || r.Meeting.ID != id {
+		t.Errorf("decoded %+v", r.Meeting)
+	}
+}
+
 func TestDecodeAdmission(t *testing.T) {
 	r, err := DecodeAdmission([]byte(`{"meeting": {"id": "m", "host": {"account_id": "a", "account_country": "US"}}, "participant": {"id": "p", "ip": "1.0.16.1"}}`))
 	if err != nil {
@@ -338,6 +363,7 @@ func TestDecodeRejectsParticipantContext(t *testing.T) {
 		{"joining attribute number", `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "joining": {"id": "j", "ip": "8.8.8.8", "attributes": {"n": 2e308}}}`, "joining.attributes.n: the number 2e308 is beyond the range of a 64-bit float (0, or a magnitude from about 5e-324 to 1.8e308)"},
 		{"attribute repeated", meeting(`{"id": "x", "ip": "8.8.8.8", "attributes": {"a": 1, "a": 2}}`), "meeting.participants[1].attributes.a: appears twice in one object"},
 		{"participant is the connected host", `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "8.8.8.8"}, "participants": [{"id": "p", "ip": "1.1.1.1"}, {"id": "a", "ip": "8.8.8.8"}]}}`, `meeting.participants[1].id: "a" is the account id of the connected host (meeting.host); a connected host is described there, not again as a participant`},
+		{"first participant is the connected host", `{"meeting": {"id": "m", "host": {"account_id": "a", "ip": "8.8.8.8"}, "participants": [{"id": "a", "ip": "8.8.8.8"}, {"id": "p", "ip": "1.1.1.1"}]}}`, `meeting.participants[0].id: "a" is the account id of the connected host (meeting.host); a connected host is described there, not again as a participant`},
 		{"joining is the connected host", `{"meeting": {"id": "m", "host": {"account_id": "a", "phone": "+12025550123"}}, "joining": {"id": "a", "ip": "8.8.8.8"}}`, `joining.id: "a" is the account id of the connected host (meeting.host)`},
 		{"preview received not a date", `{"meeting": {"id": "m", "host": {"account_id": "a"}}, "order": {"id": "o", "authority": "x", "demands": ["end_meeting"], "received": "yesterday"}}`, `order.received: "yesterday" is not a date YYYY-MM-DD`},
 		{"host role", `{"meeting": {"id": "m", "host": {"account_id": "a", "role": "attendee"}}}`, `meeting.host.role: "attendee" is not the host's role (the host's role is "host")`},

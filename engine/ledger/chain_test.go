@@ -80,6 +80,9 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 		// the change.
 		opts    ledger.VerifyOptions
 		pinHead bool
+		// pinUpper adds the head as it was before the change, in upper
+		// case (hex is read either way).
+		pinUpper bool
 		// want is a problem Verify must report; "" means it verifies.
 		want string
 		// only, when set, is how many problems Verify must report.
@@ -89,6 +92,7 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 	}{
 		{name: "nothing changed", change: func(*testing.T, *backend, []chainRow) {}},
 		{name: "nothing changed, the head pinned", change: func(*testing.T, *backend, []chainRow) {}, pinHead: true},
+		{name: "nothing changed, the head pinned in upper case", change: func(*testing.T, *backend, []chainRow) {}, pinUpper: true},
 		{name: "an entry removed", change: func(t *testing.T, b *backend, rows []chainRow) {
 			exec(t, b, `DELETE FROM ledger_decisions WHERE decision_id = ?`, rows[2].id)
 		}, want: "entry 3 is missing (the chain goes from entry 2 to entry 4)"},
@@ -97,7 +101,10 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 		}, want: "entries 2 to 3 are missing (the chain goes from entry 1 to entry 4)"},
 		{name: "an entry renumbered", change: func(t *testing.T, b *backend, rows []chainRow) {
 			exec(t, b, `UPDATE ledger_decisions SET chain_seq = -7 WHERE decision_id = ?`, rows[2].id)
-		}, want: "entry -7 (decision " + "%ID2%" + ") is numbered out of order"},
+		}, want: "entry -7 (decision " + "%ID2%" + ") is numbered out of order",
+			// Out of order, its link and the next entry's, entry 3 missing,
+			// entry 4's link: no entry that is there is reported missing.
+			only: 5},
 		{name: "an entry's link cleared", change: func(t *testing.T, b *backend, rows []chainRow) {
 			exec(t, b, `UPDATE ledger_decisions SET chain_link = NULL WHERE decision_id = ?`, rows[2].id)
 		}, want: "entry 3 (decision " + "%ID2%" + ") has a number and no link"},
@@ -113,6 +120,12 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 		{name: "an entry's meeting renamed", change: func(t *testing.T, b *backend, rows []chainRow) {
 			exec(t, b, `UPDATE ledger_decisions SET meeting_id = 'elsewhere' WHERE decision_id = ?`, rows[3].id)
 		}, want: "the column(s) meeting_id differ"},
+		{name: "an entry's kind changed", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `UPDATE ledger_decisions SET kind = 'admission' WHERE decision_id = ?`, rows[3].id)
+		}, want: "the column(s) kind differ"},
+		{name: "an entry's replica changed", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `UPDATE ledger_decisions SET replica = 'elsewhere' WHERE decision_id = ?`, rows[3].id)
+		}, want: "the column(s) replica differ"},
 		{name: "an entry's time stored as a BLOB of its digits (SQLite)", change: func(t *testing.T, b *backend, rows []chainRow) {
 			if b.url != "" {
 				t.Skip("a PostgreSQL column holds its own type only")
@@ -131,6 +144,16 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 		{name: "an entry without a link inserted just now (a writer links it)", change: func(t *testing.T, b *backend, rows []chainRow) {
 			insertUnchained(t, b, newID(), time.Now())
 		}, unlinked: 1},
+		// A time that is not a number is in no period: however recent it
+		// reads, nothing covers the entry.
+		{name: "an entry without a link inserted just now, its time a BLOB (SQLite)", change: func(t *testing.T, b *backend, rows []chainRow) {
+			if b.url != "" {
+				t.Skip("a PostgreSQL column holds its own type only")
+			}
+			id := newID()
+			insertUnchained(t, b, id, time.Now())
+			exec(t, b, `UPDATE ledger_decisions SET decided_at = CAST(CAST(decided_at AS TEXT) AS BLOB) WHERE decision_id = ?`, id)
+		}, want: "(decided at a []uint8) has no link"},
 		{name: "an entry hidden from the time index (SQLite)", change: func(t *testing.T, b *backend, rows []chainRow) {
 			if b.url != "" {
 				t.Skip("PostgreSQL has no writable schema")
@@ -158,6 +181,16 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 			want: "entry 6 (decision forged-1) was decided in the pinned report's period (2026-06-04T12:00:02Z) and chained after its head"},
 		{name: "an entry appended after the pinned report's period", change: func(t *testing.T, b *backend, rows []chainRow) {
 			appendForged(t, b, rows, baseTime.Add(2*time.Hour))
+		}, pinHead: true, opts: ledger.VerifyOptions{Since: baseTime.Add(-time.Hour), Until: baseTime.Add(time.Hour)}},
+		// The period is [since, until): its first instant is in it, and
+		// until is not. Dated at since, within backdateGrace of the pinned
+		// entries, only the period shows the entry.
+		{name: "an entry appended at the first instant of the pinned report's period", change: func(t *testing.T, b *backend, rows []chainRow) {
+			appendForged(t, b, rows, baseTime.Add(2*time.Second))
+		}, pinHead: true, opts: ledger.VerifyOptions{Since: baseTime.Add(2 * time.Second), Until: baseTime.Add(time.Hour)},
+			want: "entry 6 (decision forged-1) was decided in the pinned report's period"},
+		{name: "an entry appended at the until of the pinned report's period", change: func(t *testing.T, b *backend, rows []chainRow) {
+			appendForged(t, b, rows, baseTime.Add(time.Hour))
 		}, pinHead: true, opts: ledger.VerifyOptions{Since: baseTime.Add(-time.Hour), Until: baseTime.Add(time.Hour)}},
 		// An entry dated before the pinned head's entries shows whatever
 		// period the head is checked with, or none.
@@ -224,6 +257,9 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 				if tc.pinHead {
 					opts.Pins = append(opts.Pins, head.Link)
 				}
+				if tc.pinUpper {
+					opts.Pins = append(opts.Pins, strings.ToUpper(head.Link))
+				}
 				v, err := b.reader(t).Verify(ctx, opts)
 				want := strings.NewReplacer("%HEAD%", head.Link, "%ID2%", rows[2].id).Replace(tc.want)
 				if want == "" {
@@ -233,7 +269,7 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 					if v.Unlinked != tc.unlinked {
 						t.Errorf("%d entries without a link, want %d", v.Unlinked, tc.unlinked)
 					}
-					if tc.pinHead && (len(v.Pinned) != 1 || v.Pinned[0].Link != head.Link) {
+					if (tc.pinHead || tc.pinUpper) && (len(v.Pinned) != 1 || v.Pinned[0].Link != head.Link) {
 						t.Errorf("pinned %+v, want the head %+v", v.Pinned, head)
 					}
 					return
@@ -323,6 +359,28 @@ func TestChainOfManyWriters(t *testing.T) {
 		}
 		if v.Entries != 81 || v.Head.Seq != 81 || v.Unlinked != 0 {
 			t.Errorf("verified %d entries, head %d, %d without a link; want 81, 81 and 0", v.Entries, v.Head.Seq, v.Unlinked)
+		}
+	})
+}
+
+// A head whose link the ledger did not write (the last chained row
+// altered) is refused, not chained after: nothing recorded after it would
+// verify.
+func TestHeadWithAnAlteredLinkIsRefused(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		l := b.open(t)
+		for i := range 2 {
+			record(t, l, removal(newID(), baseTime.Add(time.Duration(i)*time.Second), fmt.Sprintf("p-%d", i)))
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"not a link", strings.Repeat("ab", 31), strings.Repeat("ab", 33)} {
+			exec(t, b, `UPDATE ledger_decisions SET chain_link = ? WHERE chain_seq = 2`, bad)
+			if h, err := b.reader(t).Head(ctx); !errors.Is(err, ledger.ErrUnavailable) || !strings.Contains(err.Error(), "unreadable number or link") {
+				t.Errorf("Head with the last link %q = %+v, %v; want it refused as unreadable", bad, h, err)
+			}
 		}
 	})
 }

@@ -85,6 +85,10 @@ func TestExportVerifiesWithoutTheDatabase(t *testing.T) {
 		if v, err := verify(string(export), pinned); err != nil || v.Entries != 6 || len(v.Pinned) != 1 || v.Pinned[0].Seq != 5 {
 			t.Fatalf("VerifyExport = %+v, %v; want 6 entries verified, the head found at 5", v, err)
 		}
+		// A link is hex, read in either case.
+		if v, err := verify(string(export), ledger.VerifyOptions{Pins: []string{strings.ToUpper(head.Link)}}); err != nil || len(v.Pinned) != 1 || v.Pinned[0].Seq != 5 {
+			t.Errorf("VerifyExport with the head in upper case = %+v, %v; want the head found at 5", v, err)
+		}
 		// The database and the export agree on the head.
 		fromDB, err := b.reader(t).Verify(ctx, pinned)
 		fromFile, _ := verify(string(export), pinned)
@@ -102,6 +106,10 @@ func TestExportVerifiesWithoutTheDatabase(t *testing.T) {
 			{"an entry left out", lines[0] + lines[1] + lines[3] + lines[4] + lines[5], "is missing"},
 			{"the last entries before the head left out", lines[0] + lines[1] + lines[2], "the link " + head.Link + " is no entry's"},
 			{"a line that is no entry", string(export) + "{\"chain_seq\":7}\n", "line 7 is not an entry of a ledger export"},
+			// Numbers run from 1: an entry numbered 0 is no entry of the
+			// chain, nor one without a link yet (it has a link).
+			{"an entry numbered 0", string(export) + strings.Replace(strings.Replace(lines[5], `"chain_seq":6,`, `"chain_seq":0,`, 1), `"decision_id":"`, `"decision_id":"0`, 1),
+				"line 7: chain_seq 0 is not an entry's number"},
 			{"an entry without its place in the chain, decided long before others were chained",
 				string(export) + fmt.Sprintf(`{"decision_id":%q,"time":%q,"kind":"decision"}`+"\n", newID(), baseTime.Add(-time.Hour).Format(time.RFC3339Nano)),
 				"has no link, though entries decided after it were chained"},

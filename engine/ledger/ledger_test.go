@@ -28,6 +28,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/ledger"
 	"github.com/geoscope/geoscope/engine/registry"
 	"github.com/geoscope/geoscope/internal/pgtest"
@@ -1176,6 +1177,58 @@ func TestHostFlaggedBlockDoesNotLeakParticipantID(t *testing.T) {
 		raw, _ := json.Marshal(e)
 		if strings.Contains(string(raw), "pid-bravo-5e8") {
 			t.Errorf("the entry holds the raw participant id:\n%s", raw)
+		}
+	})
+}
+
+// An action on the connected host names the host by its account id, and
+// the ledger records its subject as that account's pseudonym: a person's
+// statements (geoscope ledger statements --account) find the host's
+// removals by the account, as they find its suspensions.
+func TestHostActionSubjectIsTheAccount(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		id := newID()
+		r := removal(id, baseTime, "acct-host-1")
+		r.Decision.Actions[0].Host = true
+		record(t, l, r)
+		e, err := l.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps := l.Pseudonymizer()
+		if got, want := e.Actions[0].Subject, ps.Account("acct-host-1"); got != want || !e.Actions[0].Host {
+			t.Errorf("the host's removal: subject %s (host %v), want the account's pseudonym %s", got, e.Actions[0].Host, want)
+		}
+	})
+}
+
+// The guard's reasons quote every id they name, and only quoted ids are
+// replaced in them: a participant whose id is also a word of the reason
+// ("located", "1") leaves the rest of it readable.
+func TestGuardReasonsReplaceQuotedIDsOnly(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		id := newID()
+		r := removal(id, baseTime, "p-cn")
+		r.Participants = []input.Participant{{ID: "p-cn"}, {ID: "located"}, {ID: "1"}}
+		r.Decision.GuardBlocked = []decision.Blocked{{
+			Action: decision.Action{Type: decision.RemoveParticipant, ParticipantID: "located", OrderID: "CN-1"},
+			Code:   "outside_jurisdiction", Reason: `"located" is located in HK, outside CN`,
+		}, {
+			Action: decision.Action{Type: decision.EndMeeting, OrderID: "CN-1"},
+			Code:   "affects_outside", Reason: `ending the meeting would affect 1 user not located in CN`,
+		}}
+		record(t, l, r)
+		e, err := l.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps := l.Pseudonymizer()
+		for i, want := range []string{`"` + ps.Participant("located") + `" is located in HK, outside CN`, `ending the meeting would affect 1 user not located in CN`} {
+			if got := e.GuardBlocked[i].Reason; got != want {
+				t.Errorf("guard reason %d = %s\n want %s", i, got, want)
+			}
 		}
 	})
 }

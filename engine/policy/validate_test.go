@@ -196,12 +196,17 @@ func TestBuiltinValidationCompiles(t *testing.T) {
 // An authority or order id with a control character inside is refused by
 // the engine (the validation rules refuse empty and padded ids).
 func TestRegistryIDsWithControlCharacters(t *testing.T) {
-	for root, data := range map[string]string{
-		"authorities": `{"authorities": {"cn\u0000cac": {"name": "CAC", "jurisdiction": ["CN"]}}, "orders": {}}`,
-		"orders":      `{"authorities": {"cn.cac": {"name": "CAC", "jurisdiction": ["CN"]}}, "orders": {"O\u00071": {"authority": "cn.cac", "demands": ["remove_participants"], "targets": {"meetings": ["m"]}, "legal_basis": "x"}}}`,
+	// Inside an id, and as its first or last character (which trimming
+	// spaces, as the rules do, leaves).
+	for _, tc := range []struct{ root, data string }{
+		{"authorities", `{"authorities": {"cn\u0000cac": {"name": "CAC", "jurisdiction": ["CN"]}}, "orders": {}}`},
+		{"authorities", `{"authorities": {"\u0007cn.cac": {"name": "CAC", "jurisdiction": ["CN"]}}, "orders": {}}`},
+		{"orders", `{"authorities": {"cn.cac": {"name": "CAC", "jurisdiction": ["CN"]}}, "orders": {"O\u00071": {"authority": "cn.cac", "demands": ["remove_participants"], "targets": {"meetings": ["m"]}, "legal_basis": "x"}}}`},
+		{"orders", `{"authorities": {"cn.cac": {"name": "CAC", "jurisdiction": ["CN"]}}, "orders": {"\u0001O1": {"authority": "cn.cac", "demands": ["remove_participants"], "targets": {"meetings": ["m"]}, "legal_basis": "x"}}}`},
+		{"orders", `{"authorities": {"cn.cac": {"name": "CAC", "jurisdiction": ["CN"]}}, "orders": {"O1\u007f": {"authority": "cn.cac", "demands": ["remove_participants"], "targets": {"meetings": ["m"]}, "legal_basis": "x"}}}`},
 	} {
-		reg := writeBundle(t, map[string]string{".manifest": `{"roots": ["authorities", "orders"]}`, "data.json": data})
+		reg := writeBundle(t, map[string]string{".manifest": `{"roots": ["authorities", "orders"]}`, "data.json": tc.data})
 		_, err := LoadSnapshot(context.Background(), []string{"../../policies", reg}, LoadOptions{})
-		wantRegistryErr(t, err, root+".", "contains a control character")
+		wantRegistryErr(t, err, tc.root+".", "contains a control character")
 	}
 }

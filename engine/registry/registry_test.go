@@ -87,6 +87,12 @@ func TestAuthorityCoversSubdivisions(t *testing.T) {
 		{crimea, "UA", []string{"UA-30"}, false},
 		{crimea, "UA", nil, false}, // located in the country, not in a subdivision
 		{crimea, "", []string{"UA-43"}, false},
+		// An unknown location is never inside, whatever comes with it: a
+		// country code among the subdivisions, or a jurisdiction listing
+		// "" (which the validation refuses; Covers does not rely on it).
+		{mixed, "", []string{"CN"}, false},
+		{Authority{Jurisdiction: []string{""}}, "", nil, false},
+		{Authority{Jurisdiction: []string{"", "CN"}}, "", []string{""}, false},
 		{crimea, "RU", []string{"UA-43"}, false}, // a subdivision of another country is not believed
 		{crimea, "UA", []string{"ua-43"}, false},
 		{mixed, "CN", nil, true},
