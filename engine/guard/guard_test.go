@@ -533,3 +533,25 @@ func TestActionSetPastItsInlineKeys(t *testing.T) {
 		t.Fatalf("%d keys held, want %d", s.n, len(keys))
 	}
 }
+
+// How many people an order's meeting-wide action would reach outside its
+// authority's jurisdiction is counted once per order and kept for the
+// check: two orders of authorities over different countries, in one
+// check, each get their own count, whichever comes first. Everyone is in
+// CN: the CN authority's end_meeting is kept, the HK authority's blocked.
+func TestOutsideCountedPerOrder(t *testing.T) {
+	cn := decision.Action{Type: decision.EndMeeting, OrderID: "ok"}
+	hk := decision.Action{Type: decision.EndMeeting, OrderID: "hk"}
+	for _, actions := range [][]decision.Action{{cn, hk}, {hk, cn}} {
+		f := facts()
+		everyoneInside(f)
+		f.Joining = nil
+		f.Orders["hk"] = registry.Order{Authority: "hk", Demands: []string{"end_meeting"}, Targets: registry.Targets{Meetings: []string{"m1"}}, LegalBasis: "law"}
+		f.Authorities["hk"] = registry.Authority{Name: "HK", Jurisdiction: []string{"HK"}}
+		kept, blocked := Check(f, actions)
+		if len(kept) != 1 || kept[0].OrderID != "ok" || len(blocked) != 1 || blocked[0].Action.OrderID != "hk" || blocked[0].Code != CodeAffectsOutside {
+			t.Errorf("orders %s then %s: kept %+v, blocked %+v; want the CN order's end_meeting kept and the HK order's blocked (%s)",
+				actions[0].OrderID, actions[1].OrderID, kept, blocked, CodeAffectsOutside)
+		}
+	}
+}
