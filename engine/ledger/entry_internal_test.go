@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"strconv"
 	"testing"
@@ -32,5 +34,28 @@ func TestEncodeEntryMatchesEncodingJSON(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("%d actions: encodeEntry differs from json.Marshal:\n got %.300s\nwant %.300s", n, got, want)
 		}
+	}
+}
+
+// A link is the formula docs/operations.md publishes for auditors, worked
+// out here from its text rather than from the code: SHA-256 of the
+// domain, the previous link, the entry's number as 8 big-endian bytes and
+// the SHA-256 of the entry's stored text. The number is past one byte in
+// the last case, so its width and order show.
+func TestLinkIsThePublishedFormula(t *testing.T) {
+	published := func(prev [32]byte, seq uint64, text string) [32]byte {
+		entry := sha256.Sum256([]byte(text))
+		msg := append([]byte("geoscope ledger chain v1\x00"), prev[:]...)
+		msg = binary.BigEndian.AppendUint64(msg, seq)
+		return sha256.Sum256(append(msg, entry[:]...))
+	}
+	var prev [32]byte
+	for i, text := range []string{`{"decision_id":"a"}`, `{"decision_id":"b"}`, `{}`} {
+		seq := []uint64{1, 2, 70000}[i]
+		got := link(prev, int64(seq), []byte(text))
+		if want := published(prev, seq, text); got != want {
+			t.Fatalf("link of entry %d = %x, want %x", seq, got, want)
+		}
+		prev = got
 	}
 }
