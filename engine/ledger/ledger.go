@@ -661,6 +661,12 @@ func (l *Ledger) commit(batch []*pending) (retry []*pending) {
 		kind = WriteCopy // the journal committed them, and their answers went
 	}
 	l.observed(kind, len(batch), time.Since(start), err)
+	if err != nil && l.journal != nil && l.backlog.Load() == 0 {
+		// Journaled entries that could not be copied: new records are
+		// refused (journalBatch) from before the failure shows in Health,
+		// not from when the writer counts what it keeps to retry.
+		l.backlog.Store(int64(len(batch)))
+	}
 	l.outcome(&l.lastErr, err, len(batch))
 	journaled := 0
 	for _, p := range batch {
