@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/open-policy-agent/opa/v1/plugins/logs"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/decision"
@@ -335,4 +339,118 @@ func loggingEngine(t *testing.T, dir string) (e *engine.Engine, logged *[]*engin
 	e.SetPolicy(snap)
 	e.SetGeo(db)
 	return e, logged
+}
+
+// A record without located facts (which the engine always gives, but
+// Event is handed any record) names the host by its pseudonym too.
+func TestEventWithoutFactsIsPseudonymized(t *testing.T) {
+	ps := ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32)))
+	rec := &engine.Record{
+		Decision:  &decision.Decision{DecisionID: "d-1", Time: time.Unix(0, 0).UTC(), MeetingID: "m-1", Actions: []decision.Action{}, Refused: []decision.Refusal{}, GuardBlocked: []decision.Blocked{}},
+		AccountID: "acct-raw-host",
+	}
+	info, err := decisionlog.Event(rec, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(*info.Input)
+	if strings.Contains(string(raw), "acct-raw-host") || !strings.Contains(string(raw), `"account_id":"`+ps.Account("acct-raw-host")+`"`) || !strings.Contains(string(raw), `"id":"m-1"`) {
+		t.Errorf("the event's input %s: want the meeting and the host account's pseudonym", raw)
+	}
+}
+
+// An evaluation that ran out of time is logged under the code its client
+// was answered with, eval_timeout; the host's subdivisions are in the
+// input as the participants' are.
+func TestTimedOutEvaluationIsLoggedAsEvalTimeout(t *testing.T) {
+	ps := ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32)))
+	rec := &engine.Record{
+		Decision:  &decision.Decision{DecisionID: "d-1", Time: time.Unix(0, 0).UTC(), MeetingID: "m-1"},
+		AccountID: "acct-host",
+		Facts: &guard.Facts{MeetingID: "m-1", AccountID: "acct-host",
+			Host: &guard.Person{ID: "acct-host", Located: guard.Located{Country: "UA", By: "ip", Subdivisions: []string{"UA-43"}}}},
+		Err: fmt.Errorf("evaluating the policy: %w", policy.ErrTimeout),
+	}
+	info, err := decisionlog.Event(rec, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev *decisionlog.EvalError
+	if !errors.As(info.Error, &ev) || ev.Code != "eval_timeout" || info.Results != nil {
+		t.Errorf("event error %#v, results %v; want eval_timeout and no result", info.Error, info.Results)
+	}
+	raw, _ := json.Marshal(*info.Input)
+	if !strings.Contains(string(raw), `"country":"UA","subdivisions":["UA-43"]`) {
+		t.Errorf("the event's input %s: want the host's country and subdivisions", raw)
+	}
+}
+
+// capture is a decision-log plugin (decision_logs.plugin) keeping every
+// event it is handed.
+type capture struct{ events []logs.EventV1 }
+
+func (*capture) Start(context.Context) error      { return nil }
+func (*capture) Stop(context.Context)             {}
+func (*capture) Reconfigure(context.Context, any) {}
+func (c *capture) Log(_ context.Context, e logs.EventV1) error {
+	c.events = append(c.events, e)
+	return nil
+}
+
+// Log hands the event to the configured plugin, with the trace and span
+// of the request it answers; without a plugin manager, or without a
+// decision-log plugin, it logs nothing.
+func TestLogCarriesTheRequestsTrace(t *testing.T) {
+	m, err := plugins.New([]byte(`{}`), "test", inmem.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &capture{}
+	m.Register("capture", c)
+	cfg, err := logs.ParseConfig([]byte(`{"plugin": "capture"}`), nil, []string{"capture"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Register(logs.Name, logs.New(cfg, m))
+
+	ps := ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32)))
+	rec := &engine.Record{
+		Decision:  &decision.Decision{DecisionID: "d-1", Time: time.Unix(0, 0).UTC(), MeetingID: "m-1", Actions: []decision.Action{}, Refused: []decision.Refusal{}, GuardBlocked: []decision.Blocked{}},
+		AccountID: "acct-host",
+		Facts:     &guard.Facts{MeetingID: "m-1", AccountID: "acct-host"},
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, SpanID: trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}, TraceFlags: trace.FlagsSampled,
+	})
+	none := decisionlog.New(func() *plugins.Manager { return nil }, ps, nil)
+	if none.Enabled() {
+		t.Error("Enabled without a plugin manager")
+	}
+	none.Log(context.Background(), rec)
+	// A manager without decision_logs (an OPA configuration of other
+	// plugins) logs nothing either.
+	bare, err := plugins.New([]byte(`{}`), "test", inmem.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlogged := decisionlog.New(func() *plugins.Manager { return bare }, ps, nil)
+	if unlogged.Enabled() {
+		t.Error("Enabled without a decision-log plugin")
+	}
+	unlogged.Log(context.Background(), rec)
+	l := decisionlog.New(func() *plugins.Manager { return m }, ps, nil)
+	if !l.Enabled() {
+		t.Error("not Enabled with a decision-log plugin configured")
+	}
+	l.Log(trace.ContextWithSpanContext(context.Background(), sc), rec)
+	l.Log(context.Background(), rec)
+	if len(c.events) != 2 {
+		t.Fatalf("%d events logged, want 2", len(c.events))
+	}
+	if e := c.events[0]; e.DecisionID != "d-1" || e.Path != decisionlog.DecisionPath || e.TraceID != sc.TraceID().String() || e.SpanID != sc.SpanID().String() {
+		t.Errorf("event %+v: want d-1 at %s, trace %s, span %s", e, decisionlog.DecisionPath, sc.TraceID(), sc.SpanID())
+	}
+	if e := c.events[1]; e.TraceID != "" || e.SpanID != "" {
+		t.Errorf("event outside a trace has trace %q, span %q", e.TraceID, e.SpanID)
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/input"
 	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/engine/registry"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -463,6 +464,9 @@ func TestReportViolationShapes(t *testing.T) {
 		wide(decision.SuspendAccount, "CN-2026-0601", "HK", map[string]int{"CN": 2})
 	unproven := newRec("00000000-0000-7000-8000-0000000000b4", day(time.March, 1, 15), "m4", "acct-4", "CN-2026-0602").
 		wide(decision.EndMeeting, "CN-2026-0602", "", nil)
+	// An action of a type the guard does not know cannot have passed it.
+	unknownType := newRec("00000000-0000-7000-8000-0000000000b5", day(time.March, 1, 16), "m5", "acct-5", "CN-2026-0601").remove("CN-2026-0601", "CN", "p-cn")
+	unknownType.rec.Decision.Actions[0].Type = "mute_participant"
 	for _, tc := range []struct {
 		name              string
 		rec               *engine.Record
@@ -472,6 +476,7 @@ func TestReportViolationShapes(t *testing.T) {
 		{"unknown location", unknown.rec, 1, 0},
 		{"account registered outside", account.rec, 1, 0},
 		{"meeting ended without reach", unproven.rec, 0, 1},
+		{"action of an unknown type", unknownType.rec, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := openFixture(t, []*engine.Record{tc.rec})
@@ -621,7 +626,11 @@ func TestReportLeavesOutPreviews(t *testing.T) {
 	// And one that would do nothing: a quiet decision, were it not one.
 	quiet := newRec("00000000-0000-7000-8000-0000000000f2", day(time.March, 2, 13), "m-preview", "acct-us-preview", "CN-2026-0601").rec
 	quiet.Decision.Preview = true
-	l := openFixture(t, append(fixtureRecords(), preview, quiet))
+	// And one after the period, of an order received in it: not an
+	// order received, as no entry in or after the period enforces it.
+	later := withOrder(1, time.Date(2026, 7, 3, 10, 0, 0, 0, time.UTC), "CN-PREVIEW", registry.Order{Received: "2026-03-01"}).rec
+	later.Decision.Preview, later.PreviewOrder = true, "CN-PREVIEW"
+	l := openFixture(t, append(fixtureRecords(), preview, quiet, later))
 	withPreview, err := Build(context.Background(), l, fixturePeriod, Options{MinCount: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -587,6 +587,34 @@ test_problem_quotes_a_large_entry_by_its_start if {
 	`withheld {"order":"o-cn","reason":"r","roster":[{"id":"p1"},{"id":"p2"},{…: unknown key "order"; allowed: demand, order_id, reason` in p
 }
 
+test_problem_refusal_entry_not_an_object if {
+	problems({"refusals": {"o-cn"}}) == {`refusals "o-cn": must be an object`}
+}
+
+test_problem_blank_order_id_and_reason if {
+	problems({"withheld": {{"order_id": " ", "reason": "\t"}}}) == {
+		`withheld {"order_id":" ","reason":"\t"}: order_id must be a non-empty string`,
+		`withheld {"order_id":" ","reason":"\t"}: reason must be a non-empty string`,
+	}
+}
+
+# An entry of 64 characters is quoted whole; one of 65 by its first 64.
+test_problem_quotes_an_entry_of_64_characters_whole if {
+	at := {"order": "o-cn", "reason": concat("", ["r" | some _ in numbers.range(1, 36)])}
+	count(json.marshal(at)) == 64
+	problems({"withheld": {at}}) == {
+		sprintf("withheld %s: unknown key \"order\"; allowed: demand, order_id, reason", [json.marshal(at)]),
+		sprintf("withheld %s: order_id must be a non-empty string", [json.marshal(at)]),
+	}
+	over := {"order": "o-cn", "reason": concat("", ["r" | some _ in numbers.range(1, 37)])}
+	count(json.marshal(over)) == 65
+	cut := concat("", [substring(json.marshal(over), 0, 64), "…"])
+	problems({"withheld": {over}}) == {
+		sprintf("withheld %s: unknown key \"order\"; allowed: demand, order_id, reason", [cut]),
+		sprintf("withheld %s: order_id must be a non-empty string", [cut]),
+	}
+}
+
 test_problem_refusal_without_code if {
 	problems({"refusals": {{"order_id": "o-cn", "demand": "end_meeting", "reason": "r"}}}) == {`refusals {"demand":"end_meeting","order_id":"o-cn","reason":"r"}: code must be lower_snake_case, at most 64 bytes, and not a built-in code (the demand is withheld under code "withheld")`}
 }

@@ -119,6 +119,22 @@ test_service_wide_order_and_a_meeting_order_together if {
 	d.refused == set()
 }
 
+# A service-wide order that may not act (its authority unknown, or no
+# legal basis) is refused for that reason alone: the service_wide refusal
+# says what is done instead, and nothing is.
+test_service_wide_order_that_may_not_act_is_refused_only_for_why if {
+	unknown := expanded_decision with input as standing(["SW-1"], meeting(cn_host, [person("p1", "CN")]))
+		with data.authorities as authorities
+		with data.orders as {"SW-1": service_wide_order("xx.unknown", ["end_meeting", "suspend_account"])}
+	unknown.actions == set()
+	{[r.demand, r.code] | some r in unknown.refused} == {["end_meeting", "unknown_authority"], ["suspend_account", "unknown_authority"]}
+	no_basis := expanded_decision with input as standing(["SW-1"], meeting(cn_host, [person("p1", "CN")]))
+		with data.authorities as authorities
+		with data.orders as {"SW-1": object.union(service_wide_order("cn.cac", ["end_meeting"]), {"legal_basis": " "})}
+	no_basis.actions == set()
+	{[r.demand, r.code] | some r in no_basis.refused} == {["end_meeting", "no_legal_basis"]}
+}
+
 test_service_wide_code_is_the_policys_own if {
 	"service_wide" in geoscope.builtin_codes
 	not geoscope.valid_operator_code("service_wide")
