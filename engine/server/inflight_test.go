@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -399,4 +400,28 @@ func gaugeValue(t *testing.T, ts *testServer, name, lane string) float64 {
 	}
 	t.Fatalf("no %s{lane=%q}", name, lane)
 	return 0
+}
+
+// A request refused for want of room is told to come back once a queue
+// timeout has passed: Retry-After is --queue-timeout in whole seconds,
+// rounded up, so that a client honouring it does not send again into the
+// wait that just refused it.
+func TestRetryAfterCoversTheQueueTimeout(t *testing.T) {
+	for timeout, want := range map[time.Duration]string{
+		50 * time.Millisecond:   "1",
+		time.Second:             "1",
+		1500 * time.Millisecond: "2",
+		3 * time.Second:         "3",
+	} {
+		ts := newTestServer(t, serverSetup{cfg: Config{QueueTimeout: timeout}})
+		for _, lane := range []string{"small", "large", "arriving"} {
+			w := httptest.NewRecorder()
+			c, _ := gin.CreateTestContext(w)
+			c.Request = httptest.NewRequest(http.MethodPost, "/v1/decisions", nil)
+			ts.overloaded(c, errOverloaded, lane)
+			if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != want {
+				t.Errorf("--queue-timeout %s, %s lane: %d with Retry-After %q, want 503 with %q", timeout, lane, w.Code, w.Header().Get("Retry-After"), want)
+			}
+		}
+	}
 }
