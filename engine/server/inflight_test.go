@@ -425,3 +425,32 @@ func TestRetryAfterCoversTheQueueTimeout(t *testing.T) {
 		}
 	}
 }
+
+// The small lane is a quarter of --max-inflight and never under 1 MiB
+// (docs/operations.md), and the arriving budget as large: under a small
+// --max-inflight, sixteen bodies of SmallBody are still admitted at once,
+// and arrive at once, and a seventeenth is not.
+func TestSmallLaneIsAtLeastOneMiB(t *testing.T) {
+	for largeCap, want := range map[int64]int64{256 << 10: 1 << 20, 4 << 20: 1 << 20, 16 << 20: 4 << 20} {
+		f := newInflight(largeCap, time.Millisecond, nil)
+		var held []*reservation
+		for range want / SmallBody {
+			r, err := f.acquire(context.Background(), SmallBody, largeCap)
+			if err != nil {
+				t.Fatalf("--max-inflight %d: the small lane refused a body of SmallBody with %d held: %v", largeCap, f.smallUsed.Load(), err)
+			}
+			held = append(held, r)
+		}
+		if _, err := f.acquire(context.Background(), SmallBody, largeCap); !errors.Is(err, errOverloaded) {
+			t.Errorf("--max-inflight %d: a body past a small lane of %d: %v, want errOverloaded", largeCap, want, err)
+		}
+		for _, r := range held {
+			r.release()
+		}
+		a := arrival{f: f}
+		if !a.hold(want+minWeight) || a.hold(1) {
+			t.Errorf("--max-inflight %d: the arriving budget is not %d", largeCap, want)
+		}
+		a.release()
+	}
+}
