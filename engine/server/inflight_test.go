@@ -454,3 +454,15 @@ func TestSmallLaneIsAtLeastOneMiB(t *testing.T) {
 		a.release()
 	}
 }
+
+// A --max-inflight of exactly --max-body is enough (one body of the
+// largest size at a time), and a byte less is refused.
+func TestConfigBudgetOfOneBody(t *testing.T) {
+	const maxBody = 1 << 20
+	if err := (Config{MaxBody: maxBody, MaxInflight: maxBody}).Validate(); err != nil {
+		t.Errorf("--max-inflight equal to --max-body: %v", err)
+	}
+	if err := (Config{MaxBody: maxBody, MaxInflight: maxBody - 1}).Validate(); !errors.Is(err, ErrConfig) {
+		t.Errorf("--max-inflight a byte under --max-body: %v, want a configuration error", err)
+	}
+}
