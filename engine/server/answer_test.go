@@ -115,3 +115,38 @@ func TestPreviewActionsNotCounted(t *testing.T) {
 		t.Errorf("after an enforced removal: %q, want 1", got)
 	}
 }
+
+// An answer of exactly --max-response is answered, one a byte longer is
+// not: with actions or without, and for the Data API with what the client
+// asked for beside the decision (?pretty).
+func TestAnswerAtMaxResponse(t *testing.T) {
+	kept := []decision.Action{{Type: decision.RemoveParticipant, ParticipantID: "p1", OrderID: "o"}}
+	for _, d := range []*decision.Decision{
+		{DecisionID: "without actions"},
+		{DecisionID: "with an action", Actions: kept},
+	} {
+		s := &Server{cfg: Config{MaxResponse: 1 << 20}}
+		body, err := s.encodeDecision(d, s.cfg.MaxResponse)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := int64(len(body))
+		if _, err := s.encodeDecision(d, size); err != nil {
+			t.Errorf("%s: an answer of exactly the limit (%d bytes): %v", d.DecisionID, size, err)
+		}
+		if _, err := s.encodeDecision(d, size-1); err == nil {
+			t.Errorf("%s: an answer a byte over the limit (%d bytes) is answered", d.DecisionID, size-1)
+		}
+
+		data := &dataAnswer{ask: dataAsk{pretty: true}}
+		pretty := dataSize(dataEnvelope(d.DecisionID, nil, nil, body), true)
+		s.cfg.MaxResponse = pretty
+		if err := s.checkDataAnswer(data, d, body); err != nil {
+			t.Errorf("%s: a ?pretty answer of exactly --max-response (%d bytes): %v", d.DecisionID, pretty, err)
+		}
+		s.cfg.MaxResponse = pretty - 1
+		if err := s.checkDataAnswer(data, d, body); !errors.Is(err, input.ErrTooLarge) {
+			t.Errorf("%s: a ?pretty answer a byte over --max-response: %v, want too large", d.DecisionID, err)
+		}
+	}
+}

@@ -347,3 +347,53 @@ func TestGzipBodyInflatedWhileItArrives(t *testing.T) {
 	}
 	settled(t)
 }
+
+// TestGzipBodyOutgrowingTheSmallLaneWhileItArrives: a gzip body sent
+// small but longer than gzipStart, which inflates past SmallBody while it
+// arrives, moves to the large lane and is decided whole: one byte past
+// SmallBody is what tells it from a body that fits the small lane, and a
+// body read only up to SmallBody would be decided as its first 64 KiB.
+func TestGzipBodyOutgrowingTheSmallLaneWhileItArrives(t *testing.T) {
+	ts := newTestServer(t, serverSetup{})
+	hs := httptest.NewServer(ts.Handler())
+	defer hs.Close()
+	// Ids that hardly compress: sent past gzipStart and within SmallBody,
+	// inflated past SmallBody.
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	var b strings.Builder
+	b.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
+	noise := make([]byte, 120)
+	n := 0
+	for ; b.Len() < SmallBody+4<<10; n++ {
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		rand.Read(noise)
+		for j := range noise {
+			noise[j] = letters[int(noise[j])%len(letters)]
+		}
+		fmt.Fprintf(&b, `{"id": "%s", "ip": "36.110.44.%d"}`, noise, n%250+1)
+	}
+	b.WriteString(`]}}`)
+	body := gzipped(t, []byte(b.String()))
+	if len(body) <= gzipStart || len(body) > SmallBody || b.Len() <= SmallBody {
+		t.Fatalf("%d bytes sent, %d inflated: the case needs more than %d sent, at most %d, and more than that inflated", len(body), b.Len(), gzipStart, SmallBody)
+	}
+	r := postEncoded(t, hs, "/v1/decisions", "gzip", body)
+	if r.status != http.StatusOK {
+		t.Fatalf("a gzip body outgrowing the small lane while it arrives: %.300s", r)
+	}
+	if got := strings.Count(string(r.body), `"remove_participant"`); got != n {
+		t.Errorf("%d participants removed of the %d sent, all in mainland China", got, n)
+	}
+	f := ts.inflight
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		small, large, arriving := f.smallUsed.Load(), f.largeUsed.Load(), f.arrivingUsed.Load()
+		if small == 0 && large == 0 && arriving == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("held after the request: small lane %d, large lane %d, arriving %d", small, large, arriving)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -399,4 +400,69 @@ func gaugeValue(t *testing.T, ts *testServer, name, lane string) float64 {
 	}
 	t.Fatalf("no %s{lane=%q}", name, lane)
 	return 0
+}
+
+// A request refused for want of room is told to come back once a queue
+// timeout has passed: Retry-After is --queue-timeout in whole seconds,
+// rounded up, so that a client honouring it does not send again into the
+// wait that just refused it.
+func TestRetryAfterCoversTheQueueTimeout(t *testing.T) {
+	for timeout, want := range map[time.Duration]string{
+		50 * time.Millisecond:   "1",
+		time.Second:             "1",
+		1500 * time.Millisecond: "2",
+		3 * time.Second:         "3",
+	} {
+		ts := newTestServer(t, serverSetup{cfg: Config{QueueTimeout: timeout}})
+		for _, lane := range []string{"small", "large", "arriving"} {
+			w := httptest.NewRecorder()
+			c, _ := gin.CreateTestContext(w)
+			c.Request = httptest.NewRequest(http.MethodPost, "/v1/decisions", nil)
+			ts.overloaded(c, errOverloaded, lane)
+			if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != want {
+				t.Errorf("--queue-timeout %s, %s lane: %d with Retry-After %q, want 503 with %q", timeout, lane, w.Code, w.Header().Get("Retry-After"), want)
+			}
+		}
+	}
+}
+
+// The small lane is a quarter of --max-inflight and never under 1 MiB
+// (docs/operations.md), and the arriving budget as large: under a small
+// --max-inflight, sixteen bodies of SmallBody are still admitted at once,
+// and arrive at once, and a seventeenth is not.
+func TestSmallLaneIsAtLeastOneMiB(t *testing.T) {
+	for largeCap, want := range map[int64]int64{256 << 10: 1 << 20, 4 << 20: 1 << 20, 16 << 20: 4 << 20} {
+		f := newInflight(largeCap, time.Millisecond, nil)
+		var held []*reservation
+		for range want / SmallBody {
+			r, err := f.acquire(context.Background(), SmallBody, largeCap)
+			if err != nil {
+				t.Fatalf("--max-inflight %d: the small lane refused a body of SmallBody with %d held: %v", largeCap, f.smallUsed.Load(), err)
+			}
+			held = append(held, r)
+		}
+		if _, err := f.acquire(context.Background(), SmallBody, largeCap); !errors.Is(err, errOverloaded) {
+			t.Errorf("--max-inflight %d: a body past a small lane of %d: %v, want errOverloaded", largeCap, want, err)
+		}
+		for _, r := range held {
+			r.release()
+		}
+		a := arrival{f: f}
+		if !a.hold(want+minWeight) || a.hold(1) {
+			t.Errorf("--max-inflight %d: the arriving budget is not %d", largeCap, want)
+		}
+		a.release()
+	}
+}
+
+// A --max-inflight of exactly --max-body is enough (one body of the
+// largest size at a time), and a byte less is refused.
+func TestConfigBudgetOfOneBody(t *testing.T) {
+	const maxBody = 1 << 20
+	if err := (Config{MaxBody: maxBody, MaxInflight: maxBody}).Validate(); err != nil {
+		t.Errorf("--max-inflight equal to --max-body: %v", err)
+	}
+	if err := (Config{MaxBody: maxBody, MaxInflight: maxBody - 1}).Validate(); !errors.Is(err, ErrConfig) {
+		t.Errorf("--max-inflight a byte under --max-body: %v, want a configuration error", err)
+	}
 }

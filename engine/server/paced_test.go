@@ -326,3 +326,59 @@ func postGzipInTwoParts(t *testing.T, hs *httptest.Server, body []byte, first in
 	resp.Body.Close()
 	return resp, raw
 }
+
+// deadlineWriter records the read deadlines a handler sets on its
+// connection.
+type deadlineWriter struct {
+	http.ResponseWriter
+	deadlines []time.Time
+}
+
+func (w *deadlineWriter) SetReadDeadline(d time.Time) error {
+	w.deadlines = append(w.deadlines, d)
+	return nil
+}
+
+// A body's read deadline is its start, the grace, and a second per
+// MinBodyRate bytes received: it follows the bytes, falling behind what
+// they earned by less than deadlineStep, and never passes the body's
+// limit, however many bytes came. Once the body is read it is lifted.
+func TestPacedDeadlineFollowsTheBytes(t *testing.T) {
+	const grace, rate = 2 * time.Second, 1000
+	for _, limitAfter := range []time.Duration{time.Hour, 2500 * time.Millisecond} {
+		w := &deadlineWriter{ResponseWriter: httptest.NewRecorder()}
+		body := io.NopCloser(strings.NewReader(strings.Repeat(" ", 3*rate)))
+		p := newPacedBody(w, body, grace, rate, time.Now().Add(limitAfter))
+		limit := p.limit
+		last := func() time.Time { return w.deadlines[len(w.deadlines)-1] }
+		if got, want := last(), p.start.Add(grace); !got.Equal(want) {
+			t.Fatalf("limit in %s: the first deadline is %s after the start, want the grace, %s", limitAfter, got.Sub(p.start), grace)
+		}
+		buf := make([]byte, rate/4)
+		for received := int64(0); ; {
+			n, err := p.Read(buf)
+			received += int64(n)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			earned := p.start.Add(grace + time.Duration(received)*time.Second/rate)
+			if earned.After(limit) {
+				earned = limit
+			}
+			// (A microsecond over: the deadline is reckoned in float seconds.)
+			if got := last(); got.Sub(earned) > time.Microsecond || earned.Sub(got) >= deadlineStep {
+				t.Fatalf("limit in %s: after %d bytes the deadline is %s after the start; the bytes earned %s", limitAfter, received, got.Sub(p.start), earned.Sub(p.start))
+			}
+		}
+		if limitAfter < time.Hour && !w.deadlines[len(w.deadlines)-1].Equal(limit) {
+			t.Errorf("limit in %s: the last deadline is %s after the start, want the limit", limitAfter, last().Sub(p.start))
+		}
+		p.lift()
+		if !last().IsZero() {
+			t.Errorf("limit in %s: the deadline after lift is %s, want none", limitAfter, last())
+		}
+	}
+}
