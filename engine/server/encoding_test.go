@@ -232,22 +232,6 @@ func TestGzipBodiesMovingLanes(t *testing.T) {
 		return postEncoded(t, hs, "/v1/decisions", "gzip", body)
 	}
 	f := ts.inflight
-	// A request's reservation is given back when its handler returns,
-	// which may be just after the client has read the answer: wait for it
-	// (a reservation never given back fails after 5 s).
-	settled := func(t *testing.T) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-			small, large, active := f.smallUsed.Load(), f.largeUsed.Load(), f.largeActive.Load()
-			if small == 0 && large == 0 && active == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("reserved after the request: small lane %d, large lane %d, %d big requests active", small, large, active)
-				return
-			}
-		}
-	}
 
 	bomb := gzipped(t, bytes.Repeat([]byte(" "), 4*maxBody))
 	if len(bomb) > SmallBody {
@@ -256,7 +240,7 @@ func TestGzipBodiesMovingLanes(t *testing.T) {
 	if r := post(t, bomb); r.status != http.StatusRequestEntityTooLarge || r.errorBody(t).Field != "body" {
 		t.Errorf("a gzip bomb sent small: %s", r)
 	}
-	settled(t)
+	settled(t, ts.inflight)
 
 	roster := rosterBody(6_000)
 	whole := gzipped(t, roster)
@@ -268,7 +252,7 @@ func TestGzipBodiesMovingLanes(t *testing.T) {
 	if r := post(t, whole[:len(whole)*3/4]); r.status != http.StatusBadRequest || r.errorBody(t).Field != "body" {
 		t.Errorf("a gzip body cut short after it moved: %s", r)
 	}
-	settled(t)
+	settled(t, ts.inflight)
 
 	// The large lane full and every place to wait taken: refused at once.
 	if err := f.large.Acquire(context.Background(), f.largeCap); err != nil {
@@ -287,11 +271,11 @@ func TestGzipBodiesMovingLanes(t *testing.T) {
 	}
 	f.moving.Release(maxMoving)
 	f.large.Release(f.largeCap)
-	settled(t)
+	settled(t, ts.inflight)
 	if r := post(t, whole); r.status != http.StatusOK {
 		t.Errorf("the gzip roster once there is room: %.300s", r)
 	}
-	settled(t)
+	settled(t, ts.inflight)
 }
 
 // TestGzipBodyInflatedWhileItArrives: a gzip body sent small but longer
@@ -304,48 +288,21 @@ func TestGzipBodyInflatedWhileItArrives(t *testing.T) {
 	defer hs.Close()
 	// Ids that hardly compress: sent past gzipStart, inflated within
 	// SmallBody.
-	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	var b strings.Builder
-	b.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
-	noise := make([]byte, 120)
-	for i := 0; b.Len() < SmallBody-200; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		rand.Read(noise)
-		for j := range noise {
-			noise[j] = letters[int(noise[j])%len(letters)]
-		}
-		fmt.Fprintf(&b, `{"id": "%s", "ip": "1.0.16.%d"}`, noise, i%250+1)
-	}
-	b.WriteString(`]}}`)
-	body := gzipped(t, []byte(b.String()))
-	if len(body) <= gzipStart || b.Len() > SmallBody {
-		t.Fatalf("%d bytes sent, %d inflated: the case needs more than %d sent and at most %d inflated", len(body), b.Len(), gzipStart, SmallBody)
-	}
-	f := ts.inflight
-	settled := func(t *testing.T) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-			small, large, arriving := f.smallUsed.Load(), f.largeUsed.Load(), f.arrivingUsed.Load()
-			if small == 0 && large == 0 && arriving == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("held after the request: small lane %d, large lane %d, arriving %d", small, large, arriving)
-			}
-		}
+	roster, _ := incompressibleRoster(SmallBody-200, "1.0.16.")
+	body := gzipped(t, roster)
+	if len(body) <= gzipStart || len(roster) > SmallBody {
+		t.Fatalf("%d bytes sent, %d inflated: the case needs more than %d sent and at most %d inflated", len(body), len(roster), gzipStart, SmallBody)
 	}
 	if r := postEncoded(t, hs, "/v1/decisions", "gzip", body); r.status != http.StatusOK || !strings.Contains(string(r.body), `"remove_participant"`) {
 		t.Fatalf("a gzip body inflated while it arrives: %.300s", r)
 	}
-	settled(t)
+	settled(t, ts.inflight)
 
 	resp, raw := postGzipInTwoParts(t, hs, body, gzipStart+1024, 100*time.Millisecond)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("a gzip body whose rest came after a pause: %d %.300s", resp.StatusCode, raw)
 	}
-	settled(t)
+	settled(t, ts.inflight)
 }
 
 // TestGzipBodyOutgrowingTheSmallLaneWhileItArrives: a gzip body sent
@@ -359,25 +316,10 @@ func TestGzipBodyOutgrowingTheSmallLaneWhileItArrives(t *testing.T) {
 	defer hs.Close()
 	// Ids that hardly compress: sent past gzipStart and within SmallBody,
 	// inflated past SmallBody.
-	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	var b strings.Builder
-	b.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
-	noise := make([]byte, 120)
-	n := 0
-	for ; b.Len() < SmallBody+4<<10; n++ {
-		if n > 0 {
-			b.WriteByte(',')
-		}
-		rand.Read(noise)
-		for j := range noise {
-			noise[j] = letters[int(noise[j])%len(letters)]
-		}
-		fmt.Fprintf(&b, `{"id": "%s", "ip": "36.110.44.%d"}`, noise, n%250+1)
-	}
-	b.WriteString(`]}}`)
-	body := gzipped(t, []byte(b.String()))
-	if len(body) <= gzipStart || len(body) > SmallBody || b.Len() <= SmallBody {
-		t.Fatalf("%d bytes sent, %d inflated: the case needs more than %d sent, at most %d, and more than that inflated", len(body), b.Len(), gzipStart, SmallBody)
+	roster, n := incompressibleRoster(SmallBody+4<<10, "36.110.44.")
+	body := gzipped(t, roster)
+	if len(body) <= gzipStart || len(body) > SmallBody || len(roster) <= SmallBody {
+		t.Fatalf("%d bytes sent, %d inflated: the case needs more than %d sent, at most %d, and more than that inflated", len(body), len(roster), gzipStart, SmallBody)
 	}
 	r := postEncoded(t, hs, "/v1/decisions", "gzip", body)
 	if r.status != http.StatusOK {
@@ -386,14 +328,46 @@ func TestGzipBodyOutgrowingTheSmallLaneWhileItArrives(t *testing.T) {
 	if got := strings.Count(string(r.body), `"remove_participant"`); got != n {
 		t.Errorf("%d participants removed of the %d sent, all in mainland China", got, n)
 	}
-	f := ts.inflight
+	settled(t, ts.inflight)
+}
+
+// incompressibleRoster is a decision request for meeting june4-b of at
+// least size bytes, its participants' ids random letters (gzip saves
+// little on them) and their addresses ipPrefix followed by 1 to 250. It
+// returns the request and how many participants it holds.
+func incompressibleRoster(size int, ipPrefix string) ([]byte, int) {
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	var b strings.Builder
+	b.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
+	noise := make([]byte, 120)
+	n := 0
+	for ; b.Len() < size; n++ {
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		rand.Read(noise)
+		for j := range noise {
+			noise[j] = letters[int(noise[j])%len(letters)]
+		}
+		fmt.Fprintf(&b, `{"id": "%s", "ip": "%s%d"}`, noise, ipPrefix, n%250+1)
+	}
+	b.WriteString(`]}}`)
+	return []byte(b.String()), n
+}
+
+// settled waits until nothing is held in f's lanes and arriving budget
+// and no big request is active, as after every request. A reservation is
+// given back when its handler returns, which may be just after the client
+// has read the answer; one never given back fails after 5 s.
+func settled(t *testing.T, f *inflight) {
+	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		small, large, arriving := f.smallUsed.Load(), f.largeUsed.Load(), f.arrivingUsed.Load()
-		if small == 0 && large == 0 && arriving == 0 {
-			break
+		small, large, arriving, active := f.smallUsed.Load(), f.largeUsed.Load(), f.arrivingUsed.Load(), f.largeActive.Load()
+		if small == 0 && large == 0 && arriving == 0 && active == 0 {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("held after the request: small lane %d, large lane %d, arriving %d", small, large, arriving)
+			t.Fatalf("held after the request: small lane %d, large lane %d, arriving %d, %d big requests active", small, large, arriving, active)
 		}
 	}
 }
