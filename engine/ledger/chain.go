@@ -285,12 +285,9 @@ type VerifyOptions struct {
 // ErrConfig when the ledger could not be read.
 func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, error) {
 	v := &Verification{Problems: []string{}, Pinned: []Head{}}
-	want := map[string]bool{}
-	for _, p := range o.Pins {
-		if !IsLink(p) {
-			return nil, fmt.Errorf("%w: %q is not a chain link (64 hexadecimal digits)", ErrConfig, p)
-		}
-		want[strings.ToLower(p)] = true
+	want, err := pinsWanted(o.Pins)
+	if err != nil {
+		return nil, err
 	}
 	if err := l.settle(ctx); err != nil {
 		return nil, err
@@ -353,6 +350,20 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 		return v, fmt.Errorf("%w: %d problem(s)", ErrNotVerified, v.ProblemCount)
 	}
 	return v, nil
+}
+
+// pinsWanted is the set of links pins names, in the lower case links are
+// computed in, for a chainCheck to find; a pin that is not a link is a
+// configuration error.
+func pinsWanted(pins []string) (map[string]bool, error) {
+	want := make(map[string]bool, len(pins))
+	for _, p := range pins {
+		if !IsLink(p) {
+			return nil, fmt.Errorf("%w: %q is not a chain link (64 hexadecimal digits)", ErrConfig, p)
+		}
+		want[strings.ToLower(p)] = true
+	}
+	return want, nil
 }
 
 // chainCheck checks chained entries given in chain order: Verify's

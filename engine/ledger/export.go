@@ -88,12 +88,9 @@ type exported struct {
 // bytes each, not with their size.
 func VerifyExport(r io.Reader, o VerifyOptions) (*Verification, error) {
 	v := &Verification{Problems: []string{}, Pinned: []Head{}}
-	want := map[string]bool{}
-	for _, p := range o.Pins {
-		if !IsLink(p) {
-			return nil, fmt.Errorf("%w: %q is not a chain link (64 hexadecimal digits)", ErrConfig, p)
-		}
-		want[string(bytes.ToLower([]byte(p)))] = true
+	want, err := pinsWanted(o.Pins)
+	if err != nil {
+		return nil, err
 	}
 	var (
 		chained   []exported
