@@ -255,13 +255,14 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 			// ledger as a key given is.
 			readKey = true
 		}
-		key = make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
 		if cfg.KeyFile != "" || readKey {
 			var err error
 			if key, err = loadKey(cfg); err != nil {
+				return nil, err
+			}
+		} else {
+			key = make([]byte, 32)
+			if _, err := rand.Read(key); err != nil {
 				return nil, err
 			}
 		}
