@@ -87,26 +87,23 @@ func (l *ledgerFlags) chosen(f *pflag.FlagSet) bool {
 // openReader opens an existing ledger for reading: it creates no file and
 // no key.
 func (l *ledgerFlags) openReader(ctx context.Context, log *slog.Logger) (*ledger.Ledger, error) {
-	if err := l.resolve(); err != nil {
-		return nil, err
-	}
-	if l.url == ledgerOff {
-		return nil, usageError{errors.New("--ledger off: there is no ledger to read")}
-	}
-	led, err := ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, ReadOnly: true, Logger: log})
-	return led, l.named(err)
+	return l.openRead(ctx, log, false)
 }
 
 // openWithKey opens an existing ledger for reading with its key (checked
 // against the ledger), so that the pseudonyms of ids can be computed.
 func (l *ledgerFlags) openWithKey(ctx context.Context, log *slog.Logger) (*ledger.Ledger, error) {
+	return l.openRead(ctx, log, true)
+}
+
+func (l *ledgerFlags) openRead(ctx context.Context, log *slog.Logger, pseudonyms bool) (*ledger.Ledger, error) {
 	if err := l.resolve(); err != nil {
 		return nil, err
 	}
 	if l.url == ledgerOff {
 		return nil, usageError{errors.New("--ledger off: there is no ledger to read")}
 	}
-	led, err := ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, ReadOnly: true, Pseudonyms: true, Logger: log})
+	led, err := ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, ReadOnly: true, Pseudonyms: pseudonyms, Logger: log})
 	return led, l.named(err)
 }
 
