@@ -214,7 +214,12 @@ type bndStatus struct {
 		At    time.Time `json:"at"`
 		Error string    `json:"error"`
 	} `json:"bundle_error"`
-	Reloads int `json:"reloads"`
+	Reloads   int `json:"reloads"`
+	Downloads []struct {
+		Name                   string    `json:"name"`
+		LastSuccessfulRequest  time.Time `json:"last_successful_request"`
+		LastSuccessfulDownload time.Time `json:"last_successful_download"`
+	} `json:"downloads"`
 }
 
 func (st bndStatus) revision(name string) string {

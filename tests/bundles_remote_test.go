@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -264,6 +265,73 @@ func TestBundlesRemote(t *testing.T) {
 		t.Errorf("geoscope_bundle_info does not name v6:\n%s", strings.Join(bndMetric(m, "geoscope_bundle_info"), "\n"))
 	}
 	t.Logf("remote run in %s", time.Since(started).Round(time.Millisecond))
+}
+
+// TestBundlesRemoteLastSuccessfulPoll follows each bundle's last poll the
+// service answered: it moves on with a 304 for the version held, without
+// a new download; it stops while the service answers nothing usable, so
+// a replica whose polls all fail shows as one whose last success grows
+// old, in /v1/status and /metrics.
+func TestBundlesRemoteLastSuccessfulPoll(t *testing.T) {
+	key := bndDevKey(t, "dev-es256", "ES256")
+	bs := newBundleServer(t)
+	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-v1", &key))
+	bs.set("registry.tar.gz", remoteRegistry(t, "v1", &key))
+	srv := bndStart(t, "--config", opaConfig(t, bs.URL, remoteToken, map[string]bndKey{"release": key}, "release"),
+		"--verification-key", key.pubPath)
+	registryPoll := func(st bndStatus) (request, download time.Time) {
+		for _, d := range st.Downloads {
+			if d.Name == "registry" {
+				return d.LastSuccessfulRequest, d.LastSuccessfulDownload
+			}
+		}
+		return time.Time{}, time.Time{}
+	}
+	st := srv.waitStatus(t, "ready with both bundles polled", 30*time.Second, func(st bndStatus) bool {
+		return st.Ready && len(st.Downloads) == 2
+	})
+	if st.Downloads[0].Name != "policies" || st.Downloads[1].Name != "registry" {
+		t.Fatalf("downloads %s: want policies and registry, in that order", st)
+	}
+	_, firstDownload := registryPoll(st)
+	if firstDownload.IsZero() {
+		t.Fatalf("registry: no last_successful_download after it was activated: %s", st)
+	}
+
+	// Polled again (every 1-2 s) and answered 304: the request moves on,
+	// the download does not.
+	st = srv.waitStatus(t, "a 304 answered", 10*time.Second, func(st bndStatus) bool {
+		req, _ := registryPoll(st)
+		return req.After(firstDownload)
+	})
+	if _, dl := registryPoll(st); !dl.Equal(firstDownload) {
+		t.Errorf("last_successful_download moved from %s to %s without a new version", firstDownload, dl)
+	}
+
+	// The service loses the bundle: every poll now fails, and the last
+	// success stays where it was.
+	bs.mu.Lock()
+	delete(bs.files, "/bundles/registry.tar.gz")
+	bs.mu.Unlock()
+	st = srv.waitStatus(t, "the failing poll seen", 10*time.Second, func(st bndStatus) bool { return st.BundleError != nil })
+	lastOK, _ := registryPoll(st)
+	time.Sleep(3 * time.Second) // past the longest polling interval, 2 s
+	st = srv.status(t)
+	if st.BundleError == nil {
+		t.Fatalf("bundle_error cleared while the bundle is missing: %s", st)
+	}
+	if req, _ := registryPoll(st); !req.Equal(lastOK) {
+		t.Errorf("last_successful_request moved from %s to %s while every poll failed", lastOK, req)
+	}
+	const series = `geoscope_bundle_last_successful_request_timestamp_seconds{name="registry"} `
+	m := bndMetric(srv.metrics(t), "geoscope_bundle_last_successful_request_timestamp_seconds")
+	i := slices.IndexFunc(m, func(line string) bool { return strings.HasPrefix(line, series) })
+	if i < 0 {
+		t.Fatalf("metrics: no %s: got\n%s", series, strings.Join(m, "\n"))
+	}
+	if v, err := strconv.ParseFloat(strings.TrimPrefix(m[i], series), 64); err != nil || int64(v) != lastOK.Unix() {
+		t.Errorf("metrics: %s, want the time of the last successful poll, %d", m[i], lastOK.Unix())
+	}
 }
 
 // TestBundlesRemoteStopIsNoRejection stops a server while its bundle

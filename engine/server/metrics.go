@@ -201,6 +201,10 @@ var (
 		"When the active bundles were activated.", []string{"name"}, nil)
 	bundleFailureDesc = prometheus.NewDesc("geoscope_bundle_last_failure_timestamp_seconds",
 		"When a bundle version was last rejected (absent if never).", nil, nil)
+	bundleRequestDesc = prometheus.NewDesc("geoscope_bundle_last_successful_request_timestamp_seconds",
+		"With --config: when the bundle service last answered a poll for the bundle with a bundle or 304 Not Modified (absent before the first). Alert when it grows older than a few polling intervals.", []string{"name"}, nil)
+	bundleDownloadDesc = prometheus.NewDesc("geoscope_bundle_last_successful_download_timestamp_seconds",
+		"With --config: when a poll last brought a new version of the bundle (absent before the first).", []string{"name"}, nil)
 	bundleRejectionsDesc = prometheus.NewDesc("geoscope_bundle_rejections_total",
 		"Bundle loads that failed since start: downloads that failed (with --config, every failed poll counts), and bundles rejected (parse, compile, signature or registry validation failures).", nil, nil)
 	geoRejectionsDesc = prometheus.NewDesc("geoscope_geoip_rejections_total",
@@ -216,7 +220,7 @@ var (
 )
 
 func (c *sourcesCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{bundleInfoDesc, bundleActivatedDesc, bundleFailureDesc, bundleRejectionsDesc, geoBuildDesc, geoFailureDesc, geoRejectionsDesc, reloadsDesc, readyDesc} {
+	for _, d := range []*prometheus.Desc{bundleInfoDesc, bundleActivatedDesc, bundleFailureDesc, bundleRequestDesc, bundleDownloadDesc, bundleRejectionsDesc, geoBuildDesc, geoFailureDesc, geoRejectionsDesc, reloadsDesc, readyDesc} {
 		ch <- d
 	}
 }
@@ -226,6 +230,12 @@ func (c *sourcesCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, b := range st.Bundles {
 		ch <- prometheus.MustNewConstMetric(bundleInfoDesc, prometheus.GaugeValue, 1, b.Name, b.Revision)
 		ch <- prometheus.MustNewConstMetric(bundleActivatedDesc, prometheus.GaugeValue, float64(b.ActivatedAt.Unix()), b.Name)
+	}
+	for _, d := range st.Downloads {
+		ch <- prometheus.MustNewConstMetric(bundleRequestDesc, prometheus.GaugeValue, float64(d.LastSuccessfulRequest.Unix()), d.Name)
+		if !d.LastSuccessfulDownload.IsZero() {
+			ch <- prometheus.MustNewConstMetric(bundleDownloadDesc, prometheus.GaugeValue, float64(d.LastSuccessfulDownload.Unix()), d.Name)
+		}
 	}
 	if st.LastBundleFailure != nil {
 		ch <- prometheus.MustNewConstMetric(bundleFailureDesc, prometheus.GaugeValue, float64(st.LastBundleFailure.At.Unix()))

@@ -183,6 +183,12 @@ func (s *Sources) activateRemote(ctx context.Context, m *plugins.Manager, txn st
 func (s *Sources) onBundleStatus(st bundleplugin.Status) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !st.LastSuccessfulRequest.IsZero() {
+		if s.downloads == nil {
+			s.downloads = map[string]Download{}
+		}
+		s.downloads[st.Name] = Download{Name: st.Name, LastSuccessfulRequest: st.LastSuccessfulRequest, LastSuccessfulDownload: st.LastSuccessfulDownload}
+	}
 	if st.Code == "" && st.Message == "" && len(st.Errors) == 0 {
 		if s.failing[st.Name] != nil {
 			delete(s.failing, st.Name)

@@ -116,6 +116,24 @@ type Status struct {
 	// jurisdictions list subdivisions with a database that locates nobody
 	// in one (see SubdivisionWarning). Absent when there is nothing to say.
 	Warnings []string `json:"warnings,omitempty"`
+	// Downloads are what OPA's bundle plugin last got from the bundle
+	// service, by bundle, with an OPA configuration (absent otherwise).
+	// Failures clear and reappear with each poll; these only move forward,
+	// so a replica that stopped polling, or whose every poll fails, shows
+	// as one whose last success grows old.
+	Downloads []Download `json:"downloads,omitempty"`
+}
+
+// Download is what the bundle service last answered for one bundle.
+type Download struct {
+	Name string `json:"name"`
+	// LastSuccessfulRequest is the last poll the service answered with a
+	// bundle or with 304 Not Modified for the version held.
+	LastSuccessfulRequest time.Time `json:"last_successful_request"`
+	// LastSuccessfulDownload is the last poll that brought a bundle (zero
+	// until one has). A bundle that downloaded may still have been
+	// rejected: bundle_error says so.
+	LastSuccessfulDownload time.Time `json:"last_successful_download,omitzero"`
 }
 
 // Bundle is an active bundle.
@@ -164,6 +182,8 @@ type Sources struct {
 	// does. BundleError is the first of them (stillFailing).
 	failing  map[string]*Failure
 	rejected *Failure
+	// downloads is Status.Downloads by bundle name (see onBundleStatus).
+	downloads map[string]Download
 }
 
 // New returns Sources for eng. Nothing is loaded until Load.
@@ -421,6 +441,9 @@ func (s *Sources) Status() Status {
 	defer s.mu.Unlock()
 	st := s.status
 	st.Bundles = append([]Bundle(nil), s.status.Bundles...)
+	for _, name := range slices.Sorted(maps.Keys(s.downloads)) {
+		st.Downloads = append(st.Downloads, s.downloads[name])
+	}
 	if snap, db := s.eng.Policy(), s.eng.Geo(); snap != nil && db != nil {
 		if w := SubdivisionWarning(snap.Registry(), db.Info()); w != "" {
 			st.Warnings = []string{w}
