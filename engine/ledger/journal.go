@@ -636,7 +636,8 @@ func (l *Ledger) replayJournal(ctx context.Context) error {
 }
 
 func (l *Ledger) replaySegments(ctx context.Context, id string, segs []int) error {
-	copied := 0
+	copied, missing := 0, 0
+	var newest time.Time // the latest decision the journal holds
 	for _, seg := range segs {
 		path := segmentPath(l.cfg.DataDir, id, seg)
 		payloads, err := readSegment(path)
@@ -649,10 +650,24 @@ func (l *Ledger) replaySegments(ctx context.Context, id string, segs []int) erro
 		for start := 0; start < len(payloads); start += replayBatch {
 			chunk := payloads[start:min(len(payloads), start+replayBatch)]
 			entries := make([]*Entry, len(chunk))
+			ids := make([]string, len(chunk))
 			for k, raw := range chunk {
 				entries[k] = new(Entry)
 				if err := json.Unmarshal(raw, entries[k]); err != nil {
 					return fmt.Errorf("%w: %s: entry %d: %v", ErrConfig, path, start+k, err)
+				}
+				ids[k] = entries[k].DecisionID
+				if entries[k].Time.After(newest) {
+					newest = entries[k].Time
+				}
+			}
+			found, err := storedIDs(ctx, l.backend, ids)
+			if err != nil {
+				return fmt.Errorf("%w: reading the ledger before copying the journal's entries: %v", ErrUnavailable, err)
+			}
+			for _, id := range ids {
+				if !found[id] {
+					missing++
 				}
 			}
 			if err := l.backend.insert(ctx, entries, chunk); err != nil {
@@ -671,7 +686,32 @@ func (l *Ledger) replaySegments(ctx context.Context, id string, segs []int) erro
 	if copied > 0 {
 		l.log.Info("ledger: the entries a stopped process left in its journal are in the database (inserted where missing)", "entries", copied)
 	}
+	if missing > 0 {
+		l.warnCopiedLate(ctx, missing, newest)
+	}
 	return nil
+}
+
+// warnCopiedLate says so when entries just copied from a stopped process's
+// journal were missing from the database while decisions taken after them
+// were recorded there: another process recorded into the ledger in the
+// meantime, and whatever read it then left these entries out. After a
+// rollback to a release from before the journal that is what happened, and
+// nothing else says so: such a release neither copies a journal nor knows
+// it is there, and its reports, exports and statements counted without
+// them (geoscope's own readers said INCOMPLETE).
+func (l *Ledger) warnCopiedLate(ctx context.Context, missing int, newest time.Time) {
+	rows, err := l.backend.query(ctx, `SELECT count(*) FROM ledger_decisions WHERE decided_at > ?`, clampNanos(newest))
+	if err != nil {
+		return // only a warning: the copy itself has succeeded
+	}
+	defer rows.Close()
+	var later int64
+	if !rows.Next() || rows.Scan(&later) != nil || later == 0 {
+		return
+	}
+	l.log.Warn("ledger: entries a stopped process left in its journal were copied into the database only now, after decisions taken later were recorded there by another process: anything that read the ledger in between (a report, an export, statements) left them out. A geoscope release from before the journal ignores it: after a rollback to one, build again the reports it built",
+		"entries", missing, "recorded_after_them", later, "latest_in_journal", newest.UTC().Format(time.RFC3339))
 }
 
 // replayBatch bounds the entries of one transaction at replay.
