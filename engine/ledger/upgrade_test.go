@@ -143,3 +143,28 @@ func TestRestartAfterACrashDoesNotWarnOfALateCopy(t *testing.T) {
 		t.Errorf("a restart after a crash logs:\n%s\nwant the copy logged, and no warning of a late one", out)
 	}
 }
+
+// A ledger of a release before the chain (schema 3), read by this release
+// before any server of it has opened it (compliance staff upgrading the
+// command line first): every entry counts as one without a link, since the
+// first server chains them all, so a report built now says it is not
+// pinned. Then a server's Open migrates it and chains them.
+func TestLedgerBeforeTheChainIsReadThenChained(t *testing.T) {
+	defer ledger.SetAdoptEvery(20 * time.Millisecond)()
+	dir := fixtureDir(t, "before-the-chain")
+	ro, err := ledger.Open(context.Background(), ledger.Config{DataDir: dir, ReadOnly: true, Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("read-only Open on a ledger of schema 3: %v", err)
+	}
+	if n, err := ro.Unlinked(context.Background(), time.Time{}); err != nil || n != 6 {
+		t.Errorf("Unlinked on a ledger without the chain = %d, %v; want its 6 entries", n, err)
+	}
+	if got := countEntries(t, ro); got["replica-old"] != 6 {
+		t.Errorf("entries by replica = %v, want the 6 of the old release", got)
+	}
+	ro.Close()
+	l, _ := openFixture(t, dir, 6)
+	if n, err := l.Unlinked(context.Background(), time.Time{}); err != nil || n != 0 {
+		t.Errorf("Unlinked once chained = %d, %v; want 0", n, err)
+	}
+}
