@@ -602,6 +602,7 @@ func (l *Ledger) replayJournal(ctx context.Context) error {
 		return fmt.Errorf("%w: journal: %v", ErrUnavailable, err)
 	}
 	removeStaleLocks(l.cfg.DataDir)
+	late := &lateCopy{journaled: map[string]time.Time{}}
 	for _, id := range slices.Sorted(maps.Keys(journals)) {
 		lock, ok, err := lockJournal(l.cfg.DataDir, id)
 		switch {
@@ -617,7 +618,7 @@ func (l *Ledger) replayJournal(ctx context.Context) error {
 		// started segments after the first listing, before it stopped.
 		now, err := journalFiles(l.cfg.DataDir)
 		if err == nil {
-			err = l.replaySegments(ctx, id, now[id])
+			err = l.replaySegments(ctx, id, now[id], late)
 		}
 		if err == nil {
 			err = os.Remove(lockPath(l.cfg.DataDir, id))
@@ -632,12 +633,23 @@ func (l *Ledger) replayJournal(ctx context.Context) error {
 			return err
 		}
 	}
+	if late.missing > 0 {
+		l.warnCopiedLate(ctx, late)
+	}
 	return nil
 }
 
-func (l *Ledger) replaySegments(ctx context.Context, id string, segs []int) error {
-	copied, missing := 0, 0
-	var newest time.Time // the latest decision the journal holds
+// lateCopy gathers, over the journals a start copies, what warnCopiedLate
+// needs: the entries that were missing from the database, the latest
+// decision among them, and every journaled entry's time.
+type lateCopy struct {
+	missing   int
+	newest    time.Time
+	journaled map[string]time.Time // decision id → time
+}
+
+func (l *Ledger) replaySegments(ctx context.Context, id string, segs []int, late *lateCopy) error {
+	copied := 0
 	for _, seg := range segs {
 		path := segmentPath(l.cfg.DataDir, id, seg)
 		payloads, err := readSegment(path)
@@ -657,17 +669,18 @@ func (l *Ledger) replaySegments(ctx context.Context, id string, segs []int) erro
 					return fmt.Errorf("%w: %s: entry %d: %v", ErrConfig, path, start+k, err)
 				}
 				ids[k] = entries[k].DecisionID
-				if entries[k].Time.After(newest) {
-					newest = entries[k].Time
-				}
+				late.journaled[ids[k]] = entries[k].Time
 			}
 			found, err := storedIDs(ctx, l.backend, ids)
 			if err != nil {
 				return fmt.Errorf("%w: reading the ledger before copying the journal's entries: %v", ErrUnavailable, err)
 			}
-			for _, id := range ids {
+			for k, id := range ids {
 				if !found[id] {
-					missing++
+					late.missing++
+					if t := entries[k].Time; t.After(late.newest) {
+						late.newest = t
+					}
 				}
 			}
 			if err := l.backend.insert(ctx, entries, chunk); err != nil {
@@ -686,32 +699,39 @@ func (l *Ledger) replaySegments(ctx context.Context, id string, segs []int) erro
 	if copied > 0 {
 		l.log.Info("ledger: the entries a stopped process left in its journal are in the database (inserted where missing)", "entries", copied)
 	}
-	if missing > 0 {
-		l.warnCopiedLate(ctx, missing, newest)
-	}
 	return nil
 }
 
-// warnCopiedLate says so when entries just copied from a stopped process's
-// journal were missing from the database while decisions taken after them
-// were recorded there: another process recorded into the ledger in the
-// meantime, and whatever read it then left these entries out. After a
-// rollback to a release from before the journal that is what happened, and
-// nothing else says so: such a release neither copies a journal nor knows
-// it is there, and its reports, exports and statements counted without
-// them (geoscope's own readers said INCOMPLETE).
-func (l *Ledger) warnCopiedLate(ctx context.Context, missing int, newest time.Time) {
-	rows, err := l.backend.query(ctx, `SELECT count(*) FROM ledger_decisions WHERE decided_at > ?`, clampNanos(newest))
+// warnCopiedLate says so when entries just copied from stopped processes'
+// journals were missing from the database while decisions taken after them
+// were recorded there by a process other than those: whatever read the
+// ledger in the meantime left these entries out. After a rollback to a
+// release from before the journal that is what happened, and nothing else
+// says so: such a release neither copies a journal nor knows it is there,
+// and its reports, exports and statements counted without them
+// (geoscope's own readers said INCOMPLETE).
+func (l *Ledger) warnCopiedLate(ctx context.Context, late *lateCopy) {
+	rows, err := l.backend.query(ctx, `SELECT count(*) FROM ledger_decisions WHERE decided_at > ?`, clampNanos(late.newest))
 	if err != nil {
 		return // only a warning: the copy itself has succeeded
 	}
 	defer rows.Close()
 	var later int64
-	if !rows.Next() || rows.Scan(&later) != nil || later == 0 {
+	if !rows.Next() || rows.Scan(&later) != nil {
+		return
+	}
+	// Those are in the database now, but were journaled: the stopped
+	// processes' own, not decisions recorded meanwhile.
+	for _, t := range late.journaled {
+		if t.After(late.newest) {
+			later--
+		}
+	}
+	if later <= 0 {
 		return
 	}
 	l.log.Warn("ledger: entries a stopped process left in its journal were copied into the database only now, after decisions taken later were recorded there by another process: anything that read the ledger in between (a report, an export, statements) left them out. A geoscope release from before the journal ignores it: after a rollback to one, build again the reports it built",
-		"entries", missing, "recorded_after_them", later, "latest_in_journal", newest.UTC().Format(time.RFC3339))
+		"entries", late.missing, "recorded_after_them", later, "latest_in_journal", late.newest.UTC().Format(time.RFC3339))
 }
 
 // replayBatch bounds the entries of one transaction at replay.

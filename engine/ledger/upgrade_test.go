@@ -168,3 +168,59 @@ func TestLedgerBeforeTheChainIsReadThenChained(t *testing.T) {
 		t.Errorf("Unlinked once chained = %d, %v; want 0", n, err)
 	}
 }
+
+// Two processes killed together (a node lost under a server and a
+// `geoscope decide` beside it), each with entries left in its journal:
+// copying one journal after the other is no late copy, though the journal
+// copied second may hold only decisions older than those the first just
+// put in the database.
+func TestTwoJournalsCopiedTogetherAreNoLateCopy(t *testing.T) {
+	b := newBackend(t, "sqlite")
+	first, second := b.open(t), b.open(t)
+	unlock := lockTables(t, b)
+	for i := range 3 {
+		record(t, first, removal(newID(), baseTime.Add(time.Duration(i)*time.Second), "p"))
+		record(t, second, removal(newID(), baseTime.Add(time.Duration(10+i)*time.Second), "p"))
+	}
+	dir := filepath.Join(t.TempDir(), "crashed")
+	copyDir(t, b.dir, dir)
+	unlock()
+	// The journal of the older decisions is copied last (journals are
+	// copied in the order of their ids).
+	older := ""
+	for _, f := range journalFilesIn(t, dir) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(f, ".1") && bytes.Contains(data, []byte(baseTime.Format(time.RFC3339Nano))) {
+			older = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "ledger.journal."), ".1")
+		}
+	}
+	if older == "" {
+		t.Fatal("no journal holds the older decisions")
+	}
+	for _, f := range journalFilesIn(t, dir) {
+		if strings.Contains(filepath.Base(f), older) {
+			if err := os.Rename(f, strings.Replace(f, older, "ffffffffffffffff", 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	logs := &syncBuffer{}
+	l, err := ledger.Open(context.Background(), ledger.Config{DataDir: dir, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	n := 0
+	for _, c := range countEntries(t, l) {
+		n += c
+	}
+	if n != 6 {
+		t.Errorf("%d entries, want the 6 journaled", n)
+	}
+	if out := logs.String(); strings.Contains(out, "only now") {
+		t.Errorf("two journals copied at one start are taken for a late copy:\n%s", out)
+	}
+}
