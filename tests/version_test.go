@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/geoscope/geoscope/engine/geo/geotest"
+	"github.com/geoscope/geoscope/engine/ledger"
 )
 
 // `geoscope version` prints what the toolchain stamped into the binary
@@ -33,6 +35,10 @@ func TestVersion(t *testing.T) {
 	version := fields["Version"]
 	if version == "" || version == "dev" {
 		t.Fatalf("Version %q:\n%s", version, res.stdout)
+	}
+	// What an operator compares before a rollback (docs/operations.md).
+	if got, want := fields["Ledger-Schema"], strconv.Itoa(ledger.SchemaVersion()); got != want {
+		t.Errorf("Ledger-Schema %q, want %s:\n%s", got, want, res.stdout)
 	}
 
 	out, err := exec.Command("go", "version", "-m", geoscopeBin).Output()

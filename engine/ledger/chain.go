@@ -183,13 +183,21 @@ func (l *Ledger) Head(ctx context.Context) (Head, error) {
 
 // Unlinked counts the entries decided at or after since (every one, for
 // the zero time) that have no link yet (see adoptUnlinked): they will be
-// chained after the head, so a report built meanwhile prints none.
+// chained after the head, so a report built meanwhile prints none. In a
+// ledger whose schema predates the chain (a reader of this version on a
+// ledger no server of it has opened yet) that is every entry: the first
+// server to open it chains them all, and a report built before then must
+// say it is not pinned, not merely leave its head out.
 func (l *Ledger) Unlinked(ctx context.Context, since time.Time) (int64, error) {
 	chained, err := l.backend.chained(ctx)
-	if err != nil || !chained {
+	if err != nil {
 		return 0, err
 	}
-	rows, err := l.backend.query(ctx, `SELECT count(*) FROM ledger_decisions WHERE chain_seq IS NULL AND decided_at >= ?`, clampNanos(since))
+	q := `SELECT count(*) FROM ledger_decisions WHERE chain_seq IS NULL AND decided_at >= ?`
+	if !chained {
+		q = `SELECT count(*) FROM ledger_decisions WHERE decided_at >= ?`
+	}
+	rows, err := l.backend.query(ctx, q, clampNanos(since))
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}

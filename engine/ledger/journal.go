@@ -602,6 +602,7 @@ func (l *Ledger) replayJournal(ctx context.Context) error {
 		return fmt.Errorf("%w: journal: %v", ErrUnavailable, err)
 	}
 	removeStaleLocks(l.cfg.DataDir)
+	late := &lateCopy{journaled: map[string]time.Time{}}
 	for _, id := range slices.Sorted(maps.Keys(journals)) {
 		lock, ok, err := lockJournal(l.cfg.DataDir, id)
 		switch {
@@ -617,7 +618,7 @@ func (l *Ledger) replayJournal(ctx context.Context) error {
 		// started segments after the first listing, before it stopped.
 		now, err := journalFiles(l.cfg.DataDir)
 		if err == nil {
-			err = l.replaySegments(ctx, id, now[id])
+			err = l.replaySegments(ctx, id, now[id], late)
 		}
 		if err == nil {
 			err = os.Remove(lockPath(l.cfg.DataDir, id))
@@ -632,10 +633,22 @@ func (l *Ledger) replayJournal(ctx context.Context) error {
 			return err
 		}
 	}
+	if late.missing > 0 {
+		l.warnCopiedLate(ctx, late)
+	}
 	return nil
 }
 
-func (l *Ledger) replaySegments(ctx context.Context, id string, segs []int) error {
+// lateCopy gathers, over the journals a start copies, what warnCopiedLate
+// needs: the entries that were missing from the database, the latest
+// decision among them, and every journaled entry's time.
+type lateCopy struct {
+	missing   int
+	newest    time.Time
+	journaled map[string]time.Time // decision id → time
+}
+
+func (l *Ledger) replaySegments(ctx context.Context, id string, segs []int, late *lateCopy) error {
 	copied := 0
 	for _, seg := range segs {
 		path := segmentPath(l.cfg.DataDir, id, seg)
@@ -649,10 +662,25 @@ func (l *Ledger) replaySegments(ctx context.Context, id string, segs []int) erro
 		for start := 0; start < len(payloads); start += replayBatch {
 			chunk := payloads[start:min(len(payloads), start+replayBatch)]
 			entries := make([]*Entry, len(chunk))
+			ids := make([]string, len(chunk))
 			for k, raw := range chunk {
 				entries[k] = new(Entry)
 				if err := json.Unmarshal(raw, entries[k]); err != nil {
 					return fmt.Errorf("%w: %s: entry %d: %v", ErrConfig, path, start+k, err)
+				}
+				ids[k] = entries[k].DecisionID
+				late.journaled[ids[k]] = entries[k].Time
+			}
+			found, err := storedIDs(ctx, l.backend, ids)
+			if err != nil {
+				return fmt.Errorf("%w: reading the ledger before copying the journal's entries: %v", ErrUnavailable, err)
+			}
+			for k, id := range ids {
+				if !found[id] {
+					late.missing++
+					if t := entries[k].Time; t.After(late.newest) {
+						late.newest = t
+					}
 				}
 			}
 			if err := l.backend.insert(ctx, entries, chunk); err != nil {
@@ -672,6 +700,38 @@ func (l *Ledger) replaySegments(ctx context.Context, id string, segs []int) erro
 		l.log.Info("ledger: the entries a stopped process left in its journal are in the database (inserted where missing)", "entries", copied)
 	}
 	return nil
+}
+
+// warnCopiedLate says so when entries just copied from stopped processes'
+// journals were missing from the database while decisions taken after them
+// were recorded there by a process other than those: whatever read the
+// ledger in the meantime left these entries out. After a rollback to a
+// release from before the journal that is what happened, and nothing else
+// says so: such a release neither copies a journal nor knows it is there,
+// and its reports, exports and statements counted without them
+// (geoscope's own readers said INCOMPLETE).
+func (l *Ledger) warnCopiedLate(ctx context.Context, late *lateCopy) {
+	rows, err := l.backend.query(ctx, `SELECT count(*) FROM ledger_decisions WHERE decided_at > ?`, clampNanos(late.newest))
+	if err != nil {
+		return // only a warning: the copy itself has succeeded
+	}
+	defer rows.Close()
+	var later int64
+	if !rows.Next() || rows.Scan(&later) != nil {
+		return
+	}
+	// Those are in the database now, but were journaled: the stopped
+	// processes' own, not decisions recorded meanwhile.
+	for _, t := range late.journaled {
+		if t.After(late.newest) {
+			later--
+		}
+	}
+	if later <= 0 {
+		return
+	}
+	l.log.Warn("ledger: entries a stopped process left in its journal were copied into the database only now, after decisions taken later were recorded there by another process: anything that read the ledger in between (a report, an export, statements) left them out. A geoscope release from before the journal ignores it: after a rollback to one, build again the reports it built",
+		"entries", late.missing, "recorded_after_them", later, "latest_in_journal", late.newest.UTC().Format(time.RFC3339))
 }
 
 // replayBatch bounds the entries of one transaction at replay.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -819,6 +820,40 @@ func TestReportUnpinnedWhileEntriesAreUnlinked(t *testing.T) {
 				t.Errorf("an entry without a link decided %s: the %s report does not say it is not pinned, or prints a head", at, format)
 			}
 		}
+	}
+}
+
+// A report built, by a reader of this version, from a ledger no server of
+// it has opened yet (schema 3, written by a64b45e: compliance staff
+// upgrade the command line before the servers) has no chain to print a
+// head of, and says it is not pinned, as while some entries have no link:
+// the first server chains them all, after any head it could print.
+func TestReportUnpinnedOnALedgerBeforeTheChain(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"ledger.db", "ledger.key"} {
+		data, err := os.ReadFile(filepath.Join("..", "ledger", "testdata", "before-the-chain", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	ro, err := ledger.Open(ctx, ledger.Config{DataDir: dir, ReadOnly: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	r, err := Build(ctx, ro, Period{Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}, Options{MinCount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Summary.Decisions.n != 4 || r.Summary.Admissions.n != 2 {
+		t.Errorf("decisions and admissions recorded = %d, %d; want the ledger's 4 and 2", r.Summary.Decisions.n, r.Summary.Admissions.n)
+	}
+	if r.LedgerHead != "" || r.Unpinned != unpinnedText {
+		t.Errorf("a ledger without the chain: ledger head %q, unpinned %q; want no head, and why", r.LedgerHead, r.Unpinned)
 	}
 }
 

@@ -48,7 +48,8 @@ type Report struct {
 	// engine/server, serveReport).
 	LedgerHead string `json:"ledger_head,omitempty"`
 	// Unpinned, when set, says why there is no LedgerHead though the
-	// ledger has a chain: some entries had no link yet (unpinnedText).
+	// ledger has entries: some had no link yet, or the ledger no chain
+	// yet (unpinnedText).
 	Unpinned string `json:"unpinned,omitempty"`
 	// PeriodPicker puts, in the HTML page, a form asking the page's own
 	// URL for another period: set by a server, which reads it (GET

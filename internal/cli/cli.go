@@ -182,10 +182,17 @@ func versionCommand() *cobra.Command {
 		Short: "Print the version and the revision this binary was built from",
 		Long: `Version prints the module version and the version-control revision the Go
 toolchain stamped into this binary. The first line's version is the one
-GET /v1/status reports and every ledger entry records (engine_version).`,
+GET /v1/status reports and every ledger entry records (engine_version).
+Ledger-Schema is the ledger schema version this binary migrates a ledger
+to: before an upgrade or a rollback, it tells which releases can share
+a ledger (docs/operations.md, upgrades).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return buildinfo.Read().Write(cmd.OutOrStdout())
+			if err := buildinfo.Read().Write(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "Ledger-Schema: %d\n", ledger.SchemaVersion())
+			return err
 		},
 	}
 }
