@@ -6,9 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/geoscope/geoscope/engine/geo/dbip"
+	"github.com/geoscope/geoscope/engine/input"
 )
 
 // title is the report's title.
@@ -399,39 +399,13 @@ func incompleteText(n int) string {
 
 // shown is a label from outside the report (an authority's id, name and
 // jurisdiction, a code, a country, a GeoIP database or a bundle revision)
-// as every format prints it: each control character (C0, DEL, C1), line
-// or paragraph separator, and bidirectional embedding, override or
-// isolate written as its Go escape ("\x1b", "\u202e"), and invalid UTF-8
-// as U+FFFD. A registry may name an authority with any text, and a
-// bundle's manifest give any revision: printed raw, an escape sequence
-// ran in the terminal of whoever reads `geoscope report` (set its title,
-// cleared the screen), and an override unclosed in a name reversed the
-// counts after it on the line ("| 21 | 7 |" read "| 7 | 12 |"). The marks
-// LRM, RLM and ALM open nothing and are kept: names in Arabic or Hebrew
-// need them.
-func shown(s string) string {
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || ('\u202a' <= r && r <= '\u202e') || ('\u2066' <= r && r <= '\u2069') {
-			q := strconv.QuoteRuneToASCII(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// as every format prints it: with input.Visible's escapes. A registry may
+// name an authority with any text, and a bundle's manifest give any
+// revision: printed raw, an escape sequence ran in the terminal of
+// whoever reads `geoscope report` (set its title, cleared the screen),
+// and an override unclosed in a name reversed the counts after it on the
+// line ("| 21 | 7 |" read "| 7 | 12 |").
+func shown(s string) string { return input.Visible(s) }
 
 // shownAll is shown applied to each label.
 func shownAll(s []string) []string {
