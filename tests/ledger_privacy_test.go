@@ -258,6 +258,31 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 		t.Errorf("ledger export --order <the preview's id>: %s, want the preview %s alone", got, previewDecision)
 	}
 
+	// What the transparency report and the statements of reasons give
+	// out: figures and names of authorities, and of the person a
+	// statement is for only the pseudonym and network prefix.
+	for _, path := range []string{"/report", "/v1/report"} {
+		r := mal.get(path, "")
+		if r.status != http.StatusOK {
+			t.Fatalf("GET %s: HTTP %d %s", path, r.status, r.body)
+		}
+		lgNoSecrets(t, "GET "+path, r.body, secrets)
+	}
+	for _, format := range []string{"md", "csv", "json", "html"} {
+		res := runCLI(t, nil, append([]string{"report", "--format", format}, ledgerArgs...)...)
+		if res.code != 0 {
+			t.Fatalf("geoscope report --format %s: %s", format, res)
+		}
+		lgNoSecrets(t, "geoscope report --format "+format, []byte(res.stdout+res.stderr), secrets)
+	}
+	for _, person := range []string{"cn4", "cn6", "j-cn6"} {
+		res := runCLI(t, nil, append([]string{"ledger", "statements", "--participant", id.participants[person]}, withKey...)...)
+		if res.code != 0 || !strings.Contains(res.stdout, `"statements"`) {
+			t.Fatalf("geoscope ledger statements --participant <%s>: %s", person, res)
+		}
+		lgNoSecrets(t, "geoscope ledger statements --participant <"+person+">", []byte(res.stdout+res.stderr), secrets)
+	}
+
 	// The pseudonyms and prefixes that must be there instead.
 	rawKey, err := os.ReadFile(keyPath)
 	if err != nil {

@@ -22,18 +22,54 @@ import (
 // downloads a browser.
 const chromiumPath = "/usr/bin/chromium"
 
-// TestReportBrowser seeds a ledger through the real server (a malicious
-// policy whose outside actions the guard blocks, then the default policy on
-// the 2020 meetings), loads GET /report in headless Chromium and checks what
-// a person sees: the figures, the drawn charts, the period picker, the
-// attribution, and no console error. It saves a full-page screenshot.
-func TestReportBrowser(t *testing.T) {
+// rptNeedChromium skips the test when Debian's chromium is not installed,
+// or fails it with GEOSCOPE_REQUIRE_CHROMIUM=1.
+func rptNeedChromium(t *testing.T) {
+	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("GEOSCOPE_REQUIRE_CHROMIUM") == "1" {
 			t.Fatalf("GEOSCOPE_REQUIRE_CHROMIUM=1 but %s is missing: %v (apt-get install -y --no-install-recommends chromium)", chromiumPath, err)
 		}
 		t.Skipf("%s is missing (apt-get install -y --no-install-recommends chromium; GEOSCOPE_REQUIRE_CHROMIUM=1 makes this a failure)", chromiumPath)
 	}
+}
+
+// rptChromium starts headless Chromium for the test, for 90 seconds at
+// most, and returns the context of its first tab. It is stopped, and has
+// exited, before the test's temporary directories are removed.
+func rptChromium(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	)
+	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc() // waits for the browser to exit, before t.TempDir is removed
+		cancel()
+	})
+	return bctx
+}
+
+// TestReportBrowser seeds a ledger through the real server (a malicious
+// policy whose outside actions the guard blocks, then the default policy on
+// the 2020 meetings), loads GET /report in headless Chromium and checks what
+// a person sees: the figures, the drawn charts, the period picker, the
+// attribution, and no console error. It saves a full-page screenshot.
+func TestReportBrowser(t *testing.T) {
+	rptNeedChromium(t)
 	dir := t.TempDir()
 
 	// A malicious policy: everything it tries outside CN is blocked; the
@@ -135,25 +171,7 @@ func TestReportBrowser(t *testing.T) {
 	}
 
 	// The browser.
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	)
-	defer cancelAlloc() // waits for the browser to exit, before t.TempDir is removed
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
+	bctx := rptChromium(t)
 
 	var mu sync.Mutex
 	var problems []string

@@ -40,6 +40,11 @@ func TestReportServer(t *testing.T) {
 	if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 		t.Errorf("/report Content-Security-Policy %q", csp)
 	}
+	// Following the page's links to DB-IP and Creative Commons tells them
+	// nothing of the server the report came from.
+	if rp := r.header.Get("Referrer-Policy"); rp != "no-referrer" || !strings.Contains(string(r.body), `<meta name="referrer" content="no-referrer">`) {
+		t.Errorf("/report Referrer-Policy %q, want no-referrer, in the header and the page", rp)
+	}
 	page := string(r.body)
 	for _, want := range []string{`id="outside-affected-value">0<`, `data-figure="remove_participant" data-authority="(all)">5&#43;<`, `value="2026-01-01"`, `value="2026-07-01"`} {
 		if !strings.Contains(page, want) {

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 
@@ -1999,6 +2000,53 @@ func TestQueriesOfBytesNoEntryHolds(t *testing.T) {
 // TestStatementOfAPersonLocatedByPhone: the statement of reasons for an
 // action on a dial-in caller located by the calling number says so; it
 // said the participant's address was located by the GeoIP database.
+// TestStatementQuotesNamesVisibly: what the registry, a bundle or the
+// GeoIP database named is quoted in a statement's sentences with its
+// control characters and bidirectional overrides escaped, so that none
+// runs in a terminal or reverses the words after it; the legal basis, a
+// field of its own, is as the order states it.
+func TestStatementQuotesNamesVisibly(t *testing.T) {
+	b := newBackend(t, "sqlite")
+	l := b.open(t)
+	id := newID()
+	r := removal(id, baseTime, "p-1")
+	r.Authorities = map[string]registry.Authority{"cn.cac": {Name: "Cyberspace\x1b]0;PWNED\a\x1b[2J Administration\u202e of China", Jurisdiction: []string{"CN"}}}
+	o := r.Orders["CN-1"]
+	o.LegalBasis = "Art. 1\nof the Example Law"
+	o.Revoked = &registry.Revocation{Date: "2026-07-01", Reason: "withdrawn\u2066 by the court"}
+	r.Orders["CN-1"] = o
+	r.Decision.Bundles = map[string]string{"registry": "r1\x1b[8m"}
+	r.Decision.Geo.Database = "DBIP\u009b2J"
+	record(t, l, r)
+	e, err := l.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := e.Statements()
+	if len(st) != 1 {
+		t.Fatalf("%d statements", len(st))
+	}
+	s := st[0]
+	for name, text := range map[string]string{"territorial_scope": s.TerritorialScope, "order": s.Order, "order_validity": s.OrderValidity, "facts": s.Facts, "automated_note": s.AutomatedNote} {
+		if i := strings.IndexFunc(text, func(c rune) bool { return unicode.IsControl(c) || unicode.Is(unicode.Bidi_Control, c) }); i >= 0 {
+			t.Errorf("%s holds %q raw: %q", name, []rune(text[i:])[0], text)
+		}
+	}
+	for _, want := range []struct{ field, text string }{
+		{s.TerritorialScope, `the jurisdiction of Cyberspace\x1b]0;PWNED\a\x1b[2J Administration\u202e of China (cn.cac): the decision reaches only people located there`},
+		{s.OrderValidity, `(withdrawn\u2066 by the court)`},
+		{s.AutomatedNote, `registry@r1\x1b[8m`},
+		{s.Facts, `DBIP\u009b2J built`},
+	} {
+		if !strings.Contains(want.field, want.text) {
+			t.Errorf("%q lacks %q", want.field, want.text)
+		}
+	}
+	if s.LegalGround != "Art. 1\nof the Example Law" {
+		t.Errorf("legal ground %q, want the order's", s.LegalGround)
+	}
+}
+
 func TestStatementOfAPersonLocatedByPhone(t *testing.T) {
 	b := newBackend(t, "sqlite")
 	l := b.open(t)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/input"
 )
 
 // Statement is a statement of reasons for one action, in the spirit of
@@ -51,18 +52,25 @@ func (e *Entry) Statements() []Statement {
 	out := make([]Statement, 0, len(e.Actions))
 	for _, a := range e.Actions {
 		o := orders[a.OrderID]
-		authority := o.Authority
+		// What the registry, a bundle or the GeoIP database named is
+		// quoted within the statement's own sentences through
+		// input.Visible: an override left open in an authority's name
+		// reversed the words after it ("the decision reaches only people
+		// located there"), and an escape sequence ran in the terminal of
+		// whoever read `geoscope ledger statements`. The legal basis,
+		// which is a field of its own, is given as the order states it.
+		authority := input.Visible(o.Authority)
 		if o.AuthorityName != "" {
-			authority = o.AuthorityName + " (" + o.Authority + ")"
+			authority = input.Visible(o.AuthorityName) + " (" + authority + ")"
 		}
-		scope := strings.Join(a.Jurisdiction, ", ")
+		scope := input.Visible(strings.Join(a.Jurisdiction, ", "))
 		facts := e.facts(a)
 		out = append(out, Statement{
 			Action:           a,
 			Restriction:      restrictions[a.Type],
 			TerritorialScope: fmt.Sprintf("limited to %s, the jurisdiction of %s: the decision reaches only people located there", scope, authority),
 			LegalGround:      o.LegalBasis,
-			Order:            fmt.Sprintf("order %s of %s, received %s, demanding %s", a.OrderID, authority, orDash(o.Received), strings.Join(o.Demands, ", ")) + e.narrowed(a, o),
+			Order:            fmt.Sprintf("order %s of %s, received %s, demanding %s", input.Visible(a.OrderID), authority, input.Visible(orDash(o.Received)), input.Visible(strings.Join(o.Demands, ", "))) + e.narrowed(a, o),
 			OrderValidity:    e.validity(o),
 			Facts:            facts,
 			Automated:        true,
@@ -82,7 +90,7 @@ func (e *Entry) narrowed(a Action, o Order) string {
 	if (a.Type != decision.RemoveParticipant && a.Type != decision.DenyJoin) || slices.Contains(o.Demands, "remove_participants") {
 		return ""
 	}
-	out := fmt.Sprintf("; a removal or a refused admission of the participants located in %s follows from any of its demands", strings.Join(a.Jurisdiction, ", "))
+	out := fmt.Sprintf("; a removal or a refused admission of the participants located in %s follows from any of its demands", input.Visible(strings.Join(a.Jurisdiction, ", ")))
 	var demands, codes []string
 	for _, r := range e.Refused {
 		if r.OrderID != a.OrderID {
@@ -96,9 +104,9 @@ func (e *Entry) narrowed(a Action, o Order) string {
 		}
 	}
 	if len(demands) > 0 {
-		out += fmt.Sprintf(", and this decision refused %s as demanded", strings.Join(demands, ", "))
+		out += fmt.Sprintf(", and this decision refused %s as demanded", input.Visible(strings.Join(demands, ", ")))
 		if len(codes) > 0 {
-			out += " (" + strings.Join(codes, ", ") + ")"
+			out += " (" + input.Visible(strings.Join(codes, ", ")) + ")"
 		}
 	}
 	return out
@@ -111,13 +119,13 @@ func (e *Entry) validity(o Order) string {
 	at := e.Time.UTC().Format(time.RFC3339)
 	var parts []string
 	if o.Effective != "" {
-		parts = append(parts, "effective from "+bound(o.Effective, "the start"))
+		parts = append(parts, "effective from "+bound(input.Visible(o.Effective), "the start"))
 	}
 	if o.Expires != "" {
-		parts = append(parts, "expiring at "+bound(o.Expires, "the end"))
+		parts = append(parts, "expiring at "+bound(input.Visible(o.Expires), "the end"))
 	}
 	if r := o.Revoked; r != nil {
-		parts = append(parts, fmt.Sprintf("revoked from %s (%s)", bound(r.Date, "the start"), r.Reason))
+		parts = append(parts, fmt.Sprintf("revoked from %s (%s)", bound(r.Date, "the start"), input.Visible(r.Reason)))
 	}
 	scope := "every meeting it targets"
 	if o.ServiceWide {
@@ -150,7 +158,7 @@ func locatedHow(a Action) string {
 }
 
 func (e *Entry) facts(a Action) string {
-	db := fmt.Sprintf("%s built %s", e.Geo.Database, e.Geo.Build.Format("2006-01-02"))
+	db := fmt.Sprintf("%s built %s", input.Visible(e.Geo.Database), e.Geo.Build.Format("2006-01-02"))
 	// A meeting-wide action is granted only when everyone connected was
 	// located inside; a dial-in caller is located only by the calling
 	// number (when the operator locates them at all, else the action is
@@ -158,23 +166,23 @@ func (e *Entry) facts(a Action) string {
 	everyone := fmt.Sprintf("by address according to %s, or, for a dial-in caller, by the country code of the calling number", db)
 	switch a.Type {
 	case "end_meeting":
-		return fmt.Sprintf("every user connected to meeting %s was located in %s (%s)", e.MeetingID, strings.Join(a.Jurisdiction, ", "), everyone)
+		return fmt.Sprintf("every user connected to meeting %s was located in %s (%s)", input.Visible(e.MeetingID), input.Visible(strings.Join(a.Jurisdiction, ", ")), everyone)
 	case "suspend_account":
-		return fmt.Sprintf("the account is registered in %s and every connected user was located in %s (%s)", a.Country, strings.Join(a.Jurisdiction, ", "), everyone)
+		return fmt.Sprintf("the account is registered in %s and every connected user was located in %s (%s)", input.Visible(a.Country), input.Visible(strings.Join(a.Jurisdiction, ", ")), everyone)
 	}
 	if a.LocatedBy == decision.LocatedByPhone {
 		// A number's country code says where it is registered, which is
 		// what the operator chose to count as a location (see
 		// geo.LocatePhone); no database of addresses was consulted.
-		return fmt.Sprintf("the participant dialled in, and the calling number's country code belongs to %s (the international numbering plan)", a.Country)
+		return fmt.Sprintf("the participant dialled in, and the calling number's country code belongs to %s (the international numbering plan)", input.Visible(a.Country))
 	}
 	where := ""
 	if a.Network != "" {
 		where = " (network " + a.Network + ")"
 	}
-	place := a.Country
+	place := input.Visible(a.Country)
 	if len(a.Subdivisions) > 0 {
-		place = strings.Join(a.Subdivisions, ", ") + " (" + a.Country + ")"
+		place = input.Visible(strings.Join(a.Subdivisions, ", ")) + " (" + place + ")"
 	}
 	return fmt.Sprintf("the participant's address%s was located in %s according to %s", where, place, db)
 }
@@ -182,7 +190,7 @@ func (e *Entry) facts(a Action) string {
 func bundleList(b map[string]string) string {
 	parts := make([]string, 0, len(b))
 	for name, rev := range b {
-		parts = append(parts, name+"@"+rev)
+		parts = append(parts, input.Visible(name+"@"+rev))
 	}
 	if len(parts) == 0 {
 		return "unknown"

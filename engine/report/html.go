@@ -2,6 +2,8 @@ package report
 
 import (
 	"embed"
+	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"strings"
@@ -12,8 +14,22 @@ import (
 var templates embed.FS
 
 var htmlTemplate = template.Must(template.New("report.html.tmpl").Funcs(template.FuncMap{
-	// dict2 passes a heading and rows to a sub-template.
-	"dict2":  func(k string, v any) kv { return kv{K: k, V: v} },
+	// args passes named values to a sub-template: "head", "guard block",
+	// "rows", ...
+	"args": func(kv ...any) (map[string]any, error) {
+		if len(kv)%2 != 0 {
+			return nil, errors.New("args: want name, value pairs")
+		}
+		m := make(map[string]any, len(kv)/2)
+		for i := 0; i < len(kv); i += 2 {
+			name, ok := kv[i].(string)
+			if !ok {
+				return nil, fmt.Errorf("args: name %v is not a string", kv[i])
+			}
+			m[name] = kv[i+1]
+		}
+		return m, nil
+	},
 	"sub":    func(a, b int) int { return a - b },
 	"list":   func(s ...string) []string { return s },
 	"upper":  upperFirst,
@@ -21,14 +37,7 @@ var htmlTemplate = template.Must(template.New("report.html.tmpl").Funcs(template
 	"headNote": func(r *Report) template.HTML {
 		return template.HTML(r.ledgerHeadNote(func(s string) string { return "<code>" + template.HTMLEscapeString(s) + "</code>" })) //nolint:gosec // every part escaped
 	},
-	"first":  func(s string) string { a, _, _ := strings.Cut(s, "|"); return a },
-	"second": func(s string) string { _, b, _ := strings.Cut(s, "|"); return b },
 }).ParseFS(templates, "templates/report.html.tmpl"))
-
-type kv struct {
-	K string
-	V any
-}
 
 // htmlData is what the template renders.
 type htmlData struct {

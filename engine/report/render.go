@@ -61,12 +61,21 @@ func (r *Report) JSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-// inert is a CSV cell that no spreadsheet reads as a formula (see CSV).
+// inert is a CSV cell that no spreadsheet reads as a formula (see CSV):
+// each part of it between semicolons that starts with "=", "+", "-", "@",
+// a tab or a carriage return, after any spaces, is written after a "'". A
+// spreadsheet whose locale separates lists with ";" (German, French,
+// Dutch...) splits a line of this file at its semicolons as well as its
+// commas, and the writer quotes a cell for a comma, not a semicolon: a
+// name "Ministry;=cmd|..." was there a cell "=cmd|..." of its own.
 func inert(cell string) string {
-	if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
-		return "'" + cell
+	parts := strings.Split(cell, ";")
+	for i, p := range parts {
+		if t := strings.TrimLeft(p, " "); t != "" && strings.ContainsRune("=+-@\t\r", rune(t[0])) {
+			parts[i] = "'" + p
+		}
 	}
-	return cell
+	return strings.Join(parts, ";")
 }
 
 // PeriodText is the period in words, dates in UTC.
@@ -98,7 +107,8 @@ func timeText(t time.Time) string {
 // (report metadata and first/last seen dates).
 //
 // A cell that a spreadsheet would read as a formula (starting with "=",
-// "+", "-", "@", a tab or a carriage return) is written after a "'":
+// "+", "-", "@", a tab or a carriage return, or any part of it after a
+// ";", which separates cells in some locales) is written after a "'":
 // authority ids and names come from the registry, refusal codes and order
 // ids from the policy and from submitted orders, and a report is opened
 // by people who trust it.

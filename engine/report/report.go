@@ -849,9 +849,9 @@ func (r *Report) groupRefs() []*Group {
 
 func (a *aggregator) groupOut(t *tally, c func(int) Cell, received int) Group {
 	g := Group{
-		Authority:      t.key.authority,
-		AuthorityName:  t.name,
-		Jurisdiction:   t.jurisdiction,
+		Authority:      shown(t.key.authority),
+		AuthorityName:  shown(t.name),
+		Jurisdiction:   shownAll(t.jurisdiction),
 		Decisions:      c(t.decisions),
 		OrdersCited:    c(len(t.ordersCited)),
 		OrdersReceived: c(received),
@@ -872,7 +872,7 @@ func (a *aggregator) groupOut(t *tally, c func(int) Cell, received int) Group {
 			allOrders[id] = true
 		}
 		g.Demands = append(g.Demands, DemandRow{
-			Demand: d, Orders: c(len(t.demandOrders[d])), Evaluated: c(evaluated),
+			Demand: shown(d), Orders: c(len(t.demandOrders[d])), Evaluated: c(evaluated),
 			Granted: c(o[OutcomeGranted]), NothingCarriedOut: c(o[OutcomeNothingCarriedOut]), Narrowed: c(o[OutcomeNarrowed]),
 			Refused: c(o[OutcomeRefused]), NotDecided: c(o[OutcomeNotDecided]),
 		})
@@ -912,7 +912,7 @@ func (a *aggregator) groupOut(t *tally, c func(int) Cell, received int) Group {
 			inside = &in
 		}
 		g.ByCountry = append(g.ByCountry, CountryRow{
-			Country:           country,
+			Country:           shown(country),
 			Inside:            inside,
 			RemoveParticipant: c(m[decision.RemoveParticipant]),
 			DenyJoin:          c(m[decision.DenyJoin]),
@@ -958,7 +958,7 @@ func codeCounts(m map[string]int, c func(int) Cell) []CodeCount {
 	})
 	out := make([]CodeCount, 0, len(codes))
 	for _, code := range codes {
-		out = append(out, CodeCount{Code: code, Count: c(m[code])})
+		out = append(out, CodeCount{Code: shown(code), Count: c(m[code])})
 	}
 	return out
 }
@@ -970,7 +970,7 @@ func seenOut(m map[[2]string]*seen, c func(int) Cell) []Seen {
 	}) {
 		s := m[k]
 		out = append(out, Seen{
-			Name: k[0], Version: k[1], Decisions: c(s.n),
+			Name: shown(k[0]), Version: shown(k[1]), Decisions: c(s.n),
 			FirstSeen: s.first.UTC().Format(time.DateOnly), LastSeen: s.last.UTC().Format(time.DateOnly),
 		})
 	}

@@ -688,6 +688,34 @@ func TestReportCSVCellsAreNotFormulas(t *testing.T) {
 	}
 }
 
+// TestReportCSVCellsAreNotFormulasWhereSemicolonsSeparate: a spreadsheet
+// in a locale whose list separator is ";" (German, French, Dutch...)
+// opens a CSV by splitting its lines at semicolons, quoted or not by the
+// writer's rules for commas; no piece of a cell after a ";" is a formula
+// there either.
+func TestReportCSVCellsAreNotFormulasWhereSemicolonsSeparate(t *testing.T) {
+	r := buildFixture(t, Options{})
+	for i := range r.Authorities {
+		r.Authorities[i].Authority = "x;+cmd|'/C calc'!A0"
+		r.Authorities[i].AuthorityName = "Ministry; =cmd|'/C calc'!A0;@SUM(A1);-2+3"
+	}
+	var buf bytes.Buffer
+	if err := r.CSV(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, line := range strings.Split(out, "\n") {
+		for _, piece := range strings.Split(line, ";") {
+			if p := strings.TrimLeft(piece, " \""); p != "" && strings.ContainsRune("=+-@", rune(p[0])) {
+				t.Errorf("%q of %q would be read as a formula", piece, line)
+			}
+		}
+	}
+	if !strings.Contains(out, `,Ministry;' =cmd|'/C calc'!A0;'@SUM(A1);'-2+3`) || !strings.Contains(out, `,x;'+cmd|'/C calc'!A0,`) {
+		t.Errorf("the name is not kept, with each formula after a \"'\":\n%s", out)
+	}
+}
+
 // TestReportSubSecondPeriod: a period whose bounds are not whole seconds
 // reads as that period in Markdown and CSV, not as one of no length.
 func TestReportSubSecondPeriod(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/geoscope/geoscope/engine/geo/dbip"
+	"github.com/geoscope/geoscope/engine/input"
 )
 
 // title is the report's title.
@@ -395,4 +396,23 @@ const unpinnedText = "NOT PINNED: the ledger holds entries recorded without a li
 // incompleteText says that n recorded entries are not counted.
 func incompleteText(n int) string {
 	return fmt.Sprintf("INCOMPLETE: %d recorded entries were in the ledger's journal and not yet in its database when this report was built (the server stopped before copying them), and are not counted. Start geoscope serve on the data directory, which copies them first, and build the report again.", n)
+}
+
+// shown is a label from outside the report (an authority's id, name and
+// jurisdiction, a code, a country, a GeoIP database or a bundle revision)
+// as every format prints it: with input.Visible's escapes. A registry may
+// name an authority with any text, and a bundle's manifest give any
+// revision: printed raw, an escape sequence ran in the terminal of
+// whoever reads `geoscope report` (set its title, cleared the screen),
+// and an override unclosed in a name reversed the counts after it on the
+// line ("| 21 | 7 |" read "| 7 | 12 |").
+func shown(s string) string { return input.Visible(s) }
+
+// shownAll is shown applied to each label.
+func shownAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i] = shown(x)
+	}
+	return out
 }

@@ -91,6 +91,10 @@ func (s *Server) serveReport(c *gin.Context, format string) {
 	c.Header("X-Content-Type-Options", "nosniff")
 	if format == report.FormatHTML {
 		c.Header("Content-Security-Policy", reportCSP)
+		// The page links to DB-IP and Creative Commons: following a
+		// link tells them nothing of this server (the page says so too,
+		// for a copy saved and served elsewhere).
+		c.Header("Referrer-Policy", "no-referrer")
 	}
 	c.Data(http.StatusOK, report.ContentType(format), buf.Bytes())
 }
