@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -478,6 +479,75 @@ func TestLedgerReadsWhileCopiesFail(t *testing.T) {
 			t.Fatalf("the decision answered during the failure, once copies succeed again: %s", r)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	o.finish()
+}
+
+// TestLedgerStopWhileCopiesFail stops the server (SIGTERM) while decisions
+// it answered are in its journal and cannot be copied into the SQLite
+// database: it exits 0 within --shutdown-timeout, its log says how many
+// entries stay in the journal (it said only "stopped"), and the next
+// start, with the database writable again, copies them: each decision
+// answered is read back.
+func TestLedgerStopWhileCopiesFail(t *testing.T) {
+	lgRequireChattr(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	srv := lgStart(t, "--log-level", "warn", "--data-dir", dir)
+	db := []string{filepath.Join(dir, "ledger.db"), filepath.Join(dir, "ledger.db-wal")}
+	t.Cleanup(func() { _ = exec.Command("chattr", append([]string{"-i"}, db...)...).Run() })
+	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
+	o.up("before the database is made unwritable")
+
+	if out, err := exec.Command("chattr", append([]string{"+i"}, db...)...).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i: %v %s", err, out)
+	}
+	// The journal takes records until a copy has failed; then they are
+	// refused.
+	var answered []string
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		code, a := o.decide()
+		if code != http.StatusOK {
+			break
+		}
+		answered = append(answered, a.DecisionID)
+		if time.Now().After(deadline) {
+			t.Fatal("decisions are still answered 15 s after the database was made unwritable")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(answered) == 0 {
+		t.Fatal("no decision was answered from the journal")
+	}
+	start := time.Now()
+	if code := srv.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the stop took %v, past --shutdown-timeout's 10 s", took)
+	}
+	said := false
+	for _, l := range srv.logLines() {
+		if msg, _ := l["msg"].(string); strings.HasPrefix(msg, "ledger: entries answered but not copied") {
+			said = true
+			// Those answered since the copies failed, and any answered
+			// before whose copy was still to come.
+			if n, _ := l["entries"].(float64); int(n) < len(answered) || int(n) > len(o.answered) {
+				t.Errorf("the log says %v entries stay in the journal; %d were answered since the copies failed, %d in all", l["entries"], len(answered), len(o.answered))
+			}
+		}
+	}
+	if !said {
+		t.Error("the stop's log does not say that answered entries stay in the journal")
+	}
+
+	if out, err := exec.Command("chattr", append([]string{"-i"}, db...)...).CombinedOutput(); err != nil {
+		t.Fatalf("chattr -i: %v %s", err, out)
+	}
+	srv.restart()
+	for _, id := range answered {
+		if r := srv.get("/v1/ledger/"+id, ""); r.status != http.StatusOK {
+			t.Errorf("a decision answered before the stop, after the restart: %s", r)
+		}
 	}
 	o.finish()
 }

@@ -349,3 +349,92 @@ func TestDeclaredBodiesDoNotBlockAdmissions(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleConnectionsLeaveFilesToTheLedger: connections that send nothing
+// (a flood of them, or slow heads) cannot take the file descriptors the
+// ledger needs. Under a low open-file limit, with many more of them than
+// it allows, a denied admission on a connection already open is still
+// recorded and answered 200, and read back from the ledger; connections
+// past the server's cap are closed at once, which its log says in one
+// line, not once per connection; and once the idle connections are gone,
+// new connections are served.
+func TestIdleConnectionsLeaveFilesToTheLedger(t *testing.T) {
+	const (
+		nofile = 64
+		idle   = 300
+	)
+	srv := startServe(t, serveOpts{ready: true, nofile: nofile})
+	admit := func(what string) {
+		t.Helper()
+		r, err := srv.do(http.MethodPost, "/v1/admission", "", "application/json",
+			lgAdmission("june4-b", "acct-us-b", "US", lgPerson{"fd-" + lgRandHex(6), lgCN4()}))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		a := lgDecode(t, r.body)
+		if r.status != http.StatusOK || a.Allow == nil || *a.Allow || a.DecisionID == "" {
+			t.Fatalf("%s: want a denial recorded and answered 200, got %s", what, r)
+		}
+		if got := srv.get("/v1/ledger/"+a.DecisionID, ""); got.status != http.StatusOK {
+			t.Errorf("%s: the denial answered is not read back from the ledger: %s", what, got)
+		}
+	}
+	admit("before the idle connections")
+
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range idle {
+		c, err := net.DialTimeout("tcp", srv.addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("connecting: %v", err)
+		}
+		conns = append(conns, c)
+	}
+	// For 2 s, through the ledger's checkpoints (once a second), which
+	// may open a connection of SQLite's pool.
+	for i, end := 0, time.Now().Add(2*time.Second); time.Now().Before(end); i++ {
+		admit(fmt.Sprintf("admission %d among %d idle connections", i, idle))
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	// A client of its own, so that the admission comes on a new
+	// connection: served once the server has closed its side of them.
+	fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	poll(t, pollTimeout, "a new connection served after the idle ones closed", func() bool {
+		resp, err := fresh.Post(srv.base+"/v1/admission", "application/json",
+			bytes.NewReader(lgAdmission("june4-b", "acct-us-b", "US", lgPerson{"fd-" + lgRandHex(6), lgCN4()})))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	var refusedLines, acceptErrors int
+	for _, l := range srv.logLines() {
+		msg, _ := l["msg"].(string)
+		switch {
+		case strings.Contains(msg, "too many open files"):
+			acceptErrors++
+		case strings.HasPrefix(msg, "connections refused"):
+			refusedLines++
+			if n, _ := l["refused"].(float64); n < 1 {
+				t.Errorf("the refusal line counts no connection: %v", l)
+			}
+		}
+	}
+	if acceptErrors > 0 {
+		t.Errorf("%d log lines of accept errors: the server ran out of files", acceptErrors)
+	}
+	if refusedLines < 1 || refusedLines > 2 {
+		t.Errorf("%d log lines about refused connections, want 1 (at most one per 10 s)", refusedLines)
+	}
+}

@@ -66,6 +66,10 @@ type serveOpts struct {
 	// loading returns as soon as /health answers, while the first load
 	// of local bundles may still run (see waitLoaded).
 	loading bool
+	// nofile, when not 0, is the process's limit of open files (soft
+	// and hard, as `ulimit -n` sets them: Go raises a soft limit to the
+	// hard one at start).
+	nofile int
 }
 
 // serverProc is a `geoscope serve` process. It can be signalled, and
@@ -156,6 +160,11 @@ func newServerProc(t *testing.T, bind, addr string, opts serveOpts) *serverProc 
 func (p *serverProc) launch() error {
 	p.t.Helper()
 	cmd := exec.Command(geoscopeBin, append([]string{"serve", "--addr", p.bind}, p.opts.args...)...)
+	if p.opts.nofile > 0 {
+		// The shell sets the limit and execs the server: the process
+		// signalled and waited for is the server itself.
+		cmd = exec.Command("/bin/sh", append([]string{"-c", `ulimit -n "$0" && exec "$@"`, strconv.Itoa(p.opts.nofile), geoscopeBin, "serve", "--addr", p.bind}, p.opts.args...)...)
+	}
 	cmd.Env = append(append(os.Environ(), "GEOSCOPE_DATA_DIR="+p.dataDir), p.opts.env...)
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {

@@ -633,11 +633,21 @@ func (l *Ledger) drain(retry []*pending) {
 	for len(l.writes) > 0 && len(retry) == 0 {
 		retry = l.commit(l.fill(l.writes, make([]*pending, 0, len(l.writes))))
 	}
+	left := len(retry)
 	for len(l.writes) > 0 {
 		// The database is failing: callers still waiting are told so.
 		if p := <-l.writes; p.done != nil {
 			p.done <- fmt.Errorf("%w: closed", ErrUnavailable)
+		} else {
+			left++
 		}
+	}
+	if left > 0 {
+		// Said as the process stops, since its log otherwise ends with
+		// "stopped" and readers of the directory until the next start
+		// see fewer entries than were answered.
+		l.log.Warn("ledger: entries answered but not copied into the database stay in the journal; the next geoscope serve on this data directory copies them, and readers until then do not see them",
+			"entries", left, "data_dir", l.cfg.DataDir)
 	}
 	l.flushCounts()
 }
