@@ -437,4 +437,9 @@ func TestIdleConnectionsLeaveFilesToTheLedger(t *testing.T) {
 	if refusedLines < 1 || refusedLines > 2 {
 		t.Errorf("%d log lines about refused connections, want 1 (at most one per 10 s)", refusedLines)
 	}
+	// Fewer than nofile connections can have been let in, so the rest of
+	// the idle ones were refused, each counted once.
+	if n, ok := sampleValue(scrapeFamilies(t, srv, ""), "geoscope_connections_refused_total", nil); !ok || n < idle-nofile || n > idle {
+		t.Errorf("geoscope_connections_refused_total = %v (exposed: %v), want between %d and %d", n, ok, idle-nofile, idle)
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // fdReserve is how many file descriptors the connections leave to the
@@ -51,7 +53,7 @@ func maxConnections(limit, inUse uint64) int64 {
 // than waiting in the listen queue until its deadline, as behind a full
 // table of descriptors, while the ledger can still commit for the
 // connections open. Where the limit is not known ln is returned as is.
-func limitConnections(ln net.Listener, log *slog.Logger) net.Listener {
+func limitConnections(ln net.Listener, log *slog.Logger, refused prometheus.Counter) net.Listener {
 	limit, inUse, ok := openFiles()
 	if !ok {
 		return ln
@@ -61,7 +63,7 @@ func limitConnections(ln net.Listener, log *slog.Logger) net.Listener {
 		return ln
 	}
 	log.Info("connections capped by the open-file limit", "max_connections", max, "open_file_limit", limit)
-	return &limitedListener{Listener: ln, max: max, log: log}
+	return &limitedListener{Listener: ln, max: max, log: log, refusedTotal: refused}
 }
 
 type limitedListener struct {
@@ -69,6 +71,8 @@ type limitedListener struct {
 	max  int64
 	open atomic.Int64
 	log  *slog.Logger
+	// refusedTotal is geoscope_connections_refused_total.
+	refusedTotal prometheus.Counter
 
 	mu      sync.Mutex
 	refused int64     // since the last line logged
@@ -93,6 +97,7 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 // refusedOne counts a refused connection, logged with the others refused
 // since the last line, at most once per refusedLogEvery.
 func (l *limitedListener) refusedOne() {
+	l.refusedTotal.Inc()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.refused++

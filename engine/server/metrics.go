@@ -34,6 +34,9 @@ type metrics struct {
 	refusals *prometheus.CounterVec
 	blocks   *prometheus.CounterVec
 	shed     *prometheus.CounterVec
+	// refusedConns counts connections closed as they were accepted,
+	// past the cap the open-file limit leaves (connlimit.go).
+	refusedConns prometheus.Counter
 }
 
 func newMetrics(src *sources.Sources, f *inflight, active *atomic.Int64) *metrics {
@@ -77,6 +80,10 @@ func newMetrics(src *sources.Sources, f *inflight, active *atomic.Int64) *metric
 			Name: "geoscope_overloaded_total",
 			Help: "Requests answered 503 overloaded, by lane: small and large, decision requests not admitted within --queue-timeout; arriving, bodies of up to 64 KiB refused at once because bodies still arriving held all the memory allowed them; report, report requests that did not get the one report slot in time.",
 		}, []string{"lane"}),
+		refusedConns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "geoscope_connections_refused_total",
+			Help: "Connections closed unanswered as they were accepted: as many were open as the open-file limit allows beside the reserve kept for the ledger, reloads and OPA's plugins.",
+		}),
 	}
 	inflightBytes := func(lane string, used *atomic.Int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -106,7 +113,7 @@ func newMetrics(src *sources.Sources, f *inflight, active *atomic.Int64) *metric
 			m.errors.WithLabelValues(endpoint, code)
 		}
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.errors, m.latency, m.actions, m.refusals, m.blocks, m.shed,
+	m.registry.MustRegister(m.requests, m.duration, m.errors, m.latency, m.actions, m.refusals, m.blocks, m.shed, m.refusedConns,
 		inflightBytes("small", &f.smallUsed), inflightBytes("large", &f.largeUsed), inflightBytes("arriving", &f.arrivingUsed),
 		waiting("small", &f.smallWaiting), waiting("large", &f.largeWaiting),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

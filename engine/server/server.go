@@ -151,7 +151,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	s.watchFiles(ctx, cert)
-	ln = limitConnections(ln, s.log)
+	ln = limitConnections(ln, s.log, s.metrics.refusedConns)
 	errc := make(chan error, 1)
 	go func() {
 		s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.cfg.TLSCert != "")
