@@ -427,23 +427,33 @@ func TestLedgerPostgresHangsAtStart(t *testing.T) {
 	}
 }
 
+// lgStartThenLockDatabase starts a server with a SQLite ledger, records a
+// decision, then makes the database and its log immutable (chattr +i)
+// while the journal beside them stays writable. The files are made
+// writable again at the end of the test.
+func lgStartThenLockDatabase(t *testing.T) (srv *serverProc, db []string, o *lgOutage) {
+	t.Helper()
+	lgRequireChattr(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	srv = lgStart(t, "--log-level", "warn", "--data-dir", dir)
+	db = []string{filepath.Join(dir, "ledger.db"), filepath.Join(dir, "ledger.db-wal")}
+	t.Cleanup(func() { _ = exec.Command("chattr", append([]string{"-i"}, db...)...).Run() })
+	o = &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
+	o.up("before the database is made unwritable")
+
+	if out, err := exec.Command("chattr", append([]string{"+i"}, db...)...).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i: %v %s", err, out)
+	}
+	return srv, db, o
+}
+
 // TestLedgerReadsWhileCopiesFail makes only the SQLite database unwritable
 // while its journal stays writable: decisions are still answered (the
 // journal holds them), but reads through the server, which would leave
 // them out (a listing without them, a report "proving" zero from
 // nothing), answer 503 ledger_unavailable until the copies succeed again.
 func TestLedgerReadsWhileCopiesFail(t *testing.T) {
-	lgRequireChattr(t)
-	dir := filepath.Join(t.TempDir(), "data")
-	srv := lgStart(t, "--log-level", "warn", "--data-dir", dir)
-	db := []string{filepath.Join(dir, "ledger.db"), filepath.Join(dir, "ledger.db-wal")}
-	t.Cleanup(func() { _ = exec.Command("chattr", append([]string{"-i"}, db...)...).Run() })
-	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
-	o.up("before the database is made unwritable")
-
-	if out, err := exec.Command("chattr", append([]string{"+i"}, db...)...).CombinedOutput(); err != nil {
-		t.Fatalf("chattr +i: %v %s", err, out)
-	}
+	srv, db, o := lgStartThenLockDatabase(t)
 	code, a := o.decide()
 	if code != http.StatusOK {
 		t.Fatalf("a decision with the journal writable: %d", code)
@@ -490,17 +500,7 @@ func TestLedgerReadsWhileCopiesFail(t *testing.T) {
 // start, with the database writable again, copies them: each decision
 // answered is read back.
 func TestLedgerStopWhileCopiesFail(t *testing.T) {
-	lgRequireChattr(t)
-	dir := filepath.Join(t.TempDir(), "data")
-	srv := lgStart(t, "--log-level", "warn", "--data-dir", dir)
-	db := []string{filepath.Join(dir, "ledger.db"), filepath.Join(dir, "ledger.db-wal")}
-	t.Cleanup(func() { _ = exec.Command("chattr", append([]string{"-i"}, db...)...).Run() })
-	o := &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
-	o.up("before the database is made unwritable")
-
-	if out, err := exec.Command("chattr", append([]string{"+i"}, db...)...).CombinedOutput(); err != nil {
-		t.Fatalf("chattr +i: %v %s", err, out)
-	}
+	srv, db, o := lgStartThenLockDatabase(t)
 	// The journal takes records until a copy has failed; then they are
 	// refused.
 	var answered []string
