@@ -338,7 +338,9 @@ func (e *Engine) decide(ctx context.Context, req *input.Request, admission bool)
 				e.inputHook(ectx, snap, v)
 			}
 			stop := served.time(metrics.RegoQueryEval)
-			out, err = e.evaluate(ectx, eval, v)
+			// The policy reads the decision's time as now: the one the
+			// orders in force were chosen at and the record states.
+			out, err = e.evaluate(policy.At(ectx, now), eval, v)
 			stop()
 			in.release()
 		}

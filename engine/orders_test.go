@@ -275,3 +275,25 @@ func TestAdmissionEvaluatesOnlyWhenAnOrderCouldDeny(t *testing.T) {
 		}
 	}
 }
+
+// A policy that reads the clock (time.now_ns) reads the decision's time:
+// the instant the orders in force were chosen at and the decision and its
+// ledger entry state, and the one decide --at gives. It read the machine's
+// clock, so decide --at evaluated such a policy as of now, and a decision
+// near an instant the policy names could be recorded at one side of it and
+// evaluated at the other.
+func TestPolicyClockIsTheDecisionTime(t *testing.T) {
+	now := mustTime("2026-05-01T12:00:00.5Z")
+	e := engineAt(t, geotest.StandardCity(t), &now, "testdata/clock-policy", "testdata/registry-orders")
+	d := decide(t, e, meetingM1)
+	if !d.Time.Equal(now) {
+		t.Errorf("time = %v, want %v", d.Time, now)
+	}
+	var got []string
+	for _, a := range d.Actions {
+		got = append(got, summary(a)+" ("+a.Reason+")")
+	}
+	if want := []string{fmt.Sprintf("remove_participant p-cn CN-IN-FORCE (read %d)", now.UnixNano())}; !slices.Equal(got, want) {
+		t.Errorf("actions = %q, want %q: the policy did not read the decision's time", got, want)
+	}
+}

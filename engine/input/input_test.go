@@ -486,6 +486,7 @@ func TestPreviewOrderValidityAndServiceWide(t *testing.T) {
 		`"demands": ["end_meeting"], "effective": "2026-02-30"`:                                       `order.effective: "2026-02-30" is neither a date YYYY-MM-DD nor an RFC 3339 date-time`,
 		`"demands": ["end_meeting"], "expires": "2026-01-01T00:00:00"`:                                `order.expires: "2026-01-01T00:00:00" is neither a date YYYY-MM-DD nor an RFC 3339 date-time`,
 		`"demands": ["end_meeting"], "expires": "2300-01-01"`:                                         `order.expires: "2300-01-01" is outside the years 1900 to 2199`,
+		`"demands": ["end_meeting"], "expires": "2026-01-01T00:00:00,5Z"`:                             `order.expires: "2026-01-01T00:00:00,5Z" is neither a date YYYY-MM-DD nor an RFC 3339 date-time`,
 		`"demands": ["end_meeting"], "expires": "` + long + `"`:                                       `order.expires: is not a date YYYY-MM-DD or an RFC 3339 date-time`,
 		`"demands": ["end_meeting"], "effective": "2026-02-01", "expires": "2026-01-31"`:              `order.expires: "2026-01-31" is not after effective ("2026-02-01"): the order would never be in force`,
 		`"demands": ["end_meeting"], "revoked": {"date": "2026-01-01"}`:                               `order.revoked.reason: is required: a revocation states its reason`,

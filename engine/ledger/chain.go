@@ -390,8 +390,17 @@ type chainCheck struct {
 	lastSeq           int64 // the highest number read
 	// pinned: a pin was passed; entries after it decided in [since,
 	// until) are problems (VerifyOptions.Since), and so are those decided
-	// more than backdateGrace before latest, the latest time of an entry
-	// chained up to the first pin.
+	// more than backdateGrace before pinLatest, the time of the entry
+	// the first pin is the link of (latest, the latest time of an entry
+	// chained up to it, when its own is not a time).
+	//
+	// The pinned entry's time, not the latest before it: a server whose
+	// clock ran ahead and was stepped back (NTP) dates one entry after
+	// those chained next to it, and every entry decided after the step
+	// until its clock caught up with that entry's time was taken for one
+	// added to the ledger's past. The pinned entry is the last chained
+	// before the report was built, so in a ledger whose clocks agree
+	// its time is the latest within a commit's seconds.
 	pinned       bool
 	since, until int64
 	latest       int64
@@ -462,7 +471,7 @@ func (c *chainCheck) entry(r chainRow, sum [32]byte, timed bool, disagree func()
 		// Whatever the period the head is checked with: an entry dated
 		// in an earlier one, whose report may never be checked again,
 		// would otherwise pass unseen.
-		v.problem("entry %d (decision %s) was decided at %s, before entries chained ahead of the pinned head (the latest at %s), and chained after the head: added to the ledger's past since the report was built", seq, id,
+		v.problem("entry %d (decision %s) was decided at %s, before the pinned head's entry (decided at %s), and chained after the head: added to the ledger's past since the report was built", seq, id,
 			time.Unix(0, r.at).UTC().Format(time.RFC3339), time.Unix(0, c.pinLatest).UTC().Format(time.RFC3339))
 	}
 	if timed && !c.pinned {
@@ -473,6 +482,9 @@ func (c *chainCheck) entry(r chainRow, sum [32]byte, timed bool, disagree func()
 		delete(c.want, text)
 		if !c.pinned {
 			c.pinned, c.pinLatest = true, c.latest
+			if timed {
+				c.pinLatest = r.at
+			}
 		}
 	}
 	c.prevStored = c.truth

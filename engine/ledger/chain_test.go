@@ -197,10 +197,10 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 		{name: "an entry appended before the pinned report's period", change: func(t *testing.T, b *backend, rows []chainRow) {
 			appendForged(t, b, rows, baseTime.Add(-30*24*time.Hour))
 		}, pinHead: true, opts: ledger.VerifyOptions{Since: baseTime.Add(-time.Hour), Until: baseTime.Add(time.Hour)},
-			want: "entry 6 (decision forged-1) was decided at 2026-05-05T12:00:00Z, before entries chained ahead of the pinned head (the latest at 2026-06-04T12:00:04Z), and chained after the head"},
+			want: "entry 6 (decision forged-1) was decided at 2026-05-05T12:00:00Z, before the pinned head's entry (decided at 2026-06-04T12:00:04Z), and chained after the head"},
 		{name: "an entry appended before the pinned head's entries, no period given", change: func(t *testing.T, b *backend, rows []chainRow) {
 			appendForged(t, b, rows, baseTime.Add(-time.Hour))
-		}, pinHead: true, want: "entry 6 (decision forged-1) was decided at 2026-06-04T11:00:00Z, before entries chained ahead of the pinned head"},
+		}, pinHead: true, want: "entry 6 (decision forged-1) was decided at 2026-06-04T11:00:00Z, before the pinned head's entry"},
 		{name: "an entry appended before the entries, no head pinned", change: func(t *testing.T, b *backend, rows []chainRow) {
 			appendForged(t, b, rows, baseTime.Add(-time.Hour))
 		}},
@@ -515,4 +515,36 @@ func hideFromTimeIndex(t *testing.T, b *backend, id string) {
 	if err := b.raw(t).QueryRow(`SELECT count(*) FROM ledger_decisions WHERE decided_at >= 0`).Scan(&n); err != nil || n != 4 {
 		t.Fatalf("after the swap, a query by time finds %d entries (%v), want 4", n, err)
 	}
+}
+
+// A server whose clock ran ahead and was stepped back (NTP) dates one
+// entry after those chained next to it. The entries decided after the
+// step, chained after a head pinned meanwhile, were taken for entries
+// added to the ledger's past (everything decided until the clock caught
+// up with that entry's time, less ten minutes): a report's head then
+// failed verify without anything having been added. An entry dated well
+// before the pinned head itself still is one.
+func TestVerifyAfterAClockSteppedBack(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		ctx := context.Background()
+		t0 := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+		record(t, l, removal(newID(), t0, "p-1"))
+		record(t, l, removal(newID(), t0.Add(30*time.Minute), "p-2")) // the clock 30 minutes ahead
+		record(t, l, removal(newID(), t0.Add(time.Minute), "p-3"))    // stepped back
+		h, err := l.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		record(t, l, removal(newID(), t0.Add(2*time.Minute), "p-4"))
+		record(t, l, removal(newID(), t0.Add(3*time.Minute), "p-5"))
+		if v, err := l.Verify(ctx, ledger.VerifyOptions{Pins: []string{h.Link}}); err != nil {
+			t.Fatalf("verify --head after a clock stepped back: %v %q", err, v.Problems)
+		}
+		record(t, l, removal(newID(), t0.Add(-time.Hour), "p-6"))
+		v, err := l.Verify(ctx, ledger.VerifyOptions{Pins: []string{h.Link}})
+		if !errors.Is(err, ledger.ErrNotVerified) || v.ProblemCount != 1 || !strings.Contains(v.Problems[0], "added to the ledger's past") {
+			t.Fatalf("an entry dated an hour before the pinned head: %v %q, want it reported as added to the ledger's past", err, v.Problems)
+		}
+	})
 }

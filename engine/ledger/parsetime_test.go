@@ -34,3 +34,14 @@ func TestParseTimeRange(t *testing.T) {
 		t.Errorf("Earliest %v and Latest %v: want whole seconds that int64 nanoseconds hold", ledger.Earliest, ledger.Latest)
 	}
 }
+
+// A bound is an RFC 3339 time or a date, as the registry's dates are: a
+// fraction of a second after a comma (ISO 8601, which Go's parser takes)
+// and an offset of 24 hours are refused, not read as some other instant.
+func TestParseTimeRefusesWhatRFC3339DoesNot(t *testing.T) {
+	for _, v := range []string{"2026-01-01T00:00:00,5Z", "2026-01-01T00:00:00+24:00", "2026-01-01T00:00:00", "2026-1-1"} {
+		if got, err := ledger.ParseTime(v); err == nil {
+			t.Errorf("ParseTime(%q) = %v, want an error", v, got)
+		}
+	}
+}

@@ -396,9 +396,26 @@ var noMetrics = metrics.NoOp()
 // evaluation for a decision with thousands of actions.
 func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
 
+// evalTime is the context key of the time an evaluation reads as now.
+type evalTime struct{}
+
+// At returns ctx with t as the time the policy reads (time.now_ns, and the
+// expiry checks of io.jwt.decode_verify and the X.509 built-ins): the
+// decision's time, which chose the orders in force and which its record
+// states, or the time decide --at decides as of. Without it OPA reads the
+// machine's clock at the start of the evaluation.
+func At(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, evalTime{}, t)
+}
+
 func (s *Snapshot) eval(ctx context.Context, pq *rego.PreparedEvalQuery, query string, input ast.Value) (*Output, error) {
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalGenerateJSON(keepTerm),
+	opts := make([]rego.EvalOption, 0, 5)
+	opts = append(opts, rego.EvalParsedInput(input), rego.EvalGenerateJSON(keepTerm),
 		rego.EvalTransaction(s.txn), rego.EvalMetrics(noMetrics))
+	if t, ok := ctx.Value(evalTime{}).(time.Time); ok {
+		opts = append(opts, rego.EvalTime(t))
+	}
+	rs, err := pq.Eval(ctx, opts...)
 	if err != nil {
 		var te *topdown.Error
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(ctx.Err(), context.Canceled) ||

@@ -130,8 +130,14 @@ func parseInstant(s string, endOfDay bool, parseDateTime func(string) (time.Time
 
 // ParseRFC3339 parses an RFC 3339 date-time. Go's parser also takes
 // offsets of 24 hours or 60 minutes and more, which RFC 3339 does not
-// (+24:00 would move the instant by a day); they are refused.
+// (+24:00 would move the instant by a day); they are refused. So is a
+// fraction of a second after a comma, which Go takes too (ISO 8601 has
+// it) and the registry's validation rules do not: a preview order or a
+// period would be accepted with a date a standing order is rejected for.
 func ParseRFC3339(s string) (time.Time, error) {
+	if strings.Contains(s, ",") {
+		return time.Time{}, fmt.Errorf("the fraction of a second in %s is written after a \".\", not a \",\"", s)
+	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return t, err

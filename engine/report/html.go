@@ -56,12 +56,25 @@ func (r *Report) HTML(w io.Writer) error {
 	d := htmlData{
 		Report:          r,
 		PeriodSince:     r.Period.Since.UTC().Format(time.DateOnly),
-		PeriodUntil:     r.Period.Until.UTC().Format(time.DateOnly),
+		PeriodUntil:     untilDay(r.Period.Until),
 		SuppressionNote: suppressionText(r.MinCount) + withheldNote(r.MinCount),
 		DemandChart:     r.demandChart(),
 		CountryChart:    r.countryChart(),
 	}
 	return htmlTemplate.Execute(w, d)
+}
+
+// untilDay is the date the period form proposes for until (not
+// included): the day of until when it is a day's start, and otherwise the
+// next, so that the form proposes the whole days that cover the period. The
+// day of an until within a day would leave that day's part out, and a
+// period of hours would be proposed as an empty one.
+func untilDay(until time.Time) string {
+	u := until.UTC()
+	if d := u.Truncate(24 * time.Hour); !d.Equal(u) {
+		u = d.AddDate(0, 0, 1)
+	}
+	return u.Format(time.DateOnly)
 }
 
 // withheldNote is withheldText after a space, when cells can be withheld.

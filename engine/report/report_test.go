@@ -1004,3 +1004,47 @@ func TestSentAgainSweepsOnlyQuestionsOutOfTheWindow(t *testing.T) {
 		}
 	}
 }
+
+// The page's title, which a browser prints at the top of every page and
+// names a tab or a bookmark by, states the period as the page does: its
+// end is not included, and a bound within a day is a time. It read
+// "2026-01-01 to 2026-07-01", as if 1 July were included, and a period
+// of hours "2026-03-01 to 2026-03-01".
+func TestReportHTMLTitleStatesThePeriod(t *testing.T) {
+	for p, want := range map[Period]string{
+		{Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)}:   " — from 2026-01-01 up to, not including, 2026-07-01 (UTC)</title>",
+		{Since: time.Date(2026, 3, 1, 6, 0, 0, 0, time.UTC), Until: time.Date(2026, 3, 1, 18, 30, 0, 0, time.UTC)}: " — from 2026-03-01T06:00:00Z up to, not including, 2026-03-01T18:30:00Z (UTC)</title>",
+	} {
+		r := buildOf(t, p)
+		var buf bytes.Buffer
+		if err := r.HTML(&buf); err != nil {
+			t.Fatal(err)
+		}
+		if title := regexp.MustCompile(`<title>[^<]*</title>`).FindString(buf.String()); !strings.HasSuffix(title, want) {
+			t.Errorf("period %v: the page's title is %q, want it to end %q", p, title, want)
+		}
+	}
+}
+
+// The period form proposes the whole UTC days that cover the period: an
+// until within a day is proposed as the next day (not included), not as
+// its own, which for a period of hours proposed an empty one.
+func TestReportHTMLFormProposesTheDaysCoveringThePeriod(t *testing.T) {
+	for p, want := range map[Period][2]string{
+		{Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)}:     {"2026-01-01", "2026-07-01"},
+		{Since: time.Date(2026, 3, 1, 6, 0, 0, 0, time.UTC), Until: time.Date(2026, 3, 1, 18, 30, 0, 0, time.UTC)}:   {"2026-03-01", "2026-03-02"},
+		{Since: time.Date(2026, 2, 28, 16, 0, 0, 0, time.UTC), Until: time.Date(2026, 3, 31, 16, 0, 0, 0, time.UTC)}: {"2026-02-28", "2026-04-01"},
+	} {
+		r := buildOf(t, p)
+		r.PeriodPicker = true
+		var buf bytes.Buffer
+		if err := r.HTML(&buf); err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range []string{"since", "until"} {
+			if input := `<input type="date" id="` + id + `" name="` + id + `" value="` + want[i] + `" required>`; !strings.Contains(buf.String(), input) {
+				t.Errorf("period %v: the form lacks %s", p, input)
+			}
+		}
+	}
+}

@@ -56,7 +56,8 @@ stdout, the decision or the ledger).
 
 With --at the request is decided as of another time (an RFC 3339
 date-time, or a date for its start in UTC): the orders in force then are
-evaluated, and the decision carries that time. It is for reviewing what
+evaluated, a policy that reads the clock (time.now_ns) reads that time,
+and the decision carries it. It is for reviewing what
 geoscope would decide, or would have decided, while an order is or was in
 force; it cannot be combined with recording in a ledger, whose entries
 are decided now.

@@ -349,8 +349,9 @@ still without a link ten minutes after it was decided is reported too.
 Each --head is a link a transparency report printed (its "ledger head"):
 it must be some entry's in an unbroken chain, which shows that nothing the
 report counted was altered or removed since. An entry chained after a
-head and decided more than ten minutes before the entries chained up to
-it is reported: it was added to the ledger's past since. With the
+head and decided more than ten minutes before the head's own entry is
+reported: it was added to the ledger's past since (or a server's clock
+was that far behind: see docs/operations.md). With the
 report's period (--since, --until, as the report's note prints them;
 with one --head only), an entry decided in the period and chained after
 the head is reported too: it was added to the period since. Without a

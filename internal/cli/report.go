@@ -37,7 +37,10 @@ who were affected, computed from the action records. It identifies nobody;
 counts from 1 to --min-count minus 1 are shown as "<5" (for 5).
 
 The period is [--since, --until): RFC 3339 times or YYYY-MM-DD dates (UTC
-midnight). Without them it is the year to date, today included.
+midnight). --until is the first instant, or day, not included: the first
+quarter of 2026 is --since 2026-01-01 --until 2026-04-01 (a registry
+order's expires date, by contrast, includes its day). Without them it is
+the year to date, today included.
 
 Formats: md (Markdown), csv (one long table: section,authority,jurisdiction,
 key,value), json, html (one self-contained page, no script). The report goes
