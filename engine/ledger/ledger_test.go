@@ -630,6 +630,11 @@ func TestScanOrderAndFilters(t *testing.T) {
 		if got := scan(ledger.Query{Since: baseTime.Add(time.Hour), Until: baseTime.Add(3 * time.Hour)}); !slices.Equal(got, []string{"scan-1", "scan-2"}) {
 			t.Errorf("Scan [1h, 3h) = %v", got)
 		}
+		// Bounds past what nanoseconds since 1970 hold in an int64 (before
+		// 1678, after 2262) are no bounds, not values wrapped around.
+		if got := scan(ledger.Query{Since: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}); !slices.Equal(got, all) {
+			t.Errorf("Scan [year 1, year 9999) = %v, want %v", got, all)
+		}
 		if got := scan(ledger.Query{Order: "HK-1"}); !slices.Equal(got, []string{"scan-1", "scan-3"}) {
 			t.Errorf("Scan order HK-1 = %v", got)
 		}

@@ -245,10 +245,10 @@ func (l *Ledger) filters(q Query) (where []string, args []any) {
 		return []string{"1 = 0"}, nil
 	}
 	if !q.Since.IsZero() {
-		where, args = append(where, "d.decided_at >= ?"), append(args, q.Since.UnixNano())
+		where, args = append(where, "d.decided_at >= ?"), append(args, clampNanos(q.Since))
 	}
 	if !q.Until.IsZero() {
-		where, args = append(where, "d.decided_at < ?"), append(args, q.Until.UnixNano())
+		where, args = append(where, "d.decided_at < ?"), append(args, clampNanos(q.Until))
 	}
 	if q.Order != "" {
 		// A preview is recorded under its order id's pseudonym: the id
