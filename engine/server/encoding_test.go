@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/geoscope/geoscope/engine/input"
 )
 
 func gzipped(t *testing.T, data []byte) []byte {
@@ -369,5 +371,23 @@ func settled(t *testing.T, f *inflight) {
 		if time.Now().After(deadline) {
 			t.Fatalf("held after the request: small lane %d, large lane %d, arriving %d, %d big requests active", small, large, arriving, active)
 		}
+	}
+}
+
+// A charset other than UTF-8 is refused naming it, quoted and cut to 32
+// bytes on a character boundary, the mark included: a header's value is
+// the client's, of any length, and a cut within a character was quoted as
+// its bytes' escapes.
+func TestCharsetRefusalQuotesItsStart(t *testing.T) {
+	ts := newTestServer(t, serverSetup{})
+	charset := "x" + strings.Repeat("é", 40)
+	r := ts.do(t, request{method: http.MethodPost, path: "/v1/decisions", body: decisionBody, contentType: `application/json; charset="` + charset + `"`})
+	e := r.errorBody(t)
+	if r.status != http.StatusUnsupportedMediaType || e.Code != "unsupported_media_type" || e.Field != "Content-Type" {
+		t.Fatalf("got %s; want 415 unsupported_media_type naming Content-Type", r)
+	}
+	quoted := `"` + input.Shorten(charset, 32) + `"`
+	if !strings.Contains(e.Message, quoted) || len(input.Shorten(charset, 32)) > 32 || strings.Contains(e.Message, `\x`) {
+		t.Errorf("message %q: want the charset's start quoted as %s, at most 32 bytes and no byte cut from its character", e.Message, quoted)
 	}
 }

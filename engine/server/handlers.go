@@ -383,7 +383,7 @@ func (s *Server) body(c *gin.Context) ([]byte, *reservation, bool) {
 	// be read as something other than what its sender meant.
 	if charset != "" && !strings.EqualFold(charset, "utf-8") {
 		abort(c, http.StatusUnsupportedMediaType, apiError{Code: apierror.UnsupportedMediaType,
-			Message: "the body must be UTF-8 JSON; charset " + strconv.Quote(truncateText(charset, 32)) + " is not supported", Field: "Content-Type"})
+			Message: "the body must be UTF-8 JSON; charset " + strconv.Quote(input.Shorten(charset, 32)) + " is not supported", Field: "Content-Type"})
 		return nil, nil, false
 	}
 	gzipped := false
@@ -694,12 +694,4 @@ func bytesText(n int64) string {
 		return strconv.FormatInt(n>>10, 10) + " KiB"
 	}
 	return strconv.FormatInt(n, 10) + " bytes"
-}
-
-// truncateText shortens s to at most n bytes for an error message.
-func truncateText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
