@@ -129,17 +129,8 @@ func TestDataAPIGet(t *testing.T) {
 
 	// A GET with a body, and a POST with an input parameter: the client
 	// meant one of them, and is told which goes where.
-	req, _ := http.NewRequest(http.MethodGet, p.base+"/v1/data/geoscope/decision?"+input(june4b), bytes.NewReader([]byte(`{"input": `+string(june4b)+`}`)))
-	req.Header.Set("Authorization", "Bearer "+decide)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body bytes.Buffer
-	_, _ = body.ReadFrom(resp.Body)
-	resp.Body.Close()
-	wantDataError(t, "GET with a body", httpResult{status: resp.StatusCode, header: resp.Header, body: body.Bytes()}, 400, "invalid_parameter", "invalid_input", "body")
+	wantDataError(t, "GET with a body", p.mustDo(http.MethodGet, "/v1/data/geoscope/decision?"+input(june4b), decide, "application/json", []byte(`{"input": `+string(june4b)+`}`)),
+		400, "invalid_parameter", "invalid_input", "body")
 	// A body of undeclared length (chunked) is a body all the same; the
 	// last chunk alone is none.
 	for _, c := range []struct {
@@ -150,14 +141,10 @@ func TestDataAPIGet(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, p.base+"/v1/data/geoscope/decision?"+input(june4b), io.MultiReader(strings.NewReader(c.body)))
 		req.Header.Set("Authorization", "Bearer "+decide)
 		req.TransferEncoding = []string{"chunked"}
-		resp, err := p.client.Do(req)
+		r, err := p.send(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var body bytes.Buffer
-		_, _ = body.ReadFrom(resp.Body)
-		resp.Body.Close()
-		r := httpResult{status: resp.StatusCode, header: resp.Header, body: body.Bytes()}
 		if c.ok {
 			if r.status != 200 {
 				t.Errorf("%s: %s; want it answered", c.name, r)

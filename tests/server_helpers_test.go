@@ -295,6 +295,12 @@ func (p *serverProc) do(method, path, token, contentType string, body []byte) (h
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return p.send(req)
+}
+
+// send sends req, made by the caller (a chunked body, headers of its
+// own), and reads the answer.
+func (p *serverProc) send(req *http.Request) (httpResult, error) {
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return httpResult{}, err
