@@ -2,10 +2,12 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +75,32 @@ const rptPageInspect = `(() => {
 		}
 	}
 
+	// A box that scrolls sideways is reached from the keyboard and named:
+	// a keyboard user scrolls a wide table only once it has the focus,
+	// which Chromium gives a scroller by itself but Safari does not.
+	for (const e of document.body.querySelectorAll('*')) {
+		if (!['auto', 'scroll'].includes(getComputedStyle(e).overflowX)) continue;
+		if (e.tabIndex < 0) problems.push('the scroll box of "' + said(e).slice(0, 40) + '" is not reached from the keyboard');
+		if (e.getAttribute('role') !== 'region' || !(e.getAttribute('aria-label') || '').trim()) problems.push('the scroll box of "' + said(e).slice(0, 40) + '" is not a named region');
+	}
+
+	// The page does not change once loaded, so nothing on it is an alert:
+	// a screen reader interrupts whatever it says for an alert, on every
+	// load.
+	for (const e of document.querySelectorAll('[role=alert], [aria-live]')) problems.push('"' + said(e).slice(0, 40) + '" is announced as a live alert');
+
+	// A name written right to left is isolated (<bdi>, or an element of
+	// its own direction), or it takes the text after it (an id in
+	// parentheses, a jurisdiction) into its direction and prints it
+	// reordered.
+	const rtl = /[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]/;
+	const names = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+	for (let n = names.nextNode(); n; n = names.nextNode()) {
+		const el = n.parentElement;
+		if (!rtl.test(n.textContent) || el.closest('svg, .vh, bdi, [dir]')) continue;
+		problems.push('right-to-left text "' + n.textContent.trim().slice(0, 30) + '" in <' + el.tagName.toLowerCase() + '> is not isolated');
+	}
+
 	// A chart is an image named by its title and described in text: the
 	// description says every bar's label and value.
 	for (const svg of document.querySelectorAll('svg.chart')) {
@@ -131,7 +159,8 @@ const rptPageInspect = `(() => {
 // rptSeedLongNames adds to the SQLite ledger in dir a decision under an
 // order of an authority whose name is one long word, decided with a
 // bundle of a long revision: a label the page must wrap, not widen the
-// page for.
+// page for. It also adds one under an authority with a right-to-left name,
+// which must not reorder the text printed after it.
 func rptSeedLongNames(t *testing.T, dir string) {
 	t.Helper()
 	ctx := context.Background()
@@ -139,23 +168,28 @@ func rptSeedLongNames(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	order := registry.Order{Authority: "de.bundesnetzagentur", Demands: []string{"remove_participants"}, LegalBasis: "seed", Received: "2026-04-01"}
-	rec := &engine.Record{
-		Decision: &decision.Decision{
-			DecisionID: "00000000-0000-7000-8000-0000000a0001", Time: time.Date(2026, 4, 2, 12, 0, 0, 0, time.UTC), MeetingID: "long-names",
-			Actions: []decision.Action{{Type: decision.RemoveParticipant, MeetingID: "long-names", ParticipantID: "p-de",
-				OrderID: "DE-2026-0001", Jurisdiction: []string{"DE"}, Country: "DE", Reason: "inside"}},
-			Refused: []decision.Refusal{}, GuardBlocked: []decision.Blocked{}, OrderIDs: []string{"DE-2026-0001"},
-			Geo:     decision.Geo{Database: "GeoIP2-Country", Build: geotest.BuildTime},
-			Bundles: map[string]string{"policies": "sha256:" + strings.Repeat("0123456789abcdef", 4), "registry": "sha256:seed-r"},
-		},
-		AccountID: "acct-long-names", Orders: map[string]registry.Order{"DE-2026-0001": order},
-		Authorities: map[string]registry.Authority{"de.bundesnetzagentur": {
-			Name: "Bundesnetzagenturfürelektrizitätgastelekommunikationpostundeisenbahnen", Jurisdiction: []string{"DE"}}},
-		Networks: []netip.Prefix{netip.MustParsePrefix("5.1.2.0/24")},
-	}
-	if err := l.Record(ctx, rec); err != nil {
-		t.Fatal(err)
+	for i, a := range []struct{ id, name, country, order, prefix string }{
+		{"de.bundesnetzagentur", "Bundesnetzagenturfürelektrizitätgastelekommunikationpostundeisenbahnen", "DE", "DE-2026-0001", "5.1.2.0/24"},
+		{"ae.tdra", "هيئة تنظيم الاتصالات والحكومة الرقمية", "AE", "AE-2026-0001", "5.1.3.0/24"},
+	} {
+		order := registry.Order{Authority: a.id, Demands: []string{"remove_participants"}, LegalBasis: "seed", Received: "2026-04-01"}
+		meeting := "long-names-" + strconv.Itoa(i)
+		rec := &engine.Record{
+			Decision: &decision.Decision{
+				DecisionID: fmt.Sprintf("00000000-0000-7000-8000-0000000a%04d", i+1), Time: time.Date(2026, 4, 2, 12, i, 0, 0, time.UTC), MeetingID: meeting,
+				Actions: []decision.Action{{Type: decision.RemoveParticipant, MeetingID: meeting, ParticipantID: "p-" + a.country,
+					OrderID: a.order, Jurisdiction: []string{a.country}, Country: a.country, Reason: "inside"}},
+				Refused: []decision.Refusal{}, GuardBlocked: []decision.Blocked{}, OrderIDs: []string{a.order},
+				Geo:     decision.Geo{Database: "GeoIP2-Country", Build: geotest.BuildTime},
+				Bundles: map[string]string{"policies": "sha256:" + strings.Repeat("0123456789abcdef", 4), "registry": "sha256:seed-r"},
+			},
+			AccountID: "acct-" + meeting, Orders: map[string]registry.Order{a.order: order},
+			Authorities: map[string]registry.Authority{a.id: {Name: a.name, Jurisdiction: []string{a.country}}},
+			Networks:    []netip.Prefix{netip.MustParsePrefix(a.prefix)},
+		}
+		if err := l.Record(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)

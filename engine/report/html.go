@@ -34,10 +34,22 @@ var htmlTemplate = template.Must(template.New("report.html.tmpl").Funcs(template
 	"list":   func(s ...string) []string { return s },
 	"upper":  upperFirst,
 	"status": statusText,
+	"named":  namedHTML,
 	"headNote": func(r *Report) template.HTML {
 		return template.HTML(r.ledgerHeadNote(func(s string) string { return "<code>" + template.HTMLEscapeString(s) + "</code>" })) //nolint:gosec // every part escaped
 	},
 }).ParseFS(templates, "templates/report.html.tmpl"))
+
+// namedHTML is g's Label with the authority's name, which the registry
+// may give in any script, in a <bdi>: a right-to-left name would otherwise
+// take the text after it (the id in parentheses, "— jurisdiction DE") into
+// its own direction and print it reordered.
+func namedHTML(g Group) template.HTML {
+	if g.AuthorityName == "" || g.Authority == AllAuthorities || g.Authority == Unattributed {
+		return template.HTML(template.HTMLEscapeString(g.Label())) //nolint:gosec // escaped
+	}
+	return template.HTML("<bdi>" + template.HTMLEscapeString(g.AuthorityName) + "</bdi> (" + template.HTMLEscapeString(g.Authority) + ")") //nolint:gosec // every part escaped
+}
 
 // htmlData is what the template renders.
 type htmlData struct {

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html"
+	"html/template"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -421,7 +423,7 @@ func TestReportViolation(t *testing.T) {
 		FormatMarkdown: {"> **⚠ VIOLATION: 3 users located outside", "**3, computed from 39 action records.**", "| 3 |"},
 		FormatCSV:      {"report,(all),(all),violation,true", "outside_affected,(all),(all),value,3", "outside_affected,cn.cac,CN,value,3", "meeting_wide,(all),(all),affected_outside,2"},
 		FormatJSON:     {`"violation": true`, `"value": 3,`, `"violation_text": "VIOLATION: 3 users`},
-		FormatHTML:     {`<div class="violation" role="alert" id="violation">`, `<strong>⚠ Violation</strong>`, `<span class="n" id="outside-affected-value">3</span>`, `class="card proof broken"`},
+		FormatHTML:     {`<div class="violation" role="region" aria-label="Violation" id="violation">`, `<strong>⚠ Violation</strong>`, `<span class="n" id="outside-affected-value">3</span>`, `class="card proof broken"`},
 	}
 	for format, needles := range want {
 		var buf bytes.Buffer
@@ -447,7 +449,7 @@ func TestReportViolation(t *testing.T) {
 		if err := clean.Render(&buf, format); err != nil {
 			t.Fatal(err)
 		}
-		if s := strings.ToLower(buf.String()); strings.Contains(s, "violation:") || strings.Contains(s, `role="alert"`) {
+		if s := strings.ToLower(buf.String()); strings.Contains(s, "violation:") || strings.Contains(s, `class="violation"`) {
 			t.Errorf("%s output of a clean ledger warns of a violation", format)
 		}
 	}
@@ -1045,6 +1047,27 @@ func TestReportHTMLFormProposesTheDaysCoveringThePeriod(t *testing.T) {
 			if input := `<input type="date" id="` + id + `" name="` + id + `" value="` + want[i] + `" required>`; !strings.Contains(buf.String(), input) {
 				t.Errorf("period %v: the form lacks %s", p, input)
 			}
+		}
+	}
+}
+
+// TestNamedHTMLSaysLabel: the page's authority label, with a name isolated
+// in a <bdi>, reads as Label does in every other format.
+func TestNamedHTMLSaysLabel(t *testing.T) {
+	for _, g := range []Group{
+		{Authority: AllAuthorities},
+		{Authority: Unattributed},
+		{Authority: "cn.cac"},
+		{Authority: "ae.tdra", AuthorityName: "هيئة تنظيم الاتصالات"},
+		{Authority: "x<y", AuthorityName: "A & <B>"},
+	} {
+		got := string(namedHTML(g))
+		text := html.UnescapeString(strings.NewReplacer("<bdi>", "", "</bdi>", "").Replace(got))
+		if text != g.Label() {
+			t.Errorf("%q: namedHTML %q reads %q, Label %q", g.Authority, got, text, g.Label())
+		}
+		if g.AuthorityName != "" && !strings.HasPrefix(got, "<bdi>"+template.HTMLEscapeString(g.AuthorityName)+"</bdi> (") {
+			t.Errorf("%q: the name is not isolated: %q", g.Authority, got)
 		}
 	}
 }
