@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -346,5 +347,33 @@ func TestLedgerExportForAnAuditor(t *testing.T) {
 	}
 	if res := runCLI(t, nil, append([]string{"ledger", "export", "--counts", "--authority", "cn.cac"}, ledgerArgs...)...); res.code != 2 || !strings.Contains(res.stderr, "--authority") {
 		t.Errorf("ledger export --counts --authority: %s; want exit 2 naming it", res)
+	}
+}
+
+// A line of an export longer than any entry a ledger stores (1 GiB and
+// 1 KiB) is refused at that line, naming the file, the line and the
+// bound, exit 3: not read whole, as it was, into memory that a crafted
+// line of gigabytes would exhaust. The file is sparse: it takes no disk,
+// and the check reads its zeros up to the bound.
+func TestLedgerVerifyExportBoundsALine(t *testing.T) {
+	const bound = 1<<30 + 1<<10
+	path := filepath.Join(t.TempDir(), "crafted.jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 + bound + 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res := runCLI(t, nil, "ledger", "verify", "--export", path)
+	want := fmt.Sprintf("--export %s: the ledger does not verify: line 2 is longer than %d bytes", path, bound)
+	if res.code != 3 || !strings.Contains(res.stderr, want) {
+		t.Errorf("ledger verify --export <a line of 1 GiB and more>: %s; want exit 3 saying %q", res, want)
 	}
 }

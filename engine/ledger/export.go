@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"regexp"
 	"slices"
@@ -59,6 +60,19 @@ func ExportLine(s *Stored) []byte {
 	return append(out, "\"}\n"...)
 }
 
+// maxExportLine bounds a line of an export that VerifyExport reads: a
+// file that is not an export (a crafted line of gigabytes, a file without
+// a newline) is refused at the line that passes it, where reading the line
+// whole would take the memory it asks for. No ledger holds an entry near
+// it: a decision on a large roster (--max-participants, within --max-body)
+// is tens of MB; the SQLite journal refuses an entry over maxFrame
+// (512 MiB), SQLite a text over a billion bytes, and PostgreSQL a value of
+// 1 GiB. So the bound is the largest text either database stores, with
+// room for the place in the chain appended to it: it refuses no line of an
+// export of a ledger, whatever --max-body a server was given. A variable,
+// lowered by tests.
+var maxExportLine = 1<<30 + 1<<10
+
 // exportChain matches the place in the chain ExportLine appends.
 var exportChain = regexp.MustCompile(`,?"chain_seq":([0-9]{1,19}),"chain_link":"([0-9a-f]{64})"\}$`)
 
@@ -85,7 +99,9 @@ type exported struct {
 //
 // The lines need not be in chain order (an export is in the order of the
 // entries' times). Memory grows with the number of entries, about 200
-// bytes each, not with their size.
+// bytes each, and with the longest line, not with the export's size. A
+// line longer than maxExportLine, which no ledger's entry makes, stops the
+// check with an error wrapping ErrNotVerified and naming the line.
 func VerifyExport(r io.Reader, o VerifyOptions) (*Verification, error) {
 	v := &Verification{Problems: []string{}, Pinned: []Head{}}
 	want, err := pinsWanted(o.Pins)
@@ -97,9 +113,12 @@ func VerifyExport(r io.Reader, o VerifyOptions) (*Verification, error) {
 		unchained []exported
 		latest    = int64(math.MinInt64)
 	)
-	br := bufio.NewReaderSize(r, 1<<20)
+	lines := newExportLines(r)
 	for n := 1; ; n++ {
-		line, err := br.ReadBytes('\n')
+		line, err := lines.next()
+		if errors.Is(err, errLineTooLong) {
+			return nil, fmt.Errorf("%w: line %d is longer than %d bytes, more than any entry of a ledger: not an export geoscope wrote", ErrNotVerified, n, maxExportLine)
+		}
 		if len(line) == 0 && errors.Is(err, io.EOF) {
 			break
 		}
@@ -123,7 +142,11 @@ func VerifyExport(r io.Reader, o VerifyOptions) (*Verification, error) {
 				continue
 			}
 			x.seq, x.link = seq, string(line[off+m[4]:off+m[5]])
-			text = append(slices.Clip(line[:off+m[0]]), '}')
+			// The line is this loop's own buffer: its text is cut in
+			// place, not copied, which would double what a big entry
+			// takes.
+			line[off+m[0]] = '}'
+			text = line[:off+m[0]+1]
 		}
 		var e struct {
 			DecisionID string    `json:"decision_id"`
@@ -169,4 +192,88 @@ func VerifyExport(r io.Reader, o VerifyOptions) (*Verification, error) {
 		return v, fmt.Errorf("%w: %d problem(s)", ErrNotVerified, v.ProblemCount)
 	}
 	return v, nil
+}
+
+// exportLines reads an export line by line, none longer than
+// maxExportLine.
+type exportLines struct {
+	br *bufio.Reader
+	// file is the export when it is a regular file, and base where br
+	// started reading it: a line longer than br's buffer is then read
+	// again from the file, in one slice of its length, when its end is
+	// found, not gathered as it goes; a line past the bound takes no
+	// memory at all, and a long entry's takes its own size, not twice it.
+	file   io.ReaderAt
+	base   int64
+	offset int64 // where the next line starts, from base
+	buf    []byte
+	full   [][]byte
+}
+
+func newExportLines(r io.Reader) *exportLines {
+	l := &exportLines{br: bufio.NewReaderSize(r, 1<<20)}
+	if f, ok := r.(interface {
+		io.ReaderAt
+		io.Seeker
+		Stat() (fs.FileInfo, error)
+	}); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			if base, err := f.Seek(0, io.SeekCurrent); err == nil {
+				l.file, l.base = f, base
+			}
+		}
+	}
+	return l
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// next returns the next line (its newline included, if any), valid until
+// the next call, or errLineTooLong, having read no further, once the line
+// passes maxExportLine bytes. At the end of the input it returns what is
+// left with io.EOF, as bufio.Reader.ReadBytes does. Read from a stream, a
+// line longer than the buffer is gathered as ReadBytes gathers it, in
+// copies of the buffer and then in one slice, which takes twice the line.
+func (l *exportLines) next() ([]byte, error) {
+	var (
+		total int
+		frag  []byte
+		err   error
+	)
+	l.full = l.full[:0]
+	for {
+		frag, err = l.br.ReadSlice('\n')
+		if total+len(frag) > maxExportLine {
+			return nil, errLineTooLong
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			break
+		}
+		if l.file == nil {
+			l.full = append(l.full, bytes.Clone(frag))
+		}
+		total += len(frag)
+	}
+	start := l.offset
+	total += len(frag)
+	l.offset += int64(total)
+	if cap(l.buf) < total {
+		l.buf = make([]byte, 0, total)
+	}
+	line := l.buf[:0]
+	switch {
+	case len(frag) == total:
+		line = append(line, frag...)
+	case l.file != nil:
+		line = line[:total]
+		if n, rerr := l.file.ReadAt(line, l.base+start); n < total {
+			return nil, fmt.Errorf("reading its %d bytes again: %w", total, cmp.Or(rerr, io.ErrUnexpectedEOF))
+		}
+	default:
+		for _, f := range l.full {
+			line = append(line, f...)
+		}
+		line = append(line, frag...)
+	}
+	return line, err
 }

@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +131,113 @@ func TestExportVerifiesWithoutTheDatabase(t *testing.T) {
 			t.Errorf("an empty export with a head: %v; want the head found in no entry", err)
 		}
 	})
+}
+
+// A line longer than any entry a ledger holds stops the check at that
+// line, naming it and the bound, having read no further into it than the
+// bound: a crafted export of one line of gigabytes was read whole into
+// memory. A line as long as the bound, an entry of the largest size, is
+// read and checked, from a file (read again at its end, when it is longer
+// than the reader's buffer) as from a stream. (The bound is lowered here;
+// ledger verify's test passes the real one.)
+func TestVerifyExportBoundsALine(t *testing.T) {
+	b := newBackend(t, "sqlite")
+	l := b.open(t)
+	record(t, l, removal(newID(), baseTime, "p-0"))
+	// A roster decision of 10,000 removals: an entry of megabytes, longer
+	// than the reader's buffer (1 MiB).
+	roster := removal(newID(), baseTime.Add(time.Second), "p-1")
+	for i := range 10_000 {
+		a := roster.Decision.Actions[0]
+		a.ParticipantID = fmt.Sprintf("p-roster-%d", i)
+		roster.Decision.Actions = append(roster.Decision.Actions, a)
+	}
+	record(t, l, roster)
+	record(t, l, removal(newID(), baseTime.Add(2*time.Second), "p-2"))
+	export := exportAll(t, l)
+	longest, longestAt := 0, 0
+	for n, line := range bytes.SplitAfter(export, []byte("\n")) {
+		if len(line) > longest {
+			longest, longestAt = len(line), n+1
+		}
+	}
+	if longest <= 1<<20 {
+		t.Fatalf("the roster's entry is %d bytes; want one longer than the reader's buffer", longest)
+	}
+	path := filepath.Join(t.TempDir(), "export.jsonl")
+	if err := os.WriteFile(path, export, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sources := map[string]func() io.Reader{
+		"a stream": func() io.Reader { return bytes.NewReader(export) },
+		"a file": func() io.Reader {
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+			return f
+		},
+	}
+	for name, open := range sources {
+		restore := ledger.SetMaxExportLine(longest)
+		v, err := ledger.VerifyExport(open(), ledger.VerifyOptions{})
+		restore()
+		if err != nil || v.Entries != 3 {
+			t.Errorf("%s whose longest line is the bound: %v, %+v; want its 3 entries verified", name, err, v)
+		}
+		restore = ledger.SetMaxExportLine(longest - 1)
+		v, err = ledger.VerifyExport(open(), ledger.VerifyOptions{})
+		restore()
+		want := fmt.Sprintf("line %d is longer than %d bytes", longestAt, longest-1)
+		if !errors.Is(err, ledger.ErrNotVerified) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s whose longest line is a byte over the bound: %v, problems %q; want an error saying %q", name, err, problems(v), want)
+		}
+	}
+
+	// Lines of 64 MiB, after the export: read from a stream no further
+	// than the bound and what the reader's buffer (1 MiB) reads ahead.
+	bound := longest + 64<<10
+	defer ledger.SetMaxExportLine(bound)()
+	want := fmt.Sprintf("line 4 is longer than %d bytes", bound)
+	crafted := &countingReader{r: io.LimitReader(repeatByte('x'), 64<<20)}
+	v, err := ledger.VerifyExport(io.MultiReader(bytes.NewReader(export), crafted), ledger.VerifyOptions{})
+	if !errors.Is(err, ledger.ErrNotVerified) || !strings.Contains(err.Error(), want) {
+		t.Errorf("a stream with a line of 64 MiB: %v, problems %q; want an error saying %q", err, problems(v), want)
+	}
+	if crafted.n > bound+1<<20 {
+		t.Errorf("%d bytes of the long line read; want no more than the bound (%d) and a buffer", crafted.n, bound)
+	}
+	// And from a file, sparse, of zeros.
+	if err := os.Truncate(path, int64(len(export))+64<<20); err != nil {
+		t.Fatal(err)
+	}
+	f := sources["a file"]()
+	v, err = ledger.VerifyExport(f, ledger.VerifyOptions{})
+	if !errors.Is(err, ledger.ErrNotVerified) || !strings.Contains(err.Error(), want) {
+		t.Errorf("a file with a line of 64 MiB: %v, problems %q; want an error saying %q", err, problems(v), want)
+	}
+}
+
+// repeatByte is an endless stream of c.
+type repeatByte byte
+
+func (c repeatByte) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(c)
+	}
+	return len(p), nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
 
 // An id read from an altered export or row is named by its start only,

@@ -40,3 +40,12 @@ func SetAdoptEvery(d time.Duration) (restore func()) {
 // Rebind writes q's placeholders as dialect's ("?" for SQLite, "$1"... for
 // PostgreSQL), as the ledger's own statements are.
 func Rebind(dialect, q string) string { return rebind(dialect, q) }
+
+// SetMaxExportLine sets the bound of a line VerifyExport reads, for a test
+// that passes it without writing a gigabyte, and returns a function
+// restoring it.
+func SetMaxExportLine(n int) (restore func()) {
+	old := maxExportLine
+	maxExportLine = n
+	return func() { maxExportLine = old }
+}

@@ -113,7 +113,8 @@ func readTokens(path string) (entries []tokenEntry, commented bool, err error) {
 		return nil, false, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(raw))
-	for n := 1; sc.Scan(); n++ {
+	n := 1
+	for ; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if strings.HasPrefix(line, "#") {
 			commented = true
@@ -138,7 +139,13 @@ func readTokens(path string) (entries []tokenEntry, commented bool, err error) {
 		copy(e.digest[:], raw)
 		entries = append(entries, e)
 	}
-	if err := sc.Err(); err != nil {
+	// A line is some 70 bytes. One past the scanner's bound is a file
+	// that is not a tokens file (or a comment pasted whole): the
+	// scanner's own words, "token too long", would read as if a bearer
+	// token were, and named neither the file nor the line.
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return nil, false, fmt.Errorf("%w: --tokens-file %s line %d: longer than %d bytes; a line is \"SCOPE SHA256-HEX\" or a comment", ErrConfig, path, n, bufio.MaxScanTokenSize)
+	} else if err != nil {
 		return nil, false, fmt.Errorf("%w: --tokens-file: %v", ErrConfig, err)
 	}
 	return entries, commented, nil

@@ -58,14 +58,19 @@ func TestTokensFileLinesRefused(t *testing.T) {
 		"a SHA-512":           "admin " + strings.Repeat("ab", sha512.Size),
 		"a digest not in hex": "admin " + strings.Repeat("zz", sha256.Size),
 		"an unknown scope":    "root " + hexDigest,
+		// Past the line bound, which the message names.
+		"a line of 64 KiB": "# " + strings.Repeat("x", 64<<10),
 	} {
 		path := filepath.Join(t.TempDir(), "tokens")
 		if err := os.WriteFile(path, []byte("# tokens\ndecide "+hexDigest+"\n"+line+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		_, err := loadTokens(path)
-		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "line 3") {
-			t.Errorf("%s: %v, want a configuration error naming line 3", name, err)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), path+" line 3") {
+			t.Errorf("%s: %v, want a configuration error naming the file's line 3", name, err)
+		}
+		if strings.HasPrefix(name, "a line of") && !strings.Contains(err.Error(), "longer than 65536 bytes") {
+			t.Errorf("%s: %v, want the bound named", name, err)
 		}
 	}
 

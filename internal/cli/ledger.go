@@ -364,7 +364,9 @@ the heads and the period, and without the database: an auditor given
 the export and a published report checks that the one holds what the
 other counted. Only a whole export (without --since, --until, --order or
 --authority) can be checked: the entries a partial one leaves out are
-reported missing.
+reported missing. A line longer than 1 GiB and 1 KiB (1073742848 bytes),
+more than any entry a ledger stores, stops the check (exit 3) naming the
+line, read no further: it is not an export geoscope wrote.
 
 Exit status: 0 verified, 3 it does not verify (the problems are listed),
 1 the ledger could not be read, 2 a usage error or no chained ledger there.`,
@@ -414,7 +416,9 @@ Exit status: 0 verified, 3 it does not verify (the problems are listed),
 					if errors.Is(err, ledger.ErrConfig) {
 						return usageError{fmt.Errorf("--export %s: %s", exportPath, strings.TrimPrefix(err.Error(), ledger.ErrConfig.Error()+": "))}
 					}
-					return err
+					// A line past the bound (exit 3) or a read that
+					// failed (1): the file is named, as the line is.
+					return fmt.Errorf("--export %s: %w", exportPath, err)
 				}
 			} else {
 				log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))

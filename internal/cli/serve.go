@@ -235,7 +235,7 @@ included: debug logging is for authoring, not for production.`,
 	f.Int64Var(&cfg.MaxResponse, "max-response", server.DefaultMaxResponse, "largest decision answer in `BYTES` (413 too_large beyond)")
 	f.DurationVar(&cfg.EvalTimeout, "eval-timeout", server.DefaultEvalTimeout, "deadline for each evaluation")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long requests in flight may take to finish on SIGINT/SIGTERM, and then OPA's plugins to stop (the final decision-log upload)")
-	f.StringVar(&cfg.TokensFile, "tokens-file", "", "bearer tokens, one \"SCOPE SHA256-HEX\" per line (scopes: decide, metrics, admin)")
+	f.StringVar(&cfg.TokensFile, "tokens-file", "", "bearer tokens, one \"SCOPE SHA256-HEX\" per line (scopes: decide, metrics, admin), lines of at most 64 KiB")
 	f.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "allow listening on a non-loopback address without --tokens-file")
 	f.BoolVar(&cfg.PublicMetrics, "public-metrics", false, "serve /metrics and /v1/status without a token: anyone who reaches the server reads the live counters, which tell when decisions are made and what they did (a metrics token in --tokens-file is the safer way)")
 	f.BoolVar(&cfg.PublicReport, "public-report", false, "serve the transparency report (/report, /v1/report) without a token")
