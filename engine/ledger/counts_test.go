@@ -289,3 +289,28 @@ func TestCountsOfAFlushWhoseCommitAnswerWasLostAreNotAddedTwice(t *testing.T) {
 		})
 	}
 }
+
+// A stop whose last flush of counts fails says that the counts are
+// dropped: until then the log said they were kept and retried, and
+// nothing else would tell that the report will count fewer admissions
+// than were answered.
+func TestStopWithCountsNotWrittenSaysTheyAreDropped(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		logs := &syncBuffer{}
+		l := b.open(t, func(c *ledger.Config) {
+			c.FlushInterval = time.Hour
+			c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		})
+		record(t, l, plainAdmission(newID(), "m-stop"))
+		record(t, l, plainAdmission(newID(), "m-other"))
+		if _, err := b.raw(t).Exec(`ALTER TABLE ledger_quiet_counts RENAME TO held_aside`); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if out := logs.String(); !strings.Contains(out, "dropped") || !strings.Contains(out, "rows=2") {
+			t.Errorf("a stop with counts not written logs:\n%s\nwant them said dropped, with their 2 rows", out)
+		}
+	})
+}

@@ -677,6 +677,19 @@ func (l *Ledger) drain(retry []*pending) {
 			"entries", left, "data_dir", l.cfg.DataDir)
 	}
 	l.flushCounts()
+	// Counts not written were said to be kept and retried; they go with
+	// the process, and the report will count fewer plain admissions than
+	// were answered. (A batch whose attempt failed may be written, its
+	// answer lost: "not known to be written".)
+	l.mu.Lock()
+	dropped := len(l.counts)
+	l.mu.Unlock()
+	if l.countsPending != nil {
+		dropped += len(l.countsPending.counts)
+	}
+	if dropped > 0 {
+		l.log.Warn("ledger: stopped with aggregate counts not known to be written; they are dropped", "rows", dropped)
+	}
 }
 
 // commit commits batch and returns its journaled entries when that
