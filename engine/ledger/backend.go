@@ -25,7 +25,9 @@ import (
 type backend interface {
 	name() string
 	insert(ctx context.Context, entries []*Entry, raws [][]byte) error
-	addCounts(ctx context.Context, counts map[countKey]int64) error
+	// addCounts adds batch's counts, unless an earlier attempt wrote
+	// them (already: the outcome of that attempt was lost).
+	addCounts(ctx context.Context, batch *countBatch) (already bool, err error)
 	checkpoint(ctx context.Context) (frames int, err error)
 	query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 	// database returns the open database, for a read of its own.
@@ -946,34 +948,84 @@ func (b *sqlBackend) checkpoint(ctx context.Context) (frames int, err error) {
 	return max(frames, 0), nil
 }
 
-func (b *sqlBackend) addCounts(ctx context.Context, counts map[countKey]int64) error {
+// addCounts adds batch's counts to the aggregate rows, and records in the
+// same transaction that the batch is written: its writer's row in
+// ledger_count_flushes holds the number of the writer's last batch
+// written. A batch sent again after an attempt whose outcome was lost (a
+// connection cut during COMMIT, a deadline reached as the server
+// committed) finds its number there if that attempt committed, and adds
+// nothing: already is true. A writer sends its batches in order, each
+// once the one before is known written (Ledger.flushCounts), so the
+// number alone tells.
+func (b *sqlBackend) addCounts(ctx context.Context, batch *countBatch) (already bool, err error) {
 	db, err := b.conn(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	tx, done, err := b.beginWrite(ctx, db)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer done()
 	defer tx.Rollback() //nolint:errcheck
+	now := time.Now()
+	// First, so that on PostgreSQL an attempt still running for the
+	// same batch (its client gone, the server not yet aware) holds the
+	// row until it ends, and this one then sees its outcome.
+	res, err := tx.ExecContext(ctx, b.rebind(`INSERT INTO ledger_count_flushes (writer, batch, flushed_at) VALUES (?, ?, ?)
+		ON CONFLICT (writer) DO UPDATE SET batch = excluded.batch, flushed_at = excluded.flushed_at
+		WHERE ledger_count_flushes.batch < excluded.batch`), batch.writer, batch.seq, now.UnixNano())
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, err
+	} else if n == 0 {
+		return true, nil
+	}
 	stmt, err := tx.PrepareContext(ctx, b.rebind(`INSERT INTO ledger_quiet_counts (day, kind, meeting_id, order_ids, n)
 		VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (day, kind, meeting_id, order_ids) DO UPDATE SET n = ledger_quiet_counts.n + excluded.n`))
 	if err != nil {
-		return err
+		return false, err
 	}
-	for k, n := range counts {
+	for k, n := range batch.counts {
 		if _, err := stmt.ExecContext(ctx, k.day, k.kind, k.meeting, k.orders, n); err != nil {
-			return err
+			return false, err
+		}
+	}
+	// Last: a deletion that waits for another replica's, of the same
+	// rows, waits for a transaction that adds no more counts, so the two
+	// cannot deadlock over the counts' rows.
+	if batch.seq%pruneWritersEvery == 1 {
+		if _, err := tx.ExecContext(ctx, b.rebind(`DELETE FROM ledger_count_flushes WHERE flushed_at < ?`), now.Add(-countWritersKept).UnixNano()); err != nil {
+			return false, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		b.reset()
-		return err
+		return false, err
 	}
-	return nil
+	return false, nil
 }
+
+// countWritersKept is how long the row of a writer that wrote no counts
+// since is kept in ledger_count_flushes: a writer's row is written again
+// at each of its flushes, so only the rows of writers that stopped (a
+// process per start) are old, and a table of them would grow with every
+// restart. Deleting a writer's row is safe unless that writer still holds
+// a batch whose outcome was lost and sends it again later than this: it
+// sends it again every second while it runs, so only if its path to the
+// database stays broken for this long after the lost commit, an outage
+// nobody would leave unattended for a month. A deleted row makes such a
+// batch counted twice; nothing is lost either way.
+const countWritersKept = 30 * 24 * time.Hour
+
+// pruneWritersEvery: the rows of stopped writers are deleted by a
+// writer's first batch and every so many after (hourly at one batch a
+// second), not by every one: replicas deleting the same rows at once
+// would wait for each other.
+const pruneWritersEvery = 3600
 
 func (b *sqlBackend) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	db, err := b.conn(ctx)
@@ -1063,6 +1115,17 @@ var migrations = []migration{
 	ALTER TABLE ledger_decisions ADD COLUMN chain_link TEXT;
 	CREATE UNIQUE INDEX ledger_decisions_chain ON ledger_decisions (chain_seq);
 	CREATE INDEX ledger_decisions_unlinked ON ledger_decisions (decided_at, decision_id) WHERE chain_seq IS NULL`, compatibleFrom: 3},
+	// 5: the last batch of aggregate counts each writer (a Ledger, one per
+	// process start) wrote, recorded with the counts, so that a batch sent
+	// again after a commit whose outcome was lost is not added twice
+	// (sqlBackend.addCounts). Older code ignores the table and adds its
+	// counts as it did, so this step is compatible from the same version
+	// as the one before it: a rollback to schema 3 or 4 keeps working.
+	{sql: `CREATE TABLE ledger_count_flushes (
+		writer     TEXT PRIMARY KEY,
+		batch      BIGINT NOT NULL,
+		flushed_at BIGINT NOT NULL
+	)`, compatibleFrom: 3},
 }
 
 // SchemaVersion is the ledger schema version this code migrates to.

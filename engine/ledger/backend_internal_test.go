@@ -58,7 +58,7 @@ func TestSQLiteWritesStayOnOneConnection(t *testing.T) {
 		if err := b.insert(ctx, entry("d-"+string(rune('a'+i))), raw); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.addCounts(ctx, map[countKey]int64{{day: "2026-01-01", kind: KindAdmission, meeting: "m-1", orders: "[]"}: 1}); err != nil {
+		if _, err := b.addCounts(ctx, &countBatch{writer: "w-1", seq: int64(i + 1), counts: map[countKey]int64{{day: "2026-01-01", kind: KindAdmission, meeting: "m-1", orders: "[]"}: 1}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -192,14 +192,15 @@ func TestSQLiteWritingConnectionReplacedWhenItBreaks(t *testing.T) {
 	ctx := context.Background()
 	b := openTestSQLite(t)
 	counts := map[countKey]int64{{day: "2026-01-01", kind: KindAdmission, meeting: "m-1", orders: "[]"}: 1}
-	if err := b.addCounts(ctx, counts); err != nil {
+	if _, err := b.addCounts(ctx, &countBatch{writer: "w-1", seq: 1, counts: counts}); err != nil {
 		t.Fatal(err)
 	}
 	b.writer.Close() // as database/sql does with a connection it finds broken
-	if err := b.addCounts(ctx, counts); err == nil {
+	second := &countBatch{writer: "w-1", seq: 2, counts: counts}
+	if _, err := b.addCounts(ctx, second); err == nil {
 		t.Fatal("a write on a closed connection succeeded")
 	}
-	if err := b.addCounts(ctx, counts); err != nil {
+	if _, err := b.addCounts(ctx, second); err != nil {
 		t.Fatalf("the write after the connection broke: %v", err)
 	}
 	db, err := b.conn(ctx)
@@ -351,5 +352,82 @@ func TestCheckEnvironmentLetsThroughNothingTheDriverApplies(t *testing.T) {
 				t.Errorf("%s with %s=%s: let through, and the driver applies it", u, v.name, v.value)
 			}
 		}
+	}
+}
+
+// A batch of counts sent again adds nothing once an attempt wrote it (on
+// both databases: the upsert that records the batch reports no row
+// changed), the writer's next batch adds, and the rows of writers that
+// wrote nothing for countWritersKept are deleted by a writer's first
+// batch, that writer's own row kept.
+func TestCountsBatchSentAgainAddsNothing(t *testing.T) {
+	ctx := context.Background()
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			var b *sqlBackend
+			if dialect == "sqlite" {
+				b = openTestSQLite(t)
+			} else {
+				bb, _, err := openBackend(ctx, Config{URL: pgtest.Shared(t).NewSchema(t), Logger: slog.New(slog.DiscardHandler)}, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { bb.close() })
+				b = bb.(*sqlBackend)
+			}
+			db, err := b.conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stale := time.Now().Add(-countWritersKept - time.Hour).UnixNano()
+			if _, err := db.ExecContext(ctx, b.rebind(`INSERT INTO ledger_count_flushes (writer, batch, flushed_at) VALUES ('stopped', 7, ?), ('recent', 3, ?)`), stale, time.Now().UnixNano()); err != nil {
+				t.Fatal(err)
+			}
+			k := countKey{day: "2026-01-01", kind: KindAdmission, meeting: "m-1", orders: "o-1"}
+			other := countKey{day: "2026-01-02", kind: KindDecision}
+			total := func() (n int64) {
+				t.Helper()
+				if err := db.QueryRowContext(ctx, `SELECT COALESCE(SUM(n), 0) FROM ledger_quiet_counts`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			first := &countBatch{writer: "w-1", seq: 1, counts: map[countKey]int64{k: 5, other: 1}}
+			for attempt, wantAlready := range []bool{false, true, true} {
+				already, err := b.addCounts(ctx, first)
+				if err != nil || already != wantAlready {
+					t.Fatalf("attempt %d of batch 1: already %v, %v; want %v", attempt+1, already, err, wantAlready)
+				}
+				if n := total(); n != 6 {
+					t.Fatalf("after attempt %d of batch 1: %d counted, want 6", attempt+1, n)
+				}
+			}
+			// Another writer's batch 1 is another batch.
+			if already, err := b.addCounts(ctx, &countBatch{writer: "w-2", seq: 1, counts: map[countKey]int64{k: 2}}); err != nil || already {
+				t.Fatalf("another writer's first batch: already %v, %v", already, err)
+			}
+			if already, err := b.addCounts(ctx, &countBatch{writer: "w-1", seq: 2, counts: map[countKey]int64{k: 3}}); err != nil || already {
+				t.Fatalf("batch 2: already %v, %v", already, err)
+			}
+			if n := total(); n != 11 {
+				t.Fatalf("%d counted, want 11", n)
+			}
+			var writers []string
+			rows, err := db.QueryContext(ctx, `SELECT writer FROM ledger_count_flushes ORDER BY writer`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var w string
+				if err := rows.Scan(&w); err != nil {
+					t.Fatal(err)
+				}
+				writers = append(writers, w)
+			}
+			rows.Close()
+			if got := strings.Join(writers, " "); got != "recent w-1 w-2" {
+				t.Errorf("writers recorded: %s, want recent w-1 w-2 (the stopped writer's row deleted)", got)
+			}
+		})
 	}
 }

@@ -147,8 +147,16 @@ type Ledger struct {
 
 	// countsFailingSince is when writing the aggregate counts began to
 	// fail (zero while it does not), countsLoggedAt when that was last
-	// logged; only the writer's goroutine, which flushes them, uses them.
+	// logged; only the writer's goroutine, which flushes them, uses them,
+	// and the three below.
 	countsFailingSince, countsLoggedAt time.Time
+	// countsWriter identifies this Ledger's batches of counts in the
+	// ledger, with their numbers (countsSeq is the last one's);
+	// countsPending is the batch not known written, sent again as it is
+	// (see flushCounts).
+	countsWriter  string
+	countsSeq     int64
+	countsPending *countBatch
 
 	// observe, when set, is told of every write (see ObserveWrites).
 	observe atomic.Pointer[func(Write)]
@@ -192,6 +200,14 @@ type pending struct {
 
 type countKey struct {
 	day, kind, meeting, orders string
+}
+
+// countBatch is one flush of aggregate counts, identified in the ledger
+// by its writer and number (see sqlBackend.addCounts).
+type countBatch struct {
+	writer string
+	seq    int64 // 1, 2, ...: a writer's batches, written in this order
+	counts map[countKey]int64
 }
 
 // Open connects to the backend, applies migrations, loads (or creates) the
@@ -302,6 +318,17 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 		counts:      map[countKey]int64{},
 		journalStop: make(chan struct{}), journalDone: make(chan struct{}),
 		progress: make(chan struct{}),
+	}
+	if !cfg.ReadOnly {
+		// Drawn at every start, never derived from the replica's name: a
+		// restart numbers its batches from 1 again, and would find the
+		// numbers of its previous life written.
+		w := make([]byte, 16)
+		if _, err := rand.Read(w); err != nil {
+			b.close()
+			return nil, err
+		}
+		l.countsWriter = hex.EncodeToString(w)
 	}
 	var startFailure error
 	if unreachable != nil {
@@ -650,6 +677,19 @@ func (l *Ledger) drain(retry []*pending) {
 			"entries", left, "data_dir", l.cfg.DataDir)
 	}
 	l.flushCounts()
+	// Counts not written were said to be kept and retried; they go with
+	// the process, and the report will count fewer plain admissions than
+	// were answered. (A batch whose attempt failed may be written, its
+	// answer lost: "not known to be written".)
+	l.mu.Lock()
+	dropped := len(l.counts)
+	l.mu.Unlock()
+	if l.countsPending != nil {
+		dropped += len(l.countsPending.counts)
+	}
+	if dropped > 0 {
+		l.log.Warn("ledger: stopped with aggregate counts not known to be written; they are dropped", "rows", dropped)
+	}
 }
 
 // commit commits batch and returns its journaled entries when that
@@ -868,26 +908,40 @@ func (l *Ledger) finishCheckpoint() {
 	}
 }
 
+// flushCounts writes the counts gathered since the last flush, as a batch
+// of their own. A batch that failed is sent again first, as it was, and
+// the counts gathered meanwhile wait for it: its attempt may have
+// committed although it failed (a connection cut during COMMIT), and the
+// ledger then recognizes it by its number and adds nothing. Merged back
+// into the counts, as they were, such a batch's counts were added twice.
+// The last flush, at Close, does the same.
 func (l *Ledger) flushCounts() {
+	if l.countsPending != nil && !l.writeCounts(l.countsPending) {
+		return
+	}
 	l.mu.Lock()
 	counts := l.counts
-	l.counts = map[countKey]int64{}
+	if len(counts) > 0 {
+		l.counts = map[countKey]int64{}
+	}
 	l.mu.Unlock()
 	if len(counts) == 0 {
 		return
 	}
+	l.countsSeq++
+	l.writeCounts(&countBatch{writer: l.countsWriter, seq: l.countsSeq, counts: counts})
+}
+
+// writeCounts writes batch and reports whether it is in the ledger now;
+// if not, it is kept to be sent again.
+func (l *Ledger) writeCounts(batch *countBatch) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	err := l.backend.addCounts(ctx, counts)
-	l.observed(WriteCounts, len(counts), time.Since(start), err)
+	already, err := l.backend.addCounts(ctx, batch)
+	l.observed(WriteCounts, len(batch.counts), time.Since(start), err)
 	if err != nil {
-		// Put them back; they are retried at the next flush.
-		l.mu.Lock()
-		for k, n := range counts {
-			l.counts[k] += n
-		}
-		l.mu.Unlock()
+		l.countsPending = batch
 		// Said when it starts and every 10 s while it lasts, as a failing
 		// commit is: at one flush a second, an outage of an hour would
 		// otherwise log 3,600 lines per replica.
@@ -898,12 +952,17 @@ func (l *Ledger) flushCounts() {
 		if l.countsFailingSince.IsZero() {
 			l.countsFailingSince = time.Now()
 		}
-		return
+		return false
+	}
+	l.countsPending = nil
+	if already {
+		l.log.Info("ledger: aggregate counts sent again were written already, by the attempt that failed (its commit succeeded, its answer was lost); not added twice", "rows", len(batch.counts))
 	}
 	if !l.countsFailingSince.IsZero() {
 		l.log.Info("ledger: aggregate counts written again", "failing_for", time.Since(l.countsFailingSince).Round(time.Second).String())
 		l.countsFailingSince = time.Time{}
 	}
+	return true
 }
 
 // recheckStart tries, every second, to reach a database that could not be
