@@ -3,10 +3,14 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -441,5 +445,197 @@ func TestIdleConnectionsLeaveFilesToTheLedger(t *testing.T) {
 	// the idle ones were refused, each counted once.
 	if n, ok := sampleValue(scrapeFamilies(t, srv, ""), "geoscope_connections_refused_total", nil); !ok || n < idle-nofile || n > idle {
 		t.Errorf("geoscope_connections_refused_total = %v (exposed: %v), want between %d and %d", n, ok, idle-nofile, idle)
+	}
+}
+
+// TestIdleConnectionsLeaveFilesToPostgresAndPlugins: the reserve the
+// connections leave covers the PostgreSQL ledger's pool and OPA's plugins
+// busy together. Under an open-file limit high enough that the server
+// keeps the reserve itself (not half of what is left), with idle
+// connections filling the cap, the clients already connected go on being
+// answered while the pool is in full use (recorded denials, ledger
+// reads), decision logs are uploaded each second, spans exported, the
+// registry polled each second and a new revision downloaded, and the
+// GeoIP database replaced: nothing runs out of files.
+func TestIdleConnectionsLeaveFilesToPostgresAndPlugins(t *testing.T) {
+	const (
+		nofile  = 256 // more than twice the reserve above what is open
+		idle    = 300
+		writers = 8
+		readers = 24 // more than the pool's 16 connections
+		load    = 3 * time.Second
+	)
+	key := bndDevKey(t, "dev-es256", "ES256")
+	pg := lgPostgres(t)
+	bs := newBundleServer(t)
+	bs.set("policies.tar.gz", bndPolicyBundle(t, "pol-1", &key))
+	registry := func(rev string) []byte {
+		return bndRegistryBundle(t, rev, bndRegistryData("ORD-"+rev, "june4-b", "acct-us-b"), &key)
+	}
+	bs.set("registry.tar.gz", registry("fd-1"))
+	collector := newLogCollector(t)
+	spans := &otlpReceiver{}
+	otlp := httptest.NewServer(spans)
+	t.Cleanup(otlp.Close)
+	dbip, err := os.ReadFile("../engine/geo/dbip/dbip-country-lite.mmdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	geoip := filepath.Join(t.TempDir(), "geoip.mmdb")
+	replaceGeoIP := func() {
+		if err := os.WriteFile(geoip+".new", dbip, 0o644); err != nil {
+			t.Error(err)
+		} else if err := os.Rename(geoip+".new", geoip); err != nil {
+			t.Error(err)
+		}
+	}
+	replaceGeoIP()
+	bundles := map[string]any{}
+	for _, name := range []string{"policies", "registry"} {
+		bundles[name] = map[string]any{"service": "bundles", "resource": "bundles/" + name + ".tar.gz",
+			"polling": map[string]any{"min_delay_seconds": 1, "max_delay_seconds": 1}}
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"services": map[string]any{
+			"bundles": map[string]any{"url": bs.URL, "credentials": map[string]any{"bearer": map[string]any{"token": remoteToken}}},
+			"logs":    map[string]any{"url": collector.URL},
+		},
+		"bundles":       bundles,
+		"decision_logs": map[string]any{"service": "logs", "reporting": map[string]any{"min_delay_seconds": 1, "max_delay_seconds": 1}},
+		"distributed_tracing": map[string]any{"type": "http", "address": strings.TrimPrefix(otlp.URL, "http://"),
+			"batch_span_processor_options": map[string]any{"batch_timeout_ms": 100}},
+	})
+	srv := startServe(t, serveOpts{ready: true, nofile: nofile, args: []string{
+		"--config", writeTemp(t, "opa.json", cfg), "--verification-key", key.pubPath, "--geoip-db", geoip,
+		"--ledger", pg.URL(), "--ledger-key-file", lgKeyFile(t)}})
+
+	var (
+		mu       sync.Mutex
+		ids      []string
+		failures []string
+		answered int
+	)
+	fail := func(what string) {
+		mu.Lock()
+		defer mu.Unlock()
+		failures = append(failures, what)
+	}
+	// Each client keeps one connection, opened before the idle ones fill
+	// the cap: a new one would be refused.
+	send := func(c *http.Client, method, path string, body []byte) []byte {
+		req, _ := http.NewRequest(method, srv.base+path, bytes.NewReader(body))
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			fail(method + " " + path + ": " + err.Error())
+			return nil
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			fail(fmt.Sprintf("%s %s: HTTP %d %s", method, path, resp.StatusCode, raw))
+			return nil
+		}
+		mu.Lock()
+		answered++
+		mu.Unlock()
+		return raw
+	}
+	admit := func(c *http.Client) {
+		raw := send(c, http.MethodPost, "/v1/admission",
+			lgAdmission("june4-b", "acct-us-b", "US", lgPerson{"fd-" + lgRandHex(6), lgCN4()}))
+		if raw == nil {
+			return
+		}
+		var a lgAnswer
+		if err := json.Unmarshal(raw, &a); err != nil || a.Allow == nil || *a.Allow || a.DecisionID == "" {
+			fail(fmt.Sprintf("want a denial recorded, got %s", raw))
+			return
+		}
+		mu.Lock()
+		ids = append(ids, a.DecisionID)
+		mu.Unlock()
+	}
+	read := func(c *http.Client, i int) {
+		if i%2 == 0 {
+			send(c, http.MethodGet, "/v1/ledger?limit=50", nil)
+			return
+		}
+		mu.Lock()
+		id := ids[int(lgRandInt(int64(len(ids))))]
+		mu.Unlock()
+		send(c, http.MethodGet, "/v1/ledger/"+id, nil)
+	}
+	clients := make([]*http.Client, writers+readers)
+	for i := range clients {
+		clients[i] = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}
+		defer clients[i].CloseIdleConnections()
+		admit(clients[i])
+	}
+	if len(failures) > 0 {
+		t.Fatalf("before the idle connections: %s", strings.Join(failures, "\n"))
+	}
+
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range idle {
+		c, err := net.DialTimeout("tcp", srv.addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("connecting: %v", err)
+		}
+		conns = append(conns, c)
+	}
+	downloaded, _ := bs.counts()
+	collector.mu.Lock()
+	eventsBefore := len(collector.events)
+	collector.mu.Unlock()
+
+	var wg sync.WaitGroup
+	end := time.Now().Add(load)
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				if i < writers {
+					admit(c)
+				} else {
+					read(c, i)
+				}
+			}
+		}()
+	}
+	for i := 2; time.Now().Before(end); i++ {
+		bs.set("registry.tar.gz", registry(fmt.Sprintf("fd-%d", i)))
+		replaceGeoIP()
+		time.Sleep(500 * time.Millisecond)
+	}
+	wg.Wait()
+	downloads, _ := bs.counts()
+	collector.mu.Lock()
+	events := len(collector.events)
+	collector.mu.Unlock()
+	t.Logf("answered %d requests among %d idle connections; %d bundle downloads, %d decision-log events uploaded", answered, idle, downloads-downloaded, events-eventsBefore)
+	if len(failures) > 0 {
+		t.Errorf("%d requests failed on connections open before the idle ones, first: %s", len(failures), strings.Join(failures[:min(len(failures), 5)], "\n"))
+	}
+	if downloads == downloaded {
+		t.Errorf("no new registry was downloaded among the idle connections")
+	}
+	for _, l := range srv.logLines() {
+		if strings.Contains(fmt.Sprint(l), "too many open files") {
+			t.Errorf("the server ran out of files: %v", l)
+		}
+	}
+	// The cap was reached: connections past it were refused.
+	metrics := string(send(clients[0], http.MethodGet, "/metrics", nil))
+	if refused := bndMetric(metrics, "geoscope_connections_refused_total"); len(refused) != 1 || strings.HasSuffix(refused[0], " 0") {
+		t.Errorf("geoscope_connections_refused_total: %v: the idle connections did not fill the cap", refused)
 	}
 }

@@ -359,7 +359,13 @@ func (b *sqlBackend) conn(ctx context.Context) (*sql.DB, error) {
 			// the other connections (WAL lets them run beside the writer).
 			db.SetMaxOpenConns(4)
 		} else {
+			// The connections a burst of reads opened stay for the next
+			// one, until idle for 5 minutes: database/sql keeps only two
+			// unless told, and closed the rest as each query ended, so
+			// under load every other read started a backend and
+			// authenticated again.
 			db.SetMaxOpenConns(16)
+			db.SetMaxIdleConns(16)
 			db.SetConnMaxIdleTime(5 * time.Minute)
 		}
 		b.db = db

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,6 +247,49 @@ func TestPostgresCommitsEndWhenIdleInTransaction(t *testing.T) {
 	}
 	if got != "5s" {
 		t.Errorf("idle_in_transaction_session_timeout in a commit: %q, want 5s", got)
+	}
+}
+
+// The PostgreSQL pool keeps the connections a burst of reads opened, for
+// the next burst, rather than closing all but two of them as each read
+// ends and opening them again (a backend started, and the client
+// authenticated, per read).
+func TestPostgresPoolKeepsItsConnectionsIdle(t *testing.T) {
+	ctx := context.Background()
+	b, _, err := openBackend(ctx, Config{URL: pgtest.Shared(t).NewSchema(t), Logger: slog.New(slog.DiscardHandler)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	db, err := b.(*sqlBackend).conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	burst := func() {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := db.ExecContext(ctx, `SELECT pg_sleep(0.2)`)
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	burst()
+	burst()
+	if st := db.Stats(); st.MaxIdleClosed > 0 || st.Idle != 16 {
+		t.Errorf("after two bursts of 16 reads: %d connections idle, %d closed for want of room among the idle ones; want 16 kept, none closed",
+			st.Idle, st.MaxIdleClosed)
 	}
 }
 

@@ -14,11 +14,19 @@ import (
 // rest of the process: the ledger (SQLite's database, log and index for
 // each of its four connections, the journal's segments, the directory it
 // syncs; or the 16 connections of the PostgreSQL pool), bundle, GeoIP and
-// tokens files read again, and OPA's plugins' connections to the bundle
-// and decision-log services. Without a reserve, clients that merely
-// connect (a flood of them, or slow request heads) take every descriptor
-// the process may open, and then every decision that must be recorded is
-// refused 503 ledger_unavailable, on every connection, until they go.
+// tokens files read again, OPA's plugins' connections to the bundle and
+// decision-log services, and the OpenTelemetry exporter's to its
+// collector. With all of these busy at once (the pool at its 16, two
+// bundles polled each second and new revisions downloaded, decision logs
+// uploaded each second, every request traced, the GeoIP database
+// replaced), the process held at most 17 descriptors more than when it
+// began to serve, 15 of them the pool's: 64 leaves room for more bundles
+// and services than that, and a reserve of 16 was found too small
+// (TestIdleConnectionsLeaveFilesToPostgresAndPlugins). Without a reserve,
+// clients that merely connect (a flood of them, or slow request heads)
+// take every descriptor the process may open, and then every decision
+// that must be recorded is refused 503 ledger_unavailable, on every
+// connection, until they go.
 const fdReserve = 64
 
 // refusedLogEvery bounds the log of refused connections to a line per
