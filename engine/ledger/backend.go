@@ -357,7 +357,12 @@ func (b *sqlBackend) conn(ctx context.Context) (*sql.DB, error) {
 		if b.dialect == "sqlite" {
 			// One writer at a time is what SQLite does anyway; readers use
 			// the other connections (WAL lets them run beside the writer).
+			// All four stay open once opened: database/sql keeps only two
+			// idle unless told, and closed the others as each read ended,
+			// so concurrent reads opened the database's files and read its
+			// schema again, each time. The fdReserve counts them open.
 			db.SetMaxOpenConns(4)
+			db.SetMaxIdleConns(4)
 		} else {
 			// The connections a burst of reads opened stay for the next
 			// one, until idle for 5 minutes: database/sql keeps only two

@@ -250,46 +250,57 @@ func TestPostgresCommitsEndWhenIdleInTransaction(t *testing.T) {
 	}
 }
 
-// The PostgreSQL pool keeps the connections a burst of reads opened, for
-// the next burst, rather than closing all but two of them as each read
-// ends and opening them again (a backend started, and the client
-// authenticated, per read).
-func TestPostgresPoolKeepsItsConnectionsIdle(t *testing.T) {
-	ctx := context.Background()
-	b, _, err := openBackend(ctx, Config{URL: pgtest.Shared(t).NewSchema(t), Logger: slog.New(slog.DiscardHandler)}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.close()
-	db, err := b.(*sqlBackend).conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	burst := func() {
-		t.Helper()
-		var wg sync.WaitGroup
-		errs := make(chan error, 16)
-		for range 16 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := db.ExecContext(ctx, `SELECT pg_sleep(0.2)`)
-				errs <- err
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
+// Each pool keeps the connections a burst of reads opened, for the next
+// burst, rather than closing all but two of them as each read ends and
+// opening them again: on PostgreSQL a backend started, and the client
+// authenticated, per read; on SQLite the files opened and the schema read
+// again.
+func TestPoolsKeepTheirConnectionsIdle(t *testing.T) {
+	for _, tc := range []struct {
+		name, slow string
+		open       func(*testing.T) *sqlBackend
+	}{
+		{"postgres", `SELECT pg_sleep(0.2)`, func(t *testing.T) *sqlBackend {
+			b, _, err := openBackend(context.Background(), Config{URL: pgtest.Shared(t).NewSchema(t), Logger: slog.New(slog.DiscardHandler)}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
-		}
-	}
-	burst()
-	burst()
-	if st := db.Stats(); st.MaxIdleClosed > 0 || st.Idle != 16 {
-		t.Errorf("after two bursts of 16 reads: %d connections idle, %d closed for want of room among the idle ones; want 16 kept, none closed",
-			st.Idle, st.MaxIdleClosed)
+			t.Cleanup(func() { b.close() })
+			return b.(*sqlBackend)
+		}},
+		{"sqlite", `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) SELECT count(*) FROM c`, openTestSQLite},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := tc.open(t).conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			burst := func() {
+				t.Helper()
+				var wg sync.WaitGroup
+				errs := make(chan error, 16)
+				for range 16 {
+					wg.Go(func() {
+						_, err := db.ExecContext(ctx, tc.slow)
+						errs <- err
+					})
+				}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			burst()
+			burst()
+			if st := db.Stats(); st.MaxIdleClosed > 0 || st.Idle != st.MaxOpenConnections-st.InUse {
+				t.Errorf("after two bursts of 16 reads: %d of %d connections idle, %d in use, %d closed for want of room among the idle ones; want every one not in use kept, none closed",
+					st.Idle, st.MaxOpenConnections, st.InUse, st.MaxIdleClosed)
+			}
+		})
 	}
 }
 
