@@ -1,12 +1,14 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -1000,8 +1002,15 @@ func (b *sqlBackend) addCounts(ctx context.Context, batch *countBatch) (already 
 	if err != nil {
 		return false, err
 	}
-	for k, n := range batch.counts {
-		if _, err := stmt.ExecContext(ctx, k.day, k.kind, k.meeting, k.orders, n); err != nil {
+	// In one order, the same in every replica: two replicas' flushes of
+	// the same meetings' rows, each taking them in its map's order,
+	// deadlocked on PostgreSQL (which ends one), 139 times in 160 flushes
+	// of four replicas at once.
+	keys := slices.SortedFunc(maps.Keys(batch.counts), func(a, b countKey) int {
+		return cmp.Or(strings.Compare(a.day, b.day), strings.Compare(a.kind, b.kind), strings.Compare(a.meeting, b.meeting), strings.Compare(a.orders, b.orders))
+	})
+	for _, k := range keys {
+		if _, err := stmt.ExecContext(ctx, k.day, k.kind, k.meeting, k.orders, batch.counts[k]); err != nil {
 			return false, err
 		}
 	}

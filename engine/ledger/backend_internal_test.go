@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -484,5 +485,61 @@ func TestCountsBatchSentAgainAddsNothing(t *testing.T) {
 				t.Errorf("writers recorded: %s, want recent w-1 w-2 (the stopped writer's row deleted)", got)
 			}
 		})
+	}
+}
+
+// Replicas flushing counts of the same meetings at once take the counts'
+// rows in one order, so that no two of them wait for each other: taken in
+// a map's order, two replicas' flushes of the same rows deadlocked, and
+// PostgreSQL ended one of them.
+func TestCountsOfReplicasAtOnceDoNotDeadlock(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Shared(t).NewSchema(t)
+	var replicas []*sqlBackend
+	for range 4 {
+		b, _, err := openBackend(ctx, Config{URL: url, Logger: slog.New(slog.DiscardHandler)}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.close() })
+		replicas = append(replicas, b.(*sqlBackend))
+	}
+	const flushes, meetings = 40, 30
+	var wg sync.WaitGroup
+	errs := make(chan error, len(replicas)*flushes)
+	for r, b := range replicas {
+		wg.Go(func() {
+			for seq := range int64(flushes) {
+				counts := map[countKey]int64{}
+				for m := range meetings {
+					counts[countKey{day: "2026-01-01", kind: KindAdmission, meeting: fmt.Sprintf("m-%d", m)}] = 1
+				}
+				if _, err := b.addCounts(ctx, &countBatch{writer: fmt.Sprintf("replica-%d", r), seq: seq + 1, counts: counts}); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if failed++; failed == 1 {
+			t.Errorf("a flush failed: %v", err)
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d flushes failed", failed, len(replicas)*flushes)
+	}
+	db, err := replicas[0].conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(SUM(n), 0) FROM ledger_quiet_counts`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(replicas)*flushes*meetings - failed*meetings); n != want {
+		t.Errorf("counted %d, want %d", n, want)
 	}
 }
