@@ -919,13 +919,17 @@ func (l *Ledger) flushCounts() {
 	if l.countsPending != nil && !l.writeCounts(l.countsPending) {
 		return
 	}
+	// An empty map is left in place (no flush a second allocates one for
+	// nothing), so it is looked at only under the lock: Record writes
+	// into it.
 	l.mu.Lock()
 	counts := l.counts
-	if len(counts) > 0 {
+	empty := len(counts) == 0
+	if !empty {
 		l.counts = map[countKey]int64{}
 	}
 	l.mu.Unlock()
-	if len(counts) == 0 {
+	if empty {
 		return
 	}
 	l.countsSeq++
