@@ -13,6 +13,15 @@ func SetMaxPageBytes(n int) (restore func()) {
 	return func() { maxPageBytes = old }
 }
 
+// SetWALSizeLimit sets the size SQLite's write-ahead log file is cut back
+// to (see walSizeLimit) for the ledgers a test opens next, and returns a
+// function restoring it.
+func SetWALSizeLimit(n int) (restore func()) {
+	old := walSizeLimit
+	walSizeLimit = n
+	return func() { walSizeLimit = old }
+}
+
 // ChainLink is the link of entry seq whose text is raw, after the link
 // prev (hex; "" before the first entry): what a test rewriting the chain,
 // as someone covering their tracks would, computes.

@@ -1748,6 +1748,86 @@ func TestSQLiteLogIsCheckpointedBesideTheWriter(t *testing.T) {
 	}
 }
 
+// TestSQLiteLogShrinksAfterALongRead: while a read is under way (a
+// report reads its whole period in one query), checkpoints cannot copy
+// past its snapshot and the write-ahead log grows with every entry
+// recorded meanwhile. Once the read has ended and the log has been
+// started over, the file is cut back to the limit: SQLite reuses a log
+// file from its start but never shrinks it, and the data directory kept
+// the longest read's log for good. The limit is lowered here so that a
+// few thousand entries pass it.
+func TestSQLiteLogShrinksAfterALongRead(t *testing.T) {
+	const limit = 1 << 20
+	defer ledger.SetWALSizeLimit(limit)()
+	b := newBackend(t, "sqlite")
+	l := b.open(t)
+	wal := filepath.Join(b.dir, "ledger.db-wal")
+	walSize := func() int64 {
+		fi, err := os.Stat(wal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	burst := func(n int) {
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := range n / 8 {
+					record(t, l, removal(newID(), time.Now(), fmt.Sprintf("p-%d-%d", w, i)))
+				}
+			})
+		}
+		wg.Wait()
+	}
+	burst(200)
+
+	// A read that stops at its first entry until released.
+	started, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		first := true
+		done <- l.Scan(context.Background(), ledger.Query{}, func(*ledger.Entry) error {
+			if first {
+				first = false
+				close(started)
+				<-release
+			}
+			return nil
+		})
+	}()
+	<-started
+	// Checkpoints come once a second: two rounds of them during the read.
+	for range 2 {
+		burst(2000)
+		time.Sleep(1100 * time.Millisecond)
+	}
+	during := walSize()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if during <= 2*limit {
+		t.Fatalf("the log is %d bytes after 4,000 entries recorded during a read: the read did not hold the checkpoints back, nothing to check", during)
+	}
+	// After the read: the log is copied and started over within seconds
+	// of steady recording.
+	var after int64
+	for range 10 {
+		burst(200)
+		time.Sleep(1100 * time.Millisecond)
+		if after = walSize(); after <= 2*limit {
+			break
+		}
+	}
+	t.Logf("log: %d bytes during the read, %d after it", during, after)
+	// Cut back to the limit, or to the frames of the commit that started
+	// it over if those were more (a batch of 25 small entries here).
+	if after > 2*limit {
+		t.Errorf("the log is %d bytes after the read ended and entries were recorded for 10 s (%d during the read): the file keeps the size a long read gave it, want at most about %d",
+			after, during, limit)
+	}
+}
+
 // TestSQLiteLogStartsOverUnderSteadyLoad: with commits never pausing,
 // the write-ahead log is still started over rather than appended to
 // without end. SQLite starts it over only at a commit that finds all of

@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/open-policy-agent/opa/v1/plugins"
+	"github.com/open-policy-agent/opa/v1/plugins/logs"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 )
 
 // An OPA configuration is checked, before anything starts, for what OPA
@@ -222,4 +226,71 @@ func TestOPAConfigKeyGivenTwice(t *testing.T) {
 	if _, err := cfg.opaConfig(); err != nil {
 		t.Errorf("another key id: %v", err)
 	}
+}
+
+// The decision-log plugin keeps every event it could not upload, and OPA
+// sets no limit to that by default: a collector down for hours grew the
+// process by megabytes a minute until it was killed. A configuration that
+// bounds the buffer in none of OPA's ways is given DecisionLogBufferBytes;
+// one that does is left as written (OPA refuses a byte limit beside a
+// rate limit). The limits are read back as OPA's plugin parses them.
+func TestOPAConfigBoundsTheDecisionLogBuffer(t *testing.T) {
+	const head = "services:\n  s:\n    url: http://127.0.0.1:1\nbundles:\n  policies:\n    service: s\n"
+	cases := []struct {
+		name, logs  string
+		bytes       int64   // the size buffer's limit OPA runs with (0: none)
+		eventBuffer bool    // the event buffer, bounded by a number of events
+		rate        float64 // max_decisions_per_second
+	}{
+		{name: "uploads, nothing said", logs: "  service: s\n", bytes: DecisionLogBufferBytes},
+		{name: "uploads with reporting delays", logs: "  service: s\n  reporting:\n    min_delay_seconds: 5\n    max_delay_seconds: 10\n", bytes: DecisionLogBufferBytes},
+		{name: "the size buffer named", logs: "  service: s\n  reporting:\n    buffer_type: size\n", bytes: DecisionLogBufferBytes},
+		{name: "console only", logs: "  console: true\n", bytes: DecisionLogBufferBytes},
+		{name: "a limit of its own", logs: "  service: s\n  reporting:\n    buffer_size_limit_bytes: 1048576\n", bytes: 1 << 20},
+		{name: "the event buffer", logs: "  service: s\n  reporting:\n    buffer_type: event\n", eventBuffer: true},
+		{name: "a rate limit", logs: "  service: s\n  reporting:\n    max_decisions_per_second: 100\n", rate: 100},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "opa.yaml")
+			if err := os.WriteFile(path, []byte(head+"decision_logs:\n"+tc.logs), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := Config{OPAConfig: path}.opaConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// As OPA's discovery builds the plugin's configuration from the
+			// one the manager is given.
+			m, err := plugins.New(out, "test", inmem.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := logs.NewConfigBuilder().WithBytes(m.Config.DecisionLogs).WithServices(m.Services()).Parse()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := cfg.Reporting
+			if tc.eventBuffer {
+				if r.BufferType != "event" || r.BufferSizeLimitEvents == nil || *r.BufferSizeLimitEvents <= 0 {
+					t.Errorf("event buffer: type %q, limit %v", r.BufferType, r.BufferSizeLimitEvents)
+				}
+				return
+			}
+			if r.BufferType != "size" || r.BufferSizeLimitBytes == nil || *r.BufferSizeLimitBytes != tc.bytes {
+				t.Errorf("size buffer limit = %v (type %q), want %d", deref(r.BufferSizeLimitBytes), r.BufferType, tc.bytes)
+			}
+			if got := deref(r.MaxDecisionsPerSecond); got != tc.rate {
+				t.Errorf("max_decisions_per_second = %v, want %v", got, tc.rate)
+			}
+		})
+	}
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
