@@ -385,19 +385,7 @@ func TestIdleConnectionsLeaveFilesToTheLedger(t *testing.T) {
 	}
 	admit("before the idle connections")
 
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range idle {
-		c, err := net.DialTimeout("tcp", srv.addr, 5*time.Second)
-		if err != nil {
-			t.Fatalf("connecting: %v", err)
-		}
-		conns = append(conns, c)
-	}
+	closeIdle := openIdleConnections(t, srv.addr, idle)
 	// For 2 s, through the ledger's checkpoints (once a second), which
 	// may open a connection of SQLite's pool.
 	for i, end := 0, time.Now().Add(2*time.Second); time.Now().Before(end); i++ {
@@ -405,10 +393,7 @@ func TestIdleConnectionsLeaveFilesToTheLedger(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	for _, c := range conns {
-		c.Close()
-	}
-	conns = nil
+	closeIdle()
 	// A client of its own, so that the admission comes on a new
 	// connection: served once the server has closed its side of them.
 	fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -578,19 +563,7 @@ func TestIdleConnectionsLeaveFilesToPostgresAndPlugins(t *testing.T) {
 		t.Fatalf("before the idle connections: %s", strings.Join(failures, "\n"))
 	}
 
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range idle {
-		c, err := net.DialTimeout("tcp", srv.addr, 5*time.Second)
-		if err != nil {
-			t.Fatalf("connecting: %v", err)
-		}
-		conns = append(conns, c)
-	}
+	openIdleConnections(t, srv.addr, idle)
 	downloaded, _ := bs.counts()
 	collector.mu.Lock()
 	eventsBefore := len(collector.events)
@@ -638,4 +611,27 @@ func TestIdleConnectionsLeaveFilesToPostgresAndPlugins(t *testing.T) {
 	if refused := bndMetric(metrics, "geoscope_connections_refused_total"); len(refused) != 1 || strings.HasSuffix(refused[0], " 0") {
 		t.Errorf("geoscope_connections_refused_total: %v: the idle connections did not fill the cap", refused)
 	}
+}
+
+// openIdleConnections opens n connections to addr that send nothing, and
+// returns what closes them; they are closed when the test ends if not
+// before.
+func openIdleConnections(t *testing.T, addr string, n int) (closeAll func()) {
+	t.Helper()
+	conns := make([]net.Conn, 0, n)
+	closeAll = func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+	}
+	t.Cleanup(closeAll)
+	for range n {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("connecting: %v", err)
+		}
+		conns = append(conns, c)
+	}
+	return closeAll
 }
