@@ -98,7 +98,11 @@ func (l *Logger) Log(ctx context.Context, r *engine.Record) {
 		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 			info.TraceID, info.SpanID = sc.TraceID().String(), sc.SpanID().String()
 		}
-		err = p.Log(ctx, info)
+		// Not cancelled with the request: a decision whose client left
+		// was decided and recorded all the same, and OPA's plugin, its
+		// drop or mask rule's evaluation cancelled, said so at ERROR and
+		// left the event out, telling nobody which.
+		err = p.Log(context.WithoutCancel(ctx), info)
 	}
 	if err != nil {
 		l.log.Warn("decision log plugin refused a decision", "decision_id", r.Decision.DecisionID, "error", err.Error())

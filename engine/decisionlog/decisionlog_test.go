@@ -454,3 +454,45 @@ func TestLogCarriesTheRequestsTrace(t *testing.T) {
 		t.Errorf("event outside a trace has trace %q, span %q", e.TraceID, e.SpanID)
 	}
 }
+
+// A decision whose client left before it was logged (its request's
+// context cancelled) is logged all the same: it was decided and
+// recorded. Under the cancelled context OPA's plugin failed to evaluate
+// its drop rule, said "Log drop decision failed" at ERROR and left the
+// event out, telling its caller nothing.
+func TestLogOutlivesTheClientLeaving(t *testing.T) {
+	m, err := plugins.New([]byte(`{}`), "test", inmem.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &capture{}
+	m.Register("capture", c)
+	cfg, err := logs.ParseConfig([]byte(`{"plugin": "capture"}`), nil, []string{"capture"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Register(logs.Name, logs.New(cfg, m))
+	rec := &engine.Record{
+		Decision:  &decision.Decision{DecisionID: "d-gone", Time: time.Unix(0, 0).UTC(), MeetingID: "m-1", Actions: []decision.Action{}, Refused: []decision.Refusal{}, GuardBlocked: []decision.Blocked{}},
+		AccountID: "acct-host",
+		Facts:     &guard.Facts{MeetingID: "m-1", AccountID: "acct-host"},
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, SpanID: trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}, TraceFlags: trace.FlagsSampled,
+	})
+	ctx, cancel := context.WithCancel(trace.ContextWithSpanContext(context.Background(), sc))
+	cancel()
+	// OPA notices the cancellation from a goroutine of its own, so an
+	// evaluation may end before it does: 2,000 decisions, not one.
+	l := decisionlog.New(func() *plugins.Manager { return m }, ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32))), nil)
+	const n = 2000
+	for range n {
+		l.Log(ctx, rec)
+	}
+	if len(c.events) != n {
+		t.Fatalf("%d events logged for %d decisions whose client left, want all", len(c.events), n)
+	}
+	if e := c.events[0]; e.DecisionID != "d-gone" || e.TraceID != sc.TraceID().String() {
+		t.Errorf("event %+v: want d-gone in trace %s", e, sc.TraceID())
+	}
+}
