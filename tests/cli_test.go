@@ -379,3 +379,46 @@ func TestDecideAt(t *testing.T) {
 	res := decideAt("2026-12-31", "--data-dir", t.TempDir())
 	wantBadInput(t, res, "", "--at decides as of another time and cannot be recorded in a ledger")
 }
+
+// TestDecideLimits: decide takes what a server takes, by default serve's
+// --max-body and --max-participants, so that a request piped in from
+// elsewhere cannot take the machine's memory; over either, it exits 2
+// naming the flag that would let it through.
+func TestDecideLimits(t *testing.T) {
+	db := geotest.Standard(t)
+	five := requestWith(`{"id": "p0", "ip": "1.0.16.1"}, {"id": "p1", "ip": "1.0.16.2"}, {"id": "p2", "ip": "8.8.8.8"}, {"id": "p3", "ip": "8.8.8.9"}, {"id": "p4", "ip": "147.8.1.1"}`, "")
+	refused := func(what string, res cliResult, contains ...string) {
+		t.Helper()
+		if res.code != 2 {
+			t.Errorf("%s: want exit 2, got %s", what, res)
+		}
+		for _, c := range contains {
+			if !strings.Contains(res.stderr, c) {
+				t.Errorf("%s: stderr does not say %q: %s", what, c, res.stderr)
+			}
+		}
+	}
+	refused("five participants under --max-participants 3", runCLI(t, []byte(five), "decide", "--geoip-db", db, "--max-participants", "3"),
+		"meeting.participants: 5 participants exceed the limit of 3", "raise --max-participants")
+	if res := runCLI(t, []byte(five), "decide", "--geoip-db", db, "--max-participants", "5"); res.code != 0 {
+		t.Errorf("five participants under --max-participants 5: %s", res)
+	}
+	file := writeTemp(t, "request.json", []byte(five))
+	refused("a file over --max-body", runCLI(t, nil, "decide", "--geoip-db", db, "--input", file, "--max-body", "100"),
+		file+": more than --max-body 100 bytes", "raise --max-body")
+	refused("stdin over --max-body", runCLI(t, []byte(five), "decide", "--geoip-db", db, "--max-body", "100"),
+		"stdin: more than --max-body 100 bytes")
+	refused("--max-body 0", runCLI(t, []byte(five), "decide", "--geoip-db", db, "--max-body", "0"), "--max-body 0")
+	refused("--max-participants -1", runCLI(t, []byte(five), "decide", "--geoip-db", db, "--max-participants", "-1"), "--max-participants -1")
+
+	// The default is serve's: a request padded to exactly 4 MiB is
+	// decided, one byte more is not.
+	padded := func(size int) []byte {
+		return append([]byte(five), bytes.Repeat([]byte(" "), size-len(five))...)
+	}
+	if res := runCLI(t, padded(4<<20), "decide", "--geoip-db", db); res.code != 0 {
+		t.Errorf("a request of exactly the default --max-body: %s", res)
+	}
+	refused("a request a byte over the default --max-body", runCLI(t, padded(4<<20+1), "decide", "--geoip-db", db),
+		"more than --max-body 4194304 bytes")
+}

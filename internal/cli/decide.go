@@ -29,6 +29,8 @@ func decideCommand() *cobra.Command {
 		bundles     []string
 		showPrint   bool
 		evalTimeout time.Duration
+		maxBody     int64
+		maxPeople   int
 		keys        verificationFlags
 		ledgers     ledgerFlags
 		phones      bool
@@ -43,7 +45,9 @@ policy, applies the guard, and prints the decision as JSON on stdout.
 Without --bundle the embedded policy and the embedded example registry are
 used; with --bundle exactly the given bundles are loaded (a warning says so
 when they hold no registry). Without --geoip-db the embedded DB-IP Country
-Lite database is used.
+Lite database is used. The request is held to serve's limits,
+--max-body (4 MiB) and --max-participants (100,000) by default: raise
+them to decide a larger one.
 
 decide records nothing unless --ledger, --data-dir or --ledger-key-file is
 given: an offline answer is a what-if that no meeting server carries out,
@@ -80,11 +84,20 @@ database (the message on stderr names the field), 1 on other failures.`,
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			raw, err := readInput(cmd.InOrStdin(), inputPath)
+			if maxBody <= 0 {
+				return usageError{fmt.Errorf("--max-body %d: want a positive number of bytes", maxBody)}
+			}
+			if maxPeople <= 0 {
+				return usageError{fmt.Errorf("--max-participants %d: want a positive number", maxPeople)}
+			}
+			raw, err := readInput(cmd.InOrStdin(), inputPath, maxBody)
 			if err != nil {
 				return err
 			}
-			req, err := input.Decode(raw, input.Limits{})
+			req, err := input.Decode(raw, input.Limits{MaxParticipants: maxPeople})
+			if errors.Is(err, input.ErrTooLarge) {
+				return fmt.Errorf("%w; raise --max-participants to decide it", err)
+			}
 			if err != nil {
 				return err
 			}
@@ -188,6 +201,11 @@ database (the message on stderr names the field), 1 on other failures.`,
 	f.StringVar(&at, "at", "", "decide as of `TIME` (RFC 3339, or YYYY-MM-DD for the start of that UTC day) instead of now: the orders in force then (not with a ledger)")
 	f.BoolVar(&showPrint, "show-print", false, "write the output of the policy's print() calls to stderr")
 	f.DurationVar(&evalTimeout, "eval-timeout", server.DefaultEvalTimeout, "deadline for the evaluation")
+	// The server's limits, so that what decide takes a server takes too,
+	// and a request piped in from elsewhere cannot take the machine's
+	// memory (a decision takes many times its request's size).
+	f.Int64Var(&maxBody, "max-body", server.DefaultMaxBody, "largest request in `BYTES`, as serve's --max-body")
+	f.IntVar(&maxPeople, "max-participants", server.DefaultMaxParticipants, "most participants in the request, as serve's --max-participants")
 	keys.register(f)
 	ledgers.register(f)
 	ledgers.registerReplica(f)
@@ -204,18 +222,22 @@ const (
 	maxProblemText       = 1024
 )
 
-func readInput(stdin io.Reader, path string) ([]byte, error) {
-	var (
-		raw []byte
-		err error
-	)
-	if path == "" || path == "-" {
-		raw, err = io.ReadAll(stdin)
-	} else {
-		raw, err = os.ReadFile(path)
+func readInput(stdin io.Reader, path string, maxBody int64) ([]byte, error) {
+	r, name := stdin, "stdin"
+	if path != "" && path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errReadInput, err)
+		}
+		defer f.Close()
+		r, name = f, path
 	}
+	raw, err := io.ReadAll(io.LimitReader(r, maxBody+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errReadInput, err)
+	}
+	if int64(len(raw)) > maxBody {
+		return nil, fmt.Errorf("%w: %s: more than --max-body %d bytes; raise --max-body to decide it", errReadInput, name, maxBody)
 	}
 	return raw, nil
 }
