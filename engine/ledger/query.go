@@ -3,9 +3,9 @@ package ledger
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
+	jsonv2 "github.com/go-json-experiment/json"
 	"math"
 	"strconv"
 	"strings"
@@ -273,7 +273,7 @@ func whereClause(where []string) string {
 
 func decodeEntry(raw string) (*Entry, error) {
 	var e Entry
-	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+	if err := jsonv2.Unmarshal([]byte(raw), &e); err != nil {
 		return nil, fmt.Errorf("%w: a stored entry is not readable: %v", ErrUnavailable, err)
 	}
 	return &e, nil

@@ -65,7 +65,13 @@ func (b *LockedBuffer) String() string {
 //
 // With GEOSCOPE_TEST_PORTS set to a range ("21300-21399"), the port is one
 // of that range, for machines where tests must keep to the ports given
-// to them; otherwise the system chooses one.
+// to them; otherwise the system chooses one. Give a range below the
+// system's ephemeral ports (/proc/sys/net/ipv4/ip_local_port_range,
+// 32768-60999 by default): inside it, a server that a test stops and
+// starts again on its port (PostgreSQL in the outage tests) can find the
+// port taken meanwhile by an outgoing connection, the client's own
+// attempts to reach it among them, and fail with "Address already in
+// use".
 func FreePort(t testing.TB) string {
 	t.Helper()
 	port, err := Port()
