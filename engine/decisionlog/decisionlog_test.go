@@ -397,10 +397,10 @@ func (c *capture) Log(_ context.Context, e logs.EventV1) error {
 	return nil
 }
 
-// Log hands the event to the configured plugin, with the trace and span
-// of the request it answers; without a plugin manager, or without a
-// decision-log plugin, it logs nothing.
-func TestLogCarriesTheRequestsTrace(t *testing.T) {
+// captureManager is a plugin manager whose decision-log plugin hands
+// every event to the capture it returns.
+func captureManager(t *testing.T) (*plugins.Manager, *capture) {
+	t.Helper()
 	m, err := plugins.New([]byte(`{}`), "test", inmem.New())
 	if err != nil {
 		t.Fatal(err)
@@ -412,16 +412,34 @@ func TestLogCarriesTheRequestsTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Register(logs.Name, logs.New(cfg, m))
+	return m, c
+}
 
-	ps := ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32)))
-	rec := &engine.Record{
-		Decision:  &decision.Decision{DecisionID: "d-1", Time: time.Unix(0, 0).UTC(), MeetingID: "m-1", Actions: []decision.Action{}, Refused: []decision.Refusal{}, GuardBlocked: []decision.Blocked{}},
+// quietRecord is a decision with nothing to do, in meeting m-1.
+func quietRecord(id string) *engine.Record {
+	return &engine.Record{
+		Decision:  &decision.Decision{DecisionID: id, Time: time.Unix(0, 0).UTC(), MeetingID: "m-1", Actions: []decision.Action{}, Refused: []decision.Refusal{}, GuardBlocked: []decision.Blocked{}},
 		AccountID: "acct-host",
 		Facts:     &guard.Facts{MeetingID: "m-1", AccountID: "acct-host"},
 	}
-	sc := trace.NewSpanContext(trace.SpanContextConfig{
+}
+
+// sampledSpan is the span context of a sampled request.
+func sampledSpan() trace.SpanContext {
+	return trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, SpanID: trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}, TraceFlags: trace.FlagsSampled,
 	})
+}
+
+// Log hands the event to the configured plugin, with the trace and span
+// of the request it answers; without a plugin manager, or without a
+// decision-log plugin, it logs nothing.
+func TestLogCarriesTheRequestsTrace(t *testing.T) {
+	m, c := captureManager(t)
+
+	ps := ledger.NewPseudonymizer([]byte(strings.Repeat("k", 32)))
+	rec := quietRecord("d-1")
+	sc := sampledSpan()
 	none := decisionlog.New(func() *plugins.Manager { return nil }, ps, nil)
 	if none.Enabled() {
 		t.Error("Enabled without a plugin manager")
@@ -461,25 +479,9 @@ func TestLogCarriesTheRequestsTrace(t *testing.T) {
 // its drop rule, said "Log drop decision failed" at ERROR and left the
 // event out, telling its caller nothing.
 func TestLogOutlivesTheClientLeaving(t *testing.T) {
-	m, err := plugins.New([]byte(`{}`), "test", inmem.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &capture{}
-	m.Register("capture", c)
-	cfg, err := logs.ParseConfig([]byte(`{"plugin": "capture"}`), nil, []string{"capture"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Register(logs.Name, logs.New(cfg, m))
-	rec := &engine.Record{
-		Decision:  &decision.Decision{DecisionID: "d-gone", Time: time.Unix(0, 0).UTC(), MeetingID: "m-1", Actions: []decision.Action{}, Refused: []decision.Refusal{}, GuardBlocked: []decision.Blocked{}},
-		AccountID: "acct-host",
-		Facts:     &guard.Facts{MeetingID: "m-1", AccountID: "acct-host"},
-	}
-	sc := trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID: trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, SpanID: trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}, TraceFlags: trace.FlagsSampled,
-	})
+	m, c := captureManager(t)
+	rec := quietRecord("d-gone")
+	sc := sampledSpan()
 	ctx, cancel := context.WithCancel(trace.ContextWithSpanContext(context.Background(), sc))
 	cancel()
 	// OPA notices the cancellation from a goroutine of its own, so an
