@@ -125,14 +125,21 @@ func (s *Server) dataDecision(c *gin.Context) {
 	if !ok {
 		return
 	}
-	req, release, ok := s.request(c, s.dataReader(ask), s.decodeDecision, withinInput, ask.metrics)
+	req, hold, ok := s.request(c, s.dataReader(ask), s.decodeDecision, withinInput, ask.metrics)
 	if !ok {
 		return
 	}
-	defer release()
+	defer hold.release()
 	data := &dataAnswer{ask: ask}
 	if id, answer, ok := s.decide(c, DataDecisionPath, req, data); ok {
-		writeData(c, ask.pretty, dataEnvelope(id, data.provenance, answeredMetrics(c, ask), answer.body))
+		parts := dataEnvelope(id, data.provenance, answeredMetrics(c, ask), answer.body)
+		// Held while written: the answer, and its indented copy if asked.
+		held := int64(len(answer.body))
+		if ask.pretty {
+			held += dataSize(parts, true)
+		}
+		hold.answering(held)
+		writeData(c, ask.pretty, parts)
 	}
 }
 
@@ -141,11 +148,11 @@ func (s *Server) dataAdmission(c *gin.Context) {
 	if !ok {
 		return
 	}
-	req, release, ok := s.request(c, s.dataReader(ask), input.DecodeAdmission, withinInput, ask.metrics)
+	req, hold, ok := s.request(c, s.dataReader(ask), input.DecodeAdmission, withinInput, ask.metrics)
 	if !ok {
 		return
 	}
-	defer release()
+	defer hold.release()
 	if d, ok := s.admit(c, DataAdmissionPath, req); ok {
 		var provenance []byte
 		if ask.provenance {

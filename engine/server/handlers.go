@@ -197,22 +197,23 @@ type reloadResponse struct {
 }
 
 func (s *Server) decisions(c *gin.Context) {
-	req, release, ok := s.request(c, s.body, s.decodeDecision, nil, false)
+	req, hold, ok := s.request(c, s.body, s.decodeDecision, nil, false)
 	if !ok {
 		return
 	}
-	defer release()
+	defer hold.release()
 	if _, answer, ok := s.decide(c, "/v1/decisions", req, nil); ok {
+		hold.answering(int64(len(answer.body)))
 		s.writeDecision(c, answer)
 	}
 }
 
 func (s *Server) admission(c *gin.Context) {
-	req, release, ok := s.request(c, s.body, input.DecodeAdmission, nil, false)
+	req, hold, ok := s.request(c, s.body, input.DecodeAdmission, nil, false)
 	if !ok {
 		return
 	}
-	defer release()
+	defer hold.release()
 	if d, ok := s.admit(c, "/v1/admission", req); ok {
 		withAdmissionJSON(d, func(answer []byte) { c.Data(http.StatusOK, "application/json; charset=utf-8", answer) })
 	}
@@ -222,13 +223,12 @@ func (s *Server) admission(c *gin.Context) {
 // input of a Data API envelope) and decodes it, within the decode span.
 // An error is answered, through within when given (the Data API names
 // fields inside its envelope), and ok is false; otherwise the caller calls
-// release once it has answered: it gives back the reservation and the
-// request's arrays (input.Request.Release). With timed, the request is
-// timed whether or not decisions are logged: its client asked for its
-// timers (the Data API's ?metrics).
+// hold.release once it has answered (see requestHold). With timed, the
+// request is timed whether or not decisions are logged: its client asked
+// for its timers (the Data API's ?metrics).
 func (s *Server) request(c *gin.Context, read func(*gin.Context) ([]byte, *reservation, bool),
 	decode func([]byte) (*input.Request, error), within func(error) error, timed bool,
-) (req *input.Request, release func(), ok bool) {
+) (req *input.Request, hold *requestHold, ok bool) {
 	// The client's id of its request tells a request sent again from a
 	// new one (ledger, report): given twice, it is not read as either
 	// line, which a proxy or a log may each read differently.
@@ -269,7 +269,40 @@ func (s *Server) request(c *gin.Context, read func(*gin.Context) ([]byte, *reser
 		s.abortWith(c, err)
 		return nil, nil, false
 	}
-	return req, func() { req.Release(); res.release() }, true
+	return req, &requestHold{req: req, res: res}, true
+}
+
+// requestHold is what a decoded request holds until it is answered: its
+// reservation of the in-flight budget and its arrays.
+type requestHold struct {
+	req      *input.Request
+	res      *reservation
+	answered bool // the request's arrays are given back
+}
+
+// answering is called once the answer of n bytes is encoded, before it is
+// written: the request's arrays go back, and its reservation shrinks to
+// what the answer still holds when that is less. Writing an answer waits for its client to
+// read it (up to the write timeout, 30 s plus --eval-timeout); a client
+// that sent big rosters and read none of their answers held their bodies'
+// share of --max-inflight all that time, and other clients' rosters were
+// refused 503 overloaded (TestUnreadAnswerHoldsOnlyItsBytes).
+func (h *requestHold) answering(n int64) {
+	if !h.answered {
+		h.answered = true
+		h.req.Release()
+	}
+	h.res.shrink(n)
+}
+
+// release gives back all the request held, once it is answered or its
+// answer failed.
+func (h *requestHold) release() {
+	if !h.answered {
+		h.answered = true
+		h.req.Release()
+	}
+	h.res.release()
 }
 
 func (s *Server) decodeDecision(raw []byte) (*input.Request, error) {

@@ -17,12 +17,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/geoscope/geoscope/engine/decision"
+	"github.com/geoscope/geoscope/engine/input"
 )
 
 // fillLanes takes every byte of both lanes of ts's budget until the test
@@ -465,4 +467,104 @@ func TestConfigBudgetOfOneBody(t *testing.T) {
 	if err := (Config{MaxBody: maxBody, MaxInflight: maxBody - 1}).Validate(); !errors.Is(err, ErrConfig) {
 		t.Errorf("--max-inflight a byte under --max-body: %v, want a configuration error", err)
 	}
+}
+
+// TestUnreadAnswerHoldsOnlyItsBytes: a roster whose client does not read
+// its answer holds, while the answer waits to be written, what the answer
+// holds, not what its body reserved. Before, one client leaving the answer
+// of a 1.2 MB roster unread kept another client's roster of the same size
+// refused 503 overloaded under a --max-inflight of 2 MiB, for as long as
+// the write could wait.
+func TestUnreadAnswerHoldsOnlyItsBytes(t *testing.T) {
+	first, _ := mixedRoster(1_200_000, 8)
+	second, removed := mixedRoster(1_000_000, 8)
+	for _, c := range []struct{ path, body, second string }{
+		{"/v1/decisions", string(first), string(second)},
+		{DataDecisionPath, `{"input": ` + string(first) + `}`, `{"input": ` + string(second) + `}`},
+		// Indented, the answer is held twice: as decided and as sent.
+		{DataDecisionPath + "?pretty", `{"input": ` + string(first) + `}`, `{"input": ` + string(second) + `}`},
+	} {
+		t.Run(c.path, func(t *testing.T) {
+			const budget = 2 << 20
+			ts := newTestServer(t, serverSetup{cfg: Config{MaxBody: budget, MaxInflight: budget}})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Small send buffers stand for a client far away: a few
+			// kilobytes of an answer unread fill the path, not the
+			// megabytes of loopback's buffers.
+			addr := serveOn(t, ts.Server, smallSendBuffers{ln})
+
+			dialer := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+				return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+			}}
+			unread, err := dialer.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unread.Close()
+			fmt.Fprintf(unread, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", c.path, addr, len(c.body), c.body)
+			// The answer's first line: its decision is made and recorded,
+			// and the rest of the answer waits for a reader that never
+			// comes.
+			unread.SetReadDeadline(time.Now().Add(20 * time.Second))
+			status, err := bufio.NewReaderSize(unread, 16).ReadString('\n')
+			if err != nil || !strings.Contains(status, " 200 ") {
+				t.Fatalf("the unread roster's answer: %q, %v", status, err)
+			}
+
+			held := ts.inflight.largeUsed.Load()
+			if held <= 0 || held >= int64(len(c.body)) {
+				t.Errorf("the unread answer holds %d bytes of the budget; want what it holds, under the body's %d", held, len(c.body))
+			}
+			resp, err := http.Post("http://"+addr+c.path, "application/json", strings.NewReader(c.second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			answer, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("another client's roster while the first answer was unread: %d %s", resp.StatusCode, input.Shorten(string(answer), 200))
+			}
+			if got := strings.Count(string(answer), `"remove_participant"`); got != removed {
+				t.Errorf("%d participants removed of the %d in mainland China", got, removed)
+			}
+		})
+	}
+}
+
+// smallSendBuffers gives each connection it accepts a send buffer of 8 KiB.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(8 << 10)
+	}
+	return c, err
+}
+
+// mixedRoster is a decision request for meeting june4-b of at least size
+// bytes, one participant in every of them located in mainland China and
+// the rest in the United States, with ids of 120 characters. It returns
+// the request and how many participants are in mainland China.
+func mixedRoster(size, every int) ([]byte, int) {
+	var b strings.Builder
+	b.WriteString(`{"meeting": {"id": "june4-b", "host": {"account_id": "acct-us-b", "account_country": "US"}, "participants": [`)
+	pad := strings.Repeat("x", 110)
+	cn := 0
+	for n := 0; b.Len() < size; n++ {
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		ip := fmt.Sprintf("8.8.8.%d", n%250+1)
+		if n%every == 0 {
+			ip = fmt.Sprintf("1.0.16.%d", n%250+1)
+			cn++
+		}
+		fmt.Fprintf(&b, `{"id": "%s-%08d", "ip": "%s"}`, pad, n, ip)
+	}
+	b.WriteString(`]}}`)
+	return []byte(b.String()), cn
 }

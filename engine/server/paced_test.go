@@ -30,6 +30,12 @@ func serveLoopback(tb testing.TB, s *Server) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return serveOn(tb, s, ln)
+}
+
+// serveOn serves s on ln until the test ends and returns its address.
+func serveOn(tb testing.TB, s *Server, ln net.Listener) string {
+	tb.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx, ln) }()
