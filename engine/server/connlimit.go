@@ -1,10 +1,12 @@
 package server
 
 import (
+	"container/list"
+	"crypto/tls"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,52 +55,218 @@ func maxConnections(limit, inUse uint64) int64 {
 	return int64(n)
 }
 
+// maxAhead bounds how many connections may be let in past the cap, each
+// to take the place of an idle one once it sends a request (see
+// limitedListener.Accept): they hold descriptors of the reserve until
+// then (until the request head's 10 s, for one that sends nothing), so
+// never more than a quarter of the reserve either, of which the ledger,
+// reloads and OPA's plugins took 17 at most.
+const maxAhead = 16
+
 // limitConnections caps the connections ln hands out to what the
 // process's open-file limit leaves once the reserve is kept (see
-// maxConnections). A connection past the cap is closed as soon as it is
-// accepted: its client sees the connection closed without an answer,
-// at once (which the client contract reads as no enforcement), rather
-// than waiting in the listen queue until its deadline, as behind a full
-// table of descriptors, while the ledger can still commit for the
-// connections open. Where the limit is not known ln is returned as is.
-func limitConnections(ln net.Listener, log *slog.Logger, refused prometheus.Counter) net.Listener {
-	limit, inUse, ok := openFiles()
+// maxConnections). At the cap, a new connection takes the place of the
+// connection idle longest between requests, if there is one (see
+// Accept); otherwise it is closed as soon as it is accepted: its client
+// sees the connection closed without an answer, at once (which the
+// client contract reads as no enforcement), rather than waiting in the
+// listen queue until its deadline, as behind a full table of
+// descriptors, while the ledger can still commit for the connections
+// open. Where the limit is not known ln is returned as is. The server
+// must report its connections' states to the listener's connState
+// (http.Server.ConnState), which is how it knows the idle ones.
+func limitConnections(ln net.Listener, log *slog.Logger, files func() (limit, inUse uint64, ok bool), refused, closedIdle prometheus.Counter) net.Listener {
+	limit, inUse, ok := files()
 	if !ok {
 		return ln
 	}
-	max := maxConnections(limit, inUse)
-	if max == 0 {
+	capped := maxConnections(limit, inUse)
+	if capped == 0 {
 		return ln
 	}
-	log.Info("connections capped by the open-file limit", "max_connections", max, "open_file_limit", limit)
-	return &limitedListener{Listener: ln, max: max, log: log, refusedTotal: refused}
+	reserve := int64(limit-inUse) - capped
+	log.Info("connections capped by the open-file limit", "max_connections", capped, "open_file_limit", limit)
+	return &limitedListener{Listener: ln, max: capped, ahead: min(maxAhead, max(1, reserve/4)),
+		log: log, refusedTotal: refused, closedIdleTotal: closedIdle}
 }
 
 type limitedListener struct {
 	net.Listener
-	max  int64
-	open atomic.Int64
-	log  *slog.Logger
-	// refusedTotal is geoscope_connections_refused_total.
-	refusedTotal prometheus.Counter
+	max int64
+	// ahead is how many connections may be let in past max to take idle
+	// ones' places (maxAhead).
+	ahead int64
+	log   *slog.Logger
+	// refusedTotal is geoscope_connections_refused_total,
+	// closedIdleTotal geoscope_idle_connections_closed_total.
+	refusedTotal, closedIdleTotal prometheus.Counter
 
-	mu      sync.Mutex
-	refused int64     // since the last line logged
-	logged  time.Time // when that line was
+	mu   sync.Mutex
+	open int64 // connections holding a place, those let in ahead among them
+	// idle holds the connections idle between requests (the server's
+	// StateIdle), longest idle first.
+	idle list.List
+	// waiting counts the connections let in ahead that have not sent a
+	// request yet.
+	waiting int64
+	// What was logged: refused and closed since the last line of each,
+	// and when that line was.
+	refused, closed             int64
+	refusedLogged, closedLogged time.Time
 }
 
+// Accept hands out connections while fewer than max are open. At max, a
+// connection is let in ahead, past max, while some are idle between
+// requests, and takes the place of the one idle longest when it sends
+// its first request (connState), which closes that one; a connection
+// that sends none (a flood of connections, or slow request heads) never
+// closes one. Idle connections do nothing for their clients until their
+// next request, but hold their places until the server's idle timeout,
+// 120 s, so that without this, once they filled the cap, every new
+// client was refused. The one idle longest is taken: its client is the
+// least likely to have a request about to be sent on it, and it has had
+// its turn longest.
+//
+// The new connection is not given the idle one's place as it is
+// accepted, because it may never send anything: a flood of connections
+// would then close the idle connections of the clients between two of
+// their requests, and keep their places for the request head's 10 s
+// (ReadHeaderTimeout), reconnecting, so that those clients, served
+// through such a flood before, were refused when they connected again
+// (of the requests of TestIdleConnectionsLeaveFilesToPostgresAndPlugins,
+// 8,049 failed so).
+//
+// A connection whose first request head has not arrived (the server's
+// StateNew) is never closed for another, however long it has waited:
+// every connection is in that state from its accept until its head has
+// been read, so that a flood of connections could close working
+// clients' connections before their requests were read; and
+// ReadHeaderTimeout closes it after 10 s, not the idle timeout's 120 s.
+// (net/http's Shutdown counts it idle after 5 s, but then every
+// connection goes.) An HTTP/2 connection past its preface with no
+// stream open is idle, though, like any HTTP/2 connection with none, and
+// kept until the idle timeout: it may be closed for another, the one
+// idle longest first, and its preface is not the request that closes
+// one.
+//
+// At most ahead connections wait past max, and no more than are idle,
+// each with a descriptor of the reserve: past that a connection is
+// refused though some are idle, until those waiting send a request or
+// are closed. One let in ahead whose request comes when none is idle
+// any more (they became active meanwhile) keeps its place, past max,
+// until it is closed: it has a request in progress.
 func (l *limitedListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
-		if l.open.Add(1) <= l.max {
+		l.mu.Lock()
+		switch {
+		case l.open < l.max:
+			l.open++
+			l.mu.Unlock()
 			return &limitedConn{Conn: c, l: l}, nil
+		case l.waiting < min(l.ahead, int64(l.idle.Len())):
+			l.open++
+			l.waiting++
+			l.mu.Unlock()
+			return &limitedConn{Conn: c, l: l, waiting: true}, nil
 		}
-		l.open.Add(-1)
+		l.mu.Unlock()
 		c.Close()
 		l.refusedOne()
+	}
+}
+
+// connState is the server's http.Server.ConnState: it keeps the idle
+// connections, and has a connection let in ahead take the place of the
+// one idle longest when its first request arrives.
+//
+// An idle connection is closed only while it is idle here, under l.mu,
+// as net/http's own Shutdown (closeIdleConns) closes only connections
+// still StateIdle: once the server has said a connection is active, its
+// request is not cut off. The server says so when a request's head has
+// been read, though, so a request whose head is arriving at the moment
+// its connection is closed is lost: its client sees the connection
+// closed without an answer, and sends the request again on another only
+// if it may (Go's and most HTTP/1.1 clients resend idempotent requests,
+// a GET, not a POST of a decision). That is the price any server's
+// closing of idle connections has (the idle timeout's, a shutdown's),
+// paid here only at the cap, and by the connection idle longest, whose
+// client is the least likely to be sending.
+//
+// HTTP/2 connections are reported active while a stream is open and idle
+// while none is, so they are idle here as HTTP/1.1 connections are
+// between requests; closing one has the same race with a stream being
+// opened. Their preface, which net/http reports as active then idle
+// before any request, is not a request (see Accept).
+func (l *limitedListener) connState(c net.Conn, state http.ConnState) {
+	h2 := false
+	if tc, ok := c.(*tls.Conn); ok {
+		if state == http.StateActive {
+			h2 = tc.ConnectionState().NegotiatedProtocol == "h2"
+		}
+		c = tc.NetConn()
+	}
+	lc, ok := c.(*limitedConn)
+	if !ok {
+		return
+	}
+	var victim *limitedConn
+	l.mu.Lock()
+	switch state {
+	case http.StateIdle:
+		if !lc.closed && lc.idle == nil {
+			lc.idle = l.idle.PushBack(lc)
+		}
+	case http.StateActive:
+		l.notIdle(lc)
+		if !lc.waiting || lc.closed {
+			break
+		}
+		if h2 && !lc.prefaced {
+			lc.prefaced = true
+			break
+		}
+		lc.waiting = false
+		l.waiting--
+		if front := l.idle.Front(); front != nil {
+			victim = front.Value.(*limitedConn)
+			l.release(victim)
+		}
+	case http.StateHijacked:
+		// The handler has the connection now: it keeps its place until
+		// it is closed, never idle here.
+		l.notIdle(lc)
+	case http.StateClosed:
+		l.release(lc)
+	}
+	l.mu.Unlock()
+	if victim != nil {
+		victim.Conn.Close()
+		l.closedOne()
+	}
+}
+
+// notIdle takes c out of the idle connections. l.mu is held.
+func (l *limitedListener) notIdle(c *limitedConn) {
+	if c.idle != nil {
+		l.idle.Remove(c.idle)
+		c.idle = nil
+	}
+}
+
+// release gives c's place back, once. l.mu is held.
+func (l *limitedListener) release(c *limitedConn) {
+	l.notIdle(c)
+	if c.waiting {
+		c.waiting = false
+		l.waiting--
+	}
+	if !c.closed {
+		c.closed = true
+		l.open--
 	}
 }
 
@@ -109,24 +277,44 @@ func (l *limitedListener) refusedOne() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.refused++
-	if now := time.Now(); now.Sub(l.logged) >= refusedLogEvery {
+	if now := time.Now(); now.Sub(l.refusedLogged) >= refusedLogEvery {
 		l.log.Warn("connections refused: as many are open as the open-file limit allows beside the ledger's reserve; raise the limit (ulimit -n, LimitNOFILE) or limit connections per client at the load balancer",
 			"refused", l.refused, "max_connections", l.max, "per", refusedLogEvery.String())
-		l.refused, l.logged = 0, now
+		l.refused, l.refusedLogged = 0, now
 	}
 }
 
-// limitedConn gives its place back once, when it is closed.
+// closedOne counts an idle connection closed to make room for a new one,
+// logged as refusedOne logs refusals.
+func (l *limitedListener) closedOne() {
+	l.closedIdleTotal.Inc()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed++
+	if now := time.Now(); now.Sub(l.closedLogged) >= refusedLogEvery {
+		l.log.Warn("idle connections closed to make room for new ones: as many are open as the open-file limit allows beside the ledger's reserve; raise the limit (ulimit -n, LimitNOFILE) or limit connections per client at the load balancer",
+			"closed", l.closed, "max_connections", l.max, "per", refusedLogEvery.String())
+		l.closed, l.closedLogged = 0, now
+	}
+}
+
+// limitedConn gives its place back once, when it is closed. Its fields
+// are l.mu's.
 type limitedConn struct {
 	net.Conn
-	l      *limitedListener
-	closed atomic.Bool
+	l *limitedListener
+	// idle is the connection's element of l.idle while it is idle.
+	idle *list.Element
+	// waiting: let in past the cap, no request yet; prefaced: an HTTP/2
+	// connection's preface has been read.
+	waiting, prefaced bool
+	closed            bool
 }
 
 func (c *limitedConn) Close() error {
-	if c.closed.CompareAndSwap(false, true) {
-		c.l.open.Add(-1)
-	}
+	c.l.mu.Lock()
+	c.l.release(c)
+	c.l.mu.Unlock()
 	return c.Conn.Close()
 }
 

@@ -37,6 +37,9 @@ type metrics struct {
 	// refusedConns counts connections closed as they were accepted,
 	// past the cap the open-file limit leaves (connlimit.go).
 	refusedConns prometheus.Counter
+	// closedIdleConns counts connections idle between requests closed
+	// at that cap, each to make room for a new one with a request.
+	closedIdleConns prometheus.Counter
 }
 
 func newMetrics(src *sources.Sources, f *inflight, active *atomic.Int64) *metrics {
@@ -82,7 +85,11 @@ func newMetrics(src *sources.Sources, f *inflight, active *atomic.Int64) *metric
 		}, []string{"lane"}),
 		refusedConns: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "geoscope_connections_refused_total",
-			Help: "Connections closed unanswered as they were accepted: as many were open as the open-file limit allows beside the reserve kept for the ledger, reloads and OPA's plugins.",
+			Help: "Connections closed unanswered as they were accepted: as many were open as the open-file limit allows beside the reserve kept for the ledger, reloads and OPA's plugins, and no connection idle between requests could make room.",
+		}),
+		closedIdleConns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "geoscope_idle_connections_closed_total",
+			Help: "Connections idle between requests (HTTP/1.1 keep-alive, or HTTP/2 with no stream open) closed to make room for a new connection's request: as many were open as the open-file limit allows beside the reserve kept for the ledger, reloads and OPA's plugins.",
 		}),
 	}
 	inflightBytes := func(lane string, used *atomic.Int64) prometheus.Collector {
@@ -113,7 +120,7 @@ func newMetrics(src *sources.Sources, f *inflight, active *atomic.Int64) *metric
 			m.errors.WithLabelValues(endpoint, code)
 		}
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.errors, m.latency, m.actions, m.refusals, m.blocks, m.shed, m.refusedConns,
+	m.registry.MustRegister(m.requests, m.duration, m.errors, m.latency, m.actions, m.refusals, m.blocks, m.shed, m.refusedConns, m.closedIdleConns,
 		inflightBytes("small", &f.smallUsed), inflightBytes("large", &f.largeUsed), inflightBytes("arriving", &f.arrivingUsed),
 		waiting("small", &f.smallWaiting), waiting("large", &f.largeWaiting),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -58,6 +58,9 @@ type Server struct {
 	// and bodyLimit the longest any request's body may take (paced.go):
 	// the constants of those names, shorter in tests.
 	bodyGrace, bodyLimit time.Duration
+	// openFiles is the function of that name (connlimit_unix.go), which
+	// the cap on connections follows: a low limit of its own in tests.
+	openFiles func() (limit, inUse uint64, ok bool)
 	// memoryReturn is set while a return of memory to the OS is pending.
 	memoryReturn atomic.Bool
 	// loopbackNamesOnly is set by Serve when it serves without tokens on
@@ -80,7 +83,7 @@ func New(cfg Config, eng *engine.Engine, src *sources.Sources, log *slog.Logger)
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, eng: eng, src: src, log: log, started: time.Now(), bodyGrace: bodyGrace, bodyLimit: bodyLimit}
+	s := &Server{cfg: cfg, eng: eng, src: src, log: log, started: time.Now(), bodyGrace: bodyGrace, bodyLimit: bodyLimit, openFiles: openFiles}
 	eng.SetEvalTimeout(cfg.EvalTimeout)
 	eng.SetAnswerCheck(s.answerCheck)
 	s.inflight = newInflight(cfg.MaxInflight, cfg.QueueTimeout, s.returnMemory)
@@ -151,7 +154,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	s.watchFiles(ctx, cert)
-	ln = limitConnections(ln, s.log, s.metrics.refusedConns)
+	ln = limitConnections(ln, s.log, s.openFiles, s.metrics.refusedConns, s.metrics.closedIdleConns)
+	if l, ok := ln.(*limitedListener); ok {
+		srv.ConnState = l.connState
+	}
 	errc := make(chan error, 1)
 	go func() {
 		s.log.Info("listening", "addr", ln.Addr().String(), "tls", s.cfg.TLSCert != "")

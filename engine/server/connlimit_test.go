@@ -1,0 +1,329 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/geoscope/geoscope/internal/proctest"
+)
+
+// serveCapped serves ts on a loopback port with its connections capped
+// at max, as an open-file limit of twice that, none of it in use, caps
+// them (the reserve is the other half, and max/4 may wait past the cap).
+func serveCapped(t *testing.T, ts *testServer, max int) string {
+	t.Helper()
+	ts.openFiles = func() (limit, inUse uint64, ok bool) { return uint64(2 * max), 0, true }
+	addr := serveLoopback(t, ts.Server)
+	said := fmt.Sprintf(`"max_connections":%d`, max)
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(ts.logs.String(), said); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not say its cap of %d connections:\n%s", max, ts.logs.String())
+		}
+	}
+	return addr
+}
+
+// counted is c's count.
+func counted(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// keptConn is a client's HTTP/1.1 connection, kept open between its
+// requests.
+type keptConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func dialKept(t *testing.T, addr string) *keptConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &keptConn{Conn: c, r: bufio.NewReader(c)}
+}
+
+// health asks for /health on c and returns the answer's status, or the
+// error that took the connection.
+func (c *keptConn) health() (int, error) {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
+		return 0, err
+	}
+	return c.answer()
+}
+
+func (c *keptConn) answer() (int, error) {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, nil
+}
+
+// idleConnections opens n connections that are each answered a request
+// and then kept idle, in that order (the first is idle longest).
+func idleConnections(t *testing.T, addr string, n int) []*keptConn {
+	t.Helper()
+	conns := make([]*keptConn, n)
+	for i := range conns {
+		conns[i] = dialKept(t, addr)
+		if status, err := conns[i].health(); status != http.StatusOK {
+			t.Fatalf("idle connection %d: its first request: %d %v", i, status, err)
+		}
+		awaitIdle()
+	}
+	return conns
+}
+
+// awaitIdle gives the server the time to say that a connection whose
+// answer has been read is idle: it says so once the answer is sent and
+// its reading of the connection during the request has stopped, which
+// can come after the client has read the answer and sent a request on
+// another connection. The order the connections became idle in is then
+// the order the test used them in.
+func awaitIdle() { time.Sleep(50 * time.Millisecond) }
+
+// TestIdleConnectionsMakeRoomForNewOnes: with the cap full of connections
+// idle between requests, a new client's request is answered, on a
+// connection that took the place of the one idle longest: that one is
+// closed, counted and logged, the others are answered on as before, and
+// nothing is refused. Without this, the new client was refused as long
+// as the idle connections kept their places, up to the idle timeout.
+func TestIdleConnectionsMakeRoomForNewOnes(t *testing.T) {
+	const max = 4
+	ts := newTestServer(t, serverSetup{})
+	addr := serveCapped(t, ts, max)
+	idle := idleConnections(t, addr, max)
+
+	fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	defer fresh.CloseIdleConnections()
+	resp, err := fresh.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatalf("a new client with the cap full of idle connections: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a new client with the cap full of idle connections: %d", resp.StatusCode)
+	}
+
+	if status, err := idle[0].health(); err == nil {
+		t.Errorf("the connection idle longest was answered %d: it was not closed to make room", status)
+	}
+	for i, c := range idle[1:] {
+		if status, err := c.health(); status != http.StatusOK {
+			t.Errorf("idle connection %d, not the one idle longest: %d %v", i+1, status, err)
+		}
+	}
+	if n := counted(ts.metrics.closedIdleConns); n != 1 {
+		t.Errorf("geoscope_idle_connections_closed_total = %v, want 1", n)
+	}
+	if n := counted(ts.metrics.refusedConns); n != 0 {
+		t.Errorf("geoscope_connections_refused_total = %v, want 0", n)
+	}
+	if n := strings.Count(ts.logs.String(), "idle connections closed to make room"); n != 1 {
+		t.Errorf("%d log lines about idle connections closed, want 1:\n%s", n, ts.logs.String())
+	}
+}
+
+// TestBusyConnectionsKeepTheirPlaces: with the cap full of connections
+// whose requests are in progress (bodies still arriving), a new
+// connection is refused, as before, and every request in progress is
+// answered once its body has come.
+func TestBusyConnectionsKeepTheirPlaces(t *testing.T) {
+	const max = 4
+	ts := newTestServer(t, serverSetup{})
+	ts.bodyGrace = time.Minute // the bodies' pace is the test's
+	addr := serveCapped(t, ts, max)
+	busy := make([]*keptConn, max)
+	for i := range busy {
+		busy[i] = dialKept(t, addr)
+		fmt.Fprintf(busy[i], "POST /v1/admission HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			len(admissionBody), admissionBody[:10])
+	}
+	for deadline := time.Now().Add(5 * time.Second); ts.active.Load() < max; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests reached their handlers", ts.active.Load(), max)
+		}
+	}
+
+	late := dialKept(t, addr)
+	if status, err := late.health(); err == nil {
+		t.Errorf("a new connection with the cap full of requests in progress was answered %d, want it refused", status)
+	}
+	for i, c := range busy {
+		if _, err := io.WriteString(c, admissionBody[10:]); err != nil {
+			t.Fatalf("request %d in progress: %v", i, err)
+		}
+		if status, err := c.answer(); status != http.StatusOK {
+			t.Errorf("request %d in progress: %d %v, want it answered 200", i, status, err)
+		}
+	}
+	if n := counted(ts.metrics.refusedConns); n != 1 {
+		t.Errorf("geoscope_connections_refused_total = %v, want 1", n)
+	}
+	if n := counted(ts.metrics.closedIdleConns); n != 0 {
+		t.Errorf("geoscope_idle_connections_closed_total = %v, want 0", n)
+	}
+}
+
+// TestSilentConnectionsCloseNoIdleOnes: connections that send nothing (a
+// flood of them) do not take idle connections' places; the clients of
+// the idle ones are answered on them as before, and the flood is refused
+// but for the one connection let wait past the cap (a quarter of the
+// reserve, 1 here), which takes an idle connection's place once it sends
+// a request.
+func TestSilentConnectionsCloseNoIdleOnes(t *testing.T) {
+	const (
+		max    = 4
+		silent = 10
+	)
+	ts := newTestServer(t, serverSetup{})
+	addr := serveCapped(t, ts, max)
+	idle := idleConnections(t, addr, max)
+	flood := make([]*keptConn, silent)
+	for i := range flood {
+		flood[i] = dialKept(t, addr)
+	}
+	for deadline := time.Now().Add(5 * time.Second); counted(ts.metrics.refusedConns) < silent-1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v of %d silent connections refused, want all but one", counted(ts.metrics.refusedConns), silent)
+		}
+	}
+	for i, c := range idle {
+		if status, err := c.health(); status != http.StatusOK {
+			t.Errorf("idle connection %d among silent ones: %d %v", i, status, err)
+		}
+		awaitIdle()
+	}
+	if n := counted(ts.metrics.closedIdleConns); n != 0 {
+		t.Fatalf("geoscope_idle_connections_closed_total = %v with only silent connections new, want 0", n)
+	}
+
+	answered := 0
+	for _, c := range flood {
+		if status, err := c.health(); err == nil {
+			if status != http.StatusOK {
+				t.Errorf("the silent connection let in: %d", status)
+			}
+			answered++
+		}
+	}
+	if answered != 1 {
+		t.Errorf("%d of %d silent connections were answered once they sent a request, want the one let wait", answered, silent)
+	}
+	// The idle connections were all used since: the one idle longest is
+	// now idle[0] again, used first.
+	if status, err := idle[0].health(); err == nil {
+		t.Errorf("idle connection 0 was answered %d: no idle connection was closed for the one let in", status)
+	}
+	if n := counted(ts.metrics.closedIdleConns); n != 1 {
+		t.Errorf("geoscope_idle_connections_closed_total = %v, want 1", n)
+	}
+}
+
+// TestIdleHTTP2ConnectionsMakeRoomForNewOnes: an HTTP/2 connection with
+// no stream open is idle as an HTTP/1.1 one is between requests, and
+// makes room for a new client the same way; its preface alone is no
+// request, so a connection that has sent only that closes none.
+func TestIdleHTTP2ConnectionsMakeRoomForNewOnes(t *testing.T) {
+	const max = 8 // two may wait past it: the preface's and the new client's
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	proctest.WriteTLSPair(t, certFile, keyFile, 1)
+	ts := newTestServer(t, serverSetup{cfg: Config{TLSCert: certFile, TLSKey: keyFile}})
+	addr := serveCapped(t, ts, max)
+	client := func() *http.Client {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			ForceAttemptHTTP2: true,
+			// Not verified: the test's certificate is its own.
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+		}}
+		t.Cleanup(c.CloseIdleConnections)
+		return c
+	}
+	// get asks c for /health, on the connection c has if reused.
+	get := func(c *http.Client, reused bool) error {
+		var got httptrace.GotConnInfo
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { got = i },
+		}), http.MethodGet, "https://localhost:"+strings.Split(addr, ":")[1]+"/health", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
+		}
+		if reused && !got.Reused {
+			return fmt.Errorf("answered on a new connection: the one it had was closed")
+		}
+		return nil
+	}
+	idle := make([]*http.Client, max)
+	for i := range idle {
+		idle[i] = client()
+		if err := get(idle[i], false); err != nil {
+			t.Fatalf("idle connection %d: %v", i, err)
+		}
+		awaitIdle()
+	}
+
+	// A connection that sends the preface and nothing more.
+	preface, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer preface.Close()
+	if _, err := io.WriteString(preface, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := counted(ts.metrics.closedIdleConns); n != 0 {
+		t.Errorf("geoscope_idle_connections_closed_total = %v after a preface alone, want 0", n)
+	}
+
+	if err := get(client(), false); err != nil {
+		t.Fatalf("a new client with the cap full of idle HTTP/2 connections: %v", err)
+	}
+	if n := counted(ts.metrics.closedIdleConns); n != 1 {
+		t.Errorf("geoscope_idle_connections_closed_total = %v, want 1", n)
+	}
+	for i, c := range idle[1:] {
+		if err := get(c, true); err != nil {
+			t.Errorf("idle connection %d, not the one idle longest: %v", i+1, err)
+		}
+	}
+	// Idle since its preface, after the others: not closed either.
+	preface.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := io.Copy(io.Discard, preface); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the connection idle since its preface was closed (%v), not the one idle longest", err)
+	}
+}
