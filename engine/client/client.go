@@ -117,8 +117,12 @@ const (
 	// decision point: enough for the concurrency of a busy meeting server.
 	idleConnsPerHost = 256
 	// idleConnTimeout closes an idle connection before the server's idle
-	// timeout (120 s) would, so that a request is never sent on a
-	// connection the server is closing.
+	// timeout (120 s) would, so that a request is not sent on a
+	// connection the server is closing for that. (At its cap on
+	// connections the server may close the connection idle longest
+	// sooner, to make room for a new client; a request sent at that
+	// moment fails, and is not sent again, as any failure after a
+	// possible send.)
 	idleConnTimeout = 90 * time.Second
 )
 

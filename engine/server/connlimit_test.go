@@ -89,7 +89,7 @@ func (c *keptConn) answer() (int, error) {
 
 // idleConnections opens n connections that are each answered a request
 // and then kept idle, in that order (the first is idle longest).
-func idleConnections(t *testing.T, addr string, n int) []*keptConn {
+func idleConnections(t *testing.T, ts *testServer, addr string, n int) []*keptConn {
 	t.Helper()
 	conns := make([]*keptConn, n)
 	for i := range conns {
@@ -97,18 +97,32 @@ func idleConnections(t *testing.T, addr string, n int) []*keptConn {
 		if status, err := conns[i].health(); status != http.StatusOK {
 			t.Fatalf("idle connection %d: its first request: %d %v", i, status, err)
 		}
-		awaitIdle()
+		awaitIdle(t, ts, i+1)
 	}
 	return conns
 }
 
-// awaitIdle gives the server the time to say that a connection whose
-// answer has been read is idle: it says so once the answer is sent and
-// its reading of the connection during the request has stopped, which
-// can come after the client has read the answer and sent a request on
-// another connection. The order the connections became idle in is then
-// the order the test used them in.
-func awaitIdle() { time.Sleep(50 * time.Millisecond) }
+// awaitIdle waits until the server has said that n connections are idle.
+// It says so once an answer is sent and its reading of the connection
+// during the request has stopped, which can come after the client has
+// read the answer and sent a request on another connection: waiting for
+// it keeps the order the connections became idle in the order the test
+// used them in.
+func awaitIdle(t *testing.T, ts *testServer, n int) {
+	t.Helper()
+	l := ts.conns.Load()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		idle := l.idle.Len()
+		l.mu.Unlock()
+		if idle == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections idle after 5 s, want %d", idle, n)
+		}
+	}
+}
 
 // TestIdleConnectionsMakeRoomForNewOnes: with the cap full of connections
 // idle between requests, a new client's request is answered, on a
@@ -120,7 +134,7 @@ func TestIdleConnectionsMakeRoomForNewOnes(t *testing.T) {
 	const max = 4
 	ts := newTestServer(t, serverSetup{})
 	addr := serveCapped(t, ts, max)
-	idle := idleConnections(t, addr, max)
+	idle := idleConnections(t, ts, addr, max)
 
 	fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
 	defer fresh.CloseIdleConnections()
@@ -206,7 +220,7 @@ func TestSilentConnectionsCloseNoIdleOnes(t *testing.T) {
 	)
 	ts := newTestServer(t, serverSetup{})
 	addr := serveCapped(t, ts, max)
-	idle := idleConnections(t, addr, max)
+	idle := idleConnections(t, ts, addr, max)
 	flood := make([]*keptConn, silent)
 	for i := range flood {
 		flood[i] = dialKept(t, addr)
@@ -220,7 +234,7 @@ func TestSilentConnectionsCloseNoIdleOnes(t *testing.T) {
 		if status, err := c.health(); status != http.StatusOK {
 			t.Errorf("idle connection %d among silent ones: %d %v", i, status, err)
 		}
-		awaitIdle()
+		awaitIdle(t, ts, max)
 	}
 	if n := counted(ts.metrics.closedIdleConns); n != 0 {
 		t.Fatalf("geoscope_idle_connections_closed_total = %v with only silent connections new, want 0", n)
@@ -293,7 +307,7 @@ func TestIdleHTTP2ConnectionsMakeRoomForNewOnes(t *testing.T) {
 		if err := get(idle[i], false); err != nil {
 			t.Fatalf("idle connection %d: %v", i, err)
 		}
-		awaitIdle()
+		awaitIdle(t, ts, i+1)
 	}
 
 	// A connection that sends the preface and nothing more.

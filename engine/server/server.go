@@ -61,6 +61,8 @@ type Server struct {
 	// openFiles is the function of that name (connlimit_unix.go), which
 	// the cap on connections follows: a low limit of its own in tests.
 	openFiles func() (limit, inUse uint64, ok bool)
+	// conns is the capped listener Serve serves on, nil without a cap.
+	conns atomic.Pointer[limitedListener]
 	// memoryReturn is set while a return of memory to the OS is pending.
 	memoryReturn atomic.Bool
 	// loopbackNamesOnly is set by Serve when it serves without tokens on
@@ -157,6 +159,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ln = limitConnections(ln, s.log, s.openFiles, s.metrics.refusedConns, s.metrics.closedIdleConns)
 	if l, ok := ln.(*limitedListener); ok {
 		srv.ConnState = l.connState
+		s.conns.Store(l)
 	}
 	errc := make(chan error, 1)
 	go func() {
