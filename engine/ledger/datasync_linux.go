@@ -104,13 +104,6 @@ func newDataSyncer() *dataSyncer {
 	return s
 }
 
-// async reports whether syncs go through asynchronous I/O.
-func (s *dataSyncer) async() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.aioCtx != 0
-}
-
 // sync makes f's written data durable.
 func (s *dataSyncer) sync(f *os.File) error {
 	s.mu.Lock()

@@ -25,6 +25,13 @@ func aioAvailable(t *testing.T) bool {
 	return true
 }
 
+// async reports whether syncs go through asynchronous I/O.
+func (s *dataSyncer) async() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.aioCtx != 0
+}
+
 // TestDataSyncerSyncsThroughAsynchronousIO: where the kernel has
 // asynchronous I/O, a sync goes through it and succeeds, many times over
 // on one context, and a closed syncer still syncs (with the plain call).
