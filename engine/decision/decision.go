@@ -76,6 +76,9 @@ const (
 	RefusedNotTargeted      = "not_targeted"
 	RefusedNoParticipants   = "no_participants"
 	RefusedAffectsOutside   = "affects_outside"
+	// RefusedServiceWide: end_meeting or suspend_account in a service-wide
+	// order, which acts on participants only.
+	RefusedServiceWide = "service_wide"
 	// RefusedExempt: the demand would reach a person the operator's policy
 	// exempts (data.geoscope.extensions.exempt).
 	RefusedExempt = "exempt"
