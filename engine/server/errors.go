@@ -15,9 +15,9 @@ import (
 	"github.com/geoscope/geoscope/engine/policy"
 )
 
-// StatusClientClosedRequest is logged (never received) for requests the
+// statusClientClosedRequest is logged (never received) for requests the
 // client abandoned, following the common 499 convention.
-const StatusClientClosedRequest = 499
+const statusClientClosedRequest = 499
 
 // apiError is the body of every error response.
 type apiError = apierror.Body
@@ -52,7 +52,7 @@ func (s *Server) abortWith(c *gin.Context, err error) {
 	case errors.Is(c.Request.Context().Err(), context.Canceled):
 		// The client went away; nobody reads this answer, but logs and
 		// metrics must not count it as a server failure.
-		abort(c, StatusClientClosedRequest, apiError{Code: apierror.ClientClosed, Message: "the client closed the request before it was answered"})
+		abort(c, statusClientClosedRequest, apiError{Code: apierror.ClientClosed, Message: "the client closed the request before it was answered"})
 	case errors.Is(err, engine.ErrNotReady):
 		c.Header("Retry-After", "1")
 		abort(c, http.StatusServiceUnavailable, apiError{Code: apierror.NotReady, Message: "no decision can be made yet: the policy, registry or GeoIP database is not loaded"})

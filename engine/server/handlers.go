@@ -687,7 +687,7 @@ func (s *Server) bodyError(c *gin.Context, err error, gzipped bool) {
 // while it waited.
 func (s *Server) overloaded(c *gin.Context, err error, lane string) {
 	if !errors.Is(err, errOverloaded) && !errors.Is(err, errArriving) {
-		abort(c, StatusClientClosedRequest, apiError{Code: apierror.ClientClosed, Message: "the client closed the request before it was answered"})
+		abort(c, statusClientClosedRequest, apiError{Code: apierror.ClientClosed, Message: "the client closed the request before it was answered"})
 		return
 	}
 	if lane != "small" {

@@ -114,7 +114,7 @@ func (s *Server) serveReport(c *gin.Context, format string) {
 // left while it waited.
 func (s *Server) reportBusy(c *gin.Context, err error) {
 	if !errors.Is(err, errOverloaded) {
-		abort(c, StatusClientClosedRequest, apiError{Code: apierror.ClientClosed, Message: "the client closed the request before it was answered"})
+		abort(c, statusClientClosedRequest, apiError{Code: apierror.ClientClosed, Message: "the client closed the request before it was answered"})
 		return
 	}
 	s.metrics.shed.WithLabelValues("report").Inc()
