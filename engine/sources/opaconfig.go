@@ -381,7 +381,7 @@ func withoutEffect(doc map[string]any) error {
 	return nil
 }
 
-// DecisionLogBufferBytes is the most, in compressed events, the
+// decisionLogBufferBytes is the most, in compressed events, the
 // decision-log plugin holds for upload when the configuration sets no
 // limit of its own. OPA's default is no limit: while the collector is down
 // or refuses the uploads, every event is kept and sent again, so memory
@@ -393,7 +393,7 @@ func withoutEffect(doc map[string]any) error {
 // are sized for; past it the oldest events are dropped, as OPA drops them
 // at a limit it is given (the ledger is the durable record, decision logs
 // are best effort).
-const DecisionLogBufferBytes = 32 << 20
+const decisionLogBufferBytes = 32 << 20
 
 // boundDecisionLogBuffer gives the decision_logs block the buffer limit
 // above unless its reporting bounds the buffer itself: a byte limit of
@@ -415,7 +415,7 @@ func boundDecisionLogBuffer(doc map[string]any) {
 	if reporting["buffer_size_limit_bytes"] != nil || reporting["max_decisions_per_second"] != nil || reporting["buffer_type"] == "event" {
 		return
 	}
-	reporting["buffer_size_limit_bytes"] = DecisionLogBufferBytes
+	reporting["buffer_size_limit_bytes"] = decisionLogBufferBytes
 	dl["reporting"] = reporting
 }
 

@@ -231,7 +231,7 @@ func TestOPAConfigKeyGivenTwice(t *testing.T) {
 // The decision-log plugin keeps every event it could not upload, and OPA
 // sets no limit to that by default: a collector down for hours grew the
 // process by megabytes a minute until it was killed. A configuration that
-// bounds the buffer in none of OPA's ways is given DecisionLogBufferBytes;
+// bounds the buffer in none of OPA's ways is given decisionLogBufferBytes;
 // one that does is left as written (OPA refuses a byte limit beside a
 // rate limit). The limits are read back as OPA's plugin parses them.
 func TestOPAConfigBoundsTheDecisionLogBuffer(t *testing.T) {
@@ -242,10 +242,10 @@ func TestOPAConfigBoundsTheDecisionLogBuffer(t *testing.T) {
 		eventBuffer bool    // the event buffer, bounded by a number of events
 		rate        float64 // max_decisions_per_second
 	}{
-		{name: "uploads, nothing said", logs: "  service: s\n", bytes: DecisionLogBufferBytes},
-		{name: "uploads with reporting delays", logs: "  service: s\n  reporting:\n    min_delay_seconds: 5\n    max_delay_seconds: 10\n", bytes: DecisionLogBufferBytes},
-		{name: "the size buffer named", logs: "  service: s\n  reporting:\n    buffer_type: size\n", bytes: DecisionLogBufferBytes},
-		{name: "console only", logs: "  console: true\n", bytes: DecisionLogBufferBytes},
+		{name: "uploads, nothing said", logs: "  service: s\n", bytes: decisionLogBufferBytes},
+		{name: "uploads with reporting delays", logs: "  service: s\n  reporting:\n    min_delay_seconds: 5\n    max_delay_seconds: 10\n", bytes: decisionLogBufferBytes},
+		{name: "the size buffer named", logs: "  service: s\n  reporting:\n    buffer_type: size\n", bytes: decisionLogBufferBytes},
+		{name: "console only", logs: "  console: true\n", bytes: decisionLogBufferBytes},
 		{name: "a limit of its own", logs: "  service: s\n  reporting:\n    buffer_size_limit_bytes: 1048576\n", bytes: 1 << 20},
 		{name: "the event buffer", logs: "  service: s\n  reporting:\n    buffer_type: event\n", eventBuffer: true},
 		{name: "a rate limit", logs: "  service: s\n  reporting:\n    max_decisions_per_second: 100\n", rate: 100},
