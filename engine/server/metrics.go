@@ -64,7 +64,7 @@ func newMetrics(src *sources.Sources, f *inflight, active *atomic.Int64) *metric
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "geoscope_decision_duration_seconds",
 			Help: "Time to decide, from decoded request to answer (locate, evaluate, guard, record).",
-			// 25µs .. ~3.3s: admissions sit at the low end, 100k rosters at the high end.
+			// 25 µs .. 3.7 s: admissions sit at the low end, 100k rosters at the high end.
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2.5, 14),
 		}, []string{"endpoint"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -302,7 +302,7 @@ func (m *metrics) useLedger(l *ledger.Ledger) {
 		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "geoscope_ledger_commit_duration_seconds",
 			Help: "How long the commits answers wait for take (kind entries of geoscope_ledger_commits_total): a batch of entries made durable in the journal (SQLite) or committed to the database (PostgreSQL).",
-			// 100 µs .. 10 s: a journal's fdatasync on a fast disk, to a
+			// 100 µs .. 15 s: a journal's fdatasync on a fast disk, to a
 			// commit that hangs until its 10 s bound.
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
 		}),
