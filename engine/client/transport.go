@@ -97,8 +97,9 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 //     acted on it. (Once a connection exists, net/http itself re-sends a
 //     request that failed on a reused idle connection before anything was
 //     written; the body is replayed from the same byte slice.)
-//   - 503 not_ready is retried for every method: the engine refuses before
-//     it locates, evaluates or records anything (engine.ErrNotReady), so no
+//   - 503 not_ready is retried for every call but Ready, whose not_ready
+//     is the answer (call.retryNotReady): the engine refuses before it
+//     locates, evaluates or records anything (engine.ErrNotReady), so no
 //     decision exists; the decision point is usually just starting.
 //   - 503 overloaded is retried for every method, after the server's
 //     Retry-After and up to half as long again, at random: the server
