@@ -2090,9 +2090,6 @@ func TestQueriesOfBytesNoEntryHolds(t *testing.T) {
 	})
 }
 
-// TestStatementOfAPersonLocatedByPhone: the statement of reasons for an
-// action on a dial-in caller located by the calling number says so; it
-// said the participant's address was located by the GeoIP database.
 // TestStatementQuotesNamesVisibly: what the registry, a bundle or the
 // GeoIP database named is quoted in a statement's sentences with its
 // control characters and bidirectional overrides escaped, so that none
@@ -2140,6 +2137,9 @@ func TestStatementQuotesNamesVisibly(t *testing.T) {
 	}
 }
 
+// TestStatementOfAPersonLocatedByPhone: the statement of reasons for an
+// action on a dial-in caller located by the calling number says so; it
+// said the participant's address was located by the GeoIP database.
 func TestStatementOfAPersonLocatedByPhone(t *testing.T) {
 	b := newBackend(t, "sqlite")
 	l := b.open(t)
