@@ -220,7 +220,8 @@ func WithInputHook(fn func(context.Context, *policy.Snapshot, ast.Value)) Option
 	return func(e *Engine) { e.inputHook = fn }
 }
 
-// WithClock replaces time.Now (tests).
+// WithClock replaces time.Now: the decision's time, which selects the
+// orders in force and is the policy's now (geoscope decide --at; tests).
 func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
 
 // New returns an engine with no policy and no GeoIP database: it answers
