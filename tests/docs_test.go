@@ -169,6 +169,40 @@ func TestDocsCommandLinesNameRealCommandsAndFlags(t *testing.T) {
 	}
 }
 
+// TestHelpFlagsNameTheirCommandsFlags: a flag's description in a command's
+// --help names only flags of that command. The descriptions are shared
+// between commands (serve and decide register the same bundle flags), and
+// one written for serve told decide's reader of a flag decide does not
+// take. A command's long text may name another command's flags; its
+// Flags section speaks of its own.
+func TestHelpFlagsNameTheirCommandsFlags(t *testing.T) {
+	mention := regexp.MustCompile(`--[a-z][a-z0-9-]+`)
+	checked := 0
+	for cmd, flags := range cliCommands(t) {
+		if flags == nil {
+			continue
+		}
+		res := runCLI(t, nil, append(strings.Fields(cmd), "--help")...)
+		_, section, ok := strings.Cut(res.stdout, "\nFlags:\n")
+		if !ok {
+			t.Errorf("geoscope %s --help has no Flags section", cmd)
+			continue
+		}
+		for _, line := range strings.Split(section, "\n") {
+			line = strings.TrimSpace(line)
+			for _, flag := range mention.FindAllString(line, -1) {
+				if !slices.Contains(flags, flag) {
+					t.Errorf("geoscope %s --help: %q names %s, which geoscope %s does not take", cmd, line, flag, cmd)
+				}
+			}
+			checked++
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("only %d flag lines read: the test no longer finds them", checked)
+	}
+}
+
 // TestDocsCiteRealTests: a test, benchmark or fuzz target the documents
 // name (to run, or as the evidence of what they say) is defined in the
 // module.

@@ -206,7 +206,7 @@ database (the message on stderr names the field), 1 on other failures.`,
 	// memory (a decision takes many times its request's size).
 	f.Int64Var(&maxBody, "max-body", server.DefaultMaxBody, "largest request in `BYTES`, as serve's --max-body")
 	f.IntVar(&maxPeople, "max-participants", server.DefaultMaxParticipants, "most participants in the request, as serve's --max-participants")
-	keys.register(f)
+	keys.register(f, false)
 	ledgers.register(f)
 	ledgers.registerReplica(f)
 	return cmd

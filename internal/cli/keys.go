@@ -15,8 +15,15 @@ type verificationFlags struct {
 	key, keyID, alg string
 }
 
-func (v *verificationFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&v.key, "verification-key", "", "require every bundle to be signed, verifying with the key in this PEM `FILE` (public key or certificate); with --config, a bundle whose signing.keyid names another key is verified with that one")
+// register adds the flags to f. withConfig is whether the command takes
+// --config: only there can a bundle's signing.keyid name another key, and
+// decide's help must not speak of a flag decide does not take.
+func (v *verificationFlags) register(f *pflag.FlagSet, withConfig bool) {
+	usage := "require every bundle to be signed, verifying with the key in this PEM `FILE` (public key or certificate)"
+	if withConfig {
+		usage += "; with --config, a bundle whose signing.keyid names another key is verified with that one"
+	}
+	f.StringVar(&v.key, "verification-key", "", usage)
 	f.StringVar(&v.keyID, "verification-key-id", policy.DefaultKeyID, "key id of --verification-key")
 	f.StringVar(&v.alg, "signing-alg", "", "signature algorithm (default: from the key: RSA → RS256, ECDSA → ES256/384/512)")
 }

@@ -247,7 +247,7 @@ included: debug logging is for authoring, not for production.`,
 	f.StringArrayVar(&opaSet, "set", nil, "override a value of the OPA configuration, as OPA's --set: `KEY=VALUE[,KEY=VALUE]` (decision_logs.console=true); repeatable; without --config, the whole configuration")
 	f.StringArrayVar(&opaSetFile, "set-file", nil, "override a value of the OPA configuration with a file's content (trimmed), as OPA's --set-file: `KEY=FILE` (services.s.credentials.bearer.token=/run/secrets/token); repeatable")
 	registerPhoneFlag(f, &phones)
-	keys.register(f)
+	keys.register(f, true)
 	ledgers.register(f)
 	ledgers.registerReplica(f)
 	return cmd
