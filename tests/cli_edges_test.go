@@ -184,6 +184,36 @@ func TestLedgerEnvironmentBlankRefused(t *testing.T) {
 	}
 }
 
+// GEOSCOPE_DATA_DIR set but empty, or with white space around it, is
+// refused as GEOSCOPE_LEDGER is, naming it: read as unset, the server
+// opened a new SQLite ledger, with a new key, in ./geoscope-data of its
+// working directory, and its decisions were recorded apart from the
+// ledger the variable was meant to name. --data-dir on the command line
+// takes its place.
+func TestDataDirEnvironmentBlankRefused(t *testing.T) {
+	for _, value := range []string{"", "  ", "/data\n"} {
+		for _, args := range [][]string{{"serve", "--addr", "127.0.0.1:0"}, {"ledger", "export"}, {"report"}, {"ledger", "verify"}} {
+			dir := t.TempDir()
+			res := runIn(t, dir, []string{"GEOSCOPE_DATA_DIR=" + value}, nil, args...)
+			if res.code != 2 || !strings.Contains(cliErrorLine(t, res.stderr), "GEOSCOPE_DATA_DIR") {
+				t.Errorf("%v with GEOSCOPE_DATA_DIR=%q: %v; want exit 2 naming it", args, value, res)
+			}
+			if got := dirEntries(t, dir); len(got) != 0 {
+				t.Errorf("%v with GEOSCOPE_DATA_DIR=%q created %v", args, value, got)
+			}
+		}
+	}
+	// The flag given, the variable is not read.
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if res := runIn(t, dir, []string{"GEOSCOPE_DATA_DIR="}, []byte(validRequest), "decide", "--geoip-db", geotest.Standard(t), "--data-dir", data); res.code != 0 {
+		t.Errorf("decide --data-dir with GEOSCOPE_DATA_DIR empty: %v", res)
+	}
+	if _, err := os.Stat(filepath.Join(data, "ledger.key")); err != nil {
+		t.Errorf("decide --data-dir recorded nowhere: %v", err)
+	}
+}
+
 // decide is offline: it records nothing (no ./geoscope-data, nothing in
 // GEOSCOPE_DATA_DIR) unless a ledger flag asks it to.
 func TestDecideRecordsOnlyWhenAsked(t *testing.T) {

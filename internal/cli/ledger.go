@@ -40,14 +40,20 @@ const ledgerOff = "off"
 // appearing in the command line. It is not shown as the flag's default.
 const envLedger = "GEOSCOPE_LEDGER"
 
+// envDataDir supplies --data-dir's default (the container image sets it
+// to /data).
+const envDataDir = "GEOSCOPE_DATA_DIR"
+
 func (l *ledgerFlags) register(f *pflag.FlagSet) {
 	l.flags = f
-	dataDir := os.Getenv("GEOSCOPE_DATA_DIR")
-	if dataDir == "" {
+	// A blank value shows the built-in default in --help; resolve refuses
+	// it before any ledger is opened.
+	dataDir := os.Getenv(envDataDir)
+	if strings.TrimSpace(dataDir) == "" {
 		dataDir = ledger.DefaultDataDir
 	}
 	f.StringVar(&l.url, "ledger", "sqlite", "ledger backend: sqlite (in --data-dir), a postgres:// URL, or off (no durable record: for benchmarks only) (env "+envLedger+")")
-	f.StringVar(&l.dataDir, "data-dir", dataDir, "`DIR` for the SQLite ledger and the generated ledger key (env GEOSCOPE_DATA_DIR)")
+	f.StringVar(&l.dataDir, "data-dir", dataDir, "`DIR` for the SQLite ledger and the generated ledger key (env "+envDataDir+")")
 	f.StringVar(&l.keyFile, "ledger-key-file", "", "pseudonymization key `FILE` (32+ bytes, raw or hex; default: generated into --data-dir; export and report check that it is the ledger's)")
 }
 
@@ -61,8 +67,26 @@ func (l *ledgerFlags) registerReplica(f *pflag.FlagSet) {
 // unset or passed on: a Secret whose key is empty (or was made from a
 // file ending in a newline) must not quietly mean each replica's own
 // SQLite ledger on its scratch volume, nor a database named "geoscope\n".
+//
+// GEOSCOPE_DATA_DIR is held alike when --data-dir was not given: read as
+// unset, a blank value meant a new ledger, under a new key, in
+// ./geoscope-data of whatever directory the process started in, apart
+// from the ledger the variable was meant to name.
 func (l *ledgerFlags) resolve() error {
-	if l.flags == nil || l.flags.Changed("ledger") {
+	if l.flags == nil {
+		return nil
+	}
+	if !l.flags.Changed("data-dir") {
+		if v, set := os.LookupEnv(envDataDir); set {
+			switch {
+			case strings.TrimSpace(v) == "":
+				return usageError{fmt.Errorf("%s is set but empty: give the data directory, or unset it for the default (%s)", envDataDir, ledger.DefaultDataDir)}
+			case strings.TrimSpace(v) != v:
+				return usageError{fmt.Errorf("%s begins or ends with white space: remove it", envDataDir)}
+			}
+		}
+	}
+	if l.flags.Changed("ledger") {
 		return nil
 	}
 	v, set := os.LookupEnv(envLedger)
