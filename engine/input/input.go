@@ -237,7 +237,8 @@ type AdmissionHost struct {
 	AccountCountry string `json:"account_country,omitempty"`
 }
 
-// Limits bound a request. Zero values mean no limit.
+// Limits bound a request. A zero MaxParticipants leaves only the id
+// index's own bound, idindex.MaxLen (2^31−1).
 type Limits struct {
 	MaxParticipants int
 }

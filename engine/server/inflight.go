@@ -65,8 +65,9 @@ import (
 //     default concurrent streams) per HTTP/2 connection. Limit
 //     connections at the load balancer (docs/operations.md);
 //   - a client that sends at the paced rate can take the arriving budget
-//     (about 256 KiB/s for the default 1 MiB, each body cut off 2 s after
-//     it began): bodies over minWeight (rosters, gzip bodies sent over
+//     (about 256 KiB/s per MiB of it, each body cut off 2 s after it
+//     began; it is as large as the small lane, a quarter of
+//     --max-inflight and at least 1 MiB): bodies over minWeight (rosters, gzip bodies sent over
 //     minWeight) are then refused at once for as long as it keeps
 //     sending; admissions are not;
 //   - small bodies may hold up to twice the small lane: the lane for those
