@@ -249,13 +249,19 @@ func lgPrivacy(t *testing.T, dataDir string, pg *pgtest.Server) {
 		len(byOrder.Entries) != 1 || byOrder.Entries[0].DecisionID != unlistedDecision {
 		t.Errorf("GET /v1/ledger?authority=<the unlisted authority>: HTTP %d %s, want the preview %s alone", r.status, r.body, unlistedDecision)
 	}
-	// So does the export, given the key.
+	// So does the export, given the key, or finding it in the data
+	// directory.
 	withKey := ledgerArgs
 	if pg == nil {
 		withKey = append(slices.Clone(ledgerArgs), "--ledger-key-file", keyPath)
 	}
-	if got := runLedgerExport(t, append(slices.Clone(withKey), "--order", previewID)); bytes.Count(got, []byte("\n")) != 1 || !bytes.Contains(got, []byte(previewDecision)) {
-		t.Errorf("ledger export --order <the preview's id>: %s, want the preview %s alone", got, previewDecision)
+	for _, args := range [][]string{ledgerArgs, withKey} {
+		if got := runLedgerExport(t, append(slices.Clone(args), "--order", previewID)); bytes.Count(got, []byte("\n")) != 1 || !bytes.Contains(got, []byte(previewDecision)) {
+			t.Errorf("ledger export %v --order <the preview's id>: %s, want the preview %s alone", args, got, previewDecision)
+		}
+		if got := runLedgerExport(t, append(slices.Clone(args), "--authority", unlisted)); bytes.Count(got, []byte("\n")) != 1 || !bytes.Contains(got, []byte(unlistedDecision)) {
+			t.Errorf("ledger export %v --authority <the unlisted authority>: %s, want the preview %s alone", args, got, unlistedDecision)
+		}
 	}
 
 	// What the transparency report and the statements of reasons give

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -120,6 +121,23 @@ func (l *ledgerFlags) openWithKey(ctx context.Context, log *slog.Logger) (*ledge
 	return l.openRead(ctx, log, true)
 }
 
+// openToMatch opens an existing ledger for reading with its key when one
+// is at hand, --ledger-key-file or a SQLite data directory's ledger.key,
+// and without one otherwise: a previewed order's id, recorded as its
+// pseudonym, is then matched wherever the key can be found, as ledger
+// statements finds it.
+func (l *ledgerFlags) openToMatch(ctx context.Context, log *slog.Logger) (*ledger.Ledger, error) {
+	if err := l.resolve(); err != nil {
+		return nil, err
+	}
+	inDataDir := false
+	if l.keyFile == "" && (l.url == "" || l.url == "sqlite") {
+		_, err := os.Stat(filepath.Join(l.dataDir, "ledger.key"))
+		inDataDir = err == nil
+	}
+	return l.openRead(ctx, log, inDataDir)
+}
+
 func (l *ledgerFlags) openRead(ctx context.Context, log *slog.Logger, pseudonyms bool) (*ledger.Ledger, error) {
 	if err := l.resolve(); err != nil {
 		return nil, err
@@ -200,7 +218,11 @@ be read.`,
 			}
 			q.Order, q.Authority = order, auth
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			l, err := flags.openReader(cmd.Context(), log)
+			open := flags.openReader
+			if order != "" || auth != "" {
+				open = flags.openToMatch
+			}
+			l, err := open(cmd.Context(), log)
 			if err != nil {
 				return err
 			}
@@ -235,8 +257,8 @@ be read.`,
 	flags.register(f)
 	f.StringVar(&since, "since", "", "entries at or after `T` (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&until, "until", "", "entries before `T` (RFC 3339 or YYYY-MM-DD)")
-	f.StringVar(&order, "order", "", "only entries that evaluated this order id, or that it targeted while not in force (a previewed order's id, recorded as its pseudonym, is matched with --ledger-key-file)")
-	f.StringVar(&auth, "authority", "", "only entries that evaluated an order of this authority, or that one targeted while not in force (one only a preview named, recorded as its pseudonym, is matched with --ledger-key-file)")
+	f.StringVar(&order, "order", "", "only entries that evaluated this order id, or that it targeted while not in force (a previewed order's id, recorded as its pseudonym, is matched with the ledger's key: --ledger-key-file, or ledger.key in --data-dir)")
+	f.StringVar(&auth, "authority", "", "only entries that evaluated an order of this authority, or that one targeted while not in force (one only a preview named, recorded as its pseudonym, is matched with the ledger's key: --ledger-key-file, or ledger.key in --data-dir)")
 	f.BoolVar(&counts, "counts", false, "write the aggregate counts per day (plain allowed admissions, decisions with nothing to do) instead of the entries")
 	f.StringVar(&format, "format", "jsonl", "output format: jsonl")
 	cmd.AddCommand(export, verifyCommand(), statementsCommand())
