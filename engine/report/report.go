@@ -137,18 +137,19 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 		return nil, fmt.Errorf("min count %d: want 1 or more", o.MinCount)
 	}
 	a := newAggregator(p)
+	var rd reader
 	// The requests decided in the retryWindow before the period, so that
 	// one sent again across its start is counted in the period before
 	// only: a quarter's figures are then the sum of its months'.
-	if err := l.Scan(ctx, ledger.Query{Since: p.Since.Add(-retryWindow), Until: p.Since}, a.priorEntry); err != nil {
+	if err := rd.scan(ctx, l, ledger.Query{Since: p.Since.Add(-retryWindow), Until: p.Since}, true, a.priorEntry); err != nil {
 		return nil, err
 	}
-	if err := l.Scan(ctx, ledger.Query{Since: p.Since, Until: p.Until}, a.entry); err != nil {
+	if err := rd.scan(ctx, l, ledger.Query{Since: p.Since, Until: p.Until}, true, a.entry); err != nil {
 		return nil, err
 	}
 	// An order received in the period may first be enforced after it; the
 	// entries after the period are read for their orders only.
-	if err := l.Scan(ctx, ledger.Query{Since: p.Until}, a.laterEntry); err != nil {
+	if err := rd.scan(ctx, l, ledger.Query{Since: p.Until}, false, a.laterEntry); err != nil {
 		return nil, err
 	}
 	rows, err := l.Counts(ctx, p.Since, p.Until)
@@ -285,6 +286,35 @@ type aggregator struct {
 	// when it has doubled since the last sweep.
 	asked      map[[16]byte]int64
 	askedSwept int
+
+	// What entry works out again and again, kept, and its working memory,
+	// reused: a report reads every entry of its period, and these were
+	// half of the allocations of its reading once the entries were
+	// decoded into reused memory (stored.go).
+	receivedDays map[string]string                 // receivedDay of a stated date
+	validities   map[validityKey]registry.Validity // RecordedValidity of stated dates
+	geoBuild     time.Time                         // the last entry's GeoIP build,
+	geoBuildText string                            // as RFC 3339, "" before the first
+	digest       []byte                            // decidedAs's input
+	sorted       []string                          // decidedAs's keys, entry's demands
+	scratch      entryScratch
+}
+
+// entryScratch is entry's working memory, cleared for each entry.
+type entryScratch struct {
+	orders       map[string]ledger.Order
+	touched      []*tally
+	partByOrder  map[string]int
+	typesByOrder map[[2]string]bool // (order, action type)
+	refused      map[[2]string]bool
+	counted      map[[3]string]bool
+}
+
+// validityKey is what RecordedValidity reads of an order.
+type validityKey struct {
+	effective, expires   string
+	revoked              bool
+	revokedOn, revokedBy string // the revocation's date and reason
 }
 
 // retryWindow is how long after a request was last decided the same
@@ -313,7 +343,7 @@ func (a *aggregator) sentAgain(e *ledger.Entry) bool {
 	if e.Request == "" {
 		return false
 	}
-	key := decidedAs(e)
+	key := a.decidedAs(e)
 	at := e.Time.UnixNano()
 	last, ok := a.asked[key]
 	again := ok && at-last >= 0 && at-last <= int64(retryWindow)
@@ -343,16 +373,20 @@ func (a *aggregator) priorEntry(e *ledger.Entry) error {
 // of it: its kind, whether it admitted, the orders it evaluated or found
 // not in force, the revisions it was decided with, and each action,
 // refusal and guard block with whom and what it concerned.
-func decidedAs(e *ledger.Entry) [16]byte {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	num := func(v int64) { h.Write(n[:binary.PutVarint(n[:], v)]) }
+//
+// Its input is written into one buffer, reused from entry to entry, and
+// digested at once: the same bytes as written to a hash one field at a
+// time, without the hash, the copies and the sorted key lists each entry
+// allocated.
+func (a *aggregator) decidedAs(e *ledger.Entry) [16]byte {
+	b := a.digest[:0]
+	num := func(v int64) { b = binary.AppendVarint(b, v) }
 	field := func(v string) {
 		num(int64(len(v)))
-		h.Write([]byte(v))
+		b = append(b, v...)
 	}
-	flag := func(b bool) {
-		if b {
+	flag := func(f bool) {
+		if f {
 			num(1)
 		} else {
 			num(0)
@@ -362,7 +396,7 @@ func decidedAs(e *ledger.Entry) [16]byte {
 	field(e.Kind)
 	flag(e.AllowJoin != nil)
 	flag(e.AllowJoin != nil && *e.AllowJoin)
-	for _, orders := range [][]ledger.Order{e.Orders, e.OrdersNotInForce} {
+	for _, orders := range [2][]ledger.Order{e.Orders, e.OrdersNotInForce} {
 		num(int64(len(orders)))
 		for _, o := range orders {
 			field(o.OrderID)
@@ -370,7 +404,7 @@ func decidedAs(e *ledger.Entry) [16]byte {
 		}
 	}
 	num(int64(len(e.Bundles)))
-	for _, name := range slices.Sorted(maps.Keys(e.Bundles)) {
+	for _, name := range sortedKeys(a, e.Bundles) {
 		field(name)
 		field(e.Bundles[name])
 	}
@@ -380,10 +414,21 @@ func decidedAs(e *ledger.Entry) [16]byte {
 		field(x.OrderID)
 		field(x.Subject)
 		field(x.Country)
-		field(strings.Join(x.Subdivisions, ","))
+		// The subdivisions joined with commas.
+		n := max(len(x.Subdivisions)-1, 0)
+		for _, sub := range x.Subdivisions {
+			n += len(sub)
+		}
+		num(int64(n))
+		for i, sub := range x.Subdivisions {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, sub...)
+		}
 		flag(x.Host)
 		num(int64(len(x.Reached)))
-		for _, c := range slices.Sorted(maps.Keys(x.Reached)) {
+		for _, c := range sortedKeys(a, x.Reached) {
 			field(c)
 			num(int64(x.Reached[c]))
 		}
@@ -402,9 +447,19 @@ func decidedAs(e *ledger.Entry) [16]byte {
 		field(x.OrderID)
 		field(x.Subject)
 	}
-	var key [16]byte
-	copy(key[:], h.Sum(nil))
-	return key
+	a.digest = b
+	sum := sha256.Sum256(b)
+	return [16]byte(sum[:16])
+}
+
+// sortedKeys is m's keys in order, in memory reused by the next call.
+func sortedKeys[V any](a *aggregator, m map[string]V) []string {
+	a.sorted = a.sorted[:0]
+	for k := range m {
+		a.sorted = append(a.sorted, k)
+	}
+	slices.Sort(a.sorted)
+	return a.sorted
 }
 
 func newAggregator(p Period) *aggregator {
@@ -419,21 +474,43 @@ func newAggregator(p Period) *aggregator {
 		geo:      map[[2]string]*seen{},
 		bundles:  map[[2]string]*seen{},
 		asked:    map[[16]byte]int64{},
+
+		receivedDays: map[string]string{},
+		validities:   map[validityKey]registry.Validity{},
+		scratch: entryScratch{
+			orders: map[string]ledger.Order{}, partByOrder: map[string]int{}, typesByOrder: map[[2]string]bool{},
+			refused: map[[2]string]bool{}, counted: map[[3]string]bool{},
+		},
 	}
 }
 
+// keyOf is the group of authority with jurisdiction, and the
+// jurisdiction sorted without repeats: jurisdiction itself when it is
+// already (as a registry states it, one country most often), which the
+// caller then must not keep.
 func keyOf(authority string, jurisdiction []string) (groupKey, []string) {
-	j := slices.Clone(jurisdiction)
-	slices.Sort(j)
-	j = slices.Compact(j)
+	j := jurisdiction
+	if !sortedSet(j) {
+		j = slices.Compact(slices.Sorted(slices.Values(j)))
+	}
 	return groupKey{authority: authority, jurisdiction: strings.Join(j, ",")}, j
+}
+
+// sortedSet reports whether s is sorted without repeats.
+func sortedSet(s []string) bool {
+	for i := 1; i < len(s); i++ {
+		if s[i-1] >= s[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *aggregator) group(authority string, jurisdiction []string) *tally {
 	k, j := keyOf(authority, jurisdiction)
 	t := a.groups[k]
 	if t == nil {
-		t = newTally(k, j)
+		t = newTally(k, slices.Clone(j))
 		a.groups[k] = t
 	}
 	return t
@@ -452,7 +529,7 @@ func (a *aggregator) laterEntry(e *ledger.Entry) error {
 	for _, o := range e.Orders {
 		if _, ok := a.orders[o.OrderID]; !ok {
 			k, _ := keyOf(o.Authority, o.Jurisdiction)
-			a.orders[o.OrderID] = orderInfo{key: k, received: receivedDay(o.Received)}
+			a.orders[o.OrderID] = orderInfo{key: k, received: a.receivedDay(o.Received)}
 			if g := a.group(o.Authority, o.Jurisdiction); g.name == "" {
 				g.name = o.AuthorityName
 			}
@@ -471,29 +548,40 @@ func (a *aggregator) entry(e *ledger.Entry) error {
 	if e.Kind == ledger.KindAdmission {
 		a.admissionEntries++
 	}
-	a.note(a.geo, [2]string{e.Geo.Database, e.Geo.Build.UTC().Format(time.RFC3339)}, e.Time)
+	if a.geoBuildText == "" || !e.Geo.Build.Equal(a.geoBuild) {
+		a.geoBuild, a.geoBuildText = e.Geo.Build, e.Geo.Build.UTC().Format(time.RFC3339)
+	}
+	a.note(a.geo, [2]string{e.Geo.Database, a.geoBuildText}, e.Time)
 	for name, rev := range e.Bundles {
 		a.note(a.bundles, [2]string{name, rev}, e.Time)
 	}
 
-	orders := make(map[string]ledger.Order, len(e.Orders))
-	touched := map[*tally]bool{}
+	sc := &a.scratch
+	orders := sc.orders
+	clear(orders)
+	touched := sc.touched[:0]
 	for _, o := range e.Orders {
 		orders[o.OrderID] = o
 		g := a.group(o.Authority, o.Jurisdiction)
 		if o.AuthorityName != "" {
 			g.name = o.AuthorityName
 		}
-		a.orders[o.OrderID] = orderInfo{key: g.key, received: receivedDay(o.Received)}
-		touched[g] = true
+		a.orders[o.OrderID] = orderInfo{key: g.key, received: a.receivedDay(o.Received)}
+		if !slices.Contains(touched, g) {
+			touched = append(touched, g)
+		}
 		a.both(g, func(t *tally) { t.ordersCited[o.OrderID] = true })
 	}
-	for g := range touched {
+	for _, g := range touched {
 		g.decisions++
 	}
+	clear(touched) // holds no tally past the entry
+	sc.touched = touched
 	a.total.decisions++
-	for _, o := range append(slices.Clip(e.Orders), e.OrdersNotInForce...) {
-		a.state(o)
+	for _, orders := range [2][]ledger.Order{e.Orders, e.OrdersNotInForce} {
+		for _, o := range orders {
+			a.state(o)
+		}
 	}
 
 	// groupOf attributes an action or a guard block to the group of the
@@ -512,13 +600,11 @@ func (a *aggregator) entry(e *ledger.Entry) error {
 	}
 
 	// Actions: what was carried out, and whom it reached.
-	partByOrder := map[string]int{}
-	typesByOrder := map[string]map[string]bool{}
+	partByOrder, typesByOrder := sc.partByOrder, sc.typesByOrder
+	clear(partByOrder)
+	clear(typesByOrder)
 	for _, act := range e.Actions {
-		if typesByOrder[act.OrderID] == nil {
-			typesByOrder[act.OrderID] = map[string]bool{}
-		}
-		typesByOrder[act.OrderID][act.Type] = true
+		typesByOrder[[2]string{act.OrderID, act.Type}] = true
 		o, known := orders[act.OrderID]
 		inside := func(country string) bool {
 			if country == "" || country == engine.UnknownCountry || !slices.Contains(act.Jurisdiction, country) {
@@ -585,8 +671,9 @@ func (a *aggregator) entry(e *ledger.Entry) error {
 	// A refusal's code counts once for each (decision, order, demand,
 	// code): a policy may state the same refusal several times (two
 	// extension files withholding one order, with different reasons).
-	refused := map[[2]string]bool{}
-	counted := map[[3]string]bool{}
+	refused, counted := sc.refused, sc.counted
+	clear(refused)
+	clear(counted)
 	for _, r := range e.Refused {
 		refused[[2]string{r.OrderID, r.Demand}] = true
 		code := cmp.Or(r.Code, "(none)")
@@ -598,8 +685,11 @@ func (a *aggregator) entry(e *ledger.Entry) error {
 	}
 	for _, o := range e.Orders {
 		g := a.group(o.Authority, o.Jurisdiction)
-		for _, d := range slices.Compact(slices.Sorted(slices.Values(o.Demands))) {
-			out := outcome(d, refused[[2]string{o.OrderID, d}], typesByOrder[o.OrderID], partByOrder[o.OrderID])
+		a.sorted = append(a.sorted[:0], o.Demands...)
+		slices.Sort(a.sorted)
+		for _, d := range slices.Compact(a.sorted) {
+			ended, suspended := typesByOrder[[2]string{o.OrderID, decision.EndMeeting}], typesByOrder[[2]string{o.OrderID, decision.SuspendAccount}]
+			out := outcome(d, refused[[2]string{o.OrderID, d}], ended, suspended, partByOrder[o.OrderID])
 			a.both(g, func(t *tally) {
 				if t.demandOrders[d] == nil {
 					t.demandOrders[d] = map[string]bool{}
@@ -625,7 +715,15 @@ func (a *aggregator) entry(e *ledger.Entry) error {
 // recorded) is taken as none: the order then counts as in force, which is
 // what an entry from before orders had validity says.
 func (a *aggregator) state(o ledger.Order) {
-	v, _ := registry.Order{Effective: o.Effective, Expires: o.Expires, Revoked: o.Revoked}.RecordedValidity()
+	k := validityKey{effective: o.Effective, expires: o.Expires}
+	if o.Revoked != nil {
+		k.revoked, k.revokedOn, k.revokedBy = true, o.Revoked.Date, o.Revoked.Reason
+	}
+	v, ok := a.validities[k]
+	if !ok {
+		v, _ = registry.Order{Effective: o.Effective, Expires: o.Expires, Revoked: o.Revoked}.RecordedValidity()
+		a.validities[k] = v
+	}
 	g := a.group(o.Authority, o.Jurisdiction)
 	if o.AuthorityName != "" && g.name == "" {
 		g.name = o.AuthorityName
@@ -676,7 +774,9 @@ func (a *aggregator) hasStated(k groupKey) bool {
 }
 
 // outcome classifies one demand of one order in one decision.
-func outcome(demand string, refused bool, types map[string]bool, participantActions int) string {
+// ended and suspended say whether the decision has an end_meeting or a
+// suspend_account action for the order.
+func outcome(demand string, refused, ended, suspended bool, participantActions int) string {
 	granted := false
 	switch demand {
 	case registry.DemandRemoveParticipants:
@@ -685,9 +785,9 @@ func outcome(demand string, refused bool, types map[string]bool, participantActi
 		}
 		granted = participantActions > 0
 	case registry.DemandEndMeeting:
-		granted = types[decision.EndMeeting]
+		granted = ended
 	case registry.DemandSuspendAccount:
-		granted = types[decision.SuspendAccount]
+		granted = suspended
 	}
 	switch {
 	case granted:
@@ -731,6 +831,16 @@ func receivedDay(s string) string {
 		return t.UTC().Format(time.DateOnly)
 	}
 	return ""
+}
+
+// receivedDay is receivedDay(s), worked out once for each s.
+func (a *aggregator) receivedDay(s string) string {
+	d, ok := a.receivedDays[s]
+	if !ok {
+		d = receivedDay(s)
+		a.receivedDays[s] = d
+	}
+	return d
 }
 
 func (a *aggregator) receivedInPeriod(info orderInfo) bool {
