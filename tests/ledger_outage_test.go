@@ -440,6 +440,13 @@ func lgStartThenLockDatabase(t *testing.T) (srv *serverProc, db []string, o *lgO
 	t.Cleanup(func() { _ = exec.Command("chattr", append([]string{"-i"}, db...)...).Run() })
 	o = &lgOutage{t: t, srv: srv, tag: lgRandHex(4)}
 	o.up("before the database is made unwritable")
+	// A read waits until those decisions are copied into the database. A
+	// copy of them still to come when it is locked would fail at once,
+	// and every decision after it would be refused, none answered from
+	// the journal (a loaded machine's copy came after the lock).
+	if r := srv.get("/v1/ledger?limit=1", ""); r.status != http.StatusOK {
+		t.Fatalf("reading the ledger before the database is made unwritable: %s", r)
+	}
 
 	if out, err := exec.Command("chattr", append([]string{"+i"}, db...)...).CombinedOutput(); err != nil {
 		t.Fatalf("chattr +i: %v %s", err, out)
