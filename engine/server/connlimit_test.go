@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -340,4 +341,175 @@ func TestIdleHTTP2ConnectionsMakeRoomForNewOnes(t *testing.T) {
 	if _, err := io.Copy(io.Discard, preface); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("the connection idle since its preface was closed (%v), not the one idle longest", err)
 	}
+}
+
+// awaitNoConnections waits until the capped listener ts serves on holds
+// no place, no idle connection and none let in past the cap: every
+// client has gone, so every place must have come back, or the server
+// would in time refuse everyone.
+func awaitNoConnections(t *testing.T, ts *testServer) {
+	t.Helper()
+	l := ts.conns.Load()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		l.mu.Lock()
+		open, idle, waiting := l.open, l.idle.Len(), l.waiting
+		l.mu.Unlock()
+		if open == 0 && idle == 0 && waiting == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("every client gone, the listener still counts %d open, %d idle, %d waiting past the cap: places were lost", open, idle, waiting)
+		}
+	}
+}
+
+// churn has clients connect to addr and leave in every way a client may,
+// from workers goroutines, rounds times each: closing without a word, on
+// half a request head, on half a body, after one request or after two on
+// the connection kept, and at the cap, when refused. What they are
+// answered is not the point: they run past the cap.
+func churn(t *testing.T, addr string, workers, rounds int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					continue
+				}
+				kc := &keptConn{Conn: c, r: bufio.NewReader(c)}
+				switch (w + i) % 6 {
+				case 0: // nothing sent
+				case 1: // half a head
+					io.WriteString(c, "GET /health HTTP/1.1\r\nHo")
+				case 2: // half a body, its handler waiting for the rest
+					fmt.Fprintf(c, "POST /v1/admission HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+						len(admissionBody), admissionBody[:10])
+					time.Sleep(time.Millisecond)
+				case 3: // one request
+					kc.health()
+				case 4: // two on the connection kept, idle between them
+					if _, err := kc.health(); err == nil {
+						time.Sleep(time.Millisecond)
+						kc.health()
+					}
+				case 5: // a request, then idle a while
+					kc.health()
+					time.Sleep(5 * time.Millisecond)
+				}
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestConnectionPlacesComeBack: clients that come and go in every way,
+// many more than the cap at once, leave no place taken once they are
+// all gone: the listener's count of open connections, its idle ones and
+// those let in past the cap all come back to 0.
+func TestConnectionPlacesComeBack(t *testing.T) {
+	const max = 4
+	ts := newTestServer(t, serverSetup{})
+	addr := serveCapped(t, ts, max)
+	churn(t, addr, 16, 60)
+	awaitNoConnections(t, ts)
+	t.Logf("idle connections closed %v, connections refused %v", counted(ts.metrics.closedIdleConns), counted(ts.metrics.refusedConns))
+}
+
+// TestConnectionPlacesComeBackOverTLS: the same over TLS, with HTTP/2
+// and HTTP/1.1 clients, and connections that fail their handshake
+// (plain HTTP, half a handshake), which net/http closes as its own
+// *tls.Conn.
+func TestConnectionPlacesComeBackOverTLS(t *testing.T) {
+	const max = 4
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	proctest.WriteTLSPair(t, certFile, keyFile, 1)
+	ts := newTestServer(t, serverSetup{cfg: Config{TLSCert: certFile, TLSKey: keyFile}})
+	addr := serveCapped(t, ts, max)
+	url := "https://localhost:" + strings.Split(addr, ":")[1] + "/health"
+	var wg sync.WaitGroup
+	for w := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 30 {
+				switch (w + i) % 5 {
+				case 0, 1: // HTTP/2 or HTTP/1.1, a request or two on one connection
+					client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+						ForceAttemptHTTP2: (w+i)%5 == 0,
+						TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+					}}
+					for range 1 + i%2 {
+						if resp, err := client.Get(url); err == nil {
+							io.Copy(io.Discard, resp.Body)
+							resp.Body.Close()
+						}
+						time.Sleep(time.Millisecond)
+					}
+					client.CloseIdleConnections()
+				case 2: // plain HTTP to the TLS port
+					if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+						io.WriteString(c, "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+						c.SetReadDeadline(time.Now().Add(time.Second))
+						io.Copy(io.Discard, c)
+						c.Close()
+					}
+				case 3: // half a handshake
+					if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+						c.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01})
+						c.Close()
+					}
+				case 4: // the HTTP/2 preface alone
+					if c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}); err == nil {
+						io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+						time.Sleep(2 * time.Millisecond)
+						c.Close()
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	awaitNoConnections(t, ts)
+}
+
+// TestConnectionPlacesComeBackAfterShutdown: connections open at a
+// shutdown (idle, let in past the cap, mid-request) all give their
+// places back as the server closes them.
+func TestConnectionPlacesComeBackAfterShutdown(t *testing.T) {
+	const max = 4
+	ts := newTestServer(t, serverSetup{cfg: Config{ShutdownTimeout: time.Second}})
+	ts.openFiles = func() (limit, inUse uint64, ok bool) { return 2 * max, 0, true }
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- ts.Serve(ctx, ln) }()
+	addr := ln.Addr().String()
+	for deadline := time.Now().Add(5 * time.Second); ts.conns.Load() == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not cap its connections")
+		}
+	}
+	idleConnections(t, ts, addr, max-1)
+	busy := dialKept(t, addr)
+	fmt.Fprintf(busy, "POST /v1/admission HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		len(admissionBody), admissionBody[:10])
+	silent := dialKept(t, addr) // let in past the cap
+	time.Sleep(50 * time.Millisecond)
+	stop()
+	<-served
+	// What the shutdown left open (the request in progress, the silent
+	// connection, until their timeouts) goes with its client.
+	busy.Close()
+	silent.Close()
+	awaitNoConnections(t, ts)
 }
