@@ -153,8 +153,9 @@ type limitedListener struct {
 // each with a descriptor of the reserve: past that a connection is
 // refused though some are idle, until those waiting send a request or
 // are closed. One let in ahead whose request comes when none is idle
-// any more (they became active meanwhile) keeps its place, past max,
-// until it is closed: it has a request in progress.
+// any more (they became active meanwhile) keeps its place, past max: it
+// has a request in progress. The next connection to go idle then gives
+// a place back, closed (see overCap).
 func (l *limitedListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
@@ -219,6 +220,12 @@ func (l *limitedListener) connState(c net.Conn, state http.ConnState) {
 	case http.StateIdle:
 		if !lc.closed && lc.idle == nil {
 			lc.idle = l.idle.PushBack(lc)
+			// Past the cap with no one waiting for the place: one let
+			// in ahead found none idle when its request came (see
+			// Accept). The first to go idle gives a place back, or the
+			// connections past the cap would add up, a few at a time,
+			// until the reserve was gone.
+			victim = l.overCap()
 		}
 	case http.StateActive:
 		l.notIdle(lc)
@@ -231,10 +238,7 @@ func (l *limitedListener) connState(c net.Conn, state http.ConnState) {
 		}
 		lc.waiting = false
 		l.waiting--
-		if front := l.idle.Front(); front != nil {
-			victim = front.Value.(*limitedConn)
-			l.release(victim)
-		}
+		victim = l.overCap()
 	case http.StateHijacked:
 		// The handler has the connection now: it keeps its place until
 		// it is closed, never idle here.
@@ -247,6 +251,26 @@ func (l *limitedListener) connState(c net.Conn, state http.ConnState) {
 		victim.Conn.Close()
 		l.closedOne()
 	}
+}
+
+// overCap gives back the place of the connection idle longest, and
+// returns it to be closed, while more are open than max besides those
+// let in ahead that have not sent a request yet (whose places are lent
+// from the reserve until then); otherwise it returns nil. No place is
+// taken when others' closing has made room meanwhile. A connection let
+// in ahead that is idle (an HTTP/2 one past its preface) is not taken:
+// it would give back a place it has not been counted in. l.mu is held.
+func (l *limitedListener) overCap() *limitedConn {
+	if l.open-l.waiting <= l.max {
+		return nil
+	}
+	for e := l.idle.Front(); e != nil; e = e.Next() {
+		if c := e.Value.(*limitedConn); !c.waiting {
+			l.release(c)
+			return c
+		}
+	}
+	return nil
 }
 
 // notIdle takes c out of the idle connections. l.mu is held.

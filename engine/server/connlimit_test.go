@@ -513,3 +513,121 @@ func TestConnectionPlacesComeBackAfterShutdown(t *testing.T) {
 	silent.Close()
 	awaitNoConnections(t, ts)
 }
+
+// placesTaken is what the capped listener ts serves on counts open, and
+// of those, let in past the cap without a request yet.
+func placesTaken(ts *testServer) (open, waiting int64) {
+	l := ts.conns.Load()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open, l.waiting
+}
+
+// TestConnectionsPastTheCapStayBounded: a connection let in past the cap
+// whose request comes when no connection is idle any more (they all
+// became busy meanwhile) keeps its place past the cap; but the next
+// connection to go idle gives one back, so that, round after round,
+// no more than the cap and the few let in past it are ever open: each
+// of those holds a descriptor of the reserve kept for the ledger, and
+// they added up, a round at a time, until the reserve was gone.
+func TestConnectionsPastTheCapStayBounded(t *testing.T) {
+	const max, ahead = 4, 1 // serveCapped's reserve is max, of which a quarter waits
+	ts := newTestServer(t, serverSetup{})
+	ts.bodyGrace = time.Minute // the bodies' pace is the test's
+	addr := serveCapped(t, ts, max)
+	conns := idleConnections(t, ts, addr, max)
+	busy := func(c *keptConn) {
+		fmt.Fprintf(c, "POST /v1/admission HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			len(admissionBody), admissionBody[:10])
+	}
+	var inProgress []*keptConn
+	for round := range 4 {
+		// A new connection, let in past the cap while some are idle.
+		fresh := dialKept(t, addr)
+		waited := false
+		for deadline := time.Now().Add(time.Second); !waited && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			_, waiting := placesTaken(ts)
+			waited = waiting == 1
+		}
+		if !waited {
+			t.Logf("round %d: the new connection was not let in past the cap", round)
+			break
+		}
+		// Every connection held becomes busy before its request comes.
+		for _, c := range conns {
+			busy(c)
+			inProgress = append(inProgress, c)
+		}
+		conns = nil
+		for deadline := time.Now().Add(5 * time.Second); ts.active.Load() < int64(len(inProgress)); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d of %d requests reached their handlers", round, ts.active.Load(), len(inProgress))
+			}
+		}
+		if status, err := fresh.health(); status != http.StatusOK {
+			t.Fatalf("round %d: the connection let in past the cap: %d %v, want it answered", round, status, err)
+		}
+		// Once it is idle (or, idle past the cap, closed):
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			l := ts.conns.Load()
+			l.mu.Lock()
+			settled := l.idle.Len() == 1 || l.open == int64(len(inProgress))
+			l.mu.Unlock()
+			if settled {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the connection answered neither idle nor closed", round)
+			}
+		}
+		conns = append(conns, fresh)
+		if open, _ := placesTaken(ts); open > max+ahead {
+			t.Fatalf("round %d: %d connections open, more than the cap of %d and the %d let in past it", round, open, max, ahead)
+		}
+	}
+	for _, c := range inProgress {
+		io.WriteString(c, admissionBody[10:])
+		c.answer()
+	}
+}
+
+// TestNoIdleConnectionClosedWhenRoomWasMade: a connection let in past
+// the cap whose request comes after another connection has closed by
+// itself takes the place that one left; no idle connection is closed
+// for it, where one was, needlessly, its client's next request then
+// made on a new connection.
+func TestNoIdleConnectionClosedWhenRoomWasMade(t *testing.T) {
+	const max = 4
+	ts := newTestServer(t, serverSetup{})
+	addr := serveCapped(t, ts, max)
+	idle := idleConnections(t, ts, addr, max)
+	fresh := dialKept(t, addr)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, waiting := placesTaken(ts); waiting == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the new connection was not let in past the cap")
+		}
+	}
+	idle[0].Close() // its client leaves: room under the cap
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if open, _ := placesTaken(ts); open == max {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not see the client leave")
+		}
+	}
+	if status, err := fresh.health(); status != http.StatusOK {
+		t.Fatalf("the connection let in past the cap: %d %v", status, err)
+	}
+	for i, c := range idle[1:] {
+		if status, err := c.health(); status != http.StatusOK {
+			t.Errorf("idle connection %d: %d %v, want it answered on the connection it had", i+1, status, err)
+		}
+	}
+	if n := counted(ts.metrics.closedIdleConns); n != 0 {
+		t.Errorf("geoscope_idle_connections_closed_total = %v, want 0", n)
+	}
+}
