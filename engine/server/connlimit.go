@@ -1,7 +1,6 @@
 package server
 
 import (
-	"container/list"
 	"crypto/tls"
 	"log/slog"
 	"net"
@@ -105,7 +104,7 @@ type limitedListener struct {
 	open int64 // connections holding a place, those let in ahead among them
 	// idle holds the connections idle between requests (the server's
 	// StateIdle), longest idle first.
-	idle list.List
+	idle idleConns
 	// waiting counts the connections let in ahead that have not sent a
 	// request yet.
 	waiting int64
@@ -218,8 +217,8 @@ func (l *limitedListener) connState(c net.Conn, state http.ConnState) {
 	l.mu.Lock()
 	switch state {
 	case http.StateIdle:
-		if !lc.closed && lc.idle == nil {
-			lc.idle = l.idle.PushBack(lc)
+		if !lc.closed && !lc.isIdle {
+			l.idle.pushBack(lc)
 			// Past the cap with no one waiting for the place: one let
 			// in ahead found none idle when its request came (see
 			// Accept). The first to go idle gives a place back, or the
@@ -264,8 +263,8 @@ func (l *limitedListener) overCap() *limitedConn {
 	if l.open-l.waiting <= l.max {
 		return nil
 	}
-	for e := l.idle.Front(); e != nil; e = e.Next() {
-		if c := e.Value.(*limitedConn); !c.waiting {
+	for c := l.idle.front; c != nil; c = c.next {
+		if !c.waiting {
 			l.release(c)
 			return c
 		}
@@ -275,9 +274,8 @@ func (l *limitedListener) overCap() *limitedConn {
 
 // notIdle takes c out of the idle connections. l.mu is held.
 func (l *limitedListener) notIdle(c *limitedConn) {
-	if c.idle != nil {
-		l.idle.Remove(c.idle)
-		c.idle = nil
+	if c.isIdle {
+		l.idle.remove(c)
 	}
 }
 
@@ -327,12 +325,51 @@ func (l *limitedListener) closedOne() {
 type limitedConn struct {
 	net.Conn
 	l *limitedListener
-	// idle is the connection's element of l.idle while it is idle.
-	idle *list.Element
+	// isIdle: the connection is in l.idle, between prev and next.
+	isIdle     bool
+	prev, next *limitedConn
 	// waiting: let in past the cap, no request yet; prefaced: an HTTP/2
 	// connection's preface has been read.
 	waiting, prefaced bool
 	closed            bool
+}
+
+// idleConns is a list of connections linked through their own fields:
+// a connection goes idle and active again with every request on it, and
+// a list of elements of its own (container/list) allocated one each
+// time. Its fields are l.mu's.
+type idleConns struct {
+	front, back *limitedConn
+	n           int
+}
+
+// Len is how many connections are idle.
+func (q *idleConns) Len() int { return q.n }
+
+func (q *idleConns) pushBack(c *limitedConn) {
+	c.prev, c.next, c.isIdle = q.back, nil, true
+	if q.back != nil {
+		q.back.next = c
+	} else {
+		q.front = c
+	}
+	q.back = c
+	q.n++
+}
+
+func (q *idleConns) remove(c *limitedConn) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		q.front = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		q.back = c.prev
+	}
+	c.prev, c.next, c.isIdle = nil, nil, false
+	q.n--
 }
 
 func (c *limitedConn) Close() error {

@@ -631,3 +631,75 @@ func TestNoIdleConnectionClosedWhenRoomWasMade(t *testing.T) {
 		t.Errorf("geoscope_idle_connections_closed_total = %v, want 0", n)
 	}
 }
+
+// TestConnStateAllocatesNothing: the server reports each request's
+// connection active and then idle again, on every kept-alive
+// connection, plain or TLS; keeping the idle ones allocates nothing for
+// that (a list element was allocated each time).
+func TestConnStateAllocatesNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l := &limitedListener{Listener: ln, max: 4, ahead: 1}
+	accept := func() net.Conn {
+		t.Helper()
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	plain := accept()
+	if n := testing.AllocsPerRun(100, func() {
+		l.connState(plain, http.StateActive)
+		l.connState(plain, http.StateIdle)
+	}); n != 0 {
+		t.Errorf("a request on a plain connection: %v allocations keeping it idle, want 0", n)
+	}
+
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	proctest.WriteTLSPair(t, certFile, keyFile, 1)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"h2", "http/1.1"}})
+	defer served.Close()
+	shook := make(chan error, 1)
+	go func() { shook <- served.Handshake() }()
+	if err := tls.Client(client, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}).Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-shook; err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		l.connState(served, http.StateActive)
+		l.connState(served, http.StateIdle)
+	}); n != 0 {
+		t.Errorf("a request on a TLS connection: %v allocations, want 0", n)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open != 2 || l.idle.Len() != 2 {
+		t.Errorf("%d open, %d idle, want 2 of each", l.open, l.idle.Len())
+	}
+}
