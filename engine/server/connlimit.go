@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"net"
@@ -73,7 +74,9 @@ const maxAhead = 16
 // descriptors, while the ledger can still commit for the connections
 // open. Where the limit is not known ln is returned as is. The server
 // must report its connections' states to the listener's connState
-// (http.Server.ConnState), which is how it knows the idle ones.
+// (http.Server.ConnState), which is how it knows the idle ones, give
+// them connContext (http.Server.ConnContext) and serve its requests
+// through requests, which is how it knows a request has come.
 func limitConnections(ln net.Listener, log *slog.Logger, files func() (limit, inUse uint64, ok bool), refused, closedIdle prometheus.Counter) net.Listener {
 	limit, inUse, ok := files()
 	if !ok {
@@ -117,9 +120,9 @@ type limitedListener struct {
 // Accept hands out connections while fewer than max are open. At max, a
 // connection is let in ahead, past max, while some are idle between
 // requests, and takes the place of the one idle longest when it sends
-// its first request (connState), which closes that one; a connection
-// that sends none (a flood of connections, or slow request heads) never
-// closes one. Idle connections do nothing for their clients until their
+// its first request (requests), which closes that one; a connection
+// that sends none (a flood of connections, slow request heads, heads
+// net/http refuses before any handler) never closes one. Idle connections do nothing for their clients until their
 // next request, but hold their places until the server's idle timeout,
 // 120 s, so that without this, once they filled the cap, every new
 // client was refused. The one idle longest is taken: its client is the
@@ -146,7 +149,9 @@ type limitedListener struct {
 // stream open is idle, though, like any HTTP/2 connection with none, and
 // kept until the idle timeout: it may be closed for another, the one
 // idle longest first, and its preface is not the request that closes
-// one.
+// one. Nor is a head that reaches no handler: net/http reports a
+// connection active once it has read any byte of a head, and then again
+// after a head that timed out, was cut off or was refused 400.
 //
 // At most ahead connections wait past max, and no more than are idle,
 // each with a descriptor of the reserve: past that a connection is
@@ -171,7 +176,7 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 			l.open++
 			l.waiting++
 			l.mu.Unlock()
-			return &limitedConn{Conn: c, l: l, waiting: true}, nil
+			return &limitedConn{Conn: c, l: l, ahead: true, waiting: true}, nil
 		}
 		l.mu.Unlock()
 		c.Close()
@@ -180,8 +185,7 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 }
 
 // connState is the server's http.Server.ConnState: it keeps the idle
-// connections, and has a connection let in ahead take the place of the
-// one idle longest when its first request arrives.
+// connections.
 //
 // An idle connection is closed only while it is idle here, under l.mu,
 // as net/http's own Shutdown (closeIdleConns) closes only connections
@@ -199,18 +203,10 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 // HTTP/2 connections are reported active while a stream is open and idle
 // while none is, so they are idle here as HTTP/1.1 connections are
 // between requests; closing one has the same race with a stream being
-// opened. Their preface, which net/http reports as active then idle
-// before any request, is not a request (see Accept).
+// opened.
 func (l *limitedListener) connState(c net.Conn, state http.ConnState) {
-	h2 := false
-	if tc, ok := c.(*tls.Conn); ok {
-		if state == http.StateActive {
-			h2 = tc.ConnectionState().NegotiatedProtocol == "h2"
-		}
-		c = tc.NetConn()
-	}
-	lc, ok := c.(*limitedConn)
-	if !ok {
+	lc := asLimited(c)
+	if lc == nil {
 		return
 	}
 	var victim *limitedConn
@@ -228,16 +224,6 @@ func (l *limitedListener) connState(c net.Conn, state http.ConnState) {
 		}
 	case http.StateActive:
 		l.notIdle(lc)
-		if !lc.waiting || lc.closed {
-			break
-		}
-		if h2 && !lc.prefaced {
-			lc.prefaced = true
-			break
-		}
-		lc.waiting = false
-		l.waiting--
-		victim = l.overCap()
 	case http.StateHijacked:
 		// The handler has the connection now: it keeps its place until
 		// it is closed, never idle here.
@@ -245,6 +231,60 @@ func (l *limitedListener) connState(c net.Conn, state http.ConnState) {
 	case http.StateClosed:
 		l.release(lc)
 	}
+	l.mu.Unlock()
+	if victim != nil {
+		victim.Conn.Close()
+		l.closedOne()
+	}
+}
+
+// asLimited is the limitedConn c is, or is a TLS connection over; nil
+// for another.
+func asLimited(c net.Conn) *limitedConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	lc, _ := c.(*limitedConn)
+	return lc
+}
+
+// limitedConnKey is the context key of a connection let in ahead.
+type limitedConnKey struct{}
+
+// connContext is the server's http.Server.ConnContext: a connection let
+// in ahead is found by its requests (see requests). The others are not
+// looked for.
+func (l *limitedListener) connContext(ctx context.Context, c net.Conn) context.Context {
+	if lc := asLimited(c); lc != nil && lc.ahead {
+		return context.WithValue(ctx, limitedConnKey{}, lc)
+	}
+	return ctx
+}
+
+// requests serves next, a connection let in ahead taking the place of
+// the one idle longest with its first request (see Accept). That is when
+// a handler has the request: net/http reports a connection active
+// (connState) on a head that never makes one (see Accept), and an
+// HTTP/2 connection on its preface.
+func (l *limitedListener) requests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if lc, ok := r.Context().Value(limitedConnKey{}).(*limitedConn); ok {
+			l.requested(lc)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requested: a request on lc, let in ahead, reached a handler.
+func (l *limitedListener) requested(lc *limitedConn) {
+	l.mu.Lock()
+	if !lc.waiting || lc.closed {
+		l.mu.Unlock()
+		return
+	}
+	lc.waiting = false
+	l.waiting--
+	victim := l.overCap()
 	l.mu.Unlock()
 	if victim != nil {
 		victim.Conn.Close()
@@ -328,10 +368,10 @@ type limitedConn struct {
 	// isIdle: the connection is in l.idle, between prev and next.
 	isIdle     bool
 	prev, next *limitedConn
-	// waiting: let in past the cap, no request yet; prefaced: an HTTP/2
-	// connection's preface has been read.
-	waiting, prefaced bool
-	closed            bool
+	// ahead: let in past the cap (set once, before it is served);
+	// waiting: so, and no request yet.
+	ahead, waiting bool
+	closed         bool
 }
 
 // idleConns is a list of connections linked through their own fields:

@@ -703,3 +703,51 @@ func TestConnStateAllocatesNothing(t *testing.T) {
 		t.Errorf("%d open, %d idle, want 2 of each", l.open, l.idle.Len())
 	}
 }
+
+// TestBadHeadsCloseNoIdleOnes: a connection let in past the cap that
+// sends a head and no request (half of one, then gone; or one net/http
+// refuses before any handler, 400) closes no idle connection: net/http
+// reports such a connection active as soon as it has read any byte of
+// it, and each closed an idle client's connection for nothing, as a
+// slow head did once its 10 s passed.
+func TestBadHeadsCloseNoIdleOnes(t *testing.T) {
+	const max = 4
+	ts := newTestServer(t, serverSetup{})
+	addr := serveCapped(t, ts, max)
+	idle := idleConnections(t, ts, addr, max)
+	awaitWaiting := func(want int64) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			if _, waiting := placesTaken(ts); waiting == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				_, waiting := placesTaken(ts)
+				t.Fatalf("%d connections let in past the cap waiting, want %d", waiting, want)
+			}
+		}
+	}
+	for _, head := range []string{
+		"GET /health HTTP/1.1\r\nHo",   // half a head, then gone
+		"GET /health HTTP/1.1\r\n\r\n", // no Host: 400, from net/http
+		"BAD HEAD\r\n\r\n",             // 400 too
+	} {
+		c := dialKept(t, addr)
+		awaitWaiting(1)
+		io.WriteString(c, head)
+		if strings.HasSuffix(head, "\r\n\r\n") {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			io.Copy(io.Discard, c)
+		}
+		c.Close()
+		awaitWaiting(0)
+		if n := counted(ts.metrics.closedIdleConns); n != 0 {
+			t.Fatalf("geoscope_idle_connections_closed_total = %v after the head %q, which made no request; want 0", n, head)
+		}
+	}
+	for i, c := range idle {
+		if status, err := c.health(); status != http.StatusOK {
+			t.Errorf("idle connection %d: %d %v, want it answered on the connection it had", i, status, err)
+		}
+	}
+}

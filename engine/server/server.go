@@ -158,7 +158,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.watchFiles(ctx, cert)
 	ln = limitConnections(ln, s.log, s.openFiles, s.metrics.refusedConns, s.metrics.closedIdleConns)
 	if l, ok := ln.(*limitedListener); ok {
-		srv.ConnState = l.connState
+		srv.ConnState, srv.ConnContext = l.connState, l.connContext
+		srv.Handler = l.requests(srv.Handler)
 		s.conns.Store(l)
 	}
 	errc := make(chan error, 1)
