@@ -530,6 +530,10 @@ func TestUnreadAnswerHoldsOnlyItsBytes(t *testing.T) {
 			if got := strings.Count(string(answer), `"remove_participant"`); got != removed {
 				t.Errorf("%d participants removed of the %d in mainland China", got, removed)
 			}
+			// Its client gone, the unread answer gives back what it held,
+			// shrunk, and no more.
+			unread.Close()
+			settled(t, ts.inflight)
 		})
 	}
 }
