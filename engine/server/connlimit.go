@@ -122,10 +122,10 @@ type limitedListener struct {
 // requests, and takes the place of the one idle longest when it sends
 // its first request (requests), which closes that one; a connection
 // that sends none (a flood of connections, slow request heads, heads
-// net/http refuses before any handler) never closes one. Idle connections do nothing for their clients until their
-// next request, but hold their places until the server's idle timeout,
-// 120 s, so that without this, once they filled the cap, every new
-// client was refused. The one idle longest is taken: its client is the
+// net/http refuses before any handler) never closes one. Idle
+// connections do nothing for their clients until their next request,
+// but hold their places until the server's idle timeout, 120 s, so that
+// without this, once they filled the cap, every new client was refused. The one idle longest is taken: its client is the
 // least likely to have a request about to be sent on it, and it has had
 // its turn longest.
 //
@@ -215,11 +215,12 @@ func (l *limitedListener) connState(c net.Conn, state http.ConnState) {
 	case http.StateIdle:
 		if !lc.closed && !lc.isIdle {
 			l.idle.pushBack(lc)
-			// Past the cap with no one waiting for the place: one let
-			// in ahead found none idle when its request came (see
-			// Accept). The first to go idle gives a place back, or the
-			// connections past the cap would add up, a few at a time,
-			// until the reserve was gone.
+			// Past the cap, not counting those let in ahead still
+			// without a request: one let in ahead found none idle
+			// when its request came (see Accept). The first to go
+			// idle gives a place back, or the connections past the
+			// cap would add up, a few at a time, until the reserve
+			// was gone.
 			victim = l.overCap()
 		}
 	case http.StateActive:
@@ -374,10 +375,9 @@ type limitedConn struct {
 	closed         bool
 }
 
-// idleConns is a list of connections linked through their own fields:
-// a connection goes idle and active again with every request on it, and
-// a list of elements of its own (container/list) allocated one each
-// time. Its fields are l.mu's.
+// idleConns is a list of connections linked through their own fields: a
+// connection goes idle and active again with every request on it, and
+// container/list allocated an element each time. Its fields are l.mu's.
 type idleConns struct {
 	front, back *limitedConn
 	n           int
