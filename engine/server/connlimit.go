@@ -156,7 +156,8 @@ type limitedListener struct {
 // At most ahead connections wait past max, and no more than are idle,
 // each with a descriptor of the reserve: past that a connection is
 // refused though some are idle, until those waiting send a request or
-// are closed. One let in ahead whose request comes when none is idle
+// are closed, or one of them idle without a request makes room (see
+// idleAhead). One let in ahead whose request comes when none is idle
 // any more (they became active meanwhile) keeps its place, past max: it
 // has a request in progress. The next connection to go idle then gives
 // a place back, closed (see overCap).
@@ -167,21 +168,50 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		l.mu.Lock()
-		switch {
-		case l.open < l.max:
+		if l.open < l.max {
 			l.open++
 			l.mu.Unlock()
 			return &limitedConn{Conn: c, l: l}, nil
-		case l.waiting < min(l.ahead, int64(l.idle.Len())):
+		}
+		var stale *limitedConn
+		if l.waiting >= l.ahead {
+			stale = l.idleAhead()
+		}
+		if l.waiting < min(l.ahead, int64(l.idle.Len())) {
 			l.open++
 			l.waiting++
 			l.mu.Unlock()
+			if stale != nil {
+				stale.Conn.Close()
+				l.closedOne()
+			}
 			return &limitedConn{Conn: c, l: l, ahead: true, waiting: true}, nil
 		}
 		l.mu.Unlock()
 		c.Close()
 		l.refusedOne()
 	}
+}
+
+// idleAhead gives back the place of the connection let in ahead that is
+// idle without a request longest, and returns it to be closed, when
+// that leaves a place ahead for a new connection; otherwise it returns
+// nil. Such a connection sent an HTTP/2 preface and no stream (as a
+// browser's preconnect does), or a request no handler had (OPTIONS *):
+// idle, it is kept until the idle timeout, 120 s, not the head's 10 s,
+// and with all the places ahead so held, every new connection was
+// refused while they lasted, however many were idle. l.mu is held.
+func (l *limitedListener) idleAhead() *limitedConn {
+	if l.waiting-1 >= min(l.ahead, int64(l.idle.Len()-1)) {
+		return nil
+	}
+	for c := l.idle.front; c != nil; c = c.next {
+		if c.waiting {
+			l.release(c)
+			return c
+		}
+	}
+	return nil
 }
 
 // connState is the server's http.Server.ConnState: it keeps the idle

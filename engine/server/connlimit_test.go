@@ -751,3 +751,65 @@ func TestBadHeadsCloseNoIdleOnes(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefacesHoldNoPlaceAhead: HTTP/2 connections that sent their
+// preface and no request (as a browser's preconnect does) are idle but
+// hold the places of those let in past the cap until the idle timeout's
+// 120 s; once all those places are so held, a new client takes the place
+// of the one idle longest of them, where it was refused as long as they
+// lasted, every idle connection's place out of its reach.
+func TestPrefacesHoldNoPlaceAhead(t *testing.T) {
+	const max, ahead = 8, 2
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	proctest.WriteTLSPair(t, certFile, keyFile, 1)
+	ts := newTestServer(t, serverSetup{cfg: Config{TLSCert: certFile, TLSKey: keyFile}})
+	addr := serveCapped(t, ts, max)
+	url := "https://localhost:" + strings.Split(addr, ":")[1] + "/health"
+	get := func() error {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			ForceAttemptHTTP2: true,
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+		}}
+		t.Cleanup(c.CloseIdleConnections)
+		resp, err := c.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%d", resp.StatusCode)
+		}
+		return nil
+	}
+	for i := range max {
+		if err := get(); err != nil {
+			t.Fatalf("idle connection %d: %v", i, err)
+		}
+		awaitIdle(t, ts, i+1)
+	}
+	prefaces := make([]*tls.Conn, ahead)
+	for i := range prefaces {
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"); err != nil {
+			t.Fatal(err)
+		}
+		awaitIdle(t, ts, max+i+1)
+		prefaces[i] = c
+	}
+	if err := get(); err != nil {
+		t.Fatalf("a new client with every place past the cap held by a preface alone: %v", err)
+	}
+	prefaces[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, prefaces[0]); err != nil {
+		t.Errorf("the preface idle longest: %v, want its connection closed", err)
+	}
+	prefaces[1].SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := io.Copy(io.Discard, prefaces[1]); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the later preface's connection was closed (%v), not only the one idle longest", err)
+	}
+}
