@@ -111,10 +111,28 @@ type limitedListener struct {
 	// waiting counts the connections let in ahead that have not sent a
 	// request yet.
 	waiting int64
-	// What was logged: refused and closed since the last line of each,
-	// and when that line was.
-	refused, closed             int64
-	refusedLogged, closedLogged time.Time
+	// What was logged of connections refused and of idle ones closed.
+	refused, closed loggedCount
+}
+
+// loggedCount is a count logged at most once per refusedLogEvery: how
+// many since the last line, and when that line was.
+type loggedCount struct {
+	n      int64
+	logged time.Time
+}
+
+// add counts one more; when a line is due it returns how many to log
+// since the last, and true.
+func (c *loggedCount) add() (int64, bool) {
+	c.n++
+	now := time.Now()
+	if now.Sub(c.logged) < refusedLogEvery {
+		return 0, false
+	}
+	n := c.n
+	c.n, c.logged = 0, now
+	return n, true
 }
 
 // Accept hands out connections while fewer than max are open. At max, a
@@ -368,12 +386,11 @@ func (l *limitedListener) release(c *limitedConn) {
 func (l *limitedListener) refusedOne() {
 	l.refusedTotal.Inc()
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.refused++
-	if now := time.Now(); now.Sub(l.refusedLogged) >= refusedLogEvery {
+	n, due := l.refused.add()
+	l.mu.Unlock()
+	if due { // logged outside the lock every connection's state takes
 		l.log.Warn("connections refused: as many are open as the open-file limit allows beside the ledger's reserve; raise the limit (ulimit -n, LimitNOFILE) or limit connections per client at the load balancer",
-			"refused", l.refused, "max_connections", l.max, "per", refusedLogEvery.String())
-		l.refused, l.refusedLogged = 0, now
+			"refused", n, "max_connections", l.max, "per", refusedLogEvery.String())
 	}
 }
 
@@ -382,12 +399,11 @@ func (l *limitedListener) refusedOne() {
 func (l *limitedListener) closedOne() {
 	l.closedIdleTotal.Inc()
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.closed++
-	if now := time.Now(); now.Sub(l.closedLogged) >= refusedLogEvery {
+	n, due := l.closed.add()
+	l.mu.Unlock()
+	if due { // logged outside the lock every connection's state takes
 		l.log.Warn("idle connections closed to make room for new ones: as many are open as the open-file limit allows beside the ledger's reserve; raise the limit (ulimit -n, LimitNOFILE) or limit connections per client at the load balancer",
-			"closed", l.closed, "max_connections", l.max, "per", refusedLogEvery.String())
-		l.closed, l.closedLogged = 0, now
+			"closed", n, "max_connections", l.max, "per", refusedLogEvery.String())
 	}
 }
 

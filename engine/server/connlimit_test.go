@@ -103,6 +103,25 @@ func idleConnections(t *testing.T, ts *testServer, addr string, n int) []*keptCo
 	return conns
 }
 
+// http2Preface is what an HTTP/2 client sends first: the connection
+// preface and an empty SETTINGS frame.
+const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+// sendPreface opens a TLS connection to addr negotiating HTTP/2 and sends
+// the preface alone on it; it is closed when the test ends.
+func sendPreface(t *testing.T, addr string) *tls.Conn {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, http2Preface); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // awaitIdle waits until the server has said that n connections are idle.
 // It says so once an answer is sent and its reading of the connection
 // during the request has stopped, which can come after the client has
@@ -312,14 +331,7 @@ func TestIdleHTTP2ConnectionsMakeRoomForNewOnes(t *testing.T) {
 	}
 
 	// A connection that sends the preface and nothing more.
-	preface, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer preface.Close()
-	if _, err := io.WriteString(preface, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"); err != nil {
-		t.Fatal(err)
-	}
+	preface := sendPreface(t, addr)
 	time.Sleep(200 * time.Millisecond)
 	if n := counted(ts.metrics.closedIdleConns); n != 0 {
 		t.Errorf("geoscope_idle_connections_closed_total = %v after a preface alone, want 0", n)
@@ -466,7 +478,7 @@ func TestConnectionPlacesComeBackOverTLS(t *testing.T) {
 					}
 				case 4: // the HTTP/2 preface alone
 					if c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}); err == nil {
-						io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+						io.WriteString(c, http2Preface)
 						time.Sleep(2 * time.Millisecond)
 						c.Close()
 					}
@@ -790,14 +802,7 @@ func TestPrefacesHoldNoPlaceAhead(t *testing.T) {
 	}
 	prefaces := make([]*tls.Conn, ahead)
 	for i := range prefaces {
-		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"); err != nil {
-			t.Fatal(err)
-		}
+		c := sendPreface(t, addr)
 		awaitIdle(t, ts, max+i+1)
 		prefaces[i] = c
 	}
