@@ -39,6 +39,19 @@ func serveCapped(t *testing.T, ts *testServer, max int) string {
 	return addr
 }
 
+// serveCappedTLS serves, as serveCapped does, a test server with TLS
+// (a certificate of its own, not verified by the tests' clients); url is
+// its /health.
+func serveCappedTLS(t *testing.T, max int) (ts *testServer, addr, url string) {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	proctest.WriteTLSPair(t, certFile, keyFile, 1)
+	ts = newTestServer(t, serverSetup{cfg: Config{TLSCert: certFile, TLSKey: keyFile}})
+	addr = serveCapped(t, ts, max)
+	return ts, addr, "https://localhost:" + strings.Split(addr, ":")[1] + "/health"
+}
+
 // counted is c's count.
 func counted(c prometheus.Counter) float64 {
 	var m dto.Metric
@@ -288,11 +301,7 @@ func TestSilentConnectionsCloseNoIdleOnes(t *testing.T) {
 // request, so a connection that has sent only that closes none.
 func TestIdleHTTP2ConnectionsMakeRoomForNewOnes(t *testing.T) {
 	const max = 8 // two may wait past it: the preface's and the new client's
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	proctest.WriteTLSPair(t, certFile, keyFile, 1)
-	ts := newTestServer(t, serverSetup{cfg: Config{TLSCert: certFile, TLSKey: keyFile}})
-	addr := serveCapped(t, ts, max)
+	ts, addr, _ := serveCappedTLS(t, max)
 	client := func() *http.Client {
 		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 			ForceAttemptHTTP2: true,
@@ -438,12 +447,7 @@ func TestConnectionPlacesComeBack(t *testing.T) {
 // *tls.Conn.
 func TestConnectionPlacesComeBackOverTLS(t *testing.T) {
 	const max = 4
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	proctest.WriteTLSPair(t, certFile, keyFile, 1)
-	ts := newTestServer(t, serverSetup{cfg: Config{TLSCert: certFile, TLSKey: keyFile}})
-	addr := serveCapped(t, ts, max)
-	url := "https://localhost:" + strings.Split(addr, ":")[1] + "/health"
+	ts, addr, url := serveCappedTLS(t, max)
 	var wg sync.WaitGroup
 	for w := range 12 {
 		wg.Add(1)
@@ -772,12 +776,7 @@ func TestBadHeadsCloseNoIdleOnes(t *testing.T) {
 // lasted, every idle connection's place out of its reach.
 func TestPrefacesHoldNoPlaceAhead(t *testing.T) {
 	const max, ahead = 8, 2
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	proctest.WriteTLSPair(t, certFile, keyFile, 1)
-	ts := newTestServer(t, serverSetup{cfg: Config{TLSCert: certFile, TLSKey: keyFile}})
-	addr := serveCapped(t, ts, max)
-	url := "https://localhost:" + strings.Split(addr, ":")[1] + "/health"
+	ts, addr, url := serveCappedTLS(t, max)
 	get := func() error {
 		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 			ForceAttemptHTTP2: true,
