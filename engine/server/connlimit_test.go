@@ -301,7 +301,7 @@ func TestSilentConnectionsCloseNoIdleOnes(t *testing.T) {
 // request, so a connection that has sent only that closes none.
 func TestIdleHTTP2ConnectionsMakeRoomForNewOnes(t *testing.T) {
 	const max = 8 // two may wait past it: the preface's and the new client's
-	ts, addr, _ := serveCappedTLS(t, max)
+	ts, addr, url := serveCappedTLS(t, max)
 	client := func() *http.Client {
 		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 			ForceAttemptHTTP2: true,
@@ -316,7 +316,7 @@ func TestIdleHTTP2ConnectionsMakeRoomForNewOnes(t *testing.T) {
 		var got httptrace.GotConnInfo
 		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
 			GotConn: func(i httptrace.GotConnInfo) { got = i },
-		}), http.MethodGet, "https://localhost:"+strings.Split(addr, ":")[1]+"/health", nil)
+		}), http.MethodGet, url, nil)
 		resp, err := c.Do(req)
 		if err != nil {
 			return err
