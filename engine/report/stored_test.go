@@ -1,8 +1,17 @@
 package report
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"math/rand/v2"
+	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -182,4 +191,238 @@ func strs(s []string) []string {
 		return nil
 	}
 	return append([]string(nil), s...)
+}
+
+// A build counts what it would count of the entries decoded whole, one by
+// one, with nothing kept from one entry to the next: the reader's reused
+// memory and the aggregator's kept results (received days, validities,
+// the GeoIP build's text, decidedAs's input) change no figure. The stored
+// entries are rewritten so that consecutive ones lack, or state as null,
+// fields the one before had (top-level arrays, the GeoIP build, a
+// revocation, an action's reached, subdivisions and jurisdiction), and
+// state some the one before lacked; a request sent again is rewritten
+// alike, and still counted once.
+func TestBuildCountsAsEntriesDecodedWhole(t *testing.T) {
+	recs := append(fixtureRecords(), storedRecords(400)...)
+	cfg := recordFixture(t, recs)
+	rewriteEntries(t, filepath.Join(cfg.DataDir, "ledger.db"), mutilate)
+	l, err := ledger.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	// The half year and each of its months: entries before and after a
+	// period are read too (priorEntry, laterEntry), by the same reader,
+	// and each period's last statement of an order is another entry's.
+	periods := []Period{fixturePeriod}
+	for m := time.January; m <= time.June; m++ {
+		periods = append(periods, Period{Since: time.Date(2026, m, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, m+1, 1, 0, 0, 0, 0, time.UTC)})
+	}
+	for _, p := range periods {
+		for _, minCount := range []int{1, DefaultMinCount} {
+			got, err := Build(context.Background(), l, p, Options{MinCount: minCount})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := buildWhole(t, l, p, minCount)
+			want.LedgerHead, want.Unpinned, want.Incomplete, want.periodEnded = got.LedgerHead, got.Unpinned, got.Incomplete, got.periodEnded
+			if got.Summary.Decisions.n == 0 || got.Totals.ParticipantActions.Total.n == 0 {
+				t.Fatalf("%v: nothing counted", p)
+			}
+			for _, format := range []string{FormatJSON, FormatMarkdown} {
+				var g, w bytes.Buffer
+				if err := got.Render(&g, format); err != nil {
+					t.Fatal(err)
+				}
+				if err := want.Render(&w, format); err != nil {
+					t.Fatal(err)
+				}
+				if gl, wl := strings.Split(g.String(), "\n"), strings.Split(w.String(), "\n"); !slices.Equal(gl, wl) {
+					for i := range min(len(gl), len(wl)) {
+						if gl[i] != wl[i] {
+							t.Errorf("%s to %s, min count %d, %s line %d:\n got %s\nwant %s", p.Since.Format(time.DateOnly), p.Until.Format(time.DateOnly), minCount, format, i+1, gl[i], wl[i])
+							break
+						}
+					}
+					if len(gl) != len(wl) {
+						t.Errorf("%s: %d lines, want %d", format, len(gl), len(wl))
+					}
+				}
+			}
+		}
+	}
+}
+
+// buildWhole is Build's report with every entry decoded whole by the
+// ledger (Scan) and the aggregator's kept results and working memory
+// dropped before each entry.
+func buildWhole(t *testing.T, l *ledger.Ledger, p Period, minCount int) *Report {
+	t.Helper()
+	ctx := context.Background()
+	a := newAggregator(p)
+	cold := func(fn func(*ledger.Entry) error) func(*ledger.Entry) error {
+		return func(e *ledger.Entry) error {
+			fresh := newAggregator(p)
+			a.receivedDays, a.validities, a.scratch = fresh.receivedDays, fresh.validities, fresh.scratch
+			a.geoBuild, a.geoBuildText, a.digest, a.sorted = time.Time{}, "", nil, nil
+			return fn(e)
+		}
+	}
+	for _, s := range []struct {
+		q  ledger.Query
+		fn func(*ledger.Entry) error
+	}{
+		{ledger.Query{Since: p.Since.Add(-retryWindow), Until: p.Since}, a.priorEntry},
+		{ledger.Query{Since: p.Since, Until: p.Until}, a.entry},
+		{ledger.Query{Since: p.Until}, a.laterEntry},
+	} {
+		if err := l.Scan(ctx, s.q, cold(s.fn)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := l.Counts(ctx, p.Since, p.Until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		a.countRow(r)
+	}
+	return a.report(minCount)
+}
+
+// rewriteEntries replaces the text of every entry of the SQLite ledger at
+// path with edit's (the chain's links then no longer match: a build does
+// not check them).
+func rewriteEntries(t *testing.T, path string, edit func(rng *rand.Rand, e map[string]any)) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	type row struct{ id, entry string }
+	var all []row
+	rows, err := db.Query(`SELECT decision_id, entry FROM ledger_decisions ORDER BY decided_at, decision_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.entry); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, r := range all {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(r.entry), &e); err != nil {
+			t.Fatal(err)
+		}
+		// A request sent again is rewritten as it was the first time:
+		// decided alike, it is counted once (sentAgain).
+		if req, ok := e["request"].(string); ok {
+			h := sha256.Sum256([]byte(req))
+			edit(rand.New(rand.NewPCG(binary.BigEndian.Uint64(h[:]), 9)), e)
+		} else {
+			edit(rng, e)
+		}
+		text, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`UPDATE ledger_decisions SET entry = ? WHERE decision_id = ?`, string(text), r.id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// mutilate drops fields of e, states some as null and adds others, each
+// at random.
+func mutilate(rng *rand.Rand, e map[string]any) {
+	// drop deletes key from m, or sets it to null, or leaves it.
+	drop := func(m map[string]any, keys ...string) {
+		for _, k := range keys {
+			switch rng.IntN(8) {
+			case 0, 1:
+				delete(m, k)
+			case 2:
+				m[k] = nil
+			}
+		}
+	}
+	each := func(key string, fn func(m map[string]any)) {
+		list, _ := e[key].([]any)
+		for _, x := range list {
+			if m, ok := x.(map[string]any); ok {
+				fn(m)
+			}
+		}
+	}
+	// The entry's orders under ids of their own, as stated by few entries
+	// each: an order's last statement in a period is then many entries'.
+	suffix := "-" + strconv.Itoa(rng.IntN(40))
+	for _, key := range []string{"orders", "orders_not_in_force", "actions", "refused", "guard_blocked"} {
+		each(key, func(m map[string]any) {
+			if id, ok := m["order_id"].(string); ok {
+				m["order_id"] = id + suffix
+			}
+		})
+	}
+	for _, key := range []string{"orders", "orders_not_in_force"} {
+		each(key, func(o map[string]any) {
+			if rng.IntN(3) == 0 {
+				// Before, in, after the period; a reason of spaces is no
+				// revocation (RecordedValidity fails: in force).
+				o["revoked"] = map[string]any{
+					"date":   []string{"2025-12-01", "2026-03-05", "2026-06-30T23:00:00Z", "2026-09-01"}[rng.IntN(4)],
+					"reason": []string{"revoked", " "}[rng.IntN(2)],
+				}
+			}
+			if rng.IntN(6) == 0 {
+				o["effective"] = []string{"2025-11-01", "2026-02-01", "2026-08-01"}[rng.IntN(3)]
+			}
+			if rng.IntN(6) == 0 {
+				o["received"] = "2026-0" + strconv.Itoa(1+rng.IntN(9)) + "-15"
+			}
+			if rng.IntN(8) == 0 {
+				o["jurisdiction"] = []any{"HK", "CN", "CN"}
+			}
+			drop(o, "jurisdiction", "demands", "revoked", "effective", "expires", "received", "authority_name", "status")
+		})
+	}
+	each("actions", func(a map[string]any) {
+		if rng.IntN(4) == 0 {
+			a["subdivisions"] = []any{"CN-BJ", "CN-SH"}[:1+rng.IntN(2)]
+		}
+		if rng.IntN(4) == 0 {
+			a["reached"] = map[string]any{"CN": 1 + rng.IntN(5), "US": rng.IntN(2)}
+		}
+		if rng.IntN(6) == 0 {
+			a["host"] = true
+		}
+		drop(a, "reached", "subdivisions", "jurisdiction", "country", "host", "subject")
+	})
+	each("refused", func(r map[string]any) { drop(r, "code", "affected_outside") })
+	each("guard_blocked", func(b map[string]any) { drop(b, "code", "subject") })
+	if g, ok := e["geo"].(map[string]any); ok {
+		if rng.IntN(6) == 0 {
+			g["build"] = "2026-0" + strconv.Itoa(1+rng.IntN(9)) + "-01T00:00:00+02:00"
+		}
+		drop(g, "build", "database")
+	}
+	if b, ok := e["bundles"].(map[string]any); ok && rng.IntN(4) == 0 {
+		b["extra"] = "sha256:x" + strconv.Itoa(rng.IntN(3))
+	}
+	if rng.IntN(6) == 0 {
+		e["allow_join"] = rng.IntN(2) == 0
+	}
+	if rng.IntN(10) == 0 {
+		e["preview"] = true
+	}
+	drop(e, "orders", "orders_not_in_force", "actions", "refused", "guard_blocked", "bundles", "geo", "allow_join", "request")
 }
