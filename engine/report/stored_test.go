@@ -7,7 +7,9 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/json"
+	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/internal/pgtest"
 )
 
 // The types the report decodes a stored entry into name fields of
@@ -425,4 +428,57 @@ func mutilate(rng *rand.Rand, e map[string]any) {
 		e["preview"] = true
 	}
 	drop(e, "orders", "orders_not_in_force", "actions", "refused", "guard_blocked", "bundles", "geo", "allow_join", "request")
+}
+
+// A PostgreSQL ledger's rows reach the build as SQLite's do (the driver
+// hands each entry's text to the one buffer the rows are read into, as a
+// string where SQLite's may differ): the same entries, longer and shorter
+// ones in turn, give the same report.
+func TestBuildReadsPostgreSQLAsSQLite(t *testing.T) {
+	recs := append(fixtureRecords(), storedRecords(300)...)
+	lite := openFixture(t, recs)
+	ctx := context.Background()
+	// A shared PostgreSQL ledger is given its key.
+	key := filepath.Join(t.TempDir(), "shared.key")
+	if err := os.WriteFile(key, []byte(strings.Repeat("k", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := ledger.Config{URL: pgtest.New(t).URL(), DataDir: t.TempDir(), KeyFile: key, EngineVersion: "test", Logger: slog.New(slog.DiscardHandler)}
+	l, err := ledger.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := l.Record(ctx, r); err != nil {
+			t.Fatalf("recording %s: %v", r.Decision.DecisionID, err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = ledger.Open(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	for _, p := range []Period{fixturePeriod, {Since: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)}} {
+		var text [2]string
+		for i, l := range []*ledger.Ledger{lite, l} {
+			r, err := Build(ctx, l, p, Options{MinCount: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Summary.Decisions.n == 0 {
+				t.Fatalf("%v: nothing counted", p)
+			}
+			r.LedgerHead = "" // each ledger's own
+			var buf bytes.Buffer
+			if err := r.Render(&buf, FormatJSON); err != nil {
+				t.Fatal(err)
+			}
+			text[i] = buf.String()
+		}
+		if text[0] != text[1] {
+			t.Errorf("%s to %s: PostgreSQL's report\n%s\nSQLite's\n%s", p.Since.Format(time.DateOnly), p.Until.Format(time.DateOnly), text[1], text[0])
+		}
+	}
 }
