@@ -21,6 +21,15 @@ import (
 // bases are skipped, not decoded. The aggregator keeps nothing of an
 // entry but its strings and what it counted: no slice, map or pointer of
 // it outlives the call.
+//
+// So a skipped field of another type than the ledger writes (a reason
+// that is an array) does not fail a build, where the ledger's own reads
+// (Scan, List, export) refuse the entry: the report counts nothing from
+// it, and such an entry was altered after it was recorded, which ledger
+// verify finds. The reuse relies on the v2 decoder's default of zeroing
+// a reused slice element before decoding into it (not its legacy merge):
+// TestBuildCountsAsEntriesDecodedWhole fails if a field absent from one
+// entry keeps the value of the one before.
 
 // stored is what the report reads of a stored entry.
 type stored struct {
