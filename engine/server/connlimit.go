@@ -143,9 +143,9 @@ func (c *loggedCount) add() (int64, bool) {
 // net/http refuses before any handler) never closes one. Idle
 // connections do nothing for their clients until their next request,
 // but hold their places until the server's idle timeout, 120 s, so that
-// without this, once they filled the cap, every new client was refused. The one idle longest is taken: its client is the
-// least likely to have a request about to be sent on it, and it has had
-// its turn longest.
+// without this, once they filled the cap, every new client was refused.
+// The one idle longest is taken: its client is the least likely to have
+// a request about to be sent on it, and it has had its turn longest.
 //
 // The new connection is not given the idle one's place as it is
 // accepted, because it may never send anything: a flood of connections
