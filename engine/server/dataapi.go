@@ -133,13 +133,14 @@ func (s *Server) dataDecision(c *gin.Context) {
 	data := &dataAnswer{ask: ask}
 	if id, answer, ok := s.decide(c, DataDecisionPath, req, data); ok {
 		parts := dataEnvelope(id, data.provenance, answeredMetrics(c, ask), answer.body)
+		size := dataSize(parts, ask.pretty)
 		// Held while written: the answer, and its indented copy if asked.
 		held := int64(len(answer.body))
 		if ask.pretty {
-			held += dataSize(parts, true)
+			held += size
 		}
 		hold.answering(held)
-		writeData(c, ask.pretty, parts)
+		writeData(c, ask.pretty, parts, size)
 	}
 }
 
@@ -159,7 +160,8 @@ func (s *Server) dataAdmission(c *gin.Context) {
 			provenance = s.provenance(d.Bundles)
 		}
 		withAdmissionJSON(d, func(answer []byte) {
-			writeData(c, ask.pretty, dataEnvelope(d.DecisionID, provenance, answeredMetrics(c, ask), answer))
+			parts := dataEnvelope(d.DecisionID, provenance, answeredMetrics(c, ask), answer)
+			writeData(c, ask.pretty, parts, dataSize(parts, ask.pretty))
 		})
 	}
 }
@@ -293,10 +295,11 @@ func dataSize(parts [][]byte, pretty bool) int64 {
 // writeData answers 200 with the answer made of parts: indented with
 // pretty, as json.MarshalIndent would with an indent of four spaces;
 // otherwise as it is, without copying the result into another buffer.
-func writeData(c *gin.Context, pretty bool, parts [][]byte) {
+// size is the answer's, dataSize(parts, pretty).
+func writeData(c *gin.Context, pretty bool, parts [][]byte, size int64) {
 	const contentType = "application/json; charset=utf-8"
 	if pretty {
-		in := indenter{build: true, out: make([]byte, 0, dataSize(parts, true))}
+		in := indenter{build: true, out: make([]byte, 0, size)}
 		for _, p := range parts {
 			in.write(p)
 		}
@@ -305,7 +308,7 @@ func writeData(c *gin.Context, pretty bool, parts [][]byte) {
 	}
 	h := c.Writer.Header()
 	h.Set("Content-Type", contentType)
-	h.Set("Content-Length", strconv.FormatInt(dataSize(parts, false), 10))
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	c.Status(http.StatusOK)
 	for _, p := range parts {
 		if _, err := c.Writer.Write(p); err != nil {
