@@ -96,6 +96,19 @@ type Config struct {
 	Logger     *slog.Logger
 }
 
+// KeyInDataDir is where a SQLite ledger's key is kept when no KeyFile
+// is given (generated there on first start), and ok is false for a
+// PostgreSQL ledger, whose key is always given: replicas share it.
+func (c Config) KeyInDataDir() (path string, ok bool) {
+	if c.URL != "" && c.URL != "sqlite" {
+		return "", false
+	}
+	return filepath.Join(c.DataDir, keyFileName), true
+}
+
+// keyFileName is the key's file in a data directory.
+const keyFileName = "ledger.key"
+
 // DefaultDataDir is where the SQLite ledger lives by default.
 const DefaultDataDir = "geoscope-data"
 
@@ -260,10 +273,10 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 			}
 		}
 		if cfg.Pseudonyms && cfg.KeyFile == "" {
-			if cfg.URL != "" && cfg.URL != "sqlite" {
+			path, ok := cfg.KeyInDataDir()
+			if !ok {
 				return nil, fmt.Errorf("%w: the pseudonyms of a PostgreSQL ledger are made with the replicas' key: give it with --ledger-key-file", ErrConfig)
 			}
-			path := filepath.Join(cfg.DataDir, "ledger.key")
 			if _, err := os.Stat(path); err != nil {
 				return nil, fmt.Errorf("%w: --data-dir %s holds no ledger key (ledger.key): give the ledger's key with --ledger-key-file", ErrConfig, cfg.DataDir)
 			}
@@ -1155,7 +1168,7 @@ func checkReaderKey(ctx context.Context, b backend, cfg Config, key []byte) erro
 	if given := keyFingerprint(key); bound != given {
 		what := "--ledger-key-file " + cfg.KeyFile
 		if cfg.KeyFile == "" {
-			what = "the ledger key " + filepath.Join(cfg.DataDir, "ledger.key")
+			what = "the ledger key " + filepath.Join(cfg.DataDir, keyFileName)
 		}
 		return fmt.Errorf("%w: %s is not this ledger's key (the ledger's has fingerprint %s, the file's %s)", ErrConfig, what, bound, given)
 	}
@@ -1169,7 +1182,7 @@ func loadKey(cfg Config) ([]byte, error) {
 	path := cfg.KeyFile
 	generated := false
 	if path == "" {
-		path = filepath.Join(cfg.DataDir, "ledger.key")
+		path = filepath.Join(cfg.DataDir, keyFileName)
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			// A ledger without its key is not given a new one: the
 			// entries would then carry pseudonyms nobody can match.

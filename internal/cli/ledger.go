@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -131,8 +130,8 @@ func (l *ledgerFlags) openToMatch(ctx context.Context, log *slog.Logger) (*ledge
 		return nil, err
 	}
 	inDataDir := false
-	if l.keyFile == "" && (l.url == "" || l.url == "sqlite") {
-		_, err := os.Stat(filepath.Join(l.dataDir, "ledger.key"))
+	if path, ok := (ledger.Config{URL: l.url, DataDir: l.dataDir}).KeyInDataDir(); ok && l.keyFile == "" {
+		_, err := os.Stat(path)
 		inDataDir = err == nil
 	}
 	return l.openRead(ctx, log, inDataDir)
