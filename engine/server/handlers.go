@@ -282,27 +282,30 @@ type requestHold struct {
 
 // answering is called once the answer of n bytes is encoded, before it is
 // written: the request's arrays go back, and its reservation shrinks to
-// what the answer still holds when that is less. Writing an answer waits for its client to
-// read it (up to the write timeout, 30 s plus --eval-timeout); a client
-// that sent big rosters and read none of their answers held their bodies'
-// share of --max-inflight all that time, and other clients' rosters were
-// refused 503 overloaded (TestUnreadAnswerHoldsOnlyItsBytes).
+// what the answer still holds when that is less. Writing an answer waits
+// for its client to read it (up to the write timeout, 30 s plus
+// --eval-timeout); a client that sent big rosters and read none of their
+// answers held their bodies' share of --max-inflight all that time, and
+// other clients' rosters were refused 503 overloaded
+// (TestUnreadAnswerHoldsOnlyItsBytes).
 func (h *requestHold) answering(n int64) {
-	if !h.answered {
-		h.answered = true
-		h.req.Release()
-	}
+	h.releaseArrays()
 	h.res.shrink(n)
 }
 
 // release gives back all the request held, once it is answered or its
 // answer failed.
 func (h *requestHold) release() {
+	h.releaseArrays()
+	h.res.release()
+}
+
+// releaseArrays gives the request's arrays back, once.
+func (h *requestHold) releaseArrays() {
 	if !h.answered {
 		h.answered = true
 		h.req.Release()
 	}
-	h.res.release()
 }
 
 func (s *Server) decodeDecision(raw []byte) (*input.Request, error) {
