@@ -414,18 +414,7 @@ func (a *aggregator) decidedAs(e *ledger.Entry) [16]byte {
 		field(x.OrderID)
 		field(x.Subject)
 		field(x.Country)
-		// The subdivisions joined with commas.
-		n := max(len(x.Subdivisions)-1, 0)
-		for _, sub := range x.Subdivisions {
-			n += len(sub)
-		}
-		num(int64(n))
-		for i, sub := range x.Subdivisions {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, sub...)
-		}
+		field(strings.Join(x.Subdivisions, ",")) // allocates only for two or more
 		flag(x.Host)
 		num(int64(len(x.Reached)))
 		for _, c := range sortedKeys(a, x.Reached) {
