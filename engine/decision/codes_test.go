@@ -2,7 +2,8 @@ package decision
 
 import (
 	"io/fs"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,18 +66,9 @@ func TestRefusalCodesAreTheDefaultPolicys(t *testing.T) {
 			unwritten = append(unwritten, c)
 		}
 	}
-	sort.Strings(missing)
-	sort.Strings(unwritten)
+	slices.Sort(missing)
+	slices.Sort(unwritten)
 	if len(written) == 0 || len(missing) > 0 || len(unwritten) > 0 {
-		t.Errorf("the default policy writes refusal codes %v; without a constant: %v; constants it never writes: %v", keys(written), missing, unwritten)
+		t.Errorf("the default policy writes refusal codes %v; without a constant: %v; constants it never writes: %v", slices.Sorted(maps.Keys(written)), missing, unwritten)
 	}
-}
-
-func keys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

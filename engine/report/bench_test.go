@@ -70,10 +70,7 @@ func BenchmarkBuildStored(b *testing.B) {
 	if err := l.Close(); err != nil {
 		b.Fatal(err)
 	}
-	if l, err = ledger.Open(ctx, cfg); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { l.Close() })
+	l = openRecorded(b, cfg)
 	r, err := Build(ctx, l, fixturePeriod, Options{})
 	if err != nil {
 		b.Fatal(err)

@@ -245,7 +245,12 @@ func fixtureRecords() []*engine.Record {
 // flushes the aggregate counts) and reopens it for reading.
 func openFixture(t testing.TB, recs []*engine.Record) *ledger.Ledger {
 	t.Helper()
-	cfg := recordFixture(t, recs)
+	return openRecorded(t, recordFixture(t, recs))
+}
+
+// openRecorded opens the ledger of cfg for the test.
+func openRecorded(t testing.TB, cfg ledger.Config) *ledger.Ledger {
+	t.Helper()
 	l, err := ledger.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -258,8 +263,15 @@ func openFixture(t testing.TB, recs []*engine.Record) *ledger.Ledger {
 // cfg opens it again.
 func recordFixture(t testing.TB, recs []*engine.Record) (cfg ledger.Config) {
 	t.Helper()
-	ctx := context.Background()
 	cfg = ledger.Config{DataDir: t.TempDir(), EngineVersion: "test", Logger: slog.New(slog.DiscardHandler)}
+	recordInto(t, cfg, recs)
+	return cfg
+}
+
+// recordInto records recs through the ledger of cfg and closes it.
+func recordInto(t testing.TB, cfg ledger.Config, recs []*engine.Record) {
+	t.Helper()
+	ctx := context.Background()
 	l, err := ledger.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -272,5 +284,4 @@ func recordFixture(t testing.TB, recs []*engine.Record) (cfg ledger.Config) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return cfg
 }

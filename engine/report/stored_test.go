@@ -444,22 +444,8 @@ func TestBuildReadsPostgreSQLAsSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := ledger.Config{URL: pgtest.New(t).URL(), DataDir: t.TempDir(), KeyFile: key, EngineVersion: "test", Logger: slog.New(slog.DiscardHandler)}
-	l, err := ledger.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range recs {
-		if err := l.Record(ctx, r); err != nil {
-			t.Fatalf("recording %s: %v", r.Decision.DecisionID, err)
-		}
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if l, err = ledger.Open(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	recordInto(t, cfg, recs)
+	l := openRecorded(t, cfg)
 	for _, p := range []Period{fixturePeriod, {Since: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)}} {
 		var text [2]string
 		for i, l := range []*ledger.Ledger{lite, l} {
