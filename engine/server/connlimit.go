@@ -384,26 +384,27 @@ func (l *limitedListener) release(c *limitedConn) {
 // refusedOne counts a refused connection, logged with the others refused
 // since the last line, at most once per refusedLogEvery.
 func (l *limitedListener) refusedOne() {
-	l.refusedTotal.Inc()
-	l.mu.Lock()
-	n, due := l.refused.add()
-	l.mu.Unlock()
-	if due { // logged outside the lock every connection's state takes
-		l.log.Warn("connections refused: as many are open as the open-file limit allows beside the ledger's reserve; raise the limit (ulimit -n, LimitNOFILE) or limit connections per client at the load balancer",
-			"refused", n, "max_connections", l.max, "per", refusedLogEvery.String())
-	}
+	l.countLogged(&l.refused, l.refusedTotal, "refused",
+		"connections refused: as many are open as the open-file limit allows beside the ledger's reserve; raise the limit (ulimit -n, LimitNOFILE) or limit connections per client at the load balancer")
 }
 
 // closedOne counts an idle connection closed to make room for a new one,
 // logged as refusedOne logs refusals.
 func (l *limitedListener) closedOne() {
-	l.closedIdleTotal.Inc()
+	l.countLogged(&l.closed, l.closedIdleTotal, "closed",
+		"idle connections closed to make room for new ones: as many are open as the open-file limit allows beside the ledger's reserve; raise the limit (ulimit -n, LimitNOFILE) or limit connections per client at the load balancer")
+}
+
+// countLogged counts one more in total and in c, and logs msg with how
+// many (as key) when c's line is due: outside the lock every
+// connection's state change takes.
+func (l *limitedListener) countLogged(c *loggedCount, total prometheus.Counter, key, msg string) {
+	total.Inc()
 	l.mu.Lock()
-	n, due := l.closed.add()
+	n, due := c.add()
 	l.mu.Unlock()
-	if due { // logged outside the lock every connection's state takes
-		l.log.Warn("idle connections closed to make room for new ones: as many are open as the open-file limit allows beside the ledger's reserve; raise the limit (ulimit -n, LimitNOFILE) or limit connections per client at the load balancer",
-			"closed", n, "max_connections", l.max, "per", refusedLogEvery.String())
+	if due {
+		l.log.Warn(msg, key, n, "max_connections", l.max, "per", refusedLogEvery.String())
 	}
 }
 
