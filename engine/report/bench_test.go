@@ -14,6 +14,7 @@ import (
 	"github.com/geoscope/geoscope/engine"
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/ledger"
+	"github.com/geoscope/geoscope/engine/registry"
 	"github.com/geoscope/geoscope/internal/proctest"
 )
 
@@ -91,6 +92,71 @@ func BenchmarkBuildStored(b *testing.B) {
 	n := float64(b.N) * storedEntries
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/entry")
 	b.ReportMetric(float64(proctest.ProcessCPU()-cpu)/n, "cpu-ns/entry")
+}
+
+// BenchmarkBuildPastPeriod builds the report of January from the ledger
+// of BenchmarkBuildStored's half year (30,000 entries, about 5,000 of
+// them in January) with 20 more orders, received in January and first
+// enforced from February to June, 25 entries each. Five sixths of the
+// entries come after the period: an order received in it may first be
+// enforced after it, and the report must find those orders without
+// reading every later entry, or the report of a past period takes the
+// longer the longer the ledger grows. It reports ns per entry of the
+// period.
+//
+//	go test -run '^$' -bench BuildPastPeriod -benchtime 5x ./engine/report/
+func BenchmarkBuildPastPeriod(b *testing.B) {
+	ctx := context.Background()
+	cfg := ledger.Config{DataDir: b.TempDir(), EngineVersion: "test", Logger: slog.New(slog.DiscardHandler)}
+	l, err := ledger.Open(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := storedRecords(storedEntries)
+	recs = append(recs, firstEnforcedLater(20, 25)...)
+	recordConcurrently(b, l, recs)
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	l = openRecorded(b, cfg)
+	january := Period{Since: fixturePeriod.Since, Until: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)}
+	r, err := Build(ctx, l, january, Options{MinCount: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// CN-2026-0601 (RU-2026-0001 was received in April) and the 20
+	// first enforced later.
+	if got := r.Totals.OrdersReceived.n; got != 21 {
+		b.Fatalf("%d orders received in January, want 21", got)
+	}
+	inPeriod := r.Summary.Decisions.n + r.Summary.Admissions.n
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := Build(ctx, l, january, Options{MinCount: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*inPeriod), "ns/entry")
+}
+
+// firstEnforcedLater are the records of orders orders received in
+// January 2026 and first enforced in the months after it, each by
+// perOrder entries spread over its month.
+func firstEnforcedLater(orders, perOrder int) []*engine.Record {
+	var out []*engine.Record
+	for i := range orders {
+		id := fmt.Sprintf("CN-2026-01%02d", i)
+		month := time.February + time.Month(i%5)
+		for j := range perOrder {
+			at := time.Date(2026, month, 1+j, 12, i, 0, 0, time.UTC)
+			n := i*perOrder + j
+			out = append(out, withOrder(n, at, id, registry.Order{Received: "2026-01-15"}).rec)
+			out[len(out)-1].Decision.DecisionID = fmt.Sprintf("00000000-0000-7000-d000-%012d", n)
+		}
+	}
+	return out
 }
 
 // reportDigest is the SHA-256 of r rendered in every format, its ledger
