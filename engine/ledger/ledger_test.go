@@ -649,6 +649,80 @@ func TestScanOrderAndFilters(t *testing.T) {
 	})
 }
 
+// The orders cited since an instant are read from the index of cited
+// orders, each once, those an entry states as not in force included; the
+// entries citing one come oldest first, from that instant on, until the
+// reader has what it needs.
+func TestOrdersCitedSinceAndTheirEntries(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		l := b.open(t)
+		ctx := context.Background()
+		hour := func(h int) time.Time { return baseTime.Add(time.Duration(h) * time.Hour) }
+		// CN-1 before and after the instant (hour 2), HK-1 only before it;
+		// CN-2 after it only, and only as not in force.
+		record(t, l, removal("cite-0", hour(0), "p", "CN-1", "HK-1"))
+		record(t, l, removal("cite-4", hour(4), "p", "CN-1"))
+		record(t, l, removal("cite-3", hour(3), "p", "CN-1"))
+		late := removal("cite-5", hour(5), "p", "CN-1")
+		late.OrdersNotInForce = map[string]registry.Order{"CN-2": orders["CN-1"]}
+		late.Decision.OrdersNotInForce = []decision.OrderStatus{{OrderID: "CN-2", Status: "expired"}}
+		record(t, l, late)
+		for _, c := range []struct {
+			since time.Time
+			want  []string
+		}{
+			{hour(0), []string{"CN-1", "CN-2", "HK-1"}},
+			{hour(1), []string{"CN-1", "CN-2"}},
+			{hour(5), []string{"CN-1", "CN-2"}},
+			{hour(6), nil},
+		} {
+			got, err := l.OrdersCitedSince(ctx, c.since)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("OrdersCitedSince(hour %v) = %v, want %v", c.since.Sub(baseTime).Hours(), got, c.want)
+			}
+		}
+		citing := func(order string, since time.Time, upTo int) []string {
+			t.Helper()
+			var got []string
+			if err := l.ScanCitingText(ctx, order, since, func(text []byte) (bool, error) {
+				var e struct {
+					DecisionID string `json:"decision_id"`
+				}
+				if err := json.Unmarshal(text, &e); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, e.DecisionID)
+				return len(got) == upTo, nil
+			}); err != nil {
+				t.Fatalf("ScanCitingText(%s): %v", order, err)
+			}
+			return got
+		}
+		if got := citing("CN-1", hour(2), 0); !slices.Equal(got, []string{"cite-3", "cite-4", "cite-5"}) {
+			t.Errorf("entries citing CN-1 from hour 2 = %v, want cite-3, cite-4, cite-5", got)
+		}
+		if got := citing("CN-1", hour(2), 1); !slices.Equal(got, []string{"cite-3"}) {
+			t.Errorf("the first entry citing CN-1 from hour 2 = %v, want cite-3 alone", got)
+		}
+		if got := citing("CN-2", hour(0), 0); !slices.Equal(got, []string{"cite-5"}) {
+			t.Errorf("entries citing CN-2 = %v, want cite-5", got)
+		}
+		if got := citing("HK-1", hour(1), 0); got != nil {
+			t.Errorf("entries citing HK-1 from hour 1 = %v, want none", got)
+		}
+		if got := citing("\xff", hour(0), 0); got != nil {
+			t.Errorf("entries citing an id that is not text = %v, want none", got)
+		}
+		stop := errors.New("stop")
+		if err := l.ScanCitingText(ctx, "CN-1", hour(0), func([]byte) (bool, error) { return false, stop }); !errors.Is(err, stop) {
+			t.Errorf("ScanCitingText with a failing callback = %v", err)
+		}
+	})
+}
+
 func waitCounts(t *testing.T, l *ledger.Ledger, want map[string]int64) []ledger.CountRow {
 	t.Helper()
 	var rows []ledger.CountRow
