@@ -105,6 +105,26 @@ func TestLedgerVerifyCLI(t *testing.T) {
 			when.UnixNano(), kind, meeting, forged, replica, seq, hex.EncodeToString(forgedLink[:])); err != nil {
 			t.Fatal(err)
 		}
+		// Its orders indexed as the ledger indexes them: nothing but its
+		// time and place is left for verify to find.
+		var cites struct {
+			Orders []struct {
+				OrderID   string `json:"order_id"`
+				Authority string `json:"authority"`
+			} `json:"orders"`
+		}
+		if err := json.Unmarshal([]byte(forged), &cites); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`DELETE FROM ledger_decision_orders WHERE decision_id = '00000000-0000-7000-8000-0000000f0f0f'`); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range cites.Orders {
+			if _, err := db.Exec(`INSERT INTO ledger_decision_orders (decision_id, order_id, authority, decided_at) VALUES ('00000000-0000-7000-8000-0000000f0f0f', ?, ?, ?)`,
+				o.OrderID, o.Authority, when.UnixNano()); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 
 	// Dated in the report's period, after the entries the head covers:

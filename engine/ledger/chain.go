@@ -57,11 +57,13 @@ import (
 //
 // What it does not cover: the aggregate counts (plain admissions,
 // decisions with nothing to do), which are sums updated in place; and
-// the index of the orders an entry cites (ledger_decision_orders), which
-// the report does not read. Verify checks that the columns stored beside
-// each entry (its time, id, kind, meeting and replica, of their own type)
-// agree with its text: a report selects entries by their time, and must
-// not miss one moved out of its period.
+// the index of the orders an entry cites (ledger_decision_orders). Verify
+// checks that the columns stored beside each entry (its time, id, kind,
+// meeting and replica, of their own type) agree with its text, and so do
+// the entry's rows of that index: a report selects entries by their
+// time, and the orders first enforced after its period through the
+// index, and must miss neither an entry moved out of its period nor an
+// order whose row was removed or moved.
 //
 // Cost: one more statement per commit (two on PostgreSQL, with the lock),
 // and a SHA-256 of each entry (about 2 µs per kilobyte). With PostgreSQL,
@@ -282,8 +284,9 @@ type VerifyOptions struct {
 
 // Verify reads every chained entry in order and checks that each link is
 // the one its entry and the link before it make, that no number is
-// missing, that the columns stored beside each entry agree with its text,
-// and that no entry has stayed without a link longer than unlinkedGrace.
+// missing, that the columns stored beside each entry and its rows of the
+// index of cited orders agree with its text, and that no entry has stayed
+// without a link longer than unlinkedGrace.
 // Each of o.Pins (links a report printed, in hex) must be the link of
 // some entry in an unbroken chain: then nothing up to that entry changed
 // since the report was built.
@@ -320,8 +323,26 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 	// any type in any column, and a time stored as a BLOB of its digits
 	// is read back as the same number, yet compares above every integer,
 	// so no period selects it.
-	rows, err := tx.QueryContext(ctx, `SELECT chain_seq, chain_link, decision_id, decided_at, kind, meeting_id, replica, entry
-		FROM ledger_decisions WHERE chain_seq IS NOT NULL ORDER BY chain_seq`)
+	//
+	// With each entry, the rows of the index of cited orders that name it,
+	// as a JSON array of [order id, authority, time]: reports find the
+	// orders first enforced after a period through that index
+	// (OrdersCitedSince), so a row removed or moved in time would hide an
+	// order from a period's report as a moved entry would hide the entry.
+	// A SQLite value of another type than the ledger writes is given as
+	// null (JSON holds no BLOB), which matches no order, authority or
+	// time: a query compares it with none of them as the column's type.
+	cited := `(SELECT json_group_array(json_array(
+			CASE typeof(o.order_id) WHEN 'text' THEN o.order_id END,
+			CASE typeof(o.authority) WHEN 'text' THEN o.authority END,
+			CASE typeof(o.decided_at) WHEN 'integer' THEN o.decided_at END))
+		FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id)`
+	if l.backend.name() != "sqlite" {
+		cited = `(SELECT json_agg(json_build_array(o.order_id, o.authority, o.decided_at))
+		FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id)`
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT d.chain_seq, d.chain_link, d.decision_id, d.decided_at, d.kind, d.meeting_id, d.replica, d.entry, `+cited+`
+		FROM ledger_decisions d WHERE d.chain_seq IS NOT NULL ORDER BY d.chain_seq`)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -329,8 +350,8 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 	c := newChainCheck(v, want, o)
 	for rows.Next() {
 		var cols [7]any
-		var raw []byte
-		if err := rows.Scan(&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &cols[6], &raw); err != nil {
+		var raw, index []byte
+		if err := rows.Scan(&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &cols[6], &raw, &index); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		r, bad := typedRow(cols)
@@ -340,7 +361,7 @@ func (l *Ledger) Verify(ctx context.Context, o VerifyOptions) (*Verification, er
 				continue // no number to check it, or the chain, by
 			}
 		}
-		c.entry(r, sha256.Sum256(raw), bad == "", func() string { return columnsDisagree(raw, r) })
+		c.entry(r, sha256.Sum256(raw), bad == "", func() string { return columnsDisagree(raw, r, index) })
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -671,13 +692,15 @@ func when(at any) string {
 
 // columnsDisagree says how the columns stored beside an entry differ
 // from its text, or "" when they agree.
-func columnsDisagree(raw []byte, r chainRow) string {
+func columnsDisagree(raw []byte, r chainRow, index []byte) string {
 	var e struct {
-		DecisionID string    `json:"decision_id"`
-		Time       time.Time `json:"time"`
-		Kind       string    `json:"kind"`
-		MeetingID  string    `json:"meeting_id"`
-		Replica    string    `json:"replica"`
+		DecisionID       string        `json:"decision_id"`
+		Time             time.Time     `json:"time"`
+		Kind             string        `json:"kind"`
+		MeetingID        string        `json:"meeting_id"`
+		Replica          string        `json:"replica"`
+		Orders           []citedByText `json:"orders"`
+		OrdersNotInForce []citedByText `json:"orders_not_in_force"`
 	}
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return "its text is not an entry: " + err.Error()
@@ -698,8 +721,85 @@ func columnsDisagree(raw []byte, r chainRow) string {
 	if e.Replica != r.repl {
 		differ = append(differ, "replica")
 	}
+	var problems []string
+	if len(differ) > 0 {
+		problems = append(problems, "the column(s) "+strings.Join(differ, ", ")+" differ from the entry's text: the row was altered, and queries by them would miss it")
+	}
+	if msg := indexDisagrees(e.Orders, e.OrdersNotInForce, r.at, index); msg != "" {
+		problems = append(problems, msg)
+	}
+	return strings.Join(problems, "; ")
+}
+
+// citedByText is an order as an entry's text states it, for the index of
+// cited orders.
+type citedByText struct {
+	OrderID   string `json:"order_id"`
+	Authority string `json:"authority"`
+}
+
+// indexDisagrees says how the rows of the index of cited orders naming an
+// entry (index: Verify's JSON array of [order id, authority, time]) differ
+// from what the ledger writes for it: a row per order it states, in force
+// (orders) or not (orders_not_in_force), with the order's authority and
+// the entry's time (at). An order stated in force must have its row, as
+// a report finds an order first enforced after its period by it; one
+// stated not in force may lack it, as entries recorded before such
+// orders were indexed do. A row for an order the entry does not state,
+// or with another authority or time, was altered.
+func indexDisagrees(inForce, notInForce []citedByText, at int64, index []byte) string {
+	var rows [][3]json.RawMessage
+	if len(index) > 0 {
+		if err := json.Unmarshal(index, &rows); err != nil {
+			return "its rows in the index of cited orders (ledger_decision_orders) cannot be read: " + err.Error()
+		}
+	}
+	type row struct {
+		authority string
+		at        int64
+	}
+	indexed := make(map[string]row, len(rows))
+	for _, x := range rows {
+		var id string
+		var r row
+		if json.Unmarshal(x[0], &id) != nil || json.Unmarshal(x[1], &r.authority) != nil || json.Unmarshal(x[2], &r.at) != nil {
+			return "its rows in the index of cited orders (ledger_decision_orders) hold values of another type: the index was altered"
+		}
+		indexed[id] = r
+	}
+	var lacks, other []string
+	stated := make(map[string]bool, len(inForce)+len(notInForce))
+	for i, o := range slices.Concat(inForce, notInForce) {
+		if stated[o.OrderID] {
+			continue // indexed once, with its first statement's authority
+		}
+		stated[o.OrderID] = true
+		switch r, ok := indexed[o.OrderID]; {
+		case !ok && i < len(inForce):
+			lacks = append(lacks, shownText(o.OrderID))
+		case ok && (r.authority != o.Authority || r.at != at):
+			other = append(other, shownText(o.OrderID))
+		}
+	}
+	var extra []string
+	for id := range indexed {
+		if !stated[id] {
+			extra = append(extra, shownText(id))
+		}
+	}
+	slices.Sort(extra)
+	var differ []string
+	if len(lacks) > 0 {
+		differ = append(differ, "lacks "+strings.Join(lacks, ", "))
+	}
+	if len(extra) > 0 {
+		differ = append(differ, "lists "+strings.Join(extra, ", ")+", which it does not cite")
+	}
+	if len(other) > 0 {
+		differ = append(differ, "lists "+strings.Join(other, ", ")+" with another authority or time")
+	}
 	if len(differ) == 0 {
 		return ""
 	}
-	return "the column(s) " + strings.Join(differ, ", ") + " differ from the entry's text: the row was altered, and queries by them would miss it"
+	return "the index of cited orders (ledger_decision_orders) " + strings.Join(differ, "; ") + ": the index was altered, and a report finds orders first enforced after its period by it"
 }

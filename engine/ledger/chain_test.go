@@ -138,6 +138,24 @@ func TestChainFindsWhatWasChanged(t *testing.T) {
 			}
 			exec(t, b, `UPDATE ledger_decisions SET decision_id = CAST(decision_id AS BLOB) WHERE decision_id = ?`, rows[1].id)
 		}, want: "decision_id holds a []uint8: the row was altered"},
+		{name: "an order's citation removed from the index", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `DELETE FROM ledger_decision_orders WHERE decision_id = ?`, rows[2].id)
+		}, want: "entry 3 (decision " + "%ID2%" + "): the index of cited orders (ledger_decision_orders) lacks CN-1: the index was altered", only: 1},
+		{name: "an order's citation moved in time", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `UPDATE ledger_decision_orders SET decided_at = decided_at - 86400000000000 WHERE decision_id = ?`, rows[1].id)
+		}, want: "the index of cited orders (ledger_decision_orders) lists CN-1 with another authority or time", only: 1},
+		{name: "an order's citation given to another authority", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `UPDATE ledger_decision_orders SET authority = 'hk.police' WHERE decision_id = ?`, rows[1].id)
+		}, want: "lists CN-1 with another authority or time", only: 1},
+		{name: "a citation of an order the entry does not cite added to the index", change: func(t *testing.T, b *backend, rows []chainRow) {
+			exec(t, b, `INSERT INTO ledger_decision_orders (decision_id, order_id, authority, decided_at) SELECT decision_id, 'XX-9', 'xx', decided_at FROM ledger_decisions WHERE decision_id = ?`, rows[3].id)
+		}, want: "the index of cited orders (ledger_decision_orders) lists XX-9, which it does not cite", only: 1},
+		{name: "an order's citation stored as a BLOB (SQLite)", change: func(t *testing.T, b *backend, rows []chainRow) {
+			if b.url != "" {
+				t.Skip("a PostgreSQL column holds its own type only")
+			}
+			exec(t, b, `UPDATE ledger_decision_orders SET decided_at = CAST(CAST(decided_at AS TEXT) AS BLOB) WHERE decision_id = ?`, rows[1].id)
+		}, want: "the index of cited orders (ledger_decision_orders) lists CN-1 with another authority or time", only: 1},
 		{name: "an entry without a link inserted, dated an hour ago", change: func(t *testing.T, b *backend, rows []chainRow) {
 			insertUnchained(t, b, newID(), time.Now().Add(-time.Hour))
 		}, want: "has no link: a geoscope serve of this version links such an entry within seconds"},
@@ -471,6 +489,13 @@ func appendForged(t *testing.T, b *backend, rows []chainRow, at time.Time) {
 	seq := int64(len(rows) + 1)
 	exec(t, b, `INSERT INTO ledger_decisions (decision_id, decided_at, kind, meeting_id, allow_join, entry, replica, chain_seq, chain_link) VALUES ('forged-1', ?, ?, ?, NULL, ?, ?, ?, ?)`,
 		at.UnixNano(), e["kind"], e["meeting_id"], string(raw), e["replica"], seq, ledger.ChainLink(rows[len(rows)-1].link, seq, string(raw)))
+	// Its orders indexed as the ledger indexes them: a forger who knows
+	// the schema leaves nothing but the time for Verify to find.
+	orders, _ := e["orders"].([]any)
+	for _, o := range orders {
+		o := o.(map[string]any)
+		exec(t, b, `INSERT INTO ledger_decision_orders (decision_id, order_id, authority, decided_at) VALUES ('forged-1', ?, ?, ?)`, o["order_id"], o["authority"], at.UnixNano())
+	}
 }
 
 // hideFromTimeIndex rebuilds SQLite's time index without the entry id and

@@ -389,7 +389,8 @@ func verifyCommand() *cobra.Command {
 		Use:   "verify [--head LINK]... [--since T --until T] [--export FILE] [--format text|json]",
 		Short: "Check the ledger's hash chain, and that it still holds the heads reports printed",
 		Long: `Reads every entry in chain order and checks its link, the numbering, and
-that the columns stored beside each entry agree with its text; an entry
+that the columns stored beside each entry, and the index of the orders it
+cites (which reports read), agree with its text; an entry
 still without a link ten minutes after it was decided is reported too.
 Each --head is a link a transparency report printed (its "ledger head"):
 it must be some entry's in an unbroken chain, which shows that nothing the
