@@ -141,15 +141,14 @@ func Build(ctx context.Context, l *ledger.Ledger, p Period, o Options) (*Report,
 	// The requests decided in the retryWindow before the period, so that
 	// one sent again across its start is counted in the period before
 	// only: a quarter's figures are then the sum of its months'.
-	if err := rd.scan(ctx, l, ledger.Query{Since: p.Since.Add(-retryWindow), Until: p.Since}, true, a.priorEntry); err != nil {
+	if err := rd.scan(ctx, l, ledger.Query{Since: p.Since.Add(-retryWindow), Until: p.Since}, a.priorEntry); err != nil {
 		return nil, err
 	}
-	if err := rd.scan(ctx, l, ledger.Query{Since: p.Since, Until: p.Until}, true, a.entry); err != nil {
+	if err := rd.scan(ctx, l, ledger.Query{Since: p.Since, Until: p.Until}, a.entry); err != nil {
 		return nil, err
 	}
-	// An order received in the period may first be enforced after it; the
-	// entries after the period are read for their orders only.
-	if err := rd.scan(ctx, l, ledger.Query{Since: p.Until}, false, a.laterEntry); err != nil {
+	// An order received in the period may first be enforced after it.
+	if err := laterOrders(ctx, l, a); err != nil {
 		return nil, err
 	}
 	rows, err := l.Counts(ctx, p.Since, p.Until)
@@ -511,20 +510,17 @@ func (a *aggregator) both(t *tally, fn func(*tally)) {
 	fn(a.total)
 }
 
-func (a *aggregator) laterEntry(e *ledger.Entry) error {
-	if e.Preview {
-		return nil
+// laterOrder adds o, stated in force by an entry after the period, unless
+// the period or an entry before this one stated it already.
+func (a *aggregator) laterOrder(o ledger.Order) {
+	if _, ok := a.orders[o.OrderID]; ok {
+		return
 	}
-	for _, o := range e.Orders {
-		if _, ok := a.orders[o.OrderID]; !ok {
-			k, _ := keyOf(o.Authority, o.Jurisdiction)
-			a.orders[o.OrderID] = orderInfo{key: k, received: a.receivedDay(o.Received)}
-			if g := a.group(o.Authority, o.Jurisdiction); g.name == "" {
-				g.name = o.AuthorityName
-			}
-		}
+	k, _ := keyOf(o.Authority, o.Jurisdiction)
+	a.orders[o.OrderID] = orderInfo{key: k, received: a.receivedDay(o.Received)}
+	if g := a.group(o.Authority, o.Jurisdiction); g.name == "" {
+		g.name = o.AuthorityName
 	}
-	return nil
 }
 
 func (a *aggregator) entry(e *ledger.Entry) error {

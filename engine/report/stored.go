@@ -1,7 +1,10 @@
 package report
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -90,36 +93,83 @@ type storedBlock struct {
 	Subject string `json:"subject"`
 }
 
-// storedOrders is what the report reads of an entry after the period: its
-// orders (laterEntry).
-type storedOrders struct {
-	Preview bool          `json:"preview"`
-	Orders  []storedOrder `json:"orders"`
+// storedCitation is what the report reads of an entry after the period
+// that cites an order (laterOrders): when it was decided, and its orders.
+type storedCitation struct {
+	DecisionID string        `json:"decision_id"`
+	Time       time.Time     `json:"time"`
+	Preview    bool          `json:"preview"`
+	Orders     []storedOrder `json:"orders"`
 }
 
 // reader decodes stored entries for the aggregator.
 type reader struct {
-	s      stored
-	orders storedOrders
-	e      ledger.Entry
+	s stored
+	e ledger.Entry
 }
 
 // scan calls fn for every entry matching q, oldest first, with the fields
-// of it the report reads (all when full, the orders only otherwise). The
-// entry is fn's until it returns only.
-func (r *reader) scan(ctx context.Context, l *ledger.Ledger, q ledger.Query, full bool, fn func(*ledger.Entry) error) error {
+// of it the report reads. The entry is fn's until it returns only.
+func (r *reader) scan(ctx context.Context, l *ledger.Ledger, q ledger.Query, fn func(*ledger.Entry) error) error {
 	return l.ScanText(ctx, q, func(text []byte) error {
-		var err error
-		if full {
-			err = r.decode(text)
-		} else {
-			err = r.decodeOrders(text)
-		}
-		if err != nil {
+		if err := r.decode(text); err != nil {
 			return ledger.DecodeError(err)
 		}
 		return fn(&r.e)
 	})
+}
+
+// laterOrders tells a, in the order a reading of every entry after the
+// period would (laterOrder), of the orders entries after the period
+// state in force that no entry of the period stated: an order received
+// in the period may first be enforced after it. Each is read from its
+// first such entry, found through the ledger's index of cited orders,
+// instead of every entry after the period being read for them: a report
+// of a past period read the whole ledger since, and took the longer the
+// longer the ledger grew (BenchmarkBuildPastPeriod). A preview's entry,
+// and one that states the order as not in force, is passed over for the
+// next, as the reading of every entry passed them over.
+func laterOrders(ctx context.Context, l *ledger.Ledger, a *aggregator) error {
+	ids, err := l.OrdersCitedSince(ctx, a.period.Until)
+	if err != nil {
+		return err
+	}
+	type citation struct {
+		at       time.Time
+		decision string
+		place    int // among the entry's orders
+		order    ledger.Order
+	}
+	var firsts []citation
+	for _, id := range ids {
+		if _, known := a.orders[id]; known {
+			continue
+		}
+		err := l.ScanCitingText(ctx, id, a.period.Until, func(text []byte) (bool, error) {
+			var c storedCitation
+			if err := jsonv2.Unmarshal(text, &c); err != nil {
+				return false, ledger.DecodeError(err)
+			}
+			i := slices.IndexFunc(c.Orders, func(o storedOrder) bool { return o.OrderID == id })
+			if c.Preview || i < 0 {
+				return false, nil
+			}
+			firsts = append(firsts, citation{c.Time, c.DecisionID, i, appendOrders(nil, c.Orders[i:i+1])[0]})
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	// Entries in the ledger's order (time, then id), and an entry's
+	// orders in its own: the first to name an authority names its group.
+	slices.SortFunc(firsts, func(x, y citation) int {
+		return cmp.Or(x.at.Compare(y.at), strings.Compare(x.decision, y.decision), cmp.Compare(x.place, y.place))
+	})
+	for _, c := range firsts {
+		a.laterOrder(c.order)
+	}
+	return nil
 }
 
 // decode reads text into r.e, reusing the memory of the entry before.
@@ -155,17 +205,6 @@ func (r *reader) decode(text []byte) error {
 	for _, x := range s.GuardBlocked {
 		e.GuardBlocked = append(e.GuardBlocked, ledger.Blocked{Code: x.Code, Type: x.Type, OrderID: x.OrderID, Subject: x.Subject})
 	}
-	return nil
-}
-
-// decodeOrders reads text's orders into r.e.
-func (r *reader) decodeOrders(text []byte) error {
-	o := &r.orders
-	*o = storedOrders{Orders: o.Orders[:0]}
-	if err := jsonv2.Unmarshal(text, o); err != nil {
-		return err
-	}
-	r.e = ledger.Entry{Preview: o.Preview, Orders: appendOrders(r.e.Orders[:0], o.Orders)}
 	return nil
 }
 

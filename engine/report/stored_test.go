@@ -30,7 +30,7 @@ import (
 func TestStoredNamesEntryFields(t *testing.T) {
 	for _, c := range []struct{ view, entry any }{
 		{stored{}, ledger.Entry{}},
-		{storedOrders{}, ledger.Entry{}},
+		{storedCitation{}, ledger.Entry{}},
 		{storedOrder{}, ledger.Order{}},
 		{storedAction{}, ledger.Action{}},
 		{storedRefusal{}, ledger.Refusal{}},
@@ -100,25 +100,19 @@ func TestReaderReadsWhatScanDecodes(t *testing.T) {
 	if len(want) < 500 {
 		t.Fatalf("%d entries recorded, want 500 or more", len(want))
 	}
-	for _, full := range []bool{true, false} {
-		var rd reader
-		i := 0
-		if err := rd.scan(ctx, l, ledger.Query{}, full, func(e *ledger.Entry) error {
-			w := want[i]
-			if !full {
-				w = &ledger.Entry{Preview: w.Preview, Orders: w.Orders}
-			}
-			if got := normal(e); !reflect.DeepEqual(got, normal(w)) {
-				t.Errorf("entry %d (full %v): read\n%+v\nwant\n%+v", i, full, got, normal(w))
-			}
-			i++
-			return nil
-		}); err != nil {
-			t.Fatal(err)
+	var rd reader
+	i := 0
+	if err := rd.scan(ctx, l, ledger.Query{}, func(e *ledger.Entry) error {
+		if got := normal(e); !reflect.DeepEqual(got, normal(want[i])) {
+			t.Errorf("entry %d: read\n%+v\nwant\n%+v", i, got, normal(want[i]))
 		}
-		if i != len(want) {
-			t.Errorf("full %v: %d entries read, want %d", full, i, len(want))
-		}
+		i++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if i != len(want) {
+		t.Errorf("%d entries read, want %d", i, len(want))
 	}
 }
 
@@ -214,9 +208,10 @@ func TestBuildCountsAsEntriesDecodedWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	// The half year and each of its months: entries before and after a
-	// period are read too (priorEntry, laterEntry), by the same reader,
-	// and each period's last statement of an order is another entry's.
+	// The half year and each of its months: entries before a period are
+	// read too (priorEntry), by the same reader, those after it for the
+	// orders they state (laterOrders), and each period's last statement
+	// of an order is another entry's.
 	periods := []Period{fixturePeriod}
 	for m := time.January; m <= time.June; m++ {
 		periods = append(periods, Period{Since: time.Date(2026, m, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, m+1, 1, 0, 0, 0, 0, time.UTC)})
@@ -277,7 +272,15 @@ func buildWhole(t *testing.T, l *ledger.Ledger, p Period, minCount int) *Report 
 	}{
 		{ledger.Query{Since: p.Since.Add(-retryWindow), Until: p.Since}, a.priorEntry},
 		{ledger.Query{Since: p.Since, Until: p.Until}, a.entry},
-		{ledger.Query{Since: p.Until}, a.laterEntry},
+		// Every entry after the period, for the orders it states in force.
+		{ledger.Query{Since: p.Until}, func(e *ledger.Entry) error {
+			if !e.Preview {
+				for _, o := range e.Orders {
+					a.laterOrder(o)
+				}
+			}
+			return nil
+		}},
 	} {
 		if err := l.Scan(ctx, s.q, cold(s.fn)); err != nil {
 			t.Fatal(err)
@@ -340,6 +343,23 @@ func rewriteEntries(t *testing.T, path string, edit func(rng *rand.Rand, e map[s
 		}
 		if _, err := db.Exec(`UPDATE ledger_decisions SET entry = ? WHERE decision_id = ?`, string(text), r.id); err != nil {
 			t.Fatal(err)
+		}
+		// The index of cited orders as the ledger writes it from the
+		// text (Verify holds them to each other).
+		if _, err := db.Exec(`DELETE FROM ledger_decision_orders WHERE decision_id = ?`, r.id); err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{"orders", "orders_not_in_force"} {
+			list, _ := e[key].([]any)
+			for _, x := range list {
+				o, _ := x.(map[string]any)
+				id, _ := o["order_id"].(string)
+				authority, _ := o["authority"].(string)
+				if _, err := db.Exec(`INSERT OR IGNORE INTO ledger_decision_orders (decision_id, order_id, authority, decided_at)
+					SELECT decision_id, ?, ?, decided_at FROM ledger_decisions WHERE decision_id = ?`, id, authority, r.id); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 	}
 }
