@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine/decision"
 	"github.com/geoscope/geoscope/engine/geo/geotest"
+	"github.com/geoscope/geoscope/internal/proctest"
 )
 
 // runIn runs the binary in dir with exactly env (plus PATH and HOME), so
@@ -458,5 +460,47 @@ func TestCLILedgerFromTheEnvironmentNamed(t *testing.T) {
 		if res.code != 2 || !strings.Contains(res.stderr, "GEOSCOPE_LEDGER (in place of --ledger)") {
 			t.Errorf("%v with GEOSCOPE_LEDGER=bogus: %v", args, res)
 		}
+	}
+}
+
+// TestServeRefusesItsLedgerBeforeTheAddress: a ledger setting that no
+// start can use is refused as such (exit 2, naming it) with --addr on a
+// port another process holds, rather than hidden behind the address in
+// use, which an operator frees only to be refused again for the ledger;
+// and nothing is created on disk.
+func TestServeRefusesItsLedgerBeforeTheAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:"+proctest.FreePort(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().String()
+	for _, tc := range []struct {
+		name  string
+		env   []string
+		args  []string
+		names string
+	}{
+		{"GEOSCOPE_DATA_DIR blank", []string{"GEOSCOPE_DATA_DIR="}, nil, "GEOSCOPE_DATA_DIR"},
+		{"GEOSCOPE_LEDGER blank", []string{"GEOSCOPE_LEDGER= "}, nil, "GEOSCOPE_LEDGER"},
+		{"--ledger naming no backend", nil, []string{"--ledger", "mysql://x"}, "--ledger"},
+		{"--replica-id holding a space", nil, []string{"--replica-id", "two words"}, "--replica-id"},
+		{"PostgreSQL without a key file", nil, []string{"--ledger", "postgres://u@127.0.0.1:1/db"}, "--ledger-key-file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := append([]string{"serve", "--addr", taken, "--data-dir", filepath.Join(dir, "data")}, tc.args...)
+			if slices.Contains(tc.env, "GEOSCOPE_DATA_DIR=") {
+				args = []string{"serve", "--addr", taken}
+			}
+			res := runIn(t, dir, tc.env, nil, args...)
+			line := cliErrorLine(t, res.stderr)
+			if res.code != 2 || !strings.Contains(line, tc.names) || strings.Contains(line, "--addr") {
+				t.Errorf("%v with %s taken: %v; want exit 2 naming %s, not the address", args, taken, res, tc.names)
+			}
+			if got := dirEntries(t, dir); len(got) != 0 {
+				t.Errorf("%v created %v", args, got)
+			}
+		})
 	}
 }

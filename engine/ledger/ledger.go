@@ -223,6 +223,31 @@ type countBatch struct {
 	counts map[countKey]int64
 }
 
+// Validate makes the checks of Open that read the configuration alone
+// and create nothing: the backend the URL names and, for a ledger that
+// records, the replica's name and the key file a PostgreSQL ledger needs.
+// A server makes them before it binds its address, so that an address in
+// use does not hide them (the operator who frees it is refused for them
+// next); Open makes them again, first.
+func (c Config) Validate() error {
+	// A backend nobody can open is named before anything else is checked.
+	if err := checkURL(c.URL); err != nil {
+		return err
+	}
+	if c.ReadOnly {
+		return nil
+	}
+	if err := ValidReplica(cmp.Or(c.Replica, DefaultReplica())); err != nil {
+		return fmt.Errorf("%w: --replica-id: %v", ErrConfig, err)
+	}
+	if _, sqlite := c.KeyInDataDir(); !sqlite && c.KeyFile == "" {
+		// Replicas sharing one ledger must share one key, or the same
+		// person gets a different pseudonym from each replica.
+		return fmt.Errorf("%w: a shared PostgreSQL ledger needs --ledger-key-file, the same on every replica", ErrConfig)
+	}
+	return nil
+}
+
 // Open connects to the backend, applies migrations, loads (or creates) the
 // key and starts the writer.
 func Open(ctx context.Context, cfg Config) (*Ledger, error) {
@@ -241,18 +266,11 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	// A backend nobody can open is named before anything else is checked
-	// or created.
-	if err := checkURL(cfg.URL); err != nil {
-		return nil, err
+	if !cfg.ReadOnly && cfg.Replica == "" {
+		cfg.Replica = DefaultReplica()
 	}
-	if !cfg.ReadOnly {
-		if cfg.Replica == "" {
-			cfg.Replica = DefaultReplica()
-		}
-		if err := ValidReplica(cfg.Replica); err != nil {
-			return nil, fmt.Errorf("%w: --replica-id: %v", ErrConfig, err)
-		}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	var key []byte
 	// readKey: a reader loads the ledger's own key from DataDir (Pseudonyms
@@ -296,11 +314,6 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 			}
 		}
 	} else {
-		if cfg.KeyFile == "" && cfg.URL != "" && cfg.URL != "sqlite" {
-			// Replicas sharing one ledger must share one key, or the same
-			// person gets a different pseudonym from each replica.
-			return nil, fmt.Errorf("%w: a shared PostgreSQL ledger needs --ledger-key-file, the same on every replica", ErrConfig)
-		}
 		var err error
 		if key, err = loadKey(cfg); err != nil {
 			return nil, err

@@ -167,8 +167,27 @@ func (l *ledgerFlags) open(ctx context.Context, log *slog.Logger) (*ledger.Ledge
 		log.Warn("the ledger is off: decisions are answered without a durable record")
 		return nil, nil
 	}
-	led, err := ledger.Open(ctx, ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, EngineVersion: buildinfo.Version(), Replica: l.replica, Logger: log})
+	led, err := ledger.Open(ctx, l.config(log))
 	return led, l.named(err)
+}
+
+// check makes the checks of the recording ledger's settings that create
+// nothing (GEOSCOPE_LEDGER and GEOSCOPE_DATA_DIR, then
+// ledger.Config.Validate), which open makes again: serve makes them
+// before it binds its address.
+func (l *ledgerFlags) check() error {
+	if err := l.resolve(); err != nil {
+		return err
+	}
+	if l.url == ledgerOff {
+		return nil
+	}
+	return l.named(l.config(nil).Validate())
+}
+
+// config is the ledger open opens.
+func (l *ledgerFlags) config(log *slog.Logger) ledger.Config {
+	return ledger.Config{URL: l.url, DataDir: l.dataDir, KeyFile: l.keyFile, EngineVersion: buildinfo.Version(), Replica: l.replica, Logger: log}
 }
 
 func ledgerCommand() *cobra.Command {

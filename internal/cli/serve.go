@@ -99,6 +99,11 @@ included: debug logging is for authoring, not for production.`,
 			if err := errors.Join(cfg.Validate(), scfg.Validate()); err != nil {
 				return err
 			}
+			// The ledger's settings too, before the address is bound
+			// below: an address in use would hide them otherwise.
+			if err := ledgers.check(); err != nil {
+				return err
+			}
 			traces, err := tracingConfig(scfg)
 			if err != nil {
 				return err
