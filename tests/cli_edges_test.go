@@ -475,6 +475,8 @@ func TestServeRefusesItsLedgerBeforeTheAddress(t *testing.T) {
 	}
 	defer ln.Close()
 	taken := ln.Addr().String()
+	openDir := t.TempDir()
+	chmod(t, openDir, 0o777)
 	for _, tc := range []struct {
 		name  string
 		env   []string
@@ -486,19 +488,20 @@ func TestServeRefusesItsLedgerBeforeTheAddress(t *testing.T) {
 		{"--ledger naming no backend", nil, []string{"--ledger", "mysql://x"}, "--ledger"},
 		{"--replica-id holding a space", nil, []string{"--replica-id", "two words"}, "--replica-id"},
 		{"PostgreSQL without a key file", nil, []string{"--ledger", "postgres://u@127.0.0.1:1/db"}, "--ledger-key-file"},
+		{"a data directory others may write", nil, []string{"--data-dir", openDir}, "--data-dir " + openDir},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			args := append([]string{"serve", "--addr", taken, "--data-dir", filepath.Join(dir, "data")}, tc.args...)
-			if slices.Contains(tc.env, "GEOSCOPE_DATA_DIR=") {
-				args = []string{"serve", "--addr", taken}
+			args := append([]string{"serve", "--addr", taken}, tc.args...)
+			if !slices.Contains(args, "--data-dir") && !slices.Contains(tc.env, "GEOSCOPE_DATA_DIR=") {
+				args = append(args, "--data-dir", filepath.Join(dir, "data"))
 			}
 			res := runIn(t, dir, tc.env, nil, args...)
 			line := cliErrorLine(t, res.stderr)
 			if res.code != 2 || !strings.Contains(line, tc.names) || strings.Contains(line, "--addr") {
 				t.Errorf("%v with %s taken: %v; want exit 2 naming %s, not the address", args, taken, res, tc.names)
 			}
-			if got := dirEntries(t, dir); len(got) != 0 {
+			if got := slices.Concat(dirEntries(t, dir), dirEntries(t, openDir)); len(got) != 0 {
 				t.Errorf("%v created %v", args, got)
 			}
 		})

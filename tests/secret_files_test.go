@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/geoscope/geoscope/engine/geo/geotest"
@@ -106,5 +107,59 @@ func chmod(t *testing.T, path string, mode fs.FileMode) {
 	t.Helper()
 	if err := os.Chmod(path, mode); err != nil {
 		t.Fatal(fmt.Errorf("chmod %04o: %w", mode, err))
+	}
+}
+
+// TestDataDirOpenToOthersRefused: a SQLite data directory that other
+// users may write (a Kubernetes emptyDir is 0777) is refused to serve and
+// to decide --data-dir, which record (exit 2, naming --data-dir, its mode
+// and the fixes, and creating nothing in it): whoever writes there can
+// add journal segments that the next start copies into the ledger as
+// recorded decisions. A directory inside it, which serve creates
+// owner-only, is served, as is one of mode 0770 (the pod's fsGroup);
+// the readers read the ledger in a directory open to others.
+func TestDataDirOpenToOthersRefused(t *testing.T) {
+	dir := t.TempDir()
+	open := filepath.Join(dir, "open")
+	if err := os.Mkdir(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, open, 0o777)
+	for _, args := range [][]string{
+		{"serve", "--addr", "127.0.0.1:0", "--data-dir", open},
+		{"decide", "--geoip-db", geotest.Standard(t), "--data-dir", open},
+	} {
+		res := runIn(t, dir, nil, []byte(validRequest), args...)
+		line := cliErrorLine(t, res.stderr)
+		if res.code != 2 {
+			t.Errorf("%s with --data-dir of mode 0777: exit %d, want 2\n%v", args[0], res.code, res)
+		}
+		for _, n := range []string{"--data-dir " + open, "(mode 0777)", "journal", "chmod o-w " + open, "--data-dir " + filepath.Join(open, "ledger")} {
+			if !strings.Contains(line, n) {
+				t.Errorf("%s: error %q does not name %q", args[0], line, n)
+			}
+		}
+		if got := dirEntries(t, open); len(got) != 0 {
+			t.Errorf("%s: the refused command created %v in --data-dir", args[0], got)
+		}
+	}
+
+	inside := filepath.Join(open, "ledger")
+	srv := startServe(t, serveOpts{ready: true, args: []string{"--data-dir", inside}})
+	recordOne(t, srv)
+	srv.stop(syscall.SIGTERM)
+	if fi, err := os.Stat(inside); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the data directory serve created inside one of mode 0777: %v (%v), want mode 0700", fi.Mode(), err)
+	}
+	chmod(t, inside, 0o770)
+	srv = startServe(t, serveOpts{ready: true, args: []string{"--data-dir", inside}})
+	recordOne(t, srv)
+	srv.stop(syscall.SIGTERM)
+
+	chmod(t, inside, 0o777)
+	for _, args := range [][]string{{"ledger", "export"}, {"ledger", "verify"}, {"report", "--out", filepath.Join(dir, "report.md")}} {
+		if res := runIn(t, dir, nil, nil, append(args, "--data-dir", inside)...); res.code != 0 {
+			t.Errorf("%v of a data directory of mode 0777: %v; want it read", args, res)
+		}
 	}
 }

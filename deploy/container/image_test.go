@@ -431,6 +431,10 @@ func checkFiles(t *testing.T, rootfs string) {
 			if st.Uid != uid || st.Gid != uid {
 				t.Errorf("/%s owned by %d:%d, want %d:%d", rel, st.Uid, st.Gid, uid, uid)
 			}
+			// serve refuses a SQLite data directory others may write.
+			if info.Mode().Perm()&0o002 != 0 {
+				t.Errorf("/%s: mode %v: want it writable by its owner (and group) only", rel, info.Mode())
+			}
 		case rel == "tmp":
 			// Every user's, sticky (OPA's OCI downloader writes there).
 			if st.Uid != 0 || !d.IsDir() || info.Mode().Perm() != 0o777 || info.Mode()&fs.ModeSticky == 0 {

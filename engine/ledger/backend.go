@@ -113,8 +113,8 @@ func openSQLBackend(ctx context.Context, cfg Config, fingerprint string) (*sqlBa
 			q.Set("mode", "ro")
 			q.Add("_pragma", "busy_timeout(10000)")
 		} else {
-			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-				return nil, fmt.Errorf("%w: data directory: %v", ErrUnavailable, err)
+			if err := makeDataDir(cfg.DataDir); err != nil {
+				return nil, err
 			}
 			// Created owner-only; SQLite gives its -wal and -shm files the
 			// database file's permissions.

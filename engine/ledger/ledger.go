@@ -225,7 +225,8 @@ type countBatch struct {
 
 // Validate makes the checks of Open that read the configuration alone
 // and create nothing: the backend the URL names and, for a ledger that
-// records, the replica's name and the key file a PostgreSQL ledger needs.
+// records, the replica's name, the key file a PostgreSQL ledger needs and
+// a SQLite data directory that other users cannot write (checkDataDir).
 // A server makes them before it binds its address, so that an address in
 // use does not hide them (the operator who frees it is refused for them
 // next); Open makes them again, first.
@@ -244,6 +245,9 @@ func (c Config) Validate() error {
 		// Replicas sharing one ledger must share one key, or the same
 		// person gets a different pseudonym from each replica.
 		return fmt.Errorf("%w: a shared PostgreSQL ledger needs --ledger-key-file, the same on every replica", ErrConfig)
+	}
+	if _, sqlite := c.KeyInDataDir(); sqlite {
+		return checkDataDir(cmp.Or(c.DataDir, DefaultDataDir))
 	}
 	return nil
 }
@@ -1204,8 +1208,8 @@ func loadKey(cfg Config) ([]byte, error) {
 					return nil, fmt.Errorf("%w: %s holds a ledger but not its key (ledger.key): restore the key from its backup, or give it with --ledger-key-file", ErrConfig, cfg.DataDir)
 				}
 			}
-			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-				return nil, fmt.Errorf("%w: data directory: %v", ErrUnavailable, err)
+			if err := makeDataDir(cfg.DataDir); err != nil {
+				return nil, err
 			}
 			key := make([]byte, 32)
 			if _, err := rand.Read(key); err != nil {

@@ -11,12 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -997,6 +999,140 @@ func TestSQLiteDataDirWithURICharacters(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDataDirOthersMayWriteRefused: a SQLite ledger that records is
+// refused a data directory other users may write (a Kubernetes emptyDir
+// is 0777; /tmp is 1777, and its sticky bit does not keep others from
+// adding files), naming --data-dir, its mode and the fixes, before
+// anything is created in it: whoever writes there can add journal
+// segments that the next start copies into the ledger as recorded
+// decisions. Its owner's and group's directory (a volume mounted with the
+// pod's fsGroup is 2770) opens, and so does a directory inside one that
+// is open to others, which Open creates owner-only. A reader is not
+// refused; a ledger.db other users may write is.
+func TestDataDirOthersMayWriteRefused(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("on Windows, permission bits say nothing of who may write a directory")
+	}
+	withMode := func(t *testing.T, mode fs.FileMode) string {
+		t.Helper()
+		dir := filepath.Join(t.TempDir(), "data")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	config := func(dir string) ledger.Config {
+		return ledger.Config{DataDir: dir, EngineVersion: "test-1.2.3", Logger: quietLogger()}
+	}
+	for _, tc := range []struct {
+		mode fs.FileMode
+		says string
+	}{
+		{0o777, "0777"}, {0o777 | fs.ModeSticky, "1777"}, {0o703, "0703"}, {0o772 | fs.ModeSetgid, "2772"},
+	} {
+		dir := withMode(t, tc.mode)
+		l, err := ledger.Open(context.Background(), config(dir))
+		if err == nil {
+			l.Close()
+			t.Errorf("data directory of mode %s: opened, want refused", tc.says)
+			continue
+		}
+		for _, want := range []string{"--data-dir " + dir, "(mode " + tc.says + ")", "journal", "chmod o-w " + dir, "--data-dir " + filepath.Join(dir, "ledger")} {
+			if !errors.Is(err, ledger.ErrConfig) || !strings.Contains(err.Error(), want) {
+				t.Errorf("data directory of mode %s: Open = %v, want ErrConfig naming %q", tc.says, err, want)
+			}
+		}
+		if err := config(dir).Validate(); !errors.Is(err, ledger.ErrConfig) {
+			t.Errorf("data directory of mode %s: Validate = %v, want ErrConfig", tc.says, err)
+		}
+		if names := dirNames(t, dir); len(names) != 0 {
+			t.Errorf("data directory of mode %s: the refused Open created %v", tc.says, names)
+		}
+	}
+	for _, mode := range []fs.FileMode{0o700, 0o750, 0o770, 0o770 | fs.ModeSetgid} {
+		l, err := ledger.Open(context.Background(), config(withMode(t, mode)))
+		if err != nil {
+			t.Errorf("data directory of mode %v: Open = %v", mode, err)
+			continue
+		}
+		l.Close()
+	}
+
+	// A directory inside one open to others is created owner-only.
+	inside := filepath.Join(withMode(t, 0o777), "ledger")
+	l, err := ledger.Open(context.Background(), config(inside))
+	if err != nil {
+		t.Fatalf("a new directory inside a 0777 one: Open = %v", err)
+	}
+	l.Close()
+	if fi, err := os.Stat(inside); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the new data directory: %v, %v; want mode 0700", fi.Mode(), err)
+	}
+
+	// A reader records nothing and copies no journal: it reads a ledger
+	// wherever it was put, as ledger verify checks one it does not trust.
+	if err := os.Chmod(inside, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	ro := config(inside)
+	ro.ReadOnly = true
+	if l, err := ledger.Open(context.Background(), ro); err != nil {
+		t.Errorf("read-only Open of a data directory of mode 0777 = %v, want it read", err)
+	} else {
+		l.Close()
+	}
+
+	// The database, in a directory only its owner writes.
+	if err := os.Chmod(inside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(inside, "ledger.db")
+	if err := os.Chmod(db, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = ledger.Open(context.Background(), config(inside)); err == nil {
+		l.Close()
+	}
+	if !errors.Is(err, ledger.ErrConfig) || !strings.Contains(err.Error(), db+" ") || !strings.Contains(err.Error(), "(mode 0666)") || !strings.Contains(err.Error(), "chmod o-w "+db) {
+		t.Errorf("ledger.db of mode 0666: Open = %v, want ErrConfig naming it, its mode and the chmod", err)
+	}
+	if err := os.Chmod(db, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := ledger.Open(context.Background(), config(inside)); err != nil {
+		t.Errorf("ledger.db of mode 0644 in a directory of mode 0755: Open = %v", err)
+	} else {
+		l.Close()
+	}
+
+	// A PostgreSQL ledger keeps nothing in the data directory.
+	b := newBackend(t, "postgres")
+	cfg := b.config()
+	cfg.DataDir = withMode(t, 0o777)
+	if l, err := ledger.Open(context.Background(), cfg); err != nil {
+		t.Errorf("PostgreSQL ledger with a data directory of mode 0777: Open = %v", err)
+	} else {
+		l.Close()
+	}
+}
+
+// dirNames lists what dir holds.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 func TestReadOnly(t *testing.T) {
