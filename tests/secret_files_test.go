@@ -157,7 +157,7 @@ func TestDataDirOpenToOthersRefused(t *testing.T) {
 	srv.stop(syscall.SIGTERM)
 
 	chmod(t, inside, 0o777)
-	for _, args := range [][]string{{"ledger", "export"}, {"ledger", "verify"}, {"report", "--out", filepath.Join(dir, "report.md")}} {
+	for _, args := range [][]string{{"ledger", "export"}, {"ledger", "verify"}, {"ledger", "statements", "--participant", "p-1"}, {"report", "--out", filepath.Join(dir, "report.md")}} {
 		if res := runIn(t, dir, nil, nil, append(args, "--data-dir", inside)...); res.code != 0 {
 			t.Errorf("%v of a data directory of mode 0777: %v; want it read", args, res)
 		}
