@@ -241,13 +241,13 @@ func (c Config) Validate() error {
 	if err := ValidReplica(cmp.Or(c.Replica, DefaultReplica())); err != nil {
 		return fmt.Errorf("%w: --replica-id: %v", ErrConfig, err)
 	}
-	if _, sqlite := c.KeyInDataDir(); !sqlite && c.KeyFile == "" {
+	if _, sqlite := c.KeyInDataDir(); sqlite {
+		return checkDataDir(cmp.Or(c.DataDir, DefaultDataDir))
+	}
+	if c.KeyFile == "" {
 		// Replicas sharing one ledger must share one key, or the same
 		// person gets a different pseudonym from each replica.
 		return fmt.Errorf("%w: a shared PostgreSQL ledger needs --ledger-key-file, the same on every replica", ErrConfig)
-	}
-	if _, sqlite := c.KeyInDataDir(); sqlite {
-		return checkDataDir(cmp.Or(c.DataDir, DefaultDataDir))
 	}
 	return nil
 }
