@@ -467,7 +467,8 @@ func TestCLILedgerFromTheEnvironmentNamed(t *testing.T) {
 // start can use is refused as such (exit 2, naming it) with --addr on a
 // port another process holds, rather than hidden behind the address in
 // use, which an operator frees only to be refused again for the ledger;
-// and nothing is created on disk.
+// and nothing is created on disk, as with settings that work, where the
+// address in use is refused.
 func TestServeRefusesItsLedgerBeforeTheAddress(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:"+proctest.FreePort(t))
 	if err != nil {
@@ -505,5 +506,15 @@ func TestServeRefusesItsLedgerBeforeTheAddress(t *testing.T) {
 				t.Errorf("%v created %v", args, got)
 			}
 		})
+	}
+	// Settings that work: the address in use is refused, still before
+	// the ledger creates anything.
+	dir := t.TempDir()
+	res := runIn(t, dir, nil, nil, "serve", "--addr", taken, "--data-dir", filepath.Join(dir, "data"))
+	if line := cliErrorLine(t, res.stderr); res.code != 1 || !strings.Contains(line, "--addr "+taken) {
+		t.Errorf("serve --addr %s taken: %v; want exit 1 naming --addr", taken, res)
+	}
+	if got := dirEntries(t, dir); len(got) != 0 {
+		t.Errorf("serve refused its address in use but created %v", got)
 	}
 }
