@@ -144,6 +144,13 @@ func TestDataDirOpenToOthersRefused(t *testing.T) {
 		}
 	}
 
+	// Given by GEOSCOPE_DATA_DIR, as the image gives /data, the error says
+	// so: the command line names no --data-dir.
+	res := runIn(t, dir, []string{"GEOSCOPE_DATA_DIR=" + open}, nil, "serve", "--addr", "127.0.0.1:0")
+	if line := cliErrorLine(t, res.stderr); res.code != 2 || !strings.Contains(line, "GEOSCOPE_DATA_DIR (in place of --data-dir)") {
+		t.Errorf("serve with GEOSCOPE_DATA_DIR of mode 0777: exit %d, error %q; want 2 naming GEOSCOPE_DATA_DIR", res.code, line)
+	}
+
 	inside := filepath.Join(open, "ledger")
 	srv := startServe(t, serveOpts{ready: true, args: []string{"--data-dir", inside}})
 	recordOne(t, srv)

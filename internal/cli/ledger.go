@@ -28,6 +28,7 @@ import (
 type ledgerFlags struct {
 	url, dataDir, keyFile string
 	fromEnv               bool   // url is GEOSCOPE_LEDGER's
+	dataDirFromEnv        bool   // dataDir is GEOSCOPE_DATA_DIR's
 	replica               string // serve only: registerReplica
 	flags                 *pflag.FlagSet
 }
@@ -84,6 +85,7 @@ func (l *ledgerFlags) resolve() error {
 			case strings.TrimSpace(v) != v:
 				return usageError{fmt.Errorf("%s begins or ends with white space: remove it", envDataDir)}
 			}
+			l.dataDirFromEnv = true
 		}
 	}
 	if l.flags.Changed("ledger") {
@@ -148,12 +150,19 @@ func (l *ledgerFlags) openRead(ctx context.Context, log *slog.Logger, pseudonyms
 	return led, l.named(err)
 }
 
-// named says, of a configuration error about --ledger, when the value came
-// from GEOSCOPE_LEDGER: the command line the operator reads has no
-// --ledger on it.
+// named says, of a configuration error about --ledger or --data-dir, when
+// the value came from GEOSCOPE_LEDGER or GEOSCOPE_DATA_DIR: the command
+// line the operator reads has no such flag on it (the image sets
+// GEOSCOPE_DATA_DIR).
 func (l *ledgerFlags) named(err error) error {
-	if err != nil && l.fromEnv && errors.Is(err, ledger.ErrConfig) {
-		return fmt.Errorf("%s (in place of --ledger): %w", envLedger, err)
+	if err == nil || !errors.Is(err, ledger.ErrConfig) {
+		return err
+	}
+	if l.dataDirFromEnv && strings.Contains(err.Error(), "--data-dir") {
+		err = fmt.Errorf("%s (in place of --data-dir): %w", envDataDir, err)
+	}
+	if l.fromEnv {
+		err = fmt.Errorf("%s (in place of --ledger): %w", envLedger, err)
 	}
 	return err
 }
