@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -15,6 +14,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/geoscope/geoscope/engine/input"
 )
@@ -702,7 +704,7 @@ func columnsDisagree(raw []byte, r chainRow, index []byte) string {
 		Orders           []citedByText `json:"orders"`
 		OrdersNotInForce []citedByText `json:"orders_not_in_force"`
 	}
-	if err := json.Unmarshal(raw, &e); err != nil {
+	if err := jsonv2.Unmarshal(raw, &e); err != nil {
 		return "its text is not an entry: " + err.Error()
 	}
 	var differ []string
@@ -748,9 +750,9 @@ type citedByText struct {
 // orders were indexed do. A row for an order the entry does not state,
 // or with another authority or time, was altered.
 func indexDisagrees(inForce, notInForce []citedByText, at int64, index []byte) string {
-	var rows [][3]json.RawMessage
+	var rows [][3]jsontext.Value
 	if len(index) > 0 {
-		if err := json.Unmarshal(index, &rows); err != nil {
+		if err := jsonv2.Unmarshal(index, &rows); err != nil {
 			return "its rows in the index of cited orders (ledger_decision_orders) cannot be read: " + err.Error()
 		}
 	}
@@ -760,10 +762,12 @@ func indexDisagrees(inForce, notInForce []citedByText, at int64, index []byte) s
 	}
 	indexed := make(map[string]row, len(rows))
 	for _, x := range rows {
+		// A value of another type is null (Verify's query), read as ""
+		// or 0: it matches nothing the text states.
 		var id string
 		var r row
-		if json.Unmarshal(x[0], &id) != nil || json.Unmarshal(x[1], &r.authority) != nil || json.Unmarshal(x[2], &r.at) != nil {
-			return "its rows in the index of cited orders (ledger_decision_orders) hold values of another type: the index was altered"
+		if jsonv2.Unmarshal(x[0], &id) != nil || jsonv2.Unmarshal(x[1], &r.authority) != nil || jsonv2.Unmarshal(x[2], &r.at) != nil {
+			return "its rows in the index of cited orders (ledger_decision_orders) cannot be read: the index was altered"
 		}
 		indexed[id] = r
 	}
