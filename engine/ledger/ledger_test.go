@@ -2110,23 +2110,19 @@ func TestSQLiteLogStartsOverUnderSteadyLoad(t *testing.T) {
 		t.Errorf("under steady load the log was started over %d times in %s (%d before, %d after), want at least 2: it is appended to, not started over",
 			secondStarts-firstStarts, time.Since(began).Round(time.Millisecond), firstStarts, secondStarts)
 	}
-	// And it is as large as the most written between two starts over;
-	// appended to without end, it would be larger than all the entries
-	// written into it (each in a table page, and in index pages beside
-	// it). How much smaller depends on how many entries share a commit,
-	// fewer on a loaded machine (each commit writes whole pages): 11 % of
-	// them on a quiet machine here, 23–42 % beside busy loops, 55 % once
-	// in CI, so only the bound is asserted.
+	// Its size is logged, not bounded: it is the most written between
+	// two starts over, and how much that is per entry depends on how many
+	// entries share a commit (each commit writes whole pages): 11 % of the
+	// entries written on a quiet machine here, 23–55 % beside busy loops
+	// and in CI, 138 % once beside other tests, so a bound on it failed
+	// with the log started over as it should be. The start count above is
+	// what shows it started over; that the file is cut back once it is,
+	// TestSQLiteLogShrinksAfterALongRead shows.
 	var entrySize float64
 	if err := b.raw(t).QueryRow(`SELECT avg(length(entry)) FROM ledger_decisions`).Scan(&entrySize); err != nil {
 		t.Fatal(err)
 	}
-	written := float64(count) * entrySize
-	t.Logf("the log is %.0f%% of the entries written", 100*float64(second)/written)
-	if float64(second) > written {
-		t.Errorf("under steady load the log grew from %d bytes (%d entries) to %d bytes (%d entries), %.0f%% of the %.0f bytes of entries written into it: it is appended to, not started over",
-			first, firstCount, second, count, 100*float64(second)/written, written)
-	}
+	t.Logf("the log is %.0f%% of the entries written", 100*float64(second)/(float64(count)*entrySize))
 	l.Close()
 	// Nothing committed is lost by starting the log over.
 	r := b.open(t, func(c *ledger.Config) { c.ReadOnly = true })
