@@ -252,7 +252,9 @@ func (l *Ledger) OrdersCitedSince(ctx context.Context, since time.Time) ([]strin
 // after since that the index of cited orders lists as citing order (an
 // id as OrdersCitedSince returns it), oldest first, until fn returns
 // done or an error. text is fn's only until it returns. Entries decided
-// in the same nanosecond come in the index's order.
+// in the same nanosecond come in decision id order, as Scan gives them: a
+// reader after an order's first citation must find the entry a reading
+// of every entry finds first, whichever was inserted first.
 //
 // The entries are found through the index (order, then time), so a
 // reader that needs an order's first citation reads that entry, not the
@@ -266,7 +268,7 @@ func (l *Ledger) ScanCitingText(ctx context.Context, order string, since time.Ti
 	}
 	rows, err := l.backend.query(ctx, `SELECT d.entry FROM ledger_decision_orders o
 		JOIN ledger_decisions d ON d.decision_id = o.decision_id
-		WHERE o.order_id = ? AND o.decided_at >= ? ORDER BY o.decided_at`, order, clampNanos(since))
+		WHERE o.order_id = ? AND o.decided_at >= ? ORDER BY o.decided_at, o.decision_id`, order, clampNanos(since))
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}

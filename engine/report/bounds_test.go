@@ -147,3 +147,20 @@ func TestChartDrawsHiddenCountsByTheirMarkers(t *testing.T) {
 		t.Errorf("rows %+v", c.Rows)
 	}
 }
+
+// An order first stated in force after the period by two entries decided
+// in the same nanosecond is read from the first of them in the ledger's
+// order (time, then decision id), as a reading of every later entry reads
+// it, whichever was recorded first.
+func TestReportOrderFirstEnforcedLaterByEntriesOfOneInstant(t *testing.T) {
+	p := Period{Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)}
+	at := time.Date(2026, 2, 10, 12, 0, 0, 0, time.UTC)
+	// The registry changed between the two replicas that decided them:
+	// the first in the ledger's order says the order was received in
+	// January, the other (recorded first) in February.
+	second := withOrder(2, at, "CN-TIE", registry.Order{Received: "2026-02-03"})
+	first := withOrder(1, at, "CN-TIE", registry.Order{Received: "2026-01-15"})
+	if got := buildOf(t, p, second.rec, first.rec).Totals.OrdersReceived.n; got != 1 {
+		t.Errorf("%d orders received in January, want 1 (CN-TIE, as its first entry after it states)", got)
+	}
+}
