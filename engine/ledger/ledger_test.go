@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -723,6 +724,156 @@ func TestOrdersCitedSinceAndTheirEntries(t *testing.T) {
 			t.Errorf("ScanCitingText with a failing callback = %v", err)
 		}
 	})
+}
+
+// A reader of the entries citing an order that stops at the first is
+// sent little more than that entry by PostgreSQL, however many cite the
+// order: a report reads an order's first statement in force after its
+// period, and an order cited by every later entry would otherwise have
+// them all sorted and sent (the driver reads a result to its end when
+// the reader stops early). One that reads on is given every entry once,
+// in the ledger's order, entries of one instant (three each here, so
+// that the pages they are asked for in end among them) by id.
+func TestScanCitingTextReadsWhatItsReaderNeeds(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		var proxy *countingProxy
+		l := b.open(t, func(c *ledger.Config) {
+			if b.url != "" {
+				u, err := url.Parse(b.url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				proxy = newCountingProxy(t, u.Host)
+				c.URL = strings.Replace(b.url, u.Host, proxy.addr(), 1)
+			}
+		})
+		const citing = 600
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := citing - 1 - w; i >= 0; i -= 8 {
+					// Not record: Fatal ends only the test's own goroutine.
+					if err := l.Record(ctx, removal(fmt.Sprintf("cite-%04d", i), baseTime.Add(time.Duration(i/3)*time.Second), "p", "CN-1")); err != nil {
+						t.Errorf("Record(cite-%04d): %v", i, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		var first []byte
+		var before int64
+		if proxy != nil {
+			before = proxy.received.Load()
+		}
+		if err := l.ScanCitingText(ctx, "CN-1", baseTime, func(text []byte) (bool, error) {
+			first = bytes.Clone(text)
+			return true, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(first, []byte(`"cite-0000"`)) {
+			t.Fatalf("the first entry citing CN-1 is %s, want cite-0000", first)
+		}
+		if proxy != nil {
+			if sent, limit := proxy.received.Load()-before, int64(32*len(first)); sent > limit {
+				t.Errorf("PostgreSQL sent %d bytes for the first of %d entries citing CN-1 (%d bytes each), want at most %d", sent, citing, len(first), limit)
+			}
+		}
+		for _, since := range []int{0, 100} {
+			var got []string
+			if err := l.ScanCitingText(ctx, "CN-1", baseTime.Add(time.Duration(since)*time.Second), func(text []byte) (bool, error) {
+				var e struct {
+					DecisionID string `json:"decision_id"`
+				}
+				if err := json.Unmarshal(text, &e); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, e.DecisionID)
+				return false, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for i := 3 * since; i < citing; i++ {
+				want = append(want, fmt.Sprintf("cite-%04d", i))
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("from second %d: %d entries read, want %d, cite-%04d to cite-%04d in order:\n%v", since, len(got), len(want), 3*since, citing-1, got)
+			}
+		}
+	})
+}
+
+// countingProxy relays loopback connections to target and counts the
+// bytes target sends back.
+type countingProxy struct {
+	ln       net.Listener
+	target   string
+	received atomic.Int64
+}
+
+func newCountingProxy(t *testing.T, target string) *countingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:"+proctest.FreePort(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &countingProxy{ln: ln, target: target}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Go(func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, client, server)
+			mu.Unlock()
+			wg.Go(func() {
+				io.Copy(server, client) //nolint:errcheck // ends with either side
+				server.Close()
+			})
+			wg.Go(func() {
+				io.Copy(countingWriter{client, &p.received}, server) //nolint:errcheck
+				client.Close()
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return p
+}
+
+func (p *countingProxy) addr() string { return p.ln.Addr().String() }
+
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 func waitCounts(t *testing.T, l *ledger.Ledger, want map[string]int64) []ledger.CountRow {

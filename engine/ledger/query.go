@@ -258,7 +258,12 @@ func (l *Ledger) OrdersCitedSince(ctx context.Context, since time.Time) ([]strin
 //
 // The entries are found through the index (order, then time), so a
 // reader that needs an order's first citation reads that entry, not the
-// entries before it.
+// entries before it; and they are asked for a page at a time (citingPage
+// first, each page twice the one before), so that it is not sent the
+// entries after it either: without a bound, PostgreSQL sorts every entry
+// citing the order (by a hash join over the ledger, for an order cited
+// often) and sends them all, the driver reading the result to its end
+// when the reader stops at the first.
 func (l *Ledger) ScanCitingText(ctx context.Context, order string, since time.Time, fn func(text []byte) (done bool, err error)) error {
 	if !storable(order) {
 		return nil
@@ -266,26 +271,59 @@ func (l *Ledger) ScanCitingText(ctx context.Context, order string, since time.Ti
 	if err := l.settle(ctx); err != nil {
 		return err
 	}
-	rows, err := l.backend.query(ctx, `SELECT d.entry FROM ledger_decision_orders o
+	const cols = `SELECT o.decided_at, o.decision_id, d.entry FROM ledger_decision_orders o
 		JOIN ledger_decisions d ON d.decision_id = o.decision_id
-		WHERE o.order_id = ? AND o.decided_at >= ? ORDER BY o.decided_at, o.decision_id`, order, clampNanos(since))
+		WHERE o.order_id = ? AND o.decided_at >= ?`
+	// The page's size is written out, not a parameter: PostgreSQL's plan
+	// for a statement prepared once (as the driver does) takes a LIMIT
+	// parameter for a tenth of the rows, which may make it sort them all.
+	ordered := func(page int) string { return ` ORDER BY o.decided_at, o.decision_id LIMIT ` + strconv.Itoa(page) }
+	// Held as read, of whatever type (SQLite keeps any in any column, and
+	// orders and compares values of different types consistently): a row
+	// altered so is still read, as it was before pages, and Verify names it.
+	var lastAt, lastID any
+	for page, first := citingPage, true; ; page, first = min(2*page, maxCitingPage), false {
+		q, args := cols+ordered(page), []any{order, clampNanos(since)}
+		if !first {
+			// After the last entry read: from its time on, (time, id) above
+			// its own.
+			q, args = cols+` AND (o.decided_at > ? OR o.decision_id > ?)`+ordered(page), []any{order, lastAt, lastAt, lastID}
+		}
+		n, done, err := l.scanCitingPage(ctx, q, args, &lastAt, &lastID, fn)
+		if err != nil || done || n < page {
+			return err
+		}
+	}
+}
+
+// citingPage and maxCitingPage bound the entries ScanCitingText asks for
+// at a time: a reader after an order's first statement in force usually
+// needs the first entry, one that reads them all (an order cited only
+// as not in force) is given larger pages.
+const citingPage, maxCitingPage = 8, 1024
+
+// scanCitingPage runs one page's query of ScanCitingText, calls fn with
+// each entry's text and keeps the time and id of the last one read.
+func (l *Ledger) scanCitingPage(ctx context.Context, q string, args []any, lastAt, lastID *any, fn func(text []byte) (bool, error)) (n int, done bool, err error) {
+	rows, err := l.backend.query(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return 0, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer rows.Close()
 	var raw sql.RawBytes
 	for rows.Next() {
-		if err := rows.Scan(&raw); err != nil {
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		if err := rows.Scan(lastAt, lastID, &raw); err != nil {
+			return n, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
+		n++
 		if done, err := fn(raw); err != nil || done {
-			return err
+			return n, done, err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return n, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	return nil
+	return n, false, nil
 }
 
 // Get returns one entry.
