@@ -690,7 +690,7 @@ func TestOrdersCitedSinceAndTheirEntries(t *testing.T) {
 		citing := func(order string, since time.Time, upTo int) []string {
 			t.Helper()
 			var got []string
-			if err := l.ScanCitingText(ctx, order, since, func(text []byte) (bool, error) {
+			if err := l.ScanCitingText(ctx, []string{order}, since, func(_ string, text []byte) (bool, error) {
 				var e struct {
 					DecisionID string `json:"decision_id"`
 				}
@@ -720,7 +720,7 @@ func TestOrdersCitedSinceAndTheirEntries(t *testing.T) {
 			t.Errorf("entries citing an id that is not text = %v, want none", got)
 		}
 		stop := errors.New("stop")
-		if err := l.ScanCitingText(ctx, "CN-1", hour(0), func([]byte) (bool, error) { return false, stop }); !errors.Is(err, stop) {
+		if err := l.ScanCitingText(ctx, []string{"CN-1"}, hour(0), func(string, []byte) (bool, error) { return false, stop }); !errors.Is(err, stop) {
 			t.Errorf("ScanCitingText with a failing callback = %v", err)
 		}
 	})
@@ -770,7 +770,7 @@ func TestScanCitingTextReadsWhatItsReaderNeeds(t *testing.T) {
 		if proxy != nil {
 			before = proxy.received.Load()
 		}
-		if err := l.ScanCitingText(ctx, "CN-1", baseTime, func(text []byte) (bool, error) {
+		if err := l.ScanCitingText(ctx, []string{"CN-1"}, baseTime, func(_ string, text []byte) (bool, error) {
 			first = bytes.Clone(text)
 			return true, nil
 		}); err != nil {
@@ -786,7 +786,7 @@ func TestScanCitingTextReadsWhatItsReaderNeeds(t *testing.T) {
 		}
 		for _, since := range []int{0, 100} {
 			var got []string
-			if err := l.ScanCitingText(ctx, "CN-1", baseTime.Add(time.Duration(since)*time.Second), func(text []byte) (bool, error) {
+			if err := l.ScanCitingText(ctx, []string{"CN-1"}, baseTime.Add(time.Duration(since)*time.Second), func(_ string, text []byte) (bool, error) {
 				var e struct {
 					DecisionID string `json:"decision_id"`
 				}
@@ -807,6 +807,48 @@ func TestScanCitingTextReadsWhatItsReaderNeeds(t *testing.T) {
 			}
 		}
 	})
+}
+
+// ScanCitingText reads the entries citing each of its orders in turn, a
+// reader done with one going on to the next, and waits for the journal's
+// copy once, before the first: an entry recorded while it reads, which
+// the database cannot take yet (its write lock held), does not hold up
+// the next order, as a wait for each order did (and beside a server
+// recording, each order waited for a copy of its own).
+func TestScanCitingTextWaitsForTheJournalOnce(t *testing.T) {
+	b := newBackend(t, "sqlite")
+	l := b.open(t)
+	record(t, l, removal("cite-a", baseTime, "p", "CN-1"))
+	record(t, l, removal("cite-b", baseTime.Add(time.Hour), "p", "HK-1"))
+	record(t, l, removal("cite-c", baseTime.Add(2*time.Hour), "p", "CN-1", "HK-1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var unlock func()
+	defer func() {
+		if unlock != nil {
+			unlock()
+		}
+	}()
+	var got []string
+	if err := l.ScanCitingText(ctx, []string{"CN-1", "HK-1"}, baseTime, func(order string, text []byte) (bool, error) {
+		var e struct {
+			DecisionID string `json:"decision_id"`
+		}
+		if err := json.Unmarshal(text, &e); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, order+" "+e.DecisionID)
+		if unlock == nil {
+			unlock = lockTables(t, b)
+			record(t, l, removal("cite-late", baseTime.Add(3*time.Hour), "p", "HK-1"))
+		}
+		return order == "CN-1", nil
+	}); err != nil {
+		t.Fatalf("ScanCitingText: %v", err)
+	}
+	if want := []string{"CN-1 cite-a", "HK-1 cite-b", "HK-1 cite-c"}; !slices.Equal(got, want) {
+		t.Errorf("read %v, want %v", got, want)
+	}
 }
 
 // countingProxy relays loopback connections to target and counts the

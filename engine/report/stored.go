@@ -140,26 +140,25 @@ func laterOrders(ctx context.Context, l *ledger.Ledger, a *aggregator) error {
 		place    int // among the entry's orders
 		order    ledger.Order
 	}
+	unknown := slices.DeleteFunc(ids, func(id string) bool {
+		_, known := a.orders[id]
+		return known
+	})
 	var firsts []citation
-	for _, id := range ids {
-		if _, known := a.orders[id]; known {
-			continue
+	err = l.ScanCitingText(ctx, unknown, a.period.Until, func(id string, text []byte) (bool, error) {
+		var c storedCitation
+		if err := jsonv2.Unmarshal(text, &c); err != nil {
+			return false, ledger.DecodeError(err)
 		}
-		err := l.ScanCitingText(ctx, id, a.period.Until, func(text []byte) (bool, error) {
-			var c storedCitation
-			if err := jsonv2.Unmarshal(text, &c); err != nil {
-				return false, ledger.DecodeError(err)
-			}
-			i := slices.IndexFunc(c.Orders, func(o storedOrder) bool { return o.OrderID == id })
-			if c.Preview || i < 0 {
-				return false, nil
-			}
-			firsts = append(firsts, citation{c.Time, c.DecisionID, i, appendOrders(nil, c.Orders[i:i+1])[0]})
-			return true, nil
-		})
-		if err != nil {
-			return err
+		i := slices.IndexFunc(c.Orders, func(o storedOrder) bool { return o.OrderID == id })
+		if c.Preview || i < 0 {
+			return false, nil
 		}
+		firsts = append(firsts, citation{c.Time, c.DecisionID, i, appendOrders(nil, c.Orders[i:i+1])[0]})
+		return true, nil
+	})
+	if err != nil {
+		return err
 	}
 	// Entries in the ledger's order (time, then id), and an entry's
 	// orders in its own: the first to name an authority names its group.
