@@ -223,7 +223,21 @@ func (l *Ledger) OrdersCitedSince(ctx context.Context, since time.Time) ([]strin
 	if err := l.settle(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := l.backend.query(ctx, `WITH RECURSIVE cited(order_id) AS (
+	// Nothing decided since (a report of a period up to now, the served
+	// report's default): one lookup in the time index, not two per order.
+	rows, err := l.backend.query(ctx, `SELECT 1 FROM ledger_decisions WHERE decided_at >= ? LIMIT 1`, clampNanos(since))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	later := rows.Next()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if !later {
+		return nil, nil
+	}
+	rows, err = l.backend.query(ctx, `WITH RECURSIVE cited(order_id) AS (
 			SELECT MIN(order_id) FROM ledger_decision_orders
 			UNION ALL
 			SELECT (SELECT MIN(o.order_id) FROM ledger_decision_orders o WHERE o.order_id > cited.order_id)
