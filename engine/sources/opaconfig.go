@@ -22,6 +22,7 @@ import (
 
 	"github.com/geoscope/geoscope/engine/policy"
 	"github.com/geoscope/geoscope/internal/patherr"
+	"github.com/geoscope/geoscope/internal/secretfile"
 )
 
 // HasOPAConfig reports whether an OPA configuration is given: a file
@@ -78,10 +79,24 @@ func (c Config) overrides() (map[string]any, error) {
 		}
 	}
 	var unreadable error
+	secrets := secretFiles(c.OPASetFile)
 	read := func(path []rune) (any, error) {
-		b, err := os.ReadFile(string(path))
-		if err != nil {
+		var b []byte
+		var err error
+		if key, secret := secrets[string(path)]; secret {
+			b, err = secretfile.ReadPrivate(string(path), "--set-file "+key+"="+string(path),
+				"it holds a credential of the OPA configuration, which whoever reads it can use as this server does")
+		} else {
+			b, err = os.ReadFile(string(path))
+		}
+		var pathErr *fs.PathError
+		switch {
+		case err == nil:
+		case errors.As(err, &pathErr):
 			unreadable = fmt.Errorf("%s: %v", string(path), patherr.Cause(err))
+			return nil, unreadable
+		default: // open to other users
+			unreadable = err
 			return nil, unreadable
 		}
 		return strings.TrimSpace(string(b)), nil
@@ -95,6 +110,34 @@ func (c Config) overrides() (map[string]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// secretFiles are the files of --set-file values that hold credentials,
+// each with its key: a service's credentials (a bearer token, an OAuth2
+// client secret, a key's passphrase) and a signing key's private_key. Such
+// a file is read only if other users of the system cannot read it, as
+// --tls-key and the ledger key are (secretfile.ReadPrivate); OPA reads it
+// whatever its mode. A key's "key" is left out: it is most often a public
+// key, which a ConfigMap mounts readable by all.
+//
+// The KEY=FILE pairs are split at commas and at the first "=", as the
+// parser splits them when neither is escaped; a pair it reads otherwise
+// is read without the check.
+func secretFiles(setFiles []string) map[string]string {
+	out := map[string]string{}
+	for _, s := range setFiles {
+		for _, pair := range strings.Split(s, ",") {
+			key, file, ok := strings.Cut(pair, "=")
+			if !ok {
+				continue
+			}
+			parts := strings.Split(key, ".")
+			if slices.Contains(parts, "credentials") || (len(parts) == 3 && parts[0] == "keys" && parts[2] == "private_key") {
+				out[file] = key
+			}
+		}
+	}
+	return out
 }
 
 // mergeInto merges src into dst as OPA's runtime merges --set over the

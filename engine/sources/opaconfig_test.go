@@ -1,10 +1,16 @@
 package sources
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -293,4 +299,73 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// A --set-file value that is a credential (under a service's credentials,
+// or a signing key's private_key) is read from a file other users of the
+// system cannot read, as --tls-key is; other values, a public key among
+// them, from any file. The error names the key and the file, never the
+// value.
+func TestSetFileCredentialsOpenToOthersRefused(t *testing.T) {
+	dir := t.TempDir()
+	signer, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&signer.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := filepath.Join(dir, "public-644")
+	if err := os.WriteFile(public, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, mode os.FileMode) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte("s3cret-value\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	base := []string{"services.s.url=http://127.0.0.1:1", "bundles.policies.service=s"}
+	for _, tc := range []struct {
+		name, set string
+		refused   bool
+	}{
+		{"a bearer token readable by all", "services.s.credentials.bearer.token=" + write("token-644", 0o644), true},
+		{"a bearer token others may write", "services.s.credentials.bearer.token=" + write("token-602", 0o602), true},
+		{"a client secret, second of two", "services.s.headers.X-Tenant=" + write("tenant-first", 0o644) + ",services.s.credentials.oauth2.client_secret=" + write("secret-604", 0o604), true},
+		{"a signing key's private key", "keys.signer.private_key=" + write("private-644", 0o644), true},
+		{"a bearer token for the owner and group", "services.s.credentials.bearer.token=" + write("token-640", 0o640), false},
+		// Its algorithm is given with --set (below): --set-file reads every
+		// value from a file.
+		{"a verification key readable by all", "keys.verifier.key=" + public, false},
+		{"a value that is no credential", "services.s.headers.X-Tenant=" + write("tenant-644", 0o644), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set := base
+			if strings.HasPrefix(tc.set, "keys.verifier.") {
+				set = append(slices.Clone(base), "keys.verifier.algorithm=ES256")
+			}
+			_, err := Config{OPASet: set, OPASetFile: []string{tc.set}}.opaConfig()
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			key, file, _ := strings.Cut(tc.set[strings.LastIndex(tc.set, ",")+1:], "=")
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "--set-file "+key+"="+file+" is open to other users") ||
+				!strings.Contains(err.Error(), "chmod 600 "+file) {
+				t.Fatalf("err = %v, want ErrConfig naming --set-file %s=%s and the chmod that fixes it", err, key, file)
+			}
+			if strings.Contains(err.Error(), "s3cret-value") {
+				t.Errorf("the error quotes the credential: %v", err)
+			}
+		})
+	}
 }
