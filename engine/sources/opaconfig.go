@@ -84,7 +84,7 @@ func (c Config) overrides() (map[string]any, error) {
 		var b []byte
 		var err error
 		if key, secret := secrets[string(path)]; secret {
-			b, err = secretfile.ReadPrivate(string(path), "--set-file "+key+"="+string(path),
+			b, err = secretfile.ReadPrivate(string(path), key+"="+string(path),
 				"it holds a credential of the OPA configuration, which whoever reads it can use as this server does")
 		} else {
 			b, err = os.ReadFile(string(path))

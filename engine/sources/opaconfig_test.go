@@ -359,7 +359,7 @@ func TestSetFileCredentialsOpenToOthersRefused(t *testing.T) {
 				return
 			}
 			key, file, _ := strings.Cut(tc.set[strings.LastIndex(tc.set, ",")+1:], "=")
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "--set-file "+key+"="+file+" is open to other users") ||
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "--set-file: "+key+"="+file+" is open to other users") ||
 				!strings.Contains(err.Error(), "chmod 600 "+file) {
 				t.Fatalf("err = %v, want ErrConfig naming --set-file %s=%s and the chmod that fixes it", err, key, file)
 			}
