@@ -55,13 +55,18 @@ func (l *Ledger) List(ctx context.Context, q Query) (*Page, error) {
 	}
 	limit = min(limit, MaxLimit)
 	where, args := l.filters(q)
+	var cursor *listCursor
 	if q.Cursor != "" {
 		at, id, err := decodeCursor(q.Cursor)
 		if err != nil {
 			return nil, err
 		}
+		cursor = &listCursor{at, id}
 		where = append(where, "(d.decided_at < ? OR (d.decided_at = ? AND d.decision_id < ?))")
 		args = append(args, at, at, id)
+	}
+	if clause, more, ok := l.pageOfCited(q, cursor, limit+1); ok {
+		where, args = append(where, clause), append(args, more...)
 	}
 	args = append(args, limit+1)
 	if err := l.settle(ctx); err != nil {
@@ -109,6 +114,65 @@ func (l *Ledger) Scan(ctx context.Context, q Query, fn func(*Entry) error) error
 		}
 		return fn(e)
 	})
+}
+
+// listCursor is where a page of List goes on from: after the entry
+// decided at at, with id id.
+type listCursor struct {
+	at int64
+	id string
+}
+
+// pageOfCited is a condition that has List read a page of the entries
+// citing one order, or one authority's orders, through the index of
+// cited orders, and its arguments; ok is false for a query that filters
+// by neither or by both.
+//
+// The entries are asked for newest first and a page at a time. Filtered
+// by EXISTS alone, the database reads them in that order from the time
+// index and looks each up in the index of cited orders: for an order few
+// entries cite, it read the whole ledger for each page (21 ms for 20,000
+// entries citing another order on SQLite; seconds for millions). So the
+// page's decision ids are taken from the index of cited orders itself,
+// the newest n at or before the cursor, under the order's id and under
+// its pseudonym (a preview's) as Query.Order finds it: at most 2n ids,
+// for the database to look up by their key. With both filters, the n
+// newest of one need not be those the other keeps, and a page could end
+// before entries that follow: that query is left to EXISTS.
+func (l *Ledger) pageOfCited(q Query, cursor *listCursor, n int) (clause string, args []any, ok bool) {
+	var column string
+	var values []string
+	switch {
+	case q.Order != "" && q.Authority == "":
+		column, values = "order_id", []string{q.Order, l.pseudo.Order(q.Order)}
+	case q.Authority != "" && q.Order == "":
+		column, values = "authority", []string{q.Authority, l.pseudo.Authority(q.Authority)}
+	default:
+		return "", nil, false
+	}
+	if !storable(values[0]) {
+		return "", nil, false // filters finds nothing for it
+	}
+	var members []string
+	for _, v := range values {
+		cond, cargs := []string{"o." + column + " = ?"}, []any{v}
+		if !q.Since.IsZero() {
+			cond, cargs = append(cond, "o.decided_at >= ?"), append(cargs, clampNanos(q.Since))
+		}
+		if !q.Until.IsZero() {
+			cond, cargs = append(cond, "o.decided_at < ?"), append(cargs, clampNanos(q.Until))
+		}
+		if cursor != nil {
+			cond, cargs = append(cond, "(o.decided_at < ? OR (o.decided_at = ? AND o.decision_id < ?))"), append(cargs, cursor.at, cursor.at, cursor.id)
+		}
+		// A LIMIT of its own needs a subquery for each member: SQLite
+		// takes ORDER BY and LIMIT only after the last member of a
+		// compound SELECT.
+		members = append(members, `SELECT decision_id FROM (SELECT o.decision_id FROM ledger_decision_orders o WHERE `+
+			strings.Join(cond, " AND ")+` ORDER BY o.decided_at DESC, o.decision_id DESC LIMIT `+strconv.Itoa(n)+`) AS m`+strconv.Itoa(len(members)))
+		args = append(args, cargs...)
+	}
+	return "d.decision_id IN (" + strings.Join(members, " UNION ALL ") + ")", args, true
 }
 
 // ScanText calls fn with the text of every entry matching q as stored,
