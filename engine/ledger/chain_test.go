@@ -583,22 +583,12 @@ func TestVerifyAfterAClockSteppedBack(t *testing.T) {
 func BenchmarkVerify(b *testing.B) {
 	const entries = 20_000
 	l := newBackend(b, "sqlite").open(b)
-	var wg sync.WaitGroup
-	for c := range 16 {
-		wg.Go(func() {
-			for i := c; i < entries; i += 16 {
-				cited := []string{"CN-1"}
-				if i%3 == 0 {
-					cited = append(cited, "HK-1")
-				}
-				if err := l.Record(context.Background(), removal(newID(), baseTime.Add(time.Duration(i)*time.Second), "p-bench", cited...)); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	recordSpread(b, l, entries, func(i int) []string {
+		if i%3 == 0 {
+			return []string{"CN-1", "HK-1"}
+		}
+		return []string{"CN-1"}
+	})
 	b.ResetTimer()
 	for b.Loop() {
 		v, err := l.Verify(context.Background(), ledger.VerifyOptions{})

@@ -2728,22 +2728,12 @@ func TestStatementSaysWhyARemovalFollowsFromTheOrder(t *testing.T) {
 func BenchmarkListByOrder(b *testing.B) {
 	const entries = 20_000
 	l := newBackend(b, "sqlite").open(b)
-	var wg sync.WaitGroup
-	for c := range 16 {
-		wg.Go(func() {
-			for i := c; i < entries; i += 16 {
-				order := "CN-1"
-				if i == entries/2 {
-					order = "HK-1"
-				}
-				if err := l.Record(context.Background(), removal(newID(), baseTime.Add(time.Duration(i)*time.Second), "p-bench", order)); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	recordSpread(b, l, entries, func(i int) []string {
+		if i == entries/2 {
+			return []string{"HK-1"}
+		}
+		return []string{"CN-1"}
+	})
 	// The journal copied into the database first, which a read waits for.
 	if _, err := l.List(context.Background(), ledger.Query{Limit: 1}); err != nil {
 		b.Fatal(err)
@@ -2766,4 +2756,22 @@ func BenchmarkListByOrder(b *testing.B) {
 			}
 		})
 	}
+}
+
+// recordSpread records n removals into l from 16 callers at once (one by
+// one, thousands of durable records take minutes), the i-th decided i
+// seconds after baseTime and citing the orders cites(i) gives.
+func recordSpread(b *testing.B, l *ledger.Ledger, n int, cites func(i int) []string) {
+	var wg sync.WaitGroup
+	for c := range 16 {
+		wg.Go(func() {
+			for i := c; i < n; i += 16 {
+				if err := l.Record(context.Background(), removal(newID(), baseTime.Add(time.Duration(i)*time.Second), "p-bench", cites(i)...)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

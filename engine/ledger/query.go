@@ -138,7 +138,10 @@ type listCursor struct {
 // its pseudonym (a preview's) as Query.Order finds it: at most 2n ids,
 // for the database to look up by their key. With both filters, the n
 // newest of one need not be those the other keeps, and a page could end
-// before entries that follow: that query is left to EXISTS.
+// before entries that follow: that query is left to EXISTS. (An index
+// row whose entry was removed, which Verify reports as a missing entry,
+// takes one of the n: such a page can come up short, and end the
+// listing.)
 func (l *Ledger) pageOfCited(q Query, cursor *listCursor, n int) (clause string, args []any, ok bool) {
 	var column string
 	var values []string
