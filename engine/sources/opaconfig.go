@@ -113,12 +113,13 @@ func (c Config) overrides() (map[string]any, error) {
 }
 
 // secretFiles are the files of --set-file values that hold credentials,
-// each with its key: a service's credentials (a bearer token, an OAuth2
-// client secret, a key's passphrase) and a signing key's private_key. Such
-// a file is read only if other users of the system cannot read it, as
-// --tls-key and the ledger key are (secretfile.ReadPrivate); OPA reads it
-// whatever its mode. A key's "key" is left out: it is most often a public
-// key, which a ConfigMap mounts readable by all.
+// each with its key: those under a service's credentials (a bearer token,
+// an OAuth2 client secret, a key's passphrase). Such a file is read only
+// if other users of the system cannot read it, as --tls-key and the
+// ledger key are (secretfile.ReadPrivate); OPA reads it whatever its mode.
+// A key's "key" is left out: it is most often a public key, which a
+// ConfigMap mounts readable by all (and a key's private_key is refused
+// whatever its file: a verifying server holds no signing key).
 //
 // The KEY=FILE pairs are split at commas and at the first "=", as the
 // parser splits them when neither is escaped; a pair it reads otherwise
@@ -132,7 +133,7 @@ func secretFiles(setFiles []string) map[string]string {
 				continue
 			}
 			parts := strings.Split(key, ".")
-			if slices.Contains(parts, "credentials") || (len(parts) == 3 && parts[0] == "keys" && parts[2] == "private_key") {
+			if slices.Contains(parts, "credentials") {
 				out[file] = key
 			}
 		}

@@ -301,11 +301,10 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// A --set-file value that is a credential (under a service's credentials,
-// or a signing key's private_key) is read from a file other users of the
-// system cannot read, as --tls-key is; other values, a public key among
-// them, from any file. The error names the key and the file, never the
-// value.
+// A --set-file value that is a credential (under a service's credentials)
+// is read from a file other users of the system cannot read, as --tls-key
+// is; other values, a public key among them, from any file. The error
+// names the key and the file, never the value.
 func TestSetFileCredentialsOpenToOthersRefused(t *testing.T) {
 	dir := t.TempDir()
 	signer, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -339,7 +338,6 @@ func TestSetFileCredentialsOpenToOthersRefused(t *testing.T) {
 		{"a bearer token readable by all", "services.s.credentials.bearer.token=" + write("token-644", 0o644), true},
 		{"a bearer token others may write", "services.s.credentials.bearer.token=" + write("token-602", 0o602), true},
 		{"a client secret, second of two", "services.s.headers.X-Tenant=" + write("tenant-first", 0o644) + ",services.s.credentials.oauth2.client_secret=" + write("secret-604", 0o604), true},
-		{"a signing key's private key", "keys.signer.private_key=" + write("private-644", 0o644), true},
 		{"a bearer token for the owner and group", "services.s.credentials.bearer.token=" + write("token-640", 0o640), false},
 		// Its algorithm is given with --set (below): --set-file reads every
 		// value from a file.
