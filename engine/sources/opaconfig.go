@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -269,6 +271,9 @@ func (c Config) opaConfig() ([]byte, error) {
 	if err := checkKeys(doc["keys"]); err != nil {
 		return nil, bad("%v", err)
 	}
+	if err := checkCredentialFiles(doc["services"]); err != nil {
+		return nil, bad("%v", err)
+	}
 	boundDecisionLogBuffer(doc)
 	out, err := requireSignatures(doc, c.VerificationKeyPEM, c.VerificationKeyID, c.VerificationAlg)
 	if err != nil {
@@ -461,6 +466,46 @@ func boundDecisionLogBuffer(doc map[string]any) {
 	}
 	reporting["buffer_size_limit_bytes"] = decisionLogBufferBytes
 	dl["reporting"] = reporting
+}
+
+// checkCredentialFiles refuses a service's credential file that other
+// users of the system can read: a bearer token's token_path, or a client
+// certificate's private_key. OPA reads them whatever their mode, the
+// token at each request; here they are held to what --tls-key and the
+// ledger key are (secretfile), and to what --set-file is for a credential.
+// A file that is not there yet is left to OPA, which says so when it
+// reads it. Services are a mapping of names, or a list of services with
+// a name each, as OPA takes them.
+func checkCredentialFiles(v any) error {
+	services := map[string]any{}
+	switch v := v.(type) {
+	case map[string]any:
+		services = v
+	case []any:
+		for i, s := range v {
+			m, _ := s.(map[string]any)
+			name, _ := m["name"].(string)
+			services[cmp.Or(name, strconv.Itoa(i))] = m
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(services)) {
+		service, _ := services[name].(map[string]any)
+		credentials, _ := service["credentials"].(map[string]any)
+		for _, f := range []struct{ kind, field string }{{"bearer", "token_path"}, {"client_tls", "private_key"}} {
+			kind, _ := credentials[f.kind].(map[string]any)
+			path, _ := kind[f.field].(string)
+			if path == "" {
+				continue
+			}
+			what := fmt.Sprintf("services.%s.credentials.%s.%s %s", name, f.kind, f.field, path)
+			err := secretfile.CheckPrivate(path, what, "whoever reads it can use the credential as this server does")
+			var pathErr *fs.PathError
+			if err != nil && !errors.As(err, &pathErr) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // checkKeys refuses keys that do not belong on a verifying server: a

@@ -367,3 +367,53 @@ func TestSetFileCredentialsOpenToOthersRefused(t *testing.T) {
 		})
 	}
 }
+
+// A service's credential file that OPA reads itself (a bearer token's
+// token_path, a client certificate's private_key) is refused when other
+// users of the system can read it, as a --set-file credential is; one
+// that is not there yet is left to OPA.
+func TestCredentialFilesOpenToOthersRefused(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string, mode os.FileMode) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte("s3cret-value\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	bundles := "bundles:\n  policies:\n    service: s\n"
+	for _, tc := range []struct {
+		name, services, refused string
+	}{
+		{"a token readable by all", "services:\n  s:\n    url: http://127.0.0.1:1\n    credentials:\n      bearer:\n        token_path: " + file("token-644", 0o644) + "\n",
+			"services.s.credentials.bearer.token_path " + filepath.Join(dir, "token-644") + " is open to other users of the system (mode 0644)"},
+		{"a client key readable by others, services as a list", "services:\n  - name: s\n    url: http://127.0.0.1:1\n    credentials:\n      client_tls:\n        cert: /nonexistent/cert.pem\n        private_key: " + file("key-604", 0o604) + "\n",
+			"services.s.credentials.client_tls.private_key " + filepath.Join(dir, "key-604") + " is open to other users of the system (mode 0604)"},
+		{"a token for the owner and group", "services:\n  s:\n    url: http://127.0.0.1:1\n    credentials:\n      bearer:\n        token_path: " + file("token-640", 0o640) + "\n", ""},
+		{"a token not there yet", "services:\n  s:\n    url: http://127.0.0.1:1\n    credentials:\n      bearer:\n        token_path: " + filepath.Join(dir, "later") + "\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			config := filepath.Join(t.TempDir(), "opa.yaml")
+			if err := os.WriteFile(config, []byte(tc.services+bundles), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Config{OPAConfig: config}.opaConfig()
+			if tc.refused == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.refused) || !strings.Contains(err.Error(), "chmod 600") {
+				t.Fatalf("err = %v, want ErrConfig with %q and the chmod that fixes it", err, tc.refused)
+			}
+			if strings.Contains(err.Error(), "s3cret-value") {
+				t.Errorf("the error quotes the credential: %v", err)
+			}
+		})
+	}
+}

@@ -41,10 +41,20 @@ const (
 // file in the error ("--ledger-key-file /etc/k"), why says what another
 // reader could do with it.
 func ReadPrivate(path, what, why string) ([]byte, error) {
-	return read(path, private, func(mode fs.FileMode) error {
-		return fmt.Errorf("%s is open to other users of the system (mode %04o): %s; "+
-			"give it to its owner alone (chmod 600 %s), or to its owner and group (chmod 640)", what, mode.Perm(), why, path)
-	})
+	return read(path, private, func(mode fs.FileMode) error { return privateRefusal(what, why, path, mode) })
+}
+
+func privateRefusal(what, why, path string, mode fs.FileMode) error {
+	return fmt.Errorf("%s is open to other users of the system (mode %04o): %s; "+
+		"give it to its owner alone (chmod 600 %s), or to its owner and group (chmod 640)", what, mode.Perm(), why, path)
+}
+
+// CheckPrivate is ReadPrivate for a file another program reads (OPA reads
+// a bearer token_path at each request): it refuses the file as ReadPrivate
+// would, without reading it.
+func CheckPrivate(path, what, why string) error {
+	_, err := open(path, private, func(mode fs.FileMode) error { return privateRefusal(what, why, path, mode) }, false)
+	return err
 }
 
 // ReadUnwritable reads a file that decides who is trusted, refusing it
@@ -57,6 +67,12 @@ func ReadUnwritable(path, what, why string) ([]byte, error) {
 }
 
 func read(path string, forbidden fs.FileMode, refuse func(fs.FileMode) error) ([]byte, error) {
+	return open(path, forbidden, refuse, true)
+}
+
+// open opens path, refuses it when its mode has a forbidden bit, and
+// reads it whole when asked to.
+func open(path string, forbidden fs.FileMode, refuse func(fs.FileMode) error, whole bool) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -70,6 +86,9 @@ func read(path string, forbidden fs.FileMode, refuse func(fs.FileMode) error) ([
 		if mode := fi.Mode(); mode.Perm()&forbidden != 0 {
 			return nil, refuse(mode)
 		}
+	}
+	if !whole {
+		return nil, nil
 	}
 	return io.ReadAll(f)
 }
