@@ -53,8 +53,11 @@ func privateRefusal(what, why, path string, mode fs.FileMode) error {
 // a bearer token_path at each request): it refuses the file as ReadPrivate
 // would, without reading it.
 func CheckPrivate(path, what, why string) error {
-	_, err := open(path, private, func(mode fs.FileMode) error { return privateRefusal(what, why, path, mode) }, false)
-	return err
+	f, err := open(path, private, func(mode fs.FileMode) error { return privateRefusal(what, why, path, mode) })
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // ReadUnwritable reads a file that decides who is trusted, refusing it
@@ -67,28 +70,30 @@ func ReadUnwritable(path, what, why string) ([]byte, error) {
 }
 
 func read(path string, forbidden fs.FileMode, refuse func(fs.FileMode) error) ([]byte, error) {
-	return open(path, forbidden, refuse, true)
-}
-
-// open opens path, refuses it when its mode has a forbidden bit, and
-// reads it whole when asked to.
-func open(path string, forbidden fs.FileMode, refuse func(fs.FileMode) error, whole bool) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := open(path, forbidden, refuse)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// open opens path, refusing it when its mode has a forbidden bit.
+func open(path string, forbidden fs.FileMode, refuse func(fs.FileMode) error) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
 	if runtime.GOOS != "windows" {
 		fi, err := f.Stat()
 		if err != nil {
+			f.Close()
 			return nil, err
 		}
 		if mode := fi.Mode(); mode.Perm()&forbidden != 0 {
+			f.Close()
 			return nil, refuse(mode)
 		}
 	}
-	if !whole {
-		return nil, nil
-	}
-	return io.ReadAll(f)
+	return f, nil
 }
