@@ -319,30 +319,19 @@ func TestSetFileCredentialsOpenToOthersRefused(t *testing.T) {
 	if err := os.WriteFile(public, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	write := func(name string, mode os.FileMode) string {
-		t.Helper()
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte("s3cret-value\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(path, mode); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
 	base := []string{"services.s.url=http://127.0.0.1:1", "bundles.policies.service=s"}
 	for _, tc := range []struct {
 		name, set string
 		refused   bool
 	}{
-		{"a bearer token readable by all", "services.s.credentials.bearer.token=" + write("token-644", 0o644), true},
-		{"a bearer token others may write", "services.s.credentials.bearer.token=" + write("token-602", 0o602), true},
-		{"a client secret, second of two", "services.s.headers.X-Tenant=" + write("tenant-first", 0o644) + ",services.s.credentials.oauth2.client_secret=" + write("secret-604", 0o604), true},
-		{"a bearer token for the owner and group", "services.s.credentials.bearer.token=" + write("token-640", 0o640), false},
+		{"a bearer token readable by all", "services.s.credentials.bearer.token=" + secretIn(t, dir, "token-644", 0o644), true},
+		{"a bearer token others may write", "services.s.credentials.bearer.token=" + secretIn(t, dir, "token-602", 0o602), true},
+		{"a client secret, second of two", "services.s.headers.X-Tenant=" + secretIn(t, dir, "tenant-first", 0o644) + ",services.s.credentials.oauth2.client_secret=" + secretIn(t, dir, "secret-604", 0o604), true},
+		{"a bearer token for the owner and group", "services.s.credentials.bearer.token=" + secretIn(t, dir, "token-640", 0o640), false},
 		// Its algorithm is given with --set (below): --set-file reads every
 		// value from a file.
 		{"a verification key readable by all", "keys.verifier.key=" + public, false},
-		{"a value that is no credential", "services.s.headers.X-Tenant=" + write("tenant-644", 0o644), false},
+		{"a value that is no credential", "services.s.headers.X-Tenant=" + secretIn(t, dir, "tenant-644", 0o644), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			set := base
@@ -374,26 +363,15 @@ func TestSetFileCredentialsOpenToOthersRefused(t *testing.T) {
 // that is not there yet is left to OPA.
 func TestCredentialFilesOpenToOthersRefused(t *testing.T) {
 	dir := t.TempDir()
-	file := func(name string, mode os.FileMode) string {
-		t.Helper()
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte("s3cret-value\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(path, mode); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
 	bundles := "bundles:\n  policies:\n    service: s\n"
 	for _, tc := range []struct {
 		name, services, refused string
 	}{
-		{"a token readable by all", "services:\n  s:\n    url: http://127.0.0.1:1\n    credentials:\n      bearer:\n        token_path: " + file("token-644", 0o644) + "\n",
+		{"a token readable by all", "services:\n  s:\n    url: http://127.0.0.1:1\n    credentials:\n      bearer:\n        token_path: " + secretIn(t, dir, "token-644", 0o644) + "\n",
 			"services.s.credentials.bearer.token_path " + filepath.Join(dir, "token-644") + " is open to other users of the system (mode 0644)"},
-		{"a client key readable by others, services as a list", "services:\n  - name: s\n    url: http://127.0.0.1:1\n    credentials:\n      client_tls:\n        cert: /nonexistent/cert.pem\n        private_key: " + file("key-604", 0o604) + "\n",
+		{"a client key readable by others, services as a list", "services:\n  - name: s\n    url: http://127.0.0.1:1\n    credentials:\n      client_tls:\n        cert: /nonexistent/cert.pem\n        private_key: " + secretIn(t, dir, "key-604", 0o604) + "\n",
 			"services.s.credentials.client_tls.private_key " + filepath.Join(dir, "key-604") + " is open to other users of the system (mode 0604)"},
-		{"a token for the owner and group", "services:\n  s:\n    url: http://127.0.0.1:1\n    credentials:\n      bearer:\n        token_path: " + file("token-640", 0o640) + "\n", ""},
+		{"a token for the owner and group", "services:\n  s:\n    url: http://127.0.0.1:1\n    credentials:\n      bearer:\n        token_path: " + secretIn(t, dir, "token-640", 0o640) + "\n", ""},
 		{"a token not there yet", "services:\n  s:\n    url: http://127.0.0.1:1\n    credentials:\n      bearer:\n        token_path: " + filepath.Join(dir, "later") + "\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -416,4 +394,19 @@ func TestCredentialFilesOpenToOthersRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// secretIn writes a credential, "s3cret-value", to the file name in dir
+// with the given mode (chmod: the umask does not narrow it), and returns
+// its path.
+func secretIn(t *testing.T, dir, name string, mode os.FileMode) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte("s3cret-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
