@@ -147,9 +147,9 @@ func (l *Ledger) pageOfCited(q Query, cursor *listCursor, n int) (clause string,
 	var values []string
 	switch {
 	case q.Order != "" && q.Authority == "":
-		column, values = "order_id", []string{q.Order, l.pseudo.Order(q.Order)}
+		column, values = "order_id", l.orderAsIndexed(q.Order)
 	case q.Authority != "" && q.Order == "":
-		column, values = "authority", []string{q.Authority, l.pseudo.Authority(q.Authority)}
+		column, values = "authority", l.authorityAsIndexed(q.Authority)
 	default:
 		return "", nil, false
 	}
@@ -503,17 +503,30 @@ func (l *Ledger) filters(q Query) (where []string, args []any) {
 		where, args = append(where, "d.decided_at < ?"), append(args, clampNanos(q.Until))
 	}
 	if q.Order != "" {
-		// A preview is recorded under its order id's pseudonym: the id
-		// finds it too.
+		ids := l.orderAsIndexed(q.Order)
 		where = append(where, "EXISTS (SELECT 1 FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id AND o.order_id IN (?, ?))")
-		args = append(args, q.Order, l.pseudo.Order(q.Order))
+		args = append(args, ids[0], ids[1])
 	}
 	if q.Authority != "" {
-		// So is an authority only a preview names, the registry not.
+		ids := l.authorityAsIndexed(q.Authority)
 		where = append(where, "EXISTS (SELECT 1 FROM ledger_decision_orders o WHERE o.decision_id = d.decision_id AND o.authority IN (?, ?))")
-		args = append(args, q.Authority, l.pseudo.Authority(q.Authority))
+		args = append(args, ids[0], ids[1])
 	}
 	return where, args
+}
+
+// orderAsIndexed is the ids the index of cited orders may hold order
+// under: as it is, and as its pseudonym, under which a preview of it is
+// recorded (Pseudonymizer.OrderID).
+func (l *Ledger) orderAsIndexed(order string) []string {
+	return []string{order, l.pseudo.Order(order)}
+}
+
+// authorityAsIndexed is orderAsIndexed for an authority: one only a
+// preview names, the registry not, is recorded as its pseudonym
+// (Pseudonymizer.AuthorityID).
+func (l *Ledger) authorityAsIndexed(authority string) []string {
+	return []string{authority, l.pseudo.Authority(authority)}
 }
 
 func whereClause(where []string) string {
